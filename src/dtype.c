@@ -1,0 +1,1 @@
+/* dtype: not written yet */

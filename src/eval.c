@@ -1,0 +1,1 @@
+/* eval: not written yet */

@@ -1,0 +1,1 @@
+/* forward: not written yet */

@@ -1,0 +1,1 @@
+/* kernels: not written yet */

@@ -1,0 +1,1 @@
+/* load_gguf: not written yet */

@@ -1,0 +1,1 @@
+/* load_hf: not written yet */

@@ -1,0 +1,1 @@
+/* load_llama2c: not written yet */

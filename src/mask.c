@@ -1,0 +1,1 @@
+/* mask: not written yet */

@@ -1,0 +1,1 @@
+/* threads: not written yet */

@@ -1,0 +1,1 @@
+/* tok_bpe: not written yet */

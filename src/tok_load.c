@@ -1,0 +1,1 @@
+/* tok_load: not written yet */

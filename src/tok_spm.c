@@ -1,0 +1,1 @@
+/* tok_spm: not written yet */
