@@ -82,6 +82,9 @@ struct model {
 	int n_maps;
 	void *fmt_priv;             /* format-specific state (e.g. struct gguf) */
 	void (*fmt_free)(void *);
+	struct st_tensor rope_freqs; /* [head_dim/2] F32, optional: llama3 frequency
+					divisors as llama.cpp stores them in GGUF
+					(rope_freqs.weight); use model_rope_freqs */
 };
 
 /*
@@ -118,6 +121,19 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err);
 int model_load_hf(const char *dir, struct model *m, struct st_err *err);
 int model_load_llama2c(const char *path, const char *tok_path,
 		       struct model *m, struct st_err *err);
+
+/*
+ * The RoPE inverse frequency of each rotated pair i in [0, head_dim/2),
+ * with every scaling the file asked for already applied:
+ *   base:   theta^(-2i/head_dim)
+ *   linear (rope_scaling_type 2): base / rope_factor
+ *   llama3 (type 1) with the rope_freqs tensor: base / rope_freqs[i]
+ *   llama3 (type 1) from the parameters: Meta's piecewise rule (HF
+ *     _compute_llama3_parameters), smooth between low and high freq.
+ * The angle of pair i at position p is p * inv_freq[i]; which elements
+ * form pair i is hp.rope_layout's business.  Returns 0.
+ */
+int model_rope_freqs(const struct model *m, float *inv_freq /* [head_dim/2] */);
 
 /* Map a whole file read-only and record the mapping in m->maps. */
 int model_map_file(struct model *m, const char *path, const void **addr,
