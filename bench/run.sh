@@ -1,0 +1,126 @@
+#!/bin/sh
+# bench/run.sh: strata's speed benchmark, all figures from one run on one
+# machine (`make bench` runs it from the build directory).
+#
+# 1. Writes synthetic models (random weights, real shapes) once, cached in
+#    ${STRATA_BENCH_DIR:-/tmp/strata-bench}: TinyLlama-1.1B in F32, F16 and
+#    BF16, and two Llama-2-7B layers ("llama2-7b-2l") in F32 and F16, with
+#    `strata synth` (or bench/synth_model when the binary lacks it).
+# 2. Measures the machine's ceilings: the OpenBLAS SGEMM rate at each
+#    shape's matmuls (bench/sgemm_rate) and the read bandwidth
+#    (bench/read_bw).
+# 3. Runs bench/fwd_speed on every model and prints a table: prefill
+#    tokens/s and its ratio to the SGEMM ceiling (tokens/s x FLOPs per
+#    token / SGEMM FLOP/s), decode tokens/s and its ratio to the read
+#    bandwidth (weight bytes per token x tokens/s / read B/s), and RSS
+#    after load against the file size, beside the targets.
+#
+# Usage: bench/run.sh [--quick] [--threads N] [--builddir DIR]
+# Environment: STRATA_BENCH_DIR (model cache and logs), STRATA_BUILDDIR
+# (where strata and bench/ programs are; default the current directory).
+set -eu
+
+threads=2
+quick=
+builddir=${STRATA_BUILDDIR:-$(pwd)}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) quick=--quick ;;
+	--threads) [ $# -ge 2 ] || { echo "run.sh: --threads needs a value" >&2; exit 2; }
+		threads=$2; shift ;;
+	--builddir) [ $# -ge 2 ] || { echo "run.sh: --builddir needs a value" >&2; exit 2; }
+		builddir=$2; shift ;;
+	*) echo "usage: bench/run.sh [--quick] [--threads N] [--builddir DIR]" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+dir=${STRATA_BENCH_DIR:-/tmp/strata-bench}
+strata=${STRATA_BIN:-$builddir/strata}
+bin=$builddir/bench
+for p in sgemm_rate read_bw fwd_speed; do
+	[ -x "$bin/$p" ] || { echo "run.sh: $bin/$p not built (run 'make bench')" >&2; exit 1; }
+done
+mkdir -p "$dir"
+logs=$dir/logs/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$logs"
+
+# ---- models (written once) ----
+models="tinyllama:f32 tinyllama:f16 tinyllama:bf16 llama2-7b-2l:f32 llama2-7b-2l:f16"
+for spec in $models; do
+	shape=${spec%%:*}; dt=${spec#*:}
+	f=$dir/$shape-$dt.gguf
+	[ -s "$f" ] && continue
+	echo "writing $f ..."
+	rm -f "$f.tmp"
+	if ! "$strata" synth "$f.tmp" --shape "$shape" --dtype "$dt" >"$logs/synth.log" 2>&1; then
+		[ -x "$bin/synth_model" ] || { cat "$logs/synth.log" >&2; echo "run.sh: cannot write $f" >&2; exit 1; }
+		echo "  ('strata synth' failed: $(tail -n 1 "$logs/synth.log"); using bench/synth_model)"
+		rm -f "$f.tmp"
+		"$bin/synth_model" "$f.tmp" --shape "$shape" --dtype "$dt"
+	fi
+	mv "$f.tmp" "$f"
+done
+
+# key=value lines from a log: val FILE KEY
+val() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
+
+run() { # run LOG CMD...: run, show and keep the output
+	log=$1; shift
+	echo "\$ $*" | sed "s|$builddir/||g"
+	"$@" >"$log" 2>&1 || { cat "$log"; echo "run.sh: $1 failed (log $log)" >&2; exit 1; }
+	cat "$log"
+	echo
+}
+
+echo "== strata bench: $(uname -n), $(nproc) cores online, $threads threads, $(date -u +%Y-%m-%dT%H:%MZ) =="
+grep -m1 'model name' /proc/cpuinfo 2>/dev/null || true
+echo
+
+# ---- ceilings ----
+run "$logs/sgemm-tinyllama.txt" "$bin/sgemm_rate" --threads "$threads" --shape tinyllama $quick
+run "$logs/sgemm-llama2-7b-2l.txt" "$bin/sgemm_rate" --threads "$threads" --shape llama2-7b-2l $quick
+run "$logs/read_bw.txt" "$bin/read_bw" --threads "$threads" $quick
+read_gbps=$(val "$logs/read_bw.txt" read_gbps)
+
+# ---- the engine ----
+for spec in $models; do
+	shape=${spec%%:*}; dt=${spec#*:}
+	extra=
+	case $shape in llama2-7b-2l) extra=--no-decode ;; esac
+	run "$logs/fwd-$shape-$dt.txt" "$bin/fwd_speed" "$dir/$shape-$dt.gguf" \
+		--threads "$threads" --ctx 512 $extra $quick
+done
+
+# ---- summary ----
+echo "== summary ($threads threads; SGEMM ceiling and read bandwidth measured above) =="
+printf '%-14s %-5s %10s %9s %10s %9s %12s %10s %8s\n' model dtype "prefill/s" "/SGEMM" \
+	"decode/s" "/readBW" "RSS@load MB" "file MB" "RSS/file"
+for spec in $models; do
+	shape=${spec%%:*}; dt=${spec#*:}
+	log=$logs/fwd-$shape-$dt.txt
+	sg=$(val "$logs/sgemm-$shape.txt" sgemm_gflops)
+	awk -v shape="$shape" -v dt="$dt" -v sg="$sg" -v bw="$read_gbps" \
+	    -v ptps="$(val "$log" prefill_tps)" -v fpt="$(val "$log" flops_per_token)" \
+	    -v dtps="$(val "$log" decode_tps)" -v wb="$(val "$log" decode_weight_bytes)" \
+	    -v rss="$(val "$log" rss_after_load)" -v fb="$(val "$log" file_bytes)" 'BEGIN {
+		pr = ptps * fpt / (sg * 1e9)
+		if (dtps != "") { d = sprintf("%10.2f", dtps); dr = sprintf("%9.2f", wb * dtps / (bw * 1e9)) }
+		else { d = sprintf("%10s", "-"); dr = sprintf("%9s", "-") }
+		printf "%-14s %-5s %10.2f %9.2f %s %s %12.1f %10.1f %8.4f\n", shape, dt, ptps, pr,
+			d, dr, rss / 1e6, fb / 1e6, rss / fb
+	}'
+done
+echo "targets: prefill >= 0.80 of the SGEMM ceiling; decode >= 0.80 of the read bandwidth;"
+echo "         F16/BF16 prefill >= F32 prefill; RSS after load << file size (weights mapped)"
+for shape in tinyllama llama2-7b-2l; do
+	base=$(val "$logs/fwd-$shape-f32.txt" prefill_tps)
+	for dt in f16 bf16; do
+		[ -f "$logs/fwd-$shape-$dt.txt" ] || continue
+		awk -v s="$shape" -v d="$dt" -v a="$(val "$logs/fwd-$shape-$dt.txt" prefill_tps)" -v b="$base" \
+			'BEGIN { printf "%s: %s prefill / f32 prefill = %.2f (target >= 1.00)\n", s, d, a / b }'
+	done
+done
+echo "SGEMM ceiling: tinyllama $(val "$logs/sgemm-tinyllama.txt" sgemm_gflops) GFLOP/s," \
+	"llama2-7b-2l $(val "$logs/sgemm-llama2-7b-2l.txt" sgemm_gflops) GFLOP/s; read bandwidth $read_gbps GB/s"
+echo "logs: $logs"

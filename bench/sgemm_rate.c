@@ -1,0 +1,201 @@
+/*
+ * sgemm_rate: the OpenBLAS SGEMM rate at the matmul shapes of one
+ * Llama-family prefill, the "SGEMM ceiling" that strata's batched
+ * forward pass is measured against (bench/run.sh).
+ *
+ * Every weight matmul of a T-token prefill is C[T][out] = A[T][in] B^T
+ * with B[out][in] the weight, row-major, A not transposed and B
+ * transposed: exactly the cblas_sgemm call strata's matmul makes for
+ * F32 weights.  Each distinct shape is timed alone (one warmup call,
+ * then --reps calls; best and median kept), and the ceiling is the
+ * FLOP-weighted aggregate over one forward pass:
+ *
+ *     ceiling = sum_s count_s * 2*T*in_s*out_s  /  sum_s count_s * time_s
+ *
+ * i.e. the total matmul FLOPs of a T-token prefill divided by the time
+ * the sgemm calls alone take.  The last line of output is machine
+ * readable: `sgemm_gflops=<x>` (from the best times; the median-based
+ * figure is printed beside it as `sgemm_gflops_median=`).
+ *
+ * Usage: sgemm_rate [--threads N] [--tokens T] [--reps R] [--quick]
+ *                   [--shape tinyllama|llama2-7b-2l]
+ */
+#include <cblas.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Hyperparameters that fix the matmul shapes (as in src/synth.c). */
+struct arch {
+	const char *name;
+	int n_layer, d_model, n_head, n_head_kv, d_ff, n_vocab;
+};
+
+static const struct arch archs[] = {
+	{ "tinyllama", 22, 2048, 32, 4, 5632, 32000 },
+	{ "llama2-7b-2l", 2, 4096, 32, 32, 11008, 32000 },
+	{ "llama2-7b", 32, 4096, 32, 32, 11008, 32000 },
+};
+
+/* One distinct matmul shape: y[T][out] = x[T][in] W[out][in]^T. */
+struct shape {
+	char label[32];
+	int in, out;
+	int count; /* calls per forward pass */
+	double best, median; /* seconds per call */
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static void fill(float *p, size_t n, uint64_t seed)
+{
+	uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+	for (size_t i = 0; i < n; i++) {
+		s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+		p[i] = (float)((int)(s >> 40 & 0xffff) - 32768) / 65536.0f;
+	}
+}
+
+static void *xalloc(size_t bytes)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, 64, bytes) != 0) {
+		fprintf(stderr, "sgemm_rate: cannot allocate %zu bytes\n", bytes);
+		exit(1);
+	}
+	return p;
+}
+
+static void time_shape(struct shape *s, int T, int reps)
+{
+	size_t na = (size_t)T * s->in, nb = (size_t)s->out * s->in;
+	size_t nc = (size_t)T * s->out;
+	float *a = xalloc(na * sizeof *a), *b = xalloc(nb * sizeof *b);
+	float *c = xalloc(nc * sizeof *c);
+	double *t = xalloc((size_t)reps * sizeof *t);
+
+	fill(a, na, 1);
+	fill(b, nb, 2);
+	memset(c, 0, nc * sizeof *c);
+	/* warmup: OpenBLAS thread start-up, page faults on c */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, s->out, s->in,
+		    1.0f, a, s->in, b, s->in, 0.0f, c, s->out);
+	for (int r = 0; r < reps; r++) {
+		double t0 = now_s();
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, s->out,
+			    s->in, 1.0f, a, s->in, b, s->in, 0.0f, c, s->out);
+		t[r] = now_s() - t0;
+	}
+	qsort(t, (size_t)reps, sizeof *t, cmp_double);
+	s->best = t[0];
+	s->median = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+	free(a); free(b); free(c); free(t);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: sgemm_rate [--threads N] [--tokens T] [--reps R] "
+		"[--quick] [--shape tinyllama|llama2-7b-2l|llama2-7b]\n");
+	exit(2);
+}
+
+static int int_arg(const char *opt, const char *v)
+{
+	char *end;
+	long x;
+	if (!v)
+		usage();
+	errno = 0;
+	x = strtol(v, &end, 10);
+	if (errno || *end || x <= 0 || x > 1 << 20) {
+		fprintf(stderr, "sgemm_rate: %s: bad value '%s'\n", opt, v);
+		exit(2);
+	}
+	return (int)x;
+}
+
+int main(int argc, char **argv)
+{
+	int threads = 2, T = 512, reps = 7;
+	const struct arch *a = &archs[0];
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--threads"))
+			threads = int_arg(argv[i], argv[i + 1]), i++;
+		else if (!strcmp(argv[i], "--tokens"))
+			T = int_arg(argv[i], argv[i + 1]), i++;
+		else if (!strcmp(argv[i], "--reps"))
+			reps = int_arg(argv[i], argv[i + 1]), i++;
+		else if (!strcmp(argv[i], "--quick"))
+			reps = 3;
+		else if (!strcmp(argv[i], "--shape") && i + 1 < argc) {
+			const char *n = argv[++i];
+			a = NULL;
+			for (size_t k = 0; k < sizeof archs / sizeof *archs; k++)
+				if (!strcmp(archs[k].name, n))
+					a = &archs[k];
+			if (!a) {
+				fprintf(stderr, "sgemm_rate: unknown shape '%s'\n", n);
+				return 2;
+			}
+		} else
+			usage();
+	}
+	openblas_set_num_threads(threads);
+
+	int hd = a->d_model / a->n_head, kv = a->n_head_kv * hd;
+	struct shape sh[5];
+	int ns = 0;
+	/* q and o share a shape; k and v share one; gate and up share one. */
+	sh[ns++] = (struct shape){ "q,o", a->d_model, a->n_head * hd, 2 * a->n_layer, 0, 0 };
+	if (kv != a->d_model)
+		sh[ns++] = (struct shape){ "k,v", a->d_model, kv, 2 * a->n_layer, 0, 0 };
+	else
+		sh[0].count += 2 * a->n_layer, strcpy(sh[0].label, "q,k,v,o");
+	sh[ns++] = (struct shape){ "gate,up", a->d_model, a->d_ff, 2 * a->n_layer, 0, 0 };
+	sh[ns++] = (struct shape){ "down", a->d_ff, a->d_model, a->n_layer, 0, 0 };
+	sh[ns++] = (struct shape){ "output", a->d_model, a->n_vocab, 1, 0, 0 };
+
+	printf("sgemm_rate: OpenBLAS %s (core %s), %d threads, shape %s, "
+	       "T = %d tokens, %d reps\n", openblas_get_config(),
+	       openblas_get_corename(), threads, a->name, T, reps);
+	printf("  %-8s %-22s %5s %10s %10s %10s\n", "weights", "[T x in] x [out x in]^T",
+	       "calls", "GFLOP", "best GF/s", "med GF/s");
+
+	double flops = 0, t_best = 0, t_med = 0;
+	for (int i = 0; i < ns; i++) {
+		struct shape *s = &sh[i];
+		char dims[64];
+		double f = 2.0 * T * s->in * (double)s->out;
+		time_shape(s, T, reps);
+		snprintf(dims, sizeof dims, "[%d x %d] x [%d x %d]^T", T, s->in,
+			 s->out, s->in);
+		printf("  %-8s %-22s %5d %10.2f %10.1f %10.1f\n", s->label, dims,
+		       s->count, f * 1e-9, f / s->best * 1e-9, f / s->median * 1e-9);
+		flops += s->count * f;
+		t_best += s->count * s->best;
+		t_med += s->count * s->median;
+	}
+	printf("  one %d-token forward: %.1f GFLOP in matmuls, sgemm time "
+	       "%.3f s (best) / %.3f s (median)\n", T, flops * 1e-9, t_best, t_med);
+	printf("  FLOP-weighted SGEMM ceiling: %.1f GFLOP/s (best), %.1f (median)\n",
+	       flops / t_best * 1e-9, flops / t_med * 1e-9);
+	printf("sgemm_flops_per_forward=%.0f\n", flops);
+	printf("sgemm_gflops_median=%.2f\n", flops / t_med * 1e-9);
+	printf("sgemm_gflops=%.2f\n", flops / t_best * 1e-9);
+	return 0;
+}
