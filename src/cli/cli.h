@@ -1,0 +1,92 @@
+/*
+ * cli: the scriptable command line.  Each subcommand is a function
+ * taking its own argv (argv[0] is the command name) and returning the
+ * process exit status: 0 ok, 1 error, 2 usage.  Commands print results
+ * to stdout in the chosen --format and diagnostics to stderr; they
+ * share option parsing helpers and the record printer below.
+ */
+#ifndef STRATA_CLI_H
+#define STRATA_CLI_H
+
+#include <stdio.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct model;
+
+enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
+
+enum out_format { OUT_TEXT, OUT_CSV, OUT_TSV, OUT_JSON };
+
+/* Options every command accepts. */
+struct common_opts {
+	int threads;            /* <= 0: all cores */
+	enum out_format format;
+};
+
+struct command {
+	const char *name;
+	const char *args;       /* synopsis after the name */
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+/* Print "strata: " + message to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Usage error: message + "try 'strata CMD --help'"; returns EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Handle an option every command shares (--threads/-t N, --format/-f F).
+ * opt is the getopt_long return value; returns 1 if handled, 0 if not
+ * a common option, -1 on a bad value (already reported).
+ */
+enum { OPT_THREADS = 1000, OPT_FORMAT };
+int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts *co);
+/* Apply common options (thread count). */
+void cli_common_apply(const struct common_opts *co);
+
+/* Parse integers/floats from option values; report and return -1 on error. */
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out);
+int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out);
+
+/* The default model: $STRATA_MODEL, else the shared stories260K GGUF. */
+const char *cli_default_model(void);
+/* Load a model, reporting errors; returns NULL on failure. */
+struct model *cli_load_model(const char *path);
+
+/* Progress on stderr when it is a terminal (rate-limited); ud = label. */
+int cli_progress(void *ud, double done);
+void cli_progress_end(void);
+
+/*
+ * A record of named values printed in one of the formats: text
+ * ("key: value" lines), csv/tsv (header + one row), json (one object).
+ */
+struct record;
+struct record *record_new(void);
+void record_str(struct record *r, const char *key, const char *v);
+void record_int(struct record *r, const char *key, long long v);
+void record_num(struct record *r, const char *key, double v);
+void record_bool(struct record *r, const char *key, int v);
+/* A JSON array of ints (text/csv: space-separated). */
+void record_ints(struct record *r, const char *key, const int32_t *v, size_t n);
+void record_print(struct record *r, enum out_format fmt, FILE *f);
+void record_free(struct record *r);
+
+/* getopt_long entries for the common options; end a table with them. */
+#define COMMON_LONGOPTS \
+	{"threads", required_argument, NULL, OPT_THREADS}, \
+	{"format", required_argument, NULL, OPT_FORMAT}, \
+	{"help", no_argument, NULL, 'h'}
+
+/* Print a command's help text (usage and options) to stdout. */
+void cli_help(const char *text);
+
+int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_ppl(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * cmd_info: `strata info [MODEL]` -- what a model is: format,
+ * architecture, shapes, dtypes, parameters, sizes and tokenizer.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dtype.h"
+#include "model.h"
+#include "tokenizer.h"
+
+static const char help[] =
+	"usage: strata info [MODEL] [options]\n"
+	"Describe MODEL (default: $STRATA_MODEL or the shared stories260K GGUF).\n";
+
+static const char *rope_scaling_name(int t)
+{
+	return t == 1 ? "llama3" : t == 2 ? "linear" : "none";
+}
+
+int cmd_info(int argc, char **argv)
+{
+	static const struct option longopts[] = {COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+	struct common_opts co = {0, OUT_TEXT};
+	const struct model_hparams *hp;
+	struct record *r;
+	struct model *m;
+	const char *path;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		int h = cli_common_opt("info", c, optarg, &co);
+
+		if (h < 0)
+			return EXIT_USAGE;
+		if (h)
+			continue;
+		if (c == 'h') {
+			cli_help(help);
+			return EXIT_OK;
+		}
+		return cli_usage("info", "unknown option");
+	}
+	if (argc - optind > 1)
+		return cli_usage("info", "expected at most one MODEL, got %d arguments", argc - optind);
+	path = optind < argc ? argv[optind] : cli_default_model();
+	cli_common_apply(&co);
+	m = cli_load_model(path);
+	if (!m)
+		return EXIT_ERR;
+	hp = &m->hp;
+	r = record_new();
+	record_str(r, "path", path);
+	record_str(r, "format", model_format_name(m->format));
+	record_str(r, "arch", hp->arch);
+	record_int(r, "n_layer", hp->n_layer);
+	record_int(r, "d_model", hp->d_model);
+	record_int(r, "n_head", hp->n_head);
+	record_int(r, "n_head_kv", hp->n_head_kv);
+	record_int(r, "head_dim", hp->head_dim);
+	record_int(r, "d_ff", hp->d_ff);
+	record_int(r, "n_vocab", hp->n_vocab);
+	record_int(r, "n_ctx", hp->n_ctx);
+	record_num(r, "rms_eps", hp->rms_eps);
+	record_num(r, "rope_theta", hp->rope_theta);
+	record_str(r, "rope_layout", hp->rope_layout == ROPE_NEOX ? "neox" : "interleaved");
+	record_str(r, "rope_scaling", rope_scaling_name(hp->rope_scaling_type));
+	if (hp->rope_scaling_type)
+		record_num(r, "rope_factor", hp->rope_factor);
+	record_bool(r, "qkv_bias", hp->qkv_bias);
+	record_bool(r, "tied_embeddings", hp->tied_embeddings);
+	record_str(r, "dtype", dtype_name(model_main_dtype(m)));
+	record_int(r, "params", (long long)model_n_params(m));
+	record_int(r, "weight_bytes", (long long)model_weight_bytes(m));
+	record_int(r, "file_bytes", (long long)m->file_bytes);
+	record_int(r, "kv_bytes_per_token",
+		   2LL * hp->n_layer * hp->n_head_kv * hp->head_dim * (long long)sizeof(float));
+	if (m->tok) {
+		record_str(r, "tokenizer", tok_describe(m->tok));
+		record_int(r, "bos", tok_bos(m->tok));
+		record_int(r, "eos", tok_eos(m->tok));
+	} else {
+		record_str(r, "tokenizer", "none");
+	}
+	record_print(r, co.format, stdout);
+	record_free(r);
+	model_free(m);
+	return EXIT_OK;
+}

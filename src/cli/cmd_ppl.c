@@ -1,0 +1,125 @@
+/*
+ * cmd_ppl: `strata ppl MODEL FILE` -- perplexity with the protocol of
+ * DESIGN.md: the whole file is one token stream (no BOS, no EOS
+ * inserted), cut into windows of ctx-1 tokens each preceded by BOS.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "eval.h"
+#include "mask.h"
+#include "model.h"
+#include "tokenizer.h"
+
+static const char help[] =
+	"usage: strata ppl MODEL FILE [options]\n"
+	"Perplexity of MODEL on the text in FILE.\n"
+	"  --ctx N            window length in tokens, BOS included\n"
+	"                     (default: the model's context, at most 2048)\n"
+	"  --max-tokens N     score only the first N tokens of FILE\n"
+	"  --mask M           drop sites first, e.g. 'attn=3-4;mlp=1'\n";
+
+int cmd_ppl(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"ctx", required_argument, NULL, 'c'},
+		{"max-tokens", required_argument, NULL, 'M'},
+		{"mask", required_argument, NULL, 'm'},
+		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+	struct common_opts co = {0, OUT_TEXT};
+	struct st_err err = {0};
+	struct ppl_result res = {0};
+	const char *mask_text = NULL;
+	struct mask *mask = NULL;
+	struct model *m = NULL;
+	long ctx = 0, max_tokens = 0;
+	char *text = NULL, maskbuf[4096];
+	size_t len, n_ids = 0;
+	int32_t *ids = NULL;
+	int c, rc = EXIT_ERR;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		int h = cli_common_opt("ppl", c, optarg, &co);
+
+		if (h < 0)
+			return EXIT_USAGE;
+		if (h)
+			continue;
+		switch (c) {
+		case 'c':
+			if (cli_parse_int("ppl", "--ctx", optarg, 2, 1 << 20, &ctx) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'M':
+			if (cli_parse_int("ppl", "--max-tokens", optarg, 1, 1L << 40, &max_tokens) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'm':
+			mask_text = optarg;
+			break;
+		case 'h':
+			cli_help(help);
+			return EXIT_OK;
+		default:
+			return cli_usage("ppl", "unknown option");
+		}
+	}
+	if (argc - optind != 2)
+		return cli_usage("ppl", "expected MODEL and FILE");
+	cli_common_apply(&co);
+	m = cli_load_model(argv[optind]);
+	if (!m)
+		return EXIT_ERR;
+	if (!m->tok) {
+		cli_error("%s has no tokenizer", argv[optind]);
+		goto out;
+	}
+	if (mask_text && mask_parse(mask_text, m->hp.n_layer, &mask, &err) < 0) {
+		cli_error("%s", err.msg);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (ctx == 0)
+		ctx = m->hp.n_ctx < 2048 ? m->hp.n_ctx : 2048;
+	if (ctx > m->hp.n_ctx)
+		fprintf(stderr, "strata: warning: --ctx %ld is longer than the model's trained context %d\n",
+			ctx, m->hp.n_ctx);
+	if (read_file(argv[optind + 1], &text, &len, &err) < 0) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	if (tok_encode(m->tok, text, len, 0, &ids, &n_ids, &err) < 0) {
+		cli_error("%s: %s", argv[optind + 1], err.msg);
+		goto out;
+	}
+	if (max_tokens > 0 && (size_t)max_tokens < n_ids)
+		n_ids = (size_t)max_tokens;
+	if (eval_ppl(m, mask, ids, n_ids, (int)ctx, &res, cli_progress, (void *)"ppl", &err) < 0) {
+		cli_progress_end();
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	cli_progress_end();
+	{
+		struct record *r = record_new();
+
+		mask_format(mask ? mask : &(struct mask){0, NULL, NULL}, maskbuf, sizeof maskbuf);
+		record_int(r, "tokens", (long long)res.tokens);
+		record_num(r, "nll", res.nll);
+		record_num(r, "ppl", res.ppl);
+		record_num(r, "nll_stderr", res.nll_stderr);
+		record_int(r, "ctx", ctx);
+		record_str(r, "mask", maskbuf);
+		record_print(r, co.format, stdout);
+		record_free(r);
+	}
+	rc = EXIT_OK;
+out:
+	free(ids);
+	free(text);
+	mask_free(mask);
+	model_free(m);
+	return rc;
+}

@@ -1,0 +1,83 @@
+/*
+ * cmd_synth: `strata synth OUT --shape NAME` -- write a model with
+ * random weights at a realistic shape, for benchmarks and scale tests.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "dtype.h"
+#include "synth.h"
+
+static const char help[] =
+	"usage: strata synth OUT --shape NAME [--dtype f32|f16|bf16|q8_0|q4_0] [--seed S]\n"
+	"Write a GGUF model with random weights (and a synthetic vocabulary).\n"
+	"  --shape NAME     model shape (see the list below)\n"
+	"  --dtype D        weight type of the 2-D tensors (default f32)\n"
+	"  --seed S         random seed (default 1)\n";
+
+int cmd_synth(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"shape", required_argument, NULL, 's'},
+		{"dtype", required_argument, NULL, 'd'},
+		{"seed", required_argument, NULL, 'S'},
+		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+	struct common_opts co = {0, OUT_TEXT};
+	const struct synth_shape *shape = NULL;
+	struct st_err err = {0};
+	const char *shape_name = NULL;
+	int dtype = ST_F32;
+	long seed = 1;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		int h = cli_common_opt("synth", c, optarg, &co);
+
+		if (h < 0)
+			return EXIT_USAGE;
+		if (h)
+			continue;
+		switch (c) {
+		case 's':
+			shape_name = optarg;
+			break;
+		case 'd':
+			dtype = dtype_from_name(optarg);
+			if (dtype < 0)
+				return cli_usage("synth", "--dtype expects f32, f16, bf16, q8_0 or q4_0, got '%s'", optarg);
+			break;
+		case 'S':
+			if (cli_parse_int("synth", "--seed", optarg, 1, 1L << 30, &seed) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'h':
+			cli_help(help);
+			printf("\nshapes:\n");
+			for (const struct synth_shape *s = synth_shapes(); s->name; s++)
+				printf("  %-14s %d layers, d %d, %d heads, %d kv heads, ffn %d, vocab %d\n",
+				       s->name, s->n_layer, s->d_model, s->n_head, s->n_head_kv,
+				       s->d_ff, s->n_vocab);
+			return EXIT_OK;
+		default:
+			return cli_usage("synth", "unknown option");
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage("synth", "expected one OUT path");
+	if (!shape_name)
+		return cli_usage("synth", "--shape is required");
+	shape = synth_find_shape(shape_name);
+	if (!shape)
+		return cli_usage("synth", "unknown shape '%s' (see 'strata synth --help')", shape_name);
+	cli_common_apply(&co);
+	if (synth_write_gguf(argv[optind], shape, (enum st_dtype)dtype, (uint64_t)seed,
+			     cli_progress, (void *)"synth", &err) < 0) {
+		cli_progress_end();
+		cli_error("%s", err.msg);
+		return EXIT_ERR;
+	}
+	cli_progress_end();
+	return EXIT_OK;
+}

@@ -1,0 +1,361 @@
+/*
+ * output: what every command shares -- error and usage messages, the
+ * common options, number parsing, the default model, terminal progress
+ * and the record printer (text, csv, tsv, json).  Records keep their
+ * fields in insertion order; JSON goes through jansson so strings are
+ * always escaped correctly.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "model.h"
+#include "threads.h"
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("strata: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "strata %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\ntry 'strata %s --help'\n", cmd);
+	return EXIT_USAGE;
+}
+
+int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi) {
+		cli_usage(cmd, "%s expects an integer from %ld to %ld, got '%s'", opt, lo, hi, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !isfinite(v)) {
+		cli_usage(cmd, "%s expects a number, got '%s'", opt, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts *co)
+{
+	long v;
+
+	switch (opt) {
+	case OPT_THREADS:
+		if (cli_parse_int(cmd, "--threads", arg, 0, 1024, &v) < 0)
+			return -1;
+		co->threads = (int)v;
+		return 1;
+	case OPT_FORMAT:
+		if (strcmp(arg, "text") == 0)
+			co->format = OUT_TEXT;
+		else if (strcmp(arg, "csv") == 0)
+			co->format = OUT_CSV;
+		else if (strcmp(arg, "tsv") == 0)
+			co->format = OUT_TSV;
+		else if (strcmp(arg, "json") == 0)
+			co->format = OUT_JSON;
+		else {
+			cli_usage(cmd, "--format expects text, csv, tsv or json, got '%s'", arg);
+			return -1;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+void cli_common_apply(const struct common_opts *co)
+{
+	threads_set(co->threads);
+}
+
+void cli_help(const char *text)
+{
+	fputs(text, stdout);
+	fputs("\ncommon options:\n"
+	      "  --threads N      worker threads (default: all cores)\n"
+	      "  --format F       text, csv, tsv or json (default: text)\n"
+	      "  -h, --help       this help\n", stdout);
+}
+
+const char *cli_default_model(void)
+{
+	static char buf[4096];
+	const char *m = getenv("STRATA_MODEL");
+	const char *sh = getenv("STRATA_SHARED");
+
+	if (m && *m)
+		return m;
+	snprintf(buf, sizeof buf, "%s/models/stories260K/stories260K.gguf",
+		 sh && *sh ? sh : "../shared");
+	return buf;
+}
+
+struct model *cli_load_model(const char *path)
+{
+	struct model *m = NULL;
+	struct st_err err = {0};
+
+	if (model_load(path, NULL, &m, &err) < 0) {
+		cli_error("%s", err.msg);
+		return NULL;
+	}
+	return m;
+}
+
+static double last_progress_t = -1;
+
+int cli_progress(void *ud, double done)
+{
+	struct timespec ts;
+	double now;
+
+	if (!isatty(STDERR_FILENO))
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = ts.tv_sec + ts.tv_nsec * 1e-9;
+	if (done < 1.0 && last_progress_t >= 0 && now - last_progress_t < 0.1)
+		return 0;
+	last_progress_t = now;
+	fprintf(stderr, "\r%s %5.1f%%", ud ? (const char *)ud : "", done * 100.0);
+	fflush(stderr);
+	return 0;
+}
+
+void cli_progress_end(void)
+{
+	if (last_progress_t >= 0 && isatty(STDERR_FILENO))
+		fputs("\r\033[K", stderr);
+	last_progress_t = -1;
+}
+
+/* ---- records ---- */
+
+enum field_kind { F_STR, F_INT, F_NUM, F_BOOL, F_INTS };
+
+struct field {
+	char *key;
+	enum field_kind kind;
+	char *s;
+	long long i;
+	double d;
+	int32_t *ints;
+	size_t n;
+};
+
+struct record {
+	struct field *f;
+	size_t n, cap;
+};
+
+struct record *record_new(void)
+{
+	return calloc(1, sizeof(struct record));
+}
+
+static struct field *add(struct record *r, const char *key, enum field_kind kind)
+{
+	struct field *f;
+
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		struct field *nf = realloc(r->f, cap * sizeof *nf);
+
+		if (!nf)
+			abort(); /* a few small fields: out of memory here is fatal */
+		r->f = nf;
+		r->cap = cap;
+	}
+	f = &r->f[r->n++];
+	memset(f, 0, sizeof *f);
+	f->key = strdup(key);
+	f->kind = kind;
+	return f;
+}
+
+void record_str(struct record *r, const char *key, const char *v)
+{
+	add(r, key, F_STR)->s = strdup(v ? v : "");
+}
+
+void record_int(struct record *r, const char *key, long long v)
+{
+	add(r, key, F_INT)->i = v;
+}
+
+void record_num(struct record *r, const char *key, double v)
+{
+	add(r, key, F_NUM)->d = v;
+}
+
+void record_bool(struct record *r, const char *key, int v)
+{
+	add(r, key, F_BOOL)->i = !!v;
+}
+
+void record_ints(struct record *r, const char *key, const int32_t *v, size_t n)
+{
+	struct field *f = add(r, key, F_INTS);
+
+	f->ints = malloc((n ? n : 1) * sizeof *v);
+	if (n)
+		memcpy(f->ints, v, n * sizeof *v);
+	f->n = n;
+}
+
+/* Value as text into a malloc'd string. */
+static char *value_text(const struct field *f)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&s, &len);
+
+	switch (f->kind) {
+	case F_STR: fputs(f->s, m); break;
+	case F_INT: fprintf(m, "%lld", f->i); break;
+	case F_NUM: fprintf(m, "%.10g", f->d); break;
+	case F_BOOL: fputs(f->i ? "true" : "false", m); break;
+	case F_INTS:
+		for (size_t k = 0; k < f->n; k++)
+			fprintf(m, "%s%d", k ? " " : "", f->ints[k]);
+		break;
+	}
+	fclose(m);
+	return s;
+}
+
+static void put_sep_value(FILE *out, const char *v, char sep)
+{
+	int quote = sep == ',' && strpbrk(v, ",\"\n\r") != NULL;
+
+	if (sep == '\t') {
+		for (const char *p = v; *p; p++)
+			fputc(*p == '\t' || *p == '\n' ? ' ' : *p, out);
+		return;
+	}
+	if (!quote) {
+		fputs(v, out);
+		return;
+	}
+	fputc('"', out);
+	for (const char *p = v; *p; p++) {
+		if (*p == '"')
+			fputc('"', out);
+		fputc(*p, out);
+	}
+	fputc('"', out);
+}
+
+void record_print(struct record *r, enum out_format fmt, FILE *out)
+{
+	if (fmt == OUT_JSON) {
+		json_t *o = json_object();
+		char *s;
+
+		for (size_t k = 0; k < r->n; k++) {
+			const struct field *f = &r->f[k];
+			json_t *v = NULL;
+
+			switch (f->kind) {
+			case F_STR: v = json_string(f->s); break;
+			case F_INT: v = json_integer(f->i); break;
+			case F_NUM: v = isfinite(f->d) ? json_real(f->d) : json_null(); break;
+			case F_BOOL: v = json_boolean(f->i); break;
+			case F_INTS:
+				v = json_array();
+				for (size_t j = 0; j < f->n; j++)
+					json_array_append_new(v, json_integer(f->ints[j]));
+				break;
+			}
+			json_object_set_new(o, f->key, v ? v : json_null());
+		}
+		s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+		fprintf(out, "%s\n", s ? s : "{}");
+		free(s);
+		json_decref(o);
+		return;
+	}
+	if (fmt == OUT_CSV || fmt == OUT_TSV) {
+		char sep = fmt == OUT_CSV ? ',' : '\t';
+
+		for (size_t k = 0; k < r->n; k++) {
+			if (k)
+				fputc(sep, out);
+			put_sep_value(out, r->f[k].key, sep);
+		}
+		fputc('\n', out);
+		for (size_t k = 0; k < r->n; k++) {
+			char *v = value_text(&r->f[k]);
+
+			if (k)
+				fputc(sep, out);
+			put_sep_value(out, v, sep);
+			free(v);
+		}
+		fputc('\n', out);
+		return;
+	}
+	{
+		size_t w = 0;
+
+		for (size_t k = 0; k < r->n; k++)
+			if (strlen(r->f[k].key) > w)
+				w = strlen(r->f[k].key);
+		for (size_t k = 0; k < r->n; k++) {
+			char *v = value_text(&r->f[k]);
+
+			fprintf(out, "%s:%*s %s\n", r->f[k].key,
+				(int)(w - strlen(r->f[k].key)), "", v);
+			free(v);
+		}
+	}
+}
+
+void record_free(struct record *r)
+{
+	if (!r)
+		return;
+	for (size_t k = 0; k < r->n; k++) {
+		free(r->f[k].key);
+		free(r->f[k].s);
+		free(r->f[k].ints);
+	}
+	free(r->f);
+	free(r);
+}

@@ -1,0 +1,62 @@
+/*
+ * main: the strata binary.  A table of subcommands; each runs with its
+ * own argv and returns the exit status (0 ok, 1 error, 2 usage).  Only
+ * this file and src/cli turn core errors into stderr text.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "cli/cli.h"
+
+static const struct command commands[] = {
+	{"info", "[MODEL]", "describe a model: architecture, shapes, dtypes, parameters, tokenizer", cmd_info},
+	{"generate", "[MODEL] -p TEXT [-n N] [--temp T] [--top-p P] [--seed S]", "generate text from a prompt", cmd_generate},
+	{"ppl", "MODEL FILE [--ctx N] [--max-tokens N] [--mask M]", "perplexity of a text file", cmd_ppl},
+	{"synth", "OUT --shape NAME [--dtype D] [--seed S]", "write a synthetic model with random weights (GGUF)", cmd_synth},
+	{NULL, NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: strata <command> [options]\n\n"
+		   "Find out which parts of a transformer language model matter.\n\n"
+		   "commands:\n");
+	for (const struct command *c = commands; c->name; c++)
+		fprintf(f, "  %-9s %s\n", c->name, c->summary);
+	fprintf(f, "\nOptions every command takes: --threads N, --format text|csv|tsv|json, --help.\n"
+		   "MODEL is a .gguf file, a Hugging Face directory or a llama2.c checkpoint;\n"
+		   "it defaults to $STRATA_MODEL, else ../shared/models/stories260K/stories260K.gguf.\n"
+		   "See strata(1) for everything.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		if (argc > 2 && strcmp(argv[1], "help") == 0) {
+			char *hargv[] = {argv[2], (char *)"--help", NULL};
+
+			for (const struct command *c = commands; c->name; c++)
+				if (strcmp(c->name, argv[2]) == 0)
+					return c->run(2, hargv);
+			cli_error("unknown command '%s' (see 'strata --help')", argv[2]);
+			return EXIT_USAGE;
+		}
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("strata %s\n", PACKAGE_VERSION);
+		return EXIT_OK;
+	}
+	for (const struct command *c = commands; c->name; c++)
+		if (strcmp(c->name, argv[1]) == 0)
+			return c->run(argc - 1, argv + 1);
+	cli_error("unknown command '%s' (see 'strata --help')", argv[1]);
+	return EXIT_USAGE;
+}

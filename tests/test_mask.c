@@ -1,0 +1,69 @@
+/*
+ * test_mask: the canonical text form of masks (parse, format, errors
+ * with positions).
+ */
+#include "mask.h"
+#include "tap.h"
+
+static void roundtrip(const char *in, int n_layer, const char *want)
+{
+	struct mask *m = NULL;
+	struct st_err err = {0};
+	char buf[256];
+	int rc = mask_parse(in, n_layer, &m, &err);
+
+	ok(rc == 0, "parse '%s' (%s)", in, rc ? err.msg : "ok");
+	if (!m)
+		return;
+	mask_format(m, buf, sizeof buf);
+	ok(strcmp(buf, want) == 0, "'%s' formats as '%s' (got '%s')", in, want, buf);
+	mask_free(m);
+}
+
+static void bad(const char *in, int n_layer, const char *want_msg)
+{
+	struct mask *m = NULL;
+	struct st_err err = {0};
+	int rc = mask_parse(in, n_layer, &m, &err);
+
+	ok(rc == ST_EINVAL && m == NULL, "'%s' rejected", in);
+	has_str(err.msg, want_msg, "error for '%s' says '%s'", in, want_msg);
+}
+
+int main(void)
+{
+	struct mask *m;
+	struct st_err err = {0};
+	char small[8];
+	size_t need;
+
+	roundtrip("", 32, "attn=;mlp=");
+	roundtrip("none", 32, "attn=;mlp=");
+	roundtrip("attn=22,24-26;mlp=30", 32, "attn=22,24-26;mlp=30");
+	roundtrip("attn=26,25,24,22;mlp=30", 32, "attn=22,24-26;mlp=30");
+	roundtrip("mlp=3 ; attn= 1 - 2", 5, "attn=1-2;mlp=3");
+	roundtrip("attn=0-4;mlp=", 5, "attn=0-4;mlp=");
+	roundtrip("block=3,1", 5, "attn=1,3;mlp=1,3");
+	roundtrip("attn=1;block=2;mlp=4", 5, "attn=1-2;mlp=2,4");
+
+	bad("attn=5", 5, "position 6");
+	bad("attn=5", 5, "out of range");
+	bad("attn=1,x", 5, "position 8");
+	bad("atn=1", 5, "position 1");
+	bad("attn=3-1", 5, "reversed");
+	bad("attn=1-", 5, "after '-'");
+	bad("attn=1 2", 5, "expected ','");
+
+	ok(mask_parse("attn=1,3;mlp=0", 5, &m, &err) == 0, "parse for counts");
+	is_int(mask_n_dropped_attn(m), 2, "two attention sites dropped");
+	is_int(mask_n_dropped_mlp(m), 1, "one mlp site dropped");
+	ok(!mask_keeps_attn(m, 1) && mask_keeps_attn(m, 2), "keeps_attn follows the bits");
+	ok(!mask_is_empty(m) && mask_is_empty(NULL), "is_empty");
+	need = mask_format(m, small, sizeof small);
+	is_int(need, strlen("attn=1,3;mlp=0"), "format returns the full length when truncated");
+	ok(small[sizeof small - 1] == '\0' && strncmp(small, "attn=1,", 7) == 0,
+	   "truncated output stays NUL-terminated ('%s')", small);
+	mask_free(m);
+	mask_free(NULL);
+	return tap_done();
+}
