@@ -99,7 +99,7 @@ static int int_arg(const char *opt, const char *v)
 
 int main(int argc, char **argv)
 {
-	int threads = 2, mib = 2048, passes = 10;
+	int threads = 2, mib = 2048, passes = 20;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--threads"))
@@ -109,7 +109,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--passes"))
 			passes = int_arg(argv[i], argv[i + 1]), i++;
 		else if (!strcmp(argv[i], "--quick"))
-			passes = 4;
+			passes = 8;
 		else {
 			fprintf(stderr, "usage: read_bw [--threads N] [--mib M] "
 				"[--passes P] [--quick]\n");
