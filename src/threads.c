@@ -1,1 +1,192 @@
-/* threads: not written yet */
+/*
+ * threads: one process-wide pool of worker threads (see threads.h).
+ *
+ * The caller of threads_for is one of the workers: a pool of n threads
+ * has n-1 pthreads plus whoever submits the job.  Tasks are handed out
+ * by an atomic counter, so uneven tasks balance themselves.  Between
+ * jobs the workers sleep on a condition variable; they never spin, so
+ * OpenBLAS's own threads (told the same count) get the cores while it
+ * runs.
+ *
+ * Invariants: one job at a time (job_lock); a thread inside a task has
+ * in_task set and runs any threads_for it makes serially, which is what
+ * makes nesting safe; the pool is created on first use (pthread_once)
+ * and resized only by threads_set, under job_lock.
+ */
+#include "threads.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER; /* one job / resize at a time */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;       /* guards the fields below */
+static pthread_cond_t cv_work = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t cv_done = PTHREAD_COND_INITIALIZER;
+
+static int n_threads = 1;      /* including the submitting thread */
+static pthread_t *workers;     /* [n_threads - 1] */
+static int n_workers;
+static unsigned long gen;      /* bumped for every job and for stop */
+static int stop;
+static int n_busy;             /* workers not yet done with the current job */
+
+static void (*job_fn)(void *ud, int i);
+static void *job_ud;
+static int job_n;
+static atomic_int job_next;
+
+static _Thread_local int in_task;
+
+static int online_cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)(n > 1024 ? 1024 : n) : 1;
+}
+
+static void run_tasks(void)
+{
+	int i;
+
+	in_task = 1;
+	while ((i = atomic_fetch_add(&job_next, 1)) < job_n)
+		job_fn(job_ud, i);
+	in_task = 0;
+}
+
+static void *worker_main(void *arg)
+{
+	unsigned long seen = (unsigned long)(size_t)arg;
+
+	pthread_mutex_lock(&mu);
+	for (;;) {
+		while (gen == seen && !stop)
+			pthread_cond_wait(&cv_work, &mu);
+		if (stop)
+			break;
+		seen = gen;
+		pthread_mutex_unlock(&mu);
+		run_tasks();
+		pthread_mutex_lock(&mu);
+		if (--n_busy == 0)
+			pthread_cond_signal(&cv_done);
+	}
+	pthread_mutex_unlock(&mu);
+	return NULL;
+}
+
+/* Start n-1 workers; called with job_lock held (or from pool_once). */
+static void pool_start(int n)
+{
+	int i;
+
+	n_threads = n;
+	n_workers = 0;
+	workers = n > 1 ? calloc((size_t)n - 1, sizeof *workers) : NULL;
+	if (!workers) {
+		n_threads = 1;
+		goto blas;
+	}
+	stop = 0;
+	for (i = 0; i < n - 1; i++) {
+		if (pthread_create(&workers[i], NULL, worker_main,
+				   (void *)(size_t)gen) != 0)
+			break;
+		n_workers++;
+	}
+	n_threads = n_workers + 1;
+blas:
+	openblas_set_num_threads(n_threads);
+}
+
+static void pool_stop(void)
+{
+	int i;
+
+	pthread_mutex_lock(&mu);
+	stop = 1;
+	gen++;
+	pthread_cond_broadcast(&cv_work);
+	pthread_mutex_unlock(&mu);
+	for (i = 0; i < n_workers; i++)
+		pthread_join(workers[i], NULL);
+	free(workers);
+	workers = NULL;
+	n_workers = 0;
+	stop = 0;
+}
+
+static void pool_init(void)
+{
+	pool_start(online_cores());
+}
+
+void threads_set(int n)
+{
+	if (n <= 0)
+		n = online_cores();
+	if (n > 1024)
+		n = 1024;
+	pthread_once(&pool_once, pool_init);
+	pthread_mutex_lock(&job_lock);
+	if (n != n_threads) {
+		pool_stop();
+		pool_start(n);
+	} else {
+		openblas_set_num_threads(n_threads);
+	}
+	pthread_mutex_unlock(&job_lock);
+}
+
+int threads_get(void)
+{
+	int n;
+
+	pthread_once(&pool_once, pool_init);
+	pthread_mutex_lock(&job_lock);
+	n = n_threads;
+	pthread_mutex_unlock(&job_lock);
+	return n;
+}
+
+void threads_for(int n, void (*fn)(void *ud, int i), void *ud)
+{
+	int i;
+
+	if (n <= 0)
+		return;
+	pthread_once(&pool_once, pool_init);
+	if (in_task || n == 1) {
+		for (i = 0; i < n; i++)
+			fn(ud, i);
+		return;
+	}
+	pthread_mutex_lock(&job_lock);
+	if (n_workers == 0) {
+		pthread_mutex_unlock(&job_lock);
+		for (i = 0; i < n; i++)
+			fn(ud, i);
+		return;
+	}
+	pthread_mutex_lock(&mu);
+	job_fn = fn;
+	job_ud = ud;
+	job_n = n;
+	atomic_store(&job_next, 0);
+	n_busy = n_workers;
+	gen++;
+	pthread_cond_broadcast(&cv_work);
+	pthread_mutex_unlock(&mu);
+
+	run_tasks();
+
+	pthread_mutex_lock(&mu);
+	while (n_busy > 0)
+		pthread_cond_wait(&cv_done, &mu);
+	pthread_mutex_unlock(&mu);
+	pthread_mutex_unlock(&job_lock);
+}

@@ -1,0 +1,271 @@
+/*
+ * test_matmul: matmul for every weight dtype and both regimes (T == 1
+ * dot products, T > 1 tiles + sgemm; T = 2 takes the small-batch dot
+ * path), odd and larger shapes, accumulate, tensor_get_row, and every
+ * SIMD path the CPU has against the scalar fallback.  The reference is
+ * a double-precision product with the weights dequantized by
+ * dtype_to_f32 (dtype.c, written independently of kernels.c), so the
+ * kernels' own conversions are checked too.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "dtype.h"
+#include "kernels.h"
+#include "matmul.h"
+#include "tap.h"
+#include "threads.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static float frand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+struct wmat {
+	struct st_tensor t;
+	void *bytes;
+	float *deq; /* [out][in], via dtype_to_f32 */
+};
+
+static void wmat_make(struct wmat *m, enum st_dtype type, int in, int out)
+{
+	size_t rb = dtype_row_bytes(type, in);
+	float *src = malloc(sizeof(float) * (size_t)in * out);
+	int i;
+
+	for (i = 0; i < in * out; i++)
+		src[i] = frand() * 0.5f;
+	m->bytes = malloc(rb * (size_t)out);
+	m->deq = malloc(sizeof(float) * (size_t)in * out);
+	dtype_from_f32(type, src, m->bytes, (int64_t)in * out);
+	dtype_to_f32(type, m->bytes, m->deq, (int64_t)in * out);
+	free(src);
+	memset(&m->t, 0, sizeof m->t);
+	m->t.name = "w";
+	m->t.type = type;
+	m->t.n_dims = 2;
+	m->t.ne[0] = in;
+	m->t.ne[1] = out;
+	m->t.data = m->bytes;
+	m->t.nbytes = rb * (size_t)out;
+}
+
+static void wmat_free(struct wmat *m)
+{
+	free(m->bytes);
+	free(m->deq);
+}
+
+/* max |y - ref| / (1 + max |ref|) */
+static double rel_err(const float *y, const double *ref, size_t n)
+{
+	double maxd = 0, maxr = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		double d = fabs((double)y[i] - ref[i]);
+
+		if (!(d <= maxd))
+			maxd = d; /* NaN propagates */
+		if (fabs(ref[i]) > maxr)
+			maxr = fabs(ref[i]);
+	}
+	return maxd / (1.0 + maxr);
+}
+
+static void check_case(enum st_dtype type, int in, int out, int T)
+{
+	struct wmat m;
+	float *x = malloc(sizeof(float) * (size_t)T * in);
+	float *y = malloc(sizeof(float) * (size_t)T * out);
+	float *y0 = malloc(sizeof(float) * (size_t)T * out);
+	double *ref = malloc(sizeof(double) * (size_t)T * out);
+	double *ref2 = malloc(sizeof(double) * (size_t)T * out);
+	int t, r, k;
+
+	wmat_make(&m, type, in, out);
+	for (k = 0; k < T * in; k++)
+		x[k] = frand();
+	for (t = 0; t < T; t++)
+		for (r = 0; r < out; r++) {
+			double s = 0;
+
+			for (k = 0; k < in; k++)
+				s += (double)x[t * in + k] * m.deq[(size_t)r * in + k];
+			ref[t * out + r] = s;
+		}
+	matmul(y, x, &m.t, T, 0);
+	ok(rel_err(y, ref, (size_t)T * out) < 2e-5, "%s in=%d out=%d T=%d matches the double reference",
+	   dtype_name(type), in, out, T);
+
+	/* accumulate: y0 + x W^T */
+	for (k = 0; k < T * out; k++) {
+		y0[k] = frand();
+		ref2[k] = ref[k] + y0[k];
+	}
+	matmul(y0, x, &m.t, T, 1);
+	ok(rel_err(y0, ref2, (size_t)T * out) < 2e-5, "%s in=%d out=%d T=%d accumulates",
+	   dtype_name(type), in, out, T);
+
+	/* the scalar fallback agrees with the reference (and so with SIMD) */
+	{
+		const char *saved = kern_name();
+
+		is_int(kern_select("scalar"), 0, "scalar path can be forced");
+		matmul(y0, x, &m.t, T, 0);
+		ok(rel_err(y0, ref, (size_t)T * out) < 2e-5, "%s in=%d out=%d T=%d scalar path matches",
+		   dtype_name(type), in, out, T);
+		kern_select(saved);
+	}
+	free(x);
+	free(y);
+	free(y0);
+	free(ref);
+	free(ref2);
+	wmat_free(&m);
+}
+
+/* every available SIMD path against the scalar one, bit-for-bit close */
+static void check_paths(enum st_dtype type, int in, int out, int T)
+{
+	static const char *paths[] = { "avx2", "avx512", "avx512bf16" };
+	struct wmat m;
+	float *x = malloc(sizeof(float) * (size_t)T * in);
+	float *ys = malloc(sizeof(float) * (size_t)T * out);
+	float *y = malloc(sizeof(float) * (size_t)T * out);
+	double *ref = malloc(sizeof(double) * (size_t)T * out);
+	const char *saved = kern_name();
+	size_t p;
+	int k;
+
+	wmat_make(&m, type, in, out);
+	for (k = 0; k < T * in; k++)
+		x[k] = frand();
+	kern_select("scalar");
+	matmul(ys, x, &m.t, T, 0);
+	for (k = 0; k < T * out; k++)
+		ref[k] = ys[k];
+	for (p = 0; p < sizeof paths / sizeof *paths; p++) {
+		if (kern_select(paths[p]) != 0) {
+			printf("ok %d # SKIP cpu has no %s\n", ++tap_count, paths[p]);
+			continue;
+		}
+		matmul(y, x, &m.t, T, 0);
+		ok(rel_err(y, ref, (size_t)T * out) < 1e-5, "%s %s in=%d out=%d T=%d agrees with scalar",
+		   paths[p], dtype_name(type), in, out, T);
+	}
+	kern_select(saved);
+	free(x);
+	free(ys);
+	free(y);
+	free(ref);
+	wmat_free(&m);
+}
+
+static void check_get_row(enum st_dtype type)
+{
+	struct wmat m;
+	float row[96];
+	int r, k, bad = 0;
+
+	wmat_make(&m, type, 96, 5);
+	for (r = 0; r < 5; r++) {
+		tensor_get_row(&m.t, r, row);
+		for (k = 0; k < 96; k++)
+			bad += row[k] != m.deq[r * 96 + k];
+	}
+	is_int(bad, 0, "tensor_get_row %s equals dtype_to_f32 for every element", dtype_name(type));
+	wmat_free(&m);
+}
+
+struct pool_job {
+	int hits[1000];
+	int nested[8][50];
+};
+
+static void nested_task(void *ud, int i)
+{
+	int *row = ud;
+
+	row[i]++;
+}
+
+static void pool_task(void *ud, int i)
+{
+	struct pool_job *j = ud;
+
+	__atomic_add_fetch(&j->hits[i], 1, __ATOMIC_RELAXED);
+	if (i < 8) /* a call from inside a task runs serially */
+		threads_for(50, nested_task, j->nested[i]);
+}
+
+static void check_pool(void)
+{
+	static struct pool_job j;
+	int k, r, bad = 0;
+
+	threads_for(1000, pool_task, &j);
+	threads_for(0, pool_task, &j);
+	for (k = 0; k < 1000; k++)
+		bad += j.hits[k] != 1;
+	for (r = 0; r < 8; r++)
+		for (k = 0; k < 50; k++)
+			bad += j.nested[r][k] != 1;
+	is_int(bad, 0, "threads_for runs every task exactly once, nested calls too");
+}
+
+int main(void)
+{
+	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0 };
+	static const int shapes[][2] = { { 96, 37 }, { 512, 300 }, { 64, 1 }, { 2048, 70 } };
+	static const int Ts[] = { 1, 2, 7, 33 };
+	size_t i, s, t;
+	const char *name = matmul_simd_name();
+
+	ok(!strcmp(name, "scalar") || !strcmp(name, "avx2") || !strcmp(name, "avx512") ||
+	   !strcmp(name, "avx512bf16"), "matmul_simd_name is a known path (%s)", name);
+	check_pool();
+	is_int(kern_select("no-such-isa"), -1, "unknown SIMD path rejected");
+	ok(!strcmp(matmul_simd_name(), name), "rejected name leaves the path unchanged");
+
+	for (i = 0; i < sizeof types / sizeof *types; i++)
+		for (s = 0; s < sizeof shapes / sizeof *shapes; s++)
+			for (t = 0; t < sizeof Ts / sizeof *Ts; t++)
+				check_case(types[i], shapes[s][0], shapes[s][1], Ts[t]);
+
+	for (i = 0; i < sizeof types / sizeof *types; i++) {
+		check_paths(types[i], 96, 37, 1);
+		check_paths(types[i], 4096 + 96, 19, 1);
+		check_paths(types[i], 512, 300, 7);
+		check_get_row(types[i]);
+	}
+
+	/* thread counts: 1 and 3 give the same answer as the default */
+	{
+		struct wmat m;
+		float x[3 * 512], y1[3 * 300], y3[3 * 300];
+		int k, n0 = threads_get(), same = 1;
+
+		wmat_make(&m, ST_Q8_0, 512, 300);
+		for (k = 0; k < 3 * 512; k++)
+			x[k] = frand();
+		threads_set(1);
+		is_int(threads_get(), 1, "threads_set(1)");
+		matmul(y1, x, &m.t, 3, 0);
+		threads_set(3);
+		is_int(threads_get(), 3, "threads_set(3)");
+		matmul(y3, x, &m.t, 3, 0);
+		for (k = 0; k < 3 * 300; k++)
+			same &= y1[k] == y3[k];
+		ok(same, "decode dot products identical with 1 and 3 threads");
+		threads_set(n0);
+		is_int(threads_get(), n0, "thread count restored");
+		wmat_free(&m);
+	}
+	return tap_done();
+}
