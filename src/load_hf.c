@@ -372,6 +372,17 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 			     "%s: no model.safetensors or model.safetensors.index.json", dir);
 	if (rc < 0)
 		goto out;
+	{
+		size_t nt = 0;
+		int i;
+		for (i = 0; i < h->n_shards; i++)
+			nt += h->shards[i]->n_tensors;
+		if ((size_t)m->hp.n_layer > nt) {
+			rc = st_errf(err, ST_EFORMAT, "%s: field 'num_hidden_layers' = %d but the "
+				     "checkpoint has only %zu tensors", cfg, m->hp.n_layer, nt);
+			goto out;
+		}
+	}
 	m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
 	if (!m->layers) {
 		rc = st_errf(err, ST_ENOMEM, "%s: out of memory", dir);
