@@ -1,0 +1,469 @@
+/*
+ * test_forward: the forward pass against the float64 reference logits
+ * of stories260K (golden/stories260K-logits.json) in all three file
+ * forms, greedy generation against golden/stories260K-greedy.json,
+ * prefill against token-by-token decoding, masks (KV bytes, a model
+ * reduced to embeddings + final norm computed by hand, an MLP site
+ * recomputed by hand from the observer's input), observer consistency,
+ * thread counts, and argument errors.
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "forward.h"
+#include "mask.h"
+#include "matmul.h"
+#include "model.h"
+#include "sample.h"
+#include "tap.h"
+#include "threads.h"
+
+#define TOL 1e-4
+
+static json_t *load_json(const char *path)
+{
+	json_error_t je;
+	json_t *j = json_load_file(path, 0, &je);
+
+	ok(j != NULL, "parse %s%s%s", path, j ? "" : ": ", j ? "" : je.text);
+	return j;
+}
+
+static int ids_of(json_t *arr, int32_t *ids, int cap)
+{
+	size_t i, n = json_array_size(arr);
+
+	for (i = 0; i < n && (int)i < cap; i++)
+		ids[i] = (int32_t)json_integer_value(json_array_get(arr, i));
+	return (int)i;
+}
+
+/* max |logits - golden| over n entries of a JSON array */
+static double max_diff(const float *logits, json_t *arr, int n)
+{
+	double md = 0;
+	int i;
+
+	if ((int)json_array_size(arr) != n)
+		return INFINITY;
+	for (i = 0; i < n; i++) {
+		double d = fabs((double)logits[i] - json_real_value(json_array_get(arr, i)));
+
+		if (!(d <= md))
+			md = d;
+	}
+	return md;
+}
+
+static void check_golden(const char *label, const struct model *m, json_t *gold)
+{
+	json_t *cases = json_object_get(gold, "cases");
+	int nv = m->hp.n_vocab;
+	size_t c;
+
+	for (c = 0; c < json_array_size(cases); c++) {
+		json_t *cs = json_array_get(cases, c);
+		json_t *all = json_object_get(cs, "all_logits");
+		int32_t ids[256];
+		int n = ids_of(json_object_get(cs, "ids"), ids, 256), t;
+		struct st_err err = { 0, "" };
+		struct fwd_state *s = fwd_new(m, NULL, 64, 64, &err);
+		float *lg = malloc(sizeof(float) * (size_t)n * nv);
+
+		ok(s != NULL, "%s: fwd_new %s", label, err.msg);
+		if (!s) {
+			free(lg);
+			continue;
+		}
+		is_int(fwd_eval(s, ids, n, lg, 1, NULL, &err), 0, "%s case %zu: fwd_eval %s",
+		       label, c, err.msg);
+		is_close(max_diff(lg + (size_t)(n - 1) * nv, json_object_get(cs, "last_logits"), nv),
+			 0, TOL, "%s case %zu (%d tokens): last logits within %g", label, c, n, TOL);
+		if (all)
+			for (t = 0; t < n; t++)
+				is_close(max_diff(lg + (size_t)t * nv, json_array_get(all, t), nv), 0, TOL,
+					 "%s case %zu: logits at position %d within %g", label, c, t, TOL);
+		/* last-only logits equal the last row of all logits */
+		{
+			float *last = malloc(sizeof(float) * nv);
+			int k, same = 1;
+
+			fwd_reset(s);
+			fwd_eval(s, ids, n, last, 0, NULL, &err);
+			for (k = 0; k < nv; k++)
+				same &= fabsf(last[k] - lg[(size_t)(n - 1) * nv + k]) <= 1e-5f;
+			ok(same, "%s case %zu: all_logits=0 gives the last row", label, c);
+			free(last);
+		}
+		free(lg);
+		fwd_free(s);
+	}
+}
+
+static void check_greedy(const struct model *m, json_t *g)
+{
+	int32_t want[128], got[128];
+	int nw = ids_of(json_object_get(g, "greedy_ids"), want, 128), np = 5, n, i, same = 1;
+	struct st_err err = { 0, "" };
+	struct fwd_state *s = fwd_new(m, NULL, 128, 16, &err);
+	float *lg = malloc(sizeof(float) * m->hp.n_vocab);
+
+	is_int(nw, 45, "greedy golden holds 5 prompt ids + 40 tokens");
+	memcpy(got, want, sizeof(int32_t) * np);
+	n = np;
+	fwd_eval(s, got, np, lg, 0, NULL, &err);
+	while (n < nw) {
+		got[n] = sample_argmax(lg, m->hp.n_vocab);
+		if (fwd_eval(s, &got[n], 1, lg, 0, NULL, &err) != 0)
+			break;
+		n++;
+	}
+	for (i = 0; i < nw; i++)
+		same &= n == nw && got[i] == want[i];
+	ok(same, "greedy generation reproduces the 40 golden tokens");
+	if (!same)
+		for (i = np; i < n; i++)
+			if (got[i] != want[i]) {
+				diag("first difference at %d: got %d want %d", i, got[i], want[i]);
+				break;
+			}
+	free(lg);
+	fwd_free(s);
+}
+
+static void check_prefill_vs_decode(const struct model *m)
+{
+	int32_t ids[24];
+	int T = 24, nv = m->hp.n_vocab, t, k;
+	struct st_err err = { 0, "" };
+	struct fwd_state *a = fwd_new(m, NULL, 64, 32, &err), *b = fwd_new(m, NULL, 64, 1, &err);
+	float *pre = malloc(sizeof(float) * T * nv), *one = malloc(sizeof(float) * nv);
+	double md = 0;
+
+	for (t = 0; t < T; t++)
+		ids[t] = t == 0 ? 1 : (t * 37 + 11) % nv;
+	fwd_eval(a, ids, T, pre, 1, NULL, &err);
+	for (t = 0; t < T; t++) {
+		fwd_eval(b, &ids[t], 1, one, 0, NULL, &err);
+		for (k = 0; k < nv; k++) {
+			double d = fabs(one[k] - pre[(size_t)t * nv + k]);
+			if (!(d <= md))
+				md = d;
+		}
+	}
+	is_close(md, 0, TOL, "prefill of %d tokens = %d decode steps (max diff %.2g)", T, T, md);
+	is_int(fwd_pos(b), T, "position advanced by one per step");
+	/* chunks of 5 + 19 */
+	fwd_reset(a);
+	fwd_eval(a, ids, 5, NULL, 0, NULL, &err);
+	fwd_eval(a, ids + 5, T - 5, pre, 1, NULL, &err);
+	fwd_reset(b);
+	for (t = 0; t < T; t++)
+		fwd_eval(b, &ids[t], 1, one, 0, NULL, &err);
+	md = 0;
+	for (k = 0; k < nv; k++)
+		md = fmax(md, fabs(one[k] - pre[(size_t)(T - 6) * nv + k]));
+	is_close(md, 0, TOL, "prefill in two chunks = decode steps");
+	free(pre);
+	free(one);
+	fwd_free(a);
+	fwd_free(b);
+}
+
+/* ---- observer ---- */
+
+struct rec {
+	int d, T, n_layer, calls;
+	float *in[16][3], *out[16][3]; /* [layer][site] copies of [T][d] */
+	int order_ok;
+	int last_layer, last_site;
+};
+
+static void rec_site(void *ud, int layer, enum site st, const float *x_in, const float *x_out,
+		     int T, int d)
+{
+	struct rec *r = ud;
+	size_t n = (size_t)T * d;
+
+	if (layer < 0 || layer >= 16 || T != r->T || d != r->d) {
+		r->order_ok = 0;
+		return;
+	}
+	if (layer < r->last_layer || (layer == r->last_layer && (int)st <= r->last_site))
+		r->order_ok = 0;
+	r->last_layer = layer;
+	r->last_site = st;
+	r->in[layer][st] = malloc(n * sizeof(float));
+	r->out[layer][st] = malloc(n * sizeof(float));
+	memcpy(r->in[layer][st], x_in, n * sizeof(float));
+	memcpy(r->out[layer][st], x_out, n * sizeof(float));
+	r->calls++;
+}
+
+static void rec_free(struct rec *r)
+{
+	int l, s;
+
+	for (l = 0; l < 16; l++)
+		for (s = 0; s < 3; s++) {
+			free(r->in[l][s]);
+			free(r->out[l][s]);
+		}
+}
+
+static int same_rows(const float *a, const float *b, size_t n)
+{
+	return a && b && memcmp(a, b, n * sizeof(float)) == 0;
+}
+
+/* w[r] as floats */
+static double weight_at(const struct st_tensor *t, int64_t r, int64_t c)
+{
+	float row[2048];
+
+	tensor_get_row(t, r, row);
+	return row[c];
+}
+
+/* MLP(FfnNorm(x)) for one row, in double, straight from the weights */
+static void mlp_by_hand(const struct model *m, int l, const float *x, double *out)
+{
+	const struct layer_weights *w = &m->layers[l];
+	int d = m->hp.d_model, f = m->hp.d_ff, i, k;
+	double ss = 0, *xn = malloc(sizeof(double) * d), *h = malloc(sizeof(double) * f);
+
+	for (i = 0; i < d; i++)
+		ss += (double)x[i] * x[i];
+	for (i = 0; i < d; i++)
+		xn[i] = x[i] / sqrt(ss / d + m->hp.rms_eps) * weight_at(&w->ffn_norm, 0, i);
+	for (k = 0; k < f; k++) {
+		double g = 0, u = 0;
+
+		for (i = 0; i < d; i++) {
+			g += weight_at(&w->w_gate, k, i) * xn[i];
+			u += weight_at(&w->w_up, k, i) * xn[i];
+		}
+		h[k] = g / (1 + exp(-g)) * u;
+	}
+	for (i = 0; i < d; i++) {
+		double s = 0;
+
+		for (k = 0; k < f; k++)
+			s += weight_at(&w->w_down, i, k) * h[k];
+		out[i] = s;
+	}
+	free(xn);
+	free(h);
+}
+
+static void check_observer_and_masks(const struct model *m)
+{
+	int L = m->hp.n_layer, d = m->hp.d_model, nv = m->hp.n_vocab, T = 9, l, t, i;
+	int32_t ids[9] = { 1, 403, 407, 261, 378, 432, 383, 286, 261 };
+	struct st_err err = { 0, "" };
+	struct observer obs;
+	struct rec r;
+	struct mask *mk;
+	struct fwd_state *full, *s;
+	float *lg = malloc(sizeof(float) * T * nv);
+	int chain = 1;
+
+	if (L > 16)
+		return;
+	/* observer on the full model */
+	memset(&r, 0, sizeof r);
+	r.d = d;
+	r.T = T;
+	r.order_ok = 1;
+	r.last_layer = -1;
+	r.last_site = 3;
+	obs.ud = &r;
+	obs.site = rec_site;
+	full = fwd_new(m, NULL, 32, 32, &err);
+	fwd_eval(full, ids, T, lg, 1, &obs, &err);
+	is_int(r.calls, 3 * L, "observer called for attn, mlp and block of every layer");
+	ok(r.order_ok, "observer calls in layer order, attn before mlp before block");
+	for (l = 0; l < L; l++) {
+		size_t n = (size_t)T * d;
+
+		chain &= same_rows(r.in[l][SITE_ATTN], r.in[l][SITE_BLOCK], n);
+		chain &= same_rows(r.out[l][SITE_ATTN], r.in[l][SITE_MLP], n);
+		chain &= same_rows(r.out[l][SITE_MLP], r.out[l][SITE_BLOCK], n);
+		if (l + 1 < L)
+			chain &= same_rows(r.out[l][SITE_BLOCK], r.in[l + 1][SITE_BLOCK], n);
+	}
+	ok(chain, "block in = attn in, attn out = mlp in, mlp out = block out = next block in");
+	/* x_out - x_in of an MLP site = MLP(FfnNorm(x_in)) computed by hand */
+	{
+		double *ref = malloc(sizeof(double) * d), md = 0;
+
+		for (t = 0; t < T; t += 4) {
+			const float *xi = r.in[2][SITE_MLP] + (size_t)t * d;
+			const float *xo = r.out[2][SITE_MLP] + (size_t)t * d;
+
+			mlp_by_hand(m, 2, xi, ref);
+			for (i = 0; i < d; i++)
+				md = fmax(md, fabs((xo[i] - xi[i]) - ref[i]));
+		}
+		is_close(md, 0, 1e-5, "layer 2 mlp: x_out - x_in = MLP(norm(x_in)) by hand");
+		free(ref);
+	}
+	rec_free(&r);
+
+	/* drop attention in layers 1 and 3: KV bytes scale, observer skips them */
+	mask_parse("attn=1,3", L, &mk, &err);
+	s = fwd_new(m, mk, 32, 32, &err);
+	is_int(fwd_kv_bytes(full), (size_t)L * 2 * 32 * m->hp.n_head_kv * m->hp.head_dim * 4,
+	       "full KV cache: layers x 2 x ctx x kv_dim floats");
+	is_int(fwd_kv_bytes(s), fwd_kv_bytes(full) / L * (L - 2), "dropping 2 attentions drops 2 layers of cache");
+	memset(&r, 0, sizeof r);
+	r.d = d;
+	r.T = T;
+	r.order_ok = 1;
+	r.last_layer = -1;
+	r.last_site = 3;
+	fwd_eval(s, ids, T, lg, 1, &obs, &err);
+	is_int(r.calls, 3 * L - 2, "observer not called for dropped sites");
+	ok(r.in[1][SITE_ATTN] == NULL && r.in[3][SITE_ATTN] == NULL && r.in[2][SITE_ATTN] != NULL,
+	   "dropped attention sites are not observed");
+	ok(same_rows(r.in[1][SITE_BLOCK], r.in[1][SITE_MLP], (size_t)T * d),
+	   "layer with dropped attention: mlp input = block input");
+	rec_free(&r);
+	fwd_free(s);
+	mask_free(mk);
+
+	/* everything dropped: logits = output(norm(emb)) by hand */
+	{
+		double md = 0;
+		float *e = malloc(sizeof(float) * d);
+
+		mask_parse("block=0-4", L, &mk, &err);
+		ok(mk != NULL, "parse block mask %s", err.msg);
+		s = fwd_new(m, mk, 32, 32, &err);
+		is_int(fwd_kv_bytes(s), 0, "no attention kept: no KV cache");
+		fwd_eval(s, ids, T, lg, 1, NULL, &err);
+		for (t = 0; t < T; t++) {
+			double ss = 0;
+
+			tensor_get_row(&m->tok_emb, ids[t], e);
+			for (i = 0; i < d; i++)
+				ss += (double)e[i] * e[i];
+			for (i = 0; i < nv; i += 7) {
+				double v = 0;
+				int k;
+
+				for (k = 0; k < d; k++)
+					v += weight_at(&m->output, i, k) *
+					     (e[k] / sqrt(ss / d + m->hp.rms_eps) *
+					      weight_at(&m->out_norm, 0, k));
+				md = fmax(md, fabs(v - lg[(size_t)t * nv + i]));
+			}
+		}
+		is_close(md, 0, 1e-5, "all blocks dropped: logits = output(norm(embedding))");
+		free(e);
+		fwd_free(s);
+		mask_free(mk);
+	}
+	fwd_free(full);
+	free(lg);
+}
+
+static void check_threads(const struct model *m)
+{
+	int32_t ids[12] = { 1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315 };
+	int nv = m->hp.n_vocab, n0 = threads_get(), k;
+	struct st_err err = { 0, "" };
+	float *a = malloc(sizeof(float) * 12 * nv), *b = malloc(sizeof(float) * 12 * nv);
+	struct fwd_state *s;
+	double md = 0;
+
+	threads_set(1);
+	s = fwd_new(m, NULL, 16, 16, &err);
+	fwd_eval(s, ids, 12, a, 1, NULL, &err);
+	fwd_free(s);
+	threads_set(2);
+	s = fwd_new(m, NULL, 16, 16, &err);
+	fwd_eval(s, ids, 12, b, 1, NULL, &err);
+	for (k = 0; k < 12 * nv; k++)
+		md = fmax(md, fabs(a[k] - b[k]));
+	is_close(md, 0, 1e-5, "1 and 2 threads give the same logits");
+	/* threads raised after fwd_new: the scratch grows */
+	threads_set(4);
+	fwd_reset(s);
+	is_int(fwd_eval(s, ids, 12, b, 1, NULL, &err), 0, "4 threads after fwd_new at 2");
+	md = 0;
+	for (k = 0; k < 12 * nv; k++)
+		md = fmax(md, fabs(a[k] - b[k]));
+	is_close(md, 0, 1e-5, "4 threads give the same logits");
+	fwd_free(s);
+	threads_set(n0);
+	free(a);
+	free(b);
+}
+
+static void check_errors(const struct model *m)
+{
+	struct st_err err = { 0, "" };
+	struct fwd_state *s;
+	struct mask *mk = mask_new(m->hp.n_layer + 1);
+	int32_t ids[4] = { 1, 2, 3, 99999 };
+
+	ok(fwd_new(m, NULL, 0, 4, &err) == NULL, "max_ctx 0 rejected");
+	has_str(err.msg, "max_ctx", "message names max_ctx");
+	ok(fwd_new(m, mk, 8, 4, &err) == NULL, "mask of the wrong size rejected");
+	has_str(err.msg, "mask has 6 layers", "message gives the mask's layer count");
+	mask_free(mk);
+	s = fwd_new(m, NULL, 8, 4, &err);
+	is_int(fwd_eval(s, ids, 5, NULL, 0, NULL, &err), ST_EINVAL, "batch over max_batch");
+	has_str(err.msg, "batch limit 4", "message names the batch limit");
+	is_int(fwd_eval(s, ids, 4, NULL, 0, NULL, &err), ST_EINVAL, "token outside vocabulary");
+	has_str(err.msg, "token 99999 at index 3", "message names the token and index");
+	fwd_eval(s, ids, 3, NULL, 0, NULL, &err);
+	fwd_eval(s, ids, 3, NULL, 0, NULL, &err);
+	is_int(fwd_eval(s, ids, 3, NULL, 0, NULL, &err), ST_EINVAL, "positions past max_ctx");
+	has_str(err.msg, "exceed the context of 8", "message names the context");
+	is_int(fwd_pos(s), 6, "failed call leaves the position unchanged");
+	fwd_free(s);
+	ok(!strcmp(site_name(SITE_ATTN), "attn") && !strcmp(site_name(SITE_MLP), "mlp") &&
+	   !strcmp(site_name(SITE_BLOCK), "block"), "site names");
+}
+
+int main(void)
+{
+	static const char *forms[][2] = {
+		{ "gguf", "models/stories260K/stories260K.gguf" },
+		{ "hf", "models/stories260K/hf" },
+		{ "llama2c", "models/stories260K/stories260K.bin" },
+	};
+	const char *gp = tap_shared("golden/stories260K-logits.json");
+	const char *gg = tap_shared("golden/stories260K-greedy.json");
+	json_t *gold = gp ? load_json(gp) : NULL, *greedy = gg ? load_json(gg) : NULL;
+	size_t f;
+
+	for (f = 0; f < sizeof forms / sizeof *forms; f++) {
+		const char *p = tap_shared(forms[f][1]);
+		struct st_err err = { 0, "" };
+		struct model *m = NULL;
+
+		if (!p)
+			continue;
+		is_int(model_load(p, NULL, &m, &err), 0, "load %s form: %s", forms[f][0], err.msg);
+		if (!m)
+			continue;
+		if (gold)
+			check_golden(forms[f][0], m, gold);
+		if (greedy)
+			check_greedy(m, greedy);
+		if (f == 0) {
+			check_prefill_vs_decode(m);
+			check_observer_and_masks(m);
+			check_threads(m);
+			check_errors(m);
+		}
+		model_free(m);
+	}
+	json_decref(gold);
+	json_decref(greedy);
+	return tap_done();
+}
