@@ -1,0 +1,211 @@
+/*
+ * test_eval: perplexity with the protocol of DESIGN.md against the
+ * float64 reference (golden/stories260K-ppl-tinystories-ctx256-8192tok.json:
+ * the first 8192 tokens of tinystories-valid-1000.txt read as one
+ * stream, no BOS, no EOS, ctx 256); the window arithmetic with and
+ * without BOS on a tiny case recomputed here from fwd_eval; progress
+ * and cancellation; argument errors; read_file.
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "eval.h"
+#include "forward.h"
+#include "model.h"
+#include "tap.h"
+#include "tokenizer.h"
+
+static double nll_of(const float *lg, int n, int target)
+{
+	double mx = lg[0], s = 0;
+	int i;
+
+	for (i = 1; i < n; i++)
+		mx = fmax(mx, lg[i]);
+	for (i = 0; i < n; i++)
+		s += exp(lg[i] - mx);
+	return log(s) + mx - lg[target];
+}
+
+/*
+ * Reference for the tiny case: windows of w tokens, each fed whole (with
+ * BOS in front when bos >= 0), every scored token's NLL from fwd_eval.
+ */
+static double ref_nll(const struct model *m, const int32_t *tok, int n, int ctx, int bos,
+		      int *scored)
+{
+	int nv = m->hp.n_vocab, w = bos >= 0 ? ctx - 1 : ctx, s, j;
+	struct st_err err = { 0, "" };
+	struct fwd_state *fs = fwd_new(m, NULL, ctx, ctx, &err);
+	float *lg = malloc(sizeof(float) * (size_t)ctx * nv);
+	int32_t in[64];
+	double sum = 0;
+
+	*scored = 0;
+	for (s = 0; s < n; s += w) {
+		int len = n - s < w ? n - s : w, k = 0;
+
+		if (bos >= 0)
+			in[k++] = bos;
+		for (j = 0; j < len; j++)
+			in[k++] = tok[s + j];
+		fwd_reset(fs);
+		fwd_eval(fs, in, k, lg, 1, NULL, &err);
+		/* logits at input position p predict input p + 1 */
+		for (j = 0; j + 1 < k; j++) {
+			sum += nll_of(lg + (size_t)j * nv, nv, in[j + 1]);
+			(*scored)++;
+		}
+	}
+	free(lg);
+	fwd_free(fs);
+	return *scored ? sum / *scored : 0;
+}
+
+struct prog {
+	int calls, cancel_at, monotonic;
+	double last;
+};
+
+static int on_progress(void *ud, double done)
+{
+	struct prog *p = ud;
+
+	if (done < p->last || done > 1.0)
+		p->monotonic = 0;
+	p->last = done;
+	p->calls++;
+	return p->cancel_at > 0 && p->calls >= p->cancel_at;
+}
+
+static void check_golden(const struct model *m)
+{
+	const char *tp = tap_shared("data/text/tinystories-valid-1000.txt");
+	const char *gp = tap_shared("golden/stories260K-ppl-tinystories-ctx256-8192tok.json");
+	struct st_err err = { 0, "" };
+	struct ppl_result r;
+	struct prog pr = { 0, 0, 1, 0 };
+	json_t *g;
+	json_error_t je;
+	char *text;
+	size_t len, n;
+	int32_t *ids;
+
+	if (!tp || !gp)
+		return;
+	is_int(read_file(tp, &text, &len, &err), 0, "read %s %s", tp, err.msg);
+	if (!text)
+		return;
+	is_int(tok_encode(m->tok, text, len, 0, &ids, &n, &err), 0, "tokenize the file %s", err.msg);
+	free(text);
+	if (!ids)
+		return;
+	ok(n >= 8192, "file has at least 8192 tokens (%zu)", n);
+	g = json_load_file(gp, 0, &je);
+	ok(g != NULL, "parse %s", gp);
+	is_int(eval_ppl(m, NULL, ids, n < 8192 ? n : 8192, 256, &r, on_progress, &pr, &err), 0,
+	       "eval_ppl ctx 256 %s", err.msg);
+	is_int(r.tokens, json_integer_value(json_object_get(g, "tokens")), "tokens scored = golden");
+	{
+		double nll = json_real_value(json_object_get(g, "nll"));
+		double ppl = json_real_value(json_object_get(g, "ppl"));
+
+		is_close(r.nll / nll, 1, 1e-4, "nll %.9f = golden %.9f within 1e-4 relative", r.nll, nll);
+		is_close(r.ppl / ppl, 1, 1e-4, "ppl %.9f = golden %.9f within 1e-4 relative", r.ppl, ppl);
+	}
+	ok(r.nll_stderr > 0 && r.nll_stderr < r.nll, "standard error is positive and small (%g)",
+	   r.nll_stderr);
+	is_int(pr.calls, (8192 + 254) / 255, "one progress call per window");
+	ok(pr.monotonic && pr.last == 1.0, "progress rises to 1");
+	/* cancel at the third window */
+	pr.calls = 0;
+	pr.last = 0;
+	pr.cancel_at = 3;
+	is_int(eval_ppl(m, NULL, ids, 8192, 256, &r, on_progress, &pr, &err), ST_ECANCEL,
+	       "progress returning nonzero cancels");
+	has_str(err.msg, "cancelled after 765 of 8192", "message says how far it got");
+	is_int(pr.calls, 3, "no progress call after the cancel");
+	json_decref(g);
+	free(ids);
+}
+
+static void check_windows(struct model *m)
+{
+	int32_t tok[10] = { 403, 407, 261, 378, 432, 383, 286, 261, 376, 298 };
+	struct st_err err = { 0, "" };
+	struct ppl_result r;
+	struct tokenizer *saved = m->tok;
+	double want;
+	int scored;
+
+	/* with BOS: ctx 4 -> windows of 3 tokens after BOS, all 10 scored */
+	want = ref_nll(m, tok, 10, 4, tok_bos(m->tok), &scored);
+	is_int(eval_ppl(m, NULL, tok, 10, 4, &r, NULL, NULL, &err), 0, "tiny case with BOS");
+	is_int(r.tokens, 10, "with BOS every token is scored");
+	is_int(scored, 10, "reference scored 10 too");
+	is_close(r.nll, want, 1e-6, "with BOS: nll equals the per-window reference");
+	is_close(r.ppl, exp(want), 1e-5, "ppl = exp(nll)");
+
+	/* without BOS (a model whose tokenizer has none): windows of 4,
+	 * the first of each not scored: 3 + 3 + 1 */
+	m->tok = NULL;
+	want = ref_nll(m, tok, 10, 4, -1, &scored);
+	is_int(eval_ppl(m, NULL, tok, 10, 4, &r, NULL, NULL, &err), 0, "tiny case without BOS");
+	is_int(r.tokens, 7, "without BOS: 3 + 3 + 1 tokens scored");
+	is_close(r.nll, want, 1e-6, "without BOS: nll equals the per-window reference");
+	/* 9 tokens: the last window has one token, nothing to score */
+	is_int(eval_ppl(m, NULL, tok, 9, 4, &r, NULL, NULL, &err), 0, "9 tokens without BOS");
+	is_int(r.tokens, 6, "a one-token last window scores nothing");
+	m->tok = saved;
+
+	is_int(eval_ppl(m, NULL, tok, 10, 1, &r, NULL, NULL, &err), ST_EINVAL, "ctx 1 rejected");
+	has_str(err.msg, "context 1", "message names the context");
+	tok[4] = 100000;
+	is_int(eval_ppl(m, NULL, tok, 10, 4, &r, NULL, NULL, &err), ST_EINVAL, "bad token rejected");
+	has_str(err.msg, "token 100000 at index 4", "message names the token and index");
+	is_int(eval_ppl(m, NULL, tok, 0, 4, &r, NULL, NULL, &err), 0, "empty stream");
+	is_int(r.tokens, 0, "empty stream scores nothing");
+}
+
+static void check_read_file(void)
+{
+	const char *dir = getenv("STRATA_BUILDDIR");
+	char path[4200], *buf = NULL;
+	size_t len = 1;
+	struct st_err err = { 0, "" };
+	FILE *f;
+
+	if (!dir || !*dir)
+		dir = ".";
+	snprintf(path, sizeof path, "%s/test_eval-missing.txt", dir);
+	is_int(read_file(path, &buf, &len, &err), ST_EIO, "missing file");
+	has_str(err.msg, "test_eval-missing.txt", "message names the file");
+	ok(buf == NULL && len == 0, "nothing returned for a missing file");
+	snprintf(path, sizeof path, "%s/test_eval-tmp.txt", dir);
+	f = fopen(path, "wb");
+	fwrite("ab\0cd", 1, 5, f);
+	fclose(f);
+	is_int(read_file(path, &buf, &len, &err), 0, "read a file with a NUL inside");
+	ok(len == 5 && buf && memcmp(buf, "ab\0cd", 6) == 0, "bytes and terminating NUL");
+	free(buf);
+	remove(path);
+}
+
+int main(void)
+{
+	const char *mp = tap_shared("models/stories260K/stories260K.gguf");
+	struct st_err err = { 0, "" };
+	struct model *m = NULL;
+
+	check_read_file();
+	if (mp) {
+		is_int(model_load(mp, NULL, &m, &err), 0, "load %s %s", mp, err.msg);
+		if (m) {
+			check_golden(m);
+			check_windows(m);
+		}
+		model_free(m);
+	}
+	return tap_done();
+}
