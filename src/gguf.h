@@ -110,5 +110,17 @@ int gguf_writer_write_tensor(struct gguf_writer *w, const void *data, size_t nby
 			     struct st_err *err);
 int gguf_writer_finish(struct gguf_writer *w, struct st_err *err);
 void gguf_writer_free(struct gguf_writer *w);
+/* Any scalar type: val points to the value in host (little-endian) form;
+ * for GGUF_BOOL an int, for GGUF_STRING a NUL-terminated string. */
+int gguf_writer_add_scalar(struct gguf_writer *w, const char *key, enum gguf_type t,
+			   const void *val);
+/* Copy a pair read by gguf_open (any type, arrays of strings included). */
+int gguf_writer_copy_kv(struct gguf_writer *w, const struct gguf_kv *kv);
+/* Streaming form of write_tensor: append n bytes to the current tensor
+ * (a tensor may be written in any number of pieces; it is complete, and
+ * padded, when its declared byte count is reached; a piece never spans
+ * two tensors). */
+int gguf_writer_write_data(struct gguf_writer *w, const void *data, size_t n,
+			   struct st_err *err);
 
 #endif
