@@ -4,8 +4,8 @@
  * A data file is split into documents: a .jsonl file gives one document
  * per non-blank line (a JSON object, its string field `text` by default);
  * a .json file holds an array of such objects (or of strings); any other
- * file is text, split at `<|endoftext|>` markers (a document per piece,
- * the marker's own line included), or one document if it has none.  A
+ * file is text, split at every `<|endoftext|>` marker (usually a line of
+ * its own), or one document if it has none.  A
  * trailing .gz on any of these is decompressed with zlib first.  Each
  * document is stripped of surrounding whitespace (empty ones are
  * skipped), tokenized WITHOUT BOS and followed by EOS; all are
@@ -51,7 +51,7 @@ struct dataset {
  * have an EOS token) and m->hp.n_ctx.  opts may be NULL (defaults).
  * Fails with ST_EFORMAT when the data gives not even one chunk, or on
  * malformed input, naming the file and line: "c4.jsonl: line 17: bad
- * JSON: ...", "c4.jsonl: line 3: missing string field 'text'".  On
+ * JSON: ...", "c4.jsonl: line 3: missing field 'text'".  On
  * success *out is owned by the caller (dataset_free).
  */
 int dataset_load(const struct model *m, const char *path,

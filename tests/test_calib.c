@@ -1,0 +1,498 @@
+/*
+ * test_calib: the paper's cosine scores of stories260K against the
+ * float64 reference (golden file), resume bit-identical to an
+ * uninterrupted run, cancel, the per-chunk callback, masked scoring
+ * (a dropped block's cos is exactly 1), angular distances against an
+ * independent long-double computation from the hidden states, bootstrap
+ * rank intervals, and iterative selection against a manual re-score.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "calib.h"
+#include "dataset.h"
+#include "forward.h"
+#include "mask.h"
+#include "model.h"
+#include "plan.h"
+#include "tap.h"
+
+static int same_bits(const double *a, const double *b, size_t n)
+{
+	return memcmp(a, b, n * sizeof(double)) == 0;
+}
+
+static struct dataset *load_data(const struct model *m, const char *path, int samples,
+				 int seq_len)
+{
+	struct dataset_opts o = { 0 };
+	struct dataset *d = NULL;
+	struct st_err err = { 0 };
+
+	o.samples = samples;
+	o.seq_len = seq_len;
+	if (dataset_load(m, path, &o, &d, &err))
+		ok(0, "dataset %s: %s", path, err.msg);
+	return d;
+}
+
+static void test_golden(const struct model *m, const char *data)
+{
+	const char *gpath = tap_shared("golden/stories260K-cos-tinystories-16x128.json");
+	static const char *const sites[3] = { "attn", "mlp", "block" };
+	struct dataset *d;
+	struct calib_result *r = NULL;
+	struct st_err err = { 0 };
+	json_error_t je;
+	json_t *g;
+	int s, l, rc;
+	double worst = 0;
+
+	if (!gpath)
+		return;
+	g = json_load_file(gpath, 0, &je);
+	if (!g) {
+		ok(0, "golden %s: %s", gpath, je.text);
+		return;
+	}
+	d = load_data(m, data, 16, 128);
+	if (!d) {
+		json_decref(g);
+		return;
+	}
+	rc = calib_run(m, d, NULL, &r, &err);
+	is_int(rc, 0, "calibration 16 x 128: %s", err.msg);
+	if (r) {
+		is_int(r->tokens, json_integer_value(json_object_get(g, "tokens")),
+		       "tokens scored = golden's (2048)");
+		for (s = 0; s < 3; s++)
+			for (l = 0; l < m->hp.n_layer; l++) {
+				double want = json_real_value(json_array_get(json_object_get(g, sites[s]),
+									     (size_t)l));
+				double got = calib_value(r, CALIB_COS, l, (enum site)s, 0);
+				is_close(got, want, 1e-5, "cos %s layer %d = reference", sites[s], l);
+				if (fabs(got - want) > worst)
+					worst = fabs(got - want);
+			}
+		diag("largest |cos - reference| = %.3g", worst);
+		for (s = 0; s < 3; s++) {
+			int rank[5], lo[5], hi[5], rank2[5], lo2[5], hi2[5], k, inside = 1;
+			rc = calib_rank_ci(r, (enum calib_group)s, 1000, 42, rank, lo, hi, &err);
+			is_int(rc, 0, "bootstrap ranks of %s", sites[s]);
+			calib_rank_ci(r, (enum calib_group)s, 1000, 42, rank2, lo2, hi2, &err);
+			for (k = 0; k < 5; k++)
+				inside &= lo[k] >= 1 && lo[k] <= rank[k] && rank[k] <= hi[k] && hi[k] <= 5;
+			ok(inside, "%s: 1 <= lo <= rank <= hi <= 5 for every layer", sites[s]);
+			ok(memcmp(lo, lo2, sizeof lo) == 0 && memcmp(hi, hi2, sizeof hi) == 0,
+			   "%s: same seed, same intervals", sites[s]);
+			diag("%s ranks (1 = dropped first): %d[%d,%d] %d[%d,%d] %d[%d,%d] %d[%d,%d] %d[%d,%d]",
+			     sites[s], rank[0], lo[0], hi[0], rank[1], lo[1], hi[1], rank[2], lo[2],
+			     hi[2], rank[3], lo[3], hi[3], rank[4], lo[4], hi[4]);
+		}
+		{
+			/* golden attn: layer 2 (0.9721) is the least important */
+			int rank[5], lo[5], hi[5];
+			calib_rank_ci(r, CALIB_GROUP_ATTN, 200, 1, rank, lo, hi, &err);
+			is_int(rank[2], 1, "attn layer 2 ranks first (highest cos)");
+			is_int(rank[0], 5, "attn layer 0 ranks last");
+		}
+		{
+			int rank[10], lo[10], hi[10], k, seen[11] = { 0 }, perm = 1;
+			calib_rank_ci(r, CALIB_GROUP_JOINT, 100, 7, rank, lo, hi, &err);
+			for (k = 0; k < 10; k++)
+				if (rank[k] >= 1 && rank[k] <= 10)
+					seen[rank[k]]++;
+			for (k = 1; k <= 10; k++)
+				perm &= seen[k] == 1;
+			ok(perm, "joint ranks are a permutation of 1..10");
+		}
+		{
+			/* stderr of one value from the rows by hand */
+			int i = calib_value_index(m->hp.n_layer, CALIB_COS, 3, SITE_MLP, 0), c;
+			double mu = 0, ss = 0;
+			for (c = 0; c < r->n_chunks; c++)
+				mu += r->chunk[(size_t)c * r->n_values + i];
+			mu /= r->n_chunks;
+			for (c = 0; c < r->n_chunks; c++) {
+				double dv = r->chunk[(size_t)c * r->n_values + i] - mu;
+				ss += dv * dv;
+			}
+			is_close(r->stderr_[i], sqrt(ss / 15 / 16), 1e-15, "stderr = sd / sqrt(16)");
+			ok(r->stderr_[i] > 0 && r->stderr_[i] < 0.05, "stderr is plausible (%.4g)",
+			   r->stderr_[i]);
+		}
+	}
+	calib_result_free(r);
+	dataset_free(d);
+	json_decref(g);
+}
+
+struct cb_state {
+	int cancel_at;      /* chunks_done at which progress cancels; 0 never */
+	int calls;
+	uint64_t last_tokens;
+	int progress_ok;
+	double *rows;       /* [chunks][n_values] as persisted */
+	int n_values, persisted;
+};
+
+static int on_progress(void *ud, const struct calib_progress *p)
+{
+	struct cb_state *s = ud;
+
+	s->calls++;
+	if (p->tokens_done != (uint64_t)p->chunks_done * 32 || p->tokens_total != 8 * 32 ||
+	    p->tokens_done <= s->last_tokens || p->tok_per_s <= 0 || p->eta_s < 0)
+		s->progress_ok = 0;
+	s->last_tokens = p->tokens_done;
+	return s->cancel_at && p->chunks_done == s->cancel_at;
+}
+
+static int on_chunk(void *ud, int chunk, const double *values, int n_values,
+		    struct st_err *err)
+{
+	struct cb_state *s = ud;
+
+	(void)err;
+	if (n_values != s->n_values)
+		return ST_EINVAL;
+	memcpy(s->rows + (size_t)chunk * n_values, values, (size_t)n_values * sizeof(double));
+	s->persisted++;
+	return 0;
+}
+
+static void test_resume(const struct model *m, const char *data)
+{
+	struct dataset *d = load_data(m, data, 8, 32);
+	struct calib_result *full = NULL, *part = NULL, *back = NULL;
+	struct calib_opts o;
+	struct cb_state cs;
+	struct st_err err = { 0 };
+	int rc, nv, c;
+
+	if (!d)
+		return;
+	nv = calib_n_values(m->hp.n_layer);
+	rc = calib_run(m, d, NULL, &full, &err);
+	is_int(rc, 0, "uninterrupted 8 x 32");
+
+	memset(&cs, 0, sizeof cs);
+	cs.cancel_at = 3;
+	cs.progress_ok = 1;
+	cs.n_values = nv;
+	cs.rows = calloc((size_t)8 * nv, sizeof(double));
+	calib_opts_init(&o);
+	o.progress = on_progress;
+	o.chunk = on_chunk;
+	o.ud = &cs;
+	rc = calib_run(m, d, &o, &part, &err);
+	is_int(rc, ST_ECANCEL, "progress callback cancels");
+	has_str(err.msg, "cancelled after 3 of 8 chunks", "cancel message");
+	if (!part || !full) {
+		ok(0, "results exist");
+		goto out;
+	}
+	is_int(part->n_chunks, 3, "three finished chunks kept");
+	is_int(cs.persisted, 3, "per-chunk callback ran for each finished chunk");
+	is_int(cs.calls, 3, "progress called once per chunk");
+	ok(cs.progress_ok, "progress: tokens done, totals, tokens/s and ETA consistent");
+	is_int(part->tokens, 96, "partial result covers 96 tokens");
+	ok(same_bits(part->chunk, full->chunk, (size_t)3 * nv),
+	   "finished chunks equal the uninterrupted run's");
+	{
+		int i = calib_value_index(m->hp.n_layer, CALIB_COS, 1, SITE_ATTN, 0);
+		double mu = (full->chunk[i] + full->chunk[nv + i] + full->chunk[2 * nv + i]) / 3;
+		is_close(part->mean[i], mu, 0, "partial result's mean is over the finished chunks");
+	}
+	ok(same_bits(cs.rows, full->chunk, (size_t)3 * nv), "persisted rows equal the result rows");
+
+	/* resume as the store would: a fresh result from the persisted rows */
+	back = calib_result_new(m->hp.n_layer, d->n_chunks, d->seq_len);
+	for (c = 0; c < 3; c++)
+		calib_result_set_chunk(back, c, cs.rows + (size_t)c * nv);
+	cs.cancel_at = 0;
+	o.start_chunk = 3;
+	rc = calib_run(m, d, &o, &back, &err);
+	is_int(rc, 0, "resume from chunk 3: %s", err.msg);
+	is_int(back->n_chunks, 8, "all 8 chunks");
+	is_int(cs.persisted, 8, "chunks 3..7 persisted by the resumed run");
+	ok(same_bits(back->mean, full->mean, (size_t)nv), "resumed means bit-identical to uninterrupted");
+	ok(same_bits(back->stderr_, full->stderr_, (size_t)nv), "resumed stderrs bit-identical");
+	ok(same_bits(back->chunk, full->chunk, (size_t)8 * nv), "resumed rows bit-identical");
+
+	/* resume continuing the cancelled object itself */
+	rc = calib_run(m, d, &o, &part, &err);
+	is_int(rc, 0, "resume the cancelled result in place");
+	ok(same_bits(part->mean, full->mean, (size_t)nv), "in-place resume bit-identical");
+
+	o.start_chunk = 5;
+	calib_result_free(back);
+	back = calib_result_new(m->hp.n_layer, d->n_chunks, d->seq_len);
+	calib_result_set_chunk(back, 0, cs.rows);
+	rc = calib_run(m, d, &o, &back, &err);
+	is_int(rc, ST_EINVAL, "resume past the stored chunks rejected");
+	has_str(err.msg, "cannot resume at chunk 5", "says where");
+out:
+	free(cs.rows);
+	calib_result_free(full);
+	calib_result_free(part);
+	calib_result_free(back);
+	dataset_free(d);
+}
+
+/* Independent reference for the angular distances: the hidden states
+ * from a plain observer, cosines in long double. */
+struct href {
+	int L, D, T;
+	float *h; /* [L+1][T][D] */
+};
+
+static void href_site(void *ud, int layer, enum site s, const float *x_in,
+		      const float *x_out, int T, int D)
+{
+	struct href *r = ud;
+
+	if (s != SITE_BLOCK)
+		return;
+	if (layer == 0)
+		memcpy(r->h, x_in, (size_t)T * D * sizeof(float));
+	memcpy(r->h + (size_t)(layer + 1) * T * D, x_out, (size_t)T * D * sizeof(float));
+}
+
+static double ref_dist(const struct href *r, int i, int j, int t)
+{
+	const float *a = r->h + ((size_t)i * r->T + t) * r->D;
+	const float *b = r->h + ((size_t)j * r->T + t) * r->D;
+	long double dot = 0, na = 0, nb = 0;
+	int k;
+
+	for (k = 0; k < r->D; k++) {
+		dot += (long double)a[k] * b[k];
+		na += (long double)a[k] * a[k];
+		nb += (long double)b[k] * b[k];
+	}
+	return (double)(acosl(fminl(1.0L, dot / sqrtl(na * nb))) / acosl(-1.0L));
+}
+
+static void test_angular(const struct model *m, const char *data)
+{
+	int L = m->hp.n_layer, D = m->hp.d_model, T = 24, n, l, t, c, bad_last = 0, bad_all = 0;
+	struct dataset *d = load_data(m, data, 2, T), *d1 = NULL;
+	struct calib_result *r = NULL;
+	struct st_err err = { 0 };
+	struct href h = { L, D, T, NULL };
+	struct observer ob = { &h, href_site };
+	struct fwd_state *fs;
+	double worst = 0;
+
+	if (!d)
+		return;
+	is_int(calib_run(m, d, NULL, &r, &err), 0, "calibration 2 x 24");
+	h.h = malloc((size_t)(L + 1) * T * D * sizeof(float));
+	fs = fwd_new(m, NULL, T, T, &err);
+	for (c = 0; r && fs && c < 2; c++) {
+		const double *row = r->chunk + (size_t)c * r->n_values;
+		fwd_reset(fs);
+		if (fwd_eval(fs, d->tokens + (size_t)c * T, T, NULL, 0, &ob, &err))
+			break;
+		for (n = 1; n < L; n++)
+			for (l = 0; l + n <= L; l++) {
+				long double s = 0;
+				double last = ref_dist(&h, l, l + n, T - 1), all;
+				for (t = 0; t < T; t++)
+					s += ref_dist(&h, l, l + n, t);
+				all = (double)(s / T);
+				double gl = row[calib_value_index(L, CALIB_ANG_LAST, l, SITE_BLOCK, n)];
+				double ga = row[calib_value_index(L, CALIB_ANG_ALL, l, SITE_BLOCK, n)];
+				bad_last += !(fabs(gl - last) < 1e-9);
+				bad_all += !(fabs(ga - all) < 1e-9);
+				worst = fmax(worst, fmax(fabs(gl - last), fabs(ga - all)));
+			}
+	}
+	is_int(bad_last, 0, "angular_last d(l, n) = reference for all spans of both chunks");
+	is_int(bad_all, 0, "angular_all d(l, n) = mean over tokens of the reference");
+	diag("largest angular difference from the long-double reference: %.3g", worst);
+	if (r) {
+		double v = calib_value(r, CALIB_ANG_ALL, 0, SITE_BLOCK, L - 1);
+		ok(v > 0 && v < 1, "d(0, L-1) in (0, 1): %.4f", v);
+	}
+	fwd_free(fs);
+	calib_result_free(r);
+	r = NULL;
+
+	/* one chunk of one token: d(l, 1) = arccos(block cos of layer l) / pi,
+	 * exactly what is true when the mean runs over a single token */
+	d1 = load_data(m, data, 1, 1);
+	if (d1 && calib_run(m, d1, NULL, &r, &err) == 0) {
+		int bad = 0;
+		for (l = 0; l < L; l++) {
+			double bc = calib_value(r, CALIB_COS, l, SITE_BLOCK, 0);
+			double dl = calib_value(r, CALIB_ANG_LAST, l, SITE_BLOCK, 1);
+			double da = calib_value(r, CALIB_ANG_ALL, l, SITE_BLOCK, 1);
+			bad += !(fabs(dl - acos(bc) / M_PI) < 1e-12) || dl != da;
+		}
+		is_int(bad, 0, "1 token: d(l, 1) = arccos(block cos) / pi, last = all");
+	} else {
+		ok(0, "calibration on 1 x 1: %s", err.msg);
+	}
+	/* with many tokens only the inequality-free fact holds: the all-token
+	 * d is the mean of arccos, which is not arccos of the mean cos */
+	calib_result_free(r);
+	free(h.h);
+	dataset_free(d);
+	dataset_free(d1);
+}
+
+static void test_masked(const struct model *m, const char *data)
+{
+	struct dataset *d = load_data(m, data, 2, 32);
+	struct calib_result *r = NULL, *full = NULL;
+	struct calib_opts o;
+	struct mask *mk = NULL;
+	struct st_err err = { 0 };
+	int rc;
+
+	if (!d)
+		return;
+	mask_parse("block=2;attn=4", m->hp.n_layer, &mk, &err);
+	calib_opts_init(&o);
+	o.mask = mk;
+	rc = calib_run(m, d, &o, &r, &err);
+	is_int(rc, 0, "calibration under mask block=2;attn=4: %s", err.msg);
+	calib_run(m, d, NULL, &full, &err);
+	if (r && full) {
+		ok(calib_value(r, CALIB_COS, 2, SITE_BLOCK, 0) == 1.0,
+		   "dropped block's cos is exactly 1");
+		ok(isnan(calib_value(r, CALIB_COS, 2, SITE_ATTN, 0)), "dropped attn: NaN");
+		ok(isnan(calib_value(r, CALIB_COS, 2, SITE_MLP, 0)), "dropped mlp: NaN");
+		ok(isnan(calib_value(r, CALIB_COS, 4, SITE_ATTN, 0)), "dropped attn 4: NaN");
+		ok(!isnan(calib_value(r, CALIB_COS, 4, SITE_MLP, 0)), "kept mlp 4 scored");
+		is_close(calib_value(r, CALIB_COS, 1, SITE_MLP, 0),
+			 calib_value(full, CALIB_COS, 1, SITE_MLP, 0), 0,
+			 "layers before the mask score as unmasked");
+		ok(calib_value(r, CALIB_COS, 3, SITE_ATTN, 0) !=
+		   calib_value(full, CALIB_COS, 3, SITE_ATTN, 0),
+		   "layers after a dropped block see a different input");
+		is_close(calib_value(r, CALIB_ANG_ALL, 2, SITE_BLOCK, 1), 0, 1e-7,
+			 "angular distance across a dropped block is 0");
+	}
+	calib_result_free(r);
+	calib_result_free(full);
+	mask_free(mk);
+	dataset_free(d);
+}
+
+struct pass_log {
+	int passes;
+	struct plan_drop chosen[4];
+};
+
+static int on_pass(void *ud, int pass, const struct calib_result *r,
+		   const struct plan_drop *chosen)
+{
+	struct pass_log *p = ud;
+
+	(void)r;
+	if (pass < 4)
+		p->chosen[pass] = *chosen;
+	p->passes++;
+	return 0;
+}
+
+/* Iterative: pass k drops the best remaining site of a manual re-score
+ * under the mask of passes 0..k-1. */
+static void test_iterative(const struct model *m, const char *data)
+{
+	struct dataset *d = load_data(m, data, 4, 64);
+	struct plan_opts po;
+	struct plan *p = NULL, *one = NULL;
+	struct pass_log log = { 0 };
+	struct calib_result *r = NULL;
+	struct calib_opts co;
+	struct mask *mk;
+	struct st_err err = { 0 };
+	int L = m->hp.n_layer, k, rc;
+
+	if (!d)
+		return;
+	plan_opts_init(&po);
+	po.method = PLAN_JOINT;
+	po.n = 3;
+	rc = plan_iterative(m, d, NULL, &po, on_pass, &log, &p, &err);
+	is_int(rc, 0, "iterative joint:3: %s", err.msg);
+	is_int(log.passes, 3, "three passes");
+	if (!p)
+		goto out;
+	mk = mask_new(L);
+	calib_opts_init(&co);
+	co.mask = mk;
+	for (k = 0; k < 3; k++) {
+		int l, s, bl = -1, bs = -1;
+		double bc = -2;
+		calib_run(m, d, &co, &r, &err);
+		for (l = 0; l < L; l++)
+			for (s = 0; s < 2; s++) {
+				double c = calib_value(r, CALIB_COS, l, (enum site)s, 0);
+				if (isnan(c))
+					continue;
+				/* >=: scanning shallow to deep, attn before mlp, ties go deeper */
+				if (c >= bc) {
+					bc = c;
+					bl = l;
+					bs = s;
+				}
+			}
+		is_int(p->drop[k].layer * 10 + (int)p->drop[k].site, bl * 10 + bs,
+		       "pass %d drops %s %d as the manual re-score does", k + 1,
+		       site_name((enum site)bs), bl);
+		is_close(p->drop[k].importance, 1 - bc, 0, "importance at the time of dropping");
+		is_close(log.chosen[k].importance, p->drop[k].importance, 0, "pass callback saw it");
+		if (bs == SITE_ATTN)
+			mk->attn[bl] = 0;
+		else
+			mk->mlp[bl] = 0;
+	}
+	{
+		char a[128], b[128];
+		mask_format(mk, a, sizeof a);
+		mask_format(p->mask, b, sizeof b);
+		has_str(b, a, "iterative mask = the manual one (%s)", a);
+	}
+	ok(p->iterative, "plan marked iterative");
+	po.n = 1;
+	plan_make(&m->hp, r, &po, &one, &err);
+	mask_free(mk);
+	plan_free(one);
+	po.method = PLAN_CONTIGUOUS;
+	rc = plan_iterative(m, d, NULL, &po, NULL, NULL, &one, &err);
+	is_int(rc, ST_EINVAL, "iterative contiguous rejected");
+out:
+	calib_result_free(r);
+	plan_free(p);
+	dataset_free(d);
+}
+
+int main(void)
+{
+	const char *mp = tap_shared("models/stories260K/stories260K.gguf");
+	const char *data = tap_shared("data/text/tinystories-valid-1000.txt");
+	struct model *m = NULL;
+	struct st_err err = { 0 };
+	int L = 5;
+
+	is_int(calib_n_values(L), 43, "5 layers: 15 cos + 2 x 14 angular values");
+	if (!mp || !data)
+		return tap_done();
+	if (model_load(mp, NULL, &m, &err)) {
+		ok(0, "load %s: %s", mp, err.msg);
+		return tap_done();
+	}
+	test_golden(m, data);
+	test_resume(m, data);
+	test_angular(m, data);
+	test_masked(m, data);
+	test_iterative(m, data);
+	model_free(m);
+	return tap_done();
+}
