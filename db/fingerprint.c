@@ -1,0 +1,117 @@
+/*
+ * fingerprint: a model's identity for the store, from its content, not
+ * its path.  sha256 over a canonical description -- hyperparameters,
+ * every weight tensor by role (not by the file's tensor names) with
+ * dtype, shape and a sample of its bytes, and the tokenizer's pieces
+ * and special ids.  Sampling keeps it cheap on a 7B model (a few MB
+ * read instead of all the weights) while any fine-tune, re-quantization
+ * or different checkpoint of the same shape still changes it.
+ */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset.h"
+#include "dtype.h"
+#include "model.h"
+#include "tokenizer.h"
+
+#define WINDOW 256   /* bytes per sampled window */
+#define N_WINDOWS 16 /* windows per tensor, first and last included */
+
+static void put_tensor(FILE *f, const char *role, int layer, const struct st_tensor *t)
+{
+	const unsigned char *p = t->data;
+
+	fprintf(f, "%s %d %s %d %lld %lld %lld %lld %zu\n", role, layer,
+		t->data ? dtype_name(t->type) : "none", t->n_dims,
+		(long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+		(long long)t->ne[3], t->data ? t->nbytes : 0);
+	if (!p)
+		return;
+	if (t->nbytes <= (size_t)WINDOW * N_WINDOWS) {
+		fwrite(p, 1, t->nbytes, f);
+		return;
+	}
+	for (int w = 0; w < N_WINDOWS; w++) {
+		size_t off = (t->nbytes - WINDOW) / (N_WINDOWS - 1) * (size_t)w;
+
+		if (w == N_WINDOWS - 1)
+			off = t->nbytes - WINDOW;
+		fwrite(p + off, 1, WINDOW, f);
+	}
+}
+
+void store_model_fingerprint(const struct model *m, char hex[65])
+{
+	const struct model_hparams *hp = &m->hp;
+	uint8_t digest[32];
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f) { /* out of memory: a fingerprint of the shape alone */
+		buf = NULL;
+		len = 0;
+	} else {
+		fprintf(f, "strata-model-fingerprint 1\n%s %d %d %d %d %d %d %d %d %.9g %.9g %d"
+			" %d %.9g %.9g %.9g %d %d %d\n",
+			hp->arch, hp->n_layer, hp->d_model, hp->n_head, hp->n_head_kv,
+			hp->head_dim, hp->d_ff, hp->n_vocab, hp->n_ctx, hp->rms_eps,
+			hp->rope_theta, (int)hp->rope_layout, hp->rope_scaling_type,
+			hp->rope_factor, hp->rope_low_freq_factor, hp->rope_high_freq_factor,
+			hp->rope_orig_ctx, hp->qkv_bias, hp->tied_embeddings);
+		put_tensor(f, "tok_emb", -1, &m->tok_emb);
+		put_tensor(f, "out_norm", -1, &m->out_norm);
+		if (!hp->tied_embeddings)
+			put_tensor(f, "output", -1, &m->output);
+		put_tensor(f, "rope_freqs", -1, &m->rope_freqs);
+		for (int l = 0; l < hp->n_layer && m->layers; l++) {
+			const struct layer_weights *w = &m->layers[l];
+
+			put_tensor(f, "attn_norm", l, &w->attn_norm);
+			put_tensor(f, "wq", l, &w->wq);
+			put_tensor(f, "wk", l, &w->wk);
+			put_tensor(f, "wv", l, &w->wv);
+			put_tensor(f, "wo", l, &w->wo);
+			put_tensor(f, "bq", l, &w->bq);
+			put_tensor(f, "bk", l, &w->bk);
+			put_tensor(f, "bv", l, &w->bv);
+			put_tensor(f, "ffn_norm", l, &w->ffn_norm);
+			put_tensor(f, "w_gate", l, &w->w_gate);
+			put_tensor(f, "w_up", l, &w->w_up);
+			put_tensor(f, "w_down", l, &w->w_down);
+		}
+		if (m->tok) {
+			int n = tok_n_vocab(m->tok);
+
+			fprintf(f, "tokenizer %d %d %d %d %d\n", (int)tok_get_kind(m->tok), n,
+				tok_bos(m->tok), tok_eos(m->tok), tok_add_bos_default(m->tok));
+			for (int i = 0; i < n; i++) {
+				const char *piece = tok_piece(m->tok, i);
+
+				fprintf(f, "%s", piece ? piece : "");
+				fputc('\0', f);
+			}
+		}
+		fclose(f);
+	}
+	st_sha256(buf ? buf : "", buf ? len : 0, digest);
+	free(buf);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+}
+
+void store_model_describe(const struct model *m, struct store_model *sm)
+{
+	memset(sm, 0, sizeof *sm);
+	store_model_fingerprint(m, sm->fingerprint);
+	sm->path = m->path;
+	sm->format = model_format_name(m->format);
+	sm->dtype = dtype_name(model_main_dtype(m));
+	sm->hp = m->hp;
+	sm->params = model_n_params(m);
+	sm->file_bytes = m->file_bytes;
+}

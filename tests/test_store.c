@@ -1,0 +1,678 @@
+/*
+ * test_store: the SQLite store.  Migrations from an empty file and from
+ * schema version 1 (data intact), refusal of newer, foreign, corrupt
+ * and non-SQLite files with their bytes left exactly as they were, the
+ * cache lookup on identical keys, per-chunk values round-tripping bit
+ * for bit (NaN included), injected failures rolling a multi-row write
+ * back whole, read-only queries, the default path, and two processes
+ * writing at once.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "calib.h"
+#include "tap.h"
+#include "../db/store.h"
+
+static char tmp[4096];
+
+static const char *tpath(const char *name)
+{
+	static char buf[4][4200];
+	static int slot;
+	char *p = buf[slot++ % 4];
+
+	snprintf(p, 4200, "%s/%s", tmp, name);
+	return p;
+}
+
+static int write_bytes(const char *path, const void *data, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	if (!f)
+		return -1;
+	fwrite(data, 1, n, f);
+	return fclose(f);
+}
+
+/* Whole file into a malloc'd buffer; NULL if unreadable. */
+static unsigned char *slurp(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *b;
+	long len;
+
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	len = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	b = malloc((size_t)len + 1);
+	*n = fread(b, 1, (size_t)len, f);
+	fclose(f);
+	return b;
+}
+
+static int exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* ---- query helpers ---- */
+
+struct one { int found; struct store_value v; char text[256]; };
+
+static int one_row(void *ud, int stmt, int n, const char *const *names,
+		   const struct store_value *v)
+{
+	struct one *o = ud;
+
+	(void)stmt, (void)names;
+	if (n < 1 || o->found)
+		return 0;
+	o->found = 1;
+	o->v = v[0];
+	if (v[0].type == STORE_TEXT)
+		snprintf(o->text, sizeof o->text, "%.*s", (int)v[0].len, v[0].s);
+	o->v.s = o->text;
+	return 0;
+}
+
+/* First column of the first row as an integer; -1 on error / no row. */
+static long long q_int(struct store *s, const char *sql)
+{
+	struct one o = {0};
+	struct st_err err = {0};
+
+	if (store_query(s, sql, 0, NULL, 0, one_row, NULL, &o, &err) < 0) {
+		diag("query failed: %s", err.msg);
+		return -1;
+	}
+	return o.found && o.v.type == STORE_INT ? o.v.i : -1;
+}
+
+static double q_real(struct store *s, const char *sql)
+{
+	struct one o = {0};
+
+	if (store_query(s, sql, 0, NULL, 0, one_row, NULL, &o, NULL) < 0 || !o.found)
+		return -1e300;
+	return o.v.type == STORE_REAL ? o.v.d : o.v.type == STORE_INT ? (double)o.v.i : NAN;
+}
+
+static const char *q_text(struct store *s, const char *sql)
+{
+	static struct one o;
+
+	memset(&o, 0, sizeof o);
+	if (store_query(s, sql, 0, NULL, 0, one_row, NULL, &o, NULL) < 0 || !o.found)
+		return "";
+	return o.text;
+}
+
+/* ---- fixtures ---- */
+
+#define NL 3 /* layers of the made-up model */
+
+static struct store_model fake_model(const char *fp, const char *path)
+{
+	struct store_model m;
+
+	memset(&m, 0, sizeof m);
+	snprintf(m.fingerprint, sizeof m.fingerprint, "%s", fp);
+	m.path = path;
+	m.format = "gguf";
+	m.dtype = "f32";
+	snprintf(m.hp.arch, sizeof m.hp.arch, "llama");
+	m.hp.n_layer = NL;
+	m.hp.d_model = 64;
+	m.hp.n_head = 8;
+	m.hp.n_head_kv = 4;
+	m.hp.head_dim = 8;
+	m.hp.d_ff = 172;
+	m.hp.n_vocab = 512;
+	m.hp.n_ctx = 512;
+	m.params = 260000;
+	m.file_bytes = 1100000;
+	return m;
+}
+
+static const struct store_provenance prov = {"0.1.0-test", "cc -O2", "testhost", 2};
+
+static struct store_run_key key_for(int64_t model, int64_t data, int seq_len)
+{
+	struct store_run_key k = {model, data, 16, seq_len, "text", "", "", 0, 1};
+
+	return k;
+}
+
+/* Deterministic values for chunk c, with a NaN in the middle. */
+static void chunk_values(int c, double *v, int n)
+{
+	for (int i = 0; i < n; i++)
+		v[i] = 1.0 / (3.0 + i + 7.0 * c) + 1e-17 * i;
+	v[n / 2] = NAN;
+}
+
+/* A model, a dataset and one finished run with 2 chunks and scores. */
+static int64_t fill_v1(struct store *s, int64_t *model_id, int64_t *data_id)
+{
+	struct store_model m = fake_model("aa11", "/models/a.gguf");
+	struct store_dataset d = {"dd22", "/data/t.txt", NULL, 1234};
+	struct store_run_key k;
+	struct store_score sc[3 * NL];
+	struct st_err err = {0};
+	int nv = calib_n_values(NL);
+	double v[64];
+	int64_t run = 0;
+	int rc = 0;
+
+	rc |= store_model_put(s, &m, model_id, &err);
+	rc |= store_dataset_put(s, &d, data_id, &err);
+	k = key_for(*model_id, *data_id, 128);
+	rc |= store_run_begin(s, &k, &prov, 2, &run, &err);
+	for (int c = 0; c < 2; c++) {
+		chunk_values(c, v, nv);
+		rc |= store_chunk_put(s, run, 0, c, NL, 128, v, nv, &err);
+	}
+	for (int i = 0; i < 3 * NL; i++) {
+		memset(&sc[i], 0, sizeof sc[i]);
+		sc[i].metric = "cos";
+		sc[i].site = i / NL == 0 ? "attn" : i / NL == 1 ? "mlp" : "block";
+		sc[i].layer = i % NL;
+		sc[i].value = 0.9 + 0.01 * i;
+		sc[i].stderr_ = 0.001 * i;
+		sc[i].rank = 1 + i % NL;
+		sc[i].rank_lo = 1;
+		sc[i].rank_hi = NL;
+	}
+	rc |= store_scores_put(s, run, 0, sc, 3 * NL, &err);
+	rc |= store_run_set_status(s, run, STORE_DONE, 1.5, &err);
+	if (rc)
+		diag("fill_v1: %s", err.msg);
+	return rc ? -1 : run;
+}
+
+/* ---- tests ---- */
+
+static void test_new_store(void)
+{
+	struct store *s = NULL;
+	struct st_err err = {0};
+	const char *p = tpath("deep/er/dirs/strata.db");
+
+	is_int(store_open(p, 0, &s, &err), 0, "a new store opens, creating its directories");
+	if (!s) {
+		diag("%s", err.msg);
+		return;
+	}
+	is_int(store_schema_version(s), STORE_SCHEMA_VERSION, "a new store is at the current schema version");
+	is_int(q_int(s, "PRAGMA user_version"), STORE_SCHEMA_VERSION, "user_version is written");
+	is_int(q_int(s, "PRAGMA application_id"), STORE_APPLICATION_ID, "application_id marks it as a strata store");
+	{
+		struct one o = {0};
+
+		store_query(s, "PRAGMA journal_mode", STORE_Q_WRITE, NULL, 0, one_row, NULL, &o, &err);
+		has_str(o.text, "wal", "journal mode is WAL");
+	}
+	is_int(q_int(s, "PRAGMA foreign_keys"), 1, "foreign keys are on");
+	is_int(q_int(s, "SELECT count(*) FROM sqlite_master WHERE name IN ('models','datasets',"
+		     "'calib_runs','calib_chunks','scores','masks','plans','plan_drops','iter_drops')"),
+	       9, "all tables exist");
+	is_int(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name IN "
+		     "('run_list','site_scores','layer_scores','latest_runs','plan_list')"),
+	       5, "all views exist");
+	store_close(s);
+	s = NULL;
+	is_int(store_open(p, STORE_NOCREATE, &s, &err), 0, "reopening an existing store works with NOCREATE");
+	store_close(s);
+	s = NULL;
+	ok(store_open(tpath("missing.db"), STORE_NOCREATE, &s, &err) < 0 && !s,
+	   "NOCREATE refuses a store that does not exist");
+	has_str(err.msg, "missing.db", "... naming it");
+	ok(!exists(tpath("missing.db")), "... and does not create it");
+}
+
+static void test_migrate_v1(void)
+{
+	struct store *s = NULL;
+	struct st_err err = {0};
+	const char *p = tpath("v1.db");
+	int64_t model = 0, data = 0, run;
+
+	is_int(store_open_version(p, 0, 1, &s, &err), 0, "a store can be made at schema version 1");
+	if (!s)
+		return;
+	is_int(q_int(s, "PRAGMA user_version"), 1, "it is at version 1");
+	is_int(q_int(s, "SELECT count(*) FROM sqlite_master WHERE name = 'plans'"), 0,
+	       "version 1 has no plans table");
+	run = fill_v1(s, &model, &data);
+	ok(run > 0, "version 1 holds a model, a dataset, a run, chunks and scores");
+	store_close(s);
+	s = NULL;
+
+	is_int(store_open(p, 0, &s, &err), 0, "opening the version 1 store migrates it");
+	if (!s) {
+		diag("%s", err.msg);
+		return;
+	}
+	is_int(q_int(s, "PRAGMA user_version"), STORE_SCHEMA_VERSION, "it is now at the current version");
+	is_int(q_int(s, "SELECT count(*) FROM calib_chunks"), 2 * calib_n_values(NL),
+	       "the chunks survived the migration");
+	is_int(q_int(s, "SELECT count(*) FROM scores"), 3 * NL, "the scores survived");
+	is_close(q_real(s, "SELECT mlp_cos FROM layer_scores WHERE run = 1 AND layer = 2"),
+		 0.9 + 0.01 * (NL + 2), 1e-15, "the new layer_scores view reads the old scores");
+	is_int(q_int(s, "SELECT run FROM latest_runs"), run, "latest_runs finds the old run");
+	has_str(q_text(s, "SELECT status FROM run_list WHERE run = 1"), "done", "run_list shows it done");
+	store_close(s);
+}
+
+static void test_refusals(void)
+{
+	struct store *s = NULL;
+	struct st_err err = {0};
+	unsigned char *before, *after;
+	size_t nb, na;
+	const char *p;
+
+	/* a text file */
+	p = tpath("notes.txt");
+	{
+		char text[3000];
+
+		for (size_t i = 0; i < sizeof text; i++)
+			text[i] = "this is not a database\n"[i % 23];
+		write_bytes(p, text, sizeof text);
+	}
+	before = slurp(p, &nb);
+	ok(store_open(p, 0, &s, &err) < 0 && !s, "a text file is refused");
+	has_str(err.msg, "notes.txt", "... with a message naming it");
+	has_str(err.msg, "not an SQLite database", "... saying what is wrong");
+	after = slurp(p, &na);
+	ok(na == nb && memcmp(before, after, nb) == 0, "... and its bytes are unchanged");
+	ok(!exists(tpath("notes.txt-wal")) && !exists(tpath("notes.txt-shm")),
+	   "... and no -wal/-shm files appear beside it");
+	free(before);
+	free(after);
+
+	/* SQLite's magic followed by garbage: corrupt */
+	p = tpath("corrupt.db");
+	{
+		unsigned char junk[8192];
+
+		memcpy(junk, "SQLite format 3", 16);
+		for (size_t i = 16; i < sizeof junk; i++)
+			junk[i] = (unsigned char)(i * 131 + 7);
+		write_bytes(p, junk, sizeof junk);
+	}
+	before = slurp(p, &nb);
+	err.msg[0] = '\0';
+	ok(store_open(p, 0, &s, &err) < 0 && !s, "a corrupt SQLite file is refused");
+	has_str(err.msg, "corrupt.db", "... naming it");
+	has_str(err.msg, "not a strata store", "... saying it is not a strata store");
+	after = slurp(p, &na);
+	ok(na == nb && memcmp(before, after, nb) == 0, "... and left byte for byte as it was");
+	free(before);
+	free(after);
+
+	/* a foreign SQLite database (made through a strata store, then
+	 * stripped of its marks: another application's file) */
+	p = tpath("foreign.db");
+	{
+		struct store *f = NULL;
+
+		if (store_open(p, 0, &f, &err) == 0) {
+			store_query(f, "PRAGMA application_id = 1234; PRAGMA user_version = 0;"
+				    " PRAGMA journal_mode = DELETE", STORE_Q_WRITE, NULL, 0,
+				    NULL, NULL, NULL, &err);
+			store_close(f);
+		}
+	}
+	before = slurp(p, &nb);
+	ok(store_open(p, 0, &s, &err) < 0 && !s, "an SQLite file of another application is refused");
+	has_str(err.msg, "not a strata store", "... saying it is not a strata store");
+	has_str(err.msg, "foreign.db", "... naming it");
+	after = slurp(p, &na);
+	ok(before && na == nb && memcmp(before, after, nb) == 0, "... and it is unchanged");
+	free(before);
+	free(after);
+
+	/* a newer schema */
+	p = tpath("newer.db");
+	{
+		struct store *f = NULL;
+
+		if (store_open(p, 0, &f, &err) == 0) {
+			store_query(f, "PRAGMA user_version = 99; PRAGMA journal_mode = DELETE",
+				    STORE_Q_WRITE, NULL, 0, NULL, NULL, NULL, &err);
+			store_close(f);
+		}
+	}
+	before = slurp(p, &nb);
+	ok(store_open(p, 0, &s, &err) < 0 && !s, "a store with a newer schema version is refused");
+	is_int(err.code, ST_EUNSUP, "... as unsupported");
+	has_str(err.msg, "schema version 99", "... naming its version");
+	has_str(err.msg, "newer.db", "... and the file");
+	after = slurp(p, &na);
+	ok(before && na == nb && memcmp(before, after, nb) == 0, "... and it is unchanged");
+	free(before);
+	free(after);
+
+	/* a directory */
+	ok(store_open(tmp, 0, &s, &err) < 0 && !s, "a directory is refused");
+	has_str(err.msg, "not a regular file", "... as not a regular file");
+}
+
+static void test_cache_and_chunks(void)
+{
+	struct store *s = NULL;
+	struct st_err err = {0};
+	struct store_run r;
+	struct store_run_key k;
+	struct calib_result *res;
+	int64_t model = 0, model2 = 0, data = 0, data2 = 0, run, run2 = 0;
+	int nv = calib_n_values(NL), n_read = -1, same = 1;
+	double v[64];
+
+	if (store_open(tpath("cache.db"), 0, &s, &err) < 0) {
+		ok(0, "open cache.db: %s", err.msg);
+		return;
+	}
+	run = fill_v1(s, &model, &data);
+	{
+		struct store_model m = fake_model("aa11", "/elsewhere/copy.gguf");
+		struct store_dataset d = {"dd22", "/data/moved.txt", NULL, 1234};
+
+		store_model_put(s, &m, &model2, &err);
+		store_dataset_put(s, &d, &data2, &err);
+	}
+	is_int(model2, model, "the same fingerprint at another path is the same model");
+	is_int(data2, data, "the same sha256 at another path is the same dataset");
+	has_str(q_text(s, "SELECT path FROM models"), "/elsewhere/copy.gguf", "... whose path is updated");
+
+	k = key_for(model, data, 128);
+	is_int(store_run_find(s, &k, 1u << STORE_DONE, &r, &err), 1, "identical inputs find the finished run");
+	is_int(r.id, run, "... the right one");
+	is_int(r.chunks_done, 2, "... with its chunks counted");
+	is_int(r.tokens, 256, "... and its tokens");
+	k.seq_len = 64;
+	is_int(store_run_find(s, &k, 1u << STORE_DONE, &r, &err), 0, "another seq_len misses the cache");
+	k.seq_len = 128;
+	k.text_field = "body";
+	is_int(store_run_find(s, &k, 1u << STORE_DONE, &r, &err), 0, "another text field misses the cache");
+	k.text_field = "text";
+	is_int(store_run_find(s, &k, 1u << STORE_CANCELLED | 1u << STORE_RUNNING, &r, &err), 0,
+	       "a finished run is not offered for resuming");
+
+	/* an interrupted run: 3 chunks of 5, the 4th half-written by hand */
+	store_run_begin(s, &k, &prov, 5, &run2, &err);
+	for (int c = 0; c < 3; c++) {
+		chunk_values(c, v, nv);
+		store_chunk_put(s, run2, 0, c, NL, 128, v, nv, &err);
+	}
+	store_run_set_status(s, run2, STORE_CANCELLED, 0.5, &err);
+	{
+		struct store_value params[1] = {store_int(run2)};
+
+		store_query(s, "INSERT INTO calib_chunks VALUES (?1, 0, 3, 'cos', 'attn', 0, 0, 0.5)",
+			    STORE_Q_WRITE, params, 1, NULL, NULL, NULL, &err);
+	}
+	is_int(store_run_find(s, &k, 1u << STORE_CANCELLED | 1u << STORE_RUNNING, &r, &err), 1,
+	       "the interrupted run is found for resuming");
+	is_int(r.id, run2, "... the right one");
+	is_int(r.chunks_done, 3, "... with 3 chunks done");
+	res = calib_result_new(NL, 5, 128);
+	is_int(store_chunks_get(s, run2, 0, res, &n_read, &err), 0, "its chunks read back");
+	is_int(n_read, 3, "... the 3 complete ones, not the partial 4th");
+	for (int c = 0; c < 3; c++) {
+		chunk_values(c, v, nv);
+		for (int i = 0; i < nv; i++) {
+			double got = res->chunk[(size_t)c * nv + i];
+
+			if (isnan(v[i]) ? !isnan(got) : memcmp(&got, &v[i], sizeof got) != 0)
+				same = 0;
+		}
+	}
+	ok(same, "per-chunk values round-trip bit for bit, NaN included");
+	calib_result_free(res);
+	store_close(s);
+}
+
+static int fault_after;
+
+static int fault_fn(void *ud, const char *what)
+{
+	(void)ud, (void)what;
+	return fault_after-- <= 0;
+}
+
+static void test_rollback(void)
+{
+	struct store *s = NULL;
+	struct st_err err = {0};
+	int64_t model = 0, data = 0, run, plan_id = 0;
+	int nv = calib_n_values(NL);
+	double v[64];
+
+	if (store_open(tpath("rollback.db"), 0, &s, &err) < 0) {
+		ok(0, "open rollback.db: %s", err.msg);
+		return;
+	}
+	run = fill_v1(s, &model, &data);
+	chunk_values(7, v, nv);
+	fault_after = nv / 2;
+	store_set_fault(s, fault_fn, NULL);
+	ok(store_chunk_put(s, run, 0, 2, NL, 128, v, nv, &err) < 0,
+	   "a chunk write fails when a fault is injected half-way");
+	has_str(err.msg, "injected fault", "... reporting it");
+	store_set_fault(s, NULL, NULL);
+	is_int(q_int(s, "SELECT count(*) FROM calib_chunks WHERE chunk = 2"), 0,
+	       "... and none of the chunk's rows are left");
+	is_int(q_int(s, "SELECT chunks_done FROM calib_runs WHERE id = 1"), 2,
+	       "... nor its progress");
+
+	{
+		struct store_score sc[3 * NL];
+
+		for (int i = 0; i < 3 * NL; i++) {
+			memset(&sc[i], 0, sizeof sc[i]);
+			sc[i].metric = "cos";
+			sc[i].site = "attn";
+			sc[i].layer = i;
+			sc[i].value = 0.5;
+		}
+		fault_after = 4;
+		store_set_fault(s, fault_fn, NULL);
+		ok(store_scores_put(s, run, 0, sc, 3 * NL, &err) < 0, "a scores rewrite fails under a fault");
+		store_set_fault(s, NULL, NULL);
+		is_int(q_int(s, "SELECT count(*) FROM scores WHERE value = 0.5"), 0, "... no new score is kept");
+		is_int(q_int(s, "SELECT count(*) FROM scores"), 3 * NL, "... and the old scores are all still there");
+	}
+	{
+		int layers[2] = {2, 1};
+		const char *sites[2] = {"attn", "attn"};
+		double imp[2] = {0.01, 0.02};
+		struct store_plan p = {run, model, "attn", 2, 0, 0, 0, "attn=1-2;mlp=", 2, 0, -1, -1,
+				       100, 200, 300, 2, layers, sites, imp};
+
+		fault_after = 3; /* mask, plan, first drop ok; second drop fails */
+		store_set_fault(s, fault_fn, NULL);
+		ok(store_plan_put(s, &p, &plan_id, &err) < 0, "a plan write fails under a fault");
+		store_set_fault(s, NULL, NULL);
+		is_int(q_int(s, "SELECT (SELECT count(*) FROM masks) + (SELECT count(*) FROM plans)"
+			     " + (SELECT count(*) FROM plan_drops)"), 0,
+		       "... leaving no mask, plan or drop behind");
+		is_int(store_plan_put(s, &p, &plan_id, &err), 0, "without the fault it is stored");
+		is_int(q_int(s, "SELECT count(*) FROM plan_drops"), 2, "... with its drops");
+		{
+			int64_t again = 0;
+
+			store_plan_put(s, &p, &again, &err);
+			is_int(again, plan_id, "the same plan again gets the same id");
+			is_int(q_int(s, "SELECT count(*) FROM plan_drops"), 2, "... and adds nothing");
+		}
+		has_str(q_text(s, "SELECT mask FROM plan_list"), "attn=1-2;mlp=", "plan_list shows its mask");
+	}
+	store_close(s);
+}
+
+static int count_rows(void *ud, int stmt, int n, const char *const *names,
+		      const struct store_value *v)
+{
+	(void)stmt, (void)n, (void)names, (void)v;
+	++*(int *)ud;
+	return 0;
+}
+
+static void test_queries(void)
+{
+	struct store *s = NULL;
+	struct st_err err = {0};
+	int64_t model = 0, data = 0;
+	int rows = 0;
+
+	if (store_open(tpath("query.db"), 0, &s, &err) < 0) {
+		ok(0, "open query.db: %s", err.msg);
+		return;
+	}
+	fill_v1(s, &model, &data);
+	ok(store_query(s, "DELETE FROM scores", 0, NULL, 0, NULL, NULL, NULL, &err) < 0,
+	   "a write is refused without STORE_Q_WRITE");
+	has_str(err.msg, "--write", "... pointing at --write");
+	has_str(err.msg, "DELETE FROM scores", "... quoting the statement");
+	ok(store_query(s, "PRAGMA query_only = 0; DELETE FROM scores", 0, NULL, 0, NULL, NULL,
+		       NULL, &err) < 0, "lifting query_only is refused too");
+	ok(store_query(s, "ATTACH 'x.db' AS x", 0, NULL, 0, NULL, NULL, NULL, &err) < 0,
+	   "ATTACH is refused without --write");
+	is_int(q_int(s, "SELECT count(*) FROM scores"), 3 * NL, "the scores are all still there");
+	ok(store_query(s, "SELECT * FROM site_scores; SELECT 1", 0, NULL, 0, count_rows, NULL,
+		       &rows, &err) == 0, "several statements run");
+	is_int(rows, 3 * NL + 1, "... each row reported");
+	ok(store_query(s, "SELECT nonsense FROM nowhere", 0, NULL, 0, NULL, NULL, NULL, &err) < 0,
+	   "bad SQL fails");
+	has_str(err.msg, "no such table: nowhere", "... with SQLite's message");
+	has_str(err.msg, "SELECT nonsense FROM nowhere", "... quoting the SQL");
+	ok(store_query(s, "DELETE FROM scores WHERE layer = 0", STORE_Q_WRITE, NULL, 0, NULL, NULL,
+		       NULL, &err) == 0, "with STORE_Q_WRITE a write runs");
+	is_int(q_int(s, "SELECT count(*) FROM scores"), 3 * NL - 3, "... and changes the store");
+	ok(store_query(s, "DELETE FROM models", STORE_Q_WRITE, NULL, 0, NULL, NULL, NULL, &err) < 0,
+	   "foreign keys protect a model that runs refer to");
+	has_str(err.msg, "FOREIGN KEY", "... with SQLite's message");
+	store_close(s);
+}
+
+static void test_paths(void)
+{
+	char buf[4096];
+	struct st_err err = {0};
+
+	setenv("HOME", "/home/someone", 1);
+	unsetenv("STRATA_DB");
+	unsetenv("XDG_DATA_HOME");
+	store_path(NULL, buf, sizeof buf, &err);
+	has_str(buf, "/home/someone/.local/share/strata/strata.db", "default path under HOME");
+	setenv("XDG_DATA_HOME", "/xdg/data", 1);
+	store_path(NULL, buf, sizeof buf, &err);
+	has_str(buf, "/xdg/data/strata/strata.db", "XDG_DATA_HOME is honoured");
+	setenv("STRATA_DB", "/env/my.db", 1);
+	store_path(NULL, buf, sizeof buf, &err);
+	has_str(buf, "/env/my.db", "STRATA_DB overrides XDG_DATA_HOME");
+	store_path("./here.db", buf, sizeof buf, &err);
+	has_str(buf, "./here.db", "--db overrides STRATA_DB");
+	unsetenv("STRATA_DB");
+	unsetenv("XDG_DATA_HOME");
+	unsetenv("HOME");
+	ok(store_path(NULL, buf, sizeof buf, &err) < 0, "no HOME and nothing else is an error");
+	has_str(err.msg, "STRATA_DB", "... naming the ways to set one");
+}
+
+/* Two processes, each writing its own run's chunks as fast as it can. */
+static void test_concurrent(void)
+{
+	const char *p = tpath("busy.db");
+	pid_t pid[2];
+	int status[2], okays = 0;
+	struct store *s = NULL;
+	struct st_err err = {0};
+	enum { CHUNKS = 40 };
+
+	if (store_open(p, 0, &s, &err) < 0) {
+		ok(0, "open busy.db: %s", err.msg);
+		return;
+	}
+	store_close(s);
+	fflush(stdout);
+	for (int w = 0; w < 2; w++) {
+		pid[w] = fork();
+		if (pid[w] == 0) {
+			struct store *c = NULL;
+			struct store_model m = fake_model(w ? "bb" : "cc", "/m");
+			struct store_dataset d = {"dd", "/d", NULL, 1};
+			struct store_run_key k;
+			int64_t model, data, run;
+			int nv = calib_n_values(NL);
+			double v[64];
+
+			if (store_open(p, 0, &c, &err) < 0 ||
+			    store_model_put(c, &m, &model, &err) < 0 ||
+			    store_dataset_put(c, &d, &data, &err) < 0)
+				_exit(1);
+			k = key_for(model, data, 32);
+			if (store_run_begin(c, &k, &prov, CHUNKS, &run, &err) < 0)
+				_exit(2);
+			for (int ch = 0; ch < CHUNKS; ch++) {
+				chunk_values(ch, v, nv);
+				if (store_chunk_put(c, run, 0, ch, NL, 32, v, nv, &err) < 0) {
+					fprintf(stderr, "writer %d: %s\n", w, err.msg);
+					_exit(3);
+				}
+			}
+			if (store_run_set_status(c, run, STORE_DONE, 0, &err) < 0)
+				_exit(4);
+			store_close(c);
+			_exit(0);
+		}
+	}
+	for (int w = 0; w < 2; w++) {
+		waitpid(pid[w], &status[w], 0);
+		okays += WIFEXITED(status[w]) && WEXITSTATUS(status[w]) == 0;
+	}
+	is_int(okays, 2, "two processes writing at once both succeed");
+	if (store_open(p, 0, &s, &err) == 0) {
+		is_int(q_int(s, "SELECT count(*) FROM calib_chunks"), 2 * CHUNKS * calib_n_values(NL),
+		       "... and every row of both is there");
+		is_int(q_int(s, "SELECT count(*) FROM calib_runs WHERE status = 'done' AND chunks_done = 40"),
+		       2, "... both runs finished");
+		is_int(q_int(s, "SELECT count(*) FROM datasets"), 1, "... sharing one dataset row");
+		store_close(s);
+	}
+}
+
+int main(void)
+{
+	const char *t = tap_tmpdir("test_store");
+
+	if (!t) {
+		ok(0, "make a temporary directory");
+		return tap_done();
+	}
+	snprintf(tmp, sizeof tmp, "%s", t);
+	test_new_store();
+	test_migrate_v1();
+	test_refusals();
+	test_cache_and_chunks();
+	test_rollback();
+	test_queries();
+	test_concurrent();
+	test_paths();
+	return tap_done();
+}
