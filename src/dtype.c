@@ -289,6 +289,18 @@ void dtype_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n)
 	}
 }
 
+/*
+ * roundf (halves away from zero) for |v| < 2^31, without a libm call so
+ * the loop vectorizes: truncate, then step once if the exact remainder
+ * v - trunc(v) reaches a half.
+ */
+static inline int round_half_away(float v)
+{
+	int i = (int)v;
+	float rem = v - (float)i;
+	return i + (rem >= 0.5f) - (rem <= -0.5f);
+}
+
 /* ggml's quantize_row_q8_0_ref: d = amax/127, q = roundf(x/d). */
 static void quantize_q8_0(const float *x, uint8_t *out, int64_t n)
 {
@@ -298,15 +310,17 @@ static void quantize_q8_0(const float *x, uint8_t *out, int64_t n)
 		float amax = 0.0f, d, id;
 		uint16_t dh;
 
-		for (int j = 0; j < ST_QK; j++)
-			amax = fmaxf(amax, fabsf(v[j]));
+		for (int j = 0; j < ST_QK; j++) {
+			float a = fabsf(v[j]);
+			amax = amax > a ? amax : a; /* ggml's MAX() */
+		}
 		d = amax / 127.0f;
 		id = d != 0.0f ? 1.0f / d : 0.0f;
 		dh = f32_to_fp16(d);
 		blk[0] = (uint8_t)dh;
 		blk[1] = (uint8_t)(dh >> 8);
 		for (int j = 0; j < ST_QK; j++)
-			blk[2 + j] = (uint8_t)(int8_t)roundf(v[j] * id);
+			blk[2 + j] = (uint8_t)(int8_t)round_half_away(v[j] * id);
 	}
 }
 

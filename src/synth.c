@@ -353,13 +353,13 @@ static void add_header(struct gguf_writer *w, const struct synth_shape *sh,
 	gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
 	gguf_writer_add_f32(w, "llama.rope.freq_base", 10000.0f);
 	gguf_writer_add_u32(w, "llama.rope.dimension_count",
-				  (uint32_t)(sh->d_model / sh->n_head));
+			    (uint32_t)(sh->d_model / sh->n_head));
 	gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
 	gguf_writer_add_arr(w, "tokenizer.ggml.tokens", GGUF_STRING,
-				  (const char *const *)v->tok, (uint64_t)v->n);
+			    (const char *const *)v->tok, (uint64_t)v->n);
 	gguf_writer_add_arr(w, "tokenizer.ggml.scores", GGUF_F32, v->score, (uint64_t)v->n);
 	gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_I32, v->type,
-				  (uint64_t)v->n);
+			    (uint64_t)v->n);
 	gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
 	gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", 2);
 	gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);

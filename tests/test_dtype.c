@@ -375,6 +375,21 @@ static void test_random_roundtrip(void)
 		}
 	}
 	is_int(bad8, 0, "Q8_0 random round trip within half a step");
+	{
+		/* ggml's reference, written out here with libm's roundf */
+		int diff = 0;
+		for (int b = 0; b < N / 32; b++) {
+			float amax = 0, d, id;
+			for (int j = 0; j < 32; j++)
+				amax = fmaxf(amax, fabsf(x[32 * b + j]));
+			d = amax / 127;
+			id = d ? 1.0f / d : 0.0f;
+			diff += (q[34 * b] | q[34 * b + 1] << 8) != f32_to_fp16(d);
+			for (int j = 0; j < 32; j++)
+				diff += (int8_t)q[34 * b + 2 + j] != (int8_t)roundf(x[32 * b + j] * id);
+		}
+		is_int(diff, 0, "Q8_0 bytes equal ggml's reference formula with roundf on random data");
+	}
 	dtype_from_f32(ST_Q4_0, x, q, N);
 	dtype_to_f32(ST_Q4_0, q, y, N);
 	for (int b = 0; b < N / 32; b++) {
