@@ -3,6 +3,7 @@
  * architecture, shapes, dtypes, parameters, sizes and tokenizer.
  */
 #include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,16 @@ static const char help[] =
 static const char *rope_scaling_name(int t)
 {
 	return t == 1 ? "llama3" : t == 2 ? "linear" : "none";
+}
+
+/* A float hyperparameter as the short decimal it was written as (1e-05,
+ * not 9.99999975e-06). */
+static double short_decimal(float f)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof buf, "%.7g", f);
+	return strtod(buf, NULL);
 }
 
 int cmd_info(int argc, char **argv)
@@ -63,12 +74,12 @@ int cmd_info(int argc, char **argv)
 	record_int(r, "d_ff", hp->d_ff);
 	record_int(r, "n_vocab", hp->n_vocab);
 	record_int(r, "n_ctx", hp->n_ctx);
-	record_num(r, "rms_eps", hp->rms_eps);
-	record_num(r, "rope_theta", hp->rope_theta);
+	record_num(r, "rms_eps", short_decimal(hp->rms_eps));
+	record_num(r, "rope_theta", short_decimal(hp->rope_theta));
 	record_str(r, "rope_layout", hp->rope_layout == ROPE_NEOX ? "neox" : "interleaved");
 	record_str(r, "rope_scaling", rope_scaling_name(hp->rope_scaling_type));
 	if (hp->rope_scaling_type)
-		record_num(r, "rope_factor", hp->rope_factor);
+		record_num(r, "rope_factor", short_decimal(hp->rope_factor));
 	record_bool(r, "qkv_bias", hp->qkv_bias);
 	record_bool(r, "tied_embeddings", hp->tied_embeddings);
 	record_str(r, "dtype", dtype_name(model_main_dtype(m)));

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "dtype.h"
@@ -79,5 +80,17 @@ int cmd_synth(int argc, char **argv)
 		return EXIT_ERR;
 	}
 	cli_progress_end();
+	{
+		struct record *r = record_new();
+		struct stat st;
+
+		record_str(r, "path", argv[optind]);
+		record_str(r, "shape", shape->name);
+		record_str(r, "dtype", dtype_name(dtype));
+		record_int(r, "n_layer", shape->n_layer);
+		record_int(r, "file_bytes", stat(argv[optind], &st) == 0 ? (long long)st.st_size : -1);
+		record_print(r, co.format, stdout);
+		record_free(r);
+	}
 	return EXIT_OK;
 }
