@@ -92,19 +92,15 @@ static int bytelevel_pipeline(struct tokenizer *t, const char *split_re, const c
 
 /* ---- llama2.c ---- */
 
-static int rd(FILE *f, void *p, size_t n)
-{
-	return fread(p, 1, n, f) == n;
-}
-
 struct tokenizer *tok_from_llama2c(const char *path, struct st_err *err)
 {
 	FILE *f = fopen(path, "rb");
 	struct tokenizer *t = NULL;
 	int32_t maxlen, len;
-	long fsize, off;
+	long fsize = -1;
+	size_t off;
 	int n = 0;
-	float score;
+	uint8_t *data = NULL;
 	char *buf = NULL;
 
 	if (!f) {
@@ -115,39 +111,45 @@ struct tokenizer *tok_from_llama2c(const char *path, struct st_err *err)
 		st_errf(err, ST_EIO, "%s: cannot seek: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (!rd(f, &maxlen, 4)) {
+	if (!(data = malloc((size_t)fsize + 1))) {
+		st_errf(err, ST_ENOMEM, "%s: out of memory for %ld bytes", path, fsize);
+		goto fail;
+	}
+	if (fread(data, 1, (size_t)fsize, f) != (size_t)fsize) {
+		st_errf(err, ST_EIO, "%s: read error: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (fsize < 4) {
 		st_errf(err, ST_EFORMAT, "%s: file too short for max_token_length (%ld bytes)",
 			path, fsize);
 		goto fail;
 	}
+	memcpy(&maxlen, data, 4);
 	if (maxlen <= 0 || maxlen > (1 << 20)) {
 		st_errf(err, ST_EFORMAT, "%s: max_token_length %d out of range", path, maxlen);
 		goto fail;
 	}
 	/* pass 1: count and validate the entries */
-	for (off = 4; off < fsize; n++) {
-		if (fsize - off < 8) {
+	for (off = 4; off < (size_t)fsize; n++) {
+		if ((size_t)fsize - off < 8) {
 			st_errf(err, ST_EFORMAT,
-				"%s: token %d: header extends past end of file (offset %ld, file %ld bytes)",
+				"%s: token %d: header extends past end of file (offset %zu, file %ld bytes)",
 				path, n, off, fsize);
 			goto fail;
 		}
-		if (fseek(f, off + 4, SEEK_SET) || !rd(f, &len, 4)) {
-			st_errf(err, ST_EIO, "%s: read error at offset %ld", path, off);
-			goto fail;
-		}
+		memcpy(&len, data + off + 4, 4);
 		if (len <= 0 || len > maxlen) {
-			st_errf(err, ST_EFORMAT, "%s: token %d: length %d not in 1..%d (offset %ld)",
+			st_errf(err, ST_EFORMAT, "%s: token %d: length %d not in 1..%d (offset %zu)",
 				path, n, len, maxlen, off);
 			goto fail;
 		}
-		if (fsize - off - 8 < len) {
+		if ((size_t)fsize - off - 8 < (size_t)len) {
 			st_errf(err, ST_EFORMAT,
-				"%s: token %d: %d bytes extend past end of file (offset %ld, file %ld bytes)",
+				"%s: token %d: %d bytes extend past end of file (offset %zu, file %ld bytes)",
 				path, n, len, off + 8, fsize);
 			goto fail;
 		}
-		off += 8 + len;
+		off += 8 + (size_t)len;
 	}
 	if (n < 3) {
 		st_errf(err, ST_EFORMAT, "%s: only %d tokens (need <unk>, <s>, </s>)", path, n);
@@ -159,30 +161,31 @@ struct tokenizer *tok_from_llama2c(const char *path, struct st_err *err)
 		st_errf(err, ST_ENOMEM, "out of memory");
 		goto fail;
 	}
-	fseek(f, 4, SEEK_SET);
+	off = 4;
 	for (int i = 0; i < n; i++) {
 		size_t o = 0;
 		int type = TT_NORMAL;
-		if (!rd(f, &score, 4) || !rd(f, &len, 4) || !rd(f, buf + (size_t)maxlen * 2, (size_t)len)) {
-			st_errf(err, ST_EIO, "%s: read error in token %d", path, i);
-			goto fail;
-		}
+		float score;
+		const uint8_t *p;
+		memcpy(&score, data + off, 4);
+		memcpy(&len, data + off + 4, 4);
+		p = data + off + 8;
+		off += 8 + (size_t)len;
 		/* spaces back to U+2581 */
 		for (int k = 0; k < len; k++) {
-			char c = buf[(size_t)maxlen * 2 + k];
-			if (c == ' ') {
+			if (p[k] == ' ') {
 				memcpy(buf + o, SPACE_MARK, 3);
 				o += 3;
 			} else
-				buf[o++] = c;
+				buf[o++] = (char)p[k];
 		}
+		buf[o] = 0;
 		if (i == 0)
 			type = TT_UNKNOWN;
-		buf[o] = 0;
 		if (i == 1 || i == 2) {
 			const char *nm = i == 1 ? "<s>" : "</s>";
 			type = TT_CONTROL;
-			if (strstr(buf, nm) || (o > 2 && buf[0] == '\n')) {
+			if (strstr(buf, nm)) {
 				o = strlen(nm);
 				memcpy(buf, nm, o);
 			}
@@ -204,10 +207,12 @@ struct tokenizer *tok_from_llama2c(const char *path, struct st_err *err)
 	if (tok_finish(t, path, err))
 		goto fail;
 	free(buf);
+	free(data);
 	fclose(f);
 	return t;
 fail:
 	free(buf);
+	free(data);
 	tok_free(t);
 	fclose(f);
 	return NULL;
@@ -694,16 +699,18 @@ static int hf_merges(struct hfctx *c, json_t *merges)
 		memcpy(cat, a, al);
 		memcpy(cat + al, b, bl);
 		m = tok_lookup(t, cat, al + bl);
+		if (m < 0)
+			t->ws_split = 0; /* a merge that makes a non-piece: no cutting */
 		tok_pmap_put(&t->merges, ia, ib, (int32_t)i, m);
 	}
 	free(cat);
 	return 0;
 }
 
-static json_t *load_json(const char *path, struct st_err *err)
+static json_t *load_json(const char *path, size_t flags, struct st_err *err)
 {
 	json_error_t je;
-	json_t *j = json_load_file(path, JSON_DECODE_ANY, &je);
+	json_t *j = json_load_file(path, JSON_DECODE_ANY | flags, &je);
 
 	if (!j) {
 		if (access(path, R_OK) != 0)
@@ -730,7 +737,7 @@ struct tokenizer *tok_from_hf(const char *json_path, const char *config_path,
 	char *beside = NULL;
 	int rc;
 
-	if (!(j = load_json(json_path, err)))
+	if (!(j = load_json(json_path, 0, err)))
 		return NULL;
 	if (!config_path) {
 		const char *slash = strrchr(json_path, '/');
@@ -743,7 +750,8 @@ struct tokenizer *tok_from_hf(const char *json_path, const char *config_path,
 				config_path = beside;
 		}
 	}
-	if (config_path && !(cfg = load_json(config_path, err)))
+	/* model_max_length is often 1e30 written as an integer: read numbers as reals */
+	if (config_path && !(cfg = load_json(config_path, JSON_DECODE_INT_AS_REAL, err)))
 		goto fail;
 
 	model = json_object_get(j, "model");

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define SPACE_MARK "\xe2\x96\x81" /* U+2581 */
+
 /* ---- small helpers ---- */
 
 static uint32_t hash_bytes(const char *s, size_t len)
@@ -303,6 +305,24 @@ int tok_finish(struct tokenizer *t, const char *src, struct st_err *err)
 	}
 	if (smap_build(t))
 		goto oom;
+	/*
+	 * A SentencePiece vocabulary whose pieces never hold "▁" after another
+	 * character (true of Llama 2 and stories260K) can never merge across
+	 * the start of a "▁" run, so the text may be cut there into words
+	 * that are merged independently: same result, small heaps.
+	 */
+	t->ws_split = t->kind == TOK_SPM;
+	for (int32_t id = 0; id < t->n_vocab && t->ws_split; id++) {
+		const char *p = t->pieces[id];
+		if (t->types[id] == TT_CONTROL || t->types[id] == TT_UNKNOWN || t->types[id] == TT_BYTE)
+			continue;
+		for (uint32_t i = 1; i + 3 <= t->lens[id]; i++)
+			if (memcmp(p + i, SPACE_MARK, 3) == 0 &&
+			    !(i >= 3 && memcmp(p + i - 3, SPACE_MARK, 3) == 0)) {
+				t->ws_split = 0;
+				break;
+			}
+	}
 	for (int32_t id = 0; id < t->n_vocab; id++)
 		if (make_dec(t, id))
 			goto oom;
@@ -396,7 +416,17 @@ static int encode_section(const struct tokenizer *t, const char *s, size_t len,
 	}
 	if (nlen == 0)
 		goto done;
-	if (!t->n_pre) {
+	if (!t->n_pre && t->ws_split) {
+		size_t start = 0;
+		for (size_t i = 3; i + 3 <= nlen && !rc; i++)
+			if (memcmp(s + i, SPACE_MARK, 3) == 0 && memcmp(s + i - 3, SPACE_MARK, 3) != 0) {
+				rc = tok_model_word(t, s + start, i - start, out);
+				start = i;
+				i += 2;
+			}
+		if (!rc)
+			rc = tok_model_word(t, s + start, nlen - start, out);
+	} else if (!t->n_pre) {
 		rc = tok_model_word(t, s, nlen, out);
 	} else {
 		if ((rc = tok_pretokenize(t, s, nlen, section_index, &w, err)))

@@ -97,6 +97,7 @@ struct tokenizer {
 	int32_t byte_id[256];    /* <0xNN> pieces, -1 if absent */
 	int ignore_merges;
 	int fuse_unk;
+	int ws_split;            /* no piece holds "x▁": words may be cut before each ▁ run */
 
 	int32_t bos, eos, unk;
 	int add_bos, add_eos;

@@ -1,0 +1,154 @@
+// tok_parity.mjs: the reference side of tests/tok_parity.sh.  Encodes
+// every line of a JSONL corpus (one JSON string per line) with
+// transformers.js's tokenizer (@lenml/tokenizers) loaded from the
+// tokenizer.json and tokenizer_config.json that @lenml/tokenizer-NAME
+// ships, and writes one line of space-separated ids per input line.
+//
+//   node tok_parity.mjs PREFIX NAME path            prints the tokenizer.json path
+//   node tok_parity.mjs PREFIX NAME encode IN OUT [bos]
+//   node tok_parity.mjs corpus SHARED SRCDIR OUT     writes the test corpus
+//
+// PREFIX is the npm --prefix the packages were installed under.  Without
+// "bos" the text is encoded with add_special_tokens=false; with it, =true
+// (BOS as the tokenizer's post-processor adds it).
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import path from "node:path";
+
+if (process.argv[2] === "corpus") {
+	writeCorpus(process.argv[3], process.argv[4], process.argv[5]);
+	process.exit(0);
+}
+
+const [prefix, name, cmd, input, output, bos] = process.argv.slice(2);
+if (!prefix || !name || !cmd) {
+	console.error("usage: tok_parity.mjs PREFIX NAME (path | encode IN OUT [bos])");
+	process.exit(2);
+}
+const require = createRequire(path.join(path.resolve(prefix), "package.json"));
+const pkg = `@lenml/tokenizer-${name}`;
+const jsonPath = require.resolve(`${pkg}/models/tokenizer.json`);
+const configPath = require.resolve(`${pkg}/models/tokenizer_config.json`);
+
+if (cmd === "path") {
+	process.stdout.write(jsonPath + "\n");
+	process.exit(0);
+}
+if (cmd !== "encode" || !input || !output) {
+	console.error("tok_parity.mjs: expected 'path' or 'encode IN OUT'");
+	process.exit(2);
+}
+
+const { TokenizerLoader } = require("@lenml/tokenizers");
+const tok = TokenizerLoader.fromPreTrained({
+	tokenizerJSON: JSON.parse(fs.readFileSync(jsonPath, "utf8")),
+	tokenizerConfig: JSON.parse(fs.readFileSync(configPath, "utf8")),
+});
+const lines = fs.readFileSync(input, "utf8").split("\n").filter((l) => l.length > 0);
+const out = lines.map((l) =>
+	tok.encode(JSON.parse(l), { add_special_tokens: bos === "bos" }).join(" "),
+);
+fs.writeFileSync(output, out.join("\n") + "\n");
+
+// ---- the corpus: deterministic, >= 2000 varied lines ----
+
+function writeCorpus(shared, srcdir, out) {
+	let seed = 20240611;
+	const rnd = () => {
+		seed = (seed * 1103515245 + 12345) % 2147483648;
+		return seed / 2147483648;
+	};
+	const pick = (a) => a[Math.floor(rnd() * a.length)];
+	const cut = (s, n) => Array.from(s).slice(0, n).join("");
+	const lines = [];
+	const text = (rel) => fs.readFileSync(path.join(shared, rel), "utf8");
+
+	// 1. TinyStories, including its <|endoftext|> separator lines
+	const ts = text("data/text/tinystories-valid-1000.txt").split("\n");
+	for (let i = 0, k = 0; i < ts.length && k < 520; i++)
+		if (ts[i].length > 0 && (ts[i] !== "<|endoftext|>" || k % 10 === 0)) {
+			lines.push(ts[i]);
+			k++;
+		}
+	// 2. WikiText-2 (lines keep their leading space and trailing \r)
+	const wt = text("data/text/wikitext-2-test.raw").split("\n");
+	for (let i = 0, k = 0; i < wt.length && k < 420; i += 3, k++)
+		lines.push(cut(wt[i], 1500));
+	// 3. C4 documents, newlines inside
+	const c4 = text("data/text/c4-en-train-00000-first1000.jsonl").split("\n");
+	for (let i = 0; i < c4.length && i < 300; i++)
+		if (c4[i]) lines.push(cut(JSON.parse(c4[i]).text, 2500));
+	// 4. code: strata's own sources, five lines at a time
+	const srcs = fs.readdirSync(path.join(srcdir, "src")).filter((f) => /\.[ch]$/.test(f)).sort();
+	const code = [];
+	for (const f of srcs) {
+		if (f.includes("nfc_data")) continue;
+		code.push(...fs.readFileSync(path.join(srcdir, "src", f), "utf8").split("\n"));
+	}
+	for (let k = 0; k < 200 && code.length > 5; k++) {
+		const at = Math.floor(rnd() * (code.length - 5));
+		lines.push(code.slice(at, at + 1 + (k % 5)).join("\n"));
+	}
+	lines.push(
+		"def f(x):\n\tif x > 0:\n\t\treturn x ** 2  # square\n\treturn -x",
+		"for (let i = 0; i < n; ++i) { sum += a[i] * b[i]; }",
+		"#include <stdio.h>\nint main(void) { printf(\"%d\\n\", 42); return 0; }",
+		"SELECT id, name FROM users WHERE age >= 18 AND name LIKE '%son';",
+		"x = [1, 2, 3]; y = {'a': 1, \"b\": 2}; z = (x, y) if x else None",
+		"$ ./configure --prefix=/usr && make -j8 && sudo make install",
+		"<div class=\"row\"><span>&nbsp;Hello&amp;bye</span></div>",
+	);
+	// 5. Unicode: scripts, emoji, combining marks, odd spaces
+	const uni = [
+		"日本語のテキストです。東京は晴れ。", "中文文本，包括标点符号！以及数字123。",
+		"한국어 문장입니다. 안녕하세요?", "مرحبا بالعالم، هذا نص عربي.", "שלום עולם, זה טקסט בעברית.",
+		"नमस्ते दुनिया, यह हिंदी पाठ है।", "สวัสดีชาวโลก ภาษาไทย", "Привет, мир! Ёжик в тумане.",
+		"Γειά σου Κόσμε — ελληνικά.", "Tiếng Việt có dấu: Điều này rất đẹp.", "Ça va? Très bien, merci. Über naïve façade.",
+		"emoji 😀😃😄 👍🏽 🇫🇷🇯🇵 👨‍👩‍👧‍👦 ❤️ ✨", "🦙🦙🦙 llamas", "math ∑∫√∞ ≤ ≥ ≠ ± × ÷ → ⇒ ∀x∈ℝ",
+		"combining e\u0301 a\u0300 o\u0308 n\u0303 A\u030a", "Hangul jamo \u1100\u1161\u11a8 and \u1112\u1161\u11ab",
+		"marks stacked a\u0301\u0316\u0300 and q\u0307\u0323", "Zalgo: Z\u0351\u0357a\u0352\u0350l\u035bg\u0346o\u0342",
+		"nbsp\u00a0here, thin\u2009space, ideographic\u3000space, en\u2002space",
+		"zero\u200bwidth and joiner\u200d and bom\ufeffinside", "line sep\u2028and para\u2029sep and nel\u0085here",
+		"Kelvin 'K and long-s 'ſ and 'S 'T 'RE 'Ve 'LL 'D", "I'M sure you'RE right, WE'LL see, THEY'VE gone, she'D go",
+		"ﬁ ligature, ｆｕｌｌｗｉｄｔｈ, ① ② ③, ¼ ½ ¾", "ᚠᛇᚻ runes, 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 fraktur, 𐍈 gothic",
+		"Ω ohm sign \u2126 vs omega \u03a9; Å angstrom \u212b", "tab\tseparated\tvalues\t1\t2",
+	];
+	for (const u of uni) lines.push(u);
+	for (let k = 0; k < 200; k++) {
+		const n = 2 + Math.floor(rnd() * 4);
+		const parts = [];
+		for (let j = 0; j < n; j++) parts.push(pick(uni));
+		lines.push(parts.join(pick([" ", "", "\n", "  ", "\t"])));
+	}
+	// 6. numbers of many lengths
+	for (let k = 0; k < 200; k++) {
+		let d = "";
+		const len = 1 + (k % 40);
+		for (let j = 0; j < len; j++) d += Math.floor(rnd() * 10);
+		const forms = [d, "-" + d, d + ".5", "$" + d + ",000", "v" + d + ".2.3", "(" + d + ")", d + "%",
+			"tel: +1 " + d, "2024-0" + (k % 9 + 1) + "-" + d.slice(0, 2), "x" + d + "y", d + "th", "0x" + d];
+		lines.push(pick(forms) + " " + pick(forms) + pick([" items", "", " 3.14159", " 1,234,567"]));
+	}
+	// 7. whitespace runs, tabs, \r\n, leading and trailing space
+	const ws = [" ", "  ", "   ", "    ", "\t", "\t\t", " \t ", "\n", "\n\n", " \n", "\r\n", "\n \n", "        "];
+	const words = ["alpha", "beta", "Gamma", "don't", "it's", "x", "42", "!", "...", "é", "中", "🙂"];
+	for (let k = 0; k < 160; k++) {
+		let l = k % 4 === 0 ? pick(ws) : "";
+		const n = 1 + Math.floor(rnd() * 6);
+		for (let j = 0; j < n; j++) l += pick(words) + pick(ws);
+		if (k % 3 === 0) l = l.trimEnd();
+		lines.push(l);
+	}
+	lines.push(" ", "  ", "\t", " \n ", "a", "I", " leading", "trailing ", "   three leading", "\n\nstarts with newlines");
+	// 8. several stories lines joined with newlines
+	for (let k = 0; k < 100; k++) {
+		const a = pick(ts.filter((x) => x)), b = pick(ts.filter((x) => x));
+		lines.push(a + pick(["\n", "\n\n", " \n ", "\r\n"]) + b);
+	}
+	// 9. special tokens written in the text
+	const sp = ["<s>", "</s>", "<unk>", "<|endoftext|>", "<|begin_of_text|>", "<|im_start|>", "<|im_end|>", "<think>"];
+	for (let k = 0; k < 40; k++)
+		lines.push(pick(words) + pick(["", " "]) + pick(sp) + pick(["", " ", "\n"]) + pick(words) + " " + pick(sp));
+
+	fs.writeFileSync(out, lines.filter((l) => l.length > 0).map((l) => JSON.stringify(l)).join("\n") + "\n");
+}
