@@ -726,6 +726,63 @@ static void test_malformed(void)
 	has_str(err.msg, "empty file", "empty file rejected");
 }
 
+/*
+ * Random corruption of the header of a valid file (the every-type file
+ * of test_roundtrip): whatever opens must keep the reader's invariants,
+ * whatever fails must say which file; nothing may crash (run under ASan).
+ */
+static void test_fuzz(void)
+{
+	char *src = tmp_path("all.gguf"), *p = tmp_path("fuzz.gguf");
+	struct st_err err = { 0, "" };
+	uint64_t r = 0x9e3779b97f4a7c15ull;
+	uint8_t *orig, *buf;
+	size_t n = 0, hdr;
+	int opened = 0, broken = 0, unnamed = 0;
+	struct gguf *g = gguf_open(src, &err);
+
+	if (!g) {
+		ok(0, "fuzz: source file opens (%s)", err.msg);
+		return;
+	}
+	hdr = g->data_offset;
+	gguf_close(g);
+	orig = slurp(src, &n);
+	buf = malloc(n);
+	for (int it = 0; it < 3000 && orig; it++) {
+		int flips = 1 + it % 4;
+		memcpy(buf, orig, n);
+		for (int k = 0; k < flips; k++) {
+			r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+			buf[(r >> 8) % hdr] ^= (uint8_t)(1u << (r % 8)) | (uint8_t)(it % 3 == 0 ? 0xff : 0);
+		}
+		spit(p, buf, n);
+		err.msg[0] = 0;
+		g = gguf_open(p, &err);
+		if (!g) {
+			unnamed += strstr(err.msg, p) == NULL;
+			continue;
+		}
+		opened++;
+		for (uint64_t i = 0; i < g->n_tensors; i++) {
+			const struct st_tensor *t = &g->tensors[i];
+			const uint8_t *d = t->data;
+			broken += d < g->map + g->data_offset || d + t->nbytes > g->map + g->size ||
+				  t->nbytes != dtype_row_bytes(t->type, t->ne[0]) *
+						       (size_t)(tensor_nelem(t) / t->ne[0]) ||
+				  strlen(t->name) == 0 || gguf_find_tensor(g, t->name) != t;
+		}
+		for (uint64_t i = 0; i < g->n_kv; i++)
+			broken += gguf_find_kv(g, g->kv[i].key) != &g->kv[i];
+		gguf_close(g);
+	}
+	is_int(broken, 0, "fuzz: 3000 corrupted headers, %d still open, all keep the invariants",
+	       opened);
+	is_int(unnamed, 0, "fuzz: every rejection names the file");
+	free(orig);
+	free(buf);
+}
+
 /* ---- writer misuse and write errors ---- */
 
 static void test_writer_errors(void)
@@ -1047,6 +1104,7 @@ int main(void)
 	test_roundtrip();
 	test_exact_bytes();
 	test_malformed();
+	test_fuzz();
 	test_writer_errors();
 	test_synth();
 	return tap_done();
