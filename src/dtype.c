@@ -217,15 +217,11 @@ static void f32_row_to_fp16_f16c(const float *s, uint8_t *d, int64_t n)
 	}
 }
 
+/* __builtin_cpu_supports reads a table libgcc fills before main: cheap,
+ * and no cached flag to race on between threads. */
 static int have_f16c(void)
 {
-	static int cached = -1;
-
-	if (cached < 0) {
-		__builtin_cpu_init();
-		cached = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-	}
-	return cached;
+	return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
 }
 #endif
 

@@ -111,7 +111,8 @@ int gguf_writer_write_tensor(struct gguf_writer *w, const void *data, size_t nby
 int gguf_writer_finish(struct gguf_writer *w, struct st_err *err);
 void gguf_writer_free(struct gguf_writer *w);
 /* Any scalar type: val points to the value in host (little-endian) form;
- * for GGUF_BOOL an int, for GGUF_STRING a NUL-terminated string. */
+ * for GGUF_BOOL an int, for GGUF_STRING a NUL-terminated string.  (Bool
+ * arrays given to gguf_writer_add_arr are one byte per element.) */
 int gguf_writer_add_scalar(struct gguf_writer *w, const char *key, enum gguf_type t,
 			   const void *val);
 /* Copy a pair read by gguf_open (any type, arrays of strings included). */
