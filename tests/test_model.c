@@ -769,6 +769,20 @@ static void test_hf_qwen2(void)
 	has_str(err.msg, "tensor 'model.layers.0.self_attn.k_proj.weight'", "hf bad shape: names it");
 	has_str(err.msg, "has shape [3, 8], expected [4, 8]", "hf bad shape: shapes as [out, in]");
 
+	/* an output-projection bias (Llama with attention_bias) is not run */
+	n = tiny_specs(s, 1, 1, 0, 0);
+	s[n].name = "model.layers.0.self_attn.o_proj.bias";
+	s[n].n_dims = 1;
+	s[n].ne[0] = TD;
+	s[n].ne[1] = 1;
+	n++;
+	d = hf_dir("obias", tiny_config("llama", ", \"attention_bias\": true"));
+	snprintf(p, sizeof p, "%s/model.safetensors", d);
+	write_tiny_st(p, s, 0, n);
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EUNSUP && !m, "llama with an o_proj bias rejected as unsupported");
+	has_str(err.msg, "tensor 'model.layers.0.self_attn.o_proj.bias'", "o_proj bias: named");
+
 	/* an index naming a shard that is not there */
 	d = hf_dir("lost_shard", tiny_config("llama", ""));
 	snprintf(p, sizeof p, "%s/model.safetensors.index.json", d);
@@ -841,6 +855,14 @@ static void test_safetensors_bad(void)
 	st = safetensors_open(p, &err);
 	ok(!st && err.code == ST_EFORMAT, "overlapping tensors rejected");
 	has_str(err.msg, "tensors 'a' and 'b' overlap", "overlap: names both");
+
+	p = tmp_path("misaligned.safetensors");
+	h = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+	write_raw_st(p, h, strlen(h), 8); /* data starts at 8 + 55: not 4-aligned */
+	st = safetensors_open(p, &err);
+	ok(!st && err.code == ST_EUNSUP && (8 + strlen(h)) % 4 != 0,
+	   "F32 tensor at an unaligned offset rejected");
+	has_str(err.msg, "tensor 'w' is not aligned to its 4-byte elements", "misaligned: message");
 
 	p = tmp_path("notjson.safetensors");
 	h = "{\"a\": [1,2";
