@@ -22,15 +22,27 @@ int st_errf(struct st_err *err, int code, const char *fmt, ...)
 
 int st_err_prefix(struct st_err *err, const char *fmt, ...)
 {
-	char pre[512], old[sizeof err->msg];
+	char pre[512];
+	size_t np, nold, cap = sizeof err->msg;
 	va_list ap;
+	int k;
 
 	if (!err)
 		return ST_EINVAL;
 	va_start(ap, fmt);
-	vsnprintf(pre, sizeof pre, fmt, ap);
+	k = vsnprintf(pre, sizeof pre, fmt, ap);
 	va_end(ap);
-	memcpy(old, err->msg, sizeof old);
-	snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+	np = k < 0 ? 0 : (size_t)k >= sizeof pre ? sizeof pre - 1 : (size_t)k;
+	if (np + 2 >= cap)
+		np = cap - 3;
+	/* shift the old message right, truncating its tail, then put the prefix in front */
+	nold = strnlen(err->msg, cap - 1);
+	if (np + 2 + nold > cap - 1)
+		nold = cap - 1 - np - 2;
+	memmove(err->msg + np + 2, err->msg, nold);
+	err->msg[np + 2 + nold] = '\0';
+	memcpy(err->msg, pre, np);
+	err->msg[np] = ':';
+	err->msg[np + 1] = ' ';
 	return err->code;
 }

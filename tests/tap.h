@@ -105,7 +105,7 @@ static __attribute__((unused)) const char *tap_tmpdir(const char *name)
 {
 	static char dir[4096];
 	const char *b = getenv("STRATA_BUILDDIR");
-	char cmd[4200];
+	char cmd[2 * sizeof dir + 64];
 
 	snprintf(dir, sizeof dir, "%s/tests/tmp/%s", b && *b ? b : ".", name);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", dir, dir);
