@@ -225,6 +225,7 @@ static const char SQL_MODEL_GET[] =
 static const char SQL_DATASET_FIND[] = "SELECT id FROM datasets WHERE sha256 = ?1";
 static const char SQL_DATASET_INSERT[] =
 	"INSERT INTO datasets (sha256, path, format, bytes) VALUES (?1, ?2, ?3, ?4)";
+static const char SQL_DATASET_GET[] = "SELECT path, sha256 FROM datasets WHERE id = ?1";
 static const char SQL_DATASET_SET_PATH[] = "UPDATE datasets SET path = ?2 WHERE id = ?1 AND path <> ?2";
 
 #define RUN_COLS \
@@ -869,6 +870,31 @@ int store_dataset_put(struct store *s, const struct store_dataset *sd, int64_t *
 fail:
 	sqlite3_finalize(st);
 	tx_rollback(s);
+	return rc;
+}
+
+int store_dataset_get(struct store *s, int64_t id, char **path, char sha256[65],
+		      struct st_err *err)
+{
+	sqlite3_stmt *st;
+	int rc = prep(s, SQL_DATASET_GET, &st, err);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *p = sqlite3_column_text(st, 0);
+
+		*path = strdup(p ? (const char *)p : "");
+		column_str(st, 1, sha256, 65);
+		rc = *path ? 0 : st_errf(err, ST_ENOMEM, "out of memory");
+	} else if (rc == SQLITE_DONE) {
+		rc = st_errf(err, ST_EINVAL, "%s: no dataset %lld", s->path, (long long)id);
+	} else {
+		rc = sql_fail(s, SQL_DATASET_GET, err);
+	}
+	sqlite3_finalize(st);
 	return rc;
 }
 

@@ -121,6 +121,9 @@ struct store_dataset {
 const char *store_dataset_format(const char *path);
 int store_dataset_put(struct store *s, const struct store_dataset *sd,
 		      int64_t *id, struct st_err *err);
+/* The path (malloc'd into *path) and sha256 of a stored dataset. */
+int store_dataset_get(struct store *s, int64_t id, char **path, char sha256[65],
+		      struct st_err *err);
 
 /* ---- calibration runs ---- */
 

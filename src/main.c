@@ -14,6 +14,11 @@ static const struct command commands[] = {
 	{"generate", "[MODEL] -p TEXT [-n N] [--temp T] [--top-p P] [--seed S]", "generate text from a prompt", cmd_generate},
 	{"ppl", "MODEL FILE [--ctx N] [--max-tokens N] [--mask M]", "perplexity of a text file", cmd_ppl},
 	{"synth", "OUT --shape NAME [--dtype D] [--seed S]", "write a synthetic model with random weights (GGUF)", cmd_synth},
+	{"calibrate", "MODEL DATA [--samples N] [--seq-len L] [--iterative M -n K] [--force] [--resume]", "score every attention, MLP and block on calibration text (kept in the store)", cmd_calibrate},
+	{"plan", "RUN --method attn|mlp|block|joint|contiguous -n K | --mask M", "choose sites to drop from a run's scores; predicted effect", cmd_plan},
+	{"runs", "[--status S] [--limit N]", "list the calibration runs in the store, newest first", cmd_runs},
+	{"scores", "RUN [--metric M] [--pass P]", "print a calibration run's scores", cmd_scores},
+	{"sql", "[--write] SQL", "query the store with SQL (read-only unless --write)", cmd_sql},
 	{NULL, NULL, NULL, NULL},
 };
 

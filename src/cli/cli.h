@@ -88,5 +88,10 @@ int cmd_info(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_ppl(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_scores(int argc, char **argv);
+int cmd_sql(int argc, char **argv);
 
 #endif
