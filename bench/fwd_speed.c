@@ -316,6 +316,8 @@ int main(int argc, char **argv)
 	uint64_t rss_end, shr_end;
 	rss_now(&rss_end, &shr_end);
 	uint64_t peak = rss_peak();
+	if (rss_end > peak) /* the kernel updates the high-water mark lazily */
+		peak = rss_end;
 	printf("  RSS after runs: %.1f MB (%.1f MB anonymous); peak %.1f MB = "
 	       "%.3f of the file\n", rss_end * 1e-6, (rss_end - shr_end) * 1e-6,
 	       peak * 1e-6, (double)peak / (double)m->file_bytes);

@@ -15,22 +15,30 @@
 #    bandwidth (weight bytes per token x tokens/s / read B/s), and RSS
 #    after load against the file size, beside the targets.
 #
-# Usage: bench/run.sh [--quick] [--threads N] [--builddir DIR]
+# The machine may be shared: each program's run is followed by the share
+# of the CPUs that other processes used meanwhile (figures taken while
+# that is high are not worth much), and --wait-idle S waits up to S
+# seconds for the machine to be idle (< 15% busy over 5 s) before starting.
+#
+# Usage: bench/run.sh [--quick] [--threads N] [--wait-idle S] [--builddir DIR]
 # Environment: STRATA_BENCH_DIR (model cache and logs), STRATA_BUILDDIR
 # (where strata and bench/ programs are; default the current directory).
 set -eu
 
 threads=2
 quick=
+wait_idle=0
 builddir=${STRATA_BUILDDIR:-$(pwd)}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=--quick ;;
 	--threads) [ $# -ge 2 ] || { echo "run.sh: --threads needs a value" >&2; exit 2; }
 		threads=$2; shift ;;
+	--wait-idle) [ $# -ge 2 ] || { echo "run.sh: --wait-idle needs a value" >&2; exit 2; }
+		wait_idle=$2; shift ;;
 	--builddir) [ $# -ge 2 ] || { echo "run.sh: --builddir needs a value" >&2; exit 2; }
 		builddir=$2; shift ;;
-	*) echo "usage: bench/run.sh [--quick] [--threads N] [--builddir DIR]" >&2; exit 2 ;;
+	*) echo "usage: bench/run.sh [--quick] [--threads N] [--wait-idle S] [--builddir DIR]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -65,13 +73,42 @@ done
 # key=value lines from a log: val FILE KEY
 val() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
 
-run() { # run LOG CMD...: run, show and keep the output
+ncpu=$(nproc 2>/dev/null || echo 1)
+hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
+# busy and stolen jiffies of the whole machine so far
+cpu_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; }
+# CPU seconds used by this script's finished children
+own_cpu() { times | awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }'; }
+now() { date +%s.%N; }
+
+run() { # run LOG CMD...: run, show and keep the output, note other CPU use
 	log=$1; shift
 	echo "\$ $*" | sed "s|$builddir/||g"
+	j0=$(cpu_jiffies); c0=$(own_cpu); t0=$(now)
 	"$@" >"$log" 2>&1 || { cat "$log"; echo "run.sh: $1 failed (log $log)" >&2; exit 1; }
+	j1=$(cpu_jiffies); c1=$(own_cpu); t1=$(now)
 	cat "$log"
+	echo "$j0 $j1 $c0 $c1 $t0 $t1" | awk -v n="$ncpu" -v hz="$hz" '{
+		wall = $8 - $7; if (wall <= 0) wall = 1e-9
+		other = (($3 - $1) / hz - ($6 - $5)) / (wall * n); if (other < 0) other = 0; if (other > 1) other = 1
+		printf "  [%.1f s; other processes used %.0f%% of the %d CPUs meanwhile, steal %.0f%%]\n",
+			wall, 100 * other, n, 100 * ($4 - $2) / hz / (wall * n)
+		printf "other_cpu=%.3f\n", other > "/dev/stderr" }' 2>>"$log"
 	echo
 }
+
+if [ "$wait_idle" -gt 0 ]; then
+	start=$(now)
+	while :; do
+		j0=$(cpu_jiffies); sleep 5; j1=$(cpu_jiffies)
+		busy=$(echo "$j0 $j1" | awk -v n="$ncpu" -v hz="$hz" '{ printf "%.2f", ($3 - $1) / hz / (5 * n) }')
+		awk -v b="$busy" 'BEGIN { exit !(b < 0.15) }' && break
+		if awk -v a="$start" -v b="$(now)" -v w="$wait_idle" 'BEGIN { exit !(b - a > w) }'; then
+			echo "run.sh: machine still $busy busy after ${wait_idle}s; measuring anyway"
+			break
+		fi
+	done
+fi
 
 echo "== strata bench: $(uname -n), $(nproc) cores online, $threads threads, $(date -u +%Y-%m-%dT%H:%MZ) =="
 grep -m1 'model name' /proc/cpuinfo 2>/dev/null || true
@@ -105,8 +142,8 @@ done
 
 # ---- summary ----
 echo "== summary ($threads threads; SGEMM ceiling and read bandwidth measured above) =="
-printf '%-14s %-5s %10s %9s %10s %9s %12s %10s %8s\n' model dtype "prefill/s" "/SGEMM" \
-	"decode/s" "/readBW" "RSS@load MB" "file MB" "RSS/file"
+printf '%-14s %-5s %10s %9s %10s %9s %12s %10s %8s %7s\n' model dtype "prefill/s" "/SGEMM" \
+	"decode/s" "/readBW" "RSS@load MB" "file MB" "RSS/file" "others"
 for spec in $models; do
 	shape=${spec%%:*}; dt=${spec#*:}
 	log=$logs/fwd-$shape-$dt.txt
@@ -114,14 +151,16 @@ for spec in $models; do
 	awk -v shape="$shape" -v dt="$dt" -v sg="$sg" -v bw="$read_gbps" \
 	    -v ptps="$(val "$log" prefill_tps)" -v fpt="$(val "$log" flops_per_token)" \
 	    -v dtps="$(val "$log" decode_tps)" -v wb="$(val "$log" decode_weight_bytes)" \
-	    -v rss="$(val "$log" rss_after_load)" -v fb="$(val "$log" file_bytes)" 'BEGIN {
+	    -v rss="$(val "$log" rss_after_load)" -v fb="$(val "$log" file_bytes)" \
+	    -v oc="$(val "$log" other_cpu)" 'BEGIN {
 		pr = ptps * fpt / (sg * 1e9)
 		if (dtps != "") { d = sprintf("%10.2f", dtps); dr = sprintf("%9.2f", wb * dtps / (bw * 1e9)) }
 		else { d = sprintf("%10s", "-"); dr = sprintf("%9s", "-") }
-		printf "%-14s %-5s %10.2f %9.2f %s %s %12.1f %10.1f %8.4f\n", shape, dt, ptps, pr,
-			d, dr, rss / 1e6, fb / 1e6, rss / fb
+		printf "%-14s %-5s %10.2f %9.2f %s %s %12.1f %10.1f %8.4f %6.0f%%\n", shape, dt, ptps, pr,
+			d, dr, rss / 1e6, fb / 1e6, rss / fb, 100 * oc
 	}'
 done
+echo "(others: share of the CPUs used by other processes during that model's run)"
 echo "targets: prefill >= 0.80 of the SGEMM ceiling; decode >= 0.80 of the read bandwidth;"
 echo "         F16/BF16 prefill >= F32 prefill; RSS after load << file size (weights mapped)"
 for shape in tinyllama llama2-7b-2l; do
