@@ -58,14 +58,16 @@ ok "corpus has at least 2000 lines ($lines)" [ "$lines" -ge 2000 ]
 head -40 "$WORK/corpus.jsonl" >"$WORK/bos.jsonl"
 
 # compare NAME A B LABEL: one TAP line with the count of differing lines
+# (A, B are files in $WORK; LABEL.jsonl there holds the input lines)
 compare() {
+	set -- "$1" "$WORK/$2" "$WORK/$3" "$4"
 	bad=$(paste -d '\t' "$2" "$3" | awk -F '\t' '$1 != $2' | wc -l | tr -d ' ')
 	total=$(wc -l <"$2" | tr -d ' ')
 	is "$bad" 0 "$1: $4: $bad of $total lines differ from transformers.js"
 	if [ "$bad" != 0 ]; then
 		paste -d '\t' "$2" "$3" | awk -F '\t' '$1 != $2 { print NR }' | head -3 |
 		while read -r k; do
-			echo "#   line $k: $(sed -n "${k}p" "$4.jsonl" 2>/dev/null | cut -c1-160)"
+			echo "#   line $k: $(sed -n "${k}p" "$WORK/$4.jsonl" 2>/dev/null | cut -c1-160)"
 			echo "#     js:     $(sed -n "${k}p" "$2" | cut -c1-160)"
 			echo "#     strata: $(sed -n "${k}p" "$3" | cut -c1-160)"
 		done
@@ -77,11 +79,11 @@ for name in llama2 llama3 qwen3; do
 	node "$MJS" "$PREFIX" "$name" encode "$WORK/corpus.jsonl" "$WORK/js-$name.txt"
 	"$DUMP" --time --special --hf "$json" <"$WORK/corpus.jsonl" >"$WORK/c-$name.txt" 2>"$WORK/time-$name.txt"
 	[ -s "$WORK/time-$name.txt" ] && echo "# $name: $(cat "$WORK/time-$name.txt")"
-	(cd "$WORK" && compare "$name" "js-$name.txt" "c-$name.txt" corpus)
+	compare "$name" "js-$name.txt" "c-$name.txt" corpus
 
 	node "$MJS" "$PREFIX" "$name" encode "$WORK/bos.jsonl" "$WORK/jsb-$name.txt" bos
 	"$DUMP" --bos --special --hf "$json" <"$WORK/bos.jsonl" >"$WORK/cb-$name.txt"
-	(cd "$WORK" && compare "$name" "jsb-$name.txt" "cb-$name.txt" bos)
+	compare "$name" "jsb-$name.txt" "cb-$name.txt" bos
 done
 
 # BOS really is there for Llama 2 (id 1) and absent for Qwen3 (no bos_token)
