@@ -11,12 +11,16 @@
  * matmul's accumulate flag, so x is updated in place.
  *
  * Attention is causal GQA over the KV cache: query head h reads KV head
- * h / (n_head / n_head_kv).  The cache holds F32 K and V rows
- * [pos][n_head_kv * head_dim] per layer, only for layers whose attention
- * is kept (a dropped attention site costs neither memory nor time).
- * Work is split over the thread pool in units of (head, block of
- * queries); each unit computes its block's scores against the keys it
- * may see, with the softmax in float after subtracting the row maximum.
+ * h / (n_head / n_head_kv).  The cache is F32, only for layers whose
+ * attention is kept (a dropped attention site costs neither memory nor
+ * time).  V is stored by position, [max_ctx][n_head_kv * head_dim]; K is
+ * stored transposed, [n_head_kv][head_dim][max_ctx], so that the score
+ * kernel's vectors run along positions (no transposes, no horizontal
+ * sums).  Work is split over the thread pool in units of (head, block of
+ * ATT_QB queries); a unit computes its block's scores against every key
+ * the block's last query may see (kern_scores), masks the later keys of
+ * earlier queries, takes the softmax after subtracting the row maximum
+ * (kern_softmax), multiplies by V (kern_pv) and divides by the row sum.
  *
  * Invariants: everything is allocated in fwd_new (sized by max_batch
  * and max_ctx); fwd_eval allocates nothing, except that it grows the
@@ -37,13 +41,14 @@
 #include "model.h"
 #include "threads.h"
 
-#define ATT_QB 16 /* queries per attention work unit */
+#define ATT_QB 32 /* queries per attention work unit */
 
 struct fwd_layer {
 	float *attn_norm;  /* [d_model] */
 	float *ffn_norm;   /* [d_model] */
 	float *bq, *bk, *bv; /* [q_dim], [kv_dim] x2, or NULL */
-	float *kc, *vc;    /* [max_ctx][kv_dim], NULL when attention is dropped */
+	float *kt;         /* [n_head_kv][head_dim][max_ctx]; NULL when attention is dropped */
+	float *vc;         /* [max_ctx][kv_dim]; NULL when attention is dropped */
 };
 
 struct fwd_state {
@@ -57,6 +62,7 @@ struct fwd_state {
 	float *x_site;   /* [max_batch][d_model] sublayer input, for the observer */
 	float *x_layer;  /* [max_batch][d_model] layer input, for the observer */
 	float *q;        /* [max_batch][q_dim] */
+	float *k;        /* [max_batch][kv_dim] new keys, before they go into the cache */
 	float *att;      /* [max_batch][q_dim] attention output, heads side by side */
 	float *hg, *hu;  /* [max_batch][d_ff] gate and up projections */
 	float *rope_cos, *rope_sin; /* [max_batch][head_dim/2] for the call's positions */
@@ -90,6 +96,7 @@ void fwd_free(struct fwd_state *s)
 	free(s->x_site);
 	free(s->x_layer);
 	free(s->q);
+	free(s->k);
 	free(s->att);
 	free(s->hg);
 	free(s->hu);
@@ -184,6 +191,7 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 	s->x_site = falloc((size_t)max_batch, (size_t)s->d);
 	s->x_layer = falloc((size_t)max_batch, (size_t)s->d);
 	s->q = falloc((size_t)max_batch, (size_t)s->q_dim);
+	s->k = falloc((size_t)max_batch, (size_t)s->kv_dim);
 	s->att = falloc((size_t)max_batch, (size_t)s->q_dim);
 	s->hg = falloc((size_t)max_batch, (size_t)s->d_ff);
 	s->hu = falloc((size_t)max_batch, (size_t)s->d_ff);
@@ -191,7 +199,7 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 	s->rope_sin = falloc((size_t)max_batch, (size_t)s->hd / 2);
 	s->inv_freq = falloc((size_t)s->hd / 2, 1);
 	s->layers = calloc((size_t)hp->n_layer ? (size_t)hp->n_layer : 1, sizeof *s->layers);
-	if (!s->x || !s->xb || !s->x_site || !s->x_layer || !s->q || !s->att || !s->hg ||
+	if (!s->x || !s->xb || !s->x_site || !s->x_layer || !s->q || !s->k || !s->att || !s->hg ||
 	    !s->hu || !s->rope_cos || !s->rope_sin || !s->inv_freq || !s->layers)
 		goto nomem;
 	model_rope_freqs(m, s->inv_freq);
@@ -228,7 +236,7 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 		for (l = 0; l < hp->n_layer; l++) {
 			if (!mask_keeps_attn(s->mask, l))
 				continue;
-			s->layers[l].kc = cur;
+			s->layers[l].kt = cur;
 			s->layers[l].vc = cur + kv_layer;
 			cur += 2 * kv_layer;
 		}
@@ -260,23 +268,65 @@ size_t fwd_kv_bytes(const struct fwd_state *s)
 
 /* ---- the pieces ---- */
 
-/* out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w, for T rows of n */
-static void rmsnorm(float *out, const float *x, const float *w, int T, int n, float eps)
-{
-	int t, i;
+/*
+ * Row-parallel helpers: the T rows of an elementwise step are cut into a
+ * few chunks per thread (one chunk, run inline, when T is small).
+ */
+struct rows_job {
+	void (*fn)(void *ud, int t0, int t1);
+	void *ud;
+	int T, per;
+};
 
-	for (t = 0; t < T; t++) {
-		const float *xr = x + (size_t)t * n;
-		float *o = out + (size_t)t * n;
+static void rows_task(void *ud, int i)
+{
+	struct rows_job *j = ud;
+	int t0 = i * j->per, t1 = t0 + j->per < j->T ? t0 + j->per : j->T;
+
+	if (t0 < t1)
+		j->fn(j->ud, t0, t1);
+}
+
+static void par_rows(int T, void (*fn)(void *ud, int t0, int t1), void *ud)
+{
+	int nt = threads_get(), n_tasks = T < 4 ? 1 : (T < nt * 4 ? T : nt * 4);
+	struct rows_job j = { fn, ud, T, (T + n_tasks - 1) / n_tasks };
+
+	threads_for((T + j.per - 1) / j.per, rows_task, &j);
+}
+
+struct norm_job {
+	float *out;
+	const float *x, *w;
+	int n;
+	float eps;
+};
+
+static void norm_rows(void *ud, int t0, int t1)
+{
+	const struct norm_job *j = ud;
+	int t, i, n = j->n;
+
+	for (t = t0; t < t1; t++) {
+		const float *xr = j->x + (size_t)t * n;
+		float *o = j->out + (size_t)t * n;
 		double ss = 0;
 		float r;
 
 		for (i = 0; i < n; i++)
 			ss += (double)xr[i] * xr[i];
-		r = (float)(1.0 / sqrt(ss / n + eps));
+		r = (float)(1.0 / sqrt(ss / n + j->eps));
 		for (i = 0; i < n; i++)
-			o[i] = xr[i] * r * w[i];
+			o[i] = xr[i] * r * j->w[i];
 	}
+}
+
+/* out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w, for T rows of n */
+static void rmsnorm(float *out, const float *x, const float *w, int T, int n, float eps)
+{
+	struct norm_job j = { out, x, w, n, eps };
+
+	par_rows(T, norm_rows, &j);
 }
 
 static void add_bias(float *y, const float *b, int T, int n)
@@ -302,74 +352,100 @@ static void rope_tables(struct fwd_state *s, int T)
 		}
 }
 
-/* Rotate every head of T rows of n_heads * hd (row stride ld). */
-static void rope(const struct fwd_state *s, float *v, int T, int n_heads, size_t ld)
+struct rope_job {
+	const struct fwd_state *s;
+	float *v;
+	int n_heads;
+	size_t ld;
+};
+
+static void rope_rows(void *ud, int t0, int t1)
 {
+	const struct rope_job *j = ud;
+	const struct fwd_state *s = j->s;
 	int half = s->hd / 2, interleaved = s->m->hp.rope_layout == ROPE_INTERLEAVED;
 	int t, h, i;
 
-	for (t = 0; t < T; t++) {
+	for (t = t0; t < t1; t++) {
 		const float *c = s->rope_cos + t * half, *sn = s->rope_sin + t * half;
 
-		for (h = 0; h < n_heads; h++) {
-			float *p = v + t * ld + (size_t)h * s->hd;
+		for (h = 0; h < j->n_heads; h++) {
+			float *p = j->v + t * j->ld + (size_t)h * s->hd;
 
-			for (i = 0; i < half; i++) {
-				int a = interleaved ? 2 * i : i, b = interleaved ? 2 * i + 1 : i + half;
-				float x0 = p[a], x1 = p[b];
+			if (interleaved) {
+				for (i = 0; i < half; i++) {
+					float x0 = p[2 * i], x1 = p[2 * i + 1];
 
-				p[a] = x0 * c[i] - x1 * sn[i];
-				p[b] = x0 * sn[i] + x1 * c[i];
+					p[2 * i] = x0 * c[i] - x1 * sn[i];
+					p[2 * i + 1] = x0 * sn[i] + x1 * c[i];
+				}
+			} else {
+				for (i = 0; i < half; i++) {
+					float x0 = p[i], x1 = p[i + half];
+
+					p[i] = x0 * c[i] - x1 * sn[i];
+					p[i + half] = x0 * sn[i] + x1 * c[i];
+				}
 			}
 		}
 	}
 }
 
+/* Rotate every head of T rows of n_heads * hd (row stride ld). */
+static void rope(const struct fwd_state *s, float *v, int T, int n_heads, size_t ld)
+{
+	struct rope_job j = { s, v, n_heads, ld };
+
+	par_rows(T, rope_rows, &j);
+}
+
+/* Append T new keys (rows of s->k) to the transposed cache at pos. */
+static void store_keys(const struct fwd_state *s, float *kt, int T)
+{
+	int t, c;
+
+	for (t = 0; t < T; t++) {
+		const float *kr = s->k + (size_t)t * s->kv_dim;
+
+		/* element c of the row is (head c / hd, dim c % hd) */
+		for (c = 0; c < s->kv_dim; c++)
+			kt[(size_t)c * s->max_ctx + s->pos + t] = kr[c];
+	}
+}
+
 struct attn_job {
 	const struct fwd_state *s;
-	const float *kc, *vc; /* this layer's cache */
+	const float *kt, *vc; /* this layer's cache */
 	int T, n_qb;
 	atomic_int next;
 };
 
-/* One unit: head h, queries qb*ATT_QB .. (+ATT_QB), scratch sc. */
+/* One unit: head h, queries t0 .. t1-1 of this call, scores in sc. */
 static void attn_unit(const struct attn_job *j, int h, int qb, float *sc)
 {
 	const struct fwd_state *s = j->s;
-	int hd = s->hd, g = h / (s->n_head / s->n_kv);
-	int t0 = qb * ATT_QB, t1 = t0 + ATT_QB < j->T ? t0 + ATT_QB : j->T, t, k, i;
-	float scale = 1.0f / sqrtf((float)hd);
+	int hd = s->hd, g = h / (s->n_head / s->n_kv), ld = s->max_ctx;
+	int t0 = qb * ATT_QB, t1 = t0 + ATT_QB < j->T ? t0 + ATT_QB : j->T, nq = t1 - t0, i, k;
+	int nk = s->pos + t1; /* keys the block's last query sees */
+	float *out = s->att + (size_t)t0 * s->q_dim + (size_t)h * hd;
+	float inv[ATT_QB];
 
-	for (t = t0; t < t1; t++) {
-		const float *qv = s->q + (size_t)t * s->q_dim + (size_t)h * hd;
-		float *out = s->att + (size_t)t * s->q_dim + (size_t)h * hd;
-		int n = s->pos + t + 1; /* keys 0 .. pos+t */
-		float mx = -INFINITY, sum = 0;
+	kern_scores(s->q + (size_t)t0 * s->q_dim + (size_t)h * hd, (size_t)s->q_dim, nq,
+		    j->kt + (size_t)g * hd * ld, (size_t)ld, nk, hd, 1.0f / sqrtf((float)hd),
+		    sc, (size_t)ld);
+	for (i = 0; i < nq; i++) {
+		float *row = sc + (size_t)i * ld;
+		int n = s->pos + t0 + i + 1; /* causal: keys 0 .. pos+t */
 
-		for (k = 0; k < n; k++) {
-			const float *kv = j->kc + (size_t)k * s->kv_dim + (size_t)g * hd;
-			float d = 0;
-
-			for (i = 0; i < hd; i++)
-				d += qv[i] * kv[i];
-			sc[k] = d * scale;
-			if (sc[k] > mx)
-				mx = sc[k];
-		}
-		for (k = 0; k < n; k++) {
-			sc[k] = expf(sc[k] - mx);
-			sum += sc[k];
-		}
-		for (i = 0; i < hd; i++)
-			out[i] = 0;
-		for (k = 0; k < n; k++) {
-			const float *vv = j->vc + (size_t)k * s->kv_dim + (size_t)g * hd;
-			float a = sc[k] / sum;
-
-			for (i = 0; i < hd; i++)
-				out[i] += a * vv[i];
-		}
+		inv[i] = 1.0f / kern_softmax(row, n);
+		for (k = n; k < nk; k++)
+			row[k] = 0;
 	}
+	kern_pv(sc, (size_t)ld, nq, j->vc + (size_t)g * hd, (size_t)s->kv_dim, nk, hd,
+		out, (size_t)s->q_dim);
+	for (i = 0; i < nq; i++)
+		for (k = 0; k < hd; k++)
+			out[(size_t)i * s->q_dim + k] *= inv[i];
 }
 
 static void attn_task(void *ud, int slot)
@@ -378,8 +454,9 @@ static void attn_task(void *ud, int slot)
 	float *sc = j->s->scratch + (size_t)slot * ATT_QB * j->s->max_ctx;
 	int u, n_units = j->s->n_head * j->n_qb;
 
+	/* later query blocks see more keys: hand them out first */
 	while ((u = atomic_fetch_add(&j->next, 1)) < n_units)
-		attn_unit(j, u % j->s->n_head, u / j->s->n_head, sc);
+		attn_unit(j, u % j->s->n_head, j->n_qb - 1 - u / j->s->n_head, sc);
 }
 
 /* s->att = causal attention of s->q over the cache (rows 0 .. pos+T-1) */
@@ -389,7 +466,7 @@ static void attention(struct fwd_state *s, const struct fwd_layer *fl, int T)
 	int n_units;
 
 	j.s = s;
-	j.kc = fl->kc;
+	j.kt = fl->kt;
 	j.vc = fl->vc;
 	j.T = T;
 	j.n_qb = (T + ATT_QB - 1) / ATT_QB;
@@ -398,16 +475,26 @@ static void attention(struct fwd_state *s, const struct fwd_layer *fl, int T)
 	threads_for(n_units < s->n_slots ? n_units : s->n_slots, attn_task, &j);
 }
 
-/* hg = silu(hg) * hu */
-static void swiglu(float *hg, const float *hu, size_t n)
+struct swiglu_job {
+	float *hg;
+	const float *hu;
+	int d_ff;
+};
+
+static void swiglu_rows(void *ud, int t0, int t1)
 {
-	size_t i;
+	const struct swiglu_job *j = ud;
 
-	for (i = 0; i < n; i++) {
-		float g = hg[i];
+	kern_swiglu(j->hg + (size_t)t0 * j->d_ff, j->hu + (size_t)t0 * j->d_ff,
+		    (size_t)(t1 - t0) * j->d_ff);
+}
 
-		hg[i] = g / (1.0f + expf(-g)) * hu[i];
-	}
+/* hg = silu(hg) * hu for T rows */
+static void swiglu(float *hg, const float *hu, int T, int d_ff)
+{
+	struct swiglu_job j = { hg, hu, d_ff };
+
+	par_rows(T, swiglu_rows, &j);
 }
 
 /* ---- the pass ---- */
@@ -446,22 +533,22 @@ int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
 
 		if (obs)
 			memcpy(s->x_layer, s->x, sizeof(float) * (size_t)T * d);
-		if (fl->kc) {
-			float *kc = fl->kc + (size_t)s->pos * s->kv_dim;
+		if (fl->kt) {
 			float *vc = fl->vc + (size_t)s->pos * s->kv_dim;
 
 			rmsnorm(s->xb, s->x, fl->attn_norm, T, d, hp->rms_eps);
 			matmul(s->q, s->xb, &w->wq, T, 0);
-			matmul(kc, s->xb, &w->wk, T, 0);
+			matmul(s->k, s->xb, &w->wk, T, 0);
 			matmul(vc, s->xb, &w->wv, T, 0);
 			if (fl->bq)
 				add_bias(s->q, fl->bq, T, s->q_dim);
 			if (fl->bk)
-				add_bias(kc, fl->bk, T, s->kv_dim);
+				add_bias(s->k, fl->bk, T, s->kv_dim);
 			if (fl->bv)
 				add_bias(vc, fl->bv, T, s->kv_dim);
 			rope(s, s->q, T, s->n_head, (size_t)s->q_dim);
-			rope(s, kc, T, s->n_kv, (size_t)s->kv_dim);
+			rope(s, s->k, T, s->n_kv, (size_t)s->kv_dim);
+			store_keys(s, fl->kt, T);
 			attention(s, fl, T);
 			if (obs)
 				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
@@ -473,7 +560,7 @@ int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
 			rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
 			matmul(s->hg, s->xb, &w->w_gate, T, 0);
 			matmul(s->hu, s->xb, &w->w_up, T, 0);
-			swiglu(s->hg, s->hu, (size_t)T * s->d_ff);
+			swiglu(s->hg, s->hu, T, s->d_ff);
 			if (obs)
 				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
 			matmul(s->x, s->hg, &w->w_down, T, 1);

@@ -14,6 +14,7 @@
 #include "kernels.h"
 
 #include <immintrin.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,12 @@ struct kern_impl {
 	/* BF16 dot against x pre-split into bf16 halves (xh, xl); NULL if
 	 * the CPU has no avx512_bf16. */
 	float (*dot_bf16_split)(const void *w, const uint16_t *xhl, int n);
+	void (*scores)(const float *q, size_t ldq, int nq, const float *kt, size_t ldkt,
+		       int nk, int hd, float scale, float *S, size_t lds);
+	void (*pv)(const float *P, size_t ldp, int nq, const float *v, size_t ldv,
+		   int nk, int hd, float *O, size_t ldo);
+	float (*softmax)(float *s, int n);
+	void (*swiglu)(float *g, const float *u, size_t n);
 };
 
 static int kidx(enum st_dtype t)
@@ -227,11 +234,80 @@ static void cvt_q4_0_c(const void *src, float *dst, int64_t n)
 	}
 }
 
+static void scores_c(const float *q, size_t ldq, int nq, const float *kt, size_t ldkt,
+		     int nk, int hd, float scale, float *S, size_t lds)
+{
+	int i, j, d;
+
+	for (i = 0; i < nq; i++) {
+		float *sr = S + (size_t)i * lds;
+		const float *qr = q + (size_t)i * ldq;
+
+		for (j = 0; j < nk; j++)
+			sr[j] = 0;
+		for (d = 0; d < hd; d++) {
+			const float *kr = kt + (size_t)d * ldkt;
+			float qd = qr[d];
+
+			for (j = 0; j < nk; j++)
+				sr[j] += qd * kr[j];
+		}
+		for (j = 0; j < nk; j++)
+			sr[j] *= scale;
+	}
+}
+
+static void pv_c(const float *P, size_t ldp, int nq, const float *v, size_t ldv,
+		 int nk, int hd, float *O, size_t ldo)
+{
+	int i, j, c;
+
+	for (i = 0; i < nq; i++) {
+		float *o = O + (size_t)i * ldo;
+		const float *p = P + (size_t)i * ldp;
+
+		for (c = 0; c < hd; c++)
+			o[c] = 0;
+		for (j = 0; j < nk; j++) {
+			const float *vr = v + (size_t)j * ldv;
+			float pj = p[j];
+
+			if (pj == 0)
+				continue;
+			for (c = 0; c < hd; c++)
+				o[c] += pj * vr[c];
+		}
+	}
+}
+
+static float softmax_c(float *s, int n)
+{
+	float mx = -INFINITY, sum = 0;
+	int j;
+
+	for (j = 0; j < n; j++)
+		if (s[j] > mx)
+			mx = s[j];
+	for (j = 0; j < n; j++) {
+		s[j] = expf(s[j] - mx);
+		sum += s[j];
+	}
+	return sum;
+}
+
+static void swiglu_c(float *g, const float *u, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 static const struct kern_impl impl_scalar = {
-	"scalar",
-	{ dot_f32_c, dot_f16_c, dot_bf16_c, dot_q8_0_c, dot_q4_0_c },
-	{ cvt_f32_c, cvt_f16_c, cvt_bf16_c, cvt_q8_0_c, cvt_q4_0_c },
-	NULL,
+	.name = "scalar",
+	.dot = { dot_f32_c, dot_f16_c, dot_bf16_c, dot_q8_0_c, dot_q4_0_c },
+	.cvt = { cvt_f32_c, cvt_f16_c, cvt_bf16_c, cvt_q8_0_c, cvt_q4_0_c },
+	.scores = scores_c, .pv = pv_c, .softmax = softmax_c, .swiglu = swiglu_c,
 };
 
 /* ---- AVX2 + FMA + F16C ---- */
@@ -438,11 +514,231 @@ AVX2 static void cvt_q4_0_avx2(const void *src, float *dst, int64_t n)
 	}
 }
 
+/* Cephes' expf: x = n ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial */
+#define EXP_LO -87.33654f
+#define EXP_HI 88.3762626647949f
+#define EXP_C1 0.693359375f
+#define EXP_C2 -2.12194440e-4f
+#define EXP_P0 1.9875691500E-4f
+#define EXP_P1 1.3981999507E-3f
+#define EXP_P2 8.3334519073E-3f
+#define EXP_P3 4.1665795894E-2f
+#define EXP_P4 1.6666665459E-1f
+#define EXP_P5 5.0000001201E-1f
+#define LOG2E 1.44269504088896341f
+
+AVX2 static inline __m256 exp256(__m256 x)
+{
+	__m256 n, r, y;
+	__m256i e;
+
+	x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+	n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
+			    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_C1), x);
+	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(EXP_C2), r);
+	y = _mm256_set1_ps(EXP_P0);
+	y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P1));
+	y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P2));
+	y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P3));
+	y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P4));
+	y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(EXP_P5));
+	y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+	/* n in [-126, 127] after the clamp, so 2^n is a normal float */
+	e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+	return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+AVX2 static float exp1_avx2(float x)
+{
+	float out[8];
+
+	_mm256_storeu_ps(out, exp256(_mm256_set1_ps(x)));
+	return out[0];
+}
+
+AVX2 static void scores_avx2(const float *q, size_t ldq, int nq, const float *kt, size_t ldkt,
+			     int nk, int hd, float scale, float *S, size_t lds)
+{
+	const __m256 vs = _mm256_set1_ps(scale);
+	int j0 = 0, i, d;
+
+	for (; j0 + 8 <= nk; j0 += 8) {
+		const float *kp = kt + j0;
+
+		for (i = 0; i + 4 <= nq; i += 4) {
+			const float *q0 = q + (size_t)i * ldq, *q1 = q0 + ldq, *q2 = q1 + ldq, *q3 = q2 + ldq;
+			__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+
+			for (d = 0; d < hd; d++) {
+				__m256 k = _mm256_loadu_ps(kp + (size_t)d * ldkt);
+
+				a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q0 + d), k, a0);
+				a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(q1 + d), k, a1);
+				a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(q2 + d), k, a2);
+				a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(q3 + d), k, a3);
+			}
+			_mm256_storeu_ps(S + (size_t)i * lds + j0, _mm256_mul_ps(a0, vs));
+			_mm256_storeu_ps(S + (size_t)(i + 1) * lds + j0, _mm256_mul_ps(a1, vs));
+			_mm256_storeu_ps(S + (size_t)(i + 2) * lds + j0, _mm256_mul_ps(a2, vs));
+			_mm256_storeu_ps(S + (size_t)(i + 3) * lds + j0, _mm256_mul_ps(a3, vs));
+		}
+		for (; i < nq; i++) {
+			const float *q0 = q + (size_t)i * ldq;
+			__m256 a0 = _mm256_setzero_ps(), a1 = a0;
+
+			for (d = 0; d + 2 <= hd; d += 2) {
+				a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q0 + d),
+						     _mm256_loadu_ps(kp + (size_t)d * ldkt), a0);
+				a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(q0 + d + 1),
+						     _mm256_loadu_ps(kp + (size_t)(d + 1) * ldkt), a1);
+			}
+			if (d < hd)
+				a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q0 + d),
+						     _mm256_loadu_ps(kp + (size_t)d * ldkt), a0);
+			_mm256_storeu_ps(S + (size_t)i * lds + j0, _mm256_mul_ps(_mm256_add_ps(a0, a1), vs));
+		}
+	}
+	if (j0 < nk)
+		for (i = 0; i < nq; i++) {
+			int j;
+
+			for (j = j0; j < nk; j++) {
+				float acc = 0;
+
+				for (d = 0; d < hd; d++)
+					acc += q[(size_t)i * ldq + d] * kt[(size_t)d * ldkt + j];
+				S[(size_t)i * lds + j] = acc * scale;
+			}
+		}
+}
+
+AVX2 static void pv_avx2(const float *P, size_t ldp, int nq, const float *v, size_t ldv,
+			 int nk, int hd, float *O, size_t ldo)
+{
+	int c = 0, i, j;
+
+	for (; c + 32 <= hd; c += 32) {
+		for (i = 0; i + 2 <= nq; i += 2) {
+			const float *p0 = P + (size_t)i * ldp, *p1 = p0 + ldp;
+			__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+			__m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+
+			for (j = 0; j < nk; j++) {
+				const float *vr = v + (size_t)j * ldv + c;
+				__m256 v0 = _mm256_loadu_ps(vr), v1 = _mm256_loadu_ps(vr + 8);
+				__m256 v2 = _mm256_loadu_ps(vr + 16), v3 = _mm256_loadu_ps(vr + 24);
+				__m256 x = _mm256_broadcast_ss(p0 + j), y = _mm256_broadcast_ss(p1 + j);
+
+				a0 = _mm256_fmadd_ps(x, v0, a0);
+				a1 = _mm256_fmadd_ps(x, v1, a1);
+				a2 = _mm256_fmadd_ps(x, v2, a2);
+				a3 = _mm256_fmadd_ps(x, v3, a3);
+				b0 = _mm256_fmadd_ps(y, v0, b0);
+				b1 = _mm256_fmadd_ps(y, v1, b1);
+				b2 = _mm256_fmadd_ps(y, v2, b2);
+				b3 = _mm256_fmadd_ps(y, v3, b3);
+			}
+			float *o0 = O + (size_t)i * ldo + c, *o1 = o0 + ldo;
+			_mm256_storeu_ps(o0, a0);
+			_mm256_storeu_ps(o0 + 8, a1);
+			_mm256_storeu_ps(o0 + 16, a2);
+			_mm256_storeu_ps(o0 + 24, a3);
+			_mm256_storeu_ps(o1, b0);
+			_mm256_storeu_ps(o1 + 8, b1);
+			_mm256_storeu_ps(o1 + 16, b2);
+			_mm256_storeu_ps(o1 + 24, b3);
+		}
+		for (; i < nq; i++) {
+			const float *p0 = P + (size_t)i * ldp;
+			__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+
+			for (j = 0; j < nk; j++) {
+				const float *vr = v + (size_t)j * ldv + c;
+				__m256 x = _mm256_broadcast_ss(p0 + j);
+
+				a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vr), a0);
+				a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vr + 8), a1);
+				a2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vr + 16), a2);
+				a3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(vr + 24), a3);
+			}
+			float *o0 = O + (size_t)i * ldo + c;
+			_mm256_storeu_ps(o0, a0);
+			_mm256_storeu_ps(o0 + 8, a1);
+			_mm256_storeu_ps(o0 + 16, a2);
+			_mm256_storeu_ps(o0 + 24, a3);
+		}
+	}
+	for (; c + 8 <= hd; c += 8)
+		for (i = 0; i < nq; i++) {
+			const float *p0 = P + (size_t)i * ldp;
+			__m256 a0 = _mm256_setzero_ps();
+
+			for (j = 0; j < nk; j++)
+				a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p0 + j),
+						     _mm256_loadu_ps(v + (size_t)j * ldv + c), a0);
+			_mm256_storeu_ps(O + (size_t)i * ldo + c, a0);
+		}
+	for (; c < hd; c++)
+		for (i = 0; i < nq; i++) {
+			float acc = 0;
+
+			for (j = 0; j < nk; j++)
+				acc += P[(size_t)i * ldp + j] * v[(size_t)j * ldv + c];
+			O[(size_t)i * ldo + c] = acc;
+		}
+}
+
+AVX2 static float softmax_avx2(float *s, int n)
+{
+	__m256 vm = _mm256_set1_ps(-INFINITY), vsum = _mm256_setzero_ps();
+	float mx, sum, tmp[8];
+	int j, k;
+
+	for (j = 0; j + 8 <= n; j += 8)
+		vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + j));
+	_mm256_storeu_ps(tmp, vm);
+	mx = tmp[0];
+	for (k = 1; k < 8; k++)
+		mx = tmp[k] > mx ? tmp[k] : mx;
+	for (k = j; k < n; k++)
+		mx = s[k] > mx ? s[k] : mx;
+	vm = _mm256_set1_ps(mx);
+	for (j = 0; j + 8 <= n; j += 8) {
+		__m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), vm));
+
+		_mm256_storeu_ps(s + j, e);
+		vsum = _mm256_add_ps(vsum, e);
+	}
+	sum = hsum256(vsum);
+	for (; j < n; j++) {
+		s[j] = exp1_avx2(s[j] - mx);
+		sum += s[j];
+	}
+	return sum;
+}
+
+AVX2 static void swiglu_avx2(float *g, const float *u, size_t n)
+{
+	const __m256 one = _mm256_set1_ps(1.0f);
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		__m256 x = _mm256_loadu_ps(g + i);
+		__m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), x));
+
+		_mm256_storeu_ps(g + i, _mm256_div_ps(_mm256_mul_ps(x, _mm256_loadu_ps(u + i)),
+						      _mm256_add_ps(one, e)));
+	}
+	for (; i < n; i++)
+		g[i] = g[i] / (1.0f + exp1_avx2(-g[i])) * u[i];
+}
+
 static const struct kern_impl impl_avx2 = {
-	"avx2",
-	{ dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2, dot_q8_0_avx2, dot_q4_0_avx2 },
-	{ cvt_f32_c, cvt_f16_avx2, cvt_bf16_avx2, cvt_q8_0_avx2, cvt_q4_0_avx2 },
-	NULL,
+	.name = "avx2",
+	.dot = { dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2, dot_q8_0_avx2, dot_q4_0_avx2 },
+	.cvt = { cvt_f32_c, cvt_f16_avx2, cvt_bf16_avx2, cvt_q8_0_avx2, cvt_q4_0_avx2 },
+	.scores = scores_avx2, .pv = pv_avx2, .softmax = softmax_avx2, .swiglu = swiglu_avx2,
 };
 
 /* ---- AVX-512 (F + BW) ---- */
@@ -665,18 +961,244 @@ AVX512BF16 static float dot_bf16_split_512(const void *wv, const uint16_t *xhl, 
 	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
+AVX512 static inline __m512 exp512(__m512 x)
+{
+	__m512 n, r, y;
+
+	x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
+	n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
+				 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_C1), x);
+	r = _mm512_fnmadd_ps(n, _mm512_set1_ps(EXP_C2), r);
+	y = _mm512_set1_ps(EXP_P0);
+	y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(EXP_P1));
+	y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(EXP_P2));
+	y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(EXP_P3));
+	y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(EXP_P4));
+	y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(EXP_P5));
+	y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+	return _mm512_scalef_ps(y, n);
+}
+
+static inline __mmask16 tail_mask(int n)
+{
+	return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+}
+
+AVX512 static void scores_512(const float *q, size_t ldq, int nq, const float *kt, size_t ldkt,
+			      int nk, int hd, float scale, float *S, size_t lds)
+{
+	const __m512 vs = _mm512_set1_ps(scale);
+	int j0, i, d;
+
+	for (j0 = 0; j0 < nk; j0 += 16) {
+		__mmask16 m = tail_mask(nk - j0);
+		const float *kp = kt + j0;
+
+		for (i = 0; i + 8 <= nq; i += 8) {
+			const float *q0 = q + (size_t)i * ldq;
+			__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+			__m512 a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+
+			for (d = 0; d < hd; d++) {
+				__m512 k = _mm512_maskz_loadu_ps(m, kp + (size_t)d * ldkt);
+				const float *qd = q0 + d;
+
+				a0 = _mm512_fmadd_ps(_mm512_set1_ps(qd[0]), k, a0);
+				a1 = _mm512_fmadd_ps(_mm512_set1_ps(qd[ldq]), k, a1);
+				a2 = _mm512_fmadd_ps(_mm512_set1_ps(qd[2 * ldq]), k, a2);
+				a3 = _mm512_fmadd_ps(_mm512_set1_ps(qd[3 * ldq]), k, a3);
+				a4 = _mm512_fmadd_ps(_mm512_set1_ps(qd[4 * ldq]), k, a4);
+				a5 = _mm512_fmadd_ps(_mm512_set1_ps(qd[5 * ldq]), k, a5);
+				a6 = _mm512_fmadd_ps(_mm512_set1_ps(qd[6 * ldq]), k, a6);
+				a7 = _mm512_fmadd_ps(_mm512_set1_ps(qd[7 * ldq]), k, a7);
+			}
+			float *sr = S + (size_t)i * lds + j0;
+			_mm512_mask_storeu_ps(sr, m, _mm512_mul_ps(a0, vs));
+			_mm512_mask_storeu_ps(sr + lds, m, _mm512_mul_ps(a1, vs));
+			_mm512_mask_storeu_ps(sr + 2 * lds, m, _mm512_mul_ps(a2, vs));
+			_mm512_mask_storeu_ps(sr + 3 * lds, m, _mm512_mul_ps(a3, vs));
+			_mm512_mask_storeu_ps(sr + 4 * lds, m, _mm512_mul_ps(a4, vs));
+			_mm512_mask_storeu_ps(sr + 5 * lds, m, _mm512_mul_ps(a5, vs));
+			_mm512_mask_storeu_ps(sr + 6 * lds, m, _mm512_mul_ps(a6, vs));
+			_mm512_mask_storeu_ps(sr + 7 * lds, m, _mm512_mul_ps(a7, vs));
+		}
+		for (; i < nq; i++) {
+			const float *q0 = q + (size_t)i * ldq;
+			__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+
+			for (d = 0; d + 4 <= hd; d += 4) {
+				const float *k0 = kp + (size_t)d * ldkt;
+
+				a0 = _mm512_fmadd_ps(_mm512_set1_ps(q0[d]), _mm512_maskz_loadu_ps(m, k0), a0);
+				a1 = _mm512_fmadd_ps(_mm512_set1_ps(q0[d + 1]),
+						     _mm512_maskz_loadu_ps(m, k0 + ldkt), a1);
+				a2 = _mm512_fmadd_ps(_mm512_set1_ps(q0[d + 2]),
+						     _mm512_maskz_loadu_ps(m, k0 + 2 * ldkt), a2);
+				a3 = _mm512_fmadd_ps(_mm512_set1_ps(q0[d + 3]),
+						     _mm512_maskz_loadu_ps(m, k0 + 3 * ldkt), a3);
+			}
+			for (; d < hd; d++)
+				a0 = _mm512_fmadd_ps(_mm512_set1_ps(q0[d]),
+						     _mm512_maskz_loadu_ps(m, kp + (size_t)d * ldkt), a0);
+			a0 = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+			_mm512_mask_storeu_ps(S + (size_t)i * lds + j0, m, _mm512_mul_ps(a0, vs));
+		}
+	}
+}
+
+AVX512 static void pv_512(const float *P, size_t ldp, int nq, const float *v, size_t ldv,
+			  int nk, int hd, float *O, size_t ldo)
+{
+	int c = 0, i, j;
+
+	for (; c + 64 <= hd; c += 64) {
+		for (i = 0; i + 4 <= nq; i += 4) {
+			const float *p0 = P + (size_t)i * ldp;
+			__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+			__m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+			__m512 c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+			__m512 d0 = a0, d1 = a0, d2 = a0, d3 = a0;
+
+			for (j = 0; j < nk; j++) {
+				const float *vr = v + (size_t)j * ldv + c;
+				__m512 v0 = _mm512_loadu_ps(vr), v1 = _mm512_loadu_ps(vr + 16);
+				__m512 v2 = _mm512_loadu_ps(vr + 32), v3 = _mm512_loadu_ps(vr + 48);
+				__m512 x;
+
+				x = _mm512_set1_ps(p0[j]);
+				a0 = _mm512_fmadd_ps(x, v0, a0);
+				a1 = _mm512_fmadd_ps(x, v1, a1);
+				a2 = _mm512_fmadd_ps(x, v2, a2);
+				a3 = _mm512_fmadd_ps(x, v3, a3);
+				x = _mm512_set1_ps(p0[ldp + j]);
+				b0 = _mm512_fmadd_ps(x, v0, b0);
+				b1 = _mm512_fmadd_ps(x, v1, b1);
+				b2 = _mm512_fmadd_ps(x, v2, b2);
+				b3 = _mm512_fmadd_ps(x, v3, b3);
+				x = _mm512_set1_ps(p0[2 * ldp + j]);
+				c0 = _mm512_fmadd_ps(x, v0, c0);
+				c1 = _mm512_fmadd_ps(x, v1, c1);
+				c2 = _mm512_fmadd_ps(x, v2, c2);
+				c3 = _mm512_fmadd_ps(x, v3, c3);
+				x = _mm512_set1_ps(p0[3 * ldp + j]);
+				d0 = _mm512_fmadd_ps(x, v0, d0);
+				d1 = _mm512_fmadd_ps(x, v1, d1);
+				d2 = _mm512_fmadd_ps(x, v2, d2);
+				d3 = _mm512_fmadd_ps(x, v3, d3);
+			}
+			float *o = O + (size_t)i * ldo + c;
+			_mm512_storeu_ps(o, a0);
+			_mm512_storeu_ps(o + 16, a1);
+			_mm512_storeu_ps(o + 32, a2);
+			_mm512_storeu_ps(o + 48, a3);
+			o += ldo;
+			_mm512_storeu_ps(o, b0);
+			_mm512_storeu_ps(o + 16, b1);
+			_mm512_storeu_ps(o + 32, b2);
+			_mm512_storeu_ps(o + 48, b3);
+			o += ldo;
+			_mm512_storeu_ps(o, c0);
+			_mm512_storeu_ps(o + 16, c1);
+			_mm512_storeu_ps(o + 32, c2);
+			_mm512_storeu_ps(o + 48, c3);
+			o += ldo;
+			_mm512_storeu_ps(o, d0);
+			_mm512_storeu_ps(o + 16, d1);
+			_mm512_storeu_ps(o + 32, d2);
+			_mm512_storeu_ps(o + 48, d3);
+		}
+		for (; i < nq; i++) {
+			const float *p0 = P + (size_t)i * ldp;
+			__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+
+			for (j = 0; j < nk; j++) {
+				const float *vr = v + (size_t)j * ldv + c;
+				__m512 x = _mm512_set1_ps(p0[j]);
+
+				a0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(vr), a0);
+				a1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(vr + 16), a1);
+				a2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(vr + 32), a2);
+				a3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(vr + 48), a3);
+			}
+			float *o = O + (size_t)i * ldo + c;
+			_mm512_storeu_ps(o, a0);
+			_mm512_storeu_ps(o + 16, a1);
+			_mm512_storeu_ps(o + 32, a2);
+			_mm512_storeu_ps(o + 48, a3);
+		}
+	}
+	for (; c < hd; c += 16) {
+		__mmask16 m = tail_mask(hd - c);
+
+		for (i = 0; i < nq; i++) {
+			const float *p0 = P + (size_t)i * ldp;
+			__m512 a0 = _mm512_setzero_ps(), a1 = a0;
+
+			for (j = 0; j + 2 <= nk; j += 2) {
+				a0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j]),
+						     _mm512_maskz_loadu_ps(m, v + (size_t)j * ldv + c), a0);
+				a1 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j + 1]),
+						     _mm512_maskz_loadu_ps(m, v + (size_t)(j + 1) * ldv + c), a1);
+			}
+			if (j < nk)
+				a0 = _mm512_fmadd_ps(_mm512_set1_ps(p0[j]),
+						     _mm512_maskz_loadu_ps(m, v + (size_t)j * ldv + c), a0);
+			_mm512_mask_storeu_ps(O + (size_t)i * ldo + c, m, _mm512_add_ps(a0, a1));
+		}
+	}
+}
+
+AVX512 static float softmax_512(float *s, int n)
+{
+	__m512 vm = _mm512_set1_ps(-INFINITY), vsum = _mm512_setzero_ps();
+	float mx;
+	int j;
+
+	for (j = 0; j < n; j += 16)
+		vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY),
+							    tail_mask(n - j), s + j));
+	mx = _mm512_reduce_max_ps(vm);
+	vm = _mm512_set1_ps(mx);
+	for (j = 0; j < n; j += 16) {
+		__mmask16 m = tail_mask(n - j);
+		__m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + j), vm));
+
+		_mm512_mask_storeu_ps(s + j, m, e);
+		vsum = _mm512_mask_add_ps(vsum, m, vsum, e);
+	}
+	return _mm512_reduce_add_ps(vsum);
+}
+
+AVX512 static void swiglu_512(float *g, const float *u, size_t n)
+{
+	const __m512 one = _mm512_set1_ps(1.0f);
+	size_t i;
+
+	for (i = 0; i < n; i += 16) {
+		__mmask16 m = tail_mask(n - i > 16 ? 16 : (int)(n - i));
+		__m512 x = _mm512_maskz_loadu_ps(m, g + i);
+		__m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
+
+		_mm512_mask_storeu_ps(g + i, m, _mm512_div_ps(_mm512_mul_ps(x, _mm512_maskz_loadu_ps(m, u + i)),
+							      _mm512_add_ps(one, e)));
+	}
+}
+
+#define IMPL_AVX512 \
+	.dot = { dot_f32_512, dot_f16_512, dot_bf16_512, dot_q8_0_512, dot_q4_0_512 }, \
+	.cvt = { cvt_f32_c, cvt_f16_512, cvt_bf16_512, cvt_q8_0_512, cvt_q4_0_512 }, \
+	.scores = scores_512, .pv = pv_512, .softmax = softmax_512, .swiglu = swiglu_512
+
 static const struct kern_impl impl_avx512 = {
-	"avx512",
-	{ dot_f32_512, dot_f16_512, dot_bf16_512, dot_q8_0_512, dot_q4_0_512 },
-	{ cvt_f32_c, cvt_f16_512, cvt_bf16_512, cvt_q8_0_512, cvt_q4_0_512 },
-	NULL,
+	.name = "avx512",
+	IMPL_AVX512,
 };
 
 static const struct kern_impl impl_avx512bf16 = {
-	"avx512bf16",
-	{ dot_f32_512, dot_f16_512, dot_bf16_512, dot_q8_0_512, dot_q4_0_512 },
-	{ cvt_f32_c, cvt_f16_512, cvt_bf16_512, cvt_q8_0_512, cvt_q4_0_512 },
-	dot_bf16_split_512,
+	.name = "avx512bf16",
+	IMPL_AVX512,
+	.dot_bf16_split = dot_bf16_split_512,
 };
 
 /* ---- selection ---- */
@@ -829,4 +1351,26 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 void kern_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n)
 {
 	get_impl()->cvt[kidx(t)](src, dst, n);
+}
+
+void kern_scores(const float *q, size_t ldq, int nq, const float *kt, size_t ldkt,
+		 int nk, int hd, float scale, float *S, size_t lds)
+{
+	get_impl()->scores(q, ldq, nq, kt, ldkt, nk, hd, scale, S, lds);
+}
+
+void kern_pv(const float *P, size_t ldp, int nq, const float *v, size_t ldv,
+	     int nk, int hd, float *O, size_t ldo)
+{
+	get_impl()->pv(P, ldp, nq, v, ldv, nk, hd, O, ldo);
+}
+
+float kern_softmax(float *s, int n)
+{
+	return get_impl()->softmax(s, n);
+}
+
+void kern_swiglu(float *g, const float *u, size_t n)
+{
+	get_impl()->swiglu(g, u, n);
 }

@@ -29,6 +29,24 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 /* Convert n elements (a multiple of the block size) of type t to floats. */
 void kern_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n);
 
+/*
+ * Attention pieces, all F32.  Keys are stored transposed (kt[d * ldkt + j]
+ * is element d of key j), so a vector spans consecutive keys.
+ *   kern_scores: S[i][j] = scale * sum_d q[i][d] * kt[d][j]
+ *                for i < nq, j < nk; rows of q at q + i*ldq, of S at S + i*lds.
+ *   kern_pv:     O[i][0:hd] = sum_{j < nk} P[i][j] * v[j][0:hd], v rows at
+ *                v + j*ldv, P rows at P + i*ldp, O rows at O + i*ldo.
+ *   kern_softmax: s[j] = exp(s[j] - max s) for j < n; returns sum s[j].
+ *   kern_swiglu:  g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u.
+ * exp is a polynomial accurate to a few ulp (Cephes' expf).
+ */
+void kern_scores(const float *q, size_t ldq, int nq, const float *kt, size_t ldkt,
+		 int nk, int hd, float scale, float *S, size_t lds);
+void kern_pv(const float *P, size_t ldp, int nq, const float *v, size_t ldv,
+	     int nk, int hd, float *O, size_t ldo);
+float kern_softmax(float *s, int n);
+void kern_swiglu(float *g, const float *u, size_t n);
+
 /* Name of the path in use: "avx512", "avx512bf16", "avx2" or "scalar". */
 const char *kern_name(void);
 
