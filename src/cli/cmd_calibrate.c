@@ -598,35 +598,39 @@ static int calibrate(const struct calib_args *a)
 	k.iterative = iterkey;
 	k.angular = a->iter_method < 0;
 
-	if (!a->force) {
-		found = store_run_find(s, &k, 1u << STORE_DONE, &run, &err);
-		if (found < 0) {
-			cli_error("%s", err.msg);
-			goto out;
-		}
-		if (found) {
-			cached = 1;
-			fprintf(stderr, "strata calibrate: run %lld from the store (cached; --force recomputes)\n",
-				(long long)run.id);
-			goto print;
-		}
-	}
-	if (a->resume) {
-		found = store_run_find(s, &k, 1u << STORE_RUNNING | 1u << STORE_CANCELLED, &run, &err);
-		if (found < 0) {
-			cli_error("%s", err.msg);
-			goto out;
-		}
-		if (found && still_running(&run)) {
-			cli_error("run %lld is still running (process %lld on this host); "
-				  "stop it first or wait for it", (long long)run.id, (long long)run.pid);
-			goto out;
-		}
-		if (found)
-			run_id = run.id;
-		else
+	/* the newest finished run (the cache), and with --resume the newest
+	 * interrupted one: resumed when it is newer than the finished one */
+	found = store_run_find(s, &k, 1u << STORE_DONE, &run, &err);
+	if (found >= 0 && a->resume) {
+		struct store_run r2;
+		int f2 = store_run_find(s, &k, 1u << STORE_RUNNING | 1u << STORE_CANCELLED, &r2, &err);
+
+		if (f2 < 0) {
+			found = f2;
+		} else if (f2 && (!found || r2.id > run.id)) {
+			if (still_running(&r2)) {
+				cli_error("run %lld is still running (process %lld on this host); "
+					  "stop it first or wait for it", (long long)r2.id,
+					  (long long)r2.pid);
+				goto out;
+			}
+			run = r2;
+			run_id = r2.id;
+			found = 0;
+		} else if (!found) {
 			fprintf(stderr, "strata calibrate: nothing to resume for these settings; "
 				"starting a new run\n");
+		}
+	}
+	if (found < 0) {
+		cli_error("%s", err.msg);
+		goto out;
+	}
+	if (found && !a->force) {
+		cached = 1;
+		fprintf(stderr, "strata calibrate: run %lld from the store (cached; --force recomputes)\n",
+			(long long)run.id);
+		goto print;
 	}
 
 	dopts.samples = k.samples;

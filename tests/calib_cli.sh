@@ -1,0 +1,258 @@
+#!/bin/sh
+# calib_cli: calibrate, plan, runs, scores and sql end to end on the
+# shared stories260K model with a temporary store: the paper's cosines
+# against the golden file, the cache, --force, every plan method with
+# its predicted effect computed here from the hyperparameters, read-only
+# SQL, bad masks, Ctrl-C, a crash, and --resume giving the same scores
+# as an uninterrupted run.
+. "$STRATA_SRCDIR/tests/tap.sh"
+S=$STRATA_BIN
+tmp="$STRATA_BUILDDIR/tests/tmp/calib_cli"
+rm -rf "$tmp" && mkdir -p "$tmp"
+db="$tmp/strata.db"
+unset STRATA_DB STRATA_TEST_CANCEL_AFTER STRATA_TEST_KILL_AFTER STRATA_TEST_CHUNK_DELAY_MS
+
+# json_num KEY / json_str KEY: the first value of KEY in the JSON on stdin
+json_num() { grep -o "\"$1\": *[-0-9.eE+]*" | head -1 | sed 's/.*: *//'; }
+json_field() { grep -o "\"$1\": *[^,}]*" | head -1 | sed 's/.*: *//'; }
+# cos_lines: "site layer value" for every cos score in calibrate's JSON
+cos_lines() {
+	tr '{' '\n' | grep '"metric": *"cos"' |
+	sed -n 's/.*"layer": *\([0-9]*\).*"site": *"\([a-z]*\)".*"value": *\([-0-9.eE+]*\).*/\2 \1 \3/p'
+}
+# golden_lines FILE: the same from the golden file's arrays
+golden_lines() {
+	for s in attn mlp block; do
+		tr -d ' \n' < "$1" | sed "s/.*\"$s\":\[\([^]]*\)\].*/\1/" | tr ',' '\n' |
+		awk -v s="$s" 'NF { print s, NR - 1, $1 }'
+	done
+}
+# scores_of: the "scores" array of calibrate's JSON, one object per line
+scores_of() { sed 's/.*"scores": *\[//' | tr '{' '\n' | grep value; }
+sqlv() { "$S" sql --db "$db" --format csv "$1" | sed -n 2p; }
+
+if need model models/stories260K/stories260K.gguf &&
+   need text data/text/tinystories-valid-1000.txt &&
+   need golden golden/stories260K-cos-tinystories-16x128.json; then
+	cal() { "$S" calibrate "$model" "$text" --db "$db" "$@"; }
+
+	# ---- the paper's metric against the golden file ----
+	cal --samples 16 --seq-len 128 --format json > "$tmp/c1.json" 2> "$tmp/c1.err"; rc=$?
+	is "$rc" 0 "calibrate 16x128 exits 0"
+	is "$(json_num run < "$tmp/c1.json")" 1 "its run id is 1 in a new store"
+	is "$(json_num tokens < "$tmp/c1.json")" 2048 "it used 16 x 128 = 2048 tokens"
+	is "$(json_field cached < "$tmp/c1.json")" false "a first calibration is not cached"
+	cos_lines < "$tmp/c1.json" | sort > "$tmp/got"
+	golden_lines "$golden" | sort > "$tmp/want"
+	is "$(wc -l < "$tmp/got" | tr -d ' ')" 15 "15 cos scores (5 layers x attn, mlp, block)"
+	for s in attn mlp block; do
+		worst=$(paste -d' ' "$tmp/got" "$tmp/want" |
+			awk -v s="$s" '$1 == s && $4 == s && $2 == $5 { d = $3 - $6; if (d < 0) d = -d; if (d > m) m = d; n++ }
+				       END { if (n != 5) print "missing"; else print (m <= 1e-5 ? "ok" : m) }')
+		is "$worst" ok "$s cos of every layer equals the golden value within 1e-5"
+	done
+	is "$(tr '{' '\n' < "$tmp/c1.json" | grep -c '"metric": *"angular_last"')" 14 \
+	   "angular_last for every span (5 + 4 + 3 + 2 spans)"
+
+	# ---- the cache and --force ----
+	cal --samples 16 --seq-len 128 --format json > "$tmp/c2.json" 2> "$tmp/c2.err"; rc=$?
+	is "$rc" 0 "the same calibration again exits 0"
+	is "$(json_field cached < "$tmp/c2.json")" true "... and is served from the store (cached)"
+	is "$(json_num run < "$tmp/c2.json")" 1 "... as run 1"
+	contains "$(cat "$tmp/c2.err")" "cached" "... saying so on stderr"
+	is "$(scores_of < "$tmp/c2.json")" "$(scores_of < "$tmp/c1.json")" "... with the same scores"
+	out=$(cal --samples 16 --seq-len 128 2> /dev/null)
+	contains "$out" "cached:  true" "the text output says cached too"
+	cal --samples 16 --seq-len 128 --force --format json > "$tmp/c3.json"; rc=$?
+	is "$rc" 0 "--force exits 0"
+	is "$(json_num run < "$tmp/c3.json")" 2 "--force recomputes as a new run"
+	is "$(json_field cached < "$tmp/c3.json")" false "... not cached"
+	is "$(scores_of < "$tmp/c3.json")" "$(scores_of < "$tmp/c1.json")" "... with identical scores"
+	out=$(cal --samples 16 --seq-len 128 --format csv 2> /dev/null)
+	is "$(echo "$out" | head -1 | cut -d, -f1-4)" "run,cached,pass,metric" "calibrate csv header"
+	is "$(echo "$out" | sed -n 2p | cut -d, -f1-2)" "2,1" "calibrate csv rows: the newest run, cached"
+
+	# ---- runs, scores, sql ----
+	out=$("$S" runs --db "$db" --format csv); rc=$?
+	is "$rc" 0 "runs exits 0"
+	is "$(echo "$out" | head -1 | cut -d, -f1-2)" "run,status" "runs csv: the run id is the first column"
+	is "$(echo "$out" | sed 1d | cut -d, -f1 | tr '\n' ' ')" "2 1 " "runs lists the newest first"
+	is "$(echo "$out" | sed -n 2p | cut -d, -f2)" "done" "runs shows the status"
+	out=$(STRATA_DB="$db" "$S" runs)
+	contains "$out" "tinystories-valid-1000.txt" "STRATA_DB selects the store"
+	out=$("$S" scores 1 --db "$db" --format csv); rc=$?
+	is "$rc" 0 "scores exits 0"
+	is "$(echo "$out" | sed 1d | wc -l | tr -d ' ')" 15 "scores: 15 cos rows by default"
+	is "$(echo "$out" | awk -F, 'NR > 1 && $4 == "mlp" && $5 == 3 { print $7 }')" \
+	   "$(sqlv "SELECT value FROM scores WHERE run_id = 1 AND site = 'mlp' AND layer = 3 AND metric = 'cos'")" \
+	   "scores csv equals the stored value"
+	is "$("$S" scores 1 --db "$db" --metric angular_all --format csv | sed 1d | wc -l | tr -d ' ')" 14 \
+	   "scores --metric angular_all: 14 spans"
+	is "$("$S" scores 1 --db "$db" --metric all --format csv | sed 1d | wc -l | tr -d ' ')" 43 \
+	   "scores --metric all: 15 + 14 + 14"
+	out=$("$S" scores 1 --db "$db" --format json)
+	contains "$out" '"importance":' "scores json has the importance"
+	"$S" scores 99 --db "$db" > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "scores of a missing run exits 1"
+	contains "$(cat "$tmp/err")" "no calibration run 99" "... naming it"
+	is "$(sqlv "SELECT count(*) FROM calib_runs")" 2 "sql: two runs"
+	is "$(sqlv "SELECT count(*) FROM layer_scores WHERE run = 1")" 5 "sql: layer_scores has a row per layer"
+	is "$(sqlv "SELECT run FROM latest_runs")" 2 "sql: latest_runs gives the newest run"
+	out=$("$S" sql --db "$db" "SELECT layer, attn_cos FROM layer_scores WHERE run = 1 ORDER BY layer")
+	is "$(echo "$out" | head -1 | tr -s ' ')" "layer attn_cos" "sql text output has a header"
+	"$S" sql --db "$db" "DELETE FROM scores" > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "sql refuses a write without --write"
+	contains "$(cat "$tmp/err")" "--write" "... pointing at --write"
+	is "$(sqlv "SELECT count(*) FROM scores WHERE run_id = 1")" 43 "... and the scores are intact"
+	"$S" sql --db "$db" "PRAGMA query_only = 0" > /dev/null 2>&1; rc=$?
+	is "$rc" 1 "sql refuses to lift query_only"
+	"$S" sql --db "$db" --write "CREATE TABLE notes (run INTEGER, note TEXT)"; rc=$?
+	is "$rc" 0 "sql --write runs a write"
+	is "$(sqlv "SELECT count(*) FROM sqlite_master WHERE name = 'notes'")" 1 "... which changed the store"
+	"$S" sql --db "$tmp/none.db" "SELECT 1" > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "sql on a missing store exits 1"
+	contains "$(cat "$tmp/err")" "none.db" "... naming it"
+	ok "... without creating it" [ ! -e "$tmp/none.db" ]
+
+	# ---- plans ----
+	# stories260K: d_model 64, 8 heads of 8, 4 KV heads, FFN 172
+	D=64 q=64 kv=32 F=172
+	attn_p=$((D + D * q + 2 * D * kv + q * D)) mlp_p=$((D + 3 * D * F))
+	attn_f=$((2 * (D * q + 2 * D * kv + q * D))) mlp_f=$((2 * 3 * D * F))
+	plan() { "$S" plan 1 --db "$db" "$@"; }
+	# the most redundant sites per the golden cosines: attn 2, 4, 3, 1, 0; mlp 3, 2, 1, 0, 4;
+	# blocks 2, 3, 4, 1, 0; joint: attn 2, attn 4, attn 3, attn 1, mlp 3
+	for case in "attn 2 attn=2,4;mlp= 2 0" "mlp 2 attn=;mlp=2-3 0 2" \
+		    "block 2 attn=2-3;mlp=2-3 2 2" "joint 5 attn=1-4;mlp=3 4 1"; do
+		set -- $case
+		out=$(plan --method "$1" -n "$2" --format json); rc=$?
+		is "$rc" 0 "plan --method $1 -n $2 exits 0"
+		is "$(echo "$out" | sed -n 's/.*"mask": *"\([^"]*\)".*/\1/p')" "$3" "plan $1: mask $3"
+		is "$(echo "$out" | json_num params_removed)" $(($4 * attn_p + $5 * mlp_p)) "plan $1: parameters removed"
+		is "$(echo "$out" | json_num kv_bytes_per_token)" $(($4 * 2 * kv * 4)) "plan $1: KV bytes per token saved"
+		is "$(echo "$out" | json_num flops_per_token)" $(($4 * attn_f + $5 * mlp_f)) "plan $1: FLOPs per token saved"
+	done
+	out=$(plan --method attn -n 2)
+	contains "$out" "attn=2,4;mlp=" "plan text prints the mask"
+	contains "$out" "   1  attn       2  0.02787" "plan text lists the drops with importance 1 - cos"
+	is "$(plan --method attn -n 2 --keep-last 1 --format json | sed -n 's/.*"mask": *"\([^"]*\)".*/\1/p')" \
+	   "attn=2-3;mlp=" "--keep-last 1 spares the last layer"
+	is "$(plan --method attn -n 2 --keep-first 3 --format json | sed -n 's/.*"mask": *"\([^"]*\)".*/\1/p')" \
+	   "attn=3-4;mlp=" "--keep-first 3 spares the first three layers"
+	plan --method attn -n 5 --keep-first 1 > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "a plan that does not fit the guards fails"
+	contains "$(cat "$tmp/err")" "cannot drop 5" "... saying why"
+	out=$(plan --method contiguous -n 2); rc=$?
+	is "$rc" 0 "plan --method contiguous exits 0"
+	range=$(echo "$out" | sed -n 's/^range: *layers \([0-9]*\)-\([0-9]*\) (inclusive)$/\1 \2/p')
+	set -- $range
+	is "$(($2 - $1 + 1))" 2 "contiguous prints an inclusive range of 2 blocks"
+	contains "$out" "attn=$1-$2;mlp=$1-$2" "... and drops exactly that range"
+	is "$(plan --method contiguous -n 2 --format json | json_num range_first)" "$1" "... range_first in json"
+	out=$(plan --method attn -n 2 --format csv)
+	is "$(echo "$out" | head -1)" "plan,run,method,mask,step,site,layer,importance" "plan csv header"
+	is "$(echo "$out" | sed 1d | wc -l | tr -d ' ')" 2 "plan csv has a row per drop"
+	out=$(plan --method attn -n 2 --iterative --format json 2> "$tmp/err"); rc=$?
+	is "$rc" 0 "plan --iterative exits 0"
+	contains "$(cat "$tmp/err")" "kept as run" "... keeping its passes as a run"
+	is "$(echo "$out" | sed 's/.*"drops"://' | json_num layer)" 2 "... its first drop is the one-shot choice (attn 2)"
+	is "$(echo "$out" | json_num attn_dropped) $(echo "$out" | json_num mlp_dropped)" "2 0" \
+	   "... and it drops two attention sublayers, no MLP"
+	plan --method attn -n 2 --iterative > /dev/null 2> "$tmp/err"
+	contains "$(cat "$tmp/err")" "(cached)" "the same iterative plan again reuses its run"
+	is "$(sqlv "SELECT count(*) FROM iter_drops")" 2 "iter_drops holds its two steps"
+
+	# ---- masks by hand ----
+	out=$(plan --mask 'attn=4,3;mlp=1' --format json); rc=$?
+	is "$rc" 0 "plan --mask exits 0"
+	is "$(echo "$out" | sed -n 's/.*"mask": *"\([^"]*\)".*/\1/p')" "attn=3-4;mlp=1" "... printing the canonical form"
+	is "$(echo "$out" | json_num params_removed)" $((2 * attn_p + mlp_p)) "... and its effect"
+	plan --mask 'attn=9' > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 2 "a mask with a layer out of range is rejected (exit 2)"
+	contains "$(cat "$tmp/err")" "position 6" "... with the position of the error"
+	plan --mask 'attn=1,x' > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 2 "a mask with bad syntax is rejected"
+	contains "$(cat "$tmp/err")" "position 8" "... with the position of the error"
+	is "$(sqlv "SELECT count(*) FROM plan_list WHERE method = 'attn' AND n = 2 AND iterative = 0 AND keep_first = 0 AND keep_last = 0")" 1 \
+	   "the same plan asked several times is stored once"
+	is "$(sqlv "SELECT mask FROM plan_list WHERE method = 'mlp'")" "attn=;mlp=2-3" "plan_list shows a plan's mask"
+
+	# ---- interruption and --resume ----
+	cal --samples 16 --seq-len 64 --format json > "$tmp/fresh64.json"
+	env STRATA_TEST_CANCEL_AFTER=5 "$S" calibrate "$model" "$text" --db "$db" --samples 16 --seq-len 64 \
+		--force > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "a cancelled calibration exits 1"
+	contains "$(cat "$tmp/err")" "cancelled after 5 of 16 chunks" "... saying how far it got"
+	run=$(sqlv "SELECT max(id) FROM calib_runs")
+	is "$(sqlv "SELECT status || ' ' || chunks_done FROM calib_runs WHERE id = $run")" "cancelled 5" \
+	   "... the run is marked cancelled with its 5 chunks"
+	is "$(sqlv "SELECT count(DISTINCT chunk) FROM calib_chunks WHERE run_id = $run")" 5 "... which are stored"
+	cal --samples 16 --seq-len 64 --resume --format json > "$tmp/res.json" 2> "$tmp/err"; rc=$?
+	is "$rc" 0 "--resume exits 0"
+	contains "$(cat "$tmp/err")" "resuming run $run at chunk 6" "... continuing after the last finished chunk"
+	is "$(json_num run < "$tmp/res.json")" "$run" "... in the same run"
+	is "$(scores_of < "$tmp/res.json")" "$(scores_of < "$tmp/fresh64.json")" \
+	   "... giving the same scores as an uninterrupted run"
+
+	# Ctrl-C for real: SIGINT while chunks are being computed
+	env STRATA_TEST_CHUNK_DELAY_MS=150 "$S" calibrate "$model" "$text" --db "$db" --samples 16 \
+		--seq-len 32 > /dev/null 2> "$tmp/err" &
+	pid=$!
+	i=0
+	while [ $i -lt 100 ] && [ "$(sqlv "SELECT count(*) FROM calib_runs WHERE seq_len = 32 AND chunks_done >= 2")" != 1 ]; do
+		sleep 0.1; i=$((i + 1))
+	done
+	kill -INT $pid
+	wait $pid; rc=$?
+	is "$rc" 1 "Ctrl-C stops a calibration cleanly (exit 1)"
+	contains "$(cat "$tmp/err")" "cancelled after" "... saying it was cancelled"
+	st=$(sqlv "SELECT status, chunks_done FROM calib_runs WHERE seq_len = 32")
+	is "${st%,*}" cancelled "... the run is marked cancelled"
+	ok "... keeping its finished chunks (${st#*,})" [ "${st#*,}" -ge 2 ] && [ "${st#*,}" -lt 16 ]
+	cal --samples 16 --seq-len 32 --resume --format json > "$tmp/res32.json" 2> /dev/null; rc=$?
+	is "$rc" 0 "the interrupted run resumes"
+	cal --samples 16 --seq-len 32 --force --format json > "$tmp/fresh32.json" 2> /dev/null
+	is "$(scores_of < "$tmp/res32.json")" "$(scores_of < "$tmp/fresh32.json")" \
+	   "... to the same scores as an uninterrupted run"
+
+	# a crash (SIGKILL) after 3 chunks: the store stays consistent and resumable
+	(env STRATA_TEST_KILL_AFTER=3 "$S" calibrate "$model" "$text" --db "$db" --samples 8 \
+		--seq-len 48 > /dev/null 2>&1; exit $?) 2> /dev/null; rc=$?
+	is "$rc" 137 "a calibration killed with SIGKILL dies (137)"
+	is "$(sqlv "SELECT status || ' ' || chunks_done FROM calib_runs WHERE seq_len = 48")" "running 3" \
+	   "... leaving its run marked running with 3 chunks"
+	is "$(sqlv "PRAGMA integrity_check")" ok "... in a store that passes integrity_check"
+	cal --samples 8 --seq-len 48 --resume --format json > "$tmp/res48.json" 2> "$tmp/err"; rc=$?
+	is "$rc" 0 "--resume continues the crashed run"
+	contains "$(cat "$tmp/err")" "at chunk 4" "... from its 4th chunk"
+	cal --samples 8 --seq-len 48 --force --format json > "$tmp/fresh48.json" 2> /dev/null
+	is "$(scores_of < "$tmp/res48.json")" "$(scores_of < "$tmp/fresh48.json")" \
+	   "... to the same scores as an uninterrupted run"
+
+	# ---- two writers at once ----
+	cal --samples 12 --seq-len 40 --force > "$tmp/w1" 2>&1 &
+	p1=$!
+	cal --samples 12 --seq-len 41 --force > "$tmp/w2" 2>&1 &
+	p2=$!
+	wait $p1; r1=$?
+	wait $p2; r2=$?
+	is "$r1 $r2" "0 0" "two calibrations writing to one store at once both succeed"
+	is "$(sqlv "SELECT count(*) FROM calib_runs WHERE seq_len IN (40, 41) AND status = 'done'")" 2 \
+	   "... and both runs are done"
+
+	# ---- the store refuses files that are not its own ----
+	printf 'not a database, just text\n' > "$tmp/foreign.db"
+	cp "$tmp/foreign.db" "$tmp/foreign.orig"
+	"$S" runs --db "$tmp/foreign.db" > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "a text file as the store is refused"
+	contains "$(cat "$tmp/err")" "foreign.db" "... naming it"
+	contains "$(cat "$tmp/err")" "not a strata store" "... saying what is wrong"
+	ok "... and it is not modified" cmp -s "$tmp/foreign.db" "$tmp/foreign.orig"
+
+	# usage errors
+	cal --iterative attn > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 2 "--iterative without -n is a usage error"
+	"$S" plan 1 --db "$db" -n 2 > /dev/null 2>&1; rc=$?
+	is "$rc" 2 "plan without --method is a usage error"
+fi
+done_testing
