@@ -97,29 +97,30 @@ static int printable_byte(unsigned b)
 	return (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
 }
 
+/*
+ * The 68 bytes that are not printable (0x00-0x20, 0x7F-0xA0, 0xAD) map
+ * in order to U+0100 .. U+0143; the others map to themselves.
+ */
 uint32_t tok_byte_to_cp(uint8_t b)
 {
-	unsigned n = 0;
 	if (printable_byte(b))
 		return b;
-	for (unsigned x = 0; x < b; x++)
-		if (!printable_byte(x))
-			n++;
-	return 256 + n;
+	if (b <= 0x20)
+		return 256u + b;
+	if (b >= 0x7f && b <= 0xa0)
+		return 256u + 33 + (b - 0x7fu);
+	return 256u + 67; /* 0xAD */
 }
 
 int tok_cp_to_byte(uint32_t cp)
 {
-	static int16_t inv[324];
-	static int ready; /* benign race: every thread computes the same table */
-	if (!ready) {
-		for (int i = 0; i < 324; i++)
-			inv[i] = -1;
-		for (int b = 0; b < 256; b++)
-			inv[tok_byte_to_cp((uint8_t)b)] = (int16_t)b;
-		__atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-	}
-	return cp < 324 ? inv[cp] : -1;
+	if (cp < 256)
+		return printable_byte(cp) ? (int)cp : -1;
+	if (cp < 256 + 33)
+		return (int)(cp - 256);
+	if (cp < 256 + 67)
+		return (int)(cp - 256 - 33 + 0x7f);
+	return cp == 256 + 67 ? 0xad : -1;
 }
 
 /* ---- word lists ---- */
