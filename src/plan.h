@@ -100,8 +100,9 @@ int plan_make(const struct model_hparams *hp, const struct calib_result *r,
 
 /*
  * Iterative plan: n times, calibrate m on d under the current mask
- * (co's callbacks are called for every pass; co->mask and start_chunk
- * are ignored), drop the lowest-importance remaining site of the method
+ * (co's callbacks are called for every pass; co->mask, start_chunk and
+ * angular are ignored: passes skip the angular metrics, which these
+ * methods do not use), drop the lowest-importance remaining site of the method
  * (attn, mlp, block or joint; contiguous is ST_EINVAL), and repeat.
  * Importances in drop are those of the pass that dropped the site.
  * pass_done, if not NULL, is called after each pass with the pass's
