@@ -213,6 +213,7 @@ static void test_resume(const struct model *m, const char *data)
 		calib_result_set_chunk(back, c, cs.rows + (size_t)c * nv);
 	cs.cancel_at = 0;
 	o.start_chunk = 3;
+	memset(&err, 0, sizeof err);
 	rc = calib_run(m, d, &o, &back, &err);
 	is_int(rc, 0, "resume from chunk 3: %s", err.msg);
 	is_int(back->n_chunks, 8, "all 8 chunks");
