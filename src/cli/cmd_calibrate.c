@@ -496,7 +496,7 @@ static int print_run(struct store *s, const struct store_run *run, int n_layer,
 			if (rc == 0) {
 				printf("drop order (each step re-scored with the earlier drops applied):\n");
 				table_print(t, OUT_TEXT, stdout);
-				printf("\npass 1 scores:\n");
+				printf("\nscores of pass 0 (nothing dropped yet):\n");
 			}
 			table_free(t);
 			t = table_new();
