@@ -93,6 +93,16 @@ static void rss_now(uint64_t *resident, uint64_t *shared)
 	*shared = (uint64_t)shr * (uint64_t)pg;
 }
 
+/* Page faults so far (minor + major): a mapped weight that has been
+ * evicted from the page cache comes back through them. */
+static void faults(uint64_t *minor, uint64_t *major)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	*minor = (uint64_t)ru.ru_minflt;
+	*major = (uint64_t)ru.ru_majflt;
+}
+
 static uint64_t rss_peak(void)
 {
 	struct rusage ru;
@@ -274,7 +284,10 @@ int main(int argc, char **argv)
 	for (int c = 0; o.do_prefill && c < o.n_ctx; c++) {
 		int T = o.ctx[c];
 		fill_tokens(tok, T, hp->n_vocab, (uint64_t)T);
+		uint64_t mi0 = 0, ma0 = 0, mi1, ma1;
 		for (int r = -1; r < o.reps; r++) { /* r = -1: warmup */
+			if (r == 0)
+				faults(&mi0, &ma0);
 			fwd_reset(s);
 			double a = now_s();
 			if (fwd_eval(s, tok, T, logits, o.all_logits, NULL, &err) < 0)
@@ -282,6 +295,7 @@ int main(int argc, char **argv)
 			if (r >= 0)
 				times[r] = now_s() - a;
 		}
+		faults(&mi1, &ma1);
 		double med = median(times, o.reps); /* sorts times */
 		double best = times[0];
 		double f = flops_per_token(m, T, o.all_logits);
@@ -290,6 +304,9 @@ int main(int argc, char **argv)
 		printf("  prefill %4d tokens: %8.2f tok/s best, %8.2f median "
 		       "(%.3f s); %.3f GFLOP/token -> %.1f GFLOP/s\n", T, tps[c],
 		       tps_med[c], best, f * 1e-9, f * tps[c] * 1e-9);
+		printf("  prefill page faults after the warmup: %.1f minor, %.1f major "
+		       "per call\n", (double)(mi1 - mi0) / o.reps,
+		       (double)(ma1 - ma0) / o.reps);
 	}
 
 	double dec_tps = 0, dec_ms = 0;
@@ -299,18 +316,23 @@ int main(int argc, char **argv)
 		fwd_reset(s);
 		if (fwd_eval(s, tok, P, logits, 0, NULL, &err) < 0)
 			die("fwd_eval (decode prefill)", &err);
+		uint64_t mi0, ma0, mi1, ma1;
+		faults(&mi0, &ma0);
 		for (int g = 0; g < o.gen; g++) {
 			double a = now_s();
 			if (fwd_eval(s, tok + P + g, 1, logits, 0, NULL, &err) < 0)
 				die("fwd_eval (decode)", &err);
 			times[g] = now_s() - a;
 		}
+		faults(&mi1, &ma1);
 		dec_ms = median(times, o.gen) * 1e3;
 		dec_tps = 1e3 / dec_ms;
 		printf("  decode: %d tokens after a %d-token prefill: median %.2f ms/token "
 		       "(best %.2f) = %.2f tok/s; %.3f GB of weights per token -> "
 		       "%.1f GB/s\n", o.gen, P, dec_ms, times[0] * 1e3, dec_tps,
 		       dec_bytes * 1e-9, dec_bytes * dec_tps * 1e-9);
+		printf("  decode page faults: %.1f minor, %.1f major per token\n",
+		       (double)(mi1 - mi0) / o.gen, (double)(ma1 - ma0) / o.gen);
 	}
 
 	uint64_t rss_end, shr_end;

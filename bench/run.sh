@@ -77,16 +77,17 @@ ncpu=$(nproc 2>/dev/null || echo 1)
 hz=$(getconf CLK_TCK 2>/dev/null || echo 100)
 # busy and stolen jiffies of the whole machine so far
 cpu_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; }
-# CPU seconds used by this script's finished children
-own_cpu() { times | awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }'; }
+# CPU seconds used by this script's finished children (`times` must run
+# in this shell: a $(...) subshell would report its own, empty, totals)
+own_cpu() { awk 'NR == 2 { split($1, u, "m"); split($2, s, "m"); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$1"; }
 now() { date +%s.%N; }
 
 run() { # run LOG CMD...: run, show and keep the output, note other CPU use
 	log=$1; shift
 	echo "\$ $*" | sed "s|$builddir/||g"
-	j0=$(cpu_jiffies); c0=$(own_cpu); t0=$(now)
+	times >"$logs/.times"; c0=$(own_cpu "$logs/.times"); j0=$(cpu_jiffies); t0=$(now)
 	"$@" >"$log" 2>&1 || { cat "$log"; echo "run.sh: $1 failed (log $log)" >&2; exit 1; }
-	j1=$(cpu_jiffies); c1=$(own_cpu); t1=$(now)
+	j1=$(cpu_jiffies); t1=$(now); times >"$logs/.times"; c1=$(own_cpu "$logs/.times")
 	cat "$log"
 	echo "$j0 $j1 $c0 $c1 $t0 $t1" | awk -v n="$ncpu" -v hz="$hz" '{
 		wall = $8 - $7; if (wall <= 0) wall = 1e-9
@@ -130,6 +131,10 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q 'avx512f' /proc/cpuinfo 2>/dev/nul
 	alt_sg=$(val "$logs/sgemm-tinyllama-skylakex.txt" sgemm_gflops)
 fi
 read_gbps=$(val "$logs/read_bw.txt" read_gbps)
+# the same over a mapped model file (page-cache pages, as the engine reads
+# weights), for information: the ratios use the plain buffer's figure
+run "$logs/read_bw-mapped.txt" "$bin/read_bw" --threads "$threads" $quick \
+	--file "$dir/tinyllama-f32.gguf"
 
 # ---- the engine ----
 for spec in $models; do
@@ -171,6 +176,7 @@ for shape in tinyllama llama2-7b-2l; do
 			'BEGIN { printf "%s: %s prefill / f32 prefill = %.2f (target >= 1.00)\n", s, d, a / b }'
 	done
 done
+echo "read bandwidth over a mapped model file: $(val "$logs/read_bw-mapped.txt" read_gbps) GB/s"
 echo "SGEMM ceiling: tinyllama $(val "$logs/sgemm-tinyllama.txt" sgemm_gflops) GFLOP/s," \
 	"llama2-7b-2l $(val "$logs/sgemm-llama2-7b-2l.txt" sgemm_gflops) GFLOP/s; read bandwidth $read_gbps GB/s"
 [ -z "$alt_sg" ] || echo "(with OPENBLAS_CORETYPE=SkylakeX, AVX-512 kernels: tinyllama SGEMM $alt_sg GFLOP/s)"
