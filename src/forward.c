@@ -535,11 +535,11 @@ int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
 			memcpy(s->x_layer, s->x, sizeof(float) * (size_t)T * d);
 		if (fl->kt) {
 			float *vc = fl->vc + (size_t)s->pos * s->kv_dim;
+			float *qkv[3] = { s->q, s->k, vc };
+			const struct st_tensor *wqkv[3] = { &w->wq, &w->wk, &w->wv };
 
 			rmsnorm(s->xb, s->x, fl->attn_norm, T, d, hp->rms_eps);
-			matmul(s->q, s->xb, &w->wq, T, 0);
-			matmul(s->k, s->xb, &w->wk, T, 0);
-			matmul(vc, s->xb, &w->wv, T, 0);
+			matmul_n(3, qkv, s->xb, wqkv, T, 0);
 			if (fl->bq)
 				add_bias(s->q, fl->bq, T, s->q_dim);
 			if (fl->bk)
@@ -557,9 +557,11 @@ int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
 				obs->site(obs->ud, l, SITE_ATTN, s->x_site, s->x, T, d);
 		}
 		if (mask_keeps_mlp(s->mask, l)) {
+			float *gu[2] = { s->hg, s->hu };
+			const struct st_tensor *wgu[2] = { &w->w_gate, &w->w_up };
+
 			rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
-			matmul(s->hg, s->xb, &w->w_gate, T, 0);
-			matmul(s->hu, s->xb, &w->w_up, T, 0);
+			matmul_n(2, gu, s->xb, wgu, T, 0);
 			swiglu(s->hg, s->hu, T, s->d_ff);
 			if (obs)
 				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);

@@ -24,6 +24,8 @@
 #define Q4_BYTES 18 /* fp16 d + 16 bytes of nibbles */
 
 typedef float (*dot_fn)(const void *w, const float *x, int n);
+/* four consecutive rows (row r at w + r * row_bytes) against one x */
+typedef void (*dot4_fn)(const void *w, size_t row_bytes, const float *x, int n, float *out);
 typedef void (*cvt_fn)(const void *src, float *dst, int64_t n);
 
 enum { K_F32, K_F16, K_BF16, K_Q8_0, K_Q4_0, K_N };
@@ -31,10 +33,14 @@ enum { K_F32, K_F16, K_BF16, K_Q8_0, K_Q4_0, K_N };
 struct kern_impl {
 	const char *name;
 	dot_fn dot[K_N];
+	dot4_fn dot4[K_N]; /* NULL: use dot row by row */
 	cvt_fn cvt[K_N];
 	/* BF16 dot against x pre-split into bf16 halves (xh, xl); NULL if
 	 * the CPU has no avx512_bf16. */
 	float (*dot_bf16_split)(const void *w, const uint16_t *xhl, int n);
+	void (*dot4_bf16_split)(const void *w, size_t row_bytes, const uint16_t *xhl, int n,
+				float *out);
+	void (*split_bf16)(const float *x, int n, uint16_t *xhl);
 	void (*scores)(const float *q, size_t ldq, int nq, const float *kt, size_t ldkt,
 		       int nk, int hd, float scale, float *S, size_t lds);
 	void (*pv)(const float *P, size_t ldp, int nq, const float *v, size_t ldv,
@@ -734,9 +740,63 @@ AVX2 static void swiglu_avx2(float *g, const float *u, size_t n)
 		g[i] = g[i] / (1.0f + exp1_avx2(-g[i])) * u[i];
 }
 
+/*
+ * Four rows at a time: four memory streams per thread keep more loads in
+ * flight (weights mapped from a file sit on 4 KiB pages, where the
+ * hardware prefetcher stops at every page), and x is loaded once for all
+ * four.  Software prefetch runs DOT4_PF bytes ahead on each row.
+ */
+#ifndef DOT4_PF
+#define DOT4_PF 1024
+#endif
+
+#define DEF_DOT4_AVX2(NAME, TYPE, LD, CVT1) \
+AVX2 static void NAME(const void *wv, size_t rb, const float *x, int n, float *out) \
+{ \
+	const TYPE *w0 = wv, *w1 = (const TYPE *)((const char *)wv + rb); \
+	const TYPE *w2 = (const TYPE *)((const char *)wv + 2 * rb); \
+	const TYPE *w3 = (const TYPE *)((const char *)wv + 3 * rb); \
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; \
+	int i, j; \
+	for (i = 0; i + 8 <= n; i += 8) { \
+		__m256 xv = _mm256_loadu_ps(x + i); \
+		if ((i * (int)sizeof(TYPE)) % 64 == 0) { \
+			_mm_prefetch((const char *)(w0 + i) + DOT4_PF, _MM_HINT_T0); \
+			_mm_prefetch((const char *)(w1 + i) + DOT4_PF, _MM_HINT_T0); \
+			_mm_prefetch((const char *)(w2 + i) + DOT4_PF, _MM_HINT_T0); \
+			_mm_prefetch((const char *)(w3 + i) + DOT4_PF, _MM_HINT_T0); \
+		} \
+		a0 = _mm256_fmadd_ps(LD(w0 + i), xv, a0); \
+		a1 = _mm256_fmadd_ps(LD(w1 + i), xv, a1); \
+		a2 = _mm256_fmadd_ps(LD(w2 + i), xv, a2); \
+		a3 = _mm256_fmadd_ps(LD(w3 + i), xv, a3); \
+	} \
+	out[0] = hsum256(a0); \
+	out[1] = hsum256(a1); \
+	out[2] = hsum256(a2); \
+	out[3] = hsum256(a3); \
+	for (j = i; j < n; j++) { \
+		out[0] += CVT1(w0[j]) * x[j]; \
+		out[1] += CVT1(w1[j]) * x[j]; \
+		out[2] += CVT1(w2[j]) * x[j]; \
+		out[3] += CVT1(w3[j]) * x[j]; \
+	} \
+}
+
+static inline float f2f(float v)
+{
+	return v;
+}
+
+#define ld_f32x8(p) _mm256_loadu_ps(p)
+DEF_DOT4_AVX2(dot4_f32_avx2, float, ld_f32x8, f2f)
+DEF_DOT4_AVX2(dot4_f16_avx2, uint16_t, ld_f16x8, h2f)
+DEF_DOT4_AVX2(dot4_bf16_avx2, uint16_t, ld_bf16x8, b2f)
+
 static const struct kern_impl impl_avx2 = {
 	.name = "avx2",
 	.dot = { dot_f32_avx2, dot_f16_avx2, dot_bf16_avx2, dot_q8_0_avx2, dot_q4_0_avx2 },
+	.dot4 = { dot4_f32_avx2, dot4_f16_avx2, dot4_bf16_avx2, NULL, NULL },
 	.cvt = { cvt_f32_c, cvt_f16_avx2, cvt_bf16_avx2, cvt_q8_0_avx2, cvt_q4_0_avx2 },
 	.scores = scores_avx2, .pv = pv_avx2, .softmax = softmax_avx2, .swiglu = swiglu_avx2,
 };
@@ -959,6 +1019,63 @@ AVX512BF16 static float dot_bf16_split_512(const void *wv, const uint16_t *xhl, 
 		a1 = _mm512_dpbf16_ps(a1, (__m512bh)w0, (__m512bh)_mm512_loadu_si512(x0 + 32));
 	}
 	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+/* four rows against one pre-split x, as dot4_*_512 */
+AVX512BF16 static void dot4_bf16_split_512(const void *wv, size_t rb, const uint16_t *xhl,
+					   int n, float *out)
+{
+	const uint16_t *w0 = wv, *w1 = (const uint16_t *)((const char *)wv + rb);
+	const uint16_t *w2 = (const uint16_t *)((const char *)wv + 2 * rb);
+	const uint16_t *w3 = (const uint16_t *)((const char *)wv + 3 * rb);
+	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+	__m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+	int i;
+
+	for (i = 0; i + 32 <= n; i += 32, xhl += 64) {
+		__m512bh xh = (__m512bh)_mm512_loadu_si512(xhl);
+		__m512bh xl = (__m512bh)_mm512_loadu_si512(xhl + 32);
+		__m512bh v0 = (__m512bh)_mm512_loadu_si512(w0 + i);
+		__m512bh v1 = (__m512bh)_mm512_loadu_si512(w1 + i);
+		__m512bh v2 = (__m512bh)_mm512_loadu_si512(w2 + i);
+		__m512bh v3 = (__m512bh)_mm512_loadu_si512(w3 + i);
+
+		_mm_prefetch((const char *)(w0 + i) + DOT4_PF, _MM_HINT_T0);
+		_mm_prefetch((const char *)(w1 + i) + DOT4_PF, _MM_HINT_T0);
+		_mm_prefetch((const char *)(w2 + i) + DOT4_PF, _MM_HINT_T0);
+		_mm_prefetch((const char *)(w3 + i) + DOT4_PF, _MM_HINT_T0);
+		a0 = _mm512_dpbf16_ps(a0, v0, xh);
+		a1 = _mm512_dpbf16_ps(a1, v1, xh);
+		a2 = _mm512_dpbf16_ps(a2, v2, xh);
+		a3 = _mm512_dpbf16_ps(a3, v3, xh);
+		b0 = _mm512_dpbf16_ps(b0, v0, xl);
+		b1 = _mm512_dpbf16_ps(b1, v1, xl);
+		b2 = _mm512_dpbf16_ps(b2, v2, xl);
+		b3 = _mm512_dpbf16_ps(b3, v3, xl);
+	}
+	out[0] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));
+	out[1] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1));
+	out[2] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2));
+	out[3] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3));
+}
+
+/* x -> per 32-element group: 32 truncated high halves, 32 rounded low halves */
+AVX512BF16 static void split_bf16_512(const float *x, int n, uint16_t *xhl)
+{
+	const __m512i himask = _mm512_set1_epi32((int)0xffff0000u);
+	int g;
+
+	for (g = 0; g + 32 <= n; g += 32, xhl += 64) {
+		__m512i v0 = _mm512_loadu_si512(x + g), v1 = _mm512_loadu_si512(x + g + 16);
+		__m512i h0 = _mm512_and_si512(v0, himask), h1 = _mm512_and_si512(v1, himask);
+		__m512 l0 = _mm512_sub_ps(_mm512_castsi512_ps(v0), _mm512_castsi512_ps(h0));
+		__m512 l1 = _mm512_sub_ps(_mm512_castsi512_ps(v1), _mm512_castsi512_ps(h1));
+
+		_mm256_storeu_si256((__m256i *)xhl, _mm512_cvtepi32_epi16(_mm512_srli_epi32(h0, 16)));
+		_mm256_storeu_si256((__m256i *)(xhl + 16),
+				    _mm512_cvtepi32_epi16(_mm512_srli_epi32(h1, 16)));
+		_mm512_storeu_si512(xhl + 32, (__m512i)_mm512_cvtne2ps_pbh(l1, l0));
+	}
 }
 
 AVX512 static inline __m512 exp512(__m512 x)
@@ -1185,8 +1302,63 @@ AVX512 static void swiglu_512(float *g, const float *u, size_t n)
 	}
 }
 
+#define DEF_DOT4_512(NAME, TYPE, LD, CVT1) \
+AVX512 static void NAME(const void *wv, size_t rb, const float *x, int n, float *out) \
+{ \
+	const TYPE *w0 = wv, *w1 = (const TYPE *)((const char *)wv + rb); \
+	const TYPE *w2 = (const TYPE *)((const char *)wv + 2 * rb); \
+	const TYPE *w3 = (const TYPE *)((const char *)wv + 3 * rb); \
+	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0; \
+	__m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0; \
+	int i, j; \
+	for (i = 0; i + 32 <= n; i += 32) { \
+		__m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16); \
+		_mm_prefetch((const char *)(w0 + i) + DOT4_PF, _MM_HINT_T0); \
+		_mm_prefetch((const char *)(w1 + i) + DOT4_PF, _MM_HINT_T0); \
+		_mm_prefetch((const char *)(w2 + i) + DOT4_PF, _MM_HINT_T0); \
+		_mm_prefetch((const char *)(w3 + i) + DOT4_PF, _MM_HINT_T0); \
+		if (sizeof(TYPE) == 4) { \
+			_mm_prefetch((const char *)(w0 + i) + DOT4_PF + 64, _MM_HINT_T0); \
+			_mm_prefetch((const char *)(w1 + i) + DOT4_PF + 64, _MM_HINT_T0); \
+			_mm_prefetch((const char *)(w2 + i) + DOT4_PF + 64, _MM_HINT_T0); \
+			_mm_prefetch((const char *)(w3 + i) + DOT4_PF + 64, _MM_HINT_T0); \
+		} \
+		a0 = _mm512_fmadd_ps(LD(w0 + i), x0, a0); \
+		a1 = _mm512_fmadd_ps(LD(w1 + i), x0, a1); \
+		a2 = _mm512_fmadd_ps(LD(w2 + i), x0, a2); \
+		a3 = _mm512_fmadd_ps(LD(w3 + i), x0, a3); \
+		b0 = _mm512_fmadd_ps(LD(w0 + i + 16), x1, b0); \
+		b1 = _mm512_fmadd_ps(LD(w1 + i + 16), x1, b1); \
+		b2 = _mm512_fmadd_ps(LD(w2 + i + 16), x1, b2); \
+		b3 = _mm512_fmadd_ps(LD(w3 + i + 16), x1, b3); \
+	} \
+	for (; i + 16 <= n; i += 16) { \
+		__m512 x0 = _mm512_loadu_ps(x + i); \
+		a0 = _mm512_fmadd_ps(LD(w0 + i), x0, a0); \
+		a1 = _mm512_fmadd_ps(LD(w1 + i), x0, a1); \
+		a2 = _mm512_fmadd_ps(LD(w2 + i), x0, a2); \
+		a3 = _mm512_fmadd_ps(LD(w3 + i), x0, a3); \
+	} \
+	out[0] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0)); \
+	out[1] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1)); \
+	out[2] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2)); \
+	out[3] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3)); \
+	for (j = i; j < n; j++) { \
+		out[0] += CVT1(w0[j]) * x[j]; \
+		out[1] += CVT1(w1[j]) * x[j]; \
+		out[2] += CVT1(w2[j]) * x[j]; \
+		out[3] += CVT1(w3[j]) * x[j]; \
+	} \
+}
+
+#define ld_f32x16(p) _mm512_loadu_ps(p)
+DEF_DOT4_512(dot4_f32_512, float, ld_f32x16, f2f)
+DEF_DOT4_512(dot4_f16_512, uint16_t, ld_f16x16, h2f)
+DEF_DOT4_512(dot4_bf16_512, uint16_t, ld_bf16x16, b2f)
+
 #define IMPL_AVX512 \
 	.dot = { dot_f32_512, dot_f16_512, dot_bf16_512, dot_q8_0_512, dot_q4_0_512 }, \
+	.dot4 = { dot4_f32_512, dot4_f16_512, dot4_bf16_512, NULL, NULL }, \
 	.cvt = { cvt_f32_c, cvt_f16_512, cvt_bf16_512, cvt_q8_0_512, cvt_q4_0_512 }, \
 	.scores = scores_512, .pv = pv_512, .softmax = softmax_512, .swiglu = swiglu_512
 
@@ -1199,6 +1371,8 @@ static const struct kern_impl impl_avx512bf16 = {
 	.name = "avx512bf16",
 	IMPL_AVX512,
 	.dot_bf16_split = dot_bf16_split_512,
+	.dot4_bf16_split = dot4_bf16_split_512,
+	.split_bf16 = split_bf16_512,
 };
 
 /* ---- selection ---- */
@@ -1276,31 +1450,6 @@ const char *kern_name(void)
 
 /* ---- entry points ---- */
 
-/* Split x (n floats) for dot_bf16_split_512: see its comment. */
-static void split_bf16(const float *x, int n, uint16_t *xhl)
-{
-	int g, j, ng = n / 32;
-
-	for (g = 0; g < ng; g++) {
-		uint16_t *h = xhl + (size_t)g * 64, *l = h + 32;
-
-		for (j = 0; j < 32; j++) {
-			float v = x[g * 32 + j], hv, r;
-			uint32_t bits;
-
-			/* truncate to bf16: the remainder is exact in float */
-			memcpy(&bits, &v, 4);
-			bits &= 0xffff0000u;
-			memcpy(&hv, &bits, 4);
-			h[j] = (uint16_t)(bits >> 16);
-			r = v - hv;
-			memcpy(&bits, &r, 4);
-			bits += 0x7fffu + ((bits >> 16) & 1); /* round to nearest even */
-			l[j] = (uint16_t)(bits >> 16);
-		}
-	}
-}
-
 void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 		   const float *x, size_t ldx, int T, float *y, size_t ldy,
 		   int n_rows, int accumulate)
@@ -1320,27 +1469,48 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 
 		if (xhl) {
 			for (i = 0; i < T; i++)
-				split_bf16(x + (size_t)i * ldx, n, xhl + (size_t)i * need);
-			for (r = 0; r < n_rows; r++, wb += row_bytes)
+				k->split_bf16(x + (size_t)i * ldx, n32, xhl + (size_t)i * need);
+			for (r = 0; r < n_rows; r += 4, wb += 4 * row_bytes) {
+				int nr = n_rows - r < 4 ? n_rows - r : 4, c, j;
+
 				for (i = 0; i < T; i++) {
 					const float *xi = x + (size_t)i * ldx;
-					const uint16_t *wr = (const uint16_t *)wb;
-					float v = k->dot_bf16_split(wb, xhl + (size_t)i * need, n32);
-					float *yo;
-					int j;
+					const uint16_t *xs = xhl + (size_t)i * need;
+					float v[4], *yo = y + (size_t)i * ldy + r;
 
-					for (j = n32; j < n; j++)
-						v += b2f(wr[j]) * xi[j];
-					yo = y + (size_t)i * ldy + r;
-					*yo = accumulate ? *yo + v : v;
+					if (nr == 4)
+						k->dot4_bf16_split(wb, row_bytes, xs, n32, v);
+					else
+						for (c = 0; c < nr; c++)
+							v[c] = k->dot_bf16_split(wb + c * row_bytes, xs, n32);
+					for (c = 0; c < nr; c++) {
+						const uint16_t *wr = (const uint16_t *)(wb + c * row_bytes);
+
+						for (j = n32; j < n; j++)
+							v[c] += b2f(wr[j]) * xi[j];
+						yo[c] = accumulate ? yo[c] + v[c] : v[c];
+					}
 				}
+			}
 			if (xhl != stackbuf)
 				free(xhl);
 			return;
 		}
 	}
 	dot_fn dot = k->dot[kidx(t)];
-	for (r = 0; r < n_rows; r++, wb += row_bytes)
+	dot4_fn dot4 = k->dot4[kidx(t)];
+	r = 0;
+	if (dot4)
+		for (; r + 4 <= n_rows; r += 4, wb += 4 * row_bytes)
+			for (i = 0; i < T; i++) {
+				float v[4], *yo = y + (size_t)i * ldy + r;
+				int c;
+
+				dot4(wb, row_bytes, x + (size_t)i * ldx, n, v);
+				for (c = 0; c < 4; c++)
+					yo[c] = accumulate ? yo[c] + v[c] : v[c];
+			}
+	for (; r < n_rows; r++, wb += row_bytes)
 		for (i = 0; i < T; i++) {
 			float v = dot(wb, x + (size_t)i * ldx, n);
 			float *yo = y + (size_t)i * ldy + r;

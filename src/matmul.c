@@ -1,20 +1,23 @@
 /*
  * matmul: y[T][out] = x[T][in] W^T for a weight W of any dtype (see
- * matmul.h).  Three regimes:
+ * matmul.h).  All parallelism is the pool's: the rows of W (the output
+ * features) are cut into chunks, the chunks of every weight of a call
+ * form one list of tasks, and each task runs single-threaded code:
  *
- *  - F32: OpenBLAS on the mapped weights, never copied (sgemm for T > 1,
- *    sgemv for T == 1), threaded by OpenBLAS itself.
- *  - other dtypes, T >= MM_SMALL_T (prefill): W is converted to F32 one
- *    tile of rows at a time (the pool converts, each worker a slice)
- *    and each tile goes through sgemm.  Conversion is O(out*in) and the
- *    product O(T*out*in), so for prompt-sized T this runs at the sgemm
- *    rate; a tile is small enough to stay in cache between the two.
- *  - other dtypes, T < MM_SMALL_T (decode): SIMD dot products straight
- *    from the compressed rows (kernels.c), rows split over the pool.
- *    Decoding is memory-bound, so reading fewer bytes is the point.
+ *  - T >= MM_SMALL_T (prefill): cblas_sgemm on the chunk.  F32 weights
+ *    are used in place (mapped, never copied); other dtypes are first
+ *    converted, MM_TILE_FLOATS at a time, into a per-thread F32 tile.
+ *    Conversion is O(rows*in) against O(T*rows*in) for the product, so
+ *    prefill runs at the sgemm rate whatever the dtype.
+ *  - T < MM_SMALL_T (decode): SIMD dot products straight from the
+ *    stored rows (kernels.c), which is memory-bound, so reading fewer
+ *    bytes is the point of F16/BF16/Q8_0/Q4_0.
  *
- * The pool's workers sleep while OpenBLAS runs and OpenBLAS is given the
- * same thread count, so the two never oversubscribe the cores.
+ * OpenBLAS itself is kept at one thread (threads.c): its worker threads
+ * spin for a while after each call, which on a machine with few cores
+ * steals time from the pool's next step, and a static split of each
+ * call cannot rebalance when a core is busy with something else.  The
+ * pool hands out chunks dynamically and its workers sleep between jobs.
  */
 #include "matmul.h"
 
@@ -25,50 +28,21 @@
 #include "threads.h"
 
 #define MM_SMALL_T 4              /* below this, dot products from the weights */
-#define MM_TILE_FLOATS (1 << 19)  /* floats per converted tile (2 MiB) */
+#define MM_TILE_FLOATS (1 << 20)  /* floats per converted tile (4 MiB) */
+#define MM_MAX_W 4                /* weights per matmul_n call */
 
-struct dot_job {
+struct mm_part {
 	const struct st_tensor *w;
-	const float *x;   /* [T][in] */
-	float *y;         /* [T][out] */
-	int T, in, out, rows_per, acc;
+	float *y;          /* [T][out] */
+	int in, out, rows_per, first_task;
 	size_t row_bytes;
 };
 
-static void dot_task(void *ud, int i)
-{
-	const struct dot_job *j = ud;
-	int r0 = i * j->rows_per, nr = j->out - r0;
-
-	if (nr > j->rows_per)
-		nr = j->rows_per;
-	if (nr <= 0)
-		return;
-	kern_dot_rows(j->w->type, (const char *)j->w->data + (size_t)r0 * j->row_bytes,
-		      j->row_bytes, j->in, j->x, (size_t)j->in, j->T, j->y + r0,
-		      (size_t)j->out, nr, j->acc);
-}
-
-struct cvt_job {
-	const struct st_tensor *w;
-	float *tile;      /* [nr][in] */
-	int r0, nr, rows_per, in;
-	size_t row_bytes;
+struct mm_job {
+	const float *x;    /* [T][in] */
+	int T, accumulate, n_parts, n_tasks;
+	struct mm_part p[MM_MAX_W];
 };
-
-static void cvt_task(void *ud, int i)
-{
-	const struct cvt_job *j = ud;
-	int a = i * j->rows_per, n = j->nr - a;
-
-	if (n > j->rows_per)
-		n = j->rows_per;
-	if (n <= 0)
-		return;
-	/* rows are contiguous, so a slice of rows is one conversion */
-	kern_to_f32(j->w->type, (const char *)j->w->data + (size_t)(j->r0 + a) * j->row_bytes,
-		    j->tile + (size_t)a * j->in, (int64_t)n * j->in);
-}
 
 /* The calling thread's tile buffer, grown on demand and kept. */
 static float *tile_buffer(size_t n)
@@ -87,71 +61,107 @@ static float *tile_buffer(size_t n)
 	return buf;
 }
 
-static void matmul_dots(float *y, const float *x, const struct st_tensor *w, int T,
-			int accumulate, size_t row_bytes)
+/* rows r0 .. r1-1 of one weight, T >= MM_SMALL_T */
+static void gemm_rows(const struct mm_job *j, const struct mm_part *p, int r0, int r1)
 {
-	struct dot_job j = { w, x, y, T, (int)w->ne[0], (int)w->ne[1], 0, accumulate, row_bytes };
-	int nt = threads_get(), n_tasks;
+	float beta = j->accumulate ? 1.0f : 0.0f;
+	int tile_rows, r;
 
-	/* a few tasks per thread for balance, at least 16 rows each */
-	j.rows_per = (j.out + nt * 4 - 1) / (nt * 4);
-	if (j.rows_per < 16)
-		j.rows_per = 16;
-	n_tasks = (j.out + j.rows_per - 1) / j.rows_per;
-	threads_for(n_tasks, dot_task, &j);
-}
-
-static void matmul_tiles(float *y, const float *x, const struct st_tensor *w, int T,
-			 int accumulate, size_t row_bytes)
-{
-	int in = (int)w->ne[0], out = (int)w->ne[1];
-	int tile_rows = MM_TILE_FLOATS / in, nt = threads_get(), r0;
-	float *tile;
-
-	if (tile_rows >= 64)
-		tile_rows &= ~15;
-	if (tile_rows < 16)
-		tile_rows = 16;
-	if (tile_rows > out)
-		tile_rows = out;
-	tile = tile_buffer((size_t)tile_rows * in);
-	if (!tile) { /* no memory for a tile: the slower path needs none */
-		matmul_dots(y, x, w, T, accumulate, row_bytes);
+	if (p->w->type == ST_F32) {
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, r1 - r0, p->in, 1.0f,
+			    j->x, p->in, (const float *)p->w->data + (size_t)r0 * p->in, p->in,
+			    beta, p->y + r0, p->out);
 		return;
 	}
-	for (r0 = 0; r0 < out; r0 += tile_rows) {
-		struct cvt_job c = { w, tile, r0, out - r0 < tile_rows ? out - r0 : tile_rows,
-				     0, in, row_bytes };
+	tile_rows = MM_TILE_FLOATS / p->in;
+	tile_rows = tile_rows < 16 ? 16 : tile_rows & ~15;
+	for (r = r0; r < r1; r += tile_rows) {
+		int nr = r1 - r < tile_rows ? r1 - r : tile_rows;
+		const char *src = (const char *)p->w->data + (size_t)r * p->row_bytes;
+		float *tile = tile_buffer((size_t)tile_rows * p->in);
 
-		c.rows_per = (c.nr + nt - 1) / nt;
-		threads_for(nt, cvt_task, &c);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, c.nr, in, 1.0f,
-			    x, in, tile, in, accumulate ? 1.0f : 0.0f, y + r0, out);
+		if (!tile) { /* no memory for a tile: the slower path needs none */
+			kern_dot_rows(p->w->type, src, p->row_bytes, p->in, j->x, (size_t)p->in,
+				      j->T, p->y + r, (size_t)p->out, nr, j->accumulate);
+			continue;
+		}
+		kern_to_f32(p->w->type, src, tile, (int64_t)nr * p->in);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nr, p->in, 1.0f,
+			    j->x, p->in, tile, p->in, beta, p->y + r, p->out);
 	}
+}
+
+static void mm_task(void *ud, int i)
+{
+	const struct mm_job *j = ud;
+	const struct mm_part *p = &j->p[0];
+	int k, r0, r1;
+
+	for (k = 1; k < j->n_parts && i >= j->p[k].first_task; k++)
+		p = &j->p[k];
+	r0 = (i - p->first_task) * p->rows_per;
+	r1 = r0 + p->rows_per < p->out ? r0 + p->rows_per : p->out;
+	if (r0 >= r1)
+		return;
+	if (j->T < MM_SMALL_T)
+		kern_dot_rows(p->w->type, (const char *)p->w->data + (size_t)r0 * p->row_bytes,
+			      p->row_bytes, p->in, j->x, (size_t)p->in, j->T, p->y + r0,
+			      (size_t)p->out, r1 - r0, j->accumulate);
+	else
+		gemm_rows(j, p, r0, r1);
+}
+
+void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *const *w,
+	      int T, int accumulate)
+{
+	struct mm_job j;
+	int nt = threads_get(), k;
+
+	if (T <= 0)
+		return;
+	j.x = x;
+	j.T = T;
+	j.accumulate = accumulate;
+	j.n_parts = 0;
+	j.n_tasks = 0;
+	for (k = 0; k < n; k++) {
+		struct mm_part *p = &j.p[j.n_parts];
+		int per;
+
+		if (j.n_parts == MM_MAX_W) { /* more than fits one job: run what we have */
+			threads_for(j.n_tasks, mm_task, &j);
+			j.n_parts = 0;
+			j.n_tasks = 0;
+			p = &j.p[0];
+		}
+		p->w = w[k];
+		p->y = y[k];
+		p->in = (int)w[k]->ne[0];
+		p->out = (int)w[k]->ne[1];
+		p->row_bytes = dtype_row_bytes(w[k]->type, p->in);
+		if (p->out <= 0)
+			continue;
+		if (T < MM_SMALL_T) {
+			/* a few chunks per thread for balance, in groups of 4 rows */
+			per = (p->out + nt * 4 - 1) / (nt * 4);
+			per = per < 16 ? 16 : (per + 3) & ~3;
+		} else {
+			/* about three sgemm calls per thread, at least 64 rows each */
+			per = (p->out + nt * 3 - 1) / (nt * 3);
+			per = per < 64 ? 64 : (per + 15) & ~15;
+		}
+		p->rows_per = per;
+		p->first_task = j.n_tasks;
+		j.n_tasks += (p->out + per - 1) / per;
+		j.n_parts++;
+	}
+	if (j.n_tasks)
+		threads_for(j.n_tasks, mm_task, &j);
 }
 
 void matmul(float *y, const float *x, const struct st_tensor *w, int T, int accumulate)
 {
-	int in = (int)w->ne[0], out = (int)w->ne[1];
-	size_t row_bytes = dtype_row_bytes(w->type, in);
-
-	if (T <= 0 || out <= 0)
-		return;
-	if (w->type == ST_F32) {
-		const float *W = w->data;
-
-		if (T == 1)
-			cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, x, 1,
-				    accumulate ? 1.0f : 0.0f, y, 1);
-		else
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, out, in, 1.0f,
-				    x, in, W, in, accumulate ? 1.0f : 0.0f, y, out);
-		return;
-	}
-	if (T < MM_SMALL_T)
-		matmul_dots(y, x, w, T, accumulate, row_bytes);
-	else
-		matmul_tiles(y, x, w, T, accumulate, row_bytes);
+	matmul_n(1, &y, x, &w, T, accumulate);
 }
 
 void tensor_get_row(const struct st_tensor *t, int64_t r, float *dst)

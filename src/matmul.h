@@ -17,6 +17,14 @@
 void matmul(float *y, const float *x, const struct st_tensor *w, int T,
 	    int accumulate);
 
+/*
+ * Several weights applied to the same x in one parallel job (e.g. Wq, Wk,
+ * Wv): y[k] = x w[k]^T (or += when accumulate), k < n.  Same result as n
+ * matmul calls; one pool wake-up instead of n.
+ */
+void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *const *w,
+	      int T, int accumulate);
+
 /* Row r of an embedding-like tensor (ne = {d, n}) as floats into dst[d]. */
 void tensor_get_row(const struct st_tensor *t, int64_t r, float *dst);
 

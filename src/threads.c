@@ -4,14 +4,19 @@
  * The caller of threads_for is one of the workers: a pool of n threads
  * has n-1 pthreads plus whoever submits the job.  Tasks are handed out
  * by an atomic counter, so uneven tasks balance themselves.  Between
- * jobs the workers sleep on a condition variable; they never spin, so
- * OpenBLAS's own threads (told the same count) get the cores while it
- * runs.
+ * jobs the workers sleep on a condition variable; they never spin.
+ * Waking a sleeping thread costs tens of microseconds (more in a VM), so
+ * the submitter does not wait for workers that wake after it has run
+ * every task itself: a job is open until the submitter's own run_tasks
+ * returns, only workers that joined while it was open are waited for,
+ * and the submitter waits for them with a short bounded spin before it
+ * sleeps.  OpenBLAS is kept at one thread: matmul.c splits the work.
  *
- * Invariants: one job at a time (job_lock); a thread inside a task has
- * in_task set and runs any threads_for it makes serially, which is what
- * makes nesting safe; the pool is created on first use (pthread_once)
- * and resized only by threads_set, under job_lock.
+ * Invariants: one job at a time (job_lock); job fields change only while
+ * no worker is active (n_active == 0, job closed); a thread inside a
+ * task has in_task set and runs any threads_for it makes serially, which
+ * is what makes nesting safe; the pool is created on first use
+ * (pthread_once) and resized only by threads_set, under job_lock.
  */
 #include "threads.h"
 
@@ -20,6 +25,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+/* pause loops the submitter waits for the last workers before sleeping
+ * (a few tens of microseconds) */
+#define THREADS_DONE_SPIN 1500
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t job_lock = PTHREAD_MUTEX_INITIALIZER; /* one job / resize at a time */
@@ -32,7 +41,9 @@ static pthread_t *workers;     /* [n_threads - 1] */
 static int n_workers;
 static unsigned long gen;      /* bumped for every job and for stop */
 static int stop;
-static int n_busy;             /* workers not yet done with the current job */
+static int job_open;           /* workers may still join the current job */
+static int waiting;            /* the submitter sleeps on cv_done */
+static atomic_int n_active;    /* workers that joined and have not finished */
 
 static void (*job_fn)(void *ud, int i);
 static void *job_ud;
@@ -40,6 +51,24 @@ static int job_n;
 static atomic_int job_next;
 
 static _Thread_local int in_task;
+
+/*
+ * OpenBLAS runs single-threaded inside the pool's tasks (matmul.c splits
+ * the work): its own threads would spin after each call and take the
+ * cores from the pool.  n is the pool's size, kept for the record.
+ */
+static void blas_threads(int n)
+{
+	(void)n;
+	openblas_set_num_threads(1);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
 
 static int online_cores(void)
 {
@@ -69,11 +98,18 @@ static void *worker_main(void *arg)
 		if (stop)
 			break;
 		seen = gen;
+		if (!job_open) /* woke after the submitter finished alone */
+			continue;
+		atomic_fetch_add(&n_active, 1);
 		pthread_mutex_unlock(&mu);
 		run_tasks();
-		pthread_mutex_lock(&mu);
-		if (--n_busy == 0)
-			pthread_cond_signal(&cv_done);
+		if (atomic_fetch_sub(&n_active, 1) == 1) {
+			pthread_mutex_lock(&mu);
+			if (waiting)
+				pthread_cond_signal(&cv_done);
+		} else {
+			pthread_mutex_lock(&mu);
+		}
 	}
 	pthread_mutex_unlock(&mu);
 	return NULL;
@@ -100,7 +136,7 @@ static void pool_start(int n)
 	}
 	n_threads = n_workers + 1;
 blas:
-	openblas_set_num_threads(n_threads);
+	blas_threads(n_threads);
 }
 
 static void pool_stop(void)
@@ -137,7 +173,7 @@ void threads_set(int n)
 		pool_stop();
 		pool_start(n);
 	} else {
-		openblas_set_num_threads(n_threads);
+		blas_threads(n_threads);
 	}
 	pthread_mutex_unlock(&job_lock);
 }
@@ -177,16 +213,27 @@ void threads_for(int n, void (*fn)(void *ud, int i), void *ud)
 	job_ud = ud;
 	job_n = n;
 	atomic_store(&job_next, 0);
-	n_busy = n_workers;
+	job_open = 1;
 	gen++;
 	pthread_cond_broadcast(&cv_work);
 	pthread_mutex_unlock(&mu);
 
 	run_tasks();
 
+	/* no new joiners; wait for those at work, briefly awake (a task
+	 * is short), then asleep */
 	pthread_mutex_lock(&mu);
-	while (n_busy > 0)
-		pthread_cond_wait(&cv_done, &mu);
+	job_open = 0;
 	pthread_mutex_unlock(&mu);
+	for (i = 0; i < THREADS_DONE_SPIN && atomic_load(&n_active) > 0; i++)
+		cpu_relax();
+	if (atomic_load(&n_active) > 0) {
+		pthread_mutex_lock(&mu);
+		waiting = 1;
+		while (atomic_load(&n_active) > 0)
+			pthread_cond_wait(&cv_done, &mu);
+		waiting = 0;
+		pthread_mutex_unlock(&mu);
+	}
 	pthread_mutex_unlock(&job_lock);
 }
