@@ -35,9 +35,8 @@ struct kern_impl {
 	dot_fn dot[K_N];
 	dot4_fn dot4[K_N]; /* NULL: use dot row by row */
 	cvt_fn cvt[K_N];
-	/* BF16 dot against x pre-split into bf16 halves (xh, xl); NULL if
-	 * the CPU has no avx512_bf16. */
-	float (*dot_bf16_split)(const void *w, const uint16_t *xhl, int n);
+	/* BF16 dot of four rows against x pre-split into bf16 halves (see
+	 * split_bf16_512); NULL if the CPU has no avx512_bf16. */
 	void (*dot4_bf16_split)(const void *w, size_t row_bytes, const uint16_t *xhl, int n,
 				float *out);
 	void (*split_bf16)(const float *x, int n, uint16_t *xhl);
@@ -736,8 +735,8 @@ AVX2 static void swiglu_avx2(float *g, const float *u, size_t n)
 		_mm256_storeu_ps(g + i, _mm256_div_ps(_mm256_mul_ps(x, _mm256_loadu_ps(u + i)),
 						      _mm256_add_ps(one, e)));
 	}
-	for (; i < n; i++)
-		g[i] = g[i] / (1.0f + exp1_avx2(-g[i])) * u[i];
+	for (; i < n; i++) /* as the vector loop, for identical results */
+		g[i] = g[i] * u[i] / (1.0f + exp1_avx2(-g[i]));
 }
 
 /*
@@ -992,36 +991,11 @@ AVX512 static void cvt_q4_0_512(const void *src, float *dst, int64_t n)
 #define AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512bf16,avx2,fma,f16c")))
 
 /*
- * w: n bf16 weights, n a multiple of 32; xhl: x split per 32-element
- * group as 32 high halves then 32 low halves (x = hi + lo, each bf16).
+ * Four rows (n a multiple of 32) against x pre-split per 32-element group
+ * into 32 high and 32 low bf16 halves, x = hi + lo, so x keeps 16
+ * mantissa bits; the weights are exact in bf16, and vdpbf16ps multiplies
+ * exactly, so this is as accurate as the f32 FMA path.
  */
-AVX512BF16 static float dot_bf16_split_512(const void *wv, const uint16_t *xhl, int n)
-{
-	const uint16_t *w = wv;
-	__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-	int i, g = 0;
-
-	for (i = 0; i + 64 <= n; i += 64, g += 2) {
-		__m512i w0 = _mm512_loadu_si512(w + i);
-		__m512i w1 = _mm512_loadu_si512(w + i + 32);
-		const uint16_t *x0 = xhl + (size_t)g * 64, *x1 = x0 + 64;
-
-		a0 = _mm512_dpbf16_ps(a0, (__m512bh)w0, (__m512bh)_mm512_loadu_si512(x0));
-		a1 = _mm512_dpbf16_ps(a1, (__m512bh)w0, (__m512bh)_mm512_loadu_si512(x0 + 32));
-		a2 = _mm512_dpbf16_ps(a2, (__m512bh)w1, (__m512bh)_mm512_loadu_si512(x1));
-		a3 = _mm512_dpbf16_ps(a3, (__m512bh)w1, (__m512bh)_mm512_loadu_si512(x1 + 32));
-	}
-	for (; i + 32 <= n; i += 32, g++) {
-		__m512i w0 = _mm512_loadu_si512(w + i);
-		const uint16_t *x0 = xhl + (size_t)g * 64;
-
-		a0 = _mm512_dpbf16_ps(a0, (__m512bh)w0, (__m512bh)_mm512_loadu_si512(x0));
-		a1 = _mm512_dpbf16_ps(a1, (__m512bh)w0, (__m512bh)_mm512_loadu_si512(x0 + 32));
-	}
-	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-}
-
-/* four rows against one pre-split x, as dot4_*_512 */
 AVX512BF16 static void dot4_bf16_split_512(const void *wv, size_t rb, const uint16_t *xhl,
 					   int n, float *out)
 {
@@ -1370,7 +1344,6 @@ static const struct kern_impl impl_avx512 = {
 static const struct kern_impl impl_avx512bf16 = {
 	.name = "avx512bf16",
 	IMPL_AVX512,
-	.dot_bf16_split = dot_bf16_split_512,
 	.dot4_bf16_split = dot4_bf16_split_512,
 	.split_bf16 = split_bf16_512,
 };
@@ -1458,7 +1431,7 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 	const uint8_t *wb = w;
 	int r, i;
 
-	if (t == ST_BF16 && k->dot_bf16_split && n >= 32) {
+	if (t == ST_BF16 && k->dot4_bf16_split && n >= 32) {
 		/* x pre-split once per call; a few KiB per input row */
 		enum { STACK_X = 8192 };
 		uint16_t stackbuf[2 * STACK_X];
@@ -1478,11 +1451,16 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 					const uint16_t *xs = xhl + (size_t)i * need;
 					float v[4], *yo = y + (size_t)i * ldy + r;
 
-					if (nr == 4)
+					if (nr == 4) {
 						k->dot4_bf16_split(wb, row_bytes, xs, n32, v);
-					else
-						for (c = 0; c < nr; c++)
-							v[c] = k->dot_bf16_split(wb + c * row_bytes, xs, n32);
+					} else { /* same arithmetic as the grouped rows */
+						for (c = 0; c < nr; c++) {
+							float v4[4];
+
+							k->dot4_bf16_split(wb + c * row_bytes, 0, xs, n32, v4);
+							v[c] = v4[0];
+						}
+					}
 					for (c = 0; c < nr; c++) {
 						const uint16_t *wr = (const uint16_t *)(wb + c * row_bytes);
 
@@ -1512,8 +1490,14 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 			}
 	for (; r < n_rows; r++, wb += row_bytes)
 		for (i = 0; i < T; i++) {
-			float v = dot(wb, x + (size_t)i * ldx, n);
-			float *yo = y + (size_t)i * ldy + r;
+			float v, v4[4], *yo = y + (size_t)i * ldy + r;
+
+			if (dot4) { /* same arithmetic as the grouped rows */
+				dot4(wb, 0, x + (size_t)i * ldx, n, v4);
+				v = v4[0];
+			} else {
+				v = dot(wb, x + (size_t)i * ldx, n);
+			}
 			*yo = accumulate ? *yo + v : v;
 		}
 }

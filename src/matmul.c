@@ -30,6 +30,7 @@
 #define MM_SMALL_T 4              /* below this, dot products from the weights */
 #define MM_TILE_FLOATS (1 << 20)  /* floats per converted tile (4 MiB) */
 #define MM_MAX_W 4                /* weights per matmul_n call */
+#define MM_CHUNKS 16              /* chunks per weight (see matmul_n) */
 
 struct mm_part {
 	const struct st_tensor *w;
@@ -115,7 +116,7 @@ void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *co
 	      int T, int accumulate)
 {
 	struct mm_job j;
-	int nt = threads_get(), k;
+	int k;
 
 	if (T <= 0)
 		return;
@@ -141,15 +142,16 @@ void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *co
 		p->row_bytes = dtype_row_bytes(w[k]->type, p->in);
 		if (p->out <= 0)
 			continue;
-		if (T < MM_SMALL_T) {
-			/* a few chunks per thread for balance, in groups of 4 rows */
-			per = (p->out + nt * 4 - 1) / (nt * 4);
-			per = per < 16 ? 16 : (per + 3) & ~3;
-		} else {
-			/* about three sgemm calls per thread, at least 64 rows each */
-			per = (p->out + nt * 3 - 1) / (nt * 3);
-			per = per < 64 ? 64 : (per + 15) & ~15;
-		}
+		/*
+		 * Chunks depend on the shape only, never on the thread count,
+		 * so results are bit-identical for any number of threads:
+		 * about 16 per weight (enough for 2..16 threads to balance).
+		 */
+		per = (p->out + MM_CHUNKS - 1) / MM_CHUNKS;
+		if (T < MM_SMALL_T)
+			per = per < 16 ? 16 : (per + 3) & ~3;   /* groups of 4 rows */
+		else
+			per = per < 64 ? 64 : per > 512 ? 512 : (per + 15) & ~15;
 		p->rows_per = per;
 		p->first_task = j.n_tasks;
 		j.n_tasks += (p->out + per - 1) / per;

@@ -245,6 +245,47 @@ int main(void)
 		check_get_row(types[i]);
 	}
 
+	/* matmul_n: several weights on one x equal separate calls, exactly */
+	{
+		struct wmat a, b, c, d, e;
+		const struct st_tensor *ws[5];
+		float x[7 * 96], *ys[5], *yr[5];
+		int k, T, same = 1, wi;
+
+		wmat_make(&a, ST_F32, 96, 37);
+		wmat_make(&b, ST_F16, 96, 300);
+		wmat_make(&c, ST_Q8_0, 96, 5);
+		wmat_make(&d, ST_BF16, 96, 64);
+		wmat_make(&e, ST_Q4_0, 96, 33);
+		ws[0] = &a.t, ws[1] = &b.t, ws[2] = &c.t, ws[3] = &d.t, ws[4] = &e.t;
+		for (k = 0; k < 7 * 96; k++)
+			x[k] = frand();
+		for (T = 1; T <= 7; T += 6) {
+			for (wi = 0; wi < 5; wi++) {
+				ys[wi] = calloc((size_t)T * ws[wi]->ne[1], sizeof(float));
+				yr[wi] = calloc((size_t)T * ws[wi]->ne[1], sizeof(float));
+				matmul(yr[wi], x, ws[wi], T, 0);
+			}
+			matmul_n(5, ys, x, ws, T, 0);
+			for (wi = 0; wi < 5; wi++)
+				same &= !memcmp(ys[wi], yr[wi], sizeof(float) * T * ws[wi]->ne[1]);
+			/* accumulate */
+			matmul_n(5, ys, x, ws, T, 1);
+			for (wi = 0; wi < 5; wi++) {
+				for (k = 0; k < T * ws[wi]->ne[1]; k++)
+					same &= fabsf(ys[wi][k] - 2 * yr[wi][k]) <= 1e-5f * (1 + fabsf(yr[wi][k]));
+				free(ys[wi]);
+				free(yr[wi]);
+			}
+		}
+		ok(same, "matmul_n over 5 weights (more than one job) = separate matmul calls");
+		wmat_free(&a);
+		wmat_free(&b);
+		wmat_free(&c);
+		wmat_free(&d);
+		wmat_free(&e);
+	}
+
 	/* thread counts: 1 and 3 give the same answer as the default */
 	{
 		struct wmat m;
@@ -263,6 +304,26 @@ int main(void)
 		for (k = 0; k < 3 * 300; k++)
 			same &= y1[k] == y3[k];
 		ok(same, "decode dot products identical with 1 and 3 threads");
+		/* prefill (sgemm on chunks) too: chunks do not depend on threads */
+		{
+			struct wmat f;
+			float *xa = malloc(sizeof(float) * 9 * 512), *ya = malloc(sizeof(float) * 9 * 700);
+			float *yb = malloc(sizeof(float) * 9 * 700);
+
+			wmat_make(&f, ST_F16, 512, 700);
+			for (k = 0; k < 9 * 512; k++)
+				xa[k] = frand();
+			matmul(ya, xa, &f.t, 9, 0);
+			threads_set(1);
+			matmul(yb, xa, &f.t, 9, 0);
+			threads_set(3);
+			ok(!memcmp(ya, yb, sizeof(float) * 9 * 700),
+			   "prefill products identical with 1 and 3 threads");
+			free(xa);
+			free(ya);
+			free(yb);
+			wmat_free(&f);
+		}
 		threads_set(n0);
 		is_int(threads_get(), n0, "thread count restored");
 		wmat_free(&m);
