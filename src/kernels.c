@@ -1432,8 +1432,8 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 	int r, i;
 
 	if (t == ST_BF16 && k->dot4_bf16_split && n >= 32) {
-		/* x pre-split once per call; a few KiB per input row */
-		enum { STACK_X = 8192 };
+		/* x pre-split once per call, on the stack unless very long */
+		enum { STACK_X = 32768 }; /* n up to 32768: 128 KiB of stack */
 		uint16_t stackbuf[2 * STACK_X];
 		int n32 = n / 32 * 32;
 		size_t need = (size_t)n32 * 2;

@@ -22,6 +22,7 @@
 #include "matmul.h"
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #include "kernels.h"
@@ -45,21 +46,54 @@ struct mm_job {
 	struct mm_part p[MM_MAX_W];
 };
 
-/* The calling thread's tile buffer, grown on demand and kept. */
+/*
+ * The calling thread's tile buffer, grown on demand and kept; freed by a
+ * pthread key destructor when the thread ends (the pool's workers end
+ * when threads_set resizes it).
+ */
+struct tile {
+	float *p;
+	size_t cap;
+};
+
+static pthread_key_t tile_key;
+static pthread_once_t tile_once = PTHREAD_ONCE_INIT;
+
+static void tile_free(void *v)
+{
+	struct tile *t = v;
+
+	free(t->p);
+	free(t);
+}
+
+static void tile_key_init(void)
+{
+	pthread_key_create(&tile_key, tile_free);
+}
+
 static float *tile_buffer(size_t n)
 {
-	static _Thread_local float *buf;
-	static _Thread_local size_t cap;
+	struct tile *t;
 
-	if (n > cap) {
-		float *p = realloc(buf, n * sizeof *p);
+	pthread_once(&tile_once, tile_key_init);
+	t = pthread_getspecific(tile_key);
+	if (!t) {
+		t = calloc(1, sizeof *t);
+		if (!t || pthread_setspecific(tile_key, t) != 0) {
+			free(t);
+			return NULL;
+		}
+	}
+	if (n > t->cap) {
+		float *p = realloc(t->p, n * sizeof *p);
 
 		if (!p)
 			return NULL;
-		buf = p;
-		cap = n;
+		t->p = p;
+		t->cap = n;
 	}
-	return buf;
+	return t->p;
 }
 
 /* rows r0 .. r1-1 of one weight, T >= MM_SMALL_T */
