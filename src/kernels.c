@@ -5,9 +5,18 @@
  * __attribute__((target)), so the file builds without -m flags and runs
  * anywhere: the table is picked once from __builtin_cpu_supports.
  *
+ * Decode (kern_dot_rows) reads a chunk of rows as four sequential
+ * streams, four rows per call of a dot4 kernel, x loaded once for the
+ * four, with software prefetch running ahead in each stream: weights
+ * mapped from a file sit on 4 KiB pages, where the hardware prefetcher
+ * restarts at every page, and this doubles the F16 decode rate over
+ * reading four adjacent rows at a time.
+ *
  * Numerics: products and sums are in float with several independent
  * accumulators (the order differs between paths, hence the tolerances
- * in tests/test_matmul.c).  The avx512_bf16 dot product splits x into
+ * in tests/test_matmul.c).  Within one path a row's result never
+ * depends on which rows it is computed with, so results do not change
+ * with the thread count.  The avx512_bf16 dot product splits x into
  * a high and a low bf16 half so that x keeps 16 mantissa bits; the
  * weights are exact in bf16, so it is as accurate as the f32 FMA path.
  */
@@ -1381,7 +1390,7 @@ static int select_impl(const char *name)
 	} else if (!strcasecmp(name, "avx512")) {
 		if (!has_avx512())
 			return -1;
-		impl = has_avx512bf16() ? &impl_avx512bf16 : &impl_avx512;
+		impl = &impl_avx512;
 	} else if (!strcasecmp(name, "avx512bf16")) {
 		if (!has_avx512bf16())
 			return -1;
@@ -1441,32 +1450,31 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 				malloc(need * (size_t)T * sizeof *xhl);
 
 		if (xhl) {
+			/* four streams of q rows, as below for the other types */
+			int q = n_rows / 4, jr, c, j;
+			size_t qb = (size_t)q * row_bytes;
+
 			for (i = 0; i < T; i++)
 				k->split_bf16(x + (size_t)i * ldx, n32, xhl + (size_t)i * need);
-			for (r = 0; r < n_rows; r += 4, wb += 4 * row_bytes) {
-				int nr = n_rows - r < 4 ? n_rows - r : 4, c, j;
+			for (jr = 0; jr < q + n_rows % 4; jr++) {
+				/* jr < q: rows jr + c*q; then the leftover rows one by one */
+				const uint8_t *wr0 = jr < q ? wb + (size_t)jr * row_bytes :
+						     wb + 4 * qb + (size_t)(jr - q) * row_bytes;
+				int r0 = jr < q ? jr : 4 * q + (jr - q), nr = jr < q ? 4 : 1;
+				size_t step = jr < q ? qb : 0;
 
 				for (i = 0; i < T; i++) {
 					const float *xi = x + (size_t)i * ldx;
-					const uint16_t *xs = xhl + (size_t)i * need;
-					float v[4], *yo = y + (size_t)i * ldy + r;
+					float v[4], *yo = y + (size_t)i * ldy + r0;
 
-					if (nr == 4) {
-						k->dot4_bf16_split(wb, row_bytes, xs, n32, v);
-					} else { /* same arithmetic as the grouped rows */
-						for (c = 0; c < nr; c++) {
-							float v4[4];
-
-							k->dot4_bf16_split(wb + c * row_bytes, 0, xs, n32, v4);
-							v[c] = v4[0];
-						}
-					}
+					k->dot4_bf16_split(wr0, step, xhl + (size_t)i * need, n32, v);
 					for (c = 0; c < nr; c++) {
-						const uint16_t *wr = (const uint16_t *)(wb + c * row_bytes);
+						const uint16_t *wr = (const uint16_t *)(wr0 + c * step);
+						size_t o = (size_t)c * (step ? (size_t)q : 0);
 
 						for (j = n32; j < n; j++)
 							v[c] += b2f(wr[j]) * xi[j];
-						yo[c] = accumulate ? yo[c] + v[c] : v[c];
+						yo[o] = accumulate ? yo[o] + v[c] : v[c];
 					}
 				}
 			}
@@ -1478,16 +1486,29 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 	dot_fn dot = k->dot[kidx(t)];
 	dot4_fn dot4 = k->dot4[kidx(t)];
 	r = 0;
-	if (dot4)
-		for (; r + 4 <= n_rows; r += 4, wb += 4 * row_bytes)
+	if (dot4) {
+		/*
+		 * Four streams of q consecutive rows each (rows j, q+j, 2q+j,
+		 * 3q+j together): each stream is read front to back, so
+		 * prefetching runs on into the stream's next row instead of
+		 * starting cold at every group.  A row's arithmetic does not
+		 * depend on its companions.
+		 */
+		int q = n_rows / 4, jr;
+		size_t qb = (size_t)q * row_bytes;
+
+		for (jr = 0; jr < q; jr++)
 			for (i = 0; i < T; i++) {
-				float v[4], *yo = y + (size_t)i * ldy + r;
+				float v[4], *yo = y + (size_t)i * ldy + jr;
 				int c;
 
-				dot4(wb, row_bytes, x + (size_t)i * ldx, n, v);
+				dot4(wb + (size_t)jr * row_bytes, qb, x + (size_t)i * ldx, n, v);
 				for (c = 0; c < 4; c++)
-					yo[c] = accumulate ? yo[c] + v[c] : v[c];
+					yo[c * q] = accumulate ? yo[c * q] + v[c] : v[c];
 			}
+		r = 4 * q;
+		wb += 4 * qb;
+	}
 	for (; r < n_rows; r++, wb += row_bytes)
 		for (i = 0; i < T; i++) {
 			float v, v4[4], *yo = y + (size_t)i * ldy + r;

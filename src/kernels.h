@@ -51,8 +51,8 @@ void kern_swiglu(float *g, const float *u, size_t n);
 const char *kern_name(void);
 
 /*
- * Force a path: "scalar", "avx2", "avx512" or "auto" (the best the CPU
- * has).  Returns 0, or -1 (path unchanged) if the name is unknown or
+ * Force a path: "scalar", "avx2", "avx512" (F/BW, no bf16 instructions),
+ * "avx512bf16" or "auto" (the best the CPU has).  Returns 0, or -1 (path unchanged) if the name is unknown or
  * the CPU lacks the instructions.  Not to be called while kernels run.
  */
 int kern_select(const char *name);
