@@ -120,11 +120,11 @@ static void pool_start(int n)
 {
 	int i;
 
-	n_threads = n;
+	__atomic_store_n(&n_threads, n, __ATOMIC_RELEASE);
 	n_workers = 0;
 	workers = n > 1 ? calloc((size_t)n - 1, sizeof *workers) : NULL;
 	if (!workers) {
-		n_threads = 1;
+		__atomic_store_n(&n_threads, 1, __ATOMIC_RELEASE);
 		goto blas;
 	}
 	stop = 0;
@@ -134,7 +134,7 @@ static void pool_start(int n)
 			break;
 		n_workers++;
 	}
-	n_threads = n_workers + 1;
+	__atomic_store_n(&n_threads, n_workers + 1, __ATOMIC_RELEASE);
 blas:
 	blas_threads(n_threads);
 }
@@ -180,13 +180,10 @@ void threads_set(int n)
 
 int threads_get(void)
 {
-	int n;
-
 	pthread_once(&pool_once, pool_init);
-	pthread_mutex_lock(&job_lock);
-	n = n_threads;
-	pthread_mutex_unlock(&job_lock);
-	return n;
+	/* written under job_lock; read without it so that a caller never
+	 * waits for somebody else's job */
+	return __atomic_load_n(&n_threads, __ATOMIC_ACQUIRE);
 }
 
 void threads_for(int n, void (*fn)(void *ud, int i), void *ud)

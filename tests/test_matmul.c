@@ -7,6 +7,7 @@
  * dtype_to_f32 (dtype.c, written independently of kernels.c), so the
  * kernels' own conversions are checked too.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -219,6 +220,51 @@ static void check_pool(void)
 	is_int(bad, 0, "threads_for runs every task exactly once, nested calls too");
 }
 
+/* two threads submitting jobs at once while a third resizes the pool */
+struct sub_arg {
+	int id, bad;
+};
+
+static void add_task(void *ud, int i)
+{
+	long *acc = ud;
+
+	__atomic_add_fetch(acc, i + 1, __ATOMIC_RELAXED);
+}
+
+static void *submitter(void *p)
+{
+	struct sub_arg *a = p;
+	int r;
+
+	for (r = 0; r < 300; r++) {
+		long acc = 0;
+		int n = 1 + (r * 7 + a->id) % 40;
+
+		if (a->id == 2) {
+			threads_set(1 + r % 3);
+			continue;
+		}
+		threads_for(n, add_task, &acc);
+		a->bad += acc != (long)n * (n + 1) / 2;
+	}
+	return NULL;
+}
+
+static void check_pool_concurrent(void)
+{
+	pthread_t t[3];
+	struct sub_arg a[3] = { { 0, 0 }, { 1, 0 }, { 2, 0 } };
+	int k, n0 = threads_get();
+
+	for (k = 0; k < 3; k++)
+		pthread_create(&t[k], NULL, submitter, &a[k]);
+	for (k = 0; k < 3; k++)
+		pthread_join(t[k], NULL);
+	is_int(a[0].bad + a[1].bad, 0, "concurrent submitters and resizes: every job complete");
+	threads_set(n0);
+}
+
 int main(void)
 {
 	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0 };
@@ -230,6 +276,7 @@ int main(void)
 	ok(!strcmp(name, "scalar") || !strcmp(name, "avx2") || !strcmp(name, "avx512") ||
 	   !strcmp(name, "avx512bf16"), "matmul_simd_name is a known path (%s)", name);
 	check_pool();
+	check_pool_concurrent();
 	is_int(kern_select("no-such-isa"), -1, "unknown SIMD path rejected");
 	ok(!strcmp(matmul_simd_name(), name), "rejected name leaves the path unchanged");
 
