@@ -1339,9 +1339,61 @@ DEF_DOT4_512(dot4_f32_512, float, ld_f32x16, f2f)
 DEF_DOT4_512(dot4_f16_512, uint16_t, ld_f16x16, h2f)
 DEF_DOT4_512(dot4_bf16_512, uint16_t, ld_bf16x16, b2f)
 
+/* Q8_0 and Q4_0, four rows (streams) at a time, as DEF_DOT4_512 */
+AVX512 static void dot4_q8_0_512(const void *wv, size_t rb, const float *x, int n, float *out)
+{
+	const uint8_t *b[4] = { wv, (const uint8_t *)wv + rb, (const uint8_t *)wv + 2 * rb,
+				(const uint8_t *)wv + 3 * rb };
+	__m512 acc[4] = { _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+			  _mm512_setzero_ps() };
+	int k, r;
+
+	for (k = 0; k < n / ST_QK; k++, x += ST_QK) {
+		__m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+
+		for (r = 0; r < 4; r++) {
+			const uint8_t *blk = b[r] + (size_t)k * Q8_BYTES;
+			const int8_t *q = (const int8_t *)(blk + 2);
+			__m512 s0 = _mm512_mul_ps(ld_i8x16(q), x0);
+
+			_mm_prefetch((const char *)blk + DOT4_PF, _MM_HINT_T0);
+			s0 = _mm512_fmadd_ps(ld_i8x16(q + 16), x1, s0);
+			acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(h2f_hw(blk)), s0, acc[r]);
+		}
+	}
+	for (r = 0; r < 4; r++)
+		out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+AVX512 static void dot4_q4_0_512(const void *wv, size_t rb, const float *x, int n, float *out)
+{
+	const uint8_t *b[4] = { wv, (const uint8_t *)wv + rb, (const uint8_t *)wv + 2 * rb,
+				(const uint8_t *)wv + 3 * rb };
+	__m512 acc[4] = { _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
+			  _mm512_setzero_ps() };
+	int k, r;
+
+	for (k = 0; k < n / ST_QK; k++, x += ST_QK) {
+		__m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+
+		for (r = 0; r < 4; r++) {
+			const uint8_t *blk = b[r] + (size_t)k * Q4_BYTES;
+			__m512 lo, hi, s0;
+
+			_mm_prefetch((const char *)blk + DOT4_PF, _MM_HINT_T0);
+			ld_q4x32(blk, &lo, &hi);
+			s0 = _mm512_mul_ps(lo, x0);
+			s0 = _mm512_fmadd_ps(hi, x1, s0);
+			acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(h2f_hw(blk)), s0, acc[r]);
+		}
+	}
+	for (r = 0; r < 4; r++)
+		out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
 #define IMPL_AVX512 \
 	.dot = { dot_f32_512, dot_f16_512, dot_bf16_512, dot_q8_0_512, dot_q4_0_512 }, \
-	.dot4 = { dot4_f32_512, dot4_f16_512, dot4_bf16_512, NULL, NULL }, \
+	.dot4 = { dot4_f32_512, dot4_f16_512, dot4_bf16_512, dot4_q8_0_512, dot4_q4_0_512 }, \
 	.cvt = { cvt_f32_c, cvt_f16_512, cvt_bf16_512, cvt_q8_0_512, cvt_q4_0_512 }, \
 	.scores = scores_512, .pv = pv_512, .softmax = softmax_512, .swiglu = swiglu_512
 
