@@ -484,6 +484,39 @@ static void check_errors(const struct model *m)
 	   !strcmp(site_name(SITE_BLOCK), "block"), "site names");
 }
 
+/* sample.c: argmax ties, greedy at temp 0, nucleus, reproducibility, frequencies */
+static void check_sampling(void)
+{
+	float lg[5] = { 1.0f, 3.0f, 3.0f, 0.5f, 2.0f };
+	uint64_t a = 42, b = 42, c = 7;
+	int counts[5] = { 0 }, k, same = 1, in_nucleus = 1;
+	double z = 0, p[5], chi = 0;
+
+	is_int(sample_argmax(lg, 5), 1, "argmax takes the lowest index on ties");
+	is_int(sample_next(lg, 5, 0.0f, 1.0f, &c), 1, "temperature 0 is greedy");
+	for (k = 0; k < 200; k++)
+		same &= sample_next(lg, 5, 0.8f, 0.9f, &a) == sample_next(lg, 5, 0.8f, 0.9f, &b);
+	ok(same, "the same seed gives the same sequence");
+	/* top_p 0.5: the two tokens at 3.0 hold 2 * e^3 / Z = 0.71 > 0.5 of
+	 * the mass, token 1 alone 0.355 < 0.5, so the nucleus is {1, 2} */
+	for (k = 0; k < 500; k++) {
+		int t = sample_next(lg, 5, 1.0f, 0.5f, &c);
+		in_nucleus &= t == 1 || t == 2;
+	}
+	ok(in_nucleus, "top_p keeps the smallest set reaching p");
+	/* temperature 1, no nucleus: frequencies follow softmax (chi^2, 4 dof) */
+	for (k = 0; k < 5; k++)
+		z += exp(lg[k]);
+	for (k = 0; k < 5; k++)
+		p[k] = exp(lg[k]) / z;
+	for (k = 0; k < 20000; k++)
+		counts[sample_next(lg, 5, 1.0f, 1.0f, &c)]++;
+	for (k = 0; k < 5; k++)
+		chi += (counts[k] - 20000 * p[k]) * (counts[k] - 20000 * p[k]) / (20000 * p[k]);
+	ok(chi < 18.5, "sampled frequencies follow the softmax (chi^2 = %.2f, 4 dof, p=0.001 at 18.5)",
+	   chi);
+}
+
 int main(void)
 {
 	static const char *forms[][2] = {
@@ -496,6 +529,7 @@ int main(void)
 	json_t *gold = gp ? load_json(gp) : NULL, *greedy = gg ? load_json(gg) : NULL;
 	size_t f;
 
+	check_sampling();
 	for (f = 0; f < sizeof forms / sizeof *forms; f++) {
 		const char *p = tap_shared(forms[f][1]);
 		struct st_err err = { 0, "" };
