@@ -85,7 +85,7 @@ int eval_ppl(const struct model *m, const struct mask *mask,
 		size_t len = n_tokens - start < win ? n_tokens - start : win;
 		size_t n_in, first, p;
 
-		/* in[j] predicts the token at stream index tgt0 + j */
+		/* the logits after in[j] score the stream token first + j */
 		if (bos >= 0) {
 			in[0] = bos;
 			memcpy(in + 1, tokens + start, sizeof *in * (len - 1));
