@@ -5,10 +5,10 @@
  *
  * Prefill: for each length T of --ctx (default 512), a fresh sequence
  * of T random tokens in one fwd_eval call; one warmup call, then --reps
- * timed calls, best and median kept.  Logits are computed for every
- * position (all_logits = 1), as perplexity and calibration need them,
- * so the output projection is part of the work; --last-logits asks for
- * the last position only.  FLOPs per token are counted, not measured:
+ * timed calls (default 5), best and median kept.  Logits are computed
+ * for every position (all_logits = 1), as perplexity and calibration
+ * need them, so the output projection is part of the work;
+ * --last-logits asks for the last position only.  FLOPs per token are counted, not measured:
  * 2 x (parameters in the matmuls: every 2-D layer weight, plus the
  * output projection when its logits are computed) + causal attention,
  * 2 x 2 x n_head x head_dim x (T+1)/2 per layer (QK^T and AV over the
@@ -150,7 +150,7 @@ static int int_arg(const char *opt, const char *v)
 
 static void parse(int argc, char **argv, struct opts *o)
 {
-	*o = (struct opts){ NULL, 2, { 512 }, 1, 32, 3, 16, 1, 1, 1 };
+	*o = (struct opts){ NULL, 2, { 512 }, 1, 32, 5, 16, 1, 1, 1 };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--threads"))
