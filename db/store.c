@@ -712,51 +712,41 @@ void store_set_fault(struct store *s, int (*fault)(void *ud, const char *what), 
 
 /* ---- models and datasets ---- */
 
-int store_model_put(struct store *s, const struct store_model *sm, int64_t *id,
-		    struct st_err *err)
+/*
+ * Find a row by its identity key (fingerprint, sha256); when found,
+ * record the path it was last seen at, otherwise insert it with
+ * bind_insert.  One transaction; *id is the row's id.
+ */
+static int put_keyed(struct store *s, const char *sql_find, const char *sql_set_path,
+		     const char *sql_insert, const char *key, const char *path,
+		     void (*bind_insert)(sqlite3_stmt *st, const void *row), const void *row,
+		     int64_t *id, struct st_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, found;
 
 	if ((rc = tx_begin(s, err)) < 0)
 		return rc;
-	if ((rc = prep(s, SQL_MODEL_FIND, &st, err)) < 0)
+	if ((rc = prep(s, sql_find, &st, err)) < 0)
 		goto fail;
-	bind_text(st, 1, sm->fingerprint);
-	found = lookup_id(s, st, SQL_MODEL_FIND, id, err);
+	bind_text(st, 1, key);
+	found = lookup_id(s, st, sql_find, id, err);
 	sqlite3_finalize(st);
 	st = NULL;
 	if ((rc = found) < 0)
 		goto fail;
 	if (found) {
-		if ((rc = prep(s, SQL_MODEL_SET_PATH, &st, err)) < 0)
+		if ((rc = prep(s, sql_set_path, &st, err)) < 0)
 			goto fail;
 		sqlite3_bind_int64(st, 1, *id);
-		bind_text(st, 2, sm->path);
-		if ((rc = step_done(s, st, SQL_MODEL_SET_PATH, err)) < 0)
+		bind_text(st, 2, path);
+		if ((rc = step_done(s, st, sql_set_path, err)) < 0)
 			goto fail;
 	} else {
-		const struct model_hparams *hp = &sm->hp;
-
-		if ((rc = prep(s, SQL_MODEL_INSERT, &st, err)) < 0)
+		if ((rc = prep(s, sql_insert, &st, err)) < 0)
 			goto fail;
-		bind_text(st, 1, sm->fingerprint);
-		bind_text(st, 2, sm->path);
-		bind_text(st, 3, sm->format);
-		bind_text(st, 4, hp->arch);
-		bind_text(st, 5, sm->dtype);
-		sqlite3_bind_int(st, 6, hp->n_layer);
-		sqlite3_bind_int(st, 7, hp->d_model);
-		sqlite3_bind_int(st, 8, hp->n_head);
-		sqlite3_bind_int(st, 9, hp->n_head_kv);
-		sqlite3_bind_int(st, 10, hp->head_dim);
-		sqlite3_bind_int(st, 11, hp->d_ff);
-		sqlite3_bind_int(st, 12, hp->n_vocab);
-		sqlite3_bind_int(st, 13, hp->n_ctx);
-		sqlite3_bind_int(st, 14, hp->qkv_bias);
-		sqlite3_bind_int64(st, 15, (sqlite3_int64)sm->params);
-		sqlite3_bind_int64(st, 16, (sqlite3_int64)sm->file_bytes);
-		if ((rc = step_done(s, st, SQL_MODEL_INSERT, err)) < 0)
+		bind_insert(st, row);
+		if ((rc = step_done(s, st, sql_insert, err)) < 0)
 			goto fail;
 		*id = sqlite3_last_insert_rowid(s->db);
 	}
@@ -769,6 +759,36 @@ fail:
 	sqlite3_finalize(st);
 	tx_rollback(s);
 	return rc;
+}
+
+static void bind_model(sqlite3_stmt *st, const void *row)
+{
+	const struct store_model *sm = row;
+	const struct model_hparams *hp = &sm->hp;
+
+	bind_text(st, 1, sm->fingerprint);
+	bind_text(st, 2, sm->path);
+	bind_text(st, 3, sm->format);
+	bind_text(st, 4, hp->arch);
+	bind_text(st, 5, sm->dtype);
+	sqlite3_bind_int(st, 6, hp->n_layer);
+	sqlite3_bind_int(st, 7, hp->d_model);
+	sqlite3_bind_int(st, 8, hp->n_head);
+	sqlite3_bind_int(st, 9, hp->n_head_kv);
+	sqlite3_bind_int(st, 10, hp->head_dim);
+	sqlite3_bind_int(st, 11, hp->d_ff);
+	sqlite3_bind_int(st, 12, hp->n_vocab);
+	sqlite3_bind_int(st, 13, hp->n_ctx);
+	sqlite3_bind_int(st, 14, hp->qkv_bias);
+	sqlite3_bind_int64(st, 15, (sqlite3_int64)sm->params);
+	sqlite3_bind_int64(st, 16, (sqlite3_int64)sm->file_bytes);
+}
+
+int store_model_put(struct store *s, const struct store_model *sm, int64_t *id,
+		    struct st_err *err)
+{
+	return put_keyed(s, SQL_MODEL_FIND, SQL_MODEL_SET_PATH, SQL_MODEL_INSERT,
+			 sm->fingerprint, sm->path, bind_model, sm, id, err);
 }
 
 int store_model_get(struct store *s, int64_t id, struct model_hparams *hp,
@@ -828,49 +848,21 @@ const char *store_dataset_format(const char *path)
 	return gz ? "text.gz" : "text";
 }
 
+static void bind_dataset(sqlite3_stmt *st, const void *row)
+{
+	const struct store_dataset *sd = row;
+
+	bind_text(st, 1, sd->sha256);
+	bind_text(st, 2, sd->path);
+	bind_text(st, 3, sd->format ? sd->format : store_dataset_format(sd->path));
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)sd->bytes);
+}
+
 int store_dataset_put(struct store *s, const struct store_dataset *sd, int64_t *id,
 		      struct st_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc, found;
-
-	if ((rc = tx_begin(s, err)) < 0)
-		return rc;
-	if ((rc = prep(s, SQL_DATASET_FIND, &st, err)) < 0)
-		goto fail;
-	bind_text(st, 1, sd->sha256);
-	found = lookup_id(s, st, SQL_DATASET_FIND, id, err);
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((rc = found) < 0)
-		goto fail;
-	if (found) {
-		if ((rc = prep(s, SQL_DATASET_SET_PATH, &st, err)) < 0)
-			goto fail;
-		sqlite3_bind_int64(st, 1, *id);
-		bind_text(st, 2, sd->path);
-		if ((rc = step_done(s, st, SQL_DATASET_SET_PATH, err)) < 0)
-			goto fail;
-	} else {
-		if ((rc = prep(s, SQL_DATASET_INSERT, &st, err)) < 0)
-			goto fail;
-		bind_text(st, 1, sd->sha256);
-		bind_text(st, 2, sd->path);
-		bind_text(st, 3, sd->format ? sd->format : store_dataset_format(sd->path));
-		sqlite3_bind_int64(st, 4, (sqlite3_int64)sd->bytes);
-		if ((rc = step_done(s, st, SQL_DATASET_INSERT, err)) < 0)
-			goto fail;
-		*id = sqlite3_last_insert_rowid(s->db);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((rc = tx_commit(s, err)) < 0)
-		goto fail;
-	return 0;
-fail:
-	sqlite3_finalize(st);
-	tx_rollback(s);
-	return rc;
+	return put_keyed(s, SQL_DATASET_FIND, SQL_DATASET_SET_PATH, SQL_DATASET_INSERT,
+			 sd->sha256, sd->path, bind_dataset, sd, id, err);
 }
 
 int store_dataset_get(struct store *s, int64_t id, char **path, char sha256[65],
