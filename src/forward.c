@@ -256,6 +256,14 @@ void fwd_reset(struct fwd_state *s)
 	s->pos = 0;
 }
 
+int fwd_set_pos(struct fwd_state *s, int pos)
+{
+	if (pos < 0 || pos > s->pos)
+		return -1;
+	s->pos = pos;
+	return pos;
+}
+
 int fwd_pos(const struct fwd_state *s)
 {
 	return s->pos;

@@ -45,6 +45,9 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 void fwd_free(struct fwd_state *s);
 /* Forget the cached positions (start a new sequence). */
 void fwd_reset(struct fwd_state *s);
+/* Truncate the cache to its first pos positions (0 <= pos <= fwd_pos):
+ * the next fwd_eval continues at pos.  Returns pos, or -1 if out of range. */
+int fwd_set_pos(struct fwd_state *s, int pos);
 /* Number of positions in the cache. */
 int fwd_pos(const struct fwd_state *s);
 /* Bytes held by the KV cache. */

@@ -93,6 +93,7 @@ int cmd_plan(int argc, char **argv);
 int cmd_runs(int argc, char **argv);
 int cmd_scores(int argc, char **argv);
 int cmd_sql(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 #endif

@@ -1,0 +1,450 @@
+/*
+ * evaltask: KL of the masked model from the unmasked one, and
+ * multiple-choice scoring (see evaltask.h).
+ *
+ * eval_kl walks the windows of eval_ppl exactly: with BOS, windows of
+ * ctx-1 stream tokens, the model reading BOS + the window minus its last
+ * token; without, windows of ctx tokens minus the last.  Both states
+ * see the same input slice of at most EVAL_BATCH tokens, so the two
+ * logits buffers are EVAL_BATCH x n_vocab.
+ *
+ * eval_mc prefills the context once (last logits kept: they score the
+ * first continuation token), then for each choice truncates the cache
+ * to the context with fwd_set_pos and feeds the continuation minus its
+ * last token with all logits.
+ */
+#include "evaltask.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval.h"
+#include "forward.h"
+#include "model.h"
+#include "tokenizer.h"
+
+#define EVAL_BATCH 512
+
+/* log-sum-exp of logits[0..n-1] in double */
+static double lse(const float *l, int n, int *argmax)
+{
+	double mx = l[0], sum = 0;
+	int i, am = 0;
+
+	for (i = 1; i < n; i++)
+		if (l[i] > mx) {
+			mx = l[i];
+			am = i;
+		}
+	for (i = 0; i < n; i++)
+		sum += exp((double)l[i] - mx);
+	if (argmax)
+		*argmax = am;
+	return log(sum) + mx;
+}
+
+/* KL(softmax(p) || softmax(q)) over n logits */
+static double kl_token(const float *p, const float *q, int n, int *agree)
+{
+	int ap, aq, i;
+	double lp = lse(p, n, &ap), lq = lse(q, n, &aq), kl = 0;
+
+	for (i = 0; i < n; i++) {
+		double a = (double)p[i] - lp, b = (double)q[i] - lq;
+
+		kl += exp(a) * (a - b);
+	}
+	*agree = ap == aq;
+	return kl > 0 ? kl : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double binom_stderr(double p, size_t n)
+{
+	return n > 1 ? sqrt(p * (1 - p) / (double)(n - 1)) : 0;
+}
+
+int eval_kl(const struct model *m, const struct mask *mask,
+	    const int32_t *tokens, size_t n_tokens, int ctx,
+	    struct kl_result *out, st_progress_fn progress, void *ud,
+	    struct st_err *err)
+{
+	int32_t bos = m->tok ? tok_bos(m->tok) : -1;
+	int n_vocab = m->hp.n_vocab, batch, rc = 0;
+	size_t win = bos >= 0 ? (size_t)ctx - 1 : (size_t)ctx, start, i;
+	size_t total, scored = 0, agree = 0;
+	double sum = 0, sumsq = 0, *kls = NULL;
+	struct fwd_state *fb = NULL, *fm = NULL;
+	int32_t *in = NULL;
+	float *lb = NULL, *lm = NULL;
+
+	memset(out, 0, sizeof *out);
+	if (ctx < 2)
+		return st_errf(err, ST_EINVAL, "kl: context %d is too short (at least 2)", ctx);
+	for (i = 0; i < n_tokens; i++)
+		if (tokens[i] < 0 || tokens[i] >= n_vocab)
+			return st_errf(err, ST_EINVAL,
+				       "kl: token %d at index %zu is outside the vocabulary (%d)",
+				       tokens[i], i, n_vocab);
+	total = bos >= 0 ? n_tokens : n_tokens - (n_tokens + win - 1) / win;
+	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
+	fb = fwd_new(m, NULL, ctx, batch, err);
+	if (!fb)
+		return err ? err->code : ST_ENOMEM;
+	fm = fwd_new(m, mask, ctx, batch, err);
+	if (!fm) {
+		fwd_free(fb);
+		return err ? err->code : ST_ENOMEM;
+	}
+	in = malloc(sizeof *in * (size_t)ctx);
+	lb = malloc(sizeof *lb * (size_t)batch * (size_t)n_vocab);
+	lm = malloc(sizeof *lm * (size_t)batch * (size_t)n_vocab);
+	kls = malloc(sizeof *kls * (total ? total : 1));
+	if (!in || !lb || !lm || !kls) {
+		rc = st_errf(err, ST_ENOMEM, "kl: out of memory for %d x %d logits", batch, n_vocab);
+		goto done;
+	}
+	for (start = 0; start < n_tokens; start += win) {
+		size_t len = n_tokens - start < win ? n_tokens - start : win;
+		size_t n_in, p;
+
+		if (bos >= 0) {
+			in[0] = bos;
+			memcpy(in + 1, tokens + start, sizeof *in * (len - 1));
+			n_in = len;
+		} else {
+			if (len < 2)
+				break;
+			memcpy(in, tokens + start, sizeof *in * (len - 1));
+			n_in = len - 1;
+		}
+		fwd_reset(fb);
+		fwd_reset(fm);
+		for (p = 0; p < n_in; p += (size_t)batch) {
+			int nb = n_in - p < (size_t)batch ? (int)(n_in - p) : batch, j;
+
+			rc = fwd_eval(fb, in + p, nb, lb, 1, NULL, err);
+			if (rc < 0)
+				goto done;
+			rc = fwd_eval(fm, in + p, nb, lm, 1, NULL, err);
+			if (rc < 0)
+				goto done;
+			for (j = 0; j < nb; j++) {
+				int a;
+				double kl = kl_token(lb + (size_t)j * n_vocab,
+						     lm + (size_t)j * n_vocab, n_vocab, &a);
+
+				kls[scored++] = kl;
+				sum += kl;
+				sumsq += kl * kl;
+				agree += (size_t)a;
+			}
+		}
+		if (progress && progress(ud, total ? (double)scored / total : 1.0)) {
+			rc = st_errf(err, ST_ECANCEL, "kl: cancelled after %zu of %zu tokens",
+				     scored, total);
+			goto done;
+		}
+	}
+	out->tokens = scored;
+	if (scored) {
+		double mean = sum / scored;
+		double var = scored > 1 ? (sumsq - scored * mean * mean) / (scored - 1) : 0;
+		size_t rank = (size_t)ceil(0.99 * (double)scored);
+
+		qsort(kls, scored, sizeof *kls, cmp_double);
+		out->kl_mean = mean;
+		out->kl_stderr = var > 0 ? sqrt(var / scored) : 0;
+		out->kl_p99 = kls[rank ? rank - 1 : 0];
+		out->top1_agree = (double)agree / scored;
+		out->top1_stderr = binom_stderr(out->top1_agree, scored);
+	}
+done:
+	free(kls);
+	free(in);
+	free(lb);
+	free(lm);
+	fwd_free(fb);
+	fwd_free(fm);
+	return rc;
+}
+
+void mc_items_free(struct mc_item *items, size_t n)
+{
+	size_t i;
+	int j;
+
+	if (!items)
+		return;
+	for (i = 0; i < n; i++) {
+		free(items[i].context);
+		for (j = 0; j < items[i].n_choices; j++)
+			free(items[i].choices[j]);
+		free(items[i].choices);
+	}
+	free(items);
+}
+
+/* next line of buf at *pos (without '\n' / "\r\n") as a malloc'd string */
+static char *next_line(const char *buf, size_t len, size_t *pos)
+{
+	size_t s = *pos, e = s;
+	char *r;
+
+	if (s >= len)
+		return NULL;
+	while (e < len && buf[e] != '\n')
+		e++;
+	*pos = e < len ? e + 1 : e;
+	if (e > s && buf[e - 1] == '\r')
+		e--;
+	r = malloc(e - s + 1);
+	if (r) {
+		memcpy(r, buf + s, e - s);
+		r[e - s] = 0;
+	}
+	return r;
+}
+
+int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
+		      size_t *n, struct st_err *err)
+{
+	char *buf = NULL, *line = NULL;
+	size_t len, pos = 0, cnt = 0, cap = 0, lineno = 0;
+	struct mc_item *it = NULL;
+	int rc;
+
+	*items = NULL;
+	*n = 0;
+	rc = read_file(path, &buf, &len, err);
+	if (rc < 0)
+		return rc;
+	while (pos < len && (!limit || cnt < limit)) {
+		struct mc_item *x;
+		char *end;
+		long g;
+		int j;
+
+		if (cnt == cap) {
+			struct mc_item *t2;
+
+			cap = cap ? cap * 2 : 64;
+			t2 = realloc(it, sizeof *it * cap);
+			if (!t2)
+				goto oom;
+			it = t2;
+		}
+		x = &it[cnt];
+		memset(x, 0, sizeof *x);
+		x->context = next_line(buf, len, &pos);
+		lineno++;
+		if (!x->context)
+			goto oom;
+		cnt++;
+		line = next_line(buf, len, &pos);
+		lineno++;
+		if (!line) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: item %zu has no gold index line",
+				     path, lineno, cnt);
+			goto fail;
+		}
+		errno = 0;
+		g = strtol(line, &end, 10);
+		if (end == line || *end || g < 0 || g > 3) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: gold index '%s' is not 0-3",
+				     path, lineno, line);
+			goto fail;
+		}
+		free(line);
+		line = NULL;
+		x->gold = (int)g;
+		x->choices = calloc(4, sizeof *x->choices);
+		if (!x->choices)
+			goto oom;
+		for (j = 0; j < 4; j++) {
+			char *e = next_line(buf, len, &pos);
+
+			lineno++;
+			if (!e) {
+				rc = st_errf(err, ST_EFORMAT,
+					     "%s:%zu: item %zu has %d of 4 endings (file ends)",
+					     path, lineno, cnt, j);
+				goto fail;
+			}
+			x->choices[j] = malloc(strlen(e) + 2);
+			if (!x->choices[j]) {
+				free(e);
+				goto oom;
+			}
+			x->choices[j][0] = ' ';
+			strcpy(x->choices[j] + 1, e);
+			free(e);
+			x->n_choices = j + 1;
+		}
+	}
+	free(buf);
+	*items = it;
+	*n = cnt;
+	return 0;
+oom:
+	rc = st_errf(err, ST_ENOMEM, "%s: out of memory reading items", path);
+fail:
+	free(line);
+	free(buf);
+	mc_items_free(it, cnt);
+	return rc;
+}
+
+/* log softmax(l)[target] */
+static double logp(const float *l, int n, int target)
+{
+	return (double)l[target] - lse(l, n, NULL);
+}
+
+int eval_mc(const struct model *m, const struct mask *mask,
+	    const struct mc_item *items, size_t n_items, int ctx,
+	    struct mc_result *out, double *ll, st_progress_fn progress,
+	    void *ud, struct st_err *err)
+{
+	int n_vocab = m->hp.n_vocab, batch, rc = 0, flags;
+	size_t i, n_acc = 0, n_norm = 0, k = 0;
+	struct fwd_state *fs = NULL;
+	float *logits = NULL, *last = NULL;
+	int32_t *cids = NULL, *wids = NULL;
+	char *joint = NULL;
+
+	memset(out, 0, sizeof *out);
+	if (!m->tok)
+		return st_errf(err, ST_EINVAL, "mc: the model has no tokenizer");
+	if (ctx < 2)
+		return st_errf(err, ST_EINVAL, "mc: context %d is too short (at least 2)", ctx);
+	flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
+	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
+	fs = fwd_new(m, mask, ctx, batch, err);
+	if (!fs)
+		return err ? err->code : ST_ENOMEM;
+	logits = malloc(sizeof *logits * (size_t)batch * (size_t)n_vocab);
+	last = malloc(sizeof *last * (size_t)n_vocab);
+	if (!logits || !last) {
+		rc = st_errf(err, ST_ENOMEM, "mc: out of memory for %d x %d logits", batch, n_vocab);
+		goto done;
+	}
+	for (i = 0; i < n_items; i++) {
+		const struct mc_item *x = &items[i];
+		size_t nc, clen = strlen(x->context), p;
+		int j, best = -1, best_norm = -1;
+		double bv = 0, bn = 0;
+
+		if (x->n_choices < 1 || x->gold < 0 || x->gold >= x->n_choices) {
+			rc = st_errf(err, ST_EINVAL, "mc: item %zu: gold %d for %d choices",
+				     i, x->gold, x->n_choices);
+			goto done;
+		}
+		free(cids);
+		cids = NULL;
+		rc = tok_encode(m->tok, x->context, clen, flags, &cids, &nc, err);
+		if (rc < 0)
+			goto done;
+		if (nc == 0 || nc >= (size_t)ctx) {
+			rc = st_errf(err, ST_EINVAL,
+				     "mc: item %zu: context of %zu tokens does not fit ctx %d",
+				     i, nc, ctx);
+			goto done;
+		}
+		fwd_reset(fs);
+		for (p = 0; p < nc; p += (size_t)batch) {
+			int nb = nc - p < (size_t)batch ? (int)(nc - p) : batch;
+
+			rc = fwd_eval(fs, cids + p, nb, last, 0, NULL, err);
+			if (rc < 0)
+				goto done;
+		}
+		for (j = 0; j < x->n_choices; j++) {
+			size_t chl = strlen(x->choices[j]), nw, L, q;
+			double s;
+
+			free(joint);
+			joint = malloc(clen + chl + 1);
+			if (!joint) {
+				rc = st_errf(err, ST_ENOMEM, "mc: out of memory");
+				goto done;
+			}
+			memcpy(joint, x->context, clen);
+			memcpy(joint + clen, x->choices[j], chl + 1);
+			free(wids);
+			wids = NULL;
+			rc = tok_encode(m->tok, joint, clen + chl, flags, &wids, &nw, err);
+			if (rc < 0)
+				goto done;
+			if (nw <= nc) {
+				rc = st_errf(err, ST_EINVAL,
+					     "mc: item %zu choice %d: the continuation adds no tokens",
+					     i, j);
+				goto done;
+			}
+			L = nw - nc;
+			if (nc + L > (size_t)ctx) {
+				rc = st_errf(err, ST_EINVAL,
+					     "mc: item %zu choice %d: %zu tokens do not fit ctx %d",
+					     i, j, nc + L, ctx);
+				goto done;
+			}
+			s = logp(last, n_vocab, wids[nc]);
+			fwd_set_pos(fs, (int)nc);
+			/* continuation tokens nc .. nw-2 in, predicting nc+1 .. nw-1 */
+			for (q = nc; q + 1 < nw; q += (size_t)batch) {
+				int nb = nw - 1 - q < (size_t)batch ? (int)(nw - 1 - q) : batch, t;
+
+				rc = fwd_eval(fs, wids + q, nb, logits, 1, NULL, err);
+				if (rc < 0)
+					goto done;
+				for (t = 0; t < nb; t++)
+					s += logp(logits + (size_t)t * n_vocab, n_vocab,
+						  wids[q + (size_t)t + 1]);
+			}
+			if (ll)
+				ll[k] = s;
+			k++;
+			if (best < 0 || s > bv) {
+				best = j;
+				bv = s;
+			}
+			if (best_norm < 0 || s / (double)(chl ? chl : 1) > bn) {
+				best_norm = j;
+				bn = s / (double)(chl ? chl : 1);
+			}
+		}
+		n_acc += best == x->gold;
+		n_norm += best_norm == x->gold;
+		if (progress && progress(ud, (double)(i + 1) / n_items)) {
+			rc = st_errf(err, ST_ECANCEL, "mc: cancelled after %zu of %zu items",
+				     i + 1, n_items);
+			goto done;
+		}
+	}
+	out->n = n_items;
+	if (n_items) {
+		out->acc = (double)n_acc / n_items;
+		out->acc_norm = (double)n_norm / n_items;
+		out->acc_stderr = binom_stderr(out->acc, n_items);
+		out->acc_norm_stderr = binom_stderr(out->acc_norm, n_items);
+	}
+	rc = 0;
+done:
+	free(joint);
+	free(cids);
+	free(wids);
+	free(logits);
+	free(last);
+	fwd_free(fs);
+	return rc;
+}

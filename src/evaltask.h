@@ -1,0 +1,79 @@
+/*
+ * evaltask: what a drop costs, beyond perplexity.  KL(unmasked ||
+ * masked) over the perplexity windows of DESIGN.md, and
+ * lm-evaluation-harness style multiple-choice scoring (acc, acc_norm)
+ * with the context's forward pass shared by its continuations.
+ */
+#ifndef STRATA_EVALTASK_H
+#define STRATA_EVALTASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+struct model;
+struct mask;
+
+struct kl_result {
+	size_t tokens;     /* positions scored */
+	double kl_mean;    /* mean KL(p_base || p_masked), nats */
+	double kl_stderr;  /* standard error of kl_mean */
+	double kl_p99;     /* 99th percentile (nearest rank) of per-token KL */
+	double top1_agree; /* share of positions whose argmax agrees */
+	double top1_stderr;/* sqrt(p(1-p)/(n-1)) */
+};
+
+/*
+ * KL divergence of the masked model from the unmasked one at every
+ * position eval_ppl scores for the same tokens and ctx (same windows,
+ * BOS handling and batch slicing); base and masked logits come from two
+ * forward states run side by side.  Sums in double.
+ */
+int eval_kl(const struct model *m, const struct mask *mask,
+	    const int32_t *tokens, size_t n_tokens, int ctx,
+	    struct kl_result *out, st_progress_fn progress, void *ud,
+	    struct st_err *err);
+
+/* One multiple-choice item: the continuations are appended to the
+ * context verbatim (a reader adds the separating space). */
+struct mc_item {
+	char *context;
+	int gold;       /* index into choices */
+	int n_choices;
+	char **choices;
+};
+void mc_items_free(struct mc_item *items, size_t n);
+
+/*
+ * Read a HellaSwag file of 6 lines per item (context, gold index 0-3,
+ * four endings); each ending becomes the choice " " + ending.  At most
+ * limit items (0: all).  Errors name the file and line.
+ */
+int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
+		      size_t *n, struct st_err *err);
+
+struct mc_result {
+	size_t n;                /* items */
+	double acc, acc_stderr;  /* argmax of sum log p(continuation) */
+	double acc_norm, acc_norm_stderr; /* argmax of that / its bytes */
+};
+
+/*
+ * Score items like lm-evaluation-harness's loglikelihood requests.  The
+ * context is encoded alone (with BOS when the tokenizer adds one by
+ * default) and context+choice jointly; the choice's tokens are those of
+ * the joint encoding after the context's token count (the harness's
+ * rule), scored after the context's tokens.  The context is prefilled
+ * once; each continuation then runs from the cache truncated back to
+ * the context.  Ties go to the lowest index.  stderr is
+ * sqrt(p(1-p)/(n-1)).  ll, if not NULL, receives each choice's summed
+ * log-likelihood, items in order ([sum of n_choices]).  ctx bounds
+ * context + continuation tokens (an item longer than it is an error).
+ */
+int eval_mc(const struct model *m, const struct mask *mask,
+	    const struct mc_item *items, size_t n_items, int ctx,
+	    struct mc_result *out, double *ll, st_progress_fn progress,
+	    void *ud, struct st_err *err);
+
+#endif

@@ -1,0 +1,68 @@
+#!/bin/sh
+# eval_cli: `strata eval` end to end on the shared stories260K model:
+# ppl equals `strata ppl` for the same settings, KL is 0 and top-1
+# agreement 1 for an empty mask and KL > 0 when attention is dropped,
+# hellaswag with --limit (acc and acc_norm with stderr and n), the JSON
+# shape, and usage errors.
+. "$STRATA_SRCDIR/tests/tap.sh"
+S=$STRATA_BIN
+
+# val TASKPREFIX METRIC KEY: KEY of the result row for METRIC in the JSON on stdin
+val() { tr '{' '\n' | grep "\"metric\": \"$1\"" | grep -o "\"$2\": *[^,}]*" | head -1 | sed 's/.*: *//'; }
+
+if need model models/stories260K/stories260K.gguf &&
+   need text data/text/tinystories-valid-1000.txt; then
+	out=$("$S" eval "$model" --task "ppl:$text" --task "kl:$text" --ctx 128 --max-tokens 1000 --format json)
+	is "$?" 0 "eval ppl+kl, empty mask"
+	ref=$("$S" ppl "$model" "$text" --ctx 128 --max-tokens 1000 --format json)
+	is "$(echo "$out" | val ppl value)" "$(echo "$ref" | grep -o '"ppl": *[^,}]*' | sed 's/.*: *//')" "ppl equals strata ppl"
+	is "$(echo "$out" | val nll value)" "$(echo "$ref" | grep -o '"nll": *[^,}]*' | sed 's/.*: *//')" "nll equals strata ppl"
+	is "$(echo "$out" | val nll n)" 1000 "n is the token count"
+	is "$(echo "$out" | val kl_mean value)" 0 "kl_mean 0 for an empty mask"
+	is "$(echo "$out" | val kl_p99 stderr)" null "kl_p99 has no stderr (null)"
+	is "$(echo "$out" | val top1_agree value)" 1 "top1_agree 1 for an empty mask"
+	contains "$out" '"task": "kl:' "rows name their task"
+
+	out=$("$S" eval "$model" --mask 'attn=1' --task "ppl:$text" --task "kl:$text" --ctx 128 --max-tokens 1000 --format json)
+	ref=$("$S" ppl "$model" "$text" --mask 'attn=1' --ctx 128 --max-tokens 1000 --format json)
+	is "$(echo "$out" | val ppl value)" "$(echo "$ref" | grep -o '"ppl": *[^,}]*' | sed 's/.*: *//')" "masked ppl equals strata ppl --mask"
+	kl=$(echo "$out" | val kl_mean value)
+	ok "kl_mean $kl > 0 with attn=1 dropped" awk -v k="$kl" 'BEGIN { exit !(k > 0.01) }'
+	ag=$(echo "$out" | val top1_agree value)
+	ok "top1_agree $ag < 1 with attn=1 dropped" awk -v k="$ag" 'BEGIN { exit !(k < 1 && k > 0) }'
+	contains "$out" '"mask": "attn=1;mlp="' "json names the mask"
+
+	txt=$("$S" eval "$model" --mask 'attn=1' --task "kl:$text" --ctx 128 --max-tokens 300)
+	contains "$txt" "top1_agree" "text table has the metric"
+	contains "$txt" "mask: attn=1;mlp=" "text names the mask"
+
+	if need hs data/mc/hellaswag/hellaswag_val_full.txt; then
+		out=$("$S" eval "$model" --task hellaswag --limit 20 --format json)
+		is "$?" 0 "hellaswag --limit 20"
+		is "$(echo "$out" | val acc n)" 20 "acc over 20 items"
+		is "$(echo "$out" | val acc_norm n)" 20 "acc_norm over 20 items"
+		acc=$(echo "$out" | val acc value); se=$(echo "$out" | val acc stderr)
+		ok "acc stderr is sqrt(p(1-p)/(n-1)) ($acc, $se)" awk -v p="$acc" -v s="$se" \
+			'BEGIN { d = s - sqrt(p * (1 - p) / 19); exit !(d < 1e-12 && d > -1e-12) }'
+		out2=$("$S" eval "$model" --task "hellaswag:$hs" --limit 20 --format json)
+		is "$out2" "$(echo "$out" | sed "s|\"hellaswag\"|\"hellaswag:$hs\"|g")" "hellaswag:FILE gives the same"
+	fi
+
+	err=$("$S" eval "$model" --task "bogus:x" 2>&1); rc=$?
+	is "$rc" 2 "unknown task is a usage error"
+	contains "$err" "bogus:x" "message names the task"
+	err=$("$S" eval "$model" 2>&1); rc=$?
+	is "$rc" 2 "no task is a usage error"
+	err=$("$S" eval "$model" --task "ppl:/nonexistent/t.txt" 2>&1); rc=$?
+	is "$rc" 1 "missing file fails"
+	contains "$err" "/nonexistent/t.txt" "message names the file"
+	tmp="$STRATA_BUILDDIR/tests/tmp/eval_cli"; rm -rf "$tmp" && mkdir -p "$tmp"
+	printf 'ctx\n7\na\nb\nc\nd\n' > "$tmp/bad.txt"
+	err=$("$S" eval "$model" --task "hellaswag:$tmp/bad.txt" 2>&1); rc=$?
+	is "$rc" 1 "bad hellaswag file fails"
+	contains "$err" "bad.txt:2:" "message names file and line"
+	err=$("$S" eval "$model" --mask 'attn=99' --task "kl:$text" 2>&1); rc=$?
+	is "$rc" 2 "bad mask is a usage error"
+fi
+echo "1..$n"
+[ "$failed" -eq 0 ]

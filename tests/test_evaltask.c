@@ -1,0 +1,306 @@
+/*
+ * test_evaltask: KL of a masked model from the unmasked one and
+ * multiple-choice scoring on the shared stories260K model.  KL is 0 and
+ * top-1 agreement 1 for an empty mask; for a mask dropping attention it
+ * is recomputed here window by window from two fwd_eval runs.  The
+ * multiple-choice log-likelihoods of hand-made items are recomputed
+ * from one full fwd_eval of context+continuation (no cache reuse), and
+ * acc/acc_norm from them.  The HellaSwag reader on the real file and on
+ * malformed files (errors name file and line).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval.h"
+#include "evaltask.h"
+#include "forward.h"
+#include "mask.h"
+#include "model.h"
+#include "tap.h"
+#include "tokenizer.h"
+
+static double lse_of(const float *l, int n)
+{
+	double mx = l[0], s = 0;
+	int i;
+
+	for (i = 1; i < n; i++)
+		mx = fmax(mx, l[i]);
+	for (i = 0; i < n; i++)
+		s += exp(l[i] - mx);
+	return log(s) + mx;
+}
+
+static int argmax_of(const float *l, int n)
+{
+	int i, a = 0;
+
+	for (i = 1; i < n; i++)
+		if (l[i] > l[a])
+			a = i;
+	return a;
+}
+
+/* reference KL over the ppl windows (BOS model): sum and count, agreements */
+static double ref_kl(const struct model *m, const struct mask *mk, const int32_t *tok, int n,
+		     int ctx, int *scored, int *agree)
+{
+	int nv = m->hp.n_vocab, w = ctx - 1, s, j, i;
+	int32_t bos = tok_bos(m->tok), in[256];
+	struct st_err err = { 0, "" };
+	struct fwd_state *fa = fwd_new(m, NULL, ctx, ctx, &err);
+	struct fwd_state *fb = fwd_new(m, mk, ctx, ctx, &err);
+	float *la = malloc(sizeof(float) * (size_t)ctx * nv);
+	float *lb = malloc(sizeof(float) * (size_t)ctx * nv);
+	double sum = 0;
+
+	*scored = *agree = 0;
+	for (s = 0; s < n; s += w) {
+		int len = n - s < w ? n - s : w;
+
+		in[0] = bos;
+		for (j = 0; j + 1 < len; j++)
+			in[j + 1] = tok[s + j];
+		fwd_reset(fa);
+		fwd_reset(fb);
+		fwd_eval(fa, in, len, la, 1, NULL, &err);
+		fwd_eval(fb, in, len, lb, 1, NULL, &err);
+		for (j = 0; j < len; j++) {
+			const float *p = la + (size_t)j * nv, *q = lb + (size_t)j * nv;
+			double a = lse_of(p, nv), b = lse_of(q, nv), kl = 0;
+
+			for (i = 0; i < nv; i++)
+				kl += exp(p[i] - a) * ((p[i] - a) - (q[i] - b));
+			sum += kl;
+			*agree += argmax_of(p, nv) == argmax_of(q, nv);
+			(*scored)++;
+		}
+	}
+	fwd_free(fa);
+	fwd_free(fb);
+	free(la);
+	free(lb);
+	return sum;
+}
+
+/* reference log-likelihood of choice after context: one full forward */
+static double ref_ll(const struct model *m, const struct mask *mk, const char *c, const char *x)
+{
+	int flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0, nv = m->hp.n_vocab;
+	struct st_err err = { 0, "" };
+	int32_t *ci = NULL, *wi = NULL, seq[512];
+	size_t nc, nw, t;
+	char joint[1024];
+	struct fwd_state *fs;
+	float *lg;
+	double s = 0;
+
+	snprintf(joint, sizeof joint, "%s%s", c, x);
+	tok_encode(m->tok, c, strlen(c), flags, &ci, &nc, &err);
+	tok_encode(m->tok, joint, strlen(joint), flags, &wi, &nw, &err);
+	memcpy(seq, ci, nc * sizeof *seq);
+	memcpy(seq + nc, wi + nc, (nw - nc) * sizeof *seq);
+	fs = fwd_new(m, mk, 512, 512, &err);
+	lg = malloc(sizeof(float) * nw * (size_t)nv);
+	fwd_eval(fs, seq, (int)nw, lg, 1, NULL, &err);
+	for (t = nc; t < nw; t++)
+		s += lg[(t - 1) * nv + seq[t]] - lse_of(lg + (t - 1) * nv, nv);
+	fwd_free(fs);
+	free(lg);
+	free(ci);
+	free(wi);
+	return s;
+}
+
+static void test_kl(const struct model *m)
+{
+	const char *tp = tap_shared("data/text/tinystories-valid-1000.txt");
+	struct st_err err = { 0, "" };
+	struct kl_result r;
+	struct ppl_result pr;
+	struct mask *mk = NULL, *none = NULL;
+	int32_t *ids = NULL;
+	size_t n_ids;
+	char *text;
+	size_t len;
+	int sc, ag;
+	double sum;
+
+	if (!tp)
+		return;
+	read_file(tp, &text, &len, &err);
+	tok_encode(m->tok, text, len, 0, &ids, &n_ids, &err);
+	free(text);
+	ok(n_ids > 700, "tokenized %zu tokens", n_ids);
+
+	/* empty mask: identical distributions, counts as eval_ppl */
+	mask_parse("", m->hp.n_layer, &none, &err);
+	is_int(eval_kl(m, none, ids, 700, 128, &r, NULL, NULL, &err), 0, "kl, empty mask");
+	eval_ppl(m, NULL, ids, 700, 128, &pr, NULL, NULL, &err);
+	is_int((long)r.tokens, (long)pr.tokens, "kl scores the tokens ppl scores (%zu)", r.tokens);
+	is_close(r.kl_mean, 0, 1e-12, "kl_mean 0 for an empty mask");
+	is_close(r.kl_p99, 0, 1e-12, "kl_p99 0 for an empty mask");
+	is_close(r.top1_agree, 1, 0, "top1_agree 1 for an empty mask");
+	is_int(eval_kl(m, NULL, ids, 700, 128, &r, NULL, NULL, &err), 0, "kl, NULL mask");
+	is_close(r.kl_mean, 0, 1e-12, "kl_mean 0 for a NULL mask");
+
+	/* attention of layer 1 dropped: against the reference over 3+ windows */
+	mask_parse("attn=1", m->hp.n_layer, &mk, &err);
+	is_int(eval_kl(m, mk, ids, 200, 64, &r, NULL, NULL, &err), 0, "kl, attn=1");
+	sum = ref_kl(m, mk, ids, 200, 64, &sc, &ag);
+	is_int((long)r.tokens, sc, "kl attn=1: %d tokens", sc);
+	ok(r.kl_mean > 1e-4, "kl_mean %g > 0 when attention is dropped", r.kl_mean);
+	is_close(r.kl_mean, sum / sc, 1e-9, "kl_mean matches the reference");
+	is_close(r.top1_agree, (double)ag / sc, 1e-12, "top1_agree matches (%d/%d)", ag, sc);
+	ok(r.kl_p99 >= r.kl_mean && r.top1_agree < 1, "p99 %g >= mean, agree %g < 1",
+	   r.kl_p99, r.top1_agree);
+	ok(r.kl_stderr > 0 && r.kl_stderr < r.kl_mean, "kl stderr %g", r.kl_stderr);
+
+	/* errors */
+	ids[3] = 99999;
+	ok(eval_kl(m, mk, ids, 10, 64, &r, NULL, NULL, &err) == ST_EINVAL, "bad token rejected");
+	has_str(err.msg, "index 3", "message names the token index");
+	ok(eval_kl(m, mk, ids, 10, 1, &r, NULL, NULL, &err) == ST_EINVAL, "ctx 1 rejected");
+	has_str(err.msg, "too short", "message says why");
+	free(ids);
+	mask_free(mk);
+	mask_free(none);
+}
+
+static void test_mc(const struct model *m)
+{
+	static const char *ctxs[] = {
+		"Once upon a time, there was a little",
+		"Lily and Ben went to the park. They",
+		"The cat sat on the",
+	};
+	static const char *ch[3][4] = {
+		{ " girl named Lily.", " dog.", " zebra quantum", " boy" },
+		{ " played with a ball.", " saw a big tree and ran", " x", " were happy" },
+		{ " mat", " roof of the house and looked", " sky", " big bed." },
+	};
+	struct st_err err = { 0, "" };
+	struct mc_item items[3];
+	struct mc_result r;
+	struct mask *mk = NULL;
+	double ll[12];
+	int i, j, pass, golds[3] = { 0, 2, 1 };
+
+	for (i = 0; i < 3; i++) {
+		items[i].context = (char *)ctxs[i];
+		items[i].gold = golds[i];
+		items[i].n_choices = 4;
+		items[i].choices = (char **)ch[i];
+	}
+	mask_parse("attn=0;mlp=3", m->hp.n_layer, &mk, &err);
+	for (pass = 0; pass < 2; pass++) {
+		const struct mask *use = pass ? mk : NULL;
+		int n_acc = 0, n_norm = 0, worst = 0;
+		double maxdiff = 0;
+
+		is_int(eval_mc(m, use, items, 3, 256, &r, ll, NULL, NULL, &err), 0,
+		       "eval_mc (%s)", pass ? "attn=0;mlp=3" : "no mask");
+		for (i = 0; i < 3; i++) {
+			int b = 0, bn = 0;
+			double ref[4];
+
+			for (j = 0; j < 4; j++) {
+				ref[j] = ref_ll(m, use, ctxs[i], ch[i][j]);
+				if (fabs(ref[j] - ll[i * 4 + j]) > maxdiff) {
+					maxdiff = fabs(ref[j] - ll[i * 4 + j]);
+					worst = i * 4 + j;
+				}
+				if (ref[j] > ref[b])
+					b = j;
+				if (ref[j] / strlen(ch[i][j]) > ref[bn] / strlen(ch[i][bn]))
+					bn = j;
+			}
+			n_acc += b == golds[i];
+			n_norm += bn == golds[i];
+		}
+		ok(maxdiff < 1e-4, "per-choice log-likelihoods within 1e-4 of a full forward "
+		   "(max diff %g at %d)", maxdiff, worst);
+		ok(ll[0] < 0 && ll[2] < ll[0] - 1, "ll plausible: %g vs ' zebra quantum' %g",
+		   ll[0], ll[2]);
+		is_int((long)r.n, 3, "n items");
+		is_close(r.acc, n_acc / 3.0, 1e-12, "acc %g", r.acc);
+		is_close(r.acc_norm, n_norm / 3.0, 1e-12, "acc_norm %g", r.acc_norm);
+		is_close(r.acc_stderr, sqrt(r.acc * (1 - r.acc) / 2), 1e-12, "acc stderr");
+		is_close(r.acc_norm_stderr, sqrt(r.acc_norm * (1 - r.acc_norm) / 2), 1e-12,
+			 "acc_norm stderr");
+	}
+	items[1].gold = 4;
+	ok(eval_mc(m, NULL, items, 3, 256, &r, NULL, NULL, NULL, &err) == ST_EINVAL,
+	   "gold out of range rejected");
+	has_str(err.msg, "item 1", "message names the item");
+	items[1].gold = 2;
+	ok(eval_mc(m, NULL, items, 3, 8, &r, NULL, NULL, NULL, &err) == ST_EINVAL,
+	   "item longer than ctx rejected");
+	has_str(err.msg, "ctx 8", "message names ctx");
+	mask_free(mk);
+}
+
+static void write_file(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "w");
+
+	fputs(s, f);
+	fclose(f);
+}
+
+static void test_hellaswag(void)
+{
+	const char *hp = tap_shared("data/mc/hellaswag/hellaswag_val_full.txt");
+	const char *dir = tap_tmpdir("test_evaltask");
+	struct st_err err = { 0, "" };
+	struct mc_item *it = NULL;
+	size_t n = 0;
+	char p[4200];
+
+	if (hp) {
+		is_int(mc_read_hellaswag(hp, 3, &it, &n, &err), 0, "read hellaswag");
+		is_int((long)n, 3, "--limit 3 gives 3 items");
+		has_str(it[0].context, "Roof shingle removal: A man is sitting on a roof. he",
+			"first context");
+		is_int(it[0].gold, 3, "first gold");
+		is_int(it[1].n_choices, 4, "four choices");
+		ok(!strcmp(it[0].choices[0], " is using wrap to wrap a pair of skis."),
+		   "choice gets a leading space: '%s'", it[0].choices[0]);
+		mc_items_free(it, n);
+		is_int(mc_read_hellaswag(hp, 0, &it, &n, &err), 0, "read all of hellaswag");
+		is_int((long)n, 10042, "10042 items");
+		mc_items_free(it, n);
+	}
+	snprintf(p, sizeof p, "%s/bad.txt", dir);
+	write_file(p, "ctx\n0\na\nb\nc\nd\nctx2\nx\na\nb\nc\nd\n");
+	ok(mc_read_hellaswag(p, 0, &it, &n, &err) == ST_EFORMAT, "bad gold rejected");
+	has_str(err.msg, "bad.txt:8:", "message names file and line");
+	has_str(err.msg, "'x'", "message quotes the value");
+	write_file(p, "ctx\n1\na\nb\n");
+	ok(mc_read_hellaswag(p, 0, &it, &n, &err) == ST_EFORMAT, "truncated item rejected");
+	has_str(err.msg, "2 of 4 endings", "message says how many endings");
+	ok(mc_read_hellaswag("/nonexistent/h.txt", 0, &it, &n, &err) == ST_EIO,
+	   "missing file rejected");
+	has_str(err.msg, "/nonexistent/h.txt", "message names the file");
+}
+
+int main(void)
+{
+	const char *mp = tap_shared("models/stories260K/stories260K.gguf");
+	struct st_err err = { 0, "" };
+	struct model *m = NULL;
+
+	if (mp) {
+		is_int(model_load(mp, NULL, &m, &err), 0, "load stories260K");
+		if (m) {
+			test_kl(m);
+			test_mc(m);
+			model_free(m);
+		}
+	}
+	test_hellaswag();
+	return tap_done();
+}
