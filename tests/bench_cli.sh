@@ -86,6 +86,10 @@ if need model models/stories260K/stories260K.gguf; then
 	"$S" bench "$model" --repeat 1 --gen 4 --ctx 32 > "$tmp/t.txt" 2>&1; rc=$?
 	is "$rc" 0 "text format exits 0"
 	is "$(awk '$1 == "kv_bytes:" { print $2 }' "$tmp/t.txt")" $((2 * 5 * 4 * 8 * 4 * 32)) "... and prints kv_bytes"
+	b --gen 0 --ctx 16 > "$tmp/g0.json" 2>&1; rc=$?
+	is "$rc" 0 "--gen 0 exits 0"
+	is "$(grep -c decode_tps "$tmp/g0.json")" 0 "... and reports no decode speed"
+	is "$(json_num gen < "$tmp/g0.json")" 0 "... with gen 0"
 	"$S" bench /nonexistent.gguf > /dev/null 2> "$tmp/nf.err"; rc=$?
 	is "$rc" 1 "a missing model exits 1"
 	contains "$(cat "$tmp/nf.err")" "/nonexistent.gguf" "... naming the file"
