@@ -12,10 +12,14 @@
  * first continuation token), then for each choice truncates the cache
  * to the context with fwd_set_pos and feeds the continuation minus its
  * last token with all logits.
+ *
+ * Readers: HellaSwag's 6-line items, llm-foundry's JSON lines, and the
+ * key = value task definition files of data/tasks.
  */
 #include "evaltask.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -446,5 +450,204 @@ done:
 	free(logits);
 	free(last);
 	fwd_free(fs);
+	return rc;
+}
+
+int mc_read_jsonl(const char *path, size_t limit, const char *delim,
+		  struct mc_item **items, size_t *n, struct st_err *err)
+{
+	char *buf = NULL, *line = NULL;
+	size_t len, pos = 0, cnt = 0, cap = 0, lineno = 0, dl = strlen(delim), dk = dl;
+	struct mc_item *it = NULL;
+	json_t *root = NULL;
+	int rc;
+
+	*items = NULL;
+	*n = 0;
+	while (dk > 0 && delim[dk - 1] == ' ')
+		dk--; /* delim[0..dk) ends the context, delim[dk..dl) starts each choice */
+	rc = read_file(path, &buf, &len, err);
+	if (rc < 0)
+		return rc;
+	while (pos < len && (!limit || cnt < limit)) {
+		struct mc_item *x;
+		json_t *q, *ch, *g;
+		json_error_t je;
+		const char *qs;
+		size_t j, ql;
+
+		free(line);
+		line = next_line(buf, len, &pos);
+		lineno++;
+		if (!line)
+			goto oom;
+		if (!line[0])
+			continue;
+		json_decref(root);
+		root = json_loads(line, 0, &je);
+		if (!root || !json_is_object(root)) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: not a JSON object (%s)", path, lineno,
+				     root ? "other value" : je.text);
+			goto fail;
+		}
+		q = json_object_get(root, "query");
+		ch = json_object_get(root, "choices");
+		g = json_object_get(root, "gold");
+		if (!json_is_string(q) || !json_is_array(ch) || json_array_size(ch) < 1 ||
+		    !json_is_integer(g)) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: field '%s' is missing or of the wrong type",
+				     path, lineno, !json_is_string(q) ? "query" :
+				     !json_is_array(ch) || json_array_size(ch) < 1 ? "choices" : "gold");
+			goto fail;
+		}
+		if (json_integer_value(g) < 0 ||
+		    (size_t)json_integer_value(g) >= json_array_size(ch)) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: gold %lld is not a choice index (0-%zu)",
+				     path, lineno, (long long)json_integer_value(g),
+				     json_array_size(ch) - 1);
+			goto fail;
+		}
+		if (cnt == cap) {
+			struct mc_item *t2;
+
+			cap = cap ? cap * 2 : 64;
+			t2 = realloc(it, sizeof *it * cap);
+			if (!t2)
+				goto oom;
+			it = t2;
+		}
+		x = &it[cnt++];
+		memset(x, 0, sizeof *x);
+		qs = json_string_value(q);
+		ql = strlen(qs);
+		x->gold = (int)json_integer_value(g);
+		x->context = malloc(ql + dk + 1);
+		x->choices = calloc(json_array_size(ch), sizeof *x->choices);
+		if (!x->context || !x->choices)
+			goto oom;
+		memcpy(x->context, qs, ql);
+		memcpy(x->context + ql, delim, dk);
+		x->context[ql + dk] = 0;
+		for (j = 0; j < json_array_size(ch); j++) {
+			json_t *c = json_array_get(ch, j);
+			const char *cs;
+
+			if (!json_is_string(c)) {
+				rc = st_errf(err, ST_EFORMAT, "%s:%zu: choices[%zu] is not a string",
+					     path, lineno, j);
+				goto fail;
+			}
+			cs = json_string_value(c);
+			x->choices[j] = malloc(dl - dk + strlen(cs) + 1);
+			if (!x->choices[j])
+				goto oom;
+			memcpy(x->choices[j], delim + dk, dl - dk);
+			strcpy(x->choices[j] + (dl - dk), cs);
+			x->n_choices = (int)j + 1;
+		}
+	}
+	json_decref(root);
+	free(line);
+	free(buf);
+	*items = it;
+	*n = cnt;
+	return 0;
+oom:
+	rc = st_errf(err, ST_ENOMEM, "%s: out of memory reading items", path);
+fail:
+	json_decref(root);
+	free(line);
+	free(buf);
+	mc_items_free(it, cnt);
+	return rc;
+}
+
+/* copy s (trimmed of spaces) unescaping \n \t \\ and one pair of quotes */
+static int unescape(const char *s, char *out, size_t cap)
+{
+	size_t n = strlen(s), k = 0, i;
+
+	if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+		s++;
+		n -= 2;
+	}
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c == '\\' && i + 1 < n) {
+			c = s[++i];
+			c = c == 'n' ? '\n' : c == 't' ? '\t' : c;
+		}
+		if (k + 1 >= cap)
+			return -1;
+		out[k++] = c;
+	}
+	out[k] = 0;
+	return 0;
+}
+
+int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
+{
+	char *buf = NULL, *line = NULL;
+	size_t len, pos = 0, lineno = 0;
+	int rc;
+
+	memset(t, 0, sizeof *t);
+	strcpy(t->delim, " ");
+	rc = read_file(file, &buf, &len, err);
+	if (rc < 0)
+		return rc;
+	while ((line = next_line(buf, len, &pos))) {
+		char *k = line, *v, *e;
+
+		lineno++;
+		while (*k == ' ' || *k == '\t')
+			k++;
+		if (!*k || *k == '#') {
+			free(line);
+			continue;
+		}
+		v = strchr(k, '=');
+		if (!v) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: expected 'key = value'", file, lineno);
+			goto out;
+		}
+		for (e = v; e > k && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			;
+		*e = 0;
+		for (v++; *v == ' ' || *v == '\t'; v++)
+			;
+		for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			;
+		*e = 0;
+		if (!strcmp(k, "format")) {
+			if (strcmp(v, "hellaswag") && strcmp(v, "jsonl")) {
+				rc = st_errf(err, ST_EFORMAT,
+					     "%s:%zu: format '%s' is not hellaswag or jsonl",
+					     file, lineno, v);
+				goto out;
+			}
+			strcpy(t->format, v);
+		} else if (!strcmp(k, "path") || !strcmp(k, "delimiter")) {
+			int big = !strcmp(k, "path") ? unescape(v, t->path, sizeof t->path)
+						     : unescape(v, t->delim, sizeof t->delim);
+
+			if (big < 0) {
+				rc = st_errf(err, ST_EFORMAT, "%s:%zu: %s is too long", file, lineno, k);
+				goto out;
+			}
+		} else {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: unknown key '%s'", file, lineno, k);
+			goto out;
+		}
+		free(line);
+	}
+	line = NULL;
+	if (!t->format[0] || !t->path[0])
+		rc = st_errf(err, ST_EFORMAT, "%s: '%s' is missing", file,
+			     !t->format[0] ? "format" : "path");
+out:
+	free(line);
+	free(buf);
 	return rc;
 }

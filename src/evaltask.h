@@ -53,6 +53,29 @@ void mc_items_free(struct mc_item *items, size_t n);
 int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
 		      size_t *n, struct st_err *err);
 
+/*
+ * Read JSON lines {"query", "choices": [...], "gold"} (llm-foundry's
+ * multiple-choice form).  The context is query + delim without its
+ * trailing spaces; those spaces begin each choice (the harness's rule:
+ * the separating space belongs to the continuation).  Errors name the
+ * file, line and field.
+ */
+int mc_read_jsonl(const char *path, size_t limit, const char *delim,
+		  struct mc_item **items, size_t *n, struct st_err *err);
+
+/*
+ * A task definition file (data/tasks/NAME.task): lines "key = value",
+ * '#' comments.  Keys: format (hellaswag | jsonl), path (relative to
+ * the shared assets), delimiter (C escapes \n \t \\ allowed; default
+ * " ").  Errors name the file and line.
+ */
+struct mc_task {
+	char format[32];
+	char path[1024];
+	char delim[64];
+};
+int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err);
+
 struct mc_result {
 	size_t n;                /* items */
 	double acc, acc_stderr;  /* argmax of sum log p(continuation) */

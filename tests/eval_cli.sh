@@ -2,8 +2,8 @@
 # eval_cli: `strata eval` end to end on the shared stories260K model:
 # ppl equals `strata ppl` for the same settings, KL is 0 and top-1
 # agreement 1 for an empty mask and KL > 0 when attention is dropped,
-# hellaswag with --limit (acc and acc_norm with stderr and n), the JSON
-# shape, and usage errors.
+# hellaswag with --limit (acc and acc_norm with stderr and n), tasks
+# defined in data/tasks, the JSON shape, and usage errors.
 . "$STRATA_SRCDIR/tests/tap.sh"
 S=$STRATA_BIN
 
@@ -46,6 +46,18 @@ if need model models/stories260K/stories260K.gguf &&
 			'BEGIN { d = s - sqrt(p * (1 - p) / 19); exit !(d < 1e-12 && d > -1e-12) }'
 		out2=$("$S" eval "$model" --task "hellaswag:$hs" --limit 20 --format json)
 		is "$out2" "$(echo "$out" | sed "s|\"hellaswag\"|\"hellaswag:$hs\"|g")" "hellaswag:FILE gives the same"
+	fi
+
+	# task definitions in data/tasks
+	if need arc data/mc/llm-foundry/arc_easy.jsonl; then
+		out=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task arc_easy --task copa --limit 10 --format json)
+		is "$?" 0 "arc_easy and copa from data/tasks"
+		is "$(echo "$out" | tr '{' '\n' | grep -c '"n": 10')" 4 "acc and acc_norm for both, n 10"
+		out2=$("$S" eval "$model" --task "$STRATA_SRCDIR/data/tasks/arc_easy.task" --limit 10 --format csv | grep acc, | cut -d, -f2-)
+		is "$out2" "$(echo "$out" | tr '{' '\n' | grep '"task": "arc_easy", "metric": "acc"' | sed 's/.*"value": \([^,]*\), "stderr": \([^,]*\), "n": \([0-9]*\).*/acc,\1,\2,\3/')" "a .task path gives the same"
+		hs1=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task hellaswag_val --limit 10 --format csv | cut -d, -f2-)
+		hs2=$("$S" eval "$model" --task hellaswag --limit 10 --format csv | cut -d, -f2-)
+		is "$hs1" "$hs2" "hellaswag_val.task equals the built-in hellaswag"
 	fi
 
 	err=$("$S" eval "$model" --task "bogus:x" 2>&1); rc=$?

@@ -6,7 +6,8 @@
  * multiple-choice log-likelihoods of hand-made items are recomputed
  * from one full fwd_eval of context+continuation (no cache reuse), and
  * acc/acc_norm from them.  The HellaSwag reader on the real file and on
- * malformed files (errors name file and line).
+ * malformed files (errors name file and line); the JSON-lines reader
+ * and task definition files.
  */
 #include <math.h>
 #include <stdint.h>
@@ -287,6 +288,63 @@ static void test_hellaswag(void)
 	has_str(err.msg, "/nonexistent/h.txt", "message names the file");
 }
 
+static void test_jsonl(void)
+{
+	const char *dir = tap_tmpdir("test_evaltask_jsonl");
+	struct st_err err = { 0, "" };
+	struct mc_item *it = NULL;
+	struct mc_task t;
+	size_t n = 0;
+	char p[4200], q[4200];
+
+	snprintf(p, sizeof p, "%s/a.jsonl", dir);
+	write_file(p, "{\"query\": \"Q1?\", \"choices\": [\"yes\", \"no\"], \"gold\": 1}\n\n"
+		   "{\"gold\": 0, \"choices\": [\"a\", \"b\", \"c\"], \"query\": \"Q2\"}\n"
+		   "{\"query\": \"Q3\", \"choices\": [\"z\"], \"gold\": 0}\n");
+	is_int(mc_read_jsonl(p, 2, "\nAnswer: ", &it, &n, &err), 0, "read jsonl");
+	is_int((long)n, 2, "limit 2 (blank line skipped)");
+	ok(!strcmp(it[0].context, "Q1?\nAnswer:"), "context is query + delimiter without its space");
+	ok(!strcmp(it[0].choices[1], " no"), "the delimiter's space starts each choice");
+	is_int(it[0].gold, 1, "gold");
+	is_int(it[1].n_choices, 3, "three choices");
+	ok(!strcmp(it[1].context, "Q2\nAnswer:"), "second context");
+	mc_items_free(it, n);
+	is_int(mc_read_jsonl(p, 0, " ", &it, &n, &err), 0, "read jsonl, delimiter ' '");
+	ok(n == 3 && !strcmp(it[2].context, "Q3") && !strcmp(it[2].choices[0], " z"),
+	   "space delimiter goes to the choice");
+	mc_items_free(it, n);
+
+	write_file(p, "{\"query\": \"Q\", \"choices\": [\"a\"], \"gold\": 0}\n"
+		   "{\"query\": \"Q\", \"choices\": [\"a\", \"b\"], \"gold\": 2}\n");
+	ok(mc_read_jsonl(p, 0, " ", &it, &n, &err) == ST_EFORMAT, "gold out of range rejected");
+	has_str(err.msg, "a.jsonl:2:", "message names file and line");
+	has_str(err.msg, "gold 2", "message names the gold");
+	write_file(p, "{\"query\": 3, \"choices\": [\"a\"], \"gold\": 0}\n");
+	ok(mc_read_jsonl(p, 0, " ", &it, &n, &err) == ST_EFORMAT, "non-string query rejected");
+	has_str(err.msg, "field 'query'", "message names the field");
+	write_file(p, "{\"query\": \"q\", \"choices\": [\"a\"], \"gold\": 0\n");
+	ok(mc_read_jsonl(p, 0, " ", &it, &n, &err) == ST_EFORMAT, "broken JSON rejected");
+	has_str(err.msg, "a.jsonl:1: not a JSON object", "message names file and line");
+
+	snprintf(q, sizeof q, "%s/t.task", dir);
+	write_file(q, "# comment\n  format = jsonl\npath= data/x.jsonl \ndelimiter = \"\\nAnswer: \"\n");
+	is_int(mc_task_parse(q, &t, &err), 0, "parse a task file");
+	ok(!strcmp(t.format, "jsonl") && !strcmp(t.path, "data/x.jsonl"), "format and path");
+	ok(!strcmp(t.delim, "\nAnswer: "), "delimiter unescaped and unquoted");
+	write_file(q, "format = jsonl\npath = x\ncolour = red\n");
+	ok(mc_task_parse(q, &t, &err) == ST_EFORMAT, "unknown key rejected");
+	has_str(err.msg, "t.task:3: unknown key 'colour'", "message names file, line and key");
+	write_file(q, "format = csv\npath = x\n");
+	ok(mc_task_parse(q, &t, &err) == ST_EFORMAT, "unknown format rejected");
+	has_str(err.msg, "t.task:1: format 'csv'", "message names file, line and format");
+	write_file(q, "format = jsonl\n");
+	ok(mc_task_parse(q, &t, &err) == ST_EFORMAT, "missing path rejected");
+	has_str(err.msg, "'path' is missing", "message names the key");
+	write_file(q, "format jsonl\n");
+	ok(mc_task_parse(q, &t, &err) == ST_EFORMAT, "line without '=' rejected");
+	has_str(err.msg, "t.task:1:", "message names file and line");
+}
+
 int main(void)
 {
 	const char *mp = tap_shared("models/stories260K/stories260K.gguf");
@@ -302,5 +360,6 @@ int main(void)
 		}
 	}
 	test_hellaswag();
+	test_jsonl();
 	return tap_done();
 }

@@ -3,12 +3,14 @@
  * several tasks at once: ppl:FILE (perplexity, metrics ppl and nll),
  * kl:FILE (KL(unmasked || masked) on the perplexity windows: kl_mean,
  * kl_p99, top1_agree) and hellaswag[:FILE] (multiple choice, acc and
- * acc_norm).  One result row per (task, metric) with stderr and n.
+ * acc_norm) and multiple-choice tasks defined in data/tasks (NAME.task).
+ * One result row per (task, metric) with stderr and n.
  */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "eval.h"
@@ -25,6 +27,8 @@ static const char help[] =
 	"                     perplexity windows (kl_mean, kl_p99, top1_agree)\n"
 	"  hellaswag[:FILE]   multiple choice (acc, acc_norm); FILE defaults to\n"
 	"                     $STRATA_SHARED/data/mc/hellaswag/hellaswag_val_full.txt\n"
+	"  NAME               multiple choice defined by $STRATA_TASKS/NAME.task\n"
+	"                     ($STRATA_TASKS defaults to data/tasks), or a .task file\n"
 	"  --ctx N            window length in tokens, BOS included\n"
 	"                     (default: the model's context, at most 2048)\n"
 	"  --max-tokens N     ppl/kl: score only the first N tokens of FILE\n"
@@ -130,6 +134,58 @@ static int load_tokens(const struct model *m, const char *path, long max_tokens,
 	return 0;
 }
 
+/* The definition file of task NAME: NAME itself when it names a file
+ * (contains '/' or ends in .task), else $STRATA_TASKS/NAME.task with
+ * $STRATA_TASKS defaulting to data/tasks. */
+static const char *task_file(const char *name, char *buf, size_t cap)
+{
+	const char *dir = getenv("STRATA_TASKS");
+	size_t n = strlen(name);
+
+	if (strchr(name, '/') || (n > 5 && !strcmp(name + n - 5, ".task")))
+		snprintf(buf, cap, "%s", name);
+	else
+		snprintf(buf, cap, "%s/%s.task", dir && *dir ? dir : "data/tasks", name);
+	return buf;
+}
+
+/* Read a multiple-choice task's items; 0 or -1 (reported). */
+static int load_mc(const char *t, long limit, struct mc_item **items, size_t *n)
+{
+	const char *sh = getenv("STRATA_SHARED");
+	struct st_err err = {0};
+	struct mc_task def;
+	char file[4096], path[4096];
+	int r;
+
+	if (!strcmp(t, "hellaswag") || !strncmp(t, "hellaswag:", 10)) {
+		if (t[9] == ':')
+			snprintf(path, sizeof path, "%s", t + 10);
+		else
+			snprintf(path, sizeof path, "%s/data/mc/hellaswag/hellaswag_val_full.txt",
+				 sh && *sh ? sh : "../shared");
+		r = mc_read_hellaswag(path, (size_t)limit, items, n, &err);
+	} else {
+		if (mc_task_parse(task_file(t, file, sizeof file), &def, &err) < 0) {
+			cli_error("%s", err.msg);
+			return -1;
+		}
+		if (def.path[0] == '/')
+			snprintf(path, sizeof path, "%s", def.path);
+		else
+			snprintf(path, sizeof path, "%s/%s", sh && *sh ? sh : "../shared", def.path);
+		if (!strcmp(def.format, "hellaswag"))
+			r = mc_read_hellaswag(path, (size_t)limit, items, n, &err);
+		else
+			r = mc_read_jsonl(path, (size_t)limit, def.delim, items, n, &err);
+	}
+	if (r < 0) {
+		cli_error("%s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_eval(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -146,7 +202,7 @@ int cmd_eval(int argc, char **argv)
 	struct mask *mask = NULL;
 	struct model *m = NULL;
 	long ctx = 0, max_tokens = 0, limit = 0;
-	char maskbuf[4096], hsdef[4096];
+	char maskbuf[4096], taskbuf[4096];
 	int c, i, nt = 0, nr = 0, rc = EXIT_ERR;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -190,9 +246,10 @@ int cmd_eval(int argc, char **argv)
 		return cli_usage("eval", "expected at least one --task");
 	for (i = 0; i < nt; i++)
 		if (strncmp(tasks[i], "ppl:", 4) && strncmp(tasks[i], "kl:", 3) &&
-		    strcmp(tasks[i], "hellaswag") && strncmp(tasks[i], "hellaswag:", 10))
-			return cli_usage("eval", "unknown task '%s' (ppl:FILE, kl:FILE, hellaswag[:FILE])",
-					 tasks[i]);
+		    strcmp(tasks[i], "hellaswag") && strncmp(tasks[i], "hellaswag:", 10) &&
+		    access(task_file(tasks[i], taskbuf, sizeof taskbuf), R_OK) != 0)
+			return cli_usage("eval", "unknown task '%s' (ppl:FILE, kl:FILE, hellaswag[:FILE], "
+					 "a NAME with %s readable, or a .task file)", tasks[i], taskbuf);
 	cli_common_apply(&co);
 	m = cli_load_model(argv[optind]);
 	if (!m)
@@ -252,26 +309,15 @@ int cmd_eval(int argc, char **argv)
 				goto out;
 			}
 		} else {
-			const char *path = strchr(t, ':');
-			const char *sh = getenv("STRATA_SHARED");
 			struct mc_item *items = NULL;
 			struct mc_result res;
 			size_t n_items = 0;
 			int r2;
 
-			if (path) {
-				path++;
-			} else {
-				snprintf(hsdef, sizeof hsdef, "%s/data/mc/hellaswag/hellaswag_val_full.txt",
-					 sh && *sh ? sh : "../shared");
-				path = hsdef;
-			}
-			if (mc_read_hellaswag(path, (size_t)limit, &items, &n_items, &err) < 0) {
-				cli_error("%s", err.msg);
+			if (load_mc(t, limit, &items, &n_items) < 0)
 				goto out;
-			}
 			r2 = eval_mc(m, mask, items, n_items, (int)ctx, &res, NULL, cli_progress,
-				     (void *)"hellaswag", &err);
+				     (void *)t, &err);
 			cli_progress_end();
 			mc_items_free(items, n_items);
 			if (r2 < 0) {
