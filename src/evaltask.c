@@ -459,7 +459,7 @@ int mc_read_jsonl(const char *path, size_t limit, const char *delim,
 	char *buf = NULL, *line = NULL;
 	size_t len, pos = 0, cnt = 0, cap = 0, lineno = 0, dl = strlen(delim), dk = dl;
 	struct mc_item *it = NULL;
-	json_t *root = NULL;
+	json_t *root = NULL, *lam = NULL;
 	int rc;
 
 	*items = NULL;
@@ -493,6 +493,23 @@ int mc_read_jsonl(const char *path, size_t limit, const char *delim,
 		q = json_object_get(root, "query");
 		ch = json_object_get(root, "choices");
 		g = json_object_get(root, "gold");
+		if (!q && json_is_string(json_object_get(root, "context"))) {
+			json_t *cont = json_object_get(root, "continuation");
+
+			if (!json_is_string(cont)) {
+				rc = st_errf(err, ST_EFORMAT,
+					     "%s:%zu: field 'continuation' is missing or not a string",
+					     path, lineno);
+				goto fail;
+			}
+			q = json_object_get(root, "context");
+			json_decref(lam);
+			lam = json_pack("{s:[O],s:i}", "choices", cont, "gold", 0);
+			if (!lam)
+				goto oom;
+			ch = json_object_get(lam, "choices");
+			g = json_object_get(lam, "gold");
+		}
 		if (!json_is_string(q) || !json_is_array(ch) || json_array_size(ch) < 1 ||
 		    !json_is_integer(g)) {
 			rc = st_errf(err, ST_EFORMAT, "%s:%zu: field '%s' is missing or of the wrong type",
@@ -547,6 +564,7 @@ int mc_read_jsonl(const char *path, size_t limit, const char *delim,
 		}
 	}
 	json_decref(root);
+	json_decref(lam);
 	free(line);
 	free(buf);
 	*items = it;
@@ -556,6 +574,7 @@ oom:
 	rc = st_errf(err, ST_ENOMEM, "%s: out of memory reading items", path);
 fail:
 	json_decref(root);
+	json_decref(lam);
 	free(line);
 	free(buf);
 	mc_items_free(it, cnt);
@@ -621,9 +640,9 @@ int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
 			;
 		*e = 0;
 		if (!strcmp(k, "format")) {
-			if (strcmp(v, "hellaswag") && strcmp(v, "jsonl")) {
+			if (strcmp(v, "hellaswag") && strcmp(v, "jsonl") && strcmp(v, "lambada")) {
 				rc = st_errf(err, ST_EFORMAT,
-					     "%s:%zu: format '%s' is not hellaswag or jsonl",
+					     "%s:%zu: format '%s' is not hellaswag, jsonl or lambada",
 					     file, lineno, v);
 				goto out;
 			}
@@ -649,5 +668,123 @@ int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
 out:
 	free(line);
 	free(buf);
+	return rc;
+}
+
+int eval_lm(const struct model *m, const struct mask *mask,
+	    const struct mc_item *items, size_t n_items, int ctx,
+	    struct lm_result *out, double *ll, st_progress_fn progress,
+	    void *ud, struct st_err *err)
+{
+	int n_vocab = m->hp.n_vocab, batch, rc = 0, flags;
+	size_t i, n_acc = 0;
+	double sum = 0, sumsq = 0;
+	struct fwd_state *fs = NULL;
+	float *logits = NULL;
+	int32_t *cids = NULL, *wids = NULL, *seq = NULL;
+	char *joint = NULL;
+
+	memset(out, 0, sizeof *out);
+	if (!m->tok)
+		return st_errf(err, ST_EINVAL, "lm: the model has no tokenizer");
+	if (ctx < 2)
+		return st_errf(err, ST_EINVAL, "lm: context %d is too short (at least 2)", ctx);
+	flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
+	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
+	fs = fwd_new(m, mask, ctx, batch, err);
+	if (!fs)
+		return err ? err->code : ST_ENOMEM;
+	logits = malloc(sizeof *logits * (size_t)batch * (size_t)n_vocab);
+	seq = malloc(sizeof *seq * (size_t)ctx);
+	if (!logits || !seq) {
+		rc = st_errf(err, ST_ENOMEM, "lm: out of memory for %d x %d logits", batch, n_vocab);
+		goto done;
+	}
+	for (i = 0; i < n_items; i++) {
+		const struct mc_item *x = &items[i];
+		size_t clen = strlen(x->context), chl, nc, nw, p;
+		int greedy = 1;
+		double s = 0;
+
+		if (x->n_choices < 1) {
+			rc = st_errf(err, ST_EINVAL, "lm: item %zu has no continuation", i);
+			goto done;
+		}
+		chl = strlen(x->choices[0]);
+		free(cids);
+		free(wids);
+		free(joint);
+		cids = wids = NULL;
+		joint = malloc(clen + chl + 1);
+		if (!joint) {
+			rc = st_errf(err, ST_ENOMEM, "lm: out of memory");
+			goto done;
+		}
+		memcpy(joint, x->context, clen);
+		memcpy(joint + clen, x->choices[0], chl + 1);
+		rc = tok_encode(m->tok, x->context, clen, flags, &cids, &nc, err);
+		if (rc < 0)
+			goto done;
+		rc = tok_encode(m->tok, joint, clen + chl, flags, &wids, &nw, err);
+		if (rc < 0)
+			goto done;
+		if (nc == 0 || nw <= nc || nw > (size_t)ctx) {
+			rc = st_errf(err, ST_EINVAL,
+				     "lm: item %zu: %zu context and %zu total tokens (ctx %d)",
+				     i, nc, nw, ctx);
+			goto done;
+		}
+		memcpy(seq, cids, sizeof *seq * nc);
+		memcpy(seq + nc, wids + nc, sizeof *seq * (nw - nc));
+		fwd_reset(fs);
+		/* inputs 0 .. nw-2; the logits after input t score seq[t+1] */
+		for (p = 0; p + 1 < nw; p += (size_t)batch) {
+			int nb = nw - 1 - p < (size_t)batch ? (int)(nw - 1 - p) : batch, t;
+
+			rc = fwd_eval(fs, seq + p, nb, logits, 1, NULL, err);
+			if (rc < 0)
+				goto done;
+			for (t = 0; t < nb; t++) {
+				size_t target = p + (size_t)t + 1;
+				const float *l = logits + (size_t)t * n_vocab;
+				int am;
+				double z;
+
+				if (target < nc)
+					continue;
+				z = lse(l, n_vocab, &am);
+				s += (double)l[seq[target]] - z;
+				greedy &= am == seq[target];
+			}
+		}
+		if (ll)
+			ll[i] = s;
+		sum += s;
+		sumsq += s * s;
+		n_acc += (size_t)greedy;
+		if (progress && progress(ud, (double)(i + 1) / n_items)) {
+			rc = st_errf(err, ST_ECANCEL, "lm: cancelled after %zu of %zu items",
+				     i + 1, n_items);
+			goto done;
+		}
+	}
+	out->n = n_items;
+	if (n_items) {
+		double mean = sum / n_items;
+		double var = n_items > 1 ? (sumsq - n_items * mean * mean) / (n_items - 1) : 0;
+
+		out->acc = (double)n_acc / n_items;
+		out->acc_stderr = binom_stderr(out->acc, n_items);
+		out->ppl = exp(-mean);
+		out->ppl_stderr = var > 0 ? out->ppl * sqrt(var / n_items) : 0;
+	}
+	rc = 0;
+done:
+	free(joint);
+	free(cids);
+	free(wids);
+	free(seq);
+	free(logits);
+	fwd_free(fs);
 	return rc;
 }

@@ -55,7 +55,8 @@ int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
 
 /*
  * Read JSON lines {"query", "choices": [...], "gold"} (llm-foundry's
- * multiple-choice form).  The context is query + delim without its
+ * multiple-choice form), or {"context", "continuation"} (its LAMBADA
+ * form: one choice, gold 0).  The context is query + delim without its
  * trailing spaces; those spaces begin each choice (the harness's rule:
  * the separating space belongs to the continuation).  Errors name the
  * file, line and field.
@@ -63,9 +64,28 @@ int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
 int mc_read_jsonl(const char *path, size_t limit, const char *delim,
 		  struct mc_item **items, size_t *n, struct st_err *err);
 
+struct lm_result {
+	size_t n;                /* items */
+	double acc, acc_stderr;  /* share whose continuation is all argmax */
+	double ppl, ppl_stderr;  /* exp(-mean ll), stderr by the delta method */
+};
+
+/*
+ * LAMBADA-style scoring: each item's only choice (index 0) after its
+ * context, tokenized as in eval_mc.  acc counts items whose every
+ * continuation token is the argmax; ppl is exp of minus the mean over
+ * items of the continuation's summed log-likelihood (lm-evaluation-
+ * harness's definition).  ll as for eval_mc.
+ */
+int eval_lm(const struct model *m, const struct mask *mask,
+	    const struct mc_item *items, size_t n_items, int ctx,
+	    struct lm_result *out, double *ll, st_progress_fn progress,
+	    void *ud, struct st_err *err);
+
 /*
  * A task definition file (data/tasks/NAME.task): lines "key = value",
- * '#' comments.  Keys: format (hellaswag | jsonl), path (relative to
+ * '#' comments.  Keys: format (hellaswag | jsonl | lambada: jsonl
+ * scored by eval_lm), path (relative to
  * the shared assets), delimiter (C escapes \n \t \\ allowed; default
  * " ").  Errors name the file and line.
  */

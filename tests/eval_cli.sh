@@ -58,6 +58,10 @@ if need model models/stories260K/stories260K.gguf &&
 		hs1=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task hellaswag_val --limit 10 --format csv | cut -d, -f2-)
 		hs2=$("$S" eval "$model" --task hellaswag --limit 10 --format csv | cut -d, -f2-)
 		is "$hs1" "$hs2" "hellaswag_val.task equals the built-in hellaswag"
+		out=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task lambada_openai --limit 10 --format json)
+		is "$(echo "$out" | val acc n)" 10 "lambada acc over 10 items"
+		p=$(echo "$out" | val ppl value)
+		ok "lambada ppl $p > 1" awk -v p="$p" 'BEGIN { exit !(p > 1) }'
 	fi
 
 	err=$("$S" eval "$model" --task "bogus:x" 2>&1); rc=$?

@@ -5,7 +5,7 @@
  * is recomputed here window by window from two fwd_eval runs.  The
  * multiple-choice log-likelihoods of hand-made items are recomputed
  * from one full fwd_eval of context+continuation (no cache reuse), and
- * acc/acc_norm from them.  The HellaSwag reader on the real file and on
+ * acc/acc_norm from them; LAMBADA-style acc (all tokens greedy) and ppl.  The HellaSwag reader on the real file and on
  * malformed files (errors name file and line); the JSON-lines reader
  * and task definition files.
  */
@@ -88,7 +88,8 @@ static double ref_kl(const struct model *m, const struct mask *mk, const int32_t
 }
 
 /* reference log-likelihood of choice after context: one full forward */
-static double ref_ll(const struct model *m, const struct mask *mk, const char *c, const char *x)
+static double ref_ll2(const struct model *m, const struct mask *mk, const char *c, const char *x,
+		      int *greedy)
 {
 	int flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0, nv = m->hp.n_vocab;
 	struct st_err err = { 0, "" };
@@ -107,13 +108,57 @@ static double ref_ll(const struct model *m, const struct mask *mk, const char *c
 	fs = fwd_new(m, mk, 512, 512, &err);
 	lg = malloc(sizeof(float) * nw * (size_t)nv);
 	fwd_eval(fs, seq, (int)nw, lg, 1, NULL, &err);
-	for (t = nc; t < nw; t++)
+	if (greedy)
+		*greedy = 1;
+	for (t = nc; t < nw; t++) {
 		s += lg[(t - 1) * nv + seq[t]] - lse_of(lg + (t - 1) * nv, nv);
+		if (greedy && argmax_of(lg + (t - 1) * nv, nv) != seq[t])
+			*greedy = 0;
+	}
 	fwd_free(fs);
 	free(lg);
 	free(ci);
 	free(wi);
 	return s;
+}
+
+static double ref_ll(const struct model *m, const struct mask *mk, const char *c, const char *x)
+{
+	return ref_ll2(m, mk, c, x, NULL);
+}
+
+static void test_lm(const struct model *m)
+{
+	static const char *ctxs[] = { "Once upon a time, there was a little", "The cat sat on the",
+				      "Tom and Lily went to the park to play with their" };
+	static const char *conts[] = { " girl", " mat", " ball" };
+	struct st_err err = { 0, "" };
+	struct mc_item items[3];
+	struct lm_result r;
+	double ll[3], sum = 0, maxdiff = 0;
+	int i, g, n_g = 0;
+
+	for (i = 0; i < 3; i++) {
+		items[i].context = (char *)ctxs[i];
+		items[i].gold = 0;
+		items[i].n_choices = 1;
+		items[i].choices = (char **)&conts[i];
+	}
+	is_int(eval_lm(m, NULL, items, 3, 256, &r, ll, NULL, NULL, &err), 0, "eval_lm");
+	for (i = 0; i < 3; i++) {
+		double ref = ref_ll2(m, NULL, ctxs[i], conts[i], &g);
+
+		maxdiff = fmax(maxdiff, fabs(ref - ll[i]));
+		sum += ref;
+		n_g += g;
+	}
+	ok(maxdiff < 1e-4, "lm log-likelihoods within 1e-4 of the reference (%g)", maxdiff);
+	is_close(r.acc, n_g / 3.0, 1e-12, "lm acc %g (all tokens greedy)", r.acc);
+	is_close(r.ppl, exp(-sum / 3), 1e-4 * r.ppl, "lm ppl %g is exp(-mean ll)", r.ppl);
+	is_int((long)r.n, 3, "lm n");
+	ok(eval_lm(m, NULL, items, 3, 4, &r, NULL, NULL, NULL, &err) == ST_EINVAL,
+	   "lm item longer than ctx rejected");
+	has_str(err.msg, "item 0", "message names the item");
 }
 
 static void test_kl(const struct model *m)
@@ -326,6 +371,15 @@ static void test_jsonl(void)
 	ok(mc_read_jsonl(p, 0, " ", &it, &n, &err) == ST_EFORMAT, "broken JSON rejected");
 	has_str(err.msg, "a.jsonl:1: not a JSON object", "message names file and line");
 
+	write_file(p, "{\"context\": \"It was a\", \"continuation\": \"cat\"}\n");
+	is_int(mc_read_jsonl(p, 0, " ", &it, &n, &err), 0, "read lambada-form jsonl");
+	ok(n == 1 && it[0].n_choices == 1 && it[0].gold == 0 && !strcmp(it[0].context, "It was a") &&
+	   !strcmp(it[0].choices[0], " cat"), "context and ' ' + continuation");
+	mc_items_free(it, n);
+	write_file(p, "{\"context\": \"It was a\"}\n");
+	ok(mc_read_jsonl(p, 0, " ", &it, &n, &err) == ST_EFORMAT, "missing continuation rejected");
+	has_str(err.msg, "field 'continuation'", "message names the field");
+
 	snprintf(q, sizeof q, "%s/t.task", dir);
 	write_file(q, "# comment\n  format = jsonl\npath= data/x.jsonl \ndelimiter = \"\\nAnswer: \"\n");
 	is_int(mc_task_parse(q, &t, &err), 0, "parse a task file");
@@ -356,6 +410,7 @@ int main(void)
 		if (m) {
 			test_kl(m);
 			test_mc(m);
+			test_lm(m);
 			model_free(m);
 		}
 	}

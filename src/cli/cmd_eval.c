@@ -150,7 +150,7 @@ static const char *task_file(const char *name, char *buf, size_t cap)
 }
 
 /* Read a multiple-choice task's items; 0 or -1 (reported). */
-static int load_mc(const char *t, long limit, struct mc_item **items, size_t *n)
+static int load_mc(const char *t, long limit, struct mc_item **items, size_t *n, int *is_lm)
 {
 	const char *sh = getenv("STRATA_SHARED");
 	struct st_err err = {0};
@@ -158,6 +158,7 @@ static int load_mc(const char *t, long limit, struct mc_item **items, size_t *n)
 	char file[4096], path[4096];
 	int r;
 
+	*is_lm = 0;
 	if (!strcmp(t, "hellaswag") || !strncmp(t, "hellaswag:", 10)) {
 		if (t[9] == ':')
 			snprintf(path, sizeof path, "%s", t + 10);
@@ -174,6 +175,7 @@ static int load_mc(const char *t, long limit, struct mc_item **items, size_t *n)
 			snprintf(path, sizeof path, "%s", def.path);
 		else
 			snprintf(path, sizeof path, "%s/%s", sh && *sh ? sh : "../shared", def.path);
+		*is_lm = !strcmp(def.format, "lambada");
 		if (!strcmp(def.format, "hellaswag"))
 			r = mc_read_hellaswag(path, (size_t)limit, items, n, &err);
 		else
@@ -312,10 +314,25 @@ int cmd_eval(int argc, char **argv)
 			struct mc_item *items = NULL;
 			struct mc_result res;
 			size_t n_items = 0;
-			int r2;
+			int r2, is_lm;
 
-			if (load_mc(t, limit, &items, &n_items) < 0)
+			if (load_mc(t, limit, &items, &n_items, &is_lm) < 0)
 				goto out;
+			if (is_lm) {
+				struct lm_result lr;
+
+				r2 = eval_lm(m, mask, items, n_items, (int)ctx, &lr, NULL, cli_progress,
+					     (void *)t, &err);
+				cli_progress_end();
+				mc_items_free(items, n_items);
+				if (r2 < 0) {
+					cli_error("%s: %s", t, err.msg);
+					goto out;
+				}
+				add(rows, &nr, t, "acc", lr.acc, lr.acc_stderr, lr.n);
+				add(rows, &nr, t, "ppl", lr.ppl, lr.ppl_stderr, lr.n);
+				continue;
+			}
 			r2 = eval_mc(m, mask, items, n_items, (int)ctx, &res, NULL, cli_progress,
 				     (void *)t, &err);
 			cli_progress_end();
