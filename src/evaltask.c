@@ -194,6 +194,10 @@ void mc_items_free(struct mc_item *items, size_t n)
 		for (j = 0; j < items[i].n_choices; j++)
 			free(items[i].choices[j]);
 		free(items[i].choices);
+		if (items[i].contexts)
+			for (j = 0; j < items[i].n_choices; j++)
+				free(items[i].contexts[j]);
+		free(items[i].contexts);
 	}
 	free(items);
 }
@@ -344,7 +348,8 @@ int eval_mc(const struct model *m, const struct mask *mask,
 	}
 	for (i = 0; i < n_items; i++) {
 		const struct mc_item *x = &items[i];
-		size_t nc, clen = strlen(x->context), p;
+		const char *cx = x->context;
+		size_t nc = 0, clen = 0, p;
 		int j, best = -1, best_norm = -1;
 		double bv = 0, bn = 0;
 
@@ -353,28 +358,33 @@ int eval_mc(const struct model *m, const struct mask *mask,
 				     i, x->gold, x->n_choices);
 			goto done;
 		}
-		free(cids);
-		cids = NULL;
-		rc = tok_encode(m->tok, x->context, clen, flags, &cids, &nc, err);
-		if (rc < 0)
-			goto done;
-		if (nc == 0 || nc >= (size_t)ctx) {
-			rc = st_errf(err, ST_EINVAL,
-				     "mc: item %zu: context of %zu tokens does not fit ctx %d",
-				     i, nc, ctx);
-			goto done;
-		}
-		fwd_reset(fs);
-		for (p = 0; p < nc; p += (size_t)batch) {
-			int nb = nc - p < (size_t)batch ? (int)(nc - p) : batch;
-
-			rc = fwd_eval(fs, cids + p, nb, last, 0, NULL, err);
-			if (rc < 0)
-				goto done;
-		}
 		for (j = 0; j < x->n_choices; j++) {
 			size_t chl = strlen(x->choices[j]), nw, L, q;
 			double s;
+
+			if (j == 0 || x->contexts) {
+				cx = x->contexts ? x->contexts[j] : x->context;
+				clen = strlen(cx);
+				free(cids);
+				cids = NULL;
+				rc = tok_encode(m->tok, cx, clen, flags, &cids, &nc, err);
+				if (rc < 0)
+					goto done;
+				if (nc == 0 || nc >= (size_t)ctx) {
+					rc = st_errf(err, ST_EINVAL,
+						     "mc: item %zu: context of %zu tokens does not fit ctx %d",
+						     i, nc, ctx);
+					goto done;
+				}
+				fwd_reset(fs);
+				for (p = 0; p < nc; p += (size_t)batch) {
+					int nb = nc - p < (size_t)batch ? (int)(nc - p) : batch;
+
+					rc = fwd_eval(fs, cids + p, nb, last, 0, NULL, err);
+					if (rc < 0)
+						goto done;
+				}
+			}
 
 			free(joint);
 			joint = malloc(clen + chl + 1);
@@ -382,7 +392,7 @@ int eval_mc(const struct model *m, const struct mask *mask,
 				rc = st_errf(err, ST_ENOMEM, "mc: out of memory");
 				goto done;
 			}
-			memcpy(joint, x->context, clen);
+			memcpy(joint, cx, clen);
 			memcpy(joint + clen, x->choices[j], chl + 1);
 			free(wids);
 			wids = NULL;
@@ -471,7 +481,7 @@ int mc_read_jsonl(const char *path, size_t limit, const char *delim,
 		return rc;
 	while (pos < len && (!limit || cnt < limit)) {
 		struct mc_item *x;
-		json_t *q, *ch, *g;
+		json_t *q, *ch, *g, *opts;
 		json_error_t je;
 		const char *qs;
 		size_t j, ql;
@@ -493,7 +503,26 @@ int mc_read_jsonl(const char *path, size_t limit, const char *delim,
 		q = json_object_get(root, "query");
 		ch = json_object_get(root, "choices");
 		g = json_object_get(root, "gold");
-		if (!q && json_is_string(json_object_get(root, "context"))) {
+		opts = json_object_get(root, "context_options");
+		if (!q && json_is_array(opts)) {
+			json_t *cont = json_object_get(root, "continuation");
+			size_t k;
+
+			if (!json_is_string(cont) || json_array_size(opts) < 1) {
+				rc = st_errf(err, ST_EFORMAT,
+					     "%s:%zu: field '%s' is missing or of the wrong type", path,
+					     lineno, json_is_string(cont) ? "context_options" : "continuation");
+				goto fail;
+			}
+			json_decref(lam);
+			lam = json_pack("{s:[],s:s}", "choices", "query", "");
+			if (!lam)
+				goto oom;
+			for (k = 0; k < json_array_size(opts); k++)
+				json_array_append(json_object_get(lam, "choices"), cont);
+			q = json_object_get(lam, "query");
+			ch = json_object_get(lam, "choices");
+		} else if (!q && json_is_string(json_object_get(root, "context"))) {
 			json_t *cont = json_object_get(root, "continuation");
 
 			if (!json_is_string(cont)) {
@@ -561,6 +590,29 @@ int mc_read_jsonl(const char *path, size_t limit, const char *delim,
 			memcpy(x->choices[j], delim + dk, dl - dk);
 			strcpy(x->choices[j] + (dl - dk), cs);
 			x->n_choices = (int)j + 1;
+		}
+		if (json_is_array(opts) && !json_object_get(root, "query")) {
+			x->contexts = calloc(json_array_size(opts), sizeof *x->contexts);
+			if (!x->contexts)
+				goto oom;
+			for (j = 0; j < json_array_size(opts); j++) {
+				json_t *o = json_array_get(opts, j);
+				const char *os;
+
+				if (!json_is_string(o)) {
+					rc = st_errf(err, ST_EFORMAT,
+						     "%s:%zu: context_options[%zu] is not a string",
+						     path, lineno, j);
+					goto fail;
+				}
+				os = json_string_value(o);
+				x->contexts[j] = malloc(strlen(os) + dk + 1);
+				if (!x->contexts[j])
+					goto oom;
+				strcpy(x->contexts[j], os);
+				memcpy(x->contexts[j] + strlen(os), delim, dk);
+				x->contexts[j][strlen(os) + dk] = 0;
+			}
 		}
 	}
 	json_decref(root);

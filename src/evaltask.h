@@ -42,6 +42,9 @@ struct mc_item {
 	int gold;       /* index into choices */
 	int n_choices;
 	char **choices;
+	/* partial scoring (winogrande): NULL, or [n_choices] contexts, choice
+	 * j scored after contexts[j] (context unused) */
+	char **contexts;
 };
 void mc_items_free(struct mc_item *items, size_t n);
 
@@ -56,7 +59,9 @@ int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
 /*
  * Read JSON lines {"query", "choices": [...], "gold"} (llm-foundry's
  * multiple-choice form), or {"context", "continuation"} (its LAMBADA
- * form: one choice, gold 0).  The context is query + delim without its
+ * form: one choice, gold 0), or {"context_options", "continuation",
+ * "gold"} (winogrande: partial scoring, the continuation after each
+ * option; contexts set, every choice the continuation).  The context is query + delim without its
  * trailing spaces; those spaces begin each choice (the harness's rule:
  * the separating space belongs to the continuation).  Errors name the
  * file, line and field.
@@ -109,7 +114,8 @@ struct mc_result {
  * the joint encoding after the context's token count (the harness's
  * rule), scored after the context's tokens.  The context is prefilled
  * once; each continuation then runs from the cache truncated back to
- * the context.  Ties go to the lowest index.  stderr is
+ * the context (with contexts set, each choice after its own context,
+ * prefilled for it).  Ties go to the lowest index.  stderr is
  * sqrt(p(1-p)/(n-1)).  ll, if not NULL, receives each choice's summed
  * log-likelihood, items in order ([sum of n_choices]).  ctx bounds
  * context + continuation tokens (an item longer than it is an error).

@@ -58,6 +58,8 @@ if need model models/stories260K/stories260K.gguf &&
 		hs1=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task hellaswag_val --limit 10 --format csv | cut -d, -f2-)
 		hs2=$("$S" eval "$model" --task hellaswag --limit 10 --format csv | cut -d, -f2-)
 		is "$hs1" "$hs2" "hellaswag_val.task equals the built-in hellaswag"
+		out=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task winogrande --limit 10 --format json)
+		is "$(echo "$out" | val acc_norm n)" 10 "winogrande over 10 items"
 		out=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task lambada_openai --limit 10 --format json)
 		is "$(echo "$out" | val acc n)" 10 "lambada acc over 10 items"
 		p=$(echo "$out" | val ppl value)

@@ -143,6 +143,7 @@ static void test_lm(const struct model *m)
 		items[i].gold = 0;
 		items[i].n_choices = 1;
 		items[i].choices = (char **)&conts[i];
+		items[i].contexts = NULL;
 	}
 	is_int(eval_lm(m, NULL, items, 3, 256, &r, ll, NULL, NULL, &err), 0, "eval_lm");
 	for (i = 0; i < 3; i++) {
@@ -240,6 +241,7 @@ static void test_mc(const struct model *m)
 		items[i].gold = golds[i];
 		items[i].n_choices = 4;
 		items[i].choices = (char **)ch[i];
+		items[i].contexts = NULL;
 	}
 	mask_parse("attn=0;mlp=3", m->hp.n_layer, &mk, &err);
 	for (pass = 0; pass < 2; pass++) {
@@ -277,6 +279,20 @@ static void test_mc(const struct model *m)
 		is_close(r.acc_stderr, sqrt(r.acc * (1 - r.acc) / 2), 1e-12, "acc stderr");
 		is_close(r.acc_norm_stderr, sqrt(r.acc_norm * (1 - r.acc_norm) / 2), 1e-12,
 			 "acc_norm stderr");
+	}
+	/* partial scoring: one continuation after each context */
+	{
+		static const char *cxs[] = { "Tom gave Lily a ball because Tom",
+					     "Tom gave Lily a ball because Lily" };
+		static const char *cont[] = { " was kind.", " was kind." };
+		struct mc_item w = { NULL, 1, 2, (char **)cont, (char **)cxs };
+		double r0 = ref_ll(m, NULL, cxs[0], cont[0]), r1 = ref_ll(m, NULL, cxs[1], cont[1]);
+
+		is_int(eval_mc(m, NULL, &w, 1, 256, &r, ll, NULL, NULL, &err), 0, "partial scoring");
+		ok(fabs(ll[0] - r0) < 1e-4 && fabs(ll[1] - r1) < 1e-4,
+		   "each option's continuation ll matches (%g %g vs %g %g)", ll[0], ll[1], r0, r1);
+		is_close(r.acc, r1 > r0 ? 1 : 0, 0, "partial acc");
+		is_close(r.acc_norm, r.acc, 0, "partial acc_norm equals acc (same continuation)");
 	}
 	items[1].gold = 4;
 	ok(eval_mc(m, NULL, items, 3, 256, &r, NULL, NULL, NULL, &err) == ST_EINVAL,
@@ -379,6 +395,16 @@ static void test_jsonl(void)
 	write_file(p, "{\"context\": \"It was a\"}\n");
 	ok(mc_read_jsonl(p, 0, " ", &it, &n, &err) == ST_EFORMAT, "missing continuation rejected");
 	has_str(err.msg, "field 'continuation'", "message names the field");
+
+	write_file(p, "{\"context_options\": [\"A so B\", \"A so C\"], \"continuation\": \"ran.\", \"gold\": 1}\n");
+	is_int(mc_read_jsonl(p, 0, " ", &it, &n, &err), 0, "read winogrande-form jsonl");
+	ok(n == 1 && it[0].n_choices == 2 && it[0].gold == 1 && it[0].contexts &&
+	   !strcmp(it[0].contexts[1], "A so C") && !strcmp(it[0].choices[0], " ran.") &&
+	   !strcmp(it[0].choices[1], " ran."), "options as contexts, ' ' + continuation as choices");
+	mc_items_free(it, n);
+	write_file(p, "{\"context_options\": [\"A\", 3], \"continuation\": \"x\", \"gold\": 0}\n");
+	ok(mc_read_jsonl(p, 0, " ", &it, &n, &err) == ST_EFORMAT, "non-string option rejected");
+	has_str(err.msg, "context_options[1]", "message names the option");
 
 	snprintf(q, sizeof q, "%s/t.task", dir);
 	write_file(q, "# comment\n  format = jsonl\npath= data/x.jsonl \ndelimiter = \"\\nAnswer: \"\n");
