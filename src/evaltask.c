@@ -18,8 +18,10 @@
  */
 #include "evaltask.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,7 +351,7 @@ int eval_mc(const struct model *m, const struct mask *mask,
 	for (i = 0; i < n_items; i++) {
 		const struct mc_item *x = &items[i];
 		const char *cx = x->context;
-		size_t nc = 0, clen = 0, p;
+		size_t nc = 0, npref = 0, clen = 0, p, lim = (size_t)ctx - (size_t)ctx / 4;
 		int j, best = -1, best_norm = -1;
 		double bv = 0, bn = 0;
 
@@ -370,15 +372,21 @@ int eval_mc(const struct model *m, const struct mask *mask,
 				rc = tok_encode(m->tok, cx, clen, flags, &cids, &nc, err);
 				if (rc < 0)
 					goto done;
-				if (nc == 0 || nc >= (size_t)ctx) {
-					rc = st_errf(err, ST_EINVAL,
-						     "mc: item %zu: context of %zu tokens does not fit ctx %d",
-						     i, nc, ctx);
+				if (nc == 0) {
+					rc = st_errf(err, ST_EINVAL, "mc: item %zu: empty context", i);
 					goto done;
 				}
+				npref = nc;
+				if (nc > lim) { /* cut from the left, keeping BOS */
+					size_t hb = flags && cids[0] == tok_bos(m->tok), drop = nc - lim;
+
+					memmove(cids + hb, cids + hb + drop,
+						sizeof *cids * (nc - hb - drop));
+					npref = lim;
+				}
 				fwd_reset(fs);
-				for (p = 0; p < nc; p += (size_t)batch) {
-					int nb = nc - p < (size_t)batch ? (int)(nc - p) : batch;
+				for (p = 0; p < npref; p += (size_t)batch) {
+					int nb = npref - p < (size_t)batch ? (int)(npref - p) : batch;
 
 					rc = fwd_eval(fs, cids + p, nb, last, 0, NULL, err);
 					if (rc < 0)
@@ -406,14 +414,14 @@ int eval_mc(const struct model *m, const struct mask *mask,
 				goto done;
 			}
 			L = nw - nc;
-			if (nc + L > (size_t)ctx) {
+			if (npref + L > (size_t)ctx) {
 				rc = st_errf(err, ST_EINVAL,
 					     "mc: item %zu choice %d: %zu tokens do not fit ctx %d",
-					     i, j, nc + L, ctx);
+					     i, j, npref + L, ctx);
 				goto done;
 			}
 			s = logp(last, n_vocab, wids[nc]);
-			fwd_set_pos(fs, (int)nc);
+			fwd_set_pos(fs, (int)npref);
 			/* continuation tokens nc .. nw-2 in, predicting nc+1 .. nw-1 */
 			for (q = nc; q + 1 < nw; q += (size_t)batch) {
 				int nb = nw - 1 - q < (size_t)batch ? (int)(nw - 1 - q) : batch, t;
@@ -838,5 +846,336 @@ done:
 	free(seq);
 	free(logits);
 	fwd_free(fs);
+	return rc;
+}
+
+/* one CSV record of exactly ncol fields from buf at *pos (RFC 4180);
+ * fields malloc'd into f[]; 1 read, 0 at end, -1 malformed/oom */
+static int csv_record(const char *buf, size_t len, size_t *pos, char **f, int ncol)
+{
+	size_t p = *pos;
+	int k = 0;
+
+	while (p < len && (buf[p] == '\n' || buf[p] == '\r'))
+		p++;
+	if (p >= len)
+		return 0;
+	for (;;) {
+		size_t cap = 64, m = 0;
+		char *v = malloc(cap);
+
+		if (!v || k == ncol) {
+			free(v);
+			goto bad;
+		}
+		if (p < len && buf[p] == '"') {
+			for (p++;; p++) {
+				if (p >= len) {
+					free(v);
+					goto bad;
+				}
+				if (buf[p] == '"') {
+					if (p + 1 < len && buf[p + 1] == '"')
+						p++;
+					else {
+						p++;
+						break;
+					}
+				}
+				if (m + 2 > cap) {
+					char *v2 = realloc(v, cap *= 2);
+
+					if (!v2) {
+						free(v);
+						goto bad;
+					}
+					v = v2;
+				}
+				v[m++] = buf[p];
+			}
+		} else {
+			for (; p < len && buf[p] != ',' && buf[p] != '\n' && buf[p] != '\r'; p++) {
+				if (m + 2 > cap) {
+					char *v2 = realloc(v, cap *= 2);
+
+					if (!v2) {
+						free(v);
+						goto bad;
+					}
+					v = v2;
+				}
+				v[m++] = buf[p];
+			}
+		}
+		v[m] = 0;
+		f[k++] = v;
+		if (p < len && buf[p] == ',') {
+			p++;
+			continue;
+		}
+		break;
+	}
+	if (p < len && buf[p] == '\r')
+		p++;
+	if (p < len && buf[p] == '\n')
+		p++;
+	*pos = p;
+	if (k == ncol)
+		return 1;
+bad:
+	while (k > 0)
+		free(f[--k]);
+	return -1;
+}
+
+/* rows of a 6-column MMLU csv (header skipped): rows[r*6 + c] */
+static int mmlu_csv(const char *path, size_t max, char ***rows, size_t *nrows,
+		    struct st_err *err)
+{
+	char *buf = NULL, *f[6] = { 0 }, **r = NULL;
+	size_t len, pos = 0, n = 0, cap = 0, rec = 0;
+	int rc, k, got;
+
+	*rows = NULL;
+	*nrows = 0;
+	rc = read_file(path, &buf, &len, err);
+	if (rc < 0)
+		return rc;
+	while ((got = csv_record(buf, len, &pos, f, 6)) == 1) {
+		rec++;
+		if (rec == 1) { /* header */
+			for (k = 0; k < 6; k++)
+				free(f[k]);
+			continue;
+		}
+		if (strlen(f[5]) != 1 || f[5][0] < '0' || f[5][0] > '3') {
+			rc = st_errf(err, ST_EFORMAT, "%s: record %zu: answer '%s' is not 0-3",
+				     path, rec, f[5]);
+			for (k = 0; k < 6; k++)
+				free(f[k]);
+			goto fail;
+		}
+		if (max && n >= max) {
+			for (k = 0; k < 6; k++)
+				free(f[k]);
+			continue;
+		}
+		if (n == cap) {
+			char **r2 = realloc(r, sizeof *r * 6 * (cap = cap ? cap * 2 : 64));
+
+			if (!r2) {
+				for (k = 0; k < 6; k++)
+					free(f[k]);
+				rc = st_errf(err, ST_ENOMEM, "%s: out of memory", path);
+				goto fail;
+			}
+			r = r2;
+		}
+		memcpy(r + n * 6, f, sizeof f);
+		n++;
+	}
+	if (got < 0) {
+		rc = st_errf(err, ST_EFORMAT, "%s: record %zu is not 6 well-formed CSV fields",
+			     path, rec + 1);
+		goto fail;
+	}
+	free(buf);
+	*rows = r;
+	*nrows = n;
+	return 0;
+fail:
+	for (k = 0; k < (int)(n * 6); k++)
+		free(r[k]);
+	free(r);
+	free(buf);
+	return rc;
+}
+
+static void rows_free(char **r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n * 6; i++)
+		free(r[i]);
+	free(r);
+}
+
+/* append printf output to a growing string; -1 on oom */
+static int sappend(char **s, size_t *len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int sappend(char **s, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+	char *s2;
+
+	va_start(ap, fmt);
+	k = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	s2 = realloc(*s, *len + (size_t)k + 1);
+	if (!s2)
+		return -1;
+	*s = s2;
+	va_start(ap, fmt);
+	vsnprintf(*s + *len, (size_t)k + 1, fmt, ap);
+	va_end(ap);
+	*len += (size_t)k;
+	return 0;
+}
+
+static int mmlu_question(char **s, size_t *len, char **row)
+{
+	return sappend(s, len, "%s\nA. %s\nB. %s\nC. %s\nD. %s\nAnswer:", row[0], row[1],
+		       row[2], row[3], row[4]);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int mc_read_mmlu(const char *root, const char *subject, int shots, size_t limit,
+		 struct mc_item **items, size_t *n, struct st_err *err)
+{
+	char path[4096], **subs = NULL, **dev = NULL, **test = NULL;
+	size_t ns = 0, si, cnt = 0, cap = 0, nd = 0, nt = 0, i;
+	struct mc_item *it = NULL;
+	int rc = 0, j;
+
+	*items = NULL;
+	*n = 0;
+	if (subject) {
+		subs = malloc(sizeof *subs);
+		if (!subs || !(subs[0] = strdup(subject)))
+			goto oom;
+		ns = 1;
+	} else {
+		DIR *d;
+		struct dirent *e;
+
+		snprintf(path, sizeof path, "%s/test", root);
+		d = opendir(path);
+		if (!d)
+			return st_errf(err, ST_EIO, "cannot open directory '%s': %s", path,
+				       strerror(errno));
+		while ((e = readdir(d))) {
+			size_t l = strlen(e->d_name);
+			char **s2;
+
+			if (l <= 9 || strcmp(e->d_name + l - 9, "_test.csv"))
+				continue;
+			s2 = realloc(subs, sizeof *subs * (ns + 1));
+			if (!s2 || !(s2[ns] = strndup(e->d_name, l - 9))) {
+				subs = s2 ? s2 : subs;
+				closedir(d);
+				goto oom;
+			}
+			subs = s2;
+			ns++;
+		}
+		closedir(d);
+		if (!ns)
+			return st_errf(err, ST_EFORMAT, "%s: no *_test.csv files", path);
+		qsort(subs, ns, sizeof *subs, cmp_str);
+	}
+	for (si = 0; si < ns; si++) {
+		char *head = NULL;
+		size_t hl = 0;
+
+		snprintf(path, sizeof path, "%s/test/%s_test.csv", root, subs[si]);
+		rc = mmlu_csv(path, limit, &test, &nt, err);
+		if (rc < 0)
+			goto fail;
+		if (shots > 0) {
+			snprintf(path, sizeof path, "%s/dev/%s_dev.csv", root, subs[si]);
+			rc = mmlu_csv(path, (size_t)shots, &dev, &nd, err);
+			if (rc < 0)
+				goto fail;
+			if (nd < (size_t)shots) {
+				rc = st_errf(err, ST_EFORMAT, "%s: %zu examples for %d shots",
+					     path, nd, shots);
+				goto fail;
+			}
+		}
+		if (sappend(&head, &hl, "The following are multiple choice questions (with answers) about ") < 0)
+			goto oom;
+		for (j = 0; subs[si][j]; j++)
+			if (sappend(&head, &hl, "%c", subs[si][j] == '_' ? ' ' : subs[si][j]) < 0) {
+				free(head);
+				goto oom;
+			}
+		if (sappend(&head, &hl, ".\n\n") < 0) {
+			free(head);
+			goto oom;
+		}
+		for (i = 0; i < nd; i++)
+			if (mmlu_question(&head, &hl, dev + i * 6) < 0 ||
+			    sappend(&head, &hl, " %c\n\n", 'A' + (dev[i * 6 + 5][0] - '0')) < 0) {
+				free(head);
+				goto oom;
+			}
+		for (i = 0; i < nt; i++) {
+			struct mc_item *x;
+			char *q = NULL;
+			size_t ql = hl;
+
+			if (cnt == cap) {
+				struct mc_item *t2 = realloc(it, sizeof *it * (cap = cap ? cap * 2 : 256));
+
+				if (!t2) {
+					free(head);
+					goto oom;
+				}
+				it = t2;
+			}
+			q = malloc(hl + 1);
+			if (!q) {
+				free(head);
+				goto oom;
+			}
+			memcpy(q, head, hl + 1);
+			x = &it[cnt++];
+			memset(x, 0, sizeof *x);
+			x->context = q;
+			if (mmlu_question(&x->context, &ql, test + i * 6) < 0) {
+				free(head);
+				goto oom;
+			}
+			x->gold = test[i * 6 + 5][0] - '0';
+			x->choices = calloc(4, sizeof *x->choices);
+			if (!x->choices) {
+				free(head);
+				goto oom;
+			}
+			for (j = 0; j < 4; j++) {
+				x->choices[j] = strdup(j == 0 ? " A" : j == 1 ? " B" : j == 2 ? " C" : " D");
+				if (!x->choices[j]) {
+					free(head);
+					goto oom;
+				}
+				x->n_choices = j + 1;
+			}
+		}
+		free(head);
+		rows_free(test, nt);
+		rows_free(dev, nd);
+		test = dev = NULL;
+		nt = nd = 0;
+	}
+	for (si = 0; si < ns; si++)
+		free(subs[si]);
+	free(subs);
+	*items = it;
+	*n = cnt;
+	return 0;
+oom:
+	rc = st_errf(err, ST_ENOMEM, "%s: out of memory reading MMLU", root);
+fail:
+	rows_free(test, nt);
+	rows_free(dev, nd);
+	for (si = 0; si < ns; si++)
+		free(subs[si]);
+	free(subs);
+	mc_items_free(it, cnt);
 	return rc;
 }

@@ -69,6 +69,19 @@ int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
 int mc_read_jsonl(const char *path, size_t limit, const char *delim,
 		  struct mc_item **items, size_t *n, struct st_err *err);
 
+/*
+ * Read MMLU from root (holding dev/ and test/ with SUBJECT_dev.csv and
+ * SUBJECT_test.csv; columns question, choice0..3, answer 0-3, a header
+ * row, RFC 4180 quoting).  Every subject in test/ in name order, or only
+ * subject when not NULL; at most limit items per subject (0: all).
+ * The prompt is lm-evaluation-harness's: "The following are multiple
+ * choice questions (with answers) about SUBJECT.\n\n", then shots
+ * examples from dev ("Q\nA. ..\nB. ..\nC. ..\nD. ..\nAnswer: X\n\n"),
+ * then the question ending in "Answer:"; choices " A" .. " D".
+ */
+int mc_read_mmlu(const char *root, const char *subject, int shots, size_t limit,
+		 struct mc_item **items, size_t *n, struct st_err *err);
+
 struct lm_result {
 	size_t n;                /* items */
 	double acc, acc_stderr;  /* share whose continuation is all argmax */
@@ -118,7 +131,9 @@ struct mc_result {
  * prefilled for it).  Ties go to the lowest index.  stderr is
  * sqrt(p(1-p)/(n-1)).  ll, if not NULL, receives each choice's summed
  * log-likelihood, items in order ([sum of n_choices]).  ctx bounds
- * context + continuation tokens (an item longer than it is an error).
+ * context + continuation tokens: a context longer than 3/4 of ctx is
+ * cut from the left (BOS kept) to that length, and a continuation that
+ * then does not fit is an error.
  */
 int eval_mc(const struct model *m, const struct mask *mask,
 	    const struct mc_item *items, size_t n_items, int ctx,

@@ -19,7 +19,7 @@ static const struct command commands[] = {
 	{"runs", "[--status S] [--limit N]", "list the calibration runs in the store, newest first", cmd_runs},
 	{"scores", "RUN [--metric M] [--pass P]", "print a calibration run's scores", cmd_scores},
 	{"sql", "[--write] SQL", "query the store with SQL (read-only unless --write)", cmd_sql},
-	{"eval", "MODEL --task T ... [--mask M] [--ctx N] [--max-tokens N] [--limit N]", "quality of a (masked) model: ppl, KL from the unmasked model, multiple choice", cmd_eval},
+	{"eval", "MODEL --task T ... [--mask M] [--ctx N] [--max-tokens N] [--limit N] [--shots K]", "quality of a (masked) model: ppl, KL from the unmasked model, multiple choice", cmd_eval},
 	{"bench", "MODEL [--mask M] [--ctx L,...] [--gen N] [--repeat R]", "prefill and decode speed, weight and KV-cache bytes, peak RSS", cmd_bench},
 	{NULL, NULL, NULL, NULL},
 };

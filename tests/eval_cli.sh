@@ -66,6 +66,13 @@ if need model models/stories260K/stories260K.gguf &&
 		ok "lambada ppl $p > 1" awk -v p="$p" 'BEGIN { exit !(p > 1) }'
 	fi
 
+	if need mmlu data/mc/mmlu/test/anatomy_test.csv; then
+		out=$("$S" eval "$model" --task mmlu:anatomy --shots 2 --limit 5 --format json)
+		is "$(echo "$out" | val acc_norm n)" 5 "mmlu:anatomy 2-shot over 5 items"
+		err=$("$S" eval "$model" --task mmlu:anatomy --shots 9 2>&1); rc=$?
+		is "$rc" 2 "--shots 9 is a usage error"
+	fi
+
 	err=$("$S" eval "$model" --task "bogus:x" 2>&1); rc=$?
 	is "$rc" 2 "unknown task is a usage error"
 	contains "$err" "bogus:x" "message names the task"

@@ -425,6 +425,51 @@ static void test_jsonl(void)
 	has_str(err.msg, "t.task:1:", "message names file and line");
 }
 
+static void test_mmlu(void)
+{
+	const char *dir = tap_tmpdir("test_evaltask_mmlu");
+	struct st_err err = { 0, "" };
+	struct mc_item *it = NULL;
+	size_t n = 0;
+	char p[4200];
+
+	snprintf(p, sizeof p, "mkdir -p '%s/dev' '%s/test'", dir, dir);
+	ok(system(p) == 0, "mmlu dirs");
+	snprintf(p, sizeof p, "%s/dev/some_topic_dev.csv", dir);
+	write_file(p, "question,choice0,choice1,choice2,choice3,answer\n"
+		   "D1?,a,b,c,d,2\nD2?,e,f,g,h,0\n");
+	snprintf(p, sizeof p, "%s/test/some_topic_test.csv", dir);
+	write_file(p, "question,choice0,choice1,choice2,choice3,answer\r\n"
+		   "\"Q, \"\"one\"\"\nline2\",x,\"y,z\",w,v,3\r\nQ2,1,2,3,4,1\r\n");
+	snprintf(p, sizeof p, "%s/test/b_test.csv", dir);
+	write_file(p, "question,choice0,choice1,choice2,choice3,answer\nB?,1,2,3,4,0\n");
+	is_int(mc_read_mmlu(dir, "some_topic", 1, 0, &it, &n, &err), 0, "read mmlu, 1 shot");
+	is_int((long)n, 2, "two test items");
+	ok(n == 2 && !strcmp(it[0].context,
+	   "The following are multiple choice questions (with answers) about some topic.\n\n"
+	   "D1?\nA. a\nB. b\nC. c\nD. d\nAnswer: C\n\n"
+	   "Q, \"one\"\nline2\nA. x\nB. y,z\nC. w\nD. v\nAnswer:"),
+	   "prompt: header, shot with its answer, quoted question");
+	ok(n == 2 && it[0].gold == 3 && it[1].gold == 1 && !strcmp(it[0].choices[3], " D"),
+	   "gold and choices ' A'..' D'");
+	mc_items_free(it, n);
+	is_int(mc_read_mmlu(dir, NULL, 0, 1, &it, &n, &err), 0, "all subjects, limit 1 each");
+	ok(n == 2 && strstr(it[0].context, "about b.\n\nB?\nA. 1") &&
+	   strstr(it[1].context, "about some topic.\n\nQ, "), "subjects in name order, 0 shots");
+	mc_items_free(it, n);
+	ok(mc_read_mmlu(dir, "some_topic", 3, 0, &it, &n, &err) == ST_EFORMAT, "too few dev shots");
+	has_str(err.msg, "2 examples for 3 shots", "message says so");
+	snprintf(p, sizeof p, "%s/test/b_test.csv", dir);
+	write_file(p, "question,choice0,choice1,choice2,choice3,answer\nB?,1,2,3,4,7\n");
+	ok(mc_read_mmlu(dir, "b", 0, 0, &it, &n, &err) == ST_EFORMAT, "bad answer rejected");
+	has_str(err.msg, "b_test.csv: record 2: answer '7'", "message names file, record and value");
+	write_file(p, "question,choice0,choice1,choice2,choice3,answer\nB?,1,2,3\n");
+	ok(mc_read_mmlu(dir, "b", 0, 0, &it, &n, &err) == ST_EFORMAT, "short record rejected");
+	has_str(err.msg, "record 2 is not 6", "message names the record");
+	ok(mc_read_mmlu(dir, "nope", 0, 0, &it, &n, &err) == ST_EIO, "missing subject");
+	has_str(err.msg, "nope_test.csv", "message names the file");
+}
+
 int main(void)
 {
 	const char *mp = tap_shared("models/stories260K/stories260K.gguf");
@@ -442,5 +487,6 @@ int main(void)
 	}
 	test_hellaswag();
 	test_jsonl();
+	test_mmlu();
 	return tap_done();
 }

@@ -27,12 +27,14 @@ static const char help[] =
 	"                     perplexity windows (kl_mean, kl_p99, top1_agree)\n"
 	"  hellaswag[:FILE]   multiple choice (acc, acc_norm); FILE defaults to\n"
 	"                     $STRATA_SHARED/data/mc/hellaswag/hellaswag_val_full.txt\n"
+	"  mmlu[:SUBJECT]     MMLU, all 57 subjects or one (acc, acc_norm)\n"
 	"  NAME               multiple choice defined by $STRATA_TASKS/NAME.task\n"
 	"                     ($STRATA_TASKS defaults to data/tasks), or a .task file\n"
 	"  --ctx N            window length in tokens, BOS included\n"
 	"                     (default: the model's context, at most 2048)\n"
 	"  --max-tokens N     ppl/kl: score only the first N tokens of FILE\n"
-	"  --limit N          multiple choice: only the first N items\n"
+	"  --limit N          multiple choice: only the first N items (MMLU: per subject)\n"
+	"  --shots K          MMLU: K examples from dev before each question (0-5)\n"
 	"  --mask M           drop sites first, e.g. 'attn=3-4;mlp=1'\n";
 
 #define MAX_TASKS 32
@@ -150,7 +152,8 @@ static const char *task_file(const char *name, char *buf, size_t cap)
 }
 
 /* Read a multiple-choice task's items; 0 or -1 (reported). */
-static int load_mc(const char *t, long limit, struct mc_item **items, size_t *n, int *is_lm)
+static int load_mc(const char *t, long limit, long shots, struct mc_item **items, size_t *n,
+		   int *is_lm)
 {
 	const char *sh = getenv("STRATA_SHARED");
 	struct st_err err = {0};
@@ -166,6 +169,10 @@ static int load_mc(const char *t, long limit, struct mc_item **items, size_t *n,
 			snprintf(path, sizeof path, "%s/data/mc/hellaswag/hellaswag_val_full.txt",
 				 sh && *sh ? sh : "../shared");
 		r = mc_read_hellaswag(path, (size_t)limit, items, n, &err);
+	} else if (!strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5)) {
+		snprintf(path, sizeof path, "%s/data/mc/mmlu", sh && *sh ? sh : "../shared");
+		r = mc_read_mmlu(path, t[4] == ':' ? t + 5 : NULL, (int)shots, (size_t)limit, items,
+				 n, &err);
 	} else {
 		if (mc_task_parse(task_file(t, file, sizeof file), &def, &err) < 0) {
 			cli_error("%s", err.msg);
@@ -195,6 +202,7 @@ int cmd_eval(int argc, char **argv)
 		{"ctx", required_argument, NULL, 'c'},
 		{"max-tokens", required_argument, NULL, 'M'},
 		{"limit", required_argument, NULL, 'l'},
+		{"shots", required_argument, NULL, 'k'},
 		{"mask", required_argument, NULL, 'm'},
 		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT};
@@ -203,7 +211,7 @@ int cmd_eval(int argc, char **argv)
 	struct row rows[MAX_ROWS];
 	struct mask *mask = NULL;
 	struct model *m = NULL;
-	long ctx = 0, max_tokens = 0, limit = 0;
+	long ctx = 0, max_tokens = 0, limit = 0, shots = 0;
 	char maskbuf[4096], taskbuf[4096];
 	int c, i, nt = 0, nr = 0, rc = EXIT_ERR;
 
@@ -232,6 +240,10 @@ int cmd_eval(int argc, char **argv)
 			if (cli_parse_int("eval", "--limit", optarg, 1, 1L << 40, &limit) < 0)
 				return EXIT_USAGE;
 			break;
+		case 'k':
+			if (cli_parse_int("eval", "--shots", optarg, 0, 5, &shots) < 0)
+				return EXIT_USAGE;
+			break;
 		case 'm':
 			mask_text = optarg;
 			break;
@@ -249,6 +261,7 @@ int cmd_eval(int argc, char **argv)
 	for (i = 0; i < nt; i++)
 		if (strncmp(tasks[i], "ppl:", 4) && strncmp(tasks[i], "kl:", 3) &&
 		    strcmp(tasks[i], "hellaswag") && strncmp(tasks[i], "hellaswag:", 10) &&
+		    strcmp(tasks[i], "mmlu") && strncmp(tasks[i], "mmlu:", 5) &&
 		    access(task_file(tasks[i], taskbuf, sizeof taskbuf), R_OK) != 0)
 			return cli_usage("eval", "unknown task '%s' (ppl:FILE, kl:FILE, hellaswag[:FILE], "
 					 "a NAME with %s readable, or a .task file)", tasks[i], taskbuf);
@@ -316,7 +329,7 @@ int cmd_eval(int argc, char **argv)
 			size_t n_items = 0;
 			int r2, is_lm;
 
-			if (load_mc(t, limit, &items, &n_items, &is_lm) < 0)
+			if (load_mc(t, limit, shots, &items, &n_items, &is_lm) < 0)
 				goto out;
 			if (is_lm) {
 				struct lm_result lr;
