@@ -294,6 +294,49 @@ static void test_mc(const struct model *m)
 		is_close(r.acc, r1 > r0 ? 1 : 0, 0, "partial acc");
 		is_close(r.acc_norm, r.acc, 0, "partial acc_norm equals acc (same continuation)");
 	}
+	/* a context longer than 3/4 ctx is cut from the left, BOS kept */
+	{
+		static const char *lc = "Once upon a time there was a big dog. The dog liked to run in "
+					"the park with his friend the cat. One day they";
+		static const char *lch[] = { " went home.", " ate cake." };
+		struct mc_item w = { (char *)lc, 0, 2, (char **)lch, NULL };
+		int flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0, nv = m->hp.n_vocab, ctx = 32;
+		size_t lim = (size_t)ctx - ctx / 4, nc, nw, t, k, hb, drop;
+		double maxd = 0;
+
+		is_int(eval_mc(m, NULL, &w, 1, ctx, &r, ll, NULL, NULL, &err), 0, "long context, ctx 32");
+		for (k = 0; k < 2; k++) {
+			int32_t *ci = NULL, *wi = NULL, seq[128];
+			char joint[512];
+			struct fwd_state *fs = fwd_new(m, NULL, ctx, ctx, &err);
+			float *lg = malloc(sizeof(float) * (size_t)ctx * nv);
+			size_t np;
+			double sref = 0;
+
+			snprintf(joint, sizeof joint, "%s%s", lc, lch[k]);
+			tok_encode(m->tok, lc, strlen(lc), flags, &ci, &nc, &err);
+			tok_encode(m->tok, joint, strlen(joint), flags, &wi, &nw, &err);
+			ok(nc > lim, "context of %zu tokens is longer than %zu", nc, lim);
+			hb = flags ? 1 : 0;
+			drop = nc - lim;
+			np = 0;
+			for (t = 0; t < hb; t++)
+				seq[np++] = ci[t];
+			for (t = hb + drop; t < nc; t++)
+				seq[np++] = ci[t];
+			for (t = nc; t < nw; t++)
+				seq[np++] = wi[t];
+			fwd_eval(fs, seq, (int)np, lg, 1, NULL, &err);
+			for (t = lim; t < np; t++)
+				sref += lg[(t - 1) * nv + seq[t]] - lse_of(lg + (t - 1) * nv, nv);
+			maxd = fmax(maxd, fabs(sref - ll[k]));
+			fwd_free(fs);
+			free(lg);
+			free(ci);
+			free(wi);
+		}
+		ok(maxd < 1e-4, "truncated-context log-likelihoods match the reference (%g)", maxd);
+	}
 	items[1].gold = 4;
 	ok(eval_mc(m, NULL, items, 3, 256, &r, NULL, NULL, NULL, &err) == ST_EINVAL,
 	   "gold out of range rejected");
