@@ -34,7 +34,7 @@ struct store;
 struct calib_result;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 /* PRAGMA application_id of a strata store ("STRA"). */
 #define STORE_APPLICATION_ID 0x53545241
 
@@ -249,6 +249,79 @@ struct store_plan {
  * the existing id). */
 int store_plan_put(struct store *s, const struct store_plan *p, int64_t *id,
 		   struct st_err *err);
+
+/* ---- evaluations, speed measurements, exports, sweeps (schema v3) ---- */
+
+/* What makes two evaluations the same (the cache key).  settings is a
+ * canonical "name=value;..." string of every option that changes the
+ * result (ctx, max_tokens, limit, shots, seed ...), sorted by name. */
+struct store_eval_key {
+	int64_t model_id;
+	const char *mask;         /* canonical, "" for none */
+	const char *task;         /* "ppl", "kl", "hellaswag", "mmlu:anatomy" ... */
+	const char *settings;
+	const char *data_sha256;  /* sha256 of the data the task read */
+};
+/* One figure of an evaluation or a speed measurement. */
+struct store_metric {
+	char metric[32];          /* "ppl", "acc_norm", "prefill_tps" ... */
+	int ctx;                  /* bench: the context it was measured at, else 0 */
+	double value, stderr_;    /* eval: value and standard error (NaN unknown) */
+	double min, max;          /* bench: over the repeats; eval: NaN */
+	int64_t n;                /* items or tokens behind the figure */
+};
+
+/*
+ * The stored evaluation with this key: returns 1 with *out (malloc'd,
+ * *n_out rows, in the order they were put) and *id, 0 when there is
+ * none, or a negative code.
+ */
+int store_eval_find(struct store *s, const struct store_eval_key *k,
+		    struct store_metric **out, size_t *n_out, int64_t *id,
+		    struct st_err *err);
+/* Store an evaluation's figures (replacing any with the same key) with
+ * its provenance and compute time, in one transaction. */
+int store_eval_put(struct store *s, const struct store_eval_key *k,
+		   const struct store_provenance *p, double seconds,
+		   const struct store_metric *m, size_t n, int64_t *id,
+		   struct st_err *err);
+
+/* A speed measurement is the same when model, mask, settings (ctx list,
+ * gen, repeat, threads) and host are. */
+struct store_bench_key {
+	int64_t model_id;
+	const char *mask;
+	const char *settings;     /* "ctx=128,512;gen=32;repeat=3;threads=2" */
+	const char *host;
+};
+/* As store_eval_find / store_eval_put, for the newest measurement. */
+int store_bench_find(struct store *s, const struct store_bench_key *k,
+		     struct store_metric **out, size_t *n_out, int64_t *id,
+		     struct st_err *err);
+int store_bench_put(struct store *s, const struct store_bench_key *k,
+		    const struct store_provenance *p,
+		    const struct store_metric *m, size_t n, int64_t *id,
+		    struct st_err *err);
+
+/* An exported model file or directory. */
+struct store_export {
+	int64_t model_id;         /* the source model */
+	const char *mask;         /* canonical mask that was removed */
+	const char *format;       /* "gguf", "hf" */
+	const char *dtype;        /* weights' dtype in the export */
+	const char *path;
+	const char *sha256;       /* of the file (gguf) or model.safetensors / index (hf) */
+	uint64_t bytes;           /* total bytes written */
+	uint64_t params;          /* parameters in the export */
+};
+int store_export_put(struct store *s, const struct store_export *e,
+		     const struct store_provenance *p, int64_t *id,
+		     struct st_err *err);
+
+/* One point of a sweep: k sites dropped by method, with its mask. */
+int store_sweep_put(struct store *s, int64_t run, const char *method,
+		    const char *tasks, int k, const char *mask,
+		    struct st_err *err);
 
 /* ---- queries ---- */
 
