@@ -376,6 +376,37 @@ static const char SQL_PLAN_INSERT[] =
 static const char SQL_PLAN_DROP_INSERT[] =
 	"INSERT INTO plan_drops (plan_id, ord, layer, site, importance) VALUES (?1, ?2, ?3, ?4, ?5)";
 
+static const char SQL_EVAL_FIND[] =
+	"SELECT id FROM evals WHERE model_id = ?1 AND mask = ?2 AND task = ?3"
+	" AND settings = ?4 AND data_sha256 = ?5";
+static const char SQL_EVAL_DELETE[] = "DELETE FROM evals WHERE id = ?1";
+static const char SQL_EVAL_INSERT[] =
+	"INSERT INTO evals (model_id, mask, task, settings, data_sha256, seconds,"
+	" strata_version, build, threads, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+static const char SQL_EVAL_METRICS[] =
+	"SELECT metric, 0, value, stderr, NULL, NULL, n FROM eval_metrics"
+	" WHERE eval_id = ?1 ORDER BY ord";
+static const char SQL_EVAL_METRIC_INSERT[] =
+	"INSERT INTO eval_metrics (eval_id, ord, metric, value, stderr, n)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+static const char SQL_BENCH_FIND[] =
+	"SELECT id FROM benches WHERE model_id = ?1 AND mask = ?2 AND settings = ?3"
+	" AND host = ?4 ORDER BY id DESC LIMIT 1";
+static const char SQL_BENCH_INSERT[] =
+	"INSERT INTO benches (model_id, mask, settings, host, strata_version, build, threads)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+static const char SQL_BENCH_METRICS[] =
+	"SELECT metric, ctx, value, NULL, min, max, n FROM bench_metrics"
+	" WHERE bench_id = ?1 ORDER BY ord";
+static const char SQL_BENCH_METRIC_INSERT[] =
+	"INSERT INTO bench_metrics (bench_id, ord, metric, ctx, value, min, max, n)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+static const char SQL_EXPORT_INSERT[] =
+	"INSERT INTO exports (model_id, mask, format, dtype, path, sha256, bytes, params,"
+	" strata_version, build, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+static const char SQL_SWEEP_INSERT[] =
+	"INSERT OR REPLACE INTO sweeps (run_id, method, tasks, k, mask) VALUES (?1, ?2, ?3, ?4, ?5)";
+
 static const char SQL_QUERY_ONLY_ON[] = "PRAGMA query_only = 1";
 static const char SQL_QUERY_ONLY_OFF[] = "PRAGMA query_only = 0";
 
@@ -1592,5 +1623,288 @@ int store_query(struct store *s, const char *sql, int flags,
 		sqlite3_set_authorizer(s->db, NULL, NULL);
 		exec1(s, SQL_QUERY_ONLY_OFF, NULL);
 	}
+	return rc;
+}
+
+/* ---- evaluations, speed measurements, exports, sweeps ---- */
+
+/* Read the metric rows of one evaluation or measurement (sql_rows takes
+ * its id as ?1 and returns metric, ctx, value, stderr, min, max, n). */
+static int read_metrics(struct store *s, const char *sql_rows, int64_t id,
+			struct store_metric **out, size_t *n_out, struct st_err *err)
+{
+	sqlite3_stmt *st;
+	struct store_metric *m = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	if ((rc = prep(s, sql_rows, &st, err)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 8;
+			struct store_metric *t = realloc(m, nc * sizeof *m);
+
+			if (!t) {
+				free(m);
+				sqlite3_finalize(st);
+				return st_errf(err, ST_ENOMEM, "%s: out of memory reading metrics",
+					       s->path);
+			}
+			m = t;
+			cap = nc;
+		}
+		column_str(st, 0, m[n].metric, sizeof m[n].metric);
+		m[n].ctx = sqlite3_column_int(st, 1);
+		m[n].value = column_real(st, 2);
+		m[n].stderr_ = column_real(st, 3);
+		m[n].min = column_real(st, 4);
+		m[n].max = column_real(st, 5);
+		m[n].n = sqlite3_column_int64(st, 6);
+		n++;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sql_fail(s, sql_rows, err);
+		sqlite3_finalize(st);
+		free(m);
+		return rc;
+	}
+	sqlite3_finalize(st);
+	*out = m;
+	*n_out = n;
+	return 0;
+}
+
+/* Find a row id with sql_find (parameters bound by bind(st, key)), then
+ * its metrics.  1 found, 0 not. */
+static int find_measure(struct store *s, const char *sql_find,
+			void (*bind)(sqlite3_stmt *, const void *), const void *key,
+			const char *sql_rows, struct store_metric **out, size_t *n_out,
+			int64_t *id, struct st_err *err)
+{
+	sqlite3_stmt *st;
+	int64_t row = 0;
+	int rc;
+
+	*out = NULL;
+	*n_out = 0;
+	if ((rc = prep(s, sql_find, &st, err)) < 0)
+		return rc;
+	bind(st, key);
+	rc = lookup_id(s, st, sql_find, &row, err);
+	sqlite3_finalize(st);
+	if (rc <= 0)
+		return rc;
+	if ((rc = read_metrics(s, sql_rows, row, out, n_out, err)) < 0)
+		return rc;
+	if (id)
+		*id = row;
+	return 1;
+}
+
+static void bind_eval_key(sqlite3_stmt *st, const void *key)
+{
+	const struct store_eval_key *k = key;
+
+	sqlite3_bind_int64(st, 1, k->model_id);
+	bind_text(st, 2, k->mask);
+	bind_text(st, 3, k->task);
+	bind_text(st, 4, k->settings);
+	bind_text(st, 5, k->data_sha256);
+}
+
+static void bind_bench_key(sqlite3_stmt *st, const void *key)
+{
+	const struct store_bench_key *k = key;
+
+	sqlite3_bind_int64(st, 1, k->model_id);
+	bind_text(st, 2, k->mask);
+	bind_text(st, 3, k->settings);
+	bind_text(st, 4, k->host);
+}
+
+int store_eval_find(struct store *s, const struct store_eval_key *k,
+		    struct store_metric **out, size_t *n_out, int64_t *id,
+		    struct st_err *err)
+{
+	return find_measure(s, SQL_EVAL_FIND, bind_eval_key, k, SQL_EVAL_METRICS,
+			    out, n_out, id, err);
+}
+
+int store_bench_find(struct store *s, const struct store_bench_key *k,
+		     struct store_metric **out, size_t *n_out, int64_t *id,
+		     struct st_err *err)
+{
+	return find_measure(s, SQL_BENCH_FIND, bind_bench_key, k, SQL_BENCH_METRICS,
+			    out, n_out, id, err);
+}
+
+/* Insert the metric rows of row id (inside the caller's transaction). */
+static int put_metrics(struct store *s, const char *sql, int bench, int64_t id,
+		       const struct store_metric *m, size_t n, struct st_err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = prep(s, sql, &st, err)) < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if ((rc = injected(s, bench ? "bench_metrics" : "eval_metrics", err)) < 0)
+			break;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)i + 1);
+		bind_text(st, 3, m[i].metric);
+		if (bench) {
+			sqlite3_bind_int(st, 4, m[i].ctx);
+			bind_real(st, 5, m[i].value);
+			bind_real(st, 6, m[i].min);
+			bind_real(st, 7, m[i].max);
+			sqlite3_bind_int64(st, 8, m[i].n);
+		} else {
+			bind_real(st, 4, m[i].value);
+			bind_real(st, 5, m[i].stderr_);
+			sqlite3_bind_int64(st, 6, m[i].n);
+		}
+		if ((rc = step_done(s, st, sql, err)) < 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int store_eval_put(struct store *s, const struct store_eval_key *k,
+		   const struct store_provenance *p, double seconds,
+		   const struct store_metric *m, size_t n, int64_t *id,
+		   struct st_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t old = 0, row;
+	int rc;
+
+	if ((rc = tx_begin(s, err)) < 0)
+		return rc;
+	if ((rc = prep(s, SQL_EVAL_FIND, &st, err)) < 0)
+		goto fail;
+	bind_eval_key(st, k);
+	if ((rc = lookup_id(s, st, SQL_EVAL_FIND, &old, err)) < 0)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == 1) {
+		if ((rc = prep(s, SQL_EVAL_DELETE, &st, err)) < 0)
+			goto fail;
+		sqlite3_bind_int64(st, 1, old);
+		if ((rc = step_done(s, st, SQL_EVAL_DELETE, err)) < 0)
+			goto fail;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if ((rc = injected(s, "evals", err)) < 0 ||
+	    (rc = prep(s, SQL_EVAL_INSERT, &st, err)) < 0)
+		goto fail;
+	bind_eval_key(st, k);
+	bind_real(st, 6, seconds);
+	bind_text(st, 7, p->version);
+	bind_text(st, 8, p->build);
+	sqlite3_bind_int(st, 9, p->threads);
+	bind_text(st, 10, p->host);
+	if ((rc = step_done(s, st, SQL_EVAL_INSERT, err)) < 0)
+		goto fail;
+	row = sqlite3_last_insert_rowid(s->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = put_metrics(s, SQL_EVAL_METRIC_INSERT, 0, row, m, n, err)) < 0 ||
+	    (rc = tx_commit(s, err)) < 0)
+		goto fail;
+	if (id)
+		*id = row;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	tx_rollback(s);
+	return rc;
+}
+
+int store_bench_put(struct store *s, const struct store_bench_key *k,
+		    const struct store_provenance *p,
+		    const struct store_metric *m, size_t n, int64_t *id,
+		    struct st_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t row;
+	int rc;
+
+	if ((rc = tx_begin(s, err)) < 0)
+		return rc;
+	if ((rc = injected(s, "benches", err)) < 0 ||
+	    (rc = prep(s, SQL_BENCH_INSERT, &st, err)) < 0)
+		goto fail;
+	bind_bench_key(st, k);
+	bind_text(st, 5, p->version);
+	bind_text(st, 6, p->build);
+	sqlite3_bind_int(st, 7, p->threads);
+	if ((rc = step_done(s, st, SQL_BENCH_INSERT, err)) < 0)
+		goto fail;
+	row = sqlite3_last_insert_rowid(s->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((rc = put_metrics(s, SQL_BENCH_METRIC_INSERT, 1, row, m, n, err)) < 0 ||
+	    (rc = tx_commit(s, err)) < 0)
+		goto fail;
+	if (id)
+		*id = row;
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	tx_rollback(s);
+	return rc;
+}
+
+int store_export_put(struct store *s, const struct store_export *e,
+		     const struct store_provenance *p, int64_t *id,
+		     struct st_err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = injected(s, "exports", err)) < 0 ||
+	    (rc = prep(s, SQL_EXPORT_INSERT, &st, err)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, e->model_id);
+	bind_text(st, 2, e->mask);
+	bind_text(st, 3, e->format);
+	bind_text(st, 4, e->dtype);
+	bind_text(st, 5, e->path);
+	bind_text(st, 6, e->sha256);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)e->bytes);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)e->params);
+	bind_text(st, 9, p->version);
+	bind_text(st, 10, p->build);
+	bind_text(st, 11, p->host);
+	rc = step_done(s, st, SQL_EXPORT_INSERT, err);
+	sqlite3_finalize(st);
+	if (rc == 0 && id)
+		*id = sqlite3_last_insert_rowid(s->db);
+	return rc;
+}
+
+int store_sweep_put(struct store *s, int64_t run, const char *method,
+		    const char *tasks, int k, const char *mask,
+		    struct st_err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = injected(s, "sweeps", err)) < 0 ||
+	    (rc = prep(s, SQL_SWEEP_INSERT, &st, err)) < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, run);
+	bind_text(st, 2, method);
+	bind_text(st, 3, tasks);
+	sqlite3_bind_int(st, 4, k);
+	bind_text(st, 5, mask);
+	rc = step_done(s, st, SQL_SWEEP_INSERT, err);
+	sqlite3_finalize(st);
 	return rc;
 }

@@ -525,6 +525,109 @@ static void test_rollback(void)
 	store_close(s);
 }
 
+/* Schema v3: evaluations replace by key and are found again, benches keep
+ * history and the newest is found, a fault leaves nothing, a v2 store
+ * migrates with its runs intact. */
+static void test_measures(void)
+{
+	struct store *s = NULL;
+	struct st_err err = {0};
+	int64_t model = 0, data = 0, run, id1 = 0, id2 = 0, idf = 0;
+	struct store_metric m[3] = {
+		{"ppl", 0, 12.5, 0.25, NAN, NAN, 8192},
+		{"nll", 0, 2.5257, 0.02, NAN, NAN, 8192},
+		{"kl_mean", 0, 0.0, NAN, NAN, NAN, 8192},
+	};
+	struct store_eval_key k = {0, "attn=1-2;mlp=", "ppl", "ctx=256;max_tokens=8192", "dd22"};
+	struct store_metric *got = NULL;
+	size_t n = 0;
+
+	if (store_open_version(tpath("v2.db"), 0, 2, &s, &err) < 0) {
+		ok(0, "open v2.db: %s", err.msg);
+		return;
+	}
+	run = fill_v1(s, &model, &data);
+	store_close(s);
+	s = NULL;
+	if (store_open(tpath("v2.db"), 0, &s, &err) < 0) {
+		ok(0, "migrate v2.db: %s", err.msg);
+		return;
+	}
+	is_int(q_int(s, "PRAGMA user_version"), 3, "a version 2 store migrates to version 3");
+	is_int(q_int(s, "SELECT count(*) FROM scores WHERE run_id = 1"), 3 * NL,
+	       "... keeping its scores");
+	k.model_id = model;
+	is_int(store_eval_find(s, &k, &got, &n, &id1, &err), 0, "no evaluation is found before one is stored");
+	is_int(store_eval_put(s, &k, &prov, 3.5, m, 3, &id1, &err), 0, "an evaluation is stored");
+	is_int(store_eval_find(s, &k, &got, &n, &id2, &err), 1, "... and found by its key");
+	is_int((long long)n, 3, "... with its three figures");
+	if (n == 3) {
+		has_str(got[0].metric, "ppl", "... in the order they were put");
+		is_close(got[0].value, 12.5, 0, "... value exact");
+		is_close(got[1].stderr_, 0.02, 0, "... stderr exact");
+		ok(isnan(got[2].stderr_), "... an unknown stderr reads back as NaN");
+		is_int(got[1].n, 8192, "... n exact");
+	}
+	free(got);
+	got = NULL;
+	is_int(id2, id1, "... with the id it was stored under");
+	k.settings = "ctx=128;max_tokens=8192";
+	is_int(store_eval_find(s, &k, &got, &n, NULL, &err), 0, "other settings are another evaluation");
+	k.settings = "ctx=256;max_tokens=8192";
+	k.data_sha256 = "ee33";
+	is_int(store_eval_find(s, &k, &got, &n, NULL, &err), 0, "other data is another evaluation");
+	k.data_sha256 = "dd22";
+	m[0].value = 13.0;
+	is_int(store_eval_put(s, &k, &prov, 1.0, m, 2, &id2, &err), 0, "the same key stored again replaces it");
+	is_int(q_int(s, "SELECT count(*) FROM evals"), 1, "... one evaluation row");
+	is_int(q_int(s, "SELECT count(*) FROM eval_metrics"), 2, "... with only the new figures");
+	is_close(q_real(s, "SELECT value FROM eval_list WHERE metric = 'ppl'"), 13.0, 0,
+		 "eval_list shows the new value");
+	fault_after = 1;
+	store_set_fault(s, fault_fn, NULL);
+	m[0].value = 99.0;
+	ok(store_eval_put(s, &k, &prov, 1.0, m, 3, &idf, &err) < 0, "a replacement failing half-way is refused");
+	store_set_fault(s, NULL, NULL);
+	is_close(q_real(s, "SELECT value FROM eval_list WHERE metric = 'ppl'"), 13.0, 0,
+		 "... and the stored evaluation is untouched");
+
+	{
+		struct store_bench_key bk = {model, "", "ctx=128;gen=16;repeat=1;threads=2", "testhost"};
+		struct store_metric b[2] = {
+			{"prefill_tps", 128, 1000.0, NAN, 900.0, 1100.0, 3},
+			{"kv_bytes", 128, 65536, NAN, 65536, 65536, 1},
+		};
+		int64_t b1 = 0, b2 = 0, bf = 0;
+
+		is_int(store_bench_put(s, &bk, &prov, b, 2, &b1, &err), 0, "a speed measurement is stored");
+		b[0].value = 1200.0;
+		is_int(store_bench_put(s, &bk, &prov, b, 2, &b2, &err), 0, "... and another with the same key");
+		is_int(store_bench_find(s, &bk, &got, &n, &bf, &err), 1, "the newest is found");
+		is_int(bf, b2, "... by id");
+		if (n == 2) {
+			is_close(got[0].value, 1200.0, 0, "... with its figures");
+			is_int(got[1].ctx, 128, "... and contexts");
+			is_close(got[0].min, 900.0, 0, "... and min");
+		} else {
+			ok(0, "bench rows: %zu", n);
+		}
+		free(got);
+		got = NULL;
+		is_int(q_int(s, "SELECT count(DISTINCT bench) FROM bench_list"), 2, "both measurements are kept");
+	}
+	{
+		struct store_export e = {model, "attn=1-2;mlp=", "gguf", "f32", "/tmp/x.gguf", "ab12", 1000, 200};
+
+		is_int(store_export_put(s, &e, &prov, &id1, &err), 0, "an export is recorded");
+		has_str(q_text(s, "SELECT path || ' ' || mask || ' ' || bytes FROM exports"),
+			"/tmp/x.gguf attn=1-2;mlp= 1000", "... with its path, mask and size");
+	}
+	is_int(store_sweep_put(s, run, "attn", "ppl", 2, "attn=1-2;mlp=", &err), 0, "a sweep point is recorded");
+	is_close(q_real(s, "SELECT value FROM sweep_list WHERE k = 2 AND metric = 'ppl'"), 13.0, 0,
+		 "sweep_list joins it to the evaluation of its mask");
+	store_close(s);
+}
+
 static int count_rows(void *ud, int stmt, int n, const char *const *names,
 		      const struct store_value *v)
 {
@@ -671,6 +774,7 @@ int main(void)
 	test_refusals();
 	test_cache_and_chunks();
 	test_rollback();
+	test_measures();
 	test_queries();
 	test_concurrent();
 	test_paths();
