@@ -1034,8 +1034,35 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Shuffle n rows of 6 fields in place (Fisher-Yates, splitmix64 from seed). */
+static void shuffle_rows(char **rows, size_t n, uint64_t seed)
+{
+	uint64_t x = seed;
+
+	for (size_t i = n; i > 1; i--) {
+		uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+		size_t j;
+		char *t[6];
+
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		z ^= z >> 31;
+		j = (size_t)(z % i);
+		memcpy(t, rows + (i - 1) * 6, sizeof t);
+		memcpy(rows + (i - 1) * 6, rows + j * 6, sizeof t);
+		memcpy(rows + j * 6, t, sizeof t);
+	}
+}
+
 int mc_read_mmlu(const char *root, const char *subject, int shots, size_t limit,
 		 struct mc_item **items, size_t *n, struct st_err *err)
+{
+	return mc_read_mmlu_seed(root, subject, shots, 0, limit, items, n, err);
+}
+
+int mc_read_mmlu_seed(const char *root, const char *subject, int shots,
+		      uint64_t seed, size_t limit, struct mc_item **items,
+		      size_t *n, struct st_err *err)
 {
 	char path[4096], **subs = NULL, **dev = NULL, **test = NULL;
 	size_t ns = 0, si, cnt = 0, cap = 0, nd = 0, nt = 0, i;
@@ -1088,13 +1115,20 @@ int mc_read_mmlu(const char *root, const char *subject, int shots, size_t limit,
 			goto fail;
 		if (shots > 0) {
 			snprintf(path, sizeof path, "%s/dev/%s_dev.csv", root, subs[si]);
-			rc = mmlu_csv(path, (size_t)shots, &dev, &nd, err);
+			rc = mmlu_csv(path, seed ? 0 : (size_t)shots, &dev, &nd, err);
 			if (rc < 0)
 				goto fail;
 			if (nd < (size_t)shots) {
 				rc = st_errf(err, ST_EFORMAT, "%s: %zu examples for %d shots",
 					     path, nd, shots);
 				goto fail;
+			}
+			if (seed) {
+				shuffle_rows(dev, nd, seed);
+				for (i = (size_t)shots; i < nd; i++)
+					for (j = 0; j < 6; j++)
+						free(dev[i * 6 + (size_t)j]);
+				nd = (size_t)shots;
 			}
 		}
 		if (sappend(&head, &hl, "The following are multiple choice questions (with answers) about ") < 0)

@@ -81,6 +81,14 @@ int mc_read_jsonl(const char *path, size_t limit, const char *delim,
  */
 int mc_read_mmlu(const char *root, const char *subject, int shots, size_t limit,
 		 struct mc_item **items, size_t *n, struct st_err *err);
+/*
+ * As mc_read_mmlu, but with seed != 0 the shots examples are drawn from
+ * all of dev in an order shuffled by seed (the same seed gives the same
+ * examples); seed 0 takes the first shots, as the harness does.
+ */
+int mc_read_mmlu_seed(const char *root, const char *subject, int shots,
+		      uint64_t seed, size_t limit, struct mc_item **items,
+		      size_t *n, struct st_err *err);
 
 struct lm_result {
 	size_t n;                /* items */

@@ -69,6 +69,12 @@ if need model models/stories260K/stories260K.gguf &&
 	if need mmlu data/mc/mmlu/test/anatomy_test.csv; then
 		out=$("$S" eval "$model" --task mmlu:anatomy --shots 2 --limit 5 --format json)
 		is "$(echo "$out" | val acc_norm n)" 5 "mmlu:anatomy 2-shot over 5 items"
+		s0=$("$S" eval "$model" --task mmlu:anatomy --shots 2 --limit 5 --seed 7 --format json 2>/dev/null)
+		is "$(echo "$s0" | val acc_norm n)" 5 "--seed draws the shots another way (still 5 items)"
+		is "$("$S" sql "SELECT count(DISTINCT data_sha256) FROM evals WHERE task = 'mmlu:anatomy'" --format tsv | tail -1)" 2 \
+			"--seed 7 gives other prompts (another data hash) than the first shots"
+		s1=$("$S" eval "$model" --task mmlu:anatomy --shots 2 --limit 5 --seed 7 --no-store --format json 2>/dev/null)
+		is "$(echo "$s1" | val acc_norm value)" "$(echo "$s0" | val acc_norm value)" "the same seed gives the same result"
 		err=$("$S" eval "$model" --task mmlu:anatomy --shots 9 2>&1); rc=$?
 		is "$rc" 2 "--shots 9 is a usage error"
 	fi
@@ -88,6 +94,38 @@ if need model models/stories260K/stories260K.gguf &&
 	contains "$err" "bad.txt:2:" "message names file and line"
 	err=$("$S" eval "$model" --mask 'attn=99' --task "kl:$text" 2>&1); rc=$?
 	is "$rc" 2 "bad mask is a usage error"
+
+	# the cache: a repeat is read back, other settings are computed, --force redoes
+	db="$tmp/cache.db"
+	a=$("$S" eval "$model" --db "$db" --mask 'attn=2' --task "ppl:$text" --task "kl:$text" --ctx 128 --max-tokens 600 --format json 2>"$tmp/e1")
+	is "$?" 0 "eval with --db"
+	is "$(cat "$tmp/e1")" "" "first run computes (nothing said about the store)"
+	b=$("$S" eval "$model" --db "$db" --mask 'attn=2' --task "ppl:$text" --task "kl:$text" --ctx 128 --max-tokens 600 --format json 2>"$tmp/e2")
+	is "$b" "$a" "a repeated evaluation gives exactly the same output"
+	contains "$(cat "$tmp/e2")" "from the store" "... read back from the store"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM evals" --format tsv | tail -1)" 2 "two evaluations stored (ppl, kl)"
+	is "$("$S" sql --db "$db" "SELECT value FROM eval_list WHERE metric = 'ppl'" --format tsv | tail -1 | cut -c1-8)" \
+		"$(echo "$a" | val ppl value | cut -c1-8)" "the stored ppl is the printed one"
+	is "$("$S" sql --db "$db" "SELECT mask || ' ' || settings FROM evals WHERE task = 'kl'" --format tsv | tail -1)" \
+		"attn=2;mlp= ctx=128;max_tokens=600" "key: canonical mask and settings"
+	"$S" eval "$model" --db "$db" --mask 'attn=2' --task "ppl:$text" --ctx 128 --max-tokens 500 >/dev/null 2>"$tmp/e3"
+	is "$(cat "$tmp/e3")" "" "other --max-tokens is computed"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM evals" --format tsv | tail -1)" 3 "... and stored as another evaluation"
+	cp "$text" "$tmp/copy.txt"
+	"$S" eval "$model" --db "$db" --mask 'attn=2' --task "ppl:$tmp/copy.txt" --ctx 128 --max-tokens 600 >/dev/null 2>"$tmp/e4"
+	contains "$(cat "$tmp/e4")" "from the store" "the same data under another name is found by its hash"
+	printf 'x' >> "$tmp/copy.txt"
+	"$S" eval "$model" --db "$db" --mask 'attn=2' --task "ppl:$tmp/copy.txt" --ctx 128 --max-tokens 600 >/dev/null 2>"$tmp/e5"
+	is "$(cat "$tmp/e5")" "" "changed data is computed again"
+	"$S" eval "$model" --db "$db" --mask 'attn=2' --task "ppl:$text" --ctx 128 --max-tokens 600 --force >/dev/null 2>"$tmp/e6"
+	is "$(cat "$tmp/e6")" "" "--force computes"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM evals" --format tsv | tail -1)" 4 "... and replaces (no duplicate)"
+	printf 'not a database, keep me\n' > "$tmp/notdb"
+	c=$("$S" eval "$model" --db "$tmp/notdb" --mask 'attn=2' --task "ppl:$text" --ctx 128 --max-tokens 600 --format json 2>"$tmp/e7")
+	is "$?" 0 "a store that cannot be used does not stop the evaluation"
+	contains "$(cat "$tmp/e7")" "not cached" "... it warns"
+	is "$(echo "$c" | val ppl value)" "$(echo "$a" | val ppl value)" "... and the result is the same"
+	is "$(cat "$tmp/notdb")" "not a database, keep me" "... and the foreign file is untouched"
 fi
 echo "1..$n"
 [ "$failed" -eq 0 ]

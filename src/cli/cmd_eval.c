@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "measure.h"
+#include "store_cli.h"
 #include "eval.h"
 #include "evaltask.h"
 #include "mask.h"
@@ -35,13 +37,20 @@ static const char help[] =
 	"  --max-tokens N     ppl/kl: score only the first N tokens of FILE\n"
 	"  --limit N          multiple choice: only the first N items (MMLU: per subject)\n"
 	"  --shots K          MMLU: K examples from dev before each question (0-5)\n"
-	"  --mask M           drop sites first, e.g. 'attn=3-4;mlp=1'\n";
+	"  --seed S           MMLU: draw the shots from dev shuffled by S (0: the first K)\n"
+	"  --mask M           drop sites first, e.g. 'attn=3-4;mlp=1'\n"
+	"  --force            compute again even when the store has the result\n"
+	"  --no-store         neither read nor write the store\n"
+	DB_HELP
+	"Results are cached in the store, keyed by model fingerprint, mask, task,\n"
+	"settings and a hash of the data; a repeated evaluation is read back.\n";
 
 #define MAX_TASKS 32
 #define MAX_ROWS (MAX_TASKS * 4)
 
 struct row {
-	const char *task, *metric;
+	const char *task;
+	char metric[32];
 	double value, stderr_;
 	size_t n;
 };
@@ -51,7 +60,11 @@ static int add(struct row *rows, int *nr, const char *task, const char *metric,
 {
 	if (*nr >= MAX_ROWS)
 		return -1;
-	rows[*nr] = (struct row){task, metric, v, se, n};
+	rows[*nr].task = task;
+	snprintf(rows[*nr].metric, sizeof rows[*nr].metric, "%s", metric);
+	rows[*nr].value = v;
+	rows[*nr].stderr_ = se;
+	rows[*nr].n = n;
 	(*nr)++;
 	return 0;
 }
@@ -113,90 +126,9 @@ static void print_rows(const struct row *r, int nr, enum out_format fmt, const c
 	}
 }
 
-/* Tokenize FILE (first max_tokens tokens); 0 or -1 (reported). */
-static int load_tokens(const struct model *m, const char *path, long max_tokens,
-		       int32_t **ids, size_t *n)
-{
-	struct st_err err = {0};
-	char *text = NULL;
-	size_t len;
-
-	if (read_file(path, &text, &len, &err) < 0) {
-		cli_error("%s", err.msg);
-		return -1;
-	}
-	if (tok_encode(m->tok, text, len, 0, ids, n, &err) < 0) {
-		cli_error("%s: %s", path, err.msg);
-		free(text);
-		return -1;
-	}
-	free(text);
-	if (max_tokens > 0 && (size_t)max_tokens < *n)
-		*n = (size_t)max_tokens;
-	return 0;
-}
-
-/* The definition file of task NAME: NAME itself when it names a file
- * (contains '/' or ends in .task), else $STRATA_TASKS/NAME.task with
- * $STRATA_TASKS defaulting to data/tasks. */
-static const char *task_file(const char *name, char *buf, size_t cap)
-{
-	const char *dir = getenv("STRATA_TASKS");
-	size_t n = strlen(name);
-
-	if (strchr(name, '/') || (n > 5 && !strcmp(name + n - 5, ".task")))
-		snprintf(buf, cap, "%s", name);
-	else
-		snprintf(buf, cap, "%s/%s.task", dir && *dir ? dir : "data/tasks", name);
-	return buf;
-}
-
-/* Read a multiple-choice task's items; 0 or -1 (reported). */
-static int load_mc(const char *t, long limit, long shots, struct mc_item **items, size_t *n,
-		   int *is_lm)
-{
-	const char *sh = getenv("STRATA_SHARED");
-	struct st_err err = {0};
-	struct mc_task def;
-	char file[4096], path[4096];
-	int r;
-
-	*is_lm = 0;
-	if (!strcmp(t, "hellaswag") || !strncmp(t, "hellaswag:", 10)) {
-		if (t[9] == ':')
-			snprintf(path, sizeof path, "%s", t + 10);
-		else
-			snprintf(path, sizeof path, "%s/data/mc/hellaswag/hellaswag_val_full.txt",
-				 sh && *sh ? sh : "../shared");
-		r = mc_read_hellaswag(path, (size_t)limit, items, n, &err);
-	} else if (!strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5)) {
-		snprintf(path, sizeof path, "%s/data/mc/mmlu", sh && *sh ? sh : "../shared");
-		r = mc_read_mmlu(path, t[4] == ':' ? t + 5 : NULL, (int)shots, (size_t)limit, items,
-				 n, &err);
-	} else {
-		if (mc_task_parse(task_file(t, file, sizeof file), &def, &err) < 0) {
-			cli_error("%s", err.msg);
-			return -1;
-		}
-		if (def.path[0] == '/')
-			snprintf(path, sizeof path, "%s", def.path);
-		else
-			snprintf(path, sizeof path, "%s/%s", sh && *sh ? sh : "../shared", def.path);
-		*is_lm = !strcmp(def.format, "lambada");
-		if (!strcmp(def.format, "hellaswag"))
-			r = mc_read_hellaswag(path, (size_t)limit, items, n, &err);
-		else
-			r = mc_read_jsonl(path, (size_t)limit, def.delim, items, n, &err);
-	}
-	if (r < 0) {
-		cli_error("%s", err.msg);
-		return -1;
-	}
-	return 0;
-}
-
 int cmd_eval(int argc, char **argv)
 {
+	enum { OPT_SEED = 1200, OPT_FORCE, OPT_NO_STORE };
 	static const struct option longopts[] = {
 		{"task", required_argument, NULL, 'T'},
 		{"ctx", required_argument, NULL, 'c'},
@@ -204,15 +136,20 @@ int cmd_eval(int argc, char **argv)
 		{"limit", required_argument, NULL, 'l'},
 		{"shots", required_argument, NULL, 'k'},
 		{"mask", required_argument, NULL, 'm'},
-		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+		{"seed", required_argument, NULL, OPT_SEED},
+		{"force", no_argument, NULL, OPT_FORCE},
+		{"no-store", no_argument, NULL, OPT_NO_STORE},
+		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT};
 	struct st_err err = {0};
-	const char *tasks[MAX_TASKS], *mask_text = NULL;
+	struct measure_store ms = {0};
+	struct eval_spec es = {0};
+	const char *tasks[MAX_TASKS], *mask_text = NULL, *db = NULL;
 	struct row rows[MAX_ROWS];
 	struct mask *mask = NULL;
 	struct model *m = NULL;
-	long ctx = 0, max_tokens = 0, limit = 0, shots = 0;
-	char maskbuf[4096], taskbuf[4096];
+	long ctx = 0, max_tokens = 0, limit = 0, shots = 0, seed = 0;
+	char maskbuf[4096], why[4352];
 	int c, i, nt = 0, nr = 0, rc = EXIT_ERR;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -244,6 +181,19 @@ int cmd_eval(int argc, char **argv)
 			if (cli_parse_int("eval", "--shots", optarg, 0, 5, &shots) < 0)
 				return EXIT_USAGE;
 			break;
+		case OPT_SEED:
+			if (cli_parse_int("eval", "--seed", optarg, 0, 1L << 62, &seed) < 0)
+				return EXIT_USAGE;
+			break;
+		case OPT_FORCE:
+			ms.force = 1;
+			break;
+		case OPT_NO_STORE:
+			ms.no_store = 1;
+			break;
+		case OPT_DB:
+			db = optarg;
+			break;
 		case 'm':
 			mask_text = optarg;
 			break;
@@ -259,12 +209,8 @@ int cmd_eval(int argc, char **argv)
 	if (nt == 0)
 		return cli_usage("eval", "expected at least one --task");
 	for (i = 0; i < nt; i++)
-		if (strncmp(tasks[i], "ppl:", 4) && strncmp(tasks[i], "kl:", 3) &&
-		    strcmp(tasks[i], "hellaswag") && strncmp(tasks[i], "hellaswag:", 10) &&
-		    strcmp(tasks[i], "mmlu") && strncmp(tasks[i], "mmlu:", 5) &&
-		    access(task_file(tasks[i], taskbuf, sizeof taskbuf), R_OK) != 0)
-			return cli_usage("eval", "unknown task '%s' (ppl:FILE, kl:FILE, hellaswag[:FILE], "
-					 "a NAME with %s readable, or a .task file)", tasks[i], taskbuf);
+		if (!measure_task_known(tasks[i], why, sizeof why))
+			return cli_usage("eval", "%s", why);
 	cli_common_apply(&co);
 	m = cli_load_model(argv[optind]);
 	if (!m)
@@ -283,85 +229,38 @@ int cmd_eval(int argc, char **argv)
 	if (ctx > m->hp.n_ctx)
 		fprintf(stderr, "strata: warning: --ctx %ld is longer than the model's trained context %d\n",
 			ctx, m->hp.n_ctx);
+	es.ctx = ctx;
+	es.max_tokens = max_tokens;
+	es.limit = limit;
+	es.shots = shots;
+	es.seed = (uint64_t)seed;
+	es.progress = cli_progress;
+	measure_store_open(&ms, "eval", db, m);
 	for (i = 0; i < nt; i++) {
-		const char *t = tasks[i];
+		struct store_metric *res = NULL;
+		size_t n = 0;
+		int cached = 0, r2;
 
-		if (!strncmp(t, "ppl:", 4) || !strncmp(t, "kl:", 3)) {
-			int is_ppl = t[0] == 'p';
-			const char *path = strchr(t, ':') + 1;
-			int32_t *ids = NULL;
-			size_t n_ids = 0;
-			int r2;
-
-			if (load_tokens(m, path, max_tokens, &ids, &n_ids) < 0)
-				goto out;
-			if (is_ppl) {
-				struct ppl_result res;
-
-				r2 = eval_ppl(m, mask, ids, n_ids, (int)ctx, &res, cli_progress,
-					      (void *)"ppl", &err);
-				if (r2 == 0) {
-					/* delta method: se(ppl) = ppl * se(nll) */
-					add(rows, &nr, t, "ppl", res.ppl, res.ppl * res.nll_stderr, res.tokens);
-					add(rows, &nr, t, "nll", res.nll, res.nll_stderr, res.tokens);
-				}
-			} else {
-				struct kl_result res;
-
-				r2 = eval_kl(m, mask, ids, n_ids, (int)ctx, &res, cli_progress,
-					     (void *)"kl", &err);
-				if (r2 == 0) {
-					add(rows, &nr, t, "kl_mean", res.kl_mean, res.kl_stderr, res.tokens);
-					add(rows, &nr, t, "kl_p99", res.kl_p99, NAN, res.tokens);
-					add(rows, &nr, t, "top1_agree", res.top1_agree, res.top1_stderr,
-					    res.tokens);
-				}
-			}
-			cli_progress_end();
-			free(ids);
-			if (r2 < 0) {
-				cli_error("%s: %s", t, err.msg);
-				goto out;
-			}
-		} else {
-			struct mc_item *items = NULL;
-			struct mc_result res;
-			size_t n_items = 0;
-			int r2, is_lm;
-
-			if (load_mc(t, limit, shots, &items, &n_items, &is_lm) < 0)
-				goto out;
-			if (is_lm) {
-				struct lm_result lr;
-
-				r2 = eval_lm(m, mask, items, n_items, (int)ctx, &lr, NULL, cli_progress,
-					     (void *)t, &err);
-				cli_progress_end();
-				mc_items_free(items, n_items);
-				if (r2 < 0) {
-					cli_error("%s: %s", t, err.msg);
-					goto out;
-				}
-				add(rows, &nr, t, "acc", lr.acc, lr.acc_stderr, lr.n);
-				add(rows, &nr, t, "ppl", lr.ppl, lr.ppl_stderr, lr.n);
-				continue;
-			}
-			r2 = eval_mc(m, mask, items, n_items, (int)ctx, &res, NULL, cli_progress,
-				     (void *)t, &err);
-			cli_progress_end();
-			mc_items_free(items, n_items);
-			if (r2 < 0) {
-				cli_error("%s: %s", t, err.msg);
-				goto out;
-			}
-			add(rows, &nr, t, "acc", res.acc, res.acc_stderr, res.n);
-			add(rows, &nr, t, "acc_norm", res.acc_norm, res.acc_norm_stderr, res.n);
+		es.progress_ud = (void *)tasks[i];
+		r2 = measure_eval(m, mask, tasks[i], &es, &ms, &res, &n, &cached, &err);
+		cli_progress_end();
+		if (r2 < 0) {
+			cli_error("%s", err.msg);
+			goto out;
 		}
+		if (cached)
+			fprintf(stderr, "strata eval: %s: from the store (computed before; --force to redo)\n",
+				tasks[i]);
+		for (size_t j = 0; j < n; j++)
+			add(rows, &nr, tasks[i], res[j].metric, res[j].value, res[j].stderr_,
+			    (size_t)res[j].n);
+		free(res);
 	}
 	mask_format(mask ? mask : &(struct mask){0, NULL, NULL}, maskbuf, sizeof maskbuf);
 	print_rows(rows, nr, co.format, maskbuf);
 	rc = EXIT_OK;
 out:
+	measure_store_close(&ms);
 	mask_free(mask);
 	model_free(m);
 	return rc;

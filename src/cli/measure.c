@@ -1,0 +1,523 @@
+/*
+ * measure: evaluations and speed measurements through the store's cache
+ * (see measure.h for the keys).  The task names and data files are
+ * resolved here, so `strata eval`, `strata sweep` and the workbench
+ * accept exactly the same tasks.
+ */
+#include "measure.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dataset.h"
+#include "eval.h"
+#include "evaltask.h"
+#include "mask.h"
+#include "model.h"
+#include "speed.h"
+#include "store_cli.h"
+#include "threads.h"
+#include "tokenizer.h"
+
+void measure_store_open(struct measure_store *ms, const char *cmd, const char *db,
+			const struct model *m)
+{
+	struct st_err err = {0};
+	struct store_model sm;
+	char path[4096];
+
+	cli_provenance(&ms->prov);
+	ms->s = NULL;
+	ms->model_id = 0;
+	if (ms->no_store)
+		return;
+	if (store_path(db, path, sizeof path, &err) < 0 ||
+	    store_open(path, 0, &ms->s, &err) < 0) {
+		fprintf(stderr, "strata %s: warning: results are not cached: %s\n", cmd, err.msg);
+		ms->s = NULL;
+		return;
+	}
+	store_model_describe(m, &sm);
+	if (store_model_put(ms->s, &sm, &ms->model_id, &err) < 0) {
+		fprintf(stderr, "strata %s: warning: results are not cached: %s\n", cmd, err.msg);
+		store_close(ms->s);
+		ms->s = NULL;
+	}
+}
+
+void measure_store_close(struct measure_store *ms)
+{
+	store_close(ms->s);
+	ms->s = NULL;
+}
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* ---- tasks ---- */
+
+static const char *shared_dir(void)
+{
+	const char *sh = getenv("STRATA_SHARED");
+
+	return sh && *sh ? sh : "../shared";
+}
+
+/* The definition file of task NAME: NAME itself when it names a file
+ * (contains '/' or ends in .task), else $STRATA_TASKS/NAME.task with
+ * $STRATA_TASKS defaulting to data/tasks. */
+static const char *task_file(const char *name, char *buf, size_t cap)
+{
+	const char *dir = getenv("STRATA_TASKS");
+	size_t n = strlen(name);
+
+	if (strchr(name, '/') || (n > 5 && !strcmp(name + n - 5, ".task")))
+		snprintf(buf, cap, "%s", name);
+	else
+		snprintf(buf, cap, "%s/%s.task", dir && *dir ? dir : "data/tasks", name);
+	return buf;
+}
+
+static int is_text_task(const char *t)
+{
+	return !strncmp(t, "ppl:", 4) || !strncmp(t, "kl:", 3);
+}
+
+int measure_task_known(const char *t, char *why, size_t cap)
+{
+	char file[4096];
+
+	if ((is_text_task(t) && strchr(t, ':')[1]) || !strcmp(t, "hellaswag") ||
+	    !strncmp(t, "hellaswag:", 10) || !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5))
+		return 1;
+	if (!is_text_task(t) && access(task_file(t, file, sizeof file), R_OK) == 0)
+		return 1;
+	snprintf(why, cap, "unknown task '%s' (ppl:FILE, kl:FILE, hellaswag[:FILE], mmlu[:SUBJECT], "
+		 "a NAME with %s readable, or a .task file)", t, file);
+	return 0;
+}
+
+/* Read a multiple-choice task's items. */
+static int load_mc(const char *t, const struct eval_spec *es, struct mc_item **items,
+		   size_t *n, int *is_lm, struct st_err *err)
+{
+	struct mc_task def;
+	char file[4096], path[4096];
+	size_t limit = es->limit > 0 ? (size_t)es->limit : 0;
+	int rc;
+
+	*is_lm = 0;
+	if (!strcmp(t, "hellaswag") || !strncmp(t, "hellaswag:", 10)) {
+		if (t[9] == ':')
+			snprintf(path, sizeof path, "%s", t + 10);
+		else
+			snprintf(path, sizeof path, "%s/data/mc/hellaswag/hellaswag_val_full.txt",
+				 shared_dir());
+		return mc_read_hellaswag(path, limit, items, n, err);
+	}
+	if (!strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5)) {
+		snprintf(path, sizeof path, "%s/data/mc/mmlu", shared_dir());
+		return mc_read_mmlu_seed(path, t[4] == ':' ? t + 5 : NULL, (int)es->shots, es->seed,
+					 limit, items, n, err);
+	}
+	if ((rc = mc_task_parse(task_file(t, file, sizeof file), &def, err)) < 0)
+		return rc;
+	if (def.path[0] == '/')
+		snprintf(path, sizeof path, "%s", def.path);
+	else
+		snprintf(path, sizeof path, "%s/%s", shared_dir(), def.path);
+	*is_lm = !strcmp(def.format, "lambada");
+	if (!strcmp(def.format, "hellaswag"))
+		return mc_read_hellaswag(path, limit, items, n, err);
+	return mc_read_jsonl(path, limit, def.delim, items, n, err);
+}
+
+/* sha256 of the items as read: every context, choice and answer, with
+ * separators, so that any change in the data or the prompt changes it. */
+static int items_sha256(const struct mc_item *it, size_t n, char hex[65], struct st_err *err)
+{
+	size_t len = 0, pos = 0;
+	uint8_t d[32];
+	char *buf;
+
+	for (size_t i = 0; i < n; i++) {
+		len += strlen(it[i].context ? it[i].context : "") + 24;
+		for (int j = 0; j < it[i].n_choices; j++)
+			len += strlen(it[i].choices[j]) + 2 +
+			       (it[i].contexts ? strlen(it[i].contexts[j]) + 1 : 0);
+	}
+	buf = malloc(len + 1);
+	if (!buf)
+		return st_errf(err, ST_ENOMEM, "out of memory hashing %zu items", n);
+	for (size_t i = 0; i < n; i++) {
+		pos += (size_t)snprintf(buf + pos, len + 1 - pos, "%s%c%d%c",
+					it[i].context ? it[i].context : "", 0x1e, it[i].gold, 0x1e);
+		for (int j = 0; j < it[i].n_choices; j++) {
+			if (it[i].contexts)
+				pos += (size_t)snprintf(buf + pos, len + 1 - pos, "%s%c",
+							it[i].contexts[j], 0x1f);
+			pos += (size_t)snprintf(buf + pos, len + 1 - pos, "%s%c", it[i].choices[j], 0x1f);
+		}
+		buf[pos++] = 0x1d;
+	}
+	st_sha256(buf, pos, d);
+	free(buf);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	return 0;
+}
+
+static int add_metric(struct store_metric *m, size_t *n, const char *name, double v,
+		      double se, size_t count)
+{
+	memset(&m[*n], 0, sizeof m[*n]);
+	snprintf(m[*n].metric, sizeof m[*n].metric, "%s", name);
+	m[*n].value = v;
+	m[*n].stderr_ = se;
+	m[*n].min = m[*n].max = NAN;
+	m[*n].n = (int64_t)count;
+	return (int)++*n;
+}
+
+/* The task's name in the cache key: the kind for ppl:/kl:/hellaswag:
+ * (the file is in the data hash), the basename for a .task path. */
+static void key_task(const char *t, char *buf, size_t cap)
+{
+	const char *slash;
+	size_t n;
+
+	if (is_text_task(t) || !strncmp(t, "hellaswag:", 10)) {
+		snprintf(buf, cap, "%.*s", (int)(strchr(t, ':') - t), t);
+		return;
+	}
+	slash = strrchr(t, '/');
+	snprintf(buf, cap, "%s", slash ? slash + 1 : t);
+	n = strlen(buf);
+	if (n > 5 && !strcmp(buf + n - 5, ".task"))
+		buf[n - 5] = '\0';
+}
+
+/* Look the key up; 1 with *out filled when stored (and not forced). */
+static int cache_get(struct measure_store *ms, const struct store_eval_key *k,
+		     struct store_metric **out, size_t *n)
+{
+	struct st_err err = {0};
+	int rc;
+
+	if (!ms || !ms->s || ms->force)
+		return 0;
+	rc = store_eval_find(ms->s, k, out, n, NULL, &err);
+	if (rc < 0) {
+		fprintf(stderr, "strata: warning: reading the cache: %s\n", err.msg);
+		return 0;
+	}
+	return rc == 1 && *n > 0;
+}
+
+static void cache_put(struct measure_store *ms, const struct store_eval_key *k, double secs,
+		      const struct store_metric *m, size_t n)
+{
+	struct st_err err = {0};
+
+	if (ms && ms->s && store_eval_put(ms->s, k, &ms->prov, secs, m, n, NULL, &err) < 0)
+		fprintf(stderr, "strata: warning: the result was not stored: %s\n", err.msg);
+}
+
+static int eval_text(const struct model *m, const struct mask *mask, const char *t,
+		     const struct eval_spec *es, struct store_eval_key *k,
+		     struct measure_store *ms, struct store_metric *res, size_t *nres,
+		     int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
+{
+	const char *path = strchr(t, ':') + 1;
+	char settings[128], sha[65];
+	int32_t *ids = NULL;
+	size_t n_ids = 0, len;
+	char *text = NULL;
+	double t0;
+	int rc;
+
+	if ((rc = read_file(path, &text, &len, err)) < 0)
+		return rc;
+	{
+		uint8_t d[32];
+
+		st_sha256(text, len, d);
+		for (int i = 0; i < 32; i++)
+			snprintf(sha + 2 * i, 3, "%02x", d[i]);
+	}
+	snprintf(settings, sizeof settings, "ctx=%ld;max_tokens=%ld", es->ctx, es->max_tokens);
+	k->settings = settings;
+	k->data_sha256 = sha;
+	if (cache_get(ms, k, out, n_out)) {
+		free(text);
+		*cached = 1;
+		return 0;
+	}
+	if ((rc = tok_encode(m->tok, text, len, 0, &ids, &n_ids, err)) < 0) {
+		free(text);
+		return st_err_prefix(err, "%s", path);
+	}
+	free(text);
+	if (es->max_tokens > 0 && (size_t)es->max_tokens < n_ids)
+		n_ids = (size_t)es->max_tokens;
+	t0 = now_s();
+	if (t[0] == 'p') {
+		struct ppl_result r;
+
+		rc = eval_ppl(m, mask, ids, n_ids, (int)es->ctx, &r, es->progress, es->progress_ud,
+			      err);
+		if (rc == 0) {
+			/* delta method: se(ppl) = ppl * se(nll) */
+			add_metric(res, nres, "ppl", r.ppl, r.ppl * r.nll_stderr, r.tokens);
+			add_metric(res, nres, "nll", r.nll, r.nll_stderr, r.tokens);
+		}
+	} else {
+		struct kl_result r;
+
+		rc = eval_kl(m, mask, ids, n_ids, (int)es->ctx, &r, es->progress, es->progress_ud,
+			     err);
+		if (rc == 0) {
+			add_metric(res, nres, "kl_mean", r.kl_mean, r.kl_stderr, r.tokens);
+			add_metric(res, nres, "kl_p99", r.kl_p99, NAN, r.tokens);
+			add_metric(res, nres, "top1_agree", r.top1_agree, r.top1_stderr, r.tokens);
+		}
+	}
+	free(ids);
+	if (rc < 0)
+		return st_err_prefix(err, "%s", path);
+	cache_put(ms, k, now_s() - t0, res, *nres);
+	return 0;
+}
+
+static int eval_choice(const struct model *m, const struct mask *mask, const char *t,
+		       const struct eval_spec *es, struct store_eval_key *k,
+		       struct measure_store *ms, struct store_metric *res, size_t *nres,
+		       int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
+{
+	struct mc_item *items = NULL;
+	size_t n_items = 0;
+	char settings[160], sha[65];
+	int rc, is_lm, is_mmlu = !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
+	double t0;
+
+	if ((rc = load_mc(t, es, &items, &n_items, &is_lm, err)) < 0)
+		return rc;
+	if ((rc = items_sha256(items, n_items, sha, err)) < 0)
+		goto out;
+	if (is_mmlu)
+		snprintf(settings, sizeof settings, "ctx=%ld;limit=%ld;seed=%llu;shots=%ld", es->ctx,
+			 es->limit, (unsigned long long)es->seed, es->shots);
+	else
+		snprintf(settings, sizeof settings, "ctx=%ld;limit=%ld", es->ctx, es->limit);
+	k->settings = settings;
+	k->data_sha256 = sha;
+	if (cache_get(ms, k, out, n_out)) {
+		*cached = 1;
+		goto out;
+	}
+	t0 = now_s();
+	if (is_lm) {
+		struct lm_result lr;
+
+		rc = eval_lm(m, mask, items, n_items, (int)es->ctx, &lr, NULL, es->progress,
+			     es->progress_ud, err);
+		if (rc == 0) {
+			add_metric(res, nres, "acc", lr.acc, lr.acc_stderr, lr.n);
+			add_metric(res, nres, "ppl", lr.ppl, lr.ppl_stderr, lr.n);
+		}
+	} else {
+		struct mc_result mr;
+
+		rc = eval_mc(m, mask, items, n_items, (int)es->ctx, &mr, NULL, es->progress,
+			     es->progress_ud, err);
+		if (rc == 0) {
+			add_metric(res, nres, "acc", mr.acc, mr.acc_stderr, mr.n);
+			add_metric(res, nres, "acc_norm", mr.acc_norm, mr.acc_norm_stderr, mr.n);
+		}
+	}
+	if (rc == 0)
+		cache_put(ms, k, now_s() - t0, res, *nres);
+out:
+	mc_items_free(items, n_items);
+	return rc;
+}
+
+int measure_eval(const struct model *m, const struct mask *mask, const char *task,
+		 const struct eval_spec *es, struct measure_store *ms,
+		 struct store_metric **out, size_t *n, int *cached,
+		 struct st_err *err)
+{
+	struct store_eval_key k = {0};
+	struct store_metric res[4];
+	char maskbuf[4096], tname[256];
+	size_t nres = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	*cached = 0;
+	if (!m->tok)
+		return st_errf(err, ST_EINVAL, "%s has no tokenizer", m->path ? m->path : "model");
+	if (mask_is_empty(mask))
+		maskbuf[0] = '\0';
+	else
+		mask_format(mask, maskbuf, sizeof maskbuf);
+	key_task(task, tname, sizeof tname);
+	k.model_id = ms ? ms->model_id : 0;
+	k.mask = maskbuf;
+	k.task = tname;
+	if (is_text_task(task))
+		rc = eval_text(m, mask, task, es, &k, ms, res, &nres, cached, out, n, err);
+	else
+		rc = eval_choice(m, mask, task, es, &k, ms, res, &nres, cached, out, n, err);
+	if (rc < 0)
+		return st_err_prefix(err, "%s", task);
+	if (*cached)
+		return 0;
+	*out = malloc(nres * sizeof **out);
+	if (!*out)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	memcpy(*out, res, nres * sizeof **out);
+	*n = nres;
+	return 0;
+}
+
+/* ---- speed ---- */
+
+static int put_bench_metric(struct store_metric *m, size_t *n, const char *name, int ctx,
+			    const struct speed_stat *st, double v, int64_t count)
+{
+	memset(&m[*n], 0, sizeof m[*n]);
+	snprintf(m[*n].metric, sizeof m[*n].metric, "%s", name);
+	m[*n].ctx = ctx;
+	m[*n].stderr_ = NAN;
+	if (st) {
+		m[*n].value = st->med;
+		m[*n].min = st->min;
+		m[*n].max = st->max;
+	} else {
+		m[*n].value = m[*n].min = m[*n].max = v;
+	}
+	m[*n].n = count;
+	return (int)++*n;
+}
+
+/* Rebuild a speed_result from stored rows; 0, or -1 when they do not
+ * cover every context asked for. */
+static int bench_from_rows(const struct store_metric *rows, size_t nr,
+			   const struct speed_opts *o, struct speed_result *r)
+{
+	int found = 0;
+
+	memset(r, 0, sizeof *r);
+	r->ctx = calloc((size_t)(o->n_ctx > 0 ? o->n_ctx : 1), sizeof *r->ctx);
+	if (!r->ctx)
+		return -1;
+	r->n_ctx = o->n_ctx;
+	r->gen = o->gen;
+	for (int i = 0; i < o->n_ctx; i++)
+		r->ctx[i].ctx = o->ctx[i];
+	for (size_t j = 0; j < nr; j++) {
+		const struct store_metric *x = &rows[j];
+		struct speed_stat st = {x->value, x->min, x->max};
+
+		if (!strcmp(x->metric, "decode_tps"))
+			r->decode_tps = st;
+		else if (!strcmp(x->metric, "weight_bytes"))
+			r->weight_bytes = (uint64_t)x->value;
+		else if (!strcmp(x->metric, "rss_peak"))
+			r->rss_peak = (uint64_t)x->value;
+		for (int i = 0; i < o->n_ctx; i++) {
+			if (x->ctx != o->ctx[i])
+				continue;
+			if (!strcmp(x->metric, "prefill_tps")) {
+				r->ctx[i].tps = st;
+				found++;
+			} else if (!strcmp(x->metric, "kv_bytes")) {
+				r->ctx[i].kv_bytes = r->ctx[i].kv_expected = (size_t)x->value;
+			}
+		}
+	}
+	if (found != o->n_ctx) {
+		speed_result_free(r);
+		return -1;
+	}
+	return 0;
+}
+
+int measure_bench(const struct model *m, const struct mask *mask,
+		  const struct speed_opts *o, struct measure_store *ms, int use_cache,
+		  struct speed_result *r, int *cached, struct st_err *err)
+{
+	struct store_bench_key k;
+	struct store_metric *rows = NULL;
+	char settings[512], maskbuf[4096];
+	size_t nr = 0, pos;
+	int rc;
+
+	*cached = 0;
+	if (mask_is_empty(mask))
+		maskbuf[0] = '\0';
+	else
+		mask_format(mask, maskbuf, sizeof maskbuf);
+	pos = (size_t)snprintf(settings, sizeof settings, "ctx=");
+	for (int i = 0; i < o->n_ctx && pos < sizeof settings; i++)
+		pos += (size_t)snprintf(settings + pos, sizeof settings - pos, "%s%d", i ? "," : "",
+					o->ctx[i]);
+	if (pos < sizeof settings)
+		snprintf(settings + pos, sizeof settings - pos, ";gen=%d;repeat=%d;threads=%d",
+			 o->gen, o->repeat, threads_get());
+	k.model_id = ms ? ms->model_id : 0;
+	k.mask = maskbuf;
+	k.settings = settings;
+	k.host = ms ? ms->prov.host : "";
+	if (ms && ms->s && use_cache && !ms->force) {
+		struct st_err e2 = {0};
+
+		rc = store_bench_find(ms->s, &k, &rows, &nr, NULL, &e2);
+		if (rc < 0)
+			fprintf(stderr, "strata: warning: reading the cache: %s\n", e2.msg);
+		if (rc == 1 && bench_from_rows(rows, nr, o, r) == 0) {
+			free(rows);
+			*cached = 1;
+			return 0;
+		}
+		free(rows);
+	}
+	if ((rc = speed_run(m, mask, o, r, err)) < 0)
+		return rc;
+	if (ms && ms->s) {
+		struct store_metric *b = calloc((size_t)(2 * o->n_ctx + 3), sizeof *b);
+		struct st_err e2 = {0};
+		size_t n = 0;
+
+		if (!b)
+			return 0;
+		for (int i = 0; i < r->n_ctx; i++)
+			put_bench_metric(b, &n, "prefill_tps", r->ctx[i].ctx, &r->ctx[i].tps, 0,
+					 o->repeat);
+		if (r->gen)
+			put_bench_metric(b, &n, "decode_tps", 0, &r->decode_tps, 0,
+					 (int64_t)r->gen * o->repeat);
+		put_bench_metric(b, &n, "weight_bytes", 0, NULL, (double)r->weight_bytes, 1);
+		for (int i = 0; i < r->n_ctx; i++)
+			put_bench_metric(b, &n, "kv_bytes", r->ctx[i].ctx, NULL,
+					 (double)r->ctx[i].kv_bytes, 1);
+		put_bench_metric(b, &n, "rss_peak", 0, NULL, (double)r->rss_peak, 1);
+		if (store_bench_put(ms->s, &k, &ms->prov, b, n, NULL, &e2) < 0)
+			fprintf(stderr, "strata: warning: the measurement was not stored: %s\n",
+				e2.msg);
+		free(b);
+	}
+	return 0;
+}
