@@ -93,5 +93,24 @@ if need model models/stories260K/stories260K.gguf; then
 	"$S" bench /nonexistent.gguf > /dev/null 2> "$tmp/nf.err"; rc=$?
 	is "$rc" 1 "a missing model exits 1"
 	contains "$(cat "$tmp/nf.err")" "/nonexistent.gguf" "... naming the file"
+
+	# every measurement is stored; --cached reads the newest back
+	db="$tmp/bench.db"; rm -f "$db"*
+	"$S" bench "$model" --db "$db" --mask 'attn=0-1' --repeat 1 --gen 4 --ctx 32,64 --format json > "$tmp/m1.json" 2>/dev/null
+	is "$?" 0 "bench with --db"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM benches" --format tsv | tail -1)" 1 "... the measurement is stored"
+	is "$("$S" sql --db "$db" "SELECT value FROM bench_list WHERE metric = 'kv_bytes' AND ctx = 64" --format tsv | tail -1)" \
+		"$(json_num kv_bytes < "$tmp/m1.json")" "... with its KV bytes"
+	is "$("$S" sql --db "$db" "SELECT mask || ' ' || settings FROM benches" --format tsv | tail -1)" \
+		"attn=0-1;mlp= ctx=32,64;gen=4;repeat=1;threads=$(json_num threads < "$tmp/m1.json")" "... keyed by mask and settings"
+	"$S" bench "$model" --db "$db" --mask 'attn=0-1' --repeat 1 --gen 4 --ctx 32,64 --format json --cached > "$tmp/m2.json" 2>"$tmp/m2.err"
+	contains "$(cat "$tmp/m2.err")" "from the store" "--cached reads it back"
+	is "$(json_num prefill_tps_64 < "$tmp/m2.json")" "$(json_num prefill_tps_64 < "$tmp/m1.json")" "... with the stored figures"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM benches" --format tsv | tail -1)" 1 "... and measures nothing new"
+	"$S" bench "$model" --db "$db" --mask 'attn=0-1' --repeat 1 --gen 4 --ctx 32 --cached --format json > /dev/null 2>"$tmp/m3.err"
+	is "$(cat "$tmp/m3.err")" "" "--cached with other contexts measures"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM benches" --format tsv | tail -1)" 2 "... and stores it"
+	"$S" bench "$model" --db "$db" --repeat 1 --gen 4 --ctx 32 --no-store > /dev/null 2>&1
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM benches" --format tsv | tail -1)" 2 "--no-store stores nothing"
 fi
 done_testing

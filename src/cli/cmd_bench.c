@@ -5,7 +5,9 @@
  * model's trained context are clipped to it, with a warning.  The mask
  * it ran is printed in canonical form beside a check that the KV cache
  * holds exactly what the mask implies, so a benchmark of the undropped
- * model cannot pass for a masked one.
+ * model cannot pass for a masked one.  Every measurement is stored
+ * (bench_list in the store); --cached answers from the newest stored
+ * one with the same model, mask, settings and host instead.
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -13,8 +15,10 @@
 
 #include "cli.h"
 #include "mask.h"
+#include "measure.h"
 #include "model.h"
 #include "speed.h"
+#include "store_cli.h"
 #include "threads.h"
 
 #define BENCH_MAX_CTX 16
@@ -29,6 +33,10 @@ static const char help[] =
 	"  --gen N            decode steps after a 16-token prefill (default 32;\n"
 	"                     0: no decode)\n"
 	"  --repeat R         timed repeats; median, min and max (default 3)\n"
+	"  --cached           reuse the newest stored measurement with the same\n"
+	"                     model, mask, settings, threads and host\n"
+	"  --no-store         do not record the measurement in the store\n"
+	DB_HELP
 	"  --threads N, --format text|json|csv\n";
 
 /* Parse "128,512" into ctx[]; returns the count or -1 (reported). */
@@ -99,7 +107,12 @@ int cmd_bench(int argc, char **argv)
 		{"ctx", required_argument, NULL, 'c'},
 		{"gen", required_argument, NULL, 'g'},
 		{"repeat", required_argument, NULL, 'r'},
-		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+		{"cached", no_argument, NULL, 'C'},
+		{"no-store", no_argument, NULL, 'N'},
+		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+	struct measure_store ms = {0};
+	const char *db = NULL;
+	int use_cache = 0, cached = 0;
 	struct common_opts co = {0, OUT_TEXT};
 	struct st_err err = {0};
 	struct speed_result res = {0};
@@ -135,6 +148,15 @@ int cmd_bench(int argc, char **argv)
 		case 'r':
 			if (cli_parse_int("bench", "--repeat", optarg, 1, 1000, &repeat) < 0)
 				return EXIT_USAGE;
+			break;
+		case 'C':
+			use_cache = 1;
+			break;
+		case 'N':
+			ms.no_store = 1;
+			break;
+		case OPT_DB:
+			db = optarg;
 			break;
 		case 'h':
 			cli_help(help);
@@ -173,10 +195,14 @@ int cmd_bench(int argc, char **argv)
 	so.decode_prefill = BENCH_PREFILL;
 	so.repeat = (int)repeat;
 	so.seed = 1;
-	if (speed_run(m, mask, &so, &res, &err) < 0) {
+	measure_store_open(&ms, "bench", db, m);
+	if (measure_bench(m, mask, &so, &ms, use_cache, &res, &cached, &err) < 0) {
 		cli_error("%s: %s", argv[optind], err.msg);
 		goto out;
 	}
+	if (cached)
+		fprintf(stderr, "strata bench: from the store (measured before on this host; "
+			"drop --cached to measure again)\n");
 	{
 		struct record *r = record_new();
 		int32_t ctxs[BENCH_MAX_CTX];
@@ -215,12 +241,14 @@ int cmd_bench(int argc, char **argv)
 			record_int(r, "kv_expected", (long long)res.ctx[big].kv_expected);
 		}
 		record_bool(r, "kv_check", 1); /* speed_run fails on a mismatch */
+		record_bool(r, "cached", cached);
 		record_int(r, "rss_peak", (long long)res.rss_peak);
 		record_print(r, co.format, stdout);
 		record_free(r);
 	}
 	rc = EXIT_OK;
 out:
+	measure_store_close(&ms);
 	speed_result_free(&res);
 	mask_free(mask);
 	model_free(m);
