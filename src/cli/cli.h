@@ -95,5 +95,6 @@ int cmd_scores(int argc, char **argv);
 int cmd_sql(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 #endif

@@ -90,30 +90,6 @@ static int iter_row(void *ud, int stmt, int n, const char *const *names,
 	return 0;
 }
 
-/* The run's pass-0 values, rebuilt from its stored chunks. */
-static struct calib_result *load_result(struct store *s, const struct store_run *run, int L,
-					struct st_err *err)
-{
-	struct calib_result *r = calib_result_new(L, run->chunks_total, run->seq_len);
-	int n = 0;
-
-	if (!r) {
-		st_errf(err, ST_ENOMEM, "out of memory");
-		return NULL;
-	}
-	if (store_chunks_get(s, run->id, 0, r, &n, err) < 0) {
-		calib_result_free(r);
-		return NULL;
-	}
-	calib_result_finish(r);
-	if (n == 0) {
-		st_errf(err, ST_EINVAL, "run %lld has no finished chunks", (long long)run->id);
-		calib_result_free(r);
-		return NULL;
-	}
-	return r;
-}
-
 /*
  * The iterative run for this plan: run itself when it is one with the
  * same method, guards and at least n drops; else a finished one with the
@@ -364,7 +340,7 @@ static int plan_main(const struct plan_args *a)
 			fprintf(stderr, "strata plan: %s\n", err.msg);
 			goto out;
 		}
-		res = load_result(s, &run, hp.n_layer, &err);
+		res = cli_run_result(s, &run, hp.n_layer, &err);
 		for (int i = 0; i < plan->n_drop; i++) {
 			const struct plan_drop *x = &plan->drop[i];
 
@@ -405,7 +381,7 @@ static int plan_main(const struct plan_args *a)
 		method = plan_method_name(po.method);
 		mask_format(mask, maskbuf, sizeof maskbuf);
 	} else {
-		res = load_result(s, &run, hp.n_layer, &err);
+		res = cli_run_result(s, &run, hp.n_layer, &err);
 		if (!res || plan_make(&hp, res, &po, &plan, &err) < 0) {
 			fprintf(stderr, "strata plan: %s\n", err.msg);
 			goto out;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "calib.h"
 #include "config.h"
 #include "threads.h"
 
@@ -320,4 +321,28 @@ void table_free(struct table *t)
 	free(t->names);
 	free(t->cells);
 	free(t);
+}
+
+/* The run's pass-0 values, rebuilt from its stored chunks. */
+struct calib_result *cli_run_result(struct store *s, const struct store_run *run, int L,
+				    struct st_err *err)
+{
+	struct calib_result *r = calib_result_new(L, run->chunks_total, run->seq_len);
+	int n = 0;
+
+	if (!r) {
+		st_errf(err, ST_ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (store_chunks_get(s, run->id, 0, r, &n, err) < 0) {
+		calib_result_free(r);
+		return NULL;
+	}
+	calib_result_finish(r);
+	if (n == 0) {
+		st_errf(err, ST_EINVAL, "run %lld has no finished chunks", (long long)run->id);
+		calib_result_free(r);
+		return NULL;
+	}
+	return r;
 }

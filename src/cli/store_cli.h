@@ -17,6 +17,7 @@
 struct model;
 struct dataset;
 struct plan_opts;
+struct calib_result;
 
 enum { OPT_DB = 1100 };
 #define DB_LONGOPT {"db", required_argument, NULL, OPT_DB}
@@ -68,5 +69,10 @@ int cli_calib_iterative(struct store *s, const struct model *m,
 /* The key string for an iterative run: "attn", or with guards
  * "attn keep_first=1 keep_last=2"; into buf. */
 void cli_iterative_key(const struct plan_opts *po, char *buf, size_t cap);
+
+/* A run's pass-0 values rebuilt from its stored chunks (L layers);
+ * NULL with err set when it has none or on an error. */
+struct calib_result *cli_run_result(struct store *s, const struct store_run *run, int L,
+				    struct st_err *err);
 
 #endif

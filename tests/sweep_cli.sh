@@ -1,0 +1,90 @@
+#!/bin/sh
+# sweep_cli: `strata sweep` end to end on the shared stories260K model
+# with a temporary store: each row's mask is the plan `strata plan`
+# makes for (method, k), its ppl is what `strata ppl --mask` computes,
+# k = 0 has KL 0, a repeated sweep is read back from the store, a wider
+# one computes only the new points, --bench gives the KV bytes the mask
+# implies, and usage errors.
+. "$STRATA_SRCDIR/tests/tap.sh"
+S=$STRATA_BIN
+tmp="$STRATA_BUILDDIR/tests/tmp/sweep_cli"
+rm -rf "$tmp" && mkdir -p "$tmp"
+db="$tmp/strata.db"
+
+json_num() { grep -o "\"$1\": *[-0-9.eE+]*" | head -1 | sed 's/.*: *//'; }
+# cell METHOD K COLUMN: a cell of the TSV table in $tmp/s.csv
+cell() {
+	awk -F'\t' -v m="$1" -v k="$2" -v c="$3" '
+		NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+		$1 == m && $2 == k { print $(col[c]) }' "$tmp/s.csv"
+}
+
+if need model models/stories260K/stories260K.gguf &&
+   need text data/text/tinystories-valid-1000.txt; then
+	"$S" calibrate "$model" "$text" --db "$db" --samples 16 --seq-len 128 > /dev/null 2>&1
+	is "$?" 0 "calibrate a run to sweep"
+	run=$("$S" sql --db "$db" "SELECT max(id) FROM calib_runs" --format tsv | tail -1)
+
+	sw() { "$S" sweep "$model" --db "$db" --run "$run" --task "ppl:$text" --task "kl:$text" \
+		--ctx 128 --max-tokens 1000 --format tsv "$@"; }
+	sw --method attn,block --max 2 > "$tmp/s.csv" 2> "$tmp/s.err"
+	is "$?" 0 "sweep attn,block to k=2"
+	is "$(wc -l < "$tmp/s.csv" | tr -d ' ')" 7 "... a header and 6 rows"
+	is "$(head -1 "$tmp/s.csv" | tr '\t' ,)" "method,k,mask,params_removed,ppl,nll,kl_mean,kl_p99,top1_agree" "... columns"
+	ref0=$("$S" ppl "$model" "$text" --ctx 128 --max-tokens 1000 --format json | json_num ppl)
+	is "$(cell attn 0 ppl)" "$ref0" "k=0 ppl is the unmasked model's"
+	is "$(cell block 0 ppl)" "$ref0" "... for every method"
+	is "$(cell attn 0 kl_mean)" 0 "k=0 KL is 0"
+	is "$(cell attn 0 top1_agree)" 1 "k=0 top-1 agreement is 1"
+	for m in attn block; do
+		for k in 1 2; do
+			mask=$("$S" plan "$run" --db "$db" --method $m -n $k --format json | grep -o '"mask": *"[^"]*"' | sed 's/.*: *"//; s/"$//')
+			got=$(cell $m $k mask)
+			is "$got" "$mask" "$m k=$k drops what strata plan chooses ($mask)"
+			ref=$("$S" ppl "$model" "$text" --mask "$mask" --ctx 128 --max-tokens 1000 --format json | json_num ppl)
+			is "$(cell $m $k ppl)" "$ref" "$m k=$k ppl equals strata ppl --mask"
+		done
+	done
+	ok "attn k=2 ppl $(cell attn 2 ppl) < block k=2 ppl $(cell block 2 ppl) (attention is more redundant)" \
+		awk -v a="$(cell attn 2 ppl)" -v b="$(cell block 2 ppl)" 'BEGIN { exit !(a < b) }'
+	ok "KL grows with k for attn" awk -v a="$(cell attn 1 kl_mean)" -v b="$(cell attn 2 kl_mean)" 'BEGIN { exit !(0 < a && a < b) }'
+	is "$(grep -c 'from the store' "$tmp/s.err")" 1 "only block k=0 (the same empty mask as attn k=0) came from the store"
+
+	sw --method attn,block --max 2 > "$tmp/s2.csv" 2> "$tmp/s2.err"
+	is "$(cat "$tmp/s2.csv")" "$(cat "$tmp/s.csv")" "a repeated sweep prints the same table"
+	is "$(grep -c 'from the store' "$tmp/s2.err")" 6 "... every point read back from the store"
+	sw --method attn,block --max 3 > "$tmp/s3.csv" 2> "$tmp/s3.err"
+	is "$(grep -c 'from the store' "$tmp/s3.err")" 6 "a wider sweep reads the 6 known points"
+	is "$(grep -c '^strata sweep: \[' "$tmp/s3.err")" 8 "... and computes the 2 new ones"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM evals" --format tsv | tail -1)" 14 "7 distinct masks x 2 tasks evaluated"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM sweeps" --format tsv | tail -1)" 8 "8 sweep points recorded"
+	is "$("$S" sql --db "$db" "SELECT value FROM sweep_list WHERE method = 'attn' AND k = 0 AND metric = 'ppl'" --format tsv | tail -1 | cut -c1-10)" \
+		"$(echo "$ref0" | cut -c1-10)" "sweep_list joins points to their evaluations"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM plan_list WHERE method = 'attn'" --format tsv | tail -1)" 4 "the plans are stored (attn k=0..3)"
+
+	"$S" sweep "$model" --db "$db" --run "$run" --method block --max 2 --bench --bench-ctx 32 --gen 4 --format tsv > "$tmp/b.csv" 2>/dev/null
+	is "$?" 0 "sweep --bench without tasks"
+	kv=$(awk -F"\t" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "kv_bytes") c = i; next } $2 == 2 { print $c }' "$tmp/b.csv")
+	# 5 layers, 4 heads of 8 dims (k and v, F32) for 32 positions; block k=2 keeps 3 layers
+	is "$kv" $((3 * 2 * 4 * 8 * 4 * 32)) "block k=2 runs with the KV cache of 3 layers"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM benches" --format tsv | tail -1)" 3 "3 speed measurements stored"
+	"$S" sweep "$model" --db "$db" --run "$run" --method block --max 2 --bench --bench-ctx 32 --gen 4 --format csv > /dev/null 2> "$tmp/b2.err"
+	is "$(grep -c 'from the store' "$tmp/b2.err")" 3 "a repeated --bench sweep reuses the measurements"
+
+	"$S" sweep "$model" --db "$db" --method attn --task "ppl:$text" > /dev/null 2>&1
+	is "$?" 2 "no --run is a usage error"
+	err=$("$S" sweep "$model" --db "$db" --run "$run" --method sideways --task "ppl:$text" 2>&1)
+	is "$?" 2 "an unknown method is a usage error"
+	contains "$err" "sideways" "... naming it"
+	err=$("$S" sweep "$model" --db "$db" --run 999 --task "ppl:$text" 2>&1)
+	is "$?" 1 "an unknown run fails"
+	contains "$err" "999" "... naming it"
+	"$S" synth "$tmp/other.gguf" --shape tiny > /dev/null 2>&1
+	err=$("$S" sweep "$tmp/other.gguf" --db "$db" --run "$run" --task "ppl:$text" 2>&1)
+	is "$?" 1 "a run of another model is refused"
+	contains "$err" "another model" "... saying so"
+	"$S" sweep "$model" --db "$db" --run "$run" --method mlp --max 9 --task "ppl:$text" --ctx 128 --max-tokens 300 --format csv > "$tmp/m.csv" 2> "$tmp/m.err"
+	is "$(wc -l < "$tmp/m.csv" | tr -d ' ')" 7 "--max beyond the layer count stops at 5 MLPs"
+	contains "$(cat "$tmp/m.err")" "at most 5" "... and says so"
+fi
+done_testing
