@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	{"eval", "MODEL --task T ... [--mask M] [--ctx N] [--max-tokens N] [--limit N] [--shots K]", "quality of a (masked) model: ppl, KL from the unmasked model, multiple choice", cmd_eval},
 	{"bench", "MODEL [--mask M] [--ctx L,...] [--gen N] [--repeat R]", "prefill and decode speed, weight and KV-cache bytes, peak RSS", cmd_bench},
 	{"sweep", "MODEL --run RUN --method M[,M] --max K --task T ... [--bench]", "quality (and speed) against the number of sites dropped, per method; cached", cmd_sweep},
+	{"export", "[MODEL] --out PATH --format gguf|hf [--mask M | --run RUN --method M -n K] [--dtype D]", "write the model with the dropped sites physically removed (GGUF or Hugging Face)", cmd_export},
 	{NULL, NULL, NULL, NULL},
 };
 
