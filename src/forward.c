@@ -185,6 +185,11 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 	s->mask = mask ? mask_dup(mask) : mask_new(hp->n_layer);
 	if (!s->mask)
 		goto nomem;
+	/* sites the file does not have are dropped whatever the mask says */
+	for (l = 0; l < hp->n_layer; l++) {
+		s->mask->attn[l] &= (uint8_t)model_has_attn(m, l);
+		s->mask->mlp[l] &= (uint8_t)model_has_mlp(m, l);
+	}
 
 	s->x = falloc((size_t)max_batch, (size_t)s->d);
 	s->xb = falloc((size_t)max_batch, (size_t)s->d);

@@ -2,7 +2,7 @@
  * load_gguf: a model from a GGUF file (llama.cpp's layout).  The struct
  * gguf stays alive in m->fmt_priv: tensor views and names point into it.
  *
- * Keys read, with {arch} = general.architecture (llama, mistral, qwen2):
+ * Keys read, with {arch} = general.architecture (llama, mistral, qwen2, deci):
  *   {arch}.block_count, embedding_length, feed_forward_length,
  *   attention.head_count, context_length, attention.layer_norm_rms_epsilon
  *                                                         (required)
@@ -18,6 +18,16 @@
  * rope_freqs.weight [head_dim/2] (per-pair frequency divisors), with no
  * scaling keys: it is bound to m->rope_freqs and hp.rope_scaling_type
  * becomes 1; model_rope_freqs applies it.
+ *
+ * Architecture "deci" (llama.cpp's LLM_ARCH_DECI, as strata export
+ * writes it for attention/MLP drops): attention.head_count,
+ * attention.head_count_kv and feed_forward_length may be arrays of
+ * block_count INT32/UINT32 values.  A layer with head_count 0 (and
+ * head_count_kv 0) has no attention tensors, one with feed_forward_length
+ * 0 no FFN tensors: those sites are recorded in m->absent.  The nonzero
+ * entries must all be equal (strata runs layers of one shape); when all
+ * are 0 (no layer has the site) the count reads as 1.  A layer with heads
+ * but 0 KV heads (Nemotron's "linear attention") is not supported.
  *
  * llama.cpp's converter permutes llama Q/K rows into the interleaved RoPE
  * order (pairs 2i, 2i+1): ROPE_INTERLEAVED.  qwen2 keeps HF's order:
@@ -93,6 +103,108 @@ static int key_float(const struct gguf *g, const char *arch, const char *suffix,
 	return 0;
 }
 
+/*
+ * {arch}.suffix as a scalar (>= 1), or as an array of n_layer integers
+ * (>= 0) whose nonzero entries are all equal: *out gets the common value
+ * and zero[l] = 1 where entry l is 0.  def as key_int (a scalar default).
+ */
+static int key_int_layers(const struct gguf *g, const char *arch, const char *suffix, int def,
+			  int n_layer, int *out, uint8_t *zero, struct st_err *err)
+{
+	const struct gguf_kv *kv;
+	char key[128];
+	int l, v0 = 0;
+
+	snprintf(key, sizeof key, "%s.%s", arch, suffix);
+	kv = gguf_find_kv(g, key);
+	memset(zero, 0, (size_t)n_layer);
+	if (!kv || kv->type != GGUF_ARRAY)
+		return key_int(g, arch, suffix, def, 1, out, err);
+	switch (kv->arr_type) {
+	case GGUF_U8: case GGUF_I8: case GGUF_U16: case GGUF_I16: case GGUF_U32:
+	case GGUF_I32: case GGUF_U64: case GGUF_I64:
+		break;
+	default:
+		return st_errf(err, ST_EFORMAT, "%s: key '%s' is an array of %s, expected integers",
+			       g->path, key, gguf_type_name(kv->arr_type));
+	}
+	if (kv->arr_n != (uint64_t)n_layer)
+		return st_errf(err, ST_EFORMAT, "%s: key '%s' has %llu entries, expected %d "
+			       "(block_count)", g->path, key, (unsigned long long)kv->arr_n, n_layer);
+	for (l = 0; l < n_layer; l++) {
+		int64_t v = gguf_arr_i64(kv, (uint64_t)l);
+		if (v < 0 || v > INT32_MAX)
+			return st_errf(err, ST_EFORMAT, "%s: key '%s' entry %d = %lld is out of range",
+				       g->path, key, l, (long long)v);
+		if (v == 0) {
+			zero[l] = 1;
+		} else if (v0 == 0) {
+			v0 = (int)v;
+		} else if (v != v0) {
+			return st_errf(err, ST_EUNSUP, "%s: key '%s' entry %d = %lld differs from "
+				       "%d (strata runs layers of one shape)", g->path, key, l,
+				       (long long)v, v0);
+		}
+	}
+	/* no layer has the site: the count is unknowable and unused */
+	*out = v0 ? v0 : 1;
+	return 0;
+}
+
+/* Per-layer head and ffn counts (scalars or deci arrays); sites with 0
+ * become m->absent. */
+static int read_layer_counts(const struct gguf *g, const char *arch, struct model *m,
+			     struct st_err *err)
+{
+	struct model_hparams *hp = &m->hp;
+	uint8_t *z = calloc(3 * (size_t)hp->n_layer, 1);
+	uint8_t *zh = z, *zkv = z + hp->n_layer, *zff = z + 2 * hp->n_layer;
+	char key[128];
+	int rc, l, any = 0;
+
+	if (!z)
+		return st_errf(err, ST_ENOMEM, "%s: out of memory", g->path);
+	if ((rc = key_int_layers(g, arch, "feed_forward_length", -1, hp->n_layer, &hp->d_ff,
+				 zff, err)) < 0 ||
+	    (rc = key_int_layers(g, arch, "attention.head_count", -1, hp->n_layer, &hp->n_head,
+				 zh, err)) < 0)
+		goto out;
+	snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
+	if (gguf_find_kv(g, key)) {
+		rc = key_int_layers(g, arch, "attention.head_count_kv", -1, hp->n_layer,
+				    &hp->n_head_kv, zkv, err);
+		if (rc < 0)
+			goto out;
+	} else {
+		hp->n_head_kv = hp->n_head;
+		memcpy(zkv, zh, (size_t)hp->n_layer);
+	}
+	for (l = 0; l < hp->n_layer; l++) {
+		if (zh[l] != zkv[l]) {
+			rc = st_errf(err, zkv[l] ? ST_EUNSUP : ST_EFORMAT,
+				     "%s: layer %d has %s heads but %s KV heads%s", g->path, l,
+				     zh[l] ? "0" : "some", zkv[l] ? "0" : "some",
+				     zkv[l] ? " (linear attention is not supported)" : "");
+			goto out;
+		}
+		any |= zh[l] | zff[l];
+	}
+	rc = 0;
+	if (!any)
+		goto out;
+	m->absent = calloc((size_t)hp->n_layer, 1);
+	if (!m->absent) {
+		rc = st_errf(err, ST_ENOMEM, "%s: out of memory", g->path);
+		goto out;
+	}
+	for (l = 0; l < hp->n_layer; l++)
+		m->absent[l] = (uint8_t)((zh[l] ? MODEL_ABSENT_ATTN : 0) |
+					 (zff[l] ? MODEL_ABSENT_MLP : 0));
+out:
+	free(z);
+	return rc;
+}
+
 static int read_rope_scaling(const struct gguf *g, const char *arch, struct model_hparams *hp,
 			     struct st_err *err)
 {
@@ -160,11 +272,13 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 	hp->rope_layout = ai->gguf_rope;
 
 	if ((rc = key_int(g, arch, "block_count", -1, 1, &hp->n_layer, err)) < 0 ||
-	    (rc = key_int(g, arch, "embedding_length", -1, 1, &hp->d_model, err)) < 0 ||
-	    (rc = key_int(g, arch, "feed_forward_length", -1, 1, &hp->d_ff, err)) < 0 ||
-	    (rc = key_int(g, arch, "attention.head_count", -1, 1, &hp->n_head, err)) < 0 ||
-	    (rc = key_int(g, arch, "attention.head_count_kv", hp->n_head, 1, &hp->n_head_kv,
-			  err)) < 0 ||
+	    (rc = key_int(g, arch, "embedding_length", -1, 1, &hp->d_model, err)) < 0)
+		return rc;
+	if ((uint64_t)hp->n_layer > g->n_tensors)
+		return st_errf(err, ST_EFORMAT, "%s: key '%s.block_count' = %d but the file has "
+			       "only %llu tensors", path, arch, hp->n_layer,
+			       (unsigned long long)g->n_tensors);
+	if ((rc = read_layer_counts(g, arch, m, err)) < 0 ||
 	    (rc = key_int(g, arch, "attention.key_length", 0, 1, &hp->head_dim, err)) < 0 ||
 	    (rc = key_int(g, arch, "context_length", -1, 1, &hp->n_ctx, err)) < 0 ||
 	    (rc = key_int(g, arch, "rope.dimension_count", 0, 1, &rope_dim, err)) < 0 ||
@@ -192,10 +306,6 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 	if (hp->n_vocab == 0 && emb && emb->n_dims == 2 && emb->ne[1] <= INT32_MAX)
 		hp->n_vocab = (int)emb->ne[1];
 
-	if ((uint64_t)hp->n_layer > g->n_tensors)
-		return st_errf(err, ST_EFORMAT, "%s: key '%s.block_count' = %d but the file has "
-			       "only %llu tensors", path, arch, hp->n_layer,
-			       (unsigned long long)g->n_tensors);
 	m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
 	if (!m->layers)
 		return st_errf(err, ST_ENOMEM, "%s: out of memory", path);

@@ -18,6 +18,10 @@
  * low_freq_factor, high_freq_factor, original_max_position_embeddings},
  * sliding_window / use_sliding_window.
  *
+ * drop_attn_list / drop_mlp_list (LLM-Drop's dropped-model config: layer
+ * indices, or one boolean per layer): those sites have no tensors in the
+ * checkpoint (m->absent); every other tensor is still required.
+ *
  * HF checkpoints keep q/k rows in the rotate-half order (pairs i and
  * i + head_dim/2): the model gets ROPE_NEOX and the weights stay as they
  * are.  A Mistral-style sliding window smaller than the context clips
@@ -173,9 +177,44 @@ static int parse_rope_scaling(json_t *rs, const char *file, struct model_hparams
 	return 0;
 }
 
-/* Read config.json into m->hp; *tie gets what it declares. */
+/* LLM-Drop's drop_{attn,mlp}_list: ints (layer indices) or n_layer
+ * booleans; sets bit in absent[l] for each dropped layer. */
+static int parse_drop_list(json_t *cfg, const char *file, const char *key, int n_layer,
+			   uint8_t bit, uint8_t *absent, struct st_err *err)
+{
+	json_t *v = json_object_get(cfg, key), *e;
+	size_t i;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v))
+		return st_errf(err, ST_EFORMAT, "%s: field '%s' must be an array", file, key);
+	json_array_foreach(v, i, e) {
+		if (json_is_boolean(e)) {
+			if (i >= (size_t)n_layer)
+				return st_errf(err, ST_EFORMAT, "%s: field '%s' has more than %d "
+					       "entries", file, key, n_layer);
+			if (json_is_true(e))
+				absent[i] |= bit;
+		} else if (json_is_integer(e)) {
+			json_int_t l = json_integer_value(e);
+			if (l < 0 || l >= n_layer)
+				return st_errf(err, ST_EFORMAT, "%s: field '%s' entry %zu = %lld is "
+					       "not a layer (0..%d)", file, key, i, (long long)l,
+					       n_layer - 1);
+			absent[l] |= bit;
+		} else {
+			return st_errf(err, ST_EFORMAT, "%s: field '%s' entry %zu must be a layer "
+				       "index or a boolean", file, key, i);
+		}
+	}
+	return 0;
+}
+
+/* Read config.json into m->hp; *tie gets what it declares, *absent the
+ * sites its drop lists remove (NULL when none). */
 static int parse_config(const char *file, struct model_hparams *hp, enum tie_decl *tie,
-			struct st_err *err)
+			uint8_t **absent, struct st_err *err)
 {
 	json_error_t jerr;
 	json_t *cfg, *v;
@@ -242,6 +281,26 @@ static int parse_config(const char *file, struct model_hparams *hp, enum tie_dec
 		goto out;
 	if (sw > 0 && sw < hp->n_ctx && (use_sw == 1 || (use_sw < 0 && strcmp(mt, "mistral") == 0)))
 		hp->n_ctx = sw;
+	if (json_object_get(cfg, "drop_attn_list") || json_object_get(cfg, "drop_mlp_list")) {
+		int l, any = 0;
+
+		*absent = calloc((size_t)hp->n_layer, 1);
+		if (!*absent) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((rc = parse_drop_list(cfg, file, "drop_attn_list", hp->n_layer,
+					  MODEL_ABSENT_ATTN, *absent, err)) < 0 ||
+		    (rc = parse_drop_list(cfg, file, "drop_mlp_list", hp->n_layer,
+					  MODEL_ABSENT_MLP, *absent, err)) < 0)
+			goto out;
+		for (l = 0; l < hp->n_layer; l++)
+			any |= (*absent)[l];
+		if (!any) {
+			free(*absent);
+			*absent = NULL;
+		}
+	}
 	rc = 0;
 out:
 	json_decref(cfg);
@@ -353,7 +412,7 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 		rc = st_errf(err, ST_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = parse_config(cfg, &m->hp, &tie, err);
+	rc = parse_config(cfg, &m->hp, &tie, &m->absent, err);
 	if (rc < 0)
 		goto out;
 	h = calloc(1, sizeof *h);

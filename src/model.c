@@ -32,6 +32,8 @@ static const struct arch_info arch_table[] = {
 	{ "llama",   0, ROPE_INTERLEAVED }, /* Llama 2/3/3.1, TinyLlama */
 	{ "mistral", 0, ROPE_INTERLEAVED }, /* llama.cpp writes Mistral as llama */
 	{ "qwen2",   1, ROPE_NEOX },
+	{ "deci",    0, ROPE_INTERLEAVED }, /* llama layers with per-layer head and ffn
+					       counts; 0 = site absent (GGUF only) */
 };
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
@@ -109,6 +111,32 @@ static const struct role role_table[] = {
 #undef L
 #define N_ROLE (sizeof role_table / sizeof role_table[0])
 
+/* The site (MODEL_ABSENT_ATTN / _MLP) a per-layer role belongs to:
+ * struct layer_weights lists the attention tensors before ffn_norm. */
+static int role_site(const struct role *r)
+{
+	if (!r->per_layer || r->opt == FORBID)
+		return 0;
+	return r->off < offsetof(struct layer_weights, ffn_norm) ? MODEL_ABSENT_ATTN
+								 : MODEL_ABSENT_MLP;
+}
+
+/* Whether layer l of m lacks the site role r belongs to. */
+static int role_absent(const struct model *m, const struct role *r, int l)
+{
+	return m->absent && r->per_layer && (m->absent[l] & role_site(r));
+}
+
+int model_has_attn(const struct model *m, int l)
+{
+	return !m->absent || !(m->absent[l] & MODEL_ABSENT_ATTN);
+}
+
+int model_has_mlp(const struct model *m, int l)
+{
+	return !m->absent || !(m->absent[l] & MODEL_ABSENT_MLP);
+}
+
 static struct st_tensor *role_slot(struct model *m, const struct role *r, int l)
 {
 	char *base = r->per_layer ? (char *)&m->layers[l] : (char *)m;
@@ -170,6 +198,8 @@ int model_bind_tensors(struct model *m, enum name_scheme scheme,
 			const struct st_tensor *t;
 			if (!role_name(r, scheme, l, name, sizeof name))
 				break;
+			if (role_absent(m, r, l))
+				continue;
 			t = find(ud, name);
 			if (r->opt == FORBID) {
 				if (t)
@@ -307,6 +337,8 @@ int model_check_shapes(struct model *m, struct st_err *err)
 			int n = role_expect(hp, r->shape, want), d, bad = 0;
 			char got_s[96], want_s[96];
 
+			if (role_absent(m, r, l))
+				continue;
 			if (!t->data) {
 				if (r->opt == REQ || (r->opt == OPT_BIAS && hp->qkv_bias)) {
 					char nm[256];
@@ -487,6 +519,7 @@ void model_free(struct model *m)
 		munmap(m->maps[i].addr, m->maps[i].size);
 	free(m->maps);
 	free(m->layers);
+	free(m->absent);
 	free(m->path);
 	free(m);
 }
@@ -544,7 +577,10 @@ uint64_t model_weight_bytes(const struct model *m)
 
 enum st_dtype model_main_dtype(const struct model *m)
 {
-	return m->layers && m->hp.n_layer > 0 ? m->layers[0].wq.type : m->tok_emb.type;
+	for (int l = 0; m->layers && l < m->hp.n_layer; l++)
+		if (m->layers[l].wq.data)
+			return m->layers[l].wq.type;
+	return m->tok_emb.type;
 }
 
 const char *model_format_name(enum model_format f)

@@ -5,8 +5,9 @@
  * mappings live until model_free.
  *
  * Invariants after a successful load: every required tensor of every
- * layer is present with the shape the hyperparameters imply (checked at
- * load time, with an error naming the tensor), optional tensors (biases,
+ * site the file has (see absent) is present with the shape the
+ * hyperparameters imply (checked at load time, with an error naming the
+ * tensor), optional tensors (biases,
  * output.weight when embeddings are tied) have data == NULL when absent.
  */
 #ifndef STRATA_MODEL_H
@@ -85,7 +86,19 @@ struct model {
 	struct st_tensor rope_freqs; /* [head_dim/2] F32, optional: llama3 frequency
 					divisors as llama.cpp stores them in GGUF
 					(rope_freqs.weight); use model_rope_freqs */
+	uint8_t *absent;            /* [n_layer] or NULL: sites the file has no
+				       tensors for (MODEL_ABSENT_ATTN / _MLP bits;
+				       a deci GGUF layer with 0 heads or 0 ffn, an
+				       HF directory's drop_attn_list/drop_mlp_list).
+				       Their tensors have data == NULL and the
+				       forward pass always skips them. */
 };
+
+enum { MODEL_ABSENT_ATTN = 1, MODEL_ABSENT_MLP = 2 };
+
+/* 1 if layer l has its attention (MLP) site in the file. */
+int model_has_attn(const struct model *m, int l);
+int model_has_mlp(const struct model *m, int l);
 
 /*
  * Open a model: a .gguf file, a Hugging Face directory (config.json +
@@ -105,7 +118,7 @@ void model_free(struct model *m);
 uint64_t model_n_params(const struct model *m);
 /* Bytes of all weight tensors as stored. */
 uint64_t model_weight_bytes(const struct model *m);
-/* Weight dtype of most of the model (that of layer 0's wq). */
+/* Weight dtype of most of the model (that of the first wq present). */
 enum st_dtype model_main_dtype(const struct model *m);
 const char *model_format_name(enum model_format f);
 

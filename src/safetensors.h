@@ -65,4 +65,31 @@ const struct st_tensor *safetensors_find(const struct safetensors *st,
 /* strata dtype of a safetensors dtype name ("F32", "F16", "BF16"), or -1. */
 int safetensors_dtype(const char *name);
 
+/*
+ * Writer (safetensors_write.c): streams one .safetensors file.  Add every
+ * tensor (name, dtype F32/F16/BF16, ne innermost first as in st_tensor),
+ * then safetensors_writer_begin writes the header (tensors laid out in
+ * the order added, no gaps, as the format requires; the header is padded
+ * with spaces so the data section starts at a multiple of 8), then the
+ * bytes of each tensor in that order through safetensors_writer_write
+ * (any number of pieces), then safetensors_writer_finish (checks every
+ * byte arrived, fsyncs, closes).  The file is written at path itself:
+ * callers write into a temporary directory and rename it.  The first
+ * error sticks; safetensors_writer_free without finish closes the file
+ * and removes it.
+ */
+struct safetensors_writer;
+struct safetensors_writer *safetensors_writer_new(const char *path, struct st_err *err);
+int safetensors_writer_add(struct safetensors_writer *w, const char *name, enum st_dtype type,
+			   int n_dims, const int64_t *ne);
+int safetensors_writer_begin(struct safetensors_writer *w, struct st_err *err);
+int safetensors_writer_write(struct safetensors_writer *w, const void *data, size_t n,
+			     struct st_err *err);
+/* Bytes of the whole file (valid after begin). */
+uint64_t safetensors_writer_size(const struct safetensors_writer *w);
+int safetensors_writer_finish(struct safetensors_writer *w, struct st_err *err);
+void safetensors_writer_free(struct safetensors_writer *w);
+/* "F32", "F16", "BF16"; NULL for a dtype safetensors cannot hold here. */
+const char *safetensors_dtype_name(enum st_dtype t);
+
 #endif

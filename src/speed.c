@@ -108,7 +108,7 @@ size_t speed_expected_kv_bytes(const struct model *m, const struct mask *mask, i
 	size_t kept = 0;
 
 	for (int l = 0; l < m->hp.n_layer; l++)
-		kept += mask_keeps_attn(mask, l) ? 1 : 0;
+		kept += mask_keeps_attn(mask, l) && model_has_attn(m, l) ? 1 : 0;
 	return 2 * kept * (size_t)m->hp.n_head_kv * (size_t)m->hp.head_dim *
 	       sizeof(float) * (size_t)ctx;
 }

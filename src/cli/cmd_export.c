@@ -1,0 +1,384 @@
+/*
+ * cmd_export: `strata export MODEL --mask M --out PATH --format gguf|hf`
+ * -- write the model with the masked sites physically removed (export.c
+ * does the work).  The mask comes from --mask, or from a plan computed
+ * from a stored calibration run (--run RUN --method M -n K, as strata
+ * plan computes it; MODEL then defaults to the run's model).  Every
+ * export is recorded in the store (exports table) unless --no-store.
+ *
+ * --format takes the export format (gguf, hf); the report's format
+ * (text, csv, tsv, json) may be given with a second --format, since
+ * both kinds of names are distinct.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "calib.h"
+#include "cli.h"
+#include "dtype.h"
+#include "export.h"
+#include "mask.h"
+#include "model.h"
+#include "plan.h"
+#include "store_cli.h"
+
+static const char help[] =
+	"usage: strata export [MODEL] --out PATH [--mask M | --run RUN --method M -n K] [options]\n"
+	"Write the model with the dropped sites physically removed.\n"
+	"  --out PATH         the file (gguf) or directory (hf) to write\n"
+	"  --format F         gguf (default) or hf; also text|csv|tsv|json for the report\n"
+	"  --mask M           sites to drop, e.g. 'attn=3-4;mlp=1' or 'block=2'\n"
+	"  --run RUN          take the mask from a plan of this calibration run\n"
+	"  --method M -n K    the plan (attn, mlp, block, joint, contiguous; default attn)\n"
+	"  --keep-first A, --keep-last B   plan guards\n"
+	"  --dtype D          f32, f16, bf16 or q8_0 (gguf only) for the weights;\n"
+	"                     default: as in the source\n"
+	"  --shard-size SIZE  hf: start a new safetensors shard above SIZE bytes\n"
+	"                     (suffix K, M, G; default 5G)\n"
+	"  --force            replace an existing PATH (only once the export is complete)\n"
+	"  --no-store         do not record the export in the store\n"
+	DB_HELP
+	"  --threads N\n"
+	"GGUF: whole blocks dropped give a renumbered llama file; attention or MLP\n"
+	"drops give llama.cpp's deci architecture.  hf: LLM-Drop's drop_attn_list /\n"
+	"drop_mlp_list in config.json.  See strata(1), EXPORT.\n";
+
+struct export_args {
+	const char *model, *out, *mask, *db;
+	long run, n, keep_first, keep_last;
+	int method, dtype, force, no_store, have_format;
+	enum export_format format;
+	uint64_t shard;
+	struct common_opts co;
+};
+
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	double mul = 1;
+
+	if (end == s || !(v > 0))
+		return -1;
+	if (*end == 'K' || *end == 'k')
+		mul = 1e3, end++;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1e6, end++;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1e9, end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || v * mul < 1 || v * mul > 1e18)
+		return -1;
+	*out = (uint64_t)(v * mul);
+	return 0;
+}
+
+static int progress(void *ud, double done)
+{
+	cli_progress(ud, done);
+	return cli_cancel_requested();
+}
+
+/* The mask of a plan of a stored run (as strata plan computes it). */
+static int mask_from_run(struct store *s, const struct export_args *a, struct mask **mask,
+			 char **model_path, struct st_err *err)
+{
+	struct store_run run;
+	struct model_hparams hp;
+	struct calib_result *r = NULL;
+	struct plan *plan = NULL;
+	struct plan_opts po;
+	int n = 0, rc;
+
+	if ((rc = store_run_get(s, a->run, &run, err)) < 0 ||
+	    (rc = store_model_get(s, run.model_id, &hp, model_path, NULL, err)) < 0)
+		return rc;
+	if (run.status != STORE_DONE)
+		return st_errf(err, ST_EINVAL, "run %ld is %s (%d of %d chunks); finish it first "
+			       "with 'strata calibrate MODEL DATA --resume'", a->run,
+			       store_status_name(run.status), run.chunks_done, run.chunks_total);
+	plan_opts_init(&po);
+	po.method = a->method >= 0 ? (enum plan_method)a->method : PLAN_ATTN;
+	po.n = (int)a->n;
+	po.keep_first = (int)a->keep_first;
+	po.keep_last = (int)a->keep_last;
+	r = calib_result_new(hp.n_layer, run.chunks_total, run.seq_len);
+	if (!r)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	if ((rc = store_chunks_get(s, run.id, 0, r, &n, err)) < 0)
+		goto out;
+	calib_result_finish(r);
+	if (n == 0) {
+		rc = st_errf(err, ST_EINVAL, "run %ld has no finished chunks", a->run);
+		goto out;
+	}
+	if ((rc = plan_make(&hp, r, &po, &plan, err)) < 0)
+		goto out;
+	*mask = plan->mask;
+	plan->mask = NULL;
+out:
+	plan_free(plan);
+	calib_result_free(r);
+	return rc;
+}
+
+static int export_main(struct export_args *a)
+{
+	struct st_err err = {0};
+	struct store *s = NULL;
+	struct model *m = NULL;
+	struct mask *mask = NULL;
+	struct export_opts eo;
+	struct export_result res;
+	char *run_model = NULL, *maskbuf = NULL;
+	const char *model_path = a->model;
+	int64_t export_id = 0;
+	int rc = EXIT_ERR;
+
+	if (a->run > 0 || !a->no_store) {
+		s = cli_store_open("export", a->db, a->run > 0 ? STORE_NOCREATE : 0);
+		if (!s)
+			return EXIT_ERR;
+	}
+	if (a->run > 0) {
+		if (mask_from_run(s, a, &mask, &run_model, &err) < 0) {
+			fprintf(stderr, "strata export: %s\n", err.msg);
+			goto out;
+		}
+		if (!model_path)
+			model_path = run_model;
+	}
+	if (!model_path)
+		model_path = cli_default_model();
+	m = cli_load_model(model_path);
+	if (!m)
+		goto out;
+	if (mask && mask->n_layer != m->hp.n_layer) {
+		cli_error("run %ld is of a %d-layer model; '%s' has %d layers", a->run,
+			  mask->n_layer, model_path, m->hp.n_layer);
+		goto out;
+	}
+	if (a->mask && mask_parse(a->mask, m->hp.n_layer, &mask, &err) < 0) {
+		cli_error("--mask: %s (the model has %d layers, 0..%d)", err.msg, m->hp.n_layer,
+			  m->hp.n_layer - 1);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	export_opts_init(&eo);
+	eo.format = a->format;
+	eo.dtype = a->dtype;
+	eo.shard_bytes = a->shard;
+	eo.overwrite = a->force;
+	eo.progress = progress;
+	eo.ud = (void *)"export";
+	cli_cancel_install();
+	/* a file size limit makes write() fail (and the export clean up) */
+	signal(SIGXFSZ, SIG_IGN);
+	if (export_model(m, mask, a->out, &eo, &res, &err) < 0) {
+		cli_progress_end();
+		cli_error("export to '%s': %s", a->out, err.msg);
+		goto out;
+	}
+	cli_progress_end();
+	{
+		struct mask none = {0, NULL, NULL};
+		size_t need = mask_format(mask ? mask : &none, NULL, 0) + 1;
+
+		maskbuf = malloc(need);
+		if (!maskbuf) {
+			cli_error("out of memory");
+			goto out;
+		}
+		mask_format(mask ? mask : &none, maskbuf, need);
+	}
+	if (res.deci_ffn_only)
+		fprintf(stderr, "strata export: warning: %d layer(s) keep attention but lose the "
+			"MLP; llama.cpp's deci graph skips a layer with feed_forward_length 0 "
+			"whole, so llama.cpp will not compute them as strata does\n",
+			res.deci_ffn_only);
+	if (s && !a->no_store) {
+		struct store_model sm;
+		struct store_export se;
+		struct store_provenance prov;
+		int64_t model_id = 0;
+		const char *dt = a->dtype >= 0 ? dtype_name(a->dtype) : dtype_name(model_main_dtype(m));
+
+		store_model_describe(m, &sm);
+		cli_provenance(&prov);
+		se.mask = maskbuf;
+		se.format = export_format_name(a->format);
+		se.dtype = dt;
+		se.path = a->out;
+		se.sha256 = res.sha256;
+		se.bytes = res.bytes;
+		se.params = res.params;
+		if (store_model_put(s, &sm, &model_id, &err) < 0 ||
+		    (se.model_id = model_id,
+		     store_export_put(s, &se, &prov, &export_id, &err) < 0))
+			fprintf(stderr, "strata export: warning: not recorded in the store: %s\n",
+				err.msg);
+	}
+	{
+		struct record *r = record_new();
+
+		record_str(r, "model", model_path);
+		record_str(r, "out", a->out);
+		record_str(r, "format", export_format_name(a->format));
+		record_str(r, "arch", a->format == EXPORT_GGUF && res.deci ? "deci" : m->hp.arch);
+		record_str(r, "dtype", a->dtype >= 0 ? dtype_name(a->dtype) : "as source");
+		record_str(r, "mask", maskbuf);
+		record_int(r, "n_layer_in", m->hp.n_layer);
+		record_int(r, "n_layer", res.n_layer);
+		record_int(r, "tensors", res.n_tensors);
+		record_int(r, "shards", res.n_shards);
+		record_int(r, "params_in", (long long)model_n_params(m));
+		record_int(r, "params", (long long)res.params);
+		record_int(r, "bytes_in", (long long)m->file_bytes);
+		record_int(r, "bytes", (long long)res.bytes);
+		record_str(r, "sha256", res.sha256);
+		if (export_id > 0)
+			record_int(r, "export", export_id);
+		record_print(r, a->co.format, stdout);
+		record_free(r);
+	}
+	rc = EXIT_OK;
+out:
+	free(maskbuf);
+	free(run_model);
+	mask_free(mask);
+	model_free(m);
+	store_close(s);
+	return rc;
+}
+
+int cmd_export(int argc, char **argv)
+{
+	enum { O_OUT = 1200, O_MASK, O_RUN, O_METHOD, O_DTYPE, O_SHARD, O_FORCE, O_NOSTORE,
+	       O_KF, O_KL, O_FMT };
+	static const struct option longopts[] = {
+		{"out", required_argument, NULL, O_OUT},
+		{"output", required_argument, NULL, O_OUT},
+		{"mask", required_argument, NULL, O_MASK},
+		{"run", required_argument, NULL, O_RUN},
+		{"method", required_argument, NULL, O_METHOD},
+		{"dtype", required_argument, NULL, O_DTYPE},
+		{"shard-size", required_argument, NULL, O_SHARD},
+		{"force", no_argument, NULL, O_FORCE},
+		{"no-store", no_argument, NULL, O_NOSTORE},
+		{"keep-first", required_argument, NULL, O_KF},
+		{"keep-last", required_argument, NULL, O_KL},
+		{"format", required_argument, NULL, O_FMT},
+		DB_LONGOPT,
+		{"threads", required_argument, NULL, OPT_THREADS},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct export_args a;
+	int c;
+
+	memset(&a, 0, sizeof a);
+	a.method = -1;
+	a.dtype = -1;
+	a.co.format = OUT_TEXT;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "hn:o:", longopts, NULL)) != -1) {
+		int h = c == OPT_THREADS ? cli_common_opt("export", c, optarg, &a.co) : 0;
+
+		if (h < 0)
+			return EXIT_USAGE;
+		if (h)
+			continue;
+		switch (c) {
+		case O_OUT:
+		case 'o':
+			a.out = optarg;
+			break;
+		case O_MASK:
+			a.mask = optarg;
+			break;
+		case O_RUN:
+			if (cli_parse_int("export", "--run", optarg, 1, 1L << 40, &a.run) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_METHOD:
+			a.method = plan_method_parse(optarg);
+			if (a.method < 0)
+				return cli_usage("export", "--method: unknown method '%s' (attn, mlp, "
+						 "block, joint, contiguous)", optarg);
+			break;
+		case 'n':
+			if (cli_parse_int("export", "-n", optarg, 0, 1 << 20, &a.n) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_KF:
+			if (cli_parse_int("export", "--keep-first", optarg, 0, 1 << 20, &a.keep_first) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_KL:
+			if (cli_parse_int("export", "--keep-last", optarg, 0, 1 << 20, &a.keep_last) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_DTYPE:
+			a.dtype = dtype_from_name(optarg);
+			if (a.dtype != ST_F32 && a.dtype != ST_F16 && a.dtype != ST_BF16 &&
+			    a.dtype != ST_Q8_0)
+				return cli_usage("export", "--dtype: unknown dtype '%s' (f32, f16, "
+						 "bf16, q8_0)", optarg);
+			break;
+		case O_SHARD:
+			if (parse_size(optarg, &a.shard) < 0)
+				return cli_usage("export", "--shard-size: '%s' is not a size "
+						 "(e.g. 2G, 500M)", optarg);
+			break;
+		case O_FORCE:
+			a.force = 1;
+			break;
+		case O_NOSTORE:
+			a.no_store = 1;
+			break;
+		case O_FMT: {
+			int f = export_format_parse(optarg);
+			if (f >= 0) {
+				a.format = (enum export_format)f;
+				a.have_format = 1;
+			} else if (strcmp(optarg, "text") && strcmp(optarg, "csv") &&
+				   strcmp(optarg, "tsv") && strcmp(optarg, "json")) {
+				return cli_usage("export", "--format: unknown format '%s' (gguf, hf; "
+						 "or text, csv, tsv, json for the report)", optarg);
+			} else if (cli_common_opt("export", OPT_FORMAT, optarg, &a.co) < 0) {
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case OPT_DB:
+			a.db = optarg;
+			break;
+		case 'h':
+			cli_help(help);
+			return EXIT_OK;
+		default:
+			return cli_usage("export", "unknown option");
+		}
+	}
+	if (argc - optind > 1)
+		return cli_usage("export", "expected at most one MODEL");
+	if (argc - optind == 1)
+		a.model = argv[optind];
+	if (!a.out)
+		return cli_usage("export", "--out PATH is required");
+	if (a.mask && a.run)
+		return cli_usage("export", "give --mask or --run, not both");
+	if (!a.run && (a.method >= 0 || a.n))
+		return cli_usage("export", "--method and -n need --run");
+	if (a.run && a.n <= 0)
+		return cli_usage("export", "--run needs -n K (sites or blocks to drop)");
+	if (a.shard && a.format != EXPORT_HF)
+		return cli_usage("export", "--shard-size applies to --format hf");
+	if (a.dtype == ST_Q8_0 && a.format == EXPORT_HF)
+		return cli_usage("export", "--dtype q8_0 cannot be stored in safetensors "
+				 "(hf takes f32, f16, bf16)");
+	cli_common_apply(&a.co);
+	return export_main(&a);
+}

@@ -1,0 +1,828 @@
+/*
+ * test_export: exports of stories260K (GGUF and Hugging Face forms) and
+ * of a synthetic "tiny" model with block, attention, MLP and joint drops,
+ * loaded back by strata: logits equal the masked original's (1e-5 in
+ * F32, the dtype's tolerance otherwise), parameters, weight bytes and
+ * the file's data section shrink by exactly the dropped tensors
+ * (computed here from the hyperparameters and the source's tensor
+ * shapes), the deci GGUF carries exactly the keys llama.cpp's loader
+ * reads, config.json carries LLM-Drop's drop lists, interrupted exports
+ * (RLIMIT_FSIZE, a cancelling progress callback) leave nothing at the
+ * destination, and bad input is refused with a clear message.
+ */
+#include <dirent.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "export.h"
+#include "forward.h"
+#include "gguf.h"
+#include "mask.h"
+#include "model.h"
+#include "safetensors.h"
+#include "synth.h"
+#include "tap.h"
+
+#define T_TOK 24
+
+static const char *tmp;
+
+static char *pth(const char *name)
+{
+	static char buf[8][4096];
+	static int k;
+	char *p = buf[k++ % 8];
+
+	snprintf(p, 4096, "%s/%s", tmp, name);
+	return p;
+}
+
+static int exists(const char *p)
+{
+	struct stat sb;
+	return lstat(p, &sb) == 0;
+}
+
+static struct model *load(const char *path)
+{
+	struct st_err err = {0};
+	struct model *m = NULL;
+
+	if (model_load(path, NULL, &m, &err) < 0)
+		diag("load %s: %s", path, err.msg);
+	return m;
+}
+
+static struct mask *mk(const char *text, int L)
+{
+	struct st_err err = {0};
+	struct mask *m = NULL;
+
+	if (mask_parse(text, L, &m, &err) < 0)
+		diag("mask %s: %s", text, err.msg);
+	return m;
+}
+
+/* [T_TOK][n_vocab] logits of m under mask; NULL on failure.  *kv gets
+ * the KV-cache bytes. */
+static float *logits(const struct model *m, const struct mask *mask, size_t *kv)
+{
+	struct st_err err = {0};
+	struct fwd_state *s = fwd_new(m, mask, T_TOK, T_TOK, &err);
+	int32_t tok[T_TOK];
+	float *out;
+
+	if (!s) {
+		diag("fwd_new: %s", err.msg);
+		return NULL;
+	}
+	for (int i = 0; i < T_TOK; i++)
+		tok[i] = i == 0 ? 1 : (int32_t)((i * 37 + 11) % m->hp.n_vocab);
+	out = malloc(sizeof(float) * T_TOK * (size_t)m->hp.n_vocab);
+	if (out && fwd_eval(s, tok, T_TOK, out, 1, NULL, &err) < 0) {
+		diag("fwd_eval: %s", err.msg);
+		free(out);
+		out = NULL;
+	}
+	if (kv)
+		*kv = fwd_kv_bytes(s);
+	fwd_free(s);
+	return out;
+}
+
+/* max |a - b| and max |a| over n values */
+static double max_diff(const float *a, const float *b, size_t n, double *scale)
+{
+	double d = 0, s = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double x = fabs((double)a[i] - b[i]);
+		if (!(x <= d))
+			d = x;
+		if (fabs(a[i]) > s)
+			s = fabs(a[i]);
+	}
+	if (scale)
+		*scale = s;
+	return d;
+}
+
+/* Parameters a dropped site holds, from the hyperparameters alone. */
+static uint64_t site_params(const struct model_hparams *hp, int attn)
+{
+	uint64_t D = (uint64_t)hp->d_model, q = (uint64_t)hp->n_head * hp->head_dim;
+	uint64_t kv = (uint64_t)hp->n_head_kv * hp->head_dim, F = (uint64_t)hp->d_ff;
+
+	return attn ? D + D * q + 2 * D * kv + q * D + (hp->qkv_bias ? q + 2 * kv : 0)
+		    : D + 3 * D * F;
+}
+
+/* What mask removes from m (sites m has and mask drops). */
+static uint64_t dropped_params(const struct model *m, const struct mask *mk_)
+{
+	uint64_t n = 0;
+
+	for (int l = 0; l < mk_->n_layer; l++)
+		n += (mk_->attn[l] || !model_has_attn(m, l) ? 0 : site_params(&m->hp, 1)) +
+		     (mk_->mlp[l] || !model_has_mlp(m, l) ? 0 : site_params(&m->hp, 0));
+	return n;
+}
+
+/* Sum of the source GGUF's tensors that the mask drops, each padded to
+ * the alignment: what the data section must lose. */
+static uint64_t gguf_dropped_data(const struct gguf *g, const struct mask *mk_)
+{
+	uint64_t n = 0;
+
+	for (uint64_t i = 0; i < g->n_tensors; i++) {
+		const char *name = g->tensors[i].name;
+		int l, off = 0;
+		if (sscanf(name, "blk.%d.%n", &l, &off) != 1 || off == 0)
+			continue;
+		if ((strncmp(name + off, "attn_", 5) == 0 && !mk_->attn[l]) ||
+		    (strncmp(name + off, "ffn_", 4) == 0 && !mk_->mlp[l]))
+			n += (g->tensors[i].nbytes + g->alignment - 1) / g->alignment * g->alignment;
+	}
+	return n;
+}
+
+static uint64_t file_bytes(const char *p)
+{
+	struct stat sb;
+	return stat(p, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+/* safetensors data section bytes of a file */
+static uint64_t st_data_bytes(const char *p)
+{
+	struct st_err err = {0};
+	struct safetensors *st = safetensors_open(p, &err);
+	uint64_t n;
+
+	if (!st)
+		return 0;
+	n = st->size - st->data_offset;
+	safetensors_close(st);
+	return n;
+}
+
+static int do_export(const struct model *m, const struct mask *mask, const char *out,
+		     enum export_format f, int dtype, struct export_result *res)
+{
+	struct st_err err = {0};
+	struct export_opts o;
+	int rc;
+
+	export_opts_init(&o);
+	o.format = f;
+	o.dtype = dtype;
+	o.overwrite = 1;
+	rc = export_model(m, mask, out, &o, res, &err);
+	if (rc < 0)
+		diag("export %s: %s", out, err.msg);
+	return rc;
+}
+
+/*
+ * Export src under mask to out (format f, F32) and check the export
+ * against the masked source.
+ */
+static void check_f32(const char *label, struct model *src, const char *mtext,
+		      enum export_format f, const char *out)
+{
+	struct mask *mask = mk(mtext, src->hp.n_layer);
+	struct export_result res;
+	struct model *e;
+	float *a, *b;
+	size_t kva = 0, kvb = 0;
+	int whole = 0;
+	uint64_t dp;
+
+	if (!mask || do_export(src, mask, out, f, -1, &res) < 0) {
+		ok(0, "%s: export", label);
+		mask_free(mask);
+		return;
+	}
+	for (int l = 0; l < mask->n_layer; l++)
+		whole += (!mask->attn[l] || !model_has_attn(src, l)) &&
+			 (!mask->mlp[l] || !model_has_mlp(src, l));
+	e = load(out);
+	ok(e != NULL, "%s: strata loads the export", label);
+	if (!e) {
+		mask_free(mask);
+		return;
+	}
+	is_int(e->hp.n_layer, src->hp.n_layer - whole, "%s: %d blocks removed", label, whole);
+	is_int(res.n_layer, e->hp.n_layer, "%s: result n_layer", label);
+	dp = dropped_params(src, mask);
+	is_int(model_n_params(src) - model_n_params(e), dp,
+	       "%s: parameters shrink by exactly the dropped sites (%llu)", label,
+	       (unsigned long long)dp);
+	is_int(model_weight_bytes(src) - model_weight_bytes(e), 4 * dp,
+	       "%s: weight bytes shrink by exactly the dropped tensors (F32)", label);
+	if (f == EXPORT_GGUF) {
+		const struct gguf *gs = src->fmt_priv, *ge = e->fmt_priv;
+		is_int((gs->size - gs->data_offset) - (ge->size - ge->data_offset),
+		       gguf_dropped_data(gs, mask),
+		       "%s: the GGUF data section shrinks by exactly the dropped tensors", label);
+		is_int(file_bytes(out), res.bytes, "%s: result bytes = file size", label);
+	} else {
+		char sp[4096], ep[4096];
+		snprintf(sp, sizeof sp, "%s/model.safetensors", src->path);
+		snprintf(ep, sizeof ep, "%s/model.safetensors", out);
+		is_int(st_data_bytes(sp) - st_data_bytes(ep), 4 * dp,
+		       "%s: the safetensors data shrink by exactly the dropped tensors", label);
+	}
+	a = logits(src, mask, &kva);
+	b = logits(e, NULL, &kvb);
+	if (a && b) {
+		double d = max_diff(a, b, (size_t)T_TOK * (size_t)src->hp.n_vocab, NULL);
+		ok(d <= 1e-5, "%s: logits equal the masked original's (max diff %.3g)", label, d);
+	} else {
+		ok(0, "%s: logits", label);
+	}
+	is_int(kvb, kva, "%s: KV cache of the export = the masked original's", label);
+	free(a);
+	free(b);
+	model_free(e);
+	mask_free(mask);
+}
+
+/* Export with a dtype and compare logits within tol * max|logit|. */
+static void check_dtype(const char *label, struct model *src, const char *mtext,
+			enum export_format f, int dtype, const char *out, double tol)
+{
+	struct mask *mask = mk(mtext, src->hp.n_layer);
+	struct export_result res;
+	struct model *e = NULL;
+	float *a = NULL, *b = NULL;
+
+	if (!mask || do_export(src, mask, out, f, dtype, &res) < 0 || !(e = load(out))) {
+		ok(0, "%s: export and load", label);
+		goto out;
+	}
+	ok(1, "%s: export and load", label);
+	is_int(model_main_dtype(e), dtype, "%s: weights are %s", label, dtype_name(dtype));
+	a = logits(src, mask, NULL);
+	b = logits(e, NULL, NULL);
+	if (a && b) {
+		double s, d = max_diff(a, b, (size_t)T_TOK * (size_t)src->hp.n_vocab, &s);
+		ok(d <= tol * s, "%s: logits within %.3g of the masked original's "
+		   "(max diff %.3g, max |logit| %.3g)", label, tol * s, d, s);
+	} else {
+		ok(0, "%s: logits", label);
+	}
+out:
+	free(a);
+	free(b);
+	model_free(e);
+	mask_free(mask);
+}
+
+static void kv_ints(const struct gguf *g, const char *key, const int32_t *want, int n)
+{
+	const struct gguf_kv *kv = gguf_find_kv(g, key);
+	int same = kv && kv->type == GGUF_ARRAY && kv->arr_type == GGUF_I32 &&
+		   kv->arr_n == (uint64_t)n;
+
+	for (int i = 0; same && i < n; i++)
+		same = gguf_arr_i64(kv, (uint64_t)i) == want[i];
+	ok(same, "deci: %s is an INT32 array of %d with the expected entries", key, n);
+}
+
+static int64_t kv_int(const struct gguf *g, const char *key)
+{
+	int64_t v = -1;
+	struct st_err err = {0};
+
+	if (gguf_get_int(g, key, &v, &err) != 0)
+		return -1;
+	return v;
+}
+
+static void check_deci_keys(const char *path, const char *src)
+{
+	struct st_err err = {0};
+	struct gguf *g = gguf_open(path, &err);
+	/* stories260K, attn=0,2 mlp=2,3 -> layers 0..4 kept (none whole but 2), 2 gone:
+	 * exported layers: 0 (no attn), 1, 3 (no mlp), 4 -> indices 0..3 */
+	static const int32_t heads[] = {0, 8, 8, 8}, kvh[] = {0, 4, 4, 4}, ff[] = {172, 172, 0, 172};
+	char arch[32] = "";
+	int llama_keys = 0;
+
+	ok(g != NULL, "deci: the file opens");
+	if (!g)
+		return;
+	gguf_get_str(g, "general.architecture", arch, sizeof arch, &err);
+	ok(strcmp(arch, "deci") == 0, "deci: general.architecture = deci ('%s')", arch);
+	is_int(kv_int(g, "deci.block_count"), 4, "deci: deci.block_count");
+	kv_ints(g, "deci.attention.head_count", heads, 4);
+	kv_ints(g, "deci.attention.head_count_kv", kvh, 4);
+	kv_ints(g, "deci.feed_forward_length", ff, 4);
+	is_int(kv_int(g, "deci.attention.key_length"), 8, "deci: deci.attention.key_length");
+	is_int(kv_int(g, "deci.attention.value_length"), 8, "deci: deci.attention.value_length");
+	is_int(kv_int(g, "deci.rope.dimension_count"), 8, "deci: deci.rope.dimension_count");
+	is_int(kv_int(g, "deci.embedding_length"), 64, "deci: deci.embedding_length copied");
+	{
+		/* every other pair of the source is there, llama.* renamed deci.* */
+		struct gguf *s = gguf_open(src, &err);
+		int missing = 0, n = 0;
+
+		for (uint64_t i = 0; s && i < s->n_kv; i++) {
+			const struct gguf_kv *a = &s->kv[i], *b;
+			char k[256];
+
+			if (strcmp(a->key, "general.architecture") == 0 ||
+			    strcmp(a->key, "llama.block_count") == 0 ||
+			    strcmp(a->key, "llama.feed_forward_length") == 0 ||
+			    strcmp(a->key, "llama.attention.head_count") == 0 ||
+			    strcmp(a->key, "llama.attention.head_count_kv") == 0)
+				continue;
+			if (strncmp(a->key, "llama.", 6) == 0)
+				snprintf(k, sizeof k, "deci.%s", a->key + 6);
+			else
+				snprintf(k, sizeof k, "%s", a->key);
+			b = gguf_find_kv(g, k);
+			n++;
+			if (!b || b->type != a->type || b->arr_n != a->arr_n ||
+			    (a->type != GGUF_ARRAY && a->type != GGUF_STRING && a->v.u64 != b->v.u64)) {
+				missing++;
+				diag("key %s: not copied as %s", a->key, k);
+			}
+		}
+		ok(s && n > 10 && missing == 0, "deci: all %d other source pairs copied (%d missing)",
+		   n, missing);
+		gguf_close(s);
+	}
+	for (uint64_t i = 0; i < g->n_kv; i++)
+		llama_keys += strncmp(g->kv[i].key, "llama.", 6) == 0;
+	is_int(llama_keys, 0, "deci: no llama.* key is left");
+	ok(!gguf_find_tensor(g, "blk.0.attn_norm.weight") && !gguf_find_tensor(g, "blk.0.attn_q.weight") &&
+	   !gguf_find_tensor(g, "blk.0.attn_k.weight") && !gguf_find_tensor(g, "blk.0.attn_v.weight") &&
+	   !gguf_find_tensor(g, "blk.0.attn_output.weight"),
+	   "deci: layer 0 has no attention tensors");
+	ok(gguf_find_tensor(g, "blk.0.ffn_norm.weight") && gguf_find_tensor(g, "blk.0.ffn_down.weight"),
+	   "deci: layer 0 keeps its FFN");
+	ok(!gguf_find_tensor(g, "blk.2.ffn_norm.weight") && !gguf_find_tensor(g, "blk.2.ffn_gate.weight") &&
+	   !gguf_find_tensor(g, "blk.2.ffn_up.weight") && !gguf_find_tensor(g, "blk.2.ffn_down.weight"),
+	   "deci: layer 2 (source 3) has no FFN tensors");
+	ok(gguf_find_tensor(g, "blk.2.attn_q.weight") && !gguf_find_tensor(g, "blk.4.attn_q.weight"),
+	   "deci: blocks renumbered (blk.2 is source 3, no blk.4)");
+	{
+		char mt[128] = "";
+		gguf_get_str(g, "strata.export.mask", mt, sizeof mt, &err);
+		ok(strcmp(mt, "attn=0,2;mlp=2-3") == 0, "deci: strata.export.mask = '%s'", mt);
+	}
+	gguf_close(g);
+}
+
+static json_t *load_json(const char *p)
+{
+	json_error_t je;
+	return json_load_file(p, 0, &je);
+}
+
+static int json_ints_eq(json_t *a, const int *want, int n)
+{
+	if (!json_is_array(a) || json_array_size(a) != (size_t)n)
+		return 0;
+	for (int i = 0; i < n; i++)
+		if (json_integer_value(json_array_get(a, (size_t)i)) != want[i])
+			return 0;
+	return 1;
+}
+
+static int same_file(const char *a, const char *b)
+{
+	FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+	int ca, cb, same = fa && fb;
+
+	while (same) {
+		ca = fgetc(fa);
+		cb = fgetc(fb);
+		if (ca != cb)
+			same = 0;
+		if (ca == EOF || cb == EOF)
+			break;
+	}
+	if (fa)
+		fclose(fa);
+	if (fb)
+		fclose(fb);
+	return same;
+}
+
+static void check_hf_config(const char *dir, const char *src_dir)
+{
+	char p[4096], q[4096];
+	json_t *c;
+	static const int da[] = {0}, dm[] = {2};
+
+	snprintf(p, sizeof p, "%s/config.json", dir);
+	c = load_json(p);
+	ok(c != NULL, "hf config: config.json parses");
+	if (!c)
+		return;
+	/* joint attn=0,2;mlp=2,3: block 2 removed, layer 3 -> 2 */
+	is_int(json_integer_value(json_object_get(c, "num_hidden_layers")), 4,
+	       "hf config: num_hidden_layers = 4");
+	ok(json_ints_eq(json_object_get(c, "drop_attn_list"), da, 1),
+	   "hf config: drop_attn_list = [0]");
+	ok(json_ints_eq(json_object_get(c, "drop_mlp_list"), dm, 1),
+	   "hf config: drop_mlp_list = [2]");
+	ok(json_is_string(json_object_get(json_object_get(c, "auto_map"), "AutoModelForCausalLM")) &&
+	   strcmp(json_string_value(json_object_get(json_object_get(c, "auto_map"),
+						    "AutoModelForCausalLM")),
+		  "modeling_dropped_llama.LlamaForCausalLM") == 0,
+	   "hf config: auto_map names LLM-Drop's dropped llama");
+	ok(strcmp(json_string_value(json_object_get(c, "model_type")), "llama") == 0,
+	   "hf config: model_type stays llama");
+	json_decref(c);
+	snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+	snprintf(q, sizeof q, "%s/tokenizer.json", src_dir);
+	ok(same_file(p, q), "hf: tokenizer.json copied byte for byte");
+	snprintf(p, sizeof p, "%s/generation_config.json", dir);
+	snprintf(q, sizeof q, "%s/generation_config.json", src_dir);
+	ok(same_file(p, q), "hf: generation_config.json copied");
+}
+
+/* Any entry of tmp starting with prefix? */
+static int leftovers(const char *prefix)
+{
+	DIR *d = opendir(tmp);
+	struct dirent *e;
+	int n = 0;
+
+	while (d && (e = readdir(d)))
+		n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Export in a child under a file size limit; returns the child's export code. */
+static int export_limited(const struct model *m, const struct mask *mask, const char *out,
+			  enum export_format f, rlim_t limit, char *msg, size_t cap)
+{
+	int fds[2], status = 0;
+	pid_t pid;
+
+	if (pipe(fds) != 0)
+		return 0;
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = { limit, limit };
+		struct st_err err = {0};
+		struct export_opts o;
+		int rc;
+
+		close(fds[0]);
+		signal(SIGXFSZ, SIG_IGN);
+		setrlimit(RLIMIT_FSIZE, &rl);
+		export_opts_init(&o);
+		o.format = f;
+		rc = export_model(m, mask, out, &o, NULL, &err);
+		if (write(fds[1], err.msg, strlen(err.msg) + 1) < 0)
+			_exit(99);
+		_exit(-rc);
+	}
+	close(fds[1]);
+	memset(msg, 0, cap);
+	if (read(fds[0], msg, cap - 1) < 0)
+		msg[0] = 0;
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? -WEXITSTATUS(status) : 1;
+}
+
+static int cancel_after(void *ud, double done)
+{
+	(void)ud;
+	return done > 0.3;
+}
+
+static void check_interrupted(struct model *gm, struct model *hm)
+{
+	struct mask *mask = mk("attn=1", gm->hp.n_layer);
+	struct mask *hmask = mk("attn=1", hm->hp.n_layer);
+	char msg[1024];
+	int rc;
+
+	rc = export_limited(gm, mask, pth("cut.gguf"), EXPORT_GGUF, 200000, msg, sizeof msg);
+	is_int(rc, ST_EIO, "interrupted gguf: a full file fails with an I/O error");
+	has_str(msg, "cut.gguf", "interrupted gguf: the message names the file");
+	ok(!exists(pth("cut.gguf")) && leftovers("cut.gguf") == 0,
+	   "interrupted gguf: nothing at PATH and no temporary left");
+	rc = export_limited(hm, hmask, pth("cut_hf"), EXPORT_HF, 200000, msg, sizeof msg);
+	is_int(rc, ST_EIO, "interrupted hf: a full file fails with an I/O error");
+	ok(!exists(pth("cut_hf")) && leftovers("cut_hf") == 0,
+	   "interrupted hf: nothing at PATH and no temporary directory left");
+	{
+		struct st_err err = {0};
+		struct export_opts o;
+
+		export_opts_init(&o);
+		o.progress = cancel_after;
+		rc = export_model(gm, mask, pth("cancel.gguf"), &o, NULL, &err);
+		is_int(rc, ST_ECANCEL, "cancelled gguf export returns ST_ECANCEL");
+		ok(!exists(pth("cancel.gguf")) && leftovers("cancel.gguf") == 0,
+		   "cancelled gguf: nothing left");
+		o.format = EXPORT_HF;
+		rc = export_model(hm, hmask, pth("cancel_hf"), &o, NULL, &err);
+		is_int(rc, ST_ECANCEL, "cancelled hf export returns ST_ECANCEL");
+		ok(!exists(pth("cancel_hf")) && leftovers("cancel_hf") == 0,
+		   "cancelled hf: nothing left");
+	}
+	mask_free(mask);
+	mask_free(hmask);
+}
+
+static void check_errors(struct model *gm, struct model *hm)
+{
+	struct st_err err = {0};
+	struct export_opts o;
+	struct mask *wrong = mk("attn=1", 7), *all = mk("block=0-4", gm->hp.n_layer);
+	struct mask *m1 = mk("attn=1", gm->hp.n_layer);
+	int rc;
+
+	export_opts_init(&o);
+	rc = export_model(gm, wrong, pth("e1.gguf"), &o, NULL, &err);
+	is_int(rc, ST_EINVAL, "a mask of another layer count is refused");
+	has_str(err.msg, "mask has 7 layers", "... and the message says so: %s", err.msg);
+	rc = export_model(gm, all, pth("e2.gguf"), &o, NULL, &err);
+	is_int(rc, ST_EINVAL, "a mask dropping every layer is refused");
+	has_str(err.msg, "drops every layer", "... message: %s", err.msg);
+	o.dtype = ST_Q4_0;
+	rc = export_model(gm, m1, pth("e3.gguf"), &o, NULL, &err);
+	is_int(rc, ST_EINVAL, "dtype q4_0 is refused");
+	has_str(err.msg, "q4_0", "... message names the dtype: %s", err.msg);
+	o.dtype = ST_Q8_0;
+	o.format = EXPORT_HF;
+	rc = export_model(hm, m1, pth("e4"), &o, NULL, &err);
+	is_int(rc, ST_EINVAL, "q8_0 in an hf export is refused");
+	has_str(err.msg, "safetensors", "... message: %s", err.msg);
+	o.dtype = -1;
+	rc = export_model(gm, m1, pth("e5"), &o, NULL, &err);
+	is_int(rc, ST_EUNSUP, "gguf source -> hf is refused");
+	has_str(err.msg, "tokenizer.json", "... message explains why: %s", err.msg);
+	o.format = EXPORT_GGUF;
+	rc = export_model(hm, m1, pth("e6.gguf"), &o, NULL, &err);
+	is_int(rc, ST_EUNSUP, "hf source -> gguf is refused");
+	ok(!exists(pth("e1.gguf")) && !exists(pth("e2.gguf")) && !exists(pth("e3.gguf")) &&
+	   !exists(pth("e4")) && !exists(pth("e5")) && !exists(pth("e6.gguf")),
+	   "refused exports write nothing");
+	/* an existing PATH is kept unless overwrite */
+	rc = export_model(gm, m1, pth("keep.gguf"), &o, NULL, &err);
+	ok(rc == 0, "export to keep.gguf");
+	rc = export_model(gm, NULL, pth("keep.gguf"), &o, NULL, &err);
+	is_int(rc, ST_EINVAL, "an existing file is not overwritten by default");
+	has_str(err.msg, "already exists", "... message: %s", err.msg);
+	mask_free(wrong);
+	mask_free(all);
+	mask_free(m1);
+}
+
+/* Deci GGUF files written by hand: per-layer arrays the loader refuses. */
+static void check_deci_loader_errors(void)
+{
+	static const struct { const char *name; int32_t h[2], kv[2], ff[2]; int n; const char *msg; } cases[] = {
+		{ "len.gguf", {4, 4}, {2, 2}, {32, 32}, 1, "has 1 entries, expected 2" },
+		{ "differ.gguf", {4, 2}, {2, 2}, {32, 32}, 2, "differs from" },
+		{ "linear.gguf", {4, 4}, {0, 2}, {32, 32}, 2, "linear attention" },
+		{ "neg.gguf", {4, 4}, {2, 2}, {-1, 32}, 2, "entry 0 = -1 is out of range" },
+	};
+	for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+		struct st_err err = {0};
+		struct gguf_writer *w = gguf_writer_new(pth(cases[c].name), &err);
+		struct model *m = NULL;
+		int64_t ne[2] = {16, 8};
+		float zero[128] = {0};
+		int rc;
+
+		if (!w) {
+			ok(0, "write %s", cases[c].name);
+			continue;
+		}
+		gguf_writer_add_str(w, "general.architecture", "deci");
+		gguf_writer_add_u32(w, "deci.block_count", 2);
+		gguf_writer_add_u32(w, "deci.embedding_length", 16);
+		gguf_writer_add_u32(w, "deci.context_length", 64);
+		gguf_writer_add_f32(w, "deci.attention.layer_norm_rms_epsilon", 1e-5f);
+		gguf_writer_add_arr(w, "deci.attention.head_count", GGUF_I32, cases[c].h, (uint64_t)cases[c].n);
+		gguf_writer_add_arr(w, "deci.attention.head_count_kv", GGUF_I32, cases[c].kv, 2);
+		gguf_writer_add_arr(w, "deci.feed_forward_length", GGUF_I32, cases[c].ff, 2);
+		gguf_writer_add_tensor(w, "token_embd.weight", ST_F32, 2, ne);
+		gguf_writer_add_tensor(w, "output_norm.weight", ST_F32, 1, ne);
+		gguf_writer_add_tensor(w, "blk.0.attn_norm.weight", ST_F32, 1, ne);
+		if (gguf_writer_begin_data(w, &err) < 0 ||
+		    gguf_writer_write_tensor(w, zero, sizeof zero, &err) < 0 ||
+		    gguf_writer_write_tensor(w, zero, 64, &err) < 0 ||
+		    gguf_writer_write_tensor(w, zero, 64, &err) < 0 ||
+		    gguf_writer_finish(w, &err) < 0) {
+			ok(0, "write %s: %s", cases[c].name, err.msg);
+			gguf_writer_free(w);
+			continue;
+		}
+		gguf_writer_free(w);
+		rc = model_load(pth(cases[c].name), NULL, &m, &err);
+		ok(rc < 0 && m == NULL, "deci loader refuses %s", cases[c].name);
+		has_str(err.msg, cases[c].msg, "... message: %s", err.msg);
+		has_str(err.msg, cases[c].name, "... names the file");
+	}
+}
+
+/* An HF directory whose drop list names a layer that does not exist. */
+static void check_hf_loader_errors(const char *good_dir)
+{
+	char p[4096], cmd[8192];
+	json_t *c;
+	struct st_err err = {0};
+	struct model *m = NULL;
+	int rc;
+
+	snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", pth("badcfg"), good_dir,
+		 pth("badcfg"));
+	if (system(cmd) != 0) {
+		ok(0, "copy %s", good_dir);
+		return;
+	}
+	snprintf(p, sizeof p, "%s/config.json", pth("badcfg"));
+	c = load_json(p);
+	json_object_set_new(c, "drop_attn_list", json_pack("[i]", 9));
+	json_dump_file(c, p, 0);
+	json_decref(c);
+	rc = model_load(pth("badcfg"), NULL, &m, &err);
+	ok(rc < 0, "hf loader refuses drop_attn_list [9] for 4 layers");
+	has_str(err.msg, "'drop_attn_list' entry 0 = 9", "... message: %s", err.msg);
+	/* a listed site's tensors may be absent, but an unlisted one's may not */
+	c = load_json(p);
+	json_object_set_new(c, "drop_attn_list", json_pack("[]"));
+	json_dump_file(c, p, 0);
+	json_decref(c);
+	rc = model_load(pth("badcfg"), NULL, &m, &err);
+	ok(rc < 0, "hf loader: an unlisted missing site is still an error");
+	has_str(err.msg, "model.layers.0.input_layernorm.weight", "... names the tensor: %s",
+		err.msg);
+	model_free(m);
+}
+
+int main(void)
+{
+	const char *gg = tap_shared("models/stories260K/stories260K.gguf");
+	const char *hf = tap_shared("models/stories260K/hf");
+	struct model *gm = NULL, *hm = NULL, *sm = NULL;
+	struct st_err err = {0};
+	static const char *const masks[][2] = {
+		{ "block", "block=1,3" },
+		{ "attn", "attn=0,2,4" },
+		{ "mlp", "mlp=1,2" },
+		{ "joint", "attn=0,2;mlp=2,3" },
+	};
+	char label[64], out[64];
+
+	tmp = tap_tmpdir("test_export");
+	if (!tmp)
+		return 1;
+	if (gg && (gm = load(gg))) {
+		for (size_t i = 0; i < 4; i++) {
+			snprintf(label, sizeof label, "stories260K gguf %s", masks[i][0]);
+			snprintf(out, sizeof out, "s_%s.gguf", masks[i][0]);
+			check_f32(label, gm, masks[i][1], EXPORT_GGUF, pth(out));
+		}
+		{
+			struct model *b = load(pth("s_block.gguf"));
+			char arch[32] = "";
+			if (b)
+				snprintf(arch, sizeof arch, "%s", b->hp.arch);
+			ok(strcmp(arch, "llama") == 0 && b && !b->absent,
+			   "block drops keep the llama architecture ('%s'), no absent sites", arch);
+			model_free(b);
+		}
+		check_deci_keys(pth("s_joint.gguf"), gg);
+		/* no layer keeps its attention (or its MLP): counts in the file are all 0 */
+		check_f32("stories260K gguf every attn", gm, "attn=0-4", EXPORT_GGUF,
+			  pth("s_allattn.gguf"));
+		check_f32("stories260K gguf every mlp", gm, "mlp=0-4", EXPORT_GGUF,
+			  pth("s_allmlp.gguf"));
+		check_dtype("stories260K gguf f16", gm, "attn=0,2;mlp=2,3", EXPORT_GGUF, ST_F16,
+			    pth("s_f16.gguf"), 2e-3);
+		check_dtype("stories260K gguf bf16", gm, "attn=0,2;mlp=2,3", EXPORT_GGUF, ST_BF16,
+			    pth("s_bf16.gguf"), 2e-2);
+		check_dtype("stories260K gguf q8_0", gm, "attn=0,2;mlp=2,3", EXPORT_GGUF, ST_Q8_0,
+			    pth("s_q8.gguf"), 2e-2);
+		{
+			struct gguf *g = gguf_open(pth("s_q8.gguf"), &err);
+			const struct st_tensor *q = g ? gguf_find_tensor(g, "blk.1.attn_q.weight") : NULL;
+			const struct st_tensor *d = g ? gguf_find_tensor(g, "blk.1.ffn_down.weight") : NULL;
+			const struct st_tensor *n = g ? gguf_find_tensor(g, "blk.1.attn_norm.weight") : NULL;
+			ok(q && q->type == ST_Q8_0, "q8_0: attn_q is q8_0");
+			ok(d && d->type == ST_F16, "q8_0: ffn_down (rows of 172) falls back to f16");
+			ok(n && n->type == ST_F32, "q8_0: norms stay f32");
+			is_int(g ? kv_int(g, "general.file_type") : -1, 7, "q8_0: general.file_type = 7");
+			gguf_close(g);
+		}
+	}
+	if (hf && (hm = load(hf))) {
+		for (size_t i = 0; i < 4; i++) {
+			snprintf(label, sizeof label, "stories260K hf %s", masks[i][0]);
+			snprintf(out, sizeof out, "h_%s", masks[i][0]);
+			check_f32(label, hm, masks[i][1], EXPORT_HF, pth(out));
+		}
+		check_hf_config(pth("h_joint"), hf);
+		{
+			json_t *c = load_json(pth("h_block/config.json"));
+			ok(c && !json_object_get(c, "drop_attn_list") && !json_object_get(c, "auto_map") &&
+			   json_integer_value(json_object_get(c, "num_hidden_layers")) == 3,
+			   "hf block drops: a plain LlamaForCausalLM config with 3 layers");
+			json_decref(c);
+		}
+		check_dtype("stories260K hf f16", hm, "attn=0,2;mlp=2,3", EXPORT_HF, ST_F16,
+			    pth("h_f16"), 2e-3);
+		check_dtype("stories260K hf bf16", hm, "attn=0,2;mlp=2,3", EXPORT_HF, ST_BF16,
+			    pth("h_bf16"), 2e-2);
+		{
+			/* sharded: 100 kB per shard */
+			struct export_opts o;
+			struct export_result res;
+			struct mask *mask = mk("attn=0,2;mlp=2,3", hm->hp.n_layer);
+			struct model *e = NULL;
+			float *a, *b;
+			char ip[4096];
+
+			export_opts_init(&o);
+			o.format = EXPORT_HF;
+			o.shard_bytes = 100000;
+			o.overwrite = 1;
+			ok(export_model(hm, mask, pth("h_shard"), &o, &res, &err) == 0,
+			   "hf sharded export");
+			ok(res.n_shards > 1, "hf sharded: %d shards", res.n_shards);
+			snprintf(ip, sizeof ip, "%s/model.safetensors.index.json", pth("h_shard"));
+			ok(exists(ip), "hf sharded: index written");
+			snprintf(ip, sizeof ip, "%s/model-00001-of-%05d.safetensors", pth("h_shard"),
+				 res.n_shards);
+			ok(exists(ip), "hf sharded: first shard named model-00001-of-%05d.safetensors",
+			   res.n_shards);
+			e = load(pth("h_shard"));
+			a = logits(hm, mask, NULL);
+			b = e ? logits(e, NULL, NULL) : NULL;
+			ok(a && b && max_diff(a, b, (size_t)T_TOK * (size_t)hm->hp.n_vocab, NULL) <= 1e-5,
+			   "hf sharded: logits equal the masked original's");
+			free(a);
+			free(b);
+			model_free(e);
+			mask_free(mask);
+		}
+		check_hf_loader_errors(pth("h_joint"));
+	}
+	/* a synthetic model at the "tiny" shape */
+	if (synth_write_gguf(pth("tiny.gguf"), synth_find_shape("tiny"), ST_F32, 7, NULL, NULL,
+			     &err) < 0) {
+		ok(0, "synth tiny: %s", err.msg);
+	} else if ((sm = load(pth("tiny.gguf")))) {
+		char mt[4][64];
+		int L = sm->hp.n_layer;
+
+		is_int(L, 2, "synth tiny has 2 layers");
+		snprintf(mt[0], sizeof mt[0], "block=1");
+		snprintf(mt[1], sizeof mt[1], "attn=0");
+		snprintf(mt[2], sizeof mt[2], "mlp=1");
+		snprintf(mt[3], sizeof mt[3], "attn=1;mlp=0");
+		for (int i = 0; i < 4; i++) {
+			snprintf(label, sizeof label, "synth tiny gguf %s", masks[i][0]);
+			snprintf(out, sizeof out, "t_%s.gguf", masks[i][0]);
+			check_f32(label, sm, mt[i], EXPORT_GGUF, pth(out));
+		}
+		check_dtype("synth tiny gguf f16", sm, mt[3], EXPORT_GGUF, ST_F16, pth("t_f16.gguf"),
+			    2e-3);
+		check_dtype("synth tiny gguf q8_0", sm, mt[3], EXPORT_GGUF, ST_Q8_0, pth("t_q8.gguf"),
+			    3e-2);
+		{
+			/* re-export of a deci export: the absent sites stay absent */
+			struct model *d = load(pth("t_joint.gguf"));
+			struct mask *more = d ? mk("attn=0", d->hp.n_layer) : NULL;
+			if (d && more) {
+				ok(d->absent && d->absent[0] == MODEL_ABSENT_MLP &&
+				   d->absent[1] == MODEL_ABSENT_ATTN,
+				   "synth tiny deci: absent sites read back (mlp 0, attn 1)");
+				check_f32("synth tiny deci re-export", d, "attn=0", EXPORT_GGUF,
+					  pth("t_again.gguf"));
+			}
+			mask_free(more);
+			model_free(d);
+		}
+	}
+	if (gm && hm) {
+		check_interrupted(gm, hm);
+		check_errors(gm, hm);
+	}
+	check_deci_loader_errors();
+	model_free(gm);
+	model_free(hm);
+	model_free(sm);
+	return tap_done();
+}
