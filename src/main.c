@@ -4,7 +4,9 @@
  * this file and src/cli turn core errors into stderr text.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "cli/cli.h"
@@ -23,6 +25,7 @@ static const struct command commands[] = {
 	{"bench", "MODEL [--mask M] [--ctx L,...] [--gen N] [--repeat R]", "prefill and decode speed, weight and KV-cache bytes, peak RSS", cmd_bench},
 	{"sweep", "MODEL --run RUN --method M[,M] --max K --task T ... [--bench]", "quality (and speed) against the number of sites dropped, per method; cached", cmd_sweep},
 	{"export", "[MODEL] --out PATH --format gguf|hf [--mask M | --run RUN --method M -n K] [--dtype D]", "write the model with the dropped sites physically removed (GGUF or Hugging Face)", cmd_export},
+	{"tui", "[MODEL] [--color never|auto|always] [--no-mouse]", "open the workbench (also: strata alone on a terminal)", cmd_tui},
 	{NULL, NULL, NULL, NULL},
 };
 
@@ -42,6 +45,12 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
+		char *targv[] = {(char *)"tui", NULL};
+
+		/* on a terminal, the workbench; elsewhere (scripts, CI) the usage */
+		if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && getenv("TERM") &&
+		    strcmp(getenv("TERM"), "dumb") != 0)
+			return cmd_tui(1, targv);
 		usage(stdout);
 		return EXIT_OK;
 	}

@@ -95,6 +95,7 @@ int cmd_scores(int argc, char **argv);
 int cmd_sql(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_tui(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 

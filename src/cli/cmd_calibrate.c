@@ -229,8 +229,8 @@ static int build_scores(const struct calib_result *r, struct store_score **out, 
 	return 0;
 }
 
-static int put_scores(struct store *s, int64_t run, int pass, const struct calib_result *r,
-		      struct st_err *err)
+int cli_calib_put_scores(struct store *s, int64_t run, int pass, const struct calib_result *r,
+			 struct st_err *err)
 {
 	struct store_score *sc;
 	size_t n;
@@ -258,7 +258,7 @@ static int on_pass_done(void *ud, int pass, const struct calib_result *r,
 {
 	struct calib_ctx *c = ud;
 
-	if (put_scores(c->s, c->run, pass, r, &c->store_err) < 0 ||
+	if (cli_calib_put_scores(c->s, c->run, pass, r, &c->store_err) < 0 ||
 	    store_iter_drop_put(c->s, c->run, pass, chosen->layer, site_name(chosen->site),
 				chosen->importance, &c->store_err) < 0)
 		return 1;
@@ -696,7 +696,7 @@ static int calibrate(const struct calib_args *a)
 		cli_cancel_install();
 		e = calib_run(m, d, &co, &res, &err);
 		progress_end(&ctx);
-		if (e == 0 && (e = put_scores(s, run_id, 0, res, &err)) == 0)
+		if (e == 0 && (e = cli_calib_put_scores(s, run_id, 0, res, &err)) == 0)
 			e = store_run_set_status(s, run_id, STORE_DONE, now_s() - t0, &err);
 		if (e < 0) {
 			struct st_err e2 = {0};

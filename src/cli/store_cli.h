@@ -66,6 +66,16 @@ int cli_calib_iterative(struct store *s, const struct model *m,
 			const struct dataset *d, const struct store_run_key *k,
 			const struct plan_opts *po, int64_t *run, struct st_err *err);
 
+/*
+ * Store the final scores of pass `pass` of run `run` from r: every
+ * computed value (NaN ones left out) with its standard error, and for
+ * cos the rank among its kind and among attn+mlp jointly with bootstrap
+ * 95% intervals (1000 resamples, a fixed seed).  Shared by calibrate,
+ * plan --iterative and the workbench, so that all store the same rows.
+ */
+int cli_calib_put_scores(struct store *s, int64_t run, int pass,
+			 const struct calib_result *r, struct st_err *err);
+
 /* The key string for an iterative run: "attn", or with guards
  * "attn keep_first=1 keep_last=2"; into buf. */
 void cli_iterative_key(const struct plan_opts *po, char *buf, size_t cap);

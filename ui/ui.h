@@ -1,0 +1,358 @@
+/*
+ * ui: the internals of the curses workbench (`strata tui`, or `strata`
+ * alone on a terminal; the entry point is in tui.h).  It adds no engine
+ * logic of its own: it drives the core (calib, plan, eval, speed) and
+ * the store, and draws what they give.
+ *
+ * Structure (htop / ncdu / tmux style):
+ *   - this is the only header that includes curses;
+ *   - one module per screen (screen_*.c) with _draw, _key and _click;
+ *   - tui.c owns getch, its timeout, KEY_RESIZE, the key table (from
+ *     which the help screen is generated), the tab bar and status bar;
+ *   - state changes only mark windows dirty; one loop repaints them with
+ *     wnoutrefresh + doupdate, never clear(), so a slow link only gets
+ *     the cells that changed;
+ *   - long work (calibrate, evaluate, bench) runs on one background
+ *     thread (jobs.c) with its own store connection; the interface
+ *     thread never calls into the worker pool, it only reads the job's
+ *     progress under a mutex, at most about 4 times a second.
+ * Errors never end the interface: they go to the status bar.
+ */
+#ifndef STRATA_UI_H
+#define STRATA_UI_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <curses.h>
+
+#include "tui.h"
+
+#include "model.h"
+#include "plan.h"
+#include "../db/store.h"
+
+struct mask;
+struct calib_result;
+
+/* ---- screens ---- */
+
+enum tui_screen {
+	SCR_HOME, SCR_CALIB, SCR_HEAT, SCR_TOGGLE, SCR_RESULTS, SCR_SQL, SCR_HELP, SCR_N
+};
+
+/* Actions bound to keys in the key table (tui.c). */
+enum tui_act {
+	ACT_NONE, ACT_HELP, ACT_BACK, ACT_QUIT, ACT_SCREEN1, ACT_SCREEN2, ACT_SCREEN3, ACT_SCREEN4,
+	ACT_SCREEN5, ACT_SCREEN6, ACT_PANE, ACT_CANCEL, ACT_REDRAW,
+	ACT_UP, ACT_DOWN, ACT_LEFT, ACT_RIGHT, ACT_TOP, ACT_BOTTOM, ACT_PGUP, ACT_PGDN, ACT_ENTER,
+	ACT_OPEN, ACT_COMPARE, ACT_START, ACT_TOGGLE, ACT_ANGULAR, ACT_EVAL, ACT_BENCH, ACT_PLAN,
+	ACT_RESET, ACT_NOCMP, ACT_EDIT, ACT_RELOAD,
+};
+
+/* ---- colour ---- */
+
+enum tui_cmode { CMODE_MONO, CMODE_8, CMODE_256 };
+
+#define RAMP_STEPS 10
+/* Colour pairs: the ramp uses pairs PAIR_RAMP .. PAIR_RAMP+RAMP_STEPS-1. */
+enum {
+	PAIR_TITLE = 1, PAIR_BAR, PAIR_ERR, PAIR_SEL, PAIR_DROP, PAIR_OK, PAIR_DIM,
+	PAIR_RAMP = 16,
+};
+
+/* Pick the mode from --color, NO_COLOR, TERM and the terminal's
+ * colours, and set up the pairs.  Call after initscr. */
+enum tui_cmode colour_init(int color_opt);
+/* Step 0 .. RAMP_STEPS-1 of value v on [lo, hi] (NaN: -1). */
+int colour_step(double v, double lo, double hi);
+/* Draw a heat cell of width w at (y, x): background colour of step (or
+ * the glyph ramp " .:-=+*#%@" in monochrome) with text on it. */
+void colour_cell(WINDOW *w, int y, int x, int width, int step, const char *text,
+		 int selected, int dropped);
+/* A legend "lo [ramp] hi  label" at (y, x). */
+void colour_legend(WINDOW *w, int y, int x, double lo, double hi, const char *label);
+/* The monochrome glyph of a step. */
+char colour_glyph(int step);
+
+/* ---- drawing helpers (draw.c) ---- */
+
+/* A string clipped (with "~" when cut) to width columns at (y, x). */
+void draw_text(WINDOW *w, int y, int x, int width, const char *s);
+void draw_textf(WINDOW *w, int y, int x, int width, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+/* A progress bar [#####-----] of width columns for done in [0, 1]. */
+void draw_bar(WINDOW *w, int y, int x, int width, double done);
+/* 1.23M, 45.6k ... into buf. */
+const char *draw_si(double v, char *buf, size_t cap);
+/* m:ss or h:mm:ss. */
+const char *draw_time(double s, char *buf, size_t cap);
+
+/* One point of a chart series. */
+struct chart_pt {
+	double x, y;
+	int mark;   /* 1: drawn with the frontier glyph '*' */
+};
+struct chart_series {
+	const char *name;
+	char glyph;
+	int n;
+	struct chart_pt *pt;
+	int connect;  /* draw a line between consecutive points */
+};
+/* An x/y chart in the box (y0, x0, h, w) with axis labels. */
+void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
+		const char *ylabel, const struct chart_series *s, int n_series);
+
+/* A grid of strings (the SQL screen and the results table). */
+struct grid {
+	int n_cols, n_rows, cap;
+	char **names;    /* [n_cols] */
+	char **cell;     /* [n_rows * n_cols] */
+	int *width;      /* [n_cols] display widths */
+	int *num;        /* [n_cols] 1 when every value is a number */
+};
+void grid_reset(struct grid *g);
+int grid_query_row(void *ud, int stmt, int n, const char *const *names,
+		   const struct store_value *v);
+int grid_query_cols(void *ud, int stmt, int n, const char *const *names);
+/* Draw rows top.. and columns left.. of g in (y0, x0, h, wd); sel_row is
+ * highlighted (-1: none). */
+void grid_draw(WINDOW *w, const struct grid *g, int y0, int x0, int h, int wd,
+	       int top, int left, int sel_row);
+
+/* ---- a calibration run's scores, read from the store (data.c) ---- */
+
+struct run_scores {
+	int64_t run;
+	int n_layer;
+	char label[96];   /* "run 3: tinystories-valid-1000.txt 16x128" */
+	double *cos;      /* [3][L] site-major (attn, mlp, block); NaN when absent */
+	double *se;       /* [3][L] */
+	int *rank, *lo, *hi; /* [3][L] rank among its kind, bootstrap interval */
+	double *ang;      /* [L][L + 1]: d(l, n) on the last token at l*(L+1)+n */
+	double *ang_all;  /* the same over all tokens */
+};
+struct run_scores *scores_load(struct store *s, int64_t run, struct st_err *err);
+void scores_free(struct run_scores *r);
+double scores_imp(const struct run_scores *r, int site, int layer);
+
+/* ---- the background job (jobs.c) ---- */
+
+enum job_kind { JOB_NONE, JOB_CALIB, JOB_EVAL, JOB_BENCH };
+
+struct job_metric {
+	char task[32], metric[32];
+	int ctx;
+	double value, stderr_;
+	int64_t n;
+};
+
+struct job {
+	pthread_t th;
+	pthread_mutex_t mu;
+	int running;          /* a thread exists (joined by job_poll) */
+	volatile int cancel;  /* asked to stop after the current chunk */
+	enum job_kind kind;
+	/* inputs (set before the start, read by the thread) */
+	char db_path[4096];
+	const struct model *m;
+	int64_t model_id;
+	char data[4096];
+	int samples, seq_len;
+	char mask[4096];
+	/* progress (under mu) */
+	char phase[64];
+	double done;          /* 0..1 */
+	uint64_t tokens_done, tokens_total;
+	double tok_per_s, eta_s;
+	unsigned seq;         /* bumped on every progress change */
+	/* result (under mu; valid once finished is set) */
+	int finished;
+	int rc;               /* 0, ST_ECANCEL or a negative code */
+	int cached;           /* served from the store */
+	char msg[1024];
+	int64_t run;          /* calibrate: the run id */
+	int n_metrics;
+	struct job_metric metrics[16];
+};
+
+void job_init(struct job *j);
+/* Start j->kind on its own thread (inputs filled); 0 or -1 when a job
+ * already runs. */
+int job_start(struct job *j);
+/* Ask the job to stop after the current chunk (its finished chunks kept). */
+void job_cancel(struct job *j);
+/* If the job finished, join its thread and return 1 (its result fields
+ * are then stable); else 0. */
+int job_poll(struct job *j);
+/* Cancel and join; for quitting. */
+void job_stop(struct job *j);
+
+/* The store's settings string for the workbench's ppl/kl evaluation. */
+void job_eval_settings(const struct model *m, char *buf, size_t cap);
+int job_eval_ctx(const struct model *m);
+#define TUI_EVAL_MAX_TOKENS 8192
+/* The bench settings of the workbench ("ctx=128,512;gen=32;repeat=1;threads=N"). */
+void job_bench_settings(const struct model *m, char *buf, size_t cap);
+
+/* ---- the workbench's state ---- */
+
+struct home_state {
+	struct grid runs, models;
+	int64_t *run_ids, *model_ids;
+	int pane;          /* 0 runs, 1 models */
+	int sel[2], top[2];
+};
+
+struct calib_state {
+	int field;         /* 0 data, 1 samples, 2 seq_len, 3 start */
+	char data[4096];
+	int samples, seq_len;
+	char **cands;      /* data files found */
+	int n_cands, cand;
+};
+
+struct heat_state {
+	int layer, col;    /* cursor: col 0 attn, 1 mlp, 2 block, 3.. compare */
+	int top;           /* first layer shown */
+	int angular;       /* showing the d(l, n) matrix */
+	int all_tokens;    /* angular view: all tokens instead of the last */
+	int acol;          /* angular view cursor: span n */
+};
+
+/* one measured mask of the open model, for the charts */
+struct res_pt {
+	char mask[512];
+	char method[16];   /* plan method that made it, "mask" by hand */
+	int x;             /* layers dropped: attn + mlp sites, a block once */
+	double ppl, tps;   /* NaN when not measured */
+};
+
+struct results_state {
+	struct grid evals;
+	int sel, top;
+	struct res_pt *pt;
+	int n_pt;
+};
+
+struct sql_state {
+	char query[2048];
+	int editing;
+	struct grid g;
+	int top, left, sel;
+	char msg[256];
+};
+
+/* the current mask's measured figures, from the store or a job */
+struct measured {
+	int have_eval, have_bench;
+	double ppl, kl, top1;
+	double prefill_tps, decode_tps;
+	int eval_cached, bench_cached;
+};
+
+struct tui {
+	struct tui_opts opt;
+	enum tui_cmode cmode;
+	struct store *s;
+	char db_path[4096];
+	/* the open model */
+	struct model *m;
+	char model_path[4096];
+	int64_t model_id;
+	uint64_t total_params, total_flops;
+	/* the open run and runs to compare */
+	struct run_scores *cur;
+	struct calib_result *cur_res; /* its chunk values, for plans */
+	struct run_scores *cmp[8];
+	int n_cmp;
+	/* the mask being edited, its canonical text and predicted effect */
+	struct mask *mask;
+	char mask_text[4096];
+	struct plan_effect eff;
+	double speedup;
+	struct measured meas;
+	char eval_file[4096];
+	char eval_sha[65];
+	/* screens */
+	enum tui_screen scr, back;
+	struct home_state home;
+	struct calib_state cal;
+	struct heat_state heat;
+	struct results_state res;
+	struct sql_state sql;
+	int help_top;
+	/* the line editor (prompts) */
+	int prompting;
+	char prompt[128];
+	char line[4096];
+	int line_len, line_cur;
+	int prompt_kind;
+	/* windows and repaint */
+	WINDOW *wtop, *wbody, *wbar;
+	int rows, cols;
+	int dirty_top, dirty_body, dirty_bar;
+	char msg[512];     /* last message */
+	int msg_err;       /* it is an error */
+	struct job job;
+	unsigned job_seq;
+	double job_drawn;  /* when progress was last drawn */
+	int quit;
+};
+
+/* Status bar messages (also marks the bar dirty). */
+void tui_msg(struct tui *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tui_err(struct tui *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Switch screens (remembering where Esc goes back to). */
+void tui_goto(struct tui *t, enum tui_screen s);
+/* Open a prompt on the status line; tui calls prompt_done(kind, text). */
+enum { PROMPT_MODEL = 1, PROMPT_PLAN, PROMPT_EVAL, PROMPT_DATA, PROMPT_SAMPLES,
+       PROMPT_SEQLEN, PROMPT_SQL };
+void tui_prompt(struct tui *t, int kind, const char *label, const char *init);
+
+/* Model, runs and mask (data.c). */
+int tui_load_model(struct tui *t, const char *path);
+int tui_open_run(struct tui *t, int64_t run);
+void tui_mask_changed(struct tui *t);
+void tui_toggle_site(struct tui *t, int layer, int site);
+int tui_apply_plan(struct tui *t, const char *spec);
+void tui_reload_lists(struct tui *t);
+int tui_start_calib(struct tui *t);
+int tui_start_eval(struct tui *t, const char *file);
+int tui_start_bench(struct tui *t);
+void tui_job_finished(struct tui *t);
+int tui_add_compare(struct tui *t, int64_t run);
+
+/* Screens: draw into t->wbody; key gets an action (or ACT_NONE with the
+ * raw key); click gets body coordinates. */
+void home_draw(struct tui *t, WINDOW *w);
+void home_key(struct tui *t, int act, int ch);
+void home_click(struct tui *t, int y, int x);
+void calib_draw(struct tui *t, WINDOW *w);
+void calib_key(struct tui *t, int act, int ch);
+void calib_click(struct tui *t, int y, int x);
+void calib_scan(struct tui *t);
+void heat_draw(struct tui *t, WINDOW *w);
+void heat_key(struct tui *t, int act, int ch);
+void heat_click(struct tui *t, int y, int x);
+/* Keys the heatmap and the toggle screen share (cursor, drop, plan,
+ * eval, bench); returns 1 when the action was theirs. */
+int layers_key(struct tui *t, int act, int max_col);
+void toggle_draw(struct tui *t, WINDOW *w);
+void toggle_key(struct tui *t, int act, int ch);
+void toggle_click(struct tui *t, int y, int x);
+/* The what-if and measurement panel (shared by heatmap and toggle). */
+void whatif_draw(struct tui *t, WINDOW *w, int y0, int x0, int h, int wd);
+void results_draw(struct tui *t, WINDOW *w);
+void results_key(struct tui *t, int act, int ch);
+void results_load(struct tui *t);
+void sql_draw(struct tui *t, WINDOW *w);
+void sql_key(struct tui *t, int act, int ch);
+void sql_run(struct tui *t, const char *q);
+
+/* Filename completion of line (in place, cap bytes); returns the
+ * number of candidates (0: none, 1: completed). */
+int tui_complete_path(char *line, size_t cap);
+
+#endif
