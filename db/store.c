@@ -1773,13 +1773,64 @@ static int put_metrics(struct store *s, const char *sql, int bench, int64_t id,
 	return rc;
 }
 
+/* The header row of an evaluation or a measurement, for bind_header. */
+struct measure_row {
+	const void *key;
+	const struct store_provenance *p;
+	double seconds;
+};
+
+static void bind_eval_row(sqlite3_stmt *st, const void *ud)
+{
+	const struct measure_row *r = ud;
+
+	bind_eval_key(st, r->key);
+	bind_real(st, 6, r->seconds);
+	bind_text(st, 7, r->p->version);
+	bind_text(st, 8, r->p->build);
+	sqlite3_bind_int(st, 9, r->p->threads);
+	bind_text(st, 10, r->p->host);
+}
+
+static void bind_bench_row(sqlite3_stmt *st, const void *ud)
+{
+	const struct measure_row *r = ud;
+
+	bind_bench_key(st, r->key);
+	bind_text(st, 5, r->p->version);
+	bind_text(st, 6, r->p->build);
+	sqlite3_bind_int(st, 7, r->p->threads);
+}
+
+/* Insert a header row (sql_insert, bound by bind) and its metric rows
+ * (sql_metrics), inside the caller's transaction; *row gets its id. */
+static int insert_measure(struct store *s, const char *what, const char *sql_insert,
+			  void (*bind)(sqlite3_stmt *, const void *), const void *ud,
+			  const char *sql_metrics, int bench, const struct store_metric *m,
+			  size_t n, int64_t *row, struct st_err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = injected(s, what, err)) < 0 || (rc = prep(s, sql_insert, &st, err)) < 0)
+		return rc;
+	bind(st, ud);
+	rc = step_done(s, st, sql_insert, err);
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return rc;
+	*row = sqlite3_last_insert_rowid(s->db);
+	return put_metrics(s, sql_metrics, bench, *row, m, n, err);
+}
+
 int store_eval_put(struct store *s, const struct store_eval_key *k,
 		   const struct store_provenance *p, double seconds,
 		   const struct store_metric *m, size_t n, int64_t *id,
 		   struct st_err *err)
 {
+	struct measure_row r = {k, p, seconds};
 	sqlite3_stmt *st = NULL;
-	int64_t old = 0, row;
+	int64_t old = 0, row = 0;
 	int rc;
 
 	if ((rc = tx_begin(s, err)) < 0)
@@ -1800,21 +1851,8 @@ int store_eval_put(struct store *s, const struct store_eval_key *k,
 		sqlite3_finalize(st);
 		st = NULL;
 	}
-	if ((rc = injected(s, "evals", err)) < 0 ||
-	    (rc = prep(s, SQL_EVAL_INSERT, &st, err)) < 0)
-		goto fail;
-	bind_eval_key(st, k);
-	bind_real(st, 6, seconds);
-	bind_text(st, 7, p->version);
-	bind_text(st, 8, p->build);
-	sqlite3_bind_int(st, 9, p->threads);
-	bind_text(st, 10, p->host);
-	if ((rc = step_done(s, st, SQL_EVAL_INSERT, err)) < 0)
-		goto fail;
-	row = sqlite3_last_insert_rowid(s->db);
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((rc = put_metrics(s, SQL_EVAL_METRIC_INSERT, 0, row, m, n, err)) < 0 ||
+	if ((rc = insert_measure(s, "evals", SQL_EVAL_INSERT, bind_eval_row, &r,
+				 SQL_EVAL_METRIC_INSERT, 0, m, n, &row, err)) < 0 ||
 	    (rc = tx_commit(s, err)) < 0)
 		goto fail;
 	if (id)
@@ -1831,34 +1869,21 @@ int store_bench_put(struct store *s, const struct store_bench_key *k,
 		    const struct store_metric *m, size_t n, int64_t *id,
 		    struct st_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int64_t row;
+	struct measure_row r = {k, p, 0};
+	int64_t row = 0;
 	int rc;
 
 	if ((rc = tx_begin(s, err)) < 0)
 		return rc;
-	if ((rc = injected(s, "benches", err)) < 0 ||
-	    (rc = prep(s, SQL_BENCH_INSERT, &st, err)) < 0)
-		goto fail;
-	bind_bench_key(st, k);
-	bind_text(st, 5, p->version);
-	bind_text(st, 6, p->build);
-	sqlite3_bind_int(st, 7, p->threads);
-	if ((rc = step_done(s, st, SQL_BENCH_INSERT, err)) < 0)
-		goto fail;
-	row = sqlite3_last_insert_rowid(s->db);
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((rc = put_metrics(s, SQL_BENCH_METRIC_INSERT, 1, row, m, n, err)) < 0 ||
-	    (rc = tx_commit(s, err)) < 0)
-		goto fail;
+	if ((rc = insert_measure(s, "benches", SQL_BENCH_INSERT, bind_bench_row, &r,
+				 SQL_BENCH_METRIC_INSERT, 1, m, n, &row, err)) < 0 ||
+	    (rc = tx_commit(s, err)) < 0) {
+		tx_rollback(s);
+		return rc;
+	}
 	if (id)
 		*id = row;
 	return 0;
-fail:
-	sqlite3_finalize(st);
-	tx_rollback(s);
-	return rc;
 }
 
 int store_export_put(struct store *s, const struct store_export *e,

@@ -89,6 +89,18 @@ static int col_add(struct cols *c, const char *task, const char *metric, const c
 	return c->n++;
 }
 
+/* Put a speed figure in its column (made on first use). */
+static void set_col(struct cols *c, struct store_value *row, const char *name,
+		    struct store_value v)
+{
+	int i = col_find(c, "bench", name);
+
+	if (i < 0)
+		i = col_add(c, "bench", name, name);
+	if (i >= 0)
+		row[i] = v;
+}
+
 /* The mask of plan method m dropping k sites (k = 0: nothing). */
 static int point_mask(const struct model_hparams *hp, const struct calib_result *res,
 		      enum plan_method method, int k, const struct sweep_args *a,
@@ -102,52 +114,6 @@ static int point_mask(const struct model_hparams *hp, const struct calib_result 
 	po.keep_first = (int)a->keep_first;
 	po.keep_last = (int)a->keep_last;
 	return plan_make(hp, res, &po, out, err);
-}
-
-/* Store the plan as strata plan would (so plan_list shows the sweep's). */
-static int store_point_plan(struct store *s, const struct store_run *run, const struct plan *p,
-			    const char *maskbuf, int k, const struct sweep_args *a,
-			    struct st_err *err)
-{
-	struct store_plan sp;
-	int n = p->n_drop > 0 ? p->n_drop : 1;
-	int *layer = malloc((size_t)n * sizeof *layer);
-	const char **site = malloc((size_t)n * sizeof *site);
-	double *imp = malloc((size_t)n * sizeof *imp);
-	int64_t id = 0;
-	int rc;
-
-	if (!layer || !site || !imp) {
-		free(layer), free(site), free(imp);
-		return st_errf(err, ST_ENOMEM, "out of memory");
-	}
-	for (int i = 0; i < p->n_drop; i++) {
-		layer[i] = p->drop[i].layer;
-		site[i] = site_name(p->drop[i].site);
-		imp[i] = p->drop[i].importance;
-	}
-	memset(&sp, 0, sizeof sp);
-	sp.run_id = run->id;
-	sp.model_id = run->model_id;
-	sp.method = plan_method_name(p->method);
-	sp.n = k;
-	sp.keep_first = (int)a->keep_first;
-	sp.keep_last = (int)a->keep_last;
-	sp.mask = maskbuf;
-	sp.n_attn = p->effect.attn_dropped;
-	sp.n_mlp = p->effect.mlp_dropped;
-	sp.range_first = p->range_first;
-	sp.range_last = p->range_last;
-	sp.params = p->effect.params;
-	sp.kv_bytes_per_token = p->effect.kv_bytes_per_token;
-	sp.flops_per_token = p->effect.flops_per_token;
-	sp.n_drop = p->n_drop;
-	sp.drop_layer = layer;
-	sp.drop_site = site;
-	sp.drop_importance = imp;
-	rc = store_plan_put(s, &sp, &id, err);
-	free(layer), free(site), free(imp);
-	return rc;
 }
 
 /* Most sites a method can drop with the guards. */
@@ -248,7 +214,8 @@ static int sweep_main(struct sweep_args *a)
 				goto out;
 			}
 			mask_format(p->mask, maskbuf, sizeof maskbuf);
-			if (store_point_plan(ms.s, &run, p, maskbuf, k, a, &err) < 0 ||
+			if (cli_plan_put(ms.s, run.id, run.model_id, p, k, (int)a->keep_first,
+					 (int)a->keep_last, maskbuf, NULL, &err) < 0 ||
 			    store_sweep_put(ms.s, run.id, plan_method_name(method), tasks_key, k,
 					    mask_is_empty(p->mask) ? "" : maskbuf, &err) < 0) {
 				cli_error("%s", err.msg);
@@ -315,30 +282,15 @@ static int sweep_main(struct sweep_args *a)
 				cached_all &= cached;
 				for (int ci = 0; ci < sr.n_ctx; ci++) {
 					char name[64];
-					int c;
 
 					snprintf(name, sizeof name, "prefill_tps_%d", sr.ctx[ci].ctx);
-					if ((c = col_find(&cols, "bench", name)) < 0)
-						c = col_add(&cols, "bench", name, name);
-					if (c >= 0)
-						row[c] = store_real(sr.ctx[ci].tps.med);
+					set_col(&cols, row, name, store_real(sr.ctx[ci].tps.med));
 				}
-				if (sr.gen) {
-					int c = col_find(&cols, "bench", "decode_tps");
-
-					if (c < 0)
-						c = col_add(&cols, "bench", "decode_tps", "decode_tps");
-					if (c >= 0)
-						row[c] = store_real(sr.decode_tps.med);
-				}
-				{
-					int c = col_find(&cols, "bench", "kv_bytes");
-
-					if (c < 0)
-						c = col_add(&cols, "bench", "kv_bytes", "kv_bytes");
-					if (c >= 0 && sr.n_ctx)
-						row[c] = store_int((int64_t)sr.ctx[sr.n_ctx - 1].kv_bytes);
-				}
+				if (sr.gen)
+					set_col(&cols, row, "decode_tps", store_real(sr.decode_tps.med));
+				if (sr.n_ctx)
+					set_col(&cols, row, "kv_bytes",
+						store_int((int64_t)sr.ctx[sr.n_ctx - 1].kv_bytes));
 				speed_result_free(&sr);
 			}
 			done++;

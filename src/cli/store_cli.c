@@ -16,6 +16,7 @@
 
 #include "calib.h"
 #include "config.h"
+#include "plan.h"
 #include "threads.h"
 
 struct store *cli_store_open(const char *cmd, const char *db, int flags)
@@ -345,4 +346,50 @@ struct calib_result *cli_run_result(struct store *s, const struct store_run *run
 		return NULL;
 	}
 	return r;
+}
+
+int cli_plan_put(struct store *s, int64_t run, int64_t model_id, const struct plan *p, int n,
+		 int keep_first, int keep_last, const char *mask, int64_t *id,
+		 struct st_err *err)
+{
+	struct store_plan sp;
+	int cap = p->n_drop > 0 ? p->n_drop : 1;
+	int *layer = malloc((size_t)cap * sizeof *layer);
+	const char **site = malloc((size_t)cap * sizeof *site);
+	double *imp = malloc((size_t)cap * sizeof *imp);
+	int64_t got = 0;
+	int rc;
+
+	if (!layer || !site || !imp) {
+		free(layer), free(site), free(imp);
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	}
+	for (int i = 0; i < p->n_drop; i++) {
+		layer[i] = p->drop[i].layer;
+		site[i] = site_name(p->drop[i].site);
+		imp[i] = p->drop[i].importance;
+	}
+	memset(&sp, 0, sizeof sp);
+	sp.run_id = run;
+	sp.model_id = model_id;
+	sp.method = plan_method_name(p->method);
+	sp.n = n;
+	sp.iterative = p->iterative;
+	sp.keep_first = keep_first;
+	sp.keep_last = keep_last;
+	sp.mask = mask;
+	sp.n_attn = p->effect.attn_dropped;
+	sp.n_mlp = p->effect.mlp_dropped;
+	sp.range_first = p->range_first;
+	sp.range_last = p->range_last;
+	sp.params = p->effect.params;
+	sp.kv_bytes_per_token = p->effect.kv_bytes_per_token;
+	sp.flops_per_token = p->effect.flops_per_token;
+	sp.n_drop = p->n_drop;
+	sp.drop_layer = layer;
+	sp.drop_site = site;
+	sp.drop_importance = imp;
+	rc = store_plan_put(s, &sp, id ? id : &got, err);
+	free(layer), free(site), free(imp);
+	return rc;
 }

@@ -80,6 +80,16 @@ int cli_calib_put_scores(struct store *s, int64_t run, int pass,
  * "attn keep_first=1 keep_last=2"; into buf. */
 void cli_iterative_key(const struct plan_opts *po, char *buf, size_t cap);
 
+/*
+ * Store plan p of run `run` (method, its drops in order and predicted
+ * effect, n as asked, the guards, mask in canonical form) as
+ * `strata plan` does; *id (may be NULL) gets the plan's id.
+ */
+struct plan;
+int cli_plan_put(struct store *s, int64_t run, int64_t model_id, const struct plan *p, int n,
+		 int keep_first, int keep_last, const char *mask, int64_t *id,
+		 struct st_err *err);
+
 /* A run's pass-0 values rebuilt from its stored chunks (L layers);
  * NULL with err set when it has none or on an error. */
 struct calib_result *cli_run_result(struct store *s, const struct store_run *run, int L,
