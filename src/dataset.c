@@ -461,6 +461,18 @@ static int split_text(struct docs *d, const char *name, const char *buf,
 	return 0;
 }
 
+/* A .json file of objects one per line: it starts with '{' and an
+ * object ends where the next one starts on a new line. */
+static int json_lines(const char *buf, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+		i++;
+	return i < len && buf[i] == '{' &&
+	       (memmem(buf + i, len - i, "}\n{", 3) || memmem(buf + i, len - i, "}\r\n{", 4));
+}
+
 int dataset_split_docs(const char *name, const char *buf, size_t len,
 		       const char *text_field, char ***docs, size_t *n,
 		       struct st_err *err)
@@ -479,6 +491,9 @@ int dataset_split_docs(const char *name, const char *buf, size_t len,
 	if (bl > 3 && strcmp(base + bl - 3, ".gz") == 0)
 		base[bl - 3] = 0;
 	if (ends_with(base, ".jsonl") || ends_with(base, ".ndjson"))
+		rc = split_jsonl(&d, name, buf, len, text_field, err);
+	else if (ends_with(base, ".json") && json_lines(buf, len))
+		/* JSON Lines under a .json name (C4's en/c4-*.json.gz shards) */
 		rc = split_jsonl(&d, name, buf, len, text_field, err);
 	else if (ends_with(base, ".json"))
 		rc = split_json(&d, name, buf, len, text_field, err);

@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	{"sweep", "MODEL --run RUN --method M[,M] --max K --task T ... [--bench]", "quality (and speed) against the number of sites dropped, per method; cached", cmd_sweep},
 	{"export", "[MODEL] --out PATH --format gguf|hf [--mask M | --run RUN --method M -n K] [--dtype D]", "write the model with the dropped sites physically removed (GGUF or Hugging Face)", cmd_export},
 	{"tui", "[MODEL] [--color never|auto|always] [--no-mouse]", "open the workbench (also: strata alone on a terminal)", cmd_tui},
+	{"pull", "REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--dataset]", "download a model or dataset from the Hugging Face Hub into the shared cache", cmd_pull},
 	{NULL, NULL, NULL, NULL},
 };
 
@@ -37,7 +38,8 @@ static void usage(FILE *f)
 	for (const struct command *c = commands; c->name; c++)
 		fprintf(f, "  %-9s %s\n", c->name, c->summary);
 	fprintf(f, "\nOptions every command takes: --threads N, --format text|csv|tsv|json, --help.\n"
-		   "MODEL is a .gguf file, a Hugging Face directory or a llama2.c checkpoint;\n"
+		   "MODEL is a .gguf file, a Hugging Face directory, a llama2.c checkpoint\n"
+		   "or hf:ORG/NAME[@REV][/FILE] (downloaded into the Hugging Face cache);\n"
 		   "it defaults to $STRATA_MODEL, else ../shared/models/stories260K/stories260K.gguf.\n"
 		   "See strata(1) for everything.\n");
 }

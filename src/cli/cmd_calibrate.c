@@ -815,7 +815,9 @@ int cmd_calibrate(int argc, char **argv)
 	if (a.force && a.resume)
 		return cli_usage("calibrate", "--force and --resume contradict each other");
 	a.model = argv[optind];
-	a.data = argv[optind + 1];
+	a.data = cli_resolve_path(argv[optind + 1], CLI_PATH_DATA);
+	if (!a.data)
+		return EXIT_ERR;
 	cli_common_apply(&a.co);
 	return calibrate(&a);
 }

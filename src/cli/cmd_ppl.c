@@ -68,6 +68,9 @@ int cmd_ppl(int argc, char **argv)
 	}
 	if (argc - optind != 2)
 		return cli_usage("ppl", "expected MODEL and FILE");
+	argv[optind + 1] = (char *)cli_resolve_path(argv[optind + 1], CLI_PATH_DATA);
+	if (!argv[optind + 1])
+		return EXIT_ERR;
 	cli_common_apply(&co);
 	m = cli_load_model(argv[optind]);
 	if (!m)

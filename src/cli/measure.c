@@ -118,9 +118,13 @@ static int load_mc(const char *t, const struct eval_spec *es, struct mc_item **i
 
 	*is_lm = 0;
 	if (!strcmp(t, "hellaswag") || !strncmp(t, "hellaswag:", 10)) {
-		if (t[9] == ':')
-			snprintf(path, sizeof path, "%s", t + 10);
-		else
+		if (t[9] == ':') {
+			const char *rp = cli_resolve_path(t + 10, CLI_PATH_DATA);
+
+			if (!rp)
+				return st_errf(err, ST_EIO, "%s: data not available (see above)", t);
+			snprintf(path, sizeof path, "%s", rp);
+		} else
 			snprintf(path, sizeof path, "%s/data/mc/hellaswag/hellaswag_val_full.txt",
 				 shared_dir());
 		return mc_read_hellaswag(path, limit, items, n, err);
@@ -238,7 +242,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 		     struct measure_store *ms, struct store_metric *res, size_t *nres,
 		     int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
 {
-	const char *path = strchr(t, ':') + 1;
+	const char *path = cli_resolve_path(strchr(t, ':') + 1, CLI_PATH_DATA);
 	char settings[128], sha[65];
 	int32_t *ids = NULL;
 	size_t n_ids = 0, len;
@@ -246,6 +250,8 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 	double t0;
 	int rc;
 
+	if (!path)
+		return st_errf(err, ST_EIO, "%s: data not available (see above)", t);
 	if ((rc = read_file(path, &text, &len, err)) < 0)
 		return rc;
 	{

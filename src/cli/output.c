@@ -124,6 +124,9 @@ const char *cli_default_model(void)
 		return m;
 	snprintf(buf, sizeof buf, "%s/models/stories260K/stories260K.gguf",
 		 sh && *sh ? sh : "../shared");
+	/* without ../shared: the same model from the hub (README.md) */
+	if (access(buf, F_OK) != 0)
+		return "hf:ggml-org/models/tinyllamas/stories260K.gguf";
 	return buf;
 }
 
@@ -132,6 +135,9 @@ struct model *cli_load_model(const char *path)
 	struct model *m = NULL;
 	struct st_err err = {0};
 
+	path = cli_resolve_path(path, CLI_PATH_MODEL);
+	if (!path)
+		return NULL;
 	if (model_load(path, NULL, &m, &err) < 0) {
 		cli_error("%s", err.msg);
 		return NULL;
