@@ -242,6 +242,11 @@ static int parse_config(const char *file, struct model_hparams *hp, enum tie_dec
 	}
 	mt = json_string_value(v);
 	ai = arch_find(mt);
+	if (ai && ai->gguf_only) {
+		rc = st_errf(err, ST_EUNSUP, "%s: model_type '%s' is not supported in Hugging Face "
+			     "form (strata reads %s as GGUF)", file, mt, mt);
+		goto out;
+	}
 	if (!ai) {
 		rc = arch_unsupported(err, mt, file);
 		goto out;

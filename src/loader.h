@@ -18,6 +18,8 @@ struct arch_info {
 	const char *name;            /* as GGUF general.architecture / HF model_type */
 	int qkv_bias;                /* q/k/v projections carry biases */
 	enum rope_layout gguf_rope;  /* how llama.cpp's converter stores q/k rows */
+	int gguf_only;               /* a GGUF architecture with no HF model_type here
+					(deci: HF DeciLM's block_configs are another format) */
 };
 
 /* The architecture called name, or NULL. */

@@ -29,11 +29,11 @@
 #include "tokenizer.h"
 
 static const struct arch_info arch_table[] = {
-	{ "llama",   0, ROPE_INTERLEAVED }, /* Llama 2/3/3.1, TinyLlama */
-	{ "mistral", 0, ROPE_INTERLEAVED }, /* llama.cpp writes Mistral as llama */
-	{ "qwen2",   1, ROPE_NEOX },
-	{ "deci",    0, ROPE_INTERLEAVED }, /* llama layers with per-layer head and ffn
-					       counts; 0 = site absent (GGUF only) */
+	{ "llama",   0, ROPE_INTERLEAVED, 0 }, /* Llama 2/3/3.1, TinyLlama */
+	{ "mistral", 0, ROPE_INTERLEAVED, 0 }, /* llama.cpp writes Mistral as llama */
+	{ "qwen2",   1, ROPE_NEOX, 0 },
+	{ "deci",    0, ROPE_INTERLEAVED, 1 }, /* llama layers with per-layer head and
+						  ffn counts; 0 = site absent */
 };
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
