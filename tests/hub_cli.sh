@@ -100,9 +100,24 @@ if need hf models/stories260K/hf/model.safetensors &&
 	out=$("$S" ppl "hf:test/stories260K" bad 2>&1); rc=$?
 	is "$rc" 1 "a catalogue hash mismatch exits 1"
 	contains "$out" "but the catalogue ($tmp/cat.tsv) says 0000" "and says so"
+	printf 'pq\tallenai/c4\tmain\ten/x.parquet\t\t\tMIT\tparquet\ttest\n' >> "$tmp/cat.tsv"
+	lines=$(wc -l < "$tmp/log")
+	out=$("$S" calibrate "hf:test/stories260K" pq --db "$tmp/a.db" 2>&1); rc=$?
+	is "$rc" 1 "a parquet catalogue entry as data exits 1"
+	contains "$out" "dataset 'pq' (en/x.parquet) is parquet, which strata does not read" "and says why"
+	is "$(wc -l < "$tmp/log")" "$lines" "without fetching it"
 	out=$("$S" pull --dataset nosuch 2>&1); rc=$?
 	is "$rc" 1 "an unknown catalogue name exits 1"
 	contains "$out" "'nosuch' is not in the dataset catalogue" "and says so"
+
+	# ---- the shipped catalogue: 9 fields, unique names, sha256 empty or 64 hex ----
+	bad=$(awk -F'\t' '/^#/ || /^name\t/ { next }
+		NF != 9 || seen[$1]++ || ($5 != "" && (length($5) != 64 || $5 ~ /[^0-9a-f]/)) || $2 !~ /^[^\/]+\/[^\/]+$/ { print NR": "$1 }' \
+		"$STRATA_SRCDIR/data/datasets.tsv")
+	is "$bad" "" "data/datasets.tsv is well formed"
+	for name in c4 codealpaca mathinstruct lima wikitext2 tinystories hellaswag piqa arc_easy mmlu; do
+		ok "data/datasets.tsv has $name" grep -q "^$name	" "$STRATA_SRCDIR/data/datasets.tsv"
+	done
 
 	# ---- offline ----
 	lines=$(wc -l < "$tmp/log")

@@ -358,6 +358,12 @@ const char *cli_resolve_path(const char *arg, enum cli_path_kind kind)
 		if (kind != CLI_PATH_DATA || access(arg, F_OK) == 0 || strchr(arg, '/') ||
 		    cli_catalogue_find(arg, &d) != 1)
 			return arg;
+		if (!strncmp(d.format, "parquet", 7) || !strncmp(d.format, "tar", 3)) {
+			cli_error("dataset '%s' (%s) is %s, which strata does not read; "
+				  "'strata pull --dataset %s' fetches it for other tools", d.name,
+				  d.file, d.format, d.name);
+			return NULL;
+		}
 		if (cli_fetch_dataset(&d, path, sizeof path) < 0)
 			return NULL;
 		return keep(path);
