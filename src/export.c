@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -143,6 +144,22 @@ static size_t tensor_bytes_as(const struct st_tensor *t, enum st_dtype type)
 	return dtype_row_bytes(type, t->ne[0]) * (size_t)rows;
 }
 
+/* Let the kernel drop the source pages of a tensor already written: the
+ * mapping is read-only, so they are only re-read if touched again, and
+ * the export's resident size stays that of a few rows, not the model. */
+static void release_pages(const void *p, size_t n)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)p, b = a + n;
+
+	if (pg <= 0 || n == 0)
+		return;
+	a = (a + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+	b = b / (uintptr_t)pg * (uintptr_t)pg;
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* Write t's bytes as type out: a copy when the type stays, else batches
  * of rows converted through F32. */
 static int stream_tensor(struct stream *s, const struct st_tensor *t, enum st_dtype out,
@@ -162,6 +179,7 @@ static int stream_tensor(struct stream *s, const struct st_tensor *t, enum st_dt
 			if ((rc = s->write(s->w, src + off, n, err)) < 0 ||
 			    (rc = stream_wrote(s, n, err)) < 0)
 				return rc;
+			release_pages(src + off, n);
 		}
 		return 0;
 	}
@@ -186,6 +204,7 @@ static int stream_tensor(struct stream *s, const struct st_tensor *t, enum st_dt
 		if ((rc = s->write(s->w, buf, nr * out_row, err)) < 0 ||
 		    (rc = stream_wrote(s, nr * out_row, err)) < 0)
 			goto out;
+		release_pages(src + r * in_row, nr * in_row);
 	}
 out:
 	free(f);
@@ -420,7 +439,6 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 				st_err_prefix(err, "tensor '%s'", ot[i].name);
 			goto out;
 		}
-		res->params += (uint64_t)tensor_nelem(ot[i].src);
 		res->tensor_bytes += ot[i].nbytes;
 	}
 	if ((rc = gguf_writer_finish(w, err)) < 0)
@@ -728,7 +746,6 @@ static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, i
 					st_err_prefix(err, "tensor '%s'", ot[i].name);
 				goto out;
 			}
-			res->params += (uint64_t)tensor_nelem(ot[i].src);
 			res->tensor_bytes += ot[i].nbytes;
 		}
 	rc = safetensors_writer_finish(w, err);
@@ -908,6 +925,29 @@ out:
 	return rc;
 }
 
+static uint64_t nelem(const struct st_tensor *t)
+{
+	return t->data ? (uint64_t)tensor_nelem(t) : 0;
+}
+
+/* Parameters of the export as model_n_params counts them: the source's,
+ * less the tensors of every site that is gone. */
+static uint64_t export_params(const struct model *m, const struct layer_plan *lp)
+{
+	uint64_t n = model_n_params(m);
+
+	for (int l = 0; l < lp->n_src; l++) {
+		const struct layer_weights *w = &m->layers[l];
+		if (lp->gone[l] & GONE_ATTN)
+			n -= nelem(&w->attn_norm) + nelem(&w->wq) + nelem(&w->wk) + nelem(&w->wv) +
+			     nelem(&w->wo) + nelem(&w->bq) + nelem(&w->bk) + nelem(&w->bv);
+		if (lp->gone[l] & GONE_MLP)
+			n -= nelem(&w->ffn_norm) + nelem(&w->w_gate) + nelem(&w->w_up) +
+			     nelem(&w->w_down);
+	}
+	return n;
+}
+
 int export_model(const struct model *m, const struct mask *mask, const char *path,
 		 const struct export_opts *o, struct export_result *res,
 		 struct st_err *err)
@@ -950,6 +990,8 @@ int export_model(const struct model *m, const struct mask *mask, const char *pat
 		rc = export_hf(m, &lp, path, o, res, err);
 	else
 		rc = export_gguf(m, &lp, path, o, mask_text, res, err);
+	if (rc == 0)
+		res->params = export_params(m, &lp);
 	free(mask_text);
 	plan_release(&lp);
 	return rc;

@@ -87,7 +87,9 @@ struct export_result {
 	int deci_ffn_only;      /* deci layers with attention but no FFN (see above) */
 	int n_tensors;
 	int n_shards;           /* hf: safetensors files (1 = unsharded) */
-	uint64_t params;        /* elements of the tensors written */
+	uint64_t params;        /* parameters of the export, counted as
+				   model_n_params counts them (a stored copy of
+				   a tied output projection not counted) */
 	uint64_t tensor_bytes;  /* bytes of tensor data written */
 	uint64_t bytes;         /* bytes of every file written */
 	char sha256[65];        /* of the GGUF file, or of model.safetensors /

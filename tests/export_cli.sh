@@ -43,6 +43,10 @@ if need model models/stories260K/stories260K.gguf && need hf models/stories260K/
 	   "ppl of the block export = ppl of the masked original"
 	# stories260K: per layer attn 64 + 64*64*2 + 64*32*2 = 12352, mlp 64 + 3*64*172 = 33088 (F32)
 	is "$(json_num params_in < "$tmp/b.json")" 260032 "params_in (stories260K)"
+	is "$(json_num params < "$tmp/b.json")" $((260032 - 2 * (12352 + 33088))) \
+	   "params = params_in - 2 blocks of 12352 + 33088"
+	is "$("$S" info "$tmp/b.gguf" --format json | json_num params)" \
+	   "$(json_num params < "$tmp/b.json")" "strata info of the export agrees"
 	bi=$(json_num bytes_in < "$tmp/b.json"); bo=$(json_num bytes < "$tmp/b.json")
 	ok "the file is smaller by at least the dropped bytes ($bi -> $bo)" \
 	   test $((bi - bo)) -ge $((2 * 4 * (12352 + 33088)))

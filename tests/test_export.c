@@ -219,6 +219,7 @@ static void check_f32(const char *label, struct model *src, const char *mtext,
 	}
 	is_int(e->hp.n_layer, src->hp.n_layer - whole, "%s: %d blocks removed", label, whole);
 	is_int(res.n_layer, e->hp.n_layer, "%s: result n_layer", label);
+	is_int(res.params, model_n_params(e), "%s: result params = the loaded export's", label);
 	dp = dropped_params(src, mask);
 	is_int(model_n_params(src) - model_n_params(e), dp,
 	       "%s: parameters shrink by exactly the dropped sites (%llu)", label,
