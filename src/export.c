@@ -212,6 +212,21 @@ out:
 	return rc;
 }
 
+/* n zero bytes (a placeholder tensor). */
+static int stream_zeros(struct stream *s, size_t n, struct st_err *err)
+{
+	static const uint8_t zero[4096];
+	int rc;
+
+	while (n > 0) {
+		size_t k = n < sizeof zero ? n : sizeof zero;
+		if ((rc = s->write(s->w, zero, k, err)) < 0 || (rc = stream_wrote(s, k, err)) < 0)
+			return rc;
+		n -= k;
+	}
+	return 0;
+}
+
 static int path_exists(const char *path)
 {
 	struct stat sb;
@@ -280,7 +295,8 @@ static int gguf_site(const char *rest)
 }
 
 struct out_tensor {
-	const struct st_tensor *src;
+	const struct st_tensor *src;  /* NULL: a zero placeholder of ne */
+	int64_t ne[2];
 	char name[256];
 	enum st_dtype type;
 	size_t nbytes;
@@ -328,7 +344,7 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 	if (!o->overwrite && path_exists(path))
 		return st_errf(err, ST_EINVAL, "'%s' already exists (overwrite it with --force)",
 			       path);
-	ot = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *ot);
+	ot = calloc(g->n_tensors + 4 * (size_t)lp->n_src + 1, sizeof *ot);
 	if (!ot)
 		return st_errf(err, ST_ENOMEM, "out of memory");
 	w = gguf_writer_new(path, err);
@@ -382,7 +398,8 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 				continue;
 			h[n] = lp->gone[l] & GONE_ATTN ? 0 : m->hp.n_head;
 			kvh[n] = lp->gone[l] & GONE_ATTN ? 0 : m->hp.n_head_kv;
-			ff[n] = lp->gone[l] & GONE_MLP ? 0 : m->hp.d_ff;
+			ff[n] = lp->gone[l] == GONE_MLP ? EXPORT_NOOP_FFN :
+				lp->gone[l] & GONE_MLP ? 0 : m->hp.d_ff;
 		}
 		gguf_writer_add_arr(w, "deci.attention.head_count", GGUF_I32, h, (uint64_t)lp->n_out);
 		gguf_writer_add_arr(w, "deci.attention.head_count_kv", GGUF_I32, kvh,
@@ -426,6 +443,29 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 		s.total += x->nbytes;
 		nt++;
 	}
+	/* a layer that keeps attention but loses its MLP: a zero FFN of width
+	 * 1 (llama.cpp skips a layer with feed_forward_length 0 whole) */
+	for (int l = 0; lp->partial && l < lp->n_src; l++) {
+		static const char *const part[] = { "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" };
+		int64_t D = m->hp.d_model;
+
+		if (lp->new_idx[l] < 0 || lp->gone[l] != GONE_MLP)
+			continue;
+		for (int k = 0; k < 4; k++) {
+			struct out_tensor *x = &ot[nt++];
+			int nd = k == 0 ? 1 : 2;
+
+			snprintf(x->name, sizeof x->name, "blk.%d.%s.weight", lp->new_idx[l], part[k]);
+			x->src = NULL;
+			x->type = ST_F32;
+			x->ne[0] = k == 3 ? EXPORT_NOOP_FFN : D;
+			x->ne[1] = k == 0 ? 1 : k == 3 ? D : EXPORT_NOOP_FFN;
+			x->nbytes = (size_t)(x->ne[0] * x->ne[1]) * sizeof(float);
+			gguf_writer_add_tensor(w, x->name, ST_F32, nd, x->ne);
+			s.total += x->nbytes;
+			res->placeholder_bytes += x->nbytes;
+		}
+	}
 	if ((rc = gguf_writer_begin_data(w, err)) < 0)
 		goto out;
 	s.write = gguf_write_adapter;
@@ -434,7 +474,9 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 	s.ud = o->ud;
 	s.file = path;
 	for (int i = 0; i < nt; i++) {
-		if ((rc = stream_tensor(&s, ot[i].src, ot[i].type, err)) < 0) {
+		rc = ot[i].src ? stream_tensor(&s, ot[i].src, ot[i].type, err)
+			       : stream_zeros(&s, ot[i].nbytes, err);
+		if (rc < 0) {
 			if (rc != ST_ECANCEL)
 				st_err_prefix(err, "tensor '%s'", ot[i].name);
 			goto out;
@@ -976,7 +1018,7 @@ int export_model(const struct model *m, const struct mask *mask, const char *pat
 		return rc;
 	res->n_layer = lp.n_out;
 	res->deci = o->format == EXPORT_GGUF && lp.partial;
-	res->deci_ffn_only = res->deci ? lp.ffn_only : 0;
+	res->deci_noop_ffn = res->deci ? lp.ffn_only : 0;
 	need = mask ? mask_format(mask, NULL, 0) + 1 : 1;
 	mask_text = malloc(need);
 	if (!mask_text) {

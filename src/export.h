@@ -20,11 +20,15 @@
  *     Verified against llama.cpp's LLM_ARCH_DECI loader
  *     (src/llama-model.cpp: attention tensors only when n_head_kv > 0,
  *     FFN tensors only when n_ff > 0; arrays must be INT32/UINT32) and
- *     convert_hf_to_gguf.py's DeciModel.  Caveat, from llama.cpp's graph
- *     (src/models/deci.cpp): a layer with n_ff == 0 is skipped whole,
- *     its attention output discarded, so llama.cpp computes an MLP-only
- *     drop of a layer whose attention is kept differently from strata
- *     (export_result.deci_ffn_only counts such layers).
+ *     convert_hf_to_gguf.py's DeciModel.  llama.cpp's graph
+ *     (src/models/deci.cpp) skips a layer with n_ff == 0 whole, its
+ *     attention output discarded (Nemotron's FFN-free layers are also
+ *     attention-free), so a layer that keeps its attention but loses its
+ *     MLP is written with feed_forward_length EXPORT_NOOP_FFN (1) and an
+ *     all-zero FFN (ffn_norm [D], ffn_gate/ffn_up {D, 1}, ffn_down {1, D},
+ *     F32): llama.cpp adds exactly 0 for it, and strata's loader reads a
+ *     deci layer whose FFN is narrower than the others' and all zero as
+ *     one without an MLP.  Only 4*D zeros per such layer remain.
  *   A key strata.export.mask records the canonical mask removed.
  * Hugging Face (source must be a Hugging Face directory):
  *   model.safetensors, or model-0000i-of-0000n.safetensors shards and
@@ -66,6 +70,9 @@ struct model;
 struct mask;
 
 enum export_format { EXPORT_GGUF, EXPORT_HF };
+
+/* Width of the zero FFN of a deci layer that keeps attention only. */
+#define EXPORT_NOOP_FFN 1
 /* "gguf", "hf"; parse returns -1 if unknown. */
 const char *export_format_name(enum export_format f);
 int export_format_parse(const char *name);
@@ -84,7 +91,9 @@ void export_opts_init(struct export_opts *o);
 struct export_result {
 	int n_layer;            /* layers in the export */
 	int deci;               /* gguf: written as architecture deci */
-	int deci_ffn_only;      /* deci layers with attention but no FFN (see above) */
+	int deci_noop_ffn;      /* deci layers with attention but no MLP, written
+				   with a zero FFN of width EXPORT_NOOP_FFN */
+	uint64_t placeholder_bytes; /* bytes of those zero FFN tensors */
 	int n_tensors;
 	int n_shards;           /* hf: safetensors files (1 = unsharded) */
 	uint64_t params;        /* parameters of the export, counted as

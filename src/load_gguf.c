@@ -26,7 +26,11 @@
  * head_count_kv 0) has no attention tensors, one with feed_forward_length
  * 0 no FFN tensors: those sites are recorded in m->absent.  The nonzero
  * entries must all be equal (strata runs layers of one shape); when all
- * are 0 (no layer has the site) the count reads as 1.  A layer with heads
+ * are 0 (no layer has the site) the count reads as 1.  A layer whose
+ * feed_forward_length is smaller than the others' and whose FFN tensors
+ * are all zero (what strata export writes for a layer that keeps its
+ * attention but not its MLP, since llama.cpp skips an ff == 0 layer
+ * whole) has no MLP either.  A layer with heads
  * but 0 KV heads (Nemotron's "linear attention") is not supported.
  *
  * llama.cpp's converter permutes llama Q/K rows into the interleaved RoPE
@@ -107,9 +111,12 @@ static int key_float(const struct gguf *g, const char *arch, const char *suffix,
  * {arch}.suffix as a scalar (>= 1), or as an array of n_layer integers
  * (>= 0) whose nonzero entries are all equal: *out gets the common value
  * and zero[l] = 1 where entry l is 0.  def as key_int (a scalar default).
+ * With odd not NULL, the common value is the largest entry, smaller
+ * nonzero ones set odd[l] = 1 instead of failing, and entries of 1 when
+ * that is the common value set odd[l] = 2.
  */
 static int key_int_layers(const struct gguf *g, const char *arch, const char *suffix, int def,
-			  int n_layer, int *out, uint8_t *zero, struct st_err *err)
+			  int n_layer, int *out, uint8_t *zero, uint8_t *odd, struct st_err *err)
 {
 	const struct gguf_kv *kv;
 	char key[128];
@@ -131,6 +138,11 @@ static int key_int_layers(const struct gguf *g, const char *arch, const char *su
 	if (kv->arr_n != (uint64_t)n_layer)
 		return st_errf(err, ST_EFORMAT, "%s: key '%s' has %llu entries, expected %d "
 			       "(block_count)", g->path, key, (unsigned long long)kv->arr_n, n_layer);
+	for (l = 0; odd && l < n_layer; l++) {
+		int64_t v = gguf_arr_i64(kv, (uint64_t)l);
+		if (v > v0 && v <= INT32_MAX)
+			v0 = (int)v;
+	}
 	for (l = 0; l < n_layer; l++) {
 		int64_t v = gguf_arr_i64(kv, (uint64_t)l);
 		if (v < 0 || v > INT32_MAX)
@@ -138,6 +150,10 @@ static int key_int_layers(const struct gguf *g, const char *arch, const char *su
 				       g->path, key, l, (long long)v);
 		if (v == 0) {
 			zero[l] = 1;
+		} else if (odd) {
+			/* 1: narrower than the rest; 2: width 1 like the rest (all
+			 * placeholders, or a real width-1 FFN) */
+			odd[l] = v != v0 ? 1 : v == 1 ? 2 : 0;
 		} else if (v0 == 0) {
 			v0 = (int)v;
 		} else if (v != v0) {
@@ -153,26 +169,64 @@ static int key_int_layers(const struct gguf *g, const char *arch, const char *su
 
 /* Per-layer head and ffn counts (scalars or deci arrays); sites with 0
  * become m->absent. */
+/* Is blk.l's FFN (ffn_gate, ffn_up, ffn_down) present and all zero bytes? */
+static int zero_ffn(const struct gguf *g, int l)
+{
+	static const char *const part[] = { "ffn_gate", "ffn_up", "ffn_down" };
+	char name[96];
+
+	for (int k = 0; k < 3; k++) {
+		const struct st_tensor *t;
+		const uint8_t *p;
+
+		snprintf(name, sizeof name, "blk.%d.%s.weight", l, part[k]);
+		if (!(t = gguf_find_tensor(g, name)))
+			return 0;
+		p = t->data;
+		for (size_t i = 0; i < t->nbytes; i++)
+			if (p[i])
+				return 0;
+	}
+	return 1;
+}
+
 static int read_layer_counts(const struct gguf *g, const char *arch, struct model *m,
 			     struct st_err *err)
 {
 	struct model_hparams *hp = &m->hp;
-	uint8_t *z = calloc(3 * (size_t)hp->n_layer, 1);
+	uint8_t *z = calloc(4 * (size_t)hp->n_layer, 1);
 	uint8_t *zh = z, *zkv = z + hp->n_layer, *zff = z + 2 * hp->n_layer;
+	uint8_t *oddff = z + 3 * hp->n_layer;
 	char key[128];
 	int rc, l, any = 0;
 
 	if (!z)
 		return st_errf(err, ST_ENOMEM, "%s: out of memory", g->path);
 	if ((rc = key_int_layers(g, arch, "feed_forward_length", -1, hp->n_layer, &hp->d_ff,
-				 zff, err)) < 0 ||
+				 zff, oddff, err)) < 0 ||
 	    (rc = key_int_layers(g, arch, "attention.head_count", -1, hp->n_layer, &hp->n_head,
-				 zh, err)) < 0)
+				 zh, NULL, err)) < 0)
 		goto out;
+	/* a narrower, all-zero FFN is strata export's stand-in for "no MLP" in a
+	 * layer that keeps its attention (llama.cpp skips ff == 0 layers whole) */
+	for (l = 0; l < hp->n_layer; l++) {
+		if (!oddff[l])
+			continue;
+		if (!zero_ffn(g, l)) {
+			if (oddff[l] == 2)
+				continue; /* a real FFN of width 1 */
+			rc = st_errf(err, ST_EUNSUP, "%s: key '%s.feed_forward_length' entry %d "
+				     "differs from %d (strata runs layers of one shape; a narrower "
+				     "FFN is read as absent only when all zero)", g->path, arch, l,
+				     hp->d_ff);
+			goto out;
+		}
+		zff[l] = 1;
+	}
 	snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
 	if (gguf_find_kv(g, key)) {
 		rc = key_int_layers(g, arch, "attention.head_count_kv", -1, hp->n_layer,
-				    &hp->n_head_kv, zkv, err);
+				    &hp->n_head_kv, zkv, NULL, err);
 		if (rc < 0)
 			goto out;
 	} else {

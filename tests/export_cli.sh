@@ -28,8 +28,8 @@ if need model models/stories260K/stories260K.gguf && need hf models/stories260K/
 	is "$(json_str arch < "$tmp/d.json")" deci "the report says deci"
 	is "$(json_num n_layer < "$tmp/d.json")" 4 "block 3 (both sites) removed: 4 layers"
 	is "$(json_str mask < "$tmp/d.json")" "attn=1,3;mlp=2-3" "the mask in canonical form"
-	contains "$(cat "$tmp/d.err")" "llama.cpp's deci graph skips" \
-		 "a warning about layer 2 (attention kept, MLP dropped) and llama.cpp"
+	contains "$(cat "$tmp/d.err")" "1 layer(s) keep attention but lose the MLP: written with an all-zero FFN of width 1 (1024 bytes" \
+		 "a note: layer 2 (attention kept, MLP dropped) gets a zero FFN of 4 x 64 floats for llama.cpp"
 	ok "the file exists" test -f "$tmp/d.gguf"
 	is "$(ppl "$tmp/d.gguf")" "$(ppl "$model" --mask 'attn=1,3;mlp=2,3')" \
 	   "ppl of the deci export = ppl of the masked original"

@@ -133,21 +133,36 @@ static uint64_t dropped_params(const struct model *m, const struct mask *mk_)
 	return n;
 }
 
-/* Sum of the source GGUF's tensors that the mask drops, each padded to
- * the alignment: what the data section must lose. */
-static uint64_t gguf_dropped_data(const struct gguf *g, const struct mask *mk_)
+static uint64_t pad(uint64_t n, uint64_t a)
 {
-	uint64_t n = 0;
+	return (n + a - 1) / a * a;
+}
+
+/*
+ * What the data section of a GGUF export of m under mask must lose: the
+ * source's tensors of every site that is gone (dropped by the mask, or
+ * absent in m: a zero FFN stand-in counts), each padded to the
+ * alignment, less the zero FFN stand-ins (ffn_norm, ffn_gate, ffn_up,
+ * ffn_down: 4 x d_model floats, each padded) a deci export writes for a
+ * layer that keeps its attention but not its MLP.
+ */
+static int64_t gguf_shrink(const struct model *m, const struct mask *mk_, int deci)
+{
+	const struct gguf *g = m->fmt_priv;
+	int64_t n = 0;
 
 	for (uint64_t i = 0; i < g->n_tensors; i++) {
 		const char *name = g->tensors[i].name;
 		int l, off = 0;
 		if (sscanf(name, "blk.%d.%n", &l, &off) != 1 || off == 0)
 			continue;
-		if ((strncmp(name + off, "attn_", 5) == 0 && !mk_->attn[l]) ||
-		    (strncmp(name + off, "ffn_", 4) == 0 && !mk_->mlp[l]))
-			n += (g->tensors[i].nbytes + g->alignment - 1) / g->alignment * g->alignment;
+		if ((strncmp(name + off, "attn_", 5) == 0 && (!mk_->attn[l] || !model_has_attn(m, l))) ||
+		    (strncmp(name + off, "ffn_", 4) == 0 && (!mk_->mlp[l] || !model_has_mlp(m, l))))
+			n += (int64_t)pad(g->tensors[i].nbytes, g->alignment);
 	}
+	for (int l = 0; deci && l < mk_->n_layer; l++)
+		if (mk_->attn[l] && model_has_attn(m, l) && (!mk_->mlp[l] || !model_has_mlp(m, l)))
+			n -= 4 * (int64_t)pad(4 * (uint64_t)m->hp.d_model, g->alignment);
 	return n;
 }
 
@@ -228,9 +243,12 @@ static void check_f32(const char *label, struct model *src, const char *mtext,
 	       "%s: weight bytes shrink by exactly the dropped tensors (F32)", label);
 	if (f == EXPORT_GGUF) {
 		const struct gguf *gs = src->fmt_priv, *ge = e->fmt_priv;
-		is_int((gs->size - gs->data_offset) - (ge->size - ge->data_offset),
-		       gguf_dropped_data(gs, mask),
-		       "%s: the GGUF data section shrinks by exactly the dropped tensors", label);
+		is_int((int64_t)(gs->size - gs->data_offset) - (int64_t)(ge->size - ge->data_offset),
+		       gguf_shrink(src, mask, res.deci),
+		       "%s: the GGUF data section shrinks by exactly the dropped tensors "
+		       "(less %d zero FFN stand-ins)", label, res.deci_noop_ffn);
+		is_int(res.placeholder_bytes, 4 * 4 * (uint64_t)src->hp.d_model * res.deci_noop_ffn,
+		       "%s: stand-in bytes = %d x 4 x d_model floats", label, res.deci_noop_ffn);
 		is_int(file_bytes(out), res.bytes, "%s: result bytes = file size", label);
 	} else {
 		char sp[4096], ep[4096];
@@ -312,7 +330,7 @@ static void check_deci_keys(const char *path, const char *src)
 	struct gguf *g = gguf_open(path, &err);
 	/* stories260K, attn=0,2 mlp=2,3 -> layers 0..4 kept (none whole but 2), 2 gone:
 	 * exported layers: 0 (no attn), 1, 3 (no mlp), 4 -> indices 0..3 */
-	static const int32_t heads[] = {0, 8, 8, 8}, kvh[] = {0, 4, 4, 4}, ff[] = {172, 172, 0, 172};
+	static const int32_t heads[] = {0, 8, 8, 8}, kvh[] = {0, 4, 4, 4}, ff[] = {172, 172, 1, 172};
 	char arch[32] = "";
 	int llama_keys = 0;
 
@@ -369,9 +387,25 @@ static void check_deci_keys(const char *path, const char *src)
 	   "deci: layer 0 has no attention tensors");
 	ok(gguf_find_tensor(g, "blk.0.ffn_norm.weight") && gguf_find_tensor(g, "blk.0.ffn_down.weight"),
 	   "deci: layer 0 keeps its FFN");
-	ok(!gguf_find_tensor(g, "blk.2.ffn_norm.weight") && !gguf_find_tensor(g, "blk.2.ffn_gate.weight") &&
-	   !gguf_find_tensor(g, "blk.2.ffn_up.weight") && !gguf_find_tensor(g, "blk.2.ffn_down.weight"),
-	   "deci: layer 2 (source 3) has no FFN tensors");
+	{
+		/* layer 2 (source 3) keeps attention, loses its MLP: a zero FFN of width 1 */
+		static const char *const part[] = { "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" };
+		static const int64_t ne[4][2] = { {64, 1}, {64, 1}, {64, 1}, {1, 64} };
+		int good = 1;
+
+		for (int k = 0; k < 4; k++) {
+			char nm[64];
+			const struct st_tensor *t;
+			snprintf(nm, sizeof nm, "blk.2.%s.weight", part[k]);
+			t = gguf_find_tensor(g, nm);
+			good &= t && t->type == ST_F32 && t->ne[0] == ne[k][0] &&
+				(t->n_dims == 1 ? ne[k][1] == 1 : t->ne[1] == ne[k][1]);
+			for (size_t i = 0; t && i < t->nbytes; i++)
+				good &= ((const uint8_t *)t->data)[i] == 0;
+		}
+		ok(good, "deci: layer 2 (source 3) has an all-zero F32 FFN of width 1 "
+		   "(ffn_norm [64], gate/up {64,1}, down {1,64})");
+	}
 	ok(gguf_find_tensor(g, "blk.2.attn_q.weight") && !gguf_find_tensor(g, "blk.4.attn_q.weight"),
 	   "deci: blocks renumbered (blk.2 is source 3, no blk.4)");
 	{
@@ -596,6 +630,7 @@ static void check_deci_loader_errors(void)
 		{ "differ.gguf", {4, 2}, {2, 2}, {32, 32}, 2, "differs from" },
 		{ "linear.gguf", {4, 4}, {0, 2}, {32, 32}, 2, "linear attention" },
 		{ "neg.gguf", {4, 4}, {2, 2}, {-1, 32}, 2, "entry 0 = -1 is out of range" },
+		{ "narrow.gguf", {4, 4}, {2, 2}, {32, 16}, 2, "read as absent only when all zero" },
 	};
 	for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
 		struct st_err err = {0};

@@ -194,11 +194,11 @@ static int export_main(struct export_args *a)
 		}
 		mask_format(mask ? mask : &none, maskbuf, need);
 	}
-	if (res.deci_ffn_only)
-		fprintf(stderr, "strata export: warning: %d layer(s) keep attention but lose the "
-			"MLP; llama.cpp's deci graph skips a layer with feed_forward_length 0 "
-			"whole, so llama.cpp will not compute them as strata does\n",
-			res.deci_ffn_only);
+	if (res.deci_noop_ffn)
+		fprintf(stderr, "strata export: note: %d layer(s) keep attention but lose the MLP: "
+			"written with an all-zero FFN of width 1 (%llu bytes in all), since "
+			"llama.cpp's deci graph skips a layer with feed_forward_length 0 whole\n",
+			res.deci_noop_ffn, (unsigned long long)res.placeholder_bytes);
 	if (s && !a->no_store) {
 		struct store_model sm;
 		struct store_export se;
