@@ -54,6 +54,8 @@ if need model models/stories260K/stories260K.gguf && need hf models/stories260K/
 	is "$(kv "$tmp/d.gguf")" "$(kv "$model" --mask 'attn=1,3;mlp=2,3')" \
 	   "KV bytes of the deci export = those of the masked original"
 	is "$(kv "$tmp/d.gguf")" $((2 * 3 * 4 * 8 * 4 * 64)) "3 attention layers of KV at ctx 64"
+	is "$("$S" bench "$tmp/d.gguf" --ctx 64 --gen 0 --repeat 1 --no-store --format json | json_num attn_kept)" \
+	   3 "strata bench of the export: attn_kept 3 (its absent sites count as dropped)"
 
 	"$S" export "$hf" --mask 'attn=1,3;mlp=2,3' --out "$tmp/h" --format hf --format json \
 		--dtype f32 > "$tmp/h.json" 2> "$tmp/h.err"

@@ -218,8 +218,17 @@ int cmd_bench(int argc, char **argv)
 		record_str(r, "model", argv[optind]);
 		record_str(r, "mask", maskbuf);
 		record_int(r, "n_layer", m->hp.n_layer);
-		record_int(r, "attn_kept", m->hp.n_layer - (mask ? mask_n_dropped_attn(mask) : 0));
-		record_int(r, "mlp_kept", m->hp.n_layer - (mask ? mask_n_dropped_mlp(mask) : 0));
+		{
+			/* kept = the mask keeps it and the file has it (an export's
+			 * absent sites are dropped too) */
+			int ak = 0, mk = 0;
+			for (int l = 0; l < m->hp.n_layer; l++) {
+				ak += mask_keeps_attn(mask, l) && model_has_attn(m, l);
+				mk += mask_keeps_mlp(mask, l) && model_has_mlp(m, l);
+			}
+			record_int(r, "attn_kept", ak);
+			record_int(r, "mlp_kept", mk);
+		}
 		record_int(r, "threads", threads_get());
 		record_int(r, "repeat", repeat);
 		record_ints(r, "ctx", ctxs, (size_t)n_ctx);
