@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -487,6 +488,7 @@ struct hub_run {                /* one call of hub_fetch / hub_pull / hub_list *
 struct resp {
 	long status;
 	char etag[128], linked_etag[128], commit[64], err_code[64], err_msg[512];
+	char location[16];      /* the start of the Location header */
 	uint64_t linked_size, content_length, range_start;
 	int has_linked_size, has_content_length, has_range;
 	/* body: memory (meta requests) or a file (downloads) */
@@ -635,7 +637,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 
 		/* a new response (after 100 Continue, say): forget the old headers */
 		rs->etag[0] = rs->linked_etag[0] = rs->commit[0] = 0;
-		rs->err_code[0] = rs->err_msg[0] = 0;
+		rs->err_code[0] = rs->err_msg[0] = rs->location[0] = 0;
 		rs->has_linked_size = rs->has_content_length = rs->has_range = 0;
 		rs->status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		return n;
@@ -659,6 +661,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 		copy_value(rs->err_code, sizeof rs->err_code, colon, k);
 	else if (!strcmp(name, "x-error-message"))
 		copy_value(rs->err_msg, sizeof rs->err_msg, colon, k);
+	else if (!strcmp(name, "location"))
+		copy_value(rs->location, sizeof rs->location, colon, k);
 	else if (!strcmp(name, "x-linked-size") || !strcmp(name, "content-length") ||
 		 !strcmp(name, "content-range")) {
 		char v[128];
@@ -760,14 +764,14 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 }
 
 /*
- * Perform one request, following redirects hop by hop (the token only on
- * hops to the endpoint's origin).  meta receives the first hop's headers,
- * rs the last one's status and body.  Returns the CURLcode of the last
- * hop; curl_msg gets libcurl's message.
+ * Perform one request, following redirects hop by hop (follow 1: all,
+ * 2: only relative ones, as for a renamed repository; 0: none), the token
+ * only on hops to the endpoint's origin.  rs gets the last hop's status,
+ * headers and body.  Returns the CURLcode of the last hop; curl_msg gets
+ * libcurl's message.
  */
 static CURLcode http_run(struct hub_run *r, const char *url0, int head, uint64_t range_from,
-			 int follow, struct resp *rs, struct resp *meta, char *curl_msg,
-			 size_t msg_cap, char *last_url, size_t url_cap)
+			 int follow, struct resp *rs, char *curl_msg, size_t msg_cap)
 {
 	char url[8192], errbuf[CURL_ERROR_SIZE], origin[1200], auth[1100], ua[128], range[64];
 	CURLcode cc = CURLE_OK;
@@ -814,21 +818,9 @@ static CURLcode http_run(struct hub_run *r, const char *url0, int head, uint64_t
 			curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 		cc = curl_easy_perform(c);
 		curl_slist_free_all(hdrs);
-		if (hop == 0 && meta && meta != rs) {
-			memcpy(meta->etag, rs->etag, sizeof meta->etag);
-			memcpy(meta->linked_etag, rs->linked_etag, sizeof meta->linked_etag);
-			memcpy(meta->commit, rs->commit, sizeof meta->commit);
-			meta->linked_size = rs->linked_size;
-			meta->has_linked_size = rs->has_linked_size;
-			meta->content_length = rs->content_length;
-			meta->has_content_length = rs->has_content_length;
-			meta->status = rs->status;
-		}
 		snprintf(curl_msg, msg_cap, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
-		if (last_url)
-			snprintf(last_url, url_cap, "%s", url);
 		if (cc != CURLE_OK || !follow || rs->status < 300 || rs->status >= 400 ||
-		    rs->status == 304)
+		    rs->status == 304 || (follow == 2 && rs->location[0] != '/'))
 			return cc;
 		if (curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || !loc)
 			return cc;
@@ -926,7 +918,7 @@ static int meta_request(struct hub_run *r, const char *url, int head, int follow
 	int attempt;
 
 	for (attempt = 1;; attempt++) {
-		CURLcode cc = http_run(r, url, head, 0, follow, rs, NULL, msg, sizeof msg, NULL, 0);
+		CURLcode cc = http_run(r, url, head, 0, follow, rs, msg, sizeof msg);
 		int again = cc != CURLE_OK ? retryable_curl(cc) :
 			    rs->status >= 500 || rs->status == 429;
 
@@ -1213,7 +1205,7 @@ static int download(struct hub_run *r, const char *url, const char *blob, const 
 			rs.run = r;
 			rs.file = file;
 			rs.file_total = size_known ? size : 0;
-			cc = http_run(r, url, 0, have, 1, &rs, NULL, msg, sizeof msg, NULL, 0);
+			cc = http_run(r, url, 0, have, 1, &rs, msg, sizeof msg);
 			have = rs.off;
 		}
 		if (close(fd) < 0 && !rs.werrno)
@@ -1310,7 +1302,7 @@ static int head_file(struct hub_run *r, enum hub_kind kind, const char *repo, co
 
 	if (resolve_url(r, kind, repo, rev, file, url, sizeof url) < 0)
 		return st_errf(err, ST_EINVAL, "'%s': path too long", file);
-	e = meta_request(r, url, 1, 0, &rs, kind, repo, rev, file, err);
+	e = meta_request(r, url, 1, 2, &rs, kind, repo, rev, file, err);
 	free(rs.buf);
 	if (e < 0)
 		return e;
@@ -1331,6 +1323,30 @@ static int head_file(struct hub_run *r, enum hub_kind kind, const char *repo, co
 	return 0;
 }
 
+/*
+ * Hold CACHE/.locks/REPODIR/ETAG.lock (flock, as huggingface_hub's
+ * filelock does) so that two downloads of one blob never interleave.
+ * Returns the locked fd (close to release) or -1 (then go on unlocked:
+ * the hash check still guards the result).
+ */
+static int lock_blob(const struct hub_opts *o, const char *dir, const char *etag)
+{
+	char path[8800];
+	const char *base = strrchr(dir, '/');
+	int fd;
+
+	snprintf(path, sizeof path, "%s/.locks/%s", o->cache, base ? base + 1 : dir);
+	if (mkdir_p(path) < 0)
+		return -1;
+	snprintf(path + strlen(path), sizeof path - strlen(path), "/%s.lock", etag);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 /* Make sure blobs/ETAG exists (downloading it), then link the snapshot. */
 static int fetch_one(struct hub_run *r, enum hub_kind kind, const char *repo, const char *commit,
 		     const char *file, const char *etag, uint64_t size, int size_known,
@@ -1346,11 +1362,21 @@ static int fetch_one(struct hub_run *r, enum hub_kind kind, const char *repo, co
 		if (report(r, HUB_P_CACHED, file, (uint64_t)sb.st_size, (uint64_t)sb.st_size, NULL))
 			return st_errf(err, ST_ECANCEL, "cancelled");
 	} else {
+		int lk;
+
 		if (resolve_url(r, kind, repo, commit, file, url, sizeof url) < 0)
 			return st_errf(err, ST_EINVAL, "'%s': path too long", file);
-		if (stat(blob, &sb) == 0)
-			unlink(blob); /* wrong size: never use it */
-		e = download(r, url, blob, etag, size, size_known, kind, repo, commit, file, err);
+		lk = lock_blob(r->o, dir, etag);
+		if (stat(blob, &sb) == 0 && (!size_known || (uint64_t)sb.st_size == size)) {
+			e = 0; /* another process fetched it while we waited */
+		} else {
+			if (stat(blob, &sb) == 0)
+				unlink(blob); /* wrong size: never use it */
+			e = download(r, url, blob, etag, size, size_known, kind, repo, commit, file,
+				     err);
+		}
+		if (lk >= 0)
+			close(lk);
 		if (e < 0)
 			return e;
 		if (report(r, HUB_P_DONE, file, size, size, NULL))
