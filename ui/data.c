@@ -568,7 +568,7 @@ static int job_common(struct tui *t, enum job_kind kind)
 	t->job.kind = kind;
 	t->job.m = t->m;
 	t->job.model_id = t->model_id;
-	snprintf(t->job.db_path, sizeof t->job.db_path, "%s", t->db_path);
+	t->job.s = t->s;
 	snprintf(t->job.mask, sizeof t->job.mask, "%s", t->mask_text);
 	return 0;
 }

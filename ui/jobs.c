@@ -5,9 +5,10 @@
  * Threads.  The job thread is the one that calls into the core, and so
  * the only submitter of the worker pool (threads.h): the interface
  * thread never calls calib, eval or speed, it reads the job's progress
- * fields under j->mu.  The job opens a store connection of its own
- * (SQLite connections are not shared across threads here); WAL and the
- * store's busy timeout let the interface read while the job writes.
+ * fields under j->mu.  The job shares the interface's store connection,
+ * one call at a time under ui_store_mu (see ui.h for why not a second
+ * connection); every store function is one transaction, so the two
+ * threads' writes never interleave inside one.
  *
  * Results always go to the store first, exactly as the CLI writes them:
  * a calibration persists every finished chunk (one transaction each)
@@ -39,6 +40,12 @@
 #include "threads.h"
 #include "tokenizer.h"
 #include "../src/cli/store_cli.h"
+
+pthread_mutex_t ui_store_mu = PTHREAD_MUTEX_INITIALIZER;
+
+#define LOCKED(expr) (pthread_mutex_lock(&ui_store_mu), locked_rc = (expr), \
+		      pthread_mutex_unlock(&ui_store_mu), locked_rc)
+static _Thread_local int locked_rc;
 
 static double now_s(void)
 {
@@ -107,8 +114,8 @@ static int on_chunk(void *ud, int chunk, const double *values, int n_values, str
 {
 	struct calib_cb *c = ud;
 
-	return store_chunk_put(c->s, c->run, 0, chunk, c->n_layer, c->seq_len, values, n_values,
-			       err);
+	return LOCKED(store_chunk_put(c->s, c->run, 0, chunk, c->n_layer, c->seq_len, values, n_values,
+			       err));
 }
 
 static int on_calib_progress(void *ud, const struct calib_progress *p)
@@ -168,7 +175,7 @@ static void run_calib(struct job *j, struct store *s)
 	sd.bytes = stat(j->data, &sb) == 0 ? (uint64_t)sb.st_size : 0;
 	memset(&k, 0, sizeof k);
 	k.model_id = j->model_id;
-	if (store_dataset_put(s, &sd, &k.dataset_id, &err) < 0)
+	if (LOCKED(store_dataset_put(s, &sd, &k.dataset_id, &err)) < 0)
 		goto fail;
 	k.samples = j->samples;
 	k.seq_len = j->seq_len;
@@ -178,7 +185,7 @@ static void run_calib(struct job *j, struct store *s)
 	k.mask = "";
 	k.iterative = "";
 	k.angular = 1;
-	found = store_run_find(s, &k, 1u << STORE_DONE, &run, &err);
+	found = LOCKED(store_run_find(s, &k, 1u << STORE_DONE, &run, &err));
 	if (found < 0)
 		goto fail;
 	if (found) {
@@ -188,7 +195,7 @@ static void run_calib(struct job *j, struct store *s)
 		return;
 	}
 	/* an interrupted run with these settings is resumed */
-	found = store_run_find(s, &k, 1u << STORE_RUNNING | 1u << STORE_CANCELLED, &r2, &err);
+	found = LOCKED(store_run_find(s, &k, 1u << STORE_RUNNING | 1u << STORE_CANCELLED, &r2, &err));
 	if (found < 0)
 		goto fail;
 	if (found && still_running(&r2)) {
@@ -212,11 +219,11 @@ static void run_calib(struct job *j, struct store *s)
 			st_errf(&err, ST_ENOMEM, "out of memory");
 			goto fail;
 		}
-		if (store_chunks_get(s, run_id, 0, res, &n_read, &err) < 0 ||
-		    store_run_restart(s, run_id, &prov, &err) < 0)
+		if (LOCKED(store_chunks_get(s, run_id, 0, res, &n_read, &err)) < 0 ||
+		    LOCKED(store_run_restart(s, run_id, &prov, &err)) < 0)
 			goto fail;
 		start = n_read;
-	} else if (store_run_begin(s, &k, &prov, d->n_chunks, &run_id, &err) < 0) {
+	} else if (LOCKED(store_run_begin(s, &k, &prov, d->n_chunks, &run_id, &err)) < 0) {
 		goto fail;
 	}
 	j->run = run_id;
@@ -234,13 +241,13 @@ static void run_calib(struct job *j, struct store *s)
 	co.ud = &cb;
 	t0 = now_s();
 	e = calib_run(j->m, d, &co, &res, &err);
-	if (e == 0 && (e = cli_calib_put_scores(s, run_id, 0, res, &err)) == 0)
-		e = store_run_set_status(s, run_id, STORE_DONE, now_s() - t0, &err);
+	if (e == 0 && (e = LOCKED(cli_calib_put_scores(s, run_id, 0, res, &err))) == 0)
+		e = LOCKED(store_run_set_status(s, run_id, STORE_DONE, now_s() - t0, &err));
 	if (e < 0) {
 		struct st_err e2 = {0};
 
-		store_run_set_status(s, run_id, e == ST_ECANCEL ? STORE_CANCELLED : STORE_FAILED,
-				     now_s() - t0, &e2);
+		(void)LOCKED(store_run_set_status(s, run_id, e == ST_ECANCEL ? STORE_CANCELLED : STORE_FAILED,
+				     now_s() - t0, &e2));
 		if (e == ST_ECANCEL)
 			finish(j, e, "calibration cancelled after %d of %d chunks; run %lld keeps "
 			       "them (start again to resume)", res ? res->n_chunks : start,
@@ -260,7 +267,7 @@ fail:
 	if (run_id) {
 		struct st_err e2 = {0};
 
-		store_run_set_status(s, run_id, STORE_FAILED, 0, &e2);
+		(void)LOCKED(store_run_set_status(s, run_id, STORE_FAILED, 0, &e2));
 	}
 	finish(j, err.code ? err.code : ST_EIO, "calibrate: %s", err.msg);
 }
@@ -311,7 +318,7 @@ static void run_eval(struct job *j, struct store *s)
 		struct store_metric *got = NULL, put[3];
 		size_t n_got = 0, n_put = 0;
 		int64_t id;
-		int f = store_eval_find(s, &k, &got, &n_got, &id, &err);
+		int f = LOCKED(store_eval_find(s, &k, &got, &n_got, &id, &err));
 		double t0;
 
 		if (f < 0)
@@ -365,7 +372,7 @@ static void run_eval(struct job *j, struct store *s)
 						       NAN, (int64_t)r.tokens};
 			n_put = 3;
 		}
-		if (store_eval_put(s, &k, &prov, now_s() - t0, put, n_put, &id, &err) < 0)
+		if (LOCKED(store_eval_put(s, &k, &prov, now_s() - t0, put, n_put, &id, &err)) < 0)
 			goto fail;
 		for (size_t i = 0; i < n_put; i++)
 			add_metric(j, tasks[t], put[i].metric, 0, put[i].value, put[i].stderr_, put[i].n);
@@ -431,7 +438,7 @@ static void run_bench(struct job *j, struct store *s)
 	{
 		struct store_bench_key k = {j->model_id, j->mask, settings, prov.host};
 
-		f = store_bench_find(s, &k, &got, &n_got, &id, &err);
+		f = LOCKED(store_bench_find(s, &k, &got, &n_got, &id, &err));
 		if (f < 0)
 			goto fail;
 		if (f == 1) {
@@ -470,7 +477,7 @@ static void run_bench(struct job *j, struct store *s)
 	{
 		struct store_bench_key k = {j->model_id, j->mask, settings, prov.host};
 
-		if (store_bench_put(s, &k, &prov, put, n, &id, &err) < 0)
+		if (LOCKED(store_bench_put(s, &k, &prov, put, n, &id, &err)) < 0)
 			goto fail;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -490,13 +497,8 @@ fail:
 static void *job_thread(void *arg)
 {
 	struct job *j = arg;
-	struct st_err err = {0};
-	struct store *s = NULL;
+	struct store *s = j->s;
 
-	if (store_open(j->db_path, 0, &s, &err) < 0) {
-		finish(j, err.code, "%s", err.msg);
-		return NULL;
-	}
 	switch (j->kind) {
 	case JOB_CALIB:
 		run_calib(j, s);
@@ -510,7 +512,6 @@ static void *job_thread(void *arg)
 	default:
 		finish(j, ST_EINVAL, "no job");
 	}
-	store_close(s);
 	return NULL;
 }
 

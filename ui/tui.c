@@ -754,6 +754,7 @@ static void cleanup(struct tui *t)
 	free(t->home.run_ids);
 	free(t->home.model_ids);
 	grid_reset(&t->res.evals);
+	free(t->res.pt);
 	grid_reset(&t->sql.g);
 	for (int i = 0; i < t->cal.n_cands; i++)
 		free(t->cal.cands[i]);
@@ -817,6 +818,8 @@ int tui_main(const struct tui_opts *o)
 		mousemask(BUTTON1_CLICKED | BUTTON1_PRESSED, NULL);
 	mouseinterval(0);
 	refresh();
+	/* the store is the interface's except while it waits for a key */
+	pthread_mutex_lock(&ui_store_mu);
 	defaults(t);
 	make_windows(t);
 	open_initial(t);
@@ -858,11 +861,14 @@ int tui_main(const struct tui_opts *o)
 		}
 		repaint(t);
 		wtimeout(t->wbar, t->job.running ? 100 : 500);
+		pthread_mutex_unlock(&ui_store_mu);
 		ch = wgetch(t->wbar);
+		pthread_mutex_lock(&ui_store_mu);
 		if (ch == ERR)
 			continue;
 		key(t, ch);
 	}
+	pthread_mutex_unlock(&ui_store_mu);
 	endwin();
 	delscreen(scr);
 	cleanup(t);

@@ -155,7 +155,7 @@ struct job {
 	volatile int cancel;  /* asked to stop after the current chunk */
 	enum job_kind kind;
 	/* inputs (set before the start, read by the thread) */
-	char db_path[4096];
+	struct store *s;      /* shared with the interface: only under ui_store_mu */
 	const struct model *m;
 	int64_t model_id;
 	char data[4096];
@@ -176,6 +176,17 @@ struct job {
 	int n_metrics;
 	struct job_metric metrics[16];
 };
+
+/*
+ * The store connection is shared by the interface thread and the job
+ * thread, one call at a time: the interface holds this mutex except
+ * while it waits for a key, the job takes it around each store call.
+ * (A second connection would need a second store_open, whose header
+ * check opens and closes the file -- and closing any descriptor of a
+ * file drops the POSIX locks SQLite holds on it for the whole process,
+ * which lets another process delete the WAL under us.)
+ */
+extern pthread_mutex_t ui_store_mu;
 
 void job_init(struct job *j);
 /* Start j->kind on its own thread (inputs filled); 0 or -1 when a job
@@ -255,7 +266,7 @@ struct measured {
 struct tui {
 	struct tui_opts opt;
 	enum tui_cmode cmode;
-	struct store *s;
+	struct store *s;   /* the one connection; see ui_store_mu */
 	char db_path[4096];
 	/* the open model */
 	struct model *m;

@@ -1,0 +1,243 @@
+#!/bin/sh
+# tui: the workbench driven for real through tmux (send-keys, capture-pane)
+# with a temporary store and the shared stories260K model.  Session 1
+# (100x30, 256 colours): calibrate 16 x 128 tokens, the heatmap against
+# `strata scores` and the golden cosines, toggling sites against
+# `strata plan --mask`, a plan, evaluation against `strata eval` and the
+# store (and served from the store the second time), resizing, a
+# read-only SQL query, help, quitting.  Session 2 (80x24, TERM=vt100,
+# NO_COLOR=1): the monochrome glyph ramp, no colour codes, a bad model
+# path shown as an error, cancel and resume of a calibration.  Every
+# wait polls the pane with a timeout; the tmux server is always killed.
+. "$STRATA_SRCDIR/tests/tap.sh"
+S=$STRATA_BIN
+tmp="$STRATA_BUILDDIR/tests/tmp/tui"
+rm -rf "$tmp" && mkdir -p "$tmp"
+db="$tmp/strata.db"
+unset STRATA_DB STRATA_TEST_CHUNK_DELAY_MS STRATA_MODEL
+sock="strata-tui-$$"
+TM="tmux -L $sock -f /dev/null"
+trap '$TM kill-server 2>/dev/null' EXIT
+trap '$TM kill-server 2>/dev/null; exit 1' INT TERM HUP
+
+pane() { $TM capture-pane -p -t tui 2>/dev/null; }
+keys() { $TM send-keys -t tui "$@"; }
+typ() { $TM send-keys -t tui -l "$1"; }
+# wait_for TEXT [SECONDS]: poll the pane until it shows TEXT
+wait_for() {
+	i=0
+	lim=$(( ${2:-20} * 10 ))
+	while [ $i -lt $lim ]; do
+		case $(pane) in *"$1"*) return 0 ;; esac
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "# timed out waiting for '$1'; the pane:"
+	pane | sed 's/^/#   /'
+	return 1
+}
+# wait_gone TEXT: poll until the pane no longer shows TEXT
+wait_gone() {
+	i=0
+	while [ $i -lt 200 ]; do
+		case $(pane) in *"$1"*) ;; *) return 0 ;; esac
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+# line_with TEXT: the first pane line containing TEXT
+line_with() { pane | grep -F -- "$1" | head -1; }
+sqlv() { "$S" sql --db "$db" --format csv "$1" | sed -n 2p; }
+g6() { awk -v v="$1" 'BEGIN { printf "%.6g", v }'; }
+# heat_rows: "layer attn mlp block" from the heatmap's layer rows
+heat_rows() { pane | awk '$1 ~ /^[0-9]+$/ && $2 ~ /^x?[0-9]\.[0-9]+$/ { print $1, $2, $3, $4 }'; }
+
+# no terminal: the usage as before, and tui refuses
+out=$("$S" < /dev/null 2>&1 | head -1)
+contains "$out" "usage: strata" "strata alone without a terminal prints the usage (scripts do not hang)"
+"$S" tui < /dev/null > "$tmp/notty.out" 2> "$tmp/notty.err"; rc=$?
+is "$rc" 1 "strata tui without a terminal exits 1"
+contains "$(cat "$tmp/notty.err")" "needs a terminal" "... saying it needs a terminal"
+
+if ! command -v tmux > /dev/null 2>&1; then
+	n=$((n + 1))
+	case ${CI:-} in
+	""|0|false) echo "ok $n # SKIP tmux is not installed" ;;
+	*) echo "not ok $n - tmux is installed (CI=true)"; failed=$((failed + 1)) ;;
+	esac
+elif need model models/stories260K/stories260K.gguf &&
+     need text data/text/tinystories-valid-1000.txt &&
+     need golden golden/stories260K-cos-tinystories-16x128.json; then
+	start() { # start WIDTH HEIGHT ENV...: the workbench in a new session
+		w=$1 h=$2; shift 2
+		$TM kill-server 2>/dev/null && sleep 0.3
+		$TM new-session -d -s tui -x "$w" -y "$h" \
+			"env STRATA_SHARED='$STRATA_SHARED' $* '$S' tui '$model' --db '$db' 2> '$tmp/stderr'; echo EXITED rc=\$?; sleep 60"
+	}
+
+	# ---- session 1: 100x30, 256 colours ----
+	start 100 30 TERM=xterm-256color
+	ok "with a model and no run it opens on Calibrate, one key from starting" wait_for "[ Start ]"
+	contains "$(line_with "Data ")" "tinystories-valid-1000.txt" "the default data is TinyStories valid"
+	keys k Enter C-u 128 Enter k Enter C-u 16 Enter
+	ok "samples and sequence length are set" wait_for "16 x 128 = 2048 tokens"
+	keys r
+	ok "the calibration runs and opens its heatmap" wait_for "Heatmap  run 1:" 30
+	contains "$(line_with "Heatmap  run")" "16x128" "the heatmap names the run and its settings"
+
+	# the map against strata scores (same store) and the golden cosines
+	"$S" scores 1 --db "$db" --format csv > "$tmp/scores.csv"
+	awk -F, 'NR > 1 { v[$4 " " $5] = $7 } END {
+		for (l = 0; l < 5; l++) printf "%d %.4f %.4f %.4f\n", l, 1 - v["attn " l], 1 - v["mlp " l], 1 - v["block " l] }' \
+		"$tmp/scores.csv" > "$tmp/want_heat"
+	heat_rows > "$tmp/got_heat"
+	is "$(cat "$tmp/got_heat")" "$(cat "$tmp/want_heat")" "every heatmap cell is 1 - cos as strata scores prints it"
+	worst=$(for s in attn mlp block; do
+			tr -d ' \n' < "$golden" | sed "s/.*\"$s\":\[\([^]]*\)\].*/\1/" | tr ',' '\n' |
+			awk -v s="$s" 'NF { print s, NR - 1, $1 }'
+		done | awk -v f="$tmp/got_heat" 'BEGIN { while ((getline l < f) > 0) { split(l, a, " "); g["attn " a[1]] = a[2]; g["mlp " a[1]] = a[3]; g["block " a[1]] = a[4] } }
+			{ d = (1 - $3) - g[$1 " " $2]; if (d < 0) d = -d; if (d > m) m = d; n++ }
+			END { print (n == 15 && m <= 0.00006) ? "ok" : "off by " m " over " n }')
+	is "$worst" ok "the 15 cells equal the golden 1 - cos (to the 4 decimals shown)"
+	# the cursor's cell, exactly as strata scores prints it
+	row() { awk -F, -v s="$1" -v l="$2" 'NR > 1 && $4 == s && $5 == l' "$tmp/scores.csv"; }
+	check_cursor() { # SITE LAYER
+		r=$(row "$1" "$2")
+		v=$(echo "$r" | cut -d, -f7) se=$(echo "$r" | cut -d, -f8)
+		contains "$(line_with "layer $2 $1:")" "cos $(g6 "$v")  importance $(g6 "$(awk -v v="$v" 'BEGIN { printf "%.17g", 1 - v }')")  stderr $(g6 "$se")" \
+			"cursor on layer $2 $1: cos, importance and stderr as strata scores"
+		contains "$(line_with "rank ")" "rank $(echo "$r" | cut -d, -f10) of 5 among $1 sites" "... and its rank"
+		contains "$(line_with "rank ")" "interval $(echo "$r" | cut -d, -f11)-$(echo "$r" | cut -d, -f12)" "... and its bootstrap interval"
+	}
+	check_cursor attn 0
+	keys j j l
+	wait_for "layer 2 mlp:" 5
+	check_cursor mlp 2
+	keys G l
+	wait_for "layer 4 block:" 5
+	check_cursor block 4
+
+	# toggling sites: the canonical mask and the what-if panel against strata plan --mask
+	contains "$(line_with "params removed")" "params removed  0" "nothing dropped: no parameters removed"
+	keys g h h j j Space l Space j l Space
+	ok "attn 2, mlp 2 and block 3 dropped: the canonical mask" wait_for "mask: attn=2-3;mlp=2-3"
+	"$S" plan 1 --db "$db" --mask 'attn=2-3;mlp=2-3' --format json > "$tmp/plan.json"
+	jn() { grep -o "\"$1\": *[0-9]*" "$tmp/plan.json" | sed 's/.*: *//'; }
+	contains "$(line_with "params removed")" "params removed  $(jn params_removed)" "what-if: parameters removed as strata plan --mask"
+	contains "$(line_with "KV bytes/token")" "KV bytes/token  $(jn kv_bytes_per_token)" "what-if: KV bytes per token as strata plan --mask"
+	contains "$(line_with "FLOPs/token")" "FLOPs/token     $(jn flops_per_token)" "what-if: FLOPs per token as strata plan --mask"
+	contains "$(line_with "mlp, ")" "dropped 2 attn, 2 mlp, 2 blocks" "what-if: the sites dropped"
+	ok "the heatmap marks dropped cells" sh -c "$TM capture-pane -p -t tui | grep -q 'x0\\.'"
+
+	# evaluate: the result in place, in the store, and equal to strata eval
+	keys e
+	ok "e asks for the file, TinyStories valid by default" wait_for "evaluate ppl and KL on: $text"
+	keys Enter
+	ok "the evaluation finishes in the background" wait_for "evaluated mask 'attn=2-3;mlp=2-3'" 30
+	ppl_db=$(sqlv "SELECT value FROM eval_list WHERE mask = 'attn=2-3;mlp=2-3' AND task = 'ppl' AND metric = 'ppl'")
+	kl_db=$(sqlv "SELECT value FROM eval_list WHERE mask = 'attn=2-3;mlp=2-3' AND task = 'kl' AND metric = 'kl_mean'")
+	is "$(sqlv "SELECT settings FROM evals WHERE task = 'ppl'")" "ctx=256;max_tokens=8192" "the store keeps the eval settings"
+	is "$(sqlv "SELECT data_sha256 FROM evals WHERE task = 'ppl'")" "$(sha256sum "$text" | cut -d' ' -f1)" "... and the data's sha256"
+	contains "$(line_with "ppl ")" "ppl $(awk -v v="$ppl_db" 'BEGIN { printf "%.4f", v }')" "the ppl shown is the stored one"
+	contains "$(line_with "kl ")" "kl $(awk -v v="$kl_db" 'BEGIN { printf "%.6f", v }')" "the KL shown is the stored one"
+	cli=$("$S" eval "$model" --task "ppl:$text" --ctx 256 --max-tokens 8192 --mask 'attn=2-3;mlp=2-3' --format csv 2> /dev/null |
+	      awk -F, '$2 == "ppl" { print $3 }')
+	is "$(g6 "$ppl_db")" "$(g6 "$cli")" "the stored ppl equals strata eval's for the same mask"
+	# back to the same mask later: served from the store at once
+	keys u
+	ok "u restores every site" wait_for "mask: attn=;mlp="
+	contains "$(line_with "ppl ")" "ppl -" "an unmeasured mask has no ppl"
+	keys g h h j j Space l Space j l Space
+	ok "the same mask again ..." wait_for "mask: attn=2-3;mlp=2-3"
+	contains "$(line_with "ppl ")" "(stored)" "... shows its ppl from the store without evaluating"
+
+	# a plan, kept in the store as strata plan keeps it
+	keys p
+	ok "p asks for a plan" wait_for "plan (METHOD K"
+	keys C-u
+	typ "joint 3"
+	keys Enter
+	ok "p joint 3 applies a plan" wait_for "plan joint 3:"
+	is "$(sqlv "SELECT count(*) FROM plans WHERE method = 'joint' AND n = 3")" 1 "the plan is in the store"
+	want=$("$S" plan 1 --db "$db" --method joint -n 3 --format json | grep -o '"mask": *"[^"]*"' | sed 's/.*: *"//; s/"$//')
+	contains "$(pane)" "mask: $want" "its mask is strata plan's ($want)"
+
+	# resize: the state is kept
+	$TM resize-window -t tui -x 80 -y 24
+	ok "after resizing to 80x24 the heatmap is drawn again" wait_for "Heatmap  run 1:"
+	contains "$(pane)" "mask: $want" "... with the same mask"
+	is "$(heat_rows | sed 's/x//g')" "$(cat "$tmp/want_heat")" "... and the same cells"
+	$TM resize-window -t tui -x 120 -y 40
+	ok "and again at 120x40" wait_for "What if (predicted)"
+	contains "$(pane)" "mask: $want" "... with the same mask"
+
+	# SQL, read-only
+	keys 6
+	ok "6 opens the SQL screen" wait_for "SQL (read-only)"
+	keys i C-u
+	typ "SELECT count(*) AS n_evals, max(task) AS last_task FROM evals"
+	keys Enter
+	ok "the query's result is shown" wait_for "n_evals"
+	is "$(pane | awk '$1 == "n_evals" && $2 == "last_task" { getline; print $1, $2 }')" "$(sqlv "SELECT count(*) || ' ' || max(task) FROM evals")" \
+	   "the grid shows the count the store has"
+	keys i C-u
+	typ "DELETE FROM evals"
+	keys Enter
+	ok "a write is refused and shown as an error" wait_for "would change the store"
+	is "$(sqlv "SELECT count(*) FROM evals")" 2 "... and the store keeps its evaluations"
+
+	# results, help, home, quit
+	keys 5
+	ok "5 shows the results with the chart" wait_for "ppl vs layers dropped"
+	contains "$(pane)" "attn=2-3;mlp=2-3" "the evaluation is in the results table"
+	keys ?
+	ok "? shows the help generated from the key table" wait_for "Everywhere"
+	contains "$(pane)" "drop / restore the site under the cursor" "the help lists Space"
+	keys q 1
+	ok "1 shows Home with the run" wait_for "Calibration runs, newest first (1)"
+	keys q
+	ok "q on Home quits" wait_for "EXITED rc=0"
+	is "$(sqlv "SELECT status || ' ' || chunks_done || ' ' || tokens FROM calib_runs WHERE id = 1")" "done 16 2048" \
+	   "the store has the finished run"
+	is "$(sqlv "SELECT count(DISTINCT task) FROM evals WHERE mask = 'attn=2-3;mlp=2-3'")" 2 "... the ppl and kl evaluations"
+	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"
+	is "$(sqlv "PRAGMA integrity_check")" ok "the store passes SQLite's integrity check"
+
+	# ---- session 2: 80x24, vt100, NO_COLOR ----
+	start 80 24 TERM=vt100 NO_COLOR=1 STRATA_TEST_CHUNK_DELAY_MS=300
+	ok "vt100 + NO_COLOR: it opens on the heatmap of the model's run" wait_for "Heatmap  run 1:"
+	contains "$(pane)" "  ..::--==++**##%%@@ " "the legend is the monochrome glyph ramp"
+	max=$(awk '{ for (i = 2; i <= 4; i++) if ($i > m) m = $i } END { print m }' "$tmp/want_heat")
+	min=$(awk 'BEGIN { m = 9 } { for (i = 2; i <= 4; i++) if ($i < m) m = $i } END { print m }' "$tmp/want_heat")
+	contains "$(pane)" "@ $max" "the most important cell carries the brightest glyph '@'"
+	contains "$(pane)" "  $min" "the least important cell the blank glyph"
+	is "$($TM capture-pane -e -p -t tui | grep -c "$(printf '\033')\[[0-9;]*[34][0-7]m")" 0 "no colour codes are drawn"
+	# a bad model path is an error in the status bar, and the interface lives on
+	keys 1 o C-u
+	typ "$tmp/no-such-model.gguf"
+	keys Enter
+	ok "a bad model path shows as an error" wait_for "error: "
+	contains "$(line_with "error:")" "no-such-model.gguf" "... naming the path"
+	keys 3
+	ok "... and the workbench goes on" wait_for "Heatmap  run 1:"
+	# cancel keeps the finished chunks; starting again resumes
+	keys 2 g j Enter C-u 8 Enter j Enter C-u 64 Enter
+	ok "calibrate 8 x 64" wait_for "8 x 64 = 512 tokens"
+	keys r
+	ok "it runs in the background with progress" wait_for "calibrate chunk "
+	contains "$(pane)" "tok/s" "the progress shows tokens per second"
+	keys x
+	ok "x cancels it" wait_for "cancelled after" 10
+	is "$(sqlv "SELECT status FROM calib_runs WHERE id = 2")" cancelled "the run is kept as cancelled"
+	done2=$(sqlv "SELECT chunks_done FROM calib_runs WHERE id = 2")
+	ok "with its finished chunks ($done2 of 8)" test "$done2" -ge 1 -a "$done2" -lt 8
+	keys r
+	ok "starting again resumes and finishes" wait_for "Heatmap  run 2:" 20
+	contains "$(pane)" "(resumed)" "... saying it resumed"
+	is "$(sqlv "SELECT status || ' ' || chunks_done FROM calib_runs WHERE id = 2")" "done 8" "the resumed run is done with 8 chunks"
+	keys Q
+	ok "Q quits" wait_for "EXITED rc=0"
+	is "$(sqlv "PRAGMA integrity_check")" ok "the store still passes the integrity check"
+fi
+done_testing
