@@ -1,7 +1,7 @@
 #!/bin/sh
 # quickstart.sh: set up, build and run strata from a clean clone.
 #
-#   sh quickstart.sh run     install what is missing, build, open strata on its default model
+#   sh quickstart.sh run     install what is missing, build, open the workbench on the default model
 #   sh quickstart.sh check   install what is missing, build, run the whole test suite
 #
 # Missing Debian packages are installed when run as root or through sudo.
@@ -54,6 +54,11 @@ make -s -j"$jobs"
 case $mode in
 run)
 	model=${STRATA_MODEL:-${STRATA_SHARED:-../shared}/models/stories260K/stories260K.gguf}
+	# on a terminal, the workbench (Enter calibrates); elsewhere (scripts,
+	# CI) a non-interactive look at the model, so nothing waits for keys
+	if [ -t 0 ] && [ -t 1 ] && [ "${TERM:-dumb}" != dumb ]; then
+		exec ./strata tui "$model"
+	fi
 	./strata info "$model"
 	echo
 	./strata generate "$model" -p "Once upon a time" -n 60
