@@ -65,7 +65,7 @@ int cli_hub_progress(void *ud, const struct hub_progress *p)
 {
 	static double last_line = -1e9, file_t0;
 	int tty = isatty(STDERR_FILENO);
-	char a[32], b[32], r[32], eta[32], ta[32], tb[32];
+	char a[32], b[32], r[32], eta[32], feta[32], ta[32], tb[32];
 	double now = mono();
 
 	(void)ud;
@@ -75,6 +75,8 @@ int cli_hub_progress(void *ud, const struct hub_progress *p)
 	human((double)p->all_done, ta, sizeof ta);
 	human((double)p->all_total, tb, sizeof tb);
 	hms(p->eta_s, eta, sizeof eta);
+	hms(p->rate > 0 && p->file_total >= p->file_done ?
+	    (double)(p->file_total - p->file_done) / p->rate : -1, feta, sizeof feta);
 	switch (p->state) {
 	case HUB_P_START:
 		file_t0 = now;
@@ -95,12 +97,12 @@ int cli_hub_progress(void *ud, const struct hub_progress *p)
 			memset(bar, '#', (size_t)fill);
 			memset(bar + fill, '.', (size_t)(w - fill));
 			bar[w] = 0;
-			fprintf(stderr, "\r\033[K%-28.28s [%s] %3d%% %s/%s %s/s  all %s/%s ETA %s",
-				p->file, bar, pct, a, b, r, ta, tb, eta);
+			fprintf(stderr, "\r\033[K%-24.24s [%s] %3d%% %s/%s %s/s ETA %s  all %s/%s ETA %s",
+				p->file, bar, pct, a, b, r, feta, ta, tb, eta);
 		} else if (now - last_line >= 10) {
 			last_line = now;
-			fprintf(stderr, "strata: %s: %s of %s, %s/s; all files %s of %s, ETA %s\n",
-				p->file, a, b, r, ta, tb, eta);
+			fprintf(stderr, "strata: %s: %s of %s, %s/s, ETA %s; all files %s of %s, ETA %s\n",
+				p->file, a, b, r, feta, ta, tb, eta);
 		}
 		break;
 	case HUB_P_RETRY:
@@ -109,6 +111,8 @@ int cli_hub_progress(void *ud, const struct hub_progress *p)
 		break;
 	case HUB_P_DONE:
 		hms(now - file_t0, eta, sizeof eta);
+		if (now > file_t0)
+			human((double)p->file_total / (now - file_t0), r, sizeof r);
 		fprintf(stderr, "%sstrata: %s: %s in %s (%s/s), verified\n", tty ? "\r\033[K" : "",
 			p->file, b, eta, r);
 		break;
