@@ -297,6 +297,7 @@ static int gguf_site(const char *rest)
 struct out_tensor {
 	const struct st_tensor *src;  /* NULL: a zero placeholder of ne */
 	int64_t ne[2];
+	int64_t unperm_hd;            /* hf from gguf: q/k rows to reorder, head_dim */
 	char name[256];
 	enum st_dtype type;
 	size_t nbytes;
@@ -760,6 +761,9 @@ out:
 	return rc;
 }
 
+static int stream_unpermuted(struct stream *s, const struct st_tensor *t, enum st_dtype out,
+			     int64_t hd, struct st_err *err);
+
 /* Write one shard (tensors of ot with .shard == k, larger elements first). */
 static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, int nt, int k,
 		    struct export_result *res, struct st_err *err)
@@ -783,7 +787,10 @@ static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, i
 		for (int i = 0; i < nt; i++) {
 			if (ot[i].shard != k || dtype_block_bytes(ot[i].type) != sizes[z])
 				continue;
-			if ((rc = stream_tensor(s, ot[i].src, ot[i].type, err)) < 0) {
+			rc = ot[i].unperm_hd ? stream_unpermuted(s, ot[i].src, ot[i].type,
+								 ot[i].unperm_hd, err)
+					     : stream_tensor(s, ot[i].src, ot[i].type, err);
+			if (rc < 0) {
 				if (rc != ST_ECANCEL)
 					st_err_prefix(err, "tensor '%s'", ot[i].name);
 				goto out;
@@ -794,6 +801,460 @@ static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, i
 	res->bytes += safetensors_writer_size(w);
 out:
 	safetensors_writer_free(w);
+	return rc;
+}
+
+/* ---- a GGUF model as a Hugging Face directory ---- */
+
+/* HF row r of a q/k projection with heads of hd rows comes from GGUF row
+ * h*hd + 2i + j, where r = h*hd + j*hd/2 + i: llama.cpp's converter
+ * interleaved the rotate-half pairs, this undoes it. */
+static int64_t unpermute_row(int64_t r, int64_t hd)
+{
+	int64_t h = r / hd, k = r % hd, j = k / (hd / 2), i = k % (hd / 2);
+
+	return h * hd + 2 * i + j;
+}
+
+/* stream_tensor with the rows of a q/k projection put back in HF order. */
+static int stream_unpermuted(struct stream *s, const struct st_tensor *t, enum st_dtype out,
+			     int64_t hd, struct st_err *err)
+{
+	const uint8_t *src = t->data;
+	int64_t ne0 = t->ne[0], rows = t->ne[1];
+	size_t in_row = dtype_row_bytes(t->type, ne0), out_row = dtype_row_bytes(out, ne0);
+	size_t batch = CHUNK_BYTES / out_row ? CHUNK_BYTES / out_row : 1;
+	float *f = malloc((size_t)ne0 * sizeof *f);
+	uint8_t *buf = malloc(batch * out_row);
+	int rc = 0;
+
+	if (!f || !buf || hd < 2 || rows % hd || !in_row || !out_row) {
+		rc = st_errf(err, !f || !buf ? ST_ENOMEM : ST_EINVAL,
+			     "cannot reorder the rows of '%s'", t->name ? t->name : "?");
+		goto out;
+	}
+	for (int64_t r = 0; r < rows; r += (int64_t)batch) {
+		size_t nr = (size_t)(rows - r) < batch ? (size_t)(rows - r) : batch;
+		for (size_t i = 0; i < nr; i++) {
+			const uint8_t *row = src + (size_t)unpermute_row(r + (int64_t)i, hd) * in_row;
+			if (out == t->type) {
+				memcpy(buf + i * out_row, row, out_row);
+			} else {
+				dtype_to_f32(t->type, row, f, ne0);
+				dtype_from_f32(out, f, buf + i * out_row, ne0);
+			}
+		}
+		if ((rc = s->write(s->w, buf, nr * out_row, err)) < 0 ||
+		    (rc = stream_wrote(s, nr * out_row, err)) < 0)
+			goto out;
+	}
+out:
+	free(f);
+	free(buf);
+	return rc;
+}
+
+/* A string -> id map of the vocabulary (open addressing; the later of
+ * duplicate pieces wins, as in a Python dict). */
+struct vocab_map {
+	const char **s;
+	size_t *len;
+	int32_t *slot;  /* [cap] id + 1, 0 empty */
+	size_t cap;
+};
+
+static uint64_t fnv(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (n--)
+		h = (h ^ (uint8_t)*p++) * 1099511628211ull;
+	return h;
+}
+
+static int32_t vocab_find(const struct vocab_map *v, const char *p, size_t n)
+{
+	for (size_t i = fnv(p, n) & (v->cap - 1);; i = (i + 1) & (v->cap - 1)) {
+		int32_t id = v->slot[i] - 1;
+		if (id < 0)
+			return -1;
+		if (v->len[id] == n && memcmp(v->s[id], p, n) == 0)
+			return id;
+	}
+}
+
+static void vocab_put(struct vocab_map *v, int32_t id)
+{
+	for (size_t i = fnv(v->s[id], v->len[id]) & (v->cap - 1);; i = (i + 1) & (v->cap - 1)) {
+		int32_t o = v->slot[i] - 1;
+		if (o < 0 || (v->len[o] == v->len[id] && memcmp(v->s[o], v->s[id], v->len[id]) == 0)) {
+			v->slot[i] = id + 1;
+			return;
+		}
+	}
+}
+
+struct merge {
+	int32_t l, r;
+	float score;
+	size_t seq;
+};
+
+static int merge_by_ids(const void *a, const void *b)
+{
+	const struct merge *x = a, *y = b;
+
+	if (x->l != y->l)
+		return x->l < y->l ? -1 : 1;
+	return x->r < y->r ? -1 : x->r > y->r;
+}
+
+/* score descending; ties keep their order (Python's stable sort) */
+static int merge_by_score(const void *a, const void *b)
+{
+	const struct merge *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int64_t kv_i64(const struct gguf *g, const char *key, int64_t def)
+{
+	int64_t v;
+	return gguf_get_int(g, key, &v, NULL) == 0 ? v : def;
+}
+
+static json_t *added_token(int32_t id, const char *s, size_t n, int special)
+{
+	return json_pack("{s:i, s:s%, s:b, s:b, s:b, s:b, s:b}", "id", (int)id, "content", s, n,
+			 "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized", 0,
+			 "special", special);
+}
+
+/*
+ * tokenizer.json for a GGUF SentencePiece ("llama") vocabulary, as
+ * transformers' LlamaConverter writes it: a BPE model with byte
+ * fallback whose merges are every split of every piece into two pieces
+ * of the vocabulary (at character boundaries), ordered by the merged
+ * piece's score (highest first; ties in vocabulary order, then by the
+ * ids of the two halves).  Also tokenizer_config.json,
+ * special_tokens_map.json and generation_config.json.
+ */
+static int hf_tokenizer_from_gguf(const struct gguf *g, const char *dir, int n_ctx,
+				  int32_t *bos_out, int32_t *eos_out, struct st_err *err)
+{
+	const struct gguf_kv *toks = gguf_find_kv(g, "tokenizer.ggml.tokens");
+	const struct gguf_kv *scores = gguf_find_kv(g, "tokenizer.ggml.scores");
+	const struct gguf_kv *types = gguf_find_kv(g, "tokenizer.ggml.token_type");
+	struct vocab_map v = { 0 };
+	struct merge *mg = NULL, *local = NULL;
+	size_t n_mg = 0, cap_mg = 0, n;
+	json_t *root = NULL, *vocab, *merges, *added, *model, *tc = NULL, *stm = NULL, *gc = NULL;
+	char model_name[32] = "";
+	int32_t bos, eos, unk;
+	int add_bos, add_eos, add_space, rc = 0;
+	char *text = NULL;
+
+	if (gguf_get_str(g, "tokenizer.ggml.model", model_name, sizeof model_name, NULL) != 0 ||
+	    strcmp(model_name, "llama") != 0)
+		return st_errf(err, ST_EUNSUP, "%s: tokenizer '%s' cannot be written as tokenizer.json "
+			       "(strata converts SentencePiece 'llama' vocabularies only)", g->path,
+			       model_name[0] ? model_name : "none");
+	if (!toks || toks->type != GGUF_ARRAY || toks->arr_type != GGUF_STRING || !toks->arr_n ||
+	    toks->arr_n > INT32_MAX || !scores || scores->type != GGUF_ARRAY ||
+	    scores->arr_n != toks->arr_n)
+		return st_errf(err, ST_EFORMAT, "%s: tokenizer.ggml.tokens / scores are missing or "
+			       "disagree", g->path);
+	n = toks->arr_n;
+	bos = (int32_t)kv_i64(g, "tokenizer.ggml.bos_token_id", -1);
+	eos = (int32_t)kv_i64(g, "tokenizer.ggml.eos_token_id", -1);
+	unk = (int32_t)kv_i64(g, "tokenizer.ggml.unknown_token_id", -1);
+	add_bos = (int)kv_i64(g, "tokenizer.ggml.add_bos_token", 1);
+	add_eos = (int)kv_i64(g, "tokenizer.ggml.add_eos_token", 0);
+	add_space = (int)kv_i64(g, "tokenizer.ggml.add_space_prefix", 1);
+	*bos_out = bos;
+	*eos_out = eos;
+
+	v.cap = 16;
+	while (v.cap < 2 * n)
+		v.cap *= 2;
+	v.s = malloc(n * sizeof *v.s);
+	v.len = malloc(n * sizeof *v.len);
+	v.slot = calloc(v.cap, sizeof *v.slot);
+	local = malloc(64 * sizeof *local);
+	if (!v.s || !v.len || !v.slot || !local)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		v.s[i] = toks->arr_str[i].s;
+		v.len[i] = (size_t)toks->arr_str[i].len;
+		vocab_put(&v, (int32_t)i);
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t nl = 0;
+		float sc = (float)gguf_arr_f64(scores, i);
+
+		for (size_t b = 1; b < v.len[i]; b++) {
+			int32_t l, r;
+			if (((uint8_t)v.s[i][b] & 0xC0) == 0x80)
+				continue; /* not a character boundary */
+			l = vocab_find(&v, v.s[i], b);
+			r = l >= 0 ? vocab_find(&v, v.s[i] + b, v.len[i] - b) : -1;
+			if (l < 0 || r < 0)
+				continue;
+			if (nl % 64 == 0 && nl) {
+				struct merge *nw = realloc(local, (nl + 64) * sizeof *nw);
+				if (!nw)
+					goto nomem;
+				local = nw;
+			}
+			local[nl++] = (struct merge){ l, r, sc, 0 };
+		}
+		qsort(local, nl, sizeof *local, merge_by_ids);
+		if (n_mg + nl > cap_mg) {
+			size_t c = cap_mg ? 2 * cap_mg : 1024;
+			struct merge *nw;
+			while (c < n_mg + nl)
+				c *= 2;
+			if (!(nw = realloc(mg, c * sizeof *nw)))
+				goto nomem;
+			mg = nw;
+			cap_mg = c;
+		}
+		for (size_t k = 0; k < nl; k++) {
+			local[k].seq = n_mg;
+			mg[n_mg++] = local[k];
+		}
+	}
+	qsort(mg, n_mg, sizeof *mg, merge_by_score);
+
+	root = json_object();
+	vocab = json_object();
+	merges = json_array();
+	added = json_array();
+	if (!root || !vocab || !merges || !added) {
+		json_decref(added);
+		goto nomem_parts;
+	}
+	json_object_set_new(root, "version", json_string("1.0"));
+	json_object_set_new(root, "truncation", json_null());
+	json_object_set_new(root, "padding", json_null());
+	json_object_set_new(root, "added_tokens", added); /* root owns it from here */
+	for (size_t i = 0; i < n; i++) {
+		char *key = strndup(v.s[i], v.len[i]);
+		int tt = types && types->type == GGUF_ARRAY && i < types->arr_n ?
+			 (int)gguf_arr_i64(types, i) : 1;
+		if (!key)
+			goto nomem_parts;
+		json_object_set_new(vocab, key, json_integer((json_int_t)i));
+		free(key);
+		if (tt == 2 || tt == 3 || tt == 4)
+			json_array_append_new(added, added_token((int32_t)i, v.s[i], v.len[i], tt != 4));
+	}
+	for (size_t k = 0; k < n_mg; k++)
+		json_array_append_new(merges, json_pack("[s%, s%]", v.s[mg[k].l], v.len[mg[k].l],
+							v.s[mg[k].r], v.len[mg[k].r]));
+	json_object_set_new(root, "normalizer", add_space ?
+		json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}, s:s}]}", "type", "Sequence",
+			  "normalizers", "type", "Prepend", "prepend", "\xe2\x96\x81",
+			  "type", "Replace", "pattern", "String", " ", "content", "\xe2\x96\x81") :
+		json_pack("{s:s, s:{s:s}, s:s}", "type", "Replace", "pattern", "String", " ",
+			  "content", "\xe2\x96\x81"));
+	json_object_set_new(root, "pre_tokenizer", json_null());
+	{
+		json_t *single = json_array(), *pair = json_array(), *special = json_object();
+		const char *bs = bos >= 0 && (size_t)bos < n ? v.s[bos] : NULL;
+		const char *es = eos >= 0 && (size_t)eos < n ? v.s[eos] : NULL;
+		size_t bl = bs ? v.len[bos] : 0, el = es ? v.len[eos] : 0;
+
+		for (int seq = 0; seq < 2; seq++) {
+			json_t *arr = seq ? pair : single;
+			for (int part = 0; part < 1 + seq; part++) {
+				if (add_bos && bs)
+					json_array_append_new(arr, json_pack("{s:{s:s%, s:i}}", "SpecialToken",
+									     "id", bs, bl, "type_id", part));
+				json_array_append_new(arr, json_pack("{s:{s:s, s:i}}", "Sequence", "id",
+								     part ? "B" : "A", "type_id", part));
+				if (add_eos && es)
+					json_array_append_new(arr, json_pack("{s:{s:s%, s:i}}", "SpecialToken",
+									     "id", es, el, "type_id", part));
+			}
+		}
+		if (add_bos && bs) {
+			char *k = strndup(bs, bl);
+			if (k)
+				json_object_set_new(special, k, json_pack("{s:s%, s:[i], s:[s%]}", "id", bs, bl,
+								  "ids", (int)bos, "tokens", bs, bl));
+			free(k);
+		}
+		if (add_eos && es) {
+			char *k = strndup(es, el);
+			if (k)
+				json_object_set_new(special, k, json_pack("{s:s%, s:[i], s:[s%]}", "id", es, el,
+								  "ids", (int)eos, "tokens", es, el));
+			free(k);
+		}
+		json_object_set_new(root, "post_processor",
+				    json_pack("{s:s, s:o, s:o, s:o}", "type", "TemplateProcessing",
+					      "single", single, "pair", pair, "special_tokens", special));
+	}
+	json_object_set_new(root, "decoder", add_space ?
+		json_pack("{s:s, s:[{s:s, s:{s:s}, s:s}, {s:s}, {s:s}, {s:s, s:s, s:i, s:i}]}",
+			  "type", "Sequence", "decoders", "type", "Replace", "pattern", "String",
+			  "\xe2\x96\x81", "content", " ", "type", "ByteFallback", "type", "Fuse",
+			  "type", "Strip", "content", " ", "start", 1, "stop", 0) :
+		json_pack("{s:s, s:[{s:s, s:{s:s}, s:s}, {s:s}, {s:s}]}",
+			  "type", "Sequence", "decoders", "type", "Replace", "pattern", "String",
+			  "\xe2\x96\x81", "content", " ", "type", "ByteFallback", "type", "Fuse"));
+	model = json_object();
+	if (!model)
+		goto nomem_parts;
+	json_object_set_new(model, "type", json_string("BPE"));
+	json_object_set_new(model, "dropout", json_null());
+	json_object_set_new(model, "unk_token", unk >= 0 && (size_t)unk < n ?
+			    json_stringn(v.s[unk], v.len[unk]) : json_null());
+	json_object_set_new(model, "continuing_subword_prefix", json_null());
+	json_object_set_new(model, "end_of_word_suffix", json_null());
+	json_object_set_new(model, "fuse_unk", json_true());
+	json_object_set_new(model, "byte_fallback", json_true());
+	json_object_set_new(model, "ignore_merges", json_false());
+	json_object_set_new(model, "vocab", vocab);
+	json_object_set_new(model, "merges", merges);
+	vocab = merges = NULL;
+	json_object_set_new(root, "model", model);
+	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!text)
+		goto nomem;
+	if ((rc = write_file(dir, "tokenizer.json", text, strlen(text), err)) < 0)
+		goto out;
+	free(text);
+	text = NULL;
+
+	tc = json_object();
+	stm = json_object();
+	gc = json_object();
+	if (!tc || !stm || !gc)
+		goto nomem;
+	json_object_set_new(tc, "tokenizer_class", json_string("LlamaTokenizerFast"));
+	json_object_set_new(tc, "add_bos_token", json_boolean(add_bos));
+	json_object_set_new(tc, "add_eos_token", json_boolean(add_eos));
+	if (bos >= 0 && (size_t)bos < n) {
+		json_object_set_new(tc, "bos_token", json_stringn(v.s[bos], v.len[bos]));
+		json_object_set_new(stm, "bos_token", json_stringn(v.s[bos], v.len[bos]));
+		json_object_set_new(gc, "bos_token_id", json_integer(bos));
+	}
+	if (eos >= 0 && (size_t)eos < n) {
+		json_object_set_new(tc, "eos_token", json_stringn(v.s[eos], v.len[eos]));
+		json_object_set_new(stm, "eos_token", json_stringn(v.s[eos], v.len[eos]));
+		json_object_set_new(gc, "eos_token_id", json_integer(eos));
+	}
+	if (unk >= 0 && (size_t)unk < n) {
+		json_object_set_new(tc, "unk_token", json_stringn(v.s[unk], v.len[unk]));
+		json_object_set_new(stm, "unk_token", json_stringn(v.s[unk], v.len[unk]));
+	}
+	json_object_set_new(tc, "legacy", json_true());
+	json_object_set_new(tc, "model_max_length", json_integer(n_ctx));
+	json_object_set_new(tc, "clean_up_tokenization_spaces", json_false());
+	{
+		static const char *const names[] = { "tokenizer_config.json", "special_tokens_map.json",
+						     "generation_config.json" };
+		json_t *objs[] = { tc, stm, gc };
+		for (int k = 0; k < 3; k++) {
+			text = json_dumps(objs[k], JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			if (!text)
+				goto nomem;
+			rc = write_file(dir, names[k], text, strlen(text), err);
+			free(text);
+			text = NULL;
+			if (rc < 0)
+				goto out;
+		}
+	}
+	goto out;
+nomem_parts:
+	json_decref(vocab);
+	json_decref(merges);
+nomem:
+	rc = st_errf(err, ST_ENOMEM, "out of memory writing the tokenizer");
+out:
+	free(text);
+	json_decref(root);
+	json_decref(tc);
+	json_decref(stm);
+	json_decref(gc);
+	free(v.s);
+	free(v.len);
+	free(v.slot);
+	free(local);
+	free(mg);
+	return rc;
+}
+
+/* config.json of a model read from another format, from its hyperparameters. */
+static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp, int dtype,
+			     int32_t bos, int32_t eos, const char *dir, struct st_err *err)
+{
+	const struct model_hparams *hp = &m->hp;
+	int mistral = strcmp(hp->arch, "mistral") == 0;
+	enum st_dtype dt = dtype >= 0 ? (enum st_dtype)dtype : model_main_dtype(m);
+	json_t *c = json_object();
+	char *text;
+	int rc;
+
+	if (!c)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	json_object_set_new(c, "architectures", json_pack("[s]", mistral ? "MistralForCausalLM"
+								       : "LlamaForCausalLM"));
+	json_object_set_new(c, "model_type", json_string(mistral ? "mistral" : "llama"));
+	json_object_set_new(c, "hidden_act", json_string("silu"));
+	json_object_set_new(c, "hidden_size", json_integer(hp->d_model));
+	json_object_set_new(c, "intermediate_size", json_integer(hp->d_ff));
+	json_object_set_new(c, "num_hidden_layers", json_integer(lp->n_out));
+	json_object_set_new(c, "num_attention_heads", json_integer(hp->n_head));
+	json_object_set_new(c, "num_key_value_heads", json_integer(hp->n_head_kv));
+	if (hp->head_dim * hp->n_head != hp->d_model)
+		json_object_set_new(c, "head_dim", json_integer(hp->head_dim));
+	json_object_set_new(c, "vocab_size", json_integer(hp->n_vocab));
+	json_object_set_new(c, "max_position_embeddings", json_integer(hp->n_ctx));
+	json_object_set_new(c, "rms_norm_eps", json_real(hp->rms_eps));
+	json_object_set_new(c, "rope_theta", json_real(hp->rope_theta));
+	if (hp->rope_scaling_type == 2)
+		json_object_set_new(c, "rope_scaling", json_pack("{s:s, s:f}", "rope_type", "linear",
+								 "factor", (double)hp->rope_factor));
+	json_object_set_new(c, "tie_word_embeddings", json_boolean(hp->tied_embeddings));
+	json_object_set_new(c, "attention_bias", json_boolean(hp->qkv_bias));
+	json_object_set_new(c, "mlp_bias", json_false());
+	if (bos >= 0)
+		json_object_set_new(c, "bos_token_id", json_integer(bos));
+	if (eos >= 0)
+		json_object_set_new(c, "eos_token_id", json_integer(eos));
+	json_object_set_new(c, "torch_dtype", json_string(dt == ST_F32 ? "float32" :
+							  dt == ST_F16 ? "float16" : "bfloat16"));
+	if (lp->partial) {
+		json_t *da = json_array(), *dm = json_array();
+		for (int l = 0; l < lp->n_src; l++) {
+			if (lp->new_idx[l] < 0)
+				continue;
+			if (lp->gone[l] & GONE_ATTN)
+				json_array_append_new(da, json_integer(lp->new_idx[l]));
+			if (lp->gone[l] & GONE_MLP)
+				json_array_append_new(dm, json_integer(lp->new_idx[l]));
+		}
+		json_object_set_new(c, "drop_attn_list", da);
+		json_object_set_new(c, "drop_mlp_list", dm);
+		json_object_set_new(c, "auto_map", json_pack("{s:s, s:s}", "AutoConfig",
+			mistral ? "configuration_dropped_mistral.MistralConfig"
+				: "configuration_dropped_llama.LlamaConfig",
+			"AutoModelForCausalLM",
+			mistral ? "modeling_dropped_mistral.MistralForCausalLM"
+				: "modeling_dropped_llama.LlamaForCausalLM"));
+	}
+	text = json_dumps(c, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(c);
+	if (!text)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	rc = write_file(dir, "config.json", text, strlen(text), err);
+	free(text);
 	return rc;
 }
 
@@ -811,12 +1272,30 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 	char *tmp = NULL, *old = NULL, *final_name = NULL;
 	int nt, n_shards = 1, rc = 0, made = 0;
 
-	if (m->format != MODEL_HF)
+	int32_t bos = -1, eos = -1;
+
+	if (m->format != MODEL_HF && m->format != MODEL_GGUF)
 		return st_errf(err, ST_EUNSUP,
 			       "cannot export the %s model '%s' as hf: only a Hugging Face "
-			       "directory can (its tokenizer would have to be written as "
-			       "tokenizer.json); export it as gguf, or start from the Hugging "
-			       "Face directory", model_format_name(m->format), m->path);
+			       "directory or a GGUF file can (a llama2.c tokenizer.bin is not "
+			       "converted to tokenizer.json)", model_format_name(m->format), m->path);
+	if (m->format == MODEL_GGUF && m->hp.rope_scaling_type == 1)
+		return st_errf(err, ST_EUNSUP,
+			       "cannot export '%s' as hf: its llama3 rope scaling is stored as "
+			       "the rope_freqs tensor, which config.json cannot express", m->path);
+	if (m->format == MODEL_GGUF) {
+		char tm[32] = "";
+		gguf_get_str(m->fmt_priv, "tokenizer.ggml.model", tm, sizeof tm, NULL);
+		if (strcmp(tm, "llama") != 0)
+			return st_errf(err, ST_EUNSUP,
+				       "cannot export '%s' as hf: its tokenizer '%s' cannot be written "
+				       "as tokenizer.json (strata converts SentencePiece 'llama' "
+				       "vocabularies only)", m->path, tm[0] ? tm : "none");
+	}
+	if (m->format == MODEL_GGUF && m->hp.rope_layout == ROPE_INTERLEAVED && m->hp.qkv_bias)
+		return st_errf(err, ST_EUNSUP,
+			       "cannot export '%s' as hf: q/k biases in llama.cpp's interleaved "
+			       "order are not converted", m->path);
 	if (o->dtype >= 0 && !safetensors_dtype_name((enum st_dtype)o->dtype))
 		return st_errf(err, ST_EINVAL, "dtype %s cannot be stored in safetensors (hf "
 			       "exports take f32, f16 or bf16)", dtype_name(o->dtype));
@@ -832,6 +1311,10 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 	}
 	nt = hf_tensors(m, lp, ot);
 	for (int i = 0; i < nt; i++) {
+		/* llama.cpp interleaved the rotate-half pairs of q and k */
+		if (m->format == MODEL_GGUF && m->hp.rope_layout == ROPE_INTERLEAVED &&
+		    (strstr(ot[i].name, ".q_proj.weight") || strstr(ot[i].name, ".k_proj.weight")))
+			ot[i].unperm_hd = m->hp.head_dim;
 		ot[i].type = o->dtype >= 0 ? (enum st_dtype)o->dtype : ot[i].src->type;
 		if (!safetensors_dtype_name(ot[i].type)) {
 			rc = st_errf(err, ST_EUNSUP, "tensor '%s' is %s, which safetensors cannot "
@@ -906,11 +1389,17 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 		if (rc < 0)
 			goto out;
 	}
-	if ((rc = hf_config(m, lp, o->dtype, tmp, err)) < 0)
-		goto out;
-	for (size_t i = 0; i < sizeof tok_files / sizeof *tok_files; i++)
-		if ((rc = copy_if_present(m->path, tmp, tok_files[i], err)) < 0)
+	if (m->format == MODEL_GGUF) {
+		if ((rc = hf_tokenizer_from_gguf(m->fmt_priv, tmp, m->hp.n_ctx, &bos, &eos, err)) < 0 ||
+		    (rc = hf_config_from_hp(m, lp, o->dtype, bos, eos, tmp, err)) < 0)
 			goto out;
+	} else {
+		if ((rc = hf_config(m, lp, o->dtype, tmp, err)) < 0)
+			goto out;
+		for (size_t i = 0; i < sizeof tok_files / sizeof *tok_files; i++)
+			if ((rc = copy_if_present(m->path, tmp, tok_files[i], err)) < 0)
+				goto out;
+	}
 	sync_path(tmp);
 	if (path_exists(path)) {
 		/* overwrite: the old export moves aside only now that the new one is whole */

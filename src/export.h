@@ -30,7 +30,7 @@
  *     deci layer whose FFN is narrower than the others' and all zero as
  *     one without an MLP.  Only 4*D zeros per such layer remain.
  *   A key strata.export.mask records the canonical mask removed.
- * Hugging Face (source must be a Hugging Face directory):
+ * Hugging Face (from a Hugging Face directory, or a GGUF file, below):
  *   model.safetensors, or model-0000i-of-0000n.safetensors shards and
  *   model.safetensors.index.json when the tensors exceed shard_bytes;
  *   config.json from the source's with num_hidden_layers updated (blocks
@@ -43,9 +43,17 @@
  *   LLM-Drop saves its dropped models; tokenizer.json,
  *   tokenizer_config.json, special_tokens_map.json, tokenizer.model and
  *   generation_config.json are copied when present.
- * Cross-format exports (GGUF -> hf, hf -> gguf) and llama2.c sources fail
- * with ST_EUNSUP: the tokenizer would have to be rewritten in the other
- * format.
+ *   A GGUF source becomes a Hugging Face directory too: config.json from
+ *   the hyperparameters (LlamaForCausalLM, or Mistral), q/k rows put back
+ *   in rotate-half order (undoing llama.cpp's converter), and
+ *   tokenizer.json converted from a SentencePiece ("llama") vocabulary as
+ *   transformers' LlamaConverter does (BPE with byte fallback; merges are
+ *   every split of a piece into two pieces, highest merged score first),
+ *   with tokenizer_config.json, special_tokens_map.json and
+ *   generation_config.json.
+ * Not supported (ST_EUNSUP, before anything is written): hf -> gguf, a
+ * llama2.c source as hf, a BPE ("gpt2") GGUF vocabulary as hf, llama3
+ * rope scaling stored as rope_freqs as hf.
  *
  * dtype: -1 keeps every tensor's dtype; otherwise 2-D weights become
  * dtype (GGUF: f32, f16, bf16, q8_0; a q8_0 tensor whose rows are not a

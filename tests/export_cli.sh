@@ -69,6 +69,16 @@ if need model models/stories260K/stories260K.gguf && need hf models/stories260K/
 	is "$(ppl "$tmp/h")" "$(ppl "$hf" --mask 'attn=1,3;mlp=2,3')" \
 	   "ppl of the hf export = ppl of the masked original"
 
+	# a GGUF source as hf: tokenizer.json converted, q/k rows reordered
+	"$S" export "$model" --mask 'attn=1,3;mlp=2,3' --out "$tmp/g2h" --format hf --no-store \
+		> /dev/null
+	is "$?" 0 "export of the gguf model as hf exits 0"
+	tokdesc() { "$S" info "$1" --format json | grep -o '"tokenizer": *"[^"]*"'; }
+	is "$(tokdesc "$tmp/g2h")" "$(tokdesc "$hf")" \
+	   "strata info describes its tokenizer as the HF original's"
+	is "$(ppl "$tmp/g2h")" "$(ppl "$hf" --mask 'attn=1,3;mlp=2,3')" \
+	   "ppl of the gguf->hf export = ppl of the masked HF original"
+
 	# the store has both
 	"$S" sql "select format || ' ' || mask || ' ' || params from exports order by id" \
 		--format csv > "$tmp/sql.csv"
@@ -117,9 +127,9 @@ if need model models/stories260K/stories260K.gguf && need hf models/stories260K/
 	contains "$(cat "$tmp/e3")" "unknown dtype 'bogus'" "... naming it"
 	"$S" export "$model" --mask attn=1 2> "$tmp/e4"
 	is "$?" 2 "no --out is a usage error"
-	"$S" export "$model" --mask attn=1 --out "$tmp/x" --format hf 2> "$tmp/e5"
-	is "$?" 1 "a gguf source cannot become hf"
-	contains "$(cat "$tmp/e5")" "tokenizer.json" "... the message says why"
+	"$S" export "$hf" --mask attn=1 --out "$tmp/x.gguf" 2> "$tmp/e5"
+	is "$?" 1 "an hf source cannot become gguf"
+	contains "$(cat "$tmp/e5")" "GGUF form" "... the message says why"
 	"$S" export "$hf" --mask attn=1 --out "$tmp/x" --format hf --dtype q8_0 2> "$tmp/e6"
 	is "$?" 2 "q8_0 for hf is a usage error"
 	ok "none of the refused exports wrote anything" test ! -e "$tmp/x" -a ! -e "$tmp/x.gguf"

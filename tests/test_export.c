@@ -27,6 +27,7 @@
 #include "safetensors.h"
 #include "synth.h"
 #include "tap.h"
+#include "tokenizer.h"
 
 #define T_TOK 24
 
@@ -486,6 +487,78 @@ static void check_hf_config(const char *dir, const char *src_dir)
 	ok(same_file(p, q), "hf: generation_config.json copied");
 }
 
+/*
+ * A GGUF model exported as hf: the tokenizer.json strata writes equals
+ * (as JSON) the reference one when given, both tokenizers encode a text
+ * alike, and the logits equal the masked GGUF's (F32; the q/k rows were
+ * put back in rotate-half order, so RoPE runs in the other layout).
+ */
+static void check_gguf_to_hf(const char *label, struct model *src, const char *mtext,
+			     const char *out, const char *ref_tokenizer, struct model *hf_ref)
+{
+	struct mask *mask = mk(mtext, src->hp.n_layer);
+	struct export_result res;
+	struct model *e = NULL;
+	float *a = NULL, *b = NULL;
+	char p[4096];
+
+	if (!mask || do_export(src, mask, out, EXPORT_HF, -1, &res) < 0 || !(e = load(out))) {
+		ok(0, "%s: export and load", label);
+		goto out;
+	}
+	ok(1, "%s: export and load", label);
+	ok(e->format == MODEL_HF && e->hp.rope_layout == ROPE_NEOX, "%s: an HF model (rotate-half)",
+	   label);
+	is_int(model_n_params(src) - model_n_params(e), dropped_params(src, mask),
+	       "%s: parameters shrink by exactly the dropped sites", label);
+	if (ref_tokenizer) {
+		json_t *x, *y;
+		snprintf(p, sizeof p, "%s/tokenizer.json", out);
+		x = load_json(p);
+		y = load_json(ref_tokenizer);
+		ok(x && y && json_equal(x, y),
+		   "%s: tokenizer.json equals the reference one (vocab, merges, normalizer, ...)", label);
+		json_decref(x);
+		json_decref(y);
+	}
+	{
+		static const char text[] = "Once upon a time, there was a little girl named Lily. "
+					   "She liked to play with her ball â every day!\n";
+		int32_t *ia = NULL, *ib = NULL;
+		size_t na = 0, nb = 0;
+		struct st_err err = {0};
+		int same = src->tok && e->tok &&
+			   tok_encode(src->tok, text, strlen(text), 0, &ia, &na, &err) == 0 &&
+			   tok_encode(e->tok, text, strlen(text), 0, &ib, &nb, &err) == 0 &&
+			   na == nb && na > 10 && memcmp(ia, ib, na * sizeof *ia) == 0;
+		ok(same, "%s: both tokenizers encode a text to the same %zu ids", label, na);
+		free(ia);
+		free(ib);
+	}
+	a = logits(src, mask, NULL);
+	b = logits(e, NULL, NULL);
+	if (a && b) {
+		/* RoPE in the other layout rounds differently: 1e-5 relative */
+		double sc, d = max_diff(a, b, (size_t)T_TOK * (size_t)src->hp.n_vocab, &sc);
+		ok(d <= 1e-5 * (sc > 1 ? sc : 1), "%s: logits equal the masked GGUF's within 1e-5 "
+		   "relative (max diff %.3g, max |logit| %.3g)", label, d, sc);
+	} else {
+		ok(0, "%s: logits", label);
+	}
+	if (hf_ref && a && b) {
+		/* the same model's own HF form, masked alike: same layout, same weights */
+		float *c = logits(hf_ref, mask, NULL);
+		double d = c ? max_diff(c, b, (size_t)T_TOK * (size_t)src->hp.n_vocab, NULL) : 1;
+		ok(c && d <= 1e-5, "%s: logits equal the masked HF original's (max diff %.3g)", label, d);
+		free(c);
+	}
+out:
+	free(a);
+	free(b);
+	model_free(e);
+	mask_free(mask);
+}
+
 /* Any entry of tmp starting with prefix? */
 static int leftovers(const char *prefix)
 {
@@ -577,7 +650,7 @@ static void check_interrupted(struct model *gm, struct model *hm)
 	mask_free(hmask);
 }
 
-static void check_errors(struct model *gm, struct model *hm)
+static void check_errors(struct model *gm, struct model *hm, struct model *l2c)
 {
 	struct st_err err = {0};
 	struct export_opts o;
@@ -602,9 +675,13 @@ static void check_errors(struct model *gm, struct model *hm)
 	is_int(rc, ST_EINVAL, "q8_0 in an hf export is refused");
 	has_str(err.msg, "safetensors", "... message: %s", err.msg);
 	o.dtype = -1;
-	rc = export_model(gm, m1, pth("e5"), &o, NULL, &err);
-	is_int(rc, ST_EUNSUP, "gguf source -> hf is refused");
-	has_str(err.msg, "tokenizer.json", "... message explains why: %s", err.msg);
+	if (l2c) {
+		struct mask *m5 = mk("attn=1", l2c->hp.n_layer);
+		rc = export_model(l2c, m5, pth("e5"), &o, NULL, &err);
+		is_int(rc, ST_EUNSUP, "llama2.c source -> hf is refused");
+		has_str(err.msg, "tokenizer.json", "... message explains why: %s", err.msg);
+		mask_free(m5);
+	}
 	o.format = EXPORT_GGUF;
 	rc = export_model(hm, m1, pth("e6.gguf"), &o, NULL, &err);
 	is_int(rc, ST_EUNSUP, "hf source -> gguf is refused");
@@ -740,6 +817,15 @@ int main(void)
 			model_free(b);
 		}
 		check_deci_keys(pth("s_joint.gguf"), gg);
+		{
+			struct model *href = hf ? load(hf) : NULL;
+			check_gguf_to_hf("stories260K gguf -> hf joint", gm, "attn=0,2;mlp=2,3",
+					 pth("g2h"), hf ? tap_shared("models/stories260K/hf/tokenizer.json")
+							: NULL, href);
+			check_gguf_to_hf("stories260K gguf -> hf block", gm, "block=1,3", pth("g2h_b"),
+					 NULL, href);
+			model_free(href);
+		}
 		/* no layer keeps its attention (or its MLP): counts in the file are all 0 */
 		check_f32("stories260K gguf every attn", gm, "attn=0-4", EXPORT_GGUF,
 			  pth("s_allattn.gguf"));
@@ -833,6 +919,8 @@ int main(void)
 			snprintf(out, sizeof out, "t_%s.gguf", masks[i][0]);
 			check_f32(label, sm, mt[i], EXPORT_GGUF, pth(out));
 		}
+		check_gguf_to_hf("synth tiny gguf -> hf joint", sm, mt[3], pth("t_hf"), NULL, NULL);
+		check_gguf_to_hf("synth tiny gguf -> hf attn", sm, mt[1], pth("t_hf_a"), NULL, NULL);
 		check_dtype("synth tiny gguf f16", sm, mt[3], EXPORT_GGUF, ST_F16, pth("t_f16.gguf"),
 			    2e-3);
 		check_dtype("synth tiny gguf q8_0", sm, mt[3], EXPORT_GGUF, ST_Q8_0, pth("t_q8.gguf"),
@@ -853,8 +941,12 @@ int main(void)
 		}
 	}
 	if (gm && hm) {
+		const char *bin = tap_shared("models/stories260K/stories260K.bin");
+		struct model *l2c = bin ? load(bin) : NULL;
+
 		check_interrupted(gm, hm);
-		check_errors(gm, hm);
+		check_errors(gm, hm, l2c);
+		model_free(l2c);
 	}
 	check_deci_loader_errors();
 	model_free(gm);
