@@ -1216,7 +1216,9 @@ static int download(struct hub_run *r, const char *url, const char *blob, const 
 				return st_errf(err, HUB_ENOSPC, "disk full while writing %s to '%s' (%llu "
 					       "bytes written; set HF_HUB_CACHE to a larger disk)", file,
 					       inc, (unsigned long long)have);
-			return st_errf(err, ST_EIO, "cannot write '%s': %s", inc, strerror(rs.werrno));
+			return st_errf(err, ST_EIO, "cannot write %s to '%s' (%llu bytes written, kept "
+				       "for a later resume): %s", file, inc, (unsigned long long)have,
+				       strerror(rs.werrno));
 		}
 		if (r->cancelled) {
 			free(rs.buf);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -545,6 +546,54 @@ static void test_offline_and_foreign(void)
 		      "sub/model.safetensors", path, sizeof path), "by commit too");
 }
 
+/* A write that fails half way (the file size limit stands in for a full
+ * disk, which a test cannot make): a clear error, nothing linked, and the
+ * partial file resumed later. */
+static void test_write_error(void)
+{
+	struct hub_opts o;
+	struct st_err err = {0};
+	char path[8192], msg[1100] = "", src[8400];
+	int fds[2], status = 0, e = 0;
+	pid_t pid;
+
+	opts(&o, "cache-fsize");
+	if (pipe(fds) < 0)
+		return;
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = {300000, 300000};
+
+		close(fds[0]);
+		signal(SIGXFSZ, SIG_IGN);
+		setrlimit(RLIMIT_FSIZE, &rl);
+		e = hub_fetch(&o, HUB_MODEL, "test/stories260K", "main", "model.safetensors", path,
+			      sizeof path, &err);
+		snprintf(msg, sizeof msg, "%d %s", e, err.msg);
+		if (write(fds[1], msg, strlen(msg)) < 0)
+			_exit(2);
+		_exit(0);
+	}
+	close(fds[1]);
+	if (read(fds[0], msg, sizeof msg - 1) < 0)
+		msg[0] = 0;
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	is_int(atoi(msg), ST_EIO, "a write that fails: ST_EIO");
+	has_str(msg, "cannot write model.safetensors to '", "names the file and where");
+	has_str(msg, "300000 bytes written, kept for a later resume): File too large",
+		"how far it got, and why");
+	ok(!hub_cached(&o, HUB_MODEL, "test/stories260K", "main", "model.safetensors", path,
+		       sizeof path), "nothing linked");
+	e = hub_fetch(&o, HUB_MODEL, "test/stories260K", "main", "model.safetensors", path,
+		      sizeof path, &err);
+	is_int(e, 0, "without the limit the download completes %s", err.msg);
+	is_int(log_count("cdn GET test/stories260K/model.safetensors", "range=bytes=300000-"), 1,
+	       "resuming at byte 300000");
+	snprintf(src, sizeof src, "%s/model.safetensors", shared_hf);
+	ok(same_bytes(path, src), "with the right bytes");
+}
+
 static void test_dataset_cancel(void)
 {
 	struct hub_opts o;
@@ -595,6 +644,7 @@ int main(void)
 	test_auth_errors();
 	test_offline_and_foreign();
 	test_dataset_cancel();
+	test_write_error();
 	kill(server, SIGTERM);
 	waitpid(server, NULL, 0);
 	return tap_done();
