@@ -51,7 +51,10 @@ line_with() { pane | grep -F -- "$1" | head -1; }
 sqlv() { "$S" sql --db "$db" --format csv "$1" | sed -n 2p; }
 g6() { awk -v v="$1" 'BEGIN { printf "%.6g", v }'; }
 # heat_rows: "layer attn mlp block" from the heatmap's layer rows
-heat_rows() { pane | awk '$1 ~ /^[0-9]+$/ && $2 ~ /^x?[0-9]\.[0-9]+$/ { print $1, $2, $3, $4 }'; }
+heat_rows() { # (a leading '<' is the overview's mark of a row in view)
+	pane | awk '{ if ($1 == "<") { $1 = ""; $0 = $0 } }
+		    $1 ~ /^[0-9]+$/ && $2 ~ /^x?[0-9]\.[0-9]+$/ { print $1, $2, $3, $4 }'
+}
 
 # no terminal: the usage as before, and tui refuses
 out=$("$S" < /dev/null 2>&1 | head -1)
@@ -239,5 +242,26 @@ elif need model models/stories260K/stories260K.gguf &&
 	keys Q
 	ok "Q quits" wait_for "EXITED rc=0"
 	is "$(sqlv "PRAGMA integrity_check")" ok "the store still passes the integrity check"
+
+	# ---- session 3: a 128-layer model scrolls, with an overview ----
+	"$STRATA_BUILDDIR/tests/tui_deep" "$tmp/deep.gguf" 128
+	model="$tmp/deep.gguf"
+	start 100 30 TERM=xterm-256color
+	ok "a 128-layer model without a run opens on Calibrate" wait_for "128 layers"
+	keys k Enter C-u 16 Enter k Enter C-u 2 Enter r
+	ok "its calibration opens a heatmap" wait_for "Heatmap  run 3:" 30
+	is "$(pane | awk '$1 == "<" && $2 ~ /^[0-9]+$/' | wc -l | tr -d ' ')" 4 \
+	   "the overview (21 rows of about 6 layers) marks the 4 rows that hold layers 0-20"
+	is "$(heat_rows | head -1 | cut -d' ' -f1) $(heat_rows | tail -1 | cut -d' ' -f1)" "0 20" "layers 0-20 are in view"
+	keys G
+	ok "G scrolls to the last layer" wait_for "layer 127 attn:"
+	is "$(heat_rows | head -1 | cut -d' ' -f1) $(heat_rows | tail -1 | cut -d' ' -f1)" "107 127" "layers 107-127 are in view"
+	is "$(pane | awk '$1 == "<"' | wc -l | tr -d ' ')" 4 "the overview follows (its rows 17-20 hold layers 103-127)"
+	r3=$("$S" scores 3 --db "$db" --format csv | awk -F, '$4 == "attn" && $5 == 127 { print $7 }')
+	contains "$(line_with "layer 127 attn:")" "cos $(g6 "$r3")" "the deepest layer's cos as strata scores"
+	keys a
+	ok "the angular matrix of 127 spans" wait_for "d(127, 1) = "
+	keys Q
+	ok "Q quits" wait_for "EXITED rc=0"
 fi
 done_testing

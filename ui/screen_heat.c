@@ -224,8 +224,11 @@ static void ang_map(struct tui *t, WINDOW *w)
 	colour_legend(w, 1, 1, lo, hi, "rows: first layer l, columns: span n");
 	draw_text(w, 2, 0, LABEL_W, "l \\ n");
 	for (int n = left + 1, c = 0; n <= ncol && c < fit; n++, c++) {
+		/* narrow cells: a label every 10 spans, over its neighbours */
+		if (cw < 3 && n % 10 != 0 && n != left + 1)
+			continue;
 		snprintf(buf, sizeof buf, "%d", n);
-		draw_text(w, 2, LABEL_W + c * (cw + 1), cw, buf);
+		draw_text(w, 2, LABEL_W + c * (cw + 1), cw < 3 ? W - LABEL_W - c * (cw + 1) : cw, buf);
 	}
 	for (int r = 0; r < vis && h->top + r < L; r++) {
 		int l = h->top + r;
