@@ -4,7 +4,8 @@
 # no further request, a dataset by its catalogue name for calibrate
 # (same scores as the local file), a wrong catalogue hash refused, the
 # token from HF_TOKEN and from $HF_HOME/token, offline mode, plain
-# progress lines, and the default model pulled when ../shared is absent.
+# progress lines, hf:datasets/ references for ppl and eval, and the
+# default model pulled when ../shared is absent.
 . "$STRATA_SRCDIR/tests/tap.sh"
 S=$STRATA_BIN
 tmp="$STRATA_BUILDDIR/tests/tmp/hub_cli"
@@ -14,15 +15,17 @@ export HF_HOME="$tmp/hfhome" STRATA_HUB_BACKOFF=0.01 STRATA_HUB_RETRIES=3
 
 if need hf models/stories260K/hf/model.safetensors &&
    need gguf models/stories260K/stories260K.gguf &&
-   need c4 data/text/c4-en-train-00000-first1000.jsonl; then
+   need c4 data/text/c4-en-train-00000-first1000.jsonl &&
+   need stories data/text/tinystories-valid-1000.txt; then
 	hf=${hf%/model.safetensors}
 	# the repositories: a model, a gated copy, the default model's repo, a dataset
-	mkdir -p "$tmp/ggml/tinyllamas" "$tmp/c4/en"
+	mkdir -p "$tmp/ggml/tinyllamas" "$tmp/c4/en" "$tmp/text"
+	head -c 20000 "$stories" > "$tmp/text/story.txt"
 	cp "$gguf" "$tmp/ggml/tinyllamas/stories260K.gguf"
 	head -200 "$c4" | gzip -n > "$tmp/c4/en/c4-validation.00000-of-00008.json.gz"
 	"$STRATA_BUILDDIR/tests/hub_server" --port-file "$tmp/ports" --log "$tmp/log" --token sekrit \
 		"test/stories260K=$hf" "test/gated-stories=$hf" "ggml-org/models=$tmp/ggml" \
-		"datasets/allenai/c4=$tmp/c4" &
+		"datasets/allenai/c4=$tmp/c4" "datasets/test/text=$tmp/text" &
 	server=$!
 	trap 'kill $server 2>/dev/null' EXIT
 	i=0
@@ -118,6 +121,18 @@ if need hf models/stories260K/hf/model.safetensors &&
 	for name in c4 codealpaca mathinstruct lima wikitext2 tinystories hellaswag piqa arc_easy mmlu; do
 		ok "data/datasets.tsv has $name" grep -q "^$name	" "$STRATA_SRCDIR/data/datasets.tsv"
 	done
+
+	# ---- hf:datasets/... as ppl's FILE and eval's ppl:FILE ----
+	"$S" ppl "$snap" "$tmp/text/story.txt" --ctx 64 --format json > "$tmp/ppl1" 2>&1
+	"$S" ppl "hf:test/stories260K" "hf:datasets/test/text/story.txt" --ctx 64 --format json > "$tmp/ppl2" 2> "$tmp/ppl2.err"; rc=$?
+	is "$rc" 0 "ppl with hf: model and data"
+	ok "ppl prints a perplexity" grep -q '"ppl":' "$tmp/ppl2"
+	is "$(sed 's/"file": *"[^"]*"//; s/"path": *"[^"]*"//' "$tmp/ppl2")" "$(sed 's/"file": *"[^"]*"//; s/"path": *"[^"]*"//' "$tmp/ppl1")" \
+		"the same perplexity as the local file"
+	out=$("$S" eval "hf:test/stories260K" --task "ppl:hf:datasets/test/text/story.txt" --ctx 64 --no-store --format csv 2>&1); rc=$?
+	is "$rc" 0 "eval --task ppl:hf:datasets/... exits 0"
+	want=$(sed -n 's/.*"ppl": *\([-0-9.eE+]*\).*/\1/p' "$tmp/ppl1")
+	contains "$out" "ppl:hf:datasets/test/text/story.txt,ppl,$want," "with the same perplexity"
 
 	# ---- offline ----
 	lines=$(wc -l < "$tmp/log")
