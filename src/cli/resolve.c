@@ -178,7 +178,7 @@ int cli_catalogue_find(const char *name, struct cli_dataset *d)
 	if (!f)
 		return -1;
 	while (!found && fgets(line, sizeof line, f)) {
-		char *fld[9] = {0}, *p = line, *save = NULL;
+		char *fld[9] = {0}, *p = line;
 		int k = 0;
 
 		line[strcspn(line, "\r\n")] = 0;
@@ -190,7 +190,6 @@ int cli_catalogue_find(const char *name, struct cli_dataset *d)
 			if (p)
 				*p++ = 0;
 		}
-		(void)save;
 		if (k < 8 || strcmp(fld[0], name))
 			continue;
 		memset(d, 0, sizeof *d);
