@@ -147,6 +147,13 @@ elif need model models/stories260K/stories260K.gguf &&
 	cli=$("$S" eval "$model" --task "ppl:$text" --ctx 256 --max-tokens 8192 --mask 'attn=2-3;mlp=2-3' --format csv 2> /dev/null |
 	      awk -F, '$2 == "ppl" { print $3 }')
 	is "$(g6 "$ppl_db")" "$(g6 "$cli")" "the stored ppl equals strata eval's for the same mask"
+	# bench: in the background, into the store
+	keys b
+	ok "b benches the mask in the background" wait_for "bench of mask 'attn=2-3;mlp=2-3' done" 30
+	tps=$(sqlv "SELECT value FROM bench_list WHERE mask = 'attn=2-3;mlp=2-3' AND metric = 'decode_tps'")
+	contains "$(line_with "decode ")" "decode $(awk -v v="$tps" 'BEGIN { printf "%.0f", v }') tok/s" "the decode speed shown is the stored one"
+	contains "$(sqlv "SELECT settings FROM benches")" "ctx=128,512;gen=32;repeat=1;threads=" "the store keeps the bench settings"
+	is "$(sqlv "SELECT group_concat(ctx, ' ') FROM bench_list WHERE metric = 'prefill_tps'")" "128 512" "prefill measured at 128 and 512 tokens"
 	# back to the same mask later: served from the store at once
 	keys u
 	ok "u restores every site" wait_for "mask: attn=;mlp="
@@ -207,9 +214,11 @@ elif need model models/stories260K/stories260K.gguf &&
 	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"
 	is "$(sqlv "PRAGMA integrity_check")" ok "the store passes SQLite's integrity check"
 
-	# ---- session 2: 80x24, vt100, NO_COLOR ----
-	start 80 24 TERM=vt100 NO_COLOR=1 STRATA_TEST_CHUNK_DELAY_MS=300
-	ok "vt100 + NO_COLOR: it opens on the heatmap of the model's run" wait_for "Heatmap  run 1:"
+	# ---- session 2: 80x24, vt100, NO_COLOR; strata alone, model and store from the environment ----
+	$TM kill-server 2>/dev/null && sleep 0.3
+	$TM new-session -d -s tui -x 80 -y 24 \
+		"env STRATA_SHARED='$STRATA_SHARED' TERM=vt100 NO_COLOR=1 STRATA_TEST_CHUNK_DELAY_MS=300 STRATA_MODEL='$model' STRATA_DB='$db' '$S' 2> '$tmp/stderr'; echo EXITED rc=\$?; sleep 60"
+	ok "strata alone on a vt100 with NO_COLOR opens the workbench on the model's run" wait_for "Heatmap  run 1:"
 	contains "$(pane)" "  ..::--==++**##%%@@ " "the legend is the monochrome glyph ramp"
 	max=$(awk '{ for (i = 2; i <= 4; i++) if ($i > m) m = $i } END { print m }' "$tmp/want_heat")
 	min=$(awk 'BEGIN { m = 9 } { for (i = 2; i <= 4; i++) if ($i < m) m = $i } END { print m }' "$tmp/want_heat")
@@ -222,6 +231,12 @@ elif need model models/stories260K/stories260K.gguf &&
 	keys Enter
 	ok "a bad model path shows as an error" wait_for "error: "
 	contains "$(line_with "error:")" "no-such-model.gguf" "... naming the path"
+	printf 'GGUF\003\000\000\000this is not a model' > "$tmp/corrupt.gguf"
+	keys o C-u
+	typ "$tmp/corrupt.gguf"
+	keys Enter
+	ok "a corrupt model file shows as an error" wait_for "corrupt.gguf"
+	contains "$(line_with "error:")" "corrupt.gguf" "... on the status bar"
 	keys 3
 	ok "... and the workbench goes on" wait_for "Heatmap  run 1:"
 	# cancel keeps the finished chunks; starting again resumes
@@ -239,6 +254,15 @@ elif need model models/stories260K/stories260K.gguf &&
 	ok "starting again resumes and finishes" wait_for "Heatmap  run 2:" 20
 	contains "$(pane)" "(resumed)" "... saying it resumed"
 	is "$(sqlv "SELECT status || ' ' || chunks_done FROM calib_runs WHERE id = 2")" "done 8" "the resumed run is done with 8 chunks"
+	# compare: run 1 as a column beside run 2
+	keys 1
+	ok "Home lists both runs" wait_for "Calibration runs, newest first (2)"
+	keys j c 3
+	ok "c adds run 1 to compare: a column in the heatmap" wait_for "r1 blk"
+	# (the fourth number of layer 0's row: monochrome cells put a glyph before each value)
+	is "$(pane | awk '$1 == "0" { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]\.[0-9]+$/ && ++k == 4) print $i }')" \
+	   "$(awk '$1 == 0 { print $4 }' "$tmp/want_heat")" \
+	   "the compare column holds run 1's block importance"
 	keys Q
 	ok "Q quits" wait_for "EXITED rc=0"
 	is "$(sqlv "PRAGMA integrity_check")" ok "the store still passes the integrity check"

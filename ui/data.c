@@ -169,6 +169,24 @@ int tui_load_model(struct tui *t, const char *path)
 		tui_err(t, "a job is running; wait for it or cancel it (x) before loading a model");
 		return -1;
 	}
+	if (!strncmp(path, "hf:", 3)) {
+		/* a hub id: fetched in the plain terminal, where its progress shows */
+		const char *local;
+
+		def_prog_mode();
+		endwin();
+		fprintf(stderr, "strata: fetching %s\n", path);
+		local = cli_resolve_path(path, CLI_PATH_MODEL);
+		reset_prog_mode();
+		clearok(curscr, TRUE);
+		t->dirty_top = t->dirty_body = t->dirty_bar = 1;
+		if (!local) {
+			tui_err(t, "cannot fetch %s (no network, no access, or no such repository; "
+				"strata pull says which)", path);
+			return -1;
+		}
+		path = local;
+	}
 	if (model_load(path, NULL, &m, &err) < 0) {
 		tui_err(t, "%s", err.msg);
 		return -1;

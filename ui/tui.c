@@ -434,11 +434,8 @@ static void prompt_done(struct tui *t, int kind, const char *text)
 
 	switch (kind) {
 	case PROMPT_MODEL:
-		if (tui_load_model(t, text) == 0) {
-			snprintf(t->opt.model ? t->model_path : t->model_path, sizeof t->model_path, "%s",
-				 text);
+		if (tui_load_model(t, text) == 0)
 			t->dirty_top = 1;
-		}
 		break;
 	case PROMPT_PLAN:
 		tui_apply_plan(t, text);

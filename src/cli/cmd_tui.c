@@ -15,8 +15,9 @@
 static const char help[] =
 	"usage: strata tui [MODEL] [options]\n"
 	"Open the workbench: calibrate, browse the importance heatmap, drop sites\n"
-	"and see what that predicts and measures.  MODEL defaults to $STRATA_MODEL,\n"
-	"else ../shared/models/stories260K/stories260K.gguf when it exists.\n"
+	"and see what that predicts and measures.  MODEL (a path or hf:ORG/NAME)\n"
+	"defaults to $STRATA_MODEL, else ../shared/models/stories260K/stories260K.gguf\n"
+	"when it exists.\n"
 	"  --color WHEN       never, auto (default: colours unless NO_COLOR or TERM=dumb)\n"
 	"                     or always\n"
 	"  --no-mouse         ignore the mouse (leave clicks to the terminal)\n"
@@ -73,8 +74,12 @@ int cmd_tui(int argc, char **argv)
 			  "for scripts use the commands (strata --help)");
 		return EXIT_ERR;
 	}
-	if (argc - optind == 1)
-		o.model = argv[optind];
+	if (argc - optind == 1) {
+		/* hf:ORG/NAME is fetched (with its progress) before the screen is taken */
+		o.model = cli_resolve_path(argv[optind], CLI_PATH_MODEL);
+		if (!o.model)
+			return EXIT_ERR;
+	}
 	else if (access(cli_default_model(), R_OK) == 0)
 		o.model = cli_default_model();
 	cli_common_apply(&co);
