@@ -100,7 +100,7 @@ static const char *const hints[SCR_N] = {
 	"Enter edit/start  r start  d data  x cancel  ? help  q back",
 	"Space drop  a angular  p plan  e eval  b bench  u undo all  ? help  q back",
 	"Space drop  p plan  e eval  b bench  u undo all  ? help  q back",
-	"Tab pane  j/k scroll  r reload  ? help  q back",
+	"j/k scroll  r reload  ? help  q back",
 	"i edit query  Enter run  hjkl scroll  ? help  q back",
 	"j/k scroll  q back",
 };
