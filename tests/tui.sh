@@ -144,6 +144,16 @@ elif need model models/stories260K/stories260K.gguf &&
 	contains "$(line_with "KV bytes/token")" "KV bytes/token  $(jn kv_bytes_per_token)" "what-if: KV bytes per token as strata plan --mask"
 	contains "$(line_with "FLOPs/token")" "FLOPs/token     $(jn flops_per_token)" "what-if: FLOPs per token as strata plan --mask"
 	contains "$(line_with "mlp, ")" "dropped 2 attn, 2 mlp, 2 blocks" "what-if: the sites dropped"
+	# predicted speedups: matmul FLOPs of every layer plus the output head (2 x d_model x vocab),
+	# and the weight bytes strata bench reports with and without the mask
+	all=$("$S" plan 1 --db "$db" --mask 'block=0-4' --format json | grep -o '"flops_per_token": *[0-9]*' | sed 's/.*: *//')
+	is "$(line_with "speedup (FLOPs)" | sed 's/.*speedup (FLOPs) //')" \
+	   "$(awk -v a="$all" -v d="$(jn flops_per_token)" 'BEGIN { t = a + 2 * 64 * 512; printf "%.3fx", t / (t - d) }')" \
+	   "what-if: the speedup the FLOPs predict"
+	wb() { "$S" bench "$model" --ctx 16 --gen 0 --repeat 1 --db "$tmp/other.db" --format json "$@" 2> /dev/null | grep -o '"weight_bytes": *[0-9]*' | sed 's/.*: *//'; }
+	is "$(line_with "speedup (bytes)" | sed 's/.*speedup (bytes) //')" \
+	   "$(awk -v a="$(wb)" -v b="$(wb --mask 'attn=2-3;mlp=2-3')" 'BEGIN { printf "%.3fx", a / b }')" \
+	   "what-if: the speedup the weight bytes predict (strata bench's weight_bytes)"
 	ok "the heatmap marks dropped cells" sh -c "$TM capture-pane -p -t tui | grep -q 'x0\\.'"
 
 	# evaluate: the result in place, in the store, and equal to strata eval
@@ -157,9 +167,12 @@ elif need model models/stories260K/stories260K.gguf &&
 	is "$(sqlv "SELECT data_sha256 FROM evals WHERE task = 'ppl'")" "$(sha256sum "$text" | cut -d' ' -f1)" "... and the data's sha256"
 	contains "$(line_with "ppl ")" "ppl $(awk -v v="$ppl_db" 'BEGIN { printf "%.4f", v }')" "the ppl shown is the stored one"
 	contains "$(line_with "kl ")" "kl $(awk -v v="$kl_db" 'BEGIN { printf "%.6f", v }')" "the KL shown is the stored one"
-	cli=$("$S" eval "$model" --task "ppl:$text" --ctx 256 --max-tokens 8192 --mask 'attn=2-3;mlp=2-3' --format csv 2> /dev/null |
-	      awk -F, '$2 == "ppl" { print $3 }')
-	is "$(g6 "$ppl_db")" "$(g6 "$cli")" "the stored ppl equals strata eval's for the same mask"
+	cli=$("$S" eval "$model" --task "ppl:$text" --ctx 256 --max-tokens 8192 --mask 'attn=2-3;mlp=2-3' \
+		--db "$tmp/other.db" --format csv 2> /dev/null | awk -F, '$2 == "ppl" { print $3 }')
+	is "$(g6 "$ppl_db")" "$(g6 "$cli")" "the stored ppl equals strata eval's, computed in another store"
+	"$S" eval "$model" --task "ppl:$text" --ctx 256 --max-tokens 8192 --mask 'attn=2-3;mlp=2-3' \
+		--db "$db" --format csv > /dev/null 2> "$tmp/eval.err"
+	contains "$(cat "$tmp/eval.err")" "from the store" "strata eval finds the workbench's result under the same key"
 	# bench: in the background, into the store
 	keys b
 	ok "b benches the mask in the background" wait_for "bench of mask 'attn=2-3;mlp=2-3' done" 30
@@ -246,7 +259,9 @@ elif need model models/stories260K/stories260K.gguf &&
 	contains "$(line_with "error:")" "no-such-model.gguf" "... naming the path"
 	printf 'GGUF\003\000\000\000this is not a model' > "$tmp/corrupt.gguf"
 	keys o C-u
-	typ "$tmp/corrupt.gguf"
+	typ "$tmp/corr"
+	keys Tab
+	ok "Tab completes the path" wait_for "model path: $tmp/corrupt.gguf"
 	keys Enter
 	ok "a corrupt model file shows as an error" wait_for "corrupt.gguf"
 	contains "$(line_with "error:")" "corrupt.gguf" "... on the status bar"

@@ -22,6 +22,7 @@
 #include "calib.h"
 #include "dataset.h"
 #include "mask.h"
+#include "speed.h"
 #include "../src/cli/store_cli.h"
 
 /* ---- a run's scores ---- */
@@ -477,6 +478,12 @@ void tui_mask_changed(struct tui *t)
 	/* predicted speedup: matmul FLOPs per token before / after */
 	t->speedup = t->total_flops > t->eff.flops_per_token
 		? (double)t->total_flops / (double)(t->total_flops - t->eff.flops_per_token) : NAN;
+	/* decode reads every kept weight once per token: bytes before / after */
+	{
+		uint64_t all = speed_weight_bytes(t->m, NULL), kept = speed_weight_bytes(t->m, t->mask);
+
+		t->speedup_bytes = kept > 0 ? (double)all / (double)kept : NAN;
+	}
 	lookup_measured(t);
 	t->dirty_body = 1;
 }

@@ -5,7 +5,9 @@
  * applies a plan (plan_make: method and k) to the open run's scores.
  * The what-if panel (also drawn beside the heatmap) updates at once
  * from plan_effect: parameters removed, KV-cache bytes saved per token,
- * matmul FLOPs saved per token and the speedup those FLOPs predict; and
+ * matmul FLOPs saved per token and the speedup those FLOPs predict (for
+ * prefill, compute-bound), and the speedup the weight bytes no longer
+ * read predict (speed_weight_bytes; for decode, memory-bound); and
  * shows what was measured for exactly this mask (from the store, or
  * from e / b run in the background).
  */
@@ -44,6 +46,7 @@ void whatif_draw(struct tui *t, WINDOW *w, int y0, int x0, int h, int wd)
 		LINE("  %.2f%% of %s", 100.0 * (double)e->flops_per_token / (double)t->total_flops,
 		     draw_si((double)t->total_flops, a, sizeof a));
 	LINE("speedup (FLOPs) %.3fx", t->speedup);
+	LINE("speedup (bytes) %.3fx", t->speedup_bytes);
 	if (y < end)
 		y++;
 	wattron(w, A_BOLD);

@@ -282,7 +282,8 @@ struct tui {
 	struct mask *mask;
 	char mask_text[4096];
 	struct plan_effect eff;
-	double speedup;
+	double speedup;       /* matmul FLOPs per token before / after (prefill) */
+	double speedup_bytes; /* weight bytes read per token before / after (decode) */
 	struct measured meas;
 	char eval_file[4096];
 	char eval_sha[65];
