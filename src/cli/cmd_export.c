@@ -48,7 +48,7 @@ static const char help[] =
 struct export_args {
 	const char *model, *out, *mask, *db;
 	long run, n, keep_first, keep_last;
-	int method, dtype, force, no_store, have_format;
+	int method, dtype, force, no_store;
 	enum export_format format;
 	uint64_t shard;
 	struct common_opts co;
@@ -342,7 +342,6 @@ int cmd_export(int argc, char **argv)
 			int f = export_format_parse(optarg);
 			if (f >= 0) {
 				a.format = (enum export_format)f;
-				a.have_format = 1;
 			} else if (strcmp(optarg, "text") && strcmp(optarg, "csv") &&
 				   strcmp(optarg, "tsv") && strcmp(optarg, "json")) {
 				return cli_usage("export", "--format: unknown format '%s' (gguf, hf; "
