@@ -434,7 +434,7 @@ static void lookup_measured(struct tui *t)
 	if (t->eval_sha[0]) {
 		job_eval_settings(t->m, settings, sizeof settings);
 		for (int k = 0; k < 2; k++) {
-			struct store_eval_key key = {t->model_id, t->mask_text, k ? "kl" : "ppl", settings,
+			struct store_eval_key key = {t->model_id, t->mask_key, k ? "kl" : "ppl", settings,
 						     t->eval_sha};
 			int f = store_eval_find(t->s, &key, &x, &n, &id, &err);
 
@@ -455,7 +455,7 @@ static void lookup_measured(struct tui *t)
 	cli_provenance(&prov);
 	job_bench_settings(t->m, settings, sizeof settings);
 	{
-		struct store_bench_key key = {t->model_id, t->mask_text, settings, prov.host};
+		struct store_bench_key key = {t->model_id, t->mask_key, settings, prov.host};
 		int f = store_bench_find(t->s, &key, &x, &n, &id, &err);
 
 		if (f == 1) {
@@ -470,10 +470,11 @@ static void lookup_measured(struct tui *t)
 void tui_mask_changed(struct tui *t)
 {
 	if (!t->m || !t->mask) {
-		t->mask_text[0] = 0;
+		t->mask_text[0] = t->mask_key[0] = 0;
 		return;
 	}
 	mask_format(t->mask, t->mask_text, sizeof t->mask_text);
+	snprintf(t->mask_key, sizeof t->mask_key, "%s", mask_is_empty(t->mask) ? "" : t->mask_text);
 	plan_effect(&t->m->hp, t->mask, 0, &t->eff);
 	/* predicted speedup: matmul FLOPs per token before / after */
 	t->speedup = t->total_flops > t->eff.flops_per_token
@@ -594,7 +595,7 @@ static int job_common(struct tui *t, enum job_kind kind)
 	t->job.m = t->m;
 	t->job.model_id = t->model_id;
 	t->job.s = t->s;
-	snprintf(t->job.mask, sizeof t->job.mask, "%s", t->mask_text);
+	snprintf(t->job.mask, sizeof t->job.mask, "%s", t->mask_key);
 	return 0;
 }
 
@@ -667,7 +668,7 @@ void tui_job_finished(struct tui *t)
 		break;
 	case JOB_EVAL:
 	case JOB_BENCH:
-		if (j->rc == 0 && !strcmp(j->mask, t->mask_text)) {
+		if (j->rc == 0 && !strcmp(j->mask, t->mask_key)) {
 			for (int i = 0; i < j->n_metrics; i++) {
 				struct store_metric x;
 

@@ -378,7 +378,8 @@ static void run_eval(struct job *j, struct store *s)
 			add_metric(j, tasks[t], put[i].metric, 0, put[i].value, put[i].stderr_, put[i].n);
 	}
 	j->cached = n_cached == 2;
-	finish(j, 0, "evaluated mask '%s'%s", j->mask, j->cached ? " (from the store)" : "");
+	finish(j, 0, "evaluated mask '%s'%s", j->mask[0] ? j->mask : "attn=;mlp=",
+	       j->cached ? " (from the store)" : "");
 	free(ids);
 	mask_free(mask);
 	return;
@@ -447,7 +448,7 @@ static void run_bench(struct job *j, struct store *s)
 					   got[i].n);
 			free(got);
 			j->cached = 1;
-			finish(j, 0, "bench of mask '%s' from the store", j->mask);
+			finish(j, 0, "bench of mask '%s' from the store", j->mask[0] ? j->mask : "attn=;mlp=");
 			return;
 		}
 	}
@@ -484,7 +485,7 @@ static void run_bench(struct job *j, struct store *s)
 		add_metric(j, "bench", put[i].metric, put[i].ctx, put[i].value, NAN, put[i].n);
 	speed_result_free(&r);
 	mask_free(mask);
-	finish(j, 0, "bench of mask '%s' done", j->mask);
+	finish(j, 0, "bench of mask '%s' done", j->mask[0] ? j->mask : "attn=;mlp=");
 	return;
 fail:
 	speed_result_free(&r);

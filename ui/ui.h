@@ -280,7 +280,8 @@ struct tui {
 	int n_cmp;
 	/* the mask being edited, its canonical text and predicted effect */
 	struct mask *mask;
-	char mask_text[4096];
+	char mask_text[4096];  /* canonical text ("attn=;mlp=" when nothing is dropped) */
+	char mask_key[4096];   /* the store's key: the text, "" when nothing is dropped */
 	struct plan_effect eff;
 	double speedup;       /* matmul FLOPs per token before / after (prefill) */
 	double speedup_bytes; /* weight bytes read per token before / after (decode) */
