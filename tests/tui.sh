@@ -199,6 +199,19 @@ elif need model models/stories260K/stories260K.gguf &&
 	want=$("$S" plan 1 --db "$db" --method joint -n 3 --format json | grep -o '"mask": *"[^"]*"' | sed 's/.*: *"//; s/"$//')
 	contains "$(pane)" "mask: $want" "its mask is strata plan's ($want)"
 
+	# a sweep by the CLI: its unmasked point is the workbench's empty mask
+	"$S" sweep "$model" --run 1 --method attn --max 1 --task "ppl:$text" --task "kl:$text" \
+		--ctx 256 --max-tokens 8192 --db "$db" --format csv > "$tmp/sweep.csv" 2> /dev/null
+	ppl0=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "ppl") c = i } $1 == "attn" && $2 == 0 { print $c }' "$tmp/sweep.csv")
+	keys u
+	ok "u: nothing dropped" wait_for "mask: attn=;mlp="
+	contains "$(line_with "ppl ")" "ppl $(awk -v v="$ppl0" 'BEGIN { printf "%.4f", v }') (stored)" \
+	   "the unmasked model's ppl comes from strata sweep's stored k=0 point"
+	keys p C-u
+	typ "joint 3"
+	keys Enter
+	ok "the plan again" wait_for "mask: $want"
+
 	# resize: the state is kept
 	$TM resize-window -t tui -x 80 -y 24
 	ok "after resizing to 80x24 the heatmap is redrawn to fit, with the same mask" wait_line 22 "mask: $want"
@@ -217,16 +230,18 @@ elif need model models/stories260K/stories260K.gguf &&
 	ok "the query's result is shown" wait_for "n_evals"
 	is "$(pane | awk '$1 == "n_evals" && $2 == "last_task" { getline; print $1, $2 }')" "$(sqlv "SELECT count(*) || ' ' || max(task) FROM evals")" \
 	   "the grid shows the count the store has"
+	n_evals=$(sqlv "SELECT count(*) FROM evals")
 	keys i C-u
 	typ "DELETE FROM evals"
 	keys Enter
 	ok "a write is refused and shown as an error" wait_for "would change the store"
-	is "$(sqlv "SELECT count(*) FROM evals")" 2 "... and the store keeps its evaluations"
+	is "$(sqlv "SELECT count(*) FROM evals")" "$n_evals" "... and the store keeps its $n_evals evaluations"
 
 	# results, help, home, quit
 	keys 5
 	ok "5 shows the results with the chart" wait_for "ppl vs layers dropped"
 	contains "$(pane)" "attn=2-3;mlp=2-3" "the evaluation is in the results table"
+	contains "$(pane)" "a=attn" "the sweep's attn line is in the chart's legend"
 	keys ?
 	ok "? shows the help generated from the key table" wait_for "Everywhere"
 	contains "$(pane)" "drop / restore the site under the cursor" "the help lists Space"
