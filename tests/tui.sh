@@ -212,6 +212,22 @@ elif need model models/stories260K/stories260K.gguf &&
 	keys Enter
 	ok "the plan again" wait_for "mask: $want"
 
+	# the mouse (SGR reports, as xterm sends them): a click selects a cell, a second drops it
+	click() { typ "$(printf '\033[<0;%d;%dM' "$1" "$2")"; typ "$(printf '\033[<0;%d;%dm' "$1" "$2")"; }
+	click 18 6
+	ok "a click on a heatmap cell moves the cursor there" wait_for "layer 1 mlp:"
+	click 18 6
+	ok "a second click drops that site" wait_for "mlp=1"
+	click 18 6
+	ok "a third restores it" wait_for "mask: $want"
+	# 256 colours: the legend is ten distinct cells of increasing luminance (viridis)
+	lum=$($TM capture-pane -e -p -t tui | sed -n 3p | grep -o '48;5;[0-9]*' | sed 's/48;5;//' |
+	      awk 'function lv(k) { return k ? 55 + 40 * k : 0 }
+		   { i = $1 - 16; l = 0.2126 * lv(int(i / 36)) + 0.7152 * lv(int(i / 6) % 6) + 0.0722 * lv(i % 6)
+		     n++; if (l <= p) bad++; p = l }
+		   END { print n, bad + 0 }')
+	is "$lum" "10 0" "256 colours: the legend's 10 cells rise in luminance"
+
 	# resize: the state is kept
 	$TM resize-window -t tui -x 80 -y 24
 	ok "after resizing to 80x24 the heatmap is redrawn to fit, with the same mask" wait_line 22 "mask: $want"
@@ -222,8 +238,8 @@ elif need model models/stories260K/stories260K.gguf &&
 	is "$(heat_rows | sed 's/x//g')" "$(cat "$tmp/want_heat")" "... and the same cells"
 
 	# SQL, read-only
-	keys 6
-	ok "6 opens the SQL screen" wait_for "SQL (read-only)"
+	click 63 1
+	ok "a click on the SQL tab opens it" wait_for "SQL (read-only)"
 	keys i C-u
 	typ "SELECT count(*) AS n_evals, max(task) AS last_task FROM evals"
 	keys Enter

@@ -2,8 +2,8 @@
  * colour: the workbench's colour modes and its importance ramp.
  *
  * Three modes, chosen once at start: 256 colours (viridis, a
- * perceptually uniform ramp, mapped to the nearest cells of the xterm
- * 6x6x6 cube), 8 colours (a blue-cyan-green-yellow-white ramp, the best
+ * perceptually uniform ramp, as ten cells of the xterm 6x6x6 cube),
+ * 8 colours (a blue-magenta-cyan-green-yellow-white ramp, the best
  * ordering 8 colours allow), and monochrome, where a cell shows a glyph
  * from the ramp " .:-=+*#%@" (dark to bright) beside its value, so that
  * a heatmap still reads on a vt100 or with NO_COLOR.  --color never,
@@ -20,28 +20,15 @@ static enum tui_cmode mode = CMODE_MONO;
 
 static const char glyphs[] = " .:-=+*#%@";
 
-/* viridis at 10 evenly spaced points */
-static const unsigned char viridis[RAMP_STEPS][3] = {
-	{68, 1, 84},    {72, 40, 120},  {62, 74, 137},  {49, 104, 142}, {38, 130, 142},
-	{31, 158, 137}, {53, 183, 121}, {109, 205, 89}, {180, 222, 44}, {253, 231, 37},
-};
-
-static int cube_level(int c)
-{
-	static const int lv[6] = {0, 95, 135, 175, 215, 255};
-	int best = 0;
-
-	for (int i = 1; i < 6; i++)
-		if (abs(lv[i] - c) < abs(lv[best] - c))
-			best = i;
-	return best;
-}
-
-/* The xterm-256 cube index nearest to an RGB colour. */
-static int xterm256(const unsigned char rgb[3])
-{
-	return 16 + 36 * cube_level(rgb[0]) + 6 * cube_level(rgb[1]) + cube_level(rgb[2]);
-}
+/*
+ * Viridis at 10 evenly spaced points -- (68,1,84) (72,40,120) (62,74,137)
+ * (49,104,142) (38,130,142) (31,158,137) (53,183,121) (109,205,89)
+ * (180,222,44) (253,231,37) -- as xterm-256 cube cells: the ten distinct
+ * cells, in increasing luminance, with the least total squared RGB
+ * distance to them (channel-wise rounding would give steps 2 and 3 the
+ * same cell and break the ordering).
+ */
+static const short viridis256[RAMP_STEPS] = {53, 54, 60, 61, 30, 36, 72, 77, 148, 220};
 
 enum tui_cmode colour_init(int color_opt)
 {
@@ -60,7 +47,7 @@ enum tui_cmode colour_init(int color_opt)
 		mode = CMODE_256;
 		for (int i = 0; i < RAMP_STEPS; i++)
 			init_pair((short)(PAIR_RAMP + i), i < 5 ? COLOR_WHITE : COLOR_BLACK,
-				  (short)xterm256(viridis[i]));
+				  viridis256[i]);
 	} else if (COLORS >= 8 && COLOR_PAIRS >= PAIR_RAMP + RAMP_STEPS) {
 		static const short bg[RAMP_STEPS] = {
 			COLOR_BLUE, COLOR_BLUE, COLOR_MAGENTA, COLOR_MAGENTA, COLOR_CYAN,
