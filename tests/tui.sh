@@ -326,16 +326,20 @@ elif need model models/stories260K/stories260K.gguf &&
 	ok "Q quits" wait_for "EXITED rc=0"
 	is "$(sqlv "PRAGMA integrity_check")" ok "the store still passes the integrity check"
 
-	# ---- session 3: a 128-layer model scrolls, with an overview ----
+	# ---- session 3: a 128-layer model scrolls, with an overview; 8 colours ----
 	"$STRATA_BUILDDIR/tests/tui_deep" "$tmp/deep.gguf" 128
 	model="$tmp/deep.gguf"
-	start 100 30 TERM=xterm-256color
+	start 100 30 TERM=screen
 	ok "a 128-layer model without a run opens on Calibrate" wait_for "128 layers"
 	keys k Enter C-u 16 Enter k Enter C-u 2 Enter r
 	ok "its calibration opens a heatmap" wait_for "Heatmap  run 3:" 30
 	is "$(pane | awk '$1 == "<" && $2 ~ /^[0-9]+$/' | wc -l | tr -d ' ')" 4 \
 	   "the overview (21 rows of about 6 layers) marks the 4 rows that hold layers 0-20"
 	is "$(heat_rows | head -1 | cut -d' ' -f1) $(heat_rows | tail -1 | cut -d' ' -f1)" "0 20" "layers 0-20 are in view"
+	esc=$(printf '\033')
+	is "$($TM capture-pane -e -p -t tui | grep -c "48;5;")" 0 "8 colours (TERM=screen): no 256-colour cells"
+	is "$($TM capture-pane -e -p -t tui | sed -n 3p | grep -o "$esc\[4[0-7]m" | sort -u | wc -l | tr -d ' ')" 6 \
+	   "... the legend uses the six backgrounds of the 8-colour ramp"
 	keys G
 	ok "G scrolls to the last layer" wait_for "layer 127 attn:"
 	is "$(heat_rows | head -1 | cut -d' ' -f1) $(heat_rows | tail -1 | cut -d' ' -f1)" "107 127" "layers 107-127 are in view"
