@@ -155,6 +155,13 @@ elif need model models/stories260K/stories260K.gguf &&
 	   "$(awk -v a="$(wb)" -v b="$(wb --mask 'attn=2-3;mlp=2-3')" 'BEGIN { printf "%.3fx", a / b }')" \
 	   "what-if: the speedup the weight bytes predict (strata bench's weight_bytes)"
 	ok "the heatmap marks dropped cells" sh -c "$TM capture-pane -p -t tui | grep -q 'x0\\.'"
+	keys 4
+	ok "4 shows the Toggle screen" wait_for " Toggle  run 1:"
+	is "$(pane | awk '$1 == "2" || $1 == "0" { print $1, gsub(/\[x\]/, "") }' | tr '\n' ' ')" "0 0 2 3 " \
+	   "layer 2 has attn, mlp and so its block marked [x]; layer 0 nothing"
+	contains "$(line_with "params removed")" "params removed  $(jn params_removed)" "the what-if panel is there too"
+	keys 3
+	ok "3 returns to the heatmap" wait_for "Heatmap  run 1:"
 
 	# evaluate: the result in place, in the store, and equal to strata eval
 	keys e
