@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,6 +415,9 @@ struct store {
 	sqlite3 *db;
 	char *path;
 	int version;
+	int registered;           /* counted in open_files */
+	dev_t dev;
+	ino_t ino;
 	int (*fault)(void *ud, const char *what);
 	void *fault_ud;
 };
@@ -621,6 +625,44 @@ static int make_parent_dirs(const char *path, struct st_err *err)
  * Before SQLite opens it: an existing non-empty file must start with
  * SQLite's magic.  *exists tells the caller whether there was a file.
  */
+/*
+ * The store files this process has open (by device and inode).  Closing
+ * any descriptor of a file drops every POSIX lock the process holds on
+ * it, SQLite's included, so a file that is already open here is never
+ * read outside SQLite again: it is known to be a store.
+ */
+#define MAX_OPEN_FILES 64
+static struct open_file {
+	dev_t dev;
+	ino_t ino;
+	int count;
+} open_files[MAX_OPEN_FILES];
+static pthread_mutex_t open_files_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Add delta to the count of (dev, ino); returns the count before. */
+static int open_file_count(dev_t dev, ino_t ino, int delta)
+{
+	int before = 0, free_slot = -1;
+
+	pthread_mutex_lock(&open_files_mu);
+	for (int i = 0; i < MAX_OPEN_FILES; i++) {
+		struct open_file *f = &open_files[i];
+
+		if (f->count > 0 && f->dev == dev && f->ino == ino) {
+			before = f->count;
+			f->count += delta;
+			free_slot = -2;
+			break;
+		}
+		if (f->count == 0 && free_slot == -1)
+			free_slot = i;
+	}
+	if (free_slot >= 0 && delta > 0)
+		open_files[free_slot] = (struct open_file){dev, ino, delta};
+	pthread_mutex_unlock(&open_files_mu);
+	return before;
+}
+
 static int check_magic(const char *path, int *exists, struct st_err *err)
 {
 	static const char magic[16] = "SQLite format 3";
@@ -638,7 +680,7 @@ static int check_magic(const char *path, int *exists, struct st_err *err)
 	*exists = 1;
 	if (!S_ISREG(sb.st_mode))
 		return st_errf(err, ST_EFORMAT, "store '%s' is not a regular file", path);
-	if (sb.st_size == 0)
+	if (sb.st_size == 0 || open_file_count(sb.st_dev, sb.st_ino, 0) > 0)
 		return 0;
 	f = fopen(path, "rb");
 	if (!f)
@@ -789,6 +831,16 @@ int store_open_version(const char *path, int flags, int version,
 		goto refuse;
 	if ((rc = migrate(s, version, err)) < 0)
 		goto refuse;
+	{
+		struct stat sb;
+
+		if (stat(path, &sb) == 0) {
+			s->dev = sb.st_dev;
+			s->ino = sb.st_ino;
+			s->registered = 1;
+			open_file_count(sb.st_dev, sb.st_ino, 1);
+		}
+	}
 	*out = s;
 	return 0;
 refuse:
@@ -811,6 +863,8 @@ void store_close(struct store *s)
 		return;
 	if (s->db)
 		sqlite3_close_v2(s->db);
+	if (s->registered)
+		open_file_count(s->dev, s->ino, -1);
 	free(s->path);
 	free(s);
 }

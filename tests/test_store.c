@@ -8,6 +8,7 @@
  * writing at once.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -628,6 +629,59 @@ static void test_measures(void)
 	store_close(s);
 }
 
+/* Whether another process sees a lock on SQLite's SHARED byte range of
+ * path (0x40000002, 510 bytes): 1 locked, 0 not, -1 on an error. */
+static int shared_lock_seen(const char *path)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		struct flock fl = {0};
+		int fd = open(path, O_RDWR);
+
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		fl.l_start = 0x40000002;
+		fl.l_len = 510;
+		if (fd < 0 || fcntl(fd, F_GETLK, &fl) < 0)
+			_exit(2);
+		_exit(fl.l_type == F_UNLCK ? 0 : 1);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status) == 2 ? -1 : WEXITSTATUS(status);
+}
+
+/* A second store_open of a file this process has open must not drop the
+ * locks SQLite holds on it (closing any descriptor of a file drops all
+ * of a process's POSIX locks on it), or another process could
+ * checkpoint and delete the WAL under the first connection. */
+static void test_open_twice(void)
+{
+	struct store *s1 = NULL, *s2 = NULL;
+	struct st_err err = {0};
+	const char *p = tpath("twice.db");
+	int64_t model = 0, data = 0;
+
+	if (store_open(p, 0, &s1, &err) < 0) {
+		ok(0, "open twice.db: %s", err.msg);
+		return;
+	}
+	ok(fill_v1(s1, &model, &data) > 0, "the first connection writes a run");
+	is_int(shared_lock_seen(p), 1, "another process sees the first connection's shared lock");
+	is_int(store_open(p, 0, &s2, &err), 0, "the same file opens a second time in the process");
+	is_int(shared_lock_seen(p), 1, "... and the first connection's lock is still held");
+	is_int(q_int(s2, "SELECT count(*) FROM calib_runs"), 1, "the second connection reads the first's run");
+	store_close(s2);
+	is_int(shared_lock_seen(p), 1, "closing the second keeps the first's lock");
+	store_close(s1);
+	is_int(shared_lock_seen(p), 0, "closing both releases it");
+	s1 = NULL;
+	is_int(store_open(p, 0, &s1, &err), 0, "the file opens again afterwards (magic checked again)");
+	store_close(s1);
+}
+
 static int count_rows(void *ud, int stmt, int n, const char *const *names,
 		      const struct store_value *v)
 {
@@ -775,6 +829,7 @@ int main(void)
 	test_cache_and_chunks();
 	test_rollback();
 	test_measures();
+	test_open_twice();
 	test_queries();
 	test_concurrent();
 	test_paths();
