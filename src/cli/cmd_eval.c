@@ -10,16 +10,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "measure.h"
 #include "store_cli.h"
-#include "eval.h"
-#include "evaltask.h"
 #include "mask.h"
 #include "model.h"
-#include "tokenizer.h"
 
 static const char help[] =
 	"usage: strata eval MODEL --task T [--task T ...] [options]\n"
