@@ -289,9 +289,11 @@ elif need model models/stories260K/stories260K.gguf &&
 	contains "$(pane)" "@ $max" "the most important cell carries the brightest glyph '@'"
 	contains "$(pane)" "  $min" "the least important cell the blank glyph"
 	is "$($TM capture-pane -e -p -t tui | grep -c "$(printf '\033')\[[0-9;]*[34][0-7]m")" 0 "no colour codes are drawn"
-	# a bad model path is an error in the status bar, and the interface lives on
+	# a bad model path is an error in the status bar, and the interface
+	# lives on; the path is longer than the screen is wide, yet the file
+	# name shows
 	keys 1 o C-u
-	typ "$tmp/no-such-model.gguf"
+	typ "$tmp/a-directory-deep-enough-to-push-the-name-past-eighty-columns/no-such-model.gguf"
 	keys Enter
 	ok "a bad model path shows as an error" wait_for "error: "
 	contains "$(line_with "error:")" "no-such-model.gguf" "... naming the path"

@@ -37,6 +37,49 @@ void draw_textf(WINDOW *w, int y, int x, int width, const char *fmt, ...)
 	draw_text(w, y, x, width, buf);
 }
 
+/*
+ * Shorten the paths in s until it fits width columns: the word
+ * holding the longest directory part loses its leading directories to
+ * "...", never its file name.  A message naming a file stays readable on a
+ * narrow terminal or under a deep directory.
+ */
+void draw_fit_paths(char *s, int width)
+{
+	for (;;) {
+		int n = (int)strlen(s), best = -1, bgain = 0;
+
+		if (n <= width)
+			return;
+		/* the word that can give most: up to its last '/' less "..." */
+		for (int i = 0; i < n;) {
+			int j = i, last = -1;
+
+			for (; j < n && s[j] != ' '; j++)
+				if (s[j] == '/')
+					last = j - i;
+			if (last - 3 > bgain) {
+				best = i;
+				bgain = last - 3;
+			}
+			i = j + 1;
+		}
+		if (best < 0)
+			return;
+		/* whole leading directories go ("/a/b/c/f" or ".../b/c/f"
+		 * becomes ".../c/f"): keep from the first '/' that gives
+		 * enough, or from the last one */
+		int from = best + 3 + bgain;
+
+		for (int i = best + 3 + n - width; i < from; i++)
+			if (s[i] == '/') {
+				from = i;
+				break;
+			}
+		memmove(s + best + 3, s + from, (size_t)(n - from + 1));
+		memcpy(s + best, "...", 3);
+	}
+}
+
 void draw_bar(WINDOW *w, int y, int x, int width, double done)
 {
 	int inner = width - 2, fill;

@@ -81,6 +81,9 @@ char colour_glyph(int step);
 void draw_text(WINDOW *w, int y, int x, int width, const char *s);
 void draw_textf(WINDOW *w, int y, int x, int width, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+/* Shorten the paths in s ("/a/b/c/f.gguf" -> ".../c/f.gguf") until
+ * it fits width columns, keeping file names; s shrinks in place. */
+void draw_fit_paths(char *s, int width);
 /* A progress bar [#####-----] of width columns for done in [0, 1]. */
 void draw_bar(WINDOW *w, int y, int x, int width, double done);
 /* 1.23M, 45.6k ... into buf. */
