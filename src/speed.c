@@ -113,9 +113,25 @@ size_t speed_expected_kv_bytes(const struct model *m, const struct mask *mask, i
 	       sizeof(float) * (size_t)ctx;
 }
 
+/* Progress through the run: work done and in all, in prefill tokens
+ * (a decode step counts as 4). */
+struct speed_prog {
+	const struct speed_opts *o;
+	double done, total;
+};
+
+static int prog_step(struct speed_prog *p, double units, struct st_err *err)
+{
+	p->done += units;
+	if (p->o->progress && p->o->progress(p->o->progress_ud, p->total > 0 ? p->done / p->total : 1))
+		return st_errf(err, ST_ECANCEL, "speed: cancelled");
+	return 0;
+}
+
 /* Decode o->repeat times; tps[r] = 1 / median per-token latency. */
 static int run_decode(const struct model *m, const struct mask *mask,
-		      const struct speed_opts *o, double *tps, struct st_err *err)
+		      const struct speed_opts *o, double *tps, struct speed_prog *pr,
+		      struct st_err *err)
 {
 	int P = o->decode_prefill, n = P + o->gen, rc = 0;
 	int32_t *tok = malloc((size_t)n * sizeof *tok);
@@ -141,6 +157,8 @@ static int run_decode(const struct model *m, const struct mask *mask,
 
 			rc = fwd_eval(s, tok + P + g, 1, logits, 0, NULL, err);
 			lat[g] = now_s() - a;
+			if (rc >= 0)
+				rc = prog_step(pr, 4, err);
 		}
 		if (rc < 0)
 			goto out;
@@ -157,7 +175,7 @@ out:
 /* Prefill c->ctx tokens o->repeat times; tps[r] per repeat. */
 static int run_prefill(const struct model *m, const struct mask *mask,
 		       const struct speed_opts *o, struct speed_ctx *c, double *tps,
-		       struct st_err *err)
+		       struct speed_prog *pr, struct st_err *err)
 {
 	int T = c->ctx, rc = 0;
 	int32_t *tok = malloc((size_t)T * sizeof *tok);
@@ -191,6 +209,8 @@ static int run_prefill(const struct model *m, const struct mask *mask,
 		if (rc < 0)
 			goto out;
 		tps[r] = T / (now_s() - a);
+		if ((rc = prog_step(pr, T, err)) < 0)
+			goto out;
 	}
 out:
 	fwd_free(s);
@@ -203,6 +223,7 @@ int speed_run(const struct model *m, const struct mask *mask,
 	      const struct speed_opts *o, struct speed_result *r,
 	      struct st_err *err)
 {
+	struct speed_prog pr = {o, 0, 4.0 * o->gen * o->repeat};
 	double *v = NULL;
 	int rc = 0;
 
@@ -220,6 +241,8 @@ int speed_run(const struct model *m, const struct mask *mask,
 	if (o->gen && o->decode_prefill + o->gen > m->hp.n_ctx)
 		return st_errf(err, ST_EINVAL, "speed: %d prefill + %d decode tokens exceed "
 			       "the model's context %d", o->decode_prefill, o->gen, m->hp.n_ctx);
+	for (int i = 0; i < o->n_ctx; i++)
+		pr.total += (double)o->ctx[i] * o->repeat;
 	v = malloc((size_t)o->repeat * sizeof *v);
 	r->ctx = calloc(o->n_ctx ? (size_t)o->n_ctx : 1, sizeof *r->ctx);
 	if (!v || !r->ctx) {
@@ -230,14 +253,14 @@ int speed_run(const struct model *m, const struct mask *mask,
 	r->gen = o->gen;
 	r->weight_bytes = speed_weight_bytes(m, mask);
 	if (o->gen) {
-		rc = run_decode(m, mask, o, v, err);
+		rc = run_decode(m, mask, o, v, &pr, err);
 		if (rc < 0)
 			goto out;
 		r->decode_tps = stat_of(v, o->repeat);
 	}
 	for (int i = 0; i < o->n_ctx; i++) {
 		r->ctx[i].ctx = o->ctx[i];
-		rc = run_prefill(m, mask, o, &r->ctx[i], v, err);
+		rc = run_prefill(m, mask, o, &r->ctx[i], v, &pr, err);
 		if (rc < 0)
 			goto out;
 		r->ctx[i].tps = stat_of(v, o->repeat);

@@ -23,6 +23,10 @@ struct speed_opts {
 	int decode_prefill;  /* tokens prefilled before decoding (>= 1) */
 	int repeat;          /* timed repeats (>= 1) */
 	uint64_t seed;       /* token ids are drawn from this seed */
+	/* called after each timed step with the share done; nonzero
+	 * cancels (ST_ECANCEL).  May be NULL. */
+	st_progress_fn progress;
+	void *progress_ud;
 };
 
 /* Median, minimum and maximum of one figure over the repeats. */
@@ -71,7 +75,8 @@ size_t speed_expected_kv_bytes(const struct model *m, const struct mask *mask, i
  * decode runs first so the prefill timings start with the weights
  * paged in.  On success fills *r (release with speed_result_free); on
  * error (including a KV-bytes mismatch: ST_EFORMAT, naming both
- * figures) returns a negative code.
+ * figures, and a cancel from o->progress: ST_ECANCEL) returns a
+ * negative code.  Progress counts a decode step as 4 prefill tokens.
  */
 int speed_run(const struct model *m, const struct mask *mask,
 	      const struct speed_opts *o, struct speed_result *r,
