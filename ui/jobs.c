@@ -14,11 +14,14 @@
  * a calibration persists every finished chunk (one transaction each)
  * and on cancel keeps its run as 'cancelled', which the next start with
  * the same settings resumes; an evaluation or benchmark is looked up in
- * the store (store_eval_find / store_bench_find) and only computed when
- * that mask was not measured with those settings before.
+ * the store (store_eval_find / store_bench_find) under the keys and rows
+ * db/record.h defines for every writer, and only computed when that
+ * mask was not measured with those settings before.  Evaluations and
+ * benchmarks are cancelled through their progress callbacks.
  *
- * Test hook (environment, as for strata calibrate):
- * STRATA_TEST_CHUNK_DELAY_MS=N sleeps after each calibration chunk.
+ * Test hooks (environment): STRATA_TEST_CHUNK_DELAY_MS=N sleeps after
+ * each calibration chunk (as for strata calibrate),
+ * STRATA_TEST_STEP_DELAY_MS=N after each timed step of a bench.
  */
 #include <errno.h>
 #include <math.h>
@@ -41,6 +44,7 @@
 #include "threads.h"
 #include "tokenizer.h"
 #include "../src/cli/store_cli.h"
+#include "../db/record.h"
 
 pthread_mutex_t ui_store_mu = PTHREAD_MUTEX_INITIALIZER;
 
@@ -282,7 +286,7 @@ int job_eval_ctx(const struct model *m)
 
 void job_eval_settings(const struct model *m, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "ctx=%d;max_tokens=%d", job_eval_ctx(m), TUI_EVAL_MAX_TOKENS);
+	record_text_settings(buf, cap, job_eval_ctx(m), TUI_EVAL_MAX_TOKENS);
 }
 
 static int on_eval_progress(void *ud, double done)
@@ -349,29 +353,18 @@ static void run_eval(struct job *j, struct store *s)
 		}
 		set_phase(j, t == 0 ? "evaluate: ppl" : "evaluate: kl");
 		t0 = now_s();
-		memset(put, 0, sizeof put);
 		if (t == 0) {
 			struct ppl_result r;
 
 			if (eval_ppl(j->m, mask, ids, n_ids, ctx, &r, on_eval_progress, j, &err) < 0)
 				goto fail;
-			put[0] = (struct store_metric){"ppl", 0, r.ppl, r.ppl * r.nll_stderr, NAN, NAN,
-						       (int64_t)r.tokens};
-			put[1] = (struct store_metric){"nll", 0, r.nll, r.nll_stderr, NAN, NAN,
-						       (int64_t)r.tokens};
-			n_put = 2;
+			n_put = record_ppl_rows(&r, put);
 		} else {
 			struct kl_result r;
 
 			if (eval_kl(j->m, mask, ids, n_ids, ctx, &r, on_eval_progress, j, &err) < 0)
 				goto fail;
-			put[0] = (struct store_metric){"kl_mean", 0, r.kl_mean, r.kl_stderr, NAN, NAN,
-						       (int64_t)r.tokens};
-			put[1] = (struct store_metric){"kl_p99", 0, r.kl_p99, NAN, NAN, NAN,
-						       (int64_t)r.tokens};
-			put[2] = (struct store_metric){"top1_agree", 0, r.top1_agree, r.top1_stderr, NAN,
-						       NAN, (int64_t)r.tokens};
-			n_put = 3;
+			n_put = record_kl_rows(&r, put);
 		}
 		if (LOCKED(store_eval_put(s, &k, &prov, now_s() - t0, put, n_put, &id, &err)) < 0)
 			goto fail;
@@ -409,73 +402,83 @@ static int bench_gen(const struct model *m)
 	return g < 0 ? 0 : g < 32 ? g : 32;
 }
 
+/* Progress of a bench; STRATA_TEST_STEP_DELAY_MS=N sleeps after each
+ * timed step (a test hook, so that a test can cancel one). */
+static int on_bench_progress(void *ud, double done)
+{
+	const char *dl = getenv("STRATA_TEST_STEP_DELAY_MS");
+
+	if (dl && atoi(dl) > 0)
+		usleep((useconds_t)atoi(dl) * 1000);
+	return on_eval_progress(ud, done);
+}
+
+/* The workbench's bench: 1 repeat at up to two contexts. */
+static void bench_opts(const struct model *m, int ctx[2], struct speed_opts *so)
+{
+	memset(so, 0, sizeof *so);
+	so->ctx = ctx;
+	so->n_ctx = bench_ctx(m, ctx);
+	so->gen = bench_gen(m);
+	so->decode_prefill = 16;
+	so->repeat = 1;
+	so->seed = 1;
+}
+
 void job_bench_settings(const struct model *m, char *buf, size_t cap)
 {
-	int ctx[2], n = bench_ctx(m, ctx);
+	struct speed_opts so;
+	int ctx[2];
 
-	if (n == 2)
-		snprintf(buf, cap, "ctx=%d,%d;gen=%d;repeat=1;threads=%d", ctx[0], ctx[1],
-			 bench_gen(m), threads_get());
-	else
-		snprintf(buf, cap, "ctx=%d;gen=%d;repeat=1;threads=%d", ctx[0], bench_gen(m),
-			 threads_get());
+	bench_opts(m, ctx, &so);
+	record_speed_settings(buf, cap, &so, threads_get());
 }
 
 static void run_bench(struct job *j, struct store *s)
 {
 	struct st_err err = {0};
 	struct store_provenance prov;
-	struct speed_opts so = {0};
+	struct speed_opts so;
 	struct speed_result r = {0};
-	struct store_metric put[8];
+	struct store_metric put[2 * 2 + 3];
 	struct store_metric *got = NULL;
 	struct mask *mask = NULL;
 	char settings[128];
-	size_t n_got = 0, n = 0;
-	int ctx[2], n_ctx, f;
+	size_t n_got = 0, n;
+	int ctx[2], f;
 	int64_t id;
 
 	cli_provenance(&prov);
-	job_bench_settings(j->m, settings, sizeof settings);
+	bench_opts(j->m, ctx, &so);
+	record_speed_settings(settings, sizeof settings, &so, threads_get());
 	{
 		struct store_bench_key k = {j->model_id, j->mask, settings, prov.host};
 
 		f = LOCKED(store_bench_find(s, &k, &got, &n_got, &id, &err));
 		if (f < 0)
 			goto fail;
-		if (f == 1) {
+		/* rows that do not cover the contexts (an older writer) are
+		 * measured again, as strata bench --cached does */
+		if (f == 1 && record_speed_result(got, n_got, &so, &r) == 0) {
 			for (size_t i = 0; i < n_got; i++)
 				add_metric(j, "bench", got[i].metric, got[i].ctx, got[i].value, NAN,
 					   got[i].n);
 			free(got);
+			speed_result_free(&r);
 			j->cached = 1;
 			finish(j, 0, "bench of mask '%s' from the store", j->mask[0] ? j->mask : "attn=;mlp=");
 			return;
 		}
+		free(got);
 	}
 	if (mask_parse(j->mask, j->m->hp.n_layer, &mask, &err) < 0)
 		goto fail;
 	set_phase(j, "bench: measuring");
-	n_ctx = bench_ctx(j->m, ctx);
-	so.ctx = ctx;
-	so.n_ctx = n_ctx;
-	so.gen = bench_gen(j->m);
-	so.decode_prefill = 16;
-	so.repeat = 1;
-	so.seed = 1;
+	so.progress = on_bench_progress;
+	so.progress_ud = j;
 	if (speed_run(j->m, mask, &so, &r, &err) < 0)
 		goto fail;
-	memset(put, 0, sizeof put);
-	for (int i = 0; i < n_ctx; i++)
-		put[n++] = (struct store_metric){"prefill_tps", ctx[i], r.ctx[i].tps.med, NAN,
-						 r.ctx[i].tps.min, r.ctx[i].tps.max, ctx[i]};
-	if (r.gen)
-		put[n++] = (struct store_metric){"decode_tps", 0, r.decode_tps.med, NAN,
-						 r.decode_tps.min, r.decode_tps.max, r.gen};
-	put[n++] = (struct store_metric){"weight_bytes", 0, (double)r.weight_bytes, NAN, NAN, NAN, 0};
-	put[n++] = (struct store_metric){"kv_bytes", ctx[n_ctx - 1],
-					 (double)r.ctx[n_ctx - 1].kv_bytes, NAN, NAN, NAN, 0};
-	put[n++] = (struct store_metric){"rss_peak", 0, (double)r.rss_peak, NAN, NAN, NAN, 0};
+	n = record_speed_rows(&r, so.repeat, put);
 	{
 		struct store_bench_key k = {j->model_id, j->mask, settings, prov.host};
 
@@ -491,7 +494,11 @@ static void run_bench(struct job *j, struct store *s)
 fail:
 	speed_result_free(&r);
 	mask_free(mask);
-	finish(j, err.code ? err.code : ST_EIO, "bench: %s", err.msg);
+	if (err.code == ST_ECANCEL)
+		finish(j, ST_ECANCEL, "bench of mask '%s' cancelled; nothing was stored",
+		       j->mask[0] ? j->mask : "attn=;mlp=");
+	else
+		finish(j, err.code ? err.code : ST_EIO, "bench: %s", err.msg);
 }
 
 /* ---- the thread ---- */

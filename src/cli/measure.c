@@ -18,6 +18,7 @@
 #include "eval.h"
 #include "evaltask.h"
 #include "mask.h"
+#include "../../db/record.h"
 #include "model.h"
 #include "speed.h"
 #include "store_cli.h"
@@ -181,18 +182,6 @@ static int items_sha256(const struct mc_item *it, size_t n, char hex[65], struct
 	return 0;
 }
 
-static int add_metric(struct store_metric *m, size_t *n, const char *name, double v,
-		      double se, size_t count)
-{
-	memset(&m[*n], 0, sizeof m[*n]);
-	snprintf(m[*n].metric, sizeof m[*n].metric, "%s", name);
-	m[*n].value = v;
-	m[*n].stderr_ = se;
-	m[*n].min = m[*n].max = NAN;
-	m[*n].n = (int64_t)count;
-	return (int)++*n;
-}
-
 /* The task's name in the cache key: the kind for ppl:/kl:/hellaswag:
  * (the file is in the data hash), the basename for a .task path. */
 static void key_task(const char *t, char *buf, size_t cap)
@@ -261,7 +250,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 		for (int i = 0; i < 32; i++)
 			snprintf(sha + 2 * i, 3, "%02x", d[i]);
 	}
-	snprintf(settings, sizeof settings, "ctx=%ld;max_tokens=%ld", es->ctx, es->max_tokens);
+	record_text_settings(settings, sizeof settings, es->ctx, es->max_tokens);
 	k->settings = settings;
 	k->data_sha256 = sha;
 	if (cache_get(ms, k, out, n_out)) {
@@ -282,21 +271,15 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 
 		rc = eval_ppl(m, mask, ids, n_ids, (int)es->ctx, &r, es->progress, es->progress_ud,
 			      err);
-		if (rc == 0) {
-			/* delta method: se(ppl) = ppl * se(nll) */
-			add_metric(res, nres, "ppl", r.ppl, r.ppl * r.nll_stderr, r.tokens);
-			add_metric(res, nres, "nll", r.nll, r.nll_stderr, r.tokens);
-		}
+		if (rc == 0)
+			*nres += record_ppl_rows(&r, res + *nres);
 	} else {
 		struct kl_result r;
 
 		rc = eval_kl(m, mask, ids, n_ids, (int)es->ctx, &r, es->progress, es->progress_ud,
 			     err);
-		if (rc == 0) {
-			add_metric(res, nres, "kl_mean", r.kl_mean, r.kl_stderr, r.tokens);
-			add_metric(res, nres, "kl_p99", r.kl_p99, NAN, r.tokens);
-			add_metric(res, nres, "top1_agree", r.top1_agree, r.top1_stderr, r.tokens);
-		}
+		if (rc == 0)
+			*nres += record_kl_rows(&r, res + *nres);
 	}
 	free(ids);
 	if (rc < 0)
@@ -320,11 +303,8 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 		return rc;
 	if ((rc = items_sha256(items, n_items, sha, err)) < 0)
 		goto out;
-	if (is_mmlu)
-		snprintf(settings, sizeof settings, "ctx=%ld;limit=%ld;seed=%llu;shots=%ld", es->ctx,
-			 es->limit, (unsigned long long)es->seed, es->shots);
-	else
-		snprintf(settings, sizeof settings, "ctx=%ld;limit=%ld", es->ctx, es->limit);
+	record_choice_settings(settings, sizeof settings, es->ctx, es->limit, is_mmlu, es->shots,
+			       es->seed);
 	k->settings = settings;
 	k->data_sha256 = sha;
 	if (cache_get(ms, k, out, n_out)) {
@@ -338,8 +318,8 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 		rc = eval_lm(m, mask, items, n_items, (int)es->ctx, &lr, NULL, es->progress,
 			     es->progress_ud, err);
 		if (rc == 0) {
-			add_metric(res, nres, "acc", lr.acc, lr.acc_stderr, lr.n);
-			add_metric(res, nres, "ppl", lr.ppl, lr.ppl_stderr, lr.n);
+			*nres = record_metric(res, *nres, "acc", lr.acc, lr.acc_stderr, lr.n);
+			*nres = record_metric(res, *nres, "ppl", lr.ppl, lr.ppl_stderr, lr.n);
 		}
 	} else {
 		struct mc_result mr;
@@ -347,8 +327,9 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 		rc = eval_mc(m, mask, items, n_items, (int)es->ctx, &mr, NULL, es->progress,
 			     es->progress_ud, err);
 		if (rc == 0) {
-			add_metric(res, nres, "acc", mr.acc, mr.acc_stderr, mr.n);
-			add_metric(res, nres, "acc_norm", mr.acc_norm, mr.acc_norm_stderr, mr.n);
+			*nres = record_metric(res, *nres, "acc", mr.acc, mr.acc_stderr, mr.n);
+			*nres = record_metric(res, *nres, "acc_norm", mr.acc_norm,
+					      mr.acc_norm_stderr, mr.n);
 		}
 	}
 	if (rc == 0)
@@ -400,67 +381,6 @@ int measure_eval(const struct model *m, const struct mask *mask, const char *tas
 
 /* ---- speed ---- */
 
-static int put_bench_metric(struct store_metric *m, size_t *n, const char *name, int ctx,
-			    const struct speed_stat *st, double v, int64_t count)
-{
-	memset(&m[*n], 0, sizeof m[*n]);
-	snprintf(m[*n].metric, sizeof m[*n].metric, "%s", name);
-	m[*n].ctx = ctx;
-	m[*n].stderr_ = NAN;
-	if (st) {
-		m[*n].value = st->med;
-		m[*n].min = st->min;
-		m[*n].max = st->max;
-	} else {
-		m[*n].value = m[*n].min = m[*n].max = v;
-	}
-	m[*n].n = count;
-	return (int)++*n;
-}
-
-/* Rebuild a speed_result from stored rows; 0, or -1 when they do not
- * cover every context asked for. */
-static int bench_from_rows(const struct store_metric *rows, size_t nr,
-			   const struct speed_opts *o, struct speed_result *r)
-{
-	int found = 0;
-
-	memset(r, 0, sizeof *r);
-	r->ctx = calloc((size_t)(o->n_ctx > 0 ? o->n_ctx : 1), sizeof *r->ctx);
-	if (!r->ctx)
-		return -1;
-	r->n_ctx = o->n_ctx;
-	r->gen = o->gen;
-	for (int i = 0; i < o->n_ctx; i++)
-		r->ctx[i].ctx = o->ctx[i];
-	for (size_t j = 0; j < nr; j++) {
-		const struct store_metric *x = &rows[j];
-		struct speed_stat st = {x->value, x->min, x->max};
-
-		if (!strcmp(x->metric, "decode_tps"))
-			r->decode_tps = st;
-		else if (!strcmp(x->metric, "weight_bytes"))
-			r->weight_bytes = (uint64_t)x->value;
-		else if (!strcmp(x->metric, "rss_peak"))
-			r->rss_peak = (uint64_t)x->value;
-		for (int i = 0; i < o->n_ctx; i++) {
-			if (x->ctx != o->ctx[i])
-				continue;
-			if (!strcmp(x->metric, "prefill_tps")) {
-				r->ctx[i].tps = st;
-				found++;
-			} else if (!strcmp(x->metric, "kv_bytes")) {
-				r->ctx[i].kv_bytes = r->ctx[i].kv_expected = (size_t)x->value;
-			}
-		}
-	}
-	if (found != o->n_ctx) {
-		speed_result_free(r);
-		return -1;
-	}
-	return 0;
-}
-
 int measure_bench(const struct model *m, const struct mask *mask,
 		  const struct speed_opts *o, struct measure_store *ms, int use_cache,
 		  struct speed_result *r, int *cached, struct st_err *err)
@@ -468,7 +388,7 @@ int measure_bench(const struct model *m, const struct mask *mask,
 	struct store_bench_key k;
 	struct store_metric *rows = NULL;
 	char settings[512], maskbuf[4096];
-	size_t nr = 0, pos;
+	size_t nr = 0;
 	int rc;
 
 	*cached = 0;
@@ -476,13 +396,7 @@ int measure_bench(const struct model *m, const struct mask *mask,
 		maskbuf[0] = '\0';
 	else
 		mask_format(mask, maskbuf, sizeof maskbuf);
-	pos = (size_t)snprintf(settings, sizeof settings, "ctx=");
-	for (int i = 0; i < o->n_ctx && pos < sizeof settings; i++)
-		pos += (size_t)snprintf(settings + pos, sizeof settings - pos, "%s%d", i ? "," : "",
-					o->ctx[i]);
-	if (pos < sizeof settings)
-		snprintf(settings + pos, sizeof settings - pos, ";gen=%d;repeat=%d;threads=%d",
-			 o->gen, o->repeat, threads_get());
+	record_speed_settings(settings, sizeof settings, o, threads_get());
 	k.model_id = ms ? ms->model_id : 0;
 	k.mask = maskbuf;
 	k.settings = settings;
@@ -493,7 +407,7 @@ int measure_bench(const struct model *m, const struct mask *mask,
 		rc = store_bench_find(ms->s, &k, &rows, &nr, NULL, &e2);
 		if (rc < 0)
 			fprintf(stderr, "strata: warning: reading the cache: %s\n", e2.msg);
-		if (rc == 1 && bench_from_rows(rows, nr, o, r) == 0) {
+		if (rc == 1 && record_speed_result(rows, nr, o, r) == 0) {
 			free(rows);
 			*cached = 1;
 			return 0;
@@ -505,21 +419,11 @@ int measure_bench(const struct model *m, const struct mask *mask,
 	if (ms && ms->s) {
 		struct store_metric *b = calloc((size_t)(2 * o->n_ctx + 3), sizeof *b);
 		struct st_err e2 = {0};
-		size_t n = 0;
+		size_t n;
 
 		if (!b)
 			return 0;
-		for (int i = 0; i < r->n_ctx; i++)
-			put_bench_metric(b, &n, "prefill_tps", r->ctx[i].ctx, &r->ctx[i].tps, 0,
-					 o->repeat);
-		if (r->gen)
-			put_bench_metric(b, &n, "decode_tps", 0, &r->decode_tps, 0,
-					 (int64_t)r->gen * o->repeat);
-		put_bench_metric(b, &n, "weight_bytes", 0, NULL, (double)r->weight_bytes, 1);
-		for (int i = 0; i < r->n_ctx; i++)
-			put_bench_metric(b, &n, "kv_bytes", r->ctx[i].ctx, NULL,
-					 (double)r->ctx[i].kv_bytes, 1);
-		put_bench_metric(b, &n, "rss_peak", 0, NULL, (double)r->rss_peak, 1);
+		n = record_speed_rows(r, o->repeat, b);
 		if (store_bench_put(ms->s, &k, &ms->prov, b, n, NULL, &e2) < 0)
 			fprintf(stderr, "strata: warning: the measurement was not stored: %s\n",
 				e2.msg);
