@@ -165,7 +165,9 @@ elif need model models/stories260K/stories260K.gguf &&
 
 	# evaluate: the result in place, in the store, and equal to strata eval
 	keys e
-	ok "e asks for the file, TinyStories valid by default" wait_for "evaluate ppl and KL on: $text"
+	# (a long path shows its end: the prompt scrolls to the cursor)
+	ok "e asks for the file, TinyStories valid by default" wait_for "evaluate ppl and KL on: "
+	contains "$(line_with "evaluate ppl and KL on: ")" "/$(basename "$text")" "... $(basename "$text")"
 	keys Enter
 	ok "the evaluation finishes in the background" wait_for "evaluated mask 'attn=2-3;mlp=2-3'" 30
 	ppl_db=$(sqlv "SELECT value FROM eval_list WHERE mask = 'attn=2-3;mlp=2-3' AND task = 'ppl' AND metric = 'ppl'")
@@ -187,6 +189,15 @@ elif need model models/stories260K/stories260K.gguf &&
 	contains "$(line_with "decode ")" "decode $(awk -v v="$tps" 'BEGIN { printf "%.0f", v }') tok/s" "the decode speed shown is the stored one"
 	contains "$(sqlv "SELECT settings FROM benches")" "ctx=128,512;gen=32;repeat=1;threads=" "the store keeps the bench settings"
 	is "$(sqlv "SELECT group_concat(ctx, ' ') FROM bench_list WHERE metric = 'prefill_tps'")" "128 512" "prefill measured at 128 and 512 tokens"
+	is "$(sqlv "SELECT group_concat(ctx, ' ') FROM bench_list WHERE metric = 'kv_bytes'")" "128 512" "... and the KV bytes at both"
+	# strata bench --cached reads the workbench's measurement (one definition of the rows)
+	"$S" bench "$model" --mask 'attn=2-3;mlp=2-3' --ctx 128,512 --gen 32 --repeat 1 --cached \
+		--db "$db" --format json > "$tmp/bench.json" 2> "$tmp/bench.err"
+	contains "$(cat "$tmp/bench.err")" "from the store" "strata bench --cached finds the workbench's bench"
+	is "$(grep -o '"kv_bytes": *[0-9]*' "$tmp/bench.json" | sed 's/.*: *//')" \
+	   "$(sqlv "SELECT CAST(value AS INTEGER) FROM bench_list WHERE metric = 'kv_bytes' AND ctx = 512")" \
+	   "... with its KV bytes"
+	is "$(sqlv "SELECT count(*) FROM benches")" 1 "... and measures nothing new"
 	# back to the same mask later: served from the store at once
 	keys u
 	ok "u restores every site" wait_for "mask: attn=;mlp="
@@ -281,7 +292,7 @@ elif need model models/stories260K/stories260K.gguf &&
 	# ---- session 2: 80x24, vt100, NO_COLOR; strata alone, model and store from the environment ----
 	$TM kill-server 2>/dev/null && sleep 0.3
 	$TM new-session -d -s tui -x 80 -y 24 \
-		"env STRATA_SHARED='$STRATA_SHARED' TERM=vt100 NO_COLOR=1 STRATA_TEST_CHUNK_DELAY_MS=300 STRATA_MODEL='$model' STRATA_DB='$db' '$S' 2> '$tmp/stderr'; echo EXITED rc=\$?; sleep 60"
+		"env STRATA_SHARED='$STRATA_SHARED' TERM=vt100 NO_COLOR=1 STRATA_TEST_CHUNK_DELAY_MS=300 STRATA_TEST_STEP_DELAY_MS=100 STRATA_MODEL='$model' STRATA_DB='$db' '$S' 2> '$tmp/stderr'; echo EXITED rc=\$?; sleep 60"
 	ok "strata alone on a vt100 with NO_COLOR opens the workbench on the model's run" wait_for "Heatmap  run 1:"
 	contains "$(pane)" "  ..::--==++**##%%@@ " "the legend is the monochrome glyph ramp"
 	max=$(awk '{ for (i = 2; i <= 4; i++) if ($i > m) m = $i } END { print m }' "$tmp/want_heat")
@@ -301,7 +312,8 @@ elif need model models/stories260K/stories260K.gguf &&
 	keys o C-u
 	typ "$tmp/corr"
 	keys Tab
-	ok "Tab completes the path" wait_for "model path: $tmp/corrupt.gguf"
+	# (the prompt shows the end of a line wider than the screen)
+	ok "Tab completes the path" wait_for "/tui/corrupt.gguf"
 	keys Enter
 	ok "a corrupt model file shows as an error" wait_for "corrupt.gguf"
 	contains "$(line_with "error:")" "corrupt.gguf" "... on the status bar"
@@ -331,6 +343,18 @@ elif need model models/stories260K/stories260K.gguf &&
 	is "$(pane | awk '$1 == "0" { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]\.[0-9]+$/ && ++k == 4) print $i }')" \
 	   "$(awk '$1 == 0 { print $4 }' "$tmp/want_heat")" \
 	   "the compare column holds run 1's block importance"
+	# a bench shows its progress and x cancels it, storing nothing
+	keys Space
+	ok "Space drops a site" wait_for "mask: attn="
+	m2=$(line_with "mask: " | sed 's/.*mask: //; s/ .*//')
+	keys b
+	ok "b benches with a progress bar" wait_for "bench: measuring"
+	keys x
+	ok "x cancels the bench" wait_for "bench of mask '$m2' cancelled; nothing was stored" 10
+	is "$(sqlv "SELECT count(*) FROM benches WHERE mask = '$m2'")" 0 "... and the store has no bench of it"
+	keys b
+	ok "b again measures it in full" wait_for "bench of mask '$m2' done" 30
+	is "$(sqlv "SELECT count(*) FROM bench_list WHERE mask = '$m2' AND metric = 'prefill_tps'")" 2 "... stored"
 	keys Q
 	ok "Q quits" wait_for "EXITED rc=0"
 	is "$(sqlv "PRAGMA integrity_check")" ok "the store still passes the integrity check"
