@@ -450,7 +450,8 @@ static int sql_fail(struct store *s, const char *sql, struct st_err *err)
 {
 	char q[300];
 	int xrc = sqlite3_extended_errcode(s->db);
-	int code = (xrc & 0xff) == SQLITE_NOMEM ? ST_ENOMEM : ST_EIO;
+	int code = (xrc & 0xff) == SQLITE_NOMEM ? ST_ENOMEM
+		 : (xrc & 0xff) == SQLITE_BUSY || (xrc & 0xff) == SQLITE_LOCKED ? ST_EBUSY : ST_EIO;
 
 	sql_quote(sql, q, sizeof q);
 	return st_errf(err, code, "%s: %s (in \"%s\")", s->path, sqlite3_errmsg(s->db), q);
@@ -850,6 +851,11 @@ refuse:
 		st_err_prefix(err, "store '%s'", path);
 	store_close(s);
 	return rc < 0 ? rc : ST_EIO;
+}
+
+void store_set_busy_timeout(struct store *s, int ms)
+{
+	sqlite3_busy_timeout(s->db, ms);
 }
 
 int store_open(const char *path, int flags, struct store **out, struct st_err *err)

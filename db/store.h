@@ -65,6 +65,9 @@ int store_open_version(const char *path, int flags, int version,
 		       struct store **out, struct st_err *err);
 /* Close; store_close(NULL) is a no-op. */
 void store_close(struct store *s);
+/* How long a statement waits for another process's write lock before
+ * failing with ST_EBUSY (30 s from store_open). */
+void store_set_busy_timeout(struct store *s, int ms);
 /* The schema version of the open file. */
 int store_schema_version(struct store *s);
 /* The path it was opened with; owned by the store. */

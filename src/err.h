@@ -15,6 +15,7 @@ enum {
 	ST_EINVAL = -4,    /* bad argument from the caller */
 	ST_ECANCEL = -5,   /* a progress callback asked to stop */
 	ST_EUNSUP = -6,    /* valid input that strata does not support */
+	ST_EBUSY = -7,     /* the store is locked by another process */
 };
 
 struct st_err {

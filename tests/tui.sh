@@ -232,6 +232,7 @@ elif need model models/stories260K/stories260K.gguf &&
 
 	# the mouse (SGR reports, as xterm sends them): a click selects a cell, a second drops it
 	click() { typ "$(printf '\033[<0;%d;%dM' "$1" "$2")"; typ "$(printf '\033[<0;%d;%dm' "$1" "$2")"; }
+	is "$($TM display -p -t tui '#{mouse_any_flag}')" 1 "the workbench asks the terminal for mouse reports"
 	click 18 6
 	ok "a click on a heatmap cell moves the cursor there" wait_for "layer 1 mlp:"
 	click 18 6
@@ -361,6 +362,7 @@ elif need model models/stories260K/stories260K.gguf &&
 
 	# ---- session 3: a 128-layer model scrolls, with an overview; 8 colours ----
 	"$STRATA_BUILDDIR/tests/tui_deep" "$tmp/deep.gguf" 128
+	small=$model
 	model="$tmp/deep.gguf"
 	start 100 30 TERM=screen
 	ok "a 128-layer model without a run opens on Calibrate" wait_for "128 layers"
@@ -383,5 +385,55 @@ elif need model models/stories260K/stories260K.gguf &&
 	ok "the angular matrix of 127 spans" wait_for "d(127, 1) = "
 	keys Q
 	ok "Q quits" wait_for "EXITED rc=0"
+
+	# ---- session 4: another process holds the store locked; --no-mouse ----
+	model=$small
+	$TM kill-server 2>/dev/null && sleep 0.3
+	$TM new-session -d -s tui -x 100 -y 30 \
+		"env STRATA_SHARED='$STRATA_SHARED' TERM=xterm-256color STRATA_TEST_BUSY_WAIT_MS=8000 '$S' tui '$model' --db '$db' --no-mouse 2> '$tmp/stderr'; echo EXITED rc=\$?; sleep 60"
+	ok "the workbench opens the model's newest run" wait_for "Heatmap  run 2:"
+	is "$($TM display -p -t tui '#{mouse_any_flag}')" 0 "--no-mouse: no mouse reports asked of the terminal"
+	hold() { # hold the store's write lock until killed
+		"$STRATA_BUILDDIR/tests/store_hold" "$db" 120 > "$tmp/hold.out" 2>&1 &
+		hold_pid=$!
+		i=0; while [ $i -lt 50 ] && ! grep -q locked "$tmp/hold.out"; do sleep 0.1; i=$((i + 1)); done
+	}
+	n_evals=$(sqlv "SELECT count(*) FROM evals")
+	# the lock is freed while the evaluation waits: it is stored then
+	keys g Space
+	ok "a site dropped" wait_for "mask: attn=0;mlp="
+	hold
+	ok "another process holds the write lock" grep -q locked "$tmp/hold.out"
+	keys e
+	wait_for "evaluate ppl and KL on: " > /dev/null
+	keys Enter
+	ok "the evaluation waits for the store, saying so" wait_for "waiting: the store is locked by another process" 30
+	keys ?
+	ok "... and the interface answers meanwhile" wait_for "Everywhere"
+	keys q
+	kill $hold_pid; wait $hold_pid 2> /dev/null
+	ok "when the lock is freed the result is stored" wait_for "evaluated mask 'attn=0;mlp='" 20
+	is "$(sqlv "SELECT count(*) FROM evals")" $((n_evals + 2)) "... its ppl and kl"
+	# the lock outlasts the wait: the figures show, with an error, and nothing is lost
+	keys l Space
+	ok "another site dropped" wait_for "mask: attn=0;mlp=0"
+	hold
+	keys e
+	wait_for "evaluate ppl and KL on: " > /dev/null
+	keys Enter
+	ok "a lock held past the wait is an error on the status bar" wait_for "NOT stored" 40
+	contains "$(line_with "error:")" "locked" "... saying the store is locked"
+	ok "the figures are shown all the same" sh -c "$TM capture-pane -p -t tui | grep -q 'ppl [0-9]'"
+	is "$(sqlv "SELECT count(*) FROM evals")" $((n_evals + 2)) "the store is as it was"
+	kill $hold_pid; wait $hold_pid 2> /dev/null
+	keys e
+	wait_for "evaluate ppl and KL on: " > /dev/null
+	keys Enter
+	ok "once freed, e evaluates and stores it" wait_for "evaluated mask 'attn=0;mlp=0'" 30
+	is "$(sqlv "SELECT count(*) FROM evals")" $((n_evals + 4)) "... its ppl and kl"
+	keys Q
+	ok "Q quits" wait_for "EXITED rc=0"
+	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"
+	is "$(sqlv "PRAGMA integrity_check")" ok "the store passes the integrity check"
 fi
 done_testing

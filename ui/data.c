@@ -654,7 +654,7 @@ void tui_job_finished(struct tui *t)
 {
 	struct job *j = &t->job;
 
-	if (j->rc < 0 && j->rc != ST_ECANCEL)
+	if ((j->rc < 0 && j->rc != ST_ECANCEL) || j->unstored)
 		tui_err(t, "%s", j->msg);
 	else
 		tui_msg(t, "%s", j->msg);

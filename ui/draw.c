@@ -1,5 +1,6 @@
 /*
- * draw: the workbench's drawing helpers -- clipped text, a progress
+ * draw: the workbench's drawing helpers -- clipped text (paths shortened
+ * to keep their file names), a progress
  * bar, numbers in SI form, an x/y chart drawn with characters, and a
  * grid of query results.  Everything draws into a window given by the
  * caller and clips to the box it is given, so a screen never writes
@@ -15,9 +16,17 @@
 void draw_text(WINDOW *w, int y, int x, int width, const char *s)
 {
 	int n = (int)strlen(s);
+	char buf[4400];
 
 	if (width <= 0)
 		return;
+	if (n > width && n < (int)sizeof buf && memchr(s, '/', (size_t)n)) {
+		/* a path too long loses its leading directories first */
+		memcpy(buf, s, (size_t)n + 1);
+		draw_fit_paths(buf, width);
+		s = buf;
+		n = (int)strlen(s);
+	}
 	if (n <= width) {
 		mvwaddnstr(w, y, x, s, n);
 	} else {

@@ -48,9 +48,28 @@
 
 pthread_mutex_t ui_store_mu = PTHREAD_MUTEX_INITIALIZER;
 
-#define LOCKED(expr) (pthread_mutex_lock(&ui_store_mu), locked_rc = (expr), \
-		      pthread_mutex_unlock(&ui_store_mu), locked_rc)
-static _Thread_local int locked_rc;
+/*
+ * A store call of the job thread, under ui_store_mu.  The workbench's
+ * connection waits only briefly for another process's write lock
+ * (TUI_BUSY_MS), so a locked store never holds the mutex -- and with it
+ * the interface -- for long: the job retries, mutex released, showing
+ * that it waits, for up to 30 s (STRATA_TEST_BUSY_WAIT_MS in tests) or
+ * until cancelled.
+ */
+#define LOCKED(expr) __extension__({                                        \
+	int rc_;                                                            \
+	double w_ = 0;                                                      \
+	for (;;) {                                                          \
+		pthread_mutex_lock(&ui_store_mu);                           \
+		rc_ = (expr);                                               \
+		pthread_mutex_unlock(&ui_store_mu);                         \
+		if (!busy_retry(rc_, &w_))                                  \
+			break;                                              \
+	}                                                                   \
+	rc_;                                                                \
+})
+static _Thread_local struct job *cur_job;
+static int busy_retry(int rc, double *waited);
 
 static double now_s(void)
 {
@@ -72,6 +91,33 @@ static void set_phase(struct job *j, const char *phase)
 	snprintf(j->phase, sizeof j->phase, "%s", phase);
 	j->seq++;
 	pthread_mutex_unlock(&j->mu);
+}
+
+/* 1: the store was locked and the job should try again (after a pause,
+ * its phase saying so); 0: done, failed otherwise, or waited enough. */
+static int busy_retry(int rc, double *waited)
+{
+	static _Thread_local char before[64];
+	const char *w = getenv("STRATA_TEST_BUSY_WAIT_MS");
+	double limit = w && atoi(w) > 0 ? atoi(w) / 1000.0 : 30.0;
+	struct job *j = cur_job;
+
+	if (!j)
+		return 0;
+	if (rc != ST_EBUSY || j->cancel || *waited >= limit) {
+		if (*waited > 0)
+			set_phase(j, before);
+		return 0;
+	}
+	if (*waited == 0) {
+		pthread_mutex_lock(&j->mu);
+		snprintf(before, sizeof before, "%s", j->phase);
+		pthread_mutex_unlock(&j->mu);
+		set_phase(j, "waiting: the store is locked by another process");
+	}
+	usleep(100 * 1000);
+	*waited += 0.1 + TUI_BUSY_MS / 1000.0;
+	return 1;
 }
 
 static void finish(struct job *j, int rc, const char *fmt, ...)
@@ -308,7 +354,7 @@ static void run_eval(struct job *j, struct store *s)
 	struct mask *mask = NULL;
 	int32_t *ids = NULL;
 	size_t n_ids = 0;
-	char sha[65], settings[128];
+	char sha[65], settings[128], unstored[sizeof err.msg];
 	int ctx = job_eval_ctx(j->m), n_cached = 0;
 
 	cli_provenance(&prov);
@@ -366,14 +412,23 @@ static void run_eval(struct job *j, struct store *s)
 				goto fail;
 			n_put = record_kl_rows(&r, put);
 		}
-		if (LOCKED(store_eval_put(s, &k, &prov, now_s() - t0, put, n_put, &id, &err)) < 0)
-			goto fail;
+		/* a store that stays locked loses nothing shown: the figures
+		 * appear, with the reason they were not kept */
+		if (LOCKED(store_eval_put(s, &k, &prov, now_s() - t0, put, n_put, &id, &err)) < 0) {
+			if (!j->unstored)
+				snprintf(unstored, sizeof unstored, "%s", err.msg);
+			j->unstored = 1;
+		}
 		for (size_t i = 0; i < n_put; i++)
 			add_metric(j, tasks[t], put[i].metric, 0, put[i].value, put[i].stderr_, put[i].n);
 	}
 	j->cached = n_cached == 2;
-	finish(j, 0, "evaluated mask '%s'%s", j->mask[0] ? j->mask : "attn=;mlp=",
-	       j->cached ? " (from the store)" : "");
+	if (j->unstored)
+		finish(j, 0, "evaluated mask '%s', NOT stored: %s", j->mask[0] ? j->mask : "attn=;mlp=",
+		       unstored);
+	else
+		finish(j, 0, "evaluated mask '%s'%s", j->mask[0] ? j->mask : "attn=;mlp=",
+		       j->cached ? " (from the store)" : "");
 	free(ids);
 	mask_free(mask);
 	return;
@@ -483,13 +538,17 @@ static void run_bench(struct job *j, struct store *s)
 		struct store_bench_key k = {j->model_id, j->mask, settings, prov.host};
 
 		if (LOCKED(store_bench_put(s, &k, &prov, put, n, &id, &err)) < 0)
-			goto fail;
+			j->unstored = 1;
 	}
 	for (size_t i = 0; i < n; i++)
 		add_metric(j, "bench", put[i].metric, put[i].ctx, put[i].value, NAN, put[i].n);
 	speed_result_free(&r);
 	mask_free(mask);
-	finish(j, 0, "bench of mask '%s' done", j->mask[0] ? j->mask : "attn=;mlp=");
+	if (j->unstored)
+		finish(j, 0, "bench of mask '%s' done, NOT stored: %s",
+		       j->mask[0] ? j->mask : "attn=;mlp=", err.msg);
+	else
+		finish(j, 0, "bench of mask '%s' done", j->mask[0] ? j->mask : "attn=;mlp=");
 	return;
 fail:
 	speed_result_free(&r);
@@ -508,6 +567,7 @@ static void *job_thread(void *arg)
 	struct job *j = arg;
 	struct store *s = j->s;
 
+	cur_job = j;
 	switch (j->kind) {
 	case JOB_CALIB:
 		run_calib(j, s);
@@ -534,6 +594,7 @@ int job_start(struct job *j)
 	j->cancel = 0;
 	j->finished = 0;
 	j->cached = 0;
+	j->unstored = 0;
 	j->rc = 0;
 	j->msg[0] = 0;
 	j->run = 0;

@@ -280,16 +280,6 @@ static void draw_top(struct tui *t)
 	wbkgdset(w, A_NORMAL);
 }
 
-/* A message on the bar, its paths shortened to fit. */
-static void draw_msg(WINDOW *w, int y, int width, const char *pre, const char *msg)
-{
-	char buf[sizeof ((struct tui *)0)->msg + 16];
-
-	snprintf(buf, sizeof buf, "%s%s", pre, msg);
-	draw_fit_paths(buf, width);
-	draw_text(w, y, 0, width, buf);
-}
-
 static void draw_bar_win(struct tui *t)
 {
 	WINDOW *w = t->wbar;
@@ -319,7 +309,7 @@ static void draw_bar_win(struct tui *t)
 	if (line0_msg && t->msg[0]) {
 		if (t->msg_err)
 			wattron(w, t->cmode != CMODE_MONO ? COLOR_PAIR(PAIR_ERR) | A_BOLD : A_BOLD);
-		draw_msg(w, 0, t->cols - 1, t->msg_err ? "error: " : "", t->msg);
+		draw_textf(w, 0, 0, t->cols - 1, "%s%s", t->msg_err ? "error: " : "", t->msg);
 		wattrset(w, A_NORMAL);
 	}
 	if (t->prompting) {
@@ -336,7 +326,7 @@ static void draw_bar_win(struct tui *t)
 	curs_set(0);
 	if (!line0_msg && t->msg_err && t->msg[0]) {
 		wattron(w, t->cmode != CMODE_MONO ? COLOR_PAIR(PAIR_ERR) | A_BOLD : A_BOLD);
-		draw_msg(w, 1, t->cols - 1, "error: ", t->msg);
+		draw_textf(w, 1, 0, t->cols - 1, "error: %s", t->msg);
 		wattrset(w, A_NORMAL);
 		return;
 	}
@@ -795,6 +785,7 @@ int tui_main(const struct tui_opts *o)
 		pthread_mutex_destroy(&t->job.mu);
 		return 1;
 	}
+	store_set_busy_timeout(t->s, TUI_BUSY_MS);
 	if (!term || !*term || !strcmp(term, "dumb")) {
 		fprintf(stderr, "strata tui: the terminal '%s' cannot run the workbench (it cannot "
 			"move the cursor); use the commands (strata --help)\n", term ? term : "");

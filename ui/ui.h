@@ -77,7 +77,8 @@ char colour_glyph(int step);
 
 /* ---- drawing helpers (draw.c) ---- */
 
-/* A string clipped (with "~" when cut) to width columns at (y, x). */
+/* A string clipped (with "~" when cut) to width columns at (y, x);
+ * before any cut, its paths lose leading directories (draw_fit_paths). */
 void draw_text(WINDOW *w, int y, int x, int width, const char *s);
 void draw_textf(WINDOW *w, int y, int x, int width, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -174,6 +175,7 @@ struct job {
 	int finished;
 	int rc;               /* 0, ST_ECANCEL or a negative code */
 	int cached;           /* served from the store */
+	int unstored;         /* measured, but the store refused it (msg says why) */
 	char msg[1024];
 	int64_t run;          /* calibrate: the run id */
 	int n_metrics;
@@ -207,6 +209,9 @@ void job_stop(struct job *j);
 void job_eval_settings(const struct model *m, char *buf, size_t cap);
 int job_eval_ctx(const struct model *m);
 #define TUI_EVAL_MAX_TOKENS 8192
+/* How long one store call of the workbench waits for another process's
+ * write lock (jobs retry; see jobs.c). */
+#define TUI_BUSY_MS 200
 /* The bench settings of the workbench ("ctx=128,512;gen=32;repeat=1;threads=N"). */
 void job_bench_settings(const struct model *m, char *buf, size_t cap);
 
