@@ -19,6 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+#include <time.h>
+
 #include "calib.h"
 #include "tap.h"
 #include "../db/store.h"
@@ -657,6 +660,50 @@ static int shared_lock_seen(const char *path)
  * locks SQLite holds on it (closing any descriptor of a file drops all
  * of a process's POSIX locks on it), or another process could
  * checkpoint and delete the WAL under the first connection. */
+static double wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Another connection holding the write lock: a write fails with
+ * ST_EBUSY once the busy timeout passes, naming the store, and goes
+ * through once the lock is gone. */
+static void test_locked(void)
+{
+	struct store *s = NULL;
+	struct st_err err = {0};
+	sqlite3 *other = NULL;
+	struct store_metric m[1] = {{"ppl", 0, 9.5, 0.1, NAN, NAN, 100}};
+	struct store_eval_key k = {0, "attn=3;mlp=", "ppl", "ctx=256;max_tokens=8192", "ee33"};
+	int64_t id = 0;
+	int rc;
+	double t0;
+
+	if (store_open(tpath("v2.db"), 0, &s, &err) < 0) {
+		ok(0, "open v2.db: %s", err.msg);
+		return;
+	}
+	k.model_id = q_int(s, "SELECT min(id) FROM models");
+	store_set_busy_timeout(s, 150);
+	ok(sqlite3_open(tpath("v2.db"), &other) == SQLITE_OK &&
+	   sqlite3_exec(other, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK,
+	   "another connection takes the write lock");
+	t0 = wall_s();
+	rc = store_eval_put(s, &k, &prov, 1.0, m, 1, &id, &err);
+	is_int(rc, ST_EBUSY, "a write meanwhile fails with ST_EBUSY");
+	has_str(err.msg, "locked", "... saying the store is locked");
+	has_str(err.msg, "v2.db", "... naming it");
+	ok(wall_s() - t0 >= 0.1 && wall_s() - t0 < 5, "... after the busy timeout (%.3f s)", wall_s() - t0);
+	sqlite3_exec(other, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(other);
+	is_int(store_eval_put(s, &k, &prov, 1.0, m, 1, &id, &err), 0, "once freed the write goes through");
+	is_int(q_int(s, "SELECT count(*) FROM evals WHERE mask = 'attn=3;mlp='"), 1, "... once");
+	store_close(s);
+}
+
 static void test_open_twice(void)
 {
 	struct store *s1 = NULL, *s2 = NULL;
@@ -829,6 +876,7 @@ int main(void)
 	test_cache_and_chunks();
 	test_rollback();
 	test_measures();
+	test_locked();
 	test_open_twice();
 	test_queries();
 	test_concurrent();
