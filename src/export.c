@@ -345,7 +345,7 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 	if (!o->overwrite && path_exists(path))
 		return st_errf(err, ST_EINVAL, "'%s' already exists (overwrite it with --force)",
 			       path);
-	ot = calloc(g->n_tensors + 4 * (size_t)lp->n_src + 1, sizeof *ot);
+	ot = calloc(g->n_tensors + 4 * (size_t)lp->n_src + 3, sizeof *ot);
 	if (!ot)
 		return st_errf(err, ST_ENOMEM, "out of memory");
 	w = gguf_writer_new(path, err);
@@ -397,7 +397,10 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 			int n = lp->new_idx[l];
 			if (n < 0)
 				continue;
-			h[n] = lp->gone[l] & GONE_ATTN ? 0 : m->hp.n_head;
+			/* layer 0 without attention: a zero "linear attention"
+			 * (heads, no KV heads), since llama.cpp derives the head
+			 * size from layer 0's head count */
+			h[n] = lp->gone[l] & GONE_ATTN ? (n == 0 ? m->hp.n_head : 0) : m->hp.n_head;
 			kvh[n] = lp->gone[l] & GONE_ATTN ? 0 : m->hp.n_head_kv;
 			ff[n] = lp->gone[l] == GONE_MLP ? EXPORT_NOOP_FFN :
 				lp->gone[l] & GONE_MLP ? 0 : m->hp.d_ff;
@@ -466,6 +469,30 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 			s.total += x->nbytes;
 			res->placeholder_bytes += x->nbytes;
 		}
+	}
+	/* output layer 0 without attention: attn_norm [D] and attn_output
+	 * {D, D} of zeros, the "linear attention" llama.cpp adds as exactly 0
+	 * (it reads the head size only when layer 0 has heads) */
+	for (int l = 0; lp->partial && l < lp->n_src; l++) {
+		int64_t D = m->hp.d_model;
+
+		if (lp->new_idx[l] != 0 || !(lp->gone[l] & GONE_ATTN))
+			continue;
+		for (int k = 0; k < 2; k++) {
+			struct out_tensor *x = &ot[nt++];
+
+			snprintf(x->name, sizeof x->name, "blk.0.%s.weight",
+				 k == 0 ? "attn_norm" : "attn_output");
+			x->src = NULL;
+			x->type = k == 0 ? ST_F32 : ST_F16;
+			x->ne[0] = D;
+			x->ne[1] = k == 0 ? 1 : D;
+			x->nbytes = (size_t)(x->ne[0] * x->ne[1]) * (k == 0 ? 4 : 2);
+			gguf_writer_add_tensor(w, x->name, x->type, k == 0 ? 1 : 2, x->ne);
+			s.total += x->nbytes;
+			res->placeholder_bytes += x->nbytes;
+		}
+		res->deci_zero_attn0 = 1;
 	}
 	if ((rc = gguf_writer_begin_data(w, err)) < 0)
 		goto out;

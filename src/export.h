@@ -29,6 +29,11 @@
  *     F32): llama.cpp adds exactly 0 for it, and strata's loader reads a
  *     deci layer whose FFN is narrower than the others' and all zero as
  *     one without an MLP.  Only 4*D zeros per such layer remain.
+ *     llama.cpp reads the head size (key_length) only when layer 0 has
+ *     heads, so a layer 0 without attention is written as Nemotron's
+ *     "linear attention" (head_count > 0, head_count_kv 0: attn_norm [D]
+ *     and attn_output {D, D}, all zero, F32 and F16), which adds exactly
+ *     0 and holds no KV cache; strata reads it back as absent attention.
  *   A key strata.export.mask records the canonical mask removed.
  * Hugging Face (from a Hugging Face directory, or a GGUF file, below):
  *   model.safetensors, or model-0000i-of-0000n.safetensors shards and
@@ -101,7 +106,9 @@ struct export_result {
 	int deci;               /* gguf: written as architecture deci */
 	int deci_noop_ffn;      /* deci layers with attention but no MLP, written
 				   with a zero FFN of width EXPORT_NOOP_FFN */
-	uint64_t placeholder_bytes; /* bytes of those zero FFN tensors */
+	int deci_zero_attn0;    /* deci layer 0 without attention, written as a
+				   zero "linear attention" (attn_norm, attn_output) */
+	uint64_t placeholder_bytes; /* bytes of those zero tensors */
 	int n_tensors;
 	int n_shards;           /* hf: safetensors files (1 = unsharded) */
 	uint64_t params;        /* parameters of the export, counted as

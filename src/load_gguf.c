@@ -30,8 +30,11 @@
  * feed_forward_length is smaller than the others' and whose FFN tensors
  * are all zero (what strata export writes for a layer that keeps its
  * attention but not its MLP, since llama.cpp skips an ff == 0 layer
- * whole) has no MLP either.  A layer with heads
- * but 0 KV heads (Nemotron's "linear attention") is not supported.
+ * whole) has no MLP either.  A layer with heads but 0 KV heads
+ * (Nemotron's "linear attention") is read as one without attention when
+ * its attn_output is all zero (what strata export writes for a layer 0
+ * without attention, since llama.cpp takes the head size from layer 0);
+ * any other linear attention is not supported.
  *
  * llama.cpp's converter permutes llama Q/K rows into the interleaved RoPE
  * order (pairs 2i, 2i+1): ROPE_INTERLEAVED.  qwen2 keeps HF's order:
@@ -190,6 +193,28 @@ static int zero_ffn(const struct gguf *g, int l)
 	return 1;
 }
 
+/* Is blk.l a zero "linear attention" (attn_output present and all zero
+ * bytes, no attn_q)?  strata export writes one for a layer 0 without
+ * attention. */
+static int zero_linear_attn(const struct gguf *g, int l)
+{
+	char name[96];
+	const struct st_tensor *t;
+	const uint8_t *p;
+
+	snprintf(name, sizeof name, "blk.%d.attn_q.weight", l);
+	if (gguf_find_tensor(g, name))
+		return 0;
+	snprintf(name, sizeof name, "blk.%d.attn_output.weight", l);
+	if (!(t = gguf_find_tensor(g, name)))
+		return 0;
+	p = t->data;
+	for (size_t i = 0; i < t->nbytes; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
 static int read_layer_counts(const struct gguf *g, const char *arch, struct model *m,
 			     struct st_err *err)
 {
@@ -234,6 +259,8 @@ static int read_layer_counts(const struct gguf *g, const char *arch, struct mode
 		memcpy(zkv, zh, (size_t)hp->n_layer);
 	}
 	for (l = 0; l < hp->n_layer; l++) {
+		if (!zh[l] && zkv[l] && zero_linear_attn(g, l))
+			zh[l] = 1; /* adds exactly 0: no attention */
 		if (zh[l] != zkv[l]) {
 			rc = st_errf(err, zkv[l] ? ST_EUNSUP : ST_EFORMAT,
 				     "%s: layer %d has %s heads but %s KV heads%s", g->path, l,

@@ -164,6 +164,19 @@ static int64_t gguf_shrink(const struct model *m, const struct mask *mk_, int de
 	for (int l = 0; deci && l < mk_->n_layer; l++)
 		if (mk_->attn[l] && model_has_attn(m, l) && (!mk_->mlp[l] || !model_has_mlp(m, l)))
 			n -= 4 * (int64_t)pad(4 * (uint64_t)m->hp.d_model, g->alignment);
+	/* the first layer kept, without attention: a zero linear attention
+	 * (attn_norm, D F32; attn_output, D x D F16) */
+	for (int l = 0; deci && l < mk_->n_layer; l++) {
+		int a = mk_->attn[l] && model_has_attn(m, l), f = mk_->mlp[l] && model_has_mlp(m, l);
+
+		if (!a && !f)
+			continue;
+		if (!a)
+			n -= (int64_t)pad(4 * (uint64_t)m->hp.d_model, g->alignment) +
+			     (int64_t)pad(2 * (uint64_t)m->hp.d_model * (uint64_t)m->hp.d_model,
+					  g->alignment);
+		break;
+	}
 	return n;
 }
 
@@ -248,8 +261,10 @@ static void check_f32(const char *label, struct model *src, const char *mtext,
 		       gguf_shrink(src, mask, res.deci),
 		       "%s: the GGUF data section shrinks by exactly the dropped tensors "
 		       "(less %d zero FFN stand-ins)", label, res.deci_noop_ffn);
-		is_int(res.placeholder_bytes, 4 * 4 * (uint64_t)src->hp.d_model * res.deci_noop_ffn,
-		       "%s: stand-in bytes = %d x 4 x d_model floats", label, res.deci_noop_ffn);
+		is_int(res.placeholder_bytes, 4 * 4 * (uint64_t)src->hp.d_model * res.deci_noop_ffn +
+		       (res.deci_zero_attn0 ? (4 + 2 * (uint64_t)src->hp.d_model) * src->hp.d_model : 0),
+		       "%s: stand-in bytes = %d x 4 x d_model floats%s", label, res.deci_noop_ffn,
+		       res.deci_zero_attn0 ? " + a zero linear attention in layer 0" : "");
 		is_int(file_bytes(out), res.bytes, "%s: result bytes = file size", label);
 	} else {
 		char sp[4096], ep[4096];
@@ -330,8 +345,9 @@ static void check_deci_keys(const char *path, const char *src)
 	struct st_err err = {0};
 	struct gguf *g = gguf_open(path, &err);
 	/* stories260K, attn=0,2 mlp=2,3 -> layers 0..4 kept (none whole but 2), 2 gone:
-	 * exported layers: 0 (no attn), 1, 3 (no mlp), 4 -> indices 0..3 */
-	static const int32_t heads[] = {0, 8, 8, 8}, kvh[] = {0, 4, 4, 4}, ff[] = {172, 172, 1, 172};
+	 * exported layers: 0 (no attn: a zero linear attention, 8 heads and
+	 * 0 KV heads), 1, 3 (no mlp), 4 -> indices 0..3 */
+	static const int32_t heads[] = {8, 8, 8, 8}, kvh[] = {0, 4, 4, 4}, ff[] = {172, 172, 1, 172};
 	char arch[32] = "";
 	int llama_keys = 0;
 
@@ -382,10 +398,23 @@ static void check_deci_keys(const char *path, const char *src)
 	for (uint64_t i = 0; i < g->n_kv; i++)
 		llama_keys += strncmp(g->kv[i].key, "llama.", 6) == 0;
 	is_int(llama_keys, 0, "deci: no llama.* key is left");
-	ok(!gguf_find_tensor(g, "blk.0.attn_norm.weight") && !gguf_find_tensor(g, "blk.0.attn_q.weight") &&
-	   !gguf_find_tensor(g, "blk.0.attn_k.weight") && !gguf_find_tensor(g, "blk.0.attn_v.weight") &&
-	   !gguf_find_tensor(g, "blk.0.attn_output.weight"),
-	   "deci: layer 0 has no attention tensors");
+	ok(!gguf_find_tensor(g, "blk.0.attn_q.weight") &&
+	   !gguf_find_tensor(g, "blk.0.attn_k.weight") && !gguf_find_tensor(g, "blk.0.attn_v.weight"),
+	   "deci: layer 0 has no attention q, k, v");
+	{
+		/* llama.cpp takes the head size from layer 0: its attention is a
+		 * zero "linear attention" (attn_norm [64] F32, attn_output {64,64} F16) */
+		const struct st_tensor *tn = gguf_find_tensor(g, "blk.0.attn_norm.weight");
+		const struct st_tensor *to = gguf_find_tensor(g, "blk.0.attn_output.weight");
+		int good = tn && to && tn->type == ST_F32 && tn->n_dims == 1 && tn->ne[0] == 64 &&
+			   to->type == ST_F16 && to->n_dims == 2 && to->ne[0] == 64 && to->ne[1] == 64;
+
+		for (size_t i = 0; good && i < tn->nbytes; i++)
+			good &= ((const uint8_t *)tn->data)[i] == 0;
+		for (size_t i = 0; good && i < to->nbytes; i++)
+			good &= ((const uint8_t *)to->data)[i] == 0;
+		ok(good, "deci: layer 0's attention is an all-zero linear attention");
+	}
 	ok(gguf_find_tensor(g, "blk.0.ffn_norm.weight") && gguf_find_tensor(g, "blk.0.ffn_down.weight"),
 	   "deci: layer 0 keeps its FFN");
 	{

@@ -199,6 +199,10 @@ static int export_main(struct export_args *a)
 			"written with an all-zero FFN of width 1 (%llu bytes in all), since "
 			"llama.cpp's deci graph skips a layer with feed_forward_length 0 whole\n",
 			res.deci_noop_ffn, (unsigned long long)res.placeholder_bytes);
+	if (res.deci_zero_attn0)
+		fprintf(stderr, "strata export: note: layer 0 loses its attention: written as an "
+			"all-zero \"linear attention\" (attn_norm, attn_output), since llama.cpp "
+			"reads the head size only when layer 0 has heads\n");
 	if (s && !a->no_store) {
 		struct store_model sm;
 		struct store_export se;
