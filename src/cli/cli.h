@@ -55,6 +55,15 @@ int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out
 const char *cli_default_model(void);
 /* Load a model, reporting errors; returns NULL on failure. */
 struct model *cli_load_model(const char *path);
+struct mask;
+/*
+ * For the commands that score text (ppl, eval): load the model, which
+ * must have a tokenizer, parse mask_text (NULL: none) into *mask, and
+ * turn *ctx 0 into min(n_ctx, 2048), warning when *ctx passes the
+ * model's context.  Returns the model, or NULL (reported) with *rc set.
+ */
+struct model *cli_load_scoring(const char *path, const char *mask_text, struct mask **mask,
+			       long *ctx, int *rc);
 
 /* Progress on stderr when it is a terminal (rate-limited); ud = label. */
 int cli_progress(void *ud, double done);

@@ -72,23 +72,9 @@ int cmd_ppl(int argc, char **argv)
 	if (!argv[optind + 1])
 		return EXIT_ERR;
 	cli_common_apply(&co);
-	m = cli_load_model(argv[optind]);
+	m = cli_load_scoring(argv[optind], mask_text, &mask, &ctx, &rc);
 	if (!m)
-		return EXIT_ERR;
-	if (!m->tok) {
-		cli_error("%s has no tokenizer", argv[optind]);
-		goto out;
-	}
-	if (mask_text && mask_parse(mask_text, m->hp.n_layer, &mask, &err) < 0) {
-		cli_error("%s", err.msg);
-		rc = EXIT_USAGE;
-		goto out;
-	}
-	if (ctx == 0)
-		ctx = m->hp.n_ctx < 2048 ? m->hp.n_ctx : 2048;
-	if (ctx > m->hp.n_ctx)
-		fprintf(stderr, "strata: warning: --ctx %ld is longer than the model's trained context %d\n",
-			ctx, m->hp.n_ctx);
+		return rc;
 	if (read_file(argv[optind + 1], &text, &len, &err) < 0) {
 		cli_error("%s", err.msg);
 		goto out;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mask.h"
 #include "model.h"
 #include "threads.h"
 
@@ -142,6 +143,34 @@ struct model *cli_load_model(const char *path)
 		cli_error("%s", err.msg);
 		return NULL;
 	}
+	return m;
+}
+
+struct model *cli_load_scoring(const char *path, const char *mask_text, struct mask **mask,
+			       long *ctx, int *rc)
+{
+	struct st_err err = {0};
+	struct model *m = cli_load_model(path);
+
+	*rc = EXIT_ERR;
+	if (!m)
+		return NULL;
+	if (!m->tok) {
+		cli_error("%s has no tokenizer", path);
+		model_free(m);
+		return NULL;
+	}
+	if (mask_text && mask_parse(mask_text, m->hp.n_layer, mask, &err) < 0) {
+		cli_error("%s", err.msg);
+		*rc = EXIT_USAGE;
+		model_free(m);
+		return NULL;
+	}
+	if (*ctx == 0)
+		*ctx = m->hp.n_ctx < 2048 ? m->hp.n_ctx : 2048;
+	if (*ctx > m->hp.n_ctx)
+		fprintf(stderr, "strata: warning: --ctx %ld is longer than the model's trained "
+			"context %d\n", *ctx, m->hp.n_ctx);
 	return m;
 }
 
