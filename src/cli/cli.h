@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "base/err.h"
 
 struct model;
 

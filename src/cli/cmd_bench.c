@@ -13,13 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "mask.h"
-#include "measure.h"
-#include "model.h"
-#include "speed.h"
-#include "store_cli.h"
-#include "threads.h"
+#include "cli/cli.h"
+#include "method/mask.h"
+#include "cli/measure.h"
+#include "model/model.h"
+#include "measure/speed.h"
+#include "cli/store_cli.h"
+#include "compute/threads.h"
 
 #define BENCH_MAX_CTX 16
 #define BENCH_PREFILL 16 /* tokens before the decode steps */

@@ -11,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "measure.h"
-#include "store_cli.h"
-#include "mask.h"
-#include "model.h"
+#include "cli/cli.h"
+#include "cli/measure.h"
+#include "cli/store_cli.h"
+#include "method/mask.h"
+#include "model/model.h"
 
 static const char help[] =
 	"usage: strata eval MODEL --task T [--task T ...] [options]\n"

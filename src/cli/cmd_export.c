@@ -15,14 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calib.h"
-#include "cli.h"
-#include "dtype.h"
-#include "export.h"
-#include "mask.h"
-#include "model.h"
-#include "plan.h"
-#include "store_cli.h"
+#include "method/calib.h"
+#include "cli/cli.h"
+#include "format/dtype.h"
+#include "export/export.h"
+#include "method/mask.h"
+#include "model/model.h"
+#include "method/plan.h"
+#include "cli/store_cli.h"
 
 static const char help[] =
 	"usage: strata export [MODEL] --out PATH [--mask M | --run RUN --method M -n K] [options]\n"

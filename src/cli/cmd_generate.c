@@ -9,11 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "forward.h"
-#include "model.h"
-#include "sample.h"
-#include "tokenizer.h"
+#include "cli/cli.h"
+#include "compute/forward.h"
+#include "model/model.h"
+#include "measure/sample.h"
+#include "tok/tokenizer.h"
 
 static const char help[] =
 	"usage: strata generate [MODEL] -p TEXT [options]\n"

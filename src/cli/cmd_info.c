@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "dtype.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "cli/cli.h"
+#include "format/dtype.h"
+#include "model/model.h"
+#include "tok/tokenizer.h"
 
 static const char help[] =
 	"usage: strata info [MODEL] [options]\n"

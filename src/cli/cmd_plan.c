@@ -16,13 +16,13 @@
 
 #include <jansson.h>
 
-#include "calib.h"
-#include "cli.h"
-#include "dataset.h"
-#include "mask.h"
-#include "model.h"
-#include "plan.h"
-#include "store_cli.h"
+#include "method/calib.h"
+#include "cli/cli.h"
+#include "method/dataset.h"
+#include "method/mask.h"
+#include "model/model.h"
+#include "method/plan.h"
+#include "cli/store_cli.h"
 
 static const char help[] =
 	"usage: strata plan RUN --method M -n K [options]\n"

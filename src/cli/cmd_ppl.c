@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "eval.h"
-#include "mask.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "cli/cli.h"
+#include "measure/eval.h"
+#include "method/mask.h"
+#include "model/model.h"
+#include "tok/tokenizer.h"
 
 static const char help[] =
 	"usage: strata ppl MODEL FILE [options]\n"

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "hub.h"
+#include "cli/cli.h"
+#include "hub/hub.h"
 
 static const char help[] =
 	"usage: strata pull REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--dataset]\n"

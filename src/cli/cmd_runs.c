@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "store_cli.h"
+#include "cli/cli.h"
+#include "cli/store_cli.h"
 
 static const char help[] =
 	"usage: strata runs [options]\n"

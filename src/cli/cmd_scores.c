@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calib.h"
-#include "cli.h"
-#include "store_cli.h"
+#include "method/calib.h"
+#include "cli/cli.h"
+#include "cli/store_cli.h"
 
 static const char help[] =
 	"usage: strata scores RUN [options]\n"

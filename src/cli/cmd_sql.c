@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "store_cli.h"
+#include "cli/cli.h"
+#include "cli/store_cli.h"
 
 static const char help[] =
 	"usage: strata sql [options] SQL\n"

@@ -15,14 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "calib.h"
-#include "cli.h"
-#include "mask.h"
-#include "measure.h"
-#include "model.h"
-#include "plan.h"
-#include "speed.h"
-#include "store_cli.h"
+#include "method/calib.h"
+#include "cli/cli.h"
+#include "method/mask.h"
+#include "cli/measure.h"
+#include "model/model.h"
+#include "method/plan.h"
+#include "measure/speed.h"
+#include "cli/store_cli.h"
 
 #define SWEEP_MAX_TASKS 16
 #define SWEEP_MAX_METHODS 4

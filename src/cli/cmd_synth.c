@@ -7,9 +7,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli.h"
-#include "dtype.h"
-#include "synth.h"
+#include "cli/cli.h"
+#include "format/dtype.h"
+#include "model/synth.h"
 
 static const char help[] =
 	"usage: strata synth OUT --shape NAME [--dtype f32|f16|bf16|q8_0|q4_0] [--seed S]\n"

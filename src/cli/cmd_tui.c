@@ -8,9 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "../../ui/tui.h"
-#include "store_cli.h"
+#include "cli/cli.h"
+#include "ui/tui.h"
+#include "cli/store_cli.h"
 
 static const char help[] =
 	"usage: strata tui [MODEL] [options]\n"

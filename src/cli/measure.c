@@ -4,7 +4,7 @@
  * resolved here, so `strata eval`, `strata sweep` and the workbench
  * accept exactly the same tasks.
  */
-#include "measure.h"
+#include "cli/measure.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -13,17 +13,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "dataset.h"
-#include "eval.h"
-#include "evaltask.h"
-#include "mask.h"
-#include "../../db/record.h"
-#include "model.h"
-#include "speed.h"
-#include "store_cli.h"
-#include "threads.h"
-#include "tokenizer.h"
+#include "cli/cli.h"
+#include "method/dataset.h"
+#include "measure/eval.h"
+#include "measure/evaltask.h"
+#include "method/mask.h"
+#include "db/record.h"
+#include "model/model.h"
+#include "measure/speed.h"
+#include "cli/store_cli.h"
+#include "compute/threads.h"
+#include "tok/tokenizer.h"
 
 void measure_store_open(struct measure_store *ms, const char *cmd, const char *db,
 			const struct model *m)

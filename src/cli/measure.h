@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../db/store.h"
-#include "err.h"
+#include "db/store.h"
+#include "base/err.h"
 
 struct model;
 struct mask;

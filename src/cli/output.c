@@ -5,7 +5,7 @@
  * fields in insertion order; JSON goes through jansson so strings are
  * always escaped correctly.
  */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mask.h"
-#include "model.h"
-#include "threads.h"
+#include "method/mask.h"
+#include "model/model.h"
+#include "compute/threads.h"
 
 void cli_error(const char *fmt, ...)
 {

@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "dataset.h"
-#include "hub.h"
+#include "cli/cli.h"
+#include "method/dataset.h"
+#include "hub/hub.h"
 
 #ifndef STRATA_PKGDATADIR
 #define STRATA_PKGDATADIR "/usr/local/share/strata"

@@ -5,7 +5,7 @@
  * numbers and NULL as null; csv/tsv print reals with 17 significant
  * digits (they read back exactly), text with 6.
  */
-#include "store_cli.h"
+#include "cli/store_cli.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -14,10 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "calib.h"
+#include "method/calib.h"
 #include "config.h"
-#include "plan.h"
-#include "threads.h"
+#include "method/plan.h"
+#include "compute/threads.h"
 
 struct store *cli_store_open(const char *cmd, const char *db, int flags)
 {

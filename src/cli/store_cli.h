@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "cli.h"
-#include "../../db/store.h"
+#include "cli/cli.h"
+#include "db/store.h"
 
 struct model;
 struct dataset;

@@ -1,0 +1,600 @@
+/*
+ * forward: the Llama forward pass (see forward.h), written to read like
+ * the maths, as llama2.c's run.c does.  For each layer l, on the T
+ * tokens of one call (all rows [T][...]):
+ *
+ *   if attn kept:  x += Wo . Attn(RoPE(Wq n), RoPE(Wk n), Wv n),  n = RMSNorm(x) * attn_norm
+ *   if mlp kept:   x += Wdown . (silu(Wgate n) * (Wup n)),          n = RMSNorm(x) * ffn_norm
+ *
+ * then logits = Wout . (RMSNorm(x) * out_norm).  Every projection is one
+ * matmul over the T rows (an sgemm in prefill); the residual add is the
+ * matmul's accumulate flag, so x is updated in place.
+ *
+ * Attention is causal GQA over the KV cache: query head h reads KV head
+ * h / (n_head / n_head_kv).  The cache is F32, only for layers whose
+ * attention is kept (a dropped attention site costs neither memory nor
+ * time).  V is stored by position, [max_ctx][n_head_kv * head_dim]; K is
+ * stored transposed, [n_head_kv][head_dim][max_ctx], so that the score
+ * kernel's vectors run along positions (no transposes, no horizontal
+ * sums).  Work is split over the thread pool in units of (head, block of
+ * ATT_QB queries); a unit computes its block's scores against every key
+ * the block's last query may see (kern_scores), masks the later keys of
+ * earlier queries, takes the softmax after subtracting the row maximum
+ * (kern_softmax), multiplies by V (kern_pv) and divides by the row sum.
+ *
+ * Invariants: everything is allocated in fwd_new (sized by max_batch
+ * and max_ctx); fwd_eval allocates nothing, except that it grows the
+ * per-thread attention scratch if threads_set raised the thread count
+ * since.  Norm weights and biases are converted to F32 once, in fwd_new,
+ * whatever their stored dtype.
+ */
+#include "compute/forward.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compute/kernels.h"
+#include "method/mask.h"
+#include "compute/matmul.h"
+#include "model/model.h"
+#include "compute/threads.h"
+
+#define ATT_QB 32 /* queries per attention work unit */
+
+struct fwd_layer {
+	float *attn_norm;  /* [d_model] */
+	float *ffn_norm;   /* [d_model] */
+	float *bq, *bk, *bv; /* [q_dim], [kv_dim] x2, or NULL */
+	float *kt;         /* [n_head_kv][head_dim][max_ctx]; NULL when attention is dropped */
+	float *vc;         /* [max_ctx][kv_dim]; NULL when attention is dropped */
+};
+
+struct fwd_state {
+	const struct model *m;
+	struct mask *mask;
+	int max_ctx, max_batch, pos;
+	int d, hd, n_head, n_kv, q_dim, kv_dim, d_ff, n_vocab;
+
+	float *x;        /* [max_batch][d_model] residual stream */
+	float *xb;       /* [max_batch][d_model] normed input of a sublayer */
+	float *x_site;   /* [max_batch][d_model] sublayer input, for the observer */
+	float *x_layer;  /* [max_batch][d_model] layer input, for the observer */
+	float *q;        /* [max_batch][q_dim] */
+	float *k;        /* [max_batch][kv_dim] new keys, before they go into the cache */
+	float *att;      /* [max_batch][q_dim] attention output, heads side by side */
+	float *hg, *hu;  /* [max_batch][d_ff] gate and up projections */
+	float *rope_cos, *rope_sin; /* [max_batch][head_dim/2] for the call's positions */
+	float *inv_freq; /* [head_dim/2] */
+	float *out_norm; /* [d_model] */
+	float *params;   /* one block holding all the F32 copies above */
+	struct fwd_layer *layers; /* [n_layer] */
+	float *kv;       /* one block for every kept layer's cache */
+	size_t kv_bytes;
+	float *scratch;  /* [n_slots][ATT_QB][max_ctx] attention scores */
+	int n_slots;
+};
+
+const char *site_name(enum site s)
+{
+	switch (s) {
+	case SITE_ATTN: return "attn";
+	case SITE_MLP: return "mlp";
+	case SITE_BLOCK: return "block";
+	}
+	return "?";
+}
+
+void fwd_free(struct fwd_state *s)
+{
+	if (!s)
+		return;
+	mask_free(s->mask);
+	free(s->x);
+	free(s->xb);
+	free(s->x_site);
+	free(s->x_layer);
+	free(s->q);
+	free(s->k);
+	free(s->att);
+	free(s->hg);
+	free(s->hu);
+	free(s->rope_cos);
+	free(s->rope_sin);
+	free(s->inv_freq);
+	free(s->params);
+	free(s->layers);
+	free(s->kv);
+	free(s->scratch);
+	free(s);
+}
+
+/* n floats, NULL if n overflows or malloc fails */
+static float *falloc(size_t a, size_t b)
+{
+	if (b && a > SIZE_MAX / sizeof(float) / b)
+		return NULL;
+	return malloc((a * b != 0 ? a * b : 1) * sizeof(float));
+}
+
+static int grow_scratch(struct fwd_state *s, int n_slots)
+{
+	float *p = falloc((size_t)n_slots * ATT_QB, (size_t)s->max_ctx);
+
+	if (!p)
+		return -1;
+	free(s->scratch);
+	s->scratch = p;
+	s->n_slots = n_slots;
+	return 0;
+}
+
+/* Copy an optional 1-D tensor as floats into *dst (advancing *cur). */
+static float *take_vec(const struct st_tensor *t, float **cur, int n)
+{
+	float *p = *cur;
+
+	if (!t->data)
+		return NULL;
+	tensor_get_row(t, 0, p);
+	*cur += n;
+	return p;
+}
+
+struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
+			  int max_ctx, int max_batch, struct st_err *err)
+{
+	const struct model_hparams *hp = &m->hp;
+	struct fwd_state *s;
+	size_t n_params, kv_layer;
+	float *cur;
+	int l, n_kept = 0;
+
+	if (max_ctx <= 0 || max_batch <= 0) {
+		st_errf(err, ST_EINVAL, "forward: max_ctx (%d) and max_batch (%d) must be positive",
+			max_ctx, max_batch);
+		return NULL;
+	}
+	if (mask && mask->n_layer != hp->n_layer) {
+		st_errf(err, ST_EINVAL, "forward: mask has %d layers, model '%s' has %d",
+			mask->n_layer, m->path ? m->path : "?", hp->n_layer);
+		return NULL;
+	}
+	if (hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv != 0 || hp->head_dim % 2) {
+		st_errf(err, ST_EUNSUP, "forward: %d heads over %d KV heads of dim %d is not supported",
+			hp->n_head, hp->n_head_kv, hp->head_dim);
+		return NULL;
+	}
+	if (max_batch > max_ctx)
+		max_batch = max_ctx;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		goto nomem;
+	s->m = m;
+	s->max_ctx = max_ctx;
+	s->max_batch = max_batch;
+	s->d = hp->d_model;
+	s->hd = hp->head_dim;
+	s->n_head = hp->n_head;
+	s->n_kv = hp->n_head_kv;
+	s->q_dim = hp->n_head * hp->head_dim;
+	s->kv_dim = hp->n_head_kv * hp->head_dim;
+	s->d_ff = hp->d_ff;
+	s->n_vocab = hp->n_vocab;
+	s->mask = mask ? mask_dup(mask) : mask_new(hp->n_layer);
+	if (!s->mask)
+		goto nomem;
+	/* sites the file does not have are dropped whatever the mask says */
+	for (l = 0; l < hp->n_layer; l++) {
+		s->mask->attn[l] &= (uint8_t)model_has_attn(m, l);
+		s->mask->mlp[l] &= (uint8_t)model_has_mlp(m, l);
+	}
+
+	s->x = falloc((size_t)max_batch, (size_t)s->d);
+	s->xb = falloc((size_t)max_batch, (size_t)s->d);
+	s->x_site = falloc((size_t)max_batch, (size_t)s->d);
+	s->x_layer = falloc((size_t)max_batch, (size_t)s->d);
+	s->q = falloc((size_t)max_batch, (size_t)s->q_dim);
+	s->k = falloc((size_t)max_batch, (size_t)s->kv_dim);
+	s->att = falloc((size_t)max_batch, (size_t)s->q_dim);
+	s->hg = falloc((size_t)max_batch, (size_t)s->d_ff);
+	s->hu = falloc((size_t)max_batch, (size_t)s->d_ff);
+	s->rope_cos = falloc((size_t)max_batch, (size_t)s->hd / 2);
+	s->rope_sin = falloc((size_t)max_batch, (size_t)s->hd / 2);
+	s->inv_freq = falloc((size_t)s->hd / 2, 1);
+	s->layers = calloc((size_t)hp->n_layer ? (size_t)hp->n_layer : 1, sizeof *s->layers);
+	if (!s->x || !s->xb || !s->x_site || !s->x_layer || !s->q || !s->k || !s->att || !s->hg ||
+	    !s->hu || !s->rope_cos || !s->rope_sin || !s->inv_freq || !s->layers)
+		goto nomem;
+	model_rope_freqs(m, s->inv_freq);
+
+	/* F32 copies of norms and biases */
+	n_params = (size_t)s->d * (2 * (size_t)hp->n_layer + 1) +
+		   (size_t)hp->n_layer * ((size_t)s->q_dim + 2 * (size_t)s->kv_dim);
+	s->params = cur = falloc(n_params, 1);
+	if (!s->params)
+		goto nomem;
+	s->out_norm = take_vec(&m->out_norm, &cur, s->d);
+	for (l = 0; l < hp->n_layer; l++) {
+		const struct layer_weights *w = &m->layers[l];
+		struct fwd_layer *fl = &s->layers[l];
+
+		fl->attn_norm = take_vec(&w->attn_norm, &cur, s->d);
+		fl->ffn_norm = take_vec(&w->ffn_norm, &cur, s->d);
+		fl->bq = take_vec(&w->bq, &cur, s->q_dim);
+		fl->bk = take_vec(&w->bk, &cur, s->kv_dim);
+		fl->bv = take_vec(&w->bv, &cur, s->kv_dim);
+		n_kept += mask_keeps_attn(s->mask, l);
+	}
+
+	/* KV cache for kept attention only */
+	kv_layer = (size_t)max_ctx * (size_t)s->kv_dim;
+	if (n_kept) {
+		if ((size_t)n_kept > SIZE_MAX / 2 / sizeof(float) / kv_layer)
+			goto nomem;
+		s->kv = falloc(2 * (size_t)n_kept, kv_layer);
+		if (!s->kv)
+			goto nomem;
+		s->kv_bytes = 2 * (size_t)n_kept * kv_layer * sizeof(float);
+		cur = s->kv;
+		for (l = 0; l < hp->n_layer; l++) {
+			if (!mask_keeps_attn(s->mask, l))
+				continue;
+			s->layers[l].kt = cur;
+			s->layers[l].vc = cur + kv_layer;
+			cur += 2 * kv_layer;
+		}
+	}
+	if (grow_scratch(s, threads_get()) != 0)
+		goto nomem;
+	return s;
+nomem:
+	st_errf(err, ST_ENOMEM, "forward: out of memory for %d positions x %d tokens of '%s'",
+		max_ctx, max_batch, m->path ? m->path : "model");
+	fwd_free(s);
+	return NULL;
+}
+
+void fwd_reset(struct fwd_state *s)
+{
+	s->pos = 0;
+}
+
+int fwd_set_pos(struct fwd_state *s, int pos)
+{
+	if (pos < 0 || pos > s->pos)
+		return -1;
+	s->pos = pos;
+	return pos;
+}
+
+int fwd_pos(const struct fwd_state *s)
+{
+	return s->pos;
+}
+
+size_t fwd_kv_bytes(const struct fwd_state *s)
+{
+	return s->kv_bytes;
+}
+
+/* ---- the pieces ---- */
+
+/*
+ * Row-parallel helpers: the T rows of an elementwise step are cut into a
+ * few chunks per thread (one chunk, run inline, when T is small).
+ */
+struct rows_job {
+	void (*fn)(void *ud, int t0, int t1);
+	void *ud;
+	int T, per;
+};
+
+static void rows_task(void *ud, int i)
+{
+	struct rows_job *j = ud;
+	int t0 = i * j->per, t1 = t0 + j->per < j->T ? t0 + j->per : j->T;
+
+	if (t0 < t1)
+		j->fn(j->ud, t0, t1);
+}
+
+static void par_rows(int T, void (*fn)(void *ud, int t0, int t1), void *ud)
+{
+	int nt = threads_get(), n_tasks = T < 4 ? 1 : (T < nt * 4 ? T : nt * 4);
+	struct rows_job j = { fn, ud, T, (T + n_tasks - 1) / n_tasks };
+
+	threads_for((T + j.per - 1) / j.per, rows_task, &j);
+}
+
+struct norm_job {
+	float *out;
+	const float *x, *w;
+	int n;
+	float eps;
+};
+
+static void norm_rows(void *ud, int t0, int t1)
+{
+	const struct norm_job *j = ud;
+	int t, i, n = j->n;
+
+	for (t = t0; t < t1; t++) {
+		const float *xr = j->x + (size_t)t * n;
+		float *o = j->out + (size_t)t * n;
+		double ss = 0;
+		float r;
+
+		for (i = 0; i < n; i++)
+			ss += (double)xr[i] * xr[i];
+		r = (float)(1.0 / sqrt(ss / n + j->eps));
+		for (i = 0; i < n; i++)
+			o[i] = xr[i] * r * j->w[i];
+	}
+}
+
+/* out[t] = x[t] / sqrt(mean(x[t]^2) + eps) * w, for T rows of n */
+static void rmsnorm(float *out, const float *x, const float *w, int T, int n, float eps)
+{
+	struct norm_job j = { out, x, w, n, eps };
+
+	par_rows(T, norm_rows, &j);
+}
+
+static void add_bias(float *y, const float *b, int T, int n)
+{
+	int t, i;
+
+	for (t = 0; t < T; t++)
+		for (i = 0; i < n; i++)
+			y[(size_t)t * n + i] += b[i];
+}
+
+/* cos/sin of every pair's angle at positions pos .. pos+T-1 */
+static void rope_tables(struct fwd_state *s, int T)
+{
+	int half = s->hd / 2, t, i;
+
+	for (t = 0; t < T; t++)
+		for (i = 0; i < half; i++) {
+			double a = (double)(s->pos + t) * s->inv_freq[i];
+
+			s->rope_cos[t * half + i] = (float)cos(a);
+			s->rope_sin[t * half + i] = (float)sin(a);
+		}
+}
+
+struct rope_job {
+	const struct fwd_state *s;
+	float *v;
+	int n_heads;
+	size_t ld;
+};
+
+static void rope_rows(void *ud, int t0, int t1)
+{
+	const struct rope_job *j = ud;
+	const struct fwd_state *s = j->s;
+	int half = s->hd / 2, interleaved = s->m->hp.rope_layout == ROPE_INTERLEAVED;
+	int t, h, i;
+
+	for (t = t0; t < t1; t++) {
+		const float *c = s->rope_cos + t * half, *sn = s->rope_sin + t * half;
+
+		for (h = 0; h < j->n_heads; h++) {
+			float *p = j->v + t * j->ld + (size_t)h * s->hd;
+
+			if (interleaved) {
+				for (i = 0; i < half; i++) {
+					float x0 = p[2 * i], x1 = p[2 * i + 1];
+
+					p[2 * i] = x0 * c[i] - x1 * sn[i];
+					p[2 * i + 1] = x0 * sn[i] + x1 * c[i];
+				}
+			} else {
+				for (i = 0; i < half; i++) {
+					float x0 = p[i], x1 = p[i + half];
+
+					p[i] = x0 * c[i] - x1 * sn[i];
+					p[i + half] = x0 * sn[i] + x1 * c[i];
+				}
+			}
+		}
+	}
+}
+
+/* Rotate every head of T rows of n_heads * hd (row stride ld). */
+static void rope(const struct fwd_state *s, float *v, int T, int n_heads, size_t ld)
+{
+	struct rope_job j = { s, v, n_heads, ld };
+
+	par_rows(T, rope_rows, &j);
+}
+
+/* Append T new keys (rows of s->k) to the transposed cache at pos. */
+static void store_keys(const struct fwd_state *s, float *kt, int T)
+{
+	int t, c;
+
+	for (t = 0; t < T; t++) {
+		const float *kr = s->k + (size_t)t * s->kv_dim;
+
+		/* element c of the row is (head c / hd, dim c % hd) */
+		for (c = 0; c < s->kv_dim; c++)
+			kt[(size_t)c * s->max_ctx + s->pos + t] = kr[c];
+	}
+}
+
+struct attn_job {
+	const struct fwd_state *s;
+	const float *kt, *vc; /* this layer's cache */
+	int T, n_qb;
+	atomic_int next;
+};
+
+/* One unit: head h, queries t0 .. t1-1 of this call, scores in sc. */
+static void attn_unit(const struct attn_job *j, int h, int qb, float *sc)
+{
+	const struct fwd_state *s = j->s;
+	int hd = s->hd, g = h / (s->n_head / s->n_kv), ld = s->max_ctx;
+	int t0 = qb * ATT_QB, t1 = t0 + ATT_QB < j->T ? t0 + ATT_QB : j->T, nq = t1 - t0, i, k;
+	int nk = s->pos + t1; /* keys the block's last query sees */
+	float *out = s->att + (size_t)t0 * s->q_dim + (size_t)h * hd;
+	float inv[ATT_QB];
+
+	kern_scores(s->q + (size_t)t0 * s->q_dim + (size_t)h * hd, (size_t)s->q_dim, nq,
+		    j->kt + (size_t)g * hd * ld, (size_t)ld, nk, hd, 1.0f / sqrtf((float)hd),
+		    sc, (size_t)ld);
+	for (i = 0; i < nq; i++) {
+		float *row = sc + (size_t)i * ld;
+		int n = s->pos + t0 + i + 1; /* causal: keys 0 .. pos+t */
+
+		inv[i] = 1.0f / kern_softmax(row, n);
+		for (k = n; k < nk; k++)
+			row[k] = 0;
+	}
+	kern_pv(sc, (size_t)ld, nq, j->vc + (size_t)g * hd, (size_t)s->kv_dim, nk, hd,
+		out, (size_t)s->q_dim);
+	for (i = 0; i < nq; i++)
+		for (k = 0; k < hd; k++)
+			out[(size_t)i * s->q_dim + k] *= inv[i];
+}
+
+static void attn_task(void *ud, int slot)
+{
+	struct attn_job *j = ud;
+	float *sc = j->s->scratch + (size_t)slot * ATT_QB * j->s->max_ctx;
+	int u, n_units = j->s->n_head * j->n_qb;
+
+	/* later query blocks see more keys: hand them out first */
+	while ((u = atomic_fetch_add(&j->next, 1)) < n_units)
+		attn_unit(j, u % j->s->n_head, j->n_qb - 1 - u / j->s->n_head, sc);
+}
+
+/* s->att = causal attention of s->q over the cache (rows 0 .. pos+T-1) */
+static void attention(struct fwd_state *s, const struct fwd_layer *fl, int T)
+{
+	struct attn_job j;
+	int n_units;
+
+	j.s = s;
+	j.kt = fl->kt;
+	j.vc = fl->vc;
+	j.T = T;
+	j.n_qb = (T + ATT_QB - 1) / ATT_QB;
+	atomic_init(&j.next, 0);
+	n_units = s->n_head * j.n_qb;
+	threads_for(n_units < s->n_slots ? n_units : s->n_slots, attn_task, &j);
+}
+
+struct swiglu_job {
+	float *hg;
+	const float *hu;
+	int d_ff;
+};
+
+static void swiglu_rows(void *ud, int t0, int t1)
+{
+	const struct swiglu_job *j = ud;
+
+	kern_swiglu(j->hg + (size_t)t0 * j->d_ff, j->hu + (size_t)t0 * j->d_ff,
+		    (size_t)(t1 - t0) * j->d_ff);
+}
+
+/* hg = silu(hg) * hu for T rows */
+static void swiglu(float *hg, const float *hu, int T, int d_ff)
+{
+	struct swiglu_job j = { hg, hu, d_ff };
+
+	par_rows(T, swiglu_rows, &j);
+}
+
+/* ---- the pass ---- */
+
+int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
+	     float *logits, int all_logits, const struct observer *obs,
+	     struct st_err *err)
+{
+	const struct model *m = s->m;
+	const struct model_hparams *hp = &m->hp;
+	int d = s->d, t, l, nt;
+
+	if (T <= 0 || T > s->max_batch)
+		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d)",
+			       T, s->max_batch);
+	if (s->pos + T > s->max_ctx)
+		return st_errf(err, ST_EINVAL,
+			       "forward: positions %d..%d exceed the context of %d",
+			       s->pos, s->pos + T - 1, s->max_ctx);
+	for (t = 0; t < T; t++)
+		if (tokens[t] < 0 || tokens[t] >= s->n_vocab)
+			return st_errf(err, ST_EINVAL,
+				       "forward: token %d at index %d is outside the vocabulary (%d)",
+				       tokens[t], t, s->n_vocab);
+	nt = threads_get();
+	if (nt > s->n_slots && grow_scratch(s, nt) != 0)
+		return st_errf(err, ST_ENOMEM, "forward: out of memory for attention scratch");
+
+	for (t = 0; t < T; t++)
+		tensor_get_row(&m->tok_emb, tokens[t], s->x + (size_t)t * d);
+	rope_tables(s, T);
+
+	for (l = 0; l < hp->n_layer; l++) {
+		const struct layer_weights *w = &m->layers[l];
+		const struct fwd_layer *fl = &s->layers[l];
+
+		if (obs)
+			memcpy(s->x_layer, s->x, sizeof(float) * (size_t)T * d);
+		if (fl->kt) {
+			float *vc = fl->vc + (size_t)s->pos * s->kv_dim;
+			float *qkv[3] = { s->q, s->k, vc };
+			const struct st_tensor *wqkv[3] = { &w->wq, &w->wk, &w->wv };
+
+			rmsnorm(s->xb, s->x, fl->attn_norm, T, d, hp->rms_eps);
+			matmul_n(3, qkv, s->xb, wqkv, T, 0);
+			if (fl->bq)
+				add_bias(s->q, fl->bq, T, s->q_dim);
+			if (fl->bk)
+				add_bias(s->k, fl->bk, T, s->kv_dim);
+			if (fl->bv)
+				add_bias(vc, fl->bv, T, s->kv_dim);
+			rope(s, s->q, T, s->n_head, (size_t)s->q_dim);
+			rope(s, s->k, T, s->n_kv, (size_t)s->kv_dim);
+			store_keys(s, fl->kt, T);
+			attention(s, fl, T);
+			if (obs)
+				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
+			matmul(s->x, s->att, &w->wo, T, 1);
+			if (obs)
+				obs->site(obs->ud, l, SITE_ATTN, s->x_site, s->x, T, d);
+		}
+		if (mask_keeps_mlp(s->mask, l)) {
+			float *gu[2] = { s->hg, s->hu };
+			const struct st_tensor *wgu[2] = { &w->w_gate, &w->w_up };
+
+			rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
+			matmul_n(2, gu, s->xb, wgu, T, 0);
+			swiglu(s->hg, s->hu, T, s->d_ff);
+			if (obs)
+				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
+			matmul(s->x, s->hg, &w->w_down, T, 1);
+			if (obs)
+				obs->site(obs->ud, l, SITE_MLP, s->x_site, s->x, T, d);
+		}
+		if (obs)
+			obs->site(obs->ud, l, SITE_BLOCK, s->x_layer, s->x, T, d);
+	}
+
+	if (logits) {
+		if (all_logits) {
+			rmsnorm(s->xb, s->x, s->out_norm, T, d, hp->rms_eps);
+			matmul(logits, s->xb, &m->output, T, 0);
+		} else {
+			rmsnorm(s->xb, s->x + (size_t)(T - 1) * d, s->out_norm, 1, d, hp->rms_eps);
+			matmul(logits, s->xb, &m->output, 1, 0);
+		}
+	}
+	s->pos += T;
+	return 0;
+}

@@ -1,0 +1,66 @@
+/*
+ * forward: the transformer forward pass over a model with a mask.
+ * Batched prefill of T tokens (sgemm), causal GQA attention, RMSNorm,
+ * RoPE (both layouts, llama3 scaling), SwiGLU, and a KV cache for
+ * decoding.  A dropped attention site is skipped and has no KV cache; a
+ * dropped MLP site is skipped.  An observer sees each computed site's
+ * input and output.
+ */
+#ifndef STRATA_FORWARD_H
+#define STRATA_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct model;
+struct mask;
+
+enum site { SITE_ATTN = 0, SITE_MLP = 1, SITE_BLOCK = 2 };
+const char *site_name(enum site s); /* "attn", "mlp", "block" */
+
+/*
+ * Called after each kept site (attn, mlp) and after each layer (block)
+ * with x_in/x_out: [T][d_model] hidden states before and after it
+ * (x_out = x_in + sublayer(norm(x_in)) for attn/mlp; the layer's input
+ * and output for block, also when both its sites are dropped).  The
+ * arrays are valid only during the call.
+ */
+struct observer {
+	void *ud;
+	void (*site)(void *ud, int layer, enum site s, const float *x_in,
+		     const float *x_out, int T, int d_model);
+};
+
+struct fwd_state; /* activations and KV cache; opaque */
+
+/*
+ * Allocate run state for up to max_ctx positions, processing at most
+ * max_batch tokens per call.  mask may be NULL (keep all); it is copied.
+ * KV cache is allocated only for layers whose attention is kept.
+ */
+struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
+			  int max_ctx, int max_batch, struct st_err *err);
+void fwd_free(struct fwd_state *s);
+/* Forget the cached positions (start a new sequence). */
+void fwd_reset(struct fwd_state *s);
+/* Truncate the cache to its first pos positions (0 <= pos <= fwd_pos):
+ * the next fwd_eval continues at pos.  Returns pos, or -1 if out of range. */
+int fwd_set_pos(struct fwd_state *s, int pos);
+/* Number of positions in the cache. */
+int fwd_pos(const struct fwd_state *s);
+/* Bytes held by the KV cache. */
+size_t fwd_kv_bytes(const struct fwd_state *s);
+
+/*
+ * Process T tokens at positions fwd_pos(s) .. +T-1 (T <= max_batch,
+ * fwd_pos + T <= max_ctx).  logits, if not NULL, receives [T][n_vocab]
+ * when all_logits is nonzero, else [n_vocab] for the last token.
+ * obs may be NULL.
+ */
+int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
+	     float *logits, int all_logits, const struct observer *obs,
+	     struct st_err *err);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * kernels: the engine's inner loops over weights stored as F32, F16,
+ * BF16, Q8_0 or Q4_0 (internal to matmul and forward).  Each has an
+ * AVX-512 version (avx512f/bw, with an avx512_bf16 BF16 dot product
+ * where the CPU has it), an AVX2+FMA+F16C version and a portable scalar
+ * one; the best one the CPU supports is picked once at run time with
+ * __builtin_cpu_supports.  STRATA_SIMD=scalar|avx2|avx512 in the
+ * environment (read on first use) or kern_select() forces a path, which
+ * the tests use to compare the SIMD kernels with the scalar fallback.
+ */
+#ifndef STRATA_KERNELS_H
+#define STRATA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format/dtype.h"
+
+/*
+ * For each of n_rows weight rows (n elements of type t, row r at
+ * w + r * row_bytes) and each of the T input rows x[t] (x + t * ldx,
+ * n floats): y[t * ldy + r] = dot(row r, x[t]), or += when accumulate
+ * is nonzero.  n must be a multiple of dtype_block(t).
+ */
+void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
+		   const float *x, size_t ldx, int T, float *y, size_t ldy,
+		   int n_rows, int accumulate);
+
+/* Convert n elements (a multiple of the block size) of type t to floats. */
+void kern_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n);
+
+/*
+ * Attention pieces, all F32.  Keys are stored transposed (kt[d * ldkt + j]
+ * is element d of key j), so a vector spans consecutive keys.
+ *   kern_scores: S[i][j] = scale * sum_d q[i][d] * kt[d][j]
+ *                for i < nq, j < nk; rows of q at q + i*ldq, of S at S + i*lds.
+ *   kern_pv:     O[i][0:hd] = sum_{j < nk} P[i][j] * v[j][0:hd], v rows at
+ *                v + j*ldv, P rows at P + i*ldp, O rows at O + i*ldo.
+ *   kern_softmax: s[j] = exp(s[j] - max s) for j < n; returns sum s[j].
+ *   kern_swiglu:  g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u.
+ * exp is a polynomial accurate to a few ulp (Cephes' expf).
+ */
+void kern_scores(const float *q, size_t ldq, int nq, const float *kt, size_t ldkt,
+		 int nk, int hd, float scale, float *S, size_t lds);
+void kern_pv(const float *P, size_t ldp, int nq, const float *v, size_t ldv,
+	     int nk, int hd, float *O, size_t ldo);
+float kern_softmax(float *s, int n);
+void kern_swiglu(float *g, const float *u, size_t n);
+
+/* Name of the path in use: "avx512", "avx512bf16", "avx2" or "scalar". */
+const char *kern_name(void);
+
+/*
+ * Force a path: "scalar", "avx2", "avx512" (F/BW, no bf16 instructions),
+ * "avx512bf16" or "auto" (the best the CPU has).  Returns 0, or -1 (path unchanged) if the name is unknown or
+ * the CPU lacks the instructions.  Not to be called while kernels run.
+ */
+int kern_select(const char *name);
+
+#endif

@@ -1,0 +1,213 @@
+/*
+ * matmul: y[T][out] = x[T][in] W^T for a weight W of any dtype (see
+ * matmul.h).  All parallelism is the pool's: the rows of W (the output
+ * features) are cut into chunks, the chunks of every weight of a call
+ * form one list of tasks, and each task runs single-threaded code:
+ *
+ *  - T >= MM_SMALL_T (prefill): cblas_sgemm on the chunk.  F32 weights
+ *    are used in place (mapped, never copied); other dtypes are first
+ *    converted, MM_TILE_FLOATS at a time, into a per-thread F32 tile.
+ *    Conversion is O(rows*in) against O(T*rows*in) for the product, so
+ *    prefill runs at the sgemm rate whatever the dtype.
+ *  - T < MM_SMALL_T (decode): SIMD dot products straight from the
+ *    stored rows (kernels.c), which is memory-bound, so reading fewer
+ *    bytes is the point of F16/BF16/Q8_0/Q4_0.
+ *
+ * OpenBLAS itself is kept at one thread (threads.c): its worker threads
+ * spin for a while after each call, which on a machine with few cores
+ * steals time from the pool's next step, and a static split of each
+ * call cannot rebalance when a core is busy with something else.  The
+ * pool hands out chunks dynamically and its workers sleep between jobs.
+ */
+#include "compute/matmul.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "compute/kernels.h"
+#include "compute/threads.h"
+
+#define MM_SMALL_T 4              /* below this, dot products from the weights */
+#define MM_TILE_FLOATS (1 << 20)  /* floats per converted tile (4 MiB) */
+#define MM_MAX_W 4                /* weights per matmul_n call */
+#define MM_CHUNKS 16              /* chunks per weight (see matmul_n) */
+
+struct mm_part {
+	const struct st_tensor *w;
+	float *y;          /* [T][out] */
+	int in, out, rows_per, first_task;
+	size_t row_bytes;
+};
+
+struct mm_job {
+	const float *x;    /* [T][in] */
+	int T, accumulate, n_parts, n_tasks;
+	struct mm_part p[MM_MAX_W];
+};
+
+/*
+ * The calling thread's tile buffer, grown on demand and kept; freed by a
+ * pthread key destructor when the thread ends (the pool's workers end
+ * when threads_set resizes it).
+ */
+struct tile {
+	float *p;
+	size_t cap;
+};
+
+static pthread_key_t tile_key;
+static pthread_once_t tile_once = PTHREAD_ONCE_INIT;
+
+static void tile_free(void *v)
+{
+	struct tile *t = v;
+
+	free(t->p);
+	free(t);
+}
+
+static void tile_key_init(void)
+{
+	pthread_key_create(&tile_key, tile_free);
+}
+
+static float *tile_buffer(size_t n)
+{
+	struct tile *t;
+
+	pthread_once(&tile_once, tile_key_init);
+	t = pthread_getspecific(tile_key);
+	if (!t) {
+		t = calloc(1, sizeof *t);
+		if (!t || pthread_setspecific(tile_key, t) != 0) {
+			free(t);
+			return NULL;
+		}
+	}
+	if (n > t->cap) {
+		float *p = realloc(t->p, n * sizeof *p);
+
+		if (!p)
+			return NULL;
+		t->p = p;
+		t->cap = n;
+	}
+	return t->p;
+}
+
+/* rows r0 .. r1-1 of one weight, T >= MM_SMALL_T */
+static void gemm_rows(const struct mm_job *j, const struct mm_part *p, int r0, int r1)
+{
+	float beta = j->accumulate ? 1.0f : 0.0f;
+	int tile_rows, r;
+
+	if (p->w->type == ST_F32) {
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, r1 - r0, p->in, 1.0f,
+			    j->x, p->in, (const float *)p->w->data + (size_t)r0 * p->in, p->in,
+			    beta, p->y + r0, p->out);
+		return;
+	}
+	tile_rows = MM_TILE_FLOATS / p->in;
+	tile_rows = tile_rows < 16 ? 16 : tile_rows & ~15;
+	for (r = r0; r < r1; r += tile_rows) {
+		int nr = r1 - r < tile_rows ? r1 - r : tile_rows;
+		const char *src = (const char *)p->w->data + (size_t)r * p->row_bytes;
+		float *tile = tile_buffer((size_t)tile_rows * p->in);
+
+		if (!tile) { /* no memory for a tile: the slower path needs none */
+			kern_dot_rows(p->w->type, src, p->row_bytes, p->in, j->x, (size_t)p->in,
+				      j->T, p->y + r, (size_t)p->out, nr, j->accumulate);
+			continue;
+		}
+		kern_to_f32(p->w->type, src, tile, (int64_t)nr * p->in);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nr, p->in, 1.0f,
+			    j->x, p->in, tile, p->in, beta, p->y + r, p->out);
+	}
+}
+
+static void mm_task(void *ud, int i)
+{
+	const struct mm_job *j = ud;
+	const struct mm_part *p = &j->p[0];
+	int k, r0, r1;
+
+	for (k = 1; k < j->n_parts && i >= j->p[k].first_task; k++)
+		p = &j->p[k];
+	r0 = (i - p->first_task) * p->rows_per;
+	r1 = r0 + p->rows_per < p->out ? r0 + p->rows_per : p->out;
+	if (r0 >= r1)
+		return;
+	if (j->T < MM_SMALL_T)
+		kern_dot_rows(p->w->type, (const char *)p->w->data + (size_t)r0 * p->row_bytes,
+			      p->row_bytes, p->in, j->x, (size_t)p->in, j->T, p->y + r0,
+			      (size_t)p->out, r1 - r0, j->accumulate);
+	else
+		gemm_rows(j, p, r0, r1);
+}
+
+void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *const *w,
+	      int T, int accumulate)
+{
+	struct mm_job j;
+	int k;
+
+	if (T <= 0)
+		return;
+	j.x = x;
+	j.T = T;
+	j.accumulate = accumulate;
+	j.n_parts = 0;
+	j.n_tasks = 0;
+	for (k = 0; k < n; k++) {
+		struct mm_part *p = &j.p[j.n_parts];
+		int per;
+
+		if (j.n_parts == MM_MAX_W) { /* more than fits one job: run what we have */
+			threads_for(j.n_tasks, mm_task, &j);
+			j.n_parts = 0;
+			j.n_tasks = 0;
+			p = &j.p[0];
+		}
+		p->w = w[k];
+		p->y = y[k];
+		p->in = (int)w[k]->ne[0];
+		p->out = (int)w[k]->ne[1];
+		p->row_bytes = dtype_row_bytes(w[k]->type, p->in);
+		if (p->out <= 0)
+			continue;
+		/*
+		 * Chunks depend on the shape only, never on the thread count,
+		 * so results are bit-identical for any number of threads:
+		 * about 16 per weight (enough for 2..16 threads to balance).
+		 */
+		per = (p->out + MM_CHUNKS - 1) / MM_CHUNKS;
+		if (T < MM_SMALL_T)
+			per = per < 16 ? 16 : (per + 3) & ~3;   /* groups of 4 rows */
+		else
+			per = per < 64 ? 64 : per > 512 ? 512 : (per + 15) & ~15;
+		p->rows_per = per;
+		p->first_task = j.n_tasks;
+		j.n_tasks += (p->out + per - 1) / per;
+		j.n_parts++;
+	}
+	if (j.n_tasks)
+		threads_for(j.n_tasks, mm_task, &j);
+}
+
+void matmul(float *y, const float *x, const struct st_tensor *w, int T, int accumulate)
+{
+	matmul_n(1, &y, x, &w, T, accumulate);
+}
+
+void tensor_get_row(const struct st_tensor *t, int64_t r, float *dst)
+{
+	size_t row_bytes = dtype_row_bytes(t->type, t->ne[0]);
+
+	kern_to_f32(t->type, (const char *)t->data + (size_t)r * row_bytes, dst, t->ne[0]);
+}
+
+const char *matmul_simd_name(void)
+{
+	return kern_name();
+}

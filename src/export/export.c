@@ -1,0 +1,1556 @@
+/*
+ * export: a pruned model written as GGUF or as a Hugging Face directory
+ * (export.h has the formats and their rules).
+ *
+ * Both writers work from a layer plan: for each source layer, its index
+ * in the export (-1 when its block is gone) and which of its sites are
+ * missing there (dropped by the mask, or already absent in the source).
+ * Tensors are streamed one at a time from the source mapping: copied as
+ * they are when the dtype stays, else converted a batch of rows at a time
+ * through F32 (dtype.h), so memory use never depends on the model size.
+ *
+ * Invariant: nothing appears at the destination path until the export is
+ * complete and synced (the writers write temporaries; the last step is a
+ * rename), and every failure removes what it wrote.
+ */
+#include "export/export.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "method/dataset.h"
+#include "format/dtype.h"
+#include "format/gguf.h"
+#include "method/mask.h"
+#include "model/model.h"
+#include "format/safetensors.h"
+
+#define DEFAULT_SHARD_BYTES 5000000000ull
+#define CHUNK_BYTES (1u << 20)
+
+const char *export_format_name(enum export_format f)
+{
+	return f == EXPORT_HF ? "hf" : "gguf";
+}
+
+int export_format_parse(const char *name)
+{
+	if (strcmp(name, "gguf") == 0)
+		return EXPORT_GGUF;
+	if (strcmp(name, "hf") == 0)
+		return EXPORT_HF;
+	return -1;
+}
+
+void export_opts_init(struct export_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->format = EXPORT_GGUF;
+	o->dtype = -1;
+}
+
+/* ---- the layer plan ---- */
+
+enum { GONE_ATTN = 1, GONE_MLP = 2 };
+
+struct layer_plan {
+	int n_src, n_out;
+	int *new_idx;        /* [n_src] index in the export, -1 if the block is gone */
+	uint8_t *gone;       /* [n_src] GONE_ATTN | GONE_MLP */
+	int partial;         /* some exported layer lacks exactly one site */
+	int ffn_only;        /* exported layers with attention but no FFN */
+};
+
+static void plan_release(struct layer_plan *p)
+{
+	free(p->new_idx);
+	free(p->gone);
+}
+
+static int plan_build(const struct model *m, const struct mask *mask, struct layer_plan *p,
+		      struct st_err *err)
+{
+	int L = m->hp.n_layer;
+
+	memset(p, 0, sizeof *p);
+	if (mask && mask->n_layer != L)
+		return st_errf(err, ST_EINVAL, "mask has %d layers, model '%s' has %d",
+			       mask->n_layer, m->path ? m->path : "?", L);
+	p->n_src = L;
+	p->new_idx = malloc((size_t)L * sizeof *p->new_idx);
+	p->gone = calloc((size_t)L, 1);
+	if (!p->new_idx || !p->gone) {
+		plan_release(p);
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	}
+	for (int l = 0; l < L; l++) {
+		uint8_t g = 0;
+
+		if (!mask_keeps_attn(mask, l) || !model_has_attn(m, l))
+			g |= GONE_ATTN;
+		if (!mask_keeps_mlp(mask, l) || !model_has_mlp(m, l))
+			g |= GONE_MLP;
+		p->gone[l] = g;
+		if (g == (GONE_ATTN | GONE_MLP)) {
+			p->new_idx[l] = -1;
+			continue;
+		}
+		p->new_idx[l] = p->n_out++;
+		if (g)
+			p->partial = 1;
+		if (g == GONE_MLP)
+			p->ffn_only++;
+	}
+	if (p->n_out == 0) {
+		plan_release(p);
+		return st_errf(err, ST_EINVAL, "the mask drops every layer of '%s': nothing to "
+			       "export", m->path ? m->path : "?");
+	}
+	return 0;
+}
+
+/* ---- streaming one tensor ---- */
+
+typedef int (*write_fn)(void *w, const void *p, size_t n, struct st_err *err);
+
+struct stream {
+	write_fn write;
+	void *w;
+	st_progress_fn progress;
+	void *ud;
+	uint64_t total, done;
+	const char *file;    /* for messages */
+};
+
+static int stream_wrote(struct stream *s, size_t n, struct st_err *err)
+{
+	s->done += n;
+	if (s->progress && s->progress(s->ud, s->total ? (double)s->done / (double)s->total : 1))
+		return st_errf(err, ST_ECANCEL, "export to '%s' cancelled", s->file);
+	return 0;
+}
+
+static size_t tensor_bytes_as(const struct st_tensor *t, enum st_dtype type)
+{
+	int64_t rows = t->ne[0] ? tensor_nelem(t) / t->ne[0] : 0;
+	return dtype_row_bytes(type, t->ne[0]) * (size_t)rows;
+}
+
+/* Let the kernel drop the source pages of a tensor already written: the
+ * mapping is read-only, so they are only re-read if touched again, and
+ * the export's resident size stays that of a few rows, not the model. */
+static void release_pages(const void *p, size_t n)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)p, b = a + n;
+
+	if (pg <= 0 || n == 0)
+		return;
+	a = (a + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+	b = b / (uintptr_t)pg * (uintptr_t)pg;
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Write t's bytes as type out: a copy when the type stays, else batches
+ * of rows converted through F32. */
+static int stream_tensor(struct stream *s, const struct st_tensor *t, enum st_dtype out,
+			 struct st_err *err)
+{
+	const uint8_t *src = t->data;
+	int64_t ne0 = t->ne[0], rows = ne0 ? tensor_nelem(t) / ne0 : 0;
+	size_t in_row = dtype_row_bytes(t->type, ne0), out_row = dtype_row_bytes(out, ne0);
+	size_t batch, r;
+	float *f = NULL;
+	uint8_t *buf = NULL;
+	int rc = 0;
+
+	if (out == t->type) {
+		for (size_t off = 0; off < t->nbytes; off += CHUNK_BYTES) {
+			size_t n = t->nbytes - off < CHUNK_BYTES ? t->nbytes - off : CHUNK_BYTES;
+			if ((rc = s->write(s->w, src + off, n, err)) < 0 ||
+			    (rc = stream_wrote(s, n, err)) < 0)
+				return rc;
+			release_pages(src + off, n);
+		}
+		return 0;
+	}
+	if (!in_row || !out_row)
+		return st_errf(err, ST_EINVAL, "%s: tensor '%s' rows of %lld elements cannot be "
+			       "%s", s->file, t->name ? t->name : "?", (long long)ne0,
+			       dtype_name(out));
+	batch = CHUNK_BYTES / out_row ? CHUNK_BYTES / out_row : 1;
+	f = malloc((size_t)ne0 * sizeof *f);
+	buf = malloc(batch * out_row);
+	if (!f || !buf) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory converting '%s'",
+			     t->name ? t->name : "?");
+		goto out;
+	}
+	for (r = 0; r < (size_t)rows; r += batch) {
+		size_t nr = (size_t)rows - r < batch ? (size_t)rows - r : batch;
+		for (size_t i = 0; i < nr; i++) {
+			dtype_to_f32(t->type, src + (r + i) * in_row, f, ne0);
+			dtype_from_f32(out, f, buf + i * out_row, ne0);
+		}
+		if ((rc = s->write(s->w, buf, nr * out_row, err)) < 0 ||
+		    (rc = stream_wrote(s, nr * out_row, err)) < 0)
+			goto out;
+		release_pages(src + r * in_row, nr * in_row);
+	}
+out:
+	free(f);
+	free(buf);
+	return rc;
+}
+
+/* n zero bytes (a placeholder tensor). */
+static int stream_zeros(struct stream *s, size_t n, struct st_err *err)
+{
+	static const uint8_t zero[4096];
+	int rc;
+
+	while (n > 0) {
+		size_t k = n < sizeof zero ? n : sizeof zero;
+		if ((rc = s->write(s->w, zero, k, err)) < 0 || (rc = stream_wrote(s, k, err)) < 0)
+			return rc;
+		n -= k;
+	}
+	return 0;
+}
+
+static int path_exists(const char *path)
+{
+	struct stat sb;
+	return lstat(path, &sb) == 0;
+}
+
+static uint64_t file_size(const char *path)
+{
+	struct stat sb;
+	return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+/* ---- GGUF ---- */
+
+static int gguf_write_adapter(void *w, const void *p, size_t n, struct st_err *err)
+{
+	return gguf_writer_write_data(w, p, n, err);
+}
+
+/* llama.cpp's general.file_type (LLAMA_FTYPE_*) for weights of type t. */
+static uint32_t gguf_file_type(enum st_dtype t)
+{
+	switch (t) {
+	case ST_F32: return 0;
+	case ST_F16: return 1;
+	case ST_Q4_0: return 2;
+	case ST_Q8_0: return 7;
+	case ST_BF16: return 32;
+	}
+	return 0;
+}
+
+/* The type a GGUF tensor is written as. */
+static enum st_dtype gguf_out_type(const struct st_tensor *t, int dtype)
+{
+	if (dtype < 0 || t->n_dims < 2)
+		return t->type;
+	if (dtype_row_bytes((enum st_dtype)dtype, t->ne[0]) == 0)
+		return ST_F16; /* rows not a multiple of the block: llama.cpp falls back too */
+	return (enum st_dtype)dtype;
+}
+
+/* Layer of a "blk.N.rest" name (and rest), or -1. */
+static int blk_layer(const char *name, int n_layer, const char **rest)
+{
+	char *end;
+	long l;
+
+	if (strncmp(name, "blk.", 4) != 0)
+		return -1;
+	l = strtol(name + 4, &end, 10);
+	if (end == name + 4 || *end != '.' || l < 0 || l >= n_layer)
+		return -1;
+	*rest = end + 1;
+	return (int)l;
+}
+
+/* The site ("attn_*" attention, "ffn_*" MLP, anything else the block). */
+static int gguf_site(const char *rest)
+{
+	if (strncmp(rest, "attn_", 5) == 0)
+		return GONE_ATTN;
+	if (strncmp(rest, "ffn_", 4) == 0)
+		return GONE_MLP;
+	return GONE_ATTN | GONE_MLP;
+}
+
+struct out_tensor {
+	const struct st_tensor *src;  /* NULL: a zero placeholder of ne */
+	int64_t ne[2];
+	int64_t unperm_hd;            /* hf from gguf: q/k rows to reorder, head_dim */
+	char name[256];
+	enum st_dtype type;
+	size_t nbytes;
+	int shard;           /* hf */
+};
+
+static const char *const layer_count_keys[] = {
+	"block_count", "feed_forward_length", "attention.head_count",
+	"attention.head_count_kv",
+};
+
+static int is_layer_count_key(const char *suffix)
+{
+	for (size_t i = 0; i < sizeof layer_count_keys / sizeof *layer_count_keys; i++)
+		if (strcmp(suffix, layer_count_keys[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int export_gguf(const struct model *m, const struct layer_plan *lp, const char *path,
+		       const struct export_opts *o, const char *mask_text,
+		       struct export_result *res, struct st_err *err)
+{
+	const struct gguf *g = m->fmt_priv;
+	const char *arch = m->hp.arch;
+	const char *out_arch = lp->partial ? "deci" : arch;
+	size_t plen = strlen(arch);
+	struct gguf_writer *w = NULL;
+	struct out_tensor *ot = NULL;
+	struct stream s = { 0 };
+	int have_klen = 0, have_vlen = 0, have_rope = 0, have_ftype = 0, rc, nt = 0;
+	char key[256];
+
+	if (m->format != MODEL_GGUF || !g)
+		return st_errf(err, ST_EUNSUP,
+			       "cannot export the %s model '%s' as gguf: only a gguf source can "
+			       "(its tokenizer would have to be written in GGUF form); export "
+			       "it as hf, or start from its GGUF file",
+			       model_format_name(m->format), m->path);
+	if (lp->partial && m->hp.rope_layout != ROPE_INTERLEAVED)
+		return st_errf(err, ST_EUNSUP,
+			       "cannot export '%s' (architecture %s) with attention or MLP drops "
+			       "as deci: llama.cpp's deci expects llama's interleaved q/k rows",
+			       m->path, arch);
+	if (!o->overwrite && path_exists(path))
+		return st_errf(err, ST_EINVAL, "'%s' already exists (overwrite it with --force)",
+			       path);
+	ot = calloc(g->n_tensors + 4 * (size_t)lp->n_src + 3, sizeof *ot);
+	if (!ot)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	w = gguf_writer_new(path, err);
+	if (!w) {
+		free(ot);
+		return err->code;
+	}
+
+	/* metadata: everything copied, the layer counts rewritten */
+	for (uint64_t i = 0; i < g->n_kv; i++) {
+		const struct gguf_kv *kv = &g->kv[i];
+
+		if (strcmp(kv->key, "general.architecture") == 0) {
+			gguf_writer_add_str(w, kv->key, out_arch);
+		} else if (strcmp(kv->key, "general.file_type") == 0 && o->dtype >= 0) {
+			gguf_writer_add_u32(w, kv->key, gguf_file_type((enum st_dtype)o->dtype));
+			have_ftype = 1;
+		} else if (strncmp(kv->key, "strata.export.", 14) == 0) {
+			continue;
+		} else if (strncmp(kv->key, arch, plen) == 0 && kv->key[plen] == '.') {
+			const char *suf = kv->key + plen + 1;
+			struct gguf_kv renamed = *kv;
+
+			if (is_layer_count_key(suf))
+				continue;
+			have_klen |= strcmp(suf, "attention.key_length") == 0;
+			have_vlen |= strcmp(suf, "attention.value_length") == 0;
+			have_rope |= strcmp(suf, "rope.dimension_count") == 0;
+			snprintf(key, sizeof key, "%s.%s", out_arch, suf);
+			renamed.key = key;
+			gguf_writer_copy_kv(w, &renamed);
+		} else {
+			gguf_writer_copy_kv(w, kv);
+		}
+	}
+	if (o->dtype >= 0 && !have_ftype)
+		gguf_writer_add_u32(w, "general.file_type", gguf_file_type((enum st_dtype)o->dtype));
+	snprintf(key, sizeof key, "%s.block_count", out_arch);
+	gguf_writer_add_u32(w, key, (uint32_t)lp->n_out);
+	if (lp->partial) {
+		int32_t *a = malloc(3 * (size_t)lp->n_out * sizeof *a);
+		int32_t *h = a, *kvh = a + lp->n_out, *ff = a + 2 * lp->n_out;
+
+		if (!a) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+		for (int l = 0; l < lp->n_src; l++) {
+			int n = lp->new_idx[l];
+			if (n < 0)
+				continue;
+			/* layer 0 without attention: a zero "linear attention"
+			 * (heads, no KV heads), since llama.cpp derives the head
+			 * size from layer 0's head count */
+			h[n] = lp->gone[l] & GONE_ATTN ? (n == 0 ? m->hp.n_head : 0) : m->hp.n_head;
+			kvh[n] = lp->gone[l] & GONE_ATTN ? 0 : m->hp.n_head_kv;
+			ff[n] = lp->gone[l] == GONE_MLP ? EXPORT_NOOP_FFN :
+				lp->gone[l] & GONE_MLP ? 0 : m->hp.d_ff;
+		}
+		gguf_writer_add_arr(w, "deci.attention.head_count", GGUF_I32, h, (uint64_t)lp->n_out);
+		gguf_writer_add_arr(w, "deci.attention.head_count_kv", GGUF_I32, kvh,
+				    (uint64_t)lp->n_out);
+		gguf_writer_add_arr(w, "deci.feed_forward_length", GGUF_I32, ff, (uint64_t)lp->n_out);
+		free(a);
+		if (!have_klen)
+			gguf_writer_add_u32(w, "deci.attention.key_length", (uint32_t)m->hp.head_dim);
+		if (!have_vlen)
+			gguf_writer_add_u32(w, "deci.attention.value_length", (uint32_t)m->hp.head_dim);
+		if (!have_rope)
+			gguf_writer_add_u32(w, "deci.rope.dimension_count", (uint32_t)m->hp.head_dim);
+	} else {
+		snprintf(key, sizeof key, "%s.feed_forward_length", out_arch);
+		gguf_writer_add_u32(w, key, (uint32_t)m->hp.d_ff);
+		snprintf(key, sizeof key, "%s.attention.head_count", out_arch);
+		gguf_writer_add_u32(w, key, (uint32_t)m->hp.n_head);
+		snprintf(key, sizeof key, "%s.attention.head_count_kv", out_arch);
+		gguf_writer_add_u32(w, key, (uint32_t)m->hp.n_head_kv);
+	}
+	gguf_writer_add_str(w, "strata.export.mask", mask_text);
+
+	/* tensors in the source's order, dropped ones left out, blocks renumbered */
+	for (uint64_t i = 0; i < g->n_tensors; i++) {
+		const struct st_tensor *t = &g->tensors[i];
+		const char *rest = NULL;
+		int l = blk_layer(t->name, lp->n_src, &rest);
+		struct out_tensor *x = &ot[nt];
+
+		if (l >= 0) {
+			if (lp->new_idx[l] < 0 || (lp->gone[l] & gguf_site(rest)))
+				continue;
+			snprintf(x->name, sizeof x->name, "blk.%d.%s", lp->new_idx[l], rest);
+		} else {
+			snprintf(x->name, sizeof x->name, "%s", t->name);
+		}
+		x->src = t;
+		x->type = gguf_out_type(t, o->dtype);
+		x->nbytes = tensor_bytes_as(t, x->type);
+		gguf_writer_add_tensor(w, x->name, x->type, t->n_dims, t->ne);
+		s.total += x->nbytes;
+		nt++;
+	}
+	/* a layer that keeps attention but loses its MLP: a zero FFN of width
+	 * 1 (llama.cpp skips a layer with feed_forward_length 0 whole) */
+	for (int l = 0; lp->partial && l < lp->n_src; l++) {
+		static const char *const part[] = { "ffn_norm", "ffn_gate", "ffn_up", "ffn_down" };
+		int64_t D = m->hp.d_model;
+
+		if (lp->new_idx[l] < 0 || lp->gone[l] != GONE_MLP)
+			continue;
+		for (int k = 0; k < 4; k++) {
+			struct out_tensor *x = &ot[nt++];
+			int nd = k == 0 ? 1 : 2;
+
+			snprintf(x->name, sizeof x->name, "blk.%d.%s.weight", lp->new_idx[l], part[k]);
+			x->src = NULL;
+			x->type = ST_F32;
+			x->ne[0] = k == 3 ? EXPORT_NOOP_FFN : D;
+			x->ne[1] = k == 0 ? 1 : k == 3 ? D : EXPORT_NOOP_FFN;
+			x->nbytes = (size_t)(x->ne[0] * x->ne[1]) * sizeof(float);
+			gguf_writer_add_tensor(w, x->name, ST_F32, nd, x->ne);
+			s.total += x->nbytes;
+			res->placeholder_bytes += x->nbytes;
+		}
+	}
+	/* output layer 0 without attention: attn_norm [D] and attn_output
+	 * {D, D} of zeros, the "linear attention" llama.cpp adds as exactly 0
+	 * (it reads the head size only when layer 0 has heads) */
+	for (int l = 0; lp->partial && l < lp->n_src; l++) {
+		int64_t D = m->hp.d_model;
+
+		if (lp->new_idx[l] != 0 || !(lp->gone[l] & GONE_ATTN))
+			continue;
+		for (int k = 0; k < 2; k++) {
+			struct out_tensor *x = &ot[nt++];
+
+			snprintf(x->name, sizeof x->name, "blk.0.%s.weight",
+				 k == 0 ? "attn_norm" : "attn_output");
+			x->src = NULL;
+			x->type = k == 0 ? ST_F32 : ST_F16;
+			x->ne[0] = D;
+			x->ne[1] = k == 0 ? 1 : D;
+			x->nbytes = (size_t)(x->ne[0] * x->ne[1]) * (k == 0 ? 4 : 2);
+			gguf_writer_add_tensor(w, x->name, x->type, k == 0 ? 1 : 2, x->ne);
+			s.total += x->nbytes;
+			res->placeholder_bytes += x->nbytes;
+		}
+		res->deci_zero_attn0 = 1;
+	}
+	if ((rc = gguf_writer_begin_data(w, err)) < 0)
+		goto out;
+	s.write = gguf_write_adapter;
+	s.w = w;
+	s.progress = o->progress;
+	s.ud = o->ud;
+	s.file = path;
+	for (int i = 0; i < nt; i++) {
+		rc = ot[i].src ? stream_tensor(&s, ot[i].src, ot[i].type, err)
+			       : stream_zeros(&s, ot[i].nbytes, err);
+		if (rc < 0) {
+			if (rc != ST_ECANCEL)
+				st_err_prefix(err, "tensor '%s'", ot[i].name);
+			goto out;
+		}
+		res->tensor_bytes += ot[i].nbytes;
+	}
+	if ((rc = gguf_writer_finish(w, err)) < 0)
+		goto out;
+	res->n_tensors = nt;
+	res->n_shards = 1;
+	res->bytes = file_size(path);
+	rc = dataset_sha256_file(path, res->sha256, err);
+out:
+	gguf_writer_free(w);
+	free(ot);
+	return rc;
+}
+
+/* ---- Hugging Face ---- */
+
+static int st_write_adapter(void *w, const void *p, size_t n, struct st_err *err)
+{
+	return safetensors_writer_write(w, p, n, err);
+}
+
+static char *join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+/* Write len bytes to dir/name, fsync'ed. */
+static int write_file(const char *dir, const char *name, const void *data, size_t len,
+		      struct st_err *err)
+{
+	char *p = join(dir, name);
+	const char *s = data;
+	int fd, rc = 0;
+
+	if (!p)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = st_errf(err, ST_EIO, "cannot create '%s': %s", p, strerror(errno));
+		free(p);
+		return rc;
+	}
+	while (len > 0 && rc == 0) {
+		ssize_t k = write(fd, s, len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			rc = st_errf(err, ST_EIO, "cannot write '%s': %s", p, strerror(errno));
+		else {
+			s += k;
+			len -= (size_t)k;
+		}
+	}
+	if (rc == 0 && fsync(fd) != 0)
+		rc = st_errf(err, ST_EIO, "cannot sync '%s': %s", p, strerror(errno));
+	if (close(fd) != 0 && rc == 0)
+		rc = st_errf(err, ST_EIO, "cannot close '%s': %s", p, strerror(errno));
+	free(p);
+	return rc;
+}
+
+/* Copy src_dir/name into dir when it exists. */
+static int copy_if_present(const char *src_dir, const char *dir, const char *name,
+			   struct st_err *err)
+{
+	char *sp = join(src_dir, name);
+	FILE *f;
+	char *buf = NULL;
+	long n;
+	int rc = 0;
+
+	if (!sp)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	f = fopen(sp, "rb");
+	if (!f) {
+		rc = errno == ENOENT ? 0 : st_errf(err, ST_EIO, "cannot open '%s': %s", sp,
+						     strerror(errno));
+		free(sp);
+		return rc;
+	}
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+	    !(buf = malloc((size_t)n + 1)) || fread(buf, 1, (size_t)n, f) != (size_t)n)
+		rc = st_errf(err, ST_EIO, "cannot read '%s'", sp);
+	else
+		rc = write_file(dir, name, buf, (size_t)n, err);
+	fclose(f);
+	free(buf);
+	free(sp);
+	return rc;
+}
+
+/* Remove a directory we made (its plain files, then itself). */
+static void remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (d) {
+		while ((e = readdir(d))) {
+			char *p;
+			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+				continue;
+			if ((p = join(dir, e->d_name))) {
+				unlink(p);
+				free(p);
+			}
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+static void sync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/* The parent directory of path (for fsync after the rename). */
+static void sync_parent(const char *path)
+{
+	char *p = strdup(path), *s;
+
+	if (!p)
+		return;
+	s = strrchr(p, '/');
+	if (s == p)
+		s[1] = 0;
+	else if (s)
+		*s = 0;
+	else
+		strcpy(p, ".");
+	sync_path(p);
+	free(p);
+}
+
+/* Append HF tensor name pattern (layer l) for t when it is present. */
+static void hf_add(struct out_tensor *ot, int *nt, const struct st_tensor *t, const char *fmt,
+		   int l)
+{
+	if (!t->data)
+		return;
+	ot[*nt].src = t;
+	snprintf(ot[*nt].name, sizeof ot[*nt].name, fmt, l);
+	(*nt)++;
+}
+
+static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct out_tensor *ot)
+{
+	int nt = 0;
+
+	hf_add(ot, &nt, &m->tok_emb, "model.embed_tokens.weight", 0);
+	for (int l = 0; l < lp->n_src; l++) {
+		const struct layer_weights *w = &m->layers[l];
+		int n = lp->new_idx[l];
+
+		if (n < 0)
+			continue;
+		if (!(lp->gone[l] & GONE_ATTN)) {
+			hf_add(ot, &nt, &w->attn_norm, "model.layers.%d.input_layernorm.weight", n);
+			hf_add(ot, &nt, &w->wq, "model.layers.%d.self_attn.q_proj.weight", n);
+			hf_add(ot, &nt, &w->bq, "model.layers.%d.self_attn.q_proj.bias", n);
+			hf_add(ot, &nt, &w->wk, "model.layers.%d.self_attn.k_proj.weight", n);
+			hf_add(ot, &nt, &w->bk, "model.layers.%d.self_attn.k_proj.bias", n);
+			hf_add(ot, &nt, &w->wv, "model.layers.%d.self_attn.v_proj.weight", n);
+			hf_add(ot, &nt, &w->bv, "model.layers.%d.self_attn.v_proj.bias", n);
+			hf_add(ot, &nt, &w->wo, "model.layers.%d.self_attn.o_proj.weight", n);
+		}
+		if (!(lp->gone[l] & GONE_MLP)) {
+			hf_add(ot, &nt, &w->ffn_norm,
+			       "model.layers.%d.post_attention_layernorm.weight", n);
+			hf_add(ot, &nt, &w->w_gate, "model.layers.%d.mlp.gate_proj.weight", n);
+			hf_add(ot, &nt, &w->w_up, "model.layers.%d.mlp.up_proj.weight", n);
+			hf_add(ot, &nt, &w->w_down, "model.layers.%d.mlp.down_proj.weight", n);
+		}
+	}
+	hf_add(ot, &nt, &m->out_norm, "model.norm.weight", 0);
+	if (!m->hp.tied_embeddings && m->output.data != m->tok_emb.data)
+		hf_add(ot, &nt, &m->output, "lm_head.weight", 0);
+	return nt;
+}
+
+/* config.json: the source's, with the layer count and drop lists of the
+ * export (LLM-Drop's form when some layer lost one site). */
+static int hf_config(const struct model *m, const struct layer_plan *lp, int dtype,
+		     const char *dir, struct st_err *err)
+{
+	char *src = join(m->path, "config.json");
+	json_error_t jerr;
+	json_t *cfg = NULL, *da = NULL, *dm = NULL, *am;
+	char *text = NULL;
+	int rc;
+
+	if (!src)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	cfg = json_load_file(src, 0, &jerr);
+	if (!cfg || !json_is_object(cfg)) {
+		rc = st_errf(err, ST_EFORMAT, "%s: cannot read: %s", src, jerr.text);
+		goto out;
+	}
+	json_object_set_new(cfg, "num_hidden_layers", json_integer(lp->n_out));
+	if (dtype >= 0)
+		json_object_set_new(cfg, "torch_dtype",
+				    json_string(dtype == ST_F32 ? "float32" :
+						dtype == ST_F16 ? "float16" : "bfloat16"));
+	am = json_object_get(cfg, "auto_map");
+	if (am && json_is_object(am)) {
+		json_t *c = json_object_get(am, "AutoConfig");
+		if (json_is_string(c) && strncmp(json_string_value(c), "configuration_dropped_", 22) == 0)
+			json_object_del(cfg, "auto_map");
+	}
+	json_object_del(cfg, "drop_attn_list");
+	json_object_del(cfg, "drop_mlp_list");
+	if (lp->partial) {
+		const char *mt = m->hp.arch;
+
+		da = json_array();
+		dm = json_array();
+		if (!da || !dm) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+		for (int l = 0; l < lp->n_src; l++) {
+			if (lp->new_idx[l] < 0)
+				continue;
+			if (lp->gone[l] & GONE_ATTN)
+				json_array_append_new(da, json_integer(lp->new_idx[l]));
+			if (lp->gone[l] & GONE_MLP)
+				json_array_append_new(dm, json_integer(lp->new_idx[l]));
+		}
+		json_object_set(cfg, "drop_attn_list", da);
+		json_object_set(cfg, "drop_mlp_list", dm);
+		if (strcmp(mt, "llama") == 0 || strcmp(mt, "mistral") == 0) {
+			int mis = strcmp(mt, "mistral") == 0;
+			am = json_pack("{s:s, s:s}", "AutoConfig",
+				       mis ? "configuration_dropped_mistral.MistralConfig"
+					   : "configuration_dropped_llama.LlamaConfig",
+				       "AutoModelForCausalLM",
+				       mis ? "modeling_dropped_mistral.MistralForCausalLM"
+					   : "modeling_dropped_llama.LlamaForCausalLM");
+			if (am)
+				json_object_set_new(cfg, "auto_map", am);
+		}
+	}
+	text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
+	if (!text) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	{
+		size_t n = strlen(text);
+		char *t2 = realloc(text, n + 2);
+		if (!t2) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+		text = t2;
+		text[n] = '\n';
+		text[n + 1] = 0;
+	}
+	rc = write_file(dir, "config.json", text, strlen(text), err);
+out:
+	free(text);
+	json_decref(da);
+	json_decref(dm);
+	json_decref(cfg);
+	free(src);
+	return rc;
+}
+
+static int stream_unpermuted(struct stream *s, const struct st_tensor *t, enum st_dtype out,
+			     int64_t hd, struct st_err *err);
+
+/* Write one shard (tensors of ot with .shard == k, larger elements first). */
+static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, int nt, int k,
+		    struct export_result *res, struct st_err *err)
+{
+	struct safetensors_writer *w = safetensors_writer_new(file, err);
+	static const size_t sizes[] = { 4, 2 };
+	int rc;
+
+	if (!w)
+		return err->code;
+	for (size_t z = 0; z < 2; z++)
+		for (int i = 0; i < nt; i++)
+			if (ot[i].shard == k && dtype_block_bytes(ot[i].type) == sizes[z])
+				safetensors_writer_add(w, ot[i].name, ot[i].type, ot[i].src->n_dims,
+						       ot[i].src->ne);
+	if ((rc = safetensors_writer_begin(w, err)) < 0)
+		goto out;
+	s->w = w;
+	s->file = file;
+	for (size_t z = 0; z < 2; z++)
+		for (int i = 0; i < nt; i++) {
+			if (ot[i].shard != k || dtype_block_bytes(ot[i].type) != sizes[z])
+				continue;
+			rc = ot[i].unperm_hd ? stream_unpermuted(s, ot[i].src, ot[i].type,
+								 ot[i].unperm_hd, err)
+					     : stream_tensor(s, ot[i].src, ot[i].type, err);
+			if (rc < 0) {
+				if (rc != ST_ECANCEL)
+					st_err_prefix(err, "tensor '%s'", ot[i].name);
+				goto out;
+			}
+			res->tensor_bytes += ot[i].nbytes;
+		}
+	rc = safetensors_writer_finish(w, err);
+	res->bytes += safetensors_writer_size(w);
+out:
+	safetensors_writer_free(w);
+	return rc;
+}
+
+/* ---- a GGUF model as a Hugging Face directory ---- */
+
+/* HF row r of a q/k projection with heads of hd rows comes from GGUF row
+ * h*hd + 2i + j, where r = h*hd + j*hd/2 + i: llama.cpp's converter
+ * interleaved the rotate-half pairs, this undoes it. */
+static int64_t unpermute_row(int64_t r, int64_t hd)
+{
+	int64_t h = r / hd, k = r % hd, j = k / (hd / 2), i = k % (hd / 2);
+
+	return h * hd + 2 * i + j;
+}
+
+/* stream_tensor with the rows of a q/k projection put back in HF order. */
+static int stream_unpermuted(struct stream *s, const struct st_tensor *t, enum st_dtype out,
+			     int64_t hd, struct st_err *err)
+{
+	const uint8_t *src = t->data;
+	int64_t ne0 = t->ne[0], rows = t->ne[1];
+	size_t in_row = dtype_row_bytes(t->type, ne0), out_row = dtype_row_bytes(out, ne0);
+	size_t batch = CHUNK_BYTES / out_row ? CHUNK_BYTES / out_row : 1;
+	float *f = malloc((size_t)ne0 * sizeof *f);
+	uint8_t *buf = malloc(batch * out_row);
+	int rc = 0;
+
+	if (!f || !buf || hd < 2 || rows % hd || !in_row || !out_row) {
+		rc = st_errf(err, !f || !buf ? ST_ENOMEM : ST_EINVAL,
+			     "cannot reorder the rows of '%s'", t->name ? t->name : "?");
+		goto out;
+	}
+	for (int64_t r = 0; r < rows; r += (int64_t)batch) {
+		size_t nr = (size_t)(rows - r) < batch ? (size_t)(rows - r) : batch;
+		for (size_t i = 0; i < nr; i++) {
+			const uint8_t *row = src + (size_t)unpermute_row(r + (int64_t)i, hd) * in_row;
+			if (out == t->type) {
+				memcpy(buf + i * out_row, row, out_row);
+			} else {
+				dtype_to_f32(t->type, row, f, ne0);
+				dtype_from_f32(out, f, buf + i * out_row, ne0);
+			}
+		}
+		if ((rc = s->write(s->w, buf, nr * out_row, err)) < 0 ||
+		    (rc = stream_wrote(s, nr * out_row, err)) < 0)
+			goto out;
+	}
+out:
+	free(f);
+	free(buf);
+	return rc;
+}
+
+/* A string -> id map of the vocabulary (open addressing; the later of
+ * duplicate pieces wins, as in a Python dict). */
+struct vocab_map {
+	const char **s;
+	size_t *len;
+	int32_t *slot;  /* [cap] id + 1, 0 empty */
+	size_t cap;
+};
+
+static uint64_t fnv(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (n--)
+		h = (h ^ (uint8_t)*p++) * 1099511628211ull;
+	return h;
+}
+
+static int32_t vocab_find(const struct vocab_map *v, const char *p, size_t n)
+{
+	for (size_t i = fnv(p, n) & (v->cap - 1);; i = (i + 1) & (v->cap - 1)) {
+		int32_t id = v->slot[i] - 1;
+		if (id < 0)
+			return -1;
+		if (v->len[id] == n && memcmp(v->s[id], p, n) == 0)
+			return id;
+	}
+}
+
+static void vocab_put(struct vocab_map *v, int32_t id)
+{
+	for (size_t i = fnv(v->s[id], v->len[id]) & (v->cap - 1);; i = (i + 1) & (v->cap - 1)) {
+		int32_t o = v->slot[i] - 1;
+		if (o < 0 || (v->len[o] == v->len[id] && memcmp(v->s[o], v->s[id], v->len[id]) == 0)) {
+			v->slot[i] = id + 1;
+			return;
+		}
+	}
+}
+
+struct merge {
+	int32_t l, r;
+	float score;
+	size_t seq;
+};
+
+static int merge_by_ids(const void *a, const void *b)
+{
+	const struct merge *x = a, *y = b;
+
+	if (x->l != y->l)
+		return x->l < y->l ? -1 : 1;
+	return x->r < y->r ? -1 : x->r > y->r;
+}
+
+/* score descending; ties keep their order (Python's stable sort) */
+static int merge_by_score(const void *a, const void *b)
+{
+	const struct merge *x = a, *y = b;
+
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int64_t kv_i64(const struct gguf *g, const char *key, int64_t def)
+{
+	int64_t v;
+	return gguf_get_int(g, key, &v, NULL) == 0 ? v : def;
+}
+
+static json_t *added_token(int32_t id, const char *s, size_t n, int special)
+{
+	return json_pack("{s:i, s:s%, s:b, s:b, s:b, s:b, s:b}", "id", (int)id, "content", s, n,
+			 "single_word", 0, "lstrip", 0, "rstrip", 0, "normalized", 0,
+			 "special", special);
+}
+
+/*
+ * tokenizer.json for a GGUF SentencePiece ("llama") vocabulary, as
+ * transformers' LlamaConverter writes it: a BPE model with byte
+ * fallback whose merges are every split of every piece into two pieces
+ * of the vocabulary (at character boundaries), ordered by the merged
+ * piece's score (highest first; ties in vocabulary order, then by the
+ * ids of the two halves).  Also tokenizer_config.json,
+ * special_tokens_map.json and generation_config.json.
+ */
+static int hf_tokenizer_from_gguf(const struct gguf *g, const char *dir, int n_ctx,
+				  int32_t *bos_out, int32_t *eos_out, struct st_err *err)
+{
+	const struct gguf_kv *toks = gguf_find_kv(g, "tokenizer.ggml.tokens");
+	const struct gguf_kv *scores = gguf_find_kv(g, "tokenizer.ggml.scores");
+	const struct gguf_kv *types = gguf_find_kv(g, "tokenizer.ggml.token_type");
+	struct vocab_map v = { 0 };
+	struct merge *mg = NULL, *local = NULL;
+	size_t n_mg = 0, cap_mg = 0, n;
+	json_t *root = NULL, *vocab, *merges, *added, *model, *tc = NULL, *stm = NULL, *gc = NULL;
+	char model_name[32] = "";
+	int32_t bos, eos, unk;
+	int add_bos, add_eos, add_space, rc = 0;
+	char *text = NULL;
+
+	if (gguf_get_str(g, "tokenizer.ggml.model", model_name, sizeof model_name, NULL) != 0 ||
+	    strcmp(model_name, "llama") != 0)
+		return st_errf(err, ST_EUNSUP, "%s: tokenizer '%s' cannot be written as tokenizer.json "
+			       "(strata converts SentencePiece 'llama' vocabularies only)", g->path,
+			       model_name[0] ? model_name : "none");
+	if (!toks || toks->type != GGUF_ARRAY || toks->arr_type != GGUF_STRING || !toks->arr_n ||
+	    toks->arr_n > INT32_MAX || !scores || scores->type != GGUF_ARRAY ||
+	    scores->arr_n != toks->arr_n)
+		return st_errf(err, ST_EFORMAT, "%s: tokenizer.ggml.tokens / scores are missing or "
+			       "disagree", g->path);
+	n = toks->arr_n;
+	bos = (int32_t)kv_i64(g, "tokenizer.ggml.bos_token_id", -1);
+	eos = (int32_t)kv_i64(g, "tokenizer.ggml.eos_token_id", -1);
+	unk = (int32_t)kv_i64(g, "tokenizer.ggml.unknown_token_id", -1);
+	add_bos = (int)kv_i64(g, "tokenizer.ggml.add_bos_token", 1);
+	add_eos = (int)kv_i64(g, "tokenizer.ggml.add_eos_token", 0);
+	add_space = (int)kv_i64(g, "tokenizer.ggml.add_space_prefix", 1);
+	*bos_out = bos;
+	*eos_out = eos;
+
+	v.cap = 16;
+	while (v.cap < 2 * n)
+		v.cap *= 2;
+	v.s = malloc(n * sizeof *v.s);
+	v.len = malloc(n * sizeof *v.len);
+	v.slot = calloc(v.cap, sizeof *v.slot);
+	local = malloc(64 * sizeof *local);
+	if (!v.s || !v.len || !v.slot || !local)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		v.s[i] = toks->arr_str[i].s;
+		v.len[i] = (size_t)toks->arr_str[i].len;
+		vocab_put(&v, (int32_t)i);
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t nl = 0;
+		float sc = (float)gguf_arr_f64(scores, i);
+
+		for (size_t b = 1; b < v.len[i]; b++) {
+			int32_t l, r;
+			if (((uint8_t)v.s[i][b] & 0xC0) == 0x80)
+				continue; /* not a character boundary */
+			l = vocab_find(&v, v.s[i], b);
+			r = l >= 0 ? vocab_find(&v, v.s[i] + b, v.len[i] - b) : -1;
+			if (l < 0 || r < 0)
+				continue;
+			if (nl % 64 == 0 && nl) {
+				struct merge *nw = realloc(local, (nl + 64) * sizeof *nw);
+				if (!nw)
+					goto nomem;
+				local = nw;
+			}
+			local[nl++] = (struct merge){ l, r, sc, 0 };
+		}
+		qsort(local, nl, sizeof *local, merge_by_ids);
+		if (n_mg + nl > cap_mg) {
+			size_t c = cap_mg ? 2 * cap_mg : 1024;
+			struct merge *nw;
+			while (c < n_mg + nl)
+				c *= 2;
+			if (!(nw = realloc(mg, c * sizeof *nw)))
+				goto nomem;
+			mg = nw;
+			cap_mg = c;
+		}
+		for (size_t k = 0; k < nl; k++) {
+			local[k].seq = n_mg;
+			mg[n_mg++] = local[k];
+		}
+	}
+	qsort(mg, n_mg, sizeof *mg, merge_by_score);
+
+	root = json_object();
+	vocab = json_object();
+	merges = json_array();
+	added = json_array();
+	if (!root || !vocab || !merges || !added) {
+		json_decref(added);
+		goto nomem_parts;
+	}
+	json_object_set_new(root, "version", json_string("1.0"));
+	json_object_set_new(root, "truncation", json_null());
+	json_object_set_new(root, "padding", json_null());
+	json_object_set_new(root, "added_tokens", added); /* root owns it from here */
+	for (size_t i = 0; i < n; i++) {
+		char *key = strndup(v.s[i], v.len[i]);
+		int tt = types && types->type == GGUF_ARRAY && i < types->arr_n ?
+			 (int)gguf_arr_i64(types, i) : 1;
+		if (!key)
+			goto nomem_parts;
+		json_object_set_new(vocab, key, json_integer((json_int_t)i));
+		free(key);
+		if (tt == 2 || tt == 3 || tt == 4)
+			json_array_append_new(added, added_token((int32_t)i, v.s[i], v.len[i], tt != 4));
+	}
+	for (size_t k = 0; k < n_mg; k++)
+		json_array_append_new(merges, json_pack("[s%, s%]", v.s[mg[k].l], v.len[mg[k].l],
+							v.s[mg[k].r], v.len[mg[k].r]));
+	json_object_set_new(root, "normalizer", add_space ?
+		json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:{s:s}, s:s}]}", "type", "Sequence",
+			  "normalizers", "type", "Prepend", "prepend", "\xe2\x96\x81",
+			  "type", "Replace", "pattern", "String", " ", "content", "\xe2\x96\x81") :
+		json_pack("{s:s, s:{s:s}, s:s}", "type", "Replace", "pattern", "String", " ",
+			  "content", "\xe2\x96\x81"));
+	json_object_set_new(root, "pre_tokenizer", json_null());
+	{
+		json_t *single = json_array(), *pair = json_array(), *special = json_object();
+		const char *bs = bos >= 0 && (size_t)bos < n ? v.s[bos] : NULL;
+		const char *es = eos >= 0 && (size_t)eos < n ? v.s[eos] : NULL;
+		size_t bl = bs ? v.len[bos] : 0, el = es ? v.len[eos] : 0;
+
+		for (int seq = 0; seq < 2; seq++) {
+			json_t *arr = seq ? pair : single;
+			for (int part = 0; part < 1 + seq; part++) {
+				if (add_bos && bs)
+					json_array_append_new(arr, json_pack("{s:{s:s%, s:i}}", "SpecialToken",
+									     "id", bs, bl, "type_id", part));
+				json_array_append_new(arr, json_pack("{s:{s:s, s:i}}", "Sequence", "id",
+								     part ? "B" : "A", "type_id", part));
+				if (add_eos && es)
+					json_array_append_new(arr, json_pack("{s:{s:s%, s:i}}", "SpecialToken",
+									     "id", es, el, "type_id", part));
+			}
+		}
+		if (add_bos && bs) {
+			char *k = strndup(bs, bl);
+			if (k)
+				json_object_set_new(special, k, json_pack("{s:s%, s:[i], s:[s%]}", "id", bs, bl,
+								  "ids", (int)bos, "tokens", bs, bl));
+			free(k);
+		}
+		if (add_eos && es) {
+			char *k = strndup(es, el);
+			if (k)
+				json_object_set_new(special, k, json_pack("{s:s%, s:[i], s:[s%]}", "id", es, el,
+								  "ids", (int)eos, "tokens", es, el));
+			free(k);
+		}
+		json_object_set_new(root, "post_processor",
+				    json_pack("{s:s, s:o, s:o, s:o}", "type", "TemplateProcessing",
+					      "single", single, "pair", pair, "special_tokens", special));
+	}
+	json_object_set_new(root, "decoder", add_space ?
+		json_pack("{s:s, s:[{s:s, s:{s:s}, s:s}, {s:s}, {s:s}, {s:s, s:s, s:i, s:i}]}",
+			  "type", "Sequence", "decoders", "type", "Replace", "pattern", "String",
+			  "\xe2\x96\x81", "content", " ", "type", "ByteFallback", "type", "Fuse",
+			  "type", "Strip", "content", " ", "start", 1, "stop", 0) :
+		json_pack("{s:s, s:[{s:s, s:{s:s}, s:s}, {s:s}, {s:s}]}",
+			  "type", "Sequence", "decoders", "type", "Replace", "pattern", "String",
+			  "\xe2\x96\x81", "content", " ", "type", "ByteFallback", "type", "Fuse"));
+	model = json_object();
+	if (!model)
+		goto nomem_parts;
+	json_object_set_new(model, "type", json_string("BPE"));
+	json_object_set_new(model, "dropout", json_null());
+	json_object_set_new(model, "unk_token", unk >= 0 && (size_t)unk < n ?
+			    json_stringn(v.s[unk], v.len[unk]) : json_null());
+	json_object_set_new(model, "continuing_subword_prefix", json_null());
+	json_object_set_new(model, "end_of_word_suffix", json_null());
+	json_object_set_new(model, "fuse_unk", json_true());
+	json_object_set_new(model, "byte_fallback", json_true());
+	json_object_set_new(model, "ignore_merges", json_false());
+	json_object_set_new(model, "vocab", vocab);
+	json_object_set_new(model, "merges", merges);
+	vocab = merges = NULL;
+	json_object_set_new(root, "model", model);
+	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!text)
+		goto nomem;
+	if ((rc = write_file(dir, "tokenizer.json", text, strlen(text), err)) < 0)
+		goto out;
+	free(text);
+	text = NULL;
+
+	tc = json_object();
+	stm = json_object();
+	gc = json_object();
+	if (!tc || !stm || !gc)
+		goto nomem;
+	json_object_set_new(tc, "tokenizer_class", json_string("LlamaTokenizerFast"));
+	json_object_set_new(tc, "add_bos_token", json_boolean(add_bos));
+	json_object_set_new(tc, "add_eos_token", json_boolean(add_eos));
+	if (bos >= 0 && (size_t)bos < n) {
+		json_object_set_new(tc, "bos_token", json_stringn(v.s[bos], v.len[bos]));
+		json_object_set_new(stm, "bos_token", json_stringn(v.s[bos], v.len[bos]));
+		json_object_set_new(gc, "bos_token_id", json_integer(bos));
+	}
+	if (eos >= 0 && (size_t)eos < n) {
+		json_object_set_new(tc, "eos_token", json_stringn(v.s[eos], v.len[eos]));
+		json_object_set_new(stm, "eos_token", json_stringn(v.s[eos], v.len[eos]));
+		json_object_set_new(gc, "eos_token_id", json_integer(eos));
+	}
+	if (unk >= 0 && (size_t)unk < n) {
+		json_object_set_new(tc, "unk_token", json_stringn(v.s[unk], v.len[unk]));
+		json_object_set_new(stm, "unk_token", json_stringn(v.s[unk], v.len[unk]));
+	}
+	json_object_set_new(tc, "legacy", json_true());
+	json_object_set_new(tc, "model_max_length", json_integer(n_ctx));
+	json_object_set_new(tc, "clean_up_tokenization_spaces", json_false());
+	{
+		static const char *const names[] = { "tokenizer_config.json", "special_tokens_map.json",
+						     "generation_config.json" };
+		json_t *objs[] = { tc, stm, gc };
+		for (int k = 0; k < 3; k++) {
+			text = json_dumps(objs[k], JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+			if (!text)
+				goto nomem;
+			rc = write_file(dir, names[k], text, strlen(text), err);
+			free(text);
+			text = NULL;
+			if (rc < 0)
+				goto out;
+		}
+	}
+	goto out;
+nomem_parts:
+	json_decref(vocab);
+	json_decref(merges);
+nomem:
+	rc = st_errf(err, ST_ENOMEM, "out of memory writing the tokenizer");
+out:
+	free(text);
+	json_decref(root);
+	json_decref(tc);
+	json_decref(stm);
+	json_decref(gc);
+	free(v.s);
+	free(v.len);
+	free(v.slot);
+	free(local);
+	free(mg);
+	return rc;
+}
+
+/* config.json of a model read from another format, from its hyperparameters. */
+static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp, int dtype,
+			     int32_t bos, int32_t eos, const char *dir, struct st_err *err)
+{
+	const struct model_hparams *hp = &m->hp;
+	int mistral = strcmp(hp->arch, "mistral") == 0;
+	enum st_dtype dt = dtype >= 0 ? (enum st_dtype)dtype : model_main_dtype(m);
+	json_t *c = json_object();
+	char *text;
+	int rc;
+
+	if (!c)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	json_object_set_new(c, "architectures", json_pack("[s]", mistral ? "MistralForCausalLM"
+								       : "LlamaForCausalLM"));
+	json_object_set_new(c, "model_type", json_string(mistral ? "mistral" : "llama"));
+	json_object_set_new(c, "hidden_act", json_string("silu"));
+	json_object_set_new(c, "hidden_size", json_integer(hp->d_model));
+	json_object_set_new(c, "intermediate_size", json_integer(hp->d_ff));
+	json_object_set_new(c, "num_hidden_layers", json_integer(lp->n_out));
+	json_object_set_new(c, "num_attention_heads", json_integer(hp->n_head));
+	json_object_set_new(c, "num_key_value_heads", json_integer(hp->n_head_kv));
+	if (hp->head_dim * hp->n_head != hp->d_model)
+		json_object_set_new(c, "head_dim", json_integer(hp->head_dim));
+	json_object_set_new(c, "vocab_size", json_integer(hp->n_vocab));
+	json_object_set_new(c, "max_position_embeddings", json_integer(hp->n_ctx));
+	json_object_set_new(c, "rms_norm_eps", json_real(hp->rms_eps));
+	json_object_set_new(c, "rope_theta", json_real(hp->rope_theta));
+	if (hp->rope_scaling_type == 2)
+		json_object_set_new(c, "rope_scaling", json_pack("{s:s, s:f}", "rope_type", "linear",
+								 "factor", (double)hp->rope_factor));
+	json_object_set_new(c, "tie_word_embeddings", json_boolean(hp->tied_embeddings));
+	json_object_set_new(c, "attention_bias", json_boolean(hp->qkv_bias));
+	json_object_set_new(c, "mlp_bias", json_false());
+	if (bos >= 0)
+		json_object_set_new(c, "bos_token_id", json_integer(bos));
+	if (eos >= 0)
+		json_object_set_new(c, "eos_token_id", json_integer(eos));
+	json_object_set_new(c, "torch_dtype", json_string(dt == ST_F32 ? "float32" :
+							  dt == ST_F16 ? "float16" : "bfloat16"));
+	if (lp->partial) {
+		json_t *da = json_array(), *dm = json_array();
+		for (int l = 0; l < lp->n_src; l++) {
+			if (lp->new_idx[l] < 0)
+				continue;
+			if (lp->gone[l] & GONE_ATTN)
+				json_array_append_new(da, json_integer(lp->new_idx[l]));
+			if (lp->gone[l] & GONE_MLP)
+				json_array_append_new(dm, json_integer(lp->new_idx[l]));
+		}
+		json_object_set_new(c, "drop_attn_list", da);
+		json_object_set_new(c, "drop_mlp_list", dm);
+		json_object_set_new(c, "auto_map", json_pack("{s:s, s:s}", "AutoConfig",
+			mistral ? "configuration_dropped_mistral.MistralConfig"
+				: "configuration_dropped_llama.LlamaConfig",
+			"AutoModelForCausalLM",
+			mistral ? "modeling_dropped_mistral.MistralForCausalLM"
+				: "modeling_dropped_llama.LlamaForCausalLM"));
+	}
+	text = json_dumps(c, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(c);
+	if (!text)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	rc = write_file(dir, "config.json", text, strlen(text), err);
+	free(text);
+	return rc;
+}
+
+static int export_hf(const struct model *m, const struct layer_plan *lp, const char *path,
+		     const struct export_opts *o, struct export_result *res,
+		     struct st_err *err)
+{
+	static const char *const tok_files[] = {
+		"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+		"tokenizer.model", "generation_config.json",
+	};
+	uint64_t limit = o->shard_bytes ? o->shard_bytes : DEFAULT_SHARD_BYTES, cur = 0;
+	struct out_tensor *ot = NULL;
+	struct stream s = { 0 };
+	char *tmp = NULL, *old = NULL, *final_name = NULL;
+	int nt, n_shards = 1, rc = 0, made = 0;
+
+	int32_t bos = -1, eos = -1;
+
+	if (m->format != MODEL_HF && m->format != MODEL_GGUF)
+		return st_errf(err, ST_EUNSUP,
+			       "cannot export the %s model '%s' as hf: only a Hugging Face "
+			       "directory or a GGUF file can (a llama2.c tokenizer.bin is not "
+			       "converted to tokenizer.json)", model_format_name(m->format), m->path);
+	if (m->format == MODEL_GGUF && m->hp.rope_scaling_type == 1)
+		return st_errf(err, ST_EUNSUP,
+			       "cannot export '%s' as hf: its llama3 rope scaling is stored as "
+			       "the rope_freqs tensor, which config.json cannot express", m->path);
+	if (m->format == MODEL_GGUF) {
+		char tm[32] = "";
+		gguf_get_str(m->fmt_priv, "tokenizer.ggml.model", tm, sizeof tm, NULL);
+		if (strcmp(tm, "llama") != 0)
+			return st_errf(err, ST_EUNSUP,
+				       "cannot export '%s' as hf: its tokenizer '%s' cannot be written "
+				       "as tokenizer.json (strata converts SentencePiece 'llama' "
+				       "vocabularies only)", m->path, tm[0] ? tm : "none");
+	}
+	if (m->format == MODEL_GGUF && m->hp.rope_layout == ROPE_INTERLEAVED && m->hp.qkv_bias)
+		return st_errf(err, ST_EUNSUP,
+			       "cannot export '%s' as hf: q/k biases in llama.cpp's interleaved "
+			       "order are not converted", m->path);
+	if (o->dtype >= 0 && !safetensors_dtype_name((enum st_dtype)o->dtype))
+		return st_errf(err, ST_EINVAL, "dtype %s cannot be stored in safetensors (hf "
+			       "exports take f32, f16 or bf16)", dtype_name(o->dtype));
+	if (!o->overwrite && path_exists(path))
+		return st_errf(err, ST_EINVAL, "'%s' already exists (overwrite it with --force)",
+			       path);
+	ot = calloc(16 * (size_t)lp->n_src + 4, sizeof *ot);
+	tmp = malloc(strlen(path) + 16);
+	old = malloc(strlen(path) + 16);
+	if (!ot || !tmp || !old) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	nt = hf_tensors(m, lp, ot);
+	for (int i = 0; i < nt; i++) {
+		/* llama.cpp interleaved the rotate-half pairs of q and k */
+		if (m->format == MODEL_GGUF && m->hp.rope_layout == ROPE_INTERLEAVED &&
+		    (strstr(ot[i].name, ".q_proj.weight") || strstr(ot[i].name, ".k_proj.weight")))
+			ot[i].unperm_hd = m->hp.head_dim;
+		ot[i].type = o->dtype >= 0 ? (enum st_dtype)o->dtype : ot[i].src->type;
+		if (!safetensors_dtype_name(ot[i].type)) {
+			rc = st_errf(err, ST_EUNSUP, "tensor '%s' is %s, which safetensors cannot "
+				     "hold here (pass --dtype f32|f16|bf16)", ot[i].name,
+				     dtype_name(ot[i].type));
+			goto out;
+		}
+		ot[i].nbytes = tensor_bytes_as(ot[i].src, ot[i].type);
+		if (cur > 0 && cur + ot[i].nbytes > limit) {
+			n_shards++;
+			cur = 0;
+		}
+		ot[i].shard = n_shards - 1;
+		cur += ot[i].nbytes;
+		s.total += ot[i].nbytes;
+	}
+	sprintf(tmp, "%s.tmp-XXXXXX", path);
+	if (!mkdtemp(tmp)) {
+		rc = st_errf(err, ST_EIO, "cannot create a directory beside '%s': %s", path,
+			     strerror(errno));
+		goto out;
+	}
+	made = 1;
+	s.write = st_write_adapter;
+	s.progress = o->progress;
+	s.ud = o->ud;
+	for (int k = 0; k < n_shards; k++) {
+		char name[64], *file;
+
+		if (n_shards == 1)
+			snprintf(name, sizeof name, "model.safetensors");
+		else
+			snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k + 1, n_shards);
+		if (!(file = join(tmp, name))) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = hf_shard(&s, file, ot, nt, k, res, err);
+		free(file);
+		if (rc < 0)
+			goto out;
+	}
+	if (n_shards > 1) {
+		json_t *idx = json_object(), *meta = json_object(), *wm = json_object();
+		char *text;
+
+		if (!idx || !meta || !wm) {
+			json_decref(idx);
+			json_decref(meta);
+			json_decref(wm);
+			rc = st_errf(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+		json_object_set_new(meta, "total_size", json_integer((json_int_t)res->tensor_bytes));
+		json_object_set_new(idx, "metadata", meta);
+		for (int i = 0; i < nt; i++) {
+			char name[64];
+			snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", ot[i].shard + 1,
+				 n_shards);
+			json_object_set_new(wm, ot[i].name, json_string(name));
+		}
+		json_object_set_new(idx, "weight_map", wm);
+		text = json_dumps(idx, JSON_INDENT(2) | JSON_SORT_KEYS);
+		json_decref(idx);
+		if (!text) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = write_file(tmp, "model.safetensors.index.json", text, strlen(text), err);
+		res->bytes += strlen(text);
+		free(text);
+		if (rc < 0)
+			goto out;
+	}
+	if (m->format == MODEL_GGUF) {
+		if ((rc = hf_tokenizer_from_gguf(m->fmt_priv, tmp, m->hp.n_ctx, &bos, &eos, err)) < 0 ||
+		    (rc = hf_config_from_hp(m, lp, o->dtype, bos, eos, tmp, err)) < 0)
+			goto out;
+	} else {
+		if ((rc = hf_config(m, lp, o->dtype, tmp, err)) < 0)
+			goto out;
+		for (size_t i = 0; i < sizeof tok_files / sizeof *tok_files; i++)
+			if ((rc = copy_if_present(m->path, tmp, tok_files[i], err)) < 0)
+				goto out;
+	}
+	sync_path(tmp);
+	if (path_exists(path)) {
+		/* overwrite: the old export moves aside only now that the new one is whole */
+		sprintf(old, "%s.old-XXXXXX", path);
+		if (!mkdtemp(old) || rmdir(old) != 0 || rename(path, old) != 0) {
+			rc = st_errf(err, ST_EIO, "cannot move the existing '%s' aside: %s", path,
+				     strerror(errno));
+			goto out;
+		}
+	} else {
+		old[0] = 0;
+	}
+	if (rename(tmp, path) != 0) {
+		rc = st_errf(err, ST_EIO, "cannot rename '%s' to '%s': %s", tmp, path,
+			     strerror(errno));
+		if (old[0])
+			rename(old, path);
+		goto out;
+	}
+	made = 0;
+	sync_parent(path);
+	if (old[0])
+		remove_dir(old);
+	res->n_tensors = nt;
+	res->n_shards = n_shards;
+	{
+		uint64_t total = 0;
+		DIR *d = opendir(path);
+		struct dirent *e;
+
+		while (d && (e = readdir(d))) {
+			char *p;
+			if (e->d_name[0] == '.' || !(p = join(path, e->d_name)))
+				continue;
+			total += file_size(p);
+			free(p);
+		}
+		if (d)
+			closedir(d);
+		res->bytes = total;
+	}
+	final_name = join(path, n_shards > 1 ? "model.safetensors.index.json" : "model.safetensors");
+	if (!final_name)
+		rc = st_errf(err, ST_ENOMEM, "out of memory");
+	else
+		rc = dataset_sha256_file(final_name, res->sha256, err);
+out:
+	if (made)
+		remove_dir(tmp);
+	free(final_name);
+	free(tmp);
+	free(old);
+	free(ot);
+	return rc;
+}
+
+static uint64_t nelem(const struct st_tensor *t)
+{
+	return t->data ? (uint64_t)tensor_nelem(t) : 0;
+}
+
+/* Parameters of the export as model_n_params counts them: the source's,
+ * less the tensors of every site that is gone. */
+static uint64_t export_params(const struct model *m, const struct layer_plan *lp)
+{
+	uint64_t n = model_n_params(m);
+
+	for (int l = 0; l < lp->n_src; l++) {
+		const struct layer_weights *w = &m->layers[l];
+		if (lp->gone[l] & GONE_ATTN)
+			n -= nelem(&w->attn_norm) + nelem(&w->wq) + nelem(&w->wk) + nelem(&w->wv) +
+			     nelem(&w->wo) + nelem(&w->bq) + nelem(&w->bk) + nelem(&w->bv);
+		if (lp->gone[l] & GONE_MLP)
+			n -= nelem(&w->ffn_norm) + nelem(&w->w_gate) + nelem(&w->w_up) +
+			     nelem(&w->w_down);
+	}
+	return n;
+}
+
+int export_model(const struct model *m, const struct mask *mask, const char *path,
+		 const struct export_opts *o, struct export_result *res,
+		 struct st_err *err)
+{
+	struct export_result dummy;
+	struct export_opts defaults;
+	struct layer_plan lp;
+	char *mask_text = NULL;
+	size_t need;
+	int rc;
+
+	if (!o) {
+		export_opts_init(&defaults);
+		o = &defaults;
+	}
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof *res);
+	if (!path || !*path)
+		return st_errf(err, ST_EINVAL, "no output path given");
+	if (o->dtype >= 0 && o->dtype != ST_F32 && o->dtype != ST_F16 && o->dtype != ST_BF16 &&
+	    o->dtype != ST_Q8_0)
+		return st_errf(err, ST_EINVAL, "cannot export as %s (f32, f16, bf16, q8_0)",
+			       dtype_name(o->dtype));
+	if ((rc = plan_build(m, mask, &lp, err)) < 0)
+		return rc;
+	res->n_layer = lp.n_out;
+	res->deci = o->format == EXPORT_GGUF && lp.partial;
+	res->deci_noop_ffn = res->deci ? lp.ffn_only : 0;
+	need = mask ? mask_format(mask, NULL, 0) + 1 : 1;
+	mask_text = malloc(need);
+	if (!mask_text) {
+		plan_release(&lp);
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	}
+	mask_text[0] = 0;
+	if (mask)
+		mask_format(mask, mask_text, need);
+	if (o->format == EXPORT_HF)
+		rc = export_hf(m, &lp, path, o, res, err);
+	else
+		rc = export_gguf(m, &lp, path, o, mask_text, res, err);
+	if (rc == 0)
+		res->params = export_params(m, &lp);
+	free(mask_text);
+	plan_release(&lp);
+	return rc;
+}

@@ -1,0 +1,34 @@
+/*
+ * eval: perplexity with the protocol of DESIGN.md.  The token stream is
+ * cut into consecutive windows of ctx-1 tokens, each preceded by BOS,
+ * so every token is predicted exactly once (the first of each window
+ * from BOS alone).  Without a BOS token, windows of ctx tokens and each
+ * window's first token is not scored.  Sums in double precision.
+ */
+#ifndef STRATA_EVAL_H
+#define STRATA_EVAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct model;
+struct mask;
+
+struct ppl_result {
+	size_t tokens;  /* tokens scored */
+	double nll;     /* mean negative log-likelihood (nats) */
+	double ppl;     /* exp(nll) */
+	double nll_stderr; /* standard error of the mean NLL over tokens */
+};
+
+int eval_ppl(const struct model *m, const struct mask *mask,
+	     const int32_t *tokens, size_t n_tokens, int ctx,
+	     struct ppl_result *out, st_progress_fn progress, void *ud,
+	     struct st_err *err);
+
+/* Read a whole file into a malloc'd NUL-terminated buffer. */
+int read_file(const char *path, char **buf, size_t *len, struct st_err *err);
+
+#endif

@@ -1,0 +1,1215 @@
+/*
+ * evaltask: KL of the masked model from the unmasked one, and
+ * multiple-choice scoring (see evaltask.h).
+ *
+ * eval_kl walks the windows of eval_ppl exactly: with BOS, windows of
+ * ctx-1 stream tokens, the model reading BOS + the window minus its last
+ * token; without, windows of ctx tokens minus the last.  Both states
+ * see the same input slice of at most EVAL_BATCH tokens, so the two
+ * logits buffers are EVAL_BATCH x n_vocab.
+ *
+ * eval_mc prefills the context once (last logits kept: they score the
+ * first continuation token), then for each choice truncates the cache
+ * to the context with fwd_set_pos and feeds the continuation minus its
+ * last token with all logits.
+ *
+ * Readers: HellaSwag's 6-line items, llm-foundry's JSON lines, and the
+ * key = value task definition files of data/tasks.
+ */
+#include "measure/evaltask.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "measure/eval.h"
+#include "compute/forward.h"
+#include "model/model.h"
+#include "tok/tokenizer.h"
+
+#define EVAL_BATCH 512
+
+/* log-sum-exp of logits[0..n-1] in double */
+static double lse(const float *l, int n, int *argmax)
+{
+	double mx = l[0], sum = 0;
+	int i, am = 0;
+
+	for (i = 1; i < n; i++)
+		if (l[i] > mx) {
+			mx = l[i];
+			am = i;
+		}
+	for (i = 0; i < n; i++)
+		sum += exp((double)l[i] - mx);
+	if (argmax)
+		*argmax = am;
+	return log(sum) + mx;
+}
+
+/* KL(softmax(p) || softmax(q)) over n logits */
+static double kl_token(const float *p, const float *q, int n, int *agree)
+{
+	int ap, aq, i;
+	double lp = lse(p, n, &ap), lq = lse(q, n, &aq), kl = 0;
+
+	for (i = 0; i < n; i++) {
+		double a = (double)p[i] - lp, b = (double)q[i] - lq;
+
+		kl += exp(a) * (a - b);
+	}
+	*agree = ap == aq;
+	return kl > 0 ? kl : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double binom_stderr(double p, size_t n)
+{
+	return n > 1 ? sqrt(p * (1 - p) / (double)(n - 1)) : 0;
+}
+
+int eval_kl(const struct model *m, const struct mask *mask,
+	    const int32_t *tokens, size_t n_tokens, int ctx,
+	    struct kl_result *out, st_progress_fn progress, void *ud,
+	    struct st_err *err)
+{
+	int32_t bos = m->tok ? tok_bos(m->tok) : -1;
+	int n_vocab = m->hp.n_vocab, batch, rc = 0;
+	size_t win = bos >= 0 ? (size_t)ctx - 1 : (size_t)ctx, start, i;
+	size_t total, scored = 0, agree = 0;
+	double sum = 0, sumsq = 0, *kls = NULL;
+	struct fwd_state *fb = NULL, *fm = NULL;
+	int32_t *in = NULL;
+	float *lb = NULL, *lm = NULL;
+
+	memset(out, 0, sizeof *out);
+	if (ctx < 2)
+		return st_errf(err, ST_EINVAL, "kl: context %d is too short (at least 2)", ctx);
+	for (i = 0; i < n_tokens; i++)
+		if (tokens[i] < 0 || tokens[i] >= n_vocab)
+			return st_errf(err, ST_EINVAL,
+				       "kl: token %d at index %zu is outside the vocabulary (%d)",
+				       tokens[i], i, n_vocab);
+	total = bos >= 0 ? n_tokens : n_tokens - (n_tokens + win - 1) / win;
+	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
+	fb = fwd_new(m, NULL, ctx, batch, err);
+	if (!fb)
+		return err ? err->code : ST_ENOMEM;
+	fm = fwd_new(m, mask, ctx, batch, err);
+	if (!fm) {
+		fwd_free(fb);
+		return err ? err->code : ST_ENOMEM;
+	}
+	in = malloc(sizeof *in * (size_t)ctx);
+	lb = malloc(sizeof *lb * (size_t)batch * (size_t)n_vocab);
+	lm = malloc(sizeof *lm * (size_t)batch * (size_t)n_vocab);
+	kls = malloc(sizeof *kls * (total ? total : 1));
+	if (!in || !lb || !lm || !kls) {
+		rc = st_errf(err, ST_ENOMEM, "kl: out of memory for %d x %d logits", batch, n_vocab);
+		goto done;
+	}
+	for (start = 0; start < n_tokens; start += win) {
+		size_t len = n_tokens - start < win ? n_tokens - start : win;
+		size_t n_in, p;
+
+		if (bos >= 0) {
+			in[0] = bos;
+			memcpy(in + 1, tokens + start, sizeof *in * (len - 1));
+			n_in = len;
+		} else {
+			if (len < 2)
+				break;
+			memcpy(in, tokens + start, sizeof *in * (len - 1));
+			n_in = len - 1;
+		}
+		fwd_reset(fb);
+		fwd_reset(fm);
+		for (p = 0; p < n_in; p += (size_t)batch) {
+			int nb = n_in - p < (size_t)batch ? (int)(n_in - p) : batch, j;
+
+			rc = fwd_eval(fb, in + p, nb, lb, 1, NULL, err);
+			if (rc < 0)
+				goto done;
+			rc = fwd_eval(fm, in + p, nb, lm, 1, NULL, err);
+			if (rc < 0)
+				goto done;
+			for (j = 0; j < nb; j++) {
+				int a;
+				double kl = kl_token(lb + (size_t)j * n_vocab,
+						     lm + (size_t)j * n_vocab, n_vocab, &a);
+
+				kls[scored++] = kl;
+				sum += kl;
+				sumsq += kl * kl;
+				agree += (size_t)a;
+			}
+		}
+		if (progress && progress(ud, total ? (double)scored / total : 1.0)) {
+			rc = st_errf(err, ST_ECANCEL, "kl: cancelled after %zu of %zu tokens",
+				     scored, total);
+			goto done;
+		}
+	}
+	out->tokens = scored;
+	if (scored) {
+		double mean = sum / scored;
+		double var = scored > 1 ? (sumsq - scored * mean * mean) / (scored - 1) : 0;
+		size_t rank = (size_t)ceil(0.99 * (double)scored);
+
+		qsort(kls, scored, sizeof *kls, cmp_double);
+		out->kl_mean = mean;
+		out->kl_stderr = var > 0 ? sqrt(var / scored) : 0;
+		out->kl_p99 = kls[rank ? rank - 1 : 0];
+		out->top1_agree = (double)agree / scored;
+		out->top1_stderr = binom_stderr(out->top1_agree, scored);
+	}
+done:
+	free(kls);
+	free(in);
+	free(lb);
+	free(lm);
+	fwd_free(fb);
+	fwd_free(fm);
+	return rc;
+}
+
+void mc_items_free(struct mc_item *items, size_t n)
+{
+	size_t i;
+	int j;
+
+	if (!items)
+		return;
+	for (i = 0; i < n; i++) {
+		free(items[i].context);
+		for (j = 0; j < items[i].n_choices; j++)
+			free(items[i].choices[j]);
+		free(items[i].choices);
+		if (items[i].contexts)
+			for (j = 0; j < items[i].n_choices; j++)
+				free(items[i].contexts[j]);
+		free(items[i].contexts);
+	}
+	free(items);
+}
+
+/* next line of buf at *pos (without '\n' / "\r\n") as a malloc'd string */
+static char *next_line(const char *buf, size_t len, size_t *pos)
+{
+	size_t s = *pos, e = s;
+	char *r;
+
+	if (s >= len)
+		return NULL;
+	while (e < len && buf[e] != '\n')
+		e++;
+	*pos = e < len ? e + 1 : e;
+	if (e > s && buf[e - 1] == '\r')
+		e--;
+	r = malloc(e - s + 1);
+	if (r) {
+		memcpy(r, buf + s, e - s);
+		r[e - s] = 0;
+	}
+	return r;
+}
+
+int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
+		      size_t *n, struct st_err *err)
+{
+	char *buf = NULL, *line = NULL;
+	size_t len, pos = 0, cnt = 0, cap = 0, lineno = 0;
+	struct mc_item *it = NULL;
+	int rc;
+
+	*items = NULL;
+	*n = 0;
+	rc = read_file(path, &buf, &len, err);
+	if (rc < 0)
+		return rc;
+	while (pos < len && (!limit || cnt < limit)) {
+		struct mc_item *x;
+		char *end;
+		long g;
+		int j;
+
+		if (cnt == cap) {
+			struct mc_item *t2;
+
+			cap = cap ? cap * 2 : 64;
+			t2 = realloc(it, sizeof *it * cap);
+			if (!t2)
+				goto oom;
+			it = t2;
+		}
+		x = &it[cnt];
+		memset(x, 0, sizeof *x);
+		x->context = next_line(buf, len, &pos);
+		lineno++;
+		if (!x->context)
+			goto oom;
+		cnt++;
+		line = next_line(buf, len, &pos);
+		lineno++;
+		if (!line) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: item %zu has no gold index line",
+				     path, lineno, cnt);
+			goto fail;
+		}
+		errno = 0;
+		g = strtol(line, &end, 10);
+		if (end == line || *end || g < 0 || g > 3) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: gold index '%s' is not 0-3",
+				     path, lineno, line);
+			goto fail;
+		}
+		free(line);
+		line = NULL;
+		x->gold = (int)g;
+		x->choices = calloc(4, sizeof *x->choices);
+		if (!x->choices)
+			goto oom;
+		for (j = 0; j < 4; j++) {
+			char *e = next_line(buf, len, &pos);
+
+			lineno++;
+			if (!e) {
+				rc = st_errf(err, ST_EFORMAT,
+					     "%s:%zu: item %zu has %d of 4 endings (file ends)",
+					     path, lineno, cnt, j);
+				goto fail;
+			}
+			x->choices[j] = malloc(strlen(e) + 2);
+			if (!x->choices[j]) {
+				free(e);
+				goto oom;
+			}
+			x->choices[j][0] = ' ';
+			strcpy(x->choices[j] + 1, e);
+			free(e);
+			x->n_choices = j + 1;
+		}
+	}
+	free(buf);
+	*items = it;
+	*n = cnt;
+	return 0;
+oom:
+	rc = st_errf(err, ST_ENOMEM, "%s: out of memory reading items", path);
+fail:
+	free(line);
+	free(buf);
+	mc_items_free(it, cnt);
+	return rc;
+}
+
+/* log softmax(l)[target] */
+static double logp(const float *l, int n, int target)
+{
+	return (double)l[target] - lse(l, n, NULL);
+}
+
+int eval_mc(const struct model *m, const struct mask *mask,
+	    const struct mc_item *items, size_t n_items, int ctx,
+	    struct mc_result *out, double *ll, st_progress_fn progress,
+	    void *ud, struct st_err *err)
+{
+	int n_vocab = m->hp.n_vocab, batch, rc = 0, flags;
+	size_t i, n_acc = 0, n_norm = 0, k = 0;
+	struct fwd_state *fs = NULL;
+	float *logits = NULL, *last = NULL;
+	int32_t *cids = NULL, *wids = NULL;
+	char *joint = NULL;
+
+	memset(out, 0, sizeof *out);
+	if (!m->tok)
+		return st_errf(err, ST_EINVAL, "mc: the model has no tokenizer");
+	if (ctx < 2)
+		return st_errf(err, ST_EINVAL, "mc: context %d is too short (at least 2)", ctx);
+	flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
+	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
+	fs = fwd_new(m, mask, ctx, batch, err);
+	if (!fs)
+		return err ? err->code : ST_ENOMEM;
+	logits = malloc(sizeof *logits * (size_t)batch * (size_t)n_vocab);
+	last = malloc(sizeof *last * (size_t)n_vocab);
+	if (!logits || !last) {
+		rc = st_errf(err, ST_ENOMEM, "mc: out of memory for %d x %d logits", batch, n_vocab);
+		goto done;
+	}
+	for (i = 0; i < n_items; i++) {
+		const struct mc_item *x = &items[i];
+		const char *cx = x->context;
+		size_t nc = 0, npref = 0, clen = 0, p, lim = (size_t)ctx - (size_t)ctx / 4;
+		int j, best = -1, best_norm = -1;
+		double bv = 0, bn = 0;
+
+		if (x->n_choices < 1 || x->gold < 0 || x->gold >= x->n_choices) {
+			rc = st_errf(err, ST_EINVAL, "mc: item %zu: gold %d for %d choices",
+				     i, x->gold, x->n_choices);
+			goto done;
+		}
+		for (j = 0; j < x->n_choices; j++) {
+			size_t chl = strlen(x->choices[j]), nw, L, q;
+			double s;
+
+			if (j == 0 || x->contexts) {
+				cx = x->contexts ? x->contexts[j] : x->context;
+				clen = strlen(cx);
+				free(cids);
+				cids = NULL;
+				rc = tok_encode(m->tok, cx, clen, flags, &cids, &nc, err);
+				if (rc < 0)
+					goto done;
+				if (nc == 0) {
+					rc = st_errf(err, ST_EINVAL, "mc: item %zu: empty context", i);
+					goto done;
+				}
+				npref = nc;
+				if (nc > lim) { /* cut from the left, keeping BOS */
+					size_t hb = flags && cids[0] == tok_bos(m->tok), drop = nc - lim;
+
+					memmove(cids + hb, cids + hb + drop,
+						sizeof *cids * (nc - hb - drop));
+					npref = lim;
+				}
+				fwd_reset(fs);
+				for (p = 0; p < npref; p += (size_t)batch) {
+					int nb = npref - p < (size_t)batch ? (int)(npref - p) : batch;
+
+					rc = fwd_eval(fs, cids + p, nb, last, 0, NULL, err);
+					if (rc < 0)
+						goto done;
+				}
+			}
+
+			free(joint);
+			joint = malloc(clen + chl + 1);
+			if (!joint) {
+				rc = st_errf(err, ST_ENOMEM, "mc: out of memory");
+				goto done;
+			}
+			memcpy(joint, cx, clen);
+			memcpy(joint + clen, x->choices[j], chl + 1);
+			free(wids);
+			wids = NULL;
+			rc = tok_encode(m->tok, joint, clen + chl, flags, &wids, &nw, err);
+			if (rc < 0)
+				goto done;
+			if (nw <= nc) {
+				rc = st_errf(err, ST_EINVAL,
+					     "mc: item %zu choice %d: the continuation adds no tokens",
+					     i, j);
+				goto done;
+			}
+			L = nw - nc;
+			if (npref + L > (size_t)ctx) {
+				rc = st_errf(err, ST_EINVAL,
+					     "mc: item %zu choice %d: %zu tokens do not fit ctx %d",
+					     i, j, npref + L, ctx);
+				goto done;
+			}
+			s = logp(last, n_vocab, wids[nc]);
+			fwd_set_pos(fs, (int)npref);
+			/* continuation tokens nc .. nw-2 in, predicting nc+1 .. nw-1 */
+			for (q = nc; q + 1 < nw; q += (size_t)batch) {
+				int nb = nw - 1 - q < (size_t)batch ? (int)(nw - 1 - q) : batch, t;
+
+				rc = fwd_eval(fs, wids + q, nb, logits, 1, NULL, err);
+				if (rc < 0)
+					goto done;
+				for (t = 0; t < nb; t++)
+					s += logp(logits + (size_t)t * n_vocab, n_vocab,
+						  wids[q + (size_t)t + 1]);
+			}
+			if (ll)
+				ll[k] = s;
+			k++;
+			if (best < 0 || s > bv) {
+				best = j;
+				bv = s;
+			}
+			if (best_norm < 0 || s / (double)(chl ? chl : 1) > bn) {
+				best_norm = j;
+				bn = s / (double)(chl ? chl : 1);
+			}
+		}
+		n_acc += best == x->gold;
+		n_norm += best_norm == x->gold;
+		if (progress && progress(ud, (double)(i + 1) / n_items)) {
+			rc = st_errf(err, ST_ECANCEL, "mc: cancelled after %zu of %zu items",
+				     i + 1, n_items);
+			goto done;
+		}
+	}
+	out->n = n_items;
+	if (n_items) {
+		out->acc = (double)n_acc / n_items;
+		out->acc_norm = (double)n_norm / n_items;
+		out->acc_stderr = binom_stderr(out->acc, n_items);
+		out->acc_norm_stderr = binom_stderr(out->acc_norm, n_items);
+	}
+	rc = 0;
+done:
+	free(joint);
+	free(cids);
+	free(wids);
+	free(logits);
+	free(last);
+	fwd_free(fs);
+	return rc;
+}
+
+int mc_read_jsonl(const char *path, size_t limit, const char *delim,
+		  struct mc_item **items, size_t *n, struct st_err *err)
+{
+	char *buf = NULL, *line = NULL;
+	size_t len, pos = 0, cnt = 0, cap = 0, lineno = 0, dl = strlen(delim), dk = dl;
+	struct mc_item *it = NULL;
+	json_t *root = NULL, *lam = NULL;
+	int rc;
+
+	*items = NULL;
+	*n = 0;
+	while (dk > 0 && delim[dk - 1] == ' ')
+		dk--; /* delim[0..dk) ends the context, delim[dk..dl) starts each choice */
+	rc = read_file(path, &buf, &len, err);
+	if (rc < 0)
+		return rc;
+	while (pos < len && (!limit || cnt < limit)) {
+		struct mc_item *x;
+		json_t *q, *ch, *g, *opts;
+		json_error_t je;
+		const char *qs;
+		size_t j, ql;
+
+		free(line);
+		line = next_line(buf, len, &pos);
+		lineno++;
+		if (!line)
+			goto oom;
+		if (!line[0])
+			continue;
+		json_decref(root);
+		root = json_loads(line, 0, &je);
+		if (!root || !json_is_object(root)) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: not a JSON object (%s)", path, lineno,
+				     root ? "other value" : je.text);
+			goto fail;
+		}
+		q = json_object_get(root, "query");
+		ch = json_object_get(root, "choices");
+		g = json_object_get(root, "gold");
+		opts = json_object_get(root, "context_options");
+		if (!q && json_is_array(opts)) {
+			json_t *cont = json_object_get(root, "continuation");
+			size_t k;
+
+			if (!json_is_string(cont) || json_array_size(opts) < 1) {
+				rc = st_errf(err, ST_EFORMAT,
+					     "%s:%zu: field '%s' is missing or of the wrong type", path,
+					     lineno, json_is_string(cont) ? "context_options" : "continuation");
+				goto fail;
+			}
+			json_decref(lam);
+			lam = json_pack("{s:[],s:s}", "choices", "query", "");
+			if (!lam)
+				goto oom;
+			for (k = 0; k < json_array_size(opts); k++)
+				json_array_append(json_object_get(lam, "choices"), cont);
+			q = json_object_get(lam, "query");
+			ch = json_object_get(lam, "choices");
+		} else if (!q && json_is_string(json_object_get(root, "context"))) {
+			json_t *cont = json_object_get(root, "continuation");
+
+			if (!json_is_string(cont)) {
+				rc = st_errf(err, ST_EFORMAT,
+					     "%s:%zu: field 'continuation' is missing or not a string",
+					     path, lineno);
+				goto fail;
+			}
+			q = json_object_get(root, "context");
+			json_decref(lam);
+			lam = json_pack("{s:[O],s:i}", "choices", cont, "gold", 0);
+			if (!lam)
+				goto oom;
+			ch = json_object_get(lam, "choices");
+			g = json_object_get(lam, "gold");
+		}
+		if (!json_is_string(q) || !json_is_array(ch) || json_array_size(ch) < 1 ||
+		    !json_is_integer(g)) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: field '%s' is missing or of the wrong type",
+				     path, lineno, !json_is_string(q) ? "query" :
+				     !json_is_array(ch) || json_array_size(ch) < 1 ? "choices" : "gold");
+			goto fail;
+		}
+		if (json_integer_value(g) < 0 ||
+		    (size_t)json_integer_value(g) >= json_array_size(ch)) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: gold %lld is not a choice index (0-%zu)",
+				     path, lineno, (long long)json_integer_value(g),
+				     json_array_size(ch) - 1);
+			goto fail;
+		}
+		if (cnt == cap) {
+			struct mc_item *t2;
+
+			cap = cap ? cap * 2 : 64;
+			t2 = realloc(it, sizeof *it * cap);
+			if (!t2)
+				goto oom;
+			it = t2;
+		}
+		x = &it[cnt++];
+		memset(x, 0, sizeof *x);
+		qs = json_string_value(q);
+		ql = strlen(qs);
+		x->gold = (int)json_integer_value(g);
+		x->context = malloc(ql + dk + 1);
+		x->choices = calloc(json_array_size(ch), sizeof *x->choices);
+		if (!x->context || !x->choices)
+			goto oom;
+		memcpy(x->context, qs, ql);
+		memcpy(x->context + ql, delim, dk);
+		x->context[ql + dk] = 0;
+		for (j = 0; j < json_array_size(ch); j++) {
+			json_t *c = json_array_get(ch, j);
+			const char *cs;
+
+			if (!json_is_string(c)) {
+				rc = st_errf(err, ST_EFORMAT, "%s:%zu: choices[%zu] is not a string",
+					     path, lineno, j);
+				goto fail;
+			}
+			cs = json_string_value(c);
+			x->choices[j] = malloc(dl - dk + strlen(cs) + 1);
+			if (!x->choices[j])
+				goto oom;
+			memcpy(x->choices[j], delim + dk, dl - dk);
+			strcpy(x->choices[j] + (dl - dk), cs);
+			x->n_choices = (int)j + 1;
+		}
+		if (json_is_array(opts) && !json_object_get(root, "query")) {
+			x->contexts = calloc(json_array_size(opts), sizeof *x->contexts);
+			if (!x->contexts)
+				goto oom;
+			for (j = 0; j < json_array_size(opts); j++) {
+				json_t *o = json_array_get(opts, j);
+				const char *os;
+
+				if (!json_is_string(o)) {
+					rc = st_errf(err, ST_EFORMAT,
+						     "%s:%zu: context_options[%zu] is not a string",
+						     path, lineno, j);
+					goto fail;
+				}
+				os = json_string_value(o);
+				x->contexts[j] = malloc(strlen(os) + dk + 1);
+				if (!x->contexts[j])
+					goto oom;
+				strcpy(x->contexts[j], os);
+				memcpy(x->contexts[j] + strlen(os), delim, dk);
+				x->contexts[j][strlen(os) + dk] = 0;
+			}
+		}
+	}
+	json_decref(root);
+	json_decref(lam);
+	free(line);
+	free(buf);
+	*items = it;
+	*n = cnt;
+	return 0;
+oom:
+	rc = st_errf(err, ST_ENOMEM, "%s: out of memory reading items", path);
+fail:
+	json_decref(root);
+	json_decref(lam);
+	free(line);
+	free(buf);
+	mc_items_free(it, cnt);
+	return rc;
+}
+
+/* copy s (trimmed of spaces) unescaping \n \t \\ and one pair of quotes */
+static int unescape(const char *s, char *out, size_t cap)
+{
+	size_t n = strlen(s), k = 0, i;
+
+	if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+		s++;
+		n -= 2;
+	}
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c == '\\' && i + 1 < n) {
+			c = s[++i];
+			c = c == 'n' ? '\n' : c == 't' ? '\t' : c;
+		}
+		if (k + 1 >= cap)
+			return -1;
+		out[k++] = c;
+	}
+	out[k] = 0;
+	return 0;
+}
+
+int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
+{
+	char *buf = NULL, *line = NULL;
+	size_t len, pos = 0, lineno = 0;
+	int rc;
+
+	memset(t, 0, sizeof *t);
+	strcpy(t->delim, " ");
+	rc = read_file(file, &buf, &len, err);
+	if (rc < 0)
+		return rc;
+	while ((line = next_line(buf, len, &pos))) {
+		char *k = line, *v, *e;
+
+		lineno++;
+		while (*k == ' ' || *k == '\t')
+			k++;
+		if (!*k || *k == '#') {
+			free(line);
+			continue;
+		}
+		v = strchr(k, '=');
+		if (!v) {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: expected 'key = value'", file, lineno);
+			goto out;
+		}
+		for (e = v; e > k && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			;
+		*e = 0;
+		for (v++; *v == ' ' || *v == '\t'; v++)
+			;
+		for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			;
+		*e = 0;
+		if (!strcmp(k, "format")) {
+			if (strcmp(v, "hellaswag") && strcmp(v, "jsonl") && strcmp(v, "lambada")) {
+				rc = st_errf(err, ST_EFORMAT,
+					     "%s:%zu: format '%s' is not hellaswag, jsonl or lambada",
+					     file, lineno, v);
+				goto out;
+			}
+			strcpy(t->format, v);
+		} else if (!strcmp(k, "path") || !strcmp(k, "delimiter")) {
+			int big = !strcmp(k, "path") ? unescape(v, t->path, sizeof t->path)
+						     : unescape(v, t->delim, sizeof t->delim);
+
+			if (big < 0) {
+				rc = st_errf(err, ST_EFORMAT, "%s:%zu: %s is too long", file, lineno, k);
+				goto out;
+			}
+		} else {
+			rc = st_errf(err, ST_EFORMAT, "%s:%zu: unknown key '%s'", file, lineno, k);
+			goto out;
+		}
+		free(line);
+	}
+	line = NULL;
+	if (!t->format[0] || !t->path[0])
+		rc = st_errf(err, ST_EFORMAT, "%s: '%s' is missing", file,
+			     !t->format[0] ? "format" : "path");
+out:
+	free(line);
+	free(buf);
+	return rc;
+}
+
+int eval_lm(const struct model *m, const struct mask *mask,
+	    const struct mc_item *items, size_t n_items, int ctx,
+	    struct lm_result *out, double *ll, st_progress_fn progress,
+	    void *ud, struct st_err *err)
+{
+	int n_vocab = m->hp.n_vocab, batch, rc = 0, flags;
+	size_t i, n_acc = 0;
+	double sum = 0, sumsq = 0;
+	struct fwd_state *fs = NULL;
+	float *logits = NULL;
+	int32_t *cids = NULL, *wids = NULL, *seq = NULL;
+	char *joint = NULL;
+
+	memset(out, 0, sizeof *out);
+	if (!m->tok)
+		return st_errf(err, ST_EINVAL, "lm: the model has no tokenizer");
+	if (ctx < 2)
+		return st_errf(err, ST_EINVAL, "lm: context %d is too short (at least 2)", ctx);
+	flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
+	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
+	fs = fwd_new(m, mask, ctx, batch, err);
+	if (!fs)
+		return err ? err->code : ST_ENOMEM;
+	logits = malloc(sizeof *logits * (size_t)batch * (size_t)n_vocab);
+	seq = malloc(sizeof *seq * (size_t)ctx);
+	if (!logits || !seq) {
+		rc = st_errf(err, ST_ENOMEM, "lm: out of memory for %d x %d logits", batch, n_vocab);
+		goto done;
+	}
+	for (i = 0; i < n_items; i++) {
+		const struct mc_item *x = &items[i];
+		size_t clen = strlen(x->context), chl, nc, nw, p;
+		int greedy = 1;
+		double s = 0;
+
+		if (x->n_choices < 1) {
+			rc = st_errf(err, ST_EINVAL, "lm: item %zu has no continuation", i);
+			goto done;
+		}
+		chl = strlen(x->choices[0]);
+		free(cids);
+		free(wids);
+		free(joint);
+		cids = wids = NULL;
+		joint = malloc(clen + chl + 1);
+		if (!joint) {
+			rc = st_errf(err, ST_ENOMEM, "lm: out of memory");
+			goto done;
+		}
+		memcpy(joint, x->context, clen);
+		memcpy(joint + clen, x->choices[0], chl + 1);
+		rc = tok_encode(m->tok, x->context, clen, flags, &cids, &nc, err);
+		if (rc < 0)
+			goto done;
+		rc = tok_encode(m->tok, joint, clen + chl, flags, &wids, &nw, err);
+		if (rc < 0)
+			goto done;
+		if (nc == 0 || nw <= nc || nw > (size_t)ctx) {
+			rc = st_errf(err, ST_EINVAL,
+				     "lm: item %zu: %zu context and %zu total tokens (ctx %d)",
+				     i, nc, nw, ctx);
+			goto done;
+		}
+		memcpy(seq, cids, sizeof *seq * nc);
+		memcpy(seq + nc, wids + nc, sizeof *seq * (nw - nc));
+		fwd_reset(fs);
+		/* inputs 0 .. nw-2; the logits after input t score seq[t+1] */
+		for (p = 0; p + 1 < nw; p += (size_t)batch) {
+			int nb = nw - 1 - p < (size_t)batch ? (int)(nw - 1 - p) : batch, t;
+
+			rc = fwd_eval(fs, seq + p, nb, logits, 1, NULL, err);
+			if (rc < 0)
+				goto done;
+			for (t = 0; t < nb; t++) {
+				size_t target = p + (size_t)t + 1;
+				const float *l = logits + (size_t)t * n_vocab;
+				int am;
+				double z;
+
+				if (target < nc)
+					continue;
+				z = lse(l, n_vocab, &am);
+				s += (double)l[seq[target]] - z;
+				greedy &= am == seq[target];
+			}
+		}
+		if (ll)
+			ll[i] = s;
+		sum += s;
+		sumsq += s * s;
+		n_acc += (size_t)greedy;
+		if (progress && progress(ud, (double)(i + 1) / n_items)) {
+			rc = st_errf(err, ST_ECANCEL, "lm: cancelled after %zu of %zu items",
+				     i + 1, n_items);
+			goto done;
+		}
+	}
+	out->n = n_items;
+	if (n_items) {
+		double mean = sum / n_items;
+		double var = n_items > 1 ? (sumsq - n_items * mean * mean) / (n_items - 1) : 0;
+
+		out->acc = (double)n_acc / n_items;
+		out->acc_stderr = binom_stderr(out->acc, n_items);
+		out->ppl = exp(-mean);
+		out->ppl_stderr = var > 0 ? out->ppl * sqrt(var / n_items) : 0;
+	}
+	rc = 0;
+done:
+	free(joint);
+	free(cids);
+	free(wids);
+	free(seq);
+	free(logits);
+	fwd_free(fs);
+	return rc;
+}
+
+/* one CSV record of exactly ncol fields from buf at *pos (RFC 4180);
+ * fields malloc'd into f[]; 1 read, 0 at end, -1 malformed/oom */
+static int csv_record(const char *buf, size_t len, size_t *pos, char **f, int ncol)
+{
+	size_t p = *pos;
+	int k = 0;
+
+	while (p < len && (buf[p] == '\n' || buf[p] == '\r'))
+		p++;
+	if (p >= len)
+		return 0;
+	for (;;) {
+		size_t cap = 64, m = 0;
+		char *v = malloc(cap);
+
+		if (!v || k == ncol) {
+			free(v);
+			goto bad;
+		}
+		if (p < len && buf[p] == '"') {
+			for (p++;; p++) {
+				if (p >= len) {
+					free(v);
+					goto bad;
+				}
+				if (buf[p] == '"') {
+					if (p + 1 < len && buf[p + 1] == '"')
+						p++;
+					else {
+						p++;
+						break;
+					}
+				}
+				if (m + 2 > cap) {
+					char *v2 = realloc(v, cap *= 2);
+
+					if (!v2) {
+						free(v);
+						goto bad;
+					}
+					v = v2;
+				}
+				v[m++] = buf[p];
+			}
+		} else {
+			for (; p < len && buf[p] != ',' && buf[p] != '\n' && buf[p] != '\r'; p++) {
+				if (m + 2 > cap) {
+					char *v2 = realloc(v, cap *= 2);
+
+					if (!v2) {
+						free(v);
+						goto bad;
+					}
+					v = v2;
+				}
+				v[m++] = buf[p];
+			}
+		}
+		v[m] = 0;
+		f[k++] = v;
+		if (p < len && buf[p] == ',') {
+			p++;
+			continue;
+		}
+		break;
+	}
+	if (p < len && buf[p] == '\r')
+		p++;
+	if (p < len && buf[p] == '\n')
+		p++;
+	*pos = p;
+	if (k == ncol)
+		return 1;
+bad:
+	while (k > 0)
+		free(f[--k]);
+	return -1;
+}
+
+/* rows of a 6-column MMLU csv (header skipped): rows[r*6 + c] */
+static int mmlu_csv(const char *path, size_t max, char ***rows, size_t *nrows,
+		    struct st_err *err)
+{
+	char *buf = NULL, *f[6] = { 0 }, **r = NULL;
+	size_t len, pos = 0, n = 0, cap = 0, rec = 0;
+	int rc, k, got;
+
+	*rows = NULL;
+	*nrows = 0;
+	rc = read_file(path, &buf, &len, err);
+	if (rc < 0)
+		return rc;
+	while ((got = csv_record(buf, len, &pos, f, 6)) == 1) {
+		rec++;
+		if (rec == 1) { /* header */
+			for (k = 0; k < 6; k++)
+				free(f[k]);
+			continue;
+		}
+		if (strlen(f[5]) != 1 || f[5][0] < '0' || f[5][0] > '3') {
+			rc = st_errf(err, ST_EFORMAT, "%s: record %zu: answer '%s' is not 0-3",
+				     path, rec, f[5]);
+			for (k = 0; k < 6; k++)
+				free(f[k]);
+			goto fail;
+		}
+		if (max && n >= max) {
+			for (k = 0; k < 6; k++)
+				free(f[k]);
+			continue;
+		}
+		if (n == cap) {
+			char **r2 = realloc(r, sizeof *r * 6 * (cap = cap ? cap * 2 : 64));
+
+			if (!r2) {
+				for (k = 0; k < 6; k++)
+					free(f[k]);
+				rc = st_errf(err, ST_ENOMEM, "%s: out of memory", path);
+				goto fail;
+			}
+			r = r2;
+		}
+		memcpy(r + n * 6, f, sizeof f);
+		n++;
+	}
+	if (got < 0) {
+		rc = st_errf(err, ST_EFORMAT, "%s: record %zu is not 6 well-formed CSV fields",
+			     path, rec + 1);
+		goto fail;
+	}
+	free(buf);
+	*rows = r;
+	*nrows = n;
+	return 0;
+fail:
+	for (k = 0; k < (int)(n * 6); k++)
+		free(r[k]);
+	free(r);
+	free(buf);
+	return rc;
+}
+
+static void rows_free(char **r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n * 6; i++)
+		free(r[i]);
+	free(r);
+}
+
+/* append printf output to a growing string; -1 on oom */
+static int sappend(char **s, size_t *len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int sappend(char **s, size_t *len, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+	char *s2;
+
+	va_start(ap, fmt);
+	k = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	s2 = realloc(*s, *len + (size_t)k + 1);
+	if (!s2)
+		return -1;
+	*s = s2;
+	va_start(ap, fmt);
+	vsnprintf(*s + *len, (size_t)k + 1, fmt, ap);
+	va_end(ap);
+	*len += (size_t)k;
+	return 0;
+}
+
+static int mmlu_question(char **s, size_t *len, char **row)
+{
+	return sappend(s, len, "%s\nA. %s\nB. %s\nC. %s\nD. %s\nAnswer:", row[0], row[1],
+		       row[2], row[3], row[4]);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Shuffle n rows of 6 fields in place (Fisher-Yates, splitmix64 from seed). */
+static void shuffle_rows(char **rows, size_t n, uint64_t seed)
+{
+	uint64_t x = seed;
+
+	for (size_t i = n; i > 1; i--) {
+		uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+		size_t j;
+		char *t[6];
+
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+		z ^= z >> 31;
+		j = (size_t)(z % i);
+		memcpy(t, rows + (i - 1) * 6, sizeof t);
+		memcpy(rows + (i - 1) * 6, rows + j * 6, sizeof t);
+		memcpy(rows + j * 6, t, sizeof t);
+	}
+}
+
+int mc_read_mmlu(const char *root, const char *subject, int shots, size_t limit,
+		 struct mc_item **items, size_t *n, struct st_err *err)
+{
+	return mc_read_mmlu_seed(root, subject, shots, 0, limit, items, n, err);
+}
+
+int mc_read_mmlu_seed(const char *root, const char *subject, int shots,
+		      uint64_t seed, size_t limit, struct mc_item **items,
+		      size_t *n, struct st_err *err)
+{
+	char path[4096], **subs = NULL, **dev = NULL, **test = NULL;
+	size_t ns = 0, si, cnt = 0, cap = 0, nd = 0, nt = 0, i;
+	struct mc_item *it = NULL;
+	int rc = 0, j;
+
+	*items = NULL;
+	*n = 0;
+	if (subject) {
+		subs = malloc(sizeof *subs);
+		if (!subs || !(subs[0] = strdup(subject)))
+			goto oom;
+		ns = 1;
+	} else {
+		DIR *d;
+		struct dirent *e;
+
+		snprintf(path, sizeof path, "%s/test", root);
+		d = opendir(path);
+		if (!d)
+			return st_errf(err, ST_EIO, "cannot open directory '%s': %s", path,
+				       strerror(errno));
+		while ((e = readdir(d))) {
+			size_t l = strlen(e->d_name);
+			char **s2;
+
+			if (l <= 9 || strcmp(e->d_name + l - 9, "_test.csv"))
+				continue;
+			s2 = realloc(subs, sizeof *subs * (ns + 1));
+			if (!s2 || !(s2[ns] = strndup(e->d_name, l - 9))) {
+				subs = s2 ? s2 : subs;
+				closedir(d);
+				goto oom;
+			}
+			subs = s2;
+			ns++;
+		}
+		closedir(d);
+		if (!ns)
+			return st_errf(err, ST_EFORMAT, "%s: no *_test.csv files", path);
+		qsort(subs, ns, sizeof *subs, cmp_str);
+	}
+	for (si = 0; si < ns; si++) {
+		char *head = NULL;
+		size_t hl = 0;
+
+		snprintf(path, sizeof path, "%s/test/%s_test.csv", root, subs[si]);
+		rc = mmlu_csv(path, limit, &test, &nt, err);
+		if (rc < 0)
+			goto fail;
+		if (shots > 0) {
+			snprintf(path, sizeof path, "%s/dev/%s_dev.csv", root, subs[si]);
+			rc = mmlu_csv(path, seed ? 0 : (size_t)shots, &dev, &nd, err);
+			if (rc < 0)
+				goto fail;
+			if (nd < (size_t)shots) {
+				rc = st_errf(err, ST_EFORMAT, "%s: %zu examples for %d shots",
+					     path, nd, shots);
+				goto fail;
+			}
+			if (seed) {
+				shuffle_rows(dev, nd, seed);
+				for (i = (size_t)shots; i < nd; i++)
+					for (j = 0; j < 6; j++)
+						free(dev[i * 6 + (size_t)j]);
+				nd = (size_t)shots;
+			}
+		}
+		if (sappend(&head, &hl, "The following are multiple choice questions (with answers) about ") < 0)
+			goto oom;
+		for (j = 0; subs[si][j]; j++)
+			if (sappend(&head, &hl, "%c", subs[si][j] == '_' ? ' ' : subs[si][j]) < 0) {
+				free(head);
+				goto oom;
+			}
+		if (sappend(&head, &hl, ".\n\n") < 0) {
+			free(head);
+			goto oom;
+		}
+		for (i = 0; i < nd; i++)
+			if (mmlu_question(&head, &hl, dev + i * 6) < 0 ||
+			    sappend(&head, &hl, " %c\n\n", 'A' + (dev[i * 6 + 5][0] - '0')) < 0) {
+				free(head);
+				goto oom;
+			}
+		for (i = 0; i < nt; i++) {
+			struct mc_item *x;
+			char *q = NULL;
+			size_t ql = hl;
+
+			if (cnt == cap) {
+				struct mc_item *t2 = realloc(it, sizeof *it * (cap = cap ? cap * 2 : 256));
+
+				if (!t2) {
+					free(head);
+					goto oom;
+				}
+				it = t2;
+			}
+			q = malloc(hl + 1);
+			if (!q) {
+				free(head);
+				goto oom;
+			}
+			memcpy(q, head, hl + 1);
+			x = &it[cnt++];
+			memset(x, 0, sizeof *x);
+			x->context = q;
+			if (mmlu_question(&x->context, &ql, test + i * 6) < 0) {
+				free(head);
+				goto oom;
+			}
+			x->gold = test[i * 6 + 5][0] - '0';
+			x->choices = calloc(4, sizeof *x->choices);
+			if (!x->choices) {
+				free(head);
+				goto oom;
+			}
+			for (j = 0; j < 4; j++) {
+				x->choices[j] = strdup(j == 0 ? " A" : j == 1 ? " B" : j == 2 ? " C" : " D");
+				if (!x->choices[j]) {
+					free(head);
+					goto oom;
+				}
+				x->n_choices = j + 1;
+			}
+		}
+		free(head);
+		rows_free(test, nt);
+		rows_free(dev, nd);
+		test = dev = NULL;
+		nt = nd = 0;
+	}
+	for (si = 0; si < ns; si++)
+		free(subs[si]);
+	free(subs);
+	*items = it;
+	*n = cnt;
+	return 0;
+oom:
+	rc = st_errf(err, ST_ENOMEM, "%s: out of memory reading MMLU", root);
+fail:
+	rows_free(test, nt);
+	rows_free(dev, nd);
+	for (si = 0; si < ns; si++)
+		free(subs[si]);
+	free(subs);
+	mc_items_free(it, cnt);
+	return rc;
+}

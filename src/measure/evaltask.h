@@ -1,0 +1,151 @@
+/*
+ * evaltask: what a drop costs, beyond perplexity.  KL(unmasked ||
+ * masked) over the perplexity windows of DESIGN.md, and
+ * lm-evaluation-harness style multiple-choice scoring (acc, acc_norm)
+ * with the context's forward pass shared by its continuations.
+ */
+#ifndef STRATA_EVALTASK_H
+#define STRATA_EVALTASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct model;
+struct mask;
+
+struct kl_result {
+	size_t tokens;     /* positions scored */
+	double kl_mean;    /* mean KL(p_base || p_masked), nats */
+	double kl_stderr;  /* standard error of kl_mean */
+	double kl_p99;     /* 99th percentile (nearest rank) of per-token KL */
+	double top1_agree; /* share of positions whose argmax agrees */
+	double top1_stderr;/* sqrt(p(1-p)/(n-1)) */
+};
+
+/*
+ * KL divergence of the masked model from the unmasked one at every
+ * position eval_ppl scores for the same tokens and ctx (same windows,
+ * BOS handling and batch slicing); base and masked logits come from two
+ * forward states run side by side.  Sums in double.
+ */
+int eval_kl(const struct model *m, const struct mask *mask,
+	    const int32_t *tokens, size_t n_tokens, int ctx,
+	    struct kl_result *out, st_progress_fn progress, void *ud,
+	    struct st_err *err);
+
+/* One multiple-choice item: the continuations are appended to the
+ * context verbatim (a reader adds the separating space). */
+struct mc_item {
+	char *context;
+	int gold;       /* index into choices */
+	int n_choices;
+	char **choices;
+	/* partial scoring (winogrande): NULL, or [n_choices] contexts, choice
+	 * j scored after contexts[j] (context unused) */
+	char **contexts;
+};
+void mc_items_free(struct mc_item *items, size_t n);
+
+/*
+ * Read a HellaSwag file of 6 lines per item (context, gold index 0-3,
+ * four endings); each ending becomes the choice " " + ending.  At most
+ * limit items (0: all).  Errors name the file and line.
+ */
+int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
+		      size_t *n, struct st_err *err);
+
+/*
+ * Read JSON lines {"query", "choices": [...], "gold"} (llm-foundry's
+ * multiple-choice form), or {"context", "continuation"} (its LAMBADA
+ * form: one choice, gold 0), or {"context_options", "continuation",
+ * "gold"} (winogrande: partial scoring, the continuation after each
+ * option; contexts set, every choice the continuation).  The context is query + delim without its
+ * trailing spaces; those spaces begin each choice (the harness's rule:
+ * the separating space belongs to the continuation).  Errors name the
+ * file, line and field.
+ */
+int mc_read_jsonl(const char *path, size_t limit, const char *delim,
+		  struct mc_item **items, size_t *n, struct st_err *err);
+
+/*
+ * Read MMLU from root (holding dev/ and test/ with SUBJECT_dev.csv and
+ * SUBJECT_test.csv; columns question, choice0..3, answer 0-3, a header
+ * row, RFC 4180 quoting).  Every subject in test/ in name order, or only
+ * subject when not NULL; at most limit items per subject (0: all).
+ * The prompt is lm-evaluation-harness's: "The following are multiple
+ * choice questions (with answers) about SUBJECT.\n\n", then shots
+ * examples from dev ("Q\nA. ..\nB. ..\nC. ..\nD. ..\nAnswer: X\n\n"),
+ * then the question ending in "Answer:"; choices " A" .. " D".
+ */
+int mc_read_mmlu(const char *root, const char *subject, int shots, size_t limit,
+		 struct mc_item **items, size_t *n, struct st_err *err);
+/*
+ * As mc_read_mmlu, but with seed != 0 the shots examples are drawn from
+ * all of dev in an order shuffled by seed (the same seed gives the same
+ * examples); seed 0 takes the first shots, as the harness does.
+ */
+int mc_read_mmlu_seed(const char *root, const char *subject, int shots,
+		      uint64_t seed, size_t limit, struct mc_item **items,
+		      size_t *n, struct st_err *err);
+
+struct lm_result {
+	size_t n;                /* items */
+	double acc, acc_stderr;  /* share whose continuation is all argmax */
+	double ppl, ppl_stderr;  /* exp(-mean ll), stderr by the delta method */
+};
+
+/*
+ * LAMBADA-style scoring: each item's only choice (index 0) after its
+ * context, tokenized as in eval_mc.  acc counts items whose every
+ * continuation token is the argmax; ppl is exp of minus the mean over
+ * items of the continuation's summed log-likelihood (lm-evaluation-
+ * harness's definition).  ll as for eval_mc.
+ */
+int eval_lm(const struct model *m, const struct mask *mask,
+	    const struct mc_item *items, size_t n_items, int ctx,
+	    struct lm_result *out, double *ll, st_progress_fn progress,
+	    void *ud, struct st_err *err);
+
+/*
+ * A task definition file (data/tasks/NAME.task): lines "key = value",
+ * '#' comments.  Keys: format (hellaswag | jsonl | lambada: jsonl
+ * scored by eval_lm), path (relative to
+ * the shared assets), delimiter (C escapes \n \t \\ allowed; default
+ * " ").  Errors name the file and line.
+ */
+struct mc_task {
+	char format[32];
+	char path[1024];
+	char delim[64];
+};
+int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err);
+
+struct mc_result {
+	size_t n;                /* items */
+	double acc, acc_stderr;  /* argmax of sum log p(continuation) */
+	double acc_norm, acc_norm_stderr; /* argmax of that / its bytes */
+};
+
+/*
+ * Score items like lm-evaluation-harness's loglikelihood requests.  The
+ * context is encoded alone (with BOS when the tokenizer adds one by
+ * default) and context+choice jointly; the choice's tokens are those of
+ * the joint encoding after the context's token count (the harness's
+ * rule), scored after the context's tokens.  The context is prefilled
+ * once; each continuation then runs from the cache truncated back to
+ * the context (with contexts set, each choice after its own context,
+ * prefilled for it).  Ties go to the lowest index.  stderr is
+ * sqrt(p(1-p)/(n-1)).  ll, if not NULL, receives each choice's summed
+ * log-likelihood, items in order ([sum of n_choices]).  ctx bounds
+ * context + continuation tokens: a context longer than 3/4 of ctx is
+ * cut from the left (BOS kept) to that length, and a continuation that
+ * then does not fit is an error.
+ */
+int eval_mc(const struct model *m, const struct mask *mask,
+	    const struct mc_item *items, size_t n_items, int ctx,
+	    struct mc_result *out, double *ll, st_progress_fn progress,
+	    void *ud, struct st_err *err);
+
+#endif

@@ -1,0 +1,665 @@
+/*
+ * calib: importance scores by an observer on the forward pass (see
+ * calib.h for the values and their layout).
+ *
+ * One forward pass per chunk.  The observer turns each site's x_in /
+ * x_out into per-token cosines (fp64, computed in parallel over
+ * tokens, summed serially in token order so a chunk's values do not
+ * depend on the thread count), and copies the hidden states h_0 .. h_L
+ * of the chunk for the angular distances, which are computed once the
+ * pass is done: for every token the cosines between all pairs of
+ * h_i, h_j with 1 <= j - i <= L-1.
+ *
+ * Invariants: a result's statistics are a function of its per-chunk
+ * rows only, summed in chunk order, so resuming from stored rows gives
+ * the same bits as an uninterrupted run; rows past n_chunks are never
+ * read.
+ */
+#include "method/calib.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "method/dataset.h"
+#include "compute/forward.h"
+#include "method/mask.h"
+#include "model/model.h"
+#include "compute/threads.h"
+
+/* ---- value layout ---- */
+
+static const char *const metric_names[CALIB_N_METRICS] = {
+	"cos", "angular_last", "angular_all",
+};
+
+const char *calib_metric_name(enum calib_metric m)
+{
+	return (unsigned)m < CALIB_N_METRICS ? metric_names[m] : "?";
+}
+
+int calib_metric_parse(const char *name)
+{
+	int i;
+
+	for (i = 0; i < CALIB_N_METRICS; i++)
+		if (name && strcmp(name, metric_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Number of (l, n) spans with n in 1..L-1, l in 0..L-n. */
+static int n_spans(int L)
+{
+	return L >= 1 ? L * (L + 1) / 2 - 1 : 0;
+}
+
+/* Offset of span n's first entry: sum over m < n of (L - m + 1). */
+static int span_offset(int L, int n)
+{
+	return (n - 1) * (L + 1) - (n - 1) * n / 2;
+}
+
+int calib_n_values(int n_layer)
+{
+	return 3 * n_layer + 2 * n_spans(n_layer);
+}
+
+int calib_value_index(int n_layer, enum calib_metric metric, int layer,
+		      enum site site, int span)
+{
+	int L = n_layer;
+
+	if (metric == CALIB_COS) {
+		if (layer < 0 || layer >= L || (unsigned)site > SITE_BLOCK)
+			return -1;
+		return (int)site * L + layer;
+	}
+	if (metric != CALIB_ANG_LAST && metric != CALIB_ANG_ALL)
+		return -1;
+	if (span < 1 || span > L - 1 || layer < 0 || layer > L - span)
+		return -1;
+	return 3 * L + (metric == CALIB_ANG_ALL ? n_spans(L) : 0) +
+	       span_offset(L, span) + layer;
+}
+
+void calib_value_key(int n_layer, int idx, struct calib_key *k)
+{
+	int L = n_layer, n;
+
+	memset(k, 0, sizeof *k);
+	if (idx < 3 * L) {
+		k->metric = CALIB_COS;
+		k->site = (enum site)(idx / L);
+		k->layer = idx % L;
+		return;
+	}
+	idx -= 3 * L;
+	k->metric = CALIB_ANG_LAST;
+	if (idx >= n_spans(L)) {
+		k->metric = CALIB_ANG_ALL;
+		idx -= n_spans(L);
+	}
+	k->site = SITE_BLOCK;
+	for (n = 1; n < L && idx >= L - n + 1; n++)
+		idx -= L - n + 1;
+	k->span = n;
+	k->layer = idx;
+}
+
+/* ---- results ---- */
+
+struct calib_result *calib_result_new(int n_layer, int n_chunks_total,
+				      int seq_len)
+{
+	struct calib_result *r;
+	int nv = calib_n_values(n_layer), i;
+
+	if (n_layer < 1 || n_chunks_total < 0 ||
+	    (size_t)n_chunks_total > SIZE_MAX / sizeof(double) / (size_t)nv)
+		return NULL;
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->n_layer = n_layer;
+	r->n_values = nv;
+	r->n_chunks_total = n_chunks_total;
+	r->seq_len = seq_len;
+	r->chunk = malloc(((size_t)n_chunks_total * nv + 1) * sizeof(double));
+	r->mean = malloc((size_t)nv * sizeof(double));
+	r->stderr_ = malloc((size_t)nv * sizeof(double));
+	if (!r->chunk || !r->mean || !r->stderr_) {
+		calib_result_free(r);
+		return NULL;
+	}
+	for (i = 0; i < nv; i++)
+		r->mean[i] = r->stderr_[i] = NAN;
+	return r;
+}
+
+void calib_result_free(struct calib_result *r)
+{
+	if (!r)
+		return;
+	free(r->chunk);
+	free(r->mean);
+	free(r->stderr_);
+	free(r);
+}
+
+int calib_result_set_chunk(struct calib_result *r, int c, const double *values)
+{
+	if (!r || c < 0 || c >= r->n_chunks_total || c > r->n_chunks)
+		return ST_EINVAL;
+	memcpy(r->chunk + (size_t)c * r->n_values, values,
+	       (size_t)r->n_values * sizeof(double));
+	if (r->n_chunks < c + 1)
+		r->n_chunks = c + 1;
+	return 0;
+}
+
+void calib_result_finish(struct calib_result *r)
+{
+	int i, c, n = r->n_chunks;
+
+	r->tokens = (uint64_t)n * (uint64_t)(r->seq_len > 0 ? r->seq_len : 0);
+	for (i = 0; i < r->n_values; i++) {
+		double s = 0, ss = 0, mu;
+		if (n == 0) {
+			r->mean[i] = r->stderr_[i] = NAN;
+			continue;
+		}
+		for (c = 0; c < n; c++)
+			s += r->chunk[(size_t)c * r->n_values + i];
+		mu = s / n;
+		for (c = 0; c < n; c++) {
+			double dv = r->chunk[(size_t)c * r->n_values + i] - mu;
+			ss += dv * dv;
+		}
+		r->mean[i] = mu;
+		r->stderr_[i] = n >= 2 ? sqrt(ss / (n - 1) / n) : NAN;
+	}
+}
+
+double calib_value(const struct calib_result *r, enum calib_metric metric,
+		   int layer, enum site site, int span)
+{
+	int i = calib_value_index(r->n_layer, metric, layer, site, span);
+
+	return i < 0 ? NAN : r->mean[i];
+}
+
+void calib_opts_init(struct calib_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->angular = 1;
+}
+
+/* ---- the observer ---- */
+
+#define TOK_BLOCK 16 /* tokens per parallel task */
+
+struct calib_obs {
+	int L, D, T;
+	double *site_sum;  /* [3][L] sum over tokens of cos */
+	uint8_t *seen;     /* [3][L] */
+	double *tok;       /* [T] per-token scratch */
+	float *hs;         /* [L+1][T][D] hidden states, or NULL */
+	double *inv;       /* [L+1][T] 1 / |h_i[t]| */
+	double *ang;       /* [T][n_spans] per-token d(l, n) */
+	/* current task arguments */
+	const float *a, *b;
+};
+
+/*
+ * Dot products of float vectors accumulated in double.  Eight partial
+ * sums (four SSE2-sized vectors of two, GCC/clang vector extensions)
+ * keep the adder pipelines busy; the summation order is fixed, so the
+ * results do not depend on the thread count.
+ */
+typedef double v2d __attribute__((vector_size(16)));
+typedef float v2f __attribute__((vector_size(8)));
+
+static inline v2d load2(const float *p)
+{
+	v2f f;
+
+	memcpy(&f, p, sizeof f);
+	return __builtin_convertvector(f, v2d);
+}
+
+static inline double hsum4(v2d a, v2d b, v2d c, v2d d)
+{
+	v2d s = (a + b) + (c + d);
+
+	return s[0] + s[1];
+}
+
+static double dot_d(const float *a, const float *b, int n)
+{
+	v2d s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
+	double s;
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		s0 += load2(a + i) * load2(b + i);
+		s1 += load2(a + i + 2) * load2(b + i + 2);
+		s2 += load2(a + i + 4) * load2(b + i + 4);
+		s3 += load2(a + i + 6) * load2(b + i + 6);
+	}
+	s = hsum4(s0, s1, s2, s3);
+	for (; i < n; i++)
+		s += (double)a[i] * b[i];
+	return s;
+}
+
+/* cos of two float vectors, accumulated in double; 1 when identical
+ * (sqrt(x*x) == |x| in IEEE arithmetic). */
+static double cos_d(const float *a, const float *b, int n)
+{
+	v2d d0 = { 0 }, d1 = { 0 }, a0 = { 0 }, a1 = { 0 }, b0 = { 0 }, b1 = { 0 };
+	double dot, na, nb;
+	int i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		v2d x0 = load2(a + i), x1 = load2(a + i + 2);
+		v2d y0 = load2(b + i), y1 = load2(b + i + 2);
+		d0 += x0 * y0;
+		d1 += x1 * y1;
+		a0 += x0 * x0;
+		a1 += x1 * x1;
+		b0 += y0 * y0;
+		b1 += y1 * y1;
+	}
+	dot = (d0 + d1)[0] + (d0 + d1)[1];
+	na = (a0 + a1)[0] + (a0 + a1)[1];
+	nb = (b0 + b1)[0] + (b0 + b1)[1];
+	for (; i < n; i++) {
+		double x = a[i], y = b[i];
+		dot += x * y;
+		na += x * x;
+		nb += y * y;
+	}
+	if (na == 0 || nb == 0)
+		return 0; /* as torch's cosine_similarity with its eps: 0 / eps */
+	return dot / sqrt(na * nb);
+}
+
+static void site_task(void *ud, int blk)
+{
+	struct calib_obs *o = ud;
+	int t, t1 = (blk + 1) * TOK_BLOCK < o->T ? (blk + 1) * TOK_BLOCK : o->T;
+
+	for (t = blk * TOK_BLOCK; t < t1; t++)
+		o->tok[t] = cos_d(o->a + (size_t)t * o->D, o->b + (size_t)t * o->D, o->D);
+}
+
+static void obs_site(void *ud, int layer, enum site s, const float *x_in,
+		     const float *x_out, int T, int d_model)
+{
+	struct calib_obs *o = ud;
+	double sum = 0;
+	int t;
+
+	if (layer < 0 || layer >= o->L || (unsigned)s > SITE_BLOCK || T != o->T ||
+	    d_model != o->D)
+		return;
+	o->a = x_in;
+	o->b = x_out;
+	threads_for((T + TOK_BLOCK - 1) / TOK_BLOCK, site_task, o);
+	for (t = 0; t < T; t++)
+		sum += o->tok[t];
+	o->site_sum[(int)s * o->L + layer] = sum;
+	o->seen[(int)s * o->L + layer] = 1;
+	if (s == SITE_BLOCK && o->hs) {
+		size_t plane = (size_t)T * d_model;
+		if (layer == 0)
+			memcpy(o->hs, x_in, plane * sizeof(float));
+		memcpy(o->hs + (size_t)(layer + 1) * plane, x_out, plane * sizeof(float));
+	}
+}
+
+/* Angular distances of every span for one token. */
+static void ang_task(void *ud, int t)
+{
+	struct calib_obs *o = ud;
+	int L = o->L, D = o->D, i, n;
+	size_t plane = (size_t)o->T * D;
+	double *out = o->ang + (size_t)t * n_spans(L);
+
+	for (i = 0; i <= L; i++) {
+		const float *h = o->hs + i * plane + (size_t)t * D;
+		double s = dot_d(h, h, D);
+		o->inv[(size_t)i * o->T + t] = s > 0 ? 1 / sqrt(s) : 0;
+	}
+	for (n = 1; n <= L - 1; n++) {
+		for (i = 0; i + n <= L; i++) {
+			const float *a = o->hs + i * plane + (size_t)t * D;
+			const float *b = o->hs + (i + n) * plane + (size_t)t * D;
+			double c = dot_d(a, b, D) * o->inv[(size_t)i * o->T + t] * o->inv[(size_t)(i + n) * o->T + t];
+			if (c > 1)
+				c = 1;
+			if (c < -1)
+				c = -1;
+			out[span_offset(L, n) + i] = acos(c) / M_PI;
+		}
+	}
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void obs_free(struct calib_obs *o)
+{
+	free(o->site_sum);
+	free(o->seen);
+	free(o->tok);
+	free(o->hs);
+	free(o->inv);
+	free(o->ang);
+}
+
+static int obs_init(struct calib_obs *o, int L, int D, int T, int angular)
+{
+	memset(o, 0, sizeof *o);
+	o->L = L;
+	o->D = D;
+	o->T = T;
+	o->site_sum = calloc(3 * (size_t)L, sizeof(double));
+	o->seen = calloc(3 * (size_t)L, 1);
+	o->tok = calloc((size_t)T, sizeof(double));
+	if (!o->site_sum || !o->seen || !o->tok)
+		return -1;
+	if (angular && L >= 2) {
+		if ((size_t)(L + 1) * T > SIZE_MAX / sizeof(float) / (size_t)D)
+			return -1;
+		o->hs = malloc((size_t)(L + 1) * T * D * sizeof(float));
+		o->inv = malloc((size_t)(L + 1) * T * sizeof(double));
+		o->ang = malloc((size_t)T * n_spans(L) * sizeof(double));
+		if (!o->hs || !o->inv || !o->ang)
+			return -1;
+	}
+	return 0;
+}
+
+/* Turn the observer's sums for one chunk into values[n_values]. */
+static void obs_values(struct calib_obs *o, double *values)
+{
+	int L = o->L, T = o->T, P = n_spans(L), i, p, t;
+
+	for (i = 0; i < 3 * L; i++)
+		values[i] = o->seen[i] ? o->site_sum[i] / T : NAN;
+	if (!o->hs) {
+		for (p = 0; p < 2 * P; p++)
+			values[3 * L + p] = NAN;
+		return;
+	}
+	threads_for(T, ang_task, o);
+	for (p = 0; p < P; p++) {
+		double s = 0;
+		for (t = 0; t < T; t++)
+			s += o->ang[(size_t)t * P + p];
+		values[3 * L + p] = o->ang[(size_t)(T - 1) * P + p];
+		values[3 * L + P + p] = s / T;
+	}
+}
+
+int calib_run(const struct model *m, const struct dataset *d,
+	      const struct calib_opts *opts, struct calib_result **io,
+	      struct st_err *err)
+{
+	struct calib_opts def;
+	struct calib_result *r = *io;
+	struct calib_obs o;
+	struct observer ob;
+	struct fwd_state *fs = NULL;
+	double *values = NULL, t0;
+	int L = m->hp.n_layer, T = d->seq_len, c, rc = 0, start;
+
+	if (!opts) {
+		calib_opts_init(&def);
+		opts = &def;
+	}
+	start = opts->start_chunk;
+	if (T < 1 || d->n_chunks < 1)
+		return st_errf(err, ST_EINVAL, "%s: no calibration chunks", d->path);
+	if (opts->mask && opts->mask->n_layer != L)
+		return st_errf(err, ST_EINVAL, "mask has %d layers, model %d",
+			       opts->mask->n_layer, L);
+	if (start > 0) {
+		if (!r || r->n_layer != L || r->n_chunks_total != d->n_chunks ||
+		    r->seq_len != T || r->n_chunks < start || start > d->n_chunks)
+			return st_errf(err, ST_EINVAL,
+				       "cannot resume at chunk %d: the earlier result has "
+				       "%d of %d chunks of %d tokens for %d layers "
+				       "(this run: %d chunks of %d tokens, %d layers)",
+				       start, r ? r->n_chunks : 0, r ? r->n_chunks_total : 0,
+				       r ? r->seq_len : 0, r ? r->n_layer : 0,
+				       d->n_chunks, T, L);
+		r->n_chunks = start;
+	} else {
+		if (start < 0)
+			return st_errf(err, ST_EINVAL, "negative start chunk %d", start);
+		if (!r) {
+			r = calib_result_new(L, d->n_chunks, T);
+			if (!r)
+				return st_errf(err, ST_ENOMEM, "out of memory for %d chunks of scores",
+					       d->n_chunks);
+			*io = r;
+		} else if (r->n_layer != L || r->n_chunks_total != d->n_chunks ||
+			   r->seq_len != T) {
+			return st_errf(err, ST_EINVAL, "result does not match the dataset's shape");
+		}
+		r->n_chunks = 0;
+	}
+	r->seconds = 0;
+
+	if (obs_init(&o, L, m->hp.d_model, T, opts->angular) ||
+	    !(values = malloc((size_t)r->n_values * sizeof(double)))) {
+		rc = st_errf(err, ST_ENOMEM,
+			     "out of memory for the calibration observer (%d x %d x %d)",
+			     L + 1, T, m->hp.d_model);
+		goto out;
+	}
+	fs = fwd_new(m, opts->mask, T, T, err);
+	if (!fs) {
+		rc = err && err->code ? err->code : ST_ENOMEM;
+		goto out;
+	}
+	ob.ud = &o;
+	ob.site = obs_site;
+	t0 = now_s();
+	for (c = start; c < d->n_chunks; c++) {
+		struct calib_progress p;
+
+		memset(o.seen, 0, 3 * (size_t)L);
+		fwd_reset(fs);
+		rc = fwd_eval(fs, d->tokens + (size_t)c * T, T, NULL, 0, &ob, err);
+		if (rc) {
+			st_err_prefix(err, "calibration chunk %d", c);
+			break;
+		}
+		obs_values(&o, values);
+		if (opts->chunk) {
+			rc = opts->chunk(opts->ud, c, values, r->n_values, err);
+			if (rc) {
+				if (rc > 0 || !err || !err->code)
+					rc = st_errf(err, rc < 0 ? rc : ST_ECANCEL,
+						     "calibration stopped after chunk %d", c);
+				break;
+			}
+		}
+		calib_result_set_chunk(r, c, values);
+		r->seconds = now_s() - t0;
+		if (opts->progress) {
+			memset(&p, 0, sizeof p);
+			p.chunks_done = c + 1;
+			p.chunks_total = d->n_chunks;
+			p.tokens_done = (uint64_t)(c + 1) * T;
+			p.tokens_total = (uint64_t)d->n_chunks * T;
+			p.tokens_this_run = (uint64_t)(c + 1 - start) * T;
+			p.elapsed_s = r->seconds;
+			p.tok_per_s = p.elapsed_s > 0 ? p.tokens_this_run / p.elapsed_s : 0;
+			p.eta_s = p.tok_per_s > 0 ? (p.tokens_total - p.tokens_done) / p.tok_per_s : 0;
+			if (opts->progress(opts->ud, &p)) {
+				if (c + 1 < d->n_chunks)
+					rc = st_errf(err, ST_ECANCEL,
+						     "calibration cancelled after %d of %d chunks",
+						     c + 1, d->n_chunks);
+				break;
+			}
+		}
+	}
+out:
+	calib_result_finish(r);
+	fwd_free(fs);
+	obs_free(&o);
+	free(values);
+	return rc;
+}
+
+/* ---- bootstrap intervals of ranks ---- */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Order key for dropping: higher cos first (lower importance); ties to
+ * the deeper layer, then mlp before attn.  sites[k] is (layer, site). */
+struct rank_item {
+	double cos;
+	int layer, site, k;
+};
+
+static int rank_before(const struct rank_item *a, const struct rank_item *b)
+{
+	if (a->cos != b->cos)
+		return a->cos > b->cos;
+	if (a->layer != b->layer)
+		return a->layer > b->layer;
+	return a->site > b->site;
+}
+
+/* rank[k] = 1-based position of item k in drop order; NaN items get 0. */
+static void rank_items(struct rank_item *it, int n, int *rank)
+{
+	int i, j, m = 0;
+
+	for (i = 0; i < n; i++) {
+		rank[it[i].k] = 0;
+		if (isnan(it[i].cos))
+			continue;
+		it[m++] = it[i];
+	}
+	for (i = 1; i < m; i++) { /* insertion sort: n is 2L at most */
+		struct rank_item x = it[i];
+		for (j = i; j > 0 && rank_before(&x, &it[j - 1]); j--)
+			it[j] = it[j - 1];
+		it[j] = x;
+	}
+	for (i = 0; i < m; i++)
+		rank[it[i].k] = i + 1;
+}
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Fill items of group g from per-value means mean[] (layout of calib.h). */
+static int group_items(int L, enum calib_group g, const double *mean,
+		       struct rank_item *it)
+{
+	int n = 0, s, l;
+
+	for (s = 0; s < 3; s++) {
+		if (g == CALIB_GROUP_JOINT ? s == SITE_BLOCK : s != (int)g)
+			continue;
+		for (l = 0; l < L; l++) {
+			it[n].cos = mean[s * L + l];
+			it[n].layer = l;
+			it[n].site = s;
+			it[n].k = n;
+			n++;
+		}
+	}
+	return n;
+}
+
+int calib_rank_ci(const struct calib_result *r, enum calib_group g,
+		  int n_boot, uint64_t seed, int *rank, int *lo, int *hi,
+		  struct st_err *err)
+{
+	int L = r->n_layer, n_items = g == CALIB_GROUP_JOINT ? 2 * L : L;
+	int nc = r->n_chunks, b, c, k, *ranks = NULL, *tmp = NULL;
+	double *mean = NULL;
+	struct rank_item *it = NULL;
+	uint64_t st = seed;
+
+	if ((unsigned)g > CALIB_GROUP_JOINT)
+		return st_errf(err, ST_EINVAL, "unknown rank group %d", (int)g);
+	if (nc < 1 || n_boot < 1)
+		return st_errf(err, ST_EINVAL,
+			       "bootstrap needs at least one chunk and one resample "
+			       "(have %d chunks, %d resamples)", nc, n_boot);
+	mean = malloc(3 * (size_t)L * sizeof(double));
+	it = malloc((size_t)n_items * sizeof *it);
+	ranks = malloc((size_t)n_items * n_boot * sizeof(int));
+	tmp = malloc(((size_t)n_items > (size_t)n_boot ? (size_t)n_items : (size_t)n_boot) *
+		     sizeof(int));
+	if (!mean || !it || !ranks || !tmp) {
+		free(mean);
+		free(it);
+		free(ranks);
+		free(tmp);
+		return st_errf(err, ST_ENOMEM, "out of memory for %d bootstrap resamples", n_boot);
+	}
+	if (rank) {
+		group_items(L, g, r->mean, it);
+		rank_items(it, n_items, rank);
+	}
+	for (b = 0; b < n_boot; b++) {
+		memset(mean, 0, 3 * (size_t)L * sizeof(double));
+		for (c = 0; c < nc; c++) {
+			uint64_t x = splitmix64(&st);
+			int pick = (int)(((unsigned __int128)x * (unsigned)nc) >> 64);
+			const double *row = r->chunk + (size_t)pick * r->n_values;
+			for (k = 0; k < 3 * L; k++)
+				mean[k] += row[k];
+		}
+		for (k = 0; k < 3 * L; k++)
+			mean[k] /= nc;
+		group_items(L, g, mean, it);
+		rank_items(it, n_items, tmp);
+		for (k = 0; k < n_items; k++)
+			ranks[(size_t)k * n_boot + b] = tmp[k];
+	}
+	for (k = 0; k < n_items; k++) {
+		int *rk = ranks + (size_t)k * n_boot;
+		/* nearest-rank percentiles: the ceil(p*B)-th smallest */
+		int ilo = (int)ceil(0.025 * n_boot) - 1, ihi = (int)ceil(0.975 * n_boot) - 1;
+		qsort(rk, (size_t)n_boot, sizeof(int), cmp_int);
+		if (ilo < 0)
+			ilo = 0;
+		lo[k] = rk[ilo];
+		hi[k] = rk[ihi];
+	}
+	free(mean);
+	free(it);
+	free(ranks);
+	free(tmp);
+	return 0;
+}

@@ -1,0 +1,162 @@
+/*
+ * calib: the paper's importance scores and the angular distances of
+ * Gromov et al., accumulated by an observer in one forward pass per
+ * calibration chunk over the (possibly masked) model.
+ *
+ * Values.  Every chunk yields calib_n_values(L) doubles, in this layout
+ * (L = n_layer; calib_value_index/calib_value_key convert):
+ *   CALIB_COS, site s in {attn, mlp, block}, layer l:
+ *       mean over the chunk's tokens of cos(x_in, x_out) (fp64), the
+ *       paper's metric; NaN for an attn/mlp site the mask drops (a
+ *       dropped block's cos is 1: its output is its input).
+ *   CALIB_ANG_LAST, span n in 1..L-1, first layer l in 0..L-n:
+ *       d(l, n) = arccos(cos(h_l, h_{l+n})) / pi on the chunk's last
+ *       token, h_l the input of layer l and h_L the last layer's output.
+ *   CALIB_ANG_ALL: the same d(l, n), averaged over all the chunk's tokens
+ *       (the mean of arccos, not the arccos of the mean).
+ * The run's value is the mean of the per-chunk values over chunks; as
+ * chunks have equal length, for cos this is exactly the paper's mean
+ * over all tokens of all chunks.  Because the result is a function of
+ * the per-chunk values only, a run resumed from stored chunk values is
+ * bit-identical to an uninterrupted one.
+ *
+ * Importance = 1 - cos; the lowest is dropped first, ties going to the
+ * deeper layer (and, in one layer, mlp before attn).
+ */
+#ifndef STRATA_CALIB_H
+#define STRATA_CALIB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "compute/forward.h"
+
+struct model;
+struct mask;
+struct dataset;
+
+enum calib_metric {
+	CALIB_COS = 0,      /* "cos" */
+	CALIB_ANG_LAST = 1, /* "angular_last" */
+	CALIB_ANG_ALL = 2,  /* "angular_all" */
+};
+#define CALIB_N_METRICS 3
+
+/* "cos", "angular_last", "angular_all"; calib_metric_parse returns -1
+ * for an unknown name. */
+const char *calib_metric_name(enum calib_metric m);
+int calib_metric_parse(const char *name);
+
+/* Where one value of a chunk's vector belongs.  For CALIB_COS span is 0
+ * and site is attn/mlp/block; for the angular metrics site is
+ * SITE_BLOCK, layer = l and span = n (blocks l .. l+n-1). */
+struct calib_key {
+	enum calib_metric metric;
+	int layer;
+	enum site site;
+	int span;
+};
+
+/* Values per chunk for L layers: 3L + 2 (L(L+1)/2 - 1). */
+int calib_n_values(int n_layer);
+/* Index of a value, or -1 when (layer, site, span) is out of range. */
+int calib_value_index(int n_layer, enum calib_metric metric, int layer,
+		      enum site site, int span);
+/* Inverse of calib_value_index for idx in [0, calib_n_values). */
+void calib_value_key(int n_layer, int idx, struct calib_key *k);
+
+/*
+ * A calibration's values: per chunk, and the statistics over the
+ * finished chunks.  Build one with calib_run, or (the store, reading
+ * back) with calib_result_new + calib_result_set_chunk + calib_result_finish.
+ */
+struct calib_result {
+	int n_layer;
+	int n_values;        /* calib_n_values(n_layer) */
+	int n_chunks_total;  /* chunks of the dataset */
+	int n_chunks;        /* finished chunks: rows 0 .. n_chunks-1 are valid */
+	int seq_len;
+	uint64_t tokens;     /* n_chunks * seq_len */
+	double *chunk;       /* [n_chunks_total][n_values] */
+	double *mean;        /* [n_values] over finished chunks (NaN if none) */
+	double *stderr_;     /* [n_values] sample sd / sqrt(n_chunks); NaN if < 2 */
+	double seconds;      /* wall time of the chunks computed by this call */
+};
+
+struct calib_result *calib_result_new(int n_layer, int n_chunks_total,
+				      int seq_len);
+void calib_result_free(struct calib_result *r);
+/* Copy values[n_values] into row c; the finished count becomes at least
+ * c+1 (rows must be set in order 0, 1, ...).  Returns 0 or ST_EINVAL. */
+int calib_result_set_chunk(struct calib_result *r, int c,
+			   const double *values);
+/* Recompute mean, stderr_ and tokens from rows 0 .. n_chunks-1. */
+void calib_result_finish(struct calib_result *r);
+/* The run's value for a key (mean over chunks), NaN if out of range. */
+double calib_value(const struct calib_result *r, enum calib_metric metric,
+		   int layer, enum site site, int span);
+
+struct calib_progress {
+	int chunks_done, chunks_total;
+	uint64_t tokens_done, tokens_total; /* include chunks resumed from */
+	uint64_t tokens_this_run;           /* computed by this call */
+	double elapsed_s;                   /* this call's wall time */
+	double tok_per_s;                   /* tokens_this_run / elapsed_s */
+	double eta_s;                       /* remaining tokens / tok_per_s */
+};
+
+struct calib_opts {
+	const struct mask *mask;   /* sites dropped during the pass; NULL: none */
+	int start_chunk;           /* resume: rows 0 .. start_chunk-1 of *io
+				      are already filled (calib_result_set_chunk) */
+	int angular;               /* 0 = skip the angular metrics (NaN) to save
+				      (L+1) x seq_len x d_model floats; default
+				      1 via calib_opts_init */
+	/* After each chunk, before the next; nonzero return cancels. */
+	int (*progress)(void *ud, const struct calib_progress *p);
+	/* After each chunk's values are final (for persisting); a negative
+	 * return (with err filled) aborts the run with that code. */
+	int (*chunk)(void *ud, int chunk, const double *values, int n_values,
+		     struct st_err *err);
+	void *ud;
+};
+
+/* Defaults: no mask, start 0, angular on, no callbacks. */
+void calib_opts_init(struct calib_opts *o);
+
+/*
+ * Run calibration of m over d's chunks.  When opts->start_chunk > 0,
+ * *io must be a result (calib_result_new with d's chunk count and
+ * seq_len) whose first start_chunk rows hold the earlier values; else
+ * *io may be NULL and a new result is allocated.  Returns 0 with
+ * *io finished (mean, stderr_); ST_ECANCEL when progress asked to stop,
+ * with *io holding (and finished over) the chunks completed so far; or
+ * another negative code.  *io is the caller's to free either way.
+ */
+int calib_run(const struct model *m, const struct dataset *d,
+	      const struct calib_opts *opts, struct calib_result **io,
+	      struct st_err *err);
+
+/*
+ * Bootstrap 95% intervals of the rank of each site of a group among its
+ * group, from resampled chunks (n_boot resamples, seeded xorshift; the
+ * same seed gives the same intervals).  Rank 1 = lowest importance
+ * (dropped first; ties to the deeper layer).  Group CALIB_GROUP_JOINT
+ * ranks the 2L attn and mlp sites together, index [site*L + layer].
+ * Sites whose value is NaN (dropped) get rank 0 in lo/hi.  Also fills
+ * rank (may be NULL): the rank from the full-data means.  lo/hi/rank
+ * have L entries (2L for joint).  Percentiles are the 2.5% and 97.5%
+ * order statistics (nearest rank).  Returns 0 or a negative code.
+ */
+enum calib_group {
+	CALIB_GROUP_ATTN = SITE_ATTN,
+	CALIB_GROUP_MLP = SITE_MLP,
+	CALIB_GROUP_BLOCK = SITE_BLOCK,
+	CALIB_GROUP_JOINT = 3,
+};
+int calib_rank_ci(const struct calib_result *r, enum calib_group g,
+		  int n_boot, uint64_t seed, int *rank, int *lo, int *hi,
+		  struct st_err *err);
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * mask: parse and print the canonical text form of a layer mask (see
+ * mask.h).  The text lists dropped layers per site; parsing accepts
+ * any order and overlapping ranges, printing always sorts and collapses,
+ * so format(parse(x)) is the canonical form of x.
+ */
+#include "method/mask.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mask *mask_new(int n_layer)
+{
+	struct mask *m;
+
+	if (n_layer < 0)
+		return NULL;
+	m = calloc(1, sizeof *m);
+	if (!m)
+		return NULL;
+	m->n_layer = n_layer;
+	m->attn = malloc(n_layer ? (size_t)n_layer : 1);
+	m->mlp = malloc(n_layer ? (size_t)n_layer : 1);
+	if (!m->attn || !m->mlp) {
+		mask_free(m);
+		return NULL;
+	}
+	memset(m->attn, 1, (size_t)n_layer);
+	memset(m->mlp, 1, (size_t)n_layer);
+	return m;
+}
+
+void mask_free(struct mask *m)
+{
+	if (!m)
+		return;
+	free(m->attn);
+	free(m->mlp);
+	free(m);
+}
+
+struct mask *mask_dup(const struct mask *m)
+{
+	struct mask *d = mask_new(m->n_layer);
+
+	if (!d)
+		return NULL;
+	memcpy(d->attn, m->attn, (size_t)m->n_layer);
+	memcpy(d->mlp, m->mlp, (size_t)m->n_layer);
+	return d;
+}
+
+/* Parse a decimal layer index at text[*i]; returns -1 if none. */
+static long parse_num(const char *text, size_t *i)
+{
+	long v = 0;
+	size_t start = *i;
+
+	while (isdigit((unsigned char)text[*i])) {
+		v = v * 10 + (text[*i] - '0');
+		if (v > 1000000)
+			return -2;
+		(*i)++;
+	}
+	return *i == start ? -1 : v;
+}
+
+static void skip_space(const char *text, size_t *i)
+{
+	while (text[*i] == ' ' || text[*i] == '\t')
+		(*i)++;
+}
+
+/* Parse "a,b-c,..." up to ';' or end, clearing bits in keep (and keep2). */
+static int parse_list(const char *text, size_t *i, int n_layer, uint8_t *keep,
+		      uint8_t *keep2, struct st_err *err)
+{
+	skip_space(text, i);
+	if (text[*i] == ';' || text[*i] == '\0')
+		return 0;
+	for (;;) {
+		long a, b;
+		size_t at;
+
+		skip_space(text, i);
+		at = *i;
+		a = parse_num(text, i);
+		if (a < 0)
+			return st_errf(err, ST_EINVAL,
+				       "mask '%s': expected a layer number at position %zu",
+				       text, at + 1);
+		b = a;
+		skip_space(text, i);
+		if (text[*i] == '-') {
+			(*i)++;
+			skip_space(text, i);
+			at = *i;
+			b = parse_num(text, i);
+			if (b < 0)
+				return st_errf(err, ST_EINVAL,
+					       "mask '%s': expected a layer number after '-' at position %zu",
+					       text, at + 1);
+			if (b < a)
+				return st_errf(err, ST_EINVAL,
+					       "mask '%s': range %ld-%ld at position %zu is reversed",
+					       text, a, b, at + 1);
+		}
+		if (b >= n_layer)
+			return st_errf(err, ST_EINVAL,
+				       "mask '%s': layer %ld at position %zu is out of range (the model has layers 0-%d)",
+				       text, b, at + 1, n_layer - 1);
+		for (long l = a; l <= b; l++) {
+			keep[l] = 0;
+			if (keep2)
+				keep2[l] = 0;
+		}
+		skip_space(text, i);
+		if (text[*i] == ',') {
+			(*i)++;
+			continue;
+		}
+		if (text[*i] == ';' || text[*i] == '\0')
+			return 0;
+		return st_errf(err, ST_EINVAL,
+			       "mask '%s': expected ',', ';' or end at position %zu",
+			       text, *i + 1);
+	}
+}
+
+int mask_parse(const char *text, int n_layer, struct mask **out, struct st_err *err)
+{
+	struct mask *m;
+	size_t i = 0;
+	int rc;
+
+	*out = NULL;
+	m = mask_new(n_layer);
+	if (!m)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	skip_space(text, &i);
+	if (strcmp(text + i, "none") == 0 || text[i] == '\0') {
+		*out = m;
+		return 0;
+	}
+	while (text[i] != '\0') {
+		uint8_t *keep, *keep2 = NULL;
+		size_t at;
+
+		skip_space(text, &i);
+		at = i;
+		if (strncmp(text + i, "attn=", 5) == 0) {
+			keep = m->attn;
+			i += 5;
+		} else if (strncmp(text + i, "mlp=", 4) == 0) {
+			keep = m->mlp;
+			i += 4;
+		} else if (strncmp(text + i, "block=", 6) == 0) {
+			keep = m->attn;
+			keep2 = m->mlp;
+			i += 6;
+		} else {
+			mask_free(m);
+			return st_errf(err, ST_EINVAL,
+				       "mask '%s': expected 'attn=', 'mlp=' or 'block=' at position %zu",
+				       text, at + 1);
+		}
+		rc = parse_list(text, &i, n_layer, keep, keep2, err);
+		if (rc < 0) {
+			mask_free(m);
+			return rc;
+		}
+		if (text[i] == ';')
+			i++;
+		skip_space(text, &i);
+	}
+	*out = m;
+	return 0;
+}
+
+/* Append the dropped layers of keep as "a,b-c" to buf at *len. */
+static void format_list(const uint8_t *keep, int n, char *buf, size_t cap, size_t *len)
+{
+	int first = 1;
+
+	for (int l = 0; l < n; l++) {
+		int e = l;
+		int k;
+
+		if (keep[l])
+			continue;
+		while (e + 1 < n && !keep[e + 1])
+			e++;
+		if (e == l)
+			k = snprintf(*len < cap ? buf + *len : NULL, *len < cap ? cap - *len : 0,
+				     "%s%d", first ? "" : ",", l);
+		else
+			k = snprintf(*len < cap ? buf + *len : NULL, *len < cap ? cap - *len : 0,
+				     "%s%d-%d", first ? "" : ",", l, e);
+		*len += (size_t)k;
+		first = 0;
+		l = e;
+	}
+}
+
+static void put(const char *s, char *buf, size_t cap, size_t *len)
+{
+	size_t k = strlen(s);
+
+	if (*len < cap)
+		snprintf(buf + *len, cap - *len, "%s", s);
+	*len += k;
+}
+
+size_t mask_format(const struct mask *m, char *buf, size_t cap)
+{
+	size_t len = 0;
+
+	if (cap)
+		buf[0] = '\0';
+	put("attn=", buf, cap, &len);
+	format_list(m->attn, m->n_layer, buf, cap, &len);
+	put(";mlp=", buf, cap, &len);
+	format_list(m->mlp, m->n_layer, buf, cap, &len);
+	return len;
+}
+
+int mask_n_dropped_attn(const struct mask *m)
+{
+	int n = 0;
+
+	for (int l = 0; l < m->n_layer; l++)
+		n += !m->attn[l];
+	return n;
+}
+
+int mask_n_dropped_mlp(const struct mask *m)
+{
+	int n = 0;
+
+	for (int l = 0; l < m->n_layer; l++)
+		n += !m->mlp[l];
+	return n;
+}
+
+int mask_is_empty(const struct mask *m)
+{
+	return !m || (mask_n_dropped_attn(m) == 0 && mask_n_dropped_mlp(m) == 0);
+}
+
+int mask_keeps_attn(const struct mask *m, int layer)
+{
+	return !m || layer >= m->n_layer || m->attn[layer];
+}
+
+int mask_keeps_mlp(const struct mask *m, int layer)
+{
+	return !m || layer >= m->n_layer || m->mlp[layer];
+}

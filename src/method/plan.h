@@ -1,0 +1,130 @@
+/*
+ * plan: turn calibration scores into a mask (which sites to drop), and
+ * predict what the drop removes.
+ *
+ * Methods (DESIGN.md "Selection"):
+ *   attn, mlp, block   the n sites of that kind with the lowest
+ *                      importance 1 - cos (block: both sites of a layer);
+ *   joint              the 2L attn and mlp sites ranked together, as
+ *                      LLM-Drop does;
+ *   contiguous         the span of n consecutive blocks l .. l+n-1 with
+ *                      the smallest angular distance d(l, n) (last token
+ *                      by default, as Gromov et al.; all tokens on request).
+ * Ties go to the deeper layer (in one layer, mlp before attn).  Guards
+ * keep_first / keep_last exclude the first A and last B layers from
+ * dropping.  Iterative mode (plan_iterative) drops one site at a time
+ * and re-scores the remaining model with the mask applied.
+ *
+ * Predicted effect, per dropped site, from the hyperparameters alone
+ * (q = n_head*head_dim, kv = n_head_kv*head_dim, D = d_model, F = d_ff):
+ *   attn params  = D (norm) + D*q + 2*D*kv + q*D (+ q + 2kv biases)
+ *   mlp params   = D (norm) + 3*D*F
+ *   KV bytes/token saved   = 2 * kv * 4 per dropped attention (F32 cache)
+ *   matmul FLOPs/token     = 2 * (D*q + 2*D*kv + q*D) per attention,
+ *                            2 * 3*D*F per mlp (a multiply-add = 2 FLOPs;
+ *                            norms, biases, rope, softmax not counted)
+ *   attention FLOPs/token  = 4 * q * ctx per attention (QK^T and AV for a
+ *                            token attending to ctx positions), reported
+ *                            separately when ctx > 0.
+ */
+#ifndef STRATA_PLAN_H
+#define STRATA_PLAN_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "compute/forward.h"
+#include "method/calib.h"
+
+struct model;
+struct model_hparams;
+struct mask;
+struct dataset;
+
+enum plan_method {
+	PLAN_ATTN = 0, PLAN_MLP, PLAN_BLOCK, PLAN_JOINT, PLAN_CONTIGUOUS,
+};
+/* "attn", "mlp", "block", "joint", "contiguous"; parse returns -1 if unknown. */
+const char *plan_method_name(enum plan_method m);
+int plan_method_parse(const char *name);
+
+struct plan_opts {
+	enum plan_method method;
+	int n;              /* sites to drop (attn/mlp/joint), blocks (block,
+			       contiguous) */
+	int keep_first;     /* never drop layers 0 .. keep_first-1 */
+	int keep_last;      /* never drop layers L-keep_last .. L-1 */
+	int all_tokens;     /* contiguous: use angular_all instead of angular_last */
+	int attn_ctx;       /* context for attention FLOPs; 0: not reported */
+};
+/* Defaults: method attn, n 0, no guards, last token, attn_ctx 0. */
+void plan_opts_init(struct plan_opts *o);
+
+struct plan_drop {
+	int layer;
+	enum site site;     /* SITE_BLOCK for block and contiguous */
+	double importance;  /* 1 - cos (block/attn/mlp/joint), d(l, n) for
+			       contiguous (the span's, on every entry); in
+			       iterative mode, at the time of dropping */
+};
+
+struct plan_effect {
+	uint64_t params;            /* weight elements removed */
+	uint64_t kv_bytes_per_token;/* F32 KV cache bytes per position saved */
+	uint64_t flops_per_token;   /* matmul FLOPs per token saved */
+	uint64_t attn_flops_per_token; /* at opts.attn_ctx; 0 when not asked */
+	int attn_dropped, mlp_dropped, blocks_dropped;
+};
+
+struct plan {
+	enum plan_method method;
+	int iterative;
+	int n_layer;
+	struct mask *mask;       /* owned */
+	int n_drop;
+	struct plan_drop *drop;  /* [n_drop] in drop order */
+	int range_first, range_last; /* contiguous: inclusive layers; else -1 */
+	struct plan_effect effect;
+};
+
+/*
+ * One-shot plan from a run's values (r->mean, layout of calib.h) for a
+ * model with hyperparameters hp.  Fails with ST_EINVAL (message says why)
+ * when n is out of range for the method and guards (e.g. "cannot drop 6
+ * attn sites: only 4 layers outside the guards"), or ST_EFORMAT when a
+ * needed value is NaN (a run scored under a mask, or without angular).
+ * *out is the caller's (plan_free).
+ */
+int plan_make(const struct model_hparams *hp, const struct calib_result *r,
+	      const struct plan_opts *o, struct plan **out, struct st_err *err);
+
+/*
+ * Iterative plan: n times, calibrate m on d under the current mask
+ * (co's callbacks are called for every pass; co->mask, start_chunk and
+ * angular are ignored: passes skip the angular metrics, which these
+ * methods do not use), drop the lowest-importance remaining site of the method
+ * (attn, mlp, block or joint; contiguous is ST_EINVAL), and repeat.
+ * Importances in drop are those of the pass that dropped the site.
+ * pass_done, if not NULL, is called after each pass with the pass's
+ * result and the site it chose (for the store); a nonzero return cancels.
+ */
+int plan_iterative(const struct model *m, const struct dataset *d,
+		   const struct calib_opts *co, const struct plan_opts *o,
+		   int (*pass_done)(void *ud, int pass,
+				    const struct calib_result *r,
+				    const struct plan_drop *chosen),
+		   void *ud, struct plan **out, struct st_err *err);
+
+/* Build a plan from a mask written by hand (drop order: layer order,
+ * importance NaN) so that its effect can be printed. */
+int plan_from_mask(const struct model_hparams *hp, const struct mask *mask,
+		   const struct plan_opts *o, struct plan **out,
+		   struct st_err *err);
+
+/* Effect of dropping what mask drops (attn_ctx as in plan_opts). */
+void plan_effect(const struct model_hparams *hp, const struct mask *mask,
+		 int attn_ctx, struct plan_effect *e);
+
+void plan_free(struct plan *p);
+
+#endif

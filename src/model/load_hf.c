@@ -1,0 +1,473 @@
+/*
+ * load_hf: a Hugging Face model directory.
+ *
+ *   config.json                     hyperparameters (read with jansson)
+ *   model.safetensors               the weights, or
+ *   model.safetensors.index.json    {"weight_map": {tensor: shard file}}
+ *                                   and the shards it names (each mapped once)
+ *   tokenizer.json                  the tokenizer (tokenizer_config.json
+ *                                   beside it is optional)
+ *
+ * config.json fields read: model_type (llama, mistral, qwen2),
+ * hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
+ * vocab_size, max_position_embeddings (required); num_key_value_heads
+ * (default: the head count), head_dim (default hidden/heads),
+ * rms_norm_eps (1e-6), rope_theta (10000), tie_word_embeddings (true when
+ * absent, as in transformers), attention_bias, hidden_act (must be silu),
+ * rope_scaling {rope_type|type: llama3 | linear | default, factor,
+ * low_freq_factor, high_freq_factor, original_max_position_embeddings},
+ * sliding_window / use_sliding_window.
+ *
+ * drop_attn_list / drop_mlp_list (LLM-Drop's dropped-model config: layer
+ * indices, or one boolean per layer): those sites have no tensors in the
+ * checkpoint (m->absent); every other tensor is still required.
+ *
+ * HF checkpoints keep q/k rows in the rotate-half order (pairs i and
+ * i + head_dim/2): the model gets ROPE_NEOX and the weights stay as they
+ * are.  A Mistral-style sliding window smaller than the context clips
+ * n_ctx to the window, so that full attention is exact.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "model/loader.h"
+#include "model/model.h"
+#include "format/safetensors.h"
+#include "tok/tokenizer.h"
+
+struct hf_priv {
+	struct safetensors **shards;
+	int n_shards;
+};
+
+static void hf_priv_free(void *p)
+{
+	struct hf_priv *h = p;
+	int i;
+
+	if (!h)
+		return;
+	for (i = 0; i < h->n_shards; i++)
+		safetensors_close(h->shards[i]);
+	free(h->shards);
+	free(h);
+}
+
+static const struct st_tensor *hf_find(void *ud, const char *name)
+{
+	struct hf_priv *h = ud;
+	const struct st_tensor *t;
+	int i;
+
+	for (i = 0; i < h->n_shards; i++)
+		if ((t = safetensors_find(h->shards[i], name)))
+			return t;
+	return NULL;
+}
+
+static int file_exists(const char *path)
+{
+	struct stat sb;
+	return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static char *join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+/* Integer field: absent or null gives def (or an error when def < 0). */
+static int cfg_int(json_t *cfg, const char *file, const char *key, int def, int *out,
+		   struct st_err *err)
+{
+	json_t *v = json_object_get(cfg, key);
+	json_int_t x;
+
+	if (!v || json_is_null(v)) {
+		if (def < 0)
+			return st_errf(err, ST_EFORMAT, "%s: field '%s' is missing", file, key);
+		*out = def;
+		return 0;
+	}
+	if (!json_is_integer(v) || (x = json_integer_value(v)) <= 0 || x > INT32_MAX)
+		return st_errf(err, ST_EFORMAT, "%s: field '%s' must be a positive integer",
+			       file, key);
+	*out = (int)x;
+	return 0;
+}
+
+/* Number field: absent or null gives def; required when def is NAN. */
+static int cfg_num(json_t *cfg, const char *file, const char *key, double def, float *out,
+		   struct st_err *err)
+{
+	json_t *v = json_object_get(cfg, key);
+
+	if (!v || json_is_null(v)) {
+		if (def != def)
+			return st_errf(err, ST_EFORMAT, "%s: field '%s' is missing", file, key);
+		*out = (float)def;
+		return 0;
+	}
+	if (!json_is_number(v) || !(json_number_value(v) > 0))
+		return st_errf(err, ST_EFORMAT, "%s: field '%s' must be a positive number",
+			       file, key);
+	*out = (float)json_number_value(v);
+	return 0;
+}
+
+/* Boolean field: -1 when absent or null. */
+static int cfg_bool(json_t *cfg, const char *file, const char *key, int *out,
+		    struct st_err *err)
+{
+	json_t *v = json_object_get(cfg, key);
+
+	*out = -1;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return st_errf(err, ST_EFORMAT, "%s: field '%s' must be true or false", file, key);
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int parse_rope_scaling(json_t *rs, const char *file, struct model_hparams *hp,
+			      struct st_err *err)
+{
+	json_t *t;
+	const char *type;
+	int rc;
+
+	if (!rs || json_is_null(rs))
+		return 0;
+	if (!json_is_object(rs))
+		return st_errf(err, ST_EFORMAT, "%s: field 'rope_scaling' must be an object", file);
+	t = json_object_get(rs, "rope_type");
+	if (!t)
+		t = json_object_get(rs, "type");
+	if (!json_is_string(t))
+		return st_errf(err, ST_EFORMAT,
+			       "%s: field 'rope_scaling.rope_type' must be a string", file);
+	type = json_string_value(t);
+	if (strcmp(type, "default") == 0)
+		return 0;
+	if (strcmp(type, "linear") == 0) {
+		hp->rope_scaling_type = 2;
+		return cfg_num(rs, file, "factor", NAN, &hp->rope_factor, err);
+	}
+	if (strcmp(type, "llama3") != 0)
+		return st_errf(err, ST_EUNSUP,
+			       "%s: rope_scaling type '%s' is not supported (supported: llama3, linear)",
+			       file, type);
+	hp->rope_scaling_type = 1;
+	if ((rc = cfg_num(rs, file, "factor", NAN, &hp->rope_factor, err)) < 0 ||
+	    (rc = cfg_num(rs, file, "low_freq_factor", NAN, &hp->rope_low_freq_factor, err)) < 0 ||
+	    (rc = cfg_num(rs, file, "high_freq_factor", NAN, &hp->rope_high_freq_factor, err)) < 0 ||
+	    (rc = cfg_int(rs, file, "original_max_position_embeddings", -1, &hp->rope_orig_ctx,
+			  err)) < 0)
+		return st_err_prefix(err, "rope_scaling");
+	return 0;
+}
+
+/* LLM-Drop's drop_{attn,mlp}_list: ints (layer indices) or n_layer
+ * booleans; sets bit in absent[l] for each dropped layer. */
+static int parse_drop_list(json_t *cfg, const char *file, const char *key, int n_layer,
+			   uint8_t bit, uint8_t *absent, struct st_err *err)
+{
+	json_t *v = json_object_get(cfg, key), *e;
+	size_t i;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v))
+		return st_errf(err, ST_EFORMAT, "%s: field '%s' must be an array", file, key);
+	json_array_foreach(v, i, e) {
+		if (json_is_boolean(e)) {
+			if (i >= (size_t)n_layer)
+				return st_errf(err, ST_EFORMAT, "%s: field '%s' has more than %d "
+					       "entries", file, key, n_layer);
+			if (json_is_true(e))
+				absent[i] |= bit;
+		} else if (json_is_integer(e)) {
+			json_int_t l = json_integer_value(e);
+			if (l < 0 || l >= n_layer)
+				return st_errf(err, ST_EFORMAT, "%s: field '%s' entry %zu = %lld is "
+					       "not a layer (0..%d)", file, key, i, (long long)l,
+					       n_layer - 1);
+			absent[l] |= bit;
+		} else {
+			return st_errf(err, ST_EFORMAT, "%s: field '%s' entry %zu must be a layer "
+				       "index or a boolean", file, key, i);
+		}
+	}
+	return 0;
+}
+
+/* Read config.json into m->hp; *tie gets what it declares, *absent the
+ * sites its drop lists remove (NULL when none). */
+static int parse_config(const char *file, struct model_hparams *hp, enum tie_decl *tie,
+			uint8_t **absent, struct st_err *err)
+{
+	json_error_t jerr;
+	json_t *cfg, *v;
+	const struct arch_info *ai;
+	const char *mt;
+	int rc, b, sw = 0, use_sw;
+
+	cfg = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
+	if (!cfg) {
+		if (!file_exists(file))
+			return st_errf(err, ST_EIO, "cannot open '%s': No such file or directory",
+				       file);
+		return st_errf(err, ST_EFORMAT, "%s: invalid JSON at line %d column %d: %s",
+			       file, jerr.line, jerr.column, jerr.text);
+	}
+	rc = ST_EFORMAT;
+	if (!json_is_object(cfg)) {
+		st_errf(err, rc, "%s: not a JSON object", file);
+		goto out;
+	}
+	v = json_object_get(cfg, "model_type");
+	if (!json_is_string(v)) {
+		st_errf(err, rc, "%s: field 'model_type' must be a string", file);
+		goto out;
+	}
+	mt = json_string_value(v);
+	ai = arch_find(mt);
+	if (ai && ai->gguf_only) {
+		rc = st_errf(err, ST_EUNSUP, "%s: model_type '%s' is not supported in Hugging Face "
+			     "form (strata reads %s as GGUF)", file, mt, mt);
+		goto out;
+	}
+	if (!ai) {
+		rc = arch_unsupported(err, mt, file);
+		goto out;
+	}
+	snprintf(hp->arch, sizeof hp->arch, "%s", mt);
+	hp->qkv_bias = ai->qkv_bias;
+	hp->rope_layout = ROPE_NEOX;
+	if ((rc = cfg_int(cfg, file, "hidden_size", -1, &hp->d_model, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "num_hidden_layers", -1, &hp->n_layer, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "num_attention_heads", -1, &hp->n_head, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "num_key_value_heads", hp->n_head, &hp->n_head_kv, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "head_dim", 0, &hp->head_dim, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "intermediate_size", -1, &hp->d_ff, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "vocab_size", -1, &hp->n_vocab, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "max_position_embeddings", -1, &hp->n_ctx, err)) < 0 ||
+	    (rc = cfg_num(cfg, file, "rms_norm_eps", 1e-6, &hp->rms_eps, err)) < 0 ||
+	    (rc = cfg_num(cfg, file, "rope_theta", 10000.0, &hp->rope_theta, err)) < 0)
+		goto out;
+	if ((rc = cfg_bool(cfg, file, "tie_word_embeddings", &b, err)) < 0)
+		goto out;
+	*tie = b < 0 ? TIE_UNKNOWN : b ? TIE_YES : TIE_NO;
+	if ((rc = cfg_bool(cfg, file, "attention_bias", &b, err)) < 0)
+		goto out;
+	if (b == 1)
+		hp->qkv_bias = 1;
+	v = json_object_get(cfg, "hidden_act");
+	if (v && !json_is_null(v) &&
+	    (!json_is_string(v) || strcmp(json_string_value(v), "silu") != 0)) {
+		rc = st_errf(err, ST_EUNSUP, "%s: hidden_act '%s' is not supported (strata runs silu)",
+			     file, json_is_string(v) ? json_string_value(v) : "?");
+		goto out;
+	}
+	if ((rc = parse_rope_scaling(json_object_get(cfg, "rope_scaling"), file, hp, err)) < 0)
+		goto out;
+	if ((rc = cfg_bool(cfg, file, "use_sliding_window", &use_sw, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "sliding_window", 0, &sw, err)) < 0)
+		goto out;
+	if (sw > 0 && sw < hp->n_ctx && (use_sw == 1 || (use_sw < 0 && strcmp(mt, "mistral") == 0)))
+		hp->n_ctx = sw;
+	if (json_object_get(cfg, "drop_attn_list") || json_object_get(cfg, "drop_mlp_list")) {
+		int l, any = 0;
+
+		*absent = calloc((size_t)hp->n_layer, 1);
+		if (!*absent) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+		if ((rc = parse_drop_list(cfg, file, "drop_attn_list", hp->n_layer,
+					  MODEL_ABSENT_ATTN, *absent, err)) < 0 ||
+		    (rc = parse_drop_list(cfg, file, "drop_mlp_list", hp->n_layer,
+					  MODEL_ABSENT_MLP, *absent, err)) < 0)
+			goto out;
+		for (l = 0; l < hp->n_layer; l++)
+			any |= (*absent)[l];
+		if (!any) {
+			free(*absent);
+			*absent = NULL;
+		}
+	}
+	rc = 0;
+out:
+	json_decref(cfg);
+	return rc;
+}
+
+static int add_shard(struct model *m, struct hf_priv *h, const char *path, struct st_err *err)
+{
+	struct safetensors **ns, *st;
+	const void *addr;
+	size_t size;
+	int rc;
+
+	rc = model_map_file(m, path, &addr, &size, err);
+	if (rc < 0)
+		return rc;
+	st = safetensors_open_mem(path, addr, size, err);
+	if (!st)
+		return err_code(err);
+	ns = realloc(h->shards, (size_t)(h->n_shards + 1) * sizeof *ns);
+	if (!ns) {
+		safetensors_close(st);
+		return st_errf(err, ST_ENOMEM, "%s: out of memory", path);
+	}
+	h->shards = ns;
+	h->shards[h->n_shards++] = st;
+	return 0;
+}
+
+/* Load the shards model.safetensors.index.json names, each once. */
+static int load_index(struct model *m, struct hf_priv *h, const char *dir, const char *file,
+		      struct st_err *err)
+{
+	json_error_t jerr;
+	json_t *idx, *wm, *v, *seen = NULL;
+	const char *key;
+	int rc = 0;
+
+	idx = json_load_file(file, 0, &jerr);
+	if (!idx)
+		return st_errf(err, ST_EFORMAT, "%s: invalid JSON at line %d column %d: %s",
+			       file, jerr.line, jerr.column, jerr.text);
+	wm = json_object_get(idx, "weight_map");
+	if (!json_is_object(wm) || json_object_size(wm) == 0) {
+		rc = st_errf(err, ST_EFORMAT, "%s: field 'weight_map' must be a non-empty object",
+			     file);
+		goto out;
+	}
+	seen = json_object();
+	if (!seen) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	json_object_foreach(wm, key, v) {
+		const char *shard;
+		char *path;
+
+		if (!json_is_string(v)) {
+			rc = st_errf(err, ST_EFORMAT, "%s: weight_map entry '%s' must be a file name",
+				     file, key);
+			goto out;
+		}
+		shard = json_string_value(v);
+		if (strchr(shard, '/') || shard[0] == 0 || shard[0] == '.') {
+			rc = st_errf(err, ST_EFORMAT,
+				     "%s: weight_map entry '%s' names '%s', not a file in the directory",
+				     file, key, shard);
+			goto out;
+		}
+		if (json_object_get(seen, shard))
+			continue;
+		json_object_set_new(seen, shard, json_true());
+		path = join(dir, shard);
+		if (!path) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = add_shard(m, h, path, err);
+		free(path);
+		if (rc < 0)
+			goto out;
+	}
+	/* every tensor the index names must be in the shards */
+	json_object_foreach(wm, key, v) {
+		if (!hf_find(h, key)) {
+			rc = st_errf(err, ST_EFORMAT, "%s: tensor '%s' is not in shard '%s'",
+				     file, key, json_string_value(v));
+			goto out;
+		}
+	}
+out:
+	json_decref(seen);
+	json_decref(idx);
+	return rc;
+}
+
+int model_load_hf(const char *dir, struct model *m, struct st_err *err)
+{
+	enum tie_decl tie = TIE_UNKNOWN;
+	struct hf_priv *h;
+	char *cfg = join(dir, "config.json");
+	char *single = join(dir, "model.safetensors");
+	char *index = join(dir, "model.safetensors.index.json");
+	char *tj = join(dir, "tokenizer.json");
+	char *tc = join(dir, "tokenizer_config.json");
+	int rc;
+
+	if (!cfg || !single || !index || !tj || !tc) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = parse_config(cfg, &m->hp, &tie, &m->absent, err);
+	if (rc < 0)
+		goto out;
+	h = calloc(1, sizeof *h);
+	if (!h) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	m->fmt_priv = h;
+	m->fmt_free = hf_priv_free;
+	if (file_exists(single))
+		rc = add_shard(m, h, single, err);
+	else if (file_exists(index))
+		rc = load_index(m, h, dir, index, err);
+	else
+		rc = st_errf(err, ST_EIO,
+			     "%s: no model.safetensors or model.safetensors.index.json", dir);
+	if (rc < 0)
+		goto out;
+	{
+		size_t nt = 0;
+		int i;
+		for (i = 0; i < h->n_shards; i++)
+			nt += h->shards[i]->n_tensors;
+		if ((size_t)m->hp.n_layer > nt) {
+			rc = st_errf(err, ST_EFORMAT, "%s: field 'num_hidden_layers' = %d but the "
+				     "checkpoint has only %zu tensors", cfg, m->hp.n_layer, nt);
+			goto out;
+		}
+	}
+	m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
+	if (!m->layers) {
+		rc = st_errf(err, ST_ENOMEM, "%s: out of memory", dir);
+		goto out;
+	}
+	rc = model_bind_tensors(m, NAMES_HF, hf_find, h, tie, dir, err);
+	if (rc < 0)
+		goto out;
+	rc = model_check_shapes(m, err);
+	if (rc < 0)
+		goto out;
+	if (file_exists(tj)) {
+		m->tok = tok_from_hf(tj, file_exists(tc) ? tc : NULL, err);
+		if (!m->tok)
+			rc = err_code(err);
+	}
+out:
+	free(cfg);
+	free(single);
+	free(index);
+	free(tj);
+	free(tc);
+	return rc;
+}

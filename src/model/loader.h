@@ -1,0 +1,64 @@
+/*
+ * loader: what the three model loaders (load_gguf.c, load_hf.c,
+ * load_llama2c.c) share with model.c, and nothing else includes.
+ *
+ * Architectures are data (model.c): a table of supported architectures,
+ * and a table mapping each tensor role (token embedding, layer l's
+ * q projection, ...) to its name pattern in GGUF and in Hugging Face
+ * checkpoints, marked required or optional.  A loader reads the
+ * hyperparameters its own way, then model_bind_tensors looks every role
+ * up by name through the loader's lookup function.
+ */
+#ifndef STRATA_LOADER_H
+#define STRATA_LOADER_H
+
+#include "model/model.h"
+
+struct arch_info {
+	const char *name;            /* as GGUF general.architecture / HF model_type */
+	int qkv_bias;                /* q/k/v projections carry biases */
+	enum rope_layout gguf_rope;  /* how llama.cpp's converter stores q/k rows */
+	int gguf_only;               /* a GGUF architecture with no HF model_type here
+					(deci: HF DeciLM's block_configs are another format) */
+};
+
+/* The architecture called name, or NULL. */
+const struct arch_info *arch_find(const char *name);
+
+/* Fill err with "unsupported architecture 'name' in file (supported:
+ * llama, mistral, qwen2)"; returns ST_EUNSUP. */
+int arch_unsupported(struct st_err *err, const char *name, const char *file);
+
+enum name_scheme { NAMES_GGUF, NAMES_HF };
+
+/* Whether the file declares tied embeddings. */
+enum tie_decl { TIE_UNKNOWN, TIE_YES, TIE_NO };
+
+typedef const struct st_tensor *(*tensor_lookup_fn)(void *ud, const char *name);
+
+/*
+ * Look up every tensor role for m->hp.n_layer layers (m->layers must be
+ * allocated) by its name under scheme, and fill m's tensor fields.
+ * Required tensors that are missing fail with "tensor 'name' is missing
+ * from file".  Biases are required once layer 0 has a q bias or
+ * m->hp.qkv_bias is set (then hp.qkv_bias = 1).  The output projection:
+ * absent, or declared tied, or byte-identical to the embedding, makes
+ * hp.tied_embeddings = 1 and output = tok_emb; absent while tie is
+ * TIE_NO is an error.  Tensors strata cannot run (an output-projection
+ * bias, an MLP bias) fail with ST_EUNSUP.  Does not check shapes.
+ */
+int model_bind_tensors(struct model *m, enum name_scheme scheme,
+		       tensor_lookup_fn find, void *ud, enum tie_decl tie,
+		       const char *file, struct st_err *err);
+
+/* The last path component (for messages). */
+const char *path_base(const char *path);
+
+/* The code a constructor that returned NULL left in err (ST_EFORMAT if
+ * it left none). */
+static inline int err_code(const struct st_err *err)
+{
+	return err && err->code < 0 ? err->code : ST_EFORMAT;
+}
+
+#endif

@@ -1,0 +1,594 @@
+/*
+ * model: format dispatch, the architecture tables, tensor binding and
+ * the shape check that every loader ends with, and the model's
+ * lifetime (mappings, format state, tokenizer).
+ *
+ * Architectures are data.  arch_table lists what strata runs;
+ * role_table maps each tensor role to its name pattern in GGUF and in
+ * Hugging Face checkpoints, with where it lives in struct model and
+ * whether it may be absent.  Adding a Llama-like architecture is a row
+ * in arch_table; a renamed tensor is a column in role_table.
+ *
+ * Invariant after model_load succeeds (model.h): every required tensor
+ * is bound with the shape hp implies, optional tensors that are absent
+ * have data == NULL, and output aliases tok_emb when tied.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "model/loader.h"
+#include "model/model.h"
+#include "tok/tokenizer.h"
+
+static const struct arch_info arch_table[] = {
+	{ "llama",   0, ROPE_INTERLEAVED, 0 }, /* Llama 2/3/3.1, TinyLlama */
+	{ "mistral", 0, ROPE_INTERLEAVED, 0 }, /* llama.cpp writes Mistral as llama */
+	{ "qwen2",   1, ROPE_NEOX, 0 },
+	{ "deci",    0, ROPE_INTERLEAVED, 1 }, /* llama layers with per-layer head and
+						  ffn counts; 0 = site absent */
+};
+#define N_ARCH (sizeof arch_table / sizeof arch_table[0])
+
+const struct arch_info *arch_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < N_ARCH; i++)
+		if (strcmp(arch_table[i].name, name) == 0)
+			return &arch_table[i];
+	return NULL;
+}
+
+int arch_unsupported(struct st_err *err, const char *name, const char *file)
+{
+	char list[256] = "";
+	size_t i;
+
+	for (i = 0; i < N_ARCH; i++) {
+		if (i)
+			strcat(list, ", ");
+		strcat(list, arch_table[i].name);
+	}
+	return st_errf(err, ST_EUNSUP, "unsupported architecture '%s' in %s (supported: %s)",
+		       name, file, list);
+}
+
+/* How a role may be absent. */
+enum role_opt {
+	REQ,       /* always required */
+	OPT_BIAS,  /* required when hp.qkv_bias, else absent */
+	OPT_OUT,   /* the output projection: absent means tied */
+	OPT,       /* optional, no consequence */
+	FORBID,    /* strata cannot run a model that has it */
+};
+
+/* Shapes a role must have, in terms of hp (see model_check_shapes). */
+enum role_shape { SH_D, SH_EMB, SH_Q, SH_KV, SH_O, SH_BQ, SH_BKV, SH_UP, SH_DOWN, SH_ROPE,
+		  SH_NONE };
+
+struct role {
+	int per_layer;
+	size_t off;          /* of the st_tensor in struct model or struct layer_weights */
+	enum role_opt opt;
+	enum role_shape shape;
+	const char *gguf;    /* name patterns; %d is the layer; NULL if the */
+	const char *hf;      /* format has no such tensor */
+};
+
+#define G(f) offsetof(struct model, f)
+#define L(f) offsetof(struct layer_weights, f)
+static const struct role role_table[] = {
+	{ 0, G(tok_emb),   REQ,      SH_EMB,  "token_embd.weight",  "model.embed_tokens.weight" },
+	{ 0, G(out_norm),  REQ,      SH_D,    "output_norm.weight", "model.norm.weight" },
+	{ 0, G(output),    OPT_OUT,  SH_EMB,  "output.weight",      "lm_head.weight" },
+	{ 0, G(rope_freqs), OPT,     SH_ROPE, "rope_freqs.weight",  NULL },
+	{ 1, L(attn_norm), REQ,      SH_D,    "blk.%d.attn_norm.weight", "model.layers.%d.input_layernorm.weight" },
+	{ 1, L(wq),        REQ,      SH_Q,    "blk.%d.attn_q.weight", "model.layers.%d.self_attn.q_proj.weight" },
+	{ 1, L(wk),        REQ,      SH_KV,   "blk.%d.attn_k.weight", "model.layers.%d.self_attn.k_proj.weight" },
+	{ 1, L(wv),        REQ,      SH_KV,   "blk.%d.attn_v.weight", "model.layers.%d.self_attn.v_proj.weight" },
+	{ 1, L(wo),        REQ,      SH_O,    "blk.%d.attn_output.weight", "model.layers.%d.self_attn.o_proj.weight" },
+	{ 1, L(bq),        OPT_BIAS, SH_BQ,   "blk.%d.attn_q.bias", "model.layers.%d.self_attn.q_proj.bias" },
+	{ 1, L(bk),        OPT_BIAS, SH_BKV,  "blk.%d.attn_k.bias", "model.layers.%d.self_attn.k_proj.bias" },
+	{ 1, L(bv),        OPT_BIAS, SH_BKV,  "blk.%d.attn_v.bias", "model.layers.%d.self_attn.v_proj.bias" },
+	{ 1, L(ffn_norm),  REQ,      SH_D,    "blk.%d.ffn_norm.weight", "model.layers.%d.post_attention_layernorm.weight" },
+	{ 1, L(w_gate),    REQ,      SH_UP,   "blk.%d.ffn_gate.weight", "model.layers.%d.mlp.gate_proj.weight" },
+	{ 1, L(w_up),      REQ,      SH_UP,   "blk.%d.ffn_up.weight", "model.layers.%d.mlp.up_proj.weight" },
+	{ 1, L(w_down),    REQ,      SH_DOWN, "blk.%d.ffn_down.weight", "model.layers.%d.mlp.down_proj.weight" },
+	/* present in some Llama-family files, not run by strata */
+	{ 1, 0, FORBID, SH_NONE, "blk.%d.attn_output.bias", "model.layers.%d.self_attn.o_proj.bias" },
+	{ 1, 0, FORBID, SH_NONE, "blk.%d.ffn_up.bias",      "model.layers.%d.mlp.up_proj.bias" },
+	{ 1, 0, FORBID, SH_NONE, "blk.%d.attn_q_norm.weight", "model.layers.%d.self_attn.q_norm.weight" },
+};
+#undef G
+#undef L
+#define N_ROLE (sizeof role_table / sizeof role_table[0])
+
+/* The site (MODEL_ABSENT_ATTN / _MLP) a per-layer role belongs to:
+ * struct layer_weights lists the attention tensors before ffn_norm. */
+static int role_site(const struct role *r)
+{
+	if (!r->per_layer || r->opt == FORBID)
+		return 0;
+	return r->off < offsetof(struct layer_weights, ffn_norm) ? MODEL_ABSENT_ATTN
+								 : MODEL_ABSENT_MLP;
+}
+
+/* Whether layer l of m lacks the site role r belongs to. */
+static int role_absent(const struct model *m, const struct role *r, int l)
+{
+	return m->absent && r->per_layer && (m->absent[l] & role_site(r));
+}
+
+int model_has_attn(const struct model *m, int l)
+{
+	return !m->absent || !(m->absent[l] & MODEL_ABSENT_ATTN);
+}
+
+int model_has_mlp(const struct model *m, int l)
+{
+	return !m->absent || !(m->absent[l] & MODEL_ABSENT_MLP);
+}
+
+static struct st_tensor *role_slot(struct model *m, const struct role *r, int l)
+{
+	char *base = r->per_layer ? (char *)&m->layers[l] : (char *)m;
+	return (struct st_tensor *)(base + r->off);
+}
+
+const char *path_base(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static const char *role_name(const struct role *r, enum name_scheme scheme, int l,
+			     char *buf, size_t cap)
+{
+	const char *pat = scheme == NAMES_GGUF ? r->gguf : r->hf;
+
+	if (!pat)
+		return NULL;
+	snprintf(buf, cap, pat, l);
+	return buf;
+}
+
+static int same_tensor(const struct st_tensor *a, const struct st_tensor *b)
+{
+	int i;
+
+	if (a->type != b->type || a->nbytes != b->nbytes)
+		return 0;
+	for (i = 0; i < 2; i++)
+		if (a->ne[i] != b->ne[i])
+			return 0;
+	/* an untied output differs in its first bytes, so this is cheap
+	 * except for files that store the tied matrix twice */
+	return a->data == b->data || memcmp(a->data, b->data, a->nbytes) == 0;
+}
+
+int model_bind_tensors(struct model *m, enum name_scheme scheme,
+		       tensor_lookup_fn find, void *ud, enum tie_decl tie,
+		       const char *file, struct st_err *err)
+{
+	char name[256];
+	size_t i;
+	int l;
+
+	/* a q bias in layer 0 makes biases required everywhere */
+	if (!m->hp.qkv_bias && m->hp.n_layer > 0) {
+		for (i = 0; i < N_ROLE; i++)
+			if (role_table[i].opt == OPT_BIAS &&
+			    role_name(&role_table[i], scheme, 0, name, sizeof name) &&
+			    find(ud, name))
+				m->hp.qkv_bias = 1;
+	}
+	for (i = 0; i < N_ROLE; i++) {
+		const struct role *r = &role_table[i];
+		int nl = r->per_layer ? m->hp.n_layer : 1;
+
+		for (l = 0; l < nl; l++) {
+			const struct st_tensor *t;
+			if (!role_name(r, scheme, l, name, sizeof name))
+				break;
+			if (role_absent(m, r, l))
+				continue;
+			t = find(ud, name);
+			if (r->opt == FORBID) {
+				if (t)
+					return st_errf(err, ST_EUNSUP,
+						       "tensor '%s' in %s is not supported "
+						       "(strata runs Llama/Qwen2 layers without it)",
+						       name, file);
+				continue;
+			}
+			if (!t) {
+				if (r->opt == REQ || (r->opt == OPT_BIAS && m->hp.qkv_bias) ||
+				    (r->opt == OPT_OUT && tie == TIE_NO))
+					return st_errf(err, ST_EFORMAT, "tensor '%s' is missing from %s",
+						       name, file);
+				continue;
+			}
+			if (r->opt == OPT_BIAS && !m->hp.qkv_bias)
+				continue;
+			*role_slot(m, r, l) = *t;
+		}
+	}
+	if (!m->output.data || tie == TIE_YES || same_tensor(&m->output, &m->tok_emb)) {
+		m->hp.tied_embeddings = 1;
+		m->output = m->tok_emb;
+	} else {
+		m->hp.tied_embeddings = 0;
+	}
+	return 0;
+}
+
+/* Expected ne (n dims) of a role under hp. */
+static int role_expect(const struct model_hparams *hp, enum role_shape s, int64_t ne[2])
+{
+	int64_t q = (int64_t)hp->n_head * hp->head_dim;
+	int64_t kv = (int64_t)hp->n_head_kv * hp->head_dim;
+
+	switch (s) {
+	case SH_D:    ne[0] = hp->d_model; return 1;
+	case SH_EMB:  ne[0] = hp->d_model; ne[1] = hp->n_vocab; return 2;
+	case SH_Q:    ne[0] = hp->d_model; ne[1] = q; return 2;
+	case SH_KV:   ne[0] = hp->d_model; ne[1] = kv; return 2;
+	case SH_O:    ne[0] = q; ne[1] = hp->d_model; return 2;
+	case SH_BQ:   ne[0] = q; return 1;
+	case SH_BKV:  ne[0] = kv; return 1;
+	case SH_UP:   ne[0] = hp->d_model; ne[1] = hp->d_ff; return 2;
+	case SH_DOWN: ne[0] = hp->d_ff; ne[1] = hp->d_model; return 2;
+	case SH_ROPE: ne[0] = hp->head_dim / 2; return 1;
+	case SH_NONE: break;
+	}
+	return 0;
+}
+
+/* "[a, b]" in the file's own order: safetensors lists the outer dim first. */
+static void fmt_shape(char *buf, size_t cap, const int64_t *ne, int n, int outer_first)
+{
+	size_t len = 0;
+	int i;
+
+	len += (size_t)snprintf(buf, cap, "[");
+	for (i = 0; i < n && len < cap; i++)
+		len += (size_t)snprintf(buf + len, cap - len, "%s%lld", i ? ", " : "",
+					(long long)ne[outer_first ? n - 1 - i : i]);
+	if (len < cap)
+		snprintf(buf + len, cap - len, "]");
+}
+
+static int check_hparams(struct model_hparams *hp, int have_rope_freqs, const char *file,
+			 struct st_err *err)
+{
+	if (hp->n_layer <= 0 || hp->d_model <= 0 || hp->n_head <= 0 || hp->d_ff <= 0 ||
+	    hp->n_vocab <= 0)
+		return st_errf(err, ST_EFORMAT,
+			       "%s: hyperparameters must be positive (layers %d, d_model %d, "
+			       "heads %d, ffn %d, vocab %d)", file, hp->n_layer, hp->d_model,
+			       hp->n_head, hp->d_ff, hp->n_vocab);
+	if (hp->n_head_kv <= 0)
+		hp->n_head_kv = hp->n_head;
+	if (hp->head_dim <= 0) {
+		if (hp->d_model % hp->n_head)
+			return st_errf(err, ST_EFORMAT, "%s: d_model %d is not a multiple of %d heads",
+				       file, hp->d_model, hp->n_head);
+		hp->head_dim = hp->d_model / hp->n_head;
+	}
+	if (hp->head_dim % 2)
+		return st_errf(err, ST_EFORMAT, "%s: head_dim %d is odd (RoPE rotates pairs)",
+			       file, hp->head_dim);
+	if (hp->n_head % hp->n_head_kv)
+		return st_errf(err, ST_EFORMAT, "%s: %d heads is not a multiple of %d kv heads",
+			       file, hp->n_head, hp->n_head_kv);
+	if (!(hp->rms_eps > 0) || !isfinite(hp->rms_eps))
+		return st_errf(err, ST_EFORMAT, "%s: rms norm epsilon %g must be positive",
+			       file, (double)hp->rms_eps);
+	if (!(hp->rope_theta > 0) || !isfinite(hp->rope_theta))
+		return st_errf(err, ST_EFORMAT, "%s: rope theta %g must be positive",
+			       file, (double)hp->rope_theta);
+	if (hp->rope_scaling_type && !have_rope_freqs && !(hp->rope_factor > 0))
+		return st_errf(err, ST_EFORMAT, "%s: rope scaling factor %g must be positive",
+			       file, (double)hp->rope_factor);
+	if (hp->rope_scaling_type == 1 && !have_rope_freqs &&
+	    (!(hp->rope_high_freq_factor > hp->rope_low_freq_factor) ||
+	     !(hp->rope_low_freq_factor > 0) || hp->rope_orig_ctx <= 0))
+		return st_errf(err, ST_EFORMAT,
+			       "%s: llama3 rope scaling needs high_freq_factor > low_freq_factor > 0 "
+			       "and an original context length (got %g, %g, %d)",
+			       file, (double)hp->rope_high_freq_factor,
+			       (double)hp->rope_low_freq_factor, hp->rope_orig_ctx);
+	return 0;
+}
+
+int model_check_shapes(struct model *m, struct st_err *err)
+{
+	struct model_hparams *hp = &m->hp;
+	const char *file = m->path ? m->path : "model";
+	size_t i;
+	int l, rc;
+
+	rc = check_hparams(hp, m->rope_freqs.data != NULL, file, err);
+	if (rc < 0)
+		return rc;
+	if (!m->layers)
+		return st_errf(err, ST_EINVAL, "%s: no layers bound", file);
+	if (hp->tied_embeddings || !m->output.data) {
+		hp->tied_embeddings = 1;
+		m->output = m->tok_emb;
+	}
+	for (i = 0; i < N_ROLE; i++) {
+		const struct role *r = &role_table[i];
+		int nl = r->per_layer ? hp->n_layer : 1;
+
+		if (r->opt == FORBID)
+			continue;
+		for (l = 0; l < nl; l++) {
+			const struct st_tensor *t = role_slot(m, r, l);
+			int64_t want[2];
+			int n = role_expect(hp, r->shape, want), d, bad = 0;
+			char got_s[96], want_s[96];
+
+			if (role_absent(m, r, l))
+				continue;
+			if (!t->data) {
+				if (r->opt == REQ || (r->opt == OPT_BIAS && hp->qkv_bias)) {
+					char nm[256];
+					return st_errf(err, ST_EFORMAT, "tensor '%s' is missing from %s",
+						       role_name(r, m->format == MODEL_HF ? NAMES_HF :
+								 NAMES_GGUF, l, nm, sizeof nm),
+						       file);
+				}
+				continue;
+			}
+			if (t->n_dims < 1 || t->n_dims > 4)
+				bad = 1;
+			for (d = 0; d < 4 && !bad; d++) {
+				int64_t e = d < n ? want[d] : 1;
+				int64_t g = d < t->n_dims ? t->ne[d] : 1;
+				if (e != g)
+					bad = 1;
+			}
+			if (bad) {
+				fmt_shape(got_s, sizeof got_s, t->ne,
+					  t->n_dims < 1 ? 0 : t->n_dims > 4 ? 4 : t->n_dims,
+					  m->format == MODEL_HF);
+				fmt_shape(want_s, sizeof want_s, want, n, m->format == MODEL_HF);
+				return st_errf(err, ST_EFORMAT,
+					       "tensor '%s' in %s has shape %s, expected %s%s",
+					       t->name ? t->name : "?", file, got_s, want_s,
+					       m->format == MODEL_HF ? " ([out, in])" : " (ne)");
+			}
+			if (!dtype_valid(t->type) || dtype_row_bytes(t->type, t->ne[0]) == 0)
+				return st_errf(err, ST_EFORMAT,
+					       "tensor '%s' in %s: type %s cannot hold rows of %lld elements",
+					       t->name ? t->name : "?", file, dtype_name(t->type),
+					       (long long)t->ne[0]);
+			if ((r->shape == SH_ROPE) && t->type != ST_F32)
+				return st_errf(err, ST_EUNSUP, "tensor '%s' in %s must be f32, not %s",
+					       t->name ? t->name : "?", file, dtype_name(t->type));
+		}
+	}
+	if (m->rope_freqs.data && hp->rope_scaling_type == 0)
+		hp->rope_scaling_type = 1;
+	return 0;
+}
+
+int model_rope_freqs(const struct model *m, float *inv_freq)
+{
+	const struct model_hparams *hp = &m->hp;
+	int half = hp->head_dim / 2, i;
+	const float *div = m->rope_freqs.data;
+
+	for (i = 0; i < half; i++) {
+		double f = pow((double)hp->rope_theta, -2.0 * i / hp->head_dim);
+		if (div) {
+			f /= div[i];
+		} else if (hp->rope_scaling_type == 2) {
+			f /= hp->rope_factor;
+		} else if (hp->rope_scaling_type == 1) {
+			double lo = hp->rope_orig_ctx / (double)hp->rope_low_freq_factor;
+			double hi = hp->rope_orig_ctx / (double)hp->rope_high_freq_factor;
+			double wavelen = 2.0 * M_PI / f;
+			if (wavelen > lo) {
+				f /= hp->rope_factor;
+			} else if (wavelen >= hi) {
+				double s = (hp->rope_orig_ctx / wavelen - hp->rope_low_freq_factor) /
+					   (hp->rope_high_freq_factor - hp->rope_low_freq_factor);
+				f = (1 - s) * f / hp->rope_factor + s * f;
+			}
+		}
+		inv_freq[i] = (float)f;
+	}
+	return 0;
+}
+
+int model_map_file(struct model *m, const char *path, const void **addr,
+		   size_t *size, struct st_err *err)
+{
+	struct model_map *nm;
+	struct stat sb;
+	void *p;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (fstat(fd, &sb) < 0) {
+		int e = errno;
+		close(fd);
+		return st_errf(err, ST_EIO, "cannot stat '%s': %s", path, strerror(e));
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		return st_errf(err, ST_EIO, "cannot map '%s': not a regular file", path);
+	}
+	if (sb.st_size == 0) {
+		close(fd);
+		return st_errf(err, ST_EFORMAT, "%s: file is empty", path);
+	}
+	nm = realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *m->maps);
+	if (!nm) {
+		close(fd);
+		return st_errf(err, ST_ENOMEM, "%s: out of memory", path);
+	}
+	m->maps = nm;
+	p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		close(fd);
+		return st_errf(err, ST_EIO, "cannot map '%s': %s", path, strerror(e));
+	}
+	close(fd);
+	m->maps[m->n_maps].addr = p;
+	m->maps[m->n_maps].size = (size_t)sb.st_size;
+	m->n_maps++;
+	m->file_bytes += (uint64_t)sb.st_size;
+	*addr = p;
+	*size = (size_t)sb.st_size;
+	return 0;
+}
+
+int model_load(const char *path, const char *tok_path, struct model **out,
+	       struct st_err *err)
+{
+	struct model *m;
+	struct stat sb;
+	char magic[4] = { 0 };
+	int rc, fd;
+
+	*out = NULL;
+	if (!path)
+		return st_errf(err, ST_EINVAL, "no model path given");
+	if (stat(path, &sb) < 0)
+		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+	m = calloc(1, sizeof *m);
+	if (!m || !(m->path = strdup(path))) {
+		free(m);
+		return st_errf(err, ST_ENOMEM, "out of memory loading '%s'", path);
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		m->format = MODEL_HF;
+		rc = model_load_hf(path, m, err);
+	} else {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+			goto done;
+		}
+		if (read(fd, magic, 4) < 0) {
+			rc = st_errf(err, ST_EIO, "cannot read '%s': %s", path, strerror(errno));
+			close(fd);
+			goto done;
+		}
+		close(fd);
+		if (memcmp(magic, "GGUF", 4) == 0) {
+			m->format = MODEL_GGUF;
+			rc = model_load_gguf(path, m, err);
+		} else {
+			m->format = MODEL_LLAMA2C;
+			rc = model_load_llama2c(path, tok_path, m, err);
+		}
+	}
+done:
+	if (rc < 0) {
+		model_free(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+void model_free(struct model *m)
+{
+	int i;
+
+	if (!m)
+		return;
+	tok_free(m->tok);
+	if (m->fmt_free)
+		m->fmt_free(m->fmt_priv);
+	for (i = 0; i < m->n_maps; i++)
+		munmap(m->maps[i].addr, m->maps[i].size);
+	free(m->maps);
+	free(m->layers);
+	free(m->absent);
+	free(m->path);
+	free(m);
+}
+
+static void add_tensor(const struct st_tensor *t, uint64_t *n, uint64_t *b)
+{
+	if (!t->data)
+		return;
+	*n += (uint64_t)tensor_nelem(t);
+	*b += t->nbytes;
+}
+
+/* Sum over the weights: elements into *n, bytes into *b. */
+static void weight_sums(const struct model *m, uint64_t *n, uint64_t *b)
+{
+	int l;
+
+	*n = *b = 0;
+	add_tensor(&m->tok_emb, n, b);
+	add_tensor(&m->out_norm, n, b);
+	if (!m->hp.tied_embeddings && m->output.data != m->tok_emb.data)
+		add_tensor(&m->output, n, b);
+	for (l = 0; m->layers && l < m->hp.n_layer; l++) {
+		const struct layer_weights *w = &m->layers[l];
+		add_tensor(&w->attn_norm, n, b);
+		add_tensor(&w->wq, n, b);
+		add_tensor(&w->wk, n, b);
+		add_tensor(&w->wv, n, b);
+		add_tensor(&w->wo, n, b);
+		add_tensor(&w->bq, n, b);
+		add_tensor(&w->bk, n, b);
+		add_tensor(&w->bv, n, b);
+		add_tensor(&w->ffn_norm, n, b);
+		add_tensor(&w->w_gate, n, b);
+		add_tensor(&w->w_up, n, b);
+		add_tensor(&w->w_down, n, b);
+	}
+}
+
+uint64_t model_n_params(const struct model *m)
+{
+	uint64_t n, b;
+
+	weight_sums(m, &n, &b);
+	return n;
+}
+
+uint64_t model_weight_bytes(const struct model *m)
+{
+	uint64_t n, b;
+
+	weight_sums(m, &n, &b);
+	return b;
+}
+
+enum st_dtype model_main_dtype(const struct model *m)
+{
+	for (int l = 0; m->layers && l < m->hp.n_layer; l++)
+		if (m->layers[l].wq.data)
+			return m->layers[l].wq.type;
+	return m->tok_emb.type;
+}
+
+const char *model_format_name(enum model_format f)
+{
+	switch (f) {
+	case MODEL_GGUF: return "gguf";
+	case MODEL_HF: return "hf";
+	case MODEL_LLAMA2C: return "llama2c";
+	}
+	return "?";
+}

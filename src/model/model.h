@@ -1,0 +1,155 @@
+/*
+ * model: a loaded transformer (hyperparameters, read-only weights, and
+ * its tokenizer), whatever file format it came from.  Weights are views
+ * into read-only mappings of the model files and are never copied; the
+ * mappings live until model_free.
+ *
+ * Invariants after a successful load: every required tensor of every
+ * site the file has (see absent) is present with the shape the
+ * hyperparameters imply (checked at load time, with an error naming the
+ * tensor), optional tensors (biases,
+ * output.weight when embeddings are tied) have data == NULL when absent.
+ */
+#ifndef STRATA_MODEL_H
+#define STRATA_MODEL_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "format/dtype.h"
+#include "base/err.h"
+
+struct tokenizer;
+
+enum model_format { MODEL_GGUF, MODEL_HF, MODEL_LLAMA2C };
+
+enum rope_layout {
+	ROPE_INTERLEAVED, /* pairs (2i, 2i+1): GGUF llama, llama2.c */
+	ROPE_NEOX,        /* pairs (i, i + head_dim/2): HF rotate-half, qwen2 GGUF */
+};
+
+struct model_hparams {
+	char arch[32];     /* "llama", "qwen2", "mistral" ... as the file names it */
+	int n_layer;
+	int d_model;
+	int n_head;
+	int n_head_kv;
+	int head_dim;      /* d_model / n_head unless the file says otherwise */
+	int d_ff;
+	int n_vocab;
+	int n_ctx;         /* trained context length */
+	float rms_eps;
+	float rope_theta;
+	enum rope_layout rope_layout;
+	/* llama3 rope scaling; rope_scaling_type 0 = none, 1 = llama3, 2 = linear */
+	int rope_scaling_type;
+	float rope_factor;
+	float rope_low_freq_factor;
+	float rope_high_freq_factor;
+	int rope_orig_ctx;
+	int qkv_bias;      /* 1 for Qwen2-style q/k/v biases */
+	int tied_embeddings; /* output projection is tok_emb */
+};
+
+struct layer_weights {
+	struct st_tensor attn_norm; /* [d_model] */
+	struct st_tensor wq;        /* ne = {d_model, n_head*head_dim} */
+	struct st_tensor wk;        /* ne = {d_model, n_head_kv*head_dim} */
+	struct st_tensor wv;        /* ne = {d_model, n_head_kv*head_dim} */
+	struct st_tensor wo;        /* ne = {n_head*head_dim, d_model} */
+	struct st_tensor bq, bk, bv;/* [n_head*head_dim], [kv dim] x2; optional */
+	struct st_tensor ffn_norm;  /* [d_model] */
+	struct st_tensor w_gate;    /* ne = {d_model, d_ff} */
+	struct st_tensor w_up;      /* ne = {d_model, d_ff} */
+	struct st_tensor w_down;    /* ne = {d_ff, d_model} */
+};
+
+struct model_map {
+	void *addr;
+	size_t size;
+};
+
+struct model {
+	struct model_hparams hp;
+	enum model_format format;
+	char *path;                 /* as given to model_load */
+	uint64_t file_bytes;        /* total size of the weight files */
+	struct st_tensor tok_emb;   /* ne = {d_model, n_vocab} */
+	struct st_tensor out_norm;  /* [d_model] */
+	struct st_tensor output;    /* ne = {d_model, n_vocab}; == tok_emb if tied */
+	struct layer_weights *layers; /* [n_layer] */
+	struct tokenizer *tok;      /* owned; NULL only if the file has none */
+	struct model_map *maps;     /* mappings owned by the model */
+	int n_maps;
+	void *fmt_priv;             /* format-specific state (e.g. struct gguf) */
+	void (*fmt_free)(void *);
+	struct st_tensor rope_freqs; /* [head_dim/2] F32, optional: llama3 frequency
+					divisors as llama.cpp stores them in GGUF
+					(rope_freqs.weight); use model_rope_freqs */
+	uint8_t *absent;            /* [n_layer] or NULL: sites the file has no
+				       tensors for (MODEL_ABSENT_ATTN / _MLP bits;
+				       a deci GGUF layer with 0 heads or 0 ffn, an
+				       HF directory's drop_attn_list/drop_mlp_list).
+				       Their tensors have data == NULL and the
+				       forward pass always skips them. */
+};
+
+enum { MODEL_ABSENT_ATTN = 1, MODEL_ABSENT_MLP = 2 };
+
+/* 1 if layer l has its attention (MLP) site in the file. */
+int model_has_attn(const struct model *m, int l);
+int model_has_mlp(const struct model *m, int l);
+
+/*
+ * Open a model: a .gguf file, a Hugging Face directory (config.json +
+ * model.safetensors or model.safetensors.index.json + tokenizer.json),
+ * or a llama2.c checkpoint (.bin; its tokenizer is tokenizer.bin or
+ * tok*.bin beside it, or the path given in tok_path).  tok_path may be
+ * NULL.  On failure returns a negative code, *out is NULL and err names
+ * the file and the problem.
+ */
+int model_load(const char *path, const char *tok_path, struct model **out,
+	       struct st_err *err);
+
+/* Release everything; model_free(NULL) is a no-op. */
+void model_free(struct model *m);
+
+/* Parameter count (elements of all weight tensors, tied output counted once). */
+uint64_t model_n_params(const struct model *m);
+/* Bytes of all weight tensors as stored. */
+uint64_t model_weight_bytes(const struct model *m);
+/* Weight dtype of most of the model (that of the first wq present). */
+enum st_dtype model_main_dtype(const struct model *m);
+const char *model_format_name(enum model_format f);
+
+/*
+ * Shared by the loaders: check the shapes of all tensors against hp and
+ * fill defaults.  Returns 0 or ST_EFORMAT with a message naming the first
+ * tensor whose shape disagrees.
+ */
+int model_check_shapes(struct model *m, struct st_err *err);
+
+/* Loaders, one per format (model_load dispatches). */
+int model_load_gguf(const char *path, struct model *m, struct st_err *err);
+int model_load_hf(const char *dir, struct model *m, struct st_err *err);
+int model_load_llama2c(const char *path, const char *tok_path,
+		       struct model *m, struct st_err *err);
+
+/*
+ * The RoPE inverse frequency of each rotated pair i in [0, head_dim/2),
+ * with every scaling the file asked for already applied:
+ *   base:   theta^(-2i/head_dim)
+ *   linear (rope_scaling_type 2): base / rope_factor
+ *   llama3 (type 1) with the rope_freqs tensor: base / rope_freqs[i]
+ *   llama3 (type 1) from the parameters: Meta's piecewise rule (HF
+ *     _compute_llama3_parameters), smooth between low and high freq.
+ * The angle of pair i at position p is p * inv_freq[i]; which elements
+ * form pair i is hp.rope_layout's business.  Returns 0.
+ */
+int model_rope_freqs(const struct model *m, float *inv_freq /* [head_dim/2] */);
+
+/* Map a whole file read-only and record the mapping in m->maps. */
+int model_map_file(struct model *m, const char *path, const void **addr,
+		   size_t *size, struct st_err *err);
+
+#endif

@@ -1,0 +1,467 @@
+/*
+ * synth: synthetic Llama models for benchmarks and scale tests.  A model
+ * is a GGUF file with llama.cpp's "llama" architecture keys, a made-up
+ * SentencePiece vocabulary, and random weights.
+ *
+ * Vocabulary (ids): 0 <unk>, 1 <s>, 2 </s>, 3..258 the byte tokens
+ * <0x00>..<0xFF>, then pieces in decreasing score order: "▁", the letters,
+ * every prefix of "▁"+word for a list of common words ("▁t", "▁th",
+ * "▁the", ...), capitals, digits, punctuation, then "▁xy", "xy", "▁xyz",
+ * "xyz" letter combinations until n_vocab.  Each multi-character piece
+ * is the concatenation of two earlier pieces, so a SentencePiece BPE
+ * tokenizer can reach it by merges; all pieces are distinct.
+ *
+ * Weights: 2-D weight W with ne = {in, out} is uniform(-a, a) with
+ * a = sqrt(3 / in) (variance 1/in, so y = W x keeps the scale of x and
+ * activations stay finite through any depth); norm weights are 1.0 (F32).
+ * Each tensor has its own generator seeded from (seed, tensor index), so
+ * the values do not depend on how the writing is chunked.  Tensors are
+ * generated and written a chunk of rows at a time: memory use is a few MB
+ * whatever the model size.
+ */
+#include "model/synth.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format/gguf.h"
+
+static const struct synth_shape shapes[] = {
+	{ "tiny", 2, 64, 4, 2, 128, 300, 256 },
+	{ "tinyllama", 22, 2048, 32, 4, 5632, 32000, 2048 },
+	{ "llama2-7b-2l", 2, 4096, 32, 32, 11008, 32000, 4096 },
+	{ NULL, 0, 0, 0, 0, 0, 0, 0 },
+};
+
+const struct synth_shape *synth_shapes(void)
+{
+	return shapes;
+}
+
+const struct synth_shape *synth_find_shape(const char *name)
+{
+	for (const struct synth_shape *s = shapes; name && s->name; s++)
+		if (strcmp(s->name, name) == 0)
+			return s;
+	return NULL;
+}
+
+/* ---- vocabulary ---- */
+
+#define SPM_SPACE "\xe2\x96\x81" /* U+2581 LOWER ONE EIGHTH BLOCK */
+#define N_SPECIAL 259            /* <unk>, <s>, </s>, 256 bytes */
+
+enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_BYTE = 6 };
+
+static const char *const words[] = {
+	"the", "and", "a", "to", "was", "he", "she", "it", "they", "in", "of",
+	"said", "her", "his", "day", "one", "time", "upon", "once", "there",
+	"little", "girl", "boy", "named", "play", "with", "big", "happy", "very",
+	"saw", "mom", "friend", "wanted", "went", "had", "but", "so", "is",
+	"you", "that", "on", "for", "not", "be", "at", "we", "are", "this",
+	"have", "from", "or", "by", "what", "all", "were", "when", "your", "can",
+	"an", "about", "out", "up", "do", "if", "will", "my", "them", "then",
+	"like", "would", "make", "see", "look", "go", "come", "could", "now",
+	"than", "first", "been", "who", "its", "made", "over", "did", "down",
+	"only", "way", "find", "use", "may", "water", "long", "people", "good",
+	"new", "sound", "take", "help", "through", "much", "before", "line",
+	"right", "too", "mean", "old", "any", "same", "tell", "house", "sun",
+	"tree", "dog", "cat", "ball", "park", "fun", "sad", "love", "toy",
+};
+
+/* A set of strings (open addressing), to keep the pieces distinct. */
+struct strset {
+	const char **slot;
+	size_t cap;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return h;
+}
+
+/* 1 if s was added, 0 if already present. */
+static int strset_add(struct strset *set, const char *s)
+{
+	size_t i = (size_t)hash_str(s) & (set->cap - 1);
+
+	while (set->slot[i]) {
+		if (strcmp(set->slot[i], s) == 0)
+			return 0;
+		i = (i + 1) & (set->cap - 1);
+	}
+	set->slot[i] = s;
+	return 1;
+}
+
+struct vocab {
+	char **tok;     /* [n] */
+	float *score;   /* [n] */
+	int32_t *type;  /* [n] */
+	int n, cap;
+	struct strset set;
+	int oom;
+};
+
+static void vocab_add(struct vocab *v, const char *s, float score, int type)
+{
+	char *d;
+
+	if (v->oom || v->n >= v->cap)
+		return;
+	if (!(d = strdup(s))) {
+		v->oom = 1;
+		return;
+	}
+	if (!strset_add(&v->set, d)) {
+		free(d);
+		return;
+	}
+	v->tok[v->n] = d;
+	v->score[v->n] = score;
+	v->type[v->n] = type;
+	v->n++;
+}
+
+static void vocab_piece(struct vocab *v, const char *s)
+{
+	vocab_add(v, s, (float)(N_SPECIAL - v->n), TT_NORMAL);
+}
+
+static void vocab_free(struct vocab *v)
+{
+	for (int i = 0; i < v->n; i++)
+		free(v->tok[i]);
+	free(v->tok);
+	free(v->score);
+	free(v->type);
+	free(v->set.slot);
+}
+
+static int vocab_build(struct vocab *v, int n_vocab)
+{
+	static const char punct[] = ".,!?'\"-:;()";
+	char s[32];
+
+	memset(v, 0, sizeof *v);
+	v->cap = n_vocab;
+	for (v->set.cap = 64; v->set.cap < 2 * (size_t)n_vocab; v->set.cap *= 2)
+		;
+	v->tok = calloc((size_t)n_vocab, sizeof *v->tok);
+	v->score = calloc((size_t)n_vocab, sizeof *v->score);
+	v->type = calloc((size_t)n_vocab, sizeof *v->type);
+	v->set.slot = calloc(v->set.cap, sizeof *v->set.slot);
+	if (!v->tok || !v->score || !v->type || !v->set.slot)
+		return ST_ENOMEM;
+
+	vocab_add(v, "<unk>", 0, TT_UNKNOWN);
+	vocab_add(v, "<s>", 0, TT_CONTROL);
+	vocab_add(v, "</s>", 0, TT_CONTROL);
+	for (int b = 0; b < 256; b++) {
+		snprintf(s, sizeof s, "<0x%02X>", b);
+		vocab_add(v, s, 0, TT_BYTE);
+	}
+	vocab_piece(v, SPM_SPACE);
+	for (char c = 'a'; c <= 'z'; c++) {
+		s[0] = c;
+		s[1] = 0;
+		vocab_piece(v, s);
+	}
+	for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
+		size_t len = strlen(words[w]);
+		for (size_t k = 1; k <= len; k++) {
+			snprintf(s, sizeof s, SPM_SPACE "%.*s", (int)k, words[w]);
+			vocab_piece(v, s);
+		}
+	}
+	for (char c = 'A'; c <= 'Z'; c++) {
+		s[0] = c;
+		s[1] = 0;
+		vocab_piece(v, s);
+	}
+	for (char c = '0'; c <= '9'; c++) {
+		s[0] = c;
+		s[1] = 0;
+		vocab_piece(v, s);
+	}
+	for (const char *p = punct; *p; p++) {
+		s[0] = *p;
+		s[1] = 0;
+		vocab_piece(v, s);
+	}
+	for (char x = 'a'; x <= 'z'; x++)
+		for (char y = 'a'; y <= 'z'; y++) {
+			snprintf(s, sizeof s, SPM_SPACE "%c%c", x, y);
+			vocab_piece(v, s);
+			snprintf(s, sizeof s, "%c%c", x, y);
+			vocab_piece(v, s);
+		}
+	for (char x = 'a'; x <= 'z'; x++)
+		for (char y = 'a'; y <= 'z'; y++)
+			for (char z = 'a'; z <= 'z'; z++) {
+				snprintf(s, sizeof s, SPM_SPACE "%c%c%c", x, y, z);
+				vocab_piece(v, s);
+				snprintf(s, sizeof s, "%c%c%c", x, y, z);
+				vocab_piece(v, s);
+			}
+	for (int i = 0; v->n < n_vocab && !v->oom; i++) {
+		snprintf(s, sizeof s, "<extra_%d>", i);
+		vocab_piece(v, s);
+	}
+	return v->oom ? ST_ENOMEM : 0;
+}
+
+/* ---- tensors ---- */
+
+struct stensor {
+	char name[64];
+	int n_dims;
+	int64_t ne[2];
+	int is_norm;
+};
+
+static int tensor_list(const struct synth_shape *sh, struct stensor **out)
+{
+	int64_t d = sh->d_model, kv = (int64_t)sh->d_model / sh->n_head * sh->n_head_kv;
+	int64_t ff = sh->d_ff, nv = sh->n_vocab;
+	int n = 0, cap = 3 + 9 * sh->n_layer;
+	struct stensor *t = calloc((size_t)cap, sizeof *t);
+
+	if (!t)
+		return ST_ENOMEM;
+#define T1(nm, a) do { snprintf(t[n].name, sizeof t[n].name, "%s", nm); \
+	t[n].n_dims = 1; t[n].ne[0] = (a); t[n].ne[1] = 1; t[n].is_norm = 1; n++; } while (0)
+#define T2(nm, a, b) do { snprintf(t[n].name, sizeof t[n].name, "%s", nm); \
+	t[n].n_dims = 2; t[n].ne[0] = (a); t[n].ne[1] = (b); n++; } while (0)
+	T2("token_embd.weight", d, nv);
+	for (int l = 0; l < sh->n_layer; l++) {
+		char nm[64];
+#define LAYER(suffix) (snprintf(nm, sizeof nm, "blk.%d." suffix, l), nm)
+		T1(LAYER("attn_norm.weight"), d);
+		T2(LAYER("attn_q.weight"), d, d);
+		T2(LAYER("attn_k.weight"), d, kv);
+		T2(LAYER("attn_v.weight"), d, kv);
+		T2(LAYER("attn_output.weight"), d, d);
+		T1(LAYER("ffn_norm.weight"), d);
+		T2(LAYER("ffn_gate.weight"), d, ff);
+		T2(LAYER("ffn_up.weight"), d, ff);
+		T2(LAYER("ffn_down.weight"), ff, d);
+#undef LAYER
+	}
+	T1("output_norm.weight", d);
+	T2("output.weight", d, nv);
+#undef T1
+#undef T2
+	*out = t;
+	return n;
+}
+
+/* xorshift64* (Vigna): fast, and good enough for random weights. */
+static inline uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
+/* Fill n floats uniform in (-a, a): two 24-bit uniforms per draw. */
+static void fill_uniform(uint64_t *s, float a, float *x, int64_t n)
+{
+	const float scale = 2.0f * a / 16777216.0f;
+	int64_t i = 0;
+
+	for (; i + 1 < n; i += 2) {
+		uint64_t r = rng_next(s);
+		x[i] = (float)(uint32_t)(r >> 40) * scale - a;
+		x[i + 1] = (float)(uint32_t)((r >> 16) & 0xffffff) * scale - a;
+	}
+	if (i < n)
+		x[i] = (float)(uint32_t)(rng_next(s) >> 40) * scale - a;
+}
+
+static uint32_t file_type(enum st_dtype t)
+{
+	switch (t) {
+	case ST_F32: return 0;
+	case ST_F16: return 1;
+	case ST_Q4_0: return 2;
+	case ST_Q8_0: return 7;
+	case ST_BF16: return 32;
+	}
+	return 0;
+}
+
+static int check_shape(const char *path, const struct synth_shape *sh,
+		       enum st_dtype wtype, struct st_err *err)
+{
+	int blk = dtype_block(wtype);
+
+	if (!dtype_valid((int)wtype))
+		return st_errf(err, ST_EINVAL, "%s: unknown weight type %d", path, (int)wtype);
+	if (sh->n_layer < 1 || sh->d_model < 1 || sh->n_head < 1 || sh->n_head_kv < 1 ||
+	    sh->d_ff < 1 || sh->n_ctx < 1 || sh->d_model % sh->n_head != 0 ||
+	    sh->n_head % sh->n_head_kv != 0 || sh->n_layer > 100000)
+		return st_errf(err, ST_EINVAL, "%s: inconsistent shape '%s'", path,
+			       sh->name ? sh->name : "?");
+	if (sh->n_vocab < N_SPECIAL + 1)
+		return st_errf(err, ST_EINVAL, "%s: vocabulary of %d is smaller than %d",
+			       path, sh->n_vocab, N_SPECIAL + 1);
+	if (sh->d_model % blk != 0 || sh->d_ff % blk != 0)
+		return st_errf(err, ST_EINVAL,
+			       "%s: shape '%s' has dimensions that are not multiples of "
+			       "the %s block size %d", path, sh->name ? sh->name : "?",
+			       dtype_name(wtype), blk);
+	return 0;
+}
+
+/* Errors stick in the writer and are reported by begin_data. */
+static void add_header(struct gguf_writer *w, const struct synth_shape *sh,
+		      enum st_dtype wtype, uint64_t seed, const struct vocab *v)
+{
+	char name[128];
+
+	snprintf(name, sizeof name, "strata-synth-%s-%s", sh->name ? sh->name : "custom",
+		 dtype_name(wtype));
+	gguf_writer_add_str(w, "general.architecture", "llama");
+	gguf_writer_add_str(w, "general.name", name);
+	gguf_writer_add_u32(w, "general.file_type", file_type(wtype));
+	gguf_writer_add_u32(w, "general.alignment", 32);
+	gguf_writer_add_scalar(w, "strata.synth.seed", GGUF_U64, &seed);
+	gguf_writer_add_u32(w, "llama.block_count", (uint32_t)sh->n_layer);
+	gguf_writer_add_u32(w, "llama.context_length", (uint32_t)sh->n_ctx);
+	gguf_writer_add_u32(w, "llama.embedding_length", (uint32_t)sh->d_model);
+	gguf_writer_add_u32(w, "llama.feed_forward_length", (uint32_t)sh->d_ff);
+	gguf_writer_add_u32(w, "llama.attention.head_count", (uint32_t)sh->n_head);
+	gguf_writer_add_u32(w, "llama.attention.head_count_kv", (uint32_t)sh->n_head_kv);
+	gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+	gguf_writer_add_f32(w, "llama.rope.freq_base", 10000.0f);
+	gguf_writer_add_u32(w, "llama.rope.dimension_count",
+			    (uint32_t)(sh->d_model / sh->n_head));
+	gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
+	gguf_writer_add_arr(w, "tokenizer.ggml.tokens", GGUF_STRING,
+			    (const char *const *)v->tok, (uint64_t)v->n);
+	gguf_writer_add_arr(w, "tokenizer.ggml.scores", GGUF_F32, v->score, (uint64_t)v->n);
+	gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_I32, v->type,
+			    (uint64_t)v->n);
+	gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
+	gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", 2);
+	gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+	gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", 1);
+	gguf_writer_add_bool(w, "tokenizer.ggml.add_eos_token", 0);
+}
+
+/* Rows per chunk: about 1M elements, at least one row. */
+#define CHUNK_ELEMS (1 << 20)
+
+int synth_write_gguf(const char *path, const struct synth_shape *sh,
+		     enum st_dtype wtype, uint64_t seed, st_progress_fn progress,
+		     void *ud, struct st_err *err)
+{
+	struct gguf_writer *w = NULL;
+	struct stensor *ts = NULL;
+	struct vocab v;
+	float *fbuf = NULL;
+	uint8_t *qbuf = NULL;
+	double total = 0, done = 0;
+	int64_t max_ne0 = 0;
+	int n_t, rc;
+
+	memset(&v, 0, sizeof v);
+	if (!path || !sh)
+		return st_errf(err, ST_EINVAL, "synth: no path or shape");
+	if ((rc = check_shape(path, sh, wtype, err)))
+		return rc;
+	if ((rc = vocab_build(&v, sh->n_vocab)) < 0) {
+		st_errf(err, rc, "%s: out of memory for the vocabulary", path);
+		goto out;
+	}
+	if ((n_t = tensor_list(sh, &ts)) < 0) {
+		rc = st_errf(err, n_t, "%s: out of memory", path);
+		goto out;
+	}
+	if (!(w = gguf_writer_new(path, err))) {
+		rc = err ? err->code : ST_ENOMEM;
+		goto out;
+	}
+	add_header(w, sh, wtype, seed, &v);
+	for (int i = 0; i < n_t; i++) {
+		enum st_dtype t = ts[i].is_norm ? ST_F32 : wtype;
+		gguf_writer_add_tensor(w, ts[i].name, t, ts[i].n_dims, ts[i].ne);
+		total += (double)dtype_row_bytes(t, ts[i].ne[0]) * (double)ts[i].ne[1];
+		if (ts[i].ne[0] > max_ne0)
+			max_ne0 = ts[i].ne[0];
+	}
+	if ((rc = gguf_writer_begin_data(w, err)))
+		goto out;
+	{
+		int64_t cap = max_ne0 > CHUNK_ELEMS ? max_ne0 : CHUNK_ELEMS;
+		fbuf = malloc((size_t)cap * sizeof *fbuf);
+		qbuf = malloc((size_t)cap * sizeof *fbuf);
+		if (!fbuf || !qbuf) {
+			rc = st_errf(err, ST_ENOMEM, "%s: out of memory", path);
+			goto out;
+		}
+	}
+	for (int i = 0; i < n_t; i++) {
+		const struct stensor *t = &ts[i];
+		enum st_dtype dt = t->is_norm ? ST_F32 : wtype;
+		int64_t ne0 = t->ne[0], rows = t->ne[1];
+		int64_t chunk_rows = CHUNK_ELEMS / ne0 > 0 ? CHUNK_ELEMS / ne0 : 1;
+		float a = sqrtf(3.0f / (float)ne0);
+		uint64_t s = splitmix64(seed ^ splitmix64((uint64_t)i + 1));
+		size_t row_bytes = dtype_row_bytes(dt, ne0);
+
+		if (s == 0)
+			s = 1;
+		for (int64_t r = 0; r < rows; r += chunk_rows) {
+			int64_t nr = rows - r < chunk_rows ? rows - r : chunk_rows;
+			int64_t n = nr * ne0;
+			const void *out;
+
+			if (t->is_norm) {
+				for (int64_t k = 0; k < n; k++)
+					fbuf[k] = 1.0f;
+			} else {
+				fill_uniform(&s, a, fbuf, n);
+			}
+			if (dt == ST_F32) {
+				out = fbuf;
+			} else {
+				dtype_from_f32(dt, fbuf, qbuf, n);
+				out = qbuf;
+			}
+			if ((rc = gguf_writer_write_data(w, out, (size_t)nr * row_bytes, err)))
+				goto out;
+		}
+		done += (double)row_bytes * (double)rows;
+		if (progress && progress(ud, total > 0 ? done / total : 1.0)) {
+			rc = st_errf(err, ST_ECANCEL, "%s: cancelled", path);
+			goto out;
+		}
+	}
+	rc = gguf_writer_finish(w, err);
+out:
+	gguf_writer_free(w);
+	free(fbuf);
+	free(qbuf);
+	free(ts);
+	vocab_free(&v);
+	return rc;
+}

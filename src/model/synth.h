@@ -1,0 +1,33 @@
+/*
+ * synth: synthetic models (random weights at realistic shapes, with a
+ * synthetic SentencePiece vocabulary) written as GGUF by strata's own
+ * writer, for benchmarks and scale tests.  Weights are drawn from a
+ * seeded generator with a scale that keeps activations finite.
+ */
+#ifndef STRATA_SYNTH_H
+#define STRATA_SYNTH_H
+
+#include <stdint.h>
+
+#include "format/dtype.h"
+#include "base/err.h"
+
+struct synth_shape {
+	const char *name;
+	int n_layer, d_model, n_head, n_head_kv, d_ff, n_vocab, n_ctx;
+};
+
+/* Known shapes: "tinyllama" (1.1B: d 2048, 22 layers, 32 heads, 4 KV,
+ * FFN 5632, vocab 32000), "llama2-7b-2l" (Llama-2-7B layer shape, 2
+ * layers), "tiny" (for tests).  NULL if unknown. */
+const struct synth_shape *synth_find_shape(const char *name);
+/* The table itself, terminated by an entry with name == NULL. */
+const struct synth_shape *synth_shapes(void);
+
+/* Write a GGUF model of the given shape; 2-D weights in dtype wtype,
+ * norms in F32.  Streams tensor by tensor (memory use ~ one tensor). */
+int synth_write_gguf(const char *path, const struct synth_shape *shape,
+		     enum st_dtype wtype, uint64_t seed, st_progress_fn progress,
+		     void *ud, struct st_err *err);
+
+#endif
