@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "cli/measure.h"
 #include "model/model.h"
 #include "measure/speed.h"

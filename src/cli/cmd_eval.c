@@ -14,7 +14,7 @@
 #include "cli/cli.h"
 #include "cli/measure.h"
 #include "cli/store_cli.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "model/model.h"
 
 static const char help[] =

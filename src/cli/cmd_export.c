@@ -19,7 +19,7 @@
 #include "cli/cli.h"
 #include "format/dtype.h"
 #include "export/export.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "model/model.h"
 #include "method/plan.h"
 #include "cli/store_cli.h"

@@ -19,7 +19,7 @@
 #include "method/calib.h"
 #include "cli/cli.h"
 #include "method/dataset.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "model/model.h"
 #include "method/plan.h"
 #include "cli/store_cli.h"

@@ -9,7 +9,7 @@
 
 #include "cli/cli.h"
 #include "measure/eval.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "model/model.h"
 #include "tok/tokenizer.h"
 

@@ -17,7 +17,7 @@
 
 #include "method/calib.h"
 #include "cli/cli.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "cli/measure.h"
 #include "model/model.h"
 #include "method/plan.h"

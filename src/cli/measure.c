@@ -17,7 +17,7 @@
 #include "method/dataset.h"
 #include "measure/eval.h"
 #include "measure/evaltask.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "db/record.h"
 #include "model/model.h"
 #include "measure/speed.h"

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "method/mask.h"
+#include "model/mask.h"
 #include "model/model.h"
 #include "compute/threads.h"
 

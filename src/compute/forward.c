@@ -36,7 +36,7 @@
 #include <string.h>
 
 #include "compute/kernels.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "compute/matmul.h"
 #include "model/model.h"
 #include "compute/threads.h"

@@ -29,7 +29,7 @@
 #include "method/dataset.h"
 #include "format/dtype.h"
 #include "format/gguf.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "model/model.h"
 #include "format/safetensors.h"
 

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "compute/forward.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "model/model.h"
 #include "measure/speed.h"
 

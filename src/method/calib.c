@@ -24,7 +24,7 @@
 
 #include "method/dataset.h"
 #include "compute/forward.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "model/model.h"
 #include "compute/threads.h"
 

@@ -16,7 +16,7 @@
 
 #include "method/calib.h"
 #include "method/dataset.h"
-#include "method/mask.h"
+#include "model/mask.h"
 #include "model/model.h"
 
 static const char *const method_names[] = {

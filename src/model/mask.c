@@ -4,7 +4,7 @@
  * any order and overlapping ranges, printing always sorts and collapses,
  * so format(parse(x)) is the canonical form of x.
  */
-#include "method/mask.h"
+#include "model/mask.h"
 
 #include <ctype.h>
 #include <stdio.h>
