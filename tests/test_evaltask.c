@@ -200,7 +200,8 @@ static void test_kl(const struct model *m)
 	sum = ref_kl(m, mk, ids, 200, 64, &sc, &ag);
 	is_int((long)r.tokens, sc, "kl attn=1: %d tokens", sc);
 	ok(r.kl_mean > 1e-4, "kl_mean %g > 0 when attention is dropped", r.kl_mean);
-	is_close(r.kl_mean, sum / sc, 1e-9, "kl_mean matches the reference");
+	/* packed windows: the same sums in another order of float operations */
+	is_close(r.kl_mean, sum / sc, 1e-6 * sum / sc, "kl_mean matches the reference");
 	is_close(r.top1_agree, (double)ag / sc, 1e-12, "top1_agree matches (%d/%d)", ag, sc);
 	ok(r.kl_p99 >= r.kl_mean && r.top1_agree < 1, "p99 %g >= mean, agree %g < 1",
 	   r.kl_p99, r.top1_agree);

@@ -2,11 +2,9 @@
  * evaltask: KL of the masked model from the unmasked one, and
  * multiple-choice scoring (see evaltask.h).
  *
- * eval_kl walks the windows of eval_ppl exactly: with BOS, windows of
- * ctx-1 stream tokens, the model reading BOS + the window minus its last
- * token; without, windows of ctx tokens minus the last.  Both states
- * see the same input slice of at most EVAL_BATCH tokens, so the two
- * logits buffers are EVAL_BATCH x n_vocab.
+ * eval_kl walks the windows of eval_ppl exactly (eval_windows), the
+ * unmasked and the masked model side by side on the same batch, so the
+ * two logits buffers are EVAL_BATCH x n_vocab.
  *
  * eval_mc packs many items into one forward call (fwd_eval_packed): an
  * item's context once, then each choice's continuation minus its last
@@ -35,7 +33,6 @@
 #include "model/model.h"
 #include "tok/tokenizer.h"
 
-#define EVAL_BATCH 512
 
 /* log-sum-exp of logits[0..n-1] in double */
 static double lse(const float *l, int n, int *argmax)
@@ -82,108 +79,64 @@ static double binom_stderr(double p, size_t n)
 	return n > 1 ? sqrt(p * (1 - p) / (double)(n - 1)) : 0;
 }
 
+struct kl_acc {
+	int n_vocab;
+	size_t scored, agree, cap;
+	double sum, sumsq, *kls; /* [cap] per token, for the 99th percentile */
+};
+
+static int kl_score(void *ud, float *const *logits, size_t first, int n, struct st_err *err)
+{
+	struct kl_acc *a = ud;
+	int j;
+
+	(void)first;
+	if (a->scored + (size_t)n > a->cap)
+		return st_errf(err, ST_EINVAL, "kl: more tokens scored than counted (%zu)", a->cap);
+	for (j = 0; j < n; j++) {
+		int ag;
+		double kl = kl_token(logits[0] + (size_t)j * a->n_vocab,
+				     logits[1] + (size_t)j * a->n_vocab, a->n_vocab, &ag);
+
+		a->kls[a->scored++] = kl;
+		a->sum += kl;
+		a->sumsq += kl * kl;
+		a->agree += (size_t)ag;
+	}
+	return 0;
+}
+
 int eval_kl(const struct model *m, const struct mask *mask,
 	    const int32_t *tokens, size_t n_tokens, int ctx,
 	    struct kl_result *out, st_progress_fn progress, void *ud,
 	    struct st_err *err)
 {
-	int32_t bos = m->tok ? tok_bos(m->tok) : -1;
-	int n_vocab = m->hp.n_vocab, batch, rc = 0;
-	size_t win = bos >= 0 ? (size_t)ctx - 1 : (size_t)ctx, start, i;
-	size_t total, scored = 0, agree = 0;
-	double sum = 0, sumsq = 0, *kls = NULL;
-	struct fwd_state *fb = NULL, *fm = NULL;
-	int32_t *in = NULL;
-	float *lb = NULL, *lm = NULL;
+	const struct mask *masks[2] = { NULL, mask };
+	struct kl_acc a = { m->hp.n_vocab, 0, 0, n_tokens, 0, 0, NULL };
+	size_t scored;
+	int rc;
 
 	memset(out, 0, sizeof *out);
-	if (ctx < 2)
-		return st_errf(err, ST_EINVAL, "kl: context %d is too short (at least 2)", ctx);
-	for (i = 0; i < n_tokens; i++)
-		if (tokens[i] < 0 || tokens[i] >= n_vocab)
-			return st_errf(err, ST_EINVAL,
-				       "kl: token %d at index %zu is outside the vocabulary (%d)",
-				       tokens[i], i, n_vocab);
-	total = bos >= 0 ? n_tokens : n_tokens - (n_tokens + win - 1) / win;
-	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
-	fb = fwd_new(m, NULL, ctx, batch, err);
-	if (!fb)
-		return err ? err->code : ST_ENOMEM;
-	fm = fwd_new(m, mask, ctx, batch, err);
-	if (!fm) {
-		fwd_free(fb);
-		return err ? err->code : ST_ENOMEM;
-	}
-	in = malloc(sizeof *in * (size_t)ctx);
-	lb = malloc(sizeof *lb * (size_t)batch * (size_t)n_vocab);
-	lm = malloc(sizeof *lm * (size_t)batch * (size_t)n_vocab);
-	kls = malloc(sizeof *kls * (total ? total : 1));
-	if (!in || !lb || !lm || !kls) {
-		rc = st_errf(err, ST_ENOMEM, "kl: out of memory for %d x %d logits", batch, n_vocab);
-		goto done;
-	}
-	for (start = 0; start < n_tokens; start += win) {
-		size_t len = n_tokens - start < win ? n_tokens - start : win;
-		size_t n_in, p;
-
-		if (bos >= 0) {
-			in[0] = bos;
-			memcpy(in + 1, tokens + start, sizeof *in * (len - 1));
-			n_in = len;
-		} else {
-			if (len < 2)
-				break;
-			memcpy(in, tokens + start, sizeof *in * (len - 1));
-			n_in = len - 1;
-		}
-		fwd_reset(fb);
-		fwd_reset(fm);
-		for (p = 0; p < n_in; p += (size_t)batch) {
-			int nb = n_in - p < (size_t)batch ? (int)(n_in - p) : batch, j;
-
-			rc = fwd_eval(fb, in + p, nb, lb, 1, NULL, err);
-			if (rc < 0)
-				goto done;
-			rc = fwd_eval(fm, in + p, nb, lm, 1, NULL, err);
-			if (rc < 0)
-				goto done;
-			for (j = 0; j < nb; j++) {
-				int a;
-				double kl = kl_token(lb + (size_t)j * n_vocab,
-						     lm + (size_t)j * n_vocab, n_vocab, &a);
-
-				kls[scored++] = kl;
-				sum += kl;
-				sumsq += kl * kl;
-				agree += (size_t)a;
-			}
-		}
-		if (progress && progress(ud, total ? (double)scored / total : 1.0)) {
-			rc = st_errf(err, ST_ECANCEL, "kl: cancelled after %zu of %zu tokens",
-				     scored, total);
-			goto done;
-		}
-	}
+	a.kls = malloc(sizeof *a.kls * (n_tokens ? n_tokens : 1));
+	if (!a.kls)
+		return st_errf(err, ST_ENOMEM, "kl: out of memory for %zu tokens", n_tokens);
+	rc = eval_windows(m, masks, 2, tokens, n_tokens, ctx, "kl", kl_score, &a,
+			  progress, ud, err);
+	scored = a.scored;
 	out->tokens = scored;
-	if (scored) {
-		double mean = sum / scored;
-		double var = scored > 1 ? (sumsq - scored * mean * mean) / (scored - 1) : 0;
+	if (rc == 0 && scored) {
+		double mean = a.sum / scored;
+		double var = scored > 1 ? (a.sumsq - scored * mean * mean) / (scored - 1) : 0;
 		size_t rank = (size_t)ceil(0.99 * (double)scored);
 
-		qsort(kls, scored, sizeof *kls, cmp_double);
+		qsort(a.kls, scored, sizeof *a.kls, cmp_double);
 		out->kl_mean = mean;
 		out->kl_stderr = var > 0 ? sqrt(var / scored) : 0;
-		out->kl_p99 = kls[rank ? rank - 1 : 0];
-		out->top1_agree = (double)agree / scored;
+		out->kl_p99 = a.kls[rank ? rank - 1 : 0];
+		out->top1_agree = (double)a.agree / scored;
 		out->top1_stderr = binom_stderr(out->top1_agree, scored);
 	}
-done:
-	free(kls);
-	free(in);
-	free(lb);
-	free(lm);
-	fwd_free(fb);
-	fwd_free(fm);
+	free(a.kls);
 	return rc;
 }
 
