@@ -74,9 +74,10 @@ int store_schema_version(struct store *s);
 const char *store_file(const struct store *s);
 
 /*
- * Fault injection for tests: before each row of a multi-row write, the
- * store calls fault(ud, what); a nonzero return makes that step fail as
- * an I/O error would (the transaction is rolled back).  NULL turns it off.
+ * Fault injection for tests: before each row it writes, the store calls
+ * fault(ud, what) with the row's table; a nonzero return makes that step
+ * fail as an I/O error would (the transaction is rolled back).  NULL
+ * turns it off.
  */
 void store_set_fault(struct store *s, int (*fault)(void *ud, const char *what),
 		     void *ud);
