@@ -98,6 +98,10 @@ int store_query(struct store *s, const char *sql, int flags,
 			sqlite3_finalize(st);
 			break;
 		}
+		if (!readonly && !sqlite3_stmt_readonly(st) && (rc = store_may_write(s, err)) < 0) {
+			sqlite3_finalize(st);
+			break;
+		}
 		for (int i = 0; i < n_params && i < sqlite3_bind_parameter_count(st); i++) {
 			const struct store_value *v = &params[i];
 

@@ -6,11 +6,15 @@
  * Opening is careful about files that are not ours: the first 16 bytes
  * are checked for SQLite's magic before SQLite sees the file, then the
  * application_id, user_version and table count are read (a read can
- * fail with SQLITE_NOTADB / SQLITE_CORRUPT) -- and only once the file
- * is known to be a strata store, or an empty new one, is anything
- * written (WAL mode, migrations).  Write transactions are BEGIN
- * IMMEDIATE so that the busy timeout covers them (a deferred
- * transaction upgrading to a writer can fail with SQLITE_BUSY at once).
+ * fail with SQLITE_NOTADB / SQLITE_CORRUPT), then PRAGMA quick_check
+ * reads every page -- and only once the file is known to be a sound
+ * strata store, or an empty new one, is anything written (WAL mode,
+ * migrations).  A file found damaged, then or later, is never written
+ * again by this connection: the error says how to recover it.  Write
+ * transactions are BEGIN IMMEDIATE so that the busy timeout covers them
+ * (a deferred transaction upgrading to a writer can fail with
+ * SQLITE_BUSY at once); the first one after a failed statement runs
+ * quick_check again.
  */
 #include "db/store_int.h"
 
@@ -29,6 +33,8 @@ static const char SQL_PROBE[] =
 	"SELECT (SELECT application_id FROM pragma_application_id),"
 	" (SELECT user_version FROM pragma_user_version),"
 	" (SELECT count(*) FROM sqlite_master)";
+/* One row "ok", or up to this many rows naming the damage. */
+static const char SQL_QUICK_CHECK[] = "PRAGMA quick_check(1)";
 static const char SQL_WAL[] = "PRAGMA journal_mode = WAL";
 static const char SQL_FOREIGN_KEYS[] = "PRAGMA foreign_keys = ON";
 static const char SQL_SYNCHRONOUS[] = "PRAGMA synchronous = NORMAL";
@@ -58,14 +64,59 @@ void sql_quote(const char *sql, char *buf, size_t cap)
 	buf[n] = '\0';
 }
 
+/* The message for a damaged file: what is wrong and how to get the data
+ * out (the sqlite3 shell's .recover writes what it can read into a new
+ * database). */
+static int damaged(const char *path, const char *what, struct st_err *err)
+{
+	return st_errf(err, ST_EFORMAT,
+		       "store '%s' is damaged (%s); strata will not use or write it -- "
+		       "recover its data into a new file with the sqlite3 shell: "
+		       "sqlite3 '%s' .recover | sqlite3 '%s.recovered', then pass "
+		       "--db '%s.recovered' (or move it in place)", path, what, path, path, path);
+}
+
+/* Out of space: SQLite says SQLITE_FULL for a write that ran out of
+ * room, but an ENOSPC from growing the WAL index, or an EFBIG past the
+ * file size limit, comes as an I/O error, whose errno SQLite does not
+ * always keep (sys_errno: errno as the failed step left it). */
+static const char *no_space(struct store *s, int sys_errno)
+{
+	int sys = sqlite3_system_errno(s->db);
+	int prc = sqlite3_extended_errcode(s->db) & 0xff;
+
+	if (prc == SQLITE_IOERR && sys == 0)
+		sys = sys_errno;
+	if (prc == SQLITE_FULL || sys == ENOSPC)
+		return "disk full";
+	if (prc == SQLITE_IOERR && sys == EDQUOT)
+		return "disk full (quota exceeded)";
+	if (prc == SQLITE_IOERR && sys == EFBIG)
+		return "disk full (file size limit reached)";
+	return NULL;
+}
+
 int sql_fail(struct store *s, const char *sql, struct st_err *err)
 {
+	int sys_errno = errno;
 	char q[300];
 	int xrc = sqlite3_extended_errcode(s->db);
-	int code = (xrc & 0xff) == SQLITE_NOMEM ? ST_ENOMEM
-		 : (xrc & 0xff) == SQLITE_BUSY || (xrc & 0xff) == SQLITE_LOCKED ? ST_EBUSY : ST_EIO;
+	int prc = xrc & 0xff;
+	const char *space = no_space(s, sys_errno);
+	int code = prc == SQLITE_NOMEM ? ST_ENOMEM
+		 : prc == SQLITE_BUSY || prc == SQLITE_LOCKED ? ST_EBUSY : ST_EIO;
 
+	if (prc == SQLITE_CORRUPT || prc == SQLITE_NOTADB) {
+		s->damaged = 1;
+		return damaged(s->path, sqlite3_errmsg(s->db), err);
+	}
+	if (code != ST_EBUSY)
+		s->check_before_write = 1;
 	sql_quote(sql, q, sizeof q);
+	if (space)
+		return st_errf(err, ST_EIO, "%s: cannot write the store '%s' (%s, in \"%s\"); "
+			       "free some space and run it again", space, s->path,
+			       sqlite3_errmsg(s->db), q);
 	return st_errf(err, code, "%s: %s (in \"%s\")", s->path, sqlite3_errmsg(s->db), q);
 }
 
@@ -130,9 +181,54 @@ double sql_column_real(sqlite3_stmt *st, int i)
 	return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
 
+/*
+ * PRAGMA quick_check: every page of every table and index is read and
+ * its structure checked (not the index contents against the tables,
+ * which integrity_check adds at several times the cost).  0 when it
+ * says "ok"; otherwise the file is marked damaged.
+ */
+static int check_pages(struct store *s, struct st_err *err)
+{
+	sqlite3_stmt *st;
+	char what[200];
+	int rc = sql_prep(s, SQL_QUICK_CHECK, &st, err);
+
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+
+		char said[160];
+
+		sql_quote(t ? (const char *)t : "?", said, sizeof said);
+		snprintf(what, sizeof what, "quick_check: %s", said);
+		rc = t && strcmp((const char *)t, "ok") == 0 ? 0 : 1;
+	} else {
+		rc = sql_fail(s, SQL_QUICK_CHECK, err);
+	}
+	sqlite3_finalize(st);
+	if (rc == 1) {
+		s->damaged = 1;
+		return damaged(s->path, what, err);
+	}
+	if (rc == 0)
+		s->check_before_write = 0;
+	return rc;
+}
+
+int store_may_write(struct store *s, struct st_err *err)
+{
+	if (s->damaged)
+		return damaged(s->path, "found malformed earlier", err);
+	return s->check_before_write ? check_pages(s, err) : 0;
+}
+
 int tx_begin(struct store *s, struct st_err *err)
 {
-	return sql_exec(s, SQL_BEGIN, err);
+	int rc = store_may_write(s, err);
+
+	return rc < 0 ? rc : sql_exec(s, SQL_BEGIN, err);
 }
 
 int tx_commit(struct store *s, struct st_err *err)
@@ -310,7 +406,10 @@ int store_open_version(const char *path, int flags, int version,
 	}
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE |
 			    (flags & STORE_NOCREATE ? 0 : SQLITE_OPEN_CREATE), NULL) != SQLITE_OK) {
-		st_errf(err, ST_EIO, "cannot open store '%s': %s", path,
+		const char *space = s->db ? no_space(s, errno) : NULL;
+
+		st_errf(err, ST_EIO, "cannot open store '%s': %s%s%s", path,
+			space ? space : "", space ? ": " : "",
 			s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		store_close(s);
 		return ST_EIO;
@@ -352,8 +451,12 @@ int store_open_version(const char *path, int flags, int version,
 		goto refuse;
 	}
 	s->version = uv;
+	/* Ours, but sound?  A damaged page anywhere refuses the file here,
+	 * before anything reads a wrong answer from it or writes to it. */
+	if ((rc = check_pages(s, err)) < 0)
+		goto refuse;
 
-	/* Ours: now it may be written. */
+	/* Now it may be written. */
 	if ((rc = sql_exec(s, SQL_WAL, err)) < 0 ||
 	    (rc = sql_exec(s, SQL_FOREIGN_KEYS, err)) < 0 ||
 	    (rc = sql_exec(s, SQL_SYNCHRONOUS, err)) < 0)
@@ -375,6 +478,10 @@ int store_open_version(const char *path, int flags, int version,
 refuse:
 	if (st)
 		sqlite3_finalize(st);
+	/* A refused file is not written, not even by the checkpoint that
+	 * closing the last connection of a WAL database runs. */
+	if (s->db)
+		sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	if (err && !strstr(err->msg, path))
 		st_err_prefix(err, "store '%s'", path);
 	store_close(s);
@@ -395,6 +502,9 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	/* a damaged file is not written, not even by the closing checkpoint */
+	if (s->db && s->damaged)
+		sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	if (s->db)
 		sqlite3_close_v2(s->db);
 	if (s->registered)

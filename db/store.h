@@ -10,6 +10,9 @@
  *     is not a strata store (foreign application_id, or tables of its
  *     own and no strata marks), is refused with a message naming it and
  *     is never written to;
+ *   - so is a damaged store (PRAGMA quick_check on open, and before the
+ *     first write after a failed statement); the message says how to
+ *     recover its data;
  *   - the schema is versioned with PRAGMA user_version; forward
  *     migrations run in order, each in its own IMMEDIATE transaction,
  *     and a file newer than this build understands is refused;

@@ -28,6 +28,8 @@ struct store {
 	char *path;
 	int version;
 	int registered;           /* counted in the open-file registry */
+	int check_before_write;   /* a statement failed: quick_check before the next write */
+	int damaged;              /* quick_check or SQLite found the file malformed */
 	dev_t dev;
 	ino_t ino;
 	int (*fault)(void *ud, const char *what);
@@ -38,8 +40,8 @@ struct store {
 
 /* The SQL in one line, shortened, for an error message. */
 void sql_quote(const char *sql, char *buf, size_t cap);
-/* Fill err for a failed statement: file, SQLite's message, the SQL;
- * returns the code. */
+/* Fill err for a failed statement: file, SQLite's message (or "disk
+ * full", or how to recover a damaged file), the SQL; returns the code. */
 int sql_fail(struct store *s, const char *sql, struct st_err *err);
 /* A fault injected by a test before writing a row of table what. */
 int store_injected(struct store *s, const char *what, struct st_err *err);
@@ -48,7 +50,11 @@ int sql_prep(struct store *s, const char *sql, sqlite3_stmt **st, struct st_err 
 int sql_step_done(struct store *s, sqlite3_stmt *st, const char *sql, struct st_err *err);
 /* Run a statement without parameters or results. */
 int sql_exec(struct store *s, const char *sql, struct st_err *err);
-/* BEGIN IMMEDIATE: takes the write lock up front. */
+/* Before a write: refuse a file found damaged; quick_check it first when
+ * a statement has failed since the last check. */
+int store_may_write(struct store *s, struct st_err *err);
+/* BEGIN IMMEDIATE, after a quick_check when a statement has failed since
+ * the last one; refuses a damaged file. */
 int tx_begin(struct store *s, struct st_err *err);
 int tx_commit(struct store *s, struct st_err *err);
 void tx_rollback(struct store *s);
