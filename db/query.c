@@ -2,7 +2,10 @@
  * query: the SQL a user types (`strata sql`), run against the store.
  * Read-only unless asked: the connection is query_only for the call, a
  * statement that would write is refused before it runs, and an
- * authorizer denies ATTACH and any pragma that sets something.
+ * authorizer denies ATTACH and any pragma that sets something.  In both
+ * modes the authorizer denies the functions that hand out or take raw
+ * pointers (fts3_tokenizer: it leaks an address, and a forged one
+ * crashes the process) and load_extension.
  */
 #include "db/store_int.h"
 
@@ -34,12 +37,34 @@ static const char *const reading_pragmas[] = {
 	"module_list", "pragma_list", "compile_options", NULL,
 };
 
-/* In read-only mode: no ATTACH (it creates files), no pragma that sets
- * something (query_only = 0 would lift the guard). */
-static int readonly_auth(void *ud, int action, const char *a1, const char *a2,
-			 const char *db, const char *trigger)
+/* Functions no query may call: they pass raw pointers in and out of
+ * SQL (or load code). */
+static const char *const denied_functions[] = {"fts3_tokenizer", "load_extension", NULL};
+
+struct auth {
+	int readonly;
+	const char *denied;       /* the function refused, for the message */
+};
+
+/* In both modes, no denied function; read-only, also no ATTACH (it
+ * creates files) and no pragma that sets something (query_only = 0
+ * would lift the guard). */
+static int query_auth(void *ud, int action, const char *a1, const char *a2,
+		      const char *db, const char *trigger)
 {
-	(void)ud, (void)db, (void)trigger;
+	struct auth *a = ud;
+
+	(void)db, (void)trigger;
+	if (action == SQLITE_FUNCTION) {
+		for (const char *const *p = denied_functions; *p; p++)
+			if (a2 && sqlite3_stricmp(a2, *p) == 0) {
+				a->denied = *p;
+				return SQLITE_DENY;
+			}
+		return SQLITE_OK;
+	}
+	if (!a->readonly)
+		return SQLITE_OK;
 	if (action == SQLITE_ATTACH || action == SQLITE_DETACH)
 		return SQLITE_DENY;
 	if (action == SQLITE_PRAGMA) {
@@ -59,14 +84,13 @@ int store_query(struct store *s, const char *sql, int flags,
 {
 	const char *next = sql;
 	int readonly = !(flags & STORE_Q_WRITE);
+	struct auth auth = {readonly, NULL};
 	int rc = 0, index = 0;
 	enum { MAXCOLS = 256 };
 
-	if (readonly) {
-		if ((rc = sql_exec(s, SQL_QUERY_ONLY_ON, err)) < 0)
-			return rc;
-		sqlite3_set_authorizer(s->db, readonly_auth, NULL);
-	}
+	if (readonly && (rc = sql_exec(s, SQL_QUERY_ONLY_ON, err)) < 0)
+		return rc;
+	sqlite3_set_authorizer(s->db, query_auth, &auth);
 	while (next && *next) {
 		sqlite3_stmt *st = NULL;
 		const char *tail = NULL;
@@ -75,10 +99,13 @@ int store_query(struct store *s, const char *sql, int flags,
 		int n_cols, got_row = 0;
 
 		if (sqlite3_prepare_v2(s->db, next, -1, &st, &tail) != SQLITE_OK) {
-			if (readonly && sqlite3_errcode(s->db) == SQLITE_AUTH) {
-				char q[300];
+			char q[300];
 
-				sql_quote(next, q, sizeof q);
+			sql_quote(next, q, sizeof q);
+			if (auth.denied) {
+				rc = st_errf(err, ST_EINVAL, "\"%s\": %s() is not allowed "
+					     "(it passes raw pointers)", q, auth.denied);
+			} else if (readonly && sqlite3_errcode(s->db) == SQLITE_AUTH) {
 				rc = st_errf(err, ST_EINVAL, "\"%s\" is not allowed without --write", q);
 			} else {
 				rc = sql_fail(s, next, err);
@@ -166,9 +193,8 @@ int store_query(struct store *s, const char *sql, int flags,
 		index++;
 		next = tail;
 	}
-	if (readonly) {
-		sqlite3_set_authorizer(s->db, NULL, NULL);
+	sqlite3_set_authorizer(s->db, NULL, NULL);
+	if (readonly)
 		sql_exec(s, SQL_QUERY_ONLY_OFF, NULL);
-	}
 	return rc;
 }

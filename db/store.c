@@ -416,6 +416,12 @@ int store_open_version(const char *path, int flags, int version,
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	/* fts3_tokenizer() with two arguments takes a raw pointer: off,
+	 * whatever SQL runs here later (query.c denies its one-argument
+	 * form, which hands one out); and no SQL may write the file behind
+	 * SQLite's back (writable_schema, sqlite_dbpage ...). */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, (int *)NULL);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
 
 	/* Read-only probe: is it ours, new, foreign or unreadable? */
 	if (sqlite3_prepare_v2(s->db, SQL_PROBE, -1, &st, NULL) != SQLITE_OK ||

@@ -977,6 +977,29 @@ static void test_queries(void)
 	ok(store_query(s, "DELETE FROM models", STORE_Q_WRITE, NULL, 0, NULL, NULL, NULL, &err) < 0,
 	   "foreign keys protect a model that runs refer to");
 	has_str(err.msg, "FOREIGN KEY", "... with SQLite's message");
+
+	/* fts3_tokenizer('simple') returns a pointer into the process (an
+	 * address leak); with a second argument it installs one (a forged
+	 * pointer crashes on the next fts3 table). Refused in both modes. */
+	err.msg[0] = '\0';
+	ok(store_query(s, "SELECT hex(fts3_tokenizer('simple'))", 0, NULL, 0, NULL, NULL, NULL,
+		       &err) < 0, "fts3_tokenizer() is refused read-only");
+	has_str(err.msg, "fts3_tokenizer() is not allowed", "... naming it");
+	err.msg[0] = '\0';
+	ok(store_query(s, "SELECT hex(fts3_tokenizer('simple'))", STORE_Q_WRITE, NULL, 0, NULL,
+		       NULL, NULL, &err) < 0, "... and with STORE_Q_WRITE");
+	has_str(err.msg, "fts3_tokenizer() is not allowed", "... naming it");
+	ok(store_query(s, "SELECT FTS3_TOKENIZER('x', X'0102030405060708');"
+		       " CREATE VIRTUAL TABLE f USING fts3(a, tokenize=x)", STORE_Q_WRITE, NULL, 0,
+		       NULL, NULL, NULL, &err) < 0,
+	   "a forged tokenizer pointer is refused, not followed");
+	has_str(err.msg, "fts3_tokenizer() is not allowed", "... whatever its case");
+	ok(store_query(s, "SELECT load_extension('/nonexistent')", STORE_Q_WRITE, NULL, 0, NULL,
+		       NULL, NULL, &err) < 0, "load_extension() is refused");
+	ok(store_query(s, "PRAGMA writable_schema = 1; UPDATE sqlite_master SET sql = ''"
+		       " WHERE name = 'scores'", STORE_Q_WRITE, NULL, 0, NULL, NULL, NULL, &err) < 0,
+	   "the schema cannot be written behind SQLite's back (defensive), even with STORE_Q_WRITE");
+	is_int(q_int(s, "SELECT count(*) FROM scores"), 3 * NL - 3, "the store still answers");
 	store_close(s);
 }
 
