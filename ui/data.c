@@ -19,11 +19,11 @@
 
 #include "ui.h"
 
-#include "calib.h"
-#include "dataset.h"
-#include "mask.h"
-#include "speed.h"
-#include "../src/cli/store_cli.h"
+#include "method/calib.h"
+#include "method/dataset.h"
+#include "model/mask.h"
+#include "measure/speed.h"
+#include "cli/store_cli.h"
 
 /* ---- a run's scores ---- */
 

@@ -18,7 +18,7 @@
 
 #include "ui.h"
 
-#include "mask.h"
+#include "model/mask.h"
 
 #define CW 8       /* cell width */
 #define LABEL_W 6  /* "layer " column */

@@ -14,7 +14,7 @@
 
 #include "ui.h"
 
-#include "mask.h"
+#include "model/mask.h"
 
 static const char SQL_EVALS[] =
 	"SELECT eval, mask, task, metric, value, stderr, n, settings, created_at FROM eval_list"

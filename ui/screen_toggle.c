@@ -16,7 +16,7 @@
 
 #include "ui.h"
 
-#include "mask.h"
+#include "model/mask.h"
 
 #define TW 12   /* "[x] 0.1234 " */
 

@@ -24,9 +24,9 @@
 
 #include "ui.h"
 
-#include "calib.h"
-#include "mask.h"
-#include "../src/cli/store_cli.h"
+#include "method/calib.h"
+#include "model/mask.h"
+#include "cli/store_cli.h"
 
 #define ALL 0xffffu
 #define S(x) (1u << (x))

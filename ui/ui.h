@@ -28,9 +28,9 @@
 
 #include "tui.h"
 
-#include "model.h"
-#include "plan.h"
-#include "../db/store.h"
+#include "model/model.h"
+#include "method/plan.h"
+#include "db/store.h"
 
 struct mask;
 struct calib_result;
