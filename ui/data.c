@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
 #include "app/calibrate.h"
 #include "app/plan.h"

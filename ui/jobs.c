@@ -36,7 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
 #include "app/calibrate.h"
 #include "app/measure.h"

@@ -14,7 +14,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
 #include "model/mask.h"
 

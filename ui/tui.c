@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
 #include "method/calib.h"
 #include "model/mask.h"

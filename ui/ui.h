@@ -26,7 +26,7 @@
 
 #include <curses.h>
 
-#include "tui.h"
+#include "ui/tui.h"
 
 #include "model/model.h"
 #include "method/plan.h"
