@@ -337,8 +337,8 @@ int app_plan_run(const struct app_env *env, const struct app_plan_req *rq,
 	po.attn_ctx = rq->attn_ctx;
 	if (rq->mask) {
 		if ((rc = mask_parse(rq->mask, hp.n_layer, &mask, err)) < 0) {
-			rc = st_errf(err, ST_EFORMAT, "bad mask for a %d-layer model: %s", hp.n_layer,
-				     err->msg);
+			st_err_prefix(err, "bad mask for a %d-layer model", hp.n_layer);
+			rc = err->code = ST_EFORMAT;
 			goto out;
 		}
 		if ((rc = plan_from_mask(&hp, mask, &po, &pl, err)) < 0)
