@@ -106,13 +106,16 @@ int sql_fail(struct store *s, const char *sql, struct st_err *err)
 	int code = prc == SQLITE_NOMEM ? ST_ENOMEM
 		 : prc == SQLITE_BUSY || prc == SQLITE_LOCKED ? ST_EBUSY : ST_EIO;
 
+	sql_quote(sql, q, sizeof q);
 	if (prc == SQLITE_CORRUPT || prc == SQLITE_NOTADB) {
+		char what[400];
+
 		s->damaged = 1;
-		return damaged(s->path, sqlite3_errmsg(s->db), err);
+		snprintf(what, sizeof what, "%s, in \"%s\"", sqlite3_errmsg(s->db), q);
+		return damaged(s->path, what, err);
 	}
 	if (code != ST_EBUSY)
 		s->check_before_write = 1;
-	sql_quote(sql, q, sizeof q);
 	if (space)
 		return st_errf(err, ST_EIO, "%s: cannot write the store '%s' (%s, in \"%s\"); "
 			       "free some space and run it again", space, s->path,
