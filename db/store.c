@@ -391,7 +391,7 @@ int store_open_version(const char *path, int flags, int version,
 {
 	struct store *s;
 	sqlite3_stmt *st = NULL;
-	int exists, rc, appid = 0, uv = 0, n_tables = 0;
+	int exists, rc, appid = 0, uv = 0, n_tables = 0, sound = 0;
 
 	*out = NULL;
 	if (version < 1 || version > STORE_SCHEMA_VERSION)
@@ -464,6 +464,7 @@ int store_open_version(const char *path, int flags, int version,
 	 * before anything reads a wrong answer from it or writes to it. */
 	if ((rc = check_pages(s, err)) < 0)
 		goto refuse;
+	sound = 1;
 
 	/* Now it may be written. */
 	if ((rc = sql_exec(s, SQL_WAL, err)) < 0 ||
@@ -487,9 +488,10 @@ int store_open_version(const char *path, int flags, int version,
 refuse:
 	if (st)
 		sqlite3_finalize(st);
-	/* A refused file is not written, not even by the checkpoint that
-	 * closing the last connection of a WAL database runs. */
-	if (s->db)
+	/* A file refused as not ours or not sound is not written, not even
+	 * by the checkpoint that closing the last connection of a WAL
+	 * database runs. */
+	if (s->db && !sound)
 		sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	if (err && !strstr(err->msg, path))
 		st_err_prefix(err, "store '%s'", path);
