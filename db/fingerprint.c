@@ -9,6 +9,7 @@
  */
 #include "db/store.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,18 @@ static void put_tensor(FILE *f, const char *role, int layer, const struct st_ten
 	}
 }
 
+/* A layer's tensors by role, in the order they are hashed (the order is
+ * part of the fingerprint). */
+static const struct {
+	const char *name;
+	size_t off;
+} layer_roles[] = {
+#define ROLE(f) {#f, offsetof(struct layer_weights, f)}
+	ROLE(attn_norm), ROLE(wq), ROLE(wk), ROLE(wv), ROLE(wo), ROLE(bq), ROLE(bk), ROLE(bv),
+	ROLE(ffn_norm), ROLE(w_gate), ROLE(w_up), ROLE(w_down),
+#undef ROLE
+};
+
 void store_model_fingerprint(const struct model *m, char hex[65])
 {
 	const struct model_hparams *hp = &m->hp;
@@ -71,18 +84,9 @@ void store_model_fingerprint(const struct model *m, char hex[65])
 		for (int l = 0; l < hp->n_layer && m->layers; l++) {
 			const struct layer_weights *w = &m->layers[l];
 
-			put_tensor(f, "attn_norm", l, &w->attn_norm);
-			put_tensor(f, "wq", l, &w->wq);
-			put_tensor(f, "wk", l, &w->wk);
-			put_tensor(f, "wv", l, &w->wv);
-			put_tensor(f, "wo", l, &w->wo);
-			put_tensor(f, "bq", l, &w->bq);
-			put_tensor(f, "bk", l, &w->bk);
-			put_tensor(f, "bv", l, &w->bv);
-			put_tensor(f, "ffn_norm", l, &w->ffn_norm);
-			put_tensor(f, "w_gate", l, &w->w_gate);
-			put_tensor(f, "w_up", l, &w->w_up);
-			put_tensor(f, "w_down", l, &w->w_down);
+			for (size_t r = 0; r < sizeof layer_roles / sizeof layer_roles[0]; r++)
+				put_tensor(f, layer_roles[r].name, l, (const struct st_tensor *)
+					   ((const char *)w + layer_roles[r].off));
 		}
 		if (m->tok) {
 			int n = tok_n_vocab(m->tok);

@@ -173,10 +173,7 @@ static const struct col export_cols[] = {
 	P(COL_STR, version), P(COL_STR, build), P(COL_STR, host),
 };
 #undef X
-static const struct entity export_entity = {
-	.table = "exports", .sql_put = SQL_EXPORT_INSERT,
-	.key = export_cols, .n_key = N_COLS(export_cols),
-};
+static const struct entity export_entity = ENTITY_STMT("exports", SQL_EXPORT_INSERT, export_cols);
 
 int store_export_put(struct store *s, const struct store_export *e,
 		     const struct store_provenance *p, int64_t *id,
@@ -198,10 +195,7 @@ static const struct col sweep_cols[] = {
 	W(COL_I64, run), W(COL_STR, method), W(COL_STR, tasks), W(COL_INT, k), W(COL_STR, mask),
 };
 #undef W
-static const struct entity sweep_entity = {
-	.table = "sweeps", .sql_put = SQL_SWEEP_INSERT,
-	.key = sweep_cols, .n_key = N_COLS(sweep_cols),
-};
+static const struct entity sweep_entity = ENTITY_STMT("sweeps", SQL_SWEEP_INSERT, sweep_cols);
 
 int store_sweep_put(struct store *s, int64_t run, const char *method,
 		    const char *tasks, int k, const char *mask,

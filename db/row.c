@@ -152,7 +152,6 @@ int entity_put(struct store *s, const struct entity *e, const void *const *src,
 		return rc;
 	if (e->sql_find) {
 		void *dst[] = {&row};
-
 		int found = row_find(s, e->sql_find, e->key, e->n_key, src, id_col, 1, dst, err);
 
 		if (found < 0)

@@ -116,14 +116,10 @@ static const struct entity run_begin_entity = {
 	.key = run_key, .n_key = N_COLS(run_key),
 	.val = run_begin_val, .n_val = N_COLS(run_begin_val),
 };
-static const struct entity run_restart_entity = {
-	.table = "calib_runs", .sql_put = SQL_RUN_RESTART,
-	.key = run_restart_params, .n_key = N_COLS(run_restart_params),
-};
-static const struct entity run_status_entity = {
-	.table = "calib_runs", .sql_put = SQL_RUN_STATUS,
-	.key = run_status_params, .n_key = N_COLS(run_status_params),
-};
+static const struct entity run_restart_entity =
+	ENTITY_STMT("calib_runs", SQL_RUN_RESTART, run_restart_params);
+static const struct entity run_status_entity =
+	ENTITY_STMT("calib_runs", SQL_RUN_STATUS, run_status_params);
 
 /* Read the run that sql finds with params into *r: 1, 0 none, or < 0. */
 static int run_read(struct store *s, const char *sql, const struct col *params, int n,
@@ -214,10 +210,8 @@ static const struct rows chunk_rows = {
 	.head = chunk_head, .n_head = N_COLS(chunk_head),
 	.cols = chunk_cols, .n_cols = N_COLS(chunk_cols), .stride = sizeof(struct chunk_row),
 };
-static const struct entity progress_entity = {
-	.table = "calib_runs", .sql_put = SQL_RUN_PROGRESS,
-	.key = progress_params, .n_key = N_COLS(progress_params),
-};
+static const struct entity progress_entity =
+	ENTITY_STMT("calib_runs", SQL_RUN_PROGRESS, progress_params);
 
 int store_chunk_put(struct store *s, int64_t run, int pass, int chunk, int n_layer,
 		    int seq_len, const double *values, int n_values, struct st_err *err)
@@ -346,9 +340,7 @@ static const struct col score_cols[] = {
 	S(COL_RANK, joint_hi),
 };
 #undef S
-static const struct entity scores_delete = {
-	.sql_put = SQL_SCORES_DELETE, .key = pass_params, .n_key = N_COLS(pass_params),
-};
+static const struct entity scores_delete = ENTITY_STMT(NULL, SQL_SCORES_DELETE, pass_params);
 static const struct rows score_rows = {
 	.table = "scores", .sql = SQL_SCORE_INSERT,
 	.head = pass_params, .n_head = N_COLS(pass_params),
@@ -376,10 +368,8 @@ static const struct col iter_drop_params[] = {
 	I(COL_REAL, importance),
 };
 #undef I
-static const struct entity iter_drop_entity = {
-	.table = "iter_drops", .sql_put = SQL_ITER_DROP_INSERT,
-	.key = iter_drop_params, .n_key = N_COLS(iter_drop_params),
-};
+static const struct entity iter_drop_entity =
+	ENTITY_STMT("iter_drops", SQL_ITER_DROP_INSERT, iter_drop_params);
 
 int store_iter_drop_put(struct store *s, int64_t run, int pass, int layer,
 			const char *site, double importance, struct st_err *err)

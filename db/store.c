@@ -106,13 +106,16 @@ int sql_fail(struct store *s, const char *sql, struct st_err *err)
 	int code = prc == SQLITE_NOMEM ? ST_ENOMEM
 		 : prc == SQLITE_BUSY || prc == SQLITE_LOCKED ? ST_EBUSY : ST_EIO;
 
+	sql_quote(sql, q, sizeof q);
 	if (prc == SQLITE_CORRUPT || prc == SQLITE_NOTADB) {
+		char what[400];
+
 		s->damaged = 1;
-		return damaged(s->path, sqlite3_errmsg(s->db), err);
+		snprintf(what, sizeof what, "%s, in \"%s\"", sqlite3_errmsg(s->db), q);
+		return damaged(s->path, what, err);
 	}
 	if (code != ST_EBUSY)
 		s->check_before_write = 1;
-	sql_quote(sql, q, sizeof q);
 	if (space)
 		return st_errf(err, ST_EIO, "%s: cannot write the store '%s' (%s, in \"%s\"); "
 			       "free some space and run it again", space, s->path,
@@ -388,7 +391,7 @@ int store_open_version(const char *path, int flags, int version,
 {
 	struct store *s;
 	sqlite3_stmt *st = NULL;
-	int exists, rc, appid = 0, uv = 0, n_tables = 0;
+	int exists, rc, appid = 0, uv = 0, n_tables = 0, sound = 0;
 
 	*out = NULL;
 	if (version < 1 || version > STORE_SCHEMA_VERSION)
@@ -461,6 +464,7 @@ int store_open_version(const char *path, int flags, int version,
 	 * before anything reads a wrong answer from it or writes to it. */
 	if ((rc = check_pages(s, err)) < 0)
 		goto refuse;
+	sound = 1;
 
 	/* Now it may be written. */
 	if ((rc = sql_exec(s, SQL_WAL, err)) < 0 ||
@@ -484,9 +488,10 @@ int store_open_version(const char *path, int flags, int version,
 refuse:
 	if (st)
 		sqlite3_finalize(st);
-	/* A refused file is not written, not even by the checkpoint that
-	 * closing the last connection of a WAL database runs. */
-	if (s->db)
+	/* A file refused as not ours or not sound is not written, not even
+	 * by the checkpoint that closing the last connection of a WAL
+	 * database runs. */
+	if (s->db && !sound)
 		sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
 	if (err && !strstr(err->msg, path))
 		st_err_prefix(err, "store '%s'", path);

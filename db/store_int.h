@@ -121,6 +121,11 @@ struct entity {
 	int n_key, n_val, n_found;
 };
 
+/* An entity that is one statement (an insert without a key to find by,
+ * an update, a delete), all its parameters in cols. */
+#define ENTITY_STMT(tbl, sql, cols) \
+	{.table = (tbl), .sql_put = (sql), .key = (cols), .n_key = N_COLS(cols)}
+
 /* Rows under one parent: ?1 = the parent's id when parent is set, then
  * head bound once (from the caller's sources), then the row's 1-based
  * position when ord, then cols from each row (source 0 is the row; rows

@@ -4,8 +4,10 @@
  * and non-SQLite files with their bytes left exactly as they were, the
  * cache lookup on identical keys, per-chunk values round-tripping bit
  * for bit (NaN included), injected failures rolling a multi-row write
- * back whole, read-only queries, the default path, and two processes
- * writing at once.
+ * back whole, read-only queries (no fts3_tokenizer in either mode), the
+ * default path, two processes writing at once, a store with a damaged
+ * middle page refused with its bytes unchanged (on open, and on the
+ * first write after a failed statement), and a full disk said as such.
  */
 #include <errno.h>
 #include <fcntl.h>
