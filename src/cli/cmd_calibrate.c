@@ -351,13 +351,7 @@ int cmd_calibrate(int argc, char **argv)
 	a.iter_method = -1;
 	a.n = -1;
 	a.co.format = OUT_TEXT;
-	while ((c = getopt_long(argc, argv, "hn:", longopts, NULL)) != -1) {
-		int h = cli_common_opt("calibrate", c, optarg, &a.co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("calibrate", argc, argv, "hn:", longopts, help, &a.co, &a.db)) >= 0) {
 		switch (c) {
 		case 's':
 			if (cli_parse_int("calibrate", "--samples", optarg, 1, 1 << 24, &a.samples) < 0)
@@ -394,16 +388,10 @@ int cmd_calibrate(int argc, char **argv)
 		case 'R':
 			a.resume = 1;
 			break;
-		case OPT_DB:
-			a.db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("calibrate", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return a.co.exit;
 	if (argc - optind != 2)
 		return cli_usage("calibrate", "expected MODEL and DATA");
 	if (a.iter_method >= 0 && a.n < 1)

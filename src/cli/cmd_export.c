@@ -236,13 +236,7 @@ int cmd_export(int argc, char **argv)
 	a.dtype = -1;
 	a.co.format = OUT_TEXT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hn:o:", longopts, NULL)) != -1) {
-		int h = c == OPT_THREADS ? cli_common_opt("export", c, optarg, &a.co) : 0;
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("export", argc, argv, "hn:o:", longopts, help, &a.co, &a.db)) >= 0) {
 		switch (c) {
 		case O_OUT:
 		case 'o':
@@ -304,16 +298,10 @@ int cmd_export(int argc, char **argv)
 			}
 			break;
 		}
-		case OPT_DB:
-			a.db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("export", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return a.co.exit;
 	if (argc - optind > 1)
 		return cli_usage("export", "expected at most one MODEL");
 	if (argc - optind == 1)

@@ -213,13 +213,7 @@ int cmd_plan(int argc, char **argv)
 	a.method = -1;
 	a.n = -1;
 	a.co.format = OUT_TEXT;
-	while ((c = getopt_long(argc, argv, "hn:", longopts, NULL)) != -1) {
-		int h = cli_common_opt("plan", c, optarg, &a.co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("plan", argc, argv, "hn:", longopts, help, &a.co, &a.db)) >= 0) {
 		switch (c) {
 		case 'M':
 			a.method = plan_method_parse(optarg);
@@ -252,16 +246,10 @@ int cmd_plan(int argc, char **argv)
 		case 'm':
 			a.mask = optarg;
 			break;
-		case OPT_DB:
-			a.db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("plan", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return a.co.exit;
 	if (argc - optind != 1)
 		return cli_usage("plan", "expected a run id (see 'strata runs')");
 	if (cli_parse_int("plan", "RUN", argv[optind], 1, INT64_MAX, &a.run) < 0)

@@ -306,13 +306,7 @@ int cmd_sweep(int argc, char **argv)
 	a.bench_ctx[0] = 128;
 	a.n_bench_ctx = 1;
 	a.es.progress = cli_progress;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("sweep", c, optarg, &a.co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("sweep", argc, argv, "h", longopts, help, &a.co, &a.db)) >= 0) {
 		switch (c) {
 		case O_RUN:
 			if (cli_parse_int("sweep", "--run", optarg, 1, 1L << 62, &a.run) < 0)
@@ -378,16 +372,10 @@ int cmd_sweep(int argc, char **argv)
 		case O_FORCE:
 			a.force = 1;
 			break;
-		case OPT_DB:
-			a.db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("sweep", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return a.co.exit;
 	if (argc - optind != 1)
 		return cli_usage("sweep", "expected MODEL");
 	if (a.run < 0)

@@ -7,6 +7,7 @@
  */
 #include "cli/cli.h"
 
+#include <getopt.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -99,6 +100,39 @@ int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts
 		return 1;
 	}
 	return 0;
+}
+
+int cli_next_opt(const char *cmd, int argc, char **argv, const char *shortopts,
+		 const struct option *longopts, const char *help, struct common_opts *co,
+		 const char **db)
+{
+	for (;;) {
+		int c = getopt_long(argc, argv, shortopts, longopts, NULL), h;
+
+		if (c == -1)
+			return CLI_OPT_END;
+		h = cli_common_opt(cmd, c, optarg, co);
+		if (h < 0) {
+			co->exit = EXIT_USAGE;
+			return CLI_OPT_STOP;
+		}
+		if (h)
+			continue;
+		if (c == OPT_DB && db) {
+			*db = optarg;
+			continue;
+		}
+		if (c == 'h') {
+			cli_help(help);
+			co->exit = EXIT_OK;
+			return CLI_OPT_STOP;
+		}
+		if (c == '?' || c == ':') {
+			co->exit = cli_usage(cmd, "unknown option");
+			return CLI_OPT_STOP;
+		}
+		return c;
+	}
 }
 
 void cli_common_apply(const struct common_opts *co)
