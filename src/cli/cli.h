@@ -96,6 +96,10 @@ void record_bool(struct record *r, const char *key, int v);
 /* A JSON array of ints (text/csv: space-separated). */
 void record_ints(struct record *r, const char *key, const int32_t *v, size_t n);
 void record_print(struct record *r, enum out_format fmt, FILE *f);
+/* One csv (sep ',': quoted when it holds a comma, quote or newline) or
+ * tsv (sep '\t': tabs and newlines become spaces) field of records and
+ * tables. */
+void cli_put_field(FILE *f, const char *v, char sep);
 void record_free(struct record *r);
 
 /* getopt_long entries for the common options; end a table with them. */

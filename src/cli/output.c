@@ -329,7 +329,7 @@ static char *value_text(const struct field *f)
 	return s;
 }
 
-static void put_sep_value(FILE *out, const char *v, char sep)
+void cli_put_field(FILE *out, const char *v, char sep)
 {
 	int quote = sep == ',' && strpbrk(v, ",\"\n\r") != NULL;
 
@@ -386,7 +386,7 @@ void record_print(struct record *r, enum out_format fmt, FILE *out)
 		for (size_t k = 0; k < r->n; k++) {
 			if (k)
 				fputc(sep, out);
-			put_sep_value(out, r->f[k].key, sep);
+			cli_put_field(out, r->f[k].key, sep);
 		}
 		fputc('\n', out);
 		for (size_t k = 0; k < r->n; k++) {
@@ -394,7 +394,7 @@ void record_print(struct record *r, enum out_format fmt, FILE *out)
 
 			if (k)
 				fputc(sep, out);
-			put_sep_value(out, v, sep);
+			cli_put_field(out, v, sep);
 			free(v);
 		}
 		fputc('\n', out);
