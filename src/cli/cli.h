@@ -43,7 +43,7 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
  * opt is the getopt_long return value; returns 1 if handled, 0 if not
  * a common option, -1 on a bad value (already reported).
  */
-enum { OPT_THREADS = 1000, OPT_FORMAT, OPT_DB = 1100 };
+enum { OPT_THREADS = 1000, OPT_FORMAT, OPT_DB = 1100, OPT_KEEP_FIRST, OPT_KEEP_LAST };
 int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts *co);
 /*
  * The next option of argv (getopt_long with shortopts and longopts) that
@@ -58,6 +58,13 @@ enum { CLI_OPT_END = -1, CLI_OPT_STOP = -2 };
 int cli_next_opt(const char *cmd, int argc, char **argv, const char *shortopts,
 		 const struct option *longopts, const char *help, struct common_opts *co,
 		 const char **db);
+/* The plan guards --keep-first N and --keep-last N (calibrate, plan,
+ * export, sweep): GUARD_LONGOPTS in the table, cli_guard_opt in the
+ * switch's default: 1 handled, 0 not a guard, -1 a bad value (reported). */
+#define GUARD_LONGOPTS \
+	{"keep-first", required_argument, NULL, OPT_KEEP_FIRST}, \
+	{"keep-last", required_argument, NULL, OPT_KEEP_LAST}
+int cli_guard_opt(const char *cmd, int opt, const char *arg, long *first, long *last);
 /* Apply common options (thread count). */
 void cli_common_apply(const struct common_opts *co);
 

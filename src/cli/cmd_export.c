@@ -210,7 +210,7 @@ out:
 int cmd_export(int argc, char **argv)
 {
 	enum { O_OUT = 1200, O_MASK, O_RUN, O_METHOD, O_DTYPE, O_SHARD, O_FORCE, O_NOSTORE,
-	       O_KF, O_KL, O_FMT };
+	       O_FMT };
 	static const struct option longopts[] = {
 		{"out", required_argument, NULL, O_OUT},
 		{"output", required_argument, NULL, O_OUT},
@@ -221,8 +221,7 @@ int cmd_export(int argc, char **argv)
 		{"shard-size", required_argument, NULL, O_SHARD},
 		{"force", no_argument, NULL, O_FORCE},
 		{"no-store", no_argument, NULL, O_NOSTORE},
-		{"keep-first", required_argument, NULL, O_KF},
-		{"keep-last", required_argument, NULL, O_KL},
+		GUARD_LONGOPTS,
 		{"format", required_argument, NULL, O_FMT},
 		DB_LONGOPT,
 		{"threads", required_argument, NULL, OPT_THREADS},
@@ -259,14 +258,6 @@ int cmd_export(int argc, char **argv)
 			if (cli_parse_int("export", "-n", optarg, 0, 1 << 20, &a.n) < 0)
 				return EXIT_USAGE;
 			break;
-		case O_KF:
-			if (cli_parse_int("export", "--keep-first", optarg, 0, 1 << 20, &a.keep_first) < 0)
-				return EXIT_USAGE;
-			break;
-		case O_KL:
-			if (cli_parse_int("export", "--keep-last", optarg, 0, 1 << 20, &a.keep_last) < 0)
-				return EXIT_USAGE;
-			break;
 		case O_DTYPE:
 			a.dtype = dtype_from_name(optarg);
 			if (a.dtype != ST_F32 && a.dtype != ST_F16 && a.dtype != ST_BF16 &&
@@ -298,6 +289,9 @@ int cmd_export(int argc, char **argv)
 			}
 			break;
 		}
+		default:
+			if (cli_guard_opt("export", c, optarg, &a.keep_first, &a.keep_last) < 0)
+				return EXIT_USAGE;
 		}
 	}
 	if (c == CLI_OPT_STOP)

@@ -200,8 +200,7 @@ int cmd_plan(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"method", required_argument, NULL, 'M'},
 		{"iterative", no_argument, NULL, 'I'},
-		{"keep-first", required_argument, NULL, 'A'},
-		{"keep-last", required_argument, NULL, 'B'},
+		GUARD_LONGOPTS,
 		{"all-tokens", no_argument, NULL, 'T'},
 		{"ctx", required_argument, NULL, 'c'},
 		{"mask", required_argument, NULL, 'm'},
@@ -228,14 +227,6 @@ int cmd_plan(int argc, char **argv)
 		case 'I':
 			a.iterative = 1;
 			break;
-		case 'A':
-			if (cli_parse_int("plan", "--keep-first", optarg, 0, 1 << 20, &a.keep_first) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'B':
-			if (cli_parse_int("plan", "--keep-last", optarg, 0, 1 << 20, &a.keep_last) < 0)
-				return EXIT_USAGE;
-			break;
 		case 'T':
 			a.all_tokens = 1;
 			break;
@@ -246,6 +237,9 @@ int cmd_plan(int argc, char **argv)
 		case 'm':
 			a.mask = optarg;
 			break;
+		default:
+			if (cli_guard_opt("plan", c, optarg, &a.keep_first, &a.keep_last) < 0)
+				return EXIT_USAGE;
 		}
 	}
 	if (c == CLI_OPT_STOP)

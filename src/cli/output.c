@@ -135,6 +135,15 @@ int cli_next_opt(const char *cmd, int argc, char **argv, const char *shortopts,
 	}
 }
 
+int cli_guard_opt(const char *cmd, int opt, const char *arg, long *first, long *last)
+{
+	if (opt == OPT_KEEP_FIRST)
+		return cli_parse_int(cmd, "--keep-first", arg, 0, 1 << 20, first) < 0 ? -1 : 1;
+	if (opt == OPT_KEEP_LAST)
+		return cli_parse_int(cmd, "--keep-last", arg, 0, 1 << 20, last) < 0 ? -1 : 1;
+	return 0;
+}
+
 void cli_common_apply(const struct common_opts *co)
 {
 	threads_set(co->threads);
