@@ -23,6 +23,7 @@ enum out_format { OUT_TEXT, OUT_CSV, OUT_TSV, OUT_JSON };
 struct common_opts {
 	int threads;            /* <= 0: all cores */
 	enum out_format format;
+	int exit;               /* after CLI_OPT_STOP: the command's exit status */
 };
 
 struct command {
@@ -42,8 +43,28 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
  * opt is the getopt_long return value; returns 1 if handled, 0 if not
  * a common option, -1 on a bad value (already reported).
  */
-enum { OPT_THREADS = 1000, OPT_FORMAT };
+enum { OPT_THREADS = 1000, OPT_FORMAT, OPT_DB = 1100, OPT_KEEP_FIRST, OPT_KEEP_LAST };
 int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts *co);
+/*
+ * The next option of argv (getopt_long with shortopts and longopts) that
+ * is the command's own: the options every command shares are handled
+ * here -- --threads and --format into co, --db into *db (when db is not
+ * NULL), --help printing help.  Returns the option, CLI_OPT_END after
+ * the last, or CLI_OPT_STOP when the command must return co->exit now
+ * (help printed; a bad or unknown option, reported).
+ */
+struct option;
+enum { CLI_OPT_END = -1, CLI_OPT_STOP = -2 };
+int cli_next_opt(const char *cmd, int argc, char **argv, const char *shortopts,
+		 const struct option *longopts, const char *help, struct common_opts *co,
+		 const char **db);
+/* The plan guards --keep-first N and --keep-last N (calibrate, plan,
+ * export, sweep): GUARD_LONGOPTS in the table, cli_guard_opt in the
+ * switch's default: 1 handled, 0 not a guard, -1 a bad value (reported). */
+#define GUARD_LONGOPTS \
+	{"keep-first", required_argument, NULL, OPT_KEEP_FIRST}, \
+	{"keep-last", required_argument, NULL, OPT_KEEP_LAST}
+int cli_guard_opt(const char *cmd, int opt, const char *arg, long *first, long *last);
 /* Apply common options (thread count). */
 void cli_common_apply(const struct common_opts *co);
 
@@ -82,6 +103,10 @@ void record_bool(struct record *r, const char *key, int v);
 /* A JSON array of ints (text/csv: space-separated). */
 void record_ints(struct record *r, const char *key, const int32_t *v, size_t n);
 void record_print(struct record *r, enum out_format fmt, FILE *f);
+/* One csv (sep ',': quoted when it holds a comma, quote or newline) or
+ * tsv (sep '\t': tabs and newlines become spaces) field of records and
+ * tables. */
+void cli_put_field(FILE *f, const char *v, char sep);
 void record_free(struct record *r);
 
 /* getopt_long entries for the common options; end a table with them. */

@@ -114,7 +114,7 @@ int cmd_bench(int argc, char **argv)
 	struct app_env env = {0};
 	const char *db = NULL;
 	int use_cache = 0, cached = 0, no_store = 0;
-	struct common_opts co = {0, OUT_TEXT};
+	struct common_opts co = {0, OUT_TEXT, 0};
 	struct st_err err = {0};
 	struct speed_result res = {0};
 	struct speed_opts so = {0};
@@ -126,13 +126,7 @@ int cmd_bench(int argc, char **argv)
 	char maskbuf[4096];
 	int c, rc = EXIT_ERR;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("bench", c, optarg, &co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("bench", argc, argv, "h", longopts, help, &co, &db)) >= 0) {
 		switch (c) {
 		case 'm':
 			mask_text = optarg;
@@ -156,16 +150,10 @@ int cmd_bench(int argc, char **argv)
 		case 'N':
 			no_store = 1;
 			break;
-		case OPT_DB:
-			db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("bench", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return co.exit;
 	if (argc - optind != 1)
 		return cli_usage("bench", "expected MODEL");
 	cli_common_apply(&co);

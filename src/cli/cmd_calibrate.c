@@ -7,15 +7,9 @@
  * Ctrl-C stops after the chunk in flight (its finished chunks kept;
  * --resume continues); test hooks in store_cli.h.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -339,8 +333,7 @@ int cmd_calibrate(int argc, char **argv)
 		{"seq-len", required_argument, NULL, 'L'},
 		{"text-field", required_argument, NULL, 'T'},
 		{"iterative", required_argument, NULL, 'I'},
-		{"keep-first", required_argument, NULL, 'A'},
-		{"keep-last", required_argument, NULL, 'B'},
+		GUARD_LONGOPTS,
 		{"force", no_argument, NULL, 'F'},
 		{"resume", no_argument, NULL, 'R'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
@@ -351,13 +344,7 @@ int cmd_calibrate(int argc, char **argv)
 	a.iter_method = -1;
 	a.n = -1;
 	a.co.format = OUT_TEXT;
-	while ((c = getopt_long(argc, argv, "hn:", longopts, NULL)) != -1) {
-		int h = cli_common_opt("calibrate", c, optarg, &a.co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("calibrate", argc, argv, "hn:", longopts, help, &a.co, &a.db)) >= 0) {
 		switch (c) {
 		case 's':
 			if (cli_parse_int("calibrate", "--samples", optarg, 1, 1 << 24, &a.samples) < 0)
@@ -380,30 +367,19 @@ int cmd_calibrate(int argc, char **argv)
 			if (cli_parse_int("calibrate", "-n", optarg, 1, 1 << 20, &a.n) < 0)
 				return EXIT_USAGE;
 			break;
-		case 'A':
-			if (cli_parse_int("calibrate", "--keep-first", optarg, 0, 1 << 20, &a.keep_first) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'B':
-			if (cli_parse_int("calibrate", "--keep-last", optarg, 0, 1 << 20, &a.keep_last) < 0)
-				return EXIT_USAGE;
-			break;
 		case 'F':
 			a.force = 1;
 			break;
 		case 'R':
 			a.resume = 1;
 			break;
-		case OPT_DB:
-			a.db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
 		default:
-			return cli_usage("calibrate", "unknown option");
+			if (cli_guard_opt("calibrate", c, optarg, &a.keep_first, &a.keep_last) < 0)
+				return EXIT_USAGE;
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return a.co.exit;
 	if (argc - optind != 2)
 		return cli_usage("calibrate", "expected MODEL and DATA");
 	if (a.iter_method >= 0 && a.n < 1)

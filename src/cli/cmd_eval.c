@@ -136,7 +136,7 @@ int cmd_eval(int argc, char **argv)
 		{"force", no_argument, NULL, OPT_FORCE},
 		{"no-store", no_argument, NULL, OPT_NO_STORE},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT};
+	struct common_opts co = {0, OUT_TEXT, 0};
 	struct st_err err = {0};
 	struct app_measure ms;
 	struct app_env env = {0};
@@ -149,13 +149,7 @@ int cmd_eval(int argc, char **argv)
 	char maskbuf[4096], why[4352];
 	int c, i, nt = 0, nr = 0, rc = EXIT_ERR, force = 0, no_store = 0;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("eval", c, optarg, &co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("eval", argc, argv, "h", longopts, help, &co, &db)) >= 0) {
 		switch (c) {
 		case 'T':
 			if (nt == MAX_TASKS)
@@ -188,19 +182,13 @@ int cmd_eval(int argc, char **argv)
 		case OPT_NO_STORE:
 			no_store = 1;
 			break;
-		case OPT_DB:
-			db = optarg;
-			break;
 		case 'm':
 			mask_text = optarg;
 			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("eval", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return co.exit;
 	if (argc - optind != 1)
 		return cli_usage("eval", "expected MODEL");
 	if (nt == 0)

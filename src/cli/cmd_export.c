@@ -210,7 +210,7 @@ out:
 int cmd_export(int argc, char **argv)
 {
 	enum { O_OUT = 1200, O_MASK, O_RUN, O_METHOD, O_DTYPE, O_SHARD, O_FORCE, O_NOSTORE,
-	       O_KF, O_KL, O_FMT };
+	       O_FMT };
 	static const struct option longopts[] = {
 		{"out", required_argument, NULL, O_OUT},
 		{"output", required_argument, NULL, O_OUT},
@@ -221,8 +221,7 @@ int cmd_export(int argc, char **argv)
 		{"shard-size", required_argument, NULL, O_SHARD},
 		{"force", no_argument, NULL, O_FORCE},
 		{"no-store", no_argument, NULL, O_NOSTORE},
-		{"keep-first", required_argument, NULL, O_KF},
-		{"keep-last", required_argument, NULL, O_KL},
+		GUARD_LONGOPTS,
 		{"format", required_argument, NULL, O_FMT},
 		DB_LONGOPT,
 		{"threads", required_argument, NULL, OPT_THREADS},
@@ -236,13 +235,7 @@ int cmd_export(int argc, char **argv)
 	a.dtype = -1;
 	a.co.format = OUT_TEXT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "hn:o:", longopts, NULL)) != -1) {
-		int h = c == OPT_THREADS ? cli_common_opt("export", c, optarg, &a.co) : 0;
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("export", argc, argv, "hn:o:", longopts, help, &a.co, &a.db)) >= 0) {
 		switch (c) {
 		case O_OUT:
 		case 'o':
@@ -263,14 +256,6 @@ int cmd_export(int argc, char **argv)
 			break;
 		case 'n':
 			if (cli_parse_int("export", "-n", optarg, 0, 1 << 20, &a.n) < 0)
-				return EXIT_USAGE;
-			break;
-		case O_KF:
-			if (cli_parse_int("export", "--keep-first", optarg, 0, 1 << 20, &a.keep_first) < 0)
-				return EXIT_USAGE;
-			break;
-		case O_KL:
-			if (cli_parse_int("export", "--keep-last", optarg, 0, 1 << 20, &a.keep_last) < 0)
 				return EXIT_USAGE;
 			break;
 		case O_DTYPE:
@@ -304,16 +289,13 @@ int cmd_export(int argc, char **argv)
 			}
 			break;
 		}
-		case OPT_DB:
-			a.db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
 		default:
-			return cli_usage("export", "unknown option");
+			if (cli_guard_opt("export", c, optarg, &a.keep_first, &a.keep_last) < 0)
+				return EXIT_USAGE;
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return a.co.exit;
 	if (argc - optind > 1)
 		return cli_usage("export", "expected at most one MODEL");
 	if (argc - optind == 1)

@@ -41,7 +41,7 @@ int cmd_generate(int argc, char **argv)
 		{"top-p", required_argument, NULL, 'P'},
 		{"seed", required_argument, NULL, 'S'},
 		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT};
+	struct common_opts co = {0, OUT_TEXT, 0};
 	struct st_err err = {0};
 	const char *prompt = NULL, *path;
 	long n_gen = 64, seed = 42;
@@ -54,13 +54,7 @@ int cmd_generate(int argc, char **argv)
 	uint64_t rng;
 	int c, rc = EXIT_ERR, ctx;
 
-	while ((c = getopt_long(argc, argv, "hp:n:", longopts, NULL)) != -1) {
-		int h = cli_common_opt("generate", c, optarg, &co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("generate", argc, argv, "hp:n:", longopts, help, &co, NULL)) >= 0) {
 		switch (c) {
 		case 'p':
 			prompt = optarg;
@@ -85,13 +79,10 @@ int cmd_generate(int argc, char **argv)
 			if (cli_parse_int("generate", "--seed", optarg, 0, 1L << 62, &seed) < 0)
 				return EXIT_USAGE;
 			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("generate", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return co.exit;
 	if (!prompt)
 		return cli_usage("generate", "-p TEXT is required");
 	if (argc - optind > 1)

@@ -34,26 +34,18 @@ static double short_decimal(float f)
 int cmd_info(int argc, char **argv)
 {
 	static const struct option longopts[] = {COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT};
+	struct common_opts co = {0, OUT_TEXT, 0};
 	const struct model_hparams *hp;
 	struct record *r;
 	struct model *m;
 	const char *path;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("info", c, optarg, &co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
-		if (c == 'h') {
-			cli_help(help);
-			return EXIT_OK;
-		}
+	while ((c = cli_next_opt("info", argc, argv, "h", longopts, help, &co, NULL)) >= 0) {
 		return cli_usage("info", "unknown option");
 	}
+	if (c == CLI_OPT_STOP)
+		return co.exit;
 	if (argc - optind > 1)
 		return cli_usage("info", "expected at most one MODEL, got %d arguments", argc - optind);
 	path = optind < argc ? argv[optind] : cli_default_model();

@@ -200,8 +200,7 @@ int cmd_plan(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"method", required_argument, NULL, 'M'},
 		{"iterative", no_argument, NULL, 'I'},
-		{"keep-first", required_argument, NULL, 'A'},
-		{"keep-last", required_argument, NULL, 'B'},
+		GUARD_LONGOPTS,
 		{"all-tokens", no_argument, NULL, 'T'},
 		{"ctx", required_argument, NULL, 'c'},
 		{"mask", required_argument, NULL, 'm'},
@@ -213,13 +212,7 @@ int cmd_plan(int argc, char **argv)
 	a.method = -1;
 	a.n = -1;
 	a.co.format = OUT_TEXT;
-	while ((c = getopt_long(argc, argv, "hn:", longopts, NULL)) != -1) {
-		int h = cli_common_opt("plan", c, optarg, &a.co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("plan", argc, argv, "hn:", longopts, help, &a.co, &a.db)) >= 0) {
 		switch (c) {
 		case 'M':
 			a.method = plan_method_parse(optarg);
@@ -234,14 +227,6 @@ int cmd_plan(int argc, char **argv)
 		case 'I':
 			a.iterative = 1;
 			break;
-		case 'A':
-			if (cli_parse_int("plan", "--keep-first", optarg, 0, 1 << 20, &a.keep_first) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'B':
-			if (cli_parse_int("plan", "--keep-last", optarg, 0, 1 << 20, &a.keep_last) < 0)
-				return EXIT_USAGE;
-			break;
 		case 'T':
 			a.all_tokens = 1;
 			break;
@@ -252,16 +237,13 @@ int cmd_plan(int argc, char **argv)
 		case 'm':
 			a.mask = optarg;
 			break;
-		case OPT_DB:
-			a.db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
 		default:
-			return cli_usage("plan", "unknown option");
+			if (cli_guard_opt("plan", c, optarg, &a.keep_first, &a.keep_last) < 0)
+				return EXIT_USAGE;
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return a.co.exit;
 	if (argc - optind != 1)
 		return cli_usage("plan", "expected a run id (see 'strata runs')");
 	if (cli_parse_int("plan", "RUN", argv[optind], 1, INT64_MAX, &a.run) < 0)

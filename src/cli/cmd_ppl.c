@@ -28,7 +28,7 @@ int cmd_ppl(int argc, char **argv)
 		{"max-tokens", required_argument, NULL, 'M'},
 		{"mask", required_argument, NULL, 'm'},
 		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT};
+	struct common_opts co = {0, OUT_TEXT, 0};
 	struct st_err err = {0};
 	struct ppl_result res = {0};
 	const char *mask_text = NULL;
@@ -40,13 +40,7 @@ int cmd_ppl(int argc, char **argv)
 	int32_t *ids = NULL;
 	int c, rc = EXIT_ERR;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("ppl", c, optarg, &co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("ppl", argc, argv, "h", longopts, help, &co, NULL)) >= 0) {
 		switch (c) {
 		case 'c':
 			if (cli_parse_int("ppl", "--ctx", optarg, 2, 1 << 20, &ctx) < 0)
@@ -59,13 +53,10 @@ int cmd_ppl(int argc, char **argv)
 		case 'm':
 			mask_text = optarg;
 			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("ppl", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return co.exit;
 	if (argc - optind != 2)
 		return cli_usage("ppl", "expected MODEL and FILE");
 	argv[optind + 1] = (char *)cli_resolve_path(argv[optind + 1], CLI_PATH_DATA);

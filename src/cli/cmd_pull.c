@@ -35,7 +35,7 @@ int cmd_pull(int argc, char **argv)
 		{"exclude", required_argument, NULL, 'x'},
 		{"dataset", no_argument, NULL, 'd'},
 		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT};
+	struct common_opts co = {0, OUT_TEXT, 0};
 	const char *inc[MAX_GLOBS], *exc[MAX_GLOBS], *rev = NULL, *arg;
 	struct hub_filter f = {inc, 0, exc, 0};
 	struct st_err err = {0};
@@ -45,13 +45,7 @@ int cmd_pull(int argc, char **argv)
 	char path[8192];
 	int c, dataset = 0, n = 1;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("pull", c, optarg, &co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("pull", argc, argv, "h", longopts, help, &co, NULL)) >= 0) {
 		switch (c) {
 		case 'r':
 			rev = optarg;
@@ -69,13 +63,10 @@ int cmd_pull(int argc, char **argv)
 		case 'd':
 			dataset = 1;
 			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("pull", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return co.exit;
 	if (argc - optind != 1)
 		return cli_usage("pull", "expected REPO");
 	arg = argv[optind];

@@ -32,23 +32,16 @@ int cmd_runs(int argc, char **argv)
 		{"status", required_argument, NULL, 's'},
 		{"limit", required_argument, NULL, 'l'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT};
+	struct common_opts co = {0, OUT_TEXT, 0};
 	struct st_err err = {0};
 	const char *db = NULL, *status = "";
 	struct store_value params[2];
-	struct table *t;
 	struct store *s;
 	char path[4096];
 	long limit = -1;
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("runs", c, optarg, &co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("runs", argc, argv, "h", longopts, help, &co, &db)) >= 0) {
 		switch (c) {
 		case 's':
 			status = optarg;
@@ -61,16 +54,10 @@ int cmd_runs(int argc, char **argv)
 			if (cli_parse_int("runs", "--limit", optarg, 1, 1L << 40, &limit) < 0)
 				return EXIT_USAGE;
 			break;
-		case OPT_DB:
-			db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("runs", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return co.exit;
 	if (argc != optind)
 		return cli_usage("runs", "unexpected argument '%s'", argv[optind]);
 	if (store_path(db, path, sizeof path, &err) < 0) {
@@ -86,14 +73,8 @@ int cmd_runs(int argc, char **argv)
 		return EXIT_ERR;
 	params[0] = store_text(status);
 	params[1] = store_int(limit);
-	t = table_new();
-	rc = store_query(s, co.format == OUT_TEXT ? SQL_RUNS_TEXT : SQL_RUNS_ALL, 0, params, 2,
-			 table_query_row, table_query_cols, t, &err);
-	if (rc == 0)
-		table_print(t, co.format, stdout);
-	else
-		fprintf(stderr, "strata runs: %s\n", err.msg);
-	table_free(t);
+	rc = table_query_print(s, "runs", co.format == OUT_TEXT ? SQL_RUNS_TEXT : SQL_RUNS_ALL,
+			       params, 2, co.format);
 	store_close(s);
-	return rc ? EXIT_ERR : EXIT_OK;
+	return rc;
 }

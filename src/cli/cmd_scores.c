@@ -32,23 +32,16 @@ int cmd_scores(int argc, char **argv)
 		{"metric", required_argument, NULL, 'm'},
 		{"pass", required_argument, NULL, 'p'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT};
+	struct common_opts co = {0, OUT_TEXT, 0};
 	struct st_err err = {0};
 	const char *db = NULL, *metric = "cos";
 	struct store_value params[3];
 	struct store_run run;
-	struct table *t;
 	struct store *s;
 	long id, pass = 0;
 	int c, rc = EXIT_ERR;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("scores", c, optarg, &co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("scores", argc, argv, "h", longopts, help, &co, &db)) >= 0) {
 		switch (c) {
 		case 'm':
 			metric = optarg;
@@ -60,16 +53,10 @@ int cmd_scores(int argc, char **argv)
 			if (cli_parse_int("scores", "--pass", optarg, 0, 1 << 20, &pass) < 0)
 				return EXIT_USAGE;
 			break;
-		case OPT_DB:
-			db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("scores", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return co.exit;
 	if (argc - optind != 1)
 		return cli_usage("scores", "expected a run id (see 'strata runs')");
 	if (cli_parse_int("scores", "RUN", argv[optind], 1, INT64_MAX, &id) < 0)
@@ -90,14 +77,7 @@ int cmd_scores(int argc, char **argv)
 	params[0] = store_int(id);
 	params[1] = store_text(metric);
 	params[2] = store_int(pass);
-	t = table_new();
-	if (store_query(s, SQL_SCORES, 0, params, 3, table_query_row, table_query_cols, t, &err) == 0) {
-		table_print(t, co.format, stdout);
-		rc = EXIT_OK;
-	} else {
-		fprintf(stderr, "strata scores: %s\n", err.msg);
-	}
-	table_free(t);
+	rc = table_query_print(s, "scores", SQL_SCORES, params, 3, co.format);
 out:
 	store_close(s);
 	return rc;

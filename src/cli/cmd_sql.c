@@ -68,34 +68,22 @@ int cmd_sql(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"write", no_argument, NULL, 'w'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT};
+	struct common_opts co = {0, OUT_TEXT, 0};
 	struct sql_out out = {0};
 	struct st_err err = {0};
 	const char *db = NULL;
 	struct store *s;
 	int c, write = 0, rc;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("sql", c, optarg, &co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("sql", argc, argv, "h", longopts, help, &co, &db)) >= 0) {
 		switch (c) {
 		case 'w':
 			write = 1;
 			break;
-		case OPT_DB:
-			db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("sql", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return co.exit;
 	if (argc - optind != 1)
 		return cli_usage("sql", "expected one SQL argument (quote it)");
 	s = cli_store_open("sql", db, write ? 0 : STORE_NOCREATE);

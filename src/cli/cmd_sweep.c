@@ -272,7 +272,7 @@ static int parse_ctx_list(const char *s, struct sweep_args *a)
 int cmd_sweep(int argc, char **argv)
 {
 	enum { O_RUN = 1300, O_METHOD, O_MAX, O_TASK, O_CTX, O_MAXTOK, O_LIMIT, O_SHOTS, O_SEED,
-	       O_KF, O_KL, O_BENCH, O_BCTX, O_GEN, O_REPEAT, O_FORCE };
+	       O_BENCH, O_BCTX, O_GEN, O_REPEAT, O_FORCE };
 	static const struct option longopts[] = {
 		{"run", required_argument, NULL, O_RUN},
 		{"method", required_argument, NULL, O_METHOD},
@@ -283,8 +283,7 @@ int cmd_sweep(int argc, char **argv)
 		{"limit", required_argument, NULL, O_LIMIT},
 		{"shots", required_argument, NULL, O_SHOTS},
 		{"seed", required_argument, NULL, O_SEED},
-		{"keep-first", required_argument, NULL, O_KF},
-		{"keep-last", required_argument, NULL, O_KL},
+		GUARD_LONGOPTS,
 		{"bench", no_argument, NULL, O_BENCH},
 		{"bench-ctx", required_argument, NULL, O_BCTX},
 		{"gen", required_argument, NULL, O_GEN},
@@ -306,13 +305,7 @@ int cmd_sweep(int argc, char **argv)
 	a.bench_ctx[0] = 128;
 	a.n_bench_ctx = 1;
 	a.es.progress = cli_progress;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("sweep", c, optarg, &a.co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("sweep", argc, argv, "h", longopts, help, &a.co, &a.db)) >= 0) {
 		switch (c) {
 		case O_RUN:
 			if (cli_parse_int("sweep", "--run", optarg, 1, 1L << 62, &a.run) < 0)
@@ -352,14 +345,6 @@ int cmd_sweep(int argc, char **argv)
 				return EXIT_USAGE;
 			a.es.seed = (uint64_t)v;
 			break;
-		case O_KF:
-			if (cli_parse_int("sweep", "--keep-first", optarg, 0, 4096, &a.keep_first) < 0)
-				return EXIT_USAGE;
-			break;
-		case O_KL:
-			if (cli_parse_int("sweep", "--keep-last", optarg, 0, 4096, &a.keep_last) < 0)
-				return EXIT_USAGE;
-			break;
 		case O_BENCH:
 			a.bench = 1;
 			break;
@@ -378,16 +363,13 @@ int cmd_sweep(int argc, char **argv)
 		case O_FORCE:
 			a.force = 1;
 			break;
-		case OPT_DB:
-			a.db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
 		default:
-			return cli_usage("sweep", "unknown option");
+			if (cli_guard_opt("sweep", c, optarg, &a.keep_first, &a.keep_last) < 0)
+				return EXIT_USAGE;
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return a.co.exit;
 	if (argc - optind != 1)
 		return cli_usage("sweep", "expected MODEL");
 	if (a.run < 0)

@@ -25,7 +25,7 @@ int cmd_synth(int argc, char **argv)
 		{"dtype", required_argument, NULL, 'd'},
 		{"seed", required_argument, NULL, 'S'},
 		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT};
+	struct common_opts co = {0, OUT_TEXT, 0};
 	const struct synth_shape *shape = NULL;
 	struct st_err err = {0};
 	const char *shape_name = NULL;
@@ -33,13 +33,7 @@ int cmd_synth(int argc, char **argv)
 	long seed = 1;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("synth", c, optarg, &co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("synth", argc, argv, "h", longopts, help, &co, NULL)) >= 0) {
 		switch (c) {
 		case 's':
 			shape_name = optarg;
@@ -61,10 +55,10 @@ int cmd_synth(int argc, char **argv)
 				       s->name, s->n_layer, s->d_model, s->n_head, s->n_head_kv,
 				       s->d_ff, s->n_vocab);
 			return EXIT_OK;
-		default:
-			return cli_usage("synth", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return co.exit;
 	if (argc - optind != 1)
 		return cli_usage("synth", "expected one OUT path");
 	if (!shape_name)

@@ -31,17 +31,11 @@ int cmd_tui(int argc, char **argv)
 		{"colour", required_argument, NULL, 'C'},
 		{"no-mouse", no_argument, NULL, 'M'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT};
+	struct common_opts co = {0, OUT_TEXT, 0};
 	struct tui_opts o = {NULL, NULL, TUI_COLOR_AUTO, 1};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		int h = cli_common_opt("tui", c, optarg, &co);
-
-		if (h < 0)
-			return EXIT_USAGE;
-		if (h)
-			continue;
+	while ((c = cli_next_opt("tui", argc, argv, "h", longopts, help, &co, &o.db)) >= 0) {
 		switch (c) {
 		case 'C':
 			if (!strcmp(optarg, "never"))
@@ -57,16 +51,10 @@ int cmd_tui(int argc, char **argv)
 		case 'M':
 			o.mouse = 0;
 			break;
-		case OPT_DB:
-			o.db = optarg;
-			break;
-		case 'h':
-			cli_help(help);
-			return EXIT_OK;
-		default:
-			return cli_usage("tui", "unknown option");
 		}
 	}
+	if (c == CLI_OPT_STOP)
+		return co.exit;
 	if (argc - optind > 1)
 		return cli_usage("tui", "expected at most one MODEL");
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {

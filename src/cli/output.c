@@ -7,6 +7,7 @@
  */
 #include "cli/cli.h"
 
+#include <getopt.h>
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -98,6 +99,48 @@ int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts
 		}
 		return 1;
 	}
+	return 0;
+}
+
+int cli_next_opt(const char *cmd, int argc, char **argv, const char *shortopts,
+		 const struct option *longopts, const char *help, struct common_opts *co,
+		 const char **db)
+{
+	for (;;) {
+		int c = getopt_long(argc, argv, shortopts, longopts, NULL), h;
+
+		if (c == -1)
+			return CLI_OPT_END;
+		h = cli_common_opt(cmd, c, optarg, co);
+		if (h < 0) {
+			co->exit = EXIT_USAGE;
+			return CLI_OPT_STOP;
+		}
+		if (h)
+			continue;
+		if (c == OPT_DB && db) {
+			*db = optarg;
+			continue;
+		}
+		if (c == 'h') {
+			cli_help(help);
+			co->exit = EXIT_OK;
+			return CLI_OPT_STOP;
+		}
+		if (c == '?' || c == ':') {
+			co->exit = cli_usage(cmd, "unknown option");
+			return CLI_OPT_STOP;
+		}
+		return c;
+	}
+}
+
+int cli_guard_opt(const char *cmd, int opt, const char *arg, long *first, long *last)
+{
+	if (opt == OPT_KEEP_FIRST)
+		return cli_parse_int(cmd, "--keep-first", arg, 0, 1 << 20, first) < 0 ? -1 : 1;
+	if (opt == OPT_KEEP_LAST)
+		return cli_parse_int(cmd, "--keep-last", arg, 0, 1 << 20, last) < 0 ? -1 : 1;
 	return 0;
 }
 
@@ -295,7 +338,7 @@ static char *value_text(const struct field *f)
 	return s;
 }
 
-static void put_sep_value(FILE *out, const char *v, char sep)
+void cli_put_field(FILE *out, const char *v, char sep)
 {
 	int quote = sep == ',' && strpbrk(v, ",\"\n\r") != NULL;
 
@@ -352,7 +395,7 @@ void record_print(struct record *r, enum out_format fmt, FILE *out)
 		for (size_t k = 0; k < r->n; k++) {
 			if (k)
 				fputc(sep, out);
-			put_sep_value(out, r->f[k].key, sep);
+			cli_put_field(out, r->f[k].key, sep);
 		}
 		fputc('\n', out);
 		for (size_t k = 0; k < r->n; k++) {
@@ -360,7 +403,7 @@ void record_print(struct record *r, enum out_format fmt, FILE *out)
 
 			if (k)
 				fputc(sep, out);
-			put_sep_value(out, v, sep);
+			cli_put_field(out, v, sep);
 			free(v);
 		}
 		fputc('\n', out);

@@ -191,28 +191,6 @@ static const char *cell_text(const struct cell *c, int exact, char *buf, size_t 
 	}
 }
 
-static void put_sep(FILE *f, const char *v, char sep)
-{
-	int quote = sep == ',' && strpbrk(v, ",\"\n\r") != NULL;
-
-	if (sep == '\t') {
-		for (const char *p = v; *p; p++)
-			fputc(*p == '\t' || *p == '\n' ? ' ' : *p, f);
-		return;
-	}
-	if (!quote) {
-		fputs(v, f);
-		return;
-	}
-	fputc('"', f);
-	for (const char *p = v; *p; p++) {
-		if (*p == '"')
-			fputc('"', f);
-		fputc(*p, f);
-	}
-	fputc('"', f);
-}
-
 void table_print(const struct table *t, enum out_format fmt, FILE *f)
 {
 	char buf[64];
@@ -251,14 +229,14 @@ void table_print(const struct table *t, enum out_format fmt, FILE *f)
 		for (int i = 0; i < t->n_cols; i++) {
 			if (i)
 				fputc(sep, f);
-			put_sep(f, t->names[i], sep);
+			cli_put_field(f, t->names[i], sep);
 		}
 		fputc('\n', f);
 		for (size_t r = 0; r < t->n_rows; r++) {
 			for (int i = 0; i < t->n_cols; i++) {
 				if (i)
 					fputc(sep, f);
-				put_sep(f, cell_text(&t->cells[r * t->n_cols + i], 1, buf, sizeof buf), sep);
+				cli_put_field(f, cell_text(&t->cells[r * t->n_cols + i], 1, buf, sizeof buf), sep);
 			}
 			fputc('\n', f);
 		}

@@ -17,7 +17,6 @@
 
 struct calib_progress;
 
-enum { OPT_DB = 1100 };
 #define DB_LONGOPT {"db", required_argument, NULL, OPT_DB}
 #define DB_HELP \
 	"  --db PATH          the store (default: $STRATA_DB, else\n" \

@@ -1,0 +1,320 @@
+/*
+ * test_app: the application layer (app/) on a real model and store --
+ * the store guard (lock, retry) around every call, calibration cached,
+ * cancelled and resumed to the same values bit for bit, plans from a
+ * run, evaluation and speed through the cache, an export recorded,
+ * references resolved, live runs told from dead ones.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/app.h"
+#include "app/calibrate.h"
+#include "app/export.h"
+#include "app/measure.h"
+#include "app/plan.h"
+#include "app/provenance.h"
+#include "app/resolve.h"
+#include "db/store.h"
+#include "measure/speed.h"
+#include "method/calib.h"
+#include "model/mask.h"
+#include "model/model.h"
+#include "tap.h"
+
+/* What the guard and the notes saw. */
+struct seen {
+	int locks, unlocks, held, nested, retries;
+	int notes, warns;
+	char last[1200];
+};
+
+static void on_lock(void *ud)
+{
+	struct seen *s = ud;
+
+	s->nested += s->held;
+	s->held = 1;
+	s->locks++;
+}
+
+static void on_unlock(void *ud)
+{
+	struct seen *s = ud;
+
+	s->held = 0;
+	s->unlocks++;
+}
+
+/* Retry a busy call until it has waited 0.3 "seconds" (0.1 a try). */
+static int on_retry(void *ud, int rc, double *waited)
+{
+	struct seen *s = ud;
+
+	if (rc != ST_EBUSY || *waited >= 0.3)
+		return 0;
+	*waited += 0.1;
+	s->retries++;
+	return 1;
+}
+
+static void on_note(void *ud, enum app_note_kind kind, const char *msg)
+{
+	struct seen *s = ud;
+
+	s->notes++;
+	s->warns += kind == APP_WARN;
+	snprintf(s->last, sizeof s->last, "%s", msg);
+}
+
+/* Cancel once `after` chunks of pass 0 are done (0: never). */
+static int cancel_after(void *ud, const struct calib_progress *p, int pass, int n_pass)
+{
+	(void)n_pass;
+	return pass == 0 && *(int *)ud > 0 && p->chunks_done >= *(int *)ud;
+}
+
+static int calls_busy(int *calls)
+{
+	(*calls)++;
+	return ST_EBUSY;
+}
+
+int main(void)
+{
+	const char *model = tap_shared("models/stories260K/stories260K.gguf");
+	const char *text = tap_shared("data/text/tinystories-valid-1000.txt");
+	const char *tmp = tap_tmpdir("test_app");
+	char db[4200], out_path[4200], cat[4200], path[8192], task[4300];
+	struct st_err err = {0};
+	struct seen seen = {0};
+	struct app_env env;
+	struct store *s = NULL;
+	struct model *m = NULL;
+	int calls = 0, rc;
+
+	if (!model || !text || !tmp)
+		return tap_done();
+	snprintf(db, sizeof db, "%s/app.db", tmp);
+	ok(app_store_open(db, 0, &s, &err) == 0 && s, "the store opens: %s", err.msg);
+	ok(model_load(model, NULL, &m, &err) == 0, "the model loads: %s", err.msg);
+	if (!s || !m)
+		return tap_done();
+	memset(&env, 0, sizeof env);
+	env.s = s;
+	env.lock = on_lock;
+	env.unlock = on_unlock;
+	env.retry = on_retry;
+	env.note = on_note;
+	env.ud = &seen;
+
+	/* ---- the guard ---- */
+	rc = APP_STORE(&env, calls_busy(&calls));
+	is_int(rc, ST_EBUSY, "a call that stays busy fails busy");
+	is_int(calls, 4, "... after three retries (retry asked after each call)");
+	is_int(seen.locks, 4, "each try under the lock");
+	is_int(seen.unlocks, 4, "... released after it");
+	calls = 0;
+	is_int(APP_STORE(NULL, calls_busy(&calls)), ST_EBUSY, "no env: the call once");
+	is_int(calls, 1, "... not retried");
+	memset(&seen, 0, sizeof seen);
+
+	/* ---- calibrate: computed, then cached ---- */
+	struct app_calib_req rq;
+	struct app_calib_out o1, o2, o3, o4;
+	int stop = 0;
+
+	memset(&rq, 0, sizeof rq);
+	rq.data = text;
+	rq.samples = 4;
+	rq.seq_len = 32;
+	rq.iter_method = -1;
+	rq.progress = cancel_after;
+	rq.ud = &stop;
+	rc = app_calibrate(&env, m, &rq, &o1, &err);
+	ok(rc == 0, "a calibration runs: %s", err.msg);
+	ok(o1.run > 0 && !o1.cached, "... as a new run (%lld), not cached", (long long)o1.run);
+	is_int(o1.chunks_total, 4, "... of 4 chunks");
+	is_int(o1.info.status, STORE_DONE, "... stored as done");
+	ok(seen.locks > 0 && seen.locks == seen.unlocks, "every store call under the lock (%d)",
+	   seen.locks);
+	is_int(seen.nested, 0, "... never taken twice");
+	rc = app_calibrate(&env, m, &rq, &o2, &err);
+	ok(rc == 0 && o2.cached && o2.run == o1.run, "the same calibration again is the cached run");
+
+	/* ---- cancelled, resumed: the same values as the whole run ---- */
+	rq.force = 1;
+	stop = 2;
+	rc = app_calibrate(&env, m, &rq, &o3, &err);
+	is_int(rc, ST_ECANCEL, "a progress callback cancels");
+	ok(o3.run > o1.run && o3.chunks_done == 2, "... a new run kept with 2 chunks (%d)",
+	   o3.chunks_done);
+	{
+		struct store_run r;
+
+		store_run_get(s, o3.run, &r, &err);
+		is_int(r.status, STORE_CANCELLED, "... marked cancelled");
+	}
+	rq.force = 0;
+	rq.resume = 1;
+	stop = 0;
+	seen.notes = 0;
+	rc = app_calibrate(&env, m, &rq, &o4, &err);
+	ok(rc == 0 && o4.run == o3.run, "resume continues the cancelled run: %s", err.msg);
+	is_int(o4.resumed_at, 2, "... at chunk 2");
+	has_str(seen.last, "resuming run", "... with a note saying so");
+	{
+		struct calib_result *a = app_run_result(&env, &o1.info, m->hp.n_layer, &err);
+		struct calib_result *b = app_run_result(&env, &o4.info, m->hp.n_layer, &err);
+		int same = a && b && a->n_values == b->n_values;
+
+		for (int i = 0; same && i < a->n_values; i++)
+			same = (a->mean[i] == b->mean[i]) || (a->mean[i] != a->mean[i] &&
+							      b->mean[i] != b->mean[i]);
+		ok(same, "the resumed run's values equal the uninterrupted one's bit for bit");
+		calib_result_free(a);
+		calib_result_free(b);
+	}
+
+	/* ---- plans from the run ---- */
+	struct app_plan_req pr;
+	struct app_plan *p = NULL;
+
+	memset(&pr, 0, sizeof pr);
+	pr.run = o1.run;
+	pr.method = PLAN_ATTN;
+	pr.n = 2;
+	rc = app_plan_run(&env, &pr, &p, &err);
+	ok(rc == 0 && p, "a plan from the run: %s", err.msg);
+	if (p) {
+		ok(p->id > 0, "... stored (plan %lld)", (long long)p->id);
+		is_int(p->n_drop, 2, "... two drops");
+		ok(!strcmp(p->site[0], "attn") && !strcmp(p->site[1], "attn"), "... of attention");
+		ok(p->imp[0] <= p->imp[1], "... lowest importance first");
+		has_str(p->mask, "attn=", "... its mask in canonical form: %s", p->mask);
+	}
+	app_plan_free(p);
+	pr.mask = "attn=99";
+	p = NULL;
+	is_int(app_plan_run(&env, &pr, &p, &err), ST_EFORMAT, "a mask out of range is ST_EFORMAT");
+	has_str(err.msg, "bad mask for a 5-layer model", "... naming the model's depth");
+	ok(!p, "... and no plan");
+	pr.mask = NULL;
+	pr.run = o1.run + 100;
+	ok(app_plan_run(&env, &pr, &p, &err) < 0, "a run that does not exist is an error");
+
+	/* ---- evaluation and speed through the cache ---- */
+	struct app_measure ms;
+	struct eval_spec es = {0};
+	struct store_metric *r1 = NULL, *r2 = NULL;
+	size_t n1 = 0, n2 = 0;
+	int c1 = -1, c2 = -1;
+
+	app_measure_init(&ms, &env, m, 0);
+	ok(ms.s == s && ms.model_id > 0, "measuring through the store, model %lld",
+	   (long long)ms.model_id);
+	es.ctx = 32;
+	es.max_tokens = 96;
+	snprintf(task, sizeof task, "ppl:%s", text);
+	rc = app_eval(m, NULL, task, &es, &ms, &r1, &n1, &c1, &err);
+	ok(rc == 0 && n1 == 2 && !c1, "ppl is computed: %s", err.msg);
+	rc = app_eval(m, NULL, task, &es, &ms, &r2, &n2, &c2, &err);
+	ok(rc == 0 && c2 && n2 == 2, "... and read back from the store the second time");
+	if (n1 == 2 && n2 == 2)
+		is_close(r2[0].value, r1[0].value, 0, "... the same ppl (%g)", r1[0].value);
+	is_int(ms.unstored, 0, "nothing failed to store");
+	free(r1);
+	free(r2);
+	{
+		int ctx[1] = {16};
+		struct speed_opts so = {0};
+		struct speed_result sr1 = {0}, sr2 = {0};
+
+		so.ctx = ctx;
+		so.n_ctx = 1;
+		so.decode_prefill = 4;
+		so.repeat = 1;
+		so.seed = 1;
+		rc = app_bench(m, NULL, &so, &ms, 1, &sr1, &c1, &err);
+		ok(rc == 0 && !c1 && sr1.n_ctx == 1, "a speed measurement: %s", err.msg);
+		rc = app_bench(m, NULL, &so, &ms, 1, &sr2, &c2, &err);
+		ok(rc == 0 && c2, "... read back from the store with the cache asked");
+		if (sr1.n_ctx == 1 && sr2.n_ctx == 1)
+			is_close(sr2.ctx[0].tps.med, sr1.ctx[0].tps.med, 0, "... the same figure");
+		speed_result_free(&sr1);
+		speed_result_free(&sr2);
+	}
+
+	/* ---- an export, recorded ---- */
+	{
+		struct export_opts eo;
+		struct export_result er;
+		struct mask *mk = NULL;
+		char *mt = NULL;
+		int64_t id = 0;
+
+		mask_parse("attn=1", m->hp.n_layer, &mk, &err);
+		export_opts_init(&eo);
+		snprintf(out_path, sizeof out_path, "%s/out.gguf", tmp);
+		rc = app_export(&env, m, mk, out_path, &eo, &er, &mt, &id, &err);
+		ok(rc == 0 && access(out_path, R_OK) == 0, "an export is written: %s", err.msg);
+		ok(id > 0, "... and recorded (export %lld)", (long long)id);
+		ok(mt && !strcmp(mt, "attn=1;mlp="), "... its mask canonical: %s", mt ? mt : "");
+		free(mt);
+		mask_free(mk);
+	}
+
+	/* ---- references ---- */
+	ok(app_resolve(&env, text, APP_REF_DATA, path, sizeof path, &err) == 0 &&
+	   !strcmp(path, text), "a path resolves to itself");
+	snprintf(cat, sizeof cat, "%s/datasets.tsv", tmp);
+	{
+		FILE *f = fopen(cat, "w");
+
+		if (f) {
+			fputs("name\trepo\trevision\tfile\tsha256\tsize\tlicense\tformat\tdescription\n"
+			      "pq\torg/pq\tmain\tdata.parquet\t\t10\tmit\tparquet\ta parquet file\n", f);
+			fclose(f);
+		}
+	}
+	setenv("STRATA_DATASETS", cat, 1);
+	{
+		struct app_dataset d;
+
+		is_int(app_catalogue_find("pq", &d), 1, "a catalogue name is found");
+		ok(!strcmp(d.repo, "org/pq") && !strcmp(d.format, "parquet"), "... with its fields");
+		is_int(app_catalogue_find("nope", &d), 0, "an absent name is not");
+	}
+	ok(app_resolve(&env, "pq", APP_REF_DATA, path, sizeof path, &err) < 0,
+	   "a catalogue entry strata cannot read is refused");
+	has_str(err.msg, "does not read", "... saying so: %s", err.msg);
+	ok(app_resolve(&env, "nope", APP_REF_DATA, path, sizeof path, &err) == 0 &&
+	   !strcmp(path, "nope"), "a name in no catalogue stays as it is");
+	ok(app_resolve(&env, "pq", APP_REF_MODEL, path, sizeof path, &err) == 0 &&
+	   !strcmp(path, "pq"), "a model is never a catalogue name");
+
+	/* ---- live runs ---- */
+	{
+		struct store_run r;
+		struct store_provenance pv;
+
+		app_provenance(&pv);
+		ok(pv.version && pv.build && pv.host && pv.host[0], "provenance: %s on %s", pv.build,
+		   pv.host);
+		memset(&r, 0, sizeof r);
+		r.status = STORE_RUNNING;
+		r.pid = (int64_t)getppid();
+		snprintf(r.host, sizeof r.host, "%s", pv.host);
+		is_int(app_run_live(&r), 1, "a run of a live process on this host is live");
+		r.pid = (int64_t)getpid();
+		is_int(app_run_live(&r), 0, "... not when it is this process");
+		r.pid = (int64_t)getppid();
+		r.status = STORE_CANCELLED;
+		is_int(app_run_live(&r), 0, "... nor when it is not marked running");
+	}
+	model_free(m);
+	store_close(s);
+	return tap_done();
+}
