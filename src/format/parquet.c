@@ -585,9 +585,11 @@ static void parse_meta(struct tr *t, struct parquet *pq, const struct pq_leaf *l
 	/* some writers leave dictionary_page_offset 0 when there is none */
 	c->start = (uint64_t)(dict_off > 0 && dict_off < data_off ? dict_off : data_off);
 	c->size = (uint64_t)size;
-	if (c->start < 4 || c->start > pq->size || c->size > pq->size - c->start) {
-		tr_fail(t, "%s: pages at offset %" PRIu64 ", %" PRIu64 " bytes, extend past the data (file %zu bytes)",
-			t->ctx, c->start, c->size, pq->size);
+	if (c->start < 4 || c->start > pq->size || c->size > pq->size - c->start ||
+	    (uint64_t)data_off < c->start || (uint64_t)data_off - c->start >= c->size + !c->size) {
+		tr_fail(t, "%s: pages at offset %" PRIu64 ", %" PRIu64 " bytes, first data page at %" PRId64
+			", do not lie inside the data (%zu bytes before the footer)",
+			t->ctx, c->start, c->size, data_off, pq->size);
 		return;
 	}
 	if (c->codec != CODEC_NONE && c->codec != CODEC_SNAPPY && c->codec != CODEC_GZIP &&
