@@ -253,10 +253,11 @@ static void t_list(struct buf *b, int *last, int id, size_t n, int etype)
 }
 
 enum { F_SNAPPY = 1, F_LIE_SIZE = 2, F_BAD_INDEX = 4, F_CUT_FOOTER = 8, F_DEEP = 16, F_HUGE_LIST = 32,
-       F_FAR_OFFSET = 64, F_PAGE_PAST_CHUNK = 128, F_FEW_VALUES = 256, F_NO_DICT = 512 };
+       F_FAR_OFFSET = 64, F_PAGE_PAST_CHUNK = 128, F_FEW_VALUES = 256, F_NO_DICT = 512,
+       F_TWO_PAGES = 1024 };
 
 /* a page header then its bytes (compressed with snappy under F_SNAPPY) */
-static void page(struct buf *f, int type, const struct buf *body, int nv, int flags, int lie)
+static void page(struct buf *f, int type, const struct buf *body, int nv, int flags, int lie, int enc)
 {
 	struct buf h = {.n = 0};
 	char comp[512];
@@ -272,7 +273,7 @@ static void page(struct buf *f, int type, const struct buf *body, int nv, int fl
 	t_int(&h, &last, 3, (int64_t)clen + ((flags & F_PAGE_PAST_CHUNK) && type == 0 ? 100 : 0));
 	t_field(&h, &last, type == 2 ? 7 : 5, 12);
 	t_int(&h, &l2, 1, nv);
-	t_int(&h, &l2, 2, type == 2 ? 0 : 8); /* PLAIN dictionary, RLE_DICTIONARY data */
+	t_int(&h, &l2, 2, enc);
 	if (type == 0) {
 		t_int(&h, &l2, 3, 3);
 		t_int(&h, &l2, 4, 3);
@@ -290,7 +291,7 @@ static const char *write_file(const char *name, int flags)
 	static char path[4300];
 	struct buf *f = calloc(2, sizeof *f), *ft = f + 1, body = {.n = 0};
 	uint64_t dict_off, data_off;
-	int last = 0, l2, l3, i;
+	int last = 0, l2, l3, i, rows;
 	FILE *fp;
 
 	b_put(f, "PAR1", 4);
@@ -300,7 +301,7 @@ static const char *write_file(const char *name, int flags)
 	b_u32(&body, 1);
 	b_put(&body, "y", 1);
 	if (!(flags & F_NO_DICT))
-		page(f, 2, &body, 2, flags, 0);
+		page(f, 2, &body, 2, flags, 0, 0);
 	data_off = f->n;
 	body.n = 0;
 	b_byte(&body, 4);        /* bit width of the indices */
@@ -309,7 +310,17 @@ static const char *write_file(const char *name, int flags)
 	b_byte(&body, 0);
 	b_byte(&body, 0);
 	b_byte(&body, 0);
-	page(f, 0, &body, (flags & F_FEW_VALUES) ? 9 : 3, flags, (flags & F_LIE_SIZE) ? 5 : 0);
+	page(f, 0, &body, (flags & F_FEW_VALUES) ? 9 : 3, flags, (flags & F_LIE_SIZE) ? 5 : 0, 8);
+	if (flags & F_TWO_PAGES) {
+		/* a second page, PLAIN as after a writer's dictionary fallback */
+		body.n = 0;
+		for (i = 0; i < 3; i++) {
+			b_u32(&body, 1);
+			b_put(&body, &"zxy"[i], 1);
+		}
+		page(f, 0, &body, 3, flags, 0, 0);
+	}
+	rows = (flags & F_TWO_PAGES) ? 6 : 3;
 
 	/* FileMetaData */
 	t_int(ft, &last, 1, 1);
@@ -324,7 +335,7 @@ static const char *write_file(const char *name, int flags)
 	t_str(ft, &l2, 4, "s");
 	t_int(ft, &l2, 6, 0);
 	b_byte(ft, 0);
-	t_int(ft, &last, 3, 3);
+	t_int(ft, &last, 3, rows);
 	t_list(ft, &last, 4, 1, 12);
 	l2 = 0;
 	t_list(ft, &l2, 1, 1, 12);           /* RowGroup.columns */
@@ -342,7 +353,7 @@ static const char *write_file(const char *name, int flags)
 		b_varint(ft, 1);
 		b_put(ft, "s", 1);
 		t_int(ft, &l4, 4, (flags & F_SNAPPY) ? 1 : 0);
-		t_int(ft, &l4, 5, 3);
+		t_int(ft, &l4, 5, rows);
 		t_int(ft, &l4, 6, (int64_t)(f->n - dict_off));
 		t_int(ft, &l4, 7, (int64_t)(f->n - dict_off));
 		t_int(ft, &l4, 9, (flags & F_FAR_OFFSET) ? (int64_t)1 << 40 : (int64_t)data_off);
@@ -352,7 +363,7 @@ static const char *write_file(const char *name, int flags)
 	}
 	b_byte(ft, 0);
 	t_int(ft, &l2, 2, 10);
-	t_int(ft, &l2, 3, 3);
+	t_int(ft, &l2, 3, rows);
 	b_byte(ft, 0);
 	if (flags & F_DEEP) {
 		/* an unknown field 9 of structs nested 40 deep */
@@ -420,6 +431,13 @@ static void test_written_here(void)
 			diag("%s", err.msg);
 		parquet_column_release(&col);
 	}
+	rc = open_read(write_file("twopages.parquet", F_TWO_PAGES | F_SNAPPY), &err, &col);
+	ok(rc == 0 && col.n_rows == 6 && col.n_items == 6 && strcmp(col.arena, "x") == 0 &&
+	   strcmp(parquet_column_str(&col, 3), "z") == 0 && strcmp(parquet_column_str(&col, 5), "y") == 0,
+	   "two data pages in a chunk, a dictionary one then a PLAIN one, read x y x z x y");
+	if (rc)
+		diag("%s", err.msg);
+	parquet_column_release(&col);
 	expect_error("badindex.parquet", F_BAD_INDEX, ST_EFORMAT,
 		     "column 's', row group 0, page at offset 27: dictionary index 7 out of range (the dictionary holds 2 values)");
 	expect_error("liesnappy.parquet", F_SNAPPY | F_LIE_SIZE, ST_EFORMAT,
@@ -553,7 +571,7 @@ int main(int argc, char **argv)
 
 	snprintf(def, sizeof def, "%s/tests/data/parquet", src && *src ? src : ".");
 	dir = argc > 1 ? argv[1] : def;
-	tmp = tap_tmpdir("parquet");
+	tmp = tap_tmpdir(argc > 1 ? "parquet-dir" : "parquet");
 	if (!tmp) {
 		printf("Bail out! cannot make the scratch directory\n");
 		return 1;
