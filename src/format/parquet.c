@@ -537,7 +537,7 @@ static void parse_meta(struct tr *t, struct parquet *pq, const struct pq_leaf *l
 		       struct pq_chunk *c, int *type)
 {
 	int last = 0, id, ft, et, seen = 0;
-	size_t n, i, plen = 0, len;
+	size_t n, i, plen = 0, len, rest;
 	int64_t data_off = -1, dict_off = -1, size = -1;
 	const uint8_t *s;
 
@@ -551,11 +551,14 @@ static void parse_meta(struct tr *t, struct parquet *pq, const struct pq_leaf *l
 				s = tr_bin(t, et, "path_in_schema", &len);
 				if (t->bad)
 					break;
-				if (strncmp(leaf->path + plen, (const char *)s, len) != 0 ||
-				    (leaf->path[plen + len] != '\0' && leaf->path[plen + len] != '.'))
+				rest = strlen(leaf->path) - plen;
+				if (len > rest || memcmp(leaf->path + plen, s, len) != 0 ||
+				    (len < rest && leaf->path[plen + len] != '.')) {
 					tr_fail(t, "%s: field 'path_in_schema' does not match the schema's '%s'",
 						t->ctx, leaf->path);
-				plen += len + (leaf->path[plen + len] == '.');
+					break;
+				}
+				plen += len + (len < rest);
 			}
 			if (!t->bad && leaf->path[plen] != '\0')
 				tr_fail(t, "%s: field 'path_in_schema' does not match the schema's '%s'", t->ctx,

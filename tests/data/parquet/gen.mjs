@@ -41,6 +41,7 @@ const small = {
 	"gzip.parquet": ["gzip", "v1", 122880],
 	"none.parquet": ["uncompressed", "v1", 122880],
 	"v2.parquet": ["snappy", "v2", 122880],
+	"v2_none.parquet": ["uncompressed", "v2", 122880],
 };
 const all = {
 	...small,
