@@ -1,11 +1,14 @@
 /*
- * test_parquet: the Parquet reader on files written by DuckDB (an
- * independent writer; tests/data/parquet/gen.mjs makes them), every
+ * test_parquet: the Parquet reader on files written by DuckDB and by the
+ * Rust Arrow writer (independent writers; tests/data/parquet/gen.mjs and
+ * gen_arrow.mjs make them), every
  * value read compared with the value written, row by row: integers,
  * booleans, doubles, floats, UTF-8 strings, a dictionary-encoded column,
  * nulls, a list of strings with null lists and null elements, lists
  * inside a struct; snappy, zstd, gzip and uncompressed pages; data page
- * v2 with the delta and byte-stream-split encodings; several row groups.
+ * v2 with the delta and byte-stream-split encodings and RLE booleans;
+ * many pages per chunk with dictionary pages falling back to PLAIN and
+ * DELTA_BYTE_ARRAY; several row groups.
  * Then malformed files, written here on purpose with a small Thrift
  * writer of the test's own or cut from the fixtures, each rejected with
  * a message naming what is wrong, and random damage to the uncompressed
@@ -586,9 +589,18 @@ static void test_damage(const char *dir, const char *name)
 
 int main(int argc, char **argv)
 {
-	static const char *small[] = {"snappy.parquet", "zstd.parquet", "gzip.parquet", "none.parquet",
-				      "v2.parquet", "v2_none.parquet"};
-	static const char *more[] = {"zstd_v2.parquet", "groups.parquet", "groups_v2.parquet"};
+	/* the committed files (and those of tests/parquet.sh), then the ones
+	 * only tests/parquet.sh makes; the least row groups each must have */
+	static const struct {
+		const char *name;
+		int groups;
+		int generated_only;
+	} files[] = {
+		{"snappy.parquet", 1, 0}, {"zstd.parquet", 1, 0}, {"gzip.parquet", 1, 0},
+		{"none.parquet", 1, 0}, {"v2.parquet", 1, 0}, {"v2_none.parquet", 1, 0},
+		{"arrow_pages.parquet", 3, 0}, {"arrow_pages_v2.parquet", 3, 0},
+		{"zstd_v2.parquet", 1, 1}, {"groups.parquet", 3, 1}, {"groups_v2.parquet", 3, 1},
+	};
 	char def[4200];
 	const char *src = getenv("STRATA_SRCDIR"), *dir;
 	size_t i;
@@ -600,11 +612,9 @@ int main(int argc, char **argv)
 		printf("Bail out! cannot make the scratch directory\n");
 		return 1;
 	}
-	for (i = 0; i < sizeof small / sizeof *small; i++)
-		check_file(dir, small[i], 1);
-	if (argc > 1)
-		for (i = 0; i < sizeof more / sizeof *more; i++)
-			check_file(dir, more[i], i ? 3 : 1);
+	for (i = 0; i < sizeof files / sizeof *files; i++)
+		if (argc > 1 || !files[i].generated_only)
+			check_file(dir, files[i].name, files[i].groups);
 	test_written_here();
 	test_cut(def);
 	test_damage(def, "none.parquet");

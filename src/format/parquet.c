@@ -1389,6 +1389,19 @@ static int decode_values(struct rd *r, int enc, const uint8_t *p, size_t len, si
 				return rc;
 		}
 		return 0;
+	case ENC_RLE:
+		/* booleans: a u32 byte length, then the hybrid at width 1 */
+		if (l->type != PQ_BOOLEAN)
+			break;
+		if (len < 4 || le(p, 4) > len - 4)
+			return rd_fail(r, ST_EFORMAT, "RLE booleans: length runs past the page");
+		if (grow((void **)&r->idx, &r->idxcap, n ? n : 1, sizeof *r->idx))
+			return rd_nomem(r);
+		if ((rc = rle_decode(r, p + 4, (size_t)le(p, 4), 1, r->idx, n, "RLE booleans")))
+			return rc;
+		for (i = 0; i < n && !rc; i++)
+			rc = r->idx[i] ? put(r, &r->vals, "true", 4) : put(r, &r->vals, "false", 5);
+		return rc;
 	case ENC_DELTA_BP:
 		if (l->type != PQ_INT32 && l->type != PQ_INT64)
 			break;
