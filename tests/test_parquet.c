@@ -21,6 +21,8 @@
  */
 #include <snappy-c.h>
 #include <stdint.h>
+#include <zlib.h>
+#include <zstd.h>
 
 #include "format/parquet.h"
 #include "tap.h"
@@ -257,9 +259,10 @@ static void t_list(struct buf *b, int *last, int id, size_t n, int etype)
 
 enum { F_SNAPPY = 1, F_LIE_SIZE = 2, F_BAD_INDEX = 4, F_CUT_FOOTER = 8, F_DEEP = 16, F_HUGE_LIST = 32,
        F_FAR_OFFSET = 64, F_PAGE_PAST_CHUNK = 128, F_FEW_VALUES = 256, F_NO_DICT = 512,
-       F_TWO_PAGES = 1024 };
+       F_TWO_PAGES = 1024, F_GZIP = 2048, F_ZSTD = 4096,
+       F_LIE_SMALL = 8192 };
 
-/* a page header then its bytes (compressed with snappy under F_SNAPPY) */
+/* a page header then its bytes (compressed under F_SNAPPY, F_GZIP, F_ZSTD) */
 static void page(struct buf *f, int type, const struct buf *body, int nv, int flags, int lie, int enc)
 {
 	struct buf h = {.n = 0};
@@ -267,9 +270,16 @@ static void page(struct buf *f, int type, const struct buf *body, int nv, int fl
 	size_t clen = sizeof comp;
 	int last = 0, l2 = 0;
 
-	if (flags & F_SNAPPY)
+	if (flags & F_SNAPPY) {
 		snappy_compress((const char *)body->b, body->n, comp, &clen);
-	else
+	} else if (flags & F_GZIP) {
+		uLongf zl = sizeof comp;
+
+		compress2((Bytef *)comp, &zl, body->b, body->n, 9);
+		clen = zl;
+	} else if (flags & F_ZSTD) {
+		clen = ZSTD_compress(comp, sizeof comp, body->b, body->n, 3);
+	} else
 		memcpy(comp, body->b, clen = body->n);
 	t_int(&h, &last, 1, type);
 	t_int(&h, &last, 2, (int64_t)body->n + lie);
@@ -313,7 +323,8 @@ static const char *write_file(const char *name, int flags)
 	b_byte(&body, 0);
 	b_byte(&body, 0);
 	b_byte(&body, 0);
-	page(f, 0, &body, (flags & F_FEW_VALUES) ? 9 : 3, flags, (flags & F_LIE_SIZE) ? 5 : 0, 8);
+	page(f, 0, &body, (flags & F_FEW_VALUES) ? 9 : 3, flags,
+	     (flags & F_LIE_SIZE) ? 5 : (flags & F_LIE_SMALL) ? -3 : 0, 8);
 	if (flags & F_TWO_PAGES) {
 		/* a second page, PLAIN as after a writer's dictionary fallback */
 		body.n = 0;
@@ -355,7 +366,7 @@ static const char *write_file(const char *name, int flags)
 		t_list(ft, &l4, 3, 1, 8);
 		b_varint(ft, 1);
 		b_put(ft, "s", 1);
-		t_int(ft, &l4, 4, (flags & F_SNAPPY) ? 1 : 0);
+		t_int(ft, &l4, 4, (flags & F_SNAPPY) ? 1 : (flags & F_GZIP) ? 2 : (flags & F_ZSTD) ? 6 : 0);
 		t_int(ft, &l4, 5, rows);
 		t_int(ft, &l4, 6, (int64_t)(f->n - dict_off));
 		t_int(ft, &l4, 7, (int64_t)(f->n - dict_off));
@@ -425,11 +436,16 @@ static void test_written_here(void)
 	struct parquet_column col;
 	int f, rc;
 
-	for (f = 0; f <= F_SNAPPY; f++) {
-		rc = open_read(write_file("good.parquet", f), &err, &col);
+	static const struct {
+		int flag;
+		const char *name;
+	} codecs[] = {{0, "uncompressed"}, {F_SNAPPY, "snappy"}, {F_GZIP, "zlib"}, {F_ZSTD, "zstd"}};
+
+	for (f = 0; f < 4; f++) {
+		rc = open_read(write_file("good.parquet", codecs[f].flag), &err, &col);
 		ok(rc == 0 && col.n_rows == 3 && !col.repeated && strcmp(parquet_column_str(&col, 0), "x") == 0 &&
 		   strcmp(parquet_column_str(&col, 1), "y") == 0 && strcmp(parquet_column_str(&col, 2), "x") == 0,
-		   "a file written here (%s) reads x, y, x", f ? "snappy" : "uncompressed");
+		   "a file written here (%s) reads x, y, x", codecs[f].name);
 		if (rc)
 			diag("%s", err.msg);
 		parquet_column_release(&col);
@@ -445,6 +461,16 @@ static void test_written_here(void)
 		     "column 's', row group 0, page at offset 27: dictionary index 7 out of range (the dictionary holds 2 values)");
 	expect_error("liesnappy.parquet", F_SNAPPY | F_LIE_SIZE, ST_EFORMAT,
 		     "snappy data holds 6 bytes, the page header says 11");
+	expect_error("liegzip.parquet", F_GZIP | F_LIE_SIZE, ST_EFORMAT,
+		     "gzip data holds 6 bytes, the page header says 11");
+	expect_error("liezstd.parquet", F_ZSTD | F_LIE_SIZE, ST_EFORMAT,
+		     "zstd data holds 6 bytes, the page header says 11");
+	expect_error("smallsnappy.parquet", F_SNAPPY | F_LIE_SMALL, ST_EFORMAT,
+		     "snappy data holds 6 bytes, the page header says 3");
+	expect_error("smallgzip.parquet", F_GZIP | F_LIE_SMALL, ST_EFORMAT,
+		     "gzip data holds more than the 3 bytes the page header says");
+	expect_error("smallzstd.parquet", F_ZSTD | F_LIE_SMALL, ST_EFORMAT,
+		     "zstd: Destination buffer is too small (the page header says 3 bytes)");
 	expect_error("lieplain.parquet", F_LIE_SIZE, ST_EFORMAT,
 		     "uncompressed page of 6 bytes, the page header says 11");
 	expect_error("cutfooter.parquet", F_CUT_FOOTER, ST_EFORMAT, "footer: ");
