@@ -55,9 +55,13 @@
  * dictionary, Thrift nesting against a fixed depth.  Errors name the
  * file, the column and the field.
  *
- * Not read: files whose data lives in other files, encrypted columns,
- * columns nested in more than one list (maps, lists of lists), INT96,
- * the LZO, BROTLI and LZ4 codecs, the deprecated BIT_PACKED levels.
+ * Not read: files whose data lives in other files, encrypted files and
+ * columns, columns nested in more than one list (lists of lists; a map
+ * reads as a list per key or value column), INT96, the LZO, BROTLI and
+ * LZ4 codecs, the deprecated BIT_PACKED levels.  Dates, times and
+ * timestamps come out as the integers they are stored as; decimals in a
+ * FIXED_LEN_BYTE_ARRAY wider than 8 bytes, and other fixed-length
+ * arrays, as their raw bytes.
  */
 #ifndef STRATA_PARQUET_H
 #define STRATA_PARQUET_H
