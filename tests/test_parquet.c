@@ -187,6 +187,53 @@ static void check_file(const char *dir, const char *name, int min_groups)
 	parquet_close(pq);
 }
 
+/* types.parquet: decimals stored as INT64, INT32 and a 16-byte
+ * FIXED_LEN_BYTE_ARRAY, unsigned and narrow integers, nulls only, empty
+ * lists; every value's exact string. */
+static void check_types(const char *dir)
+{
+	static const char *want[][4] = {
+		{"1.25", "-0.05", "0.00", "12345678.99"},
+		{"-999.9", "0.1", "12.3", "0.0"},
+		{"-3.5000", "1234567890123456.7891", "0.0001", "-0.0001"},
+		{"4000000000", "0", "1", "4294967295"},
+		{"18446744073709551615", "0", "9223372036854775808", "1"},
+		{"-128", "127", "0", "-1"},
+	};
+	char path[4300];
+	struct st_err err = {0};
+	struct parquet *pq;
+	struct parquet_column col;
+	size_t c, r;
+
+	snprintf(path, sizeof path, "%s/types.parquet", dir);
+	pq = parquet_open(path, &err);
+	if (!ok(pq && parquet_n_rows(pq) == 4 && parquet_n_columns(pq) == 8, "types.parquet: 4 rows, 8 columns")) {
+		diag("%s", err.msg);
+		parquet_close(pq);
+		return;
+	}
+	for (c = 0; c < 6; c++) {
+		int same = parquet_read_column(pq, c, &col, &err) == 0;
+
+		for (r = 0; same && r < 4; r++)
+			same = !col.row_null[r] && strcmp(parquet_column_str(&col, r), want[c][r]) == 0;
+		if (!ok(same, "types.parquet: column '%s' reads %s, %s, %s, %s", parquet_column_name(pq, c),
+			want[c][0], want[c][1], want[c][2], want[c][3]))
+			diag("row %zu: '%s' (%s)", r - 1, r ? parquet_column_str(&col, r - 1) : "", err.msg);
+		parquet_column_release(&col);
+	}
+	ok(parquet_read_column(pq, 6, &col, &err) == 0 && col.n_items == 4 && col.row_null[0] &&
+	   col.row_null[3] && !col.items[0] && !parquet_column_str(&col, 2),
+	   "types.parquet: a column of nulls only reads four nulls");
+	parquet_column_release(&col);
+	ok(parquet_read_column(pq, 7, &col, &err) == 0 && col.repeated && col.n_items == 0 &&
+	   !col.row_null[0] && !col.row_null[3] && col.row_start[4] == 0,
+	   "types.parquet: empty lists read as empty, not null");
+	parquet_column_release(&col);
+	parquet_close(pq);
+}
+
 /* ---- malformed files: a small Thrift compact writer ---- */
 
 struct buf {
@@ -641,6 +688,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < sizeof files / sizeof *files; i++)
 		if (argc > 1 || !files[i].generated_only)
 			check_file(dir, files[i].name, files[i].groups);
+	check_types(dir);
 	test_written_here();
 	test_cut(def);
 	test_damage(def, "none.parquet");

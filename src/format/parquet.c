@@ -1028,41 +1028,51 @@ static int put(struct rd *r, struct strs *out, const void *b, size_t n)
 	return strs_put2(out, 0, 0, b, n) ? rd_nomem(r) : 0;
 }
 
-static int put_int(struct rd *r, struct strs *out, int64_t v)
+/* A decimal: magnitude u (up to 128 bits), scale digits after the point. */
+static int put_decimal(struct rd *r, struct strs *out, int neg, unsigned __int128 u, int s)
 {
-	const struct pq_leaf *l = r->leaf;
-	char b[96], dig[32];
-	int n, nd, s = l->scale;
-	uint64_t u;
+	char b[96], dig[48];
+	int n = 0, nd = 0, k;
 
-	if (s <= 0) {
-		if (l->is_unsigned)
-			n = snprintf(b, sizeof b, "%" PRIu64, l->type == PQ_INT32 ? (uint64_t)(uint32_t)v : (uint64_t)v);
-		else
-			n = snprintf(b, sizeof b, "%" PRId64, v);
-		return put(r, out, b, (size_t)n);
-	}
 	if (s > 38)
 		return rd_fail(r, ST_EUNSUP, "decimal scale %d is larger than 38", s);
-	u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	nd = snprintf(dig, sizeof dig, "%" PRIu64, u);
-	n = 0;
-	if (v < 0)
+	do {
+		dig[sizeof dig - 1 - nd++] = (char)('0' + (int)(u % 10));
+		u /= 10;
+	} while (u);
+	if (neg)
 		b[n++] = '-';
 	if (nd <= s) {
 		b[n++] = '0';
 		b[n++] = '.';
-		memset(b + n, '0', (size_t)(s - nd));
-		n += s - nd;
-		memcpy(b + n, dig, (size_t)nd);
+		for (k = 0; k < s - nd; k++)
+			b[n++] = '0';
+		memcpy(b + n, dig + sizeof dig - nd, (size_t)nd);
 		n += nd;
 	} else {
-		memcpy(b + n, dig, (size_t)(nd - s));
+		memcpy(b + n, dig + sizeof dig - nd, (size_t)(nd - s));
 		n += nd - s;
-		b[n++] = '.';
-		memcpy(b + n, dig + nd - s, (size_t)s);
-		n += s;
+		if (s) {
+			b[n++] = '.';
+			memcpy(b + n, dig + sizeof dig - s, (size_t)s);
+			n += s;
+		}
 	}
+	return put(r, out, b, (size_t)n);
+}
+
+static int put_int(struct rd *r, struct strs *out, int64_t v)
+{
+	const struct pq_leaf *l = r->leaf;
+	char b[32];
+	int n;
+
+	if (l->scale > 0)
+		return put_decimal(r, out, v < 0, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, l->scale);
+	if (l->is_unsigned)
+		n = snprintf(b, sizeof b, "%" PRIu64, l->type == PQ_INT32 ? (uint64_t)(uint32_t)v : (uint64_t)v);
+	else
+		n = snprintf(b, sizeof b, "%" PRId64, v);
 	return put(r, out, b, (size_t)n);
 }
 
@@ -1129,12 +1139,14 @@ static int put_fixed(struct rd *r, struct strs *out, const uint8_t *b)
 		memcpy(&d, &u, 8);
 		return put_real(r, out, d, 0);
 	case PQ_FIXED_LEN_BYTE_ARRAY:
-		if (l->scale >= 0 && l->type_length <= 8) {
+		if (l->scale >= 0 && l->type_length <= 16) {
 			/* a decimal: big-endian two's complement */
-			u = (b[0] & 0x80) ? ~(uint64_t)0 : 0;
+			unsigned __int128 w = (b[0] & 0x80) ? ~(unsigned __int128)0 : 0;
+
 			for (i = 0; i < l->type_length; i++)
-				u = u << 8 | b[i];
-			return put_int(r, out, (int64_t)u);
+				w = w << 8 | b[i];
+			return (b[0] & 0x80) ? put_decimal(r, out, 1, ~w + 1, l->scale)
+					     : put_decimal(r, out, 0, w, l->scale);
 		}
 		return put(r, out, b, (size_t)l->type_length);
 	default:
@@ -1362,6 +1374,8 @@ static int decode_values(struct rd *r, int enc, const uint8_t *p, size_t len, si
 	size_t i, w = width_of(l);
 	int rc = 0, bw;
 
+	if (n == 0)
+		return 0;        /* an all-null page may leave its values empty */
 	switch (enc) {
 	case ENC_PLAIN:
 		return decode_plain(r, &r->vals, p, len, n);

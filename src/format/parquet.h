@@ -60,7 +60,7 @@
  * reads as a list per key or value column), INT96, the LZO, BROTLI and
  * LZ4 codecs, the deprecated BIT_PACKED levels.  Dates, times and
  * timestamps come out as the integers they are stored as; decimals in a
- * FIXED_LEN_BYTE_ARRAY wider than 8 bytes, and other fixed-length
+ * FIXED_LEN_BYTE_ARRAY wider than 16 bytes, and other fixed-length
  * arrays, as their raw bytes.
  */
 #ifndef STRATA_PARQUET_H

@@ -49,6 +49,19 @@ const all = {
 	"groups.parquet": ["snappy", "v1", 2048],
 	"groups_v2.parquet": ["zstd", "v2", 2048],
 };
+// decimals of each physical width, unsigned and narrow integers, a
+// column of nulls only, empty lists: four rows given outright
+await c.run(`copy (select * from (values
+	(1.25::DECIMAL(10,2), (-999.9)::DECIMAL(4,1), (-3.5)::DECIMAL(20,4), 4000000000::UINTEGER,
+	 18446744073709551615::UBIGINT, (-128)::TINYINT, NULL::VARCHAR, []::VARCHAR[]),
+	((-0.05)::DECIMAL(10,2), 0.1::DECIMAL(4,1), 1234567890123456.7891::DECIMAL(20,4), 0::UINTEGER,
+	 0::UBIGINT, 127::TINYINT, NULL, []),
+	(0::DECIMAL(10,2), 12.3::DECIMAL(4,1), 0.0001::DECIMAL(20,4), 1::UINTEGER,
+	 9223372036854775808::UBIGINT, 0::TINYINT, NULL, []),
+	(12345678.99::DECIMAL(10,2), 0::DECIMAL(4,1), (-0.0001)::DECIMAL(20,4), 4294967295::UINTEGER,
+	 1::UBIGINT, (-1)::TINYINT, NULL, []))
+	t(dec, dec4, dec20, u32, u64, i8, nothing, empty))
+	to '${outdir}/types.parquet' (format parquet, compression snappy)`);
 for (const [name, [codec, v, rg]] of Object.entries(set === "all" ? all : small))
 	await c.run(`copy (${table}) to '${outdir}/${name}'
 		(format parquet, compression ${codec}, parquet_version ${v}, row_group_size ${rg})`);
