@@ -253,12 +253,39 @@ static int canvas_close(struct canvas *cv, const char *path, struct st_err *err)
 	return 0;
 }
 
+/* A line of text centred at x, its font shrunk (to 7 pt at least) so
+ * that it fits in width w. */
+static void text_fit(cairo_t *cr, const char *s, double x, double y, double size, int bold,
+		     double w)
+{
+	double tw = text_w(cr, s, size, bold);
+
+	if (tw > w)
+		size = fmax(7, size * w / tw);
+	text(cr, s, x, y, size, bold, 0.5, 0, 0);
+}
+
+/* lines in a subtitle ('\n' splits it; at most 2 are drawn) */
+static int sub_lines(const char *sub)
+{
+	return !sub || !*sub ? 0 : strchr(sub, '\n') ? 2 : 1;
+}
+
 static void draw_titles(cairo_t *cr, const struct theme *th, double w, const char *title,
 			const char *subtitle)
 {
 	set_rgb(cr, th->fg);
-	text(cr, title, w / 2, 24, FS_TITLE, 1, 0.5, 0, 0);
-	text(cr, subtitle, w / 2, 42, FS_SUB, 0, 0.5, 0, 0);
+	if (title)
+		text_fit(cr, title, w / 2, 24, FS_TITLE, 1, w - 20);
+	if (subtitle && *subtitle) {
+		char line[512];
+		size_t n = strcspn(subtitle, "\n");
+
+		snprintf(line, sizeof line, "%.*s", (int)(n < 511 ? n : 511), subtitle);
+		text_fit(cr, line, w / 2, 42, FS_SUB, 0, w - 20);
+		if (subtitle[n])
+			text_fit(cr, subtitle + n + 1, w / 2, 55, FS_SUB, 0, w - 20);
+	}
 }
 
 static const char *title_of(const struct plot_style *st, const char *own)
@@ -325,7 +352,7 @@ static void heat_layout(const struct plot_heatmap *h, const struct plot_style *s
 			struct heat_layout *L)
 {
 	double w = page_w(st), hh = page_h(st);
-	double top = (h->subtitle && *h->subtitle ? 56 : 40) + 20; /* + panel titles */
+	double top = 40 + 14 * sub_lines(h->subtitle) + 20; /* + panel titles */
 	double bottom = 48, left = 62, right = 96;
 	int total_cols = 0;
 
@@ -584,7 +611,7 @@ static int xy_layout(const struct plot_xy *c, const struct plot_style *st,
 		xlo = ylo = fmin(xlo, ylo);
 		xhi = yhi = fmax(xhi, yhi);
 	}
-	/* pad: a log axis to whole decades, a linear one to a nice step */
+	/* pad: a log axis by 4% of its decades, a linear one to a nice step */
 	{
 		double *lo[2] = {&xlo, &ylo}, *hi[2] = {&xhi, &yhi};
 		int lg[2] = {L->xlog, L->ylog};
@@ -597,8 +624,10 @@ static int xy_layout(const struct plot_xy *c, const struct plot_style *st,
 				*hi[a] += d;
 			}
 			if (lg[a]) {
-				*lo[a] = floor(*lo[a] + 1e-9);
-				*hi[a] = ceil(*hi[a] - 1e-9);
+				double pad = (*hi[a] - *lo[a]) * 0.04;
+
+				*lo[a] -= pad;
+				*hi[a] += pad;
 			} else {
 				double stp = nice_step(*hi[a] - *lo[a], 5);
 				double pad = (*hi[a] - *lo[a]) * 0.04;
@@ -623,7 +652,7 @@ static int xy_layout(const struct plot_xy *c, const struct plot_style *st,
 	if (legw > 0)
 		legw = fmin(legw + 34, w * 0.35);
 	L->ax = 72;
-	L->ay = c->subtitle && *c->subtitle ? 58 : 42;
+	L->ay = 42 + 14 * sub_lines(c->subtitle);
 	L->aw = w - L->ax - 16 - legw;
 	L->ah = h - L->ay - 50;
 	L->legend_x = L->ax + L->aw + 10;
@@ -706,14 +735,14 @@ static void axis_ticks(cairo_t *cr, const struct theme *th, const struct xy_layo
 
 	cairo_set_line_width(cr, 0.6);
 	if (lg) {
-		int decades = (int)lround(hi - lo);
+		int decades = (int)floor(hi - lo);
 		static const double sub[] = {1, 2, 5};
 
-		for (int d = (int)lround(lo); d <= (int)lround(hi); d++)
+		for (int d = (int)floor(lo); d <= (int)ceil(hi); d++)
 			for (int s = 0; s < 3; s++) {
 				double v = sub[s] * pow(10, d), t = log10(v), p;
 
-				if (t > hi + 1e-9 || (s && decades > 3))
+				if (t > hi + 1e-9 || t < lo - 1e-9 || (s && decades > 3))
 					continue;
 				p = y ? L->ay + L->ah - (t - lo) / (hi - lo) * L->ah
 				      : L->ax + (t - lo) / (hi - lo) * L->aw;

@@ -135,5 +135,7 @@ int cli_fetch_dataset(const struct cli_dataset *d, char *path, size_t cap);
 int cmd_tui(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 
 #endif
