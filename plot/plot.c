@@ -458,7 +458,11 @@ int plot_heatmap_write(const struct plot_heatmap *h, const struct plot_style *st
 				else
 					memcpy(rgb, th.none, sizeof rgb);
 				set_rgb(cr, rgb);
-				cairo_rectangle(cr, x0 + c * L.cw, L.gy + r * L.ch, L.cw, L.ch);
+				/* half a point into the next cell (drawn over it
+				 * later), so no seam of the background shows */
+				cairo_rectangle(cr, x0 + c * L.cw, L.gy + r * L.ch,
+						L.cw + (c + 1 < m->cols ? 0.5 : 0),
+						L.ch + (r + 1 < m->rows ? 0.5 : 0));
 				cairo_fill(cr);
 			}
 		/* marked cells: an outline inside the cell */
