@@ -553,6 +553,7 @@ struct xy_layout {
 	double ax, ay, aw, ah;       /* plot area */
 	double x0, x1, y0, y1;       /* data range (log10 of it on a log axis) */
 	int xlog, ylog;
+	int xint, yint;              /* every value whole: ticks at least 1 apart */
 	double legend_x;             /* left edge of the legend, right of the area */
 };
 
@@ -593,6 +594,16 @@ static int xy_layout(const struct plot_xy *c, const struct plot_style *st,
 
 	L->xlog = axis_log(c, 0, c->xscale);
 	L->ylog = axis_log(c, 1, c->yscale);
+	L->xint = L->yint = 1;
+	for (int s = 0; s < c->n_series; s++)
+		for (int i = 0; i < c->series[s].n; i++) {
+			double x = c->series[s].x[i], y = c->series[s].y[i];
+
+			if (!isfinite(x) || !isfinite(y))
+				continue;
+			L->xint &= x == floor(x);
+			L->yint &= y == floor(y);
+		}
 	for (int s = 0; s < c->n_series; s++) {
 		const struct plot_series *se = &c->series[s];
 
@@ -618,7 +629,7 @@ static int xy_layout(const struct plot_xy *c, const struct plot_style *st,
 	/* pad: a log axis by 4% of its decades, a linear one to a nice step */
 	{
 		double *lo[2] = {&xlo, &ylo}, *hi[2] = {&xhi, &yhi};
-		int lg[2] = {L->xlog, L->ylog};
+		int lg[2] = {L->xlog, L->ylog}, whole[2] = {L->xint, L->yint};
 
 		for (int a = 0; a < 2; a++) {
 			if (*hi[a] <= *lo[a]) {
@@ -636,8 +647,14 @@ static int xy_layout(const struct plot_xy *c, const struct plot_style *st,
 				double stp = nice_step(*hi[a] - *lo[a], 5);
 				double pad = (*hi[a] - *lo[a]) * 0.04;
 
-				*lo[a] = floor((*lo[a] - pad) / stp) * stp;
-				*hi[a] = ceil((*hi[a] + pad) / stp) * stp;
+				if (whole[a] && *hi[a] - *lo[a] <= 20) {
+					/* whole numbers (k, ranks): half a unit of margin */
+					*lo[a] -= 0.5;
+					*hi[a] += 0.5;
+				} else {
+					*lo[a] = floor((*lo[a] - pad) / stp) * stp;
+					*hi[a] = ceil((*hi[a] + pad) / stp) * stp;
+				}
 			}
 		}
 	}
@@ -771,6 +788,8 @@ static void axis_ticks(cairo_t *cr, const struct theme *th, const struct xy_layo
 	{
 		double stp = nice_step(hi - lo, 5);
 
+		if ((y ? L->yint : L->xint) && stp < 1)
+			stp = 1;
 		for (double v = ceil(lo / stp - 1e-9) * stp; v <= hi + stp * 1e-9; v += stp) {
 			double p = y ? L->ay + L->ah - (v - lo) / (hi - lo) * L->ah
 				     : L->ax + (v - lo) / (hi - lo) * L->aw;
