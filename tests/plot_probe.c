@@ -79,9 +79,13 @@ int main(int argc, char **argv)
 		int panels = atoi(argv[6]), rows = atoi(argv[7]), cols = atoi(argv[8]);
 		struct plot_matrix pm[16];
 		struct plot_heatmap h;
-		double zero[1] = {0}, rect[4];
+		double *zero, rect[4];
+		int rc;
 
-		if (panels < 1 || panels > 16)
+		if (panels < 1 || panels > 16 || rows < 1 || cols < 1 || rows > 65536 || cols > 65536)
+			return 2;
+		zero = calloc((size_t)rows * cols, sizeof *zero);
+		if (!zero)
 			return 2;
 		for (int i = 0; i < panels; i++)
 			pm[i] = (struct plot_matrix){"", rows, cols, zero, NULL, NULL, NULL};
@@ -89,7 +93,9 @@ int main(int argc, char **argv)
 		h.subtitle = atoi(argv[9]) == 2 ? "a\nb" : atoi(argv[9]) == 1 ? "a" : NULL;
 		h.n_panels = panels;
 		h.panels = pm;
-		if (plot_heatmap_cell(&h, &st, atoi(argv[10]), atoi(argv[11]), atoi(argv[12]), rect) < 0)
+		rc = plot_heatmap_cell(&h, &st, atoi(argv[10]), atoi(argv[11]), atoi(argv[12]), rect);
+		free(zero);
+		if (rc < 0)
 			return 2;
 		return pixel(argv[2], rect[0] + rect[2] / 2, rect[1] + rect[3] / 2);
 	}
