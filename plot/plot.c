@@ -815,6 +815,41 @@ static void axis_ticks(cairo_t *cr, const struct theme *th, const struct xy_layo
 
 #define MARK_R 3.5
 
+/* Series i's marker at (x, y), filled: a circle, a square, a triangle,
+ * a diamond, an inverted triangle, then again, so that series differ in
+ * shape as well as colour (a figure printed in grey). */
+static void marker(cairo_t *cr, int i, double x, double y)
+{
+	double r = MARK_R;
+
+	switch (i % 5) {
+	case 0:
+		cairo_new_sub_path(cr);
+		cairo_arc(cr, x, y, r, 0, 2 * M_PI);
+		break;
+	case 1:
+		cairo_rectangle(cr, x - r * 0.9, y - r * 0.9, r * 1.8, r * 1.8);
+		break;
+	case 2:
+	case 4: {
+		double d = i % 5 == 2 ? 1 : -1;
+
+		cairo_move_to(cr, x, y - d * r * 1.25);
+		cairo_line_to(cr, x + r * 1.15, y + d * r * 0.85);
+		cairo_line_to(cr, x - r * 1.15, y + d * r * 0.85);
+		cairo_close_path(cr);
+		break;
+	}
+	default:
+		cairo_move_to(cr, x, y - r * 1.3);
+		cairo_line_to(cr, x + r * 1.3, y);
+		cairo_line_to(cr, x, y + r * 1.3);
+		cairo_line_to(cr, x - r * 1.3, y);
+		cairo_close_path(cr);
+	}
+	cairo_fill(cr);
+}
+
 int plot_xy_write(const struct plot_xy *c, const struct plot_style *st, const char *path,
 		  struct st_err *err)
 {
@@ -955,9 +990,7 @@ int plot_xy_write(const struct plot_xy *c, const struct plot_style *st, const ch
 				cairo_line_to(cr, b[0] + 3, b[1]);
 				cairo_stroke(cr);
 			}
-			cairo_new_sub_path(cr);
-			cairo_arc(cr, p[0], p[1], MARK_R, 0, 2 * M_PI);
-			cairo_fill(cr);
+			marker(cr, s, p[0], p[1]);
 		}
 	}
 	cairo_restore(cr);
@@ -1000,9 +1033,7 @@ int plot_xy_write(const struct plot_xy *c, const struct plot_style *st, const ch
 				cairo_line_to(cr, L.legend_x + 20, y);
 				cairo_stroke(cr);
 			}
-			cairo_new_sub_path(cr);
-			cairo_arc(cr, L.legend_x + 10, y, MARK_R, 0, 2 * M_PI);
-			cairo_fill(cr);
+			marker(cr, s, L.legend_x + 10, y);
 			set_rgb(cr, th.fg);
 			text(cr, c->series[s].label, L.legend_x + 26, y, FS_TICK, 0, 0, 1, 0);
 			y += 16;

@@ -120,7 +120,9 @@ int plot_xy_write(const struct plot_xy *c, const struct plot_style *st, const ch
  */
 int plot_xy_map(const struct plot_xy *c, const struct plot_style *st, double x, double y,
 		double px[2], double area[4]);
-/* The colour of series i (the same in every chart and theme). */
+/* The colour of series i (the same in every chart and theme); its
+ * marker is a circle, square, triangle, diamond or inverted triangle
+ * (i mod 5), filled in that colour. */
 void plot_series_colour(int i, double rgb[3]);
 /* The indices, into a flat list of all points in series order, of the
  * Pareto front as plot_xy_write marks it; returns how many (<= cap). */
