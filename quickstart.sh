@@ -18,7 +18,7 @@ esac
 # Debian packages the build and the tests need, with what each is for.
 pkgs="build-essential autoconf automake pkg-config
 libopenblas-dev libjansson-dev libpcre2-dev zlib1g-dev libsnappy-dev libzstd-dev
-libsqlite3-dev libcurl4-openssl-dev libncurses-dev tmux"
+libsqlite3-dev libcurl4-openssl-dev libncurses-dev libcairo2-dev tmux"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
@@ -27,6 +27,10 @@ done
 # JavaScript implementation; any installed node will do.
 if [ "$mode" = check ] && ! command -v npm >/dev/null 2>&1; then
 	missing="$missing nodejs npm"
+fi
+# pdfinfo checks the PDF figures in the tests (poppler-utils)
+if [ "$mode" = check ] && ! command -v pdfinfo >/dev/null 2>&1; then
+	missing="$missing poppler-utils"
 fi
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" = 0 ]; then sudo=

@@ -24,6 +24,8 @@ static const struct command commands[] = {
 	{"eval", "MODEL --task T ... [--mask M] [--ctx N] [--max-tokens N] [--limit N] [--shots K]", "quality of a (masked) model: ppl, KL from the unmasked model, multiple choice", cmd_eval},
 	{"bench", "MODEL [--mask M] [--ctx L,...] [--gen N] [--repeat R]", "prefill and decode speed, weight and KV-cache bytes, peak RSS", cmd_bench},
 	{"sweep", "MODEL --run RUN --method M[,M] --max K --task T ... [--bench]", "quality (and speed) against the number of sites dropped, per method; cached", cmd_sweep},
+	{"plot", "KIND RUN [RUN ...] --out FILE.svg|.pdf|.png [--width W --height H --dpi D --title T --theme light|dark]", "draw a figure: heatmap, angular, experts, drops, pareto, ranks", cmd_plot},
+	{"compare", "RUN RUN [--max K]", "rank correlations of two runs' scores and the overlap of what they drop", cmd_compare},
 	{"export", "[MODEL] --out PATH --format gguf|hf [--mask M | --run RUN --method M -n K] [--dtype D]", "write the model with the dropped sites physically removed (GGUF or Hugging Face)", cmd_export},
 	{"tui", "[MODEL] [--color never|auto|always] [--no-mouse]", "open the workbench (also: strata alone on a terminal)", cmd_tui},
 	{"pull", "REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--dataset]", "download a model or dataset from the Hugging Face Hub into the shared cache", cmd_pull},

@@ -23,21 +23,22 @@ allowed() {
 	export) echo "base format tok model compute method export" ;;
 	hub) echo "$engine hub" ;;
 	db) echo "$engine db" ;;
+	plot) echo "$engine plot" ;;
 	app) echo "$engine db hub app" ;;
-	ui) echo "$engine db hub app ui" ;;
-	cli) echo "$engine db hub app ui cli" ;;
+	ui) echo "$engine db hub app plot ui" ;;
+	cli) echo "$engine db hub app plot ui cli" ;;
 	esac
 }
 
 # dir_of FOLDER: where the folder's sources are
 dir_of() {
 	case $1 in
-	db|ui|app) echo "$1" ;;
+	db|ui|app|plot) echo "$1" ;;
 	*) echo "src/$1" ;;
 	esac
 }
 
-for f in $engine hub db app ui cli; do
+for f in $engine hub db app plot ui cli; do
 	d=$(dir_of "$f")
 	if [ ! -d "$d" ]; then
 		ok "folder $d exists" false
@@ -73,6 +74,7 @@ for f in $engine; do eng_dirs="$eng_dirs src/$f"; done
 out=$(sys_bad 'n?curses|ncursesw/|sqlite3|curl/' $eng_dirs)
 is "${out:-none}" none "the engine includes no curses, SQLite or curl header"
 is "$(sys_bad 'n?curses|ncursesw/|curl/' db)" "" "db/ includes no curses or curl header"
+is "$(sys_bad 'n?curses|ncursesw/|sqlite3|curl/' plot)" "" "plot/ includes no curses, SQLite or curl header (its input is plain structs)"
 is "$(sys_bad 'n?curses|ncursesw/' app src/hub)" "" "app/ and src/hub include no curses header"
 is "$(sys_bad 'sqlite3|curl/' ui)" "" "ui/ includes no SQLite or curl header (it goes through db/, app/)"
 is "$(sys_bad 'n?curses|ncursesw/' src/cli src/main.c)" "" "the command line includes no curses header (the workbench is behind ui/tui.h)"
@@ -83,13 +85,14 @@ undef() { # undef LIB PATTERN: the library's undefined symbols matching PATTERN
 	nm -u "$B/$1" 2>/dev/null | awk '{print $NF}' | grep -E "$2" | sort -u | head -5 | tr '\n' ' '
 }
 curses_syms='^(initscr|newwin|wgetch|endwin|wrefresh|mvwaddnstr|start_color|init_pair|getch|keypad)$'
-for lib in libstrata.a libstratadb.a libstratahub.a libstrataapp.a libstrataui.a; do
+for lib in libstrata.a libstratadb.a libstratahub.a libstrataapp.a libstrataplot.a libstrataui.a; do
 	[ -f "$B/$lib" ] || { ok "$lib is built" false; continue; }
 	case $lib in
 	libstrata.a) pat="^sqlite3_|^curl_|$curses_syms" ;;
 	libstratadb.a) pat="^curl_|$curses_syms" ;;
 	libstratahub.a) pat="^sqlite3_|$curses_syms" ;;
 	libstrataapp.a) pat="$curses_syms" ;;
+	libstrataplot.a) pat="^sqlite3_|^curl_|$curses_syms" ;;
 	libstrataui.a) pat="^sqlite3_|^curl_" ;;
 	esac
 	is "$(undef "$lib" "$pat")" "" "$lib calls no library its folder must not use"
@@ -97,5 +100,7 @@ done
 # and the symbols are really read: the store library does call SQLite
 n_sql=$(nm -u "$B/libstratadb.a" 2>/dev/null | grep -c 'sqlite3_')
 ok "libstratadb.a's undefined symbols include SQLite's ($n_sql)" test "$n_sql" -gt 10
+n_cairo=$(nm -u "$B/libstrataplot.a" 2>/dev/null | grep -c 'cairo_')
+ok "libstrataplot.a's undefined symbols include cairo's ($n_cairo)" test "$n_cairo" -gt 10
 
 done_testing

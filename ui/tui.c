@@ -86,6 +86,8 @@ static const struct keybind keys[] = {
 	{'e', "e", S(SCR_HEAT) | S(SCR_TOGGLE), ACT_EVAL, "evaluate the mask: ppl and KL on a file (background)"},
 	{'b', "b", S(SCR_HEAT) | S(SCR_TOGGLE), ACT_BENCH, "bench the mask: prefill and decode tok/s (background)"},
 	{'C', "C", S(SCR_HEAT), ACT_NOCMP, "stop comparing runs"},
+	{'w', "w", S(SCR_HEAT) | S(SCR_RESULTS), ACT_FIGURE,
+	 "write the view as a figure: [KIND] FILE.svg|.pdf|.png (heatmap, angular, ranks, drops, pareto)"},
 	{'i', "i", S(SCR_SQL), ACT_EDIT, "edit the query (Enter runs it)"},
 	{'/', "/", S(SCR_SQL), ACT_EDIT, NULL},
 };
@@ -461,6 +463,9 @@ static void prompt_done(struct tui *t, int kind, const char *text)
 	case PROMPT_SQL:
 		sql_run(t, text);
 		break;
+	case PROMPT_FIGURE:
+		figure_write(t, text);
+		break;
 	}
 	t->dirty_body = 1;
 }
@@ -673,6 +678,13 @@ static void key(struct tui *t, int ch)
 		clearok(curscr, TRUE);
 		t->dirty_top = t->dirty_body = t->dirty_bar = 1;
 		break;
+	case ACT_FIGURE: {
+		char def[512];
+
+		figure_default_name(t, def, sizeof def);
+		tui_prompt(t, PROMPT_FIGURE, "figure [KIND] FILE", def);
+		break;
+	}
 	default:
 		screen_key(t, k->act, ch);
 	}

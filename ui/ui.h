@@ -47,7 +47,7 @@ enum tui_act {
 	ACT_SCREEN5, ACT_SCREEN6, ACT_PANE, ACT_CANCEL, ACT_REDRAW,
 	ACT_UP, ACT_DOWN, ACT_LEFT, ACT_RIGHT, ACT_TOP, ACT_BOTTOM, ACT_PGUP, ACT_PGDN, ACT_ENTER,
 	ACT_OPEN, ACT_COMPARE, ACT_START, ACT_TOGGLE, ACT_ANGULAR, ACT_EVAL, ACT_BENCH, ACT_PLAN,
-	ACT_RESET, ACT_NOCMP, ACT_EDIT, ACT_RELOAD,
+	ACT_RESET, ACT_NOCMP, ACT_EDIT, ACT_RELOAD, ACT_FIGURE,
 };
 
 /* ---- colour ---- */
@@ -329,7 +329,7 @@ void tui_err(struct tui *t, const char *fmt, ...) __attribute__((format(printf, 
 void tui_goto(struct tui *t, enum tui_screen s);
 /* Open a prompt on the status line; tui calls prompt_done(kind, text). */
 enum { PROMPT_MODEL = 1, PROMPT_PLAN, PROMPT_EVAL, PROMPT_DATA, PROMPT_SAMPLES,
-       PROMPT_SEQLEN, PROMPT_SQL };
+       PROMPT_SEQLEN, PROMPT_SQL, PROMPT_FIGURE };
 void tui_prompt(struct tui *t, int kind, const char *label, const char *init);
 
 /* Model, runs and mask (data.c). */
@@ -371,6 +371,13 @@ void results_load(struct tui *t);
 void sql_draw(struct tui *t, WINDOW *w);
 void sql_key(struct tui *t, int act, int ch);
 void sql_run(struct tui *t, const char *q);
+
+/* The view as a figure (figure.c): "[KIND] FILE" with KIND heatmap,
+ * angular, ranks, drops or pareto (default: what is shown), written
+ * through plot/; the default answer (under the working directory) into
+ * buf.  0, or -1 with the error on the status bar. */
+void figure_default_name(struct tui *t, char *buf, size_t cap);
+int figure_write(struct tui *t, const char *spec);
 
 /* Filename completion of line (in place, cap bytes); returns the
  * number of candidates (0: none, 1: completed). */
