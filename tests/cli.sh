@@ -18,6 +18,20 @@ contains "$out" "generate" "help lists generate"
 "$S" frobnicate >/dev/null 2>"$tmp/err"; rc=$?
 is "$rc" 2 "unknown command exits 2"
 contains "$(cat "$tmp/err")" "unknown command 'frobnicate'" "unknown command is named"
+case $(cat "$tmp/err") in *"did you mean"*) r=suggested ;; *) r=none ;; esac
+is "$r" none "no suggestion for a word far from every command"
+"$S" calibrat >/dev/null 2>"$tmp/err"; rc=$?
+is "$rc" 2 "mistyped command exits 2"
+contains "$(cat "$tmp/err")" "unknown command 'calibrat'; did you mean 'calibrate'?" "mistyped command: did you mean"
+"$S" exprot >/dev/null 2>"$tmp/err"
+contains "$(cat "$tmp/err")" "did you mean 'export'?" "transposed letters: did you mean"
+"$S" help evl >/dev/null 2>"$tmp/err"; rc=$?
+is "$rc" 2 "help on a mistyped command exits 2"
+contains "$(cat "$tmp/err")" "did you mean 'eval'?" "help on a mistyped command: did you mean"
+"$S" </dev/null >"$tmp/out" 2>"$tmp/err"; rc=$?
+is "$rc" 2 "strata alone without a terminal exits 2 (no command ran)"
+contains "$(cat "$tmp/err")" "usage: strata" "... with the usage on stderr"
+is "$(wc -c < "$tmp/out" | tr -d ' ')" 0 "... and nothing on stdout"
 "$S" ppl --ctx abc a b >/dev/null 2>"$tmp/err"; rc=$?
 is "$rc" 2 "bad option value exits 2"
 contains "$(cat "$tmp/err")" "--ctx expects an integer" "bad option value is explained"
