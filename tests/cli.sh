@@ -59,6 +59,9 @@ if need gguf models/stories260K/stories260K.gguf && need bin models/stories260K/
 		echo "$out" | json_num params >> "$tmp/params"
 	done
 	is "$(sort -u "$tmp/params" | wc -l)" 1 "all three forms have the same parameter count"
+	out=$("$S" info "$gguf" --format json)
+	contains "$out" '"rms_eps": 1e-05,' "json numbers in their shortest exact form (1e-05, not 1.0000000000000001e-5)"
+	contains "$out" '"rope_theta": 10000.0,' "a whole real stays a real in json"
 	out=$("$S" info "$gguf" --format csv)
 	is "$(echo "$out" | head -1 | cut -d, -f1-3)" "path,format,arch" "info csv header"
 	is "$(echo "$out" | sed -n 2p | cut -d, -f2-3)" "gguf,llama" "info csv row"
@@ -93,6 +96,9 @@ if need gguf models/stories260K/stories260K.gguf && need bin models/stories260K/
 	is "$(echo "$out" | head -1)" "tokens,nll,ppl,nll_stderr,ctx,mask" "ppl csv header"
 	contains "$(echo "$out" | sed -n 2p)" ',attn=0;mlp=4' "ppl csv row carries the canonical mask"
 	base=$("$S" ppl "$gguf" "$text" --ctx 256 --max-tokens 2048 --format json | json_num ppl)
+	base_csv=$("$S" ppl "$gguf" "$text" --ctx 256 --max-tokens 2048 --format csv | sed -n 2p | cut -d, -f3)
+	is "$base_csv" "$base" "csv and json print the same shortest exact number"
+	ok "... which reads back as the double printed with 17 digits" awk -v a="$base" -v b="$(awk -v v="$base" 'BEGIN { printf "%.17g", v }')" 'BEGIN { exit !(a + 0 == b + 0) }'
 	dropped=$(echo "$out" | sed -n 2p | cut -d, -f3)
 	ok "dropping attn 0 and mlp 4 raises ppl ($base -> $dropped)" awk -v a="$base" -v b="$dropped" 'BEGIN { exit !(b > a) }'
 	"$S" ppl "$gguf" "$text" --mask 'attn=9' >/dev/null 2>"$tmp/err"; rc=$?

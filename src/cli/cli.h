@@ -70,6 +70,14 @@ int cli_progress(void *ud, double done);
 void cli_progress_end(void);
 
 /*
+ * d in the shortest %g form (at least 6 significant digits) that strtod
+ * reads back as the same double, into buf; returns buf.  For numbers
+ * meant for machines (csv, tsv, json) instead of %.17g.
+ */
+#define CLI_NUM_CAP 32
+char *cli_num_text(char buf[CLI_NUM_CAP], double d);
+
+/*
  * A record of named values printed in one of the formats: text
  * ("key: value" lines), csv/tsv (header + one row), json (one object).
  */

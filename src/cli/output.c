@@ -274,9 +274,25 @@ void record_ints(struct record *r, const char *key, const int32_t *v, size_t n)
 	f->n = n;
 }
 
-/* Value as text into a malloc'd string. */
-static char *value_text(const struct field *f)
+char *cli_num_text(char buf[CLI_NUM_CAP], double d)
 {
+	/* %.6g first so that 100 stays 100 (not 1e+02); then more digits
+	 * until strtod gives the same double back (17 always does) */
+	for (int p = 6; p <= 17; p++) {
+		snprintf(buf, CLI_NUM_CAP, "%.*g", p, d);
+		if (!isfinite(d) || strtod(buf, NULL) == d)
+			break;
+	}
+	return buf;
+}
+
+/* Value as text into a malloc'd string: numbers to 10 digits for
+ * people (text), in the shortest form that reads back exactly for
+ * machines (csv, tsv). */
+static char *value_text(const struct field *f, int exact)
+{
+	char num[CLI_NUM_CAP];
+
 	char *s = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&s, &len);
@@ -284,7 +300,12 @@ static char *value_text(const struct field *f)
 	switch (f->kind) {
 	case F_STR: fputs(f->s, m); break;
 	case F_INT: fprintf(m, "%lld", f->i); break;
-	case F_NUM: fprintf(m, "%.10g", f->d); break;
+	case F_NUM:
+		if (exact)
+			fputs(cli_num_text(num, f->d), m);
+		else
+			fprintf(m, "%.10g", f->d);
+		break;
 	case F_BOOL: fputs(f->i ? "true" : "false", m); break;
 	case F_INTS:
 		for (size_t k = 0; k < f->n; k++)
@@ -320,17 +341,19 @@ static void put_sep_value(FILE *out, const char *v, char sep)
 void record_print(struct record *r, enum out_format fmt, FILE *out)
 {
 	if (fmt == OUT_JSON) {
-		json_t *o = json_object();
-		char *s;
-
+		/* one object, laid out as json_dumps does; built by hand so
+		 * that numbers take their shortest exact form (jansson writes
+		 * every real with 17 digits), strings still escaped by jansson */
+		fputc('{', out);
 		for (size_t k = 0; k < r->n; k++) {
 			const struct field *f = &r->f[k];
-			json_t *v = NULL;
+			json_t *key = json_string(f->key), *v = NULL;
+			char num[CLI_NUM_CAP + 2], *s;
 
 			switch (f->kind) {
 			case F_STR: v = json_string(f->s); break;
 			case F_INT: v = json_integer(f->i); break;
-			case F_NUM: v = isfinite(f->d) ? json_real(f->d) : json_null(); break;
+			case F_NUM: break;
 			case F_BOOL: v = json_boolean(f->i); break;
 			case F_INTS:
 				v = json_array();
@@ -338,12 +361,28 @@ void record_print(struct record *r, enum out_format fmt, FILE *out)
 					json_array_append_new(v, json_integer(f->ints[j]));
 				break;
 			}
-			json_object_set_new(o, f->key, v ? v : json_null());
+			s = json_dumps(key, JSON_ENCODE_ANY);
+			fprintf(out, "%s%s: ", k ? ", " : "", s ? s : "\"\"");
+			free(s);
+			json_decref(key);
+			if (f->kind == F_NUM) {
+				if (!isfinite(f->d)) {
+					fputs("null", out);
+					continue;
+				}
+				cli_num_text(num, f->d);
+				/* a real stays a real to JSON readers that type numbers */
+				if (!strpbrk(num, ".eEn"))
+					strcat(num, ".0");
+				fputs(num, out);
+				continue;
+			}
+			s = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+			fputs(s ? s : "null", out);
+			free(s);
+			json_decref(v);
 		}
-		s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
-		fprintf(out, "%s\n", s ? s : "{}");
-		free(s);
-		json_decref(o);
+		fputs("}\n", out);
 		return;
 	}
 	if (fmt == OUT_CSV || fmt == OUT_TSV) {
@@ -356,7 +395,7 @@ void record_print(struct record *r, enum out_format fmt, FILE *out)
 		}
 		fputc('\n', out);
 		for (size_t k = 0; k < r->n; k++) {
-			char *v = value_text(&r->f[k]);
+			char *v = value_text(&r->f[k], 1);
 
 			if (k)
 				fputc(sep, out);
@@ -373,7 +412,7 @@ void record_print(struct record *r, enum out_format fmt, FILE *out)
 			if (strlen(r->f[k].key) > w)
 				w = strlen(r->f[k].key);
 		for (size_t k = 0; k < r->n; k++) {
-			char *v = value_text(&r->f[k]);
+			char *v = value_text(&r->f[k], 0);
 
 			fprintf(out, "%s:%*s %s\n", r->f[k].key,
 				(int)(w - strlen(r->f[k].key)), "", v);
