@@ -42,12 +42,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dtype.h"
-#include "err.h"
-#include "forward.h"
-#include "matmul.h"
-#include "model.h"
-#include "threads.h"
+#include "format/dtype.h"
+#include "base/err.h"
+#include "compute/forward.h"
+#include "compute/matmul.h"
+#include "model/model.h"
+#include "compute/threads.h"
 
 #define MAX_CTX_LIST 16
 

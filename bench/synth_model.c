@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dtype.h"
-#include "err.h"
-#include "synth.h"
+#include "format/dtype.h"
+#include "base/err.h"
+#include "model/synth.h"
 
 int main(int argc, char **argv)
 {

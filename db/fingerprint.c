@@ -7,16 +7,16 @@
  * read instead of all the weights) while any fine-tune, re-quantization
  * or different checkpoint of the same shape still changes it.
  */
-#include "store.h"
+#include "db/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset.h"
-#include "dtype.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "method/dataset.h"
+#include "format/dtype.h"
+#include "model/model.h"
+#include "tok/tokenizer.h"
 
 #define WINDOW 256   /* bytes per sampled window */
 #define N_WINDOWS 16 /* windows per tensor, first and last included */

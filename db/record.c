@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/eval.h"
-#include "../src/evaltask.h"
-#include "../src/speed.h"
-#include "record.h"
+#include "measure/eval.h"
+#include "measure/evaltask.h"
+#include "measure/speed.h"
+#include "db/record.h"
 
 void record_text_settings(char *buf, size_t cap, long ctx, long max_tokens)
 {

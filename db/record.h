@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "db/store.h"
 
 struct ppl_result;
 struct kl_result;

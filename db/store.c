@@ -11,7 +11,7 @@
  * are BEGIN IMMEDIATE so that the busy timeout covers them (a deferred
  * transaction upgrading to a writer can fail with SQLITE_BUSY at once).
  */
-#include "store.h"
+#include "db/store.h"
 
 #include <errno.h>
 #include <math.h>
@@ -23,8 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "calib.h"
-#include "forward.h"
+#include "method/calib.h"
+#include "compute/forward.h"
 
 #define BUSY_TIMEOUT_MS 30000
 

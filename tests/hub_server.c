@@ -41,8 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dataset.h"
-#include "hub.h"
+#include "method/dataset.h"
+#include "hub/hub.h"
 
 #define MAX_REPOS 16
 #define MAX_FILES 64

@@ -10,12 +10,12 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "calib.h"
-#include "dataset.h"
-#include "forward.h"
-#include "mask.h"
-#include "model.h"
-#include "plan.h"
+#include "method/calib.h"
+#include "method/dataset.h"
+#include "compute/forward.h"
+#include "model/mask.h"
+#include "model/model.h"
+#include "method/plan.h"
 #include "tap.h"
 
 static int same_bits(const double *a, const double *b, size_t n)

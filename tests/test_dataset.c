@@ -9,9 +9,9 @@
 #include <stdint.h>
 #include <zlib.h>
 
-#include "dataset.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "method/dataset.h"
+#include "model/model.h"
+#include "tok/tokenizer.h"
 #include "tap.h"
 
 static char dir[4096];

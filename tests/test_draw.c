@@ -2,7 +2,7 @@
  * test_draw: the workbench's text fitting -- a message naming a file
  * keeps the file name when the terminal is too narrow for its path.
  */
-#include "../ui/ui.h"
+#include "ui/ui.h"
 #include "tap.h"
 
 static void fit(const char *in, int width, const char *want)

@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "dtype.h"
+#include "format/dtype.h"
 #include "tap.h"
 
 static uint32_t fbits(float f)

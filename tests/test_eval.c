@@ -10,11 +10,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "eval.h"
-#include "forward.h"
-#include "model.h"
+#include "measure/eval.h"
+#include "compute/forward.h"
+#include "model/model.h"
 #include "tap.h"
-#include "tokenizer.h"
+#include "tok/tokenizer.h"
 
 static double nll_of(const float *lg, int n, int target)
 {

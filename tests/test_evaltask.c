@@ -15,13 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eval.h"
-#include "evaltask.h"
-#include "forward.h"
-#include "mask.h"
-#include "model.h"
+#include "measure/eval.h"
+#include "measure/evaltask.h"
+#include "compute/forward.h"
+#include "model/mask.h"
+#include "model/model.h"
 #include "tap.h"
-#include "tokenizer.h"
+#include "tok/tokenizer.h"
 
 static double lse_of(const float *l, int n)
 {

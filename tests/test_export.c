@@ -19,15 +19,15 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "export.h"
-#include "forward.h"
-#include "gguf.h"
-#include "mask.h"
-#include "model.h"
-#include "safetensors.h"
-#include "synth.h"
+#include "export/export.h"
+#include "compute/forward.h"
+#include "format/gguf.h"
+#include "model/mask.h"
+#include "model/model.h"
+#include "format/safetensors.h"
+#include "model/synth.h"
 #include "tap.h"
-#include "tokenizer.h"
+#include "tok/tokenizer.h"
 
 #define T_TOK 24
 

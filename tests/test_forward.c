@@ -11,14 +11,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "forward.h"
-#include "kernels.h"
-#include "mask.h"
-#include "matmul.h"
-#include "model.h"
-#include "sample.h"
+#include "compute/forward.h"
+#include "compute/kernels.h"
+#include "model/mask.h"
+#include "compute/matmul.h"
+#include "model/model.h"
+#include "measure/sample.h"
 #include "tap.h"
-#include "threads.h"
+#include "compute/threads.h"
 
 #define TOL 1e-4
 

@@ -16,8 +16,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
-#include "gguf.h"
-#include "synth.h"
+#include "format/gguf.h"
+#include "model/synth.h"
 #include "tap.h"
 
 static char dir[4096];

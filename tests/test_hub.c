@@ -16,10 +16,10 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "dataset.h"
-#include "forward.h"
-#include "hub.h"
-#include "model.h"
+#include "method/dataset.h"
+#include "compute/forward.h"
+#include "hub/hub.h"
+#include "model/model.h"
 #include "tap.h"
 
 static char tmp[2048], logpath[4200], shared_hf[4096];

@@ -2,7 +2,7 @@
  * test_mask: the canonical text form of masks (parse, format, errors
  * with positions).
  */
-#include "mask.h"
+#include "model/mask.h"
 #include "tap.h"
 
 static void roundtrip(const char *in, int n_layer, const char *want)

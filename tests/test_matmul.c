@@ -11,11 +11,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "dtype.h"
-#include "kernels.h"
-#include "matmul.h"
+#include "format/dtype.h"
+#include "compute/kernels.h"
+#include "compute/matmul.h"
 #include "tap.h"
-#include "threads.h"
+#include "compute/threads.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 

@@ -15,11 +15,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "gguf.h"
-#include "model.h"
-#include "safetensors.h"
+#include "format/gguf.h"
+#include "model/model.h"
+#include "format/safetensors.h"
 #include "tap.h"
-#include "tokenizer.h"
+#include "tok/tokenizer.h"
 
 static char tmp[4096];
 

@@ -7,10 +7,10 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "calib.h"
-#include "mask.h"
-#include "model.h"
-#include "plan.h"
+#include "method/calib.h"
+#include "model/mask.h"
+#include "model/model.h"
+#include "method/plan.h"
 #include "tap.h"
 
 #define L 5

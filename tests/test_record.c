@@ -3,10 +3,10 @@
  * store uses (db/record.h) -- pinned, since a change would orphan every
  * cached measurement -- and a speed result's round trip through rows.
  */
-#include "../db/record.h"
-#include "../src/eval.h"
-#include "../src/evaltask.h"
-#include "../src/speed.h"
+#include "db/record.h"
+#include "measure/eval.h"
+#include "measure/evaltask.h"
+#include "measure/speed.h"
 #include "tap.h"
 
 int main(void)

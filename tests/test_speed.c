@@ -3,9 +3,9 @@
  * are well formed, the KV bytes follow the mask, and its progress
  * callback sees the run go from 0 to 1 and can cancel it.
  */
-#include "../src/mask.h"
-#include "../src/model.h"
-#include "../src/speed.h"
+#include "model/mask.h"
+#include "model/model.h"
+#include "measure/speed.h"
 #include "tap.h"
 
 struct seen {

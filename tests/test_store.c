@@ -22,9 +22,9 @@
 #include <sqlite3.h>
 #include <time.h>
 
-#include "calib.h"
+#include "method/calib.h"
 #include "tap.h"
-#include "../db/store.h"
+#include "db/store.h"
 
 static char tmp[4096];
 

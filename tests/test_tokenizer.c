@@ -16,9 +16,9 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "gguf.h"
+#include "format/gguf.h"
 #include "tap.h"
-#include "tokenizer.h"
+#include "tok/tokenizer.h"
 
 static double now(void)
 {

@@ -17,8 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "gguf.h"
-#include "tokenizer.h"
+#include "format/gguf.h"
+#include "tok/tokenizer.h"
 
 static double now(void)
 {

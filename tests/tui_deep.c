@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "synth.h"
+#include "model/synth.h"
 
 int main(int argc, char **argv)
 {

@@ -17,13 +17,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
-#include "calib.h"
-#include "dataset.h"
-#include "mask.h"
-#include "speed.h"
-#include "../src/cli/store_cli.h"
+#include "method/calib.h"
+#include "method/dataset.h"
+#include "model/mask.h"
+#include "measure/speed.h"
+#include "cli/store_cli.h"
 
 /* ---- a run's scores ---- */
 

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
 void draw_text(WINDOW *w, int y, int x, int width, const char *s)
 {

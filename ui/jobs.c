@@ -33,18 +33,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
-#include "calib.h"
-#include "dataset.h"
-#include "eval.h"
-#include "evaltask.h"
-#include "mask.h"
-#include "speed.h"
-#include "threads.h"
-#include "tokenizer.h"
-#include "../src/cli/store_cli.h"
-#include "../db/record.h"
+#include "method/calib.h"
+#include "method/dataset.h"
+#include "measure/eval.h"
+#include "measure/evaltask.h"
+#include "model/mask.h"
+#include "measure/speed.h"
+#include "compute/threads.h"
+#include "tok/tokenizer.h"
+#include "cli/store_cli.h"
+#include "db/record.h"
 
 pthread_mutex_t ui_store_mu = PTHREAD_MUTEX_INITIALIZER;
 

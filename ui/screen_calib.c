@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
 static int data_suffix(const char *n)
 {

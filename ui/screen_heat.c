@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
-#include "mask.h"
+#include "model/mask.h"
 
 #define CW 8       /* cell width */
 #define LABEL_W 6  /* "layer " column */

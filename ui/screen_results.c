@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
-#include "mask.h"
+#include "model/mask.h"
 
 static const char SQL_EVALS[] =
 	"SELECT eval, mask, task, metric, value, stderr, n, settings, created_at FROM eval_list"

@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
 void sql_run(struct tui *t, const char *q)
 {

@@ -14,9 +14,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
-#include "mask.h"
+#include "model/mask.h"
 
 #define TW 12   /* "[x] 0.1234 " */
 

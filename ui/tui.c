@@ -22,11 +22,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ui.h"
+#include "ui/ui.h"
 
-#include "calib.h"
-#include "mask.h"
-#include "../src/cli/store_cli.h"
+#include "method/calib.h"
+#include "model/mask.h"
+#include "cli/store_cli.h"
 
 #define ALL 0xffffu
 #define S(x) (1u << (x))

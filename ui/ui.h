@@ -26,11 +26,11 @@
 
 #include <curses.h>
 
-#include "tui.h"
+#include "ui/tui.h"
 
-#include "model.h"
-#include "plan.h"
-#include "../db/store.h"
+#include "model/model.h"
+#include "method/plan.h"
+#include "db/store.h"
 
 struct mask;
 struct calib_result;
