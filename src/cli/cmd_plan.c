@@ -180,7 +180,8 @@ struct plan_args {
 };
 
 static void print_plan(const struct plan_args *a, int64_t plan_id, const char *method,
-		       const char *mask, const struct drops *d, int range_first, int range_last,
+		       const char *mask, const char *human, const struct drops *d,
+		       int range_first, int range_last,
 		       const struct plan_effect *e, enum out_format fmt)
 {
 	if (fmt == OUT_JSON) {
@@ -261,7 +262,9 @@ static void print_plan(const struct plan_args *a, int64_t plan_id, const char *m
 			record_int(r, "keep_first", a->keep_first);
 			record_int(r, "keep_last", a->keep_last);
 		}
-		record_str(r, "mask", mask);
+		record_str(r, "mask", human); /* whole blocks as block= */
+		if (strcmp(human, mask) != 0)
+			record_str(r, "canonical", mask);
 		if (range_first >= 0) {
 			snprintf(range, sizeof range, "layers %d-%d (inclusive)", range_first, range_last);
 			record_str(r, "range", range);
@@ -303,7 +306,7 @@ static int plan_main(const struct plan_args *a)
 	struct plan_effect effect;
 	struct drops d = {0};
 	const char *method;
-	char maskbuf[4096];
+	char maskbuf[4096], humanbuf[4096];
 	int rc = EXIT_ERR, range_first = -1, range_last = -1;
 	int64_t plan_id = 0;
 
@@ -436,7 +439,9 @@ static int plan_main(const struct plan_args *a)
 			free(sites);
 		}
 	}
-	print_plan(a, plan_id, method, maskbuf, &d, range_first, range_last, &effect, a->co.format);
+	mask_format_human(mask ? mask : plan->mask, humanbuf, sizeof humanbuf);
+	print_plan(a, plan_id, method, maskbuf, humanbuf, &d, range_first, range_last, &effect,
+		   a->co.format);
 	rc = EXIT_OK;
 out:
 	drops_free(&d);
