@@ -47,7 +47,7 @@ enum tui_act {
 	ACT_SCREEN5, ACT_SCREEN6, ACT_PANE, ACT_CANCEL, ACT_REDRAW,
 	ACT_UP, ACT_DOWN, ACT_LEFT, ACT_RIGHT, ACT_TOP, ACT_BOTTOM, ACT_PGUP, ACT_PGDN, ACT_ENTER,
 	ACT_OPEN, ACT_COMPARE, ACT_START, ACT_TOGGLE, ACT_ANGULAR, ACT_EVAL, ACT_BENCH, ACT_PLAN,
-	ACT_RESET, ACT_NOCMP, ACT_EDIT, ACT_RELOAD,
+	ACT_RESET, ACT_NOCMP, ACT_EDIT, ACT_RELOAD, ACT_SCALE,
 };
 
 /* ---- colour ---- */
@@ -72,6 +72,9 @@ void colour_cell(WINDOW *w, int y, int x, int width, int step, const char *text,
 		 int selected, int dropped);
 /* A legend "lo [ramp] hi  label" at (y, x). */
 void colour_legend(WINDOW *w, int y, int x, double lo, double hi, const char *label);
+/* The same with words at the ends ("lowest [ramp] highest  label"). */
+void colour_legend_text(WINDOW *w, int y, int x, const char *lo, const char *hi,
+			const char *label);
 /* The monochrome glyph of a step. */
 char colour_glyph(int step);
 
@@ -222,6 +225,7 @@ struct home_state {
 	int64_t *run_ids, *model_ids;
 	int pane;          /* 0 runs, 1 models */
 	int sel[2], top[2];
+	int loaded;        /* read from the store since the start (home_draw) */
 };
 
 struct calib_state {
@@ -238,7 +242,13 @@ struct heat_state {
 	int angular;       /* showing the d(l, n) matrix */
 	int all_tokens;    /* angular view: all tokens instead of the last */
 	int acol;          /* angular view cursor: span n */
+	int scale;         /* HEAT_SCALE_*: how values map to colours */
 };
+
+/* The heatmap's colour scales: one range over every column, each
+ * column its own range, or the rank within the column (one outlier
+ * then cannot wash out the other cells). */
+enum { HEAT_SCALE_GLOBAL, HEAT_SCALE_COLUMN, HEAT_SCALE_RANK, HEAT_SCALE_N };
 
 /* one measured mask of the open model, for the charts */
 struct res_pt {
@@ -260,7 +270,7 @@ struct sql_state {
 	int editing;
 	struct grid g;
 	int top, left, sel;
-	char msg[256];
+	char msg[4400];     /* the line under the query (room for the store's path) */
 };
 
 /* the current mask's measured figures, from the store or a job */
