@@ -99,6 +99,7 @@ const char *draw_time(double s, char *buf, size_t cap);
 struct chart_pt {
 	double x, y;
 	int mark;   /* 1: drawn with the frontier glyph '*' */
+	char label; /* not 0: drawn as this character instead */
 };
 struct chart_series {
 	const char *name;
@@ -107,7 +108,9 @@ struct chart_series {
 	struct chart_pt *pt;
 	int connect;  /* draw a line between consecutive points */
 };
-/* An x/y chart in the box (y0, x0, h, w) with axis labels. */
+/* An x/y chart in the box (y0, x0, h, w) with axis labels.  An axis
+ * whose positive values span two decades or more is logarithmic, its
+ * label marked "(log)"; the y axis is labelled at its ends and middle. */
 void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
 		const char *ylabel, const struct chart_series *s, int n_series);
 
@@ -263,6 +266,10 @@ struct results_state {
 	int sel, top;
 	struct res_pt *pt;
 	int n_pt;
+	/* the charts' ppl: one data file and settings (the workbench's own
+	 * evaluation when the store has it, else the most measured) */
+	char data_name[256], data_sha[65], data_settings[128];
+	int n_data;        /* data file and settings pairs with a ppl */
 };
 
 struct sql_state {
