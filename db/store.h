@@ -10,6 +10,9 @@
  *     is not a strata store (foreign application_id, or tables of its
  *     own and no strata marks), is refused with a message naming it and
  *     is never written to;
+ *   - so is a damaged store (PRAGMA quick_check on open, and before the
+ *     first write after a failed statement); the message says how to
+ *     recover its data;
  *   - the schema is versioned with PRAGMA user_version; forward
  *     migrations run in order, each in its own IMMEDIATE transaction,
  *     and a file newer than this build understands is refused;
@@ -74,9 +77,10 @@ int store_schema_version(struct store *s);
 const char *store_file(const struct store *s);
 
 /*
- * Fault injection for tests: before each row of a multi-row write, the
- * store calls fault(ud, what); a nonzero return makes that step fail as
- * an I/O error would (the transaction is rolled back).  NULL turns it off.
+ * Fault injection for tests: before each row it writes, the store calls
+ * fault(ud, what) with the row's table; a nonzero return makes that step
+ * fail as an I/O error would (the transaction is rolled back).  NULL
+ * turns it off.
  */
 void store_set_fault(struct store *s, int (*fault)(void *ud, const char *what),
 		     void *ud);

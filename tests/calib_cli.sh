@@ -109,6 +109,14 @@ if need model models/stories260K/stories260K.gguf &&
 	"$S" sql --db "$db" --write "CREATE TABLE notes (run INTEGER, note TEXT)"; rc=$?
 	is "$rc" 0 "sql --write runs a write"
 	is "$(sqlv "SELECT count(*) FROM sqlite_master WHERE name = 'notes'")" 1 "... which changed the store"
+	# fts3_tokenizer() hands out an address, and with --write took one (a forged one crashed)
+	"$S" sql --db "$db" "SELECT hex(fts3_tokenizer('simple'))" > "$tmp/out" 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "sql refuses fts3_tokenizer()"
+	contains "$(cat "$tmp/err")" "fts3_tokenizer() is not allowed" "... saying so"
+	"$S" sql --db "$db" --write "SELECT fts3_tokenizer('x', X'0102030405060708');
+		CREATE VIRTUAL TABLE f USING fts3(a, tokenize=x)" > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "sql --write refuses fts3_tokenizer() too (no crash)"
+	contains "$(cat "$tmp/err")" "fts3_tokenizer() is not allowed" "... saying so"
 	"$S" sql --db "$tmp/none.db" "SELECT 1" > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 1 "sql on a missing store exits 1"
 	contains "$(cat "$tmp/err")" "none.db" "... naming it"

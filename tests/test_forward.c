@@ -226,6 +226,107 @@ static void check_prefill_vs_decode(const struct model *m)
 	fwd_free(b);
 }
 
+/*
+ * fwd_eval_packed: three sequences in one call -- a shared context of 37
+ * tokens with two continuations (29 and 41 tokens) seeing it, and an
+ * unrelated 45-token sequence -- give the logits of each sequence run
+ * alone, on every kernel path, over several query blocks and at
+ * block boundaries that fall inside sequences.
+ */
+static void check_packed(const struct model *m)
+{
+	static const char *paths[] = { "scalar", "avx2", "avx512", "avx512bf16" };
+	enum { NC = 37, NA = 29, NB = 41, NO = 45, T = NC + NA + NB + NO };
+	int32_t tok[T], pos[T], clo[T], chi[T], olo[T], rows[T], seq[NC + NB];
+	int nv = m->hp.n_vocab, t, k, n = 0;
+	const char *saved = kern_name();
+	float *lp = malloc(sizeof(float) * T * nv), *ref = malloc(sizeof(float) * (NC + NB) * nv);
+	struct fwd_pack pk = { pos, clo, chi, olo, rows, T };
+	size_t p;
+
+	for (t = 0; t < T; t++) {
+		tok[t] = t == 0 || t == NC + NA + NB ? 1 : (t * 61 + 5) % nv;
+		rows[t] = t;
+		if (t < NC) {	/* the context */
+			pos[t] = t; clo[t] = chi[t] = olo[t] = 0;
+		} else if (t < NC + NA) {	/* continuation a */
+			pos[t] = t; clo[t] = 0; chi[t] = NC; olo[t] = NC;
+		} else if (t < NC + NA + NB) {	/* continuation b */
+			pos[t] = t - NA; clo[t] = 0; chi[t] = NC; olo[t] = NC + NA;
+		} else {	/* another sequence */
+			pos[t] = t - (NC + NA + NB); clo[t] = chi[t] = olo[t] = NC + NA + NB;
+		}
+	}
+	for (p = 0; p < sizeof paths / sizeof *paths; p++) {
+		struct st_err err = { 0, "" };
+		struct fwd_state *s, *r;
+		double md = 0;
+
+		if (kern_select(paths[p]) != 0) {
+			printf("ok %d # SKIP cpu has no %s\n", ++tap_count, paths[p]);
+			continue;
+		}
+		s = fwd_new(m, NULL, 256, 256, &err);
+		r = fwd_new(m, NULL, 256, 256, &err);
+		fwd_eval(s, tok, 3, NULL, 0, NULL, &err); /* a cache in use is ignored */
+		is_int(fwd_eval_packed(s, tok, T, &pk, lp, NULL, &err), 0, "%s: packed call: %s",
+		       paths[p], err.msg);
+		is_int(fwd_pos(s), 0, "%s: packed call leaves position 0", paths[p]);
+		/* context + a alone */
+		fwd_eval(r, tok, NC + NA, ref, 1, NULL, &err);
+		for (t = 0; t < NC + NA; t++)
+			for (k = 0; k < nv; k++)
+				md = fmax(md, fabs(ref[(size_t)t * nv + k] - lp[(size_t)t * nv + k]));
+		/* context + b alone */
+		memcpy(seq, tok, sizeof(int32_t) * NC);
+		memcpy(seq + NC, tok + NC + NA, sizeof(int32_t) * NB);
+		fwd_reset(r);
+		fwd_eval(r, seq, NC + NB, ref, 1, NULL, &err);
+		for (t = NC; t < NC + NB; t++)
+			for (k = 0; k < nv; k++)
+				md = fmax(md, fabs(ref[(size_t)t * nv + k] -
+						   lp[(size_t)(t + NA) * nv + k]));
+		/* the other sequence alone */
+		fwd_reset(r);
+		fwd_eval(r, tok + NC + NA + NB, NO, ref, 1, NULL, &err);
+		for (t = 0; t < NO; t++)
+			for (k = 0; k < nv; k++)
+				md = fmax(md, fabs(ref[(size_t)t * nv + k] -
+						   lp[(size_t)(t + NC + NA + NB) * nv + k]));
+		is_close(md, 0, TOL, "%s: packed logits = each sequence alone (max diff %.2g)",
+			 paths[p], md);
+		n++;
+		fwd_free(s);
+		fwd_free(r);
+	}
+	kern_select(saved);
+	{	/* chosen rows only, and a bad range refused */
+		struct st_err err = { 0, "" };
+		struct fwd_state *s = fwd_new(m, NULL, 256, 256, &err);
+		int32_t two[2] = { NC - 1, T - 1 };
+		struct fwd_pack p2 = pk;
+		double md = 0;
+
+		fwd_eval_packed(s, tok, T, &pk, lp, NULL, &err);
+		memcpy(ref, lp + (size_t)(NC - 1) * nv, sizeof(float) * nv);
+		memcpy(ref + nv, lp + (size_t)(T - 1) * nv, sizeof(float) * nv);
+		p2.rows = two;
+		p2.n_rows = 2;
+		is_int(fwd_eval_packed(s, tok, T, &p2, lp, NULL, &err), 0, "two chosen rows");
+		for (k = 0; k < 2 * nv; k++)
+			md = fmax(md, fabs(ref[k] - lp[k]));
+		is_close(md, 0, TOL, "chosen rows equal the same rows of all (max diff %.2g)", md);
+		olo[NC + 3] = NC + 5;
+		ok(fwd_eval_packed(s, tok, T, &pk, lp, NULL, &err) == ST_EINVAL &&
+		   strstr(err.msg, "packed token"), "own sequence starting after the token refused: %s",
+		   err.msg);
+		olo[NC + 3] = NC;
+		fwd_free(s);
+	}
+	free(lp);
+	free(ref);
+}
+
 /* ---- observer ---- */
 
 struct rec {
@@ -548,6 +649,7 @@ int main(void)
 			if (gold)
 				check_simd_paths(m, gold);
 			check_prefill_vs_decode(m);
+			check_packed(m);
 			check_observer_and_masks(m);
 			check_threads(m);
 			check_errors(m);

@@ -79,6 +79,18 @@ int main(void)
 	human("", 5, "attn=;mlp=");
 	human("block=0-4", 5, "block=0-4");
 
+	need = mask_text_human("attn=3-4;mlp=3-4", small, sizeof small);
+	ok(need == strlen("block=3-4") && strcmp(small, "block=3") == 0,
+	   "mask_text_human from the text alone: 'block=3-4' (truncated '%s')", small);
+	{
+		char big[64];
+
+		mask_text_human("attn=1,30-31;mlp=30-31", big, sizeof big);
+		ok(!strcmp(big, "block=30-31;attn=1"), "... for any depth ('%s')", big);
+		mask_text_human("atn=1", big, sizeof big);
+		ok(!strcmp(big, "atn=1"), "... and text that does not parse is kept ('%s')", big);
+	}
+
 	bad("attn=5", 5, "position 6");
 	bad("attn=5", 5, "out of range");
 	bad("attn=1,x", 5, "position 8");

@@ -324,6 +324,65 @@ static void test_real_params(void)
 	model_free(m);
 }
 
+/*
+ * plan_stability: chunks whose attn scores put layer 3 clearly lowest
+ * give a share of 1; chunks that disagree half and half on layers 1 and
+ * 3 (one chunk in two prefers each) give a share near 1/2; the share is
+ * reproducible from its seed and computed over the first n chunks only.
+ */
+static void test_stability(void)
+{
+	struct model_hparams hp = shape();
+	struct calib_result *r = calib_result_new(L, 40, 128);
+	struct plan_opts o;
+	struct st_err err = { 0, "" };
+	double v[256], share = -1, again = -1;
+	int c, l, n;
+
+	plan_opts_init(&o);
+	o.method = PLAN_ATTN;
+	o.n = 1;
+	for (c = 0; c < 40; c++) {
+		for (n = 0; n < calib_n_values(L); n++)
+			v[n] = 0.5;
+		for (l = 0; l < L; l++) {
+			double a = 0.5 + 0.01 * l;
+
+			if (l == 3)
+				a = c < 20 ? 0.99 : (c % 2 ? 0.95 : 0.60);
+			if (l == 1)
+				a = c < 20 ? 0.70 : (c % 2 ? 0.60 : 0.94);
+			v[calib_value_index(L, CALIB_COS, l, SITE_ATTN, 0)] = a;
+			v[calib_value_index(L, CALIB_COS, l, SITE_MLP, 0)] = 0.5;
+			v[calib_value_index(L, CALIB_COS, l, SITE_BLOCK, 0)] = 0.5;
+		}
+		calib_result_set_chunk(r, c, v);
+	}
+	is_int(plan_stability(&hp, r, 20, &o, 200, 7, &share, &err), 0, "stability: %s", err.msg);
+	is_close(share, 1.0, 0, "layer 3 lowest in every chunk: share 1 (%g)", share);
+	/* chunks 20..39 alternate: over 20..39 alone the two layers tie on
+	 * average, so resamples split; over 0..39 layer 3 still wins mostly */
+	is_int(plan_stability(&hp, r, 40, &o, 400, 7, &share, &err), 0, "stability over 40");
+	ok(share > 0.9 && share <= 1, "40 chunks, 20 of them disagreeing: share %g > 0.9", share);
+	{
+		struct calib_result *h = calib_result_new(L, 20, 128);
+
+		for (c = 0; c < 20; c++)
+			calib_result_set_chunk(h, c, r->chunk + (size_t)(20 + c) * r->n_values);
+		is_int(plan_stability(&hp, h, 20, &o, 400, 7, &share, &err), 0, "stability, split");
+		ok(share > 0.3 && share < 0.7, "chunks split half and half: share %g near 1/2", share);
+		is_int(plan_stability(&hp, h, 20, &o, 400, 7, &again, &err), 0, "again");
+		is_close(again, share, 0, "the same seed gives the same share");
+		calib_result_free(h);
+	}
+	ok(plan_stability(&hp, r, 41, &o, 10, 1, &share, &err) == ST_EINVAL,
+	   "more chunks than finished refused: %s", err.msg);
+	o.n = 9;
+	ok(plan_stability(&hp, r, 10, &o, 10, 1, &share, &err) == ST_EINVAL,
+	   "an impossible plan is plan_make's error: %s", err.msg);
+	calib_result_free(r);
+}
+
 int main(void)
 {
 	test_layout();
@@ -331,5 +390,6 @@ int main(void)
 	test_ties_and_nan();
 	test_from_mask();
 	test_real_params();
+	test_stability();
 	return tap_done();
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -729,6 +730,211 @@ static void test_open_twice(void)
 	store_close(s1);
 }
 
+/* ---- damaged stores ---- */
+
+enum { PAGE = 4096 };
+
+/* A store of many pages: fill_v1 and n sweep points with 200-byte masks
+ * (about 60 rows a page).  Closed, so that the WAL is checkpointed into
+ * the file.  Returns its number of pages, 0 on failure. */
+static long big_store(const char *p, int n)
+{
+	static const char fill[] =
+		"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?2)"
+		" INSERT INTO sweeps (run_id, method, tasks, k, mask)"
+		" SELECT ?1, 'attn', 'ppl', i, printf('%0200d', i) FROM n";
+	struct store *s = NULL;
+	struct st_err err = {0};
+	int64_t model = 0, data = 0, run;
+	struct stat sb;
+
+	if (store_open(p, 0, &s, &err) < 0)
+		return 0;
+	run = fill_v1(s, &model, &data);
+	{
+		struct store_value v[2] = {store_int(run), store_int(n)};
+
+		if (store_query(s, fill, STORE_Q_WRITE, v, 2, NULL, NULL, NULL, &err) < 0)
+			diag("big_store: %s", err.msg);
+	}
+	store_close(s);
+	return stat(p, &sb) == 0 ? (long)(sb.st_size / PAGE) : 0;
+}
+
+/* Flip the first 64 bytes (b-tree page header and cell pointers) of
+ * page pg (1-based), as a bad sector or a stray write would. */
+static int flip_page(const char *p, long pg)
+{
+	unsigned char b[64];
+	int fd = open(p, O_RDWR);
+	int rc = -1;
+
+	if (fd < 0)
+		return -1;
+	if (pread(fd, b, sizeof b, (pg - 1) * PAGE) == (ssize_t)sizeof b) {
+		for (size_t i = 0; i < sizeof b; i++)
+			b[i] ^= 0xa5;
+		rc = pwrite(fd, b, sizeof b, (pg - 1) * PAGE) == (ssize_t)sizeof b ? 0 : -1;
+	}
+	close(fd);
+	return rc;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void test_damaged(void)
+{
+	const char *p = tpath("damaged.db");
+	struct store *s = NULL;
+	struct st_err err = {0};
+	unsigned char *before, *after;
+	size_t nb = 0, na = 0;
+	double t0;
+	long pages = big_store(p, 8000);
+
+	ok(pages > 100, "a store of many pages is made (%ld)", pages);
+	t0 = now_s();
+	is_int(store_open(p, STORE_NOCREATE, &s, &err), 0, "while sound it opens");
+	diag("opening a store of %ld pages, quick_check included: %.1f ms", pages,
+	     1e3 * (now_s() - t0));
+	store_close(s);
+	s = NULL;
+
+	ok(flip_page(p, pages / 2) == 0, "page %ld of %ld damaged on purpose", pages / 2, pages);
+	before = slurp(p, &nb);
+	err.msg[0] = '\0';
+	ok(store_open(p, STORE_NOCREATE, &s, &err) < 0 && !s, "a store with a damaged page is refused");
+	is_int(err.code, ST_EFORMAT, "... as malformed");
+	has_str(err.msg, "damaged.db", "... naming it");
+	has_str(err.msg, "is damaged", "... saying it is damaged");
+	has_str(err.msg, ".recover", "... and how to recover it (the sqlite3 shell's .recover)");
+	after = slurp(p, &na);
+	ok(before && after && na == nb && memcmp(before, after, nb) == 0,
+	   "... and its bytes are unchanged");
+	free(before);
+	free(after);
+	ok(store_open(p, 0, &s, &err) < 0 && !s, "... also when it may be created");
+
+	/* Damage that appears while the store is open (another process, the
+	 * disk): a failed statement makes the next write check first. */
+	p = tpath("damaged2.db");
+	pages = big_store(p, 8000);
+	if (store_open(p, STORE_NOCREATE, &s, &err) < 0) {
+		ok(0, "open damaged2.db: %s", err.msg);
+		return;
+	}
+	store_query(s, "PRAGMA shrink_memory", 0, NULL, 0, NULL, NULL, NULL, &err);
+	flip_page(p, pages / 2);
+	before = slurp(p, &nb);
+	ok(store_query(s, "SELECT nonsense FROM nowhere", 0, NULL, 0, NULL, NULL, NULL, &err) < 0,
+	   "a statement fails");
+	err.msg[0] = '\0';
+	ok(store_sweep_put(s, 1, "mlp", "ppl", 1, "", &err) < 0,
+	   "the next write checks the store and refuses it");
+	has_str(err.msg, "is damaged", "... saying it is damaged");
+	has_str(err.msg, ".recover", "... and how to recover it");
+	ok(store_run_set_status(s, 1, STORE_DONE, 0, &err) < 0, "so does every write after it");
+	ok(store_query(s, "DELETE FROM sweeps", STORE_Q_WRITE, NULL, 0, NULL, NULL, NULL, &err) < 0,
+	   "... a written query included");
+	store_close(s);
+	after = slurp(p, &na);
+	ok(before && after && na == nb && memcmp(before, after, nb) == 0,
+	   "the file's bytes are unchanged after all of it and the close");
+	free(before);
+	free(after);
+}
+
+/* In a child whose files may not grow past limit bytes (RLIMIT_FSIZE,
+ * SIGXFSZ ignored: the write fails instead), open the store at p and,
+ * when rows, write that many chunks of a new run; the error message
+ * comes back through buf.  Returns the child's exit status. */
+static int write_limited(const char *p, long limit, int chunks, char *buf, size_t cap)
+{
+	int fds[2];
+	pid_t pid;
+	int status = -1;
+	ssize_t got;
+
+	buf[0] = '\0';
+	if (pipe(fds) < 0)
+		return -1;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = {(rlim_t)limit, (rlim_t)limit};
+		struct store *c = NULL;
+		struct st_err err = {0};
+		int64_t model = 0, data = 0, run = 0;
+		int rc;
+
+		close(fds[0]);
+		signal(SIGXFSZ, SIG_IGN);
+		setrlimit(RLIMIT_FSIZE, &rl);
+		rc = store_open(p, 0, &c, &err);
+		if (rc == 0 && chunks > 0) {
+			struct store_model m = fake_model("ee", "/m");
+			struct store_dataset d = {"ff", "/d", NULL, 1};
+			struct store_run_key k;
+			int nv = calib_n_values(NL);
+			double v[64];
+
+			if ((rc = store_model_put(c, &m, &model, &err)) == 0 &&
+			    (rc = store_dataset_put(c, &d, &data, &err)) == 0) {
+				k = key_for(model, data, 32);
+				rc = store_run_begin(c, &k, &prov, chunks, &run, &err);
+			}
+			for (int ch = 0; rc == 0 && ch < chunks; ch++) {
+				chunk_values(ch, v, nv);
+				rc = store_chunk_put(c, run, 0, ch, NL, 32, v, nv, &err);
+			}
+		}
+		if (write(fds[1], err.msg, strlen(err.msg)) < 0)
+			rc = -1;
+		store_close(c);
+		_exit(rc < 0 ? 1 : 0);
+	}
+	close(fds[1]);
+	got = read(fds[0], buf, cap - 1);
+	buf[got > 0 ? got : 0] = '\0';
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_disk_full(void)
+{
+	char msg[1024];
+	const char *p = tpath("full.db");
+	struct store *s = NULL;
+	struct st_err err = {0};
+
+	/* opening a new store: the schema does not fit in 16 KiB */
+	is_int(write_limited(p, 16384, 0, msg, sizeof msg), 1,
+	       "opening a new store on a full disk fails");
+	diag("%s", msg);
+	has_str(msg, "disk full", "... saying the disk is full");
+	has_str(msg, "full.db", "... naming the store");
+
+	/* writing to an open one */
+	unlink(p);
+	if (store_open(p, 0, &s, &err) < 0) {
+		ok(0, "open full.db: %s", err.msg);
+		return;
+	}
+	store_close(s);
+	is_int(write_limited(p, 256 * 1024, 10000, msg, sizeof msg), 1,
+	       "writing chunks until the disk is full fails");
+	diag("%s", msg);
+	has_str(msg, "disk full", "... saying the disk is full");
+	has_str(msg, "full.db", "... naming the store");
+}
+
 static int count_rows(void *ud, int stmt, int n, const char *const *names,
 		      const struct store_value *v)
 {
@@ -771,6 +977,29 @@ static void test_queries(void)
 	ok(store_query(s, "DELETE FROM models", STORE_Q_WRITE, NULL, 0, NULL, NULL, NULL, &err) < 0,
 	   "foreign keys protect a model that runs refer to");
 	has_str(err.msg, "FOREIGN KEY", "... with SQLite's message");
+
+	/* fts3_tokenizer('simple') returns a pointer into the process (an
+	 * address leak); with a second argument it installs one (a forged
+	 * pointer crashes on the next fts3 table). Refused in both modes. */
+	err.msg[0] = '\0';
+	ok(store_query(s, "SELECT hex(fts3_tokenizer('simple'))", 0, NULL, 0, NULL, NULL, NULL,
+		       &err) < 0, "fts3_tokenizer() is refused read-only");
+	has_str(err.msg, "fts3_tokenizer() is not allowed", "... naming it");
+	err.msg[0] = '\0';
+	ok(store_query(s, "SELECT hex(fts3_tokenizer('simple'))", STORE_Q_WRITE, NULL, 0, NULL,
+		       NULL, NULL, &err) < 0, "... and with STORE_Q_WRITE");
+	has_str(err.msg, "fts3_tokenizer() is not allowed", "... naming it");
+	ok(store_query(s, "SELECT FTS3_TOKENIZER('x', X'0102030405060708');"
+		       " CREATE VIRTUAL TABLE f USING fts3(a, tokenize=x)", STORE_Q_WRITE, NULL, 0,
+		       NULL, NULL, NULL, &err) < 0,
+	   "a forged tokenizer pointer is refused, not followed");
+	has_str(err.msg, "fts3_tokenizer() is not allowed", "... whatever its case");
+	ok(store_query(s, "SELECT load_extension('/nonexistent')", STORE_Q_WRITE, NULL, 0, NULL,
+		       NULL, NULL, &err) < 0, "load_extension() is refused");
+	ok(store_query(s, "PRAGMA writable_schema = 1; UPDATE sqlite_master SET sql = ''"
+		       " WHERE name = 'scores'", STORE_Q_WRITE, NULL, 0, NULL, NULL, NULL, &err) < 0,
+	   "the schema cannot be written behind SQLite's back (defensive), even with STORE_Q_WRITE");
+	is_int(q_int(s, "SELECT count(*) FROM scores"), 3 * NL - 3, "the store still answers");
 	store_close(s);
 }
 
@@ -880,6 +1109,8 @@ int main(void)
 	test_open_twice();
 	test_queries();
 	test_concurrent();
+	test_damaged();
+	test_disk_full();
 	test_paths();
 	return tap_done();
 }

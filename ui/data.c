@@ -19,11 +19,14 @@
 
 #include "ui/ui.h"
 
+#include "app/calibrate.h"
+#include "app/plan.h"
+#include "app/provenance.h"
+#include "app/resolve.h"
 #include "method/calib.h"
 #include "method/dataset.h"
 #include "model/mask.h"
 #include "measure/speed.h"
-#include "cli/store_cli.h"
 
 /* ---- a run's scores ---- */
 
@@ -157,8 +160,30 @@ double scores_imp(const struct run_scores *r, int site, int layer)
 
 /* ---- the model ---- */
 
+/* The interface thread's view for the application layer: the store
+ * (the interface holds ui_store_mu already), no notes. */
+static void ui_env(struct tui *t, struct app_env *env)
+{
+	memset(env, 0, sizeof *env);
+	env->s = t->s;
+}
+
+/* Hub downloads while the screen is put away: one line per file and
+ * its percentage, on stderr. */
+static int fetch_progress(void *ud, const struct hub_progress *p)
+{
+	(void)ud;
+	if (p->state == HUB_P_DATA && p->file_total)
+		fprintf(stderr, "\rstrata: %s %3d%%", p->file,
+			(int)(100.0 * (double)p->file_done / (double)p->file_total));
+	else if (p->state == HUB_P_DONE || p->state == HUB_P_CACHED)
+		fprintf(stderr, "\rstrata: %s done\n", p->file);
+	return 0;
+}
+
 int tui_load_model(struct tui *t, const char *path)
 {
+	static char local[4096];
 	struct st_err err = {0};
 	struct model *m = NULL;
 	struct store_model sm;
@@ -172,18 +197,20 @@ int tui_load_model(struct tui *t, const char *path)
 	}
 	if (!strncmp(path, "hf:", 3)) {
 		/* a hub id: fetched in the plain terminal, where its progress shows */
-		const char *local;
+		struct app_env env;
+		int rc;
 
+		ui_env(t, &env);
+		env.hub_progress = fetch_progress;
 		def_prog_mode();
 		endwin();
 		fprintf(stderr, "strata: fetching %s\n", path);
-		local = cli_resolve_path(path, CLI_PATH_MODEL);
+		rc = app_resolve(&env, path, APP_REF_MODEL, local, sizeof local, &err);
 		reset_prog_mode();
 		clearok(curscr, TRUE);
 		t->dirty_top = t->dirty_body = t->dirty_bar = 1;
-		if (!local) {
-			tui_err(t, "cannot fetch %s (no network, no access, or no such repository; "
-				"strata pull says which)", path);
+		if (rc < 0) {
+			tui_err(t, "cannot fetch %s: %s", path, err.msg);
 			return -1;
 		}
 		path = local;
@@ -239,28 +266,6 @@ int tui_load_model(struct tui *t, const char *path)
 
 /* ---- runs ---- */
 
-/* The run's chunk values, for plans (as strata plan reads them). */
-static struct calib_result *load_result(struct store *s, int64_t id, int L, struct st_err *err)
-{
-	struct store_run run;
-	struct calib_result *r;
-	int n = 0;
-
-	if (store_run_get(s, id, &run, err) < 0)
-		return NULL;
-	r = calib_result_new(L, run.chunks_total, run.seq_len);
-	if (!r) {
-		st_errf(err, ST_ENOMEM, "out of memory");
-		return NULL;
-	}
-	if (store_chunks_get(s, id, 0, r, &n, err) < 0) {
-		calib_result_free(r);
-		return NULL;
-	}
-	calib_result_finish(r);
-	return r;
-}
-
 int tui_open_run(struct tui *t, int64_t run)
 {
 	struct st_err err = {0};
@@ -296,7 +301,13 @@ int tui_open_run(struct tui *t, int64_t run)
 	scores_free(t->cur);
 	t->cur = r;
 	calib_result_free(t->cur_res);
-	t->cur_res = load_result(t->s, run, r->n_layer, &err);
+	{
+		struct app_env env;
+
+		/* the run's chunk values, for plans (as strata plan reads them) */
+		ui_env(t, &env);
+		t->cur_res = app_run_result(&env, &sr, r->n_layer, &err);
+	}
 	if (t->heat.layer >= r->n_layer)
 		t->heat.layer = 0;
 	/* compare columns must have the same depth */
@@ -452,7 +463,7 @@ static void lookup_measured(struct tui *t)
 		t->meas.have_eval = found == 2;
 		t->meas.eval_cached = found == 2;
 	}
-	cli_provenance(&prov);
+	app_provenance(&prov);
 	job_bench_settings(t->m, settings, sizeof settings);
 	{
 		struct store_bench_key key = {t->model_id, t->mask_key, settings, prov.host};
@@ -539,37 +550,12 @@ int tui_apply_plan(struct tui *t, const char *spec)
 	t->mask = mask_dup(p->mask);
 	{
 		/* kept in the store as strata plan would keep it */
-		struct store_plan sp;
-		const char *sites[256];
-		int layers[256];
-		double imp[256];
+		struct app_env env;
 		char mt[4096];
-		int64_t id;
 
+		ui_env(t, &env);
 		mask_format(p->mask, mt, sizeof mt);
-		memset(&sp, 0, sizeof sp);
-		sp.run_id = t->cur->run;
-		sp.model_id = t->model_id;
-		sp.method = plan_method_name(po.method);
-		sp.n = n;
-		sp.mask = mt;
-		sp.n_attn = p->effect.attn_dropped;
-		sp.n_mlp = p->effect.mlp_dropped;
-		sp.range_first = p->range_first;
-		sp.range_last = p->range_last;
-		sp.params = p->effect.params;
-		sp.kv_bytes_per_token = p->effect.kv_bytes_per_token;
-		sp.flops_per_token = p->effect.flops_per_token;
-		sp.n_drop = p->n_drop < 256 ? p->n_drop : 256;
-		for (int i = 0; i < sp.n_drop; i++) {
-			layers[i] = p->drop[i].layer;
-			sites[i] = site_name(p->drop[i].site);
-			imp[i] = p->drop[i].importance;
-		}
-		sp.drop_layer = layers;
-		sp.drop_site = sites;
-		sp.drop_importance = imp;
-		if (store_plan_put(t->s, &sp, &id, &err) < 0)
+		if (app_plan_store(&env, t->cur->run, t->model_id, p, n, 0, 0, mt, NULL, &err) < 0)
 			tui_err(t, "%s", err.msg);
 	}
 	plan_free(p);

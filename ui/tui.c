@@ -26,7 +26,6 @@
 
 #include "method/calib.h"
 #include "model/mask.h"
-#include "cli/store_cli.h"
 
 #define ALL 0xffffu
 #define S(x) (1u << (x))

@@ -118,8 +118,8 @@ int cmd_pull(int argc, char **argv);
  * resolve.c: a model or data argument that is not a plain file --
  * hf:[datasets/]ORG/NAME[@REV][/FILE] (through the hub cache, fetched
  * when missing) or, for data, a name in the dataset catalogue -- as a
- * local path.  Anything else is returned as it is.  NULL on failure
- * (reported); the path lives until exit.
+ * local path (app_resolve).  Anything else is returned as it is.  NULL
+ * on failure (reported); the path lives until exit.
  */
 enum cli_path_kind { CLI_PATH_MODEL, CLI_PATH_DATA };
 const char *cli_resolve_path(const char *arg, enum cli_path_kind kind);
@@ -128,18 +128,6 @@ const char *cli_resolve_path(const char *arg, enum cli_path_kind kind);
 struct hub_progress;
 int cli_hub_progress(void *ud, const struct hub_progress *p);
 
-/* One entry of the dataset catalogue (data/datasets.tsv). */
-struct cli_dataset {
-	char name[64], repo[256], revision[128], file[1024], sha256[65];
-	char license[64], format[64];
-	unsigned long long size;
-};
-/* $STRATA_DATASETS, else data/datasets.tsv, else the installed copy. */
-const char *cli_catalogue_path(void);
-/* 1 found, 0 absent, -1 unreadable catalogue (not reported). */
-int cli_catalogue_find(const char *name, struct cli_dataset *d);
-/* Fetch (or find in the cache) an entry's file; 0 or -1 (reported). */
-int cli_fetch_dataset(const struct cli_dataset *d, char *path, size_t cap);
 int cmd_tui(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/measure.h"
 #include "cli/cli.h"
 #include "model/mask.h"
-#include "cli/measure.h"
 #include "model/model.h"
 #include "measure/speed.h"
 #include "cli/store_cli.h"
@@ -110,9 +110,10 @@ int cmd_bench(int argc, char **argv)
 		{"cached", no_argument, NULL, 'C'},
 		{"no-store", no_argument, NULL, 'N'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct measure_store ms = {0};
+	struct app_measure ms;
+	struct app_env env = {0};
 	const char *db = NULL;
-	int use_cache = 0, cached = 0;
+	int use_cache = 0, cached = 0, no_store = 0;
 	struct common_opts co = {0, OUT_TEXT};
 	struct st_err err = {0};
 	struct speed_result res = {0};
@@ -153,7 +154,7 @@ int cmd_bench(int argc, char **argv)
 			use_cache = 1;
 			break;
 		case 'N':
-			ms.no_store = 1;
+			no_store = 1;
 			break;
 		case OPT_DB:
 			db = optarg;
@@ -195,8 +196,9 @@ int cmd_bench(int argc, char **argv)
 	so.decode_prefill = BENCH_PREFILL;
 	so.repeat = (int)repeat;
 	so.seed = 1;
-	measure_store_open(&ms, "bench", db, m);
-	if (measure_bench(m, mask, &so, &ms, use_cache, &res, &cached, &err) < 0) {
+	cli_env(&env, "bench", cli_measure_open("bench", db, no_store));
+	app_measure_init(&ms, &env, m, 0);
+	if (app_bench(m, mask, &so, &ms, use_cache, &res, &cached, &err) < 0) {
 		cli_error("%s: %s", argv[optind], err.msg);
 		goto out;
 	}
@@ -257,7 +259,7 @@ int cmd_bench(int argc, char **argv)
 	}
 	rc = EXIT_OK;
 out:
-	measure_store_close(&ms);
+	store_close(env.s);
 	speed_result_free(&res);
 	mask_free(mask);
 	model_free(m);

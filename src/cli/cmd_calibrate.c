@@ -1,21 +1,11 @@
 /*
  * cmd_calibrate: `strata calibrate MODEL DATA` -- the paper's importance
  * scores (and the angular distances of Gromov et al.), kept in the
- * store.
- *
- * The store is the memory of this command: the model is identified by
- * its content fingerprint and the data by its sha256, so the same
- * calibration asked again is answered from the store at once ("cached")
- * unless --force.  Each chunk's values are written (one transaction per
- * chunk) as soon as the chunk is done, so Ctrl-C (or a crash) loses at
- * most the chunk in flight and --resume continues from the last
- * finished one; since the scores are a function of the per-chunk values
- * only, a resumed run gives the same scores bit for bit.
- *
- * Test hooks (environment, not documented for users):
- * STRATA_TEST_CANCEL_AFTER=N cancels as Ctrl-C would once N chunks are
- * done; STRATA_TEST_KILL_AFTER=N kills the process with SIGKILL then (a
- * crash); STRATA_TEST_CHUNK_DELAY_MS=N sleeps after each chunk.
+ * store.  The calibration itself, with its cache, resume and iterative
+ * mode, is app_calibrate (app/calibrate.h); this parses the options,
+ * shows progress, reports and prints the run in the chosen --format.
+ * Ctrl-C stops after the chunk in flight (its finished chunks kept;
+ * --resume continues); test hooks in store_cli.h.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,13 +19,13 @@
 
 #include <jansson.h>
 
-#include "method/calib.h"
+#include "app/calibrate.h"
 #include "cli/cli.h"
-#include "method/dataset.h"
+#include "cli/store_cli.h"
+#include "method/calib.h"
+#include "method/plan.h"
 #include "model/mask.h"
 #include "model/model.h"
-#include "method/plan.h"
-#include "cli/store_cli.h"
 
 static const char help[] =
 	"usage: strata calibrate MODEL DATA [options]\n"
@@ -54,251 +44,6 @@ static const char help[] =
 	"  --force            recompute even if the store has this calibration\n"
 	"  --resume           continue an interrupted calibration from its last finished chunk\n"
 	DB_HELP;
-
-enum { N_BOOT = 1000 };
-#define BOOT_SEED 20240611u
-
-/* ---- one calibration's bookkeeping, shared by one-shot and iterative ---- */
-
-struct calib_ctx {
-	struct store *s;
-	int64_t run;
-	int pass, n_pass;          /* iterative: current pass, passes planned */
-	int n_layer, seq_len;
-	int tty;
-	int cancel_after, kill_after, delay_ms; /* test hooks */
-	double last_print;
-	struct st_err store_err;   /* a failure inside pass_done */
-};
-
-static int env_int(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? atoi(v) : 0;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static void ctx_init(struct calib_ctx *c, struct store *s, int64_t run, int n_layer, int seq_len)
-{
-	memset(c, 0, sizeof *c);
-	c->s = s;
-	c->run = run;
-	c->n_layer = n_layer;
-	c->seq_len = seq_len;
-	c->tty = isatty(STDERR_FILENO);
-	c->cancel_after = env_int("STRATA_TEST_CANCEL_AFTER");
-	c->kill_after = env_int("STRATA_TEST_KILL_AFTER");
-	c->delay_ms = env_int("STRATA_TEST_CHUNK_DELAY_MS");
-	c->last_print = -1;
-}
-
-/* After each chunk's values are final: persist them (one transaction). */
-static int on_chunk(void *ud, int chunk, const double *values, int n_values, struct st_err *err)
-{
-	struct calib_ctx *c = ud;
-
-	return store_chunk_put(c->s, c->run, c->pass, chunk, c->n_layer, c->seq_len,
-			       values, n_values, err);
-}
-
-static void fmt_time(double s, char *buf, size_t cap)
-{
-	long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
-
-	if (t >= 3600)
-		snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-	else
-		snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
-}
-
-/* After each chunk: progress on a terminal, then whether to stop. */
-static int on_progress(void *ud, const struct calib_progress *p)
-{
-	struct calib_ctx *c = ud;
-	double now = now_s();
-
-	if (c->delay_ms > 0)
-		usleep((useconds_t)c->delay_ms * 1000);
-	if (c->kill_after > 0 && p->chunks_done >= c->kill_after)
-		raise(SIGKILL);
-	if (c->tty && (c->last_print < 0 || now - c->last_print >= 0.1 ||
-		       p->chunks_done == p->chunks_total)) {
-		char eta[32], pass[32] = "";
-
-		c->last_print = now;
-		fmt_time(p->eta_s, eta, sizeof eta);
-		if (c->n_pass > 0)
-			snprintf(pass, sizeof pass, "pass %d/%d, ", c->pass + 1, c->n_pass);
-		fprintf(stderr, "\rcalibrate: %schunk %d/%d, %llu/%llu tokens, %.0f tok/s, ETA %s\033[K",
-			pass, p->chunks_done, p->chunks_total,
-			(unsigned long long)p->tokens_done, (unsigned long long)p->tokens_total,
-			p->tok_per_s, eta);
-		fflush(stderr);
-	}
-	if (cli_cancel_requested())
-		return 1;
-	if (c->cancel_after > 0 && p->chunks_done >= c->cancel_after && c->pass == 0)
-		return 1;
-	return 0;
-}
-
-static void progress_end(struct calib_ctx *c)
-{
-	if (c->tty && c->last_print >= 0)
-		fputs("\r\033[K", stderr);
-	c->last_print = -1;
-}
-
-/*
- * The score rows of a result: every value that was computed (NaN ones,
- * such as dropped sites or skipped angular metrics, are left out), with
- * bootstrap rank intervals for cos.
- */
-static int build_scores(const struct calib_result *r, struct store_score **out, size_t *n_out,
-			struct st_err *err)
-{
-	int L = r->n_layer, rc = 0;
-	int *rk = calloc(9 * (size_t)L + 3 * 2 * (size_t)L, sizeof(int));
-	struct store_score *sc = calloc((size_t)r->n_values, sizeof *sc);
-	int *rank[3], *lo[3], *hi[3], *jr, *jl, *jh;
-	size_t n = 0;
-
-	*out = NULL;
-	*n_out = 0;
-	if (!rk || !sc) {
-		free(rk);
-		free(sc);
-		return st_errf(err, ST_ENOMEM, "out of memory for %d scores", r->n_values);
-	}
-	for (int g = 0; g < 3; g++) {
-		rank[g] = rk + (size_t)(3 * g) * L;
-		lo[g] = rank[g] + L;
-		hi[g] = lo[g] + L;
-	}
-	jr = rk + 9 * (size_t)L;
-	jl = jr + 2 * (size_t)L;
-	jh = jl + 2 * (size_t)L;
-	if (r->n_chunks > 0) {
-		for (int g = 0; g < 3 && rc == 0; g++)
-			rc = calib_rank_ci(r, (enum calib_group)g, N_BOOT, BOOT_SEED, rank[g],
-					   lo[g], hi[g], err);
-		if (rc == 0)
-			rc = calib_rank_ci(r, CALIB_GROUP_JOINT, N_BOOT, BOOT_SEED, jr, jl, jh, err);
-	}
-	if (rc < 0) {
-		free(rk);
-		free(sc);
-		return rc;
-	}
-	for (int i = 0; i < r->n_values; i++) {
-		struct calib_key k;
-		struct store_score *x = &sc[n];
-
-		if (isnan(r->mean[i]))
-			continue;
-		calib_value_key(L, i, &k);
-		x->metric = calib_metric_name(k.metric);
-		x->site = site_name(k.site);
-		x->layer = k.layer;
-		x->span = k.span;
-		x->value = r->mean[i];
-		x->stderr_ = r->stderr_[i];
-		if (k.metric == CALIB_COS) {
-			x->rank = rank[k.site][k.layer];
-			x->rank_lo = lo[k.site][k.layer];
-			x->rank_hi = hi[k.site][k.layer];
-			if (k.site != SITE_BLOCK) {
-				x->joint_rank = jr[k.site * L + k.layer];
-				x->joint_lo = jl[k.site * L + k.layer];
-				x->joint_hi = jh[k.site * L + k.layer];
-			}
-		}
-		n++;
-	}
-	free(rk);
-	*out = sc;
-	*n_out = n;
-	return 0;
-}
-
-int cli_calib_put_scores(struct store *s, int64_t run, int pass, const struct calib_result *r,
-			 struct st_err *err)
-{
-	struct store_score *sc;
-	size_t n;
-	int rc = build_scores(r, &sc, &n, err);
-
-	if (rc == 0)
-		rc = store_scores_put(s, run, pass, sc, n, err);
-	free(sc);
-	return rc;
-}
-
-/* ---- iterative ---- */
-
-void cli_iterative_key(const struct plan_opts *po, char *buf, size_t cap)
-{
-	if (po->keep_first || po->keep_last)
-		snprintf(buf, cap, "%s keep_first=%d keep_last=%d", plan_method_name(po->method),
-			 po->keep_first, po->keep_last);
-	else
-		snprintf(buf, cap, "%s", plan_method_name(po->method));
-}
-
-static int on_pass_done(void *ud, int pass, const struct calib_result *r,
-			const struct plan_drop *chosen)
-{
-	struct calib_ctx *c = ud;
-
-	if (cli_calib_put_scores(c->s, c->run, pass, r, &c->store_err) < 0 ||
-	    store_iter_drop_put(c->s, c->run, pass, chosen->layer, site_name(chosen->site),
-				chosen->importance, &c->store_err) < 0)
-		return 1;
-	c->pass = pass + 1;
-	return cli_cancel_requested();
-}
-
-int cli_calib_iterative(struct store *s, const struct model *m, const struct dataset *d,
-			const struct store_run_key *k, const struct plan_opts *po,
-			int64_t *run, struct st_err *err)
-{
-	struct store_provenance prov;
-	struct calib_opts co;
-	struct calib_ctx ctx;
-	struct plan *plan = NULL;
-	double t0 = now_s();
-	int rc;
-
-	cli_provenance(&prov);
-	if ((rc = store_run_begin(s, k, &prov, d->n_chunks, run, err)) < 0)
-		return rc;
-	ctx_init(&ctx, s, *run, m->hp.n_layer, d->seq_len);
-	ctx.n_pass = po->n;
-	calib_opts_init(&co);
-	co.angular = 0;
-	co.chunk = on_chunk;
-	co.progress = on_progress;
-	co.ud = &ctx;
-	cli_cancel_install();
-	rc = plan_iterative(m, d, &co, po, on_pass_done, &ctx, &plan, err);
-	progress_end(&ctx);
-	plan_free(plan);
-	if (rc < 0 && ctx.store_err.code) {
-		*err = ctx.store_err;
-		rc = ctx.store_err.code;
-	}
-	store_run_set_status(s, *run, rc == 0 ? STORE_DONE : rc == ST_ECANCEL ? STORE_CANCELLED :
-			     STORE_FAILED, now_s() - t0, NULL);
-	return rc;
-}
 
 /* ---- output ---- */
 
@@ -525,34 +270,15 @@ struct calib_args {
 	struct common_opts co;
 };
 
-/* Is a run marked running really still running (same host, live pid)? */
-static int still_running(const struct store_run *r)
-{
-	struct store_provenance p;
-
-	cli_provenance(&p);
-	return r->status == STORE_RUNNING && r->pid > 0 && r->pid != getpid() &&
-	       strcmp(r->host, p.host) == 0 && (kill((pid_t)r->pid, 0) == 0 || errno == EPERM);
-}
-
 static int calibrate(const struct calib_args *a)
 {
 	struct st_err err = {0};
-	struct store *s = NULL;
+	struct app_env env;
+	struct app_calib_req rq;
+	struct app_calib_out out;
+	struct store *s;
 	struct model *m = NULL;
-	struct dataset *d = NULL;
-	struct calib_result *res = NULL;
-	struct store_model sm;
-	struct store_dataset sd;
-	struct store_run_key k;
-	struct store_run run;
-	struct dataset_opts dopts = {0};
-	struct store_provenance prov;
-	char iterkey[128] = "";
-	struct plan_opts po;
-	struct stat sb;
-	int64_t run_id = 0;
-	int rc = EXIT_ERR, found, cached = 0, start = 0, e;
+	int rc = EXIT_ERR, e;
 
 	s = cli_store_open("calibrate", a->db, 0);
 	if (!s)
@@ -560,171 +286,47 @@ static int calibrate(const struct calib_args *a)
 	m = cli_load_model(a->model);
 	if (!m)
 		goto out;
-	if (!m->tok) {
-		cli_error("%s has no tokenizer; calibration text cannot be tokenized", a->model);
+	cli_env(&env, "calibrate", s);
+	memset(&rq, 0, sizeof rq);
+	rq.data = a->data;
+	rq.samples = (int)a->samples;
+	rq.seq_len = (int)a->seq_len;
+	rq.text_field = a->text_field;
+	rq.iter_method = a->iter_method;
+	rq.iter_n = (int)a->n;
+	rq.keep_first = (int)a->keep_first;
+	rq.keep_last = (int)a->keep_last;
+	rq.force = a->force;
+	rq.resume = a->resume;
+	rq.progress = cli_calib_progress;
+	cli_cancel_install();
+	e = app_calibrate(&env, m, &rq, &out, &err);
+	cli_calib_progress_end();
+	if (e == ST_ECANCEL && a->iter_method >= 0) {
+		cli_error("iterative calibration cancelled; run %lld is kept as cancelled",
+			  (long long)out.run);
 		goto out;
 	}
-	store_model_describe(m, &sm);
-	memset(&sd, 0, sizeof sd);
-	sd.path = a->data;
-	sd.format = store_dataset_format(a->data);
-	if (dataset_sha256_file(a->data, sd.sha256, &err) < 0) {
+	if (e == ST_ECANCEL) {
+		cli_error("calibration cancelled after %d of %d chunks; run %lld keeps them: "
+			  "continue with the same command and --resume", out.chunks_done,
+			  out.chunks_total, (long long)out.run);
+		goto out;
+	}
+	if (e < 0) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
-	sd.bytes = stat(a->data, &sb) == 0 ? (uint64_t)sb.st_size : 0;
-	memset(&k, 0, sizeof k);
-	if (store_model_put(s, &sm, &k.model_id, &err) < 0 ||
-	    store_dataset_put(s, &sd, &k.dataset_id, &err) < 0) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	/* the key uses the settings as they will be in effect (seq_len clipped) */
-	k.samples = a->samples > 0 ? (int)a->samples : 128;
-	k.seq_len = a->seq_len > 0 ? (int)a->seq_len : 2048;
-	if (m->hp.n_ctx > 0 && k.seq_len > m->hp.n_ctx)
-		k.seq_len = m->hp.n_ctx;
-	k.text_field = a->text_field ? a->text_field : "text";
-	k.mask = "";
-	plan_opts_init(&po);
-	if (a->iter_method >= 0) {
-		po.method = (enum plan_method)a->iter_method;
-		po.n = (int)a->n;
-		po.keep_first = (int)a->keep_first;
-		po.keep_last = (int)a->keep_last;
-		cli_iterative_key(&po, iterkey, sizeof iterkey);
-		k.iter_n = (int)a->n;
-	}
-	k.iterative = iterkey;
-	k.angular = a->iter_method < 0;
-
-	/* the newest finished run (the cache), and with --resume the newest
-	 * interrupted one: resumed when it is newer than the finished one */
-	found = store_run_find(s, &k, 1u << STORE_DONE, &run, &err);
-	if (found >= 0 && a->resume) {
-		struct store_run r2;
-		int f2 = store_run_find(s, &k, 1u << STORE_RUNNING | 1u << STORE_CANCELLED, &r2, &err);
-
-		if (f2 < 0) {
-			found = f2;
-		} else if (f2 && (!found || r2.id > run.id)) {
-			if (still_running(&r2)) {
-				cli_error("run %lld is still running (process %lld on this host); "
-					  "stop it first or wait for it", (long long)r2.id,
-					  (long long)r2.pid);
-				goto out;
-			}
-			run = r2;
-			run_id = r2.id;
-			found = 0;
-		} else if (!found) {
-			fprintf(stderr, "strata calibrate: nothing to resume for these settings; "
-				"starting a new run\n");
-		}
-	}
-	if (found < 0) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	if (found && !a->force) {
-		cached = 1;
+	if (out.cached)
 		fprintf(stderr, "strata calibrate: run %lld from the store (cached; --force recomputes)\n",
-			(long long)run.id);
-		goto print;
-	}
-
-	dopts.samples = k.samples;
-	dopts.seq_len = k.seq_len;
-	dopts.text_field = k.text_field;
-	if (dataset_load(m, a->data, &dopts, &d, &err) < 0) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	if (strcmp(d->sha256, sd.sha256) != 0) {
-		cli_error("%s changed while it was being read; try again", a->data);
-		goto out;
-	}
-	if (a->iter_method >= 0) {
-		e = cli_calib_iterative(s, m, d, &k, &po, &run_id, &err);
-		if (e < 0) {
-			if (e == ST_ECANCEL)
-				cli_error("iterative calibration cancelled; run %lld is kept as cancelled",
-					  (long long)run_id);
-			else
-				cli_error("%s", err.msg);
-			goto out;
-		}
-	} else {
-		struct calib_opts co;
-		struct calib_ctx ctx;
-		double t0 = now_s();
-
-		cli_provenance(&prov);
-		if (run_id) {
-			int n_read = 0;
-
-			if (run.chunks_total != d->n_chunks || run.seq_len != d->seq_len) {
-				cli_error("run %lld has %d chunks of %d tokens, the data now gives %d of %d; "
-					  "cannot resume it", (long long)run_id, run.chunks_total,
-					  run.seq_len, d->n_chunks, d->seq_len);
-				goto out;
-			}
-			res = calib_result_new(m->hp.n_layer, d->n_chunks, d->seq_len);
-			if (!res) {
-				cli_error("out of memory");
-				goto out;
-			}
-			if (store_chunks_get(s, run_id, 0, res, &n_read, &err) < 0 ||
-			    store_run_restart(s, run_id, &prov, &err) < 0) {
-				cli_error("%s", err.msg);
-				goto out;
-			}
-			start = n_read;
-			fprintf(stderr, "strata calibrate: resuming run %lld at chunk %d of %d\n",
-				(long long)run_id, start + 1 > d->n_chunks ? d->n_chunks : start + 1,
-				d->n_chunks);
-		} else if (store_run_begin(s, &k, &prov, d->n_chunks, &run_id, &err) < 0) {
-			cli_error("%s", err.msg);
-			goto out;
-		}
-		ctx_init(&ctx, s, run_id, m->hp.n_layer, d->seq_len);
-		calib_opts_init(&co);
-		co.start_chunk = start;
-		co.chunk = on_chunk;
-		co.progress = on_progress;
-		co.ud = &ctx;
-		cli_cancel_install();
-		e = calib_run(m, d, &co, &res, &err);
-		progress_end(&ctx);
-		if (e == 0 && (e = cli_calib_put_scores(s, run_id, 0, res, &err)) == 0)
-			e = store_run_set_status(s, run_id, STORE_DONE, now_s() - t0, &err);
-		if (e < 0) {
-			struct st_err e2 = {0};
-
-			store_run_set_status(s, run_id, e == ST_ECANCEL ? STORE_CANCELLED : STORE_FAILED,
-					     now_s() - t0, &e2);
-			if (e == ST_ECANCEL)
-				cli_error("calibration cancelled after %d of %d chunks; run %lld keeps them: "
-					  "continue with the same command and --resume",
-					  res ? res->n_chunks : start, d->n_chunks, (long long)run_id);
-			else
-				cli_error("%s", err.msg);
-			goto out;
-		}
-	}
-	if (store_run_get(s, run_id, &run, &err) < 0) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-print:
-	if (print_run(s, &run, m->hp.n_layer, a->model, a->data, cached, a->co.format, &err) < 0) {
+			(long long)out.run);
+	if (print_run(s, &out.info, m->hp.n_layer, a->model, a->data, out.cached, a->co.format,
+		      &err) < 0) {
 		cli_error("%s", err.msg);
 		goto out;
 	}
 	rc = EXIT_OK;
 out:
-	calib_result_free(res);
-	dataset_free(d);
 	model_free(m);
 	store_close(s);
 	return rc;

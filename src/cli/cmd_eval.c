@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "app/measure.h"
 #include "cli/cli.h"
-#include "cli/measure.h"
 #include "cli/store_cli.h"
 #include "model/mask.h"
 #include "model/model.h"
@@ -138,7 +138,8 @@ int cmd_eval(int argc, char **argv)
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT};
 	struct st_err err = {0};
-	struct measure_store ms = {0};
+	struct app_measure ms;
+	struct app_env env = {0};
 	struct eval_spec es = {0};
 	const char *tasks[MAX_TASKS], *mask_text = NULL, *db = NULL;
 	struct row rows[MAX_ROWS];
@@ -146,7 +147,7 @@ int cmd_eval(int argc, char **argv)
 	struct model *m = NULL;
 	long ctx = 0, max_tokens = 0, limit = 0, shots = 0, seed = 0;
 	char maskbuf[4096], why[4352];
-	int c, i, nt = 0, nr = 0, rc = EXIT_ERR;
+	int c, i, nt = 0, nr = 0, rc = EXIT_ERR, force = 0, no_store = 0;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		int h = cli_common_opt("eval", c, optarg, &co);
@@ -182,10 +183,10 @@ int cmd_eval(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case OPT_FORCE:
-			ms.force = 1;
+			force = 1;
 			break;
 		case OPT_NO_STORE:
-			ms.no_store = 1;
+			no_store = 1;
 			break;
 		case OPT_DB:
 			db = optarg;
@@ -205,7 +206,7 @@ int cmd_eval(int argc, char **argv)
 	if (nt == 0)
 		return cli_usage("eval", "expected at least one --task");
 	for (i = 0; i < nt; i++)
-		if (!measure_task_known(tasks[i], why, sizeof why))
+		if (!app_task_known(tasks[i], why, sizeof why))
 			return cli_usage("eval", "%s", why);
 	cli_common_apply(&co);
 	m = cli_load_scoring(argv[optind], mask_text, &mask, &ctx, &rc);
@@ -217,14 +218,16 @@ int cmd_eval(int argc, char **argv)
 	es.shots = shots;
 	es.seed = (uint64_t)seed;
 	es.progress = cli_progress;
-	measure_store_open(&ms, "eval", db, m);
+	cli_env(&env, "eval", cli_measure_open("eval", db, no_store));
+	app_measure_init(&ms, &env, m, 0);
+	ms.force = force;
 	for (i = 0; i < nt; i++) {
 		struct store_metric *res = NULL;
 		size_t n = 0;
 		int cached = 0, r2;
 
 		es.progress_ud = (void *)tasks[i];
-		r2 = measure_eval(m, mask, tasks[i], &es, &ms, &res, &n, &cached, &err);
+		r2 = app_eval(m, mask, tasks[i], &es, &ms, &res, &n, &cached, &err);
 		cli_progress_end();
 		if (r2 < 0) {
 			cli_error("%s", err.msg);
@@ -242,7 +245,7 @@ int cmd_eval(int argc, char **argv)
 	print_rows(rows, nr, co.format, maskbuf);
 	rc = EXIT_OK;
 out:
-	measure_store_close(&ms);
+	store_close(env.s);
 	mask_free(mask);
 	model_free(m);
 	return rc;

@@ -1,10 +1,11 @@
 /*
  * cmd_export: `strata export MODEL --mask M --out PATH --format gguf|hf`
- * -- write the model with the masked sites physically removed (export.c
- * does the work).  The mask comes from --mask, or from a plan computed
- * from a stored calibration run (--run RUN --method M -n K, as strata
- * plan computes it; MODEL then defaults to the run's model).  Every
- * export is recorded in the store (exports table) unless --no-store.
+ * -- write the model with the masked sites physically removed and
+ * record it (app_export; export.c does the writing).  The mask comes
+ * from --mask, or from a plan computed from a stored calibration run
+ * (--run RUN --method M -n K, as strata plan computes it, app_plan_make;
+ * MODEL then defaults to the run's model).  Every export is recorded in
+ * the store (exports table) unless --no-store.
  *
  * --format takes the export format (gguf, hf); the report's format
  * (text, csv, tsv, json) may be given with a second --format, since
@@ -15,14 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "method/calib.h"
+#include "app/export.h"
+#include "app/plan.h"
 #include "cli/cli.h"
+#include "cli/store_cli.h"
 #include "format/dtype.h"
-#include "export/export.h"
 #include "model/mask.h"
 #include "model/model.h"
-#include "method/plan.h"
-#include "cli/store_cli.h"
 
 static const char help[] =
 	"usage: strata export [MODEL] --out PATH [--mask M | --run RUN --method M -n K] [options]\n"
@@ -83,51 +83,30 @@ static int progress(void *ud, double done)
 }
 
 /* The mask of a plan of a stored run (as strata plan computes it). */
-static int mask_from_run(struct store *s, const struct export_args *a, struct mask **mask,
-			 char **model_path, struct st_err *err)
+static int mask_from_run(const struct app_env *env, const struct export_args *a,
+			 struct mask **mask, char **model_path, struct st_err *err)
 {
-	struct store_run run;
-	struct model_hparams hp;
-	struct calib_result *r = NULL;
 	struct plan *plan = NULL;
 	struct plan_opts po;
-	int n = 0, rc;
+	int rc;
 
-	if ((rc = store_run_get(s, a->run, &run, err)) < 0 ||
-	    (rc = store_model_get(s, run.model_id, &hp, model_path, NULL, err)) < 0)
-		return rc;
-	if (run.status != STORE_DONE)
-		return st_errf(err, ST_EINVAL, "run %ld is %s (%d of %d chunks); finish it first "
-			       "with 'strata calibrate MODEL DATA --resume'", a->run,
-			       store_status_name(run.status), run.chunks_done, run.chunks_total);
 	plan_opts_init(&po);
 	po.method = a->method >= 0 ? (enum plan_method)a->method : PLAN_ATTN;
 	po.n = (int)a->n;
 	po.keep_first = (int)a->keep_first;
 	po.keep_last = (int)a->keep_last;
-	r = calib_result_new(hp.n_layer, run.chunks_total, run.seq_len);
-	if (!r)
-		return st_errf(err, ST_ENOMEM, "out of memory");
-	if ((rc = store_chunks_get(s, run.id, 0, r, &n, err)) < 0)
-		goto out;
-	calib_result_finish(r);
-	if (n == 0) {
-		rc = st_errf(err, ST_EINVAL, "run %ld has no finished chunks", a->run);
-		goto out;
-	}
-	if ((rc = plan_make(&hp, r, &po, &plan, err)) < 0)
-		goto out;
+	if ((rc = app_plan_make(env, a->run, &po, &plan, NULL, model_path, err)) < 0)
+		return rc;
 	*mask = plan->mask;
 	plan->mask = NULL;
-out:
 	plan_free(plan);
-	calib_result_free(r);
-	return rc;
+	return 0;
 }
 
 static int export_main(struct export_args *a)
 {
 	struct st_err err = {0};
+	struct app_env env = {0};
 	struct store *s = NULL;
 	struct model *m = NULL;
 	struct mask *mask = NULL;
@@ -143,8 +122,9 @@ static int export_main(struct export_args *a)
 		if (!s)
 			return EXIT_ERR;
 	}
+	cli_env(&env, "export", s);
 	if (a->run > 0) {
-		if (mask_from_run(s, a, &mask, &run_model, &err) < 0) {
+		if (mask_from_run(&env, a, &mask, &run_model, &err) < 0) {
 			fprintf(stderr, "strata export: %s\n", err.msg);
 			goto out;
 		}
@@ -177,23 +157,14 @@ static int export_main(struct export_args *a)
 	cli_cancel_install();
 	/* a file size limit makes write() fail (and the export clean up) */
 	signal(SIGXFSZ, SIG_IGN);
-	if (export_model(m, mask, a->out, &eo, &res, &err) < 0) {
+	if (a->no_store)
+		env.s = NULL;
+	if (app_export(&env, m, mask, a->out, &eo, &res, &maskbuf, &export_id, &err) < 0) {
 		cli_progress_end();
 		cli_error("export to '%s': %s", a->out, err.msg);
 		goto out;
 	}
 	cli_progress_end();
-	{
-		struct mask none = {0, NULL, NULL};
-		size_t need = mask_format(mask ? mask : &none, NULL, 0) + 1;
-
-		maskbuf = malloc(need);
-		if (!maskbuf) {
-			cli_error("out of memory");
-			goto out;
-		}
-		mask_format(mask ? mask : &none, maskbuf, need);
-	}
 	if (res.deci_noop_ffn)
 		fprintf(stderr, "strata export: note: %d layer(s) keep attention but lose the MLP: "
 			"written with an all-zero FFN of width 1 (%llu bytes in all), since "
@@ -203,28 +174,6 @@ static int export_main(struct export_args *a)
 		fprintf(stderr, "strata export: note: layer 0 loses its attention: written as an "
 			"all-zero \"linear attention\" (attn_norm, attn_output), since llama.cpp "
 			"reads the head size only when layer 0 has heads\n");
-	if (s && !a->no_store) {
-		struct store_model sm;
-		struct store_export se;
-		struct store_provenance prov;
-		int64_t model_id = 0;
-		const char *dt = a->dtype >= 0 ? dtype_name(a->dtype) : dtype_name(model_main_dtype(m));
-
-		store_model_describe(m, &sm);
-		cli_provenance(&prov);
-		se.mask = maskbuf;
-		se.format = export_format_name(a->format);
-		se.dtype = dt;
-		se.path = a->out;
-		se.sha256 = res.sha256;
-		se.bytes = res.bytes;
-		se.params = res.params;
-		if (store_model_put(s, &sm, &model_id, &err) < 0 ||
-		    (se.model_id = model_id,
-		     store_export_put(s, &se, &prov, &export_id, &err) < 0))
-			fprintf(stderr, "strata export: warning: not recorded in the store: %s\n",
-				err.msg);
-	}
 	{
 		struct record *r = record_new();
 

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app/resolve.h"
 #include "cli/cli.h"
+#include "cli/store_cli.h"
 #include "hub/hub.h"
 
 static const char help[] =
@@ -81,21 +83,24 @@ int cmd_pull(int argc, char **argv)
 
 	/* a catalogue name */
 	if (dataset && !hub_is_ref(arg) && !strchr(arg, '/')) {
-		struct cli_dataset d;
-		int k = cli_catalogue_find(arg, &d);
+		struct app_dataset d;
+		struct app_env env;
+		int k = app_catalogue_find(arg, &d);
 
 		if (k != 1) {
 			record_free(rec);
 			if (k < 0)
-				cli_error("cannot read the dataset catalogue '%s'", cli_catalogue_path());
+				cli_error("cannot read the dataset catalogue '%s'", app_catalogue_path());
 			else
 				cli_error("'%s' is not in the dataset catalogue (%s); give ORG/NAME or "
-					  "hf:datasets/ORG/NAME/FILE", arg, cli_catalogue_path());
+					  "hf:datasets/ORG/NAME/FILE", arg, app_catalogue_path());
 			return EXIT_ERR;
 		}
 		if (rev)
 			snprintf(d.revision, sizeof d.revision, "%s", rev);
-		if (cli_fetch_dataset(&d, path, sizeof path) < 0) {
+		cli_env(&env, "pull", NULL);
+		if (app_fetch_dataset(&env, &d, path, sizeof path, &err) < 0) {
+			cli_error("%s", err.msg);
 			record_free(rec);
 			return EXIT_ERR;
 		}

@@ -3,11 +3,10 @@
  * [--bench]` -- the paper's central figure: for each method and each
  * k = 0 .. K, the plan that drops k sites (blocks for block) by the
  * run's scores, its quality on every task and, with --bench, its speed.
- * Every point goes through the store: plans, evaluations and speed
- * measurements already there are read back, so re-running a sweep (or
- * widening it) computes only what is missing.  The table has one row
- * per (method, k) and one column per figure.  SIGINT stops after the
- * point in progress; the finished points stay stored.
+ * The points are computed (or read back from the store) by app_sweep
+ * (app/sweep.h); this makes the table: one row per (method, k) and one
+ * column per figure.  SIGINT stops after the point in progress; the
+ * finished points stay stored.
  */
 #include <getopt.h>
 #include <math.h>
@@ -15,14 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "method/calib.h"
+#include "app/sweep.h"
 #include "cli/cli.h"
-#include "model/mask.h"
-#include "cli/measure.h"
-#include "model/model.h"
-#include "method/plan.h"
-#include "measure/speed.h"
 #include "cli/store_cli.h"
+#include "measure/speed.h"
+#include "method/plan.h"
+#include "model/model.h"
 
 #define SWEEP_MAX_TASKS 16
 #define SWEEP_MAX_METHODS 4
@@ -53,7 +50,8 @@ struct sweep_args {
 	const char *model, *db;
 	long run, max_k, keep_first, keep_last;
 	int methods[SWEEP_MAX_METHODS], n_methods;
-	const char *tasks[SWEEP_MAX_TASKS];
+	const char *const *tasks;
+	const char *task_buf[SWEEP_MAX_TASKS];
 	int n_tasks;
 	struct eval_spec es;
 	int bench, force;
@@ -101,221 +99,130 @@ static void set_col(struct cols *c, struct store_value *row, const char *name,
 		row[i] = v;
 }
 
-/* The mask of plan method m dropping k sites (k = 0: nothing). */
-static int point_mask(const struct model_hparams *hp, const struct calib_result *res,
-		      enum plan_method method, int k, const struct sweep_args *a,
-		      struct plan **out, struct st_err *err)
+struct sweep_out {
+	const struct sweep_args *a;
+	struct cols cols;
+	struct table *t;
+};
+
+/* After each point: its row in the table, a line on stderr. */
+static int on_point(void *ud, const struct app_sweep_point *pt)
 {
-	struct plan_opts po;
+	struct sweep_out *o = ud;
+	const struct sweep_args *a = o->a;
+	struct cols *cols = &o->cols;
+	struct store_value row[SWEEP_MAX_COLS];
+	const char *names[SWEEP_MAX_COLS];
 
-	plan_opts_init(&po);
-	po.method = method;
-	po.n = k;
-	po.keep_first = (int)a->keep_first;
-	po.keep_last = (int)a->keep_last;
-	return plan_make(hp, res, &po, out, err);
-}
+	cli_progress_end();
+	for (int c = 0; c < SWEEP_MAX_COLS; c++)
+		row[c] = (struct store_value){STORE_NULL, 0, 0, NULL, 0};
+	row[0] = store_text(plan_method_name(pt->method));
+	row[1] = store_int(pt->k);
+	row[2] = store_text(pt->mask);
+	row[3] = store_int((int64_t)pt->params_removed);
+	for (int ti = 0; ti < a->n_tasks; ti++) {
+		for (size_t j = 0; j < pt->n_metrics[ti]; j++) {
+			const struct store_metric *r = &pt->metrics[ti][j];
+			char tk[32], name[64];
+			int c;
 
-/* Most sites a method can drop with the guards. */
-static int method_limit(enum plan_method m, int L, const struct sweep_args *a)
-{
-	int layers = L - (int)a->keep_first - (int)a->keep_last;
+			snprintf(tk, sizeof tk, "%d", ti);
+			c = col_find(cols, tk, r->metric);
+			if (c < 0) {
+				/* ppl:/kl: metrics have names of their own; other
+				 * tasks' (acc, acc_norm ...) get the task's name
+				 * when there are several tasks */
+				if (a->n_tasks > 1 && strncmp(a->tasks[ti], "ppl:", 4) &&
+				    strncmp(a->tasks[ti], "kl:", 3))
+					snprintf(name, sizeof name, "%.30s:%.30s", a->tasks[ti], r->metric);
+				else
+					snprintf(name, sizeof name, "%s", r->metric);
+				c = col_add(cols, tk, r->metric, name);
+			}
+			if (c >= 0)
+				row[c] = store_real(r->value);
+		}
+	}
+	if (pt->speed) {
+		const struct speed_result *sr = pt->speed;
 
-	if (layers < 0)
-		layers = 0;
-	return m == PLAN_JOINT ? 2 * layers : layers;
+		for (int ci = 0; ci < sr->n_ctx; ci++) {
+			char name[64];
+
+			snprintf(name, sizeof name, "prefill_tps_%d", sr->ctx[ci].ctx);
+			set_col(cols, row, name, store_real(sr->ctx[ci].tps.med));
+		}
+		if (sr->gen)
+			set_col(cols, row, "decode_tps", store_real(sr->decode_tps.med));
+		if (sr->n_ctx)
+			set_col(cols, row, "kv_bytes", store_int((int64_t)sr->ctx[sr->n_ctx - 1].kv_bytes));
+	}
+	fprintf(stderr, "strata sweep: [%d/%d] %s k=%d %s%s\n", pt->index, pt->n_points,
+		plan_method_name(pt->method), pt->k, pt->mask, pt->cached ? " (from the store)" : "");
+	for (int c = 0; c < cols->n; c++)
+		names[c] = cols->name[c];
+	table_cols(o->t, cols->n, names);
+	table_row(o->t, row);
+	return cli_cancel_requested();
 }
 
 static int sweep_main(struct sweep_args *a)
 {
 	struct st_err err = {0};
-	struct measure_store ms = {0};
-	struct store_run run;
-	struct calib_result *res = NULL;
-	struct model *m = NULL;
-	struct table *t = NULL;
-	struct cols cols = {0};
-	struct speed_opts so = {0};
-	char tasks_key[1024] = "";
-	int rc = EXIT_ERR, n_points = 0, done = 0;
-	size_t pos = 0;
+	struct app_env env = {0};
+	struct app_sweep_req rq;
+	struct sweep_out o;
+	struct model *m;
+	int rc = EXIT_ERR, e;
 
 	m = cli_load_model(a->model);
 	if (!m)
 		return EXIT_ERR;
-	ms.force = a->force;
-	measure_store_open(&ms, "sweep", a->db, m);
-	if (!ms.s) {
-		cli_error("sweep needs the store (the run's scores are there)");
-		goto out;
-	}
-	if (store_run_get(ms.s, a->run, &run, &err) < 0) {
-		cli_error("%s", err.msg);
-		goto out;
-	}
-	if (run.model_id != ms.model_id) {
-		char *path = NULL;
-
-		store_model_get(ms.s, run.model_id, NULL, &path, NULL, &err);
-		cli_error("run %ld was calibrated on another model (%s), not %s", a->run,
-			  path ? path : "?", a->model);
-		free(path);
-		goto out;
-	}
-	if (run.status != STORE_DONE) {
-		cli_error("run %ld is %s (%d of %d chunks); finish it first with "
-			  "'strata calibrate MODEL DATA --resume'", a->run,
-			  store_status_name(run.status), run.chunks_done, run.chunks_total);
-		goto out;
-	}
+	cli_env(&env, "sweep", cli_measure_open("sweep", a->db, 0));
 	if (a->es.ctx <= 0)
 		a->es.ctx = m->hp.n_ctx < 2048 ? m->hp.n_ctx : 2048;
-	res = cli_run_result(ms.s, &run, m->hp.n_layer, &err);
-	if (!res) {
-		cli_error("run %ld: %s", a->run, err.msg);
-		goto out;
-	}
-	for (int i = 0; i < a->n_tasks && pos < sizeof tasks_key; i++)
-		pos += (size_t)snprintf(tasks_key + pos, sizeof tasks_key - pos, "%s%s", i ? " " : "",
-					a->tasks[i]);
-	so.ctx = a->bench_ctx;
-	so.n_ctx = a->n_bench_ctx;
-	so.gen = (int)a->gen;
-	so.decode_prefill = 16;
-	so.repeat = (int)a->repeat;
-	so.seed = 1;
-	for (int mi = 0; mi < a->n_methods; mi++) {
-		int lim = method_limit((enum plan_method)a->methods[mi], m->hp.n_layer, a);
-
-		n_points += 1 + (int)(a->max_k < lim ? a->max_k : lim);
-	}
-	col_add(&cols, "", "method", "method");
-	col_add(&cols, "", "k", "k");
-	col_add(&cols, "", "mask", "mask");
-	col_add(&cols, "", "params_removed", "params_removed");
-	t = table_new();
+	memset(&o, 0, sizeof o);
+	o.a = a;
+	col_add(&o.cols, "", "method", "method");
+	col_add(&o.cols, "", "k", "k");
+	col_add(&o.cols, "", "mask", "mask");
+	col_add(&o.cols, "", "params_removed", "params_removed");
+	o.t = table_new();
+	memset(&rq, 0, sizeof rq);
+	rq.run = a->run;
+	rq.methods = a->methods;
+	rq.n_methods = a->n_methods;
+	rq.max_k = (int)a->max_k;
+	rq.keep_first = (int)a->keep_first;
+	rq.keep_last = (int)a->keep_last;
+	rq.tasks = a->tasks;
+	rq.n_tasks = a->n_tasks;
+	rq.es = a->es;
+	rq.bench = a->bench;
+	rq.so.ctx = a->bench_ctx;
+	rq.so.n_ctx = a->n_bench_ctx;
+	rq.so.gen = (int)a->gen;
+	rq.so.decode_prefill = 16;
+	rq.so.repeat = (int)a->repeat;
+	rq.so.seed = 1;
+	rq.force = a->force;
+	rq.point = on_point;
+	rq.ud = &o;
 	cli_cancel_install();
-	for (int mi = 0; mi < a->n_methods && !cli_cancel_requested(); mi++) {
-		enum plan_method method = (enum plan_method)a->methods[mi];
-		int lim = method_limit(method, m->hp.n_layer, a);
-		int kmax = (int)(a->max_k < lim ? a->max_k : lim);
-
-		if (a->max_k > lim)
-			fprintf(stderr, "strata sweep: %s: at most %d can be dropped; k stops there\n",
-				plan_method_name(method), lim);
-		for (int k = 0; k <= kmax && !cli_cancel_requested(); k++) {
-			struct plan *p = NULL;
-			char maskbuf[4096];
-			struct store_value row[SWEEP_MAX_COLS];
-			int cached_all = 1;
-
-			if (point_mask(&m->hp, res, method, k, a, &p, &err) < 0) {
-				cli_error("%s k=%d: %s", plan_method_name(method), k, err.msg);
-				goto out;
-			}
-			mask_format(p->mask, maskbuf, sizeof maskbuf);
-			if (cli_plan_put(ms.s, run.id, run.model_id, p, k, (int)a->keep_first,
-					 (int)a->keep_last, maskbuf, NULL, &err) < 0 ||
-			    store_sweep_put(ms.s, run.id, plan_method_name(method), tasks_key, k,
-					    mask_is_empty(p->mask) ? "" : maskbuf, &err) < 0) {
-				cli_error("%s", err.msg);
-				plan_free(p);
-				goto out;
-			}
-			for (int c = 0; c < SWEEP_MAX_COLS; c++)
-				row[c] = (struct store_value){STORE_NULL, 0, 0, NULL, 0};
-			row[0] = store_text(plan_method_name(method));
-			row[1] = store_int(k);
-			row[2] = store_text(maskbuf);
-			row[3] = store_int((int64_t)p->effect.params);
-			for (int ti = 0; ti < a->n_tasks; ti++) {
-				struct store_metric *r = NULL;
-				size_t nr = 0;
-				int cached = 0;
-				char label[96];
-
-				snprintf(label, sizeof label, "%s k=%d %s", plan_method_name(method), k,
-					 a->tasks[ti]);
-				a->es.progress_ud = label;
-				if (measure_eval(m, mask_is_empty(p->mask) ? NULL : p->mask, a->tasks[ti],
-						 &a->es, &ms, &r, &nr, &cached, &err) < 0) {
-					cli_progress_end();
-					cli_error("%s k=%d: %s", plan_method_name(method), k, err.msg);
-					plan_free(p);
-					goto out;
-				}
-				cli_progress_end();
-				cached_all &= cached;
-				for (size_t j = 0; j < nr; j++) {
-					char tk[32], name[64];
-					int c;
-
-					snprintf(tk, sizeof tk, "%d", ti);
-					c = col_find(&cols, tk, r[j].metric);
-					if (c < 0) {
-						/* ppl:/kl: metrics have names of their own; other
-						 * tasks' (acc, acc_norm ...) get the task's name
-						 * when there are several tasks */
-						if (a->n_tasks > 1 && strncmp(a->tasks[ti], "ppl:", 4) &&
-						    strncmp(a->tasks[ti], "kl:", 3))
-							snprintf(name, sizeof name, "%.30s:%.30s", a->tasks[ti],
-								 r[j].metric);
-						else
-							snprintf(name, sizeof name, "%s", r[j].metric);
-						c = col_add(&cols, tk, r[j].metric, name);
-					}
-					if (c >= 0)
-						row[c] = store_real(r[j].value);
-				}
-				free(r);
-			}
-			if (a->bench) {
-				struct speed_result sr = {0};
-				int cached = 0;
-
-				if (measure_bench(m, mask_is_empty(p->mask) ? NULL : p->mask, &so, &ms, 1, &sr,
-						  &cached, &err) < 0) {
-					cli_error("%s k=%d: bench: %s", plan_method_name(method), k, err.msg);
-					plan_free(p);
-					goto out;
-				}
-				cached_all &= cached;
-				for (int ci = 0; ci < sr.n_ctx; ci++) {
-					char name[64];
-
-					snprintf(name, sizeof name, "prefill_tps_%d", sr.ctx[ci].ctx);
-					set_col(&cols, row, name, store_real(sr.ctx[ci].tps.med));
-				}
-				if (sr.gen)
-					set_col(&cols, row, "decode_tps", store_real(sr.decode_tps.med));
-				if (sr.n_ctx)
-					set_col(&cols, row, "kv_bytes",
-						store_int((int64_t)sr.ctx[sr.n_ctx - 1].kv_bytes));
-				speed_result_free(&sr);
-			}
-			done++;
-			fprintf(stderr, "strata sweep: [%d/%d] %s k=%d %s%s\n", done, n_points,
-				plan_method_name(method), k, maskbuf, cached_all ? " (from the store)" : "");
-			{
-				const char *names[SWEEP_MAX_COLS];
-
-				for (int c = 0; c < cols.n; c++)
-					names[c] = cols.name[c];
-				table_cols(t, cols.n, names);
-			}
-			table_row(t, row);
-			plan_free(p);
-		}
+	e = app_sweep(&env, m, &rq, &err);
+	cli_progress_end();
+	if (e == ST_ECANCEL) {
+		fprintf(stderr, "strata sweep: %s; they are stored, run it again to finish\n", err.msg);
+		table_print(o.t, a->co.format, stdout);
+	} else if (e < 0) {
+		cli_error("%s", err.msg);
+	} else {
+		table_print(o.t, a->co.format, stdout);
+		rc = EXIT_OK;
 	}
-	if (cli_cancel_requested())
-		fprintf(stderr, "strata sweep: interrupted after %d of %d points; they are stored, "
-			"run it again to finish\n", done, n_points);
-	table_print(t, a->co.format, stdout);
-	rc = cli_cancel_requested() ? EXIT_ERR : EXIT_OK;
-out:
-	table_free(t);
-	calib_result_free(res);
-	measure_store_close(&ms);
+	table_free(o.t);
+	store_close(env.s);
 	model_free(m);
 	return rc;
 }
@@ -390,6 +297,7 @@ int cmd_sweep(int argc, char **argv)
 	int c;
 
 	memset(&a, 0, sizeof a);
+	a.tasks = a.task_buf;
 	a.co.format = OUT_TEXT;
 	a.run = -1;
 	a.max_k = 4;
@@ -421,7 +329,7 @@ int cmd_sweep(int argc, char **argv)
 		case O_TASK:
 			if (a.n_tasks == SWEEP_MAX_TASKS)
 				return cli_usage("sweep", "at most %d tasks", SWEEP_MAX_TASKS);
-			a.tasks[a.n_tasks++] = optarg;
+			a.task_buf[a.n_tasks++] = optarg;
 			break;
 		case O_CTX:
 			if (cli_parse_int("sweep", "--ctx", optarg, 2, 1 << 20, &ctx) < 0)
@@ -487,7 +395,7 @@ int cmd_sweep(int argc, char **argv)
 	if (a.n_tasks == 0 && !a.bench)
 		return cli_usage("sweep", "expected at least one --task (or --bench)");
 	for (int i = 0; i < a.n_tasks; i++)
-		if (!measure_task_known(a.tasks[i], why, sizeof why))
+		if (!app_task_known(a.tasks[i], why, sizeof why))
 			return cli_usage("sweep", "%s", why);
 	if (a.n_methods == 0)
 		a.methods[a.n_methods++] = PLAN_ATTN;

@@ -1,7 +1,7 @@
 /*
  * store_cli: the store commands' shared pieces (see store_cli.h): the
- * --db option, provenance, cancellation by signal, and the table
- * printer.  Tables keep each value's type so that JSON gets numbers as
+ * --db option, the notes of the application layer, cancellation by
+ * signal, calibration progress, and the table printer.  Tables keep each value's type so that JSON gets numbers as
  * numbers and NULL as null; csv/tsv print reals with 17 significant
  * digits (they read back exactly), text with 6.
  */
@@ -14,62 +14,50 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <time.h>
+
+#include "app/provenance.h"
 #include "method/calib.h"
-#include "config.h"
-#include "method/plan.h"
-#include "compute/threads.h"
 
 struct store *cli_store_open(const char *cmd, const char *db, int flags)
 {
-	char path[4096];
 	struct st_err err = {0};
 	struct store *s = NULL;
 
-	if (store_path(db, path, sizeof path, &err) < 0 ||
-	    store_open(path, flags, &s, &err) < 0) {
+	if (app_store_open(db, flags, &s, &err) < 0) {
 		fprintf(stderr, "strata %s: %s\n", cmd, err.msg);
 		return NULL;
 	}
 	return s;
 }
 
-void cli_provenance(struct store_provenance *p)
+struct store *cli_measure_open(const char *cmd, const char *db, int no_store)
 {
-	static char host[256];
-	static const char build[] =
-#if defined(__clang__)
-		"clang " __clang_version__
-#elif defined(__GNUC__)
-		"gcc " __VERSION__
-#else
-		"cc"
-#endif
-#ifdef __OPTIMIZE__
-		" -O"
-#endif
-#ifdef __AVX512F__
-		" avx512f"
-#endif
-#ifdef __AVX2__
-		" avx2"
-#endif
-#ifdef __FMA__
-		" fma"
-#endif
-#ifdef __F16C__
-		" f16c"
-#endif
-#ifdef __SANITIZE_ADDRESS__
-		" asan"
-#endif
-		"";
+	struct st_err err = {0};
+	struct store *s = NULL;
 
-	if (!host[0] && gethostname(host, sizeof host - 1) < 0)
-		snprintf(host, sizeof host, "unknown");
-	p->version = PACKAGE_VERSION;
-	p->build = build;
-	p->host = host;
-	p->threads = threads_get();
+	if (no_store)
+		return NULL;
+	if (app_store_open(db, 0, &s, &err) < 0) {
+		fprintf(stderr, "strata %s: warning: results are not cached: %s\n", cmd, err.msg);
+		return NULL;
+	}
+	return s;
+}
+
+static void on_note(void *ud, enum app_note_kind kind, const char *msg)
+{
+	fprintf(stderr, "strata %s: %s%s\n", (const char *)ud, kind == APP_WARN ? "warning: " : "",
+		msg);
+}
+
+void cli_env(struct app_env *env, const char *cmd, struct store *s)
+{
+	memset(env, 0, sizeof *env);
+	env->s = s;
+	env->note = on_note;
+	env->hub_progress = cli_hub_progress;
+	env->ud = (void *)cmd;
 }
 
 /* ---- cancellation ---- */
@@ -324,72 +312,76 @@ void table_free(struct table *t)
 	free(t);
 }
 
-/* The run's pass-0 values, rebuilt from its stored chunks. */
-struct calib_result *cli_run_result(struct store *s, const struct store_run *run, int L,
-				    struct st_err *err)
+int table_query_print(struct store *s, const char *cmd, const char *sql,
+		      const struct store_value *p, int n_p, enum out_format fmt)
 {
-	struct calib_result *r = calib_result_new(L, run->chunks_total, run->seq_len);
-	int n = 0;
+	struct st_err err = {0};
+	struct table *t = table_new();
+	int rc = store_query(s, sql, 0, p, n_p, table_query_row, table_query_cols, t, &err);
 
-	if (!r) {
-		st_errf(err, ST_ENOMEM, "out of memory");
-		return NULL;
-	}
-	if (store_chunks_get(s, run->id, 0, r, &n, err) < 0) {
-		calib_result_free(r);
-		return NULL;
-	}
-	calib_result_finish(r);
-	if (n == 0) {
-		st_errf(err, ST_EINVAL, "run %lld has no finished chunks", (long long)run->id);
-		calib_result_free(r);
-		return NULL;
-	}
-	return r;
+	if (rc == 0)
+		table_print(t, fmt, stdout);
+	else
+		fprintf(stderr, "strata %s: %s\n", cmd, err.msg);
+	table_free(t);
+	return rc < 0 ? EXIT_ERR : EXIT_OK;
 }
 
-int cli_plan_put(struct store *s, int64_t run, int64_t model_id, const struct plan *p, int n,
-		 int keep_first, int keep_last, const char *mask, int64_t *id,
-		 struct st_err *err)
-{
-	struct store_plan sp;
-	int cap = p->n_drop > 0 ? p->n_drop : 1;
-	int *layer = malloc((size_t)cap * sizeof *layer);
-	const char **site = malloc((size_t)cap * sizeof *site);
-	double *imp = malloc((size_t)cap * sizeof *imp);
-	int64_t got = 0;
-	int rc;
+/* ---- calibration progress ---- */
 
-	if (!layer || !site || !imp) {
-		free(layer), free(site), free(imp);
-		return st_errf(err, ST_ENOMEM, "out of memory");
+static double calib_last_print = -1;
+
+static int env_int(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? atoi(v) : 0;
+}
+
+static void fmt_time(double s, char *buf, size_t cap)
+{
+	long t = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
+
+	if (t >= 3600)
+		snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+	else
+		snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+int cli_calib_progress(void *ud, const struct calib_progress *p, int pass, int n_pass)
+{
+	int cancel_after = env_int("STRATA_TEST_CANCEL_AFTER");
+	int kill_after = env_int("STRATA_TEST_KILL_AFTER");
+	struct timespec ts;
+	double now;
+
+	(void)ud;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = ts.tv_sec + ts.tv_nsec * 1e-9;
+	if (kill_after > 0 && p->chunks_done >= kill_after)
+		raise(SIGKILL);
+	if (isatty(STDERR_FILENO) && (calib_last_print < 0 || now - calib_last_print >= 0.1 ||
+				      p->chunks_done == p->chunks_total)) {
+		char eta[32], ps[32] = "";
+
+		calib_last_print = now;
+		fmt_time(p->eta_s, eta, sizeof eta);
+		if (n_pass > 0)
+			snprintf(ps, sizeof ps, "pass %d/%d, ", pass + 1, n_pass);
+		fprintf(stderr, "\rcalibrate: %schunk %d/%d, %llu/%llu tokens, %.0f tok/s, ETA %s\033[K",
+			ps, p->chunks_done, p->chunks_total,
+			(unsigned long long)p->tokens_done, (unsigned long long)p->tokens_total,
+			p->tok_per_s, eta);
+		fflush(stderr);
 	}
-	for (int i = 0; i < p->n_drop; i++) {
-		layer[i] = p->drop[i].layer;
-		site[i] = site_name(p->drop[i].site);
-		imp[i] = p->drop[i].importance;
-	}
-	memset(&sp, 0, sizeof sp);
-	sp.run_id = run;
-	sp.model_id = model_id;
-	sp.method = plan_method_name(p->method);
-	sp.n = n;
-	sp.iterative = p->iterative;
-	sp.keep_first = keep_first;
-	sp.keep_last = keep_last;
-	sp.mask = mask;
-	sp.n_attn = p->effect.attn_dropped;
-	sp.n_mlp = p->effect.mlp_dropped;
-	sp.range_first = p->range_first;
-	sp.range_last = p->range_last;
-	sp.params = p->effect.params;
-	sp.kv_bytes_per_token = p->effect.kv_bytes_per_token;
-	sp.flops_per_token = p->effect.flops_per_token;
-	sp.n_drop = p->n_drop;
-	sp.drop_layer = layer;
-	sp.drop_site = site;
-	sp.drop_importance = imp;
-	rc = store_plan_put(s, &sp, id ? id : &got, err);
-	free(layer), free(site), free(imp);
-	return rc;
+	if (cli_cancel_requested())
+		return 1;
+	return cancel_after > 0 && p->chunks_done >= cancel_after && pass == 0;
+}
+
+void cli_calib_progress_end(void)
+{
+	if (isatty(STDERR_FILENO) && calib_last_print >= 0)
+		fputs("\r\033[K", stderr);
+	calib_last_print = -1;
 }

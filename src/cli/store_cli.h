@@ -1,9 +1,9 @@
 /*
  * store_cli: what the store's commands (calibrate, plan, runs, scores,
- * sql) share -- the --db option, opening the store with its errors
- * reported, provenance of this build, a table printer for query results
- * in every --format, and calibration with its results kept in the store
- * (used by calibrate and by plan --iterative).
+ * sql, eval, bench, sweep, export) share -- the --db option, opening
+ * the store with its errors reported, the application layer's notes on
+ * stderr, one table printer for query results in every --format, and
+ * cancellation and calibration progress on the terminal.
  */
 #ifndef STRATA_STORE_CLI_H
 #define STRATA_STORE_CLI_H
@@ -11,13 +11,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "app/app.h"
 #include "cli/cli.h"
 #include "db/store.h"
 
-struct model;
-struct dataset;
-struct plan_opts;
-struct calib_result;
+struct calib_progress;
 
 enum { OPT_DB = 1100 };
 #define DB_LONGOPT {"db", required_argument, NULL, OPT_DB}
@@ -29,8 +27,18 @@ enum { OPT_DB = 1100 };
  * as "strata CMD: ..." and returns NULL.  flags as store_open. */
 struct store *cli_store_open(const char *cmd, const char *db, int flags);
 
-/* This build's provenance (static strings; threads from the pool). */
-void cli_provenance(struct store_provenance *p);
+/* For the measuring commands (eval, bench, sweep): the store, or NULL
+ * with no_store or when it cannot be opened (a warning: measuring goes
+ * on without the cache). */
+struct store *cli_measure_open(const char *cmd, const char *db, int no_store);
+
+/*
+ * The application layer's view of this command (app/app.h): store s
+ * (may be NULL), notes printed to stderr as "strata CMD: ..." (warnings
+ * as "strata CMD: warning: ..."), hub downloads with cli_hub_progress.
+ * cmd must outlive env.
+ */
+void cli_env(struct app_env *env, const char *cmd, struct store *s);
 
 /*
  * A table of query results printed in a --format: text (aligned
@@ -48,51 +56,29 @@ void table_free(struct table *t);
 int table_query_row(void *ud, int stmt, int n, const char *const *names,
 		    const struct store_value *v);
 int table_query_cols(void *ud, int stmt, int n, const char *const *names);
+/*
+ * Run SQL (params p[n_p]) on s and print its result as one table in
+ * fmt to stdout; errors as "strata CMD: ...".  Returns EXIT_OK or
+ * EXIT_ERR.  What `strata runs` and `strata scores` print.
+ */
+int table_query_print(struct store *s, const char *cmd, const char *sql,
+		      const struct store_value *p, int n_p, enum out_format fmt);
 
-/* Signals: SIGINT/SIGTERM set a flag that calibration's progress
- * callback returns, so Ctrl-C stops after the current chunk, its
- * finished chunks kept.  A second Ctrl-C kills at once. */
+/* Signals: SIGINT/SIGTERM set a flag that the progress callbacks
+ * return, so Ctrl-C stops after the current chunk, its finished chunks
+ * kept.  A second Ctrl-C kills at once. */
 void cli_cancel_install(void);
 int cli_cancel_requested(void);
 
 /*
- * Iterative calibration of m on d with plan options po, kept in the
- * store as run *run (key k, iterative and iter_n already set): each
- * pass's chunks, scores and dropped site.  Progress on stderr.
- * Returns 0, ST_ECANCEL (run marked cancelled) or another negative code
- * with err filled.
+ * Calibration progress on stderr when it is a terminal ("calibrate:
+ * [pass P/N, ]chunk C/T, tokens, tok/s, ETA"), returning
+ * cli_cancel_requested().  Test hooks (environment):
+ * STRATA_TEST_CANCEL_AFTER=N cancels as Ctrl-C would once N chunks of
+ * pass 0 are done; STRATA_TEST_KILL_AFTER=N kills the process with
+ * SIGKILL then (a crash).  cli_calib_progress_end clears the line.
  */
-int cli_calib_iterative(struct store *s, const struct model *m,
-			const struct dataset *d, const struct store_run_key *k,
-			const struct plan_opts *po, int64_t *run, struct st_err *err);
-
-/*
- * Store the final scores of pass `pass` of run `run` from r: every
- * computed value (NaN ones left out) with its standard error, and for
- * cos the rank among its kind and among attn+mlp jointly with bootstrap
- * 95% intervals (1000 resamples, a fixed seed).  Shared by calibrate,
- * plan --iterative and the workbench, so that all store the same rows.
- */
-int cli_calib_put_scores(struct store *s, int64_t run, int pass,
-			 const struct calib_result *r, struct st_err *err);
-
-/* The key string for an iterative run: "attn", or with guards
- * "attn keep_first=1 keep_last=2"; into buf. */
-void cli_iterative_key(const struct plan_opts *po, char *buf, size_t cap);
-
-/*
- * Store plan p of run `run` (method, its drops in order and predicted
- * effect, n as asked, the guards, mask in canonical form) as
- * `strata plan` does; *id (may be NULL) gets the plan's id.
- */
-struct plan;
-int cli_plan_put(struct store *s, int64_t run, int64_t model_id, const struct plan *p, int n,
-		 int keep_first, int keep_last, const char *mask, int64_t *id,
-		 struct st_err *err);
-
-/* A run's pass-0 values rebuilt from its stored chunks (L layers);
- * NULL with err set when it has none or on an error. */
-struct calib_result *cli_run_result(struct store *s, const struct store_run *run, int L,
-				    struct st_err *err);
+int cli_calib_progress(void *ud, const struct calib_progress *p, int pass, int n_pass);
+void cli_calib_progress_end(void);
 
 #endif

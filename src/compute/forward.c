@@ -74,6 +74,7 @@ struct fwd_state {
 	size_t kv_bytes;
 	float *scratch;  /* [n_slots][ATT_QB][max_ctx] attention scores */
 	int n_slots;
+	const struct fwd_pack *pk; /* during a packed call, else NULL */
 };
 
 const char *site_name(enum site s)
@@ -351,14 +352,16 @@ static void add_bias(float *y, const float *b, int T, int n)
 			y[(size_t)t * n + i] += b[i];
 }
 
-/* cos/sin of every pair's angle at positions pos .. pos+T-1 */
+/* cos/sin of every pair's angle at positions pos .. pos+T-1 (a packed
+ * call: at its tokens' own positions) */
 static void rope_tables(struct fwd_state *s, int T)
 {
 	int half = s->hd / 2, t, i;
 
 	for (t = 0; t < T; t++)
 		for (i = 0; i < half; i++) {
-			double a = (double)(s->pos + t) * s->inv_freq[i];
+			int p = s->pk ? s->pk->pos[t] : s->pos + t;
+			double a = (double)p * s->inv_freq[i];
 
 			s->rope_cos[t * half + i] = (float)cos(a);
 			s->rope_sin[t * half + i] = (float)sin(a);
@@ -461,6 +464,83 @@ static void attn_unit(const struct attn_job *j, int h, int qb, float *sc)
 			out[(size_t)i * s->q_dim + k] *= inv[i];
 }
 
+/* max of s[0 .. n-1] */
+static float row_max(const float *s, int n)
+{
+	float mx = -INFINITY;
+
+	for (int j = 0; j < n; j++)
+		if (s[j] > mx)
+			mx = s[j];
+	return mx;
+}
+
+/*
+ * A packed call's unit: the keys of the block's queries span lo .. t1-1;
+ * each query's softmax runs over its shared context and its own
+ * sequence only (two ranges, each exponentiated by kern_softmax against
+ * its own maximum, then put on the common one), the rest set to zero.
+ */
+static void attn_unit_packed(const struct attn_job *j, int h, int qb, float *sc)
+{
+	const struct fwd_state *s = j->s;
+	const struct fwd_pack *pk = s->pk;
+	int hd = s->hd, g = h / (s->n_head / s->n_kv), ld = s->max_ctx;
+	int t0 = qb * ATT_QB, t1 = t0 + ATT_QB < j->T ? t0 + ATT_QB : j->T, nq = t1 - t0, i, k;
+	int lo = t1, nk;
+	float *out = s->att + (size_t)t0 * s->q_dim + (size_t)h * hd;
+	float inv[ATT_QB];
+
+	for (i = t0; i < t1; i++) {
+		int a = pk->ctx_lo[i] < pk->ctx_hi[i] ? pk->ctx_lo[i] : pk->own_lo[i];
+
+		if (a < lo)
+			lo = a;
+	}
+	nk = t1 - lo;
+	kern_scores(s->q + (size_t)t0 * s->q_dim + (size_t)h * hd, (size_t)s->q_dim, nq,
+		    j->kt + (size_t)g * hd * ld + lo, (size_t)ld, nk, hd, 1.0f / sqrtf((float)hd),
+		    sc, (size_t)ld);
+	for (i = 0; i < nq; i++) {
+		int t = t0 + i, a0 = pk->ctx_lo[t] - lo, a1 = pk->ctx_hi[t] - lo;
+		int b0 = pk->own_lo[t] - lo, b1 = t + 1 - lo;
+		float *row = sc + (size_t)i * ld, ma = -INFINITY, mb, m, sa = 0, sb;
+
+		if (a1 > a0)
+			ma = row_max(row + a0, a1 - a0);
+		mb = row_max(row + b0, b1 - b0);
+		m = ma > mb ? ma : mb;
+		if (a1 > a0) {
+			float f = expf(ma - m);
+
+			sa = kern_softmax(row + a0, a1 - a0) * f;
+			for (k = a0; k < a1; k++)
+				row[k] *= f;
+		} else {
+			a0 = a1 = 0;
+		}
+		{
+			float f = expf(mb - m);
+
+			sb = kern_softmax(row + b0, b1 - b0) * f;
+			for (k = b0; k < b1; k++)
+				row[k] *= f;
+		}
+		inv[i] = 1.0f / (sa + sb);
+		for (k = 0; k < a0; k++)
+			row[k] = 0;
+		for (k = a1; k < b0; k++)
+			row[k] = 0;
+		for (k = b1; k < nk; k++)
+			row[k] = 0;
+	}
+	kern_pv(sc, (size_t)ld, nq, j->vc + (size_t)lo * s->kv_dim + (size_t)g * hd,
+		(size_t)s->kv_dim, nk, hd, out, (size_t)s->q_dim);
+	for (i = 0; i < nq; i++)
+		for (k = 0; k < hd; k++)
+			out[(size_t)i * s->q_dim + k] *= inv[i];
+}
+
 static void attn_task(void *ud, int slot)
 {
 	struct attn_job *j = ud;
@@ -468,8 +548,12 @@ static void attn_task(void *ud, int slot)
 	int u, n_units = j->s->n_head * j->n_qb;
 
 	/* later query blocks see more keys: hand them out first */
-	while ((u = atomic_fetch_add(&j->next, 1)) < n_units)
-		attn_unit(j, u % j->s->n_head, j->n_qb - 1 - u / j->s->n_head, sc);
+	while ((u = atomic_fetch_add(&j->next, 1)) < n_units) {
+		if (j->s->pk)
+			attn_unit_packed(j, u % j->s->n_head, j->n_qb - 1 - u / j->s->n_head, sc);
+		else
+			attn_unit(j, u % j->s->n_head, j->n_qb - 1 - u / j->s->n_head, sc);
+	}
 }
 
 /* s->att = causal attention of s->q over the cache (rows 0 .. pos+T-1) */
@@ -512,9 +596,13 @@ static void swiglu(float *hg, const float *hu, int T, int d_ff)
 
 /* ---- the pass ---- */
 
-int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
-	     float *logits, int all_logits, const struct observer *obs,
-	     struct st_err *err)
+/*
+ * The pass over T tokens: s->pk set for a packed call.  Logits: all T
+ * rows (all_logits), the last row, or a packed call's chosen rows.
+ */
+static int run(struct fwd_state *s, const int32_t *tokens, int T,
+	       float *logits, int all_logits, const struct observer *obs,
+	       struct st_err *err)
 {
 	const struct model *m = s->m;
 	const struct model_hparams *hp = &m->hp;
@@ -586,7 +674,15 @@ int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
 			obs->site(obs->ud, l, SITE_BLOCK, s->x_layer, s->x, T, d);
 	}
 
-	if (logits) {
+	if (logits && s->pk) {
+		const struct fwd_pack *pk = s->pk;
+
+		for (t = 0; t < pk->n_rows; t++)
+			memcpy(s->x_site + (size_t)t * d, s->x + (size_t)pk->rows[t] * d,
+			       sizeof(float) * (size_t)d);
+		rmsnorm(s->xb, s->x_site, s->out_norm, pk->n_rows, d, hp->rms_eps);
+		matmul(logits, s->xb, &m->output, pk->n_rows, 0);
+	} else if (logits) {
 		if (all_logits) {
 			rmsnorm(s->xb, s->x, s->out_norm, T, d, hp->rms_eps);
 			matmul(logits, s->xb, &m->output, T, 0);
@@ -597,4 +693,42 @@ int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
 	}
 	s->pos += T;
 	return 0;
+}
+
+int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
+	     float *logits, int all_logits, const struct observer *obs,
+	     struct st_err *err)
+{
+	s->pk = NULL;
+	return run(s, tokens, T, logits, all_logits, obs, err);
+}
+
+int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
+		    const struct fwd_pack *pk, float *logits,
+		    const struct observer *obs, struct st_err *err)
+{
+	int t, rc;
+
+	if (T <= 0 || T > s->max_batch)
+		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d)",
+			       T, s->max_batch);
+	for (t = 0; t < T; t++)
+		if (pk->pos[t] < 0 || pk->ctx_lo[t] < 0 || pk->ctx_lo[t] > pk->ctx_hi[t] ||
+		    pk->ctx_hi[t] > pk->own_lo[t] || pk->own_lo[t] > t)
+			return st_errf(err, ST_EINVAL,
+				       "forward: packed token %d: position %d, context %d..%d, "
+				       "own sequence from %d (want context <= own start <= %d)",
+				       t, pk->pos[t], pk->ctx_lo[t], pk->ctx_hi[t], pk->own_lo[t], t);
+	if (logits && (pk->n_rows < 0 || pk->n_rows > T))
+		return st_errf(err, ST_EINVAL, "forward: %d logit rows of %d tokens", pk->n_rows, T);
+	for (t = 0; logits && t < pk->n_rows; t++)
+		if (pk->rows[t] < 0 || pk->rows[t] >= T)
+			return st_errf(err, ST_EINVAL, "forward: logit row %d is outside 0..%d",
+				       pk->rows[t], T - 1);
+	s->pos = 0;
+	s->pk = pk;
+	rc = run(s, tokens, T, logits, 0, obs, err);
+	s->pk = NULL;
+	s->pos = 0;
+	return rc;
 }

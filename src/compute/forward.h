@@ -63,4 +63,25 @@ int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
 	     float *logits, int all_logits, const struct observer *obs,
 	     struct st_err *err);
 
+/*
+ * Several independent sequences in one call, for scoring many short
+ * texts at prefill speed.  Token t of the call sits at RoPE position
+ * pos[t] and attends to the call's tokens ctx_lo[t] .. ctx_hi[t]-1 (a
+ * shared context; none when ctx_lo == ctx_hi) and own_lo[t] .. t (its
+ * own sequence so far), with ctx_hi[t] <= own_lo[t] <= t.  Nothing of
+ * the cache is seen: it serves as the call's scratch and fwd_pos is 0
+ * afterwards.  Logits, if not NULL, receive [n_rows][n_vocab] for the
+ * call's rows rows[0 .. n_rows-1].  T <= max_batch and T <= max_ctx.
+ */
+struct fwd_pack {
+	const int32_t *pos;            /* [T] */
+	const int32_t *ctx_lo, *ctx_hi; /* [T] */
+	const int32_t *own_lo;         /* [T] */
+	const int32_t *rows;           /* [n_rows] */
+	int n_rows;
+};
+int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
+		    const struct fwd_pack *pk, float *logits,
+		    const struct observer *obs, struct st_err *err);
+
 #endif

@@ -7,10 +7,12 @@
  * of a window is predicted from BOS alone and every token of the stream
  * exactly once.  Without BOS a window holds ctx tokens and its first
  * token only serves as context.  The window's last token is never fed
- * (nothing after it is scored).  A window goes through the model in
- * slices of at most EVAL_BATCH tokens, so the logits buffer is
- * EVAL_BATCH x n_vocab whatever ctx is.  log-softmax and all sums are in
- * double.
+ * (nothing after it is scored).  Windows of at most EVAL_BATCH tokens
+ * are packed several to a forward call (each seeing only itself), so
+ * that a short context still runs large matmuls; a longer window goes
+ * through the model in slices of EVAL_BATCH tokens.  Either way the
+ * logits buffer is EVAL_BATCH x n_vocab whatever ctx is.  log-softmax
+ * and all sums are in double.
  */
 #include "measure/eval.h"
 
@@ -23,8 +25,6 @@
 #include "compute/forward.h"
 #include "model/model.h"
 #include "tok/tokenizer.h"
-
-#define EVAL_BATCH 512
 
 /* -log softmax(logits)[target] */
 static double token_nll(const float *logits, int n, int target)
@@ -40,46 +40,77 @@ static double token_nll(const float *logits, int n, int target)
 	return log(sum) + mx - (double)logits[target];
 }
 
-int eval_ppl(const struct model *m, const struct mask *mask,
-	     const int32_t *tokens, size_t n_tokens, int ctx,
-	     struct ppl_result *out, st_progress_fn progress, void *ud,
-	     struct st_err *err)
+/* windows packed into one forward call, and where each one's rows are */
+struct win_pack {
+	int T, n_win;
+	int32_t tok[EVAL_BATCH], pos[EVAL_BATCH], lo[EVAL_BATCH], rows[EVAL_BATCH];
+	int off[EVAL_BATCH], len[EVAL_BATCH];
+	size_t first[EVAL_BATCH];
+};
+
+/* Run the packed windows through every state and score them. */
+static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, float **lg,
+		     int n_vocab, eval_score_fn score, void *ud, struct st_err *err)
+{
+	struct fwd_pack fp = { w->pos, w->lo, w->lo, w->lo, w->rows, w->T };
+	float *rows[2];
+	int i, k, rc;
+
+	if (!w->T)
+		return 0;
+	for (i = 0; i < n_states; i++)
+		if ((rc = fwd_eval_packed(fs[i], w->tok, w->T, &fp, lg[i], NULL, err)) < 0)
+			return rc;
+	for (k = 0; k < w->n_win; k++) {
+		for (i = 0; i < n_states; i++)
+			rows[i] = lg[i] + (size_t)w->off[k] * n_vocab;
+		if ((rc = score(ud, rows, w->first[k], w->len[k], err)) < 0)
+			return rc;
+	}
+	w->T = w->n_win = 0;
+	return 0;
+}
+
+int eval_windows(const struct model *m, const struct mask *const *masks, int n_states,
+		 const int32_t *tokens, size_t n_tokens, int ctx, const char *what,
+		 eval_score_fn score, void *ud, st_progress_fn progress, void *pud,
+		 struct st_err *err)
 {
 	int32_t bos = m->tok ? tok_bos(m->tok) : -1;
-	int n_vocab = m->hp.n_vocab, batch, rc = 0;
-	size_t win = bos >= 0 ? (size_t)ctx - 1 : (size_t)ctx, start, i;
-	size_t total, scored = 0;
-	double sum = 0, sumsq = 0;
-	struct fwd_state *fs = NULL;
+	int n_vocab = m->hp.n_vocab, batch, packed = ctx <= EVAL_BATCH, rc = 0, i;
+	size_t win = bos >= 0 ? (size_t)ctx - 1 : (size_t)ctx, start, total, scored = 0;
+	struct fwd_state *fs[2] = { NULL, NULL };
+	float *lg[2] = { NULL, NULL };
+	struct win_pack *wp = NULL;
 	int32_t *in = NULL;
-	float *logits = NULL;
 
-	memset(out, 0, sizeof *out);
 	if (ctx < 2)
-		return st_errf(err, ST_EINVAL, "ppl: context %d is too short (at least 2)", ctx);
-	for (i = 0; i < n_tokens; i++)
-		if (tokens[i] < 0 || tokens[i] >= n_vocab)
+		return st_errf(err, ST_EINVAL, "%s: context %d is too short (at least 2)", what, ctx);
+	if (n_states < 1 || n_states > 2)
+		return st_errf(err, ST_EINVAL, "%s: %d models side by side (1 or 2)", what, n_states);
+	for (start = 0; start < n_tokens; start++)
+		if (tokens[start] < 0 || tokens[start] >= n_vocab)
 			return st_errf(err, ST_EINVAL,
-				       "ppl: token %d at index %zu is outside the vocabulary (%d)",
-				       tokens[i], i, n_vocab);
+				       "%s: token %d at index %zu is outside the vocabulary (%d)",
+				       what, tokens[start], start, n_vocab);
 	/* tokens that will be scored, for progress */
-	if (bos >= 0) {
-		total = n_tokens;
-	} else {
-		size_t nw = (n_tokens + win - 1) / win;
-
-		total = n_tokens - nw;
-	}
+	total = bos >= 0 ? n_tokens : n_tokens - (n_tokens + win - 1) / win;
 	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
-	fs = fwd_new(m, mask, ctx, batch, err);
-	if (!fs)
-		return err ? err->code : ST_ENOMEM;
-	in = malloc(sizeof *in * (size_t)ctx);
-	logits = malloc(sizeof *logits * (size_t)batch * (size_t)n_vocab);
-	if (!in || !logits) {
-		rc = st_errf(err, ST_ENOMEM, "ppl: out of memory for %d x %d logits", batch, n_vocab);
-		goto done;
+	for (i = 0; i < n_states; i++) {
+		fs[i] = packed ? fwd_new(m, masks[i], EVAL_BATCH, EVAL_BATCH, err)
+			       : fwd_new(m, masks[i], ctx, batch, err);
+		if (!fs[i]) {
+			rc = err ? err->code : ST_ENOMEM;
+			goto done;
+		}
+		lg[i] = malloc(sizeof(float) * (size_t)(packed ? EVAL_BATCH : batch) * (size_t)n_vocab);
+		if (!lg[i])
+			goto nomem;
 	}
+	in = malloc(sizeof *in * (size_t)ctx);
+	wp = packed ? calloc(1, sizeof *wp) : NULL;
+	if (!in || (packed && !wp))
+		goto nomem;
 
 	for (start = 0; start < n_tokens; start += win) {
 		size_t len = n_tokens - start < win ? n_tokens - start : win;
@@ -98,42 +129,110 @@ int eval_ppl(const struct model *m, const struct mask *mask,
 			n_in = len - 1;
 			first = start + 1;
 		}
-		fwd_reset(fs);
-		for (p = 0; p < n_in; p += (size_t)batch) {
-			int nb = n_in - p < (size_t)batch ? (int)(n_in - p) : batch, j;
+		if (packed) {
+			int o;
 
-			rc = fwd_eval(fs, in + p, nb, logits, 1, NULL, err);
-			if (rc < 0)
+			if (wp->T + (int)n_in > EVAL_BATCH &&
+			    (rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, err)) < 0)
 				goto done;
-			for (j = 0; j < nb; j++) {
-				double nll = token_nll(logits + (size_t)j * n_vocab, n_vocab,
-						       tokens[first + p + (size_t)j]);
+			o = wp->T;
+			for (p = 0; p < n_in; p++, wp->T++) {
+				wp->tok[wp->T] = in[p];
+				wp->pos[wp->T] = (int32_t)p;
+				wp->lo[wp->T] = o;
+				wp->rows[wp->T] = wp->T;
+			}
+			wp->off[wp->n_win] = o;
+			wp->len[wp->n_win] = (int)n_in;
+			wp->first[wp->n_win++] = first;
+		} else {
+			for (i = 0; i < n_states; i++)
+				fwd_reset(fs[i]);
+			for (p = 0; p < n_in; p += (size_t)batch) {
+				int nb = n_in - p < (size_t)batch ? (int)(n_in - p) : batch;
 
-				sum += nll;
-				sumsq += nll * nll;
+				for (i = 0; i < n_states; i++)
+					if ((rc = fwd_eval(fs[i], in + p, nb, lg[i], 1, NULL, err)) < 0)
+						goto done;
+				if ((rc = score(ud, lg, first + p, nb, err)) < 0)
+					goto done;
 			}
 		}
 		scored += n_in;
-		if (progress && progress(ud, total ? (double)scored / total : 1.0)) {
-			rc = st_errf(err, ST_ECANCEL, "ppl: cancelled after %zu of %zu tokens",
-				     scored, total);
+		/* a packed window is scored when its batch runs: report then */
+		if (packed && wp->T + (int)win <= EVAL_BATCH && start + win < n_tokens)
+			continue;
+		if (packed && (rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, err)) < 0)
+			goto done;
+		if (progress && progress(pud, total ? (double)scored / total : 1.0)) {
+			rc = st_errf(err, ST_ECANCEL, "%s: cancelled after %zu of %zu tokens",
+				     what, scored, total);
 			goto done;
 		}
 	}
-	out->tokens = scored;
-	if (scored) {
-		double mean = sum / scored;
-		double var = scored > 1 ? (sumsq - scored * mean * mean) / (scored - 1) : 0;
+	if (packed)
+		rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, err);
+	goto done;
+nomem:
+	rc = st_errf(err, ST_ENOMEM, "%s: out of memory for %d x %d logits", what,
+		     packed ? EVAL_BATCH : batch, n_vocab);
+done:
+	for (i = 0; i < 2; i++) {
+		fwd_free(fs[i]);
+		free(lg[i]);
+	}
+	free(in);
+	free(wp);
+	return rc;
+}
+
+struct ppl_acc {
+	const int32_t *tokens;
+	int n_vocab;
+	size_t scored;
+	double sum, sumsq;
+};
+
+static int ppl_score(void *ud, float *const *logits, size_t first, int n, struct st_err *err)
+{
+	struct ppl_acc *a = ud;
+	int j;
+
+	(void)err;
+	for (j = 0; j < n; j++) {
+		double nll = token_nll(logits[0] + (size_t)j * a->n_vocab, a->n_vocab,
+				       a->tokens[first + (size_t)j]);
+
+		a->sum += nll;
+		a->sumsq += nll * nll;
+	}
+	a->scored += (size_t)n;
+	return 0;
+}
+
+int eval_ppl(const struct model *m, const struct mask *mask,
+	     const int32_t *tokens, size_t n_tokens, int ctx,
+	     struct ppl_result *out, st_progress_fn progress, void *ud,
+	     struct st_err *err)
+{
+	struct ppl_acc a = { tokens, m->hp.n_vocab, 0, 0, 0 };
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	rc = eval_windows(m, &mask, 1, tokens, n_tokens, ctx, "ppl", ppl_score, &a,
+			  progress, ud, err);
+	if (rc < 0)
+		return rc;
+	out->tokens = a.scored;
+	if (a.scored) {
+		double mean = a.sum / a.scored;
+		double var = a.scored > 1 ? (a.sumsq - a.scored * mean * mean) / (a.scored - 1) : 0;
 
 		out->nll = mean;
 		out->ppl = exp(mean);
-		out->nll_stderr = var > 0 ? sqrt(var / scored) : 0;
+		out->nll_stderr = var > 0 ? sqrt(var / a.scored) : 0;
 	}
-done:
-	free(in);
-	free(logits);
-	fwd_free(fs);
-	return rc;
+	return 0;
 }
 
 int read_file(const char *path, char **buf, size_t *len, struct st_err *err)

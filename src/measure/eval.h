@@ -28,6 +28,24 @@ int eval_ppl(const struct model *m, const struct mask *mask,
 	     struct ppl_result *out, st_progress_fn progress, void *ud,
 	     struct st_err *err);
 
+/*
+ * The windows of the protocol above, run through n_states models at once
+ * (the same model under masks[i]; NULL keeps all), and handed to score:
+ * logits[i] holds n rows of n_vocab for state i, row j scoring stream
+ * token first + j.  Windows shorter than a batch (ctx <= EVAL_BATCH)
+ * are packed several to a forward call (fwd_eval_packed); longer ones go
+ * through in slices.  what names the job in errors ("ppl", "kl");
+ * progress gets the share of the tokens scored.  score returns 0 or a
+ * negative code (with err filled) to stop.  At most 2 states.
+ */
+#define EVAL_BATCH 512
+typedef int (*eval_score_fn)(void *ud, float *const *logits, size_t first, int n,
+			     struct st_err *err);
+int eval_windows(const struct model *m, const struct mask *const *masks, int n_states,
+		 const int32_t *tokens, size_t n_tokens, int ctx, const char *what,
+		 eval_score_fn score, void *ud, st_progress_fn progress, void *pud,
+		 struct st_err *err);
+
 /* Read a whole file into a malloc'd NUL-terminated buffer. */
 int read_file(const char *path, char **buf, size_t *len, struct st_err *err);
 

@@ -2,16 +2,17 @@
  * evaltask: KL of the masked model from the unmasked one, and
  * multiple-choice scoring (see evaltask.h).
  *
- * eval_kl walks the windows of eval_ppl exactly: with BOS, windows of
- * ctx-1 stream tokens, the model reading BOS + the window minus its last
- * token; without, windows of ctx tokens minus the last.  Both states
- * see the same input slice of at most EVAL_BATCH tokens, so the two
- * logits buffers are EVAL_BATCH x n_vocab.
+ * eval_kl walks the windows of eval_ppl exactly (eval_windows), the
+ * unmasked and the masked model side by side on the same batch, so the
+ * two logits buffers are EVAL_BATCH x n_vocab.
  *
- * eval_mc prefills the context once (last logits kept: they score the
- * first continuation token), then for each choice truncates the cache
- * to the context with fwd_set_pos and feeds the continuation minus its
- * last token with all logits.
+ * eval_mc packs many items into one forward call (fwd_eval_packed): an
+ * item's context once, then each choice's continuation minus its last
+ * token, each seeing the context and itself only, at the positions it
+ * would have alone.  The context's last row scores every choice's first
+ * token; a continuation token's row scores the next one.  Batches are
+ * max(ctx, EVAL_BATCH) tokens with at most EVAL_BATCH logit rows, so
+ * short items no longer run small matmuls.
  *
  * Readers: HellaSwag's 6-line items, llm-foundry's JSON lines, and the
  * key = value task definition files of data/tasks.
@@ -32,7 +33,6 @@
 #include "model/model.h"
 #include "tok/tokenizer.h"
 
-#define EVAL_BATCH 512
 
 /* log-sum-exp of logits[0..n-1] in double */
 static double lse(const float *l, int n, int *argmax)
@@ -79,108 +79,64 @@ static double binom_stderr(double p, size_t n)
 	return n > 1 ? sqrt(p * (1 - p) / (double)(n - 1)) : 0;
 }
 
+struct kl_acc {
+	int n_vocab;
+	size_t scored, agree, cap;
+	double sum, sumsq, *kls; /* [cap] per token, for the 99th percentile */
+};
+
+static int kl_score(void *ud, float *const *logits, size_t first, int n, struct st_err *err)
+{
+	struct kl_acc *a = ud;
+	int j;
+
+	(void)first;
+	if (a->scored + (size_t)n > a->cap)
+		return st_errf(err, ST_EINVAL, "kl: more tokens scored than counted (%zu)", a->cap);
+	for (j = 0; j < n; j++) {
+		int ag;
+		double kl = kl_token(logits[0] + (size_t)j * a->n_vocab,
+				     logits[1] + (size_t)j * a->n_vocab, a->n_vocab, &ag);
+
+		a->kls[a->scored++] = kl;
+		a->sum += kl;
+		a->sumsq += kl * kl;
+		a->agree += (size_t)ag;
+	}
+	return 0;
+}
+
 int eval_kl(const struct model *m, const struct mask *mask,
 	    const int32_t *tokens, size_t n_tokens, int ctx,
 	    struct kl_result *out, st_progress_fn progress, void *ud,
 	    struct st_err *err)
 {
-	int32_t bos = m->tok ? tok_bos(m->tok) : -1;
-	int n_vocab = m->hp.n_vocab, batch, rc = 0;
-	size_t win = bos >= 0 ? (size_t)ctx - 1 : (size_t)ctx, start, i;
-	size_t total, scored = 0, agree = 0;
-	double sum = 0, sumsq = 0, *kls = NULL;
-	struct fwd_state *fb = NULL, *fm = NULL;
-	int32_t *in = NULL;
-	float *lb = NULL, *lm = NULL;
+	const struct mask *masks[2] = { NULL, mask };
+	struct kl_acc a = { m->hp.n_vocab, 0, 0, n_tokens, 0, 0, NULL };
+	size_t scored;
+	int rc;
 
 	memset(out, 0, sizeof *out);
-	if (ctx < 2)
-		return st_errf(err, ST_EINVAL, "kl: context %d is too short (at least 2)", ctx);
-	for (i = 0; i < n_tokens; i++)
-		if (tokens[i] < 0 || tokens[i] >= n_vocab)
-			return st_errf(err, ST_EINVAL,
-				       "kl: token %d at index %zu is outside the vocabulary (%d)",
-				       tokens[i], i, n_vocab);
-	total = bos >= 0 ? n_tokens : n_tokens - (n_tokens + win - 1) / win;
-	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
-	fb = fwd_new(m, NULL, ctx, batch, err);
-	if (!fb)
-		return err ? err->code : ST_ENOMEM;
-	fm = fwd_new(m, mask, ctx, batch, err);
-	if (!fm) {
-		fwd_free(fb);
-		return err ? err->code : ST_ENOMEM;
-	}
-	in = malloc(sizeof *in * (size_t)ctx);
-	lb = malloc(sizeof *lb * (size_t)batch * (size_t)n_vocab);
-	lm = malloc(sizeof *lm * (size_t)batch * (size_t)n_vocab);
-	kls = malloc(sizeof *kls * (total ? total : 1));
-	if (!in || !lb || !lm || !kls) {
-		rc = st_errf(err, ST_ENOMEM, "kl: out of memory for %d x %d logits", batch, n_vocab);
-		goto done;
-	}
-	for (start = 0; start < n_tokens; start += win) {
-		size_t len = n_tokens - start < win ? n_tokens - start : win;
-		size_t n_in, p;
-
-		if (bos >= 0) {
-			in[0] = bos;
-			memcpy(in + 1, tokens + start, sizeof *in * (len - 1));
-			n_in = len;
-		} else {
-			if (len < 2)
-				break;
-			memcpy(in, tokens + start, sizeof *in * (len - 1));
-			n_in = len - 1;
-		}
-		fwd_reset(fb);
-		fwd_reset(fm);
-		for (p = 0; p < n_in; p += (size_t)batch) {
-			int nb = n_in - p < (size_t)batch ? (int)(n_in - p) : batch, j;
-
-			rc = fwd_eval(fb, in + p, nb, lb, 1, NULL, err);
-			if (rc < 0)
-				goto done;
-			rc = fwd_eval(fm, in + p, nb, lm, 1, NULL, err);
-			if (rc < 0)
-				goto done;
-			for (j = 0; j < nb; j++) {
-				int a;
-				double kl = kl_token(lb + (size_t)j * n_vocab,
-						     lm + (size_t)j * n_vocab, n_vocab, &a);
-
-				kls[scored++] = kl;
-				sum += kl;
-				sumsq += kl * kl;
-				agree += (size_t)a;
-			}
-		}
-		if (progress && progress(ud, total ? (double)scored / total : 1.0)) {
-			rc = st_errf(err, ST_ECANCEL, "kl: cancelled after %zu of %zu tokens",
-				     scored, total);
-			goto done;
-		}
-	}
+	a.kls = malloc(sizeof *a.kls * (n_tokens ? n_tokens : 1));
+	if (!a.kls)
+		return st_errf(err, ST_ENOMEM, "kl: out of memory for %zu tokens", n_tokens);
+	rc = eval_windows(m, masks, 2, tokens, n_tokens, ctx, "kl", kl_score, &a,
+			  progress, ud, err);
+	scored = a.scored;
 	out->tokens = scored;
-	if (scored) {
-		double mean = sum / scored;
-		double var = scored > 1 ? (sumsq - scored * mean * mean) / (scored - 1) : 0;
+	if (rc == 0 && scored) {
+		double mean = a.sum / scored;
+		double var = scored > 1 ? (a.sumsq - scored * mean * mean) / (scored - 1) : 0;
 		size_t rank = (size_t)ceil(0.99 * (double)scored);
 
-		qsort(kls, scored, sizeof *kls, cmp_double);
+		qsort(a.kls, scored, sizeof *a.kls, cmp_double);
 		out->kl_mean = mean;
 		out->kl_stderr = var > 0 ? sqrt(var / scored) : 0;
-		out->kl_p99 = kls[rank ? rank - 1 : 0];
-		out->top1_agree = (double)agree / scored;
+		out->kl_p99 = a.kls[rank ? rank - 1 : 0];
+		out->top1_agree = (double)a.agree / scored;
 		out->top1_stderr = binom_stderr(out->top1_agree, scored);
 	}
-done:
-	free(kls);
-	free(in);
-	free(lb);
-	free(lm);
-	fwd_free(fb);
-	fwd_free(fm);
+	free(a.kls);
 	return rc;
 }
 
@@ -314,10 +270,203 @@ fail:
 	return rc;
 }
 
-/* log softmax(l)[target] */
-static double logp(const float *l, int n, int target)
+/*
+ * A batch of packed multiple-choice requests (see eval_mc): the tokens of
+ * one fwd_eval_packed call with their positions and attention ranges,
+ * the logit rows it asks for, and the scores those rows give: score i
+ * adds log p(tgt[i]) at logit row srow[i] to ll[sk[i]].
+ */
+struct mc_pack {
+	int cap, cap_rows, T, n_rows;
+	size_t n_sc, cap_sc, n_calls;
+	int32_t *tok, *pos, *clo, *chi, *olo; /* [cap] */
+	int32_t *rows;                         /* [cap] */
+	int32_t *srow, *stgt;                  /* [cap_sc] */
+	size_t *sk;                            /* [cap_sc] */
+	float *logits;                         /* [cap_rows][n_vocab] */
+	double *lse;                           /* [cap_rows] */
+};
+
+static void pack_release(struct mc_pack *p)
 {
-	return (double)l[target] - lse(l, n, NULL);
+	free(p->tok); free(p->pos); free(p->clo); free(p->chi); free(p->olo);
+	free(p->rows); free(p->srow); free(p->stgt); free(p->sk);
+	free(p->logits); free(p->lse);
+}
+
+static int pack_init(struct mc_pack *p, int cap, int cap_rows, int n_vocab)
+{
+	memset(p, 0, sizeof *p);
+	p->cap = cap;
+	p->cap_rows = cap_rows;
+	p->cap_sc = 2 * (size_t)cap;
+	p->tok = malloc(sizeof(int32_t) * (size_t)cap);
+	p->pos = malloc(sizeof(int32_t) * (size_t)cap);
+	p->clo = malloc(sizeof(int32_t) * (size_t)cap);
+	p->chi = malloc(sizeof(int32_t) * (size_t)cap);
+	p->olo = malloc(sizeof(int32_t) * (size_t)cap);
+	p->rows = malloc(sizeof(int32_t) * (size_t)cap);
+	p->srow = malloc(sizeof(int32_t) * p->cap_sc);
+	p->stgt = malloc(sizeof(int32_t) * p->cap_sc);
+	p->sk = malloc(sizeof(size_t) * p->cap_sc);
+	p->logits = malloc(sizeof(float) * (size_t)cap_rows * (size_t)n_vocab);
+	p->lse = malloc(sizeof(double) * (size_t)cap_rows);
+	if (!p->tok || !p->pos || !p->clo || !p->chi || !p->olo || !p->rows || !p->srow ||
+	    !p->stgt || !p->sk || !p->logits || !p->lse)
+		return -1;
+	return 0;
+}
+
+/* Make room for rows logit rows (a single long continuation). */
+static int pack_grow_rows(struct mc_pack *p, int rows, int n_vocab)
+{
+	float *l;
+	double *e;
+
+	if (rows <= p->cap_rows)
+		return 0;
+	l = realloc(p->logits, sizeof(float) * (size_t)rows * (size_t)n_vocab);
+	if (!l)
+		return -1;
+	p->logits = l;
+	e = realloc(p->lse, sizeof(double) * (size_t)rows);
+	if (!e)
+		return -1;
+	p->lse = e;
+	p->cap_rows = rows;
+	return 0;
+}
+
+/* One context and the continuations scored after it (ll[k[j]] for j). */
+struct mc_seg {
+	const int32_t *ctx;
+	size_t n_ctx;
+	int n;
+	const int32_t *const *cont; /* [n] continuation tokens */
+	const size_t *n_cont;       /* [n] their counts (>= 1) */
+	const size_t *k;            /* [n] */
+};
+
+/* tokens, logit rows and scores the segment adds to a batch */
+static void seg_size(const struct mc_seg *g, size_t *tokens, size_t *rows, size_t *scores)
+{
+	int j;
+
+	*tokens = g->n_ctx;
+	*rows = 1;
+	*scores = 0;
+	for (j = 0; j < g->n; j++) {
+		*tokens += g->n_cont[j] - 1;
+		*rows += g->n_cont[j] - 1;
+		*scores += g->n_cont[j];
+	}
+}
+
+static int seg_fits(const struct mc_pack *p, const struct mc_seg *g)
+{
+	size_t t, r, sc;
+
+	seg_size(g, &t, &r, &sc);
+	return (size_t)p->T + t <= (size_t)p->cap && (size_t)p->n_rows + r <= (size_t)p->cap_rows &&
+	       p->n_sc + sc <= p->cap_sc;
+}
+
+/* Append a segment that fits: context at positions 0.., each continuation
+ * minus its last token after it, seeing the context and itself. */
+static void seg_append(struct mc_pack *p, const struct mc_seg *g)
+{
+	int o = p->T, last, j;
+	size_t i, q;
+
+	for (i = 0; i < g->n_ctx; i++) {
+		p->tok[p->T] = g->ctx[i];
+		p->pos[p->T] = (int32_t)i;
+		p->clo[p->T] = p->chi[p->T] = p->olo[p->T] = o;
+		p->T++;
+	}
+	last = p->n_rows;
+	p->rows[p->n_rows++] = p->T - 1;
+	for (j = 0; j < g->n; j++) {
+		int c = p->T;
+
+		p->srow[p->n_sc] = last;
+		p->stgt[p->n_sc] = g->cont[j][0];
+		p->sk[p->n_sc++] = g->k[j];
+		for (q = 0; q + 1 < g->n_cont[j]; q++) {
+			p->tok[p->T] = g->cont[j][q];
+			p->pos[p->T] = (int32_t)(g->n_ctx + q);
+			p->clo[p->T] = o;
+			p->chi[p->T] = o + (int32_t)g->n_ctx;
+			p->olo[p->T] = c;
+			p->srow[p->n_sc] = p->n_rows;
+			p->stgt[p->n_sc] = g->cont[j][q + 1];
+			p->sk[p->n_sc++] = g->k[j];
+			p->rows[p->n_rows++] = p->T;
+			p->T++;
+		}
+	}
+}
+
+/* Run the batch and add its scores to ll; the batch is empty after. */
+static int pack_flush(struct mc_pack *p, struct fwd_state *fs, int n_vocab, double *ll,
+		      struct st_err *err)
+{
+	struct fwd_pack fp = { p->pos, p->clo, p->chi, p->olo, p->rows, p->n_rows };
+	size_t i;
+	int r, rc;
+
+	if (!p->T)
+		return 0;
+	rc = fwd_eval_packed(fs, p->tok, p->T, &fp, p->logits, NULL, err);
+	if (rc < 0)
+		return rc;
+	for (r = 0; r < p->n_rows; r++)
+		p->lse[r] = lse(p->logits + (size_t)r * n_vocab, n_vocab, NULL);
+	for (i = 0; i < p->n_sc; i++)
+		ll[p->sk[i]] += (double)p->logits[(size_t)p->srow[i] * n_vocab + p->stgt[i]] -
+				p->lse[p->srow[i]];
+	p->T = p->n_rows = 0;
+	p->n_sc = 0;
+	p->n_calls++;
+	return 0;
+}
+
+/* Add a segment, flushing first when it does not fit; a segment larger
+ * than an empty batch is split into one segment per continuation. */
+static int pack_add(struct mc_pack *p, struct fwd_state *fs, int n_vocab, double *ll,
+		    const struct mc_seg *g, struct st_err *err)
+{
+	int j, rc;
+
+	if (seg_fits(p, g)) {
+		seg_append(p, g);
+		return 0;
+	}
+	if ((rc = pack_flush(p, fs, n_vocab, ll, err)) < 0)
+		return rc;
+	if (seg_fits(p, g)) {
+		seg_append(p, g);
+		return 0;
+	}
+	if (g->n > 1) {
+		for (j = 0; j < g->n; j++) {
+			struct mc_seg one = { g->ctx, g->n_ctx, 1, g->cont + j, g->n_cont + j, g->k + j };
+
+			if ((rc = pack_add(p, fs, n_vocab, ll, &one, err)) < 0)
+				return rc;
+		}
+		return 0;
+	}
+	/* one continuation longer than the batch's logit rows */
+	if (pack_grow_rows(p, (int)g->n_cont[0] + 1, n_vocab) < 0 ||
+	    g->n_cont[0] + 1 > p->cap_sc)
+		return st_errf(err, ST_ENOMEM, "mc: out of memory for a %zu-token continuation",
+			       g->n_cont[0]);
+	if (!seg_fits(p, g))
+		return st_errf(err, ST_EINVAL, "mc: %zu + %zu tokens do not fit a batch of %d",
+			       g->n_ctx, g->n_cont[0], p->cap);
+	seg_append(p, g);
+	return 0;
 }
 
 int eval_mc(const struct model *m, const struct mask *mask,
@@ -325,74 +474,87 @@ int eval_mc(const struct model *m, const struct mask *mask,
 	    struct mc_result *out, double *ll, st_progress_fn progress,
 	    void *ud, struct st_err *err)
 {
-	int n_vocab = m->hp.n_vocab, batch, rc = 0, flags;
-	size_t i, n_acc = 0, n_norm = 0, k = 0;
+	int n_vocab = m->hp.n_vocab, cap, rc = 0, flags, j, maxc = 0;
+	size_t i, n_acc = 0, n_norm = 0, k = 0, total = 0;
+	size_t lim = (size_t)ctx - (size_t)ctx / 4;
 	struct fwd_state *fs = NULL;
-	float *logits = NULL, *last = NULL;
-	int32_t *cids = NULL, *wids = NULL;
+	struct mc_pack pk;
+	double *lls = NULL;
+	int32_t **ctoks = NULL, **wtoks = NULL;
+	const int32_t **conts = NULL;
+	size_t *ncs = NULL, *nconts = NULL, *ks = NULL;
 	char *joint = NULL;
 
 	memset(out, 0, sizeof *out);
+	memset(&pk, 0, sizeof pk);
 	if (!m->tok)
 		return st_errf(err, ST_EINVAL, "mc: the model has no tokenizer");
 	if (ctx < 2)
 		return st_errf(err, ST_EINVAL, "mc: context %d is too short (at least 2)", ctx);
+	for (i = 0; i < n_items; i++) {
+		if (items[i].n_choices < 1 || items[i].gold < 0 ||
+		    items[i].gold >= items[i].n_choices)
+			return st_errf(err, ST_EINVAL, "mc: item %zu: gold %d for %d choices",
+				       i, items[i].gold, items[i].n_choices);
+		total += (size_t)items[i].n_choices;
+		if (items[i].n_choices > maxc)
+			maxc = items[i].n_choices;
+	}
 	flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
-	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
-	fs = fwd_new(m, mask, ctx, batch, err);
+	/* a batch holds any one context + continuation (ctx tokens) */
+	cap = ctx > EVAL_BATCH ? ctx : EVAL_BATCH;
+	fs = fwd_new(m, mask, cap, cap, err);
 	if (!fs)
 		return err ? err->code : ST_ENOMEM;
-	logits = malloc(sizeof *logits * (size_t)batch * (size_t)n_vocab);
-	last = malloc(sizeof *last * (size_t)n_vocab);
-	if (!logits || !last) {
-		rc = st_errf(err, ST_ENOMEM, "mc: out of memory for %d x %d logits", batch, n_vocab);
+	lls = calloc(total ? total : 1, sizeof *lls);
+	ctoks = calloc((size_t)maxc + 1, sizeof *ctoks);
+	wtoks = calloc((size_t)maxc + 1, sizeof *wtoks);
+	conts = calloc((size_t)maxc + 1, sizeof *conts);
+	ncs = calloc((size_t)maxc + 1, sizeof *ncs);
+	nconts = calloc((size_t)maxc + 1, sizeof *nconts);
+	ks = calloc((size_t)maxc + 1, sizeof *ks);
+	if (!lls || !ctoks || !wtoks || !conts || !ncs || !nconts || !ks ||
+	    pack_init(&pk, cap, EVAL_BATCH, n_vocab) < 0) {
+		rc = st_errf(err, ST_ENOMEM, "mc: out of memory for batches of %d x %d logits",
+			     EVAL_BATCH, n_vocab);
 		goto done;
 	}
 	for (i = 0; i < n_items; i++) {
 		const struct mc_item *x = &items[i];
-		const char *cx = x->context;
-		size_t nc = 0, npref = 0, clen = 0, p, lim = (size_t)ctx - (size_t)ctx / 4;
-		int j, best = -1, best_norm = -1;
-		double bv = 0, bn = 0;
+		int n_ctx = x->contexts ? x->n_choices : 1;
+		size_t npref[64], calls = pk.n_calls;
 
-		if (x->n_choices < 1 || x->gold < 0 || x->gold >= x->n_choices) {
-			rc = st_errf(err, ST_EINVAL, "mc: item %zu: gold %d for %d choices",
-				     i, x->gold, x->n_choices);
+		if (n_ctx > 64 && x->contexts) {
+			rc = st_errf(err, ST_EUNSUP, "mc: item %zu: %d contexts (at most 64)", i, n_ctx);
 			goto done;
 		}
-		for (j = 0; j < x->n_choices; j++) {
-			size_t chl = strlen(x->choices[j]), nw, L, q;
-			double s;
+		/* the context(s): tokenized, cut from the left past 3/4 ctx (BOS kept) */
+		for (j = 0; j < n_ctx; j++) {
+			const char *cx = x->contexts ? x->contexts[j] : x->context;
+			size_t nc;
 
-			if (j == 0 || x->contexts) {
-				cx = x->contexts ? x->contexts[j] : x->context;
-				clen = strlen(cx);
-				free(cids);
-				cids = NULL;
-				rc = tok_encode(m->tok, cx, clen, flags, &cids, &nc, err);
-				if (rc < 0)
-					goto done;
-				if (nc == 0) {
-					rc = st_errf(err, ST_EINVAL, "mc: item %zu: empty context", i);
-					goto done;
-				}
-				npref = nc;
-				if (nc > lim) { /* cut from the left, keeping BOS */
-					size_t hb = flags && cids[0] == tok_bos(m->tok), drop = nc - lim;
-
-					memmove(cids + hb, cids + hb + drop,
-						sizeof *cids * (nc - hb - drop));
-					npref = lim;
-				}
-				fwd_reset(fs);
-				for (p = 0; p < npref; p += (size_t)batch) {
-					int nb = npref - p < (size_t)batch ? (int)(npref - p) : batch;
-
-					rc = fwd_eval(fs, cids + p, nb, last, 0, NULL, err);
-					if (rc < 0)
-						goto done;
-				}
+			rc = tok_encode(m->tok, cx, strlen(cx), flags, &ctoks[j], &nc, err);
+			if (rc < 0)
+				goto done;
+			if (nc == 0) {
+				rc = st_errf(err, ST_EINVAL, "mc: item %zu: empty context", i);
+				goto done;
 			}
+			ncs[j] = nc;
+			npref[j] = nc;
+			if (nc > lim) {
+				size_t hb = flags && ctoks[j][0] == tok_bos(m->tok), drop = nc - lim;
+
+				memmove(ctoks[j] + hb, ctoks[j] + hb + drop,
+					sizeof **ctoks * (nc - hb - drop));
+				npref[j] = lim;
+			}
+		}
+		/* each choice: the joint encoding's tokens after the context's count */
+		for (j = 0; j < x->n_choices; j++) {
+			int c = x->contexts ? j : 0;
+			const char *cx = x->contexts ? x->contexts[j] : x->context;
+			size_t clen = strlen(cx), chl = strlen(x->choices[j]), nw;
 
 			free(joint);
 			joint = malloc(clen + chl + 1);
@@ -402,56 +564,82 @@ int eval_mc(const struct model *m, const struct mask *mask,
 			}
 			memcpy(joint, cx, clen);
 			memcpy(joint + clen, x->choices[j], chl + 1);
-			free(wids);
-			wids = NULL;
-			rc = tok_encode(m->tok, joint, clen + chl, flags, &wids, &nw, err);
+			rc = tok_encode(m->tok, joint, clen + chl, flags, &wtoks[j], &nw, err);
 			if (rc < 0)
 				goto done;
-			if (nw <= nc) {
+			if (nw <= ncs[c]) {
 				rc = st_errf(err, ST_EINVAL,
 					     "mc: item %zu choice %d: the continuation adds no tokens",
 					     i, j);
 				goto done;
 			}
-			L = nw - nc;
-			if (npref + L > (size_t)ctx) {
+			if (npref[c] + (nw - ncs[c]) > (size_t)ctx) {
 				rc = st_errf(err, ST_EINVAL,
 					     "mc: item %zu choice %d: %zu tokens do not fit ctx %d",
-					     i, j, npref + L, ctx);
+					     i, j, npref[c] + (nw - ncs[c]), ctx);
 				goto done;
 			}
-			s = logp(last, n_vocab, wids[nc]);
-			fwd_set_pos(fs, (int)npref);
-			/* continuation tokens nc .. nw-2 in, predicting nc+1 .. nw-1 */
-			for (q = nc; q + 1 < nw; q += (size_t)batch) {
-				int nb = nw - 1 - q < (size_t)batch ? (int)(nw - 1 - q) : batch, t;
+			conts[j] = wtoks[j] + ncs[c];
+			nconts[j] = nw - ncs[c];
+			ks[j] = k + (size_t)j;
+		}
+		if (x->contexts) {
+			for (j = 0; j < x->n_choices && rc >= 0; j++) {
+				struct mc_seg g = { ctoks[j], npref[j], 1, conts + j, nconts + j, ks + j };
 
-				rc = fwd_eval(fs, wids + q, nb, logits, 1, NULL, err);
-				if (rc < 0)
-					goto done;
-				for (t = 0; t < nb; t++)
-					s += logp(logits + (size_t)t * n_vocab, n_vocab,
-						  wids[q + (size_t)t + 1]);
+				rc = pack_add(&pk, fs, n_vocab, lls, &g, err);
 			}
+		} else {
+			struct mc_seg g = { ctoks[0], npref[0], x->n_choices, conts, nconts, ks };
+
+			rc = pack_add(&pk, fs, n_vocab, lls, &g, err);
+		}
+		if (rc < 0)
+			goto done;
+		for (j = 0; j < x->n_choices; j++) {
+			free(wtoks[j]);
+			wtoks[j] = NULL;
+		}
+		for (j = 0; j < n_ctx; j++) {
+			free(ctoks[j]);
+			ctoks[j] = NULL;
+		}
+		k += (size_t)x->n_choices;
+		/* a batch ran: the items before this one are scored */
+		if (progress && pk.n_calls != calls && progress(ud, (double)i / n_items)) {
+			rc = st_errf(err, ST_ECANCEL, "mc: cancelled after %zu of %zu items",
+				     i, n_items);
+			goto done;
+		}
+	}
+	if ((rc = pack_flush(&pk, fs, n_vocab, lls, err)) < 0)
+		goto done;
+	if (progress && n_items && progress(ud, 1.0)) {
+		rc = st_errf(err, ST_ECANCEL, "mc: cancelled after %zu of %zu items",
+			     n_items, n_items);
+		goto done;
+	}
+	for (i = 0, k = 0; i < n_items; i++) {
+		const struct mc_item *x = &items[i];
+		int best = -1, best_norm = -1;
+		double bv = 0, bn = 0;
+
+		for (j = 0; j < x->n_choices; j++, k++) {
+			double s = lls[k], chl = (double)strlen(x->choices[j]);
+
 			if (ll)
 				ll[k] = s;
-			k++;
 			if (best < 0 || s > bv) {
 				best = j;
 				bv = s;
 			}
-			if (best_norm < 0 || s / (double)(chl ? chl : 1) > bn) {
+			if (best_norm < 0 || s / (chl ? chl : 1) > bn) {
 				best_norm = j;
-				bn = s / (double)(chl ? chl : 1);
+				bn = s / (chl ? chl : 1);
 			}
 		}
 		n_acc += best == x->gold;
 		n_norm += best_norm == x->gold;
-		if (progress && progress(ud, (double)(i + 1) / n_items)) {
-			rc = st_errf(err, ST_ECANCEL, "mc: cancelled after %zu of %zu items",
-				     i + 1, n_items);
-			goto done;
-		}
 	}
 	out->n = n_items;
 	if (n_items) {
@@ -462,14 +650,23 @@ int eval_mc(const struct model *m, const struct mask *mask,
 	}
 	rc = 0;
 done:
+	for (j = 0; j <= maxc && ctoks && wtoks; j++) {
+		free(ctoks[j]);
+		free(wtoks[j]);
+	}
+	free(ctoks);
+	free(wtoks);
+	free(conts);
+	free(ncs);
+	free(nconts);
+	free(ks);
 	free(joint);
-	free(cids);
-	free(wids);
-	free(logits);
-	free(last);
+	free(lls);
+	pack_release(&pk);
 	fwd_free(fs);
 	return rc;
 }
+
 
 int mc_read_jsonl(const char *path, size_t limit, const char *delim,
 		  struct mc_item **items, size_t *n, struct st_err *err)

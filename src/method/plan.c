@@ -415,3 +415,85 @@ int plan_from_mask(const struct model_hparams *hp, const struct mask *mask,
 	*out = p;
 	return 0;
 }
+
+/* ---- stability of a plan under resampled chunks ---- */
+
+static uint64_t mix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* mean[v] over the chunks pick[0 .. n-1] of r */
+static void chunk_mean(const struct calib_result *r, const int *pick, int n, double *mean)
+{
+	int v, k;
+
+	for (v = 0; v < r->n_values; v++)
+		mean[v] = 0;
+	for (k = 0; k < n; k++) {
+		const double *row = r->chunk + (size_t)pick[k] * r->n_values;
+
+		for (v = 0; v < r->n_values; v++)
+			mean[v] += row[v];
+	}
+	for (v = 0; v < r->n_values; v++)
+		mean[v] /= n;
+}
+
+static int same_drops(const struct mask *a, const struct mask *b)
+{
+	return a->n_layer == b->n_layer &&
+	       !memcmp(a->attn, b->attn, (size_t)a->n_layer) &&
+	       !memcmp(a->mlp, b->mlp, (size_t)a->n_layer);
+}
+
+int plan_stability(const struct model_hparams *hp, const struct calib_result *r,
+		   int n_chunks, const struct plan_opts *o, int n_boot, uint64_t seed,
+		   double *share, struct st_err *err)
+{
+	struct calib_result view;
+	struct plan *ref = NULL, *p = NULL;
+	double *mean = NULL;
+	int *pick = NULL, b, k, same = 0, rc;
+	uint64_t st = seed;
+
+	*share = 0;
+	if (!r || n_chunks < 1 || n_chunks > r->n_chunks || n_boot < 1)
+		return st_errf(err, ST_EINVAL, "stability over %d of %d chunks with %d resamples",
+			       n_chunks, r ? r->n_chunks : 0, n_boot);
+	mean = malloc(sizeof *mean * (size_t)r->n_values);
+	pick = malloc(sizeof *pick * (size_t)n_chunks);
+	if (!mean || !pick) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory for %d chunks", n_chunks);
+		goto done;
+	}
+	view = *r;
+	view.mean = mean;
+	for (k = 0; k < n_chunks; k++)
+		pick[k] = k;
+	chunk_mean(r, pick, n_chunks, mean);
+	if ((rc = plan_make(hp, &view, o, &ref, err)) < 0)
+		goto done;
+	for (b = 0; b < n_boot; b++) {
+		for (k = 0; k < n_chunks; k++)
+			pick[k] = (int)(mix64(&st) % (uint64_t)n_chunks);
+		chunk_mean(r, pick, n_chunks, mean);
+		if ((rc = plan_make(hp, &view, o, &p, err)) < 0)
+			goto done;
+		same += same_drops(p->mask, ref->mask);
+		plan_free(p);
+		p = NULL;
+	}
+	*share = (double)same / n_boot;
+	rc = 0;
+done:
+	plan_free(ref);
+	free(mean);
+	free(pick);
+	return rc;
+}
+

@@ -127,4 +127,18 @@ void plan_effect(const struct model_hparams *hp, const struct mask *mask,
 
 void plan_free(struct plan *p);
 
+/*
+ * How stable the one-shot plan of o is over the first n_chunks chunks of
+ * r (rows r->chunk, which need not be finished): the share of n_boot
+ * bootstrap resamples of those chunks (drawn with replacement, seeded
+ * splitmix64: the same seed gives the same share) whose plan drops the
+ * same set of sites as the plan of the n_chunks chunks themselves.  The
+ * stopping rule of `calibrate --until-stable`.  Returns 0 with *share
+ * in [0, 1], or a negative code (plan_make's errors; ST_EINVAL for
+ * n_chunks outside 1 .. r->n_chunks or n_boot < 1).
+ */
+int plan_stability(const struct model_hparams *hp, const struct calib_result *r,
+		   int n_chunks, const struct plan_opts *o, int n_boot, uint64_t seed,
+		   double *share, struct st_err *err);
+
 #endif

@@ -267,6 +267,35 @@ size_t mask_format_human(const struct mask *m, char *buf, size_t cap)
 	return len;
 }
 
+size_t mask_text_human(const char *text, char *buf, size_t cap)
+{
+	struct mask *m = NULL;
+	struct st_err err = {0};
+	long bound = 1;
+	size_t len;
+
+	/* every layer named is below the model's depth: one past the
+	 * largest is enough to parse it */
+	for (const char *q = text; *q; q++)
+		if (isdigit((unsigned char)*q)) {
+			char *end;
+			long v = strtol(q, &end, 10);
+
+			if (v >= bound && v < 1000000)
+				bound = v + 1;
+			q = end - 1;
+		}
+	if (mask_parse(text, (int)bound, &m, &err) < 0) {
+		len = strlen(text);
+		if (cap)
+			snprintf(buf, cap, "%s", text);
+		return len;
+	}
+	len = mask_format_human(m, buf, cap);
+	mask_free(m);
+	return len;
+}
+
 int mask_n_dropped_attn(const struct mask *m)
 {
 	int n = 0;

@@ -37,6 +37,9 @@ size_t mask_format(const struct mask *m, char *buf, size_t cap);
  * back to the same mask; the store and machine-readable output keep the
  * canonical form. */
 size_t mask_format_human(const struct mask *m, char *buf, size_t cap);
+/* The same from a mask's text (any form mask_parse reads, for a model
+ * of any depth); text that does not parse is copied as it is. */
+size_t mask_text_human(const char *text, char *buf, size_t cap);
 int mask_n_dropped_attn(const struct mask *m);
 int mask_n_dropped_mlp(const struct mask *m);
 /* 1 if nothing is dropped (m may be NULL). */

@@ -2,9 +2,10 @@
  * measure: evaluations and speed measurements through the store's cache
  * (see measure.h for the keys).  The task names and data files are
  * resolved here, so `strata eval`, `strata sweep` and the workbench
- * accept exactly the same tasks.
+ * accept exactly the same tasks.  Every store call goes through the
+ * face's lock and retry (APP_STORE).
  */
-#include "cli/measure.h"
+#include "app/measure.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -13,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "method/dataset.h"
 #include "measure/eval.h"
 #include "measure/evaltask.h"
@@ -21,40 +21,38 @@
 #include "db/record.h"
 #include "model/model.h"
 #include "measure/speed.h"
-#include "cli/store_cli.h"
+#include "app/provenance.h"
+#include "app/resolve.h"
 #include "compute/threads.h"
 #include "tok/tokenizer.h"
 
-void measure_store_open(struct measure_store *ms, const char *cmd, const char *db,
-			const struct model *m)
+void app_measure_init(struct app_measure *ms, const struct app_env *env,
+		      const struct model *m, int64_t model_id)
 {
-	struct st_err err = {0};
 	struct store_model sm;
-	char path[4096];
 
-	cli_provenance(&ms->prov);
-	ms->s = NULL;
-	ms->model_id = 0;
-	if (ms->no_store)
+	memset(ms, 0, sizeof *ms);
+	ms->env = env;
+	ms->s = env ? env->s : NULL;
+	ms->model_id = model_id;
+	app_provenance(&ms->prov);
+	if (!ms->s || model_id > 0)
 		return;
-	if (store_path(db, path, sizeof path, &err) < 0 ||
-	    store_open(path, 0, &ms->s, &err) < 0) {
-		fprintf(stderr, "strata %s: warning: results are not cached: %s\n", cmd, err.msg);
-		ms->s = NULL;
-		return;
-	}
 	store_model_describe(m, &sm);
-	if (store_model_put(ms->s, &sm, &ms->model_id, &err) < 0) {
-		fprintf(stderr, "strata %s: warning: results are not cached: %s\n", cmd, err.msg);
-		store_close(ms->s);
+	if (APP_STORE(env, store_model_put(ms->s, &sm, &ms->model_id, &ms->store_err)) < 0) {
+		app_note(env, APP_WARN, "results are not cached: %s", ms->store_err.msg);
 		ms->s = NULL;
+		ms->unstored = 1;
 	}
 }
 
-void measure_store_close(struct measure_store *ms)
+/* A result that could not be stored: said once, kept for the caller. */
+static void unstored(struct app_measure *ms, const char *what, const struct st_err *err)
 {
-	store_close(ms->s);
-	ms->s = NULL;
+	if (!ms->unstored)
+		ms->store_err = *err;
+	ms->unstored = 1;
+	app_note(ms->env, APP_WARN, "the %s was not stored: %s", what, err->msg);
 }
 
 static double now_s(void)
@@ -94,7 +92,7 @@ static int is_text_task(const char *t)
 	return !strncmp(t, "ppl:", 4) || !strncmp(t, "kl:", 3);
 }
 
-int measure_task_known(const char *t, char *why, size_t cap)
+int app_task_known(const char *t, char *why, size_t cap)
 {
 	char file[4096];
 
@@ -109,8 +107,8 @@ int measure_task_known(const char *t, char *why, size_t cap)
 }
 
 /* Read a multiple-choice task's items. */
-static int load_mc(const char *t, const struct eval_spec *es, struct mc_item **items,
-		   size_t *n, int *is_lm, struct st_err *err)
+static int load_mc(const struct app_env *env, const char *t, const struct eval_spec *es,
+		   struct mc_item **items, size_t *n, int *is_lm, struct st_err *err)
 {
 	struct mc_task def;
 	char file[4096], path[4096];
@@ -120,11 +118,8 @@ static int load_mc(const char *t, const struct eval_spec *es, struct mc_item **i
 	*is_lm = 0;
 	if (!strcmp(t, "hellaswag") || !strncmp(t, "hellaswag:", 10)) {
 		if (t[9] == ':') {
-			const char *rp = cli_resolve_path(t + 10, CLI_PATH_DATA);
-
-			if (!rp)
-				return st_errf(err, ST_EIO, "%s: data not available (see above)", t);
-			snprintf(path, sizeof path, "%s", rp);
+			if ((rc = app_resolve(env, t + 10, APP_REF_DATA, path, sizeof path, err)) < 0)
+				return rc;
 		} else
 			snprintf(path, sizeof path, "%s/data/mc/hellaswag/hellaswag_val_full.txt",
 				 shared_dir());
@@ -201,7 +196,7 @@ static void key_task(const char *t, char *buf, size_t cap)
 }
 
 /* Look the key up; 1 with *out filled when stored (and not forced). */
-static int cache_get(struct measure_store *ms, const struct store_eval_key *k,
+static int cache_get(struct app_measure *ms, const struct store_eval_key *k,
 		     struct store_metric **out, size_t *n)
 {
 	struct st_err err = {0};
@@ -209,38 +204,39 @@ static int cache_get(struct measure_store *ms, const struct store_eval_key *k,
 
 	if (!ms || !ms->s || ms->force)
 		return 0;
-	rc = store_eval_find(ms->s, k, out, n, NULL, &err);
+	rc = APP_STORE(ms->env, store_eval_find(ms->s, k, out, n, NULL, &err));
 	if (rc < 0) {
-		fprintf(stderr, "strata: warning: reading the cache: %s\n", err.msg);
+		app_note(ms->env, APP_WARN, "reading the cache: %s", err.msg);
 		return 0;
 	}
 	return rc == 1 && *n > 0;
 }
 
-static void cache_put(struct measure_store *ms, const struct store_eval_key *k, double secs,
+static void cache_put(struct app_measure *ms, const struct store_eval_key *k, double secs,
 		      const struct store_metric *m, size_t n)
 {
 	struct st_err err = {0};
 
-	if (ms && ms->s && store_eval_put(ms->s, k, &ms->prov, secs, m, n, NULL, &err) < 0)
-		fprintf(stderr, "strata: warning: the result was not stored: %s\n", err.msg);
+	if (ms && ms->s &&
+	    APP_STORE(ms->env, store_eval_put(ms->s, k, &ms->prov, secs, m, n, NULL, &err)) < 0)
+		unstored(ms, "result", &err);
 }
 
 static int eval_text(const struct model *m, const struct mask *mask, const char *t,
 		     const struct eval_spec *es, struct store_eval_key *k,
-		     struct measure_store *ms, struct store_metric *res, size_t *nres,
+		     struct app_measure *ms, struct store_metric *res, size_t *nres,
 		     int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
 {
-	const char *path = cli_resolve_path(strchr(t, ':') + 1, CLI_PATH_DATA);
-	char settings[128], sha[65];
+	char settings[128], sha[65], path[8192];
 	int32_t *ids = NULL;
 	size_t n_ids = 0, len;
 	char *text = NULL;
 	double t0;
 	int rc;
 
-	if (!path)
-		return st_errf(err, ST_EIO, "%s: data not available (see above)", t);
+	if ((rc = app_resolve(ms ? ms->env : NULL, strchr(t, ':') + 1, APP_REF_DATA, path,
+			      sizeof path, err)) < 0)
+		return rc;
 	if ((rc = read_file(path, &text, &len, err)) < 0)
 		return rc;
 	{
@@ -290,7 +286,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 
 static int eval_choice(const struct model *m, const struct mask *mask, const char *t,
 		       const struct eval_spec *es, struct store_eval_key *k,
-		       struct measure_store *ms, struct store_metric *res, size_t *nres,
+		       struct app_measure *ms, struct store_metric *res, size_t *nres,
 		       int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
 {
 	struct mc_item *items = NULL;
@@ -299,7 +295,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	int rc, is_lm, is_mmlu = !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
 	double t0;
 
-	if ((rc = load_mc(t, es, &items, &n_items, &is_lm, err)) < 0)
+	if ((rc = load_mc(ms ? ms->env : NULL, t, es, &items, &n_items, &is_lm, err)) < 0)
 		return rc;
 	if ((rc = items_sha256(items, n_items, sha, err)) < 0)
 		goto out;
@@ -339,10 +335,10 @@ out:
 	return rc;
 }
 
-int measure_eval(const struct model *m, const struct mask *mask, const char *task,
-		 const struct eval_spec *es, struct measure_store *ms,
-		 struct store_metric **out, size_t *n, int *cached,
-		 struct st_err *err)
+int app_eval(const struct model *m, const struct mask *mask, const char *task,
+	     const struct eval_spec *es, struct app_measure *ms,
+	     struct store_metric **out, size_t *n, int *cached,
+	     struct st_err *err)
 {
 	struct store_eval_key k = {0};
 	struct store_metric res[4];
@@ -381,9 +377,9 @@ int measure_eval(const struct model *m, const struct mask *mask, const char *tas
 
 /* ---- speed ---- */
 
-int measure_bench(const struct model *m, const struct mask *mask,
-		  const struct speed_opts *o, struct measure_store *ms, int use_cache,
-		  struct speed_result *r, int *cached, struct st_err *err)
+int app_bench(const struct model *m, const struct mask *mask,
+	      const struct speed_opts *o, struct app_measure *ms, int use_cache,
+	      struct speed_result *r, int *cached, struct st_err *err)
 {
 	struct store_bench_key k;
 	struct store_metric *rows = NULL;
@@ -404,9 +400,9 @@ int measure_bench(const struct model *m, const struct mask *mask,
 	if (ms && ms->s && use_cache && !ms->force) {
 		struct st_err e2 = {0};
 
-		rc = store_bench_find(ms->s, &k, &rows, &nr, NULL, &e2);
+		rc = APP_STORE(ms->env, store_bench_find(ms->s, &k, &rows, &nr, NULL, &e2));
 		if (rc < 0)
-			fprintf(stderr, "strata: warning: reading the cache: %s\n", e2.msg);
+			app_note(ms->env, APP_WARN, "reading the cache: %s", e2.msg);
 		if (rc == 1 && record_speed_result(rows, nr, o, r) == 0) {
 			free(rows);
 			*cached = 1;
@@ -424,9 +420,8 @@ int measure_bench(const struct model *m, const struct mask *mask,
 		if (!b)
 			return 0;
 		n = record_speed_rows(r, o->repeat, b);
-		if (store_bench_put(ms->s, &k, &ms->prov, b, n, NULL, &e2) < 0)
-			fprintf(stderr, "strata: warning: the measurement was not stored: %s\n",
-				e2.msg);
+		if (APP_STORE(ms->env, store_bench_put(ms->s, &k, &ms->prov, b, n, NULL, &e2)) < 0)
+			unstored(ms, "measurement", &e2);
 		free(b);
 	}
 	return 0;

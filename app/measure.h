@@ -2,7 +2,7 @@
  * measure: one evaluation task or one speed measurement of a (masked)
  * model, answered from the store when the same thing was measured
  * before and stored after it is computed.  Shared by `strata eval`,
- * `strata bench`, `strata sweep` and the workbench.
+ * `strata bench`, `strata sweep` and the workbench's jobs.
  *
  * The cache key of an evaluation is (model fingerprint, canonical mask,
  * task, settings, data sha256): settings is the sorted "name=value;..."
@@ -12,40 +12,43 @@
  * (ppl/kl) or of the items as read (multiple choice: contexts, choices
  * and answers, so a changed prompt template is a different key).  A
  * speed measurement is keyed by (model, mask, ctx list, gen, repeat,
- * threads, host).  A store that cannot be opened (locked, not a store,
- * read-only) is reported once as a warning and measuring goes on
+ * threads, host).  A store that cannot be used (locked, not a store,
+ * read-only) is a warning (an APP_WARN note) and measuring goes on
  * without it: a result is never lost for want of a cache.
  */
-#ifndef STRATA_MEASURE_H
-#define STRATA_MEASURE_H
+#ifndef STRATA_APP_MEASURE_H
+#define STRATA_APP_MEASURE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "db/store.h"
+#include "app/app.h"
 #include "base/err.h"
+#include "db/store.h"
 
 struct model;
 struct mask;
 struct speed_opts;
 struct speed_result;
 
-struct measure_store {
-	struct store *s;          /* NULL: measure without the cache */
+struct app_measure {
+	const struct app_env *env; /* the store, its lock, the notes */
+	struct store *s;          /* env->s, or NULL: measure without the cache */
 	int64_t model_id;
 	int force;                /* recompute even when stored */
-	int no_store;             /* neither read nor write the store */
+	int unstored;             /* set when a result could not be stored ... */
+	struct st_err store_err;  /* ... and why (the first failure; a note said so too) */
 	struct store_provenance prov;
 };
 
 /*
- * Open the store (db: --db or NULL for the default) and record the
- * model in it.  Never fails: on an error ms->s is NULL and a warning
- * naming the store goes to stderr.
+ * Measure m through env's store (env->s NULL: without it): fills ms and,
+ * unless model_id > 0 gives its id there already, records the model in
+ * the store.  Never fails: when the model cannot be recorded, a warning
+ * note says why, ms->s is NULL and ms->unstored is set.
  */
-void measure_store_open(struct measure_store *ms, const char *cmd, const char *db,
-			const struct model *m);
-void measure_store_close(struct measure_store *ms);
+void app_measure_init(struct app_measure *ms, const struct app_env *env,
+		      const struct model *m, int64_t model_id);
 
 /* What an evaluation needs besides the model, mask and task. */
 struct eval_spec {
@@ -63,27 +66,31 @@ struct eval_spec {
  * mmlu[:SUBJECT], a NAME with $STRATA_TASKS/NAME.task (default
  * data/tasks) or a .task file.  Returns 1, or 0 with why filled.
  */
-int measure_task_known(const char *task, char *why, size_t cap);
+int app_task_known(const char *task, char *why, size_t cap);
 
 /*
  * Evaluate task on m with mask (NULL: none).  *out (malloc'd, *n rows:
  * ppl -> ppl, nll; kl -> kl_mean, kl_p99, top1_agree; multiple choice ->
  * acc, acc_norm; lambada -> acc, ppl) and *cached (1 when it came from
- * the store).  Errors name the task and its file.
+ * the store).  Data references (ppl:hf:..., a catalogue name) are
+ * resolved through ms->env.  Errors name the task and its file.
  */
-int measure_eval(const struct model *m, const struct mask *mask, const char *task,
-		 const struct eval_spec *es, struct measure_store *ms,
-		 struct store_metric **out, size_t *n, int *cached,
-		 struct st_err *err);
+int app_eval(const struct model *m, const struct mask *mask, const char *task,
+	     const struct eval_spec *es, struct app_measure *ms,
+	     struct store_metric **out, size_t *n, int *cached,
+	     struct st_err *err);
 
 /*
- * Speed of m with mask (speed_run's figures) into *r; with ms->s set and
+ * Speed of m with mask (speed_run's figures, o->progress may cancel)
+ * into *r (release with speed_result_free); with ms->s set and
  * use_cache, the newest stored measurement with the same key is returned
  * instead (*cached = 1; kv_expected then equals kv_bytes, as it did when
- * measured).  A fresh measurement is stored.
+ * measured).  A fresh measurement is stored; when that fails the
+ * figures are returned all the same, with a warning note, and
+ * ms->unstored is set (as app_eval does).
  */
-int measure_bench(const struct model *m, const struct mask *mask,
-		  const struct speed_opts *o, struct measure_store *ms, int use_cache,
-		  struct speed_result *r, int *cached, struct st_err *err);
+int app_bench(const struct model *m, const struct mask *mask,
+	      const struct speed_opts *o, struct app_measure *ms, int use_cache,
+	      struct speed_result *r, int *cached, struct st_err *err);
 
 #endif

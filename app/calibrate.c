@@ -1,0 +1,442 @@
+/*
+ * calibrate: calibration through the store (see calibrate.h).  One
+ * bookkeeping struct serves the one-shot and the iterative mode: it
+ * persists each chunk as it is final and relays progress to the face.
+ */
+#include "app/calibrate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app/provenance.h"
+#include "method/calib.h"
+#include "method/dataset.h"
+#include "method/plan.h"
+#include "model/model.h"
+
+enum { N_BOOT = 1000 };
+#define BOOT_SEED 20240611u
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- one calibration's bookkeeping, shared by one-shot and iterative ---- */
+
+struct calib_ctx {
+	const struct app_env *env;
+	int64_t run;
+	int pass, n_pass;          /* iterative: current pass, passes planned */
+	int n_layer, seq_len;
+	int delay_ms;              /* test hook */
+	app_calib_progress_fn progress;
+	void *ud;
+	struct st_err store_err;   /* a failure inside on_pass_done */
+};
+
+static void ctx_init(struct calib_ctx *c, const struct app_env *env, int64_t run,
+		     int n_layer, int seq_len, app_calib_progress_fn progress, void *ud)
+{
+	const char *dl = getenv("STRATA_TEST_CHUNK_DELAY_MS");
+
+	memset(c, 0, sizeof *c);
+	c->env = env;
+	c->run = run;
+	c->n_layer = n_layer;
+	c->seq_len = seq_len;
+	c->delay_ms = dl && *dl ? atoi(dl) : 0;
+	c->progress = progress;
+	c->ud = ud;
+}
+
+/* After each chunk's values are final: persist them (one transaction). */
+static int on_chunk(void *ud, int chunk, const double *values, int n_values, struct st_err *err)
+{
+	struct calib_ctx *c = ud;
+
+	return APP_STORE(c->env, store_chunk_put(c->env->s, c->run, c->pass, chunk, c->n_layer,
+						 c->seq_len, values, n_values, err));
+}
+
+static int on_progress(void *ud, const struct calib_progress *p)
+{
+	struct calib_ctx *c = ud;
+
+	if (c->delay_ms > 0)
+		usleep((useconds_t)c->delay_ms * 1000);
+	return c->progress ? c->progress(c->ud, p, c->pass, c->n_pass) : 0;
+}
+
+/* ---- scores ---- */
+
+/*
+ * The score rows of a result: every value that was computed (NaN ones,
+ * such as dropped sites or skipped angular metrics, are left out), with
+ * bootstrap rank intervals for cos.
+ */
+static int build_scores(const struct calib_result *r, struct store_score **out, size_t *n_out,
+			struct st_err *err)
+{
+	int L = r->n_layer, rc = 0;
+	int *rk = calloc(9 * (size_t)L + 3 * 2 * (size_t)L, sizeof(int));
+	struct store_score *sc = calloc((size_t)r->n_values, sizeof *sc);
+	int *rank[3], *lo[3], *hi[3], *jr, *jl, *jh;
+	size_t n = 0;
+
+	*out = NULL;
+	*n_out = 0;
+	if (!rk || !sc) {
+		free(rk);
+		free(sc);
+		return st_errf(err, ST_ENOMEM, "out of memory for %d scores", r->n_values);
+	}
+	for (int g = 0; g < 3; g++) {
+		rank[g] = rk + (size_t)(3 * g) * L;
+		lo[g] = rank[g] + L;
+		hi[g] = lo[g] + L;
+	}
+	jr = rk + 9 * (size_t)L;
+	jl = jr + 2 * (size_t)L;
+	jh = jl + 2 * (size_t)L;
+	if (r->n_chunks > 0) {
+		for (int g = 0; g < 3 && rc == 0; g++)
+			rc = calib_rank_ci(r, (enum calib_group)g, N_BOOT, BOOT_SEED, rank[g],
+					   lo[g], hi[g], err);
+		if (rc == 0)
+			rc = calib_rank_ci(r, CALIB_GROUP_JOINT, N_BOOT, BOOT_SEED, jr, jl, jh, err);
+	}
+	if (rc < 0) {
+		free(rk);
+		free(sc);
+		return rc;
+	}
+	for (int i = 0; i < r->n_values; i++) {
+		struct calib_key k;
+		struct store_score *x = &sc[n];
+
+		if (isnan(r->mean[i]))
+			continue;
+		calib_value_key(L, i, &k);
+		x->metric = calib_metric_name(k.metric);
+		x->site = site_name(k.site);
+		x->layer = k.layer;
+		x->span = k.span;
+		x->value = r->mean[i];
+		x->stderr_ = r->stderr_[i];
+		if (k.metric == CALIB_COS) {
+			x->rank = rank[k.site][k.layer];
+			x->rank_lo = lo[k.site][k.layer];
+			x->rank_hi = hi[k.site][k.layer];
+			if (k.site != SITE_BLOCK) {
+				x->joint_rank = jr[k.site * L + k.layer];
+				x->joint_lo = jl[k.site * L + k.layer];
+				x->joint_hi = jh[k.site * L + k.layer];
+			}
+		}
+		n++;
+	}
+	free(rk);
+	*out = sc;
+	*n_out = n;
+	return 0;
+}
+
+int app_calib_put_scores(const struct app_env *env, int64_t run, int pass,
+			 const struct calib_result *r, struct st_err *err)
+{
+	struct store_score *sc;
+	size_t n;
+	int rc = build_scores(r, &sc, &n, err);
+
+	if (rc == 0)
+		rc = APP_STORE(env, store_scores_put(env->s, run, pass, sc, n, err));
+	free(sc);
+	return rc;
+}
+
+struct calib_result *app_run_result(const struct app_env *env, const struct store_run *run,
+				    int L, struct st_err *err)
+{
+	struct calib_result *r = calib_result_new(L, run->chunks_total, run->seq_len);
+	int n = 0;
+
+	if (!r) {
+		st_errf(err, ST_ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (APP_STORE(env, store_chunks_get(env->s, run->id, 0, r, &n, err)) < 0) {
+		calib_result_free(r);
+		return NULL;
+	}
+	calib_result_finish(r);
+	if (n == 0) {
+		st_errf(err, ST_EINVAL, "run %lld has no finished chunks", (long long)run->id);
+		calib_result_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* ---- iterative ---- */
+
+void app_iterative_key(const struct plan_opts *po, char *buf, size_t cap)
+{
+	if (po->keep_first || po->keep_last)
+		snprintf(buf, cap, "%s keep_first=%d keep_last=%d", plan_method_name(po->method),
+			 po->keep_first, po->keep_last);
+	else
+		snprintf(buf, cap, "%s", plan_method_name(po->method));
+}
+
+static int on_pass_done(void *ud, int pass, const struct calib_result *r,
+			const struct plan_drop *chosen)
+{
+	struct calib_ctx *c = ud;
+
+	if (app_calib_put_scores(c->env, c->run, pass, r, &c->store_err) < 0 ||
+	    APP_STORE(c->env, store_iter_drop_put(c->env->s, c->run, pass, chosen->layer,
+						  site_name(chosen->site), chosen->importance,
+						  &c->store_err)) < 0)
+		return 1;
+	c->pass = pass + 1;
+	return 0;
+}
+
+int app_calib_iterative(const struct app_env *env, const struct model *m,
+			const struct dataset *d, const struct store_run_key *k,
+			const struct plan_opts *po, app_calib_progress_fn progress, void *ud,
+			int64_t *run, struct st_err *err)
+{
+	struct store_provenance prov;
+	struct calib_opts co;
+	struct calib_ctx ctx;
+	struct plan *plan = NULL;
+	double t0 = now_s();
+	int rc;
+
+	app_provenance(&prov);
+	if ((rc = APP_STORE(env, store_run_begin(env->s, k, &prov, d->n_chunks, run, err))) < 0)
+		return rc;
+	ctx_init(&ctx, env, *run, m->hp.n_layer, d->seq_len, progress, ud);
+	ctx.n_pass = po->n;
+	calib_opts_init(&co);
+	co.angular = 0;
+	co.chunk = on_chunk;
+	co.progress = on_progress;
+	co.ud = &ctx;
+	rc = plan_iterative(m, d, &co, po, on_pass_done, &ctx, &plan, err);
+	plan_free(plan);
+	if (rc < 0 && ctx.store_err.code) {
+		*err = ctx.store_err;
+		rc = ctx.store_err.code;
+	}
+	(void)APP_STORE(env, store_run_set_status(env->s, *run, rc == 0 ? STORE_DONE :
+						  rc == ST_ECANCEL ? STORE_CANCELLED : STORE_FAILED,
+						  now_s() - t0, NULL));
+	return rc;
+}
+
+/* ---- the whole calibration ---- */
+
+/* The run key of rq on m, the model and data recorded in the store. */
+static int run_key(const struct app_env *env, const struct model *m,
+		   const struct app_calib_req *rq, struct store_run_key *k, struct plan_opts *po,
+		   char *iterkey, size_t cap, char sha[65], struct st_err *err)
+{
+	struct store_model sm;
+	struct store_dataset sd;
+	struct stat sb;
+	int rc;
+
+	memset(&sd, 0, sizeof sd);
+	sd.path = rq->data;
+	sd.format = store_dataset_format(rq->data);
+	if ((rc = dataset_sha256_file(rq->data, sd.sha256, err)) < 0)
+		return rc;
+	memcpy(sha, sd.sha256, 65);
+	sd.bytes = stat(rq->data, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+	store_model_describe(m, &sm);
+	memset(k, 0, sizeof *k);
+	if ((rc = APP_STORE(env, store_model_put(env->s, &sm, &k->model_id, err))) < 0 ||
+	    (rc = APP_STORE(env, store_dataset_put(env->s, &sd, &k->dataset_id, err))) < 0)
+		return rc;
+	/* the key uses the settings as they will be in effect (seq_len clipped) */
+	k->samples = rq->samples > 0 ? rq->samples : 128;
+	k->seq_len = rq->seq_len > 0 ? rq->seq_len : 2048;
+	if (m->hp.n_ctx > 0 && k->seq_len > m->hp.n_ctx)
+		k->seq_len = m->hp.n_ctx;
+	k->text_field = rq->text_field ? rq->text_field : "text";
+	k->mask = "";
+	plan_opts_init(po);
+	iterkey[0] = '\0';
+	if (rq->iter_method >= 0) {
+		po->method = (enum plan_method)rq->iter_method;
+		po->n = rq->iter_n;
+		po->keep_first = rq->keep_first;
+		po->keep_last = rq->keep_last;
+		app_iterative_key(po, iterkey, cap);
+		k->iter_n = rq->iter_n;
+	}
+	k->iterative = iterkey;
+	k->angular = rq->iter_method < 0;
+	return 0;
+}
+
+/*
+ * The newest finished run (the cache), and with resume the newest
+ * interrupted one, taken when it is newer than the finished one:
+ * 1 cached (*run), 0 compute (*resume_run set to an interrupted run
+ * to continue, else 0), or a negative code.
+ */
+static int find_run(const struct app_env *env, const struct store_run_key *k,
+		    const struct app_calib_req *rq, struct store_run *run, int64_t *resume_run,
+		    struct st_err *err)
+{
+	struct store_run r2;
+	int found, f2;
+
+	*resume_run = 0;
+	found = APP_STORE(env, store_run_find(env->s, k, 1u << STORE_DONE, run, err));
+	if (found < 0 || !rq->resume)
+		return found < 0 ? found : found && !rq->force;
+	f2 = APP_STORE(env, store_run_find(env->s, k, 1u << STORE_RUNNING | 1u << STORE_CANCELLED,
+					   &r2, err));
+	if (f2 < 0)
+		return f2;
+	if (f2 && (!found || r2.id > run->id)) {
+		if (app_run_live(&r2))
+			return st_errf(err, ST_EINVAL, "run %lld is still running (process %lld on "
+				       "this host); stop it first or wait for it", (long long)r2.id,
+				       (long long)r2.pid);
+		*run = r2;
+		*resume_run = r2.id;
+		return 0;
+	}
+	if (!found)
+		app_note(env, APP_INFO, "nothing to resume for these settings; starting a new run");
+	return found && !rq->force;
+}
+
+/* One-shot: begin (or restart) the run and compute its chunks. */
+static int one_shot(const struct app_env *env, const struct model *m, const struct dataset *d,
+		    const struct store_run_key *k, const struct store_run *prev,
+		    const struct app_calib_req *rq, struct app_calib_out *out, struct st_err *err)
+{
+	struct store_provenance prov;
+	struct calib_result *res = NULL;
+	struct calib_opts co;
+	struct calib_ctx ctx;
+	double t0 = now_s();
+	int e, start = 0;
+
+	app_provenance(&prov);
+	if (prev) {
+		int n_read = 0;
+
+		if (prev->chunks_total != d->n_chunks || prev->seq_len != d->seq_len)
+			return st_errf(err, ST_EINVAL, "run %lld has %d chunks of %d tokens, the data "
+				       "now gives %d of %d; cannot resume it", (long long)prev->id,
+				       prev->chunks_total, prev->seq_len, d->n_chunks, d->seq_len);
+		res = calib_result_new(m->hp.n_layer, d->n_chunks, d->seq_len);
+		if (!res)
+			return st_errf(err, ST_ENOMEM, "out of memory");
+		if ((e = APP_STORE(env, store_chunks_get(env->s, prev->id, 0, res, &n_read, err))) < 0 ||
+		    (e = APP_STORE(env, store_run_restart(env->s, prev->id, &prov, err))) < 0) {
+			calib_result_free(res);
+			return e;
+		}
+		start = n_read;
+		out->run = prev->id;
+		out->resumed_at = start;
+		app_note(env, APP_INFO, "resuming run %lld at chunk %d of %d", (long long)prev->id,
+			 start + 1 > d->n_chunks ? d->n_chunks : start + 1, d->n_chunks);
+	} else if ((e = APP_STORE(env, store_run_begin(env->s, k, &prov, d->n_chunks, &out->run,
+						       err))) < 0) {
+		return e;
+	}
+	ctx_init(&ctx, env, out->run, m->hp.n_layer, d->seq_len, rq->progress, rq->ud);
+	calib_opts_init(&co);
+	co.start_chunk = start;
+	co.chunk = on_chunk;
+	co.progress = on_progress;
+	co.ud = &ctx;
+	e = calib_run(m, d, &co, &res, err);
+	out->chunks_done = res ? res->n_chunks : start;
+	out->seconds = now_s() - t0;
+	if (e == 0 && (e = app_calib_put_scores(env, out->run, 0, res, err)) == 0)
+		e = APP_STORE(env, store_run_set_status(env->s, out->run, STORE_DONE, out->seconds,
+							err));
+	if (e < 0) {
+		struct st_err e2 = {0};
+
+		(void)APP_STORE(env, store_run_set_status(env->s, out->run, e == ST_ECANCEL ?
+							  STORE_CANCELLED : STORE_FAILED,
+							  out->seconds, &e2));
+	}
+	calib_result_free(res);
+	return e;
+}
+
+int app_calibrate(const struct app_env *env, const struct model *m,
+		  const struct app_calib_req *rq, struct app_calib_out *out, struct st_err *err)
+{
+	struct store_run_key k;
+	struct store_run run;
+	struct dataset_opts dopts = {0};
+	struct dataset *d = NULL;
+	struct plan_opts po;
+	char iterkey[128], sha[65];
+	int64_t resume_run = 0;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (!env || !env->s)
+		return st_errf(err, ST_EINVAL, "calibration needs the store");
+	if (!m->tok)
+		return st_errf(err, ST_EINVAL, "%s has no tokenizer; calibration text cannot be "
+			       "tokenized", m->path ? m->path : "the model");
+	if ((rc = run_key(env, m, rq, &k, &po, iterkey, sizeof iterkey, sha, err)) < 0)
+		return rc;
+	rc = find_run(env, &k, rq, &run, &resume_run, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		out->run = run.id;
+		out->cached = 1;
+		out->chunks_done = run.chunks_done;
+		out->chunks_total = run.chunks_total;
+		out->seq_len = run.seq_len;
+		out->info = run;
+		return 0;
+	}
+	dopts.samples = k.samples;
+	dopts.seq_len = k.seq_len;
+	dopts.text_field = k.text_field;
+	if ((rc = dataset_load(m, rq->data, &dopts, &d, err)) < 0)
+		return rc;
+	out->chunks_total = d->n_chunks;
+	out->seq_len = d->seq_len;
+	if (strcmp(d->sha256, sha) != 0) {
+		rc = st_errf(err, ST_EINVAL, "%s changed while it was being read; try again", rq->data);
+	} else if (rq->iter_method >= 0) {
+		double t0 = now_s();
+
+		rc = app_calib_iterative(env, m, d, &k, &po, rq->progress, rq->ud, &out->run, err);
+		out->seconds = now_s() - t0;
+	} else {
+		rc = one_shot(env, m, d, &k, resume_run ? &run : NULL, rq, out, err);
+	}
+	dataset_free(d);
+	if (rc == 0)
+		rc = APP_STORE(env, store_run_get(env->s, out->run, &out->info, err));
+	return rc;
+}

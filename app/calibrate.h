@@ -1,0 +1,103 @@
+/*
+ * calibrate: a calibration of a model on a data file, through the
+ * store -- the one path for `strata calibrate`, `strata plan
+ * --iterative` and the workbench's calibration job.
+ *
+ * The store is the memory: the model is keyed by its content
+ * fingerprint and the data by its sha256, so the same calibration asked
+ * again is answered from the store at once (unless forced).  Each
+ * chunk's values are written (one transaction each) as soon as the chunk
+ * is done, so a cancel or a crash loses at most the chunk in flight and
+ * a resume continues from the last finished one; the scores are a
+ * function of the per-chunk values only, so a resumed run's scores equal
+ * an uninterrupted one's bit for bit.  Finished runs get their scores
+ * with standard errors and bootstrap rank intervals (app_calib_put_scores).
+ *
+ * Test hook (environment): STRATA_TEST_CHUNK_DELAY_MS=N sleeps after
+ * each chunk, so that tests can cancel a calibration in flight.
+ */
+#ifndef STRATA_APP_CALIBRATE_H
+#define STRATA_APP_CALIBRATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "app/app.h"
+#include "db/store.h"
+
+struct model;
+struct dataset;
+struct plan_opts;
+struct calib_result;
+struct calib_progress;
+
+/* Progress of a calibration after each chunk: pass (0-based) of n_pass
+ * (n_pass 0: one-shot).  Nonzero cancels after that chunk. */
+typedef int (*app_calib_progress_fn)(void *ud, const struct calib_progress *p, int pass,
+				     int n_pass);
+
+struct app_calib_req {
+	const char *data;         /* a local file (see app_resolve) */
+	int samples;              /* chunks; 0: 128 */
+	int seq_len;              /* tokens per chunk; 0: 2048; clipped to the model's context */
+	const char *text_field;   /* JSON field of a document; NULL: "text" */
+	int iter_method;          /* -1: one-shot; else an enum plan_method but contiguous */
+	int iter_n, keep_first, keep_last; /* iterative: drops and guards */
+	int force;                /* compute again even when the store has it */
+	int resume;               /* continue the newest interrupted run with these settings */
+	app_calib_progress_fn progress; /* may be NULL */
+	void *ud;
+};
+
+struct app_calib_out {
+	int64_t run;              /* the run (0 when none was begun) */
+	int cached;               /* served from the store */
+	int resumed_at;           /* resumed: chunks that were already done */
+	int chunks_done, chunks_total, seq_len;
+	double seconds;           /* computing time of this call */
+	struct store_run info;    /* the run as stored, once finished or cached */
+};
+
+/*
+ * Calibrate m (it must have a tokenizer) on rq->data with the store
+ * env->s (required): one-shot (cosine scores and angular distances) or
+ * iterative (rq->iter_method).  Returns 0 with *out filled (computed,
+ * resumed or cached); ST_ECANCEL when rq->progress cancelled (the run is
+ * kept as cancelled, out->run and out->chunks_done say how far it got);
+ * or another negative code with err (a live run with these settings,
+ * data that changed under the run, the store).  Notes: resuming,
+ * nothing to resume.
+ */
+int app_calibrate(const struct app_env *env, const struct model *m,
+		  const struct app_calib_req *rq, struct app_calib_out *out, struct st_err *err);
+
+/*
+ * Iterative calibration of m on d with plan options po, kept as a new
+ * run with key k (k->iterative and k->iter_n set): each pass's chunks,
+ * scores and dropped site.  Returns 0, ST_ECANCEL (the run is marked
+ * cancelled) or another negative code with err; *run gets the run id.
+ */
+int app_calib_iterative(const struct app_env *env, const struct model *m,
+			const struct dataset *d, const struct store_run_key *k,
+			const struct plan_opts *po, app_calib_progress_fn progress, void *ud,
+			int64_t *run, struct st_err *err);
+
+/*
+ * Store the scores of pass `pass` of run `run` from r: every computed
+ * value (NaN ones left out) with its standard error, and for cos the
+ * rank among its kind and among attn+mlp jointly with bootstrap 95%
+ * intervals (1000 resamples, a fixed seed).
+ */
+int app_calib_put_scores(const struct app_env *env, int64_t run, int pass,
+			 const struct calib_result *r, struct st_err *err);
+
+/* The key string of an iterative run: "attn", or with guards
+ * "attn keep_first=1 keep_last=2"; into buf. */
+void app_iterative_key(const struct plan_opts *po, char *buf, size_t cap);
+
+/* A run's pass-0 values rebuilt from its stored chunks (L layers);
+ * NULL with err set when it has none or on an error. */
+struct calib_result *app_run_result(const struct app_env *env, const struct store_run *run,
+				    int L, struct st_err *err);
+
+#endif

@@ -1,0 +1,393 @@
+/*
+ * plan: masks from stored runs (see plan.h).  Plans by method go
+ * through plan_make over the run's chunks, masks by hand through
+ * plan_from_mask, iterative plans through the drops an iterative run
+ * recorded; all three end in the same stored rows.
+ */
+#include "app/plan.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "method/calib.h"
+#include "method/dataset.h"
+#include "model/mask.h"
+
+int app_run_done(const struct app_env *env, int64_t id, struct store_run *run,
+		 struct model_hparams *hp, char **model_path, struct st_err *err)
+{
+	int rc;
+
+	if (model_path)
+		*model_path = NULL;
+	if ((rc = APP_STORE(env, store_run_get(env->s, id, run, err))) < 0)
+		return rc;
+	if ((hp || model_path) &&
+	    (rc = APP_STORE(env, store_model_get(env->s, run->model_id, hp, model_path, NULL,
+						 err))) < 0)
+		return rc;
+	if (run->status != STORE_DONE) {
+		if (model_path) {
+			free(*model_path);
+			*model_path = NULL;
+		}
+		return st_errf(err, ST_EINVAL, "run %lld is %s (%d of %d chunks); finish it first "
+			       "with 'strata calibrate MODEL DATA --resume'", (long long)id,
+			       store_status_name(run->status), run->chunks_done, run->chunks_total);
+	}
+	return 0;
+}
+
+int app_plan_make(const struct app_env *env, int64_t id, const struct plan_opts *po,
+		  struct plan **out, struct model_hparams *hp, char **model_path,
+		  struct st_err *err)
+{
+	struct store_run run;
+	struct model_hparams h;
+	struct calib_result *r;
+	int rc;
+
+	*out = NULL;
+	if ((rc = app_run_done(env, id, &run, &h, model_path, err)) < 0)
+		return rc;
+	if (hp)
+		*hp = h;
+	r = app_run_result(env, &run, h.n_layer, err);
+	rc = r ? plan_make(&h, r, po, out, err) : err->code;
+	calib_result_free(r);
+	if (rc < 0 && model_path) {
+		free(*model_path);
+		*model_path = NULL;
+	}
+	return rc;
+}
+
+/* The plan's rows, however its drops were made. */
+static int put_rows(const struct app_env *env, int64_t run, int64_t model_id, const char *method,
+		    int n, int iterative, int keep_first, int keep_last, const char *mask,
+		    int range_first, int range_last, const struct plan_effect *e, int n_drop,
+		    const int *layer, const char **site, const double *imp, int64_t *id,
+		    struct st_err *err)
+{
+	struct store_plan sp;
+	int64_t got = 0;
+
+	memset(&sp, 0, sizeof sp);
+	sp.run_id = run;
+	sp.model_id = model_id;
+	sp.method = method;
+	sp.n = n;
+	sp.iterative = iterative;
+	sp.keep_first = keep_first;
+	sp.keep_last = keep_last;
+	sp.mask = mask;
+	sp.n_attn = e->attn_dropped;
+	sp.n_mlp = e->mlp_dropped;
+	sp.range_first = range_first;
+	sp.range_last = range_last;
+	sp.params = e->params;
+	sp.kv_bytes_per_token = e->kv_bytes_per_token;
+	sp.flops_per_token = e->flops_per_token;
+	sp.n_drop = n_drop;
+	sp.drop_layer = layer;
+	sp.drop_site = site;
+	sp.drop_importance = imp;
+	return APP_STORE(env, store_plan_put(env->s, &sp, id ? id : &got, err));
+}
+
+/* The drops of p as arrays (of at least one entry). */
+static int drops_alloc(int n, int **layer, const char ***site, double **imp, struct st_err *err)
+{
+	size_t cap = (size_t)(n > 0 ? n : 1);
+
+	*layer = malloc(cap * sizeof **layer);
+	*site = malloc(cap * sizeof **site);
+	*imp = malloc(cap * sizeof **imp);
+	if (*layer && *site && *imp)
+		return 0;
+	free(*layer), free(*site), free(*imp);
+	*layer = NULL, *site = NULL, *imp = NULL;
+	return st_errf(err, ST_ENOMEM, "out of memory");
+}
+
+int app_plan_store(const struct app_env *env, int64_t run, int64_t model_id,
+		   const struct plan *p, int n, int keep_first, int keep_last, const char *mask,
+		   int64_t *id, struct st_err *err)
+{
+	int *layer;
+	const char **site;
+	double *imp;
+	int rc;
+
+	if ((rc = drops_alloc(p->n_drop, &layer, &site, &imp, err)) < 0)
+		return rc;
+	for (int i = 0; i < p->n_drop; i++) {
+		layer[i] = p->drop[i].layer;
+		site[i] = site_name(p->drop[i].site);
+		imp[i] = p->drop[i].importance;
+	}
+	rc = put_rows(env, run, model_id, plan_method_name(p->method), n, p->iterative, keep_first,
+		      keep_last, mask, p->range_first, p->range_last, &p->effect, p->n_drop, layer,
+		      site, imp, id, err);
+	free(layer), free(site), free(imp);
+	return rc;
+}
+
+/* ---- iterative plans ---- */
+
+/*
+ * The iterative run for this plan: run itself when it is one with the
+ * same method, guards and at least n drops; else a finished one with the
+ * same model, data and settings; else a new one, computed now.
+ */
+static int iterative_run(const struct app_env *env, const struct store_run *run,
+			 const struct plan_opts *po, const struct app_plan_req *rq,
+			 int64_t *iter_run, struct st_err *err)
+{
+	char key[128], *model_path = NULL, *data_path = NULL, fp[65], sha[65];
+	struct store_run_key k;
+	struct store_run found;
+	struct model *m = NULL;
+	struct dataset *d = NULL;
+	struct dataset_opts dopts = {0};
+	struct store_model sm;
+	int rc;
+
+	app_iterative_key(po, key, sizeof key);
+	if (run->iterative[0]) {
+		if (strcmp(run->iterative, key) != 0 || run->iter_n < po->n)
+			return st_errf(err, ST_EINVAL,
+				       "run %lld is an iterative run of '%s' with %d drops; it cannot "
+				       "give an iterative '%s' plan of %d", (long long)run->id,
+				       run->iterative, run->iter_n, key, po->n);
+		*iter_run = run->id;
+		return 0;
+	}
+	memset(&k, 0, sizeof k);
+	k.model_id = run->model_id;
+	k.dataset_id = run->dataset_id;
+	k.samples = run->samples;
+	k.seq_len = run->seq_len;
+	k.text_field = run->text_field;
+	k.mask = run->mask;
+	k.iterative = key;
+	k.iter_n = po->n;
+	k.angular = 0;
+	rc = APP_STORE(env, store_run_find(env->s, &k, 1u << STORE_DONE, &found, err));
+	if (rc < 0)
+		return rc;
+	if (rc == 1) {
+		app_note(env, APP_INFO, "iterative passes from run %lld (cached)", (long long)found.id);
+		*iter_run = found.id;
+		return 0;
+	}
+	if ((rc = APP_STORE(env, store_model_get(env->s, run->model_id, NULL, &model_path, fp,
+						 err))) < 0 ||
+	    (rc = APP_STORE(env, store_dataset_get(env->s, run->dataset_id, &data_path, sha,
+						   err))) < 0)
+		goto out;
+	app_note(env, APP_INFO, "iterative mode re-scores the model after each drop: loading %s "
+		 "and %s", model_path, data_path);
+	if ((rc = model_load(model_path, NULL, &m, err)) < 0)
+		goto out;
+	store_model_describe(m, &sm);
+	if (strcmp(sm.fingerprint, fp) != 0) {
+		rc = st_errf(err, ST_EINVAL,
+			     "%s no longer holds the model run %lld was computed on (fingerprint "
+			     "changed); calibrate it again with 'strata calibrate MODEL DATA "
+			     "--iterative ...'", model_path, (long long)run->id);
+		goto out;
+	}
+	dopts.samples = run->samples;
+	dopts.seq_len = run->seq_len;
+	dopts.text_field = run->text_field;
+	if ((rc = dataset_load(m, data_path, &dopts, &d, err)) < 0)
+		goto out;
+	if (strcmp(d->sha256, sha) != 0) {
+		rc = st_errf(err, ST_EINVAL, "%s no longer holds the data run %lld was computed on "
+			     "(sha256 changed)", data_path, (long long)run->id);
+		goto out;
+	}
+	rc = app_calib_iterative(env, m, d, &k, po, rq->progress, rq->ud, iter_run, err);
+	if (rc == 0)
+		app_note(env, APP_INFO, "iterative passes kept as run %lld", (long long)*iter_run);
+out:
+	dataset_free(d);
+	model_free(m);
+	free(model_path);
+	free(data_path);
+	return rc;
+}
+
+static const char SQL_ITER_DROPS[] =
+	"SELECT layer, site, importance FROM iter_drops WHERE run_id = ?1 ORDER BY pass LIMIT ?2";
+
+static int iter_row(void *ud, int stmt, int n, const char *const *names,
+		    const struct store_value *v)
+{
+	struct app_plan *p = ud;
+	static const char *const sites[] = {"attn", "mlp", "block"};
+	int s = v[1].len == 4 && !memcmp(v[1].s, "attn", 4) ? 0 :
+		v[1].len == 3 && !memcmp(v[1].s, "mlp", 3) ? 1 : 2;
+	void *l, *si, *im;
+
+	(void)stmt, (void)n, (void)names;
+	l = realloc(p->layer, (size_t)(p->n_drop + 1) * sizeof *p->layer);
+	if (l)
+		p->layer = l;
+	si = realloc(p->site, (size_t)(p->n_drop + 1) * sizeof *p->site);
+	if (si)
+		p->site = si;
+	im = realloc(p->imp, (size_t)(p->n_drop + 1) * sizeof *p->imp);
+	if (im)
+		p->imp = im;
+	if (!l || !si || !im)
+		return 1;
+	p->layer[p->n_drop] = (int)v[0].i;
+	p->site[p->n_drop] = sites[s];
+	p->imp[p->n_drop] = v[2].type == STORE_REAL ? v[2].d : NAN;
+	p->n_drop++;
+	return 0;
+}
+
+/* The drops of an iterative run and the mask they make. */
+static int plan_iterative_drops(const struct app_env *env, const struct store_run *run,
+				const struct model_hparams *hp, const struct plan_opts *po,
+				const struct app_plan_req *rq, struct app_plan *p,
+				struct st_err *err)
+{
+	struct store_value q[2];
+	struct mask *mask;
+	int64_t iter_run = 0;
+	int rc;
+
+	if ((rc = iterative_run(env, run, po, rq, &iter_run, err)) < 0)
+		return rc;
+	q[0] = store_int(iter_run);
+	q[1] = store_int(rq->n);
+	rc = APP_STORE(env, store_query(env->s, SQL_ITER_DROPS, 0, q, 2, iter_row, NULL, p, err));
+	if (rc < 0)
+		return rc;
+	mask = mask_new(hp->n_layer);
+	if (!mask)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	for (int i = 0; i < p->n_drop; i++) {
+		if (p->layer[i] < 0 || p->layer[i] >= hp->n_layer)
+			continue;
+		if (strcmp(p->site[i], "mlp") != 0)
+			mask->attn[p->layer[i]] = 0;
+		if (strcmp(p->site[i], "attn") != 0)
+			mask->mlp[p->layer[i]] = 0;
+	}
+	plan_effect(hp, mask, po->attn_ctx, &p->effect);
+	mask_format(mask, p->mask, sizeof p->mask);
+	mask_free(mask);
+	return 0;
+}
+
+/* Copy plan pl's drops into p (importance from r for a mask by hand). */
+static int copy_drops(const struct plan *pl, const struct calib_result *r, int by_hand,
+		      struct app_plan *p, struct st_err *err)
+{
+	int rc = drops_alloc(pl->n_drop, &p->layer, &p->site, &p->imp, err);
+
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < pl->n_drop; i++) {
+		const struct plan_drop *x = &pl->drop[i];
+
+		p->layer[i] = x->layer;
+		p->site[i] = site_name(x->site);
+		p->imp[i] = !by_hand ? x->importance :
+			r ? 1 - calib_value(r, CALIB_COS, x->layer, x->site, 0) : NAN;
+	}
+	p->n_drop = pl->n_drop;
+	mask_format(pl->mask, p->mask, sizeof p->mask);
+	p->effect = pl->effect;
+	return 0;
+}
+
+int app_plan_run(const struct app_env *env, const struct app_plan_req *rq,
+		 struct app_plan **out, struct st_err *err)
+{
+	struct store_run run;
+	struct model_hparams hp;
+	struct calib_result *res = NULL;
+	struct plan *pl = NULL;
+	struct mask *mask = NULL;
+	struct plan_opts po;
+	struct app_plan *p;
+	int rc;
+
+	*out = NULL;
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	p->range_first = p->range_last = -1;
+	if ((rc = app_run_done(env, rq->run, &run, &hp, NULL, err)) < 0)
+		goto out;
+	plan_opts_init(&po);
+	po.method = rq->method;
+	po.n = rq->n;
+	po.keep_first = rq->keep_first;
+	po.keep_last = rq->keep_last;
+	po.all_tokens = rq->all_tokens;
+	po.attn_ctx = rq->attn_ctx;
+	if (rq->mask) {
+		if ((rc = mask_parse(rq->mask, hp.n_layer, &mask, err)) < 0) {
+			st_err_prefix(err, "bad mask for a %d-layer model", hp.n_layer);
+			rc = err->code = ST_EFORMAT;
+			goto out;
+		}
+		if ((rc = plan_from_mask(&hp, mask, &po, &pl, err)) < 0)
+			goto out;
+		res = app_run_result(env, &run, hp.n_layer, err);
+		if ((rc = copy_drops(pl, res, 1, p, err)) < 0)
+			goto out;
+		p->method = "mask";
+		p->n = p->n_drop;
+	} else if (rq->iterative) {
+		if ((rc = plan_iterative_drops(env, &run, &hp, &po, rq, p, err)) < 0)
+			goto out;
+		p->method = plan_method_name(po.method);
+		p->n = rq->n;
+	} else {
+		res = app_run_result(env, &run, hp.n_layer, err);
+		if (!res) {
+			rc = err->code;
+			goto out;
+		}
+		if ((rc = plan_make(&hp, res, &po, &pl, err)) < 0 ||
+		    (rc = copy_drops(pl, res, 0, p, err)) < 0)
+			goto out;
+		p->method = plan_method_name(po.method);
+		p->n = rq->n;
+		p->range_first = pl->range_first;
+		p->range_last = pl->range_last;
+	}
+	rc = put_rows(env, run.id, run.model_id, p->method, p->n, rq->iterative, rq->keep_first,
+		      rq->keep_last, p->mask, p->range_first, p->range_last, &p->effect, p->n_drop,
+		      p->layer, p->site, p->imp, &p->id, err);
+out:
+	plan_free(pl);
+	mask_free(mask);
+	calib_result_free(res);
+	if (rc < 0) {
+		app_plan_free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+void app_plan_free(struct app_plan *p)
+{
+	if (!p)
+		return;
+	free(p->layer);
+	free(p->site);
+	free(p->imp);
+	free(p);
+}

@@ -1,0 +1,60 @@
+/*
+ * sweep: the paper's central figure -- for each plan method and each
+ * k = 0 .. K, the plan that drops k sites (blocks for block) by a run's
+ * scores, its quality on every task and, optionally, its speed.  Every
+ * point goes through the store: plans, evaluations and speed
+ * measurements already there are read back, so a repeated (or widened)
+ * sweep computes only what is missing.  The one path for `strata sweep`.
+ */
+#ifndef STRATA_APP_SWEEP_H
+#define STRATA_APP_SWEEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "app/measure.h"
+#include "measure/speed.h"
+#include "method/plan.h"
+
+struct model;
+
+/* One finished point, as the store now holds it. */
+struct app_sweep_point {
+	enum plan_method method;
+	int k;
+	int index, n_points;      /* 1-based index of this point among all */
+	const char *mask;         /* canonical */
+	uint64_t params_removed;
+	const struct store_metric *const *metrics; /* [n_tasks] the task's rows */
+	const size_t *n_metrics;  /* [n_tasks] */
+	const struct speed_result *speed; /* NULL without bench */
+	int cached;               /* every figure came from the store */
+};
+
+struct app_sweep_req {
+	int64_t run;              /* the calibration run whose scores choose the drops */
+	const int *methods;       /* enum plan_method, not contiguous */
+	int n_methods;
+	int max_k, keep_first, keep_last;
+	const char *const *tasks; /* as app_eval */
+	int n_tasks;
+	struct eval_spec es;      /* es.progress gets ud = a label "METHOD k=K TASK" */
+	int bench;                /* also measure speed with so */
+	struct speed_opts so;
+	int force;                /* compute every point again */
+	/* after each point; nonzero stops the sweep (ST_ECANCEL) */
+	int (*point)(void *ud, const struct app_sweep_point *pt);
+	void *ud;
+};
+
+/*
+ * Sweep m (the run's model) through env's store, which it needs.
+ * Returns 0 when every point is done, ST_ECANCEL when rq->point stopped
+ * it (the points done are stored), or another negative code with err
+ * naming the point.  A method whose guards allow fewer than max_k drops
+ * stops at its limit, with a note.
+ */
+int app_sweep(const struct app_env *env, const struct model *m,
+	      const struct app_sweep_req *rq, struct st_err *err);
+
+#endif
