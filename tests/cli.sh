@@ -96,6 +96,9 @@ if need gguf models/stories260K/stories260K.gguf && need bin models/stories260K/
 	is "$(echo "$out" | head -1)" "tokens,nll,ppl,nll_stderr,ctx,mask" "ppl csv header"
 	contains "$(echo "$out" | sed -n 2p)" ',attn=0;mlp=4' "ppl csv row carries the canonical mask"
 	base=$("$S" ppl "$gguf" "$text" --ctx 256 --max-tokens 2048 --format json | json_num ppl)
+	ev=$("$S" eval "$gguf" --task "ppl:$text" --ctx 256 --max-tokens 2048 --no-store --format csv 2>/dev/null |
+	    awk -F, '$2 == "ppl" { print $3 }')
+	is "$ev" "$base" "strata eval prints the same shortest form as strata ppl"
 	base_csv=$("$S" ppl "$gguf" "$text" --ctx 256 --max-tokens 2048 --format csv | sed -n 2p | cut -d, -f3)
 	is "$base_csv" "$base" "csv and json print the same shortest exact number"
 	ok "... which reads back as the double printed with 17 digits" awk -v a="$base" -v b="$(awk -v v="$base" 'BEGIN { printf "%.17g", v }')" 'BEGIN { exit !(a + 0 == b + 0) }'

@@ -89,7 +89,7 @@ static void print_plan(const struct plan_args *a, const struct app_plan *p, enum
 		if (a->ctx > 0)
 			json_object_set_new(o, "attn_flops_per_token",
 					    json_integer((json_int_t)e->attn_flops_per_token));
-		s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+		s = cli_json_dumps(o);
 		printf("%s\n", s ? s : "{}");
 		free(s);
 		json_decref(o);

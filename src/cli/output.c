@@ -286,6 +286,76 @@ char *cli_num_text(char buf[CLI_NUM_CAP], double d)
 	return buf;
 }
 
+/* v as JSON text on m, laid out as json_dumps(v, JSON_PRESERVE_ORDER)
+ * does, reals in cli_num_text's form. */
+static void json_put(FILE *m, const json_t *v)
+{
+	const char *key;
+	json_t *x;
+	size_t i;
+	char *s, num[CLI_NUM_CAP + 2];
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		int first = 1;
+
+		fputc('{', m);
+		json_object_foreach((json_t *)v, key, x) {
+			json_t *k = json_string(key);
+
+			s = k ? json_dumps(k, JSON_ENCODE_ANY) : NULL;
+			fprintf(m, "%s%s: ", first ? "" : ", ", s ? s : "\"\"");
+			free(s);
+			json_decref(k);
+			json_put(m, x);
+			first = 0;
+		}
+		fputc('}', m);
+		break;
+	}
+	case JSON_ARRAY:
+		fputc('[', m);
+		json_array_foreach(v, i, x) {
+			if (i)
+				fputs(", ", m);
+			json_put(m, x);
+		}
+		fputc(']', m);
+		break;
+	case JSON_REAL:
+		if (!isfinite(json_real_value(v))) {
+			fputs("null", m);
+			break;
+		}
+		cli_num_text(num, json_real_value(v));
+		/* a real stays a real to JSON readers that type numbers */
+		if (!strpbrk(num, ".eEn"))
+			strcat(num, ".0");
+		fputs(num, m);
+		break;
+	default:
+		s = json_dumps(v, JSON_ENCODE_ANY);
+		fputs(s ? s : "null", m);
+		free(s);
+	}
+}
+
+char *cli_json_dumps(const struct json_t *v)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&s, &len);
+
+	if (!m)
+		return NULL;
+	json_put(m, v);
+	if (fclose(m) != 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
 /* Value as text into a malloc'd string: numbers to 10 digits for
  * people (text), in the shortest form that reads back exactly for
  * machines (csv, tsv). */
@@ -341,19 +411,17 @@ static void put_sep_value(FILE *out, const char *v, char sep)
 void record_print(struct record *r, enum out_format fmt, FILE *out)
 {
 	if (fmt == OUT_JSON) {
-		/* one object, laid out as json_dumps does; built by hand so
-		 * that numbers take their shortest exact form (jansson writes
-		 * every real with 17 digits), strings still escaped by jansson */
-		fputc('{', out);
+		json_t *o = json_object();
+		char *s;
+
 		for (size_t k = 0; k < r->n; k++) {
 			const struct field *f = &r->f[k];
-			json_t *key = json_string(f->key), *v = NULL;
-			char num[CLI_NUM_CAP + 2], *s;
+			json_t *v = NULL;
 
 			switch (f->kind) {
 			case F_STR: v = json_string(f->s); break;
 			case F_INT: v = json_integer(f->i); break;
-			case F_NUM: break;
+			case F_NUM: v = isfinite(f->d) ? json_real(f->d) : json_null(); break;
 			case F_BOOL: v = json_boolean(f->i); break;
 			case F_INTS:
 				v = json_array();
@@ -361,28 +429,12 @@ void record_print(struct record *r, enum out_format fmt, FILE *out)
 					json_array_append_new(v, json_integer(f->ints[j]));
 				break;
 			}
-			s = json_dumps(key, JSON_ENCODE_ANY);
-			fprintf(out, "%s%s: ", k ? ", " : "", s ? s : "\"\"");
-			free(s);
-			json_decref(key);
-			if (f->kind == F_NUM) {
-				if (!isfinite(f->d)) {
-					fputs("null", out);
-					continue;
-				}
-				cli_num_text(num, f->d);
-				/* a real stays a real to JSON readers that type numbers */
-				if (!strpbrk(num, ".eEn"))
-					strcat(num, ".0");
-				fputs(num, out);
-				continue;
-			}
-			s = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
-			fputs(s ? s : "null", out);
-			free(s);
-			json_decref(v);
+			json_object_set_new(o, f->key, v ? v : json_null());
 		}
-		fputs("}\n", out);
+		s = cli_json_dumps(o);
+		fprintf(out, "%s\n", s ? s : "{}");
+		free(s);
+		json_decref(o);
 		return;
 	}
 	if (fmt == OUT_CSV || fmt == OUT_TSV) {
