@@ -98,7 +98,7 @@ static const char *const screen_names[SCR_N] = {
 static const char *const hints[SCR_N] = {
 	"Enter open  o open model  c compare  2 calibrate  ? help  q quit",
 	"Enter edit/start  r start  d data  x cancel  ? help  q back",
-	"Space drop  a angular  s scale  p plan  e eval  b bench  u undo all  ? help  q back",
+	"Space drop  a angular  s scale  p plan  e eval  b bench  u undo all  ? help",
 	"Space drop  p plan  e eval  b bench  u undo all  ? help  q back",
 	"j/k scroll  r reload  ? help  q back",
 	"Enter run  i edit query  hjkl scroll  ? help  q back",
