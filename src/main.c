@@ -32,6 +32,67 @@ static const struct command commands[] = {
 	{NULL, NULL, NULL, NULL},
 };
 
+/* edit_distance: Levenshtein distance between a and b (short words; the
+ * distance is capped at 31 by the row buffer's length). */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[32];
+
+	if (la > 31 || lb > 31)
+		return 32;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* unknown_command: the usage error for a mistyped command, suggesting the
+ * nearest command when it is close enough to be a typo (at most a third of
+ * the word wrong, or the word is a prefix of exactly one command). */
+static int unknown_command(const char *name)
+{
+	const struct command *best = NULL, *prefix = NULL;
+	size_t best_d = (size_t)-1, n_prefix = 0, len = strlen(name);
+
+	for (const struct command *c = commands; c->name; c++) {
+		size_t d = edit_distance(name, c->name);
+
+		if (d < best_d) {
+			best_d = d;
+			best = c;
+		}
+		if (len > 0 && strncmp(c->name, name, len) == 0) {
+			prefix = c;
+			n_prefix++;
+		}
+	}
+	if (n_prefix == 1)
+		best = prefix;
+	else if (!best || best_d == 0 || best_d > (len + 2) / 3)
+		best = NULL;
+	if (best)
+		cli_error("unknown command '%s'; did you mean '%s'? (see 'strata --help')",
+			  name, best->name);
+	else
+		cli_error("unknown command '%s' (see 'strata --help')", name);
+	return EXIT_USAGE;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: strata <command> [options]\n\n"
@@ -51,12 +112,13 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		char *targv[] = {(char *)"tui", NULL};
 
-		/* on a terminal, the workbench; elsewhere (scripts, CI) the usage */
+		/* on a terminal, the workbench; elsewhere (scripts, CI) the
+		 * usage on stderr and a usage error, since no command ran */
 		if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && getenv("TERM") &&
 		    strcmp(getenv("TERM"), "dumb") != 0)
 			return cmd_tui(1, targv);
-		usage(stdout);
-		return EXIT_OK;
+		usage(stderr);
+		return EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
@@ -66,8 +128,7 @@ int main(int argc, char **argv)
 			for (const struct command *c = commands; c->name; c++)
 				if (strcmp(c->name, argv[2]) == 0)
 					return c->run(2, hargv);
-			cli_error("unknown command '%s' (see 'strata --help')", argv[2]);
-			return EXIT_USAGE;
+			return unknown_command(argv[2]);
 		}
 		usage(stdout);
 		return EXIT_OK;
@@ -79,6 +140,5 @@ int main(int argc, char **argv)
 	for (const struct command *c = commands; c->name; c++)
 		if (strcmp(c->name, argv[1]) == 0)
 			return c->run(argc - 1, argv + 1);
-	cli_error("unknown command '%s' (see 'strata --help')", argv[1]);
-	return EXIT_USAGE;
+	return unknown_command(argv[1]);
 }

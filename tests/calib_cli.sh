@@ -143,6 +143,11 @@ if need model models/stories260K/stories260K.gguf &&
 	out=$(plan --method attn -n 2)
 	contains "$out" "attn=2,4;mlp=" "plan text prints the mask"
 	contains "$out" "   1  attn       2  0.02787" "plan text lists the drops with importance 1 - cos"
+	out=$(plan --method block -n 2)
+	is "$(echo "$out" | sed -n 's/^mask: *//p')" "block=2-3" "plan text names whole blocks as block= (for people)"
+	is "$(echo "$out" | sed -n 's/^canonical: *//p')" "attn=2-3;mlp=2-3" "... beside the canonical form the store keeps"
+	is "$(plan --mask 'block=2-3;attn=0' | sed -n 's/^mask: *//p')" "block=2-3;attn=0" "block= and a lone site together"
+	is "$(plan --method attn -n 2 | grep -c '^canonical:')" 0 "no canonical line when there is no whole block"
 	is "$(plan --method attn -n 2 --keep-last 1 --format json | sed -n 's/.*"mask": *"\([^"]*\)".*/\1/p')" \
 	   "attn=2-3;mlp=" "--keep-last 1 spares the last layer"
 	is "$(plan --method attn -n 2 --keep-first 3 --format json | sed -n 's/.*"mask": *"\([^"]*\)".*/\1/p')" \

@@ -18,6 +18,20 @@ contains "$out" "generate" "help lists generate"
 "$S" frobnicate >/dev/null 2>"$tmp/err"; rc=$?
 is "$rc" 2 "unknown command exits 2"
 contains "$(cat "$tmp/err")" "unknown command 'frobnicate'" "unknown command is named"
+case $(cat "$tmp/err") in *"did you mean"*) r=suggested ;; *) r=none ;; esac
+is "$r" none "no suggestion for a word far from every command"
+"$S" calibrat >/dev/null 2>"$tmp/err"; rc=$?
+is "$rc" 2 "mistyped command exits 2"
+contains "$(cat "$tmp/err")" "unknown command 'calibrat'; did you mean 'calibrate'?" "mistyped command: did you mean"
+"$S" exprot >/dev/null 2>"$tmp/err"
+contains "$(cat "$tmp/err")" "did you mean 'export'?" "transposed letters: did you mean"
+"$S" help evl >/dev/null 2>"$tmp/err"; rc=$?
+is "$rc" 2 "help on a mistyped command exits 2"
+contains "$(cat "$tmp/err")" "did you mean 'eval'?" "help on a mistyped command: did you mean"
+"$S" </dev/null >"$tmp/out" 2>"$tmp/err"; rc=$?
+is "$rc" 2 "strata alone without a terminal exits 2 (no command ran)"
+contains "$(cat "$tmp/err")" "usage: strata" "... with the usage on stderr"
+is "$(wc -c < "$tmp/out" | tr -d ' ')" 0 "... and nothing on stdout"
 "$S" ppl --ctx abc a b >/dev/null 2>"$tmp/err"; rc=$?
 is "$rc" 2 "bad option value exits 2"
 contains "$(cat "$tmp/err")" "--ctx expects an integer" "bad option value is explained"
@@ -45,6 +59,9 @@ if need gguf models/stories260K/stories260K.gguf && need bin models/stories260K/
 		echo "$out" | json_num params >> "$tmp/params"
 	done
 	is "$(sort -u "$tmp/params" | wc -l)" 1 "all three forms have the same parameter count"
+	out=$("$S" info "$gguf" --format json)
+	contains "$out" '"rms_eps": 1e-05,' "json numbers in their shortest exact form (1e-05, not 1.0000000000000001e-5)"
+	contains "$out" '"rope_theta": 10000.0,' "a whole real stays a real in json"
 	out=$("$S" info "$gguf" --format csv)
 	is "$(echo "$out" | head -1 | cut -d, -f1-3)" "path,format,arch" "info csv header"
 	is "$(echo "$out" | sed -n 2p | cut -d, -f2-3)" "gguf,llama" "info csv row"
@@ -79,6 +96,12 @@ if need gguf models/stories260K/stories260K.gguf && need bin models/stories260K/
 	is "$(echo "$out" | head -1)" "tokens,nll,ppl,nll_stderr,ctx,mask" "ppl csv header"
 	contains "$(echo "$out" | sed -n 2p)" ',attn=0;mlp=4' "ppl csv row carries the canonical mask"
 	base=$("$S" ppl "$gguf" "$text" --ctx 256 --max-tokens 2048 --format json | json_num ppl)
+	ev=$("$S" eval "$gguf" --task "ppl:$text" --ctx 256 --max-tokens 2048 --no-store --format csv 2>/dev/null |
+	    awk -F, '$2 == "ppl" { print $3 }')
+	is "$ev" "$base" "strata eval prints the same shortest form as strata ppl"
+	base_csv=$("$S" ppl "$gguf" "$text" --ctx 256 --max-tokens 2048 --format csv | sed -n 2p | cut -d, -f3)
+	is "$base_csv" "$base" "csv and json print the same shortest exact number"
+	ok "... which reads back as the double printed with 17 digits" awk -v a="$base" -v b="$(awk -v v="$base" 'BEGIN { printf "%.17g", v }')" 'BEGIN { exit !(a + 0 == b + 0) }'
 	dropped=$(echo "$out" | sed -n 2p | cut -d, -f3)
 	ok "dropping attn 0 and mlp 4 raises ppl ($base -> $dropped)" awk -v a="$base" -v b="$dropped" 'BEGIN { exit !(b > a) }'
 	"$S" ppl "$gguf" "$text" --mask 'attn=9' >/dev/null 2>"$tmp/err"; rc=$?

@@ -69,6 +69,19 @@ if need model models/stories260K/stories260K.gguf && need hf models/stories260K/
 	is "$(ppl "$tmp/h")" "$(ppl "$hf" --mask 'attn=1,3;mlp=2,3')" \
 	   "ppl of the hf export = ppl of the masked original"
 
+	# modes follow the umask, as for any file a user writes (not 0700)
+	mode() { stat -c %a "$1"; }
+	for um in 022 077 002; do
+		(umask $um && "$S" export "$model" --mask 'attn=1' --out "$tmp/u$um" --format hf \
+			--no-store > /dev/null && "$S" export "$model" --mask 'attn=1' \
+			--out "$tmp/u$um.gguf" --no-store > /dev/null)
+		d=$(printf '%o' $((0777 & ~0$um))) f=$(printf '%o' $((0666 & ~0$um)))
+		is "$(mode "$tmp/u$um")" "$d" "umask $um: the hf directory is $d"
+		is "$(mode "$tmp/u$um/config.json") $(mode "$tmp/u$um/model.safetensors") $(mode "$tmp/u$um/tokenizer.json")" \
+		   "$f $f $f" "umask $um: config.json, model.safetensors and tokenizer.json are $f"
+		is "$(mode "$tmp/u$um.gguf")" "$f" "umask $um: the gguf file is $f"
+	done
+
 	# a GGUF source as hf: tokenizer.json converted, q/k rows reordered
 	"$S" export "$model" --mask 'attn=1,3;mlp=2,3' --out "$tmp/g2h" --format hf --no-store \
 		> /dev/null

@@ -1,6 +1,8 @@
 /*
  * test_draw: the workbench's text fitting -- a message naming a file
- * keeps the file name when the terminal is too narrow for its path.
+ * keeps the file name when the terminal is too narrow for its path --
+ * and its charts: an axis spanning decades is logarithmic, labelled
+ * with the values measured; a point can carry its own label.
  */
 #include "ui/ui.h"
 #include "tap.h"
@@ -13,6 +15,86 @@ static void fit(const char *in, int width, const char *want)
 	draw_fit_paths(buf, width);
 	ok(!strcmp(buf, want), "fit to %d: \"%s\" (got \"%s\")", width, want, buf);
 	ok((int)strlen(buf) <= width || !strcmp(buf, want), "... %d columns", (int)strlen(buf));
+}
+
+/* The row of the first cell holding ch in pad p (-1: none), its column in *col. */
+static int find_ch(WINDOW *p, int ch, int *col)
+{
+	for (int y = 0; y < getmaxy(p); y++)
+		for (int x = 0; x < getmaxx(p); x++)
+			if ((int)(mvwinch(p, y, x) & A_CHARTEXT) == ch) {
+				*col = x;
+				return y;
+			}
+	return -1;
+}
+
+/* Row y of pad p as text. */
+static const char *row_text(WINDOW *p, int y, char *buf, int cap)
+{
+	int n = getmaxx(p) < cap - 1 ? getmaxx(p) : cap - 1;
+
+	for (int x = 0; x < n; x++)
+		buf[x] = (char)(mvwinch(p, y, x) & A_CHARTEXT);
+	buf[n] = 0;
+	return buf;
+}
+
+static void charts(void)
+{
+	FILE *devnull = fopen("/dev/null", "w");
+	SCREEN *scr = devnull ? newterm("vt100", devnull, stdin) : NULL;
+	WINDOW *p;
+	struct chart_pt pts[3] = {{0, 42.7, 0, 0}, {1, 4200, 0, 0}, {2, 12.8e6, 0, '1'}};
+	struct chart_series s = {"attn", 'a', 3, pts, 0};
+	char buf[128];
+	int rb, r1, c1, found = 0;
+
+	if (!scr) {
+		ok(1, "# SKIP no vt100 terminfo for the chart checks");
+		if (devnull)
+			fclose(devnull);
+		return;
+	}
+	p = newpad(24, 60);
+	/* ppl from 42.7 to 12.8M: rows 1..18 of the plot (h 22 -> 19 rows) */
+	draw_chart(p, 0, 0, 22, 60, "layers dropped", "ppl vs layers dropped", &s, 1);
+	r1 = find_ch(p, '1', &c1);
+	/* the middle point: the first 'a' is the lowest row, search from the bottom */
+	rb = -1;
+	for (int y = 0; y < 24 && rb < 0; y++)
+		for (int x = 10; x < 60; x++)
+			if ((mvwinch(p, y, x) & A_CHARTEXT) == 'a' && y != 19)
+				rb = y;
+	ok(r1 == 1, "12.8M (labelled '1') is on the top row of the plot (row %d)", r1);
+	ok(rb > 0, "4200 is plotted (row %d)", rb);
+	/* log10: 42.7 -> 1.63, 4200 -> 3.62, 12.8M -> 7.11: 4200 is 36%% of the way up */
+	ok(rb >= 11 && rb <= 13, "on a log axis 4200 sits a third of the way up (row %d, want 12)", rb);
+	for (int y = 0; y < 24; y++)
+		if (strstr(row_text(p, y, buf, sizeof buf), "(log)"))
+			found = 1;
+	ok(found, "the axis says it is logarithmic");
+	has_str(row_text(p, 1, buf, sizeof buf), "12.8M", "the top label is the largest value measured");
+	has_str(row_text(p, 19, buf, sizeof buf), "42.7", "the bottom label is the smallest (42.7)");
+	/* a narrow range stays linear: 10 .. 20, the middle point half-way */
+	werase(p);
+	pts[0].y = 10, pts[1].y = 15, pts[2].y = 20, pts[2].label = 0;
+	draw_chart(p, 0, 0, 22, 60, "layers dropped", "ppl vs layers dropped", &s, 1);
+	found = 0;
+	for (int y = 0; y < 24; y++)
+		if (strstr(row_text(p, y, buf, sizeof buf), "(log)"))
+			found = 1;
+	ok(!found, "values within a decade keep a linear axis");
+	rb = -1;
+	for (int y = 2; y < 19 && rb < 0; y++)
+		for (int x = 10; x < 60; x++)
+			if ((mvwinch(p, y, x) & A_CHARTEXT) == 'a')
+				rb = y;
+	ok(rb == 10, "15 sits half-way up a linear axis (row %d, want 10)", rb);
+	delwin(p);
+	endwin();
+	delscreen(scr);
+	fclose(devnull);
 }
 
 int main(void)
@@ -38,5 +120,6 @@ int main(void)
 	fit("a message with no path at all", 10, "a message with no path at all");
 	/* a relative path */
 	fit("load models/tiny/stories260K.gguf failed", 30, "load .../stories260K.gguf failed");
+	charts();
 	return tap_done();
 }

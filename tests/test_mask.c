@@ -20,6 +20,31 @@ static void roundtrip(const char *in, int n_layer, const char *want)
 	mask_free(m);
 }
 
+/* the form for people: whole blocks as block=, and it parses back */
+static void human(const char *in, int n_layer, const char *want)
+{
+	struct mask *m = NULL, *back = NULL;
+	struct st_err err = {0};
+	char buf[256], canon[256], canon_back[256];
+	size_t need;
+
+	if (mask_parse(in, n_layer, &m, &err) < 0) {
+		ok(0, "parse '%s' (%s)", in, err.msg);
+		return;
+	}
+	need = mask_format_human(m, buf, sizeof buf);
+	ok(strcmp(buf, want) == 0 && need == strlen(want),
+	   "'%s' reads '%s' for people (got '%s')", in, want, buf);
+	ok(mask_parse(buf, n_layer, &back, &err) == 0, "'%s' parses back", buf);
+	if (back) {
+		mask_format(m, canon, sizeof canon);
+		mask_format(back, canon_back, sizeof canon_back);
+		ok(strcmp(canon, canon_back) == 0, "'%s' is the same mask as '%s'", buf, canon);
+	}
+	mask_free(back);
+	mask_free(m);
+}
+
 static void bad(const char *in, int n_layer, const char *want_msg)
 {
 	struct mask *m = NULL;
@@ -46,6 +71,26 @@ int main(void)
 	roundtrip("block=3,1", 5, "attn=1,3;mlp=1,3");
 	roundtrip("attn=1;block=2;mlp=4", 5, "attn=1-2;mlp=2,4");
 
+	human("attn=3-4;mlp=3-4", 5, "block=3-4");
+	human("block=3-4", 5, "block=3-4");
+	human("attn=1,3-4;mlp=0,3-4", 5, "block=3-4;attn=1;mlp=0");
+	human("attn=0-1;mlp=1-2", 5, "block=1;attn=0;mlp=2");
+	human("attn=2,4;mlp=", 5, "attn=2,4;mlp=");
+	human("", 5, "attn=;mlp=");
+	human("block=0-4", 5, "block=0-4");
+
+	need = mask_text_human("attn=3-4;mlp=3-4", small, sizeof small);
+	ok(need == strlen("block=3-4") && strcmp(small, "block=3") == 0,
+	   "mask_text_human from the text alone: 'block=3-4' (truncated '%s')", small);
+	{
+		char big[64];
+
+		mask_text_human("attn=1,30-31;mlp=30-31", big, sizeof big);
+		ok(!strcmp(big, "block=30-31;attn=1"), "... for any depth ('%s')", big);
+		mask_text_human("atn=1", big, sizeof big);
+		ok(!strcmp(big, "atn=1"), "... and text that does not parse is kept ('%s')", big);
+	}
+
 	bad("attn=5", 5, "position 6");
 	bad("attn=5", 5, "out of range");
 	bad("attn=1,x", 5, "position 8");
@@ -63,6 +108,12 @@ int main(void)
 	is_int(need, strlen("attn=1,3;mlp=0"), "format returns the full length when truncated");
 	ok(small[sizeof small - 1] == '\0' && strncmp(small, "attn=1,", 7) == 0,
 	   "truncated output stays NUL-terminated ('%s')", small);
+	mask_free(m);
+	ok(mask_parse("block=0-4;attn=2", 5, &m, &err) == 0, "parse a block mask");
+	need = mask_format_human(m, small, sizeof small);
+	is_int(need, strlen("block=0-4"), "the human form returns the full length when truncated");
+	ok(small[sizeof small - 1] == '\0' && strcmp(small, "block=0") == 0,
+	   "truncated human form stays NUL-terminated ('%s')", small);
 	mask_free(m);
 	mask_free(NULL);
 	return tap_done();

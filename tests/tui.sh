@@ -340,10 +340,10 @@ elif need model models/stories260K/stories260K.gguf &&
 	ok "Home lists both runs" wait_for "Calibration runs, newest first (2)"
 	keys j c 3
 	ok "c adds run 1 to compare: a column in the heatmap" wait_for "r1 blk"
-	# (the fourth number of layer 0's row: monochrome cells put a glyph before each value)
-	is "$(pane | awk '$1 == "0" { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]\.[0-9]+$/ && ++k == 4) print $i }')" \
-	   "$(awk '$1 == 0 { print $4 }' "$tmp/want_heat")" \
-	   "the compare column holds run 1's block importance"
+	# (numbers 4-6 of layer 0's row: monochrome cells put a glyph before each value)
+	is "$(pane | awk '$1 == "0" { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]\.[0-9]+$/ && ++k >= 4) printf "%s ", $i }')" \
+	   "$(awk '$1 == 0 { printf "%s %s %s ", $2, $3, $4 }' "$tmp/want_heat")" \
+	   "the compare columns hold run 1's attn, mlp and block importance"
 	# a bench shows its progress and x cancels it, storing nothing
 	keys Space
 	ok "Space drops a site" wait_for "mask: attn="
@@ -435,5 +435,77 @@ elif need model models/stories260K/stories260K.gguf &&
 	ok "Q quits" wait_for "EXITED rc=0"
 	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"
 	is "$(sqlv "PRAGMA integrity_check")" ok "the store passes the integrity check"
+
+	# ---- session 5: no model at the start (none by default either) ----
+	mkdir -p "$tmp/noshared"
+	$TM kill-server 2>/dev/null && sleep 0.3
+	$TM new-session -d -s tui -x 100 -y 30 \
+		"env STRATA_SHARED='$tmp/noshared' TERM=xterm-256color '$S' tui --db '$db' 2> '$tmp/stderr'; echo EXITED rc=\$?; sleep 60"
+	ok "without a model, Home lists the store's runs at once (no r needed)" \
+	   wait_for "Calibration runs, newest first (3)"
+	# SQL: Enter runs the query shown, and the keys are the screen's again
+	keys 6
+	ok "the SQL screen says Enter runs the query" wait_for "Enter runs it, i edits it"
+	keys Enter
+	ok "Enter runs the query shown (no editor first)" wait_for "3 rows"
+	contains "$(pane | sed -n 6p)" "3 done" "... its grid starts with run 3"
+	keys ?
+	ok "after a query, ? is the help, not text in the query" wait_for "Everywhere"
+	keys NPage NPage
+	ok "the help lists s, the heatmap's colour scale" wait_for "colour scale: global / per column / rank" 5
+	keys q
+	wait_for "SQL (read-only)" > /dev/null
+	keys i C-u
+	typ "DELETE FROM evals"
+	keys Enter
+	ok "a write is refused ..." wait_for "the workbench only reads it"
+	contains "$(line_with "to write")" "to write, in a shell: strata sql --write --db" "... saying how to make it from the shell"
+	# the heatmap of run 2, comparing run 1: attn, mlp and block of both
+	keys 1
+	wait_for "Calibration runs, newest first (3)" > /dev/null
+	keys j j c k Enter
+	ok "Enter on run 2 opens its heatmap, comparing run 1" wait_for "Heatmap  run 2:" 20
+	contains "$(line_with "layer  attn")" "r1 attn  r1 mlp   r1 blk" "compare columns for run 1's attn, mlp and block"
+	is "$(pane | awk '$1 == "0" { for (i = 2; i <= NF; i++) if ($i ~ /^[0-9]\.[0-9]+$/ && ++k >= 4) printf "%s ", $i }')" \
+	   "$(awk '$1 == 0 { printf "%s %s %s ", $2, $3, $4 }' "$tmp/want_heat")" \
+	   "... holding run 1's importances"
+	# colour scales: count the cells of the ramp's top colour in the five layer rows
+	top=$($TM capture-pane -e -p -t tui | sed -n 3p | grep -o '48;5;[0-9]*' | tail -1)
+	n_top() { $TM capture-pane -e -p -t tui | sed -n 5,9p | grep -o "$top" | wc -l | tr -d ' '; }
+	contains "$(pane | sed -n 3p)" "scale: global (s)" "the legend names the scale: global"
+	g=$(n_top)
+	ok "global: one range for all, few cells at the top colour ($g of 30)" test "$g" -lt 6
+	keys s
+	ok "s: each column its own range" wait_for "scale: per column"
+	is "$(n_top)" 6 "... every one of the 6 columns has its top cell in the top colour"
+	keys s
+	ok "s again: rank within the column" wait_for "scale: rank within the column"
+	is "$(n_top)" 6 "... the first of each column's ranks in the top colour"
+	ramp0=$($TM capture-pane -e -p -t tui | sed -n 3p | grep -o '48;5;[0-9]*' | head -1)
+	is "$($TM capture-pane -e -p -t tui | sed -n 5,9p | grep -o "$ramp0" | wc -l | tr -d ' ')" 6 \
+	   "... and the last in the bottom colour"
+	keys s
+	ok "and back to global" wait_for "scale: global (s)"
+	# a dropped cell and the cursor keep their colour
+	cells() { $TM capture-pane -e -p -t tui | sed -n 5p | grep -o '48;5;[0-9]*' | wc -l | tr -d ' '; }
+	is "$(cells)" 6 "layer 0: six coloured cells"
+	keys g h h Space
+	ok "Space drops layer 0's attn" wait_for "mask: attn=0;mlp="
+	is "$(cells)" 6 "... which keeps its colour, marked x"
+	contains "$(pane | sed -n 5p)" "x0." "... the x before its value"
+	keys u
+	# results: one data file named, distinct keys, the Pareto point labelled
+	keys 5
+	ok "5 shows the results" wait_for "ppl vs layers dropped"
+	contains "$(pane)" "ppl vs layers dropped, tinystories-valid" "the chart names its data file"
+	contains "$(pane)" "decode tok/s vs ppl, tinystories-valid-1000.txt" "... the speed chart too"
+	contains "$(pane)" "a=attn h=by hand" "distinct keys: h for masks made by hand, not m as mlp"
+	base=$(sqlv "SELECT value FROM eval_list WHERE mask = '' AND task = 'ppl' AND metric = 'ppl' AND settings = 'ctx=256;max_tokens=8192'")
+	contains "$(pane)" " $(g6 "$base") |" "the bottom label is the unmasked model's stored ppl ($(g6 "$base"))"
+	contains "$(pane)" "1 attn=0;mlp=" "the Pareto points are listed, 1 = the best ppl"
+	is "$(pane | awk -F'|' 'NF == 3 && $3 ~ /1/' | wc -l | tr -d ' ')" 1 "... and point 1 is labelled in the chart"
+	keys Q
+	ok "Q quits" wait_for "EXITED rc=0"
+	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"
 fi
 done_testing

@@ -111,19 +111,29 @@ void colour_cell(WINDOW *w, int y, int x, int width, int step, const char *text,
 		wattroff(w, A_REVERSE);
 		return;
 	}
+	/* the cell keeps its colour when dropped or under the cursor: a
+	 * dropped one gets a bold 'x' in the drop colour before its value,
+	 * the cursor's is bold and underlined (reverse video would trade the
+	 * ramp's background for its foreground) */
 	for (i = 0; i < width; i++)
 		buf[i] = ' ';
 	if (dropped && width > len)
 		buf[0] = 'x';
 	memcpy(buf + (width - len + (dropped ? 1 : 0)) / 2, text, (size_t)len);
 	buf[width] = 0;
-	if (step >= 0 && !dropped)
+	if (step >= 0)
 		wattron(w, COLOR_PAIR(PAIR_RAMP + step));
-	else if (dropped)
-		wattron(w, COLOR_PAIR(PAIR_DROP) | A_BOLD);
 	if (selected)
-		wattron(w, A_REVERSE | A_BOLD);
+		wattron(w, A_UNDERLINE | A_BOLD);
+	if (step < 0 && selected)
+		wattron(w, A_REVERSE);
 	mvwaddnstr(w, y, x, buf, width);
+	if (dropped && width > len) {
+		wattrset(w, COLOR_PAIR(PAIR_DROP) | A_BOLD | (selected ? A_UNDERLINE : 0));
+		if (step >= 0)
+			wattron(w, A_REVERSE);
+		mvwaddch(w, y, x, 'x');
+	}
 	wattrset(w, A_NORMAL);
 }
 
@@ -131,8 +141,18 @@ void colour_legend(WINDOW *w, int y, int x, double lo, double hi, const char *la
 {
 	char a[32], b[32];
 
-	snprintf(a, sizeof a, "%.4f ", lo);
-	snprintf(b, sizeof b, " %.4f", hi);
+	snprintf(a, sizeof a, "%.4f", lo);
+	snprintf(b, sizeof b, "%.4f", hi);
+	colour_legend_text(w, y, x, a, b, label);
+}
+
+void colour_legend_text(WINDOW *w, int y, int x, const char *lo, const char *hi,
+			const char *label)
+{
+	char a[64], b[64];
+
+	snprintf(a, sizeof a, "%s ", lo);
+	snprintf(b, sizeof b, " %s", hi);
 	mvwaddstr(w, y, x, a);
 	x += (int)strlen(a);
 	for (int i = 0; i < RAMP_STEPS; i++) {

@@ -150,12 +150,19 @@ static void axis_num(double v, char *buf, size_t cap)
 		snprintf(buf, cap, "%8.2e", v);
 }
 
+/* An axis's coordinate: log10 on a logarithmic axis. */
+static double axis_pos(double v, int log_axis)
+{
+	return log_axis ? log10(v) : v;
+}
+
 void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
 		const char *ylabel, const struct chart_series *s, int n_series)
 {
 	double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
-	int lw = 9, ph = h - 3, pw, any = 0;
-	char a[32], b[32];
+	double rxmin, rxmax, rymin, rymax;
+	int lw = 9, ph = h - 3, pw, any = 0, logx, logy;
+	char a[32], b[32], xl[128];
 
 	for (int i = 0; i < n_series; i++)
 		for (int k = 0; k < s[i].n; k++) {
@@ -167,6 +174,21 @@ void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
 			ymin = fmin(ymin, s[i].pt[k].y);
 			ymax = fmax(ymax, s[i].pt[k].y);
 		}
+	/* values over decades (ppl 42.7 to 12.8M) would squash all but the
+	 * largest onto one line: such an axis is logarithmic */
+	logx = any && xmin > 0 && xmax / xmin >= 100;
+	logy = any && ymin > 0 && ymax / ymin >= 100;
+	rxmin = xmin, rxmax = xmax, rymin = ymin, rymax = ymax;
+	if (logx) {
+		xmin = log10(xmin);
+		xmax = log10(xmax);
+	}
+	if (logy) {
+		ymin = log10(ymin);
+		ymax = log10(ymax);
+	}
+	snprintf(xl, sizeof xl, "%s%s", xlabel, logx ? " (log)" : "");
+	xlabel = xl;
 	pw = wd - lw - 1;
 	if (ph < 3 || pw < 10)
 		return;
@@ -178,12 +200,14 @@ void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
 	if (xmax == xmin) {
 		xmin -= 1;
 		xmax += 1;
+		rxmin = xmin, rxmax = xmax;
 	}
 	if (ymax == ymin) {
 		double d = ymin != 0 ? fabs(ymin) * 0.05 : 1;
 
 		ymin -= d;
 		ymax += d;
+		rymin = ymin, rymax = ymax;
 	}
 	/* axes */
 	for (int r = 0; r < ph; r++)
@@ -191,12 +215,23 @@ void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
 	mvwaddch(w, y0 + 1 + ph, x0 + lw, '+');
 	for (int c = 1; c < pw; c++)
 		mvwaddch(w, y0 + 1 + ph, x0 + lw + c, '-');
-	axis_num(ymax, a, sizeof a);
-	axis_num(ymin, b, sizeof b);
+	/* the ends are the extreme values measured (the bottom one is the
+	 * best ppl, the unmasked model's when it was measured) */
+	axis_num(rymax, a, sizeof a);
+	axis_num(rymin, b, sizeof b);
 	draw_text(w, y0 + 1, x0, lw - 1, a);
 	draw_text(w, y0 + ph, x0, lw - 1, b);
-	snprintf(a, sizeof a, "%.4g", xmin);
-	snprintf(b, sizeof b, "%.4g", xmax);
+	if (logy) /* under the top label, where a long title cannot push it off */
+		draw_text(w, y0 + 2, x0, lw - 1, "   (log)");
+	if (ph >= 5) {
+		double mid = (ymin + ymax) / 2;
+
+		axis_num(logy ? pow(10, mid) : mid, a, sizeof a);
+		draw_text(w, y0 + 1 + (ph - 1) / 2, x0, lw - 1, a);
+		mvwaddch(w, y0 + 1 + (ph - 1) / 2, x0 + lw, '+');
+	}
+	snprintf(a, sizeof a, "%.4g", rxmin);
+	snprintf(b, sizeof b, "%.4g", rxmax);
 	draw_text(w, y0 + 2 + ph, x0 + lw, 12, a);
 	draw_text(w, y0 + 2 + ph, x0 + lw + pw - (int)strlen(b), (int)strlen(b), b);
 	draw_text(w, y0 + 2 + ph, x0 + lw + pw / 2 - (int)strlen(xlabel) / 2, pw / 2, xlabel);
@@ -209,8 +244,9 @@ void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
 
 			if (!isfinite(p->x) || !isfinite(p->y))
 				continue;
-			cx = 1 + (int)lround((p->x - xmin) / (xmax - xmin) * (pw - 2));
-			cy = ph - 1 - (int)lround((p->y - ymin) / (ymax - ymin) * (ph - 1));
+			cx = 1 + (int)lround((axis_pos(p->x, logx) - xmin) / (xmax - xmin) * (pw - 2));
+			cy = ph - 1 - (int)lround((axis_pos(p->y, logy) - ymin) / (ymax - ymin) *
+						  (ph - 1));
 			if (s[i].connect && px >= 0 && cx > px + 1) {
 				/* a line of dots between consecutive points */
 				for (int c = px + 1; c < cx; c++) {
@@ -220,7 +256,8 @@ void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
 						mvwaddch(w, y0 + 1 + r, x0 + lw + c, '.');
 				}
 			}
-			mvwaddch(w, y0 + 1 + cy, x0 + lw + cx, p->mark ? '*' : s[i].glyph);
+			mvwaddch(w, y0 + 1 + cy, x0 + lw + cx, (chtype)(unsigned char)
+				 (p->label ? p->label : p->mark ? '*' : s[i].glyph));
 			px = cx;
 			py = cy;
 		}

@@ -75,7 +75,8 @@ void calib_scan(struct tui *t)
 	scan_dir(t, "data", 1);
 	snprintf(p, sizeof p, "%s/data/text", sh && *sh ? sh : "../shared");
 	scan_dir(t, p, 0);
-	qsort(t->cal.cands, (size_t)t->cal.n_cands, sizeof *t->cal.cands, cmp_str);
+	if (t->cal.n_cands > 1) /* none found: cands is NULL, which qsort may not take */
+		qsort(t->cal.cands, (size_t)t->cal.n_cands, sizeof *t->cal.cands, cmp_str);
 	t->cal.cand = 0;
 	for (int i = 0; i < t->cal.n_cands; i++)
 		if (!strcmp(t->cal.cands[i], t->cal.data))

@@ -1,7 +1,11 @@
 /*
  * screen_heat: the centrepiece -- a run's importance (1 - cos) per layer
  * and site as a heatmap, rows = layers (depth), columns attn, mlp,
- * block and one block column per further run being compared.  The
+ * block and the same three for each further run being compared (as many
+ * as fit the width).  The colour scale (s cycles it, the legend names
+ * it) spans every column, or each column its own range, or ranks the
+ * layers within each column, so that one outlier (layer 0's block, say)
+ * cannot wash out the rest.  The
  * cursor's cell is spelled out below the map: cos, importance, standard
  * error over chunks and the rank with its bootstrap interval, exactly
  * as `strata scores` prints them (%.6g).  When the model has more
@@ -23,16 +27,67 @@
 #define CW 8       /* cell width */
 #define LABEL_W 6  /* "layer " column */
 
+static const char *const scale_names[HEAT_SCALE_N] = {"global", "per column", "rank"};
+
+/* Columns: attn, mlp, block of the open run, then of each compared run,
+ * as many as the width leaves room for (at least the open run's). */
 static int n_cols(const struct tui *t)
 {
-	return 3 + t->n_cmp;
+	int n = 3 + 3 * t->n_cmp, x0 = t->cur && t->cur->n_layer > getmaxy(t->wbody) - 6 ? 4 : 0;
+	int fit = (t->cols - x0 - LABEL_W) / (CW + 1);
+
+	return n <= fit ? n : fit > 3 ? fit : 3;
+}
+
+/* The run and site of column col. */
+static const struct run_scores *col_run(const struct tui *t, int col, int *site)
+{
+	*site = col % 3;
+	return col < 3 ? t->cur : t->cmp[col / 3 - 1];
 }
 
 static double cell_value(const struct tui *t, int col, int layer)
 {
-	if (col < 3)
-		return scores_imp(t->cur, col, layer);
-	return scores_imp(t->cmp[col - 3], 2, layer);
+	int site;
+	const struct run_scores *r = col_run(t, col, &site);
+
+	return scores_imp(r, site, layer);
+}
+
+/* The colour step of column col's value at layer under the heat
+ * screen's scale; lo/hi are the global range. */
+static int cell_step(const struct tui *t, int col, int layer, double lo, double hi)
+{
+	double v = cell_value(t, col, layer);
+	int L = t->cur->n_layer, below = 0, n = 0;
+
+	if (!isfinite(v))
+		return -1;
+	if (t->heat.scale == HEAT_SCALE_GLOBAL)
+		return colour_step(v, lo, hi);
+	if (t->heat.scale == HEAT_SCALE_COLUMN) {
+		double clo = INFINITY, chi = -INFINITY;
+
+		for (int l = 0; l < L; l++) {
+			double u = cell_value(t, col, l);
+
+			if (isfinite(u)) {
+				clo = fmin(clo, u);
+				chi = fmax(chi, u);
+			}
+		}
+		return colour_step(v, clo, chi);
+	}
+	/* rank: the share of the column's cells below this one */
+	for (int l = 0; l < L; l++) {
+		double u = cell_value(t, col, l);
+
+		if (isfinite(u)) {
+			n++;
+			below += u < v;
+		}
+	}
+	return n > 1 ? below * (RAMP_STEPS - 1) / (n - 1) : RAMP_STEPS / 2;
 }
 
 static int cell_dropped(const struct tui *t, int col, int layer)
@@ -72,7 +127,7 @@ static void range(const struct tui *t, double *lo, double *hi)
 
 	*lo = INFINITY;
 	*hi = -INFINITY;
-	for (int c = 0; c < n_cols(t); c++)
+	for (int c = 0; c < 3 + 3 * t->n_cmp; c++)
 		for (int l = 0; l < L; l++) {
 			double v = cell_value(t, c, l);
 
@@ -124,17 +179,26 @@ static void heat_map(struct tui *t, WINDOW *w)
 	wattron(w, A_BOLD);
 	draw_textf(w, 0, 0, W, " Heatmap  %s  importance = 1 - cos", t->cur->label);
 	wattroff(w, A_BOLD);
-	colour_legend(w, 1, 1, lo, hi, "low: dropped first");
+	if (h->scale == HEAT_SCALE_GLOBAL)
+		colour_legend(w, 1, 1, lo, hi, "low: dropped first  scale: global (s)");
+	else if (h->scale == HEAT_SCALE_COLUMN)
+		colour_legend_text(w, 1, 1, "col low", "col high",
+				   "scale: per column, each its own range (s)");
+	else
+		colour_legend_text(w, 1, 1, "1st", "last",
+				   "scale: rank within the column, 1st dropped first (s)");
 	if (L > vis) {
 		overview(t, w, 3, 0, vis, lo, hi);
 		x0 = 4;
 	}
 	draw_text(w, 2, x0, LABEL_W, "layer");
 	for (int c = 0; c < nc; c++) {
+		static const char *const sn[3] = {"attn", "mlp", "blk"};
+
 		if (c < 3)
 			snprintf(buf, sizeof buf, "%s", c == 0 ? "attn" : c == 1 ? "mlp" : "block");
 		else
-			snprintf(buf, sizeof buf, "r%lld blk", (long long)t->cmp[c - 3]->run);
+			snprintf(buf, sizeof buf, "r%lld %s", (long long)t->cmp[c / 3 - 1]->run, sn[c % 3]);
 		draw_text(w, 2, x0 + LABEL_W + c * (CW + 1) + 1, CW, buf);
 	}
 	for (int r = 0; r < vis && h->top + r < L; r++) {
@@ -148,14 +212,19 @@ static void heat_map(struct tui *t, WINDOW *w)
 				snprintf(buf, sizeof buf, "%.4f", v);
 			else
 				snprintf(buf, sizeof buf, "-");
-			colour_cell(w, 3 + r, x0 + LABEL_W + c * (CW + 1), CW, colour_step(v, lo, hi), buf,
-				    l == h->layer && c == h->col, cell_dropped(t, c, l));
+			colour_cell(w, 3 + r, x0 + LABEL_W + c * (CW + 1), CW, cell_step(t, c, l, lo, hi),
+				    buf, l == h->layer && c == h->col, cell_dropped(t, c, l));
 		}
 	}
 	/* the cursor's cell, spelled out */
 	{
-		const struct run_scores *rs = h->col < 3 ? t->cur : t->cmp[h->col - 3];
-		int site = h->col < 3 ? h->col : 2, k = site * L + h->layer;
+		int site, k;
+		const struct run_scores *rs;
+
+		if (h->col >= nc)
+			h->col = nc - 1;
+		rs = col_run(t, h->col, &site);
+		k = site * L + h->layer;
 		const char *sn = site == 0 ? "attn" : site == 1 ? "mlp" : "block";
 
 		if (isfinite(rs->cos[k]))
@@ -372,6 +441,10 @@ void heat_key(struct tui *t, int act, int ch)
 	switch (act) {
 	case ACT_ANGULAR:
 		h->angular = 1;
+		break;
+	case ACT_SCALE:
+		h->scale = (h->scale + 1) % HEAT_SCALE_N;
+		tui_msg(t, "colour scale: %s", scale_names[h->scale]);
 		break;
 	case ACT_NOCMP:
 		for (int i = 0; i < t->n_cmp; i++)

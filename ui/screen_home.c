@@ -45,6 +45,13 @@ void home_draw(struct tui *t, WINDOW *w)
 {
 	int hr, h = pane_rows(t, &hr);
 
+	/* the lists are read when a model loads or Home is entered; the
+	 * workbench that starts on Home without a model has done neither */
+	if (!t->home.loaded) {
+		t->home.loaded = 1;
+		tui_reload_lists(t);
+	}
+
 	pane(t, w, 0, 0, hr, "Calibration runs, newest first");
 	pane(t, w, 1, hr + 1, h - hr - 1, "Models in the store");
 	for (int i = 0; i < t->n_cmp; i++)

@@ -5,8 +5,13 @@
  * layers dropped with one line per method (the method that made each
  * mask comes from sweep_list, else the stored plans, else "mask" for
  * one made by hand), and speed (decode tok/s, bench_list) against
- * quality with the Pareto frontier marked '*': the masks no other mask
- * beats on both.
+ * quality with the Pareto frontier numbered 1, 2, ... from the best ppl
+ * and listed under the chart: the masks no other mask beats on both.
+ * The perplexities charted are those of one data file and settings
+ * (named in the chart's title): the workbench's own evaluation file
+ * when the store has it, else the one measured most; perplexities of
+ * different text cannot share an axis.  An axis spanning decades is
+ * logarithmic (draw_chart).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -19,9 +24,16 @@
 static const char SQL_EVALS[] =
 	"SELECT eval, mask, task, metric, value, stderr, n, settings, created_at FROM eval_list"
 	" WHERE ?1 = 0 OR model_id = ?1 ORDER BY eval DESC, metric";
+static const char SQL_PPL_DATA[] =
+	"SELECT e.data_sha256, e.settings, coalesce(d.path, substr(e.data_sha256, 1, 12)), count(*)"
+	" FROM evals e JOIN eval_metrics em ON em.eval_id = e.id"
+	" LEFT JOIN datasets d ON d.sha256 = e.data_sha256"
+	" WHERE e.model_id = ?1 AND e.task = 'ppl' AND em.metric = 'ppl'"
+	" GROUP BY e.data_sha256, e.settings ORDER BY count(*) DESC, max(e.id) DESC";
 static const char SQL_PPL[] =
 	"SELECT e.mask, em.value FROM evals e JOIN eval_metrics em ON em.eval_id = e.id"
-	" WHERE e.model_id = ?1 AND e.task = 'ppl' AND em.metric = 'ppl' ORDER BY e.id";
+	" WHERE e.model_id = ?1 AND e.task = 'ppl' AND em.metric = 'ppl'"
+	" AND e.data_sha256 = ?2 AND e.settings = ?3 ORDER BY e.id";
 static const char SQL_TPS[] =
 	"SELECT b.mask, bm.value FROM benches b JOIN bench_metrics bm ON bm.bench_id = b.id"
 	" WHERE b.model_id = ?1 AND bm.metric = 'decode_tps' ORDER BY b.id";
@@ -71,6 +83,37 @@ static struct res_pt *find_pt(struct tui *t, const struct store_value *m, int cr
 	}
 }
 
+/* Pick the data file and settings whose perplexities the charts show. */
+static int data_row(void *ud, int stmt, int n, const char *const *names,
+		    const struct store_value *v)
+{
+	struct tui *t = ud;
+	struct results_state *r = &t->res;
+	char mine[128];
+	int is_mine;
+
+	(void)stmt, (void)n, (void)names;
+	if (v[0].type != STORE_TEXT || v[1].type != STORE_TEXT)
+		return 0;
+	job_eval_settings(t->m, mine, sizeof mine);
+	is_mine = t->eval_sha[0] && (int)v[0].len == 64 && !memcmp(v[0].s, t->eval_sha, 64) &&
+		  strlen(mine) == v[1].len && !memcmp(v[1].s, mine, v[1].len);
+	if (r->n_data++ == 0 || is_mine) {
+		const char *name = v[2].type == STORE_TEXT ? v[2].s : "", *slash;
+		int len = v[2].type == STORE_TEXT ? (int)v[2].len : 0;
+
+		slash = memrchr(name, '/', (size_t)len);
+		if (slash) {
+			len -= (int)(slash + 1 - name);
+			name = slash + 1;
+		}
+		snprintf(r->data_sha, sizeof r->data_sha, "%.*s", (int)v[0].len, v[0].s);
+		snprintf(r->data_settings, sizeof r->data_settings, "%.*s", (int)v[1].len, v[1].s);
+		snprintf(r->data_name, sizeof r->data_name, "%.*s", len, name);
+	}
+	return 0;
+}
+
 static int ppl_row(void *ud, int stmt, int n, const char *const *names, const struct store_value *v)
 {
 	struct res_pt *p = find_pt(ud, &v[0], 1);
@@ -106,15 +149,22 @@ void results_load(struct tui *t)
 {
 	struct results_state *r = &t->res;
 	struct st_err err = {0};
-	struct store_value p = store_int(t->m ? t->model_id : 0);
+	struct store_value p = store_int(t->m ? t->model_id : 0), pd[3];
 
 	grid_reset(&r->evals);
 	free(r->pt);
 	r->pt = NULL;
 	r->n_pt = 0;
+	r->n_data = 0;
+	r->data_name[0] = r->data_sha[0] = r->data_settings[0] = 0;
+	if (t->m && store_query(t->s, SQL_PPL_DATA, 0, &p, 1, data_row, NULL, t, &err) < 0)
+		tui_err(t, "%s", err.msg);
+	pd[0] = p;
+	pd[1] = store_text(r->data_sha);
+	pd[2] = store_text(r->data_settings);
 	if (store_query(t->s, SQL_EVALS, 0, &p, 1, grid_query_row, grid_query_cols, &r->evals,
 			&err) < 0 ||
-	    (t->m && (store_query(t->s, SQL_PPL, 0, &p, 1, ppl_row, NULL, t, &err) < 0 ||
+	    (t->m && (store_query(t->s, SQL_PPL, 0, pd, 3, ppl_row, NULL, t, &err) < 0 ||
 		      store_query(t->s, SQL_TPS, 0, &p, 1, tps_row, NULL, t, &err) < 0 ||
 		      store_query(t->s, SQL_METHOD, 0, &p, 1, method_row, NULL, t, &err) < 0)))
 		tui_err(t, "%s", err.msg);
@@ -134,7 +184,11 @@ static void charts(struct tui *t, WINDOW *w, int y0, int h)
 {
 	struct results_state *r = &t->res;
 	static const char *const methods[] = {"attn", "mlp", "block", "joint", "contiguous", "mask"};
+	/* distinct keys: mlp and a mask made by hand both start with m */
+	static const char glyphs[] = "ambjch";
+	static const char *const names[] = {"attn", "mlp", "block", "joint", "contiguous", "by hand"};
 	struct chart_series s[6];
+	char title[512];
 	struct chart_pt *all = calloc((size_t)(r->n_pt + 1) * 7, sizeof *all);
 	int ns = 0, half = t->cols / 2, used = 0, n_front = 0;
 	const struct res_pt *base = NULL;
@@ -147,16 +201,16 @@ static void charts(struct tui *t, WINDOW *w, int y0, int h)
 	for (int m = 0; m < 6; m++) {
 		struct chart_series *c = &s[ns];
 
-		c->name = methods[m];
-		c->glyph = methods[m][0];
+		c->name = names[m];
+		c->glyph = glyphs[m];
 		c->pt = all + used;
 		c->n = 0;
 		c->connect = 1;
 		if (base && isfinite(base->ppl))
-			c->pt[c->n++] = (struct chart_pt){0, base->ppl, 0};
+			c->pt[c->n++] = (struct chart_pt){0, base->ppl, 0, 0};
 		for (int i = 0; i < r->n_pt; i++)
 			if (!strcmp(r->pt[i].method, methods[m]) && isfinite(r->pt[i].ppl))
-				c->pt[c->n++] = (struct chart_pt){r->pt[i].x, r->pt[i].ppl, 0};
+				c->pt[c->n++] = (struct chart_pt){r->pt[i].x, r->pt[i].ppl, 0, 0};
 		if (c->n > (base && isfinite(base->ppl))) {
 			qsort(c->pt, (size_t)c->n, sizeof *c->pt, cmp_x);
 			used += c->n;
@@ -172,12 +226,20 @@ static void charts(struct tui *t, WINDOW *w, int y0, int h)
 			snprintf(legend + l, sizeof legend - l, "%s%c=%s", i ? " " : "", s[i].glyph,
 				 s[i].name);
 		}
-		draw_chart(w, y0, 0, h - 1, half - 1, "layers dropped", "ppl vs layers dropped", s, ns);
+		if (r->data_name[0])
+			snprintf(title, sizeof title, "ppl vs layers dropped, %s (%s)%s", r->data_name,
+				 r->data_settings, r->n_data > 1 ? " +other data in the table" : "");
+		else
+			snprintf(title, sizeof title, "ppl vs layers dropped");
+		draw_chart(w, y0, 0, h - 1, half - 1, "layers dropped", title, s, ns);
 		draw_text(w, y0 + h - 1, 1, half - 2, legend);
 	}
 	/* speed vs quality, Pareto frontier: no other point has lower ppl and higher tok/s */
 	{
 		struct chart_series p = {"masks", 'o', 0, all + used, 0};
+		const struct res_pt *front[36];
+		char list[1024];
+		size_t len;
 
 		for (int i = 0; i < r->n_pt; i++) {
 			const struct res_pt *a = &r->pt[i];
@@ -192,12 +254,43 @@ static void charts(struct tui *t, WINDOW *w, int y0, int h)
 				    b->tps >= a->tps && (b->ppl < a->ppl || b->tps > a->tps))
 					dominated = 1;
 			}
-			p.pt[p.n++] = (struct chart_pt){a->ppl, a->tps, !dominated};
-			n_front += !dominated;
+			p.pt[p.n++] = (struct chart_pt){a->ppl, a->tps, !dominated, 0};
+			if (!dominated && n_front < 36)
+				front[n_front++] = a;
 		}
-		draw_chart(w, y0, half, h - 1, t->cols - half - 1, "ppl", "decode tok/s vs ppl", &p, 1);
-		draw_textf(w, y0 + h - 1, half + 1, t->cols - half - 2,
-			   "* Pareto frontier (%d of %d masks)", n_front, p.n);
+		/* the frontier numbered from the best ppl: 1-9, then A-Z */
+		for (int i = 1; i < n_front; i++)
+			for (int k = i; k > 0 && front[k]->ppl < front[k - 1]->ppl; k--) {
+				const struct res_pt *x = front[k];
+
+				front[k] = front[k - 1];
+				front[k - 1] = x;
+			}
+		len = (size_t)snprintf(list, sizeof list, "Pareto %d of %d:", n_front, p.n);
+		for (int i = 0; i < n_front; i++) {
+			char lab = i < 9 ? (char)('1' + i) : (char)('A' + i - 9), human[256];
+			struct mask *mk = NULL;
+			struct st_err err = {0};
+
+			for (int k = 0; k < p.n; k++)
+				if (p.pt[k].x == front[i]->ppl && p.pt[k].y == front[i]->tps)
+					p.pt[k].label = lab;
+			if (t->m && front[i]->mask[0] &&
+			    mask_parse(front[i]->mask, t->m->hp.n_layer, &mk, &err) == 0 &&
+			    !mask_is_empty(mk))
+				mask_format_human(mk, human, sizeof human);
+			else
+				snprintf(human, sizeof human, "none");
+			mask_free(mk);
+			if (len < sizeof list)
+				len += (size_t)snprintf(list + len, sizeof list - len, " %c %s", lab, human);
+		}
+		if (r->data_name[0])
+			snprintf(title, sizeof title, "decode tok/s vs ppl, %s", r->data_name);
+		else
+			snprintf(title, sizeof title, "decode tok/s vs ppl");
+		draw_chart(w, y0, half, h - 1, t->cols - half - 1, "ppl", title, &p, 1);
+		draw_text(w, y0 + h - 1, half + 1, t->cols - half - 2, list);
 	}
 	free(all);
 }

@@ -81,6 +81,7 @@ static const struct keybind keys[] = {
 	{' ', "Space", S(SCR_HEAT) | S(SCR_TOGGLE), ACT_TOGGLE, "drop / restore the site under the cursor"},
 	{'a', "a", S(SCR_HEAT), ACT_ANGULAR, "angular distance matrix d(l, n) / importance heatmap"},
 	{'t', "t", S(SCR_HEAT), ACT_EDIT, "angular view: last token / all tokens"},
+	{'s', "s", S(SCR_HEAT), ACT_SCALE, "colour scale: global / per column / rank within the column"},
 	{'p', "p", S(SCR_HEAT) | S(SCR_TOGGLE), ACT_PLAN, "apply a plan: METHOD K (attn, mlp, block, joint, contiguous)"},
 	{'u', "u", S(SCR_HEAT) | S(SCR_TOGGLE), ACT_RESET, "restore every site (empty mask)"},
 	{'e', "e", S(SCR_HEAT) | S(SCR_TOGGLE), ACT_EVAL, "evaluate the mask: ppl and KL on a file (background)"},
@@ -99,10 +100,10 @@ static const char *const screen_names[SCR_N] = {
 static const char *const hints[SCR_N] = {
 	"Enter open  o open model  c compare  2 calibrate  ? help  q quit",
 	"Enter edit/start  r start  d data  x cancel  ? help  q back",
-	"Space drop  a angular  p plan  e eval  b bench  u undo all  ? help  q back",
+	"Space drop  a angular  s scale  p plan  e eval  b bench  u undo all  ? help",
 	"Space drop  p plan  e eval  b bench  u undo all  ? help  q back",
 	"j/k scroll  r reload  ? help  q back",
-	"i edit query  Enter run  hjkl scroll  ? help  q back",
+	"Enter run  i edit query  hjkl scroll  ? help  q back",
 	"j/k scroll  q back",
 };
 

@@ -47,7 +47,7 @@ enum tui_act {
 	ACT_SCREEN5, ACT_SCREEN6, ACT_PANE, ACT_CANCEL, ACT_REDRAW,
 	ACT_UP, ACT_DOWN, ACT_LEFT, ACT_RIGHT, ACT_TOP, ACT_BOTTOM, ACT_PGUP, ACT_PGDN, ACT_ENTER,
 	ACT_OPEN, ACT_COMPARE, ACT_START, ACT_TOGGLE, ACT_ANGULAR, ACT_EVAL, ACT_BENCH, ACT_PLAN,
-	ACT_RESET, ACT_NOCMP, ACT_EDIT, ACT_RELOAD, ACT_FIGURE,
+	ACT_RESET, ACT_NOCMP, ACT_EDIT, ACT_RELOAD, ACT_FIGURE, ACT_SCALE,
 };
 
 /* ---- colour ---- */
@@ -72,6 +72,9 @@ void colour_cell(WINDOW *w, int y, int x, int width, int step, const char *text,
 		 int selected, int dropped);
 /* A legend "lo [ramp] hi  label" at (y, x). */
 void colour_legend(WINDOW *w, int y, int x, double lo, double hi, const char *label);
+/* The same with words at the ends ("lowest [ramp] highest  label"). */
+void colour_legend_text(WINDOW *w, int y, int x, const char *lo, const char *hi,
+			const char *label);
 /* The monochrome glyph of a step. */
 char colour_glyph(int step);
 
@@ -96,6 +99,7 @@ const char *draw_time(double s, char *buf, size_t cap);
 struct chart_pt {
 	double x, y;
 	int mark;   /* 1: drawn with the frontier glyph '*' */
+	char label; /* not 0: drawn as this character instead */
 };
 struct chart_series {
 	const char *name;
@@ -104,7 +108,9 @@ struct chart_series {
 	struct chart_pt *pt;
 	int connect;  /* draw a line between consecutive points */
 };
-/* An x/y chart in the box (y0, x0, h, w) with axis labels. */
+/* An x/y chart in the box (y0, x0, h, w) with axis labels.  An axis
+ * whose positive values span two decades or more is logarithmic, its
+ * label marked "(log)"; the y axis is labelled at its ends and middle. */
 void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
 		const char *ylabel, const struct chart_series *s, int n_series);
 
@@ -222,6 +228,7 @@ struct home_state {
 	int64_t *run_ids, *model_ids;
 	int pane;          /* 0 runs, 1 models */
 	int sel[2], top[2];
+	int loaded;        /* read from the store since the start (home_draw) */
 };
 
 struct calib_state {
@@ -238,7 +245,13 @@ struct heat_state {
 	int angular;       /* showing the d(l, n) matrix */
 	int all_tokens;    /* angular view: all tokens instead of the last */
 	int acol;          /* angular view cursor: span n */
+	int scale;         /* HEAT_SCALE_*: how values map to colours */
 };
+
+/* The heatmap's colour scales: one range over every column, each
+ * column its own range, or the rank within the column (one outlier
+ * then cannot wash out the other cells). */
+enum { HEAT_SCALE_GLOBAL, HEAT_SCALE_COLUMN, HEAT_SCALE_RANK, HEAT_SCALE_N };
 
 /* one measured mask of the open model, for the charts */
 struct res_pt {
@@ -253,6 +266,10 @@ struct results_state {
 	int sel, top;
 	struct res_pt *pt;
 	int n_pt;
+	/* the charts' ppl: one data file and settings (the workbench's own
+	 * evaluation when the store has it, else the most measured) */
+	char data_name[256], data_sha[65], data_settings[128];
+	int n_data;        /* data file and settings pairs with a ppl */
 };
 
 struct sql_state {
@@ -260,7 +277,7 @@ struct sql_state {
 	int editing;
 	struct grid g;
 	int top, left, sel;
-	char msg[256];
+	char msg[4400];     /* the line under the query (room for the store's path) */
 };
 
 /* the current mask's measured figures, from the store or a job */

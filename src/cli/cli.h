@@ -91,6 +91,19 @@ int cli_progress(void *ud, double done);
 void cli_progress_end(void);
 
 /*
+ * d in the shortest %g form (at least 6 significant digits) that strtod
+ * reads back as the same double, into buf; returns buf.  For numbers
+ * meant for machines (csv, tsv, json) instead of %.17g.
+ */
+#define CLI_NUM_CAP 32
+char *cli_num_text(char buf[CLI_NUM_CAP], double d);
+/* v as json_dumps(v, JSON_PRESERVE_ORDER) writes it, but reals in the
+ * form above (jansson writes every real with 17 digits); malloc'd, NULL
+ * when out of memory.  For every JSON that strata prints. */
+struct json_t;
+char *cli_json_dumps(const struct json_t *v);
+
+/*
  * A record of named values printed in one of the formats: text
  * ("key: value" lines), csv/tsv (header + one row), json (one object).
  */

@@ -193,7 +193,7 @@ static int print_run(struct store *s, const struct store_run *run, int n_layer,
 		if (rc == 0)
 			rc = store_query(s, SQL_OUT_SCORES, 0, p, 2, json_score_row, NULL, &j, err);
 		json_object_set_new(o, "scores", j.arr);
-		text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+		text = cli_json_dumps(o);
 		if (rc == 0)
 			printf("%s\n", text ? text : "{}");
 		free(text);

@@ -83,6 +83,7 @@ static void json_str(FILE *f, const char *s)
 
 static void print_rows(const struct row *r, int nr, enum out_format fmt, const char *maskbuf)
 {
+	char num[CLI_NUM_CAP], num2[CLI_NUM_CAP];
 	int i;
 
 	if (fmt == OUT_JSON) {
@@ -92,12 +93,12 @@ static void print_rows(const struct row *r, int nr, enum out_format fmt, const c
 		for (i = 0; i < nr; i++) {
 			printf("%s{\"task\": ", i ? ", " : "");
 			json_str(stdout, r[i].task);
-			printf(", \"metric\": \"%s\", \"value\": %.17g, \"stderr\": ",
-			       r[i].metric, r[i].value);
+			printf(", \"metric\": \"%s\", \"value\": %s, \"stderr\": ",
+			       r[i].metric, cli_num_text(num, r[i].value));
 			if (isnan(r[i].stderr_))
 				printf("null");
 			else
-				printf("%.17g", r[i].stderr_);
+				printf("%s", cli_num_text(num, r[i].stderr_));
 			printf(", \"n\": %zu}", r[i].n);
 		}
 		printf("]}\n");
@@ -106,8 +107,9 @@ static void print_rows(const struct row *r, int nr, enum out_format fmt, const c
 
 		printf("task%cmetric%cvalue%cstderr%cn\n", sep, sep, sep, sep);
 		for (i = 0; i < nr; i++)
-			printf("%s%c%s%c%.17g%c%.17g%c%zu\n", r[i].task, sep, r[i].metric, sep,
-			       r[i].value, sep, r[i].stderr_, sep, r[i].n);
+			printf("%s%c%s%c%s%c%s%c%zu\n", r[i].task, sep, r[i].metric, sep,
+			       cli_num_text(num, r[i].value), sep, cli_num_text(num2, r[i].stderr_),
+			       sep, r[i].n);
 	} else {
 		printf("mask: %s\n", maskbuf);
 		printf("%-40s %-11s %12s %12s %8s\n", "task", "metric", "value", "stderr", "n");

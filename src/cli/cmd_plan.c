@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "cli/store_cli.h"
 #include "method/plan.h"
+#include "model/mask.h"
 
 static const char help[] =
 	"usage: strata plan RUN --method M -n K [options]\n"
@@ -88,7 +89,7 @@ static void print_plan(const struct plan_args *a, const struct app_plan *p, enum
 		if (a->ctx > 0)
 			json_object_set_new(o, "attn_flops_per_token",
 					    json_integer((json_int_t)e->attn_flops_per_token));
-		s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+		s = cli_json_dumps(o);
 		printf("%s\n", s ? s : "{}");
 		free(s);
 		json_decref(o);
@@ -129,7 +130,12 @@ static void print_plan(const struct plan_args *a, const struct app_plan *p, enum
 			record_int(r, "keep_first", a->keep_first);
 			record_int(r, "keep_last", a->keep_last);
 		}
-		record_str(r, "mask", mask);
+		char human[4096];
+
+		mask_text_human(mask, human, sizeof human); /* whole blocks as block= */
+		record_str(r, "mask", human);
+		if (strcmp(human, mask) != 0)
+			record_str(r, "canonical", mask);
 		if (range_first >= 0) {
 			snprintf(range, sizeof range, "layers %d-%d (inclusive)", range_first, range_last);
 			record_str(r, "range", range);

@@ -317,9 +317,95 @@ void record_ints(struct record *r, const char *key, const int32_t *v, size_t n)
 	f->n = n;
 }
 
-/* Value as text into a malloc'd string. */
-static char *value_text(const struct field *f)
+char *cli_num_text(char buf[CLI_NUM_CAP], double d)
 {
+	/* %.6g first so that 100 stays 100 (not 1e+02); then more digits
+	 * until strtod gives the same double back (17 always does) */
+	for (int p = 6; p <= 17; p++) {
+		snprintf(buf, CLI_NUM_CAP, "%.*g", p, d);
+		if (!isfinite(d) || strtod(buf, NULL) == d)
+			break;
+	}
+	return buf;
+}
+
+/* v as JSON text on m, laid out as json_dumps(v, JSON_PRESERVE_ORDER)
+ * does, reals in cli_num_text's form. */
+static void json_put(FILE *m, const json_t *v)
+{
+	const char *key;
+	json_t *x;
+	size_t i;
+	char *s, num[CLI_NUM_CAP + 2];
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		int first = 1;
+
+		fputc('{', m);
+		json_object_foreach((json_t *)v, key, x) {
+			json_t *k = json_string(key);
+
+			s = k ? json_dumps(k, JSON_ENCODE_ANY) : NULL;
+			fprintf(m, "%s%s: ", first ? "" : ", ", s ? s : "\"\"");
+			free(s);
+			json_decref(k);
+			json_put(m, x);
+			first = 0;
+		}
+		fputc('}', m);
+		break;
+	}
+	case JSON_ARRAY:
+		fputc('[', m);
+		json_array_foreach(v, i, x) {
+			if (i)
+				fputs(", ", m);
+			json_put(m, x);
+		}
+		fputc(']', m);
+		break;
+	case JSON_REAL:
+		if (!isfinite(json_real_value(v))) {
+			fputs("null", m);
+			break;
+		}
+		cli_num_text(num, json_real_value(v));
+		/* a real stays a real to JSON readers that type numbers */
+		if (!strpbrk(num, ".eEn"))
+			strcat(num, ".0");
+		fputs(num, m);
+		break;
+	default:
+		s = json_dumps(v, JSON_ENCODE_ANY);
+		fputs(s ? s : "null", m);
+		free(s);
+	}
+}
+
+char *cli_json_dumps(const struct json_t *v)
+{
+	char *s = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&s, &len);
+
+	if (!m)
+		return NULL;
+	json_put(m, v);
+	if (fclose(m) != 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Value as text into a malloc'd string: numbers to 10 digits for
+ * people (text), in the shortest form that reads back exactly for
+ * machines (csv, tsv). */
+static char *value_text(const struct field *f, int exact)
+{
+	char num[CLI_NUM_CAP];
+
 	char *s = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&s, &len);
@@ -327,7 +413,12 @@ static char *value_text(const struct field *f)
 	switch (f->kind) {
 	case F_STR: fputs(f->s, m); break;
 	case F_INT: fprintf(m, "%lld", f->i); break;
-	case F_NUM: fprintf(m, "%.10g", f->d); break;
+	case F_NUM:
+		if (exact)
+			fputs(cli_num_text(num, f->d), m);
+		else
+			fprintf(m, "%.10g", f->d);
+		break;
 	case F_BOOL: fputs(f->i ? "true" : "false", m); break;
 	case F_INTS:
 		for (size_t k = 0; k < f->n; k++)
@@ -383,7 +474,7 @@ void record_print(struct record *r, enum out_format fmt, FILE *out)
 			}
 			json_object_set_new(o, f->key, v ? v : json_null());
 		}
-		s = json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+		s = cli_json_dumps(o);
 		fprintf(out, "%s\n", s ? s : "{}");
 		free(s);
 		json_decref(o);
@@ -399,7 +490,7 @@ void record_print(struct record *r, enum out_format fmt, FILE *out)
 		}
 		fputc('\n', out);
 		for (size_t k = 0; k < r->n; k++) {
-			char *v = value_text(&r->f[k]);
+			char *v = value_text(&r->f[k], 1);
 
 			if (k)
 				fputc(sep, out);
@@ -416,7 +507,7 @@ void record_print(struct record *r, enum out_format fmt, FILE *out)
 			if (strlen(r->f[k].key) > w)
 				w = strlen(r->f[k].key);
 		for (size_t k = 0; k < r->n; k++) {
-			char *v = value_text(&r->f[k]);
+			char *v = value_text(&r->f[k], 0);
 
 			fprintf(out, "%s:%*s %s\n", r->f[k].key,
 				(int)(w - strlen(r->f[k].key)), "", v);

@@ -185,7 +185,9 @@ static const char *cell_text(const struct cell *c, int exact, char *buf, size_t 
 	case STORE_REAL:
 		if (isnan(c->d))
 			return "nan";
-		snprintf(buf, cap, exact ? "%.17g" : "%.6g", c->d);
+		if (exact && cap >= CLI_NUM_CAP)
+			return cli_num_text(buf, c->d);
+		snprintf(buf, cap, "%.6g", c->d);
 		return buf;
 	default: return c->s ? c->s : "";
 	}
@@ -217,7 +219,7 @@ void table_print(const struct table *t, enum out_format fmt, FILE *f)
 			}
 			json_array_append_new(a, o);
 		}
-		s = json_dumps(a, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+		s = cli_json_dumps(a);
 		fprintf(f, "%s\n", s ? s : "[]");
 		free(s);
 		json_decref(a);

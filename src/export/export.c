@@ -19,11 +19,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "method/dataset.h"
@@ -530,6 +532,46 @@ static int st_write_adapter(void *w, const void *p, size_t n, struct st_err *err
 	return safetensors_writer_write(w, p, n, err);
 }
 
+/*
+ * mkdir_unique: like mkdtemp, but the directory gets 0777 less the umask
+ * (mkdtemp makes it 0700, which colleagues on a shared machine cannot
+ * read once it is renamed into place).  tmpl ends in "XXXXXX", replaced
+ * in place; returns tmpl, or NULL with errno set.
+ */
+static char *mkdir_unique(char *tmpl)
+{
+	static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	size_t n = strlen(tmpl);
+	struct timespec ts;
+	uint64_t x;
+
+	if (n < 6 || strcmp(tmpl + n - 6, "XXXXXX") != 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40) ^
+	    (uint64_t)(uintptr_t)tmpl;
+	for (int tries = 0; tries < 1000; tries++) {
+		uint64_t r;
+
+		/* splitmix64: the next name */
+		x += 0x9e3779b97f4a7c15ull;
+		r = x;
+		r = (r ^ (r >> 30)) * 0xbf58476d1ce4e5b9ull;
+		r = (r ^ (r >> 27)) * 0x94d049bb133111ebull;
+		r ^= r >> 31;
+		for (int i = 0; i < 6; i++, r /= sizeof abc - 1)
+			tmpl[n - 6 + i] = abc[r % (sizeof abc - 1)];
+		if (mkdir(tmpl, 0777) == 0)
+			return tmpl;
+		if (errno != EEXIST)
+			return NULL;
+	}
+	errno = EEXIST;
+	return NULL;
+}
+
 static char *join(const char *dir, const char *name)
 {
 	size_t n = strlen(dir) + strlen(name) + 2;
@@ -550,7 +592,7 @@ static int write_file(const char *dir, const char *name, const void *data, size_
 
 	if (!p)
 		return st_errf(err, ST_ENOMEM, "out of memory");
-	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666); /* less the umask */
 	if (fd < 0) {
 		rc = st_errf(err, ST_EIO, "cannot create '%s': %s", p, strerror(errno));
 		free(p);
@@ -1359,7 +1401,7 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 		s.total += ot[i].nbytes;
 	}
 	sprintf(tmp, "%s.tmp-XXXXXX", path);
-	if (!mkdtemp(tmp)) {
+	if (!mkdir_unique(tmp)) {
 		rc = st_errf(err, ST_EIO, "cannot create a directory beside '%s': %s", path,
 			     strerror(errno));
 		goto out;

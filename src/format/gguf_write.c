@@ -493,7 +493,7 @@ int gguf_writer_begin_data(struct gguf_writer *w, struct st_err *err)
 		fail(w, ST_ENOMEM, "%s: out of memory for the header", w->path);
 		return report(w, err);
 	}
-	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666); /* less the umask */
 	if (w->fd < 0) {
 		free(h.p);
 		fail(w, ST_EIO, "cannot create '%s': %s", w->tmp, strerror(errno));

@@ -86,7 +86,7 @@ struct safetensors_writer *safetensors_writer_new(const char *path, struct st_er
 		st_errf(err, ST_ENOMEM, "out of memory writing '%s'", path);
 		return NULL;
 	}
-	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666); /* less the umask */
 	if (w->fd < 0) {
 		st_errf(err, ST_EIO, "cannot create '%s': %s", path, strerror(errno));
 		free(w->path);

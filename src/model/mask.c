@@ -226,6 +226,76 @@ size_t mask_format(const struct mask *m, char *buf, size_t cap)
 	return len;
 }
 
+size_t mask_format_human(const struct mask *m, char *buf, size_t cap)
+{
+	int L = m->n_layer, n_block = 0, n_attn = 0, n_mlp = 0;
+	uint8_t *block, *attn, *mlp;
+	size_t len = 0;
+
+	for (int l = 0; l < L; l++)
+		n_block += !m->attn[l] && !m->mlp[l];
+	if (n_block == 0)
+		return mask_format(m, buf, cap);
+	/* keep-bitsets of the three lists: a block, or a site alone */
+	block = malloc(3 * (size_t)L);
+	if (!block)
+		return mask_format(m, buf, cap);
+	attn = block + L;
+	mlp = attn + L;
+	for (int l = 0; l < L; l++) {
+		int both = !m->attn[l] && !m->mlp[l];
+
+		block[l] = !both;
+		attn[l] = m->attn[l] || both;
+		mlp[l] = m->mlp[l] || both;
+		n_attn += !attn[l];
+		n_mlp += !mlp[l];
+	}
+	if (cap)
+		buf[0] = '\0';
+	put("block=", buf, cap, &len);
+	format_list(block, L, buf, cap, &len);
+	if (n_attn) {
+		put(";attn=", buf, cap, &len);
+		format_list(attn, L, buf, cap, &len);
+	}
+	if (n_mlp) {
+		put(";mlp=", buf, cap, &len);
+		format_list(mlp, L, buf, cap, &len);
+	}
+	free(block);
+	return len;
+}
+
+size_t mask_text_human(const char *text, char *buf, size_t cap)
+{
+	struct mask *m = NULL;
+	struct st_err err = {0};
+	long bound = 1;
+	size_t len;
+
+	/* every layer named is below the model's depth: one past the
+	 * largest is enough to parse it */
+	for (const char *q = text; *q; q++)
+		if (isdigit((unsigned char)*q)) {
+			char *end;
+			long v = strtol(q, &end, 10);
+
+			if (v >= bound && v < 1000000)
+				bound = v + 1;
+			q = end - 1;
+		}
+	if (mask_parse(text, (int)bound, &m, &err) < 0) {
+		len = strlen(text);
+		if (cap)
+			snprintf(buf, cap, "%s", text);
+		return len;
+	}
+	len = mask_format_human(m, buf, cap);
+	mask_free(m);
+	return len;
+}
+
 int mask_n_dropped_attn(const struct mask *m)
 {
 	int n = 0;
