@@ -168,6 +168,164 @@ static void check_paths(enum st_dtype type, int in, int out, int T)
 	wmat_free(&m);
 }
 
+/*
+ * The attention pieces on every path against a double reference, on
+ * shapes that leave tails for 8- and 16-lane vectors (masked loads and
+ * stores): kern_scores, kern_pv, kern_softmax, kern_swiglu.
+ */
+static void check_attn_paths(void)
+{
+	static const char *paths[] = { "scalar", "avx2", "avx512", "avx512bf16" };
+	static const int nks[] = { 1, 7, 16, 37, 64 }, hds[] = { 64, 17, 3 }, nqs[] = { 1, 9 };
+	const char *saved = kern_name();
+	size_t p, a, b, c;
+
+	for (p = 0; p < sizeof paths / sizeof *paths; p++) {
+		double worst_s = 0, worst_o = 0, worst_e = 0, worst_g = 0;
+
+		if (kern_select(paths[p]) != 0) {
+			printf("ok %d # SKIP cpu has no %s\n", ++tap_count, paths[p]);
+			continue;
+		}
+		for (a = 0; a < sizeof nks / sizeof *nks; a++)
+			for (b = 0; b < sizeof hds / sizeof *hds; b++)
+				for (c = 0; c < sizeof nqs / sizeof *nqs; c++) {
+					int nk = nks[a], hd = hds[b], nq = nqs[c], i, j, d;
+					size_t ldq = (size_t)hd + 3, ldkt = (size_t)nk + 5, lds = (size_t)nk + 2;
+					float *q = malloc(sizeof(float) * nq * ldq);
+					float *kt = malloc(sizeof(float) * hd * ldkt);
+					float *S = malloc(sizeof(float) * nq * lds);
+					float *v = malloc(sizeof(float) * nk * ldq);
+					float *O = malloc(sizeof(float) * nq * ldq);
+
+					for (i = 0; i < nq * (int)ldq; i++)
+						q[i] = frand();
+					for (i = 0; i < hd * (int)ldkt; i++)
+						kt[i] = frand();
+					for (i = 0; i < nk * (int)ldq; i++)
+						v[i] = frand();
+					for (i = 0; i < nq * (int)lds; i++)
+						S[i] = 1234.0f; /* must survive past column nk */
+					kern_scores(q, ldq, nq, kt, ldkt, nk, hd, 0.25f, S, lds);
+					for (i = 0; i < nq; i++) {
+						for (j = 0; j < nk; j++) {
+							double r = 0;
+
+							for (d = 0; d < hd; d++)
+								r += (double)q[i * ldq + d] * kt[d * ldkt + j];
+							r *= 0.25;
+							if (fabs(S[i * lds + j] - r) / (1 + fabs(r)) > worst_s)
+								worst_s = fabs(S[i * lds + j] - r) / (1 + fabs(r));
+						}
+						if (S[i * lds + nk] != 1234.0f)
+							worst_s = 1e9;
+					}
+					/* softmax of each row, then P V with those weights */
+					for (i = 0; i < nq; i++) {
+						float *sr = S + i * lds, mx = sr[0];
+						double sum = 0, got;
+
+						for (j = 1; j < nk; j++)
+							mx = sr[j] > mx ? sr[j] : mx;
+						for (j = 0; j < nk; j++)
+							sum += exp((double)sr[j] - mx);
+						float *cp = malloc(sizeof(float) * nk);
+						memcpy(cp, sr, sizeof(float) * nk);
+						got = kern_softmax(sr, nk);
+						if (fabs(got - sum) / sum > worst_e)
+							worst_e = fabs(got - sum) / sum;
+						for (j = 0; j < nk; j++)
+							if (fabs(sr[j] - exp((double)cp[j] - mx)) > worst_e)
+								worst_e = fabs(sr[j] - exp((double)cp[j] - mx));
+						if (sr[nk] != 1234.0f)
+							worst_e = 1e9;
+						free(cp);
+					}
+					for (i = 0; i < nq * (int)ldq; i++)
+						O[i] = 777.0f;
+					kern_pv(S, lds, nq, v, ldq, nk, hd, O, ldq);
+					for (i = 0; i < nq; i++) {
+						for (d = 0; d < hd; d++) {
+							double r = 0;
+
+							for (j = 0; j < nk; j++)
+								r += (double)S[i * lds + j] * v[j * ldq + d];
+							if (fabs(O[i * ldq + d] - r) / (1 + fabs(r)) > worst_o)
+								worst_o = fabs(O[i * ldq + d] - r) / (1 + fabs(r));
+						}
+						if (O[i * ldq + hd] != 777.0f)
+							worst_o = 1e9;
+					}
+					free(q);
+					free(kt);
+					free(S);
+					free(v);
+					free(O);
+				}
+		{
+			int n;
+
+			for (n = 1; n <= 40; n += 3) {
+				float g[41], u[41];
+				int i;
+
+				for (i = 0; i < 41; i++) {
+					g[i] = frand() * 8;
+					u[i] = frand();
+				}
+				float g0[41];
+				memcpy(g0, g, sizeof g);
+				kern_swiglu(g, u, (size_t)n);
+				for (i = 0; i < n; i++) {
+					double r = g0[i] / (1.0 + exp(-(double)g0[i])) * u[i];
+
+					if (fabs(g[i] - r) > worst_g)
+						worst_g = fabs(g[i] - r);
+				}
+				if (g[n] != g0[n])
+					worst_g = 1e9;
+			}
+		}
+		ok(worst_s < 1e-5, "%s kern_scores on odd shapes (worst %.2g)", paths[p], worst_s);
+		ok(worst_e < 1e-5, "%s kern_softmax on odd lengths (worst %.2g)", paths[p], worst_e);
+		ok(worst_o < 1e-5, "%s kern_pv on odd shapes (worst %.2g)", paths[p], worst_o);
+		ok(worst_g < 1e-5, "%s kern_swiglu on odd lengths (worst %.2g)", paths[p], worst_g);
+	}
+	kern_select(saved);
+}
+
+/* kern_to_f32 on every path equals dtype_to_f32, lengths with tails */
+static void check_cvt_paths(enum st_dtype type)
+{
+	static const char *paths[] = { "scalar", "avx2", "avx512", "avx512bf16" };
+	const char *saved = kern_name();
+	int n = dtype_block(type) == 1 ? 1000 + 13 : 32 * 37;
+	size_t p, rb = dtype_row_bytes(type, n);
+	float *src = malloc(sizeof(float) * n), *a = malloc(sizeof(float) * n);
+	float *b = malloc(sizeof(float) * n);
+	void *w = malloc(rb);
+	int i;
+
+	for (i = 0; i < n; i++)
+		src[i] = frand() * 3;
+	dtype_from_f32(type, src, w, n);
+	dtype_to_f32(type, w, a, n);
+	for (p = 0; p < sizeof paths / sizeof *paths; p++) {
+		if (kern_select(paths[p]) != 0) {
+			printf("ok %d # SKIP cpu has no %s\n", ++tap_count, paths[p]);
+			continue;
+		}
+		kern_to_f32(type, w, b, n);
+		ok(!memcmp(a, b, sizeof(float) * n), "%s kern_to_f32 %s n=%d equals dtype_to_f32",
+		   paths[p], dtype_name(type), n);
+	}
+	kern_select(saved);
+	free(src);
+	free(a);
+	free(b);
+	free(w);
+}
+
 static void check_get_row(enum st_dtype type)
 {
 	struct wmat m;
@@ -290,7 +448,15 @@ int main(void)
 		check_paths(types[i], 4096 + 96, 19, 1);
 		check_paths(types[i], 512, 300, 7);
 		check_get_row(types[i]);
+		check_cvt_paths(types[i]);
+		if (dtype_block(types[i]) == 1) { /* rows that leave vector tails */
+			check_paths(types[i], 45, 11, 1);
+			check_paths(types[i], 1000 + 7, 23, 3);
+			check_case(types[i], 45, 11, 1);
+			check_case(types[i], 17, 9, 7);
+		}
 	}
+	check_attn_paths();
 
 	/* matmul_n: several weights on one x equal separate calls, exactly */
 	{

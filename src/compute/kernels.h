@@ -1,12 +1,13 @@
 /*
  * kernels: the engine's inner loops over weights stored as F32, F16,
- * BF16, Q8_0 or Q4_0 (internal to matmul and forward).  Each has an
- * AVX-512 version (avx512f/bw, with an avx512_bf16 BF16 dot product
- * where the CPU has it), an AVX2+FMA+F16C version and a portable scalar
- * one; the best one the CPU supports is picked once at run time with
- * __builtin_cpu_supports.  STRATA_SIMD=scalar|avx2|avx512 in the
- * environment (read on first use) or kern_select() forces a path, which
- * the tests use to compare the SIMD kernels with the scalar fallback.
+ * BF16, Q8_0 or Q4_0 (internal to matmul and forward).  Each is written
+ * once (kernels_body.h) and built for each instruction set: AVX-512
+ * (avx512f/bw, with an avx512_bf16 BF16 dot product where the CPU has
+ * it), AVX2+FMA+F16C and portable scalar; the best one the CPU supports
+ * is picked once at run time (base/cpu.h).
+ * STRATA_SIMD=scalar|avx2|avx512|avx512bf16 in the environment (read on
+ * first use) or kern_select() forces a path, which the tests use to
+ * compare the SIMD kernels with the scalar fallback.
  */
 #ifndef STRATA_KERNELS_H
 #define STRATA_KERNELS_H
