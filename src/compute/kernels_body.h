@@ -29,6 +29,7 @@
 #define KF(name) KB_CAT(name, KB_ISA)
 #define KB_FN KB_ATTR static
 #define KB_INL KB_ATTR static inline __attribute__((always_inline))
+#define KB_UNROLL _Pragma("GCC unroll 16")
 #define KB_PF(p, off) __builtin_prefetch((const char *)(p) + (off), 0, 3)
 
 /*
@@ -180,14 +181,17 @@ KB_INL void KF(scores_cols)(const float *q, size_t ldq, int nq, const float *kp,
 		const float *q0 = q + (size_t)i * ldq;
 		vf a[8];
 
+		KB_UNROLL
 		for (r = 0; r < 8; r++)
 			a[r] = vzero();
 		for (d = 0; d < hd; d++) {
 			vf k = KB_LDM(kp + (size_t)d * ldkt);
 
+			KB_UNROLL
 			for (r = 0; r < 8; r++)
 				a[r] = vfma(vset1(q0[(size_t)r * ldq + d]), k, a[r]);
 		}
+		KB_UNROLL
 		for (r = 0; r < 8; r++)
 			KB_STM(S + (size_t)(i + r) * lds, vmul(a[r], vs));
 	}
@@ -260,7 +264,9 @@ KB_FN void KF(pv)(const float *P, size_t ldp, int nq, const float *v, size_t ldv
 			const float *p0 = P + (size_t)i * ldp;
 			vf a[KB_PV_ROWS][4];
 
+			KB_UNROLL
 			for (r = 0; r < KB_PV_ROWS; r++)
+				KB_UNROLL
 				for (e = 0; e < 4; e++)
 					a[r][e] = vzero();
 			for (j = 0; j < nk; j++) {
@@ -268,6 +274,7 @@ KB_FN void KF(pv)(const float *P, size_t ldp, int nq, const float *v, size_t ldv
 				vf v0 = vload(vr), v1 = vload(vr + KB_W);
 				vf v2 = vload(vr + 2 * KB_W), v3 = vload(vr + 3 * KB_W);
 
+				KB_UNROLL
 				for (r = 0; r < KB_PV_ROWS; r++) {
 					vf x = vset1(p0[(size_t)r * ldp + j]);
 
@@ -277,7 +284,9 @@ KB_FN void KF(pv)(const float *P, size_t ldp, int nq, const float *v, size_t ldv
 					a[r][3] = vfma(x, v3, a[r][3]);
 				}
 			}
+			KB_UNROLL
 			for (r = 0; r < KB_PV_ROWS; r++)
+				KB_UNROLL
 				for (e = 0; e < 4; e++)
 					vstore(O + (size_t)(i + r) * ldo + c + e * KB_W, a[r][e]);
 		}
@@ -362,6 +371,7 @@ KB_FN void KF(swiglu)(float *g, const float *u, size_t n)
 #undef KB_LD_Q4
 #undef KB_LD_Q8
 #undef KB_PF
+#undef KB_UNROLL
 #undef KB_INL
 #undef KB_FN
 #undef KF
