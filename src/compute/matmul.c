@@ -23,8 +23,12 @@
 
 #include <cblas.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
+#include "base/cpu.h"
 #include "compute/kernels.h"
 #include "compute/threads.h"
 
@@ -210,4 +214,97 @@ void tensor_get_row(const struct st_tensor *t, int64_t r, float *dst)
 const char *matmul_simd_name(void)
 {
 	return kern_name();
+}
+
+char *matmul_path(enum st_dtype t, int prefill, char *buf, size_t cap)
+{
+	const char *k = kern_name();
+
+	if (!cap)
+		return buf;
+	if (prefill && t == ST_F32)
+		snprintf(buf, cap, "OpenBLAS sgemm (%s core)", matmul_blas_core());
+	else if (prefill)
+		snprintf(buf, cap, "%s dequant to f32 tiles + OpenBLAS sgemm (%s core)",
+			 !strcmp(k, "avx512bf16") ? "avx512" : k, matmul_blas_core());
+	else if (t == ST_BF16 && !strcmp(k, "avx512bf16"))
+		snprintf(buf, cap, "avx512bf16 dot products (vdpbf16ps, x split into two bf16)");
+	else
+		snprintf(buf, cap, "%s dot products", !strcmp(k, "avx512bf16") ? "avx512" : k);
+	return buf;
+}
+
+char *matmul_describe(char *buf, size_t cap)
+{
+	const char *cfg = matmul_blas_config(), *ver = strstr(cfg, "OpenBLAS ");
+	char v[32] = "";
+
+	if (ver)
+		sscanf(ver + 9, "%31s", v);
+	if (cap)
+		snprintf(buf, cap, "kernels %s, OpenBLAS %s %s core x%d, pool %d threads",
+			 kern_name(), v[0] ? v : "?", matmul_blas_core(),
+			 openblas_get_num_threads(), threads_get());
+	return buf;
+}
+
+const char *matmul_blas_core(void)
+{
+	const char *c = openblas_get_corename();
+
+	return c ? c : "unknown";
+}
+
+const char *matmul_blas_config(void)
+{
+	const char *c = openblas_get_config();
+
+	return c ? c : "unknown";
+}
+
+/*
+ * OpenBLAS's x86-64 cores by the widest vectors their SGEMM kernels
+ * use: 3 AVX-512, 2 AVX2+FMA, 1 anything older (SSE, AVX without FMA).
+ * Cores not listed count as 1 only when named in the old list, else as
+ * good enough (an unknown name is a newer OpenBLAS, not to be undone).
+ */
+static int core_class(const char *c)
+{
+	static const char *const avx512[] = { "SkylakeX", "CooperLake", "SapphireRapids" };
+	static const char *const avx2[] = { "Haswell", "Zen", "Excavator", "Steamroller" };
+	static const char *const old[] = { "Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
+					    "Sandybridge", "Atom", "Barcelona", "Bobcat", "Bulldozer",
+					    "Piledriver", "Opteron", "Opteron_SSE3", "Katmai",
+					    "Coppermine", "Northwood", "Banias", "Athlon", "generic" };
+	size_t i;
+
+	for (i = 0; i < sizeof avx512 / sizeof avx512[0]; i++)
+		if (!strcasecmp(c, avx512[i]))
+			return 3;
+	for (i = 0; i < sizeof avx2 / sizeof avx2[0]; i++)
+		if (!strcasecmp(c, avx2[i]))
+			return 2;
+	for (i = 0; i < sizeof old / sizeof old[0]; i++)
+		if (!strcasecmp(c, old[i]))
+			return 1;
+	return 3;
+}
+
+int matmul_blas_better_core(char *core, size_t cap)
+{
+	const struct cpu_features *f = cpu_features();
+	const char *want;
+	int have = core_class(matmul_blas_core());
+
+	if (f->avx512f && f->avx512bw && f->avx512vl)
+		want = "SkylakeX";
+	else if (f->avx2 && f->fma)
+		want = "Haswell";
+	else
+		return 0;
+	if (core_class(want) <= have)
+		return 0;
+	if (cap)
+		snprintf(core, cap, "%s", want);
+	return have == 1 ? 2 : 1;
 }

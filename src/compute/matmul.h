@@ -28,7 +28,40 @@ void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *co
 /* Row r of an embedding-like tensor (ne = {d, n}) as floats into dst[d]. */
 void tensor_get_row(const struct st_tensor *t, int64_t r, float *dst);
 
-/* Name of the SIMD path picked at run time ("avx512", "avx2", "scalar"). */
+/* Name of the SIMD path picked at run time ("avx512bf16", "avx512", "avx2", "scalar"). */
 const char *matmul_simd_name(void);
+
+/*
+ * What multiplies by a weight of type t, for decode (prefill == 0: fewer
+ * than 4 rows of x) or prefill, as one short phrase written into buf
+ * (cap bytes, always terminated), e.g. "avx512 dequant to f32 tiles +
+ * OpenBLAS sgemm (SkylakeX core)".  Returns buf.
+ */
+char *matmul_path(enum st_dtype t, int prefill, char *buf, size_t cap);
+
+/*
+ * One line saying which kernels are in use: the SIMD path, OpenBLAS's
+ * version, core and thread count, and the pool's threads; for the
+ * provenance of stored results.  Returns buf.
+ */
+char *matmul_describe(char *buf, size_t cap);
+
+/* OpenBLAS's core (its name for the kernel set it loaded, "Haswell",
+ * "SkylakeX", "Prescott" ...) and its build configuration string; both
+ * owned by OpenBLAS. */
+const char *matmul_blas_core(void);
+const char *matmul_blas_config(void);
+
+/*
+ * Whether OpenBLAS runs a core weaker than this CPU supports (Debian
+ * 12's OpenBLAS 0.3.21 falls back to 'Prescott', SSE3 only, on CPUs it
+ * does not know, e.g. Sapphire Rapids: SGEMM at an eighth of the rate).
+ * Returns 0 if the running core is already the best one for this CPU;
+ * else writes the core to ask for (a value for OPENBLAS_CORETYPE, which
+ * OpenBLAS reads when it is loaded) into core and returns 2 when the
+ * running core is a pre-AVX2 one (several times slower), 1 when it is
+ * an AVX2 one on a CPU with AVX-512 (e.g. 'Haswell' on Zen 4).
+ */
+int matmul_blas_better_core(char *core, size_t cap);
 
 #endif
