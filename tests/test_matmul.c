@@ -326,6 +326,108 @@ static void check_cvt_paths(enum st_dtype type)
 	free(w);
 }
 
+/*
+ * kern_gemm_bf16 on every path against a double reference of the same
+ * bf16 values, shapes with tails everywhere: rows not a multiple of 4,
+ * tokens not a multiple of 6 or of the 48-token pass, n not a multiple
+ * of the vector (1 token and 1000 tokens too); then matmul_n_mode in
+ * bf16 against f32 for BF16 and F16 weights (x rounded to bf16: 1e-2).
+ */
+static void check_gemm_bf16(void)
+{
+	static const char *paths[] = { "scalar", "avx2", "avx512", "avx512bf16" };
+	static const int shapes[][3] = { /* rows, T, n */
+		{ 1, 1, 32 }, { 5, 7, 45 }, { 9, 13, 96 }, { 4, 6, 64 }, { 7, 50, 161 },
+		{ 3, 1000, 40 }, { 37, 97, 1000 + 3 } };
+	const char *saved = kern_name();
+	size_t p, s;
+
+	for (p = 0; p < sizeof paths / sizeof *paths; p++) {
+		double worst = 0;
+		int bad_acc = 0;
+
+		if (kern_select(paths[p]) != 0) {
+			printf("ok %d # SKIP cpu has no %s\n", ++tap_count, paths[p]);
+			continue;
+		}
+		for (s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+			int R = shapes[s][0], T = shapes[s][1], n = shapes[s][2], r, t, k;
+			size_t ldw = (size_t)n + 3, ldx = (size_t)n + 1, ldy = (size_t)R + 2;
+			float *f = malloc(sizeof(float) * (R * ldw + T * ldx));
+			uint16_t *b = malloc(sizeof(uint16_t) * (R * ldw + T * ldx));
+			float *y = malloc(sizeof(float) * T * ldy), *y2 = malloc(sizeof(float) * T * ldy);
+
+			for (k = 0; k < (int)(R * ldw + T * ldx); k++)
+				f[k] = frand();
+			kern_f32_to_bf16(f, b, (int64_t)(R * ldw + T * ldx));
+			for (k = 0; k < T * (int)ldy; k++)
+				y[k] = y2[k] = frand();
+			kern_gemm_bf16(b, ldw, b + R * ldw, ldx, T, n, y, ldy, R, 0);
+			kern_gemm_bf16(b, ldw, b + R * ldw, ldx, T, n, y2, ldy, R, 1);
+			for (t = 0; t < T; t++) {
+				for (r = 0; r < R; r++) {
+					double ref = 0, e;
+
+					for (k = 0; k < n; k++) {
+						uint32_t wu = (uint32_t)b[r * ldw + k] << 16;
+						uint32_t xu = (uint32_t)b[R * ldw + t * ldx + k] << 16;
+						float wf, xf;
+
+						memcpy(&wf, &wu, 4);
+						memcpy(&xf, &xu, 4);
+						ref += (double)wf * xf;
+					}
+					e = fabs(y[t * ldy + r] - ref) / (1 + fabs(ref));
+					if (!(e <= worst))
+						worst = e;
+					bad_acc += fabsf(y2[t * ldy + r] - y[t * ldy + r]) > 2.0f;
+				}
+				bad_acc += y[t * ldy + R] != y2[t * ldy + R]; /* column R untouched */
+			}
+			free(f);
+			free(b);
+			free(y);
+			free(y2);
+		}
+		ok(worst < 1e-5, "%s kern_gemm_bf16 on odd shapes vs double (worst %.2g)", paths[p], worst);
+		is_int(bad_acc, 0, "%s kern_gemm_bf16 accumulates and stays in its columns", paths[p]);
+	}
+	kern_select(saved);
+	{
+		static const enum st_dtype ts[] = { ST_BF16, ST_F16, ST_Q8_0, ST_F32 };
+		size_t i;
+
+		for (i = 0; i < sizeof ts / sizeof *ts; i++) {
+			struct wmat m;
+			int in = 96, out = 37, T = 9, k;
+			float *x = malloc(sizeof(float) * T * in), *ya = malloc(sizeof(float) * T * out);
+			float *yb = malloc(sizeof(float) * T * out);
+			double *ref = malloc(sizeof(double) * T * out);
+			const struct st_tensor *wp;
+
+			wmat_make(&m, ts[i], in, out);
+			wp = &m.t;
+			for (k = 0; k < T * in; k++)
+				x[k] = frand();
+			matmul_n_mode(1, &ya, x, &wp, T, 0, MM_COMPUTE_F32);
+			matmul_n_mode(1, &yb, x, &wp, T, 0, MM_COMPUTE_BF16);
+			for (k = 0; k < T * out; k++)
+				ref[k] = ya[k];
+			if (ts[i] == ST_F32)
+				ok(!memcmp(ya, yb, sizeof(float) * T * out), "bf16 mode leaves F32 weights in f32");
+			else
+				ok(rel_err(yb, ref, (size_t)T * out) < 1e-2,
+				   "bf16 mode %s prefill close to f32 (%.2g)", dtype_name(ts[i]),
+				   rel_err(yb, ref, (size_t)T * out));
+			free(x);
+			free(ya);
+			free(yb);
+			free(ref);
+			wmat_free(&m);
+		}
+	}
+}
+
 static void check_get_row(enum st_dtype type)
 {
 	struct wmat m;
@@ -457,6 +559,7 @@ int main(void)
 		}
 	}
 	check_attn_paths();
+	check_gemm_bf16();
 
 	/* matmul_n: several weights on one x equal separate calls, exactly */
 	{

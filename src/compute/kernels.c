@@ -51,6 +51,9 @@
 #define DOT4_PF 1024
 #endif
 
+/* small constant loops over accumulators, unrolled so that they stay in registers */
+#define KB_UNROLL _Pragma("GCC unroll 16")
+
 /* four consecutive rows (row r at w + r * row_bytes) against one x */
 typedef void (*dot4_fn)(const void *w, size_t row_bytes, const float *x, int n, float *out);
 typedef void (*cvt_fn)(const void *src, float *dst, int64_t n);
@@ -67,6 +70,10 @@ struct kern_impl {
 	void (*dot4_bf16_split)(const void *w, size_t row_bytes, const uint16_t *xhl, int n,
 				float *out);
 	void (*split_bf16)(const float *x, int n, uint16_t *xhl);
+	/* a block of the bf16 x bf16 product (gemm_bf16_blk in kernels_body.h) */
+	void (*gemm_bf16_blk)(const uint16_t *w, size_t ldw, const uint16_t *x, size_t ldx,
+			      int n, int mr, int nr, float *c, size_t ldc);
+	int native_bf16; /* gemm_bf16_blk runs on bf16 dot-product instructions */
 	void (*scores)(const float *q, size_t ldq, int nq, const float *kt, size_t ldkt,
 		       int nk, int hd, float scale, float *S, size_t lds);
 	void (*pv)(const float *P, size_t ldp, int nq, const float *v, size_t ldv,
@@ -397,6 +404,53 @@ KB_BF16_ATTR static void split_bf16_512(const float *x, int n, uint16_t *xhl)
 	}
 }
 
+/*
+ * gemm_bf16_blk (kernels_body.h) on vdpbf16ps: 4 rows of w by 6 rows of
+ * x, 24 accumulators of 16 floats, each step 32 bf16 pairs; rows and
+ * tokens past mr, nr read row 0 again (their sums are not stored).
+ */
+KB_BF16_ATTR static void gemm_bf16_blk_512bf16(const uint16_t *w, size_t ldw, const uint16_t *x,
+					       size_t ldx, int n, int mr, int nr, float *c, size_t ldc)
+{
+	const uint16_t *wr[4], *xr[6];
+	__m512 a[4][6];
+	int i, j, k;
+
+	for (i = 0; i < 4; i++)
+		wr[i] = w + (size_t)(i < mr ? i : 0) * ldw;
+	for (j = 0; j < 6; j++)
+		xr[j] = x + (size_t)(j < nr ? j : 0) * ldx;
+	KB_UNROLL
+	for (i = 0; i < 4; i++)
+		KB_UNROLL
+		for (j = 0; j < 6; j++)
+			a[i][j] = _mm512_setzero_ps();
+	for (k = 0; k + 32 <= n; k += 32) {
+		__m512bh wv[4];
+
+		KB_UNROLL
+		for (i = 0; i < 4; i++)
+			wv[i] = (__m512bh)_mm512_loadu_si512(wr[i] + k);
+		KB_UNROLL
+		for (j = 0; j < 6; j++) {
+			__m512bh xv = (__m512bh)_mm512_loadu_si512(xr[j] + k);
+
+			KB_UNROLL
+			for (i = 0; i < 4; i++)
+				a[i][j] = _mm512_dpbf16_ps(a[i][j], wv[i], xv);
+		}
+	}
+	for (i = 0; i < mr; i++)
+		for (j = 0; j < nr; j++) {
+			float s = _mm512_reduce_add_ps(a[i][j]);
+			int kk;
+
+			for (kk = k; kk < n; kk++)
+				s += b2f(wr[i][kk]) * b2f(xr[j][kk]);
+			c[(size_t)j * ldc + i] = s;
+		}
+}
+
 #endif /* KERN_X86 */
 
 /* ---- the table: one row per path, lowest first ---- */
@@ -431,12 +485,16 @@ static int need_avx512bf16(const struct cpu_features *f)
 #endif
 
 static const struct kern_impl paths[] = {
-	{ .name = "scalar", .available = need_none, KERN_ROW(scalar) },
+	{ .name = "scalar", .available = need_none, KERN_ROW(scalar),
+	  .gemm_bf16_blk = gemm_bf16_blk_scalar },
 #ifdef KERN_X86
-	{ .name = "avx2", .available = need_avx2, KERN_ROW(avx2) },
-	{ .name = "avx512", .available = need_avx512, KERN_ROW(avx512) },
+	{ .name = "avx2", .available = need_avx2, KERN_ROW(avx2),
+	  .gemm_bf16_blk = gemm_bf16_blk_avx2 },
+	{ .name = "avx512", .available = need_avx512, KERN_ROW(avx512),
+	  .gemm_bf16_blk = gemm_bf16_blk_avx512 },
 	{ .name = "avx512bf16", .available = need_avx512bf16, KERN_ROW(avx512),
-	  .dot4_bf16_split = dot4_bf16_split_512, .split_bf16 = split_bf16_512 },
+	  .dot4_bf16_split = dot4_bf16_split_512, .split_bf16 = split_bf16_512,
+	  .gemm_bf16_blk = gemm_bf16_blk_512bf16, .native_bf16 = 1 },
 #endif
 };
 #define N_PATHS ((int)(sizeof paths / sizeof paths[0]))
@@ -574,6 +632,56 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 			dot4(wb, 0, x + (size_t)i * ldx, n, v4);
 			*yo = accumulate ? *yo + v4[0] : v4[0];
 		}
+}
+
+void kern_gemm_bf16(const uint16_t *w, size_t ldw, const uint16_t *x, size_t ldx, int T, int n,
+		    float *y, size_t ldy, int n_rows, int accumulate)
+{
+	enum { TB = 48 }; /* tokens per pass over a group of rows: TB rows of x stay in L2 */
+	const struct kern_impl *k = get_impl();
+	int t0, r, t;
+
+	for (t0 = 0; t0 < T; t0 += TB) {
+		int t1 = t0 + TB < T ? t0 + TB : T;
+
+		for (r = 0; r < n_rows; r += 4) {
+			int mr = n_rows - r < 4 ? n_rows - r : 4;
+
+			for (t = t0; t < t1; t += 6) {
+				int nr = t1 - t < 6 ? t1 - t : 6, i, j;
+				float c[6 * 4];
+
+				k->gemm_bf16_blk(w + (size_t)r * ldw, ldw, x + (size_t)t * ldx, ldx, n,
+						 mr, nr, c, 4);
+				for (j = 0; j < nr; j++) {
+					float *yo = y + (size_t)(t + j) * ldy + r;
+
+					for (i = 0; i < mr; i++)
+						yo[i] = accumulate ? yo[i] + c[j * 4 + i] : c[j * 4 + i];
+				}
+			}
+		}
+	}
+}
+
+int kern_bf16_native(void)
+{
+	return get_impl()->native_bf16;
+}
+
+void kern_f32_to_bf16(const float *src, uint16_t *dst, int64_t n)
+{
+	int64_t i;
+
+	for (i = 0; i < n; i++) { /* round to nearest even; NaN stays NaN */
+		uint32_t u;
+
+		memcpy(&u, &src[i], 4);
+		if ((u & 0x7fffffffu) > 0x7f800000u)
+			dst[i] = (uint16_t)((u >> 16) | 0x40);
+		else
+			dst[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+	}
 }
 
 void kern_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n)

@@ -27,6 +27,21 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 		   const float *x, size_t ldx, int T, float *y, size_t ldy,
 		   int n_rows, int accumulate);
 
+/*
+ * bf16 x bf16 with float sums: y[t * ldy + r] = sum_k w[r][k] * x[t][k]
+ * (or += when accumulate) for r < n_rows (row r of w at w + r * ldw),
+ * t < T (row t of x at x + t * ldx), n elements per row.  Runs on
+ * vdpbf16ps on the avx512bf16 path (kern_bf16_native() is then 1), on
+ * widening + FMA elsewhere.  The order of the sums differs between
+ * paths; each product is exact.
+ */
+void kern_gemm_bf16(const uint16_t *w, size_t ldw, const uint16_t *x, size_t ldx, int T, int n,
+		    float *y, size_t ldy, int n_rows, int accumulate);
+int kern_bf16_native(void);
+
+/* n floats to bf16, rounded to nearest even (as dtype_from_f32 does). */
+void kern_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);
+
 /* Convert n elements (a multiple of the block size) of type t to floats. */
 void kern_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n);
 

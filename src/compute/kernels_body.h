@@ -29,7 +29,6 @@
 #define KF(name) KB_CAT(name, KB_ISA)
 #define KB_FN KB_ATTR static
 #define KB_INL KB_ATTR static inline __attribute__((always_inline))
-#define KB_UNROLL _Pragma("GCC unroll 16")
 #define KB_PF(p, off) __builtin_prefetch((const char *)(p) + (off), 0, 3)
 
 /*
@@ -364,6 +363,52 @@ KB_FN void KF(swiglu)(float *g, const float *u, size_t n)
 	}
 }
 
+/*
+ * Block of a bf16 x bf16 product with float sums (kern_gemm_bf16):
+ * c[j * ldc + i] = sum_k w[i][k] * x[j][k] for i < mr rows of w (at
+ * w + i * ldw), j < nr rows of x (at x + j * ldx), mr <= 4, nr <= 6,
+ * n elements each.  The bf16 values are widened to float (exact) and
+ * multiplied with FMA; the avx512bf16 path has its own dpbf16 version.
+ */
+KB_FN void KF(gemm_bf16_blk)(const uint16_t *w, size_t ldw, const uint16_t *x, size_t ldx,
+			     int n, int mr, int nr, float *c, size_t ldc)
+{
+	vf a[4][6];
+	int i, j, k;
+
+	KB_UNROLL
+	for (i = 0; i < 4; i++)
+		KB_UNROLL
+		for (j = 0; j < 6; j++)
+			a[i][j] = vzero();
+	for (k = 0; k + KB_W <= n; k += KB_W) {
+		vf wv[4];
+
+		KB_UNROLL
+		for (i = 0; i < 4; i++)
+			wv[i] = i < mr ? vld_bf16(w + (size_t)i * ldw + k) : vzero();
+		KB_UNROLL
+		for (j = 0; j < 6; j++) {
+			if (j < nr) {
+				vf xv = vld_bf16(x + (size_t)j * ldx + k);
+
+				KB_UNROLL
+				for (i = 0; i < 4; i++)
+					a[i][j] = vfma(wv[i], xv, a[i][j]);
+			}
+		}
+	}
+	for (i = 0; i < mr; i++)
+		for (j = 0; j < nr; j++) {
+			float s = vhsum(a[i][j]);
+			int kk;
+
+			for (kk = k; kk < n; kk++)
+				s += b2f(w[(size_t)i * ldw + kk]) * b2f(x[(size_t)j * ldx + kk]);
+			c[(size_t)j * ldc + i] = s;
+		}
+}
+
 #undef KB_DOT4
 #undef KB_DOT4_Q
 #undef KB_CVT
@@ -371,7 +416,6 @@ KB_FN void KF(swiglu)(float *g, const float *u, size_t n)
 #undef KB_LD_Q4
 #undef KB_LD_Q8
 #undef KB_PF
-#undef KB_UNROLL
 #undef KB_INL
 #undef KB_FN
 #undef KF

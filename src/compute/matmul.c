@@ -46,6 +46,7 @@ struct mm_part {
 
 struct mm_job {
 	const float *x;    /* [T][in] */
+	const uint16_t *xb; /* [T][in] x as bf16, MM_COMPUTE_BF16 prefill only */
 	int T, accumulate, n_parts, n_tasks;
 	struct mm_part p[MM_MAX_W];
 };
@@ -106,6 +107,12 @@ static void gemm_rows(const struct mm_job *j, const struct mm_part *p, int r0, i
 	float beta = j->accumulate ? 1.0f : 0.0f;
 	int tile_rows, r;
 
+	if (j->xb && p->w->type == ST_BF16) {
+		kern_gemm_bf16((const uint16_t *)p->w->data + (size_t)r0 * p->in, (size_t)p->in,
+			       j->xb, (size_t)p->in, j->T, p->in, p->y + r0, (size_t)p->out,
+			       r1 - r0, j->accumulate);
+		return;
+	}
 	if (p->w->type == ST_F32) {
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, r1 - r0, p->in, 1.0f,
 			    j->x, p->in, (const float *)p->w->data + (size_t)r0 * p->in, p->in,
@@ -117,7 +124,9 @@ static void gemm_rows(const struct mm_job *j, const struct mm_part *p, int r0, i
 	for (r = r0; r < r1; r += tile_rows) {
 		int nr = r1 - r < tile_rows ? r1 - r : tile_rows;
 		const char *src = (const char *)p->w->data + (size_t)r * p->row_bytes;
-		float *tile = tile_buffer((size_t)tile_rows * p->in);
+		size_t tn = (size_t)tile_rows * p->in;
+		/* a bf16 copy of the tile after the floats in MM_COMPUTE_BF16 */
+		float *tile = tile_buffer(j->xb ? tn + (tn + 1) / 2 : tn);
 
 		if (!tile) { /* no memory for a tile: the slower path needs none */
 			kern_dot_rows(p->w->type, src, p->row_bytes, p->in, j->x, (size_t)p->in,
@@ -125,6 +134,14 @@ static void gemm_rows(const struct mm_job *j, const struct mm_part *p, int r0, i
 			continue;
 		}
 		kern_to_f32(p->w->type, src, tile, (int64_t)nr * p->in);
+		if (j->xb) {
+			uint16_t *tb = (uint16_t *)(tile + tn);
+
+			kern_f32_to_bf16(tile, tb, (int64_t)nr * p->in);
+			kern_gemm_bf16(tb, (size_t)p->in, j->xb, (size_t)p->in, j->T, p->in,
+				       p->y + r, (size_t)p->out, nr, j->accumulate);
+			continue;
+		}
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nr, p->in, 1.0f,
 			    j->x, p->in, tile, p->in, beta, p->y + r, p->out);
 	}
@@ -150,15 +167,24 @@ static void mm_task(void *ud, int i)
 		gemm_rows(j, p, r0, r1);
 }
 
-void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *const *w,
-	      int T, int accumulate)
+void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tensor *const *w,
+		   int T, int accumulate, enum mm_compute mode)
 {
 	struct mm_job j;
+	uint16_t *xb = NULL;
 	int k;
 
 	if (T <= 0)
 		return;
+	if (mode == MM_COMPUTE_BF16 && T >= MM_SMALL_T) {
+		for (k = 0; k < n && w[k]->type == ST_F32; k++)
+			;
+		/* no memory for the copy: the f32 path needs none */
+		if (k < n && (xb = malloc((size_t)T * w[k]->ne[0] * sizeof *xb)) != NULL)
+			kern_f32_to_bf16(x, xb, (int64_t)T * w[k]->ne[0]);
+	}
 	j.x = x;
+	j.xb = xb;
 	j.T = T;
 	j.accumulate = accumulate;
 	j.n_parts = 0;
@@ -197,6 +223,13 @@ void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *co
 	}
 	if (j.n_tasks)
 		threads_for(j.n_tasks, mm_task, &j);
+	free(xb);
+}
+
+void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *const *w,
+	      int T, int accumulate)
+{
+	matmul_n_mode(n, y, x, w, T, accumulate, MM_COMPUTE_F32);
 }
 
 void matmul(float *y, const float *x, const struct st_tensor *w, int T, int accumulate)

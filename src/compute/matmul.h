@@ -25,6 +25,23 @@ void matmul(float *y, const float *x, const struct st_tensor *w, int T,
 void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *const *w,
 	      int T, int accumulate);
 
+/*
+ * How prefill (T >= 4) multiplies by weights that are not F32:
+ *  MM_COMPUTE_F32:  dequantize to f32 tiles, OpenBLAS sgemm (exact f32 sums
+ *                   of the stored weights times x).
+ *  MM_COMPUTE_BF16: x rounded to bf16 once per call, the weights as bf16
+ *                   (BF16 in place; F16/Q8_0/Q4_0 tiles rounded to bf16),
+ *                   products summed in float by kern_gemm_bf16 (vdpbf16ps
+ *                   on CPUs with avx512_bf16).  Less precise: x keeps 8
+ *                   bits of mantissa.
+ * F32 weights and decode (T < 4) are the same in both modes.
+ */
+enum mm_compute { MM_COMPUTE_F32 = 0, MM_COMPUTE_BF16 = 1 };
+
+/* matmul_n with a compute mode (matmul_n is MM_COMPUTE_F32). */
+void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tensor *const *w,
+		   int T, int accumulate, enum mm_compute mode);
+
 /* Row r of an embedding-like tensor (ne = {d, n}) as floats into dst[d]. */
 void tensor_get_row(const struct st_tensor *t, int64_t r, float *dst);
 
