@@ -40,13 +40,19 @@ static int info_system(const struct common_opts *co)
 	record_str(r, "simd", kern_name());
 	for (i = 0; i < sizeof types / sizeof types[0]; i++) {
 		snprintf(key, sizeof key, "decode_%s", dtype_name(types[i]));
-		record_str(r, key, matmul_path(types[i], 0, buf, sizeof buf));
+		record_str(r, key, matmul_path(types[i], 0, MM_COMPUTE_F32, buf, sizeof buf));
 		snprintf(key, sizeof key, "prefill_%s", dtype_name(types[i]));
-		record_str(r, key, matmul_path(types[i], 1, buf, sizeof buf));
+		record_str(r, key, matmul_path(types[i], 1, MM_COMPUTE_F32, buf, sizeof buf));
+		if (types[i] != ST_F32) {
+			snprintf(key, sizeof key, "prefill_%s_bf16", dtype_name(types[i]));
+			record_str(r, key, matmul_path(types[i], 1, MM_COMPUTE_BF16, buf, sizeof buf));
+		}
 	}
 	record_str(r, "openblas_core", matmul_blas_core());
 	record_str(r, "openblas_config", matmul_blas_config());
 	record_str(r, "openblas_coretype_env", getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "");
+	record_str(r, "compute", getenv("STRATA_COMPUTE") ? getenv("STRATA_COMPUTE") : "f32");
+	record_str(r, "compute_auto", kern_bf16_native() ? "bf16 for non-F32 weights" : "f32");
 	record_int(r, "threads", threads_get());
 	record_str(r, "kernels", matmul_describe(buf, sizeof buf));
 	record_print(r, co->format, stdout);

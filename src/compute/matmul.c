@@ -249,13 +249,17 @@ const char *matmul_simd_name(void)
 	return kern_name();
 }
 
-char *matmul_path(enum st_dtype t, int prefill, char *buf, size_t cap)
+char *matmul_path(enum st_dtype t, int prefill, enum mm_compute mode, char *buf, size_t cap)
 {
 	const char *k = kern_name();
 
 	if (!cap)
 		return buf;
-	if (prefill && t == ST_F32)
+	if (prefill && t != ST_F32 && mode == MM_COMPUTE_BF16)
+		snprintf(buf, cap, "%s%s bf16 x bf16 products, f32 sums (%s)",
+			 t == ST_BF16 ? "" : "dequant to bf16 tiles + ", k,
+			 kern_bf16_native() ? "vdpbf16ps" : "widened to f32, FMA");
+	else if (prefill && t == ST_F32)
 		snprintf(buf, cap, "OpenBLAS sgemm (%s core)", matmul_blas_core());
 	else if (prefill)
 		snprintf(buf, cap, "%s dequant to f32 tiles + OpenBLAS sgemm (%s core)",

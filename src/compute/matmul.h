@@ -38,6 +38,14 @@ void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *co
  */
 enum mm_compute { MM_COMPUTE_F32 = 0, MM_COMPUTE_BF16 = 1 };
 
+/*
+ * What multiplies by a weight of type t, for decode (prefill == 0: fewer
+ * than 4 rows of x) or prefill in the given mode, as one short phrase
+ * written into buf (cap bytes, always terminated), e.g. "avx512 dequant
+ * to f32 tiles + OpenBLAS sgemm (SkylakeX core)".  Returns buf.
+ */
+char *matmul_path(enum st_dtype t, int prefill, enum mm_compute mode, char *buf, size_t cap);
+
 /* matmul_n with a compute mode (matmul_n is MM_COMPUTE_F32). */
 void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tensor *const *w,
 		   int T, int accumulate, enum mm_compute mode);
@@ -48,13 +56,6 @@ void tensor_get_row(const struct st_tensor *t, int64_t r, float *dst);
 /* Name of the SIMD path picked at run time ("avx512bf16", "avx512", "avx2", "scalar"). */
 const char *matmul_simd_name(void);
 
-/*
- * What multiplies by a weight of type t, for decode (prefill == 0: fewer
- * than 4 rows of x) or prefill, as one short phrase written into buf
- * (cap bytes, always terminated), e.g. "avx512 dequant to f32 tiles +
- * OpenBLAS sgemm (SkylakeX core)".  Returns buf.
- */
-char *matmul_path(enum st_dtype t, int prefill, char *buf, size_t cap);
 
 /*
  * One line saying which kernels are in use: the SIMD path, OpenBLAS's
