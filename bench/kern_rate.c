@@ -91,6 +91,20 @@ static void run_path(const char *path, int reps)
 	printf("%-10s softmax         %10.0f ns\n", path, t * 1e9);
 	BEST(reps * 4, for (int i_ = 0; i_ < 64; i_++) kern_swiglu(g, u, 5632 + 7), t);
 	printf("%-10s swiglu          %10.0f ns\n", path, t * 1e9);
+	{ /* a prefill block: 128 tokens x 256 rows x 2048, bf16 x bf16 */
+		enum { GT = 128, GR = 256 };
+		uint16_t *wb = malloc(sizeof(uint16_t) * GR * N_IN), *xb = malloc(sizeof(uint16_t) * GT * N_IN);
+		float *yg = malloc(sizeof(float) * GT * GR);
+
+		kern_f32_to_bf16(src, wb, (int64_t)GR * N_IN);
+		kern_f32_to_bf16(src + GR * N_IN, xb, (int64_t)GT * N_IN);
+		BEST(reps, kern_gemm_bf16(wb, N_IN, xb, N_IN, GT, N_IN, yg, GR, GR, 0), t);
+		printf("%-10s gemm_bf16       %10.0f ns %7.2f GFLOP/s\n", path, t * 1e9,
+		       2.0 * GT * GR * N_IN / t * 1e-9);
+		free(wb);
+		free(xb);
+		free(yg);
+	}
 	free(x); free(y); free(src); free(q); free(kt); free(S); free(v); free(O); free(tile);
 	free(g); free(u);
 }
