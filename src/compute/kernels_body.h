@@ -20,8 +20,10 @@
  *   KB_EXP(v)       e^v per lane: kb_exp (the polynomial below, which
  *                   needs vround and vpow2n) or a library call
  *
- * and undefines all of them after the include.  The scalar path is the
- * same code with KB_W = 1; masks are then never partial.
+ * and undefines all of them after the include (kernels_undef.h).
+ * KB_UNROLL (kernels.c) unrolls the small loops over accumulator arrays,
+ * which then live in registers.  The scalar path is the same code with
+ * KB_W = 1; masks are then never partial.
  */
 
 #define KB_CAT_(a, b) a##_##b
