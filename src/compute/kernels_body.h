@@ -49,6 +49,7 @@ KB_FN void KF(dot4_##T)(const void *wv, size_t rb, const float *x, int n, float 
 	for (i = 0; i + 2 * KB_W <= n; i += 2 * KB_W) { \
 		vf x0 = vload(x + i), x1 = vload(x + i + KB_W); \
 		if ((i * (int)sizeof(TYPE)) % 64 == 0) \
+			KB_UNROLL \
 			for (r = 0; r < 4; r++) { \
 				KB_PF(w[r] + i, DOT4_PF); \
 				if (2 * KB_W * sizeof(TYPE) > 64) \
@@ -75,6 +76,7 @@ KB_FN void KF(dot4_##T)(const void *wv, size_t rb, const float *x, int n, float 
 	out[2] = vhsum(vadd(a2, b2)); \
 	out[3] = vhsum(vadd(a3, b3)); \
 	for (j = i; j < n; j++) \
+		KB_UNROLL \
 		for (r = 0; r < 4; r++) \
 			out[r] += CVT1(w[r][j]) * x[j]; \
 }
@@ -98,6 +100,7 @@ KB_FN void KF(dot4_##T)(const void *wv, size_t rb, const float *x, int n, float 
 		vf xs[ST_QK / KB_W]; \
 		for (e = 0; e < ST_QK; e += KB_W) \
 			xs[e / KB_W] = vload(x + e); \
+		KB_UNROLL \
 		for (r = 0; r < 4; r++) { \
 			const uint8_t *blk = b[r] + (size_t)k * BYTES; \
 			vf s = vmul(LDQ(blk + 2, 0), xs[0]); \
