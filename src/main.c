@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "cli/cli.h"
+#include "compute/matmul.h"
 
 static const struct command commands[] = {
 	{"info", "[MODEL]", "describe a model: architecture, shapes, dtypes, parameters, tokenizer", cmd_info},
@@ -107,8 +108,48 @@ static void usage(FILE *f)
 		   "See strata(1) for everything.\n");
 }
 
+/*
+ * OpenBLAS picks its kernels (its "core") when it is loaded, before
+ * main, from a table of CPUs it knows; on one it does not know, Debian
+ * 12's 0.3.21 falls back to SSE3 'Prescott' and F32 prefill runs at an
+ * eighth of the rate.  Then run again, once, with OPENBLAS_CORETYPE
+ * naming the core this CPU can run, and say so on stderr; an AVX2 core
+ * on an AVX-512 CPU ('Haswell' on Zen 4, 0.7x) is replaced quietly
+ * (`strata info --system` shows it).  STRATA_BLAS_CORE=keep leaves
+ * OpenBLAS's choice alone.
+ */
+static void blas_core_check(char **argv)
+{
+	const char *keep = getenv("STRATA_BLAS_CORE");
+	char core[32];
+	int how;
+
+	if (keep && strcmp(keep, "keep") == 0)
+		return;
+	how = matmul_blas_better_core(core, sizeof core);
+	if (!how || (how == 1 && getenv("OPENBLAS_CORETYPE"))) /* the user's choice */
+		return;
+	if (getenv("STRATA_BLAS_REEXEC")) { /* already ran again: do not loop */
+		fprintf(stderr, "strata: OpenBLAS still runs its '%s' core, slower than this CPU "
+			"allows (F32 prefill will be slow)\n", matmul_blas_core());
+		return;
+	}
+	if (how == 2)
+		fprintf(stderr, "strata: OpenBLAS chose its '%s' core, too old for this CPU; "
+			"running with OPENBLAS_CORETYPE=%s (STRATA_BLAS_CORE=keep to keep it)\n",
+			matmul_blas_core(), core);
+	fflush(stderr);
+	if (setenv("OPENBLAS_CORETYPE", core, 1) == 0 && setenv("STRATA_BLAS_REEXEC", "1", 1) == 0) {
+		execv("/proc/self/exe", argv);
+		execvp(argv[0], argv);
+	}
+	fprintf(stderr, "strata: cannot run again with OPENBLAS_CORETYPE=%s; "
+		"F32 prefill will be slow\n", core);
+}
+
 int main(int argc, char **argv)
 {
+	blas_core_check(argv);
 	if (argc < 2) {
 		char *targv[] = {(char *)"tui", NULL};
 

@@ -168,6 +168,266 @@ static void check_paths(enum st_dtype type, int in, int out, int T)
 	wmat_free(&m);
 }
 
+/*
+ * The attention pieces on every path against a double reference, on
+ * shapes that leave tails for 8- and 16-lane vectors (masked loads and
+ * stores): kern_scores, kern_pv, kern_softmax, kern_swiglu.
+ */
+static void check_attn_paths(void)
+{
+	static const char *paths[] = { "scalar", "avx2", "avx512", "avx512bf16" };
+	static const int nks[] = { 1, 7, 16, 37, 64 }, hds[] = { 64, 17, 3 }, nqs[] = { 1, 9 };
+	const char *saved = kern_name();
+	size_t p, a, b, c;
+
+	for (p = 0; p < sizeof paths / sizeof *paths; p++) {
+		double worst_s = 0, worst_o = 0, worst_e = 0, worst_g = 0;
+
+		if (kern_select(paths[p]) != 0) {
+			printf("ok %d # SKIP cpu has no %s\n", ++tap_count, paths[p]);
+			continue;
+		}
+		for (a = 0; a < sizeof nks / sizeof *nks; a++)
+			for (b = 0; b < sizeof hds / sizeof *hds; b++)
+				for (c = 0; c < sizeof nqs / sizeof *nqs; c++) {
+					int nk = nks[a], hd = hds[b], nq = nqs[c], i, j, d;
+					size_t ldq = (size_t)hd + 3, ldkt = (size_t)nk + 5, lds = (size_t)nk + 2;
+					float *q = malloc(sizeof(float) * nq * ldq);
+					float *kt = malloc(sizeof(float) * hd * ldkt);
+					float *S = malloc(sizeof(float) * nq * lds);
+					float *v = malloc(sizeof(float) * nk * ldq);
+					float *O = malloc(sizeof(float) * nq * ldq);
+
+					for (i = 0; i < nq * (int)ldq; i++)
+						q[i] = frand();
+					for (i = 0; i < hd * (int)ldkt; i++)
+						kt[i] = frand();
+					for (i = 0; i < nk * (int)ldq; i++)
+						v[i] = frand();
+					for (i = 0; i < nq * (int)lds; i++)
+						S[i] = 1234.0f; /* must survive past column nk */
+					kern_scores(q, ldq, nq, kt, ldkt, nk, hd, 0.25f, S, lds);
+					for (i = 0; i < nq; i++) {
+						for (j = 0; j < nk; j++) {
+							double r = 0;
+
+							for (d = 0; d < hd; d++)
+								r += (double)q[i * ldq + d] * kt[d * ldkt + j];
+							r *= 0.25;
+							if (fabs(S[i * lds + j] - r) / (1 + fabs(r)) > worst_s)
+								worst_s = fabs(S[i * lds + j] - r) / (1 + fabs(r));
+						}
+						if (S[i * lds + nk] != 1234.0f)
+							worst_s = 1e9;
+					}
+					/* softmax of each row, then P V with those weights */
+					for (i = 0; i < nq; i++) {
+						float *sr = S + i * lds, mx = sr[0];
+						double sum = 0, got;
+
+						for (j = 1; j < nk; j++)
+							mx = sr[j] > mx ? sr[j] : mx;
+						for (j = 0; j < nk; j++)
+							sum += exp((double)sr[j] - mx);
+						float *cp = malloc(sizeof(float) * nk);
+						memcpy(cp, sr, sizeof(float) * nk);
+						got = kern_softmax(sr, nk);
+						if (fabs(got - sum) / sum > worst_e)
+							worst_e = fabs(got - sum) / sum;
+						for (j = 0; j < nk; j++)
+							if (fabs(sr[j] - exp((double)cp[j] - mx)) > worst_e)
+								worst_e = fabs(sr[j] - exp((double)cp[j] - mx));
+						if (sr[nk] != 1234.0f)
+							worst_e = 1e9;
+						free(cp);
+					}
+					for (i = 0; i < nq * (int)ldq; i++)
+						O[i] = 777.0f;
+					kern_pv(S, lds, nq, v, ldq, nk, hd, O, ldq);
+					for (i = 0; i < nq; i++) {
+						for (d = 0; d < hd; d++) {
+							double r = 0;
+
+							for (j = 0; j < nk; j++)
+								r += (double)S[i * lds + j] * v[j * ldq + d];
+							if (fabs(O[i * ldq + d] - r) / (1 + fabs(r)) > worst_o)
+								worst_o = fabs(O[i * ldq + d] - r) / (1 + fabs(r));
+						}
+						if (O[i * ldq + hd] != 777.0f)
+							worst_o = 1e9;
+					}
+					free(q);
+					free(kt);
+					free(S);
+					free(v);
+					free(O);
+				}
+		{
+			int n;
+
+			for (n = 1; n <= 40; n += 3) {
+				float g[41], u[41];
+				int i;
+
+				for (i = 0; i < 41; i++) {
+					g[i] = frand() * 8;
+					u[i] = frand();
+				}
+				float g0[41];
+				memcpy(g0, g, sizeof g);
+				kern_swiglu(g, u, (size_t)n);
+				for (i = 0; i < n; i++) {
+					double r = g0[i] / (1.0 + exp(-(double)g0[i])) * u[i];
+
+					if (fabs(g[i] - r) > worst_g)
+						worst_g = fabs(g[i] - r);
+				}
+				if (g[n] != g0[n])
+					worst_g = 1e9;
+			}
+		}
+		ok(worst_s < 1e-5, "%s kern_scores on odd shapes (worst %.2g)", paths[p], worst_s);
+		ok(worst_e < 1e-5, "%s kern_softmax on odd lengths (worst %.2g)", paths[p], worst_e);
+		ok(worst_o < 1e-5, "%s kern_pv on odd shapes (worst %.2g)", paths[p], worst_o);
+		ok(worst_g < 1e-5, "%s kern_swiglu on odd lengths (worst %.2g)", paths[p], worst_g);
+	}
+	kern_select(saved);
+}
+
+/* kern_to_f32 on every path equals dtype_to_f32, lengths with tails */
+static void check_cvt_paths(enum st_dtype type)
+{
+	static const char *paths[] = { "scalar", "avx2", "avx512", "avx512bf16" };
+	const char *saved = kern_name();
+	int n = dtype_block(type) == 1 ? 1000 + 13 : 32 * 37;
+	size_t p, rb = dtype_row_bytes(type, n);
+	float *src = malloc(sizeof(float) * n), *a = malloc(sizeof(float) * n);
+	float *b = malloc(sizeof(float) * n);
+	void *w = malloc(rb);
+	int i;
+
+	for (i = 0; i < n; i++)
+		src[i] = frand() * 3;
+	dtype_from_f32(type, src, w, n);
+	dtype_to_f32(type, w, a, n);
+	for (p = 0; p < sizeof paths / sizeof *paths; p++) {
+		if (kern_select(paths[p]) != 0) {
+			printf("ok %d # SKIP cpu has no %s\n", ++tap_count, paths[p]);
+			continue;
+		}
+		kern_to_f32(type, w, b, n);
+		ok(!memcmp(a, b, sizeof(float) * n), "%s kern_to_f32 %s n=%d equals dtype_to_f32",
+		   paths[p], dtype_name(type), n);
+	}
+	kern_select(saved);
+	free(src);
+	free(a);
+	free(b);
+	free(w);
+}
+
+/*
+ * kern_gemm_bf16 on every path against a double reference of the same
+ * bf16 values, shapes with tails everywhere: rows not a multiple of 4,
+ * tokens not a multiple of 6 or of the 48-token pass, n not a multiple
+ * of the vector (1 token and 1000 tokens too); then matmul_n_mode in
+ * bf16 against f32 for BF16 and F16 weights (x rounded to bf16: 1e-2).
+ */
+static void check_gemm_bf16(void)
+{
+	static const char *paths[] = { "scalar", "avx2", "avx512", "avx512bf16" };
+	static const int shapes[][3] = { /* rows, T, n */
+		{ 1, 1, 32 }, { 5, 7, 45 }, { 9, 13, 96 }, { 4, 6, 64 }, { 7, 50, 161 },
+		{ 3, 1000, 40 }, { 37, 97, 1000 + 3 } };
+	const char *saved = kern_name();
+	size_t p, s;
+
+	for (p = 0; p < sizeof paths / sizeof *paths; p++) {
+		double worst = 0;
+		int bad_acc = 0;
+
+		if (kern_select(paths[p]) != 0) {
+			printf("ok %d # SKIP cpu has no %s\n", ++tap_count, paths[p]);
+			continue;
+		}
+		for (s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+			int R = shapes[s][0], T = shapes[s][1], n = shapes[s][2], r, t, k;
+			size_t ldw = (size_t)n + 3, ldx = (size_t)n + 1, ldy = (size_t)R + 2;
+			float *f = malloc(sizeof(float) * (R * ldw + T * ldx));
+			uint16_t *b = malloc(sizeof(uint16_t) * (R * ldw + T * ldx));
+			float *y = malloc(sizeof(float) * T * ldy), *y2 = malloc(sizeof(float) * T * ldy);
+
+			for (k = 0; k < (int)(R * ldw + T * ldx); k++)
+				f[k] = frand();
+			kern_f32_to_bf16(f, b, (int64_t)(R * ldw + T * ldx));
+			for (k = 0; k < T * (int)ldy; k++)
+				y[k] = y2[k] = frand();
+			kern_gemm_bf16(b, ldw, b + R * ldw, ldx, T, n, y, ldy, R, 0);
+			kern_gemm_bf16(b, ldw, b + R * ldw, ldx, T, n, y2, ldy, R, 1);
+			for (t = 0; t < T; t++) {
+				for (r = 0; r < R; r++) {
+					double ref = 0, e;
+
+					for (k = 0; k < n; k++) {
+						uint32_t wu = (uint32_t)b[r * ldw + k] << 16;
+						uint32_t xu = (uint32_t)b[R * ldw + t * ldx + k] << 16;
+						float wf, xf;
+
+						memcpy(&wf, &wu, 4);
+						memcpy(&xf, &xu, 4);
+						ref += (double)wf * xf;
+					}
+					e = fabs(y[t * ldy + r] - ref) / (1 + fabs(ref));
+					if (!(e <= worst))
+						worst = e;
+					bad_acc += fabsf(y2[t * ldy + r] - y[t * ldy + r]) > 2.0f;
+				}
+				bad_acc += y[t * ldy + R] != y2[t * ldy + R]; /* column R untouched */
+			}
+			free(f);
+			free(b);
+			free(y);
+			free(y2);
+		}
+		ok(worst < 1e-5, "%s kern_gemm_bf16 on odd shapes vs double (worst %.2g)", paths[p], worst);
+		is_int(bad_acc, 0, "%s kern_gemm_bf16 accumulates and stays in its columns", paths[p]);
+	}
+	kern_select(saved);
+	{
+		static const enum st_dtype ts[] = { ST_BF16, ST_F16, ST_Q8_0, ST_F32 };
+		size_t i;
+
+		for (i = 0; i < sizeof ts / sizeof *ts; i++) {
+			struct wmat m;
+			int in = 96, out = 37, T = 9, k;
+			float *x = malloc(sizeof(float) * T * in), *ya = malloc(sizeof(float) * T * out);
+			float *yb = malloc(sizeof(float) * T * out);
+			double *ref = malloc(sizeof(double) * T * out);
+			const struct st_tensor *wp;
+
+			wmat_make(&m, ts[i], in, out);
+			wp = &m.t;
+			for (k = 0; k < T * in; k++)
+				x[k] = frand();
+			matmul_n_mode(1, &ya, x, &wp, T, 0, MM_COMPUTE_F32);
+			matmul_n_mode(1, &yb, x, &wp, T, 0, MM_COMPUTE_BF16);
+			for (k = 0; k < T * out; k++)
+				ref[k] = ya[k];
+			if (ts[i] == ST_F32)
+				ok(!memcmp(ya, yb, sizeof(float) * T * out), "bf16 mode leaves F32 weights in f32");
+			else
+				ok(rel_err(yb, ref, (size_t)T * out) < 1e-2,
+				   "bf16 mode %s prefill close to f32 (%.2g)", dtype_name(ts[i]),
+				   rel_err(yb, ref, (size_t)T * out));
+			free(x);
+			free(ya);
+			free(yb);
+			free(ref);
+			wmat_free(&m);
+		}
+	}
+}
+
 static void check_get_row(enum st_dtype type)
 {
 	struct wmat m;
@@ -290,7 +550,16 @@ int main(void)
 		check_paths(types[i], 4096 + 96, 19, 1);
 		check_paths(types[i], 512, 300, 7);
 		check_get_row(types[i]);
+		check_cvt_paths(types[i]);
+		if (dtype_block(types[i]) == 1) { /* rows that leave vector tails */
+			check_paths(types[i], 45, 11, 1);
+			check_paths(types[i], 1000 + 7, 23, 3);
+			check_case(types[i], 45, 11, 1);
+			check_case(types[i], 17, 9, 7);
+		}
 	}
+	check_attn_paths();
+	check_gemm_bf16();
 
 	/* matmul_n: several weights on one x equal separate calls, exactly */
 	{

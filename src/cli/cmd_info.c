@@ -1,20 +1,64 @@
 /*
  * cmd_info: `strata info [MODEL]` -- what a model is: format,
- * architecture, shapes, dtypes, parameters, sizes and tokenizer.
+ * architecture, shapes, dtypes, parameters, sizes and tokenizer;
+ * `strata info --system` -- what this machine runs: CPU features, the
+ * kernels each weight type goes through, OpenBLAS's core and threads.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "cli/cli.h"
+#include "compute/kernels.h"
+#include "compute/matmul.h"
+#include "compute/threads.h"
 #include "format/dtype.h"
 #include "model/model.h"
 #include "tok/tokenizer.h"
 
 static const char help[] =
 	"usage: strata info [MODEL] [options]\n"
-	"Describe MODEL (default: $STRATA_MODEL or the shared stories260K GGUF).\n";
+	"       strata info --system [options]\n"
+	"Describe MODEL (default: $STRATA_MODEL or the shared stories260K GGUF).\n"
+	"  --system         describe this machine instead: CPU features, the kernels\n"
+	"                   each weight type runs for decode and prefill, OpenBLAS's\n"
+	"                   core and threads\n";
+
+enum { OPT_SYSTEM = 1100 }; /* past cli.h's common options */
+
+/* `strata info --system` */
+static int info_system(const struct common_opts *co)
+{
+	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0 };
+	struct record *r = record_new();
+	char buf[512], key[64];
+	size_t i;
+
+	record_str(r, "cpu_features", cpu_describe(buf, sizeof buf));
+	record_str(r, "simd", kern_name());
+	for (i = 0; i < sizeof types / sizeof types[0]; i++) {
+		snprintf(key, sizeof key, "decode_%s", dtype_name(types[i]));
+		record_str(r, key, matmul_path(types[i], 0, MM_COMPUTE_F32, buf, sizeof buf));
+		snprintf(key, sizeof key, "prefill_%s", dtype_name(types[i]));
+		record_str(r, key, matmul_path(types[i], 1, MM_COMPUTE_F32, buf, sizeof buf));
+		if (types[i] != ST_F32) {
+			snprintf(key, sizeof key, "prefill_%s_bf16", dtype_name(types[i]));
+			record_str(r, key, matmul_path(types[i], 1, MM_COMPUTE_BF16, buf, sizeof buf));
+		}
+	}
+	record_str(r, "openblas_core", matmul_blas_core());
+	record_str(r, "openblas_config", matmul_blas_config());
+	record_str(r, "openblas_coretype_env", getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "");
+	record_str(r, "compute", getenv("STRATA_COMPUTE") ? getenv("STRATA_COMPUTE") : "f32");
+	record_str(r, "compute_auto", kern_bf16_native() ? "bf16 for non-F32 weights" : "f32");
+	record_int(r, "threads", threads_get());
+	record_str(r, "kernels", matmul_describe(buf, sizeof buf));
+	record_print(r, co->format, stdout);
+	record_free(r);
+	return EXIT_OK;
+}
 
 static const char *rope_scaling_name(int t)
 {
@@ -33,19 +77,30 @@ static double short_decimal(float f)
 
 int cmd_info(int argc, char **argv)
 {
-	static const struct option longopts[] = {COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+		COMMON_LONGOPTS, {"system", no_argument, NULL, OPT_SYSTEM}, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT, 0};
 	const struct model_hparams *hp;
 	struct record *r;
 	struct model *m;
 	const char *path;
-	int c;
+	int c, system = 0;
 
 	while ((c = cli_next_opt("info", argc, argv, "h", longopts, help, &co, NULL)) >= 0) {
+		if (c == OPT_SYSTEM) {
+			system = 1;
+			continue;
+		}
 		return cli_usage("info", "unknown option");
 	}
 	if (c == CLI_OPT_STOP)
 		return co.exit;
+	if (system) {
+		if (optind < argc)
+			return cli_usage("info", "--system takes no MODEL");
+		cli_common_apply(&co);
+		return info_system(&co);
+	}
 	if (argc - optind > 1)
 		return cli_usage("info", "expected at most one MODEL, got %d arguments", argc - optind);
 	path = optind < argc ? argv[optind] : cli_default_model();

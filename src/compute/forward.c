@@ -75,6 +75,7 @@ struct fwd_state {
 	float *scratch;  /* [n_slots][ATT_QB][max_ctx] attention scores */
 	int n_slots;
 	const struct fwd_pack *pk; /* during a packed call, else NULL */
+	enum mm_compute mm; /* prefill matmuls of non-F32 weights (fwd_set_compute) */
 };
 
 const char *site_name(enum site s)
@@ -175,6 +176,14 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 	s->m = m;
 	s->max_ctx = max_ctx;
 	s->max_batch = max_batch;
+	{ /* STRATA_COMPUTE=f32|bf16|auto: the initial fwd_set_compute mode */
+		const char *c = getenv("STRATA_COMPUTE");
+
+		if (c && !strcmp(c, "bf16"))
+			fwd_set_compute(s, FWD_COMPUTE_BF16);
+		else if (c && !strcmp(c, "auto"))
+			fwd_set_compute(s, FWD_COMPUTE_AUTO);
+	}
 	s->d = hp->d_model;
 	s->hd = hp->head_dim;
 	s->n_head = hp->n_head;
@@ -631,6 +640,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 	for (l = 0; l < hp->n_layer; l++) {
 		const struct layer_weights *w = &m->layers[l];
 		const struct fwd_layer *fl = &s->layers[l];
+		const struct st_tensor *wo = &w->wo, *wd = &w->w_down;
 
 		if (obs)
 			memcpy(s->x_layer, s->x, sizeof(float) * (size_t)T * d);
@@ -640,7 +650,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 			const struct st_tensor *wqkv[3] = { &w->wq, &w->wk, &w->wv };
 
 			rmsnorm(s->xb, s->x, fl->attn_norm, T, d, hp->rms_eps);
-			matmul_n(3, qkv, s->xb, wqkv, T, 0);
+			matmul_n_mode(3, qkv, s->xb, wqkv, T, 0, s->mm);
 			if (fl->bq)
 				add_bias(s->q, fl->bq, T, s->q_dim);
 			if (fl->bk)
@@ -653,7 +663,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 			attention(s, fl, T);
 			if (obs)
 				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
-			matmul(s->x, s->att, &w->wo, T, 1);
+			matmul_n_mode(1, &s->x, s->att, &wo, T, 1, s->mm);
 			if (obs)
 				obs->site(obs->ud, l, SITE_ATTN, s->x_site, s->x, T, d);
 		}
@@ -662,11 +672,11 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 			const struct st_tensor *wgu[2] = { &w->w_gate, &w->w_up };
 
 			rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
-			matmul_n(2, gu, s->xb, wgu, T, 0);
+			matmul_n_mode(2, gu, s->xb, wgu, T, 0, s->mm);
 			swiglu(s->hg, s->hu, T, s->d_ff);
 			if (obs)
 				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
-			matmul(s->x, s->hg, &w->w_down, T, 1);
+			matmul_n_mode(1, &s->x, s->hg, &wd, T, 1, s->mm);
 			if (obs)
 				obs->site(obs->ud, l, SITE_MLP, s->x_site, s->x, T, d);
 		}
@@ -680,12 +690,16 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 		for (t = 0; t < pk->n_rows; t++)
 			memcpy(s->x_site + (size_t)t * d, s->x + (size_t)pk->rows[t] * d,
 			       sizeof(float) * (size_t)d);
+		const struct st_tensor *wout = &m->output;
+
 		rmsnorm(s->xb, s->x_site, s->out_norm, pk->n_rows, d, hp->rms_eps);
-		matmul(logits, s->xb, &m->output, pk->n_rows, 0);
+		matmul_n_mode(1, &logits, s->xb, &wout, pk->n_rows, 0, s->mm);
 	} else if (logits) {
 		if (all_logits) {
+			const struct st_tensor *wout = &m->output;
+
 			rmsnorm(s->xb, s->x, s->out_norm, T, d, hp->rms_eps);
-			matmul(logits, s->xb, &m->output, T, 0);
+			matmul_n_mode(1, &logits, s->xb, &wout, T, 0, s->mm);
 		} else {
 			rmsnorm(s->xb, s->x + (size_t)(T - 1) * d, s->out_norm, 1, d, hp->rms_eps);
 			matmul(logits, s->xb, &m->output, 1, 0);
@@ -731,4 +745,28 @@ int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
 	s->pk = NULL;
 	s->pos = 0;
 	return rc;
+}
+
+int fwd_set_compute(struct fwd_state *s, enum fwd_compute mode)
+{
+	enum st_dtype t = model_main_dtype(s->m);
+
+	switch (mode) {
+	case FWD_COMPUTE_F32:
+		s->mm = MM_COMPUTE_F32;
+		return 0;
+	case FWD_COMPUTE_BF16:
+		s->mm = MM_COMPUTE_BF16;
+		return 0;
+	case FWD_COMPUTE_AUTO:
+		/* bf16 only where it is the faster path: native bf16 dot products */
+		s->mm = t != ST_F32 && kern_bf16_native() ? MM_COMPUTE_BF16 : MM_COMPUTE_F32;
+		return 0;
+	}
+	return -1;
+}
+
+enum fwd_compute fwd_get_compute(const struct fwd_state *s)
+{
+	return s->mm == MM_COMPUTE_BF16 ? FWD_COMPUTE_BF16 : FWD_COMPUTE_F32;
 }

@@ -84,4 +84,21 @@ int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
 		    const struct fwd_pack *pk, float *logits,
 		    const struct observer *obs, struct st_err *err);
 
+/*
+ * Precision of the prefill matmuls of 16-bit and quantized weights
+ * (F32 weights and decode steps always run in f32):
+ *  FWD_COMPUTE_F32   weights dequantized to f32, f32 products (the default;
+ *                    golden tests are exact in it).
+ *  FWD_COMPUTE_BF16  activations rounded to bf16, bf16 x bf16 products
+ *                    summed in f32 (vdpbf16ps where the CPU has avx512_bf16).
+ *  FWD_COMPUTE_AUTO  bf16 for non-F32 weights on CPUs with native bf16
+ *                    dot products, f32 otherwise.
+ * fwd_new starts in the mode STRATA_COMPUTE=f32|bf16|auto names (f32 when
+ * unset).  Returns 0, or -1 for an unknown mode.  Not while fwd_eval runs.
+ */
+enum fwd_compute { FWD_COMPUTE_F32 = 0, FWD_COMPUTE_BF16 = 1, FWD_COMPUTE_AUTO = 2 };
+int fwd_set_compute(struct fwd_state *s, enum fwd_compute mode);
+/* The mode in effect (AUTO resolved to F32 or BF16). */
+enum fwd_compute fwd_get_compute(const struct fwd_state *s);
+
 #endif

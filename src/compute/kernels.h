@@ -1,12 +1,13 @@
 /*
  * kernels: the engine's inner loops over weights stored as F32, F16,
- * BF16, Q8_0 or Q4_0 (internal to matmul and forward).  Each has an
- * AVX-512 version (avx512f/bw, with an avx512_bf16 BF16 dot product
- * where the CPU has it), an AVX2+FMA+F16C version and a portable scalar
- * one; the best one the CPU supports is picked once at run time with
- * __builtin_cpu_supports.  STRATA_SIMD=scalar|avx2|avx512 in the
- * environment (read on first use) or kern_select() forces a path, which
- * the tests use to compare the SIMD kernels with the scalar fallback.
+ * BF16, Q8_0 or Q4_0 (internal to matmul and forward).  Each is written
+ * once (kernels_body.h) and built for each instruction set: AVX-512
+ * (avx512f/bw, with an avx512_bf16 BF16 dot product where the CPU has
+ * it), AVX2+FMA+F16C and portable scalar; the best one the CPU supports
+ * is picked once at run time (base/cpu.h).
+ * STRATA_SIMD=scalar|avx2|avx512|avx512bf16 in the environment (read on
+ * first use) or kern_select() forces a path, which the tests use to
+ * compare the SIMD kernels with the scalar fallback.
  */
 #ifndef STRATA_KERNELS_H
 #define STRATA_KERNELS_H
@@ -25,6 +26,21 @@
 void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 		   const float *x, size_t ldx, int T, float *y, size_t ldy,
 		   int n_rows, int accumulate);
+
+/*
+ * bf16 x bf16 with float sums: y[t * ldy + r] = sum_k w[r][k] * x[t][k]
+ * (or += when accumulate) for r < n_rows (row r of w at w + r * ldw),
+ * t < T (row t of x at x + t * ldx), n elements per row.  Runs on
+ * vdpbf16ps on the avx512bf16 path (kern_bf16_native() is then 1), on
+ * widening + FMA elsewhere.  The order of the sums differs between
+ * paths; each product is exact.
+ */
+void kern_gemm_bf16(const uint16_t *w, size_t ldw, const uint16_t *x, size_t ldx, int T, int n,
+		    float *y, size_t ldy, int n_rows, int accumulate);
+int kern_bf16_native(void);
+
+/* n floats to bf16, rounded to nearest even (as dtype_from_f32 does). */
+void kern_f32_to_bf16(const float *src, uint16_t *dst, int64_t n);
 
 /* Convert n elements (a multiple of the block size) of type t to floats. */
 void kern_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n);

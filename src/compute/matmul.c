@@ -23,8 +23,12 @@
 
 #include <cblas.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
+#include "base/cpu.h"
 #include "compute/kernels.h"
 #include "compute/threads.h"
 
@@ -42,6 +46,7 @@ struct mm_part {
 
 struct mm_job {
 	const float *x;    /* [T][in] */
+	const uint16_t *xb; /* [T][in] x as bf16, MM_COMPUTE_BF16 prefill only */
 	int T, accumulate, n_parts, n_tasks;
 	struct mm_part p[MM_MAX_W];
 };
@@ -102,6 +107,12 @@ static void gemm_rows(const struct mm_job *j, const struct mm_part *p, int r0, i
 	float beta = j->accumulate ? 1.0f : 0.0f;
 	int tile_rows, r;
 
+	if (j->xb && p->w->type == ST_BF16) {
+		kern_gemm_bf16((const uint16_t *)p->w->data + (size_t)r0 * p->in, (size_t)p->in,
+			       j->xb, (size_t)p->in, j->T, p->in, p->y + r0, (size_t)p->out,
+			       r1 - r0, j->accumulate);
+		return;
+	}
 	if (p->w->type == ST_F32) {
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, r1 - r0, p->in, 1.0f,
 			    j->x, p->in, (const float *)p->w->data + (size_t)r0 * p->in, p->in,
@@ -113,7 +124,9 @@ static void gemm_rows(const struct mm_job *j, const struct mm_part *p, int r0, i
 	for (r = r0; r < r1; r += tile_rows) {
 		int nr = r1 - r < tile_rows ? r1 - r : tile_rows;
 		const char *src = (const char *)p->w->data + (size_t)r * p->row_bytes;
-		float *tile = tile_buffer((size_t)tile_rows * p->in);
+		size_t tn = (size_t)tile_rows * p->in;
+		/* a bf16 copy of the tile after the floats in MM_COMPUTE_BF16 */
+		float *tile = tile_buffer(j->xb ? tn + (tn + 1) / 2 : tn);
 
 		if (!tile) { /* no memory for a tile: the slower path needs none */
 			kern_dot_rows(p->w->type, src, p->row_bytes, p->in, j->x, (size_t)p->in,
@@ -121,6 +134,14 @@ static void gemm_rows(const struct mm_job *j, const struct mm_part *p, int r0, i
 			continue;
 		}
 		kern_to_f32(p->w->type, src, tile, (int64_t)nr * p->in);
+		if (j->xb) {
+			uint16_t *tb = (uint16_t *)(tile + tn);
+
+			kern_f32_to_bf16(tile, tb, (int64_t)nr * p->in);
+			kern_gemm_bf16(tb, (size_t)p->in, j->xb, (size_t)p->in, j->T, p->in,
+				       p->y + r, (size_t)p->out, nr, j->accumulate);
+			continue;
+		}
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nr, p->in, 1.0f,
 			    j->x, p->in, tile, p->in, beta, p->y + r, p->out);
 	}
@@ -146,15 +167,24 @@ static void mm_task(void *ud, int i)
 		gemm_rows(j, p, r0, r1);
 }
 
-void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *const *w,
-	      int T, int accumulate)
+void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tensor *const *w,
+		   int T, int accumulate, enum mm_compute mode)
 {
 	struct mm_job j;
+	uint16_t *xb = NULL;
 	int k;
 
 	if (T <= 0)
 		return;
+	if (mode == MM_COMPUTE_BF16 && T >= MM_SMALL_T) {
+		for (k = 0; k < n && w[k]->type == ST_F32; k++)
+			;
+		/* no memory for the copy: the f32 path needs none */
+		if (k < n && (xb = malloc((size_t)T * w[k]->ne[0] * sizeof *xb)) != NULL)
+			kern_f32_to_bf16(x, xb, (int64_t)T * w[k]->ne[0]);
+	}
 	j.x = x;
+	j.xb = xb;
 	j.T = T;
 	j.accumulate = accumulate;
 	j.n_parts = 0;
@@ -193,6 +223,13 @@ void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *co
 	}
 	if (j.n_tasks)
 		threads_for(j.n_tasks, mm_task, &j);
+	free(xb);
+}
+
+void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *const *w,
+	      int T, int accumulate)
+{
+	matmul_n_mode(n, y, x, w, T, accumulate, MM_COMPUTE_F32);
 }
 
 void matmul(float *y, const float *x, const struct st_tensor *w, int T, int accumulate)
@@ -210,4 +247,101 @@ void tensor_get_row(const struct st_tensor *t, int64_t r, float *dst)
 const char *matmul_simd_name(void)
 {
 	return kern_name();
+}
+
+char *matmul_path(enum st_dtype t, int prefill, enum mm_compute mode, char *buf, size_t cap)
+{
+	const char *k = kern_name();
+
+	if (!cap)
+		return buf;
+	if (prefill && t != ST_F32 && mode == MM_COMPUTE_BF16)
+		snprintf(buf, cap, "%s%s bf16 x bf16 products, f32 sums (%s)",
+			 t == ST_BF16 ? "" : "dequant to bf16 tiles + ", k,
+			 kern_bf16_native() ? "vdpbf16ps" : "widened to f32, FMA");
+	else if (prefill && t == ST_F32)
+		snprintf(buf, cap, "OpenBLAS sgemm (%s core)", matmul_blas_core());
+	else if (prefill)
+		snprintf(buf, cap, "%s dequant to f32 tiles + OpenBLAS sgemm (%s core)",
+			 !strcmp(k, "avx512bf16") ? "avx512" : k, matmul_blas_core());
+	else if (t == ST_BF16 && !strcmp(k, "avx512bf16"))
+		snprintf(buf, cap, "avx512bf16 dot products (vdpbf16ps, x split into two bf16)");
+	else
+		snprintf(buf, cap, "%s dot products", !strcmp(k, "avx512bf16") ? "avx512" : k);
+	return buf;
+}
+
+char *matmul_describe(char *buf, size_t cap)
+{
+	const char *cfg = matmul_blas_config(), *ver = strstr(cfg, "OpenBLAS ");
+	char v[32] = "";
+
+	if (ver)
+		sscanf(ver + 9, "%31s", v);
+	if (cap)
+		snprintf(buf, cap, "kernels %s, OpenBLAS %s %s core x%d, pool %d threads",
+			 kern_name(), v[0] ? v : "?", matmul_blas_core(),
+			 openblas_get_num_threads(), threads_get());
+	return buf;
+}
+
+const char *matmul_blas_core(void)
+{
+	const char *c = openblas_get_corename();
+
+	return c ? c : "unknown";
+}
+
+const char *matmul_blas_config(void)
+{
+	const char *c = openblas_get_config();
+
+	return c ? c : "unknown";
+}
+
+/*
+ * OpenBLAS's x86-64 cores by the widest vectors their SGEMM kernels
+ * use: 3 AVX-512, 2 AVX2+FMA, 1 anything older (SSE, AVX without FMA).
+ * Cores not listed count as 1 only when named in the old list, else as
+ * good enough (an unknown name is a newer OpenBLAS, not to be undone).
+ */
+static int core_class(const char *c)
+{
+	static const char *const avx512[] = { "SkylakeX", "CooperLake", "SapphireRapids" };
+	static const char *const avx2[] = { "Haswell", "Zen", "Excavator", "Steamroller" };
+	static const char *const old[] = { "Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
+					    "Sandybridge", "Atom", "Barcelona", "Bobcat", "Bulldozer",
+					    "Piledriver", "Opteron", "Opteron_SSE3", "Katmai",
+					    "Coppermine", "Northwood", "Banias", "Athlon", "generic" };
+	size_t i;
+
+	for (i = 0; i < sizeof avx512 / sizeof avx512[0]; i++)
+		if (!strcasecmp(c, avx512[i]))
+			return 3;
+	for (i = 0; i < sizeof avx2 / sizeof avx2[0]; i++)
+		if (!strcasecmp(c, avx2[i]))
+			return 2;
+	for (i = 0; i < sizeof old / sizeof old[0]; i++)
+		if (!strcasecmp(c, old[i]))
+			return 1;
+	return 3;
+}
+
+int matmul_blas_better_core(char *core, size_t cap)
+{
+	const struct cpu_features *f = cpu_features();
+	const char *want;
+	int have = core_class(matmul_blas_core());
+
+	if (f->avx512f && f->avx512bw && f->avx512vl)
+		want = "SkylakeX";
+	else if (f->avx2 && f->fma)
+		want = "Haswell";
+	else
+		return 0;
+	if (core_class(want) <= have)
+		return 0;
+	if (cap)
+		snprintf(core, cap, "%s", want);
+	return have == 1 ? 2 : 1;
 }

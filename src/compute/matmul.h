@@ -25,10 +25,61 @@ void matmul(float *y, const float *x, const struct st_tensor *w, int T,
 void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *const *w,
 	      int T, int accumulate);
 
+/*
+ * How prefill (T >= 4) multiplies by weights that are not F32:
+ *  MM_COMPUTE_F32:  dequantize to f32 tiles, OpenBLAS sgemm (exact f32 sums
+ *                   of the stored weights times x).
+ *  MM_COMPUTE_BF16: x rounded to bf16 once per call, the weights as bf16
+ *                   (BF16 in place; F16/Q8_0/Q4_0 tiles rounded to bf16),
+ *                   products summed in float by kern_gemm_bf16 (vdpbf16ps
+ *                   on CPUs with avx512_bf16).  Less precise: x keeps 8
+ *                   bits of mantissa.
+ * F32 weights and decode (T < 4) are the same in both modes.
+ */
+enum mm_compute { MM_COMPUTE_F32 = 0, MM_COMPUTE_BF16 = 1 };
+
+/*
+ * What multiplies by a weight of type t, for decode (prefill == 0: fewer
+ * than 4 rows of x) or prefill in the given mode, as one short phrase
+ * written into buf (cap bytes, always terminated), e.g. "avx512 dequant
+ * to f32 tiles + OpenBLAS sgemm (SkylakeX core)".  Returns buf.
+ */
+char *matmul_path(enum st_dtype t, int prefill, enum mm_compute mode, char *buf, size_t cap);
+
+/* matmul_n with a compute mode (matmul_n is MM_COMPUTE_F32). */
+void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tensor *const *w,
+		   int T, int accumulate, enum mm_compute mode);
+
 /* Row r of an embedding-like tensor (ne = {d, n}) as floats into dst[d]. */
 void tensor_get_row(const struct st_tensor *t, int64_t r, float *dst);
 
-/* Name of the SIMD path picked at run time ("avx512", "avx2", "scalar"). */
+/* Name of the SIMD path picked at run time ("avx512bf16", "avx512", "avx2", "scalar"). */
 const char *matmul_simd_name(void);
+
+
+/*
+ * One line saying which kernels are in use: the SIMD path, OpenBLAS's
+ * version, core and thread count, and the pool's threads; for the
+ * provenance of stored results.  Returns buf.
+ */
+char *matmul_describe(char *buf, size_t cap);
+
+/* OpenBLAS's core (its name for the kernel set it loaded, "Haswell",
+ * "SkylakeX", "Prescott" ...) and its build configuration string; both
+ * owned by OpenBLAS. */
+const char *matmul_blas_core(void);
+const char *matmul_blas_config(void);
+
+/*
+ * Whether OpenBLAS runs a core weaker than this CPU supports (Debian
+ * 12's OpenBLAS 0.3.21 falls back to 'Prescott', SSE3 only, on CPUs it
+ * does not know, e.g. Sapphire Rapids: SGEMM at an eighth of the rate).
+ * Returns 0 if the running core is already the best one for this CPU;
+ * else writes the core to ask for (a value for OPENBLAS_CORETYPE, which
+ * OpenBLAS reads when it is loaded) into core and returns 2 when the
+ * running core is a pre-AVX2 one (several times slower), 1 when it is
+ * an AVX2 one on a CPU with AVX-512 (e.g. 'Haswell' on Zen 4).
+ */
+int matmul_blas_better_core(char *core, size_t cap);
 
 #endif

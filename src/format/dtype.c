@@ -20,6 +20,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/cpu.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define DTYPE_X86 1
@@ -217,11 +219,12 @@ static void f32_row_to_fp16_f16c(const float *s, uint8_t *d, int64_t n)
 	}
 }
 
-/* __builtin_cpu_supports reads a table libgcc fills before main: cheap,
- * and no cached flag to race on between threads. */
+/* cpuid and xgetbv, read once (base/cpu.c) */
 static int have_f16c(void)
 {
-	return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+	const struct cpu_features *f = cpu_features();
+
+	return f->f16c && f->avx;
 }
 #endif
 

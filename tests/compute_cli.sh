@@ -1,0 +1,50 @@
+#!/bin/sh
+# compute_cli: the bf16 prefill mode (STRATA_COMPUTE=bf16, bf16 x bf16
+# products summed in float) agrees with the f32 mode on stories260K
+# exported to BF16: perplexity within 1%, every cos score within 2e-3,
+# and the same first 4 sites to drop (highest cos) per method.  The f32
+# mode on the F32 original stays exactly on the golden file (cli.sh,
+# calib_cli.sh).
+. "$STRATA_SRCDIR/tests/tap.sh"
+S=$STRATA_BIN
+tmp="$STRATA_BUILDDIR/tests/tmp/compute_cli"
+rm -rf "$tmp" && mkdir -p "$tmp"
+unset STRATA_DB STRATA_COMPUTE
+
+json_num() { grep -o "\"$1\": *[-0-9.eE+]*" | head -1 | sed 's/.*: *//'; }
+# cos_lines: "site layer value" for every cos score in calibrate's JSON
+cos_lines() {
+	tr '{' '\n' | grep '"metric": *"cos"' |
+	sed -n 's/.*"layer": *\([0-9]*\).*"site": *"\([a-z]*\)".*"value": *\([-0-9.eE+]*\).*/\2 \1 \3/p'
+}
+# first4 SITE < lines: the 4 layers of SITE with the highest cos, in order
+first4() { awk -v s="$1" '$1 == s' | sort -k3,3gr -k2,2n | head -4 | awk '{ printf "%s ", $2 }'; }
+
+if need model models/stories260K/stories260K.gguf &&
+   need text data/text/tinystories-valid-1000.txt; then
+	"$S" export "$model" --out "$tmp/bf16.gguf" --dtype bf16 --no-store > /dev/null; rc=$?
+	is "$rc" 0 "export --dtype bf16 exits 0"
+
+	for m in f32 bf16; do
+		STRATA_COMPUTE=$m "$S" ppl "$tmp/bf16.gguf" "$text" --ctx 256 --max-tokens 4096 \
+			--format json > "$tmp/ppl-$m.json"
+		STRATA_COMPUTE=$m "$S" calibrate "$tmp/bf16.gguf" "$text" --db "$tmp/$m.db" \
+			--samples 16 --seq-len 128 --format json | cos_lines | sort > "$tmp/cos-$m"
+	done
+	a=$(json_num ppl < "$tmp/ppl-f32.json"); b=$(json_num ppl < "$tmp/ppl-bf16.json")
+	ok "ppl in bf16 mode ($b) within 1% of f32 mode ($a)" \
+		awk -v a="$a" -v b="$b" 'BEGIN { d = (b - a) / a; if (d < 0) d = -d; exit !(a > 0 && d <= 0.01) }'
+	ok "ppl differs at all (the bf16 path ran: $a vs $b)" test "$a" != "$b"
+	ok "calibrate gave cos scores" test -s "$tmp/cos-f32"
+	is "$(wc -l < "$tmp/cos-bf16" | tr -d ' ')" "$(wc -l < "$tmp/cos-f32" | tr -d ' ')" \
+		"as many cos scores in both modes"
+	paste "$tmp/cos-f32" "$tmp/cos-bf16" > "$tmp/pairs"
+	is "$(awk '$1 != $4 || $2 != $5' "$tmp/pairs" | wc -l | tr -d ' ')" 0 "the same sites in both modes"
+	worst=$(awk '{ d = $3 - $6; if (d < 0) d = -d; if (d > w) w = d } END { printf "%g", w + 0 }' "$tmp/pairs")
+	ok "every cos score within 2e-3 (worst $worst)" awk -v w="$worst" 'BEGIN { exit !(w != "" && w <= 2e-3) }'
+	for s in attn mlp block; do
+		is "$(first4 $s < "$tmp/cos-bf16")" "$(first4 $s < "$tmp/cos-f32")" \
+			"$s: the same first 4 sites to drop"
+	done
+fi
+done_testing
