@@ -24,6 +24,7 @@
 #include "app/provenance.h"
 #include "app/resolve.h"
 #include "compute/threads.h"
+#include "compute/forward.h"
 #include "tok/tokenizer.h"
 
 void app_measure_init(struct app_measure *ms, const struct app_env *env,
@@ -222,6 +223,16 @@ static void cache_put(struct app_measure *ms, const struct store_eval_key *k, do
 		unstored(ms, "result", &err);
 }
 
+/* A result is keyed by the precision that ran: bf16 prefill is marked in
+ * the settings (f32, the mode of every earlier result, is left implicit). */
+static void settings_compute(char *settings, size_t cap, const struct model *m)
+{
+	size_t n = strlen(settings);
+
+	if (!strcmp(fwd_compute_for(m), "bf16") && n < cap)
+		snprintf(settings + n, cap - n, ";compute=bf16");
+}
+
 static int eval_text(const struct model *m, const struct mask *mask, const char *t,
 		     const struct eval_spec *es, struct store_eval_key *k,
 		     struct app_measure *ms, struct store_metric *res, size_t *nres,
@@ -247,6 +258,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 			snprintf(sha + 2 * i, 3, "%02x", d[i]);
 	}
 	record_text_settings(settings, sizeof settings, es->ctx, es->max_tokens);
+	settings_compute(settings, sizeof settings, m);
 	k->settings = settings;
 	k->data_sha256 = sha;
 	if (cache_get(ms, k, out, n_out)) {
@@ -301,6 +313,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 		goto out;
 	record_choice_settings(settings, sizeof settings, es->ctx, es->limit, is_mmlu, es->shots,
 			       es->seed);
+	settings_compute(settings, sizeof settings, m);
 	k->settings = settings;
 	k->data_sha256 = sha;
 	if (cache_get(ms, k, out, n_out)) {
@@ -393,6 +406,7 @@ int app_bench(const struct model *m, const struct mask *mask,
 	else
 		mask_format(mask, maskbuf, sizeof maskbuf);
 	record_speed_settings(settings, sizeof settings, o, threads_get());
+	settings_compute(settings, sizeof settings, m);
 	k.model_id = ms ? ms->model_id : 0;
 	k.mask = maskbuf;
 	k.settings = settings;

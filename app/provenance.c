@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "compute/matmul.h"
 #include "compute/threads.h"
 
 void app_provenance(struct store_provenance *p)
@@ -46,10 +47,18 @@ void app_provenance(struct store_provenance *p)
 #endif
 		"";
 
+	static char full[1024];
+
 	if (!host[0] && gethostname(host, sizeof host - 1) < 0)
 		snprintf(host, sizeof host, "unknown");
+	if (!full[0]) {
+		/* the compiler, and the kernels and BLAS core this process runs */
+		char kern[512];
+
+		snprintf(full, sizeof full, "%s; %s", build, matmul_describe(kern, sizeof kern));
+	}
 	p->version = PACKAGE_VERSION;
-	p->build = build;
+	p->build = full;
 	p->host = host;
 	p->threads = threads_get();
 }

@@ -827,6 +827,10 @@ int main(void)
 	};
 	char label[64], out[64];
 
+	/* what an export keeps, compared in full precision (the default auto
+	 * mode would run the 16-bit copies in bf16) */
+	fwd_compute_default(FWD_COMPUTE_F32);
+
 	tmp = tap_tmpdir("test_export");
 	if (!tmp)
 		return 1;

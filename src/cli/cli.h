@@ -43,7 +43,7 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
  * opt is the getopt_long return value; returns 1 if handled, 0 if not
  * a common option, -1 on a bad value (already reported).
  */
-enum { OPT_THREADS = 1000, OPT_FORMAT, OPT_DB = 1100, OPT_KEEP_FIRST, OPT_KEEP_LAST };
+enum { OPT_THREADS = 1000, OPT_FORMAT, OPT_COMPUTE, OPT_DB = 1100, OPT_KEEP_FIRST, OPT_KEEP_LAST };
 int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts *co);
 /*
  * The next option of argv (getopt_long with shortopts and longopts) that
@@ -125,6 +125,7 @@ void record_free(struct record *r);
 /* getopt_long entries for the common options; end a table with them. */
 #define COMMON_LONGOPTS \
 	{"threads", required_argument, NULL, OPT_THREADS}, \
+	{"compute", required_argument, NULL, OPT_COMPUTE}, \
 	{"format", required_argument, NULL, OPT_FORMAT}, \
 	{"help", no_argument, NULL, 'h'}
 

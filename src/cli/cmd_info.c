@@ -11,6 +11,7 @@
 
 #include "base/cpu.h"
 #include "cli/cli.h"
+#include "compute/forward.h"
 #include "compute/kernels.h"
 #include "compute/matmul.h"
 #include "compute/threads.h"
@@ -51,7 +52,7 @@ static int info_system(const struct common_opts *co)
 	record_str(r, "openblas_core", matmul_blas_core());
 	record_str(r, "openblas_config", matmul_blas_config());
 	record_str(r, "openblas_coretype_env", getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "");
-	record_str(r, "compute", getenv("STRATA_COMPUTE") ? getenv("STRATA_COMPUTE") : "f32");
+	record_str(r, "compute", fwd_compute_default_name());
 	record_str(r, "compute_auto", kern_bf16_native() ? "bf16 for non-F32 weights" : "f32");
 	record_int(r, "threads", threads_get());
 	record_str(r, "kernels", matmul_describe(buf, sizeof buf));

@@ -6,6 +6,7 @@
  * always escaped correctly.
  */
 #include "cli/cli.h"
+#include "compute/forward.h"
 
 #include <getopt.h>
 #include <errno.h>
@@ -98,6 +99,17 @@ int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts
 			return -1;
 		}
 		return 1;
+	case OPT_COMPUTE: {
+		int mode = fwd_compute_parse(arg);
+
+		if (mode < 0) {
+			cli_usage(cmd, "--compute expects f32, bf16 or auto, got '%s'", arg);
+			return -1;
+		}
+		/* before any model runs: every forward state of the command */
+		fwd_compute_default((enum fwd_compute)mode);
+		return 1;
+	}
 	}
 	return 0;
 }
@@ -155,6 +167,9 @@ void cli_help(const char *text)
 	fputs("\ncommon options:\n"
 	      "  --threads N      worker threads (default: all cores)\n"
 	      "  --format F       text, csv, tsv or json (default: text)\n"
+	      "  --compute M      f32, bf16 or auto: precision of prefill matmuls of 16-bit\n"
+	      "                   and quantized weights (default auto: bf16 for those\n"
+	      "                   weights where the CPU has bf16 dot products, else f32)\n"
 	      "  -h, --help       this help\n", stdout);
 }
 

@@ -78,6 +78,8 @@ struct fwd_state {
 	enum mm_compute mm; /* prefill matmuls of non-F32 weights (fwd_set_compute) */
 };
 
+static enum fwd_compute default_compute(void);
+
 const char *site_name(enum site s)
 {
 	switch (s) {
@@ -176,14 +178,7 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 	s->m = m;
 	s->max_ctx = max_ctx;
 	s->max_batch = max_batch;
-	{ /* STRATA_COMPUTE=f32|bf16|auto: the initial fwd_set_compute mode */
-		const char *c = getenv("STRATA_COMPUTE");
-
-		if (c && !strcmp(c, "bf16"))
-			fwd_set_compute(s, FWD_COMPUTE_BF16);
-		else if (c && !strcmp(c, "auto"))
-			fwd_set_compute(s, FWD_COMPUTE_AUTO);
-	}
+	fwd_set_compute(s, default_compute());
 	s->d = hp->d_model;
 	s->hd = hp->head_dim;
 	s->n_head = hp->n_head;
@@ -747,23 +742,71 @@ int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
 	return rc;
 }
 
-int fwd_set_compute(struct fwd_state *s, enum fwd_compute mode)
+int fwd_compute_parse(const char *name)
 {
-	enum st_dtype t = model_main_dtype(s->m);
+	if (!name)
+		return -1;
+	if (!strcmp(name, "f32"))
+		return FWD_COMPUTE_F32;
+	if (!strcmp(name, "bf16"))
+		return FWD_COMPUTE_BF16;
+	if (!strcmp(name, "auto"))
+		return FWD_COMPUTE_AUTO;
+	return -1;
+}
 
+/* -1: not chosen yet (STRATA_COMPUTE, else auto, on first use) */
+static int compute_default = -1;
+
+static enum fwd_compute default_compute(void)
+{
+	if (compute_default < 0) {
+		int c = fwd_compute_parse(getenv("STRATA_COMPUTE"));
+
+		compute_default = c < 0 ? FWD_COMPUTE_AUTO : c;
+	}
+	return (enum fwd_compute)compute_default;
+}
+
+void fwd_compute_default(enum fwd_compute mode)
+{
+	compute_default = (int)mode;
+}
+
+/* the matmul mode of mode for m's weights */
+static enum mm_compute resolve(const struct model *m, enum fwd_compute mode)
+{
 	switch (mode) {
-	case FWD_COMPUTE_F32:
-		s->mm = MM_COMPUTE_F32;
-		return 0;
 	case FWD_COMPUTE_BF16:
-		s->mm = MM_COMPUTE_BF16;
-		return 0;
+		return MM_COMPUTE_BF16;
 	case FWD_COMPUTE_AUTO:
 		/* bf16 only where it is the faster path: native bf16 dot products */
-		s->mm = t != ST_F32 && kern_bf16_native() ? MM_COMPUTE_BF16 : MM_COMPUTE_F32;
-		return 0;
+		return model_main_dtype(m) != ST_F32 && kern_bf16_native() ? MM_COMPUTE_BF16
+									    : MM_COMPUTE_F32;
+	case FWD_COMPUTE_F32:
+		break;
 	}
-	return -1;
+	return MM_COMPUTE_F32;
+}
+
+const char *fwd_compute_default_name(void)
+{
+	static const char *const names[] = { "f32", "bf16", "auto" };
+
+	return names[default_compute()];
+}
+
+const char *fwd_compute_for(const struct model *m)
+{
+	return resolve(m, default_compute()) == MM_COMPUTE_BF16 ? "bf16" : "f32";
+}
+
+int fwd_set_compute(struct fwd_state *s, enum fwd_compute mode)
+{
+	if (mode != FWD_COMPUTE_F32 && mode != FWD_COMPUTE_BF16 && mode != FWD_COMPUTE_AUTO)
+		return -1;
+	s->mm = resolve(s->m, mode);
+	return 0;
 }
 
 enum fwd_compute fwd_get_compute(const struct fwd_state *s)

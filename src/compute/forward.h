@@ -93,11 +93,21 @@ int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
  *                    summed in f32 (vdpbf16ps where the CPU has avx512_bf16).
  *  FWD_COMPUTE_AUTO  bf16 for non-F32 weights on CPUs with native bf16
  *                    dot products, f32 otherwise.
- * fwd_new starts in the mode STRATA_COMPUTE=f32|bf16|auto names (f32 when
- * unset).  Returns 0, or -1 for an unknown mode.  Not while fwd_eval runs.
+ * fwd_new starts in the process's default mode: the last fwd_compute_default
+ * (a face's --compute), else what STRATA_COMPUTE=f32|bf16|auto names, else
+ * auto.  Returns 0, or -1 for an unknown mode.  Not while fwd_eval runs.
  */
 enum fwd_compute { FWD_COMPUTE_F32 = 0, FWD_COMPUTE_BF16 = 1, FWD_COMPUTE_AUTO = 2 };
 int fwd_set_compute(struct fwd_state *s, enum fwd_compute mode);
+/* "f32", "bf16", "auto" -> the mode; -1 for anything else. */
+int fwd_compute_parse(const char *name);
+/* Set the mode later fwd_new calls start in (not while a pass runs). */
+void fwd_compute_default(enum fwd_compute mode);
+/* The default mode's name: "f32", "bf16" or "auto". */
+const char *fwd_compute_default_name(void);
+/* The mode a new state of m runs in, resolved: "f32" or "bf16" (for
+ * cache keys and provenance: a result is keyed by what actually ran). */
+const char *fwd_compute_for(const struct model *m);
 /* The mode in effect (AUTO resolved to F32 or BF16). */
 enum fwd_compute fwd_get_compute(const struct fwd_state *s);
 
