@@ -307,7 +307,10 @@ static void ang_map(struct tui *t, WINDOW *w)
 			v = ang_value(t, l, n);
 			if (isnan(v) && l + n > L)
 				continue;
-			snprintf(buf, sizeof buf, cw >= 5 && isfinite(v) ? "%.3f" : "", v);
+			if (cw >= 5 && isfinite(v))
+				snprintf(buf, sizeof buf, "%.3f", v);
+			else
+				buf[0] = '\0';
 			colour_cell(w, 3 + r, LABEL_W + c * (cw + 1), cw, colour_step(v, lo, hi), buf,
 				    l == h->layer && n == h->acol, 0);
 		}
