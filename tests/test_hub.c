@@ -35,7 +35,7 @@ static int start_server(const char *token)
 			       "test/badsha-stories", "test/nohash-stories", "test/negsize-stories",
 			       "test/long-stories", "test/otherhost-stories"};
 	char *args[20];
-	int i, k = 0;
+	int i, na = 0;
 
 	snprintf(bin, sizeof bin, "%s/tests/hub_server", b && *b ? b : ".");
 	snprintf(portfile, sizeof portfile, "%s/ports", tmp);
@@ -46,16 +46,16 @@ static int start_server(const char *token)
 	/* the dataset repo serves one small file */
 	snprintf(repos[5], sizeof repos[5], "datasets/test/data=%s/dsrc", tmp);
 	snprintf(tokarg, sizeof tokarg, "%s", token);
-	args[k++] = bin;
-	args[k++] = (char *)"--port-file";
-	args[k++] = portfile;
-	args[k++] = (char *)"--log";
-	args[k++] = logpath;
-	args[k++] = (char *)"--token";
-	args[k++] = tokarg;
+	args[na++] = bin;
+	args[na++] = (char *)"--port-file";
+	args[na++] = portfile;
+	args[na++] = (char *)"--log";
+	args[na++] = logpath;
+	args[na++] = (char *)"--token";
+	args[na++] = tokarg;
 	for (i = 0; i < 11; i++)
-		args[k++] = repos[i];
-	args[k] = NULL;
+		args[na++] = repos[i];
+	args[na] = NULL;
 	server = fork();
 	if (server == 0) {
 		execv(bin, args);
