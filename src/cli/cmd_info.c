@@ -14,7 +14,8 @@
 
 static const char help[] =
 	"usage: strata info [MODEL] [options]\n"
-	"Describe MODEL (default: $STRATA_MODEL or the shared stories260K GGUF).\n";
+	"Describe MODEL (default: $STRATA_MODEL or the shared stories260K GGUF).\n"
+	"  --check            also read every weight: exit 1 at a NaN or Inf\n";
 
 static const char *rope_scaling_name(int t)
 {
@@ -33,13 +34,14 @@ static double short_decimal(float f)
 
 int cmd_info(int argc, char **argv)
 {
-	static const struct option longopts[] = {COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
+	static const struct option longopts[] = {
+		{"check", no_argument, NULL, 'k'}, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT};
 	const struct model_hparams *hp;
 	struct record *r;
 	struct model *m;
 	const char *path;
-	int c;
+	int c, check = 0;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		int h = cli_common_opt("info", c, optarg, &co);
@@ -48,6 +50,10 @@ int cmd_info(int argc, char **argv)
 			return EXIT_USAGE;
 		if (h)
 			continue;
+		if (c == 'k') {
+			check = 1;
+			continue;
+		}
 		if (c == 'h') {
 			cli_help(help);
 			return EXIT_OK;
@@ -94,6 +100,19 @@ int cmd_info(int argc, char **argv)
 		record_int(r, "eos", tok_eos(m->tok));
 	} else {
 		record_str(r, "tokenizer", "none");
+	}
+	if (check) {
+		struct st_err err = {0};
+		int bad = model_check_finite(m, &err) < 0;
+
+		record_str(r, "weights", bad ? "NOT finite" : "all finite");
+		if (bad) {
+			record_print(r, co.format, stdout);
+			record_free(r);
+			cli_error("%s: %s", path, err.msg);
+			model_free(m);
+			return EXIT_ERR;
+		}
 	}
 	record_print(r, co.format, stdout);
 	record_free(r);

@@ -40,6 +40,54 @@ static double token_nll(const float *logits, int n, int target)
 	return log(sum) + mx - (double)logits[target];
 }
 
+/* ---- non-finite activations ---- */
+
+struct nf_obs {
+	int layer;
+	enum site site;
+};
+
+static void nf_site(void *ud, int layer, enum site s, const float *x_in, const float *x_out,
+		    int T, int d_model)
+{
+	struct nf_obs *o = ud;
+	size_t i, n = (size_t)T * (size_t)d_model;
+	float acc = 0;
+
+	(void)x_in;
+	if (o->layer >= 0)
+		return;
+	for (i = 0; i < n; i++)
+		acc += x_out[i] * 0.0f; /* NaN for any NaN or Inf, else 0 */
+	if (acc != 0 || isnan(acc)) {
+		o->layer = layer;
+		o->site = s;
+	}
+}
+
+int eval_nonfinite_error(struct fwd_state *fs, const int32_t *in, size_t n_in, int batch,
+			 const char *what, struct st_err *err)
+{
+	struct nf_obs o = {-1, SITE_ATTN};
+	struct observer ob = {&o, nf_site};
+	struct st_err e2 = {0};
+	size_t p;
+
+	fwd_reset(fs);
+	for (p = 0; p < n_in && o.layer < 0; p += (size_t)batch) {
+		int nb = n_in - p < (size_t)batch ? (int)(n_in - p) : batch;
+
+		if (fwd_eval(fs, in + p, nb, NULL, 0, &ob, &e2) < 0)
+			break;
+	}
+	if (o.layer >= 0)
+		return st_errf(err, ST_EFORMAT, "%s: non-finite activations (NaN or Inf), first "
+			       "at layer %d %s: the model's weights are broken (strata info --check "
+			       "scans them)", what, o.layer, site_name(o.site));
+	return st_errf(err, ST_EFORMAT, "%s: non-finite logits (NaN or Inf): the model's "
+		       "output weights are broken (strata info --check scans them)", what);
+}
+
 int eval_ppl(const struct model *m, const struct mask *mask,
 	     const int32_t *tokens, size_t n_tokens, int ctx,
 	     struct ppl_result *out, st_progress_fn progress, void *ud,
@@ -109,6 +157,11 @@ int eval_ppl(const struct model *m, const struct mask *mask,
 				double nll = token_nll(logits + (size_t)j * n_vocab, n_vocab,
 						       tokens[first + p + (size_t)j]);
 
+				if (!isfinite(nll)) {
+					rc = eval_nonfinite_error(fs, in, p + (size_t)nb, batch, "ppl",
+								  err);
+					goto done;
+				}
 				sum += nll;
 				sumsq += nll * nll;
 			}

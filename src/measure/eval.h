@@ -23,6 +23,18 @@ struct ppl_result {
 	double nll_stderr; /* standard error of the mean NLL over tokens */
 };
 
+struct fwd_state;
+
+/*
+ * After a non-finite score: run in[0..n_in) again through fs (reset
+ * first), batch tokens at a time, with an observer, and return
+ * ST_EFORMAT naming the first layer and site whose output holds a NaN or
+ * Inf ("what: non-finite activations (NaN or Inf), first at layer 3
+ * mlp: ..."), or the logits when every site was finite.
+ */
+int eval_nonfinite_error(struct fwd_state *fs, const int32_t *in, size_t n_in, int batch,
+			 const char *what, struct st_err *err);
+
 int eval_ppl(const struct model *m, const struct mask *mask,
 	     const int32_t *tokens, size_t n_tokens, int ctx,
 	     struct ppl_result *out, st_progress_fn progress, void *ud,

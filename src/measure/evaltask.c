@@ -64,7 +64,7 @@ static double kl_token(const float *p, const float *q, int n, int *agree)
 		kl += exp(a) * (a - b);
 	}
 	*agree = ap == aq;
-	return kl > 0 ? kl : 0;
+	return kl > 0 || isnan(kl) ? kl : 0; /* NaN is reported, not hidden */
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -149,6 +149,11 @@ int eval_kl(const struct model *m, const struct mask *mask,
 				double kl = kl_token(lb + (size_t)j * n_vocab,
 						     lm + (size_t)j * n_vocab, n_vocab, &a);
 
+				if (!isfinite(kl)) {
+					rc = eval_nonfinite_error(fb, in, p + (size_t)nb, batch, "kl",
+								  err);
+					goto done;
+				}
 				kls[scored++] = kl;
 				sum += kl;
 				sumsq += kl * kl;
