@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "format/gguf.h"
 #include "model/model.h"
@@ -597,6 +598,29 @@ static void test_hf_config(void)
 	rc = model_load(d, NULL, &m, &err);
 	ok(rc == ST_EFORMAT && !m, "duplicate key in config.json rejected");
 	has_str(err.msg, "dupkey/config.json: invalid JSON", "duplicate key: names the file");
+
+	/* config.json that cannot be read as a file: each says why */
+	d = hf_dir("cfgdir", "{}");
+	snprintf(p, sizeof p, "%s/config.json", d);
+	unlink(p);
+	mkdir(p, 0755);
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EIO && !m, "config.json a directory: refused");
+	has_str(err.msg, "cfgdir/config.json': it is a directory", "and said so");
+	d = hf_dir("cfgloop", "{}");
+	snprintf(p, sizeof p, "%s/config.json", d);
+	unlink(p);
+	ok(symlink("config.json", p) == 0, "a symlink loop");
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EIO && !m, "config.json a symlink loop: refused");
+	has_str(err.msg, "Too many levels of symbolic links", "with the system's reason");
+	d = hf_dir("cfgfifo", "{}");
+	snprintf(p, sizeof p, "%s/config.json", d);
+	unlink(p);
+	ok(mkfifo(p, 0644) == 0, "a FIFO");
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EIO && !m, "config.json a FIFO: refused without blocking");
+	has_str(err.msg, "it is a FIFO", "and said so");
 
 	d = hf_dir("yarn", tiny_config("llama", ", \"rope_scaling\": {\"rope_type\": \"yarn\", "
 				       "\"factor\": 4.0}"));
