@@ -504,6 +504,34 @@ static void test_synthetic(void)
 			tok_free(t);
 		}
 		gguf_close(g);
+		/* BOS 262 of 262 tokens: an error; 0xffffffff: llama.cpp's "none" */
+		for (int k = 0; k < 2; k++) {
+			w = gguf_writer_new(path, &err);
+			if (!w)
+				break;
+			gguf_writer_add_str(w, "general.architecture", "llama");
+			gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2");
+			gguf_writer_add_str(w, "tokenizer.ggml.pre", "llama-bpe");
+			gguf_writer_add_arr(w, "tokenizer.ggml.tokens", GGUF_STRING, toks, 262);
+			gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_I32, types, 262);
+			gguf_writer_add_arr(w, "tokenizer.ggml.merges", GGUF_STRING, merges, 5);
+			gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", k ? 0xffffffffu : 262);
+			gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", 261);
+			if (gguf_writer_begin_data(w, &err) || gguf_writer_finish(w, &err))
+				diag("gguf write: %s", err.msg);
+			gguf_writer_free(w);
+			g = gguf_open(path, &err);
+			t = g ? tok_from_gguf(g, &err) : NULL;
+			if (k == 0) {
+				ok(t == NULL, "a BOS id past the vocabulary is refused");
+				has_str(err.msg, "tokenizer.ggml.bos_token_id = 262 is outside the "
+					"vocabulary (262 tokens)", "named, with the id");
+			} else {
+				ok(t && tok_bos(t) < 0, "0xffffffff means no BOS");
+			}
+			tok_free(t);
+			gguf_close(g);
+		}
 	}
 }
 
