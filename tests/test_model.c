@@ -641,6 +641,25 @@ static void test_hf_config(void)
 	ok(rc == ST_EIO && !m, "directory without safetensors rejected");
 	has_str(err.msg, "no model.safetensors", "no weights: message");
 
+	/* a tokenizer.json with ids past vocab_size (10) is refused */
+	d = hf_dir("bigvocab", tiny_config("llama", ""));
+	snprintf(p, sizeof p, "%s/model.safetensors", d);
+	write_tiny_st(p, s, 0, n);
+	snprintf(p, sizeof p, "%s/tokenizer.json", d);
+	write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"<unk>\": 0, \"a\": 1, "
+		   "\"b\": 11}, \"merges\": []}}");
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EFORMAT && !m, "tokenizer ids past the model's vocabulary: refused");
+	has_str(err.msg, "token ids go up to 11 but the model's vocabulary (config.json vocab_size) "
+		"has 10", "and said so");
+	/* model.safetensors a FIFO: refused, not read */
+	d = hf_dir("fifo_st", tiny_config("llama", ""));
+	snprintf(p, sizeof p, "%s/model.safetensors", d);
+	ok(mkfifo(p, 0644) == 0, "a FIFO for model.safetensors");
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EIO && !m, "model.safetensors a FIFO: refused");
+	has_str(err.msg, "fifo_st/model.safetensors': it is a FIFO", "and said so");
+
 	/* a tied llama loads; the missing lm_head is fine */
 	d = hf_dir("tiny_llama", tiny_config("llama", ", \"rope_scaling\": {\"rope_type\": "
 					     "\"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, "
