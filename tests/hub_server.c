@@ -18,6 +18,11 @@
  *   *flaky*    the first GET of each file's content answers 500
  *   *cut*      the first GET of each file's content stops at half
  *   *corrupt*  the first GET of each file's content has one byte flipped
+ *   *badsha*   the listing's lfs.sha256 is "abc"
+ *   *nohash*   the listing has no blobId and no lfs; the ETag is "x1"
+ *   *negsize*  the listing's sizes are -1
+ *   *long*     content is followed by 1 MiB more than the listing's size
+ *   *otherhost* the resolve URL of an LFS file redirects to "//HOST:CDN/..."
  *
  * It writes "ENDPOINT_PORT CDN_PORT\n" to F once listening and appends
  * one line per request to L:
@@ -277,6 +282,19 @@ static void send_content(int fd, const char *port, const struct req *q, struct r
 		status = 206;
 	}
 	n = f->len - from;
+	if (strstr(r->id, "long") && !head) {
+		/* more than declared: the whole body counted in Content-Length */
+		char *big = calloc(1, n + (1 << 20));
+
+		memcpy(big, f->data + from, n);
+		snprintf(h, sizeof h, "HTTP/1.1 200 X\r\nContent-Length: %zu\r\nConnection: close\r\n"
+			 "%s\r\n", n + (1 << 20), extra ? extra : "");
+		logline(port, q, key, 200, n + (1 << 20));
+		send_all(fd, h, strlen(h));
+		send_all(fd, big, n + (1 << 20));
+		free(big);
+		return;
+	}
 	snprintf(h, sizeof h, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nAccept-Ranges: bytes\r\n"
 		 "Connection: close\r\n%s", status, n, extra ? extra : "");
 	if (status == 206)
@@ -341,12 +359,20 @@ static void api(int fd, const struct req *q, struct repo *r, const char *rest)
 	for (int i = 0; i < r->n; i++) {
 		struct sfile *f = &r->files[i];
 
+		long long size = strstr(r->id, "negsize") ? -1 : (long long)f->len;
+
 		json_escape(name, sizeof name, f->name);
-		n += (size_t)snprintf(body + n, cap - n, "%s{\"rfilename\": \"%s\", \"size\": %zu, "
-				      "\"blobId\": \"%s\"", i ? ", " : "", name, f->len, f->blob);
+		if (strstr(r->id, "nohash")) {
+			n += (size_t)snprintf(body + n, cap - n, "%s{\"rfilename\": \"%s\", \"size\": "
+					      "%lld}", i ? ", " : "", name, size);
+			continue;
+		}
+		n += (size_t)snprintf(body + n, cap - n, "%s{\"rfilename\": \"%s\", \"size\": %lld, "
+				      "\"blobId\": \"%s\"", i ? ", " : "", name, size, f->blob);
 		if (f->lfs)
 			n += (size_t)snprintf(body + n, cap - n, ", \"lfs\": {\"sha256\": \"%s\", "
-					      "\"size\": %zu, \"pointerSize\": 134}", f->sha256, f->len);
+					      "\"size\": %lld, \"pointerSize\": 134}",
+					      strstr(r->id, "badsha") ? "abc" : f->sha256, size);
 		n += (size_t)snprintf(body + n, cap - n, "}");
 	}
 	snprintf(body + n, cap - n, "]}");
@@ -378,15 +404,17 @@ static void resolve(int fd, const struct req *q, struct repo *r, const char *res
 		simple(fd, "api", q, key, 404, "X-Error-Code: EntryNotFound\r\n", "{}");
 		return;
 	}
-	if (f->lfs) {
-		snprintf(extra, sizeof extra, "Location: http://127.0.0.1:%d/cdn/%s%s/%s\r\n"
+	if (f->lfs && !strstr(r->id, "nohash")) {
+		snprintf(extra, sizeof extra, "Location: %s127.0.0.1:%d/cdn/%s%s/%s\r\n"
 			 "ETag: W/\"%s\"\r\nX-Linked-Etag: \"%s\"\r\nX-Linked-Size: %zu\r\n"
-			 "X-Repo-Commit: %s\r\n", cdn_port, r->dataset ? "datasets/" : "", r->id,
+			 "X-Repo-Commit: %s\r\n", strstr(r->id, "otherhost") ? "//" : "http://",
+			 cdn_port, r->dataset ? "datasets/" : "", r->id,
 			 f->name, f->blob, f->sha256, f->len, r->commit);
 		simple(fd, "api", q, key, 302, extra, "");
 		return;
 	}
-	snprintf(extra, sizeof extra, "ETag: \"%s\"\r\nX-Repo-Commit: %s\r\n", f->blob, r->commit);
+	snprintf(extra, sizeof extra, "ETag: \"%s\"\r\nX-Repo-Commit: %s\r\n",
+		 strstr(r->id, "nohash") ? "x1" : f->blob, r->commit);
 	send_content(fd, "api", q, r, f, extra);
 }
 

@@ -7,6 +7,9 @@
  * input rejected with the file and line named.
  */
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "method/dataset.h"
@@ -266,7 +269,14 @@ static void test_errors(const struct model *m)
 		   "{\"text\": \"The cat sat.\"}\n"
 		   "{\"text\": \"A dog ran.\"\n");
 	rc = dataset_load(m, path_of("bad.jsonl"), &o, &d, &err);
-	is_int(rc, ST_EFORMAT, "bad JSON line rejected (even past the samples needed)");
+	is_int(rc, 0, "a bad line past the tokens asked for is not read: %s", err.msg);
+	if (d)
+		is_int(d->n_docs, 1, "only line 1 was needed");
+	dataset_free(d);
+	d = NULL;
+	o.samples = 100;
+	rc = dataset_load(m, path_of("bad.jsonl"), &o, &d, &err);
+	is_int(rc, ST_EFORMAT, "bad JSON line rejected once it is reached");
 	has_str(err.msg, "bad.jsonl: line 3: bad JSON", "message names file and line");
 	ok(d == NULL, "no dataset on error");
 
@@ -326,6 +336,156 @@ static void test_errors(const struct model *m)
 	has_str(err.msg, "absent.jsonl", "named");
 }
 
+/* A gzip file of `total` bytes: head once, then `unit` repeated (a bomb
+ * when unit repeats well: 256 MiB of one byte is about 250 KB). */
+static int write_bomb(const char *name, const char *head, const char *unit, size_t total)
+{
+	FILE *f = fopen(path_of(name), "wb");
+	static unsigned char in[1 << 16], out[1 << 16];
+	size_t ul = strlen(unit), hl = strlen(head), done = 0, i;
+	z_stream zs;
+	int flush;
+
+	if (!f)
+		return -1;
+	for (i = 0; i < sizeof in; i++)
+		in[i] = (unsigned char)unit[i % ul];
+	memset(&zs, 0, sizeof zs);
+	if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+		fclose(f);
+		return -1;
+	}
+	zs.next_in = (Bytef *)head;
+	zs.avail_in = (uInt)hl;
+	done = hl;
+	do {
+		size_t piece = sizeof in - sizeof in % ul;
+
+		if (zs.avail_in == 0) {
+			if (piece > total - done)
+				piece = total - done;
+			zs.next_in = in;
+			zs.avail_in = (uInt)piece;
+			done += piece;
+		}
+		flush = done >= total ? Z_FINISH : Z_NO_FLUSH;
+		do {
+			zs.next_out = out;
+			zs.avail_out = sizeof out;
+			deflate(&zs, flush);
+			fwrite(out, 1, sizeof out - zs.avail_out, f);
+		} while (zs.avail_out == 0);
+	} while (flush != Z_FINISH);
+	deflateEnd(&zs);
+	return fclose(f);
+}
+
+/* Load in a child; its exit status is the error code (negated), its
+ * message is written to msg; returns the child's peak RSS in MiB. */
+static long load_in_child(const struct model *m, const char *path, int samples, int seq_len,
+			  int *code, char *msg, size_t msg_size)
+{
+	int fds[2], status = 0;
+	struct rusage ru;
+	pid_t pid;
+	ssize_t got;
+
+	*code = 99;
+	msg[0] = 0;
+	if (pipe(fds))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		struct dataset_opts o = { 0 };
+		struct dataset *d = NULL;
+		struct st_err err = { 0 };
+		int rc;
+
+		close(fds[0]);
+		o.samples = samples;
+		o.seq_len = seq_len;
+		rc = dataset_load(m, path, &o, &d, &err);
+		if (write(fds[1], err.msg, strlen(err.msg) + 1) < 0)
+			_exit(98);
+		_exit(-rc);
+	}
+	close(fds[1]);
+	got = read(fds[0], msg, msg_size - 1);
+	msg[got > 0 ? got : 0] = 0;
+	close(fds[0]);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	*code = -WEXITSTATUS(status);
+	if (getrusage(RUSAGE_CHILDREN, &ru))
+		return -1;
+	return ru.ru_maxrss / 1024; /* peak of all children so far: KiB on Linux */
+}
+
+static void test_hostile(const struct model *m)
+{
+	char msg[1024];
+	int code;
+	long rss;
+
+	/* 512 MiB of one line from 500 KB: refused at the document cap */
+	ok(write_bomb("bomb.txt.gz", "", "a", (size_t)512 << 20) == 0, "wrote a gzip bomb");
+	rss = load_in_child(m, path_of("bomb.txt.gz"), 4, 64, &code, msg, sizeof msg);
+	is_int(code, ST_EFORMAT, "a one-document bomb is refused");
+	has_str(msg, "bomb.txt.gz': a document (no <|endoftext|> marker) is larger than 64 MiB once decompressed",
+		"the message names the file and the cap");
+	ok(rss > 0 && rss < 200, "memory stays bounded: peak %ld MiB for 512 MiB of data", rss);
+
+	/* 1 GiB of short JSON lines: only the first few are read */
+	ok(write_bomb("bomb.jsonl.gz", "", "{\"text\": \"Once upon a time, there was a dog.\"}\n",
+		      (size_t)1 << 30) == 0, "wrote a 1 GiB JSON Lines bomb");
+	rss = load_in_child(m, path_of("bomb.jsonl.gz"), 4, 64, &code, msg, sizeof msg);
+	is_int(code, 0, "4 x 64 tokens from a 1 GiB stream: %s", msg);
+	ok(rss > 0 && rss < 200, "memory bounded by the request: peak %ld MiB", rss);
+
+	/* one 100 MB line, not compressed */
+	{
+		FILE *f = fopen(path_of("long.jsonl"), "wb");
+		static char a[1 << 16];
+		int i;
+
+		memset(a, 'a', sizeof a);
+		if (f) {
+			fputs("{\"text\": \"", f);
+			for (i = 0; i < 1600; i++)
+				fwrite(a, 1, sizeof a, f);
+			fputs("\"}\n", f);
+			fclose(f);
+		}
+		rss = load_in_child(m, path_of("long.jsonl"), 4, 64, &code, msg, sizeof msg);
+		is_int(code, ST_EFORMAT, "a 100 MB line is refused");
+		has_str(msg, "long.jsonl': line 1 is larger than 64 MiB", "named, with the line");
+		ok(rss > 0 && rss < 200, "without reading it all: peak %ld MiB", rss);
+	}
+
+	/* "\u0000" inside a document: the bytes are kept, not cut there */
+	{
+		struct dataset_opts o = { 0 };
+		struct dataset *d = NULL;
+		struct st_err err = { 0 };
+		int32_t *ids = NULL;
+		size_t n = 0, k;
+		int same = 1;
+
+		write_file("nul.jsonl", "{\"text\": \"The cat\\u0000 sat on the mat.\"}\n");
+		o.samples = 1;
+		o.seq_len = 4;
+		is_int(dataset_load(m, path_of("nul.jsonl"), &o, &d, &err), 0, "\\u0000: %s", err.msg);
+		if (d && tok_encode(m->tok, "The cat\0 sat on the mat.", 24, 0, &ids, &n, &err) == 0) {
+			is_int(d->stream_tokens, n + 1, "all 24 bytes tokenized (%zu tokens)", n);
+			for (k = 0; k < 4 && k < n; k++)
+				same &= d->tokens[k] == ids[k];
+			ok(same, "the tokens of the bytes as written");
+		}
+		free(ids);
+		dataset_free(d);
+	}
+}
+
 static void test_real(const struct model *m)
 {
 	const char *path = tap_shared("data/text/tinystories-valid-1000.txt");
@@ -376,6 +536,7 @@ int main(void)
 	if (mp && model_load(mp, NULL, &m, &err) == 0) {
 		test_formats(m);
 		test_errors(m);
+		test_hostile(m);
 		test_real(m);
 	} else if (mp) {
 		ok(0, "load %s: %s", mp, err.msg);

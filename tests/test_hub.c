@@ -28,24 +28,37 @@ static pid_t server;
 
 static int start_server(const char *token)
 {
-	char bin[4096], portfile[4200], repos[6][4300];
+	char bin[4096], portfile[4200], repos[11][4300], tokarg[1024];
 	const char *b = getenv("STRATA_BUILDDIR");
 	const char *names[] = {"test/stories260K", "test/gated-stories", "test/flaky-stories",
-			       "test/cut-stories", "test/corrupt-stories", "datasets/test/data"};
-	int i;
+			       "test/cut-stories", "test/corrupt-stories", "datasets/test/data",
+			       "test/badsha-stories", "test/nohash-stories", "test/negsize-stories",
+			       "test/long-stories", "test/otherhost-stories"};
+	char *args[20];
+	int i, na = 0;
 
 	snprintf(bin, sizeof bin, "%s/tests/hub_server", b && *b ? b : ".");
 	snprintf(portfile, sizeof portfile, "%s/ports", tmp);
 	snprintf(logpath, sizeof logpath, "%s/server.log", tmp);
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < 11; i++)
 		snprintf(repos[i], sizeof repos[i], "%s=%s", names[i],
-			 i < 5 ? shared_hf : tmp);
+			 i != 5 ? shared_hf : tmp);
 	/* the dataset repo serves one small file */
 	snprintf(repos[5], sizeof repos[5], "datasets/test/data=%s/dsrc", tmp);
+	snprintf(tokarg, sizeof tokarg, "%s", token);
+	args[na++] = bin;
+	args[na++] = (char *)"--port-file";
+	args[na++] = portfile;
+	args[na++] = (char *)"--log";
+	args[na++] = logpath;
+	args[na++] = (char *)"--token";
+	args[na++] = tokarg;
+	for (i = 0; i < 11; i++)
+		args[na++] = repos[i];
+	args[na] = NULL;
 	server = fork();
 	if (server == 0) {
-		execl(bin, bin, "--port-file", portfile, "--log", logpath, "--token", token,
-		      repos[0], repos[1], repos[2], repos[3], repos[4], repos[5], (char *)NULL);
+		execv(bin, args);
 		_exit(127);
 	}
 	for (i = 0; i < 200; i++) {
@@ -451,6 +464,71 @@ static void test_faults(void)
 	}
 }
 
+/* Listings and answers that must not let unchecked bytes in. */
+static void test_hostile(void)
+{
+	struct hub_opts o;
+	struct st_err err = {0};
+	char snap[8192], p[8400], src[8400], blobs[4400];
+	int e;
+
+	opts(&o, "cache-badsha");
+	e = hub_pull(&o, HUB_MODEL, "test/badsha-stories", NULL, NULL, snap, sizeof snap, &err);
+	is_int(e, HUB_EVERIFY, "lfs.sha256 'abc' is refused");
+	has_str(err.msg, "'model.safetensors': lfs.sha256 'abc' is not a sha256", "and named");
+
+	opts(&o, "cache-nohash");
+	e = hub_pull(&o, HUB_MODEL, "test/nohash-stories", NULL, NULL, snap, sizeof snap, &err);
+	is_int(e, HUB_EVERIFY, "no hash in the listing and ETag 'x1': refused");
+	has_str(err.msg, "no hash to check", "says why");
+	has_str(err.msg, "--no-verify", "and what to do");
+	snprintf(blobs, sizeof blobs, "%s/cache-nohash/models--test--nohash-stories/blobs/x1", tmp);
+	ok(access(blobs, F_OK) != 0, "nothing was written to the cache");
+	o.no_verify = 1;
+	{
+		/* one file: this stand-in gives every file the same ETag */
+		const char *only[] = {"config.json"};
+		struct hub_filter f = {only, 1, NULL, 0};
+
+		e = hub_pull(&o, HUB_MODEL, "test/nohash-stories", NULL, &f, snap, sizeof snap, &err);
+	}
+	is_int(e, 1, "with no_verify the file is taken: %s", e < 0 ? err.msg : "");
+	snprintf(p, sizeof p, "%s/config.json", snap);
+	snprintf(src, sizeof src, "%s/config.json", shared_hf);
+	ok(same_bytes(p, src), "and are the right bytes");
+
+	opts(&o, "cache-negsize");
+	e = hub_pull(&o, HUB_MODEL, "test/negsize-stories", NULL, NULL, snap, sizeof snap, &err);
+	is_int(e, ST_EFORMAT, "a listing size of -1 is refused");
+	has_str(err.msg, "invalid size", "as an invalid size");
+	ok(!strstr(err.msg, "disk full"), "not as a full disk");
+
+	opts(&o, "cache-long");
+	e = hub_fetch(&o, HUB_MODEL, "test/long-stories", NULL, "model.safetensors", p, sizeof p,
+		      &err);
+	is_int(e, HUB_EVERIFY, "a body longer than the declared size is refused");
+	has_str(err.msg, "more than the 1044984 bytes", "says so");
+	{
+		char cmd[8400];
+
+		snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s/cache-long/models--test--long-stories/"
+			 "blobs' 2>/dev/null)\"", tmp);
+		ok(system(cmd) == 0, "no partial file is left");
+	}
+
+	/* "//host:port/..." is another host: the HEAD does not follow it */
+	opts(&o, "cache-otherhost");
+	snprintf(o.token, sizeof o.token, "tok-secret");
+	e = hub_fetch(&o, HUB_MODEL, "test/otherhost-stories", NULL, "model.safetensors", p,
+		      sizeof p, &err);
+	is_int(e, 0, "a file behind a //host redirect: %s", e < 0 ? err.msg : "");
+	is_int(log_count("cdn HEAD test/otherhost-stories/", NULL), 0,
+	       "the metadata request did not follow //host as a relative path");
+	is_int(log_count("cdn GET test/otherhost-stories/", "auth=1"), 0,
+	       "the token did not go to the other host");
+	is_int(log_count("cdn GET test/otherhost-stories/", "auth=0"), 1, "the download did");
+}
+
 static void test_auth_errors(void)
 {
 	struct hub_opts o;
@@ -499,6 +577,24 @@ static void test_auth_errors(void)
 	is_int(e, HUB_ENET, "no server: HUB_ENET");
 	has_str(err.msg, "cannot reach http://127.0.0.1:1", "names the endpoint");
 	has_str(err.msg, "HF_HUB_OFFLINE", "suggests offline mode");
+
+	/* a name that does not resolve (RFC 6761 .invalid): no retries */
+	{
+		struct timespec t0, t1;
+
+		snprintf(o.endpoint, sizeof o.endpoint, "http://nosuch-host.invalid");
+		o.retries = 5;
+		o.backoff_s = 1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		e = hub_fetch(&o, HUB_MODEL, "test/stories260K", "main", "x.json", path, sizeof path,
+			      &err);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		is_int(e, HUB_ENET, "unresolvable host: HUB_ENET");
+		has_str(err.msg, "after 1 attempt:", "one attempt only: %s", err.msg);
+		has_str(err.msg, "HF_HUB_OFFLINE", "suggests offline mode");
+		ok(t1.tv_sec - t0.tv_sec < 1 + 10, "without the retry delays (%lds)",
+		   (long)(t1.tv_sec - t0.tv_sec));
+	}
 }
 
 static void test_offline_and_foreign(void)
@@ -641,6 +737,7 @@ int main(void)
 		return tap_done();
 	test_download();
 	test_faults();
+	test_hostile();
 	test_auth_errors();
 	test_offline_and_foreign();
 	test_dataset_cancel();

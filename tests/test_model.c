@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "format/gguf.h"
 #include "model/model.h"
@@ -598,6 +599,29 @@ static void test_hf_config(void)
 	ok(rc == ST_EFORMAT && !m, "duplicate key in config.json rejected");
 	has_str(err.msg, "dupkey/config.json: invalid JSON", "duplicate key: names the file");
 
+	/* config.json that cannot be read as a file: each says why */
+	d = hf_dir("cfgdir", "{}");
+	snprintf(p, sizeof p, "%s/config.json", d);
+	unlink(p);
+	mkdir(p, 0755);
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EIO && !m, "config.json a directory: refused");
+	has_str(err.msg, "cfgdir/config.json': it is a directory", "and said so");
+	d = hf_dir("cfgloop", "{}");
+	snprintf(p, sizeof p, "%s/config.json", d);
+	unlink(p);
+	ok(symlink("config.json", p) == 0, "a symlink loop");
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EIO && !m, "config.json a symlink loop: refused");
+	has_str(err.msg, "Too many levels of symbolic links", "with the system's reason");
+	d = hf_dir("cfgfifo", "{}");
+	snprintf(p, sizeof p, "%s/config.json", d);
+	unlink(p);
+	ok(mkfifo(p, 0644) == 0, "a FIFO");
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EIO && !m, "config.json a FIFO: refused without blocking");
+	has_str(err.msg, "it is a FIFO", "and said so");
+
 	d = hf_dir("yarn", tiny_config("llama", ", \"rope_scaling\": {\"rope_type\": \"yarn\", "
 				       "\"factor\": 4.0}"));
 	rc = model_load(d, NULL, &m, &err);
@@ -616,6 +640,25 @@ static void test_hf_config(void)
 	rc = model_load(d, NULL, &m, &err);
 	ok(rc == ST_EIO && !m, "directory without safetensors rejected");
 	has_str(err.msg, "no model.safetensors", "no weights: message");
+
+	/* a tokenizer.json with ids past vocab_size (10) is refused */
+	d = hf_dir("bigvocab", tiny_config("llama", ""));
+	snprintf(p, sizeof p, "%s/model.safetensors", d);
+	write_tiny_st(p, s, 0, n);
+	snprintf(p, sizeof p, "%s/tokenizer.json", d);
+	write_text(p, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"<unk>\": 0, \"a\": 1, "
+		   "\"b\": 11}, \"merges\": []}}");
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EFORMAT && !m, "tokenizer ids past the model's vocabulary: refused");
+	has_str(err.msg, "token ids go up to 11 but the model's vocabulary (config.json vocab_size) "
+		"has 10", "and said so");
+	/* model.safetensors a FIFO: refused, not read */
+	d = hf_dir("fifo_st", tiny_config("llama", ""));
+	snprintf(p, sizeof p, "%s/model.safetensors", d);
+	ok(mkfifo(p, 0644) == 0, "a FIFO for model.safetensors");
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EIO && !m, "model.safetensors a FIFO: refused");
+	has_str(err.msg, "fifo_st/model.safetensors': it is a FIFO", "and said so");
 
 	/* a tied llama loads; the missing lm_head is fine */
 	d = hf_dir("tiny_llama", tiny_config("llama", ", \"rope_scaling\": {\"rope_type\": "

@@ -504,6 +504,34 @@ static void test_synthetic(void)
 			tok_free(t);
 		}
 		gguf_close(g);
+		/* BOS 262 of 262 tokens: an error; 0xffffffff: llama.cpp's "none" */
+		for (int k = 0; k < 2; k++) {
+			w = gguf_writer_new(path, &err);
+			if (!w)
+				break;
+			gguf_writer_add_str(w, "general.architecture", "llama");
+			gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2");
+			gguf_writer_add_str(w, "tokenizer.ggml.pre", "llama-bpe");
+			gguf_writer_add_arr(w, "tokenizer.ggml.tokens", GGUF_STRING, toks, 262);
+			gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_I32, types, 262);
+			gguf_writer_add_arr(w, "tokenizer.ggml.merges", GGUF_STRING, merges, 5);
+			gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", k ? 0xffffffffu : 262);
+			gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", 261);
+			if (gguf_writer_begin_data(w, &err) || gguf_writer_finish(w, &err))
+				diag("gguf write: %s", err.msg);
+			gguf_writer_free(w);
+			g = gguf_open(path, &err);
+			t = g ? tok_from_gguf(g, &err) : NULL;
+			if (k == 0) {
+				ok(t == NULL, "a BOS id past the vocabulary is refused");
+				has_str(err.msg, "tokenizer.ggml.bos_token_id = 262 is outside the "
+					"vocabulary (262 tokens)", "named, with the id");
+			} else {
+				ok(t && tok_bos(t) < 0, "0xffffffff means no BOS");
+			}
+			tok_free(t);
+			gguf_close(g);
+		}
 	}
 }
 
@@ -577,6 +605,69 @@ static void test_malformed(void)
 	t = tok_from_hf(path, NULL, &err);
 	expect_fail(t, &err, "lowercase.json", "normalizer.type 'Lowercase'",
 		    "tokenizer.json with an unsupported normalizer");
+
+	snprintf(path, sizeof path, "%s/empty.json", dir);
+	write_str(path, "{\"added_tokens\": [{\"id\": 0, \"content\": \"<s>\"}], \"model\": "
+			 "{\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}");
+	memset(&err, 0, sizeof err);
+	t = tok_from_hf(path, NULL, &err);
+	expect_fail(t, &err, "empty.json", "model.vocab is empty", "an empty vocabulary");
+
+	snprintf(path, sizeof path, "%s/dup.json", dir);
+	write_str(path, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0, "
+			 "\"c\": 0}, \"merges\": []}}");
+	memset(&err, 0, sizeof err);
+	t = tok_from_hf(path, NULL, &err);
+	expect_fail(t, &err, "dup.json", "id 0 is given to both 'a' and 'b'",
+		    "a vocabulary whose pieces all share one id");
+
+	/* a BOS id beyond the vocabulary is not "no BOS" */
+	snprintf(path, sizeof path, "%s/bos.json", dir);
+	write_str(path, "{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": "
+			 "[{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": "
+			 "{\"id\": \"A\", \"type_id\": 0}}], \"special_tokens\": {\"<s>\": {\"id\": "
+			 "\"<s>\", \"ids\": [99999]}}}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+			 "{\"<s>\": 0, \"a\": 1}, \"merges\": []}}");
+	memset(&err, 0, sizeof err);
+	t = tok_from_hf(path, NULL, &err);
+	expect_fail(t, &err, "bos.json", "special token id 99999 is outside the vocabulary (2",
+		    "a template BOS id past the vocabulary");
+
+	/* eight Replace rules, each doubling every 'a': 256x growth, refused */
+	{
+		char j[4096];
+		size_t o = 0;
+		int i;
+		int32_t *ids = NULL;
+		size_t n = 0;
+		char text[1000];
+
+		o += (size_t)snprintf(j + o, sizeof j - o, "{\"normalizer\": {\"type\": "
+				      "\"Sequence\", \"normalizers\": [");
+		for (i = 0; i < 8; i++)
+			o += (size_t)snprintf(j + o, sizeof j - o, "%s{\"type\": \"Replace\", "
+					      "\"pattern\": {\"String\": \"a\"}, \"content\": "
+					      "\"aa\"}", i ? ", " : "");
+		snprintf(j + o, sizeof j - o, "]}, \"model\": {\"type\": \"BPE\", \"vocab\": "
+			 "{\"a\": 0}, \"merges\": []}}");
+		snprintf(path, sizeof path, "%s/grow.json", dir);
+		write_str(path, j);
+		memset(&err, 0, sizeof err);
+		t = tok_from_hf(path, NULL, &err);
+		ok(t != NULL, "a growing normalizer chain loads: %s", t ? "" : err.msg);
+		memset(text, 'a', sizeof text);
+		if (t) {
+			is_int(tok_encode(t, text, 16, 0, &ids, &n, &err), 0, "16 bytes -> 4 KiB: fine");
+			free(ids);
+			ids = NULL;
+			is_int(tok_encode(t, text, sizeof text, 0, &ids, &n, &err), ST_EFORMAT,
+			       "1000 bytes -> 256 KB: refused");
+			has_str(err.msg, "normalizers grow 1000 bytes of text past 16 times",
+				"the message says so");
+			free(ids);
+		}
+		tok_free(t);
+	}
 
 	snprintf(path, sizeof path, "%s/missing.json", dir);
 	memset(&err, 0, sizeof err);

@@ -23,6 +23,7 @@ static const char help[] =
 	"usage: strata info [MODEL] [options]\n"
 	"       strata info --system [options]\n"
 	"Describe MODEL (default: $STRATA_MODEL or the shared stories260K GGUF).\n"
+	"  --check          also read every weight: exit 1 at a NaN or Inf\n"
 	"  --system         describe this machine instead: CPU features, the kernels\n"
 	"                   each weight type runs for decode and prefill, OpenBLAS's\n"
 	"                   core and threads\n";
@@ -79,17 +80,22 @@ static double short_decimal(float f)
 int cmd_info(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{"check", no_argument, NULL, 'k'},
 		COMMON_LONGOPTS, {"system", no_argument, NULL, OPT_SYSTEM}, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT, 0};
 	const struct model_hparams *hp;
 	struct record *r;
 	struct model *m;
 	const char *path;
-	int c, system = 0;
+	int c, system = 0, check = 0;
 
 	while ((c = cli_next_opt("info", argc, argv, "h", longopts, help, &co, NULL)) >= 0) {
 		if (c == OPT_SYSTEM) {
 			system = 1;
+			continue;
+		}
+		if (c == 'k') {
+			check = 1;
 			continue;
 		}
 		return cli_usage("info", "unknown option");
@@ -142,6 +148,19 @@ int cmd_info(int argc, char **argv)
 		record_int(r, "eos", tok_eos(m->tok));
 	} else {
 		record_str(r, "tokenizer", "none");
+	}
+	if (check) {
+		struct st_err err = {0};
+		int bad = model_check_finite(m, &err) < 0;
+
+		record_str(r, "weights", bad ? "NOT finite" : "all finite");
+		if (bad) {
+			record_print(r, co.format, stdout);
+			record_free(r);
+			cli_error("%s: %s", path, err.msg);
+			model_free(m);
+			return EXIT_ERR;
+		}
 	}
 	record_print(r, co.format, stdout);
 	record_free(r);

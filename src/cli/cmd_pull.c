@@ -15,7 +15,7 @@
 #include "hub/hub.h"
 
 static const char help[] =
-	"usage: strata pull REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--dataset]\n"
+	"usage: strata pull REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--dataset] [--no-verify]\n"
 	"Download REPO from the Hugging Face Hub into the cache ($HF_HUB_CACHE).\n"
 	"REPO is ORG/NAME, hf:[datasets/]ORG/NAME[@REV][/FILE], or with --dataset a\n"
 	"name from the dataset catalogue (see data/datasets.tsv: c4, wikitext2, ...).\n"
@@ -23,6 +23,7 @@ static const char help[] =
 	"  --include GLOB     only files matching GLOB (repeatable)\n"
 	"  --exclude GLOB     not files matching GLOB (repeatable)\n"
 	"  --dataset          REPO is a dataset (or a catalogue name)\n"
+	"  --no-verify        take files the hub gives no hash for (size checked only)\n"
 	"environment: HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE\n";
 
 #define MAX_GLOBS 32
@@ -34,6 +35,7 @@ int cmd_pull(int argc, char **argv)
 		{"include", required_argument, NULL, 'i'},
 		{"exclude", required_argument, NULL, 'x'},
 		{"dataset", no_argument, NULL, 'd'},
+		{"no-verify", no_argument, NULL, 'V'},
 		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT, 0};
 	const char *inc[MAX_GLOBS], *exc[MAX_GLOBS], *rev = NULL, *arg;
@@ -43,7 +45,7 @@ int cmd_pull(int argc, char **argv)
 	struct hub_ref r;
 	struct record *rec;
 	char path[8192];
-	int c, dataset = 0, n = 1;
+	int c, dataset = 0, n = 1, no_verify = 0;
 
 	while ((c = cli_next_opt("pull", argc, argv, "h", longopts, help, &co, NULL)) >= 0) {
 		switch (c) {
@@ -62,6 +64,9 @@ int cmd_pull(int argc, char **argv)
 			break;
 		case 'd':
 			dataset = 1;
+			break;
+		case 'V':
+			no_verify = 1;
 			break;
 		}
 	}
@@ -119,6 +124,7 @@ int cmd_pull(int argc, char **argv)
 		snprintf(r.revision, sizeof r.revision, "%s", rev);
 	}
 	hub_opts_init(&o);
+	o.no_verify = no_verify;
 	o.progress = cli_hub_progress;
 	if (r.file[0]) {
 		if (f.n_include || f.n_exclude) {

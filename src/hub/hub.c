@@ -490,7 +490,7 @@ struct resp {
 	char etag[128], linked_etag[128], commit[64], err_code[64], err_msg[512];
 	char location[16];      /* the start of the Location header */
 	uint64_t linked_size, content_length, range_start;
-	int has_linked_size, has_content_length, has_range;
+	int has_linked_size, has_content_length, has_range, size_bad;
 	/* body: memory (meta requests) or a file (downloads) */
 	char *buf;
 	size_t len, cap;
@@ -500,6 +500,7 @@ struct resp {
 	struct hub_run *run;
 	const char *file;
 	uint64_t file_total;
+	int size_known, too_long; /* more bytes came than the declared size */
 };
 
 static double now_s(void)
@@ -604,6 +605,12 @@ static void copy_value(char *dst, size_t cap, const char *v, size_t n)
 	dst[n] = 0;
 }
 
+/* 1 if s is exactly n hex digits */
+static int is_hex(const char *s, size_t n)
+{
+	return strlen(s) == n && strspn(s, "0123456789abcdefABCDEF") == n;
+}
+
 /* An etag as a blob name: W/ and quotes removed; "" if anything but [A-Za-z0-9_-] */
 static void clean_etag(char *e)
 {
@@ -639,6 +646,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 		rs->etag[0] = rs->linked_etag[0] = rs->commit[0] = 0;
 		rs->err_code[0] = rs->err_msg[0] = rs->location[0] = 0;
 		rs->has_linked_size = rs->has_content_length = rs->has_range = 0;
+		rs->size_bad = 0;
 		rs->status = sp ? strtol(sp + 1, NULL, 10) : 0;
 		return n;
 	}
@@ -671,9 +679,11 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 		if (name[0] == 'x') {
 			rs->linked_size = strtoull(v, NULL, 10);
 			rs->has_linked_size = 1;
+			rs->size_bad |= !v[0] || strspn(v, "0123456789") != strlen(v);
 		} else if (!strcmp(name, "content-length")) {
 			rs->content_length = strtoull(v, NULL, 10);
 			rs->has_content_length = 1;
+			rs->size_bad |= !v[0] || strspn(v, "0123456789") != strlen(v);
 		} else if (!strncmp(v, "bytes ", 6)) {
 			rs->range_start = strtoull(v + 6, NULL, 10);
 			rs->has_range = 1;
@@ -737,6 +747,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 			return 0;
 		}
 	}
+	if (rs->size_known && rs->off + n > rs->file_total) {
+		/* never write past the declared size: the rest is refused */
+		n = rs->file_total > rs->off ? (size_t)(rs->file_total - rs->off) : 0;
+		rs->too_long = 1;
+	}
 	for (size_t w = 0; w < n;) {
 		ssize_t k = pwrite(rs->fd, data + w, n - w, (off_t)rs->off);
 
@@ -751,6 +766,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 	}
 	rs->run->received += n;
 	rs->run->all_done += n;
+	if (rs->too_long)
+		return 0;
 	{
 		double t = now_s();
 
@@ -765,7 +782,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 
 /*
  * Perform one request, following redirects hop by hop (follow 1: all,
- * 2: only relative ones, as for a renamed repository; 0: none), the token
+ * 2: only those to a path on the same host, as for a renamed repository
+ * -- "//host/..." is another host (RFC 3986); 0: none), the token
  * only on hops to the endpoint's origin.  rs gets the last hop's status,
  * headers and body.  Returns the CURLcode of the last hop; curl_msg gets
  * libcurl's message.
@@ -820,7 +838,9 @@ static CURLcode http_run(struct hub_run *r, const char *url0, int head, uint64_t
 		curl_slist_free_all(hdrs);
 		snprintf(curl_msg, msg_cap, "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
 		if (cc != CURLE_OK || !follow || rs->status < 300 || rs->status >= 400 ||
-		    rs->status == 304 || (follow == 2 && rs->location[0] != '/'))
+		    rs->status == 304 ||
+		    (follow == 2 && (rs->location[0] != '/' || rs->location[1] == '/' ||
+				     rs->location[1] == '\\')))
 			return cc;
 		if (curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc) != CURLE_OK || !loc)
 			return cc;
@@ -832,9 +852,9 @@ static CURLcode http_run(struct hub_run *r, const char *url0, int head, uint64_t
 
 static int retryable_curl(CURLcode cc)
 {
+	/* a name that does not resolve will not resolve in a few seconds
+	 * either: fail at once (no network, or a mistyped HF_ENDPOINT) */
 	switch (cc) {
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_PARTIAL_FILE:
 	case CURLE_RECV_ERROR:
@@ -928,7 +948,8 @@ static int meta_request(struct hub_run *r, const char *url, int head, int follow
 			return http_error(r, rs, kind, repo, rev, file, err);
 		}
 		if (!again)
-			return st_errf(err, HUB_ENET, "%s: %s", url, msg);
+			return cc != CURLE_OK ? net_error(r, cc, msg, url, attempt, err) :
+			       st_errf(err, HUB_ENET, "%s: %s", url, msg);
 		if (attempt > r->o->retries) {
 			if (cc == CURLE_OK)
 				return http_error(r, rs, kind, repo, rev, file, err);
@@ -1052,17 +1073,35 @@ static int list_run(struct hub_run *r, enum hub_kind kind, const char *repo, con
 			goto fail;
 		}
 		l->n++;
-		f->size = (uint64_t)json_integer_value(json_object_get(s, "size"));
+		{
+			json_t *sz = json_is_object(lfs) && json_object_get(lfs, "size") ?
+				     json_object_get(lfs, "size") : json_object_get(s, "size");
+
+			if (sz && (!json_is_integer(sz) || json_integer_value(sz) < 0)) {
+				e = st_errf(err, ST_EFORMAT, "%s: '%s': invalid size in the listing",
+					    url, name);
+				goto fail;
+			}
+			f->size = sz ? (uint64_t)json_integer_value(sz) : 0;
+		}
 		if (json_is_object(lfs)) {
 			const char *sha = json_string_value(json_object_get(lfs, "sha256"));
 
 			f->lfs = 1;
-			if (json_is_integer(json_object_get(lfs, "size")))
-				f->size = (uint64_t)json_integer_value(json_object_get(lfs, "size"));
-			snprintf(f->etag, sizeof f->etag, "%s", sha ? sha : "");
+			if (!sha || !is_hex(sha, 64)) {
+				e = st_errf(err, HUB_EVERIFY, "%s: '%s': lfs.sha256 '%s' is not a sha256",
+					    url, name, sha ? sha : "(none)");
+				goto fail;
+			}
+			snprintf(f->etag, sizeof f->etag, "%s", sha);
 		} else {
 			const char *b = json_string_value(json_object_get(s, "blobId"));
 
+			if (b && !is_hex(b, 40)) {
+				e = st_errf(err, HUB_EVERIFY, "%s: '%s': blobId '%s' is not a git blob id",
+					    url, name, b);
+				goto fail;
+			}
 			snprintf(f->etag, sizeof f->etag, "%s", b ? b : "");
 		}
 		clean_etag(f->etag);
@@ -1114,7 +1153,8 @@ int hub_filter_match(const struct hub_filter *f, const char *name)
 
 /* ---- downloads ---- */
 
-/* 0: the file matches etag (or, for other etags, size); 1: mismatch */
+/* 0: the file matches etag (or, for other etags -- taken only with
+ * no_verify -- its size); 1: mismatch */
 static int verify(const char *path, const char *etag, uint64_t size, int size_known,
 		  char *why, size_t cap, struct st_err *err)
 {
@@ -1205,6 +1245,8 @@ static int download(struct hub_run *r, const char *url, const char *blob, const 
 			rs.run = r;
 			rs.file = file;
 			rs.file_total = size_known ? size : 0;
+			rs.size_known = size_known;
+			rs.too_long = 0;
 			cc = http_run(r, url, 0, have, 1, &rs, msg, sizeof msg);
 			have = rs.off;
 		}
@@ -1219,6 +1261,12 @@ static int download(struct hub_run *r, const char *url, const char *blob, const 
 			return st_errf(err, ST_EIO, "cannot write %s to '%s' (%llu bytes written, kept "
 				       "for a later resume): %s", file, inc, (unsigned long long)have,
 				       strerror(rs.werrno));
+		}
+		if (rs.too_long) {
+			free(rs.buf);
+			unlink(inc);
+			return st_errf(err, HUB_EVERIFY, "%s: the server sent more than the %llu bytes the "
+				       "hub declared; nothing was kept", file, (unsigned long long)size);
 		}
 		if (r->cancelled) {
 			free(rs.buf);
@@ -1257,7 +1305,9 @@ static int download(struct hub_run *r, const char *url, const char *blob, const 
 				if (cc == CURLE_OK && rs.status >= 300)
 					return http_error(r, &rs, kind, repo, rev, file, err);
 				if (!again)
-					return st_errf(err, HUB_ENET, "%s: %s", url, msg);
+					return cc != CURLE_OK ? net_error(r, cc, msg, url, attempt + 1,
+									  err) :
+					       st_errf(err, HUB_ENET, "%s: %s", url, msg);
 				return net_error(r, cc, msg, url, attempt, err);
 			}
 			if (report(r, HUB_P_RETRY, file, have, size_known ? size : 0, msg)) {
@@ -1320,6 +1370,8 @@ static int head_file(struct hub_run *r, enum hub_kind kind, const char *repo, co
 		return st_errf(err, ST_EFORMAT, "%s: the hub sent no X-Repo-Commit for %s", repo, file);
 	if (!is_commit(commit))
 		return st_errf(err, ST_EFORMAT, "%s: X-Repo-Commit '%s' is not a commit id", repo, commit);
+	if (rs.size_bad)
+		return st_errf(err, ST_EFORMAT, "%s: the hub sent an invalid size for %s", repo, file);
 	*size_known = rs.has_linked_size || (rs.status < 300 && rs.has_content_length);
 	*size = rs.has_linked_size ? rs.linked_size : rs.content_length;
 	return 0;
@@ -1366,6 +1418,10 @@ static int fetch_one(struct hub_run *r, enum hub_kind kind, const char *repo, co
 	} else {
 		int lk;
 
+		if (!is_hex(etag, 40) && !is_hex(etag, 64) && !r->o->no_verify)
+			return st_errf(err, HUB_EVERIFY, "%s: the hub gives no hash to check %s against "
+				       "(ETag '%s'); refused (--no-verify takes it unchecked)", repo,
+				       file, etag);
 		if (resolve_url(r, kind, repo, commit, file, url, sizeof url) < 0)
 			return st_errf(err, ST_EINVAL, "'%s': path too long", file);
 		lk = lock_blob(r->o, dir, etag);

@@ -15,7 +15,8 @@
  *
  * Invariants: a blob is renamed into place only after its bytes matched
  * the hub's hash (sha256 for LFS files, git blob sha1 for the others; a
- * size check when the etag is neither), so a file in blobs/ is never
+ * file with neither is refused unless no_verify, then checked by size;
+ * a malformed hash in the listing is an error), so a file in blobs/ is never
  * corrupt because of us; a mismatch is deleted and fetched again.  The
  * bearer token goes only to the endpoint's own origin (scheme, host and
  * port): redirects are followed here, hop by hop, and a hop elsewhere
@@ -75,6 +76,7 @@ struct hub_opts {
 	char token[1024];       /* "" for none */
 	const char *token_from; /* "HF_TOKEN", the token file's path, or NULL */
 	int offline;
+	int no_verify;          /* take a file the hub gives no hash for (size checked only) */
 	int retries;            /* attempts after the first (default 5) */
 	double backoff_s;       /* first retry delay, doubled each time (default 1) */
 	long connect_timeout_s; /* default 15 */

@@ -40,6 +40,54 @@ static double token_nll(const float *logits, int n, int target)
 	return log(sum) + mx - (double)logits[target];
 }
 
+/* ---- non-finite activations ---- */
+
+struct nf_obs {
+	int layer;
+	enum site site;
+};
+
+static void nf_site(void *ud, int layer, enum site s, const float *x_in, const float *x_out,
+		    int T, int d_model)
+{
+	struct nf_obs *o = ud;
+	size_t i, n = (size_t)T * (size_t)d_model;
+	float acc = 0;
+
+	(void)x_in;
+	if (o->layer >= 0)
+		return;
+	for (i = 0; i < n; i++)
+		acc += x_out[i] * 0.0f; /* NaN for any NaN or Inf, else 0 */
+	if (acc != 0 || isnan(acc)) {
+		o->layer = layer;
+		o->site = s;
+	}
+}
+
+int eval_nonfinite_error(struct fwd_state *fs, const int32_t *in, size_t n_in, int batch,
+			 const char *what, struct st_err *err)
+{
+	struct nf_obs o = {-1, SITE_ATTN};
+	struct observer ob = {&o, nf_site};
+	struct st_err e2 = {0};
+	size_t p;
+
+	fwd_reset(fs);
+	for (p = 0; p < n_in && o.layer < 0; p += (size_t)batch) {
+		int nb = n_in - p < (size_t)batch ? (int)(n_in - p) : batch;
+
+		if (fwd_eval(fs, in + p, nb, NULL, 0, &ob, &e2) < 0)
+			break;
+	}
+	if (o.layer >= 0)
+		return st_errf(err, ST_EFORMAT, "%s: non-finite activations (NaN or Inf), first "
+			       "at layer %d %s: the model's weights are broken (strata info --check "
+			       "scans them)", what, o.layer, site_name(o.site));
+	return st_errf(err, ST_EFORMAT, "%s: non-finite logits (NaN or Inf): the model's "
+		       "output weights are broken (strata info --check scans them)", what);
+}
+
 /* windows packed into one forward call, and where each one's rows are */
 struct win_pack {
 	int T, n_win;
@@ -50,7 +98,8 @@ struct win_pack {
 
 /* Run the packed windows through every state and score them. */
 static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, float **lg,
-		     int n_vocab, eval_score_fn score, void *ud, struct st_err *err)
+		     int n_vocab, eval_score_fn score, void *ud, const char *what,
+		     struct st_err *err)
 {
 	struct fwd_pack fp = { w->pos, w->lo, w->lo, w->lo, w->rows, w->T };
 	float *rows[2];
@@ -64,7 +113,11 @@ static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, fl
 	for (k = 0; k < w->n_win; k++) {
 		for (i = 0; i < n_states; i++)
 			rows[i] = lg[i] + (size_t)w->off[k] * n_vocab;
-		if ((rc = score(ud, rows, w->first[k], w->len[k], err)) < 0)
+		rc = score(ud, rows, w->first[k], w->len[k], err);
+		if (rc == EVAL_NONFINITE) /* name the first layer and site: the window alone */
+			return eval_nonfinite_error(fs[0], w->tok + w->off[k], (size_t)w->len[k],
+						    EVAL_BATCH, what, err);
+		if (rc < 0)
 			return rc;
 	}
 	w->T = w->n_win = 0;
@@ -133,7 +186,7 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 			int o;
 
 			if (wp->T + (int)n_in > EVAL_BATCH &&
-			    (rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, err)) < 0)
+			    (rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, what, err)) < 0)
 				goto done;
 			o = wp->T;
 			for (p = 0; p < n_in; p++, wp->T++) {
@@ -154,7 +207,13 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 				for (i = 0; i < n_states; i++)
 					if ((rc = fwd_eval(fs[i], in + p, nb, lg[i], 1, NULL, err)) < 0)
 						goto done;
-				if ((rc = score(ud, lg, first + p, nb, err)) < 0)
+				rc = score(ud, lg, first + p, nb, err);
+				if (rc == EVAL_NONFINITE) {
+					rc = eval_nonfinite_error(fs[0], in, p + (size_t)nb, batch,
+								  what, err);
+					goto done;
+				}
+				if (rc < 0)
 					goto done;
 			}
 		}
@@ -162,7 +221,7 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 		/* a packed window is scored when its batch runs: report then */
 		if (packed && wp->T + (int)win <= EVAL_BATCH && start + win < n_tokens)
 			continue;
-		if (packed && (rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, err)) < 0)
+		if (packed && (rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, what, err)) < 0)
 			goto done;
 		if (progress && progress(pud, total ? (double)scored / total : 1.0)) {
 			rc = st_errf(err, ST_ECANCEL, "%s: cancelled after %zu of %zu tokens",
@@ -171,7 +230,7 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 		}
 	}
 	if (packed)
-		rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, err);
+		rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, what, err);
 	goto done;
 nomem:
 	rc = st_errf(err, ST_ENOMEM, "%s: out of memory for %d x %d logits", what,
@@ -203,6 +262,8 @@ static int ppl_score(void *ud, float *const *logits, size_t first, int n, struct
 		double nll = token_nll(logits[0] + (size_t)j * a->n_vocab, a->n_vocab,
 				       a->tokens[first + (size_t)j]);
 
+		if (!isfinite(nll))
+			return EVAL_NONFINITE;
 		a->sum += nll;
 		a->sumsq += nll * nll;
 	}

@@ -23,6 +23,18 @@ struct ppl_result {
 	double nll_stderr; /* standard error of the mean NLL over tokens */
 };
 
+struct fwd_state;
+
+/*
+ * After a non-finite score: run in[0..n_in) again through fs (reset
+ * first), batch tokens at a time, with an observer, and return
+ * ST_EFORMAT naming the first layer and site whose output holds a NaN or
+ * Inf ("what: non-finite activations (NaN or Inf), first at layer 3
+ * mlp: ..."), or the logits when every site was finite.
+ */
+int eval_nonfinite_error(struct fwd_state *fs, const int32_t *in, size_t n_in, int batch,
+			 const char *what, struct st_err *err);
+
 int eval_ppl(const struct model *m, const struct mask *mask,
 	     const int32_t *tokens, size_t n_tokens, int ctx,
 	     struct ppl_result *out, st_progress_fn progress, void *ud,
@@ -35,10 +47,14 @@ int eval_ppl(const struct model *m, const struct mask *mask,
  * token first + j.  Windows shorter than a batch (ctx <= EVAL_BATCH)
  * are packed several to a forward call (fwd_eval_packed); longer ones go
  * through in slices.  what names the job in errors ("ppl", "kl");
- * progress gets the share of the tokens scored.  score returns 0 or a
- * negative code (with err filled) to stop.  At most 2 states.
+ * progress gets the share of the tokens scored.  score returns 0, a
+ * negative code (with err filled) to stop, or EVAL_NONFINITE when a value
+ * is NaN or Inf: the window is then run again to name the first layer
+ * and site that turned non-finite (eval_nonfinite_error).  At most 2
+ * states.
  */
 #define EVAL_BATCH 512
+#define EVAL_NONFINITE 1
 typedef int (*eval_score_fn)(void *ud, float *const *logits, size_t first, int n,
 			     struct st_err *err);
 int eval_windows(const struct model *m, const struct mask *const *masks, int n_states,

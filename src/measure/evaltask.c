@@ -64,7 +64,7 @@ static double kl_token(const float *p, const float *q, int n, int *agree)
 		kl += exp(a) * (a - b);
 	}
 	*agree = ap == aq;
-	return kl > 0 ? kl : 0;
+	return kl > 0 || isnan(kl) ? kl : 0; /* NaN is reported, not hidden */
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -98,6 +98,8 @@ static int kl_score(void *ud, float *const *logits, size_t first, int n, struct 
 		double kl = kl_token(logits[0] + (size_t)j * a->n_vocab,
 				     logits[1] + (size_t)j * a->n_vocab, a->n_vocab, &ag);
 
+		if (!isfinite(kl))
+			return EVAL_NONFINITE;
 		a->kls[a->scored++] = kl;
 		a->sum += kl;
 		a->sumsq += kl * kl;

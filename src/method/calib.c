@@ -210,6 +210,8 @@ struct calib_obs {
 	double *ang;       /* [T][n_spans] per-token d(l, n) */
 	/* current task arguments */
 	const float *a, *b;
+	int bad_layer;     /* first site whose cos sum is NaN/Inf, or -1 */
+	enum site bad_site;
 };
 
 /*
@@ -312,6 +314,11 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 		sum += o->tok[t];
 	o->site_sum[(int)s * o->L + layer] = sum;
 	o->seen[(int)s * o->L + layer] = 1;
+	/* a NaN or Inf anywhere in x_in or x_out makes its token's cos NaN */
+	if (!isfinite(sum) && o->bad_layer < 0) {
+		o->bad_layer = layer;
+		o->bad_site = s;
+	}
 	if (s == SITE_BLOCK && o->hs) {
 		size_t plane = (size_t)T * d_model;
 		if (layer == 0)
@@ -479,10 +486,18 @@ int calib_run(const struct model *m, const struct dataset *d,
 		struct calib_progress p;
 
 		memset(o.seen, 0, 3 * (size_t)L);
+		o.bad_layer = -1;
 		fwd_reset(fs);
 		rc = fwd_eval(fs, d->tokens + (size_t)c * T, T, NULL, 0, &ob, err);
 		if (rc) {
 			st_err_prefix(err, "calibration chunk %d", c);
+			break;
+		}
+		if (o.bad_layer >= 0) {
+			rc = st_errf(err, ST_EFORMAT, "calibration chunk %d: non-finite activations "
+				     "(NaN or Inf), first at layer %d %s: the model's weights are "
+				     "broken (strata info --check scans them)", c, o.bad_layer,
+				     site_name(o.bad_site));
 			break;
 		}
 		obs_values(&o, values);

@@ -13,8 +13,10 @@
  * tokens; the first `samples` chunks are kept and a trailing partial
  * chunk is dropped.  seq_len is clipped to the model's context length.
  *
- * Tokenization stops as soon as enough tokens for `samples` chunks are
- * in hand, so a large file costs only what it is used for; the sha256
+ * Reading, decompressing and tokenizing stop as soon as enough tokens
+ * for `samples` chunks are in hand (what lies beyond is not looked at),
+ * so a large file costs only what it is used for, and memory is bounded
+ * by the request and DATASET_MAX_DOC, never by the file; the sha256
  * always covers all of the file's bytes (as stored, i.e. compressed for
  * .gz), which makes it a cache key for the store.
  */
@@ -27,6 +29,13 @@
 #include "base/err.h"
 
 struct model;
+
+/* Bounds on memory whatever the file: one document (a JSONL line, a text
+ * between markers, a whole .json array) as read and decompressed, and a
+ * whole file read by dataset_read_file.  Larger ones are refused with an
+ * error naming the file. */
+#define DATASET_MAX_DOC ((size_t)64 << 20)
+#define DATASET_MAX_WHOLE ((size_t)256 << 20)
 
 struct dataset_opts {
 	int samples;            /* chunks wanted; <= 0: default 128 */
@@ -72,7 +81,8 @@ int dataset_split_docs(const char *name, const char *buf, size_t len,
 void dataset_docs_free(char **docs, size_t n);
 
 /* Read a whole file, inflating it if its name ends in .gz; *buf is
- * malloc'd and NUL-terminated.  Optionally the sha256 of the raw bytes. */
+ * malloc'd and NUL-terminated.  Optionally the sha256 of the raw bytes.
+ * Refused (ST_EFORMAT, file named) beyond DATASET_MAX_WHOLE bytes. */
 int dataset_read_file(const char *path, char **buf, size_t *len,
 		      char sha256_hex[65], uint64_t *file_bytes,
 		      struct st_err *err);

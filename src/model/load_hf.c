@@ -27,6 +27,7 @@
  * are.  A Mistral-style sliding window smaller than the context clips
  * n_ctx to the window, so that full attention is exact.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -73,6 +74,26 @@ static int file_exists(const char *path)
 {
 	struct stat sb;
 	return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* 1: a regular file (through symlinks); 0: absent; < 0: there but not
+ * readable as a file, err naming it: a directory, a FIFO (which would
+ * block the read forever), a device, a symlink loop. */
+static int regular_file(const char *path, struct st_err *err)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+	}
+	if (!S_ISREG(sb.st_mode))
+		return st_errf(err, ST_EIO, "cannot read '%s': %s", path,
+			       S_ISDIR(sb.st_mode) ? "it is a directory" :
+			       S_ISFIFO(sb.st_mode) ? "it is a FIFO, not a regular file" :
+			       "not a regular file");
+	return 1;
 }
 
 static char *join(const char *dir, const char *name)
@@ -222,11 +243,13 @@ static int parse_config(const char *file, struct model_hparams *hp, enum tie_dec
 	const char *mt;
 	int rc, b, sw = 0, use_sw;
 
+	rc = regular_file(file, err);
+	if (rc == 0)
+		return st_errf(err, ST_EIO, "cannot open '%s': %s", file, strerror(ENOENT));
+	if (rc < 0)
+		return rc;
 	cfg = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
 	if (!cfg) {
-		if (!file_exists(file))
-			return st_errf(err, ST_EIO, "cannot open '%s': No such file or directory",
-				       file);
 		return st_errf(err, ST_EFORMAT, "%s: invalid JSON at line %d column %d: %s",
 			       file, jerr.line, jerr.column, jerr.text);
 	}
@@ -427,6 +450,8 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 	}
 	m->fmt_priv = h;
 	m->fmt_free = hf_priv_free;
+	if ((rc = regular_file(single, err)) < 0 || (rc = regular_file(index, err)) < 0)
+		goto out;
 	if (file_exists(single))
 		rc = add_shard(m, h, single, err);
 	else if (file_exists(index))
@@ -458,10 +483,17 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 	rc = model_check_shapes(m, err);
 	if (rc < 0)
 		goto out;
+	if ((rc = regular_file(tj, err)) < 0 || (rc == 1 && (rc = regular_file(tc, err)) < 0))
+		goto out;
+	rc = 0;
 	if (file_exists(tj)) {
 		m->tok = tok_from_hf(tj, file_exists(tc) ? tc : NULL, err);
 		if (!m->tok)
 			rc = err_code(err);
+		else if (tok_n_vocab(m->tok) > m->hp.n_vocab)
+			rc = st_errf(err, ST_EFORMAT, "%s: token ids go up to %d but the model's "
+				     "vocabulary (config.json vocab_size) has %d", tj,
+				     tok_n_vocab(m->tok) - 1, m->hp.n_vocab);
 	}
 out:
 	free(cfg);

@@ -575,6 +575,79 @@ uint64_t model_weight_bytes(const struct model *m)
 	return b;
 }
 
+/* Scan one tensor row by row; 1 at the first non-finite value (named). */
+static int scan_tensor(const struct st_tensor *t, float *row, char *where, size_t cap)
+{
+	int64_t n0, rows, r, i;
+	size_t rb;
+
+	if (!t->data || t->n_dims < 1)
+		return 0;
+	n0 = t->ne[0];
+	rows = n0 > 0 ? tensor_nelem(t) / n0 : 0;
+	rb = dtype_row_bytes(t->type, n0);
+	for (r = 0; r < rows; r++) {
+		dtype_to_f32(t->type, (const char *)t->data + (size_t)r * rb, row, n0);
+		for (i = 0; i < n0; i++)
+			if (!isfinite(row[i])) {
+				snprintf(where, cap, "tensor '%s' holds %s at row %lld, column %lld",
+					 t->name ? t->name : "?", isnan(row[i]) ? "NaN" : "Inf",
+					 (long long)r, (long long)i);
+				return 1;
+			}
+	}
+	return 0;
+}
+
+/* The tensors of layer l into ts[]; l = -1: embedding, norm, output. */
+static int group_tensors(const struct model *m, int l, const struct st_tensor **ts)
+{
+	const struct layer_weights *w;
+	int n = 0;
+
+	if (l < 0) {
+		ts[n++] = &m->tok_emb;
+		ts[n++] = &m->out_norm;
+		ts[n++] = &m->output;
+		return n;
+	}
+	w = &m->layers[l];
+	ts[n++] = &w->attn_norm; ts[n++] = &w->wq; ts[n++] = &w->wk; ts[n++] = &w->wv;
+	ts[n++] = &w->wo; ts[n++] = &w->bq; ts[n++] = &w->bk; ts[n++] = &w->bv;
+	ts[n++] = &w->ffn_norm; ts[n++] = &w->w_gate; ts[n++] = &w->w_up; ts[n++] = &w->w_down;
+	return n;
+}
+
+int model_check_finite(const struct model *m, struct st_err *err)
+{
+	const struct st_tensor *ts[3 + 12];
+	char where[512];
+	int64_t widest = 1;
+	float *row;
+	int l, k, n, bad = 0;
+
+	/* the widest row of any tensor, for one scratch row */
+	for (l = -1; l < m->hp.n_layer && !bad; l++) {
+		n = group_tensors(m, l, ts);
+		for (k = 0; k < n; k++)
+			if (ts[k]->data && ts[k]->ne[0] > widest)
+				widest = ts[k]->ne[0];
+	}
+	row = malloc((size_t)widest * sizeof *row);
+	if (!row)
+		return st_errf(err, ST_ENOMEM, "out of memory for a row of %lld weights",
+			       (long long)widest);
+	for (l = -1; l < m->hp.n_layer && !bad; l++) {
+		n = group_tensors(m, l, ts);
+		for (k = 0; k < n && !bad; k++)
+			bad = scan_tensor(ts[k], row, where, sizeof where);
+	}
+	free(row);
+	if (bad)
+		return st_errf(err, ST_EFORMAT, "%s", where);
+	return 0;
+}
+
 enum st_dtype model_main_dtype(const struct model *m)
 {
 	for (int l = 0; m->layers && l < m->hp.n_layer; l++)

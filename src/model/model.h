@@ -118,6 +118,14 @@ void model_free(struct model *m);
 uint64_t model_n_params(const struct model *m);
 /* Bytes of all weight tensors as stored. */
 uint64_t model_weight_bytes(const struct model *m);
+/*
+ * Read every weight and return ST_EFORMAT naming the first tensor, row
+ * and column holding a NaN or Inf ("tensor 'blk.0.attn_q.weight' holds
+ * NaN at row 3, column 7"), or 0 when all are finite.  Reads the whole
+ * model (seconds for billions of weights).
+ */
+int model_check_finite(const struct model *m, struct st_err *err);
+
 /* Weight dtype of most of the model (that of the first wq present). */
 enum st_dtype model_main_dtype(const struct model *m);
 const char *model_format_name(enum model_format f);

@@ -170,7 +170,7 @@ int tok_words_add(struct tok_words *w, const char *s, size_t len)
 /* ---- normalizer ---- */
 
 static int replace_all(const char *s, size_t len, const char *a, size_t alen,
-		       const char *b, size_t blen, char **out, size_t *outlen)
+		       const char *b, size_t blen, size_t limit, char **out, size_t *outlen)
 {
 	size_t cnt = 0, o = 0;
 	char *d;
@@ -185,6 +185,10 @@ static int replace_all(const char *s, size_t len, const char *a, size_t alen,
 			i += alen;
 		} else
 			i++;
+	if (blen && cnt > (limit - (len - cnt * alen)) / blen) {
+		*out = NULL;
+		return ST_EFORMAT; /* would grow past the limit */
+	}
 	d = malloc(len + cnt * blen + 1);
 	if (!d)
 		return ST_ENOMEM;
@@ -206,6 +210,8 @@ int tok_normalize(const struct tokenizer *t, const char *s, size_t len,
 {
 	char *cur = malloc(len + 1), *next = NULL;
 	size_t clen = len, nlen = 0;
+	size_t limit = len < (SIZE_MAX - 4096) / TOK_NORM_GROWTH ? TOK_NORM_GROWTH * len + 4096 :
+		       SIZE_MAX / 2;
 
 	if (!cur)
 		return ST_ENOMEM;
@@ -229,7 +235,8 @@ int tok_normalize(const struct tokenizer *t, const char *s, size_t len,
 			nlen = clen + n->alen;
 			break;
 		case NORM_REPLACE:
-			rc = replace_all(cur, clen, n->a, n->alen, n->b, n->blen, &next, &nlen);
+			rc = clen > limit ? ST_EFORMAT :
+			     replace_all(cur, clen, n->a, n->alen, n->b, n->blen, limit, &next, &nlen);
 			if (rc == 1)
 				rc = 0;
 			break;
@@ -237,8 +244,11 @@ int tok_normalize(const struct tokenizer *t, const char *s, size_t len,
 			rc = tok_nfc(cur, clen, &next, &nlen);
 			break;
 		}
+		if (!rc && next && nlen > limit)
+			rc = ST_EFORMAT; /* a chain of normalizers blowing the text up */
 		if (rc) {
 			free(cur);
+			free(next);
 			return rc;
 		}
 		if (next) {
@@ -282,7 +292,7 @@ pcre2_code *tok_regex_compile(const char *pattern, char *errbuf, size_t errcap)
 			char *r = NULL;
 			size_t rl;
 			if (replace_all(src, strlen(src), js_rewrites[k][0], strlen(js_rewrites[k][0]),
-					js_rewrites[k][1], strlen(js_rewrites[k][1]), &r, &rl) == 0) {
+					js_rewrites[k][1], strlen(js_rewrites[k][1]), SIZE_MAX / 2, &r, &rl) == 0) {
 				free(src);
 				src = r;
 			}

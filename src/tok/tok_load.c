@@ -246,10 +246,13 @@ static int get_id(const struct gguf *g, const char *key, int n_vocab, int32_t *o
 		return rc;
 	if (rc == 1)
 		return 0;
-	if (v < 0 || v >= n_vocab) {
-		*out = -1; /* llama.cpp writes -1 / out-of-range for "none" */
+	if (v == -1 || v == (int64_t)UINT32_MAX) {
+		*out = -1; /* llama.cpp writes -1 for "none" */
 		return 0;
 	}
+	if (v < 0 || v >= n_vocab)
+		return st_errf(err, ST_EFORMAT, "%s: %s = %lld is outside the vocabulary (%d tokens)",
+			       g->path, key, (long long)v, n_vocab);
 	*out = (int32_t)v;
 	return 0;
 }
@@ -404,6 +407,8 @@ struct hfctx {
 	int has_bytelevel;
 	int tmpl_bos, tmpl_eos; /* from TemplateProcessing: id or -1 */
 	int has_tmpl;
+	int has_bad;            /* a template special token outside the vocabulary: */
+	int64_t bad_id;         /* its id */
 };
 
 static int hf_bad(struct hfctx *c, int code, const char *fmt, const char *field,
@@ -588,7 +593,14 @@ static void hf_post(struct hfctx *c, json_t *n)
 			int32_t id = json_is_integer(json_array_get(ids, 0))
 				? (int32_t)json_integer_value(json_array_get(ids, 0))
 				: (name ? tok_lookup(c->t, name, strlen(name)) : -1);
-			if (id < 0 || id >= c->t->n_vocab)
+			if (id >= c->t->n_vocab || (id < 0 && json_array_size(ids))) {
+				if (!c->has_bad)
+					c->bad_id = json_is_integer(json_array_get(ids, 0)) ?
+						    json_integer_value(json_array_get(ids, 0)) : id;
+				c->has_bad = 1;
+				continue;
+			}
+			if (id < 0)
 				continue;
 			if (!seen_a && c->tmpl_bos < 0)
 				c->tmpl_bos = id;
@@ -608,12 +620,35 @@ static int hf_vocab(struct hfctx *c, json_t *model, json_t *added)
 	if (!json_is_object(vocab))
 		return hf_bad(c, ST_EFORMAT, "missing or invalid field %s%s (want an object)",
 			      "model.vocab", NULL);
+	if (json_object_size(vocab) == 0)
+		return hf_bad(c, ST_EFORMAT, "%s is empty%s", "model.vocab", NULL);
 	json_object_foreach(vocab, k, v) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) >= (1 << 24))
 			return hf_bad(c, ST_EFORMAT, "model.vocab['%s'] is not a valid id%s", k, NULL);
 		if (json_integer_value(v) > max_id)
 			max_id = json_integer_value(v);
+	}
+	{
+		/* two pieces for one id would make decoding and lookups disagree */
+		const char **owner = calloc((size_t)max_id + 1, sizeof *owner);
+
+		if (!owner)
+			return ST_ENOMEM;
+		json_object_foreach(vocab, k, v) {
+			int64_t id = json_integer_value(v);
+
+			if (owner[id]) {
+				char f[300];
+
+				snprintf(f, sizeof f, "model.vocab: id %lld is given to both '%.100s' and "
+					 "'%.100s'", (long long)id, owner[id], k);
+				free(owner);
+				return hf_bad(c, ST_EFORMAT, "%s%s", f, NULL);
+			}
+			owner[id] = k;
+		}
+		free(owner);
 	}
 	json_array_foreach(added, i, e) {
 		json_t *id = json_object_get(e, "id");
@@ -731,7 +766,7 @@ static json_t *load_json(const char *path, size_t flags, struct st_err *err)
 struct tokenizer *tok_from_hf(const char *json_path, const char *config_path,
 			      struct st_err *err)
 {
-	struct hfctx c = { json_path, err, NULL, 0, -1, -1, 0 };
+	struct hfctx c = { json_path, err, NULL, 0, -1, -1, 0, 0, 0 };
 	json_t *j, *cfg = NULL, *model, *added, *merges, *v;
 	const char *mtype, *s;
 	char *beside = NULL;
@@ -804,6 +839,12 @@ struct tokenizer *tok_from_hf(const char *json_path, const char *config_path,
 	if ((v = json_object_get(model, "unk_token")) && json_is_string(v))
 		c.t->unk = hf_token_id(&c, v);
 	hf_post(&c, json_object_get(j, "post_processor"));
+	if (c.has_bad) {
+		/* taken as "no BOS" it would change every score without a word */
+		st_errf(err, ST_EFORMAT, "%s: post_processor: special token id %lld is outside the "
+			"vocabulary (%d tokens)", json_path, (long long)c.bad_id, c.t->n_vocab);
+		goto fail;
+	}
 
 	/* BOS / EOS: tokenizer_config.json first, then the template, then common names */
 	c.t->bos = cfg && (v = json_object_get(cfg, "bos_token")) ? hf_token_id(&c, v) : -1;

@@ -411,7 +411,10 @@ static int encode_section(const struct tokenizer *t, const char *s, size_t len,
 
 	if (t->n_norm) {
 		if ((rc = tok_normalize(t, s, len, &norm, &nlen)))
-			return st_errf(err, rc, "out of memory normalizing text");
+			return rc == ST_EFORMAT ?
+			       st_errf(err, rc, "the tokenizer's normalizers grow %zu bytes of text past "
+				       "%d times its length: refused", len, TOK_NORM_GROWTH) :
+			       st_errf(err, rc, "out of memory normalizing text");
 		s = norm;
 	}
 	if (nlen == 0)

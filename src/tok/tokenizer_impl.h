@@ -152,7 +152,12 @@ struct tok_words {
 };
 void tok_words_release(struct tok_words *w);
 int tok_words_add(struct tok_words *w, const char *s, size_t len);
-/* Apply the normalizer ops to s; result in *out (malloc'd). */
+/* Normalized text may be at most TOK_NORM_GROWTH times the input (plus
+ * 4 KiB): NFC and the Replace of real tokenizers stay within 3x, and a
+ * crafted chain of Replace rules could otherwise grow it without bound. */
+#define TOK_NORM_GROWTH 16
+/* Apply the normalizer ops to s; result in *out (malloc'd); ST_EFORMAT
+ * when it would exceed the TOK_NORM_GROWTH bound. */
 int tok_normalize(const struct tokenizer *t, const char *s, size_t len,
 		  char **out, size_t *outlen);
 /* Apply the pre-tokenizer steps; section_index as in transformers.js. */
