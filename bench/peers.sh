@@ -86,7 +86,7 @@ while [ "$r" -le "$rounds" ]; do
 		f=$DIR/$shape-$dt.gguf
 		bench/fwd_speed "$f" --threads "$threads" --ctx "$tokens" --gen "$gen" --reps 1 --last-logits \
 			>"$LOG/strata-last-$dt-$r.txt" 2>&1
-		bench/fwd_speed "$f" --threads "$threads" --ctx "$tokens" --gen 0 --reps 1 \
+		bench/fwd_speed "$f" --threads "$threads" --ctx "$tokens" --no-decode --reps 1 \
 			>"$LOG/strata-all-$dt-$r.txt" 2>&1
 		have_llama && node "$SRC/bench/peers.mjs" "$LLAMA" "$f" "$threads" "$tokens" "$gen" 1 \
 			>"$LOG/llama-$dt-$r.txt" 2>&1
