@@ -7,6 +7,7 @@
  */
 #include "app/measure.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,7 +109,8 @@ int app_task_known(const char *t, char *why, size_t cap)
 
 /* Read a multiple-choice task's items. */
 static int load_mc(const struct app_env *env, const char *t, const struct eval_spec *es,
-		   struct mc_item **items, size_t *n, int *is_lm, struct st_err *err)
+		   struct mc_item **items, size_t *n, int *is_lm, char datafile[PATH_MAX],
+		   struct st_err *err)
 {
 	struct mc_task def;
 	char file[4096], path[4096];
@@ -123,6 +125,8 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 		} else
 			snprintf(path, sizeof path, "%s/data/mc/hellaswag/hellaswag_val_full.txt",
 				 shared_dir());
+		if (!realpath(path, datafile))
+			datafile[0] = '\0';
 		return mc_read_hellaswag(path, limit, items, n, err);
 	}
 	if (!strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5)) {
@@ -136,6 +140,8 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 		snprintf(path, sizeof path, "%s", def.path);
 	else
 		snprintf(path, sizeof path, "%s/%s", shared_dir(), def.path);
+	if (!realpath(path, datafile))
+		datafile[0] = '\0';
 	*is_lm = !strcmp(def.format, "lambada");
 	if (!strcmp(def.format, "hellaswag"))
 		return mc_read_hellaswag(path, limit, items, n, err);
@@ -195,6 +201,16 @@ static void key_task(const char *t, char *buf, size_t cap)
 		buf[n - 5] = '\0';
 }
 
+/* Keep k in ms for a sweep to link its point to this evaluation. */
+static void remember_key(struct app_measure *ms, const struct store_eval_key *k)
+{
+	if (!ms)
+		return;
+	snprintf(ms->last_task, sizeof ms->last_task, "%s", k->task);
+	snprintf(ms->last_settings, sizeof ms->last_settings, "%s", k->settings);
+	snprintf(ms->last_sha, sizeof ms->last_sha, "%s", k->data_sha256);
+}
+
 /* Look the key up; 1 with *out filled when stored (and not forced). */
 static int cache_get(struct app_measure *ms, const struct store_eval_key *k,
 		     struct store_metric **out, size_t *n)
@@ -227,7 +243,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 		     struct app_measure *ms, struct store_metric *res, size_t *nres,
 		     int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
 {
-	char settings[128], sha[65], path[8192];
+	char settings[128], sha[65], path[8192], canon[PATH_MAX];
 	int32_t *ids = NULL;
 	size_t n_ids = 0, len;
 	char *text = NULL;
@@ -249,6 +265,8 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 	record_text_settings(settings, sizeof settings, es->ctx, es->max_tokens);
 	k->settings = settings;
 	k->data_sha256 = sha;
+	k->data = realpath(path, canon) ? canon : path;
+	remember_key(ms, k);
 	if (cache_get(ms, k, out, n_out)) {
 		free(text);
 		*cached = 1;
@@ -291,11 +309,11 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 {
 	struct mc_item *items = NULL;
 	size_t n_items = 0;
-	char settings[160], sha[65];
+	char settings[160], sha[65], datafile[PATH_MAX] = "";
 	int rc, is_lm, is_mmlu = !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
 	double t0;
 
-	if ((rc = load_mc(ms ? ms->env : NULL, t, es, &items, &n_items, &is_lm, err)) < 0)
+	if ((rc = load_mc(ms ? ms->env : NULL, t, es, &items, &n_items, &is_lm, datafile, err)) < 0)
 		return rc;
 	if ((rc = items_sha256(items, n_items, sha, err)) < 0)
 		goto out;
@@ -303,6 +321,8 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 			       es->seed);
 	k->settings = settings;
 	k->data_sha256 = sha;
+	k->data = datafile[0] ? datafile : NULL;
+	remember_key(ms, k);
 	if (cache_get(ms, k, out, n_out)) {
 		*cached = 1;
 		goto out;

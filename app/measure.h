@@ -39,6 +39,9 @@ struct app_measure {
 	int unstored;             /* set when a result could not be stored ... */
 	struct st_err store_err;  /* ... and why (the first failure; a note said so too) */
 	struct store_provenance prov;
+	/* the key of the last evaluation app_eval answered (computed or
+	 * cached), for linking it to a sweep point */
+	char last_task[256], last_settings[160], last_sha[65];
 };
 
 /*

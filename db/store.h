@@ -37,7 +37,7 @@ struct store;
 struct calib_result;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* PRAGMA application_id of a strata store ("STRA"). */
 #define STORE_APPLICATION_ID 0x53545241
 
@@ -268,6 +268,7 @@ struct store_eval_key {
 	const char *task;         /* "ppl", "kl", "hellaswag", "mmlu:anatomy" ... */
 	const char *settings;
 	const char *data_sha256;  /* sha256 of the data the task read */
+	const char *data;         /* not in the key: the data file's canonical path (NULL '') */
 };
 /* One figure of an evaluation or a speed measurement. */
 struct store_metric {
@@ -325,10 +326,16 @@ int store_export_put(struct store *s, const struct store_export *e,
 		     const struct store_provenance *p, int64_t *id,
 		     struct st_err *err);
 
-/* One point of a sweep: k sites dropped by method, with its mask. */
+/* One point of a sweep: k sites dropped by method, with its mask (a
+ * point put again forgets the evaluations linked to it before). */
 int store_sweep_put(struct store *s, int64_t run, const char *method,
 		    const char *tasks, int k, const char *mask,
 		    struct st_err *err);
+/* Link the point to the evaluation with key ek (schema v4): sweep_list
+ * shows the point's own evaluations, not every one of its mask. */
+int store_sweep_eval_put(struct store *s, int64_t run, const char *method,
+			 const char *tasks, int k, const struct store_eval_key *ek,
+			 struct st_err *err);
 
 /* ---- queries ---- */
 

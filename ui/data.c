@@ -446,7 +446,7 @@ static void lookup_measured(struct tui *t)
 		job_eval_settings(t->m, settings, sizeof settings);
 		for (int k = 0; k < 2; k++) {
 			struct store_eval_key key = {t->model_id, t->mask_key, k ? "kl" : "ppl", settings,
-						     t->eval_sha};
+						     t->eval_sha, NULL};
 			int f = store_eval_find(t->s, &key, &x, &n, &id, &err);
 
 			if (f == 1) {
