@@ -107,6 +107,21 @@ int app_task_known(const char *t, char *why, size_t cap)
 	return 0;
 }
 
+static int is_mmlu_task(const char *t)
+{
+	return !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
+}
+
+int app_task_accepts(const char *t, const struct eval_spec *es, char *why, size_t cap)
+{
+	if (es->shots > 0 && !is_mmlu_task(t)) {
+		snprintf(why, cap, "--shots is applied by MMLU only; task '%s' would ignore it "
+			 "(evaluate it without --shots)", t);
+		return 0;
+	}
+	return 1;
+}
+
 /* Read a multiple-choice task's items. */
 static int load_mc(const struct app_env *env, const char *t, const struct eval_spec *es,
 		   struct mc_item **items, size_t *n, int *is_lm, char datafile[PATH_MAX],
@@ -371,6 +386,8 @@ int app_eval(const struct model *m, const struct mask *mask, const char *task,
 	*cached = 0;
 	if (!m->tok)
 		return st_errf(err, ST_EINVAL, "%s has no tokenizer", m->path ? m->path : "model");
+	if (!app_task_accepts(task, es, maskbuf, sizeof maskbuf))
+		return st_errf(err, ST_EINVAL, "%s", maskbuf);
 	if (mask_is_empty(mask))
 		maskbuf[0] = '\0';
 	else

@@ -72,6 +72,15 @@ struct eval_spec {
 int app_task_known(const char *task, char *why, size_t cap);
 
 /*
+ * Whether an evaluation of task with es can be made as asked: shots > 0
+ * are applied by MMLU only (and are in its cache key), so any other task
+ * with shots is refused here rather than silently evaluated without.
+ * Returns 1, or 0 with why filled (naming the task).  app_eval checks it
+ * too.
+ */
+int app_task_accepts(const char *task, const struct eval_spec *es, char *why, size_t cap);
+
+/*
  * Evaluate task on m with mask (NULL: none).  *out (malloc'd, *n rows:
  * ppl -> ppl, nll; kl -> kl_mean, kl_p99, top1_agree; multiple choice ->
  * acc, acc_norm; lambada -> acc, ppl) and *cached (1 when it came from

@@ -77,7 +77,17 @@ if need model models/stories260K/stories260K.gguf &&
 		is "$(echo "$s1" | val acc_norm value)" "$(echo "$s0" | val acc_norm value)" "the same seed gives the same result"
 		err=$("$S" eval "$model" --task mmlu:anatomy --shots 9 2>&1); rc=$?
 		is "$rc" 2 "--shots 9 is a usage error"
+		is "$("$S" sql "SELECT count(*) FROM evals WHERE task = 'mmlu:anatomy' AND settings LIKE '%shots=2%'" --format tsv | tail -1)" 2 \
+			"MMLU's shots are in the stored settings (the cache key)"
 	fi
+	for t in "ppl:$text" hellaswag "kl:$text"; do
+		err=$("$S" eval "$model" --task "$t" --shots 3 --no-store 2>&1); rc=$?
+		is "$rc" 2 "--shots with $t is refused, not ignored"
+		contains "$err" "'$t'" "... naming the task"
+	done
+	err=$("$S" sweep "$model" --run 1 --task "ppl:$text" --shots 2 2>&1); rc=$?
+	is "$rc" 2 "sweep --shots with a ppl task is refused"
+	contains "$err" "MMLU only" "... saying where shots apply"
 
 	err=$("$S" eval "$model" --task "bogus:x" 2>&1); rc=$?
 	is "$rc" 2 "unknown task is a usage error"

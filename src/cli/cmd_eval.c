@@ -196,6 +196,10 @@ int cmd_eval(int argc, char **argv)
 	for (i = 0; i < nt; i++)
 		if (!app_task_known(tasks[i], why, sizeof why))
 			return cli_usage("eval", "%s", why);
+	es.shots = shots;
+	for (i = 0; i < nt; i++)
+		if (!app_task_accepts(tasks[i], &es, why, sizeof why))
+			return cli_usage("eval", "%s", why);
 	cli_common_apply(&co);
 	m = cli_load_scoring(argv[optind], mask_text, &mask, &ctx, &rc);
 	if (!m)

@@ -409,6 +409,9 @@ int cmd_sweep(int argc, char **argv)
 	for (int i = 0; i < a.n_tasks; i++)
 		if (!app_task_known(a.tasks[i], why, sizeof why))
 			return cli_usage("sweep", "%s", why);
+	for (int i = 0; i < a.n_tasks; i++)
+		if (!app_task_accepts(a.tasks[i], &a.es, why, sizeof why))
+			return cli_usage("sweep", "%s", why);
 	if (a.n_methods == 0)
 		a.methods[a.n_methods++] = PLAN_ATTN;
 	a.model = argv[optind];
