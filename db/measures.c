@@ -35,8 +35,10 @@ static const char SQL_BENCH_METRICS[] =
 static const char SQL_BENCH_METRIC_INSERT[] =
 	"INSERT INTO bench_metrics (bench_id, ord, metric, ctx, value, min, max, n)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+static const char SQL_EXPORT_FIND[] = "SELECT id FROM exports WHERE path = ?1";
+static const char SQL_EXPORT_DELETE[] = "DELETE FROM exports WHERE id = ?1";
 static const char SQL_EXPORT_INSERT[] =
-	"INSERT INTO exports (model_id, mask, format, dtype, path, sha256, bytes, params,"
+	"INSERT INTO exports (path, model_id, mask, format, dtype, sha256, bytes, params,"
 	" strata_version, build, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 static const char SQL_SWEEP_INSERT[] =
 	"INSERT OR REPLACE INTO sweeps (run_id, method, tasks, k, mask) VALUES (?1, ?2, ?3, ?4, ?5)";
@@ -173,13 +175,20 @@ int store_bench_put(struct store *s, const struct store_bench_key *k,
 /* ---- exports and sweeps ---- */
 
 #define X(kind, f) COL(kind, 0, struct store_export, f)
-static const struct col export_cols[] = {
+static const struct col export_key[] = {X(COL_STR, path)};
+static const struct col export_val[] = {
 	X(COL_I64, model_id), X(COL_STR, mask), X(COL_STR, format), X(COL_STR, dtype),
-	X(COL_STR, path), X(COL_STR, sha256), X(COL_U64, bytes), X(COL_U64, params),
+	X(COL_STR, sha256), X(COL_U64, bytes), X(COL_U64, params),
 	P(COL_STR, version), P(COL_STR, build), P(COL_STR, host),
 };
 #undef X
-static const struct entity export_entity = ENTITY_STMT("exports", SQL_EXPORT_INSERT, export_cols);
+/* A path written again replaces its record: one row per file. */
+static const struct entity export_entity = {
+	.table = "exports", .sql_find = SQL_EXPORT_FIND, .sql_put = SQL_EXPORT_INSERT,
+	.sql_found = SQL_EXPORT_DELETE, .replace = 1,
+	.key = export_key, .n_key = N_COLS(export_key), .val = export_val,
+	.n_val = N_COLS(export_val),
+};
 
 int store_export_put(struct store *s, const struct store_export *e,
 		     const struct store_provenance *p, int64_t *id,

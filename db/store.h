@@ -322,6 +322,7 @@ struct store_export {
 	uint64_t bytes;           /* total bytes written */
 	uint64_t params;          /* parameters in the export */
 };
+/* Record an export; a record of the same path is replaced. */
 int store_export_put(struct store *s, const struct store_export *e,
 		     const struct store_provenance *p, int64_t *id,
 		     struct st_err *err);
