@@ -6,6 +6,7 @@
 #include "app/calibrate.h"
 
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,10 +256,12 @@ static int run_key(const struct app_env *env, const struct model *m,
 	struct store_model sm;
 	struct store_dataset sd;
 	struct stat sb;
+	char canon[PATH_MAX];
 	int rc;
 
 	memset(&sd, 0, sizeof sd);
-	sd.path = rq->data;
+	/* the store keeps the canonical path: usable from any directory */
+	sd.path = realpath(rq->data, canon) ? canon : rq->data;
 	sd.format = store_dataset_format(rq->data);
 	if ((rc = dataset_sha256_file(rq->data, sd.sha256, err)) < 0)
 		return rc;

@@ -89,12 +89,14 @@ void store_set_fault(struct store *s, int (*fault)(void *ud, const char *what),
 
 struct store_model {
 	char fingerprint[65];     /* store_model_fingerprint */
-	const char *path;         /* where it was loaded from (not part of the key) */
+	const char *path;         /* where it was loaded from (not part of the key):
+				     canonical (absolute) when it can be resolved */
 	const char *format;       /* "gguf", "hf", "llama2c" */
 	const char *dtype;        /* main weight dtype */
 	struct model_hparams hp;
 	uint64_t params;
 	uint64_t file_bytes;
+	char path_buf[4096];      /* store_model_describe's canonical path */
 };
 
 /*

@@ -170,6 +170,20 @@ if need model models/stories260K/stories260K.gguf &&
 	contains "$(cat "$tmp/err")" "(cached)" "the same iterative plan again reuses its run"
 	is "$(sqlv "SELECT count(*) FROM iter_drops")" 2 "iter_drops holds its two steps"
 
+	# relative paths are stored canonical: runs work from any directory
+	adb=$(cd "$tmp" && pwd -P)/strata.db
+	mdir=$(cd "$(dirname "$model")" && pwd -P)
+	tabs=$(cd "$(dirname "$text")" && pwd -P)/$(basename "$text")
+	(cd "$mdir" && "$S" calibrate "./$(basename "$model")" "$tabs" --db "$adb" --samples 4 \
+		--seq-len 64 > /dev/null 2>&1)
+	is "$?" 0 "calibrate with a relative model path"
+	rrun=$(sqlv "SELECT max(id) FROM calib_runs")
+	is "$(sqlv "SELECT model FROM run_list WHERE run = $rrun")" "$mdir/$(basename "$model")" \
+		"... the store holds its canonical path"
+	(cd "$tmp" && "$S" plan "$rrun" --db "$adb" --method attn -n 1 --iterative > /dev/null 2> "$tmp/rel.err")
+	is "$?" 0 "plan --iterative from another directory reopens it"
+	contains "$(cat "$tmp/rel.err")" "loading $mdir/" "... saying which path it loaded"
+
 	# ---- masks by hand ----
 	out=$(plan --mask 'attn=4,3;mlp=1' --format json); rc=$?
 	is "$rc" 0 "plan --mask exits 0"

@@ -283,6 +283,11 @@ int tui_open_run(struct tui *t, int64_t run)
 			return -1;
 		}
 		if (tui_load_model(t, path) < 0) {
+			char why[sizeof t->msg];
+
+			snprintf(why, sizeof why, "%s", t->msg);
+			tui_err(t, "run %lld: cannot open its model at the stored path %s: %s",
+				(long long)run, path, why);
 			free(path);
 			return -1;
 		}
