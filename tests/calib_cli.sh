@@ -75,6 +75,17 @@ if need model models/stories260K/stories260K.gguf &&
 	# ---- runs, scores, sql ----
 	out=$("$S" runs --db "$db" --format csv); rc=$?
 	is "$rc" 0 "runs exits 0"
+	# a terminal: the table fits $COLUMNS, long paths elided in the middle;
+	# not a terminal: whole values, whatever the width
+	if command -v script > /dev/null 2>&1; then
+		COLUMNS=140 script -qc "'$S' runs --db '$db'" /dev/null | tr -d '\r' > "$tmp/runs.tty"
+		is "$(awk '{ if (length($0) > m) m = length($0) } END { print (m <= 140) }' "$tmp/runs.tty")" 1 \
+			"runs on a 140-column terminal fits in 140 columns"
+		contains "$(cat "$tmp/runs.tty")" "260K.gguf" "... keeping the end of the model's path"
+		contains "$(cat "$tmp/runs.tty")" "..." "... eliding its middle"
+	fi
+	COLUMNS=120 "$S" runs --db "$db" > "$tmp/runs.txt"
+	contains "$(cat "$tmp/runs.txt")" "models/stories260K/stories260K.gguf" "runs into a pipe prints whole paths"
 	is "$(echo "$out" | head -1 | cut -d, -f1-2)" "run,status" "runs csv: the run id is the first column"
 	is "$(echo "$out" | sed 1d | cut -d, -f1 | tr '\n' ' ')" "2 1 " "runs lists the newest first"
 	is "$(echo "$out" | sed -n 2p | cut -d, -f2)" "done" "runs shows the status"
