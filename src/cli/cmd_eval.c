@@ -104,10 +104,14 @@ static void print_rows(const struct row *r, int nr, enum out_format fmt, const c
 	} else if (fmt == OUT_CSV || fmt == OUT_TSV) {
 		char sep = fmt == OUT_CSV ? ',' : '\t';
 
-		printf("task%cmetric%cvalue%cstderr%cn\n", sep, sep, sep, sep);
-		for (i = 0; i < nr; i++)
-			printf("%s%c%s%c%.17g%c%.17g%c%zu\n", r[i].task, sep, r[i].metric, sep,
-			       r[i].value, sep, r[i].stderr_, sep, r[i].n);
+		printf("task%cmetric%cvalue%cstderr%cn%cmask\n", sep, sep, sep, sep, sep);
+		for (i = 0; i < nr; i++) {
+			cli_put_field(stdout, r[i].task, sep);
+			printf("%c%s%c%.17g%c%.17g%c%zu%c", sep, r[i].metric, sep, r[i].value, sep,
+			       r[i].stderr_, sep, r[i].n, sep);
+			cli_put_field(stdout, maskbuf, sep);
+			putchar('\n');
+		}
 	} else {
 		printf("mask: %s\n", maskbuf);
 		printf("%-40s %-11s %12s %12s %8s\n", "task", "metric", "value", "stderr", "n");
