@@ -220,12 +220,22 @@ if need model models/stories260K/stories260K.gguf &&
 	is "$(sqlv "SELECT status || ' ' || chunks_done FROM calib_runs WHERE id = $run")" "cancelled 5" \
 	   "... the run is marked cancelled with its 5 chunks"
 	is "$(sqlv "SELECT count(DISTINCT chunk) FROM calib_chunks WHERE run_id = $run")" 5 "... which are stored"
-	cal --samples 16 --seq-len 64 --resume --format json > "$tmp/res.json" 2> "$tmp/err"; rc=$?
-	is "$rc" 0 "--resume exits 0"
-	contains "$(cat "$tmp/err")" "resuming run $run at chunk 6" "... continuing after the last finished chunk"
+	cal --samples 16 --seq-len 64 --format json > "$tmp/res.json" 2> "$tmp/err"; rc=$?
+	is "$rc" 0 "the same command again (no --resume) exits 0"
+	contains "$(cat "$tmp/err")" "resuming run $run at chunk 6" "... resuming by default, after the last finished chunk"
+	contains "$(cat "$tmp/err")" "--force starts over" "... saying so, and how to start over"
 	is "$(json_num run < "$tmp/res.json")" "$run" "... in the same run"
 	is "$(scores_of < "$tmp/res.json")" "$(scores_of < "$tmp/fresh64.json")" \
 	   "... giving the same scores as an uninterrupted run"
+
+	env STRATA_TEST_CANCEL_AFTER=3 "$S" calibrate "$model" "$text" --db "$db" --samples 16 --seq-len 64 \
+		--force > /dev/null 2> "$tmp/err"
+	contains "$(cat "$tmp/err")" "the same command continues it" "a cancelled calibration says the same command continues it"
+	crun=$(sqlv "SELECT max(id) FROM calib_runs")
+	cal --samples 16 --seq-len 64 --force --format json > "$tmp/forced.json" 2> "$tmp/err"
+	ok "--force starts over instead (run $(json_num run < "$tmp/forced.json"), not $crun)" \
+		[ "$(json_num run < "$tmp/forced.json")" -gt "$crun" ]
+	is "$(grep -c resuming "$tmp/err")" 0 "... without resuming"
 
 	# Ctrl-C for real: SIGINT while chunks are being computed
 	env STRATA_TEST_CHUNK_DELAY_MS=150 "$S" calibrate "$model" "$text" --db "$db" --samples 16 \
