@@ -213,7 +213,8 @@ int cmd_eval(int argc, char **argv)
 	es.limit = limit;
 	es.shots = shots;
 	es.seed = (uint64_t)seed;
-	es.progress = cli_progress;
+	es.progress = cli_progress_eta;
+	cli_cancel_install();
 	cli_env(&env, "eval", cli_measure_open("eval", db, no_store));
 	app_measure_init(&ms, &env, m, 0);
 	ms.force = force;
@@ -224,7 +225,7 @@ int cmd_eval(int argc, char **argv)
 
 		es.progress_ud = (void *)tasks[i];
 		r2 = app_eval(m, mask, tasks[i], &es, &ms, &res, &n, &cached, &err);
-		cli_progress_end();
+		cli_progress_eta_end();
 		if (r2 < 0) {
 			cli_error("%s", err.msg);
 			goto out;

@@ -421,6 +421,47 @@ static void fmt_time(double s, char *buf, size_t cap)
 		snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
 }
 
+static const void *eta_ud;
+static double eta_t0, eta_last = -1;
+
+int cli_progress_eta(void *ud, double done)
+{
+	struct timespec ts;
+	double now, el;
+	char e[32], r[32];
+
+	if (!isatty(STDERR_FILENO))
+		return cli_cancel_requested();
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+	if (ud != eta_ud || eta_last < 0) {
+		eta_ud = ud;
+		eta_t0 = now;
+		eta_last = -1;
+	}
+	if (done < 1.0 && eta_last >= 0 && now - eta_last < 0.1)
+		return cli_cancel_requested();
+	eta_last = now;
+	el = now - eta_t0;
+	fmt_time(el, e, sizeof e);
+	if (done > 0.01)
+		fmt_time(el * (1.0 - done) / done, r, sizeof r);
+	else
+		snprintf(r, sizeof r, "?");
+	fprintf(stderr, "\r\033[K%s %5.1f%%  elapsed %s  ETA %s", ud ? (const char *)ud : "",
+		100.0 * done, e, r);
+	fflush(stderr);
+	return cli_cancel_requested();
+}
+
+void cli_progress_eta_end(void)
+{
+	if (eta_last >= 0 && isatty(STDERR_FILENO))
+		fputs("\r\033[K", stderr);
+	eta_last = -1;
+	eta_ud = NULL;
+}
+
 int cli_calib_progress(void *ud, const struct calib_progress *p, int pass, int n_pass)
 {
 	int cancel_after = env_int("STRATA_TEST_CANCEL_AFTER");
