@@ -102,7 +102,8 @@ if need model models/stories260K/stories260K.gguf && need hf models/stories260K/
 	"$S" export --run "$run" --method attn -n 2 --out "$tmp/p.gguf" --format json > "$tmp/p.json"
 	is "$?" 0 "export --run exits 0"
 	is "$(json_str mask < "$tmp/p.json")" "$want" "export --run uses strata plan's mask ($want)"
-	is "$(json_str model < "$tmp/p.json")" "$model" "the run's model is the default"
+	is "$(json_str model < "$tmp/p.json")" "$(cd "$(dirname "$model")" && pwd -P)/$(basename "$model")" \
+	   "the run's model is the default (its canonical path, as stored)"
 
 	# a file size limit: the export fails and leaves nothing at PATH
 	(ulimit -f 200; "$S" export "$model" --mask attn=1 --out "$tmp/cut.gguf" --no-store) \
