@@ -294,6 +294,8 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 	free(text);
 	if (es->max_tokens > 0 && (size_t)es->max_tokens < n_ids)
 		n_ids = (size_t)es->max_tokens;
+	if (es->units)
+		es->units(es->progress_ud, (long)n_ids, "tokens");
 	t0 = now_s();
 	if (t[0] == 'p') {
 		struct ppl_result r;
@@ -342,6 +344,8 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 		*cached = 1;
 		goto out;
 	}
+	if (es->units)
+		es->units(es->progress_ud, (long)n_items, "items");
 	t0 = now_s();
 	if (is_lm) {
 		struct lm_result lr;

@@ -62,6 +62,9 @@ struct eval_spec {
 	uint64_t seed;            /* MMLU: 0 first shots of dev, else shuffled */
 	st_progress_fn progress;  /* may be NULL */
 	void *progress_ud;
+	/* told, before an evaluation is computed, how many units it covers
+	 * ("tokens" for ppl/kl, "items" for multiple choice); may be NULL */
+	void (*units)(void *ud, long n, const char *what);
 };
 
 /*

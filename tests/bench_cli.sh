@@ -93,6 +93,7 @@ if need model models/stories260K/stories260K.gguf; then
 			"on a terminal, bench shows its progress with an ETA"
 		script -qc "'$S' eval '$model' --task 'ppl:$STRATA_SHARED/data/text/tinystories-valid-1000.txt' --ctx 64 --max-tokens 500 --no-store" /dev/null > "$tmp/ttye.txt"
 		contains "$(cat "$tmp/ttye.txt")" "ETA" "... and eval too"
+		contains "$(cat "$tmp/ttye.txt")" "/500 tokens" "... counting its tokens"
 	fi
 	b --gen 0 --ctx 16 > "$tmp/g0.json" 2>&1; rc=$?
 	is "$rc" 0 "--gen 0 exits 0"

@@ -214,6 +214,7 @@ int cmd_eval(int argc, char **argv)
 	es.shots = shots;
 	es.seed = (uint64_t)seed;
 	es.progress = cli_progress_eta;
+	es.units = cli_progress_units;
 	cli_cancel_install();
 	cli_env(&env, "eval", cli_measure_open("eval", db, no_store));
 	app_measure_init(&ms, &env, m, 0);

@@ -423,6 +423,15 @@ static void fmt_time(double s, char *buf, size_t cap)
 
 static const void *eta_ud;
 static double eta_t0, eta_last = -1;
+static long eta_units;
+static const char *eta_what;
+
+void cli_progress_units(void *ud, long n, const char *what)
+{
+	(void)ud;
+	eta_units = n;
+	eta_what = what;
+}
 
 int cli_progress_eta(void *ud, double done)
 {
@@ -448,8 +457,11 @@ int cli_progress_eta(void *ud, double done)
 		fmt_time(el * (1.0 - done) / done, r, sizeof r);
 	else
 		snprintf(r, sizeof r, "?");
-	fprintf(stderr, "\r\033[K%s %5.1f%%  elapsed %s  ETA %s", ud ? (const char *)ud : "",
-		100.0 * done, e, r);
+	fprintf(stderr, "\r\033[K%s %5.1f%%", ud ? (const char *)ud : "", 100.0 * done);
+	if (eta_units > 0)
+		fprintf(stderr, "  %ld/%ld %s", (long)(done * (double)eta_units + 0.5), eta_units,
+			eta_what);
+	fprintf(stderr, "  elapsed %s  ETA %s", e, r);
 	fflush(stderr);
 	return cli_cancel_requested();
 }
@@ -460,6 +472,7 @@ void cli_progress_eta_end(void)
 		fputs("\r\033[K", stderr);
 	eta_last = -1;
 	eta_ud = NULL;
+	eta_units = 0;
 }
 
 int cli_calib_progress(void *ud, const struct calib_progress *p, int pass, int n_pass)

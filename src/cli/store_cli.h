@@ -85,6 +85,9 @@ void cli_calib_progress_end(void);
  * returns cli_cancel_requested() (Ctrl-C stops it).
  * cli_progress_eta_end clears the line. */
 int cli_progress_eta(void *ud, double done);
+/* The units the next cli_progress_eta line counts ("N/TOTAL items"),
+ * until cli_progress_eta_end (an eval_spec's units callback). */
+void cli_progress_units(void *ud, long n, const char *what);
 void cli_progress_eta_end(void);
 
 #endif
