@@ -35,6 +35,10 @@ if need model models/stories260K/stories260K.gguf &&
 	txt=$("$S" eval "$model" --mask 'attn=1' --task "kl:$text" --ctx 128 --max-tokens 300)
 	contains "$txt" "top1_agree" "text table has the metric"
 	contains "$txt" "mask: attn=1;mlp=" "text names the mask"
+	# a task wider than any fixed column: every row's value starts where the header's does
+	txt=$("$S" eval "$model" --task "ppl:$text" --task "kl:$text" --ctx 128 --max-tokens 300 --no-store 2>/dev/null)
+	is "$(echo "$txt" | sed 1,2d | awk '{ print index($0, " " $3) + length($3) }' | sort -u | wc -l | tr -d ' ')" 1 \
+		"text table: the value column stays aligned with a long task path"
 
 	if need hs data/mc/hellaswag/hellaswag_val_full.txt; then
 		out=$("$S" eval "$model" --task hellaswag --limit 20 --format json)

@@ -113,16 +113,26 @@ static void print_rows(const struct row *r, int nr, enum out_format fmt, const c
 			putchar('\n');
 		}
 	} else {
+		/* columns as wide as their widest value (a long task path
+		 * keeps the table aligned; fitted to a terminal) */
+		static const char *const names[] = {"task", "metric", "value", "stderr", "n"};
+		struct table *t = table_new();
+
 		printf("mask: %s\n", maskbuf);
-		printf("%-40s %-11s %12s %12s %8s\n", "task", "metric", "value", "stderr", "n");
+		table_cols(t, 5, names);
 		for (i = 0; i < nr; i++) {
-			printf("%-40s %-11s %12.6g ", r[i].task, r[i].metric, r[i].value);
-			if (isnan(r[i].stderr_))
-				printf("%12s", "-");
-			else
-				printf("%12.6g", r[i].stderr_);
-			printf(" %8zu\n", r[i].n);
+			struct store_value v[5] = {
+				store_text(r[i].task), store_text(r[i].metric), store_real(r[i].value),
+				isnan(r[i].stderr_) ? (struct store_value){STORE_NULL, 0, 0, NULL, 0}
+						    : store_real(r[i].stderr_),
+				store_int((int64_t)r[i].n),
+			};
+
+			table_row(t, v);
 		}
+		fflush(stdout);
+		table_print(t, OUT_TEXT, stdout);
+		table_free(t);
 	}
 }
 
