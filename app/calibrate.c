@@ -6,6 +6,7 @@
 #include "app/calibrate.h"
 
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,10 +256,12 @@ static int run_key(const struct app_env *env, const struct model *m,
 	struct store_model sm;
 	struct store_dataset sd;
 	struct stat sb;
+	char canon[PATH_MAX];
 	int rc;
 
 	memset(&sd, 0, sizeof sd);
-	sd.path = rq->data;
+	/* the store keeps the canonical path: usable from any directory */
+	sd.path = realpath(rq->data, canon) ? canon : rq->data;
 	sd.format = store_dataset_format(rq->data);
 	if ((rc = dataset_sha256_file(rq->data, sd.sha256, err)) < 0)
 		return rc;
@@ -321,7 +324,7 @@ static int find_run(const struct app_env *env, const struct store_run_key *k,
 		*resume_run = r2.id;
 		return 0;
 	}
-	if (!found)
+	if (!found && rq->resume != APP_RESUME_AUTO)
 		app_note(env, APP_INFO, "nothing to resume for these settings; starting a new run");
 	return found && !rq->force;
 }
@@ -357,8 +360,10 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 		start = n_read;
 		out->run = prev->id;
 		out->resumed_at = start;
-		app_note(env, APP_INFO, "resuming run %lld at chunk %d of %d", (long long)prev->id,
-			 start + 1 > d->n_chunks ? d->n_chunks : start + 1, d->n_chunks);
+		app_note(env, APP_INFO, "resuming run %lld at chunk %d of %d%s", (long long)prev->id,
+			 start + 1 > d->n_chunks ? d->n_chunks : start + 1, d->n_chunks,
+			 rq->resume == APP_RESUME_AUTO ? " (it was interrupted with these settings; "
+			 "--force starts over)" : "");
 	} else if ((e = APP_STORE(env, store_run_begin(env->s, k, &prov, d->n_chunks, &out->run,
 						       err))) < 0) {
 		return e;

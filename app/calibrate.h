@@ -44,10 +44,14 @@ struct app_calib_req {
 	int iter_method;          /* -1: one-shot; else an enum plan_method but contiguous */
 	int iter_n, keep_first, keep_last; /* iterative: drops and guards */
 	int force;                /* compute again even when the store has it */
-	int resume;               /* continue the newest interrupted run with these settings */
+	int resume;               /* continue the newest interrupted run with these settings:
+				     1 asked (a note when there is none), APP_RESUME_AUTO
+				     when there is one (a note says so), 0 never */
 	app_calib_progress_fn progress; /* may be NULL */
 	void *ud;
 };
+
+#define APP_RESUME_AUTO 2
 
 struct app_calib_out {
 	int64_t run;              /* the run (0 when none was begun) */

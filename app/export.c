@@ -5,6 +5,7 @@
  */
 #include "app/export.h"
 
+#include <limits.h>
 #include <stdlib.h>
 
 #include "app/provenance.h"
@@ -38,13 +39,17 @@ int app_export(const struct app_env *env, const struct model *m, const struct ma
 		struct store_export se;
 		struct store_provenance prov;
 		int64_t model_id = 0;
+		char canon[PATH_MAX];
+
+		if (o->phase)
+			o->phase(o->ud, "recording");
 
 		store_model_describe(m, &sm);
 		app_provenance(&prov);
 		se.mask = text;
 		se.format = export_format_name(o->format);
 		se.dtype = o->dtype >= 0 ? dtype_name(o->dtype) : dtype_name(model_main_dtype(m));
-		se.path = path;
+		se.path = realpath(path, canon) ? canon : path;
 		se.sha256 = res->sha256;
 		se.bytes = res->bytes;
 		se.params = res->params;

@@ -20,7 +20,9 @@ struct mask;
  * Export m with mask (NULL: none) to path with options o (o->progress
  * may cancel: ST_ECANCEL, nothing left behind), into *res; then, when
  * env->s is set, record it (*export_id gets its id, 0 when not
- * recorded: a warning note says why, the export itself stands).
+ * recorded: a warning note says why, the export itself stands) under
+ * its canonical path, replacing a record of that path; o->phase hears
+ * "recording" first.
  * *mask_text (malloc'd, may be NULL) gets the mask in canonical form.
  */
 int app_export(const struct app_env *env, const struct model *m, const struct mask *mask,

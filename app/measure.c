@@ -7,6 +7,7 @@
  */
 #include "app/measure.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,9 +108,25 @@ int app_task_known(const char *t, char *why, size_t cap)
 	return 0;
 }
 
+static int is_mmlu_task(const char *t)
+{
+	return !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
+}
+
+int app_task_accepts(const char *t, const struct eval_spec *es, char *why, size_t cap)
+{
+	if (es->shots > 0 && !is_mmlu_task(t)) {
+		snprintf(why, cap, "--shots is applied by MMLU only; task '%s' would ignore it "
+			 "(evaluate it without --shots)", t);
+		return 0;
+	}
+	return 1;
+}
+
 /* Read a multiple-choice task's items. */
 static int load_mc(const struct app_env *env, const char *t, const struct eval_spec *es,
-		   struct mc_item **items, size_t *n, int *is_lm, struct st_err *err)
+		   struct mc_item **items, size_t *n, int *is_lm, char datafile[PATH_MAX],
+		   struct st_err *err)
 {
 	struct mc_task def;
 	char file[4096], path[4096];
@@ -124,6 +141,8 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 		} else
 			snprintf(path, sizeof path, "%s/data/mc/hellaswag/hellaswag_val_full.txt",
 				 shared_dir());
+		if (!realpath(path, datafile))
+			datafile[0] = '\0';
 		return mc_read_hellaswag(path, limit, items, n, err);
 	}
 	if (!strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5)) {
@@ -137,6 +156,8 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 		snprintf(path, sizeof path, "%s", def.path);
 	else
 		snprintf(path, sizeof path, "%s/%s", shared_dir(), def.path);
+	if (!realpath(path, datafile))
+		datafile[0] = '\0';
 	*is_lm = !strcmp(def.format, "lambada");
 	if (!strcmp(def.format, "hellaswag"))
 		return mc_read_hellaswag(path, limit, items, n, err);
@@ -196,6 +217,16 @@ static void key_task(const char *t, char *buf, size_t cap)
 		buf[n - 5] = '\0';
 }
 
+/* Keep k in ms for a sweep to link its point to this evaluation. */
+static void remember_key(struct app_measure *ms, const struct store_eval_key *k)
+{
+	if (!ms)
+		return;
+	snprintf(ms->last_task, sizeof ms->last_task, "%s", k->task);
+	snprintf(ms->last_settings, sizeof ms->last_settings, "%s", k->settings);
+	snprintf(ms->last_sha, sizeof ms->last_sha, "%s", k->data_sha256);
+}
+
 /* Look the key up; 1 with *out filled when stored (and not forced). */
 static int cache_get(struct app_measure *ms, const struct store_eval_key *k,
 		     struct store_metric **out, size_t *n)
@@ -238,7 +269,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 		     struct app_measure *ms, struct store_metric *res, size_t *nres,
 		     int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
 {
-	char settings[128], sha[65], path[8192];
+	char settings[128], sha[65], path[8192], canon[PATH_MAX];
 	int32_t *ids = NULL;
 	size_t n_ids = 0, len;
 	char *text = NULL;
@@ -261,6 +292,8 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 	settings_compute(settings, sizeof settings, m);
 	k->settings = settings;
 	k->data_sha256 = sha;
+	k->data = realpath(path, canon) ? canon : path;
+	remember_key(ms, k);
 	if (cache_get(ms, k, out, n_out)) {
 		free(text);
 		*cached = 1;
@@ -273,6 +306,8 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 	free(text);
 	if (es->max_tokens > 0 && (size_t)es->max_tokens < n_ids)
 		n_ids = (size_t)es->max_tokens;
+	if (es->units)
+		es->units(es->progress_ud, (long)n_ids, "tokens");
 	t0 = now_s();
 	if (t[0] == 'p') {
 		struct ppl_result r;
@@ -303,11 +338,11 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 {
 	struct mc_item *items = NULL;
 	size_t n_items = 0;
-	char settings[160], sha[65];
+	char settings[160], sha[65], datafile[PATH_MAX] = "";
 	int rc, is_lm, is_mmlu = !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
 	double t0;
 
-	if ((rc = load_mc(ms ? ms->env : NULL, t, es, &items, &n_items, &is_lm, err)) < 0)
+	if ((rc = load_mc(ms ? ms->env : NULL, t, es, &items, &n_items, &is_lm, datafile, err)) < 0)
 		return rc;
 	if ((rc = items_sha256(items, n_items, sha, err)) < 0)
 		goto out;
@@ -316,10 +351,14 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	settings_compute(settings, sizeof settings, m);
 	k->settings = settings;
 	k->data_sha256 = sha;
+	k->data = datafile[0] ? datafile : NULL;
+	remember_key(ms, k);
 	if (cache_get(ms, k, out, n_out)) {
 		*cached = 1;
 		goto out;
 	}
+	if (es->units)
+		es->units(es->progress_ud, (long)n_items, "items");
 	t0 = now_s();
 	if (is_lm) {
 		struct lm_result lr;
@@ -364,6 +403,8 @@ int app_eval(const struct model *m, const struct mask *mask, const char *task,
 	*cached = 0;
 	if (!m->tok)
 		return st_errf(err, ST_EINVAL, "%s has no tokenizer", m->path ? m->path : "model");
+	if (!app_task_accepts(task, es, maskbuf, sizeof maskbuf))
+		return st_errf(err, ST_EINVAL, "%s", maskbuf);
 	if (mask_is_empty(mask))
 		maskbuf[0] = '\0';
 	else

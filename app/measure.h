@@ -39,6 +39,9 @@ struct app_measure {
 	int unstored;             /* set when a result could not be stored ... */
 	struct st_err store_err;  /* ... and why (the first failure; a note said so too) */
 	struct store_provenance prov;
+	/* the key of the last evaluation app_eval answered (computed or
+	 * cached), for linking it to a sweep point */
+	char last_task[256], last_settings[160], last_sha[65];
 };
 
 /*
@@ -59,6 +62,9 @@ struct eval_spec {
 	uint64_t seed;            /* MMLU: 0 first shots of dev, else shuffled */
 	st_progress_fn progress;  /* may be NULL */
 	void *progress_ud;
+	/* told, before an evaluation is computed, how many units it covers
+	 * ("tokens" for ppl/kl, "items" for multiple choice); may be NULL */
+	void (*units)(void *ud, long n, const char *what);
 };
 
 /*
@@ -67,6 +73,15 @@ struct eval_spec {
  * data/tasks) or a .task file.  Returns 1, or 0 with why filled.
  */
 int app_task_known(const char *task, char *why, size_t cap);
+
+/*
+ * Whether an evaluation of task with es can be made as asked: shots > 0
+ * are applied by MMLU only (and are in its cache key), so any other task
+ * with shots is refused here rather than silently evaluated without.
+ * Returns 1, or 0 with why filled (naming the task).  app_eval checks it
+ * too.
+ */
+int app_task_accepts(const char *task, const struct eval_spec *es, char *why, size_t cap);
 
 /*
  * Evaluate task on m with mask (NULL: none).  *out (malloc'd, *n rows:

@@ -28,7 +28,8 @@ static int method_limit(enum plan_method m, int L, const struct app_sweep_req *r
 
 /* Measure one point's mask on every task (and its speed); fills pt. */
 static int measure_point(const struct model *m, const struct plan *p, const char *mname,
-			 int k, const struct app_sweep_req *rq, struct app_measure *ms,
+			 int k, int64_t run, const char *tasks_key,
+			 const struct app_sweep_req *rq, struct app_measure *ms,
 			 struct store_metric **rows, size_t *n_rows, struct speed_result *sr,
 			 int *cached_all, struct st_err *err)
 {
@@ -44,6 +45,16 @@ static int measure_point(const struct model *m, const struct plan *p, const char
 				   err)) < 0)
 			return st_err_prefix(err, "%s k=%d", mname, k);
 		*cached_all &= cached;
+		if (ms->s) {
+			struct store_eval_key ek = {ms->model_id, "", ms->last_task, ms->last_settings,
+						    ms->last_sha, NULL};
+			struct st_err e2 = {0};
+
+			if (APP_STORE(ms->env, store_sweep_eval_put(ms->s, run, mname, tasks_key, k,
+								    &ek, &e2)) < 0)
+				app_note(ms->env, APP_WARN, "%s k=%d: the point's evaluation was "
+					 "not linked: %s", mname, k, e2.msg);
+		}
 	}
 	if (rq->bench) {
 		if ((rc = app_bench(m, mask, &rq->so, ms, 1, sr, &cached, err)) < 0)
@@ -129,7 +140,8 @@ int app_sweep(const struct app_env *env, const struct model *m,
 			    (rc = APP_STORE(env, store_sweep_put(env->s, run.id, mname, tasks_key, k,
 								 mask_is_empty(p->mask) ? "" : maskbuf,
 								 err))) < 0 ||
-			    (rc = measure_point(m, p, mname, k, rq, &ms, rows, n_rows, &sr,
+			    (rc = measure_point(m, p, mname, k, run.id, tasks_key, rq, &ms, rows,
+						n_rows, &sr,
 						&cached_all, err)) < 0) {
 				plan_free(p);
 				speed_result_free(&sr);

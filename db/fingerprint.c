@@ -112,7 +112,7 @@ void store_model_describe(const struct model *m, struct store_model *sm)
 {
 	memset(sm, 0, sizeof *sm);
 	store_model_fingerprint(m, sm->fingerprint);
-	sm->path = m->path;
+	sm->path = m->path && realpath(m->path, sm->path_buf) ? sm->path_buf : m->path;
 	sm->format = model_format_name(m->format);
 	sm->dtype = dtype_name(model_main_dtype(m));
 	sm->hp = m->hp;

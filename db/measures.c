@@ -14,8 +14,9 @@ static const char SQL_EVAL_FIND[] =
 	" AND settings = ?4 AND data_sha256 = ?5";
 static const char SQL_EVAL_DELETE[] = "DELETE FROM evals WHERE id = ?1";
 static const char SQL_EVAL_INSERT[] =
-	"INSERT INTO evals (model_id, mask, task, settings, data_sha256, seconds,"
-	" strata_version, build, threads, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+	"INSERT INTO evals (model_id, mask, task, settings, data_sha256, data, seconds,"
+	" strata_version, build, threads, host)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 static const char SQL_EVAL_METRICS[] =
 	"SELECT metric, 0, value, stderr, NULL, NULL, n FROM eval_metrics"
 	" WHERE eval_id = ?1 ORDER BY ord";
@@ -34,11 +35,18 @@ static const char SQL_BENCH_METRICS[] =
 static const char SQL_BENCH_METRIC_INSERT[] =
 	"INSERT INTO bench_metrics (bench_id, ord, metric, ctx, value, min, max, n)"
 	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+static const char SQL_EXPORT_FIND[] = "SELECT id FROM exports WHERE path = ?1";
+static const char SQL_EXPORT_DELETE[] = "DELETE FROM exports WHERE id = ?1";
 static const char SQL_EXPORT_INSERT[] =
-	"INSERT INTO exports (model_id, mask, format, dtype, path, sha256, bytes, params,"
+	"INSERT INTO exports (path, model_id, mask, format, dtype, sha256, bytes, params,"
 	" strata_version, build, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 static const char SQL_SWEEP_INSERT[] =
 	"INSERT OR REPLACE INTO sweeps (run_id, method, tasks, k, mask) VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_SWEEP_UNLINK[] =
+	"DELETE FROM sweep_evals WHERE run_id = ?1 AND method = ?2 AND tasks = ?3 AND k = ?4";
+static const char SQL_SWEEP_LINK[] =
+	"INSERT OR IGNORE INTO sweep_evals (run_id, method, tasks, k, task, settings, data_sha256)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 /* Sources: 0 the key (or the export), 1 the provenance, 2 the seconds. */
 #define P(kind, f) COL(kind, 1, struct store_provenance, f)
@@ -52,7 +60,7 @@ static const struct col eval_key[] = {
 };
 #undef E
 static const struct col eval_val[] = {
-	{COL_REAL, 2, sizeof(double), 0},
+	COL(COL_STR, 0, struct store_eval_key, data), {COL_REAL, 2, sizeof(double), 0},
 	P(COL_STR, version), P(COL_STR, build), P(COL_INT, threads), P(COL_STR, host),
 };
 
@@ -167,13 +175,20 @@ int store_bench_put(struct store *s, const struct store_bench_key *k,
 /* ---- exports and sweeps ---- */
 
 #define X(kind, f) COL(kind, 0, struct store_export, f)
-static const struct col export_cols[] = {
+static const struct col export_key[] = {X(COL_STR, path)};
+static const struct col export_val[] = {
 	X(COL_I64, model_id), X(COL_STR, mask), X(COL_STR, format), X(COL_STR, dtype),
-	X(COL_STR, path), X(COL_STR, sha256), X(COL_U64, bytes), X(COL_U64, params),
+	X(COL_STR, sha256), X(COL_U64, bytes), X(COL_U64, params),
 	P(COL_STR, version), P(COL_STR, build), P(COL_STR, host),
 };
 #undef X
-static const struct entity export_entity = ENTITY_STMT("exports", SQL_EXPORT_INSERT, export_cols);
+/* A path written again replaces its record: one row per file. */
+static const struct entity export_entity = {
+	.table = "exports", .sql_find = SQL_EXPORT_FIND, .sql_put = SQL_EXPORT_INSERT,
+	.sql_found = SQL_EXPORT_DELETE, .replace = 1,
+	.key = export_key, .n_key = N_COLS(export_key), .val = export_val,
+	.n_val = N_COLS(export_val),
+};
 
 int store_export_put(struct store *s, const struct store_export *e,
 		     const struct store_provenance *p, int64_t *id,
@@ -194,8 +209,21 @@ struct sweep_args {
 static const struct col sweep_cols[] = {
 	W(COL_I64, run), W(COL_STR, method), W(COL_STR, tasks), W(COL_INT, k), W(COL_STR, mask),
 };
+static const struct col sweep_point[] = {
+	W(COL_I64, run), W(COL_STR, method), W(COL_STR, tasks), W(COL_INT, k),
+};
 #undef W
+#define E(kind, f) COL(kind, 1, struct store_eval_key, f)
+static const struct col sweep_link_cols[] = {
+	COL(COL_I64, 0, struct sweep_args, run), COL(COL_STR, 0, struct sweep_args, method),
+	COL(COL_STR, 0, struct sweep_args, tasks), COL(COL_INT, 0, struct sweep_args, k),
+	E(COL_STR, task), E(COL_STR, settings), E(COL_STR, data_sha256),
+};
+#undef E
 static const struct entity sweep_entity = ENTITY_STMT("sweeps", SQL_SWEEP_INSERT, sweep_cols);
+static const struct entity sweep_unlink = ENTITY_STMT(NULL, SQL_SWEEP_UNLINK, sweep_point);
+static const struct entity sweep_link =
+	ENTITY_STMT("sweep_evals", SQL_SWEEP_LINK, sweep_link_cols);
 
 int store_sweep_put(struct store *s, int64_t run, const char *method,
 		    const char *tasks, int k, const char *mask,
@@ -203,7 +231,25 @@ int store_sweep_put(struct store *s, int64_t run, const char *method,
 {
 	struct sweep_args a = {run, method, tasks, k, mask};
 	const void *src[] = {&a};
+	int rc = tx_begin(s, err);
 
-	return row_write(s, &sweep_entity, src, NULL, NULL, 0, NULL, err);
+	if (rc < 0)
+		return rc;
+	if ((rc = entity_put(s, &sweep_unlink, src, NULL, err)) < 0 ||
+	    (rc = entity_put(s, &sweep_entity, src, NULL, err)) < 0) {
+		tx_rollback(s);
+		return rc;
+	}
+	return tx_commit(s, err);
+}
+
+int store_sweep_eval_put(struct store *s, int64_t run, const char *method,
+			 const char *tasks, int k, const struct store_eval_key *ek,
+			 struct st_err *err)
+{
+	struct sweep_args a = {run, method, tasks, k, ""};
+	const void *src[] = {&a, ek};
+
+	return row_write(s, &sweep_link, src, NULL, NULL, 0, NULL, err);
 }
 #undef P

@@ -269,7 +269,59 @@ static const char SQL_SCHEMA_V3[] =
 	"  LEFT JOIN evals e ON e.model_id = r.model_id AND e.mask = s.mask\n"
 	"  LEFT JOIN eval_metrics em ON em.eval_id = e.id;\n";
 
-static const char *const migrations[] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3};
+/* Version 4: an evaluation names its data file (canonical path; ''
+ * when unknown, as for rows of older versions), and a sweep point lists
+ * the evaluations it made (by their key, so a replaced evaluation with
+ * the same key stays joined).  Rows of a version 3 store are linked
+ * where that is unambiguous: an evaluation of the point's model and
+ * mask whose task is one of the sweep's tasks and the only one of that
+ * task for that model and mask; others are left unlinked rather than
+ * mixed.  The views show the file in the task column (ppl:NAME). */
+static const char SQL_SCHEMA_V4[] =
+	"ALTER TABLE evals ADD COLUMN data TEXT NOT NULL DEFAULT '';\n"
+	"CREATE TABLE sweep_evals (\n"
+	"  run_id      INTEGER NOT NULL REFERENCES calib_runs(id) ON DELETE CASCADE,\n"
+	"  method      TEXT NOT NULL,\n"
+	"  tasks       TEXT NOT NULL,\n"
+	"  k           INTEGER NOT NULL,\n"
+	"  task        TEXT NOT NULL,\n"
+	"  settings    TEXT NOT NULL,\n"
+	"  data_sha256 TEXT NOT NULL,\n"
+	"  PRIMARY KEY (run_id, method, tasks, k, task, settings, data_sha256)\n"
+	");\n"
+	"INSERT OR IGNORE INTO sweep_evals\n"
+	"  SELECT s.run_id, s.method, s.tasks, s.k, e.task, e.settings, e.data_sha256\n"
+	"  FROM sweeps s JOIN calib_runs r ON r.id = s.run_id\n"
+	"  JOIN evals e ON e.model_id = r.model_id AND e.mask = s.mask\n"
+	"  WHERE (instr(' ' || s.tasks || ' ', ' ' || e.task || ' ') > 0\n"
+	"         OR instr(' ' || s.tasks, ' ' || e.task || ':') > 0\n"
+	"         OR instr(s.tasks, '/' || e.task || '.task') > 0)\n"
+	"    AND (SELECT count(*) FROM evals e2 WHERE e2.model_id = e.model_id\n"
+	"         AND e2.mask = e.mask AND e2.task = e.task) = 1;\n"
+	"DROP VIEW eval_list;\n"
+	"DROP VIEW sweep_list;\n"
+	"CREATE VIEW eval_list AS\n"
+	"  SELECT e.id AS eval, e.model_id, m.path AS model, e.mask,\n"
+	"         CASE WHEN e.data = '' THEN e.task ELSE e.task || ':' ||\n"
+	"              substr(e.data, length(rtrim(e.data, replace(e.data, '/', ''))) + 1) END AS task,\n"
+	"         em.metric, em.value, em.stderr, em.n, e.settings,\n"
+	"         substr(e.data_sha256, 1, 12) AS data_sha256, e.data, e.seconds, e.created_at\n"
+	"  FROM evals e JOIN eval_metrics em ON em.eval_id = e.id\n"
+	"               JOIN models m ON m.id = e.model_id;\n"
+	"CREATE VIEW sweep_list AS\n"
+	"  SELECT s.run_id AS run, s.method, s.k, s.mask, s.tasks,\n"
+	"         CASE WHEN e.data = '' THEN e.task ELSE e.task || ':' ||\n"
+	"              substr(e.data, length(rtrim(e.data, replace(e.data, '/', ''))) + 1) END AS task,\n"
+	"         em.metric, em.value, em.stderr, e.settings, e.data\n"
+	"  FROM sweeps s JOIN calib_runs r ON r.id = s.run_id\n"
+	"  LEFT JOIN sweep_evals se ON se.run_id = s.run_id AND se.method = s.method\n"
+	"       AND se.tasks = s.tasks AND se.k = s.k\n"
+	"  LEFT JOIN evals e ON e.model_id = r.model_id AND e.mask = s.mask AND e.task = se.task\n"
+	"       AND e.settings = se.settings AND e.data_sha256 = se.data_sha256\n"
+	"  LEFT JOIN eval_metrics em ON em.eval_id = e.id;\n";
+
+static const char *const migrations[] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3,
+					 SQL_SCHEMA_V4};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
 	       "one migration per schema version");

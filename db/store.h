@@ -37,7 +37,7 @@ struct store;
 struct calib_result;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* PRAGMA application_id of a strata store ("STRA"). */
 #define STORE_APPLICATION_ID 0x53545241
 
@@ -89,12 +89,14 @@ void store_set_fault(struct store *s, int (*fault)(void *ud, const char *what),
 
 struct store_model {
 	char fingerprint[65];     /* store_model_fingerprint */
-	const char *path;         /* where it was loaded from (not part of the key) */
+	const char *path;         /* where it was loaded from (not part of the key):
+				     canonical (absolute) when it can be resolved */
 	const char *format;       /* "gguf", "hf", "llama2c" */
 	const char *dtype;        /* main weight dtype */
 	struct model_hparams hp;
 	uint64_t params;
 	uint64_t file_bytes;
+	char path_buf[4096];      /* store_model_describe's canonical path */
 };
 
 /*
@@ -268,6 +270,7 @@ struct store_eval_key {
 	const char *task;         /* "ppl", "kl", "hellaswag", "mmlu:anatomy" ... */
 	const char *settings;
 	const char *data_sha256;  /* sha256 of the data the task read */
+	const char *data;         /* not in the key: the data file's canonical path (NULL '') */
 };
 /* One figure of an evaluation or a speed measurement. */
 struct store_metric {
@@ -321,14 +324,21 @@ struct store_export {
 	uint64_t bytes;           /* total bytes written */
 	uint64_t params;          /* parameters in the export */
 };
+/* Record an export; a record of the same path is replaced. */
 int store_export_put(struct store *s, const struct store_export *e,
 		     const struct store_provenance *p, int64_t *id,
 		     struct st_err *err);
 
-/* One point of a sweep: k sites dropped by method, with its mask. */
+/* One point of a sweep: k sites dropped by method, with its mask (a
+ * point put again forgets the evaluations linked to it before). */
 int store_sweep_put(struct store *s, int64_t run, const char *method,
 		    const char *tasks, int k, const char *mask,
 		    struct st_err *err);
+/* Link the point to the evaluation with key ek (schema v4): sweep_list
+ * shows the point's own evaluations, not every one of its mask. */
+int store_sweep_eval_put(struct store *s, int64_t run, const char *method,
+			 const char *tasks, int k, const struct store_eval_key *ek,
+			 struct st_err *err);
 
 /* ---- queries ---- */
 

@@ -86,6 +86,15 @@ if need model models/stories260K/stories260K.gguf; then
 	"$S" bench "$model" --repeat 1 --gen 4 --ctx 32 > "$tmp/t.txt" 2>&1; rc=$?
 	is "$rc" 0 "text format exits 0"
 	is "$(awk '$1 == "kv_bytes:" { print $2 }' "$tmp/t.txt")" $((2 * 5 * 4 * 8 * 4 * 32)) "... and prints kv_bytes"
+	is "$(grep -c ETA "$tmp/t.txt")" 0 "... with no progress line when stderr is not a terminal"
+	if command -v script > /dev/null 2>&1; then
+		script -qc "'$S' bench '$model' --repeat 2 --gen 4 --ctx 32 --no-store" /dev/null > "$tmp/tty.txt"
+		contains "$(tr '\r' '\n' < "$tmp/tty.txt" | grep '^.*bench ')" "ETA" \
+			"on a terminal, bench shows its progress with an ETA"
+		script -qc "'$S' eval '$model' --task 'ppl:$STRATA_SHARED/data/text/tinystories-valid-1000.txt' --ctx 64 --max-tokens 500 --no-store" /dev/null > "$tmp/ttye.txt"
+		contains "$(cat "$tmp/ttye.txt")" "ETA" "... and eval too"
+		contains "$(cat "$tmp/ttye.txt")" "/500 tokens" "... counting its tokens"
+	fi
 	b --gen 0 --ctx 16 > "$tmp/g0.json" 2>&1; rc=$?
 	is "$rc" 0 "--gen 0 exits 0"
 	is "$(grep -c decode_tps "$tmp/g0.json")" 0 "... and reports no decode speed"

@@ -75,6 +75,17 @@ if need model models/stories260K/stories260K.gguf &&
 	# ---- runs, scores, sql ----
 	out=$("$S" runs --db "$db" --format csv); rc=$?
 	is "$rc" 0 "runs exits 0"
+	# a terminal: the table fits $COLUMNS, long paths elided in the middle;
+	# not a terminal: whole values, whatever the width
+	if command -v script > /dev/null 2>&1; then
+		COLUMNS=140 script -qc "'$S' runs --db '$db'" /dev/null | tr -d '\r' > "$tmp/runs.tty"
+		is "$(awk '{ if (length($0) > m) m = length($0) } END { print (m <= 140) }' "$tmp/runs.tty")" 1 \
+			"runs on a 140-column terminal fits in 140 columns"
+		contains "$(cat "$tmp/runs.tty")" "260K.gguf" "... keeping the end of the model's path"
+		contains "$(cat "$tmp/runs.tty")" "..." "... eliding its middle"
+	fi
+	COLUMNS=120 "$S" runs --db "$db" > "$tmp/runs.txt"
+	contains "$(cat "$tmp/runs.txt")" "models/stories260K/stories260K.gguf" "runs into a pipe prints whole paths"
 	is "$(echo "$out" | head -1 | cut -d, -f1-2)" "run,status" "runs csv: the run id is the first column"
 	is "$(echo "$out" | sed 1d | cut -d, -f1 | tr '\n' ' ')" "2 1 " "runs lists the newest first"
 	is "$(echo "$out" | sed -n 2p | cut -d, -f2)" "done" "runs shows the status"
@@ -175,6 +186,20 @@ if need model models/stories260K/stories260K.gguf &&
 	contains "$(cat "$tmp/err")" "(cached)" "the same iterative plan again reuses its run"
 	is "$(sqlv "SELECT count(*) FROM iter_drops")" 2 "iter_drops holds its two steps"
 
+	# relative paths are stored canonical: runs work from any directory
+	adb=$(cd "$tmp" && pwd -P)/strata.db
+	mdir=$(cd "$(dirname "$model")" && pwd -P)
+	tabs=$(cd "$(dirname "$text")" && pwd -P)/$(basename "$text")
+	(cd "$mdir" && "$S" calibrate "./$(basename "$model")" "$tabs" --db "$adb" --samples 4 \
+		--seq-len 64 > /dev/null 2>&1)
+	is "$?" 0 "calibrate with a relative model path"
+	rrun=$(sqlv "SELECT max(id) FROM calib_runs")
+	is "$(sqlv "SELECT model FROM run_list WHERE run = $rrun")" "$mdir/$(basename "$model")" \
+		"... the store holds its canonical path"
+	(cd "$tmp" && "$S" plan "$rrun" --db "$adb" --method attn -n 1 --iterative > /dev/null 2> "$tmp/rel.err")
+	is "$?" 0 "plan --iterative from another directory reopens it"
+	contains "$(cat "$tmp/rel.err")" "loading $mdir/" "... saying which path it loaded"
+
 	# ---- masks by hand ----
 	out=$(plan --mask 'attn=4,3;mlp=1' --format json); rc=$?
 	is "$rc" 0 "plan --mask exits 0"
@@ -200,12 +225,22 @@ if need model models/stories260K/stories260K.gguf &&
 	is "$(sqlv "SELECT status || ' ' || chunks_done FROM calib_runs WHERE id = $run")" "cancelled 5" \
 	   "... the run is marked cancelled with its 5 chunks"
 	is "$(sqlv "SELECT count(DISTINCT chunk) FROM calib_chunks WHERE run_id = $run")" 5 "... which are stored"
-	cal --samples 16 --seq-len 64 --resume --format json > "$tmp/res.json" 2> "$tmp/err"; rc=$?
-	is "$rc" 0 "--resume exits 0"
-	contains "$(cat "$tmp/err")" "resuming run $run at chunk 6" "... continuing after the last finished chunk"
+	cal --samples 16 --seq-len 64 --format json > "$tmp/res.json" 2> "$tmp/err"; rc=$?
+	is "$rc" 0 "the same command again (no --resume) exits 0"
+	contains "$(cat "$tmp/err")" "resuming run $run at chunk 6" "... resuming by default, after the last finished chunk"
+	contains "$(cat "$tmp/err")" "--force starts over" "... saying so, and how to start over"
 	is "$(json_num run < "$tmp/res.json")" "$run" "... in the same run"
 	is "$(scores_of < "$tmp/res.json")" "$(scores_of < "$tmp/fresh64.json")" \
 	   "... giving the same scores as an uninterrupted run"
+
+	env STRATA_TEST_CANCEL_AFTER=3 "$S" calibrate "$model" "$text" --db "$db" --samples 16 --seq-len 64 \
+		--force > /dev/null 2> "$tmp/err"
+	contains "$(cat "$tmp/err")" "the same command continues it" "a cancelled calibration says the same command continues it"
+	crun=$(sqlv "SELECT max(id) FROM calib_runs")
+	cal --samples 16 --seq-len 64 --force --format json > "$tmp/forced.json" 2> "$tmp/err"
+	ok "--force starts over instead (run $(json_num run < "$tmp/forced.json"), not $crun)" \
+		[ "$(json_num run < "$tmp/forced.json")" -gt "$crun" ]
+	is "$(grep -c resuming "$tmp/err")" 0 "... without resuming"
 
 	# Ctrl-C for real: SIGINT while chunks are being computed
 	env STRATA_TEST_CHUNK_DELAY_MS=150 "$S" calibrate "$model" "$text" --db "$db" --samples 16 \

@@ -35,6 +35,10 @@ if need model models/stories260K/stories260K.gguf &&
 	txt=$("$S" eval "$model" --mask 'attn=1' --task "kl:$text" --ctx 128 --max-tokens 300)
 	contains "$txt" "top1_agree" "text table has the metric"
 	contains "$txt" "mask: attn=1;mlp=" "text names the mask"
+	# a task wider than any fixed column: every row's value starts where the header's does
+	txt=$("$S" eval "$model" --task "ppl:$text" --task "kl:$text" --ctx 128 --max-tokens 300 --no-store 2>/dev/null)
+	is "$(echo "$txt" | sed 1,2d | awk '{ print index($0, " " $3) + length($3) }' | sort -u | wc -l | tr -d ' ')" 1 \
+		"text table: the value column stays aligned with a long task path"
 
 	if need hs data/mc/hellaswag/hellaswag_val_full.txt; then
 		out=$("$S" eval "$model" --task hellaswag --limit 20 --format json)
@@ -53,7 +57,7 @@ if need model models/stories260K/stories260K.gguf &&
 		out=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task arc_easy --task copa --limit 10 --format json)
 		is "$?" 0 "arc_easy and copa from data/tasks"
 		is "$(echo "$out" | tr '{' '\n' | grep -c '"n": 10')" 4 "acc and acc_norm for both, n 10"
-		out2=$("$S" eval "$model" --task "$STRATA_SRCDIR/data/tasks/arc_easy.task" --limit 10 --format csv | grep acc, | cut -d, -f2-)
+		out2=$("$S" eval "$model" --task "$STRATA_SRCDIR/data/tasks/arc_easy.task" --limit 10 --format csv | grep acc, | cut -d, -f2-5)
 		is "$out2" "$(echo "$out" | tr '{' '\n' | grep '"task": "arc_easy", "metric": "acc"' | sed 's/.*"value": \([^,]*\), "stderr": \([^,]*\), "n": \([0-9]*\).*/acc,\1,\2,\3/')" "a .task path gives the same"
 		hs1=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task hellaswag_val --limit 10 --format csv | cut -d, -f2-)
 		hs2=$("$S" eval "$model" --task hellaswag --limit 10 --format csv | cut -d, -f2-)
@@ -77,7 +81,20 @@ if need model models/stories260K/stories260K.gguf &&
 		is "$(echo "$s1" | val acc_norm value)" "$(echo "$s0" | val acc_norm value)" "the same seed gives the same result"
 		err=$("$S" eval "$model" --task mmlu:anatomy --shots 9 2>&1); rc=$?
 		is "$rc" 2 "--shots 9 is a usage error"
+		is "$("$S" sql "SELECT count(*) FROM evals WHERE task = 'mmlu:anatomy' AND settings LIKE '%shots=2%'" --format tsv | tail -1)" 2 \
+			"MMLU's shots are in the stored settings (the cache key)"
 	fi
+	out=$("$S" eval "$model" --task "ppl:$text" --ctx 128 --max-tokens 300 --mask 'attn=1,3' --no-store --format csv 2>/dev/null)
+	is "$(echo "$out" | head -1)" "task,metric,value,stderr,n,mask" "eval csv has a mask column"
+	is "$(echo "$out" | sed -n 2p | sed 's/.*,"\(.*\)"$/\1/')" "attn=1,3;mlp=" "... holding the mask (quoted: it has a comma)"
+	for t in "ppl:$text" hellaswag "kl:$text"; do
+		err=$("$S" eval "$model" --task "$t" --shots 3 --no-store 2>&1); rc=$?
+		is "$rc" 2 "--shots with $t is refused, not ignored"
+		contains "$err" "'$t'" "... naming the task"
+	done
+	err=$("$S" sweep "$model" --run 1 --task "ppl:$text" --shots 2 2>&1); rc=$?
+	is "$rc" 2 "sweep --shots with a ppl task is refused"
+	contains "$err" "MMLU only" "... saying where shots apply"
 
 	err=$("$S" eval "$model" --task "bogus:x" 2>&1); rc=$?
 	is "$rc" 2 "unknown task is a usage error"

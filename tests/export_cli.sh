@@ -97,6 +97,15 @@ if need model models/stories260K/stories260K.gguf && need hf models/stories260K/
 		--format csv > "$tmp/sql.csv"
 	contains "$(cat "$tmp/sql.csv")" "gguf attn=1,3;mlp=2-3" "the store records the gguf export"
 	contains "$(cat "$tmp/sql.csv")" "hf attn=1,3;mlp=2-3" "the store records the hf export"
+	# writing a path again (relative, from another directory) replaces its record
+	n0=$("$S" sql "select count(*) from exports" --format tsv | tail -1)
+	(cd "$tmp" && "$S" export "$model" --mask attn=2 --out again.gguf > /dev/null &&
+	 "$S" export "$model" --mask attn=3 --out ./again.gguf --force > /dev/null)
+	is "$?" 0 "an export written again with --force"
+	is "$("$S" sql "select count(*) from exports" --format tsv | tail -1)" $((n0 + 1)) \
+		"... has one record, not one per write"
+	is "$("$S" sql "select mask || ' ' || path from exports where path like '%again.gguf'" --format tsv | tail -1)" \
+		"attn=3;mlp= $(cd "$tmp" && pwd -P)/again.gguf" "... the newest, under its absolute path"
 
 	# a mask from a plan of a stored run
 	"$S" calibrate "$model" "$text" --samples 4 --seq-len 64 --format json > "$tmp/cal.json" 2>/dev/null
@@ -106,7 +115,8 @@ if need model models/stories260K/stories260K.gguf && need hf models/stories260K/
 	"$S" export --run "$run" --method attn -n 2 --out "$tmp/p.gguf" --format json > "$tmp/p.json"
 	is "$?" 0 "export --run exits 0"
 	is "$(json_str mask < "$tmp/p.json")" "$want" "export --run uses strata plan's mask ($want)"
-	is "$(json_str model < "$tmp/p.json")" "$model" "the run's model is the default"
+	is "$(json_str model < "$tmp/p.json")" "$(cd "$(dirname "$model")" && pwd -P)/$(basename "$model")" \
+	   "the run's model is the default (its canonical path, as stored)"
 
 	# a file size limit: the export fails and leaves nothing at PATH
 	(ulimit -f 200; "$S" export "$model" --mask attn=1 --out "$tmp/cut.gguf" --no-store) \

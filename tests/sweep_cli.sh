@@ -86,5 +86,27 @@ if need model models/stories260K/stories260K.gguf &&
 	"$S" sweep "$model" --db "$db" --run "$run" --method mlp --max 9 --task "ppl:$text" --ctx 128 --max-tokens 300 --format csv > "$tmp/m.csv" 2> "$tmp/m.err"
 	is "$(wc -l < "$tmp/m.csv" | tr -d ' ')" 7 "--max beyond the layer count stops at 5 MLPs"
 	contains "$(cat "$tmp/m.err")" "at most 5" "... and says so"
+
+	# two ppl files: columns named by file, each point joined to its own
+	# evaluations only (not another file's, settings' or task's)
+	wiki="$STRATA_SHARED/data/text/wikitext-2-test.raw"
+	"$S" eval "$model" --db "$db" --task "ppl:$text" --ctx 128 --max-tokens 700 --mask attn=1 > /dev/null 2>&1
+	two() { "$S" sweep "$model" --db "$db" --run "$run" --method attn --max 1 --task "ppl:$text" \
+		--task "ppl:$wiki" --ctx 128 --max-tokens 400 "$@" 2> /dev/null; }
+	two --format csv > "$tmp/two.csv"
+	is "$?" 0 "a sweep with two ppl files"
+	is "$(head -1 "$tmp/two.csv")" \
+		"method,k,mask,params_removed,ppl:tinystories-valid-1000.txt:ppl,ppl:tinystories-valid-1000.txt:nll,ppl:wikitext-2-test.raw:ppl,ppl:wikitext-2-test.raw:nll" \
+		"... names each file's columns"
+	is "$(two --format json | grep -o '"ppl:[a-z0-9.-]*:ppl"' | sort -u | wc -l | tr -d ' ')" 2 \
+		"... and --format json keeps both"
+	mask1=$(awk -F, 'NR == 3 { print $3 }' "$tmp/two.csv")
+	tk="ppl:$text ppl:$wiki"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM sweep_list WHERE k = 1 AND tasks = '$tk' AND metric = 'ppl'" --format tsv | tail -1)" 2 \
+		"sweep_list: one ppl row per file for the point ($mask1), not the other evaluations of its mask"
+	is "$("$S" sql --db "$db" "SELECT group_concat(task, ' ') FROM (SELECT task FROM sweep_list WHERE k = 1 AND tasks = '$tk' AND metric = 'ppl' ORDER BY task)" --format tsv | tail -1)" \
+		"ppl:tinystories-valid-1000.txt ppl:wikitext-2-test.raw" "... its task column names the file"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM eval_list WHERE mask = '$mask1' AND metric = 'ppl'" --format tsv | tail -1)" 3 \
+		"(the mask has three ppl evaluations in the store)"
 fi
 done_testing

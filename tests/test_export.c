@@ -643,6 +643,23 @@ static int cancel_after(void *ud, double done)
 	return done > 0.3;
 }
 
+/* Phases heard, and a cancel once the "hashing" phase began. */
+static char phases[128];
+
+static void note_phase(void *ud, const char *what)
+{
+	(void)ud;
+	snprintf(phases + strlen(phases), sizeof phases - strlen(phases), "%s%s",
+		 phases[0] ? "," : "", what);
+}
+
+static int cancel_hashing(void *ud, double done)
+{
+	(void)ud;
+	(void)done;
+	return strstr(phases, "hashing") != NULL;
+}
+
 static void check_interrupted(struct model *gm, struct model *hm)
 {
 	struct mask *mask = mk("attn=1", gm->hp.n_layer);
@@ -674,6 +691,21 @@ static void check_interrupted(struct model *gm, struct model *hm)
 		is_int(rc, ST_ECANCEL, "cancelled hf export returns ST_ECANCEL");
 		ok(!exists(pth("cancel_hf")) && leftovers("cancel_hf") == 0,
 		   "cancelled hf: nothing left");
+		/* Ctrl-C once every tensor is written, while the file is hashed */
+		o.progress = cancel_hashing;
+		o.phase = note_phase;
+		for (int f = 0; f < 2; f++) {
+			const char *p = pth(f ? "hashcut_hf" : "hashcut.gguf");
+
+			phases[0] = '\0';
+			o.format = f ? EXPORT_HF : EXPORT_GGUF;
+			rc = export_model(f ? hm : gm, f ? hmask : mask, p, &o, NULL, &err);
+			is_int(rc, ST_ECANCEL, "%s: cancelled while hashing returns ST_ECANCEL",
+			       f ? "hf" : "gguf");
+			has_str(phases, "writing,hashing", "... after the phases writing, hashing");
+			ok(!exists(p) && leftovers(f ? "hashcut_hf" : "hashcut.gguf") == 0,
+			   "... and nothing is left");
+		}
 	}
 	mask_free(mask);
 	mask_free(hmask);

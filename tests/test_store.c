@@ -560,7 +560,8 @@ static void test_measures(void)
 		ok(0, "migrate v2.db: %s", err.msg);
 		return;
 	}
-	is_int(q_int(s, "PRAGMA user_version"), 3, "a version 2 store migrates to version 3");
+	is_int(q_int(s, "PRAGMA user_version"), STORE_SCHEMA_VERSION,
+	       "a version 2 store migrates to the current version");
 	is_int(q_int(s, "SELECT count(*) FROM scores WHERE run_id = 1"), 3 * NL,
 	       "... keeping its scores");
 	k.model_id = model;
@@ -630,8 +631,89 @@ static void test_measures(void)
 			"/tmp/x.gguf attn=1-2;mlp= 1000", "... with its path, mask and size");
 	}
 	is_int(store_sweep_put(s, run, "attn", "ppl", 2, "attn=1-2;mlp=", &err), 0, "a sweep point is recorded");
+	is_int(store_sweep_eval_put(s, run, "attn", "ppl", 2, &k, &err), 0, "... with its evaluation");
 	is_close(q_real(s, "SELECT value FROM sweep_list WHERE k = 2 AND metric = 'ppl'"), 13.0, 0,
-		 "sweep_list joins it to the evaluation of its mask");
+		 "sweep_list joins it to its evaluation");
+	{
+		/* the same mask evaluated on other data (another file, other
+		 * settings) and on another task is not the sweep's */
+		struct store_eval_key o = k;
+
+		o.data_sha256 = "ff44";
+		o.data = "/data/text/tinystories-valid-1000.txt";
+		m[0].value = 7.33;
+		is_int(store_eval_put(s, &o, &prov, 1.0, m, 2, NULL, &err), 0, "another ppl file is evaluated");
+		o.task = "hellaswag";
+		o.data = NULL;
+		is_int(store_eval_put(s, &o, &prov, 1.0, m, 2, NULL, &err), 0, "... and hellaswag");
+		is_int(q_int(s, "SELECT count(*) FROM sweep_list WHERE k = 2 AND metric = 'ppl'"), 1,
+		       "sweep_list has one ppl row for the point, not one per evaluation of its mask");
+		is_close(q_real(s, "SELECT value FROM sweep_list WHERE k = 2 AND metric = 'ppl'"), 13.0, 0,
+			 "... the sweep's own");
+		is_int(q_int(s, "SELECT count(*) FROM sweep_list WHERE task LIKE 'hellaswag%'"), 0,
+		       "... and no other task");
+		has_str(q_text(s, "SELECT task FROM eval_list WHERE value = 7.33"),
+			"ppl:tinystories-valid-1000.txt", "eval_list's task names the data file");
+		has_str(q_text(s, "SELECT data FROM eval_list WHERE value = 7.33"),
+			"/data/text/tinystories-valid-1000.txt", "... and data its path");
+		is_int(store_sweep_put(s, run, "attn", "ppl", 2, "attn=1-2;mlp=", &err), 0,
+		       "the point put again ...");
+		is_int(q_int(s, "SELECT count(*) FROM sweep_list WHERE k = 2 AND value IS NOT NULL"), 0,
+		       "... forgets its old evaluations");
+	}
+	store_close(s);
+}
+
+/* Schema v4: a version 3 store's sweep points are linked to their
+ * evaluations where that is unambiguous, and to nothing where it is not
+ * (never to every evaluation of the mask). */
+static void test_migrate_v3(void)
+{
+	struct store *s = NULL;
+	struct st_err err = {0};
+	int64_t model = 0, data = 0, run;
+	static const char fill[] =
+		/* mask A: one ppl evaluation and an unrelated hellaswag one;
+		 * mask B: two ppl evaluations of different files */
+		"INSERT INTO evals (id, model_id, mask, task, settings, data_sha256, strata_version,"
+		" build, threads, host) VALUES"
+		" (1, ?1, 'attn=3;mlp=', 'ppl', 'ctx=256;max_tokens=2048', 'aa11', 'v', 'b', 1, 'h'),"
+		" (2, ?1, 'attn=3;mlp=', 'hellaswag', 'ctx=256;limit=0', 'bb22', 'v', 'b', 1, 'h'),"
+		" (3, ?1, 'attn=4;mlp=', 'ppl', 'ctx=256;max_tokens=2048', 'aa11', 'v', 'b', 1, 'h'),"
+		" (4, ?1, 'attn=4;mlp=', 'ppl', 'ctx=256;max_tokens=8192', 'cc33', 'v', 'b', 1, 'h');"
+		"INSERT INTO eval_metrics (eval_id, ord, metric, value, stderr, n) VALUES"
+		" (1, 1, 'ppl', 130.24, 0.5, 2048), (2, 1, 'acc', 0.25, 0.01, 100),"
+		" (3, 1, 'ppl', 130.24, 0.5, 2048), (4, 1, 'ppl', 7.33, 0.1, 8192);"
+		"INSERT INTO sweeps (run_id, method, tasks, k, mask) VALUES"
+		" (1, 'attn', 'ppl:../shared/data/text/wikitext-2-test.raw', 1, 'attn=3;mlp='),"
+		" (1, 'attn', 'ppl:../shared/data/text/wikitext-2-test.raw', 2, 'attn=4;mlp=')";
+	struct store_value mid;
+
+	if (store_open_version(tpath("v3.db"), 0, 3, &s, &err) < 0) {
+		ok(0, "open v3.db: %s", err.msg);
+		return;
+	}
+	run = fill_v1(s, &model, &data);
+	mid = store_int(model);
+	is_int(store_query(s, fill, STORE_Q_WRITE, &mid, 1, NULL, NULL, NULL, &err), 0,
+	       "a version 3 store gets evaluations and sweep points");
+	is_int(q_int(s, "SELECT count(*) FROM sweeps"), 2, "a version 3 store holds two sweep points");
+	(void)run;
+	store_close(s);
+	s = NULL;
+	if (store_open(tpath("v3.db"), 0, &s, &err) < 0) {
+		ok(0, "migrate v3.db: %s", err.msg);
+		return;
+	}
+	is_int(q_int(s, "PRAGMA user_version"), STORE_SCHEMA_VERSION, "it migrates to the current version");
+	is_int(q_int(s, "SELECT count(*) FROM sweep_list WHERE k = 1"), 1,
+	       "the point with one ppl evaluation of its mask has one row");
+	is_close(q_real(s, "SELECT value FROM sweep_list WHERE k = 1"), 130.24, 0, "... that one");
+	is_int(q_int(s, "SELECT count(*) FROM sweep_list WHERE k = 2 AND value IS NOT NULL"), 0,
+	       "the point whose mask has two ppl evaluations is left unlinked, not mixed");
+	is_int(q_int(s, "SELECT count(*) FROM evals WHERE data = ''"), 4,
+	       "old evaluations have no data file name");
+	has_str(q_text(s, "SELECT task FROM eval_list WHERE eval = 1"), "ppl", "... and keep their task");
 	store_close(s);
 }
 
@@ -1107,6 +1189,7 @@ int main(void)
 	test_cache_and_chunks();
 	test_rollback();
 	test_measures();
+	test_migrate_v3();
 	test_locked();
 	test_open_twice();
 	test_queries();

@@ -170,8 +170,8 @@ elif need model models/stories260K/stories260K.gguf &&
 	contains "$(line_with "evaluate ppl and KL on: ")" "/$(basename "$text")" "... $(basename "$text")"
 	keys Enter
 	ok "the evaluation finishes in the background" wait_for "evaluated mask 'attn=2-3;mlp=2-3'" 30
-	ppl_db=$(sqlv "SELECT value FROM eval_list WHERE mask = 'attn=2-3;mlp=2-3' AND task = 'ppl' AND metric = 'ppl'")
-	kl_db=$(sqlv "SELECT value FROM eval_list WHERE mask = 'attn=2-3;mlp=2-3' AND task = 'kl' AND metric = 'kl_mean'")
+	ppl_db=$(sqlv "SELECT value FROM eval_list WHERE mask = 'attn=2-3;mlp=2-3' AND task LIKE 'ppl:%' AND metric = 'ppl'")
+	kl_db=$(sqlv "SELECT value FROM eval_list WHERE mask = 'attn=2-3;mlp=2-3' AND task LIKE 'kl:%' AND metric = 'kl_mean'")
 	is "$(sqlv "SELECT settings FROM evals WHERE task = 'ppl'")" "ctx=256;max_tokens=8192" "the store keeps the eval settings"
 	is "$(sqlv "SELECT data_sha256 FROM evals WHERE task = 'ppl'")" "$(sha256sum "$text" | cut -d' ' -f1)" "... and the data's sha256"
 	contains "$(line_with "ppl ")" "ppl $(awk -v v="$ppl_db" 'BEGIN { printf "%.4f", v }')" "the ppl shown is the stored one"
@@ -182,26 +182,40 @@ elif need model models/stories260K/stories260K.gguf &&
 	"$S" eval "$model" --task "ppl:$text" --ctx 256 --max-tokens 8192 --mask 'attn=2-3;mlp=2-3' \
 		--db "$db" --format csv > /dev/null 2> "$tmp/eval.err"
 	contains "$(cat "$tmp/eval.err")" "from the store" "strata eval finds the workbench's result under the same key"
+	# the baseline: the unmasked model's ppl, evaluated with it, and the difference
+	ppl_base=$(sqlv "SELECT value FROM eval_list WHERE mask = '' AND task LIKE 'ppl%' AND metric = 'ppl'")
+	ok "e evaluates the unmasked model too ($ppl_base)" test -n "$ppl_base"
+	contains "$(line_with "  base ")" "base $(awk -v v="$ppl_base" 'BEGIN { printf "%.4f", v }')" \
+	   "the what-if panel shows the baseline ppl"
+	contains "$(line_with "  base ")" "$(awk -v a="$ppl_db" -v b="$ppl_base" 'BEGIN { printf "%+.4f", a - b }')" \
+	   "... and the difference"
 	# bench: in the background, into the store
 	keys b
 	ok "b benches the mask in the background" wait_for "bench of mask 'attn=2-3;mlp=2-3' done" 30
 	tps=$(sqlv "SELECT value FROM bench_list WHERE mask = 'attn=2-3;mlp=2-3' AND metric = 'decode_tps'")
 	contains "$(line_with "decode ")" "decode $(awk -v v="$tps" 'BEGIN { printf "%.0f", v }') tok/s" "the decode speed shown is the stored one"
-	contains "$(sqlv "SELECT settings FROM benches")" "ctx=128,512;gen=32;repeat=1;threads=" "the store keeps the bench settings"
-	is "$(sqlv "SELECT group_concat(ctx, ' ') FROM bench_list WHERE metric = 'prefill_tps'")" "128 512" "prefill measured at 128 and 512 tokens"
-	is "$(sqlv "SELECT group_concat(ctx, ' ') FROM bench_list WHERE metric = 'kv_bytes'")" "128 512" "... and the KV bytes at both"
+	contains "$(sqlv "SELECT settings FROM benches")" "ctx=128,512;gen=32;repeat=5;threads=" "the store keeps the bench settings (5 repeats)"
+	is "$(sqlv "SELECT group_concat(ctx, ' ') FROM bench_list WHERE mask <> '' AND metric = 'prefill_tps'")" "128 512" "prefill measured at 128 and 512 tokens"
+	is "$(sqlv "SELECT group_concat(ctx, ' ') FROM bench_list WHERE mask <> '' AND metric = 'kv_bytes'")" "128 512" "... and the KV bytes at both"
+	mm=$(sqlv "SELECT CAST(round(min) AS INTEGER) || ' ' || CAST(round(max) AS INTEGER) FROM bench_list WHERE mask <> '' AND metric = 'decode_tps'")
+	contains "$(line_with "  min ")" "min ${mm% *}  max ${mm#* }" "the decode speed's min and max over the repeats are shown"
+	btps=$(sqlv "SELECT value FROM bench_list WHERE mask = '' AND metric = 'decode_tps'")
+	ok "b measures the unmasked model too ($btps tok/s)" test -n "$btps"
+	contains "$(pane | grep -F "  base $(awk -v v="$btps" 'BEGIN { printf "%.0f", v }')  ")" "%" \
+	   "the what-if panel shows the baseline decode speed and the difference"
 	# strata bench --cached reads the workbench's measurement (one definition of the rows)
-	"$S" bench "$model" --mask 'attn=2-3;mlp=2-3' --ctx 128,512 --gen 32 --repeat 1 --cached \
+	"$S" bench "$model" --mask 'attn=2-3;mlp=2-3' --ctx 128,512 --gen 32 --repeat 5 --cached \
 		--db "$db" --format json > "$tmp/bench.json" 2> "$tmp/bench.err"
 	contains "$(cat "$tmp/bench.err")" "from the store" "strata bench --cached finds the workbench's bench"
 	is "$(grep -o '"kv_bytes": *[0-9]*' "$tmp/bench.json" | sed 's/.*: *//')" \
 	   "$(sqlv "SELECT CAST(value AS INTEGER) FROM bench_list WHERE metric = 'kv_bytes' AND ctx = 512")" \
 	   "... with its KV bytes"
-	is "$(sqlv "SELECT count(*) FROM benches")" 1 "... and measures nothing new"
+	is "$(sqlv "SELECT count(*) FROM benches")" 2 "... and measures nothing new (the mask and the baseline)"
 	# back to the same mask later: served from the store at once
 	keys u
 	ok "u restores every site" wait_for "mask: attn=;mlp="
-	contains "$(line_with "ppl ")" "ppl -" "an unmeasured mask has no ppl"
+	contains "$(line_with "ppl ")" "(stored)" "the unmasked model's ppl is there: e measured it as the baseline"
+	contains "$(pane)" "the unmasked model: the baseline" "... and is said to be the baseline"
 	keys g h h j j Space l Space j l Space
 	ok "the same mask again ..." wait_for "mask: attn=2-3;mlp=2-3"
 	contains "$(line_with "ppl ")" "(stored)" "... shows its ppl from the store without evaluating"

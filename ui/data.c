@@ -283,6 +283,11 @@ int tui_open_run(struct tui *t, int64_t run)
 			return -1;
 		}
 		if (tui_load_model(t, path) < 0) {
+			char why[sizeof t->msg];
+
+			snprintf(why, sizeof why, "%s", t->msg);
+			tui_err(t, "run %lld: cannot open its model at the stored path %s: %s",
+				(long long)run, path, why);
 			free(path);
 			return -1;
 		}
@@ -410,19 +415,35 @@ void tui_reload_lists(struct tui *t)
 
 /* ---- the mask ---- */
 
-static int metrics_row(struct measured *me, const struct store_metric *x, size_t n)
+/* Figures into me: the masked model's, or with base the unmasked one's. */
+static int metrics_row(struct measured *me, const struct store_metric *x, size_t n, int base)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (!strcmp(x[i].metric, "ppl"))
+		if (base) {
+			if (!strcmp(x[i].metric, "ppl")) {
+				me->base_ppl = x[i].value;
+				me->base_ppl_se = x[i].stderr_;
+				me->have_base_eval = 1;
+			} else if (!strcmp(x[i].metric, "decode_tps")) {
+				me->base_decode = x[i].value;
+				me->base_decode_min = x[i].min;
+				me->base_decode_max = x[i].max;
+				me->have_base_bench = 1;
+			}
+		} else if (!strcmp(x[i].metric, "ppl")) {
 			me->ppl = x[i].value;
-		else if (!strcmp(x[i].metric, "kl_mean"))
+			me->ppl_se = x[i].stderr_;
+		} else if (!strcmp(x[i].metric, "kl_mean"))
 			me->kl = x[i].value;
 		else if (!strcmp(x[i].metric, "top1_agree"))
 			me->top1 = x[i].value;
 		else if (!strcmp(x[i].metric, "prefill_tps") && (me->prefill_tps == 0 || x[i].ctx == 128))
 			me->prefill_tps = x[i].value;
-		else if (!strcmp(x[i].metric, "decode_tps"))
+		else if (!strcmp(x[i].metric, "decode_tps")) {
 			me->decode_tps = x[i].value;
+			me->decode_min = x[i].min;
+			me->decode_max = x[i].max;
+		}
 	}
 	return 0;
 }
@@ -444,14 +465,15 @@ static void lookup_measured(struct tui *t)
 		return;
 	if (t->eval_sha[0]) {
 		job_eval_settings(t->m, settings, sizeof settings);
-		for (int k = 0; k < 2; k++) {
-			struct store_eval_key key = {t->model_id, t->mask_key, k ? "kl" : "ppl", settings,
-						     t->eval_sha};
+		for (int k = 0; k < 3; k++) {
+			/* ppl and kl of the mask, then the unmasked ppl (the baseline) */
+			struct store_eval_key key = {t->model_id, k == 2 ? "" : t->mask_key,
+						     k == 1 ? "kl" : "ppl", settings, t->eval_sha, NULL};
 			int f = store_eval_find(t->s, &key, &x, &n, &id, &err);
 
 			if (f == 1) {
-				metrics_row(&t->meas, x, n);
-				found++;
+				metrics_row(&t->meas, x, n, k == 2);
+				found += k < 2;
 			}
 			free(x);
 			x = NULL;
@@ -460,21 +482,32 @@ static void lookup_measured(struct tui *t)
 				break;
 			}
 		}
+		if (!t->mask_key[0] && t->meas.have_base_eval && found < 2) {
+			/* the unmasked model against itself: KL 0, top-1 agreement 1 */
+			t->meas.ppl = t->meas.base_ppl;
+			t->meas.ppl_se = t->meas.base_ppl_se;
+			t->meas.kl = 0;
+			t->meas.top1 = 1;
+			found = 2;
+		}
 		t->meas.have_eval = found == 2;
 		t->meas.eval_cached = found == 2;
 	}
 	app_provenance(&prov);
 	job_bench_settings(t->m, settings, sizeof settings);
-	{
-		struct store_bench_key key = {t->model_id, t->mask_key, settings, prov.host};
+	for (int base = 0; base < 2; base++) {
+		struct store_bench_key key = {t->model_id, base ? "" : t->mask_key, settings, prov.host};
 		int f = store_bench_find(t->s, &key, &x, &n, &id, &err);
 
 		if (f == 1) {
-			metrics_row(&t->meas, x, n);
-			t->meas.have_bench = 1;
-			t->meas.bench_cached = 1;
+			metrics_row(&t->meas, x, n, base);
+			if (!base) {
+				t->meas.have_bench = 1;
+				t->meas.bench_cached = 1;
+			}
 		}
 		free(x);
+		x = NULL;
 	}
 }
 
@@ -662,7 +695,10 @@ void tui_job_finished(struct tui *t)
 				snprintf(x.metric, sizeof x.metric, "%s", j->metrics[i].metric);
 				x.ctx = j->metrics[i].ctx;
 				x.value = j->metrics[i].value;
-				metrics_row(&t->meas, &x, 1);
+				x.stderr_ = j->metrics[i].stderr_;
+				x.min = j->metrics[i].min;
+				x.max = j->metrics[i].max;
+				metrics_row(&t->meas, &x, 1, !strcmp(j->metrics[i].task, "base"));
 			}
 			if (j->kind == JOB_EVAL) {
 				t->meas.have_eval = 1;

@@ -123,7 +123,7 @@ static void finish(struct job *j, int rc, const char *fmt, ...)
 }
 
 static void add_metric(struct job *j, const char *task, const char *metric, int ctx,
-		       double v, double se, int64_t n)
+		       double v, double se, double lo, double hi, int64_t n)
 {
 	struct job_metric *x;
 
@@ -135,6 +135,8 @@ static void add_metric(struct job *j, const char *task, const char *metric, int 
 	x->ctx = ctx;
 	x->value = v;
 	x->stderr_ = se;
+	x->min = lo;
+	x->max = hi;
 	x->n = n;
 }
 
@@ -244,10 +246,26 @@ static void run_eval(struct job *j, const struct app_env *env)
 			     &cached, &err) < 0)
 			goto fail;
 		for (size_t i = 0; i < n_got; i++)
-			add_metric(j, tasks[t], got[i].metric, 0, got[i].value, got[i].stderr_,
-				   got[i].n);
+			add_metric(j, tasks[t], got[i].metric, 0, got[i].value, got[i].stderr_, NAN,
+				   NAN, got[i].n);
 		free(got);
 		n_cached += cached;
+	}
+	if (!mask_is_empty(mask)) {
+		/* the baseline: the unmasked model's ppl with the same settings
+		 * (from the store when it was evaluated before) */
+		struct store_metric *got = NULL;
+		size_t n_got = 0;
+		int cached = 0;
+
+		set_phase(j, "evaluate: unmasked ppl");
+		snprintf(task, sizeof task, "ppl:%s", j->data);
+		if (app_eval(j->m, NULL, task, &es, &ms, &got, &n_got, &cached, &err) < 0)
+			goto fail;
+		for (size_t i = 0; i < n_got; i++)
+			add_metric(j, "base", got[i].metric, 0, got[i].value, got[i].stderr_, NAN, NAN,
+				   got[i].n);
+		free(got);
 	}
 	j->cached = n_cached == 2;
 	/* a store that stays locked loses nothing shown: the figures
@@ -296,7 +314,8 @@ static int on_bench_progress(void *ud, double done)
 	return on_eval_progress(ud, done);
 }
 
-/* The workbench's bench: 1 repeat at up to two contexts. */
+/* The workbench's bench: TUI_BENCH_REPEAT repeats (a median with its
+ * min and max) at up to two contexts. */
 static void bench_opts(const struct model *m, int ctx[2], struct speed_opts *so)
 {
 	memset(so, 0, sizeof *so);
@@ -304,7 +323,7 @@ static void bench_opts(const struct model *m, int ctx[2], struct speed_opts *so)
 	so->n_ctx = bench_ctx(m, ctx);
 	so->gen = bench_gen(m);
 	so->decode_prefill = 16;
-	so->repeat = 1;
+	so->repeat = TUI_BENCH_REPEAT;
 	so->seed = 1;
 }
 
@@ -342,8 +361,23 @@ static void run_bench(struct job *j, const struct app_env *env)
 		goto fail;
 	n = record_speed_rows(&r, so.repeat, rows);
 	for (size_t i = 0; i < n; i++)
-		add_metric(j, "bench", rows[i].metric, rows[i].ctx, rows[i].value, NAN, rows[i].n);
+		add_metric(j, "bench", rows[i].metric, rows[i].ctx, rows[i].value, NAN, rows[i].min,
+			   rows[i].max, rows[i].n);
 	speed_result_free(&r);
+	if (!mask_is_empty(mask)) {
+		/* the baseline: the unmasked model, same settings (stored, or
+		 * measured now: the store keeps it for the next mask) */
+		int bc = 0;
+
+		set_phase(j, "bench: measuring the unmasked model");
+		if (app_bench(j->m, NULL, &so, &ms, 1, &r, &bc, &err) < 0)
+			goto fail;
+		n = record_speed_rows(&r, so.repeat, rows);
+		for (size_t i = 0; i < n; i++)
+			add_metric(j, "base", rows[i].metric, rows[i].ctx, rows[i].value, NAN,
+				   rows[i].min, rows[i].max, rows[i].n);
+		speed_result_free(&r);
+	}
 	mask_free(mask);
 	j->cached = cached;
 	j->unstored = ms.unstored;

@@ -9,7 +9,10 @@
  * prefill, compute-bound), and the speedup the weight bytes no longer
  * read predict (speed_weight_bytes; for decode, memory-bound); and
  * shows what was measured for exactly this mask (from the store, or
- * from e / b run in the background).
+ * from e / b run in the background) beside the unmasked model's figures
+ * (the baseline, measured by the same jobs) with the difference, marked
+ * within noise when ppl differs by at most two combined standard errors
+ * or the decode speeds' min-max ranges over the repeats overlap.
  */
 #include <math.h>
 #include <string.h>
@@ -54,12 +57,40 @@ void whatif_draw(struct tui *t, WINDOW *w, int y0, int x0, int h, int wd)
 	wattroff(w, A_BOLD);
 	if (me->have_eval) {
 		LINE("ppl %.4f%s", me->ppl, me->eval_cached ? " (stored)" : "");
+		if (!t->mask_key[0]) {
+			LINE("  (the unmasked model: the baseline)");
+		} else if (me->have_base_eval) {
+			double d = me->ppl - me->base_ppl;
+			double se = sqrt((isnan(me->ppl_se) ? 0 : me->ppl_se * me->ppl_se) +
+					 (isnan(me->base_ppl_se) ? 0 : me->base_ppl_se * me->base_ppl_se));
+
+			LINE("  base %.4f  %+.4f (%+.1f%%)", me->base_ppl, d, 100 * d / me->base_ppl);
+			if (se > 0 && fabs(d) <= 2 * se)
+				LINE("  within noise (2 stderr %.4f)", 2 * se);
+		} else {
+			LINE("  base -  (e measures it too)");
+		}
 		LINE("kl %.6f top1 %.2f%%", me->kl, 100 * me->top1);
 	} else {
 		LINE("ppl -  (e evaluates)");
 	}
 	if (me->have_bench) {
 		LINE("decode %.0f tok/s%s", me->decode_tps, me->bench_cached ? " (stored)" : "");
+		if (!isnan(me->decode_min) && me->decode_max > 0)
+			LINE("  min %.0f  max %.0f", me->decode_min, me->decode_max);
+		if (!t->mask_key[0]) {
+			LINE("  (the unmasked model: the baseline)");
+		} else if (me->have_base_bench && me->base_decode > 0) {
+			int noise = !(me->decode_min > me->base_decode_max ||
+				      me->decode_max < me->base_decode_min);
+
+			LINE("  base %.0f  %+.1f%%%s", me->base_decode,
+			     100 * (me->decode_tps - me->base_decode) / me->base_decode,
+			     noise ? " within noise" : "");
+			LINE("  base min %.0f  max %.0f", me->base_decode_min, me->base_decode_max);
+		} else {
+			LINE("  base -  (b measures it too)");
+		}
 		LINE("prefill %.0f tok/s", me->prefill_tps);
 	} else {
 		LINE("tok/s -  (b benches)");

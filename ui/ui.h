@@ -152,9 +152,10 @@ double scores_imp(const struct run_scores *r, int site, int layer);
 enum job_kind { JOB_NONE, JOB_CALIB, JOB_EVAL, JOB_BENCH };
 
 struct job_metric {
-	char task[32], metric[32];
+	char task[32], metric[32]; /* task "base": the unmasked model's figure */
 	int ctx;
 	double value, stderr_;
+	double min, max;      /* bench: over the repeats */
 	int64_t n;
 };
 
@@ -215,6 +216,8 @@ void job_stop(struct job *j);
 void job_eval_settings(const struct model *m, char *buf, size_t cap);
 int job_eval_ctx(const struct model *m);
 #define TUI_EVAL_MAX_TOKENS 8192
+/* Repeats of the workbench's bench: enough for a median, a min and a max. */
+#define TUI_BENCH_REPEAT 5
 /* How long one store call of the workbench waits for another process's
  * write lock (jobs retry; see jobs.c). */
 #define TUI_BUSY_MS 200
@@ -286,6 +289,10 @@ struct measured {
 	double ppl, kl, top1;
 	double prefill_tps, decode_tps;
 	int eval_cached, bench_cached;
+	double ppl_se, decode_min, decode_max; /* ppl's standard error; decode over the repeats */
+	/* the unmasked model's, with the same settings: the baseline */
+	int have_base_eval, have_base_bench;
+	double base_ppl, base_ppl_se, base_decode, base_decode_min, base_decode_max;
 };
 
 struct tui {

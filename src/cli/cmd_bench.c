@@ -124,7 +124,7 @@ int cmd_bench(int argc, char **argv)
 	int ctx[BENCH_MAX_CTX] = {128, 512, 2048}, n_ctx = 3;
 	long gen = 32, repeat = 3;
 	char maskbuf[4096];
-	int c, rc = EXIT_ERR;
+	int c, e, rc = EXIT_ERR;
 
 	while ((c = cli_next_opt("bench", argc, argv, "h", longopts, help, &co, &db)) >= 0) {
 		switch (c) {
@@ -184,9 +184,14 @@ int cmd_bench(int argc, char **argv)
 	so.decode_prefill = BENCH_PREFILL;
 	so.repeat = (int)repeat;
 	so.seed = 1;
+	so.progress = cli_progress_eta;
+	so.progress_ud = (void *)"bench";
+	cli_cancel_install();
 	cli_env(&env, "bench", cli_measure_open("bench", db, no_store));
 	app_measure_init(&ms, &env, m, 0);
-	if (app_bench(m, mask, &so, &ms, use_cache, &res, &cached, &err) < 0) {
+	e = app_bench(m, mask, &so, &ms, use_cache, &res, &cached, &err);
+	cli_progress_eta_end();
+	if (e < 0) {
 		cli_error("%s: %s", argv[optind], err.msg);
 		goto out;
 	}

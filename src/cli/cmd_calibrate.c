@@ -37,6 +37,7 @@ static const char help[] =
 	"  --keep-last B      iterative: never drop the last B layers\n"
 	"  --force            recompute even if the store has this calibration\n"
 	"  --resume           continue an interrupted calibration from its last finished chunk\n"
+	"                     (the default when one has these settings; --force starts over)\n"
 	DB_HELP;
 
 /* ---- output ---- */
@@ -291,7 +292,9 @@ static int calibrate(const struct calib_args *a)
 	rq.keep_first = (int)a->keep_first;
 	rq.keep_last = (int)a->keep_last;
 	rq.force = a->force;
-	rq.resume = a->resume;
+	/* an interrupted one-shot calibration with these settings is
+	 * continued by default (said so); --force starts over */
+	rq.resume = a->resume ? 1 : !a->force && a->iter_method < 0 ? APP_RESUME_AUTO : 0;
 	rq.progress = cli_calib_progress;
 	cli_cancel_install();
 	e = app_calibrate(&env, m, &rq, &out, &err);
@@ -303,7 +306,7 @@ static int calibrate(const struct calib_args *a)
 	}
 	if (e == ST_ECANCEL) {
 		cli_error("calibration cancelled after %d of %d chunks; run %lld keeps them: "
-			  "continue with the same command and --resume", out.chunks_done,
+			  "the same command continues it (--force starts over)", out.chunks_done,
 			  out.chunks_total, (long long)out.run);
 		goto out;
 	}

@@ -105,22 +105,36 @@ static void print_rows(const struct row *r, int nr, enum out_format fmt, const c
 	} else if (fmt == OUT_CSV || fmt == OUT_TSV) {
 		char sep = fmt == OUT_CSV ? ',' : '\t';
 
-		printf("task%cmetric%cvalue%cstderr%cn\n", sep, sep, sep, sep);
-		for (i = 0; i < nr; i++)
-			printf("%s%c%s%c%s%c%s%c%zu\n", r[i].task, sep, r[i].metric, sep,
-			       cli_num_text(num, r[i].value), sep, cli_num_text(num2, r[i].stderr_),
-			       sep, r[i].n);
-	} else {
-		printf("mask: %s\n", maskbuf);
-		printf("%-40s %-11s %12s %12s %8s\n", "task", "metric", "value", "stderr", "n");
+		printf("task%cmetric%cvalue%cstderr%cn%cmask\n", sep, sep, sep, sep, sep);
 		for (i = 0; i < nr; i++) {
-			printf("%-40s %-11s %12.6g ", r[i].task, r[i].metric, r[i].value);
-			if (isnan(r[i].stderr_))
-				printf("%12s", "-");
-			else
-				printf("%12.6g", r[i].stderr_);
-			printf(" %8zu\n", r[i].n);
+			cli_put_field(stdout, r[i].task, sep);
+			printf("%c%s%c%s%c%s%c%zu%c", sep, r[i].metric, sep,
+			       cli_num_text(num, r[i].value), sep, cli_num_text(num2, r[i].stderr_),
+			       sep, r[i].n, sep);
+			cli_put_field(stdout, maskbuf, sep);
+			putchar('\n');
 		}
+	} else {
+		/* columns as wide as their widest value (a long task path
+		 * keeps the table aligned; fitted to a terminal) */
+		static const char *const names[] = {"task", "metric", "value", "stderr", "n"};
+		struct table *t = table_new();
+
+		printf("mask: %s\n", maskbuf);
+		table_cols(t, 5, names);
+		for (i = 0; i < nr; i++) {
+			struct store_value v[5] = {
+				store_text(r[i].task), store_text(r[i].metric), store_real(r[i].value),
+				isnan(r[i].stderr_) ? (struct store_value){STORE_NULL, 0, 0, NULL, 0}
+						    : store_real(r[i].stderr_),
+				store_int((int64_t)r[i].n),
+			};
+
+			table_row(t, v);
+		}
+		fflush(stdout);
+		table_print(t, OUT_TEXT, stdout);
+		table_free(t);
 	}
 }
 
@@ -198,6 +212,10 @@ int cmd_eval(int argc, char **argv)
 	for (i = 0; i < nt; i++)
 		if (!app_task_known(tasks[i], why, sizeof why))
 			return cli_usage("eval", "%s", why);
+	es.shots = shots;
+	for (i = 0; i < nt; i++)
+		if (!app_task_accepts(tasks[i], &es, why, sizeof why))
+			return cli_usage("eval", "%s", why);
 	cli_common_apply(&co);
 	m = cli_load_scoring(argv[optind], mask_text, &mask, &ctx, &rc);
 	if (!m)
@@ -207,7 +225,9 @@ int cmd_eval(int argc, char **argv)
 	es.limit = limit;
 	es.shots = shots;
 	es.seed = (uint64_t)seed;
-	es.progress = cli_progress;
+	es.progress = cli_progress_eta;
+	es.units = cli_progress_units;
+	cli_cancel_install();
 	cli_env(&env, "eval", cli_measure_open("eval", db, no_store));
 	app_measure_init(&ms, &env, m, 0);
 	ms.force = force;
@@ -218,7 +238,7 @@ int cmd_eval(int argc, char **argv)
 
 		es.progress_ud = (void *)tasks[i];
 		r2 = app_eval(m, mask, tasks[i], &es, &ms, &res, &n, &cached, &err);
-		cli_progress_end();
+		cli_progress_eta_end();
 		if (r2 < 0) {
 			cli_error("%s", err.msg);
 			goto out;

@@ -12,6 +12,7 @@
  * both kinds of names are distinct.
  */
 #include <getopt.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,18 @@ static int progress(void *ud, double done)
 	return cli_cancel_requested();
 }
 
+/* The progress line names the phase: writing, hashing, recording. */
+static void phase(void *ud, const char *what)
+{
+	char *label = ud;
+
+	cli_progress_end();
+	snprintf(label, 64, "export: %s%s", what,
+		 !strcmp(what, "recording") ? " in the store" : "");
+	if (!strcmp(what, "recording"))
+		cli_progress(label, 1.0);
+}
+
 /* The mask of a plan of a stored run (as strata plan computes it). */
 static int mask_from_run(const struct app_env *env, const struct export_args *a,
 			 struct mask **mask, char **model_path, struct st_err *err)
@@ -111,6 +124,7 @@ static int export_main(struct export_args *a)
 	struct model *m = NULL;
 	struct mask *mask = NULL;
 	struct export_opts eo;
+	char label[64] = "export";
 	struct export_result res;
 	char *run_model = NULL, *maskbuf = NULL;
 	const char *model_path = a->model;
@@ -153,7 +167,8 @@ static int export_main(struct export_args *a)
 	eo.shard_bytes = a->shard;
 	eo.overwrite = a->force;
 	eo.progress = progress;
-	eo.ud = (void *)"export";
+	eo.phase = phase;
+	eo.ud = label;
 	cli_cancel_install();
 	/* a file size limit makes write() fail (and the export clean up) */
 	signal(SIGXFSZ, SIG_IGN);

@@ -105,6 +105,33 @@ struct sweep_out {
 	struct table *t;
 };
 
+static int is_text_task(const char *t)
+{
+	return !strncmp(t, "ppl:", 4) || !strncmp(t, "kl:", 3);
+}
+
+/* The file name of a ppl:/kl: task (what follows the last '/'). */
+static const char *file_name(const char *t)
+{
+	const char *f = strchr(t, ':') + 1, *sl = strrchr(f, '/');
+
+	return sl ? sl + 1 : f;
+}
+
+/* Whether another task of the sweep is of the same text kind as task ti
+ * (two ppl: files): then its columns are named KIND:FILE:METRIC. */
+static int text_kind_repeats(const struct sweep_args *a, int ti)
+{
+	size_t n = strcspn(a->tasks[ti], ":") + 1;
+
+	if (!is_text_task(a->tasks[ti]))
+		return 0;
+	for (int j = 0; j < a->n_tasks; j++)
+		if (j != ti && !strncmp(a->tasks[j], a->tasks[ti], n))
+			return 1;
+	return 0;
+}
+
 /* After each point: its row in the table, a line on stderr. */
 static int on_point(void *ud, const struct app_sweep_point *pt)
 {
@@ -133,9 +160,12 @@ static int on_point(void *ud, const struct app_sweep_point *pt)
 				/* ppl:/kl: metrics have names of their own; other
 				 * tasks' (acc, acc_norm ...) get the task's name
 				 * when there are several tasks */
-				if (a->n_tasks > 1 && strncmp(a->tasks[ti], "ppl:", 4) &&
-				    strncmp(a->tasks[ti], "kl:", 3))
+				if (a->n_tasks > 1 && !is_text_task(a->tasks[ti]))
 					snprintf(name, sizeof name, "%.30s:%.30s", a->tasks[ti], r->metric);
+				else if (text_kind_repeats(a, ti))
+					snprintf(name, sizeof name, "%.*s:%.40s:%.20s",
+						 (int)strcspn(a->tasks[ti], ":"), a->tasks[ti],
+						 file_name(a->tasks[ti]), r->metric);
 				else
 					snprintf(name, sizeof name, "%s", r->metric);
 				c = col_add(cols, tk, r->metric, name);
@@ -378,6 +408,9 @@ int cmd_sweep(int argc, char **argv)
 		return cli_usage("sweep", "expected at least one --task (or --bench)");
 	for (int i = 0; i < a.n_tasks; i++)
 		if (!app_task_known(a.tasks[i], why, sizeof why))
+			return cli_usage("sweep", "%s", why);
+	for (int i = 0; i < a.n_tasks; i++)
+		if (!app_task_accepts(a.tasks[i], &a.es, why, sizeof why))
 			return cli_usage("sweep", "%s", why);
 	if (a.n_methods == 0)
 		a.methods[a.n_methods++] = PLAN_ATTN;

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <time.h>
@@ -193,6 +194,132 @@ static const char *cell_text(const struct cell *c, int exact, char *buf, size_t 
 	}
 }
 
+/* Display width of UTF-8 text: one column per code point. */
+static size_t text_width(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/* Byte offset of the code point that starts display column col. */
+static size_t text_offset(const char *s, size_t col)
+{
+	size_t i = 0, n = 0;
+
+	for (; s[i]; i++) {
+		if (((unsigned char)s[i] & 0xc0) != 0x80) {
+			if (n == col)
+				return i;
+			n++;
+		}
+	}
+	return i;
+}
+
+/* v padded to w columns (right-aligned when right), elided in the middle
+ * ("...") when wider; then sep. */
+static void put_cell(FILE *f, const char *v, size_t w, int right, const char *sep)
+{
+	size_t n = text_width(v);
+
+	if (n > w && w >= 5) {
+		size_t head = (w - 3) / 2, tail = w - 3 - head;
+
+		fprintf(f, "%.*s...%s", (int)text_offset(v, head), v, v + text_offset(v, n - tail));
+		n = w;
+	} else if (n > w) {
+		fprintf(f, "%.*s", (int)text_offset(v, w), v);
+		n = w;
+	} else if (right) {
+		fprintf(f, "%*s%s", (int)(w - n), "", v);
+		n = w;
+	} else {
+		fputs(v, f);
+	}
+	if (*sep == '\n')
+		fputc('\n', f);
+	else
+		fprintf(f, "%*s%s", (int)(w - n), "", sep);
+}
+
+/* The width to fit a text table to: $COLUMNS, else the terminal's, when
+ * f is a terminal; 0 (no limit) when it is not. */
+static size_t term_width(FILE *f)
+{
+	struct winsize ws;
+	const char *c = getenv("COLUMNS");
+
+	if (!isatty(fileno(f)))
+		return 0;
+	if (c && atoi(c) > 0)
+		return (size_t)atoi(c);
+	if (ioctl(fileno(f), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	return 0;
+}
+
+/* Aligned columns (numbers right-aligned), widths in code points; on a
+ * terminal narrower than the table the widest text columns shrink, paths
+ * first, and their values are elided in the middle.  Never when f is
+ * not a terminal. */
+static void text_print(const struct table *t, FILE *f)
+{
+	size_t *w = calloc((size_t)(t->n_cols > 0 ? t->n_cols : 1), sizeof *w);
+	unsigned char *num = calloc((size_t)(t->n_cols > 0 ? t->n_cols : 1), 2), *path;
+	size_t total = 0, lim = term_width(f);
+	char buf[64];
+
+	if (!w || !num)
+		abort();
+	path = num + (t->n_cols > 0 ? t->n_cols : 1);
+	for (int i = 0; i < t->n_cols; i++) {
+		w[i] = text_width(t->names[i]);
+		num[i] = t->n_rows > 0;
+		for (size_t r = 0; r < t->n_rows; r++) {
+			const struct cell *c = &t->cells[r * t->n_cols + i];
+			size_t n = text_width(cell_text(c, 0, buf, sizeof buf));
+
+			if (c->type == STORE_TEXT || c->type == STORE_BLOB)
+				num[i] = 0;
+			if (c->type == STORE_TEXT && c->s && strchr(c->s, '/'))
+				path[i] = 1;
+			if (n > w[i])
+				w[i] = n;
+		}
+		total += w[i] + (i + 1 < t->n_cols ? 2 : 0);
+	}
+	/* paths (text with '/') give way first, down to 16 columns; then
+	 * any text column, down to 12 */
+	for (int pass = 0; pass < 2; pass++)
+		while (lim && total > lim) {
+			int widest = -1;
+
+			for (int i = 0; i < t->n_cols; i++)
+				if (!num[i] && (pass || path[i]) && w[i] > (pass ? 12u : 16u) &&
+				    (widest < 0 || w[i] > w[widest]))
+					widest = i;
+			if (widest < 0)
+				break;
+			w[widest]--;
+			total--;
+		}
+	for (int i = 0; i < t->n_cols; i++)
+		put_cell(f, t->names[i], w[i], 0, i + 1 < t->n_cols ? "  " : "\n");
+	for (size_t r = 0; r < t->n_rows; r++)
+		for (int i = 0; i < t->n_cols; i++) {
+			const struct cell *c = &t->cells[r * t->n_cols + i];
+			int right = c->type == STORE_INT || c->type == STORE_REAL;
+
+			put_cell(f, cell_text(c, 0, buf, sizeof buf), w[i], right,
+				 i + 1 < t->n_cols ? "  " : "\n");
+		}
+	free(w);
+	free(num);
+}
+
 void table_print(const struct table *t, enum out_format fmt, FILE *f)
 {
 	char buf[64];
@@ -244,39 +371,7 @@ void table_print(const struct table *t, enum out_format fmt, FILE *f)
 		}
 		return;
 	}
-	{
-		size_t *w = calloc((size_t)(t->n_cols > 0 ? t->n_cols : 1), sizeof *w);
-
-		if (!w)
-			abort();
-		for (int i = 0; i < t->n_cols; i++) {
-			w[i] = strlen(t->names[i]);
-			for (size_t r = 0; r < t->n_rows; r++) {
-				size_t n = strlen(cell_text(&t->cells[r * t->n_cols + i], 0, buf, sizeof buf));
-
-				if (n > w[i])
-					w[i] = n;
-			}
-		}
-		for (int i = 0; i < t->n_cols; i++)
-			if (i + 1 < t->n_cols)
-				fprintf(f, "%-*s  ", (int)w[i], t->names[i]);
-			else
-				fprintf(f, "%s\n", t->names[i]);
-		for (size_t r = 0; r < t->n_rows; r++)
-			for (int i = 0; i < t->n_cols; i++) {
-				const struct cell *c = &t->cells[r * t->n_cols + i];
-				const char *v = cell_text(c, 0, buf, sizeof buf);
-				int right = c->type == STORE_INT || c->type == STORE_REAL;
-
-				if (i + 1 == t->n_cols && !right)
-					fprintf(f, "%s\n", v);
-				else
-					fprintf(f, right ? "%*s%s" : "%-*s%s", (int)w[i], v,
-						i + 1 < t->n_cols ? "  " : "\n");
-			}
-		free(w);
-	}
+	text_print(t, f);
 }
 
 void table_free(struct table *t)
@@ -326,6 +421,60 @@ static void fmt_time(double s, char *buf, size_t cap)
 		snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
 	else
 		snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+static const void *eta_ud;
+static double eta_t0, eta_last = -1;
+static long eta_units;
+static const char *eta_what;
+
+void cli_progress_units(void *ud, long n, const char *what)
+{
+	(void)ud;
+	eta_units = n;
+	eta_what = what;
+}
+
+int cli_progress_eta(void *ud, double done)
+{
+	struct timespec ts;
+	double now, el;
+	char e[32], r[32];
+
+	if (!isatty(STDERR_FILENO))
+		return cli_cancel_requested();
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+	if (ud != eta_ud || eta_last < 0) {
+		eta_ud = ud;
+		eta_t0 = now;
+		eta_last = -1;
+	}
+	if (done < 1.0 && eta_last >= 0 && now - eta_last < 0.1)
+		return cli_cancel_requested();
+	eta_last = now;
+	el = now - eta_t0;
+	fmt_time(el, e, sizeof e);
+	if (done > 0.01)
+		fmt_time(el * (1.0 - done) / done, r, sizeof r);
+	else
+		snprintf(r, sizeof r, "?");
+	fprintf(stderr, "\r\033[K%s %5.1f%%", ud ? (const char *)ud : "", 100.0 * done);
+	if (eta_units > 0)
+		fprintf(stderr, "  %ld/%ld %s", (long)(done * (double)eta_units + 0.5), eta_units,
+			eta_what);
+	fprintf(stderr, "  elapsed %s  ETA %s", e, r);
+	fflush(stderr);
+	return cli_cancel_requested();
+}
+
+void cli_progress_eta_end(void)
+{
+	if (eta_last >= 0 && isatty(STDERR_FILENO))
+		fputs("\r\033[K", stderr);
+	eta_last = -1;
+	eta_ud = NULL;
+	eta_units = 0;
 }
 
 int cli_calib_progress(void *ud, const struct calib_progress *p, int pass, int n_pass)

@@ -80,4 +80,14 @@ int cli_cancel_requested(void);
 int cli_calib_progress(void *ud, const struct calib_progress *p, int pass, int n_pass);
 void cli_calib_progress_end(void);
 
+/* A step's progress on stderr when it is a terminal: ud (a label, the
+ * clock restarts when it changes), percent, elapsed time and ETA;
+ * returns cli_cancel_requested() (Ctrl-C stops it).
+ * cli_progress_eta_end clears the line. */
+int cli_progress_eta(void *ud, double done);
+/* The units the next cli_progress_eta line counts ("N/TOTAL items"),
+ * until cli_progress_eta_end (an eval_spec's units callback). */
+void cli_progress_units(void *ud, long n, const char *what);
+void cli_progress_eta_end(void);
+
 #endif

@@ -59,6 +59,21 @@ void export_opts_init(struct export_opts *o)
 	o->dtype = -1;
 }
 
+/* The sha256 of the finished file, in the "hashing" phase (cancellable). */
+struct hash_state {
+	const struct export_opts *o;
+	char *hex;
+};
+
+static int hash_tmp(void *ud, const char *tmp, struct st_err *err)
+{
+	struct hash_state *h = ud;
+
+	if (h->o->phase)
+		h->o->phase(h->o->ud, "hashing");
+	return dataset_sha256_file_progress(tmp, h->hex, h->o->progress, h->o->ud, err);
+}
+
 /* ---- the layer plan ---- */
 
 enum { GONE_ATTN = 1, GONE_MLP = 2 };
@@ -328,6 +343,7 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 	const char *out_arch = lp->partial ? "deci" : arch;
 	size_t plen = strlen(arch);
 	struct gguf_writer *w = NULL;
+	struct hash_state hs;
 	struct out_tensor *ot = NULL;
 	struct stream s = { 0 };
 	int have_klen = 0, have_vlen = 0, have_rope = 0, have_ftype = 0, rc, nt = 0;
@@ -513,12 +529,13 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 		}
 		res->tensor_bytes += ot[i].nbytes;
 	}
-	if ((rc = gguf_writer_finish(w, err)) < 0)
+	hs.o = o;
+	hs.hex = res->sha256;
+	if ((rc = gguf_writer_finish_check(w, hash_tmp, &hs, err)) < 0)
 		goto out;
 	res->n_tensors = nt;
 	res->n_shards = 1;
 	res->bytes = file_size(path);
-	rc = dataset_sha256_file(path, res->sha256, err);
 out:
 	gguf_writer_free(w);
 	free(ot);
@@ -1338,7 +1355,7 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 	uint64_t limit = o->shard_bytes ? o->shard_bytes : DEFAULT_SHARD_BYTES, cur = 0;
 	struct out_tensor *ot = NULL;
 	struct stream s = { 0 };
-	char *tmp = NULL, *old = NULL, *final_name = NULL;
+	char *tmp = NULL, *old = NULL;
 	int nt, n_shards = 1, rc = 0, made = 0;
 
 	int32_t bos = -1, eos = -1;
@@ -1470,6 +1487,15 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 				goto out;
 	}
 	sync_path(tmp);
+	{
+		struct hash_state hs = {o, res->sha256};
+		char *f = join(tmp, n_shards > 1 ? "model.safetensors.index.json" : "model.safetensors");
+
+		rc = f ? hash_tmp(&hs, f, err) : st_errf(err, ST_ENOMEM, "out of memory");
+		free(f);
+		if (rc < 0)
+			goto out;
+	}
 	if (path_exists(path)) {
 		/* overwrite: the old export moves aside only now that the new one is whole */
 		sprintf(old, "%s.old-XXXXXX", path);
@@ -1510,15 +1536,10 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 			closedir(d);
 		res->bytes = total;
 	}
-	final_name = join(path, n_shards > 1 ? "model.safetensors.index.json" : "model.safetensors");
-	if (!final_name)
-		rc = st_errf(err, ST_ENOMEM, "out of memory");
-	else
-		rc = dataset_sha256_file(final_name, res->sha256, err);
+	rc = 0;
 out:
 	if (made)
 		remove_dir(tmp);
-	free(final_name);
 	free(tmp);
 	free(old);
 	free(ot);
@@ -1574,6 +1595,8 @@ int export_model(const struct model *m, const struct mask *mask, const char *pat
 			       dtype_name(o->dtype));
 	if ((rc = plan_build(m, mask, &lp, err)) < 0)
 		return rc;
+	if (o->phase)
+		o->phase(o->ud, "writing");
 	res->n_layer = lp.n_out;
 	res->deci = o->format == EXPORT_GGUF && lp.partial;
 	res->deci_noop_ffn = res->deci ? lp.ffn_only : 0;

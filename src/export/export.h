@@ -95,8 +95,13 @@ struct export_opts {
 	int dtype;              /* enum st_dtype, or -1 to keep each tensor's */
 	uint64_t shard_bytes;   /* hf: most tensor bytes per shard (0: 5 GB) */
 	int overwrite;          /* replace an existing PATH */
-	st_progress_fn progress;/* done = tensor bytes written / total; may be NULL */
+	st_progress_fn progress;/* done = tensor bytes written / total, then bytes
+				   hashed / file size; may be NULL */
 	void *ud;
+	/* told when a phase begins: "writing", then "hashing" (the file is
+	   complete, hashed before it is moved into place; progress may still
+	   cancel and nothing is left); may be NULL */
+	void (*phase)(void *ud, const char *what);
 };
 /* GGUF, keep dtypes, 5 GB shards, no overwrite, no progress. */
 void export_opts_init(struct export_opts *o);

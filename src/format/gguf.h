@@ -109,6 +109,12 @@ int gguf_writer_begin_data(struct gguf_writer *w, struct st_err *err);
 int gguf_writer_write_tensor(struct gguf_writer *w, const void *data, size_t nbytes,
 			     struct st_err *err);
 int gguf_writer_finish(struct gguf_writer *w, struct st_err *err);
+/* As gguf_writer_finish, with check(ud, tmp, err) run on the complete
+ * temporary file before it is renamed into place: a negative return
+ * fails the writer (the file is not renamed, and free removes it). */
+int gguf_writer_finish_check(struct gguf_writer *w,
+			     int (*check)(void *ud, const char *tmp, struct st_err *err),
+			     void *ud, struct st_err *err);
 void gguf_writer_free(struct gguf_writer *w);
 /* Any scalar type: val points to the value in host (little-endian) form;
  * for GGUF_BOOL an int, for GGUF_STRING a NUL-terminated string.  (Bool

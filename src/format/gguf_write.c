@@ -594,6 +594,13 @@ static void sync_dir(const char *path)
 
 int gguf_writer_finish(struct gguf_writer *w, struct st_err *err)
 {
+	return gguf_writer_finish_check(w, NULL, NULL, err);
+}
+
+int gguf_writer_finish_check(struct gguf_writer *w,
+			     int (*check)(void *ud, const char *tmp, struct st_err *err),
+			     void *ud, struct st_err *err)
+{
 	if (w->state == W_FAILED)
 		return report(w, err);
 	if (w->state != W_DATA) {
@@ -616,6 +623,14 @@ int gguf_writer_finish(struct gguf_writer *w, struct st_err *err)
 		return report(w, err);
 	}
 	w->fd = -1;
+	if (check) {
+		int rc = check(ud, w->tmp, &w->err);
+
+		if (rc < 0) {
+			w->state = W_FAILED;
+			return report(w, err);
+		}
+	}
 	if (rename(w->tmp, w->path) != 0) {
 		fail(w, ST_EIO, "cannot rename '%s' to '%s': %s", w->tmp, w->path,
 		     strerror(errno));

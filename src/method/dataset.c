@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 #include <zlib.h>
@@ -147,18 +148,30 @@ static void hex32(const uint8_t d[32], char hex[65])
 	hex[64] = 0;
 }
 
-int dataset_sha256_file(const char *path, char hex[65], struct st_err *err)
+int dataset_sha256_file_progress(const char *path, char hex[65], st_progress_fn progress,
+				 void *ud, struct st_err *err)
 {
 	struct sha256_ctx c;
 	uint8_t buf[1 << 16], d[32];
+	uint64_t size = 0, done = 0;
+	struct stat sb;
 	size_t n;
 	FILE *f = fopen(path, "rb");
 
 	if (!f)
 		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (fstat(fileno(f), &sb) == 0)
+		size = (uint64_t)sb.st_size;
 	sha256_init(&c);
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+	while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
 		sha256_update(&c, buf, n);
+		done += n;
+		if (progress && (done == n || (done & ((1u << 22) - 1)) < n) &&
+		    progress(ud, size ? (double)done / (double)size : 1.0)) {
+			fclose(f);
+			return st_errf(err, ST_ECANCEL, "hashing '%s' cancelled", path);
+		}
+	}
 	if (ferror(f)) {
 		fclose(f);
 		return st_errf(err, ST_EIO, "cannot read '%s': %s", path, strerror(errno));
@@ -167,6 +180,11 @@ int dataset_sha256_file(const char *path, char hex[65], struct st_err *err)
 	sha256_final(&c, d);
 	hex32(d, hex);
 	return 0;
+}
+
+int dataset_sha256_file(const char *path, char hex[65], struct st_err *err)
+{
+	return dataset_sha256_file_progress(path, hex, NULL, NULL, err);
 }
 
 /* ---- reading forward, in pieces (with .gz) ---- */

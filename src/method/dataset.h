@@ -90,6 +90,10 @@ int dataset_read_file(const char *path, char **buf, size_t *len,
 /* sha256 of a file's bytes as lowercase hex (without reading it all into
  * memory); the store's data key, cheap to compute before any tokenizing. */
 int dataset_sha256_file(const char *path, char hex[65], struct st_err *err);
+/* As dataset_sha256_file, calling progress(ud, fraction read) (may be
+ * NULL) every few MiB: a nonzero return stops with ST_ECANCEL. */
+int dataset_sha256_file_progress(const char *path, char hex[65], st_progress_fn progress,
+				 void *ud, struct st_err *err);
 
 /* sha256 of a buffer (FIPS 180-4). */
 void st_sha256(const void *data, size_t len, uint8_t out[32]);
