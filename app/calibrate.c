@@ -5,6 +5,8 @@
  */
 #include "app/calibrate.h"
 
+#include "compute/forward.h"
+
 #include <math.h>
 #include <limits.h>
 #include <stdio.h>
@@ -291,6 +293,7 @@ static int run_key(const struct app_env *env, const struct model *m,
 	}
 	k->iterative = iterkey;
 	k->angular = rq->iter_method < 0;
+	k->compute = fwd_compute_for(m); /* what the pass will run in */
 	return 0;
 }
 

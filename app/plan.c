@@ -6,6 +6,8 @@
  */
 #include "app/plan.h"
 
+#include "compute/forward.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,14 +177,6 @@ static int iterative_run(const struct app_env *env, const struct store_run *run,
 	k.iterative = key;
 	k.iter_n = po->n;
 	k.angular = 0;
-	rc = APP_STORE(env, store_run_find(env->s, &k, 1u << STORE_DONE, &found, err));
-	if (rc < 0)
-		return rc;
-	if (rc == 1) {
-		app_note(env, APP_INFO, "iterative passes from run %lld (cached)", (long long)found.id);
-		*iter_run = found.id;
-		return 0;
-	}
 	if ((rc = APP_STORE(env, store_model_get(env->s, run->model_id, NULL, &model_path, fp,
 						 err))) < 0 ||
 	    (rc = APP_STORE(env, store_dataset_get(env->s, run->dataset_id, &data_path, sha,
@@ -198,6 +192,17 @@ static int iterative_run(const struct app_env *env, const struct store_run *run,
 			     "%s no longer holds the model run %lld was computed on (fingerprint "
 			     "changed); calibrate it again with 'strata calibrate MODEL DATA "
 			     "--iterative ...'", model_path, (long long)run->id);
+		goto out;
+	}
+	/* the passes run in the precision this model gets now: part of the key */
+	k.compute = fwd_compute_for(m);
+	rc = APP_STORE(env, store_run_find(env->s, &k, 1u << STORE_DONE, &found, err));
+	if (rc < 0)
+		goto out;
+	if (rc == 1) {
+		app_note(env, APP_INFO, "iterative passes from run %lld (cached)", (long long)found.id);
+		*iter_run = found.id;
+		rc = 0;
 		goto out;
 	}
 	dopts.samples = run->samples;

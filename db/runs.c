@@ -18,20 +18,26 @@
 #define RUN_COLS \
 	"id, model_id, dataset_id, status, samples, seq_len, iter_n, angular," \
 	" chunks_total, chunks_done, tokens, seconds, text_field, mask, iterative, host, pid"
-static const char SQL_RUN_FIND[] =
-	"SELECT " RUN_COLS " FROM calib_runs"
-	" WHERE model_id = ?1 AND dataset_id = ?2 AND samples = ?3 AND seq_len = ?4"
-	"   AND text_field = ?5 AND mask = ?6 AND iterative = ?7 AND iter_n = ?8"
-	"   AND angular = ?9"
-	"   AND (?10 >> CASE status WHEN 'running' THEN 0 WHEN 'done' THEN 1"
-	"                            WHEN 'cancelled' THEN 2 ELSE 3 END) & 1"
-	" ORDER BY id DESC LIMIT 1";
+#define RUN_FIND(compute) \
+	"SELECT " RUN_COLS " FROM calib_runs" \
+	" WHERE model_id = ?1 AND dataset_id = ?2 AND samples = ?3 AND seq_len = ?4" \
+	"   AND text_field = ?5 AND mask = ?6 AND iterative = ?7 AND iter_n = ?8" \
+	"   AND angular = ?9" compute \
+	"   AND (?10 >> CASE status WHEN 'running' THEN 0 WHEN 'done' THEN 1" \
+	"                            WHEN 'cancelled' THEN 2 ELSE 3 END) & 1" \
+	" ORDER BY id DESC LIMIT 1"
+static const char SQL_RUN_FIND[] = RUN_FIND(" AND compute = coalesce(nullif(?11, ''), 'f32')");
+/* a store opened at a version before 5 (tests of migrations) has no
+ * compute column: every run in it is f32 */
+static const char SQL_RUN_FIND_V4[] = RUN_FIND(" AND coalesce(nullif(?11, ''), 'f32') = 'f32'");
 static const char SQL_RUN_GET[] = "SELECT " RUN_COLS " FROM calib_runs WHERE id = ?1";
-static const char SQL_RUN_INSERT[] =
-	"INSERT INTO calib_runs (model_id, dataset_id, samples, seq_len, text_field, mask,"
-	" iterative, iter_n, angular, status, chunks_total, strata_version, build, threads,"
-	" host, pid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10, ?11, ?12,"
-	" ?13, ?14, ?15)";
+#define RUN_INSERT(col, val) \
+	"INSERT INTO calib_runs (model_id, dataset_id, samples, seq_len, text_field, mask," \
+	" iterative, iter_n, angular, status, chunks_total, strata_version, build, threads," \
+	" host, pid" col ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10, ?11," \
+	" ?12, ?13, ?14, ?15" val ")"
+static const char SQL_RUN_INSERT[] = RUN_INSERT(", compute", ", coalesce(nullif(?16, ''), 'f32')");
+static const char SQL_RUN_INSERT_V4[] = RUN_INSERT("", "");
 static const char SQL_RUN_RESTART[] =
 	"UPDATE calib_runs SET status = 'running', finished_at = NULL, strata_version = ?2,"
 	" build = ?3, threads = ?4, host = ?5, pid = ?6 WHERE id = ?1";
@@ -90,8 +96,10 @@ struct run_args {
 	P(COL_STR, version), P(COL_STR, build), P(COL_INT, threads), P(COL_STR, host), \
 	{COL_PID, 0, 0, 0}
 static const struct col run_key[] = {RUN_KEY};
-static const struct col run_find_params[] = {RUN_KEY, A(COL_INT, status_mask)};
-static const struct col run_begin_val[] = {A(COL_INT, chunks_total), PROVENANCE};
+static const struct col run_find_params[] = {RUN_KEY, A(COL_INT, status_mask),
+					      K(COL_STR, compute)};
+static const struct col run_begin_val[] = {A(COL_INT, chunks_total), PROVENANCE,
+					   K(COL_STR, compute)};
 static const struct col run_restart_params[] = {A(COL_I64, id), PROVENANCE};
 static const struct col run_status_params[] = {
 	A(COL_I64, id), A(COL_STATUS, status), A(COL_REAL, seconds),
@@ -116,6 +124,11 @@ static const struct entity run_begin_entity = {
 	.key = run_key, .n_key = N_COLS(run_key),
 	.val = run_begin_val, .n_val = N_COLS(run_begin_val),
 };
+static const struct entity run_begin_entity_v4 = {
+	.table = "calib_runs", .sql_put = SQL_RUN_INSERT_V4,
+	.key = run_key, .n_key = N_COLS(run_key),
+	.val = run_begin_val, .n_val = N_COLS(run_begin_val) - 1,
+};
 static const struct entity run_restart_entity =
 	ENTITY_STMT("calib_runs", SQL_RUN_RESTART, run_restart_params);
 static const struct entity run_status_entity =
@@ -137,7 +150,7 @@ int store_run_find(struct store *s, const struct store_run_key *k, unsigned stat
 	struct run_args a = {.status_mask = status_mask};
 	const void *src[] = {k, NULL, &a};
 
-	return run_read(s, SQL_RUN_FIND, run_find_params, N_COLS(run_find_params), src, r, err);
+	return run_read(s, store_schema_version(s) < 5 ? SQL_RUN_FIND_V4 : SQL_RUN_FIND, run_find_params, N_COLS(run_find_params), src, r, err);
 }
 
 int store_run_get(struct store *s, int64_t id, struct store_run *r, struct st_err *err)
@@ -159,7 +172,8 @@ int store_run_begin(struct store *s, const struct store_run_key *k,
 	struct run_args a = {.chunks_total = chunks_total};
 	const void *src[] = {k, p, &a};
 
-	return row_write(s, &run_begin_entity, src, NULL, NULL, 0, id, err);
+	return row_write(s, store_schema_version(s) < 5 ? &run_begin_entity_v4 : &run_begin_entity,
+			 src, NULL, NULL, 0, id, err);
 }
 
 int store_run_restart(struct store *s, int64_t id, const struct store_provenance *p,

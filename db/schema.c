@@ -320,8 +320,14 @@ static const char SQL_SCHEMA_V4[] =
 	"       AND e.settings = se.settings AND e.data_sha256 = se.data_sha256\n"
 	"  LEFT JOIN eval_metrics em ON em.eval_id = e.id;\n";
 
+/* Version 5: a calibration run records the precision of its prefill
+ * matmuls (--compute resolved for the model: 'f32' or 'bf16'), part of
+ * its key; every earlier run was computed in f32. */
+static const char SQL_SCHEMA_V5[] =
+	"ALTER TABLE calib_runs ADD COLUMN compute TEXT NOT NULL DEFAULT 'f32';\n";
+
 static const char *const migrations[] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3,
-					 SQL_SCHEMA_V4};
+					 SQL_SCHEMA_V4, SQL_SCHEMA_V5};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
 	       "one migration per schema version");

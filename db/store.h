@@ -37,7 +37,7 @@ struct store;
 struct calib_result;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 /* PRAGMA application_id of a strata store ("STRA"). */
 #define STORE_APPLICATION_ID 0x53545241
 
@@ -147,6 +147,7 @@ struct store_run_key {
 	const char *iterative;    /* "" one-shot, else the plan method */
 	int iter_n;               /* sites dropped in iterative mode */
 	int angular;              /* angular metrics computed */
+	const char *compute;      /* prefill precision that ran: "f32" (NULL too) or "bf16" */
 };
 
 struct store_provenance {

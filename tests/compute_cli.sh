@@ -62,6 +62,14 @@ if need model models/stories260K/stories260K.gguf &&
 	"$S" eval "$tmp/bf16.gguf" --task "ppl:$text" --compute fp8 > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 2 "--compute fp8 is a usage error"
 	contains "$(cat "$tmp/err")" "--compute expects f32, bf16 or auto" "the error names the modes"
+	# a calibration run is keyed by the mode too
+	for m in f32 bf16 f32; do
+		"$S" calibrate "$tmp/bf16.gguf" "$text" --samples 2 --seq-len 64 --compute $m \
+			--db "$tmp/runs.db" --format json > /dev/null 2> "$tmp/cal-$m.err"
+	done
+	is "$("$S" sql --db "$tmp/runs.db" "SELECT group_concat(compute, ',') FROM (SELECT compute FROM calib_runs ORDER BY id)" --format csv | tail -1 | tr -d '"')" \
+		"f32,bf16" "calibrate --compute f32 and bf16 are two runs, f32 again is served from the store"
+	contains "$(cat "$tmp/cal-f32.err")" "cached" "the second f32 calibration says it was cached"
 	contains "$("$S" info --system --compute bf16)" "compute:               bf16" "info --system shows the mode"
 fi
 done_testing
