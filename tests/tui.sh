@@ -514,9 +514,11 @@ elif need model models/stories260K/stories260K.gguf &&
 	contains "$(pane)" "ppl vs layers dropped, tinystories-valid" "the chart names its data file"
 	contains "$(pane)" "decode tok/s vs ppl, tinystories-valid-1000.txt" "... the speed chart too"
 	contains "$(pane)" "a=attn h=by hand" "distinct keys: h for masks made by hand, not m as mlp"
-	base=$(sqlv "SELECT value FROM eval_list WHERE mask = '' AND task = 'ppl' AND metric = 'ppl' AND settings = 'ctx=256;max_tokens=8192'")
+	base=$(sqlv "SELECT value FROM eval_list WHERE mask = '' AND task LIKE 'ppl%' AND metric = 'ppl' AND settings = 'ctx=256;max_tokens=8192'")
 	contains "$(pane)" " $(g6 "$base") |" "the bottom label is the unmasked model's stored ppl ($(g6 "$base"))"
-	contains "$(pane)" "1 attn=0;mlp=" "the Pareto points are listed, 1 = the best ppl"
+	# the workbench measures the unmasked model beside the mask, so the best
+	# ppl (point 1) is the unmasked one when it is on the front
+	ok "the Pareto points are listed, 1 = the best ppl" sh -c "printf '%s' '$(pane | tr -d "'")' | grep -Eq 'Pareto [0-9]+ of [0-9]+: 1 (none|attn=0;mlp=)'"
 	is "$(pane | awk -F'|' 'NF == 3 && $3 ~ /1/' | wc -l | tr -d ' ')" 1 "... and point 1 is labelled in the chart"
 	keys Q
 	ok "Q quits" wait_for "EXITED rc=0"
