@@ -60,21 +60,34 @@ static void gguf_free_priv(void *p)
 	gguf_close(p);
 }
 
+/*
+ * Looks up "{arch}.suffix" (written into key) as an int (iv) or, when iv
+ * is NULL, a float (fv).  Returns 0 when found, 1 when absent and not
+ * required, or a negative code (a missing required key is ST_EFORMAT).
+ */
+static int key_get(const struct gguf *g, const char *arch, const char *suffix, int required,
+		   int64_t *iv, double *fv, char *key, size_t cap, struct st_err *err)
+{
+	int rc;
+
+	snprintf(key, cap, "%s.%s", arch, suffix);
+	rc = iv ? gguf_get_int(g, key, iv, err) : gguf_get_float(g, key, fv, err);
+	if (rc == 1 && required)
+		return st_errf(err, ST_EFORMAT, "%s: key '%s' is missing", g->path, key);
+	return rc;
+}
+
 /* {arch}.suffix as an int in [lo, INT32_MAX]; def < 0 means required. */
 static int key_int(const struct gguf *g, const char *arch, const char *suffix, int def,
 		   int lo, int *out, struct st_err *err)
 {
 	char key[128];
 	int64_t v;
-	int rc;
+	int rc = key_get(g, arch, suffix, def < 0, &v, NULL, key, sizeof key, err);
 
-	snprintf(key, sizeof key, "%s.%s", arch, suffix);
-	rc = gguf_get_int(g, key, &v, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
-		if (def < 0)
-			return st_errf(err, ST_EFORMAT, "%s: key '%s' is missing", g->path, key);
 		*out = def;
 		return 0;
 	}
@@ -91,15 +104,11 @@ static int key_float(const struct gguf *g, const char *arch, const char *suffix,
 {
 	char key[128];
 	double v;
-	int rc;
+	int rc = key_get(g, arch, suffix, def < 0, NULL, &v, key, sizeof key, err);
 
-	snprintf(key, sizeof key, "%s.%s", arch, suffix);
-	rc = gguf_get_float(g, key, &v, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
-		if (def < 0)
-			return st_errf(err, ST_EFORMAT, "%s: key '%s' is missing", g->path, key);
 		*out = (float)def;
 		return 0;
 	}
