@@ -1051,3 +1051,22 @@ int plot_xy_write(const struct plot_xy *c, const struct plot_style *st, const ch
 	}
 	return canvas_close(&cv, path, err);
 }
+
+int plot_ranks_write(const struct plot_series *series, int n_series, const char *subtitle,
+		     const char *xlabel, const char *ylabel, const char *note,
+		     const struct plot_style *st, const char *path, struct st_err *err)
+{
+	struct plot_xy c;
+
+	memset(&c, 0, sizeof c);
+	c.title = "Rank agreement of two calibrations";
+	c.subtitle = subtitle;
+	c.xlabel = xlabel;
+	c.ylabel = ylabel;
+	c.xscale = c.yscale = PLOT_LINEAR;
+	c.n_series = n_series;
+	c.series = series;
+	c.diagonal = 1;
+	c.note = note;
+	return plot_xy_write(&c, st, path, err);
+}

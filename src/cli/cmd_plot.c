@@ -781,7 +781,6 @@ static int do_ranks(struct store *s, const struct plot_args *a)
 	char note[512], sub[1200], xl[640], yl[640], tok[2][64];
 	size_t np = 0;
 	int n_se = 0, rc = EXIT_ERR, got = 0;
-	struct plot_xy c;
 	struct st_err err = {0};
 	struct record *r;
 
@@ -860,17 +859,7 @@ static int do_ranks(struct store *s, const struct plot_args *a)
 	else
 		snprintf(sub, sizeof sub, "models %s and %s; rank 1 = least important, by 1 - cos",
 			 run[0].model, run[1].model);
-	memset(&c, 0, sizeof c);
-	c.title = "Rank agreement of two calibrations";
-	c.subtitle = sub;
-	c.xlabel = xl;
-	c.ylabel = yl;
-	c.xscale = c.yscale = PLOT_LINEAR;
-	c.n_series = n_se;
-	c.series = se;
-	c.diagonal = 1;
-	c.note = note;
-	if (plot_xy_write(&c, &a->st, a->out, &err) < 0) {
+	if (plot_ranks_write(se, n_se, sub, xl, yl, note, &a->st, a->out, &err) < 0) {
 		fprintf(stderr, "strata plot: %s\n", err.msg);
 		record_free(r);
 		goto out;
