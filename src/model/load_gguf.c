@@ -179,8 +179,21 @@ static int key_int_layers(const struct gguf *g, const char *arch, const char *su
 	return 0;
 }
 
-/* Per-layer head and ffn counts (scalars or deci arrays); sites with 0
- * become m->absent. */
+/* Is the tensor name present and all zero bytes? */
+static int tensor_zero(const struct gguf *g, const char *name)
+{
+	const struct st_tensor *t = gguf_find_tensor(g, name);
+	const uint8_t *p;
+
+	if (!t)
+		return 0;
+	p = t->data;
+	for (size_t i = 0; i < t->nbytes; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
 /* Is blk.l's FFN (ffn_gate, ffn_up, ffn_down) present and all zero bytes? */
 static int zero_ffn(const struct gguf *g, int l)
 {
@@ -188,16 +201,9 @@ static int zero_ffn(const struct gguf *g, int l)
 	char name[96];
 
 	for (int k = 0; k < 3; k++) {
-		const struct st_tensor *t;
-		const uint8_t *p;
-
 		snprintf(name, sizeof name, "blk.%d.%s.weight", l, part[k]);
-		if (!(t = gguf_find_tensor(g, name)))
+		if (!tensor_zero(g, name))
 			return 0;
-		p = t->data;
-		for (size_t i = 0; i < t->nbytes; i++)
-			if (p[i])
-				return 0;
 	}
 	return 1;
 }
@@ -208,22 +214,16 @@ static int zero_ffn(const struct gguf *g, int l)
 static int zero_linear_attn(const struct gguf *g, int l)
 {
 	char name[96];
-	const struct st_tensor *t;
-	const uint8_t *p;
 
 	snprintf(name, sizeof name, "blk.%d.attn_q.weight", l);
 	if (gguf_find_tensor(g, name))
 		return 0;
 	snprintf(name, sizeof name, "blk.%d.attn_output.weight", l);
-	if (!(t = gguf_find_tensor(g, name)))
-		return 0;
-	p = t->data;
-	for (size_t i = 0; i < t->nbytes; i++)
-		if (p[i])
-			return 0;
-	return 1;
+	return tensor_zero(g, name);
 }
 
+/* Per-layer head and ffn counts (scalars or deci arrays); sites with 0
+ * become m->absent. */
 static int read_layer_counts(const struct gguf *g, const char *arch, struct model *m,
 			     struct st_err *err)
 {
