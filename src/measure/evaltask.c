@@ -1052,6 +1052,24 @@ done:
 	return rc;
 }
 
+/* Appends ch to the field *v (*m bytes used of *cap), leaving room for
+ * the terminator; on out of memory frees *v and returns -1. */
+static int field_push(char **v, size_t *m, size_t *cap, char ch)
+{
+	if (*m + 2 > *cap) {
+		char *v2 = realloc(*v, *cap * 2);
+
+		if (!v2) {
+			free(*v);
+			return -1;
+		}
+		*v = v2;
+		*cap *= 2;
+	}
+	(*v)[(*m)++] = ch;
+	return 0;
+}
+
 /* one CSV record of exactly ncol fields from buf at *pos (RFC 4180);
  * fields malloc'd into f[]; 1 read, 0 at end, -1 malformed/oom */
 static int csv_record(const char *buf, size_t len, size_t *pos, char **f, int ncol)
@@ -1085,29 +1103,13 @@ static int csv_record(const char *buf, size_t len, size_t *pos, char **f, int nc
 						break;
 					}
 				}
-				if (m + 2 > cap) {
-					char *v2 = realloc(v, cap *= 2);
-
-					if (!v2) {
-						free(v);
-						goto bad;
-					}
-					v = v2;
-				}
-				v[m++] = buf[p];
+				if (field_push(&v, &m, &cap, buf[p]) < 0)
+					goto bad;
 			}
 		} else {
 			for (; p < len && buf[p] != ',' && buf[p] != '\n' && buf[p] != '\r'; p++) {
-				if (m + 2 > cap) {
-					char *v2 = realloc(v, cap *= 2);
-
-					if (!v2) {
-						free(v);
-						goto bad;
-					}
-					v = v2;
-				}
-				v[m++] = buf[p];
+				if (field_push(&v, &m, &cap, buf[p]) < 0)
+					goto bad;
 			}
 		}
 		v[m] = 0;
