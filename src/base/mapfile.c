@@ -27,6 +27,10 @@ int mapfile_open(const char *path, void **map, size_t *size, struct st_err *err)
 		close(fd);
 		return st_errf(err, ST_EIO, "cannot stat '%s': %s", path, strerror(e));
 	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		return st_errf(err, ST_EIO, "cannot map '%s': not a regular file", path);
+	}
 	if (sb.st_size == 0) {
 		close(fd);
 		return 0;

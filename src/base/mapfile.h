@@ -15,7 +15,8 @@
  * *size describe the mapping (release with munmap(*map, *size)).  An
  * empty file is not mapped: it returns 0 with *map NULL and *size 0,
  * so the caller words that error for its own format.  Returns 0, or
- * ST_EIO when the file cannot be opened, stat'ed or mapped.
+ * ST_EIO when the file cannot be opened, stat'ed or mapped, or is not
+ * a regular file (a directory, a device).
  */
 int mapfile_open(const char *path, void **map, size_t *size, struct st_err *err);
 
