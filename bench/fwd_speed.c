@@ -42,8 +42,10 @@
 #include <time.h>
 #include <unistd.h>
 
+
 #include "format/dtype.h"
 #include "base/err.h"
+#include "bench/bench_util.h"
 #include "compute/forward.h"
 #include "compute/matmul.h"
 #include "model/model.h"
@@ -58,25 +60,6 @@ struct opts {
 	int gen, reps, decode_prefill;
 	int all_logits, do_decode, do_prefill;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double median(double *t, int n)
-{
-	qsort(t, (size_t)n, sizeof *t, cmp_double);
-	return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-}
 
 /* Resident and file-backed (shared) bytes from /proc/self/statm. */
 static void rss_now(uint64_t *resident, uint64_t *shared)
@@ -133,34 +116,19 @@ static void usage(void)
 	exit(2);
 }
 
-static int int_arg(const char *opt, const char *v)
-{
-	char *end;
-	long x;
-	if (!v)
-		usage();
-	errno = 0;
-	x = strtol(v, &end, 10);
-	if (errno || *end || x <= 0 || x > 1 << 20) {
-		fprintf(stderr, "fwd_speed: %s: bad value '%s'\n", opt, v);
-		exit(2);
-	}
-	return (int)x;
-}
-
 static void parse(int argc, char **argv, struct opts *o)
 {
 	*o = (struct opts){ NULL, 2, { 512 }, 1, 32, 5, 16, 1, 1, 1 };
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--threads"))
-			o->threads = int_arg(a, v), i++;
+			o->threads = bench_int_arg("fwd_speed", a, v, usage), i++;
 		else if (!strcmp(a, "--gen"))
-			o->gen = int_arg(a, v), i++;
+			o->gen = bench_int_arg("fwd_speed", a, v, usage), i++;
 		else if (!strcmp(a, "--reps"))
-			o->reps = int_arg(a, v), i++;
+			o->reps = bench_int_arg("fwd_speed", a, v, usage), i++;
 		else if (!strcmp(a, "--decode-prefill"))
-			o->decode_prefill = int_arg(a, v), i++;
+			o->decode_prefill = bench_int_arg("fwd_speed", a, v, usage), i++;
 		else if (!strcmp(a, "--quick"))
 			o->reps = 1, o->gen = 12;
 		else if (!strcmp(a, "--last-logits"))
@@ -179,7 +147,7 @@ static void parse(int argc, char **argv, struct opts *o)
 			     t = strtok_r(NULL, ",", &save)) {
 				if (o->n_ctx == MAX_CTX_LIST)
 					usage();
-				o->ctx[o->n_ctx++] = int_arg(a, t);
+				o->ctx[o->n_ctx++] = bench_int_arg("fwd_speed", a, t, usage);
 			}
 			if (!o->n_ctx)
 				usage();
@@ -227,10 +195,10 @@ int main(int argc, char **argv)
 
 	uint64_t rss0, shr0;
 	rss_now(&rss0, &shr0);
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	if (model_load(o.path, NULL, &m, &err) < 0)
 		die(o.path, &err);
-	double t_load = now_s() - t0;
+	double t_load = bench_now_s() - t0;
 	uint64_t rss_load, shr_load;
 	rss_now(&rss_load, &shr_load);
 
@@ -289,14 +257,14 @@ int main(int argc, char **argv)
 			if (r == 0)
 				faults(&mi0, &ma0);
 			fwd_reset(s);
-			double a = now_s();
+			double a = bench_now_s();
 			if (fwd_eval(s, tok, T, logits, o.all_logits, NULL, &err) < 0)
 				die("fwd_eval (prefill)", &err);
 			if (r >= 0)
-				times[r] = now_s() - a;
+				times[r] = bench_now_s() - a;
 		}
 		faults(&mi1, &ma1);
-		double med = median(times, o.reps); /* sorts times */
+		double med = bench_median(times, o.reps); /* sorts times */
 		double best = times[0];
 		double f = flops_per_token(m, T, o.all_logits);
 		tps[c] = T / best;
@@ -319,13 +287,13 @@ int main(int argc, char **argv)
 		uint64_t mi0, ma0, mi1, ma1;
 		faults(&mi0, &ma0);
 		for (int g = 0; g < o.gen; g++) {
-			double a = now_s();
+			double a = bench_now_s();
 			if (fwd_eval(s, tok + P + g, 1, logits, 0, NULL, &err) < 0)
 				die("fwd_eval (decode)", &err);
-			times[g] = now_s() - a;
+			times[g] = bench_now_s() - a;
 		}
 		faults(&mi1, &ma1);
-		dec_ms = median(times, o.gen) * 1e3;
+		dec_ms = bench_median(times, o.gen) * 1e3;
 		dec_tps = 1e3 / dec_ms;
 		printf("  decode: %d tokens after a %d-token prefill: median %.2f ms/token "
 		       "(best %.2f) = %.2f tok/s; %.3f GB of weights per token -> "

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
+
 struct job {
 	const uint32_t *p; /* [n] this thread's slice, 32-byte aligned */
 	size_t n;        /* multiple of 64 */
@@ -39,13 +41,6 @@ struct job {
 	pthread_barrier_t *bar;
 	double t0, t1;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Integer adds: the data may be any bytes (a mapped model file), and
  * float adds of denormals or NaNs could cost more than the loads. */
@@ -83,27 +78,10 @@ static void *worker(void *arg)
 {
 	struct job *j = arg;
 	pthread_barrier_wait(j->bar);
-	j->t0 = now_s();
+	j->t0 = bench_now_s();
 	j->sum = j->use_avx2 ? sum_avx2(j->p, j->n) : sum_scalar(j->p, j->n);
-	j->t1 = now_s();
+	j->t1 = bench_now_s();
 	return NULL;
-}
-
-static int int_arg(const char *opt, const char *v)
-{
-	char *end;
-	long x;
-	if (!v) {
-		fprintf(stderr, "read_bw: %s needs a value\n", opt);
-		exit(2);
-	}
-	errno = 0;
-	x = strtol(v, &end, 10);
-	if (errno || *end || x <= 0 || x > 1 << 20) {
-		fprintf(stderr, "read_bw: %s: bad value '%s'\n", opt, v);
-		exit(2);
-	}
-	return (int)x;
 }
 
 int main(int argc, char **argv)
@@ -113,11 +91,11 @@ int main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--threads"))
-			threads = int_arg(argv[i], argv[i + 1]), i++;
+			threads = bench_int_arg("read_bw", argv[i], argv[i + 1], NULL), i++;
 		else if (!strcmp(argv[i], "--mib"))
-			mib = int_arg(argv[i], argv[i + 1]), i++;
+			mib = bench_int_arg("read_bw", argv[i], argv[i + 1], NULL), i++;
 		else if (!strcmp(argv[i], "--passes"))
-			passes = int_arg(argv[i], argv[i + 1]), i++;
+			passes = bench_int_arg("read_bw", argv[i], argv[i + 1], NULL), i++;
 		else if (!strcmp(argv[i], "--quick"))
 			passes = 8;
 		else if (!strcmp(argv[i], "--file") && i + 1 < argc)

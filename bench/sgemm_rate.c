@@ -28,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
+
 /* Hyperparameters that fix the matmul shapes (as in src/synth.c). */
 struct arch {
 	const char *name;
@@ -47,19 +49,6 @@ struct shape {
 	int count; /* calls per forward pass */
 	double best, median; /* seconds per call */
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 static void fill(float *p, size_t n, uint64_t seed)
 {
@@ -95,14 +84,13 @@ static void time_shape(struct shape *s, int T, int reps)
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, s->out, s->in,
 		    1.0f, a, s->in, b, s->in, 0.0f, c, s->out);
 	for (int r = 0; r < reps; r++) {
-		double t0 = now_s();
+		double t0 = bench_now_s();
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, s->out,
 			    s->in, 1.0f, a, s->in, b, s->in, 0.0f, c, s->out);
-		t[r] = now_s() - t0;
+		t[r] = bench_now_s() - t0;
 	}
-	qsort(t, (size_t)reps, sizeof *t, cmp_double);
+	s->median = bench_median(t, reps); /* sorts t */
 	s->best = t[0];
-	s->median = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
 	free(a); free(b); free(c); free(t);
 }
 
@@ -113,21 +101,6 @@ static void usage(void)
 	exit(2);
 }
 
-static int int_arg(const char *opt, const char *v)
-{
-	char *end;
-	long x;
-	if (!v)
-		usage();
-	errno = 0;
-	x = strtol(v, &end, 10);
-	if (errno || *end || x <= 0 || x > 1 << 20) {
-		fprintf(stderr, "sgemm_rate: %s: bad value '%s'\n", opt, v);
-		exit(2);
-	}
-	return (int)x;
-}
-
 int main(int argc, char **argv)
 {
 	int threads = 2, T = 512, reps = 7;
@@ -135,11 +108,11 @@ int main(int argc, char **argv)
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--threads"))
-			threads = int_arg(argv[i], argv[i + 1]), i++;
+			threads = bench_int_arg("sgemm_rate", argv[i], argv[i + 1], usage), i++;
 		else if (!strcmp(argv[i], "--tokens"))
-			T = int_arg(argv[i], argv[i + 1]), i++;
+			T = bench_int_arg("sgemm_rate", argv[i], argv[i + 1], usage), i++;
 		else if (!strcmp(argv[i], "--reps"))
-			reps = int_arg(argv[i], argv[i + 1]), i++;
+			reps = bench_int_arg("sgemm_rate", argv[i], argv[i + 1], usage), i++;
 		else if (!strcmp(argv[i], "--quick"))
 			reps = 3;
 		else if (!strcmp(argv[i], "--shape") && i + 1 < argc) {

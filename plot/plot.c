@@ -748,11 +748,34 @@ int plot_xy_front(const struct plot_xy *c, int *idx, int cap)
 	return n;
 }
 
+/* One tick at position p along the y (y != 0) or x axis: a grid line across
+ * the plot area and the label v beside the axis. */
+static void axis_tick(cairo_t *cr, const struct theme *th, const struct xy_layout *L, int y,
+		      double p, double v)
+{
+	char buf[32];
+
+	set_rgb(cr, th->grid);
+	if (y) {
+		cairo_move_to(cr, L->ax, p);
+		cairo_line_to(cr, L->ax + L->aw, p);
+	} else {
+		cairo_move_to(cr, p, L->ay);
+		cairo_line_to(cr, p, L->ay + L->ah);
+	}
+	cairo_stroke(cr);
+	set_rgb(cr, th->fg);
+	fmt_num(v, buf, sizeof buf);
+	if (y)
+		text(cr, buf, L->ax - 5, p, FS_TICK, 0, 1, 1, 0);
+	else
+		text(cr, buf, p, L->ay + L->ah + 14, FS_TICK, 0, 0.5, 0, 0);
+}
+
 static void axis_ticks(cairo_t *cr, const struct theme *th, const struct xy_layout *L, int y)
 {
 	int lg = y ? L->ylog : L->xlog;
 	double lo = y ? L->y0 : L->x0, hi = y ? L->y1 : L->x1;
-	char buf[32];
 
 	cairo_set_line_width(cr, 0.6);
 	if (lg) {
@@ -767,21 +790,7 @@ static void axis_ticks(cairo_t *cr, const struct theme *th, const struct xy_layo
 					continue;
 				p = y ? L->ay + L->ah - (t - lo) / (hi - lo) * L->ah
 				      : L->ax + (t - lo) / (hi - lo) * L->aw;
-				set_rgb(cr, th->grid);
-				if (y) {
-					cairo_move_to(cr, L->ax, p);
-					cairo_line_to(cr, L->ax + L->aw, p);
-				} else {
-					cairo_move_to(cr, p, L->ay);
-					cairo_line_to(cr, p, L->ay + L->ah);
-				}
-				cairo_stroke(cr);
-				set_rgb(cr, th->fg);
-				fmt_num(v, buf, sizeof buf);
-				if (y)
-					text(cr, buf, L->ax - 5, p, FS_TICK, 0, 1, 1, 0);
-				else
-					text(cr, buf, p, L->ay + L->ah + 14, FS_TICK, 0, 0.5, 0, 0);
+				axis_tick(cr, th, L, y, p, v);
 			}
 		return;
 	}
@@ -794,21 +803,7 @@ static void axis_ticks(cairo_t *cr, const struct theme *th, const struct xy_layo
 			double p = y ? L->ay + L->ah - (v - lo) / (hi - lo) * L->ah
 				     : L->ax + (v - lo) / (hi - lo) * L->aw;
 
-			set_rgb(cr, th->grid);
-			if (y) {
-				cairo_move_to(cr, L->ax, p);
-				cairo_line_to(cr, L->ax + L->aw, p);
-			} else {
-				cairo_move_to(cr, p, L->ay);
-				cairo_line_to(cr, p, L->ay + L->ah);
-			}
-			cairo_stroke(cr);
-			set_rgb(cr, th->fg);
-			fmt_num(fabs(v) < stp * 1e-9 ? 0 : v, buf, sizeof buf);
-			if (y)
-				text(cr, buf, L->ax - 5, p, FS_TICK, 0, 1, 1, 0);
-			else
-				text(cr, buf, p, L->ay + L->ah + 14, FS_TICK, 0, 0.5, 0, 0);
+			axis_tick(cr, th, L, y, p, fabs(v) < stp * 1e-9 ? 0 : v);
 		}
 	}
 }
@@ -1055,4 +1050,23 @@ int plot_xy_write(const struct plot_xy *c, const struct plot_style *st, const ch
 		}
 	}
 	return canvas_close(&cv, path, err);
+}
+
+int plot_ranks_write(const struct plot_series *series, int n_series, const char *subtitle,
+		     const char *xlabel, const char *ylabel, const char *note,
+		     const struct plot_style *st, const char *path, struct st_err *err)
+{
+	struct plot_xy c;
+
+	memset(&c, 0, sizeof c);
+	c.title = "Rank agreement of two calibrations";
+	c.subtitle = subtitle;
+	c.xlabel = xlabel;
+	c.ylabel = ylabel;
+	c.xscale = c.yscale = PLOT_LINEAR;
+	c.n_series = n_series;
+	c.series = series;
+	c.diagonal = 1;
+	c.note = note;
+	return plot_xy_write(&c, st, path, err);
 }

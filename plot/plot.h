@@ -114,6 +114,16 @@ struct plot_xy {
 int plot_xy_write(const struct plot_xy *c, const struct plot_style *st, const char *path,
 		  struct st_err *err);
 /*
+ * The rank-agreement chart of two calibrations, as `strata plot ranks`
+ * and the workbench draw it: the n_series series of (rank in the first
+ * run, rank in the second) points on linear axes labelled xlabel and
+ * ylabel, with the diagonal and note (the agreement figures) in the plot
+ * area.  Returns as plot_xy_write.
+ */
+int plot_ranks_write(const struct plot_series *series, int n_series, const char *subtitle,
+		     const char *xlabel, const char *ylabel, const char *note,
+		     const struct plot_style *st, const char *path, struct st_err *err);
+/*
  * Where the data point (x, y) lands in the image (pixels for a PNG);
  * also the plot area (x, y, w, h) into area when not NULL.  Returns 0,
  * or ST_EINVAL when c has no finite point.

@@ -146,7 +146,6 @@ static int write_ranks(struct tui *t, const char *path, struct st_err *err)
 	struct plot_series se[3];
 	double *x = NULL, *y = NULL, *ia = NULL, *ib = NULL;
 	char note[400], xl[160], yl[160], sub[300];
-	struct plot_xy c;
 	struct plot_style st = {0};
 	size_t np = 0;
 	int L, rc = ST_ENOMEM;
@@ -181,17 +180,7 @@ static int write_ranks(struct tui *t, const char *path, struct st_err *err)
 	snprintf(yl, sizeof yl, "rank in %s", b->label);
 	snprintf(sub, sizeof sub, "model %.200s; rank 1 = least important (dropped first), by 1 - cos",
 		 base_name(t->model_path));
-	memset(&c, 0, sizeof c);
-	c.title = "Rank agreement of two calibrations";
-	c.subtitle = sub;
-	c.xlabel = xl;
-	c.ylabel = yl;
-	c.xscale = c.yscale = PLOT_LINEAR;
-	c.n_series = 3;
-	c.series = se;
-	c.diagonal = 1;
-	c.note = note;
-	rc = plot_xy_write(&c, &st, path, err);
+	rc = plot_ranks_write(se, 3, sub, xl, yl, note, &st, path, err);
 out:
 	if (rc == ST_ENOMEM && err && !err->msg[0])
 		st_errf(err, ST_ENOMEM, "out of memory");

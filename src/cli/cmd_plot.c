@@ -85,6 +85,32 @@ static struct record *summary(const struct plot_args *a)
 
 /* ---- heatmap and angular ---- */
 
+/*
+ * Draws h (its panels one per run of a, on a scale fitted to the values)
+ * into a->out and prints the summary: panels, cells and, when marked >= 0,
+ * the marked cells.  Returns EXIT_OK, or EXIT_ERR with the error printed.
+ */
+static int heatmap_finish(const struct plot_args *a, struct plot_heatmap *h, int cells, int marked)
+{
+	struct st_err err = {0};
+	struct record *r;
+
+	h->vmin = h->vmax = NAN;
+	h->n_panels = a->n_runs;
+	if (plot_heatmap_write(h, &a->st, a->out, &err) < 0) {
+		fprintf(stderr, "strata plot: %s\n", err.msg);
+		return EXIT_ERR;
+	}
+	r = summary(a);
+	record_int(r, "panels", a->n_runs);
+	record_int(r, "cells", cells);
+	if (marked >= 0)
+		record_int(r, "marked", marked);
+	record_print(r, a->co.format, stdout);
+	record_free(r);
+	return EXIT_OK;
+}
+
 /* The sites of run f's kind that method drops with k sites by the
  * stored ranks, into marks[layer * 3 + kind]. */
 static void mark_by_rank(const struct fig_scores *f, const char *method, int k,
@@ -181,9 +207,7 @@ static int do_heatmap(struct store *s, const struct plot_args *a)
 	char titles[PLOT_MAX_RUNS][160], sub[512], marklab[128] = "";
 	static const char *const cols[3] = {"attn", "mlp", "block"};
 	struct plot_heatmap h;
-	struct st_err err = {0};
 	int n_ok = 0, rc = EXIT_ERR, cells = 0, n_marked = 0;
-	struct record *r;
 
 	for (int i = 0; i < a->n_runs; i++) {
 		int L;
@@ -225,20 +249,8 @@ static int do_heatmap(struct store *s, const struct plot_args *a)
 	h.ylabel = "layer";
 	h.cbar_label = "importance (1 - cos of input and output)";
 	h.mark_label = marklab[0] ? marklab : NULL;
-	h.vmin = h.vmax = NAN;
-	h.n_panels = a->n_runs;
 	h.panels = pm;
-	if (plot_heatmap_write(&h, &a->st, a->out, &err) < 0) {
-		fprintf(stderr, "strata plot: %s\n", err.msg);
-		goto out;
-	}
-	r = summary(a);
-	record_int(r, "panels", a->n_runs);
-	record_int(r, "cells", cells);
-	record_int(r, "marked", n_marked);
-	record_print(r, a->co.format, stdout);
-	record_free(r);
-	rc = EXIT_OK;
+	rc = heatmap_finish(a, &h, cells, n_marked);
 out:
 	for (int i = 0; i < n_ok; i++)
 		fig_scores_free(&sc[i]);
@@ -287,7 +299,6 @@ static int do_angular(struct store *s, const struct plot_args *a)
 	struct plot_heatmap h;
 	struct st_err err = {0};
 	int rc = EXIT_ERR, cells = 0, max_l = 0;
-	struct record *r;
 
 	if (strcmp(metric, "angular_last") && strcmp(metric, "angular_all")) {
 		cli_usage("plot", "angular: --metric expects angular_last or angular_all, got '%s'", metric);
@@ -360,19 +371,8 @@ static int do_angular(struct store *s, const struct plot_args *a)
 	h.xlabel = "span n (blocks)";
 	h.ylabel = "first layer of the span";
 	h.cbar_label = cbar;
-	h.vmin = h.vmax = NAN;
-	h.n_panels = a->n_runs;
 	h.panels = pm;
-	if (plot_heatmap_write(&h, &a->st, a->out, &err) < 0) {
-		fprintf(stderr, "strata plot: %s\n", err.msg);
-		goto out;
-	}
-	r = summary(a);
-	record_int(r, "panels", a->n_runs);
-	record_int(r, "cells", cells);
-	record_print(r, a->co.format, stdout);
-	record_free(r);
-	rc = EXIT_OK;
+	rc = heatmap_finish(a, &h, cells, -1);
 out:
 	for (int i = 0; i < a->n_runs; i++) {
 		free(vals[i]);
@@ -781,7 +781,6 @@ static int do_ranks(struct store *s, const struct plot_args *a)
 	char note[512], sub[1200], xl[640], yl[640], tok[2][64];
 	size_t np = 0;
 	int n_se = 0, rc = EXIT_ERR, got = 0;
-	struct plot_xy c;
 	struct st_err err = {0};
 	struct record *r;
 
@@ -860,17 +859,7 @@ static int do_ranks(struct store *s, const struct plot_args *a)
 	else
 		snprintf(sub, sizeof sub, "models %s and %s; rank 1 = least important, by 1 - cos",
 			 run[0].model, run[1].model);
-	memset(&c, 0, sizeof c);
-	c.title = "Rank agreement of two calibrations";
-	c.subtitle = sub;
-	c.xlabel = xl;
-	c.ylabel = yl;
-	c.xscale = c.yscale = PLOT_LINEAR;
-	c.n_series = n_se;
-	c.series = se;
-	c.diagonal = 1;
-	c.note = note;
-	if (plot_xy_write(&c, &a->st, a->out, &err) < 0) {
+	if (plot_ranks_write(se, n_se, sub, xl, yl, note, &a->st, a->out, &err) < 0) {
 		fprintf(stderr, "strata plot: %s\n", err.msg);
 		record_free(r);
 		goto out;

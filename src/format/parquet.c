@@ -10,7 +10,6 @@
  * the footer's num_rows.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <locale.h>
@@ -21,11 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
+#include "base/mapfile.h"
 #include "format/parquet.h"
 
 #define TR_MAX_DEPTH 32      /* Thrift structs, lists and maps nested */
@@ -832,34 +831,16 @@ fail:
 struct parquet *parquet_open(const char *path, struct st_err *err)
 {
 	struct parquet *pq;
-	struct stat sb;
 	void *map;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t size;
 
-	if (fd < 0) {
-		st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (mapfile_open(path, &map, &size, err))
 		return NULL;
-	}
-	if (fstat(fd, &sb) < 0) {
-		st_errf(err, ST_EIO, "cannot stat '%s': %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	if (sb.st_size < 12) {
-		close(fd);
-		st_errf(err, ST_EFORMAT, "%s: file of %lld bytes is too small for Parquet (at least 12)", path,
-			(long long)sb.st_size);
-		return NULL;
-	}
-	map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED) {
-		st_errf(err, ST_EIO, "cannot map '%s': %s", path, strerror(errno));
-		return NULL;
-	}
-	pq = parquet_open_mem(path, map, (size_t)sb.st_size, err);
+	/* an empty file is refused by parquet_open_mem as too small */
+	pq = parquet_open_mem(path, map, size, err);
 	if (!pq) {
-		munmap(map, (size_t)sb.st_size);
+		if (map)
+			munmap(map, size);
 		return NULL;
 	}
 	pq->owns_map = 1;

@@ -7,14 +7,13 @@
  * never copied.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/mapfile.h"
 #include "format/safetensors.h"
 
 /* The safetensors library refuses headers above 100 MB; so do we. */
@@ -233,33 +232,18 @@ fail:
 struct safetensors *safetensors_open(const char *path, struct st_err *err)
 {
 	struct safetensors *st;
-	struct stat sb;
 	void *map;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t size;
 
-	if (fd < 0) {
-		st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (mapfile_open(path, &map, &size, err))
 		return NULL;
-	}
-	if (fstat(fd, &sb) < 0) {
-		st_errf(err, ST_EIO, "cannot stat '%s': %s", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	if (sb.st_size == 0) {
-		close(fd);
+	if (size == 0) {
 		st_errf(err, ST_EFORMAT, "%s: file is empty", path);
 		return NULL;
 	}
-	map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (map == MAP_FAILED) {
-		st_errf(err, ST_EIO, "cannot map '%s': %s", path, strerror(errno));
-		return NULL;
-	}
-	st = safetensors_open_mem(path, map, (size_t)sb.st_size, err);
+	st = safetensors_open_mem(path, map, size, err);
 	if (!st) {
-		munmap(map, (size_t)sb.st_size);
+		munmap(map, size);
 		return NULL;
 	}
 	st->owns_map = 1;

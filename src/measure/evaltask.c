@@ -183,6 +183,25 @@ static char *next_line(const char *buf, size_t len, size_t *pos)
 	return r;
 }
 
+/*
+ * Slot cnt of the item array *it (*cap allocated), zeroed; the array
+ * doubles (from 64) when full.  NULL when out of memory (*it is kept).
+ */
+static struct mc_item *items_next(struct mc_item **it, size_t cnt, size_t *cap)
+{
+	if (cnt == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		struct mc_item *t2 = realloc(*it, sizeof **it * nc);
+
+		if (!t2)
+			return NULL;
+		*it = t2;
+		*cap = nc;
+	}
+	memset(&(*it)[cnt], 0, sizeof **it);
+	return &(*it)[cnt];
+}
+
 int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
 		      size_t *n, struct st_err *err)
 {
@@ -202,17 +221,9 @@ int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
 		long g;
 		int j;
 
-		if (cnt == cap) {
-			struct mc_item *t2;
-
-			cap = cap ? cap * 2 : 64;
-			t2 = realloc(it, sizeof *it * cap);
-			if (!t2)
-				goto oom;
-			it = t2;
-		}
-		x = &it[cnt];
-		memset(x, 0, sizeof *x);
+		x = items_next(&it, cnt, &cap);
+		if (!x)
+			goto oom;
 		x->context = next_line(buf, len, &pos);
 		lineno++;
 		if (!x->context)
@@ -760,17 +771,10 @@ int mc_read_jsonl(const char *path, size_t limit, const char *delim,
 				     json_array_size(ch) - 1);
 			goto fail;
 		}
-		if (cnt == cap) {
-			struct mc_item *t2;
-
-			cap = cap ? cap * 2 : 64;
-			t2 = realloc(it, sizeof *it * cap);
-			if (!t2)
-				goto oom;
-			it = t2;
-		}
-		x = &it[cnt++];
-		memset(x, 0, sizeof *x);
+		x = items_next(&it, cnt, &cap);
+		if (!x)
+			goto oom;
+		cnt++;
 		qs = json_string_value(q);
 		ql = strlen(qs);
 		x->gold = (int)json_integer_value(g);
@@ -1048,6 +1052,24 @@ done:
 	return rc;
 }
 
+/* Appends ch to the field *v (*m bytes used of *cap), leaving room for
+ * the terminator; on out of memory frees *v and returns -1. */
+static int field_push(char **v, size_t *m, size_t *cap, char ch)
+{
+	if (*m + 2 > *cap) {
+		char *v2 = realloc(*v, *cap * 2);
+
+		if (!v2) {
+			free(*v);
+			return -1;
+		}
+		*v = v2;
+		*cap *= 2;
+	}
+	(*v)[(*m)++] = ch;
+	return 0;
+}
+
 /* one CSV record of exactly ncol fields from buf at *pos (RFC 4180);
  * fields malloc'd into f[]; 1 read, 0 at end, -1 malformed/oom */
 static int csv_record(const char *buf, size_t len, size_t *pos, char **f, int ncol)
@@ -1081,29 +1103,13 @@ static int csv_record(const char *buf, size_t len, size_t *pos, char **f, int nc
 						break;
 					}
 				}
-				if (m + 2 > cap) {
-					char *v2 = realloc(v, cap *= 2);
-
-					if (!v2) {
-						free(v);
-						goto bad;
-					}
-					v = v2;
-				}
-				v[m++] = buf[p];
+				if (field_push(&v, &m, &cap, buf[p]) < 0)
+					goto bad;
 			}
 		} else {
 			for (; p < len && buf[p] != ',' && buf[p] != '\n' && buf[p] != '\r'; p++) {
-				if (m + 2 > cap) {
-					char *v2 = realloc(v, cap *= 2);
-
-					if (!v2) {
-						free(v);
-						goto bad;
-					}
-					v = v2;
-				}
-				v[m++] = buf[p];
+				if (field_push(&v, &m, &cap, buf[p]) < 0)
+					goto bad;
 			}
 		}
 		v[m] = 0;

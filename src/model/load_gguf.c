@@ -60,21 +60,34 @@ static void gguf_free_priv(void *p)
 	gguf_close(p);
 }
 
+/*
+ * Looks up "{arch}.suffix" (written into key) as an int (iv) or, when iv
+ * is NULL, a float (fv).  Returns 0 when found, 1 when absent and not
+ * required, or a negative code (a missing required key is ST_EFORMAT).
+ */
+static int key_get(const struct gguf *g, const char *arch, const char *suffix, int required,
+		   int64_t *iv, double *fv, char *key, size_t cap, struct st_err *err)
+{
+	int rc;
+
+	snprintf(key, cap, "%s.%s", arch, suffix);
+	rc = iv ? gguf_get_int(g, key, iv, err) : gguf_get_float(g, key, fv, err);
+	if (rc == 1 && required)
+		return st_errf(err, ST_EFORMAT, "%s: key '%s' is missing", g->path, key);
+	return rc;
+}
+
 /* {arch}.suffix as an int in [lo, INT32_MAX]; def < 0 means required. */
 static int key_int(const struct gguf *g, const char *arch, const char *suffix, int def,
 		   int lo, int *out, struct st_err *err)
 {
 	char key[128];
 	int64_t v;
-	int rc;
+	int rc = key_get(g, arch, suffix, def < 0, &v, NULL, key, sizeof key, err);
 
-	snprintf(key, sizeof key, "%s.%s", arch, suffix);
-	rc = gguf_get_int(g, key, &v, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
-		if (def < 0)
-			return st_errf(err, ST_EFORMAT, "%s: key '%s' is missing", g->path, key);
 		*out = def;
 		return 0;
 	}
@@ -91,15 +104,11 @@ static int key_float(const struct gguf *g, const char *arch, const char *suffix,
 {
 	char key[128];
 	double v;
-	int rc;
+	int rc = key_get(g, arch, suffix, def < 0, NULL, &v, key, sizeof key, err);
 
-	snprintf(key, sizeof key, "%s.%s", arch, suffix);
-	rc = gguf_get_float(g, key, &v, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 1) {
-		if (def < 0)
-			return st_errf(err, ST_EFORMAT, "%s: key '%s' is missing", g->path, key);
 		*out = (float)def;
 		return 0;
 	}
@@ -170,8 +179,21 @@ static int key_int_layers(const struct gguf *g, const char *arch, const char *su
 	return 0;
 }
 
-/* Per-layer head and ffn counts (scalars or deci arrays); sites with 0
- * become m->absent. */
+/* Is the tensor name present and all zero bytes? */
+static int tensor_zero(const struct gguf *g, const char *name)
+{
+	const struct st_tensor *t = gguf_find_tensor(g, name);
+	const uint8_t *p;
+
+	if (!t)
+		return 0;
+	p = t->data;
+	for (size_t i = 0; i < t->nbytes; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
 /* Is blk.l's FFN (ffn_gate, ffn_up, ffn_down) present and all zero bytes? */
 static int zero_ffn(const struct gguf *g, int l)
 {
@@ -179,16 +201,9 @@ static int zero_ffn(const struct gguf *g, int l)
 	char name[96];
 
 	for (int k = 0; k < 3; k++) {
-		const struct st_tensor *t;
-		const uint8_t *p;
-
 		snprintf(name, sizeof name, "blk.%d.%s.weight", l, part[k]);
-		if (!(t = gguf_find_tensor(g, name)))
+		if (!tensor_zero(g, name))
 			return 0;
-		p = t->data;
-		for (size_t i = 0; i < t->nbytes; i++)
-			if (p[i])
-				return 0;
 	}
 	return 1;
 }
@@ -199,22 +214,16 @@ static int zero_ffn(const struct gguf *g, int l)
 static int zero_linear_attn(const struct gguf *g, int l)
 {
 	char name[96];
-	const struct st_tensor *t;
-	const uint8_t *p;
 
 	snprintf(name, sizeof name, "blk.%d.attn_q.weight", l);
 	if (gguf_find_tensor(g, name))
 		return 0;
 	snprintf(name, sizeof name, "blk.%d.attn_output.weight", l);
-	if (!(t = gguf_find_tensor(g, name)))
-		return 0;
-	p = t->data;
-	for (size_t i = 0; i < t->nbytes; i++)
-		if (p[i])
-			return 0;
-	return 1;
+	return tensor_zero(g, name);
 }
 
+/* Per-layer head and ffn counts (scalars or deci arrays); sites with 0
+ * become m->absent. */
 static int read_layer_counts(const struct gguf *g, const char *arch, struct model *m,
 			     struct st_err *err)
 {

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/mapfile.h"
 #include "model/loader.h"
 #include "model/model.h"
 #include "tok/tokenizer.h"
@@ -415,44 +416,26 @@ int model_map_file(struct model *m, const char *path, const void **addr,
 		   size_t *size, struct st_err *err)
 {
 	struct model_map *nm;
-	struct stat sb;
 	void *p;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t sz;
+	int rc = mapfile_open(path, &p, &sz, err);
 
-	if (fd < 0)
-		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
-	if (fstat(fd, &sb) < 0) {
-		int e = errno;
-		close(fd);
-		return st_errf(err, ST_EIO, "cannot stat '%s': %s", path, strerror(e));
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		close(fd);
-		return st_errf(err, ST_EIO, "cannot map '%s': not a regular file", path);
-	}
-	if (sb.st_size == 0) {
-		close(fd);
+	if (rc < 0)
+		return rc;
+	if (sz == 0)
 		return st_errf(err, ST_EFORMAT, "%s: file is empty", path);
-	}
 	nm = realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *m->maps);
 	if (!nm) {
-		close(fd);
+		munmap(p, sz);
 		return st_errf(err, ST_ENOMEM, "%s: out of memory", path);
 	}
 	m->maps = nm;
-	p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (p == MAP_FAILED) {
-		int e = errno;
-		close(fd);
-		return st_errf(err, ST_EIO, "cannot map '%s': %s", path, strerror(e));
-	}
-	close(fd);
 	m->maps[m->n_maps].addr = p;
-	m->maps[m->n_maps].size = (size_t)sb.st_size;
+	m->maps[m->n_maps].size = sz;
 	m->n_maps++;
-	m->file_bytes += (uint64_t)sb.st_size;
+	m->file_bytes += (uint64_t)sz;
 	*addr = p;
-	*size = (size_t)sb.st_size;
+	*size = sz;
 	return 0;
 }
 

@@ -430,28 +430,38 @@ static const char *jstr(json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
+/*
+ * A "Sequence" node: each entry of its array n[key] read by fn, named
+ * "field.key[i]" in errors.  Returns 0 or the first error.
+ */
+static int hf_sequence(struct hfctx *c, json_t *n, const char *field, const char *key,
+		       int (*fn)(struct hfctx *, json_t *, const char *))
+{
+	json_t *arr = json_object_get(n, key), *e;
+	char sub[128];
+	size_t i;
+
+	if (!json_is_array(arr))
+		return hf_bad(c, ST_EFORMAT, "%s.%s is missing", field, key);
+	json_array_foreach(arr, i, e) {
+		int rc;
+		snprintf(sub, sizeof sub, "%s.%s[%zu]", field, key, i);
+		if ((rc = fn(c, e, sub)))
+			return rc;
+	}
+	return 0;
+}
+
 static int hf_normalizer(struct hfctx *c, json_t *n, const char *field)
 {
 	const char *ty = jstr(n, "type");
-	char sub[128];
 
 	if (json_is_null(n) || !n)
 		return 0;
 	if (!ty)
 		return hf_bad(c, ST_EFORMAT, "%s has no type%s", field, NULL);
-	if (!strcmp(ty, "Sequence")) {
-		json_t *arr = json_object_get(n, "normalizers"), *e;
-		size_t i;
-		if (!json_is_array(arr))
-			return hf_bad(c, ST_EFORMAT, "%s.normalizers is missing%s", field, NULL);
-		json_array_foreach(arr, i, e) {
-			int rc;
-			snprintf(sub, sizeof sub, "%s.normalizers[%zu]", field, i);
-			if ((rc = hf_normalizer(c, e, sub)))
-				return rc;
-		}
-		return 0;
-	}
+	if (!strcmp(ty, "Sequence"))
+		return hf_sequence(c, n, field, "normalizers", hf_normalizer);
 	if (!strcmp(ty, "Prepend")) {
 		json_t *p = json_object_get(n, "prepend");
 		if (!json_is_string(p))
@@ -486,19 +496,8 @@ static int hf_pre(struct hfctx *c, json_t *n, const char *field)
 	if (!ty)
 		return hf_bad(c, ST_EFORMAT, "%s has no type%s", field, NULL);
 	memset(&p, 0, sizeof p);
-	if (!strcmp(ty, "Sequence")) {
-		json_t *arr = json_object_get(n, "pretokenizers"), *e;
-		size_t i;
-		if (!json_is_array(arr))
-			return hf_bad(c, ST_EFORMAT, "%s.pretokenizers is missing%s", field, NULL);
-		json_array_foreach(arr, i, e) {
-			int rc;
-			snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", field, i);
-			if ((rc = hf_pre(c, e, sub)))
-				return rc;
-		}
-		return 0;
-	}
+	if (!strcmp(ty, "Sequence"))
+		return hf_sequence(c, n, field, "pretokenizers", hf_pre);
 	if (!strcmp(ty, "Split")) {
 		json_t *pat = json_object_get(n, "pattern");
 		const char *re = jstr(pat, "Regex"), *str = jstr(pat, "String");

@@ -1,0 +1,49 @@
+/*
+ * mapfile: open, stat and mmap one file, closing the descriptor on every
+ * path; see mapfile.h.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/mapfile.h"
+
+int mapfile_open(const char *path, void **map, size_t *size, struct st_err *err)
+{
+	struct stat sb;
+	void *p;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*map = NULL;
+	*size = 0;
+	if (fd < 0)
+		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (fstat(fd, &sb) < 0) {
+		int e = errno;
+
+		close(fd);
+		return st_errf(err, ST_EIO, "cannot stat '%s': %s", path, strerror(e));
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		return st_errf(err, ST_EIO, "cannot map '%s': not a regular file", path);
+	}
+	if (sb.st_size == 0) {
+		close(fd);
+		return 0;
+	}
+	p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+
+		close(fd);
+		return st_errf(err, ST_EIO, "cannot map '%s': %s", path, strerror(e));
+	}
+	close(fd);
+	*map = p;
+	*size = (size_t)sb.st_size;
+	return 0;
+}

@@ -1,0 +1,23 @@
+/*
+ * mapfile: a whole file mapped read-only, the way the format readers
+ * (safetensors, Parquet) take their input.  The mapping outlives the
+ * descriptor, which is closed before returning.
+ */
+#ifndef STRATA_MAPFILE_H
+#define STRATA_MAPFILE_H
+
+#include <stddef.h>
+
+#include "base/err.h"
+
+/*
+ * Maps the file at path read-only and private; on success *map and
+ * *size describe the mapping (release with munmap(*map, *size)).  An
+ * empty file is not mapped: it returns 0 with *map NULL and *size 0,
+ * so the caller words that error for its own format.  Returns 0, or
+ * ST_EIO when the file cannot be opened, stat'ed or mapped, or is not
+ * a regular file (a directory, a device).
+ */
+int mapfile_open(const char *path, void **map, size_t *size, struct st_err *err);
+
+#endif
