@@ -157,7 +157,7 @@ static const struct store_provenance prov = {"0.1.0-test", "cc -O2", "testhost",
 
 static struct store_run_key key_for(int64_t model, int64_t data, int seq_len)
 {
-	struct store_run_key k = {model, data, 16, seq_len, "text", "", "", 0, 1};
+	struct store_run_key k = {model, data, 16, seq_len, "text", "", "", 0, 1, NULL};
 
 	return k;
 }
@@ -545,7 +545,7 @@ static void test_measures(void)
 		{"nll", 0, 2.5257, 0.02, NAN, NAN, 8192},
 		{"kl_mean", 0, 0.0, NAN, NAN, NAN, 8192},
 	};
-	struct store_eval_key k = {0, "attn=1-2;mlp=", "ppl", "ctx=256;max_tokens=8192", "dd22"};
+	struct store_eval_key k = {0, "attn=1-2;mlp=", "ppl", "ctx=256;max_tokens=8192", "dd22", NULL};
 	struct store_metric *got = NULL;
 	size_t n = 0;
 
@@ -762,7 +762,7 @@ static void test_locked(void)
 	struct st_err err = {0};
 	sqlite3 *other = NULL;
 	struct store_metric m[1] = {{"ppl", 0, 9.5, 0.1, NAN, NAN, 100}};
-	struct store_eval_key k = {0, "attn=3;mlp=", "ppl", "ctx=256;max_tokens=8192", "ee33"};
+	struct store_eval_key k = {0, "attn=3;mlp=", "ppl", "ctx=256;max_tokens=8192", "ee33", NULL};
 	int64_t id = 0;
 	int rc;
 	double t0;
