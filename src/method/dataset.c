@@ -595,7 +595,8 @@ static int iter_raw(struct doc_iter *it, const char **s, size_t *len, struct st_
 		if (it->scan < r->start)
 			it->scan = r->start;
 		for (;;) {
-			m = memmem(r->buf + it->scan, r->len - it->scan, EOT_MARKER, mlen);
+			m = r->len > it->scan ? memmem(r->buf + it->scan, r->len - it->scan, EOT_MARKER, mlen)
+					      : NULL; /* nothing read yet: buf may be NULL */
 			if (m)
 				break;
 			if (r->len - it->scan >= mlen)
