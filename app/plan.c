@@ -73,29 +73,16 @@ static int put_rows(const struct app_env *env, int64_t run, int64_t model_id, co
 		    const int *layer, const char **site, const double *imp, int64_t *id,
 		    struct st_err *err)
 {
-	struct store_plan sp;
+	const struct store_plan sp = {
+		.run_id = run, .model_id = model_id, .method = method, .n = n,
+		.iterative = iterative, .keep_first = keep_first, .keep_last = keep_last,
+		.mask = mask, .n_attn = e->attn_dropped, .n_mlp = e->mlp_dropped,
+		.range_first = range_first, .range_last = range_last, .params = e->params,
+		.kv_bytes_per_token = e->kv_bytes_per_token, .flops_per_token = e->flops_per_token,
+		.n_drop = n_drop, .drop_layer = layer, .drop_site = site, .drop_importance = imp,
+	};
 	int64_t got = 0;
 
-	memset(&sp, 0, sizeof sp);
-	sp.run_id = run;
-	sp.model_id = model_id;
-	sp.method = method;
-	sp.n = n;
-	sp.iterative = iterative;
-	sp.keep_first = keep_first;
-	sp.keep_last = keep_last;
-	sp.mask = mask;
-	sp.n_attn = e->attn_dropped;
-	sp.n_mlp = e->mlp_dropped;
-	sp.range_first = range_first;
-	sp.range_last = range_last;
-	sp.params = e->params;
-	sp.kv_bytes_per_token = e->kv_bytes_per_token;
-	sp.flops_per_token = e->flops_per_token;
-	sp.n_drop = n_drop;
-	sp.drop_layer = layer;
-	sp.drop_site = site;
-	sp.drop_importance = imp;
 	return APP_STORE(env, store_plan_put(env->s, &sp, id ? id : &got, err));
 }
 
@@ -167,16 +154,11 @@ static int iterative_run(const struct app_env *env, const struct store_run *run,
 		*iter_run = run->id;
 		return 0;
 	}
-	memset(&k, 0, sizeof k);
-	k.model_id = run->model_id;
-	k.dataset_id = run->dataset_id;
-	k.samples = run->samples;
-	k.seq_len = run->seq_len;
-	k.text_field = run->text_field;
-	k.mask = run->mask;
-	k.iterative = key;
-	k.iter_n = po->n;
-	k.angular = 0;
+	k = (struct store_run_key){
+		.model_id = run->model_id, .dataset_id = run->dataset_id,
+		.samples = run->samples, .seq_len = run->seq_len, .text_field = run->text_field,
+		.mask = run->mask, .iterative = key, .iter_n = po->n, .angular = 0,
+	};
 	if ((rc = APP_STORE(env, store_model_get(env->s, run->model_id, NULL, &model_path, fp,
 						 err))) < 0 ||
 	    (rc = APP_STORE(env, store_dataset_get(env->s, run->dataset_id, &data_path, sha,
@@ -333,13 +315,10 @@ int app_plan_run(const struct app_env *env, const struct app_plan_req *rq,
 	p->range_first = p->range_last = -1;
 	if ((rc = app_run_done(env, rq->run, &run, &hp, NULL, err)) < 0)
 		goto out;
-	plan_opts_init(&po);
-	po.method = rq->method;
-	po.n = rq->n;
-	po.keep_first = rq->keep_first;
-	po.keep_last = rq->keep_last;
-	po.all_tokens = rq->all_tokens;
-	po.attn_ctx = rq->attn_ctx;
+	po = (struct plan_opts){
+		.method = rq->method, .n = rq->n, .keep_first = rq->keep_first,
+		.keep_last = rq->keep_last, .all_tokens = rq->all_tokens, .attn_ctx = rq->attn_ctx,
+	};
 	if (rq->mask) {
 		if ((rc = mask_parse(rq->mask, hp.n_layer, &mask, err)) < 0) {
 			st_err_prefix(err, "bad mask for a %d-layer model", hp.n_layer);

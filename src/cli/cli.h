@@ -43,7 +43,8 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
  * opt is the getopt_long return value; returns 1 if handled, 0 if not
  * a common option, -1 on a bad value (already reported).
  */
-enum { OPT_THREADS = 1000, OPT_FORMAT, OPT_COMPUTE, OPT_DB = 1100, OPT_KEEP_FIRST, OPT_KEEP_LAST };
+enum { OPT_THREADS = 1000, OPT_FORMAT, OPT_COMPUTE, OPT_DB = 1100, OPT_KEEP_FIRST, OPT_KEEP_LAST,
+       OPT_WIN_CTX, OPT_WIN_MAX_TOKENS };
 int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts *co);
 /*
  * The next option of argv (getopt_long with shortopts and longopts) that
@@ -65,6 +66,12 @@ int cli_next_opt(const char *cmd, int argc, char **argv, const char *shortopts,
 	{"keep-first", required_argument, NULL, OPT_KEEP_FIRST}, \
 	{"keep-last", required_argument, NULL, OPT_KEEP_LAST}
 int cli_guard_opt(const char *cmd, int opt, const char *arg, long *first, long *last);
+/* The scoring window --ctx N and --max-tokens N (ppl, eval, sweep), the
+ * same way: WINDOW_LONGOPTS, then cli_window_opt in the default case. */
+#define WINDOW_LONGOPTS \
+	{"ctx", required_argument, NULL, OPT_WIN_CTX}, \
+	{"max-tokens", required_argument, NULL, OPT_WIN_MAX_TOKENS}
+int cli_window_opt(const char *cmd, int opt, const char *arg, long *ctx, long *max_tokens);
 /* Apply common options (thread count). */
 void cli_common_apply(const struct common_opts *co);
 

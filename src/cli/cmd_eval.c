@@ -143,8 +143,7 @@ int cmd_eval(int argc, char **argv)
 	enum { OPT_SEED = 1200, OPT_FORCE, OPT_NO_STORE };
 	static const struct option longopts[] = {
 		{"task", required_argument, NULL, 'T'},
-		{"ctx", required_argument, NULL, 'c'},
-		{"max-tokens", required_argument, NULL, 'M'},
+		WINDOW_LONGOPTS,
 		{"limit", required_argument, NULL, 'l'},
 		{"shots", required_argument, NULL, 'k'},
 		{"mask", required_argument, NULL, 'm'},
@@ -172,14 +171,6 @@ int cmd_eval(int argc, char **argv)
 				return cli_usage("eval", "at most %d tasks", MAX_TASKS);
 			tasks[nt++] = optarg;
 			break;
-		case 'c':
-			if (cli_parse_int("eval", "--ctx", optarg, 2, 1 << 20, &ctx) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'M':
-			if (cli_parse_int("eval", "--max-tokens", optarg, 1, 1L << 40, &max_tokens) < 0)
-				return EXIT_USAGE;
-			break;
 		case 'l':
 			if (cli_parse_int("eval", "--limit", optarg, 1, 1L << 40, &limit) < 0)
 				return EXIT_USAGE;
@@ -201,6 +192,9 @@ int cmd_eval(int argc, char **argv)
 		case 'm':
 			mask_text = optarg;
 			break;
+		default:
+			if (cli_window_opt("eval", c, optarg, &ctx, &max_tokens) < 0)
+				return EXIT_USAGE;
 		}
 	}
 	if (c == CLI_OPT_STOP)

@@ -24,8 +24,7 @@ static const char help[] =
 int cmd_ppl(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"ctx", required_argument, NULL, 'c'},
-		{"max-tokens", required_argument, NULL, 'M'},
+		WINDOW_LONGOPTS,
 		{"mask", required_argument, NULL, 'm'},
 		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT, 0};
@@ -42,17 +41,12 @@ int cmd_ppl(int argc, char **argv)
 
 	while ((c = cli_next_opt("ppl", argc, argv, "h", longopts, help, &co, NULL)) >= 0) {
 		switch (c) {
-		case 'c':
-			if (cli_parse_int("ppl", "--ctx", optarg, 2, 1 << 20, &ctx) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'M':
-			if (cli_parse_int("ppl", "--max-tokens", optarg, 1, 1L << 40, &max_tokens) < 0)
-				return EXIT_USAGE;
-			break;
 		case 'm':
 			mask_text = optarg;
 			break;
+		default:
+			if (cli_window_opt("ppl", c, optarg, &ctx, &max_tokens) < 0)
+				return EXIT_USAGE;
 		}
 	}
 	if (c == CLI_OPT_STOP)

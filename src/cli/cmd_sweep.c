@@ -301,15 +301,14 @@ static int parse_ctx_list(const char *s, struct sweep_args *a)
 
 int cmd_sweep(int argc, char **argv)
 {
-	enum { O_RUN = 1300, O_METHOD, O_MAX, O_TASK, O_CTX, O_MAXTOK, O_LIMIT, O_SHOTS, O_SEED,
+	enum { O_RUN = 1300, O_METHOD, O_MAX, O_TASK, O_LIMIT, O_SHOTS, O_SEED,
 	       O_BENCH, O_BCTX, O_GEN, O_REPEAT, O_FORCE };
 	static const struct option longopts[] = {
 		{"run", required_argument, NULL, O_RUN},
 		{"method", required_argument, NULL, O_METHOD},
 		{"max", required_argument, NULL, O_MAX},
 		{"task", required_argument, NULL, O_TASK},
-		{"ctx", required_argument, NULL, O_CTX},
-		{"max-tokens", required_argument, NULL, O_MAXTOK},
+		WINDOW_LONGOPTS,
 		{"limit", required_argument, NULL, O_LIMIT},
 		{"shots", required_argument, NULL, O_SHOTS},
 		{"seed", required_argument, NULL, O_SEED},
@@ -354,14 +353,6 @@ int cmd_sweep(int argc, char **argv)
 				return cli_usage("sweep", "at most %d tasks", SWEEP_MAX_TASKS);
 			a.task_buf[a.n_tasks++] = optarg;
 			break;
-		case O_CTX:
-			if (cli_parse_int("sweep", "--ctx", optarg, 2, 1 << 20, &ctx) < 0)
-				return EXIT_USAGE;
-			break;
-		case O_MAXTOK:
-			if (cli_parse_int("sweep", "--max-tokens", optarg, 1, 1L << 40, &a.es.max_tokens) < 0)
-				return EXIT_USAGE;
-			break;
 		case O_LIMIT:
 			if (cli_parse_int("sweep", "--limit", optarg, 1, 1L << 40, &a.es.limit) < 0)
 				return EXIT_USAGE;
@@ -394,7 +385,8 @@ int cmd_sweep(int argc, char **argv)
 			a.force = 1;
 			break;
 		default:
-			if (cli_guard_opt("sweep", c, optarg, &a.keep_first, &a.keep_last) < 0)
+			if (cli_guard_opt("sweep", c, optarg, &a.keep_first, &a.keep_last) < 0 ||
+			    cli_window_opt("sweep", c, optarg, &ctx, &a.es.max_tokens) < 0)
 				return EXIT_USAGE;
 		}
 	}

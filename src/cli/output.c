@@ -156,6 +156,15 @@ int cli_guard_opt(const char *cmd, int opt, const char *arg, long *first, long *
 	return 0;
 }
 
+int cli_window_opt(const char *cmd, int opt, const char *arg, long *ctx, long *max_tokens)
+{
+	if (opt == OPT_WIN_CTX)
+		return cli_parse_int(cmd, "--ctx", arg, 2, 1 << 20, ctx) < 0 ? -1 : 1;
+	if (opt == OPT_WIN_MAX_TOKENS)
+		return cli_parse_int(cmd, "--max-tokens", arg, 1, 1L << 40, max_tokens) < 0 ? -1 : 1;
+	return 0;
+}
+
 void cli_common_apply(const struct common_opts *co)
 {
 	threads_set(co->threads);

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/path.h"
 #include "method/dataset.h"
 #include "format/dtype.h"
 #include "format/gguf.h"
@@ -261,19 +262,6 @@ static uint64_t file_size(const char *path)
 static int gguf_write_adapter(void *w, const void *p, size_t n, struct st_err *err)
 {
 	return gguf_writer_write_data(w, p, n, err);
-}
-
-/* llama.cpp's general.file_type (LLAMA_FTYPE_*) for weights of type t. */
-static uint32_t gguf_file_type(enum st_dtype t)
-{
-	switch (t) {
-	case ST_F32: return 0;
-	case ST_F16: return 1;
-	case ST_Q4_0: return 2;
-	case ST_Q8_0: return 7;
-	case ST_BF16: return 32;
-	}
-	return 0;
 }
 
 /* The type a GGUF tensor is written as. */
@@ -589,21 +577,11 @@ static char *mkdir_unique(char *tmpl)
 	return NULL;
 }
 
-static char *join(const char *dir, const char *name)
-{
-	size_t n = strlen(dir) + strlen(name) + 2;
-	char *p = malloc(n);
-
-	if (p)
-		snprintf(p, n, "%s/%s", dir, name);
-	return p;
-}
-
 /* Write len bytes to dir/name, fsync'ed. */
 static int write_file(const char *dir, const char *name, const void *data, size_t len,
 		      struct st_err *err)
 {
-	char *p = join(dir, name);
+	char *p = path_join(dir, name);
 	const char *s = data;
 	int fd, rc = 0;
 
@@ -638,7 +616,7 @@ static int write_file(const char *dir, const char *name, const void *data, size_
 static int copy_if_present(const char *src_dir, const char *dir, const char *name,
 			   struct st_err *err)
 {
-	char *sp = join(src_dir, name);
+	char *sp = path_join(src_dir, name);
 	FILE *f;
 	char *buf = NULL;
 	long n;
@@ -675,7 +653,7 @@ static void remove_dir(const char *dir)
 			char *p;
 			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 				continue;
-			if ((p = join(dir, e->d_name))) {
+			if ((p = path_join(dir, e->d_name))) {
 				unlink(p);
 				free(p);
 			}
@@ -759,15 +737,76 @@ static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct
 	return nt;
 }
 
+/* "float32", "float16" or "bfloat16": config.json's torch_dtype of dt. */
+static const char *torch_dtype_name(int dt)
+{
+	return dt == ST_F32 ? "float32" : dt == ST_F16 ? "float16" : "bfloat16";
+}
+
+/* LLM-Drop's fields of a partly pruned model: drop_attn_list and
+ * drop_mlp_list (new layer indices), and with auto_map the classes that
+ * read them (mistral's or llama's).  Returns 0, or ST_ENOMEM (set). */
+static int drop_fields_set(json_t *cfg, const struct layer_plan *lp, int auto_map, int mistral,
+			   struct st_err *err)
+{
+	json_t *da = json_array(), *dm = json_array();
+
+	if (!da || !dm) {
+		json_decref(da);
+		json_decref(dm);
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	}
+	for (int l = 0; l < lp->n_src; l++) {
+		if (lp->new_idx[l] < 0)
+			continue;
+		if (lp->gone[l] & GONE_ATTN)
+			json_array_append_new(da, json_integer(lp->new_idx[l]));
+		if (lp->gone[l] & GONE_MLP)
+			json_array_append_new(dm, json_integer(lp->new_idx[l]));
+	}
+	json_object_set_new(cfg, "drop_attn_list", da);
+	json_object_set_new(cfg, "drop_mlp_list", dm);
+	if (auto_map)
+		json_object_set_new(cfg, "auto_map", json_pack("{s:s, s:s}", "AutoConfig",
+			mistral ? "configuration_dropped_mistral.MistralConfig"
+				: "configuration_dropped_llama.LlamaConfig",
+			"AutoModelForCausalLM",
+			mistral ? "modeling_dropped_mistral.MistralForCausalLM"
+				: "modeling_dropped_llama.LlamaForCausalLM"));
+	return 0;
+}
+
+/* Write cfg as dir/config.json: indented, keys sorted, a final newline. */
+static int config_write(const json_t *cfg, const char *dir, struct st_err *err)
+{
+	char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS), *t2;
+	size_t n;
+	int rc;
+
+	if (!text)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	n = strlen(text);
+	t2 = realloc(text, n + 2);
+	if (!t2) {
+		free(text);
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	}
+	text = t2;
+	text[n] = '\n';
+	text[n + 1] = 0;
+	rc = write_file(dir, "config.json", text, n + 1, err);
+	free(text);
+	return rc;
+}
+
 /* config.json: the source's, with the layer count and drop lists of the
  * export (LLM-Drop's form when some layer lost one site). */
 static int hf_config(const struct model *m, const struct layer_plan *lp, int dtype,
 		     const char *dir, struct st_err *err)
 {
-	char *src = join(m->path, "config.json");
+	char *src = path_join(m->path, "config.json");
 	json_error_t jerr;
-	json_t *cfg = NULL, *da = NULL, *dm = NULL, *am;
-	char *text = NULL;
+	json_t *cfg = NULL, *am;
 	int rc;
 
 	if (!src)
@@ -780,8 +819,7 @@ static int hf_config(const struct model *m, const struct layer_plan *lp, int dty
 	json_object_set_new(cfg, "num_hidden_layers", json_integer(lp->n_out));
 	if (dtype >= 0)
 		json_object_set_new(cfg, "torch_dtype",
-				    json_string(dtype == ST_F32 ? "float32" :
-						dtype == ST_F16 ? "float16" : "bfloat16"));
+				    json_string(torch_dtype_name(dtype)));
 	am = json_object_get(cfg, "auto_map");
 	if (am && json_is_object(am)) {
 		json_t *c = json_object_get(am, "AutoConfig");
@@ -792,56 +830,13 @@ static int hf_config(const struct model *m, const struct layer_plan *lp, int dty
 	json_object_del(cfg, "drop_mlp_list");
 	if (lp->partial) {
 		const char *mt = m->hp.arch;
+		int mis = strcmp(mt, "mistral") == 0;
 
-		da = json_array();
-		dm = json_array();
-		if (!da || !dm) {
-			rc = st_errf(err, ST_ENOMEM, "out of memory");
+		if ((rc = drop_fields_set(cfg, lp, mis || strcmp(mt, "llama") == 0, mis, err)) < 0)
 			goto out;
-		}
-		for (int l = 0; l < lp->n_src; l++) {
-			if (lp->new_idx[l] < 0)
-				continue;
-			if (lp->gone[l] & GONE_ATTN)
-				json_array_append_new(da, json_integer(lp->new_idx[l]));
-			if (lp->gone[l] & GONE_MLP)
-				json_array_append_new(dm, json_integer(lp->new_idx[l]));
-		}
-		json_object_set(cfg, "drop_attn_list", da);
-		json_object_set(cfg, "drop_mlp_list", dm);
-		if (strcmp(mt, "llama") == 0 || strcmp(mt, "mistral") == 0) {
-			int mis = strcmp(mt, "mistral") == 0;
-			am = json_pack("{s:s, s:s}", "AutoConfig",
-				       mis ? "configuration_dropped_mistral.MistralConfig"
-					   : "configuration_dropped_llama.LlamaConfig",
-				       "AutoModelForCausalLM",
-				       mis ? "modeling_dropped_mistral.MistralForCausalLM"
-					   : "modeling_dropped_llama.LlamaForCausalLM");
-			if (am)
-				json_object_set_new(cfg, "auto_map", am);
-		}
 	}
-	text = json_dumps(cfg, JSON_INDENT(2) | JSON_SORT_KEYS);
-	if (!text) {
-		rc = st_errf(err, ST_ENOMEM, "out of memory");
-		goto out;
-	}
-	{
-		size_t n = strlen(text);
-		char *t2 = realloc(text, n + 2);
-		if (!t2) {
-			rc = st_errf(err, ST_ENOMEM, "out of memory");
-			goto out;
-		}
-		text = t2;
-		text[n] = '\n';
-		text[n + 1] = 0;
-	}
-	rc = write_file(dir, "config.json", text, strlen(text), err);
+	rc = config_write(cfg, dir, err);
 out:
-	free(text);
-	json_decref(da);
-	json_decref(dm);
 	json_decref(cfg);
 	free(src);
 	return rc;
@@ -1284,7 +1279,6 @@ static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp,
 	int mistral = strcmp(hp->arch, "mistral") == 0;
 	enum st_dtype dt = dtype >= 0 ? (enum st_dtype)dtype : model_main_dtype(m);
 	json_t *c = json_object();
-	char *text;
 	int rc;
 
 	if (!c)
@@ -1314,33 +1308,11 @@ static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp,
 		json_object_set_new(c, "bos_token_id", json_integer(bos));
 	if (eos >= 0)
 		json_object_set_new(c, "eos_token_id", json_integer(eos));
-	json_object_set_new(c, "torch_dtype", json_string(dt == ST_F32 ? "float32" :
-							  dt == ST_F16 ? "float16" : "bfloat16"));
-	if (lp->partial) {
-		json_t *da = json_array(), *dm = json_array();
-		for (int l = 0; l < lp->n_src; l++) {
-			if (lp->new_idx[l] < 0)
-				continue;
-			if (lp->gone[l] & GONE_ATTN)
-				json_array_append_new(da, json_integer(lp->new_idx[l]));
-			if (lp->gone[l] & GONE_MLP)
-				json_array_append_new(dm, json_integer(lp->new_idx[l]));
-		}
-		json_object_set_new(c, "drop_attn_list", da);
-		json_object_set_new(c, "drop_mlp_list", dm);
-		json_object_set_new(c, "auto_map", json_pack("{s:s, s:s}", "AutoConfig",
-			mistral ? "configuration_dropped_mistral.MistralConfig"
-				: "configuration_dropped_llama.LlamaConfig",
-			"AutoModelForCausalLM",
-			mistral ? "modeling_dropped_mistral.MistralForCausalLM"
-				: "modeling_dropped_llama.LlamaForCausalLM"));
-	}
-	text = json_dumps(c, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_object_set_new(c, "torch_dtype", json_string(torch_dtype_name(dt)));
+	rc = lp->partial ? drop_fields_set(c, lp, 1, mistral, err) : 0;
+	if (rc == 0)
+		rc = config_write(c, dir, err);
 	json_decref(c);
-	if (!text)
-		return st_errf(err, ST_ENOMEM, "out of memory");
-	rc = write_file(dir, "config.json", text, strlen(text), err);
-	free(text);
 	return rc;
 }
 
@@ -1434,7 +1406,7 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 			snprintf(name, sizeof name, "model.safetensors");
 		else
 			snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", k + 1, n_shards);
-		if (!(file = join(tmp, name))) {
+		if (!(file = path_join(tmp, name))) {
 			rc = st_errf(err, ST_ENOMEM, "out of memory");
 			goto out;
 		}
@@ -1489,7 +1461,7 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 	sync_path(tmp);
 	{
 		struct hash_state hs = {o, res->sha256};
-		char *f = join(tmp, n_shards > 1 ? "model.safetensors.index.json" : "model.safetensors");
+		char *f = path_join(tmp, n_shards > 1 ? "model.safetensors.index.json" : "model.safetensors");
 
 		rc = f ? hash_tmp(&hs, f, err) : st_errf(err, ST_ENOMEM, "out of memory");
 		free(f);
@@ -1527,7 +1499,7 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 
 		while (d && (e = readdir(d))) {
 			char *p;
-			if (e->d_name[0] == '.' || !(p = join(path, e->d_name)))
+			if (e->d_name[0] == '.' || !(p = path_join(path, e->d_name)))
 				continue;
 			total += file_size(p);
 			free(p);

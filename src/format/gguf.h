@@ -95,6 +95,8 @@ const char *gguf_type_name(enum gguf_type t);
 struct gguf_writer;
 struct gguf_writer *gguf_writer_new(const char *path, struct st_err *err);
 int gguf_writer_add_u32(struct gguf_writer *w, const char *key, uint32_t v);
+/* llama.cpp's general.file_type (LLAMA_FTYPE_*) of weights of type t. */
+uint32_t gguf_file_type(enum st_dtype t);
 int gguf_writer_add_i32(struct gguf_writer *w, const char *key, int32_t v);
 int gguf_writer_add_f32(struct gguf_writer *w, const char *key, float v);
 int gguf_writer_add_bool(struct gguf_writer *w, const char *key, int v);

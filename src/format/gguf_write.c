@@ -243,6 +243,18 @@ int gguf_writer_add_u32(struct gguf_writer *w, const char *key, uint32_t v)
 	return gguf_writer_add_scalar(w, key, GGUF_U32, &v);
 }
 
+uint32_t gguf_file_type(enum st_dtype t)
+{
+	switch (t) {
+	case ST_F32: return 0;
+	case ST_F16: return 1;
+	case ST_Q4_0: return 2;
+	case ST_Q8_0: return 7;
+	case ST_BF16: return 32;
+	}
+	return 0;
+}
+
 int gguf_writer_add_i32(struct gguf_writer *w, const char *key, int32_t v)
 {
 	return gguf_writer_add_scalar(w, key, GGUF_I32, &v);

@@ -30,105 +30,30 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "base/hash.h"
 #include "method/dataset.h"
 
 #define MAX_REDIRECTS 10
 #define MAX_META_BODY (64u << 20)
 
-/* ---- sha1 (FIPS 180-4), for git blob ids of non-LFS files ---- */
-
-struct sha1_ctx {
-	uint32_t h[5];
-	uint64_t len;
-	uint8_t buf[64];
-	size_t nbuf;
-};
-
-#define ROL(x, n) (((x) << (n)) | ((x) >> (32 - (n))))
-
-static void sha1_block(struct sha1_ctx *c, const uint8_t *p)
-{
-	uint32_t w[80], a, b, cc, d, e, f, k, t;
-	int i;
-
-	for (i = 0; i < 16; i++)
-		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-		       (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
-	for (i = 16; i < 80; i++)
-		w[i] = ROL(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-	a = c->h[0], b = c->h[1], cc = c->h[2], d = c->h[3], e = c->h[4];
-	for (i = 0; i < 80; i++) {
-		if (i < 20)
-			f = (b & cc) | (~b & d), k = 0x5a827999;
-		else if (i < 40)
-			f = b ^ cc ^ d, k = 0x6ed9eba1;
-		else if (i < 60)
-			f = (b & cc) | (b & d) | (cc & d), k = 0x8f1bbcdc;
-		else
-			f = b ^ cc ^ d, k = 0xca62c1d6;
-		t = ROL(a, 5) + f + e + k + w[i];
-		e = d, d = cc, cc = ROL(b, 30), b = a, a = t;
-	}
-	c->h[0] += a, c->h[1] += b, c->h[2] += cc, c->h[3] += d, c->h[4] += e;
-}
-
-static void sha1_init(struct sha1_ctx *c)
-{
-	static const uint32_t h0[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
-
-	memcpy(c->h, h0, sizeof h0);
-	c->len = 0;
-	c->nbuf = 0;
-}
-
-static void sha1_update(struct sha1_ctx *c, const void *data, size_t n)
-{
-	const uint8_t *p = data;
-
-	c->len += n;
-	while (n) {
-		size_t k = 64 - c->nbuf < n ? 64 - c->nbuf : n;
-
-		memcpy(c->buf + c->nbuf, p, k);
-		c->nbuf += k, p += k, n -= k;
-		if (c->nbuf == 64) {
-			sha1_block(c, c->buf);
-			c->nbuf = 0;
-		}
-	}
-}
-
-static void sha1_final(struct sha1_ctx *c, char hex[41])
-{
-	uint64_t bits = c->len * 8;
-	uint8_t pad = 0x80, z = 0, lb[8];
-	int i;
-
-	sha1_update(c, &pad, 1);
-	while (c->nbuf != 56)
-		sha1_update(c, &z, 1);
-	for (i = 0; i < 8; i++)
-		lb[i] = (uint8_t)(bits >> (56 - 8 * i));
-	sha1_update(c, lb, 8);
-	for (i = 0; i < 5; i++)
-		snprintf(hex + 8 * i, 9, "%08x", c->h[i]);
-}
-
 void hub_git_blob_id(const void *data, size_t len, char hex[41])
 {
-	struct sha1_ctx c;
+	struct hash_ctx c;
+	uint8_t d[20];
 	char hdr[64];
 	int k = snprintf(hdr, sizeof hdr, "blob %zu", len);
 
-	sha1_init(&c);
-	sha1_update(&c, hdr, (size_t)k + 1);
-	sha1_update(&c, data, len);
-	sha1_final(&c, hex);
+	hash_sha1_init(&c);
+	hash_update(&c, hdr, (size_t)k + 1);
+	hash_update(&c, data, len);
+	hash_final(&c, d);
+	hash_hex(d, 20, hex);
 }
 
 static int git_blob_id_file(const char *path, char hex[41], struct st_err *err)
 {
-	struct sha1_ctx c;
+	struct hash_ctx c;
+	uint8_t d[20];
 	struct stat sb;
 	char hdr[64], buf[1 << 16];
 	size_t n;
@@ -141,15 +66,16 @@ static int git_blob_id_file(const char *path, char hex[41], struct st_err *err)
 		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
 	}
 	k = snprintf(hdr, sizeof hdr, "blob %lld", (long long)sb.st_size);
-	sha1_init(&c);
-	sha1_update(&c, hdr, (size_t)k + 1);
+	hash_sha1_init(&c);
+	hash_update(&c, hdr, (size_t)k + 1);
 	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		sha1_update(&c, buf, n);
+		hash_update(&c, buf, n);
 	k = ferror(f);
 	fclose(f);
 	if (k)
 		return st_errf(err, ST_EIO, "cannot read '%s'", path);
-	sha1_final(&c, hex);
+	hash_final(&c, d);
+	hash_hex(d, 20, hex);
 	return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <zlib.h>
 
+#include "base/hash.h"
 #include "model/model.h"
 #include "tok/tokenizer.h"
 
@@ -25,133 +26,10 @@
 #define DEFAULT_SEQ_LEN 2048
 #define EOT_MARKER "<|endoftext|>"
 
-/* ---- sha256 (FIPS 180-4), small and portable ---- */
-
-struct sha256_ctx {
-	uint32_t h[8];
-	uint64_t len;     /* bytes hashed */
-	uint8_t buf[64];
-	size_t nbuf;
-};
-
-static const uint32_t sha256_k[64] = {
-	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
-	0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
-	0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-	0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
-	0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-	0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-	0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
-	0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
-
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void sha256_block(struct sha256_ctx *c, const uint8_t *p)
-{
-	uint32_t w[64], a, b, cc, d, e, f, g, h, t1, t2;
-	int i;
-
-	for (i = 0; i < 16; i++)
-		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-		       (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
-	for (i = 16; i < 64; i++) {
-		uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
-		uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
-		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-	}
-	a = c->h[0]; b = c->h[1]; cc = c->h[2]; d = c->h[3];
-	e = c->h[4]; f = c->h[5]; g = c->h[6]; h = c->h[7];
-	for (i = 0; i < 64; i++) {
-		t1 = h + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) +
-		     sha256_k[i] + w[i];
-		t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & cc) ^ (b & cc));
-		h = g; g = f; f = e; e = d + t1;
-		d = cc; cc = b; b = a; a = t1 + t2;
-	}
-	c->h[0] += a; c->h[1] += b; c->h[2] += cc; c->h[3] += d;
-	c->h[4] += e; c->h[5] += f; c->h[6] += g; c->h[7] += h;
-}
-
-static void sha256_init(struct sha256_ctx *c)
-{
-	static const uint32_t h0[8] = {
-		0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-		0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-	};
-	memcpy(c->h, h0, sizeof h0);
-	c->len = 0;
-	c->nbuf = 0;
-}
-
-static void sha256_update(struct sha256_ctx *c, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	c->len += len;
-	if (c->nbuf) {
-		size_t take = 64 - c->nbuf < len ? 64 - c->nbuf : len;
-		memcpy(c->buf + c->nbuf, p, take);
-		c->nbuf += take;
-		p += take;
-		len -= take;
-		if (c->nbuf < 64)
-			return;
-		sha256_block(c, c->buf);
-		c->nbuf = 0;
-	}
-	for (; len >= 64; p += 64, len -= 64)
-		sha256_block(c, p);
-	memcpy(c->buf, p, len);
-	c->nbuf = len;
-}
-
-static void sha256_final(struct sha256_ctx *c, uint8_t out[32])
-{
-	uint64_t bits = c->len * 8;
-	uint8_t pad[72] = { 0x80 };
-	size_t npad = (c->nbuf < 56 ? 56 : 120) - c->nbuf;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		pad[npad + i] = (uint8_t)(bits >> (56 - 8 * i));
-	sha256_update(c, pad, npad + 8);
-	for (i = 0; i < 8; i++) {
-		out[4 * i] = (uint8_t)(c->h[i] >> 24);
-		out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
-		out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
-		out[4 * i + 3] = (uint8_t)c->h[i];
-	}
-}
-
-void st_sha256(const void *data, size_t len, uint8_t out[32])
-{
-	struct sha256_ctx c;
-
-	sha256_init(&c);
-	sha256_update(&c, data, len);
-	sha256_final(&c, out);
-}
-
-static void hex32(const uint8_t d[32], char hex[65])
-{
-	static const char xd[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < 32; i++) {
-		hex[2 * i] = xd[d[i] >> 4];
-		hex[2 * i + 1] = xd[d[i] & 15];
-	}
-	hex[64] = 0;
-}
-
 int dataset_sha256_file_progress(const char *path, char hex[65], st_progress_fn progress,
 				 void *ud, struct st_err *err)
 {
-	struct sha256_ctx c;
+	struct hash_ctx c;
 	uint8_t buf[1 << 16], d[32];
 	uint64_t size = 0, done = 0;
 	struct stat sb;
@@ -162,9 +40,9 @@ int dataset_sha256_file_progress(const char *path, char hex[65], st_progress_fn 
 		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
 	if (fstat(fileno(f), &sb) == 0)
 		size = (uint64_t)sb.st_size;
-	sha256_init(&c);
+	hash_sha256_init(&c);
 	while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
-		sha256_update(&c, buf, n);
+		hash_update(&c, buf, n);
 		done += n;
 		if (progress && (done == n || (done & ((1u << 22) - 1)) < n) &&
 		    progress(ud, size ? (double)done / (double)size : 1.0)) {
@@ -177,8 +55,8 @@ int dataset_sha256_file_progress(const char *path, char hex[65], st_progress_fn 
 		return st_errf(err, ST_EIO, "cannot read '%s': %s", path, strerror(errno));
 	}
 	fclose(f);
-	sha256_final(&c, d);
-	hex32(d, hex);
+	hash_final(&c, d);
+	hash_hex(d, 32, hex);
 	return 0;
 }
 
@@ -208,7 +86,7 @@ struct rd {
 	FILE *f;
 	int gz, zinit, member_open, eof, raw_eof, borrowed;
 	z_stream zs;
-	struct sha256_ctx sha;
+	struct hash_ctx sha;
 	uint64_t raw_bytes;
 	size_t limit;
 	uint8_t *in;      /* [RD_PIECE] raw input for zlib */
@@ -223,7 +101,7 @@ static int rd_open(struct rd *r, const char *path, size_t limit, struct st_err *
 	memset(r, 0, sizeof *r);
 	r->path = path;
 	r->limit = limit;
-	sha256_init(&r->sha);
+	hash_sha256_init(&r->sha);
 	r->f = fopen(path, "rb");
 	if (!r->f)
 		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
@@ -270,7 +148,7 @@ static size_t rd_raw(struct rd *r, void *p, size_t n, struct st_err *err, int *r
 	*rc = 0;
 	if (got == 0 && ferror(r->f))
 		*rc = st_errf(err, ST_EIO, "cannot read '%s': %s", r->path, strerror(errno));
-	sha256_update(&r->sha, p, got);
+	hash_update(&r->sha, p, got);
 	r->raw_bytes += got;
 	if (got == 0)
 		r->raw_eof = 1;
@@ -372,8 +250,8 @@ static int rd_hash_rest(struct rd *r, char hex[65], struct st_err *err)
 			rd_raw(r, p, RD_PIECE, err, &rc);
 		free(p);
 	}
-	sha256_final(&r->sha, d);
-	hex32(d, hex);
+	hash_final(&r->sha, d);
+	hash_hex(d, 32, hex);
 	return rc;
 }
 

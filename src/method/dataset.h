@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/hash.h"   /* st_sha256, for the callers that key data by it */
 
 struct model;
 
@@ -95,7 +96,5 @@ int dataset_sha256_file(const char *path, char hex[65], struct st_err *err);
 int dataset_sha256_file_progress(const char *path, char hex[65], st_progress_fn progress,
 				 void *ud, struct st_err *err);
 
-/* sha256 of a buffer (FIPS 180-4). */
-void st_sha256(const void *data, size_t len, uint8_t out[32]);
 
 #endif

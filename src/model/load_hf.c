@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/path.h"
 #include "model/loader.h"
 #include "model/model.h"
 #include "format/safetensors.h"
@@ -94,16 +95,6 @@ static int regular_file(const char *path, struct st_err *err)
 			       S_ISFIFO(sb.st_mode) ? "it is a FIFO, not a regular file" :
 			       "not a regular file");
 	return 1;
-}
-
-static char *join(const char *dir, const char *name)
-{
-	size_t n = strlen(dir) + strlen(name) + 2;
-	char *p = malloc(n);
-
-	if (p)
-		snprintf(p, n, "%s/%s", dir, name);
-	return p;
 }
 
 /* Integer field: absent or null gives def (or an error when def < 0). */
@@ -401,7 +392,7 @@ static int load_index(struct model *m, struct hf_priv *h, const char *dir, const
 		if (json_object_get(seen, shard))
 			continue;
 		json_object_set_new(seen, shard, json_true());
-		path = join(dir, shard);
+		path = path_join(dir, shard);
 		if (!path) {
 			rc = st_errf(err, ST_ENOMEM, "out of memory");
 			goto out;
@@ -429,11 +420,11 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 {
 	enum tie_decl tie = TIE_UNKNOWN;
 	struct hf_priv *h;
-	char *cfg = join(dir, "config.json");
-	char *single = join(dir, "model.safetensors");
-	char *index = join(dir, "model.safetensors.index.json");
-	char *tj = join(dir, "tokenizer.json");
-	char *tc = join(dir, "tokenizer_config.json");
+	char *cfg = path_join(dir, "config.json");
+	char *single = path_join(dir, "model.safetensors");
+	char *index = path_join(dir, "model.safetensors.index.json");
+	char *tj = path_join(dir, "tokenizer.json");
+	char *tc = path_join(dir, "tokenizer_config.json");
 	int rc;
 
 	if (!cfg || !single || !index || !tj || !tc) {

@@ -296,18 +296,6 @@ static void fill_uniform(uint64_t *s, float a, float *x, int64_t n)
 		x[i] = (float)(uint32_t)(rng_next(s) >> 40) * scale - a;
 }
 
-static uint32_t file_type(enum st_dtype t)
-{
-	switch (t) {
-	case ST_F32: return 0;
-	case ST_F16: return 1;
-	case ST_Q4_0: return 2;
-	case ST_Q8_0: return 7;
-	case ST_BF16: return 32;
-	}
-	return 0;
-}
-
 static int check_shape(const char *path, const struct synth_shape *sh,
 		       enum st_dtype wtype, struct st_err *err)
 {
@@ -341,7 +329,7 @@ static void add_header(struct gguf_writer *w, const struct synth_shape *sh,
 		 dtype_name(wtype));
 	gguf_writer_add_str(w, "general.architecture", "llama");
 	gguf_writer_add_str(w, "general.name", name);
-	gguf_writer_add_u32(w, "general.file_type", file_type(wtype));
+	gguf_writer_add_u32(w, "general.file_type", gguf_file_type(wtype));
 	gguf_writer_add_u32(w, "general.alignment", 32);
 	gguf_writer_add_scalar(w, "strata.synth.seed", GGUF_U64, &seed);
 	gguf_writer_add_u32(w, "llama.block_count", (uint32_t)sh->n_layer);
