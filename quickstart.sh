@@ -17,7 +17,7 @@ esac
 
 # Debian packages the build and the tests need, with what each is for.
 pkgs="build-essential autoconf automake pkg-config
-libopenblas-dev libjansson-dev libpcre2-dev zlib1g-dev libsnappy-dev libzstd-dev
+libopenblas-dev libdnnl-dev libjansson-dev libpcre2-dev zlib1g-dev libsnappy-dev libzstd-dev
 libsqlite3-dev libcurl4-openssl-dev libncurses-dev libcairo2-dev tmux"
 missing=
 for p in $pkgs; do

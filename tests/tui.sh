@@ -519,7 +519,10 @@ elif need model models/stories260K/stories260K.gguf &&
 	# the workbench measures the unmasked model beside the mask, so the best
 	# ppl (point 1) is the unmasked one when it is on the front
 	ok "the Pareto points are listed, 1 = the best ppl" sh -c "printf '%s' '$(pane | tr -d "'")' | grep -Eq 'Pareto [0-9]+ of [0-9]+: 1 (none|attn=0;mlp=)'"
-	is "$(pane | awk -F'|' 'NF == 3 && $3 ~ /1/' | wc -l | tr -d ' ')" 1 "... and point 1 is labelled in the chart"
+	# (at least one chart row holds the label 1: with measured speeds a
+	# row can also hold a second label such as 10 or 1 of the other chart)
+	n1=$(pane | awk -F'|' 'NF == 3 && $3 ~ /(^|[^0-9])1([^0-9]|$)/' | wc -l | tr -d ' ')
+	ok "... and point 1 is labelled in the chart ($n1 rows)" test "$n1" -ge 1
 	keys Q
 	ok "Q quits" wait_for "EXITED rc=0"
 	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"

@@ -53,6 +53,11 @@
 
 /* small constant loops over accumulators, unrolled so that they stay in registers */
 #define KB_UNROLL _Pragma("GCC unroll 16")
+#if defined(__clang__)
+#define KB_VEC
+#else
+#define KB_VEC __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#endif
 
 /* four consecutive rows (row r at w + r * row_bytes) against one x */
 typedef void (*dot4_fn)(const void *w, size_t row_bytes, const float *x, int n, float *out);
@@ -65,6 +70,7 @@ struct kern_impl {
 	int (*available)(const struct cpu_features *f);
 	dot4_fn dot4[K_N];
 	cvt_fn cvt[K_N];
+	void (*to_bf16)(const float *src, uint16_t *dst, int64_t n);
 	/* BF16 dot of four rows against x pre-split into bf16 halves (see
 	 * split_bf16_512); NULL unless the path has avx512_bf16. */
 	void (*dot4_bf16_split)(const void *w, size_t row_bytes, const uint16_t *xhl, int n,
@@ -459,7 +465,7 @@ KB_BF16_ATTR static void gemm_bf16_blk_512bf16(const uint16_t *w, size_t ldw, co
 	.dot4 = { dot4_f32_##isa, dot4_f16_##isa, dot4_bf16_##isa, dot4_q8_0_##isa, \
 		  dot4_q4_0_##isa }, \
 	.cvt = { cvt_f32, cvt_f16_##isa, cvt_bf16_##isa, cvt_q8_0_##isa, cvt_q4_0_##isa }, \
-	.scores = scores_##isa, .pv = pv_##isa, .softmax = softmax_##isa, .swiglu = swiglu_##isa
+	.to_bf16 = to_bf16_##isa, .scores = scores_##isa, .pv = pv_##isa, .softmax = softmax_##isa, .swiglu = swiglu_##isa
 
 static int need_none(const struct cpu_features *f)
 {
@@ -671,17 +677,7 @@ int kern_bf16_native(void)
 
 void kern_f32_to_bf16(const float *src, uint16_t *dst, int64_t n)
 {
-	int64_t i;
-
-	for (i = 0; i < n; i++) { /* round to nearest even; NaN stays NaN */
-		uint32_t u;
-
-		memcpy(&u, &src[i], 4);
-		if ((u & 0x7fffffffu) > 0x7f800000u)
-			dst[i] = (uint16_t)((u >> 16) | 0x40);
-		else
-			dst[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-	}
+	get_impl()->to_bf16(src, dst, n);
 }
 
 void kern_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n)

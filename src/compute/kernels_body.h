@@ -125,6 +125,23 @@ KB_FN void KF(cvt_##T)(const void *src, float *dst, int64_t n) \
 		dst[i] = CVT1(s[i]); \
 }
 
+/*
+ * src rounded to bf16 (to nearest even; a NaN stays a NaN), as a plain
+ * loop the compiler vectorizes for the path's instruction set (KB_VEC
+ * asks GCC to, at -O2; clang does by itself).
+ */
+KB_FN KB_VEC void KF(to_bf16)(const float *restrict src, uint16_t *restrict dst, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++) {
+		uint32_t u, r, q;
+
+		memcpy(&u, &src[i], 4);
+		r = (u + 0x7fffu + ((u >> 16) & 1)) >> 16;
+		q = (u >> 16) | 0x40;
+		dst[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? q : r);
+	}
+}
+
 #define KB_CVT_Q(T, BYTES, LDQ) \
 KB_FN void KF(cvt_##T)(const void *src, float *dst, int64_t n) \
 { \

@@ -30,12 +30,16 @@
 
 #include "base/cpu.h"
 #include "compute/kernels.h"
+#include "compute/onednn.h"
 #include "compute/threads.h"
 
 #define MM_SMALL_T 4              /* below this, dot products from the weights */
 #define MM_TILE_FLOATS (1 << 20)  /* floats per converted tile (4 MiB) */
 #define MM_MAX_W 4                /* weights per matmul_n call */
 #define MM_CHUNKS 16              /* chunks per weight (see matmul_n) */
+#define MM_DNNL_MIN (1 << 21)     /* T*in*out below which oneDNN's call costs more */
+#define MM_DNNL_BYTES (2 << 20)   /* bytes of weights converted per oneDNN call */
+#define MM_CVT_ROWS 32            /* rows per conversion task */
 
 struct mm_part {
 	const struct st_tensor *w;
@@ -167,6 +171,99 @@ static void mm_task(void *ud, int i)
 		gemm_rows(j, p, r0, r1);
 }
 
+/* ---- prefill on oneDNN ---- */
+
+struct cvt_job {
+	const char *src;   /* the chunk's first stored row */
+	size_t row_bytes;
+	enum st_dtype type;
+	int in, rows, bf16;
+	void *dst;         /* rows x in, f32 or bf16 */
+	int failed;        /* a task found no memory for its tile */
+};
+
+static void cvt_task(void *ud, int i)
+{
+	struct cvt_job *c = ud;
+	int r0 = i * MM_CVT_ROWS, nr = c->rows - r0 < MM_CVT_ROWS ? c->rows - r0 : MM_CVT_ROWS;
+	int64_t n = (int64_t)nr * c->in;
+	const char *src = c->src + (size_t)r0 * c->row_bytes;
+	float *tile;
+
+	if (!c->bf16) {
+		kern_to_f32(c->type, src, (float *)c->dst + (size_t)r0 * c->in, n);
+		return;
+	}
+	tile = tile_buffer((size_t)c->in);
+	if (!tile) { /* no memory for a tile: the caller runs the chunk another way */
+		__atomic_store_n(&c->failed, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	/* a row at a time, so that the floats stay in the L1 cache */
+	for (int r = 0; r < nr; r++) {
+		kern_to_f32(c->type, src + (size_t)r * c->row_bytes, tile, c->in);
+		kern_f32_to_bf16(tile, (uint16_t *)c->dst + (size_t)(r0 + r) * c->in, c->in);
+	}
+}
+
+/*
+ * One weight's prefill on oneDNN: F32 weights in place as f32; BF16
+ * weights in place in bf16 mode; other dtypes converted by the pool,
+ * MM_DNNL_BYTES at a time, to f32 or bf16 as the mode asks, each chunk
+ * one oneDNN call.  Returns 0, or -1 when oneDNN does not run it (y
+ * untouched: the pool's own path then runs the whole weight).
+ */
+static int mm_onednn(const struct st_tensor *w, float *y, const float *x, const uint16_t *xb,
+		     int T, int accumulate, enum mm_compute mode)
+{
+	int in = (int)w->ne[0], out = (int)w->ne[1], bf16 = mode == MM_COMPUTE_BF16 && xb;
+	enum onednn_type ot = bf16 ? ONEDNN_BF16 : ONEDNN_F32;
+	size_t esz = bf16 ? 2 : 4;
+	struct cvt_job c;
+	int rows;
+
+	if ((double)T * in * out < MM_DNNL_MIN)
+		return -1;
+	if (w->type == ST_F32)
+		return onednn_gemm(ONEDNN_F32, x, T, in, w->data, (size_t)in, out, y, (size_t)out,
+				   accumulate);
+	if (bf16 && w->type == ST_BF16)
+		return onednn_gemm(ONEDNN_BF16, xb, T, in, w->data, (size_t)in, out, y, (size_t)out,
+				   accumulate);
+	if (!onednn_runs(ot, NULL, 0))
+		return -1;
+	rows = (int)(MM_DNNL_BYTES / ((size_t)in * esz));
+	rows = rows < MM_CVT_ROWS ? MM_CVT_ROWS : rows - rows % MM_CVT_ROWS;
+	if (rows > out)
+		rows = out;
+	c.row_bytes = dtype_row_bytes(w->type, in);
+	c.type = w->type;
+	c.in = in;
+	c.bf16 = bf16;
+	c.failed = 0;
+	c.dst = malloc((size_t)rows * in * esz);
+	if (!c.dst)
+		return -1;
+	for (int r = 0; r < out; r += rows) {
+		c.rows = out - r < rows ? out - r : rows;
+		c.src = (const char *)w->data + (size_t)r * c.row_bytes;
+		threads_for((c.rows + MM_CVT_ROWS - 1) / MM_CVT_ROWS, cvt_task, &c);
+		if (c.failed || onednn_gemm(ot, bf16 ? (const void *)xb : (const void *)x, T, in, c.dst,
+				(size_t)in, c.rows, y + r, (size_t)out, accumulate) < 0) {
+			if (r == 0) {
+				free(c.dst);
+				return -1;
+			}
+			/* stopped after the first chunk ran: the rest on our dot products */
+			kern_dot_rows(w->type, c.src, c.row_bytes, in, x, (size_t)in, T, y + r,
+				      (size_t)out, out - r, accumulate);
+			break;
+		}
+	}
+	free(c.dst);
+	return 0;
+}
+
 void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tensor *const *w,
 		   int T, int accumulate, enum mm_compute mode)
 {
@@ -192,6 +289,9 @@ void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tenso
 	for (k = 0; k < n; k++) {
 		struct mm_part *p = &j.p[j.n_parts];
 		int per;
+
+		if (T >= MM_SMALL_T && mm_onednn(w[k], y[k], x, xb, T, accumulate, mode) == 0)
+			continue;
 
 		if (j.n_parts == MM_MAX_W) { /* more than fits one job: run what we have */
 			threads_for(j.n_tasks, mm_task, &j);

@@ -432,8 +432,11 @@ static int iter_raw(struct doc_iter *it, const char **s, size_t *len, struct st_
 			size_t end, i, from = 0;
 			json_error_t je;
 
-			while (!(nl = memchr(r->buf + r->start + from, '\n',
-					     r->len - r->start - from))) {
+			/* (nothing read yet: buf may be NULL, which memchr must not see) */
+			while (!(nl = r->len > r->start + from
+					      ? memchr(r->buf + r->start + from, '\n',
+						       r->len - r->start - from)
+					      : NULL)) {
 				char what[64];
 
 				from = r->len - r->start; /* rd_more keeps buf[start..) */
