@@ -7,12 +7,15 @@
  * dtype_to_f32 (dtype.c, written independently of kernels.c), so the
  * kernels' own conversions are checked too.
  */
+#include "config.h"
+
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "format/dtype.h"
 #include "compute/kernels.h"
+#include "compute/onednn.h"
 #include "compute/matmul.h"
 #include "tap.h"
 #include "compute/threads.h"
@@ -525,6 +528,66 @@ static void check_pool_concurrent(void)
 	threads_set(n0);
 }
 
+/*
+ * Prefill on oneDNN against strata's own path (onednn_enable(0)), every
+ * dtype, both modes, shapes past the size where oneDNN takes over: a
+ * tail of rows, one row of x short of the decode cut (4), 1,000 tokens,
+ * and a weight converted in two chunks (5,000 rows of 256).  Where
+ * oneDNN is built in and CI runs, it must run.
+ */
+static void check_onednn(void)
+{
+	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0 };
+	static const int shapes[][3] = { /* T, in, out */
+		{ 40, 1024, 77 }, { 4, 2048, 300 }, { 1000, 64, 33 }, { 9, 256, 5000 } };
+	char impl[96];
+	int runs = onednn_runs(ONEDNN_BF16, impl, sizeof impl);
+	const char *ci = getenv("CI");
+
+	printf("# oneDNN: %s, bf16 %s%s\n", *onednn_version() ? onednn_version() : "not available",
+	       runs ? "on " : "not run", runs ? impl : "");
+#ifdef HAVE_DNNL
+	if (ci && !strcmp(ci, "true"))
+		ok(onednn_runs(ONEDNN_F32, NULL, 0), "built with oneDNN: it runs f32 matmuls here");
+#endif
+	for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+		for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+			for (int mode = 0; mode < 2; mode++) {
+				int T = shapes[s][0], in = shapes[s][1], out = shapes[s][2], k;
+				size_t ny = (size_t)T * out;
+				struct wmat m;
+				const struct st_tensor *wp;
+				float *x = malloc(sizeof(float) * (size_t)T * in);
+				float *ya = malloc(sizeof(float) * ny), *yb = malloc(sizeof(float) * ny);
+				double *ref = malloc(sizeof(double) * ny);
+				double e1, e2;
+
+				wmat_make(&m, types[i], in, out);
+				wp = &m.t;
+				for (k = 0; k < T * in; k++)
+					x[k] = frand();
+				onednn_enable(0);
+				matmul_n_mode(1, &ya, x, &wp, T, 0, (enum mm_compute)mode);
+				onednn_enable(1);
+				matmul_n_mode(1, &yb, x, &wp, T, 0, (enum mm_compute)mode);
+				for (size_t j = 0; j < ny; j++)
+					ref[j] = ya[j];
+				e1 = rel_err(yb, ref, ny);
+				for (size_t j = 0; j < ny; j++)
+					ref[j] = 2.0 * ya[j];
+				matmul_n_mode(1, &yb, x, &wp, T, 1, (enum mm_compute)mode); /* yb += */
+				e2 = rel_err(yb, ref, ny);
+				ok(e1 < 2e-5 && e2 < 2e-5,
+				   "%s %s T=%d in=%d out=%d: oneDNN path = own path (%.2g), accumulating (%.2g)",
+				   dtype_name(types[i]), mode ? "bf16" : "f32", T, in, out, e1, e2);
+				free(x);
+				free(ya);
+				free(yb);
+				free(ref);
+				wmat_free(&m);
+			}
+}
+
 int main(void)
 {
 	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0 };
@@ -560,6 +623,7 @@ int main(void)
 	}
 	check_attn_paths();
 	check_gemm_bf16();
+	check_onednn();
 
 	/* matmul_n: several weights on one x equal separate calls, exactly */
 	{

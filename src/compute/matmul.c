@@ -351,37 +351,52 @@ const char *matmul_simd_name(void)
 
 char *matmul_path(enum st_dtype t, int prefill, enum mm_compute mode, char *buf, size_t cap)
 {
-	const char *k = kern_name();
+	const char *k = kern_name(), *isa = !strcmp(k, "avx512bf16") ? "avx512" : k;
+	int bf16 = prefill && t != ST_F32 && mode == MM_COMPUTE_BF16;
+	char impl[96];
 
 	if (!cap)
 		return buf;
-	if (prefill && t != ST_F32 && mode == MM_COMPUTE_BF16)
+	if (prefill && onednn_runs(bf16 ? ONEDNN_BF16 : ONEDNN_F32, impl, sizeof impl))
+		snprintf(buf, cap, "%s%s matmul %s (%s), f32 sums; shapes under %d MACs: %s",
+			 t == ST_F32 || (bf16 && t == ST_BF16) ? "" :
+			 bf16 ? "dequant to bf16 chunks + " : "dequant to f32 chunks + ",
+			 onednn_version(), impl, bf16 ? "bf16 x bf16" : "f32",
+			 MM_DNNL_MIN, bf16 ? "strata's bf16 kernel" : t == ST_F32 ? "OpenBLAS sgemm" :
+			 "dequant + OpenBLAS sgemm");
+	else if (bf16)
 		snprintf(buf, cap, "%s%s bf16 x bf16 products, f32 sums (%s)",
 			 t == ST_BF16 ? "" : "dequant to bf16 tiles + ", k,
 			 kern_bf16_native() ? "vdpbf16ps" : "widened to f32, FMA");
 	else if (prefill && t == ST_F32)
 		snprintf(buf, cap, "OpenBLAS sgemm (%s core)", matmul_blas_core());
 	else if (prefill)
-		snprintf(buf, cap, "%s dequant to f32 tiles + OpenBLAS sgemm (%s core)",
-			 !strcmp(k, "avx512bf16") ? "avx512" : k, matmul_blas_core());
+		snprintf(buf, cap, "%s dequant to f32 tiles + OpenBLAS sgemm (%s core)", isa,
+			 matmul_blas_core());
 	else if (t == ST_BF16 && !strcmp(k, "avx512bf16"))
 		snprintf(buf, cap, "avx512bf16 dot products (vdpbf16ps, x split into two bf16)");
 	else
-		snprintf(buf, cap, "%s dot products", !strcmp(k, "avx512bf16") ? "avx512" : k);
+		snprintf(buf, cap, "%s dot products", isa);
 	return buf;
 }
 
 char *matmul_describe(char *buf, size_t cap)
 {
 	const char *cfg = matmul_blas_config(), *ver = strstr(cfg, "OpenBLAS ");
-	char v[32] = "";
+	char v[32] = "", impl[96] = "", dnn[160] = "";
 
 	if (ver)
 		sscanf(ver + 9, "%31s", v);
+	if (onednn_runs(ONEDNN_F32, impl, sizeof impl)) {
+		size_t n = (size_t)snprintf(dnn, sizeof dnn, ", %s f32 %s", onednn_version(), impl);
+
+		if (n < sizeof dnn && onednn_runs(ONEDNN_BF16, impl, sizeof impl))
+			snprintf(dnn + n, sizeof dnn - n, " bf16 %s", impl);
+	}
 	if (cap)
-		snprintf(buf, cap, "kernels %s, OpenBLAS %s %s core x%d, pool %d threads",
+		snprintf(buf, cap, "kernels %s, OpenBLAS %s %s core x%d%s, pool %d threads",
 			 kern_name(), v[0] ? v : "?", matmul_blas_core(),
-			 openblas_get_num_threads(), threads_get());
+			 openblas_get_num_threads(), dnn, threads_get());
 	return buf;
 }
 

@@ -81,6 +81,7 @@ static dnnl_stream_t stream;
 static struct prim cache[CACHE_N];
 static unsigned long tick;
 static int refused[2];         /* a type oneDNN has no kernel for here */
+static int disabled;           /* onednn_enable(0) */
 
 static int ready_locked(void)
 {
@@ -182,7 +183,7 @@ int onednn_gemm(enum onednn_type type, const void *x, int T, int K, const void *
 	if (T <= 0 || K <= 0 || N <= 0)
 		return -1;
 	pthread_mutex_lock(&lock);
-	if (!ready_locked() || refused[type])
+	if (disabled || !ready_locked() || refused[type])
 		goto out;
 	e = prim_get(type, T, K, N, ldw, ldy, accumulate);
 	if (!e->p) /* oneDNN has nothing for this shape: ours run it */
@@ -224,7 +225,7 @@ int onednn_runs(enum onednn_type type, char *impl, size_t cap)
 	if (impl && cap)
 		impl[0] = 0;
 	pthread_mutex_lock(&lock);
-	if (!ready_locked() || refused[type])
+	if (disabled || !ready_locked() || refused[type])
 		goto out;
 	if (P(memory_desc_init_by_tag)(&a, 2, da, dt, dnnl_ab) != dnnl_success ||
 	    P(memory_desc_init_by_tag)(&b, 2, db, dt, dnnl_ba) != dnnl_success ||
@@ -250,6 +251,13 @@ out:
 	return ok;
 }
 
+void onednn_enable(int on)
+{
+	pthread_mutex_lock(&lock);
+	disabled = !on;
+	pthread_mutex_unlock(&lock);
+}
+
 const char *onednn_version(void)
 {
 	static char v[32];
@@ -263,6 +271,11 @@ const char *onednn_version(void)
 }
 
 #else /* !HAVE_DNNL */
+
+void onednn_enable(int on)
+{
+	(void)on;
+}
 
 int onednn_gemm(enum onednn_type type, const void *x, int T, int K, const void *w, size_t ldw,
 		int N, float *y, size_t ldy, int accumulate)

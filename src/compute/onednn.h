@@ -36,6 +36,10 @@ int onednn_gemm(enum onednn_type type, const void *x, int T, int K, const void *
  */
 int onednn_runs(enum onednn_type type, char *impl, size_t cap);
 
+/* Switch oneDNN off (0) or back on (1) for the calls that follow, as
+ * STRATA_ONEDNN=0 does for the whole run; for tests and benchmarks. */
+void onednn_enable(int on);
+
 /* "oneDNN 2.6.3", or "" when it does not run (not built in, not found,
  * switched off). */
 const char *onednn_version(void);
