@@ -70,9 +70,12 @@ TEXT=${STRATA_SHARED:-$SRC/../shared}/data/text/tinystories-valid-1000.txt
 HS=${STRATA_SHARED:-$SRC/../shared}/data/mc/hellaswag/hellaswag_val_full.txt
 
 # ---- ceilings, once ----
-say "SGEMM ceiling and read bandwidth"
+say "GEMM ceilings (OpenBLAS, oneDNN) and read bandwidth"
 bench/sgemm_rate --shape "$shape" --threads "$threads" --quick >"$LOG/sgemm.txt" 2>&1
 sgemm=$(sed -n 's/^sgemm_gflops=//p' "$LOG/sgemm.txt" | tail -1)
+dnnf32=$(sed -n 's/^onednn_f32_gflops=//p' "$LOG/sgemm.txt" | tail -1)
+dnnbf16=$(sed -n 's/^onednn_bf16_gflops=//p' "$LOG/sgemm.txt" | tail -1)
+bestf32=$(sed -n 's/^best_f32_gflops=//p' "$LOG/sgemm.txt" | tail -1)
 bench/read_bw --threads "$threads" --quick >"$LOG/read_bw.txt" 2>&1
 readbw=$(sed -n 's/^read_gbps=//p' "$LOG/read_bw.txt" | tail -1)
 
@@ -138,7 +141,7 @@ for dt in $dtypes; do
 done
 calib=$(med "calib-*.txt" calib_tps)
 hs=$(med "hs-*.txt" hs_items_per_s)
-echo "SGEMM ceiling: ${sgemm:--} GFLOP/s; read bandwidth: ${readbw:--} GB/s"
+echo "GEMM ceilings (GFLOP/s): OpenBLAS sgemm ${sgemm:--}, oneDNN f32 ${dnnf32:--}, oneDNN bf16 ${dnnbf16:--}; read bandwidth: ${readbw:--} GB/s"
 echo "calibration (bf16, 4 x $tokens): $calib tok/s; hellaswag (bf16): $hs items/s"
 echo
 echo "targets (ratios from this run):"
@@ -150,7 +153,7 @@ echo "  Q8_0 prefill / BF16 prefill:     $(ratio "$(med "strata-last-q8_0-*.txt"
 f32tps=$(med "strata-all-f32-*.txt" prefill_tps)
 fpt=$(val "$LOG/strata-all-f32-1.txt" flops_per_token)
 f32rate=$(awk -v t="$f32tps" -v f="${fpt:-0}" 'BEGIN { if (t == "-") print "-"; else printf "%.1f", t * f / 1e9 }')
-echo "  F32 prefill GFLOP/s / SGEMM:     $(ratio "$f32rate" "${sgemm:--}")  (>= 0.8)"
+echo "  F32 prefill GFLOP/s / best F32 GEMM: $(ratio "$f32rate" "${bestf32:--}")  (>= 0.8)"
 echo "  calibration / BF16 all-logits prefill: $(ratio "$calib" "$(med "strata-all-bf16-*.txt" prefill_tps)")  (>= 0.9)"
 for dt in f16 bf16 q8_0; do
 	bytes=$(val "$LOG/strata-last-$dt-1.txt" decode_weight_bytes)
