@@ -91,6 +91,15 @@ static void charts(void)
 			if ((mvwinch(p, y, x) & A_CHARTEXT) == 'a')
 				rb = y;
 	ok(rb == 10, "15 sits half-way up a linear axis (row %d, want 10)", rb);
+	/* a labelled point keeps its label under a later point in the same cell */
+	werase(p);
+	{
+		struct chart_pt same[3] = {{0, 10, 0, 0}, {1, 20, 1, '1'}, {1, 20, 0, 0}};
+		struct chart_series ss = {"masks", 'o', 3, same, 0};
+
+		draw_chart(p, 0, 0, 22, 60, "ppl", "decode tok/s vs ppl", &ss, 1);
+		ok(find_ch(p, '1', &c1) > 0, "the label 1 is drawn over an unlabelled point in its cell");
+	}
 	delwin(p);
 	endwin();
 	delscreen(scr);

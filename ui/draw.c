@@ -156,6 +156,17 @@ static double axis_pos(double v, int log_axis)
 	return log_axis ? log10(v) : v;
 }
 
+/* The plot column and row of a point's x and y. */
+static int chart_col(double x, int logx, double xmin, double xmax, int pw)
+{
+	return 1 + (int)lround((axis_pos(x, logx) - xmin) / (xmax - xmin) * (pw - 2));
+}
+
+static int chart_row(double y, int logy, double ymin, double ymax, int ph)
+{
+	return ph - 1 - (int)lround((axis_pos(y, logy) - ymin) / (ymax - ymin) * (ph - 1));
+}
+
 void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
 		const char *ylabel, const struct chart_series *s, int n_series)
 {
@@ -244,9 +255,8 @@ void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
 
 			if (!isfinite(p->x) || !isfinite(p->y))
 				continue;
-			cx = 1 + (int)lround((axis_pos(p->x, logx) - xmin) / (xmax - xmin) * (pw - 2));
-			cy = ph - 1 - (int)lround((axis_pos(p->y, logy) - ymin) / (ymax - ymin) *
-						  (ph - 1));
+			cx = chart_col(p->x, logx, xmin, xmax, pw);
+			cy = chart_row(p->y, logy, ymin, ymax, ph);
 			if (s[i].connect && px >= 0 && cx > px + 1) {
 				/* a line of dots between consecutive points */
 				for (int c = px + 1; c < cx; c++) {
@@ -256,12 +266,22 @@ void draw_chart(WINDOW *w, int y0, int x0, int h, int wd, const char *xlabel,
 						mvwaddch(w, y0 + 1 + r, x0 + lw + c, '.');
 				}
 			}
-			mvwaddch(w, y0 + 1 + cy, x0 + lw + cx, (chtype)(unsigned char)
-				 (p->label ? p->label : p->mark ? '*' : s[i].glyph));
+			if (!p->label) /* labelled points last: never hidden under another */
+				mvwaddch(w, y0 + 1 + cy, x0 + lw + cx, (chtype)(unsigned char)
+					 (p->mark ? '*' : s[i].glyph));
 			px = cx;
 			py = cy;
 		}
 	}
+	for (int i = 0; i < n_series; i++)
+		for (int k = 0; k < s[i].n; k++) {
+			const struct chart_pt *p = &s[i].pt[k];
+
+			if (p->label && isfinite(p->x) && isfinite(p->y))
+				mvwaddch(w, y0 + 1 + chart_row(p->y, logy, ymin, ymax, ph),
+					 x0 + lw + chart_col(p->x, logx, xmin, xmax, pw),
+					 (chtype)(unsigned char)p->label);
+		}
 }
 
 /* ---- grid ---- */
