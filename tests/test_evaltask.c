@@ -275,6 +275,28 @@ static void test_mc(const struct model *m)
 		ok(ll[0] < 0 && ll[2] < ll[0] - 1, "ll plausible: %g vs ' zebra quantum' %g",
 		   ll[0], ll[2]);
 		is_int((long)r.n, 3, "n items");
+		{ /* tokens run: each context once, then every choice's own tokens */
+			size_t want = 0;
+
+			for (i = 0; i < 3; i++) {
+				int32_t *t = NULL;
+				size_t nc = 0, nw = 0;
+				int fl = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
+				char joint[256];
+
+				tok_encode(m->tok, ctxs[i], strlen(ctxs[i]), fl, &t, &nc, &err);
+				free(t);
+				want += nc;
+				for (j = 0; j < 4; j++) {
+					snprintf(joint, sizeof joint, "%s%s", ctxs[i], ch[i][j]);
+					t = NULL;
+					tok_encode(m->tok, joint, strlen(joint), fl, &t, &nw, &err);
+					free(t);
+					want += nw - nc;
+				}
+			}
+			is_int((long)r.tokens, (long)want, "tokens run: contexts once + continuations");
+		}
 		is_close(r.acc, n_acc / 3.0, 1e-12, "acc %g", r.acc);
 		is_close(r.acc_norm, n_norm / 3.0, 1e-12, "acc_norm %g", r.acc_norm);
 		is_close(r.acc_stderr, sqrt(r.acc * (1 - r.acc) / 2), 1e-12, "acc stderr");

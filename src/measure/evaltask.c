@@ -488,7 +488,7 @@ int eval_mc(const struct model *m, const struct mask *mask,
 	    void *ud, struct st_err *err)
 {
 	int n_vocab = m->hp.n_vocab, cap, rc = 0, flags, j, maxc = 0;
-	size_t i, n_acc = 0, n_norm = 0, k = 0, total = 0;
+	size_t i, n_acc = 0, n_norm = 0, k = 0, total = 0, n_run = 0;
 	size_t lim = (size_t)ctx - (size_t)ctx / 4;
 	struct fwd_state *fs = NULL;
 	struct mc_pack pk;
@@ -595,7 +595,10 @@ int eval_mc(const struct model *m, const struct mask *mask,
 			conts[j] = wtoks[j] + ncs[c];
 			nconts[j] = nw - ncs[c];
 			ks[j] = k + (size_t)j;
+			n_run += nconts[j];
 		}
+		for (j = 0; j < n_ctx; j++)
+			n_run += npref[j];
 		if (x->contexts) {
 			for (j = 0; j < x->n_choices && rc >= 0; j++) {
 				struct mc_seg g = { ctoks[j], npref[j], 1, conts + j, nconts + j, ks + j };
@@ -655,6 +658,7 @@ int eval_mc(const struct model *m, const struct mask *mask,
 		n_norm += best_norm == x->gold;
 	}
 	out->n = n_items;
+	out->tokens = n_run;
 	if (n_items) {
 		out->acc = (double)n_acc / n_items;
 		out->acc_norm = (double)n_norm / n_items;

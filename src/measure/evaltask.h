@@ -126,6 +126,8 @@ struct mc_result {
 	size_t n;                /* items */
 	double acc, acc_stderr;  /* argmax of sum log p(continuation) */
 	double acc_norm, acc_norm_stderr; /* argmax of that / its bytes */
+	size_t tokens;           /* run through the model: each context once, every
+				    continuation (the rate the benchmarks report) */
 };
 
 /*
