@@ -38,7 +38,7 @@
 #define MM_MAX_W 4                /* weights per matmul_n call */
 #define MM_CHUNKS 16              /* chunks per weight (see matmul_n) */
 #define MM_DNNL_MIN (1 << 21)     /* T*in*out below which oneDNN's call costs more */
-#define MM_DNNL_BYTES (2 << 20)   /* bytes of weights converted per oneDNN call */
+#define MM_DNNL_BYTES (32 << 20)  /* bytes of weights converted per oneDNN call */
 #define MM_CVT_ROWS 32            /* rows per conversion task */
 
 struct mm_part {
@@ -65,7 +65,8 @@ struct tile {
 	size_t cap;
 };
 
-static pthread_key_t tile_key;
+enum { TILE_F32, TILE_CHUNK };  /* a worker's f32 tile; a caller's oneDNN chunk */
+static pthread_key_t tile_key[2];
 static pthread_once_t tile_once = PTHREAD_ONCE_INIT;
 
 static void tile_free(void *v)
@@ -78,18 +79,20 @@ static void tile_free(void *v)
 
 static void tile_key_init(void)
 {
-	pthread_key_create(&tile_key, tile_free);
+	pthread_key_create(&tile_key[TILE_F32], tile_free);
+	pthread_key_create(&tile_key[TILE_CHUNK], tile_free);
 }
 
-static float *tile_buffer(size_t n)
+/* The calling thread's buffer of kind which, at least n floats. */
+static float *tile_get(int which, size_t n)
 {
 	struct tile *t;
 
 	pthread_once(&tile_once, tile_key_init);
-	t = pthread_getspecific(tile_key);
+	t = pthread_getspecific(tile_key[which]);
 	if (!t) {
 		t = calloc(1, sizeof *t);
-		if (!t || pthread_setspecific(tile_key, t) != 0) {
+		if (!t || pthread_setspecific(tile_key[which], t) != 0) {
 			free(t);
 			return NULL;
 		}
@@ -103,6 +106,11 @@ static float *tile_buffer(size_t n)
 		t->cap = n;
 	}
 	return t->p;
+}
+
+static float *tile_buffer(size_t n)
+{
+	return tile_get(TILE_F32, n);
 }
 
 /* rows r0 .. r1-1 of one weight, T >= MM_SMALL_T */
@@ -241,7 +249,8 @@ static int mm_onednn(const struct st_tensor *w, float *y, const float *x, const 
 	c.in = in;
 	c.bf16 = bf16;
 	c.failed = 0;
-	c.dst = malloc((size_t)rows * in * esz);
+	/* kept by the calling thread: a fresh 32 MiB each call costs page faults */
+	c.dst = tile_get(TILE_CHUNK, ((size_t)rows * in * esz + sizeof(float) - 1) / sizeof(float));
 	if (!c.dst)
 		return -1;
 	for (int r = 0; r < out; r += rows) {
@@ -250,17 +259,14 @@ static int mm_onednn(const struct st_tensor *w, float *y, const float *x, const 
 		threads_for((c.rows + MM_CVT_ROWS - 1) / MM_CVT_ROWS, cvt_task, &c);
 		if (c.failed || onednn_gemm(ot, bf16 ? (const void *)xb : (const void *)x, T, in, c.dst,
 				(size_t)in, c.rows, y + r, (size_t)out, accumulate) < 0) {
-			if (r == 0) {
-				free(c.dst);
+			if (r == 0)
 				return -1;
-			}
 			/* stopped after the first chunk ran: the rest on our dot products */
 			kern_dot_rows(w->type, c.src, c.row_bytes, in, x, (size_t)in, T, y + r,
 				      (size_t)out, out - r, accumulate);
 			break;
 		}
 	}
-	free(c.dst);
 	return 0;
 }
 
