@@ -98,6 +98,15 @@ elif need model models/stories260K/stories260K.gguf &&
 	contains "$(line_with "Data ")" "tinystories-valid-1000.txt" "the default data is TinyStories valid"
 	keys k Enter C-u 128 Enter k Enter C-u 16 Enter
 	ok "samples and sequence length are set" wait_for "16 x 128 = 2048 tokens"
+	# the compute mode (--compute): shown, and m cycles auto -> f32 -> bf16 -> auto;
+	# auto keeps F32 weights in f32
+	contains "$(line_with "compute:")" "compute: f32 (auto;" "the Calibrate screen shows the compute mode"
+	keys m
+	ok "m switches it to f32" wait_for "compute: f32 (f32;"
+	keys m
+	ok "... then bf16" wait_for "compute: bf16 (bf16;"
+	keys m
+	ok "... and back to auto" wait_for "compute: f32 (auto;"
 	keys r
 	ok "the calibration runs and opens its heatmap" wait_for "Heatmap  run 1:" 30
 	contains "$(line_with "Heatmap  run")" "16x128" "the heatmap names the run and its settings"
@@ -519,9 +528,10 @@ elif need model models/stories260K/stories260K.gguf &&
 	# the workbench measures the unmasked model beside the mask, so the best
 	# ppl (point 1) is the unmasked one when it is on the front
 	ok "the Pareto points are listed, 1 = the best ppl" sh -c "printf '%s' '$(pane | tr -d "'")' | grep -Eq 'Pareto [0-9]+ of [0-9]+: 1 (none|attn=0;mlp=)'"
-	# (at least one chart row holds the label 1: with measured speeds a
-	# row can also hold a second label such as 10 or 1 of the other chart)
-	n1=$(pane | awk -F'|' 'NF == 3 && $3 ~ /(^|[^0-9])1([^0-9]|$)/' | wc -l | tr -d ' ')
+	# (a chart row holds the label 1 right of the speed chart's axis, which
+	# is '|', or '+' on the row of the middle tick: measured speeds move the
+	# point between rows)
+	n1=$(pane | awk -F'[|+]' 'NF == 3 && $3 ~ /(^|[^0-9])1([^0-9]|$)/' | wc -l | tr -d ' ')
 	ok "... and point 1 is labelled in the chart ($n1 rows)" test "$n1" -ge 1
 	keys Q
 	ok "Q quits" wait_for "EXITED rc=0"

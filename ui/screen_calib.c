@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "compute/forward.h"
 #include "ui/ui.h"
 
 static int data_suffix(const char *n)
@@ -122,6 +123,9 @@ void calib_draw(struct tui *t, WINDOW *w)
 	}
 	draw_textf(w, y++, 3, W - 4, "%d x %d = %d tokens; a cancelled run with these settings is "
 		   "resumed", c->samples, eff, c->samples * eff);
+	if (t->m)
+		draw_textf(w, y++, 3, W - 4, "compute: %s (%s; m switches, for evaluations too)",
+			   fwd_compute_for(t->m), fwd_compute_default_name());
 	y++;
 	if (j->running || (j->kind == JOB_CALIB && j->finished)) {
 		char a[32], b[32], eta[32];
@@ -199,6 +203,22 @@ void calib_key(struct tui *t, int act, int ch)
 		break;
 	case ACT_START:
 		tui_start_calib(t);
+		break;
+	case ACT_COMPUTE: /* auto -> f32 -> bf16 -> auto; never under a running pass */
+		if (t->job.running) {
+			tui_err(t, "the compute mode changes once the running job ends");
+			break;
+		}
+		switch (fwd_compute_parse(fwd_compute_default_name())) {
+		case FWD_COMPUTE_AUTO:
+			fwd_compute_default(FWD_COMPUTE_F32);
+			break;
+		case FWD_COMPUTE_F32:
+			fwd_compute_default(FWD_COMPUTE_BF16);
+			break;
+		default:
+			fwd_compute_default(FWD_COMPUTE_AUTO);
+		}
 		break;
 	default:
 		return;

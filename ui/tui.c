@@ -78,6 +78,8 @@ static const struct keybind keys[] = {
 	{'r', "r", S(SCR_HOME) | S(SCR_RESULTS), ACT_RELOAD, "reload from the store"},
 	{'r', "r", S(SCR_CALIB), ACT_START, "start the calibration (resumes a cancelled one)"},
 	{'d', "d", S(SCR_CALIB), ACT_EDIT, "choose the data file (Tab completes)"},
+	{'m', "m", S(SCR_CALIB), ACT_COMPUTE,
+	 "compute mode of what runs next: auto / f32 / bf16 (as --compute)"},
 	{' ', "Space", S(SCR_HEAT) | S(SCR_TOGGLE), ACT_TOGGLE, "drop / restore the site under the cursor"},
 	{'a', "a", S(SCR_HEAT), ACT_ANGULAR, "angular distance matrix d(l, n) / importance heatmap"},
 	{'t', "t", S(SCR_HEAT), ACT_EDIT, "angular view: last token / all tokens"},
@@ -99,7 +101,7 @@ static const char *const screen_names[SCR_N] = {
 
 static const char *const hints[SCR_N] = {
 	"Enter open  o open model  c compare  2 calibrate  ? help  q quit",
-	"Enter edit/start  r start  d data  x cancel  ? help  q back",
+	"Enter edit/start  r start  d data  m compute  x cancel  ? help  q back",
 	"Space drop  a angular  s scale  p plan  e eval  b bench  u undo all  ? help",
 	"Space drop  p plan  e eval  b bench  u undo all  ? help  q back",
 	"j/k scroll  r reload  ? help  q back",
