@@ -38,7 +38,7 @@
 	X(primitive_attr_set_post_ops) X(post_ops_destroy) X(primitive_desc_create) \
 	X(primitive_desc_destroy) X(primitive_create) X(primitive_destroy) \
 	X(primitive_desc_query) X(memory_create) X(memory_destroy) X(primitive_execute) \
-	X(stream_wait) X(version)
+	X(stream_wait) X(version) X(memory_set_data_handle)
 #define DNNL_PTR(f) __typeof__(dnnl_##f) *f;
 static struct {
 	DNNL_FNS(DNNL_PTR)
@@ -71,6 +71,7 @@ struct prim {
 	size_t ldw, ldy;
 	dnnl_primitive_t p;
 	dnnl_memory_desc_t a, b, c;
+	dnnl_memory_t ma, mb, mc; /* made once; each call points them at its data */
 	unsigned long last;    /* use clock, for eviction */
 };
 
@@ -81,6 +82,7 @@ static dnnl_stream_t stream;
 static struct prim cache[CACHE_N];
 static unsigned long tick;
 static int refused[2];         /* a type oneDNN has no kernel for here */
+static char probed[2][96];     /* its kernel's name, once asked (onednn_runs) */
 static int disabled;           /* onednn_enable(0) */
 
 static int ready_locked(void)
@@ -100,6 +102,21 @@ static int ready_locked(void)
 	}
 	state = 1;
 	return 1;
+}
+
+/* Destroy what an entry holds (its primitive and memory objects). */
+static void prim_release(struct prim *e)
+{
+	if (e->p)
+		P(primitive_destroy)(e->p);
+	if (e->ma)
+		P(memory_destroy)(e->ma);
+	if (e->mb)
+		P(memory_destroy)(e->mb);
+	if (e->mc)
+		P(memory_destroy)(e->mc);
+	e->p = NULL;
+	e->ma = e->mb = e->mc = NULL;
 }
 
 /* Build the primitive for one shape; 0, or -1 (no kernel, out of memory). */
@@ -130,6 +147,12 @@ static int prim_build(struct prim *e)
 		goto out;
 	if (P(primitive_create)(&e->p, pd) != dnnl_success)
 		goto out;
+	if (P(memory_create)(&e->ma, &e->a, engine, DNNL_MEMORY_NONE) != dnnl_success ||
+	    P(memory_create)(&e->mb, &e->b, engine, DNNL_MEMORY_NONE) != dnnl_success ||
+	    P(memory_create)(&e->mc, &e->c, engine, DNNL_MEMORY_NONE) != dnnl_success) {
+		prim_release(e);
+		goto out;
+	}
 	rc = 0;
 out:
 	if (pd)
@@ -156,27 +179,16 @@ static struct prim *prim_get(enum onednn_type type, int T, int K, int N, size_t 
 		if (!e->used || (victim->used && e->last < victim->last))
 			victim = e;
 	}
-	if (victim->used && victim->p)
-		P(primitive_destroy)(victim->p);
-	memset(victim, 0, sizeof *victim);
-	victim->type = type;
-	victim->T = T;
-	victim->K = K;
-	victim->N = N;
-	victim->ldw = ldw;
-	victim->ldy = ldy;
-	victim->accumulate = accumulate;
-	if (prim_build(victim) < 0)
-		victim->p = NULL; /* remembered: not asked again */
-	victim->used = 1;
-	victim->last = ++tick;
+	prim_release(victim);
+	*victim = (struct prim){ .used = 1, .type = type, .T = T, .K = K, .N = N,
+				 .accumulate = accumulate, .ldw = ldw, .ldy = ldy, .last = ++tick };
+	prim_build(victim); /* p stays NULL when it fails: remembered, not asked again */
 	return victim;
 }
 
 int onednn_gemm(enum onednn_type type, const void *x, int T, int K, const void *w, size_t ldw,
 		int N, float *y, size_t ldy, int accumulate)
 {
-	dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
 	struct prim *e;
 	int rc = -1;
 
@@ -188,11 +200,11 @@ int onednn_gemm(enum onednn_type type, const void *x, int T, int K, const void *
 	e = prim_get(type, T, K, N, ldw, ldy, accumulate);
 	if (!e->p) /* oneDNN has nothing for this shape: ours run it */
 		goto out;
-	if (P(memory_create)(&ma, &e->a, engine, (void *)x) == dnnl_success &&
-	    P(memory_create)(&mb, &e->b, engine, (void *)w) == dnnl_success &&
-	    P(memory_create)(&mc, &e->c, engine, y) == dnnl_success) {
+	if (P(memory_set_data_handle)(e->ma, (void *)x) == dnnl_success &&
+	    P(memory_set_data_handle)(e->mb, (void *)w) == dnnl_success &&
+	    P(memory_set_data_handle)(e->mc, y) == dnnl_success) {
 		dnnl_exec_arg_t args[3] = {
-			{ DNNL_ARG_SRC, ma }, { DNNL_ARG_WEIGHTS, mb }, { DNNL_ARG_DST, mc },
+			{ DNNL_ARG_SRC, e->ma }, { DNNL_ARG_WEIGHTS, e->mb }, { DNNL_ARG_DST, e->mc },
 		};
 
 		if (fn.omp_set_num_threads) /* oneDNN's OpenMP build: as many threads as the pool */
@@ -201,12 +213,6 @@ int onednn_gemm(enum onednn_type type, const void *x, int T, int K, const void *
 		    P(stream_wait)(stream) == dnnl_success)
 			rc = 0;
 	}
-	if (ma)
-		P(memory_destroy)(ma);
-	if (mb)
-		P(memory_destroy)(mb);
-	if (mc)
-		P(memory_destroy)(mc);
 out:
 	pthread_mutex_unlock(&lock);
 	return rc;
@@ -227,6 +233,10 @@ int onednn_runs(enum onednn_type type, char *impl, size_t cap)
 	pthread_mutex_lock(&lock);
 	if (disabled || !ready_locked() || refused[type])
 		goto out;
+	if (probed[type][0]) { /* asked before: the matmul path calls this per weight */
+		ok = 1;
+		goto out;
+	}
 	if (P(memory_desc_init_by_tag)(&a, 2, da, dt, dnnl_ab) != dnnl_success ||
 	    P(memory_desc_init_by_tag)(&b, 2, db, dt, dnnl_ba) != dnnl_success ||
 	    P(memory_desc_init_by_tag)(&c, 2, dc, dnnl_f32, dnnl_ab) != dnnl_success ||
@@ -242,11 +252,12 @@ int onednn_runs(enum onednn_type type, char *impl, size_t cap)
 		refused[type] = 1;
 	} else {
 		ok = 1;
-		if (impl && cap)
-			snprintf(impl, cap, "%s", name ? name : "?");
+		snprintf(probed[type], sizeof probed[type], "%s", name ? name : "?");
 	}
 	P(primitive_desc_destroy)(pd);
 out:
+	if (ok && impl && cap)
+		snprintf(impl, cap, "%s", probed[type]);
 	pthread_mutex_unlock(&lock);
 	return ok;
 }
