@@ -14,16 +14,6 @@ PREFIX=$BUILD/tests/llamacpp
 WORK=$BUILD/tests/tmp/llamacpp
 PKGS="node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1"
 
-skip_all() { # skip_all REASON: skip (or fail under CI=true) and stop
-	n=$((n + 1))
-	case ${CI:-} in
-	""|0|false) echo "ok $n # SKIP $1" ;;
-	*) echo "not ok $n - $1 (CI=true)"; failed=$((failed + 1)) ;;
-	esac
-	done_testing
-	exit $?
-}
-
 need model models/stories260K/stories260K.gguf || { done_testing; exit $?; }
 need text data/text/tinystories-valid-1000.txt || { done_testing; exit $?; }
 case $(uname -m) in x86_64) ;; *) skip_all "the prebuilt llama.cpp here is for x86_64 only" ;; esac

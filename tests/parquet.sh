@@ -14,16 +14,6 @@ PREFIX=$BUILD/tests/duckdb
 WORK=$BUILD/tests/tmp/parquet-duckdb
 PKGS="@duckdb/node-api@1.5.6-r.1 parquet-wasm@0.8.0 apache-arrow@21.2.0"
 
-skip_all() { # skip_all REASON: skip (or fail under CI=true) and stop
-	n=$((n + 1))
-	case ${CI:-} in
-	""|0|false) echo "ok $n # SKIP $1" ;;
-	*) echo "not ok $n - $1 (CI=true)"; failed=$((failed + 1)) ;;
-	esac
-	done_testing
-	exit $?
-}
-
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
 	skip_all "node and npm are needed for DuckDB (@duckdb/node-api)"
 installed() { [ -f "$PREFIX/node_modules/@duckdb/node-api/package.json" ] &&

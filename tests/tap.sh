@@ -27,19 +27,29 @@ contains() { # contains HAYSTACK NEEDLE DESCRIPTION
 	esac
 }
 
+skip_or_fail() { # skip_or_fail REASON: a skip, or a failure under CI=true
+	n=$((n + 1))
+	case ${CI:-} in
+	""|0|false) echo "ok $n # SKIP $1" ;;
+	*) echo "not ok $n - $1 (CI=true)"; failed=$((failed + 1)) ;;
+	esac
+}
+
 need() { # need VAR REL: sets VAR to the shared asset's path, or skips
 	# (fails under CI=true) and returns 1 when it is missing
 	p="$STRATA_SHARED/$2"
 	if [ -r "$p" ]; then eval "$1=\$p"; return 0; fi
-	n=$((n + 1))
-	case ${CI:-} in
-	""|0|false) echo "ok $n # SKIP missing shared asset $p" ;;
-	*) echo "not ok $n - shared asset $p is present (CI=true)"; failed=$((failed + 1)) ;;
-	esac
+	skip_or_fail "missing shared asset $p"
 	return 1
 }
 
 done_testing() {
 	echo "1..$n"
 	[ "$failed" -eq 0 ]
+}
+
+skip_all() { # skip_all REASON: skip_or_fail, then end the test
+	skip_or_fail "$1"
+	done_testing
+	exit $?
 }

