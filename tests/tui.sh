@@ -448,6 +448,9 @@ elif need model models/stories260K/stories260K.gguf &&
 	keys e
 	wait_for "evaluate ppl and KL on: " > /dev/null
 	keys Enter
+	# the last attempt's message ("evaluated mask ..., NOT stored") must
+	# go before the new one is looked for: it starts with the same words
+	wait_gone "NOT stored"
 	ok "once freed, e evaluates and stores it" wait_for "evaluated mask 'attn=0;mlp=0'" 30
 	is "$(sqlv "SELECT count(*) FROM evals")" $((n_evals + 4)) "... its ppl and kl"
 	keys Q
