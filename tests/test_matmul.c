@@ -588,6 +588,56 @@ static void check_onednn(void)
 			}
 }
 
+/*
+ * Kept conversions: a weight in a kept range is converted once and the
+ * copy serves later calls with the same results; the last forget frees
+ * it.  Without oneDNN nothing is kept.
+ */
+static void check_kept(void)
+{
+	static const enum st_dtype types[] = { ST_F16, ST_Q8_0, ST_Q4_0 };
+	int T = 40, in = 1024, out = 77, runs = onednn_runs(ONEDNN_F32, NULL, 0);
+
+	is_int((long)matmul_kept_bytes(), 0, "no conversion is kept before a range is named");
+	for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+		for (int mode = 0; mode < 2; mode++) {
+			size_t ny = (size_t)T * out, want = (size_t)in * out * (mode ? 2 : 4);
+			float *x = malloc(sizeof(float) * (size_t)T * in);
+			float *y0 = malloc(sizeof(float) * ny), *y1 = malloc(sizeof(float) * ny);
+			float *y2 = malloc(sizeof(float) * ny);
+			const struct st_tensor *wp;
+			struct wmat m;
+
+			wmat_make(&m, types[i], in, out);
+			wp = &m.t;
+			for (int k = 0; k < T * in; k++)
+				x[k] = frand();
+			matmul_n_mode(1, &y0, x, &wp, T, 0, (enum mm_compute)mode);
+			is_int((long)matmul_kept_bytes(), 0, "%s %s: outside a kept range nothing is kept",
+			       dtype_name(types[i]), mode ? "bf16" : "f32");
+			matmul_keep(m.bytes, m.t.nbytes);
+			matmul_keep(m.bytes, m.t.nbytes);
+			matmul_n_mode(1, &y1, x, &wp, T, 0, (enum mm_compute)mode);
+			is_int((long)matmul_kept_bytes(), runs ? (long)want : 0,
+			       "... inside one, its %s copy is kept (%zu bytes) where oneDNN runs",
+			       mode ? "bf16" : "f32", want);
+			matmul_n_mode(1, &y2, x, &wp, T, 0, (enum mm_compute)mode);
+			is_int((long)matmul_kept_bytes(), runs ? (long)want : 0, "... once, not per call");
+			ok(!memcmp(y0, y1, ny * sizeof *y0) && !memcmp(y1, y2, ny * sizeof *y0),
+			   "... and the results are bit for bit those of the converting path");
+			matmul_forget(m.bytes, m.t.nbytes);
+			is_int((long)matmul_kept_bytes(), runs ? (long)want : 0,
+			       "... kept while the range is still named once");
+			matmul_forget(m.bytes, m.t.nbytes);
+			is_int((long)matmul_kept_bytes(), 0, "... freed by the last forget");
+			wmat_free(&m);
+			free(x);
+			free(y0);
+			free(y1);
+			free(y2);
+		}
+}
+
 int main(void)
 {
 	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0 };
@@ -624,6 +674,7 @@ int main(void)
 	check_attn_paths();
 	check_gemm_bf16();
 	check_onednn();
+	check_kept();
 
 	/* matmul_n: several weights on one x equal separate calls, exactly */
 	{

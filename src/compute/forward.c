@@ -79,6 +79,7 @@ struct fwd_state {
 };
 
 static enum fwd_compute default_compute(void);
+static void keep_weights(const struct model *m, int keep);
 
 const char *site_name(enum site s)
 {
@@ -94,6 +95,7 @@ void fwd_free(struct fwd_state *s)
 {
 	if (!s)
 		return;
+	keep_weights(s->m, 0);
 	mask_free(s->mask);
 	free(s->x);
 	free(s->xb);
@@ -112,6 +114,30 @@ void fwd_free(struct fwd_state *s)
 	free(s->kv);
 	free(s->scratch);
 	free(s);
+}
+
+/*
+ * Name (keep) or stop naming the model's matmul weights to matmul, whose
+ * prefill conversions of them are then kept while a state lives.
+ */
+static void keep_weights(const struct model *m, int keep)
+{
+	for (int l = 0; l <= m->hp.n_layer; l++) {
+		const struct layer_weights *w = l < m->hp.n_layer ? &m->layers[l] : NULL;
+		const struct st_tensor *t[] = {
+			w ? &w->wq : &m->output, w ? &w->wk : NULL, w ? &w->wv : NULL,
+			w ? &w->wo : NULL, w ? &w->w_gate : NULL, w ? &w->w_up : NULL,
+			w ? &w->w_down : NULL };
+
+		for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+			if (!t[i] || !t[i]->data)
+				continue;
+			if (keep)
+				matmul_keep(t[i]->data, t[i]->nbytes);
+			else
+				matmul_forget(t[i]->data, t[i]->nbytes);
+		}
+	}
 }
 
 /* n floats, NULL if n overflows or malloc fails */
@@ -176,6 +202,7 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 	if (!s)
 		goto nomem;
 	s->m = m;
+	keep_weights(m, 1);
 	s->max_ctx = max_ctx;
 	s->max_batch = max_batch;
 	fwd_set_compute(s, default_compute());

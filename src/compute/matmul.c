@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "base/cpu.h"
 #include "compute/kernels.h"
@@ -215,6 +216,163 @@ static void cvt_task(void *ud, int i)
 }
 
 /*
+ * Conversions kept between calls.  A weight inside a range that
+ * matmul_keep named (an open model's mappings) is converted whole the
+ * first time a prefill needs it, and the copy serves every later call,
+ * while the process's budget lasts (STRATA_KEEP_MIB, else a quarter of
+ * the physical memory); past the budget a weight is converted chunk by
+ * chunk at each call, as before.  Entries are immutable once added; the
+ * last matmul_forget of a range frees those inside it.
+ */
+struct kept {
+	const void *src;   /* the weight's stored data */
+	int bf16;          /* the copy is bf16 (else f32) */
+	size_t bytes;
+	void *p;
+};
+
+struct keep_range {
+	const char *a;
+	size_t n;
+	int refs;
+};
+
+static struct {
+	pthread_mutex_t mu;
+	struct kept *e;
+	int n, cap;
+	struct keep_range *r;
+	int nr, rcap;
+	size_t used, budget;
+	int budget_set;
+} kc = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static size_t keep_budget(void)
+{
+	const char *e = getenv("STRATA_KEEP_MIB");
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+
+	if (e && *e)
+		return (size_t)strtoull(e, NULL, 10) << 20;
+	return pages > 0 && psz > 0 ? (size_t)pages * (size_t)psz / 4 : 0;
+}
+
+void matmul_keep(const void *addr, size_t size)
+{
+	pthread_mutex_lock(&kc.mu);
+	for (int i = 0; i < kc.nr; i++)
+		if (kc.r[i].a == addr && kc.r[i].n == size) {
+			kc.r[i].refs++;
+			goto out;
+		}
+	if (kc.nr == kc.rcap) {
+		int cap = kc.rcap ? 2 * kc.rcap : 8;
+		struct keep_range *r = realloc(kc.r, (size_t)cap * sizeof *r);
+
+		if (!r) /* nothing kept for it: slower, never wrong */
+			goto out;
+		kc.r = r;
+		kc.rcap = cap;
+	}
+	kc.r[kc.nr++] = (struct keep_range){ addr, size, 1 };
+out:
+	pthread_mutex_unlock(&kc.mu);
+}
+
+void matmul_forget(const void *addr, size_t size)
+{
+	const char *a = addr;
+
+	pthread_mutex_lock(&kc.mu);
+	for (int i = 0; i < kc.nr; i++) {
+		if (kc.r[i].a != a || kc.r[i].n != size || --kc.r[i].refs > 0)
+			continue;
+		kc.r[i] = kc.r[--kc.nr];
+		for (int k = 0; k < kc.n;) {
+			const char *s = kc.e[k].src;
+
+			if (s >= a && s < a + size) {
+				free(kc.e[k].p);
+				kc.used -= kc.e[k].bytes;
+				kc.e[k] = kc.e[--kc.n];
+			} else {
+				k++;
+			}
+		}
+		break;
+	}
+	pthread_mutex_unlock(&kc.mu);
+}
+
+size_t matmul_kept_bytes(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&kc.mu);
+	n = kc.used;
+	pthread_mutex_unlock(&kc.mu);
+	return n;
+}
+
+/*
+ * The kept copy of w (bf16 or f32), made now if w is in a kept range
+ * and the budget has room; NULL when the caller must convert it itself.
+ */
+static const void *kept_get(const struct st_tensor *w, int bf16, struct cvt_job *c)
+{
+	const char *s = w->data;
+	size_t bytes = (size_t)w->ne[0] * (size_t)w->ne[1] * (bf16 ? 2 : 4);
+	void *p = NULL;
+	int in_range = 0;
+
+	pthread_mutex_lock(&kc.mu);
+	for (int i = 0; i < kc.n; i++)
+		if (kc.e[i].src == w->data && kc.e[i].bf16 == bf16) {
+			p = kc.e[i].p;
+			goto out;
+		}
+	for (int i = 0; i < kc.nr && !in_range; i++)
+		in_range = s >= kc.r[i].a && s < kc.r[i].a + kc.r[i].n;
+	if (!kc.budget_set) {
+		kc.budget = keep_budget();
+		kc.budget_set = 1;
+	}
+	if (!in_range || kc.used + bytes > kc.budget)
+		goto out;
+	if (kc.n == kc.cap) {
+		int cap = kc.cap ? 2 * kc.cap : 64;
+		struct kept *e = realloc(kc.e, (size_t)cap * sizeof *e);
+
+		if (!e)
+			goto out;
+		kc.e = e;
+		kc.cap = cap;
+	}
+	kc.used += bytes; /* reserved while it is converted outside the lock */
+	pthread_mutex_unlock(&kc.mu);
+
+	p = malloc(bytes);
+	if (p) {
+		c->rows = (int)w->ne[1];
+		c->src = w->data;
+		c->dst = p;
+		threads_for((c->rows + MM_CVT_ROWS - 1) / MM_CVT_ROWS, cvt_task, c);
+		if (c->failed) {
+			free(p);
+			p = NULL;
+		}
+	}
+	pthread_mutex_lock(&kc.mu);
+	if (p)
+		kc.e[kc.n++] = (struct kept){ w->data, bf16, bytes, p };
+	else
+		kc.used -= bytes;
+out:
+	pthread_mutex_unlock(&kc.mu);
+	return p;
+}
+
+/*
  * One weight's prefill on oneDNN: F32 weights in place as f32; BF16
  * weights in place in bf16 mode; other dtypes converted by the pool,
  * MM_DNNL_BYTES at a time, to f32 or bf16 as the mode asks, each chunk
@@ -228,6 +386,7 @@ static int mm_onednn(const struct st_tensor *w, float *y, const float *x, const 
 	enum onednn_type ot = bf16 ? ONEDNN_BF16 : ONEDNN_F32;
 	size_t esz = bf16 ? 2 : 4;
 	struct cvt_job c;
+	const void *kw;
 	int rows;
 
 	if ((double)T * in * out < MM_DNNL_MIN)
@@ -248,6 +407,11 @@ static int mm_onednn(const struct st_tensor *w, float *y, const float *x, const 
 	c.type = w->type;
 	c.in = in;
 	c.bf16 = bf16;
+	c.failed = 0;
+	kw = kept_get(w, bf16, &c);
+	if (kw)
+		return onednn_gemm(ot, bf16 ? (const void *)xb : (const void *)x, T, in, kw,
+				   (size_t)in, out, y, (size_t)out, accumulate);
 	c.failed = 0;
 	/* kept by the calling thread: a fresh 32 MiB each call costs page faults */
 	c.dst = tile_get(TILE_CHUNK, ((size_t)rows * in * esz + sizeof(float) - 1) / sizeof(float));
@@ -366,7 +530,8 @@ char *matmul_path(enum st_dtype t, int prefill, enum mm_compute mode, char *buf,
 	if (prefill && onednn_runs(bf16 ? ONEDNN_BF16 : ONEDNN_F32, impl, sizeof impl))
 		snprintf(buf, cap, "%s%s matmul %s (%s), f32 sums; shapes under %d MACs: %s",
 			 t == ST_F32 || (bf16 && t == ST_BF16) ? "" :
-			 bf16 ? "dequant to bf16 chunks + " : "dequant to f32 chunks + ",
+			 bf16 ? "converted to bf16 once (kept up to STRATA_KEEP_MIB) + " :
+			 "converted to f32 once (kept up to STRATA_KEEP_MIB) + ",
 			 onednn_version(), impl, bf16 ? "bf16 x bf16" : "f32",
 			 MM_DNNL_MIN, bf16 ? "strata's bf16 kernel" : t == ST_F32 ? "OpenBLAS sgemm" :
 			 "dequant + OpenBLAS sgemm");

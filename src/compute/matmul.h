@@ -8,6 +8,8 @@
 #ifndef STRATA_MATMUL_H
 #define STRATA_MATMUL_H
 
+#include <stddef.h>
+
 #include "format/dtype.h"
 
 /*
@@ -49,6 +51,22 @@ char *matmul_path(enum st_dtype t, int prefill, enum mm_compute mode, char *buf,
 /* matmul_n with a compute mode (matmul_n is MM_COMPUTE_F32). */
 void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tensor *const *w,
 		   int T, int accumulate, enum mm_compute mode);
+
+/*
+ * Weights inside [addr, addr + size) (an open model's mapping) may have
+ * their prefill conversions kept between calls: a 16-bit or quantized
+ * weight multiplied on oneDNN is then converted (to bf16 or f32, as the
+ * mode asks) once, not at every call, as long as all kept copies fit
+ * the budget: STRATA_KEEP_MIB mebibytes, else a quarter of the physical
+ * memory (0 keeps none).  Counted: each matmul_keep needs one
+ * matmul_forget of the same range, and the last one frees the copies of
+ * the weights in it (before the range is unmapped).  Results are the
+ * same with or without kept copies.
+ */
+void matmul_keep(const void *addr, size_t size);
+void matmul_forget(const void *addr, size_t size);
+/* Bytes of kept conversions now held. */
+size_t matmul_kept_bytes(void);
 
 /* Row r of an embedding-like tensor (ne = {d, n}) as floats into dst[d]. */
 void tensor_get_row(const struct st_tensor *t, int64_t r, float *dst);
