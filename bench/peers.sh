@@ -117,6 +117,10 @@ while [ "$r" -le "$rounds" ]; do
 		awk -v a4="$a4" -v b4="$b4" -v a8="$a8" -v b8="$b8" -v n=$((4 * tokens)) 'BEGIN {
 			printf "calib_tps=%.2f\ncalib_steady_tps=%.2f\n", n / (b4 - a4), n / ((b8 - a8) - (b4 - a4)) }' \
 			>"$LOG/calib-$r.txt"
+		# what calibration spends beside the forward pass: observer,
+		# tokenizer, store (bench/calib_cost, in one process)
+		bench/calib_cost "$DIR/$shape-bf16.gguf" "$TEXT" --samples 4 --seq-len "$tokens" \
+			--threads "$threads" >"$LOG/cost-$r.txt" 2>&1
 	fi
 	# HellaSwag as strata eval scores it (packed batches), timed without the load
 	if [ -r "$HS" ]; then
@@ -164,6 +168,9 @@ fpt=$(val "$LOG/strata-all-f32-1.txt" flops_per_token)
 f32rate=$(awk -v t="$f32tps" -v f="${fpt:-0}" 'BEGIN { if (t == "-") print "-"; else printf "%.1f", t * f / 1e9 }')
 echo "  F32 prefill GFLOP/s / best F32 GEMM: $(ratio "$f32rate" "${bestf32:--}")  (>= 0.8)"
 echo "  calibration (steady) / BF16 all-logits prefill: $(ratio "$calibs" "$(med "strata-all-bf16-*.txt" prefill_tps)")  (>= 0.9; whole command: $(ratio "$calib" "$(med "strata-all-bf16-*.txt" prefill_tps)"))"
+for k in observer tokenizer store; do
+	echo "  calibration's $k / its forward pass: $(med "cost-*.txt" ${k}_share) wall, $(med "cost-*.txt" ${k}_cpu_share) CPU time  (<= 0.05)"
+done
 echo "  hellaswag tok/s / BF16 all-logits prefill: $(ratio "$hst" "$(med "strata-all-bf16-*.txt" prefill_tps)")  (>= 0.6)"
 for dt in f16 bf16 q8_0; do
 	bytes=$(val "$LOG/strata-last-$dt-1.txt" decode_weight_bytes)
