@@ -44,6 +44,13 @@ struct calib_ctx {
 	app_calib_progress_fn progress;
 	void *ud;
 	struct st_err store_err;   /* a failure inside on_pass_done */
+	/* the one-shot stopping rule (stop_share 0: none) */
+	const struct model_hparams *hp;
+	const struct calib_result *seen; /* the run's result, filled as chunks finish */
+	struct plan_opts stop_po;
+	double stop_share, stability;
+	int stopped_at;
+	struct st_err stop_err;    /* plan_stability's failure */
 };
 
 static void ctx_init(struct calib_ctx *c, const struct app_env *env, int64_t run,
@@ -73,10 +80,37 @@ static int on_chunk(void *ud, int chunk, const double *values, int n_values, str
 static int on_progress(void *ud, const struct calib_progress *p)
 {
 	struct calib_ctx *c = ud;
+	struct calib_progress q = *p;
 
 	if (c->delay_ms > 0)
 		usleep((useconds_t)c->delay_ms * 1000);
-	return c->progress ? c->progress(c->ud, p, c->pass, c->n_pass) : 0;
+	if (c->stop_share > 0 && c->seen && p->chunks_done >= APP_STABLE_MIN) {
+		if (plan_stability(c->hp, c->seen, p->chunks_done, &c->stop_po, APP_STABLE_BOOT,
+				   BOOT_SEED, &c->stability, &c->stop_err) < 0)
+			return 1;
+		q.stability = c->stability;
+		if (c->stability >= c->stop_share && p->chunks_done < p->chunks_total) {
+			c->stopped_at = p->chunks_done;
+			if (c->progress)
+				c->progress(c->ud, &q, c->pass, c->n_pass);
+			return 1;
+		}
+	}
+	return c->progress ? c->progress(c->ud, &q, c->pass, c->n_pass) : 0;
+}
+
+/* The stopping rule as the run's key spells it: "stable 0.95 attn -n 4"
+ * (with " keep_first=A keep_last=B" when guarded); "" without a rule. */
+void app_stop_rule_key(double share, const struct plan_opts *po, char *buf, size_t cap)
+{
+	char iter[96];
+
+	if (share <= 0) {
+		snprintf(buf, cap, "%s", "");
+		return;
+	}
+	app_iterative_key(po, iter, sizeof iter);
+	snprintf(buf, cap, "stable %.4g %s -n %d", share, iter, po->n);
 }
 
 /* ---- scores ---- */
@@ -253,7 +287,8 @@ int app_calib_iterative(const struct app_env *env, const struct model *m,
 /* The run key of rq on m, the model and data recorded in the store. */
 static int run_key(const struct app_env *env, const struct model *m,
 		   const struct app_calib_req *rq, struct store_run_key *k, struct plan_opts *po,
-		   char *iterkey, size_t cap, char sha[65], struct st_err *err)
+		   char *iterkey, size_t cap, char *stopkey, size_t stopcap, char sha[65],
+		   struct st_err *err)
 {
 	struct store_model sm;
 	struct store_dataset sd;
@@ -292,6 +327,19 @@ static int run_key(const struct app_env *env, const struct model *m,
 		k->iter_n = rq->iter_n;
 	}
 	k->iterative = iterkey;
+	stopkey[0] = '\0';
+	if (rq->iter_method < 0 && rq->stop_share > 0) {
+		if (rq->stop_share > 1 || rq->iter_n < 1)
+			return st_errf(err, ST_EINVAL, "a stopping rule needs a share in (0, 1] and a "
+				       "plan of at least one drop (got %g and -n %d)", rq->stop_share,
+				       rq->iter_n);
+		po->method = (enum plan_method)rq->stop_method;
+		po->n = rq->iter_n;
+		po->keep_first = rq->keep_first;
+		po->keep_last = rq->keep_last;
+		app_stop_rule_key(rq->stop_share, po, stopkey, stopcap);
+	}
+	k->stop_rule = stopkey;
 	k->angular = rq->iter_method < 0;
 	k->compute = fwd_compute_for(m); /* what the pass will run in */
 	return 0;
@@ -335,7 +383,8 @@ static int find_run(const struct app_env *env, const struct store_run_key *k,
 /* One-shot: begin (or restart) the run and compute its chunks. */
 static int one_shot(const struct app_env *env, const struct model *m, const struct dataset *d,
 		    const struct store_run_key *k, const struct store_run *prev,
-		    const struct app_calib_req *rq, struct app_calib_out *out, struct st_err *err)
+		    const struct app_calib_req *rq, const struct plan_opts *stop_po,
+		    struct app_calib_out *out, struct st_err *err)
 {
 	struct store_provenance prov;
 	struct calib_result *res = NULL;
@@ -372,12 +421,37 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 		return e;
 	}
 	ctx_init(&ctx, env, out->run, m->hp.n_layer, d->seq_len, rq->progress, rq->ud);
+	if (k->stop_rule && *k->stop_rule) {
+		/* the rule reads the chunks as they finish: calib_run fills res */
+		if (!res && !(res = calib_result_new(m->hp.n_layer, d->n_chunks, d->seq_len)))
+			return st_errf(err, ST_ENOMEM, "out of memory");
+		ctx.hp = &m->hp;
+		ctx.seen = res;
+		ctx.stop_po = *stop_po;
+		ctx.stop_share = rq->stop_share;
+		ctx.stability = NAN;
+	}
 	calib_opts_init(&co);
 	co.start_chunk = start;
 	co.chunk = on_chunk;
 	co.progress = on_progress;
 	co.ud = &ctx;
 	e = calib_run(m, d, &co, &res, err);
+	if (e == ST_ECANCEL && ctx.stopped_at) { /* the rule stopped it: done */
+		char why[256];
+
+		e = 0;
+		out->stopped_at = ctx.stopped_at;
+		snprintf(why, sizeof why, "after chunk %d of %d: the plan (%s -n %d) is the same in "
+			 "%.1f%% of %d bootstrap resamples of the chunks so far",
+			 ctx.stopped_at, d->n_chunks, plan_method_name(stop_po->method), stop_po->n,
+			 100 * ctx.stability, APP_STABLE_BOOT);
+		e = APP_STORE(env, store_run_set_stopped(env->s, out->run, why, err));
+	} else if (e < 0 && ctx.stop_err.code) {
+		*err = ctx.stop_err;
+		e = ctx.stop_err.code;
+	}
+	out->stability = ctx.stability;
 	out->chunks_done = res ? res->n_chunks : start;
 	out->seconds = now_s() - t0;
 	if (e == 0 && (e = app_calib_put_scores(env, out->run, 0, res, err)) == 0)
@@ -402,7 +476,7 @@ int app_calibrate(const struct app_env *env, const struct model *m,
 	struct dataset_opts dopts = {0};
 	struct dataset *d = NULL;
 	struct plan_opts po;
-	char iterkey[128], sha[65];
+	char iterkey[128], stopkey[160], sha[65];
 	int64_t resume_run = 0;
 	int rc;
 
@@ -412,7 +486,9 @@ int app_calibrate(const struct app_env *env, const struct model *m,
 	if (!m->tok)
 		return st_errf(err, ST_EINVAL, "%s has no tokenizer; calibration text cannot be "
 			       "tokenized", m->path ? m->path : "the model");
-	if ((rc = run_key(env, m, rq, &k, &po, iterkey, sizeof iterkey, sha, err)) < 0)
+	out->stability = NAN;
+	if ((rc = run_key(env, m, rq, &k, &po, iterkey, sizeof iterkey, stopkey, sizeof stopkey,
+			  sha, err)) < 0)
 		return rc;
 	rc = find_run(env, &k, rq, &run, &resume_run, err);
 	if (rc < 0)
@@ -441,7 +517,7 @@ int app_calibrate(const struct app_env *env, const struct model *m,
 		rc = app_calib_iterative(env, m, d, &k, &po, rq->progress, rq->ud, &out->run, err);
 		out->seconds = now_s() - t0;
 	} else {
-		rc = one_shot(env, m, d, &k, resume_run ? &run : NULL, rq, out, err);
+		rc = one_shot(env, m, d, &k, resume_run ? &run : NULL, rq, &po, out, err);
 	}
 	dataset_free(d);
 	if (rc == 0)

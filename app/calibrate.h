@@ -42,7 +42,19 @@ struct app_calib_req {
 	int seq_len;              /* tokens per chunk; 0: 2048; clipped to the model's context */
 	const char *text_field;   /* JSON field of a document; NULL: "text" */
 	int iter_method;          /* -1: one-shot; else an enum plan_method but contiguous */
-	int iter_n, keep_first, keep_last; /* iterative: drops and guards */
+	int iter_n, keep_first, keep_last; /* drops and guards of the iterative mode,
+					      or of the stopping rule's plan */
+	/*
+	 * One-shot stopping rule (0: none, every chunk asked for): after
+	 * each chunk from the APP_STABLE_MIN-th on, the share of bootstrap
+	 * resamples of the chunks so far whose one-shot plan (stop_method,
+	 * iter_n, keep_first, keep_last) drops the same sites as the plan of
+	 * the chunks themselves (plan_stability); the run stops, done, at
+	 * the first chunk where it reaches stop_share.  The rule is part of
+	 * the run's key; the run records when and why it stopped.
+	 */
+	double stop_share;
+	int stop_method;          /* an enum plan_method */
 	int force;                /* compute again even when the store has it */
 	int resume;               /* continue the newest interrupted run with these settings:
 				     1 asked (a note when there is none), APP_RESUME_AUTO
@@ -52,6 +64,8 @@ struct app_calib_req {
 };
 
 #define APP_RESUME_AUTO 2
+#define APP_STABLE_MIN 8          /* chunks before a stopping rule is asked */
+#define APP_STABLE_BOOT 1000      /* bootstrap resamples per stability */
 
 struct app_calib_out {
 	int64_t run;              /* the run (0 when none was begun) */
@@ -59,6 +73,8 @@ struct app_calib_out {
 	int resumed_at;           /* resumed: chunks that were already done */
 	int chunks_done, chunks_total, seq_len;
 	double seconds;           /* computing time of this call */
+	int stopped_at;           /* chunks after which the stopping rule stopped it; 0 not */
+	double stability;         /* the rule's last stability (NaN without a rule) */
 	struct store_run info;    /* the run as stored, once finished or cached */
 };
 
@@ -74,6 +90,10 @@ struct app_calib_out {
  */
 int app_calibrate(const struct app_env *env, const struct model *m,
 		  const struct app_calib_req *rq, struct app_calib_out *out, struct st_err *err);
+
+/* The key text of a stopping rule (see app_calib_req.stop_share), e.g.
+ * "stable 0.95 attn -n 4"; "" when share <= 0. */
+void app_stop_rule_key(double share, const struct plan_opts *po, char *buf, size_t cap);
 
 /*
  * Iterative calibration of m on d with plan options po, kept as a new

@@ -15,29 +15,43 @@
 #include "compute/forward.h"
 #include "method/calib.h"
 
-#define RUN_COLS \
+#define RUN_COLS_OF(stop) \
 	"id, model_id, dataset_id, status, samples, seq_len, iter_n, angular," \
-	" chunks_total, chunks_done, tokens, seconds, text_field, mask, iterative, host, pid"
-#define RUN_FIND(compute) \
-	"SELECT " RUN_COLS " FROM calib_runs" \
+	" chunks_total, chunks_done, tokens, seconds, text_field, mask, iterative, host, pid" stop
+#define RUN_COLS RUN_COLS_OF(", stop_rule, stopped")
+/* a store opened at a version before 6 (tests of migrations) has no stop
+ * columns: no run in it stopped early */
+#define RUN_COLS_V5 RUN_COLS_OF(", '', ''")
+#define RUN_FIND(cols, compute) \
+	"SELECT " cols " FROM calib_runs" \
 	" WHERE model_id = ?1 AND dataset_id = ?2 AND samples = ?3 AND seq_len = ?4" \
 	"   AND text_field = ?5 AND mask = ?6 AND iterative = ?7 AND iter_n = ?8" \
 	"   AND angular = ?9" compute \
 	"   AND (?10 >> CASE status WHEN 'running' THEN 0 WHEN 'done' THEN 1" \
 	"                            WHEN 'cancelled' THEN 2 ELSE 3 END) & 1" \
 	" ORDER BY id DESC LIMIT 1"
-static const char SQL_RUN_FIND[] = RUN_FIND(" AND compute = coalesce(nullif(?11, ''), 'f32')");
-/* a store opened at a version before 5 (tests of migrations) has no
- * compute column: every run in it is f32 */
-static const char SQL_RUN_FIND_V4[] = RUN_FIND(" AND coalesce(nullif(?11, ''), 'f32') = 'f32'");
+static const char SQL_RUN_FIND[] =
+	RUN_FIND(RUN_COLS, " AND compute = coalesce(nullif(?11, ''), 'f32')"
+			   " AND stop_rule = coalesce(?12, '')");
+static const char SQL_RUN_FIND_V5[] =
+	RUN_FIND(RUN_COLS_V5, " AND compute = coalesce(nullif(?11, ''), 'f32')"
+			      " AND coalesce(?12, '') = ''");
+/* before version 5 there is no compute column either: every run is f32 */
+static const char SQL_RUN_FIND_V4[] =
+	RUN_FIND(RUN_COLS_V5, " AND coalesce(nullif(?11, ''), 'f32') = 'f32'"
+			      " AND coalesce(?12, '') = ''");
 static const char SQL_RUN_GET[] = "SELECT " RUN_COLS " FROM calib_runs WHERE id = ?1";
+static const char SQL_RUN_GET_V5[] = "SELECT " RUN_COLS_V5 " FROM calib_runs WHERE id = ?1";
 #define RUN_INSERT(col, val) \
 	"INSERT INTO calib_runs (model_id, dataset_id, samples, seq_len, text_field, mask," \
 	" iterative, iter_n, angular, status, chunks_total, strata_version, build, threads," \
 	" host, pid" col ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', ?10, ?11," \
 	" ?12, ?13, ?14, ?15" val ")"
-static const char SQL_RUN_INSERT[] = RUN_INSERT(", compute", ", coalesce(nullif(?16, ''), 'f32')");
+static const char SQL_RUN_INSERT[] =
+	RUN_INSERT(", compute, stop_rule", ", coalesce(nullif(?16, ''), 'f32'), coalesce(?17, '')");
+static const char SQL_RUN_INSERT_V5[] = RUN_INSERT(", compute", ", coalesce(nullif(?16, ''), 'f32')");
 static const char SQL_RUN_INSERT_V4[] = RUN_INSERT("", "");
+static const char SQL_RUN_STOPPED[] = "UPDATE calib_runs SET stopped = ?2 WHERE id = ?1";
 static const char SQL_RUN_RESTART[] =
 	"UPDATE calib_runs SET status = 'running', finished_at = NULL, strata_version = ?2,"
 	" build = ?3, threads = ?4, host = ?5, pid = ?6 WHERE id = ?1";
@@ -78,6 +92,7 @@ const char *store_status_name(enum store_run_status st)
 /* What a run's writes bind besides its key and provenance. */
 struct run_args {
 	int64_t id;
+	const char *why;
 	int chunks_total;
 	enum store_run_status status;
 	double seconds;
@@ -97,9 +112,10 @@ struct run_args {
 	{COL_PID, 0, 0, 0}
 static const struct col run_key[] = {RUN_KEY};
 static const struct col run_find_params[] = {RUN_KEY, A(COL_INT, status_mask),
-					      K(COL_STR, compute)};
+					      K(COL_STR, compute), K(COL_STR, stop_rule)};
 static const struct col run_begin_val[] = {A(COL_INT, chunks_total), PROVENANCE,
-					   K(COL_STR, compute)};
+					   K(COL_STR, compute), K(COL_STR, stop_rule)};
+static const struct col run_stopped_params[] = {A(COL_I64, id), A(COL_STR, why)};
 static const struct col run_restart_params[] = {A(COL_I64, id), PROVENANCE};
 static const struct col run_status_params[] = {
 	A(COL_I64, id), A(COL_STATUS, status), A(COL_REAL, seconds),
@@ -115,7 +131,8 @@ static const struct col run_cols[] = {
 	R(COL_INT, samples), R(COL_INT, seq_len), R(COL_INT, iter_n), R(COL_INT, angular),
 	R(COL_INT, chunks_total), R(COL_INT, chunks_done), R(COL_U64, tokens),
 	R(COL_REAL, seconds), R(COL_CHARS, text_field), R(COL_CHARS, mask),
-	R(COL_CHARS, iterative), R(COL_CHARS, host), R(COL_I64, pid),
+	R(COL_CHARS, iterative), R(COL_CHARS, host), R(COL_I64, pid), R(COL_CHARS, stop_rule),
+	R(COL_CHARS, stopped),
 };
 #undef R
 
@@ -124,11 +141,18 @@ static const struct entity run_begin_entity = {
 	.key = run_key, .n_key = N_COLS(run_key),
 	.val = run_begin_val, .n_val = N_COLS(run_begin_val),
 };
-static const struct entity run_begin_entity_v4 = {
-	.table = "calib_runs", .sql_put = SQL_RUN_INSERT_V4,
+static const struct entity run_begin_entity_v5 = {
+	.table = "calib_runs", .sql_put = SQL_RUN_INSERT_V5,
 	.key = run_key, .n_key = N_COLS(run_key),
 	.val = run_begin_val, .n_val = N_COLS(run_begin_val) - 1,
 };
+static const struct entity run_begin_entity_v4 = {
+	.table = "calib_runs", .sql_put = SQL_RUN_INSERT_V4,
+	.key = run_key, .n_key = N_COLS(run_key),
+	.val = run_begin_val, .n_val = N_COLS(run_begin_val) - 2,
+};
+static const struct entity run_stopped_entity =
+	ENTITY_STMT("calib_runs", SQL_RUN_STOPPED, run_stopped_params);
 static const struct entity run_restart_entity =
 	ENTITY_STMT("calib_runs", SQL_RUN_RESTART, run_restart_params);
 static const struct entity run_status_entity =
@@ -150,14 +174,18 @@ int store_run_find(struct store *s, const struct store_run_key *k, unsigned stat
 	struct run_args a = {.status_mask = status_mask};
 	const void *src[] = {k, NULL, &a};
 
-	return run_read(s, store_schema_version(s) < 5 ? SQL_RUN_FIND_V4 : SQL_RUN_FIND, run_find_params, N_COLS(run_find_params), src, r, err);
+	int v = store_schema_version(s);
+
+	return run_read(s, v < 5 ? SQL_RUN_FIND_V4 : v < 6 ? SQL_RUN_FIND_V5 : SQL_RUN_FIND,
+			run_find_params, N_COLS(run_find_params), src, r, err);
 }
 
 int store_run_get(struct store *s, int64_t id, struct store_run *r, struct st_err *err)
 {
 	struct run_args a = {.id = id};
 	const void *src[] = {NULL, NULL, &a};
-	int rc = run_read(s, SQL_RUN_GET, run_id_param, 1, src, r, err);
+	int rc = run_read(s, store_schema_version(s) < 6 ? SQL_RUN_GET_V5 : SQL_RUN_GET, run_id_param,
+			  1, src, r, err);
 
 	if (rc == 0)
 		return st_errf(err, ST_EINVAL, "no calibration run %lld in %s (see 'strata runs')",
@@ -172,8 +200,24 @@ int store_run_begin(struct store *s, const struct store_run_key *k,
 	struct run_args a = {.chunks_total = chunks_total};
 	const void *src[] = {k, p, &a};
 
-	return row_write(s, store_schema_version(s) < 5 ? &run_begin_entity_v4 : &run_begin_entity,
-			 src, NULL, NULL, 0, id, err);
+	int v = store_schema_version(s);
+
+	if (v < 6 && k->stop_rule && *k->stop_rule)
+		return st_errf(err, ST_EINVAL, "%s: a calibration with a stopping rule needs the "
+			       "store at schema version 6 (it is at %d)", s->path, v);
+	return row_write(s, v < 5 ? &run_begin_entity_v4 : v < 6 ? &run_begin_entity_v5 :
+			 &run_begin_entity, src, NULL, NULL, 0, id, err);
+}
+
+int store_run_set_stopped(struct store *s, int64_t id, const char *why, struct st_err *err)
+{
+	struct run_args a = {.id = id, .why = why};
+	const void *src[] = {NULL, NULL, &a};
+
+	if (store_schema_version(s) < 6)
+		return st_errf(err, ST_EINVAL, "%s: the store at schema version %d cannot record "
+			       "why a run stopped (6 or later can)", s->path, store_schema_version(s));
+	return row_write(s, &run_stopped_entity, src, NULL, NULL, 0, NULL, err);
 }
 
 int store_run_restart(struct store *s, int64_t id, const struct store_provenance *p,

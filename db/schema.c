@@ -326,8 +326,15 @@ static const char SQL_SCHEMA_V4[] =
 static const char SQL_SCHEMA_V5[] =
 	"ALTER TABLE calib_runs ADD COLUMN compute TEXT NOT NULL DEFAULT 'f32';\n";
 
+/* Version 6: a calibration may stop early by a rule (stop_rule, part of
+ * its key: "" runs every chunk asked for); stopped says when and why it
+ * stopped ("" when it ran them all). */
+static const char SQL_SCHEMA_V6[] =
+	"ALTER TABLE calib_runs ADD COLUMN stop_rule TEXT NOT NULL DEFAULT '';\n"
+	"ALTER TABLE calib_runs ADD COLUMN stopped TEXT NOT NULL DEFAULT '';\n";
+
 static const char *const migrations[] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3,
-					 SQL_SCHEMA_V4, SQL_SCHEMA_V5};
+					 SQL_SCHEMA_V4, SQL_SCHEMA_V5, SQL_SCHEMA_V6};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
 	       "one migration per schema version");

@@ -37,7 +37,7 @@ struct store;
 struct calib_result;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 /* PRAGMA application_id of a strata store ("STRA"). */
 #define STORE_APPLICATION_ID 0x53545241
 
@@ -148,6 +148,8 @@ struct store_run_key {
 	int iter_n;               /* sites dropped in iterative mode */
 	int angular;              /* angular metrics computed */
 	const char *compute;      /* prefill precision that ran: "f32" (NULL too) or "bf16" */
+	const char *stop_rule;    /* "" (NULL too): every chunk asked for; else the rule
+				     that may stop it early, e.g. "stable 0.95 attn -n 4" */
 };
 
 struct store_provenance {
@@ -175,6 +177,8 @@ struct store_run {
 	char iterative[32];
 	char host[256];
 	int64_t pid;
+	char stop_rule[128];      /* as in the key; "" none */
+	char stopped[256];        /* when and why a rule stopped it; "" it did not */
 };
 
 /*
@@ -191,6 +195,9 @@ int store_run_get(struct store *s, int64_t id, struct store_run *r,
 int store_run_begin(struct store *s, const struct store_run_key *k,
 		    const struct store_provenance *p, int chunks_total,
 		    int64_t *id, struct st_err *err);
+/* Record that run id stopped early, and why (stored in its 'stopped'
+ * column; the store must be at schema version 6 or later). */
+int store_run_set_stopped(struct store *s, int64_t id, const char *why, struct st_err *err);
 /* A resumed run is running again in this process (pid, status, the
  * provenance of this session). */
 int store_run_restart(struct store *s, int64_t id,

@@ -297,6 +297,48 @@ if need model models/stories260K/stories260K.gguf &&
 	contains "$(cat "$tmp/err")" "not a strata store" "... saying what is wrong"
 	ok "... and it is not modified" cmp -s "$tmp/foreign.db" "$tmp/foreign.orig"
 
+	# ---- --until-stable: stop once the plan is stable over the chunks ----
+	cal --samples 64 --seq-len 64 --until-stable --method attn -n 2 --format json \
+		> "$tmp/st.json" 2> "$tmp/st.err"; rc=$?
+	is "$rc" 0 "--until-stable --method attn -n 2 runs"
+	stc=$(json_num chunks < "$tmp/st.json")
+	ok "... and stops before the 64 chunks asked for, not before 8 ($stc)" \
+		[ "${stc:-0}" -ge 8 ] && [ "${stc:-64}" -lt 64 ]
+	contains "$(cat "$tmp/st.err")" "stopped after chunk $stc of 64" "... saying where"
+	contains "$(cat "$tmp/st.err")" "bootstrap resamples" "... and why"
+	strun=$(json_num run < "$tmp/st.json")
+	is "$(sqlv "SELECT status || '|' || stop_rule || '|' || chunks_done FROM calib_runs WHERE id = $strun")" \
+	   "done|stable 0.95 attn -n 2|$stc" "the store keeps it done, with its rule and its chunks"
+	contains "$(sqlv "SELECT stopped FROM calib_runs WHERE id = $strun")" "after chunk $stc of 64" \
+		"... and when and why it stopped"
+	# its scores are those of a plain run over the same chunks
+	cal --samples "$stc" --seq-len 64 --format json > "$tmp/stn.json" 2> /dev/null
+	is "$(scores_of < "$tmp/st.json")" "$(scores_of < "$tmp/stn.json")" \
+	   "its scores equal a plain run of $stc chunks"
+	# the stability it stopped at, recomputed from the stored chunks
+	share=$(sqlv "SELECT stopped FROM calib_runs WHERE id = $strun" | sed -n 's/.* in \([0-9.]*\)% of.*/\1/p')
+	ok "... stopped at a stability of at least 95% ($share%)" \
+		awk -v s="${share:-0}" 'BEGIN { exit !(s >= 95) }'
+	cal --samples 64 --seq-len 64 --until-stable --method attn -n 2 --format json \
+		> "$tmp/st2.json" 2> "$tmp/st2.err"
+	is "$(json_num run < "$tmp/st2.json")" "$strun" "the same rule again is served from the store"
+	contains "$(cat "$tmp/st2.err")" "cached" "... saying so"
+	cal --samples 64 --seq-len 64 --until-stable 0.999 --method attn -n 2 --format json \
+		> "$tmp/st3.json" 2> "$tmp/st3.err"; rc=$?
+	is "$rc" 0 "--until-stable 0.999 (a space before the share) is a rule of its own"
+	ok "... a new run" [ "$(json_num run < "$tmp/st3.json")" != "$strun" ]
+	is "$(sqlv "SELECT stop_rule FROM calib_runs WHERE id = $(json_num run < "$tmp/st3.json")")" \
+	   "stable 0.999 attn -n 2" "... keyed by its share"
+	c3=$(json_num chunks < "$tmp/st3.json")
+	ok "... which needs at least as many chunks ($c3 >= $stc)" [ "${c3:-0}" -ge "$stc" ]
+	cal --samples 64 --until-stable --method attn > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 2 "--until-stable without -n is a usage error"
+	contains "$(cat "$tmp/err")" "--method M and -n K" "... naming what it needs"
+	cal --samples 64 --until-stable=1.5 --method attn -n 2 > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 2 "a share above 1 is a usage error"
+	cal --samples 64 --method attn -n 2 > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 2 "--method without --until-stable is a usage error"
+
 	# usage errors
 	cal --iterative attn > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 2 "--iterative without -n is a usage error"

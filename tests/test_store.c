@@ -419,6 +419,26 @@ static void test_cache_and_chunks(void)
 	k.text_field = "text";
 	is_int(store_run_find(s, &k, 1u << STORE_CANCELLED | 1u << STORE_RUNNING, &r, &err), 0,
 	       "a finished run is not offered for resuming");
+	/* a stopping rule is part of the key; the run records why it stopped */
+	{
+		struct store_run_key ks = k;
+		int64_t rs;
+
+		ks.stop_rule = "stable 0.95 attn -n 2";
+		is_int(store_run_find(s, &ks, 1u << STORE_DONE, &r, &err), 0,
+		       "a stopping rule misses the cache of a run without one");
+		is_int(store_run_begin(s, &ks, &prov, 5, &rs, &err), 0, "a run with a stopping rule begins");
+		is_int(store_run_set_stopped(s, rs, "after chunk 9 of 128: stable", &err), 0,
+		       "... records why it stopped");
+		store_run_set_status(s, rs, STORE_DONE, 0.1, &err);
+		is_int(store_run_find(s, &ks, 1u << STORE_DONE, &r, &err), 1, "... and is found by its rule");
+		is_int(r.id, rs, "... the right one");
+		ok(!strcmp(r.stop_rule, "stable 0.95 attn -n 2"), "... with its rule (%s)", r.stop_rule);
+		ok(!strcmp(r.stopped, "after chunk 9 of 128: stable"), "... and why it stopped (%s)", r.stopped);
+		is_int(store_run_find(s, &k, 1u << STORE_DONE, &r, &err), 1, "the run without a rule ...");
+		is_int(r.id, run, "... is still the one found without one");
+		ok(!r.stop_rule[0] && !r.stopped[0], "... and has neither rule nor stop");
+	}
 
 	/* an interrupted run: 3 chunks of 5, the 4th half-written by hand */
 	store_run_begin(s, &k, &prov, 5, &run2, &err);

@@ -92,7 +92,7 @@ elif need model models/stories260K/stories260K.gguf &&
 	start 100 30 TERM=xterm-256color
 	ok "with a model and no run it opens on Calibrate, one key from starting" wait_for "[ Start ]"
 	contains "$(line_with "Data ")" "tinystories-valid-1000.txt" "the default data is TinyStories valid"
-	keys k Enter C-u 128 Enter k Enter C-u 16 Enter
+	keys k k Enter C-u 128 Enter k Enter C-u 16 Enter
 	ok "samples and sequence length are set" wait_for "16 x 128 = 2048 tokens"
 	# the compute mode (--compute): shown, and m cycles auto -> f32 -> bf16 -> auto;
 	# auto keeps F32 weights in f32
@@ -532,6 +532,33 @@ elif need model models/stories260K/stories260K.gguf &&
 	# point between rows)
 	n1=$(pane | awk -F'[|+]' 'NF == 3 && $3 ~ /(^|[^0-9])1([^0-9]|$)/' | wc -l | tr -d ' ')
 	ok "... and point 1 is labelled in the chart ($n1 rows)" test "$n1" -ge 1
+	keys Q
+	ok "Q quits" wait_for "EXITED rc=0"
+	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"
+
+	# ---- session 6: a calibration that stops once its plan is stable ----
+	db="$tmp/stable.db"
+	start 100 30 TERM=xterm-256color
+	ok "the Calibrate form has a stopping rule, off by default" wait_for "Stop       after every chunk"
+	keys k k k Enter C-u 64 Enter j Enter C-u 64 Enter j Enter
+	typ "attn 2"
+	keys Enter
+	ok "METHOD N sets it (share 0.95)" wait_for "when the plan 'attn -n 2' is the same in 95% of resamples"
+	keys Enter C-u
+	typ "attn 0"
+	keys Enter
+	ok "a bad rule is an error naming the form" wait_for "stop rule: expected METHOD N"
+	contains "$(line_with "Stop ")" "'attn -n 2'" "... and leaves the rule as it was"
+	keys r
+	ok "the calibration stops early, saying so" wait_for "stopped after" 30
+	got=$(sqlv "SELECT stop_rule || '|' || status FROM calib_runs WHERE id = 1")
+	is "$got" "stable 0.95 attn -n 2|done" "... stored done, with its rule"
+	stc=$(sqlv "SELECT chunks_done FROM calib_runs WHERE id = 1")
+	cli=$("$S" calibrate "$model" "$text" --samples 64 --seq-len 64 --until-stable --method attn -n 2 \
+		--db "$tmp/stable-cli.db" --format json 2> /dev/null | grep -o '"chunks": *[0-9]*' | sed 's/.*: *//')
+	is "$stc" "$cli" "... after as many chunks as strata calibrate --until-stable ($cli)"
+	keys 2 G k Enter C-u Enter
+	ok "an empty rule removes it" wait_for "Stop       after every chunk"
 	keys Q
 	ok "Q quits" wait_for "EXITED rc=0"
 	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "ui/ui.h"
+#include "method/plan.h"
 
 #include "app/calibrate.h"
 #include "app/plan.h"
@@ -643,7 +644,36 @@ int tui_start_calib(struct tui *t)
 	snprintf(t->job.data, sizeof t->job.data, "%s", t->cal.data);
 	t->job.samples = t->cal.samples;
 	t->job.seq_len = t->cal.seq_len;
+	t->job.stop_method = t->cal.stop_method;
+	t->job.stop_n = t->cal.stop_n;
+	t->job.stop_share = t->cal.stop_share;
 	return job_go(t, "calibration");
+}
+
+/*
+ * The Calibrate form's stopping rule from "METHOD N [SHARE]" (as
+ * --until-stable --method M -n N); an empty text removes it.
+ */
+void tui_set_stop_rule(struct tui *t, const char *text)
+{
+	char meth[32], extra[2];
+	int n, k, mt;
+	double share = t->cal.stop_share > 0 ? t->cal.stop_share : 0.95;
+
+	k = sscanf(text, "%31s %d %lf %1s", meth, &n, &share, extra);
+	if (k <= 0) {
+		t->cal.stop_method = -1;
+		return;
+	}
+	mt = plan_method_parse(meth);
+	if (k < 2 || k > 3 || mt < 0 || n < 1 || !(share > 0 && share <= 1)) {
+		tui_err(t, "stop rule: expected METHOD N [SHARE] (METHOD attn, mlp, block, joint or "
+			"contiguous; N drops >= 1; SHARE in (0, 1], default 0.95), got '%s'", text);
+		return;
+	}
+	t->cal.stop_method = mt;
+	t->cal.stop_n = n;
+	t->cal.stop_share = share;
 }
 
 int tui_start_eval(struct tui *t, const char *file)

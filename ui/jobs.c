@@ -148,8 +148,12 @@ static int on_calib_progress(void *ud, const struct calib_progress *p, int pass,
 
 	(void)pass, (void)n_pass;
 	pthread_mutex_lock(&j->mu);
-	snprintf(j->phase, sizeof j->phase, "calibrate chunk %d/%d", p->chunks_done,
-		 p->chunks_total);
+	if (isnan(p->stability))
+		snprintf(j->phase, sizeof j->phase, "calibrate chunk %d/%d", p->chunks_done,
+			 p->chunks_total);
+	else
+		snprintf(j->phase, sizeof j->phase, "calibrate chunk %d/%d, plan stable %.0f%%",
+			 p->chunks_done, p->chunks_total, 100 * p->stability);
 	j->done = p->tokens_total ? (double)p->tokens_done / (double)p->tokens_total : 0;
 	j->tokens_done = p->tokens_done;
 	j->tokens_total = p->tokens_total;
@@ -173,6 +177,11 @@ static void run_calib(struct job *j, const struct app_env *env)
 	rq.data = j->data;
 	rq.samples = j->samples;
 	rq.seq_len = j->seq_len;
+	if (j->stop_method >= 0) {
+		rq.stop_share = j->stop_share;
+		rq.stop_method = j->stop_method;
+		rq.iter_n = j->stop_n;
+	}
 	rq.iter_method = -1;
 	rq.resume = 1;
 	rq.progress = on_calib_progress;
@@ -188,6 +197,10 @@ static void run_calib(struct job *j, const struct app_env *env)
 		finish(j, e, "calibrate: %s", err.msg);
 	else if (out.cached)
 		finish(j, 0, "run %lld from the store (cached)", (long long)out.run);
+	else if (out.stopped_at)
+		finish(j, 0, "run %lld: stopped after %d of %d chunks x %d tokens, the plan stable in "
+		       "%.1f%% of resamples, %.1f s", (long long)out.run, out.stopped_at,
+		       out.chunks_total, out.seq_len, 100 * out.stability, out.seconds);
 	else
 		finish(j, 0, "run %lld: %d chunks x %d tokens in %.1f s%s", (long long)out.run,
 		       out.chunks_total, out.seq_len, out.seconds, out.resumed_at ? " (resumed)" : "");

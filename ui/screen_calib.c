@@ -11,7 +11,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "app/calibrate.h"
 #include "compute/forward.h"
+#include "method/plan.h"
 #include "ui/ui.h"
 
 static int data_suffix(const char *n)
@@ -101,7 +103,7 @@ void calib_draw(struct tui *t, WINDOW *w)
 			eff = t->m->hp.n_ctx;
 	}
 	y++;
-	for (int f = 0; f < 4; f++) {
+	for (int f = 0; f < CAL_FIELDS; f++) {
 		char val[4200];
 
 		if (f == 0)
@@ -112,12 +114,19 @@ void calib_draw(struct tui *t, WINDOW *w)
 			snprintf(val, sizeof val, "%d (the model's context: %d)", c->seq_len, eff);
 		else if (f == 2)
 			snprintf(val, sizeof val, "%d", c->seq_len);
+		else if (f == 3 && c->stop_method < 0)
+			snprintf(val, sizeof val, "after every chunk (Enter: when a plan is stable)");
+		else if (f == 3)
+			snprintf(val, sizeof val, "when the plan '%s -n %d' is the same in %.3g%% of "
+				 "resamples (from chunk %d)", plan_method_name(c->stop_method),
+				 c->stop_n, 100 * c->stop_share, APP_STABLE_MIN);
 		else
 			snprintf(val, sizeof val, "%s", j->running ? "[ running: x cancels ]" : "[ Start ]");
 		if (c->field == f)
 			wattron(w, A_REVERSE);
 		draw_textf(w, y, 1, W - 2, "%s %-10s %s", c->field == f ? ">" : " ",
-			   f == 0 ? "Data" : f == 1 ? "Samples" : f == 2 ? "Seq len" : "", val);
+			   f == 0 ? "Data" : f == 1 ? "Samples" : f == 2 ? "Seq len" : f == 3 ? "Stop" : "",
+			   val);
 		wattroff(w, A_REVERSE);
 		y++;
 	}
@@ -170,13 +179,13 @@ void calib_key(struct tui *t, int act, int ch)
 		break;
 	case ACT_DOWN:
 	case ACT_PANE:
-		c->field = (c->field + 1) % 4;
+		c->field = (c->field + 1) % CAL_FIELDS;
 		break;
 	case ACT_TOP:
 		c->field = 0;
 		break;
 	case ACT_BOTTOM:
-		c->field = 3;
+		c->field = CAL_START;
 		break;
 	case ACT_LEFT:
 	case ACT_RIGHT:
@@ -197,6 +206,14 @@ void calib_key(struct tui *t, int act, int ch)
 		} else if (c->field == 2) {
 			snprintf(buf, sizeof buf, "%d", c->seq_len);
 			tui_prompt(t, PROMPT_SEQLEN, "sequence length: ", buf);
+		} else if (c->field == 3) {
+			char rule[64] = "";
+
+			if (c->stop_method >= 0)
+				snprintf(rule, sizeof rule, "%s %d %.3g", plan_method_name(c->stop_method),
+					 c->stop_n, c->stop_share);
+			tui_prompt(t, PROMPT_STOP, "stop when stable (METHOD N [SHARE]; empty: never): ",
+				   rule);
 		} else {
 			tui_start_calib(t);
 		}
@@ -231,7 +248,7 @@ void calib_click(struct tui *t, int y, int x)
 	int y0 = t->m ? 3 : 2;
 
 	(void)x;
-	if (y >= y0 && y < y0 + 4) {
+	if (y >= y0 && y < y0 + CAL_FIELDS) {
 		t->cal.field = y - y0;
 		calib_key(t, ACT_ENTER, 0);
 	}

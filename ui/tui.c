@@ -463,6 +463,9 @@ static void prompt_done(struct tui *t, int kind, const char *text)
 		else
 			t->cal.seq_len = (int)v;
 		break;
+	case PROMPT_STOP:
+		tui_set_stop_rule(t, text);
+		break;
 	case PROMPT_SQL:
 		sql_run(t, text);
 		break;
@@ -707,6 +710,9 @@ static void defaults(struct tui *t)
 	}
 	t->cal.samples = 128;
 	t->cal.seq_len = 2048;
+	t->cal.stop_method = -1;
+	t->cal.stop_n = 1;
+	t->cal.stop_share = 0.95;
 	calib_scan(t);
 	if (!t->cal.data[0] && t->cal.n_cands)
 		snprintf(t->cal.data, sizeof t->cal.data, "%s", t->cal.cands[0]);
@@ -750,7 +756,7 @@ static void open_initial(struct tui *t)
 		return;
 	}
 	t->scr = SCR_CALIB;
-	t->cal.field = 3;
+	t->cal.field = CAL_START;
 	tui_msg(t, "Enter starts the calibration of %s (d: data, Enter on a field edits it)",
 		t->model_path);
 }

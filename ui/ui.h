@@ -171,6 +171,8 @@ struct job {
 	int64_t model_id;
 	char data[4096];
 	int samples, seq_len;
+	int stop_method, stop_n; /* calibration's stopping rule (as struct calib_state) */
+	double stop_share;
 	char mask[4096];
 	/* progress (under mu) */
 	char phase[64];
@@ -234,10 +236,14 @@ struct home_state {
 	int loaded;        /* read from the store since the start (home_draw) */
 };
 
+enum { CAL_START = 4, CAL_FIELDS = 5 }; /* the Calibrate form: its Start field, its fields */
 struct calib_state {
-	int field;         /* 0 data, 1 samples, 2 seq_len, 3 start */
+	int field;         /* 0 data, 1 samples, 2 seq_len, 3 stop rule, 4 start */
 	char data[4096];
 	int samples, seq_len;
+	int stop_method;   /* the stopping rule's plan (enum plan_method), -1: none */
+	int stop_n;        /* ... its drops */
+	double stop_share; /* ... the stability that stops it */
 	char **cands;      /* data files found */
 	int n_cands, cand;
 };
@@ -353,7 +359,7 @@ void tui_err(struct tui *t, const char *fmt, ...) __attribute__((format(printf, 
 void tui_goto(struct tui *t, enum tui_screen s);
 /* Open a prompt on the status line; tui calls prompt_done(kind, text). */
 enum { PROMPT_MODEL = 1, PROMPT_PLAN, PROMPT_EVAL, PROMPT_DATA, PROMPT_SAMPLES,
-       PROMPT_SEQLEN, PROMPT_SQL, PROMPT_FIGURE };
+       PROMPT_SEQLEN, PROMPT_SQL, PROMPT_FIGURE, PROMPT_STOP };
 void tui_prompt(struct tui *t, int kind, const char *label, const char *init);
 
 /* Model, runs and mask (data.c). */
@@ -364,6 +370,8 @@ void tui_toggle_site(struct tui *t, int layer, int site);
 int tui_apply_plan(struct tui *t, const char *spec);
 void tui_reload_lists(struct tui *t);
 int tui_start_calib(struct tui *t);
+/* The Calibrate form's stopping rule from "METHOD N [SHARE]"; "" none. */
+void tui_set_stop_rule(struct tui *t, const char *text);
 int tui_start_eval(struct tui *t, const char *file);
 int tui_start_bench(struct tui *t);
 void tui_job_finished(struct tui *t);

@@ -32,9 +32,14 @@ static const char help[] =
 	"  --text-field F     JSON field holding a document (default text)\n"
 	"  --iterative M      drop one site at a time and re-score the rest with it\n"
 	"                     dropped: M is attn, mlp, block or joint; needs -n\n"
-	"  -n K               sites (blocks for block) to drop in iterative mode\n"
-	"  --keep-first A     iterative: never drop layers 0 .. A-1\n"
-	"  --keep-last B      iterative: never drop the last B layers\n"
+	"  -n K               sites (blocks for block) to drop in iterative mode, or in the\n"
+	"                     stopping rule's plan\n"
+	"  --keep-first A     iterative (or the rule's plan): never drop layers 0 .. A-1\n"
+	"  --keep-last B      iterative (or the rule's plan): never drop the last B layers\n"
+	"  --until-stable[=P] stop once the plan of --method M -n K is the same in a share P\n"
+	"                     (default 0.95) of 1000 bootstrap resamples of the chunks so\n"
+	"                     far (checked from chunk 8 on); --samples is then the most\n"
+	"  --method M         the stopping rule's plan: attn, mlp, block, joint or contiguous\n"
 	"  --force            recompute even if the store has this calibration\n"
 	"  --resume           continue an interrupted calibration from its last finished chunk\n"
 	"                     (the default when one has these settings; --force starts over)\n"
@@ -183,6 +188,11 @@ static int print_run(struct store *s, const struct store_run *run, int n_layer,
 		json_object_set_new(o, "samples", json_integer(run->samples));
 		json_object_set_new(o, "seq_len", json_integer(run->seq_len));
 		json_object_set_new(o, "chunks", json_integer(run->chunks_done));
+		if (run->stop_rule[0]) {
+			json_object_set_new(o, "stop_rule", json_string(run->stop_rule));
+			json_object_set_new(o, "stopped", run->stopped[0] ? json_string(run->stopped)
+					    : json_null());
+		}
 		if (iterative) {
 			json_t *drops = json_array();
 
@@ -224,6 +234,10 @@ static int print_run(struct store *s, const struct store_run *run, int n_layer,
 		record_int(r, "seq_len", run->seq_len);
 		record_int(r, "tokens", (long long)run->tokens);
 		record_num(r, "seconds", run->seconds);
+		if (run->stop_rule[0]) {
+			record_str(r, "stop_rule", run->stop_rule);
+			record_str(r, "stopped", run->stopped[0] ? run->stopped : "no: ran every chunk");
+		}
 		if (iterative) {
 			record_str(r, "iterative", run->iterative);
 			record_str(r, "mask", maskbuf);
@@ -257,10 +271,24 @@ static int print_run(struct store *s, const struct store_run *run, int n_layer,
 
 /* ---- the command ---- */
 
+/* A share in (0, 1] written as a plain number: 0 with *v set, or -1. */
+static int parse_share(const char *s, double *v)
+{
+	char *end;
+	double x = strtod(s, &end);
+
+	if (end == s || *end || !(x > 0 && x <= 1))
+		return -1;
+	*v = x;
+	return 0;
+}
+
 struct calib_args {
 	const char *model, *data, *db, *text_field;
 	long samples, seq_len, n, keep_first, keep_last;
 	int iter_method;           /* -1: one-shot */
+	int stop_method;           /* --method, -1 none */
+	double stop_share;         /* --until-stable, 0 none */
 	int force, resume;
 	struct common_opts co;
 };
@@ -291,6 +319,8 @@ static int calibrate(const struct calib_args *a)
 	rq.iter_n = (int)a->n;
 	rq.keep_first = (int)a->keep_first;
 	rq.keep_last = (int)a->keep_last;
+	rq.stop_share = a->stop_share;
+	rq.stop_method = a->stop_method;
 	rq.force = a->force;
 	/* an interrupted one-shot calibration with these settings is
 	 * continued by default (said so); --force starts over */
@@ -317,6 +347,12 @@ static int calibrate(const struct calib_args *a)
 	if (out.cached)
 		fprintf(stderr, "strata calibrate: run %lld from the store (cached; --force recomputes)\n",
 			(long long)out.run);
+	else if (out.stopped_at)
+		fprintf(stderr, "strata calibrate: stopped %s\n", out.info.stopped);
+	else if (a->stop_share > 0)
+		fprintf(stderr, "strata calibrate: the plan did not reach %.3g stability in %d chunks "
+			"(last %.1f%%); all were run\n", a->stop_share, out.chunks_done,
+			100 * out.stability);
 	if (print_run(s, &out.info, m->hp.n_layer, a->model, a->data, out.cached, a->co.format,
 		      &err) < 0) {
 		cli_error("%s", err.msg);
@@ -339,12 +375,15 @@ int cmd_calibrate(int argc, char **argv)
 		GUARD_LONGOPTS,
 		{"force", no_argument, NULL, 'F'},
 		{"resume", no_argument, NULL, 'R'},
+		{"until-stable", optional_argument, NULL, 'U'},
+		{"method", required_argument, NULL, 'M'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct calib_args a;
 	int c;
 
 	memset(&a, 0, sizeof a);
 	a.iter_method = -1;
+	a.stop_method = -1;
 	a.n = -1;
 	a.co.format = OUT_TEXT;
 	while ((c = cli_next_opt("calibrate", argc, argv, "hn:", longopts, help, &a.co, &a.db)) >= 0) {
@@ -376,6 +415,18 @@ int cmd_calibrate(int argc, char **argv)
 		case 'R':
 			a.resume = 1;
 			break;
+		case 'U':
+			a.stop_share = 0.95;
+			if (optarg && parse_share(optarg, &a.stop_share) < 0)
+				return cli_usage("calibrate", "--until-stable expects a share in (0, 1], "
+						 "got '%s'", optarg);
+			break;
+		case 'M':
+			a.stop_method = plan_method_parse(optarg);
+			if (a.stop_method < 0)
+				return cli_usage("calibrate", "--method expects attn, mlp, block, joint "
+						 "or contiguous, got '%s'", optarg);
+			break;
 		default:
 			if (cli_guard_opt("calibrate", c, optarg, &a.keep_first, &a.keep_last) < 0)
 				return EXIT_USAGE;
@@ -383,13 +434,28 @@ int cmd_calibrate(int argc, char **argv)
 	}
 	if (c == CLI_OPT_STOP)
 		return a.co.exit;
+	/* `--until-stable P` (a space, not '='): P is the operand that is a share */
+	if (a.stop_share == 0.95 && argc - optind == 3) {
+		for (int i = optind; i < argc; i++)
+			if (parse_share(argv[i], &a.stop_share) == 0) {
+				memmove(&argv[i], &argv[i + 1], (size_t)(argc - i - 1) * sizeof *argv);
+				argc--;
+				break;
+			}
+	}
 	if (argc - optind != 2)
 		return cli_usage("calibrate", "expected MODEL and DATA");
 	if (a.iter_method >= 0 && a.n < 1)
 		return cli_usage("calibrate", "--iterative needs -n K (sites to drop)");
-	if (a.iter_method < 0 && (a.n >= 0 || a.keep_first || a.keep_last))
+	if (a.stop_share > 0 && (a.iter_method >= 0 || a.stop_method < 0 || a.n < 1))
+		return cli_usage("calibrate", "--until-stable needs --method M and -n K (the plan "
+				 "whose stability stops it), and goes with one-shot calibration");
+	if (a.stop_method >= 0 && a.stop_share <= 0)
+		return cli_usage("calibrate", "--method goes with --until-stable (for iterative "
+				 "calibration see --iterative)");
+	if (a.iter_method < 0 && a.stop_share <= 0 && (a.n >= 0 || a.keep_first || a.keep_last))
 		return cli_usage("calibrate", "-n, --keep-first and --keep-last go with --iterative "
-				 "(for one-shot plans see 'strata plan')");
+				 "or --until-stable (for one-shot plans see 'strata plan')");
 	if (a.iter_method >= 0 && a.resume)
 		return cli_usage("calibrate", "--resume continues one-shot calibrations; an "
 				 "iterative one starts again");

@@ -522,6 +522,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 			p.elapsed_s = r->seconds;
 			p.tok_per_s = p.elapsed_s > 0 ? p.tokens_this_run / p.elapsed_s : 0;
 			p.eta_s = p.tok_per_s > 0 ? (p.tokens_total - p.tokens_done) / p.tok_per_s : 0;
+			p.stability = NAN;
 			if (opts->progress(opts->ud, &p)) {
 				if (c + 1 < d->n_chunks)
 					rc = st_errf(err, ST_ECANCEL,

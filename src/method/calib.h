@@ -104,6 +104,9 @@ struct calib_progress {
 	double elapsed_s;                   /* this call's wall time */
 	double tok_per_s;                   /* tokens_this_run / elapsed_s */
 	double eta_s;                       /* remaining tokens / tok_per_s */
+	double stability;                   /* NaN here; a caller with a stopping
+					       rule fills in the plan's stability
+					       (plan_stability) before relaying */
 };
 
 struct calib_opts {
