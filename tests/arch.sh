@@ -7,7 +7,7 @@
 . "$STRATA_SRCDIR/tests/tap.sh"
 cd "$STRATA_SRCDIR" || exit 1
 
-engine="base format tok model compute method measure export"
+engine="base format tok model compute method measure export quant"
 
 # allowed FOLDER: the subsystems FOLDER's sources may include (besides
 # system headers), lowest first.  Mirrors README.md; change both together.
@@ -21,6 +21,7 @@ allowed() {
 	method) echo "base format tok model compute method" ;;
 	measure) echo "base format tok model compute method measure" ;;
 	export) echo "base format tok model compute method export" ;;
+	quant) echo "base format tok model compute method quant" ;;
 	hub) echo "$engine hub" ;;
 	db) echo "$engine db" ;;
 	plot) echo "$engine plot" ;;

@@ -1,0 +1,224 @@
+/*
+ * test_gptq: GPTQ into q4_0 / q8_0 blocks -- the update rule on a
+ * hand-computed example, the output error on correlated inputs against
+ * plain rounding (RTN, dtype_from_f32), act-order, dead inputs, the
+ * Hessian's accumulation, and the errors.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/tap.h"
+#include "format/dtype.h"
+#include "quant/gptq.h"
+
+static uint64_t rng = 88172645463325252ull;
+
+static double urand(void) /* uniform in [0, 1) */
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+static double nrand(void)
+{
+	double u = urand() + 1e-12, v = urand();
+
+	return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* sum over tokens and outputs of (x W^T - x Q^T)^2 */
+static double out_err(const float *X, int N, const float *W, const float *Q, int out, int in)
+{
+	double e = 0;
+
+	for (int t = 0; t < N; t++)
+		for (int r = 0; r < out; r++) {
+			double y = 0;
+
+			for (int i = 0; i < in; i++)
+				y += (double)X[(size_t)t * in + i] *
+				     ((double)W[(size_t)r * in + i] - Q[(size_t)r * in + i]);
+			e += y * y;
+		}
+	return e;
+}
+
+/* dequantized copy of rows of type t */
+static float *decode(enum st_dtype t, const void *q, int out, int in)
+{
+	float *w = malloc(sizeof(float) * (size_t)out * in);
+
+	dtype_to_f32(t, q, w, (int64_t)out * in);
+	return w;
+}
+
+static void hand_example(void)
+{
+	/* one row, one block: d from w[5] = -0.8 (fp16 of 0.1); H couples
+	 * columns 0 and 1 only: [[2, 1], [1, 2]], identity elsewhere */
+	float W[32] = { 0 }, *dq;
+	double H[32 * 32] = { 0 };
+	uint8_t q[18], r[18];
+	struct gptq_opts o;
+	struct st_err err = { 0 };
+	double d = fp16_to_f32(f32_to_fp16(0.1f));
+
+	W[0] = 0.33f, W[1] = 0.14f, W[5] = -0.8f;
+	for (int i = 0; i < 32; i++)
+		H[i * 32 + i] = 1;
+	H[0] = 2, H[1] = 1, H[32] = 1, H[33] = 2;
+	gptq_opts_init(&o);
+	o.damp = 0; /* the example's H as it stands */
+	is_int(gptq_quantize(W, 1, 32, H, &o, q, "hand", &err), 0, "GPTQ of the hand example: %s",
+	       err.msg);
+	dq = decode(ST_Q4_0, q, 1, 32);
+	/*
+	 * By hand: H^-1 = [[2, -1], [-1, 2]] / 3, its upper Cholesky factor
+	 * U00 = sqrt(2/3), U01 = (-1/3) / U00.  Column 0: 0.33 / d = 3.30 ->
+	 * q 11 (3 d); err = (0.33 - 3 d) / U00.  Column 1 becomes
+	 * 0.14 - err U01 = 0.1550 -> 1.55 d -> rounds to 2 d, where plain
+	 * rounding of 0.14 (1.40 d) gives 1 d.
+	 */
+	is_close(dq[0], 3 * d, 1e-7, "column 0: 0.33 rounds to 3d");
+	{
+		double u00 = sqrt(2.0 / 3), u01 = (-1.0 / 3) / u00, e0 = (0.33 - 3 * d) / u00;
+		double w1 = 0.14 - e0 * u01;
+
+		ok(fabs(w1 / d - 1.5507) < 1e-3, "by hand, column 1 is updated to %.4f d", w1 / d);
+	}
+	is_close(dq[1], 2 * d, 1e-7, "column 1: the error of column 0 moves 0.14 to 2d");
+	dtype_from_f32(ST_Q4_0, W, r, 32);
+	free(dq);
+	dq = decode(ST_Q4_0, r, 1, 32);
+	is_close(dq[1], 1 * d, 1e-7, "... where plain rounding gives 1d");
+	is_close(dq[5], -8 * d, 1e-7, "the block's scale is the format's: -0.8 is -8 d");
+	free(dq);
+}
+
+/* correlated inputs X [N][in]: a few shared factors plus noise, some
+ * channels much larger than others (as activations are) */
+static float *inputs(int N, int in)
+{
+	float *X = malloc(sizeof(float) * (size_t)N * in);
+	double f[8];
+	double *mix = malloc(sizeof(double) * 8 * in), *scale = malloc(sizeof(double) * in);
+
+	for (int i = 0; i < in; i++) {
+		scale[i] = i % 17 == 0 ? 8.0 : 1.0;
+		for (int k = 0; k < 8; k++)
+			mix[k * in + i] = nrand();
+	}
+	for (int t = 0; t < N; t++) {
+		for (int k = 0; k < 8; k++)
+			f[k] = nrand();
+		for (int i = 0; i < in; i++) {
+			double v = 0.3 * nrand();
+
+			for (int k = 0; k < 8; k++)
+				v += f[k] * mix[k * in + i];
+			X[(size_t)t * in + i] = (float)(v * scale[i]);
+		}
+	}
+	free(mix);
+	free(scale);
+	return X;
+}
+
+static void against_rtn(enum st_dtype t, int act_order)
+{
+	int N = 512, in = 128, out = 48;
+	size_t rb = dtype_row_bytes(t, in);
+	float *X = inputs(N, in), *W = malloc(sizeof(float) * out * in), *qg, *qr;
+	double *H = calloc((size_t)in * in, sizeof *H);
+	void *g = malloc(rb * out), *r = malloc(rb * out);
+	struct gptq_opts o;
+	struct st_err err = { 0 };
+	double eg, er;
+
+	for (int i = 0; i < out * in; i++)
+		W[i] = (float)(0.05 * nrand());
+	/* the Hessian in two calls equals it in one (up to float sums) */
+	gptq_hessian_add(H, X, N / 2, in);
+	gptq_hessian_add(H, X + (size_t)N / 2 * in, N / 2, in);
+	{
+		double want = 0, got = H[3 * in + 20];
+
+		for (int k = 0; k < N; k++)
+			want += 2.0 * X[(size_t)k * in + 3] * X[(size_t)k * in + 20];
+		ok(fabs(got - want) <= 1e-5 * fabs(want) + 1e-3 && H[20 * in + 3] == got,
+		   "H = 2 X^T X, symmetric (H[3][20] %.6g, by hand %.6g)", got, want);
+	}
+	gptq_opts_init(&o);
+	o.type = t;
+	o.act_order = act_order;
+	is_int(gptq_quantize(W, out, in, H, &o, g, "w", &err), 0, "%s%s GPTQ runs: %s",
+	       dtype_name(t), act_order ? " act-order" : "", err.msg);
+	dtype_from_f32(t, W, r, (int64_t)out * in);
+	qg = decode(t, g, out, in);
+	qr = decode(t, r, out, in);
+	eg = out_err(X, N, W, qg, out, in);
+	er = out_err(X, N, W, qr, out, in);
+	ok(eg < 0.7 * er, "%s%s: GPTQ's output error %.4g is well below plain rounding's %.4g (%.2f)",
+	   dtype_name(t), act_order ? " act-order" : "", eg, er, eg / er);
+	free(X);
+	free(W);
+	free(H);
+	free(g);
+	free(r);
+	free(qg);
+	free(qr);
+}
+
+static void dead_and_errors(void)
+{
+	int in = 64, out = 4;
+	float W[4 * 64], *dq;
+	double H[64 * 64] = { 0 };
+	uint8_t q[4 * 36 * 2];
+	struct gptq_opts o;
+	struct st_err err = { 0 };
+	int zero = 1;
+
+	for (int i = 0; i < out * in; i++)
+		W[i] = (float)nrand();
+	for (int i = 0; i < in; i++)
+		H[i * in + i] = i == 7 ? 0 : 1 + i % 3;
+	gptq_opts_init(&o);
+	o.type = ST_Q8_0;
+	is_int(gptq_quantize(W, out, in, H, &o, q, "dead", &err), 0, "a dead input is no error");
+	dq = decode(ST_Q8_0, q, out, in);
+	for (int r = 0; r < out; r++)
+		zero &= dq[r * in + 7] == 0.0f;
+	ok(zero, "... its column is quantized as 0");
+	free(dq);
+
+	memset(&err, 0, sizeof err);
+	is_int(gptq_quantize(W, 1, 48, H, &o, q, "blk.3.attn_q.weight", &err), ST_EINVAL,
+	       "48 input columns are not whole blocks");
+	has_str(err.msg, "blk.3.attn_q.weight", "... the error names the weight");
+	o.type = ST_F16;
+	is_int(gptq_quantize(W, out, in, H, &o, q, "w", &err), ST_EINVAL, "f16 is not a GPTQ format");
+	has_str(err.msg, "q4_0 or q8_0", "... saying which are");
+	o.type = ST_Q4_0;
+	for (int i = 0; i < in * in; i++)
+		H[i] = 0;
+	for (int i = 0; i < in; i++)
+		H[i * in + i] = -1;
+	is_int(gptq_quantize(W, out, in, H, &o, q, "blk.0.ffn_down.weight", &err), ST_EFORMAT,
+	       "a Hessian that is not positive definite is refused");
+	has_str(err.msg, "blk.0.ffn_down.weight", "... naming the weight");
+	has_str(err.msg, "positive definite", "... and what is wrong");
+}
+
+int main(void)
+{
+	hand_example();
+	against_rtn(ST_Q4_0, 0);
+	against_rtn(ST_Q4_0, 1);
+	against_rtn(ST_Q8_0, 0);
+	dead_and_errors();
+	return tap_done();
+}
