@@ -18,7 +18,8 @@ esac
 # Debian packages the build and the tests need, with what each is for.
 pkgs="build-essential autoconf automake pkg-config
 libopenblas-dev libdnnl-dev libjansson-dev libpcre2-dev zlib1g-dev libsnappy-dev libzstd-dev
-libsqlite3-dev libcurl4-openssl-dev libncurses-dev libcairo2-dev tmux"
+libsqlite3-dev libcurl4-openssl-dev libncurses-dev libcairo2-dev tmux
+libopenmpi-dev openmpi-bin"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

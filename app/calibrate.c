@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app/dist.h"
 #include "app/provenance.h"
 #include "method/calib.h"
 #include "method/dataset.h"
@@ -51,6 +52,7 @@ struct calib_ctx {
 	double stop_share, stability;
 	int stopped_at;
 	struct st_err stop_err;    /* plan_stability's failure */
+	int start;                 /* the first chunk computed (spread over MPI ranks) */
 };
 
 static void ctx_init(struct calib_ctx *c, const struct app_env *env, int64_t run,
@@ -66,6 +68,17 @@ static void ctx_init(struct calib_ctx *c, const struct app_env *env, int64_t run
 	c->delay_ms = dl && *dl ? atoi(dl) : 0;
 	c->progress = progress;
 	c->ud = ud;
+}
+
+/* Rank 0 of an MPI job: the chunks of other ranks come from them. */
+static int on_source(void *ud, int chunk, double *values, int n_values, struct st_err *err)
+{
+	struct calib_ctx *c = ud;
+	int from = dist_owner(chunk, c->start);
+
+	if (from == 0)
+		return 0;
+	return dist_recv_chunk(chunk, from, values, n_values, err) < 0 ? err->code : 1;
 }
 
 /* After each chunk's values are final: persist them (one transaction). */
@@ -384,7 +397,7 @@ static int find_run(const struct app_env *env, const struct store_run_key *k,
 static int one_shot(const struct app_env *env, const struct model *m, const struct dataset *d,
 		    const struct store_run_key *k, const struct store_run *prev,
 		    const struct app_calib_req *rq, const struct plan_opts *stop_po,
-		    struct app_calib_out *out, struct st_err *err)
+		    struct app_calib_out *out, int *started, struct st_err *err)
 {
 	struct store_provenance prov;
 	struct calib_result *res = NULL;
@@ -421,6 +434,18 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 		return e;
 	}
 	ctx_init(&ctx, env, out->run, m->hp.n_layer, d->seq_len, rq->progress, rq->ud);
+	if (dist_size() > 1) { /* the other ranks compute their share from here */
+		char sha[65];
+
+		*started = 1;
+		dist_start(start);
+		memcpy(sha, d->sha256, sizeof sha);
+		if ((e = dist_same_data(sha, err)) < 0) {
+			calib_result_free(res);
+			return e;
+		}
+		ctx.start = start;
+	}
 	if (k->stop_rule && *k->stop_rule) {
 		/* the rule reads the chunks as they finish: calib_run fills res */
 		if (!res && !(res = calib_result_new(m->hp.n_layer, d->n_chunks, d->seq_len)))
@@ -435,8 +460,11 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 	co.start_chunk = start;
 	co.chunk = on_chunk;
 	co.progress = on_progress;
+	co.source = dist_size() > 1 ? on_source : NULL;
 	co.ud = &ctx;
 	e = calib_run(m, d, &co, &res, err);
+	if (dist_size() > 1 && (e < 0 || ctx.stopped_at))
+		dist_stop_all(); /* the other ranks stop after their chunk in flight */
 	if (e == ST_ECANCEL && ctx.stopped_at) { /* the rule stopped it: done */
 		char why[256];
 
@@ -468,8 +496,9 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 	return e;
 }
 
-int app_calibrate(const struct app_env *env, const struct model *m,
-		  const struct app_calib_req *rq, struct app_calib_out *out, struct st_err *err)
+static int calibrate(const struct app_env *env, const struct model *m,
+		     const struct app_calib_req *rq, struct app_calib_out *out, int *started,
+		     struct st_err *err)
 {
 	struct store_run_key k;
 	struct store_run run;
@@ -511,16 +540,87 @@ int app_calibrate(const struct app_env *env, const struct model *m,
 	out->seq_len = d->seq_len;
 	if (strcmp(d->sha256, sha) != 0) {
 		rc = st_errf(err, ST_EINVAL, "%s changed while it was being read; try again", rq->data);
+	} else if (rq->iter_method >= 0 && dist_size() > 1) {
+		rc = st_errf(err, ST_EUNSUP, "an MPI job spreads one-shot calibrations; run the "
+			     "iterative one in one process");
 	} else if (rq->iter_method >= 0) {
 		double t0 = now_s();
 
 		rc = app_calib_iterative(env, m, d, &k, &po, rq->progress, rq->ud, &out->run, err);
 		out->seconds = now_s() - t0;
 	} else {
-		rc = one_shot(env, m, d, &k, resume_run ? &run : NULL, rq, &po, out, err);
+		rc = one_shot(env, m, d, &k, resume_run ? &run : NULL, rq, &po, out, started, err);
 	}
 	dataset_free(d);
 	if (rc == 0)
 		rc = APP_STORE(env, store_run_get(env->s, out->run, &out->info, err));
+	return rc;
+}
+
+int app_calibrate(const struct app_env *env, const struct model *m,
+		  const struct app_calib_req *rq, struct app_calib_out *out, struct st_err *err)
+{
+	int started = 0, rc = calibrate(env, m, rq, out, &started, err);
+
+	if (dist_size() > 1 && !started)
+		dist_start(-1); /* nothing for the other ranks to compute */
+	return rc;
+}
+
+/* An MPI worker's chunk: its own ones are computed, the rest skipped. */
+struct worker {
+	int start;
+	struct st_err send_err;
+};
+
+static int worker_source(void *ud, int chunk, double *values, int n_values, struct st_err *err)
+{
+	struct worker *w = ud;
+
+	(void)values, (void)n_values, (void)err;
+	return chunk < w->start || dist_owner(chunk, w->start) != dist_rank() || dist_stopped() ? 2 : 0;
+}
+
+static int worker_chunk(void *ud, int chunk, const double *values, int n_values,
+			struct st_err *err)
+{
+	(void)ud;
+	return dist_send_chunk(chunk, values, n_values, err);
+}
+
+int app_calibrate_worker(const struct model *m, const struct app_calib_req *rq,
+			 struct st_err *err)
+{
+	struct dataset_opts dopts = {0};
+	struct dataset *d = NULL;
+	struct calib_result *res = NULL;
+	struct calib_opts co;
+	struct worker w = {0};
+	int rc, start;
+
+	dopts.samples = rq->samples > 0 ? rq->samples : 128;
+	dopts.seq_len = rq->seq_len > 0 ? rq->seq_len : 2048;
+	if (m->hp.n_ctx > 0 && dopts.seq_len > m->hp.n_ctx)
+		dopts.seq_len = m->hp.n_ctx;
+	dopts.text_field = rq->text_field ? rq->text_field : "text";
+	rc = dataset_load(m, rq->data, &dopts, &d, err);
+	/* rank 0 says whether there is work, and from where, in any case */
+	start = dist_start(0);
+	if (start < 0 || rc < 0) {
+		dataset_free(d);
+		return start < 0 ? 0 : rc;
+	}
+	if ((rc = dist_same_data(d->sha256, err)) < 0) {
+		dataset_free(d);
+		return rc;
+	}
+	w.start = start;
+	calib_opts_init(&co);
+	co.source = worker_source;
+	co.chunk = worker_chunk;
+	co.ud = &w;
+	rc = calib_run(m, d, &co, &res, err);
+	calib_result_free(res);
+	dataset_free(d);
 	return rc;
 }

@@ -91,6 +91,16 @@ struct app_calib_out {
 int app_calibrate(const struct app_env *env, const struct model *m,
 		  const struct app_calib_req *rq, struct app_calib_out *out, struct st_err *err);
 
+/*
+ * A rank other than 0 of an MPI job (app/dist.h): read the same data as
+ * rank 0 with the same settings, learn from rank 0 where the computation
+ * starts (or that there is nothing to compute), compute this rank's
+ * chunks and send their values to rank 0, until the last or until rank
+ * 0 says stop.  No store, no output.  Returns 0 or a negative code.
+ */
+int app_calibrate_worker(const struct model *m, const struct app_calib_req *rq,
+			 struct st_err *err);
+
 /* The key text of a stopping rule (see app_calib_req.stop_share), e.g.
  * "stable 0.95 attn -n 4"; "" when share <= 0. */
 void app_stop_rule_key(double share, const struct plan_opts *po, char *buf, size_t cap);

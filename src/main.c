@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "app/dist.h"
 #include "cli/cli.h"
 #include "compute/matmul.h"
 
@@ -147,9 +148,33 @@ static void blas_core_check(char **argv)
 		"F32 prefill will be slow\n", core);
 }
 
+static int run_command(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
+	struct st_err err = {0};
+	int rc;
+
 	blas_core_check(argv);
+	if (dist_init(&argc, &argv, &err) < 0) {
+		fprintf(stderr, "strata: %s\n", err.msg);
+		return EXIT_ERR;
+	}
+	if (dist_size() > 1 && (argc < 2 || strcmp(argv[1], "calibrate") != 0)) {
+		if (dist_rank() == 0)
+			fprintf(stderr, "strata: an MPI job (%d processes) spreads 'strata calibrate' "
+				"only; run '%s' as one process\n", dist_size(),
+				argc < 2 ? "strata" : argv[1]);
+		dist_finalize();
+		return EXIT_USAGE;
+	}
+	rc = run_command(argc, argv);
+	dist_finalize();
+	return rc;
+}
+
+static int run_command(int argc, char **argv)
+{
 	if (argc < 2) {
 		char *targv[] = {(char *)"tui", NULL};
 

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "app/calibrate.h"
+#include "app/dist.h"
 #include "cli/cli.h"
 #include "cli/store_cli.h"
 #include "method/calib.h"
@@ -303,6 +304,21 @@ static int calibrate(const struct calib_args *a)
 	struct model *m = NULL;
 	int rc = EXIT_ERR, e;
 
+	if (dist_rank() > 0) { /* an MPI worker: its share of the chunks, for rank 0 */
+		m = cli_load_model(a->model);
+		if (!m)
+			return EXIT_ERR;
+		memset(&rq, 0, sizeof rq);
+		rq.data = a->data;
+		rq.samples = (int)a->samples;
+		rq.seq_len = (int)a->seq_len;
+		rq.text_field = a->text_field;
+		e = app_calibrate_worker(m, &rq, &err);
+		if (e < 0)
+			cli_error("rank %d: %s", dist_rank(), err.msg);
+		model_free(m);
+		return e < 0 ? EXIT_ERR : EXIT_OK;
+	}
 	s = cli_store_open("calibrate", a->db, 0);
 	if (!s)
 		return EXIT_ERR;

@@ -485,22 +485,36 @@ int calib_run(const struct model *m, const struct dataset *d,
 	for (c = start; c < d->n_chunks; c++) {
 		struct calib_progress p;
 
-		memset(o.seen, 0, 3 * (size_t)L);
-		o.bad_layer = -1;
-		fwd_reset(fs);
-		rc = fwd_eval(fs, d->tokens + (size_t)c * T, T, NULL, 0, &ob, err);
-		if (rc) {
-			st_err_prefix(err, "calibration chunk %d", c);
+		int src = opts->source ? opts->source(opts->ud, c, values, r->n_values, err) : 0;
+
+		if (src < 0) {
+			rc = src;
 			break;
 		}
-		if (o.bad_layer >= 0) {
-			rc = st_errf(err, ST_EFORMAT, "calibration chunk %d: non-finite activations "
-				     "(NaN or Inf), first at layer %d %s: the model's weights are "
-				     "broken (strata info --check scans them)", c, o.bad_layer,
-				     site_name(o.bad_site));
-			break;
+		if (src == 2) { /* another process's chunk: a NaN row here */
+			for (int i = 0; i < r->n_values; i++)
+				values[i] = NAN;
+			calib_result_set_chunk(r, c, values);
+			continue;
 		}
-		obs_values(&o, values);
+		if (src == 0) {
+			memset(o.seen, 0, 3 * (size_t)L);
+			o.bad_layer = -1;
+			fwd_reset(fs);
+			rc = fwd_eval(fs, d->tokens + (size_t)c * T, T, NULL, 0, &ob, err);
+			if (rc) {
+				st_err_prefix(err, "calibration chunk %d", c);
+				break;
+			}
+			if (o.bad_layer >= 0) {
+				rc = st_errf(err, ST_EFORMAT, "calibration chunk %d: non-finite "
+					     "activations (NaN or Inf), first at layer %d %s: the "
+					     "model's weights are broken (strata info --check scans "
+					     "them)", c, o.bad_layer, site_name(o.bad_site));
+				break;
+			}
+			obs_values(&o, values);
+		}
 		if (opts->chunk) {
 			rc = opts->chunk(opts->ud, c, values, r->n_values, err);
 			if (rc) {

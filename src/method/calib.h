@@ -118,6 +118,15 @@ struct calib_opts {
 				      1 via calib_opts_init */
 	/* After each chunk, before the next; nonzero return cancels. */
 	int (*progress)(void *ud, const struct calib_progress *p);
+	/*
+	 * Before each chunk (may be NULL: every chunk is computed here):
+	 * 0 computes it here; 1 means the caller wrote its n_values values
+	 * into values (computed elsewhere: they go on to chunk and progress
+	 * as if computed here); 2 skips it (its row is left NaN, and neither
+	 * chunk nor progress hears of it); a negative code (err filled)
+	 * aborts the run.  How one calibration is spread over processes.
+	 */
+	int (*source)(void *ud, int chunk, double *values, int n_values, struct st_err *err);
 	/* After each chunk's values are final (for persisting); a negative
 	 * return (with err filled) aborts the run with that code. */
 	int (*chunk)(void *ud, int chunk, const double *values, int n_values,
