@@ -3,6 +3,7 @@
  * so that a column of W, the unit GPTQ works on, is a contiguous row.
  */
 #include "quant/gptq.h"
+#include "quant/qblock.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -91,45 +92,17 @@ static float block_scale(enum st_dtype t, const double *v, size_t stride)
 	return fp16_to_f32(f32_to_fp16(t == ST_Q4_0 ? (float)(max / -8.0) : (float)(amax / 127.0)));
 }
 
-/* The stored integer of x with scale d (Q4_0: 0..15, 8 is zero; Q8_0: -127..127). */
-static int quant_of(enum st_dtype t, double x, float d)
-{
-	double q = d != 0.0f ? x / d : 0.0;
-
-	if (t == ST_Q4_0) {
-		q = floor(q + 8.5);
-		return q < 0 ? 0 : q > 15 ? 15 : (int)q;
-	}
-	q = q < 0 ? -floor(-q + 0.5) : floor(q + 0.5);
-	return q < -127 ? -127 : q > 127 ? 127 : (int)q;
-}
-
-static double dequant_of(enum st_dtype t, int q, float d)
-{
-	return (double)d * (t == ST_Q4_0 ? q - 8 : q);
-}
-
 /* Rows of blocks in llama.cpp's layout from integers qi[out][in] and
  * scales sc[out][in/32]. */
 static void pack(enum st_dtype t, const uint8_t *qi, const float *sc, int out, int in, void *dst)
 {
-	size_t rb = dtype_row_bytes(t, in), bb = t == ST_Q4_0 ? 2 + ST_QK / 2 : 2 + ST_QK;
+	size_t rb = dtype_row_bytes(t, in);
 	int nb = in / ST_QK;
 
 	for (int r = 0; r < out; r++)
-		for (int b = 0; b < nb; b++) {
-			uint8_t *blk = (uint8_t *)dst + (size_t)r * rb + (size_t)b * bb;
-			const uint8_t *q = qi + (size_t)r * in + (size_t)b * ST_QK;
-			uint16_t dh = f32_to_fp16(sc[(size_t)r * nb + b]);
-
-			blk[0] = (uint8_t)dh;
-			blk[1] = (uint8_t)(dh >> 8);
-			if (t == ST_Q4_0)
-				for (int j = 0; j < ST_QK / 2; j++)
-					blk[2 + j] = (uint8_t)(q[j] | q[j + ST_QK / 2] << 4);
-			else
-				memcpy(blk + 2, q, ST_QK);
-		}
+		for (int b = 0; b < nb; b++)
+			qblock_store(t, (uint8_t *)dst + (size_t)r * rb + (size_t)b * qblock_bytes(t),
+				     sc[(size_t)r * nb + b], qi + (size_t)r * in + (size_t)b * ST_QK);
 }
 
 /* qsort_r order: decreasing diag(H), ties by column */
@@ -237,10 +210,10 @@ int gptq_quantize(const float *W, int out, int in, double *H, const struct gptq_
 			}
 			for (int r = 0; r < out; r++) {
 				float d = sc[(size_t)r * nb + b];
-				int q = quant_of(t, w[r], d);
+				int q = qblock_int(t, w[r], d);
 
 				qi[(size_t)r * in + col] = (uint8_t)q;
-				e[r] = (w[r] - dequant_of(t, q, d)) / u;
+				e[r] = (w[r] - qblock_value(t, q, d)) / u;
 			}
 			/* the rest of the batch now; later columns once per batch */
 			for (int j = i + 1; j < i2; j++) {

@@ -1,8 +1,10 @@
 /*
- * test_gptq: GPTQ into q4_0 / q8_0 blocks -- the update rule on a
- * hand-computed example, the output error on correlated inputs against
- * plain rounding (RTN, dtype_from_f32), act-order, dead inputs, the
- * Hessian's accumulation, and the errors.
+ * test_quant: GPTQ and AWQ into q4_0 / q8_0 blocks.  GPTQ: the update
+ * rule on a hand-computed example, the output error on correlated inputs
+ * against plain rounding (RTN, dtype_from_f32), act-order, dead inputs,
+ * the Hessian's accumulation, the errors.  AWQ: on inputs with a few
+ * large channels, the error against RTN, the scales it returns folded
+ * back give the layer's function, clipping, the errors.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include "tests/tap.h"
 #include "format/dtype.h"
+#include "quant/awq.h"
 #include "quant/gptq.h"
 
 static uint64_t rng = 88172645463325252ull;
@@ -213,6 +216,80 @@ static void dead_and_errors(void)
 	has_str(err.msg, "positive definite", "... and what is wrong");
 }
 
+/* AWQ on inputs whose channels 0, 17, 34 ... carry 8x the rest */
+static void awq_checks(enum st_dtype t, int clip)
+{
+	int N = 256, in = 128, out = 40;
+	size_t rb = dtype_row_bytes(t, in);
+	float *X = inputs(N, in), *W = malloc(sizeof(float) * out * in), *s = malloc(sizeof(float) * in);
+	float *qa, *qr, *weff = malloc(sizeof(float) * out * in);
+	void *a = malloc(rb * out), *r = malloc(rb * out);
+	struct awq_opts o;
+	struct awq_result res;
+	struct st_err err = { 0 };
+	double ea, er;
+	int pos = 1;
+
+	for (int i = 0; i < out * in; i++)
+		W[i] = (float)(0.05 * nrand());
+	awq_opts_init(&o);
+	o.type = t;
+	o.clip = clip;
+	is_int(awq_quantize(W, out, in, X, N, &o, s, a, &res, "w", &err), 0, "%s%s AWQ runs: %s",
+	       dtype_name(t), clip ? " clip" : "", err.msg);
+	for (int i = 0; i < in; i++)
+		pos &= s[i] > 0 && isfinite(s[i]);
+	ok(pos, "... its scales are positive and finite");
+	ok(res.alpha > 0 && res.alpha < 1, "... it chose alpha %.2f, in (0, 1): the large channels "
+	   "matter", res.alpha);
+	ok(s[0] > s[1] && s[17] > s[18], "... and scaled the large channels up (s0 %.3g, s1 %.3g)",
+	   s[0], s[1]);
+	/* the stored blocks hold W diag(s): divided by s they are the layer */
+	qa = decode(t, a, out, in);
+	for (int k = 0; k < out; k++)
+		for (int i = 0; i < in; i++)
+			weff[k * in + i] = qa[k * in + i] / s[i];
+	dtype_from_f32(t, W, r, (int64_t)out * in);
+	qr = decode(t, r, out, in);
+	ea = out_err(X, N, W, weff, out, in);
+	er = out_err(X, N, W, qr, out, in);
+	is_close(ea, res.err, 1e-3 * res.err, "... the stored blocks, unscaled, give the error it "
+		 "reports (%.4g)", ea);
+	ok(ea < 0.95 * er, "%s%s: AWQ's output error %.4g is below plain rounding's %.4g (%.2f)",
+	   dtype_name(t), clip ? " clip" : "", ea, er, ea / er);
+	ok(res.err <= res.err_rtn, "... and never above its own alpha = 0 (%.4g <= %.4g)", res.err,
+	   res.err_rtn);
+	free(X);
+	free(W);
+	free(s);
+	free(qa);
+	free(qr);
+	free(weff);
+	free(a);
+	free(r);
+}
+
+static void awq_errors(void)
+{
+	float W[64], X[64], s[64];
+	uint8_t q[64];
+	struct awq_opts o;
+	struct awq_result res;
+	struct st_err err = { 0 };
+
+	memset(W, 0, sizeof W);
+	memset(X, 0, sizeof X);
+	awq_opts_init(&o);
+	is_int(awq_quantize(W, 1, 48, X, 1, &o, s, q, &res, "blk.1.ffn_up.weight", &err), ST_EINVAL,
+	       "AWQ: 48 input columns are not whole blocks");
+	has_str(err.msg, "blk.1.ffn_up.weight", "... the error names the weight");
+	is_int(awq_quantize(W, 1, 32, X, 0, &o, s, q, &res, "w", &err), ST_EINVAL,
+	       "AWQ without calibration tokens is refused");
+	o.type = ST_BF16;
+	is_int(awq_quantize(W, 1, 32, X, 1, &o, s, q, &res, "w", &err), ST_EINVAL,
+	       "bf16 is not an AWQ format");
+}
+
 int main(void)
 {
 	hand_example();
@@ -220,5 +297,9 @@ int main(void)
 	against_rtn(ST_Q4_0, 1);
 	against_rtn(ST_Q8_0, 0);
 	dead_and_errors();
+	awq_checks(ST_Q4_0, 0);
+	awq_checks(ST_Q4_0, 1);
+	awq_checks(ST_Q8_0, 0);
+	awq_errors();
 	return tap_done();
 }

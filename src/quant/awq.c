@@ -1,0 +1,234 @@
+/*
+ * awq: see awq.h.  Output errors are sums over the calibration tokens;
+ * the clip search scores a block of a row by d^T G d, d the block's
+ * weight error (in the unscaled space) and G = X_b^T X_b the Gram
+ * matrix of the block's 32 inputs, which is that block's share of the
+ * row's output error without forming the output.
+ */
+#include "quant/awq.h"
+#include "quant/qblock.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void awq_opts_init(struct awq_opts *o)
+{
+	o->type = ST_Q4_0;
+	o->grid = 20;
+	o->clip = 0;
+	o->clip_min = 0.5;
+}
+
+/*
+ * One block of 32 scaled weights v: its fp16 scale from the largest
+ * magnitude times ratio, by the format's rule, and the dequantized
+ * values (clamped to the format's range) into deq; the integers into q
+ * when q is not NULL.
+ */
+static float quant_block(enum st_dtype t, const float *v, double ratio, float *deq, uint8_t *q)
+{
+	float amax = 0.0f, max = 0.0f, d;
+
+	for (int j = 0; j < ST_QK; j++)
+		if (amax < fabsf(v[j])) {
+			amax = fabsf(v[j]);
+			max = v[j];
+		}
+	d = t == ST_Q4_0 ? (float)(max * ratio / -8.0) : (float)(amax * ratio / 127.0);
+	d = fp16_to_f32(f32_to_fp16(d));
+	for (int j = 0; j < ST_QK; j++) {
+		int k = qblock_int(t, v[j], d);
+
+		deq[j] = (float)qblock_value(t, k, d);
+		if (q)
+			q[j] = (uint8_t)k;
+	}
+	return d;
+}
+
+/* sum over tokens and outputs of (Y - X Weff^T)^2, Y = X W^T given */
+static double out_err(const float *X, int N, int in, const float *Y, const float *Weff, int out,
+		      float *tmp)
+{
+	double e = 0;
+
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, X, in, Weff, in, 0.0f,
+		    tmp, out);
+	for (size_t i = 0; i < (size_t)N * out; i++) {
+		double d = (double)Y[i] - tmp[i];
+
+		e += d * d;
+	}
+	return e;
+}
+
+/* Weff = dequant(quant(W diag s)) / s, each block with its ratio (ratio NULL: 1). */
+static void effective(enum st_dtype t, const float *W, int out, int in, const float *s,
+		      const float *ratio, float *Weff)
+{
+	float v[ST_QK], deq[ST_QK];
+	int nb = in / ST_QK;
+
+	for (int r = 0; r < out; r++)
+		for (int b = 0; b < nb; b++) {
+			const float *w = W + (size_t)r * in + (size_t)b * ST_QK;
+
+			for (int j = 0; j < ST_QK; j++)
+				v[j] = w[j] * s[b * ST_QK + j];
+			quant_block(t, v, ratio ? ratio[(size_t)r * nb + b] : 1.0, deq, NULL);
+			for (int j = 0; j < ST_QK; j++)
+				Weff[(size_t)r * in + (size_t)b * ST_QK + j] = deq[j] / s[b * ST_QK + j];
+		}
+}
+
+/* The clipping ratio of every block of every row: the least d^T G d. */
+static void search_clip(const struct awq_opts *o, const float *W, int out, int in, const float *s,
+			const double *gram, float *ratio)
+{
+	int nb = in / ST_QK, steps = o->grid > 1 ? o->grid : 2;
+	float v[ST_QK], deq[ST_QK];
+	double d[ST_QK];
+
+	for (int r = 0; r < out; r++)
+		for (int b = 0; b < nb; b++) {
+			const float *w = W + (size_t)r * in + (size_t)b * ST_QK;
+			const double *G = gram + (size_t)b * ST_QK * ST_QK;
+			double best = INFINITY;
+
+			for (int j = 0; j < ST_QK; j++)
+				v[j] = w[j] * s[b * ST_QK + j];
+			for (int k = 0; k < steps; k++) {
+				double c = 1.0 - (1.0 - o->clip_min) * k / (steps - 1), e = 0;
+
+				quant_block(o->type, v, c, deq, NULL);
+				for (int j = 0; j < ST_QK; j++)
+					d[j] = w[j] - deq[j] / s[b * ST_QK + j];
+				for (int i = 0; i < ST_QK; i++) {
+					double gi = 0;
+
+					for (int j = 0; j < ST_QK; j++)
+						gi += G[i * ST_QK + j] * d[j];
+					e += d[i] * gi;
+				}
+				if (e < best) {
+					best = e;
+					ratio[(size_t)r * nb + b] = (float)c;
+				}
+			}
+		}
+}
+
+int awq_quantize(const float *W, int out, int in, const float *X, int N,
+		 const struct awq_opts *o, float *scales, void *dst, struct awq_result *res,
+		 const char *name, struct st_err *err)
+{
+	enum st_dtype t = o->type;
+	int nb = in / ST_QK, grid = o->grid > 0 ? o->grid : 20, rc = 0;
+	double *m = NULL, *gram = NULL, best = INFINITY;
+	float *Y = NULL, *tmp = NULL, *Weff = NULL, *s = NULL, *ratio = NULL;
+	size_t rb = dtype_row_bytes(t, in);
+
+	if (t != ST_Q4_0 && t != ST_Q8_0)
+		return st_errf(err, ST_EINVAL, "%s: AWQ writes q4_0 or q8_0, not %s", name,
+			       dtype_name(t));
+	if (out < 1 || in < ST_QK || in % ST_QK || N < 1)
+		return st_errf(err, ST_EINVAL, "%s: %d x %d with %d calibration tokens cannot be "
+			       "quantized into %s blocks (%d input columns a block, 1 token at "
+			       "least)", name, out, in, N, dtype_name(t), ST_QK);
+	m = calloc((size_t)in, sizeof *m);
+	Y = malloc((size_t)N * out * sizeof *Y);
+	tmp = malloc((size_t)N * out * sizeof *tmp);
+	Weff = malloc((size_t)out * in * sizeof *Weff);
+	s = malloc((size_t)in * sizeof *s);
+	ratio = malloc((size_t)out * nb * sizeof *ratio);
+	if (!m || !Y || !tmp || !Weff || !s || !ratio) {
+		rc = st_errf(err, ST_ENOMEM, "%s: out of memory for AWQ of %d x %d on %d tokens",
+			     name, out, in, N);
+		goto out;
+	}
+	for (int t0 = 0; t0 < N; t0++)
+		for (int i = 0; i < in; i++)
+			m[i] += fabsf(X[(size_t)t0 * in + i]);
+	for (int i = 0; i < in; i++)
+		m[i] = m[i] / N > 1e-4 ? m[i] / N : 1e-4;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, X, in, W, in, 0.0f, Y,
+		    out);
+	res->alpha = 0;
+	for (int k = 0; k < grid; k++) {
+		double a = (double)k / grid, lo = INFINITY, hi = 0, norm, e;
+
+		for (int i = 0; i < in; i++) {
+			double v = pow(m[i], a);
+
+			lo = v < lo ? v : lo;
+			hi = v > hi ? v : hi;
+		}
+		norm = sqrt(lo * hi);
+		for (int i = 0; i < in; i++)
+			s[i] = (float)(pow(m[i], a) / norm);
+		effective(t, W, out, in, s, NULL, Weff);
+		e = out_err(X, N, in, Y, Weff, out, tmp);
+		if (k == 0)
+			res->err_rtn = e;
+		if (e < best) {
+			best = e;
+			res->alpha = a;
+		}
+	}
+	{
+		double lo = INFINITY, hi = 0;
+
+		for (int i = 0; i < in; i++) {
+			double v = pow(m[i], res->alpha);
+
+			lo = v < lo ? v : lo;
+			hi = v > hi ? v : hi;
+		}
+		for (int i = 0; i < in; i++)
+			s[i] = (float)(pow(m[i], res->alpha) / sqrt(lo * hi));
+	}
+	for (size_t i = 0; i < (size_t)out * nb; i++)
+		ratio[i] = 1.0f;
+	if (o->clip) {
+		gram = calloc((size_t)nb * ST_QK * ST_QK, sizeof *gram);
+		if (!gram) {
+			rc = st_errf(err, ST_ENOMEM, "%s: out of memory for AWQ's clip search", name);
+			goto out;
+		}
+		for (int t0 = 0; t0 < N; t0++)
+			for (int b = 0; b < nb; b++) {
+				const float *x = X + (size_t)t0 * in + (size_t)b * ST_QK;
+				double *G = gram + (size_t)b * ST_QK * ST_QK;
+
+				for (int i = 0; i < ST_QK; i++)
+					for (int j = 0; j < ST_QK; j++)
+						G[i * ST_QK + j] += (double)x[i] * x[j];
+			}
+		search_clip(o, W, out, in, s, gram, ratio);
+	}
+	effective(t, W, out, in, s, ratio, Weff);
+	res->err = out_err(X, N, in, Y, Weff, out, tmp);
+	/* the blocks of W diag(s), as stored */
+	for (int r = 0; r < out; r++)
+		for (int b = 0; b < nb; b++) {
+			float v[ST_QK], deq[ST_QK], d;
+			uint8_t q[ST_QK];
+
+			for (int j = 0; j < ST_QK; j++)
+				v[j] = W[(size_t)r * in + (size_t)b * ST_QK + j] * s[b * ST_QK + j];
+			d = quant_block(t, v, ratio[(size_t)r * nb + b], deq, q);
+			qblock_store(t, (uint8_t *)dst + (size_t)r * rb + (size_t)b * qblock_bytes(t), d, q);
+		}
+	memcpy(scales, s, (size_t)in * sizeof *s);
+out:
+	free(m);
+	free(gram);
+	free(Y);
+	free(tmp);
+	free(Weff);
+	free(s);
+	free(ratio);
+	return rc;
+}

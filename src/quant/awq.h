@@ -1,0 +1,56 @@
+/*
+ * awq: activation-aware weight quantization (Lin et al., 2023) of one
+ * linear weight into llama.cpp's q4_0 / q8_0 blocks.
+ *
+ * Input channels that carry large activations matter more to the
+ * output, so they are scaled up before rounding and the inverse scale is
+ * folded into whatever produces the input (the preceding norm's weight,
+ * or the preceding linear's rows): W' = W diag(s), x' = x / s, the same
+ * function before rounding.  s = m^alpha, m the mean |x| of each input
+ * channel over the calibration tokens, normalized so that
+ * sqrt(max s * min s) = 1; alpha is searched on a grid of `grid` points
+ * in [0, 1) (alpha = 0 is plain rounding, so the search never does
+ * worse than it on the calibration tokens), scored by the squared error
+ * of the layer's output, sum over tokens of |x W^T - x' Q(W')^T|^2.
+ * With clip, each block of 32 weights of each output row then tries
+ * shrinking its largest magnitude to r in [clip_min, 1] (`grid` steps)
+ * before the format's scale rule, keeping the r with the least output
+ * error of that block on its own inputs.
+ */
+#ifndef STRATA_AWQ_H
+#define STRATA_AWQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "format/dtype.h"
+
+struct awq_opts {
+	enum st_dtype type; /* ST_Q4_0 or ST_Q8_0 */
+	int grid;           /* points of the alpha (and clip) search (default 20) */
+	int clip;           /* search a clipping ratio per block (default 0) */
+	double clip_min;    /* the smallest ratio tried (default 0.5) */
+};
+
+void awq_opts_init(struct awq_opts *o);
+
+struct awq_result {
+	double alpha;       /* the exponent chosen */
+	double err;         /* output error with it (after clipping, when asked) */
+	double err_rtn;     /* output error of plain rounding, for comparison */
+};
+
+/*
+ * Search the scales of W ([out][in] floats, in a multiple of 32) on the
+ * calibration inputs X ([N][in]) and quantize W diag(s) into dst (out
+ * rows of in/32 blocks of o->type).  scales gets s ([in]): the caller
+ * divides the input by it (folds 1/s into the producer of x).  Returns 0;
+ * ST_EINVAL for a shape or type the format cannot hold, or N < 1;
+ * ST_ENOMEM.  Errors name `name`.
+ */
+int awq_quantize(const float *W, int out, int in, const float *X, int N,
+		 const struct awq_opts *o, float *scales, void *dst, struct awq_result *res,
+		 const char *name, struct st_err *err);
+
+#endif
