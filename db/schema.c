@@ -13,6 +13,18 @@
 
 /* ---- schema: one migration per version ---- */
 
+/* The run_list view as version 1 made it (version 6 adds two columns). */
+#define RUN_LIST_COLS \
+	"  SELECT r.id AS run, r.status, m.arch, m.n_layer, m.path AS model,\n" \
+	"         d.path AS dataset, r.samples, r.seq_len, r.tokens,\n" \
+	"         r.chunks_done || '/' || r.chunks_total AS chunks,\n" \
+	"         r.iterative, r.iter_n, r.mask, r.threads, r.seconds,\n" \
+	"         r.started_at, r.finished_at, substr(m.fingerprint, 1, 12) AS model_fp,\n" \
+	"         substr(d.sha256, 1, 12) AS data_sha256"
+#define RUN_LIST_FROM \
+	"  FROM calib_runs r JOIN models m ON m.id = r.model_id\n" \
+	"                    JOIN datasets d ON d.id = r.dataset_id;\n"
+
 static const char SQL_SCHEMA_V1[] =
 	"CREATE TABLE models (\n"
 	"  id          INTEGER PRIMARY KEY,\n"
@@ -141,14 +153,8 @@ static const char SQL_SCHEMA_V2[] =
 	"  PRIMARY KEY (plan_id, ord)\n"
 	");\n"
 	"CREATE VIEW run_list AS\n"
-	"  SELECT r.id AS run, r.status, m.arch, m.n_layer, m.path AS model,\n"
-	"         d.path AS dataset, r.samples, r.seq_len, r.tokens,\n"
-	"         r.chunks_done || '/' || r.chunks_total AS chunks,\n"
-	"         r.iterative, r.iter_n, r.mask, r.threads, r.seconds,\n"
-	"         r.started_at, r.finished_at, substr(m.fingerprint, 1, 12) AS model_fp,\n"
-	"         substr(d.sha256, 1, 12) AS data_sha256\n"
-	"  FROM calib_runs r JOIN models m ON m.id = r.model_id\n"
-	"                    JOIN datasets d ON d.id = r.dataset_id;\n"
+	RUN_LIST_COLS "\n"
+	RUN_LIST_FROM
 	"CREATE VIEW site_scores AS\n"
 	"  SELECT s.run_id AS run, s.pass, s.metric, s.site, s.layer, s.span,\n"
 	"         s.value, s.stderr,\n"
@@ -328,10 +334,14 @@ static const char SQL_SCHEMA_V5[] =
 
 /* Version 6: a calibration may stop early by a rule (stop_rule, part of
  * its key: "" runs every chunk asked for); stopped says when and why it
- * stopped ("" when it ran them all). */
+ * stopped ("" when it ran them all); run_list shows both. */
 static const char SQL_SCHEMA_V6[] =
 	"ALTER TABLE calib_runs ADD COLUMN stop_rule TEXT NOT NULL DEFAULT '';\n"
-	"ALTER TABLE calib_runs ADD COLUMN stopped TEXT NOT NULL DEFAULT '';\n";
+	"ALTER TABLE calib_runs ADD COLUMN stopped TEXT NOT NULL DEFAULT '';\n"
+	"DROP VIEW run_list;\n"
+	"CREATE VIEW run_list AS\n"
+	RUN_LIST_COLS ", r.stop_rule, r.stopped\n"
+	RUN_LIST_FROM;
 
 static const char *const migrations[] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3,
 					 SQL_SCHEMA_V4, SQL_SCHEMA_V5, SQL_SCHEMA_V6};

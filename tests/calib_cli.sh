@@ -311,6 +311,8 @@ if need model models/stories260K/stories260K.gguf &&
 	   "done|stable 0.95 attn -n 2|$stc" "the store keeps it done, with its rule and its chunks"
 	contains "$(sqlv "SELECT stopped FROM calib_runs WHERE id = $strun")" "after chunk $stc of 64" \
 		"... and when and why it stopped"
+	contains "$("$S" runs --db "$db" | awk -v r="$strun" '$1 == r')" "$stc/64 stable" \
+		"strata runs shows its chunks as stopped by the rule"
 	# its scores are those of a plain run over the same chunks
 	cal --samples "$stc" --seq-len 64 --format json > "$tmp/stn.json" 2> /dev/null
 	is "$(scores_of < "$tmp/st.json")" "$(scores_of < "$tmp/stn.json")" \

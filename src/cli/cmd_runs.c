@@ -19,7 +19,8 @@ static const char help[] =
 	DB_HELP;
 
 static const char SQL_RUNS_TEXT[] =
-	"SELECT run, status, model, dataset, samples, seq_len, tokens, chunks,"
+	"SELECT run, status, model, dataset, samples, seq_len, tokens,"
+	" chunks || CASE WHEN stopped != '' THEN ' stable' ELSE '' END AS chunks,"
 	" iterative || CASE WHEN iter_n > 0 THEN ':' || iter_n ELSE '' END AS iterative,"
 	" seconds, started_at FROM run_list"
 	" WHERE ?1 = '' OR status = ?1 ORDER BY run DESC LIMIT ?2";
