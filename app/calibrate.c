@@ -393,6 +393,66 @@ static int find_run(const struct app_env *env, const struct store_run_key *k,
 	return found && !rq->force;
 }
 
+int app_layer_group(const struct model *m, int seq_len, int n_chunks, int angular, size_t budget)
+{
+	const struct model_hparams *hp = &m->hp;
+	size_t q = (size_t)hp->n_head * hp->head_dim, kv = (size_t)hp->n_head_kv * hp->head_dim;
+	/* floats a token: x, xb, x_site, x_layer, q, k, att, hg, hu; K and V of
+	 * every layer; the observer's hidden states; doubles for its sums */
+	size_t floats = 4 * (size_t)hp->d_model + 2 * q + kv + 2 * (size_t)hp->d_ff +
+			2 * kv * (size_t)hp->n_layer + (angular ? (size_t)(hp->n_layer + 1) * hp->d_model : 0);
+	size_t per_chunk = (size_t)seq_len * (floats * sizeof(float) + 4 * sizeof(double));
+	size_t g = per_chunk ? budget / per_chunk : 1;
+
+	if (g < 1)
+		g = 1;
+	return g > (size_t)n_chunks ? n_chunks : (int)g;
+}
+
+/* Bytes of memory available now (MemAvailable), 0 when unknown;
+ * STRATA_TEST_MEMAVAIL_MIB stands in for it in tests. */
+static uint64_t mem_available(void)
+{
+	const char *t = getenv("STRATA_TEST_MEMAVAIL_MIB");
+	unsigned long long kb = 0;
+	char line[256];
+	FILE *f;
+
+	if (t && *t)
+		return (uint64_t)strtoull(t, NULL, 10) << 20;
+	f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb << 10;
+}
+
+/* Token- or layer-major for this run (see app_calib_req.layer_major). */
+static void layer_major(const struct app_env *env, const struct model *m,
+			const struct app_calib_req *rq, const struct dataset *d, struct calib_opts *co)
+{
+	uint64_t avail = mem_available();
+	int big = avail > 0 && m->file_bytes > avail;
+	int on = rq->layer_major == APP_LAYER_MAJOR || (big && rq->layer_major != APP_TOKEN_MAJOR);
+
+	if (!on || dist_size() > 1)
+		return;
+	co->group = app_layer_group(m, d->seq_len, d->n_chunks, co->angular,
+				    rq->mem_budget ? rq->mem_budget : APP_MEM_BUDGET);
+	co->release = big;
+	if (rq->layer_major != APP_LAYER_MAJOR)
+		app_note(env, APP_INFO, "the model (%.1f GB) is larger than the memory available "
+			 "(%.1f GB): layer-major passes, %d chunk%s a pass, each layer's weights "
+			 "released after it (--token-major to refuse)", m->file_bytes / 1e9,
+			 avail / 1e9, co->group, co->group == 1 ? "" : "s");
+	else
+		app_note(env, APP_INFO, "layer-major passes: %d chunk%s a pass%s", co->group,
+			 co->group == 1 ? "" : "s", big ? ", each layer's weights released after it" : "");
+}
+
 /* One-shot: begin (or restart) the run and compute its chunks. */
 static int one_shot(const struct app_env *env, const struct model *m, const struct dataset *d,
 		    const struct store_run_key *k, const struct store_run *prev,
@@ -461,6 +521,7 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 	co.chunk = on_chunk;
 	co.progress = on_progress;
 	co.source = dist_size() > 1 ? on_source : NULL;
+	layer_major(env, m, rq, d, &co);
 	co.ud = &ctx;
 	e = calib_run(m, d, &co, &res, err);
 	if (dist_size() > 1 && (e < 0 || ctx.stopped_at))

@@ -55,6 +55,16 @@ struct app_calib_req {
 	 */
 	double stop_share;
 	int stop_method;          /* an enum plan_method */
+	/*
+	 * Layer-major passes (calib_opts.group): APP_LAYER_MAJOR forces
+	 * them, APP_TOKEN_MAJOR refuses them, 0 (auto) chooses layer-major
+	 * when the model's files are larger than the memory available
+	 * (MemAvailable) and says so.
+	 * mem_budget: bytes a layer-major group's activations may take (0:
+	 * APP_MEM_BUDGET); the group is as many chunks as fit, at least one.
+	 */
+	int layer_major;
+	size_t mem_budget;
 	int force;                /* compute again even when the store has it */
 	int resume;               /* continue the newest interrupted run with these settings:
 				     1 asked (a note when there is none), APP_RESUME_AUTO
@@ -66,6 +76,16 @@ struct app_calib_req {
 #define APP_RESUME_AUTO 2
 #define APP_STABLE_MIN 8          /* chunks before a stopping rule is asked */
 #define APP_STABLE_BOOT 1000      /* bootstrap resamples per stability */
+enum { APP_LAYER_MAJOR = 1, APP_TOKEN_MAJOR = 2 };
+#define APP_MEM_BUDGET ((size_t)2 << 30)
+
+/*
+ * Chunks of seq_len tokens a layer-major group of m may hold within
+ * budget bytes of activations (the forward state's, the KV cache's and
+ * the observer's per token; angular adds (L+1) hidden states a token),
+ * at least 1, at most n_chunks.
+ */
+int app_layer_group(const struct model *m, int seq_len, int n_chunks, int angular, size_t budget);
 
 struct app_calib_out {
 	int64_t run;              /* the run (0 when none was begun) */

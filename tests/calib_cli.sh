@@ -341,6 +341,52 @@ if need model models/stories260K/stories260K.gguf &&
 	cal --samples 64 --method attn -n 2 > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 2 "--method without --until-stable is a usage error"
 
+	# ---- layer-major passes: the token-major scores, to rounding ----
+	# vals FILE: "site layer metric span value" of every score
+	vals() { tr '{' '\n' < "$1" | grep '"value"' | sed 's/[",:]/ /g' |
+		 awk '{ for (i = 1; i < NF; i++) v[$i] = $(i + 1); print v["site"], v["layer"], v["metric"], v["span"] + 0, v["value"] }'; }
+	# same_within A B TOL: every value of A within TOL (relative) of B's
+	same_within() {
+		vals "$1" > "$tmp/va"; vals "$2" > "$tmp/vb"
+		[ "$(wc -l < "$tmp/va")" -gt 30 ] && [ "$(wc -l < "$tmp/va")" = "$(wc -l < "$tmp/vb")" ] &&
+		paste -d' ' "$tmp/va" "$tmp/vb" | awk -v tol="$3" '{ d = $5 - $10; if (d < 0) d = -d
+			m = $5 < 0 ? -$5 : $5; if ($1 != $6 || $2 != $7 || d > tol * (m > 1e-12 ? m : 1)) bad++ }
+			END { exit bad > 0 }'
+	}
+	cal --samples 16 --seq-len 96 --token-major --format json > "$tmp/tm.json" 2> /dev/null
+	cal --samples 16 --seq-len 96 --layer-major --force --format json > "$tmp/lm.json" 2> "$tmp/lm.err"; rc=$?
+	is "$rc" 0 "--layer-major runs"
+	contains "$(cat "$tmp/lm.err")" "layer-major passes: 16 chunks a pass" "... all 16 chunks in one pass"
+	ok "... with the token-major scores within 1e-6" same_within "$tmp/lm.json" "$tmp/tm.json" 1e-6
+	cal --samples 16 --seq-len 96 --layer-major --mem-budget 4M --force --format json \
+		> "$tmp/lm2.json" 2> "$tmp/lm2.err"
+	g=$(sed -n 's/.*layer-major passes: \([0-9]*\) chunk.*/\1/p' "$tmp/lm2.err")
+	ok "--mem-budget 4M makes several passes ($g chunks each, the last fewer)" [ "${g:-16}" -lt 16 ] && [ "${g:-0}" -gt 1 ] && [ $((16 % ${g:-16})) -ne 0 ]
+	ok "... with the same scores" same_within "$tmp/lm2.json" "$tmp/tm.json" 1e-6
+	# cancelled in the middle of a pass, it keeps the chunks it reported and resumes
+	STRATA_TEST_CANCEL_AFTER=3 cal --samples 16 --seq-len 97 --layer-major > /dev/null 2>&1; rc=$?
+	is "$rc" 1 "a layer-major calibration cancelled after chunk 3 stops (exit 1)"
+	is "$(sqlv "SELECT status || ' ' || chunks_done FROM calib_runs WHERE seq_len = 97")" "cancelled 3" \
+	   "... keeping 3 chunks"
+	cal --samples 16 --seq-len 97 --layer-major --format json > "$tmp/lmr.json" 2> "$tmp/lmr.err"
+	contains "$(cat "$tmp/lmr.err")" "at chunk 4 of 16" "... and resumes layer-major at chunk 4"
+	cal --samples 16 --seq-len 97 --token-major --force --format json > "$tmp/tmr.json" 2> /dev/null
+	ok "... to the uninterrupted token-major scores within 1e-6" same_within "$tmp/lmr.json" "$tmp/tmr.json" 1e-6
+	STRATA_TEST_MEMAVAIL_MIB=1 cal --samples 16 --seq-len 96 --force --format json \
+		> "$tmp/lm3.json" 2> "$tmp/lm3.err"
+	contains "$(cat "$tmp/lm3.err")" "larger than the memory available" \
+		"a model larger than the memory available gets layer-major passes by itself"
+	contains "$(cat "$tmp/lm3.err")" "released after it" "... releasing each layer's weights"
+	ok "... with the same scores" same_within "$tmp/lm3.json" "$tmp/tm.json" 1e-6
+	STRATA_TEST_MEMAVAIL_MIB=1 cal --samples 16 --seq-len 96 --token-major --force \
+		> /dev/null 2> "$tmp/lm4.err"
+	ok "--token-major refuses it" sh -c "! grep -q layer-major '$tmp/lm4.err'"
+	cal --layer-major --token-major > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 2 "--layer-major with --token-major is a usage error"
+	cal --mem-budget 12Q > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 2 "a bad --mem-budget is a usage error"
+	contains "$(cat "$tmp/err")" "512M or 2G" "... showing the form"
+
 	# usage errors
 	cal --iterative attn > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 2 "--iterative without -n is a usage error"

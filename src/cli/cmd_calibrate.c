@@ -41,6 +41,12 @@ static const char help[] =
 	"                     (default 0.95) of 1000 bootstrap resamples of the chunks so\n"
 	"                     far (checked from chunk 8 on); --samples is then the most\n"
 	"  --method M         the stopping rule's plan: attn, mlp, block, joint or contiguous\n"
+	"  --layer-major      all chunks of a pass through each layer before the next (each\n"
+	"                     weight read once a pass; the default when the model is larger\n"
+	"                     than the memory available)\n"
+	"  --token-major      each chunk through every layer in turn (never layer-major)\n"
+	"  --mem-budget SIZE  memory for a layer-major pass's activations (default 2G; K, M,\n"
+	"                     G suffixes): chunks beyond it go in further passes\n"
 	"  --force            recompute even if the store has this calibration\n"
 	"  --resume           continue an interrupted calibration from its last finished chunk\n"
 	"                     (the default when one has these settings; --force starts over)\n"
@@ -272,6 +278,31 @@ static int print_run(struct store *s, const struct store_run *run, int n_layer,
 
 /* ---- the command ---- */
 
+/* A size in bytes, with an optional K, M or G (binary) suffix, at least
+ * 1 MiB: 0 with *v set, or -1. */
+static int parse_size(const char *s, size_t *v)
+{
+	char *end;
+	double x = strtod(s, &end);
+	int shift = 0;
+
+	if (end == s || !(x > 0))
+		return -1;
+	if (*end == 'K' || *end == 'k')
+		shift = 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20, end++;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30, end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	x *= (double)(1ull << shift);
+	if (*end || x < (double)(1 << 20) || x > 1e15)
+		return -1;
+	*v = (size_t)x;
+	return 0;
+}
+
 /* A share in (0, 1] written as a plain number: 0 with *v set, or -1. */
 static int parse_share(const char *s, double *v)
 {
@@ -291,6 +322,8 @@ struct calib_args {
 	int stop_method;           /* --method, -1 none */
 	double stop_share;         /* --until-stable, 0 none */
 	int force, resume;
+	int layer_major;           /* 0 auto, APP_LAYER_MAJOR, APP_TOKEN_MAJOR */
+	size_t mem_budget;
 	struct common_opts co;
 };
 
@@ -335,6 +368,8 @@ static int calibrate(const struct calib_args *a)
 	rq.iter_n = (int)a->n;
 	rq.keep_first = (int)a->keep_first;
 	rq.keep_last = (int)a->keep_last;
+	rq.layer_major = a->layer_major;
+	rq.mem_budget = a->mem_budget;
 	rq.stop_share = a->stop_share;
 	rq.stop_method = a->stop_method;
 	rq.force = a->force;
@@ -393,6 +428,9 @@ int cmd_calibrate(int argc, char **argv)
 		{"resume", no_argument, NULL, 'R'},
 		{"until-stable", optional_argument, NULL, 'U'},
 		{"method", required_argument, NULL, 'M'},
+		{"layer-major", no_argument, NULL, 'Y'},
+		{"token-major", no_argument, NULL, 'K'},
+		{"mem-budget", required_argument, NULL, 'B'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct calib_args a;
 	int c;
@@ -436,6 +474,18 @@ int cmd_calibrate(int argc, char **argv)
 			if (optarg && parse_share(optarg, &a.stop_share) < 0)
 				return cli_usage("calibrate", "--until-stable expects a share in (0, 1], "
 						 "got '%s'", optarg);
+			break;
+		case 'Y':
+		case 'K':
+			if (a.layer_major && a.layer_major != (c == 'Y' ? APP_LAYER_MAJOR : APP_TOKEN_MAJOR))
+				return cli_usage("calibrate", "--layer-major and --token-major contradict "
+						 "each other");
+			a.layer_major = c == 'Y' ? APP_LAYER_MAJOR : APP_TOKEN_MAJOR;
+			break;
+		case 'B':
+			if (parse_size(optarg, &a.mem_budget) < 0)
+				return cli_usage("calibrate", "--mem-budget expects a size such as 512M or "
+						 "2G, got '%s'", optarg);
 			break;
 		case 'M':
 			a.stop_method = plan_method_parse(optarg);

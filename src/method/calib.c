@@ -18,6 +18,7 @@
 #include "method/calib.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -200,14 +201,22 @@ void calib_opts_init(struct calib_opts *o)
 
 #define TOK_BLOCK 16 /* tokens per parallel task */
 
+/*
+ * One forward call's observations: G chunks of T tokens (G > 1 in a
+ * layer-major call, where the chunks are packed as independent
+ * sequences), R = G T rows; sums are kept per chunk.
+ */
 struct calib_obs {
-	int L, D, T;
-	double *site_sum;  /* [3][L] sum over tokens of cos */
+	int L, D, T, G;    /* layers, d_model, tokens a chunk, chunks a call */
+	int R;             /* rows of the current call: g T for g <= G chunks */
+	double *site_sum;  /* [G][3][L] sum over a chunk's tokens of cos */
 	uint8_t *seen;     /* [3][L] */
-	double *tok;       /* [T] per-token scratch */
-	float *hs;         /* [L+1][T][D] hidden states, or NULL */
-	double *inv;       /* [L+1][T] 1 / |h_i[t]| */
-	double *ang;       /* [T][n_spans] per-token d(l, n) */
+	double *tok;       /* [G T] per-token scratch */
+	float *hs;         /* [L+1][R][D] hidden states, or NULL */
+	double *inv;       /* [L+1][R] 1 / |h_i[t]| */
+	double *ang;       /* [G T][n_spans] per-token d(l, n) */
+	/* layer-major: each layer's weights leave memory once it is done */
+	const struct model *release;
 	/* current task arguments */
 	const float *a, *b;
 	int bad_layer;     /* first site whose cos sum is NaN/Inf, or -1 */
@@ -291,7 +300,7 @@ static double cos_d(const float *a, const float *b, int n)
 static void site_task(void *ud, int blk)
 {
 	struct calib_obs *o = ud;
-	int t, t1 = (blk + 1) * TOK_BLOCK < o->T ? (blk + 1) * TOK_BLOCK : o->T;
+	int t, t1 = (blk + 1) * TOK_BLOCK < o->R ? (blk + 1) * TOK_BLOCK : o->R;
 
 	for (t = blk * TOK_BLOCK; t < t1; t++)
 		o->tok[t] = cos_d(o->a + (size_t)t * o->D, o->b + (size_t)t * o->D, o->D);
@@ -301,30 +310,34 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 		     const float *x_out, int T, int d_model)
 {
 	struct calib_obs *o = ud;
-	double sum = 0;
-	int t;
 
-	if (layer < 0 || layer >= o->L || (unsigned)s > SITE_BLOCK || T != o->T ||
+	if (layer < 0 || layer >= o->L || (unsigned)s > SITE_BLOCK || T != o->R ||
 	    d_model != o->D)
 		return;
 	o->a = x_in;
 	o->b = x_out;
 	threads_for((T + TOK_BLOCK - 1) / TOK_BLOCK, site_task, o);
-	for (t = 0; t < T; t++)
-		sum += o->tok[t];
-	o->site_sum[(int)s * o->L + layer] = sum;
-	o->seen[(int)s * o->L + layer] = 1;
-	/* a NaN or Inf anywhere in x_in or x_out makes its token's cos NaN */
-	if (!isfinite(sum) && o->bad_layer < 0) {
-		o->bad_layer = layer;
-		o->bad_site = s;
+	for (int g = 0; g < T / o->T; g++) {
+		double sum = 0;
+
+		for (int t = g * o->T; t < (g + 1) * o->T; t++)
+			sum += o->tok[t];
+		o->site_sum[((size_t)g * 3 + (int)s) * o->L + layer] = sum;
+		/* a NaN or Inf anywhere in x_in or x_out makes its token's cos NaN */
+		if (!isfinite(sum) && o->bad_layer < 0) {
+			o->bad_layer = layer;
+			o->bad_site = s;
+		}
 	}
+	o->seen[(int)s * o->L + layer] = 1;
 	if (s == SITE_BLOCK && o->hs) {
 		size_t plane = (size_t)T * d_model;
 		if (layer == 0)
 			memcpy(o->hs, x_in, plane * sizeof(float));
 		memcpy(o->hs + (size_t)(layer + 1) * plane, x_out, plane * sizeof(float));
 	}
+	if (s == SITE_BLOCK && o->release)
+		model_release_layer(o->release, layer);
 }
 
 /* Angular distances of every span for one token. */
@@ -332,19 +345,19 @@ static void ang_task(void *ud, int t)
 {
 	struct calib_obs *o = ud;
 	int L = o->L, D = o->D, i, n;
-	size_t plane = (size_t)o->T * D;
+	size_t plane = (size_t)o->R * D;
 	double *out = o->ang + (size_t)t * n_spans(L);
 
 	for (i = 0; i <= L; i++) {
 		const float *h = o->hs + i * plane + (size_t)t * D;
 		double s = dot_d(h, h, D);
-		o->inv[(size_t)i * o->T + t] = s > 0 ? 1 / sqrt(s) : 0;
+		o->inv[(size_t)i * o->R + t] = s > 0 ? 1 / sqrt(s) : 0;
 	}
 	for (n = 1; n <= L - 1; n++) {
 		for (i = 0; i + n <= L; i++) {
 			const float *a = o->hs + i * plane + (size_t)t * D;
 			const float *b = o->hs + (i + n) * plane + (size_t)t * D;
-			double c = dot_d(a, b, D) * o->inv[(size_t)i * o->T + t] * o->inv[(size_t)(i + n) * o->T + t];
+			double c = dot_d(a, b, D) * o->inv[(size_t)i * o->R + t] * o->inv[(size_t)(i + n) * o->R + t];
 			if (c > 1)
 				c = 1;
 			if (c < -1)
@@ -372,47 +385,66 @@ static void obs_free(struct calib_obs *o)
 	free(o->ang);
 }
 
-static int obs_init(struct calib_obs *o, int L, int D, int T, int angular)
+static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int angular)
 {
+	size_t rows = (size_t)G * T;
+
 	memset(o, 0, sizeof *o);
 	o->L = L;
 	o->D = D;
 	o->T = T;
-	o->site_sum = calloc(3 * (size_t)L, sizeof(double));
+	o->G = G;
+	o->site_sum = calloc(3 * (size_t)L * G, sizeof(double));
 	o->seen = calloc(3 * (size_t)L, 1);
-	o->tok = calloc((size_t)T, sizeof(double));
+	o->tok = calloc(rows, sizeof(double));
 	if (!o->site_sum || !o->seen || !o->tok)
 		return -1;
 	if (angular && L >= 2) {
-		if ((size_t)(L + 1) * T > SIZE_MAX / sizeof(float) / (size_t)D)
+		if ((size_t)(L + 1) * rows > SIZE_MAX / sizeof(float) / (size_t)D)
 			return -1;
-		o->hs = malloc((size_t)(L + 1) * T * D * sizeof(float));
-		o->inv = malloc((size_t)(L + 1) * T * sizeof(double));
-		o->ang = malloc((size_t)T * n_spans(L) * sizeof(double));
+		o->hs = malloc((size_t)(L + 1) * rows * D * sizeof(float));
+		o->inv = malloc((size_t)(L + 1) * rows * sizeof(double));
+		o->ang = malloc(rows * n_spans(L) * sizeof(double));
 		if (!o->hs || !o->inv || !o->ang)
 			return -1;
 	}
 	return 0;
 }
 
-/* Turn the observer's sums for one chunk into values[n_values]. */
-static void obs_values(struct calib_obs *o, double *values)
+/* Before a call of g chunks. */
+static void obs_start(struct calib_obs *o, int g)
+{
+	o->R = g * o->T;
+	memset(o->seen, 0, 3 * (size_t)o->L);
+	o->bad_layer = -1;
+}
+
+/* After the call: the per-token angular distances of all its rows. */
+static void obs_finish(struct calib_obs *o)
+{
+	if (o->hs)
+		threads_for(o->R, ang_task, o);
+}
+
+/* Chunk g of the call's values[n_values] (after obs_finish). */
+static void obs_values(const struct calib_obs *o, int g, double *values)
 {
 	int L = o->L, T = o->T, P = n_spans(L), i, p, t;
+	const double *sum = o->site_sum + (size_t)g * 3 * L;
+	const double *ang = o->ang ? o->ang + (size_t)g * T * P : NULL;
 
 	for (i = 0; i < 3 * L; i++)
-		values[i] = o->seen[i] ? o->site_sum[i] / T : NAN;
+		values[i] = o->seen[i] ? sum[i] / T : NAN;
 	if (!o->hs) {
 		for (p = 0; p < 2 * P; p++)
 			values[3 * L + p] = NAN;
 		return;
 	}
-	threads_for(T, ang_task, o);
 	for (p = 0; p < P; p++) {
 		double s = 0;
 		for (t = 0; t < T; t++)
-			s += o->ang[(size_t)t * P + p];
-		values[3 * L + p] = o->ang[(size_t)(T - 1) * P + p];
+			s += ang[(size_t)t * P + p];
+		values[3 * L + p] = ang[(size_t)(T - 1) * P + p];
 		values[3 * L + P + p] = s / T;
 	}
 }
@@ -427,7 +459,9 @@ int calib_run(const struct model *m, const struct dataset *d,
 	struct observer ob;
 	struct fwd_state *fs = NULL;
 	double *values = NULL, t0;
-	int L = m->hp.n_layer, T = d->seq_len, c, rc = 0, start;
+	int L = m->hp.n_layer, T = d->seq_len, c, rc = 0, start, G;
+	int32_t *pk_buf = NULL;
+	struct fwd_pack pk;
 
 	if (!opts) {
 		calib_opts_init(&def);
@@ -467,25 +501,46 @@ int calib_run(const struct model *m, const struct dataset *d,
 	}
 	r->seconds = 0;
 
-	if (obs_init(&o, L, m->hp.d_model, T, opts->angular) ||
-	    !(values = malloc((size_t)r->n_values * sizeof(double)))) {
+	/* layer-major: G chunks a call, packed as independent sequences
+	 * (one MPI-spread run computes chunk by chunk) */
+	G = opts->group > 1 && !opts->source ? opts->group : 1;
+	if (G > d->n_chunks - start)
+		G = d->n_chunks - start > 1 ? d->n_chunks - start : 1;
+	if (obs_init(&o, L, m->hp.d_model, T, G, opts->angular) ||
+	    !(values = malloc((size_t)r->n_values * sizeof(double))) ||
+	    (G > 1 && !(pk_buf = malloc(4 * (size_t)G * T * sizeof *pk_buf)))) {
 		rc = st_errf(err, ST_ENOMEM,
-			     "out of memory for the calibration observer (%d x %d x %d)",
-			     L + 1, T, m->hp.d_model);
+			     "out of memory for the calibration observer (%d x %d x %d x %d chunks)",
+			     L + 1, T, m->hp.d_model, G);
 		goto out;
 	}
-	fs = fwd_new(m, opts->mask, T, T, err);
+	fs = fwd_new(m, opts->mask, G * T, G * T, err);
 	if (!fs) {
 		rc = err && err->code ? err->code : ST_ENOMEM;
 		goto out;
 	}
+	if (G > 1) {
+		int32_t *pos = pk_buf, *lo = pos + (size_t)G * T, *own = lo + (size_t)G * T;
+
+		for (int t = 0; t < G * T; t++) {
+			pos[t] = t % T;
+			lo[t] = own[t] = t - t % T; /* no shared context: each chunk its own */
+		}
+		pk.pos = pos;
+		pk.ctx_lo = lo;
+		pk.ctx_hi = lo;
+		pk.own_lo = own;
+		pk.rows = NULL;
+		pk.n_rows = 0;
+	}
+	if (opts->release)
+		o.release = m;
 	ob.ud = &o;
 	ob.site = obs_site;
 	t0 = now_s();
-	for (c = start; c < d->n_chunks; c++) {
-		struct calib_progress p;
-
+	for (c = start; c < d->n_chunks && rc == 0;) {
 		int src = opts->source ? opts->source(opts->ud, c, values, r->n_values, err) : 0;
+		int g_n = 1;
 
 		if (src < 0) {
 			rc = src;
@@ -495,38 +550,55 @@ int calib_run(const struct model *m, const struct dataset *d,
 			for (int i = 0; i < r->n_values; i++)
 				values[i] = NAN;
 			calib_result_set_chunk(r, c, values);
+			c++;
 			continue;
 		}
 		if (src == 0) {
-			memset(o.seen, 0, 3 * (size_t)L);
-			o.bad_layer = -1;
-			fwd_reset(fs);
-			rc = fwd_eval(fs, d->tokens + (size_t)c * T, T, NULL, 0, &ob, err);
+			g_n = d->n_chunks - c < G ? d->n_chunks - c : G;
+			obs_start(&o, g_n);
+			if (G > 1) {
+				rc = fwd_eval_packed(fs, d->tokens + (size_t)c * T, g_n * T, &pk, NULL, &ob,
+						     err);
+			} else {
+				fwd_reset(fs);
+				rc = fwd_eval(fs, d->tokens + (size_t)c * T, T, NULL, 0, &ob, err);
+			}
 			if (rc) {
-				st_err_prefix(err, "calibration chunk %d", c);
+				st_err_prefix(err, g_n > 1 ? "calibration chunks %d-%d" :
+					      "calibration chunk %d", c, c + g_n - 1);
 				break;
 			}
 			if (o.bad_layer >= 0) {
-				rc = st_errf(err, ST_EFORMAT, "calibration chunk %d: non-finite "
-					     "activations (NaN or Inf), first at layer %d %s: the "
-					     "model's weights are broken (strata info --check scans "
-					     "them)", c, o.bad_layer, site_name(o.bad_site));
+				char which[48];
+
+				snprintf(which, sizeof which, g_n > 1 ? "chunks %d-%d" : "chunk %d", c,
+					 c + g_n - 1);
+				rc = st_errf(err, ST_EFORMAT, "calibration %s: non-finite activations "
+					     "(NaN or Inf), first at layer %d %s: the model's weights "
+					     "are broken (strata info --check scans them)", which,
+					     o.bad_layer, site_name(o.bad_site));
 				break;
 			}
-			obs_values(&o, values);
+			obs_finish(&o);
 		}
-		if (opts->chunk) {
-			rc = opts->chunk(opts->ud, c, values, r->n_values, err);
-			if (rc) {
-				if (rc > 0 || !err || !err->code)
-					rc = st_errf(err, rc < 0 ? rc : ST_ECANCEL,
-						     "calibration stopped after chunk %d", c);
-				break;
+		for (int k = 0; k < g_n && rc == 0; k++, c++) {
+			struct calib_progress p;
+
+			if (src == 0)
+				obs_values(&o, k, values);
+			if (opts->chunk) {
+				rc = opts->chunk(opts->ud, c, values, r->n_values, err);
+				if (rc) {
+					if (rc > 0 || !err || !err->code)
+						rc = st_errf(err, rc < 0 ? rc : ST_ECANCEL,
+							     "calibration stopped after chunk %d", c);
+					break;
+				}
 			}
-		}
-		calib_result_set_chunk(r, c, values);
-		r->seconds = now_s() - t0;
-		if (opts->progress) {
+			calib_result_set_chunk(r, c, values);
+			r->seconds = now_s() - t0;
+			if (!opts->progress)
+				continue;
 			memset(&p, 0, sizeof p);
 			p.chunks_done = c + 1;
 			p.chunks_total = d->n_chunks;
@@ -542,15 +614,20 @@ int calib_run(const struct model *m, const struct dataset *d,
 					rc = st_errf(err, ST_ECANCEL,
 						     "calibration cancelled after %d of %d chunks",
 						     c + 1, d->n_chunks);
+				else
+					rc = 1; /* asked to stop at the end: nothing left anyway */
 				break;
 			}
 		}
 	}
+	if (rc == 1)
+		rc = 0;
 out:
 	calib_result_finish(r);
 	fwd_free(fs);
 	obs_free(&o);
 	free(values);
+	free(pk_buf);
 	return rc;
 }
 

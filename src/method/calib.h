@@ -116,6 +116,20 @@ struct calib_opts {
 	int angular;               /* 0 = skip the angular metrics (NaN) to save
 				      (L+1) x seq_len x d_model floats; default
 				      1 via calib_opts_init */
+	/*
+	 * Chunks a forward call (default 1: token-major, each chunk
+	 * through every layer in turn).  group > 1 is layer-major: that
+	 * many chunks go through layer l, packed as independent sequences
+	 * (fwd_eval_packed), before layer l + 1 is touched, so each weight
+	 * is read once per group; memory grows with the group (the
+	 * activations, KV cache and observer of group x seq_len tokens).
+	 * Values equal token-major ones to rounding (about 1e-7).  Ignored
+	 * with a source hook (chunks are then computed one by one).
+	 */
+	int group;
+	/* layer-major: after each layer, ask the kernel to take its weights'
+	 * pages back (model_release_layer), for models larger than memory */
+	int release;
 	/* After each chunk, before the next; nonzero return cancels. */
 	int (*progress)(void *ud, const struct calib_progress *p);
 	/*

@@ -648,3 +648,35 @@ const char *model_format_name(enum model_format f)
 	}
 	return "?";
 }
+
+/* madvise(MADV_PAGEOUT) (Linux 5.4): reclaim, keeping the contents */
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+static void release_tensor(const struct st_tensor *t)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a, b;
+
+	if (!t->data || !t->nbytes || pg == 0 || pg == (uintptr_t)-1)
+		return;
+	a = (uintptr_t)t->data & ~(pg - 1);
+	b = ((uintptr_t)t->data + t->nbytes + pg - 1) & ~(pg - 1);
+	(void)madvise((void *)a, b - a, MADV_PAGEOUT);
+}
+
+void model_release_layer(const struct model *m, int l)
+{
+	const struct layer_weights *w;
+
+	if (l < 0 || l >= m->hp.n_layer)
+		return;
+	w = &m->layers[l];
+	release_tensor(&w->wq);
+	release_tensor(&w->wk);
+	release_tensor(&w->wv);
+	release_tensor(&w->wo);
+	release_tensor(&w->w_gate);
+	release_tensor(&w->w_up);
+	release_tensor(&w->w_down);
+}

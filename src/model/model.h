@@ -156,6 +156,15 @@ int model_load_llama2c(const char *path, const char *tok_path,
  */
 int model_rope_freqs(const struct model *m, float *inv_freq /* [head_dim/2] */);
 
+/*
+ * Ask the kernel to take back the memory of layer l's weights
+ * (madvise MADV_PAGEOUT on the pages they span): mapped file pages
+ * leave the process and are read again if touched; nothing is lost
+ * whatever the memory is.  For passes over models larger than memory
+ * that are done with a layer.  A no-op where the kernel cannot.
+ */
+void model_release_layer(const struct model *m, int l);
+
 /* Map a whole file read-only and record the mapping in m->maps. */
 int model_map_file(struct model *m, const char *path, const void **addr,
 		   size_t *size, struct st_err *err);
