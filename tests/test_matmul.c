@@ -617,6 +617,10 @@ static void check_kept(void)
 			       dtype_name(types[i]), mode ? "bf16" : "f32");
 			matmul_keep(m.bytes, m.t.nbytes);
 			matmul_keep(m.bytes, m.t.nbytes);
+			matmul_keep_suspend(1);
+			matmul_n_mode(1, &y1, x, &wp, T, 0, (enum mm_compute)mode);
+			is_int((long)matmul_kept_bytes(), 0, "... while suspended, no copy is kept");
+			matmul_keep_suspend(0);
 			matmul_n_mode(1, &y1, x, &wp, T, 0, (enum mm_compute)mode);
 			is_int((long)matmul_kept_bytes(), runs ? (long)want : 0,
 			       "... inside one, its %s copy is kept (%zu bytes) where oneDNN runs",

@@ -245,6 +245,7 @@ static struct {
 	int nr, rcap;
 	size_t used, budget;
 	int budget_set;
+	int suspended;     /* matmul_keep_suspend count: no new copies */
 } kc = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 static size_t keep_budget(void)
@@ -304,6 +305,13 @@ void matmul_forget(const void *addr, size_t size)
 	pthread_mutex_unlock(&kc.mu);
 }
 
+void matmul_keep_suspend(int on)
+{
+	pthread_mutex_lock(&kc.mu);
+	kc.suspended += on ? 1 : kc.suspended > 0 ? -1 : 0;
+	pthread_mutex_unlock(&kc.mu);
+}
+
 size_t matmul_kept_bytes(void)
 {
 	size_t n;
@@ -337,7 +345,7 @@ static const void *kept_get(const struct st_tensor *w, int bf16, struct cvt_job 
 		kc.budget = keep_budget();
 		kc.budget_set = 1;
 	}
-	if (!in_range || kc.used + bytes > kc.budget)
+	if (!in_range || kc.suspended || kc.used + bytes > kc.budget)
 		goto out;
 	if (kc.n == kc.cap) {
 		int cap = kc.cap ? 2 * kc.cap : 64;

@@ -65,6 +65,9 @@ void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tenso
  */
 void matmul_keep(const void *addr, size_t size);
 void matmul_forget(const void *addr, size_t size);
+/* While suspended (counted: each 1 needs a 0), no new copy is kept: for
+ * passes that read each weight once, where copies only hold memory. */
+void matmul_keep_suspend(int on);
 /* Bytes of kept conversions now held. */
 size_t matmul_kept_bytes(void);
 

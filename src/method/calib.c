@@ -25,6 +25,7 @@
 
 #include "method/dataset.h"
 #include "compute/forward.h"
+#include "compute/matmul.h"
 #include "model/mask.h"
 #include "model/model.h"
 #include "compute/threads.h"
@@ -533,8 +534,10 @@ int calib_run(const struct model *m, const struct dataset *d,
 		pk.rows = NULL;
 		pk.n_rows = 0;
 	}
-	if (opts->release)
+	if (opts->release) { /* streaming a model larger than memory: no copies */
 		o.release = m;
+		matmul_keep_suspend(1);
+	}
 	ob.ud = &o;
 	ob.site = obs_site;
 	t0 = now_s();
@@ -623,6 +626,8 @@ int calib_run(const struct model *m, const struct dataset *d,
 	if (rc == 1)
 		rc = 0;
 out:
+	if (o.release)
+		matmul_keep_suspend(0);
 	calib_result_finish(r);
 	fwd_free(fs);
 	obs_free(&o);
