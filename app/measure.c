@@ -7,6 +7,7 @@
  */
 #include "app/measure.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "method/dataset.h"
 #include "measure/eval.h"
 #include "measure/evaltask.h"
+#include "measure/lmeval.h"
 #include "model/mask.h"
 #include "db/record.h"
 #include "model/model.h"
@@ -108,19 +110,69 @@ int app_task_known(const char *t, char *why, size_t cap)
 	return 0;
 }
 
-static int is_mmlu_task(const char *t)
-{
-	return !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
-}
-
 int app_task_accepts(const char *t, const struct eval_spec *es, char *why, size_t cap)
 {
-	if (es->shots > 0 && !is_mmlu_task(t)) {
-		snprintf(why, cap, "--shots is applied by MMLU only; task '%s' would ignore it "
-			 "(evaluate it without --shots)", t);
+	if (es->shots > 0 && is_text_task(t)) {
+		snprintf(why, cap, "--shots applies to multiple-choice tasks only; task '%s' would "
+			 "ignore it (evaluate it without --shots)", t);
 		return 0;
 	}
 	return 1;
+}
+
+/* A task file's path p resolved against the shared assets into out. */
+static void shared_path(const char *p, char *out, size_t cap)
+{
+	if (p[0] == '/')
+		snprintf(out, cap, "%s", p);
+	else
+		snprintf(out, cap, "%s/%s", shared_dir(), p);
+}
+
+/* Items of one split of a task file's data (path, labels: resolved). */
+static int read_split(const struct mc_task *def, const char *path, const char *labels,
+		      size_t limit, struct mc_item **items, size_t *n, struct st_err *err)
+{
+	int rc;
+
+	if (!strcmp(def->format, "hellaswag"))
+		rc = mc_read_hellaswag(path, limit, items, n, err);
+	else if (!strcmp(def->format, "docs"))
+		rc = mc_read_docs(def, path, labels, limit, items, n, err);
+	else
+		rc = mc_read_jsonl(path, limit, def->delim, items, n, err);
+	if (rc == 0)
+		for (size_t i = 0; i < *n; i++)
+			(*items)[i].bos = def->bos;
+	return rc;
+}
+
+/* The few-shot examples of def (shots > 0) put before each item:
+ * from def->fewshot_path, which must exist (an error names it). */
+static int task_fewshot(const struct mc_task *def, const char *datapath, const struct eval_spec *es,
+			struct mc_item *items, size_t n, struct st_err *err)
+{
+	char fpath[4096], flab[4096], a[PATH_MAX], b[PATH_MAX];
+	struct mc_item *fs = NULL;
+	size_t nfs = 0;
+	int rc, same;
+
+	if (!def->fewshot_path[0])
+		return st_errf(err, ST_EINVAL, "%s: no 'fewshot_path' (the split lm-eval draws "
+			       "few-shot examples from) for --shots %ld", def->file, es->shots);
+	shared_path(def->fewshot_path, fpath, sizeof fpath);
+	if (access(fpath, R_OK) != 0)
+		return st_errf(err, ST_EIO, "%s: fewshot_path '%s' is missing (%s): --shots %ld "
+			       "needs that split", def->file, fpath, strerror(errno), es->shots);
+	if (def->fewshot_labels[0])
+		shared_path(def->fewshot_labels, flab, sizeof flab);
+	if ((rc = read_split(def, fpath, def->fewshot_labels[0] ? flab : NULL, 0, &fs, &nfs, err)) < 0)
+		return rc;
+	same = realpath(fpath, a) && realpath(datapath, b) && !strcmp(a, b);
+	rc = mc_apply_fewshot(items, n, fs, nfs, (int)es->shots, same, def->fewshot_first_n,
+			      es->seed ? es->seed : LMEVAL_FEWSHOT_SEED, "", def->fewshot_delim, err);
+	mc_items_free(fs, nfs);
+	return rc < 0 ? st_err_prefix(err, "%s", fpath) : 0;
 }
 
 /* Read a multiple-choice task's items. */
@@ -129,7 +181,7 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 		   struct st_err *err)
 {
 	struct mc_task def;
-	char file[4096], path[4096];
+	char file[4096], path[4096], labels[4096];
 	size_t limit = es->limit > 0 ? (size_t)es->limit : 0;
 	int rc;
 
@@ -143,7 +195,17 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 				 shared_dir());
 		if (!realpath(path, datafile))
 			datafile[0] = '\0';
-		return mc_read_hellaswag(path, limit, items, n, err);
+		if ((rc = mc_read_hellaswag(path, limit, items, n, err)) < 0 || es->shots <= 0)
+			return rc;
+		/* lm-eval's hellaswag 1.0 draws its shots from the train split */
+		memset(&def, 0, sizeof def);
+		snprintf(def.file, sizeof def.file, "hellaswag (built in)");
+		strcpy(def.format, "hellaswag");
+		strcpy(def.fewshot_delim, "\n\n");
+		strcpy(def.fewshot_path, "data/mc/hellaswag/hellaswag_train_full.txt");
+		def.bos = MC_BOS_NONE;
+		rc = task_fewshot(&def, path, es, *items, *n, err);
+		goto done;
 	}
 	if (!strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5)) {
 		snprintf(path, sizeof path, "%s/data/mc/mmlu", shared_dir());
@@ -152,16 +214,26 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 	}
 	if ((rc = mc_task_parse(task_file(t, file, sizeof file), &def, err)) < 0)
 		return rc;
-	if (def.path[0] == '/')
-		snprintf(path, sizeof path, "%s", def.path);
-	else
-		snprintf(path, sizeof path, "%s/%s", shared_dir(), def.path);
+	shared_path(def.path, path, sizeof path);
+	if (def.labels[0])
+		shared_path(def.labels, labels, sizeof labels);
 	if (!realpath(path, datafile))
 		datafile[0] = '\0';
 	*is_lm = !strcmp(def.format, "lambada");
-	if (!strcmp(def.format, "hellaswag"))
-		return mc_read_hellaswag(path, limit, items, n, err);
-	return mc_read_jsonl(path, limit, def.delim, items, n, err);
+	if (access(path, R_OK) != 0)
+		return st_errf(err, ST_EIO, "%s: path '%s' is missing (%s)", def.file, path,
+			       strerror(errno));
+	if ((rc = read_split(&def, path, def.labels[0] ? labels : NULL, limit, items, n, err)) < 0)
+		return rc;
+	if (es->shots > 0)
+		rc = task_fewshot(&def, path, es, *items, *n, err);
+done:
+	if (rc < 0) {
+		mc_items_free(*items, *n);
+		*items = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 /* sha256 of the items as read: every context, choice and answer, with
@@ -173,7 +245,7 @@ static int items_sha256(const struct mc_item *it, size_t n, char hex[65], struct
 	char *buf;
 
 	for (size_t i = 0; i < n; i++) {
-		len += strlen(it[i].context ? it[i].context : "") + 24;
+		len += strlen(it[i].context ? it[i].context : "") + 48;
 		for (int j = 0; j < it[i].n_choices; j++)
 			len += strlen(it[i].choices[j]) + 2 +
 			       (it[i].contexts ? strlen(it[i].contexts[j]) + 1 : 0);
@@ -182,8 +254,9 @@ static int items_sha256(const struct mc_item *it, size_t n, char hex[65], struct
 	if (!buf)
 		return st_errf(err, ST_ENOMEM, "out of memory hashing %zu items", n);
 	for (size_t i = 0; i < n; i++) {
-		pos += (size_t)snprintf(buf + pos, len + 1 - pos, "%s%c%d%c",
-					it[i].context ? it[i].context : "", 0x1e, it[i].gold, 0x1e);
+		pos += (size_t)snprintf(buf + pos, len + 1 - pos, "%s%c%d%c%d,%d%c",
+					it[i].context ? it[i].context : "", 0x1e, it[i].gold, 0x1e,
+					it[i].bos, it[i].norm_skip, 0x1e);
 		for (int j = 0; j < it[i].n_choices; j++) {
 			if (it[i].contexts)
 				pos += (size_t)snprintf(buf + pos, len + 1 - pos, "%s%c",
@@ -346,8 +419,8 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 		return rc;
 	if ((rc = items_sha256(items, n_items, sha, err)) < 0)
 		goto out;
-	record_choice_settings(settings, sizeof settings, es->ctx, es->limit, is_mmlu, es->shots,
-			       es->seed);
+	record_choice_settings(settings, sizeof settings, es->ctx, es->limit,
+			       is_mmlu || es->shots > 0, es->shots, es->seed);
 	settings_compute(settings, sizeof settings, m);
 	k->settings = settings;
 	k->data_sha256 = sha;

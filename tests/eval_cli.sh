@@ -87,14 +87,19 @@ if need model models/stories260K/stories260K.gguf &&
 	out=$("$S" eval "$model" --task "ppl:$text" --ctx 128 --max-tokens 300 --mask 'attn=1,3' --no-store --format csv 2>/dev/null)
 	is "$(echo "$out" | head -1)" "task,metric,value,stderr,n,mask" "eval csv has a mask column"
 	is "$(echo "$out" | sed -n 2p | sed 's/.*,"\(.*\)"$/\1/')" "attn=1,3;mlp=" "... holding the mask (quoted: it has a comma)"
-	for t in "ppl:$text" hellaswag "kl:$text"; do
+	for t in "ppl:$text" "kl:$text"; do
 		err=$("$S" eval "$model" --task "$t" --shots 3 --no-store 2>&1); rc=$?
 		is "$rc" 2 "--shots with $t is refused, not ignored"
 		contains "$err" "'$t'" "... naming the task"
 	done
+	# hellaswag's shots come from its train split, which the shared data lacks
+	err=$("$S" eval "$model" --task hellaswag --shots 3 --no-store 2>&1); rc=$?
+	is "$rc" 1 "--shots 3 with hellaswag fails without the train split"
+	contains "$err" "fewshot_path '$STRATA_SHARED/data/mc/hellaswag/hellaswag_train_full.txt' is missing" \
+		"... naming the missing file"
 	err=$("$S" sweep "$model" --run 1 --task "ppl:$text" --shots 2 2>&1); rc=$?
 	is "$rc" 2 "sweep --shots with a ppl task is refused"
-	contains "$err" "MMLU only" "... saying where shots apply"
+	contains "$err" "multiple-choice tasks only" "... saying where shots apply"
 
 	err=$("$S" eval "$model" --task "bogus:x" 2>&1); rc=$?
 	is "$rc" 2 "unknown task is a usage error"

@@ -88,10 +88,11 @@ static double ref_kl(const struct model *m, const struct mask *mk, const int32_t
 }
 
 /* reference log-likelihood of choice after context: one full forward */
-static double ref_ll2(const struct model *m, const struct mask *mk, const char *c, const char *x,
-		      int *greedy)
+/* flags: the encode flags, -1 for the tokenizer's default (BOS or not) */
+static double ref_ll3(const struct model *m, const struct mask *mk, const char *c, const char *x,
+		      int *greedy, int flags)
 {
-	int flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0, nv = m->hp.n_vocab;
+	int nv = m->hp.n_vocab;
 	struct st_err err = { 0, "" };
 	int32_t *ci = NULL, *wi = NULL, seq[512];
 	size_t nc, nw, t;
@@ -120,6 +121,12 @@ static double ref_ll2(const struct model *m, const struct mask *mk, const char *
 	free(ci);
 	free(wi);
 	return s;
+}
+
+static double ref_ll2(const struct model *m, const struct mask *mk, const char *c, const char *x,
+		      int *greedy)
+{
+	return ref_ll3(m, mk, c, x, greedy, tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0);
 }
 
 static double ref_ll(const struct model *m, const struct mask *mk, const char *c, const char *x)
@@ -391,7 +398,8 @@ static void test_hellaswag(void)
 	if (hp) {
 		is_int(mc_read_hellaswag(hp, 3, &it, &n, &err), 0, "read hellaswag");
 		is_int((long)n, 3, "--limit 3 gives 3 items");
-		has_str(it[0].context, "Roof shingle removal: A man is sitting on a roof. he",
+		/* lm-eval's query: ctx_b "he" capitalized */
+		has_str(it[0].context, "Roof shingle removal: A man is sitting on a roof. He",
 			"first context");
 		is_int(it[0].gold, 3, "first gold");
 		is_int(it[1].n_choices, 4, "four choices");
@@ -574,11 +582,14 @@ static void test_mc_packed(const struct model *m)
 		return;
 	}
 	ll = malloc(sizeof(double) * 4 * n);
+	/* lm-eval's HellaSwag: the context without BOS (the reference too) */
+	is_int(it[0].bos, MC_BOS_NONE, "hellaswag items are encoded without BOS");
 	is_int(eval_mc(m, NULL, it, n, 512, &r, ll, count_progress, &calls, &err), 0,
 	       "packed eval_mc over 60 hellaswag items: %s", err.msg);
 	for (i = 0; i < n; i++)
 		for (j = 0; j < it[i].n_choices; j++) {
-			double d = fabs(ll[i * 4 + j] - ref_ll(m, NULL, it[i].context, it[i].choices[j]));
+			double d = fabs(ll[i * 4 + j] -
+					ref_ll3(m, NULL, it[i].context, it[i].choices[j], NULL, 0));
 
 			if (d > md) {
 				md = d;
