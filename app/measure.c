@@ -120,6 +120,22 @@ int app_task_accepts(const char *t, const struct eval_spec *es, char *why, size_
 	return 1;
 }
 
+static const struct app_suite_task llm_drop[] = {
+	{ "boolq", 0 }, { "rte", 0 }, { "openbookqa", 0 }, { "piqa", 0 },
+	{ "mmlu", 5 }, { "winogrande", 5 }, { "gsm8k", 5 },
+	{ "hellaswag", 10 }, { "arc_challenge", 25 },
+};
+
+const struct app_suite_task *app_suite(const char *name, size_t *n)
+{
+	if (!strcmp(name, "llm-drop")) {
+		*n = sizeof llm_drop / sizeof llm_drop[0];
+		return llm_drop;
+	}
+	*n = 0;
+	return NULL;
+}
+
 /* A task file's path p resolved against the shared assets into out. */
 static void shared_path(const char *p, char *out, size_t cap)
 {

@@ -84,6 +84,46 @@ if need model models/stories260K/stories260K.gguf &&
 		is "$("$S" sql "SELECT count(*) FROM evals WHERE task = 'mmlu:anatomy' AND settings LIKE '%shots=2%'" --format tsv | tail -1)" 2 \
 			"MMLU's shots are in the stored settings (the cache key)"
 	fi
+	# few-shot for any task: a task file whose few-shot split is its own data
+	if need arc data/mc/llm-foundry/arc_easy.jsonl; then
+		tmp="$STRATA_BUILDDIR/tests/tmp/eval_cli"; mkdir -p "$tmp"
+		sed 's|^fewshot_path = .*|fewshot_path = data/mc/llm-foundry/arc_easy.jsonl|' \
+			"$STRATA_SRCDIR/data/tasks/arc_easy.task" > "$tmp/arc_fs.task"
+		fdb="$tmp/fewshot.db"; rm -f "$fdb"
+		"$S" eval "$model" --db "$fdb" --task "$tmp/arc_fs.task" --limit 5 --format csv >/dev/null 2>&1
+		a=$("$S" eval "$model" --db "$fdb" --task "$tmp/arc_fs.task" --shots 2 --limit 5 --format csv 2>&1 | grep ,acc,)
+		b=$("$S" eval "$model" --task "$tmp/arc_fs.task" --shots 2 --limit 5 --no-store --format csv 2>&1 | grep ,acc,)
+		"$S" eval "$model" --db "$fdb" --task "$tmp/arc_fs.task" --shots 2 --seed 7 --limit 5 --format csv >/dev/null 2>&1
+		contains "$a" ",5," "--shots 2 on arc_easy (few-shot split = its data): 5 items"
+		is "$b" "$a" "... the same seed (lm-eval's 1234) gives the same result"
+		is "$("$S" sql --db "$fdb" "SELECT count(DISTINCT data_sha256) FROM evals" --format tsv | tail -1)" 3 \
+			"... 0-shot, 2-shot and 2-shot with --seed 7 are three different prompt sets"
+		is "$("$S" sql --db "$fdb" "SELECT settings FROM evals ORDER BY id" --format tsv | sed 1d | tr '\n' ' ')" \
+			"ctx=2048;limit=5 ctx=2048;limit=5;seed=0;shots=2 ctx=2048;limit=5;seed=7;shots=2 " \
+			"... and the shots and seed are in the cache key"
+		err=$("$S" eval "$model" --task arc_easy --shots 2 --limit 5 --no-store 2>&1); rc=$?
+		is "$rc" 1 "--shots with arc_easy and no train split fails"
+		contains "$err" "fewshot_path '$STRATA_SHARED/data/mc/llm-foundry/arc_easy_train.jsonl' is missing" \
+			"... naming the task file's key and the missing file"
+	fi
+	# the paper's settings as one preset: what the shared data lacks is named, the rest runs
+	if need mmlu data/mc/mmlu/test/anatomy_test.csv; then
+		out=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --suite llm-drop --limit 1 --no-store --format csv 2>"$tmp/suite.err"); rc=$?
+		is "$rc" 1 "--suite llm-drop exits 1 when a task's data is missing"
+		is "$(echo "$out" | grep -c ',acc,')" "$(echo "$out" | grep -c ',acc_norm,')" "... each task that ran has acc and acc_norm"
+		contains "$out" "boolq,acc," "... boolq ran (0-shot)"
+		contains "$out" "piqa,acc," "... piqa ran"
+		contains "$out" "openbookqa,acc," "... openbookqa ran"
+		is "$(echo "$out" | grep '^mmlu,acc,' | cut -d, -f5)" 57 "... mmlu ran 5-shot, one item per subject"
+		e=$(cat "$tmp/suite.err")
+		contains "$e" "data/mc/rte/validation.jsonl' is missing" "... rte names its missing file"
+		contains "$e" "winogrande_train.jsonl' is missing" "... 5-shot winogrande names its missing train split"
+		contains "$e" "hellaswag_train_full.txt' is missing" "... 10-shot hellaswag names its missing train split"
+		contains "$e" "arc_challenge_train.jsonl' is missing" "... 25-shot arc_challenge names its missing train split"
+		err=$("$S" eval "$model" --suite nope 2>&1); rc=$?
+		is "$rc" 2 "an unknown suite is a usage error"
+		contains "$err" "'nope'" "... naming it"
+	fi
 	out=$("$S" eval "$model" --task "ppl:$text" --ctx 128 --max-tokens 300 --mask 'attn=1,3' --no-store --format csv 2>/dev/null)
 	is "$(echo "$out" | head -1)" "task,metric,value,stderr,n,mask" "eval csv has a mask column"
 	is "$(echo "$out" | sed -n 2p | sed 's/.*,"\(.*\)"$/\1/')" "attn=1,3;mlp=" "... holding the mask (quoted: it has a comma)"

@@ -18,7 +18,7 @@
 #include "model/model.h"
 
 static const char help[] =
-	"usage: strata eval MODEL --task T [--task T ...] [options]\n"
+	"usage: strata eval MODEL (--task T ... | --suite NAME) [options]\n"
 	"Evaluate MODEL (with --mask, the masked model) on tasks:\n"
 	"  ppl:FILE           perplexity of FILE (metrics ppl, nll)\n"
 	"  kl:FILE            KL(unmasked || masked) per token of FILE on the\n"
@@ -32,8 +32,14 @@ static const char help[] =
 	"                     (default: the model's context, at most 2048)\n"
 	"  --max-tokens N     ppl/kl: score only the first N tokens of FILE\n"
 	"  --limit N          multiple choice: only the first N items (MMLU: per subject)\n"
-	"  --shots K          MMLU: K examples from dev before each question (0-5)\n"
-	"  --seed S           MMLU: draw the shots from dev shuffled by S (0: the first K)\n"
+	"  --shots K          multiple choice: K examples of the task's few-shot split\n"
+	"                     before each item (MMLU: from dev, 0-5)\n"
+	"  --seed S           the few-shot sampler's seed (0: lm-eval's 1234; MMLU: the\n"
+	"                     first K of dev, else dev shuffled by S)\n"
+	"  --suite NAME       add a preset's tasks with their shots: llm-drop (0-shot\n"
+	"                     boolq, rte, openbookqa, piqa; 5-shot mmlu, winogrande,\n"
+	"                     gsm8k; 10-shot hellaswag; 25-shot arc_challenge); a task\n"
+	"                     that cannot run is reported and the others go on\n"
 	"  --mask M           drop sites first, e.g. 'attn=3-4;mlp=1'\n"
 	"  --force            compute again even when the store has the result\n"
 	"  --no-store         neither read nor write the store\n"
@@ -46,17 +52,19 @@ static const char help[] =
 
 struct row {
 	const char *task;
+	int shots;
 	char metric[32];
 	double value, stderr_;
 	size_t n;
 };
 
-static int add(struct row *rows, int *nr, const char *task, const char *metric,
+static int add(struct row *rows, int *nr, const char *task, int shots, const char *metric,
 	       double v, double se, size_t n)
 {
 	if (*nr >= MAX_ROWS)
 		return -1;
 	rows[*nr].task = task;
+	rows[*nr].shots = shots;
 	snprintf(rows[*nr].metric, sizeof rows[*nr].metric, "%s", metric);
 	rows[*nr].value = v;
 	rows[*nr].stderr_ = se;
@@ -140,7 +148,7 @@ static void print_rows(const struct row *r, int nr, enum out_format fmt, const c
 
 int cmd_eval(int argc, char **argv)
 {
-	enum { OPT_SEED = 1200, OPT_FORCE, OPT_NO_STORE };
+	enum { OPT_SEED = 1200, OPT_FORCE, OPT_NO_STORE, OPT_SUITE };
 	static const struct option longopts[] = {
 		{"task", required_argument, NULL, 'T'},
 		WINDOW_LONGOPTS,
@@ -150,6 +158,7 @@ int cmd_eval(int argc, char **argv)
 		{"seed", required_argument, NULL, OPT_SEED},
 		{"force", no_argument, NULL, OPT_FORCE},
 		{"no-store", no_argument, NULL, OPT_NO_STORE},
+		{"suite", required_argument, NULL, OPT_SUITE},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT, 0};
 	struct st_err err = {0};
@@ -157,6 +166,7 @@ int cmd_eval(int argc, char **argv)
 	struct app_env env = {0};
 	struct eval_spec es = {0};
 	const char *tasks[MAX_TASKS], *mask_text = NULL, *db = NULL;
+	int task_shots[MAX_TASKS], from_suite[MAX_TASKS], failed = 0;
 	struct row rows[MAX_ROWS];
 	struct mask *mask = NULL;
 	struct model *m = NULL;
@@ -169,14 +179,31 @@ int cmd_eval(int argc, char **argv)
 		case 'T':
 			if (nt == MAX_TASKS)
 				return cli_usage("eval", "at most %d tasks", MAX_TASKS);
+			from_suite[nt] = 0;
+			task_shots[nt] = -1;
 			tasks[nt++] = optarg;
 			break;
+		case OPT_SUITE: {
+			const struct app_suite_task *st;
+			size_t ns;
+
+			if (!(st = app_suite(optarg, &ns)))
+				return cli_usage("eval", "unknown suite '%s' (llm-drop)", optarg);
+			for (size_t k = 0; k < ns; k++) {
+				if (nt == MAX_TASKS)
+					return cli_usage("eval", "at most %d tasks", MAX_TASKS);
+				from_suite[nt] = 1;
+				task_shots[nt] = st[k].shots;
+				tasks[nt++] = st[k].task;
+			}
+			break;
+		}
 		case 'l':
 			if (cli_parse_int("eval", "--limit", optarg, 1, 1L << 40, &limit) < 0)
 				return EXIT_USAGE;
 			break;
 		case 'k':
-			if (cli_parse_int("eval", "--shots", optarg, 0, 5, &shots) < 0)
+			if (cli_parse_int("eval", "--shots", optarg, 0, 1000, &shots) < 0)
 				return EXIT_USAGE;
 			break;
 		case OPT_SEED:
@@ -202,14 +229,20 @@ int cmd_eval(int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage("eval", "expected MODEL");
 	if (nt == 0)
-		return cli_usage("eval", "expected at least one --task");
-	for (i = 0; i < nt; i++)
-		if (!app_task_known(tasks[i], why, sizeof why))
+		return cli_usage("eval", "expected at least one --task or --suite");
+	for (i = 0; i < nt; i++) {
+		if (task_shots[i] < 0)
+			task_shots[i] = (int)shots;
+		/* a suite's task that is not here is reported when it runs */
+		if (!from_suite[i] && !app_task_known(tasks[i], why, sizeof why))
 			return cli_usage("eval", "%s", why);
-	es.shots = shots;
-	for (i = 0; i < nt; i++)
+		if (shots > 5 && (!strcmp(tasks[i], "mmlu") || !strncmp(tasks[i], "mmlu:", 5)))
+			return cli_usage("eval", "--shots %ld: MMLU's dev split has 5 examples per "
+					 "subject", shots);
+		es.shots = task_shots[i];
 		if (!app_task_accepts(tasks[i], &es, why, sizeof why))
 			return cli_usage("eval", "%s", why);
+	}
 	cli_common_apply(&co);
 	m = cli_load_scoring(argv[optind], mask_text, &mask, &ctx, &rc);
 	if (!m)
@@ -217,7 +250,6 @@ int cmd_eval(int argc, char **argv)
 	es.ctx = ctx;
 	es.max_tokens = max_tokens;
 	es.limit = limit;
-	es.shots = shots;
 	es.seed = (uint64_t)seed;
 	es.progress = cli_progress_eta;
 	es.units = cli_progress_units;
@@ -231,23 +263,33 @@ int cmd_eval(int argc, char **argv)
 		int cached = 0, r2;
 
 		es.progress_ud = (void *)tasks[i];
+		es.shots = task_shots[i];
+		if (from_suite[i] && !app_task_known(tasks[i], why, sizeof why)) {
+			cli_error("%s", why);
+			failed++;
+			continue;
+		}
 		r2 = app_eval(m, mask, tasks[i], &es, &ms, &res, &n, &cached, &err);
 		cli_progress_eta_end();
 		if (r2 < 0) {
 			cli_error("%s", err.msg);
+			if (from_suite[i] && r2 != ST_ECANCEL) {
+				failed++;
+				continue;
+			}
 			goto out;
 		}
 		if (cached)
 			fprintf(stderr, "strata eval: %s: from the store (computed before; --force to redo)\n",
 				tasks[i]);
 		for (size_t j = 0; j < n; j++)
-			add(rows, &nr, tasks[i], res[j].metric, res[j].value, res[j].stderr_,
+			add(rows, &nr, tasks[i], task_shots[i], res[j].metric, res[j].value, res[j].stderr_,
 			    (size_t)res[j].n);
 		free(res);
 	}
 	mask_format(mask ? mask : &(struct mask){0, NULL, NULL}, maskbuf, sizeof maskbuf);
 	print_rows(rows, nr, co.format, maskbuf);
-	rc = EXIT_OK;
+	rc = failed ? EXIT_ERR : EXIT_OK;
 out:
 	store_close(env.s);
 	mask_free(mask);

@@ -358,7 +358,7 @@ int cmd_sweep(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case O_SHOTS:
-			if (cli_parse_int("sweep", "--shots", optarg, 0, 5, &a.es.shots) < 0)
+			if (cli_parse_int("sweep", "--shots", optarg, 0, 1000, &a.es.shots) < 0)
 				return EXIT_USAGE;
 			break;
 		case O_SEED:
