@@ -7,7 +7,9 @@
  */
 #include "app/measure.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "method/dataset.h"
 #include "measure/eval.h"
@@ -420,6 +423,139 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 	return 0;
 }
 
+static void key_task(const char *t, char *buf, size_t cap);
+
+/* The file name part for task t: its key name with anything but
+ * letters, digits, '-', '_' and '.' turned into '_'. */
+static void samples_name(const char *t, char *buf, size_t cap)
+{
+	struct app_task_info in;
+
+	app_task_info(t, &in);
+	snprintf(buf, cap, "%s", in.name);
+	for (char *p = buf; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			*p = '_';
+}
+
+/*
+ * dir/samples_TASK.jsonl, lm-eval's per-document log: doc_id, target,
+ * arguments {gen_args_J: {arg_0: context, arg_1: continuation}} (the
+ * strings the model is given; the continuation with its delimiter),
+ * resps [[[ll]] per choice], filtered_resps [[ll] per choice], and acc,
+ * acc_norm (multiple choice) of the item.  lm-eval's is_greedy is not
+ * computed for multiple choice and left out.
+ */
+static int write_samples(const char *dir, const char *t, const struct mc_item *items, size_t n,
+			 const double *ll, int is_lm, struct st_err *err)
+{
+	char name[256], path[4096];
+	size_t k = 0;
+	FILE *f;
+
+	samples_name(t, name, sizeof name);
+	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
+		return st_errf(err, ST_EIO, "--log-samples: cannot create directory '%s': %s", dir,
+			       strerror(errno));
+	snprintf(path, sizeof path, "%s/samples_%s.jsonl", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		return st_errf(err, ST_EIO, "--log-samples: cannot write '%s': %s", path,
+			       strerror(errno));
+	for (size_t i = 0; i < n; i++) {
+		const struct mc_item *x = &items[i];
+		json_t *o = json_object(), *args = json_object(), *resps = json_array(),
+		       *fr = json_array();
+		struct mc_result one;
+		char *line;
+		int j;
+
+		for (j = 0; j < x->n_choices; j++) {
+			char key[32];
+
+			snprintf(key, sizeof key, "gen_args_%d", j);
+			json_object_set_new(args, key, json_pack("{s:s,s:s}", "arg_0",
+								 x->contexts ? x->contexts[j] : x->context,
+								 "arg_1", x->choices[j]));
+			json_array_append_new(resps, json_pack("[[f]]", ll[k + (size_t)j]));
+			json_array_append_new(fr, json_pack("[f]", ll[k + (size_t)j]));
+		}
+		json_object_set_new(o, "doc_id", json_integer((json_int_t)i));
+		json_object_set_new(o, "target", json_integer(x->gold));
+		json_object_set_new(o, "arguments", args);
+		json_object_set_new(o, "resps", resps);
+		json_object_set_new(o, "filtered_resps", fr);
+		if (!is_lm) {
+			mc_score(x, 1, ll + k, &one);
+			json_object_set_new(o, "acc", json_real(one.acc));
+			json_object_set_new(o, "acc_norm", json_real(one.acc_norm));
+		}
+		k += (size_t)x->n_choices;
+		line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+		json_decref(o);
+		if (!line || fprintf(f, "%s\n", line) < 0) {
+			free(line);
+			fclose(f);
+			return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed", path);
+		}
+		free(line);
+	}
+	if (fclose(f) != 0)
+		return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed: %s", path,
+			       strerror(errno));
+	return 0;
+}
+
+void app_task_info(const char *t, struct app_task_info *in)
+{
+	struct mc_task def;
+	struct st_err e = {0};
+	char file[4096];
+
+	memset(in, 0, sizeof *in);
+	snprintf(in->name, sizeof in->name, "%s", t);
+	strcpy(in->output_type, "multiple_choice");
+	strcpy(in->target_delim, " ");
+	strcpy(in->fewshot_delim, "\n\n");
+	if (is_text_task(t)) {
+		snprintf(in->name, sizeof in->name, "%.*s", (int)(strchr(t, ':') - t), t);
+		strcpy(in->output_type, "perplexity");
+		return;
+	}
+	if (!strcmp(t, "hellaswag") || !strncmp(t, "hellaswag:", 10)) {
+		strcpy(in->name, "hellaswag");
+		strcpy(in->version, "1.0");
+		strcpy(in->dataset, "Rowan/hellaswag");
+		return;
+	}
+	if (!strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5)) {
+		snprintf(in->name, sizeof in->name, "mmlu%s%.50s", t[4] ? "_" : "", t[4] ? t + 5 : "");
+		strcpy(in->version, "1.0");
+		strcpy(in->dataset, "cais/mmlu");
+		return;
+	}
+	if (mc_task_parse(task_file(t, file, sizeof file), &def, &e) < 0)
+		return;
+	key_task(t, in->name, sizeof in->name);
+	if (def.lm_task[0])
+		snprintf(in->name, sizeof in->name, "%s", def.lm_task);
+	snprintf(in->version, sizeof in->version, "%s", def.lm_version);
+	{
+		const char *sp = strchr(def.dataset, ' ');
+
+		snprintf(in->dataset, sizeof in->dataset, "%.*s",
+			 (int)(sp ? (size_t)(sp - def.dataset) : strlen(def.dataset)), def.dataset);
+		if (sp)
+			snprintf(in->dataset_name, sizeof in->dataset_name, "%s", sp + 1);
+	}
+	if (!strcmp(def.format, "lambada")) {
+		strcpy(in->output_type, "loglikelihood");
+		in->target_delim[0] = 0;
+	} else if (!strcmp(def.format, "docs"))
+		snprintf(in->target_delim, sizeof in->target_delim, "%s", def.target_delim);
+	snprintf(in->fewshot_delim, sizeof in->fewshot_delim, "%s", def.fewshot_delim);
+}
+
 static int eval_choice(const struct model *m, const struct mask *mask, const char *t,
 		       const struct eval_spec *es, struct store_eval_key *k,
 		       struct app_measure *ms, struct store_metric *res, size_t *nres,
@@ -429,6 +565,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	size_t n_items = 0;
 	char settings[160], sha[65], datafile[PATH_MAX] = "";
 	int rc, is_lm, is_mmlu = !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
+	double *ll = NULL;
 	double t0;
 
 	if ((rc = load_mc(ms ? ms->env : NULL, t, es, &items, &n_items, &is_lm, datafile, err)) < 0)
@@ -442,9 +579,20 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	k->data_sha256 = sha;
 	k->data = datafile[0] ? datafile : NULL;
 	remember_key(ms, k);
-	if (cache_get(ms, k, out, n_out)) {
+	if (!es->log_samples && cache_get(ms, k, out, n_out)) {
 		*cached = 1;
 		goto out;
+	}
+	if (es->log_samples) {
+		size_t total = 0;
+
+		for (size_t i = 0; i < n_items; i++)
+			total += (size_t)items[i].n_choices;
+		ll = malloc(sizeof *ll * (total ? total : 1));
+		if (!ll) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory for %zu log-likelihoods", total);
+			goto out;
+		}
 	}
 	if (es->units)
 		es->units(es->progress_ud, (long)n_items, "items");
@@ -452,7 +600,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	if (is_lm) {
 		struct lm_result lr;
 
-		rc = eval_lm(m, mask, items, n_items, (int)es->ctx, &lr, NULL, es->progress,
+		rc = eval_lm(m, mask, items, n_items, (int)es->ctx, &lr, ll, es->progress,
 			     es->progress_ud, err);
 		if (rc == 0) {
 			*nres = record_metric(res, *nres, "acc", lr.acc, lr.acc_stderr, lr.n);
@@ -461,7 +609,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	} else {
 		struct mc_result mr;
 
-		rc = eval_mc(m, mask, items, n_items, (int)es->ctx, &mr, NULL, es->progress,
+		rc = eval_mc(m, mask, items, n_items, (int)es->ctx, &mr, ll, es->progress,
 			     es->progress_ud, err);
 		if (rc == 0) {
 			*nres = record_metric(res, *nres, "acc", mr.acc, mr.acc_stderr, mr.n);
@@ -471,7 +619,10 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	}
 	if (rc == 0)
 		cache_put(ms, k, now_s() - t0, res, *nres);
+	if (rc == 0 && es->log_samples)
+		rc = write_samples(es->log_samples, t, items, n_items, ll, is_lm, err);
 out:
+	free(ll);
 	mc_items_free(items, n_items);
 	return rc;
 }

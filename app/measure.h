@@ -66,7 +66,26 @@ struct eval_spec {
 	/* told, before an evaluation is computed, how many units it covers
 	 * ("tokens" for ppl/kl, "items" for multiple choice); may be NULL */
 	void (*units)(void *ud, long n, const char *what);
+	/* a directory: multiple-choice evaluations are computed (never read
+	 * from the store) and write samples_TASK.jsonl there, one line per
+	 * item with its prompts and per-choice log-likelihoods; NULL: none */
+	const char *log_samples;
 };
+
+/* What lm-evaluation-harness calls a task strata evaluates, for
+ * reports in its layout. */
+struct app_task_info {
+	char name[64];        /* lm-eval's task name (strata's own when none) */
+	char version[16];     /* the lm-eval task version followed, "" when none */
+	char dataset[128];    /* lm-eval's dataset_path */
+	char dataset_name[64];/* and dataset_name, "" when none */
+	char output_type[32]; /* multiple_choice, loglikelihood, perplexity */
+	char target_delim[16], fewshot_delim[16];
+};
+
+/* Fill info for task (from its task file when it has one); never fails:
+ * a task that follows no lm-eval task keeps strata's name. */
+void app_task_info(const char *task, struct app_task_info *info);
 
 /*
  * Whether task names a known task: ppl:FILE, kl:FILE, hellaswag[:FILE],

@@ -106,6 +106,37 @@ if need model models/stories260K/stories260K.gguf &&
 		contains "$err" "fewshot_path '$STRATA_SHARED/data/mc/llm-foundry/arc_easy_train.jsonl' is missing" \
 			"... naming the task file's key and the missing file"
 	fi
+	# lm-evaluation-harness's results layout, and per-item samples
+	if need arc data/mc/llm-foundry/arc_easy.jsonl; then
+		ls="$tmp/samples"; rm -rf "$ls"
+		j=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task arc_easy --task lambada_openai \
+			--limit 3 --no-store --format json)
+		l=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task arc_easy --task lambada_openai \
+			--limit 3 --format lm-eval --log-samples "$ls")
+		is "$?" 0 "--format lm-eval --log-samples"
+		for k in '"results": {' '"versions": {' '"n-shot": {' '"configs": {' '"higher_is_better": {' '"n-samples": {'; do
+			contains "$l" "$k" "lm-eval layout has $k"
+		done
+		acc=$(echo "$j" | tr '{' '\n' | grep '"task": "arc_easy", "metric": "acc"' | grep -o '"value": [^,]*' | sed 's/.*: //')
+		lacc=$(echo "$l" | grep -o '"acc,none": [^,]*' | head -1 | sed 's/.*: //')
+		ok "results.arc_easy.\"acc,none\" ($lacc) is the acc of --format json ($acc)" \
+			awk -v a="$acc" -v b="$lacc" 'BEGIN { exit !(a - b < 1e-12 && b - a < 1e-12) }'
+		contains "$l" '"perplexity,none": ' "lambada_openai's ppl is lm-eval's perplexity"
+		contains "$l" '"dataset_path": "allenai/ai2_arc",' "configs name the dataset path ..."
+		contains "$l" '"dataset_name": "ARC-Easy",' "... and name"
+		contains "$l" '"target_delimiter": "",' "lambada_openai's target delimiter is empty (' ' is in the target)"
+		is "$(echo "$l" | grep -c '"version": 1.0')" 2 "configs carry metadata.version 1.0"
+		is "$(wc -l < "$ls/samples_arc_easy.jsonl" | tr -d ' ')" 3 "samples_arc_easy.jsonl: one line per item"
+		is "$(head -1 "$ls/samples_arc_easy.jsonl" | grep -o '"gen_args_[0-9]*"' | wc -l | tr -d ' ')" 4 \
+			"... one request per choice"
+		contains "$(head -1 "$ls/samples_arc_easy.jsonl")" \
+			'"arg_0":"Question: Which statement best explains why photosynthesis is the foundation of most food webs?\nAnswer:","arg_1":" Sunlight is the source of energy for nearly all ecosystems."' \
+			"... the exact prompt and continuation lm-eval builds"
+		is "$(grep -c '"filtered_resps":\[\[-' "$ls/samples_arc_easy.jsonl")" 3 "... with per-choice log-likelihoods"
+		contains "$(head -1 "$ls/samples_lambada_openai.jsonl")" '"arg_1":" signs"' "samples_lambada_openai.jsonl: target ' signs'"
+		err=$("$S" ppl "$model" "$text" --format lm-eval 2>&1); rc=$?
+		is "$rc" 2 "--format lm-eval is strata eval's only"
+	fi
 	# the paper's settings as one preset: what the shared data lacks is named, the rest runs
 	if need mmlu data/mc/mmlu/test/anatomy_test.csv; then
 		out=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --suite llm-drop --limit 1 --no-store --format csv 2>"$tmp/suite.err"); rc=$?

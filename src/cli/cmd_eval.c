@@ -7,6 +7,7 @@
  * One result row per (task, metric) with stderr and n.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,10 @@ static const char help[] =
 	"                     before each item (MMLU: from dev, 0-5)\n"
 	"  --seed S           the few-shot sampler's seed (0: lm-eval's 1234; MMLU: the\n"
 	"                     first K of dev, else dev shuffled by S)\n"
+	"  --format lm-eval   the results JSON in lm-evaluation-harness's layout\n"
+	"                     (results, versions, n-shot, configs, ...)\n"
+	"  --log-samples DIR  write DIR/samples_TASK.jsonl: each item's prompts and\n"
+	"                     per-choice log-likelihoods (computed, not read from the store)\n"
 	"  --suite NAME       add a preset's tasks with their shots: llm-drop (0-shot\n"
 	"                     boolq, rte, openbookqa, piqa; 5-shot mmlu, winogrande,\n"
 	"                     gsm8k; 10-shot hellaswag; 25-shot arc_challenge); a task\n"
@@ -146,9 +151,94 @@ static void print_rows(const struct row *r, int nr, enum out_format fmt, const c
 	}
 }
 
+/* the version text as a JSON number (lm-eval writes 1.0), or "N/A" */
+static json_t *version_json(const char *v)
+{
+	char *end;
+	double d = strtod(v, &end);
+
+	return *v && !*end ? json_real(d) : json_string("N/A");
+}
+
+/*
+ * The results in lm-evaluation-harness's layout: results (per task,
+ * "METRIC,none" and "METRIC_stderr,none"), versions, n-shot, configs,
+ * higher_is_better, n-samples, and config (model, limit, mask).
+ */
+static int print_lmeval(const struct row *r, int nr, const char *model_path, long limit,
+			const char *maskbuf)
+{
+	json_t *root = json_object(), *results = json_object(), *versions = json_object(),
+	       *nshot = json_object(), *configs = json_object(), *hib = json_object(),
+	       *nsamp = json_object(), *cfg;
+	char *text;
+	int i;
+
+	for (i = 0; i < nr; i++) {
+		struct app_task_info in;
+		json_t *res, *h;
+		char key[96];
+		const char *metric = r[i].metric;
+
+		app_task_info(r[i].task, &in);
+		res = json_object_get(results, in.name);
+		if (!res) {
+			json_t *c = json_object(), *md = json_object();
+
+			res = json_object();
+			json_object_set_new(res, "alias", json_string(in.name));
+			json_object_set_new(results, in.name, res);
+			json_object_set_new(versions, in.name, version_json(in.version));
+			json_object_set_new(nshot, in.name, json_integer(r[i].shots));
+			json_object_set_new(c, "task", json_string(in.name));
+			if (in.dataset[0])
+				json_object_set_new(c, "dataset_path", json_string(in.dataset));
+			if (in.dataset_name[0])
+				json_object_set_new(c, "dataset_name", json_string(in.dataset_name));
+			json_object_set_new(c, "output_type", json_string(in.output_type));
+			json_object_set_new(c, "num_fewshot", json_integer(r[i].shots));
+			json_object_set_new(c, "target_delimiter", json_string(in.target_delim));
+			json_object_set_new(c, "fewshot_delimiter", json_string(in.fewshot_delim));
+			json_object_set_new(md, "version", version_json(in.version));
+			json_object_set_new(c, "metadata", md);
+			json_object_set_new(c, "strata_task", json_string(r[i].task));
+			json_object_set_new(configs, in.name, c);
+			json_object_set_new(hib, in.name, json_object());
+			json_object_set_new(nsamp, in.name, json_pack("{s:I}", "effective",
+								     (json_int_t)r[i].n));
+		}
+		if (!strcmp(in.output_type, "loglikelihood") && !strcmp(metric, "ppl"))
+			metric = "perplexity";
+		snprintf(key, sizeof key, "%s,none", metric);
+		json_object_set_new(res, key, json_real(r[i].value));
+		snprintf(key, sizeof key, "%s_stderr,none", metric);
+		json_object_set_new(res, key, isnan(r[i].stderr_) ? json_string("N/A")
+								   : json_real(r[i].stderr_));
+		h = json_object_get(hib, in.name);
+		json_object_set_new(h, metric, json_boolean(strncmp(metric, "acc", 3) == 0 ||
+							    !strcmp(metric, "top1_agree")));
+	}
+	json_object_set_new(root, "results", results);
+	json_object_set_new(root, "configs", configs);
+	json_object_set_new(root, "versions", versions);
+	json_object_set_new(root, "n-shot", nshot);
+	json_object_set_new(root, "higher_is_better", hib);
+	json_object_set_new(root, "n-samples", nsamp);
+	cfg = json_pack("{s:s,s:s,s:s}", "model", "strata", "model_args", model_path, "mask", maskbuf);
+	json_object_set_new(cfg, "limit", limit > 0 ? json_integer(limit) : json_null());
+	json_object_set_new(root, "config", cfg);
+	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+	json_decref(root);
+	if (!text)
+		return -1;
+	printf("%s\n", text);
+	free(text);
+	return 0;
+}
+
 int cmd_eval(int argc, char **argv)
 {
-	enum { OPT_SEED = 1200, OPT_FORCE, OPT_NO_STORE, OPT_SUITE };
+	enum { OPT_SEED = 1200, OPT_FORCE, OPT_NO_STORE, OPT_SUITE, OPT_LOG_SAMPLES };
 	static const struct option longopts[] = {
 		{"task", required_argument, NULL, 'T'},
 		WINDOW_LONGOPTS,
@@ -159,8 +249,9 @@ int cmd_eval(int argc, char **argv)
 		{"force", no_argument, NULL, OPT_FORCE},
 		{"no-store", no_argument, NULL, OPT_NO_STORE},
 		{"suite", required_argument, NULL, OPT_SUITE},
+		{"log-samples", required_argument, NULL, OPT_LOG_SAMPLES},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 1};
 	struct st_err err = {0};
 	struct app_measure ms;
 	struct app_env env = {0};
@@ -212,6 +303,9 @@ int cmd_eval(int argc, char **argv)
 			break;
 		case OPT_FORCE:
 			force = 1;
+			break;
+		case OPT_LOG_SAMPLES:
+			es.log_samples = optarg;
 			break;
 		case OPT_NO_STORE:
 			no_store = 1;
@@ -288,7 +382,14 @@ int cmd_eval(int argc, char **argv)
 		free(res);
 	}
 	mask_format(mask ? mask : &(struct mask){0, NULL, NULL}, maskbuf, sizeof maskbuf);
-	print_rows(rows, nr, co.format, maskbuf);
+	if (co.format == OUT_LMEVAL) {
+		if (print_lmeval(rows, nr, argv[optind], limit, maskbuf) < 0) {
+			cli_error("out of memory writing the results");
+			rc = EXIT_ERR;
+			goto out;
+		}
+	} else
+		print_rows(rows, nr, co.format, maskbuf);
 	rc = failed ? EXIT_ERR : EXIT_OK;
 out:
 	store_close(env.s);

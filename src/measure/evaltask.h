@@ -131,7 +131,7 @@ int eval_lm(const struct model *m, const struct mask *mask,
  *   path          the data, relative to the shared assets (or absolute)
  *   delimiter     jsonl/lambada: between query and choice (default " ")
  *   lm_eval_task, lm_eval_version   the lm-eval task followed
- *   dataset       lm-eval's dataset_path[/dataset_name] (for reports)
+ *   dataset       lm-eval's dataset_path [space dataset_name] (for reports)
  *   text          docs: doc_to_text as a template (lmeval_render)
  *   choices       docs: an array field, or a JSON array of templates
  *   gold          docs: the field holding the answer (default "label")
