@@ -156,7 +156,7 @@ static int read_split(const struct mc_task *def, const char *path, const char *l
 
 	if (!strcmp(def->format, "hellaswag"))
 		rc = mc_read_hellaswag(path, limit, items, n, err);
-	else if (!strcmp(def->format, "docs"))
+	else if (!strcmp(def->format, "docs") || !strcmp(def->format, "generate"))
 		rc = mc_read_docs(def, path, labels, limit, items, n, err);
 	else
 		rc = mc_read_jsonl(path, limit, def->delim, items, n, err);
@@ -197,7 +197,7 @@ static int task_fewshot(const struct mc_task *def, const char *datapath, const s
 /* Read a multiple-choice task's items. */
 static int load_mc(const struct app_env *env, const char *t, const struct eval_spec *es,
 		   struct mc_item **items, size_t *n, int *is_lm, char datafile[PATH_MAX],
-		   struct st_err *err)
+		   struct mc_task *gen, struct st_err *err)
 {
 	struct mc_task def;
 	char file[4096], path[4096], labels[4096];
@@ -239,6 +239,8 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 	if (!realpath(path, datafile))
 		datafile[0] = '\0';
 	*is_lm = !strcmp(def.format, "lambada");
+	if (!strcmp(def.format, "generate"))
+		*gen = def;
 	if (access(path, R_OK) != 0)
 		return st_errf(err, ST_EIO, "%s: path '%s' is missing (%s)", def.file, path,
 			       strerror(errno));
@@ -506,6 +508,59 @@ static int write_samples(const char *dir, const char *t, const struct mc_item *i
 	return 0;
 }
 
+/* samples_TASK.jsonl of a generate task (see eval_generate) */
+static int write_gen_samples(const char *dir, const char *t, const struct mc_task *def,
+			     const struct mc_item *items, size_t n, char *const *outs,
+			     json_t *until, struct st_err *err)
+{
+	char name[256], path[4096];
+	FILE *f;
+
+	samples_name(t, name, sizeof name);
+	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
+		return st_errf(err, ST_EIO, "--log-samples: cannot create directory '%s': %s", dir,
+			       strerror(errno));
+	snprintf(path, sizeof path, "%s/samples_%s.jsonl", dir, name);
+	if (!(f = fopen(path, "w")))
+		return st_errf(err, ST_EIO, "--log-samples: cannot write '%s': %s", path,
+			       strerror(errno));
+	for (size_t i = 0; i < n; i++) {
+		const char *target = items[i].choices[0] + items[i].norm_skip;
+		char *st = NULL, *fl = NULL, *line = NULL;
+		struct gsm8k_score sc = { 0, 0 };
+		json_t *o;
+
+		if (lmeval_gsm8k_strict(outs[i], &st) < 0 || lmeval_gsm8k_flexible(outs[i], &fl) < 0 ||
+		    lmeval_gsm8k_score(outs[i], target, &sc) < 0) {
+			free(st);
+			free(fl);
+			fclose(f);
+			return st_errf(err, ST_ENOMEM, "out of memory logging samples");
+		}
+		o = json_pack("{s:I,s:s,s:{s:{s:s,s:{s:O,s:b,s:i}}},s:[[s]],s:{s:s,s:s},s:{s:i,s:i}}",
+			      "doc_id", (json_int_t)i, "target", target,
+			      "arguments", "gen_args_0", "arg_0", items[i].context, "arg_1",
+			      "until", until, "do_sample", 0, "max_gen_toks", def->max_gen,
+			      "resps", outs[i],
+			      "filtered_resps", "strict-match", st, "flexible-extract", fl,
+			      "exact_match", "strict-match", sc.strict, "flexible-extract", sc.flexible);
+		free(st);
+		free(fl);
+		line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		if (!line || fprintf(f, "%s\n", line) < 0) {
+			free(line);
+			fclose(f);
+			return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed", path);
+		}
+		free(line);
+	}
+	if (fclose(f) != 0)
+		return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed: %s", path,
+			       strerror(errno));
+	return 0;
+}
+
 void app_task_info(const char *t, struct app_task_info *in)
 {
 	struct mc_task def;
@@ -551,9 +606,107 @@ void app_task_info(const char *t, struct app_task_info *in)
 	if (!strcmp(def.format, "lambada")) {
 		strcpy(in->output_type, "loglikelihood");
 		in->target_delim[0] = 0;
+	} else if (!strcmp(def.format, "generate")) {
+		strcpy(in->output_type, "generate_until");
+		snprintf(in->target_delim, sizeof in->target_delim, "%s", def.target_delim);
 	} else if (!strcmp(def.format, "docs"))
 		snprintf(in->target_delim, sizeof in->target_delim, "%s", def.target_delim);
 	snprintf(in->fewshot_delim, sizeof in->fewshot_delim, "%s", def.fewshot_delim);
+}
+
+/* The stop strings of a task file's until (a JSON array of strings). */
+static int parse_until(const struct mc_task *def, json_t **arr, struct st_err *err)
+{
+	json_t *a = json_loads(def->until[0] ? def->until : "[]", 0, NULL);
+	size_t i;
+
+	for (i = 0; json_is_array(a) && i < json_array_size(a); i++)
+		if (!json_is_string(json_array_get(a, i)))
+			break;
+	if (!json_is_array(a) || i < json_array_size(a) || i > 16) {
+		json_decref(a);
+		return st_errf(err, ST_EFORMAT, "%s: 'until' is not a JSON array of at most 16 strings: %s",
+			       def->file, def->until);
+	}
+	*arr = a;
+	return 0;
+}
+
+/*
+ * A generate task (GSM8K): greedy generation until the stop strings,
+ * exact match after lm-eval's strict-match and flexible-extract filters
+ * (metrics exact_match_strict, exact_match_flexible).  With
+ * --log-samples, samples_TASK.jsonl holds each item's context, the
+ * generated text, what each filter extracted and the two scores.
+ */
+static int eval_generate(const struct model *m, const struct mask *mask, const char *t,
+			 const struct mc_task *def, const struct eval_spec *es,
+			 struct store_eval_key *k, struct app_measure *ms,
+			 const struct mc_item *items, size_t n, const char *sha, const char *datafile,
+			 struct store_metric *res, size_t *nres, int *cached,
+			 struct store_metric **out, size_t *n_out, struct st_err *err)
+{
+	char settings[200], **outs = NULL;
+	const char *until[16];
+	json_t *ua = NULL;
+	size_t i, n_strict = 0, n_flex = 0;
+	double t0, p;
+	int rc, nu;
+
+	if ((rc = parse_until(def, &ua, err)) < 0)
+		return rc;
+	nu = (int)json_array_size(ua);
+	for (int u = 0; u < nu; u++)
+		until[u] = json_string_value(json_array_get(ua, (size_t)u));
+	record_choice_settings(settings, sizeof settings, es->ctx, es->limit, 1, es->shots, es->seed);
+	snprintf(settings + strlen(settings), sizeof settings - strlen(settings), ";max_gen=%d",
+		 def->max_gen);
+	settings_compute(settings, sizeof settings, m);
+	k->settings = settings;
+	k->data_sha256 = sha;
+	k->data = datafile[0] ? datafile : NULL;
+	remember_key(ms, k);
+	if (!es->log_samples && cache_get(ms, k, out, n_out)) {
+		*cached = 1;
+		json_decref(ua);
+		return 0;
+	}
+	outs = calloc(n ? n : 1, sizeof *outs);
+	if (!outs) {
+		json_decref(ua);
+		return st_errf(err, ST_ENOMEM, "out of memory for %zu answers", n);
+	}
+	if (es->units)
+		es->units(es->progress_ud, (long)n, "items");
+	t0 = now_s();
+	rc = lmeval_generate(m, mask, items, n, (int)es->ctx, def->max_gen, until, nu, outs,
+			     es->progress, es->progress_ud, err);
+	for (i = 0; rc == 0 && i < n; i++) {
+		struct gsm8k_score sc;
+
+		if (lmeval_gsm8k_score(outs[i], items[i].choices[0] + items[i].norm_skip, &sc) < 0) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory scoring answers");
+			break;
+		}
+		n_strict += (size_t)sc.strict;
+		n_flex += (size_t)sc.flexible;
+	}
+	if (rc == 0) {
+		p = n ? (double)n_strict / n : 0;
+		*nres = record_metric(res, *nres, "exact_match_strict", p,
+				      n > 1 ? sqrt(p * (1 - p) / (double)(n - 1)) : 0, (int64_t)n);
+		p = n ? (double)n_flex / n : 0;
+		*nres = record_metric(res, *nres, "exact_match_flexible", p,
+				      n > 1 ? sqrt(p * (1 - p) / (double)(n - 1)) : 0, (int64_t)n);
+		cache_put(ms, k, now_s() - t0, res, *nres);
+		if (es->log_samples)
+			rc = write_gen_samples(es->log_samples, t, def, items, n, outs, ua, err);
+	}
+	for (i = 0; i < n; i++)
+		free(outs[i]);
+	free(outs);
+	json_decref(ua);
+	return rc;
 }
 
 static int eval_choice(const struct model *m, const struct mask *mask, const char *t,
@@ -567,9 +720,18 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	int rc, is_lm, is_mmlu = !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
 	double *ll = NULL;
 	double t0;
+	struct mc_task gen;
 
-	if ((rc = load_mc(ms ? ms->env : NULL, t, es, &items, &n_items, &is_lm, datafile, err)) < 0)
+	gen.format[0] = 0;
+	if ((rc = load_mc(ms ? ms->env : NULL, t, es, &items, &n_items, &is_lm, datafile, &gen,
+			  err)) < 0)
 		return rc;
+	if (gen.format[0]) {
+		rc = eval_generate(m, mask, t, &gen, es, k, ms, items, n_items, sha, datafile, res,
+				   nres, cached, out, n_out, err);
+		mc_items_free(items, n_items);
+		return rc;
+	}
 	if ((rc = items_sha256(items, n_items, sha, err)) < 0)
 		goto out;
 	record_choice_settings(settings, sizeof settings, es->ctx, es->limit,

@@ -137,6 +137,24 @@ if need model models/stories260K/stories260K.gguf &&
 		err=$("$S" ppl "$model" "$text" --format lm-eval 2>&1); rc=$?
 		is "$rc" 2 "--format lm-eval is strata eval's only"
 	fi
+	# GSM8K: greedy generation until lm-eval's stop strings, two filters
+	if need gsm data/gen/gsm8k/test.jsonl; then
+		gs="$tmp/gsm_samples"; rm -rf "$gs"
+		out=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task gsm8k --shots 5 --limit 2 \
+			--no-store --format lm-eval --log-samples "$gs")
+		is "$?" 0 "gsm8k 5-shot over 2 items"
+		contains "$out" '"exact_match,strict-match": 0.0' "lm-eval's exact_match,strict-match (stories260K does no sums)"
+		contains "$out" '"exact_match,flexible-extract": ' "... and exact_match,flexible-extract"
+		contains "$out" '"output_type": "generate_until"' "... a generate_until task"
+		contains "$out" '"gsm8k": 5' "... n-shot 5"
+		is "$(wc -l < "$gs/samples_gsm8k.jsonl" | tr -d ' ')" 2 "samples_gsm8k.jsonl: one line per question"
+		first=$(head -1 "$gs/samples_gsm8k.jsonl")
+		contains "$first" '"until":["Question:","</s>","<|im_end|>"]' "... with lm-eval's stop strings"
+		contains "$first" "How much in dollars does she make every day at the farmers' market?\\nAnswer:\"" \
+			"... the prompt ends with the question and 'Answer:'"
+		is "$(echo "$first" | grep -o '\\n\\nQuestion: ' | wc -l | tr -d ' ')" 5 "... after 5 examples joined by blank lines"
+		contains "$first" '"filtered_resps":{"strict-match":"[invalid]"' "... and what each filter extracted"
+	fi
 	# the paper's settings as one preset: what the shared data lacks is named, the rest runs
 	if need mmlu data/mc/mmlu/test/anatomy_test.csv; then
 		out=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --suite llm-drop --limit 1 --no-store --format csv 2>"$tmp/suite.err"); rc=$?
@@ -147,6 +165,8 @@ if need model models/stories260K/stories260K.gguf &&
 		contains "$out" "openbookqa,acc," "... openbookqa ran"
 		is "$(echo "$out" | grep '^mmlu,acc,' | cut -d, -f5)" 57 "... mmlu ran 5-shot, one item per subject"
 		e=$(cat "$tmp/suite.err")
+		is "$(echo "$out" | grep '^gsm8k,exact_match_strict,' | cut -d, -f5)" 1 "... gsm8k ran 5-shot (strict-match)"
+		is "$(echo "$out" | grep '^gsm8k,exact_match_flexible,' | cut -d, -f5)" 1 "... and flexible-extract"
 		contains "$e" "data/mc/rte/validation.jsonl' is missing" "... rte names its missing file"
 		contains "$e" "winogrande_train.jsonl' is missing" "... 5-shot winogrande names its missing train split"
 		contains "$e" "hellaswag_train_full.txt' is missing" "... 10-shot hellaswag names its missing train split"

@@ -6,7 +6,9 @@
  * written here where it has not); HellaSwag's preprocessing; acc_norm
  * on known log-likelihoods (characters without the target delimiter);
  * the few-shot sampler against CPython's random.Random(1234) draws;
- * GSM8K's strict and flexible answer extraction on crafted answers.
+ * GSM8K's prompts, its strict and flexible answer extraction on crafted
+ * answers (values from Python's re with lm-eval's patterns), and greedy
+ * generation against the golden greedy tokens of stories260K.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 
 #include "measure/evaltask.h"
 #include "measure/lmeval.h"
+#include "model/model.h"
 #include "tap.h"
 
 static const char *srcdir(void)
@@ -57,7 +60,7 @@ static struct mc_item *task_items(const char *name, const char *data, size_t lim
 			return NULL;
 		snprintf(labels, sizeof labels, "%s", l);
 	}
-	if (!strcmp(t->format, "docs"))
+	if (!strcmp(t->format, "docs") || !strcmp(t->format, "generate"))
 		rc = mc_read_docs(t, path, labels[0] ? labels : NULL, limit, &it, n, &err);
 	else if (!strcmp(t->format, "hellaswag"))
 		rc = mc_read_hellaswag(path, limit, &it, n, &err);
@@ -521,6 +524,116 @@ static void test_fewshot(void)
 	mc_items_free(fs, nfs);
 }
 
+/* extraction filter f on resp gives want */
+static void extract_is(int (*f)(const char *, char **), const char *name, const char *resp,
+		       const char *want)
+{
+	char *got = NULL;
+
+	ok(f(resp, &got) == 0 && !strcmp(got, want), "%s('%s') is '%s' (got '%s')", name, resp, want,
+	   got ? got : "(null)");
+	free(got);
+}
+
+static void test_gsm8k(void)
+{
+	static const struct { const char *resp, *strict, *flexible, *norm; } cases[] = {
+		{ "The answer is 5.\n#### 1,234", "1,234", "1,234", "1234" },
+		{ "so #### -3.5 and #### 7", "-3.5", "7", NULL },
+		{ "no hash 42", "[invalid]", "42", NULL },
+		{ "I have 3 apples and 12 pears.", "[invalid]", "12", NULL },
+		{ "It costs $1,000.", "[invalid]", "$1,000.", "1000" },
+		{ "x -7 y", "[invalid]", "-7", NULL },  /* the second group */
+		{ "no numbers", "[invalid]", "[invalid]", NULL },
+		{ "a 5 b 6", "[invalid]", "6", NULL },
+		{ "#### 18.", "18.", "18.", "18" },
+	};
+	struct gsm8k_score sc;
+	struct mc_task t;
+	struct mc_item *it;
+	char *s = NULL;
+	size_t n, i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		extract_is(lmeval_gsm8k_strict, "strict-match", cases[i].resp, cases[i].strict);
+		extract_is(lmeval_gsm8k_flexible, "flexible-extract", cases[i].resp, cases[i].flexible);
+		if (cases[i].norm) {
+			ok(lmeval_gsm8k_normalize(cases[i].flexible, &s) == 0 &&
+			   !strcmp(s, cases[i].norm), "normalize('%s') is '%s'", cases[i].flexible,
+			   cases[i].norm);
+			free(s);
+		}
+	}
+	ok(lmeval_gsm8k_normalize("She makes $<<9*2=18>>18.\n#### 18", &s) == 0 && !strcmp(s, "18"),
+	   "a target normalizes to what follows the last '#### '");
+	free(s);
+	ok(lmeval_gsm8k_normalize("#### 5.\n", &s) == 0 && !strcmp(s, "5\n"),
+	   "'\\.$' also matches before a final newline (Python's $)");
+	free(s);
+	ok(lmeval_gsm8k_score("so 9 * 2 = 18 #### 18", "x\n#### 18", &sc) == 0 && sc.strict &&
+	   sc.flexible, "'#### 18' is right by both filters");
+	ok(lmeval_gsm8k_score("She makes 18 dollars.", "x\n#### 18", &sc) == 0 && !sc.strict &&
+	   sc.flexible, "'18 dollars.' only by flexible-extract");
+	ok(lmeval_gsm8k_score("#### 1,8", "x\n#### 18", &sc) == 0 && sc.strict && sc.flexible,
+	   "commas are ignored ('1,8' equals '18', as lm-eval)");
+	ok(lmeval_gsm8k_score("#### 17", "x\n#### 18", &sc) == 0 && !sc.strict && !sc.flexible,
+	   "a wrong number is wrong");
+
+	if ((it = task_items("gsm8k", NULL, 2, &n, &t))) {
+		static const char *c0[] = { " Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\n"
+					    "She makes 9 * 2 = $<<9*2=18>>18 every day at the farmer\u2019s "
+					    "market.\n#### 18" };
+		static const char *c1[] = { " It takes 2/2=<<2/2=1>>1 bolt of white fiber\nSo the total "
+					    "amount of fabric is 2+1=<<2+1=3>>3 bolts of fabric\n#### 3" };
+
+		ok(!strcmp(t.lm_task, "gsm8k") && !strcmp(t.lm_version, "3.0") && t.max_gen == 256 &&
+		   !strcmp(t.until, "[\"Question:\", \"</s>\", \"<|im_end|>\"]"),
+		   "gsm8k follows lm-eval's gsm8k 3.0: until Question:, </s>, <|im_end|>; 256 tokens");
+		item_is("gsm8k", 0, &it[0], "Question: Janet\u2019s ducks lay 16 eggs per day. She eats "
+			"three for breakfast every morning and bakes muffins for her friends every day "
+			"with four. She sells the remainder at the farmers' market daily for $2 per fresh "
+			"duck egg. How much in dollars does she make every day at the farmers' market?"
+			"\nAnswer:", c0, 1, 0);
+		item_is("gsm8k", 1, &it[1], "Question: A robe takes 2 bolts of blue fiber and half that "
+			"much white fiber.  How many bolts in total does it take?\nAnswer:", c1, 1, 0);
+		mc_items_free(it, n);
+	}
+}
+
+/* greedy generation: stories260K's golden 40 greedy tokens after BOS +
+ * "Once upon a time", then the same cut by a stop string */
+static void test_generate(void)
+{
+	const char *mp = tap_shared("models/stories260K/stories260K.gguf");
+	static const char *gold = ", there was a little girl named Lily. She loved to play outside in "
+				  "the park. One day, she saw a big, red ball.";
+	struct st_err err = { 0, "" };
+	struct model *m = NULL;
+	struct mc_item it[1];
+	const char *stops[2] = { "Lily", "park" };
+	char *out[1];
+
+	if (!mp || model_load(mp, NULL, &m, &err) < 0) {
+		ok(mp == NULL, "load stories260K: %s", err.msg);
+		return;
+	}
+	memset(it, 0, sizeof it);
+	it[0].context = (char *)"Once upon a time";
+	it[0].bos = MC_BOS_ADD;
+	is_int(lmeval_generate(m, NULL, it, 1, 256, 40, NULL, 0, out, NULL, NULL, &err), 0,
+	       "generate 40 tokens: %s", err.msg);
+	ok(!strcmp(out[0], gold), "the golden greedy continuation: '%s'", out[0]);
+	free(out[0]);
+	is_int(lmeval_generate(m, NULL, it, 1, 256, 40, stops, 2, out, NULL, NULL, &err), 0,
+	       "generate until 'Lily' or 'park'");
+	ok(!strcmp(out[0], ", there was a little girl named "), "cut before the first stop: '%s'",
+	   out[0]);
+	free(out[0]);
+	ok(lmeval_generate(m, NULL, it, 1, 40, 40, NULL, 0, out, NULL, NULL, &err) == ST_EINVAL,
+	   "no room for the generation is refused");
+	model_free(m);
+}
+
 int main(void)
 {
 	test_arc_boolq_copa_obqa();
@@ -530,5 +643,7 @@ int main(void)
 	test_acc_norm();
 	test_sampler();
 	test_fewshot();
+	test_gsm8k();
+	test_generate();
 	return tap_done();
 }

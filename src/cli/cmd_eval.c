@@ -178,7 +178,7 @@ static int print_lmeval(const struct row *r, int nr, const char *model_path, lon
 		struct app_task_info in;
 		json_t *res, *h;
 		char key[96];
-		const char *metric = r[i].metric;
+		const char *metric = r[i].metric, *filter;
 
 		app_task_info(r[i].task, &in);
 		res = json_object_get(results, in.name);
@@ -209,9 +209,16 @@ static int print_lmeval(const struct row *r, int nr, const char *model_path, lon
 		}
 		if (!strcmp(in.output_type, "loglikelihood") && !strcmp(metric, "ppl"))
 			metric = "perplexity";
-		snprintf(key, sizeof key, "%s,none", metric);
+		/* generate_until: lm-eval keys a metric by its filter */
+		if (!strcmp(metric, "exact_match_strict") || !strcmp(metric, "exact_match_flexible"))
+			filter = metric[12] == 's' ? "strict-match" : "flexible-extract";
+		else
+			filter = "none";
+		if (strcmp(filter, "none"))
+			metric = "exact_match";
+		snprintf(key, sizeof key, "%s,%s", metric, filter);
 		json_object_set_new(res, key, json_real(r[i].value));
-		snprintf(key, sizeof key, "%s_stderr,none", metric);
+		snprintf(key, sizeof key, "%s_stderr,%s", metric, filter);
 		json_object_set_new(res, key, isnan(r[i].stderr_) ? json_string("N/A")
 								   : json_real(r[i].stderr_));
 		h = json_object_get(hib, in.name);

@@ -930,7 +930,7 @@ static const struct task_key task_keys[] = {
 	TK("choices", choices), TK("gold", gold), TK("labels", labels),
 	TK("target_delimiter", target_delim), TK("fewshot_delimiter", fewshot_delim),
 	TK("fewshot_path", fewshot_path), TK("fewshot_labels", fewshot_labels),
-	TK("preprocess", preprocess),
+	TK("preprocess", preprocess), TK("until", until),
 };
 #undef TK
 
@@ -946,6 +946,7 @@ int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
 	strcpy(t->target_delim, " ");
 	strcpy(t->fewshot_delim, "\n\n");
 	strcpy(t->gold, "label");
+	t->max_gen = 256;
 	rc = read_file(file, &buf, &len, err);
 	if (rc < 0)
 		return rc;
@@ -978,10 +979,10 @@ int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
 				break;
 		if (!strcmp(k, "format")) {
 			if (strcmp(v, "hellaswag") && strcmp(v, "jsonl") && strcmp(v, "lambada") &&
-			    strcmp(v, "docs")) {
+			    strcmp(v, "docs") && strcmp(v, "generate")) {
 				rc = st_errf(err, ST_EFORMAT,
-					     "%s:%zu: format '%s' is not hellaswag, jsonl, lambada or docs",
-					     file, lineno, v);
+					     "%s:%zu: format '%s' is not hellaswag, jsonl, lambada, docs "
+					     "or generate", file, lineno, v);
 				goto out;
 			}
 			strcpy(t->format, v);
@@ -1005,6 +1006,16 @@ int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
 				goto out;
 			}
 			t->fewshot_first_n = !strcmp(v, "first_n");
+		} else if (!strcmp(k, "max_gen_toks")) {
+			char *end;
+			long g = strtol(v, &end, 10);
+
+			if (end == v || *end || g < 1 || g > 65536) {
+				rc = st_errf(err, ST_EFORMAT, "%s:%zu: max_gen_toks '%s' is not 1-65536",
+					     file, lineno, v);
+				goto out;
+			}
+			t->max_gen = (int)g;
 		} else if (!strcmp(k, "gold_base")) {
 			char *end;
 			long b = strtol(v, &end, 10);
@@ -1031,7 +1042,8 @@ int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
 	if (!t->format[0] || !t->path[0])
 		rc = st_errf(err, ST_EFORMAT, "%s: '%s' is missing", file,
 			     !t->format[0] ? "format" : "path");
-	else if (!strcmp(t->format, "docs") && (!t->text[0] || !t->choices[0]))
+	else if ((!strcmp(t->format, "docs") || !strcmp(t->format, "generate")) &&
+		 (!t->text[0] || !t->choices[0]))
 		rc = st_errf(err, ST_EFORMAT, "%s: format docs needs '%s' (lm-eval's %s)", file,
 			     !t->text[0] ? "text" : "choices",
 			     !t->text[0] ? "doc_to_text" : "doc_to_choice");

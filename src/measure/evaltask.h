@@ -127,7 +127,9 @@ int eval_lm(const struct model *m, const struct mask *mask,
  * '#' comments, values in optional double quotes with C escapes \n \t
  * \\.  Keys:
  *   format        hellaswag | jsonl | lambada (jsonl scored by eval_lm)
- *                 | docs (JSON lines read by mc_read_docs)
+ *                 | docs (JSON lines read by mc_read_docs) | generate (docs
+ *                 whose one choice is the target, answered by greedy
+ *                 generation: lmeval_generate)
  *   path          the data, relative to the shared assets (or absolute)
  *   delimiter     jsonl/lambada: between query and choice (default " ")
  *   lm_eval_task, lm_eval_version   the lm-eval task followed
@@ -143,6 +145,8 @@ int eval_lm(const struct model *m, const struct mask *mask,
  *   fewshot_sampler    random (lm-eval's default) | first_n
  *   preprocess    docs: hellaswag (lm-eval's preprocess on each text)
  *   bos           model | none | add (MC_BOS_*; default model)
+ *   until         generate: the stop strings, a JSON array
+ *   max_gen_toks  generate: at most this many tokens (default 256)
  * Errors name the file, the line and the key.
  */
 struct mc_task {
@@ -159,6 +163,8 @@ struct mc_task {
 	int fewshot_first_n;
 	char preprocess[32];
 	int bos;
+	char until[256];
+	int max_gen;
 };
 int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err);
 

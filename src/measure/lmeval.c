@@ -21,8 +21,12 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "compute/forward.h"
 #include "measure/eval.h"
 #include "measure/evaltask.h"
+#include "measure/sample.h"
+#include "model/model.h"
+#include "tok/tokenizer.h"
 
 /* ---- Python's random ---- */
 
@@ -508,7 +512,10 @@ int mc_read_docs(const struct mc_task *t, const char *path, const char *labels,
 				     doc ? "other value" : je.text);
 			goto fail;
 		}
-		if (labels) {
+		if (!strcmp(t->format, "generate")) {
+			gold = 0; /* the one choice is the target */
+			rc = 0;
+		} else if (labels) {
 			size_t s = lpos, e = lpos;
 
 			if (lpos >= llen) {
@@ -791,4 +798,129 @@ int lmeval_gsm8k_normalize(const char *s, char **out)
 	r[k] = 0;
 	*out = r;
 	return 0;
+}
+
+int lmeval_gsm8k_score(const char *resp, const char *target, struct gsm8k_score *sc)
+{
+	char *st = NULL, *fl = NULL, *nt = NULL, *ns = NULL, *nf = NULL;
+	int rc = -1;
+
+	if (lmeval_gsm8k_strict(resp, &st) == 0 && lmeval_gsm8k_flexible(resp, &fl) == 0 &&
+	    lmeval_gsm8k_normalize(target, &nt) == 0 && lmeval_gsm8k_normalize(st, &ns) == 0 &&
+	    lmeval_gsm8k_normalize(fl, &nf) == 0) {
+		sc->strict = !strcmp(ns, nt);
+		sc->flexible = !strcmp(nf, nt);
+		rc = 0;
+	}
+	free(st);
+	free(fl);
+	free(nt);
+	free(ns);
+	free(nf);
+	return rc;
+}
+
+/* Cut s before the first occurrence of each stop string in turn. */
+static void cut_at_stops(char *s, const char *const *until, int n_until)
+{
+	for (int u = 0; u < n_until; u++) {
+		char *h;
+
+		if (until[u][0] && (h = strstr(s, until[u])))
+			*h = 0;
+	}
+}
+
+int lmeval_generate(const struct model *m, const struct mask *mask,
+		    const struct mc_item *items, size_t n, int ctx, int max_gen,
+		    const char *const *until, int n_until, char **outs,
+		    st_progress_fn progress, void *ud, struct st_err *err)
+{
+	int n_vocab = m->hp.n_vocab, batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH, rc = 0;
+	int32_t eos = tok_eos(m->tok), *gen = NULL, *ids = NULL;
+	struct fwd_state *fs = NULL;
+	float *logits = NULL;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		outs[i] = NULL;
+	if (ctx < 2 || max_gen < 1 || max_gen >= ctx)
+		return st_errf(err, ST_EINVAL, "generate: context %d does not leave room for %d tokens",
+			       ctx, max_gen);
+	fs = fwd_new(m, mask, ctx, batch, err);
+	if (!fs)
+		return err ? err->code : ST_ENOMEM;
+	logits = malloc(sizeof *logits * (size_t)n_vocab);
+	gen = malloc(sizeof *gen * (size_t)max_gen);
+	if (!logits || !gen) {
+		rc = st_errf(err, ST_ENOMEM, "generate: out of memory");
+		goto done;
+	}
+	for (i = 0; i < n; i++) {
+		const struct mc_item *x = &items[i];
+		int flags = x->bos == MC_BOS_NONE ? 0 : x->bos == MC_BOS_ADD ? TOK_ADD_BOS :
+			    tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
+		size_t nid = 0, keep = (size_t)(ctx - max_gen), p, off;
+		int ng = 0;
+
+		free(ids);
+		ids = NULL;
+		if ((rc = tok_encode(m->tok, x->context, strlen(x->context), flags, &ids, &nid, err)) < 0)
+			goto done;
+		if (!nid) {
+			rc = st_errf(err, ST_EINVAL, "generate: item %zu: empty context", i);
+			goto done;
+		}
+		off = nid > keep ? nid - keep : 0; /* lm-eval cuts from the left */
+		fwd_reset(fs);
+		for (p = off; p < nid; p += (size_t)batch) {
+			int nb = nid - p < (size_t)batch ? (int)(nid - p) : batch;
+
+			if ((rc = fwd_eval(fs, ids + p, nb, logits, 0, NULL, err)) < 0)
+				goto done;
+		}
+		for (;;) {
+			int32_t next = sample_argmax(logits, n_vocab);
+			char *text;
+			int stop = 0;
+
+			if (next == eos)
+				break;
+			gen[ng++] = next;
+			text = tok_decode(m->tok, gen, (size_t)ng);
+			if (!text) {
+				rc = st_errf(err, ST_ENOMEM, "generate: out of memory");
+				goto done;
+			}
+			for (int u = 0; u < n_until && !stop; u++)
+				stop = until[u][0] && strstr(text, until[u]) != NULL;
+			free(text);
+			if (stop || ng == max_gen)
+				break;
+			if ((rc = fwd_eval(fs, &next, 1, logits, 0, NULL, err)) < 0)
+				goto done;
+		}
+		outs[i] = tok_decode(m->tok, gen, (size_t)ng);
+		if (!outs[i]) {
+			rc = st_errf(err, ST_ENOMEM, "generate: out of memory");
+			goto done;
+		}
+		cut_at_stops(outs[i], until, n_until);
+		if (progress && progress(ud, (double)(i + 1) / (double)n)) {
+			rc = st_errf(err, ST_ECANCEL, "generate: cancelled after %zu of %zu items",
+				     i + 1, n);
+			goto done;
+		}
+	}
+done:
+	if (rc < 0)
+		for (i = 0; i < n; i++) {
+			free(outs[i]);
+			outs[i] = NULL;
+		}
+	free(ids);
+	free(gen);
+	free(logits);
+	fwd_free(fs);
+	return rc;
 }

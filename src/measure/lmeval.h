@@ -123,4 +123,30 @@ int lmeval_gsm8k_strict(const char *resp, char **out);
 int lmeval_gsm8k_flexible(const char *resp, char **out);
 int lmeval_gsm8k_normalize(const char *s, char **out);
 
+struct model;
+struct mask;
+
+/*
+ * lm-eval's generate_until, greedy: for each item, its context (encoded
+ * with BOS as its bos says; cut from the left to ctx - max_gen tokens,
+ * as lm-eval leaves room for the generation) is continued one argmax
+ * token at a time until EOS, max_gen tokens, or the decoded
+ * continuation holding one of until[0..n_until); the text is then cut
+ * before the first occurrence of each stop string in turn (lm-eval's
+ * split(term)[0]).  outs[i] receives a malloc'd string.  progress gets
+ * the share of items done and may cancel.  Items run one after another
+ * (no batching across items).
+ */
+int lmeval_generate(const struct model *m, const struct mask *mask,
+		    const struct mc_item *items, size_t n, int ctx, int max_gen,
+		    const char *const *until, int n_until, char **outs,
+		    st_progress_fn progress, void *ud, struct st_err *err);
+
+/* GSM8K's scores of one response against its target (the full answer
+ * text ending "#### N"): exact match after each filter. */
+struct gsm8k_score {
+	int strict, flexible;
+};
+int lmeval_gsm8k_score(const char *resp, const char *target, struct gsm8k_score *sc);
+
 #endif
