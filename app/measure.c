@@ -233,7 +233,12 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 	}
 	if ((rc = mc_task_parse(task_file(t, file, sizeof file), &def, err)) < 0)
 		return rc;
-	shared_path(def.path, path, sizeof path);
+	if (def.hub[0]) {
+		/* a catalogue dataset, from the Hugging Face cache */
+		if ((rc = app_resolve(env, def.hub, APP_REF_TASK_DATA, path, sizeof path, err)) < 0)
+			return st_err_prefix(err, "%s: hub '%s'", def.file, def.hub);
+	} else
+		shared_path(def.path, path, sizeof path);
 	if (def.labels[0])
 		shared_path(def.labels, labels, sizeof labels);
 	if (!realpath(path, datafile))

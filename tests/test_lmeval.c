@@ -634,6 +634,80 @@ static void test_generate(void)
 	model_free(m);
 }
 
+/* documents from a Parquet file written by DuckDB (tests/data/parquet:
+ * row i has ctx "ctx i \u00fc\u20ac", label A-D by i % 4, choices.text
+ * ["ti" "a", .. "c"]), and HellaSwag's Hub rows through hellaswag_hub.task */
+static void test_parquet_docs(void)
+{
+	const char *dir = tap_tmpdir("test_lmeval_pq");
+	struct st_err err = { 0, "" };
+	struct mc_item *it = NULL;
+	struct mc_task t;
+	size_t n = 0;
+	char p[4200];
+
+	memset(&t, 0, sizeof t);
+	strcpy(t.format, "docs");
+	strcpy(t.text, "Q: {ctx}\nC: {choices.text.2} ({choices.label.2}), id {id}\nA:");
+	strcpy(t.choices, "choices.text");
+	strcpy(t.gold, "label");
+	strcpy(t.target_delim, " ");
+	snprintf(p, sizeof p, "%s/tests/data/parquet/snappy.parquet", srcdir());
+	is_int(mc_read_docs(&t, p, NULL, 3, &it, &n, &err), 0, "read 3 rows of a parquet file: %s",
+	       err.msg);
+	if (n == 3) {
+		static const char *c1[] = { " t1a", " t1b", " t1c" };
+
+		ok(!strcmp(it[0].context, "Q: ctx 0 \xc3\xbc\xe2\x82\xac\nC: t0c (C), id 0\nA:"),
+		   "row 0: columns, a nested list element and a number as text: '%s'", it[0].context);
+		ok(!strcmp(it[1].choices[0], c1[0]) && !strcmp(it[1].choices[2], c1[2]) &&
+		   it[1].n_choices == 3, "row 1: the list column choices.text as choices");
+		is_int(it[1].gold, 1, "row 1: label B is index 1");
+		is_int(it[2].gold, 2, "row 2: label C is index 2");
+	}
+	mc_items_free(it, n);
+	ok(mc_read_docs(&t, p, NULL, 0, &it, &n, &err) == ST_EFORMAT,
+	   "row 3's label D has no fourth choice: rejected");
+	has_str(err.msg, "snappy.parquet: row 4: gold 3 is not a choice index (0-2)",
+		"... naming the file and the row");
+	strcpy(t.text, "{nosuch}");
+	ok(mc_read_docs(&t, p, NULL, 1, &it, &n, &err) == ST_EFORMAT, "a missing column is rejected");
+	has_str(err.msg, "row 1: field 'nosuch'", "... naming the row and the field");
+
+	/* the Hub's HellaSwag rows (as the parquet file holds them) */
+	snprintf(p, sizeof p, "%s/hs.jsonl", dir);
+	write_file(p, "{\"activity_label\": \"Roof shingle removal\", \"ctx_a\": \"A man is sitting "
+		   "on a roof.\", \"ctx_b\": \"he\", \"endings\": [\"is using wrap to wrap a pair of "
+		   "skis.\", \"is ripping level tiles off.\", \"is holding a rubik's cube.\", \"starts "
+		   "pulling up roofing on a roof.\"], \"label\": \"3\"}\n"
+		   "{\"activity_label\": \"Home and Garden\", \"ctx_a\": \"[header] How to x [title] "
+		   "Buy a [b]  mat.\", \"ctx_b\": \"\", \"endings\": [\"[step] Lay  it.\", \"b\"], "
+		   "\"label\": \"0\"}\n");
+	{
+		struct mc_task h;
+
+		it = task_items("hellaswag_hub", p, 0, &n, &h);
+		if (it && n == 2) {
+			static const char *c0[] = { " is using wrap to wrap a pair of skis.",
+						    " is ripping level tiles off.",
+						    " is holding a rubik's cube.",
+						    " starts pulling up roofing on a roof." };
+			/* preprocess("[step] Lay  it.") is " Lay it.": the strip comes
+			 * before the bracket goes, so its space stays */
+			static const char *c1[] = { "  Lay it.", " b" };
+
+			item_is("hellaswag_hub", 0, &it[0],
+				"Roof shingle removal: A man is sitting on a roof. He", c0, 4, 3);
+			/* preprocess("Home and Garden: [header] How to x [title] Buy a [b]  mat. "):
+			 * strip, " [title]" -> ". ", brackets out (leaving three spaces
+			 * after "a"), then one pass of "  " -> " " leaves two */
+			item_is("hellaswag_hub", 1, &it[1], "Home and Garden: How to x. Buy a  mat.",
+				c1, 2, 0);
+		}
+		mc_items_free(it, n);
+	}
+}
+
 int main(void)
 {
 	test_arc_boolq_copa_obqa();
@@ -645,5 +719,6 @@ int main(void)
 	test_fewshot();
 	test_gsm8k();
 	test_generate();
+	test_parquet_docs();
 	return tap_done();
 }

@@ -930,7 +930,7 @@ static const struct task_key task_keys[] = {
 	TK("choices", choices), TK("gold", gold), TK("labels", labels),
 	TK("target_delimiter", target_delim), TK("fewshot_delimiter", fewshot_delim),
 	TK("fewshot_path", fewshot_path), TK("fewshot_labels", fewshot_labels),
-	TK("preprocess", preprocess), TK("until", until),
+	TK("preprocess", preprocess), TK("until", until), TK("hub", hub),
 };
 #undef TK
 
@@ -1039,7 +1039,7 @@ int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
 		free(line);
 	}
 	line = NULL;
-	if (!t->format[0] || !t->path[0])
+	if (!t->format[0] || (!t->path[0] && !t->hub[0]))
 		rc = st_errf(err, ST_EFORMAT, "%s: '%s' is missing", file,
 			     !t->format[0] ? "format" : "path");
 	else if ((!strcmp(t->format, "docs") || !strcmp(t->format, "generate")) &&

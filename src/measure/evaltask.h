@@ -130,7 +130,11 @@ int eval_lm(const struct model *m, const struct mask *mask,
  *                 | docs (JSON lines read by mc_read_docs) | generate (docs
  *                 whose one choice is the target, answered by greedy
  *                 generation: lmeval_generate)
- *   path          the data, relative to the shared assets (or absolute)
+ *   path          the data, relative to the shared assets (or absolute);
+ *                 a .parquet file is read as the Hub serves it
+ *   hub           instead of path: a dataset of data/datasets.tsv (its
+ *                 repository, revision and file), from the Hugging Face
+ *                 cache or fetched there
  *   delimiter     jsonl/lambada: between query and choice (default " ")
  *   lm_eval_task, lm_eval_version   the lm-eval task followed
  *   dataset       lm-eval's dataset_path [space dataset_name] (for reports)
@@ -165,6 +169,7 @@ struct mc_task {
 	int bos;
 	char until[256];
 	int max_gen;
+	char hub[128];
 };
 int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err);
 

@@ -24,6 +24,7 @@
 #include "compute/forward.h"
 #include "measure/eval.h"
 #include "measure/evaltask.h"
+#include "format/parquet.h"
 #include "measure/sample.h"
 #include "model/model.h"
 #include "tok/tokenizer.h"
@@ -298,6 +299,15 @@ static int apply_op(struct sbuf *b, const char *v, const char *op)
 			return sb_put(b, v, (size_t)(last - v)) < 0 ||
 			       sb_put(b, mid + 1, strlen(mid + 1)) < 0 ||
 			       sb_put(b, last + al, strlen(last + al)) < 0 ? -1 : 0;
+	} else if (!strcmp(op, "|capitalize")) {
+		/* Python's str.capitalize (ASCII): first upper, the rest lower */
+		for (size_t i = 0; i < n; i++) {
+			char c = (char)(i ? tolower((unsigned char)v[i]) : toupper((unsigned char)v[i]));
+
+			if (sb_put(b, &c, 1) < 0)
+				return -1;
+		}
+		return 0;
 	} else if (!strcmp(op, "|strip")) {
 		while (n && isspace((unsigned char)*v)) {
 			v++;
@@ -401,7 +411,8 @@ int lmeval_render(const char *tpl, const void *doc, const char *what, char **out
 				free(b.s);
 				return st_errf(err, ST_EFORMAT,
 					       "%s: template '%s': unknown operation '%s' on field '%s' "
-					       "(#PREFIX, %%SUFFIX, /OLD/NEW or |strip)", what, tpl, op, name);
+					       "(#PREFIX, %%SUFFIX, /OLD/NEW, |strip or |capitalize)", what,
+					       tpl, op, name);
 			}
 			if (rc < 0)
 				goto oom;
@@ -461,6 +472,121 @@ static char *prep(const struct mc_task *t, char *s)
 	return r;
 }
 
+/* Set obj[a][b].. = v for the dotted name "a.b..", making the objects
+ * on the way; v's reference is taken. */
+static int set_path(json_t *obj, const char *name, json_t *v)
+{
+	const char *dot;
+
+	while ((dot = strchr(name, '.'))) {
+		char seg[128];
+		json_t *sub;
+		size_t l = (size_t)(dot - name);
+
+		if (l >= sizeof seg) {
+			json_decref(v);
+			return -1;
+		}
+		memcpy(seg, name, l);
+		seg[l] = 0;
+		sub = json_object_get(obj, seg);
+		if (!json_is_object(sub)) {
+			sub = json_object();
+			if (json_object_set_new(obj, seg, sub) < 0) {
+				json_decref(v);
+				return -1;
+			}
+		}
+		obj = sub;
+		name = dot + 1;
+	}
+	return json_object_set_new(obj, name, v);
+}
+
+/*
+ * The first limit rows (0: all) of a Parquet file as JSON lines in a
+ * malloc'd *buf: one object per row, each column under its name (a
+ * dotted name "choices.text" as nested objects), a string, an array of
+ * strings for a list column, or null.
+ */
+static int parquet_jsonl(const char *path, size_t limit, char **buf, size_t *len,
+			 struct st_err *err)
+{
+	struct parquet *pq = parquet_open(path, err);
+	size_t nc, nr, r, c;
+	struct parquet_column *cols = NULL;
+	struct sbuf b = { NULL, 0, 0 };
+	int rc = 0;
+
+	*buf = NULL;
+	*len = 0;
+	if (!pq)
+		return err ? err->code : ST_EFORMAT;
+	nc = parquet_n_columns(pq);
+	nr = (size_t)parquet_n_rows(pq);
+	if (limit && limit < nr)
+		nr = limit;
+	cols = calloc(nc ? nc : 1, sizeof *cols);
+	if (!cols) {
+		parquet_close(pq);
+		return st_errf(err, ST_ENOMEM, "%s: out of memory", path);
+	}
+	for (c = 0; c < nc && rc == 0; c++)
+		rc = parquet_read_column(pq, c, &cols[c], err);
+	if (sb_put(&b, "", 0) < 0)
+		rc = st_errf(err, ST_ENOMEM, "%s: out of memory", path);
+	for (r = 0; rc == 0 && r < nr; r++) {
+		json_t *o = json_object();
+		char *line;
+
+		for (c = 0; o && c < nc; c++) {
+			const struct parquet_column *pc = &cols[c];
+			json_t *v;
+
+			if (r >= pc->n_rows || pc->row_null[r])
+				v = json_null();
+			else if (pc->repeated) {
+				v = json_array();
+				for (size_t k = pc->row_start[r]; v && k < pc->row_start[r + 1]; k++)
+					json_array_append_new(v, pc->items[k] ?
+							      json_stringn(pc->items[k], pc->item_len[k]) :
+							      json_null());
+			} else {
+				size_t k = pc->row_start[r];
+
+				v = pc->items[k] ? json_stringn(pc->items[k], pc->item_len[k]) : json_null();
+			}
+			if (!v || set_path(o, parquet_column_name(pq, c), v) < 0) {
+				json_decref(o);
+				o = NULL;
+			}
+		}
+		line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		if (!line || sb_put(&b, line, strlen(line)) < 0 || sb_put(&b, "\n", 1) < 0)
+			rc = st_errf(err, ST_ENOMEM, "%s: out of memory converting row %zu", path, r);
+		free(line);
+	}
+	for (c = 0; c < nc; c++)
+		parquet_column_release(&cols[c]);
+	free(cols);
+	parquet_close(pq);
+	if (rc < 0) {
+		free(b.s);
+		return rc;
+	}
+	*buf = b.s;
+	*len = b.n;
+	return 0;
+}
+
+static int is_parquet(const char *path)
+{
+	size_t l = strlen(path);
+
+	return l > 8 && !strcmp(path + l - 8, ".parquet");
+}
+
 int mc_read_docs(const struct mc_task *t, const char *path, const char *labels,
 		 size_t limit, struct mc_item **items, size_t *n, struct st_err *err)
 {
@@ -478,7 +604,8 @@ int mc_read_docs(const struct mc_task *t, const char *path, const char *labels,
 		return st_errf(err, ST_EFORMAT, "%s: 'choices' is not a JSON array of templates: %s",
 			       t->file, t->choices);
 	}
-	if ((rc = read_file(path, &buf, &len, err)) < 0)
+	if ((rc = is_parquet(path) ? parquet_jsonl(path, limit, &buf, &len, err)
+				   : read_file(path, &buf, &len, err)) < 0)
 		goto fail;
 	if (labels && (rc = read_file(labels, &lbuf, &llen, err)) < 0)
 		goto fail;
@@ -504,7 +631,7 @@ int mc_read_docs(const struct mc_task *t, const char *path, const char *labels,
 			goto oom;
 		if (!line[strspn(line, " \t\r")])
 			continue;
-		snprintf(what, sizeof what, "%s:%zu", path, lineno);
+		snprintf(what, sizeof what, is_parquet(path) ? "%s: row %zu" : "%s:%zu", path, lineno);
 		json_decref(doc);
 		doc = json_loads(line, 0, &je);
 		if (!json_is_object(doc)) {

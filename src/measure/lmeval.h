@@ -76,7 +76,8 @@ void *lmeval_field(const void *doc, const char *path);
  * is the string (or integer) field (a path, see lmeval_field),
  * "{field#P}" the field without the prefix P, "{field%S}" without the
  * suffix S, "{field/A/B}" with the last A replaced by B, "{field|strip}"
- * stripped of surrounding whitespace (Python's str.strip()); "{{" and
+ * stripped of surrounding whitespace (Python's str.strip()),
+ * "{field|capitalize}" as Python's str.capitalize() (ASCII); "{{" and
  * "}}" are literal braces.  Malloc'd into *out; an
  * error names what (the file and line) and the field.
  */
@@ -84,7 +85,10 @@ int lmeval_render(const char *tpl, const void *doc, const char *what, char **out
 		  struct st_err *err);
 
 /*
- * Read documents (JSON lines) of task t from path, lm-eval style: the
+ * Read documents of task t from path, lm-eval style: JSON lines, or the
+ * rows of a Parquet file (path ending in .parquet, as the Hub serves
+ * datasets; a row is an object of its columns, "a.b" nested, lists as
+ * arrays, numbers as strings; errors then say "row N").  The
  * context is t->text rendered, the choices t->target_delim + each of
  * t->choices rendered, the gold from t->gold (an integer, a digit
  * string, or a letter A-Z) minus t->gold_base, or from line i of
