@@ -140,7 +140,7 @@ static void test_lm(const struct model *m)
 				      "Tom and Lily went to the park to play with their" };
 	static const char *conts[] = { " girl", " mat", " ball" };
 	struct st_err err = { 0, "" };
-	struct mc_item items[3];
+	struct mc_item items[3] = { { 0 } };
 	struct lm_result r;
 	double ll[3], sum = 0, maxdiff = 0;
 	int i, g, n_g = 0;
@@ -238,7 +238,7 @@ static void test_mc(const struct model *m)
 		{ " mat", " roof of the house and looked", " sky", " big bed." },
 	};
 	struct st_err err = { 0, "" };
-	struct mc_item items[3];
+	struct mc_item items[3] = { { 0 } };
 	struct mc_result r;
 	struct mask *mk = NULL;
 	double ll[12];
@@ -315,7 +315,7 @@ static void test_mc(const struct model *m)
 		static const char *cxs[] = { "Tom gave Lily a ball because Tom",
 					     "Tom gave Lily a ball because Lily" };
 		static const char *cont[] = { " was kind.", " was kind." };
-		struct mc_item w = { NULL, 1, 2, (char **)cont, (char **)cxs };
+		struct mc_item w = { NULL, 1, 2, (char **)cont, (char **)cxs, 0, MC_BOS_MODEL };
 		double r0 = ref_ll(m, NULL, cxs[0], cont[0]), r1 = ref_ll(m, NULL, cxs[1], cont[1]);
 
 		is_int(eval_mc(m, NULL, &w, 1, 256, &r, ll, NULL, NULL, &err), 0, "partial scoring");
@@ -329,7 +329,7 @@ static void test_mc(const struct model *m)
 		static const char *lc = "Once upon a time there was a big dog. The dog liked to run in "
 					"the park with his friend the cat. One day they";
 		static const char *lch[] = { " went home.", " ate cake." };
-		struct mc_item w = { (char *)lc, 0, 2, (char **)lch, NULL };
+		struct mc_item w = { (char *)lc, 0, 2, (char **)lch, NULL, 0, MC_BOS_MODEL };
 		int flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0, nv = m->hp.n_vocab, ctx = 32;
 		size_t lim = (size_t)ctx - ctx / 4, nc, nw, t, k, hb, drop;
 		double maxd = 0;
@@ -606,7 +606,7 @@ static void test_mc_packed(const struct model *m)
 	{
 		static char cx[2048], chs[4][2048];
 		char *cp[4];
-		struct mc_item w = { cx, 2, 4, cp, NULL };
+		struct mc_item w = { cx, 2, 4, cp, NULL, 0, MC_BOS_MODEL };
 		double l4[4];
 
 		snprintf(cx, sizeof cx, "Once upon a time there was a little girl named Lily.");
