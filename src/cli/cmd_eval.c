@@ -3,8 +3,10 @@
  * several tasks at once: ppl:FILE (perplexity, metrics ppl and nll),
  * kl:FILE (KL(unmasked || masked) on the perplexity windows: kl_mean,
  * kl_p99, top1_agree) and hellaswag[:FILE] (multiple choice, acc and
- * acc_norm) and multiple-choice tasks defined in data/tasks (NAME.task).
- * One result row per (task, metric) with stderr and n.
+ * acc_norm) and the tasks defined in data/tasks (NAME.task, after
+ * lm-evaluation-harness), alone or as a preset (--suite llm-drop).  One
+ * result row per (task, metric) with stderr and n, or lm-eval's results
+ * layout (--format lm-eval).
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -27,8 +29,11 @@ static const char help[] =
 	"  hellaswag[:FILE]   multiple choice (acc, acc_norm); FILE defaults to\n"
 	"                     $STRATA_SHARED/data/mc/hellaswag/hellaswag_val_full.txt\n"
 	"  mmlu[:SUBJECT]     MMLU, all 57 subjects or one (acc, acc_norm)\n"
-	"  NAME               multiple choice defined by $STRATA_TASKS/NAME.task\n"
-	"                     ($STRATA_TASKS defaults to data/tasks), or a .task file\n"
+	"  NAME               a task defined by $STRATA_TASKS/NAME.task after the\n"
+	"                     lm-evaluation-harness task it names (arc_easy, boolq,\n"
+	"                     piqa, gsm8k: generation, exact_match_strict and\n"
+	"                     exact_match_flexible, ...; $STRATA_TASKS defaults to\n"
+	"                     data/tasks), or a .task file\n"
 	"  --ctx N            window length in tokens, BOS included\n"
 	"                     (default: the model's context, at most 2048)\n"
 	"  --max-tokens N     ppl/kl: score only the first N tokens of FILE\n"
