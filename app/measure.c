@@ -244,7 +244,7 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 	if (!realpath(path, datafile))
 		datafile[0] = '\0';
 	*is_lm = !strcmp(def.format, "lambada");
-	if (!strcmp(def.format, "generate"))
+	if (gen && !strcmp(def.format, "generate"))
 		*gen = def;
 	if (access(path, R_OK) != 0)
 		return st_errf(err, ST_EIO, "%s: path '%s' is missing (%s)", def.file, path,
