@@ -7,6 +7,9 @@
  */
 #include "app/measure.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,10 +17,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "method/dataset.h"
 #include "measure/eval.h"
 #include "measure/evaltask.h"
+#include "measure/lmeval.h"
 #include "model/mask.h"
 #include "db/record.h"
 #include "model/model.h"
@@ -108,28 +113,94 @@ int app_task_known(const char *t, char *why, size_t cap)
 	return 0;
 }
 
-static int is_mmlu_task(const char *t)
-{
-	return !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
-}
-
 int app_task_accepts(const char *t, const struct eval_spec *es, char *why, size_t cap)
 {
-	if (es->shots > 0 && !is_mmlu_task(t)) {
-		snprintf(why, cap, "--shots is applied by MMLU only; task '%s' would ignore it "
-			 "(evaluate it without --shots)", t);
+	if (es->shots > 0 && is_text_task(t)) {
+		snprintf(why, cap, "--shots applies to multiple-choice tasks only; task '%s' would "
+			 "ignore it (evaluate it without --shots)", t);
 		return 0;
 	}
 	return 1;
 }
 
+static const struct app_suite_task llm_drop[] = {
+	{ "boolq", 0 }, { "rte", 0 }, { "openbookqa", 0 }, { "piqa", 0 },
+	{ "mmlu", 5 }, { "winogrande", 5 }, { "gsm8k", 5 },
+	{ "hellaswag", 10 }, { "arc_challenge", 25 },
+};
+
+const struct app_suite_task *app_suite(const char *name, size_t *n)
+{
+	if (!strcmp(name, "llm-drop")) {
+		*n = sizeof llm_drop / sizeof llm_drop[0];
+		return llm_drop;
+	}
+	*n = 0;
+	return NULL;
+}
+
+/* A task file's path p resolved against the shared assets into out. */
+static void shared_path(const char *p, char *out, size_t cap)
+{
+	if (p[0] == '/')
+		snprintf(out, cap, "%s", p);
+	else
+		snprintf(out, cap, "%s/%s", shared_dir(), p);
+}
+
+/* Items of one split of a task file's data (path, labels: resolved). */
+static int read_split(const struct mc_task *def, const char *path, const char *labels,
+		      size_t limit, struct mc_item **items, size_t *n, struct st_err *err)
+{
+	int rc;
+
+	if (!strcmp(def->format, "hellaswag"))
+		rc = mc_read_hellaswag(path, limit, items, n, err);
+	else if (!strcmp(def->format, "docs") || !strcmp(def->format, "generate"))
+		rc = mc_read_docs(def, path, labels, limit, items, n, err);
+	else
+		rc = mc_read_jsonl(path, limit, def->delim, items, n, err);
+	if (rc == 0)
+		for (size_t i = 0; i < *n; i++)
+			(*items)[i].bos = def->bos;
+	return rc;
+}
+
+/* The few-shot examples of def (shots > 0) put before each item:
+ * from def->fewshot_path, which must exist (an error names it). */
+static int task_fewshot(const struct mc_task *def, const char *datapath, const struct eval_spec *es,
+			struct mc_item *items, size_t n, struct st_err *err)
+{
+	char fpath[4096], flab[4096], a[PATH_MAX], b[PATH_MAX];
+	struct mc_item *fs = NULL;
+	size_t nfs = 0;
+	int rc, same;
+
+	if (!def->fewshot_path[0])
+		return st_errf(err, ST_EINVAL, "%s: no 'fewshot_path' (the split lm-eval draws "
+			       "few-shot examples from) for --shots %ld", def->file, es->shots);
+	shared_path(def->fewshot_path, fpath, sizeof fpath);
+	if (access(fpath, R_OK) != 0)
+		return st_errf(err, ST_EIO, "%s: fewshot_path '%s' is missing (%s): --shots %ld "
+			       "needs that split", def->file, fpath, strerror(errno), es->shots);
+	if (def->fewshot_labels[0])
+		shared_path(def->fewshot_labels, flab, sizeof flab);
+	if ((rc = read_split(def, fpath, def->fewshot_labels[0] ? flab : NULL, 0, &fs, &nfs, err)) < 0)
+		return rc;
+	same = realpath(fpath, a) && realpath(datapath, b) && !strcmp(a, b);
+	rc = mc_apply_fewshot(items, n, fs, nfs, (int)es->shots, same, def->fewshot_first_n,
+			      es->seed ? es->seed : LMEVAL_FEWSHOT_SEED, "", def->fewshot_delim, err);
+	mc_items_free(fs, nfs);
+	return rc < 0 ? st_err_prefix(err, "%s", fpath) : 0;
+}
+
 /* Read a multiple-choice task's items. */
 static int load_mc(const struct app_env *env, const char *t, const struct eval_spec *es,
 		   struct mc_item **items, size_t *n, int *is_lm, char datafile[PATH_MAX],
-		   struct st_err *err)
+		   struct mc_task *gen, struct st_err *err)
 {
 	struct mc_task def;
-	char file[4096], path[4096];
+	char file[4096], path[4096], labels[4096];
 	size_t limit = es->limit > 0 ? (size_t)es->limit : 0;
 	int rc;
 
@@ -143,7 +214,17 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 				 shared_dir());
 		if (!realpath(path, datafile))
 			datafile[0] = '\0';
-		return mc_read_hellaswag(path, limit, items, n, err);
+		if ((rc = mc_read_hellaswag(path, limit, items, n, err)) < 0 || es->shots <= 0)
+			return rc;
+		/* lm-eval's hellaswag 1.0 draws its shots from the train split */
+		memset(&def, 0, sizeof def);
+		snprintf(def.file, sizeof def.file, "hellaswag (built in)");
+		strcpy(def.format, "hellaswag");
+		strcpy(def.fewshot_delim, "\n\n");
+		strcpy(def.fewshot_path, "data/mc/hellaswag/hellaswag_train_full.txt");
+		def.bos = MC_BOS_NONE;
+		rc = task_fewshot(&def, path, es, *items, *n, err);
+		goto done;
 	}
 	if (!strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5)) {
 		snprintf(path, sizeof path, "%s/data/mc/mmlu", shared_dir());
@@ -152,16 +233,33 @@ static int load_mc(const struct app_env *env, const char *t, const struct eval_s
 	}
 	if ((rc = mc_task_parse(task_file(t, file, sizeof file), &def, err)) < 0)
 		return rc;
-	if (def.path[0] == '/')
-		snprintf(path, sizeof path, "%s", def.path);
-	else
-		snprintf(path, sizeof path, "%s/%s", shared_dir(), def.path);
+	if (def.hub[0]) {
+		/* a catalogue dataset, from the Hugging Face cache */
+		if ((rc = app_resolve(env, def.hub, APP_REF_TASK_DATA, path, sizeof path, err)) < 0)
+			return st_err_prefix(err, "%s: hub '%s'", def.file, def.hub);
+	} else
+		shared_path(def.path, path, sizeof path);
+	if (def.labels[0])
+		shared_path(def.labels, labels, sizeof labels);
 	if (!realpath(path, datafile))
 		datafile[0] = '\0';
 	*is_lm = !strcmp(def.format, "lambada");
-	if (!strcmp(def.format, "hellaswag"))
-		return mc_read_hellaswag(path, limit, items, n, err);
-	return mc_read_jsonl(path, limit, def.delim, items, n, err);
+	if (gen && !strcmp(def.format, "generate"))
+		*gen = def;
+	if (access(path, R_OK) != 0)
+		return st_errf(err, ST_EIO, "%s: path '%s' is missing (%s)", def.file, path,
+			       strerror(errno));
+	if ((rc = read_split(&def, path, def.labels[0] ? labels : NULL, limit, items, n, err)) < 0)
+		return rc;
+	if (es->shots > 0)
+		rc = task_fewshot(&def, path, es, *items, *n, err);
+done:
+	if (rc < 0) {
+		mc_items_free(*items, *n);
+		*items = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 /* sha256 of the items as read: every context, choice and answer, with
@@ -173,7 +271,7 @@ static int items_sha256(const struct mc_item *it, size_t n, char hex[65], struct
 	char *buf;
 
 	for (size_t i = 0; i < n; i++) {
-		len += strlen(it[i].context ? it[i].context : "") + 24;
+		len += strlen(it[i].context ? it[i].context : "") + 48;
 		for (int j = 0; j < it[i].n_choices; j++)
 			len += strlen(it[i].choices[j]) + 2 +
 			       (it[i].contexts ? strlen(it[i].contexts[j]) + 1 : 0);
@@ -182,8 +280,9 @@ static int items_sha256(const struct mc_item *it, size_t n, char hex[65], struct
 	if (!buf)
 		return st_errf(err, ST_ENOMEM, "out of memory hashing %zu items", n);
 	for (size_t i = 0; i < n; i++) {
-		pos += (size_t)snprintf(buf + pos, len + 1 - pos, "%s%c%d%c",
-					it[i].context ? it[i].context : "", 0x1e, it[i].gold, 0x1e);
+		pos += (size_t)snprintf(buf + pos, len + 1 - pos, "%s%c%d%c%d,%d%c",
+					it[i].context ? it[i].context : "", 0x1e, it[i].gold, 0x1e,
+					it[i].bos, it[i].norm_skip, 0x1e);
 		for (int j = 0; j < it[i].n_choices; j++) {
 			if (it[i].contexts)
 				pos += (size_t)snprintf(buf + pos, len + 1 - pos, "%s%c",
@@ -331,6 +430,290 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 	return 0;
 }
 
+static void key_task(const char *t, char *buf, size_t cap);
+
+/* The file name part for task t: its key name with anything but
+ * letters, digits, '-', '_' and '.' turned into '_'. */
+static void samples_name(const char *t, char *buf, size_t cap)
+{
+	struct app_task_info in;
+
+	app_task_info(t, &in);
+	snprintf(buf, cap, "%s", in.name);
+	for (char *p = buf; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+			*p = '_';
+}
+
+/*
+ * dir/samples_TASK.jsonl, lm-eval's per-document log: doc_id, target,
+ * arguments {gen_args_J: {arg_0: context, arg_1: continuation}} (the
+ * strings the model is given; the continuation with its delimiter),
+ * resps [[[ll]] per choice], filtered_resps [[ll] per choice], and acc,
+ * acc_norm (multiple choice) of the item.  lm-eval's is_greedy is not
+ * computed for multiple choice and left out.
+ */
+static int write_samples(const char *dir, const char *t, const struct mc_item *items, size_t n,
+			 const double *ll, int is_lm, struct st_err *err)
+{
+	char name[256], path[4096];
+	size_t k = 0;
+	FILE *f;
+
+	samples_name(t, name, sizeof name);
+	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
+		return st_errf(err, ST_EIO, "--log-samples: cannot create directory '%s': %s", dir,
+			       strerror(errno));
+	snprintf(path, sizeof path, "%s/samples_%s.jsonl", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		return st_errf(err, ST_EIO, "--log-samples: cannot write '%s': %s", path,
+			       strerror(errno));
+	for (size_t i = 0; i < n; i++) {
+		const struct mc_item *x = &items[i];
+		json_t *o = json_object(), *args = json_object(), *resps = json_array(),
+		       *fr = json_array();
+		struct mc_result one;
+		char *line;
+		int j;
+
+		for (j = 0; j < x->n_choices; j++) {
+			char key[32];
+
+			snprintf(key, sizeof key, "gen_args_%d", j);
+			json_object_set_new(args, key, json_pack("{s:s,s:s}", "arg_0",
+								 x->contexts ? x->contexts[j] : x->context,
+								 "arg_1", x->choices[j]));
+			json_array_append_new(resps, json_pack("[[f]]", ll[k + (size_t)j]));
+			json_array_append_new(fr, json_pack("[f]", ll[k + (size_t)j]));
+		}
+		json_object_set_new(o, "doc_id", json_integer((json_int_t)i));
+		json_object_set_new(o, "target", json_integer(x->gold));
+		json_object_set_new(o, "arguments", args);
+		json_object_set_new(o, "resps", resps);
+		json_object_set_new(o, "filtered_resps", fr);
+		if (!is_lm) {
+			mc_score(x, 1, ll + k, &one);
+			json_object_set_new(o, "acc", json_real(one.acc));
+			json_object_set_new(o, "acc_norm", json_real(one.acc_norm));
+		}
+		k += (size_t)x->n_choices;
+		line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+		json_decref(o);
+		if (!line || fprintf(f, "%s\n", line) < 0) {
+			free(line);
+			fclose(f);
+			return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed", path);
+		}
+		free(line);
+	}
+	if (fclose(f) != 0)
+		return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed: %s", path,
+			       strerror(errno));
+	return 0;
+}
+
+/* samples_TASK.jsonl of a generate task (see eval_generate) */
+static int write_gen_samples(const char *dir, const char *t, const struct mc_task *def,
+			     const struct mc_item *items, size_t n, char *const *outs,
+			     json_t *until, struct st_err *err)
+{
+	char name[256], path[4096];
+	FILE *f;
+
+	samples_name(t, name, sizeof name);
+	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
+		return st_errf(err, ST_EIO, "--log-samples: cannot create directory '%s': %s", dir,
+			       strerror(errno));
+	snprintf(path, sizeof path, "%s/samples_%s.jsonl", dir, name);
+	if (!(f = fopen(path, "w")))
+		return st_errf(err, ST_EIO, "--log-samples: cannot write '%s': %s", path,
+			       strerror(errno));
+	for (size_t i = 0; i < n; i++) {
+		const char *target = items[i].choices[0] + items[i].norm_skip;
+		char *st = NULL, *fl = NULL, *line = NULL;
+		struct gsm8k_score sc = { 0, 0 };
+		json_t *o;
+
+		if (lmeval_gsm8k_strict(outs[i], &st) < 0 || lmeval_gsm8k_flexible(outs[i], &fl) < 0 ||
+		    lmeval_gsm8k_score(outs[i], target, &sc) < 0) {
+			free(st);
+			free(fl);
+			fclose(f);
+			return st_errf(err, ST_ENOMEM, "out of memory logging samples");
+		}
+		o = json_pack("{s:I,s:s,s:{s:{s:s,s:{s:O,s:b,s:i}}},s:[[s]],s:{s:s,s:s},s:{s:i,s:i}}",
+			      "doc_id", (json_int_t)i, "target", target,
+			      "arguments", "gen_args_0", "arg_0", items[i].context, "arg_1",
+			      "until", until, "do_sample", 0, "max_gen_toks", def->max_gen,
+			      "resps", outs[i],
+			      "filtered_resps", "strict-match", st, "flexible-extract", fl,
+			      "exact_match", "strict-match", sc.strict, "flexible-extract", sc.flexible);
+		free(st);
+		free(fl);
+		line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		if (!line || fprintf(f, "%s\n", line) < 0) {
+			free(line);
+			fclose(f);
+			return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed", path);
+		}
+		free(line);
+	}
+	if (fclose(f) != 0)
+		return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed: %s", path,
+			       strerror(errno));
+	return 0;
+}
+
+void app_task_info(const char *t, struct app_task_info *in)
+{
+	struct mc_task def;
+	struct st_err e = {0};
+	char file[4096];
+
+	memset(in, 0, sizeof *in);
+	snprintf(in->name, sizeof in->name, "%s", t);
+	strcpy(in->output_type, "multiple_choice");
+	strcpy(in->target_delim, " ");
+	strcpy(in->fewshot_delim, "\n\n");
+	if (is_text_task(t)) {
+		snprintf(in->name, sizeof in->name, "%.*s", (int)(strchr(t, ':') - t), t);
+		strcpy(in->output_type, "perplexity");
+		return;
+	}
+	if (!strcmp(t, "hellaswag") || !strncmp(t, "hellaswag:", 10)) {
+		strcpy(in->name, "hellaswag");
+		strcpy(in->version, "1.0");
+		strcpy(in->dataset, "Rowan/hellaswag");
+		return;
+	}
+	if (!strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5)) {
+		snprintf(in->name, sizeof in->name, "mmlu%s%.50s", t[4] ? "_" : "", t[4] ? t + 5 : "");
+		strcpy(in->version, "1.0");
+		strcpy(in->dataset, "cais/mmlu");
+		return;
+	}
+	if (mc_task_parse(task_file(t, file, sizeof file), &def, &e) < 0)
+		return;
+	key_task(t, in->name, sizeof in->name);
+	if (def.lm_task[0])
+		snprintf(in->name, sizeof in->name, "%s", def.lm_task);
+	snprintf(in->version, sizeof in->version, "%s", def.lm_version);
+	{
+		const char *sp = strchr(def.dataset, ' ');
+
+		snprintf(in->dataset, sizeof in->dataset, "%.*s",
+			 (int)(sp ? (size_t)(sp - def.dataset) : strlen(def.dataset)), def.dataset);
+		if (sp)
+			snprintf(in->dataset_name, sizeof in->dataset_name, "%s", sp + 1);
+	}
+	if (!strcmp(def.format, "lambada")) {
+		strcpy(in->output_type, "loglikelihood");
+		in->target_delim[0] = 0;
+	} else if (!strcmp(def.format, "generate")) {
+		strcpy(in->output_type, "generate_until");
+		snprintf(in->target_delim, sizeof in->target_delim, "%s", def.target_delim);
+	} else if (!strcmp(def.format, "docs"))
+		snprintf(in->target_delim, sizeof in->target_delim, "%s", def.target_delim);
+	snprintf(in->fewshot_delim, sizeof in->fewshot_delim, "%s", def.fewshot_delim);
+}
+
+/* The stop strings of a task file's until (a JSON array of strings). */
+static int parse_until(const struct mc_task *def, json_t **arr, struct st_err *err)
+{
+	json_t *a = json_loads(def->until[0] ? def->until : "[]", 0, NULL);
+	size_t i;
+
+	for (i = 0; json_is_array(a) && i < json_array_size(a); i++)
+		if (!json_is_string(json_array_get(a, i)))
+			break;
+	if (!json_is_array(a) || i < json_array_size(a) || i > 16) {
+		json_decref(a);
+		return st_errf(err, ST_EFORMAT, "%s: 'until' is not a JSON array of at most 16 strings: %s",
+			       def->file, def->until);
+	}
+	*arr = a;
+	return 0;
+}
+
+/*
+ * A generate task (GSM8K): greedy generation until the stop strings,
+ * exact match after lm-eval's strict-match and flexible-extract filters
+ * (metrics exact_match_strict, exact_match_flexible).  With
+ * --log-samples, samples_TASK.jsonl holds each item's context, the
+ * generated text, what each filter extracted and the two scores.
+ */
+static int eval_generate(const struct model *m, const struct mask *mask, const char *t,
+			 const struct mc_task *def, const struct eval_spec *es,
+			 struct store_eval_key *k, struct app_measure *ms,
+			 const struct mc_item *items, size_t n, const char *sha, const char *datafile,
+			 struct store_metric *res, size_t *nres, int *cached,
+			 struct store_metric **out, size_t *n_out, struct st_err *err)
+{
+	char settings[200], **outs = NULL;
+	const char *until[16];
+	json_t *ua = NULL;
+	size_t i, n_strict = 0, n_flex = 0;
+	double t0, p;
+	int rc, nu;
+
+	if ((rc = parse_until(def, &ua, err)) < 0)
+		return rc;
+	nu = (int)json_array_size(ua);
+	for (int u = 0; u < nu; u++)
+		until[u] = json_string_value(json_array_get(ua, (size_t)u));
+	record_choice_settings(settings, sizeof settings, es->ctx, es->limit, 1, es->shots, es->seed);
+	snprintf(settings + strlen(settings), sizeof settings - strlen(settings), ";max_gen=%d",
+		 def->max_gen);
+	settings_compute(settings, sizeof settings, m);
+	k->settings = settings;
+	k->data_sha256 = sha;
+	k->data = datafile[0] ? datafile : NULL;
+	remember_key(ms, k);
+	if (!es->log_samples && cache_get(ms, k, out, n_out)) {
+		*cached = 1;
+		json_decref(ua);
+		return 0;
+	}
+	outs = calloc(n ? n : 1, sizeof *outs);
+	if (!outs) {
+		json_decref(ua);
+		return st_errf(err, ST_ENOMEM, "out of memory for %zu answers", n);
+	}
+	if (es->units)
+		es->units(es->progress_ud, (long)n, "items");
+	t0 = now_s();
+	rc = lmeval_generate(m, mask, items, n, (int)es->ctx, def->max_gen, until, nu, outs,
+			     es->progress, es->progress_ud, err);
+	for (i = 0; rc == 0 && i < n; i++) {
+		struct gsm8k_score sc;
+
+		if (lmeval_gsm8k_score(outs[i], items[i].choices[0] + items[i].norm_skip, &sc) < 0) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory scoring answers");
+			break;
+		}
+		n_strict += (size_t)sc.strict;
+		n_flex += (size_t)sc.flexible;
+	}
+	if (rc == 0) {
+		p = n ? (double)n_strict / n : 0;
+		*nres = record_metric(res, *nres, "exact_match_strict", p,
+				      n > 1 ? sqrt(p * (1 - p) / (double)(n - 1)) : 0, (int64_t)n);
+		p = n ? (double)n_flex / n : 0;
+		*nres = record_metric(res, *nres, "exact_match_flexible", p,
+				      n > 1 ? sqrt(p * (1 - p) / (double)(n - 1)) : 0, (int64_t)n);
+		cache_put(ms, k, now_s() - t0, res, *nres);
+		if (es->log_samples)
+			rc = write_gen_samples(es->log_samples, t, def, items, n, outs, ua, err);
+	}
+	for (i = 0; i < n; i++)
+		free(outs[i]);
+	free(outs);
+	json_decref(ua);
+	return rc;
+}
+
 static int eval_choice(const struct model *m, const struct mask *mask, const char *t,
 		       const struct eval_spec *es, struct store_eval_key *k,
 		       struct app_measure *ms, struct store_metric *res, size_t *nres,
@@ -340,22 +723,43 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	size_t n_items = 0;
 	char settings[160], sha[65], datafile[PATH_MAX] = "";
 	int rc, is_lm, is_mmlu = !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
+	double *ll = NULL;
 	double t0;
+	struct mc_task gen;
 
-	if ((rc = load_mc(ms ? ms->env : NULL, t, es, &items, &n_items, &is_lm, datafile, err)) < 0)
+	gen.format[0] = 0;
+	if ((rc = load_mc(ms ? ms->env : NULL, t, es, &items, &n_items, &is_lm, datafile, &gen,
+			  err)) < 0)
 		return rc;
+	if (gen.format[0]) {
+		rc = eval_generate(m, mask, t, &gen, es, k, ms, items, n_items, sha, datafile, res,
+				   nres, cached, out, n_out, err);
+		mc_items_free(items, n_items);
+		return rc;
+	}
 	if ((rc = items_sha256(items, n_items, sha, err)) < 0)
 		goto out;
-	record_choice_settings(settings, sizeof settings, es->ctx, es->limit, is_mmlu, es->shots,
-			       es->seed);
+	record_choice_settings(settings, sizeof settings, es->ctx, es->limit,
+			       is_mmlu || es->shots > 0, es->shots, es->seed);
 	settings_compute(settings, sizeof settings, m);
 	k->settings = settings;
 	k->data_sha256 = sha;
 	k->data = datafile[0] ? datafile : NULL;
 	remember_key(ms, k);
-	if (cache_get(ms, k, out, n_out)) {
+	if (!es->log_samples && cache_get(ms, k, out, n_out)) {
 		*cached = 1;
 		goto out;
+	}
+	if (es->log_samples) {
+		size_t total = 0;
+
+		for (size_t i = 0; i < n_items; i++)
+			total += (size_t)items[i].n_choices;
+		ll = malloc(sizeof *ll * (total ? total : 1));
+		if (!ll) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory for %zu log-likelihoods", total);
+			goto out;
+		}
 	}
 	if (es->units)
 		es->units(es->progress_ud, (long)n_items, "items");
@@ -363,7 +767,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	if (is_lm) {
 		struct lm_result lr;
 
-		rc = eval_lm(m, mask, items, n_items, (int)es->ctx, &lr, NULL, es->progress,
+		rc = eval_lm(m, mask, items, n_items, (int)es->ctx, &lr, ll, es->progress,
 			     es->progress_ud, err);
 		if (rc == 0) {
 			*nres = record_metric(res, *nres, "acc", lr.acc, lr.acc_stderr, lr.n);
@@ -372,7 +776,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	} else {
 		struct mc_result mr;
 
-		rc = eval_mc(m, mask, items, n_items, (int)es->ctx, &mr, NULL, es->progress,
+		rc = eval_mc(m, mask, items, n_items, (int)es->ctx, &mr, ll, es->progress,
 			     es->progress_ud, err);
 		if (rc == 0) {
 			*nres = record_metric(res, *nres, "acc", mr.acc, mr.acc_stderr, mr.n);
@@ -382,7 +786,10 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	}
 	if (rc == 0)
 		cache_put(ms, k, now_s() - t0, res, *nres);
+	if (rc == 0 && es->log_samples)
+		rc = write_samples(es->log_samples, t, items, n_items, ll, is_lm, err);
 out:
+	free(ll);
 	mc_items_free(items, n_items);
 	return rc;
 }

@@ -58,14 +58,34 @@ struct eval_spec {
 	long ctx;                 /* window / context length (>= 2) */
 	long max_tokens;          /* ppl/kl: first N tokens, 0 all */
 	long limit;               /* multiple choice: first N items, 0 all */
-	long shots;               /* MMLU few-shot examples */
-	uint64_t seed;            /* MMLU: 0 first shots of dev, else shuffled */
+	long shots;               /* few-shot examples (multiple choice) */
+	uint64_t seed;            /* few-shot sampler seed (0: lm-eval's 1234;
+				     MMLU: 0 first shots of dev, else shuffled) */
 	st_progress_fn progress;  /* may be NULL */
 	void *progress_ud;
 	/* told, before an evaluation is computed, how many units it covers
 	 * ("tokens" for ppl/kl, "items" for multiple choice); may be NULL */
 	void (*units)(void *ud, long n, const char *what);
+	/* a directory: multiple-choice evaluations are computed (never read
+	 * from the store) and write samples_TASK.jsonl there, one line per
+	 * item with its prompts and per-choice log-likelihoods; NULL: none */
+	const char *log_samples;
 };
+
+/* What lm-evaluation-harness calls a task strata evaluates, for
+ * reports in its layout. */
+struct app_task_info {
+	char name[64];        /* lm-eval's task name (strata's own when none) */
+	char version[16];     /* the lm-eval task version followed, "" when none */
+	char dataset[128];    /* lm-eval's dataset_path */
+	char dataset_name[64];/* and dataset_name, "" when none */
+	char output_type[32]; /* multiple_choice, loglikelihood, perplexity */
+	char target_delim[16], fewshot_delim[16];
+};
+
+/* Fill info for task (from its task file when it has one); never fails:
+ * a task that follows no lm-eval task keeps strata's name. */
+void app_task_info(const char *task, struct app_task_info *info);
 
 /*
  * Whether task names a known task: ppl:FILE, kl:FILE, hellaswag[:FILE],
@@ -82,6 +102,20 @@ int app_task_known(const char *task, char *why, size_t cap);
  * too.
  */
 int app_task_accepts(const char *task, const struct eval_spec *es, char *why, size_t cap);
+
+/* One task of a preset suite, with the shots it is evaluated with. */
+struct app_suite_task {
+	const char *task;
+	int shots;
+};
+
+/*
+ * The tasks of a preset suite: "llm-drop" is the paper's settings
+ * (lm-evaluation-harness: 0-shot boolq, rte, openbookqa, piqa; 5-shot
+ * mmlu, winogrande, gsm8k; 10-shot hellaswag; 25-shot arc_challenge).
+ * NULL (and *n 0) for an unknown name.
+ */
+const struct app_suite_task *app_suite(const char *name, size_t *n);
 
 /*
  * Evaluate task on m with mask (NULL: none).  *out (malloc'd, *n rows:

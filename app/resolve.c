@@ -222,10 +222,11 @@ int app_resolve(const struct app_env *env, const char *arg, enum app_ref_kind ki
 	if (!hub_is_ref(arg)) {
 		struct app_dataset d;
 
-		if (kind != APP_REF_DATA || access(arg, F_OK) == 0 || strchr(arg, '/') ||
+		if (kind == APP_REF_MODEL || access(arg, F_OK) == 0 || strchr(arg, '/') ||
 		    app_catalogue_find(arg, &d) != 1)
 			return put(out, cap, arg, err);
-		if (!strncmp(d.format, "parquet", 7) || !strncmp(d.format, "tar", 3))
+		if ((kind == APP_REF_DATA && !strncmp(d.format, "parquet", 7)) ||
+		    !strncmp(d.format, "tar", 3))
 			return st_errf(err, ST_EINVAL, "dataset '%s' (%s) is %s, which strata does "
 				       "not read; 'strata pull --dataset %s' fetches it for other "
 				       "tools", d.name, d.file, d.format, d.name);

@@ -22,7 +22,10 @@
 
 #include "app/app.h"
 
-enum app_ref_kind { APP_REF_MODEL, APP_REF_DATA };
+/* APP_REF_TASK_DATA: data of a task file, which may be parquet (read by
+ * the task's loader); APP_REF_DATA refuses the formats strata's text
+ * readers cannot read. */
+enum app_ref_kind { APP_REF_MODEL, APP_REF_DATA, APP_REF_TASK_DATA };
 
 /*
  * The local path of reference arg (a model or data, as kind says) into

@@ -41,6 +41,8 @@ static int measure_point(const struct model *m, const struct plan *p, const char
 	for (int ti = 0; ti < rq->n_tasks; ti++) {
 		snprintf(label, sizeof label, "%s k=%d %s", mname, k, rq->tasks[ti]);
 		es.progress_ud = label;
+		if (rq->shots)
+			es.shots = rq->shots[ti];
 		if ((rc = app_eval(m, mask, rq->tasks[ti], &es, ms, &rows[ti], &n_rows[ti], &cached,
 				   err)) < 0)
 			return st_err_prefix(err, "%s k=%d", mname, k);
@@ -101,8 +103,11 @@ int app_sweep(const struct app_env *env, const struct model *m,
 		goto out;
 	}
 	for (int i = 0; i < rq->n_tasks && pos < sizeof tasks_key; i++)
-		pos += (size_t)snprintf(tasks_key + pos, sizeof tasks_key - pos, "%s%s", i ? " " : "",
-					rq->tasks[i]);
+		pos += rq->shots && rq->shots[i] != rq->es.shots
+		       ? (size_t)snprintf(tasks_key + pos, sizeof tasks_key - pos, "%s%s@%dshot",
+					  i ? " " : "", rq->tasks[i], rq->shots[i])
+		       : (size_t)snprintf(tasks_key + pos, sizeof tasks_key - pos, "%s%s",
+					  i ? " " : "", rq->tasks[i]);
 	for (int mi = 0; mi < rq->n_methods; mi++) {
 		int lim = method_limit((enum plan_method)rq->methods[mi], m->hp.n_layer, rq);
 

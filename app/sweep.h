@@ -38,6 +38,8 @@ struct app_sweep_req {
 	int max_k, keep_first, keep_last;
 	const char *const *tasks; /* as app_eval */
 	int n_tasks;
+	const int *shots;         /* [n_tasks] each task's shots (a suite's), or
+				     NULL: es.shots for all */
 	struct eval_spec es;      /* es.progress gets ud = a label "METHOD k=K TASK" */
 	int bench;                /* also measure speed with so */
 	struct speed_opts so;

@@ -84,17 +84,113 @@ if need model models/stories260K/stories260K.gguf &&
 		is "$("$S" sql "SELECT count(*) FROM evals WHERE task = 'mmlu:anatomy' AND settings LIKE '%shots=2%'" --format tsv | tail -1)" 2 \
 			"MMLU's shots are in the stored settings (the cache key)"
 	fi
+	# few-shot for any task: a task file whose few-shot split is its own data
+	if need arc data/mc/llm-foundry/arc_easy.jsonl; then
+		tmp="$STRATA_BUILDDIR/tests/tmp/eval_cli"; mkdir -p "$tmp"
+		sed 's|^fewshot_path = .*|fewshot_path = data/mc/llm-foundry/arc_easy.jsonl|' \
+			"$STRATA_SRCDIR/data/tasks/arc_easy.task" > "$tmp/arc_fs.task"
+		fdb="$tmp/fewshot.db"; rm -f "$fdb"
+		"$S" eval "$model" --db "$fdb" --task "$tmp/arc_fs.task" --limit 5 --format csv >/dev/null 2>&1
+		a=$("$S" eval "$model" --db "$fdb" --task "$tmp/arc_fs.task" --shots 2 --limit 5 --format csv 2>&1 | grep ,acc,)
+		b=$("$S" eval "$model" --task "$tmp/arc_fs.task" --shots 2 --limit 5 --no-store --format csv 2>&1 | grep ,acc,)
+		"$S" eval "$model" --db "$fdb" --task "$tmp/arc_fs.task" --shots 2 --seed 7 --limit 5 --format csv >/dev/null 2>&1
+		contains "$a" ",5," "--shots 2 on arc_easy (few-shot split = its data): 5 items"
+		is "$b" "$a" "... the same seed (lm-eval's 1234) gives the same result"
+		is "$("$S" sql --db "$fdb" "SELECT count(DISTINCT data_sha256) FROM evals" --format tsv | tail -1)" 3 \
+			"... 0-shot, 2-shot and 2-shot with --seed 7 are three different prompt sets"
+		is "$("$S" sql --db "$fdb" "SELECT settings FROM evals ORDER BY id" --format tsv | sed 1d | tr '\n' ' ')" \
+			"ctx=2048;limit=5 ctx=2048;limit=5;seed=0;shots=2 ctx=2048;limit=5;seed=7;shots=2 " \
+			"... and the shots and seed are in the cache key"
+		err=$("$S" eval "$model" --task arc_easy --shots 2 --limit 5 --no-store 2>&1); rc=$?
+		is "$rc" 1 "--shots with arc_easy and no train split fails"
+		contains "$err" "fewshot_path '$STRATA_SHARED/data/mc/llm-foundry/arc_easy_train.jsonl' is missing" \
+			"... naming the task file's key and the missing file"
+	fi
+	# lm-evaluation-harness's results layout, and per-item samples
+	if need arc data/mc/llm-foundry/arc_easy.jsonl; then
+		ls="$tmp/samples"; rm -rf "$ls"
+		j=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task arc_easy --task lambada_openai \
+			--limit 3 --no-store --format json)
+		l=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task arc_easy --task lambada_openai \
+			--limit 3 --format lm-eval --log-samples "$ls")
+		is "$?" 0 "--format lm-eval --log-samples"
+		for k in '"results": {' '"versions": {' '"n-shot": {' '"configs": {' '"higher_is_better": {' '"n-samples": {'; do
+			contains "$l" "$k" "lm-eval layout has $k"
+		done
+		acc=$(echo "$j" | tr '{' '\n' | grep '"task": "arc_easy", "metric": "acc"' | grep -o '"value": [^,]*' | sed 's/.*: //')
+		lacc=$(echo "$l" | grep -o '"acc,none": [^,]*' | head -1 | sed 's/.*: //')
+		ok "results.arc_easy.\"acc,none\" ($lacc) is the acc of --format json ($acc)" \
+			awk -v a="$acc" -v b="$lacc" 'BEGIN { exit !(a - b < 1e-12 && b - a < 1e-12) }'
+		contains "$l" '"perplexity,none": ' "lambada_openai's ppl is lm-eval's perplexity"
+		contains "$l" '"dataset_path": "allenai/ai2_arc",' "configs name the dataset path ..."
+		contains "$l" '"dataset_name": "ARC-Easy",' "... and name"
+		contains "$l" '"target_delimiter": "",' "lambada_openai's target delimiter is empty (' ' is in the target)"
+		is "$(echo "$l" | grep -c '"version": 1.0')" 2 "configs carry metadata.version 1.0"
+		is "$(wc -l < "$ls/samples_arc_easy.jsonl" | tr -d ' ')" 3 "samples_arc_easy.jsonl: one line per item"
+		is "$(head -1 "$ls/samples_arc_easy.jsonl" | grep -o '"gen_args_[0-9]*"' | wc -l | tr -d ' ')" 4 \
+			"... one request per choice"
+		contains "$(head -1 "$ls/samples_arc_easy.jsonl")" \
+			'"arg_0":"Question: Which statement best explains why photosynthesis is the foundation of most food webs?\nAnswer:","arg_1":" Sunlight is the source of energy for nearly all ecosystems."' \
+			"... the exact prompt and continuation lm-eval builds"
+		is "$(grep -c '"filtered_resps":\[\[-' "$ls/samples_arc_easy.jsonl")" 3 "... with per-choice log-likelihoods"
+		contains "$(head -1 "$ls/samples_lambada_openai.jsonl")" '"arg_1":" signs"' "samples_lambada_openai.jsonl: target ' signs'"
+		err=$("$S" ppl "$model" "$text" --format lm-eval 2>&1); rc=$?
+		is "$rc" 2 "--format lm-eval is strata eval's only"
+	fi
+	# GSM8K: greedy generation until lm-eval's stop strings, two filters
+	if need gsm data/gen/gsm8k/test.jsonl; then
+		gs="$tmp/gsm_samples"; rm -rf "$gs"
+		out=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task gsm8k --shots 5 --limit 2 \
+			--no-store --format lm-eval --log-samples "$gs")
+		is "$?" 0 "gsm8k 5-shot over 2 items"
+		contains "$out" '"exact_match,strict-match": 0.0' "lm-eval's exact_match,strict-match (stories260K does no sums)"
+		contains "$out" '"exact_match,flexible-extract": ' "... and exact_match,flexible-extract"
+		contains "$out" '"output_type": "generate_until"' "... a generate_until task"
+		contains "$out" '"gsm8k": 5' "... n-shot 5"
+		is "$(wc -l < "$gs/samples_gsm8k.jsonl" | tr -d ' ')" 2 "samples_gsm8k.jsonl: one line per question"
+		first=$(head -1 "$gs/samples_gsm8k.jsonl")
+		contains "$first" '"until":["Question:","</s>","<|im_end|>"]' "... with lm-eval's stop strings"
+		contains "$first" "How much in dollars does she make every day at the farmers' market?\\nAnswer:\"" \
+			"... the prompt ends with the question and 'Answer:'"
+		is "$(echo "$first" | grep -o '\\n\\nQuestion: ' | wc -l | tr -d ' ')" 5 "... after 5 examples joined by blank lines"
+		contains "$first" '"filtered_resps":{"strict-match":"[invalid]"' "... and what each filter extracted"
+	fi
+	# the paper's settings as one preset: what the shared data lacks is named, the rest runs
+	if need mmlu data/mc/mmlu/test/anatomy_test.csv; then
+		out=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --suite llm-drop --limit 1 --no-store --format csv 2>"$tmp/suite.err"); rc=$?
+		is "$rc" 1 "--suite llm-drop exits 1 when a task's data is missing"
+		is "$(echo "$out" | grep -c ',acc,')" "$(echo "$out" | grep -c ',acc_norm,')" "... each task that ran has acc and acc_norm"
+		contains "$out" "boolq,acc," "... boolq ran (0-shot)"
+		contains "$out" "piqa,acc," "... piqa ran"
+		contains "$out" "openbookqa,acc," "... openbookqa ran"
+		is "$(echo "$out" | grep '^mmlu,acc,' | cut -d, -f5)" 57 "... mmlu ran 5-shot, one item per subject"
+		e=$(cat "$tmp/suite.err")
+		is "$(echo "$out" | grep '^gsm8k,exact_match_strict,' | cut -d, -f5)" 1 "... gsm8k ran 5-shot (strict-match)"
+		is "$(echo "$out" | grep '^gsm8k,exact_match_flexible,' | cut -d, -f5)" 1 "... and flexible-extract"
+		contains "$e" "data/mc/rte/validation.jsonl' is missing" "... rte names its missing file"
+		contains "$e" "winogrande_train.jsonl' is missing" "... 5-shot winogrande names its missing train split"
+		contains "$e" "hellaswag_train_full.txt' is missing" "... 10-shot hellaswag names its missing train split"
+		contains "$e" "arc_challenge_train.jsonl' is missing" "... 25-shot arc_challenge names its missing train split"
+		err=$("$S" eval "$model" --suite nope 2>&1); rc=$?
+		is "$rc" 2 "an unknown suite is a usage error"
+		contains "$err" "'nope'" "... naming it"
+	fi
 	out=$("$S" eval "$model" --task "ppl:$text" --ctx 128 --max-tokens 300 --mask 'attn=1,3' --no-store --format csv 2>/dev/null)
 	is "$(echo "$out" | head -1)" "task,metric,value,stderr,n,mask" "eval csv has a mask column"
 	is "$(echo "$out" | sed -n 2p | sed 's/.*,"\(.*\)"$/\1/')" "attn=1,3;mlp=" "... holding the mask (quoted: it has a comma)"
-	for t in "ppl:$text" hellaswag "kl:$text"; do
+	for t in "ppl:$text" "kl:$text"; do
 		err=$("$S" eval "$model" --task "$t" --shots 3 --no-store 2>&1); rc=$?
 		is "$rc" 2 "--shots with $t is refused, not ignored"
 		contains "$err" "'$t'" "... naming the task"
 	done
+	# hellaswag's shots come from its train split, which the shared data lacks
+	err=$("$S" eval "$model" --task hellaswag --shots 3 --no-store 2>&1); rc=$?
+	is "$rc" 1 "--shots 3 with hellaswag fails without the train split"
+	contains "$err" "fewshot_path '$STRATA_SHARED/data/mc/hellaswag/hellaswag_train_full.txt' is missing" \
+		"... naming the missing file"
 	err=$("$S" sweep "$model" --run 1 --task "ppl:$text" --shots 2 2>&1); rc=$?
 	is "$rc" 2 "sweep --shots with a ppl task is refused"
-	contains "$err" "MMLU only" "... saying where shots apply"
+	contains "$err" "multiple-choice tasks only" "... saying where shots apply"
 
 	err=$("$S" eval "$model" --task "bogus:x" 2>&1); rc=$?
 	is "$rc" 2 "unknown task is a usage error"

@@ -23,6 +23,8 @@ if need hf models/stories260K/hf/model.safetensors &&
 	head -c 20000 "$stories" > "$tmp/text/story.txt"
 	cp "$gguf" "$tmp/ggml/tinyllamas/stories260K.gguf"
 	head -200 "$c4" | gzip -n > "$tmp/c4/en/c4-validation.00000-of-00008.json.gz"
+	# rows as the Hub serves them (DuckDB's parquet file of tests/data)
+	cp "$STRATA_SRCDIR/tests/data/parquet/snappy.parquet" "$tmp/c4/en/rows.parquet"
 	"$STRATA_BUILDDIR/tests/hub_server" --port-file "$tmp/ports" --log "$tmp/log" --token sekrit \
 		"test/stories260K=$hf" "test/gated-stories=$hf" "ggml-org/models=$tmp/ggml" \
 		"datasets/allenai/c4=$tmp/c4" "datasets/test/text=$tmp/text" &
@@ -109,6 +111,17 @@ if need hf models/stories260K/hf/model.safetensors &&
 	is "$rc" 1 "a parquet catalogue entry as data exits 1"
 	contains "$out" "dataset 'pq' (en/x.parquet) is parquet, which strata does not read" "and says why"
 	is "$(wc -l < "$tmp/log")" "$lines" "without fetching it"
+	# ... but a task file's data may be a parquet catalogue entry
+	printf 'pqrows\tallenai/c4\tmain\ten/rows.parquet\t\t\tMIT\tparquet\ttest\n' >> "$tmp/cat.tsv"
+	printf 'format = docs\nhub = pqrows\ntext = "Q: {ctx}\\nA:"\nchoices = choices.text\ngold = label\nbos = none\n' \
+		> "$tmp/pq.task"
+	out=$("$S" eval "hf:test/stories260K" --task "$tmp/pq.task" --limit 3 --no-store --format csv \
+		--log-samples "$tmp/pqs" 2>&1); rc=$?
+	is "$rc" 0 "a task file with hub = a parquet dataset: fetched and read"
+	contains "$out" "pq.task,acc_norm," "... scored"
+	is "$(echo "$out" | grep ',acc,' | cut -d, -f5)" 3 "... over 3 rows"
+	contains "$(head -1 "$tmp/pqs/samples_pq.jsonl")" '"arg_0":"Q: ctx 0 ' "... the prompt built from the row's column"
+	contains "$(head -1 "$tmp/pqs/samples_pq.jsonl")" '"arg_1":" t0a"' "... the choices from its list column"
 	out=$("$S" pull --dataset nosuch 2>&1); rc=$?
 	is "$rc" 1 "an unknown catalogue name exits 1"
 	contains "$out" "'nosuch' is not in the dataset catalogue" "and says so"

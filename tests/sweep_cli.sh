@@ -76,6 +76,15 @@ if need model models/stories260K/stories260K.gguf &&
 	err=$("$S" sweep "$model" --db "$db" --run "$run" --method sideways --task "ppl:$text" 2>&1)
 	is "$?" 2 "an unknown method is a usage error"
 	contains "$err" "sideways" "... naming it"
+	# the paper's preset: each task with its shots; boolq runs, rte's rows are missing
+	err=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" sweep "$model" --db "$db" --run "$run" \
+		--method attn --max 1 --suite llm-drop --limit 1 2>&1)
+	is "$?" 1 "sweep --suite llm-drop stops at a task whose data is missing"
+	contains "$err" "data/mc/rte/validation.jsonl' is missing" "... naming the file"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM evals WHERE task = 'boolq' AND settings = 'ctx=2048;limit=1'" \
+		--format tsv | tail -1)" 1 "... after boolq (0-shot) was evaluated and stored"
+	err=$("$S" sweep "$model" --db "$db" --run "$run" --suite nope 2>&1)
+	is "$?" 2 "an unknown suite is a usage error"
 	err=$("$S" sweep "$model" --db "$db" --run 999 --task "ppl:$text" 2>&1)
 	is "$?" 1 "an unknown run fails"
 	contains "$err" "999" "... naming it"

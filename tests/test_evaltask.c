@@ -88,10 +88,11 @@ static double ref_kl(const struct model *m, const struct mask *mk, const int32_t
 }
 
 /* reference log-likelihood of choice after context: one full forward */
-static double ref_ll2(const struct model *m, const struct mask *mk, const char *c, const char *x,
-		      int *greedy)
+/* flags: the encode flags, -1 for the tokenizer's default (BOS or not) */
+static double ref_ll3(const struct model *m, const struct mask *mk, const char *c, const char *x,
+		      int *greedy, int flags)
 {
-	int flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0, nv = m->hp.n_vocab;
+	int nv = m->hp.n_vocab;
 	struct st_err err = { 0, "" };
 	int32_t *ci = NULL, *wi = NULL, seq[512];
 	size_t nc, nw, t;
@@ -122,6 +123,12 @@ static double ref_ll2(const struct model *m, const struct mask *mk, const char *
 	return s;
 }
 
+static double ref_ll2(const struct model *m, const struct mask *mk, const char *c, const char *x,
+		      int *greedy)
+{
+	return ref_ll3(m, mk, c, x, greedy, tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0);
+}
+
 static double ref_ll(const struct model *m, const struct mask *mk, const char *c, const char *x)
 {
 	return ref_ll2(m, mk, c, x, NULL);
@@ -133,7 +140,7 @@ static void test_lm(const struct model *m)
 				      "Tom and Lily went to the park to play with their" };
 	static const char *conts[] = { " girl", " mat", " ball" };
 	struct st_err err = { 0, "" };
-	struct mc_item items[3];
+	struct mc_item items[3] = { { 0 } };
 	struct lm_result r;
 	double ll[3], sum = 0, maxdiff = 0;
 	int i, g, n_g = 0;
@@ -231,7 +238,7 @@ static void test_mc(const struct model *m)
 		{ " mat", " roof of the house and looked", " sky", " big bed." },
 	};
 	struct st_err err = { 0, "" };
-	struct mc_item items[3];
+	struct mc_item items[3] = { { 0 } };
 	struct mc_result r;
 	struct mask *mk = NULL;
 	double ll[12];
@@ -308,7 +315,7 @@ static void test_mc(const struct model *m)
 		static const char *cxs[] = { "Tom gave Lily a ball because Tom",
 					     "Tom gave Lily a ball because Lily" };
 		static const char *cont[] = { " was kind.", " was kind." };
-		struct mc_item w = { NULL, 1, 2, (char **)cont, (char **)cxs };
+		struct mc_item w = { NULL, 1, 2, (char **)cont, (char **)cxs, 0, MC_BOS_MODEL };
 		double r0 = ref_ll(m, NULL, cxs[0], cont[0]), r1 = ref_ll(m, NULL, cxs[1], cont[1]);
 
 		is_int(eval_mc(m, NULL, &w, 1, 256, &r, ll, NULL, NULL, &err), 0, "partial scoring");
@@ -322,7 +329,7 @@ static void test_mc(const struct model *m)
 		static const char *lc = "Once upon a time there was a big dog. The dog liked to run in "
 					"the park with his friend the cat. One day they";
 		static const char *lch[] = { " went home.", " ate cake." };
-		struct mc_item w = { (char *)lc, 0, 2, (char **)lch, NULL };
+		struct mc_item w = { (char *)lc, 0, 2, (char **)lch, NULL, 0, MC_BOS_MODEL };
 		int flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0, nv = m->hp.n_vocab, ctx = 32;
 		size_t lim = (size_t)ctx - ctx / 4, nc, nw, t, k, hb, drop;
 		double maxd = 0;
@@ -391,7 +398,8 @@ static void test_hellaswag(void)
 	if (hp) {
 		is_int(mc_read_hellaswag(hp, 3, &it, &n, &err), 0, "read hellaswag");
 		is_int((long)n, 3, "--limit 3 gives 3 items");
-		has_str(it[0].context, "Roof shingle removal: A man is sitting on a roof. he",
+		/* lm-eval's query: ctx_b "he" capitalized */
+		has_str(it[0].context, "Roof shingle removal: A man is sitting on a roof. He",
 			"first context");
 		is_int(it[0].gold, 3, "first gold");
 		is_int(it[1].n_choices, 4, "four choices");
@@ -574,11 +582,14 @@ static void test_mc_packed(const struct model *m)
 		return;
 	}
 	ll = malloc(sizeof(double) * 4 * n);
+	/* lm-eval's HellaSwag: the context without BOS (the reference too) */
+	is_int(it[0].bos, MC_BOS_NONE, "hellaswag items are encoded without BOS");
 	is_int(eval_mc(m, NULL, it, n, 512, &r, ll, count_progress, &calls, &err), 0,
 	       "packed eval_mc over 60 hellaswag items: %s", err.msg);
 	for (i = 0; i < n; i++)
 		for (j = 0; j < it[i].n_choices; j++) {
-			double d = fabs(ll[i * 4 + j] - ref_ll(m, NULL, it[i].context, it[i].choices[j]));
+			double d = fabs(ll[i * 4 + j] -
+					ref_ll3(m, NULL, it[i].context, it[i].choices[j], NULL, 0));
 
 			if (d > md) {
 				md = d;
@@ -595,7 +606,7 @@ static void test_mc_packed(const struct model *m)
 	{
 		static char cx[2048], chs[4][2048];
 		char *cp[4];
-		struct mc_item w = { cx, 2, 4, cp, NULL };
+		struct mc_item w = { cx, 2, 4, cp, NULL, 0, MC_BOS_MODEL };
 		double l4[4];
 
 		snprintf(cx, sizeof cx, "Once upon a time there was a little girl named Lily.");

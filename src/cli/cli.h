@@ -17,13 +17,15 @@ struct model;
 
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
 
-enum out_format { OUT_TEXT, OUT_CSV, OUT_TSV, OUT_JSON };
+/* OUT_LMEVAL: lm-evaluation-harness's results JSON (strata eval only) */
+enum out_format { OUT_TEXT, OUT_CSV, OUT_TSV, OUT_JSON, OUT_LMEVAL };
 
 /* Options every command accepts. */
 struct common_opts {
 	int threads;            /* <= 0: all cores */
 	enum out_format format;
 	int exit;               /* after CLI_OPT_STOP: the command's exit status */
+	int lmeval_ok;          /* --format lm-eval is accepted (strata eval) */
 };
 
 struct command {

@@ -114,7 +114,7 @@ int cmd_bench(int argc, char **argv)
 	struct app_env env = {0};
 	const char *db = NULL;
 	int use_cache = 0, cached = 0, no_store = 0;
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	struct st_err err = {0};
 	struct speed_result res = {0};
 	struct speed_opts so = {0};

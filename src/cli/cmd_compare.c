@@ -103,7 +103,7 @@ int cmd_compare(int argc, char **argv)
 	static const char *const kind_names[] = {"attn", "mlp", "block", "joint"};
 	static const char *const ccols[] = {"site", "n", "spearman", "kendall"};
 	static const char *const ocols[] = {"site", "k", "overlap", "fraction", "dropped_a", "dropped_b"};
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	const char *db = NULL;
 	long ids[2], max_k = 4, pass = 0;
 	struct fig_run run[2];

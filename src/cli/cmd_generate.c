@@ -41,7 +41,7 @@ int cmd_generate(int argc, char **argv)
 		{"top-p", required_argument, NULL, 'P'},
 		{"seed", required_argument, NULL, 'S'},
 		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	struct st_err err = {0};
 	const char *prompt = NULL, *path;
 	long n_gen = 64, seed = 42;

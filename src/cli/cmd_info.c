@@ -85,7 +85,7 @@ int cmd_info(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"check", no_argument, NULL, 'k'},
 		COMMON_LONGOPTS, {"system", no_argument, NULL, OPT_SYSTEM}, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	const struct model_hparams *hp;
 	struct record *r;
 	struct model *m;

@@ -27,7 +27,7 @@ int cmd_ppl(int argc, char **argv)
 		WINDOW_LONGOPTS,
 		{"mask", required_argument, NULL, 'm'},
 		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	struct st_err err = {0};
 	struct ppl_result res = {0};
 	const char *mask_text = NULL;

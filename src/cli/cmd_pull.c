@@ -37,7 +37,7 @@ int cmd_pull(int argc, char **argv)
 		{"dataset", no_argument, NULL, 'd'},
 		{"no-verify", no_argument, NULL, 'V'},
 		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	const char *inc[MAX_GLOBS], *exc[MAX_GLOBS], *rev = NULL, *arg;
 	struct hub_filter f = {inc, 0, exc, 0};
 	struct st_err err = {0};

@@ -33,7 +33,7 @@ int cmd_runs(int argc, char **argv)
 		{"status", required_argument, NULL, 's'},
 		{"limit", required_argument, NULL, 'l'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	struct st_err err = {0};
 	const char *db = NULL, *status = "";
 	struct store_value params[2];

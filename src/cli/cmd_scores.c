@@ -32,7 +32,7 @@ int cmd_scores(int argc, char **argv)
 		{"metric", required_argument, NULL, 'm'},
 		{"pass", required_argument, NULL, 'p'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	struct st_err err = {0};
 	const char *db = NULL, *metric = "cos";
 	struct store_value params[3];

@@ -68,7 +68,7 @@ int cmd_sql(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"write", no_argument, NULL, 'w'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	struct sql_out out = {0};
 	struct st_err err = {0};
 	const char *db = NULL;

@@ -37,6 +37,8 @@ static const char help[] =
 	"  --max K            largest number of sites (blocks) to drop (default 4)\n"
 	"  --task T           as strata eval: ppl:FILE, kl:FILE, hellaswag, mmlu, NAME\n"
 	"  --ctx N, --max-tokens N, --limit N, --shots K, --seed S   as strata eval\n"
+	"  --suite NAME       a preset's tasks with their shots, as strata eval (llm-drop);\n"
+	"                     every one must be able to run\n"
 	"  --keep-first N, --keep-last N   never drop the first/last N layers\n"
 	"  --bench            also measure speed (prefill at --bench-ctx, decode)\n"
 	"  --bench-ctx L,...  prefill lengths for --bench (default 128)\n"
@@ -53,6 +55,7 @@ struct sweep_args {
 	const char *const *tasks;
 	const char *task_buf[SWEEP_MAX_TASKS];
 	int n_tasks;
+	int shots[SWEEP_MAX_TASKS], any_suite;
 	struct eval_spec es;
 	int bench, force;
 	int bench_ctx[SWEEP_MAX_CTX], n_bench_ctx;
@@ -228,6 +231,7 @@ static int sweep_main(struct sweep_args *a)
 	rq.keep_last = (int)a->keep_last;
 	rq.tasks = a->tasks;
 	rq.n_tasks = a->n_tasks;
+	rq.shots = a->any_suite ? a->shots : NULL;
 	rq.es = a->es;
 	rq.bench = a->bench;
 	rq.so.ctx = a->bench_ctx;
@@ -302,7 +306,7 @@ static int parse_ctx_list(const char *s, struct sweep_args *a)
 int cmd_sweep(int argc, char **argv)
 {
 	enum { O_RUN = 1300, O_METHOD, O_MAX, O_TASK, O_LIMIT, O_SHOTS, O_SEED,
-	       O_BENCH, O_BCTX, O_GEN, O_REPEAT, O_FORCE };
+	       O_BENCH, O_BCTX, O_GEN, O_REPEAT, O_FORCE, O_SUITE };
 	static const struct option longopts[] = {
 		{"run", required_argument, NULL, O_RUN},
 		{"method", required_argument, NULL, O_METHOD},
@@ -318,6 +322,7 @@ int cmd_sweep(int argc, char **argv)
 		{"gen", required_argument, NULL, O_GEN},
 		{"repeat", required_argument, NULL, O_REPEAT},
 		{"force", no_argument, NULL, O_FORCE},
+		{"suite", required_argument, NULL, O_SUITE},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct sweep_args a;
 	char why[4352];
@@ -351,14 +356,30 @@ int cmd_sweep(int argc, char **argv)
 		case O_TASK:
 			if (a.n_tasks == SWEEP_MAX_TASKS)
 				return cli_usage("sweep", "at most %d tasks", SWEEP_MAX_TASKS);
+			a.shots[a.n_tasks] = -1;
 			a.task_buf[a.n_tasks++] = optarg;
 			break;
+		case O_SUITE: {
+			const struct app_suite_task *st;
+			size_t ns;
+
+			if (!(st = app_suite(optarg, &ns)))
+				return cli_usage("sweep", "unknown suite '%s' (llm-drop)", optarg);
+			for (size_t k = 0; k < ns; k++) {
+				if (a.n_tasks == SWEEP_MAX_TASKS)
+					return cli_usage("sweep", "at most %d tasks", SWEEP_MAX_TASKS);
+				a.shots[a.n_tasks] = st[k].shots;
+				a.task_buf[a.n_tasks++] = st[k].task;
+			}
+			a.any_suite = 1;
+			break;
+		}
 		case O_LIMIT:
 			if (cli_parse_int("sweep", "--limit", optarg, 1, 1L << 40, &a.es.limit) < 0)
 				return EXIT_USAGE;
 			break;
 		case O_SHOTS:
-			if (cli_parse_int("sweep", "--shots", optarg, 0, 5, &a.es.shots) < 0)
+			if (cli_parse_int("sweep", "--shots", optarg, 0, 1000, &a.es.shots) < 0)
 				return EXIT_USAGE;
 			break;
 		case O_SEED:
@@ -401,9 +422,15 @@ int cmd_sweep(int argc, char **argv)
 	for (int i = 0; i < a.n_tasks; i++)
 		if (!app_task_known(a.tasks[i], why, sizeof why))
 			return cli_usage("sweep", "%s", why);
-	for (int i = 0; i < a.n_tasks; i++)
-		if (!app_task_accepts(a.tasks[i], &a.es, why, sizeof why))
+	for (int i = 0; i < a.n_tasks; i++) {
+		struct eval_spec es = a.es;
+
+		if (a.shots[i] < 0)
+			a.shots[i] = (int)a.es.shots;
+		es.shots = a.shots[i];
+		if (!app_task_accepts(a.tasks[i], &es, why, sizeof why))
 			return cli_usage("sweep", "%s", why);
+	}
 	if (a.n_methods == 0)
 		a.methods[a.n_methods++] = PLAN_ATTN;
 	a.model = argv[optind];

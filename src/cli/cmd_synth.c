@@ -25,7 +25,7 @@ int cmd_synth(int argc, char **argv)
 		{"dtype", required_argument, NULL, 'd'},
 		{"seed", required_argument, NULL, 'S'},
 		COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	const struct synth_shape *shape = NULL;
 	struct st_err err = {0};
 	const char *shape_name = NULL;

@@ -31,7 +31,7 @@ int cmd_tui(int argc, char **argv)
 		{"colour", required_argument, NULL, 'C'},
 		{"no-mouse", no_argument, NULL, 'M'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
-	struct common_opts co = {0, OUT_TEXT, 0};
+	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	struct tui_opts o = {NULL, NULL, TUI_COLOR_AUTO, 1};
 	int c;
 

@@ -94,8 +94,11 @@ int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts
 			co->format = OUT_TSV;
 		else if (strcmp(arg, "json") == 0)
 			co->format = OUT_JSON;
+		else if (co->lmeval_ok && strcmp(arg, "lm-eval") == 0)
+			co->format = OUT_LMEVAL;
 		else {
-			cli_usage(cmd, "--format expects text, csv, tsv or json, got '%s'", arg);
+			cli_usage(cmd, "--format expects text, csv, tsv%s or json, got '%s'",
+				  co->lmeval_ok ? ", lm-eval" : "", arg);
 			return -1;
 		}
 		return 1;

@@ -23,12 +23,14 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "measure/eval.h"
+#include "measure/lmeval.h"
 #include "compute/forward.h"
 #include "model/model.h"
 #include "tok/tokenizer.h"
@@ -224,11 +226,18 @@ int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
 		x = items_next(&it, cnt, &cap);
 		if (!x)
 			goto oom;
-		x->context = next_line(buf, len, &pos);
+		line = next_line(buf, len, &pos);
 		lineno++;
-		if (!x->context)
+		if (!line)
 			goto oom;
 		cnt++;
+		x->norm_skip = 1;
+		x->bos = MC_BOS_NONE;
+		x->context = lmeval_hellaswag_line(line);
+		free(line);
+		line = NULL;
+		if (!x->context)
+			goto oom;
 		line = next_line(buf, len, &pos);
 		lineno++;
 		if (!line) {
@@ -250,9 +259,15 @@ int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
 		if (!x->choices)
 			goto oom;
 		for (j = 0; j < 4; j++) {
-			char *e = next_line(buf, len, &pos);
+			char *e0 = next_line(buf, len, &pos), *e;
 
 			lineno++;
+			e = e0 ? lmeval_hellaswag_preprocess(e0) : NULL;
+			if (e0 && !e) {
+				free(e0);
+				goto oom;
+			}
+			free(e0);
 			if (!e) {
 				rc = st_errf(err, ST_EFORMAT,
 					     "%s:%zu: item %zu has %d of 4 endings (file ends)",
@@ -482,13 +497,69 @@ static int pack_add(struct mc_pack *p, struct fwd_state *fs, int n_vocab, double
 	return 0;
 }
 
+/* The encode flags for an item's bos (MC_BOS_*). */
+static int mc_bos_flags(const struct model *m, int bos)
+{
+	if (bos == MC_BOS_NONE)
+		return 0;
+	if (bos == MC_BOS_ADD)
+		return TOK_ADD_BOS;
+	return tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
+}
+
+/* Characters (UTF-8 code points, Python's len) of s after skip bytes. */
+static size_t utf8_chars(const char *s, int skip)
+{
+	size_t n = 0, l = strlen(s);
+
+	for (s += (size_t)skip < l ? (size_t)skip : l; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+void mc_score(const struct mc_item *items, size_t n_items, const double *ll,
+	      struct mc_result *out)
+{
+	size_t i, k = 0, n_acc = 0, n_norm = 0;
+	int j;
+
+	memset(out, 0, sizeof *out);
+	for (i = 0; i < n_items; i++) {
+		const struct mc_item *x = &items[i];
+		int best = -1, best_norm = -1;
+		double bv = 0, bn = 0;
+
+		for (j = 0; j < x->n_choices; j++, k++) {
+			double s = ll[k], chl = (double)utf8_chars(x->choices[j], x->norm_skip);
+
+			if (best < 0 || s > bv) {
+				best = j;
+				bv = s;
+			}
+			if (best_norm < 0 || s / (chl ? chl : 1) > bn) {
+				best_norm = j;
+				bn = s / (chl ? chl : 1);
+			}
+		}
+		n_acc += best == x->gold;
+		n_norm += best_norm == x->gold;
+	}
+	out->n = n_items;
+	if (n_items) {
+		out->acc = (double)n_acc / n_items;
+		out->acc_norm = (double)n_norm / n_items;
+		out->acc_stderr = binom_stderr(out->acc, n_items);
+		out->acc_norm_stderr = binom_stderr(out->acc_norm, n_items);
+	}
+}
+
 int eval_mc(const struct model *m, const struct mask *mask,
 	    const struct mc_item *items, size_t n_items, int ctx,
 	    struct mc_result *out, double *ll, st_progress_fn progress,
 	    void *ud, struct st_err *err)
 {
 	int n_vocab = m->hp.n_vocab, cap, rc = 0, flags, j, maxc = 0;
-	size_t i, n_acc = 0, n_norm = 0, k = 0, total = 0, n_run = 0;
+	size_t i, k = 0, total = 0, n_run = 0;
 	size_t lim = (size_t)ctx - (size_t)ctx / 4;
 	struct fwd_state *fs = NULL;
 	struct mc_pack pk;
@@ -513,7 +584,6 @@ int eval_mc(const struct model *m, const struct mask *mask,
 		if (items[i].n_choices > maxc)
 			maxc = items[i].n_choices;
 	}
-	flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
 	/* a batch holds any one context + continuation (ctx tokens) */
 	cap = ctx > EVAL_BATCH ? ctx : EVAL_BATCH;
 	fs = fwd_new(m, mask, cap, cap, err);
@@ -537,6 +607,7 @@ int eval_mc(const struct model *m, const struct mask *mask,
 		int n_ctx = x->contexts ? x->n_choices : 1;
 		size_t npref[64], calls = pk.n_calls;
 
+		flags = mc_bos_flags(m, x->bos);
 		if (n_ctx > 64 && x->contexts) {
 			rc = st_errf(err, ST_EUNSUP, "mc: item %zu: %d contexts (at most 64)", i, n_ctx);
 			goto done;
@@ -635,36 +706,10 @@ int eval_mc(const struct model *m, const struct mask *mask,
 			     n_items, n_items);
 		goto done;
 	}
-	for (i = 0, k = 0; i < n_items; i++) {
-		const struct mc_item *x = &items[i];
-		int best = -1, best_norm = -1;
-		double bv = 0, bn = 0;
-
-		for (j = 0; j < x->n_choices; j++, k++) {
-			double s = lls[k], chl = (double)strlen(x->choices[j]);
-
-			if (ll)
-				ll[k] = s;
-			if (best < 0 || s > bv) {
-				best = j;
-				bv = s;
-			}
-			if (best_norm < 0 || s / (chl ? chl : 1) > bn) {
-				best_norm = j;
-				bn = s / (chl ? chl : 1);
-			}
-		}
-		n_acc += best == x->gold;
-		n_norm += best_norm == x->gold;
-	}
-	out->n = n_items;
+	if (ll)
+		memcpy(ll, lls, sizeof *ll * total);
+	mc_score(items, n_items, lls, out);
 	out->tokens = n_run;
-	if (n_items) {
-		out->acc = (double)n_acc / n_items;
-		out->acc_norm = (double)n_norm / n_items;
-		out->acc_stderr = binom_stderr(out->acc, n_items);
-		out->acc_norm_stderr = binom_stderr(out->acc_norm, n_items);
-	}
 	rc = 0;
 done:
 	for (j = 0; j <= maxc && ctoks && wtoks; j++) {
@@ -782,6 +827,7 @@ int mc_read_jsonl(const char *path, size_t limit, const char *delim,
 		qs = json_string_value(q);
 		ql = strlen(qs);
 		x->gold = (int)json_integer_value(g);
+		x->norm_skip = (int)(dl - dk);
 		x->context = malloc(ql + dk + 1);
 		x->choices = calloc(json_array_size(ch), sizeof *x->choices);
 		if (!x->context || !x->choices)
@@ -872,6 +918,22 @@ static int unescape(const char *s, char *out, size_t cap)
 	return 0;
 }
 
+/* A string key of struct mc_task: its name, offset and capacity. */
+struct task_key {
+	const char *name;
+	size_t off, cap;
+};
+#define TK(n, f) { n, offsetof(struct mc_task, f), sizeof ((struct mc_task *)0)->f }
+static const struct task_key task_keys[] = {
+	TK("path", path), TK("delimiter", delim), TK("lm_eval_task", lm_task),
+	TK("lm_eval_version", lm_version), TK("dataset", dataset), TK("text", text),
+	TK("choices", choices), TK("gold", gold), TK("labels", labels),
+	TK("target_delimiter", target_delim), TK("fewshot_delimiter", fewshot_delim),
+	TK("fewshot_path", fewshot_path), TK("fewshot_labels", fewshot_labels),
+	TK("preprocess", preprocess), TK("until", until), TK("hub", hub),
+};
+#undef TK
+
 int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
 {
 	char *buf = NULL, *line = NULL;
@@ -879,12 +941,18 @@ int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
 	int rc;
 
 	memset(t, 0, sizeof *t);
+	snprintf(t->file, sizeof t->file, "%s", file);
 	strcpy(t->delim, " ");
+	strcpy(t->target_delim, " ");
+	strcpy(t->fewshot_delim, "\n\n");
+	strcpy(t->gold, "label");
+	t->max_gen = 256;
 	rc = read_file(file, &buf, &len, err);
 	if (rc < 0)
 		return rc;
 	while ((line = next_line(buf, len, &pos))) {
 		char *k = line, *v, *e;
+		size_t ki;
 
 		lineno++;
 		while (*k == ' ' || *k == '\t')
@@ -906,20 +974,62 @@ int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
 		for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t'); e--)
 			;
 		*e = 0;
+		for (ki = 0; ki < sizeof task_keys / sizeof task_keys[0]; ki++)
+			if (!strcmp(k, task_keys[ki].name))
+				break;
 		if (!strcmp(k, "format")) {
-			if (strcmp(v, "hellaswag") && strcmp(v, "jsonl") && strcmp(v, "lambada")) {
+			if (strcmp(v, "hellaswag") && strcmp(v, "jsonl") && strcmp(v, "lambada") &&
+			    strcmp(v, "docs") && strcmp(v, "generate")) {
 				rc = st_errf(err, ST_EFORMAT,
-					     "%s:%zu: format '%s' is not hellaswag, jsonl or lambada",
-					     file, lineno, v);
+					     "%s:%zu: format '%s' is not hellaswag, jsonl, lambada, docs "
+					     "or generate", file, lineno, v);
 				goto out;
 			}
 			strcpy(t->format, v);
-		} else if (!strcmp(k, "path") || !strcmp(k, "delimiter")) {
-			int big = !strcmp(k, "path") ? unescape(v, t->path, sizeof t->path)
-						     : unescape(v, t->delim, sizeof t->delim);
+		} else if (!strcmp(k, "bos")) {
+			if (!strcmp(v, "model"))
+				t->bos = MC_BOS_MODEL;
+			else if (!strcmp(v, "none"))
+				t->bos = MC_BOS_NONE;
+			else if (!strcmp(v, "add"))
+				t->bos = MC_BOS_ADD;
+			else {
+				rc = st_errf(err, ST_EFORMAT, "%s:%zu: bos '%s' is not model, none or add",
+					     file, lineno, v);
+				goto out;
+			}
+		} else if (!strcmp(k, "fewshot_sampler")) {
+			if (strcmp(v, "random") && strcmp(v, "first_n")) {
+				rc = st_errf(err, ST_EFORMAT,
+					     "%s:%zu: fewshot_sampler '%s' is not random or first_n",
+					     file, lineno, v);
+				goto out;
+			}
+			t->fewshot_first_n = !strcmp(v, "first_n");
+		} else if (!strcmp(k, "max_gen_toks")) {
+			char *end;
+			long g = strtol(v, &end, 10);
 
-			if (big < 0) {
-				rc = st_errf(err, ST_EFORMAT, "%s:%zu: %s is too long", file, lineno, k);
+			if (end == v || *end || g < 1 || g > 65536) {
+				rc = st_errf(err, ST_EFORMAT, "%s:%zu: max_gen_toks '%s' is not 1-65536",
+					     file, lineno, v);
+				goto out;
+			}
+			t->max_gen = (int)g;
+		} else if (!strcmp(k, "gold_base")) {
+			char *end;
+			long b = strtol(v, &end, 10);
+
+			if (end == v || *end || b < 0 || b > 1000) {
+				rc = st_errf(err, ST_EFORMAT, "%s:%zu: gold_base '%s' is not a small integer",
+					     file, lineno, v);
+				goto out;
+			}
+			t->gold_base = (int)b;
+		} else if (ki < sizeof task_keys / sizeof task_keys[0]) {
+			if (unescape(v, (char *)t + task_keys[ki].off, task_keys[ki].cap) < 0) {
+				rc = st_errf(err, ST_EFORMAT, "%s:%zu: %s is too long (at most %zu bytes)",
+					     file, lineno, k, task_keys[ki].cap - 1);
 				goto out;
 			}
 		} else {
@@ -929,9 +1039,14 @@ int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err)
 		free(line);
 	}
 	line = NULL;
-	if (!t->format[0] || !t->path[0])
+	if (!t->format[0] || (!t->path[0] && !t->hub[0]))
 		rc = st_errf(err, ST_EFORMAT, "%s: '%s' is missing", file,
 			     !t->format[0] ? "format" : "path");
+	else if ((!strcmp(t->format, "docs") || !strcmp(t->format, "generate")) &&
+		 (!t->text[0] || !t->choices[0]))
+		rc = st_errf(err, ST_EFORMAT, "%s: format docs needs '%s' (lm-eval's %s)", file,
+			     !t->text[0] ? "text" : "choices",
+			     !t->text[0] ? "doc_to_text" : "doc_to_choice");
 out:
 	free(line);
 	free(buf);
@@ -956,7 +1071,6 @@ int eval_lm(const struct model *m, const struct mask *mask,
 		return st_errf(err, ST_EINVAL, "lm: the model has no tokenizer");
 	if (ctx < 2)
 		return st_errf(err, ST_EINVAL, "lm: context %d is too short (at least 2)", ctx);
-	flags = tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
 	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
 	fs = fwd_new(m, mask, ctx, batch, err);
 	if (!fs)
@@ -978,6 +1092,7 @@ int eval_lm(const struct model *m, const struct mask *mask,
 			goto done;
 		}
 		chl = strlen(x->choices[0]);
+		flags = mc_bos_flags(m, x->bos);
 		free(cids);
 		free(wids);
 		free(joint);
@@ -1232,9 +1347,18 @@ static int sappend(char **s, size_t *len, const char *fmt, ...)
 	return 0;
 }
 
+/* lm-eval's mmlu doc_to_text: the question stripped, then the choices */
 static int mmlu_question(char **s, size_t *len, char **row)
 {
-	return sappend(s, len, "%s\nA. %s\nB. %s\nC. %s\nD. %s\nAnswer:", row[0], row[1],
+	const char *q = row[0];
+	int n;
+
+	while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+		q++;
+	n = (int)strlen(q);
+	while (n && (q[n - 1] == ' ' || q[n - 1] == '\t' || q[n - 1] == '\n' || q[n - 1] == '\r'))
+		n--;
+	return sappend(s, len, "%.*s\nA. %s\nB. %s\nC. %s\nD. %s\nAnswer:", n, q, row[1],
 		       row[2], row[3], row[4]);
 }
 
@@ -1380,6 +1504,8 @@ int mc_read_mmlu_seed(const char *root, const char *subject, int shots,
 			x = &it[cnt++];
 			memset(x, 0, sizeof *x);
 			x->context = q;
+			x->norm_skip = 1;
+			x->bos = MC_BOS_NONE;
 			if (mmlu_question(&x->context, &ql, test + i * 6) < 0) {
 				free(head);
 				goto oom;

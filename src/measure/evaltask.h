@@ -35,6 +35,13 @@ int eval_kl(const struct model *m, const struct mask *mask,
 	    struct kl_result *out, st_progress_fn progress, void *ud,
 	    struct st_err *err);
 
+/* Whether an item's context is encoded after a BOS token. */
+enum {
+	MC_BOS_MODEL = 0, /* the tokenizer's default (strata's rule before lm-eval's) */
+	MC_BOS_NONE,      /* never: lm-eval 0.4's Hugging Face backend (add_bos_token=False) */
+	MC_BOS_ADD,       /* always, when the tokenizer has one */
+};
+
 /* One multiple-choice item: the continuations are appended to the
  * context verbatim (a reader adds the separating space). */
 struct mc_item {
@@ -45,13 +52,18 @@ struct mc_item {
 	/* partial scoring (winogrande): NULL, or [n_choices] contexts, choice
 	 * j scored after contexts[j] (context unused) */
 	char **contexts;
+	int norm_skip;  /* leading bytes of each choice (the target delimiter)
+			   that acc_norm does not count */
+	int bos;        /* MC_BOS_* */
 };
 void mc_items_free(struct mc_item *items, size_t n);
 
 /*
  * Read a HellaSwag file of 6 lines per item (context, gold index 0-3,
- * four endings); each ending becomes the choice " " + ending.  At most
- * limit items (0: all).  Errors name the file and line.
+ * four endings) with lm-eval's hellaswag 1.0 rules: the context is its
+ * query (lmeval_hellaswag_line), each choice " " + the preprocessed
+ * ending (norm_skip 1), no BOS (lm-eval's default).  At most limit
+ * items (0: all).  Errors name the file and line.
  */
 int mc_read_hellaswag(const char *path, size_t limit, struct mc_item **items,
 		      size_t *n, struct st_err *err);
@@ -77,7 +89,9 @@ int mc_read_jsonl(const char *path, size_t limit, const char *delim,
  * The prompt is lm-evaluation-harness's: "The following are multiple
  * choice questions (with answers) about SUBJECT.\n\n", then shots
  * examples from dev ("Q\nA. ..\nB. ..\nC. ..\nD. ..\nAnswer: X\n\n"),
- * then the question ending in "Answer:"; choices " A" .. " D".
+ * then the question ending in "Answer:"; choices " A" .. " D"; the
+ * question stripped of surrounding whitespace and no BOS, as lm-eval's
+ * mmlu default template 1.0 and its Hugging Face backend.
  */
 int mc_read_mmlu(const char *root, const char *subject, int shots, size_t limit,
 		 struct mc_item **items, size_t *n, struct st_err *err);
@@ -110,25 +124,72 @@ int eval_lm(const struct model *m, const struct mask *mask,
 
 /*
  * A task definition file (data/tasks/NAME.task): lines "key = value",
- * '#' comments.  Keys: format (hellaswag | jsonl | lambada: jsonl
- * scored by eval_lm), path (relative to
- * the shared assets), delimiter (C escapes \n \t \\ allowed; default
- * " ").  Errors name the file and line.
+ * '#' comments, values in optional double quotes with C escapes \n \t
+ * \\.  Keys:
+ *   format        hellaswag | jsonl | lambada (jsonl scored by eval_lm)
+ *                 | docs (JSON lines read by mc_read_docs) | generate (docs
+ *                 whose one choice is the target, answered by greedy
+ *                 generation: lmeval_generate)
+ *   path          the data, relative to the shared assets (or absolute);
+ *                 a .parquet file is read as the Hub serves it
+ *   hub           instead of path: a dataset of data/datasets.tsv (its
+ *                 repository, revision and file), from the Hugging Face
+ *                 cache or fetched there
+ *   delimiter     jsonl/lambada: between query and choice (default " ")
+ *   lm_eval_task, lm_eval_version   the lm-eval task followed
+ *   dataset       lm-eval's dataset_path [space dataset_name] (for reports)
+ *   text          docs: doc_to_text as a template (lmeval_render)
+ *   choices       docs: an array field, or a JSON array of templates
+ *   gold          docs: the field holding the answer (default "label")
+ *   gold_base     docs: subtracted from a numeric answer (default 0)
+ *   labels        docs: a file of one answer per line instead of gold
+ *   target_delimiter   docs: before each choice (default " ")
+ *   fewshot_delimiter  between few-shot examples (default "\n\n")
+ *   fewshot_path, fewshot_labels   the split lm-eval samples shots from
+ *   fewshot_sampler    random (lm-eval's default) | first_n
+ *   preprocess    docs: hellaswag (lm-eval's preprocess on each text)
+ *   bos           model | none | add (MC_BOS_*; default model)
+ *   until         generate: the stop strings, a JSON array
+ *   max_gen_toks  generate: at most this many tokens (default 256)
+ * Errors name the file, the line and the key.
  */
 struct mc_task {
+	char file[1024];
 	char format[32];
 	char path[1024];
 	char delim[64];
+	char lm_task[64], lm_version[16], dataset[128];
+	char text[1024], choices[1024], gold[64];
+	int gold_base;
+	char labels[1024];
+	char target_delim[16], fewshot_delim[16];
+	char fewshot_path[1024], fewshot_labels[1024];
+	int fewshot_first_n;
+	char preprocess[32];
+	int bos;
+	char until[256];
+	int max_gen;
+	char hub[128];
 };
 int mc_task_parse(const char *file, struct mc_task *t, struct st_err *err);
 
 struct mc_result {
 	size_t n;                /* items */
 	double acc, acc_stderr;  /* argmax of sum log p(continuation) */
-	double acc_norm, acc_norm_stderr; /* argmax of that / its bytes */
+	double acc_norm, acc_norm_stderr; /* argmax of that / the choice's characters
+					     (UTF-8 code points) after norm_skip bytes */
 	size_t tokens;           /* run through the model: each context once, every
 				    continuation (the rate the benchmarks report) */
 };
+
+/*
+ * acc and acc_norm of items from their choices' summed log-likelihoods
+ * ll (items in order, [sum of n_choices]), lm-eval's rule: the argmax of
+ * ll, and of ll / the choice's characters after norm_skip (ties to the
+ * lowest index).  Fills every field of out but tokens (0).
+ */
+void mc_score(const struct mc_item *items, size_t n_items, const double *ll,
+	      struct mc_result *out);
 
 /*
  * Score items like lm-evaluation-harness's loglikelihood requests.  The
@@ -139,7 +200,8 @@ struct mc_result {
  * once; each continuation then runs from the cache truncated back to
  * the context (with contexts set, each choice after its own context,
  * prefilled for it).  Ties go to the lowest index.  stderr is
- * sqrt(p(1-p)/(n-1)).  ll, if not NULL, receives each choice's summed
+ * sqrt(p(1-p)/(n-1)).  Each item's bos says whether its context
+ * starts with BOS.  ll, if not NULL, receives each choice's summed
  * log-likelihood, items in order ([sum of n_choices]).  ctx bounds
  * context + continuation tokens: a context longer than 3/4 of ctx is
  * cut from the left (BOS kept) to that length, and a continuation that
