@@ -10,6 +10,18 @@
  * matmul over the T rows (an sgemm in prefill); the residual add is the
  * matmul's accumulate flag, so x is updated in place.
  *
+ * The newer families' features, each a named step that a Llama skips
+ * (model.h's hparams say which a model has):
+ *   no pre-norm     n = x (OLMo 2)
+ *   q/k norm        q = RMSNorm(q) * q_norm, k likewise, before RoPE: per
+ *                   head (Qwen3) or over the whole projection (OLMo 2)
+ *   post-norm       x += RMSNorm(W . h) * post_norm (OLMo 2)
+ *   multipliers     x0 = emb * embed_scale; x += residual_scale * (W . h);
+ *                   attention logits * attn_scale instead of 1/sqrt(hd);
+ *                   logits / logit_scale (Granite)
+ * A site (attn, mlp) is everything from its input x to x after its
+ * residual add, norms and multipliers included.
+
  * Attention is causal GQA over the KV cache: query head h reads KV head
  * h / (n_head / n_head_kv).  The cache is F32, only for layers whose
  * attention is kept (a dropped attention site costs neither memory nor
@@ -44,9 +56,11 @@
 #define ATT_QB 32 /* queries per attention work unit */
 
 struct fwd_layer {
-	float *attn_norm;  /* [d_model] */
-	float *ffn_norm;   /* [d_model] */
+	float *attn_norm;  /* [d_model]; NULL without pre-norms */
+	float *ffn_norm;   /* [d_model]; NULL without pre-norms */
 	float *bq, *bk, *bv; /* [q_dim], [kv_dim] x2, or NULL */
+	float *q_norm, *k_norm; /* [head_dim] (per head) or [q_dim], [kv_dim], or NULL */
+	float *attn_post_norm, *ffn_post_norm; /* [d_model] or NULL */
 	float *kt;         /* [n_head_kv][head_dim][max_ctx]; NULL when attention is dropped */
 	float *vc;         /* [max_ctx][kv_dim]; NULL when attention is dropped */
 };
@@ -56,6 +70,7 @@ struct fwd_state {
 	struct mask *mask;
 	int max_ctx, max_batch, pos;
 	int d, hd, n_head, n_kv, q_dim, kv_dim, d_ff, n_vocab;
+	float att_scale;   /* of the attention logits */
 
 	float *x;        /* [max_batch][d_model] residual stream */
 	float *xb;       /* [max_batch][d_model] normed input of a sublayer */
@@ -214,9 +229,10 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 		goto nomem;
 	model_rope_freqs(m, s->inv_freq);
 
+	s->att_scale = hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)s->hd);
 	/* F32 copies of norms and biases */
-	n_params = (size_t)s->d * (2 * (size_t)hp->n_layer + 1) +
-		   (size_t)hp->n_layer * ((size_t)s->q_dim + 2 * (size_t)s->kv_dim);
+	n_params = (size_t)s->d * (4 * (size_t)hp->n_layer + 1) +
+		   (size_t)hp->n_layer * (2 * (size_t)s->q_dim + 3 * (size_t)s->kv_dim);
 	s->params = cur = falloc(n_params, 1);
 	if (!s->params)
 		goto nomem;
@@ -230,6 +246,10 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 		fl->bq = take_vec(&w->bq, &cur, s->q_dim);
 		fl->bk = take_vec(&w->bk, &cur, s->kv_dim);
 		fl->bv = take_vec(&w->bv, &cur, s->kv_dim);
+		fl->q_norm = take_vec(&w->q_norm, &cur, (int)tensor_nelem(&w->q_norm));
+		fl->k_norm = take_vec(&w->k_norm, &cur, (int)tensor_nelem(&w->k_norm));
+		fl->attn_post_norm = take_vec(&w->attn_post_norm, &cur, s->d);
+		fl->ffn_post_norm = take_vec(&w->ffn_post_norm, &cur, s->d);
 		n_kept += mask_keeps_attn(s->mask, l);
 	}
 
@@ -451,7 +471,7 @@ static void attn_unit(const struct attn_job *j, int h, int qb, float *sc)
 	float inv[ATT_QB];
 
 	kern_scores(s->q + (size_t)t0 * s->q_dim + (size_t)h * hd, (size_t)s->q_dim, nq,
-		    j->kt + (size_t)g * hd * ld, (size_t)ld, nk, hd, 1.0f / sqrtf((float)hd),
+		    j->kt + (size_t)g * hd * ld, (size_t)ld, nk, hd, s->att_scale,
 		    sc, (size_t)ld);
 	for (i = 0; i < nq; i++) {
 		float *row = sc + (size_t)i * ld;
@@ -503,7 +523,7 @@ static void attn_unit_packed(const struct attn_job *j, int h, int qb, float *sc)
 	}
 	nk = t1 - lo;
 	kern_scores(s->q + (size_t)t0 * s->q_dim + (size_t)h * hd, (size_t)s->q_dim, nq,
-		    j->kt + (size_t)g * hd * ld + lo, (size_t)ld, nk, hd, 1.0f / sqrtf((float)hd),
+		    j->kt + (size_t)g * hd * ld + lo, (size_t)ld, nk, hd, s->att_scale,
 		    sc, (size_t)ld);
 	for (i = 0; i < nq; i++) {
 		int t = t0 + i, a0 = pk->ctx_lo[t] - lo, a1 = pk->ctx_hi[t] - lo;
@@ -598,6 +618,49 @@ static void swiglu(float *hg, const float *hu, int T, int d_ff)
 	par_rows(T, swiglu_rows, &j);
 }
 
+/* x[0 .. n-1] *= f */
+static void scale_rows(float *x, float f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] *= f;
+}
+
+/* RMSNorm of q or k (T rows of n_heads heads) in place: per head with a
+ * [head_dim] weight, or over the whole row with a [n_heads*head_dim] one
+ * (hp.qk_norm). */
+static void qk_norm(const struct fwd_state *s, float *v, const float *w, int T, int n_heads)
+{
+	const struct model_hparams *hp = &s->m->hp;
+
+	if (hp->qk_norm == QK_NORM_HEAD)
+		rmsnorm(v, v, w, T * n_heads, s->hd, hp->rms_eps);
+	else
+		rmsnorm(v, v, w, T, n_heads * s->hd, hp->rms_eps);
+}
+
+/*
+ * The end of a sublayer: x += residual_scale * PostNorm(W . h), the
+ * post-norm only where the layer has one.  Without either, W . h is
+ * accumulated straight into x (the Llama path, bit for bit as before).
+ */
+static void sublayer_out(struct fwd_state *s, const float *h, const struct st_tensor *w,
+			 const float *post_norm, int T)
+{
+	const struct model_hparams *hp = &s->m->hp;
+	float *y = s->xb;
+	size_t n = (size_t)T * s->d;
+
+	if (!post_norm && hp->residual_scale == 1) {
+		matmul_n_mode(1, &s->x, h, &w, T, 1, s->mm);
+		return;
+	}
+	matmul_n_mode(1, &y, h, &w, T, 0, s->mm);
+	if (post_norm)
+		rmsnorm(y, y, post_norm, T, s->d, hp->rms_eps);
+	for (size_t i = 0; i < n; i++)
+		s->x[i] += hp->residual_scale * y[i];
+}
+
 /* ---- the pass ---- */
 
 /*
@@ -610,7 +673,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 {
 	const struct model *m = s->m;
 	const struct model_hparams *hp = &m->hp;
-	int d = s->d, t, l, nt;
+	int d = s->d, t, l, nt, n_rows = 0;
 
 	if (T <= 0 || T > s->max_batch)
 		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d)",
@@ -630,6 +693,8 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 
 	for (t = 0; t < T; t++)
 		tensor_get_row(&m->tok_emb, tokens[t], s->x + (size_t)t * d);
+	if (hp->embed_scale != 1)
+		scale_rows(s->x, hp->embed_scale, (size_t)T * d);
 	rope_tables(s, T);
 
 	for (l = 0; l < hp->n_layer; l++) {
@@ -643,35 +708,47 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 			float *vc = fl->vc + (size_t)s->pos * s->kv_dim;
 			float *qkv[3] = { s->q, s->k, vc };
 			const struct st_tensor *wqkv[3] = { &w->wq, &w->wk, &w->wv };
+			const float *in = s->x;
 
-			rmsnorm(s->xb, s->x, fl->attn_norm, T, d, hp->rms_eps);
-			matmul_n_mode(3, qkv, s->xb, wqkv, T, 0, s->mm);
+			if (fl->attn_norm) {
+				rmsnorm(s->xb, s->x, fl->attn_norm, T, d, hp->rms_eps);
+				in = s->xb;
+			}
+			matmul_n_mode(3, qkv, in, wqkv, T, 0, s->mm);
 			if (fl->bq)
 				add_bias(s->q, fl->bq, T, s->q_dim);
 			if (fl->bk)
 				add_bias(s->k, fl->bk, T, s->kv_dim);
 			if (fl->bv)
 				add_bias(vc, fl->bv, T, s->kv_dim);
+			if (fl->q_norm)
+				qk_norm(s, s->q, fl->q_norm, T, s->n_head);
+			if (fl->k_norm)
+				qk_norm(s, s->k, fl->k_norm, T, s->n_kv);
 			rope(s, s->q, T, s->n_head, (size_t)s->q_dim);
 			rope(s, s->k, T, s->n_kv, (size_t)s->kv_dim);
 			store_keys(s, fl->kt, T);
 			attention(s, fl, T);
 			if (obs)
 				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
-			matmul_n_mode(1, &s->x, s->att, &wo, T, 1, s->mm);
+			sublayer_out(s, s->att, wo, fl->attn_post_norm, T);
 			if (obs)
 				obs->site(obs->ud, l, SITE_ATTN, s->x_site, s->x, T, d);
 		}
 		if (mask_keeps_mlp(s->mask, l)) {
 			float *gu[2] = { s->hg, s->hu };
 			const struct st_tensor *wgu[2] = { &w->w_gate, &w->w_up };
+			const float *in = s->x;
 
-			rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
-			matmul_n_mode(2, gu, s->xb, wgu, T, 0, s->mm);
+			if (fl->ffn_norm) {
+				rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
+				in = s->xb;
+			}
+			matmul_n_mode(2, gu, in, wgu, T, 0, s->mm);
 			swiglu(s->hg, s->hu, T, s->d_ff);
 			if (obs)
 				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
-			matmul_n_mode(1, &s->x, s->hg, &wd, T, 1, s->mm);
+			sublayer_out(s, s->hg, wd, fl->ffn_post_norm, T);
 			if (obs)
 				obs->site(obs->ud, l, SITE_MLP, s->x_site, s->x, T, d);
 		}
@@ -689,17 +766,22 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 
 		rmsnorm(s->xb, s->x_site, s->out_norm, pk->n_rows, d, hp->rms_eps);
 		matmul_n_mode(1, &logits, s->xb, &wout, pk->n_rows, 0, s->mm);
+		n_rows = pk->n_rows;
 	} else if (logits) {
 		if (all_logits) {
 			const struct st_tensor *wout = &m->output;
 
 			rmsnorm(s->xb, s->x, s->out_norm, T, d, hp->rms_eps);
 			matmul_n_mode(1, &logits, s->xb, &wout, T, 0, s->mm);
+			n_rows = T;
 		} else {
 			rmsnorm(s->xb, s->x + (size_t)(T - 1) * d, s->out_norm, 1, d, hp->rms_eps);
 			matmul(logits, s->xb, &m->output, 1, 0);
+			n_rows = 1;
 		}
 	}
+	if (logits && hp->logit_scale != 1)
+		scale_rows(logits, 1.0f / hp->logit_scale, (size_t)n_rows * s->n_vocab);
 	s->pos += T;
 	return 0;
 }

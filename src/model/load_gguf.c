@@ -2,16 +2,20 @@
  * load_gguf: a model from a GGUF file (llama.cpp's layout).  The struct
  * gguf stays alive in m->fmt_priv: tensor views and names point into it.
  *
- * Keys read, with {arch} = general.architecture (llama, mistral, qwen2, deci):
+ * Keys read, with {arch} = general.architecture (llama, mistral, qwen2, deci,
+ * qwen3, olmo2, granite: model.c's arch_table has their features):
  *   {arch}.block_count, embedding_length, feed_forward_length,
  *   attention.head_count, context_length, attention.layer_norm_rms_epsilon
  *                                                         (required)
  *   attention.head_count_kv (default: head_count), attention.key_length
- *   (head_dim; default embedding/heads), rope.dimension_count (must be
+ *   (head_dim; default embedding/heads; Mistral-NeMo's differs),
+ *   attention.value_length (must equal the key length), rope.dimension_count (must be
  *   head_dim: partial rotary is not supported), rope.freq_base (10000),
  *   rope.scaling.type ("none", "linear"; others unsupported),
  *   rope.scaling.factor, rope.scaling.original_context_length,
- *   rope.scale_linear (older files), vocab_size.
+ *   rope.scale_linear (older files), vocab_size; for granite also (all
+ *   required, as llama.cpp has them) embedding_scale, residual_scale,
+ *   attention.scale, logit_scale.
  *   n_vocab: {arch}.vocab_size, else the length of tokenizer.ggml.tokens,
  *   else token_embd's rows.
  * Llama 3.1's rope scaling is stored by llama.cpp as the tensor
@@ -37,8 +41,10 @@
  * any other linear attention is not supported.
  *
  * llama.cpp's converter permutes llama Q/K rows into the interleaved RoPE
- * order (pairs 2i, 2i+1): ROPE_INTERLEAVED.  qwen2 keeps HF's order:
- * ROPE_NEOX.  An absent output.weight (or one byte-identical to
+ * order (pairs 2i, 2i+1): ROPE_INTERLEAVED (granite too).  qwen2, qwen3
+ * and olmo2 keep HF's order: ROPE_NEOX.  qwen3's attn_q_norm/attn_k_norm
+ * are [head_dim], olmo2's the whole projection's width; olmo2 has no
+ * attn_norm/ffn_norm but post_attention_norm and post_ffw_norm.  An absent output.weight (or one byte-identical to
  * token_embd.weight) means tied embeddings.
  */
 #include <stdio.h>
@@ -360,6 +366,9 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 	memcpy(hp->arch, arch, sizeof hp->arch);
 	hp->qkv_bias = ai->qkv_bias;
 	hp->rope_layout = ai->gguf_rope;
+	hp->qk_norm = ai->qk_norm;
+	hp->no_pre_norm = ai->no_pre_norm;
+	hp->post_norm = ai->post_norm;
 
 	if ((rc = key_int(g, arch, "block_count", -1, 1, &hp->n_layer, err)) < 0 ||
 	    (rc = key_int(g, arch, "embedding_length", -1, 1, &hp->d_model, err)) < 0)
@@ -379,6 +388,23 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 		return rc;
 	if (hp->head_dim == 0 && hp->d_model % hp->n_head == 0)
 		hp->head_dim = hp->d_model / hp->n_head;
+	{
+		int vlen = 0;
+		if ((rc = key_int(g, arch, "attention.value_length", 0, 1, &vlen, err)) < 0)
+			return rc;
+		if (vlen && vlen != hp->head_dim)
+			return st_errf(err, ST_EUNSUP, "%s: key '%s.attention.value_length' = %d "
+				       "differs from the key length %d (strata runs equal q/k/v "
+				       "head sizes)", path, arch, vlen, hp->head_dim);
+	}
+	if (ai->multipliers) {
+		/* Granite: llama.cpp requires all four */
+		if ((rc = key_float(g, arch, "embedding_scale", -1, &hp->embed_scale, err)) < 0 ||
+		    (rc = key_float(g, arch, "residual_scale", -1, &hp->residual_scale, err)) < 0 ||
+		    (rc = key_float(g, arch, "attention.scale", -1, &hp->attn_scale, err)) < 0 ||
+		    (rc = key_float(g, arch, "logit_scale", -1, &hp->logit_scale, err)) < 0)
+			return rc;
+	}
 	if (rope_dim && rope_dim != hp->head_dim)
 		return st_errf(err, ST_EUNSUP,
 			       "%s: key '%s.rope.dimension_count' = %d differs from head_dim %d "

@@ -8,7 +8,8 @@
  *   tokenizer.json                  the tokenizer (tokenizer_config.json
  *                                   beside it is optional)
  *
- * config.json fields read: model_type (llama, mistral, qwen2),
+ * config.json fields read: model_type (llama, mistral, qwen2, qwen3, olmo2,
+ * granite),
  * hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
  * vocab_size, max_position_embeddings (required); num_key_value_heads
  * (default: the head count), head_dim (default hidden/heads),
@@ -16,7 +17,12 @@
  * absent, as in transformers), attention_bias, hidden_act (must be silu),
  * rope_scaling {rope_type|type: llama3 | linear | default, factor,
  * low_freq_factor, high_freq_factor, original_max_position_embeddings},
- * sliding_window / use_sliding_window.
+ * sliding_window / use_sliding_window; granite's embedding_multiplier,
+ * residual_multiplier, logits_scaling (default 1) and attention_multiplier
+ * (required).  qwen3's self_attn.q_norm/k_norm are per head, olmo2's over
+ * the whole projection; olmo2 (post_norm) names its layer norms
+ * post_attention_layernorm and post_feedforward_layernorm, the outputs'
+ * norms, and has no input_layernorm.
  *
  * drop_attn_list / drop_mlp_list (LLM-Drop's dropped-model config: layer
  * indices, or one boolean per layer): those sites have no tensors in the
@@ -268,6 +274,15 @@ static int parse_config(const char *file, struct model_hparams *hp, enum tie_dec
 	snprintf(hp->arch, sizeof hp->arch, "%s", mt);
 	hp->qkv_bias = ai->qkv_bias;
 	hp->rope_layout = ROPE_NEOX;
+	hp->qk_norm = ai->qk_norm;
+	hp->no_pre_norm = ai->no_pre_norm;
+	hp->post_norm = ai->post_norm;
+	if (ai->multipliers &&
+	    ((rc = cfg_num(cfg, file, "embedding_multiplier", 1.0, &hp->embed_scale, err)) < 0 ||
+	     (rc = cfg_num(cfg, file, "residual_multiplier", 1.0, &hp->residual_scale, err)) < 0 ||
+	     (rc = cfg_num(cfg, file, "attention_multiplier", NAN, &hp->attn_scale, err)) < 0 ||
+	     (rc = cfg_num(cfg, file, "logits_scaling", 1.0, &hp->logit_scale, err)) < 0))
+		goto out;
 	if ((rc = cfg_int(cfg, file, "hidden_size", -1, &hp->d_model, err)) < 0 ||
 	    (rc = cfg_int(cfg, file, "num_hidden_layers", -1, &hp->n_layer, err)) < 0 ||
 	    (rc = cfg_int(cfg, file, "num_attention_heads", -1, &hp->n_head, err)) < 0 ||

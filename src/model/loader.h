@@ -20,6 +20,11 @@ struct arch_info {
 	enum rope_layout gguf_rope;  /* how llama.cpp's converter stores q/k rows */
 	int gguf_only;               /* a GGUF architecture with no HF model_type here
 					(deci: HF DeciLM's block_configs are another format) */
+	/* features (model.h's struct model_hparams has their meaning) */
+	enum qk_norm qk_norm;
+	int no_pre_norm;
+	int post_norm;
+	int multipliers;             /* reads Granite's four scale keys / fields */
 };
 
 /* The architecture called name, or NULL. */
@@ -29,6 +34,9 @@ const struct arch_info *arch_find(const char *name);
  * llama, mistral, qwen2)"; returns ST_EUNSUP. */
 int arch_unsupported(struct st_err *err, const char *name, const char *file);
 
+/* Tensor names: GGUF's, or HF's (whose layer norms are named by position,
+ * so that post_attention_layernorm is the MLP's pre-norm in a Llama but the
+ * attention's post-norm where hp.post_norm). */
 enum name_scheme { NAMES_GGUF, NAMES_HF };
 
 /* Whether the file declares tied embeddings. */
