@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,9 +293,9 @@ static int blk_layer(const char *name, int n_layer, const char **rest)
 /* The site ("attn_*" attention, "ffn_*" MLP, anything else the block). */
 static int gguf_site(const char *rest)
 {
-	if (strncmp(rest, "attn_", 5) == 0)
+	if (strncmp(rest, "attn_", 5) == 0 || strncmp(rest, "post_attention_norm.", 20) == 0)
 		return GONE_ATTN;
-	if (strncmp(rest, "ffn_", 4) == 0)
+	if (strncmp(rest, "ffn_", 4) == 0 || strncmp(rest, "post_ffw_norm.", 14) == 0)
 		return GONE_MLP;
 	return GONE_ATTN | GONE_MLP;
 }
@@ -320,6 +321,19 @@ static int is_layer_count_key(const char *suffix)
 		if (strcmp(suffix, layer_count_keys[i]) == 0)
 			return 1;
 	return 0;
+}
+
+/* The first feature of hp that llama.cpp's deci cannot express, or NULL. */
+static const char *deci_lacks(const struct model_hparams *hp)
+{
+	if (hp->qk_norm)
+		return "q/k norms";
+	if (hp->no_pre_norm || hp->post_norm)
+		return "post-norms";
+	if (hp->embed_scale != 1 || hp->residual_scale != 1 || hp->attn_scale != 0 ||
+	    hp->logit_scale != 1)
+		return "embedding, residual, attention or logit multipliers";
+	return NULL;
 }
 
 static int export_gguf(const struct model *m, const struct layer_plan *lp, const char *path,
@@ -348,6 +362,11 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 			       "cannot export '%s' (architecture %s) with attention or MLP drops "
 			       "as deci: llama.cpp's deci expects llama's interleaved q/k rows",
 			       m->path, arch);
+	if (lp->partial && deci_lacks(&m->hp))
+		return st_errf(err, ST_EUNSUP,
+			       "cannot export '%s' (architecture %s) with attention or MLP drops "
+			       "as deci: deci has no %s; drop whole blocks, or export as hf "
+			       "(drop lists)", m->path, arch, deci_lacks(&m->hp));
 	if (!o->overwrite && path_exists(path))
 		return st_errf(err, ST_EINVAL, "'%s' already exists (overwrite it with --force)",
 			       path);
@@ -702,6 +721,16 @@ static void hf_add(struct out_tensor *ot, int *nt, const struct st_tensor *t, co
 	(*nt)++;
 }
 
+/* Append layer l's tensor t, as layer n under its HF name, when present. */
+static void hf_add_layer(struct out_tensor *ot, int *nt, const struct model *m, int l,
+			 const struct st_tensor *t, int n)
+{
+	if (!t->data || model_hf_name(m, l, t, n, ot[*nt].name, sizeof ot[*nt].name) < 0)
+		return;
+	ot[*nt].src = t;
+	(*nt)++;
+}
+
 static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct out_tensor *ot)
 {
 	int nt = 0;
@@ -709,27 +738,19 @@ static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct
 	hf_add(ot, &nt, &m->tok_emb, "model.embed_tokens.weight", 0);
 	for (int l = 0; l < lp->n_src; l++) {
 		const struct layer_weights *w = &m->layers[l];
+		const struct st_tensor *attn[] = { &w->attn_norm, &w->wq, &w->bq, &w->wk, &w->bk,
+						   &w->wv, &w->bv, &w->wo, &w->q_norm, &w->k_norm,
+						   &w->attn_post_norm };
+		const struct st_tensor *mlp[] = { &w->ffn_norm, &w->w_gate, &w->w_up, &w->w_down,
+						  &w->ffn_post_norm };
 		int n = lp->new_idx[l];
 
 		if (n < 0)
 			continue;
-		if (!(lp->gone[l] & GONE_ATTN)) {
-			hf_add(ot, &nt, &w->attn_norm, "model.layers.%d.input_layernorm.weight", n);
-			hf_add(ot, &nt, &w->wq, "model.layers.%d.self_attn.q_proj.weight", n);
-			hf_add(ot, &nt, &w->bq, "model.layers.%d.self_attn.q_proj.bias", n);
-			hf_add(ot, &nt, &w->wk, "model.layers.%d.self_attn.k_proj.weight", n);
-			hf_add(ot, &nt, &w->bk, "model.layers.%d.self_attn.k_proj.bias", n);
-			hf_add(ot, &nt, &w->wv, "model.layers.%d.self_attn.v_proj.weight", n);
-			hf_add(ot, &nt, &w->bv, "model.layers.%d.self_attn.v_proj.bias", n);
-			hf_add(ot, &nt, &w->wo, "model.layers.%d.self_attn.o_proj.weight", n);
-		}
-		if (!(lp->gone[l] & GONE_MLP)) {
-			hf_add(ot, &nt, &w->ffn_norm,
-			       "model.layers.%d.post_attention_layernorm.weight", n);
-			hf_add(ot, &nt, &w->w_gate, "model.layers.%d.mlp.gate_proj.weight", n);
-			hf_add(ot, &nt, &w->w_up, "model.layers.%d.mlp.up_proj.weight", n);
-			hf_add(ot, &nt, &w->w_down, "model.layers.%d.mlp.down_proj.weight", n);
-		}
+		for (size_t k = 0; !(lp->gone[l] & GONE_ATTN) && k < sizeof attn / sizeof *attn; k++)
+			hf_add_layer(ot, &nt, m, l, attn[k], n);
+		for (size_t k = 0; !(lp->gone[l] & GONE_MLP) && k < sizeof mlp / sizeof *mlp; k++)
+			hf_add_layer(ot, &nt, m, l, mlp[k], n);
 	}
 	hf_add(ot, &nt, &m->out_norm, "model.norm.weight", 0);
 	if (!m->hp.tied_embeddings && m->output.data != m->tok_emb.data)
@@ -1275,25 +1296,45 @@ out:
 static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp, int dtype,
 			     int32_t bos, int32_t eos, const char *dir, struct st_err *err)
 {
+	/* the transformers class of each architecture with features of its own */
+	static const struct { const char *arch, *cls; } own[] = {
+		{ "mistral", "MistralForCausalLM" }, { "qwen3", "Qwen3ForCausalLM" },
+		{ "olmo2", "Olmo2ForCausalLM" }, { "granite", "GraniteForCausalLM" },
+	};
 	const struct model_hparams *hp = &m->hp;
 	int mistral = strcmp(hp->arch, "mistral") == 0;
+	const char *mt = "llama", *cls = "LlamaForCausalLM";
 	enum st_dtype dt = dtype >= 0 ? (enum st_dtype)dtype : model_main_dtype(m);
 	json_t *c = json_object();
 	int rc;
 
 	if (!c)
 		return st_errf(err, ST_ENOMEM, "out of memory");
-	json_object_set_new(c, "architectures", json_pack("[s]", mistral ? "MistralForCausalLM"
-								       : "LlamaForCausalLM"));
-	json_object_set_new(c, "model_type", json_string(mistral ? "mistral" : "llama"));
+	for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+		if (strcmp(hp->arch, own[i].arch) == 0) {
+			mt = own[i].arch;
+			cls = own[i].cls;
+		}
+	json_object_set_new(c, "architectures", json_pack("[s]", cls));
+	json_object_set_new(c, "model_type", json_string(mt));
 	json_object_set_new(c, "hidden_act", json_string("silu"));
 	json_object_set_new(c, "hidden_size", json_integer(hp->d_model));
 	json_object_set_new(c, "intermediate_size", json_integer(hp->d_ff));
 	json_object_set_new(c, "num_hidden_layers", json_integer(lp->n_out));
 	json_object_set_new(c, "num_attention_heads", json_integer(hp->n_head));
 	json_object_set_new(c, "num_key_value_heads", json_integer(hp->n_head_kv));
-	if (hp->head_dim * hp->n_head != hp->d_model)
+	/* transformers' Qwen3 defaults head_dim to 128, not hidden/heads */
+	if (hp->head_dim * hp->n_head != hp->d_model || hp->qk_norm)
 		json_object_set_new(c, "head_dim", json_integer(hp->head_dim));
+	if (hp->embed_scale != 1 || hp->residual_scale != 1 || hp->attn_scale != 0 ||
+	    hp->logit_scale != 1) {
+		json_object_set_new(c, "embedding_multiplier", json_real(hp->embed_scale));
+		json_object_set_new(c, "residual_multiplier", json_real(hp->residual_scale));
+		json_object_set_new(c, "attention_multiplier",
+				    json_real(hp->attn_scale > 0 ? hp->attn_scale
+								 : 1.0 / sqrt((double)hp->head_dim)));
+		json_object_set_new(c, "logits_scaling", json_real(hp->logit_scale));
+	}
 	json_object_set_new(c, "vocab_size", json_integer(hp->n_vocab));
 	json_object_set_new(c, "max_position_embeddings", json_integer(hp->n_ctx));
 	json_object_set_new(c, "rms_norm_eps", json_real(hp->rms_eps));
@@ -1533,10 +1574,11 @@ static uint64_t export_params(const struct model *m, const struct layer_plan *lp
 		const struct layer_weights *w = &m->layers[l];
 		if (lp->gone[l] & GONE_ATTN)
 			n -= nelem(&w->attn_norm) + nelem(&w->wq) + nelem(&w->wk) + nelem(&w->wv) +
-			     nelem(&w->wo) + nelem(&w->bq) + nelem(&w->bk) + nelem(&w->bv);
+			     nelem(&w->wo) + nelem(&w->bq) + nelem(&w->bk) + nelem(&w->bv) +
+			     nelem(&w->q_norm) + nelem(&w->k_norm) + nelem(&w->attn_post_norm);
 		if (lp->gone[l] & GONE_MLP)
 			n -= nelem(&w->ffn_norm) + nelem(&w->w_gate) + nelem(&w->w_up) +
-			     nelem(&w->w_down);
+			     nelem(&w->w_down) + nelem(&w->ffn_post_norm);
 	}
 	return n;
 }
