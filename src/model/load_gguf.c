@@ -3,7 +3,8 @@
  * gguf stays alive in m->fmt_priv: tensor views and names point into it.
  *
  * Keys read, with {arch} = general.architecture (llama, mistral, qwen2, deci,
- * qwen3, olmo2, granite: model.c's arch_table has their features):
+ * qwen3, olmo2, granite, gemma2, gemma3: model.c's arch_table has their
+ * features):
  *   {arch}.block_count, embedding_length, feed_forward_length,
  *   attention.head_count, context_length, attention.layer_norm_rms_epsilon
  *                                                         (required)
@@ -15,7 +16,12 @@
  *   rope.scaling.factor, rope.scaling.original_context_length,
  *   rope.scale_linear (older files), vocab_size; for granite also (all
  *   required, as llama.cpp has them) embedding_scale, residual_scale,
- *   attention.scale, logit_scale.
+ *   attention.scale, logit_scale; for gemma2 attn_logit_softcapping and
+ *   final_logit_softcapping (50, 30) and attention.sliding_window (4096);
+ *   gemma3 attention.sliding_window (required).  Gemma's attention scale
+ *   is not stored: llama.cpp's rule (1/sqrt(head_dim); 1/sqrt(d_model /
+ *   heads) at 27B) gives it.  Gemma's norm weights are stored with the
+ *   1 of HF's (1 + w) already added.
  *   n_vocab: {arch}.vocab_size, else the length of tokenizer.ggml.tokens,
  *   else token_embd's rows.
  * Llama 3.1's rope scaling is stored by llama.cpp as the tensor
@@ -47,6 +53,7 @@
  * attn_norm/ffn_norm but post_attention_norm and post_ffw_norm.  An absent output.weight (or one byte-identical to
  * token_embd.weight) means tied embeddings.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,6 +376,9 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 	hp->qk_norm = ai->qk_norm;
 	hp->no_pre_norm = ai->no_pre_norm;
 	hp->post_norm = ai->post_norm;
+	hp->ffn_act = ai->ffn_act;
+	hp->swa_pattern = ai->swa_pattern;
+	hp->rope_theta_local = ai->rope_theta_local;
 
 	if ((rc = key_int(g, arch, "block_count", -1, 1, &hp->n_layer, err)) < 0 ||
 	    (rc = key_int(g, arch, "embedding_length", -1, 1, &hp->d_model, err)) < 0)
@@ -404,6 +414,22 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 		    (rc = key_float(g, arch, "attention.scale", -1, &hp->attn_scale, err)) < 0 ||
 		    (rc = key_float(g, arch, "logit_scale", -1, &hp->logit_scale, err)) < 0)
 			return rc;
+	}
+	if (ai->embed_sqrt)
+		hp->embed_scale = (float)sqrt((double)hp->d_model);
+	if (ai->softcap &&
+	    ((rc = key_float(g, arch, "attn_logit_softcapping", 50.0, &hp->attn_softcap, err)) < 0 ||
+	     (rc = key_float(g, arch, "final_logit_softcapping", 30.0, &hp->final_softcap, err)) < 0))
+		return rc;
+	if (ai->swa_pattern &&
+	    (rc = key_int(g, arch, "attention.sliding_window", ai->softcap ? 4096 : -1, 1,
+			  &hp->swa_window, err)) < 0)
+		return rc;
+	if (ai->gemma_norm && hp->head_dim > 0) {
+		/* llama.cpp's rule: 1/sqrt(head_dim), but 1/sqrt(d_model/heads) for
+		 * the 27B models (46 layers of gemma2, 62 of gemma3), after gemma_pytorch */
+		int big = hp->n_layer == (ai->softcap ? 46 : 62);
+		hp->attn_scale = 1.0f / sqrtf((float)(big ? hp->d_model / hp->n_head : hp->head_dim));
 	}
 	if (rope_dim && rope_dim != hp->head_dim)
 		return st_errf(err, ST_EUNSUP,

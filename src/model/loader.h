@@ -25,6 +25,12 @@ struct arch_info {
 	int no_pre_norm;
 	int post_norm;
 	int multipliers;             /* reads Granite's four scale keys / fields */
+	enum ffn_act ffn_act;
+	int embed_sqrt;              /* embeddings scaled by sqrt(d_model) (Gemma) */
+	int gemma_norm;              /* HF stores w of a (1 + w) RMSNorm; GGUF w + 1 */
+	int softcap;                 /* reads the attention and final logit soft-caps */
+	int swa_pattern;             /* sliding layers: see model_layer_slides; 0 none */
+	float rope_theta_local;      /* RoPE base of the sliding layers; 0: the global one */
 };
 
 /* The architecture called name, or NULL. */

@@ -30,17 +30,27 @@
 #include "tok/tokenizer.h"
 
 static const struct arch_info arch_table[] = {
-	/* name      bias gguf rope     gguf_only qk norm    no pre post mult */
-	{ "llama",   0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0 }, /* Llama 2/3/3.1,
-							       TinyLlama, Mistral-NeMo */
-	{ "mistral", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0 }, /* llama.cpp writes
-							       Mistral as llama */
-	{ "qwen2",   1, ROPE_NEOX,        0, QK_NORM_NONE, 0, 0, 0 },
-	{ "deci",    0, ROPE_INTERLEAVED, 1, QK_NORM_NONE, 0, 0, 0 }, /* llama layers with
-				per-layer head and ffn counts; 0 = site absent */
-	{ "qwen3",   0, ROPE_NEOX,        0, QK_NORM_HEAD, 0, 0, 0 },
-	{ "olmo2",   0, ROPE_NEOX,        0, QK_NORM_FULL, 1, 1, 0 },
-	{ "granite", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 1 },
+	/* name      bias gguf rope     gguf_only qk norm    no pre post mult
+	   ffn act        sqrt gemma softcap swa local theta */
+	{ "llama",   0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },    /* Llama 2/3/3.1, TinyLlama, Mistral-NeMo */
+	{ "mistral", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },    /* llama.cpp writes Mistral as llama */
+	{ "qwen2",   1, ROPE_NEOX,        0, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },
+	{ "deci",    0, ROPE_INTERLEAVED, 1, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },    /* llama layers with per-layer head and ffn
+					   counts; 0 = site absent */
+	{ "qwen3",   0, ROPE_NEOX,        0, QK_NORM_HEAD, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },
+	{ "olmo2",   0, ROPE_NEOX,        0, QK_NORM_FULL, 1, 1, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },
+	{ "granite", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 1,
+	  FFN_SILU, 0, 0, 0, 0, 0 },
+	{ "gemma2",  0, ROPE_NEOX,        0, QK_NORM_NONE, 0, 1, 0,
+	  FFN_GELU_TANH, 1, 1, 1, 2, 0 },   /* pre- and post-norms, even layers slide */
+	{ "gemma3",  0, ROPE_NEOX,        0, QK_NORM_HEAD, 0, 1, 0,
+	  FFN_GELU_TANH, 1, 1, 0, 6, 10000.0f }, /* five sliding layers, then a global */
 };
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
@@ -336,6 +346,13 @@ static int check_hparams(struct model_hparams *hp, int have_rope_freqs, const ch
 		hp->residual_scale = 1;
 	if (hp->logit_scale == 0)
 		hp->logit_scale = 1;
+	if (hp->swa_window < 0 || hp->swa_pattern < 0 || !(hp->attn_softcap >= 0) ||
+	    !(hp->final_softcap >= 0) || !(hp->rope_theta_local >= 0) ||
+	    !isfinite(hp->attn_softcap) || !isfinite(hp->final_softcap))
+		return st_errf(err, ST_EFORMAT, "%s: sliding window %d (pattern %d), soft-caps "
+			       "%g and %g and local rope theta %g must not be negative", file,
+			       hp->swa_window, hp->swa_pattern, (double)hp->attn_softcap,
+			       (double)hp->final_softcap, (double)hp->rope_theta_local);
 	if (!isfinite(hp->embed_scale) || !isfinite(hp->residual_scale) ||
 	    !(hp->attn_scale >= 0) || !isfinite(hp->attn_scale) ||
 	    !(hp->logit_scale > 0) || !isfinite(hp->logit_scale))
@@ -448,6 +465,22 @@ int model_check_shapes(struct model *m, struct st_err *err)
 	}
 	if (m->rope_freqs.data && hp->rope_scaling_type == 0)
 		hp->rope_scaling_type = 1;
+	return 0;
+}
+
+int model_layer_slides(const struct model_hparams *hp, int l)
+{
+	return hp->swa_window > 0 && hp->swa_pattern > 0 &&
+	       l % hp->swa_pattern < hp->swa_pattern - 1;
+}
+
+int model_rope_freqs_local(const struct model *m, float *inv_freq)
+{
+	const struct model_hparams *hp = &m->hp;
+	double theta = hp->rope_theta_local > 0 ? hp->rope_theta_local : hp->rope_theta;
+
+	for (int i = 0; i < hp->head_dim / 2; i++)
+		inv_freq[i] = (float)pow(theta, -2.0 * i / hp->head_dim);
 	return 0;
 }
 

@@ -30,6 +30,11 @@ enum qk_norm {
 			  [n_head_kv*head_dim] (OLMo 2) */
 };
 
+enum ffn_act {
+	FFN_SILU,       /* SwiGLU: silu(gate) * up */
+	FFN_GELU_TANH,  /* GeGLU with the tanh GELU (Gemma) */
+};
+
 enum rope_layout {
 	ROPE_INTERLEAVED, /* pairs (2i, 2i+1): GGUF llama, llama2.c */
 	ROPE_NEOX,        /* pairs (i, i + head_dim/2): HF rotate-half, qwen2 GGUF */
@@ -66,7 +71,19 @@ struct model_hparams {
 	float residual_scale; /* each sublayer's output is, before the add (1) */
 	float attn_scale;     /* attention logit scale (1/sqrt(head_dim)) */
 	float logit_scale;    /* final logits are divided by it (1) */
+	/* Gemma's */
+	enum ffn_act ffn_act;
+	float norm_add;       /* added to every RMSNorm weight as read: 1 where the
+				 file stores w for a (1 + w) norm (HF Gemma), else 0 */
+	float attn_softcap;   /* attention logits become cap * tanh(logit / cap); 0: none */
+	float final_softcap;  /* the output logits likewise (before logit_scale) */
+	int swa_window;       /* keys a sliding layer's query sees, itself included; 0: none */
+	int swa_pattern;      /* layer l slides when l % swa_pattern < swa_pattern - 1 */
+	float rope_theta_local; /* RoPE base of the sliding layers, unscaled; 0: rope_theta */
 };
+
+/* 1 if layer l of hp attends through a sliding window. */
+int model_layer_slides(const struct model_hparams *hp, int l);
 
 struct layer_weights {
 	struct st_tensor attn_norm; /* [d_model] */
@@ -176,6 +193,9 @@ int model_load_llama2c(const char *path, const char *tok_path,
  * form pair i is hp.rope_layout's business.  Returns 0.
  */
 int model_rope_freqs(const struct model *m, float *inv_freq /* [head_dim/2] */);
+/* The same for the sliding layers of a model with hp.rope_theta_local:
+ * theta_local^(-2i/head_dim), no scaling (as llama.cpp runs Gemma 3). */
+int model_rope_freqs_local(const struct model *m, float *inv_freq);
 
 /*
  * The Hugging Face name of m's tensor t (a field of m, or of m->layers[l]
