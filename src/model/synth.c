@@ -36,17 +36,30 @@
 #include "format/gguf.h"
 #include "model/loader.h"
 
+#define SHAPE(nm, L, d, h, kv, ff, v, ctx) .name = nm, .n_layer = L, .d_model = d, \
+	.n_head = h, .n_head_kv = kv, .d_ff = ff, .n_vocab = v, .n_ctx = ctx
 static const struct synth_shape shapes[] = {
-	{ "tiny", 2, 64, 4, 2, 128, 300, 256, NULL, 0, 0, 0, 0, 0 },
-	{ "tinyllama", 22, 2048, 32, 4, 5632, 32000, 2048, NULL, 0, 0, 0, 0, 0 },
-	{ "llama2-7b-2l", 2, 4096, 32, 32, 11008, 32000, 4096, NULL, 0, 0, 0, 0, 0 },
+	{ SHAPE("tiny", 2, 64, 4, 2, 128, 300, 256) },
+	{ SHAPE("tinyllama", 22, 2048, 32, 4, 5632, 32000, 2048) },
+	{ SHAPE("llama2-7b-2l", 2, 4096, 32, 32, 11008, 32000, 4096) },
 	/* families: head_dim apart from d_model/n_head where the family has it */
-	{ "qwen3-tiny", 3, 64, 4, 2, 128, 400, 512, "qwen3", 32, 0, 0, 0, 0 },
-	{ "mistral-nemo-tiny", 3, 64, 4, 2, 128, 400, 512, "llama", 32, 0, 0, 0, 0 },
-	{ "olmo2-tiny", 3, 64, 4, 2, 128, 400, 512, "olmo2", 0, 0, 0, 0, 0 },
-	{ "granite-tiny", 3, 64, 4, 2, 128, 400, 512, "granite", 0, 12.0f, 0.22f, 0.0625f, 8.0f },
-	{ NULL, 0, 0, 0, 0, 0, 0, 0, NULL, 0, 0, 0, 0, 0 },
+	{ SHAPE("qwen3-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "qwen3", .head_dim = 32 },
+	{ SHAPE("mistral-nemo-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "llama",
+	  .head_dim = 32 },
+	{ SHAPE("olmo2-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "olmo2" },
+	{ SHAPE("granite-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "granite",
+	  .embed_scale = 12.0f, .residual_scale = 0.22f, .attn_scale = 0.0625f,
+	  .logit_scale = 8.0f },
+	/* Gemma: a window of 8 keys on the sliding layers, soft-caps small
+	 * enough to bite; Gemma 3 needs six layers for one global layer, and
+	 * a seventh (sliding) to drop without moving it */
+	{ SHAPE("gemma2-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "gemma2", .head_dim = 32,
+	  .swa_window = 8, .attn_softcap = 2.0f, .final_softcap = 3.0f },
+	{ SHAPE("gemma3-tiny", 7, 64, 4, 2, 128, 400, 512), .arch = "gemma3", .head_dim = 32,
+	  .rope_theta = 1000000.0f, .swa_window = 8 },
+	{ .name = NULL },
 };
+#undef SHAPE
 
 const struct synth_shape *synth_shapes(void)
 {
@@ -256,7 +269,7 @@ static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 	int64_t q = hd * sh->n_head, kv = hd * sh->n_head_kv;
 	int64_t ff = sh->d_ff, nv = sh->n_vocab;
 	int64_t qn = ai->qk_norm == QK_NORM_FULL ? q : hd, kn = ai->qk_norm == QK_NORM_FULL ? kv : hd;
-	int n = 0, cap = 3 + 13 * sh->n_layer;
+	int n = 0, cap = 3 + 14 * sh->n_layer;
 	struct stensor *t = calloc((size_t)cap, sizeof *t);
 
 	if (!t)
@@ -291,7 +304,9 @@ static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 #undef LAYER
 	}
 	T1("output_norm.weight", d);
-	T2("output.weight", d, nv);
+	/* Gemma always ties: llama.cpp refuses a gemma file with output.weight */
+	if (!ai->embed_sqrt)
+		T2("output.weight", d, nv);
 #undef T1
 #undef T2
 	*out = t;
@@ -389,13 +404,20 @@ static void add_header(struct gguf_writer *w, const struct synth_shape *sh,
 		gguf_writer_add_u32(w, KEY("attention.value_length"), (uint32_t)hd);
 	}
 	gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
-	gguf_writer_add_f32(w, KEY("rope.freq_base"), 10000.0f);
+	gguf_writer_add_f32(w, KEY("rope.freq_base"), sh->rope_theta > 0 ? sh->rope_theta
+									  : 10000.0f);
 	gguf_writer_add_u32(w, KEY("rope.dimension_count"), (uint32_t)hd);
 	if (shape_arch(sh)->multipliers) {
 		gguf_writer_add_f32(w, KEY("embedding_scale"), sh->embed_scale);
 		gguf_writer_add_f32(w, KEY("residual_scale"), sh->residual_scale);
 		gguf_writer_add_f32(w, KEY("attention.scale"), sh->attn_scale);
 		gguf_writer_add_f32(w, KEY("logit_scale"), sh->logit_scale);
+	}
+	if (shape_arch(sh)->swa_pattern)
+		gguf_writer_add_u32(w, KEY("attention.sliding_window"), (uint32_t)sh->swa_window);
+	if (shape_arch(sh)->softcap) {
+		gguf_writer_add_f32(w, KEY("attn_logit_softcapping"), sh->attn_softcap);
+		gguf_writer_add_f32(w, KEY("final_logit_softcapping"), sh->final_softcap);
 	}
 #undef KEY
 	gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
