@@ -54,6 +54,16 @@ for sa in $SHAPES; do
 	"$S" synth "$f" --shape "$shape" > /dev/null 2> "$WORK/synth.err"
 	ok "$shape: synth writes it" [ -s "$f" ]
 	is "$(arch_of "$f")" "$want" "$shape: architecture $want"
+	case $shape in
+	qwen3*) feat='"qk_norm": "per head"' ;;
+	mistral-nemo*) feat='"head_dim": 32' ;;
+	olmo2*) feat='"norms": "post"' ;;
+	granite*) feat='"residual_scale": 0.22' ;;
+	gemma2*) feat='"attn_softcap": 2' ;;
+	gemma3*) feat='"rope_theta_local": 10000' ;;
+	*) feat='"arch"' ;;
+	esac
+	contains "$("$S" info "$f" --format json 2>&1)" "$feat" "$shape: info shows $feat"
 
 	lc=$(llamacpp_ppl "$f" "$WORK/short.txt" "$WORK/node.err")
 	[ -n "$lc" ] || sed 's/^/# /' "$WORK/node.err" | tail -3

@@ -272,6 +272,12 @@ static int parse_config(const char *file, struct model_hparams *hp, enum tie_dec
 		rc = arch_unsupported(err, mt, file);
 		goto out;
 	}
+	if (json_object_get(cfg, "text_config")) {
+		rc = st_errf(err, ST_EUNSUP, "%s: model_type '%s' with a text_config is a multimodal "
+			     "model, which strata does not run (text models only: for Gemma 3, "
+			     "model_type gemma3_text)", file, mt);
+		goto out;
+	}
 	snprintf(hp->arch, sizeof hp->arch, "%s", ai->name);
 	hp->qkv_bias = ai->qkv_bias;
 	hp->rope_layout = ROPE_NEOX;
