@@ -88,10 +88,14 @@ void store_model_fingerprint(const struct model *m, char hex[65])
 			hp->rope_factor, hp->rope_low_freq_factor, hp->rope_high_freq_factor,
 			hp->rope_orig_ctx, hp->qkv_bias, hp->tied_embeddings);
 		if (hp->qk_norm || hp->no_pre_norm || hp->post_norm || hp->embed_scale != 1 ||
-		    hp->residual_scale != 1 || hp->attn_scale != 0 || hp->logit_scale != 1)
-			fprintf(f, "features %d %d %d %.9g %.9g %.9g %.9g\n", (int)hp->qk_norm,
-				hp->no_pre_norm, hp->post_norm, hp->embed_scale, hp->residual_scale,
-				hp->attn_scale, hp->logit_scale);
+		    hp->residual_scale != 1 || hp->attn_scale != 0 || hp->logit_scale != 1 ||
+		    hp->ffn_act != FFN_SILU || hp->norm_add != 0 || hp->attn_softcap != 0 ||
+		    hp->final_softcap != 0 || hp->swa_window || hp->rope_theta_local != 0)
+			fprintf(f, "features %d %d %d %.9g %.9g %.9g %.9g %d %.9g %.9g %.9g %d %d %.9g\n",
+				(int)hp->qk_norm, hp->no_pre_norm, hp->post_norm, hp->embed_scale,
+				hp->residual_scale, hp->attn_scale, hp->logit_scale, (int)hp->ffn_act,
+				hp->norm_add, hp->attn_softcap, hp->final_softcap, hp->swa_window,
+				hp->swa_pattern, hp->rope_theta_local);
 		put_tensor(f, "tok_emb", -1, &m->tok_emb);
 		put_tensor(f, "out_norm", -1, &m->out_norm);
 		if (!hp->tied_embeddings)
