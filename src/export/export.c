@@ -343,12 +343,6 @@ static int is_layer_count_key(const char *suffix)
 	return 0;
 }
 
-/* Whether HF checkpoints of hp's architecture store norms as w of (1 + w). */
-static int gemma_norm(const struct model_hparams *hp)
-{
-	return hp->ffn_act == FFN_GELU_TANH; /* Gemma 2 and 3 */
-}
-
 /* The first feature of hp that llama.cpp's deci cannot express, or NULL. */
 static const char *deci_lacks(const struct model_hparams *hp)
 {
@@ -1392,7 +1386,7 @@ static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp,
 	/* transformers' Qwen3 defaults head_dim to 128, not hidden/heads */
 	if (hp->head_dim * hp->n_head != hp->d_model || hp->qk_norm)
 		json_object_set_new(c, "head_dim", json_integer(hp->head_dim));
-	if (gemma_norm(hp)) {
+	if (model_hf_norm_add(hp) != 0) {
 		/* Gemma: embeddings * sqrt(hidden), the scale from query_pre_attn_scalar */
 		double qpas = hp->attn_scale > 0 ? 1.0 / ((double)hp->attn_scale * hp->attn_scale)
 						 : (double)hp->head_dim;
@@ -1497,8 +1491,8 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 		    (strstr(ot[i].name, ".q_proj.weight") || strstr(ot[i].name, ".k_proj.weight")))
 			ot[i].unperm_hd = m->hp.head_dim;
 		/* HF Gemma stores w of its (1 + w) norms, GGUF w + 1 */
-		if (ot[i].is_norm && m->format == MODEL_GGUF && gemma_norm(&m->hp))
-			ot[i].add = -1;
+		if (ot[i].is_norm)
+			ot[i].add = m->hp.norm_add - model_hf_norm_add(&m->hp);
 		ot[i].type = o->dtype >= 0 ? (enum st_dtype)o->dtype : ot[i].src->type;
 		if (!safetensors_dtype_name(ot[i].type)) {
 			rc = st_errf(err, ST_EUNSUP, "tensor '%s' is %s, which safetensors cannot "

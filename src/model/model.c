@@ -468,6 +468,13 @@ int model_check_shapes(struct model *m, struct st_err *err)
 	return 0;
 }
 
+float model_hf_norm_add(const struct model_hparams *hp)
+{
+	const struct arch_info *ai = arch_find(hp->arch);
+
+	return ai && ai->gemma_norm ? 1.0f : 0.0f;
+}
+
 int model_layer_slides(const struct model_hparams *hp, int l)
 {
 	return hp->swa_window > 0 && hp->swa_pattern > 0 &&

@@ -82,6 +82,11 @@ struct model_hparams {
 	float rope_theta_local; /* RoPE base of the sliding layers, unscaled; 0: rope_theta */
 };
 
+/* What Hugging Face checkpoints of hp's architecture add to every norm
+ * weight as they are read: 1 for Gemma's (1 + w), else 0 (hp.norm_add is
+ * that of the file the model came from). */
+float model_hf_norm_add(const struct model_hparams *hp);
+
 /* 1 if layer l of hp attends through a sliding window. */
 int model_layer_slides(const struct model_hparams *hp, int l);
 
