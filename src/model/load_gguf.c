@@ -18,7 +18,8 @@
  *   required, as llama.cpp has them) embedding_scale, residual_scale,
  *   attention.scale, logit_scale; for gemma2 attn_logit_softcapping and
  *   final_logit_softcapping (50, 30) and attention.sliding_window (4096);
- *   gemma3 attention.sliding_window (required).  Gemma's attention scale
+ *   gemma3 attention.sliding_window (required) and final_logit_softcapping
+ *   (optional, as newer llama.cpp reads it).  Gemma's attention scale
  *   is not stored: llama.cpp's rule (1/sqrt(head_dim); 1/sqrt(d_model /
  *   heads) at 27B) gives it.  Gemma's norm weights are stored with the
  *   1 of HF's (1 + w) already added.
@@ -421,6 +422,20 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 	    ((rc = key_float(g, arch, "attn_logit_softcapping", 50.0, &hp->attn_softcap, err)) < 0 ||
 	     (rc = key_float(g, arch, "final_logit_softcapping", 30.0, &hp->final_softcap, err)) < 0))
 		return rc;
+	if (ai->swa_pattern && !ai->softcap) {
+		/* newer llama.cpp reads an optional final soft-cap for Gemma 3 too
+		 * (0 or absent: none) */
+		char key[128];
+		double v = 0;
+
+		snprintf(key, sizeof key, "%s.final_logit_softcapping", arch);
+		if ((rc = gguf_get_float(g, key, &v, err)) < 0)
+			return rc;
+		if (rc == 0 && (!(v >= 0) || v > 3.4e38))
+			return st_errf(err, ST_EFORMAT, "%s: key '%s' = %g must not be negative",
+				       path, key, v);
+		hp->final_softcap = rc == 0 ? (float)v : 0;
+	}
 	if (ai->swa_pattern &&
 	    (rc = key_int(g, arch, "attention.sliding_window", ai->softcap ? 4096 : -1, 1,
 			  &hp->swa_window, err)) < 0)
