@@ -57,6 +57,17 @@ static const struct {
 #undef ROLE
 };
 
+/* The roles of the newer families' features, hashed only where present,
+ * so that a Llama's fingerprint stays what it was. */
+static const struct {
+	const char *name;
+	size_t off;
+} feature_roles[] = {
+#define ROLE(f) {#f, offsetof(struct layer_weights, f)}
+	ROLE(q_norm), ROLE(k_norm), ROLE(attn_post_norm), ROLE(ffn_post_norm),
+#undef ROLE
+};
+
 void store_model_fingerprint(const struct model *m, char hex[65])
 {
 	const struct model_hparams *hp = &m->hp;
@@ -76,6 +87,15 @@ void store_model_fingerprint(const struct model *m, char hex[65])
 			hp->rope_theta, (int)hp->rope_layout, hp->rope_scaling_type,
 			hp->rope_factor, hp->rope_low_freq_factor, hp->rope_high_freq_factor,
 			hp->rope_orig_ctx, hp->qkv_bias, hp->tied_embeddings);
+		if (hp->qk_norm || hp->no_pre_norm || hp->post_norm || hp->embed_scale != 1 ||
+		    hp->residual_scale != 1 || hp->attn_scale != 0 || hp->logit_scale != 1 ||
+		    hp->ffn_act != FFN_SILU || hp->norm_add != 0 || hp->attn_softcap != 0 ||
+		    hp->final_softcap != 0 || hp->swa_window || hp->rope_theta_local != 0)
+			fprintf(f, "features %d %d %d %.9g %.9g %.9g %.9g %d %.9g %.9g %.9g %d %d %.9g\n",
+				(int)hp->qk_norm, hp->no_pre_norm, hp->post_norm, hp->embed_scale,
+				hp->residual_scale, hp->attn_scale, hp->logit_scale, (int)hp->ffn_act,
+				hp->norm_add, hp->attn_softcap, hp->final_softcap, hp->swa_window,
+				hp->swa_pattern, hp->rope_theta_local);
 		put_tensor(f, "tok_emb", -1, &m->tok_emb);
 		put_tensor(f, "out_norm", -1, &m->out_norm);
 		if (!hp->tied_embeddings)
@@ -87,6 +107,12 @@ void store_model_fingerprint(const struct model *m, char hex[65])
 			for (size_t r = 0; r < sizeof layer_roles / sizeof layer_roles[0]; r++)
 				put_tensor(f, layer_roles[r].name, l, (const struct st_tensor *)
 					   ((const char *)w + layer_roles[r].off));
+			for (size_t r = 0; r < sizeof feature_roles / sizeof feature_roles[0]; r++) {
+				const struct st_tensor *t = (const struct st_tensor *)
+					((const char *)w + feature_roles[r].off);
+				if (t->data)
+					put_tensor(f, feature_roles[r].name, l, t);
+			}
 		}
 		if (m->tok) {
 			int n = tok_n_vocab(m->tok);

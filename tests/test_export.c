@@ -8,7 +8,10 @@
  * shapes), the deci GGUF carries exactly the keys llama.cpp's loader
  * reads, config.json carries LLM-Drop's drop lists, interrupted exports
  * (RLIMIT_FSIZE, a cancelling progress callback) leave nothing at the
- * destination, and bad input is refused with a clear message.
+ * destination, and bad input is refused with a clear message.  Each
+ * model family's tiny synthetic shape exports to Hugging Face form with
+ * its own architecture and the GGUF's logits, Gemma's norm offset
+ * converted.
  */
 #include <dirent.h>
 #include <jansson.h>
@@ -845,6 +848,150 @@ static void check_hf_loader_errors(const char *good_dir)
 	model_free(m);
 }
 
+/* The largest |a[i] - b[i]| of two n-float vectors of norm weights,
+ * a's plus add. */
+static double norm_diff(const struct st_tensor *a, float add, const struct st_tensor *b)
+{
+	double d = 1e9;
+
+	if (a->data && b->data && a->type == ST_F32 && b->type == ST_F32 && a->ne[0] == b->ne[0]) {
+		d = 0;
+		for (int64_t i = 0; i < a->ne[0]; i++) {
+			double x = fabs((double)((const float *)a->data)[i] + add -
+					((const float *)b->data)[i]);
+			if (x > d)
+				d = x;
+		}
+	}
+	return d;
+}
+
+/* Copy the GGUF file src to dst with one more f32 key. */
+static int gguf_with_key(const char *src, const char *dst, const char *key, float v)
+{
+	struct st_err err = {0};
+	struct gguf *g = gguf_open(src, &err);
+	struct gguf_writer *w = g ? gguf_writer_new(dst, &err) : NULL;
+	int rc = -1;
+
+	if (!w)
+		goto out;
+	for (uint64_t i = 0; i < g->n_kv; i++)
+		gguf_writer_copy_kv(w, &g->kv[i]);
+	gguf_writer_add_f32(w, key, v);
+	for (uint64_t i = 0; i < g->n_tensors; i++)
+		gguf_writer_add_tensor(w, g->tensors[i].name, g->tensors[i].type,
+				       g->tensors[i].n_dims, g->tensors[i].ne);
+	if (gguf_writer_begin_data(w, &err) < 0)
+		goto out;
+	for (uint64_t i = 0; i < g->n_tensors; i++)
+		if (gguf_writer_write_data(w, g->tensors[i].data, g->tensors[i].nbytes, &err) < 0)
+			goto out;
+	rc = gguf_writer_finish(w, &err);
+out:
+	if (rc < 0)
+		diag("%s: %s", dst, err.msg);
+	gguf_writer_free(w);
+	gguf_close(g);
+	return rc;
+}
+
+/*
+ * Each family's tiny synthetic shape: exported as a Hugging Face
+ * directory (whole, and with an attention and an MLP dropped), loaded
+ * back with its own architecture and giving the GGUF's logits (1e-5);
+ * Gemma's norms are stored in HF form, w of (1 + w), one less than
+ * GGUF's (pinned on every norm of layer 0 and the output norm).
+ */
+static void check_families(void)
+{
+	static const char *const names[] = { "qwen3-tiny", "mistral-nemo-tiny", "olmo2-tiny",
+					     "granite-tiny", "gemma2-tiny", "gemma3-tiny" };
+
+	for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+		const struct synth_shape *sh = synth_find_shape(names[k]);
+		struct st_err err = {0};
+		char gname[64], hname[64], mname[64];
+		struct model *g = NULL, *h = NULL, *hm = NULL;
+		struct mask *mask = NULL;
+		float *a = NULL, *b = NULL, *am = NULL, *bm = NULL;
+		double d = 1e9, dm = 1e9, scale = 0;
+
+		snprintf(gname, sizeof gname, "%s.gguf", names[k]);
+		snprintf(hname, sizeof hname, "%s-hf", names[k]);
+		snprintf(mname, sizeof mname, "%s-hf-drop", names[k]);
+		if (!sh || synth_write_gguf(pth(gname), sh, ST_F32, 3, NULL, NULL, &err) < 0) {
+			ok(0, "%s: synth (%s)", names[k], err.msg);
+			continue;
+		}
+		g = load(pth(gname));
+		mask = g ? mk("attn=1;mlp=2", g->hp.n_layer) : NULL;
+		if (g && do_export(g, NULL, pth(hname), EXPORT_HF, -1, NULL) == 0)
+			h = load(pth(hname));
+		if (g && mask && do_export(g, mask, pth(mname), EXPORT_HF, -1, NULL) == 0)
+			hm = load(pth(mname));
+		ok(g && h && strcmp(g->hp.arch, h->hp.arch) == 0, "%s: hf export loads as %s",
+		   names[k], g ? g->hp.arch : "?");
+		if (g && h) {
+			size_t n = (size_t)T_TOK * (size_t)g->hp.n_vocab;
+			a = logits(g, NULL, NULL);
+			b = logits(h, NULL, NULL);
+			am = logits(g, mask, NULL);
+			bm = hm ? logits(hm, NULL, NULL) : NULL;
+			if (a && b)
+				d = max_diff(a, b, n, &scale);
+			if (am && bm)
+				dm = max_diff(am, bm, n, NULL);
+		}
+		ok(d <= 1e-5 * (scale > 1 ? scale : 1), "%s: hf logits = gguf logits (max diff %g)",
+		   names[k], d);
+		ok(dm <= 1e-5 * (scale > 1 ? scale : 1),
+		   "%s: hf with attn=1;mlp=2 dropped = the masked gguf (max diff %g)", names[k], dm);
+		if (g && h && g->hp.ffn_act == FFN_GELU_TANH) {
+			const struct layer_weights *gw = &g->layers[0], *hw = &h->layers[0];
+			double nd = norm_diff(&hw->attn_norm, 1, &gw->attn_norm);
+			nd = fmax(nd, norm_diff(&hw->attn_post_norm, 1, &gw->attn_post_norm));
+			nd = fmax(nd, norm_diff(&hw->ffn_norm, 1, &gw->ffn_norm));
+			nd = fmax(nd, norm_diff(&hw->ffn_post_norm, 1, &gw->ffn_post_norm));
+			nd = fmax(nd, norm_diff(&h->out_norm, 1, &g->out_norm));
+			if (g->hp.qk_norm)
+				nd = fmax(nd, fmax(norm_diff(&hw->q_norm, 1, &gw->q_norm),
+						   norm_diff(&hw->k_norm, 1, &gw->k_norm)));
+			ok(nd < 1e-6, "%s: hf norms are gguf's less 1 (max diff %g)", names[k], nd);
+			ok(h->hp.norm_add == 1 && g->hp.norm_add == 0,
+			   "%s: hf norms read as 1 + w, gguf's as w", names[k]);
+		}
+		if (g && h && strcmp(names[k], "gemma3-tiny") == 0) {
+			/* a final soft-cap, as newer llama.cpp reads it for Gemma 3: the
+			 * logits change, and match cap * tanh(z / cap) of the plain ones */
+			struct model *c = NULL;
+			float *lc = NULL;
+			double dc = 1e9;
+
+			if (gguf_with_key(pth(gname), pth("gemma3-cap.gguf"),
+					  "gemma3.final_logit_softcapping", 3.0f) == 0)
+				c = load(pth("gemma3-cap.gguf"));
+			if (c && a && (lc = logits(c, NULL, NULL))) {
+				dc = 0;
+				for (size_t i = 0; i < (size_t)T_TOK * (size_t)c->hp.n_vocab; i++)
+					dc = fmax(dc, fabs(lc[i] - 3.0 * tanh(a[i] / 3.0)));
+			}
+			ok(c && c->hp.final_softcap == 3.0f && dc < 1e-5,
+			   "gemma3: final_logit_softcapping read, logits capped (max diff %g)", dc);
+			free(lc);
+			model_free(c);
+		}
+		free(a);
+		free(b);
+		free(am);
+		free(bm);
+		mask_free(mask);
+		model_free(g);
+		model_free(h);
+		model_free(hm);
+	}
+}
+
 int main(void)
 {
 	const char *gg = tap_shared("models/stories260K/stories260K.gguf");
@@ -866,6 +1013,7 @@ int main(void)
 	tmp = tap_tmpdir("test_export");
 	if (!tmp)
 		return 1;
+	check_families();
 	if (gg && (gm = load(gg))) {
 		for (size_t i = 0; i < 4; i++) {
 			snprintf(label, sizeof label, "stories260K gguf %s", masks[i][0]);

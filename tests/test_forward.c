@@ -5,7 +5,9 @@
  * prefill against token-by-token decoding, masks (KV bytes, a model
  * reduced to embeddings + final norm computed by hand, an MLP site
  * recomputed by hand from the observer's input), observer consistency,
- * thread counts, and argument errors.
+ * thread counts, and argument errors; on the Gemma shapes (sliding
+ * windows, soft-caps, local RoPE) prefill against decoding and packed
+ * sequences against each alone.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -16,6 +18,7 @@
 #include "model/mask.h"
 #include "compute/matmul.h"
 #include "model/model.h"
+#include "model/synth.h"
 #include "measure/sample.h"
 #include "tap.h"
 #include "compute/threads.h"
@@ -618,6 +621,37 @@ static void check_sampling(void)
 	   chi);
 }
 
+/*
+ * The Gemma shapes (a sliding window of 8 keys, soft-caps, Gemma 3's
+ * local RoPE): prefill = decode steps, and packed sequences = each
+ * alone, with windows that cut into the shared context.
+ */
+static void check_sliding(void)
+{
+	static const char *const names[] = { "gemma2-tiny", "gemma3-tiny" };
+	const char *dir = tap_tmpdir("test_forward");
+
+	for (size_t i = 0; dir && i < sizeof names / sizeof *names; i++) {
+		struct st_err err = { 0, "" };
+		struct model *m = NULL;
+		char path[4096];
+
+		snprintf(path, sizeof path, "%s/%s.gguf", dir, names[i]);
+		is_int(synth_write_gguf(path, synth_find_shape(names[i]), ST_F32, 5, NULL, NULL, &err),
+		       0, "%s written: %s", names[i], err.msg);
+		is_int(model_load(path, NULL, &m, &err), 0, "%s loads: %s", names[i], err.msg);
+		if (!m)
+			continue;
+		ok(m->hp.swa_window == 8 && model_layer_slides(&m->hp, 0) &&
+		   !model_layer_slides(&m->hp, m->hp.swa_pattern - 1),
+		   "%s: layer 0 slides over 8 keys, layer %d is global", names[i],
+		   m->hp.swa_pattern - 1);
+		check_prefill_vs_decode(m);
+		check_packed(m);
+		model_free(m);
+	}
+}
+
 int main(void)
 {
 	static const char *forms[][2] = {
@@ -658,5 +692,6 @@ int main(void)
 	}
 	json_decref(gold);
 	json_decref(greedy);
+	check_sliding();
 	return tap_done();
 }

@@ -592,7 +592,27 @@ static void test_hf_config(void)
 	}
 	rc = model_load(d, NULL, &m, &err);
 	ok(rc == ST_EUNSUP && !m, "hidden_act gelu rejected");
-	has_str(err.msg, "gelu/config.json: hidden_act 'gelu' is not supported", "gelu: message");
+	has_str(err.msg, "gelu/config.json: field 'hidden_act' is 'gelu', expected 'silu'", "gelu: message");
+
+	/* the families: an activation not theirs, a multimodal config, a
+	 * sliding pattern not theirs */
+	d = hf_dir("g2silu", tiny_config("gemma2", ""));
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EUNSUP && !m, "gemma2 with hidden_act silu rejected");
+	has_str(err.msg, "g2silu/config.json: field 'hidden_act' is 'silu', expected "
+		"'gelu_pytorch_tanh' for model_type 'gemma2'", "gemma2 silu: message");
+	d = hf_dir("g3mm", tiny_config("gemma3", ", \"text_config\": {}"));
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EUNSUP && !m, "multimodal gemma3 rejected");
+	has_str(err.msg, "g3mm/config.json: model_type 'gemma3' with a text_config is a "
+		"multimodal model", "multimodal: message");
+	/* hidden_activation, when there, is the one checked */
+	d = hf_dir("g2types", tiny_config("gemma2", ", \"hidden_activation\": \"gelu_pytorch_tanh\", "
+					  "\"layer_types\": [\"full_attention\", \"full_attention\"]"));
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == ST_EUNSUP && !m, "gemma2 layer_types against its pattern rejected");
+	has_str(err.msg, "field 'layer_types' entry 0 is not 'sliding_attention'",
+		"layer_types: message");
 
 	d = hf_dir("dupkey", tiny_config("llama", ", \"hidden_size\": 16"));
 	rc = model_load(d, NULL, &m, &err);
@@ -1014,7 +1034,7 @@ static void test_gguf_tiny(void)
 	rc = rc == 0 ? model_load(p, NULL, &m, &err) : rc;
 	ok(rc == ST_EUNSUP && !m, "GGUF with general.architecture gpt2 rejected");
 	has_str(err.msg, "unsupported architecture 'gpt2' in ", "gpt2: names the arch");
-	has_str(err.msg, "gpt2.gguf (supported: llama, mistral, qwen2, deci)",
+	has_str(err.msg, "gpt2.gguf (supported: llama, mistral, qwen2, deci, qwen3, olmo2, granite, gemma2, gemma3)",
 		"gpt2: names file and supported list");
 
 	/* qwen2 with biases, tied (no output) */

@@ -139,6 +139,31 @@ int cmd_info(int argc, char **argv)
 		record_num(r, "rope_factor", short_decimal(hp->rope_factor));
 	record_bool(r, "qkv_bias", hp->qkv_bias);
 	record_bool(r, "tied_embeddings", hp->tied_embeddings);
+	/* the newer families' features, only where a model has them */
+	if (hp->qk_norm)
+		record_str(r, "qk_norm", hp->qk_norm == QK_NORM_HEAD ? "per head" : "whole projection");
+	if (hp->post_norm)
+		record_str(r, "norms", hp->no_pre_norm ? "post" : "pre and post");
+	if (hp->ffn_act == FFN_GELU_TANH)
+		record_str(r, "ffn", "geglu (tanh gelu)");
+	if (hp->embed_scale != 1)
+		record_num(r, "embed_scale", short_decimal(hp->embed_scale));
+	if (hp->residual_scale != 1)
+		record_num(r, "residual_scale", short_decimal(hp->residual_scale));
+	if (hp->attn_scale > 0)
+		record_num(r, "attn_scale", short_decimal(hp->attn_scale));
+	if (hp->logit_scale != 1)
+		record_num(r, "logit_scale", short_decimal(hp->logit_scale));
+	if (hp->attn_softcap > 0)
+		record_num(r, "attn_softcap", short_decimal(hp->attn_softcap));
+	if (hp->final_softcap > 0)
+		record_num(r, "final_softcap", short_decimal(hp->final_softcap));
+	if (hp->swa_window > 0) {
+		record_int(r, "sliding_window", hp->swa_window);
+		record_int(r, "sliding_pattern", hp->swa_pattern);
+	}
+	if (hp->rope_theta_local > 0)
+		record_num(r, "rope_theta_local", short_decimal(hp->rope_theta_local));
 	record_str(r, "dtype", dtype_name(model_main_dtype(m)));
 	record_int(r, "params", (long long)model_n_params(m));
 	record_int(r, "weight_bytes", (long long)model_weight_bytes(m));

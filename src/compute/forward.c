@@ -10,6 +10,27 @@
  * matmul over the T rows (an sgemm in prefill); the residual add is the
  * matmul's accumulate flag, so x is updated in place.
  *
+ * The newer families' features, each a named step that a Llama skips
+ * (model.h's hparams say which a model has):
+ *   no pre-norm     n = x (OLMo 2)
+ *   q/k norm        q = RMSNorm(q) * q_norm, k likewise, before RoPE: per
+ *                   head (Qwen3) or over the whole projection (OLMo 2)
+ *   post-norm       x += RMSNorm(W . h) * post_norm (OLMo 2)
+ *   multipliers     x0 = emb * embed_scale; x += residual_scale * (W . h);
+ *                   attention logits * attn_scale instead of 1/sqrt(hd);
+ *                   logits / logit_scale (Granite); Gemma's embeddings
+ *                   * sqrt(d_model) and query_pre_attn_scalar^-1/2
+ *   pre+post norms  both, around each sublayer (Gemma 2 and 3)
+ *   GeGLU           gelu_tanh(Wgate n) * (Wup n) instead of silu (Gemma)
+ *   soft-caps       cap * tanh(z / cap) of the attention logits and of
+ *                   the output logits (Gemma 2)
+ *   sliding window  a sliding layer's query sees its last swa_window
+ *                   keys (Gemma 2: every other layer; Gemma 3: five in
+ *                   six), with RoPE of its own base (Gemma 3)
+ *   norm offset     every norm weight + norm_add (HF Gemma's 1 + w)
+ * A site (attn, mlp) is everything from its input x to x after its
+ * residual add, norms and multipliers included.
+
  * Attention is causal GQA over the KV cache: query head h reads KV head
  * h / (n_head / n_head_kv).  The cache is F32, only for layers whose
  * attention is kept (a dropped attention site costs neither memory nor
@@ -44,9 +65,13 @@
 #define ATT_QB 32 /* queries per attention work unit */
 
 struct fwd_layer {
-	float *attn_norm;  /* [d_model] */
-	float *ffn_norm;   /* [d_model] */
+	float *attn_norm;  /* [d_model]; NULL without pre-norms */
+	float *ffn_norm;   /* [d_model]; NULL without pre-norms */
 	float *bq, *bk, *bv; /* [q_dim], [kv_dim] x2, or NULL */
+	float *q_norm, *k_norm; /* [head_dim] (per head) or [q_dim], [kv_dim], or NULL */
+	float *attn_post_norm, *ffn_post_norm; /* [d_model] or NULL */
+	int window;        /* sliding-window size of this layer's attention; 0: none */
+	int local_rope;    /* RoPE with the sliding layers' base (rope_cos_local) */
 	float *kt;         /* [n_head_kv][head_dim][max_ctx]; NULL when attention is dropped */
 	float *vc;         /* [max_ctx][kv_dim]; NULL when attention is dropped */
 };
@@ -56,6 +81,7 @@ struct fwd_state {
 	struct mask *mask;
 	int max_ctx, max_batch, pos;
 	int d, hd, n_head, n_kv, q_dim, kv_dim, d_ff, n_vocab;
+	float att_scale;   /* of the attention logits */
 
 	float *x;        /* [max_batch][d_model] residual stream */
 	float *xb;       /* [max_batch][d_model] normed input of a sublayer */
@@ -67,6 +93,8 @@ struct fwd_state {
 	float *hg, *hu;  /* [max_batch][d_ff] gate and up projections */
 	float *rope_cos, *rope_sin; /* [max_batch][head_dim/2] for the call's positions */
 	float *inv_freq; /* [head_dim/2] */
+	float *rope_cos_local, *rope_sin_local, *inv_freq_local; /* the same for the
+			    sliding layers of a model with rope_theta_local; else NULL */
 	float *out_norm; /* [d_model] */
 	float *params;   /* one block holding all the F32 copies above */
 	struct fwd_layer *layers; /* [n_layer] */
@@ -109,6 +137,9 @@ void fwd_free(struct fwd_state *s)
 	free(s->rope_cos);
 	free(s->rope_sin);
 	free(s->inv_freq);
+	free(s->rope_cos_local);
+	free(s->rope_sin_local);
+	free(s->inv_freq_local);
 	free(s->params);
 	free(s->layers);
 	free(s->kv);
@@ -169,6 +200,17 @@ static float *take_vec(const struct st_tensor *t, float **cur, int n)
 		return NULL;
 	tensor_get_row(t, 0, p);
 	*cur += n;
+	return p;
+}
+
+/* take_vec for a norm weight: hp.norm_add added (HF Gemma's 1 + w) */
+static float *take_norm(const struct model_hparams *hp, const struct st_tensor *t,
+			float **cur, int n)
+{
+	float *p = take_vec(t, cur, n);
+
+	for (int i = 0; p && hp->norm_add != 0 && i < n; i++)
+		p[i] += hp->norm_add;
 	return p;
 }
 
@@ -240,23 +282,40 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 	    !s->hu || !s->rope_cos || !s->rope_sin || !s->inv_freq || !s->layers)
 		goto nomem;
 	model_rope_freqs(m, s->inv_freq);
+	if (hp->rope_theta_local > 0 && hp->swa_window > 0) {
+		s->rope_cos_local = falloc((size_t)max_batch, (size_t)s->hd / 2);
+		s->rope_sin_local = falloc((size_t)max_batch, (size_t)s->hd / 2);
+		s->inv_freq_local = falloc((size_t)s->hd / 2, 1);
+		if (!s->rope_cos_local || !s->rope_sin_local || !s->inv_freq_local)
+			goto nomem;
+		model_rope_freqs_local(m, s->inv_freq_local);
+	}
 
+	s->att_scale = hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)s->hd);
 	/* F32 copies of norms and biases */
-	n_params = (size_t)s->d * (2 * (size_t)hp->n_layer + 1) +
-		   (size_t)hp->n_layer * ((size_t)s->q_dim + 2 * (size_t)s->kv_dim);
+	n_params = (size_t)s->d * (4 * (size_t)hp->n_layer + 1) +
+		   (size_t)hp->n_layer * (2 * (size_t)s->q_dim + 3 * (size_t)s->kv_dim);
 	s->params = cur = falloc(n_params, 1);
 	if (!s->params)
 		goto nomem;
-	s->out_norm = take_vec(&m->out_norm, &cur, s->d);
+	s->out_norm = take_norm(hp, &m->out_norm, &cur, s->d);
 	for (l = 0; l < hp->n_layer; l++) {
 		const struct layer_weights *w = &m->layers[l];
 		struct fwd_layer *fl = &s->layers[l];
 
-		fl->attn_norm = take_vec(&w->attn_norm, &cur, s->d);
-		fl->ffn_norm = take_vec(&w->ffn_norm, &cur, s->d);
+		fl->attn_norm = take_norm(hp, &w->attn_norm, &cur, s->d);
+		fl->ffn_norm = take_norm(hp, &w->ffn_norm, &cur, s->d);
 		fl->bq = take_vec(&w->bq, &cur, s->q_dim);
 		fl->bk = take_vec(&w->bk, &cur, s->kv_dim);
 		fl->bv = take_vec(&w->bv, &cur, s->kv_dim);
+		fl->q_norm = take_norm(hp, &w->q_norm, &cur, (int)tensor_nelem(&w->q_norm));
+		fl->k_norm = take_norm(hp, &w->k_norm, &cur, (int)tensor_nelem(&w->k_norm));
+		fl->attn_post_norm = take_norm(hp, &w->attn_post_norm, &cur, s->d);
+		fl->ffn_post_norm = take_norm(hp, &w->ffn_post_norm, &cur, s->d);
+		if (model_layer_slides(hp, l)) {
+			fl->window = hp->swa_window;
+			fl->local_rope = s->inv_freq_local != NULL;
+		}
 		n_kept += mask_keeps_attn(s->mask, l);
 	}
 
@@ -385,18 +444,27 @@ static void add_bias(float *y, const float *b, int T, int n)
 
 /* cos/sin of every pair's angle at positions pos .. pos+T-1 (a packed
  * call: at its tokens' own positions) */
-static void rope_tables(struct fwd_state *s, int T)
+static void rope_table(const struct fwd_state *s, const float *inv_freq, float *rc, float *rs,
+		       int T)
 {
 	int half = s->hd / 2, t, i;
 
 	for (t = 0; t < T; t++)
 		for (i = 0; i < half; i++) {
 			int p = s->pk ? s->pk->pos[t] : s->pos + t;
-			double a = (double)p * s->inv_freq[i];
+			double a = (double)p * inv_freq[i];
 
-			s->rope_cos[t * half + i] = (float)cos(a);
-			s->rope_sin[t * half + i] = (float)sin(a);
+			rc[t * half + i] = (float)cos(a);
+			rs[t * half + i] = (float)sin(a);
 		}
+}
+
+/* the call's tables: the global ones, and the sliding layers' if any */
+static void rope_tables(struct fwd_state *s, int T)
+{
+	rope_table(s, s->inv_freq, s->rope_cos, s->rope_sin, T);
+	if (s->inv_freq_local)
+		rope_table(s, s->inv_freq_local, s->rope_cos_local, s->rope_sin_local, T);
 }
 
 struct rope_job {
@@ -404,6 +472,7 @@ struct rope_job {
 	float *v;
 	int n_heads;
 	size_t ld;
+	const float *cos, *sin; /* [T][head_dim/2] */
 };
 
 static void rope_rows(void *ud, int t0, int t1)
@@ -414,7 +483,7 @@ static void rope_rows(void *ud, int t0, int t1)
 	int t, h, i;
 
 	for (t = t0; t < t1; t++) {
-		const float *c = s->rope_cos + t * half, *sn = s->rope_sin + t * half;
+		const float *c = j->cos + t * half, *sn = j->sin + t * half;
 
 		for (h = 0; h < j->n_heads; h++) {
 			float *p = j->v + t * j->ld + (size_t)h * s->hd;
@@ -438,10 +507,12 @@ static void rope_rows(void *ud, int t0, int t1)
 	}
 }
 
-/* Rotate every head of T rows of n_heads * hd (row stride ld). */
-static void rope(const struct fwd_state *s, float *v, int T, int n_heads, size_t ld)
+/* Rotate every head of T rows of n_heads * hd (row stride ld), with the
+ * sliding layers' tables when local. */
+static void rope(const struct fwd_state *s, float *v, int T, int n_heads, size_t ld, int local)
 {
-	struct rope_job j = { s, v, n_heads, ld };
+	struct rope_job j = { s, v, n_heads, ld, local ? s->rope_cos_local : s->rope_cos,
+			      local ? s->rope_sin_local : s->rope_sin };
 
 	par_rows(T, rope_rows, &j);
 }
@@ -464,8 +535,16 @@ struct attn_job {
 	const struct fwd_state *s;
 	const float *kt, *vc; /* this layer's cache */
 	int T, n_qb;
+	int window;           /* keys a query sees, itself included; 0: all */
 	atomic_int next;
 };
+
+/* Gemma 2's soft-cap of n attention logits: cap * tanh(x / cap) */
+static void softcap(float *x, int n, float cap)
+{
+	for (int i = 0; i < n; i++)
+		x[i] = cap * tanhf(x[i] / cap);
+}
 
 /* One unit: head h, queries t0 .. t1-1 of this call, scores in sc. */
 static void attn_unit(const struct attn_job *j, int h, int qb, float *sc)
@@ -478,13 +557,18 @@ static void attn_unit(const struct attn_job *j, int h, int qb, float *sc)
 	float inv[ATT_QB];
 
 	kern_scores(s->q + (size_t)t0 * s->q_dim + (size_t)h * hd, (size_t)s->q_dim, nq,
-		    j->kt + (size_t)g * hd * ld, (size_t)ld, nk, hd, 1.0f / sqrtf((float)hd),
+		    j->kt + (size_t)g * hd * ld, (size_t)ld, nk, hd, s->att_scale,
 		    sc, (size_t)ld);
 	for (i = 0; i < nq; i++) {
 		float *row = sc + (size_t)i * ld;
 		int n = s->pos + t0 + i + 1; /* causal: keys 0 .. pos+t */
+		int a = j->window && n > j->window ? n - j->window : 0; /* sliding window */
 
-		inv[i] = 1.0f / kern_softmax(row, n);
+		if (s->m->hp.attn_softcap > 0)
+			softcap(row + a, n - a, s->m->hp.attn_softcap);
+		inv[i] = 1.0f / kern_softmax(row + a, n - a);
+		for (k = 0; k < a; k++)
+			row[k] = 0;
 		for (k = n; k < nk; k++)
 			row[k] = 0;
 	}
@@ -530,13 +614,26 @@ static void attn_unit_packed(const struct attn_job *j, int h, int qb, float *sc)
 	}
 	nk = t1 - lo;
 	kern_scores(s->q + (size_t)t0 * s->q_dim + (size_t)h * hd, (size_t)s->q_dim, nq,
-		    j->kt + (size_t)g * hd * ld + lo, (size_t)ld, nk, hd, 1.0f / sqrtf((float)hd),
+		    j->kt + (size_t)g * hd * ld + lo, (size_t)ld, nk, hd, s->att_scale,
 		    sc, (size_t)ld);
 	for (i = 0; i < nq; i++) {
 		int t = t0 + i, a0 = pk->ctx_lo[t] - lo, a1 = pk->ctx_hi[t] - lo;
 		int b0 = pk->own_lo[t] - lo, b1 = t + 1 - lo;
 		float *row = sc + (size_t)i * ld, ma = -INFINITY, mb, m, sa = 0, sb;
 
+		if (j->window) { /* sliding window: keys within window positions */
+			int p = pk->pos[t];
+
+			while (a0 < a1 && p - pk->pos[lo + a0] >= j->window)
+				a0++;
+			while (b0 < b1 - 1 && p - pk->pos[lo + b0] >= j->window)
+				b0++;
+		}
+		if (s->m->hp.attn_softcap > 0) {
+			if (a1 > a0)
+				softcap(row + a0, a1 - a0, s->m->hp.attn_softcap);
+			softcap(row + b0, b1 - b0, s->m->hp.attn_softcap);
+		}
 		if (a1 > a0)
 			ma = row_max(row + a0, a1 - a0);
 		mb = row_max(row + b0, b1 - b0);
@@ -597,6 +694,7 @@ static void attention(struct fwd_state *s, const struct fwd_layer *fl, int T)
 	j.kt = fl->kt;
 	j.vc = fl->vc;
 	j.T = T;
+	j.window = fl->window;
 	j.n_qb = (T + ATT_QB - 1) / ATT_QB;
 	atomic_init(&j.next, 0);
 	n_units = s->n_head * j.n_qb;
@@ -625,6 +723,72 @@ static void swiglu(float *hg, const float *hu, int T, int d_ff)
 	par_rows(T, swiglu_rows, &j);
 }
 
+static void geglu_rows(void *ud, int t0, int t1)
+{
+	const struct swiglu_job *j = ud;
+	float *g = j->hg + (size_t)t0 * j->d_ff;
+	const float *u = j->hu + (size_t)t0 * j->d_ff;
+	size_t n = (size_t)(t1 - t0) * j->d_ff;
+
+	/* the tanh GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+	for (size_t i = 0; i < n; i++) {
+		float x = g[i];
+
+		g[i] = 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x))) * u[i];
+	}
+}
+
+/* hg = gelu_tanh(hg) * hu for T rows (Gemma's GeGLU) */
+static void geglu(float *hg, const float *hu, int T, int d_ff)
+{
+	struct swiglu_job j = { hg, hu, d_ff };
+
+	par_rows(T, geglu_rows, &j);
+}
+
+/* x[0 .. n-1] *= f */
+static void scale_rows(float *x, float f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] *= f;
+}
+
+/* RMSNorm of q or k (T rows of n_heads heads) in place: per head with a
+ * [head_dim] weight, or over the whole row with a [n_heads*head_dim] one
+ * (hp.qk_norm). */
+static void qk_norm(const struct fwd_state *s, float *v, const float *w, int T, int n_heads)
+{
+	const struct model_hparams *hp = &s->m->hp;
+
+	if (hp->qk_norm == QK_NORM_HEAD)
+		rmsnorm(v, v, w, T * n_heads, s->hd, hp->rms_eps);
+	else
+		rmsnorm(v, v, w, T, n_heads * s->hd, hp->rms_eps);
+}
+
+/*
+ * The end of a sublayer: x += residual_scale * PostNorm(W . h), the
+ * post-norm only where the layer has one.  Without either, W . h is
+ * accumulated straight into x (the Llama path, bit for bit as before).
+ */
+static void sublayer_out(struct fwd_state *s, const float *h, const struct st_tensor *w,
+			 const float *post_norm, int T)
+{
+	const struct model_hparams *hp = &s->m->hp;
+	float *y = s->xb;
+	size_t n = (size_t)T * s->d;
+
+	if (!post_norm && hp->residual_scale == 1) {
+		matmul_n_mode(1, &s->x, h, &w, T, 1, s->mm);
+		return;
+	}
+	matmul_n_mode(1, &y, h, &w, T, 0, s->mm);
+	if (post_norm)
+		rmsnorm(y, y, post_norm, T, s->d, hp->rms_eps);
+	for (size_t i = 0; i < n; i++)
+		s->x[i] += hp->residual_scale * y[i];
+}
+
 /* ---- the pass ---- */
 
 /*
@@ -637,7 +801,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 {
 	const struct model *m = s->m;
 	const struct model_hparams *hp = &m->hp;
-	int d = s->d, t, l, nt;
+	int d = s->d, t, l, nt, n_rows = 0;
 
 	if (T <= 0 || T > s->max_batch)
 		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d)",
@@ -657,6 +821,8 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 
 	for (t = 0; t < T; t++)
 		tensor_get_row(&m->tok_emb, tokens[t], s->x + (size_t)t * d);
+	if (hp->embed_scale != 1)
+		scale_rows(s->x, hp->embed_scale, (size_t)T * d);
 	rope_tables(s, T);
 
 	for (l = 0; l < hp->n_layer; l++) {
@@ -670,35 +836,50 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 			float *vc = fl->vc + (size_t)s->pos * s->kv_dim;
 			float *qkv[3] = { s->q, s->k, vc };
 			const struct st_tensor *wqkv[3] = { &w->wq, &w->wk, &w->wv };
+			const float *in = s->x;
 
-			rmsnorm(s->xb, s->x, fl->attn_norm, T, d, hp->rms_eps);
-			matmul_n_mode(3, qkv, s->xb, wqkv, T, 0, s->mm);
+			if (fl->attn_norm) {
+				rmsnorm(s->xb, s->x, fl->attn_norm, T, d, hp->rms_eps);
+				in = s->xb;
+			}
+			matmul_n_mode(3, qkv, in, wqkv, T, 0, s->mm);
 			if (fl->bq)
 				add_bias(s->q, fl->bq, T, s->q_dim);
 			if (fl->bk)
 				add_bias(s->k, fl->bk, T, s->kv_dim);
 			if (fl->bv)
 				add_bias(vc, fl->bv, T, s->kv_dim);
-			rope(s, s->q, T, s->n_head, (size_t)s->q_dim);
-			rope(s, s->k, T, s->n_kv, (size_t)s->kv_dim);
+			if (fl->q_norm)
+				qk_norm(s, s->q, fl->q_norm, T, s->n_head);
+			if (fl->k_norm)
+				qk_norm(s, s->k, fl->k_norm, T, s->n_kv);
+			rope(s, s->q, T, s->n_head, (size_t)s->q_dim, fl->local_rope);
+			rope(s, s->k, T, s->n_kv, (size_t)s->kv_dim, fl->local_rope);
 			store_keys(s, fl->kt, T);
 			attention(s, fl, T);
 			if (obs)
 				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
-			matmul_n_mode(1, &s->x, s->att, &wo, T, 1, s->mm);
+			sublayer_out(s, s->att, wo, fl->attn_post_norm, T);
 			if (obs)
 				obs->site(obs->ud, l, SITE_ATTN, s->x_site, s->x, T, d);
 		}
 		if (mask_keeps_mlp(s->mask, l)) {
 			float *gu[2] = { s->hg, s->hu };
 			const struct st_tensor *wgu[2] = { &w->w_gate, &w->w_up };
+			const float *in = s->x;
 
-			rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
-			matmul_n_mode(2, gu, s->xb, wgu, T, 0, s->mm);
-			swiglu(s->hg, s->hu, T, s->d_ff);
+			if (fl->ffn_norm) {
+				rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
+				in = s->xb;
+			}
+			matmul_n_mode(2, gu, in, wgu, T, 0, s->mm);
+			if (hp->ffn_act == FFN_GELU_TANH)
+				geglu(s->hg, s->hu, T, s->d_ff);
+			else
+				swiglu(s->hg, s->hu, T, s->d_ff);
 			if (obs)
 				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
-			matmul_n_mode(1, &s->x, s->hg, &wd, T, 1, s->mm);
+			sublayer_out(s, s->hg, wd, fl->ffn_post_norm, T);
 			if (obs)
 				obs->site(obs->ud, l, SITE_MLP, s->x_site, s->x, T, d);
 		}
@@ -716,17 +897,24 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 
 		rmsnorm(s->xb, s->x_site, s->out_norm, pk->n_rows, d, hp->rms_eps);
 		matmul_n_mode(1, &logits, s->xb, &wout, pk->n_rows, 0, s->mm);
+		n_rows = pk->n_rows;
 	} else if (logits) {
 		if (all_logits) {
 			const struct st_tensor *wout = &m->output;
 
 			rmsnorm(s->xb, s->x, s->out_norm, T, d, hp->rms_eps);
 			matmul_n_mode(1, &logits, s->xb, &wout, T, 0, s->mm);
+			n_rows = T;
 		} else {
 			rmsnorm(s->xb, s->x + (size_t)(T - 1) * d, s->out_norm, 1, d, hp->rms_eps);
 			matmul(logits, s->xb, &m->output, 1, 0);
+			n_rows = 1;
 		}
 	}
+	if (logits && hp->final_softcap > 0)
+		softcap(logits, n_rows * s->n_vocab, hp->final_softcap);
+	if (logits && hp->logit_scale != 1)
+		scale_rows(logits, 1.0f / hp->logit_scale, (size_t)n_rows * s->n_vocab);
 	s->pos += T;
 	return 0;
 }

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,23 @@ static int plan_build(const struct model *m, const struct mask *mask, struct lay
 		plan_release(p);
 		return st_errf(err, ST_EINVAL, "the mask drops every layer of '%s': nothing to "
 			       "export", m->path ? m->path : "?");
+	}
+	/* which layers slide is a fixed pattern of the layer index (llama.cpp's
+	 * and transformers' Gemma): renumbering must not change a layer's kind */
+	for (int l = 0; l < L; l++) {
+		const struct model_hparams *hp = &m->hp;
+		int n = p->new_idx[l];
+
+		if (n >= 0 && model_layer_slides(hp, l) != model_layer_slides(hp, n)) {
+			plan_release(p);
+			return st_errf(err, ST_EUNSUP, "cannot export '%s' with these blocks dropped: "
+				       "layer %d (%s attention) would become layer %d, which %s's "
+				       "pattern makes %s; drop whole periods of %d layers, or the "
+				       "last ones", m->path ? m->path : "?", l,
+				       model_layer_slides(hp, l) ? "sliding" : "global", n, hp->arch,
+				       model_layer_slides(hp, n) ? "sliding" : "global",
+				       hp->swa_pattern);
+		}
 	}
 	return 0;
 }
@@ -292,9 +310,9 @@ static int blk_layer(const char *name, int n_layer, const char **rest)
 /* The site ("attn_*" attention, "ffn_*" MLP, anything else the block). */
 static int gguf_site(const char *rest)
 {
-	if (strncmp(rest, "attn_", 5) == 0)
+	if (strncmp(rest, "attn_", 5) == 0 || strncmp(rest, "post_attention_norm.", 20) == 0)
 		return GONE_ATTN;
-	if (strncmp(rest, "ffn_", 4) == 0)
+	if (strncmp(rest, "ffn_", 4) == 0 || strncmp(rest, "post_ffw_norm.", 14) == 0)
 		return GONE_MLP;
 	return GONE_ATTN | GONE_MLP;
 }
@@ -303,6 +321,9 @@ struct out_tensor {
 	const struct st_tensor *src;  /* NULL: a zero placeholder of ne */
 	int64_t ne[2];
 	int64_t unperm_hd;            /* hf from gguf: q/k rows to reorder, head_dim */
+	int is_norm;                  /* an RMSNorm weight (hf: Gemma's offset applies) */
+	float add;                    /* added to every element as written (hf from a
+					 gemma gguf: -1, HF storing w of 1 + w) */
 	char name[256];
 	enum st_dtype type;
 	size_t nbytes;
@@ -320,6 +341,22 @@ static int is_layer_count_key(const char *suffix)
 		if (strcmp(suffix, layer_count_keys[i]) == 0)
 			return 1;
 	return 0;
+}
+
+/* The first feature of hp that llama.cpp's deci cannot express, or NULL. */
+static const char *deci_lacks(const struct model_hparams *hp)
+{
+	if (hp->qk_norm)
+		return "q/k norms";
+	if (hp->no_pre_norm || hp->post_norm)
+		return "post-norms";
+	if (hp->embed_scale != 1 || hp->residual_scale != 1 || hp->attn_scale != 0 ||
+	    hp->logit_scale != 1)
+		return "embedding, residual, attention or logit multipliers";
+	if (hp->ffn_act != FFN_SILU || hp->attn_softcap > 0 || hp->final_softcap > 0 ||
+	    hp->swa_window > 0)
+		return "GeGLU, soft-caps or sliding windows";
+	return NULL;
 }
 
 static int export_gguf(const struct model *m, const struct layer_plan *lp, const char *path,
@@ -348,6 +385,11 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 			       "cannot export '%s' (architecture %s) with attention or MLP drops "
 			       "as deci: llama.cpp's deci expects llama's interleaved q/k rows",
 			       m->path, arch);
+	if (lp->partial && deci_lacks(&m->hp))
+		return st_errf(err, ST_EUNSUP,
+			       "cannot export '%s' (architecture %s) with attention or MLP drops "
+			       "as deci: deci has no %s; drop whole blocks, or export as hf "
+			       "(drop lists)", m->path, arch, deci_lacks(&m->hp));
 	if (!o->overwrite && path_exists(path))
 		return st_errf(err, ST_EINVAL, "'%s' already exists (overwrite it with --force)",
 			       path);
@@ -702,6 +744,17 @@ static void hf_add(struct out_tensor *ot, int *nt, const struct st_tensor *t, co
 	(*nt)++;
 }
 
+/* Append layer l's tensor t, as layer n under its HF name, when present. */
+static void hf_add_layer(struct out_tensor *ot, int *nt, const struct model *m, int l,
+			 const struct st_tensor *t, int n, int is_norm)
+{
+	if (!t->data || model_hf_name(m, l, t, n, ot[*nt].name, sizeof ot[*nt].name) < 0)
+		return;
+	ot[*nt].src = t;
+	ot[*nt].is_norm = is_norm;
+	(*nt)++;
+}
+
 static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct out_tensor *ot)
 {
 	int nt = 0;
@@ -709,29 +762,24 @@ static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct
 	hf_add(ot, &nt, &m->tok_emb, "model.embed_tokens.weight", 0);
 	for (int l = 0; l < lp->n_src; l++) {
 		const struct layer_weights *w = &m->layers[l];
+		const struct st_tensor *attn[] = { &w->attn_norm, &w->wq, &w->bq, &w->wk, &w->bk,
+						   &w->wv, &w->bv, &w->wo, &w->q_norm, &w->k_norm,
+						   &w->attn_post_norm };
+		const struct st_tensor *mlp[] = { &w->ffn_norm, &w->w_gate, &w->w_up, &w->w_down,
+						  &w->ffn_post_norm };
 		int n = lp->new_idx[l];
 
 		if (n < 0)
 			continue;
-		if (!(lp->gone[l] & GONE_ATTN)) {
-			hf_add(ot, &nt, &w->attn_norm, "model.layers.%d.input_layernorm.weight", n);
-			hf_add(ot, &nt, &w->wq, "model.layers.%d.self_attn.q_proj.weight", n);
-			hf_add(ot, &nt, &w->bq, "model.layers.%d.self_attn.q_proj.bias", n);
-			hf_add(ot, &nt, &w->wk, "model.layers.%d.self_attn.k_proj.weight", n);
-			hf_add(ot, &nt, &w->bk, "model.layers.%d.self_attn.k_proj.bias", n);
-			hf_add(ot, &nt, &w->wv, "model.layers.%d.self_attn.v_proj.weight", n);
-			hf_add(ot, &nt, &w->bv, "model.layers.%d.self_attn.v_proj.bias", n);
-			hf_add(ot, &nt, &w->wo, "model.layers.%d.self_attn.o_proj.weight", n);
-		}
-		if (!(lp->gone[l] & GONE_MLP)) {
-			hf_add(ot, &nt, &w->ffn_norm,
-			       "model.layers.%d.post_attention_layernorm.weight", n);
-			hf_add(ot, &nt, &w->w_gate, "model.layers.%d.mlp.gate_proj.weight", n);
-			hf_add(ot, &nt, &w->w_up, "model.layers.%d.mlp.up_proj.weight", n);
-			hf_add(ot, &nt, &w->w_down, "model.layers.%d.mlp.down_proj.weight", n);
-		}
+		for (size_t k = 0; !(lp->gone[l] & GONE_ATTN) && k < sizeof attn / sizeof *attn; k++)
+			hf_add_layer(ot, &nt, m, l, attn[k], n,
+				     k == 0 || attn[k] == &w->q_norm || attn[k] == &w->k_norm ||
+				     attn[k] == &w->attn_post_norm);
+		for (size_t k = 0; !(lp->gone[l] & GONE_MLP) && k < sizeof mlp / sizeof *mlp; k++)
+			hf_add_layer(ot, &nt, m, l, mlp[k], n, k == 0 || k == 4);
 	}
 	hf_add(ot, &nt, &m->out_norm, "model.norm.weight", 0);
+	ot[nt - 1].is_norm = 1;
 	if (!m->hp.tied_embeddings && m->output.data != m->tok_emb.data)
 		hf_add(ot, &nt, &m->output, "lm_head.weight", 0);
 	return nt;
@@ -845,6 +893,34 @@ out:
 static int stream_unpermuted(struct stream *s, const struct st_tensor *t, enum st_dtype out,
 			     int64_t hd, struct st_err *err);
 
+/* stream_tensor of a 1-D tensor (a norm weight) with add added to each
+ * element, through F32. */
+static int stream_offset(struct stream *s, const struct st_tensor *t, enum st_dtype out,
+			 float add, struct st_err *err)
+{
+	int64_t n = t->ne[0];
+	size_t bytes = dtype_row_bytes(out, n);
+	float *f = malloc((size_t)n * sizeof *f);
+	uint8_t *buf = malloc(bytes ? bytes : 1);
+	int rc;
+
+	if (!f || !buf || t->n_dims != 1 || !bytes) {
+		rc = st_errf(err, !f || !buf ? ST_ENOMEM : ST_EINVAL,
+			     "cannot offset the weights of '%s'", t->name ? t->name : "?");
+		goto out;
+	}
+	dtype_to_f32(t->type, t->data, f, n);
+	for (int64_t i = 0; i < n; i++)
+		f[i] += add;
+	dtype_from_f32(out, f, buf, n);
+	if ((rc = s->write(s->w, buf, bytes, err)) == 0)
+		rc = stream_wrote(s, bytes, err);
+out:
+	free(f);
+	free(buf);
+	return rc;
+}
+
 /* Write one shard (tensors of ot with .shard == k, larger elements first). */
 static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, int nt, int k,
 		    struct export_result *res, struct st_err *err)
@@ -870,6 +946,7 @@ static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, i
 				continue;
 			rc = ot[i].unperm_hd ? stream_unpermuted(s, ot[i].src, ot[i].type,
 								 ot[i].unperm_hd, err)
+			     : ot[i].add != 0 ? stream_offset(s, ot[i].src, ot[i].type, ot[i].add, err)
 					     : stream_tensor(s, ot[i].src, ot[i].type, err);
 			if (rc < 0) {
 				if (rc != ST_ECANCEL)
@@ -1275,25 +1352,65 @@ out:
 static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp, int dtype,
 			     int32_t bos, int32_t eos, const char *dir, struct st_err *err)
 {
+	/* the transformers class of each architecture with features of its own */
+	static const struct { const char *arch, *cls; } own[] = {
+		{ "mistral", "MistralForCausalLM" }, { "qwen3", "Qwen3ForCausalLM" },
+		{ "olmo2", "Olmo2ForCausalLM" }, { "granite", "GraniteForCausalLM" },
+		{ "gemma2", "Gemma2ForCausalLM" }, { "gemma3", "Gemma3ForCausalLM" },
+	};
 	const struct model_hparams *hp = &m->hp;
 	int mistral = strcmp(hp->arch, "mistral") == 0;
+	const char *mt = "llama", *cls = "LlamaForCausalLM";
 	enum st_dtype dt = dtype >= 0 ? (enum st_dtype)dtype : model_main_dtype(m);
 	json_t *c = json_object();
 	int rc;
 
 	if (!c)
 		return st_errf(err, ST_ENOMEM, "out of memory");
-	json_object_set_new(c, "architectures", json_pack("[s]", mistral ? "MistralForCausalLM"
-								       : "LlamaForCausalLM"));
-	json_object_set_new(c, "model_type", json_string(mistral ? "mistral" : "llama"));
-	json_object_set_new(c, "hidden_act", json_string("silu"));
+	for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+		if (strcmp(hp->arch, own[i].arch) == 0) {
+			mt = own[i].arch;
+			cls = own[i].cls;
+		}
+	if (strcmp(mt, "gemma3") == 0)
+		mt = "gemma3_text"; /* transformers' text-only Gemma 3 */
+	json_object_set_new(c, "architectures", json_pack("[s]", cls));
+	json_object_set_new(c, "model_type", json_string(mt));
+	json_object_set_new(c, "hidden_act", json_string(hp->ffn_act == FFN_GELU_TANH ?
+							 "gelu_pytorch_tanh" : "silu"));
 	json_object_set_new(c, "hidden_size", json_integer(hp->d_model));
 	json_object_set_new(c, "intermediate_size", json_integer(hp->d_ff));
 	json_object_set_new(c, "num_hidden_layers", json_integer(lp->n_out));
 	json_object_set_new(c, "num_attention_heads", json_integer(hp->n_head));
 	json_object_set_new(c, "num_key_value_heads", json_integer(hp->n_head_kv));
-	if (hp->head_dim * hp->n_head != hp->d_model)
+	/* transformers' Qwen3 defaults head_dim to 128, not hidden/heads */
+	if (hp->head_dim * hp->n_head != hp->d_model || hp->qk_norm)
 		json_object_set_new(c, "head_dim", json_integer(hp->head_dim));
+	if (model_hf_norm_add(hp) != 0) {
+		/* Gemma: embeddings * sqrt(hidden), the scale from query_pre_attn_scalar */
+		double qpas = hp->attn_scale > 0 ? 1.0 / ((double)hp->attn_scale * hp->attn_scale)
+						 : (double)hp->head_dim;
+		json_object_set_new(c, "hidden_activation", json_string("gelu_pytorch_tanh"));
+		json_object_set_new(c, "query_pre_attn_scalar", json_integer((json_int_t)(qpas + 0.5)));
+		json_object_set_new(c, "attn_logit_softcapping", hp->attn_softcap > 0 ?
+				    json_real(hp->attn_softcap) : json_null());
+		json_object_set_new(c, "final_logit_softcapping", hp->final_softcap > 0 ?
+				    json_real(hp->final_softcap) : json_null());
+		if (hp->swa_window > 0) {
+			json_object_set_new(c, "sliding_window", json_integer(hp->swa_window));
+			json_object_set_new(c, "sliding_window_pattern", json_integer(hp->swa_pattern));
+		}
+		if (hp->rope_theta_local > 0)
+			json_object_set_new(c, "rope_local_base_freq", json_real(hp->rope_theta_local));
+	} else if (hp->embed_scale != 1 || hp->residual_scale != 1 || hp->attn_scale != 0 ||
+		   hp->logit_scale != 1) {
+		json_object_set_new(c, "embedding_multiplier", json_real(hp->embed_scale));
+		json_object_set_new(c, "residual_multiplier", json_real(hp->residual_scale));
+		json_object_set_new(c, "attention_multiplier",
+				    json_real(hp->attn_scale > 0 ? hp->attn_scale
+								 : 1.0 / sqrt((double)hp->head_dim)));
+		json_object_set_new(c, "logits_scaling", json_real(hp->logit_scale));
+	}
 	json_object_set_new(c, "vocab_size", json_integer(hp->n_vocab));
 	json_object_set_new(c, "max_position_embeddings", json_integer(hp->n_ctx));
 	json_object_set_new(c, "rms_norm_eps", json_real(hp->rms_eps));
@@ -1373,6 +1490,9 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 		if (m->format == MODEL_GGUF && m->hp.rope_layout == ROPE_INTERLEAVED &&
 		    (strstr(ot[i].name, ".q_proj.weight") || strstr(ot[i].name, ".k_proj.weight")))
 			ot[i].unperm_hd = m->hp.head_dim;
+		/* HF Gemma stores w of its (1 + w) norms, GGUF w + 1 */
+		if (ot[i].is_norm)
+			ot[i].add = m->hp.norm_add - model_hf_norm_add(&m->hp);
 		ot[i].type = o->dtype >= 0 ? (enum st_dtype)o->dtype : ot[i].src->type;
 		if (!safetensors_dtype_name(ot[i].type)) {
 			rc = st_errf(err, ST_EUNSUP, "tensor '%s' is %s, which safetensors cannot "
@@ -1533,10 +1653,11 @@ static uint64_t export_params(const struct model *m, const struct layer_plan *lp
 		const struct layer_weights *w = &m->layers[l];
 		if (lp->gone[l] & GONE_ATTN)
 			n -= nelem(&w->attn_norm) + nelem(&w->wq) + nelem(&w->wk) + nelem(&w->wv) +
-			     nelem(&w->wo) + nelem(&w->bq) + nelem(&w->bk) + nelem(&w->bv);
+			     nelem(&w->wo) + nelem(&w->bq) + nelem(&w->bk) + nelem(&w->bv) +
+			     nelem(&w->q_norm) + nelem(&w->k_norm) + nelem(&w->attn_post_norm);
 		if (lp->gone[l] & GONE_MLP)
 			n -= nelem(&w->ffn_norm) + nelem(&w->w_gate) + nelem(&w->w_up) +
-			     nelem(&w->w_down);
+			     nelem(&w->w_down) + nelem(&w->ffn_post_norm);
 	}
 	return n;
 }

@@ -95,10 +95,11 @@ uint64_t speed_weight_bytes(const struct model *m, const struct mask *mask)
 		if (!mask_keeps_attn(mask, l))
 			b -= nbytes(&w->attn_norm) + nbytes(&w->wq) + nbytes(&w->wk) +
 			     nbytes(&w->wv) + nbytes(&w->wo) + nbytes(&w->bq) +
-			     nbytes(&w->bk) + nbytes(&w->bv);
+			     nbytes(&w->bk) + nbytes(&w->bv) + nbytes(&w->q_norm) +
+			     nbytes(&w->k_norm) + nbytes(&w->attn_post_norm);
 		if (!mask_keeps_mlp(mask, l))
 			b -= nbytes(&w->ffn_norm) + nbytes(&w->w_gate) +
-			     nbytes(&w->w_up) + nbytes(&w->w_down);
+			     nbytes(&w->w_up) + nbytes(&w->w_down) + nbytes(&w->ffn_post_norm);
 	}
 	return b;
 }

@@ -2,16 +2,27 @@
  * load_gguf: a model from a GGUF file (llama.cpp's layout).  The struct
  * gguf stays alive in m->fmt_priv: tensor views and names point into it.
  *
- * Keys read, with {arch} = general.architecture (llama, mistral, qwen2, deci):
+ * Keys read, with {arch} = general.architecture (llama, mistral, qwen2, deci,
+ * qwen3, olmo2, granite, gemma2, gemma3: model.c's arch_table has their
+ * features):
  *   {arch}.block_count, embedding_length, feed_forward_length,
  *   attention.head_count, context_length, attention.layer_norm_rms_epsilon
  *                                                         (required)
  *   attention.head_count_kv (default: head_count), attention.key_length
- *   (head_dim; default embedding/heads), rope.dimension_count (must be
+ *   (head_dim; default embedding/heads; Mistral-NeMo's differs),
+ *   attention.value_length (must equal the key length), rope.dimension_count (must be
  *   head_dim: partial rotary is not supported), rope.freq_base (10000),
  *   rope.scaling.type ("none", "linear"; others unsupported),
  *   rope.scaling.factor, rope.scaling.original_context_length,
- *   rope.scale_linear (older files), vocab_size.
+ *   rope.scale_linear (older files), vocab_size; for granite also (all
+ *   required, as llama.cpp has them) embedding_scale, residual_scale,
+ *   attention.scale, logit_scale; for gemma2 attn_logit_softcapping and
+ *   final_logit_softcapping (50, 30) and attention.sliding_window (4096);
+ *   gemma3 attention.sliding_window (required) and final_logit_softcapping
+ *   (optional, as newer llama.cpp reads it).  Gemma's attention scale
+ *   is not stored: llama.cpp's rule (1/sqrt(head_dim); 1/sqrt(d_model /
+ *   heads) at 27B) gives it.  Gemma's norm weights are stored with the
+ *   1 of HF's (1 + w) already added.
  *   n_vocab: {arch}.vocab_size, else the length of tokenizer.ggml.tokens,
  *   else token_embd's rows.
  * Llama 3.1's rope scaling is stored by llama.cpp as the tensor
@@ -37,10 +48,13 @@
  * any other linear attention is not supported.
  *
  * llama.cpp's converter permutes llama Q/K rows into the interleaved RoPE
- * order (pairs 2i, 2i+1): ROPE_INTERLEAVED.  qwen2 keeps HF's order:
- * ROPE_NEOX.  An absent output.weight (or one byte-identical to
+ * order (pairs 2i, 2i+1): ROPE_INTERLEAVED (granite too).  qwen2, qwen3
+ * and olmo2 keep HF's order: ROPE_NEOX.  qwen3's attn_q_norm/attn_k_norm
+ * are [head_dim], olmo2's the whole projection's width; olmo2 has no
+ * attn_norm/ffn_norm but post_attention_norm and post_ffw_norm.  An absent output.weight (or one byte-identical to
  * token_embd.weight) means tied embeddings.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,6 +374,12 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 	memcpy(hp->arch, arch, sizeof hp->arch);
 	hp->qkv_bias = ai->qkv_bias;
 	hp->rope_layout = ai->gguf_rope;
+	hp->qk_norm = ai->qk_norm;
+	hp->no_pre_norm = ai->no_pre_norm;
+	hp->post_norm = ai->post_norm;
+	hp->ffn_act = ai->ffn_act;
+	hp->swa_pattern = ai->swa_pattern;
+	hp->rope_theta_local = ai->rope_theta_local;
 
 	if ((rc = key_int(g, arch, "block_count", -1, 1, &hp->n_layer, err)) < 0 ||
 	    (rc = key_int(g, arch, "embedding_length", -1, 1, &hp->d_model, err)) < 0)
@@ -379,6 +399,53 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 		return rc;
 	if (hp->head_dim == 0 && hp->d_model % hp->n_head == 0)
 		hp->head_dim = hp->d_model / hp->n_head;
+	{
+		int vlen = 0;
+		if ((rc = key_int(g, arch, "attention.value_length", 0, 1, &vlen, err)) < 0)
+			return rc;
+		if (vlen && vlen != hp->head_dim)
+			return st_errf(err, ST_EUNSUP, "%s: key '%s.attention.value_length' = %d "
+				       "differs from the key length %d (strata runs equal q/k/v "
+				       "head sizes)", path, arch, vlen, hp->head_dim);
+	}
+	if (ai->multipliers) {
+		/* Granite: llama.cpp requires all four */
+		if ((rc = key_float(g, arch, "embedding_scale", -1, &hp->embed_scale, err)) < 0 ||
+		    (rc = key_float(g, arch, "residual_scale", -1, &hp->residual_scale, err)) < 0 ||
+		    (rc = key_float(g, arch, "attention.scale", -1, &hp->attn_scale, err)) < 0 ||
+		    (rc = key_float(g, arch, "logit_scale", -1, &hp->logit_scale, err)) < 0)
+			return rc;
+	}
+	if (ai->embed_sqrt)
+		hp->embed_scale = (float)sqrt((double)hp->d_model);
+	if (ai->softcap &&
+	    ((rc = key_float(g, arch, "attn_logit_softcapping", 50.0, &hp->attn_softcap, err)) < 0 ||
+	     (rc = key_float(g, arch, "final_logit_softcapping", 30.0, &hp->final_softcap, err)) < 0))
+		return rc;
+	if (ai->swa_pattern && !ai->softcap) {
+		/* newer llama.cpp reads an optional final soft-cap for Gemma 3 too
+		 * (0 or absent: none) */
+		char key[128];
+		double v = 0;
+
+		snprintf(key, sizeof key, "%s.final_logit_softcapping", arch);
+		if ((rc = gguf_get_float(g, key, &v, err)) < 0)
+			return rc;
+		if (rc == 0 && (!(v >= 0) || v > 3.4e38))
+			return st_errf(err, ST_EFORMAT, "%s: key '%s' = %g must not be negative",
+				       path, key, v);
+		hp->final_softcap = rc == 0 ? (float)v : 0;
+	}
+	if (ai->swa_pattern &&
+	    (rc = key_int(g, arch, "attention.sliding_window", ai->softcap ? 4096 : -1, 1,
+			  &hp->swa_window, err)) < 0)
+		return rc;
+	if (ai->gemma_norm && hp->head_dim > 0) {
+		/* llama.cpp's rule: 1/sqrt(head_dim), but 1/sqrt(d_model/heads) for
+		 * the 27B models (46 layers of gemma2, 62 of gemma3), after gemma_pytorch */
+		int big = hp->n_layer == (ai->softcap ? 46 : 62);
+		hp->attn_scale = 1.0f / sqrtf((float)(big ? hp->d_model / hp->n_head : hp->head_dim));
+	}
 	if (rope_dim && rope_dim != hp->head_dim)
 		return st_errf(err, ST_EUNSUP,
 			       "%s: key '%s.rope.dimension_count' = %d differs from head_dim %d "

@@ -8,7 +8,8 @@
  *   tokenizer.json                  the tokenizer (tokenizer_config.json
  *                                   beside it is optional)
  *
- * config.json fields read: model_type (llama, mistral, qwen2),
+ * config.json fields read: model_type (llama, mistral, qwen2, qwen3, olmo2,
+ * granite),
  * hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
  * vocab_size, max_position_embeddings (required); num_key_value_heads
  * (default: the head count), head_dim (default hidden/heads),
@@ -16,7 +17,12 @@
  * absent, as in transformers), attention_bias, hidden_act (must be silu),
  * rope_scaling {rope_type|type: llama3 | linear | default, factor,
  * low_freq_factor, high_freq_factor, original_max_position_embeddings},
- * sliding_window / use_sliding_window.
+ * sliding_window / use_sliding_window; granite's embedding_multiplier,
+ * residual_multiplier, logits_scaling (default 1) and attention_multiplier
+ * (required).  qwen3's self_attn.q_norm/k_norm are per head, olmo2's over
+ * the whole projection; olmo2 (post_norm) names its layer norms
+ * post_attention_layernorm and post_feedforward_layernorm, the outputs'
+ * norms, and has no input_layernorm.
  *
  * drop_attn_list / drop_mlp_list (LLM-Drop's dropped-model config: layer
  * indices, or one boolean per layer): those sites have no tensors in the
@@ -255,7 +261,8 @@ static int parse_config(const char *file, struct model_hparams *hp, enum tie_dec
 		goto out;
 	}
 	mt = json_string_value(v);
-	ai = arch_find(mt);
+	/* transformers' text-only Gemma 3 */
+	ai = arch_find(strcmp(mt, "gemma3_text") == 0 ? "gemma3" : mt);
 	if (ai && ai->gguf_only) {
 		rc = st_errf(err, ST_EUNSUP, "%s: model_type '%s' is not supported in Hugging Face "
 			     "form (strata reads %s as GGUF)", file, mt, mt);
@@ -265,9 +272,28 @@ static int parse_config(const char *file, struct model_hparams *hp, enum tie_dec
 		rc = arch_unsupported(err, mt, file);
 		goto out;
 	}
-	snprintf(hp->arch, sizeof hp->arch, "%s", mt);
+	if (json_object_get(cfg, "text_config")) {
+		rc = st_errf(err, ST_EUNSUP, "%s: model_type '%s' with a text_config is a multimodal "
+			     "model, which strata does not run (text models only: for Gemma 3, "
+			     "model_type gemma3_text)", file, mt);
+		goto out;
+	}
+	snprintf(hp->arch, sizeof hp->arch, "%s", ai->name);
 	hp->qkv_bias = ai->qkv_bias;
 	hp->rope_layout = ROPE_NEOX;
+	hp->qk_norm = ai->qk_norm;
+	hp->no_pre_norm = ai->no_pre_norm;
+	hp->post_norm = ai->post_norm;
+	hp->ffn_act = ai->ffn_act;
+	hp->swa_pattern = ai->swa_pattern;
+	if (ai->gemma_norm)
+		hp->norm_add = 1;
+	if (ai->multipliers &&
+	    ((rc = cfg_num(cfg, file, "embedding_multiplier", 1.0, &hp->embed_scale, err)) < 0 ||
+	     (rc = cfg_num(cfg, file, "residual_multiplier", 1.0, &hp->residual_scale, err)) < 0 ||
+	     (rc = cfg_num(cfg, file, "attention_multiplier", NAN, &hp->attn_scale, err)) < 0 ||
+	     (rc = cfg_num(cfg, file, "logits_scaling", 1.0, &hp->logit_scale, err)) < 0))
+		goto out;
 	if ((rc = cfg_int(cfg, file, "hidden_size", -1, &hp->d_model, err)) < 0 ||
 	    (rc = cfg_int(cfg, file, "num_hidden_layers", -1, &hp->n_layer, err)) < 0 ||
 	    (rc = cfg_int(cfg, file, "num_attention_heads", -1, &hp->n_head, err)) < 0 ||
@@ -286,19 +312,66 @@ static int parse_config(const char *file, struct model_hparams *hp, enum tie_dec
 		goto out;
 	if (b == 1)
 		hp->qkv_bias = 1;
-	v = json_object_get(cfg, "hidden_act");
-	if (v && !json_is_null(v) &&
-	    (!json_is_string(v) || strcmp(json_string_value(v), "silu") != 0)) {
-		rc = st_errf(err, ST_EUNSUP, "%s: hidden_act '%s' is not supported (strata runs silu)",
-			     file, json_is_string(v) ? json_string_value(v) : "?");
+	{
+		const char *want = ai->ffn_act == FFN_GELU_TANH ? "gelu_pytorch_tanh" : "silu";
+		const char *key = json_object_get(cfg, "hidden_activation") ? "hidden_activation"
+									 : "hidden_act";
+
+		v = json_object_get(cfg, key);
+		if (v && !json_is_null(v) &&
+		    (!json_is_string(v) || strcmp(json_string_value(v), want) != 0)) {
+			rc = st_errf(err, ST_EUNSUP, "%s: field '%s' is '%s', expected '%s' for "
+				     "model_type '%s'", file, key,
+				     json_is_string(v) ? json_string_value(v) : "?", want, mt);
+			goto out;
+		}
+	}
+	if (ai->embed_sqrt)
+		hp->embed_scale = (float)sqrt((double)hp->d_model);
+	if (ai->gemma_norm) {
+		float qpas = 0;
+		if ((rc = cfg_num(cfg, file, "query_pre_attn_scalar", 256.0, &qpas, err)) < 0 ||
+		    (rc = cfg_num(cfg, file, "rope_local_base_freq", ai->rope_theta_local > 0 ?
+				  ai->rope_theta_local : 0, &hp->rope_theta_local, err)) < 0)
+			goto out;
+		hp->attn_scale = (float)(1.0 / sqrt((double)qpas));
+	}
+	if ((rc = cfg_num(cfg, file, "attn_logit_softcapping", 0, &hp->attn_softcap, err)) < 0 ||
+	    (rc = cfg_num(cfg, file, "final_logit_softcapping", 0, &hp->final_softcap, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "sliding_window_pattern", ai->swa_pattern,
+			  &hp->swa_pattern, err)) < 0)
 		goto out;
+	if (!ai->swa_pattern && (hp->attn_softcap > 0 || hp->final_softcap > 0)) {
+		rc = st_errf(err, ST_EUNSUP, "%s: soft-capping is not supported for model_type '%s'",
+			     file, mt);
+		goto out;
+	}
+	if (ai->swa_pattern && (v = json_object_get(cfg, "layer_types")) && json_is_array(v)) {
+		/* newer transformers list each layer's kind: it must be the pattern */
+		size_t i;
+		json_t *e;
+
+		json_array_foreach(v, i, e) {
+			int slides = hp->swa_pattern > 0 &&
+				     (int)i % hp->swa_pattern < hp->swa_pattern - 1;
+			const char *want = slides ? "sliding_attention" : "full_attention";
+			if (!json_is_string(e) || strcmp(json_string_value(e), want) != 0) {
+				rc = st_errf(err, ST_EUNSUP, "%s: field 'layer_types' entry %zu is "
+					     "not '%s' (strata runs %s's pattern of one global "
+					     "layer in %d)", file, i, want, mt, hp->swa_pattern);
+				goto out;
+			}
+		}
 	}
 	if ((rc = parse_rope_scaling(json_object_get(cfg, "rope_scaling"), file, hp, err)) < 0)
 		goto out;
 	if ((rc = cfg_bool(cfg, file, "use_sliding_window", &use_sw, err)) < 0 ||
 	    (rc = cfg_int(cfg, file, "sliding_window", 0, &sw, err)) < 0)
 		goto out;
-	if (sw > 0 && sw < hp->n_ctx && (use_sw == 1 || (use_sw < 0 && strcmp(mt, "mistral") == 0)))
+	if (ai->swa_pattern)
+		hp->swa_window = sw > 0 ? sw : 4096; /* transformers' Gemma default */
+	else if (sw > 0 && sw < hp->n_ctx &&
+		 (use_sw == 1 || (use_sw < 0 && strcmp(mt, "mistral") == 0)))
 		hp->n_ctx = sw;
 	if (json_object_get(cfg, "drop_attn_list") || json_object_get(cfg, "drop_mlp_list")) {
 		int l, any = 0;

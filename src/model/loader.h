@@ -20,6 +20,17 @@ struct arch_info {
 	enum rope_layout gguf_rope;  /* how llama.cpp's converter stores q/k rows */
 	int gguf_only;               /* a GGUF architecture with no HF model_type here
 					(deci: HF DeciLM's block_configs are another format) */
+	/* features (model.h's struct model_hparams has their meaning) */
+	enum qk_norm qk_norm;
+	int no_pre_norm;
+	int post_norm;
+	int multipliers;             /* reads Granite's four scale keys / fields */
+	enum ffn_act ffn_act;
+	int embed_sqrt;              /* embeddings scaled by sqrt(d_model) (Gemma) */
+	int gemma_norm;              /* HF stores w of a (1 + w) RMSNorm; GGUF w + 1 */
+	int softcap;                 /* reads the attention and final logit soft-caps */
+	int swa_pattern;             /* sliding layers: see model_layer_slides; 0 none */
+	float rope_theta_local;      /* RoPE base of the sliding layers; 0: the global one */
 };
 
 /* The architecture called name, or NULL. */
@@ -29,6 +40,9 @@ const struct arch_info *arch_find(const char *name);
  * llama, mistral, qwen2)"; returns ST_EUNSUP. */
 int arch_unsupported(struct st_err *err, const char *name, const char *file);
 
+/* Tensor names: GGUF's, or HF's (whose layer norms are named by position,
+ * so that post_attention_layernorm is the MLP's pre-norm in a Llama but the
+ * attention's post-norm where hp.post_norm). */
 enum name_scheme { NAMES_GGUF, NAMES_HF };
 
 /* Whether the file declares tied embeddings. */

@@ -30,11 +30,27 @@
 #include "tok/tokenizer.h"
 
 static const struct arch_info arch_table[] = {
-	{ "llama",   0, ROPE_INTERLEAVED, 0 }, /* Llama 2/3/3.1, TinyLlama */
-	{ "mistral", 0, ROPE_INTERLEAVED, 0 }, /* llama.cpp writes Mistral as llama */
-	{ "qwen2",   1, ROPE_NEOX, 0 },
-	{ "deci",    0, ROPE_INTERLEAVED, 1 }, /* llama layers with per-layer head and
-						  ffn counts; 0 = site absent */
+	/* name      bias gguf rope     gguf_only qk norm    no pre post mult
+	   ffn act        sqrt gemma softcap swa local theta */
+	{ "llama",   0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },    /* Llama 2/3/3.1, TinyLlama, Mistral-NeMo */
+	{ "mistral", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },    /* llama.cpp writes Mistral as llama */
+	{ "qwen2",   1, ROPE_NEOX,        0, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },
+	{ "deci",    0, ROPE_INTERLEAVED, 1, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },    /* llama layers with per-layer head and ffn
+					   counts; 0 = site absent */
+	{ "qwen3",   0, ROPE_NEOX,        0, QK_NORM_HEAD, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },
+	{ "olmo2",   0, ROPE_NEOX,        0, QK_NORM_FULL, 1, 1, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0 },
+	{ "granite", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 1,
+	  FFN_SILU, 0, 0, 0, 0, 0 },
+	{ "gemma2",  0, ROPE_NEOX,        0, QK_NORM_NONE, 0, 1, 0,
+	  FFN_GELU_TANH, 1, 1, 1, 2, 0 },   /* pre- and post-norms, even layers slide */
+	{ "gemma3",  0, ROPE_NEOX,        0, QK_NORM_HEAD, 0, 1, 0,
+	  FFN_GELU_TANH, 1, 1, 0, 6, 10000.0f }, /* five sliding layers, then a global */
 };
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
@@ -65,6 +81,9 @@ int arch_unsupported(struct st_err *err, const char *name, const char *file)
 /* How a role may be absent. */
 enum role_opt {
 	REQ,       /* always required */
+	OPT_PRE,   /* a pre-norm: required unless hp.no_pre_norm, else not read */
+	OPT_QKN,   /* required when hp.qk_norm, else not supported */
+	OPT_POST,  /* required when hp.post_norm, else not read */
 	OPT_BIAS,  /* required when hp.qkv_bias, else absent */
 	OPT_OUT,   /* the output projection: absent means tied */
 	OPT,       /* optional, no consequence */
@@ -73,7 +92,7 @@ enum role_opt {
 
 /* Shapes a role must have, in terms of hp (see model_check_shapes). */
 enum role_shape { SH_D, SH_EMB, SH_Q, SH_KV, SH_O, SH_BQ, SH_BKV, SH_UP, SH_DOWN, SH_ROPE,
-		  SH_NONE };
+		  SH_QN, SH_KN, SH_NONE };
 
 struct role {
 	int per_layer;
@@ -82,31 +101,38 @@ struct role {
 	enum role_shape shape;
 	const char *gguf;    /* name patterns; %d is the layer; NULL if the */
 	const char *hf;      /* format has no such tensor */
+	const char *hf_post; /* the HF name where hp.post_norm, if it differs */
 };
 
 #define G(f) offsetof(struct model, f)
 #define L(f) offsetof(struct layer_weights, f)
 static const struct role role_table[] = {
-	{ 0, G(tok_emb),   REQ,      SH_EMB,  "token_embd.weight",  "model.embed_tokens.weight" },
-	{ 0, G(out_norm),  REQ,      SH_D,    "output_norm.weight", "model.norm.weight" },
-	{ 0, G(output),    OPT_OUT,  SH_EMB,  "output.weight",      "lm_head.weight" },
-	{ 0, G(rope_freqs), OPT,     SH_ROPE, "rope_freqs.weight",  NULL },
-	{ 1, L(attn_norm), REQ,      SH_D,    "blk.%d.attn_norm.weight", "model.layers.%d.input_layernorm.weight" },
-	{ 1, L(wq),        REQ,      SH_Q,    "blk.%d.attn_q.weight", "model.layers.%d.self_attn.q_proj.weight" },
-	{ 1, L(wk),        REQ,      SH_KV,   "blk.%d.attn_k.weight", "model.layers.%d.self_attn.k_proj.weight" },
-	{ 1, L(wv),        REQ,      SH_KV,   "blk.%d.attn_v.weight", "model.layers.%d.self_attn.v_proj.weight" },
-	{ 1, L(wo),        REQ,      SH_O,    "blk.%d.attn_output.weight", "model.layers.%d.self_attn.o_proj.weight" },
-	{ 1, L(bq),        OPT_BIAS, SH_BQ,   "blk.%d.attn_q.bias", "model.layers.%d.self_attn.q_proj.bias" },
-	{ 1, L(bk),        OPT_BIAS, SH_BKV,  "blk.%d.attn_k.bias", "model.layers.%d.self_attn.k_proj.bias" },
-	{ 1, L(bv),        OPT_BIAS, SH_BKV,  "blk.%d.attn_v.bias", "model.layers.%d.self_attn.v_proj.bias" },
-	{ 1, L(ffn_norm),  REQ,      SH_D,    "blk.%d.ffn_norm.weight", "model.layers.%d.post_attention_layernorm.weight" },
-	{ 1, L(w_gate),    REQ,      SH_UP,   "blk.%d.ffn_gate.weight", "model.layers.%d.mlp.gate_proj.weight" },
-	{ 1, L(w_up),      REQ,      SH_UP,   "blk.%d.ffn_up.weight", "model.layers.%d.mlp.up_proj.weight" },
-	{ 1, L(w_down),    REQ,      SH_DOWN, "blk.%d.ffn_down.weight", "model.layers.%d.mlp.down_proj.weight" },
+	{ 0, G(tok_emb),   REQ,      SH_EMB,  "token_embd.weight",  "model.embed_tokens.weight", NULL },
+	{ 0, G(out_norm),  REQ,      SH_D,    "output_norm.weight", "model.norm.weight", NULL },
+	{ 0, G(output),    OPT_OUT,  SH_EMB,  "output.weight",      "lm_head.weight", NULL },
+	{ 0, G(rope_freqs), OPT,     SH_ROPE, "rope_freqs.weight",  NULL, NULL },
+	{ 1, L(attn_norm), OPT_PRE,  SH_D,    "blk.%d.attn_norm.weight", "model.layers.%d.input_layernorm.weight", NULL },
+	{ 1, L(wq),        REQ,      SH_Q,    "blk.%d.attn_q.weight", "model.layers.%d.self_attn.q_proj.weight", NULL },
+	{ 1, L(wk),        REQ,      SH_KV,   "blk.%d.attn_k.weight", "model.layers.%d.self_attn.k_proj.weight", NULL },
+	{ 1, L(wv),        REQ,      SH_KV,   "blk.%d.attn_v.weight", "model.layers.%d.self_attn.v_proj.weight", NULL },
+	{ 1, L(wo),        REQ,      SH_O,    "blk.%d.attn_output.weight", "model.layers.%d.self_attn.o_proj.weight", NULL },
+	{ 1, L(bq),        OPT_BIAS, SH_BQ,   "blk.%d.attn_q.bias", "model.layers.%d.self_attn.q_proj.bias", NULL },
+	{ 1, L(bk),        OPT_BIAS, SH_BKV,  "blk.%d.attn_k.bias", "model.layers.%d.self_attn.k_proj.bias", NULL },
+	{ 1, L(bv),        OPT_BIAS, SH_BKV,  "blk.%d.attn_v.bias", "model.layers.%d.self_attn.v_proj.bias", NULL },
+	{ 1, L(q_norm),    OPT_QKN,  SH_QN,   "blk.%d.attn_q_norm.weight", "model.layers.%d.self_attn.q_norm.weight", NULL },
+	{ 1, L(k_norm),    OPT_QKN,  SH_KN,   "blk.%d.attn_k_norm.weight", "model.layers.%d.self_attn.k_norm.weight", NULL },
+	{ 1, L(attn_post_norm), OPT_POST, SH_D, "blk.%d.post_attention_norm.weight", NULL,
+	  "model.layers.%d.post_attention_layernorm.weight" },
+	{ 1, L(ffn_norm),  OPT_PRE,  SH_D,    "blk.%d.ffn_norm.weight", "model.layers.%d.post_attention_layernorm.weight",
+	  "model.layers.%d.pre_feedforward_layernorm.weight" },
+	{ 1, L(w_gate),    REQ,      SH_UP,   "blk.%d.ffn_gate.weight", "model.layers.%d.mlp.gate_proj.weight", NULL },
+	{ 1, L(w_up),      REQ,      SH_UP,   "blk.%d.ffn_up.weight", "model.layers.%d.mlp.up_proj.weight", NULL },
+	{ 1, L(w_down),    REQ,      SH_DOWN, "blk.%d.ffn_down.weight", "model.layers.%d.mlp.down_proj.weight", NULL },
+	{ 1, L(ffn_post_norm), OPT_POST, SH_D, "blk.%d.post_ffw_norm.weight", NULL,
+	  "model.layers.%d.post_feedforward_layernorm.weight" },
 	/* present in some Llama-family files, not run by strata */
-	{ 1, 0, FORBID, SH_NONE, "blk.%d.attn_output.bias", "model.layers.%d.self_attn.o_proj.bias" },
-	{ 1, 0, FORBID, SH_NONE, "blk.%d.ffn_up.bias",      "model.layers.%d.mlp.up_proj.bias" },
-	{ 1, 0, FORBID, SH_NONE, "blk.%d.attn_q_norm.weight", "model.layers.%d.self_attn.q_norm.weight" },
+	{ 1, 0, FORBID, SH_NONE, "blk.%d.attn_output.bias", "model.layers.%d.self_attn.o_proj.bias", NULL },
+	{ 1, 0, FORBID, SH_NONE, "blk.%d.ffn_up.bias",      "model.layers.%d.mlp.up_proj.bias", NULL },
 };
 #undef G
 #undef L
@@ -120,6 +146,24 @@ static int role_site(const struct role *r)
 		return 0;
 	return r->off < offsetof(struct layer_weights, ffn_norm) ? MODEL_ABSENT_ATTN
 								 : MODEL_ABSENT_MLP;
+}
+
+/* What hp makes of role r: its tensor is required, optional, not read
+ * at all, or not supported. */
+enum role_need { NEED_REQ, NEED_OPT, NEED_SKIP, NEED_FORBID };
+
+static enum role_need role_need(const struct role *r, const struct model_hparams *hp)
+{
+	switch (r->opt) {
+	case REQ: return NEED_REQ;
+	case OPT_PRE: return hp->no_pre_norm ? NEED_SKIP : NEED_REQ;
+	case OPT_QKN: return hp->qk_norm ? NEED_REQ : NEED_FORBID;
+	case OPT_POST: return hp->post_norm ? NEED_REQ : NEED_SKIP;
+	case OPT_BIAS: return hp->qkv_bias ? NEED_REQ : NEED_OPT;
+	case OPT_OUT: case OPT: return NEED_OPT;
+	case FORBID: break;
+	}
+	return NEED_FORBID;
 }
 
 /* Whether layer l of m lacks the site role r belongs to. */
@@ -150,15 +194,30 @@ const char *path_base(const char *path)
 	return s ? s + 1 : path;
 }
 
-static const char *role_name(const struct role *r, enum name_scheme scheme, int l,
-			     char *buf, size_t cap)
+static const char *role_name(const struct role *r, const struct model_hparams *hp,
+			     enum name_scheme scheme, int l, char *buf, size_t cap)
 {
-	const char *pat = scheme == NAMES_GGUF ? r->gguf : r->hf;
+	const char *pat = scheme == NAMES_GGUF ? r->gguf
+			: hp->post_norm && r->hf_post ? r->hf_post : r->hf;
 
 	if (!pat)
 		return NULL;
 	snprintf(buf, cap, pat, l);
 	return buf;
+}
+
+int model_hf_name(const struct model *m, int l, const struct st_tensor *t, int l_out,
+		  char *buf, size_t cap)
+{
+	for (size_t i = 0; i < N_ROLE; i++) {
+		const struct role *r = &role_table[i];
+
+		if (r->opt == FORBID || r->per_layer != (l >= 0))
+			continue;
+		if (role_slot((struct model *)m, r, l < 0 ? 0 : l) == t)
+			return role_name(r, &m->hp, NAMES_HF, l_out, buf, cap) ? 0 : -1;
+	}
+	return -1;
 }
 
 static int same_tensor(const struct st_tensor *a, const struct st_tensor *b)
@@ -187,7 +246,7 @@ int model_bind_tensors(struct model *m, enum name_scheme scheme,
 	if (!m->hp.qkv_bias && m->hp.n_layer > 0) {
 		for (i = 0; i < N_ROLE; i++)
 			if (role_table[i].opt == OPT_BIAS &&
-			    role_name(&role_table[i], scheme, 0, name, sizeof name) &&
+			    role_name(&role_table[i], &m->hp, scheme, 0, name, sizeof name) &&
 			    find(ud, name))
 				m->hp.qkv_bias = 1;
 	}
@@ -195,24 +254,25 @@ int model_bind_tensors(struct model *m, enum name_scheme scheme,
 		const struct role *r = &role_table[i];
 		int nl = r->per_layer ? m->hp.n_layer : 1;
 
-		for (l = 0; l < nl; l++) {
+		enum role_need need = role_need(r, &m->hp);
+
+		for (l = 0; l < nl && need != NEED_SKIP; l++) {
 			const struct st_tensor *t;
-			if (!role_name(r, scheme, l, name, sizeof name))
+			if (!role_name(r, &m->hp, scheme, l, name, sizeof name))
 				break;
 			if (role_absent(m, r, l))
 				continue;
 			t = find(ud, name);
-			if (r->opt == FORBID) {
+			if (need == NEED_FORBID) {
 				if (t)
 					return st_errf(err, ST_EUNSUP,
 						       "tensor '%s' in %s is not supported "
-						       "(strata runs Llama/Qwen2 layers without it)",
-						       name, file);
+						       "(architecture '%s' runs without it)",
+						       name, file, m->hp.arch);
 				continue;
 			}
 			if (!t) {
-				if (r->opt == REQ || (r->opt == OPT_BIAS && m->hp.qkv_bias) ||
-				    (r->opt == OPT_OUT && tie == TIE_NO))
+				if (need == NEED_REQ || (r->opt == OPT_OUT && tie == TIE_NO))
 					return st_errf(err, ST_EFORMAT, "tensor '%s' is missing from %s",
 						       name, file);
 				continue;
@@ -248,6 +308,8 @@ static int role_expect(const struct model_hparams *hp, enum role_shape s, int64_
 	case SH_UP:   ne[0] = hp->d_model; ne[1] = hp->d_ff; return 2;
 	case SH_DOWN: ne[0] = hp->d_ff; ne[1] = hp->d_model; return 2;
 	case SH_ROPE: ne[0] = hp->head_dim / 2; return 1;
+	case SH_QN:   ne[0] = hp->qk_norm == QK_NORM_FULL ? q : hp->head_dim; return 1;
+	case SH_KN:   ne[0] = hp->qk_norm == QK_NORM_FULL ? kv : hp->head_dim; return 1;
 	case SH_NONE: break;
 	}
 	return 0;
@@ -278,6 +340,27 @@ static int check_hparams(struct model_hparams *hp, int have_rope_freqs, const ch
 			       hp->n_head, hp->d_ff, hp->n_vocab);
 	if (hp->n_head_kv <= 0)
 		hp->n_head_kv = hp->n_head;
+	if (hp->embed_scale == 0)
+		hp->embed_scale = 1;
+	if (hp->residual_scale == 0)
+		hp->residual_scale = 1;
+	if (hp->logit_scale == 0)
+		hp->logit_scale = 1;
+	if (hp->swa_window < 0 || hp->swa_pattern < 0 || !(hp->attn_softcap >= 0) ||
+	    !(hp->final_softcap >= 0) || !(hp->rope_theta_local >= 0) ||
+	    !isfinite(hp->attn_softcap) || !isfinite(hp->final_softcap))
+		return st_errf(err, ST_EFORMAT, "%s: sliding window %d (pattern %d), soft-caps "
+			       "%g and %g and local rope theta %g must not be negative", file,
+			       hp->swa_window, hp->swa_pattern, (double)hp->attn_softcap,
+			       (double)hp->final_softcap, (double)hp->rope_theta_local);
+	if (!isfinite(hp->embed_scale) || !isfinite(hp->residual_scale) ||
+	    !(hp->attn_scale >= 0) || !isfinite(hp->attn_scale) ||
+	    !(hp->logit_scale > 0) || !isfinite(hp->logit_scale))
+		return st_errf(err, ST_EFORMAT, "%s: multipliers must be finite, the attention "
+			       "and logit scales positive (embedding %g, residual %g, attention %g, "
+			       "logits %g)", file, (double)hp->embed_scale,
+			       (double)hp->residual_scale, (double)hp->attn_scale,
+			       (double)hp->logit_scale);
 	if (hp->head_dim <= 0) {
 		if (hp->d_model % hp->n_head)
 			return st_errf(err, ST_EFORMAT, "%s: d_model %d is not a multiple of %d heads",
@@ -330,7 +413,9 @@ int model_check_shapes(struct model *m, struct st_err *err)
 		const struct role *r = &role_table[i];
 		int nl = r->per_layer ? hp->n_layer : 1;
 
-		if (r->opt == FORBID)
+		enum role_need need = role_need(r, hp);
+
+		if (need == NEED_FORBID || need == NEED_SKIP)
 			continue;
 		for (l = 0; l < nl; l++) {
 			const struct st_tensor *t = role_slot(m, r, l);
@@ -341,10 +426,10 @@ int model_check_shapes(struct model *m, struct st_err *err)
 			if (role_absent(m, r, l))
 				continue;
 			if (!t->data) {
-				if (r->opt == REQ || (r->opt == OPT_BIAS && hp->qkv_bias)) {
+				if (need == NEED_REQ) {
 					char nm[256];
 					return st_errf(err, ST_EFORMAT, "tensor '%s' is missing from %s",
-						       role_name(r, m->format == MODEL_HF ? NAMES_HF :
+						       role_name(r, hp, m->format == MODEL_HF ? NAMES_HF :
 								 NAMES_GGUF, l, nm, sizeof nm),
 						       file);
 				}
@@ -380,6 +465,29 @@ int model_check_shapes(struct model *m, struct st_err *err)
 	}
 	if (m->rope_freqs.data && hp->rope_scaling_type == 0)
 		hp->rope_scaling_type = 1;
+	return 0;
+}
+
+float model_hf_norm_add(const struct model_hparams *hp)
+{
+	const struct arch_info *ai = arch_find(hp->arch);
+
+	return ai && ai->gemma_norm ? 1.0f : 0.0f;
+}
+
+int model_layer_slides(const struct model_hparams *hp, int l)
+{
+	return hp->swa_window > 0 && hp->swa_pattern > 0 &&
+	       l % hp->swa_pattern < hp->swa_pattern - 1;
+}
+
+int model_rope_freqs_local(const struct model *m, float *inv_freq)
+{
+	const struct model_hparams *hp = &m->hp;
+	double theta = hp->rope_theta_local > 0 ? hp->rope_theta_local : hp->rope_theta;
+
+	for (int i = 0; i < hp->head_dim / 2; i++)
+		inv_freq[i] = (float)pow(theta, -2.0 * i / hp->head_dim);
 	return 0;
 }
 
@@ -535,10 +643,14 @@ static void weight_sums(const struct model *m, uint64_t *n, uint64_t *b)
 		add_tensor(&w->bq, n, b);
 		add_tensor(&w->bk, n, b);
 		add_tensor(&w->bv, n, b);
+		add_tensor(&w->q_norm, n, b);
+		add_tensor(&w->k_norm, n, b);
+		add_tensor(&w->attn_post_norm, n, b);
 		add_tensor(&w->ffn_norm, n, b);
 		add_tensor(&w->w_gate, n, b);
 		add_tensor(&w->w_up, n, b);
 		add_tensor(&w->w_down, n, b);
+		add_tensor(&w->ffn_post_norm, n, b);
 	}
 }
 
@@ -598,12 +710,14 @@ static int group_tensors(const struct model *m, int l, const struct st_tensor **
 	ts[n++] = &w->attn_norm; ts[n++] = &w->wq; ts[n++] = &w->wk; ts[n++] = &w->wv;
 	ts[n++] = &w->wo; ts[n++] = &w->bq; ts[n++] = &w->bk; ts[n++] = &w->bv;
 	ts[n++] = &w->ffn_norm; ts[n++] = &w->w_gate; ts[n++] = &w->w_up; ts[n++] = &w->w_down;
+	ts[n++] = &w->q_norm; ts[n++] = &w->k_norm; ts[n++] = &w->attn_post_norm;
+	ts[n++] = &w->ffn_post_norm;
 	return n;
 }
 
 int model_check_finite(const struct model *m, struct st_err *err)
 {
-	const struct st_tensor *ts[3 + 12];
+	const struct st_tensor *ts[3 + 16];
 	char where[512];
 	int64_t widest = 1;
 	float *row;

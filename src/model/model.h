@@ -23,6 +23,18 @@ struct tokenizer;
 
 enum model_format { MODEL_GGUF, MODEL_HF, MODEL_LLAMA2C };
 
+enum qk_norm {
+	QK_NORM_NONE,
+	QK_NORM_HEAD,  /* per head, weights [head_dim] shared by the heads (Qwen3) */
+	QK_NORM_FULL,  /* over the whole projection, weights [n_head*head_dim] and
+			  [n_head_kv*head_dim] (OLMo 2) */
+};
+
+enum ffn_act {
+	FFN_SILU,       /* SwiGLU: silu(gate) * up */
+	FFN_GELU_TANH,  /* GeGLU with the tanh GELU (Gemma) */
+};
+
 enum rope_layout {
 	ROPE_INTERLEAVED, /* pairs (2i, 2i+1): GGUF llama, llama2.c */
 	ROPE_NEOX,        /* pairs (i, i + head_dim/2): HF rotate-half, qwen2 GGUF */
@@ -49,7 +61,34 @@ struct model_hparams {
 	int rope_orig_ctx;
 	int qkv_bias;      /* 1 for Qwen2-style q/k/v biases */
 	int tied_embeddings; /* output projection is tok_emb */
+	/* Features of the newer families (all zero for a Llama): */
+	enum qk_norm qk_norm; /* RMSNorm of q and k after their projection, before RoPE */
+	int no_pre_norm;   /* sublayers read the raw residual stream (OLMo 2) */
+	int post_norm;     /* RMSNorm of each sublayer's output before its
+			      residual add (OLMo 2; Gemma 2 has both norms) */
+	/* Granite's multipliers; model_check_shapes turns 0 into the neutral value */
+	float embed_scale;    /* token embeddings are multiplied by it (1) */
+	float residual_scale; /* each sublayer's output is, before the add (1) */
+	float attn_scale;     /* attention logit scale (1/sqrt(head_dim)) */
+	float logit_scale;    /* final logits are divided by it (1) */
+	/* Gemma's */
+	enum ffn_act ffn_act;
+	float norm_add;       /* added to every RMSNorm weight as read: 1 where the
+				 file stores w for a (1 + w) norm (HF Gemma), else 0 */
+	float attn_softcap;   /* attention logits become cap * tanh(logit / cap); 0: none */
+	float final_softcap;  /* the output logits likewise (before logit_scale) */
+	int swa_window;       /* keys a sliding layer's query sees, itself included; 0: none */
+	int swa_pattern;      /* layer l slides when l % swa_pattern < swa_pattern - 1 */
+	float rope_theta_local; /* RoPE base of the sliding layers, unscaled; 0: rope_theta */
 };
+
+/* What Hugging Face checkpoints of hp's architecture add to every norm
+ * weight as they are read: 1 for Gemma's (1 + w), else 0 (hp.norm_add is
+ * that of the file the model came from). */
+float model_hf_norm_add(const struct model_hparams *hp);
+
+/* 1 if layer l of hp attends through a sliding window. */
+int model_layer_slides(const struct model_hparams *hp, int l);
 
 struct layer_weights {
 	struct st_tensor attn_norm; /* [d_model] */
@@ -58,10 +97,14 @@ struct layer_weights {
 	struct st_tensor wv;        /* ne = {d_model, n_head_kv*head_dim} */
 	struct st_tensor wo;        /* ne = {n_head*head_dim, d_model} */
 	struct st_tensor bq, bk, bv;/* [n_head*head_dim], [kv dim] x2; optional */
-	struct st_tensor ffn_norm;  /* [d_model] */
+	struct st_tensor q_norm;    /* [head_dim] or [n_head*head_dim] (hp.qk_norm) */
+	struct st_tensor k_norm;    /* [head_dim] or [n_head_kv*head_dim] */
+	struct st_tensor attn_post_norm; /* [d_model] when hp.post_norm */
+	struct st_tensor ffn_norm;  /* [d_model] (absent with hp.no_pre_norm, as attn_norm) */
 	struct st_tensor w_gate;    /* ne = {d_model, d_ff} */
 	struct st_tensor w_up;      /* ne = {d_model, d_ff} */
 	struct st_tensor w_down;    /* ne = {d_ff, d_model} */
+	struct st_tensor ffn_post_norm; /* [d_model] when hp.post_norm */
 };
 
 struct model_map {
@@ -155,6 +198,17 @@ int model_load_llama2c(const char *path, const char *tok_path,
  * form pair i is hp.rope_layout's business.  Returns 0.
  */
 int model_rope_freqs(const struct model *m, float *inv_freq /* [head_dim/2] */);
+/* The same for the sliding layers of a model with hp.rope_theta_local:
+ * theta_local^(-2i/head_dim), no scaling (as llama.cpp runs Gemma 3). */
+int model_rope_freqs_local(const struct model *m, float *inv_freq);
+
+/*
+ * The Hugging Face name of m's tensor t (a field of m, or of m->layers[l]
+ * when l >= 0), numbered as layer l_out, into buf.  Returns 0, or -1 when
+ * t is no tensor of m or HF checkpoints have no name for it.
+ */
+int model_hf_name(const struct model *m, int l, const struct st_tensor *t, int l_out,
+		  char *buf, size_t cap);
 
 /*
  * Ask the kernel to take back the memory of layer l's weights

@@ -11,9 +11,15 @@
  * is the concatenation of two earlier pieces, so a SentencePiece BPE
  * tokenizer can reach it by merges; all pieces are distinct.
  *
+ * Tensors and keys: llama.cpp's for the shape's architecture, with the
+ * features model.c's architecture table gives it (q/k norms, pre- or
+ * post-norms, Granite's multipliers, a head_dim of its own).
+ *
  * Weights: 2-D weight W with ne = {in, out} is uniform(-a, a) with
  * a = sqrt(3 / in) (variance 1/in, so y = W x keeps the scale of x and
- * activations stay finite through any depth); norm weights are 1.0 (F32).
+ * activations stay finite through any depth); norm weights (F32) are
+ * 1.0 in the Llama shapes, and uniform in (0.75, 1.25) in the family
+ * shapes, so that a norm bound to the wrong place changes the output.
  * Each tensor has its own generator seeded from (seed, tensor index), so
  * the values do not depend on how the writing is chunked.  Tensors are
  * generated and written a chunk of rows at a time: memory use is a few MB
@@ -28,13 +34,32 @@
 #include <string.h>
 
 #include "format/gguf.h"
+#include "model/loader.h"
 
+#define SHAPE(nm, L, d, h, kv, ff, v, ctx) .name = nm, .n_layer = L, .d_model = d, \
+	.n_head = h, .n_head_kv = kv, .d_ff = ff, .n_vocab = v, .n_ctx = ctx
 static const struct synth_shape shapes[] = {
-	{ "tiny", 2, 64, 4, 2, 128, 300, 256 },
-	{ "tinyllama", 22, 2048, 32, 4, 5632, 32000, 2048 },
-	{ "llama2-7b-2l", 2, 4096, 32, 32, 11008, 32000, 4096 },
-	{ NULL, 0, 0, 0, 0, 0, 0, 0 },
+	{ SHAPE("tiny", 2, 64, 4, 2, 128, 300, 256) },
+	{ SHAPE("tinyllama", 22, 2048, 32, 4, 5632, 32000, 2048) },
+	{ SHAPE("llama2-7b-2l", 2, 4096, 32, 32, 11008, 32000, 4096) },
+	/* families: head_dim apart from d_model/n_head where the family has it */
+	{ SHAPE("qwen3-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "qwen3", .head_dim = 32 },
+	{ SHAPE("mistral-nemo-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "llama",
+	  .head_dim = 32 },
+	{ SHAPE("olmo2-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "olmo2" },
+	{ SHAPE("granite-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "granite",
+	  .embed_scale = 12.0f, .residual_scale = 0.22f, .attn_scale = 0.0625f,
+	  .logit_scale = 8.0f },
+	/* Gemma: a window of 8 keys on the sliding layers, soft-caps small
+	 * enough to bite; Gemma 3 needs six layers for one global layer, and
+	 * a seventh (sliding) to drop without moving it */
+	{ SHAPE("gemma2-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "gemma2", .head_dim = 32,
+	  .swa_window = 8, .attn_softcap = 2.0f, .final_softcap = 3.0f },
+	{ SHAPE("gemma3-tiny", 7, 64, 4, 2, 128, 400, 512), .arch = "gemma3", .head_dim = 32,
+	  .rope_theta = 1000000.0f, .swa_window = 8 },
+	{ .name = NULL },
 };
+#undef SHAPE
 
 const struct synth_shape *synth_shapes(void)
 {
@@ -226,11 +251,25 @@ struct stensor {
 	int is_norm;
 };
 
+/* The shape's architecture (its features), or NULL when unknown. */
+static const struct arch_info *shape_arch(const struct synth_shape *sh)
+{
+	return arch_find(sh->arch ? sh->arch : "llama");
+}
+
+static int64_t shape_head_dim(const struct synth_shape *sh)
+{
+	return sh->head_dim > 0 ? sh->head_dim : sh->d_model / sh->n_head;
+}
+
 static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 {
-	int64_t d = sh->d_model, kv = (int64_t)sh->d_model / sh->n_head * sh->n_head_kv;
+	const struct arch_info *ai = shape_arch(sh);
+	int64_t d = sh->d_model, hd = shape_head_dim(sh);
+	int64_t q = hd * sh->n_head, kv = hd * sh->n_head_kv;
 	int64_t ff = sh->d_ff, nv = sh->n_vocab;
-	int n = 0, cap = 3 + 9 * sh->n_layer;
+	int64_t qn = ai->qk_norm == QK_NORM_FULL ? q : hd, kn = ai->qk_norm == QK_NORM_FULL ? kv : hd;
+	int n = 0, cap = 3 + 14 * sh->n_layer;
 	struct stensor *t = calloc((size_t)cap, sizeof *t);
 
 	if (!t)
@@ -243,19 +282,31 @@ static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 	for (int l = 0; l < sh->n_layer; l++) {
 		char nm[64];
 #define LAYER(suffix) (snprintf(nm, sizeof nm, "blk.%d." suffix, l), nm)
-		T1(LAYER("attn_norm.weight"), d);
-		T2(LAYER("attn_q.weight"), d, d);
+		if (!ai->no_pre_norm)
+			T1(LAYER("attn_norm.weight"), d);
+		T2(LAYER("attn_q.weight"), d, q);
 		T2(LAYER("attn_k.weight"), d, kv);
 		T2(LAYER("attn_v.weight"), d, kv);
-		T2(LAYER("attn_output.weight"), d, d);
-		T1(LAYER("ffn_norm.weight"), d);
+		T2(LAYER("attn_output.weight"), q, d);
+		if (ai->qk_norm) {
+			T1(LAYER("attn_q_norm.weight"), qn);
+			T1(LAYER("attn_k_norm.weight"), kn);
+		}
+		if (ai->post_norm)
+			T1(LAYER("post_attention_norm.weight"), d);
+		if (!ai->no_pre_norm)
+			T1(LAYER("ffn_norm.weight"), d);
 		T2(LAYER("ffn_gate.weight"), d, ff);
 		T2(LAYER("ffn_up.weight"), d, ff);
 		T2(LAYER("ffn_down.weight"), ff, d);
+		if (ai->post_norm)
+			T1(LAYER("post_ffw_norm.weight"), d);
 #undef LAYER
 	}
 	T1("output_norm.weight", d);
-	T2("output.weight", d, nv);
+	/* Gemma always ties: llama.cpp refuses a gemma file with output.weight */
+	if (!ai->embed_sqrt)
+		T2("output.weight", d, nv);
 #undef T1
 #undef T2
 	*out = t;
@@ -303,15 +354,20 @@ static int check_shape(const char *path, const struct synth_shape *sh,
 
 	if (!dtype_valid((int)wtype))
 		return st_errf(err, ST_EINVAL, "%s: unknown weight type %d", path, (int)wtype);
+	if (!shape_arch(sh) || shape_arch(sh)->gguf_only)
+		return st_errf(err, ST_EINVAL, "%s: shape '%s' has architecture '%s', which "
+			       "synth does not write", path, sh->name ? sh->name : "?", sh->arch);
 	if (sh->n_layer < 1 || sh->d_model < 1 || sh->n_head < 1 || sh->n_head_kv < 1 ||
-	    sh->d_ff < 1 || sh->n_ctx < 1 || sh->d_model % sh->n_head != 0 ||
+	    sh->d_ff < 1 || sh->n_ctx < 1 || sh->head_dim < 0 || sh->head_dim % 2 ||
+	    (sh->head_dim == 0 && sh->d_model % sh->n_head != 0) ||
 	    sh->n_head % sh->n_head_kv != 0 || sh->n_layer > 100000)
 		return st_errf(err, ST_EINVAL, "%s: inconsistent shape '%s'", path,
 			       sh->name ? sh->name : "?");
 	if (sh->n_vocab < N_SPECIAL + 1)
 		return st_errf(err, ST_EINVAL, "%s: vocabulary of %d is smaller than %d",
 			       path, sh->n_vocab, N_SPECIAL + 1);
-	if (sh->d_model % blk != 0 || sh->d_ff % blk != 0)
+	if (sh->d_model % blk != 0 || sh->d_ff % blk != 0 ||
+	    shape_head_dim(sh) * sh->n_head % blk != 0)
 		return st_errf(err, ST_EINVAL,
 			       "%s: shape '%s' has dimensions that are not multiples of "
 			       "the %s block size %d", path, sh->name ? sh->name : "?",
@@ -327,21 +383,43 @@ static void add_header(struct gguf_writer *w, const struct synth_shape *sh,
 
 	snprintf(name, sizeof name, "strata-synth-%s-%s", sh->name ? sh->name : "custom",
 		 dtype_name(wtype));
-	gguf_writer_add_str(w, "general.architecture", "llama");
+	const char *arch = sh->arch ? sh->arch : "llama";
+	char key[96];
+	int64_t hd = shape_head_dim(sh);
+
+#define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, arch), key)
+	gguf_writer_add_str(w, "general.architecture", arch);
 	gguf_writer_add_str(w, "general.name", name);
 	gguf_writer_add_u32(w, "general.file_type", gguf_file_type(wtype));
 	gguf_writer_add_u32(w, "general.alignment", 32);
 	gguf_writer_add_scalar(w, "strata.synth.seed", GGUF_U64, &seed);
-	gguf_writer_add_u32(w, "llama.block_count", (uint32_t)sh->n_layer);
-	gguf_writer_add_u32(w, "llama.context_length", (uint32_t)sh->n_ctx);
-	gguf_writer_add_u32(w, "llama.embedding_length", (uint32_t)sh->d_model);
-	gguf_writer_add_u32(w, "llama.feed_forward_length", (uint32_t)sh->d_ff);
-	gguf_writer_add_u32(w, "llama.attention.head_count", (uint32_t)sh->n_head);
-	gguf_writer_add_u32(w, "llama.attention.head_count_kv", (uint32_t)sh->n_head_kv);
-	gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-	gguf_writer_add_f32(w, "llama.rope.freq_base", 10000.0f);
-	gguf_writer_add_u32(w, "llama.rope.dimension_count",
-			    (uint32_t)(sh->d_model / sh->n_head));
+	gguf_writer_add_u32(w, KEY("block_count"), (uint32_t)sh->n_layer);
+	gguf_writer_add_u32(w, KEY("context_length"), (uint32_t)sh->n_ctx);
+	gguf_writer_add_u32(w, KEY("embedding_length"), (uint32_t)sh->d_model);
+	gguf_writer_add_u32(w, KEY("feed_forward_length"), (uint32_t)sh->d_ff);
+	gguf_writer_add_u32(w, KEY("attention.head_count"), (uint32_t)sh->n_head);
+	gguf_writer_add_u32(w, KEY("attention.head_count_kv"), (uint32_t)sh->n_head_kv);
+	if (sh->head_dim > 0) {
+		gguf_writer_add_u32(w, KEY("attention.key_length"), (uint32_t)hd);
+		gguf_writer_add_u32(w, KEY("attention.value_length"), (uint32_t)hd);
+	}
+	gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+	gguf_writer_add_f32(w, KEY("rope.freq_base"), sh->rope_theta > 0 ? sh->rope_theta
+									  : 10000.0f);
+	gguf_writer_add_u32(w, KEY("rope.dimension_count"), (uint32_t)hd);
+	if (shape_arch(sh)->multipliers) {
+		gguf_writer_add_f32(w, KEY("embedding_scale"), sh->embed_scale);
+		gguf_writer_add_f32(w, KEY("residual_scale"), sh->residual_scale);
+		gguf_writer_add_f32(w, KEY("attention.scale"), sh->attn_scale);
+		gguf_writer_add_f32(w, KEY("logit_scale"), sh->logit_scale);
+	}
+	if (shape_arch(sh)->swa_pattern)
+		gguf_writer_add_u32(w, KEY("attention.sliding_window"), (uint32_t)sh->swa_window);
+	if (shape_arch(sh)->softcap) {
+		gguf_writer_add_f32(w, KEY("attn_logit_softcapping"), sh->attn_softcap);
+		gguf_writer_add_f32(w, KEY("final_logit_softcapping"), sh->final_softcap);
+	}
+#undef KEY
 	gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
 	gguf_writer_add_arr(w, "tokenizer.ggml.tokens", GGUF_STRING,
 			    (const char *const *)v->tok, (uint64_t)v->n);
@@ -423,7 +501,11 @@ int synth_write_gguf(const char *path, const struct synth_shape *sh,
 			int64_t n = nr * ne0;
 			const void *out;
 
-			if (t->is_norm) {
+			if (t->is_norm && sh->arch) {
+				fill_uniform(&s, 0.25f, fbuf, n);
+				for (int64_t k = 0; k < n; k++)
+					fbuf[k] += 1.0f;
+			} else if (t->is_norm) {
 				for (int64_t k = 0; k < n; k++)
 					fbuf[k] = 1.0f;
 			} else {

@@ -15,11 +15,22 @@
 struct synth_shape {
 	const char *name;
 	int n_layer, d_model, n_head, n_head_kv, d_ff, n_vocab, n_ctx;
+	const char *arch;   /* general.architecture, a row of model.c's table
+			       (its features decide the tensors); NULL: llama */
+	int head_dim;       /* 0: d_model / n_head */
+	/* Granite's multipliers (written for an arch that has them) */
+	float embed_scale, residual_scale, attn_scale, logit_scale;
+	float rope_theta;   /* 0: 10000 */
+	int swa_window;     /* Gemma's sliding window (written for an arch with one) */
+	float attn_softcap, final_softcap; /* Gemma 2's soft-caps */
 };
 
 /* Known shapes: "tinyllama" (1.1B: d 2048, 22 layers, 32 heads, 4 KV,
  * FFN 5632, vocab 32000), "llama2-7b-2l" (Llama-2-7B layer shape, 2
- * layers), "tiny" (for tests).  NULL if unknown. */
+ * layers), "tiny" (for tests), and one tiny shape per family with every
+ * feature of the family on: "qwen3-tiny", "mistral-nemo-tiny",
+ * "olmo2-tiny", "granite-tiny", "gemma2-tiny", "gemma3-tiny".  NULL if
+ * unknown. */
 const struct synth_shape *synth_find_shape(const char *name);
 /* The table itself, terminated by an entry with name == NULL. */
 const struct synth_shape *synth_shapes(void);
