@@ -12,12 +12,16 @@
  *          data, tokenizing, calib_run, one transaction per chunk, the
  *          scores with their bootstrap rank intervals.
  * Shares of fwd: observer = calib / fwd - 1, tokenizer = tok / fwd,
- * store = (app - calib - tok) / fwd (everything app adds to the two).
+ * store = (app - calib - tok) / fwd (everything app adds to the two);
+ * observer_steady_share compares the median time of a chunk after the
+ * first in calib_run and in the plain loop (the first chunk of calib_run
+ * also pays its fresh buffers' page faults, which a long run amortizes).
  *
  * Usage: calib_cost MODEL TEXT [--samples N] [--seq-len N] [--threads N]
  * Machine-readable lines: tok_s=, fwd_s=, calib_s=, app_s= (wall), the
  * same as *_cpu_s= (CPU time of the process), observer_share=,
- * tokenizer_share=, store_share= (wall) and *_cpu_share= (CPU).
+ * tokenizer_share=, store_share= (wall) and *_cpu_share= (CPU),
+ * fwd_chunk_s=, calib_chunk_s=, observer_steady_share=.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +54,36 @@ static double cpu_now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* calib_run's progress: the wall time at the end of each chunk */
+struct stamps {
+	double t[4096];
+	int n;
+};
+
+static int stamp(void *ud, const struct calib_progress *p)
+{
+	struct stamps *st = ud;
+
+	(void)p;
+	if (st->n < 4096)
+		st->t[st->n++] = bench_now_s();
+	return 0;
+}
+
+/* The median gap between consecutive stamps after the first chunk (the
+ * steady cost of a chunk, without the first chunk's set-up). */
+static double steady(const double *t, int n, double t0)
+{
+	double gap[4096];
+	int k = 0;
+
+	for (int i = 1; i < n; i++)
+		gap[k++] = t[i] - t[i - 1];
+	if (k == 0)
+		return n ? t[0] - t0 : 0;
+	return bench_median(gap, k);
+}
+
 static void die(const char *what, const struct st_err *err)
 {
 	fprintf(stderr, "calib_cost: %s: %s\n", what, err->msg);
@@ -72,6 +106,7 @@ int main(int argc, char **argv)
 	char dir[] = "/tmp/calib_cost.XXXXXX", db[64];
 	int samples = 8, seq_len = 512, threads = 2;
 	double t0, c0, t_tok, t_fwd, t_cal, t_app, c_tok, c_fwd, c_cal, c_app;
+	static struct stamps fst, cst;
 
 	if (argc < 3)
 		usage();
@@ -107,10 +142,13 @@ int main(int argc, char **argv)
 		if (fwd_eval(s, d->tokens + (size_t)c * d->seq_len, d->seq_len, NULL, 0, NULL,
 			     &err) < 0)
 			die("forward", &err);
+		stamp(&fst, NULL);
 	}
 	t_fwd = bench_now_s() - t0, c_fwd = cpu_now_s() - c0;
 
 	calib_opts_init(&co);
+	co.progress = stamp;
+	co.ud = &cst;
 	t0 = bench_now_s(), c0 = cpu_now_s();
 	if (calib_run(m, d, &co, &r, &err) < 0)
 		die("calib_run", &err);
@@ -144,6 +182,12 @@ int main(int argc, char **argv)
 	       c_cal, c_app);
 	printf("observer_share=%.4f\ntokenizer_share=%.4f\nstore_share=%.4f\n", t_cal / t_fwd - 1,
 	       t_tok / t_fwd, (t_app - t_cal - t_tok) / t_fwd);
+	{
+		double fs = steady(fst.t, fst.n, 0), cs = steady(cst.t, cst.n, 0);
+
+		printf("fwd_chunk_s=%.4f\ncalib_chunk_s=%.4f\nobserver_steady_share=%.4f\n", fs, cs,
+		       fs > 0 ? cs / fs - 1 : 0);
+	}
 	printf("observer_cpu_share=%.4f\ntokenizer_cpu_share=%.4f\nstore_cpu_share=%.4f\n",
 	       c_cal / c_fwd - 1, c_tok / c_fwd, (c_app - c_cal - c_tok) / c_fwd);
 	calib_result_free(r);

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "method/dataset.h"
+#include "base/cpu.h"
 #include "compute/forward.h"
 #include "compute/matmul.h"
 #include "model/mask.h"
@@ -218,6 +219,9 @@ struct calib_obs {
 	double *ang;       /* [G T][n_spans] per-token d(l, n) */
 	/* layer-major: each layer's weights leave memory once it is done */
 	const struct model *release;
+	/* the sums, portable or AVX2 (the same results) */
+	double (*dot)(const float *a, const float *b, int n);
+	double (*cos)(const float *a, const float *b, int n);
 	/* current task arguments */
 	const float *a, *b;
 	int bad_layer;     /* first site whose cos sum is NaN/Inf, or -1 */
@@ -266,6 +270,89 @@ static double dot_d(const float *a, const float *b, int n)
 	return s;
 }
 
+/*
+ * The same two sums on AVX2, in 256-bit vectors whose lanes are exactly
+ * the 128-bit accumulators above side by side, and with the same
+ * reduction: the results are bit for bit those of the portable code
+ * (no FMA contraction), four times fewer instructions.
+ */
+typedef double v4d __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+#if defined(__clang__)
+#define AVX2_FN __attribute__((target("avx2")))
+#else
+#define AVX2_FN __attribute__((target("avx2"), optimize("fp-contract=off")))
+#endif
+
+AVX2_FN
+static inline v4d load4(const float *p)
+{
+	v4f f;
+
+	memcpy(&f, p, sizeof f);
+	return __builtin_convertvector(f, v4d);
+}
+
+AVX2_FN
+static double dot_d_avx2(const float *a, const float *b, int n)
+{
+	v4d s01 = { 0 }, s23 = { 0 }, t;
+	v2d lo, hi, x, y;
+	double s;
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		s01 += load4(a + i) * load4(b + i);         /* lanes of s0, s1 */
+		s23 += load4(a + i + 4) * load4(b + i + 4); /* lanes of s2, s3 */
+	}
+	/* hsum4: (s0 + s1) + (s2 + s3), then its two lanes */
+	t = s01;
+	lo = (v2d){ t[0], t[1] };
+	hi = (v2d){ t[2], t[3] };
+	x = lo + hi;
+	t = s23;
+	lo = (v2d){ t[0], t[1] };
+	hi = (v2d){ t[2], t[3] };
+	y = lo + hi;
+	x = x + y;
+	s = x[0] + x[1];
+	for (; i < n; i++)
+		s += (double)a[i] * b[i];
+	return s;
+}
+
+AVX2_FN
+static double cos_d_avx2(const float *a, const float *b, int n)
+{
+	v4d d = { 0 }, aa = { 0 }, bb = { 0 };
+	v2d d2, a2, b2;
+	double dot, na, nb;
+	int i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		v4d x = load4(a + i), y = load4(b + i);
+
+		d += x * y;  /* lanes of d0, d1 */
+		aa += x * x;
+		bb += y * y;
+	}
+	d2 = (v2d){ d[0], d[1] } + (v2d){ d[2], d[3] };
+	a2 = (v2d){ aa[0], aa[1] } + (v2d){ aa[2], aa[3] };
+	b2 = (v2d){ bb[0], bb[1] } + (v2d){ bb[2], bb[3] };
+	dot = d2[0] + d2[1];
+	na = a2[0] + a2[1];
+	nb = b2[0] + b2[1];
+	for (; i < n; i++) {
+		double x = a[i], y = b[i];
+		dot += x * y;
+		na += x * x;
+		nb += y * y;
+	}
+	if (na == 0 || nb == 0)
+		return 0;
+	return dot / sqrt(na * nb);
+}
+
 /* cos of two float vectors, accumulated in double; 1 when identical
  * (sqrt(x*x) == |x| in IEEE arithmetic). */
 static double cos_d(const float *a, const float *b, int n)
@@ -304,7 +391,7 @@ static void site_task(void *ud, int blk)
 	int t, t1 = (blk + 1) * TOK_BLOCK < o->R ? (blk + 1) * TOK_BLOCK : o->R;
 
 	for (t = blk * TOK_BLOCK; t < t1; t++)
-		o->tok[t] = cos_d(o->a + (size_t)t * o->D, o->b + (size_t)t * o->D, o->D);
+		o->tok[t] = o->cos(o->a + (size_t)t * o->D, o->b + (size_t)t * o->D, o->D);
 }
 
 static void obs_site(void *ud, int layer, enum site s, const float *x_in,
@@ -351,14 +438,14 @@ static void ang_task(void *ud, int t)
 
 	for (i = 0; i <= L; i++) {
 		const float *h = o->hs + i * plane + (size_t)t * D;
-		double s = dot_d(h, h, D);
+		double s = o->dot(h, h, D);
 		o->inv[(size_t)i * o->R + t] = s > 0 ? 1 / sqrt(s) : 0;
 	}
 	for (n = 1; n <= L - 1; n++) {
 		for (i = 0; i + n <= L; i++) {
 			const float *a = o->hs + i * plane + (size_t)t * D;
 			const float *b = o->hs + (i + n) * plane + (size_t)t * D;
-			double c = dot_d(a, b, D) * o->inv[(size_t)i * o->R + t] * o->inv[(size_t)(i + n) * o->R + t];
+			double c = o->dot(a, b, D) * o->inv[(size_t)i * o->R + t] * o->inv[(size_t)(i + n) * o->R + t];
 			if (c > 1)
 				c = 1;
 			if (c < -1)
@@ -395,6 +482,8 @@ static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int angular
 	o->D = D;
 	o->T = T;
 	o->G = G;
+	o->dot = cpu_features()->avx2 && !getenv("STRATA_CALIB_PORTABLE") ? dot_d_avx2 : dot_d;
+	o->cos = o->dot == dot_d_avx2 ? cos_d_avx2 : cos_d;
 	o->site_sum = calloc(3 * (size_t)L * G, sizeof(double));
 	o->seen = calloc(3 * (size_t)L, 1);
 	o->tok = calloc(rows, sizeof(double));
