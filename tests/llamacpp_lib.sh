@@ -14,9 +14,15 @@ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
 
 llamacpp_installed() { [ -f "$PREFIX/node_modules/@node-llama-cpp/linux-x64/package.json" ] &&
 		       [ -f "$PREFIX/node_modules/node-llama-cpp/package.json" ]; }
+# the tests that need it run in parallel (make -j): one installs, under a
+# lock (flock, util-linux), and the others wait for it
 if ! llamacpp_installed; then
-	npm install --prefix "$PREFIX" --no-save --no-audit --no-fund --omit=optional \
-		--loglevel=error $LLAMACPP_PKGS >"${STRATA_BUILDDIR:-.}/tests/npm-llamacpp.log" 2>&1
+	(
+		flock 9
+		llamacpp_installed ||
+			npm install --prefix "$PREFIX" --no-save --no-audit --no-fund --omit=optional \
+				--loglevel=error $LLAMACPP_PKGS >"${STRATA_BUILDDIR:-.}/tests/npm-llamacpp.log" 2>&1
+	) 9> "$PREFIX.lock"
 	llamacpp_installed || {
 		sed 's/^/# /' "${STRATA_BUILDDIR:-.}/tests/npm-llamacpp.log" | tail -5
 		skip_all "npm install of $LLAMACPP_PKGS failed (see tests/npm-llamacpp.log)"
