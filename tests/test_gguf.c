@@ -1058,7 +1058,8 @@ static void test_synth(void)
 
 	/* a full 32000-piece vocabulary (tiny dims): pieces distinct, no fillers */
 	{
-		struct synth_shape v = { "vocab", 1, 32, 1, 1, 32, 32000, 16 };
+		struct synth_shape v = { .name = "vocab", .n_layer = 1, .d_model = 32, .n_head = 1, .n_head_kv = 1,
+					 .d_ff = 32, .n_vocab = 32000, .n_ctx = 16 };
 		char *p = tmp_path("vocab.gguf");
 		struct gguf *g;
 		int rc = synth_write_gguf(p, &v, ST_Q8_0, 3, NULL, NULL, &err);
@@ -1084,7 +1085,8 @@ static void test_synth(void)
 		}
 	}
 	{
-		struct synth_shape bad = { "bad", 1, 48, 1, 1, 48, 300, 16 };
+		struct synth_shape bad = { .name = "bad", .n_layer = 1, .d_model = 48, .n_head = 1, .n_head_kv = 1,
+					   .d_ff = 48, .n_vocab = 300, .n_ctx = 16 };
 		int rc = synth_write_gguf(tmp_path("bad.gguf"), &bad, ST_Q8_0, 1, NULL, NULL, &err);
 		is_int(rc, ST_EINVAL, "shape not a multiple of the q8_0 block refused");
 		has_str(err.msg, "not multiples of the q8_0 block size", "with a clear message");

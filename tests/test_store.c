@@ -157,7 +157,9 @@ static const struct store_provenance prov = {"0.1.0-test", "cc -O2", "testhost",
 
 static struct store_run_key key_for(int64_t model, int64_t data, int seq_len)
 {
-	struct store_run_key k = {model, data, 16, seq_len, "text", "", "", 0, 1, NULL};
+	struct store_run_key k = {.model_id = model, .dataset_id = data, .samples = 16, .seq_len = seq_len,
+				  .text_field = "text", .mask = "", .iterative = "", .iter_n = 0,
+				  .angular = 1, .compute = NULL, .stop_rule = NULL};
 
 	return k;
 }

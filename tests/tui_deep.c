@@ -12,7 +12,8 @@
 
 int main(int argc, char **argv)
 {
-	struct synth_shape sh = {"deep", 128, 32, 2, 1, 64, 300, 64};
+	struct synth_shape sh = { .name = "deep", .n_layer = 128, .d_model = 32, .n_head = 2, .n_head_kv = 1,
+				   .d_ff = 64, .n_vocab = 300, .n_ctx = 64 };
 	struct st_err err = {0};
 
 	if (argc < 2 || argc > 3) {
