@@ -445,6 +445,26 @@ static void samples_name(const char *t, char *buf, size_t cap)
 			*p = '_';
 }
 
+/* DIR/samples_TASK.jsonl opened for writing (DIR made if need be), its
+ * path in path; NULL with err filled. */
+static FILE *samples_open(const char *dir, const char *t, char *path, size_t cap,
+			  struct st_err *err)
+{
+	char name[256];
+	FILE *f;
+
+	samples_name(t, name, sizeof name);
+	if (mkdir(dir, 0777) < 0 && errno != EEXIST) {
+		st_errf(err, ST_EIO, "--log-samples: cannot create directory '%s': %s", dir,
+			strerror(errno));
+		return NULL;
+	}
+	snprintf(path, cap, "%s/samples_%s.jsonl", dir, name);
+	if (!(f = fopen(path, "w")))
+		st_errf(err, ST_EIO, "--log-samples: cannot write '%s': %s", path, strerror(errno));
+	return f;
+}
+
 /*
  * dir/samples_TASK.jsonl, lm-eval's per-document log: doc_id, target,
  * arguments {gen_args_J: {arg_0: context, arg_1: continuation}} (the
@@ -456,19 +476,12 @@ static void samples_name(const char *t, char *buf, size_t cap)
 static int write_samples(const char *dir, const char *t, const struct mc_item *items, size_t n,
 			 const double *ll, int is_lm, struct st_err *err)
 {
-	char name[256], path[4096];
+	char path[4096];
 	size_t k = 0;
 	FILE *f;
 
-	samples_name(t, name, sizeof name);
-	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
-		return st_errf(err, ST_EIO, "--log-samples: cannot create directory '%s': %s", dir,
-			       strerror(errno));
-	snprintf(path, sizeof path, "%s/samples_%s.jsonl", dir, name);
-	f = fopen(path, "w");
-	if (!f)
-		return st_errf(err, ST_EIO, "--log-samples: cannot write '%s': %s", path,
-			       strerror(errno));
+	if (!(f = samples_open(dir, t, path, sizeof path, err)))
+		return err->code;
 	for (size_t i = 0; i < n; i++) {
 		const struct mc_item *x = &items[i];
 		json_t *o = json_object(), *args = json_object(), *resps = json_array(),
@@ -518,17 +531,11 @@ static int write_gen_samples(const char *dir, const char *t, const struct mc_tas
 			     const struct mc_item *items, size_t n, char *const *outs,
 			     json_t *until, struct st_err *err)
 {
-	char name[256], path[4096];
+	char path[4096];
 	FILE *f;
 
-	samples_name(t, name, sizeof name);
-	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
-		return st_errf(err, ST_EIO, "--log-samples: cannot create directory '%s': %s", dir,
-			       strerror(errno));
-	snprintf(path, sizeof path, "%s/samples_%s.jsonl", dir, name);
-	if (!(f = fopen(path, "w")))
-		return st_errf(err, ST_EIO, "--log-samples: cannot write '%s': %s", path,
-			       strerror(errno));
+	if (!(f = samples_open(dir, t, path, sizeof path, err)))
+		return err->code;
 	for (size_t i = 0; i < n; i++) {
 		const char *target = items[i].choices[0] + items[i].norm_skip;
 		char *st = NULL, *fl = NULL, *line = NULL;
