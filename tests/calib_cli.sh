@@ -346,6 +346,14 @@ if need model models/stories260K/stories260K.gguf &&
 	STRATA_CALIB_PORTABLE=1 cal --samples 4 --seq-len 100 --force --format json > "$tmp/port.json" 2> /dev/null
 	is "$(scores_of < "$tmp/avx.json")" "$(scores_of < "$tmp/port.json")" \
 	   "the observer's sums on AVX2 equal the portable ones bit for bit ($(grep -o avx2 /proc/cpuinfo | head -1 || echo 'no AVX2 here'))"
+	# widths and token counts that are no multiple of a vector: the tails
+	"$S" synth "$tmp/odd.gguf" --shape odd-tiny > /dev/null
+	odd() { "$S" calibrate "$tmp/odd.gguf" "$text" --db "$db" --samples 3 --seq-len 37 --force --format json "$@" 2> /dev/null; }
+	odd > "$tmp/odd-avx.json"
+	STRATA_CALIB_PORTABLE=1 odd > "$tmp/odd-port.json"
+	is "$(scores_of < "$tmp/odd-avx.json" | wc -l)" 30 "odd-tiny (width 42, 37 tokens a chunk): 12 cos and 18 angular values"
+	is "$(scores_of < "$tmp/odd-avx.json")" "$(scores_of < "$tmp/odd-port.json")" \
+	   "... the AVX2 sums equal the portable ones there too"
 
 	# ---- layer-major passes: the token-major scores, to rounding ----
 	# vals FILE: "site layer metric span value" of every score

@@ -399,6 +399,29 @@ static void par_rows(int T, void (*fn)(void *ud, int t0, int t1), void *ud)
 	threads_for((T + j.per - 1) / j.per, rows_task, &j);
 }
 
+/* dst = src, T rows of d floats, over the pool (the observer's copies of
+ * the residual stream: a serial memcpy would leave the other threads idle) */
+struct copy_job {
+	float *dst;
+	const float *src;
+	size_t d;
+};
+
+static void copy_rows_part(void *ud, int t0, int t1)
+{
+	const struct copy_job *j = ud;
+
+	memcpy(j->dst + (size_t)t0 * j->d, j->src + (size_t)t0 * j->d,
+	       (size_t)(t1 - t0) * j->d * sizeof(float));
+}
+
+static void copy_rows(float *dst, const float *src, int T, int d)
+{
+	struct copy_job j = { dst, src, (size_t)d };
+
+	par_rows(T, copy_rows_part, &j);
+}
+
 struct norm_job {
 	float *out;
 	const float *x, *w;
@@ -831,7 +854,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 		const struct st_tensor *wo = &w->wo, *wd = &w->w_down;
 
 		if (obs)
-			memcpy(s->x_layer, s->x, sizeof(float) * (size_t)T * d);
+			copy_rows(s->x_layer, s->x, T, d);
 		if (fl->kt) {
 			float *vc = fl->vc + (size_t)s->pos * s->kv_dim;
 			float *qkv[3] = { s->q, s->k, vc };
@@ -857,11 +880,10 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 			rope(s, s->k, T, s->n_kv, (size_t)s->kv_dim, fl->local_rope);
 			store_keys(s, fl->kt, T);
 			attention(s, fl, T);
-			if (obs)
-				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
 			sublayer_out(s, s->att, wo, fl->attn_post_norm, T);
+			/* the attention's input is still the layer's: x_layer */
 			if (obs)
-				obs->site(obs->ud, l, SITE_ATTN, s->x_site, s->x, T, d);
+				obs->site(obs->ud, l, SITE_ATTN, s->x_layer, s->x, T, d);
 		}
 		if (mask_keeps_mlp(s->mask, l)) {
 			float *gu[2] = { s->hg, s->hu };
@@ -878,7 +900,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 			else
 				swiglu(s->hg, s->hu, T, s->d_ff);
 			if (obs)
-				memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
+				copy_rows(s->x_site, s->x, T, d);
 			sublayer_out(s, s->hg, wd, fl->ffn_post_norm, T);
 			if (obs)
 				obs->site(obs->ud, l, SITE_MLP, s->x_site, s->x, T, d);

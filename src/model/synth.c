@@ -40,6 +40,8 @@
 	.n_head = h, .n_head_kv = kv, .d_ff = ff, .n_vocab = v, .n_ctx = ctx
 static const struct synth_shape shapes[] = {
 	{ SHAPE("tiny", 2, 64, 4, 2, 128, 300, 256) },
+	/* widths that are no multiple of a vector: the kernels' tails */
+	{ SHAPE("odd-tiny", 4, 42, 3, 1, 100, 300, 256) },
 	{ SHAPE("tinyllama", 22, 2048, 32, 4, 5632, 32000, 2048) },
 	{ SHAPE("llama2-7b-2l", 2, 4096, 32, 32, 11008, 32000, 4096) },
 	/* families: head_dim apart from d_model/n_head where the family has it */
