@@ -644,6 +644,17 @@ static int parse_until(const struct mc_task *def, json_t **arr, struct st_err *e
 	return 0;
 }
 
+/* Sequences generated at once by default: as many as a 2 GiB KV cache
+ * of ctx rows each holds (f32 keys and values of every layer), 1 to 16. */
+static int gen_batch_auto(const struct model *m, long ctx)
+{
+	double row = 2.0 * 4 * m->hp.n_layer * (double)m->hp.n_head_kv *
+		     (double)(m->hp.head_dim ? m->hp.head_dim : m->hp.d_model / m->hp.n_head);
+	double n = (double)(2LL << 30) / (row * (double)(ctx > 0 ? ctx : 1));
+
+	return n < 1 ? 1 : n > 16 ? 16 : (int)n;
+}
+
 /*
  * A generate task (GSM8K): greedy generation until the stop strings,
  * exact match after lm-eval's strict-match and flexible-extract filters
@@ -691,8 +702,9 @@ static int eval_generate(const struct model *m, const struct mask *mask, const c
 	if (es->units)
 		es->units(es->progress_ud, (long)n, "items");
 	t0 = now_s();
-	rc = lmeval_generate(m, mask, items, n, (int)es->ctx, def->max_gen, until, nu, outs,
-			     es->progress, es->progress_ud, err);
+	rc = lmeval_generate(m, mask, items, n, (int)es->ctx, def->max_gen,
+			     es->gen_batch > 0 ? es->gen_batch : gen_batch_auto(m, es->ctx),
+			     until, nu, outs, es->progress, es->progress_ud, err);
 	for (i = 0; rc == 0 && i < n; i++) {
 		struct gsm8k_score sc;
 

@@ -70,6 +70,9 @@ struct eval_spec {
 	 * from the store) and write samples_TASK.jsonl there, one line per
 	 * item with its prompts and per-choice log-likelihoods; NULL: none */
 	const char *log_samples;
+	/* generate tasks: sequences decoded at once (0: as many as fit a
+	 * 2 GiB KV cache, at most 16) */
+	int gen_batch;
 };
 
 /* What lm-evaluation-harness calls a task strata evaluates, for

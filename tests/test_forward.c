@@ -330,6 +330,74 @@ static void check_packed(const struct model *m)
 	free(ref);
 }
 
+/*
+ * fwd_eval_seqs: two sequences kept side by side in one cache (rows 0..
+ * and 128..), prefilled in one call and then decoded a token each per
+ * call, give the logits of each sequence run alone with fwd_eval.
+ */
+static void check_seqs(const struct model *m)
+{
+	enum { NA = 37, NB = 53, R = 128, STEPS = 6 };
+	int32_t tok[NA + NB], pos[NA + NB], row[NA + NB], lo[NA + NB], rows[2] = { NA - 1, NA + NB - 1 };
+	int nv = m->hp.n_vocab, t, k, i;
+	float *lp = malloc(sizeof(float) * 2 * nv), *ref = malloc(sizeof(float) * (NA + NB) * nv);
+	struct fwd_seqs sq = { pos, row, lo, rows, 2 };
+	struct st_err err = { 0, "" };
+	struct fwd_state *s = fwd_new(m, NULL, 2 * R, 256, &err);
+	struct fwd_state *ra = fwd_new(m, NULL, R, 256, &err), *rb = fwd_new(m, NULL, R, 256, &err);
+	double md = 0, mdd = 0;
+
+	for (t = 0; t < NA + NB; t++) {
+		tok[t] = t == 0 || t == NA ? 1 : (t * 37 + 11) % nv;
+		lo[t] = t < NA ? 0 : R;
+		row[t] = t < NA ? t : R + t - NA;
+		pos[t] = row[t] - lo[t];
+	}
+	fwd_eval(s, tok, 5, NULL, 0, NULL, &err); /* rows 0..4 overwritten below */
+	is_int(fwd_eval_seqs(s, tok, NA + NB, &sq, lp, &err), 0, "sequences: prefill of two in one call: %s",
+	       err.msg);
+	is_int(fwd_pos(s), 0, "... leaves position 0");
+	fwd_eval(ra, tok, NA, ref, 0, NULL, &err);
+	for (k = 0; k < nv; k++)
+		md = fmax(md, fabs(ref[k] - lp[k]));
+	fwd_eval(rb, tok + NA, NB, ref, 0, NULL, &err);
+	for (k = 0; k < nv; k++)
+		md = fmax(md, fabs(ref[k] - lp[nv + k]));
+	is_close(md, 0, TOL, "... last logits of each = the sequence alone (max diff %.2g)", md);
+	for (i = 0; i < STEPS; i++) { /* a token of each per call */
+		int32_t two[2] = { (i * 13 + 7) % nv, (i * 29 + 3) % nv }, p2[2], r2[2], l2[2], w[2] = { 0, 1 };
+		struct fwd_seqs d = { p2, r2, l2, w, 2 };
+
+		p2[0] = NA + i;
+		r2[0] = NA + i;
+		l2[0] = 0;
+		p2[1] = NB + i;
+		r2[1] = R + NB + i;
+		l2[1] = R;
+		if (fwd_eval_seqs(s, two, 2, &d, lp, &err) < 0)
+			break;
+		fwd_eval(ra, &two[0], 1, ref, 0, NULL, &err);
+		for (k = 0; k < nv; k++)
+			mdd = fmax(mdd, fabs(ref[k] - lp[k]));
+		fwd_eval(rb, &two[1], 1, ref, 0, NULL, &err);
+		for (k = 0; k < nv; k++)
+			mdd = fmax(mdd, fabs(ref[k] - lp[nv + k]));
+	}
+	is_int(i, STEPS, "%d decode calls of two sequences: %s", STEPS, err.msg);
+	is_close(mdd, 0, TOL, "... each step's logits = that sequence decoded alone (max diff %.2g)", mdd);
+	pos[3] = 4;
+	ok(fwd_eval_seqs(s, tok, NA + NB, &sq, lp, &err) == ST_EINVAL && strstr(err.msg, "position = row - lo"),
+	   "a position that is not row - lo is refused: %s", err.msg);
+	pos[3] = 3;
+	row[NA] = 2 * R;
+	ok(fwd_eval_seqs(s, tok, NA + NB, &sq, lp, &err) == ST_EINVAL, "a row past the cache is refused");
+	fwd_free(s);
+	fwd_free(ra);
+	fwd_free(rb);
+	free(lp);
+	free(ref);
+}
+
 /* ---- observer ---- */
 
 struct rec {
@@ -684,6 +752,7 @@ int main(void)
 				check_simd_paths(m, gold);
 			check_prefill_vs_decode(m);
 			check_packed(m);
+			check_seqs(m);
 			check_observer_and_masks(m);
 			check_threads(m);
 			check_errors(m);

@@ -620,17 +620,49 @@ static void test_generate(void)
 	memset(it, 0, sizeof it);
 	it[0].context = (char *)"Once upon a time";
 	it[0].bos = MC_BOS_ADD;
-	is_int(lmeval_generate(m, NULL, it, 1, 256, 40, NULL, 0, out, NULL, NULL, &err), 0,
+	is_int(lmeval_generate(m, NULL, it, 1, 256, 40, 1, NULL, 0, out, NULL, NULL, &err), 0,
 	       "generate 40 tokens: %s", err.msg);
 	ok(!strcmp(out[0], gold), "the golden greedy continuation: '%s'", out[0]);
 	free(out[0]);
-	is_int(lmeval_generate(m, NULL, it, 1, 256, 40, stops, 2, out, NULL, NULL, &err), 0,
+	is_int(lmeval_generate(m, NULL, it, 1, 256, 40, 1, stops, 2, out, NULL, NULL, &err), 0,
 	       "generate until 'Lily' or 'park'");
 	ok(!strcmp(out[0], ", there was a little girl named "), "cut before the first stop: '%s'",
 	   out[0]);
 	free(out[0]);
-	ok(lmeval_generate(m, NULL, it, 1, 40, 40, NULL, 0, out, NULL, NULL, &err) == ST_EINVAL,
+	ok(lmeval_generate(m, NULL, it, 1, 40, 40, 1, NULL, 0, out, NULL, NULL, &err) == ST_EINVAL,
 	   "no room for the generation is refused");
+	{	/* many at once: the same texts as one at a time */
+		static const char *ctxs[7] = { "Once upon a time", "The cat", "Tom and Sue went to",
+					       "One day, a big dog", "She was sad because",
+					       "Lily wanted to play with her ball. She",
+					       "A little bird sat on a tree. It" };
+		struct mc_item many[7];
+		char *one[7], *par[7];
+		const char *dot[1] = { "." };
+		int k, same;
+
+		memset(many, 0, sizeof many);
+		for (k = 0; k < 7; k++) {
+			many[k].context = (char *)ctxs[k];
+			many[k].bos = MC_BOS_ADD;
+		}
+		err.msg[0] = 0;
+		is_int(lmeval_generate(m, NULL, many, 7, 256, 30, 1, dot, 1, one, NULL, NULL, &err), 0,
+		       "7 items one at a time: %s", err.msg);
+		for (int np = 2; np <= 7; np += 5) {
+			is_int(lmeval_generate(m, NULL, many, 7, 256, 30, np, dot, 1, par, NULL, NULL, &err),
+			       0, "7 items, %d at once: %s", np, err.msg);
+			for (k = 0, same = 0; k < 7; k++) {
+				same += par[k] && one[k] && !strcmp(par[k], one[k]);
+				if (par[k] && one[k] && strcmp(par[k], one[k]))
+					diag("item %d: '%s' vs '%s'", k, par[k], one[k]);
+				free(par[k]);
+			}
+			is_int(same, 7, "... every text equals the one-at-a-time one");
+		}
+		for (k = 0; k < 7; k++)
+			free(one[k]);
+	}
 	model_free(m);
 }
 

@@ -44,6 +44,8 @@ static const char help[] =
 	"                     first K of dev, else dev shuffled by S)\n"
 	"  --format lm-eval   the results JSON in lm-evaluation-harness's layout\n"
 	"                     (results, versions, n-shot, configs, ...)\n"
+	"  --gen-batch N      generate tasks: N questions decoded at once (default: as\n"
+	"                     many as a 2 GiB KV cache holds, at most 16)\n"
 	"  --log-samples DIR  write DIR/samples_TASK.jsonl: each item's prompts and\n"
 	"                     per-choice log-likelihoods (computed, not read from the store)\n"
 	"  --suite NAME       add a preset's tasks with their shots: llm-drop (0-shot\n"
@@ -250,7 +252,7 @@ static int print_lmeval(const struct row *r, int nr, const char *model_path, lon
 
 int cmd_eval(int argc, char **argv)
 {
-	enum { OPT_SEED = 1200, OPT_FORCE, OPT_NO_STORE, OPT_SUITE, OPT_LOG_SAMPLES };
+	enum { OPT_SEED = 1200, OPT_FORCE, OPT_NO_STORE, OPT_SUITE, OPT_LOG_SAMPLES, OPT_GEN_BATCH };
 	static const struct option longopts[] = {
 		{"task", required_argument, NULL, 'T'},
 		WINDOW_LONGOPTS,
@@ -262,6 +264,7 @@ int cmd_eval(int argc, char **argv)
 		{"no-store", no_argument, NULL, OPT_NO_STORE},
 		{"suite", required_argument, NULL, OPT_SUITE},
 		{"log-samples", required_argument, NULL, OPT_LOG_SAMPLES},
+		{"gen-batch", required_argument, NULL, OPT_GEN_BATCH},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT, 0, 1};
 	struct st_err err = {0};
@@ -319,6 +322,14 @@ int cmd_eval(int argc, char **argv)
 		case OPT_LOG_SAMPLES:
 			es.log_samples = optarg;
 			break;
+		case OPT_GEN_BATCH: {
+			long gb;
+
+			if (cli_parse_int("eval", "--gen-batch", optarg, 1, 256, &gb) < 0)
+				return EXIT_USAGE;
+			es.gen_batch = (int)gb;
+			break;
+		}
 		case OPT_NO_STORE:
 			no_store = 1;
 			break;

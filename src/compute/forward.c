@@ -103,6 +103,7 @@ struct fwd_state {
 	float *scratch;  /* [n_slots][ATT_QB][max_ctx] attention scores */
 	int n_slots;
 	const struct fwd_pack *pk; /* during a packed call, else NULL */
+	const struct fwd_seqs *sq; /* during a call over kept sequences, else NULL */
 	enum mm_compute mm; /* prefill matmuls of non-F32 weights (fwd_set_compute) */
 };
 
@@ -474,7 +475,7 @@ static void rope_table(const struct fwd_state *s, const float *inv_freq, float *
 
 	for (t = 0; t < T; t++)
 		for (i = 0; i < half; i++) {
-			int p = s->pk ? s->pk->pos[t] : s->pos + t;
+			int p = s->pk ? s->pk->pos[t] : s->sq ? s->sq->pos[t] : s->pos + t;
 			double a = (double)p * inv_freq[i];
 
 			rc[t * half + i] = (float)cos(a);
@@ -540,17 +541,19 @@ static void rope(const struct fwd_state *s, float *v, int T, int n_heads, size_t
 	par_rows(T, rope_rows, &j);
 }
 
-/* Append T new keys (rows of s->k) to the transposed cache at pos. */
+/* Append T new keys (rows of s->k) to the transposed cache at pos (a call
+ * over kept sequences: at each token's own row). */
 static void store_keys(const struct fwd_state *s, float *kt, int T)
 {
 	int t, c;
 
 	for (t = 0; t < T; t++) {
 		const float *kr = s->k + (size_t)t * s->kv_dim;
+		size_t r = (size_t)(s->sq ? s->sq->row[t] : s->pos + t);
 
 		/* element c of the row is (head c / hd, dim c % hd) */
 		for (c = 0; c < s->kv_dim; c++)
-			kt[(size_t)c * s->max_ctx + s->pos + t] = kr[c];
+			kt[(size_t)c * s->max_ctx + r] = kr[c];
 	}
 }
 
@@ -692,6 +695,38 @@ static void attn_unit_packed(const struct attn_job *j, int h, int qb, float *sc)
 			out[(size_t)i * s->q_dim + k] *= inv[i];
 }
 
+/*
+ * A call over kept sequences: each query of the block on its own, over
+ * its sequence's rows lo .. row (the last window of them on a sliding
+ * layer), as attn_unit computes one row.
+ */
+static void attn_unit_seqs(const struct attn_job *j, int h, int qb, float *sc)
+{
+	const struct fwd_state *s = j->s;
+	const struct fwd_seqs *sq = s->sq;
+	int hd = s->hd, g = h / (s->n_head / s->n_kv), ld = s->max_ctx;
+	int t0 = qb * ATT_QB, t1 = t0 + ATT_QB < j->T ? t0 + ATT_QB : j->T, t, k;
+
+	for (t = t0; t < t1; t++) {
+		int lo = sq->lo[t], r = sq->row[t], nk;
+		float *out = s->att + (size_t)t * s->q_dim + (size_t)h * hd, inv;
+
+		if (j->window && r - lo + 1 > j->window)
+			lo = r - j->window + 1;
+		nk = r - lo + 1;
+		kern_scores(s->q + (size_t)t * s->q_dim + (size_t)h * hd, (size_t)s->q_dim, 1,
+			    j->kt + (size_t)g * hd * ld + lo, (size_t)ld, nk, hd, s->att_scale,
+			    sc, (size_t)ld);
+		if (s->m->hp.attn_softcap > 0)
+			softcap(sc, nk, s->m->hp.attn_softcap);
+		inv = 1.0f / kern_softmax(sc, nk);
+		kern_pv(sc, (size_t)ld, 1, j->vc + (size_t)lo * s->kv_dim + (size_t)g * hd,
+			(size_t)s->kv_dim, nk, hd, out, (size_t)s->q_dim);
+		for (k = 0; k < hd; k++)
+			out[k] *= inv;
+	}
+}
+
 static void attn_task(void *ud, int slot)
 {
 	struct attn_job *j = ud;
@@ -702,6 +737,8 @@ static void attn_task(void *ud, int slot)
 	while ((u = atomic_fetch_add(&j->next, 1)) < n_units) {
 		if (j->s->pk)
 			attn_unit_packed(j, u % j->s->n_head, j->n_qb - 1 - u / j->s->n_head, sc);
+		else if (j->s->sq)
+			attn_unit_seqs(j, u % j->s->n_head, j->n_qb - 1 - u / j->s->n_head, sc);
 		else
 			attn_unit(j, u % j->s->n_head, j->n_qb - 1 - u / j->s->n_head, sc);
 	}
@@ -856,7 +893,9 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 		if (obs)
 			copy_rows(s->x_layer, s->x, T, d);
 		if (fl->kt) {
-			float *vc = fl->vc + (size_t)s->pos * s->kv_dim;
+			/* values straight into the cache; over kept sequences first
+			 * into att (free until the attention) and then to their rows */
+			float *vc = s->sq ? s->att : fl->vc + (size_t)s->pos * s->kv_dim;
 			float *qkv[3] = { s->q, s->k, vc };
 			const struct st_tensor *wqkv[3] = { &w->wq, &w->wk, &w->wv };
 			const float *in = s->x;
@@ -879,6 +918,10 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 			rope(s, s->q, T, s->n_head, (size_t)s->q_dim, fl->local_rope);
 			rope(s, s->k, T, s->n_kv, (size_t)s->kv_dim, fl->local_rope);
 			store_keys(s, fl->kt, T);
+			if (s->sq)
+				for (t = 0; t < T; t++)
+					memcpy(fl->vc + (size_t)s->sq->row[t] * s->kv_dim,
+					       vc + (size_t)t * s->kv_dim, sizeof(float) * (size_t)s->kv_dim);
 			attention(s, fl, T);
 			sublayer_out(s, s->att, wo, fl->attn_post_norm, T);
 			/* the attention's input is still the layer's: x_layer */
@@ -909,17 +952,16 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 			obs->site(obs->ud, l, SITE_BLOCK, s->x_layer, s->x, T, d);
 	}
 
-	if (logits && s->pk) {
-		const struct fwd_pack *pk = s->pk;
-
-		for (t = 0; t < pk->n_rows; t++)
-			memcpy(s->x_site + (size_t)t * d, s->x + (size_t)pk->rows[t] * d,
-			       sizeof(float) * (size_t)d);
+	if (logits && (s->pk || s->sq)) {
+		const int32_t *rows = s->pk ? s->pk->rows : s->sq->rows;
 		const struct st_tensor *wout = &m->output;
 
-		rmsnorm(s->xb, s->x_site, s->out_norm, pk->n_rows, d, hp->rms_eps);
-		matmul_n_mode(1, &logits, s->xb, &wout, pk->n_rows, 0, s->mm);
-		n_rows = pk->n_rows;
+		n_rows = s->pk ? s->pk->n_rows : s->sq->n_rows;
+		for (t = 0; t < n_rows; t++)
+			memcpy(s->x_site + (size_t)t * d, s->x + (size_t)rows[t] * d,
+			       sizeof(float) * (size_t)d);
+		rmsnorm(s->xb, s->x_site, s->out_norm, n_rows, d, hp->rms_eps);
+		matmul_n_mode(1, &logits, s->xb, &wout, n_rows, 0, s->mm);
 	} else if (logits) {
 		if (all_logits) {
 			const struct st_tensor *wout = &m->output;
@@ -946,6 +988,7 @@ int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
 	     struct st_err *err)
 {
 	s->pk = NULL;
+	s->sq = NULL;
 	return run(s, tokens, T, logits, all_logits, obs, err);
 }
 
@@ -975,6 +1018,35 @@ int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
 	s->pk = pk;
 	rc = run(s, tokens, T, logits, 0, obs, err);
 	s->pk = NULL;
+	s->pos = 0;
+	return rc;
+}
+
+int fwd_eval_seqs(struct fwd_state *s, const int32_t *tokens, int T,
+		  const struct fwd_seqs *sq, float *logits, struct st_err *err)
+{
+	int t, rc;
+
+	if (T <= 0 || T > s->max_batch)
+		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d)",
+			       T, s->max_batch);
+	for (t = 0; t < T; t++)
+		if (sq->lo[t] < 0 || sq->lo[t] > sq->row[t] || sq->row[t] >= s->max_ctx ||
+		    sq->pos[t] != sq->row[t] - sq->lo[t])
+			return st_errf(err, ST_EINVAL,
+				       "forward: token %d of the sequences: position %d, cache row %d, "
+				       "sequence from row %d (want lo <= row < %d, position = row - lo)",
+				       t, sq->pos[t], sq->row[t], sq->lo[t], s->max_ctx);
+	if (logits && (sq->n_rows < 0 || sq->n_rows > T))
+		return st_errf(err, ST_EINVAL, "forward: %d logit rows of %d tokens", sq->n_rows, T);
+	for (t = 0; logits && t < sq->n_rows; t++)
+		if (sq->rows[t] < 0 || sq->rows[t] >= T)
+			return st_errf(err, ST_EINVAL, "forward: logit row %d is outside 0..%d",
+				       sq->rows[t], T - 1);
+	s->pos = 0;
+	s->sq = sq;
+	rc = run(s, tokens, T, logits, 0, NULL, err);
+	s->sq = NULL;
 	s->pos = 0;
 	return rc;
 }

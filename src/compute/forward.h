@@ -85,6 +85,26 @@ int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
 		    const struct observer *obs, struct st_err *err);
 
 /*
+ * Several sequences kept side by side in the cache, for decoding many
+ * texts at once (one call: a token of each).  The caller gives each
+ * sequence its own range of cache rows; token t of the call sits at RoPE
+ * position pos[t], its key and value go to cache row row[t], and it
+ * attends to rows lo[t] .. row[t]: its sequence so far, stored at
+ * consecutive rows from lo[t] (so pos[t] == row[t] - lo[t]), earlier in
+ * this call or in earlier calls.  Rows outside the call's are left as
+ * they are.  Logits, if not NULL, receive [n_rows][n_vocab] for the
+ * call's tokens rows[0 .. n_rows-1].  T <= max_batch, rows < max_ctx;
+ * fwd_pos is 0 afterwards (fwd_eval starts a new sequence at row 0).
+ */
+struct fwd_seqs {
+	const int32_t *pos, *row, *lo; /* [T] */
+	const int32_t *rows;           /* [n_rows] */
+	int n_rows;
+};
+int fwd_eval_seqs(struct fwd_state *s, const int32_t *tokens, int T,
+		  const struct fwd_seqs *sq, float *logits, struct st_err *err);
+
+/*
  * Precision of the prefill matmuls of 16-bit and quantized weights
  * (F32 weights and decode steps always run in f32):
  *  FWD_COMPUTE_F32   weights dequantized to f32, f32 products (the default;

@@ -13,6 +13,7 @@
 
 #include <ctype.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -958,86 +959,203 @@ static void cut_at_stops(char *s, const char *const *until, int n_until)
 	}
 }
 
+/* One sequence being generated: its item, its rows of the cache */
+struct gen_slot {
+	long item;       /* -1: free */
+	int len;         /* tokens in the cache */
+	int ng;          /* tokens generated */
+	int32_t pending; /* the token to feed next */
+	int32_t *gen;    /* [max_gen] */
+};
+
+struct gen_run {
+	const struct model *m;
+	const struct mc_item *items;
+	size_t n, done;
+	int max_gen, n_until;
+	const char *const *until;
+	char **outs;
+	int32_t eos;
+	st_progress_fn progress;
+	void *ud;
+};
+
+/* Item x's context tokens, cut from the left to keep (lm-eval leaves room
+ * for the generation): *ids (malloc'd) from *off, *nid in all */
+static int gen_encode(const struct model *m, const struct mc_item *x, size_t i, size_t keep,
+		      int32_t **ids, size_t *nid, size_t *off, struct st_err *err)
+{
+	int flags = x->bos == MC_BOS_NONE ? 0 : x->bos == MC_BOS_ADD ? TOK_ADD_BOS :
+		    tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
+	int rc;
+
+	*ids = NULL;
+	if ((rc = tok_encode(m->tok, x->context, strlen(x->context), flags, ids, nid, err)) < 0)
+		return rc;
+	if (!*nid)
+		return st_errf(err, ST_EINVAL, "generate: item %zu: empty context", i);
+	*off = *nid > keep ? *nid - keep : 0;
+	return 0;
+}
+
+/*
+ * The slot's next token (the argmax of its logits): ends the item on
+ * EOS, a stop string or max_gen tokens (its text into outs, the slot
+ * freed), else becomes the token to feed.
+ */
+static int gen_take(struct gen_run *g, struct gen_slot *sl, const float *logits,
+		    struct st_err *err)
+{
+	int32_t next = sample_argmax(logits, g->m->hp.n_vocab);
+	int stop = next == g->eos;
+
+	if (!stop) {
+		char *text;
+
+		sl->gen[sl->ng++] = next;
+		text = tok_decode(g->m->tok, sl->gen, (size_t)sl->ng);
+		if (!text)
+			return st_errf(err, ST_ENOMEM, "generate: out of memory");
+		for (int u = 0; u < g->n_until && !stop; u++)
+			stop = g->until[u][0] && strstr(text, g->until[u]) != NULL;
+		free(text);
+		stop = stop || sl->ng == g->max_gen;
+	}
+	if (!stop) {
+		sl->pending = next;
+		return 0;
+	}
+	g->outs[sl->item] = tok_decode(g->m->tok, sl->gen, (size_t)sl->ng);
+	if (!g->outs[sl->item])
+		return st_errf(err, ST_ENOMEM, "generate: out of memory");
+	cut_at_stops(g->outs[sl->item], g->until, g->n_until);
+	sl->item = -1;
+	g->done++;
+	if (g->progress && g->progress(g->ud, (double)g->done / (double)g->n))
+		return st_errf(err, ST_ECANCEL, "generate: cancelled after %zu of %zu items",
+			       g->done, g->n);
+	return 0;
+}
+
 int lmeval_generate(const struct model *m, const struct mask *mask,
-		    const struct mc_item *items, size_t n, int ctx, int max_gen,
+		    const struct mc_item *items, size_t n, int ctx, int max_gen, int n_par,
 		    const char *const *until, int n_until, char **outs,
 		    st_progress_fn progress, void *ud, struct st_err *err)
 {
 	int n_vocab = m->hp.n_vocab, batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH, rc = 0;
-	int32_t eos = tok_eos(m->tok), *gen = NULL, *ids = NULL;
+	struct gen_run g = { m, items, n, 0, max_gen, n_until, until, outs, tok_eos(m->tok),
+			     progress, ud };
+	struct gen_slot *sl = NULL;
 	struct fwd_state *fs = NULL;
 	float *logits = NULL;
-	size_t i;
+	int32_t *ids = NULL, *arg = NULL;
+	size_t i, next = 0, keep = (size_t)(ctx - max_gen), nid, off;
+	int region = 0, b, nb;
 
 	for (i = 0; i < n; i++)
 		outs[i] = NULL;
 	if (ctx < 2 || max_gen < 1 || max_gen >= ctx)
 		return st_errf(err, ST_EINVAL, "generate: context %d does not leave room for %d tokens",
 			       ctx, max_gen);
-	fs = fwd_new(m, mask, ctx, batch, err);
+	if (n == 0)
+		return 0;
+	/* each sequence's rows: the longest (cut) context and its generation */
+	for (i = 0; i < n; i++) {
+		if ((rc = gen_encode(m, &items[i], i, keep, &ids, &nid, &off, err)) < 0)
+			goto done;
+		if ((int)(nid - off) + max_gen > region)
+			region = (int)(nid - off) + max_gen;
+		free(ids);
+		ids = NULL;
+	}
+	if (n_par < 1)
+		n_par = 1;
+	if ((size_t)n_par > n)
+		n_par = (int)n;
+	if (n_par > INT_MAX / region)
+		n_par = INT_MAX / region;
+	fs = fwd_new(m, mask, n_par * region, batch > n_par ? batch : n_par, err);
 	if (!fs)
 		return err ? err->code : ST_ENOMEM;
-	logits = malloc(sizeof *logits * (size_t)n_vocab);
-	gen = malloc(sizeof *gen * (size_t)max_gen);
-	if (!logits || !gen) {
+	sl = calloc((size_t)n_par, sizeof *sl);
+	logits = malloc(sizeof *logits * (size_t)n_vocab * (size_t)n_par);
+	/* a call's pos, row, lo and logit rows */
+	arg = malloc(sizeof *arg * 4 * (size_t)(batch > n_par ? batch : n_par));
+	if (!sl || !logits || !arg) {
 		rc = st_errf(err, ST_ENOMEM, "generate: out of memory");
 		goto done;
 	}
-	for (i = 0; i < n; i++) {
-		const struct mc_item *x = &items[i];
-		int flags = x->bos == MC_BOS_NONE ? 0 : x->bos == MC_BOS_ADD ? TOK_ADD_BOS :
-			    tok_add_bos_default(m->tok) ? TOK_ADD_BOS : 0;
-		size_t nid = 0, keep = (size_t)(ctx - max_gen), p, off;
-		int ng = 0;
-
-		free(ids);
-		ids = NULL;
-		if ((rc = tok_encode(m->tok, x->context, strlen(x->context), flags, &ids, &nid, err)) < 0)
-			goto done;
-		if (!nid) {
-			rc = st_errf(err, ST_EINVAL, "generate: item %zu: empty context", i);
-			goto done;
-		}
-		off = nid > keep ? nid - keep : 0; /* lm-eval cuts from the left */
-		fwd_reset(fs);
-		for (p = off; p < nid; p += (size_t)batch) {
-			int nb = nid - p < (size_t)batch ? (int)(nid - p) : batch;
-
-			if ((rc = fwd_eval(fs, ids + p, nb, logits, 0, NULL, err)) < 0)
-				goto done;
-		}
-		for (;;) {
-			int32_t next = sample_argmax(logits, n_vocab);
-			char *text;
-			int stop = 0;
-
-			if (next == eos)
-				break;
-			gen[ng++] = next;
-			text = tok_decode(m->tok, gen, (size_t)ng);
-			if (!text) {
-				rc = st_errf(err, ST_ENOMEM, "generate: out of memory");
-				goto done;
-			}
-			for (int u = 0; u < n_until && !stop; u++)
-				stop = until[u][0] && strstr(text, until[u]) != NULL;
-			free(text);
-			if (stop || ng == max_gen)
-				break;
-			if ((rc = fwd_eval(fs, &next, 1, logits, 0, NULL, err)) < 0)
-				goto done;
-		}
-		outs[i] = tok_decode(m->tok, gen, (size_t)ng);
-		if (!outs[i]) {
+	for (b = 0; b < n_par; b++) {
+		sl[b].item = -1;
+		if (!(sl[b].gen = malloc(sizeof *sl[b].gen * (size_t)max_gen))) {
 			rc = st_errf(err, ST_ENOMEM, "generate: out of memory");
 			goto done;
 		}
-		cut_at_stops(outs[i], until, n_until);
-		if (progress && progress(ud, (double)(i + 1) / (double)n)) {
-			rc = st_errf(err, ST_ECANCEL, "generate: cancelled after %zu of %zu items",
-				     i + 1, n);
-			goto done;
+	}
+	while (g.done < n) {
+		int32_t *pos = arg, *row, *lo, *lr, tok[1024];
+		int mx = batch > n_par ? batch : n_par;
+
+		row = arg + mx;
+		lo = row + mx;
+		lr = lo + mx;
+		/* free slots take the next items: their contexts into their rows */
+		for (b = 0; b < n_par && next < n; b++) {
+			size_t p;
+
+			if (sl[b].item >= 0)
+				continue;
+			if ((rc = gen_encode(m, &items[next], next, keep, &ids, &nid, &off, err)) < 0)
+				goto done;
+			sl[b].item = (long)next++;
+			sl[b].len = 0;
+			sl[b].ng = 0;
+			for (p = off; p < nid; p += (size_t)nb) {
+				struct fwd_seqs sq = { pos, row, lo, lr, 1 };
+
+				nb = nid - p < (size_t)batch ? (int)(nid - p) : batch;
+				for (int t = 0; t < nb; t++) {
+					pos[t] = sl[b].len + t;
+					lo[t] = b * region;
+					row[t] = lo[t] + pos[t];
+				}
+				lr[0] = nb - 1;
+				if ((rc = fwd_eval_seqs(fs, ids + p, nb, &sq, logits, err)) < 0)
+					goto done;
+				sl[b].len += nb;
+			}
+			free(ids);
+			ids = NULL;
+			if ((rc = gen_take(&g, &sl[b], logits, err)) < 0)
+				goto done;
+			if (sl[b].item < 0)
+				b--; /* done at once: the slot takes another item */
 		}
+		/* one token of every sequence still going, in one call */
+		nb = 0;
+		for (b = 0; b < n_par; b++)
+			if (sl[b].item >= 0) {
+				tok[nb] = sl[b].pending;
+				pos[nb] = sl[b].len;
+				lo[nb] = b * region;
+				row[nb] = lo[nb] + pos[nb];
+				lr[nb] = nb;
+				nb++;
+			}
+		if (!nb)
+			continue;
+		{
+			struct fwd_seqs sq = { pos, row, lo, lr, nb };
+
+			if ((rc = fwd_eval_seqs(fs, tok, nb, &sq, logits, err)) < 0)
+				goto done;
+		}
+		for (b = 0, i = 0; b < n_par; b++)
+			if (sl[b].item >= 0) {
+				sl[b].len++;
+				if ((rc = gen_take(&g, &sl[b], logits + i++ * (size_t)n_vocab, err)) < 0)
+					goto done;
+			}
 	}
 done:
 	if (rc < 0)
@@ -1045,8 +1163,11 @@ done:
 			free(outs[i]);
 			outs[i] = NULL;
 		}
+	for (b = 0; sl && b < n_par; b++)
+		free(sl[b].gen);
+	free(sl);
 	free(ids);
-	free(gen);
+	free(arg);
 	free(logits);
 	fwd_free(fs);
 	return rc;

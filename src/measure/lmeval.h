@@ -138,11 +138,16 @@ struct mask;
  * continuation holding one of until[0..n_until); the text is then cut
  * before the first occurrence of each stop string in turn (lm-eval's
  * split(term)[0]).  outs[i] receives a malloc'd string.  progress gets
- * the share of items done and may cancel.  Items run one after another
- * (no batching across items).
+ * the share of items done and may cancel.  Up to n_par items are
+ * generated at once, each sequence in its own rows of one cache
+ * (fwd_eval_seqs): every step feeds a token of each in one call, so the
+ * weights are read once for all of them, and a finished item's rows go
+ * to the next item.  The texts do not depend on n_par except through
+ * the rounding of the matmuls (a step of 4 or more sequences runs the
+ * prefill path, in the bf16 compute mode where that is in effect).
  */
 int lmeval_generate(const struct model *m, const struct mask *mask,
-		    const struct mc_item *items, size_t n, int ctx, int max_gen,
+		    const struct mc_item *items, size_t n, int ctx, int max_gen, int n_par,
 		    const char *const *until, int n_until, char **outs,
 		    st_progress_fn progress, void *ud, struct st_err *err);
 
