@@ -7,8 +7,11 @@
 # store (and served from the store the second time), resizing, a
 # read-only SQL query, help, quitting.  Session 2 (80x24, TERM=vt100,
 # NO_COLOR=1): the monochrome glyph ramp, no colour codes, a bad model
-# path shown as an error, cancel and resume of a calibration.  Every
-# wait polls the pane with a timeout; the tmux server is always killed.
+# path shown as an error, cancel and resume of a calibration.  Session 7:
+# runs calibrated with relative model paths, opened from another
+# directory (one loads, one whose model is gone names the stored path
+# it tried).  Every wait polls the pane with a timeout; the tmux server
+# is always killed.
 . "$STRATA_SRCDIR/tests/tap.sh"
 S=$STRATA_BIN
 tmp="$STRATA_BUILDDIR/tests/tmp/tui"
@@ -559,6 +562,30 @@ elif need model models/stories260K/stories260K.gguf &&
 	is "$stc" "$cli" "... after as many chunks as strata calibrate --until-stable ($cli)"
 	keys 2 G k Enter C-u Enter
 	ok "an empty rule removes it" wait_for "Stop       after every chunk"
+	keys Q
+	ok "Q quits" wait_for "EXITED rc=0"
+	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"
+
+	# ---- session 7: runs whose models were given relative, opened from elsewhere ----
+	db="$tmp/moved.db"
+	mdl=$(cd "$tmp" && pwd -P)/models
+	mkdir -p "$mdl" "$tmp/elsewhere" "$tmp/noshared"
+	cp "$model" "$mdl/m.gguf"
+	"$S" synth "$mdl/gone.gguf" --shape tiny > /dev/null 2>&1
+	(cd "$mdl" && "$S" calibrate ./m.gguf "$text" --samples 4 --seq-len 64 --db "$db" > /dev/null 2>&1 &&
+	 "$S" calibrate ./gone.gguf "$text" --samples 4 --seq-len 64 --db "$db" > /dev/null 2>&1)
+	is "$?" 0 "two runs calibrated with relative model paths"
+	rm -f "$mdl/gone.gguf"
+	$TM kill-server 2>/dev/null && sleep 0.3
+	$TM new-session -d -s tui -x 200 -y 30 -c "$tmp/elsewhere" \
+		"env STRATA_SHARED='$tmp/noshared' TERM=xterm-256color '$S' tui --db '$db' 2> '$tmp/stderr'; echo EXITED rc=\$?; sleep 60"
+	ok "another directory: Home lists both runs" wait_for "Calibration runs, newest first (2)"
+	keys Enter
+	ok "a run whose model is gone names the stored path it tried" \
+	   wait_for "run 2: cannot open its model at the stored path $mdl/gone.gguf"
+	keys j Enter
+	ok "a run whose model was given as ./m.gguf opens from another directory" wait_for "Heatmap  run 1:"
+	contains "$(pane | head -1)" "m.gguf" "... its model open (from the canonical path the store holds)"
 	keys Q
 	ok "Q quits" wait_for "EXITED rc=0"
 	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"
