@@ -6,6 +6,7 @@
  */
 #include "app/sweep.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,32 @@ static int method_limit(enum plan_method m, int L, const struct app_sweep_req *r
 	if (layers < 0)
 		layers = 0;
 	return m == PLAN_JOINT ? 2 * layers : layers;
+}
+
+/* Task t as the store keeps it in a sweep's key: a file it names
+ * (ppl:FILE, kl:FILE, hellaswag:FILE, a task file by path) under its
+ * canonical path, as typed otherwise (names, hf: references). */
+static void task_canonical(const char *t, char *out, size_t cap)
+{
+	static const char *const kinds[] = { "ppl:", "kl:", "hellaswag:" };
+	char canon[PATH_MAX];
+	size_t n = strlen(t);
+
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		size_t k = strlen(kinds[i]);
+
+		if (!strncmp(t, kinds[i], k)) {
+			if (t[k] && realpath(t + k, canon))
+				snprintf(out, cap, "%s%s", kinds[i], canon);
+			else
+				snprintf(out, cap, "%s", t);
+			return;
+		}
+	}
+	if ((strchr(t, '/') || (n > 5 && !strcmp(t + n - 5, ".task"))) && realpath(t, canon))
+		snprintf(out, cap, "%s", canon);
+	else
+		snprintf(out, cap, "%s", t);
 }
 
 /* Measure one point's mask on every task (and its speed); fills pt. */
@@ -102,12 +129,16 @@ int app_sweep(const struct app_env *env, const struct model *m,
 		rc = st_errf(err, ST_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (int i = 0; i < rq->n_tasks && pos < sizeof tasks_key; i++)
+	for (int i = 0; i < rq->n_tasks && pos < sizeof tasks_key; i++) {
+		char tc[PATH_MAX + 16];
+
+		task_canonical(rq->tasks[i], tc, sizeof tc);
 		pos += rq->shots && rq->shots[i] != rq->es.shots
 		       ? (size_t)snprintf(tasks_key + pos, sizeof tasks_key - pos, "%s%s@%dshot",
-					  i ? " " : "", rq->tasks[i], rq->shots[i])
+					  i ? " " : "", tc, rq->shots[i])
 		       : (size_t)snprintf(tasks_key + pos, sizeof tasks_key - pos, "%s%s",
-					  i ? " " : "", rq->tasks[i]);
+					  i ? " " : "", tc);
+	}
 	for (int mi = 0; mi < rq->n_methods; mi++) {
 		int lim = method_limit((enum plan_method)rq->methods[mi], m->hp.n_layer, rq);
 

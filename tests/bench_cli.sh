@@ -94,6 +94,11 @@ if need model models/stories260K/stories260K.gguf; then
 		script -qc "'$S' eval '$model' --task 'ppl:$STRATA_SHARED/data/text/tinystories-valid-1000.txt' --ctx 64 --max-tokens 500 --no-store" /dev/null > "$tmp/ttye.txt"
 		contains "$(cat "$tmp/ttye.txt")" "ETA" "... and eval too"
 		contains "$(cat "$tmp/ttye.txt")" "/500 tokens" "... counting its tokens"
+		if need hs data/mc/hellaswag/hellaswag_val_full.txt; then
+			script -qc "'$S' eval '$model' --task hellaswag --limit 40 --no-store" /dev/null > "$tmp/ttym.txt"
+			contains "$(tr '\r' '\n' < "$tmp/ttym.txt" | grep 'hellaswag .*ETA' | tail -1)" "40/40 items" \
+				"... and a multiple-choice eval counts its items"
+		fi
 	fi
 	b --gen 0 --ctx 16 > "$tmp/g0.json" 2>&1; rc=$?
 	is "$rc" 0 "--gen 0 exits 0"

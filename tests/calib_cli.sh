@@ -190,12 +190,16 @@ if need model models/stories260K/stories260K.gguf &&
 	adb=$(cd "$tmp" && pwd -P)/strata.db
 	mdir=$(cd "$(dirname "$model")" && pwd -P)
 	tabs=$(cd "$(dirname "$text")" && pwd -P)/$(basename "$text")
-	(cd "$mdir" && "$S" calibrate "./$(basename "$model")" "$tabs" --db "$adb" --samples 4 \
+	# the data too, relative to the model's directory where realpath can say how
+	trel=$(realpath --relative-to="$mdir" "$tabs" 2> /dev/null) || trel=$tabs
+	(cd "$mdir" && "$S" calibrate "./$(basename "$model")" "$trel" --db "$adb" --samples 4 \
 		--seq-len 64 > /dev/null 2>&1)
-	is "$?" 0 "calibrate with a relative model path"
+	is "$?" 0 "calibrate with a relative model path (data: $trel)"
 	rrun=$(sqlv "SELECT max(id) FROM calib_runs")
 	is "$(sqlv "SELECT model FROM run_list WHERE run = $rrun")" "$mdir/$(basename "$model")" \
 		"... the store holds its canonical path"
+	is "$(sqlv "SELECT dataset FROM run_list WHERE run = $rrun")" "$tabs" \
+		"... and the data's canonical path"
 	(cd "$tmp" && "$S" plan "$rrun" --db "$adb" --method attn -n 1 --iterative > /dev/null 2> "$tmp/rel.err")
 	is "$?" 0 "plan --iterative from another directory reopens it"
 	contains "$(cat "$tmp/rel.err")" "loading $mdir/" "... saying which path it loaded"

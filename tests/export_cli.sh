@@ -106,6 +106,13 @@ if need model models/stories260K/stories260K.gguf && need hf models/stories260K/
 		"... has one record, not one per write"
 	is "$("$S" sql "select mask || ' ' || path from exports where path like '%again.gguf'" --format tsv | tail -1)" \
 		"attn=3;mlp= $(cd "$tmp" && pwd -P)/again.gguf" "... the newest, under its absolute path"
+	# on a terminal the progress line says what the last phases do
+	if command -v script > /dev/null 2>&1; then
+		script -qc "'$S' export '$model' --mask attn=3 --out '$tmp/again.gguf' --force" /dev/null \
+			| tr '\r' '\n' > "$tmp/tty.txt"
+		contains "$(cat "$tmp/tty.txt")" "export: hashing" "on a terminal, export names the hashing phase"
+		contains "$(cat "$tmp/tty.txt")" "export: recording in the store" "... and the recording"
+	fi
 
 	# a mask from a plan of a stored run
 	"$S" calibrate "$model" "$text" --samples 4 --seq-len 64 --format json > "$tmp/cal.json" 2>/dev/null

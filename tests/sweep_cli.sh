@@ -110,12 +110,20 @@ if need model models/stories260K/stories260K.gguf &&
 	is "$(two --format json | grep -o '"ppl:[a-z0-9.-]*:ppl"' | sort -u | wc -l | tr -d ' ')" 2 \
 		"... and --format json keeps both"
 	mask1=$(awk -F, 'NR == 3 { print $3 }' "$tmp/two.csv")
-	tk="ppl:$text ppl:$wiki"
+	canon() { echo "$(cd "$(dirname "$1")" && pwd -P)/$(basename "$1")"; }
+	tk="ppl:$(canon "$text") ppl:$(canon "$wiki")"
 	is "$("$S" sql --db "$db" "SELECT count(*) FROM sweep_list WHERE k = 1 AND tasks = '$tk' AND metric = 'ppl'" --format tsv | tail -1)" 2 \
 		"sweep_list: one ppl row per file for the point ($mask1), not the other evaluations of its mask"
 	is "$("$S" sql --db "$db" "SELECT group_concat(task, ' ') FROM (SELECT task FROM sweep_list WHERE k = 1 AND tasks = '$tk' AND metric = 'ppl' ORDER BY task)" --format tsv | tail -1)" \
 		"ppl:tinystories-valid-1000.txt ppl:wikitext-2-test.raw" "... its task column names the file"
 	is "$("$S" sql --db "$db" "SELECT count(*) FROM eval_list WHERE mask = '$mask1' AND metric = 'ppl'" --format tsv | tail -1)" 3 \
 		"(the mask has three ppl evaluations in the store)"
+	# a sweep's tasks are stored with their files' canonical paths, whatever was typed
+	rtext=$(realpath --relative-to="$tmp" "$text" 2> /dev/null) || rtext=$text
+	(cd "$tmp" && "$S" sweep "$model" --db "$db" --run "$run" --method attn --max 1 --task "ppl:$rtext" \
+		--ctx 128 --max-tokens 400 > /dev/null 2>&1)
+	is "$?" 0 "a sweep with a relative data path ($rtext)"
+	is "$("$S" sql --db "$db" "SELECT group_concat(DISTINCT tasks) FROM sweeps WHERE tasks LIKE 'ppl:%' AND tasks NOT LIKE '% %'" --format tsv | tail -1)" \
+		"ppl:$(canon "$text")" "... is stored under the file's canonical path, as the other sweeps of that file"
 fi
 done_testing

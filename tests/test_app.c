@@ -2,7 +2,8 @@
  * test_app: the application layer (app/) on a real model and store --
  * the store guard (lock, retry) around every call, calibration cached,
  * cancelled and resumed to the same values bit for bit, plans from a
- * run, evaluation and speed through the cache, an export recorded,
+ * run, evaluation and speed through the cache, an export recorded (its
+ * phases named; cancelled while hashing: no file, no record),
  * references resolved, live runs told from dead ones.
  */
 #include <stdio.h>
@@ -74,6 +75,46 @@ static int cancel_after(void *ud, const struct calib_progress *p, int pass, int 
 {
 	(void)n_pass;
 	return pass == 0 && *(int *)ud > 0 && p->chunks_done >= *(int *)ud;
+}
+
+/* The export phases heard, comma separated. */
+static char phases[128];
+
+static void note_phase(void *ud, const char *what)
+{
+	(void)ud;
+	snprintf(phases + strlen(phases), sizeof phases - strlen(phases), "%s%s",
+		 phases[0] ? "," : "", what);
+}
+
+/* Cancel an export once its file is being hashed (Ctrl-C at "100%"). */
+static int cancel_hashing(void *ud, double done)
+{
+	(void)ud;
+	(void)done;
+	return strstr(phases, "hashing") != NULL;
+}
+
+static int count_row(void *ud, int stmt, int n_cols, const char *const *names,
+		     const struct store_value *values)
+{
+	(void)stmt;
+	(void)names;
+	if (n_cols > 0 && values[0].type == STORE_INT)
+		*(long long *)ud = values[0].i;
+	return 0;
+}
+
+/* The number of rows of table in s (-1 on error). */
+static long long count_rows(struct store *s, const char *table)
+{
+	char sql[128];
+	long long n = -1;
+
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
+	if (store_query(s, sql, 0, NULL, 0, count_row, NULL, &n, NULL) < 0)
+		return -1;
+	return n;
 }
 
 static int calls_busy(int *calls)
@@ -257,11 +298,28 @@ int main(void)
 
 		mask_parse("attn=1", m->hp.n_layer, &mk, &err);
 		export_opts_init(&eo);
+		eo.phase = note_phase;
+		phases[0] = '\0';
 		snprintf(out_path, sizeof out_path, "%s/out.gguf", tmp);
 		rc = app_export(&env, m, mk, out_path, &eo, &er, &mt, &id, &err);
 		ok(rc == 0 && access(out_path, R_OK) == 0, "an export is written: %s", err.msg);
 		ok(id > 0, "... and recorded (export %lld)", (long long)id);
 		ok(mt && !strcmp(mt, "attn=1;mlp="), "... its mask canonical: %s", mt ? mt : "");
+		ok(!strcmp(phases, "writing,hashing,recording"),
+		   "... its phases named: writing, hashing, recording (%s)", phases);
+		free(mt);
+		mt = NULL;
+		/* Ctrl-C while the file is hashed: no file, no record */
+		is_int((int)count_rows(s, "exports"), 1, "one export recorded so far");
+		eo.progress = cancel_hashing;
+		phases[0] = '\0';
+		snprintf(out_path, sizeof out_path, "%s/cut.gguf", tmp);
+		rc = app_export(&env, m, mk, out_path, &eo, &er, &mt, &id, &err);
+		is_int(rc, ST_ECANCEL, "an export cancelled while hashing returns ST_ECANCEL");
+		ok(id == 0 && !mt, "... with no export id and no mask text");
+		ok(access(out_path, F_OK) != 0, "... and no file at its path");
+		is_int((int)count_rows(s, "exports"), 1, "... and nothing recorded (still one export)");
+		ok(!strstr(phases, "recording"), "... nor a recording phase (%s)", phases);
 		free(mt);
 		mask_free(mk);
 	}

@@ -2,7 +2,11 @@
  * test_draw: the workbench's text fitting -- a message naming a file
  * keeps the file name when the terminal is too narrow for its path --
  * and its charts: an axis spanning decades is logarithmic, labelled
- * with the values measured; a point can carry its own label.
+ * with the values measured; a point can carry its own label.  The
+ * what-if panel shows the unmasked baseline beside a measured ppl and
+ * decode speed, with the difference, and says "within noise" only when
+ * the ppl differs by at most two combined standard errors or the decode
+ * speeds' min-max ranges overlap.
  */
 #include "ui/ui.h"
 #include "tap.h"
@@ -106,6 +110,77 @@ static void charts(void)
 	fclose(devnull);
 }
 
+/* The what-if panel of t, its lines (trailing blanks cut) each ended by '|'. */
+static void whatif_text(struct tui *t, char *out, size_t cap)
+{
+	WINDOW *p = newpad(30, 60);
+	char buf[128];
+
+	out[0] = '\0';
+	whatif_draw(t, p, 0, 0, 30, 60);
+	for (int y = 0; y < 30; y++) {
+		size_t n = strlen(row_text(p, y, buf, sizeof buf));
+
+		while (n > 0 && buf[n - 1] == ' ')
+			buf[--n] = '\0';
+		snprintf(out + strlen(out), cap - strlen(out), "%s|", buf);
+	}
+	delwin(p);
+}
+
+static void whatif(void)
+{
+	FILE *devnull = fopen("/dev/null", "w");
+	SCREEN *scr = devnull ? newterm("vt100", devnull, stdin) : NULL;
+	struct tui *t = calloc(1, sizeof *t);
+	struct measured *me;
+	char txt[4096];
+
+	if (!scr || !t) {
+		ok(1, "# SKIP no vt100 terminfo for the what-if checks");
+		free(t);
+		if (devnull)
+			fclose(devnull);
+		return;
+	}
+	me = &t->meas;
+	/* the panel reads no model field: any non-NULL pointer says one is open */
+	t->m = (struct model *)t;
+	snprintf(t->mask_text, sizeof t->mask_text, "attn=1;mlp=");
+	snprintf(t->mask_key, sizeof t->mask_key, "attn=1;mlp=");
+	me->have_eval = me->have_base_eval = 1;
+	me->ppl = 10.3, me->ppl_se = 0.2;
+	me->base_ppl = 10.0, me->base_ppl_se = 0.2;
+	me->have_bench = me->have_base_bench = 1;
+	me->decode_tps = 950, me->decode_min = 900, me->decode_max = 1000;
+	me->base_decode = 1000, me->base_decode_min = 980, me->base_decode_max = 1100;
+	whatif_text(t, txt, sizeof txt);
+	has_str(txt, "ppl 10.3000", "what-if: the measured ppl");
+	has_str(txt, "base 10.0000  +0.3000 (+3.0%)", "... the baseline ppl and the difference");
+	/* 2 * sqrt(0.2^2 + 0.2^2) = 0.5657 >= 0.3 */
+	has_str(txt, "within noise (2 stderr 0.5657)", "... within two combined standard errors: noise");
+	has_str(txt, "min 900  max 1000", "the decode speed's min and max over the repeats");
+	has_str(txt, "base 1000  -5.0% within noise", "... the baseline's, the difference, ranges overlap: noise");
+	has_str(txt, "base min 980  max 1100", "... and the baseline's min and max");
+	me->ppl = 11.0;
+	me->decode_tps = 1300, me->decode_min = 1200, me->decode_max = 1400;
+	whatif_text(t, txt, sizeof txt);
+	has_str(txt, "base 10.0000  +1.0000 (+10.0%)", "a ppl 1.0 above the baseline");
+	ok(!strstr(txt, "within noise"), "... beyond 2 stderr and with disjoint speed ranges: no noise mark");
+	has_str(txt, "base 1000  +30.0%|", "a decode speed 30%% above the baseline, unmarked");
+	me->have_base_eval = me->have_base_bench = 0;
+	whatif_text(t, txt, sizeof txt);
+	has_str(txt, "base -  (e measures it too)", "no baseline ppl yet: e measures it");
+	has_str(txt, "base -  (b measures it too)", "no baseline speed yet: b measures it");
+	t->mask_key[0] = '\0';
+	whatif_text(t, txt, sizeof txt);
+	has_str(txt, "(the unmasked model: the baseline)", "the unmasked model is the baseline itself");
+	free(t);
+	endwin();
+	delscreen(scr);
+	fclose(devnull);
+}
+
 int main(void)
 {
 	/* fits already: untouched */
@@ -130,5 +205,6 @@ int main(void)
 	/* a relative path */
 	fit("load models/tiny/stories260K.gguf failed", 30, "load .../stories260K.gguf failed");
 	charts();
+	whatif();
 	return tap_done();
 }

@@ -7,8 +7,13 @@
 # store (and served from the store the second time), resizing, a
 # read-only SQL query, help, quitting.  Session 2 (80x24, TERM=vt100,
 # NO_COLOR=1): the monochrome glyph ramp, no colour codes, a bad model
-# path shown as an error, cancel and resume of a calibration.  Every
-# wait polls the pane with a timeout; the tmux server is always killed.
+# path shown as an error, cancel and resume of a calibration.  Session 7:
+# runs calibrated with relative model paths, opened from another
+# directory (one loads, one whose model is gone names the stored path
+# it tried).  Session 8: with ppl of two files in the store, the results
+# chart names the one it plots and its axis spans only that file's
+# values.  Every wait polls the pane with a timeout; the tmux server is
+# always killed.
 . "$STRATA_SRCDIR/tests/tap.sh"
 S=$STRATA_BIN
 tmp="$STRATA_BUILDDIR/tests/tmp/tui"
@@ -559,6 +564,53 @@ elif need model models/stories260K/stories260K.gguf &&
 	is "$stc" "$cli" "... after as many chunks as strata calibrate --until-stable ($cli)"
 	keys 2 G k Enter C-u Enter
 	ok "an empty rule removes it" wait_for "Stop       after every chunk"
+	keys Q
+	ok "Q quits" wait_for "EXITED rc=0"
+	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"
+
+	# ---- session 7: runs whose models were given relative, opened from elsewhere ----
+	db="$tmp/moved.db"
+	mdl=$(cd "$tmp" && pwd -P)/models
+	mkdir -p "$mdl" "$tmp/elsewhere" "$tmp/noshared"
+	cp "$model" "$mdl/m.gguf"
+	"$S" synth "$mdl/gone.gguf" --shape tiny > /dev/null 2>&1
+	(cd "$mdl" && "$S" calibrate ./m.gguf "$text" --samples 4 --seq-len 64 --db "$db" > /dev/null 2>&1 &&
+	 "$S" calibrate ./gone.gguf "$text" --samples 4 --seq-len 64 --db "$db" > /dev/null 2>&1)
+	is "$?" 0 "two runs calibrated with relative model paths"
+	rm -f "$mdl/gone.gguf"
+	$TM kill-server 2>/dev/null && sleep 0.3
+	$TM new-session -d -s tui -x 200 -y 30 -c "$tmp/elsewhere" \
+		"env STRATA_SHARED='$tmp/noshared' TERM=xterm-256color '$S' tui --db '$db' 2> '$tmp/stderr'; echo EXITED rc=\$?; sleep 60"
+	ok "another directory: Home lists both runs" wait_for "Calibration runs, newest first (2)"
+	keys Enter
+	ok "a run whose model is gone names the stored path it tried" \
+	   wait_for "run 2: cannot open its model at the stored path $mdl/gone.gguf"
+	keys j Enter
+	ok "a run whose model was given as ./m.gguf opens from another directory" wait_for "Heatmap  run 1:"
+	contains "$(pane | head -1)" "m.gguf" "... its model open (from the canonical path the store holds)"
+	keys Q
+	ok "Q quits" wait_for "EXITED rc=0"
+	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"
+
+	# ---- session 8: the results chart keeps to one data file and settings ----
+	db="$tmp/mixed.db"
+	wiki="$STRATA_SHARED/data/text/wikitext-2-test.raw"
+	"$S" calibrate "$model" "$text" --samples 4 --seq-len 64 --db "$db" > /dev/null 2>&1
+	for mk in "" attn=2 attn=2,4; do
+		"$S" eval "$model" --task "ppl:$text" --ctx 256 --max-tokens 8192 ${mk:+--mask $mk} --db "$db" > /dev/null 2>&1
+		"$S" eval "$model" --task "ppl:$wiki" --ctx 256 --max-tokens 2048 ${mk:+--mask $mk} --db "$db" > /dev/null 2>&1
+	done
+	is "$(sqlv "SELECT count(*) FROM evals")" 6 "three masks evaluated on two files"
+	start 160 40 TERM=xterm-256color
+	wait_for "Heatmap  run 1:" > /dev/null
+	keys 5
+	ok "with two files in the store, the chart names the one it shows" \
+	   wait_for "ppl vs layers dropped, tinystories-valid-1000.txt (ctx=256;max_tokens=8192) +o"
+	tmin=$(sqlv "SELECT min(value) FROM eval_list WHERE task = 'ppl:tinystories-valid-1000.txt' AND metric = 'ppl'")
+	tmax=$(sqlv "SELECT max(value) FROM eval_list WHERE task = 'ppl:tinystories-valid-1000.txt' AND metric = 'ppl'")
+	# the ppl chart's value labels: a number before the axis ('|', '+' at a tick)
+	is "$(pane | awk '/^ *[0-9][0-9.e+-]* [|+]/ { print $1 }' | sed -n '1p;$p' | tr '\n' ' ')" \
+	   "$(g6 "$tmax") $(g6 "$tmin") " "its axis spans that file's ppl only (no WikiText value, 130 and up)"
 	keys Q
 	ok "Q quits" wait_for "EXITED rc=0"
 	is "$(cat "$tmp/stderr")" "" "nothing was written to stderr"
