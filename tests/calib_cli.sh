@@ -341,11 +341,11 @@ if need model models/stories260K/stories260K.gguf &&
 	cal --samples 64 --method attn -n 2 > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 2 "--method without --until-stable is a usage error"
 
-	# ---- the observer's AVX2 sums are the portable ones, bit for bit ----
+	# ---- the observer's sums (compute/kernels' dot_f64, cos_f64) are the scalar path's, bit for bit ----
 	cal --samples 4 --seq-len 100 --force --format json > "$tmp/avx.json" 2> /dev/null
 	STRATA_CALIB_PORTABLE=1 cal --samples 4 --seq-len 100 --force --format json > "$tmp/port.json" 2> /dev/null
 	is "$(scores_of < "$tmp/avx.json")" "$(scores_of < "$tmp/port.json")" \
-	   "the observer's sums on AVX2 equal the portable ones bit for bit ($(grep -o avx2 /proc/cpuinfo | head -1 || echo 'no AVX2 here'))"
+	   "the observer's sums on this CPU's kernel path equal the scalar path's bit for bit"
 
 	# ---- layer-major passes: the token-major scores, to rounding ----
 	# vals FILE: "site layer metric span value" of every score

@@ -431,6 +431,72 @@ KB_FN void KF(gemm_bf16_blk)(const uint16_t *w, size_t ldw, const uint16_t *x, s
 		}
 }
 
+/*
+ * Sums in double of two float vectors (kern_f64): eight partial sums as
+ * two vectors of four doubles, reduced in one fixed order, with no fused
+ * multiply-add (KB_NOFMA), so that every path -- whatever KB_W, and the
+ * scalar one as pairs of SSE2 lanes -- gives the same bits.
+ */
+KB_FN KB_NOFMA double KF(dot_f64)(const float *a, const float *b, int n)
+{
+	KB_NOFMA_BODY
+	kb_v4d s01 = { 0 }, s23 = { 0 }, x, y;
+	kb_v2d l;
+	double s;
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		KB_LD4D(x, a + i);
+		KB_LD4D(y, b + i);
+		s01 += x * y;
+		KB_LD4D(x, a + i + 4);
+		KB_LD4D(y, b + i + 4);
+		s23 += x * y;
+	}
+	/* ((s0 + s1) + (s2 + s3)) lane by lane, then its two lanes */
+	l = ((kb_v2d){ s01[0], s01[1] } + (kb_v2d){ s01[2], s01[3] }) +
+	    ((kb_v2d){ s23[0], s23[1] } + (kb_v2d){ s23[2], s23[3] });
+	s = l[0] + l[1];
+	for (; i < n; i++)
+		s += (double)a[i] * b[i];
+	return s;
+}
+
+/* cos(a, b) in double, 0 when either is zero (torch's cosine_similarity
+ * with its eps); 1 when identical (sqrt(x*x) == |x|). */
+KB_FN KB_NOFMA double KF(cos_f64)(const float *a, const float *b, int n)
+{
+	KB_NOFMA_BODY
+	kb_v4d d = { 0 }, aa = { 0 }, bb = { 0 }, x, y;
+	kb_v2d d2, a2, b2;
+	double dot, na, nb;
+	int i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		KB_LD4D(x, a + i);
+		KB_LD4D(y, b + i);
+		d += x * y;
+		aa += x * x;
+		bb += y * y;
+	}
+	d2 = (kb_v2d){ d[0], d[1] } + (kb_v2d){ d[2], d[3] };
+	a2 = (kb_v2d){ aa[0], aa[1] } + (kb_v2d){ aa[2], aa[3] };
+	b2 = (kb_v2d){ bb[0], bb[1] } + (kb_v2d){ bb[2], bb[3] };
+	dot = d2[0] + d2[1];
+	na = a2[0] + a2[1];
+	nb = b2[0] + b2[1];
+	for (; i < n; i++) {
+		double xa = a[i], xb = b[i];
+
+		dot += xa * xb;
+		na += xa * xa;
+		nb += xb * xb;
+	}
+	if (na == 0 || nb == 0)
+		return 0;
+	return dot / sqrt(na * nb);
+}
+
 #undef KB_DOT4
 #undef KB_DOT4_Q
 #undef KB_CVT

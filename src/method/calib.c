@@ -3,7 +3,8 @@
  * calib.h for the values and their layout).
  *
  * One forward pass per chunk.  The observer turns each site's x_in /
- * x_out into per-token cosines (fp64, computed in parallel over
+ * x_out into per-token cosines (fp64, compute/kernels.h's kern_f64,
+ * the same bits on every instruction set; computed in parallel over
  * tokens, summed serially in token order so a chunk's values do not
  * depend on the thread count), and copies the hidden states h_0 .. h_L
  * of the chunk for the angular distances, which are computed once the
@@ -24,8 +25,8 @@
 #include <time.h>
 
 #include "method/dataset.h"
-#include "base/cpu.h"
 #include "compute/forward.h"
+#include "compute/kernels.h"
 #include "compute/matmul.h"
 #include "model/mask.h"
 #include "model/model.h"
@@ -219,7 +220,8 @@ struct calib_obs {
 	double *ang;       /* [G T][n_spans] per-token d(l, n) */
 	/* layer-major: each layer's weights leave memory once it is done */
 	const struct model *release;
-	/* the sums, portable or AVX2 (the same results) */
+	/* the sums in double (compute/kernels.h: the same bits on every
+	 * path; STRATA_CALIB_PORTABLE=1 takes the scalar path's) */
 	double (*dot)(const float *a, const float *b, int n);
 	double (*cos)(const float *a, const float *b, int n);
 	/* current task arguments */
@@ -227,163 +229,6 @@ struct calib_obs {
 	int bad_layer;     /* first site whose cos sum is NaN/Inf, or -1 */
 	enum site bad_site;
 };
-
-/*
- * Dot products of float vectors accumulated in double.  Eight partial
- * sums (four SSE2-sized vectors of two, GCC/clang vector extensions)
- * keep the adder pipelines busy; the summation order is fixed, so the
- * results do not depend on the thread count.
- */
-typedef double v2d __attribute__((vector_size(16)));
-typedef float v2f __attribute__((vector_size(8)));
-
-static inline v2d load2(const float *p)
-{
-	v2f f;
-
-	memcpy(&f, p, sizeof f);
-	return __builtin_convertvector(f, v2d);
-}
-
-static inline double hsum4(v2d a, v2d b, v2d c, v2d d)
-{
-	v2d s = (a + b) + (c + d);
-
-	return s[0] + s[1];
-}
-
-static double dot_d(const float *a, const float *b, int n)
-{
-	v2d s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
-	double s;
-	int i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		s0 += load2(a + i) * load2(b + i);
-		s1 += load2(a + i + 2) * load2(b + i + 2);
-		s2 += load2(a + i + 4) * load2(b + i + 4);
-		s3 += load2(a + i + 6) * load2(b + i + 6);
-	}
-	s = hsum4(s0, s1, s2, s3);
-	for (; i < n; i++)
-		s += (double)a[i] * b[i];
-	return s;
-}
-
-/*
- * The same two sums on AVX2, in 256-bit vectors whose lanes are exactly
- * the 128-bit accumulators above side by side, and with the same
- * reduction: the results are bit for bit those of the portable code
- * (no FMA contraction), four times fewer instructions.
- */
-typedef double v4d __attribute__((vector_size(32)));
-typedef float v4f __attribute__((vector_size(16)));
-#if defined(__clang__)
-#define AVX2_FN __attribute__((target("avx2")))
-#else
-#define AVX2_FN __attribute__((target("avx2"), optimize("fp-contract=off")))
-#endif
-
-AVX2_FN
-static inline v4d load4(const float *p)
-{
-	v4f f;
-
-	memcpy(&f, p, sizeof f);
-	return __builtin_convertvector(f, v4d);
-}
-
-AVX2_FN
-static double dot_d_avx2(const float *a, const float *b, int n)
-{
-	v4d s01 = { 0 }, s23 = { 0 }, t;
-	v2d lo, hi, x, y;
-	double s;
-	int i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		s01 += load4(a + i) * load4(b + i);         /* lanes of s0, s1 */
-		s23 += load4(a + i + 4) * load4(b + i + 4); /* lanes of s2, s3 */
-	}
-	/* hsum4: (s0 + s1) + (s2 + s3), then its two lanes */
-	t = s01;
-	lo = (v2d){ t[0], t[1] };
-	hi = (v2d){ t[2], t[3] };
-	x = lo + hi;
-	t = s23;
-	lo = (v2d){ t[0], t[1] };
-	hi = (v2d){ t[2], t[3] };
-	y = lo + hi;
-	x = x + y;
-	s = x[0] + x[1];
-	for (; i < n; i++)
-		s += (double)a[i] * b[i];
-	return s;
-}
-
-AVX2_FN
-static double cos_d_avx2(const float *a, const float *b, int n)
-{
-	v4d d = { 0 }, aa = { 0 }, bb = { 0 };
-	v2d d2, a2, b2;
-	double dot, na, nb;
-	int i = 0;
-
-	for (; i + 4 <= n; i += 4) {
-		v4d x = load4(a + i), y = load4(b + i);
-
-		d += x * y;  /* lanes of d0, d1 */
-		aa += x * x;
-		bb += y * y;
-	}
-	d2 = (v2d){ d[0], d[1] } + (v2d){ d[2], d[3] };
-	a2 = (v2d){ aa[0], aa[1] } + (v2d){ aa[2], aa[3] };
-	b2 = (v2d){ bb[0], bb[1] } + (v2d){ bb[2], bb[3] };
-	dot = d2[0] + d2[1];
-	na = a2[0] + a2[1];
-	nb = b2[0] + b2[1];
-	for (; i < n; i++) {
-		double x = a[i], y = b[i];
-		dot += x * y;
-		na += x * x;
-		nb += y * y;
-	}
-	if (na == 0 || nb == 0)
-		return 0;
-	return dot / sqrt(na * nb);
-}
-
-/* cos of two float vectors, accumulated in double; 1 when identical
- * (sqrt(x*x) == |x| in IEEE arithmetic). */
-static double cos_d(const float *a, const float *b, int n)
-{
-	v2d d0 = { 0 }, d1 = { 0 }, a0 = { 0 }, a1 = { 0 }, b0 = { 0 }, b1 = { 0 };
-	double dot, na, nb;
-	int i = 0;
-
-	for (; i + 4 <= n; i += 4) {
-		v2d x0 = load2(a + i), x1 = load2(a + i + 2);
-		v2d y0 = load2(b + i), y1 = load2(b + i + 2);
-		d0 += x0 * y0;
-		d1 += x1 * y1;
-		a0 += x0 * x0;
-		a1 += x1 * x1;
-		b0 += y0 * y0;
-		b1 += y1 * y1;
-	}
-	dot = (d0 + d1)[0] + (d0 + d1)[1];
-	na = (a0 + a1)[0] + (a0 + a1)[1];
-	nb = (b0 + b1)[0] + (b0 + b1)[1];
-	for (; i < n; i++) {
-		double x = a[i], y = b[i];
-		dot += x * y;
-		na += x * x;
-		nb += y * y;
-	}
-	if (na == 0 || nb == 0)
-		return 0; /* as torch's cosine_similarity with its eps: 0 / eps */
-	return dot / sqrt(na * nb);
-}
 
 static void site_task(void *ud, int blk)
 {
@@ -482,8 +327,12 @@ static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int angular
 	o->D = D;
 	o->T = T;
 	o->G = G;
-	o->dot = cpu_features()->avx2 && !getenv("STRATA_CALIB_PORTABLE") ? dot_d_avx2 : dot_d;
-	o->cos = o->dot == dot_d_avx2 ? cos_d_avx2 : cos_d;
+	{
+		const struct kern_f64 *k = kern_f64(getenv("STRATA_CALIB_PORTABLE") != NULL);
+
+		o->dot = k->dot;
+		o->cos = k->cos;
+	}
 	o->site_sum = calloc(3 * (size_t)L * G, sizeof(double));
 	o->seen = calloc(3 * (size_t)L, 1);
 	o->tok = calloc(rows, sizeof(double));
