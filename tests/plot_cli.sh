@@ -212,6 +212,28 @@ if need model models/stories260K/stories260K.gguf &&
 		skip_or_fail "pdftotext (poppler-utils) is not installed"
 	fi
 
+	# ---- drops of another metric (KL), pareto of the prefill speed ----
+	"$S" sweep "$model" --db "$db" --run 1 --method attn,block --max 2 --task "kl:$text" \
+		--ctx 128 --max-tokens 500 --format tsv > /dev/null 2>&1
+	is "$?" 0 "a KL sweep of the same run"
+	"$S" plot drops 1 --db "$db" --metric kl --out "$tmp/kl.pdf" > "$tmp/kl.txt"
+	is "$?" 0 "plot drops 1 --metric kl"
+	is "$(field metric < "$tmp/kl.txt")/$(field series < "$tmp/kl.txt")/$(field points < "$tmp/kl.txt")" \
+		kl_mean/2/6 "... the mean KL of 2 methods, 6 points"
+	"$S" plot pareto 1 --db "$db" --speed prefill --out "$tmp/pp.pdf" > "$tmp/pp.txt"
+	is "$?/$(field speed < "$tmp/pp.txt")/$(field points < "$tmp/pp.txt")" 0/prefill/6 \
+		"plot pareto --speed prefill: 6 points (the KL sweep adds none to the ppl front)"
+	if command -v pdftotext > /dev/null 2>&1; then
+		t=$(pdftotext "$tmp/kl.pdf" - 2> /dev/null | tr '\n' '|')
+		contains "$t" "KL divergence against sites dropped" "... the KL figure's title names it"
+		contains "$t" "KL divergence from the unmasked model (mean, nats)" "... and its y axis"
+		contains "$t" "evaluation: kl ctx=128;max_tokens=500" "... and its evaluation"
+		t=$(pdftotext "$tmp/pp.pdf" - 2> /dev/null | tr '\n' '|')
+		contains "$t" "prefill speedup over the unmasked model (x, ctx 32)" "... the prefill front's axis names it"
+	else
+		skip_or_fail "pdftotext (poppler-utils) is not installed"
+	fi
+
 	"$S" compare 1 2 --db "$db" --max 3 > "$tmp/c.txt"
 	is "$?" 0 "compare 1 2 --max 3"
 	contains "$(cat "$tmp/c.txt")" "spearman" "... text: the correlation table"
