@@ -212,6 +212,30 @@ if need model models/stories260K/stories260K.gguf &&
 		skip_or_fail "pdftotext (poppler-utils) is not installed"
 	fi
 
+	# ---- drops of accuracy (a multiple-choice task) ----
+	if need hs data/mc/hellaswag/hellaswag_val_full.txt; then
+		"$S" sweep "$model" --db "$db" --run 1 --method attn,block --max 2 --task hellaswag \
+			--limit 20 --format tsv > "$tmp/acc.tsv" 2> /dev/null
+		is "$?" 0 "a hellaswag sweep (20 items) of the same run"
+		"$S" plot drops 1 --db "$db" --metric acc --out "$tmp/acc.svg" > "$tmp/acc.txt"
+		is "$?/$(field metric < "$tmp/acc.txt")/$(field points < "$tmp/acc.txt")" 0/acc/6 \
+			"plot drops --metric acc: 6 points"
+		# attn's points (circles in #0072b2) stand as high as their accuracy
+		grep 'fill:rgb(0%,44.705882%,69.803922%)' "$tmp/acc.svg" | grep ' C ' | head -3 |
+			sed 's/.* d="M \([-0-9.]*\) \([-0-9.]*\) .*/\2/' > "$tmp/acc.y"
+		awk -F'\t' '$1 == "attn" { print $5 }' "$tmp/acc.tsv" > "$tmp/acc.v"
+		ok "... each attn point's height follows its accuracy ($(tr '\n' ' ' < "$tmp/acc.v"))" \
+			awk 'NR == FNR { v[NR] = $1; next } { y[FNR] = $1 }
+			     END { for (i = 1; i <= 3; i++) for (j = 1; j <= 3; j++)
+				     if ((v[i] > v[j]) != (y[i] < y[j] - 0.01)) exit 1 }' "$tmp/acc.v" "$tmp/acc.y"
+		if command -v pdftotext > /dev/null 2>&1; then
+			"$S" plot drops 1 --db "$db" --metric acc --out "$tmp/acc.pdf" > /dev/null
+			t=$(pdftotext "$tmp/acc.pdf" - 2> /dev/null | tr '\n' '|')
+			contains "$t" "Accuracy against sites dropped" "... titled with the metric"
+			contains "$t" "evaluation: hellaswag ctx=2048;limit=20" "... and naming the task"
+		fi
+	fi
+
 	# ---- drops of another metric (KL), pareto of the prefill speed ----
 	"$S" sweep "$model" --db "$db" --run 1 --method attn,block --max 2 --task "kl:$text" \
 		--ctx 128 --max-tokens 500 --format tsv > /dev/null 2>&1
