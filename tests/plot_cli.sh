@@ -190,6 +190,11 @@ if need model models/stories260K/stories260K.gguf &&
 		contains "$(pdftxt "$tmp/h1.pdf")" \
 			"model stories260K.gguf, calibrated on tinystories-valid-1000.txt, 16 x 128 tokens" \
 			"... one run: model, dataset and samples x seq-len in the subtitle"
+		"$S" plot heatmap 1 --db "$db" --title "Where stories260K can be cut" --out "$tmp/ht.pdf" > /dev/null
+		t=$(pdftxt "$tmp/ht.pdf")
+		contains "$t" "Where stories260K can be cut|" "--title replaces the title"
+		case $t in *"Importance (1 - cos) of"*) ok "... the default one is gone" false ;;
+		*) ok "... the default one is gone" true ;; esac
 		"$S" plot angular 1 --db "$db" --out "$tmp/a.pdf" > /dev/null
 		t=$(pdftxt "$tmp/a.pdf")
 		contains "$t" "angular distance (angular_last)" "angular: the colour bar names the metric"
