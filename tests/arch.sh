@@ -80,6 +80,15 @@ is "$(sys_bad 'n?curses|ncursesw/' app src/hub)" "" "app/ and src/hub include no
 is "$(sys_bad 'sqlite3|curl/' ui)" "" "ui/ includes no SQLite or curl header (it goes through db/, app/)"
 is "$(sys_bad 'n?curses|ncursesw/' src/cli src/main.c)" "" "the command line includes no curses header (the workbench is behind ui/tui.h)"
 
+# kernels written once: code for one instruction set (a target attribute,
+# intrinsics) lives in compute/kernels.c, its variants made from
+# kernels_body.h and chosen in its one table; the only other place is
+# format/dtype.c's F16C row conversions (the format layer sits below
+# compute).
+isa=$(grep -lE 'target\("|<(immintrin|x86intrin|arm_neon)\.h>' src/*/*.[ch] src/main.c app/*.[ch] db/*.[ch] \
+	ui/*.[ch] plot/*.[ch] 2> /dev/null | grep -v -e '^src/compute/kernels\.c$' -e '^src/format/dtype\.c$' | tr '\n' ' ')
+is "${isa:-none}" none "instruction-set code only in compute/kernels.c (and dtype.c's F16C conversions)"
+
 # link level: the undefined symbols of each built library
 B=${STRATA_BUILDDIR:-.}
 undef() { # undef LIB PATTERN: the library's undefined symbols matching PATTERN

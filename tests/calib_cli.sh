@@ -345,11 +345,11 @@ if need model models/stories260K/stories260K.gguf &&
 	cal --samples 64 --method attn -n 2 > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 2 "--method without --until-stable is a usage error"
 
-	# ---- the observer's AVX2 sums are the portable ones, bit for bit ----
+	# ---- the observer's sums (compute/kernels' dot_f64, cos_f64) are the scalar path's, bit for bit ----
 	cal --samples 4 --seq-len 100 --force --format json > "$tmp/avx.json" 2> /dev/null
 	STRATA_CALIB_PORTABLE=1 cal --samples 4 --seq-len 100 --force --format json > "$tmp/port.json" 2> /dev/null
 	is "$(scores_of < "$tmp/avx.json")" "$(scores_of < "$tmp/port.json")" \
-	   "the observer's sums on AVX2 equal the portable ones bit for bit ($(grep -o avx2 /proc/cpuinfo | head -1 || echo 'no AVX2 here'))"
+	   "the observer's sums on this CPU's kernel path equal the scalar path's bit for bit"
 	# widths and token counts that are no multiple of a vector: the tails
 	"$S" synth "$tmp/odd.gguf" --shape odd-tiny > /dev/null
 	odd() { "$S" calibrate "$tmp/odd.gguf" "$text" --db "$db" --samples 3 --seq-len 37 --force --format json "$@" 2> /dev/null; }
@@ -357,7 +357,7 @@ if need model models/stories260K/stories260K.gguf &&
 	STRATA_CALIB_PORTABLE=1 odd > "$tmp/odd-port.json"
 	is "$(scores_of < "$tmp/odd-avx.json" | wc -l)" 30 "odd-tiny (width 42, 37 tokens a chunk): 12 cos and 18 angular values"
 	is "$(scores_of < "$tmp/odd-avx.json")" "$(scores_of < "$tmp/odd-port.json")" \
-	   "... the AVX2 sums equal the portable ones there too"
+	   "... the kernel path's sums equal the scalar path's there too"
 
 	# ---- layer-major passes: the token-major scores, to rounding ----
 	# vals FILE: "site layer metric span value" of every score

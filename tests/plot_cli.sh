@@ -7,8 +7,10 @@
 # pdfinfo; a sweep's points sit left to right by k and higher with ppl;
 # the Pareto front is the one worked out from the KV bytes; the rank
 # correlations equal the ones computed here from the stored ranks; every
-# --format of compare; the experts kind says MoE is not there yet;
-# usage errors.
+# --format of compare; the figures' titles, axes, legends and colour
+# bars name the metric, model, dataset and samples x seq-len, and the
+# ranks figure prints the hand-computed coefficients (pdftotext); the
+# experts kind says MoE is not there yet; usage errors.
 . "$STRATA_SRCDIR/tests/tap.sh"
 S=$STRATA_BIN
 P="$STRATA_BUILDDIR/tests/plot_probe"
@@ -160,7 +162,106 @@ if need model models/stories260K/stories260K.gguf &&
 		is "$got" "$want" "$s: plot ranks prints Spearman and Kendall as computed by hand ($want)"
 		"$S" compare 1 2 --db "$db" --format csv | awk -F, -v s="$s" '$1 == s && NF == 4 { printf "%.6f %.6f", $3, $4 }' > "$tmp/cmp.$s"
 		is "$(cat "$tmp/cmp.$s")" "$want" "$s: compare prints the same"
+		eval "want_$s=\"\$want\""
 	done
+
+	# ---- the figures stand alone: their text read back from PDFs ----
+	if command -v pdftotext > /dev/null 2>&1; then
+		# pdftxt FILE: the PDF's text, lines joined by '|'
+		pdftxt() { pdftotext "$1" - 2> /dev/null | tr '\n' '|'; }
+		"$S" plot ranks 1 2 --db "$db" --out "$tmp/r.pdf" > /dev/null
+		t=$(pdftxt "$tmp/r.pdf")
+		for s in attn mlp block; do
+			eval "w=\$want_$s"
+			w=$(echo "$w" | awk '{ printf "Spearman %.3f, Kendall %.3f", $1, $2 }')
+			contains "$t" "$s: $w" "ranks: the figure prints $s's coefficients as computed by hand ($w)"
+		done
+		contains "$t" "rank in run 1 (tinystories-valid-1000.txt, 16 x 128 tokens)" \
+			"... its axes name each run's dataset and samples x seq-len"
+		contains "$t" "model stories260K.gguf" "... and the model"
+		contains "$t" "by 1 - cos" "... and the metric"
+		t=$(pdftxt "$tmp/h.pdf")
+		contains "$t" "Importance (1 - cos) of attention, MLP and blocks" "heatmap: the title names the metric"
+		contains "$t" "model stories260K.gguf, 16 x 128 tokens" "... the subtitle what both runs share: model, samples x seq-len"
+		contains "$t" "run 1: tinystories-valid-1000.txt" "... each panel its dataset (run 1)"
+		contains "$t" "run 2: c4-en-train-00000-first1000.jsonl" "... (run 2)"
+		contains "$t" "importance (1 - cos of input and output)" "... the colour bar its quantity"
+		"$S" plot heatmap 1 --db "$db" --out "$tmp/h1.pdf" > /dev/null
+		contains "$(pdftxt "$tmp/h1.pdf")" \
+			"model stories260K.gguf, calibrated on tinystories-valid-1000.txt, 16 x 128 tokens" \
+			"... one run: model, dataset and samples x seq-len in the subtitle"
+		"$S" plot heatmap 1 --db "$db" --title "Where stories260K can be cut" --out "$tmp/ht.pdf" > /dev/null
+		t=$(pdftxt "$tmp/ht.pdf")
+		contains "$t" "Where stories260K can be cut|" "--title replaces the title"
+		case $t in *"Importance (1 - cos) of"*) ok "... the default one is gone" false ;;
+		*) ok "... the default one is gone" true ;; esac
+		"$S" plot angular 1 --db "$db" --out "$tmp/a.pdf" > /dev/null
+		t=$(pdftxt "$tmp/a.pdf")
+		contains "$t" "angular distance (angular_last)" "angular: the colour bar names the metric"
+		contains "$t" "span n (blocks)|" "... the axes the span"
+		"$S" plot drops 1 --db "$db" --out "$tmp/d.pdf" > /dev/null
+		t=$(pdftxt "$tmp/d.pdf")
+		contains "$t" "Perplexity against sites dropped" "drops: the title names the metric"
+		contains "$t" "model stories260K.gguf, sites chosen by run 1's scores (tinystories-valid-1000.txt, 16 x 128 tokens)" \
+			"... the subtitle the model, the calibration's dataset and samples x seq-len"
+		contains "$t" "evaluation: ppl ctx=128;max_tokens=500" "... and the evaluation's settings"
+		contains "$t" "|perplexity|" "... the y axis the metric"
+		contains "$t" "|attn|" "... the legend the methods (attn)"
+		contains "$t" "|block|" "... (block)"
+		"$S" plot pareto 1 --db "$db" --speed kv --out "$tmp/p.pdf" > /dev/null
+		t=$(pdftxt "$tmp/p.pdf")
+		contains "$t" "KV-cache saving (fraction of the unmasked model's, ctx 32)" "pareto: the axis names the saving and its context"
+		contains "$t" "|Pareto front|" "... the legend the front"
+		contains "$t" "speed: ctx=32;gen=2;repeat=1" "... the subtitle the bench's settings"
+	else
+		skip_or_fail "pdftotext (poppler-utils) is not installed"
+	fi
+
+	# ---- drops of accuracy (a multiple-choice task) ----
+	if need hs data/mc/hellaswag/hellaswag_val_full.txt; then
+		"$S" sweep "$model" --db "$db" --run 1 --method attn,block --max 2 --task hellaswag \
+			--limit 20 --format tsv > "$tmp/acc.tsv" 2> /dev/null
+		is "$?" 0 "a hellaswag sweep (20 items) of the same run"
+		"$S" plot drops 1 --db "$db" --metric acc --out "$tmp/acc.svg" > "$tmp/acc.txt"
+		is "$?/$(field metric < "$tmp/acc.txt")/$(field points < "$tmp/acc.txt")" 0/acc/6 \
+			"plot drops --metric acc: 6 points"
+		# attn's points (circles in #0072b2) stand as high as their accuracy
+		grep 'fill:rgb(0%,44.705882%,69.803922%)' "$tmp/acc.svg" | grep ' C ' | head -3 |
+			sed 's/.* d="M \([-0-9.]*\) \([-0-9.]*\) .*/\2/' > "$tmp/acc.y"
+		awk -F'\t' '$1 == "attn" { print $5 }' "$tmp/acc.tsv" > "$tmp/acc.v"
+		ok "... each attn point's height follows its accuracy ($(tr '\n' ' ' < "$tmp/acc.v"))" \
+			awk 'NR == FNR { v[NR] = $1; next } { y[FNR] = $1 }
+			     END { for (i = 1; i <= 3; i++) for (j = 1; j <= 3; j++)
+				     if ((v[i] > v[j]) != (y[i] < y[j] - 0.01)) exit 1 }' "$tmp/acc.v" "$tmp/acc.y"
+		if command -v pdftotext > /dev/null 2>&1; then
+			"$S" plot drops 1 --db "$db" --metric acc --out "$tmp/acc.pdf" > /dev/null
+			t=$(pdftotext "$tmp/acc.pdf" - 2> /dev/null | tr '\n' '|')
+			contains "$t" "Accuracy against sites dropped" "... titled with the metric"
+			contains "$t" "evaluation: hellaswag ctx=2048;limit=20" "... and naming the task"
+		fi
+	fi
+
+	# ---- drops of another metric (KL), pareto of the prefill speed ----
+	"$S" sweep "$model" --db "$db" --run 1 --method attn,block --max 2 --task "kl:$text" \
+		--ctx 128 --max-tokens 500 --format tsv > /dev/null 2>&1
+	is "$?" 0 "a KL sweep of the same run"
+	"$S" plot drops 1 --db "$db" --metric kl --out "$tmp/kl.pdf" > "$tmp/kl.txt"
+	is "$?" 0 "plot drops 1 --metric kl"
+	is "$(field metric < "$tmp/kl.txt")/$(field series < "$tmp/kl.txt")/$(field points < "$tmp/kl.txt")" \
+		kl_mean/2/6 "... the mean KL of 2 methods, 6 points"
+	"$S" plot pareto 1 --db "$db" --speed prefill --out "$tmp/pp.pdf" > "$tmp/pp.txt"
+	is "$?/$(field speed < "$tmp/pp.txt")/$(field points < "$tmp/pp.txt")" 0/prefill/6 \
+		"plot pareto --speed prefill: 6 points (the KL sweep adds none to the ppl front)"
+	if command -v pdftotext > /dev/null 2>&1; then
+		t=$(pdftotext "$tmp/kl.pdf" - 2> /dev/null | tr '\n' '|')
+		contains "$t" "KL divergence against sites dropped" "... the KL figure's title names it"
+		contains "$t" "KL divergence from the unmasked model (mean, nats)" "... and its y axis"
+		contains "$t" "evaluation: kl ctx=128;max_tokens=500" "... and its evaluation"
+		t=$(pdftotext "$tmp/pp.pdf" - 2> /dev/null | tr '\n' '|')
+		contains "$t" "prefill speedup over the unmasked model (x, ctx 32)" "... the prefill front's axis names it"
+	else
+		skip_or_fail "pdftotext (poppler-utils) is not installed"
+	fi
 
 	"$S" compare 1 2 --db "$db" --max 3 > "$tmp/c.txt"
 	is "$?" 0 "compare 1 2 --max 3"

@@ -642,6 +642,109 @@ static void check_kept(void)
 		}
 }
 
+/*
+ * kern_f64: the double sums give the same bits on every path as on the
+ * scalar one (lengths with every tail), and the values of plain double
+ * loops; cos of a vector with itself is 1, with a zero vector 0.
+ */
+static void check_f64_paths(void)
+{
+	static const char *paths[] = { "avx2", "avx512", "avx512bf16" };
+	static const int lens[] = { 0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 63, 64, 65, 288, 4096 + 5 };
+	enum { NMAX = 4096 + 5 };
+	float *a = malloc(sizeof(float) * NMAX), *b = malloc(sizeof(float) * NMAX);
+	float *z = calloc(NMAX, sizeof(float));
+	double sd[sizeof lens / sizeof *lens], sc[sizeof lens / sizeof *lens];
+	const char *saved = kern_name();
+	const struct kern_f64 *k;
+	int bad = 0;
+	size_t p, l;
+
+	for (int i = 0; i < NMAX; i++) {
+		a[i] = frand() * 3;
+		b[i] = a[i] * 0.5f + frand();
+	}
+	kern_select("scalar");
+	k = kern_f64(0);
+	ok(k == kern_f64(1), "the scalar path's sums are kern_f64(1)");
+	for (l = 0; l < sizeof lens / sizeof *lens; l++) {
+		int n = lens[l];
+		double d = 0, na = 0, nb = 0, want;
+
+		sd[l] = k->dot(a, b, n);
+		sc[l] = k->cos(a, b, n);
+		for (int i = 0; i < n; i++) {
+			d += (double)a[i] * b[i];
+			na += (double)a[i] * a[i];
+			nb += (double)b[i] * b[i];
+		}
+		want = n ? d / sqrt(na * nb) : 0;
+		if (fabs(sd[l] - d) > 1e-12 * (1 + fabs(d)) || fabs(sc[l] - want) > 1e-12)
+			bad++;
+	}
+	is_int(bad, 0, "scalar dot_f64 and cos_f64 equal plain double loops (16 lengths)");
+	ok(k->cos(a, a, 1000) == 1.0, "cos of a vector with itself is exactly 1");
+	ok(k->cos(a, z, 1000) == 0.0 && k->cos(z, z, 1000) == 0.0, "cos with a zero vector is 0");
+	for (p = 0; p < sizeof paths / sizeof *paths; p++) {
+		if (kern_select(paths[p]) != 0) {
+			printf("ok %d # SKIP cpu has no %s\n", ++tap_count, paths[p]);
+			continue;
+		}
+		k = kern_f64(0);
+		bad = 0;
+		for (l = 0; l < sizeof lens / sizeof *lens; l++) {
+			double d = k->dot(a, b, lens[l]), c = k->cos(a, b, lens[l]);
+
+			bad += memcmp(&d, &sd[l], sizeof d) != 0 || memcmp(&c, &sc[l], sizeof c) != 0;
+		}
+		is_int(bad, 0, "%s dot_f64 and cos_f64 are the scalar path's bit for bit (16 lengths)",
+		       paths[p]);
+		ok(kern_f64(1) != k, "... and kern_f64(1) is still the scalar path's");
+	}
+	{	/* the variants: widened rows, four at a time, two cosines at once */
+		static const char *all[] = { "scalar", "avx2", "avx512", "avx512bf16" };
+		double *ad = malloc(sizeof(double) * NMAX), *bd = malloc(sizeof(double) * NMAX);
+		double *cd = malloc(sizeof(double) * NMAX);
+
+		for (int i = 0; i < NMAX; i++) {
+			ad[i] = a[i];
+			bd[i] = b[i];
+			cd[i] = (double)(a[i] - b[i]);
+		}
+		for (p = 0; p < sizeof all / sizeof *all; p++) {
+			if (kern_select(all[p]) != 0)
+				continue;
+			k = kern_f64(0);
+			bad = 0;
+			for (l = 0; l < sizeof lens / sizeof *lens; l++) {
+				int n = lens[l];
+				const double *rows[4] = { bd, ad, cd, bd };
+				double four[4], two[2], want[4], d;
+
+				d = k->dotd(ad, bd, n);
+				bad += memcmp(&d, &sd[l], sizeof d) != 0;
+				for (int j = 0; j < 4; j++)
+					want[j] = k->dotd(ad, rows[j], n);
+				k->dot4d(ad, rows, n, four);
+				bad += memcmp(four, want, sizeof four) != 0;
+				k->cos2(a, b, b, a, n, two);
+				want[0] = k->cos(b, a, n);
+				bad += memcmp(&two[0], &sc[l], sizeof(double)) != 0 ||
+				       memcmp(&two[1], &want[0], sizeof(double)) != 0;
+			}
+			is_int(bad, 0, "%s: dotd, dot4d and cos2 give dot_f64's and cos_f64's bits "
+			       "(16 lengths)", all[p]);
+		}
+		free(ad);
+		free(bd);
+		free(cd);
+	}
+	kern_select(saved);
+	free(a);
+	free(b);
+	free(z);
+}
+
 int main(void)
 {
 	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0 };
@@ -676,6 +779,7 @@ int main(void)
 		}
 	}
 	check_attn_paths();
+	check_f64_paths();
 	check_gemm_bf16();
 	check_onednn();
 	check_kept();

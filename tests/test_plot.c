@@ -197,6 +197,28 @@ static void test_heatmap(void)
 	plot_heatmap_cell(&h, &st, 0, 1, 0, rect);        /* index 3 */
 	pixel(path_of("heat.png"), rect[0] + rect[2] / 2, rect[1] + 1.2, px);
 	ok(!(px[0] > 200 && px[1] < 60), "an unmarked cell is not");
+	/* the colour bar, right of the last panel over the cells' height:
+	 * viridis(1) at its top, viridis(0.5) half way, viridis(0) at its foot */
+	{
+		double r0[4], r1[4], top, foot;
+		int found = -1, hi[3], mid[3], lo[3];
+
+		plot_heatmap_cell(&h, &st, 1, 0, C - 1, r0);
+		plot_heatmap_cell(&h, &st, 1, R - 1, C - 1, r1);
+		top = fmin(r0[1], r1[1]);
+		foot = fmax(r0[1] + r0[3], r1[1] + r1[3]);
+		for (int x = (int)(r0[0] + r0[2]) + 2; x < w && found < 0; x++) {
+			pixel(path_of("heat.png"), x, top + 2, hi);
+			pixel(path_of("heat.png"), x, (top + foot) / 2, mid);
+			pixel(path_of("heat.png"), x, foot - 2, lo);
+			if (near(hi, 0xfd, 0xe7, 0x25, 8) && near(lo, 0x44, 0x01, 0x54, 8))
+				found = x;
+		}
+		ok(found > 0, "a colour bar right of the panels runs from #fde725 (top) to #440154 (foot)%s",
+		   found > 0 ? "" : ": not found");
+		ok(found > 0 && near(mid, 0x21, 0x90, 0x8c, 8),
+		   "... through #21908c half way (got %02x%02x%02x)", mid[0], mid[1], mid[2]);
+	}
 
 	/* dpi scales pixels, not the drawing */
 	st.dpi = 144;

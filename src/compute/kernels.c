@@ -59,6 +59,27 @@
 #define KB_VEC __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
 #endif
 
+/*
+ * The double sums of kernels_body.h (dot_f64, cos_f64): vectors of four
+ * doubles from four floats, and no contraction into fused multiply-adds
+ * on any path, which keeps their bits the same on all of them.
+ */
+typedef double kb_v4d __attribute__((vector_size(32)));
+typedef double kb_v2d __attribute__((vector_size(16)));
+typedef float kb_v4f __attribute__((vector_size(16)));
+#define KB_LD4D(v, p) do { \
+		kb_v4f f_; \
+		memcpy(&f_, (p), sizeof f_); \
+		(v) = __builtin_convertvector(f_, kb_v4d); \
+	} while (0)
+#if defined(__clang__)
+#define KB_NOFMA
+#define KB_NOFMA_BODY _Pragma("clang fp contract(off)")
+#else
+#define KB_NOFMA __attribute__((optimize("fp-contract=off")))
+#define KB_NOFMA_BODY
+#endif
+
 /* four consecutive rows (row r at w + r * row_bytes) against one x */
 typedef void (*dot4_fn)(const void *w, size_t row_bytes, const float *x, int n, float *out);
 typedef void (*cvt_fn)(const void *src, float *dst, int64_t n);
@@ -86,6 +107,7 @@ struct kern_impl {
 		   int nk, int hd, float *O, size_t ldo);
 	float (*softmax)(float *s, int n);
 	void (*swiglu)(float *g, const float *u, size_t n);
+	struct kern_f64 f64;
 };
 
 static int kidx(enum st_dtype t)
@@ -465,7 +487,8 @@ KB_BF16_ATTR static void gemm_bf16_blk_512bf16(const uint16_t *w, size_t ldw, co
 	.dot4 = { dot4_f32_##isa, dot4_f16_##isa, dot4_bf16_##isa, dot4_q8_0_##isa, \
 		  dot4_q4_0_##isa }, \
 	.cvt = { cvt_f32, cvt_f16_##isa, cvt_bf16_##isa, cvt_q8_0_##isa, cvt_q4_0_##isa }, \
-	.to_bf16 = to_bf16_##isa, .scores = scores_##isa, .pv = pv_##isa, .softmax = softmax_##isa, .swiglu = swiglu_##isa
+	.to_bf16 = to_bf16_##isa, .scores = scores_##isa, .pv = pv_##isa, .softmax = softmax_##isa, .swiglu = swiglu_##isa, \
+	.f64 = { dot_f64_##isa, cos_f64_##isa, dotd_f64_##isa, dot4d_f64_##isa, cos2_f64_##isa }
 
 static int need_none(const struct cpu_features *f)
 {
@@ -549,6 +572,11 @@ int kern_select(const char *name)
 {
 	pthread_once(&sel_once, sel_init);
 	return name ? select_impl(name) : -1;
+}
+
+const struct kern_f64 *kern_f64(int portable)
+{
+	return portable ? &paths[0].f64 : &get_impl()->f64;
 }
 
 const char *kern_name(void)

@@ -63,6 +63,27 @@ void kern_pv(const float *P, size_t ldp, int nq, const float *v, size_t ldv,
 float kern_softmax(float *s, int n);
 void kern_swiglu(float *g, const float *u, size_t n);
 
+/*
+ * Sums of two float vectors of n elements accumulated in double (the
+ * calibration's cosines): dot = sum a[i] * b[i]; cos = dot / (|a| |b|),
+ * 0 when either is zero.  Every path adds in the same order without
+ * fused multiply-adds, so the results are the same to the bit on all of
+ * them.  kern_f64(0) is the selected path's pair, kern_f64(1) the
+ * scalar path's (which the tests compare with it).
+ */
+struct kern_f64 {
+	double (*dot)(const float *a, const float *b, int n);
+	double (*cos)(const float *a, const float *b, int n);
+	/* the same sums, the same bits: dot of rows already widened to
+	 * double; four of them against one a (out[j] = a . b[j]); two
+	 * cosines at once (out[0] = cos(a0, b0), out[1] = cos(a1, b1)) */
+	double (*dotd)(const double *a, const double *b, int n);
+	void (*dot4d)(const double *a, const double *const b[4], int n, double out[4]);
+	void (*cos2)(const float *a0, const float *b0, const float *a1, const float *b1, int n,
+		     double out[2]);
+};
+const struct kern_f64 *kern_f64(int portable);
+
 /* Name of the path in use: "avx512", "avx512bf16", "avx2" or "scalar". */
 const char *kern_name(void);
 

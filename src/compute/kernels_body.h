@@ -431,6 +431,157 @@ KB_FN void KF(gemm_bf16_blk)(const uint16_t *w, size_t ldw, const uint16_t *x, s
 		}
 }
 
+/*
+ * Sums in double of two float vectors (kern_f64): eight partial sums as
+ * two vectors of four doubles, reduced in one fixed order, with no fused
+ * multiply-add (KB_NOFMA), so that every path -- whatever KB_W, and the
+ * scalar one as pairs of SSE2 lanes -- gives the same bits.  The
+ * variants below (rows already widened to double, four products at a
+ * time, two cosines at a time) keep each sum's lanes and order, so they
+ * give the bits of dot_f64 and cos_f64 too.
+ */
+KB_INL KB_NOFMA double KF(red_f64)(kb_v4d s01, kb_v4d s23)
+{
+	KB_NOFMA_BODY
+	/* ((s0 + s1) + (s2 + s3)) lane by lane, then its two lanes */
+	kb_v2d l = ((kb_v2d){ s01[0], s01[1] } + (kb_v2d){ s01[2], s01[3] }) +
+		   ((kb_v2d){ s23[0], s23[1] } + (kb_v2d){ s23[2], s23[3] });
+
+	return l[0] + l[1];
+}
+
+KB_FN KB_NOFMA double KF(dot_f64)(const float *a, const float *b, int n)
+{
+	KB_NOFMA_BODY
+	kb_v4d s01 = { 0 }, s23 = { 0 }, x, y;
+	double s;
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		KB_LD4D(x, a + i);
+		KB_LD4D(y, b + i);
+		s01 += x * y;
+		KB_LD4D(x, a + i + 4);
+		KB_LD4D(y, b + i + 4);
+		s23 += x * y;
+	}
+	s = KF(red_f64)(s01, s23);
+	for (; i < n; i++)
+		s += (double)a[i] * b[i];
+	return s;
+}
+
+/* dot_f64 of rows already widened to double */
+KB_FN KB_NOFMA double KF(dotd_f64)(const double *a, const double *b, int n)
+{
+	KB_NOFMA_BODY
+	kb_v4d s01 = { 0 }, s23 = { 0 }, x, y;
+	double s;
+	int i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, a + i, sizeof x);
+		memcpy(&y, b + i, sizeof y);
+		s01 += x * y;
+		memcpy(&x, a + i + 4, sizeof x);
+		memcpy(&y, b + i + 4, sizeof y);
+		s23 += x * y;
+	}
+	s = KF(red_f64)(s01, s23);
+	for (; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+/* out[j] = dotd_f64(a, b[j], n), j < 4: four independent chains */
+KB_FN KB_NOFMA void KF(dot4d_f64)(const double *a, const double *const b[4], int n,
+				  double out[4])
+{
+	KB_NOFMA_BODY
+	kb_v4d p[4] = { { 0 } }, q[4] = { { 0 } }, x, y, w;
+	int i = 0, j, k;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, a + i, sizeof x);
+		memcpy(&y, a + i + 4, sizeof y);
+		for (j = 0; j < 4; j++) {
+			memcpy(&w, b[j] + i, sizeof w);
+			p[j] += x * w;
+			memcpy(&w, b[j] + i + 4, sizeof w);
+			q[j] += y * w;
+		}
+	}
+	for (j = 0; j < 4; j++) {
+		out[j] = KF(red_f64)(p[j], q[j]);
+		for (k = i; k < n; k++)
+			out[j] += a[k] * b[j][k];
+	}
+}
+
+/* cos_f64's end: its three sums' lanes, then the tail from element i */
+KB_INL KB_NOFMA double KF(cos_end_f64)(kb_v4d d, kb_v4d aa, kb_v4d bb, const float *a,
+					const float *b, int i, int n)
+{
+	KB_NOFMA_BODY
+	kb_v2d d2 = (kb_v2d){ d[0], d[1] } + (kb_v2d){ d[2], d[3] };
+	kb_v2d a2 = (kb_v2d){ aa[0], aa[1] } + (kb_v2d){ aa[2], aa[3] };
+	kb_v2d b2 = (kb_v2d){ bb[0], bb[1] } + (kb_v2d){ bb[2], bb[3] };
+	double dot = d2[0] + d2[1], na = a2[0] + a2[1], nb = b2[0] + b2[1];
+
+	for (; i < n; i++) {
+		double xa = a[i], xb = b[i];
+
+		dot += xa * xb;
+		na += xa * xa;
+		nb += xb * xb;
+	}
+	if (na == 0 || nb == 0)
+		return 0;
+	return dot / sqrt(na * nb);
+}
+
+/* cos(a, b) in double, 0 when either is zero (torch's cosine_similarity
+ * with its eps); 1 when identical (sqrt(x*x) == |x|). */
+KB_FN KB_NOFMA double KF(cos_f64)(const float *a, const float *b, int n)
+{
+	KB_NOFMA_BODY
+	kb_v4d d = { 0 }, aa = { 0 }, bb = { 0 }, x, y;
+	int i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		KB_LD4D(x, a + i);
+		KB_LD4D(y, b + i);
+		d += x * y;
+		aa += x * x;
+		bb += y * y;
+	}
+	return KF(cos_end_f64)(d, aa, bb, a, b, i, n);
+}
+
+/* cos_f64 of two pairs at once (six independent chains) */
+KB_FN KB_NOFMA void KF(cos2_f64)(const float *a0, const float *b0, const float *a1,
+				 const float *b1, int n, double out[2])
+{
+	KB_NOFMA_BODY
+	kb_v4d d0 = { 0 }, aa0 = { 0 }, bb0 = { 0 }, d1 = { 0 }, aa1 = { 0 }, bb1 = { 0 }, x, y;
+	int i = 0;
+
+	for (; i + 4 <= n; i += 4) {
+		KB_LD4D(x, a0 + i);
+		KB_LD4D(y, b0 + i);
+		d0 += x * y;
+		aa0 += x * x;
+		bb0 += y * y;
+		KB_LD4D(x, a1 + i);
+		KB_LD4D(y, b1 + i);
+		d1 += x * y;
+		aa1 += x * x;
+		bb1 += y * y;
+	}
+	out[0] = KF(cos_end_f64)(d0, aa0, bb0, a0, b0, i, n);
+	out[1] = KF(cos_end_f64)(d1, aa1, bb1, a1, b1, i, n);
+}
+
 #undef KB_DOT4
 #undef KB_DOT4_Q
 #undef KB_CVT

@@ -3,7 +3,8 @@
  * calib.h for the values and their layout).
  *
  * One forward pass per chunk.  The observer turns each site's x_in /
- * x_out into per-token cosines (fp64, computed in parallel over
+ * x_out into per-token cosines (fp64, compute/kernels.h's kern_f64,
+ * the same bits on every instruction set; computed in parallel over
  * tokens, summed serially in token order so a chunk's values do not
  * depend on the thread count), and copies the hidden states h_0 .. h_L
  * of the chunk for the angular distances, which are computed once the
@@ -24,8 +25,8 @@
 #include <time.h>
 
 #include "method/dataset.h"
-#include "base/cpu.h"
 #include "compute/forward.h"
+#include "compute/kernels.h"
 #include "compute/matmul.h"
 #include "model/mask.h"
 #include "model/model.h"
@@ -220,9 +221,9 @@ struct calib_obs {
 	double *gram;      /* [blocks of TOK_BLOCK rows][L+1][L+1] a token's h_i . h_j */
 	/* layer-major: each layer's weights leave memory once it is done */
 	const struct model *release;
-	/* the sums, portable or AVX2 (the same results) */
-	double (*dot)(const float *a, const float *b, int n);
-	double (*cos)(const float *a, const float *b, int n);
+	/* the sums in double (compute/kernels.h: the same bits on every
+	 * path; STRATA_CALIB_PORTABLE=1 takes the scalar path's) */
+	const struct kern_f64 *k;
 	/* current task arguments: the site's input and output rows, and where
 	 * to copy them into hs (NULL: not) */
 	const float *a, *b;
@@ -231,267 +232,17 @@ struct calib_obs {
 	enum site bad_site;
 };
 
-/*
- * Dot products of float vectors accumulated in double.  Eight partial
- * sums (four SSE2-sized vectors of two, GCC/clang vector extensions)
- * keep the adder pipelines busy; the summation order is fixed, so the
- * results do not depend on the thread count.
- */
-typedef double v2d __attribute__((vector_size(16)));
-typedef float v2f __attribute__((vector_size(8)));
-
-static inline v2d load2(const float *p)
-{
-	v2f f;
-
-	memcpy(&f, p, sizeof f);
-	return __builtin_convertvector(f, v2d);
-}
-
-static inline double hsum4(v2d a, v2d b, v2d c, v2d d)
-{
-	v2d s = (a + b) + (c + d);
-
-	return s[0] + s[1];
-}
-
-static double dot_d(const float *a, const float *b, int n)
-{
-	v2d s0 = { 0 }, s1 = { 0 }, s2 = { 0 }, s3 = { 0 };
-	double s;
-	int i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		s0 += load2(a + i) * load2(b + i);
-		s1 += load2(a + i + 2) * load2(b + i + 2);
-		s2 += load2(a + i + 4) * load2(b + i + 4);
-		s3 += load2(a + i + 6) * load2(b + i + 6);
-	}
-	s = hsum4(s0, s1, s2, s3);
-	for (; i < n; i++)
-		s += (double)a[i] * b[i];
-	return s;
-}
-
-/*
- * The same two sums on AVX2, in 256-bit vectors whose lanes are exactly
- * the 128-bit accumulators above side by side, and with the same
- * reduction: the results are bit for bit those of the portable code
- * (no FMA contraction), four times fewer instructions.
- */
-typedef double v4d __attribute__((vector_size(32)));
-typedef float v4f __attribute__((vector_size(16)));
-#if defined(__clang__)
-#define AVX2_FN __attribute__((target("avx2")))
-#else
-#define AVX2_FN __attribute__((target("avx2"), optimize("fp-contract=off")))
-#endif
-
-AVX2_FN
-static inline v4d load4(const float *p)
-{
-	v4f f;
-
-	memcpy(&f, p, sizeof f);
-	return __builtin_convertvector(f, v4d);
-}
-
-/* hsum4 of the portable code: (s0 + s1) + (s2 + s3), then its two lanes */
-AVX2_FN
-static inline double red4(v4d s01, v4d s23)
-{
-	v2d x = (v2d){ s01[0], s01[1] } + (v2d){ s01[2], s01[3] };
-	v2d y = (v2d){ s23[0], s23[1] } + (v2d){ s23[2], s23[3] };
-
-	x = x + y;
-	return x[0] + x[1];
-}
-
-AVX2_FN
-static double dot_d_avx2(const float *a, const float *b, int n)
-{
-	v4d s01 = { 0 }, s23 = { 0 };
-	double s;
-	int i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		s01 += load4(a + i) * load4(b + i);         /* lanes of s0, s1 */
-		s23 += load4(a + i + 4) * load4(b + i + 4); /* lanes of s2, s3 */
-	}
-	s = red4(s01, s23);
-	for (; i < n; i++)
-		s += (double)a[i] * b[i];
-	return s;
-}
-
-/*
- * The Gram rows of the angular distances: the same sums as dot_d_avx2
- * (same lanes, same reduction, so the same bits), over rows already
- * widened to double, four dot products at a time.  Widening each row
- * once instead of in every one of its L products, and four independent
- * accumulator chains instead of one, make them several times faster.
- */
-AVX2_FN
-static inline v4d load4d(const double *p)
-{
-	v4d v;
-
-	memcpy(&v, p, sizeof v);
-	return v;
-}
-
-AVX2_FN
-static double dot_dd_avx2(const double *a, const double *b, int n)
-{
-	v4d s01 = { 0 }, s23 = { 0 };
-	double s;
-	int i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		s01 += load4d(a + i) * load4d(b + i);
-		s23 += load4d(a + i + 4) * load4d(b + i + 4);
-	}
-	s = red4(s01, s23);
-	for (; i < n; i++)
-		s += a[i] * b[i];
-	return s;
-}
-
-/* out[j] = dot_dd_avx2(a, b[j], n) for j < 4 */
-AVX2_FN
-static void dot4_dd_avx2(const double *a, const double *const b[4], int n, double out[4])
-{
-	v4d p0 = { 0 }, q0 = { 0 }, p1 = { 0 }, q1 = { 0 };
-	v4d p2 = { 0 }, q2 = { 0 }, p3 = { 0 }, q3 = { 0 };
-	int i = 0, j;
-
-	for (; i + 8 <= n; i += 8) {
-		v4d x = load4d(a + i), y = load4d(a + i + 4);
-
-		p0 += x * load4d(b[0] + i);
-		q0 += y * load4d(b[0] + i + 4);
-		p1 += x * load4d(b[1] + i);
-		q1 += y * load4d(b[1] + i + 4);
-		p2 += x * load4d(b[2] + i);
-		q2 += y * load4d(b[2] + i + 4);
-		p3 += x * load4d(b[3] + i);
-		q3 += y * load4d(b[3] + i + 4);
-	}
-	out[0] = red4(p0, q0);
-	out[1] = red4(p1, q1);
-	out[2] = red4(p2, q2);
-	out[3] = red4(p3, q3);
-	for (j = 0; j < 4; j++)
-		for (int k = i; k < n; k++)
-			out[j] += a[k] * b[j][k];
-}
-
-/* cos_d_avx2's end: the lanes summed as cos_d sums its two pairs, then
- * the tail from element i */
-AVX2_FN
-static inline double cos_end(v4d d, v4d aa, v4d bb, const float *a, const float *b,
-			     int i, int n)
-{
-	v2d d2 = (v2d){ d[0], d[1] } + (v2d){ d[2], d[3] };
-	v2d a2 = (v2d){ aa[0], aa[1] } + (v2d){ aa[2], aa[3] };
-	v2d b2 = (v2d){ bb[0], bb[1] } + (v2d){ bb[2], bb[3] };
-	double dot = d2[0] + d2[1], na = a2[0] + a2[1], nb = b2[0] + b2[1];
-
-	for (; i < n; i++) {
-		double x = a[i], y = b[i];
-		dot += x * y;
-		na += x * x;
-		nb += y * y;
-	}
-	if (na == 0 || nb == 0)
-		return 0;
-	return dot / sqrt(na * nb);
-}
-
-AVX2_FN
-static double cos_d_avx2(const float *a, const float *b, int n)
-{
-	v4d d = { 0 }, aa = { 0 }, bb = { 0 };
-	int i = 0;
-
-	for (; i + 4 <= n; i += 4) {
-		v4d x = load4(a + i), y = load4(b + i);
-
-		d += x * y;  /* lanes of d0, d1 */
-		aa += x * x;
-		bb += y * y;
-	}
-	return cos_end(d, aa, bb, a, b, i, n);
-}
-
-/* cos_d_avx2 of two tokens at once (a0, b0) and (a1, b1): six independent
- * chains instead of three, each summed exactly as cos_d_avx2 sums it */
-AVX2_FN
-static void cos2_d_avx2(const float *a0, const float *b0, const float *a1,
-			const float *b1, int n, double out[2])
-{
-	v4d d0 = { 0 }, aa0 = { 0 }, bb0 = { 0 }, d1 = { 0 }, aa1 = { 0 }, bb1 = { 0 };
-	int i = 0;
-
-	for (; i + 4 <= n; i += 4) {
-		v4d x0 = load4(a0 + i), y0 = load4(b0 + i);
-		v4d x1 = load4(a1 + i), y1 = load4(b1 + i);
-
-		d0 += x0 * y0;
-		aa0 += x0 * x0;
-		bb0 += y0 * y0;
-		d1 += x1 * y1;
-		aa1 += x1 * x1;
-		bb1 += y1 * y1;
-	}
-	out[0] = cos_end(d0, aa0, bb0, a0, b0, i, n);
-	out[1] = cos_end(d1, aa1, bb1, a1, b1, i, n);
-}
-
-/* cos of two float vectors, accumulated in double; 1 when identical
- * (sqrt(x*x) == |x| in IEEE arithmetic). */
-static double cos_d(const float *a, const float *b, int n)
-{
-	v2d d0 = { 0 }, d1 = { 0 }, a0 = { 0 }, a1 = { 0 }, b0 = { 0 }, b1 = { 0 };
-	double dot, na, nb;
-	int i = 0;
-
-	for (; i + 4 <= n; i += 4) {
-		v2d x0 = load2(a + i), x1 = load2(a + i + 2);
-		v2d y0 = load2(b + i), y1 = load2(b + i + 2);
-		d0 += x0 * y0;
-		d1 += x1 * y1;
-		a0 += x0 * x0;
-		a1 += x1 * x1;
-		b0 += y0 * y0;
-		b1 += y1 * y1;
-	}
-	dot = (d0 + d1)[0] + (d0 + d1)[1];
-	na = (a0 + a1)[0] + (a0 + a1)[1];
-	nb = (b0 + b1)[0] + (b0 + b1)[1];
-	for (; i < n; i++) {
-		double x = a[i], y = b[i];
-		dot += x * y;
-		na += x * x;
-		nb += y * y;
-	}
-	if (na == 0 || nb == 0)
-		return 0; /* as torch's cosine_similarity with its eps: 0 / eps */
-	return dot / sqrt(na * nb);
-}
-
 static void site_task(void *ud, int blk)
 {
 	struct calib_obs *o = ud;
 	int t = blk * TOK_BLOCK, t1 = (blk + 1) * TOK_BLOCK < o->R ? (blk + 1) * TOK_BLOCK : o->R;
 	size_t D = (size_t)o->D;
 
-	if (o->cos == cos_d_avx2)
-		for (; t + 2 <= t1; t += 2)
-			cos2_d_avx2(o->a + t * D, o->b + t * D, o->a + (t + 1) * D,
-				    o->b + (t + 1) * D, o->D, o->tok + t);
+	for (; t + 2 <= t1; t += 2)
+		o->k->cos2(o->a + t * D, o->b + t * D, o->a + (t + 1) * D, o->b + (t + 1) * D,
+			   o->D, o->tok + t);
 	for (; t < t1; t++)
-		o->tok[t] = o->cos(o->a + t * D, o->b + t * D, o->D);
+		o->tok[t] = o->k->cos(o->a + t * D, o->b + t * D, o->D);
 	/* a block site: this block's rows of the hidden states, while in cache */
 	t = blk * TOK_BLOCK;
 	if (o->copy_in)
@@ -538,7 +289,8 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 /*
  * Token t's Gram values g[i (L+1) + j] = h_i . h_j for j = i and for the
  * spans j - i = 1 .. L-1, in double.  hd: scratch for its L+1 rows widened
- * to double (AVX2), or NULL for the plain per-pair sums (the same bits).
+ * to double (each widened once, not in each of its L products, and four
+ * products at a time), or NULL for the per-pair sums: the same bits.
  */
 static void gram_token(const struct calib_obs *o, int t, double *hd, double *g)
 {
@@ -549,7 +301,7 @@ static void gram_token(const struct calib_obs *o, int t, double *hd, double *g)
 	if (!hd) {
 		for (i = 0; i <= L; i++)
 			for (j = i; j <= L && j - i <= L - 1; j++)
-				g[i * (L + 1) + j] = o->dot(h0 + i * plane, h0 + j * plane, D);
+				g[i * (L + 1) + j] = o->k->dot(h0 + i * plane, h0 + j * plane, D);
 		return;
 	}
 	for (i = 0; i <= L; i++)
@@ -559,15 +311,15 @@ static void gram_token(const struct calib_obs *o, int t, double *hd, double *g)
 		const double *a = hd + (size_t)i * D;
 		int j1 = i + L - 1 < L ? i + L - 1 : L;
 
-		g[i * (L + 1) + i] = dot_dd_avx2(a, a, D);
+		g[i * (L + 1) + i] = o->k->dotd(a, a, D);
 		for (j = i + 1; j + 4 <= j1 + 1; j += 4) {
 			const double *b[4] = { hd + (size_t)j * D, hd + (size_t)(j + 1) * D,
 					       hd + (size_t)(j + 2) * D, hd + (size_t)(j + 3) * D };
 
-			dot4_dd_avx2(a, b, D, g + i * (L + 1) + j);
+			o->k->dot4d(a, b, D, g + i * (L + 1) + j);
 		}
 		for (; j <= j1; j++)
-			g[i * (L + 1) + j] = dot_dd_avx2(a, hd + (size_t)j * D, D);
+			g[i * (L + 1) + j] = o->k->dotd(a, hd + (size_t)j * D, D);
 	}
 }
 
@@ -579,7 +331,7 @@ static void ang_task(void *ud, int blk)
 	int t1 = (blk + 1) * TOK_BLOCK < o->R ? (blk + 1) * TOK_BLOCK : o->R;
 	double *g = o->gram + (size_t)blk * (L + 1) * (L + 1);
 	/* without this scratch, the per-pair sums (the same bits, slower) */
-	double *hd = o->dot == dot_d_avx2 ? malloc((size_t)(L + 1) * o->D * sizeof(double)) : NULL;
+	double *hd = malloc((size_t)(L + 1) * o->D * sizeof(double));
 
 	for (t = blk * TOK_BLOCK; t < t1; t++) {
 		double *out = o->ang + (size_t)t * n_spans(L);
@@ -632,8 +384,7 @@ static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int angular
 	o->D = D;
 	o->T = T;
 	o->G = G;
-	o->dot = cpu_features()->avx2 && !getenv("STRATA_CALIB_PORTABLE") ? dot_d_avx2 : dot_d;
-	o->cos = o->dot == dot_d_avx2 ? cos_d_avx2 : cos_d;
+	o->k = kern_f64(getenv("STRATA_CALIB_PORTABLE") != NULL);
 	o->site_sum = calloc(3 * (size_t)L * G, sizeof(double));
 	o->seen = calloc(3 * (size_t)L, 1);
 	o->tok = calloc(rows, sizeof(double));
