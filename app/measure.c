@@ -466,15 +466,85 @@ static FILE *samples_open(const char *dir, const char *t, char *path, size_t cap
 }
 
 /*
+ * Python's str() of a float: the shortest digits that read back as x,
+ * in fixed notation for decimal exponents -4 .. 15 (with ".0" when
+ * whole), else d.ddde[+-]XX; "inf", "-inf", "nan".
+ */
+void app_py_float(double x, char *out, size_t cap)
+{
+	char buf[40], digs[20];
+	int p, e, nd = 0, neg;
+
+	if (isnan(x)) {
+		snprintf(out, cap, "nan");
+		return;
+	}
+	if (isinf(x)) {
+		snprintf(out, cap, "%sinf", x < 0 ? "-" : "");
+		return;
+	}
+	for (p = 1; p <= 17; p++) {
+		snprintf(buf, sizeof buf, "%.*e", p - 1, x);
+		if (strtod(buf, NULL) == x)
+			break;
+	}
+	neg = buf[0] == '-';
+	for (const char *c = buf + neg; *c && *c != 'e'; c++)
+		if (*c >= '0' && *c <= '9')
+			digs[nd++] = *c;
+	while (nd > 1 && digs[nd - 1] == '0')
+		nd--;
+	digs[nd] = 0;
+	e = atoi(strchr(buf, 'e') + 1);
+	if (e >= -4 && e < 16) {
+		char num[64];
+		int k = 0, i;
+
+		if (e < 0) {
+			num[k++] = '0';
+			num[k++] = '.';
+			for (i = 0; i < -e - 1; i++)
+				num[k++] = '0';
+			for (i = 0; i < nd; i++)
+				num[k++] = digs[i];
+		} else {
+			for (i = 0; i <= e; i++)
+				num[k++] = i < nd ? digs[i] : '0';
+			num[k++] = '.';
+			if (nd > e + 1)
+				for (i = e + 1; i < nd; i++)
+					num[k++] = digs[i];
+			else
+				num[k++] = '0';
+		}
+		num[k] = 0;
+		snprintf(out, cap, "%s%s", neg ? "-" : "", num);
+	} else {
+		snprintf(out, cap, "%s%c%s%s%se%c%02d", neg ? "-" : "", digs[0], nd > 1 ? "." : "",
+			 nd > 1 ? digs + 1 : "", "", e < 0 ? '-' : '+', e < 0 ? -e : e);
+	}
+}
+
+/* lm-eval's logged (log-likelihood, is_greedy): ["-1.5", "False"] */
+static json_t *ll_pair(double ll, unsigned char greedy)
+{
+	char num[40];
+
+	app_py_float(ll, num, sizeof num);
+	return json_pack("[s,s]", num, greedy ? "True" : "False");
+}
+
+/*
  * dir/samples_TASK.jsonl, lm-eval's per-document log: doc_id, target,
  * arguments {gen_args_J: {arg_0: context, arg_1: continuation}} (the
  * strings the model is given; the continuation with its delimiter),
- * resps [[[ll]] per choice], filtered_resps [[ll] per choice], and acc,
- * acc_norm (multiple choice) of the item.  lm-eval's is_greedy is not
- * computed for multiple choice and left out.
+ * resps [[[ll, is_greedy]] per choice], filtered_resps [[ll, is_greedy]
+ * per choice] as strings the way lm-eval writes them (Python's str of
+ * the float and of the bool), and acc, acc_norm (multiple choice) of
+ * the item.
  */
 static int write_samples(const char *dir, const char *t, const struct mc_item *items, size_t n,
-			 const double *ll, int is_lm, struct st_err *err)
+			 const double *ll, const unsigned char *greedy, int is_lm, struct st_err *err)
 {
 	char path[4096];
 	size_t k = 0;
@@ -497,8 +567,9 @@ static int write_samples(const char *dir, const char *t, const struct mc_item *i
 			json_object_set_new(args, key, json_pack("{s:s,s:s}", "arg_0",
 								 x->contexts ? x->contexts[j] : x->context,
 								 "arg_1", x->choices[j]));
-			json_array_append_new(resps, json_pack("[[f]]", ll[k + (size_t)j]));
-			json_array_append_new(fr, json_pack("[f]", ll[k + (size_t)j]));
+			json_array_append_new(resps, json_pack("[o]", ll_pair(ll[k + (size_t)j],
+									    greedy[k + (size_t)j])));
+			json_array_append_new(fr, ll_pair(ll[k + (size_t)j], greedy[k + (size_t)j]));
 		}
 		json_object_set_new(o, "doc_id", json_integer((json_int_t)i));
 		json_object_set_new(o, "target", json_integer(x->gold));
@@ -743,6 +814,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	char settings[160], sha[65], datafile[PATH_MAX] = "";
 	int rc, is_lm, is_mmlu = !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
 	double *ll = NULL;
+	unsigned char *greedy = NULL;
 	double t0;
 	struct mc_task gen;
 
@@ -775,7 +847,8 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 		for (size_t i = 0; i < n_items; i++)
 			total += (size_t)items[i].n_choices;
 		ll = malloc(sizeof *ll * (total ? total : 1));
-		if (!ll) {
+		greedy = malloc(total ? total : 1);
+		if (!ll || !greedy) {
 			rc = st_errf(err, ST_ENOMEM, "out of memory for %zu log-likelihoods", total);
 			goto out;
 		}
@@ -786,7 +859,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	if (is_lm) {
 		struct lm_result lr;
 
-		rc = eval_lm(m, mask, items, n_items, (int)es->ctx, &lr, ll, es->progress,
+		rc = eval_lm(m, mask, items, n_items, (int)es->ctx, &lr, ll, greedy, es->progress,
 			     es->progress_ud, err);
 		if (rc == 0) {
 			*nres = record_metric(res, *nres, "acc", lr.acc, lr.acc_stderr, lr.n);
@@ -795,8 +868,8 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	} else {
 		struct mc_result mr;
 
-		rc = eval_mc(m, mask, items, n_items, (int)es->ctx, &mr, ll, es->progress,
-			     es->progress_ud, err);
+		rc = eval_mc_greedy(m, mask, items, n_items, (int)es->ctx, &mr, ll, greedy,
+				    es->progress, es->progress_ud, err);
 		if (rc == 0) {
 			*nres = record_metric(res, *nres, "acc", mr.acc, mr.acc_stderr, mr.n);
 			*nres = record_metric(res, *nres, "acc_norm", mr.acc_norm,
@@ -806,8 +879,9 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	if (rc == 0)
 		cache_put(ms, k, now_s() - t0, res, *nres);
 	if (rc == 0 && es->log_samples)
-		rc = write_samples(es->log_samples, t, items, n_items, ll, is_lm, err);
+		rc = write_samples(es->log_samples, t, items, n_items, ll, greedy, is_lm, err);
 out:
+	free(greedy);
 	free(ll);
 	mc_items_free(items, n_items);
 	return rc;

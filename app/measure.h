@@ -75,6 +75,11 @@ struct eval_spec {
 	int gen_batch;
 };
 
+/* Python's str() of a float (as lm-eval's logs write numbers): the
+ * shortest digits that read back exactly, "1.0", "-0.25", "1e-05",
+ * "1.5e+16", "inf". */
+void app_py_float(double x, char *out, size_t cap);
+
 /* What lm-evaluation-harness calls a task strata evaluates, for
  * reports in its layout. */
 struct app_task_info {

@@ -132,7 +132,24 @@ if need model models/stories260K/stories260K.gguf &&
 		contains "$(head -1 "$ls/samples_arc_easy.jsonl")" \
 			'"arg_0":"Question: Which statement best explains why photosynthesis is the foundation of most food webs?\nAnswer:","arg_1":" Sunlight is the source of energy for nearly all ecosystems."' \
 			"... the exact prompt and continuation lm-eval builds"
-		is "$(grep -c '"filtered_resps":\[\[-' "$ls/samples_arc_easy.jsonl")" 3 "... with per-choice log-likelihoods"
+		is "$(grep -c '"filtered_resps":\[\["-[0-9.e-]*","\(True\|False\)"\]' "$ls/samples_arc_easy.jsonl")" 3 \
+			"... with per-choice (log-likelihood, is_greedy) as lm-eval writes them (strings)"
+		contains "$l" '"arc_easy": {
+      "effective": 3
+    }' "n-samples: a limit that cut gives only effective (the original count is not read)"
+		if need copa data/mc/llm-foundry/copa.jsonl; then
+			c=$(STRATA_TASKS="$STRATA_SRCDIR/data/tasks" "$S" eval "$model" --task copa --limit 1000 \
+				--no-store --format lm-eval)
+			contains "$c" '"copa": {
+      "original": 100,
+      "effective": 100
+    }' "... one that cut nothing gives original too (copa: 100)"
+		fi
+		# lambada's is_greedy is its acc: every target token the argmax
+		lmacc=$(echo "$j" | tr '{' '\n' | grep '"task": "lambada_openai", "metric": "acc"' | grep -o '"value": [^,]*' | sed 's/.*: //')
+		is "$(grep -c '"True"\]\]' "$ls/samples_lambada_openai.jsonl")" \
+		   "$(awk -v a="$lmacc" 'BEGIN { printf "%d", a * 3 + 0.5 }')" \
+		   "lambada_openai: the items logged is_greedy True are its acc ($lmacc of 3)"
 		contains "$(head -1 "$ls/samples_lambada_openai.jsonl")" '"arg_1":" signs"' "samples_lambada_openai.jsonl: target ' signs'"
 		err=$("$S" ppl "$model" "$text" --format lm-eval 2>&1); rc=$?
 		is "$rc" 2 "--format lm-eval is strata eval's only"

@@ -123,6 +123,32 @@ static int calls_busy(int *calls)
 	return ST_EBUSY;
 }
 
+/* app_py_float against Python 3's str() of the same doubles */
+static void check_py_float(void)
+{
+	static const struct { double x; const char *py; } v[] = {
+		{ 1.0, "1.0" }, { -0.25, "-0.25" }, { 1e-05, "1e-05" }, { 0.0001, "0.0001" },
+		{ 1.5e16, "1.5e+16" }, { 1e16, "1e+16" }, { 123456789012345.6, "123456789012345.6" },
+		{ -10.383262634277344, "-10.383262634277344" }, { 0.1 + 0.2, "0.30000000000000004" },
+		{ 1e22, "1e+22" }, { 5e-324, "5e-324" }, { 0.0, "0.0" }, { -0.0, "-0.0" },
+		{ -3.0e-7, "-3e-07" }, { 9999999999999998.0, "9999999999999998.0" },
+		{ 123.456, "123.456" }, { -2.5e-5, "-2.5e-05" },
+	};
+	char buf[40];
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+		app_py_float(v[i].x, buf, sizeof buf);
+		if (strcmp(buf, v[i].py)) {
+			diag("%.17g: '%s', Python '%s'", v[i].x, buf, v[i].py);
+			bad++;
+		}
+	}
+	is_int(bad, 0, "app_py_float writes Python's str() of 17 doubles");
+	app_py_float(-INFINITY, buf, sizeof buf);
+	ok(!strcmp(buf, "-inf"), "... and -inf as Python does (%s)", buf);
+}
+
 int main(void)
 {
 	const char *model = tap_shared("models/stories260K/stories260K.gguf");
@@ -135,6 +161,8 @@ int main(void)
 	struct store *s = NULL;
 	struct model *m = NULL;
 	int calls = 0, rc;
+
+	check_py_float();
 
 	if (!model || !text || !tmp)
 		return tap_done();

@@ -152,19 +152,39 @@ static void test_lm(const struct model *m)
 		items[i].choices = (char **)&conts[i];
 		items[i].contexts = NULL;
 	}
-	is_int(eval_lm(m, NULL, items, 3, 256, &r, ll, NULL, NULL, &err), 0, "eval_lm");
+	unsigned char gr[3] = { 7, 7, 7 }, gm[3] = { 7, 7, 7 };
+	int same_g = 0, same_m = 0, n_gm = 0;
+	struct mc_item one = { 0 };
+	struct mc_result mr;
+
+	is_int(eval_lm(m, NULL, items, 3, 256, &r, ll, gr, NULL, NULL, &err), 0, "eval_lm");
 	for (i = 0; i < 3; i++) {
 		double ref = ref_ll2(m, NULL, ctxs[i], conts[i], &g);
 
 		maxdiff = fmax(maxdiff, fabs(ref - ll[i]));
 		sum += ref;
 		n_g += g;
+		same_g += gr[i] == g;
 	}
+	is_int(same_g, 3, "eval_lm's is_greedy of each item = the reference's (%d of 3 greedy)", n_g);
+	/* the same through eval_mc_greedy: the three continuations as choices of one context */
+	one.context = (char *)ctxs[0];
+	one.n_choices = 3;
+	one.choices = (char **)conts;
+	is_int(eval_mc_greedy(m, NULL, &one, 1, 256, &mr, NULL, gm, NULL, NULL, &err), 0,
+	       "eval_mc_greedy: %s", err.msg);
+	for (i = 0; i < 3; i++) {
+		ref_ll2(m, NULL, ctxs[0], conts[i], &g);
+		same_m += gm[i] == g;
+		n_gm += g;
+	}
+	is_int(same_m, 3, "eval_mc_greedy's is_greedy of each choice = the reference's (%d of 3)", n_gm);
+	ok(n_g + n_gm > 0 && n_g + n_gm < 6, "... both answers occur (%d greedy of 6)", n_g + n_gm);
 	ok(maxdiff < 1e-4, "lm log-likelihoods within 1e-4 of the reference (%g)", maxdiff);
 	is_close(r.acc, n_g / 3.0, 1e-12, "lm acc %g (all tokens greedy)", r.acc);
 	is_close(r.ppl, exp(-sum / 3), 1e-4 * r.ppl, "lm ppl %g is exp(-mean ll)", r.ppl);
 	is_int((long)r.n, 3, "lm n");
-	ok(eval_lm(m, NULL, items, 3, 4, &r, NULL, NULL, NULL, &err) == ST_EINVAL,
+	ok(eval_lm(m, NULL, items, 3, 4, &r, NULL, NULL, NULL, NULL, &err) == ST_EINVAL,
 	   "lm item longer than ctx rejected");
 	has_str(err.msg, "item 0", "message names the item");
 }

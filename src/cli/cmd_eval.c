@@ -211,8 +211,15 @@ static int print_lmeval(const struct row *r, int nr, const char *model_path, lon
 			json_object_set_new(c, "strata_task", json_string(r[i].task));
 			json_object_set_new(configs, in.name, c);
 			json_object_set_new(hib, in.name, json_object());
-			json_object_set_new(nsamp, in.name, json_pack("{s:I}", "effective",
-								     (json_int_t)r[i].n));
+			/* original: the items before --limit, known when the limit
+			 * cut nothing (MMLU's limit is per subject: only without one) */
+			if (limit <= 0 || (r[i].n < (size_t)limit && strncmp(r[i].task, "mmlu", 4)))
+				json_object_set_new(nsamp, in.name,
+						    json_pack("{s:I,s:I}", "original", (json_int_t)r[i].n,
+							      "effective", (json_int_t)r[i].n));
+			else
+				json_object_set_new(nsamp, in.name, json_pack("{s:I}", "effective",
+									     (json_int_t)r[i].n));
 		}
 		if (!strcmp(in.output_type, "loglikelihood") && !strcmp(metric, "ppl"))
 			metric = "perplexity";

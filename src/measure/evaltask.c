@@ -313,13 +313,15 @@ struct mc_pack {
 	size_t *sk;                            /* [cap_sc] */
 	float *logits;                         /* [cap_rows][n_vocab] */
 	double *lse;                           /* [cap_rows] */
+	int *amax;                             /* [cap_rows] argmax of each row */
+	unsigned char *greedy;                 /* greedy[sk] &= target is argmax; or NULL */
 };
 
 static void pack_release(struct mc_pack *p)
 {
 	free(p->tok); free(p->pos); free(p->clo); free(p->chi); free(p->olo);
 	free(p->rows); free(p->srow); free(p->stgt); free(p->sk);
-	free(p->logits); free(p->lse);
+	free(p->logits); free(p->lse); free(p->amax); free(p->greedy);
 }
 
 static int pack_init(struct mc_pack *p, int cap, int cap_rows, int n_vocab)
@@ -339,8 +341,9 @@ static int pack_init(struct mc_pack *p, int cap, int cap_rows, int n_vocab)
 	p->sk = malloc(sizeof(size_t) * p->cap_sc);
 	p->logits = malloc(sizeof(float) * (size_t)cap_rows * (size_t)n_vocab);
 	p->lse = malloc(sizeof(double) * (size_t)cap_rows);
+	p->amax = malloc(sizeof(int) * (size_t)cap_rows);
 	if (!p->tok || !p->pos || !p->clo || !p->chi || !p->olo || !p->rows || !p->srow ||
-	    !p->stgt || !p->sk || !p->logits || !p->lse)
+	    !p->stgt || !p->sk || !p->logits || !p->lse || !p->amax)
 		return -1;
 	return 0;
 }
@@ -361,6 +364,13 @@ static int pack_grow_rows(struct mc_pack *p, int rows, int n_vocab)
 	if (!e)
 		return -1;
 	p->lse = e;
+	{
+		int *a = realloc(p->amax, sizeof(int) * (size_t)rows);
+
+		if (!a)
+			return -1;
+		p->amax = a;
+	}
 	p->cap_rows = rows;
 	return 0;
 }
@@ -449,10 +459,13 @@ static int pack_flush(struct mc_pack *p, struct fwd_state *fs, int n_vocab, doub
 	if (rc < 0)
 		return rc;
 	for (r = 0; r < p->n_rows; r++)
-		p->lse[r] = lse(p->logits + (size_t)r * n_vocab, n_vocab, NULL);
-	for (i = 0; i < p->n_sc; i++)
+		p->lse[r] = lse(p->logits + (size_t)r * n_vocab, n_vocab, p->amax + r);
+	for (i = 0; i < p->n_sc; i++) {
 		ll[p->sk[i]] += (double)p->logits[(size_t)p->srow[i] * n_vocab + p->stgt[i]] -
 				p->lse[p->srow[i]];
+		if (p->greedy && p->amax[p->srow[i]] != p->stgt[i])
+			p->greedy[p->sk[i]] = 0;
+	}
 	p->T = p->n_rows = 0;
 	p->n_sc = 0;
 	p->n_calls++;
@@ -558,6 +571,14 @@ int eval_mc(const struct model *m, const struct mask *mask,
 	    struct mc_result *out, double *ll, st_progress_fn progress,
 	    void *ud, struct st_err *err)
 {
+	return eval_mc_greedy(m, mask, items, n_items, ctx, out, ll, NULL, progress, ud, err);
+}
+
+int eval_mc_greedy(const struct model *m, const struct mask *mask,
+		   const struct mc_item *items, size_t n_items, int ctx,
+		   struct mc_result *out, double *ll, unsigned char *greedy,
+		   st_progress_fn progress, void *ud, struct st_err *err)
+{
 	int n_vocab = m->hp.n_vocab, cap, rc = 0, flags, j, maxc = 0;
 	size_t i, k = 0, total = 0, n_run = 0;
 	size_t lim = (size_t)ctx - (size_t)ctx / 4;
@@ -597,11 +618,14 @@ int eval_mc(const struct model *m, const struct mask *mask,
 	nconts = calloc((size_t)maxc + 1, sizeof *nconts);
 	ks = calloc((size_t)maxc + 1, sizeof *ks);
 	if (!lls || !ctoks || !wtoks || !conts || !ncs || !nconts || !ks ||
-	    pack_init(&pk, cap, EVAL_BATCH, n_vocab) < 0) {
+	    pack_init(&pk, cap, EVAL_BATCH, n_vocab) < 0 ||
+	    (greedy && !(pk.greedy = malloc(total ? total : 1)))) {
 		rc = st_errf(err, ST_ENOMEM, "mc: out of memory for batches of %d x %d logits",
 			     EVAL_BATCH, n_vocab);
 		goto done;
 	}
+	if (pk.greedy)
+		memset(pk.greedy, 1, total ? total : 1);
 	for (i = 0; i < n_items; i++) {
 		const struct mc_item *x = &items[i];
 		int n_ctx = x->contexts ? x->n_choices : 1;
@@ -708,6 +732,8 @@ int eval_mc(const struct model *m, const struct mask *mask,
 	}
 	if (ll)
 		memcpy(ll, lls, sizeof *ll * total);
+	if (greedy)
+		memcpy(greedy, pk.greedy, total);
 	mc_score(items, n_items, lls, out);
 	out->tokens = n_run;
 	rc = 0;
@@ -1055,8 +1081,8 @@ out:
 
 int eval_lm(const struct model *m, const struct mask *mask,
 	    const struct mc_item *items, size_t n_items, int ctx,
-	    struct lm_result *out, double *ll, st_progress_fn progress,
-	    void *ud, struct st_err *err)
+	    struct lm_result *out, double *ll, unsigned char *greedy_out,
+	    st_progress_fn progress, void *ud, struct st_err *err)
 {
 	int n_vocab = m->hp.n_vocab, batch, rc = 0, flags;
 	size_t i, n_acc = 0;
@@ -1141,6 +1167,8 @@ int eval_lm(const struct model *m, const struct mask *mask,
 		}
 		if (ll)
 			ll[i] = s;
+		if (greedy_out)
+			greedy_out[i] = (unsigned char)greedy;
 		sum += s;
 		sumsq += s * s;
 		n_acc += (size_t)greedy;

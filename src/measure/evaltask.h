@@ -115,12 +115,13 @@ struct lm_result {
  * context, tokenized as in eval_mc.  acc counts items whose every
  * continuation token is the argmax; ppl is exp of minus the mean over
  * items of the continuation's summed log-likelihood (lm-evaluation-
- * harness's definition).  ll as for eval_mc.
+ * harness's definition).  ll as for eval_mc; greedy, if not NULL,
+ * receives each item's is_greedy ([n_items]).
  */
 int eval_lm(const struct model *m, const struct mask *mask,
 	    const struct mc_item *items, size_t n_items, int ctx,
-	    struct lm_result *out, double *ll, st_progress_fn progress,
-	    void *ud, struct st_err *err);
+	    struct lm_result *out, double *ll, unsigned char *greedy,
+	    st_progress_fn progress, void *ud, struct st_err *err);
 
 /*
  * A task definition file (data/tasks/NAME.task): lines "key = value",
@@ -211,5 +212,12 @@ int eval_mc(const struct model *m, const struct mask *mask,
 	    const struct mc_item *items, size_t n_items, int ctx,
 	    struct mc_result *out, double *ll, st_progress_fn progress,
 	    void *ud, struct st_err *err);
+/* eval_mc, and greedy (if not NULL, [sum of n_choices] as ll) receives
+ * lm-eval's is_greedy of each choice: 1 when every continuation token is
+ * the argmax of its logits. */
+int eval_mc_greedy(const struct model *m, const struct mask *mask,
+		   const struct mc_item *items, size_t n_items, int ctx,
+		   struct mc_result *out, double *ll, unsigned char *greedy,
+		   st_progress_fn progress, void *ud, struct st_err *err);
 
 #endif
