@@ -44,6 +44,8 @@ static const struct synth_shape shapes[] = {
 	{ SHAPE("odd-tiny", 4, 42, 3, 1, 100, 300, 256) },
 	{ SHAPE("tinyllama", 22, 2048, 32, 4, 5632, 32000, 2048) },
 	{ SHAPE("llama2-7b-2l", 2, 4096, 32, 32, 11008, 32000, 4096) },
+	/* larger than this project's machines' memory in F16/BF16 (26 GB) */
+	{ SHAPE("llama2-13b", 40, 5120, 40, 40, 13824, 32000, 4096) },
 	/* families: head_dim apart from d_model/n_head where the family has it */
 	{ SHAPE("qwen3-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "qwen3", .head_dim = 32 },
 	{ SHAPE("mistral-nemo-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "llama",
