@@ -409,9 +409,7 @@ int app_layer_group(const struct model *m, int seq_len, int n_chunks, int angula
 	return g > (size_t)n_chunks ? n_chunks : (int)g;
 }
 
-/* Bytes of memory available now (MemAvailable), 0 when unknown;
- * STRATA_TEST_MEMAVAIL_MIB stands in for it in tests. */
-static uint64_t mem_available(void)
+uint64_t app_mem_available(void)
 {
 	const char *t = getenv("STRATA_TEST_MEMAVAIL_MIB");
 	unsigned long long kb = 0;
@@ -434,7 +432,7 @@ static uint64_t mem_available(void)
 static void layer_major(const struct app_env *env, const struct model *m,
 			const struct app_calib_req *rq, const struct dataset *d, struct calib_opts *co)
 {
-	uint64_t avail = mem_available();
+	uint64_t avail = app_mem_available();
 	int big = avail > 0 && m->file_bytes > avail;
 	int on = rq->layer_major == APP_LAYER_MAJOR || (big && rq->layer_major != APP_TOKEN_MAJOR);
 

@@ -87,6 +87,10 @@ enum { APP_LAYER_MAJOR = 1, APP_TOKEN_MAJOR = 2 };
  */
 int app_layer_group(const struct model *m, int seq_len, int n_chunks, int angular, size_t budget);
 
+/* Bytes of memory available now (MemAvailable), 0 when unknown;
+ * STRATA_TEST_MEMAVAIL_MIB stands in for it in tests. */
+uint64_t app_mem_available(void);
+
 struct app_calib_out {
 	int64_t run;              /* the run (0 when none was begun) */
 	int cached;               /* served from the store */

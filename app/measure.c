@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include "app/calibrate.h"
 #include "method/dataset.h"
 #include "measure/eval.h"
 #include "measure/evaltask.h"
@@ -353,6 +354,49 @@ static void cache_put(struct app_measure *ms, const struct store_eval_key *k, do
 		unstored(ms, "result", &err);
 }
 
+/*
+ * Token- or layer-major windows for ppl/kl (eval_spec.layer_major): a
+ * layer-major call packs as many tokens as the memory budget holds (each
+ * token: the forward pass's activations, its K and V in every layer and
+ * its logits, for each of the n_states models), at least one window, at
+ * most all; a model larger than the memory available goes layer-major by
+ * itself, releasing each layer's weights once past it.
+ */
+static void eval_layout(const struct app_env *env, const struct model *m,
+			const struct eval_spec *es, int n_states, size_t n_tokens,
+			struct eval_major *mj)
+{
+	const struct model_hparams *hp = &m->hp;
+	uint64_t avail = app_mem_available();
+	int big = avail > 0 && m->file_bytes > avail;
+	size_t q = (size_t)hp->n_head * hp->head_dim, kv = (size_t)hp->n_head_kv * hp->head_dim;
+	size_t per_tok = sizeof(float) * (size_t)n_states *
+			 (4 * (size_t)hp->d_model + 2 * q + kv + 2 * (size_t)hp->d_ff +
+			  2 * kv * (size_t)hp->n_layer + (size_t)hp->n_vocab);
+	size_t budget = es->mem_budget ? es->mem_budget : APP_MEM_BUDGET, pack;
+
+	mj->pack_tokens = 0;
+	mj->release = 0;
+	if (es->layer_major == APP_TOKEN_MAJOR || (es->layer_major != APP_LAYER_MAJOR && !big))
+		return;
+	pack = per_tok ? budget / per_tok : n_tokens;
+	/* all the stream's tokens, one more a window for BOS */
+	if (pack > n_tokens + n_tokens / (es->ctx > 1 ? (size_t)es->ctx - 1 : 1) + 1)
+		pack = n_tokens + n_tokens / (es->ctx > 1 ? (size_t)es->ctx - 1 : 1) + 1;
+	if (pack < (size_t)es->ctx)
+		pack = (size_t)es->ctx;
+	mj->pack_tokens = pack;
+	mj->release = big;
+	if (es->layer_major != APP_LAYER_MAJOR)
+		app_note(env, APP_INFO, "the model (%.1f GB) is larger than the memory available "
+			 "(%.1f GB): layer-major windows, %zu tokens a pass, each layer's weights "
+			 "released after it (--token-major to refuse)", m->file_bytes / 1e9,
+			 avail / 1e9, pack);
+	else
+		app_note(env, APP_INFO, "layer-major windows: %zu tokens a pass%s", pack,
+			 big ? ", each layer's weights released after it" : "");
+}
+
 /* A result is keyed by the precision that ran: bf16 prefill is marked in
  * the settings (f32, the mode of every earlier result, is left implicit). */
 static void settings_compute(char *settings, size_t cap, const struct model *m)
@@ -368,6 +412,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 		     struct app_measure *ms, struct store_metric *res, size_t *nres,
 		     int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
 {
+	struct eval_major mj = { 0, 0 };
 	char settings[128], sha[65], path[8192], canon[PATH_MAX];
 	int32_t *ids = NULL;
 	size_t n_ids = 0, len;
@@ -407,19 +452,20 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 		n_ids = (size_t)es->max_tokens;
 	if (es->units)
 		es->units(es->progress_ud, (long)n_ids, "tokens");
+	eval_layout(ms ? ms->env : NULL, m, es, t[0] == 'p' ? 1 : 2, n_ids, &mj);
 	t0 = now_s();
 	if (t[0] == 'p') {
 		struct ppl_result r;
 
-		rc = eval_ppl(m, mask, ids, n_ids, (int)es->ctx, &r, es->progress, es->progress_ud,
-			      err);
+		rc = eval_ppl(m, mask, ids, n_ids, (int)es->ctx, mj.pack_tokens ? &mj : NULL, &r,
+			      es->progress, es->progress_ud, err);
 		if (rc == 0)
 			*nres += record_ppl_rows(&r, res + *nres);
 	} else {
 		struct kl_result r;
 
-		rc = eval_kl(m, mask, ids, n_ids, (int)es->ctx, &r, es->progress, es->progress_ud,
-			     err);
+		rc = eval_kl(m, mask, ids, n_ids, (int)es->ctx, mj.pack_tokens ? &mj : NULL, &r,
+			     es->progress, es->progress_ud, err);
 		if (rc == 0)
 			*nres += record_kl_rows(&r, res + *nres);
 	}

@@ -73,6 +73,13 @@ struct eval_spec {
 	/* generate tasks: sequences decoded at once (0: as many as fit a
 	 * 2 GiB KV cache, at most 16) */
 	int gen_batch;
+	/* ppl/kl windows: 0 token-major unless the model is larger than the
+	 * memory available (then layer-major, said in a note),
+	 * APP_LAYER_MAJOR forces layer-major, APP_TOKEN_MAJOR refuses it;
+	 * mem_budget bounds a layer-major call's activations, logits and KV
+	 * cache (0: APP_MEM_BUDGET) */
+	int layer_major;
+	size_t mem_budget;
 };
 
 /* Python's str() of a float (as lm-eval's logs write numbers): the

@@ -256,6 +256,45 @@ if need model models/stories260K/stories260K.gguf &&
 	contains "$(cat "$tmp/e7")" "not cached" "... it warns"
 	is "$(echo "$c" | val ppl value)" "$(echo "$a" | val ppl value)" "... and the result is the same"
 	is "$(cat "$tmp/notdb")" "not a database, keep me" "... and the foreign file is untouched"
+
+	# ---- layer-major windows: token-major's ppl and KL within 1e-6 ----
+	# rel_eq A B: |A - B| <= 1e-6 |B| (or both 0)
+	rel_eq() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; m = b < 0 ? -b : b
+		exit !(a != "" && b != "" && d <= 1e-6 * m + 1e-12) }'; }
+	lm_check() { # MODEL LABEL CTX
+		tm=$("$S" eval "$1" --mask 'attn=1;mlp=0' --task "ppl:$text" --task "kl:$text" --ctx "$3" \
+			--max-tokens 3000 --no-store --format json --token-major 2>/dev/null)
+		lm=$("$S" eval "$1" --mask 'attn=1;mlp=0' --task "ppl:$text" --task "kl:$text" --ctx "$3" \
+			--max-tokens 3000 --no-store --format json --layer-major --mem-budget 4M 2> "$tmp/lm.err")
+		for k in ppl nll kl_mean top1_agree; do
+			ok "$2, ctx $3: layer-major $k ($(echo "$lm" | val $k value)) = token-major's ($(echo "$tm" | val $k value)) within 1e-6" \
+				rel_eq "$(echo "$lm" | val $k value)" "$(echo "$tm" | val $k value)"
+		done
+		# the 99th percentile is one token's KL, which carries that token's rounding
+		ok "$2, ctx $3: layer-major kl_p99 ($(echo "$lm" | val kl_p99 value)) = token-major's ($(echo "$tm" | val kl_p99 value)) within 1e-5" \
+			awk -v a="$(echo "$lm" | val kl_p99 value)" -v b="$(echo "$tm" | val kl_p99 value)" \
+			'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 1e-5 * b) }' 
+		contains "$(cat "$tmp/lm.err")" "layer-major windows:" "... the passes are said"
+	}
+	lm_check "$model" stories260K 128
+	lm_check "$model" stories260K 700   # windows longer than a prefill batch, packed too
+	"$S" synth "$tmp/odd.gguf" --shape odd-tiny > /dev/null
+	lm_check "$tmp/odd.gguf" "synthetic odd-tiny" 100
+	# a model larger than the memory available goes layer-major by itself
+	au=$(STRATA_TEST_MEMAVAIL_MIB=1 "$S" eval "$model" --task "ppl:$text" --ctx 128 --max-tokens 2000 \
+		--no-store --format json 2> "$tmp/au.err")
+	contains "$(cat "$tmp/au.err")" "larger than the memory available" "a model larger than memory: layer-major by itself"
+	contains "$(cat "$tmp/au.err")" "released after it" "... releasing each layer's weights"
+	tk=$("$S" eval "$model" --task "ppl:$text" --ctx 128 --max-tokens 2000 --no-store --format json 2>/dev/null)
+	ok "... with token-major's ppl within 1e-6" rel_eq "$(echo "$au" | val ppl value)" "$(echo "$tk" | val ppl value)"
+	STRATA_TEST_MEMAVAIL_MIB=1 "$S" eval "$model" --task "ppl:$text" --ctx 128 --max-tokens 500 \
+		--no-store --token-major > /dev/null 2> "$tmp/tk.err"
+	is "$(grep -c 'layer-major' "$tmp/tk.err")" 0 "--token-major refuses it"
+	"$S" eval "$model" --task "ppl:$text" --layer-major --token-major > /dev/null 2> "$tmp/e8"; rc=$?
+	is "$rc" 2 "--layer-major with --token-major is a usage error"
+	"$S" eval "$model" --task "ppl:$text" --mem-budget 12Q > /dev/null 2> "$tmp/e9"; rc=$?
+	is "$rc" 2 "a bad --mem-budget is a usage error"
+	contains "$(cat "$tmp/e9")" "512M or 2G, got '12Q'" "... saying what it expects"
 fi
 echo "1..$n"
 [ "$failed" -eq 0 ]

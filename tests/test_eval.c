@@ -104,7 +104,7 @@ static void check_golden(const struct model *m)
 	ok(n >= 8192, "file has at least 8192 tokens (%zu)", n);
 	g = json_load_file(gp, 0, &je);
 	ok(g != NULL, "parse %s", gp);
-	is_int(eval_ppl(m, NULL, ids, n < 8192 ? n : 8192, 256, &r, on_progress, &pr, &err), 0,
+	is_int(eval_ppl(m, NULL, ids, n < 8192 ? n : 8192, 256, NULL, &r, on_progress, &pr, &err), 0,
 	       "eval_ppl ctx 256 %s", err.msg);
 	is_int(r.tokens, json_integer_value(json_object_get(g, "tokens")), "tokens scored = golden");
 	{
@@ -123,7 +123,7 @@ static void check_golden(const struct model *m)
 	pr.calls = 0;
 	pr.last = 0;
 	pr.cancel_at = 3;
-	is_int(eval_ppl(m, NULL, ids, 8192, 256, &r, on_progress, &pr, &err), ST_ECANCEL,
+	is_int(eval_ppl(m, NULL, ids, 8192, 256, NULL, &r, on_progress, &pr, &err), ST_ECANCEL,
 	       "progress returning nonzero cancels");
 	has_str(err.msg, "cancelled after 1530 of 8192", "message says how far it got");
 	is_int(pr.calls, 3, "no progress call after the cancel");
@@ -142,7 +142,7 @@ static void check_windows(struct model *m)
 
 	/* with BOS: ctx 4 -> windows of 3 tokens after BOS, all 10 scored */
 	want = ref_nll(m, tok, 10, 4, tok_bos(m->tok), &scored);
-	is_int(eval_ppl(m, NULL, tok, 10, 4, &r, NULL, NULL, &err), 0, "tiny case with BOS");
+	is_int(eval_ppl(m, NULL, tok, 10, 4, NULL, &r, NULL, NULL, &err), 0, "tiny case with BOS");
 	is_int(r.tokens, 10, "with BOS every token is scored");
 	is_int(scored, 10, "reference scored 10 too");
 	is_close(r.nll, want, 1e-6, "with BOS: nll equals the per-window reference");
@@ -152,20 +152,20 @@ static void check_windows(struct model *m)
 	 * the first of each not scored: 3 + 3 + 1 */
 	m->tok = NULL;
 	want = ref_nll(m, tok, 10, 4, -1, &scored);
-	is_int(eval_ppl(m, NULL, tok, 10, 4, &r, NULL, NULL, &err), 0, "tiny case without BOS");
+	is_int(eval_ppl(m, NULL, tok, 10, 4, NULL, &r, NULL, NULL, &err), 0, "tiny case without BOS");
 	is_int(r.tokens, 7, "without BOS: 3 + 3 + 1 tokens scored");
 	is_close(r.nll, want, 1e-6, "without BOS: nll equals the per-window reference");
 	/* 9 tokens: the last window has one token, nothing to score */
-	is_int(eval_ppl(m, NULL, tok, 9, 4, &r, NULL, NULL, &err), 0, "9 tokens without BOS");
+	is_int(eval_ppl(m, NULL, tok, 9, 4, NULL, &r, NULL, NULL, &err), 0, "9 tokens without BOS");
 	is_int(r.tokens, 6, "a one-token last window scores nothing");
 	m->tok = saved;
 
-	is_int(eval_ppl(m, NULL, tok, 10, 1, &r, NULL, NULL, &err), ST_EINVAL, "ctx 1 rejected");
+	is_int(eval_ppl(m, NULL, tok, 10, 1, NULL, &r, NULL, NULL, &err), ST_EINVAL, "ctx 1 rejected");
 	has_str(err.msg, "context 1", "message names the context");
 	tok[4] = 100000;
-	is_int(eval_ppl(m, NULL, tok, 10, 4, &r, NULL, NULL, &err), ST_EINVAL, "bad token rejected");
+	is_int(eval_ppl(m, NULL, tok, 10, 4, NULL, &r, NULL, NULL, &err), ST_EINVAL, "bad token rejected");
 	has_str(err.msg, "token 100000 at index 4", "message names the token and index");
-	is_int(eval_ppl(m, NULL, tok, 0, 4, &r, NULL, NULL, &err), 0, "empty stream");
+	is_int(eval_ppl(m, NULL, tok, 0, 4, NULL, &r, NULL, NULL, &err), 0, "empty stream");
 	is_int(r.tokens, 0, "empty stream scores nothing");
 }
 

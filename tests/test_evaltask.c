@@ -212,18 +212,18 @@ static void test_kl(const struct model *m)
 
 	/* empty mask: identical distributions, counts as eval_ppl */
 	mask_parse("", m->hp.n_layer, &none, &err);
-	is_int(eval_kl(m, none, ids, 700, 128, &r, NULL, NULL, &err), 0, "kl, empty mask");
-	eval_ppl(m, NULL, ids, 700, 128, &pr, NULL, NULL, &err);
+	is_int(eval_kl(m, none, ids, 700, 128, NULL, &r, NULL, NULL, &err), 0, "kl, empty mask");
+	eval_ppl(m, NULL, ids, 700, 128, NULL, &pr, NULL, NULL, &err);
 	is_int((long)r.tokens, (long)pr.tokens, "kl scores the tokens ppl scores (%zu)", r.tokens);
 	is_close(r.kl_mean, 0, 1e-12, "kl_mean 0 for an empty mask");
 	is_close(r.kl_p99, 0, 1e-12, "kl_p99 0 for an empty mask");
 	is_close(r.top1_agree, 1, 0, "top1_agree 1 for an empty mask");
-	is_int(eval_kl(m, NULL, ids, 700, 128, &r, NULL, NULL, &err), 0, "kl, NULL mask");
+	is_int(eval_kl(m, NULL, ids, 700, 128, NULL, &r, NULL, NULL, &err), 0, "kl, NULL mask");
 	is_close(r.kl_mean, 0, 1e-12, "kl_mean 0 for a NULL mask");
 
 	/* attention of layer 1 dropped: against the reference over 3+ windows */
 	mask_parse("attn=1", m->hp.n_layer, &mk, &err);
-	is_int(eval_kl(m, mk, ids, 200, 64, &r, NULL, NULL, &err), 0, "kl, attn=1");
+	is_int(eval_kl(m, mk, ids, 200, 64, NULL, &r, NULL, NULL, &err), 0, "kl, attn=1");
 	sum = ref_kl(m, mk, ids, 200, 64, &sc, &ag);
 	is_int((long)r.tokens, sc, "kl attn=1: %d tokens", sc);
 	ok(r.kl_mean > 1e-4, "kl_mean %g > 0 when attention is dropped", r.kl_mean);
@@ -236,9 +236,9 @@ static void test_kl(const struct model *m)
 
 	/* errors */
 	ids[3] = 99999;
-	ok(eval_kl(m, mk, ids, 10, 64, &r, NULL, NULL, &err) == ST_EINVAL, "bad token rejected");
+	ok(eval_kl(m, mk, ids, 10, 64, NULL, &r, NULL, NULL, &err) == ST_EINVAL, "bad token rejected");
 	has_str(err.msg, "index 3", "message names the token index");
-	ok(eval_kl(m, mk, ids, 10, 1, &r, NULL, NULL, &err) == ST_EINVAL, "ctx 1 rejected");
+	ok(eval_kl(m, mk, ids, 10, 1, NULL, &r, NULL, NULL, &err) == ST_EINVAL, "ctx 1 rejected");
 	has_str(err.msg, "too short", "message says why");
 	free(ids);
 	mask_free(mk);

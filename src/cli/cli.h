@@ -46,7 +46,7 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
  * a common option, -1 on a bad value (already reported).
  */
 enum { OPT_THREADS = 1000, OPT_FORMAT, OPT_COMPUTE, OPT_DB = 1100, OPT_KEEP_FIRST, OPT_KEEP_LAST,
-       OPT_WIN_CTX, OPT_WIN_MAX_TOKENS };
+       OPT_WIN_CTX, OPT_WIN_MAX_TOKENS, OPT_LAYER_MAJOR, OPT_TOKEN_MAJOR, OPT_MEM_BUDGET };
 int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts *co);
 /*
  * The next option of argv (getopt_long with shortopts and longopts) that
@@ -74,6 +74,17 @@ int cli_guard_opt(const char *cmd, int opt, const char *arg, long *first, long *
 	{"ctx", required_argument, NULL, OPT_WIN_CTX}, \
 	{"max-tokens", required_argument, NULL, OPT_WIN_MAX_TOKENS}
 int cli_window_opt(const char *cmd, int opt, const char *arg, long *ctx, long *max_tokens);
+/* --layer-major, --token-major and --mem-budget SIZE (calibrate, eval),
+ * the same way: MAJOR_LONGOPTS, then cli_major_opt (major: 0 auto,
+ * APP_LAYER_MAJOR or APP_TOKEN_MAJOR; the two contradict each other). */
+#define MAJOR_LONGOPTS \
+	{"layer-major", no_argument, NULL, OPT_LAYER_MAJOR}, \
+	{"token-major", no_argument, NULL, OPT_TOKEN_MAJOR}, \
+	{"mem-budget", required_argument, NULL, OPT_MEM_BUDGET}
+int cli_major_opt(const char *cmd, int opt, const char *arg, int *major, size_t *budget);
+/* A size such as 512M or 2G (K, M, G suffixes, an optional B; at least
+ * 1 MiB): 0 with *v set, or -1. */
+int cli_parse_size(const char *s, size_t *v);
 /* Apply common options (thread count). */
 void cli_common_apply(const struct common_opts *co);
 

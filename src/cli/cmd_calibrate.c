@@ -280,29 +280,6 @@ static int print_run(struct store *s, const struct store_run *run, int n_layer,
 
 /* A size in bytes, with an optional K, M or G (binary) suffix, at least
  * 1 MiB: 0 with *v set, or -1. */
-static int parse_size(const char *s, size_t *v)
-{
-	char *end;
-	double x = strtod(s, &end);
-	int shift = 0;
-
-	if (end == s || !(x > 0))
-		return -1;
-	if (*end == 'K' || *end == 'k')
-		shift = 10, end++;
-	else if (*end == 'M' || *end == 'm')
-		shift = 20, end++;
-	else if (*end == 'G' || *end == 'g')
-		shift = 30, end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	x *= (double)(1ull << shift);
-	if (*end || x < (double)(1 << 20) || x > 1e15)
-		return -1;
-	*v = (size_t)x;
-	return 0;
-}
-
 /* A share in (0, 1] written as a plain number: 0 with *v set, or -1. */
 static int parse_share(const char *s, double *v)
 {
@@ -428,9 +405,7 @@ int cmd_calibrate(int argc, char **argv)
 		{"resume", no_argument, NULL, 'R'},
 		{"until-stable", optional_argument, NULL, 'U'},
 		{"method", required_argument, NULL, 'M'},
-		{"layer-major", no_argument, NULL, 'Y'},
-		{"token-major", no_argument, NULL, 'K'},
-		{"mem-budget", required_argument, NULL, 'B'},
+		MAJOR_LONGOPTS,
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct calib_args a;
 	int c;
@@ -475,18 +450,6 @@ int cmd_calibrate(int argc, char **argv)
 				return cli_usage("calibrate", "--until-stable expects a share in (0, 1], "
 						 "got '%s'", optarg);
 			break;
-		case 'Y':
-		case 'K':
-			if (a.layer_major && a.layer_major != (c == 'Y' ? APP_LAYER_MAJOR : APP_TOKEN_MAJOR))
-				return cli_usage("calibrate", "--layer-major and --token-major contradict "
-						 "each other");
-			a.layer_major = c == 'Y' ? APP_LAYER_MAJOR : APP_TOKEN_MAJOR;
-			break;
-		case 'B':
-			if (parse_size(optarg, &a.mem_budget) < 0)
-				return cli_usage("calibrate", "--mem-budget expects a size such as 512M or "
-						 "2G, got '%s'", optarg);
-			break;
 		case 'M':
 			a.stop_method = plan_method_parse(optarg);
 			if (a.stop_method < 0)
@@ -494,7 +457,8 @@ int cmd_calibrate(int argc, char **argv)
 						 "or contiguous, got '%s'", optarg);
 			break;
 		default:
-			if (cli_guard_opt("calibrate", c, optarg, &a.keep_first, &a.keep_last) < 0)
+			if (cli_guard_opt("calibrate", c, optarg, &a.keep_first, &a.keep_last) < 0 ||
+			    cli_major_opt("calibrate", c, optarg, &a.layer_major, &a.mem_budget) < 0)
 				return EXIT_USAGE;
 		}
 	}

@@ -44,6 +44,11 @@ static const char help[] =
 	"                     first K of dev, else dev shuffled by S)\n"
 	"  --format lm-eval   the results JSON in lm-evaluation-harness's layout\n"
 	"                     (results, versions, n-shot, configs, ...)\n"
+	"  --layer-major      ppl/kl: the windows go through each layer together, as many\n"
+	"                     as --mem-budget holds (each weight read once a pass; the\n"
+	"                     default when the model is larger than the memory available)\n"
+	"  --token-major      ppl/kl: each window through every layer in turn\n"
+	"  --mem-budget SIZE  memory for a layer-major pass (default 2G; K, M, G suffixes)\n"
 	"  --gen-batch N      generate tasks: N questions decoded at once (default: as\n"
 	"                     many as a 2 GiB KV cache holds, at most 16)\n"
 	"  --log-samples DIR  write DIR/samples_TASK.jsonl: each item's prompts and\n"
@@ -272,6 +277,7 @@ int cmd_eval(int argc, char **argv)
 		{"suite", required_argument, NULL, OPT_SUITE},
 		{"log-samples", required_argument, NULL, OPT_LOG_SAMPLES},
 		{"gen-batch", required_argument, NULL, OPT_GEN_BATCH},
+		MAJOR_LONGOPTS,
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT, 0, 1};
 	struct st_err err = {0};
@@ -344,7 +350,8 @@ int cmd_eval(int argc, char **argv)
 			mask_text = optarg;
 			break;
 		default:
-			if (cli_window_opt("eval", c, optarg, &ctx, &max_tokens) < 0)
+			if (cli_window_opt("eval", c, optarg, &ctx, &max_tokens) < 0 ||
+			    cli_major_opt("eval", c, optarg, &es.layer_major, &es.mem_budget) < 0)
 				return EXIT_USAGE;
 		}
 	}

@@ -70,7 +70,7 @@ int cmd_ppl(int argc, char **argv)
 	}
 	if (max_tokens > 0 && (size_t)max_tokens < n_ids)
 		n_ids = (size_t)max_tokens;
-	if (eval_ppl(m, mask, ids, n_ids, (int)ctx, &res, cli_progress, (void *)"ppl", &err) < 0) {
+	if (eval_ppl(m, mask, ids, n_ids, (int)ctx, NULL, &res, cli_progress, (void *)"ppl", &err) < 0) {
 		cli_progress_end();
 		cli_error("%s", err.msg);
 		goto out;

@@ -37,6 +37,7 @@ static const char help[] =
 	"  --max K            largest number of sites (blocks) to drop (default 4)\n"
 	"  --task T           as strata eval: ppl:FILE, kl:FILE, hellaswag, mmlu, NAME\n"
 	"  --ctx N, --max-tokens N, --limit N, --shots K, --seed S   as strata eval\n"
+	"  --layer-major, --token-major, --mem-budget SIZE            as strata eval\n"
 	"  --suite NAME       a preset's tasks with their shots, as strata eval (llm-drop);\n"
 	"                     every one must be able to run\n"
 	"  --keep-first N, --keep-last N   never drop the first/last N layers\n"
@@ -313,6 +314,7 @@ int cmd_sweep(int argc, char **argv)
 		{"max", required_argument, NULL, O_MAX},
 		{"task", required_argument, NULL, O_TASK},
 		WINDOW_LONGOPTS,
+		MAJOR_LONGOPTS,
 		{"limit", required_argument, NULL, O_LIMIT},
 		{"shots", required_argument, NULL, O_SHOTS},
 		{"seed", required_argument, NULL, O_SEED},
@@ -407,7 +409,8 @@ int cmd_sweep(int argc, char **argv)
 			break;
 		default:
 			if (cli_guard_opt("sweep", c, optarg, &a.keep_first, &a.keep_last) < 0 ||
-			    cli_window_opt("sweep", c, optarg, &ctx, &a.es.max_tokens) < 0)
+			    cli_window_opt("sweep", c, optarg, &ctx, &a.es.max_tokens) < 0 ||
+			    cli_major_opt("sweep", c, optarg, &a.es.layer_major, &a.es.mem_budget) < 0)
 				return EXIT_USAGE;
 		}
 	}

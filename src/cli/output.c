@@ -6,6 +6,7 @@
  * always escaped correctly.
  */
 #include "cli/cli.h"
+#include "app/calibrate.h"
 #include "compute/forward.h"
 
 #include <getopt.h>
@@ -165,6 +166,51 @@ int cli_window_opt(const char *cmd, int opt, const char *arg, long *ctx, long *m
 		return cli_parse_int(cmd, "--ctx", arg, 2, 1 << 20, ctx) < 0 ? -1 : 1;
 	if (opt == OPT_WIN_MAX_TOKENS)
 		return cli_parse_int(cmd, "--max-tokens", arg, 1, 1L << 40, max_tokens) < 0 ? -1 : 1;
+	return 0;
+}
+
+int cli_parse_size(const char *s, size_t *v)
+{
+	char *end;
+	double x = strtod(s, &end);
+	int shift = 0;
+
+	if (end == s || !(x > 0))
+		return -1;
+	if (*end == 'K' || *end == 'k')
+		shift = 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20, end++;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30, end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	x *= (double)(1ull << shift);
+	if (*end || x < (double)(1 << 20) || x > 1e15)
+		return -1;
+	*v = (size_t)x;
+	return 0;
+}
+
+int cli_major_opt(const char *cmd, int opt, const char *arg, int *major, size_t *budget)
+{
+	if (opt == OPT_LAYER_MAJOR || opt == OPT_TOKEN_MAJOR) {
+		int want = opt == OPT_LAYER_MAJOR ? APP_LAYER_MAJOR : APP_TOKEN_MAJOR;
+
+		if (*major && *major != want) {
+			cli_usage(cmd, "--layer-major and --token-major contradict each other");
+			return -1;
+		}
+		*major = want;
+		return 1;
+	}
+	if (opt == OPT_MEM_BUDGET) {
+		if (cli_parse_size(arg, budget) < 0) {
+			cli_usage(cmd, "--mem-budget expects a size such as 512M or 2G, got '%s'", arg);
+			return -1;
+		}
+		return 1;
+	}
 	return 0;
 }
 

@@ -88,13 +88,63 @@ int eval_nonfinite_error(struct fwd_state *fs, const int32_t *in, size_t n_in, i
 		       "output weights are broken (strata info --check scans them)", what);
 }
 
-/* windows packed into one forward call, and where each one's rows are */
+/* windows packed into one forward call (at most cap tokens), and where
+ * each one's rows are */
 struct win_pack {
-	int T, n_win;
-	int32_t tok[EVAL_BATCH], pos[EVAL_BATCH], lo[EVAL_BATCH], rows[EVAL_BATCH];
-	int off[EVAL_BATCH], len[EVAL_BATCH];
-	size_t first[EVAL_BATCH];
+	int T, n_win, cap;
+	int32_t *tok, *pos, *lo, *rows; /* [cap] */
+	int *off, *len;                 /* [cap] */
+	size_t *first;                  /* [cap] */
+	struct observer release;        /* layer-major on a model larger than memory */
+	int releasing;
 };
+
+static void win_pack_free(struct win_pack *w)
+{
+	if (!w)
+		return;
+	free(w->tok);
+	free(w->pos);
+	free(w->lo);
+	free(w->rows);
+	free(w->off);
+	free(w->len);
+	free(w->first);
+	free(w);
+}
+
+static struct win_pack *win_pack_new(int cap)
+{
+	struct win_pack *w = calloc(1, sizeof *w);
+
+	if (!w)
+		return NULL;
+	w->cap = cap;
+	w->tok = malloc(sizeof *w->tok * (size_t)cap);
+	w->pos = malloc(sizeof *w->pos * (size_t)cap);
+	w->lo = malloc(sizeof *w->lo * (size_t)cap);
+	w->rows = malloc(sizeof *w->rows * (size_t)cap);
+	w->off = malloc(sizeof *w->off * (size_t)cap);
+	w->len = malloc(sizeof *w->len * (size_t)cap);
+	w->first = malloc(sizeof *w->first * (size_t)cap);
+	if (!w->tok || !w->pos || !w->lo || !w->rows || !w->off || !w->len || !w->first) {
+		win_pack_free(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* the layer-major observer: each layer's weights released once past it */
+static void release_site(void *ud, int layer, enum site s, const float *x_in,
+			 const float *x_out, int T, int d_model)
+{
+	(void)x_in;
+	(void)x_out;
+	(void)T;
+	(void)d_model;
+	if (s == SITE_BLOCK)
+		model_release_layer(ud, layer);
+}
 
 /* Run the packed windows through every state and score them. */
 static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, float **lg,
@@ -108,7 +158,8 @@ static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, fl
 	if (!w->T)
 		return 0;
 	for (i = 0; i < n_states; i++)
-		if ((rc = fwd_eval_packed(fs[i], w->tok, w->T, &fp, lg[i], NULL, err)) < 0)
+		if ((rc = fwd_eval_packed(fs[i], w->tok, w->T, &fp, lg[i],
+					  w->releasing ? &w->release : NULL, err)) < 0)
 			return rc;
 	for (k = 0; k < w->n_win; k++) {
 		for (i = 0; i < n_states; i++)
@@ -116,7 +167,8 @@ static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, fl
 		rc = score(ud, rows, w->first[k], w->len[k], err);
 		if (rc == EVAL_NONFINITE) /* name the first layer and site: the window alone */
 			return eval_nonfinite_error(fs[0], w->tok + w->off[k], (size_t)w->len[k],
-						    EVAL_BATCH, what, err);
+						    w->len[k] < EVAL_BATCH ? w->len[k] : EVAL_BATCH,
+						    what, err);
 		if (rc < 0)
 			return rc;
 	}
@@ -125,12 +177,15 @@ static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, fl
 }
 
 int eval_windows(const struct model *m, const struct mask *const *masks, int n_states,
-		 const int32_t *tokens, size_t n_tokens, int ctx, const char *what,
+		 const int32_t *tokens, size_t n_tokens, int ctx,
+		 const struct eval_major *major, const char *what,
 		 eval_score_fn score, void *ud, st_progress_fn progress, void *pud,
 		 struct st_err *err)
 {
 	int32_t bos = m->tok ? tok_bos(m->tok) : -1;
-	int n_vocab = m->hp.n_vocab, batch, packed = ctx <= EVAL_BATCH, rc = 0, i;
+	int lm = major && major->pack_tokens > 0;
+	int n_vocab = m->hp.n_vocab, batch, packed = lm || ctx <= EVAL_BATCH, rc = 0, i;
+	int cap = EVAL_BATCH;
 	size_t win = bos >= 0 ? (size_t)ctx - 1 : (size_t)ctx, start, total, scored = 0;
 	struct fwd_state *fs[2] = { NULL, NULL };
 	float *lg[2] = { NULL, NULL };
@@ -149,21 +204,29 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 	/* tokens that will be scored, for progress */
 	total = bos >= 0 ? n_tokens : n_tokens - (n_tokens + win - 1) / win;
 	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
+	if (lm) /* every window of the call at once, however long */
+		cap = major->pack_tokens < (size_t)ctx ? ctx :
+		      major->pack_tokens > (size_t)INT32_MAX ? INT32_MAX : (int)major->pack_tokens;
 	for (i = 0; i < n_states; i++) {
-		fs[i] = packed ? fwd_new(m, masks[i], EVAL_BATCH, EVAL_BATCH, err)
+		fs[i] = packed ? fwd_new(m, masks[i], cap, cap, err)
 			       : fwd_new(m, masks[i], ctx, batch, err);
 		if (!fs[i]) {
 			rc = err ? err->code : ST_ENOMEM;
 			goto done;
 		}
-		lg[i] = malloc(sizeof(float) * (size_t)(packed ? EVAL_BATCH : batch) * (size_t)n_vocab);
+		lg[i] = malloc(sizeof(float) * (size_t)(packed ? cap : batch) * (size_t)n_vocab);
 		if (!lg[i])
 			goto nomem;
 	}
 	in = malloc(sizeof *in * (size_t)ctx);
-	wp = packed ? calloc(1, sizeof *wp) : NULL;
+	wp = packed ? win_pack_new(cap) : NULL;
 	if (!in || (packed && !wp))
 		goto nomem;
+	if (wp && lm && major->release) {
+		wp->release.ud = (void *)m;
+		wp->release.site = release_site;
+		wp->releasing = 1;
+	}
 
 	for (start = 0; start < n_tokens; start += win) {
 		size_t len = n_tokens - start < win ? n_tokens - start : win;
@@ -185,7 +248,7 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 		if (packed) {
 			int o;
 
-			if (wp->T + (int)n_in > EVAL_BATCH &&
+			if (wp->T + (int)n_in > wp->cap &&
 			    (rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, what, err)) < 0)
 				goto done;
 			o = wp->T;
@@ -219,7 +282,7 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 		}
 		scored += n_in;
 		/* a packed window is scored when its batch runs: report then */
-		if (packed && wp->T + (int)win <= EVAL_BATCH && start + win < n_tokens)
+		if (packed && wp->T + (int)win <= wp->cap && start + win < n_tokens)
 			continue;
 		if (packed && (rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, what, err)) < 0)
 			goto done;
@@ -234,14 +297,14 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 	goto done;
 nomem:
 	rc = st_errf(err, ST_ENOMEM, "%s: out of memory for %d x %d logits", what,
-		     packed ? EVAL_BATCH : batch, n_vocab);
+		     packed ? cap : batch, n_vocab);
 done:
 	for (i = 0; i < 2; i++) {
 		fwd_free(fs[i]);
 		free(lg[i]);
 	}
 	free(in);
-	free(wp);
+	win_pack_free(wp);
 	return rc;
 }
 
@@ -273,14 +336,14 @@ static int ppl_score(void *ud, float *const *logits, size_t first, int n, struct
 
 int eval_ppl(const struct model *m, const struct mask *mask,
 	     const int32_t *tokens, size_t n_tokens, int ctx,
-	     struct ppl_result *out, st_progress_fn progress, void *ud,
+	     const struct eval_major *major, struct ppl_result *out, st_progress_fn progress, void *ud,
 	     struct st_err *err)
 {
 	struct ppl_acc a = { tokens, m->hp.n_vocab, 0, 0, 0 };
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	rc = eval_windows(m, &mask, 1, tokens, n_tokens, ctx, "ppl", ppl_score, &a,
+	rc = eval_windows(m, &mask, 1, tokens, n_tokens, ctx, major, "ppl", ppl_score, &a,
 			  progress, ud, err);
 	if (rc < 0)
 		return rc;

@@ -35,9 +35,23 @@ struct fwd_state;
 int eval_nonfinite_error(struct fwd_state *fs, const int32_t *in, size_t n_in, int batch,
 			 const char *what, struct st_err *err);
 
+/*
+ * How the windows go through the model (NULL: token-major, the default).
+ * Layer-major: pack_tokens tokens of windows (each seeing only itself,
+ * all of them at once, whatever ctx) go through one forward call, so
+ * every layer's weights are read once for them all; with release, each
+ * layer's weights leave memory once the call is past it (models larger
+ * than memory: model_release_layer).  The results equal token-major's
+ * to the rounding of the larger matmuls.
+ */
+struct eval_major {
+	size_t pack_tokens; /* >= ctx; 0: token-major */
+	int release;
+};
+
 int eval_ppl(const struct model *m, const struct mask *mask,
 	     const int32_t *tokens, size_t n_tokens, int ctx,
-	     struct ppl_result *out, st_progress_fn progress, void *ud,
+	     const struct eval_major *major, struct ppl_result *out, st_progress_fn progress, void *ud,
 	     struct st_err *err);
 
 /*
@@ -58,7 +72,8 @@ int eval_ppl(const struct model *m, const struct mask *mask,
 typedef int (*eval_score_fn)(void *ud, float *const *logits, size_t first, int n,
 			     struct st_err *err);
 int eval_windows(const struct model *m, const struct mask *const *masks, int n_states,
-		 const int32_t *tokens, size_t n_tokens, int ctx, const char *what,
+		 const int32_t *tokens, size_t n_tokens, int ctx,
+		 const struct eval_major *major, const char *what,
 		 eval_score_fn score, void *ud, st_progress_fn progress, void *pud,
 		 struct st_err *err);
 

@@ -112,7 +112,7 @@ static int kl_score(void *ud, float *const *logits, size_t first, int n, struct 
 
 int eval_kl(const struct model *m, const struct mask *mask,
 	    const int32_t *tokens, size_t n_tokens, int ctx,
-	    struct kl_result *out, st_progress_fn progress, void *ud,
+	    const struct eval_major *major, struct kl_result *out, st_progress_fn progress, void *ud,
 	    struct st_err *err)
 {
 	const struct mask *masks[2] = { NULL, mask };
@@ -124,7 +124,7 @@ int eval_kl(const struct model *m, const struct mask *mask,
 	a.kls = malloc(sizeof *a.kls * (n_tokens ? n_tokens : 1));
 	if (!a.kls)
 		return st_errf(err, ST_ENOMEM, "kl: out of memory for %zu tokens", n_tokens);
-	rc = eval_windows(m, masks, 2, tokens, n_tokens, ctx, "kl", kl_score, &a,
+	rc = eval_windows(m, masks, 2, tokens, n_tokens, ctx, major, "kl", kl_score, &a,
 			  progress, ud, err);
 	scored = a.scored;
 	out->tokens = scored;

@@ -14,6 +14,7 @@
 
 struct model;
 struct mask;
+struct eval_major; /* measure/eval.h */
 
 struct kl_result {
 	size_t tokens;     /* positions scored */
@@ -32,7 +33,7 @@ struct kl_result {
  */
 int eval_kl(const struct model *m, const struct mask *mask,
 	    const int32_t *tokens, size_t n_tokens, int ctx,
-	    struct kl_result *out, st_progress_fn progress, void *ud,
+	    const struct eval_major *major, struct kl_result *out, st_progress_fn progress, void *ud,
 	    struct st_err *err);
 
 /* Whether an item's context is encoded after a BOS token. */
