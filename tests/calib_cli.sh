@@ -128,6 +128,29 @@ if need model models/stories260K/stories260K.gguf &&
 		CREATE VIRTUAL TABLE f USING fts3(a, tokenize=x)" > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 1 "sql --write refuses fts3_tokenizer() too (no crash)"
 	contains "$(cat "$tmp/err")" "fts3_tokenizer() is not allowed" "... saying so"
+	# a store with a damaged middle page is refused by every command, never written
+	bad="$tmp/damaged.db"
+	cp "$db" "$bad"
+	"$S" sql --db "$bad" --write "CREATE TABLE pad (x);
+		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
+		INSERT INTO pad SELECT printf('%0200d', i) FROM n"
+	pg=$(( $(wc -c < "$bad") / 4096 / 2 ))
+	printf '%064d' 0 | dd of="$bad" bs=1 seek=$(( (pg - 1) * 4096 )) conv=notrunc 2> /dev/null
+	cp "$bad" "$tmp/damaged.copy"
+	"$S" runs --db "$bad" > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "runs refuses a store with page $pg damaged"
+	contains "$(cat "$tmp/err")" "damaged.db' is damaged" "... naming it"
+	contains "$(cat "$tmp/err")" ".recover" "... and how to recover it"
+	"$S" sql --db "$bad" "SELECT count(*) FROM calib_runs" > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "sql refuses it"
+	cal --db "$bad" --samples 2 --seq-len 32 --force > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "calibrate --force refuses it"
+	contains "$(cat "$tmp/err")" "is damaged" "... saying so"
+	"$S" eval "$model" --db "$bad" --task "ppl:$text" --ctx 32 --max-tokens 64 > /dev/null \
+		2> "$tmp/err"; rc=$?
+	contains "$(cat "$tmp/err")" "not cached: store '$bad' is damaged" \
+		"eval does not use it (it measures without the cache, exit $rc)"
+	ok "... and no command wrote to it" cmp -s "$bad" "$tmp/damaged.copy"
 	"$S" sql --db "$tmp/none.db" "SELECT 1" > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 1 "sql on a missing store exits 1"
 	contains "$(cat "$tmp/err")" "none.db" "... naming it"

@@ -4,8 +4,9 @@
 # no further request, a dataset by its catalogue name for calibrate
 # (same scores as the local file), a wrong catalogue hash refused, the
 # token from HF_TOKEN and from $HF_HOME/token, offline mode, plain
-# progress lines, hf:datasets/ references for ppl and eval, and the
-# default model pulled when ../shared is absent.
+# progress lines, hf:datasets/ references for ppl and eval, the
+# default model pulled when ../shared is absent, and a file with no hash
+# refused unless --no-verify.
 . "$STRATA_SRCDIR/tests/tap.sh"
 S=$STRATA_BIN
 tmp="$STRATA_BUILDDIR/tests/tmp/hub_cli"
@@ -27,7 +28,7 @@ if need hf models/stories260K/hf/model.safetensors &&
 	cp "$STRATA_SRCDIR/tests/data/parquet/snappy.parquet" "$tmp/c4/en/rows.parquet"
 	"$STRATA_BUILDDIR/tests/hub_server" --port-file "$tmp/ports" --log "$tmp/log" --token sekrit \
 		"test/stories260K=$hf" "test/gated-stories=$hf" "ggml-org/models=$tmp/ggml" \
-		"datasets/allenai/c4=$tmp/c4" "datasets/test/text=$tmp/text" &
+		"datasets/allenai/c4=$tmp/c4" "datasets/test/text=$tmp/text" "test/nohash-stories=$hf" &
 	server=$!
 	trap 'kill $server 2>/dev/null' EXIT
 	i=0
@@ -70,6 +71,17 @@ if need hf models/stories260K/hf/model.safetensors &&
 	contains "$out" "revision 'v3' not found" "and says which"
 	out=$("$S" pull "not a repo" 2>&1); rc=$?
 	is "$rc" 2 "a malformed REPO is a usage error"
+
+	# ---- a file the hub gives no hash for: refused unless --no-verify ----
+	out=$("$S" pull test/nohash-stories --include config.json 2>&1); rc=$?
+	is "$rc" 1 "a file with no hash to check is refused"
+	contains "$out" "no hash to check config.json" "... saying so"
+	contains "$out" "--no-verify" "... and what takes it"
+	ok "... nothing in the cache's blobs" test -z "$(ls -A "$cache/models--test--nohash-stories/blobs" 2>/dev/null)"
+	out=$("$S" pull test/nohash-stories --include config.json --no-verify --format tsv 2>&1); rc=$?
+	is "$rc" 0 "--no-verify takes it"
+	nh=$(ls "$cache/models--test--nohash-stories/snapshots/"*/config.json 2>/dev/null | head -1)
+	ok "... with the source's bytes" cmp -s "$nh" "$hf/config.json"
 
 	# ---- gated: no token, HF_TOKEN, the token file ----
 	out=$("$S" pull test/gated-stories 2>&1); rc=$?

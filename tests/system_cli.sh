@@ -4,7 +4,8 @@
 # for the CPU (forced here with OPENBLAS_CORETYPE=Prescott, what Debian
 # 12's OpenBLAS falls back to on CPUs it does not know) by running
 # again with a better one, saying so on stderr; STRATA_BLAS_CORE=keep
-# and the loop guard leave it alone.
+# and the loop guard leave it alone.  cpu_features (cpuid, base/cpu.c)
+# agrees with the kernel's /proc/cpuinfo flags.
 . "$STRATA_SRCDIR/tests/tap.sh"
 S=$STRATA_BIN
 tmp="$STRATA_BUILDDIR/tests/tmp/system_cli"
@@ -18,6 +19,17 @@ is "$rc" 0 "info --system exits 0"
 feats=$(printf '%s\n' "$out" | field cpu_features)
 simd=$(printf '%s\n' "$out" | field simd)
 ok "cpu_features is a list of names ($feats)" test -n "$feats"
+# cpuid's answer (base/cpu.c, for gcc and clang alike) is the kernel's
+flags=$(sed -n 's/^flags[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1)
+if [ -n "$flags" ] && [ "$(uname -m)" = x86_64 ]; then
+	for f in avx avx2 fma f16c avx512f avx512bw avx512vl avx512_vnni avx512_bf16 avx_vnni; do
+		case " $flags " in *" $f "*) want=yes ;; *) want=no ;; esac
+		case " $feats " in *" $f "*) got=yes ;; *) got=no ;; esac
+		is "$got" "$want" "cpu_features has $f as /proc/cpuinfo does ($want)"
+	done
+else
+	n=$((n + 1)); echo "ok $n # SKIP not x86-64 Linux: no /proc/cpuinfo flags to compare"
+fi
 case $simd in scalar|avx2|avx512|avx512bf16) r=0 ;; *) r=1 ;; esac
 ok "simd is a known path ($simd)" test "$r" = 0
 for t in f32 f16 bf16 q8_0 q4_0; do

@@ -6,12 +6,15 @@
  * context, sha256 against the published test vectors, and malformed
  * input rejected with the file and line named.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "measure/eval.h"
 #include "method/dataset.h"
 #include "model/model.h"
 #include "tok/tokenizer.h"
@@ -535,6 +538,60 @@ static void test_hostile(const struct model *m)
 	}
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig; /* only to interrupt a blocked open() */
+}
+
+/* Data that is not a regular file: a FIFO would block every reader of
+ * it forever (the open waits for a writer), so each is refused at once;
+ * an alarm before each turns a regression into a failed open, not a
+ * hang. */
+static void test_not_regular(const struct model *m)
+{
+	const char *fifo = path_of("fifo.txt");
+	struct sigaction sa, old;
+	struct dataset_opts o = { 0 };
+	struct dataset *d = NULL;
+	struct st_err err = { 0 };
+	char hex[65], *buf = NULL;
+	size_t len = 0;
+
+	unlink(fifo);
+	if (mkfifo(fifo, 0644) < 0) {
+		ok(0, "mkfifo %s", fifo);
+		return;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_alarm; /* no SA_RESTART: the blocked open fails */
+	sigaction(SIGALRM, &sa, &old);
+
+	alarm(2);
+	is_int(dataset_sha256_file(fifo, hex, &err), ST_EIO, "hashing a FIFO: refused");
+	has_str(err.msg, "fifo.txt': it is a FIFO, not a regular file", "... saying so");
+	memset(&err, 0, sizeof err);
+	o.samples = 1;
+	o.seq_len = 16;
+	alarm(2);
+	is_int(dataset_load(m, fifo, &o, &d, &err), ST_EIO, "a FIFO as calibration data: refused");
+	has_str(err.msg, "fifo.txt': it is a FIFO, not a regular file", "... saying so");
+	ok(d == NULL, "... no dataset");
+	memset(&err, 0, sizeof err);
+	alarm(2);
+	is_int(read_file(fifo, &buf, &len, &err), ST_EIO, "a FIFO as evaluation text: refused");
+	has_str(err.msg, "fifo.txt': it is a FIFO, not a regular file", "... saying so");
+	ok(buf == NULL, "... nothing read");
+	alarm(0);
+	sigaction(SIGALRM, &old, NULL);
+
+	memset(&err, 0, sizeof err);
+	mkdir(path_of("dir.txt"), 0755);
+	is_int(read_file(path_of("dir.txt"), &buf, &len, &err), ST_EIO, "a directory: refused");
+	has_str(err.msg, "dir.txt': it is a directory", "... saying so");
+	free(buf);
+	dataset_free(d);
+}
+
 static void test_real(const struct model *m)
 {
 	const char *path = tap_shared("data/text/tinystories-valid-1000.txt");
@@ -587,6 +644,7 @@ int main(void)
 		test_formats(m);
 		test_errors(m);
 		test_hostile(m);
+		test_not_regular(m);
 		test_real(m);
 	} else if (mp) {
 		ok(0, "load %s: %s", mp, err.msg);

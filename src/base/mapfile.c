@@ -1,6 +1,7 @@
 /*
  * mapfile: open, stat and mmap one file, closing the descriptor on every
- * path; see mapfile.h.
+ * path; or open it as a stream once it is known to be a regular file;
+ * see mapfile.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,4 +47,41 @@ int mapfile_open(const char *path, void **map, size_t *size, struct st_err *err)
 	*map = p;
 	*size = (size_t)sb.st_size;
 	return 0;
+}
+
+FILE *mapfile_fopen(const char *path, struct st_err *err)
+{
+	struct stat sb;
+	FILE *f;
+	/* O_NONBLOCK: opening a FIFO with no writer returns at once */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0) {
+		st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &sb) < 0) {
+		int e = errno;
+
+		close(fd);
+		st_errf(err, ST_EIO, "cannot stat '%s': %s", path, strerror(e));
+		return NULL;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		close(fd);
+		st_errf(err, ST_EIO, "cannot read '%s': %s", path,
+			S_ISDIR(sb.st_mode) ? "it is a directory" :
+			S_ISFIFO(sb.st_mode) ? "it is a FIFO, not a regular file" :
+			"not a regular file");
+		return NULL;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	f = fdopen(fd, "rb");
+	if (!f) {
+		int e = errno;
+
+		close(fd);
+		st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(e));
+	}
+	return f;
 }

@@ -1,12 +1,15 @@
 /*
  * mapfile: a whole file mapped read-only, the way the format readers
  * (safetensors, Parquet) take their input.  The mapping outlives the
- * descriptor, which is closed before returning.
+ * descriptor, which is closed before returning.  Also the stream the
+ * text readers (data files) take: both refuse what is not a regular
+ * file, since a FIFO would block its reader forever.
  */
 #ifndef STRATA_MAPFILE_H
 #define STRATA_MAPFILE_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "base/err.h"
 
@@ -19,5 +22,15 @@
  * a regular file (a directory, a device).
  */
 int mapfile_open(const char *path, void **map, size_t *size, struct st_err *err);
+
+/*
+ * Opens the file at path for reading as a stream ("rb"), without ever
+ * blocking on it: what is not a regular file is refused with ST_EIO
+ * and a message naming path and what it is ("it is a FIFO, not a
+ * regular file", "it is a directory"), as is a file that cannot be
+ * opened (the system's reason).  Returns the stream (the caller
+ * fcloses it), or NULL with err set.
+ */
+FILE *mapfile_fopen(const char *path, struct st_err *err);
 
 #endif

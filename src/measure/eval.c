@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mapfile.h"
 #include "compute/forward.h"
 #include "model/model.h"
 #include "tok/tokenizer.h"
@@ -361,15 +362,15 @@ int eval_ppl(const struct model *m, const struct mask *mask,
 
 int read_file(const char *path, char **buf, size_t *len, struct st_err *err)
 {
-	FILE *f = fopen(path, "rb");
+	FILE *f;
 	char *b = NULL;
 	size_t n = 0, cap = 0;
 
 	*buf = NULL;
 	if (len)
 		*len = 0;
-	if (!f)
-		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+	if (!(f = mapfile_fopen(path, err)))
+		return ST_EIO;
 	for (;;) {
 		size_t got;
 

@@ -77,7 +77,8 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 		 eval_score_fn score, void *ud, st_progress_fn progress, void *pud,
 		 struct st_err *err);
 
-/* Read a whole file into a malloc'd NUL-terminated buffer. */
+/* Read a whole file into a malloc'd NUL-terminated buffer; what is not a
+ * regular file (a FIFO, a directory) is refused with ST_EIO. */
 int read_file(const char *path, char **buf, size_t *len, struct st_err *err);
 
 #endif

@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "base/hash.h"
+#include "base/mapfile.h"
 #include "model/model.h"
 #include "tok/tokenizer.h"
 
@@ -34,10 +35,10 @@ int dataset_sha256_file_progress(const char *path, char hex[65], st_progress_fn 
 	uint64_t size = 0, done = 0;
 	struct stat sb;
 	size_t n;
-	FILE *f = fopen(path, "rb");
+	FILE *f = mapfile_fopen(path, err);
 
 	if (!f)
-		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+		return ST_EIO;
 	if (fstat(fileno(f), &sb) == 0)
 		size = (uint64_t)sb.st_size;
 	hash_sha256_init(&c);
@@ -102,9 +103,9 @@ static int rd_open(struct rd *r, const char *path, size_t limit, struct st_err *
 	r->path = path;
 	r->limit = limit;
 	hash_sha256_init(&r->sha);
-	r->f = fopen(path, "rb");
+	r->f = mapfile_fopen(path, err);
 	if (!r->f)
-		return st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(errno));
+		return ST_EIO;
 	if (ends_with(path, ".gz")) {
 		r->gz = 1;
 		r->in = malloc(RD_PIECE);

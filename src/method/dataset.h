@@ -61,8 +61,9 @@ struct dataset {
  * have an EOS token) and m->hp.n_ctx.  opts may be NULL (defaults).
  * Fails with ST_EFORMAT when the data gives not even one chunk, or on
  * malformed input, naming the file and line: "c4.jsonl: line 17: bad
- * JSON: ...", "c4.jsonl: line 3: missing field 'text'".  On
- * success *out is owned by the caller (dataset_free).
+ * JSON: ...", "c4.jsonl: line 3: missing field 'text'"; with ST_EIO
+ * when path is not a regular file (a FIFO is refused, never waited
+ * on).  On success *out is owned by the caller (dataset_free).
  */
 int dataset_load(const struct model *m, const char *path,
 		 const struct dataset_opts *opts, struct dataset **out,
@@ -89,7 +90,8 @@ int dataset_read_file(const char *path, char **buf, size_t *len,
 		      struct st_err *err);
 
 /* sha256 of a file's bytes as lowercase hex (without reading it all into
- * memory); the store's data key, cheap to compute before any tokenizing. */
+ * memory); the store's data key, cheap to compute before any tokenizing.
+ * What is not a regular file is refused (ST_EIO), as by dataset_load. */
 int dataset_sha256_file(const char *path, char hex[65], struct st_err *err);
 /* As dataset_sha256_file, calling progress(ud, fraction read) (may be
  * NULL) every few MiB: a nonzero return stops with ST_ECANCEL. */
