@@ -69,7 +69,7 @@ void sql_quote(const char *sql, char *buf, size_t cap)
  * database). */
 static int damaged(const char *path, const char *what, struct st_err *err)
 {
-	return st_errf(err, ST_EFORMAT,
+	return st_errf(err, ST_EDAMAGED,
 		       "store '%s' is damaged (%s); strata will not use or write it -- "
 		       "recover its data into a new file with the sqlite3 shell: "
 		       "sqlite3 '%s' .recover | sqlite3 '%s.recovered', then pass "

@@ -146,10 +146,17 @@ if need model models/stories260K/stories260K.gguf &&
 	cal --db "$bad" --samples 2 --seq-len 32 --force > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 1 "calibrate --force refuses it"
 	contains "$(cat "$tmp/err")" "is damaged" "... saying so"
-	"$S" eval "$model" --db "$bad" --task "ppl:$text" --ctx 32 --max-tokens 64 > /dev/null \
+	"$S" eval "$model" --db "$bad" --task "ppl:$text" --ctx 32 --max-tokens 64 > "$tmp/out" \
 		2> "$tmp/err"; rc=$?
-	contains "$(cat "$tmp/err")" "not cached: store '$bad' is damaged" \
-		"eval does not use it (it measures without the cache, exit $rc)"
+	is "$rc" 1 "eval refuses it too (a damaged store is an error, not a cache to skip)"
+	contains "$(cat "$tmp/err")" "store '$bad' is damaged" "... saying so"
+	contains "$(cat "$tmp/err")" "--no-store" "... and that --no-store measures without it"
+	is "$(wc -c < "$tmp/out" | tr -d ' ')" 0 "... printing no result"
+	"$S" bench "$model" --db "$bad" --ctx 16 --gen 2 --repeat 1 > /dev/null 2> "$tmp/err"; rc=$?
+	is "$rc" 1 "bench refuses it"
+	"$S" eval "$model" --db "$bad" --no-store --task "ppl:$text" --ctx 32 --max-tokens 64 > /dev/null \
+		2> "$tmp/err"; rc=$?
+	is "$rc" 0 "eval --no-store measures without it"
 	ok "... and no command wrote to it" cmp -s "$bad" "$tmp/damaged.copy"
 	"$S" sql --db "$tmp/none.db" "SELECT 1" > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 1 "sql on a missing store exits 1"

@@ -916,7 +916,7 @@ static void test_damaged(void)
 	before = slurp(p, &nb);
 	err.msg[0] = '\0';
 	ok(store_open(p, STORE_NOCREATE, &s, &err) < 0 && !s, "a store with a damaged page is refused");
-	is_int(err.code, ST_EFORMAT, "... as malformed");
+	is_int(err.code, ST_EDAMAGED, "... as damaged (ST_EDAMAGED)");
 	has_str(err.msg, "damaged.db", "... naming it");
 	has_str(err.msg, "is damaged", "... saying it is damaged");
 	has_str(err.msg, ".recover", "... and how to recover it (the sqlite3 shell's .recover)");

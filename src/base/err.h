@@ -16,6 +16,7 @@ enum {
 	ST_ECANCEL = -5,   /* a progress callback asked to stop */
 	ST_EUNSUP = -6,    /* valid input that strata does not support */
 	ST_EBUSY = -7,     /* the store is locked by another process */
+	ST_EDAMAGED = -8,  /* the store file is damaged (never used or written) */
 };
 
 struct st_err {

@@ -187,7 +187,13 @@ int cmd_bench(int argc, char **argv)
 	so.progress = cli_progress_eta;
 	so.progress_ud = (void *)"bench";
 	cli_cancel_install();
-	cli_env(&env, "bench", cli_measure_open("bench", db, no_store));
+	{
+		int dmg = 0;
+
+		cli_env(&env, "bench", cli_measure_open("bench", db, no_store, &dmg));
+		if (dmg)
+			goto out;
+	}
 	app_measure_init(&ms, &env, m, 0);
 	e = app_bench(m, mask, &so, &ms, use_cache, &res, &cached, &err);
 	cli_progress_eta_end();

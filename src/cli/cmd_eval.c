@@ -385,7 +385,13 @@ int cmd_eval(int argc, char **argv)
 	es.progress = cli_progress_eta;
 	es.units = cli_progress_units;
 	cli_cancel_install();
-	cli_env(&env, "eval", cli_measure_open("eval", db, no_store));
+	{
+		int dmg = 0;
+
+		cli_env(&env, "eval", cli_measure_open("eval", db, no_store, &dmg));
+		if (dmg)
+			goto out;
+	}
 	app_measure_init(&ms, &env, m, 0);
 	ms.force = force;
 	for (i = 0; i < nt; i++) {

@@ -213,7 +213,15 @@ static int sweep_main(struct sweep_args *a)
 	m = cli_load_model(a->model);
 	if (!m)
 		return EXIT_ERR;
-	cli_env(&env, "sweep", cli_measure_open("sweep", a->db, 0));
+	{
+		int dmg = 0;
+
+		cli_env(&env, "sweep", cli_measure_open("sweep", a->db, 0, &dmg));
+		if (dmg) {
+			model_free(m);
+			return EXIT_ERR;
+		}
+	}
 	if (a->es.ctx <= 0)
 		a->es.ctx = m->hp.n_ctx < 2048 ? m->hp.n_ctx : 2048;
 	memset(&o, 0, sizeof o);

@@ -32,7 +32,7 @@ struct store *cli_store_open(const char *cmd, const char *db, int flags)
 	return s;
 }
 
-struct store *cli_measure_open(const char *cmd, const char *db, int no_store)
+struct store *cli_measure_open(const char *cmd, const char *db, int no_store, int *damaged)
 {
 	struct st_err err = {0};
 	struct store *s = NULL;
@@ -40,6 +40,14 @@ struct store *cli_measure_open(const char *cmd, const char *db, int no_store)
 	if (no_store)
 		return NULL;
 	if (app_store_open(db, 0, &s, &err) < 0) {
+		/* locked or not a strata store: measure without it; damaged: stop,
+		 * so that no one takes the broken file for a working cache */
+		if (err.code == ST_EDAMAGED) {
+			fprintf(stderr, "strata %s: %s (or measure without a store: --no-store)\n", cmd,
+				err.msg);
+			*damaged = 1;
+			return NULL;
+		}
 		fprintf(stderr, "strata %s: warning: results are not cached: %s\n", cmd, err.msg);
 		return NULL;
 	}

@@ -27,9 +27,10 @@ struct calib_progress;
 struct store *cli_store_open(const char *cmd, const char *db, int flags);
 
 /* For the measuring commands (eval, bench, sweep): the store, or NULL
- * with no_store or when it cannot be opened (a warning: measuring goes
- * on without the cache). */
-struct store *cli_measure_open(const char *cmd, const char *db, int no_store);
+ * with no_store or when it cannot be opened (locked, not a strata store:
+ * a warning, measuring goes on without the cache; damaged: an error,
+ * said, and *damaged set: the command stops). */
+struct store *cli_measure_open(const char *cmd, const char *db, int no_store, int *damaged);
 
 /*
  * The application layer's view of this command (app/app.h): store s
