@@ -1,7 +1,8 @@
 /*
  * forward: the transformer forward pass over a model with a mask.
  * Batched prefill of T tokens (sgemm), causal GQA attention, RMSNorm,
- * RoPE (both layouts, llama3 scaling), SwiGLU, and a KV cache for
+ * RoPE (both layouts, llama3 scaling), SwiGLU or a mixture of experts
+ * (the MLP site: router, top-k experts, shared expert), and a KV cache for
  * decoding.  A dropped attention site is skipped and has no KV cache; a
  * dropped MLP site is skipped.  An observer sees each computed site's
  * input and output.
@@ -83,6 +84,15 @@ struct fwd_pack {
 int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
 		    const struct fwd_pack *pk, float *logits,
 		    const struct observer *obs, struct st_err *err);
+
+/*
+ * The router of a mixture of experts for one token (as llama.cpp's
+ * softmax gating): p = softmax(logits[0 .. n_expert-1]); sel[0 .. k-1]
+ * the k experts of largest p, largest first (ties: the lower index);
+ * w[j] = p[sel[j]], divided by their sum when norm (Mixtral, Qwen3-MoE;
+ * not Qwen2-MoE, OLMoE).  Returns 0, or -1 unless 1 <= k <= n_expert.
+ */
+int fwd_moe_route(const float *logits, int n_expert, int k, int norm, int *sel, float *w);
 
 /*
  * Precision of the prefill matmuls of 16-bit and quantized weights

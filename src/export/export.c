@@ -1682,6 +1682,9 @@ int export_model(const struct model *m, const struct mask *mask, const char *pat
 	memset(res, 0, sizeof *res);
 	if (!path || !*path)
 		return st_errf(err, ST_EINVAL, "no output path given");
+	if (m->hp.n_expert > 0)
+		return st_errf(err, ST_EUNSUP, "export of a mixture of experts (%s, %d experts) "
+			       "is not supported yet", m->hp.arch, m->hp.n_expert);
 	if (o->dtype >= 0 && o->dtype != ST_F32 && o->dtype != ST_F16 && o->dtype != ST_BF16 &&
 	    o->dtype != ST_Q8_0)
 		return st_errf(err, ST_EINVAL, "cannot export as %s (f32, f16, bf16, q8_0)",
