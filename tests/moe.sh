@@ -3,7 +3,9 @@
 # the family on) checked against llama.cpp itself: perplexity of a text
 # within 1e-4 (relative) of strata's and 20 greedy tokens identical; the
 # MoE sublayer is the mlp site (a calibration scores it, a dropped mlp
-# changes the perplexity, an MoE export is refused by name); and the
+# changes the perplexity); a block drop exports as gguf and llama.cpp's
+# perplexity of it is strata's of the masked model (1e-4), other drops
+# and hf are refused by name; and the
 # experts in 16-bit and quantized dtypes against llama.cpp (5e-3: llama.cpp
 # rounds the activations of such weights, strata multiplies in f32).
 # llama.cpp comes from tests/llamacpp_lib.sh (under CI=true its absence
@@ -75,10 +77,25 @@ for sa in $SHAPES; do
 	ok "$shape: dropping every MoE mlp site changes the perplexity ($st -> $sd)" \
 		sh -c '[ -n "$1" ] && ! awk -v a="$1" -v b="$2" "BEGIN { d = a - b; if (d < 0) d = -d; exit !(d / a < 1e-2) }"' \
 		_ "${sd:-}" "${st:-0}"
-	"$S" export "$f" --format gguf --out "$WORK/x.gguf" > /dev/null 2> "$WORK/export.err"
-	contains "$(cat "$WORK/export.err")" "export of a mixture of experts ($want, $n_exp experts) is not supported yet" \
-		"$shape: export refused by name"
-	ok "$shape: nothing exported" [ ! -e "$WORK/x.gguf" ]
+
+	# a block drop exports as gguf with its experts, and llama.cpp runs it
+	bd="$WORK/$shape-block1.gguf"
+	"$S" export "$f" --mask "block=1" --format gguf --out "$bd" > /dev/null 2> "$WORK/export.err"
+	ok "$shape: block drop exported" [ -s "$bd" ]
+	contains "$(info_json "$bd")" "\"n_layer\": 2" "$shape: the block drop has 2 layers"
+	lc=$(llamacpp_ppl "$bd" "$WORK/short.txt" "$WORK/node.err")
+	st=$(strata_ppl "$f" "block=1")
+	echo "# $shape block=1: llama.cpp ppl $lc, strata (masked) $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
+	ok "$shape: llama.cpp's perplexity of the block drop $lc is strata's masked $st (1e-4)" \
+		within "${lc:-0}" "${st:-0}" 1e-4
+	# what deci or config.json cannot express is refused by name
+	"$S" export "$f" --mask "mlp=1" --format gguf --out "$WORK/x.gguf" > /dev/null 2> "$WORK/export.err"
+	contains "$(cat "$WORK/export.err")" "with attention or MLP drops: llama.cpp's deci has no experts" \
+		"$shape: an mlp drop as gguf is refused, naming why"
+	"$S" export "$f" --format hf --out "$WORK/x-hf" > /dev/null 2> "$WORK/export.err"
+	contains "$(cat "$WORK/export.err")" "($want, $n_exp experts) as hf yet" "$shape: hf export refused by name"
+	ok "$shape: nothing written for the refused exports" \
+		sh -c '[ ! -e "$1" ] && [ ! -e "$2" ]' _ "$WORK/x.gguf" "$WORK/x-hf"
 done
 
 # calibration scores the MoE mlp sites like dense ones
