@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "compute/forward.h"
+#include "measure/speed.h"
+#include "method/plan.h"
 #include "model/mask.h"
 #include "model/model.h"
 #include "model/synth.h"
@@ -137,6 +139,31 @@ static void test_shape(const char *shape, const char *arch, int n_exp, int used,
 	   m->layers[0].ffn_down_exps.ne[2] == n_exp, "%s: ffn_down_exps is {%d, d, %d}", shape,
 	   ff_exp, n_exp);
 	ok(!m->layers[0].w_gate.data, "%s: no dense MLP", shape);
+	{
+		/* the predicted effect of an mlp drop is the layer's MoE tensors */
+		const struct layer_weights *w = &m->layers[1];
+		const struct st_tensor *ts[] = { &w->ffn_norm, &w->ffn_gate_inp, &w->ffn_gate_exps,
+			&w->ffn_up_exps, &w->ffn_down_exps, &w->ffn_gate_inp_shexp,
+			&w->ffn_gate_shexp, &w->ffn_up_shexp, &w->ffn_down_shexp };
+		uint64_t want = 0, bytes = 0;
+		struct mask *mk = mask_new(m->hp.n_layer);
+		struct plan_effect e;
+
+		for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+			if (ts[i]->data) {
+				want += (uint64_t)tensor_nelem(ts[i]);
+				bytes += ts[i]->nbytes;
+			}
+		mk->mlp[1] = 0;
+		plan_effect(&m->hp, mk, 0, &e);
+		ok(e.params == want, "%s: an mlp drop's predicted params %llu are the MoE "
+		   "sublayer's %llu", shape, (unsigned long long)e.params,
+		   (unsigned long long)want);
+		ok(speed_weight_bytes(m, NULL) - speed_weight_bytes(m, mk) == bytes,
+		   "%s: an mlp drop saves the MoE sublayer's %llu bytes", shape,
+		   (unsigned long long)bytes);
+		mask_free(mk);
+	}
 
 	n = (size_t)T_TOK * m->hp.n_vocab;
 	pre = malloc(n * sizeof *pre);
