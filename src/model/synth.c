@@ -66,6 +66,9 @@ static const struct synth_shape shapes[] = {
 	  .n_expert = 8, .n_expert_used = 2 },
 	{ SHAPE("qwen3moe-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "qwen3moe", .head_dim = 32,
 	  .n_expert = 8, .n_expert_used = 2, .d_ff_exp = 32 },
+	/* OLMoE-1B-7B's shape, for benchmarks (6.9B parameters, 1.3B active) */
+	{ SHAPE("olmoe-1b-7b", 16, 2048, 16, 16, 1024, 50304, 4096), .arch = "olmoe",
+	  .n_expert = 64, .n_expert_used = 8 },
 	{ .name = NULL },
 };
 #undef SHAPE

@@ -36,7 +36,9 @@ struct synth_shape {
  * feature of the family on: "qwen3-tiny", "mistral-nemo-tiny",
  * "olmo2-tiny", "granite-tiny", "gemma2-tiny", "gemma3-tiny", and the
  * mixtures of experts "mixtral-tiny", "qwen2moe-tiny", "olmoe-tiny",
- * "qwen3moe-tiny".  NULL if unknown. */
+ * "qwen3moe-tiny", and "olmoe-1b-7b" (OLMoE-1B-7B's shape: 16 layers,
+ * width 2048, 64 experts of 1024, 8 a token) for benchmarks.  NULL if
+ * unknown. */
 const struct synth_shape *synth_find_shape(const char *name);
 /* The table itself, terminated by an entry with name == NULL. */
 const struct synth_shape *synth_shapes(void);
