@@ -110,6 +110,15 @@ if [ -s "$f" ]; then
 	is "$(printf '%s\n' "$sc" | grep -c '^1,0,cos,block,')" 3 "calibrate: block scores too"
 fi
 
+# Hugging Face mixtures of experts are refused by name (GGUF only)
+mkdir -p "$WORK/hf-olmoe" "$WORK/hf-mixtral"
+echo '{"model_type": "olmoe", "num_experts": 8}' > "$WORK/hf-olmoe/config.json"
+echo '{"model_type": "llama", "num_local_experts": 8}' > "$WORK/hf-mixtral/config.json"
+contains "$("$S" info "$WORK/hf-olmoe" 2>&1)" "model_type 'olmoe' is not supported in Hugging Face form (strata reads mixtures of experts such as olmoe as GGUF)" \
+	"an hf olmoe directory is refused by name"
+contains "$("$S" info "$WORK/hf-mixtral" 2>&1)" "mixtures of experts such as llama as GGUF" \
+	"an hf llama with num_local_experts (Mixtral's form) is refused"
+
 # the experts in other dtypes (each expert a slice of a 3-D tensor)
 for dt in bf16 f16 q8_0 q4_0; do
 	f="$WORK/qwen2moe-tiny-$dt.gguf"
