@@ -92,6 +92,63 @@ static int run_both(const struct model *m, const struct mask *mask, float *pre, 
 	return rc;
 }
 
+/* fwd_moe_stats over one prefill of T_TOK tokens with mlp 1 dropped:
+ * every kept layer routes each token to n_expert_used experts, the
+ * renormalised weights of a token sum to 1, layer 1 counts nothing;
+ * a reset clears them. */
+static void test_stats(const struct model *m, const struct mask *mk, int norm)
+{
+	struct st_err err = { 0 };
+	struct fwd_state *s = fwd_new(m, mk, 64, 64, &err);
+	int E = m->hp.n_expert, K = m->hp.n_expert_used, bad = 0;
+	uint64_t *cnt = calloc((size_t)E, sizeof *cnt);
+	double *ws = calloc((size_t)E, sizeof *ws);
+	int32_t tok[T_TOK];
+
+	for (int t = 0; t < T_TOK; t++)
+		tok[t] = (int32_t)((t * 37 + 11) % m->hp.n_vocab);
+	if (!s || !cnt || !ws || fwd_eval(s, tok, T_TOK, NULL, 0, NULL, &err) != 0) {
+		ok(0, "%s: stats pass runs", m->hp.arch);
+		goto out;
+	}
+	for (int l = 0; l < m->hp.n_layer; l++) {
+		uint64_t n = 0;
+		double w = 0;
+		int used = 0;
+
+		if (fwd_moe_stats(s, l, cnt, ws) != E)
+			bad = 1;
+		for (int e = 0; e < E; e++) {
+			n += cnt[e];
+			w += ws[e];
+			used += cnt[e] > 0;
+			if (ws[e] > (double)cnt[e] + 1e-6)
+				bad = 1; /* a weight is at most 1 */
+		}
+		if (l == 1) {
+			ok(n == 0 && w == 0, "%s: a dropped mlp site routes nothing", m->hp.arch);
+			continue;
+		}
+		ok(n == (uint64_t)T_TOK * K, "%s layer %d: %llu assignments (%d tokens x %d)",
+		   m->hp.arch, l, (unsigned long long)n, T_TOK, K);
+		ok(used > 1, "%s layer %d: %d of %d experts routed to", m->hp.arch, l, used, E);
+		if (norm)
+			is_close(w, (double)T_TOK, 1e-4, "%s layer %d: renormalised weights sum to "
+				 "one a token", m->hp.arch, l);
+		else
+			ok(w > 0 && w < T_TOK, "%s layer %d: top-k softmax weights sum below one a "
+			   "token (%.3f over %d)", m->hp.arch, l, w, T_TOK);
+	}
+	ok(!bad, "%s: stats for every layer, no weight above 1", m->hp.arch);
+	fwd_moe_stats_reset(s);
+	fwd_moe_stats(s, 0, cnt, ws);
+	ok(cnt[0] == 0 && ws[0] == 0, "%s: reset clears the counts", m->hp.arch);
+out:
+	fwd_free(s);
+	free(cnt);
+	free(ws);
+}
+
 static double max_abs_diff(const float *a, const float *b, size_t n)
 {
 	double mx = 0;
@@ -176,6 +233,7 @@ static void test_shape(const char *shape, const char *arch, int n_exp, int used,
 		   "(max |diff| %.2g)", shape, T_TOK, dmax);
 		struct mask *mk = mask_new(m->hp.n_layer);
 		mk->mlp[1] = 0;
+		test_stats(m, mk, norm);
 		if (run_both(m, mk, drop, dec) == 0) {
 			ok(max_abs_diff(drop, dec, n) < 1e-4, "%s: with mlp 1 dropped too", shape);
 			ok(max_abs_diff(pre, drop, n) > 1e-3,
@@ -250,5 +308,16 @@ int main(void)
 	test_shape("olmoe-tiny", "olmoe", 8, 2, 32, 0, 0, dir);
 	test_shape("qwen3moe-tiny", "qwen3moe", 8, 2, 32, 0, 1, dir);
 	test_dtypes(dir);
+	{
+		struct model *m = load_shape("tiny", ST_F32, dir);
+		struct st_err err = { 0 };
+		struct fwd_state *st = m ? fwd_new(m, NULL, 16, 16, &err) : NULL;
+		uint64_t c = 7;
+
+		ok(st && fwd_moe_stats(st, 0, &c, NULL) == 0 && c == 7,
+		   "a dense model has no routing statistics");
+		fwd_free(st);
+		model_free(m);
+	}
 	return tap_done();
 }

@@ -115,6 +115,8 @@ struct fwd_state {
 	int *by_exp;     /* [max_batch * n_expert_used] token of each assignment, by expert */
 	float *by_exp_w; /* their weights */
 	int *exp_start;  /* [n_expert + 1] where each expert's assignments begin */
+	uint64_t *moe_count; /* [n_layer][n_expert] tokens routed (fwd_moe_stats) */
+	double *moe_wsum;    /* [n_layer][n_expert] their summed weights */
 	const struct fwd_pack *pk; /* during a packed call, else NULL */
 	enum mm_compute mm; /* prefill matmuls of non-F32 weights (fwd_set_compute) */
 };
@@ -166,6 +168,8 @@ void fwd_free(struct fwd_state *s)
 	free(s->by_exp);
 	free(s->by_exp_w);
 	free(s->exp_start);
+	free(s->moe_count);
+	free(s->moe_wsum);
 	free(s);
 }
 
@@ -314,8 +318,12 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 		s->by_exp = malloc(k * sizeof *s->by_exp);
 		s->by_exp_w = falloc(k, 1);
 		s->exp_start = malloc(((size_t)hp->n_expert + 1) * sizeof *s->exp_start);
+		s->moe_count = calloc((size_t)hp->n_layer * (size_t)hp->n_expert,
+				      sizeof *s->moe_count);
+		s->moe_wsum = calloc((size_t)hp->n_layer * (size_t)hp->n_expert,
+				     sizeof *s->moe_wsum);
 		if (!s->router || !s->moe_acc || !s->xe || !s->ye || !s->sel || !s->sel_w ||
-		    !s->by_exp || !s->by_exp_w || !s->exp_start)
+		    !s->by_exp || !s->by_exp_w || !s->exp_start || !s->moe_count || !s->moe_wsum)
 			goto nomem;
 	}
 	s->rope_cos = falloc((size_t)max_batch, (size_t)s->hd / 2);
@@ -894,7 +902,7 @@ int fwd_moe_route(const float *logits, int n_expert, int k, int norm, int *sel, 
  * chose cost nothing.  A shared expert (Qwen2-MoE) runs over all T rows
  * and is added times sigmoid(shexp_gate . in).
  */
-static void moe_mlp(struct fwd_state *s, const struct layer_weights *w,
+static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 		    const struct fwd_layer *fl, const float *in, int T)
 {
 	const struct model_hparams *hp = &s->m->hp;
@@ -905,6 +913,10 @@ static void moe_mlp(struct fwd_state *s, const struct layer_weights *w,
 	for (t = 0; t < T; t++)
 		fwd_moe_route(s->router + (size_t)t * E, E, K, hp->moe_norm_topk,
 			      s->sel + (size_t)t * K, s->sel_w + (size_t)t * K);
+	for (t = 0; t < T * K; t++) {
+		s->moe_count[(size_t)l * E + s->sel[t]]++;
+		s->moe_wsum[(size_t)l * E + s->sel[t]] += s->sel_w[t];
+	}
 	/* counting sort of the T*K assignments by expert, tokens in order */
 	memset(s->exp_start, 0, ((size_t)E + 1) * sizeof *s->exp_start);
 	for (t = 0; t < T * K; t++)
@@ -1054,7 +1066,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 				in = s->xb;
 			}
 			if (hp->n_expert > 0) { /* a mixture of experts */
-				moe_mlp(s, w, fl, in, T);
+				moe_mlp(s, l, w, fl, in, T);
 				if (obs)
 					memcpy(s->x_site, s->x, sizeof(float) * (size_t)T * d);
 				residual_add(s, s->moe_acc, fl->ffn_post_norm, T);
@@ -1143,6 +1155,29 @@ int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
 	s->pk = NULL;
 	s->pos = 0;
 	return rc;
+}
+
+int fwd_moe_stats(const struct fwd_state *s, int l, uint64_t *count, double *wsum)
+{
+	int E = s->m->hp.n_expert;
+
+	if (E <= 0 || l < 0 || l >= s->m->hp.n_layer)
+		return 0;
+	if (count)
+		memcpy(count, s->moe_count + (size_t)l * E, (size_t)E * sizeof *count);
+	if (wsum)
+		memcpy(wsum, s->moe_wsum + (size_t)l * E, (size_t)E * sizeof *wsum);
+	return E;
+}
+
+void fwd_moe_stats_reset(struct fwd_state *s)
+{
+	size_t n = (size_t)s->m->hp.n_layer * (size_t)(s->m->hp.n_expert > 0 ? s->m->hp.n_expert : 0);
+
+	if (n) {
+		memset(s->moe_count, 0, n * sizeof *s->moe_count);
+		memset(s->moe_wsum, 0, n * sizeof *s->moe_wsum);
+	}
 }
 
 int fwd_compute_parse(const char *name)

@@ -95,6 +95,17 @@ int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
 int fwd_moe_route(const float *logits, int n_expert, int k, int norm, int *sel, float *w);
 
 /*
+ * Routing statistics of a mixture of experts, counted by every pass since
+ * fwd_new or the last fwd_moe_stats_reset: for layer l, count[e] the
+ * assignments of a token to expert e (each token makes n_expert_used)
+ * and wsum[e] the sum of their weights, for all n_expert experts (either
+ * pointer may be NULL).  A dropped mlp site counts nothing.  Returns
+ * n_expert, or 0 (nothing written) for a dense model or l out of range.
+ */
+int fwd_moe_stats(const struct fwd_state *s, int l, uint64_t *count, double *wsum);
+void fwd_moe_stats_reset(struct fwd_state *s);
+
+/*
  * Precision of the prefill matmuls of 16-bit and quantized weights
  * (F32 weights and decode steps always run in f32):
  *  FWD_COMPUTE_F32   weights dequantized to f32, f32 products (the default;
