@@ -65,6 +65,8 @@ static const struct {
 } feature_roles[] = {
 #define ROLE(f) {#f, offsetof(struct layer_weights, f)}
 	ROLE(q_norm), ROLE(k_norm), ROLE(attn_post_norm), ROLE(ffn_post_norm),
+	ROLE(ffn_gate_inp), ROLE(ffn_gate_exps), ROLE(ffn_up_exps), ROLE(ffn_down_exps),
+	ROLE(ffn_gate_inp_shexp), ROLE(ffn_gate_shexp), ROLE(ffn_up_shexp), ROLE(ffn_down_shexp),
 #undef ROLE
 };
 
@@ -96,6 +98,9 @@ void store_model_fingerprint(const struct model *m, char hex[65])
 				hp->residual_scale, hp->attn_scale, hp->logit_scale, (int)hp->ffn_act,
 				hp->norm_add, hp->attn_softcap, hp->final_softcap, hp->swa_window,
 				hp->swa_pattern, hp->rope_theta_local);
+		if (hp->n_expert)
+			fprintf(f, "experts %d %d %d %d %d\n", hp->n_expert, hp->n_expert_used,
+				hp->d_ff_exp, hp->d_ff_shexp, hp->moe_norm_topk);
 		put_tensor(f, "tok_emb", -1, &m->tok_emb);
 		put_tensor(f, "out_norm", -1, &m->out_norm);
 		if (!hp->tied_embeddings)

@@ -164,6 +164,14 @@ int cmd_info(int argc, char **argv)
 	}
 	if (hp->rope_theta_local > 0)
 		record_num(r, "rope_theta_local", short_decimal(hp->rope_theta_local));
+	if (hp->n_expert > 0) {
+		record_int(r, "n_expert", hp->n_expert);
+		record_int(r, "n_expert_used", hp->n_expert_used);
+		record_int(r, "d_ff_exp", hp->d_ff_exp);
+		if (hp->d_ff_shexp > 0)
+			record_int(r, "d_ff_shexp", hp->d_ff_shexp);
+		record_bool(r, "expert_weights_norm", hp->moe_norm_topk);
+	}
 	record_str(r, "dtype", dtype_name(model_main_dtype(m)));
 	record_int(r, "params", (long long)model_n_params(m));
 	record_int(r, "weight_bytes", (long long)model_weight_bytes(m));

@@ -50,10 +50,14 @@ int cmd_synth(int argc, char **argv)
 		case 'h':
 			cli_help(help);
 			printf("\nshapes:\n");
-			for (const struct synth_shape *s = synth_shapes(); s->name; s++)
-				printf("  %-14s %d layers, d %d, %d heads, %d kv heads, ffn %d, vocab %d\n",
+			for (const struct synth_shape *s = synth_shapes(); s->name; s++) {
+				printf("  %-14s %d layers, d %d, %d heads, %d kv heads, ffn %d, vocab %d",
 				       s->name, s->n_layer, s->d_model, s->n_head, s->n_head_kv,
-				       s->d_ff, s->n_vocab);
+				       s->d_ff_exp > 0 ? s->d_ff_exp : s->d_ff, s->n_vocab);
+				if (s->n_expert > 0)
+					printf(", %d experts (%d a token)", s->n_expert, s->n_expert_used);
+				printf("\n");
+			}
 			return EXIT_OK;
 		}
 	}

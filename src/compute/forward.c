@@ -28,6 +28,9 @@
  *                   keys (Gemma 2: every other layer; Gemma 3: five in
  *                   six), with RoPE of its own base (Gemma 3)
  *   norm offset     every norm weight + norm_add (HF Gemma's 1 + w)
+ *   experts         the MLP is a mixture of experts (moe_mlp): router,
+ *                   top-k, the routed experts grouped by expert, a shared
+ *                   expert (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE)
  * A site (attn, mlp) is everything from its input x to x after its
  * residual add, norms and multipliers included.
 
@@ -70,6 +73,7 @@ struct fwd_layer {
 	float *bq, *bk, *bv; /* [q_dim], [kv_dim] x2, or NULL */
 	float *q_norm, *k_norm; /* [head_dim] (per head) or [q_dim], [kv_dim], or NULL */
 	float *attn_post_norm, *ffn_post_norm; /* [d_model] or NULL */
+	float *shexp_gate; /* [d_model]: the shared expert's gate, or NULL */
 	int window;        /* sliding-window size of this layer's attention; 0: none */
 	int local_rope;    /* RoPE with the sliding layers' base (rope_cos_local) */
 	float *kt;         /* [n_head_kv][head_dim][max_ctx]; NULL when attention is dropped */
@@ -102,6 +106,17 @@ struct fwd_state {
 	size_t kv_bytes;
 	float *scratch;  /* [n_slots][ATT_QB][max_ctx] attention scores */
 	int n_slots;
+	/* mixture of experts (hp.n_expert > 0), else NULL */
+	float *router;   /* [max_batch][n_expert] router logits */
+	float *moe_acc;  /* [max_batch][d_model] the sublayer's output */
+	float *xe, *ye;  /* [max_batch][d_model] one expert's tokens in and out */
+	int *sel;        /* [max_batch][n_expert_used] chosen experts ... */
+	float *sel_w;    /* ... and their weights */
+	int *by_exp;     /* [max_batch * n_expert_used] token of each assignment, by expert */
+	float *by_exp_w; /* their weights */
+	int *exp_start;  /* [n_expert + 1] where each expert's assignments begin */
+	uint64_t *moe_count; /* [n_layer][n_expert] tokens routed (fwd_moe_stats) */
+	double *moe_wsum;    /* [n_layer][n_expert] their summed weights */
 	const struct fwd_pack *pk; /* during a packed call, else NULL */
 	const struct fwd_seqs *sq; /* during a call over kept sequences, else NULL */
 	enum mm_compute mm; /* prefill matmuls of non-F32 weights (fwd_set_compute) */
@@ -145,6 +160,17 @@ void fwd_free(struct fwd_state *s)
 	free(s->layers);
 	free(s->kv);
 	free(s->scratch);
+	free(s->router);
+	free(s->moe_acc);
+	free(s->xe);
+	free(s->ye);
+	free(s->sel);
+	free(s->sel_w);
+	free(s->by_exp);
+	free(s->by_exp_w);
+	free(s->exp_start);
+	free(s->moe_count);
+	free(s->moe_wsum);
 	free(s);
 }
 
@@ -159,7 +185,10 @@ static void keep_weights(const struct model *m, int keep)
 		const struct st_tensor *t[] = {
 			w ? &w->wq : &m->output, w ? &w->wk : NULL, w ? &w->wv : NULL,
 			w ? &w->wo : NULL, w ? &w->w_gate : NULL, w ? &w->w_up : NULL,
-			w ? &w->w_down : NULL };
+			w ? &w->w_down : NULL, w ? &w->ffn_gate_inp : NULL,
+			w ? &w->ffn_gate_exps : NULL, w ? &w->ffn_up_exps : NULL,
+			w ? &w->ffn_down_exps : NULL, w ? &w->ffn_gate_shexp : NULL,
+			w ? &w->ffn_up_shexp : NULL, w ? &w->ffn_down_shexp : NULL };
 
 		for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 			if (!t[i] || !t[i]->data)
@@ -222,7 +251,7 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 	struct fwd_state *s;
 	size_t n_params, kv_layer;
 	float *cur;
-	int l, n_kept = 0;
+	int l, n_kept = 0, ff;
 
 	if (max_ctx <= 0 || max_batch <= 0) {
 		st_errf(err, ST_EINVAL, "forward: max_ctx (%d) and max_batch (%d) must be positive",
@@ -273,8 +302,31 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 	s->q = falloc((size_t)max_batch, (size_t)s->q_dim);
 	s->k = falloc((size_t)max_batch, (size_t)s->kv_dim);
 	s->att = falloc((size_t)max_batch, (size_t)s->q_dim);
-	s->hg = falloc((size_t)max_batch, (size_t)s->d_ff);
-	s->hu = falloc((size_t)max_batch, (size_t)s->d_ff);
+	/* the widest FFN a sublayer runs: the dense one, or an expert's */
+	ff = !hp->n_expert ? s->d_ff : hp->d_ff_exp > hp->d_ff_shexp ? hp->d_ff_exp
+								       : hp->d_ff_shexp;
+	s->hg = falloc((size_t)max_batch, (size_t)ff);
+	s->hu = falloc((size_t)max_batch, (size_t)ff);
+	if (hp->n_expert > 0) {
+		size_t k = (size_t)max_batch * (size_t)hp->n_expert_used;
+
+		s->router = falloc((size_t)max_batch, (size_t)hp->n_expert);
+		s->moe_acc = falloc((size_t)max_batch, (size_t)s->d);
+		s->xe = falloc((size_t)max_batch, (size_t)s->d);
+		s->ye = falloc((size_t)max_batch, (size_t)s->d);
+		s->sel = malloc(k * sizeof *s->sel);
+		s->sel_w = falloc(k, 1);
+		s->by_exp = malloc(k * sizeof *s->by_exp);
+		s->by_exp_w = falloc(k, 1);
+		s->exp_start = malloc(((size_t)hp->n_expert + 1) * sizeof *s->exp_start);
+		s->moe_count = calloc((size_t)hp->n_layer * (size_t)hp->n_expert,
+				      sizeof *s->moe_count);
+		s->moe_wsum = calloc((size_t)hp->n_layer * (size_t)hp->n_expert,
+				     sizeof *s->moe_wsum);
+		if (!s->router || !s->moe_acc || !s->xe || !s->ye || !s->sel || !s->sel_w ||
+		    !s->by_exp || !s->by_exp_w || !s->exp_start || !s->moe_count || !s->moe_wsum)
+			goto nomem;
+	}
 	s->rope_cos = falloc((size_t)max_batch, (size_t)s->hd / 2);
 	s->rope_sin = falloc((size_t)max_batch, (size_t)s->hd / 2);
 	s->inv_freq = falloc((size_t)s->hd / 2, 1);
@@ -294,7 +346,7 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 
 	s->att_scale = hp->attn_scale > 0 ? hp->attn_scale : 1.0f / sqrtf((float)s->hd);
 	/* F32 copies of norms and biases */
-	n_params = (size_t)s->d * (4 * (size_t)hp->n_layer + 1) +
+	n_params = (size_t)s->d * ((hp->d_ff_shexp ? 5 : 4) * (size_t)hp->n_layer + 1) +
 		   (size_t)hp->n_layer * (2 * (size_t)s->q_dim + 3 * (size_t)s->kv_dim);
 	s->params = cur = falloc(n_params, 1);
 	if (!s->params)
@@ -313,6 +365,7 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 		fl->k_norm = take_norm(hp, &w->k_norm, &cur, (int)tensor_nelem(&w->k_norm));
 		fl->attn_post_norm = take_norm(hp, &w->attn_post_norm, &cur, s->d);
 		fl->ffn_post_norm = take_norm(hp, &w->ffn_post_norm, &cur, s->d);
+		fl->shexp_gate = take_vec(&w->ffn_gate_inp_shexp, &cur, s->d);
 		if (model_layer_slides(hp, l)) {
 			fl->window = hp->swa_window;
 			fl->local_rope = s->inv_freq_local != NULL;
@@ -849,6 +902,146 @@ static void sublayer_out(struct fwd_state *s, const float *h, const struct st_te
 		s->x[i] += hp->residual_scale * y[i];
 }
 
+/* x += residual_scale * PostNorm(y) for T rows (y is overwritten) */
+static void residual_add(struct fwd_state *s, float *y, const float *post_norm, int T)
+{
+	const struct model_hparams *hp = &s->m->hp;
+	size_t n = (size_t)T * s->d;
+
+	if (post_norm)
+		rmsnorm(y, y, post_norm, T, s->d, hp->rms_eps);
+	for (size_t i = 0; i < n; i++)
+		s->x[i] += hp->residual_scale * y[i];
+}
+
+int fwd_moe_route(const float *logits, int n_expert, int k, int norm, int *sel, float *w)
+{
+	float mx = -INFINITY, sum = 0;
+	int i, j;
+
+	if (n_expert < 1 || k < 1 || k > n_expert)
+		return -1;
+	for (i = 0; i < n_expert; i++)
+		if (logits[i] > mx)
+			mx = logits[i];
+	for (i = 0; i < n_expert; i++)
+		sum += expf(logits[i] - mx);
+	/* the k largest, highest first (ties: the lower index) */
+	for (j = 0; j < k; j++) {
+		int best = -1;
+
+		for (i = 0; i < n_expert; i++) {
+			int taken = 0;
+
+			for (int q = 0; q < j && !taken; q++)
+				taken = sel[q] == i;
+			if (!taken && (best < 0 || logits[i] > logits[best]))
+				best = i;
+		}
+		sel[j] = best;
+		w[j] = expf(logits[best] - mx) / sum;
+	}
+	if (norm) {
+		float ws = 0;
+
+		for (j = 0; j < k; j++)
+			ws += w[j];
+		for (j = 0; j < k; j++)
+			w[j] /= ws;
+	}
+	return 0;
+}
+
+/*
+ * The mixture-of-experts MLP of T normed rows in, into s->moe_acc:
+ * each token's router logits (one matmul), its top-k experts and
+ * weights (fwd_moe_route); then the assignments are grouped by expert
+ * and each routed expert runs once over its tokens (gate and up, SwiGLU,
+ * down: three matmuls on its slices of the 3-D tensors), its rows added
+ * into their tokens' outputs times their weights.  Experts no token
+ * chose cost nothing.  A shared expert (Qwen2-MoE) runs over all T rows
+ * and is added times sigmoid(shexp_gate . in).
+ */
+static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
+		    const struct fwd_layer *fl, const float *in, int T)
+{
+	const struct model_hparams *hp = &s->m->hp;
+	int E = hp->n_expert, K = hp->n_expert_used, d = s->d, t, j, e;
+	const struct st_tensor *wr = &w->ffn_gate_inp;
+
+	matmul_n_mode(1, &s->router, in, &wr, T, 0, s->mm);
+	for (t = 0; t < T; t++)
+		fwd_moe_route(s->router + (size_t)t * E, E, K, hp->moe_norm_topk,
+			      s->sel + (size_t)t * K, s->sel_w + (size_t)t * K);
+	for (t = 0; t < T * K; t++) {
+		s->moe_count[(size_t)l * E + s->sel[t]]++;
+		s->moe_wsum[(size_t)l * E + s->sel[t]] += s->sel_w[t];
+	}
+	/* counting sort of the T*K assignments by expert, tokens in order */
+	memset(s->exp_start, 0, ((size_t)E + 1) * sizeof *s->exp_start);
+	for (t = 0; t < T * K; t++)
+		s->exp_start[s->sel[t] + 1]++;
+	for (e = 0; e < E; e++)
+		s->exp_start[e + 1] += s->exp_start[e];
+	for (t = 0; t < T; t++)
+		for (j = 0; j < K; j++) {
+			int a = s->sel[t * K + j], p = s->exp_start[a]++;
+
+			s->by_exp[p] = t;
+			s->by_exp_w[p] = s->sel_w[t * K + j];
+		}
+	for (e = E; e > 0; e--) /* back to the starts */
+		s->exp_start[e] = s->exp_start[e - 1];
+	s->exp_start[0] = 0;
+
+	memset(s->moe_acc, 0, sizeof(float) * (size_t)T * d);
+	for (e = 0; e < E; e++) {
+		int a0 = s->exp_start[e], n = s->exp_start[e + 1] - a0;
+		struct st_tensor g, u, dn;
+		const struct st_tensor *wgu[2] = { &g, &u }, *wd = &dn;
+		float *gu[2] = { s->hg, s->hu };
+
+		if (n == 0)
+			continue;
+		g = model_expert_slice(&w->ffn_gate_exps, e);
+		u = model_expert_slice(&w->ffn_up_exps, e);
+		dn = model_expert_slice(&w->ffn_down_exps, e);
+		for (j = 0; j < n; j++)
+			memcpy(s->xe + (size_t)j * d, in + (size_t)s->by_exp[a0 + j] * d,
+			       sizeof(float) * (size_t)d);
+		matmul_n_mode(2, gu, s->xe, wgu, n, 0, s->mm);
+		swiglu(s->hg, s->hu, n, hp->d_ff_exp);
+		matmul_n_mode(1, &s->ye, s->hg, &wd, n, 0, s->mm);
+		for (j = 0; j < n; j++) {
+			float *o = s->moe_acc + (size_t)s->by_exp[a0 + j] * d;
+			const float *y = s->ye + (size_t)j * d;
+			float wt = s->by_exp_w[a0 + j];
+
+			for (int i = 0; i < d; i++)
+				o[i] += wt * y[i];
+		}
+	}
+	if (hp->d_ff_shexp > 0) {
+		const struct st_tensor *wgu[2] = { &w->ffn_gate_shexp, &w->ffn_up_shexp };
+		const struct st_tensor *wd = &w->ffn_down_shexp;
+		float *gu[2] = { s->hg, s->hu };
+
+		matmul_n_mode(2, gu, in, wgu, T, 0, s->mm);
+		swiglu(s->hg, s->hu, T, hp->d_ff_shexp);
+		matmul_n_mode(1, &s->ye, s->hg, &wd, T, 0, s->mm);
+		for (t = 0; t < T; t++) {
+			const float *xr = in + (size_t)t * d, *y = s->ye + (size_t)t * d;
+			float *o = s->moe_acc + (size_t)t * d, z = 0, gate;
+
+			for (int i = 0; i < d; i++)
+				z += fl->shexp_gate[i] * xr[i];
+			gate = 1.0f / (1.0f + expf(-z));
+			for (int i = 0; i < d; i++)
+				o[i] += gate * y[i];
+		}
+	}
+}
+
 /* ---- the pass ---- */
 
 /*
@@ -937,14 +1130,21 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 				rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
 				in = s->xb;
 			}
-			matmul_n_mode(2, gu, in, wgu, T, 0, s->mm);
-			if (hp->ffn_act == FFN_GELU_TANH)
-				geglu(s->hg, s->hu, T, s->d_ff);
-			else
-				swiglu(s->hg, s->hu, T, s->d_ff);
-			if (obs)
-				copy_rows(s->x_site, s->x, T, d);
-			sublayer_out(s, s->hg, wd, fl->ffn_post_norm, T);
+			if (hp->n_expert > 0) { /* a mixture of experts */
+				moe_mlp(s, l, w, fl, in, T);
+				if (obs)
+					copy_rows(s->x_site, s->x, T, d);
+				residual_add(s, s->moe_acc, fl->ffn_post_norm, T);
+			} else {
+				matmul_n_mode(2, gu, in, wgu, T, 0, s->mm);
+				if (hp->ffn_act == FFN_GELU_TANH)
+					geglu(s->hg, s->hu, T, s->d_ff);
+				else
+					swiglu(s->hg, s->hu, T, s->d_ff);
+				if (obs)
+					copy_rows(s->x_site, s->x, T, d);
+				sublayer_out(s, s->hg, wd, fl->ffn_post_norm, T);
+			}
 			if (obs)
 				obs->site(obs->ud, l, SITE_MLP, s->x_site, s->x, T, d);
 		}
@@ -1049,6 +1249,29 @@ int fwd_eval_seqs(struct fwd_state *s, const int32_t *tokens, int T,
 	s->sq = NULL;
 	s->pos = 0;
 	return rc;
+}
+
+int fwd_moe_stats(const struct fwd_state *s, int l, uint64_t *count, double *wsum)
+{
+	int E = s->m->hp.n_expert;
+
+	if (E <= 0 || l < 0 || l >= s->m->hp.n_layer)
+		return 0;
+	if (count)
+		memcpy(count, s->moe_count + (size_t)l * E, (size_t)E * sizeof *count);
+	if (wsum)
+		memcpy(wsum, s->moe_wsum + (size_t)l * E, (size_t)E * sizeof *wsum);
+	return E;
+}
+
+void fwd_moe_stats_reset(struct fwd_state *s)
+{
+	size_t n = (size_t)s->m->hp.n_layer * (size_t)(s->m->hp.n_expert > 0 ? s->m->hp.n_expert : 0);
+
+	if (n) {
+		memset(s->moe_count, 0, n * sizeof *s->moe_count);
+		memset(s->moe_wsum, 0, n * sizeof *s->moe_wsum);
+	}
 }
 
 int fwd_compute_parse(const char *name)

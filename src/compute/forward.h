@@ -1,7 +1,8 @@
 /*
  * forward: the transformer forward pass over a model with a mask.
  * Batched prefill of T tokens (sgemm), causal GQA attention, RMSNorm,
- * RoPE (both layouts, llama3 scaling), SwiGLU, and a KV cache for
+ * RoPE (both layouts, llama3 scaling), SwiGLU or a mixture of experts
+ * (the MLP site: router, top-k experts, shared expert), and a KV cache for
  * decoding.  A dropped attention site is skipped and has no KV cache; a
  * dropped MLP site is skipped.  An observer sees each computed site's
  * input and output.
@@ -103,6 +104,26 @@ struct fwd_seqs {
 };
 int fwd_eval_seqs(struct fwd_state *s, const int32_t *tokens, int T,
 		  const struct fwd_seqs *sq, float *logits, struct st_err *err);
+
+/*
+ * The router of a mixture of experts for one token (as llama.cpp's
+ * softmax gating): p = softmax(logits[0 .. n_expert-1]); sel[0 .. k-1]
+ * the k experts of largest p, largest first (ties: the lower index);
+ * w[j] = p[sel[j]], divided by their sum when norm (Mixtral, Qwen3-MoE;
+ * not Qwen2-MoE, OLMoE).  Returns 0, or -1 unless 1 <= k <= n_expert.
+ */
+int fwd_moe_route(const float *logits, int n_expert, int k, int norm, int *sel, float *w);
+
+/*
+ * Routing statistics of a mixture of experts, counted by every pass since
+ * fwd_new or the last fwd_moe_stats_reset: for layer l, count[e] the
+ * assignments of a token to expert e (each token makes n_expert_used)
+ * and wsum[e] the sum of their weights, for all n_expert experts (either
+ * pointer may be NULL).  A dropped mlp site counts nothing.  Returns
+ * n_expert, or 0 (nothing written) for a dense model or l out of range.
+ */
+int fwd_moe_stats(const struct fwd_state *s, int l, uint64_t *count, double *wsum);
+void fwd_moe_stats_reset(struct fwd_state *s);
 
 /*
  * Precision of the prefill matmuls of 16-bit and quantized weights

@@ -1682,12 +1682,22 @@ int export_model(const struct model *m, const struct mask *mask, const char *pat
 	memset(res, 0, sizeof *res);
 	if (!path || !*path)
 		return st_errf(err, ST_EINVAL, "no output path given");
+	if (m->hp.n_expert > 0 && o->format == EXPORT_HF)
+		return st_errf(err, ST_EUNSUP, "cannot export the mixture of experts '%s' (%s, %d "
+			       "experts) as hf yet: export it as gguf", m->path, m->hp.arch,
+			       m->hp.n_expert);
 	if (o->dtype >= 0 && o->dtype != ST_F32 && o->dtype != ST_F16 && o->dtype != ST_BF16 &&
 	    o->dtype != ST_Q8_0)
 		return st_errf(err, ST_EINVAL, "cannot export as %s (f32, f16, bf16, q8_0)",
 			       dtype_name(o->dtype));
 	if ((rc = plan_build(m, mask, &lp, err)) < 0)
 		return rc;
+	if (m->hp.n_expert > 0 && lp.partial) {
+		plan_release(&lp);
+		return st_errf(err, ST_EUNSUP, "cannot export the mixture of experts '%s' (%s) with "
+			       "attention or MLP drops: llama.cpp's deci has no experts; drop whole "
+			       "blocks", m->path, m->hp.arch);
+	}
 	if (o->phase)
 		o->phase(o->ud, "writing");
 	res->n_layer = lp.n_out;

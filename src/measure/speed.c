@@ -99,7 +99,11 @@ uint64_t speed_weight_bytes(const struct model *m, const struct mask *mask)
 			     nbytes(&w->k_norm) + nbytes(&w->attn_post_norm);
 		if (!mask_keeps_mlp(mask, l))
 			b -= nbytes(&w->ffn_norm) + nbytes(&w->w_gate) +
-			     nbytes(&w->w_up) + nbytes(&w->w_down) + nbytes(&w->ffn_post_norm);
+			     nbytes(&w->w_up) + nbytes(&w->w_down) + nbytes(&w->ffn_post_norm) +
+			     nbytes(&w->ffn_gate_inp) + nbytes(&w->ffn_gate_exps) +
+			     nbytes(&w->ffn_up_exps) + nbytes(&w->ffn_down_exps) +
+			     nbytes(&w->ffn_gate_inp_shexp) + nbytes(&w->ffn_gate_shexp) +
+			     nbytes(&w->ffn_up_shexp) + nbytes(&w->ffn_down_shexp);
 	}
 	return b;
 }

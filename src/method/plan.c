@@ -111,7 +111,14 @@ void plan_effect(const struct model_hparams *hp, const struct mask *mask,
 			if (attn_ctx > 0)
 				e->attn_flops_per_token += 4 * q * (uint64_t)attn_ctx;
 		}
-		if (f) {
+		if (f && hp->n_expert > 0) { /* router, every expert, the shared one */
+			uint64_t E = (uint64_t)hp->n_expert, Fe = (uint64_t)hp->d_ff_exp;
+			uint64_t Fs = (uint64_t)hp->d_ff_shexp, sh = Fs ? D + 3 * D * Fs : 0;
+
+			e->mlp_dropped++;
+			e->params += D + D * E + 3 * D * Fe * E + sh;
+			e->flops_per_token += 2 * (D * E + 3 * D * Fe * (uint64_t)hp->n_expert_used + sh);
+		} else if (f) {
 			e->mlp_dropped++;
 			e->params += D + 3 * D * F;
 			e->flops_per_token += 2 * 3 * D * F;

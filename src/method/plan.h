@@ -18,7 +18,9 @@
  * Predicted effect, per dropped site, from the hyperparameters alone
  * (q = n_head*head_dim, kv = n_head_kv*head_dim, D = d_model, F = d_ff):
  *   attn params  = D (norm) + D*q + 2*D*kv + q*D (+ q + 2kv biases)
- *   mlp params   = D (norm) + 3*D*F
+ *   mlp params   = D (norm) + 3*D*F; a mixture of E experts of width Fe
+ *                  (k a token) and a shared one of Fs: D + D*E + 3*D*Fe*E
+ *                  (+ D + 3*D*Fs), its FLOPs/token 2 * (D*E + 3*D*Fe*k (+ ...))
  *   KV bytes/token saved   = 2 * kv * 4 per dropped attention (F32 cache)
  *   matmul FLOPs/token     = 2 * (D*q + 2*D*kv + q*D) per attention,
  *                            2 * 3*D*F per mlp (a multiply-add = 2 FLOPs;

@@ -25,6 +25,11 @@
  *   1 of HF's (1 + w) already added.
  *   n_vocab: {arch}.vocab_size, else the length of tokenizer.ggml.tokens,
  *   else token_embd's rows.
+ * Mixtures of experts (llama with expert_count: Mixtral; qwen2moe,
+ * qwen3moe, olmoe): expert_count, expert_used_count, and the widths as
+ * read_experts says; the experts are the 3-D tensors ffn_gate_exps,
+ * ffn_up_exps, ffn_down_exps with the router ffn_gate_inp (and qwen2moe's
+ * shared expert ffn_{gate,up,down}_shexp with its gate ffn_gate_inp_shexp).
  * Llama 3.1's rope scaling is stored by llama.cpp as the tensor
  * rope_freqs.weight [head_dim/2] (per-pair frequency divisors), with no
  * scaling keys: it is bound to m->rope_freqs and hp.rope_scaling_type
@@ -346,6 +351,41 @@ static int read_rope_scaling(const struct gguf *g, const char *arch, struct mode
 	return 0;
 }
 
+/*
+ * The expert counts and widths of a mixture of experts, llama.cpp's way:
+ * llama (Mixtral) and olmoe run experts of feed_forward_length; qwen2moe
+ * and qwen3moe read expert_feed_forward_length (else feed_forward_length
+ * / expert_used_count), and qwen2moe's shared expert
+ * expert_shared_feed_forward_length (else feed_forward_length).
+ */
+static int read_experts(const struct gguf *g, const char *arch, const struct arch_info *ai,
+			struct model_hparams *hp, struct st_err *err)
+{
+	int rc, own_width = strcmp(arch, "qwen2moe") == 0 || strcmp(arch, "qwen3moe") == 0;
+
+	if ((rc = key_int(g, arch, "expert_count", ai->moe == 2 ? -1 : 0, 0, &hp->n_expert,
+			  err)) < 0)
+		return rc;
+	if (hp->n_expert == 0) {
+		if (ai->moe == 2)
+			return st_errf(err, ST_EFORMAT, "%s: key '%s.expert_count' is 0", g->path, arch);
+		return 0;
+	}
+	if ((rc = key_int(g, arch, "expert_used_count", -1, 1, &hp->n_expert_used, err)) < 0)
+		return rc;
+	hp->moe_norm_topk = ai->moe_norm_topk;
+	if (own_width &&
+	    (rc = key_int(g, arch, "expert_feed_forward_length", 0, 1, &hp->d_ff_exp, err)) < 0)
+		return rc;
+	if (own_width && hp->d_ff_exp == 0)
+		hp->d_ff_exp = hp->d_ff / hp->n_expert_used;
+	if (ai->moe_shexp &&
+	    (rc = key_int(g, arch, "expert_shared_feed_forward_length", hp->d_ff, 1,
+			  &hp->d_ff_shexp, err)) < 0)
+		return rc;
+	return 0;
+}
+
 int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 {
 	struct model_hparams *hp = &m->hp;
@@ -416,6 +456,8 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 		    (rc = key_float(g, arch, "logit_scale", -1, &hp->logit_scale, err)) < 0)
 			return rc;
 	}
+	if (ai->moe && (rc = read_experts(g, arch, ai, hp, err)) < 0)
+		return rc;
 	if (ai->embed_sqrt)
 		hp->embed_scale = (float)sqrt((double)hp->d_model);
 	if (ai->softcap &&

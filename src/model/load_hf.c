@@ -263,9 +263,11 @@ static int parse_config(const char *file, struct model_hparams *hp, enum tie_dec
 	mt = json_string_value(v);
 	/* transformers' text-only Gemma 3 */
 	ai = arch_find(strcmp(mt, "gemma3_text") == 0 ? "gemma3" : mt);
-	if (ai && ai->gguf_only) {
+	if (ai && (ai->gguf_only || ai->moe == 2 || json_object_get(cfg, "num_local_experts") ||
+		   json_object_get(cfg, "num_experts"))) {
 		rc = st_errf(err, ST_EUNSUP, "%s: model_type '%s' is not supported in Hugging Face "
-			     "form (strata reads %s as GGUF)", file, mt, mt);
+			     "form (strata reads %s%s as GGUF)", file, mt,
+			     ai->gguf_only ? "" : "mixtures of experts such as ", mt);
 		goto out;
 	}
 	if (!ai) {

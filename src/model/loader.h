@@ -31,6 +31,11 @@ struct arch_info {
 	int softcap;                 /* reads the attention and final logit soft-caps */
 	int swa_pattern;             /* sliding layers: see model_layer_slides; 0 none */
 	float rope_theta_local;      /* RoPE base of the sliding layers; 0: the global one */
+	/* mixture of experts: 0 dense; 1 experts where the file has
+	 * {arch}.expert_count (llama: Mixtral); 2 always (GGUF only) */
+	int moe;
+	int moe_norm_topk;           /* top-k weights renormalised */
+	int moe_shexp;               /* a shared expert with a sigmoid gate (Qwen2-MoE) */
 };
 
 /* The architecture called name, or NULL. */

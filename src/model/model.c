@@ -31,26 +31,34 @@
 
 static const struct arch_info arch_table[] = {
 	/* name      bias gguf rope     gguf_only qk norm    no pre post mult
-	   ffn act        sqrt gemma softcap swa local theta */
+	   ffn act        sqrt gemma softcap swa local theta  moe norm_topk shexp */
 	{ "llama",   0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0 },    /* Llama 2/3/3.1, TinyLlama, Mistral-NeMo */
+	  FFN_SILU, 0, 0, 0, 0, 0, 1, 1, 0 }, /* Llama 2/3/3.1, TinyLlama, Mistral-NeMo;
+					   Mixtral (experts, top-k renormalised) */
 	{ "mistral", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0 },    /* llama.cpp writes Mistral as llama */
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },    /* llama.cpp writes Mistral as llama */
 	{ "qwen2",   1, ROPE_NEOX,        0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "deci",    0, ROPE_INTERLEAVED, 1, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0 },    /* llama layers with per-layer head and ffn
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },    /* llama layers with per-layer head and ffn
 					   counts; 0 = site absent */
 	{ "qwen3",   0, ROPE_NEOX,        0, QK_NORM_HEAD, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "olmo2",   0, ROPE_NEOX,        0, QK_NORM_FULL, 1, 1, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "granite", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 1,
-	  FFN_SILU, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "gemma2",  0, ROPE_NEOX,        0, QK_NORM_NONE, 0, 1, 0,
-	  FFN_GELU_TANH, 1, 1, 1, 2, 0 },   /* pre- and post-norms, even layers slide */
+	  FFN_GELU_TANH, 1, 1, 1, 2, 0, 0, 0, 0 },   /* pre- and post-norms, even layers slide */
 	{ "gemma3",  0, ROPE_NEOX,        0, QK_NORM_HEAD, 0, 1, 0,
-	  FFN_GELU_TANH, 1, 1, 0, 6, 10000.0f }, /* five sliding layers, then a global */
+	  FFN_GELU_TANH, 1, 1, 0, 6, 10000.0f, 0, 0, 0 }, /* five sliding layers, then a global */
+	/* mixtures of experts (moe, norm_topk, shared expert) */
+	{ "qwen2moe", 1, ROPE_NEOX,       0, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0, 2, 0, 1 },
+	{ "qwen3moe", 0, ROPE_NEOX,       0, QK_NORM_HEAD, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0, 2, 1, 0 },
+	{ "olmoe",   0, ROPE_NEOX,        0, QK_NORM_FULL, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0, 2, 0, 0 },
 };
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
@@ -86,13 +94,17 @@ enum role_opt {
 	OPT_POST,  /* required when hp.post_norm, else not read */
 	OPT_BIAS,  /* required when hp.qkv_bias, else absent */
 	OPT_OUT,   /* the output projection: absent means tied */
+	OPT_DENSE, /* a dense MLP's: required unless hp.n_expert, else not read */
+	OPT_MOE,   /* an MoE layer's: required when hp.n_expert, else not supported */
+	OPT_SHEXP, /* a shared expert's: required when hp.d_ff_shexp, else not supported */
 	OPT,       /* optional, no consequence */
 	FORBID,    /* strata cannot run a model that has it */
 };
 
 /* Shapes a role must have, in terms of hp (see model_check_shapes). */
 enum role_shape { SH_D, SH_EMB, SH_Q, SH_KV, SH_O, SH_BQ, SH_BKV, SH_UP, SH_DOWN, SH_ROPE,
-		  SH_QN, SH_KN, SH_NONE };
+		  SH_QN, SH_KN, SH_ROUTER, SH_EXP_UP, SH_EXP_DOWN, SH_SH_UP, SH_SH_DOWN,
+		  SH_NONE };
 
 struct role {
 	int per_layer;
@@ -125,11 +137,21 @@ static const struct role role_table[] = {
 	  "model.layers.%d.post_attention_layernorm.weight" },
 	{ 1, L(ffn_norm),  OPT_PRE,  SH_D,    "blk.%d.ffn_norm.weight", "model.layers.%d.post_attention_layernorm.weight",
 	  "model.layers.%d.pre_feedforward_layernorm.weight" },
-	{ 1, L(w_gate),    REQ,      SH_UP,   "blk.%d.ffn_gate.weight", "model.layers.%d.mlp.gate_proj.weight", NULL },
-	{ 1, L(w_up),      REQ,      SH_UP,   "blk.%d.ffn_up.weight", "model.layers.%d.mlp.up_proj.weight", NULL },
-	{ 1, L(w_down),    REQ,      SH_DOWN, "blk.%d.ffn_down.weight", "model.layers.%d.mlp.down_proj.weight", NULL },
+	{ 1, L(w_gate),    OPT_DENSE, SH_UP,  "blk.%d.ffn_gate.weight", "model.layers.%d.mlp.gate_proj.weight", NULL },
+	{ 1, L(w_up),      OPT_DENSE, SH_UP,  "blk.%d.ffn_up.weight", "model.layers.%d.mlp.up_proj.weight", NULL },
+	{ 1, L(w_down),    OPT_DENSE, SH_DOWN, "blk.%d.ffn_down.weight", "model.layers.%d.mlp.down_proj.weight", NULL },
 	{ 1, L(ffn_post_norm), OPT_POST, SH_D, "blk.%d.post_ffw_norm.weight", NULL,
 	  "model.layers.%d.post_feedforward_layernorm.weight" },
+	/* mixtures of experts: GGUF's 3-D expert tensors (HF's per-expert
+	 * tensors are not read) */
+	{ 1, L(ffn_gate_inp),  OPT_MOE, SH_ROUTER,   "blk.%d.ffn_gate_inp.weight", NULL, NULL },
+	{ 1, L(ffn_gate_exps), OPT_MOE, SH_EXP_UP,   "blk.%d.ffn_gate_exps.weight", NULL, NULL },
+	{ 1, L(ffn_up_exps),   OPT_MOE, SH_EXP_UP,   "blk.%d.ffn_up_exps.weight", NULL, NULL },
+	{ 1, L(ffn_down_exps), OPT_MOE, SH_EXP_DOWN, "blk.%d.ffn_down_exps.weight", NULL, NULL },
+	{ 1, L(ffn_gate_inp_shexp), OPT_SHEXP, SH_D, "blk.%d.ffn_gate_inp_shexp.weight", NULL, NULL },
+	{ 1, L(ffn_gate_shexp), OPT_SHEXP, SH_SH_UP, "blk.%d.ffn_gate_shexp.weight", NULL, NULL },
+	{ 1, L(ffn_up_shexp),  OPT_SHEXP, SH_SH_UP,  "blk.%d.ffn_up_shexp.weight", NULL, NULL },
+	{ 1, L(ffn_down_shexp), OPT_SHEXP, SH_SH_DOWN, "blk.%d.ffn_down_shexp.weight", NULL, NULL },
 	/* present in some Llama-family files, not run by strata */
 	{ 1, 0, FORBID, SH_NONE, "blk.%d.attn_output.bias", "model.layers.%d.self_attn.o_proj.bias", NULL },
 	{ 1, 0, FORBID, SH_NONE, "blk.%d.ffn_up.bias",      "model.layers.%d.mlp.up_proj.bias", NULL },
@@ -160,6 +182,9 @@ static enum role_need role_need(const struct role *r, const struct model_hparams
 	case OPT_QKN: return hp->qk_norm ? NEED_REQ : NEED_FORBID;
 	case OPT_POST: return hp->post_norm ? NEED_REQ : NEED_SKIP;
 	case OPT_BIAS: return hp->qkv_bias ? NEED_REQ : NEED_OPT;
+	case OPT_DENSE: return hp->n_expert ? NEED_SKIP : NEED_REQ;
+	case OPT_MOE: return hp->n_expert ? NEED_REQ : NEED_FORBID;
+	case OPT_SHEXP: return hp->d_ff_shexp ? NEED_REQ : NEED_FORBID;
 	case OPT_OUT: case OPT: return NEED_OPT;
 	case FORBID: break;
 	}
@@ -292,7 +317,7 @@ int model_bind_tensors(struct model *m, enum name_scheme scheme,
 }
 
 /* Expected ne (n dims) of a role under hp. */
-static int role_expect(const struct model_hparams *hp, enum role_shape s, int64_t ne[2])
+static int role_expect(const struct model_hparams *hp, enum role_shape s, int64_t ne[3])
 {
 	int64_t q = (int64_t)hp->n_head * hp->head_dim;
 	int64_t kv = (int64_t)hp->n_head_kv * hp->head_dim;
@@ -310,6 +335,11 @@ static int role_expect(const struct model_hparams *hp, enum role_shape s, int64_
 	case SH_ROPE: ne[0] = hp->head_dim / 2; return 1;
 	case SH_QN:   ne[0] = hp->qk_norm == QK_NORM_FULL ? q : hp->head_dim; return 1;
 	case SH_KN:   ne[0] = hp->qk_norm == QK_NORM_FULL ? kv : hp->head_dim; return 1;
+	case SH_ROUTER: ne[0] = hp->d_model; ne[1] = hp->n_expert; return 2;
+	case SH_EXP_UP: ne[0] = hp->d_model; ne[1] = hp->d_ff_exp; ne[2] = hp->n_expert; return 3;
+	case SH_EXP_DOWN: ne[0] = hp->d_ff_exp; ne[1] = hp->d_model; ne[2] = hp->n_expert; return 3;
+	case SH_SH_UP: ne[0] = hp->d_model; ne[1] = hp->d_ff_shexp; return 2;
+	case SH_SH_DOWN: ne[0] = hp->d_ff_shexp; ne[1] = hp->d_model; return 2;
 	case SH_NONE: break;
 	}
 	return 0;
@@ -361,6 +391,13 @@ static int check_hparams(struct model_hparams *hp, int have_rope_freqs, const ch
 			       "logits %g)", file, (double)hp->embed_scale,
 			       (double)hp->residual_scale, (double)hp->attn_scale,
 			       (double)hp->logit_scale);
+	if (hp->n_expert < 0 || hp->d_ff_shexp < 0 || hp->d_ff_exp < 0 ||
+	    (hp->n_expert > 0 && (hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert)))
+		return st_errf(err, ST_EFORMAT, "%s: %d experts, %d used per token (want 1 .. the "
+			       "expert count), expert width %d, shared expert width %d", file,
+			       hp->n_expert, hp->n_expert_used, hp->d_ff_exp, hp->d_ff_shexp);
+	if (hp->n_expert > 0 && hp->d_ff_exp == 0)
+		hp->d_ff_exp = hp->d_ff;
 	if (hp->head_dim <= 0) {
 		if (hp->d_model % hp->n_head)
 			return st_errf(err, ST_EFORMAT, "%s: d_model %d is not a multiple of %d heads",
@@ -419,7 +456,7 @@ int model_check_shapes(struct model *m, struct st_err *err)
 			continue;
 		for (l = 0; l < nl; l++) {
 			const struct st_tensor *t = role_slot(m, r, l);
-			int64_t want[2];
+			int64_t want[3];
 			int n = role_expect(hp, r->shape, want), d, bad = 0;
 			char got_s[96], want_s[96];
 
@@ -428,10 +465,10 @@ int model_check_shapes(struct model *m, struct st_err *err)
 			if (!t->data) {
 				if (need == NEED_REQ) {
 					char nm[256];
+					const char *rn = role_name(r, hp, m->format == MODEL_HF ?
+								   NAMES_HF : NAMES_GGUF, l, nm, sizeof nm);
 					return st_errf(err, ST_EFORMAT, "tensor '%s' is missing from %s",
-						       role_name(r, hp, m->format == MODEL_HF ? NAMES_HF :
-								 NAMES_GGUF, l, nm, sizeof nm),
-						       file);
+						       rn ? rn : "?", file);
 				}
 				continue;
 			}
@@ -466,6 +503,18 @@ int model_check_shapes(struct model *m, struct st_err *err)
 	if (m->rope_freqs.data && hp->rope_scaling_type == 0)
 		hp->rope_scaling_type = 1;
 	return 0;
+}
+
+struct st_tensor model_expert_slice(const struct st_tensor *t, int e)
+{
+	struct st_tensor v = *t;
+	size_t per = t->ne[2] > 0 ? t->nbytes / (size_t)t->ne[2] : 0;
+
+	v.n_dims = 2;
+	v.ne[2] = v.ne[3] = 1;
+	v.nbytes = per;
+	v.data = t->data ? (const char *)t->data + per * (size_t)e : NULL;
+	return v;
 }
 
 float model_hf_norm_add(const struct model_hparams *hp)
@@ -651,6 +700,14 @@ static void weight_sums(const struct model *m, uint64_t *n, uint64_t *b)
 		add_tensor(&w->w_up, n, b);
 		add_tensor(&w->w_down, n, b);
 		add_tensor(&w->ffn_post_norm, n, b);
+		add_tensor(&w->ffn_gate_inp, n, b);
+		add_tensor(&w->ffn_gate_exps, n, b);
+		add_tensor(&w->ffn_up_exps, n, b);
+		add_tensor(&w->ffn_down_exps, n, b);
+		add_tensor(&w->ffn_gate_inp_shexp, n, b);
+		add_tensor(&w->ffn_gate_shexp, n, b);
+		add_tensor(&w->ffn_up_shexp, n, b);
+		add_tensor(&w->ffn_down_shexp, n, b);
 	}
 }
 
@@ -712,12 +769,15 @@ static int group_tensors(const struct model *m, int l, const struct st_tensor **
 	ts[n++] = &w->ffn_norm; ts[n++] = &w->w_gate; ts[n++] = &w->w_up; ts[n++] = &w->w_down;
 	ts[n++] = &w->q_norm; ts[n++] = &w->k_norm; ts[n++] = &w->attn_post_norm;
 	ts[n++] = &w->ffn_post_norm;
+	ts[n++] = &w->ffn_gate_inp; ts[n++] = &w->ffn_gate_exps; ts[n++] = &w->ffn_up_exps;
+	ts[n++] = &w->ffn_down_exps; ts[n++] = &w->ffn_gate_inp_shexp;
+	ts[n++] = &w->ffn_gate_shexp; ts[n++] = &w->ffn_up_shexp; ts[n++] = &w->ffn_down_shexp;
 	return n;
 }
 
 int model_check_finite(const struct model *m, struct st_err *err)
 {
-	const struct st_tensor *ts[3 + 16];
+	const struct st_tensor *ts[3 + 24];
 	char where[512];
 	int64_t widest = 1;
 	float *row;
@@ -793,4 +853,10 @@ void model_release_layer(const struct model *m, int l)
 	release_tensor(&w->w_gate);
 	release_tensor(&w->w_up);
 	release_tensor(&w->w_down);
+	release_tensor(&w->ffn_gate_exps);
+	release_tensor(&w->ffn_up_exps);
+	release_tensor(&w->ffn_down_exps);
+	release_tensor(&w->ffn_gate_shexp);
+	release_tensor(&w->ffn_up_shexp);
+	release_tensor(&w->ffn_down_shexp);
 }

@@ -80,12 +80,27 @@ struct model_hparams {
 	int swa_window;       /* keys a sliding layer's query sees, itself included; 0: none */
 	int swa_pattern;      /* layer l slides when l % swa_pattern < swa_pattern - 1 */
 	float rope_theta_local; /* RoPE base of the sliding layers, unscaled; 0: rope_theta */
+	/* Mixture of experts (all zero for a dense model): the MLP site is a
+	 * router over n_expert experts, each token run through the n_expert_used
+	 * of highest softmax probability, their outputs summed weighted by those
+	 * probabilities (renormalised to sum 1 where moe_norm_topk) */
+	int n_expert;         /* 0: dense */
+	int n_expert_used;
+	int d_ff_exp;         /* an expert's FFN width */
+	int d_ff_shexp;       /* the shared expert's width; 0: none (Qwen2-MoE has one) */
+	int moe_norm_topk;    /* the top-k weights renormalised (Mixtral, Qwen3-MoE) */
 };
 
 /* What Hugging Face checkpoints of hp's architecture add to every norm
  * weight as they are read: 1 for Gemma's (1 + w), else 0 (hp.norm_add is
  * that of the file the model came from). */
 float model_hf_norm_add(const struct model_hparams *hp);
+
+/*
+ * Expert e's 2-D matrix of a 3-D expert tensor t (ne = {in, out,
+ * n_expert}): a view of its contiguous slice, ne = {in, out}, for matmul.
+ */
+struct st_tensor model_expert_slice(const struct st_tensor *t, int e);
 
 /* 1 if layer l of hp attends through a sliding window. */
 int model_layer_slides(const struct model_hparams *hp, int l);
@@ -105,6 +120,17 @@ struct layer_weights {
 	struct st_tensor w_up;      /* ne = {d_model, d_ff} */
 	struct st_tensor w_down;    /* ne = {d_ff, d_model} */
 	struct st_tensor ffn_post_norm; /* [d_model] when hp.post_norm */
+	/* mixture of experts (hp.n_expert > 0; w_gate/w_up/w_down absent), as
+	 * llama.cpp stores them: expert e's matrix is the e-th contiguous 2-D
+	 * slice of the 3-D tensor (model_expert_slice) */
+	struct st_tensor ffn_gate_inp;   /* router, ne = {d_model, n_expert} */
+	struct st_tensor ffn_gate_exps;  /* ne = {d_model, d_ff_exp, n_expert} */
+	struct st_tensor ffn_up_exps;    /* ne = {d_model, d_ff_exp, n_expert} */
+	struct st_tensor ffn_down_exps;  /* ne = {d_ff_exp, d_model, n_expert} */
+	struct st_tensor ffn_gate_inp_shexp; /* [d_model]: the shared expert's sigmoid gate */
+	struct st_tensor ffn_gate_shexp; /* ne = {d_model, d_ff_shexp} */
+	struct st_tensor ffn_up_shexp;   /* ne = {d_model, d_ff_shexp} */
+	struct st_tensor ffn_down_shexp; /* ne = {d_ff_shexp, d_model} */
 };
 
 struct model_map {

@@ -61,6 +61,18 @@ static const struct synth_shape shapes[] = {
 	  .swa_window = 8, .attn_softcap = 2.0f, .final_softcap = 3.0f },
 	{ SHAPE("gemma3-tiny", 7, 64, 4, 2, 128, 400, 512), .arch = "gemma3", .head_dim = 32,
 	  .rope_theta = 1000000.0f, .swa_window = 8 },
+	/* mixtures of experts: narrow experts, more of them than a token uses */
+	{ SHAPE("mixtral-tiny", 3, 64, 4, 2, 64, 400, 512), .arch = "llama",
+	  .n_expert = 4, .n_expert_used = 2 },
+	{ SHAPE("qwen2moe-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "qwen2moe",
+	  .n_expert = 6, .n_expert_used = 2, .d_ff_exp = 32, .d_ff_shexp = 96 },
+	{ SHAPE("olmoe-tiny", 3, 64, 4, 4, 32, 400, 512), .arch = "olmoe",
+	  .n_expert = 8, .n_expert_used = 2 },
+	{ SHAPE("qwen3moe-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "qwen3moe", .head_dim = 32,
+	  .n_expert = 8, .n_expert_used = 2, .d_ff_exp = 32 },
+	/* OLMoE-1B-7B's shape, for benchmarks (6.9B parameters, 1.3B active) */
+	{ SHAPE("olmoe-1b-7b", 16, 2048, 16, 16, 1024, 50304, 4096), .arch = "olmoe",
+	  .n_expert = 64, .n_expert_used = 8 },
 	{ .name = NULL },
 };
 #undef SHAPE
@@ -251,8 +263,8 @@ static int vocab_build(struct vocab *v, int n_vocab)
 struct stensor {
 	char name[64];
 	int n_dims;
-	int64_t ne[2];
-	int is_norm;
+	int64_t ne[3];
+	int is_norm;  /* 1: a norm weight; 2: another vector (a bias, a gate), F32 */
 };
 
 /* The shape's architecture (its features), or NULL when unknown. */
@@ -273,15 +285,20 @@ static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 	int64_t q = hd * sh->n_head, kv = hd * sh->n_head_kv;
 	int64_t ff = sh->d_ff, nv = sh->n_vocab;
 	int64_t qn = ai->qk_norm == QK_NORM_FULL ? q : hd, kn = ai->qk_norm == QK_NORM_FULL ? kv : hd;
-	int n = 0, cap = 3 + 14 * sh->n_layer;
+	int64_t ffe = sh->d_ff_exp > 0 ? sh->d_ff_exp : sh->d_ff, ne = sh->n_expert;
+	int n = 0, cap = 3 + 24 * sh->n_layer;
 	struct stensor *t = calloc((size_t)cap, sizeof *t);
 
 	if (!t)
 		return ST_ENOMEM;
 #define T1(nm, a) do { snprintf(t[n].name, sizeof t[n].name, "%s", nm); \
-	t[n].n_dims = 1; t[n].ne[0] = (a); t[n].ne[1] = 1; t[n].is_norm = 1; n++; } while (0)
+	t[n].n_dims = 1; t[n].ne[0] = (a); t[n].ne[1] = t[n].ne[2] = 1; t[n].is_norm = 1; n++; \
+	} while (0)
 #define T2(nm, a, b) do { snprintf(t[n].name, sizeof t[n].name, "%s", nm); \
-	t[n].n_dims = 2; t[n].ne[0] = (a); t[n].ne[1] = (b); n++; } while (0)
+	t[n].n_dims = 2; t[n].ne[0] = (a); t[n].ne[1] = (b); t[n].ne[2] = 1; n++; } while (0)
+#define T3(nm, a, b, c) do { snprintf(t[n].name, sizeof t[n].name, "%s", nm); \
+	t[n].n_dims = 3; t[n].ne[0] = (a); t[n].ne[1] = (b); t[n].ne[2] = (c); n++; } while (0)
+#define TV(nm, a) do { T1(nm, a); t[n - 1].is_norm = 2; } while (0)
 	T2("token_embd.weight", d, nv);
 	for (int l = 0; l < sh->n_layer; l++) {
 		char nm[64];
@@ -292,6 +309,11 @@ static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 		T2(LAYER("attn_k.weight"), d, kv);
 		T2(LAYER("attn_v.weight"), d, kv);
 		T2(LAYER("attn_output.weight"), q, d);
+		if (ai->qkv_bias) {
+			TV(LAYER("attn_q.bias"), q);
+			TV(LAYER("attn_k.bias"), kv);
+			TV(LAYER("attn_v.bias"), kv);
+		}
 		if (ai->qk_norm) {
 			T1(LAYER("attn_q_norm.weight"), qn);
 			T1(LAYER("attn_k_norm.weight"), kn);
@@ -300,9 +322,22 @@ static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 			T1(LAYER("post_attention_norm.weight"), d);
 		if (!ai->no_pre_norm)
 			T1(LAYER("ffn_norm.weight"), d);
-		T2(LAYER("ffn_gate.weight"), d, ff);
-		T2(LAYER("ffn_up.weight"), d, ff);
-		T2(LAYER("ffn_down.weight"), ff, d);
+		if (ne > 0) {
+			T2(LAYER("ffn_gate_inp.weight"), d, ne);
+			T3(LAYER("ffn_gate_exps.weight"), d, ffe, ne);
+			T3(LAYER("ffn_up_exps.weight"), d, ffe, ne);
+			T3(LAYER("ffn_down_exps.weight"), ffe, d, ne);
+			if (ai->moe_shexp) {
+				TV(LAYER("ffn_gate_inp_shexp.weight"), d);
+				T2(LAYER("ffn_gate_shexp.weight"), d, sh->d_ff_shexp);
+				T2(LAYER("ffn_up_shexp.weight"), d, sh->d_ff_shexp);
+				T2(LAYER("ffn_down_shexp.weight"), sh->d_ff_shexp, d);
+			}
+		} else {
+			T2(LAYER("ffn_gate.weight"), d, ff);
+			T2(LAYER("ffn_up.weight"), d, ff);
+			T2(LAYER("ffn_down.weight"), ff, d);
+		}
 		if (ai->post_norm)
 			T1(LAYER("post_ffw_norm.weight"), d);
 #undef LAYER
@@ -313,6 +348,8 @@ static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 		T2("output.weight", d, nv);
 #undef T1
 #undef T2
+#undef T3
+#undef TV
 	*out = t;
 	return n;
 }
@@ -367,10 +404,19 @@ static int check_shape(const char *path, const struct synth_shape *sh,
 	    sh->n_head % sh->n_head_kv != 0 || sh->n_layer > 100000)
 		return st_errf(err, ST_EINVAL, "%s: inconsistent shape '%s'", path,
 			       sh->name ? sh->name : "?");
+	if (sh->n_expert < 0 || sh->d_ff_exp < 0 || sh->d_ff_shexp < 0 ||
+	    (sh->n_expert > 0 && (sh->n_expert_used < 1 || sh->n_expert_used > sh->n_expert ||
+				  !shape_arch(sh)->moe ||
+				  (shape_arch(sh)->moe_shexp && sh->d_ff_shexp < 1))) ||
+	    (sh->n_expert == 0 && shape_arch(sh)->moe == 2))
+		return st_errf(err, ST_EINVAL, "%s: shape '%s' has inconsistent experts (%d, %d "
+			       "used) for architecture '%s'", path, sh->name ? sh->name : "?",
+			       sh->n_expert, sh->n_expert_used, sh->arch ? sh->arch : "llama");
 	if (sh->n_vocab < N_SPECIAL + 1)
 		return st_errf(err, ST_EINVAL, "%s: vocabulary of %d is smaller than %d",
 			       path, sh->n_vocab, N_SPECIAL + 1);
-	if (sh->d_model % blk != 0 || sh->d_ff % blk != 0 ||
+	if (sh->d_model % blk != 0 || sh->d_ff % blk != 0 || sh->d_ff_exp % blk != 0 ||
+	    sh->d_ff_shexp % blk != 0 ||
 	    shape_head_dim(sh) * sh->n_head % blk != 0)
 		return st_errf(err, ST_EINVAL,
 			       "%s: shape '%s' has dimensions that are not multiples of "
@@ -419,6 +465,16 @@ static void add_header(struct gguf_writer *w, const struct synth_shape *sh,
 	}
 	if (shape_arch(sh)->swa_pattern)
 		gguf_writer_add_u32(w, KEY("attention.sliding_window"), (uint32_t)sh->swa_window);
+	if (sh->n_expert > 0) {
+		gguf_writer_add_u32(w, KEY("expert_count"), (uint32_t)sh->n_expert);
+		gguf_writer_add_u32(w, KEY("expert_used_count"), (uint32_t)sh->n_expert_used);
+		if (shape_arch(sh)->moe == 2 && strcmp(arch, "olmoe") != 0)
+			gguf_writer_add_u32(w, KEY("expert_feed_forward_length"),
+					    (uint32_t)(sh->d_ff_exp > 0 ? sh->d_ff_exp : sh->d_ff));
+		if (shape_arch(sh)->moe_shexp)
+			gguf_writer_add_u32(w, KEY("expert_shared_feed_forward_length"),
+					    (uint32_t)sh->d_ff_shexp);
+	}
 	if (shape_arch(sh)->softcap) {
 		gguf_writer_add_f32(w, KEY("attn_logit_softcapping"), sh->attn_softcap);
 		gguf_writer_add_f32(w, KEY("final_logit_softcapping"), sh->final_softcap);
@@ -474,7 +530,7 @@ int synth_write_gguf(const char *path, const struct synth_shape *sh,
 	for (int i = 0; i < n_t; i++) {
 		enum st_dtype t = ts[i].is_norm ? ST_F32 : wtype;
 		gguf_writer_add_tensor(w, ts[i].name, t, ts[i].n_dims, ts[i].ne);
-		total += (double)dtype_row_bytes(t, ts[i].ne[0]) * (double)ts[i].ne[1];
+		total += (double)dtype_row_bytes(t, ts[i].ne[0]) * (double)(ts[i].ne[1] * ts[i].ne[2]);
 		if (ts[i].ne[0] > max_ne0)
 			max_ne0 = ts[i].ne[0];
 	}
@@ -492,7 +548,7 @@ int synth_write_gguf(const char *path, const struct synth_shape *sh,
 	for (int i = 0; i < n_t; i++) {
 		const struct stensor *t = &ts[i];
 		enum st_dtype dt = t->is_norm ? ST_F32 : wtype;
-		int64_t ne0 = t->ne[0], rows = t->ne[1];
+		int64_t ne0 = t->ne[0], rows = t->ne[1] * t->ne[2];
 		int64_t chunk_rows = CHUNK_ELEMS / ne0 > 0 ? CHUNK_ELEMS / ne0 : 1;
 		float a = sqrtf(3.0f / (float)ne0);
 		uint64_t s = splitmix64(seed ^ splitmix64((uint64_t)i + 1));
@@ -505,7 +561,9 @@ int synth_write_gguf(const char *path, const struct synth_shape *sh,
 			int64_t n = nr * ne0;
 			const void *out;
 
-			if (t->is_norm && sh->arch) {
+			if (t->is_norm == 2) {
+				fill_uniform(&s, a, fbuf, n);
+			} else if (t->is_norm && sh->arch) {
 				fill_uniform(&s, 0.25f, fbuf, n);
 				for (int64_t k = 0; k < n; k++)
 					fbuf[k] += 1.0f;

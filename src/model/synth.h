@@ -23,13 +23,21 @@ struct synth_shape {
 	float rope_theta;   /* 0: 10000 */
 	int swa_window;     /* Gemma's sliding window (written for an arch with one) */
 	float attn_softcap, final_softcap; /* Gemma 2's soft-caps */
+	/* a mixture of experts: n_expert > 0 experts, n_expert_used a token;
+	 * an expert's width d_ff_exp (0: d_ff; written as its own key for the
+	 * architectures llama.cpp reads it for); a shared expert of d_ff_shexp
+	 * for an arch that has one */
+	int n_expert, n_expert_used, d_ff_exp, d_ff_shexp;
 };
 
 /* Known shapes: "tinyllama" (1.1B: d 2048, 22 layers, 32 heads, 4 KV,
  * FFN 5632, vocab 32000), "llama2-7b-2l" (Llama-2-7B layer shape, 2
  * layers), "tiny" (for tests), and one tiny shape per family with every
  * feature of the family on: "qwen3-tiny", "mistral-nemo-tiny",
- * "olmo2-tiny", "granite-tiny", "gemma2-tiny", "gemma3-tiny".  NULL if
+ * "olmo2-tiny", "granite-tiny", "gemma2-tiny", "gemma3-tiny", and the
+ * mixtures of experts "mixtral-tiny", "qwen2moe-tiny", "olmoe-tiny",
+ * "qwen3moe-tiny", and "olmoe-1b-7b" (OLMoE-1B-7B's shape: 16 layers,
+ * width 2048, 64 experts of 1024, 8 a token) for benchmarks.  NULL if
  * unknown. */
 const struct synth_shape *synth_find_shape(const char *name);
 /* The table itself, terminated by an entry with name == NULL. */

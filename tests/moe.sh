@@ -1,0 +1,133 @@
+# moe.sh: each mixture-of-experts tiny shape (strata synth --shape
+# mixtral-tiny, qwen2moe-tiny, olmoe-tiny, qwen3moe-tiny: every feature of
+# the family on) checked against llama.cpp itself: perplexity of a text
+# within 1e-4 (relative) of strata's and 20 greedy tokens identical; the
+# MoE sublayer is the mlp site (a calibration scores it, a dropped mlp
+# changes the perplexity); a block drop exports as gguf and llama.cpp's
+# perplexity of it is strata's of the masked model (1e-4), other drops
+# and hf are refused by name; and the
+# experts in 16-bit and quantized dtypes against llama.cpp (5e-3: llama.cpp
+# rounds the activations of such weights, strata multiplies in f32).
+# llama.cpp comes from tests/llamacpp_lib.sh (under CI=true its absence
+# fails the test).
+. "${STRATA_SRCDIR:-.}/tests/tap.sh"
+
+SRC=${STRATA_SRCDIR:-.}
+BUILD=${STRATA_BUILDDIR:-.}
+S=${STRATA_BIN:-./strata}
+WORK=$BUILD/tests/tmp/moe
+# shape:architecture:experts:used
+SHAPES=${STRATA_MOE_SHAPES:-"mixtral-tiny:llama:4:2 qwen2moe-tiny:qwen2moe:6:2
+	olmoe-tiny:olmoe:8:2 qwen3moe-tiny:qwen3moe:8:2"}
+
+need text data/text/tinystories-valid-1000.txt || { done_testing; exit $?; }
+. "$SRC/tests/llamacpp_lib.sh"
+
+rm -rf "$WORK" && mkdir -p "$WORK" || exit 1
+export STRATA_DB="$WORK/store.db"
+export STRATA_COMPUTE=f32 # exact f32 products in prefill whatever the CPU
+head -c 600 "$text" > "$WORK/short.txt"
+printf 'Once upon a time' > "$WORK/prompt.txt"
+
+# relative difference of a and b below tol (and both numbers)
+within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d;
+	exit !(a + 0 > 0 && b + 0 > 0 && d / a < t) }'; }
+rel() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; r = 1; if (a > 0) r = d / a; printf "%.2e", r }'; }
+strata_ppl() { # MODEL [MASK]
+	"$S" eval "$1" ${2:+--mask "$2"} --task "ppl:$WORK/short.txt" --ctx 512 --no-store \
+		--format json 2> "$WORK/eval.err" |
+		tr -d '\n' | grep -o '"metric": *"ppl", *"value": *[0-9.e+-]*' | sed 's/.*: *//'
+}
+# the generated ids of strata generate (the prompt's ids, BOS included, left out)
+strata_greedy() {
+	n_prompt=$("$S" generate "$1" -p "Once upon a time" -n 1 --format json 2> /dev/null |
+		   sed -n 's/.*"prompt_tokens": *\([0-9]*\).*/\1/p')
+	"$S" generate "$1" -p "Once upon a time" -n 20 --format json 2> "$WORK/gen.err" |
+		sed -n 's/.*"ids": *\[\([0-9, ]*\)\].*/\1/p' | tr -d ' ' |
+		cut -d, -f$((${n_prompt:-0} + 1))-
+}
+info_json() { "$S" info "$1" --format json 2>&1; }
+
+for sa in $SHAPES; do
+	shape=${sa%%:*} rest=${sa#*:}
+	want=${rest%%:*} rest=${rest#*:}
+	n_exp=${rest%%:*} n_used=${rest#*:}
+	f="$WORK/$shape.gguf"
+
+	"$S" synth "$f" --shape "$shape" > /dev/null 2> "$WORK/synth.err"
+	ok "$shape: synth writes it" [ -s "$f" ]
+	inf=$(info_json "$f")
+	contains "$inf" "\"arch\": \"$want\"" "$shape: architecture $want"
+	contains "$inf" "\"n_expert\": $n_exp, \"n_expert_used\": $n_used" \
+		"$shape: info shows $n_exp experts, $n_used used"
+
+	lc=$(llamacpp_ppl "$f" "$WORK/short.txt" "$WORK/node.err")
+	[ -n "$lc" ] || sed 's/^/# /' "$WORK/node.err" | tail -3
+	st=$(strata_ppl "$f")
+	echo "# $shape: llama.cpp ppl $lc, strata $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
+	ok "$shape: llama.cpp's perplexity $lc is strata's $st (1e-4)" within "${lc:-0}" "${st:-0}" 1e-4
+
+	lg=$(llamacpp_greedy "$f" "$WORK/prompt.txt" 20 "$WORK/node.err")
+	sg=$(strata_greedy "$f")
+	ok "$shape: 20 greedy tokens from llama.cpp" [ -n "$lg" ]
+	is "$sg" "$lg" "$shape: strata's 20 greedy tokens are llama.cpp's"
+
+	# the MoE sublayer is the mlp site
+	sd=$(strata_ppl "$f" "mlp=0,1,2")
+	ok "$shape: dropping every MoE mlp site changes the perplexity ($st -> $sd)" \
+		sh -c '[ -n "$1" ] && ! awk -v a="$1" -v b="$2" "BEGIN { d = a - b; if (d < 0) d = -d; exit !(d / a < 1e-2) }"' \
+		_ "${sd:-}" "${st:-0}"
+
+	# a block drop exports as gguf with its experts, and llama.cpp runs it
+	bd="$WORK/$shape-block1.gguf"
+	"$S" export "$f" --mask "block=1" --format gguf --out "$bd" > /dev/null 2> "$WORK/export.err"
+	ok "$shape: block drop exported" [ -s "$bd" ]
+	contains "$(info_json "$bd")" "\"n_layer\": 2" "$shape: the block drop has 2 layers"
+	lc=$(llamacpp_ppl "$bd" "$WORK/short.txt" "$WORK/node.err")
+	st=$(strata_ppl "$f" "block=1")
+	echo "# $shape block=1: llama.cpp ppl $lc, strata (masked) $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
+	ok "$shape: llama.cpp's perplexity of the block drop $lc is strata's masked $st (1e-4)" \
+		within "${lc:-0}" "${st:-0}" 1e-4
+	# what deci or config.json cannot express is refused by name
+	"$S" export "$f" --mask "mlp=1" --format gguf --out "$WORK/x.gguf" > /dev/null 2> "$WORK/export.err"
+	contains "$(cat "$WORK/export.err")" "with attention or MLP drops: llama.cpp's deci has no experts" \
+		"$shape: an mlp drop as gguf is refused, naming why"
+	"$S" export "$f" --format hf --out "$WORK/x-hf" > /dev/null 2> "$WORK/export.err"
+	contains "$(cat "$WORK/export.err")" "($want, $n_exp experts) as hf yet" "$shape: hf export refused by name"
+	ok "$shape: nothing written for the refused exports" \
+		sh -c '[ ! -e "$1" ] && [ ! -e "$2" ]' _ "$WORK/x.gguf" "$WORK/x-hf"
+done
+
+# calibration scores the MoE mlp sites like dense ones
+f="$WORK/qwen2moe-tiny.gguf"
+if [ -s "$f" ]; then
+	"$S" calibrate "$f" "$text" --db "$WORK/calib.db" --samples 8 --seq-len 64 \
+		> "$WORK/calib.out" 2> "$WORK/calib.err"
+	ok "calibrate runs on qwen2moe-tiny" [ $? -eq 0 ]
+	sc=$("$S" scores 1 --db "$WORK/calib.db" --format csv 2> /dev/null)
+	is "$(printf '%s\n' "$sc" | grep -c '^1,0,cos,mlp,[0-2],0,0\.[0-9]')" 3 \
+		"calibrate: a cos score in (0, 1) for each of the 3 MoE mlp sites"
+	is "$(printf '%s\n' "$sc" | grep -c '^1,0,cos,block,')" 3 "calibrate: block scores too"
+fi
+
+# Hugging Face mixtures of experts are refused by name (GGUF only)
+mkdir -p "$WORK/hf-olmoe" "$WORK/hf-mixtral"
+echo '{"model_type": "olmoe", "num_experts": 8}' > "$WORK/hf-olmoe/config.json"
+echo '{"model_type": "llama", "num_local_experts": 8}' > "$WORK/hf-mixtral/config.json"
+contains "$("$S" info "$WORK/hf-olmoe" 2>&1)" "model_type 'olmoe' is not supported in Hugging Face form (strata reads mixtures of experts such as olmoe as GGUF)" \
+	"an hf olmoe directory is refused by name"
+contains "$("$S" info "$WORK/hf-mixtral" 2>&1)" "mixtures of experts such as llama as GGUF" \
+	"an hf llama with num_local_experts (Mixtral's form) is refused"
+
+# the experts in other dtypes (each expert a slice of a 3-D tensor)
+for dt in bf16 f16 q8_0 q4_0; do
+	f="$WORK/qwen2moe-tiny-$dt.gguf"
+	"$S" synth "$f" --shape qwen2moe-tiny --dtype "$dt" > /dev/null 2> "$WORK/synth.err"
+	contains "$(info_json "$f")" "\"dtype\": \"$dt\"" "qwen2moe-tiny $dt: written"
+	lc=$(llamacpp_ppl "$f" "$WORK/short.txt" "$WORK/node.err")
+	st=$(strata_ppl "$f")
+	echo "# qwen2moe-tiny $dt: llama.cpp ppl $lc, strata $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
+	ok "qwen2moe-tiny $dt: llama.cpp's perplexity $lc is strata's $st (5e-3)" \
+		within "${lc:-0}" "${st:-0}" 5e-3
+done
+done_testing

@@ -1,0 +1,323 @@
+/*
+ * test_moe: mixtures of experts.  The router (fwd_moe_route) on logits
+ * whose softmax, top-k and renormalised weights are worked out by hand;
+ * then each tiny MoE shape (strata synth) through the forward pass: a
+ * prefill of T tokens (experts grouped over the call's tokens) equals T
+ * one-token decode steps, the shapes' features are read (expert counts
+ * and widths, shared expert), a dropped mlp site skips the experts, and
+ * the expert slices work in every weight dtype (prefill equals decode;
+ * 16-bit logits near the F32 model's).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compute/forward.h"
+#include "measure/speed.h"
+#include "method/plan.h"
+#include "model/mask.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "tap.h"
+
+static void test_router(void)
+{
+	int sel[4];
+	float w[4];
+
+	/* logits 1, 3, 2, 0: p = e^l / (e + e^3 + e^2 + 1) =
+	 * 0.0871443, 0.6439142, 0.2368828, 0.0320586; top 2: experts 1, 2 */
+	float l1[4] = { 1, 3, 2, 0 };
+	is_int(fwd_moe_route(l1, 4, 2, 0, sel, w), 0, "route: returns 0");
+	ok(sel[0] == 1 && sel[1] == 2, "route: top 2 of (1, 3, 2, 0) are experts 1 then 2 (got %d, %d)",
+	   sel[0], sel[1]);
+	is_close(w[0], 0.6439142, 1e-6, "route: weight of expert 1 is its softmax probability");
+	is_close(w[1], 0.2368828, 1e-6, "route: weight of expert 2 is its softmax probability");
+	/* renormalised: e^3 / (e^3 + e^2) = 1 / (1 + e^-1) */
+	fwd_moe_route(l1, 4, 2, 1, sel, w);
+	is_close(w[0], 0.7310586, 1e-6, "route: renormalised weight 1/(1+e^-1)");
+	is_close(w[1], 0.2689414, 1e-6, "route: renormalised weight 1/(1+e)");
+	ok(sel[0] == 1 && sel[1] == 2, "route: renormalising keeps the choice");
+
+	/* k = 3 of 4, not renormalised: the three largest, in order */
+	fwd_moe_route(l1, 4, 3, 0, sel, w);
+	ok(sel[0] == 1 && sel[1] == 2 && sel[2] == 0, "route: top 3 are 1, 2, 0");
+	is_close(w[2], 0.0871443, 1e-6, "route: third weight is p of expert 0");
+
+	/* ties go to the lower index; equal weights */
+	float l2[4] = { 2, 2, 2, 2 };
+	fwd_moe_route(l2, 4, 2, 0, sel, w);
+	ok(sel[0] == 0 && sel[1] == 1, "route: ties to the lower index (got %d, %d)", sel[0], sel[1]);
+	is_close(w[0], 0.25, 1e-7, "route: uniform logits give 1/4");
+	fwd_moe_route(l2, 4, 2, 1, sel, w);
+	is_close(w[0] + w[1], 1.0, 1e-7, "route: renormalised weights sum to 1");
+	is_close(w[1], 0.5, 1e-7, "route: renormalised ties give 1/2");
+
+	/* large negative logits: no overflow, k = 1 renormalised is 1 */
+	float l3[3] = { -1000, -1001, -1003 };
+	fwd_moe_route(l3, 3, 1, 0, sel, w);
+	is_int(sel[0], 0, "route: the largest of large negative logits");
+	/* 1 / (1 + e^-1 + e^-3) */
+	is_close(w[0], 0.7053845, 1e-6, "route: softmax is shifted by the maximum");
+	fwd_moe_route(l3, 3, 1, 1, sel, w);
+	is_close(w[0], 1.0, 1e-7, "route: k = 1 renormalised is 1");
+
+	/* k out of range */
+	is_int(fwd_moe_route(l1, 4, 0, 0, sel, w), -1, "route: k = 0 refused");
+	is_int(fwd_moe_route(l1, 4, 5, 0, sel, w), -1, "route: k > experts refused");
+}
+
+#define T_TOK 24
+
+/* Logits of T_TOK tokens: one prefill call, and T_TOK decode steps. */
+static int run_both(const struct model *m, const struct mask *mask, float *pre, float *dec)
+{
+	struct st_err err = { 0 };
+	struct fwd_state *a = fwd_new(m, mask, 64, 64, &err), *b = fwd_new(m, mask, 64, 64, &err);
+	int32_t tok[T_TOK];
+	int rc = a && b ? 0 : -1, nv = m->hp.n_vocab;
+
+	for (int t = 0; t < T_TOK; t++)
+		tok[t] = (int32_t)((t * 37 + 11) % nv);
+	if (!rc)
+		rc = fwd_eval(a, tok, T_TOK, pre, 1, NULL, &err);
+	for (int t = 0; !rc && t < T_TOK; t++)
+		rc = fwd_eval(b, tok + t, 1, dec + (size_t)t * nv, 0, NULL, &err);
+	if (rc)
+		diag("forward: %s", err.msg);
+	fwd_free(a);
+	fwd_free(b);
+	return rc;
+}
+
+/* fwd_moe_stats over one prefill of T_TOK tokens with mlp 1 dropped:
+ * every kept layer routes each token to n_expert_used experts, the
+ * renormalised weights of a token sum to 1, layer 1 counts nothing;
+ * a reset clears them. */
+static void test_stats(const struct model *m, const struct mask *mk, int norm)
+{
+	struct st_err err = { 0 };
+	struct fwd_state *s = fwd_new(m, mk, 64, 64, &err);
+	int E = m->hp.n_expert, K = m->hp.n_expert_used, bad = 0;
+	uint64_t *cnt = calloc((size_t)E, sizeof *cnt);
+	double *ws = calloc((size_t)E, sizeof *ws);
+	int32_t tok[T_TOK];
+
+	for (int t = 0; t < T_TOK; t++)
+		tok[t] = (int32_t)((t * 37 + 11) % m->hp.n_vocab);
+	if (!s || !cnt || !ws || fwd_eval(s, tok, T_TOK, NULL, 0, NULL, &err) != 0) {
+		ok(0, "%s: stats pass runs", m->hp.arch);
+		goto out;
+	}
+	for (int l = 0; l < m->hp.n_layer; l++) {
+		uint64_t n = 0;
+		double w = 0;
+		int used = 0;
+
+		if (fwd_moe_stats(s, l, cnt, ws) != E)
+			bad = 1;
+		for (int e = 0; e < E; e++) {
+			n += cnt[e];
+			w += ws[e];
+			used += cnt[e] > 0;
+			if (ws[e] > (double)cnt[e] + 1e-6)
+				bad = 1; /* a weight is at most 1 */
+		}
+		if (l == 1) {
+			ok(n == 0 && w == 0, "%s: a dropped mlp site routes nothing", m->hp.arch);
+			continue;
+		}
+		ok(n == (uint64_t)T_TOK * K, "%s layer %d: %llu assignments (%d tokens x %d)",
+		   m->hp.arch, l, (unsigned long long)n, T_TOK, K);
+		ok(used > 1, "%s layer %d: %d of %d experts routed to", m->hp.arch, l, used, E);
+		if (norm)
+			is_close(w, (double)T_TOK, 1e-4, "%s layer %d: renormalised weights sum to "
+				 "one a token", m->hp.arch, l);
+		else
+			ok(w > 0 && w < T_TOK, "%s layer %d: top-k softmax weights sum below one a "
+			   "token (%.3f over %d)", m->hp.arch, l, w, T_TOK);
+	}
+	ok(!bad, "%s: stats for every layer, no weight above 1", m->hp.arch);
+	fwd_moe_stats_reset(s);
+	fwd_moe_stats(s, 0, cnt, ws);
+	ok(cnt[0] == 0 && ws[0] == 0, "%s: reset clears the counts", m->hp.arch);
+out:
+	fwd_free(s);
+	free(cnt);
+	free(ws);
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+	double mx = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		double d = fabs((double)a[i] - b[i]);
+		if (!(d <= mx))
+			mx = d;
+	}
+	return mx;
+}
+
+static struct model *load_shape(const char *shape, enum st_dtype dt, const char *dir)
+{
+	struct st_err err = { 0 };
+	struct model *m = NULL;
+	char path[512];
+
+	snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, shape, dtype_name(dt));
+	if (synth_write_gguf(path, synth_find_shape(shape), dt, 7, NULL, NULL, &err) < 0 ||
+	    model_load(path, NULL, &m, &err) < 0) {
+		diag("%s: %s", path, err.msg);
+		return NULL;
+	}
+	return m;
+}
+
+static void test_shape(const char *shape, const char *arch, int n_exp, int used, int ff_exp,
+		       int ff_sh, int norm, const char *dir)
+{
+	struct model *m = load_shape(shape, ST_F32, dir);
+	size_t n;
+	float *pre, *dec, *drop;
+
+	ok(m != NULL, "%s: synth writes it and it loads", shape);
+	if (!m)
+		return;
+	has_str(m->hp.arch, arch, "%s: architecture %s", shape, arch);
+	is_int(m->hp.n_expert, n_exp, "%s: %d experts", shape, n_exp);
+	is_int(m->hp.n_expert_used, used, "%s: %d used a token", shape, used);
+	is_int(m->hp.d_ff_exp, ff_exp, "%s: expert width %d", shape, ff_exp);
+	is_int(m->hp.d_ff_shexp, ff_sh, "%s: shared expert width %d", shape, ff_sh);
+	is_int(m->hp.moe_norm_topk, norm, "%s: top-k renormalised: %d", shape, norm);
+	ok(m->layers[0].ffn_down_exps.n_dims == 3 && m->layers[0].ffn_down_exps.ne[0] == ff_exp &&
+	   m->layers[0].ffn_down_exps.ne[2] == n_exp, "%s: ffn_down_exps is {%d, d, %d}", shape,
+	   ff_exp, n_exp);
+	ok(!m->layers[0].w_gate.data, "%s: no dense MLP", shape);
+	{
+		/* the predicted effect of an mlp drop is the layer's MoE tensors */
+		const struct layer_weights *w = &m->layers[1];
+		const struct st_tensor *ts[] = { &w->ffn_norm, &w->ffn_gate_inp, &w->ffn_gate_exps,
+			&w->ffn_up_exps, &w->ffn_down_exps, &w->ffn_gate_inp_shexp,
+			&w->ffn_gate_shexp, &w->ffn_up_shexp, &w->ffn_down_shexp };
+		uint64_t want = 0, bytes = 0;
+		struct mask *mk = mask_new(m->hp.n_layer);
+		struct plan_effect e;
+
+		for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+			if (ts[i]->data) {
+				want += (uint64_t)tensor_nelem(ts[i]);
+				bytes += ts[i]->nbytes;
+			}
+		mk->mlp[1] = 0;
+		plan_effect(&m->hp, mk, 0, &e);
+		ok(e.params == want, "%s: an mlp drop's predicted params %llu are the MoE "
+		   "sublayer's %llu", shape, (unsigned long long)e.params,
+		   (unsigned long long)want);
+		ok(speed_weight_bytes(m, NULL) - speed_weight_bytes(m, mk) == bytes,
+		   "%s: an mlp drop saves the MoE sublayer's %llu bytes", shape,
+		   (unsigned long long)bytes);
+		mask_free(mk);
+	}
+
+	n = (size_t)T_TOK * m->hp.n_vocab;
+	pre = malloc(n * sizeof *pre);
+	dec = malloc(n * sizeof *dec);
+	drop = malloc(n * sizeof *drop);
+	if (pre && dec && drop && run_both(m, NULL, pre, dec) == 0) {
+		double dmax = max_abs_diff(pre, dec, n);
+
+		ok(dmax < 1e-4, "%s: prefill (experts grouped over %d tokens) equals decode "
+		   "(max |diff| %.2g)", shape, T_TOK, dmax);
+		struct mask *mk = mask_new(m->hp.n_layer);
+		mk->mlp[1] = 0;
+		test_stats(m, mk, norm);
+		if (run_both(m, mk, drop, dec) == 0) {
+			ok(max_abs_diff(drop, dec, n) < 1e-4, "%s: with mlp 1 dropped too", shape);
+			ok(max_abs_diff(pre, drop, n) > 1e-3,
+			   "%s: dropping the MoE mlp site changes the logits (max |diff| %.2g)",
+			   shape, max_abs_diff(pre, drop, n));
+		}
+		mask_free(mk);
+	} else {
+		ok(0, "%s: forward runs", shape);
+	}
+	free(pre);
+	free(dec);
+	free(drop);
+	model_free(m);
+}
+
+/* The expert slices in each dtype: prefill equals decode and the logits
+ * stay near the F32 model's (the same draws, rounded). */
+static void test_dtypes(const char *dir)
+{
+	static const struct { enum st_dtype t; double tol; } dts[] = {
+		/* tol < 0: not compared (a quantized router flips some choices, and
+		 * tests/moe.sh checks these against llama.cpp instead) */
+		{ ST_BF16, 0.1 }, { ST_F16, 0.1 }, { ST_Q8_0, -1 }, { ST_Q4_0, -1 },
+	};
+	struct model *m32 = load_shape("qwen2moe-tiny", ST_F32, dir);
+	size_t n = m32 ? (size_t)T_TOK * m32->hp.n_vocab : 1;
+	float *ref = malloc(n * sizeof *ref), *pre = malloc(n * sizeof *pre);
+	float *dec = malloc(n * sizeof *dec);
+
+	if (!m32 || !ref || !pre || !dec || run_both(m32, NULL, ref, dec) != 0) {
+		ok(0, "qwen2moe-tiny f32 runs");
+		goto out;
+	}
+
+	for (size_t i = 0; i < sizeof dts / sizeof dts[0]; i++) {
+		struct model *m = load_shape("qwen2moe-tiny", dts[i].t, dir);
+		const char *nm = dtype_name(dts[i].t);
+
+		ok(m && m->layers[0].ffn_up_exps.type == dts[i].t, "qwen2moe-tiny %s: experts in %s",
+		   nm, nm);
+		if (m && run_both(m, NULL, pre, dec) == 0) {
+			double d = max_abs_diff(pre, dec, n), r = max_abs_diff(pre, ref, n);
+
+			ok(d < 1e-3, "qwen2moe-tiny %s: prefill equals decode (max |diff| %.2g)", nm, d);
+			if (dts[i].tol > 0)
+				ok(r < dts[i].tol, "qwen2moe-tiny %s: logits within %g of f32's "
+				   "(max |diff| %.2g)", nm, dts[i].tol, r);
+		} else {
+			ok(0, "qwen2moe-tiny %s: forward runs", nm);
+		}
+		model_free(m);
+	}
+out:
+	model_free(m32);
+	free(ref);
+	free(pre);
+	free(dec);
+}
+
+int main(void)
+{
+	const char *dir = tap_tmpdir("test_moe");
+
+	/* exact f32 products in prefill too, whatever the CPU (bf16 would
+	 * round the activations) */
+	fwd_compute_default(FWD_COMPUTE_F32);
+
+	test_router();
+	test_shape("mixtral-tiny", "llama", 4, 2, 64, 0, 1, dir);
+	test_shape("qwen2moe-tiny", "qwen2moe", 6, 2, 32, 96, 0, dir);
+	test_shape("olmoe-tiny", "olmoe", 8, 2, 32, 0, 0, dir);
+	test_shape("qwen3moe-tiny", "qwen3moe", 8, 2, 32, 0, 1, dir);
+	test_dtypes(dir);
+	{
+		struct model *m = load_shape("tiny", ST_F32, dir);
+		struct st_err err = { 0 };
+		struct fwd_state *st = m ? fwd_new(m, NULL, 16, 16, &err) : NULL;
+		uint64_t c = 7;
+
+		ok(st && fwd_moe_stats(st, 0, &c, NULL) == 0 && c == 7,
+		   "a dense model has no routing statistics");
+		fwd_free(st);
+		model_free(m);
+	}
+	return tap_done();
+}
