@@ -129,6 +129,18 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 		 eval_score_fn score, void *ud, st_progress_fn progress, void *pud,
 		 struct st_err *err)
 {
+	const struct model *models[2] = { m, m };
+
+	return eval_windows_models(models, masks, n_states, tokens, n_tokens, ctx, what, score,
+				   ud, progress, pud, err);
+}
+
+int eval_windows_models(const struct model *const *models, const struct mask *const *masks,
+			int n_states, const int32_t *tokens, size_t n_tokens, int ctx,
+			const char *what, eval_score_fn score, void *ud, st_progress_fn progress,
+			void *pud, struct st_err *err)
+{
+	const struct model *m = models[0];
 	int32_t bos = m->tok ? tok_bos(m->tok) : -1;
 	int n_vocab = m->hp.n_vocab, batch, packed = ctx <= EVAL_BATCH, rc = 0, i;
 	size_t win = bos >= 0 ? (size_t)ctx - 1 : (size_t)ctx, start, total, scored = 0;
@@ -141,6 +153,9 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 		return st_errf(err, ST_EINVAL, "%s: context %d is too short (at least 2)", what, ctx);
 	if (n_states < 1 || n_states > 2)
 		return st_errf(err, ST_EINVAL, "%s: %d models side by side (1 or 2)", what, n_states);
+	if (n_states == 2 && models[1]->hp.n_vocab != n_vocab)
+		return st_errf(err, ST_EINVAL, "%s: vocabularies of %d and %d tokens", what, n_vocab,
+			       models[1]->hp.n_vocab);
 	for (start = 0; start < n_tokens; start++)
 		if (tokens[start] < 0 || tokens[start] >= n_vocab)
 			return st_errf(err, ST_EINVAL,
@@ -150,8 +165,8 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 	total = bos >= 0 ? n_tokens : n_tokens - (n_tokens + win - 1) / win;
 	batch = ctx < EVAL_BATCH ? ctx : EVAL_BATCH;
 	for (i = 0; i < n_states; i++) {
-		fs[i] = packed ? fwd_new(m, masks[i], EVAL_BATCH, EVAL_BATCH, err)
-			       : fwd_new(m, masks[i], ctx, batch, err);
+		fs[i] = packed ? fwd_new(models[i], masks[i], EVAL_BATCH, EVAL_BATCH, err)
+			       : fwd_new(models[i], masks[i], ctx, batch, err);
 		if (!fs[i]) {
 			rc = err ? err->code : ST_ENOMEM;
 			goto done;
