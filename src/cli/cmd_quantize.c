@@ -59,10 +59,16 @@ struct quantize_args {
 	struct common_opts co;
 };
 
+/* Test hook: STRATA_TEST_CANCEL_AFTER=N stops as Ctrl-C would once N
+ * layers are done. */
 static int layer_done(void *ud, int done, int n)
 {
+	const char *stop = getenv("STRATA_TEST_CANCEL_AFTER");
+
 	(void)ud;
 	fprintf(stderr, "strata quantize: layer %d of %d done\n", done, n);
+	if (stop && *stop && done >= atoi(stop))
+		return 1;
 	return cli_cancel_requested();
 }
 
