@@ -101,4 +101,11 @@ is "$?" 2 "--bits 3: usage error"
 "$S" quantize "$model" --quant awq --out "$tmp/e.gguf" 2> "$tmp/e.err"
 contains "$(cat "$tmp/e.err")" "needs calibration text" "awq without --data: refused"
 ok "nothing written by the refused runs" [ ! -e "$tmp/e.gguf" ]
+"$S" quantize "$model" --quant rtn --out "$tmp/rtn4m.gguf" --no-store 2> "$tmp/e.err"
+contains "$(cat "$tmp/e.err")" "already exists (overwrite it with --force)" \
+	"an existing file is refused before any work"
+if need hf models/stories260K/hf; then
+	"$S" quantize "$hf" --quant rtn --out "$tmp/e.gguf" --no-store 2> "$tmp/e.err"
+	contains "$(cat "$tmp/e.err")" "needs a GGUF source" "a Hugging Face source is refused"
+fi
 done_testing

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app/export.h"
 #include "app/plan.h"
@@ -157,6 +158,17 @@ static int quantize_main(struct quantize_args *a)
 		cli_error("--mask: %s (the model has %d layers, 0..%d)", err.msg, m->hp.n_layer,
 			  m->hp.n_layer - 1);
 		rc = EXIT_USAGE;
+		goto out;
+	}
+	/* what the writer would refuse, before the work */
+	if (m->format != MODEL_GGUF) {
+		cli_error("cannot quantize the %s model '%s': the output is GGUF, which needs a "
+			  "GGUF source (its tokenizer and metadata are copied)",
+			  model_format_name(m->format), model_path);
+		goto out;
+	}
+	if (!a->force && access(a->out, F_OK) == 0) {
+		cli_error("'%s' already exists (overwrite it with --force)", a->out);
 		goto out;
 	}
 	if (a->qo.method != QUANT_RTN) {
