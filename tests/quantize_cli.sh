@@ -7,8 +7,10 @@
 # 8 bits closer than 4; the files load back in strata (info, ppl); a
 # drop mask gives a deci file measured against the masked original; the
 # settings are in the file's metadata and the file in the store's
-# exports; a cancel leaves nothing; bad settings and too little
-# calibration data are refused naming the format or the layer.
+# exports; synthetic qwen3, olmo2 and gemma2 shapes quantize with the
+# same ordering and AWQ's folding keeps their function; a cancel leaves
+# nothing; bad settings and too little calibration data are refused
+# naming the format or the layer.
 . "$STRATA_SRCDIR/tests/tap.sh"
 S=$STRATA_BIN
 tmp="$STRATA_BUILDDIR/tests/tmp/quantize_cli"
@@ -76,6 +78,27 @@ lt "$(stat -c %s "$tmp/rtn8m.gguf")" "$(stat -c %s "$model")"
 is "$?" 0 "q4_0 file < q8_0 file < the F32 source"
 nrec=$("$S" sql "SELECT count(*) FROM exports WHERE dtype = 'q4_0'" --format csv 2>/dev/null | tail -1)
 ok "the 4-bit files are recorded in the store's exports ($nrec)" [ "${nrec:-0}" -eq 6 ]
+
+# other families (synthetic): AWQ's folding keeps the function (q8_0 next
+# to it), GPTQ and AWQ below plain rounding at 4 bits -- q/k norms
+# (qwen3), no pre-norms (olmo2: no scales for q/k/v, gate/up), Gemma 2's
+# norms, GeGLU and soft-caps
+head -c 20000 "$tmp/held.txt" > "$tmp/held-short.txt"
+for sh in qwen3-tiny olmo2-tiny gemma2-tiny; do
+	"$S" synth "$tmp/$sh.gguf" --shape "$sh" > /dev/null 2>&1
+	for qa in "rtn 4" "gptq 4" "awq 4" "awq 8"; do
+		set -- $qa
+		"$S" quantize "$tmp/$sh.gguf" --quant "$1" --bits "$2" --data "$tmp/calib.txt" \
+			--samples 16 --seq-len 128 --out "$tmp/$sh-$1$2.gguf" --no-store \
+			> /dev/null 2>&1
+		eval "k_$1$2=\$(\"\$S\" ppl \"\$tmp/\$sh-\$1\$2.gguf\" \"\$tmp/held-short.txt\" --ctx 128 \
+			--ref \"\$tmp/\$sh.gguf\" --format json 2> /dev/null | json_num kl_mean)"
+	done
+	echo "# $sh KL: rtn4 $k_rtn4 gptq4 $k_gptq4 awq4 $k_awq4 awq8 $k_awq8"
+	ok "$sh: GPTQ's KL $k_gptq4 below RTN's $k_rtn4" lt "$k_gptq4" "$k_rtn4"
+	ok "$sh: AWQ's KL $k_awq4 below RTN's $k_rtn4" lt "$k_awq4" "$k_rtn4"
+	ok "$sh: AWQ at q8_0 next to the original ($k_awq8)" lt "$k_awq8" 0.001
+done
 
 # a cancel (as Ctrl-C) after two layers leaves nothing
 STRATA_TEST_CANCEL_AFTER=2 "$S" quantize "$model" --quant gptq $cal --out "$tmp/c.gguf" \
