@@ -48,7 +48,9 @@ int app_export(const struct app_env *env, const struct model *m, const struct ma
 		app_provenance(&prov);
 		se.mask = text;
 		se.format = export_format_name(o->format);
-		se.dtype = o->dtype >= 0 ? dtype_name(o->dtype) : dtype_name(model_main_dtype(m));
+		se.dtype = o->dtype >= 0 ? dtype_name(o->dtype) :
+			   o->file_type >= 0 ? dtype_name(o->file_type) :
+			   dtype_name(model_main_dtype(m));
 		se.path = realpath(path, canon) ? canon : path;
 		se.sha256 = res->sha256;
 		se.bytes = res->bytes;

@@ -130,9 +130,11 @@ static float *inputs(int N, int in)
 	return X;
 }
 
-static void against_rtn(enum st_dtype t, int act_order)
+/* out > in exercises act-order's permuted copy of the weight (which once
+ * overflowed a buffer sized for H). */
+static void against_rtn(enum st_dtype t, int act_order, int out)
 {
-	int N = 512, in = 128, out = 48;
+	int N = 512, in = 128;
 	size_t rb = dtype_row_bytes(t, in);
 	float *X = inputs(N, in), *W = malloc(sizeof(float) * out * in), *qg, *qr;
 	double *H = calloc((size_t)in * in, sizeof *H);
@@ -293,9 +295,10 @@ static void awq_errors(void)
 int main(void)
 {
 	hand_example();
-	against_rtn(ST_Q4_0, 0);
-	against_rtn(ST_Q4_0, 1);
-	against_rtn(ST_Q8_0, 0);
+	against_rtn(ST_Q4_0, 0, 48);
+	against_rtn(ST_Q4_0, 1, 48);
+	against_rtn(ST_Q4_0, 1, 256);
+	against_rtn(ST_Q8_0, 0, 48);
 	dead_and_errors();
 	awq_checks(ST_Q4_0, 0);
 	awq_checks(ST_Q4_0, 1);

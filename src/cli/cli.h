@@ -181,6 +181,7 @@ int cli_hub_progress(void *ud, const struct hub_progress *p);
 
 int cmd_tui(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_compare(int argc, char **argv);

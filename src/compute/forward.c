@@ -120,6 +120,7 @@ struct fwd_state {
 	const struct fwd_pack *pk; /* during a packed call, else NULL */
 	const struct fwd_seqs *sq; /* during a call over kept sequences, else NULL */
 	enum mm_compute mm; /* prefill matmuls of non-F32 weights (fwd_set_compute) */
+	struct fwd_tap tap; /* inputs of the linear layers (fwd_set_tap); fn NULL: none */
 };
 
 static enum fwd_compute default_compute(void);
@@ -1044,6 +1045,96 @@ static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 
 /* ---- the pass ---- */
 
+/* Layers l0 .. l1-1 over the T rows of s->x (rope tables set). */
+static void run_layers(struct fwd_state *s, int T, int l0, int l1, const struct observer *obs)
+{
+	const struct model *m = s->m;
+	const struct model_hparams *hp = &m->hp;
+	int d = s->d, l, t;
+
+	for (l = l0; l < l1; l++) {
+		const struct layer_weights *w = &m->layers[l];
+		const struct fwd_layer *fl = &s->layers[l];
+		const struct st_tensor *wo = &w->wo, *wd = &w->w_down;
+
+		if (obs)
+			copy_rows(s->x_layer, s->x, T, d);
+		if (fl->kt) {
+			/* values straight into the cache; over kept sequences first
+			 * into att (free until the attention) and then to their rows */
+			float *vc = s->sq ? s->att : fl->vc + (size_t)s->pos * s->kv_dim;
+			float *qkv[3] = { s->q, s->k, vc };
+			const struct st_tensor *wqkv[3] = { &w->wq, &w->wk, &w->wv };
+			const float *in = s->x;
+
+			if (fl->attn_norm) {
+				rmsnorm(s->xb, s->x, fl->attn_norm, T, d, hp->rms_eps);
+				in = s->xb;
+			}
+			if (s->tap.fn)
+				s->tap.fn(s->tap.ud, l, FWD_LIN_QKV, in, T, d);
+			matmul_n_mode(3, qkv, in, wqkv, T, 0, s->mm);
+			if (fl->bq)
+				add_bias(s->q, fl->bq, T, s->q_dim);
+			if (fl->bk)
+				add_bias(s->k, fl->bk, T, s->kv_dim);
+			if (fl->bv)
+				add_bias(vc, fl->bv, T, s->kv_dim);
+			if (fl->q_norm)
+				qk_norm(s, s->q, fl->q_norm, T, s->n_head);
+			if (fl->k_norm)
+				qk_norm(s, s->k, fl->k_norm, T, s->n_kv);
+			rope(s, s->q, T, s->n_head, (size_t)s->q_dim, fl->local_rope);
+			rope(s, s->k, T, s->n_kv, (size_t)s->kv_dim, fl->local_rope);
+			store_keys(s, fl->kt, T);
+			if (s->sq)
+				for (t = 0; t < T; t++)
+					memcpy(fl->vc + (size_t)s->sq->row[t] * s->kv_dim,
+					       vc + (size_t)t * s->kv_dim, sizeof(float) * (size_t)s->kv_dim);
+			attention(s, fl, T);
+			if (s->tap.fn)
+				s->tap.fn(s->tap.ud, l, FWD_LIN_O, s->att, T, s->q_dim);
+			sublayer_out(s, s->att, wo, fl->attn_post_norm, T);
+			/* the attention's input is still the layer's: x_layer */
+			if (obs)
+				obs->site(obs->ud, l, SITE_ATTN, s->x_layer, s->x, T, d);
+		}
+		if (mask_keeps_mlp(s->mask, l)) {
+			float *gu[2] = { s->hg, s->hu };
+			const struct st_tensor *wgu[2] = { &w->w_gate, &w->w_up };
+			const float *in = s->x;
+
+			if (fl->ffn_norm) {
+				rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
+				in = s->xb;
+			}
+			if (hp->n_expert > 0) { /* a mixture of experts (no tap: not quantized) */
+				moe_mlp(s, l, w, fl, in, T);
+				if (obs)
+					copy_rows(s->x_site, s->x, T, d);
+				residual_add(s, s->moe_acc, fl->ffn_post_norm, T);
+			} else {
+				if (s->tap.fn)
+					s->tap.fn(s->tap.ud, l, FWD_LIN_GATE_UP, in, T, d);
+				matmul_n_mode(2, gu, in, wgu, T, 0, s->mm);
+				if (hp->ffn_act == FFN_GELU_TANH)
+					geglu(s->hg, s->hu, T, s->d_ff);
+				else
+					swiglu(s->hg, s->hu, T, s->d_ff);
+				if (obs)
+					copy_rows(s->x_site, s->x, T, d);
+				if (s->tap.fn)
+					s->tap.fn(s->tap.ud, l, FWD_LIN_DOWN, s->hg, T, s->d_ff);
+				sublayer_out(s, s->hg, wd, fl->ffn_post_norm, T);
+			}
+			if (obs)
+				obs->site(obs->ud, l, SITE_MLP, s->x_site, s->x, T, d);
+		}
+		if (obs)
+			obs->site(obs->ud, l, SITE_BLOCK, s->x_layer, s->x, T, d);
+	}
+}
+
 /*
  * The pass over T tokens: s->pk set for a packed call.  Logits: all T
  * rows (all_logits), the last row, or a packed call's chosen rows.
@@ -1054,7 +1145,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 {
 	const struct model *m = s->m;
 	const struct model_hparams *hp = &m->hp;
-	int d = s->d, t, l, nt, n_rows = 0;
+	int d = s->d, t, nt, n_rows = 0;
 
 	if (T <= 0 || T > s->max_batch)
 		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d)",
@@ -1078,79 +1169,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 		scale_rows(s->x, hp->embed_scale, (size_t)T * d);
 	rope_tables(s, T);
 
-	for (l = 0; l < hp->n_layer; l++) {
-		const struct layer_weights *w = &m->layers[l];
-		const struct fwd_layer *fl = &s->layers[l];
-		const struct st_tensor *wo = &w->wo, *wd = &w->w_down;
-
-		if (obs)
-			copy_rows(s->x_layer, s->x, T, d);
-		if (fl->kt) {
-			/* values straight into the cache; over kept sequences first
-			 * into att (free until the attention) and then to their rows */
-			float *vc = s->sq ? s->att : fl->vc + (size_t)s->pos * s->kv_dim;
-			float *qkv[3] = { s->q, s->k, vc };
-			const struct st_tensor *wqkv[3] = { &w->wq, &w->wk, &w->wv };
-			const float *in = s->x;
-
-			if (fl->attn_norm) {
-				rmsnorm(s->xb, s->x, fl->attn_norm, T, d, hp->rms_eps);
-				in = s->xb;
-			}
-			matmul_n_mode(3, qkv, in, wqkv, T, 0, s->mm);
-			if (fl->bq)
-				add_bias(s->q, fl->bq, T, s->q_dim);
-			if (fl->bk)
-				add_bias(s->k, fl->bk, T, s->kv_dim);
-			if (fl->bv)
-				add_bias(vc, fl->bv, T, s->kv_dim);
-			if (fl->q_norm)
-				qk_norm(s, s->q, fl->q_norm, T, s->n_head);
-			if (fl->k_norm)
-				qk_norm(s, s->k, fl->k_norm, T, s->n_kv);
-			rope(s, s->q, T, s->n_head, (size_t)s->q_dim, fl->local_rope);
-			rope(s, s->k, T, s->n_kv, (size_t)s->kv_dim, fl->local_rope);
-			store_keys(s, fl->kt, T);
-			if (s->sq)
-				for (t = 0; t < T; t++)
-					memcpy(fl->vc + (size_t)s->sq->row[t] * s->kv_dim,
-					       vc + (size_t)t * s->kv_dim, sizeof(float) * (size_t)s->kv_dim);
-			attention(s, fl, T);
-			sublayer_out(s, s->att, wo, fl->attn_post_norm, T);
-			/* the attention's input is still the layer's: x_layer */
-			if (obs)
-				obs->site(obs->ud, l, SITE_ATTN, s->x_layer, s->x, T, d);
-		}
-		if (mask_keeps_mlp(s->mask, l)) {
-			float *gu[2] = { s->hg, s->hu };
-			const struct st_tensor *wgu[2] = { &w->w_gate, &w->w_up };
-			const float *in = s->x;
-
-			if (fl->ffn_norm) {
-				rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
-				in = s->xb;
-			}
-			if (hp->n_expert > 0) { /* a mixture of experts */
-				moe_mlp(s, l, w, fl, in, T);
-				if (obs)
-					copy_rows(s->x_site, s->x, T, d);
-				residual_add(s, s->moe_acc, fl->ffn_post_norm, T);
-			} else {
-				matmul_n_mode(2, gu, in, wgu, T, 0, s->mm);
-				if (hp->ffn_act == FFN_GELU_TANH)
-					geglu(s->hg, s->hu, T, s->d_ff);
-				else
-					swiglu(s->hg, s->hu, T, s->d_ff);
-				if (obs)
-					copy_rows(s->x_site, s->x, T, d);
-				sublayer_out(s, s->hg, wd, fl->ffn_post_norm, T);
-			}
-			if (obs)
-				obs->site(obs->ud, l, SITE_MLP, s->x_site, s->x, T, d);
-		}
-		if (obs)
-			obs->site(obs->ud, l, SITE_BLOCK, s->x_layer, s->x, T, d);
-	}
+	run_layers(s, T, 0, hp->n_layer, obs);
 
 	if (logits && (s->pk || s->sq)) {
 		const int32_t *rows = s->pk ? s->pk->rows : s->sq->rows;
@@ -1272,6 +1291,37 @@ void fwd_moe_stats_reset(struct fwd_state *s)
 		memset(s->moe_count, 0, n * sizeof *s->moe_count);
 		memset(s->moe_wsum, 0, n * sizeof *s->moe_wsum);
 	}
+}
+
+void fwd_set_tap(struct fwd_state *s, const struct fwd_tap *tap)
+{
+	if (tap)
+		s->tap = *tap;
+	else
+		memset(&s->tap, 0, sizeof s->tap);
+}
+
+int fwd_eval_layers(struct fwd_state *s, float *x, int T, int l0, int l1, struct st_err *err)
+{
+	int n = s->m->hp.n_layer;
+
+	if (T <= 0 || T > s->max_batch)
+		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d)",
+			       T, s->max_batch);
+	if (l0 < 0 || l1 > n || l0 > l1)
+		return st_errf(err, ST_EINVAL, "forward: layers %d..%d of a %d-layer model",
+			       l0, l1 - 1, n);
+	if (threads_get() > s->n_slots && grow_scratch(s, threads_get()) != 0)
+		return st_errf(err, ST_ENOMEM, "forward: out of memory for attention scratch");
+	s->pk = NULL;
+	s->sq = NULL;
+	s->pos = 0;
+	memcpy(s->x, x, sizeof(float) * (size_t)T * s->d);
+	rope_tables(s, T);
+	run_layers(s, T, l0, l1, NULL);
+	memcpy(x, s->x, sizeof(float) * (size_t)T * s->d);
+	s->pos = 0;
+	return 0;
 }
 
 int fwd_compute_parse(const char *name)

@@ -126,6 +126,33 @@ int fwd_moe_stats(const struct fwd_state *s, int l, uint64_t *count, double *wsu
 void fwd_moe_stats_reset(struct fwd_state *s);
 
 /*
+ * A tap on the inputs of the linear layers (for quantizers that need
+ * them): before each group of projections of a kept site, fn sees their
+ * common input x ([T][n] floats, valid only during the call):
+ *   FWD_LIN_QKV      the normed sublayer input of q, k, v (n = d_model)
+ *   FWD_LIN_O        the attention output, heads side by side (n = q dim)
+ *   FWD_LIN_GATE_UP  the normed sublayer input of gate and up (n = d_model)
+ *   FWD_LIN_DOWN     act(gate) * up (n = d_ff)
+ * fwd_set_tap copies *tap (NULL: none) into s; every later pass calls it.
+ */
+enum fwd_linear { FWD_LIN_QKV, FWD_LIN_O, FWD_LIN_GATE_UP, FWD_LIN_DOWN };
+struct fwd_tap {
+	void *ud;
+	void (*fn)(void *ud, int layer, enum fwd_linear which, const float *x, int T, int n);
+};
+void fwd_set_tap(struct fwd_state *s, const struct fwd_tap *tap);
+
+/*
+ * Run layers l0 .. l1-1 only, on the residual stream x ([T][d_model],
+ * replaced by the stream after layer l1-1), as one fresh sequence at
+ * positions 0 .. T-1 (the cache is reset before and after).  No
+ * observer, no logits; the tap sees the layers' linear inputs.  For
+ * passes that go layer by layer over hidden states kept by the caller.
+ * Returns 0 or ST_EINVAL (T or the layer range out of bounds).
+ */
+int fwd_eval_layers(struct fwd_state *s, float *x, int T, int l0, int l1, struct st_err *err);
+
+/*
  * Precision of the prefill matmuls of 16-bit and quantized weights
  * (F32 weights and decode steps always run in f32):
  *  FWD_COMPUTE_F32   weights dequantized to f32, f32 products (the default;

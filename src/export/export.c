@@ -59,6 +59,7 @@ void export_opts_init(struct export_opts *o)
 	memset(o, 0, sizeof *o);
 	o->format = EXPORT_GGUF;
 	o->dtype = -1;
+	o->file_type = -1;
 }
 
 /* The sha256 of the finished file, in the "hashing" phase (cancellable). */
@@ -248,6 +249,20 @@ out:
 	return rc;
 }
 
+/* n bytes the caller supplied (opts.replace). */
+static int stream_bytes(struct stream *s, const void *p, size_t n, struct st_err *err)
+{
+	int rc;
+
+	for (size_t off = 0; off < n; off += CHUNK_BYTES) {
+		size_t k = n - off < CHUNK_BYTES ? n - off : CHUNK_BYTES;
+		if ((rc = s->write(s->w, (const uint8_t *)p + off, k, err)) < 0 ||
+		    (rc = stream_wrote(s, k, err)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* n zero bytes (a placeholder tensor). */
 static int stream_zeros(struct stream *s, size_t n, struct st_err *err)
 {
@@ -280,6 +295,15 @@ static uint64_t file_size(const char *path)
 static int gguf_write_adapter(void *w, const void *p, size_t n, struct st_err *err)
 {
 	return gguf_writer_write_data(w, p, n, err);
+}
+
+/* 1 if key is one of the extra metadata keys of o. */
+static int extra_kv(const struct export_opts *o, const char *key)
+{
+	for (int i = 0; o->kv && o->kv[i] && o->kv[i + 1]; i += 2)
+		if (strcmp(o->kv[i], key) == 0)
+			return 1;
+	return 0;
 }
 
 /* The type a GGUF tensor is written as. */
@@ -319,6 +343,7 @@ static int gguf_site(const char *rest)
 
 struct out_tensor {
 	const struct st_tensor *src;  /* NULL: a zero placeholder of ne */
+	const void *repl;             /* gguf: bytes the caller supplies (opts.replace) */
 	int64_t ne[2];
 	int64_t unperm_hd;            /* hf from gguf: q/k rows to reorder, head_dim */
 	int is_norm;                  /* an RMSNorm weight (hf: Gemma's offset applies) */
@@ -408,10 +433,12 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 
 		if (strcmp(kv->key, "general.architecture") == 0) {
 			gguf_writer_add_str(w, kv->key, out_arch);
-		} else if (strcmp(kv->key, "general.file_type") == 0 && o->dtype >= 0) {
-			gguf_writer_add_u32(w, kv->key, gguf_file_type((enum st_dtype)o->dtype));
+		} else if (strcmp(kv->key, "general.file_type") == 0 &&
+			   (o->dtype >= 0 || o->file_type >= 0)) {
+			gguf_writer_add_u32(w, kv->key, gguf_file_type((enum st_dtype)(
+				o->dtype >= 0 ? o->dtype : o->file_type)));
 			have_ftype = 1;
-		} else if (strncmp(kv->key, "strata.export.", 14) == 0) {
+		} else if (strncmp(kv->key, "strata.export.", 14) == 0 || extra_kv(o, kv->key)) {
 			continue;
 		} else if (strncmp(kv->key, arch, plen) == 0 && kv->key[plen] == '.') {
 			const char *suf = kv->key + plen + 1;
@@ -431,6 +458,11 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 	}
 	if (o->dtype >= 0 && !have_ftype)
 		gguf_writer_add_u32(w, "general.file_type", gguf_file_type((enum st_dtype)o->dtype));
+	else if (o->dtype < 0 && o->file_type >= 0 && !have_ftype)
+		gguf_writer_add_u32(w, "general.file_type",
+				    gguf_file_type((enum st_dtype)o->file_type));
+	for (int i = 0; o->kv && o->kv[i] && o->kv[i + 1]; i += 2)
+		gguf_writer_add_str(w, o->kv[i], o->kv[i + 1]);
 	snprintf(key, sizeof key, "%s.block_count", out_arch);
 	gguf_writer_add_u32(w, key, (uint32_t)lp->n_out);
 	if (lp->partial) {
@@ -490,6 +522,8 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 		}
 		x->src = t;
 		x->type = gguf_out_type(t, o->dtype);
+		if (o->replace && o->replace(o->rud, t, &x->type, &x->repl) != 1)
+			x->repl = NULL;
 		x->nbytes = tensor_bytes_as(t, x->type);
 		gguf_writer_add_tensor(w, x->name, x->type, t->n_dims, t->ne);
 		s.total += x->nbytes;
@@ -550,7 +584,8 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 	s.ud = o->ud;
 	s.file = path;
 	for (int i = 0; i < nt; i++) {
-		rc = ot[i].src ? stream_tensor(&s, ot[i].src, ot[i].type, err)
+		rc = ot[i].repl ? stream_bytes(&s, ot[i].repl, ot[i].nbytes, err) :
+		     ot[i].src ? stream_tensor(&s, ot[i].src, ot[i].type, err)
 			       : stream_zeros(&s, ot[i].nbytes, err);
 		if (rc < 0) {
 			if (rc != ST_ECANCEL)
@@ -1690,6 +1725,8 @@ int export_model(const struct model *m, const struct mask *mask, const char *pat
 	    o->dtype != ST_Q8_0)
 		return st_errf(err, ST_EINVAL, "cannot export as %s (f32, f16, bf16, q8_0)",
 			       dtype_name(o->dtype));
+	if (o->replace && o->format != EXPORT_GGUF)
+		return st_errf(err, ST_EUNSUP, "quantized tensors can be written as gguf only");
 	if ((rc = plan_build(m, mask, &lp, err)) < 0)
 		return rc;
 	if (m->hp.n_expert > 0 && lp.partial) {

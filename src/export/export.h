@@ -78,6 +78,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "format/dtype.h"
 
 struct model;
 struct mask;
@@ -102,6 +103,19 @@ struct export_opts {
 	   complete, hashed before it is moved into place; progress may still
 	   cancel and nothing is left); may be NULL */
 	void (*phase)(void *ud, const char *what);
+	/* gguf only (strata quantize): tensors the caller supplies.  For each
+	   source tensor the export keeps, replace(rud, t, &type, &data)
+	   returning 1 has data (the tensor's bytes as type, valid until
+	   export_model returns) written instead; 0 leaves it to the rules
+	   above.  NULL: none (an hf export with one is ST_EUNSUP). */
+	int (*replace)(void *rud, const struct st_tensor *t, enum st_dtype *type,
+		       const void **data);
+	void *rud;
+	int file_type;          /* enum st_dtype named by general.file_type when
+				   dtype is -1; -1: the source's (default) */
+	const char *const *kv;  /* gguf: more string metadata, key/value pairs
+				   ending in NULL (keys should start strata.);
+				   source keys of the same names are dropped */
 };
 /* GGUF, keep dtypes, 5 GB shards, no overwrite, no progress. */
 void export_opts_init(struct export_opts *o);

@@ -183,6 +183,18 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 		 eval_score_fn score, void *ud, st_progress_fn progress, void *pud,
 		 struct st_err *err)
 {
+	const struct model *models[2] = { m, m };
+
+	return eval_windows_models(models, masks, n_states, tokens, n_tokens, ctx, major, what, score,
+				   ud, progress, pud, err);
+}
+
+int eval_windows_models(const struct model *const *models, const struct mask *const *masks,
+			int n_states, const int32_t *tokens, size_t n_tokens, int ctx,
+			const struct eval_major *major, const char *what, eval_score_fn score, void *ud, st_progress_fn progress,
+			void *pud, struct st_err *err)
+{
+	const struct model *m = models[0];
 	int32_t bos = m->tok ? tok_bos(m->tok) : -1;
 	int lm = major && major->pack_tokens > 0;
 	int n_vocab = m->hp.n_vocab, batch, packed = lm || ctx <= EVAL_BATCH, rc = 0, i;
@@ -197,6 +209,9 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 		return st_errf(err, ST_EINVAL, "%s: context %d is too short (at least 2)", what, ctx);
 	if (n_states < 1 || n_states > 2)
 		return st_errf(err, ST_EINVAL, "%s: %d models side by side (1 or 2)", what, n_states);
+	if (n_states == 2 && models[1]->hp.n_vocab != n_vocab)
+		return st_errf(err, ST_EINVAL, "%s: vocabularies of %d and %d tokens", what, n_vocab,
+			       models[1]->hp.n_vocab);
 	for (start = 0; start < n_tokens; start++)
 		if (tokens[start] < 0 || tokens[start] >= n_vocab)
 			return st_errf(err, ST_EINVAL,
@@ -209,8 +224,8 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 		cap = major->pack_tokens < (size_t)ctx ? ctx :
 		      major->pack_tokens > (size_t)INT32_MAX ? INT32_MAX : (int)major->pack_tokens;
 	for (i = 0; i < n_states; i++) {
-		fs[i] = packed ? fwd_new(m, masks[i], cap, cap, err)
-			       : fwd_new(m, masks[i], ctx, batch, err);
+		fs[i] = packed ? fwd_new(models[i], masks[i], cap, cap, err)
+			       : fwd_new(models[i], masks[i], ctx, batch, err);
 		if (!fs[i]) {
 			rc = err ? err->code : ST_ENOMEM;
 			goto done;

@@ -76,6 +76,12 @@ int eval_windows(const struct model *m, const struct mask *const *masks, int n_s
 		 const struct eval_major *major, const char *what,
 		 eval_score_fn score, void *ud, st_progress_fn progress, void *pud,
 		 struct st_err *err);
+/* The same with two different models side by side (models[i] under
+ * masks[i]; same vocabulary, BOS of models[0]). */
+int eval_windows_models(const struct model *const *models, const struct mask *const *masks,
+			int n_states, const int32_t *tokens, size_t n_tokens, int ctx,
+			const struct eval_major *major, const char *what, eval_score_fn score, void *ud, st_progress_fn progress,
+			void *pud, struct st_err *err);
 
 /* Read a whole file into a malloc'd NUL-terminated buffer; what is not a
  * regular file (a FIFO, a directory) is refused with ST_EIO. */

@@ -115,7 +115,17 @@ int eval_kl(const struct model *m, const struct mask *mask,
 	    const struct eval_major *major, struct kl_result *out, st_progress_fn progress, void *ud,
 	    struct st_err *err)
 {
-	const struct mask *masks[2] = { NULL, mask };
+	return eval_kl_ref(m, NULL, m, mask, tokens, n_tokens, ctx, major, out, progress, ud, err);
+}
+
+int eval_kl_ref(const struct model *base, const struct mask *base_mask,
+		const struct model *m, const struct mask *mask,
+		const int32_t *tokens, size_t n_tokens, int ctx,
+		const struct eval_major *major, struct kl_result *out, st_progress_fn progress,
+		void *ud, struct st_err *err)
+{
+	const struct mask *masks[2] = { base_mask, mask };
+	const struct model *models[2] = { base, m };
 	struct kl_acc a = { m->hp.n_vocab, 0, 0, n_tokens, 0, 0, NULL };
 	size_t scored;
 	int rc;
@@ -124,8 +134,8 @@ int eval_kl(const struct model *m, const struct mask *mask,
 	a.kls = malloc(sizeof *a.kls * (n_tokens ? n_tokens : 1));
 	if (!a.kls)
 		return st_errf(err, ST_ENOMEM, "kl: out of memory for %zu tokens", n_tokens);
-	rc = eval_windows(m, masks, 2, tokens, n_tokens, ctx, major, "kl", kl_score, &a,
-			  progress, ud, err);
+	rc = eval_windows_models(models, masks, 2, tokens, n_tokens, ctx, major, "kl", kl_score, &a,
+				 progress, ud, err);
 	scored = a.scored;
 	out->tokens = scored;
 	if (rc == 0 && scored) {

@@ -35,6 +35,14 @@ int eval_kl(const struct model *m, const struct mask *mask,
 	    const int32_t *tokens, size_t n_tokens, int ctx,
 	    const struct eval_major *major, struct kl_result *out, st_progress_fn progress, void *ud,
 	    struct st_err *err);
+/* The same between two models: KL(base under base_mask || m under mask)
+ * (same vocabulary; BOS of base), e.g. a quantized file against its
+ * source.  eval_kl is eval_kl_ref(m, NULL, m, mask, ...). */
+int eval_kl_ref(const struct model *base, const struct mask *base_mask,
+		const struct model *m, const struct mask *mask,
+		const int32_t *tokens, size_t n_tokens, int ctx,
+		const struct eval_major *major, struct kl_result *out, st_progress_fn progress,
+		void *ud, struct st_err *err);
 
 /* Whether an item's context is encoded after a BOS token. */
 enum {

@@ -177,6 +177,14 @@ int gptq_quantize(const float *W, int out, int in, double *H, const struct gptq_
 			for (int j = 0; j < in; j++)
 				Hp[(size_t)i * in + j] = H[(size_t)perm[i] * in + perm[j]];
 		memcpy(H, Hp, (size_t)in * in * sizeof *H);
+		free(Hp);
+		/* Wt's rows in the new order ([in][out], which may exceed H's size) */
+		Hp = malloc((size_t)in * out * sizeof *Hp);
+		if (!Hp) {
+			rc = st_errf(err, ST_ENOMEM, "%s: out of memory for GPTQ of %d x %d", name,
+				     out, in);
+			goto out;
+		}
 		for (int i = 0; i < in; i++)
 			memcpy(Hp + (size_t)i * out, Wt + (size_t)perm[i] * out,
 			       (size_t)out * sizeof *Hp);

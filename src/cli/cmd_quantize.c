@@ -1,0 +1,417 @@
+/*
+ * cmd_quantize: `strata quantize MODEL --quant rtn|gptq|awq --bits 4|8
+ * --out PATH.gguf [--mask M | --run RUN --method M -n K] [--data FILE]`
+ * -- the (masked) model's linear weights quantized into llama.cpp's
+ * q4_0 / q8_0 blocks by plain rounding, GPTQ or AWQ on calibration text
+ * (quant_model_run), written as GGUF with the dropped sites removed
+ * (export_model with export_opts.replace: the same writer, atomic, as
+ * `strata export`) and recorded in the store's exports (app_export).
+ * Progress per layer on stderr; Ctrl-C stops and leaves nothing.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/export.h"
+#include "app/plan.h"
+#include "cli/cli.h"
+#include "cli/store_cli.h"
+#include "format/dtype.h"
+#include "method/dataset.h"
+#include "model/mask.h"
+#include "model/model.h"
+#include "quant/quantize.h"
+#include "tok/tokenizer.h"
+
+static const char help[] =
+	"usage: strata quantize [MODEL] --quant rtn|gptq|awq --bits 4|8 --out PATH.gguf [options]\n"
+	"Quantize the (masked) model's linear weights into llama.cpp's q4_0 (--bits 4) or\n"
+	"q8_0 (--bits 8) blocks and write it as GGUF with the dropped sites removed.\n"
+	"  --quant Q          rtn (plain rounding), gptq or awq (default gptq)\n"
+	"  --bits B           4 (q4_0) or 8 (q8_0); default 4\n"
+	"  --group G          weights per scale: 32, the block of both formats (default)\n"
+	"  --act-order        gptq: columns by decreasing Hessian diagonal\n"
+	"  --damp F           gptq: dampening, share of the mean diagonal (default 0.01)\n"
+	"  --no-clip          awq: no clipping search\n"
+	"  --data FILE        calibration text (gptq, awq), as strata calibrate reads it\n"
+	"  --samples N        chunks of it (default 128)\n"
+	"  --seq-len L        tokens per chunk (default 512, at most the model's context)\n"
+	"  --mask M           sites to drop, e.g. 'attn=3-4;mlp=1' or 'block=2'\n"
+	"  --run RUN          take the mask from a plan of this calibration run\n"
+	"  --method M -n K    the plan (attn, mlp, block, joint, contiguous; default attn)\n"
+	"  --keep-first A, --keep-last B   plan guards\n"
+	"  --out PATH         the GGUF file to write\n"
+	"  --force            replace an existing PATH (only once the new file is complete)\n"
+	"  --no-store         do not record the file in the store\n"
+	"  --format F         text, csv, tsv or json (the report)\n"
+	DB_HELP
+	"  --threads N\n"
+	"Weights whose rows are not a multiple of 32 cannot be q4_0/q8_0 and are written\n"
+	"F16 (as llama.cpp's quantizer falls back).  See strata(1), QUANTIZE.\n";
+
+struct quantize_args {
+	const char *model, *out, *mask, *db, *data;
+	long run, n, keep_first, keep_last, bits, group, samples, seq_len;
+	int method, force, no_store;
+	struct quant_opts qo;
+	struct common_opts co;
+};
+
+/* Test hook: STRATA_TEST_CANCEL_AFTER=N stops as Ctrl-C would once N
+ * layers are done. */
+static int layer_done(void *ud, int done, int n)
+{
+	const char *stop = getenv("STRATA_TEST_CANCEL_AFTER");
+
+	(void)ud;
+	fprintf(stderr, "strata quantize: layer %d of %d done\n", done, n);
+	if (stop && *stop && done >= atoi(stop))
+		return 1;
+	return cli_cancel_requested();
+}
+
+static int progress(void *ud, double done)
+{
+	cli_progress(ud, done);
+	return cli_cancel_requested();
+}
+
+static void phase(void *ud, const char *what)
+{
+	char *label = ud;
+
+	cli_progress_end();
+	snprintf(label, 64, "quantize: %s%s", what,
+		 !strcmp(what, "recording") ? " in the store" : "");
+	if (!strcmp(what, "recording"))
+		cli_progress(label, 1.0);
+}
+
+static int mask_from_run(const struct app_env *env, const struct quantize_args *a,
+			 struct mask **mask, char **model_path, struct st_err *err)
+{
+	struct plan *plan = NULL;
+	struct plan_opts po;
+	int rc;
+
+	plan_opts_init(&po);
+	po.method = a->method >= 0 ? (enum plan_method)a->method : PLAN_ATTN;
+	po.n = (int)a->n;
+	po.keep_first = (int)a->keep_first;
+	po.keep_last = (int)a->keep_last;
+	if ((rc = app_plan_make(env, a->run, &po, &plan, NULL, model_path, err)) < 0)
+		return rc;
+	*mask = plan->mask;
+	plan->mask = NULL;
+	plan_free(plan);
+	return 0;
+}
+
+static int quantize_main(struct quantize_args *a)
+{
+	struct st_err err = {0};
+	struct app_env env = {0};
+	struct store *s = NULL;
+	struct model *m = NULL;
+	struct mask *mask = NULL;
+	struct dataset *ds = NULL;
+	struct quant_model *qm = NULL;
+	struct quant_result qr;
+	struct export_opts eo;
+	struct export_result res;
+	char label[64] = "quantize";
+	char *run_model = NULL, *maskbuf = NULL;
+	char settings[160];
+	const char *kv[9];
+	const char *model_path = a->model;
+	int64_t export_id = 0;
+	int rc = EXIT_ERR;
+
+	if (a->run > 0 || !a->no_store) {
+		s = cli_store_open("quantize", a->db, a->run > 0 ? STORE_NOCREATE : 0);
+		if (!s)
+			return EXIT_ERR;
+	}
+	cli_env(&env, "quantize", s);
+	if (a->run > 0) {
+		if (mask_from_run(&env, a, &mask, &run_model, &err) < 0) {
+			fprintf(stderr, "strata quantize: %s\n", err.msg);
+			goto out;
+		}
+		if (!model_path)
+			model_path = run_model;
+	}
+	if (!model_path)
+		model_path = cli_default_model();
+	m = cli_load_model(model_path);
+	if (!m)
+		goto out;
+	if (mask && mask->n_layer != m->hp.n_layer) {
+		cli_error("run %ld is of a %d-layer model; '%s' has %d layers", a->run,
+			  mask->n_layer, model_path, m->hp.n_layer);
+		goto out;
+	}
+	if (a->mask && mask_parse(a->mask, m->hp.n_layer, &mask, &err) < 0) {
+		cli_error("--mask: %s (the model has %d layers, 0..%d)", err.msg, m->hp.n_layer,
+			  m->hp.n_layer - 1);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	/* what the writer would refuse, before the work */
+	if (m->format != MODEL_GGUF) {
+		cli_error("cannot quantize the %s model '%s': the output is GGUF, which needs a "
+			  "GGUF source (its tokenizer and metadata are copied)",
+			  model_format_name(m->format), model_path);
+		goto out;
+	}
+	if (!a->force && access(a->out, F_OK) == 0) {
+		cli_error("'%s' already exists (overwrite it with --force)", a->out);
+		goto out;
+	}
+	if (a->qo.method != QUANT_RTN) {
+		struct dataset_opts dopt = { (int)a->samples, (int)a->seq_len, NULL };
+
+		if (dataset_load(m, a->data, &dopt, &ds, &err) < 0) {
+			cli_error("%s", err.msg);
+			goto out;
+		}
+	}
+	/* each chunk starts with BOS, as the text the model is run on does
+	 * (the first position's activations are unlike the others') */
+	if (ds && m->tok && tok_bos(m->tok) >= 0) {
+		int32_t bos = tok_bos(m->tok);
+		size_t L = (size_t)ds->seq_len;
+
+		for (int k = 0; k < ds->n_chunks; k++) {
+			int32_t *c = ds->tokens + (size_t)k * L;
+
+			memmove(c + 1, c, (L - 1) * sizeof *c);
+			c[0] = bos;
+		}
+	}
+	cli_cancel_install();
+	signal(SIGXFSZ, SIG_IGN);
+	a->qo.layer_done = layer_done;
+	if (quant_model_run(m, mask, ds ? ds->tokens : NULL, ds ? ds->n_chunks : 0,
+			    ds ? ds->seq_len : 0, &a->qo, &qm, &qr, &err) < 0) {
+		cli_error("quantize '%s': %s", model_path, err.msg);
+		goto out;
+	}
+	if (qr.n_fallback)
+		fprintf(stderr, "strata quantize: note: %d weight(s) have rows not a multiple of "
+			"32, which %s cannot hold: written F16\n", qr.n_fallback,
+			dtype_name(a->qo.type));
+	snprintf(settings, sizeof settings, "%s bits=%ld group=32%s%s samples=%d seq_len=%d",
+		 quant_method_name(a->qo.method), a->bits,
+		 a->qo.method == QUANT_GPTQ && a->qo.act_order ? " act_order" : "",
+		 a->qo.method == QUANT_AWQ && !a->qo.awq_clip ? " no_clip" : "",
+		 ds ? ds->n_chunks : 0, ds ? ds->seq_len : 0);
+	kv[0] = "strata.quantize.method";
+	kv[1] = quant_method_name(a->qo.method);
+	kv[2] = "strata.quantize.settings";
+	kv[3] = settings;
+	kv[4] = "strata.quantize.data_sha256";
+	kv[5] = ds ? ds->sha256 : "";
+	kv[6] = NULL;
+	kv[7] = NULL;
+	export_opts_init(&eo);
+	eo.overwrite = a->force;
+	eo.progress = progress;
+	eo.phase = phase;
+	eo.ud = label;
+	eo.replace = quant_model_replace;
+	eo.rud = qm;
+	eo.file_type = a->qo.type;
+	eo.kv = kv;
+	if (a->no_store)
+		env.s = NULL;
+	if (app_export(&env, m, mask, a->out, &eo, &res, &maskbuf, &export_id, &err) < 0) {
+		cli_progress_end();
+		cli_error("quantize to '%s': %s", a->out, err.msg);
+		goto out;
+	}
+	cli_progress_end();
+	{
+		struct record *r = record_new();
+
+		record_str(r, "model", model_path);
+		record_str(r, "out", a->out);
+		record_str(r, "quant", quant_method_name(a->qo.method));
+		record_str(r, "dtype", dtype_name(a->qo.type));
+		record_str(r, "arch", res.deci ? "deci" : m->hp.arch);
+		record_str(r, "mask", maskbuf);
+		record_int(r, "n_layer", res.n_layer);
+		record_int(r, "quantized", qr.n_quantized);
+		record_int(r, "f16_fallback", qr.n_fallback);
+		record_int(r, "norms_rescaled", qr.n_norms);
+		record_int(r, "calib_tokens", qr.n_tokens);
+		record_num(r, "seconds", qr.seconds);
+		record_int(r, "bytes_in", (long long)m->file_bytes);
+		record_int(r, "bytes", (long long)res.bytes);
+		record_str(r, "sha256", res.sha256);
+		if (export_id > 0)
+			record_int(r, "export", export_id);
+		record_print(r, a->co.format, stdout);
+		record_free(r);
+	}
+	rc = EXIT_OK;
+out:
+	free(maskbuf);
+	free(run_model);
+	quant_model_free(qm);
+	dataset_free(ds);
+	mask_free(mask);
+	model_free(m);
+	store_close(s);
+	return rc;
+}
+
+int cmd_quantize(int argc, char **argv)
+{
+	enum { O_OUT = 1300, O_MASK, O_RUN, O_METHOD, O_FORCE, O_NOSTORE, O_QUANT, O_BITS,
+	       O_GROUP, O_ACT, O_DAMP, O_NOCLIP, O_DATA, O_SAMPLES, O_SEQ };
+	static const struct option longopts[] = {
+		{"out", required_argument, NULL, O_OUT},
+		{"output", required_argument, NULL, O_OUT},
+		{"mask", required_argument, NULL, O_MASK},
+		{"run", required_argument, NULL, O_RUN},
+		{"method", required_argument, NULL, O_METHOD},
+		{"quant", required_argument, NULL, O_QUANT},
+		{"bits", required_argument, NULL, O_BITS},
+		{"group", required_argument, NULL, O_GROUP},
+		{"act-order", no_argument, NULL, O_ACT},
+		{"damp", required_argument, NULL, O_DAMP},
+		{"no-clip", no_argument, NULL, O_NOCLIP},
+		{"data", required_argument, NULL, O_DATA},
+		{"samples", required_argument, NULL, O_SAMPLES},
+		{"seq-len", required_argument, NULL, O_SEQ},
+		{"force", no_argument, NULL, O_FORCE},
+		{"no-store", no_argument, NULL, O_NOSTORE},
+		GUARD_LONGOPTS,
+		DB_LONGOPT,
+		COMMON_LONGOPTS,
+		{NULL, 0, NULL, 0}};
+	struct quantize_args a;
+	int c;
+
+	memset(&a, 0, sizeof a);
+	a.method = -1;
+	a.bits = 4;
+	a.group = 32;
+	a.samples = 128;
+	a.seq_len = 512;
+	a.co.format = OUT_TEXT;
+	quant_opts_init(&a.qo);
+	optind = 1;
+	while ((c = cli_next_opt("quantize", argc, argv, "hn:o:", longopts, help, &a.co,
+				 &a.db)) >= 0) {
+		switch (c) {
+		case O_OUT:
+		case 'o':
+			a.out = optarg;
+			break;
+		case O_MASK:
+			a.mask = optarg;
+			break;
+		case O_RUN:
+			if (cli_parse_int("quantize", "--run", optarg, 1, 1L << 40, &a.run) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_METHOD:
+			a.method = plan_method_parse(optarg);
+			if (a.method < 0)
+				return cli_usage("quantize", "--method: unknown method '%s' (attn, "
+						 "mlp, block, joint, contiguous)", optarg);
+			break;
+		case 'n':
+			if (cli_parse_int("quantize", "-n", optarg, 0, 1 << 20, &a.n) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_QUANT: {
+			int q = quant_method_parse(optarg);
+			if (q < 0)
+				return cli_usage("quantize", "--quant: unknown method '%s' (rtn, gptq, "
+						 "awq)", optarg);
+			a.qo.method = (enum quant_method)q;
+			break;
+		}
+		case O_BITS:
+			if (cli_parse_int("quantize", "--bits", optarg, 1, 64, &a.bits) < 0)
+				return EXIT_USAGE;
+			if (a.bits != 4 && a.bits != 8)
+				return cli_usage("quantize", "--bits %ld: GGUF's q4_0 holds 4 bits and "
+						 "q8_0 8 bits; no other width is written", a.bits);
+			break;
+		case O_GROUP:
+			if (cli_parse_int("quantize", "--group", optarg, 1, 1 << 20, &a.group) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_ACT:
+			a.qo.act_order = 1;
+			break;
+		case O_DAMP:
+			if (cli_parse_float("quantize", "--damp", optarg, &a.qo.damp) < 0)
+				return EXIT_USAGE;
+			if (!(a.qo.damp >= 0 && a.qo.damp <= 1))
+				return cli_usage("quantize", "--damp %s: a share in [0, 1]", optarg);
+			break;
+		case O_NOCLIP:
+			a.qo.awq_clip = 0;
+			break;
+		case O_DATA:
+			a.data = optarg;
+			break;
+		case O_SAMPLES:
+			if (cli_parse_int("quantize", "--samples", optarg, 1, 1 << 24, &a.samples) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_SEQ:
+			if (cli_parse_int("quantize", "--seq-len", optarg, 2, 1 << 24, &a.seq_len) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_FORCE:
+			a.force = 1;
+			break;
+		case O_NOSTORE:
+			a.no_store = 1;
+			break;
+		default:
+			if (cli_guard_opt("quantize", c, optarg, &a.keep_first, &a.keep_last) < 0)
+				return EXIT_USAGE;
+		}
+	}
+	if (c == CLI_OPT_STOP)
+		return a.co.exit;
+	if (argc - optind > 1)
+		return cli_usage("quantize", "expected at most one MODEL");
+	if (argc - optind == 1)
+		a.model = argv[optind];
+	if (!a.out)
+		return cli_usage("quantize", "--out PATH is required");
+	a.qo.type = a.bits == 4 ? ST_Q4_0 : ST_Q8_0;
+	if (a.group != 32)
+		return cli_usage("quantize", "--group %ld: GGUF's %s has one scale per block of "
+				 "32 weights; no other group size can be written", a.group,
+				 dtype_name(a.qo.type));
+	if (a.mask && a.run)
+		return cli_usage("quantize", "give --mask or --run, not both");
+	if (!a.run && (a.method >= 0 || a.n))
+		return cli_usage("quantize", "--method and -n need --run");
+	if (a.run && a.n <= 0)
+		return cli_usage("quantize", "--run needs -n K (sites or blocks to drop)");
+	if (a.qo.method != QUANT_RTN && !a.data)
+		return cli_usage("quantize", "--quant %s needs calibration text: --data FILE",
+				 quant_method_name(a.qo.method));
+	if (a.qo.act_order && a.qo.method != QUANT_GPTQ)
+		return cli_usage("quantize", "--act-order applies to --quant gptq");
+	if (a.data) {
+		a.data = cli_resolve_path(a.data, CLI_PATH_DATA);
+		if (!a.data)
+			return EXIT_ERR;
+	}
+	cli_common_apply(&a.co);
+	return quantize_main(&a);
+}

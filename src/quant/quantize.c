@@ -1,0 +1,703 @@
+/*
+ * quantize: see quantize.h.  The pass runs on a shallow copy of the
+ * model whose layer tensors are pointed, as they are quantized (or
+ * rescaled by AWQ), at buffers of this module; the hidden states of the
+ * calibration sequences ([n_seq][seq_len][d_model]) are carried from
+ * layer to layer.  A forward state is made for each pass over a layer
+ * and freed before any weight changes, since it copies the norms and
+ * keeps converted weights keyed by their addresses.
+ */
+#include "quant/quantize.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compute/forward.h"
+#include "compute/matmul.h"
+#include "model/mask.h"
+#include "model/model.h"
+#include "quant/awq.h"
+#include "quant/gptq.h"
+
+struct qentry {
+	const void *key;        /* the source tensor's data */
+	enum st_dtype type;
+	void *data;
+	size_t nbytes;
+};
+
+struct quant_model {
+	struct qentry *e;
+	int n, cap;
+};
+
+static const char *const method_names[] = { "rtn", "gptq", "awq" };
+
+const char *quant_method_name(enum quant_method q)
+{
+	return (unsigned)q < 3 ? method_names[q] : "?";
+}
+
+int quant_method_parse(const char *name)
+{
+	for (int i = 0; i < 3; i++)
+		if (name && strcmp(name, method_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+void quant_opts_init(struct quant_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->method = QUANT_GPTQ;
+	o->type = ST_Q4_0;
+	o->damp = 0.01;
+	o->awq_grid = 20;
+	o->awq_clip = 1;
+	o->awq_max_tokens = 8192;
+}
+
+void quant_model_free(struct quant_model *q)
+{
+	if (!q)
+		return;
+	for (int i = 0; i < q->n; i++)
+		free(q->e[i].data);
+	free(q->e);
+	free(q);
+}
+
+int quant_model_replace(void *ud, const struct st_tensor *t, enum st_dtype *type,
+			const void **data)
+{
+	const struct quant_model *q = ud;
+
+	for (int i = 0; t->data && i < q->n; i++)
+		if (q->e[i].key == t->data) {
+			*type = q->e[i].type;
+			*data = q->e[i].data;
+			return 1;
+		}
+	return 0;
+}
+
+/* ---- the working model ---- */
+
+struct run {
+	const struct model *m;
+	const struct mask *mask;
+	const struct quant_opts *o;
+	struct model qm;            /* shallow copy, layers pointed at our buffers */
+	struct quant_model *q;
+	struct quant_result *res;
+	int n_seq, T, d;
+	float *x;                   /* [n_seq][T][d] hidden states */
+	float *tmp;                 /* [T][d] */
+	/* what the tap collects in the current pass */
+	int want[4];                /* per fwd_linear: 1 to collect */
+	double *H[4];               /* GPTQ: Hessians [n][n] */
+	float *X[4];                /* AWQ: inputs [cap][n] */
+	int n_in[4];                /* width of each group's input */
+	long tok[4];                /* tokens seen per group */
+	int cap;                    /* AWQ: rows kept */
+};
+
+/* Record data (malloc'd, owned from now on) as the tensor whose source is
+ * src, and point the working copy's slot at it. */
+static int install(struct run *r, const struct st_tensor *src, struct st_tensor *slot,
+		   enum st_dtype type, void *data, struct st_err *err)
+{
+	struct quant_model *q = r->q;
+	size_t nbytes = dtype_row_bytes(type, src->ne[0]) *
+			(size_t)(tensor_nelem(src) / src->ne[0]);
+	struct qentry *e = NULL;
+
+	for (int i = 0; i < q->n; i++)
+		if (q->e[i].key == src->data)
+			e = &q->e[i];
+	if (!e) {
+		if (q->n == q->cap) {
+			int cap = q->cap ? 2 * q->cap : 64;
+			struct qentry *ne = realloc(q->e, (size_t)cap * sizeof *ne);
+
+			if (!ne) {
+				free(data);
+				return st_errf(err, ST_ENOMEM, "out of memory");
+			}
+			q->e = ne;
+			q->cap = cap;
+		}
+		e = &q->e[q->n++];
+		e->key = src->data;
+	} else {
+		free(e->data);
+	}
+	e->type = type;
+	e->data = data;
+	e->nbytes = nbytes;
+	slot->type = type;
+	slot->data = data;
+	slot->nbytes = nbytes;
+	return 0;
+}
+
+/* The F32 rows of a 2-D tensor ([ne1][ne0]), malloc'd. */
+static float *to_f32(const struct st_tensor *t)
+{
+	int64_t cols = t->ne[0], rows = tensor_nelem(t) / cols;
+	size_t rb = dtype_row_bytes(t->type, cols);
+	float *w = malloc((size_t)rows * (size_t)cols * sizeof *w);
+
+	for (int64_t i = 0; w && i < rows; i++)
+		dtype_to_f32(t->type, (const uint8_t *)t->data + (size_t)i * rb, w + i * cols, cols);
+	return w;
+}
+
+/* rows x cols floats as type (F16 or a block format), malloc'd. */
+static void *from_f32(enum st_dtype type, const float *w, int64_t rows, int64_t cols)
+{
+	size_t rb = dtype_row_bytes(type, cols);
+	uint8_t *p = malloc((size_t)rows * rb);
+
+	for (int64_t i = 0; p && i < rows; i++)
+		dtype_from_f32(type, w + i * cols, p + (size_t)i * rb, cols);
+	return p;
+}
+
+/* ---- the tap ---- */
+
+static void tap(void *ud, int layer, enum fwd_linear which, const float *x, int T, int n)
+{
+	struct run *r = ud;
+
+	(void)layer;
+	if (!r->want[which])
+		return;
+	if (r->H[which])
+		gptq_hessian_add(r->H[which], x, T, n);
+	if (r->X[which] && r->tok[which] < r->cap) {
+		long k = r->cap - r->tok[which] < T ? r->cap - r->tok[which] : T;
+		memcpy(r->X[which] + (size_t)r->tok[which] * n, x, (size_t)k * n * sizeof *x);
+	}
+	r->tok[which] += T;
+}
+
+/* One pass of every calibration sequence through layer l; the hidden
+ * states advance when advance is set. */
+static int pass(struct run *r, int l, int advance, struct st_err *err)
+{
+	struct fwd_state *s = fwd_new(&r->qm, r->mask, r->T, r->T, err);
+	struct fwd_tap t = { r, tap };
+	size_t n = (size_t)r->T * r->d;
+	int rc = 0;
+
+	if (!s)
+		return err->code;
+	fwd_set_compute(s, FWD_COMPUTE_F32);
+	fwd_set_tap(s, &t);
+	for (int k = 0; k < r->n_seq && rc == 0; k++) {
+		float *x = advance ? r->x + k * n : r->tmp;
+
+		if (!advance)
+			memcpy(r->tmp, r->x + k * n, n * sizeof *x);
+		rc = fwd_eval_layers(s, x, r->T, l, l + 1, err);
+	}
+	fwd_free(s);
+	return rc;
+}
+
+static void collect_reset(struct run *r)
+{
+	for (int i = 0; i < 4; i++) {
+		free(r->H[i]);
+		free(r->X[i]);
+		r->H[i] = NULL;
+		r->X[i] = NULL;
+		r->want[i] = 0;
+		r->tok[i] = 0;
+	}
+}
+
+/* Collect the inputs of the groups in `which` (bits of 1 << fwd_linear). */
+static int collect(struct run *r, int l, unsigned which, struct st_err *err)
+{
+	collect_reset(r);
+	for (int i = 0; i < 4; i++) {
+		size_t n = (size_t)r->n_in[i];
+
+		if (!(which & (1u << i)))
+			continue;
+		r->want[i] = 1;
+		if (r->o->method == QUANT_GPTQ)
+			r->H[i] = calloc(n * n, sizeof *r->H[i]);
+		else
+			r->X[i] = malloc((size_t)r->cap * n * sizeof *r->X[i]);
+		if (!r->H[i] && !r->X[i])
+			return st_errf(err, ST_ENOMEM, "layer %d: out of memory for the "
+				       "calibration inputs (%zu wide)", l, n);
+	}
+	return pass(r, l, 0, err);
+}
+
+/* ---- one group of weights ---- */
+
+/* A group: weights sharing one input, quantized as their rows stacked. */
+struct group {
+	int n;                       /* weights */
+	const struct st_tensor *src[3];
+	struct st_tensor *slot[3];
+	float *w[3];                 /* F32 rows, [ne1][ne0] each; owned */
+	int rows[3];
+	int in;                      /* input columns */
+	const char *name;            /* for errors: the first weight's name */
+};
+
+static void group_free(struct group *g)
+{
+	for (int i = 0; i < g->n; i++)
+		free(g->w[i]);
+	memset(g, 0, sizeof *g);
+}
+
+static int group_add(struct group *g, const struct st_tensor *src, struct st_tensor *slot,
+		     struct st_err *err)
+{
+	int k = g->n;
+
+	g->src[k] = src;
+	g->slot[k] = slot;
+	g->rows[k] = (int)(tensor_nelem(src) / src->ne[0]);
+	g->in = (int)src->ne[0];
+	if (!g->name)
+		g->name = src->name ? src->name : "?";
+	g->w[k] = to_f32(src);
+	if (!g->w[k])
+		return st_errf(err, ST_ENOMEM, "out of memory reading '%s'", g->name);
+	g->n++;
+	return 0;
+}
+
+/* The group's rows stacked, malloc'd. */
+static float *group_stack(const struct group *g, int *rows)
+{
+	size_t off = 0;
+	float *w;
+
+	*rows = 0;
+	for (int i = 0; i < g->n; i++)
+		*rows += g->rows[i];
+	w = malloc((size_t)*rows * g->in * sizeof *w);
+	for (int i = 0; w && i < g->n; i++) {
+		memcpy(w + off, g->w[i], (size_t)g->rows[i] * g->in * sizeof *w);
+		off += (size_t)g->rows[i] * g->in;
+	}
+	return w;
+}
+
+/* Install the stacked blocks dst (rows of o->type) as the group's weights. */
+static int group_install(struct run *r, const struct group *g, const uint8_t *dst,
+			 struct st_err *err)
+{
+	size_t rb = dtype_row_bytes(r->o->type, g->in), off = 0;
+	int rc;
+
+	for (int i = 0; i < g->n; i++) {
+		size_t nb = (size_t)g->rows[i] * rb;
+		void *p = malloc(nb);
+
+		if (!p)
+			return st_errf(err, ST_ENOMEM, "out of memory");
+		memcpy(p, dst + off, nb);
+		off += nb;
+		if ((rc = install(r, g->src[i], g->slot[i], r->o->type, p, err)) < 0)
+			return rc;
+		r->res->n_quantized++;
+	}
+	return 0;
+}
+
+/* Weights the format cannot hold (rows not a multiple of 32): F16. */
+static int group_fallback(struct run *r, const struct group *g, struct st_err *err)
+{
+	int rc;
+
+	for (int i = 0; i < g->n; i++) {
+		void *p = from_f32(ST_F16, g->w[i], g->rows[i], g->in);
+
+		if (!p)
+			return st_errf(err, ST_ENOMEM, "out of memory");
+		if ((rc = install(r, g->src[i], g->slot[i], ST_F16, p, err)) < 0)
+			return rc;
+		r->res->n_fallback++;
+	}
+	return 0;
+}
+
+static int fits(const struct group *g)
+{
+	return g->in >= ST_QK && g->in % ST_QK == 0;
+}
+
+static int group_rtn(struct run *r, const struct group *g, struct st_err *err)
+{
+	int rc;
+
+	if (!fits(g))
+		return group_fallback(r, g, err);
+	for (int i = 0; i < g->n; i++) {
+		void *p = from_f32(r->o->type, g->w[i], g->rows[i], g->in);
+
+		if (!p)
+			return st_errf(err, ST_ENOMEM, "out of memory");
+		if ((rc = install(r, g->src[i], g->slot[i], r->o->type, p, err)) < 0)
+			return rc;
+		r->res->n_quantized++;
+	}
+	return 0;
+}
+
+static int enough_tokens(const struct run *r, int l, int which, const struct group *g,
+			 struct st_err *err)
+{
+	if (r->tok[which] < g->in)
+		return st_errf(err, ST_EINVAL, "layer %d (%s): %ld calibration tokens for %d "
+			       "input columns; %s needs at least as many tokens as columns (H = "
+			       "2 X^T X has rank at most the tokens): give more --samples or a "
+			       "longer --seq-len", l, g->name, r->tok[which], g->in,
+			       r->o->method == QUANT_GPTQ ? "GPTQ" : "AWQ");
+	return 0;
+}
+
+static int group_gptq(struct run *r, int l, int which, const struct group *g,
+		      struct st_err *err)
+{
+	struct gptq_opts go;
+	float *W;
+	uint8_t *dst;
+	int rows, rc;
+
+	if (!fits(g))
+		return group_fallback(r, g, err);
+	if ((rc = enough_tokens(r, l, which, g, err)) < 0)
+		return rc;
+	gptq_opts_init(&go);
+	go.type = r->o->type;
+	go.damp = r->o->damp;
+	go.act_order = r->o->act_order;
+	W = group_stack(g, &rows);
+	dst = malloc((size_t)rows * dtype_row_bytes(go.type, g->in));
+	if (!W || !dst) {
+		free(W);
+		free(dst);
+		return st_errf(err, ST_ENOMEM, "layer %d: out of memory for GPTQ of '%s'", l,
+			       g->name);
+	}
+	rc = gptq_quantize(W, rows, g->in, r->H[which], &go, dst, g->name, err);
+	if (rc < 0)
+		st_err_prefix(err, "layer %d", l);
+	else
+		rc = group_install(r, g, dst, err);
+	free(W);
+	free(dst);
+	return rc;
+}
+
+/* AWQ of a group; scales (may be NULL: no scaling, alpha 0) gets s. */
+static int group_awq(struct run *r, int l, int which, const struct group *g, float *scales,
+		     struct st_err *err)
+{
+	struct awq_opts ao;
+	struct awq_result ar;
+	float *W, *s;
+	uint8_t *dst;
+	int rows, rc, N = r->tok[which] < r->cap ? (int)r->tok[which] : r->cap;
+
+	if (!fits(g))
+		return group_fallback(r, g, err);
+	if ((rc = enough_tokens(r, l, which, g, err)) < 0)
+		return rc;
+	awq_opts_init(&ao);
+	ao.type = r->o->type;
+	ao.grid = scales ? r->o->awq_grid : 1;
+	ao.clip = r->o->awq_clip;
+	W = group_stack(g, &rows);
+	s = malloc((size_t)g->in * sizeof *s);
+	dst = malloc((size_t)rows * dtype_row_bytes(ao.type, g->in));
+	if (!W || !s || !dst) {
+		rc = st_errf(err, ST_ENOMEM, "layer %d: out of memory for AWQ of '%s'", l, g->name);
+		goto out;
+	}
+	rc = awq_quantize(W, rows, g->in, r->X[which], N, &ao, s, dst, &ar, g->name, err);
+	if (rc < 0) {
+		st_err_prefix(err, "layer %d", l);
+		goto out;
+	}
+	if (scales)
+		memcpy(scales, s, (size_t)g->in * sizeof *s);
+	rc = group_install(r, g, dst, err);
+out:
+	free(W);
+	free(s);
+	free(dst);
+	return rc;
+}
+
+/* Divide the rows of w ([rows][cols]) by s ([rows]). */
+static void rows_div(float *w, int rows, int cols, const float *s)
+{
+	for (int i = 0; i < rows; i++)
+		for (int j = 0; j < cols; j++)
+			w[(size_t)i * cols + j] /= s[i];
+}
+
+/* Fold 1/s into a norm weight (as the model reads it: + norm_add). */
+static int fold_norm(struct run *r, const struct st_tensor *src, struct st_tensor *slot,
+		     const float *s, struct st_err *err)
+{
+	int n = (int)tensor_nelem(src);
+	float add = r->m->hp.norm_add;
+	float *w = malloc((size_t)n * sizeof *w);
+
+	if (!w)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	dtype_to_f32(slot->type, slot->data, w, n);
+	for (int i = 0; i < n; i++)
+		w[i] = (w[i] + add) / s[i] - add;
+	r->res->n_norms++;
+	return install(r, src, slot, ST_F32, w, err);
+}
+
+/* ---- one layer ---- */
+
+static int layer_rtn(struct run *r, int l, int attn, int mlp, struct st_err *err)
+{
+	const struct layer_weights *w = &r->m->layers[l];
+	struct layer_weights *q = &r->qm.layers[l];
+	const struct st_tensor *src[7] = { &w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate,
+					   &w->w_up, &w->w_down };
+	struct st_tensor *slot[7] = { &q->wq, &q->wk, &q->wv, &q->wo, &q->w_gate, &q->w_up,
+				      &q->w_down };
+	int rc = 0;
+
+	for (int i = 0; i < 7 && rc == 0; i++) {
+		struct group g = { 0 };
+
+		if ((i < 4 && !attn) || (i >= 4 && !mlp))
+			continue;
+		if ((rc = group_add(&g, src[i], slot[i], err)) == 0)
+			rc = group_rtn(r, &g, err);
+		group_free(&g);
+	}
+	return rc;
+}
+
+static int layer_gptq(struct run *r, int l, int attn, int mlp, struct st_err *err)
+{
+	const struct layer_weights *w = &r->m->layers[l];
+	struct layer_weights *q = &r->qm.layers[l];
+	struct group g = { 0 };
+	int rc = 0;
+
+	if (attn) {
+		if ((rc = collect(r, l, 1u << FWD_LIN_QKV, err)) < 0 ||
+		    (rc = group_add(&g, &w->wq, &q->wq, err)) < 0 ||
+		    (rc = group_add(&g, &w->wk, &q->wk, err)) < 0 ||
+		    (rc = group_add(&g, &w->wv, &q->wv, err)) < 0 ||
+		    (rc = group_gptq(r, l, FWD_LIN_QKV, &g, err)) < 0)
+			goto out;
+		group_free(&g);
+		if ((rc = collect(r, l, 1u << FWD_LIN_O, err)) < 0 ||
+		    (rc = group_add(&g, &w->wo, &q->wo, err)) < 0 ||
+		    (rc = group_gptq(r, l, FWD_LIN_O, &g, err)) < 0)
+			goto out;
+		group_free(&g);
+	}
+	if (mlp) {
+		if ((rc = collect(r, l, 1u << FWD_LIN_GATE_UP, err)) < 0 ||
+		    (rc = group_add(&g, &w->w_gate, &q->w_gate, err)) < 0 ||
+		    (rc = group_add(&g, &w->w_up, &q->w_up, err)) < 0 ||
+		    (rc = group_gptq(r, l, FWD_LIN_GATE_UP, &g, err)) < 0)
+			goto out;
+		group_free(&g);
+		if ((rc = collect(r, l, 1u << FWD_LIN_DOWN, err)) < 0 ||
+		    (rc = group_add(&g, &w->w_down, &q->w_down, err)) < 0 ||
+		    (rc = group_gptq(r, l, FWD_LIN_DOWN, &g, err)) < 0)
+			goto out;
+	}
+out:
+	group_free(&g);
+	collect_reset(r);
+	return rc;
+}
+
+static int layer_awq(struct run *r, int l, int attn, int mlp, struct st_err *err)
+{
+	const struct model_hparams *hp = &r->m->hp;
+	const struct layer_weights *w = &r->m->layers[l];
+	struct layer_weights *q = &r->qm.layers[l];
+	struct group qkv = { 0 }, o = { 0 }, gu = { 0 }, dn = { 0 };
+	float *s = NULL;
+	int rc;
+
+	if ((rc = collect(r, l, (attn ? 1u << FWD_LIN_QKV | 1u << FWD_LIN_O : 0) |
+				(mlp ? 1u << FWD_LIN_GATE_UP | 1u << FWD_LIN_DOWN : 0), err)) < 0)
+		goto out;
+	{
+		int n = hp->d_model > hp->d_ff ? hp->d_model : hp->d_ff;
+
+		n = n > r->n_in[FWD_LIN_O] ? n : r->n_in[FWD_LIN_O];
+		s = malloc((size_t)n * sizeof *s);
+	}
+	if (!s) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (attn) {
+		/* o first: its scales go into v's rows before v is quantized */
+		int fold_v = hp->n_head == hp->n_head_kv && !w->bv.data;
+
+		if ((rc = group_add(&qkv, &w->wq, &q->wq, err)) < 0 ||
+		    (rc = group_add(&qkv, &w->wk, &q->wk, err)) < 0 ||
+		    (rc = group_add(&qkv, &w->wv, &q->wv, err)) < 0 ||
+		    (rc = group_add(&o, &w->wo, &q->wo, err)) < 0 ||
+		    (rc = group_awq(r, l, FWD_LIN_O, &o, fold_v && fits(&o) ? s : NULL, err)) < 0)
+			goto out;
+		if (fold_v && fits(&o))
+			rows_div(qkv.w[2], qkv.rows[2], qkv.in, s);
+		rc = group_awq(r, l, FWD_LIN_QKV, &qkv, w->attn_norm.data ? s : NULL, err);
+		if (rc < 0)
+			goto out;
+		if (w->attn_norm.data && fits(&qkv) &&
+		    (rc = fold_norm(r, &w->attn_norm, &q->attn_norm, s, err)) < 0)
+			goto out;
+	}
+	if (mlp) {
+		if ((rc = group_add(&gu, &w->w_gate, &q->w_gate, err)) < 0 ||
+		    (rc = group_add(&gu, &w->w_up, &q->w_up, err)) < 0 ||
+		    (rc = group_add(&dn, &w->w_down, &q->w_down, err)) < 0 ||
+		    (rc = group_awq(r, l, FWD_LIN_DOWN, &dn, fits(&dn) ? s : NULL, err)) < 0)
+			goto out;
+		if (fits(&dn))
+			rows_div(gu.w[1], gu.rows[1], gu.in, s);
+		rc = group_awq(r, l, FWD_LIN_GATE_UP, &gu, w->ffn_norm.data ? s : NULL, err);
+		if (rc < 0)
+			goto out;
+		if (w->ffn_norm.data && fits(&gu) &&
+		    (rc = fold_norm(r, &w->ffn_norm, &q->ffn_norm, s, err)) < 0)
+			goto out;
+	}
+out:
+	free(s);
+	group_free(&qkv);
+	group_free(&o);
+	group_free(&gu);
+	group_free(&dn);
+	collect_reset(r);
+	return rc;
+}
+
+/* The calibration sequences embedded: r->x. */
+static int embed(struct run *r, const int32_t *tokens, struct st_err *err)
+{
+	const struct model *m = r->m;
+	size_t n = (size_t)r->n_seq * r->T;
+
+	r->x = malloc(n * r->d * sizeof *r->x);
+	r->tmp = malloc((size_t)r->T * r->d * sizeof *r->tmp);
+	if (!r->x || !r->tmp)
+		return st_errf(err, ST_ENOMEM, "out of memory for the hidden states of %d x %d "
+			       "calibration tokens", r->n_seq, r->T);
+	for (size_t i = 0; i < n; i++) {
+		if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
+			return st_errf(err, ST_EINVAL, "calibration token %d outside the "
+				       "vocabulary (%d)", tokens[i], m->hp.n_vocab);
+		tensor_get_row(&m->tok_emb, tokens[i], r->x + i * r->d);
+		for (int j = 0; m->hp.embed_scale != 1 && j < r->d; j++)
+			r->x[i * r->d + j] *= m->hp.embed_scale;
+	}
+	return 0;
+}
+
+int quant_model_run(const struct model *m, const struct mask *mask, const int32_t *tokens,
+		    int n_seq, int seq_len, const struct quant_opts *o, struct quant_model **out,
+		    struct quant_result *res, struct st_err *err)
+{
+	const struct model_hparams *hp = &m->hp;
+	struct quant_result dummy;
+	struct timespec t0, t1;
+	struct run r;
+	int calib = o->method != QUANT_RTN, rc = 0;
+
+	*out = NULL;
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof *res);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (o->type != ST_Q4_0 && o->type != ST_Q8_0)
+		return st_errf(err, ST_EINVAL, "cannot quantize into %s (q4_0 or q8_0)",
+			       dtype_name(o->type));
+	if (mask && mask->n_layer != hp->n_layer)
+		return st_errf(err, ST_EINVAL, "mask has %d layers, the model %d", mask->n_layer,
+			       hp->n_layer);
+	if (calib && (!tokens || n_seq < 1 || seq_len < 1))
+		return st_errf(err, ST_EINVAL, "%s needs calibration data",
+			       quant_method_name(o->method));
+	memset(&r, 0, sizeof r);
+	r.m = m;
+	r.mask = mask;
+	r.o = o;
+	r.res = res;
+	r.qm = *m;
+	r.n_seq = n_seq;
+	r.T = seq_len;
+	r.d = hp->d_model;
+	r.cap = o->awq_max_tokens > 0 ? o->awq_max_tokens : 8192;
+	r.n_in[FWD_LIN_QKV] = r.n_in[FWD_LIN_GATE_UP] = hp->d_model;
+	r.n_in[FWD_LIN_O] = hp->n_head * hp->head_dim;
+	r.n_in[FWD_LIN_DOWN] = hp->d_ff;
+	r.q = calloc(1, sizeof *r.q);
+	r.qm.layers = malloc((size_t)hp->n_layer * sizeof *r.qm.layers);
+	if (!r.q || !r.qm.layers) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(r.qm.layers, m->layers, (size_t)hp->n_layer * sizeof *r.qm.layers);
+	if (calib) {
+		if ((rc = embed(&r, tokens, err)) < 0)
+			goto out;
+		res->n_tokens = n_seq * seq_len;
+	}
+	for (int l = 0; l < hp->n_layer; l++) {
+		int attn = mask_keeps_attn(mask, l) && model_has_attn(m, l);
+		int mlp = mask_keeps_mlp(mask, l) && model_has_mlp(m, l);
+
+		if (o->method == QUANT_RTN)
+			rc = layer_rtn(&r, l, attn, mlp, err);
+		else if (o->method == QUANT_GPTQ)
+			rc = layer_gptq(&r, l, attn, mlp, err);
+		else
+			rc = layer_awq(&r, l, attn, mlp, err);
+		if (rc < 0)
+			goto out;
+		/* the next layer's inputs: through this one as quantized */
+		if (calib && (attn || mlp) && l + 1 < hp->n_layer && (rc = pass(&r, l, 1, err)) < 0)
+			goto out;
+		if (o->layer_done && o->layer_done(o->ud, l + 1, hp->n_layer)) {
+			rc = st_errf(err, ST_ECANCEL, "quantization cancelled");
+			goto out;
+		}
+	}
+	*out = r.q;
+	r.q = NULL;
+out:
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	res->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+	collect_reset(&r);
+	quant_model_free(r.q);
+	free(r.qm.layers);
+	free(r.x);
+	free(r.tmp);
+	return rc;
+}

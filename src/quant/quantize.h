@@ -1,0 +1,99 @@
+/*
+ * quantize: a whole model's linear weights quantized into llama.cpp's
+ * q4_0 / q8_0 blocks by plain rounding (RTN), GPTQ or AWQ, layer by
+ * layer, for export_model to write (export_opts.replace).
+ *
+ * The quantized weights are attention q/k/v/o and MLP gate/up/down of
+ * every site the mask keeps; embeddings, the output projection and the
+ * norms are left to export (AWQ rewrites the norms it folds scales
+ * into, as F32).  A weight whose rows are not a multiple of the format's
+ * block of 32 cannot be held by it and is written F16, as llama.cpp's
+ * quantizer falls back (quant_result.n_fallback counts them).
+ *
+ * Calibration (GPTQ, AWQ) follows GPTQ's sequential rule: the
+ * calibration sequences are embedded and carried through the model one
+ * layer at a time (fwd_eval_layers), each layer's linear inputs taken
+ * from the model as quantized so far (fwd_tap).  GPTQ goes sublayer by
+ * sublayer inside a layer too: q/k/v (one Hessian of their shared
+ * input), then o on the output of the quantized q/k/v, then gate/up (one
+ * Hessian), then down; every weight of a group is quantized with one
+ * GPTQ call on the group's rows stacked.  AWQ takes the four inputs of a
+ * layer in one pass, then searches (awq.h) and folds:
+ *   o      scales folded into v's rows when every query head has its own
+ *          KV head (n_head == n_head_kv) and v has no bias; else o gets
+ *          no scales (alpha 0, clipping still searched when asked);
+ *   down   scales folded into up's rows;
+ *   q/k/v  one search on the stacked rows (v already scaled for o),
+ *          scales folded into attn_norm;
+ *   gate/up one search (up already scaled for down), into ffn_norm;
+ * a group without a norm before it (hp.no_pre_norm) gets no scales.  So
+ * the model's function before rounding is unchanged.
+ *
+ * Errors name the layer and the weight: fewer calibration tokens than a
+ * weight's input columns (H = 2 X^T X would have rank below its size,
+ * most of it then only the dampening: ST_EINVAL), a Hessian still not
+ * positive definite after dampening (ST_EFORMAT), a format other than
+ * q4_0/q8_0 (ST_EINVAL).
+ */
+#ifndef STRATA_QUANTIZE_H
+#define STRATA_QUANTIZE_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "format/dtype.h"
+
+struct model;
+struct mask;
+
+enum quant_method { QUANT_RTN, QUANT_GPTQ, QUANT_AWQ };
+/* "rtn", "gptq", "awq"; parse returns -1 if unknown. */
+const char *quant_method_name(enum quant_method q);
+int quant_method_parse(const char *name);
+
+struct quant_opts {
+	enum quant_method method;
+	enum st_dtype type;     /* ST_Q4_0 or ST_Q8_0 */
+	int act_order;          /* GPTQ */
+	double damp;            /* GPTQ: share of the mean diagonal (0.01) */
+	int awq_grid;           /* AWQ: points of the alpha search (20) */
+	int awq_clip;           /* AWQ: search a clipping ratio per block (1) */
+	int awq_max_tokens;     /* AWQ: the first this many calibration tokens are
+				   kept as each weight's inputs (8192) */
+	/* after each layer (done = layers finished, of n); nonzero stops
+	   with ST_ECANCEL.  May be NULL. */
+	int (*layer_done)(void *ud, int done, int n);
+	void *ud;
+};
+void quant_opts_init(struct quant_opts *o);
+
+struct quant_result {
+	int n_quantized;        /* weights written in o->type */
+	int n_fallback;         /* weights written F16 (rows not a multiple of 32) */
+	int n_norms;            /* norms rewritten (AWQ's folded scales) */
+	int n_tokens;           /* calibration tokens carried through the model */
+	double seconds;         /* wall time of quant_model_run */
+};
+
+struct quant_model; /* the weights written: opaque */
+
+/*
+ * Quantize m's linear weights of the sites mask keeps (mask may be
+ * NULL).  tokens: n_seq calibration sequences of seq_len tokens
+ * ([n_seq][seq_len]), needed by GPTQ and AWQ, ignored by RTN (may be
+ * NULL there).  *out (quant_model_free) holds the new tensors until
+ * written; res may be NULL.  Errors as above; ST_ENOMEM; ST_ECANCEL.
+ */
+int quant_model_run(const struct model *m, const struct mask *mask, const int32_t *tokens,
+		    int n_seq, int seq_len, const struct quant_opts *o, struct quant_model **out,
+		    struct quant_result *res, struct st_err *err);
+void quant_model_free(struct quant_model *q);
+
+/*
+ * export_opts.replace for q (rud): 1 with the type and bytes quantize
+ * made for the source tensor t (matched by its data), else 0.
+ */
+int quant_model_replace(void *q, const struct st_tensor *t, enum st_dtype *type,
+			const void **data);
+
+#endif

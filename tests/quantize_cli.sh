@@ -1,0 +1,134 @@
+#!/bin/sh
+# quantize_cli: `strata quantize` on the shared stories260K model.
+# Calibration on the first half of tinystories-valid-1000.txt, every
+# figure on the second half (held-out text the calibration never saw):
+# at 4 bits (q4_0) GPTQ and AWQ are closer to the unquantized model than
+# plain rounding (KL from it, strata ppl --ref), at 8 bits GPTQ too, and
+# 8 bits closer than 4; the files load back in strata (info, ppl); a
+# drop mask gives a deci file measured against the masked original; the
+# settings are in the file's metadata and the file in the store's
+# exports; synthetic qwen3, olmo2 and gemma2 shapes quantize with the
+# same ordering and AWQ's folding keeps their function; a cancel leaves
+# nothing; bad settings and too little calibration data are refused
+# naming the format or the layer.
+. "$STRATA_SRCDIR/tests/tap.sh"
+S=$STRATA_BIN
+tmp="$STRATA_BUILDDIR/tests/tmp/quantize_cli"
+rm -rf "$tmp" && mkdir -p "$tmp"
+export STRATA_DB="$tmp/store.db"
+
+json_num() { grep -o "\"$1\": *[-0-9.eE+]*" | head -1 | sed 's/.*: *//'; }
+json_str() { grep -o "\"$1\": *\"[^\"]*\"" | head -1 | sed 's/.*: *"//; s/"$//'; }
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 < b + 0) }'; }
+
+need model models/stories260K/stories260K.gguf || { done_testing; exit $?; }
+need text data/text/tinystories-valid-1000.txt || { done_testing; exit $?; }
+lines=$(wc -l < "$text")
+head -n $((lines / 2)) "$text" > "$tmp/calib.txt"
+tail -n +$((lines / 2 + 1)) "$text" > "$tmp/held.txt"
+cal="--data $tmp/calib.txt --samples 64 --seq-len 256"
+
+# q NAME MASK ARGS...: quantize into $tmp/NAME.gguf
+q() {
+	name=$1 mk=$2
+	shift 2
+	"$S" quantize "$model" --mask "$mk" --out "$tmp/$name.gguf" --format json "$@" \
+		> "$tmp/$name.json" 2> "$tmp/$name.err"
+}
+# kl NAME MASK: KL(original under MASK || NAME) per token of the held-out text
+kl() {
+	"$S" ppl "$tmp/$1.gguf" "$tmp/held.txt" --ctx 256 --max-tokens 8192 --ref "$model" \
+		--ref-mask "$2" --format json 2> /dev/null > "$tmp/$1.ppl"
+	json_num kl_mean < "$tmp/$1.ppl"
+}
+
+for mk in "" "attn=3;mlp=1"; do
+	tag=$(echo "m$mk" | tr -c 'a-z0-9\n' '_')
+	for b in 4 8; do
+		q "rtn$b$tag" "$mk" --quant rtn --bits $b
+		is "$?" 0 "rtn $b-bit '$mk' exits 0"
+		q "gptq$b$tag" "$mk" --quant gptq --bits $b --act-order $cal
+		is "$?" 0 "gptq $b-bit '$mk' exits 0"
+		q "awq$b$tag" "$mk" --quant awq --bits $b $cal
+		is "$?" 0 "awq $b-bit '$mk' exits 0"
+		eval "r$b=\$(kl rtn$b$tag \"\$mk\") g$b=\$(kl gptq$b$tag \"\$mk\") a$b=\$(kl awq$b$tag \"\$mk\")"
+	done
+	echo "# '$mk' KL from the original: rtn4 $r4 gptq4 $g4 awq4 $a4; rtn8 $r8 gptq8 $g8 awq8 $a8"
+	ok "'$mk' 4-bit: GPTQ's KL $g4 below RTN's $r4" lt "$g4" "$r4"
+	ok "'$mk' 4-bit: AWQ's KL $a4 below RTN's $r4" lt "$a4" "$r4"
+	ok "'$mk' 8-bit: GPTQ's KL $g8 below RTN's $r8" lt "$g8" "$r8"
+	ok "'$mk' 8 bits closer than 4 (RTN $r8 < $r4)" lt "$r8" "$r4"
+	ok "'$mk' the 4-bit GPTQ file loads: a finite perplexity" \
+		lt "$(json_num ppl < "$tmp/gptq4$tag.ppl")" 1e9
+	is "$(json_num quantized < "$tmp/gptq4$tag.json")" \
+		"$([ -z "$mk" ] && echo 30 || echo 24)" "'$mk' q/k/v/o/gate/up of every kept site in q4_0"
+	is "$(json_num f16_fallback < "$tmp/gptq4$tag.json")" \
+		"$([ -z "$mk" ] && echo 5 || echo 4)" "'$mk' ffn_down (rows of 172) written F16"
+	contains "$(cat "$tmp/gptq4$tag.err")" "written F16" "'$mk' the F16 fallback is said"
+done
+is "$(json_str arch < "$tmp/gptq4mattn_3_mlp_1.json")" deci "attention/MLP drops give deci"
+is "$(json_num norms_rescaled < "$tmp/awq4m.json")" 10 "AWQ folded scales into 10 norms"
+is "$(json_num norms_rescaled < "$tmp/gptq4m.json")" 0 "GPTQ leaves the norms"
+info=$("$S" info "$tmp/gptq4m.gguf" --format json 2>&1)
+contains "$info" '"arch": "llama"' "strata info reads the 4-bit file"
+contains "$(strings "$tmp/gptq4m.gguf" | head -c 20000)" "strata.quantize.settings" \
+	"the settings are in the file's metadata"
+lt "$(stat -c %s "$tmp/rtn4m.gguf")" "$(stat -c %s "$tmp/rtn8m.gguf")" &&
+lt "$(stat -c %s "$tmp/rtn8m.gguf")" "$(stat -c %s "$model")"
+is "$?" 0 "q4_0 file < q8_0 file < the F32 source"
+nrec=$("$S" sql "SELECT count(*) FROM exports WHERE dtype = 'q4_0'" --format csv 2>/dev/null | tail -1)
+ok "the 4-bit files are recorded in the store's exports ($nrec)" [ "${nrec:-0}" -eq 6 ]
+
+# other families (synthetic): AWQ's folding keeps the function (q8_0 next
+# to it), GPTQ and AWQ below plain rounding at 4 bits -- q/k norms
+# (qwen3), no pre-norms (olmo2: no scales for q/k/v, gate/up), Gemma 2's
+# norms, GeGLU and soft-caps
+head -c 20000 "$tmp/held.txt" > "$tmp/held-short.txt"
+for sh in qwen3-tiny olmo2-tiny gemma2-tiny; do
+	"$S" synth "$tmp/$sh.gguf" --shape "$sh" > /dev/null 2>&1
+	for qa in "rtn 4" "gptq 4" "awq 4" "awq 8"; do
+		set -- $qa
+		"$S" quantize "$tmp/$sh.gguf" --quant "$1" --bits "$2" --data "$tmp/calib.txt" \
+			--samples 16 --seq-len 128 --out "$tmp/$sh-$1$2.gguf" --no-store \
+			> /dev/null 2>&1
+		eval "k_$1$2=\$(\"\$S\" ppl \"\$tmp/\$sh-\$1\$2.gguf\" \"\$tmp/held-short.txt\" --ctx 128 \
+			--ref \"\$tmp/\$sh.gguf\" --format json 2> /dev/null | json_num kl_mean)"
+	done
+	echo "# $sh KL: rtn4 $k_rtn4 gptq4 $k_gptq4 awq4 $k_awq4 awq8 $k_awq8"
+	ok "$sh: GPTQ's KL $k_gptq4 below RTN's $k_rtn4" lt "$k_gptq4" "$k_rtn4"
+	ok "$sh: AWQ's KL $k_awq4 below RTN's $k_rtn4" lt "$k_awq4" "$k_rtn4"
+	ok "$sh: AWQ at q8_0 next to the original ($k_awq8)" lt "$k_awq8" 0.001
+done
+
+# a cancel (as Ctrl-C) after two layers leaves nothing
+STRATA_TEST_CANCEL_AFTER=2 "$S" quantize "$model" --quant gptq $cal --out "$tmp/c.gguf" \
+	--no-store > /dev/null 2> "$tmp/c.err"
+ok "cancelled: exits nonzero" [ $? -ne 0 ]
+ok "cancelled: no file and no temporary" [ -z "$(ls "$tmp" | grep '^c\.gguf')" ]
+
+# refused
+"$S" quantize "$model" --quant gptq --data "$tmp/calib.txt" --samples 1 --seq-len 16 \
+	--out "$tmp/e.gguf" --no-store > /dev/null 2> "$tmp/e.err"
+ok "16 calibration tokens for 64 columns: refused" [ $? -ne 0 ]
+contains "$(cat "$tmp/e.err")" "layer 0 (blk.0.attn_q.weight): 16 calibration tokens for 64" \
+	"the error names the layer and the weight"
+"$S" quantize "$model" --quant gptq --damp 0 --data "$tmp/calib.txt" --samples 1 --seq-len 64 \
+	--out "$tmp/e.gguf" --no-store > /dev/null 2> "$tmp/e.err"
+contains "$(cat "$tmp/e.err")" "layer 0: blk.0.attn_q.weight: the Hessian of its 64 inputs is not positive definite" \
+	"a singular Hessian without damping names the layer"
+"$S" quantize "$model" --group 64 --out "$tmp/e.gguf" 2> "$tmp/e.err"
+is "$?" 2 "--group 64: usage error"
+contains "$(cat "$tmp/e.err")" "q4_0 has one scale per block of 32" "it names the format's block"
+"$S" quantize "$model" --bits 3 --out "$tmp/e.gguf" 2> "$tmp/e.err"
+is "$?" 2 "--bits 3: usage error"
+"$S" quantize "$model" --quant awq --out "$tmp/e.gguf" 2> "$tmp/e.err"
+contains "$(cat "$tmp/e.err")" "needs calibration text" "awq without --data: refused"
+ok "nothing written by the refused runs" [ ! -e "$tmp/e.gguf" ]
+"$S" quantize "$model" --quant rtn --out "$tmp/rtn4m.gguf" --no-store 2> "$tmp/e.err"
+contains "$(cat "$tmp/e.err")" "already exists (overwrite it with --force)" \
+	"an existing file is refused before any work"
+if need hf models/stories260K/hf; then
+	"$S" quantize "$hf" --quant rtn --out "$tmp/e.gguf" --no-store 2> "$tmp/e.err"
+	contains "$(cat "$tmp/e.err")" "needs a GGUF source" "a Hugging Face source is refused"
+fi
+done_testing
