@@ -13,6 +13,8 @@
  *          scores with their bootstrap rank intervals.
  * Shares of fwd: observer = calib / fwd - 1, tokenizer = tok / fwd,
  * store = (app - calib - tok) / fwd (everything app adds to the two);
+ * observer_self_share is the observer's own wall time (clocked inside
+ * calib_run around its work) over the plain forward's;
  * observer_steady_share compares the median time of a chunk after the
  * first in calib_run and in the plain loop (the first chunk of calib_run
  * also pays its fresh buffers' page faults, which a long run amortizes).
@@ -21,7 +23,8 @@
  * Machine-readable lines: tok_s=, fwd_s=, calib_s=, app_s= (wall), the
  * same as *_cpu_s= (CPU time of the process), observer_share=,
  * tokenizer_share=, store_share= (wall) and *_cpu_share= (CPU),
- * fwd_chunk_s=, calib_chunk_s=, observer_steady_share=.
+ * fwd_chunk_s=, calib_chunk_s=, observer_steady_share=, observer_self_s=,
+ * observer_self_share=.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +193,11 @@ int main(int argc, char **argv)
 	}
 	printf("observer_cpu_share=%.4f\ntokenizer_cpu_share=%.4f\nstore_cpu_share=%.4f\n",
 	       c_cal / c_fwd - 1, c_tok / c_fwd, (c_app - c_cal - c_tok) / c_fwd);
+	/* the observer's own wall time, clocked inside calib_run (its sites
+	 * and angular distances), against the plain forward pass: the share
+	 * differences of two noisy runs cannot resolve on a busy machine */
+	printf("observer_self_s=%.4f\nobserver_self_share=%.4f\n", r->observer_seconds,
+	       r->observer_seconds / t_fwd);
 	calib_result_free(r);
 	fwd_free(s);
 	dataset_free(d);

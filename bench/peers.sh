@@ -171,7 +171,8 @@ echo "  calibration (steady) / BF16 all-logits prefill: $(ratio "$calibs" "$(med
 for k in observer tokenizer store; do
 	echo "  calibration's $k / its forward pass: $(med "cost-*.txt" ${k}_share) wall, $(med "cost-*.txt" ${k}_cpu_share) CPU time  (<= 0.05)"
 done
-echo "  calibration's observer, steady (a chunk after the first): $(med "cost-*.txt" observer_steady_share)  (<= 0.05)"
+echo "  calibration's observer, steady (a chunk after the first): $(med "cost-*.txt" observer_steady_share)"
+echo "  calibration's observer, its own time over the forward's: $(med "cost-*.txt" observer_self_share)  (<= 0.05)"
 echo "  hellaswag tok/s / BF16 all-logits prefill: $(ratio "$hst" "$(med "strata-all-bf16-*.txt" prefill_tps)")  (>= 0.6)"
 for dt in f16 bf16 q8_0; do
 	bytes=$(val "$LOG/strata-last-$dt-1.txt" decode_weight_bytes)

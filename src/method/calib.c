@@ -224,6 +224,7 @@ struct calib_obs {
 	/* the sums in double (compute/kernels.h: the same bits on every
 	 * path; STRATA_CALIB_PORTABLE=1 takes the scalar path's) */
 	const struct kern_f64 *k;
+	double seconds;    /* wall time spent in the observer */
 	/* current task arguments: the site's input and output rows, and where
 	 * to copy them into hs (NULL: not) */
 	const float *a, *b;
@@ -251,10 +252,13 @@ static void site_task(void *ud, int blk)
 		memcpy(o->copy_out + t * D, o->b + t * D, (size_t)(t1 - t) * D * sizeof(float));
 }
 
+static double now_s(void);
+
 static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 		     const float *x_out, int T, int d_model)
 {
 	struct calib_obs *o = ud;
+	double t0 = now_s();
 
 	if (layer < 0 || layer >= o->L || (unsigned)s > SITE_BLOCK || T != o->R ||
 	    d_model != o->D)
@@ -282,6 +286,7 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 		}
 	}
 	o->seen[(int)s * o->L + layer] = 1;
+	o->seconds += now_s() - t0;
 	if (s == SITE_BLOCK && o->release)
 		model_release_layer(o->release, layer);
 }
@@ -414,8 +419,11 @@ static void obs_start(struct calib_obs *o, int g)
 /* After the call: the per-token angular distances of all its rows. */
 static void obs_finish(struct calib_obs *o)
 {
+	double t0 = now_s();
+
 	if (o->hs)
 		threads_for((o->R + TOK_BLOCK - 1) / TOK_BLOCK, ang_task, o);
+	o->seconds += now_s() - t0;
 }
 
 /* Chunk g of the call's values[n_values] (after obs_finish). */
@@ -492,6 +500,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 		r->n_chunks = 0;
 	}
 	r->seconds = 0;
+	r->observer_seconds = 0;
 
 	/* layer-major: G chunks a call, packed as independent sequences
 	 * (one MPI-spread run computes chunk by chunk) */
@@ -591,6 +600,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 			}
 			calib_result_set_chunk(r, c, values);
 			r->seconds = now_s() - t0;
+			r->observer_seconds = o.seconds;
 			if (!opts->progress)
 				continue;
 			memset(&p, 0, sizeof p);

@@ -82,6 +82,8 @@ struct calib_result {
 	double *mean;        /* [n_values] over finished chunks (NaN if none) */
 	double *stderr_;     /* [n_values] sample sd / sqrt(n_chunks); NaN if < 2 */
 	double seconds;      /* wall time of the chunks computed by this call */
+	double observer_seconds; /* of which the observer's own (sites' cosines,
+				    hidden-state copies, angular distances) */
 };
 
 struct calib_result *calib_result_new(int n_layer, int n_chunks_total,
