@@ -77,104 +77,43 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int progress(void *ud, double done)
-{
-	cli_progress(ud, done);
-	return cli_cancel_requested();
-}
-
-/* The progress line names the phase: writing, hashing, recording. */
-static void phase(void *ud, const char *what)
-{
-	char *label = ud;
-
-	cli_progress_end();
-	snprintf(label, 64, "export: %s%s", what,
-		 !strcmp(what, "recording") ? " in the store" : "");
-	if (!strcmp(what, "recording"))
-		cli_progress(label, 1.0);
-}
-
-/* The mask of a plan of a stored run (as strata plan computes it). */
-static int mask_from_run(const struct app_env *env, const struct export_args *a,
-			 struct mask **mask, char **model_path, struct st_err *err)
-{
-	struct plan *plan = NULL;
-	struct plan_opts po;
-	int rc;
-
-	plan_opts_init(&po);
-	po.method = a->method >= 0 ? (enum plan_method)a->method : PLAN_ATTN;
-	po.n = (int)a->n;
-	po.keep_first = (int)a->keep_first;
-	po.keep_last = (int)a->keep_last;
-	if ((rc = app_plan_make(env, a->run, &po, &plan, NULL, model_path, err)) < 0)
-		return rc;
-	*mask = plan->mask;
-	plan->mask = NULL;
-	plan_free(plan);
-	return 0;
-}
-
 static int export_main(struct export_args *a)
 {
 	struct st_err err = {0};
-	struct app_env env = {0};
-	struct store *s = NULL;
-	struct model *m = NULL;
-	struct mask *mask = NULL;
 	struct export_opts eo;
-	char label[64] = "export";
 	struct export_result res;
-	char *run_model = NULL, *maskbuf = NULL;
-	const char *model_path = a->model;
+	char *maskbuf = NULL;
 	int64_t export_id = 0;
 	int rc = EXIT_ERR;
+	struct cli_phase ph = { "export", "export" };
+	struct cli_source src = { .model = a->model, .mask_text = a->mask, .db = a->db,
+				  .run = a->run, .n = a->n, .keep_first = a->keep_first,
+				  .keep_last = a->keep_last, .method = a->method,
+				  .no_store = a->no_store };
+	struct model *m;
+	struct mask *mask;
+	const char *model_path;
 
-	if (a->run > 0 || !a->no_store) {
-		s = cli_store_open("export", a->db, a->run > 0 ? STORE_NOCREATE : 0);
-		if (!s)
-			return EXIT_ERR;
-	}
-	cli_env(&env, "export", s);
-	if (a->run > 0) {
-		if (mask_from_run(&env, a, &mask, &run_model, &err) < 0) {
-			fprintf(stderr, "strata export: %s\n", err.msg);
-			goto out;
-		}
-		if (!model_path)
-			model_path = run_model;
-	}
-	if (!model_path)
-		model_path = cli_default_model();
-	m = cli_load_model(model_path);
-	if (!m)
+	if ((rc = cli_source_open("export", &src)) != EXIT_OK)
 		goto out;
-	if (mask && mask->n_layer != m->hp.n_layer) {
-		cli_error("run %ld is of a %d-layer model; '%s' has %d layers", a->run,
-			  mask->n_layer, model_path, m->hp.n_layer);
-		goto out;
-	}
-	if (a->mask && mask_parse(a->mask, m->hp.n_layer, &mask, &err) < 0) {
-		cli_error("--mask: %s (the model has %d layers, 0..%d)", err.msg, m->hp.n_layer,
-			  m->hp.n_layer - 1);
-		rc = EXIT_USAGE;
-		goto out;
-	}
+	rc = EXIT_ERR;
+	m = src.m;
+	mask = src.mask;
+	model_path = src.model_path;
 	export_opts_init(&eo);
 	eo.format = a->format;
 	eo.dtype = a->dtype;
 	eo.shard_bytes = a->shard;
 	eo.overwrite = a->force;
-	eo.progress = progress;
-	eo.phase = phase;
-	eo.ud = label;
+	eo.progress = cli_phase_progress;
+	eo.phase = cli_phase_note;
+	eo.ud = &ph;
 	cli_cancel_install();
 	/* a file size limit makes write() fail (and the export clean up) */
 	signal(SIGXFSZ, SIG_IGN);
 	if (a->no_store)
-		env.s = NULL;
-	if (app_export(&env, m, mask, a->out, &eo, &res, &maskbuf, &export_id, &err) < 0) {
+		src.env.s = NULL;
+	if (app_export(&src.env, m, mask, a->out, &eo, &res, &maskbuf, &export_id, &err) < 0) {
 		cli_progress_end();
 		cli_error("export to '%s': %s", a->out, err.msg);
 		goto out;
@@ -215,10 +154,7 @@ static int export_main(struct export_args *a)
 	rc = EXIT_OK;
 out:
 	free(maskbuf);
-	free(run_model);
-	mask_free(mask);
-	model_free(m);
-	store_close(s);
+	cli_source_close(&src);
 	return rc;
 }
 

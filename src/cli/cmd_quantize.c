@@ -73,93 +73,34 @@ static int layer_done(void *ud, int done, int n)
 	return cli_cancel_requested();
 }
 
-static int progress(void *ud, double done)
-{
-	cli_progress(ud, done);
-	return cli_cancel_requested();
-}
-
-static void phase(void *ud, const char *what)
-{
-	char *label = ud;
-
-	cli_progress_end();
-	snprintf(label, 64, "quantize: %s%s", what,
-		 !strcmp(what, "recording") ? " in the store" : "");
-	if (!strcmp(what, "recording"))
-		cli_progress(label, 1.0);
-}
-
-static int mask_from_run(const struct app_env *env, const struct quantize_args *a,
-			 struct mask **mask, char **model_path, struct st_err *err)
-{
-	struct plan *plan = NULL;
-	struct plan_opts po;
-	int rc;
-
-	plan_opts_init(&po);
-	po.method = a->method >= 0 ? (enum plan_method)a->method : PLAN_ATTN;
-	po.n = (int)a->n;
-	po.keep_first = (int)a->keep_first;
-	po.keep_last = (int)a->keep_last;
-	if ((rc = app_plan_make(env, a->run, &po, &plan, NULL, model_path, err)) < 0)
-		return rc;
-	*mask = plan->mask;
-	plan->mask = NULL;
-	plan_free(plan);
-	return 0;
-}
-
 static int quantize_main(struct quantize_args *a)
 {
 	struct st_err err = {0};
-	struct app_env env = {0};
-	struct store *s = NULL;
-	struct model *m = NULL;
-	struct mask *mask = NULL;
 	struct dataset *ds = NULL;
 	struct quant_model *qm = NULL;
 	struct quant_result qr;
 	struct export_opts eo;
 	struct export_result res;
-	char label[64] = "quantize";
-	char *run_model = NULL, *maskbuf = NULL;
+	char *maskbuf = NULL;
 	char settings[160];
 	const char *kv[9];
-	const char *model_path = a->model;
 	int64_t export_id = 0;
 	int rc = EXIT_ERR;
+	struct cli_phase ph = { "quantize", "quantize" };
+	struct cli_source src = { .model = a->model, .mask_text = a->mask, .db = a->db,
+				  .run = a->run, .n = a->n, .keep_first = a->keep_first,
+				  .keep_last = a->keep_last, .method = a->method,
+				  .no_store = a->no_store };
+	struct model *m;
+	struct mask *mask;
+	const char *model_path;
 
-	if (a->run > 0 || !a->no_store) {
-		s = cli_store_open("quantize", a->db, a->run > 0 ? STORE_NOCREATE : 0);
-		if (!s)
-			return EXIT_ERR;
-	}
-	cli_env(&env, "quantize", s);
-	if (a->run > 0) {
-		if (mask_from_run(&env, a, &mask, &run_model, &err) < 0) {
-			fprintf(stderr, "strata quantize: %s\n", err.msg);
-			goto out;
-		}
-		if (!model_path)
-			model_path = run_model;
-	}
-	if (!model_path)
-		model_path = cli_default_model();
-	m = cli_load_model(model_path);
-	if (!m)
+	if ((rc = cli_source_open("quantize", &src)) != EXIT_OK)
 		goto out;
-	if (mask && mask->n_layer != m->hp.n_layer) {
-		cli_error("run %ld is of a %d-layer model; '%s' has %d layers", a->run,
-			  mask->n_layer, model_path, m->hp.n_layer);
-		goto out;
-	}
-	if (a->mask && mask_parse(a->mask, m->hp.n_layer, &mask, &err) < 0) {
-		cli_error("--mask: %s (the model has %d layers, 0..%d)", err.msg, m->hp.n_layer,
-			  m->hp.n_layer - 1);
-		rc = EXIT_USAGE;
-		goto out;
-	}
+	rc = EXIT_ERR;
+	m = src.m;
+	mask = src.mask;
+	model_path = src.model_path;
 	/* what the writer would refuse, before the work */
 	if (m->format != MODEL_GGUF) {
 		cli_error("cannot quantize the %s model '%s': the output is GGUF, which needs a "
@@ -219,16 +160,16 @@ static int quantize_main(struct quantize_args *a)
 	kv[7] = NULL;
 	export_opts_init(&eo);
 	eo.overwrite = a->force;
-	eo.progress = progress;
-	eo.phase = phase;
-	eo.ud = label;
+	eo.progress = cli_phase_progress;
+	eo.phase = cli_phase_note;
+	eo.ud = &ph;
 	eo.replace = quant_model_replace;
 	eo.rud = qm;
 	eo.file_type = a->qo.type;
 	eo.kv = kv;
 	if (a->no_store)
-		env.s = NULL;
-	if (app_export(&env, m, mask, a->out, &eo, &res, &maskbuf, &export_id, &err) < 0) {
+		src.env.s = NULL;
+	if (app_export(&src.env, m, mask, a->out, &eo, &res, &maskbuf, &export_id, &err) < 0) {
 		cli_progress_end();
 		cli_error("quantize to '%s': %s", a->out, err.msg);
 		goto out;
@@ -260,12 +201,9 @@ static int quantize_main(struct quantize_args *a)
 	rc = EXIT_OK;
 out:
 	free(maskbuf);
-	free(run_model);
 	quant_model_free(qm);
 	dataset_free(ds);
-	mask_free(mask);
-	model_free(m);
-	store_close(s);
+	cli_source_close(&src);
 	return rc;
 }
 

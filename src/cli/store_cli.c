@@ -18,7 +18,11 @@
 #include <time.h>
 
 #include "app/provenance.h"
+#include "app/plan.h"
 #include "method/calib.h"
+#include "method/plan.h"
+#include "model/mask.h"
+#include "model/model.h"
 
 struct store *cli_store_open(const char *cmd, const char *db, int flags)
 {
@@ -521,4 +525,85 @@ void cli_calib_progress_end(void)
 	if (isatty(STDERR_FILENO) && calib_last_print >= 0)
 		fputs("\r\033[K", stderr);
 	calib_last_print = -1;
+}
+
+int cli_source_open(const char *cmd, struct cli_source *src)
+{
+	struct st_err err = {0};
+
+	src->s = NULL;
+	src->m = NULL;
+	src->mask = NULL;
+	src->run_model = NULL;
+	src->model_path = src->model;
+	if (src->run > 0 || !src->no_store) {
+		src->s = cli_store_open(cmd, src->db, src->run > 0 ? STORE_NOCREATE : 0);
+		if (!src->s)
+			return EXIT_ERR;
+	}
+	cli_env(&src->env, cmd, src->s);
+	if (src->run > 0) {
+		struct plan *plan = NULL;
+		struct plan_opts po;
+
+		plan_opts_init(&po);
+		po.method = src->method >= 0 ? (enum plan_method)src->method : PLAN_ATTN;
+		po.n = (int)src->n;
+		po.keep_first = (int)src->keep_first;
+		po.keep_last = (int)src->keep_last;
+		if (app_plan_make(&src->env, src->run, &po, &plan, NULL, &src->run_model, &err) < 0) {
+			fprintf(stderr, "strata %s: %s\n", cmd, err.msg);
+			return EXIT_ERR;
+		}
+		src->mask = plan->mask;
+		plan->mask = NULL;
+		plan_free(plan);
+		if (!src->model_path)
+			src->model_path = src->run_model;
+	}
+	if (!src->model_path)
+		src->model_path = cli_default_model();
+	src->m = cli_load_model(src->model_path);
+	if (!src->m)
+		return EXIT_ERR;
+	if (src->mask && src->mask->n_layer != src->m->hp.n_layer) {
+		cli_error("run %ld is of a %d-layer model; '%s' has %d layers", src->run,
+			  src->mask->n_layer, src->model_path, src->m->hp.n_layer);
+		return EXIT_ERR;
+	}
+	if (src->mask_text && mask_parse(src->mask_text, src->m->hp.n_layer, &src->mask, &err) < 0) {
+		cli_error("--mask: %s (the model has %d layers, 0..%d)", err.msg, src->m->hp.n_layer,
+			  src->m->hp.n_layer - 1);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+void cli_source_close(struct cli_source *src)
+{
+	free(src->run_model);
+	mask_free(src->mask);
+	model_free(src->m);
+	store_close(src->s);
+	src->run_model = NULL;
+	src->mask = NULL;
+	src->m = NULL;
+	src->s = NULL;
+}
+
+int cli_phase_progress(void *ud, double done)
+{
+	cli_progress(((struct cli_phase *)ud)->label, done);
+	return cli_cancel_requested();
+}
+
+void cli_phase_note(void *ud, const char *what)
+{
+	struct cli_phase *ph = ud;
+
+	cli_progress_end();
+	snprintf(ph->label, sizeof ph->label, "%s: %s%s", ph->cmd, what,
+		 !strcmp(what, "recording") ? " in the store" : "");
+	if (!strcmp(what, "recording"))
+		cli_progress(ph->label, 1.0);
 }

@@ -91,4 +91,38 @@ int cli_progress_eta(void *ud, double done);
 void cli_progress_units(void *ud, long n, const char *what);
 void cli_progress_eta_end(void);
 
+/*
+ * What export and quantize start from: the store (opened for --run, or
+ * for the record unless no_store), the model (the one named, else the
+ * run's, else the default) and its mask (--mask, or the plan of --run
+ * RUN --method M -n K with the guards, as strata plan makes it).  Fill
+ * the request fields and call cli_source_open: EXIT_OK, or the exit
+ * status after the error was said ("strata CMD: ...").
+ * cli_source_close frees what it opened.
+ */
+struct cli_source {
+	const char *model, *mask_text, *db;
+	long run, n, keep_first, keep_last;
+	int method, no_store;
+	/* filled */
+	struct store *s;
+	struct app_env env;
+	struct model *m;
+	struct mask *mask;
+	const char *model_path;
+	char *run_model;
+};
+int cli_source_open(const char *cmd, struct cli_source *src);
+void cli_source_close(struct cli_source *src);
+
+/* The progress line of a job that writes a file (export, quantize): it
+ * names the command and the phase (writing, hashing, recording); Ctrl-C
+ * cancels.  ud of both: a struct cli_phase. */
+struct cli_phase {
+	const char *cmd;
+	char label[64];
+};
+int cli_phase_progress(void *ud, double done);
+void cli_phase_note(void *ud, const char *what);
+
 #endif
