@@ -46,7 +46,8 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
  * a common option, -1 on a bad value (already reported).
  */
 enum { OPT_THREADS = 1000, OPT_FORMAT, OPT_COMPUTE, OPT_DB = 1100, OPT_KEEP_FIRST, OPT_KEEP_LAST,
-       OPT_WIN_CTX, OPT_WIN_MAX_TOKENS, OPT_LAYER_MAJOR, OPT_TOKEN_MAJOR, OPT_MEM_BUDGET };
+       OPT_WIN_CTX, OPT_WIN_MAX_TOKENS, OPT_LAYER_MAJOR, OPT_TOKEN_MAJOR, OPT_MEM_BUDGET,
+       OPT_SRC_OUT, OPT_SRC_MASK, OPT_SRC_RUN, OPT_SRC_METHOD };
 int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts *co);
 /*
  * The next option of argv (getopt_long with shortopts and longopts) that

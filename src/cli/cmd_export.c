@@ -47,9 +47,9 @@ static const char help[] =
 	"drop_mlp_list in config.json.  See strata(1), EXPORT.\n";
 
 struct export_args {
-	const char *model, *out, *mask, *db;
-	long run, n, keep_first, keep_last;
-	int method, dtype, force, no_store;
+	struct cli_source src; /* model, mask or run, store */
+	const char *out;
+	int dtype, force;
 	enum export_format format;
 	uint64_t shard;
 	struct common_opts co;
@@ -86,10 +86,7 @@ static int export_main(struct export_args *a)
 	int64_t export_id = 0;
 	int rc = EXIT_ERR;
 	struct cli_phase ph = { "export", "export" };
-	struct cli_source src = { .model = a->model, .mask_text = a->mask, .db = a->db,
-				  .run = a->run, .n = a->n, .keep_first = a->keep_first,
-				  .keep_last = a->keep_last, .method = a->method,
-				  .no_store = a->no_store };
+	struct cli_source src = a->src;
 	struct model *m;
 	struct mask *mask;
 	const char *model_path;
@@ -111,7 +108,7 @@ static int export_main(struct export_args *a)
 	cli_cancel_install();
 	/* a file size limit makes write() fail (and the export clean up) */
 	signal(SIGXFSZ, SIG_IGN);
-	if (a->no_store)
+	if (a->src.no_store)
 		src.env.s = NULL;
 	if (app_export(&src.env, m, mask, a->out, &eo, &res, &maskbuf, &export_id, &err) < 0) {
 		cli_progress_end();
@@ -160,14 +157,10 @@ out:
 
 int cmd_export(int argc, char **argv)
 {
-	enum { O_OUT = 1200, O_MASK, O_RUN, O_METHOD, O_DTYPE, O_SHARD, O_FORCE, O_NOSTORE,
+	enum { O_FIRST = 1200, O_DTYPE, O_SHARD, O_FORCE, O_NOSTORE,
 	       O_FMT };
 	static const struct option longopts[] = {
-		{"out", required_argument, NULL, O_OUT},
-		{"output", required_argument, NULL, O_OUT},
-		{"mask", required_argument, NULL, O_MASK},
-		{"run", required_argument, NULL, O_RUN},
-		{"method", required_argument, NULL, O_METHOD},
+		SOURCE_LONGOPTS,
 		{"dtype", required_argument, NULL, O_DTYPE},
 		{"shard-size", required_argument, NULL, O_SHARD},
 		{"force", no_argument, NULL, O_FORCE},
@@ -182,33 +175,12 @@ int cmd_export(int argc, char **argv)
 	int c;
 
 	memset(&a, 0, sizeof a);
-	a.method = -1;
+	a.src.method = -1;
 	a.dtype = -1;
 	a.co.format = OUT_TEXT;
 	optind = 1;
-	while ((c = cli_next_opt("export", argc, argv, "hn:o:", longopts, help, &a.co, &a.db)) >= 0) {
+	while ((c = cli_next_opt("export", argc, argv, "hn:o:", longopts, help, &a.co, &a.src.db)) >= 0) {
 		switch (c) {
-		case O_OUT:
-		case 'o':
-			a.out = optarg;
-			break;
-		case O_MASK:
-			a.mask = optarg;
-			break;
-		case O_RUN:
-			if (cli_parse_int("export", "--run", optarg, 1, 1L << 40, &a.run) < 0)
-				return EXIT_USAGE;
-			break;
-		case O_METHOD:
-			a.method = plan_method_parse(optarg);
-			if (a.method < 0)
-				return cli_usage("export", "--method: unknown method '%s' (attn, mlp, "
-						 "block, joint, contiguous)", optarg);
-			break;
-		case 'n':
-			if (cli_parse_int("export", "-n", optarg, 0, 1 << 20, &a.n) < 0)
-				return EXIT_USAGE;
-			break;
 		case O_DTYPE:
 			a.dtype = dtype_from_name(optarg);
 			if (a.dtype != ST_F32 && a.dtype != ST_F16 && a.dtype != ST_BF16 &&
@@ -225,7 +197,7 @@ int cmd_export(int argc, char **argv)
 			a.force = 1;
 			break;
 		case O_NOSTORE:
-			a.no_store = 1;
+			a.src.no_store = 1;
 			break;
 		case O_FMT: {
 			int f = export_format_parse(optarg);
@@ -241,7 +213,8 @@ int cmd_export(int argc, char **argv)
 			break;
 		}
 		default:
-			if (cli_guard_opt("export", c, optarg, &a.keep_first, &a.keep_last) < 0)
+			if (cli_guard_opt("export", c, optarg, &a.src.keep_first, &a.src.keep_last) < 0 ||
+			    cli_source_opt("export", c, optarg, &a.src, &a.out) < 0)
 				return EXIT_USAGE;
 		}
 	}
@@ -250,14 +223,14 @@ int cmd_export(int argc, char **argv)
 	if (argc - optind > 1)
 		return cli_usage("export", "expected at most one MODEL");
 	if (argc - optind == 1)
-		a.model = argv[optind];
+		a.src.model = argv[optind];
 	if (!a.out)
 		return cli_usage("export", "--out PATH is required");
-	if (a.mask && a.run)
+	if (a.src.mask_text && a.src.run)
 		return cli_usage("export", "give --mask or --run, not both");
-	if (!a.run && (a.method >= 0 || a.n))
+	if (!a.src.run && (a.src.method >= 0 || a.src.n))
 		return cli_usage("export", "--method and -n need --run");
-	if (a.run && a.n <= 0)
+	if (a.src.run && a.src.n <= 0)
 		return cli_usage("export", "--run needs -n K (sites or blocks to drop)");
 	if (a.shard && a.format != EXPORT_HF)
 		return cli_usage("export", "--shard-size applies to --format hf");

@@ -53,9 +53,10 @@ static const char help[] =
 	"F16 (as llama.cpp's quantizer falls back).  See strata(1), QUANTIZE.\n";
 
 struct quantize_args {
-	const char *model, *out, *mask, *db, *data;
-	long run, n, keep_first, keep_last, bits, group, samples, seq_len;
-	int method, force, no_store;
+	struct cli_source src; /* model, mask or run, store */
+	const char *out, *data;
+	long bits, group, samples, seq_len;
+	int force;
 	struct quant_opts qo;
 	struct common_opts co;
 };
@@ -87,10 +88,7 @@ static int quantize_main(struct quantize_args *a)
 	int64_t export_id = 0;
 	int rc = EXIT_ERR;
 	struct cli_phase ph = { "quantize", "quantize" };
-	struct cli_source src = { .model = a->model, .mask_text = a->mask, .db = a->db,
-				  .run = a->run, .n = a->n, .keep_first = a->keep_first,
-				  .keep_last = a->keep_last, .method = a->method,
-				  .no_store = a->no_store };
+	struct cli_source src = a->src;
 	struct model *m;
 	struct mask *mask;
 	const char *model_path;
@@ -167,7 +165,7 @@ static int quantize_main(struct quantize_args *a)
 	eo.rud = qm;
 	eo.file_type = a->qo.type;
 	eo.kv = kv;
-	if (a->no_store)
+	if (a->src.no_store)
 		src.env.s = NULL;
 	if (app_export(&src.env, m, mask, a->out, &eo, &res, &maskbuf, &export_id, &err) < 0) {
 		cli_progress_end();
@@ -209,14 +207,10 @@ out:
 
 int cmd_quantize(int argc, char **argv)
 {
-	enum { O_OUT = 1300, O_MASK, O_RUN, O_METHOD, O_FORCE, O_NOSTORE, O_QUANT, O_BITS,
+	enum { O_FIRST = 1300, O_FORCE, O_NOSTORE, O_QUANT, O_BITS,
 	       O_GROUP, O_ACT, O_DAMP, O_NOCLIP, O_DATA, O_SAMPLES, O_SEQ };
 	static const struct option longopts[] = {
-		{"out", required_argument, NULL, O_OUT},
-		{"output", required_argument, NULL, O_OUT},
-		{"mask", required_argument, NULL, O_MASK},
-		{"run", required_argument, NULL, O_RUN},
-		{"method", required_argument, NULL, O_METHOD},
+		SOURCE_LONGOPTS,
 		{"quant", required_argument, NULL, O_QUANT},
 		{"bits", required_argument, NULL, O_BITS},
 		{"group", required_argument, NULL, O_GROUP},
@@ -236,7 +230,7 @@ int cmd_quantize(int argc, char **argv)
 	int c;
 
 	memset(&a, 0, sizeof a);
-	a.method = -1;
+	a.src.method = -1;
 	a.bits = 4;
 	a.group = 32;
 	a.samples = 128;
@@ -245,29 +239,8 @@ int cmd_quantize(int argc, char **argv)
 	quant_opts_init(&a.qo);
 	optind = 1;
 	while ((c = cli_next_opt("quantize", argc, argv, "hn:o:", longopts, help, &a.co,
-				 &a.db)) >= 0) {
+				 &a.src.db)) >= 0) {
 		switch (c) {
-		case O_OUT:
-		case 'o':
-			a.out = optarg;
-			break;
-		case O_MASK:
-			a.mask = optarg;
-			break;
-		case O_RUN:
-			if (cli_parse_int("quantize", "--run", optarg, 1, 1L << 40, &a.run) < 0)
-				return EXIT_USAGE;
-			break;
-		case O_METHOD:
-			a.method = plan_method_parse(optarg);
-			if (a.method < 0)
-				return cli_usage("quantize", "--method: unknown method '%s' (attn, "
-						 "mlp, block, joint, contiguous)", optarg);
-			break;
-		case 'n':
-			if (cli_parse_int("quantize", "-n", optarg, 0, 1 << 20, &a.n) < 0)
-				return EXIT_USAGE;
-			break;
 		case O_QUANT: {
 			int q = quant_method_parse(optarg);
 			if (q < 0)
@@ -314,10 +287,11 @@ int cmd_quantize(int argc, char **argv)
 			a.force = 1;
 			break;
 		case O_NOSTORE:
-			a.no_store = 1;
+			a.src.no_store = 1;
 			break;
 		default:
-			if (cli_guard_opt("quantize", c, optarg, &a.keep_first, &a.keep_last) < 0)
+			if (cli_guard_opt("quantize", c, optarg, &a.src.keep_first, &a.src.keep_last) < 0 ||
+			    cli_source_opt("quantize", c, optarg, &a.src, &a.out) < 0)
 				return EXIT_USAGE;
 		}
 	}
@@ -326,7 +300,7 @@ int cmd_quantize(int argc, char **argv)
 	if (argc - optind > 1)
 		return cli_usage("quantize", "expected at most one MODEL");
 	if (argc - optind == 1)
-		a.model = argv[optind];
+		a.src.model = argv[optind];
 	if (!a.out)
 		return cli_usage("quantize", "--out PATH is required");
 	a.qo.type = a.bits == 4 ? ST_Q4_0 : ST_Q8_0;
@@ -334,11 +308,11 @@ int cmd_quantize(int argc, char **argv)
 		return cli_usage("quantize", "--group %ld: GGUF's %s has one scale per block of "
 				 "32 weights; no other group size can be written", a.group,
 				 dtype_name(a.qo.type));
-	if (a.mask && a.run)
+	if (a.src.mask_text && a.src.run)
 		return cli_usage("quantize", "give --mask or --run, not both");
-	if (!a.run && (a.method >= 0 || a.n))
+	if (!a.src.run && (a.src.method >= 0 || a.src.n))
 		return cli_usage("quantize", "--method and -n need --run");
-	if (a.run && a.n <= 0)
+	if (a.src.run && a.src.n <= 0)
 		return cli_usage("quantize", "--run needs -n K (sites or blocks to drop)");
 	if (a.qo.method != QUANT_RTN && !a.data)
 		return cli_usage("quantize", "--quant %s needs calibration text: --data FILE",

@@ -579,6 +579,33 @@ int cli_source_open(const char *cmd, struct cli_source *src)
 	return EXIT_OK;
 }
 
+int cli_source_opt(const char *cmd, int opt, const char *arg, struct cli_source *src,
+		   const char **out)
+{
+	switch (opt) {
+	case OPT_SRC_OUT:
+	case 'o':
+		*out = arg;
+		return 1;
+	case OPT_SRC_MASK:
+		src->mask_text = arg;
+		return 1;
+	case OPT_SRC_RUN:
+		return cli_parse_int(cmd, "--run", arg, 1, 1L << 40, &src->run) < 0 ? -1 : 1;
+	case OPT_SRC_METHOD:
+		src->method = plan_method_parse(arg);
+		if (src->method < 0) {
+			cli_usage(cmd, "--method: unknown method '%s' (attn, mlp, block, joint, "
+				  "contiguous)", arg);
+			return -1;
+		}
+		return 1;
+	case 'n':
+		return cli_parse_int(cmd, "-n", arg, 0, 1 << 20, &src->n) < 0 ? -1 : 1;
+	}
+	return 0;
+}
+
 void cli_source_close(struct cli_source *src)
 {
 	free(src->run_model);

@@ -113,6 +113,18 @@ struct cli_source {
 	char *run_model;
 };
 int cli_source_open(const char *cmd, struct cli_source *src);
+/* Their options --out PATH (-o), --mask M, --run RUN, --method M, -n K:
+ * SOURCE_LONGOPTS in the table ("n:o:" among the short ones), then
+ * cli_source_opt in the switch's default: 1 handled, 0 not one of them,
+ * -1 a bad value (reported). */
+#define SOURCE_LONGOPTS \
+	{"out", required_argument, NULL, OPT_SRC_OUT}, \
+	{"output", required_argument, NULL, OPT_SRC_OUT}, \
+	{"mask", required_argument, NULL, OPT_SRC_MASK}, \
+	{"run", required_argument, NULL, OPT_SRC_RUN}, \
+	{"method", required_argument, NULL, OPT_SRC_METHOD}
+int cli_source_opt(const char *cmd, int opt, const char *arg, struct cli_source *src,
+		   const char **out);
 void cli_source_close(struct cli_source *src);
 
 /* The progress line of a job that writes a file (export, quantize): it
