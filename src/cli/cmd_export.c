@@ -220,18 +220,8 @@ int cmd_export(int argc, char **argv)
 	}
 	if (c == CLI_OPT_STOP)
 		return a.co.exit;
-	if (argc - optind > 1)
-		return cli_usage("export", "expected at most one MODEL");
-	if (argc - optind == 1)
-		a.src.model = argv[optind];
-	if (!a.out)
-		return cli_usage("export", "--out PATH is required");
-	if (a.src.mask_text && a.src.run)
-		return cli_usage("export", "give --mask or --run, not both");
-	if (!a.src.run && (a.src.method >= 0 || a.src.n))
-		return cli_usage("export", "--method and -n need --run");
-	if (a.src.run && a.src.n <= 0)
-		return cli_usage("export", "--run needs -n K (sites or blocks to drop)");
+	if ((c = cli_source_args("export", argc, argv, &a.src, a.out)) != EXIT_OK)
+		return c;
 	if (a.shard && a.format != EXPORT_HF)
 		return cli_usage("export", "--shard-size applies to --format hf");
 	if (a.dtype == ST_Q8_0 && a.format == EXPORT_HF)

@@ -297,23 +297,13 @@ int cmd_quantize(int argc, char **argv)
 	}
 	if (c == CLI_OPT_STOP)
 		return a.co.exit;
-	if (argc - optind > 1)
-		return cli_usage("quantize", "expected at most one MODEL");
-	if (argc - optind == 1)
-		a.src.model = argv[optind];
-	if (!a.out)
-		return cli_usage("quantize", "--out PATH is required");
+	if ((c = cli_source_args("quantize", argc, argv, &a.src, a.out)) != EXIT_OK)
+		return c;
 	a.qo.type = a.bits == 4 ? ST_Q4_0 : ST_Q8_0;
 	if (a.group != 32)
 		return cli_usage("quantize", "--group %ld: GGUF's %s has one scale per block of "
 				 "32 weights; no other group size can be written", a.group,
 				 dtype_name(a.qo.type));
-	if (a.src.mask_text && a.src.run)
-		return cli_usage("quantize", "give --mask or --run, not both");
-	if (!a.src.run && (a.src.method >= 0 || a.src.n))
-		return cli_usage("quantize", "--method and -n need --run");
-	if (a.src.run && a.src.n <= 0)
-		return cli_usage("quantize", "--run needs -n K (sites or blocks to drop)");
 	if (a.qo.method != QUANT_RTN && !a.data)
 		return cli_usage("quantize", "--quant %s needs calibration text: --data FILE",
 				 quant_method_name(a.qo.method));

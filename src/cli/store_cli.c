@@ -606,6 +606,24 @@ int cli_source_opt(const char *cmd, int opt, const char *arg, struct cli_source 
 	return 0;
 }
 
+int cli_source_args(const char *cmd, int argc, char **argv, struct cli_source *src,
+		    const char *out)
+{
+	if (argc - optind > 1)
+		return cli_usage(cmd, "expected at most one MODEL");
+	if (argc - optind == 1)
+		src->model = argv[optind];
+	if (!out)
+		return cli_usage(cmd, "--out PATH is required");
+	if (src->mask_text && src->run)
+		return cli_usage(cmd, "give --mask or --run, not both");
+	if (!src->run && (src->method >= 0 || src->n))
+		return cli_usage(cmd, "--method and -n need --run");
+	if (src->run && src->n <= 0)
+		return cli_usage(cmd, "--run needs -n K (sites or blocks to drop)");
+	return EXIT_OK;
+}
+
 void cli_source_close(struct cli_source *src)
 {
 	free(src->run_model);

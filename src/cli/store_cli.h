@@ -125,6 +125,11 @@ int cli_source_open(const char *cmd, struct cli_source *src);
 	{"method", required_argument, NULL, OPT_SRC_METHOD}
 int cli_source_opt(const char *cmd, int opt, const char *arg, struct cli_source *src,
 		   const char **out);
+/* After the options: at most one MODEL operand (into src->model), --out
+ * given, --mask or --run (not both), --method and -n only with --run,
+ * which needs -n.  EXIT_OK, or EXIT_USAGE with the usage error said. */
+int cli_source_args(const char *cmd, int argc, char **argv, struct cli_source *src,
+		    const char *out);
 void cli_source_close(struct cli_source *src);
 
 /* The progress line of a job that writes a file (export, quantize): it
