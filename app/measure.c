@@ -580,6 +580,30 @@ static json_t *ll_pair(double ll, unsigned char greedy)
 	return json_pack("[s,s]", num, greedy ? "True" : "False");
 }
 
+/* One line of a samples file: o as compact JSON (o is released); on a
+ * failure the file is closed and ST_EIO said. */
+static int samples_line(FILE *f, json_t *o, const char *path, struct st_err *err)
+{
+	char *line = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+
+	json_decref(o);
+	if (!line || fprintf(f, "%s\n", line) < 0) {
+		free(line);
+		fclose(f);
+		return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed", path);
+	}
+	free(line);
+	return 0;
+}
+
+static int samples_close(FILE *f, const char *path, struct st_err *err)
+{
+	if (fclose(f) != 0)
+		return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed: %s", path,
+			       strerror(errno));
+	return 0;
+}
+
 /*
  * dir/samples_TASK.jsonl, lm-eval's per-document log: doc_id, target,
  * arguments {gen_args_J: {arg_0: context, arg_1: continuation}} (the
@@ -603,7 +627,6 @@ static int write_samples(const char *dir, const char *t, const struct mc_item *i
 		json_t *o = json_object(), *args = json_object(), *resps = json_array(),
 		       *fr = json_array();
 		struct mc_result one;
-		char *line;
 		int j;
 
 		for (j = 0; j < x->n_choices; j++) {
@@ -628,19 +651,10 @@ static int write_samples(const char *dir, const char *t, const struct mc_item *i
 			json_object_set_new(o, "acc_norm", json_real(one.acc_norm));
 		}
 		k += (size_t)x->n_choices;
-		line = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
-		json_decref(o);
-		if (!line || fprintf(f, "%s\n", line) < 0) {
-			free(line);
-			fclose(f);
-			return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed", path);
-		}
-		free(line);
+		if (samples_line(f, o, path, err) < 0)
+			return err->code;
 	}
-	if (fclose(f) != 0)
-		return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed: %s", path,
-			       strerror(errno));
-	return 0;
+	return samples_close(f, path, err);
 }
 
 /* samples_TASK.jsonl of a generate task (see eval_generate) */
@@ -655,7 +669,7 @@ static int write_gen_samples(const char *dir, const char *t, const struct mc_tas
 		return err->code;
 	for (size_t i = 0; i < n; i++) {
 		const char *target = items[i].choices[0] + items[i].norm_skip;
-		char *st = NULL, *fl = NULL, *line = NULL;
+		char *st = NULL, *fl = NULL;
 		struct gsm8k_score sc = { 0, 0 };
 		json_t *o;
 
@@ -675,19 +689,10 @@ static int write_gen_samples(const char *dir, const char *t, const struct mc_tas
 			      "exact_match", "strict-match", sc.strict, "flexible-extract", sc.flexible);
 		free(st);
 		free(fl);
-		line = o ? json_dumps(o, JSON_COMPACT) : NULL;
-		json_decref(o);
-		if (!line || fprintf(f, "%s\n", line) < 0) {
-			free(line);
-			fclose(f);
-			return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed", path);
-		}
-		free(line);
+		if (samples_line(f, o, path, err) < 0)
+			return err->code;
 	}
-	if (fclose(f) != 0)
-		return st_errf(err, ST_EIO, "--log-samples: writing '%s' failed: %s", path,
-			       strerror(errno));
-	return 0;
+	return samples_close(f, path, err);
 }
 
 void app_task_info(const char *t, struct app_task_info *in)

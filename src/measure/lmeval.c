@@ -607,9 +607,9 @@ int mc_read_docs(const struct mc_task *t, const char *path, const char *labels,
 	}
 	if ((rc = is_parquet(path) ? parquet_jsonl(path, limit, &buf, &len, err)
 				   : read_file(path, &buf, &len, err)) < 0)
-		goto fail;
+		goto out;
 	if (labels && (rc = read_file(labels, &lbuf, &llen, err)) < 0)
-		goto fail;
+		goto out;
 	while (pos < len && (!limit || cnt < limit)) {
 		struct mc_item *x;
 		json_error_t je;
@@ -638,7 +638,7 @@ int mc_read_docs(const struct mc_task *t, const char *path, const char *labels,
 		if (!json_is_object(doc)) {
 			rc = st_errf(err, ST_EFORMAT, "%s: not a JSON object (%s)", what,
 				     doc ? "other value" : je.text);
-			goto fail;
+			goto out;
 		}
 		if (!strcmp(t->format, "generate")) {
 			gold = 0; /* the one choice is the target */
@@ -649,7 +649,7 @@ int mc_read_docs(const struct mc_task *t, const char *path, const char *labels,
 			if (lpos >= llen) {
 				rc = st_errf(err, ST_EFORMAT, "%s: no label for document %zu (line %zu)",
 					     labels, cnt + 1, lineno);
-				goto fail;
+				goto out;
 			}
 			while (e < llen && lbuf[e] != '\n')
 				e++;
@@ -670,18 +670,18 @@ int mc_read_docs(const struct mc_task *t, const char *path, const char *labels,
 				     "(an integer, a digit string or a letter A-Z)",
 				     labels ? labels : what, labels ? "label" : "field",
 				     labels ? lline : t->gold);
-			goto fail;
+			goto out;
 		}
 		arr = tpls ? tpls : lmeval_field(doc, t->choices);
 		if (!json_is_array(arr) || !(nch = json_array_size(arr))) {
 			rc = st_errf(err, ST_EFORMAT, "%s: field '%s' is missing or not a non-empty array",
 				     what, t->choices);
-			goto fail;
+			goto out;
 		}
 		if (gold < 0 || (size_t)gold >= nch) {
 			rc = st_errf(err, ST_EFORMAT, "%s: gold %ld is not a choice index (0-%zu)", what,
 				     gold, nch - 1);
-			goto fail;
+			goto out;
 		}
 		x = NULL;
 		if (cnt == cap) {
@@ -697,7 +697,7 @@ int mc_read_docs(const struct mc_task *t, const char *path, const char *labels,
 		x->norm_skip = (int)dl;
 		x->bos = t->bos;
 		if ((rc = lmeval_render(t->text, doc, what, &x->context, err)) < 0)
-			goto fail;
+			goto out;
 		if (!(x->context = prep(t, x->context)))
 			goto oom;
 		x->choices = calloc(nch, sizeof *x->choices);
@@ -710,11 +710,11 @@ int mc_read_docs(const struct mc_task *t, const char *path, const char *labels,
 			if (!json_is_string(c)) {
 				rc = st_errf(err, ST_EFORMAT, "%s: %s[%zu] is not a string", what,
 					     t->choices, j);
-				goto fail;
+				goto out;
 			}
 			if (tpls) {
 				if ((rc = lmeval_render(json_string_value(c), doc, what, &s, err)) < 0)
-					goto fail;
+					goto out;
 			} else if (!(s = strdup(json_string_value(c))))
 				goto oom;
 			if (!(s = prep(t, s)))
@@ -730,25 +730,22 @@ int mc_read_docs(const struct mc_task *t, const char *path, const char *labels,
 			x->n_choices = (int)j + 1;
 		}
 	}
-	json_decref(doc);
-	json_decref(tpls);
-	free(line);
-	free(lline);
-	free(buf);
-	free(lbuf);
 	*items = it;
 	*n = cnt;
-	return 0;
+	it = NULL;
+	rc = 0;
+	goto out;
 oom:
 	rc = st_errf(err, ST_ENOMEM, "%s: out of memory reading documents", path);
-fail:
+out: /* it is NULL on success */
 	json_decref(doc);
 	json_decref(tpls);
 	free(line);
 	free(lline);
 	free(buf);
 	free(lbuf);
-	mc_items_free(it, cnt);
+	if (it)
+		mc_items_free(it, cnt);
 	return rc;
 }
 
