@@ -79,43 +79,27 @@ static int parse_size(const char *s, uint64_t *out)
 
 static int export_main(struct export_args *a)
 {
-	struct st_err err = {0};
 	struct export_opts eo;
 	struct export_result res;
 	char *maskbuf = NULL;
 	int64_t export_id = 0;
 	int rc = EXIT_ERR;
-	struct cli_phase ph = { "export", "export" };
 	struct cli_source src = a->src;
 	struct model *m;
-	struct mask *mask;
 	const char *model_path;
 
 	if ((rc = cli_source_open("export", &src)) != EXIT_OK)
 		goto out;
 	rc = EXIT_ERR;
 	m = src.m;
-	mask = src.mask;
 	model_path = src.model_path;
 	export_opts_init(&eo);
 	eo.format = a->format;
 	eo.dtype = a->dtype;
 	eo.shard_bytes = a->shard;
 	eo.overwrite = a->force;
-	eo.progress = cli_phase_progress;
-	eo.phase = cli_phase_note;
-	eo.ud = &ph;
-	cli_cancel_install();
-	/* a file size limit makes write() fail (and the export clean up) */
-	signal(SIGXFSZ, SIG_IGN);
-	if (a->src.no_store)
-		src.env.s = NULL;
-	if (app_export(&src.env, m, mask, a->out, &eo, &res, &maskbuf, &export_id, &err) < 0) {
-		cli_progress_end();
-		cli_error("export to '%s': %s", a->out, err.msg);
+	if (cli_source_write("export", &src, a->out, &eo, &res, &maskbuf, &export_id) < 0)
 		goto out;
-	}
-	cli_progress_end();
 	if (res.deci_noop_ffn)
 		fprintf(stderr, "strata export: note: %d layer(s) keep attention but lose the MLP: "
 			"written with an all-zero FFN of width 1 (%llu bytes in all), since "

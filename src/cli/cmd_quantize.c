@@ -87,7 +87,6 @@ static int quantize_main(struct quantize_args *a)
 	const char *kv[9];
 	int64_t export_id = 0;
 	int rc = EXIT_ERR;
-	struct cli_phase ph = { "quantize", "quantize" };
 	struct cli_source src = a->src;
 	struct model *m;
 	struct mask *mask;
@@ -158,21 +157,12 @@ static int quantize_main(struct quantize_args *a)
 	kv[7] = NULL;
 	export_opts_init(&eo);
 	eo.overwrite = a->force;
-	eo.progress = cli_phase_progress;
-	eo.phase = cli_phase_note;
-	eo.ud = &ph;
 	eo.replace = quant_model_replace;
 	eo.rud = qm;
 	eo.file_type = a->qo.type;
 	eo.kv = kv;
-	if (a->src.no_store)
-		src.env.s = NULL;
-	if (app_export(&src.env, m, mask, a->out, &eo, &res, &maskbuf, &export_id, &err) < 0) {
-		cli_progress_end();
-		cli_error("quantize to '%s': %s", a->out, err.msg);
+	if (cli_source_write("quantize", &src, a->out, &eo, &res, &maskbuf, &export_id) < 0)
 		goto out;
-	}
-	cli_progress_end();
 	{
 		struct record *r = record_new();
 

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "app/provenance.h"
+#include "app/export.h"
 #include "app/plan.h"
 #include "method/calib.h"
 #include "method/plan.h"
@@ -634,6 +635,32 @@ void cli_source_close(struct cli_source *src)
 	src->mask = NULL;
 	src->m = NULL;
 	src->s = NULL;
+}
+
+int cli_source_write(const char *cmd, struct cli_source *src, const char *out,
+		     struct export_opts *eo, struct export_result *res, char **maskbuf,
+		     int64_t *export_id)
+{
+	struct cli_phase ph = { cmd, "" };
+	struct st_err err = {0};
+	int rc;
+
+	snprintf(ph.label, sizeof ph.label, "%s", cmd);
+	eo->progress = cli_phase_progress;
+	eo->phase = cli_phase_note;
+	eo->ud = &ph;
+	cli_cancel_install();
+	/* a file size limit makes write() fail (and the export clean up) */
+	signal(SIGXFSZ, SIG_IGN);
+	if (src->no_store)
+		src->env.s = NULL;
+	rc = app_export(&src->env, src->m, src->mask, out, eo, res, maskbuf, export_id, &err);
+	cli_progress_end();
+	if (rc < 0) {
+		cli_error("%s to '%s': %s", cmd, out, err.msg);
+		return -1;
+	}
+	return 0;
 }
 
 int cli_phase_progress(void *ud, double done)

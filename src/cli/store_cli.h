@@ -131,6 +131,17 @@ int cli_source_opt(const char *cmd, int opt, const char *arg, struct cli_source 
 int cli_source_args(const char *cmd, int argc, char **argv, struct cli_source *src,
 		    const char *out);
 void cli_source_close(struct cli_source *src);
+/*
+ * Write the source's model under its mask to out (app_export with eo,
+ * its progress line naming cmd and the phase, recorded in the store
+ * unless no_store); *maskbuf and *export_id as app_export gives them.
+ * 0, or -1 with "strata: CMD to 'OUT': ..." said.
+ */
+struct export_opts;
+struct export_result;
+int cli_source_write(const char *cmd, struct cli_source *src, const char *out,
+		     struct export_opts *eo, struct export_result *res, char **maskbuf,
+		     int64_t *export_id);
 
 /* The progress line of a job that writes a file (export, quantize): it
  * names the command and the phase (writing, hashing, recording); Ctrl-C
