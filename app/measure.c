@@ -766,6 +766,19 @@ static int parse_until(const struct mc_task *def, json_t **arr, struct st_err *e
 	return 0;
 }
 
+/* A multiple-choice or generate task's key: its settings with the
+ * compute mode, the data's hash and file name; remembered for a sweep
+ * point. */
+static void choice_key(struct app_measure *ms, const struct model *m, struct store_eval_key *k,
+		      char *settings, size_t cap, const char *sha, const char *datafile)
+{
+	settings_compute(settings, cap, m);
+	k->settings = settings;
+	k->data_sha256 = sha;
+	k->data = datafile[0] ? datafile : NULL;
+	remember_key(ms, k);
+}
+
 /* Sequences generated at once by default: as many as a 2 GiB KV cache
  * of ctx rows each holds (f32 keys and values of every layer), 1 to 16. */
 static int gen_batch_auto(const struct model *m, long ctx)
@@ -806,11 +819,7 @@ static int eval_generate(const struct model *m, const struct mask *mask, const c
 	record_choice_settings(settings, sizeof settings, es->ctx, es->limit, 1, es->shots, es->seed);
 	snprintf(settings + strlen(settings), sizeof settings - strlen(settings), ";max_gen=%d",
 		 def->max_gen);
-	settings_compute(settings, sizeof settings, m);
-	k->settings = settings;
-	k->data_sha256 = sha;
-	k->data = datafile[0] ? datafile : NULL;
-	remember_key(ms, k);
+	choice_key(ms, m, k, settings, sizeof settings, sha, datafile);
 	if (!es->log_samples && cache_get(ms, k, out, n_out)) {
 		*cached = 1;
 		json_decref(ua);
@@ -883,11 +892,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 		goto out;
 	record_choice_settings(settings, sizeof settings, es->ctx, es->limit,
 			       is_mmlu || es->shots > 0, es->shots, es->seed);
-	settings_compute(settings, sizeof settings, m);
-	k->settings = settings;
-	k->data_sha256 = sha;
-	k->data = datafile[0] ? datafile : NULL;
-	remember_key(ms, k);
+	choice_key(ms, m, k, settings, sizeof settings, sha, datafile);
 	if (!es->log_samples && cache_get(ms, k, out, n_out)) {
 		*cached = 1;
 		goto out;

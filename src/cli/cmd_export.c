@@ -144,12 +144,11 @@ int cmd_export(int argc, char **argv)
 	enum { O_FIRST = 1200, O_DTYPE, O_SHARD, O_FORCE, O_NOSTORE,
 	       O_FMT };
 	static const struct option longopts[] = {
-		SOURCE_LONGOPTS,
+		SOURCE_LONGOPTS, GUARD_LONGOPTS,
 		{"dtype", required_argument, NULL, O_DTYPE},
 		{"shard-size", required_argument, NULL, O_SHARD},
 		{"force", no_argument, NULL, O_FORCE},
 		{"no-store", no_argument, NULL, O_NOSTORE},
-		GUARD_LONGOPTS,
 		{"format", required_argument, NULL, O_FMT},
 		DB_LONGOPT,
 		{"threads", required_argument, NULL, OPT_THREADS},
@@ -197,8 +196,7 @@ int cmd_export(int argc, char **argv)
 			break;
 		}
 		default:
-			if (cli_guard_opt("export", c, optarg, &a.src.keep_first, &a.src.keep_last) < 0 ||
-			    cli_source_opt("export", c, optarg, &a.src, &a.out) < 0)
+			if (cli_source_opt("export", c, optarg, &a.src, &a.out) < 0)
 				return EXIT_USAGE;
 		}
 	}

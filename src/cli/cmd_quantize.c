@@ -200,7 +200,7 @@ int cmd_quantize(int argc, char **argv)
 	enum { O_FIRST = 1300, O_FORCE, O_NOSTORE, O_QUANT, O_BITS,
 	       O_GROUP, O_ACT, O_DAMP, O_NOCLIP, O_DATA, O_SAMPLES, O_SEQ };
 	static const struct option longopts[] = {
-		SOURCE_LONGOPTS,
+		SOURCE_LONGOPTS, GUARD_LONGOPTS,
 		{"quant", required_argument, NULL, O_QUANT},
 		{"bits", required_argument, NULL, O_BITS},
 		{"group", required_argument, NULL, O_GROUP},
@@ -212,7 +212,6 @@ int cmd_quantize(int argc, char **argv)
 		{"seq-len", required_argument, NULL, O_SEQ},
 		{"force", no_argument, NULL, O_FORCE},
 		{"no-store", no_argument, NULL, O_NOSTORE},
-		GUARD_LONGOPTS,
 		DB_LONGOPT,
 		COMMON_LONGOPTS,
 		{NULL, 0, NULL, 0}};
@@ -280,8 +279,7 @@ int cmd_quantize(int argc, char **argv)
 			a.src.no_store = 1;
 			break;
 		default:
-			if (cli_guard_opt("quantize", c, optarg, &a.src.keep_first, &a.src.keep_last) < 0 ||
-			    cli_source_opt("quantize", c, optarg, &a.src, &a.out) < 0)
+			if (cli_source_opt("quantize", c, optarg, &a.src, &a.out) < 0)
 				return EXIT_USAGE;
 		}
 	}

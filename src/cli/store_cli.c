@@ -604,7 +604,7 @@ int cli_source_opt(const char *cmd, int opt, const char *arg, struct cli_source 
 	case 'n':
 		return cli_parse_int(cmd, "-n", arg, 0, 1 << 20, &src->n) < 0 ? -1 : 1;
 	}
-	return 0;
+	return cli_guard_opt(cmd, opt, arg, &src->keep_first, &src->keep_last);
 }
 
 int cli_source_args(const char *cmd, int argc, char **argv, struct cli_source *src,

@@ -113,8 +113,9 @@ struct cli_source {
 	char *run_model;
 };
 int cli_source_open(const char *cmd, struct cli_source *src);
-/* Their options --out PATH (-o), --mask M, --run RUN, --method M, -n K:
- * SOURCE_LONGOPTS in the table ("n:o:" among the short ones), then
+/* Their options --out PATH (-o), --mask M, --run RUN, --method M, -n K
+ * and the plan guards: SOURCE_LONGOPTS and GUARD_LONGOPTS in the table
+ * ("n:o:" among the short ones), then
  * cli_source_opt in the switch's default: 1 handled, 0 not one of them,
  * -1 a bad value (reported). */
 #define SOURCE_LONGOPTS \
