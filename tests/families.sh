@@ -25,22 +25,6 @@ export STRATA_DB="$WORK/store.db"
 head -c 600 "$text" > "$WORK/short.txt"
 printf 'Once upon a time' > "$WORK/prompt.txt"
 
-# relative difference of a and b below tol (and both numbers)
-within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d;
-	exit !(a + 0 > 0 && b + 0 > 0 && d / a < t) }'; }
-rel() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; r = 1; if (a > 0) r = d / a; printf "%.2e", r }'; }
-strata_ppl() {
-	"$S" eval "$1" --task "ppl:$WORK/short.txt" --ctx 512 --no-store --format json 2> "$WORK/eval.err" |
-		tr -d '\n' | grep -o '"metric": *"ppl", *"value": *[0-9.e+-]*' | sed 's/.*: *//'
-}
-# the generated ids of strata generate (the prompt's ids, BOS included, left out)
-strata_greedy() {
-	n_prompt=$("$S" generate "$1" -p "Once upon a time" -n 1 --format json 2> /dev/null |
-		   sed -n 's/.*"prompt_tokens": *\([0-9]*\).*/\1/p')
-	"$S" generate "$1" -p "Once upon a time" -n 20 --format json 2> "$WORK/gen.err" |
-		sed -n 's/.*"ids": *\[\([0-9, ]*\)\].*/\1/p' | tr -d ' ' |
-		cut -d, -f$((${n_prompt:-0} + 1))-
-}
 arch_of() {
 	"$S" info "$1" --format json 2> /dev/null | grep -o '"arch": *"[a-z0-9_-]*"' |
 		sed 's/.*"\([a-z0-9_-]*\)"$/\1/'
@@ -65,16 +49,7 @@ for sa in $SHAPES; do
 	esac
 	contains "$("$S" info "$f" --format json 2>&1)" "$feat" "$shape: info shows $feat"
 
-	lc=$(llamacpp_ppl "$f" "$WORK/short.txt" "$WORK/node.err")
-	[ -n "$lc" ] || sed 's/^/# /' "$WORK/node.err" | tail -3
-	st=$(strata_ppl "$f")
-	echo "# $shape: llama.cpp ppl $lc, strata $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
-	ok "$shape: llama.cpp's perplexity $lc is strata's $st (1e-4)" within "${lc:-0}" "${st:-0}" 1e-4
-
-	lg=$(llamacpp_greedy "$f" "$WORK/prompt.txt" 20 "$WORK/node.err")
-	sg=$(strata_greedy "$f")
-	ok "$shape: 20 greedy tokens from llama.cpp" [ -n "$lg" ]
-	is "$sg" "$lg" "$shape: strata's 20 greedy tokens are llama.cpp's"
+	agree_with_llamacpp "$shape" "$f"
 
 	"$S" export "$f" --format hf --out "$hf" > /dev/null 2> "$WORK/export.err"
 	ok "$shape: exported as a Hugging Face directory" [ -s "$hf/config.json" ]

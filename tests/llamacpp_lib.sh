@@ -40,3 +40,42 @@ llamacpp_greedy() {
 	node "${STRATA_SRCDIR:-.}/tests/llamacpp.mjs" "$PREFIX" "$1" "$2" "$3" 2> "$4" |
 		sed -n 's/.*"greedy": *\[\([0-9,]*\)\].*/\1/p'
 }
+
+# ---- strata beside llama.cpp on one file: the caller sets S (strata),
+# WORK (a scratch folder holding short.txt, the text, and prompt.txt,
+# "Once upon a time") ----
+
+# within A B TOL: the relative difference of A and B below TOL (both numbers)
+within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d;
+	exit !(a + 0 > 0 && b + 0 > 0 && d / a < t) }'; }
+# rel A B: their relative difference, printed
+rel() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; r = 1; if (a > 0) r = d / a; printf "%.2e", r }'; }
+# strata_ppl MODEL [MASK]: strata's perplexity of short.txt (one window)
+strata_ppl() {
+	"$S" eval "$1" ${2:+--mask "$2"} --task "ppl:$WORK/short.txt" --ctx 512 --no-store \
+		--format json 2> "$WORK/eval.err" |
+		tr -d '\n' | grep -o '"metric": *"ppl", *"value": *[0-9.e+-]*' | sed 's/.*: *//'
+}
+# strata_greedy MODEL: the ids strata generate gives after the prompt (its
+# ids, BOS included, left out)
+strata_greedy() {
+	n_prompt=$("$S" generate "$1" -p "Once upon a time" -n 1 --format json 2> /dev/null |
+		   sed -n 's/.*"prompt_tokens": *\([0-9]*\).*/\1/p')
+	"$S" generate "$1" -p "Once upon a time" -n 20 --format json 2> "$WORK/gen.err" |
+		sed -n 's/.*"ids": *\[\([0-9, ]*\)\].*/\1/p' | tr -d ' ' |
+		cut -d, -f$((${n_prompt:-0} + 1))-
+}
+# agree_with_llamacpp NAME MODEL: llama.cpp's perplexity of short.txt
+# equals strata's within 1e-4 and its 20 greedy tokens are strata's (4
+# checks); sets st to strata's perplexity
+agree_with_llamacpp() {
+	lc=$(llamacpp_ppl "$2" "$WORK/short.txt" "$WORK/node.err")
+	[ -n "$lc" ] || sed 's/^/# /' "$WORK/node.err" | tail -3
+	st=$(strata_ppl "$2")
+	echo "# $1: llama.cpp ppl $lc, strata $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
+	ok "$1: llama.cpp's perplexity $lc is strata's $st (1e-4)" within "${lc:-0}" "${st:-0}" 1e-4
+	lg=$(llamacpp_greedy "$2" "$WORK/prompt.txt" 20 "$WORK/node.err")
+	sg=$(strata_greedy "$2")
+	ok "$1: 20 greedy tokens from llama.cpp" [ -n "$lg" ]
+	is "$sg" "$lg" "$1: strata's 20 greedy tokens are llama.cpp's"
+}

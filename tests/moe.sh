@@ -29,23 +29,6 @@ export STRATA_COMPUTE=f32 # exact f32 products in prefill whatever the CPU
 head -c 600 "$text" > "$WORK/short.txt"
 printf 'Once upon a time' > "$WORK/prompt.txt"
 
-# relative difference of a and b below tol (and both numbers)
-within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d;
-	exit !(a + 0 > 0 && b + 0 > 0 && d / a < t) }'; }
-rel() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; r = 1; if (a > 0) r = d / a; printf "%.2e", r }'; }
-strata_ppl() { # MODEL [MASK]
-	"$S" eval "$1" ${2:+--mask "$2"} --task "ppl:$WORK/short.txt" --ctx 512 --no-store \
-		--format json 2> "$WORK/eval.err" |
-		tr -d '\n' | grep -o '"metric": *"ppl", *"value": *[0-9.e+-]*' | sed 's/.*: *//'
-}
-# the generated ids of strata generate (the prompt's ids, BOS included, left out)
-strata_greedy() {
-	n_prompt=$("$S" generate "$1" -p "Once upon a time" -n 1 --format json 2> /dev/null |
-		   sed -n 's/.*"prompt_tokens": *\([0-9]*\).*/\1/p')
-	"$S" generate "$1" -p "Once upon a time" -n 20 --format json 2> "$WORK/gen.err" |
-		sed -n 's/.*"ids": *\[\([0-9, ]*\)\].*/\1/p' | tr -d ' ' |
-		cut -d, -f$((${n_prompt:-0} + 1))-
-}
 info_json() { "$S" info "$1" --format json 2>&1; }
 
 for sa in $SHAPES; do
@@ -61,16 +44,7 @@ for sa in $SHAPES; do
 	contains "$inf" "\"n_expert\": $n_exp, \"n_expert_used\": $n_used" \
 		"$shape: info shows $n_exp experts, $n_used used"
 
-	lc=$(llamacpp_ppl "$f" "$WORK/short.txt" "$WORK/node.err")
-	[ -n "$lc" ] || sed 's/^/# /' "$WORK/node.err" | tail -3
-	st=$(strata_ppl "$f")
-	echo "# $shape: llama.cpp ppl $lc, strata $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
-	ok "$shape: llama.cpp's perplexity $lc is strata's $st (1e-4)" within "${lc:-0}" "${st:-0}" 1e-4
-
-	lg=$(llamacpp_greedy "$f" "$WORK/prompt.txt" 20 "$WORK/node.err")
-	sg=$(strata_greedy "$f")
-	ok "$shape: 20 greedy tokens from llama.cpp" [ -n "$lg" ]
-	is "$sg" "$lg" "$shape: strata's 20 greedy tokens are llama.cpp's"
+	agree_with_llamacpp "$shape" "$f"
 
 	# the MoE sublayer is the mlp site
 	sd=$(strata_ppl "$f" "mlp=0,1,2")
