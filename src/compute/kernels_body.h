@@ -440,9 +440,12 @@ KB_FN void KF(gemm_bf16_blk)(const uint16_t *w, size_t ldw, const uint16_t *x, s
  * time, two cosines at a time) keep each sum's lanes and order, so they
  * give the bits of dot_f64 and cos_f64 too.
  */
-KB_INL KB_NOFMA double KF(red_f64)(kb_v4d s01, kb_v4d s23)
+/* (by pointer: a 256-bit vector argument changes the ABI on the scalar
+ * path, which clang refuses under -Werror) */
+KB_INL KB_NOFMA double KF(red_f64)(const kb_v4d *a, const kb_v4d *b)
 {
 	KB_NOFMA_BODY
+	kb_v4d s01 = *a, s23 = *b;
 	/* ((s0 + s1) + (s2 + s3)) lane by lane, then its two lanes */
 	kb_v2d l = ((kb_v2d){ s01[0], s01[1] } + (kb_v2d){ s01[2], s01[3] }) +
 		   ((kb_v2d){ s23[0], s23[1] } + (kb_v2d){ s23[2], s23[3] });
@@ -465,7 +468,7 @@ KB_FN KB_NOFMA double KF(dot_f64)(const float *a, const float *b, int n)
 		KB_LD4D(y, b + i + 4);
 		s23 += x * y;
 	}
-	s = KF(red_f64)(s01, s23);
+	s = KF(red_f64)(&s01, &s23);
 	for (; i < n; i++)
 		s += (double)a[i] * b[i];
 	return s;
@@ -487,7 +490,7 @@ KB_FN KB_NOFMA double KF(dotd_f64)(const double *a, const double *b, int n)
 		memcpy(&y, b + i + 4, sizeof y);
 		s23 += x * y;
 	}
-	s = KF(red_f64)(s01, s23);
+	s = KF(red_f64)(&s01, &s23);
 	for (; i < n; i++)
 		s += a[i] * b[i];
 	return s;
@@ -512,17 +515,18 @@ KB_FN KB_NOFMA void KF(dot4d_f64)(const double *a, const double *const b[4], int
 		}
 	}
 	for (j = 0; j < 4; j++) {
-		out[j] = KF(red_f64)(p[j], q[j]);
+		out[j] = KF(red_f64)(&p[j], &q[j]);
 		for (k = i; k < n; k++)
 			out[j] += a[k] * b[j][k];
 	}
 }
 
 /* cos_f64's end: its three sums' lanes, then the tail from element i */
-KB_INL KB_NOFMA double KF(cos_end_f64)(kb_v4d d, kb_v4d aa, kb_v4d bb, const float *a,
-					const float *b, int i, int n)
+KB_INL KB_NOFMA double KF(cos_end_f64)(const kb_v4d *dp, const kb_v4d *ap, const kb_v4d *bp,
+					const float *a, const float *b, int i, int n)
 {
 	KB_NOFMA_BODY
+	kb_v4d d = *dp, aa = *ap, bb = *bp;
 	kb_v2d d2 = (kb_v2d){ d[0], d[1] } + (kb_v2d){ d[2], d[3] };
 	kb_v2d a2 = (kb_v2d){ aa[0], aa[1] } + (kb_v2d){ aa[2], aa[3] };
 	kb_v2d b2 = (kb_v2d){ bb[0], bb[1] } + (kb_v2d){ bb[2], bb[3] };
@@ -555,7 +559,7 @@ KB_FN KB_NOFMA double KF(cos_f64)(const float *a, const float *b, int n)
 		aa += x * x;
 		bb += y * y;
 	}
-	return KF(cos_end_f64)(d, aa, bb, a, b, i, n);
+	return KF(cos_end_f64)(&d, &aa, &bb, a, b, i, n);
 }
 
 /* cos_f64 of two pairs at once (six independent chains) */
@@ -578,8 +582,8 @@ KB_FN KB_NOFMA void KF(cos2_f64)(const float *a0, const float *b0, const float *
 		aa1 += x * x;
 		bb1 += y * y;
 	}
-	out[0] = KF(cos_end_f64)(d0, aa0, bb0, a0, b0, i, n);
-	out[1] = KF(cos_end_f64)(d1, aa1, bb1, a1, b1, i, n);
+	out[0] = KF(cos_end_f64)(&d0, &aa0, &bb0, a0, b0, i, n);
+	out[1] = KF(cos_end_f64)(&d1, &aa1, &bb1, a1, b1, i, n);
 }
 
 #undef KB_DOT4
