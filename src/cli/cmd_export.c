@@ -124,13 +124,7 @@ static int export_main(struct export_args *a)
 		record_int(r, "shards", res.n_shards);
 		record_int(r, "params_in", (long long)model_n_params(m));
 		record_int(r, "params", (long long)res.params);
-		record_int(r, "bytes_in", (long long)m->file_bytes);
-		record_int(r, "bytes", (long long)res.bytes);
-		record_str(r, "sha256", res.sha256);
-		if (export_id > 0)
-			record_int(r, "export", export_id);
-		record_print(r, a->co.format, stdout);
-		record_free(r);
+		cli_source_report(r, m, &res, export_id, a->co.format);
 	}
 	rc = EXIT_OK;
 out:

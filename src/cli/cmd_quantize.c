@@ -178,13 +178,7 @@ static int quantize_main(struct quantize_args *a)
 		record_int(r, "norms_rescaled", qr.n_norms);
 		record_int(r, "calib_tokens", qr.n_tokens);
 		record_num(r, "seconds", qr.seconds);
-		record_int(r, "bytes_in", (long long)m->file_bytes);
-		record_int(r, "bytes", (long long)res.bytes);
-		record_str(r, "sha256", res.sha256);
-		if (export_id > 0)
-			record_int(r, "export", export_id);
-		record_print(r, a->co.format, stdout);
-		record_free(r);
+		cli_source_report(r, m, &res, export_id, a->co.format);
 	}
 	rc = EXIT_OK;
 out:

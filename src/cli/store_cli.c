@@ -663,6 +663,18 @@ int cli_source_write(const char *cmd, struct cli_source *src, const char *out,
 	return 0;
 }
 
+void cli_source_report(struct record *r, const struct model *m,
+		       const struct export_result *res, int64_t export_id, enum out_format format)
+{
+	record_int(r, "bytes_in", (long long)m->file_bytes);
+	record_int(r, "bytes", (long long)res->bytes);
+	record_str(r, "sha256", res->sha256);
+	if (export_id > 0)
+		record_int(r, "export", export_id);
+	record_print(r, format, stdout);
+	record_free(r);
+}
+
 int cli_phase_progress(void *ud, double done)
 {
 	cli_progress(((struct cli_phase *)ud)->label, done);

@@ -151,6 +151,11 @@ struct cli_phase {
 	const char *cmd;
 	char label[64];
 };
+/* The end of export's and quantize's report: bytes in and out, the
+ * file's sha256 and its record's id (when stored), then r printed in
+ * format and freed. */
+void cli_source_report(struct record *r, const struct model *m,
+		       const struct export_result *res, int64_t export_id, enum out_format format);
 int cli_phase_progress(void *ud, double done);
 void cli_phase_note(void *ud, const char *what);
 
