@@ -98,6 +98,8 @@ struct win_pack {
 	size_t *first;                  /* [cap] */
 	struct observer release;        /* layer-major on a model larger than memory */
 	int releasing;
+	size_t batch;                   /* batches flushed so far, here or elsewhere */
+	int share_rank, share_size;     /* eval_major's share */
 };
 
 static void win_pack_free(struct win_pack *w)
@@ -158,6 +160,10 @@ static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, fl
 
 	if (!w->T)
 		return 0;
+	if (w->share_size > 1 && (int)(w->batch++ % (size_t)w->share_size) != w->share_rank) {
+		w->T = w->n_win = 0; /* another process's batch */
+		return 0;
+	}
 	for (i = 0; i < n_states; i++)
 		if ((rc = fwd_eval_packed(fs[i], w->tok, w->T, &fp, lg[i],
 					  w->releasing ? &w->release : NULL, err)) < 0)
@@ -199,7 +205,9 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 	int lm = major && major->pack_tokens > 0;
 	int n_vocab = m->hp.n_vocab, batch, packed = lm || ctx <= EVAL_BATCH, rc = 0, i;
 	int cap = EVAL_BATCH;
-	size_t win = bos >= 0 ? (size_t)ctx - 1 : (size_t)ctx, start, total, scored = 0;
+	int share_size = major && major->share_size > 1 ? major->share_size : 1;
+	int share_rank = share_size > 1 ? major->share_rank : 0;
+	size_t win = bos >= 0 ? (size_t)ctx - 1 : (size_t)ctx, start, total, scored = 0, n_win = 0;
 	struct fwd_state *fs[2] = { NULL, NULL };
 	float *lg[2] = { NULL, NULL };
 	struct win_pack *wp = NULL;
@@ -238,6 +246,10 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 	wp = packed ? win_pack_new(cap) : NULL;
 	if (!in || (packed && !wp))
 		goto nomem;
+	if (wp) {
+		wp->share_rank = share_rank;
+		wp->share_size = share_size;
+	}
 	if (wp && lm && major->release) {
 		wp->release.ud = (void *)m;
 		wp->release.site = release_site;
@@ -277,7 +289,7 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 			wp->off[wp->n_win] = o;
 			wp->len[wp->n_win] = (int)n_in;
 			wp->first[wp->n_win++] = first;
-		} else {
+		} else if ((int)(n_win++ % (size_t)share_size) == share_rank) {
 			for (i = 0; i < n_states; i++)
 				fwd_reset(fs[i]);
 			for (p = 0; p < n_in; p += (size_t)batch) {
@@ -327,8 +339,7 @@ done:
 struct ppl_acc {
 	const int32_t *tokens;
 	int n_vocab;
-	size_t scored;
-	double sum, sumsq;
+	double *nll; /* [n_tokens] */
 };
 
 static int ppl_score(void *ud, float *const *logits, size_t first, int n, struct st_err *err)
@@ -343,11 +354,45 @@ static int ppl_score(void *ud, float *const *logits, size_t first, int n, struct
 
 		if (!isfinite(nll))
 			return EVAL_NONFINITE;
-		a->sum += nll;
-		a->sumsq += nll * nll;
+		a->nll[first + (size_t)j] = nll;
 	}
-	a->scored += (size_t)n;
 	return 0;
+}
+
+int eval_ppl_values(const struct model *m, const struct mask *mask,
+		    const int32_t *tokens, size_t n_tokens, int ctx,
+		    const struct eval_major *major, double *nll, st_progress_fn progress, void *ud,
+		    struct st_err *err)
+{
+	struct ppl_acc a = { tokens, m->hp.n_vocab, nll };
+
+	for (size_t i = 0; i < n_tokens; i++)
+		nll[i] = NAN;
+	return eval_windows(m, &mask, 1, tokens, n_tokens, ctx, major, "ppl", ppl_score, &a,
+			    progress, ud, err);
+}
+
+void eval_ppl_reduce(const double *nll, size_t n_tokens, struct ppl_result *out)
+{
+	size_t scored = 0;
+	double sum = 0, sumsq = 0;
+
+	memset(out, 0, sizeof *out);
+	for (size_t i = 0; i < n_tokens; i++)
+		if (!isnan(nll[i])) {
+			sum += nll[i];
+			sumsq += nll[i] * nll[i];
+			scored++;
+		}
+	out->tokens = scored;
+	if (scored) {
+		double mean = sum / scored;
+		double var = scored > 1 ? (sumsq - scored * mean * mean) / (scored - 1) : 0;
+
+		out->nll = mean;
+		out->ppl = exp(mean);
+		out->nll_stderr = var > 0 ? sqrt(var / scored) : 0;
+	}
 }
 
 int eval_ppl(const struct model *m, const struct mask *mask,
@@ -355,24 +400,17 @@ int eval_ppl(const struct model *m, const struct mask *mask,
 	     const struct eval_major *major, struct ppl_result *out, st_progress_fn progress, void *ud,
 	     struct st_err *err)
 {
-	struct ppl_acc a = { tokens, m->hp.n_vocab, 0, 0, 0 };
+	double *nll = malloc(sizeof *nll * (n_tokens ? n_tokens : 1));
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	rc = eval_windows(m, &mask, 1, tokens, n_tokens, ctx, major, "ppl", ppl_score, &a,
-			  progress, ud, err);
-	if (rc < 0)
-		return rc;
-	out->tokens = a.scored;
-	if (a.scored) {
-		double mean = a.sum / a.scored;
-		double var = a.scored > 1 ? (a.sumsq - a.scored * mean * mean) / (a.scored - 1) : 0;
-
-		out->nll = mean;
-		out->ppl = exp(mean);
-		out->nll_stderr = var > 0 ? sqrt(var / a.scored) : 0;
-	}
-	return 0;
+	if (!nll)
+		return st_errf(err, ST_ENOMEM, "ppl: out of memory for %zu tokens", n_tokens);
+	rc = eval_ppl_values(m, mask, tokens, n_tokens, ctx, major, nll, progress, ud, err);
+	if (rc == 0)
+		eval_ppl_reduce(nll, n_tokens, out);
+	free(nll);
+	return rc;
 }
 
 int read_file(const char *path, char **buf, size_t *len, struct st_err *err)

@@ -47,12 +47,33 @@ int eval_nonfinite_error(struct fwd_state *fs, const int32_t *in, size_t n_in, i
 struct eval_major {
 	size_t pack_tokens; /* >= ctx; 0: token-major */
 	int release;
+	/* one process's share of the batches (the forward calls: windows
+	 * packed together, or one long window), counted from 0 in stream
+	 * order: batch b runs here when b % share_size == share_rank, the
+	 * others are skipped.  Every process walks the same batches, so a
+	 * token's value does not depend on where its batch ran (several
+	 * processes of an MPI job, app/dist.h).  share_size <= 1: all. */
+	int share_rank, share_size;
 };
 
 int eval_ppl(const struct model *m, const struct mask *mask,
 	     const int32_t *tokens, size_t n_tokens, int ctx,
 	     const struct eval_major *major, struct ppl_result *out, st_progress_fn progress, void *ud,
 	     struct st_err *err);
+
+/*
+ * eval_ppl in two steps: eval_ppl_values puts each scored token's
+ * negative log-likelihood at nll[i] (i its index in the stream, [n_tokens])
+ * and NaN at the tokens it did not score (unscored, or in batches of
+ * another share); eval_ppl_reduce sums the finite values in stream order
+ * into out, as eval_ppl does, so values merged from several shares give
+ * the one-process result bit for bit.
+ */
+int eval_ppl_values(const struct model *m, const struct mask *mask,
+		    const int32_t *tokens, size_t n_tokens, int ctx,
+		    const struct eval_major *major, double *nll, st_progress_fn progress, void *ud,
+		    struct st_err *err);
+void eval_ppl_reduce(const double *nll, size_t n_tokens, struct ppl_result *out);
 
 /*
  * The windows of the protocol above, run through n_states models at once

@@ -83,8 +83,8 @@ static double binom_stderr(double p, size_t n)
 
 struct kl_acc {
 	int n_vocab;
-	size_t scored, agree, cap;
-	double sum, sumsq, *kls; /* [cap] per token, for the 99th percentile */
+	size_t cap;
+	double *vals; /* [2 cap] per token: KL, agreement */
 };
 
 static int kl_score(void *ud, float *const *logits, size_t first, int n, struct st_err *err)
@@ -92,8 +92,7 @@ static int kl_score(void *ud, float *const *logits, size_t first, int n, struct 
 	struct kl_acc *a = ud;
 	int j;
 
-	(void)first;
-	if (a->scored + (size_t)n > a->cap)
+	if (first + (size_t)n > a->cap)
 		return st_errf(err, ST_EINVAL, "kl: more tokens scored than counted (%zu)", a->cap);
 	for (j = 0; j < n; j++) {
 		int ag;
@@ -102,11 +101,70 @@ static int kl_score(void *ud, float *const *logits, size_t first, int n, struct 
 
 		if (!isfinite(kl))
 			return EVAL_NONFINITE;
-		a->kls[a->scored++] = kl;
-		a->sum += kl;
-		a->sumsq += kl * kl;
-		a->agree += (size_t)ag;
+		a->vals[2 * (first + (size_t)j)] = kl;
+		a->vals[2 * (first + (size_t)j) + 1] = ag;
 	}
+	return 0;
+}
+
+static int kl_values(const struct model *const *models, const struct mask *const *masks,
+		     const int32_t *tokens, size_t n_tokens, int ctx,
+		     const struct eval_major *major, double *vals, st_progress_fn progress,
+		     void *ud, struct st_err *err)
+{
+	struct kl_acc a = { models[1]->hp.n_vocab, n_tokens, vals };
+
+	for (size_t i = 0; i < 2 * n_tokens; i++)
+		vals[i] = NAN;
+	return eval_windows_models(models, masks, 2, tokens, n_tokens, ctx, major, "kl", kl_score,
+				   &a, progress, ud, err);
+}
+
+int eval_kl_values(const struct model *m, const struct mask *mask,
+		   const int32_t *tokens, size_t n_tokens, int ctx,
+		   const struct eval_major *major, double *vals, st_progress_fn progress,
+		   void *ud, struct st_err *err)
+{
+	const struct mask *masks[2] = { NULL, mask };
+	const struct model *models[2] = { m, m };
+
+	return kl_values(models, masks, tokens, n_tokens, ctx, major, vals, progress, ud, err);
+}
+
+int eval_kl_reduce(const double *vals, size_t n_tokens, struct kl_result *out,
+		   struct st_err *err)
+{
+	size_t scored = 0, agree = 0;
+	double sum = 0, sumsq = 0, *kls;
+
+	memset(out, 0, sizeof *out);
+	kls = malloc(sizeof *kls * (n_tokens ? n_tokens : 1));
+	if (!kls)
+		return st_errf(err, ST_ENOMEM, "kl: out of memory for %zu tokens", n_tokens);
+	for (size_t i = 0; i < n_tokens; i++) {
+		double kl = vals[2 * i];
+
+		if (isnan(kl))
+			continue;
+		kls[scored++] = kl;
+		sum += kl;
+		sumsq += kl * kl;
+		agree += vals[2 * i + 1] != 0;
+	}
+	out->tokens = scored;
+	if (scored) {
+		double mean = sum / scored;
+		double var = scored > 1 ? (sumsq - scored * mean * mean) / (scored - 1) : 0;
+		size_t rank = (size_t)ceil(0.99 * (double)scored);
+
+		qsort(kls, scored, sizeof *kls, cmp_double);
+		out->kl_mean = mean;
+		out->kl_stderr = var > 0 ? sqrt(var / scored) : 0;
+		out->kl_p99 = kls[rank ? rank - 1 : 0];
+		out->top1_agree = (double)agree / scored;
+		out->top1_stderr = binom_stderr(out->top1_agree, scored);
+	}
+	free(kls);
 	return 0;
 }
 
@@ -126,31 +184,16 @@ int eval_kl_ref(const struct model *base, const struct mask *base_mask,
 {
 	const struct mask *masks[2] = { base_mask, mask };
 	const struct model *models[2] = { base, m };
-	struct kl_acc a = { m->hp.n_vocab, 0, 0, n_tokens, 0, 0, NULL };
-	size_t scored;
+	double *vals = malloc(sizeof *vals * 2 * (n_tokens ? n_tokens : 1));
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	a.kls = malloc(sizeof *a.kls * (n_tokens ? n_tokens : 1));
-	if (!a.kls)
+	if (!vals)
 		return st_errf(err, ST_ENOMEM, "kl: out of memory for %zu tokens", n_tokens);
-	rc = eval_windows_models(models, masks, 2, tokens, n_tokens, ctx, major, "kl", kl_score, &a,
-				 progress, ud, err);
-	scored = a.scored;
-	out->tokens = scored;
-	if (rc == 0 && scored) {
-		double mean = a.sum / scored;
-		double var = scored > 1 ? (a.sumsq - scored * mean * mean) / (scored - 1) : 0;
-		size_t rank = (size_t)ceil(0.99 * (double)scored);
-
-		qsort(a.kls, scored, sizeof *a.kls, cmp_double);
-		out->kl_mean = mean;
-		out->kl_stderr = var > 0 ? sqrt(var / scored) : 0;
-		out->kl_p99 = a.kls[rank ? rank - 1 : 0];
-		out->top1_agree = (double)a.agree / scored;
-		out->top1_stderr = binom_stderr(out->top1_agree, scored);
-	}
-	free(a.kls);
+	rc = kl_values(models, masks, tokens, n_tokens, ctx, major, vals, progress, ud, err);
+	if (rc == 0)
+		rc = eval_kl_reduce(vals, n_tokens, out, err);
+	free(vals);
 	return rc;
 }
 
@@ -325,6 +368,8 @@ struct mc_pack {
 	double *lse;                           /* [cap_rows] */
 	int *amax;                             /* [cap_rows] argmax of each row */
 	unsigned char *greedy;                 /* greedy[sk] &= target is argmax; or NULL */
+	size_t batch;                          /* batches flushed, here or elsewhere */
+	int share_rank, share_size;            /* eval_mc_share's share */
 };
 
 static void pack_release(struct mc_pack *p)
@@ -465,6 +510,14 @@ static int pack_flush(struct mc_pack *p, struct fwd_state *fs, int n_vocab, doub
 
 	if (!p->T)
 		return 0;
+	if (p->share_size > 1 && (int)(p->batch++ % (size_t)p->share_size) != p->share_rank) {
+		for (i = 0; i < p->n_sc; i++) /* another process's batch */
+			ll[p->sk[i]] = NAN;
+		p->T = p->n_rows = 0;
+		p->n_sc = 0;
+		p->n_calls++;
+		return 0;
+	}
 	rc = fwd_eval_packed(fs, p->tok, p->T, &fp, p->logits, NULL, err);
 	if (rc < 0)
 		return rc;
@@ -589,6 +642,15 @@ int eval_mc_greedy(const struct model *m, const struct mask *mask,
 		   struct mc_result *out, double *ll, unsigned char *greedy,
 		   st_progress_fn progress, void *ud, struct st_err *err)
 {
+	return eval_mc_share(m, mask, items, n_items, ctx, 0, 1, out, ll, greedy, progress, ud,
+			     err);
+}
+
+int eval_mc_share(const struct model *m, const struct mask *mask,
+		  const struct mc_item *items, size_t n_items, int ctx,
+		  int share_rank, int share_size, struct mc_result *out, double *ll,
+		  unsigned char *greedy, st_progress_fn progress, void *ud, struct st_err *err)
+{
 	int n_vocab = m->hp.n_vocab, cap, rc = 0, flags, j, maxc = 0;
 	size_t i, k = 0, total = 0, n_run = 0;
 	size_t lim = (size_t)ctx - (size_t)ctx / 4;
@@ -636,6 +698,8 @@ int eval_mc_greedy(const struct model *m, const struct mask *mask,
 	}
 	if (pk.greedy)
 		memset(pk.greedy, 1, total ? total : 1);
+	pk.share_rank = share_rank;
+	pk.share_size = share_size;
 	for (i = 0; i < n_items; i++) {
 		const struct mc_item *x = &items[i];
 		int n_ctx = x->contexts ? x->n_choices : 1;

@@ -43,6 +43,19 @@ int eval_kl_ref(const struct model *base, const struct mask *base_mask,
 		const int32_t *tokens, size_t n_tokens, int ctx,
 		const struct eval_major *major, struct kl_result *out, st_progress_fn progress,
 		void *ud, struct st_err *err);
+/*
+ * eval_kl in two steps (as eval_ppl_values and eval_ppl_reduce):
+ * vals[2 i] and vals[2 i + 1] receive stream token i's KL and whether
+ * the argmaxes agree (1 or 0), NaN at the tokens not scored here
+ * ([2 n_tokens]); eval_kl_reduce takes the finite ones in stream order,
+ * as eval_kl does.
+ */
+int eval_kl_values(const struct model *m, const struct mask *mask,
+		   const int32_t *tokens, size_t n_tokens, int ctx,
+		   const struct eval_major *major, double *vals, st_progress_fn progress,
+		   void *ud, struct st_err *err);
+int eval_kl_reduce(const double *vals, size_t n_tokens, struct kl_result *out,
+		   struct st_err *err);
 
 /* Whether an item's context is encoded after a BOS token. */
 enum {
@@ -228,5 +241,18 @@ int eval_mc_greedy(const struct model *m, const struct mask *mask,
 		   const struct mc_item *items, size_t n_items, int ctx,
 		   struct mc_result *out, double *ll, unsigned char *greedy,
 		   st_progress_fn progress, void *ud, struct st_err *err);
+/*
+ * eval_mc_greedy for one share of an MPI job's processes (see struct
+ * eval_major): the batches of packed items are counted from 0, batch b
+ * runs here when b % share_size == share_rank, and the choices of the
+ * others' batches get NaN in ll (every process packs the same batches,
+ * so a choice's value does not depend on where it ran).  ll is required;
+ * out is mc_score's of ll, meaningful when share_size <= 1 (out->tokens
+ * is right in any case).
+ */
+int eval_mc_share(const struct model *m, const struct mask *mask,
+		  const struct mc_item *items, size_t n_items, int ctx,
+		  int share_rank, int share_size, struct mc_result *out, double *ll,
+		  unsigned char *greedy, st_progress_fn progress, void *ud, struct st_err *err);
 
 #endif
