@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef HAVE_MPI
 #include <mpi.h>
@@ -189,5 +190,71 @@ int dist_stopped(void)
 	return stopped;
 #else
 	return 0;
+#endif
+}
+
+#ifdef HAVE_MPI
+/* Wait for req, polling every millisecond (MPI_Wait would spin a core). */
+static int wait_sleeping(MPI_Request *req)
+{
+	const struct timespec ms = { 0, 1000000 };
+	int done = 0;
+
+	for (;;) {
+		if (MPI_Test(req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+			return -1;
+		if (done)
+			return 0;
+		nanosleep(&ms, NULL);
+	}
+}
+#endif
+
+/* the largest piece of one message */
+#define PIECE ((size_t)1 << 30)
+
+int dist_send_bytes(int to, int tag, const void *buf, size_t n, struct st_err *err)
+{
+#ifdef HAVE_MPI
+	const char *p = buf;
+
+	do {
+		size_t k = n < PIECE ? n : PIECE;
+		MPI_Request req;
+
+		if (MPI_Isend(p, (int)k, MPI_BYTE, to, tag, MPI_COMM_WORLD, &req) != MPI_SUCCESS ||
+		    wait_sleeping(&req) < 0)
+			return st_errf(err, ST_EIO, "rank %d: sending %zu bytes to rank %d failed",
+				       rank_, n, to);
+		p += k;
+		n -= k;
+	} while (n > 0);
+	return 0;
+#else
+	(void)to, (void)tag, (void)buf, (void)n;
+	return st_errf(err, ST_EUNSUP, "built without MPI");
+#endif
+}
+
+int dist_recv_bytes(int from, int tag, void *buf, size_t n, struct st_err *err)
+{
+#ifdef HAVE_MPI
+	char *p = buf;
+
+	do {
+		size_t k = n < PIECE ? n : PIECE;
+		MPI_Request req;
+
+		if (MPI_Irecv(p, (int)k, MPI_BYTE, from, tag, MPI_COMM_WORLD, &req) != MPI_SUCCESS ||
+		    wait_sleeping(&req) < 0)
+			return st_errf(err, ST_EIO, "rank %d: receiving %zu bytes from rank %d failed",
+				       rank_, n, from);
+		p += k;
+		n -= k;
+	} while (n > 0);
+	return 0;
+#else
+	(void)from, (void)tag, (void)buf, (void)n;
+	return st_errf(err, ST_EUNSUP, "built without MPI");
 #endif
 }

@@ -21,6 +21,8 @@
 #ifndef STRATA_APP_DIST_H
 #define STRATA_APP_DIST_H
 
+#include <stddef.h>
+
 #include "base/err.h"
 
 /*
@@ -60,5 +62,17 @@ int dist_recv_chunk(int c, int from, double *values, int n, struct st_err *err);
  * whether rank 0 said so. */
 void dist_stop_all(void);
 int dist_stopped(void);
+
+/*
+ * Messages of the evaluations of `strata eval` and `strata sweep`, spread
+ * over the job (app/measure.c): rank 0 sends each worker a job, the
+ * worker its status and values back.  n bytes travel as one or more
+ * messages of tag (any size).  A process waiting for a message sleeps
+ * between polls, leaving the cores to the ranks computing.  Return 0, or
+ * ST_EIO naming the peer.
+ */
+enum { DIST_TAG_JOB = 3, DIST_TAG_STATUS = 4, DIST_TAG_VALUES = 5 };
+int dist_send_bytes(int to, int tag, const void *buf, size_t n, struct st_err *err);
+int dist_recv_bytes(int from, int tag, void *buf, size_t n, struct st_err *err);
 
 #endif

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "app/calibrate.h"
+#include "app/dist.h"
 #include "method/dataset.h"
 #include "measure/eval.h"
 #include "measure/evaltask.h"
@@ -407,15 +408,132 @@ static void settings_compute(char *settings, size_t cap, const struct model *m)
 		snprintf(settings + n, cap - n, ";compute=bf16");
 }
 
+/* ---- evaluations spread over an MPI job (app/dist.h) ----
+ *
+ * Rank 0 computes what app_eval computes; when the result is not in the
+ * store and the task is perplexity, KL or multiple choice (not lambada,
+ * not generation: those run on rank 0 alone), it sends every worker a
+ * job naming the model (path, threads, compute mode), the mask, the
+ * task, its data and settings.  All ranks cut the same batches
+ * (eval_major's share, eval_mc_share): a rank computes every size-th
+ * batch and leaves NaN at the values of the others, then sends its
+ * status and values to rank 0, which takes each missing value from the
+ * rank that computed it and reduces them in stream (item) order -- the
+ * numbers of one process, bit for bit.  Each worker reads the data
+ * itself and checks its sha256 against rank 0's.
+ */
+enum { JOB_END = 0, JOB_TEXT, JOB_CHOICE };
+
+struct dist_job {
+	int kind;                /* JOB_* */
+	int threads, release;    /* rank 0's threads; eval_major.release */
+	char compute[8];         /* the resolved compute mode: f32, bf16 */
+	long ctx, max_tokens, limit, shots;
+	uint64_t seed, pack_tokens;
+	uint64_t n_values;       /* the doubles rank 0 expects back */
+	char sha[65];            /* of the text, or of the items as read */
+	char model[4096], mask[4096], task[1024], path[8192];
+};
+
+/* A worker's answer, before its values (when rc is 0). */
+struct dist_status {
+	int rc;
+	char msg[sizeof ((struct st_err *)0)->msg];
+};
+
+static void job_fill(struct dist_job *job, int kind, const struct model *m,
+		     const struct mask *mask, const char *t, const char *path, const char *sha,
+		     const struct eval_spec *es, const struct eval_major *mj, size_t n_values)
+{
+	memset(job, 0, sizeof *job);
+	job->kind = kind;
+	job->threads = threads_get();
+	snprintf(job->compute, sizeof job->compute, "%s", fwd_compute_for(m));
+	job->ctx = es->ctx;
+	job->max_tokens = es->max_tokens;
+	job->limit = es->limit;
+	job->shots = es->shots;
+	job->seed = es->seed;
+	job->pack_tokens = mj ? mj->pack_tokens : 0;
+	job->release = mj ? mj->release : 0;
+	job->n_values = n_values;
+	snprintf(job->sha, sizeof job->sha, "%s", sha);
+	snprintf(job->model, sizeof job->model, "%s", m->path ? m->path : "");
+	if (!mask_is_empty(mask))
+		mask_format(mask, job->mask, sizeof job->mask);
+	snprintf(job->task, sizeof job->task, "%s", t);
+	snprintf(job->path, sizeof job->path, "%s", path ? path : "");
+}
+
+static int job_post(const struct dist_job *job, struct st_err *err)
+{
+	for (int r = 1; r < dist_size(); r++)
+		if (dist_send_bytes(r, DIST_TAG_JOB, job, sizeof *job, err) < 0)
+			return err->code;
+	return 0;
+}
+
+/*
+ * Rank 0, after its own share (rc its outcome): every worker's status,
+ * and its values merged into vals[0..n) where vals holds NaN.  Every
+ * worker is heard even after a failure, so that none is left sending.
+ * Returns rc, or the first worker's error (naming its rank).
+ */
+static int job_gather(int rc, double *vals, size_t n, struct st_err *err)
+{
+	double *theirs = malloc(sizeof *theirs * (n ? n : 1));
+
+	for (int r = 1; r < dist_size(); r++) {
+		struct dist_status st;
+		struct st_err e2 = {0};
+
+		if (dist_recv_bytes(r, DIST_TAG_STATUS, &st, sizeof st, &e2) < 0) {
+			if (rc == 0)
+				rc = st_errf(err, ST_EIO, "%s", e2.msg);
+			continue;
+		}
+		if (st.rc < 0) {
+			if (rc == 0)
+				rc = st_errf(err, st.rc, "rank %d: %.*s", r, (int)sizeof st.msg, st.msg);
+			continue;
+		}
+		if (!theirs) {
+			if (rc == 0)
+				rc = st_errf(err, ST_ENOMEM, "out of memory for rank %d's values", r);
+			continue;
+		}
+		if (dist_recv_bytes(r, DIST_TAG_VALUES, theirs, sizeof *theirs * n, &e2) < 0) {
+			if (rc == 0)
+				rc = st_errf(err, ST_EIO, "%s", e2.msg);
+			continue;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (isnan(vals[i]) && !isnan(theirs[i]))
+				vals[i] = theirs[i];
+	}
+	free(theirs);
+	return rc;
+}
+
+static int text_values(const struct model *m, const struct mask *mask, int is_ppl,
+		       const int32_t *ids, size_t n_ids, long ctx, const struct eval_major *mj,
+		       double *vals, st_progress_fn progress, void *ud, struct st_err *err)
+{
+	if (is_ppl)
+		return eval_ppl_values(m, mask, ids, n_ids, (int)ctx, mj, vals, progress, ud, err);
+	return eval_kl_values(m, mask, ids, n_ids, (int)ctx, mj, vals, progress, ud, err);
+}
+
 static int eval_text(const struct model *m, const struct mask *mask, const char *t,
 		     const struct eval_spec *es, struct store_eval_key *k,
 		     struct app_measure *ms, struct store_metric *res, size_t *nres,
 		     int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
 {
-	struct eval_major mj = { 0, 0 };
+	struct eval_major mj = { 0, 0, 0, 1 };
 	char settings[128], sha[65], path[8192], canon[PATH_MAX];
 	int32_t *ids = NULL;
-	size_t n_ids = 0, len;
+	double *vals;
+	size_t n_ids = 0, len, nv;
 	char *text = NULL;
 	double t0;
 	int rc;
@@ -454,21 +572,37 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 		es->units(es->progress_ud, (long)n_ids, "tokens");
 	eval_layout(ms ? ms->env : NULL, m, es, t[0] == 'p' ? 1 : 2, n_ids, &mj);
 	t0 = now_s();
-	if (t[0] == 'p') {
+	nv = (t[0] == 'p' ? 1 : 2) * n_ids;
+	if (!(vals = malloc(sizeof *vals * (nv ? nv : 1)))) {
+		free(ids);
+		return st_errf(err, ST_ENOMEM, "%s: out of memory for %zu tokens", path, n_ids);
+	}
+	rc = 0;
+	if (dist_size() > 1) { /* every rank its share of the batches */
+		struct dist_job job;
+
+		mj.share_rank = 0;
+		mj.share_size = dist_size();
+		job_fill(&job, JOB_TEXT, m, mask, t, path, sha, es, &mj, nv);
+		rc = job_post(&job, err);
+	}
+	if (rc == 0)
+		rc = text_values(m, mask, t[0] == 'p', ids, n_ids, es->ctx, &mj, vals, es->progress,
+				 es->progress_ud, err);
+	if (dist_size() > 1)
+		rc = job_gather(rc, vals, nv, err);
+	if (rc == 0 && t[0] == 'p') {
 		struct ppl_result r;
 
-		rc = eval_ppl(m, mask, ids, n_ids, (int)es->ctx, mj.pack_tokens ? &mj : NULL, &r,
-			      es->progress, es->progress_ud, err);
-		if (rc == 0)
-			*nres += record_ppl_rows(&r, res + *nres);
-	} else {
+		eval_ppl_reduce(vals, n_ids, &r);
+		*nres += record_ppl_rows(&r, res + *nres);
+	} else if (rc == 0) {
 		struct kl_result r;
 
-		rc = eval_kl(m, mask, ids, n_ids, (int)es->ctx, mj.pack_tokens ? &mj : NULL, &r,
-			     es->progress, es->progress_ud, err);
-		if (rc == 0)
+		if ((rc = eval_kl_reduce(vals, n_ids, &r, err)) == 0)
 			*nres += record_kl_rows(&r, res + *nres);
 	}
+	free(vals);
 	free(ids);
 	if (rc < 0)
 		return st_err_prefix(err, "%s", path);
@@ -864,6 +998,52 @@ static int eval_generate(const struct model *m, const struct mask *mask, const c
 	return rc;
 }
 
+/* ll (as doubles) then greedy, NaN where ll is: the values a rank sends */
+static void choice_pack(const double *ll, const unsigned char *greedy, size_t total, double *v)
+{
+	for (size_t i = 0; i < total; i++) {
+		v[i] = ll[i];
+		v[total + i] = isnan(ll[i]) ? NAN : greedy[i];
+	}
+}
+
+/* Rank 0: multiple choice spread over the job (ll and greedy [total]). */
+static int choice_shared(const struct model *m, const struct mask *mask, const char *t,
+			 const char *sha, const struct eval_spec *es, const struct mc_item *items,
+			 size_t n_items, size_t total, struct mc_result *mr, double *ll,
+			 unsigned char *greedy, struct st_err *err)
+{
+	struct dist_job job;
+	double *v = malloc(sizeof *v * 2 * (total ? total : 1));
+	size_t tokens;
+	int rc;
+
+	if (!v)
+		return st_errf(err, ST_ENOMEM, "out of memory for %zu log-likelihoods", total);
+	job_fill(&job, JOB_CHOICE, m, mask, t, NULL, sha, es, NULL, 2 * total);
+	rc = job_post(&job, err);
+	if (rc == 0)
+		rc = eval_mc_share(m, mask, items, n_items, (int)es->ctx, 0, dist_size(), mr, ll,
+				   greedy, es->progress, es->progress_ud, err);
+	if (rc == 0)
+		choice_pack(ll, greedy, total, v);
+	else
+		for (size_t i = 0; i < 2 * total; i++)
+			v[i] = NAN;
+	rc = job_gather(rc, v, 2 * total, err);
+	if (rc == 0) {
+		for (size_t i = 0; i < total; i++) {
+			ll[i] = v[i];
+			greedy[i] = v[total + i] != 0;
+		}
+		tokens = mr->tokens;
+		mc_score(items, n_items, ll, mr);
+		mr->tokens = tokens;
+	}
+	free(v);
+	return rc;
+}
+
 static int eval_choice(const struct model *m, const struct mask *mask, const char *t,
 		       const struct eval_spec *es, struct store_eval_key *k,
 		       struct app_measure *ms, struct store_metric *res, size_t *nres,
@@ -876,6 +1056,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	double *ll = NULL;
 	unsigned char *greedy = NULL;
 	double t0;
+	size_t total = 0;
 	struct mc_task gen;
 
 	gen.format[0] = 0;
@@ -897,11 +1078,9 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 		*cached = 1;
 		goto out;
 	}
-	if (es->log_samples) {
-		size_t total = 0;
-
-		for (size_t i = 0; i < n_items; i++)
-			total += (size_t)items[i].n_choices;
+	for (size_t i = 0; i < n_items; i++)
+		total += (size_t)items[i].n_choices;
+	if (es->log_samples || (dist_size() > 1 && !is_lm)) {
 		ll = malloc(sizeof *ll * (total ? total : 1));
 		greedy = malloc(total ? total : 1);
 		if (!ll || !greedy) {
@@ -924,8 +1103,12 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 	} else {
 		struct mc_result mr;
 
-		rc = eval_mc_greedy(m, mask, items, n_items, (int)es->ctx, &mr, ll, greedy,
-				    es->progress, es->progress_ud, err);
+		if (dist_size() > 1)
+			rc = choice_shared(m, mask, t, sha, es, items, n_items, total, &mr, ll, greedy,
+					   err);
+		else
+			rc = eval_mc_greedy(m, mask, items, n_items, (int)es->ctx, &mr, ll, greedy,
+					    es->progress, es->progress_ud, err);
 		if (rc == 0) {
 			*nres = record_metric(res, *nres, "acc", mr.acc, mr.acc_stderr, mr.n);
 			*nres = record_metric(res, *nres, "acc_norm", mr.acc_norm,
@@ -941,6 +1124,150 @@ out:
 	free(ll);
 	mc_items_free(items, n_items);
 	return rc;
+}
+
+/* A worker's model: the one the last job named, loaded again when another
+ * is named. */
+static int serve_model(const struct dist_job *job, struct model **m, struct st_err *err)
+{
+	int mode = fwd_compute_parse(job->compute);
+
+	threads_set(job->threads);
+	if (mode >= 0)
+		fwd_compute_default((enum fwd_compute)mode);
+	if (*m && (*m)->path && !strcmp((*m)->path, job->model))
+		return 0;
+	model_free(*m);
+	*m = NULL;
+	return model_load(job->model, NULL, m, err);
+}
+
+/* A worker's share of one job: *v (malloc'd, job->n_values doubles). */
+static int serve_job(const struct dist_job *job, struct model **mp, double **v,
+		     struct st_err *err)
+{
+	struct eval_spec es = {0};
+	struct eval_major mj = { job->pack_tokens, job->release, dist_rank(), dist_size() };
+	struct mask *mask = NULL;
+	struct mc_item *items = NULL;
+	struct mc_result mr;
+	struct model *m;
+	size_t n = 0, len, total = 0;
+	int32_t *ids = NULL;
+	double *ll = NULL;
+	unsigned char *greedy = NULL;
+	char sha[65], datafile[PATH_MAX], *text = NULL;
+	int rc, is_lm = 0;
+
+	*v = NULL;
+	if ((rc = serve_model(job, mp, err)) < 0)
+		return rc;
+	m = *mp;
+	if (job->mask[0] && (rc = mask_parse(job->mask, m->hp.n_layer, &mask, err)) < 0)
+		return rc;
+	es.ctx = job->ctx;
+	es.max_tokens = job->max_tokens;
+	es.limit = job->limit;
+	es.shots = job->shots;
+	es.seed = job->seed;
+	if (job->kind == JOB_TEXT) {
+		uint8_t d[32];
+
+		if ((rc = read_file(job->path, &text, &len, err)) < 0)
+			goto out;
+		st_sha256(text, len, d);
+		for (int i = 0; i < 32; i++)
+			snprintf(sha + 2 * i, 3, "%02x", d[i]);
+		if (!m->tok) {
+			rc = st_errf(err, ST_EINVAL, "%s has no tokenizer", job->model);
+			goto out;
+		}
+		if ((rc = tok_encode(m->tok, text, len, 0, &ids, &n, err)) < 0)
+			goto out;
+		if (job->max_tokens > 0 && (size_t)job->max_tokens < n)
+			n = (size_t)job->max_tokens;
+		total = (job->task[0] == 'p' ? 1 : 2) * n;
+	} else {
+		if ((rc = load_mc(NULL, job->task, &es, &items, &n, &is_lm, datafile, NULL, err)) < 0 ||
+		    (rc = items_sha256(items, n, sha, err)) < 0)
+			goto out;
+		for (size_t i = 0; i < n; i++)
+			total += (size_t)items[i].n_choices;
+		total *= 2;
+	}
+	if (strcmp(sha, job->sha) || total != job->n_values) {
+		rc = st_errf(err, ST_EINVAL, "%s: read other data than rank 0 (sha256 %.12s..., "
+			     "rank 0's %.12s...): every rank must see the same files", job->task,
+			     sha, job->sha);
+		goto out;
+	}
+	if (!(*v = malloc(sizeof **v * (total ? total : 1)))) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory for %zu values", total);
+		goto out;
+	}
+	if (job->kind == JOB_TEXT) {
+		rc = text_values(m, mask, job->task[0] == 'p', ids, n, job->ctx, &mj, *v, NULL, NULL,
+				 err);
+	} else {
+		ll = malloc(sizeof *ll * (total / 2 ? total / 2 : 1));
+		greedy = malloc(total / 2 ? total / 2 : 1);
+		if (!ll || !greedy)
+			rc = st_errf(err, ST_ENOMEM, "out of memory for %zu log-likelihoods", total / 2);
+		else if ((rc = eval_mc_share(m, mask, items, n, (int)job->ctx, dist_rank(),
+					     dist_size(), &mr, ll, greedy, NULL, NULL, err)) == 0)
+			choice_pack(ll, greedy, total / 2, *v);
+	}
+out:
+	if (rc < 0) {
+		free(*v);
+		*v = NULL;
+	}
+	free(ll);
+	free(greedy);
+	free(text);
+	free(ids);
+	mc_items_free(items, job->kind == JOB_TEXT ? 0 : n);
+	mask_free(mask);
+	return rc;
+}
+
+int app_eval_serve(struct st_err *err)
+{
+	struct dist_job *job = malloc(sizeof *job);
+	struct model *m = NULL;
+	int rc = 0;
+
+	if (!job)
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	while ((rc = dist_recv_bytes(0, DIST_TAG_JOB, job, sizeof *job, err)) == 0 &&
+	       job->kind != JOB_END) {
+		struct dist_status st = {0};
+		struct st_err e2 = {0};
+		double *v = NULL;
+
+		st.rc = serve_job(job, &m, &v, &e2);
+		snprintf(st.msg, sizeof st.msg, "%s", e2.msg);
+		if ((rc = dist_send_bytes(0, DIST_TAG_STATUS, &st, sizeof st, err)) == 0 && st.rc == 0)
+			rc = dist_send_bytes(0, DIST_TAG_VALUES, v, sizeof *v * job->n_values, err);
+		free(v);
+		if (rc < 0)
+			break;
+	}
+	model_free(m);
+	free(job);
+	return rc;
+}
+
+void app_eval_serve_end(void)
+{
+	struct dist_job job;
+	struct st_err err = {0};
+
+	if (dist_size() <= 1 || dist_rank() != 0)
+		return;
+	memset(&job, 0, sizeof job);
+	job.kind = JOB_END;
+	job_post(&job, &err);
 }
 
 int app_eval(const struct model *m, const struct mask *mask, const char *task,

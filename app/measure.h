@@ -145,6 +145,20 @@ int app_eval(const struct model *m, const struct mask *mask, const char *task,
 	     struct st_err *err);
 
 /*
+ * An MPI job's worker (rank > 0, app/dist.h) of `strata eval` or `strata
+ * sweep`: computes its share of every evaluation rank 0's app_eval hands
+ * out (perplexity and KL: batches of windows; multiple choice: batches of
+ * items; the model, mask, data and settings named by rank 0, the data
+ * read here and checked against rank 0's sha256), sends the values back,
+ * and returns when rank 0 calls app_eval_serve_end.  A job that fails
+ * here is reported to rank 0, which fails that evaluation with the
+ * message.  Returns 0, or ST_EIO when the job's messages fail.
+ */
+int app_eval_serve(struct st_err *err);
+/* Rank 0: the command is over, the workers return (else a no-op). */
+void app_eval_serve_end(void);
+
+/*
  * Speed of m with mask (speed_run's figures, o->progress may cancel)
  * into *r (release with speed_result_free); with ms->s set and
  * use_cache, the newest stored measurement with the same key is returned

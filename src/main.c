@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "app/dist.h"
+#include "app/measure.h"
 #include "cli/cli.h"
 #include "compute/matmul.h"
 
@@ -151,6 +152,13 @@ static void blas_core_check(char **argv)
 
 static int run_command(int argc, char **argv);
 
+/* The commands an MPI job spreads over its processes. */
+static int spread_command(int argc, char **argv)
+{
+	return argc >= 2 && (!strcmp(argv[1], "calibrate") || !strcmp(argv[1], "eval") ||
+			     !strcmp(argv[1], "sweep"));
+}
+
 int main(int argc, char **argv)
 {
 	struct st_err err = {0};
@@ -161,15 +169,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "strata: %s\n", err.msg);
 		return EXIT_ERR;
 	}
-	if (dist_size() > 1 && (argc < 2 || strcmp(argv[1], "calibrate") != 0)) {
+	if (dist_size() > 1 && !spread_command(argc, argv)) {
 		if (dist_rank() == 0)
-			fprintf(stderr, "strata: an MPI job (%d processes) spreads 'strata calibrate' "
-				"only; run '%s' as one process\n", dist_size(),
-				argc < 2 ? "strata" : argv[1]);
+			fprintf(stderr, "strata: an MPI job (%d processes) spreads 'strata calibrate', "
+				"'strata eval' and 'strata sweep' only; run '%s' as one process\n",
+				dist_size(), argc < 2 ? "strata" : argv[1]);
 		dist_finalize();
 		return EXIT_USAGE;
 	}
-	rc = run_command(argc, argv);
+	if (dist_rank() > 0 && strcmp(argv[1], "calibrate") != 0) {
+		/* eval, sweep: rank 0 runs the command and hands out the work */
+		rc = app_eval_serve(&err) < 0 ? EXIT_ERR : EXIT_OK;
+		if (rc != EXIT_OK)
+			fprintf(stderr, "strata: rank %d: %s\n", dist_rank(), err.msg);
+	} else {
+		rc = run_command(argc, argv);
+		if (dist_size() > 1 && strcmp(argv[1], "calibrate") != 0)
+			app_eval_serve_end();
+	}
 	dist_finalize();
 	return rc;
 }
