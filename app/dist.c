@@ -193,8 +193,16 @@ int dist_stopped(void)
 #endif
 }
 
+static int (*interrupted_)(void);
+
+void dist_set_interrupt(int (*interrupted)(void))
+{
+	interrupted_ = interrupted;
+}
+
 #ifdef HAVE_MPI
-/* Wait for req, polling every millisecond (MPI_Wait would spin a core). */
+/* Wait for req, polling every millisecond (MPI_Wait would spin a core):
+ * 0, -1 for an MPI error, 1 when interrupted. */
 static int wait_sleeping(MPI_Request *req)
 {
 	const struct timespec ms = { 0, 1000000 };
@@ -205,6 +213,8 @@ static int wait_sleeping(MPI_Request *req)
 			return -1;
 		if (done)
 			return 0;
+		if (interrupted_ && interrupted_())
+			return 1;
 		nanosleep(&ms, NULL);
 	}
 }
@@ -221,11 +231,16 @@ int dist_send_bytes(int to, int tag, const void *buf, size_t n, struct st_err *e
 	do {
 		size_t k = n < PIECE ? n : PIECE;
 		MPI_Request req;
+		int w;
 
 		if (MPI_Isend(p, (int)k, MPI_BYTE, to, tag, MPI_COMM_WORLD, &req) != MPI_SUCCESS ||
-		    wait_sleeping(&req) < 0)
+		    (w = wait_sleeping(&req)) < 0)
 			return st_errf(err, ST_EIO, "rank %d: sending %zu bytes to rank %d failed",
 				       rank_, n, to);
+		if (w > 0)
+			return st_errf(err, ST_ECANCEL, "rank %d: stopped waiting for rank %d: "
+				       "interrupted (mpirun ends the job when a rank dies)",
+				       rank_, to);
 		p += k;
 		n -= k;
 	} while (n > 0);
@@ -244,11 +259,16 @@ int dist_recv_bytes(int from, int tag, void *buf, size_t n, struct st_err *err)
 	do {
 		size_t k = n < PIECE ? n : PIECE;
 		MPI_Request req;
+		int w;
 
 		if (MPI_Irecv(p, (int)k, MPI_BYTE, from, tag, MPI_COMM_WORLD, &req) != MPI_SUCCESS ||
-		    wait_sleeping(&req) < 0)
+		    (w = wait_sleeping(&req)) < 0)
 			return st_errf(err, ST_EIO, "rank %d: receiving %zu bytes from rank %d failed",
 				       rank_, n, from);
+		if (w > 0)
+			return st_errf(err, ST_ECANCEL, "rank %d: stopped waiting for rank %d: "
+				       "interrupted (mpirun ends the job when a rank dies)",
+				       rank_, from);
 		p += k;
 		n -= k;
 	} while (n > 0);

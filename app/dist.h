@@ -72,6 +72,9 @@ int dist_stopped(void);
  * ST_EIO naming the peer.
  */
 enum { DIST_TAG_JOB = 3, DIST_TAG_STATUS = 4, DIST_TAG_VALUES = 5 };
+/* Give up waiting (ST_ECANCEL) once interrupted() says so: Ctrl-C, or
+ * the SIGTERM with which mpirun ends the job when another rank died. */
+void dist_set_interrupt(int (*interrupted)(void));
 int dist_send_bytes(int to, int tag, const void *buf, size_t n, struct st_err *err);
 int dist_recv_bytes(int from, int tag, void *buf, size_t n, struct st_err *err);
 

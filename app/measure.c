@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1235,7 +1236,8 @@ int app_eval_serve(struct st_err *err)
 {
 	struct dist_job *job = malloc(sizeof *job);
 	struct model *m = NULL;
-	int rc = 0;
+	const char *ka = getenv("STRATA_TEST_KILL_AFTER");
+	int rc = 0, jobs = 0, kill_after = ka ? atoi(ka) : 0;
 
 	if (!job)
 		return st_errf(err, ST_ENOMEM, "out of memory");
@@ -1245,6 +1247,9 @@ int app_eval_serve(struct st_err *err)
 		struct st_err e2 = {0};
 		double *v = NULL;
 
+		/* test hook: a worker that dies at its job N + 1 */
+		if (kill_after > 0 && ++jobs > kill_after)
+			raise(SIGKILL);
 		st.rc = serve_job(job, &m, &v, &e2);
 		snprintf(st.msg, sizeof st.msg, "%s", e2.msg);
 		if ((rc = dist_send_bytes(0, DIST_TAG_STATUS, &st, sizeof st, err)) == 0 && st.rc == 0)

@@ -12,6 +12,7 @@
 #include "app/dist.h"
 #include "app/measure.h"
 #include "cli/cli.h"
+#include "cli/store_cli.h"
 #include "compute/matmul.h"
 
 static const struct command commands[] = {
@@ -183,6 +184,7 @@ int main(int argc, char **argv)
 		if (rc != EXIT_OK)
 			fprintf(stderr, "strata: rank %d: %s\n", dist_rank(), err.msg);
 	} else {
+		dist_set_interrupt(cli_cancel_requested);
 		rc = run_command(argc, argv);
 		if (dist_size() > 1 && strcmp(argv[1], "calibrate") != 0)
 			app_eval_serve_end();

@@ -58,8 +58,8 @@ static int info_system(const struct common_opts *co)
 	record_str(r, "compute_auto", kern_bf16_native() ? "bf16 for non-F32 weights" : "f32");
 	record_int(r, "threads", threads_get());
 	record_str(r, "kernels", matmul_describe(buf, sizeof buf));
-	record_str(r, "mpi", dist_available() ? "Open MPI: mpirun -np N strata calibrate ... spreads "
-		   "the chunks" : "absent (built without libopenmpi-dev)");
+	record_str(r, "mpi", dist_available() ? "Open MPI: mpirun -np N strata calibrate|eval|sweep "
+		   "... spreads the chunks, windows and items" : "absent (built without libopenmpi-dev)");
 	record_print(r, co->format, stdout);
 	record_free(r);
 	return EXIT_OK;
