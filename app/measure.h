@@ -152,7 +152,9 @@ int app_eval(const struct model *m, const struct mask *mask, const char *task,
  * read here and checked against rank 0's sha256), sends the values back,
  * and returns when rank 0 calls app_eval_serve_end.  A job that fails
  * here is reported to rank 0, which fails that evaluation with the
- * message.  Returns 0, or ST_EIO when the job's messages fail.
+ * message.  Returns 0, or ST_EIO when the job's messages fail.  Test
+ * hook: STRATA_TEST_KILL_AFTER=N kills the worker (SIGKILL) at its job
+ * N + 1.
  */
 int app_eval_serve(struct st_err *err);
 /* Rank 0: the command is over, the workers return (else a no-op). */

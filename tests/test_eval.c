@@ -7,6 +7,7 @@
  * and cancellation; argument errors; read_file.
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -79,6 +80,57 @@ static int on_progress(void *ud, double done)
 	return p->cancel_at > 0 && p->calls >= p->cancel_at;
 }
 
+/*
+ * Three shares of the batches (as three MPI ranks), merged where NaN and
+ * reduced, give eval_ppl's result bit for bit: packed windows (ctx 256),
+ * windows longer than a batch (ctx 600), layer-major passes.
+ */
+static void check_shares(const struct model *m, const int32_t *ids, size_t n)
+{
+	static const struct { int ctx; size_t pack; } cases[] = { { 256, 0 }, { 600, 0 }, { 64, 1000 } };
+	struct st_err err = { 0, "" };
+	double *all = malloc(sizeof *all * n), *mine = malloc(sizeof *mine * n);
+
+	if (!all || !mine) {
+		ok(0, "out of memory");
+		free(all);
+		free(mine);
+		return;
+	}
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		struct eval_major one = { cases[c].pack, 0, 0, 1 };
+		struct ppl_result r1, r3;
+		size_t computed = 0, twice = 0;
+
+		is_int(eval_ppl(m, NULL, ids, n, cases[c].ctx, &one, &r1, NULL, NULL, &err), 0,
+		       "ctx %d: one process %s", cases[c].ctx, err.msg);
+		for (size_t i = 0; i < n; i++)
+			all[i] = NAN;
+		for (int k = 0; k < 3; k++) {
+			struct eval_major sh = { cases[c].pack, 0, k, 3 };
+
+			is_int(eval_ppl_values(m, NULL, ids, n, cases[c].ctx, &sh, mine, NULL, NULL, &err),
+			       0, "ctx %d: share %d of 3 %s", cases[c].ctx, k, err.msg);
+			for (size_t i = 0; i < n; i++)
+				if (!isnan(mine[i])) {
+					twice += !isnan(all[i]);
+					all[i] = mine[i];
+					computed += k == 0;
+				}
+		}
+		ok(computed > 0 && computed < n, "ctx %d: share 0 scores part of the tokens (%zu of %zu)",
+		   cases[c].ctx, computed, n);
+		is_int(twice, 0, "ctx %d: no token scored by two shares", cases[c].ctx);
+		eval_ppl_reduce(all, n, &r3);
+		is_int(r3.tokens, r1.tokens, "ctx %d: the shares score every token", cases[c].ctx);
+		ok(r3.nll == r1.nll && r3.ppl == r1.ppl && r3.nll_stderr == r1.nll_stderr,
+		   "ctx %d: merged shares = one process bit for bit (nll %.17g, %.17g)", cases[c].ctx,
+		   r3.nll, r1.nll);
+	}
+	free(all);
+	free(mine);
+}
+
 static void check_golden(const struct model *m)
 {
 	const char *tp = tap_shared("data/text/tinystories-valid-1000.txt");
@@ -127,6 +179,7 @@ static void check_golden(const struct model *m)
 	       "progress returning nonzero cancels");
 	has_str(err.msg, "cancelled after 1530 of 8192", "message says how far it got");
 	is_int(pr.calls, 3, "no progress call after the cancel");
+	check_shares(m, ids, 8192);
 	json_decref(g);
 	free(ids);
 }

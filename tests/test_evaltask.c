@@ -621,6 +621,37 @@ static void test_mc_packed(const struct model *m)
 	ok(calls >= 2 && calls < 60, "progress reported per batch (%d calls for 60 items)", calls);
 	is_int(eval_mc(m, NULL, it, n, 512, &r, NULL, cancel_at_once, NULL, &err), ST_ECANCEL,
 	       "a progress callback cancels: %s", err.msg);
+	{
+		/* two shares of the batches (as two MPI ranks): each choice's
+		 * log-likelihood in exactly one, equal bit for bit */
+		double *l0 = malloc(sizeof(double) * 4 * n), *l1 = malloc(sizeof(double) * 4 * n);
+		unsigned char *g0 = malloc(4 * n), *g1 = malloc(4 * n);
+		size_t same = 0, in0 = 0, both = 0;
+		struct mc_result r0, r1;
+
+		if (l0 && l1 && g0 && g1 &&
+		    eval_mc_share(m, NULL, it, n, 512, 0, 2, &r0, l0, g0, NULL, NULL, &err) == 0 &&
+		    eval_mc_share(m, NULL, it, n, 512, 1, 2, &r1, l1, g1, NULL, NULL, &err) == 0) {
+			for (i = 0; i < 4 * n; i++) {
+				double v = isnan(l0[i]) ? l1[i] : l0[i];
+
+				in0 += !isnan(l0[i]);
+				both += !isnan(l0[i]) && !isnan(l1[i]);
+				same += v == ll[i];
+			}
+			ok(in0 > 0 && in0 < 4 * n, "share 0 of 2 scores part of the choices (%zu of %zu)",
+			   in0, 4 * n);
+			is_int(both, 0, "no choice in both shares");
+			is_int(same, 4 * n, "the shares' log-likelihoods = one process's, bit for bit");
+			ok(r0.tokens > 0 && r0.tokens == r1.tokens, "each share counts every item's tokens (%zu)", r0.tokens);
+		} else {
+			ok(0, "eval_mc_share: %s", err.msg);
+		}
+		free(l0);
+		free(l1);
+		free(g0);
+		free(g1);
+	}
 	mc_items_free(it, n);
 	free(ll);
 	{
