@@ -4,7 +4,8 @@
  * write on purpose is rejected with a message naming the file and the
  * field or tensor.  Tiny models written here (GGUF through gguf.h's
  * writer, safetensors by hand) cover Qwen2 biases, sharded checkpoints,
- * tied/untied outputs and rope scaling.
+ * tied/untied outputs and rope scaling; Phi-3's fused tensors and
+ * longrope factors are pinned on the synthetic phi3-tiny.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -16,8 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "export/export.h"
 #include "format/gguf.h"
 #include "model/model.h"
+#include "model/synth.h"
 #include "format/safetensors.h"
 #include "tap.h"
 #include "tok/tokenizer.h"
@@ -1080,6 +1083,109 @@ static void test_gguf_tiny(void)
 	}
 }
 
+/* Phi-3 as llama.cpp stores it: q, k, v are the rows of attn_qkv in that
+ * order and gate, up those of ffn_up (gate first); the long factors serve
+ * contexts past the original one, the short ones the rest; the attention
+ * factor is sqrt(1 + ln(n_ctx / orig) / ln(orig)); the first rope_dim
+ * dimensions rotate, at theta^(-2i/rope_dim) / factor.  The same from an
+ * HF directory whose config says "su" and leaves the attention factor to
+ * the formula. */
+static void test_phi3(void)
+{
+	const struct synth_shape *sh = synth_find_shape("phi3-tiny");
+	struct st_err err = {0};
+	struct model *m = NULL, *h = NULL;
+	const char *p = tmp_path("phi3-tiny.gguf"), *d = tmp_path("phi3-hf");
+	float inv[64];
+	int bad = 0;
+
+	if (!sh || synth_write_gguf(p, sh, ST_F32, 5, NULL, NULL, &err) < 0 ||
+	    model_load(p, NULL, &m, &err) < 0) {
+		ok(0, "phi3-tiny loads (%s)", err.msg);
+		return;
+	}
+	{
+		const struct model_hparams *hp = &m->hp;
+		size_t rb = (size_t)hp->d_model * sizeof(float);
+		int64_t q = (int64_t)hp->n_head * hp->head_dim, kv = (int64_t)hp->n_head_kv * hp->head_dim;
+
+		for (int l = 0; l < hp->n_layer; l++) {
+			const struct layer_weights *w = &m->layers[l];
+			const char *f = w->wqkv.data, *u = w->w_gate_up.data;
+
+			bad |= !f || !u || w->wq.data != f || w->wk.data != f + rb * (size_t)q ||
+			       w->wv.data != f + rb * (size_t)(q + kv) || w->wq.ne[1] != q ||
+			       w->wk.ne[1] != kv || w->wv.ne[1] != kv ||
+			       w->wv.nbytes != rb * (size_t)kv || w->w_gate.data != u ||
+			       w->w_up.data != u + rb * (size_t)hp->d_ff ||
+			       w->w_gate.ne[1] != hp->d_ff || w->w_up.ne[1] != hp->d_ff;
+		}
+		ok(!bad && hp->fused_qkv && hp->fused_gate_up,
+		   "phi3: wq/wk/wv are attn_qkv's rows in order, w_gate/w_up ffn_up's (gate first)");
+		ok(model_n_params(m) == 545664, "phi3: the fused tensors are counted once (%llu)",
+		   (unsigned long long)model_n_params(m));
+		ok(hp->rope_scaling_type == 3 && hp->rope_dim == 24 && hp->rope_orig_ctx == 16 &&
+		   fabsf(hp->rope_attn_factor - (float)sqrt(1 + log(64.0) / log(16.0))) < 1e-6f,
+		   "phi3: longrope, 24 of 32 dimensions rotated, original context 16, attention "
+		   "factor %g", (double)hp->rope_attn_factor);
+		ok(model_rope_factors(m, 16) == m->rope_short.data &&
+		   model_rope_factors(m, 17) == m->rope_long.data &&
+		   model_rope_factors(m, 512) == m->rope_long.data,
+		   "phi3: short factors up to the original context, long ones past it");
+		model_rope_freqs_ctx(m, 512, inv);
+		bad = 0;
+		for (int i = 0; i < 12; i++)
+			bad |= fabs(inv[i] - pow(10000.0, -2.0 * i / 24) / (1 + 2.5 * i)) >
+			       1e-6 * inv[i];
+		model_rope_freqs_ctx(m, 8, inv);
+		for (int i = 0; i < 12; i++)
+			bad |= fabs(inv[i] - pow(10000.0, -2.0 * i / 24) / (1 + 0.05 * i)) >
+			       1e-6 * inv[i];
+		ok(!bad, "phi3: inverse frequencies theta^(-2i/24) over the chosen factor");
+	}
+	{
+		struct export_opts o;
+		struct export_result res;
+		char *cp, *text = NULL;
+		json_t *cfg = NULL, *rs;
+
+		export_opts_init(&o);
+		o.format = EXPORT_HF;
+		memset(&res, 0, sizeof res);
+		if (export_model(m, NULL, d, &o, &res, &err) == 0) {
+			cp = tmp_path("phi3-hf/config.json");
+			cfg = json_load_file(cp, 0, NULL);
+			rs = cfg ? json_object_get(cfg, "rope_scaling") : NULL;
+			if (rs) {
+				json_object_del(rs, "attention_factor");
+				json_object_set_new(rs, "type", json_string("su"));
+				text = json_dumps(cfg, 0);
+			}
+			if (text)
+				write_text(cp, text);
+		}
+		ok(text && model_load(d, NULL, &h, &err) == 0, "phi3: hf with rope_scaling 'su' loads "
+		   "(%s)", err.msg);
+		if (h) {
+			int same = h->hp.rope_scaling_type == 3 && h->hp.rope_dim == 24 &&
+				   h->hp.rope_orig_ctx == 16 &&
+				   h->hp.rope_attn_factor == m->hp.rope_attn_factor &&
+				   h->layers[0].wqkv.data && h->layers[0].w_gate_up.data;
+			for (int i = 0; same && i < 12; i++)
+				same = ((const float *)h->rope_long.data)[i] ==
+				       ((const float *)m->rope_long.data)[i] &&
+				       ((const float *)h->rope_short.data)[i] ==
+				       ((const float *)m->rope_short.data)[i];
+			ok(same, "phi3: hf qkv_proj/gate_up_proj fused, factors, partial rotary and "
+			   "the attention factor (from the formula) as the gguf's");
+		}
+		free(text);
+		json_decref(cfg);
+	}
+	model_free(h);
+	model_free(m);
+}
+
 int main(void)
 {
 	const char *t = tap_tmpdir("test_model");
@@ -1096,5 +1202,6 @@ int main(void)
 	test_hf_qwen2();
 	test_safetensors_bad();
 	test_gguf_tiny();
+	test_phi3();
 	return tap_done();
 }
