@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compute/forward.h"
 #include "export/export.h"
 #include "format/gguf.h"
 #include "model/model.h"
@@ -1181,6 +1182,38 @@ static void test_phi3(void)
 		}
 		free(text);
 		json_decref(cfg);
+	}
+	{
+		/* a state for 512 positions told its windows are 16 runs the
+		 * short factors, as one made for 16 does; left alone, the long */
+		int32_t tok[16];
+		size_t nv = (size_t)m->hp.n_vocab;
+		float *a = malloc(16 * nv * sizeof *a), *b = malloc(16 * nv * sizeof *b);
+		float *c = malloc(16 * nv * sizeof *c);
+		struct fwd_state *s16 = fwd_new(m, NULL, 16, 16, &err);
+		struct fwd_state *s512 = fwd_new(m, NULL, 512, 16, &err);
+		struct fwd_state *sw = fwd_new(m, NULL, 512, 16, &err);
+		double dab = 1, dac = 0;
+
+		for (int i = 0; i < 16; i++)
+			tok[i] = 3 + (i * 37) % 390;
+		fwd_set_rope_ctx(sw, 16);
+		if (a && b && c && s16 && s512 && sw && fwd_eval(s16, tok, 16, a, 1, NULL, &err) == 0 &&
+		    fwd_eval(sw, tok, 16, b, 1, NULL, &err) == 0 && fwd_eval(s512, tok, 16, c, 1, NULL, &err) == 0) {
+			dab = dac = 0;
+			for (size_t i = 0; i < 16 * nv; i++) {
+				dab = fmax(dab, fabs(a[i] - b[i]));
+				dac = fmax(dac, fabs(a[i] - c[i]));
+			}
+		}
+		ok(dab == 0 && dac > 1e-3, "phi3: fwd_set_rope_ctx(16) on a 512 state runs the short "
+		   "factors (diff %g), the plain 512 state the long (diff %g)", dab, dac);
+		fwd_free(s16);
+		fwd_free(s512);
+		fwd_free(sw);
+		free(a);
+		free(b);
+		free(c);
 	}
 	model_free(h);
 	model_free(m);

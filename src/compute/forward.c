@@ -526,6 +526,12 @@ static void add_bias(float *y, const float *b, int T, int n)
 			y[(size_t)t * n + i] += b[i];
 }
 
+void fwd_set_rope_ctx(struct fwd_state *s, int n_ctx)
+{
+	if (s && s->m->hp.rope_scaling_type == 3)
+		model_rope_freqs_ctx(s->m, n_ctx, s->inv_freq);
+}
+
 /* cos/sin of every pair's angle at positions pos .. pos+T-1 (a packed
  * call: at its tokens' own positions) */
 static void rope_table(const struct fwd_state *s, const float *inv_freq, float *rc, float *rs,
