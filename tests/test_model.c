@@ -1215,6 +1215,82 @@ static void test_phi3(void)
 		free(b);
 		free(c);
 	}
+	{
+		/* the same weights with q/k/v and gate/up apart (llama.cpp reads
+		 * either): read unfused, same logits */
+		const char *u = tmp_path("phi3-split.gguf");
+		struct gguf *g = gguf_open(p, &err);
+		struct gguf_writer *w = g ? gguf_writer_new(u, &err) : NULL;
+		struct model *mu = NULL;
+		int64_t q = (int64_t)m->hp.n_head * m->hp.head_dim;
+		int64_t kv = (int64_t)m->hp.n_head_kv * m->hp.head_dim, ff = m->hp.d_ff;
+		int rc = w ? 0 : -1;
+		static const char *const qkv[] = { "attn_q", "attn_k", "attn_v" }, *gu[] = {
+			"ffn_gate", "ffn_up" };
+
+		for (int pass = 0; pass < 2 && rc == 0; pass++) {
+			if (pass == 1 && (rc = gguf_writer_begin_data(w, &err)) < 0)
+				break;
+			for (uint64_t i = 0; pass == 0 && i < g->n_kv; i++)
+				gguf_writer_copy_kv(w, &g->kv[i]);
+			for (uint64_t i = 0; i < g->n_tensors && rc == 0; i++) {
+				const struct st_tensor *t = &g->tensors[i];
+				const char *f = strstr(t->name, "attn_qkv");
+				int up = strstr(t->name, "ffn_up") != NULL;
+				int64_t rows[3] = { q, kv, kv }, half[2] = { ff, ff }, *rs = f ? rows : half;
+				int np = f ? 3 : up ? 2 : 0;
+				size_t rb = (size_t)t->ne[0] * sizeof(float), off = 0;
+				char nm[96];
+
+				if (!np) {
+					rc = pass ? gguf_writer_write_data(w, t->data, t->nbytes, &err)
+						  : gguf_writer_add_tensor(w, t->name, t->type, t->n_dims,
+									   t->ne);
+					continue;
+				}
+				for (int k = 0; k < np && rc == 0; k++) {
+					int64_t ne[2] = { t->ne[0], rs[k] };
+					int lyr = atoi(t->name + 4);
+
+					snprintf(nm, sizeof nm, "blk.%d.%s.weight", lyr, f ? qkv[k] : gu[k]);
+					rc = pass ? gguf_writer_write_data(w, (const char *)t->data + off,
+									   rb * (size_t)rs[k], &err)
+						  : gguf_writer_add_tensor(w, nm, t->type, 2, ne);
+					off += rb * (size_t)rs[k];
+				}
+			}
+		}
+		if (rc == 0)
+			rc = gguf_writer_finish(w, &err);
+		gguf_writer_free(w);
+		gguf_close(g);
+		if (rc == 0)
+			rc = model_load(u, NULL, &mu, &err);
+		ok(rc == 0 && mu && !mu->hp.fused_qkv && !mu->hp.fused_gate_up &&
+		   !mu->layers[0].wqkv.data,
+		   "phi3: a file with q/k/v and gate/up apart loads unfused (%s)", err.msg);
+		if (mu) {
+			size_t nv = (size_t)m->hp.n_vocab;
+			float *a = malloc(8 * nv * sizeof *a), *b = malloc(8 * nv * sizeof *b);
+			struct fwd_state *sa = fwd_new(m, NULL, 64, 8, &err);
+			struct fwd_state *sb = fwd_new(mu, NULL, 64, 8, &err);
+			int32_t tok[8] = { 1, 40, 77, 120, 5, 300, 9, 260 };
+			double dd = 1;
+
+			if (a && b && sa && sb && fwd_eval(sa, tok, 8, a, 1, NULL, &err) == 0 &&
+			    fwd_eval(sb, tok, 8, b, 1, NULL, &err) == 0) {
+				dd = 0;
+				for (size_t i = 0; i < 8 * nv; i++)
+					dd = fmax(dd, fabs(a[i] - b[i]));
+			}
+			ok(dd == 0, "phi3: the unfused file's logits are the fused one's (diff %g)", dd);
+			fwd_free(sa);
+			fwd_free(sb);
+			free(a);
+			free(b);
+		}
+		model_free(mu);
+	}
 	model_free(h);
 	model_free(m);
 }

@@ -299,6 +299,23 @@ int model_bind_tensors(struct model *m, enum name_scheme scheme,
 			    find(ud, name))
 				m->hp.qkv_bias = 1;
 	}
+	/* a fused architecture's file may hold the projections apart (llama.cpp
+	 * reads either): the first layer that has wq or w_gate decides */
+	for (i = 0; i < N_ROLE && (m->hp.fused_qkv || m->hp.fused_gate_up); i++) {
+		const struct role *r = &role_table[i];
+		int *flag = r->opt == OPT_SPLIT_QKV && r->off == offsetof(struct layer_weights, wq) ?
+			    &m->hp.fused_qkv :
+			    r->opt == OPT_SPLIT_UP && r->off == offsetof(struct layer_weights, w_gate) ?
+			    &m->hp.fused_gate_up : NULL;
+
+		for (l = 0; flag && *flag && l < m->hp.n_layer; l++) {
+			if (role_absent(m, r, l))
+				continue;
+			if (role_name(r, &m->hp, scheme, l, name, sizeof name) && find(ud, name))
+				*flag = 0;
+			break;
+		}
+	}
 	for (i = 0; i < N_ROLE; i++) {
 		const struct role *r = &role_table[i];
 		int nl = r->per_layer ? m->hp.n_layer : 1;
