@@ -15,7 +15,7 @@ S=${STRATA_BIN:-./strata}
 WORK=$BUILD/tests/tmp/families
 # shape:architecture:the block drop (one that keeps Gemma's sliding pattern)
 SHAPES=${STRATA_FAMILIES:-"qwen3-tiny:qwen3:1 mistral-nemo-tiny:llama:1 olmo2-tiny:olmo2:1
-	granite-tiny:granite:1 gemma2-tiny:gemma2:2 gemma3-tiny:gemma3:6"}
+	granite-tiny:granite:1 gemma2-tiny:gemma2:2 gemma3-tiny:gemma3:6 phi3-tiny:phi3:1"}
 
 need text data/text/tinystories-valid-1000.txt || { done_testing; exit $?; }
 . "$SRC/tests/llamacpp_lib.sh"
@@ -45,6 +45,7 @@ for sa in $SHAPES; do
 	granite*) feat='"residual_scale": 0.22' ;;
 	gemma2*) feat='"attn_softcap": 2' ;;
 	gemma3*) feat='"rope_theta_local": 10000' ;;
+	phi3*) feat='"rope_dim": 24, "rope_orig_ctx": 16' ;;
 	*) feat='"arch"' ;;
 	esac
 	contains "$("$S" info "$f" --format json 2>&1)" "$feat" "$shape: info shows $feat"
@@ -95,5 +96,23 @@ if [ -s "$WORK/granite-tiny.gguf" ]; then
 	    --no-store --format json 2> /dev/null | tr -d '\n' |
 	    grep -o '"metric": *"ppl", *"value": *[0-9.e+-]*' | sed 's/.*: *//')
 	ok "granite: the hf attention drop's perplexity $a is the masked gguf's $b" within "${a:-0}" "${b:-0}" 1e-5
+fi
+# Phi-3: llama.cpp's phi3 has no per-layer head counts and deci no NEOX
+# rope, so attention and MLP drops go to hf with drop lists
+if [ -s "$WORK/phi3-tiny.gguf" ]; then
+	"$S" export "$WORK/phi3-tiny.gguf" --mask "attn=1" --format gguf \
+		--out "$WORK/p-attn.gguf" > /dev/null 2> "$WORK/export.err"
+	contains "$(cat "$WORK/export.err")" "deci expects llama's interleaved q/k rows; drop whole blocks, or export as hf (drop lists)" \
+		"phi3: an attention drop as gguf is refused, naming why and what to do"
+	ok "phi3: nothing written for the refused export" [ ! -e "$WORK/p-attn.gguf" ]
+	"$S" export "$WORK/phi3-tiny.gguf" --mask "attn=1;mlp=2" --format hf \
+		--out "$WORK/p-attn-hf" > /dev/null 2> "$WORK/export.err"
+	ok "phi3: the attention and MLP drops export as hf with drop lists" \
+		grep -q '"drop_mlp_list"' "$WORK/p-attn-hf/config.json"
+	ok "phi3: the hf export keeps the fused tensors" \
+		grep -q 'self_attn.qkv_proj.weight' "$WORK/p-attn-hf/model.safetensors"
+	a=$(strata_ppl "$WORK/p-attn-hf")
+	b=$(strata_ppl "$WORK/phi3-tiny.gguf" "attn=1;mlp=2")
+	ok "phi3: the hf drops' perplexity $a is the masked gguf's $b" within "${a:-0}" "${b:-0}" 1e-5
 fi
 done_testing

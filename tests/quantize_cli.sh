@@ -7,7 +7,7 @@
 # 8 bits closer than 4; the files load back in strata (info, ppl); a
 # drop mask gives a deci file measured against the masked original; the
 # settings are in the file's metadata and the file in the store's
-# exports; synthetic qwen3, olmo2 and gemma2 shapes quantize with the
+# exports; synthetic qwen3, olmo2, gemma2 and phi3 shapes quantize with the
 # same ordering and AWQ's folding keeps their function; a cancel leaves
 # nothing; bad settings and too little calibration data are refused
 # naming the format or the layer.
@@ -82,9 +82,10 @@ ok "the 4-bit files are recorded in the store's exports ($nrec)" [ "${nrec:-0}" 
 # other families (synthetic): AWQ's folding keeps the function (q8_0 next
 # to it), GPTQ and AWQ below plain rounding at 4 bits -- q/k norms
 # (qwen3), no pre-norms (olmo2: no scales for q/k/v, gate/up), Gemma 2's
-# norms, GeGLU and soft-caps
+# norms, GeGLU and soft-caps, Phi-3's fused q/k/v and gate/up (quantized
+# as their views, written back fused)
 head -c 20000 "$tmp/held.txt" > "$tmp/held-short.txt"
-for sh in qwen3-tiny olmo2-tiny gemma2-tiny; do
+for sh in qwen3-tiny olmo2-tiny gemma2-tiny phi3-tiny; do
 	"$S" synth "$tmp/$sh.gguf" --shape "$sh" > /dev/null 2>&1
 	for qa in "rtn 4" "gptq 4" "awq 4" "awq 8"; do
 		set -- $qa

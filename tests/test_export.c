@@ -906,7 +906,8 @@ out:
 static void check_families(void)
 {
 	static const char *const names[] = { "qwen3-tiny", "mistral-nemo-tiny", "olmo2-tiny",
-					     "granite-tiny", "gemma2-tiny", "gemma3-tiny" };
+					     "granite-tiny", "gemma2-tiny", "gemma3-tiny",
+					     "phi3-tiny" };
 
 	for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
 		const struct synth_shape *sh = synth_find_shape(names[k]);
@@ -961,6 +962,12 @@ static void check_families(void)
 			ok(h->hp.norm_add == 1 && g->hp.norm_add == 0,
 			   "%s: hf norms read as 1 + w, gguf's as w", names[k]);
 		}
+		if (g && h && g->hp.fused_qkv)
+			ok(h->layers[1].wqkv.data && h->layers[1].w_gate_up.data &&
+			   h->hp.rope_scaling_type == 3 && h->hp.rope_dim == g->hp.rope_dim &&
+			   h->hp.rope_attn_factor == g->hp.rope_attn_factor,
+			   "%s: hf keeps qkv_proj and gate_up_proj fused, longrope and partial rotary",
+			   names[k]);
 		if (g && h && strcmp(names[k], "gemma3-tiny") == 0) {
 			/* a final soft-cap, as newer llama.cpp reads it for Gemma 3: the
 			 * logits change, and match cap * tanh(z / cap) of the plain ones */

@@ -4,7 +4,8 @@
  * write on purpose is rejected with a message naming the file and the
  * field or tensor.  Tiny models written here (GGUF through gguf.h's
  * writer, safetensors by hand) cover Qwen2 biases, sharded checkpoints,
- * tied/untied outputs and rope scaling.
+ * tied/untied outputs and rope scaling; Phi-3's fused tensors and
+ * longrope factors are pinned on the synthetic phi3-tiny.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -16,8 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compute/forward.h"
+#include "export/export.h"
 #include "format/gguf.h"
 #include "model/model.h"
+#include "model/synth.h"
 #include "format/safetensors.h"
 #include "tap.h"
 #include "tok/tokenizer.h"
@@ -1034,7 +1038,7 @@ static void test_gguf_tiny(void)
 	rc = rc == 0 ? model_load(p, NULL, &m, &err) : rc;
 	ok(rc == ST_EUNSUP && !m, "GGUF with general.architecture gpt2 rejected");
 	has_str(err.msg, "unsupported architecture 'gpt2' in ", "gpt2: names the arch");
-	has_str(err.msg, "gpt2.gguf (supported: llama, mistral, qwen2, deci, qwen3, olmo2, granite, gemma2, gemma3, qwen2moe, qwen3moe, olmoe)",
+	has_str(err.msg, "gpt2.gguf (supported: llama, mistral, qwen2, deci, qwen3, olmo2, granite, gemma2, gemma3, qwen2moe, qwen3moe, olmoe, phi3)",
 		"gpt2: names file and supported list");
 
 	/* qwen2 with biases, tied (no output) */
@@ -1080,6 +1084,217 @@ static void test_gguf_tiny(void)
 	}
 }
 
+/* Phi-3 as llama.cpp stores it: q, k, v are the rows of attn_qkv in that
+ * order and gate, up those of ffn_up (gate first); the long factors serve
+ * contexts past the original one, the short ones the rest; the attention
+ * factor is sqrt(1 + ln(n_ctx / orig) / ln(orig)); the first rope_dim
+ * dimensions rotate, at theta^(-2i/rope_dim) / factor.  The same from an
+ * HF directory whose config says "su" and leaves the attention factor to
+ * the formula. */
+static void test_phi3(void)
+{
+	const struct synth_shape *sh = synth_find_shape("phi3-tiny");
+	struct st_err err = {0};
+	struct model *m = NULL, *h = NULL;
+	const char *p = tmp_path("phi3-tiny.gguf"), *d = tmp_path("phi3-hf");
+	float inv[64];
+	int bad = 0;
+
+	if (!sh || synth_write_gguf(p, sh, ST_F32, 5, NULL, NULL, &err) < 0 ||
+	    model_load(p, NULL, &m, &err) < 0) {
+		ok(0, "phi3-tiny loads (%s)", err.msg);
+		return;
+	}
+	{
+		const struct model_hparams *hp = &m->hp;
+		size_t rb = (size_t)hp->d_model * sizeof(float);
+		int64_t q = (int64_t)hp->n_head * hp->head_dim, kv = (int64_t)hp->n_head_kv * hp->head_dim;
+
+		for (int l = 0; l < hp->n_layer; l++) {
+			const struct layer_weights *w = &m->layers[l];
+			const char *f = w->wqkv.data, *u = w->w_gate_up.data;
+
+			bad |= !f || !u || w->wq.data != f || w->wk.data != f + rb * (size_t)q ||
+			       w->wv.data != f + rb * (size_t)(q + kv) || w->wq.ne[1] != q ||
+			       w->wk.ne[1] != kv || w->wv.ne[1] != kv ||
+			       w->wv.nbytes != rb * (size_t)kv || w->w_gate.data != u ||
+			       w->w_up.data != u + rb * (size_t)hp->d_ff ||
+			       w->w_gate.ne[1] != hp->d_ff || w->w_up.ne[1] != hp->d_ff;
+		}
+		ok(!bad && hp->fused_qkv && hp->fused_gate_up,
+		   "phi3: wq/wk/wv are attn_qkv's rows in order, w_gate/w_up ffn_up's (gate first)");
+		ok(model_n_params(m) == 545664, "phi3: the fused tensors are counted once (%llu)",
+		   (unsigned long long)model_n_params(m));
+		ok(hp->rope_scaling_type == 3 && hp->rope_dim == 24 && hp->rope_orig_ctx == 16 &&
+		   fabsf(hp->rope_attn_factor - (float)sqrt(1 + log(64.0) / log(16.0))) < 1e-6f,
+		   "phi3: longrope, 24 of 32 dimensions rotated, original context 16, attention "
+		   "factor %g", (double)hp->rope_attn_factor);
+		ok(model_rope_factors(m, 16) == m->rope_short.data &&
+		   model_rope_factors(m, 17) == m->rope_long.data &&
+		   model_rope_factors(m, 512) == m->rope_long.data,
+		   "phi3: short factors up to the original context, long ones past it");
+		model_rope_freqs_ctx(m, 512, inv);
+		bad = 0;
+		for (int i = 0; i < 12; i++)
+			bad |= fabs(inv[i] - pow(10000.0, -2.0 * i / 24) / (1 + 2.5 * i)) >
+			       1e-6 * inv[i];
+		model_rope_freqs_ctx(m, 8, inv);
+		for (int i = 0; i < 12; i++)
+			bad |= fabs(inv[i] - pow(10000.0, -2.0 * i / 24) / (1 + 0.05 * i)) >
+			       1e-6 * inv[i];
+		ok(!bad, "phi3: inverse frequencies theta^(-2i/24) over the chosen factor");
+	}
+	{
+		struct export_opts o;
+		struct export_result res;
+		char *cp, *text = NULL;
+		json_t *cfg = NULL, *rs;
+
+		export_opts_init(&o);
+		o.format = EXPORT_HF;
+		memset(&res, 0, sizeof res);
+		if (export_model(m, NULL, d, &o, &res, &err) == 0) {
+			cp = tmp_path("phi3-hf/config.json");
+			cfg = json_load_file(cp, 0, NULL);
+			rs = cfg ? json_object_get(cfg, "rope_scaling") : NULL;
+			if (rs) {
+				json_object_del(rs, "attention_factor");
+				json_object_set_new(rs, "type", json_string("su"));
+				text = json_dumps(cfg, 0);
+			}
+			if (text)
+				write_text(cp, text);
+		}
+		ok(text && model_load(d, NULL, &h, &err) == 0, "phi3: hf with rope_scaling 'su' loads "
+		   "(%s)", err.msg);
+		if (h) {
+			int same = h->hp.rope_scaling_type == 3 && h->hp.rope_dim == 24 &&
+				   h->hp.rope_orig_ctx == 16 &&
+				   h->hp.rope_attn_factor == m->hp.rope_attn_factor &&
+				   h->layers[0].wqkv.data && h->layers[0].w_gate_up.data;
+			for (int i = 0; same && i < 12; i++)
+				same = ((const float *)h->rope_long.data)[i] ==
+				       ((const float *)m->rope_long.data)[i] &&
+				       ((const float *)h->rope_short.data)[i] ==
+				       ((const float *)m->rope_short.data)[i];
+			ok(same, "phi3: hf qkv_proj/gate_up_proj fused, factors, partial rotary and "
+			   "the attention factor (from the formula) as the gguf's");
+		}
+		free(text);
+		json_decref(cfg);
+	}
+	{
+		/* a state for 512 positions told its windows are 16 runs the
+		 * short factors, as one made for 16 does; left alone, the long */
+		int32_t tok[16];
+		size_t nv = (size_t)m->hp.n_vocab;
+		float *a = malloc(16 * nv * sizeof *a), *b = malloc(16 * nv * sizeof *b);
+		float *c = malloc(16 * nv * sizeof *c);
+		struct fwd_state *s16 = fwd_new(m, NULL, 16, 16, &err);
+		struct fwd_state *s512 = fwd_new(m, NULL, 512, 16, &err);
+		struct fwd_state *sw = fwd_new(m, NULL, 512, 16, &err);
+		double dab = 1, dac = 0;
+
+		for (int i = 0; i < 16; i++)
+			tok[i] = 3 + (i * 37) % 390;
+		fwd_set_rope_ctx(sw, 16);
+		if (a && b && c && s16 && s512 && sw && fwd_eval(s16, tok, 16, a, 1, NULL, &err) == 0 &&
+		    fwd_eval(sw, tok, 16, b, 1, NULL, &err) == 0 && fwd_eval(s512, tok, 16, c, 1, NULL, &err) == 0) {
+			dab = dac = 0;
+			for (size_t i = 0; i < 16 * nv; i++) {
+				dab = fmax(dab, fabs(a[i] - b[i]));
+				dac = fmax(dac, fabs(a[i] - c[i]));
+			}
+		}
+		ok(dab == 0 && dac > 1e-3, "phi3: fwd_set_rope_ctx(16) on a 512 state runs the short "
+		   "factors (diff %g), the plain 512 state the long (diff %g)", dab, dac);
+		fwd_free(s16);
+		fwd_free(s512);
+		fwd_free(sw);
+		free(a);
+		free(b);
+		free(c);
+	}
+	{
+		/* the same weights with q/k/v and gate/up apart (llama.cpp reads
+		 * either): read unfused, same logits */
+		const char *u = tmp_path("phi3-split.gguf");
+		struct gguf *g = gguf_open(p, &err);
+		struct gguf_writer *w = g ? gguf_writer_new(u, &err) : NULL;
+		struct model *mu = NULL;
+		int64_t q = (int64_t)m->hp.n_head * m->hp.head_dim;
+		int64_t kv = (int64_t)m->hp.n_head_kv * m->hp.head_dim, ff = m->hp.d_ff;
+		int rc = w ? 0 : -1;
+		static const char *const qkv[] = { "attn_q", "attn_k", "attn_v" }, *gu[] = {
+			"ffn_gate", "ffn_up" };
+
+		for (int pass = 0; pass < 2 && rc == 0; pass++) {
+			if (pass == 1 && (rc = gguf_writer_begin_data(w, &err)) < 0)
+				break;
+			for (uint64_t i = 0; pass == 0 && i < g->n_kv; i++)
+				gguf_writer_copy_kv(w, &g->kv[i]);
+			for (uint64_t i = 0; i < g->n_tensors && rc == 0; i++) {
+				const struct st_tensor *t = &g->tensors[i];
+				const char *f = strstr(t->name, "attn_qkv");
+				int up = strstr(t->name, "ffn_up") != NULL;
+				int64_t rows[3] = { q, kv, kv }, half[2] = { ff, ff }, *rs = f ? rows : half;
+				int np = f ? 3 : up ? 2 : 0;
+				size_t rb = (size_t)t->ne[0] * sizeof(float), off = 0;
+				char nm[96];
+
+				if (!np) {
+					rc = pass ? gguf_writer_write_data(w, t->data, t->nbytes, &err)
+						  : gguf_writer_add_tensor(w, t->name, t->type, t->n_dims,
+									   t->ne);
+					continue;
+				}
+				for (int k = 0; k < np && rc == 0; k++) {
+					int64_t ne[2] = { t->ne[0], rs[k] };
+					int lyr = atoi(t->name + 4);
+
+					snprintf(nm, sizeof nm, "blk.%d.%s.weight", lyr, f ? qkv[k] : gu[k]);
+					rc = pass ? gguf_writer_write_data(w, (const char *)t->data + off,
+									   rb * (size_t)rs[k], &err)
+						  : gguf_writer_add_tensor(w, nm, t->type, 2, ne);
+					off += rb * (size_t)rs[k];
+				}
+			}
+		}
+		if (rc == 0)
+			rc = gguf_writer_finish(w, &err);
+		gguf_writer_free(w);
+		gguf_close(g);
+		if (rc == 0)
+			rc = model_load(u, NULL, &mu, &err);
+		ok(rc == 0 && mu && !mu->hp.fused_qkv && !mu->hp.fused_gate_up &&
+		   !mu->layers[0].wqkv.data,
+		   "phi3: a file with q/k/v and gate/up apart loads unfused (%s)", err.msg);
+		if (mu) {
+			size_t nv = (size_t)m->hp.n_vocab;
+			float *a = malloc(8 * nv * sizeof *a), *b = malloc(8 * nv * sizeof *b);
+			struct fwd_state *sa = fwd_new(m, NULL, 64, 8, &err);
+			struct fwd_state *sb = fwd_new(mu, NULL, 64, 8, &err);
+			int32_t tok[8] = { 1, 40, 77, 120, 5, 300, 9, 260 };
+			double dd = 1;
+
+			if (a && b && sa && sb && fwd_eval(sa, tok, 8, a, 1, NULL, &err) == 0 &&
+			    fwd_eval(sb, tok, 8, b, 1, NULL, &err) == 0) {
+				dd = 0;
+				for (size_t i = 0; i < 8 * nv; i++)
+					dd = fmax(dd, fabs(a[i] - b[i]));
+			}
+			ok(dd == 0, "phi3: the unfused file's logits are the fused one's (diff %g)", dd);
+			fwd_free(sa);
+			fwd_free(sb);
+			free(a);
+			free(b);
+		}
+		model_free(mu);
+	}
+	model_free(h);
+	model_free(m);
+}
+
 int main(void)
 {
 	const char *t = tap_tmpdir("test_model");
@@ -1096,5 +1311,6 @@ int main(void)
 	test_hf_qwen2();
 	test_safetensors_bad();
 	test_gguf_tiny();
+	test_phi3();
 	return tap_done();
 }

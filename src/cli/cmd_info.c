@@ -67,7 +67,7 @@ static int info_system(const struct common_opts *co)
 
 static const char *rope_scaling_name(int t)
 {
-	return t == 1 ? "llama3" : t == 2 ? "linear" : "none";
+	return t == 1 ? "llama3" : t == 2 ? "linear" : t == 3 ? "longrope" : "none";
 }
 
 /* A float hyperparameter as the short decimal it was written as (1e-05,
@@ -135,7 +135,7 @@ int cmd_info(int argc, char **argv)
 	record_num(r, "rope_theta", short_decimal(hp->rope_theta));
 	record_str(r, "rope_layout", hp->rope_layout == ROPE_NEOX ? "neox" : "interleaved");
 	record_str(r, "rope_scaling", rope_scaling_name(hp->rope_scaling_type));
-	if (hp->rope_scaling_type)
+	if (hp->rope_scaling_type && hp->rope_scaling_type != 3)
 		record_num(r, "rope_factor", short_decimal(hp->rope_factor));
 	record_bool(r, "qkv_bias", hp->qkv_bias);
 	record_bool(r, "tied_embeddings", hp->tied_embeddings);
@@ -164,6 +164,14 @@ int cmd_info(int argc, char **argv)
 	}
 	if (hp->rope_theta_local > 0)
 		record_num(r, "rope_theta_local", short_decimal(hp->rope_theta_local));
+	if (hp->rope_dim != hp->head_dim)
+		record_int(r, "rope_dim", hp->rope_dim);
+	if (hp->rope_scaling_type == 3) {
+		record_int(r, "rope_orig_ctx", hp->rope_orig_ctx);
+		record_num(r, "rope_attn_factor", short_decimal(hp->rope_attn_factor));
+	}
+	if (hp->fused_qkv)
+		record_str(r, "fused", "qkv, gate_up");
 	if (hp->n_expert > 0) {
 		record_int(r, "n_expert", hp->n_expert);
 		record_int(r, "n_expert_used", hp->n_expert_used);

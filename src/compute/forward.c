@@ -96,6 +96,8 @@ struct fwd_state {
 	float *att;      /* [max_batch][q_dim] attention output, heads side by side */
 	float *hg, *hu;  /* [max_batch][d_ff] gate and up projections */
 	float *rope_cos, *rope_sin; /* [max_batch][head_dim/2] for the call's positions */
+	int rope_half;      /* pairs rotated per head: rope_dim/2 (partial rotary) */
+	float rope_mscale;  /* their cos and sin multiplied by it (longrope's factor) */
 	float *inv_freq; /* [head_dim/2] */
 	float *rope_cos_local, *rope_sin_local, *inv_freq_local; /* the same for the
 			    sliding layers of a model with rope_theta_local; else NULL */
@@ -335,7 +337,11 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 	if (!s->x || !s->xb || !s->x_site || !s->x_layer || !s->q || !s->k || !s->att || !s->hg ||
 	    !s->hu || !s->rope_cos || !s->rope_sin || !s->inv_freq || !s->layers)
 		goto nomem;
-	model_rope_freqs(m, s->inv_freq);
+	/* longrope chooses its factors by the context a pass is set up for,
+	 * as llama.cpp does by its context size */
+	model_rope_freqs_ctx(m, max_ctx, s->inv_freq);
+	s->rope_half = (hp->rope_dim > 0 && hp->rope_dim < s->hd ? hp->rope_dim : s->hd) / 2;
+	s->rope_mscale = hp->rope_attn_factor > 0 ? hp->rope_attn_factor : 1.0f;
 	if (hp->rope_theta_local > 0 && hp->swa_window > 0) {
 		s->rope_cos_local = falloc((size_t)max_batch, (size_t)s->hd / 2);
 		s->rope_sin_local = falloc((size_t)max_batch, (size_t)s->hd / 2);
@@ -520,21 +526,34 @@ static void add_bias(float *y, const float *b, int T, int n)
 			y[(size_t)t * n + i] += b[i];
 }
 
+void fwd_set_rope_ctx(struct fwd_state *s, int n_ctx)
+{
+	if (s && s->m->hp.rope_scaling_type == 3)
+		model_rope_freqs_ctx(s->m, n_ctx, s->inv_freq);
+}
+
 /* cos/sin of every pair's angle at positions pos .. pos+T-1 (a packed
  * call: at its tokens' own positions) */
 static void rope_table(const struct fwd_state *s, const float *inv_freq, float *rc, float *rs,
 		       int T)
 {
-	int half = s->hd / 2, t, i;
+	int half = s->hd / 2, rh = s->rope_half, t, i;
+	float f = s->rope_mscale;
 
-	for (t = 0; t < T; t++)
-		for (i = 0; i < half; i++) {
+	for (t = 0; t < T; t++) {
+		for (i = 0; i < rh; i++) {
 			int p = s->pk ? s->pk->pos[t] : s->sq ? s->sq->pos[t] : s->pos + t;
 			double a = (double)p * inv_freq[i];
 
 			rc[t * half + i] = (float)cos(a);
 			rs[t * half + i] = (float)sin(a);
 		}
+		/* longrope's attention factor scales cos and sin */
+		for (i = 0; f != 1 && i < rh; i++) {
+			rc[t * half + i] *= f;
+			rs[t * half + i] *= f;
+		}
+	}
 }
 
 /* the call's tables: the global ones, and the sliding layers' if any */
@@ -557,7 +576,10 @@ static void rope_rows(void *ud, int t0, int t1)
 {
 	const struct rope_job *j = ud;
 	const struct fwd_state *s = j->s;
-	int half = s->hd / 2, interleaved = s->m->hp.rope_layout == ROPE_INTERLEAVED;
+	/* partial rotary: the leading rope_dim dimensions of each head rotate,
+	 * in pairs of their own half (NEOX) or adjacent pairs */
+	int half = s->hd / 2, rh = s->rope_half;
+	int interleaved = s->m->hp.rope_layout == ROPE_INTERLEAVED;
 	int t, h, i;
 
 	for (t = t0; t < t1; t++) {
@@ -567,18 +589,18 @@ static void rope_rows(void *ud, int t0, int t1)
 			float *p = j->v + t * j->ld + (size_t)h * s->hd;
 
 			if (interleaved) {
-				for (i = 0; i < half; i++) {
+				for (i = 0; i < rh; i++) {
 					float x0 = p[2 * i], x1 = p[2 * i + 1];
 
 					p[2 * i] = x0 * c[i] - x1 * sn[i];
 					p[2 * i + 1] = x0 * sn[i] + x1 * c[i];
 				}
 			} else {
-				for (i = 0; i < half; i++) {
-					float x0 = p[i], x1 = p[i + half];
+				for (i = 0; i < rh; i++) {
+					float x0 = p[i], x1 = p[i + rh];
 
 					p[i] = x0 * c[i] - x1 * sn[i];
-					p[i + half] = x0 * sn[i] + x1 * c[i];
+					p[i + rh] = x0 * sn[i] + x1 * c[i];
 				}
 			}
 		}

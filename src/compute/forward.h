@@ -44,6 +44,13 @@ struct fwd_state; /* activations and KV cache; opaque */
 struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 			  int max_ctx, int max_batch, struct st_err *err);
 void fwd_free(struct fwd_state *s);
+/*
+ * The context that chooses a longrope model's factors (model_rope_factors):
+ * fwd_new takes max_ctx; a state that packs several windows of n_ctx
+ * positions into its calls says so here.  A no-op for other models.  Not
+ * while a pass runs.
+ */
+void fwd_set_rope_ctx(struct fwd_state *s, int n_ctx);
 /* Forget the cached positions (start a new sequence). */
 void fwd_reset(struct fwd_state *s);
 /* Truncate the cache to its first pos positions (0 <= pos <= fwd_pos):

@@ -408,8 +408,8 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 	if (lp->partial && m->hp.rope_layout != ROPE_INTERLEAVED)
 		return st_errf(err, ST_EUNSUP,
 			       "cannot export '%s' (architecture %s) with attention or MLP drops "
-			       "as deci: llama.cpp's deci expects llama's interleaved q/k rows",
-			       m->path, arch);
+			       "as deci: llama.cpp's deci expects llama's interleaved q/k rows; "
+			       "drop whole blocks, or export as hf (drop lists)", m->path, arch);
 	if (lp->partial && deci_lacks(&m->hp))
 		return st_errf(err, ST_EUNSUP,
 			       "cannot export '%s' (architecture %s) with attention or MLP drops "
@@ -797,21 +797,27 @@ static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct
 	hf_add(ot, &nt, &m->tok_emb, "model.embed_tokens.weight", 0);
 	for (int l = 0; l < lp->n_src; l++) {
 		const struct layer_weights *w = &m->layers[l];
-		const struct st_tensor *attn[] = { &w->attn_norm, &w->wq, &w->bq, &w->wk, &w->bk,
-						   &w->wv, &w->bv, &w->wo, &w->q_norm, &w->k_norm,
-						   &w->attn_post_norm };
-		const struct st_tensor *mlp[] = { &w->ffn_norm, &w->w_gate, &w->w_up, &w->w_down,
+		/* fused projections (Phi-3) are written fused, as transformers has them */
+		int fq = w->wqkv.data != NULL, fu = w->w_gate_up.data != NULL;
+		const struct st_tensor *attn[] = { &w->attn_norm, fq ? &w->wqkv : &w->wq,
+						   &w->bq, fq ? NULL : &w->wk, &w->bk,
+						   fq ? NULL : &w->wv, &w->bv, &w->wo, &w->q_norm,
+						   &w->k_norm, &w->attn_post_norm };
+		const struct st_tensor *mlp[] = { &w->ffn_norm, fu ? &w->w_gate_up : &w->w_gate,
+						  fu ? NULL : &w->w_up, &w->w_down,
 						  &w->ffn_post_norm };
 		int n = lp->new_idx[l];
 
 		if (n < 0)
 			continue;
 		for (size_t k = 0; !(lp->gone[l] & GONE_ATTN) && k < sizeof attn / sizeof *attn; k++)
-			hf_add_layer(ot, &nt, m, l, attn[k], n,
-				     k == 0 || attn[k] == &w->q_norm || attn[k] == &w->k_norm ||
-				     attn[k] == &w->attn_post_norm);
+			if (attn[k])
+				hf_add_layer(ot, &nt, m, l, attn[k], n,
+					     k == 0 || attn[k] == &w->q_norm ||
+					     attn[k] == &w->k_norm || attn[k] == &w->attn_post_norm);
 		for (size_t k = 0; !(lp->gone[l] & GONE_MLP) && k < sizeof mlp / sizeof *mlp; k++)
-			hf_add_layer(ot, &nt, m, l, mlp[k], n, k == 0 || k == 4);
+			if (mlp[k])
+				hf_add_layer(ot, &nt, m, l, mlp[k], n, k == 0 || k == 4);
 	}
 	hf_add(ot, &nt, &m->out_norm, "model.norm.weight", 0);
 	ot[nt - 1].is_norm = 1;
@@ -1383,6 +1389,33 @@ out:
 	return rc;
 }
 
+/* Phi-3's longrope in config.json: rope_scaling {type longrope, long_factor,
+ * short_factor, attention_factor} and original_max_position_embeddings. */
+static int longrope_set(json_t *c, const struct model *m, struct st_err *err)
+{
+	json_t *rs = json_object(), *lf = json_array(), *sf = json_array();
+	const float *l = m->rope_long.data, *s = m->rope_short.data;
+
+	if (!rs || !lf || !sf || !l || !s) {
+		json_decref(rs);
+		json_decref(lf);
+		json_decref(sf);
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	}
+	for (int64_t i = 0; i < m->rope_long.ne[0]; i++) {
+		json_array_append_new(lf, json_real(l[i]));
+		json_array_append_new(sf, json_real(s[i]));
+	}
+	json_object_set_new(rs, "type", json_string("longrope"));
+	json_object_set_new(rs, "long_factor", lf);
+	json_object_set_new(rs, "short_factor", sf);
+	json_object_set_new(rs, "attention_factor", json_real(m->hp.rope_attn_factor));
+	json_object_set_new(c, "rope_scaling", rs);
+	json_object_set_new(c, "original_max_position_embeddings",
+			    json_integer(m->hp.rope_orig_ctx));
+	return 0;
+}
+
 /* config.json of a model read from another format, from its hyperparameters. */
 static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp, int dtype,
 			     int32_t bos, int32_t eos, const char *dir, struct st_err *err)
@@ -1392,6 +1425,7 @@ static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp,
 		{ "mistral", "MistralForCausalLM" }, { "qwen3", "Qwen3ForCausalLM" },
 		{ "olmo2", "Olmo2ForCausalLM" }, { "granite", "GraniteForCausalLM" },
 		{ "gemma2", "Gemma2ForCausalLM" }, { "gemma3", "Gemma3ForCausalLM" },
+		{ "phi3", "Phi3ForCausalLM" },
 	};
 	const struct model_hparams *hp = &m->hp;
 	int mistral = strcmp(hp->arch, "mistral") == 0;
@@ -1453,6 +1487,13 @@ static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp,
 	if (hp->rope_scaling_type == 2)
 		json_object_set_new(c, "rope_scaling", json_pack("{s:s, s:f}", "rope_type", "linear",
 								 "factor", (double)hp->rope_factor));
+	if (hp->rope_scaling_type == 3 && (rc = longrope_set(c, m, err)) < 0) {
+		json_decref(c);
+		return rc;
+	}
+	if (hp->rope_dim > 0 && hp->rope_dim != hp->head_dim)
+		json_object_set_new(c, "partial_rotary_factor",
+				    json_real((double)hp->rope_dim / hp->head_dim));
 	json_object_set_new(c, "tie_word_embeddings", json_boolean(hp->tied_embeddings));
 	json_object_set_new(c, "attention_bias", json_boolean(hp->qkv_bias));
 	json_object_set_new(c, "mlp_bias", json_false());

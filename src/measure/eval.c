@@ -238,6 +238,8 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 			rc = err ? err->code : ST_ENOMEM;
 			goto done;
 		}
+		if (packed) /* windows of ctx packed into each call */
+			fwd_set_rope_ctx(fs[i], ctx);
 		lg[i] = malloc(sizeof(float) * (size_t)(packed ? cap : batch) * (size_t)n_vocab);
 		if (!lg[i])
 			goto nomem;

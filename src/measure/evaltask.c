@@ -682,6 +682,7 @@ int eval_mc_share(const struct model *m, const struct mask *mask,
 	fs = fwd_new(m, mask, cap, cap, err);
 	if (!fs)
 		return err ? err->code : ST_ENOMEM;
+	fwd_set_rope_ctx(fs, ctx); /* contexts of up to ctx packed */
 	lls = calloc(total ? total : 1, sizeof *lls);
 	ctoks = calloc((size_t)maxc + 1, sizeof *ctoks);
 	wtoks = calloc((size_t)maxc + 1, sizeof *wtoks);

@@ -1074,6 +1074,7 @@ int lmeval_generate(const struct model *m, const struct mask *mask,
 	fs = fwd_new(m, mask, n_par * region, batch > n_par ? batch : n_par, err);
 	if (!fs)
 		return err ? err->code : ST_ENOMEM;
+	fwd_set_rope_ctx(fs, region); /* n_par regions side by side */
 	sl = calloc((size_t)n_par, sizeof *sl);
 	logits = malloc(sizeof *logits * (size_t)n_vocab * (size_t)n_par);
 	/* a call's pos, row, lo and logit rows */

@@ -520,6 +520,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 		rc = err && err->code ? err->code : ST_ENOMEM;
 		goto out;
 	}
+	fwd_set_rope_ctx(fs, T); /* G sequences of T packed */
 	if (G > 1) {
 		int32_t *pos = pk_buf, *lo = pos + (size_t)G * T, *own = lo + (size_t)G * T;
 

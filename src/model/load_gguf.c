@@ -10,8 +10,9 @@
  *                                                         (required)
  *   attention.head_count_kv (default: head_count), attention.key_length
  *   (head_dim; default embedding/heads; Mistral-NeMo's differs),
- *   attention.value_length (must equal the key length), rope.dimension_count (must be
- *   head_dim: partial rotary is not supported), rope.freq_base (10000),
+ *   attention.value_length (must equal the key length), rope.dimension_count
+ *   (head_dim; less: partial rotary, the leading dimensions of each head),
+ *   rope.freq_base (10000), rope.scaling.attn_factor (1: cos and sin scaled),
  *   rope.scaling.type ("none", "linear"; others unsupported),
  *   rope.scaling.factor, rope.scaling.original_context_length,
  *   rope.scale_linear (older files), vocab_size; for granite also (all
@@ -34,6 +35,14 @@
  * rope_freqs.weight [head_dim/2] (per-pair frequency divisors), with no
  * scaling keys: it is bound to m->rope_freqs and hp.rope_scaling_type
  * becomes 1; model_rope_freqs applies it.
+ *
+ * phi3 (Phi-3, Phi-3.5, Phi-4-mini): attn_qkv.weight holds q, k and v
+ * (rows in that order) and ffn_up.weight gate then up (2 feed_forward_length
+ * rows; no ffn_gate.weight): wq/wk/wv and w_gate/w_up become views of their
+ * rows.  Longrope ("su") scaling comes as the tensors rope_factors_long.weight
+ * and rope_factors_short.weight [rope dims/2] with
+ * rope.scaling.original_context_length (default context_length) and
+ * rope.scaling.attn_factor: hp.rope_scaling_type becomes 3.
  *
  * Architecture "deci" (llama.cpp's LLM_ARCH_DECI, as strata export
  * writes it for attention/MLP drops): attention.head_count,
@@ -420,6 +429,7 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 	hp->ffn_act = ai->ffn_act;
 	hp->swa_pattern = ai->swa_pattern;
 	hp->rope_theta_local = ai->rope_theta_local;
+	hp->fused_qkv = hp->fused_gate_up = ai->fused;
 
 	if ((rc = key_int(g, arch, "block_count", -1, 1, &hp->n_layer, err)) < 0 ||
 	    (rc = key_int(g, arch, "embedding_length", -1, 1, &hp->d_model, err)) < 0)
@@ -488,11 +498,18 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 		int big = hp->n_layer == (ai->softcap ? 46 : 62);
 		hp->attn_scale = 1.0f / sqrtf((float)(big ? hp->d_model / hp->n_head : hp->head_dim));
 	}
-	if (rope_dim && rope_dim != hp->head_dim)
-		return st_errf(err, ST_EUNSUP,
-			       "%s: key '%s.rope.dimension_count' = %d differs from head_dim %d "
-			       "(partial rotary embeddings are not supported)",
-			       path, arch, rope_dim, hp->head_dim);
+	if (rope_dim && (rope_dim > hp->head_dim || rope_dim % 2))
+		return st_errf(err, ST_EFORMAT,
+			       "%s: key '%s.rope.dimension_count' = %d must be even and at most "
+			       "head_dim %d", path, arch, rope_dim, hp->head_dim);
+	hp->rope_dim = rope_dim;
+	if ((rc = key_float(g, arch, "rope.scaling.attn_factor", 1.0, &hp->rope_attn_factor,
+			    err)) < 0)
+		return rc;
+	if (hp->rope_orig_ctx == 0 &&
+	    (rc = key_int(g, arch, "rope.scaling.original_context_length", 0, 0,
+			  &hp->rope_orig_ctx, err)) < 0)
+		return rc;
 
 	toks = gguf_find_kv(g, "tokenizer.ggml.tokens");
 	emb = gguf_find_tensor(g, "token_embd.weight");

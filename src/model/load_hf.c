@@ -9,7 +9,7 @@
  *                                   beside it is optional)
  *
  * config.json fields read: model_type (llama, mistral, qwen2, qwen3, olmo2,
- * granite),
+ * granite, gemma2, gemma3_text, phi3),
  * hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
  * vocab_size, max_position_embeddings (required); num_key_value_heads
  * (default: the head count), head_dim (default hidden/heads),
@@ -17,12 +17,20 @@
  * absent, as in transformers), attention_bias, hidden_act (must be silu),
  * rope_scaling {rope_type|type: llama3 | linear | default, factor,
  * low_freq_factor, high_freq_factor, original_max_position_embeddings},
+ * or {type: longrope | su, short_factor, long_factor, attention_factor
+ * (default sqrt(1 + ln s / ln orig) for s = max_position_embeddings /
+ * orig > 1, else 1, as transformers computes it)} with
+ * original_max_position_embeddings (top level, else in rope_scaling;
+ * default max_position_embeddings), partial_rotary_factor (1: the
+ * leading head_dim * factor dimensions of each head rotate),
  * sliding_window / use_sliding_window; granite's embedding_multiplier,
  * residual_multiplier, logits_scaling (default 1) and attention_multiplier
  * (required).  qwen3's self_attn.q_norm/k_norm are per head, olmo2's over
  * the whole projection; olmo2 (post_norm) names its layer norms
  * post_attention_layernorm and post_feedforward_layernorm, the outputs'
- * norms, and has no input_layernorm.
+ * norms, and has no input_layernorm.  phi3 stores self_attn.qkv_proj (rows
+ * q, k, v) and mlp.gate_up_proj (rows gate, up) fused; its sliding_window
+ * is not applied (as llama.cpp runs Phi-3).
  *
  * drop_attn_list / drop_mlp_list (LLM-Drop's dropped-model config: layer
  * indices, or one boolean per layer): those sites have no tensors in the
@@ -157,9 +165,89 @@ static int cfg_bool(json_t *cfg, const char *file, const char *key, int *out,
 	return 0;
 }
 
-static int parse_rope_scaling(json_t *rs, const char *file, struct model_hparams *hp,
+/* A longrope factor list: n numbers into out[0 .. n-1]; *n set from the
+ * first list, checked against it for the second. */
+static int factor_list(json_t *rs, const char *file, const char *key, float **out, int *n,
+		       float **buf, struct st_err *err)
+{
+	json_t *a = json_object_get(rs, key);
+	size_t i;
+
+	if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > 4096 ||
+	    (*n > 0 && json_array_size(a) != (size_t)*n))
+		return st_errf(err, ST_EFORMAT, "%s: field 'rope_scaling.%s' must be a list of %s "
+			       "numbers", file, key, *n > 0 ? "as many" : "1 to 4096");
+	if (*n == 0) {
+		*n = (int)json_array_size(a);
+		*buf = malloc(2 * (size_t)*n * sizeof **buf);
+		if (!*buf)
+			return st_errf(err, ST_ENOMEM, "out of memory");
+		*out = *buf;
+	} else {
+		*out = *buf + *n;
+	}
+	for (i = 0; i < json_array_size(a); i++) {
+		json_t *e = json_array_get(a, i);
+		double x = json_is_number(e) ? json_number_value(e) : -1;
+
+		if (!(x > 0) || !isfinite(x) || x > 3.4e38)
+			return st_errf(err, ST_EFORMAT, "%s: field 'rope_scaling.%s' entry %zu must "
+				       "be a positive number", file, key, i);
+		(*out)[i] = (float)x;
+	}
+	return 0;
+}
+
+static void factor_tensor(struct st_tensor *t, const char *name, const float *f, int n)
+{
+	memset(t, 0, sizeof *t);
+	t->name = name;
+	t->type = ST_F32;
+	t->n_dims = 1;
+	t->ne[0] = n;
+	t->ne[1] = t->ne[2] = t->ne[3] = 1;
+	t->data = f;
+	t->nbytes = (size_t)n * sizeof *f;
+}
+
+/* rope_scaling {type longrope | su}: m's factors, hp's original context
+ * and attention factor, scaling type 3. */
+static int parse_longrope(json_t *cfg, json_t *rs, const char *file, struct model *m,
+			  struct st_err *err)
+{
+	struct model_hparams *hp = &m->hp;
+	float *lf = NULL, *sf = NULL, af = 0;
+	int n = 0, rc;
+
+	if ((rc = factor_list(rs, file, "long_factor", &lf, &n, &m->owned_factors, err)) < 0 ||
+	    (rc = factor_list(rs, file, "short_factor", &sf, &n, &m->owned_factors, err)) < 0)
+		return rc;
+	factor_tensor(&m->rope_long, "rope_scaling.long_factor", lf, n);
+	factor_tensor(&m->rope_short, "rope_scaling.short_factor", sf, n);
+	if ((rc = cfg_int(rs, file, "original_max_position_embeddings", hp->n_ctx,
+			  &hp->rope_orig_ctx, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "original_max_position_embeddings", hp->rope_orig_ctx,
+			  &hp->rope_orig_ctx, err)) < 0 ||
+	    (rc = cfg_num(rs, file, "attention_factor", 0, &af, err)) < 0)
+		return rc;
+	if (hp->rope_orig_ctx < 1)
+		return st_errf(err, ST_EFORMAT, "%s: original_max_position_embeddings %d must be "
+			       "positive", file, hp->rope_orig_ctx);
+	if (af == 0) {
+		double sc = (double)hp->n_ctx / hp->rope_orig_ctx;
+
+		af = sc > 1 && hp->rope_orig_ctx > 1 ?
+		     (float)sqrt(1 + log(sc) / log((double)hp->rope_orig_ctx)) : 1.0f;
+	}
+	hp->rope_attn_factor = af;
+	hp->rope_scaling_type = 3;
+	return 0;
+}
+
+static int parse_rope_scaling(json_t *cfg, json_t *rs, const char *file, struct model *m,
 			      struct st_err *err)
 {
+	struct model_hparams *hp = &m->hp;
 	json_t *t;
 	const char *type;
 	int rc;
@@ -181,10 +269,12 @@ static int parse_rope_scaling(json_t *rs, const char *file, struct model_hparams
 		hp->rope_scaling_type = 2;
 		return cfg_num(rs, file, "factor", NAN, &hp->rope_factor, err);
 	}
+	if (strcmp(type, "longrope") == 0 || strcmp(type, "su") == 0)
+		return parse_longrope(cfg, rs, file, m, err);
 	if (strcmp(type, "llama3") != 0)
 		return st_errf(err, ST_EUNSUP,
-			       "%s: rope_scaling type '%s' is not supported (supported: llama3, linear)",
-			       file, type);
+			       "%s: rope_scaling type '%s' is not supported (supported: llama3, "
+			       "linear, longrope)", file, type);
 	hp->rope_scaling_type = 1;
 	if ((rc = cfg_num(rs, file, "factor", NAN, &hp->rope_factor, err)) < 0 ||
 	    (rc = cfg_num(rs, file, "low_freq_factor", NAN, &hp->rope_low_freq_factor, err)) < 0 ||
@@ -231,9 +321,11 @@ static int parse_drop_list(json_t *cfg, const char *file, const char *key, int n
 
 /* Read config.json into m->hp; *tie gets what it declares, *absent the
  * sites its drop lists remove (NULL when none). */
-static int parse_config(const char *file, struct model_hparams *hp, enum tie_decl *tie,
-			uint8_t **absent, struct st_err *err)
+static int parse_config(const char *file, struct model *m, enum tie_decl *tie,
+			struct st_err *err)
 {
+	struct model_hparams *hp = &m->hp;
+	uint8_t **absent = &m->absent;
 	json_error_t jerr;
 	json_t *cfg, *v;
 	const struct arch_info *ai;
@@ -288,6 +380,7 @@ static int parse_config(const char *file, struct model_hparams *hp, enum tie_dec
 	hp->post_norm = ai->post_norm;
 	hp->ffn_act = ai->ffn_act;
 	hp->swa_pattern = ai->swa_pattern;
+	hp->fused_qkv = hp->fused_gate_up = ai->fused;
 	if (ai->gemma_norm)
 		hp->norm_add = 1;
 	if (ai->multipliers &&
@@ -365,8 +458,24 @@ static int parse_config(const char *file, struct model_hparams *hp, enum tie_dec
 			}
 		}
 	}
-	if ((rc = parse_rope_scaling(json_object_get(cfg, "rope_scaling"), file, hp, err)) < 0)
+	if ((rc = parse_rope_scaling(cfg, json_object_get(cfg, "rope_scaling"), file, m,
+				     err)) < 0)
 		goto out;
+	{
+		float prf = 1;
+		int hd = hp->head_dim > 0 ? hp->head_dim :
+			 hp->n_head > 0 ? hp->d_model / hp->n_head : 0;
+
+		if ((rc = cfg_num(cfg, file, "partial_rotary_factor", 1.0, &prf, err)) < 0)
+			goto out;
+		if (!(prf > 0) || prf > 1) {
+			rc = st_errf(err, ST_EFORMAT, "%s: field 'partial_rotary_factor' %g must be "
+				     "in (0, 1]", file, (double)prf);
+			goto out;
+		}
+		if (prf < 1)
+			hp->rope_dim = (int)(hd * (double)prf);
+	}
 	if ((rc = cfg_bool(cfg, file, "use_sliding_window", &use_sw, err)) < 0 ||
 	    (rc = cfg_int(cfg, file, "sliding_window", 0, &sw, err)) < 0)
 		goto out;
@@ -506,7 +615,7 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 		rc = st_errf(err, ST_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = parse_config(cfg, &m->hp, &tie, &m->absent, err);
+	rc = parse_config(cfg, m, &tie, err);
 	if (rc < 0)
 		goto out;
 	h = calloc(1, sizeof *h);

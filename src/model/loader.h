@@ -36,6 +36,8 @@ struct arch_info {
 	int moe;
 	int moe_norm_topk;           /* top-k weights renormalised */
 	int moe_shexp;               /* a shared expert with a sigmoid gate (Qwen2-MoE) */
+	int fused;                   /* q/k/v and gate/up stored fused (Phi-3):
+					hp.fused_qkv and hp.fused_gate_up */
 };
 
 /* The architecture called name, or NULL. */

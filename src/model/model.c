@@ -31,34 +31,39 @@
 
 static const struct arch_info arch_table[] = {
 	/* name      bias gguf rope     gguf_only qk norm    no pre post mult
-	   ffn act        sqrt gemma softcap swa local theta  moe norm_topk shexp */
+	   ffn act        sqrt gemma softcap swa local theta  moe norm_topk shexp
+	   fused */
 	{ "llama",   0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 1, 1, 0 }, /* Llama 2/3/3.1, TinyLlama, Mistral-NeMo;
+	  FFN_SILU, 0, 0, 0, 0, 0, 1, 1, 0, 0 }, /* Llama 2/3/3.1, TinyLlama, Mistral-NeMo;
 					   Mixtral (experts, top-k renormalised) */
 	{ "mistral", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },    /* llama.cpp writes Mistral as llama */
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },    /* llama.cpp writes Mistral as llama */
 	{ "qwen2",   1, ROPE_NEOX,        0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "deci",    0, ROPE_INTERLEAVED, 1, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },    /* llama layers with per-layer head and ffn
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },    /* llama layers with per-layer head and ffn
 					   counts; 0 = site absent */
 	{ "qwen3",   0, ROPE_NEOX,        0, QK_NORM_HEAD, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "olmo2",   0, ROPE_NEOX,        0, QK_NORM_FULL, 1, 1, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "granite", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 1,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "gemma2",  0, ROPE_NEOX,        0, QK_NORM_NONE, 0, 1, 0,
-	  FFN_GELU_TANH, 1, 1, 1, 2, 0, 0, 0, 0 },   /* pre- and post-norms, even layers slide */
+	  FFN_GELU_TANH, 1, 1, 1, 2, 0, 0, 0, 0, 0 },   /* pre- and post-norms, even layers slide */
 	{ "gemma3",  0, ROPE_NEOX,        0, QK_NORM_HEAD, 0, 1, 0,
-	  FFN_GELU_TANH, 1, 1, 0, 6, 10000.0f, 0, 0, 0 }, /* five sliding layers, then a global */
+	  FFN_GELU_TANH, 1, 1, 0, 6, 10000.0f, 0, 0, 0, 0 }, /* five sliding layers, then a global */
 	/* mixtures of experts (moe, norm_topk, shared expert) */
 	{ "qwen2moe", 1, ROPE_NEOX,       0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 2, 0, 1 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 2, 0, 1, 0 },
 	{ "qwen3moe", 0, ROPE_NEOX,       0, QK_NORM_HEAD, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 2, 1, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 2, 1, 0, 0 },
 	{ "olmoe",   0, ROPE_NEOX,        0, QK_NORM_FULL, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 2, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 2, 0, 0, 0 },
+	/* fused q/k/v and gate/up (longrope factors and partial rotary come
+	 * with the file) */
+	{ "phi3",    0, ROPE_NEOX,        0, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 1 },
 };
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
@@ -95,6 +100,13 @@ enum role_opt {
 	OPT_BIAS,  /* required when hp.qkv_bias, else absent */
 	OPT_OUT,   /* the output projection: absent means tied */
 	OPT_DENSE, /* a dense MLP's: required unless hp.n_expert, else not read */
+	OPT_SPLIT_QKV, /* q, k or v: required unless hp.fused_qkv, else a view of wqkv */
+	OPT_SPLIT_UP,  /* gate or up: OPT_DENSE, and a view of w_gate_up when
+			  hp.fused_gate_up */
+	OPT_FUSED_QKV, /* the fused q/k/v: required when hp.fused_qkv, else not read */
+	OPT_FUSED_UP,  /* the fused gate/up: required when hp.fused_gate_up (dense),
+			  else not read (GGUF names it as the unfused up) */
+	OPT_FACTORS, /* longrope's factors: both or neither */
 	OPT_MOE,   /* an MoE layer's: required when hp.n_expert, else not supported */
 	OPT_SHEXP, /* a shared expert's: required when hp.d_ff_shexp, else not supported */
 	OPT,       /* optional, no consequence */
@@ -103,6 +115,7 @@ enum role_opt {
 
 /* Shapes a role must have, in terms of hp (see model_check_shapes). */
 enum role_shape { SH_D, SH_EMB, SH_Q, SH_KV, SH_O, SH_BQ, SH_BKV, SH_UP, SH_DOWN, SH_ROPE,
+		  SH_QKV, SH_GATE_UP,
 		  SH_QN, SH_KN, SH_ROUTER, SH_EXP_UP, SH_EXP_DOWN, SH_SH_UP, SH_SH_DOWN,
 		  SH_NONE };
 
@@ -123,10 +136,14 @@ static const struct role role_table[] = {
 	{ 0, G(out_norm),  REQ,      SH_D,    "output_norm.weight", "model.norm.weight", NULL },
 	{ 0, G(output),    OPT_OUT,  SH_EMB,  "output.weight",      "lm_head.weight", NULL },
 	{ 0, G(rope_freqs), OPT,     SH_ROPE, "rope_freqs.weight",  NULL, NULL },
+	{ 0, G(rope_long), OPT_FACTORS, SH_ROPE, "rope_factors_long.weight", NULL, NULL },
+	{ 0, G(rope_short), OPT_FACTORS, SH_ROPE, "rope_factors_short.weight", NULL, NULL },
 	{ 1, L(attn_norm), OPT_PRE,  SH_D,    "blk.%d.attn_norm.weight", "model.layers.%d.input_layernorm.weight", NULL },
-	{ 1, L(wq),        REQ,      SH_Q,    "blk.%d.attn_q.weight", "model.layers.%d.self_attn.q_proj.weight", NULL },
-	{ 1, L(wk),        REQ,      SH_KV,   "blk.%d.attn_k.weight", "model.layers.%d.self_attn.k_proj.weight", NULL },
-	{ 1, L(wv),        REQ,      SH_KV,   "blk.%d.attn_v.weight", "model.layers.%d.self_attn.v_proj.weight", NULL },
+	{ 1, L(wqkv),      OPT_FUSED_QKV, SH_QKV, "blk.%d.attn_qkv.weight",
+	  "model.layers.%d.self_attn.qkv_proj.weight", NULL },
+	{ 1, L(wq),        OPT_SPLIT_QKV, SH_Q,    "blk.%d.attn_q.weight", "model.layers.%d.self_attn.q_proj.weight", NULL },
+	{ 1, L(wk),        OPT_SPLIT_QKV, SH_KV,   "blk.%d.attn_k.weight", "model.layers.%d.self_attn.k_proj.weight", NULL },
+	{ 1, L(wv),        OPT_SPLIT_QKV, SH_KV,   "blk.%d.attn_v.weight", "model.layers.%d.self_attn.v_proj.weight", NULL },
 	{ 1, L(wo),        REQ,      SH_O,    "blk.%d.attn_output.weight", "model.layers.%d.self_attn.o_proj.weight", NULL },
 	{ 1, L(bq),        OPT_BIAS, SH_BQ,   "blk.%d.attn_q.bias", "model.layers.%d.self_attn.q_proj.bias", NULL },
 	{ 1, L(bk),        OPT_BIAS, SH_BKV,  "blk.%d.attn_k.bias", "model.layers.%d.self_attn.k_proj.bias", NULL },
@@ -137,8 +154,10 @@ static const struct role role_table[] = {
 	  "model.layers.%d.post_attention_layernorm.weight" },
 	{ 1, L(ffn_norm),  OPT_PRE,  SH_D,    "blk.%d.ffn_norm.weight", "model.layers.%d.post_attention_layernorm.weight",
 	  "model.layers.%d.pre_feedforward_layernorm.weight" },
-	{ 1, L(w_gate),    OPT_DENSE, SH_UP,  "blk.%d.ffn_gate.weight", "model.layers.%d.mlp.gate_proj.weight", NULL },
-	{ 1, L(w_up),      OPT_DENSE, SH_UP,  "blk.%d.ffn_up.weight", "model.layers.%d.mlp.up_proj.weight", NULL },
+	{ 1, L(w_gate_up), OPT_FUSED_UP, SH_GATE_UP, "blk.%d.ffn_up.weight",
+	  "model.layers.%d.mlp.gate_up_proj.weight", NULL },
+	{ 1, L(w_gate),    OPT_SPLIT_UP, SH_UP,  "blk.%d.ffn_gate.weight", "model.layers.%d.mlp.gate_proj.weight", NULL },
+	{ 1, L(w_up),      OPT_SPLIT_UP, SH_UP,  "blk.%d.ffn_up.weight", "model.layers.%d.mlp.up_proj.weight", NULL },
 	{ 1, L(w_down),    OPT_DENSE, SH_DOWN, "blk.%d.ffn_down.weight", "model.layers.%d.mlp.down_proj.weight", NULL },
 	{ 1, L(ffn_post_norm), OPT_POST, SH_D, "blk.%d.post_ffw_norm.weight", NULL,
 	  "model.layers.%d.post_feedforward_layernorm.weight" },
@@ -183,6 +202,11 @@ static enum role_need role_need(const struct role *r, const struct model_hparams
 	case OPT_POST: return hp->post_norm ? NEED_REQ : NEED_SKIP;
 	case OPT_BIAS: return hp->qkv_bias ? NEED_REQ : NEED_OPT;
 	case OPT_DENSE: return hp->n_expert ? NEED_SKIP : NEED_REQ;
+	case OPT_SPLIT_QKV: return hp->fused_qkv ? NEED_SKIP : NEED_REQ;
+	case OPT_SPLIT_UP: return hp->n_expert || hp->fused_gate_up ? NEED_SKIP : NEED_REQ;
+	case OPT_FUSED_QKV: return hp->fused_qkv ? NEED_REQ : NEED_SKIP;
+	case OPT_FUSED_UP: return hp->fused_gate_up && !hp->n_expert ? NEED_REQ : NEED_SKIP;
+	case OPT_FACTORS: return NEED_OPT;
 	case OPT_MOE: return hp->n_expert ? NEED_REQ : NEED_FORBID;
 	case OPT_SHEXP: return hp->d_ff_shexp ? NEED_REQ : NEED_FORBID;
 	case OPT_OUT: case OPT: return NEED_OPT;
@@ -275,6 +299,23 @@ int model_bind_tensors(struct model *m, enum name_scheme scheme,
 			    find(ud, name))
 				m->hp.qkv_bias = 1;
 	}
+	/* a fused architecture's file may hold the projections apart (llama.cpp
+	 * reads either): the first layer that has wq or w_gate decides */
+	for (i = 0; i < N_ROLE && (m->hp.fused_qkv || m->hp.fused_gate_up); i++) {
+		const struct role *r = &role_table[i];
+		int *flag = r->opt == OPT_SPLIT_QKV && r->off == offsetof(struct layer_weights, wq) ?
+			    &m->hp.fused_qkv :
+			    r->opt == OPT_SPLIT_UP && r->off == offsetof(struct layer_weights, w_gate) ?
+			    &m->hp.fused_gate_up : NULL;
+
+		for (l = 0; flag && *flag && l < m->hp.n_layer; l++) {
+			if (role_absent(m, r, l))
+				continue;
+			if (role_name(r, &m->hp, scheme, l, name, sizeof name) && find(ud, name))
+				*flag = 0;
+			break;
+		}
+	}
 	for (i = 0; i < N_ROLE; i++) {
 		const struct role *r = &role_table[i];
 		int nl = r->per_layer ? m->hp.n_layer : 1;
@@ -332,7 +373,9 @@ static int role_expect(const struct model_hparams *hp, enum role_shape s, int64_
 	case SH_BKV:  ne[0] = kv; return 1;
 	case SH_UP:   ne[0] = hp->d_model; ne[1] = hp->d_ff; return 2;
 	case SH_DOWN: ne[0] = hp->d_ff; ne[1] = hp->d_model; return 2;
-	case SH_ROPE: ne[0] = hp->head_dim / 2; return 1;
+	case SH_ROPE: ne[0] = hp->rope_dim / 2; return 1;
+	case SH_QKV:  ne[0] = hp->d_model; ne[1] = q + 2 * kv; return 2;
+	case SH_GATE_UP: ne[0] = hp->d_model; ne[1] = 2 * (int64_t)hp->d_ff; return 2;
 	case SH_QN:   ne[0] = hp->qk_norm == QK_NORM_FULL ? q : hp->head_dim; return 1;
 	case SH_KN:   ne[0] = hp->qk_norm == QK_NORM_FULL ? kv : hp->head_dim; return 1;
 	case SH_ROUTER: ne[0] = hp->d_model; ne[1] = hp->n_expert; return 2;
@@ -407,6 +450,16 @@ static int check_hparams(struct model_hparams *hp, int have_rope_freqs, const ch
 	if (hp->head_dim % 2)
 		return st_errf(err, ST_EFORMAT, "%s: head_dim %d is odd (RoPE rotates pairs)",
 			       file, hp->head_dim);
+	if (hp->rope_dim == 0)
+		hp->rope_dim = hp->head_dim;
+	if (hp->rope_dim < 0 || hp->rope_dim % 2 || hp->rope_dim > hp->head_dim)
+		return st_errf(err, ST_EFORMAT, "%s: rope dimension count %d must be even and "
+			       "at most head_dim %d", file, hp->rope_dim, hp->head_dim);
+	if (hp->rope_attn_factor == 0)
+		hp->rope_attn_factor = 1;
+	if (!(hp->rope_attn_factor > 0) || !isfinite(hp->rope_attn_factor))
+		return st_errf(err, ST_EFORMAT, "%s: rope attention factor %g must be positive",
+			       file, (double)hp->rope_attn_factor);
 	if (hp->n_head % hp->n_head_kv)
 		return st_errf(err, ST_EFORMAT, "%s: %d heads is not a multiple of %d kv heads",
 			       file, hp->n_head, hp->n_head_kv);
@@ -416,7 +469,8 @@ static int check_hparams(struct model_hparams *hp, int have_rope_freqs, const ch
 	if (!(hp->rope_theta > 0) || !isfinite(hp->rope_theta))
 		return st_errf(err, ST_EFORMAT, "%s: rope theta %g must be positive",
 			       file, (double)hp->rope_theta);
-	if (hp->rope_scaling_type && !have_rope_freqs && !(hp->rope_factor > 0))
+	if (hp->rope_scaling_type && hp->rope_scaling_type != 3 && !have_rope_freqs &&
+	    !(hp->rope_factor > 0))
 		return st_errf(err, ST_EFORMAT, "%s: rope scaling factor %g must be positive",
 			       file, (double)hp->rope_factor);
 	if (hp->rope_scaling_type == 1 && !have_rope_freqs &&
@@ -428,6 +482,41 @@ static int check_hparams(struct model_hparams *hp, int have_rope_freqs, const ch
 			       file, (double)hp->rope_high_freq_factor,
 			       (double)hp->rope_low_freq_factor, hp->rope_orig_ctx);
 	return 0;
+}
+
+/* Rows r0 .. r0+n-1 of the 2-D tensor t, as a view. */
+static struct st_tensor tensor_rows(const struct st_tensor *t, int64_t r0, int64_t n)
+{
+	struct st_tensor v = *t;
+	size_t rb = dtype_row_bytes(t->type, t->ne[0]);
+
+	v.ne[1] = n;
+	v.nbytes = rb * (size_t)n;
+	v.data = (const char *)t->data + rb * (size_t)r0;
+	return v;
+}
+
+/* wq/wk/wv and w_gate/w_up as views of the fused tensors' rows (their
+ * shapes checked): q, k, v and gate, up in that order, as llama.cpp and
+ * transformers split them. */
+static void split_fused(struct model *m)
+{
+	const struct model_hparams *hp = &m->hp;
+	int64_t q = (int64_t)hp->n_head * hp->head_dim, kv = (int64_t)hp->n_head_kv * hp->head_dim;
+
+	for (int l = 0; l < hp->n_layer; l++) {
+		struct layer_weights *w = &m->layers[l];
+
+		if (w->wqkv.data) {
+			w->wq = tensor_rows(&w->wqkv, 0, q);
+			w->wk = tensor_rows(&w->wqkv, q, kv);
+			w->wv = tensor_rows(&w->wqkv, q + kv, kv);
+		}
+		if (w->w_gate_up.data) {
+			w->w_gate = tensor_rows(&w->w_gate_up, 0, hp->d_ff);
+			w->w_up = tensor_rows(&w->w_gate_up, hp->d_ff, hp->d_ff);
+		}
+	}
 }
 
 int model_check_shapes(struct model *m, struct st_err *err)
@@ -502,6 +591,19 @@ int model_check_shapes(struct model *m, struct st_err *err)
 	}
 	if (m->rope_freqs.data && hp->rope_scaling_type == 0)
 		hp->rope_scaling_type = 1;
+	if (!m->rope_long.data != !m->rope_short.data)
+		return st_errf(err, ST_EFORMAT, "%s: longrope needs both the long and the short "
+			       "factors (the file has only the %s ones)", file,
+			       m->rope_long.data ? "long" : "short");
+	if (m->rope_long.data && (hp->rope_scaling_type == 0 || hp->rope_scaling_type == 3)) {
+		hp->rope_scaling_type = 3;
+		if (hp->rope_orig_ctx <= 0)
+			hp->rope_orig_ctx = hp->n_ctx;
+	} else if (m->rope_long.data || hp->rope_scaling_type == 3) {
+		return st_errf(err, ST_EFORMAT, "%s: longrope scaling needs its long and short "
+			       "factors, and no other scaling", file);
+	}
+	split_fused(m);
 	return 0;
 }
 
@@ -540,15 +642,30 @@ int model_rope_freqs_local(const struct model *m, float *inv_freq)
 	return 0;
 }
 
+const float *model_rope_factors(const struct model *m, int n_ctx)
+{
+	if (m->hp.rope_scaling_type != 3 || !m->rope_long.data || !m->rope_short.data)
+		return NULL;
+	return n_ctx > m->hp.rope_orig_ctx ? m->rope_long.data : m->rope_short.data;
+}
+
 int model_rope_freqs(const struct model *m, float *inv_freq)
 {
+	return model_rope_freqs_ctx(m, m->hp.n_ctx, inv_freq);
+}
+
+int model_rope_freqs_ctx(const struct model *m, int n_ctx, float *inv_freq)
+{
 	const struct model_hparams *hp = &m->hp;
-	int half = hp->head_dim / 2, i;
+	int rd = hp->rope_dim > 0 ? hp->rope_dim : hp->head_dim, half = rd / 2, i;
 	const float *div = m->rope_freqs.data;
+	const float *lr = model_rope_factors(m, n_ctx);
 
 	for (i = 0; i < half; i++) {
-		double f = pow((double)hp->rope_theta, -2.0 * i / hp->head_dim);
-		if (div) {
+		double f = pow((double)hp->rope_theta, -2.0 * i / rd);
+		if (lr) {
+			f /= lr[i];
+		} else if (div) {
 			f /= div[i];
 		} else if (hp->rope_scaling_type == 2) {
 			f /= hp->rope_factor;
@@ -660,6 +777,7 @@ void model_free(struct model *m)
 	free(m->maps);
 	free(m->layers);
 	free(m->absent);
+	free(m->owned_factors);
 	free(m->path);
 	free(m);
 }
@@ -685,9 +803,13 @@ static void weight_sums(const struct model *m, uint64_t *n, uint64_t *b)
 	for (l = 0; m->layers && l < m->hp.n_layer; l++) {
 		const struct layer_weights *w = &m->layers[l];
 		add_tensor(&w->attn_norm, n, b);
-		add_tensor(&w->wq, n, b);
-		add_tensor(&w->wk, n, b);
-		add_tensor(&w->wv, n, b);
+		if (w->wqkv.data) {
+			add_tensor(&w->wqkv, n, b);
+		} else {
+			add_tensor(&w->wq, n, b);
+			add_tensor(&w->wk, n, b);
+			add_tensor(&w->wv, n, b);
+		}
 		add_tensor(&w->wo, n, b);
 		add_tensor(&w->bq, n, b);
 		add_tensor(&w->bk, n, b);
@@ -696,8 +818,12 @@ static void weight_sums(const struct model *m, uint64_t *n, uint64_t *b)
 		add_tensor(&w->k_norm, n, b);
 		add_tensor(&w->attn_post_norm, n, b);
 		add_tensor(&w->ffn_norm, n, b);
-		add_tensor(&w->w_gate, n, b);
-		add_tensor(&w->w_up, n, b);
+		if (w->w_gate_up.data) {
+			add_tensor(&w->w_gate_up, n, b);
+		} else {
+			add_tensor(&w->w_gate, n, b);
+			add_tensor(&w->w_up, n, b);
+		}
 		add_tensor(&w->w_down, n, b);
 		add_tensor(&w->ffn_post_norm, n, b);
 		add_tensor(&w->ffn_gate_inp, n, b);
@@ -764,9 +890,20 @@ static int group_tensors(const struct model *m, int l, const struct st_tensor **
 		return n;
 	}
 	w = &m->layers[l];
-	ts[n++] = &w->attn_norm; ts[n++] = &w->wq; ts[n++] = &w->wk; ts[n++] = &w->wv;
+	ts[n++] = &w->attn_norm;
+	if (w->wqkv.data) {
+		ts[n++] = &w->wqkv;
+	} else {
+		ts[n++] = &w->wq; ts[n++] = &w->wk; ts[n++] = &w->wv;
+	}
 	ts[n++] = &w->wo; ts[n++] = &w->bq; ts[n++] = &w->bk; ts[n++] = &w->bv;
-	ts[n++] = &w->ffn_norm; ts[n++] = &w->w_gate; ts[n++] = &w->w_up; ts[n++] = &w->w_down;
+	ts[n++] = &w->ffn_norm;
+	if (w->w_gate_up.data) {
+		ts[n++] = &w->w_gate_up;
+	} else {
+		ts[n++] = &w->w_gate; ts[n++] = &w->w_up;
+	}
+	ts[n++] = &w->w_down;
 	ts[n++] = &w->q_norm; ts[n++] = &w->k_norm; ts[n++] = &w->attn_post_norm;
 	ts[n++] = &w->ffn_post_norm;
 	ts[n++] = &w->ffn_gate_inp; ts[n++] = &w->ffn_gate_exps; ts[n++] = &w->ffn_up_exps;

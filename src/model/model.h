@@ -53,12 +53,18 @@ struct model_hparams {
 	float rms_eps;
 	float rope_theta;
 	enum rope_layout rope_layout;
-	/* llama3 rope scaling; rope_scaling_type 0 = none, 1 = llama3, 2 = linear */
+	/* rope scaling; rope_scaling_type 0 = none, 1 = llama3, 2 = linear,
+	 * 3 = longrope (Phi-3's "su": per-pair divisors, model_rope_factors) */
 	int rope_scaling_type;
 	float rope_factor;
 	float rope_low_freq_factor;
 	float rope_high_freq_factor;
 	int rope_orig_ctx;
+	float rope_attn_factor; /* cos and sin of every angle multiplied by it
+				   (longrope's attention factor); 0 turned into 1 */
+	int rope_dim;      /* the leading dimensions of a head RoPE rotates (partial
+			      rotary, Phi-4-mini); model_check_shapes turns 0 into
+			      head_dim */
 	int qkv_bias;      /* 1 for Qwen2-style q/k/v biases */
 	int tied_embeddings; /* output projection is tok_emb */
 	/* Features of the newer families (all zero for a Llama): */
@@ -89,6 +95,11 @@ struct model_hparams {
 	int d_ff_exp;         /* an expert's FFN width */
 	int d_ff_shexp;       /* the shared expert's width; 0: none (Qwen2-MoE has one) */
 	int moe_norm_topk;    /* the top-k weights renormalised (Mixtral, Qwen3-MoE) */
+	/* Phi-3's fused projections: the file stores q, k, v as one tensor
+	 * (rows q, then k, then v) and gate, up as one (rows gate, then up);
+	 * wq/wk/wv and w_gate/w_up are views of their rows */
+	int fused_qkv;
+	int fused_gate_up;
 };
 
 /* What Hugging Face checkpoints of hp's architecture add to every norm
@@ -115,11 +126,15 @@ struct layer_weights {
 	struct st_tensor q_norm;    /* [head_dim] or [n_head*head_dim] (hp.qk_norm) */
 	struct st_tensor k_norm;    /* [head_dim] or [n_head_kv*head_dim] */
 	struct st_tensor attn_post_norm; /* [d_model] when hp.post_norm */
+	struct st_tensor wqkv;      /* ne = {d_model, q + 2 kv dims} when hp.fused_qkv:
+				       wq, wk, wv are views of its rows */
 	struct st_tensor ffn_norm;  /* [d_model] (absent with hp.no_pre_norm, as attn_norm) */
 	struct st_tensor w_gate;    /* ne = {d_model, d_ff} */
 	struct st_tensor w_up;      /* ne = {d_model, d_ff} */
 	struct st_tensor w_down;    /* ne = {d_ff, d_model} */
 	struct st_tensor ffn_post_norm; /* [d_model] when hp.post_norm */
+	struct st_tensor w_gate_up; /* ne = {d_model, 2 d_ff} when hp.fused_gate_up:
+				       w_gate, w_up are views of its rows */
 	/* mixture of experts (hp.n_expert > 0; w_gate/w_up/w_down absent), as
 	 * llama.cpp stores them: expert e's matrix is the e-th contiguous 2-D
 	 * slice of the 3-D tensor (model_expert_slice) */
@@ -155,6 +170,12 @@ struct model {
 	struct st_tensor rope_freqs; /* [head_dim/2] F32, optional: llama3 frequency
 					divisors as llama.cpp stores them in GGUF
 					(rope_freqs.weight); use model_rope_freqs */
+	struct st_tensor rope_long;  /* [rope_dim/2] F32, longrope's divisors for */
+	struct st_tensor rope_short; /* contexts past / within rope_orig_ctx (GGUF
+					rope_factors_long/short.weight; HF
+					rope_scaling's long/short_factor) */
+	float *owned_factors;       /* what rope_long/short point to when the
+				       model owns them (HF), else NULL */
 	uint8_t *absent;            /* [n_layer] or NULL: sites the file has no
 				       tensors for (MODEL_ABSENT_ATTN / _MLP bits;
 				       a deci GGUF layer with 0 heads or 0 ffn, an
@@ -213,17 +234,29 @@ int model_load_llama2c(const char *path, const char *tok_path,
 		       struct model *m, struct st_err *err);
 
 /*
- * The RoPE inverse frequency of each rotated pair i in [0, head_dim/2),
- * with every scaling the file asked for already applied:
- *   base:   theta^(-2i/head_dim)
+ * The RoPE inverse frequency of each rotated pair i in [0, rope_dim/2),
+ * with every scaling the file asked for already applied, for a pass over
+ * contexts of up to n_ctx positions (model_rope_freqs: hp.n_ctx):
+ *   base:   theta^(-2i/rope_dim)
  *   linear (rope_scaling_type 2): base / rope_factor
  *   llama3 (type 1) with the rope_freqs tensor: base / rope_freqs[i]
  *   llama3 (type 1) from the parameters: Meta's piecewise rule (HF
  *     _compute_llama3_parameters), smooth between low and high freq.
+ *   longrope (type 3): base / model_rope_factors(m, n_ctx)[i]
  * The angle of pair i at position p is p * inv_freq[i]; which elements
- * form pair i is hp.rope_layout's business.  Returns 0.
+ * form pair i is hp.rope_layout's business; the cos and sin of every
+ * angle are multiplied by hp.rope_attn_factor.  Returns 0.
  */
 int model_rope_freqs(const struct model *m, float *inv_freq /* [head_dim/2] */);
+int model_rope_freqs_ctx(const struct model *m, int n_ctx, float *inv_freq);
+/*
+ * Longrope's divisors for a pass over contexts of up to n_ctx positions:
+ * the long factors when n_ctx exceeds hp.rope_orig_ctx, else the short
+ * ones (llama.cpp's choice by its context size; transformers chooses by
+ * the sequence length, the same for a window of n_ctx).  NULL when the
+ * model has none.
+ */
+const float *model_rope_factors(const struct model *m, int n_ctx);
 /* The same for the sliding layers of a model with hp.rope_theta_local:
  * theta_local^(-2i/head_dim), no scaling (as llama.cpp runs Gemma 3). */
 int model_rope_freqs_local(const struct model *m, float *inv_freq);

@@ -13,7 +13,8 @@
  *
  * Tensors and keys: llama.cpp's for the shape's architecture, with the
  * features model.c's architecture table gives it (q/k norms, pre- or
- * post-norms, Granite's multipliers, a head_dim of its own).
+ * post-norms, Granite's multipliers, a head_dim of its own, Phi-3's fused
+ * attn_qkv and gate-then-up ffn_up, partial rotary and longrope factors).
  *
  * Weights: 2-D weight W with ne = {in, out} is uniform(-a, a) with
  * a = sqrt(3 / in) (variance 1/in, so y = W x keeps the scale of x and
@@ -73,6 +74,14 @@ static const struct synth_shape shapes[] = {
 	/* OLMoE-1B-7B's shape, for benchmarks (6.9B parameters, 1.3B active) */
 	{ SHAPE("olmoe-1b-7b", 16, 2048, 16, 16, 1024, 50304, 4096), .arch = "olmoe",
 	  .n_expert = 64, .n_expert_used = 8 },
+	/* Phi-3: d_model = heads * head_dim (llama.cpp sizes attn_qkv so);
+	 * a quarter of each head unrotated (Phi-4-mini's 0.75); longrope with
+	 * an original context short enough that every test window is long */
+	{ SHAPE("phi3-tiny", 3, 128, 4, 2, 256, 400, 1024), .arch = "phi3",
+	  .rope_dim = 24, .rope_orig_ctx = 16 },
+	/* a 1B-class Phi for benchmarks (1.2B parameters) */
+	{ SHAPE("phi3-1b", 16, 2048, 32, 8, 8192, 32064, 131072), .arch = "phi3",
+	  .rope_dim = 48, .rope_orig_ctx = 4096 },
 	{ .name = NULL },
 };
 #undef SHAPE
@@ -286,7 +295,7 @@ static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 	int64_t ff = sh->d_ff, nv = sh->n_vocab;
 	int64_t qn = ai->qk_norm == QK_NORM_FULL ? q : hd, kn = ai->qk_norm == QK_NORM_FULL ? kv : hd;
 	int64_t ffe = sh->d_ff_exp > 0 ? sh->d_ff_exp : sh->d_ff, ne = sh->n_expert;
-	int n = 0, cap = 3 + 24 * sh->n_layer;
+	int n = 0, cap = 5 + 24 * sh->n_layer;
 	struct stensor *t = calloc((size_t)cap, sizeof *t);
 
 	if (!t)
@@ -300,14 +309,26 @@ static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 	t[n].n_dims = 3; t[n].ne[0] = (a); t[n].ne[1] = (b); t[n].ne[2] = (c); n++; } while (0)
 #define TV(nm, a) do { T1(nm, a); t[n - 1].is_norm = 2; } while (0)
 	T2("token_embd.weight", d, nv);
+	if (sh->rope_orig_ctx > 0) {
+		int64_t rd = sh->rope_dim > 0 ? sh->rope_dim : hd;
+
+		T1("rope_factors_long.weight", rd / 2);
+		t[n - 1].is_norm = 3;
+		T1("rope_factors_short.weight", rd / 2);
+		t[n - 1].is_norm = 4;
+	}
 	for (int l = 0; l < sh->n_layer; l++) {
 		char nm[64];
 #define LAYER(suffix) (snprintf(nm, sizeof nm, "blk.%d." suffix, l), nm)
 		if (!ai->no_pre_norm)
 			T1(LAYER("attn_norm.weight"), d);
-		T2(LAYER("attn_q.weight"), d, q);
-		T2(LAYER("attn_k.weight"), d, kv);
-		T2(LAYER("attn_v.weight"), d, kv);
+		if (ai->fused) {
+			T2(LAYER("attn_qkv.weight"), d, q + 2 * kv);
+		} else {
+			T2(LAYER("attn_q.weight"), d, q);
+			T2(LAYER("attn_k.weight"), d, kv);
+			T2(LAYER("attn_v.weight"), d, kv);
+		}
 		T2(LAYER("attn_output.weight"), q, d);
 		if (ai->qkv_bias) {
 			TV(LAYER("attn_q.bias"), q);
@@ -333,6 +354,9 @@ static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 				T2(LAYER("ffn_up_shexp.weight"), d, sh->d_ff_shexp);
 				T2(LAYER("ffn_down_shexp.weight"), sh->d_ff_shexp, d);
 			}
+		} else if (ai->fused) {
+			T2(LAYER("ffn_up.weight"), d, 2 * ff); /* gate rows, then up */
+			T2(LAYER("ffn_down.weight"), ff, d);
 		} else {
 			T2(LAYER("ffn_gate.weight"), d, ff);
 			T2(LAYER("ffn_up.weight"), d, ff);
@@ -401,7 +425,9 @@ static int check_shape(const char *path, const struct synth_shape *sh,
 	if (sh->n_layer < 1 || sh->d_model < 1 || sh->n_head < 1 || sh->n_head_kv < 1 ||
 	    sh->d_ff < 1 || sh->n_ctx < 1 || sh->head_dim < 0 || sh->head_dim % 2 ||
 	    (sh->head_dim == 0 && sh->d_model % sh->n_head != 0) ||
-	    sh->n_head % sh->n_head_kv != 0 || sh->n_layer > 100000)
+	    sh->n_head % sh->n_head_kv != 0 || sh->n_layer > 100000 || sh->rope_dim < 0 ||
+	    sh->rope_dim % 2 || sh->rope_dim > shape_head_dim(sh) || sh->rope_orig_ctx < 0 ||
+	    (shape_arch(sh)->fused && shape_head_dim(sh) * sh->n_head != sh->d_model))
 		return st_errf(err, ST_EINVAL, "%s: inconsistent shape '%s'", path,
 			       sh->name ? sh->name : "?");
 	if (sh->n_expert < 0 || sh->d_ff_exp < 0 || sh->d_ff_shexp < 0 ||
@@ -433,6 +459,15 @@ static void add_header(struct gguf_writer *w, const struct synth_shape *sh,
 
 	snprintf(name, sizeof name, "strata-synth-%s-%s", sh->name ? sh->name : "custom",
 		 dtype_name(wtype));
+	/* llama.cpp sets Phi-3's token attributes when general.name says
+	 * "phi3", and those need an <|endoftext|> the synthetic vocabulary
+	 * lacks: the name spells it phi_3 */
+	for (char *p = strstr(name, "phi3"); p && strlen(name) + 1 < sizeof name;
+	     p = strstr(p, "phi3")) {
+		memmove(p + 4, p + 3, strlen(p + 3) + 1);
+		p[3] = '_';
+		p[4] = '3';
+	}
 	const char *arch = sh->arch ? sh->arch : "llama";
 	char key[96];
 	int64_t hd = shape_head_dim(sh);
@@ -456,7 +491,17 @@ static void add_header(struct gguf_writer *w, const struct synth_shape *sh,
 	gguf_writer_add_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
 	gguf_writer_add_f32(w, KEY("rope.freq_base"), sh->rope_theta > 0 ? sh->rope_theta
 									  : 10000.0f);
-	gguf_writer_add_u32(w, KEY("rope.dimension_count"), (uint32_t)hd);
+	gguf_writer_add_u32(w, KEY("rope.dimension_count"),
+			    (uint32_t)(sh->rope_dim > 0 ? sh->rope_dim : hd));
+	if (sh->rope_orig_ctx > 0) {
+		/* as llama.cpp's converter writes Phi-3's longrope */
+		double sc = (double)sh->n_ctx / sh->rope_orig_ctx;
+
+		gguf_writer_add_u32(w, KEY("rope.scaling.original_context_length"),
+				    (uint32_t)sh->rope_orig_ctx);
+		gguf_writer_add_f32(w, KEY("rope.scaling.attn_factor"), sc > 1 ?
+				    (float)sqrt(1 + log(sc) / log((double)sh->rope_orig_ctx)) : 1.0f);
+	}
 	if (shape_arch(sh)->multipliers) {
 		gguf_writer_add_f32(w, KEY("embedding_scale"), sh->embed_scale);
 		gguf_writer_add_f32(w, KEY("residual_scale"), sh->residual_scale);
@@ -561,7 +606,11 @@ int synth_write_gguf(const char *path, const struct synth_shape *sh,
 			int64_t n = nr * ne0;
 			const void *out;
 
-			if (t->is_norm == 2) {
+			if (t->is_norm == 3 || t->is_norm == 4) {
+				for (int64_t k = 0; k < n; k++)
+					fbuf[k] = t->is_norm == 3 ? 1.0f + 2.5f * (float)k
+								  : 1.0f + 0.05f * (float)k;
+			} else if (t->is_norm == 2) {
 				fill_uniform(&s, a, fbuf, n);
 			} else if (t->is_norm && sh->arch) {
 				fill_uniform(&s, 0.25f, fbuf, n);

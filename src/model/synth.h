@@ -28,6 +28,11 @@ struct synth_shape {
 	 * architectures llama.cpp reads it for); a shared expert of d_ff_shexp
 	 * for an arch that has one */
 	int n_expert, n_expert_used, d_ff_exp, d_ff_shexp;
+	/* partial rotary: the leading rope_dim dimensions of a head rotate
+	 * (0: all); longrope factors (long 1 + 2.5 i, short 1 + 0.05 i) for an
+	 * original context of rope_orig_ctx when > 0, with the attention
+	 * factor sqrt(1 + ln(n_ctx / orig) / ln orig) */
+	int rope_dim, rope_orig_ctx;
 };
 
 /* Known shapes: "tinyllama" (1.1B: d 2048, 22 layers, 32 heads, 4 KV,
@@ -36,9 +41,10 @@ struct synth_shape {
  * feature of the family on: "qwen3-tiny", "mistral-nemo-tiny",
  * "olmo2-tiny", "granite-tiny", "gemma2-tiny", "gemma3-tiny", and the
  * mixtures of experts "mixtral-tiny", "qwen2moe-tiny", "olmoe-tiny",
- * "qwen3moe-tiny", and "olmoe-1b-7b" (OLMoE-1B-7B's shape: 16 layers,
- * width 2048, 64 experts of 1024, 8 a token) for benchmarks.  NULL if
- * unknown. */
+ * "qwen3moe-tiny", "phi3-tiny" (fused tensors, partial rotary, longrope),
+ * and for benchmarks "olmoe-1b-7b" (OLMoE-1B-7B's shape: 16 layers,
+ * width 2048, 64 experts of 1024, 8 a token) and "phi3-1b" (16 layers of
+ * width 2048, Phi-4-mini's conventions).  NULL if unknown. */
 const struct synth_shape *synth_find_shape(const char *name);
 /* The table itself, terminated by an entry with name == NULL. */
 const struct synth_shape *synth_shapes(void);

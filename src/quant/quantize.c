@@ -469,6 +469,43 @@ static int fold_norm(struct run *r, const struct st_tensor *src, struct st_tenso
 	return install(r, src, slot, ST_F32, w, err);
 }
 
+/* Phi-3's fused tensors: the quantized rows of the n views parts[] (in
+ * their order, the rows of one fused tensor whose data the first shares)
+ * joined into one entry keyed by it, as the GGUF writer looks it up; the
+ * other views' entries are emptied.  Quantized rows are independent blocks,
+ * so the join is the quantization of the fused tensor.  Nothing happens
+ * unless every part was quantized, to one type. */
+static int fuse_entries(struct quant_model *q, const struct st_tensor *const *parts, int n,
+			struct st_err *err)
+{
+	struct qentry *e[3] = { NULL, NULL, NULL };
+	size_t total = 0, off = 0;
+	char *buf;
+
+	for (int k = 0; k < n; k++) {
+		for (int i = 0; i < q->n; i++)
+			if (q->e[i].key && q->e[i].key == parts[k]->data)
+				e[k] = &q->e[i];
+		if (!e[k] || e[k]->type != e[0]->type)
+			return 0;
+		total += e[k]->nbytes;
+	}
+	if (!(buf = malloc(total)))
+		return st_errf(err, ST_ENOMEM, "out of memory joining fused weights");
+	for (int k = 0; k < n; k++) {
+		memcpy(buf + off, e[k]->data, e[k]->nbytes);
+		off += e[k]->nbytes;
+		free(e[k]->data);
+		e[k]->data = NULL;
+		e[k]->key = NULL;
+		e[k]->nbytes = 0;
+	}
+	e[0]->key = parts[0]->data;
+	e[0]->data = buf;
+	e[0]->nbytes = total;
+	return 0;
+}
+
 /* ---- one layer ---- */
 
 static int layer_rtn(struct run *r, int l, int attn, int mlp, struct st_err *err)
@@ -688,6 +725,15 @@ int quant_model_run(const struct model *m, const struct mask *mask, const int32_
 			rc = st_errf(err, ST_ECANCEL, "quantization cancelled");
 			goto out;
 		}
+	}
+	for (int l = 0; l < hp->n_layer; l++) {
+		const struct layer_weights *w = &m->layers[l];
+		const struct st_tensor *qkv[3] = { &w->wq, &w->wk, &w->wv };
+		const struct st_tensor *gu[2] = { &w->w_gate, &w->w_up };
+
+		if ((w->wqkv.data && (rc = fuse_entries(r.q, qkv, 3, err)) < 0) ||
+		    (w->w_gate_up.data && (rc = fuse_entries(r.q, gu, 2, err)) < 0))
+			goto out;
 	}
 	*out = r.q;
 	r.q = NULL;
