@@ -3,7 +3,8 @@
 # llama.cpp itself: perplexity of a text within 1e-4 (relative) of
 # strata's and 20 greedy tokens identical; the same weights exported as a
 # Hugging Face directory give strata the same perplexity (1e-5) and
-# tokens; a block drop keeps the architecture and llama.cpp runs it.
+# tokens; a block drop keeps the architecture (baichuan's becomes llama)
+# and llama.cpp runs it, as it runs baichuan's attention/MLP drops (deci).
 # (llama.cpp's GELU reads a table of F16 values: on the Gemma shapes its
 # perplexity differs from strata's exact GELU by a few 1e-6 to 1e-5.)
 # llama.cpp comes from tests/llamacpp_lib.sh.
@@ -74,6 +75,19 @@ for sa in $SHAPES; do
 	ok "$shape: llama.cpp runs the block drop, perplexity $lc = strata's $st (1e-4)" \
 		within "${lc:-0}" "${st:-0}" 1e-4
 done
+
+# baichuan's attention and MLP drops: deci, which llama.cpp runs
+if [ -s "$WORK/baichuan-tiny.gguf" ]; then
+	bd="$WORK/baichuan-deci.gguf"
+	"$S" export "$WORK/baichuan-tiny.gguf" --mask "attn=1;mlp=2" --format gguf \
+		--out "$bd" > /dev/null 2> "$WORK/export.err"
+	is "$(arch_of "$bd")" deci "baichuan: attn=1;mlp=2 exported as deci"
+	lc=$(llamacpp_ppl "$bd" "$WORK/short.txt" "$WORK/node.err")
+	st=$(strata_ppl "$WORK/baichuan-tiny.gguf" "attn=1;mlp=2")
+	echo "# baichuan attn=1;mlp=2: llama.cpp ppl $lc, strata $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
+	ok "baichuan: llama.cpp runs the deci drop, perplexity $lc = the masked model's $st (1e-4)" \
+		within "${lc:-0}" "${st:-0}" 1e-4
+fi
 
 # a block drop that would turn a sliding layer global is refused
 if [ -s "$WORK/gemma2-tiny.gguf" ]; then
