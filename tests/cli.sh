@@ -15,6 +15,10 @@ close() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -
 out=$("$S" --help); rc=$?
 is "$rc" 0 "strata --help exits 0"
 contains "$out" "generate" "help lists generate"
+out=$("$S" synth --help); rc=$?
+is "$rc" 0 "strata synth --help exits 0"
+contains "$out" "baichuan-1b       32 layers, d 1536, 12 heads, 12 kv heads, ffn 4096, vocab 125696, baichuan, 1.29B params" \
+	"synth --help lists the shapes with their parameter counts"
 "$S" frobnicate >/dev/null 2>"$tmp/err"; rc=$?
 is "$rc" 2 "unknown command exits 2"
 contains "$(cat "$tmp/err")" "unknown command 'frobnicate'" "unknown command is named"

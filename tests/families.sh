@@ -3,7 +3,8 @@
 # llama.cpp itself: perplexity of a text within 1e-4 (relative) of
 # strata's and 20 greedy tokens identical; the same weights exported as a
 # Hugging Face directory give strata the same perplexity (1e-5) and
-# tokens; a block drop keeps the architecture and llama.cpp runs it.
+# tokens; a block drop keeps the architecture (baichuan's becomes llama)
+# and llama.cpp runs it, as it runs baichuan's attention/MLP drops (deci).
 # (llama.cpp's GELU reads a table of F16 values: on the Gemma shapes its
 # perplexity differs from strata's exact GELU by a few 1e-6 to 1e-5.)
 # llama.cpp comes from tests/llamacpp_lib.sh.
@@ -14,8 +15,11 @@ BUILD=${STRATA_BUILDDIR:-.}
 S=${STRATA_BIN:-./strata}
 WORK=$BUILD/tests/tmp/families
 # shape:architecture:the block drop (one that keeps Gemma's sliding pattern)
+# [:the block drop's architecture, when not the same: llama.cpp ropes
+# baichuan at 32 layers only, so a pruned one is written as llama]
 SHAPES=${STRATA_FAMILIES:-"qwen3-tiny:qwen3:1 mistral-nemo-tiny:llama:1 olmo2-tiny:olmo2:1
-	granite-tiny:granite:1 gemma2-tiny:gemma2:2 gemma3-tiny:gemma3:6 phi3-tiny:phi3:1"}
+	granite-tiny:granite:1 gemma2-tiny:gemma2:2 gemma3-tiny:gemma3:6 phi3-tiny:phi3:1
+	baichuan-tiny:baichuan:1:llama"}
 
 need text data/text/tinystories-valid-1000.txt || { done_testing; exit $?; }
 . "$SRC/tests/llamacpp_lib.sh"
@@ -32,7 +36,8 @@ arch_of() {
 
 for sa in $SHAPES; do
 	shape=${sa%%:*} rest=${sa#*:}
-	want=${rest%%:*} drop=${rest#*:}
+	want=${rest%%:*} drop=${rest#*:} bwant=$want
+	case $drop in *:*) bwant=${drop#*:} drop=${drop%%:*} ;; esac
 	f="$WORK/$shape.gguf" hf="$WORK/$shape-hf" bd="$WORK/$shape-block$drop.gguf"
 
 	"$S" synth "$f" --shape "$shape" > /dev/null 2> "$WORK/synth.err"
@@ -46,6 +51,7 @@ for sa in $SHAPES; do
 	gemma2*) feat='"attn_softcap": 2' ;;
 	gemma3*) feat='"rope_theta_local": 10000' ;;
 	phi3*) feat='"rope_dim": 24, "rope_orig_ctx": 16' ;;
+	baichuan*) feat='"n_layer": 32' ;;
 	*) feat='"arch"' ;;
 	esac
 	contains "$("$S" info "$f" --format json 2>&1)" "$feat" "$shape: info shows $feat"
@@ -63,13 +69,26 @@ for sa in $SHAPES; do
 
 	"$S" export "$f" --mask "block=$drop" --format gguf --out "$bd" > /dev/null 2> "$WORK/export.err"
 	ok "$shape: block drop exported" [ -s "$bd" ]
-	is "$(arch_of "$bd")" "$want" "$shape: the block drop keeps architecture $want"
+	is "$(arch_of "$bd")" "$bwant" "$shape: the block drop has architecture $bwant"
 	lc=$(llamacpp_ppl "$bd" "$WORK/short.txt" "$WORK/node.err")
 	st=$(strata_ppl "$bd")
 	echo "# $shape block=$drop: llama.cpp ppl $lc, strata $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
 	ok "$shape: llama.cpp runs the block drop, perplexity $lc = strata's $st (1e-4)" \
 		within "${lc:-0}" "${st:-0}" 1e-4
 done
+
+# baichuan's attention and MLP drops: deci, which llama.cpp runs
+if [ -s "$WORK/baichuan-tiny.gguf" ]; then
+	bd="$WORK/baichuan-deci.gguf"
+	"$S" export "$WORK/baichuan-tiny.gguf" --mask "attn=1;mlp=2" --format gguf \
+		--out "$bd" > /dev/null 2> "$WORK/export.err"
+	is "$(arch_of "$bd")" deci "baichuan: attn=1;mlp=2 exported as deci"
+	lc=$(llamacpp_ppl "$bd" "$WORK/short.txt" "$WORK/node.err")
+	st=$(strata_ppl "$WORK/baichuan-tiny.gguf" "attn=1;mlp=2")
+	echo "# baichuan attn=1;mlp=2: llama.cpp ppl $lc, strata $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
+	ok "baichuan: llama.cpp runs the deci drop, perplexity $lc = the masked model's $st (1e-4)" \
+		within "${lc:-0}" "${st:-0}" 1e-4
+fi
 
 # a block drop that would turn a sliding layer global is refused
 if [ -s "$WORK/gemma2-tiny.gguf" ]; then

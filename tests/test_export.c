@@ -11,16 +11,20 @@
  * destination, and bad input is refused with a clear message.  Each
  * model family's tiny synthetic shape exports to Hugging Face form with
  * its own architecture and the GGUF's logits, Gemma's norm offset
- * converted.
+ * converted, Baichuan's W_pack split and its NormHead applied.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "export/export.h"
 #include "compute/forward.h"
@@ -896,6 +900,132 @@ out:
 	return rc;
 }
 
+/* src copied to dst with the u32 key key set to v (any old value left out). */
+static int gguf_with_u32(const char *src, const char *dst, const char *key, uint32_t v)
+{
+	struct st_err err = {0};
+	struct gguf *g = gguf_open(src, &err);
+	struct gguf_writer *w = g ? gguf_writer_new(dst, &err) : NULL;
+	int rc = -1;
+
+	if (!w)
+		goto out;
+	for (uint64_t i = 0; i < g->n_kv; i++)
+		if (strcmp(g->kv[i].key, key) != 0)
+			gguf_writer_copy_kv(w, &g->kv[i]);
+	gguf_writer_add_u32(w, key, v);
+	for (uint64_t i = 0; i < g->n_tensors; i++)
+		gguf_writer_add_tensor(w, g->tensors[i].name, g->tensors[i].type,
+				       g->tensors[i].n_dims, g->tensors[i].ne);
+	if (gguf_writer_begin_data(w, &err) < 0)
+		goto out;
+	for (uint64_t i = 0; i < g->n_tensors; i++)
+		if (gguf_writer_write_data(w, g->tensors[i].data, g->tensors[i].nbytes, &err) < 0)
+			goto out;
+	rc = gguf_writer_finish(w, &err);
+out:
+	if (rc < 0)
+		diag("%s: %s", dst, err.msg);
+	gguf_writer_free(w);
+	gguf_close(g);
+	return rc;
+}
+
+/*
+ * Baichuan in Hugging Face form (h, exported from the GGUF g, whose
+ * logits are ga; dir its directory): q, k and v are views of one W_pack;
+ * lm_head rows are normalized as read (NormHead): the same directory with
+ * its lm_head rows scaled by unlike factors gives the GGUF's logits, whose
+ * output rows are unit length; 40 layers (Baichuan 13B, ALiBi) is refused,
+ * and a GGUF (gguf, g's file) at a depth llama.cpp does not rope.
+ */
+static void check_baichuan(const struct model *g, const struct model *h, const float *ga,
+			   const char *dir, const char *gguf)
+{
+	const struct layer_weights *w = &h->layers[0];
+	const char *raw = pth("baichuan-raw-hf");
+	char p[4096], cmd[8192];
+	struct st_err err = {0};
+	struct model *r = NULL, *m = NULL;
+	float *lr = NULL;
+	double d = 1e9, scale = 0, un = 0;
+	json_t *c;
+	int fd, rc;
+
+	ok(w->wk.data == (const uint8_t *)w->wq.data + w->wq.nbytes &&
+	   w->wv.data == (const uint8_t *)w->wk.data + w->wk.nbytes &&
+	   w->wq.ne[1] == (int64_t)h->hp.n_head * h->hp.head_dim,
+	   "baichuan: hf q, k and v are the rows of one W_pack");
+	for (int64_t i = 0; i < g->output.ne[1]; i++) {
+		const float *row = (const float *)g->output.data + i * g->output.ne[0];
+		double ss = 0;
+		for (int64_t j = 0; j < g->output.ne[0]; j++)
+			ss += (double)row[j] * row[j];
+		un = fmax(un, fabs(sqrt(ss) - 1));
+	}
+	ok(un < 1e-5, "baichuan: the synthetic gguf's output rows are unit length (%g)", un);
+
+	snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", raw, dir, raw);
+	if (system(cmd) != 0) {
+		ok(0, "copy %s", dir);
+		return;
+	}
+	snprintf(p, sizeof p, "%s/model.safetensors", raw);
+	fd = open(p, O_RDWR);
+	if (fd >= 0) {
+		struct stat sb;
+		void *map = fstat(fd, &sb) == 0 ? mmap(NULL, (size_t)sb.st_size,
+			PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
+		struct safetensors *st = map != MAP_FAILED ?
+			safetensors_open_mem(p, map, (size_t)sb.st_size, &err) : NULL;
+		const struct st_tensor *t = st ? safetensors_find(st, "lm_head.weight") : NULL;
+
+		if (t && t->type == ST_F32) {
+			float *x = (float *)(uintptr_t)t->data;
+			for (int64_t i = 0; i < t->ne[1]; i++)
+				for (int64_t j = 0; j < t->ne[0]; j++)
+					x[i * t->ne[0] + j] *= 0.5f + 0.3f * (float)(i % 7);
+		}
+		safetensors_close(st);
+		if (map != MAP_FAILED)
+			munmap(map, (size_t)sb.st_size);
+		close(fd);
+	}
+	r = load(raw);
+	if (r && ga && (lr = logits(r, NULL, NULL)))
+		d = max_diff(ga, lr, (size_t)T_TOK * (size_t)g->hp.n_vocab, &scale);
+	ok(d <= 1e-5 * (scale > 1 ? scale : 1),
+	   "baichuan: lm_head rows scaled apart, normalized as read: the gguf's logits "
+	   "(max diff %g)", d);
+	free(lr);
+	model_free(r);
+
+	snprintf(p, sizeof p, "%s/config.json", raw);
+	c = load_json(p);
+	json_object_set_new(c, "num_hidden_layers", json_integer(40));
+	json_dump_file(c, p, 0);
+	json_decref(c);
+	rc = model_load(raw, NULL, &m, &err);
+	ok(rc == ST_EUNSUP && strstr(err.msg, "ALiBi") && strstr(err.msg, "40 layers"),
+	   "baichuan: 40 layers (13B) refused naming ALiBi: %s", err.msg);
+	model_free(m);
+	m = NULL;
+
+	/* GGUF: llama.cpp ropes baichuan at 32 layers only */
+	rc = gguf_with_u32(gguf, pth("baichuan-40.gguf"), "baichuan.block_count", 40) == 0 ?
+	     model_load(pth("baichuan-40.gguf"), NULL, &m, &err) : 0;
+	ok(rc == ST_EUNSUP && strstr(err.msg, "ALiBi"), "baichuan gguf: 40 layers refused "
+	   "naming ALiBi: %s", err.msg);
+	model_free(m);
+	m = NULL;
+	rc = gguf_with_u32(gguf, pth("baichuan-31.gguf"), "baichuan.block_count", 31) == 0 ?
+	     model_load(pth("baichuan-31.gguf"), NULL, &m, &err) : 0;
+	ok(rc == ST_EUNSUP && strstr(err.msg, "no position embedding in llama.cpp"),
+	   "baichuan gguf: 31 layers refused (llama.cpp would run it without positions): %s",
+	   err.msg);
+	model_free(m);
+}
+
 /*
  * Each family's tiny synthetic shape: exported as a Hugging Face
  * directory (whole, and with an attention and an MLP dropped), loaded
@@ -907,7 +1037,7 @@ static void check_families(void)
 {
 	static const char *const names[] = { "qwen3-tiny", "mistral-nemo-tiny", "olmo2-tiny",
 					     "granite-tiny", "gemma2-tiny", "gemma3-tiny",
-					     "phi3-tiny" };
+					     "phi3-tiny", "baichuan-tiny" };
 
 	for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
 		const struct synth_shape *sh = synth_find_shape(names[k]);
@@ -968,6 +1098,8 @@ static void check_families(void)
 			   h->hp.rope_attn_factor == g->hp.rope_attn_factor,
 			   "%s: hf keeps qkv_proj and gate_up_proj fused, longrope and partial rotary",
 			   names[k]);
+		if (g && h && strcmp(names[k], "baichuan-tiny") == 0)
+			check_baichuan(g, h, a, pth(hname), pth(gname));
 		if (g && h && strcmp(names[k], "gemma3-tiny") == 0) {
 			/* a final soft-cap, as newer llama.cpp reads it for Gemma 3: the
 			 * logits change, and match cap * tanh(z / cap) of the plain ones */

@@ -8,7 +8,8 @@
  *  - malformed files built byte by byte here (independently of the
  *    writer), each rejected with a message naming the file and the
  *    problem; every prefix of a valid file is rejected;
- *  - writer misuse and write errors; synthetic "tiny" models.
+ *  - writer misuse and write errors; synthetic "tiny" models; the 1B-class
+ *    shapes' parameter counts (0.5-2.5B) and features (their tiny siblings').
  */
 #include <errno.h>
 #include <signal.h>
@@ -889,6 +890,48 @@ static int cmp_str(const void *a, const void *b)
 	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
+/*
+ * The 1B-class benchmark shapes, counted without writing them: each
+ * family's has 0.5-2.5B parameters and the features of its tiny sibling
+ * (architecture, a head_dim of its own, sliding window, soft-caps,
+ * Granite's multipliers); the count itself is pinned on TinyLlama's
+ * 1,100,048,384.
+ */
+static void test_synth_1b(void)
+{
+	static const char *const fam[] = { "gemma2", "gemma3", "qwen3", "olmo2", "granite",
+					   "mistral-nemo", "baichuan" };
+
+	is_int((long long)synth_n_params(synth_find_shape("tinyllama")), 1100048384LL,
+	       "tinyllama counts TinyLlama's 1,100,048,384 parameters");
+	ok(synth_n_params(NULL) == 0, "no shape, no parameters");
+	for (size_t i = 0; i < sizeof fam / sizeof *fam; i++) {
+		char n1[64], nt[64];
+		const struct synth_shape *b, *t;
+		uint64_t n;
+
+		snprintf(n1, sizeof n1, "%s-1b", fam[i]);
+		snprintf(nt, sizeof nt, "%s-tiny", fam[i]);
+		b = synth_find_shape(n1);
+		t = synth_find_shape(nt);
+		n = b ? synth_n_params(b) : 0;
+		ok(n >= 500000000ull && n <= 2500000000ull, "%s: %.3fB parameters, within 0.5-2.5B",
+		   n1, (double)n / 1e9);
+		ok(b && t && strcmp(b->arch ? b->arch : "llama", t->arch ? t->arch : "llama") == 0 &&
+		   (b->head_dim > 0) == (t->head_dim > 0) &&
+		   (b->swa_window > 0) == (t->swa_window > 0) &&
+		   (b->attn_softcap > 0) == (t->attn_softcap > 0) &&
+		   (b->final_softcap > 0) == (t->final_softcap > 0) &&
+		   (b->embed_scale > 0) == (t->embed_scale > 0) &&
+		   (b->residual_scale > 0) == (t->residual_scale > 0) &&
+		   (b->attn_scale > 0) == (t->attn_scale > 0) &&
+		   (b->logit_scale > 0) == (t->logit_scale > 0) &&
+		   b->n_expert == 0 && t->n_expert == 0 && b->n_layer > t->n_layer / 2 &&
+		   b->d_model >= 1024,
+		   "%s: the architecture and features of %s", n1, nt);
+	}
+}
+
 static void test_synth(void)
 {
 	const struct synth_shape *tiny = synth_find_shape("tiny");
@@ -900,7 +943,7 @@ static void test_synth(void)
 
 	for (const struct synth_shape *s = synth_shapes(); s->name; s++)
 		n_shapes++;
-	is_int(n_shapes, 18, "eighteen known shapes");
+	is_int(n_shapes, 26, "twenty-six known shapes");
 	ok(synth_find_shape("nope") == NULL, "unknown shape -> NULL");
 	ok(tiny && tiny->n_layer == 2 && tiny->d_model == 64 && tiny->n_head == 4 &&
 	   tiny->n_head_kv == 2 && tiny->d_ff == 128 && tiny->n_vocab == 300 && tiny->n_ctx == 256,
@@ -1109,5 +1152,6 @@ int main(void)
 	test_fuzz();
 	test_writer_errors();
 	test_synth();
+	test_synth_1b();
 	return tap_done();
 }

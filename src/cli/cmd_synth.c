@@ -18,6 +18,26 @@ static const char help[] =
 	"  --dtype D        weight type of the 2-D tensors (default f32)\n"
 	"  --seed S         random seed (default 1)\n";
 
+/* The shapes, after --help's text. */
+static void print_shapes(void)
+{
+	printf("\nshapes:\n");
+	for (const struct synth_shape *s = synth_shapes(); s->name; s++) {
+		printf("  %-17s %d layers, d %d, %d heads, %d kv heads, ffn %d, vocab %d",
+		       s->name, s->n_layer, s->d_model, s->n_head, s->n_head_kv,
+		       s->d_ff_exp > 0 ? s->d_ff_exp : s->d_ff, s->n_vocab);
+		if (s->n_expert > 0)
+			printf(", %d experts (%d a token)", s->n_expert, s->n_expert_used);
+		if (s->arch)
+			printf(", %s", s->arch);
+		double n = (double)synth_n_params(s);
+		if (n >= 1e9)
+			printf(", %.2fB params\n", n / 1e9);
+		else
+			printf(", %.*fM params\n", n >= 1e6 ? 1 : 3, n / 1e6);
+	}
+}
+
 int cmd_synth(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -47,22 +67,13 @@ int cmd_synth(int argc, char **argv)
 			if (cli_parse_int("synth", "--seed", optarg, 1, 1L << 30, &seed) < 0)
 				return EXIT_USAGE;
 			break;
-		case 'h':
-			cli_help(help);
-			printf("\nshapes:\n");
-			for (const struct synth_shape *s = synth_shapes(); s->name; s++) {
-				printf("  %-14s %d layers, d %d, %d heads, %d kv heads, ffn %d, vocab %d",
-				       s->name, s->n_layer, s->d_model, s->n_head, s->n_head_kv,
-				       s->d_ff_exp > 0 ? s->d_ff_exp : s->d_ff, s->n_vocab);
-				if (s->n_expert > 0)
-					printf(", %d experts (%d a token)", s->n_expert, s->n_expert_used);
-				printf("\n");
-			}
-			return EXIT_OK;
 		}
 	}
-	if (c == CLI_OPT_STOP)
+	if (c == CLI_OPT_STOP) {
+		if (co.exit == EXIT_OK)
+			print_shapes(); /* after --help */
 		return co.exit;
+	}
 	if (argc - optind != 1)
 		return cli_usage("synth", "expected one OUT path");
 	if (!shape_name)

@@ -346,6 +346,8 @@ struct out_tensor {
 	const void *repl;             /* gguf: bytes the caller supplies (opts.replace) */
 	int64_t ne[2];
 	int64_t unperm_hd;            /* hf from gguf: q/k rows to reorder, head_dim */
+	const struct st_tensor *pack[2]; /* hf W_pack: k and v, whose rows follow src's (q);
+					    ne then counts all three's rows */
 	int is_norm;                  /* an RMSNorm weight (hf: Gemma's offset applies) */
 	float add;                    /* added to every element as written (hf from a
 					 gemma gguf: -1, HF storing w of 1 + w) */
@@ -390,7 +392,7 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 {
 	const struct gguf *g = m->fmt_priv;
 	const char *arch = m->hp.arch;
-	const char *out_arch = lp->partial ? "deci" : arch;
+	const char *out_arch = lp->partial ? "deci" : model_gguf_arch_at(&m->hp, lp->n_out);
 	size_t plen = strlen(arch);
 	struct gguf_writer *w = NULL;
 	struct hash_state hs;
@@ -792,7 +794,7 @@ static void hf_add_layer(struct out_tensor *ot, int *nt, const struct model *m, 
 
 static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct out_tensor *ot)
 {
-	int nt = 0;
+	int nt = 0, pack = model_hf_qkv_packed(&m->hp);
 
 	hf_add(ot, &nt, &m->tok_emb, "model.embed_tokens.weight", 0);
 	for (int l = 0; l < lp->n_src; l++) {
@@ -810,11 +812,22 @@ static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct
 
 		if (n < 0)
 			continue;
-		for (size_t k = 0; !(lp->gone[l] & GONE_ATTN) && k < sizeof attn / sizeof *attn; k++)
-			if (attn[k])
-				hf_add_layer(ot, &nt, m, l, attn[k], n,
-					     k == 0 || attn[k] == &w->q_norm ||
-					     attn[k] == &w->k_norm || attn[k] == &w->attn_post_norm);
+		for (size_t k = 0; !(lp->gone[l] & GONE_ATTN) && k < sizeof attn / sizeof *attn; k++) {
+			if (!attn[k])
+				continue;
+			if (pack && (attn[k] == &w->wk || attn[k] == &w->wv))
+				continue;
+			if (pack && attn[k] == &w->wq) {
+				/* Baichuan's W_pack: q, k and v rows in one tensor */
+				hf_add(ot, &nt, &w->wq, "model.layers.%d.self_attn.W_pack.weight", n);
+				ot[nt - 1].pack[0] = &w->wk;
+				ot[nt - 1].pack[1] = &w->wv;
+				continue;
+			}
+			hf_add_layer(ot, &nt, m, l, attn[k], n,
+				     k == 0 || attn[k] == &w->q_norm || attn[k] == &w->k_norm ||
+				     attn[k] == &w->attn_post_norm);
+		}
 		for (size_t k = 0; !(lp->gone[l] & GONE_MLP) && k < sizeof mlp / sizeof *mlp; k++)
 			if (mlp[k])
 				hf_add_layer(ot, &nt, m, l, mlp[k], n, k == 0 || k == 4);
@@ -962,6 +975,19 @@ out:
 	return rc;
 }
 
+/* A W_pack (x->pack): q's rows, then k's, then v's, q and k reordered
+ * from llama.cpp's interleaved pairs where x->unperm_hd says so. */
+static int stream_packed(struct stream *s, const struct out_tensor *x, struct st_err *err)
+{
+	const struct st_tensor *part[3] = { x->src, x->pack[0], x->pack[1] };
+	int rc = 0;
+
+	for (int k = 0; k < 3 && rc == 0; k++)
+		rc = x->unperm_hd && k < 2 ? stream_unpermuted(s, part[k], x->type, x->unperm_hd, err)
+					   : stream_tensor(s, part[k], x->type, err);
+	return rc;
+}
+
 /* Write one shard (tensors of ot with .shard == k, larger elements first). */
 static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, int nt, int k,
 		    struct export_result *res, struct st_err *err)
@@ -976,7 +1002,7 @@ static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, i
 		for (int i = 0; i < nt; i++)
 			if (ot[i].shard == k && dtype_block_bytes(ot[i].type) == sizes[z])
 				safetensors_writer_add(w, ot[i].name, ot[i].type, ot[i].src->n_dims,
-						       ot[i].src->ne);
+						       ot[i].pack[0] ? ot[i].ne : ot[i].src->ne);
 	if ((rc = safetensors_writer_begin(w, err)) < 0)
 		goto out;
 	s->w = w;
@@ -985,8 +1011,9 @@ static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, i
 		for (int i = 0; i < nt; i++) {
 			if (ot[i].shard != k || dtype_block_bytes(ot[i].type) != sizes[z])
 				continue;
-			rc = ot[i].unperm_hd ? stream_unpermuted(s, ot[i].src, ot[i].type,
-								 ot[i].unperm_hd, err)
+			rc = ot[i].pack[0] ? stream_packed(s, &ot[i], err)
+			     : ot[i].unperm_hd ? stream_unpermuted(s, ot[i].src, ot[i].type,
+								   ot[i].unperm_hd, err)
 			     : ot[i].add != 0 ? stream_offset(s, ot[i].src, ot[i].type, ot[i].add, err)
 					     : stream_tensor(s, ot[i].src, ot[i].type, err);
 			if (rc < 0) {
@@ -1426,6 +1453,7 @@ static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp,
 		{ "olmo2", "Olmo2ForCausalLM" }, { "granite", "GraniteForCausalLM" },
 		{ "gemma2", "Gemma2ForCausalLM" }, { "gemma3", "Gemma3ForCausalLM" },
 		{ "phi3", "Phi3ForCausalLM" },
+		{ "baichuan", "BaichuanForCausalLM" },
 	};
 	const struct model_hparams *hp = &m->hp;
 	int mistral = strcmp(hp->arch, "mistral") == 0;
@@ -1564,7 +1592,8 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 	for (int i = 0; i < nt; i++) {
 		/* llama.cpp interleaved the rotate-half pairs of q and k */
 		if (m->format == MODEL_GGUF && m->hp.rope_layout == ROPE_INTERLEAVED &&
-		    (strstr(ot[i].name, ".q_proj.weight") || strstr(ot[i].name, ".k_proj.weight")))
+		    (strstr(ot[i].name, ".q_proj.weight") || strstr(ot[i].name, ".k_proj.weight") ||
+		     ot[i].pack[0]))
 			ot[i].unperm_hd = m->hp.head_dim;
 		/* HF Gemma stores w of its (1 + w) norms, GGUF w + 1 */
 		if (ot[i].is_norm)
@@ -1577,6 +1606,12 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 			goto out;
 		}
 		ot[i].nbytes = tensor_bytes_as(ot[i].src, ot[i].type);
+		if (ot[i].pack[0]) {
+			ot[i].ne[0] = ot[i].src->ne[0];
+			ot[i].ne[1] = ot[i].src->ne[1] + ot[i].pack[0]->ne[1] + ot[i].pack[1]->ne[1];
+			ot[i].nbytes += tensor_bytes_as(ot[i].pack[0], ot[i].type) +
+					tensor_bytes_as(ot[i].pack[1], ot[i].type);
+		}
 		if (cur > 0 && cur + ot[i].nbytes > limit) {
 			n_shards++;
 			cur = 0;

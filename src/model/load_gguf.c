@@ -3,8 +3,8 @@
  * gguf stays alive in m->fmt_priv: tensor views and names point into it.
  *
  * Keys read, with {arch} = general.architecture (llama, mistral, qwen2, deci,
- * qwen3, olmo2, granite, gemma2, gemma3: model.c's arch_table has their
- * features):
+ * qwen3, olmo2, granite, gemma2, gemma3, baichuan: model.c's arch_table has
+ * their features):
  *   {arch}.block_count, embedding_length, feed_forward_length,
  *   attention.head_count, context_length, attention.layer_norm_rms_epsilon
  *                                                         (required)
@@ -67,6 +67,12 @@
  * are [head_dim], olmo2's the whole projection's width; olmo2 has no
  * attn_norm/ffn_norm but post_attention_norm and post_ffw_norm.  An absent output.weight (or one byte-identical to
  * token_embd.weight) means tied embeddings.
+ *
+ * baichuan: llama's tensors and interleaved q/k (llama.cpp's converter
+ * splits HF's W_pack and permutes q and k; it does not normalize Baichuan
+ * 2's lm_head rows, so a right file was converted from normalized rows).
+ * llama.cpp ropes it at 32 layers only (the 7B): 40 layers are the 13B's
+ * ALiBi and other depths run without positions; both are refused.
  */
 #include <math.h>
 #include <stdio.h>
@@ -434,6 +440,20 @@ int model_load_gguf(const char *path, struct model *m, struct st_err *err)
 	if ((rc = key_int(g, arch, "block_count", -1, 1, &hp->n_layer, err)) < 0 ||
 	    (rc = key_int(g, arch, "embedding_length", -1, 1, &hp->d_model, err)) < 0)
 		return rc;
+	if (arch_layout_find(arch)->gguf_rope_depth) {
+		const struct arch_layout *al = arch_layout_find(arch);
+
+		if (hp->n_layer == al->alibi_depth)
+			return st_errf(err, ST_EUNSUP, "%s: %s with %d layers is the ALiBi "
+				       "variant (llama.cpp's rule: Baichuan 13B), and ALiBi is not "
+				       "supported (strata runs the RoPE variant, %d layers)", path,
+				       arch, hp->n_layer, al->gguf_rope_depth);
+		if (hp->n_layer != al->gguf_rope_depth)
+			return st_errf(err, ST_EUNSUP, "%s: %s with %d layers has no position "
+				       "embedding in llama.cpp (it runs RoPE at %d layers only), "
+				       "which strata does not run (a pruned %s is written as llama)",
+				       path, arch, hp->n_layer, al->gguf_rope_depth, arch);
+	}
 	if ((uint64_t)hp->n_layer > g->n_tensors)
 		return st_errf(err, ST_EFORMAT, "%s: key '%s.block_count' = %d but the file has "
 			       "only %llu tensors", path, arch, hp->n_layer,

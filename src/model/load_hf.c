@@ -9,7 +9,7 @@
  *                                   beside it is optional)
  *
  * config.json fields read: model_type (llama, mistral, qwen2, qwen3, olmo2,
- * granite, gemma2, gemma3_text, phi3),
+ * granite, gemma2, gemma3_text, phi3, baichuan),
  * hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
  * vocab_size, max_position_embeddings (required); num_key_value_heads
  * (default: the head count), head_dim (default hidden/heads),
@@ -36,6 +36,13 @@
  * indices, or one boolean per layer): those sites have no tensors in the
  * checkpoint (m->absent); every other tensor is still required.
  *
+ * baichuan (Baichuan 2 7B): q, k and v are one tensor,
+ * model.layers.N.self_attn.W_pack.weight, their rows stacked (q's, k's,
+ * v's): the model gets views of its three parts.  Its lm_head is a
+ * NormHead (transformers' remote code normalizes each row at inference):
+ * the rows are normalized as read, into memory of the model's own.  40
+ * layers (Baichuan 13B) is ALiBi, refused.
+ *
  * HF checkpoints keep q/k rows in the rotate-half order (pairs i and
  * i + head_dim/2): the model gets ROPE_NEOX and the weights stay as they
  * are.  A Mistral-style sliding window smaller than the context clips
@@ -47,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "base/path.h"
@@ -58,6 +66,9 @@
 struct hf_priv {
 	struct safetensors **shards;
 	int n_shards;
+	/* a W_pack architecture: layer l's q, k, v as views of its rows */
+	struct st_tensor *qkv;      /* [3 * n_layer] or NULL */
+	int n_qkv_layers;
 };
 
 static void hf_priv_free(void *p)
@@ -70,6 +81,7 @@ static void hf_priv_free(void *p)
 	for (i = 0; i < h->n_shards; i++)
 		safetensors_close(h->shards[i]);
 	free(h->shards);
+	free(h->qkv);
 	free(h);
 }
 
@@ -77,12 +89,116 @@ static const struct st_tensor *hf_find(void *ud, const char *name)
 {
 	struct hf_priv *h = ud;
 	const struct st_tensor *t;
-	int i;
+	int i, l, n = 0;
+	char part;
 
+	if (h->qkv && sscanf(name, "model.layers.%d.self_attn.%c_proj.weight%n", &l, &part,
+			     &n) == 2 && name[n] == 0 && l >= 0 && l < h->n_qkv_layers &&
+	    (part == 'q' || part == 'k' || part == 'v')) {
+		t = &h->qkv[3 * l + (part == 'q' ? 0 : part == 'k' ? 1 : 2)];
+		return t->data ? t : NULL;
+	}
 	for (i = 0; i < h->n_shards; i++)
 		if ((t = safetensors_find(h->shards[i], name)))
 			return t;
 	return NULL;
+}
+
+/*
+ * Views of each layer's self_attn.W_pack ({d_model, q + 2 kv} rows: q's,
+ * then k's, then v's) as its q, k and v projections, for hf_find.  A
+ * layer whose attention the config drops has none.  Returns 0, or an error
+ * naming the W_pack that is missing or of the wrong shape.
+ */
+static int hf_unpack_qkv(const struct model *m, struct hf_priv *h, const char *dir,
+			 struct st_err *err)
+{
+	const struct model_hparams *hp = &m->hp;
+	int64_t hd = hp->head_dim > 0 ? hp->head_dim : hp->d_model / hp->n_head;
+	int64_t rows[3] = { hd * hp->n_head, hd * hp->n_head_kv, hd * hp->n_head_kv };
+
+	h->qkv = calloc(3 * (size_t)hp->n_layer, sizeof *h->qkv);
+	if (!h->qkv)
+		return st_errf(err, ST_ENOMEM, "%s: out of memory", dir);
+	h->n_qkv_layers = hp->n_layer;
+	for (int l = 0; l < hp->n_layer; l++) {
+		char name[96];
+		const struct st_tensor *w;
+		size_t row_bytes, off = 0;
+
+		if (m->absent && (m->absent[l] & MODEL_ABSENT_ATTN))
+			continue;
+		snprintf(name, sizeof name, "model.layers.%d.self_attn.W_pack.weight", l);
+		if (!(w = hf_find(h, name)))
+			return st_errf(err, ST_EFORMAT, "tensor '%s' is missing from %s", name, dir);
+		if (w->n_dims != 2 || w->ne[0] != hp->d_model ||
+		    w->ne[1] != rows[0] + rows[1] + rows[2])
+			return st_errf(err, ST_EFORMAT, "%s: tensor '%s' has shape [%lld, %lld], "
+				       "expected [%lld, %d] (q, k and v rows)", dir, name,
+				       (long long)w->ne[1], (long long)w->ne[0],
+				       (long long)(rows[0] + rows[1] + rows[2]), hp->d_model);
+		row_bytes = dtype_row_bytes(w->type, w->ne[0]);
+		for (int k = 0; k < 3; k++) {
+			struct st_tensor *v = &h->qkv[3 * l + k];
+
+			*v = *w;
+			v->ne[1] = rows[k];
+			v->data = (const uint8_t *)w->data + off;
+			v->nbytes = row_bytes * (size_t)rows[k];
+			off += v->nbytes;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Baichuan 2's NormHead: transformers' remote code divides each lm_head
+ * row by its L2 norm (floored at 1e-12) before use; the model gets those
+ * rows, computed in double and stored in the checkpoint's dtype, in a
+ * shared anonymous mapping of the model's (m->maps): like the file
+ * mappings, its pages may be dropped (madvise) and come back intact.
+ */
+static int hf_norm_head(struct model *m, struct st_err *err)
+{
+	struct st_tensor *o = &m->output;
+	int64_t d = o->ne[0], rows = o->ne[1];
+	size_t row_bytes = dtype_row_bytes(o->type, d);
+	struct model_map *nm;
+	float *f;
+	uint8_t *buf;
+
+	if (row_bytes * (size_t)rows != o->nbytes || !o->nbytes)
+		return st_errf(err, ST_EFORMAT, "%s: cannot normalize the rows of lm_head.weight",
+			       m->path);
+	nm = realloc(m->maps, (size_t)(m->n_maps + 1) * sizeof *m->maps);
+	if (!nm)
+		return st_errf(err, ST_ENOMEM, "%s: out of memory", m->path);
+	m->maps = nm;
+	buf = mmap(NULL, o->nbytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED)
+		return st_errf(err, ST_ENOMEM, "%s: out of memory for the normalized lm_head",
+			       m->path);
+	m->maps[m->n_maps].addr = buf;
+	m->maps[m->n_maps].size = o->nbytes;
+	m->n_maps++;
+	if (!(f = malloc((size_t)d * sizeof *f)))
+		return st_errf(err, ST_ENOMEM, "%s: out of memory", m->path);
+	for (int64_t r = 0; r < rows; r++) {
+		double ss = 0;
+
+		dtype_to_f32(o->type, (const uint8_t *)o->data + (size_t)r * row_bytes, f, d);
+		for (int64_t i = 0; i < d; i++)
+			ss += (double)f[i] * f[i];
+		ss = sqrt(ss);
+		if (ss < 1e-12)
+			ss = 1e-12;
+		for (int64_t i = 0; i < d; i++)
+			f[i] = (float)(f[i] / ss);
+		dtype_from_f32(o->type, f, buf + (size_t)r * row_bytes, d);
+	}
+	free(f);
+	o->data = buf;
+	return 0;
 }
 
 static int file_exists(const char *path)
@@ -372,6 +488,17 @@ static int parse_config(const char *file, struct model *m, enum tie_decl *tie,
 			     "model_type gemma3_text)", file, mt);
 		goto out;
 	}
+	if (arch_layout_find(ai->name)->alibi_depth) {
+		int nl = 0;
+		if ((rc = cfg_int(cfg, file, "num_hidden_layers", -1, &nl, err)) < 0)
+			goto out;
+		if (nl == arch_layout_find(ai->name)->alibi_depth) {
+			rc = st_errf(err, ST_EUNSUP, "%s: model_type '%s' with %d layers is the "
+				     "ALiBi variant (Baichuan 13B), and ALiBi is not supported "
+				     "(strata runs the RoPE variant, 7B)", file, mt, nl);
+			goto out;
+		}
+	}
 	snprintf(hp->arch, sizeof hp->arch, "%s", ai->name);
 	hp->qkv_bias = ai->qkv_bias;
 	hp->rope_layout = ROPE_NEOX;
@@ -652,9 +779,17 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 		rc = st_errf(err, ST_ENOMEM, "%s: out of memory", dir);
 		goto out;
 	}
-	rc = model_bind_tensors(m, NAMES_HF, hf_find, h, tie, dir, err);
-	if (rc < 0)
-		goto out;
+	{
+		const struct arch_layout *al = arch_layout_find(m->hp.arch);
+		if (al->hf_qkv_pack && (rc = hf_unpack_qkv(m, h, dir, err)) < 0)
+			goto out;
+		rc = model_bind_tensors(m, NAMES_HF, hf_find, h, tie, dir, err);
+		if (rc < 0)
+			goto out;
+		if (al->hf_norm_head && !m->hp.tied_embeddings && m->output.data &&
+		    (rc = hf_norm_head(m, err)) < 0)
+			goto out;
+	}
 	rc = model_check_shapes(m, err);
 	if (rc < 0)
 		goto out;

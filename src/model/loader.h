@@ -43,6 +43,25 @@ struct arch_info {
 /* The architecture called name, or NULL. */
 const struct arch_info *arch_find(const char *name);
 
+/* Layout conventions of a few architectures (Baichuan's), beyond
+ * arch_info's features: a table of their own, so that arch_table's rows
+ * stay as they are. */
+struct arch_layout {
+	const char *name;
+	int hf_qkv_pack;             /* HF stores q, k, v as one self_attn.W_pack, their
+					rows stacked in that order */
+	int hf_norm_head;            /* HF normalizes each lm_head row to unit length at
+					inference (Baichuan 2's NormHead); a GGUF holds
+					the rows as converted (unit when converted right) */
+	int gguf_rope_depth;         /* llama.cpp runs RoPE only at this block_count
+					(baichuan: 32, the 7B); 0: at any */
+	int alibi_depth;             /* a model of this many layers is the family's ALiBi
+					variant (Baichuan 13B: 40), which strata does not run */
+};
+
+/* The layout of the architecture called name: all zero for most. */
+const struct arch_layout *arch_layout_find(const char *name);
+
 /* Fill err with "unsupported architecture 'name' in file (supported:
  * llama, mistral, qwen2)"; returns ST_EUNSUP. */
 int arch_unsupported(struct st_err *err, const char *name, const char *file);

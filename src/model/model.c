@@ -7,7 +7,9 @@
  * role_table maps each tensor role to its name pattern in GGUF and in
  * Hugging Face checkpoints, with where it lives in struct model and
  * whether it may be absent.  Adding a Llama-like architecture is a row
- * in arch_table; a renamed tensor is a column in role_table.
+ * in arch_table; a renamed tensor is a column in role_table; layout_table
+ * adds the conventions of a few (Baichuan's fused W_pack and NormHead in
+ * HF form, the depths at which llama.cpp ropes it).
  *
  * Invariant after model_load succeeds (model.h): every required tensor
  * is bound with the shape hp implies, optional tensors that are absent
@@ -64,8 +66,27 @@ static const struct arch_info arch_table[] = {
 	 * with the file) */
 	{ "phi3",    0, ROPE_NEOX,        0, QK_NORM_NONE, 0, 0, 0,
 	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 1 },
+	/* Baichuan 2 7B: a Llama with HF's fused W_pack and NormHead; llama.cpp
+	 * ropes it at 32 layers only (40 is the 13B's ALiBi) */
+	{ "baichuan", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 };
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
+
+static const struct arch_layout layout_table[] = {
+	{ .name = "baichuan", .hf_qkv_pack = 1, .hf_norm_head = 1, .gguf_rope_depth = 32,
+	  .alibi_depth = 40 },
+};
+
+const struct arch_layout *arch_layout_find(const char *name)
+{
+	static const struct arch_layout none = { .name = NULL };
+
+	for (size_t i = 0; name && i < sizeof layout_table / sizeof *layout_table; i++)
+		if (strcmp(layout_table[i].name, name) == 0)
+			return &layout_table[i];
+	return &none;
+}
 
 const struct arch_info *arch_find(const char *name)
 {
@@ -624,6 +645,18 @@ float model_hf_norm_add(const struct model_hparams *hp)
 	const struct arch_info *ai = arch_find(hp->arch);
 
 	return ai && ai->gemma_norm ? 1.0f : 0.0f;
+}
+
+int model_hf_qkv_packed(const struct model_hparams *hp)
+{
+	return arch_layout_find(hp->arch)->hf_qkv_pack;
+}
+
+const char *model_gguf_arch_at(const struct model_hparams *hp, int n_layer)
+{
+	const struct arch_layout *al = arch_layout_find(hp->arch);
+
+	return al->gguf_rope_depth && n_layer != al->gguf_rope_depth ? "llama" : hp->arch;
 }
 
 int model_layer_slides(const struct model_hparams *hp, int l)

@@ -107,6 +107,16 @@ struct model_hparams {
  * that of the file the model came from). */
 float model_hf_norm_add(const struct model_hparams *hp);
 
+/* 1 where Hugging Face checkpoints of hp's architecture hold q, k and v as
+ * one self_attn.W_pack (Baichuan), else 0. */
+int model_hf_qkv_packed(const struct model_hparams *hp);
+
+/* The general.architecture a GGUF of hp's family with n_layer layers must
+ * name for llama.cpp to run it as strata does: hp->arch, or "llama" where
+ * llama.cpp ropes the family at one depth only (baichuan: 32 layers) and
+ * n_layer is another (the tensors and keys are llama's). */
+const char *model_gguf_arch_at(const struct model_hparams *hp, int n_layer);
+
 /*
  * Expert e's 2-D matrix of a 3-D expert tensor t (ne = {in, out,
  * n_expert}): a view of its contiguous slice, ne = {in, out}, for matmul.

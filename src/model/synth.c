@@ -15,6 +15,9 @@
  * features model.c's architecture table gives it (q/k norms, pre- or
  * post-norms, Granite's multipliers, a head_dim of its own, Phi-3's fused
  * attn_qkv and gate-then-up ffn_up, partial rotary and longrope factors).
+ * A baichuan
+ * output.weight has rows of unit length (Baichuan 2's NormHead applied,
+ * as a GGUF converted from normalized rows has them).
  *
  * Weights: 2-D weight W with ne = {in, out} is uniform(-a, a) with
  * a = sqrt(3 / in) (variance 1/in, so y = W x keeps the scale of x and
@@ -71,6 +74,28 @@ static const struct synth_shape shapes[] = {
 	  .n_expert = 8, .n_expert_used = 2 },
 	{ SHAPE("qwen3moe-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "qwen3moe", .head_dim = 32,
 	  .n_expert = 8, .n_expert_used = 2, .d_ff_exp = 32 },
+	/* Baichuan 2 7B's features: llama.cpp ropes baichuan at 32 layers only */
+	{ SHAPE("baichuan-tiny", 32, 64, 4, 4, 128, 400, 512), .arch = "baichuan" },
+	/* 1B-class shapes of each family, for benchmarks (0.5-2.5B parameters;
+	 * the features of the tiny sibling): the real 1B-class configs where the
+	 * family has one (Gemma 3 1B, Qwen3 1.7B, OLMo 2 1B), else the family's
+	 * smallest model's width at fewer layers (Gemma 2 2B's at 18, Granite 3
+	 * 2B's at 24), or its head layout at 1B width (Mistral-NeMo: head_dim
+	 * 128 beside d 2048; Baichuan 2 7B's at d 1536, 32 layers) */
+	{ SHAPE("gemma2-1b", 18, 2304, 8, 4, 9216, 256000, 8192), .arch = "gemma2",
+	  .head_dim = 256, .swa_window = 4096, .attn_softcap = 50.0f, .final_softcap = 30.0f },
+	{ SHAPE("gemma3-1b", 26, 1152, 4, 1, 6912, 262144, 32768), .arch = "gemma3",
+	  .head_dim = 256, .rope_theta = 1000000.0f, .swa_window = 512 },
+	{ SHAPE("qwen3-1b", 28, 2048, 16, 8, 6144, 151936, 40960), .arch = "qwen3",
+	  .head_dim = 128, .rope_theta = 1000000.0f },
+	{ SHAPE("olmo2-1b", 16, 2048, 16, 16, 8192, 100352, 4096), .arch = "olmo2",
+	  .rope_theta = 500000.0f },
+	{ SHAPE("granite-1b", 24, 2048, 32, 8, 8192, 49155, 4096), .arch = "granite",
+	  .embed_scale = 12.0f, .residual_scale = 0.22f, .attn_scale = 0.015625f,
+	  .logit_scale = 8.0f },
+	{ SHAPE("mistral-nemo-1b", 16, 2048, 32, 8, 6144, 131072, 8192), .arch = "llama",
+	  .head_dim = 128, .rope_theta = 1000000.0f },
+	{ SHAPE("baichuan-1b", 32, 1536, 12, 12, 4096, 125696, 4096), .arch = "baichuan" },
 	/* OLMoE-1B-7B's shape, for benchmarks (6.9B parameters, 1.3B active) */
 	{ SHAPE("olmoe-1b-7b", 16, 2048, 16, 16, 1024, 50304, 4096), .arch = "olmoe",
 	  .n_expert = 64, .n_expert_used = 8 },
@@ -412,6 +437,20 @@ static void fill_uniform(uint64_t *s, float a, float *x, int64_t n)
 		x[i] = (float)(uint32_t)(rng_next(s) >> 40) * scale - a;
 }
 
+uint64_t synth_n_params(const struct synth_shape *sh)
+{
+	struct stensor *ts = NULL;
+	uint64_t n = 0;
+	int n_t;
+
+	if (!sh || !shape_arch(sh) || (n_t = tensor_list(sh, &ts)) < 0)
+		return 0;
+	for (int i = 0; i < n_t; i++)
+		n += (uint64_t)ts[i].ne[0] * (uint64_t)ts[i].ne[1] * (uint64_t)ts[i].ne[2];
+	free(ts);
+	return n;
+}
+
 static int check_shape(const char *path, const struct synth_shape *sh,
 		       enum st_dtype wtype, struct st_err *err)
 {
@@ -596,6 +635,10 @@ int synth_write_gguf(const char *path, const struct synth_shape *sh,
 		int64_t ne0 = t->ne[0], rows = t->ne[1] * t->ne[2];
 		int64_t chunk_rows = CHUNK_ELEMS / ne0 > 0 ? CHUNK_ELEMS / ne0 : 1;
 		float a = sqrtf(3.0f / (float)ne0);
+		/* Baichuan 2's lm_head rows are unit length (NormHead), as a GGUF
+		 * converted right holds them */
+		int unit_rows = !t->is_norm && strcmp(t->name, "output.weight") == 0 &&
+				arch_layout_find(sh->arch)->hf_norm_head;
 		uint64_t s = splitmix64(seed ^ splitmix64((uint64_t)i + 1));
 		size_t row_bytes = dtype_row_bytes(dt, ne0);
 
@@ -621,6 +664,13 @@ int synth_write_gguf(const char *path, const struct synth_shape *sh,
 					fbuf[k] = 1.0f;
 			} else {
 				fill_uniform(&s, a, fbuf, n);
+			}
+			for (int64_t k = 0; unit_rows && k < nr; k++) {
+				double ss = 0;
+				for (int64_t j = 0; j < ne0; j++)
+					ss += (double)fbuf[k * ne0 + j] * fbuf[k * ne0 + j];
+				for (int64_t j = 0; j < ne0; j++)
+					fbuf[k * ne0 + j] = (float)(fbuf[k * ne0 + j] / sqrt(ss));
 			}
 			if (dt == ST_F32) {
 				out = fbuf;

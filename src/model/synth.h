@@ -39,13 +39,20 @@ struct synth_shape {
  * FFN 5632, vocab 32000), "llama2-7b-2l" (Llama-2-7B layer shape, 2
  * layers), "tiny" (for tests), and one tiny shape per family with every
  * feature of the family on: "qwen3-tiny", "mistral-nemo-tiny",
- * "olmo2-tiny", "granite-tiny", "gemma2-tiny", "gemma3-tiny", and the
- * mixtures of experts "mixtral-tiny", "qwen2moe-tiny", "olmoe-tiny",
- * "qwen3moe-tiny", "phi3-tiny" (fused tensors, partial rotary, longrope),
- * and for benchmarks "olmoe-1b-7b" (OLMoE-1B-7B's shape: 16 layers,
- * width 2048, 64 experts of 1024, 8 a token) and "phi3-1b" (16 layers of
- * width 2048, Phi-4-mini's conventions).  NULL if unknown. */
+ * "olmo2-tiny", "granite-tiny", "gemma2-tiny", "gemma3-tiny",
+ * "baichuan-tiny" (32 layers: llama.cpp ropes baichuan at that depth
+ * only), and the mixtures of experts "mixtral-tiny", "qwen2moe-tiny",
+ * "olmoe-tiny", "qwen3moe-tiny"; for benchmarks "olmoe-1b-7b"
+ * (OLMoE-1B-7B's shape: 16 layers, width 2048, 64 experts of 1024, 8 a
+ * token) and a 1B-class shape of each dense family with its tiny
+ * sibling's features: "gemma2-1b", "gemma3-1b", "qwen3-1b", "olmo2-1b",
+ * "granite-1b", "mistral-nemo-1b", "baichuan-1b"; "phi3-tiny" (fused
+ * tensors, partial rotary, longrope) and "phi3-1b" (16 layers of width
+ * 2048, Phi-4-mini's conventions).  NULL if unknown. */
 const struct synth_shape *synth_find_shape(const char *name);
+/* The parameter count of a model of the shape (every tensor synth would
+ * write, none written); 0 for an unknown architecture. */
+uint64_t synth_n_params(const struct synth_shape *shape);
 /* The table itself, terminated by an entry with name == NULL. */
 const struct synth_shape *synth_shapes(void);
 
