@@ -507,9 +507,15 @@ static int hf_pre(struct hfctx *c, json_t *n, const char *field)
 		p.invert = jbool(n, "invert", 0);
 		if (beh && !strcmp(beh, "Removed"))
 			p.behavior = SPLIT_REMOVED;
+		else if (beh && !strcmp(beh, "MergedWithPrevious"))
+			p.behavior = SPLIT_MERGED_PREV;
+		else if (beh && !strcmp(beh, "MergedWithNext"))
+			p.behavior = SPLIT_MERGED_NEXT;
+		else if (beh && !strcmp(beh, "Contiguous"))
+			p.behavior = SPLIT_CONTIGUOUS;
 		else if (beh && strcmp(beh, "Isolated"))
-			return hf_bad(c, ST_EUNSUP, "%s.behavior '%s' is not supported (Isolated, Removed)",
-				      field, beh);
+			return hf_bad(c, ST_EUNSUP, "%s.behavior '%s' is not supported (Isolated, Removed, "
+				      "MergedWithPrevious, MergedWithNext, Contiguous)", field, beh);
 		if (!re && str) {
 			/* a literal: quote it for PCRE2 */
 			quoted = malloc(strlen(str) + 5);
