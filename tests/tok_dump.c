@@ -10,6 +10,14 @@
  * add_special_tokens=true does); --special recognises special tokens in
  * the text (transformers.js always does); --time reports the encoding
  * throughput on stderr.
+ *
+ *   tok_dump --hf-to-gguf tokenizer.json PRE out.gguf
+ *
+ * writes the byte-level BPE of tokenizer.json as llama.cpp's GGUF
+ * tokenizer keys (model "gpt2", tokenizer.ggml.pre PRE, tokens by id with
+ * holes as "[PADn]", added tokens typed control or user-defined, merges
+ * "a b"), so that the GGUF path, whose pre-tokenizer comes from the name
+ * alone, can be compared with the same reference.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -27,6 +35,90 @@ static double now(void)
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static int hf_to_gguf(const char *json_path, const char *pre, const char *out)
+{
+	struct st_err err = {0};
+	json_error_t je;
+	json_t *j = json_load_file(json_path, 0, &je), *vocab, *merges, *added, *v;
+	const char *k, **toks = NULL, **mg = NULL;
+	char **own = NULL;
+	int32_t *types = NULL;
+	size_t n = 0, i, nown = 0;
+	struct gguf_writer *w = NULL;
+	int rc = 1;
+
+	vocab = json_object_get(json_object_get(j, "model"), "vocab");
+	merges = json_object_get(json_object_get(j, "model"), "merges");
+	added = json_object_get(j, "added_tokens");
+	if (!json_is_object(vocab) || !json_is_array(merges)) {
+		fprintf(stderr, "tok_dump: %s: no BPE model.vocab and model.merges\n", json_path);
+		goto out;
+	}
+	json_object_foreach(vocab, k, v)
+		if ((size_t)json_integer_value(v) + 1 > n)
+			n = (size_t)json_integer_value(v) + 1;
+	json_array_foreach(added, i, v)
+		if ((size_t)json_integer_value(json_object_get(v, "id")) + 1 > n)
+			n = (size_t)json_integer_value(json_object_get(v, "id")) + 1;
+	toks = calloc(n, sizeof *toks);
+	types = calloc(n, sizeof *types);
+	own = calloc(n + json_array_size(merges), sizeof *own);
+	mg = calloc(json_array_size(merges) + 1, sizeof *mg);
+	if (!toks || !types || !own || !mg)
+		goto out;
+	json_object_foreach(vocab, k, v) {
+		toks[json_integer_value(v)] = k;
+		types[json_integer_value(v)] = 1;                 /* normal */
+	}
+	json_array_foreach(added, i, v) {
+		size_t id = (size_t)json_integer_value(json_object_get(v, "id"));
+		toks[id] = json_string_value(json_object_get(v, "content"));
+		types[id] = json_is_true(json_object_get(v, "special")) ? 3 : 4; /* control, user */
+	}
+	for (i = 0; i < n; i++)
+		if (!toks[i]) {
+			char b[32];
+			snprintf(b, sizeof b, "[PAD%zu]", i);
+			toks[i] = own[nown++] = strdup(b);
+			types[i] = 5;                             /* unused */
+		}
+	json_array_foreach(merges, i, v) {
+		if (json_is_string(v))
+			mg[i] = json_string_value(v);
+		else {
+			const char *a = json_string_value(json_array_get(v, 0));
+			const char *b = json_string_value(json_array_get(v, 1));
+			char *m = malloc(strlen(a ? a : "") + strlen(b ? b : "") + 2);
+			if (!m)
+				goto out;
+			sprintf(m, "%s %s", a ? a : "", b ? b : "");
+			mg[i] = own[nown++] = m;
+		}
+	}
+	if (!(w = gguf_writer_new(out, &err)) ||
+	    gguf_writer_add_str(w, "general.architecture", "llama") ||
+	    gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2") ||
+	    gguf_writer_add_str(w, "tokenizer.ggml.pre", pre) ||
+	    gguf_writer_add_arr(w, "tokenizer.ggml.tokens", GGUF_STRING, toks, n) ||
+	    gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_I32, types, n) ||
+	    gguf_writer_add_arr(w, "tokenizer.ggml.merges", GGUF_STRING, mg, json_array_size(merges)) ||
+	    gguf_writer_begin_data(w, &err) || gguf_writer_finish(w, &err)) {
+		fprintf(stderr, "tok_dump: writing %s: %s\n", out, err.msg[0] ? err.msg : "failed");
+		goto out;
+	}
+	rc = 0;
+out:
+	gguf_writer_free(w);
+	for (i = 0; i < nown; i++)
+		free(own[i]);
+	free(own);
+	free(mg);
+	free(toks);
+	free(types);
+	json_decref(j);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct st_err err = {0};
@@ -38,6 +130,8 @@ int main(int argc, char **argv)
 	double secs = 0;
 	ssize_t got;
 
+	if (argc == 5 && !strcmp(argv[1], "--hf-to-gguf"))
+		return hf_to_gguf(argv[2], argv[3], argv[4]);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--bos"))
 			flags |= TOK_ADD_BOS;

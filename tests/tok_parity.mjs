@@ -9,6 +9,7 @@
 //   node tok_parity.mjs PREFIX gpt2 openai IN OUT    GPT-2 by gpt-3-encoder's own
 //                                                    port of OpenAI's encoder.py
 //   node tok_parity.mjs corpus SHARED SRCDIR OUT     writes the test corpus
+//   node tok_parity.mjs nfc IN OUT                   IN with its lines in NFC
 //
 // PREFIX is the npm --prefix the packages were installed under.  IN is
 // encoded with add_special_tokens=false into OUT; BOSIN, when given, with
@@ -39,6 +40,11 @@ import { fileURLToPath } from "node:url";
 
 if (process.argv[2] === "corpus") {
 	writeCorpus(process.argv[3], process.argv[4], process.argv[5]);
+	process.exit(0);
+}
+if (process.argv[2] === "nfc") { // nfc IN OUT: the corpus with every line in NFC
+	const lines = fs.readFileSync(process.argv[3], "utf8").split("\n").filter((l) => l.length > 0);
+	fs.writeFileSync(process.argv[4], lines.map((l) => JSON.stringify(JSON.parse(l).normalize("NFC"))).join("\n") + "\n");
 	process.exit(0);
 }
 

@@ -96,6 +96,24 @@ for name in $NAMES; do
 	compare "$name" "jsb-$name.txt" "cb-$name.txt" bos
 done
 
+# The GGUF path: each byte-level tokenizer.json written as llama.cpp's
+# GGUF keys (tok_dump --hf-to-gguf), with the tokenizer.ggml.pre name
+# llama.cpp's converter gives that vocabulary, so that the pre-tokenizer
+# strata picks by name meets the same reference.  GGUF keeps no
+# normalizer (llama.cpp applies none), so Qwen's NFC is left out there
+# and its GGUF reads the corpus in NFC.
+node "$MJS" nfc "$WORK/corpus.jsonl" "$WORK/corpus-nfc.jsonl"
+for pair in llama3:llama-bpe qwen3:qwen2 gpt4:dbrx gpt4o:gpt-4o gpt2:gpt2; do
+	name=${pair%%:*}
+	pre=${pair#*:}
+	in=corpus
+	[ "$name" = qwen3 ] && in=corpus-nfc
+	json=$(node "$MJS" "$PREFIX" "$name" path) || continue
+	"$DUMP" --hf-to-gguf "$json" "$pre" "$WORK/$name.gguf" &&
+		"$DUMP" --special --gguf "$WORK/$name.gguf" <"$WORK/$in.jsonl" >"$WORK/g-$name.txt"
+	compare "$name GGUF (pre $pre)" "js-$name.txt" "g-$name.txt" corpus
+done
+
 # GPT-2 also against gpt-3-encoder, a port of OpenAI's encoder.py (no
 # special tokens there, so none parsed here either)
 if [ -f "$PREFIX/gpt2/tokenizer.json" ]; then
