@@ -96,23 +96,34 @@ for name in $NAMES; do
 	compare "$name" "jsb-$name.txt" "cb-$name.txt" bos
 done
 
-# The GGUF path: each byte-level tokenizer.json written as llama.cpp's
-# GGUF keys (tok_dump --hf-to-gguf), with the tokenizer.ggml.pre name
-# llama.cpp's converter gives that vocabulary, so that the pre-tokenizer
-# strata picks by name meets the same reference.  GGUF keeps no
+# The GGUF path: each tokenizer.json written as llama.cpp's GGUF keys
+# (tok_dump --hf-to-gguf): byte-level ones as model "gpt2" with the
+# tokenizer.ggml.pre name llama.cpp's converter gives that vocabulary, so
+# that the pre-tokenizer strata picks by name meets the same reference;
+# SentencePiece ones (Llama 2, Gemma, Gemma 3, Phi-3) as model "llama"
+# with scores and add_space_prefix (false for Gemma).  GGUF keeps no
 # normalizer (llama.cpp applies none), so Qwen's NFC is left out there
-# and its GGUF reads the corpus in NFC.
+# and its GGUF reads the corpus in NFC; and no rstrip, which llama.cpp
+# gives Phi-3's tokens by general.name, so its GGUF is named "phi3"
+# (and one named otherwise must differ).
 node "$MJS" nfc "$WORK/corpus.jsonl" "$WORK/corpus-nfc.jsonl"
-for pair in llama3:llama-bpe qwen3:qwen2 gpt4:dbrx gpt4o:gpt-4o gpt2:gpt2; do
+for pair in llama3:llama-bpe qwen3:qwen2 gpt4:dbrx gpt4o:gpt-4o gpt2:gpt2 \
+	    llama2:llama gemma:llama gemma3:llama phi3:llama; do
 	name=${pair%%:*}
 	pre=${pair#*:}
 	in=corpus
 	[ "$name" = qwen3 ] && in=corpus-nfc
 	json=$(node "$MJS" "$PREFIX" "$name" path) || continue
-	"$DUMP" --hf-to-gguf "$json" "$pre" "$WORK/$name.gguf" &&
+	"$DUMP" --hf-to-gguf "$json" "$pre" "$WORK/$name.gguf" "$name" &&
 		"$DUMP" --special --gguf "$WORK/$name.gguf" <"$WORK/$in.jsonl" >"$WORK/g-$name.txt"
-	compare "$name GGUF (pre $pre)" "js-$name.txt" "g-$name.txt" corpus
+	compare "$name GGUF ($pre)" "js-$name.txt" "g-$name.txt" corpus
 done
+if [ -f "$PREFIX/phi3/tokenizer.json" ]; then
+	"$DUMP" --hf-to-gguf "$PREFIX/phi3/tokenizer.json" llama "$WORK/phi3-other.gguf" "Other" &&
+		"$DUMP" --special --gguf "$WORK/phi3-other.gguf" <"$WORK/corpus.jsonl" >"$WORK/g-phi3-other.txt"
+	bad=$(paste -d '\t' "$WORK/js-phi3.txt" "$WORK/g-phi3-other.txt" | awk -F '\t' '$1 != $2' | wc -l)
+	ok "phi3 GGUF named 'Other': no rstrip, $bad lines differ" [ "$bad" -gt 0 ]
+fi
 
 # GPT-2 also against gpt-3-encoder, a port of OpenAI's encoder.py (no
 # special tokens there, so none parsed here either)

@@ -322,6 +322,32 @@ static int get_bool(const struct gguf *g, const char *key, int *out, struct st_e
 	return rc < 0 ? rc : 0;
 }
 
+/*
+ * GGUF has no lstrip/rstrip.  llama.cpp gives Phi-3's tokens theirs by
+ * the model's name: when general.name holds "phi-3" or "phi3" (any case),
+ * every special and user-defined token eats the whitespace after it,
+ * "</s>" too, but not "<unk>", "<s>" and "<|endoftext|>" (as Phi-3's
+ * tokenizer.json has them).  Returns 0 or a negative code.
+ */
+static int phi3_rstrip(const struct gguf *g, struct tokenizer *t, struct st_err *err)
+{
+	char name[256] = "";
+	int rc = gguf_get_str(g, "general.name", name, sizeof name, err);
+
+	if (rc < 0)
+		return rc;
+	for (char *c = name; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	if (!strstr(name, "phi-3") && !strstr(name, "phi3"))
+		return 0;
+	for (int i = 0; i < t->n_added; i++) {
+		const char *s = t->added[i].s;
+		t->added[i].rstrip = strcmp(s, "<unk>") && strcmp(s, "<s>") && strcmp(s, "<|endoftext|>");
+	}
+	return 0;
+}
+
 struct tokenizer *tok_from_gguf(const struct gguf *g, struct st_err *err)
 {
 	char model[64] = "", pre[64] = "";
@@ -419,7 +445,8 @@ struct tokenizer *tok_from_gguf(const struct gguf *g, struct st_err *err)
 			goto fail;
 	}
 	if (get_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err) ||
-	    get_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err))
+	    get_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err) ||
+	    (rc = phi3_rstrip(g, t, err)) < 0)
 		goto fail;
 	if (tok_finish(t, g->path, err))
 		goto fail;
