@@ -535,6 +535,129 @@ static void test_synthetic(void)
 	}
 }
 
+/* ---- GGUF tokenizer.ggml.pre names ---- */
+
+/* GPT-2's bytes_to_unicode of byte b, as UTF-8 into out[4]. */
+static void byte_char(int b, char out[4])
+{
+	int cp, k = 0;
+#define PRINTABLE(x) (((x) >= '!' && (x) <= '~') || ((x) >= 0xa1 && (x) <= 0xac) || ((x) >= 0xae && (x) <= 0xff))
+	if (PRINTABLE(b))
+		cp = b;
+	else {
+		for (int x = 0; x < b; x++)
+			k += !PRINTABLE(x);
+		cp = 256 + k;
+	}
+#undef PRINTABLE
+	memset(out, 0, 4);
+	if (cp < 0x80)
+		out[0] = (char)cp;
+	else {
+		out[0] = (char)(0xc0 | cp >> 6);
+		out[1] = (char)(0x80 | (cp & 0x3f));
+	}
+}
+
+/* A byte-level GGUF vocabulary with pre-tokenizer name pre: the 256 bytes,
+ * "12", "34", "oW" and a control "<|bos|>" (id 259, BOS); merges "1 2",
+ * "3 4", "o W".  NULL when it cannot be read back (err says why). */
+static struct tokenizer *pre_gguf(const char *path, const char *pre, struct st_err *err)
+{
+	static char store[256][4];
+	const char *toks[260], *merges[] = { "1 2", "3 4", "o W" };
+	int32_t types[260];
+	struct gguf_writer *w;
+	struct gguf *g;
+	struct tokenizer *t;
+
+	for (int b = 0; b < 256; b++) {
+		byte_char(b, store[b]);
+		toks[b] = store[b];
+		types[b] = 1;
+	}
+	toks[256] = "12"; toks[257] = "34"; toks[258] = "oW"; toks[259] = "<|bos|>";
+	types[256] = types[257] = types[258] = 1;
+	types[259] = 3;
+	if (!(w = gguf_writer_new(path, err)))
+		return NULL;
+	gguf_writer_add_str(w, "general.architecture", "llama");
+	gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2");
+	gguf_writer_add_str(w, "tokenizer.ggml.pre", pre);
+	gguf_writer_add_arr(w, "tokenizer.ggml.tokens", GGUF_STRING, toks, 260);
+	gguf_writer_add_arr(w, "tokenizer.ggml.token_type", GGUF_I32, types, 260);
+	gguf_writer_add_arr(w, "tokenizer.ggml.merges", GGUF_STRING, merges, 3);
+	gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 259);
+	if (gguf_writer_begin_data(w, err) || gguf_writer_finish(w, err)) {
+		gguf_writer_free(w);
+		return NULL;
+	}
+	gguf_writer_free(w);
+	if (!(g = gguf_open(path, err)))
+		return NULL;
+	t = tok_from_gguf(g, err);
+	gguf_close(g);
+	return t;
+}
+
+/*
+ * Each name picks llama.cpp's pre-tokenizer, seen in how "1234" and
+ * "HelloWorld" split: digits in any run (GPT-2, OLMo 1) make 12|34, in
+ * threes (cl100k, o200k) 12|3|4, one by one (Qwen2, Tekken, Granite's
+ * refact) 1|2|3|4; o200k and Tekken cut words at case changes, so "oW"
+ * never forms.  BOS by default only where llama.cpp adds it.
+ */
+static void test_pre_names(void)
+{
+	static const struct {
+		const char *pre;
+		int n_digits, n_words, add_bos;
+	} cases[] = {
+		{ "gpt2", 2, 9, 0 }, { "olmo", 2, 9, 0 }, { "refact", 4, 9, 0 },
+		{ "llama-bpe", 3, 9, 1 }, { "dbrx", 3, 9, 0 }, { "qwen2", 4, 9, 0 },
+		{ "stablelm2", 4, 9, 0 }, { "gpt-4o", 3, 10, 0 }, { "llama4", 3, 10, 0 },
+		{ "tekken", 4, 10, 1 },
+	};
+	const char *dir = tap_tmpdir("test_tokenizer");
+	char path[4200];
+	struct st_err err = {0};
+	struct tokenizer *t;
+
+	if (!dir) {
+		ok(0, "scratch directory");
+		return;
+	}
+	snprintf(path, sizeof path, "%s/pre.gguf", dir);
+	for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+		int32_t *ids = NULL;
+		size_t nd = 0, nw = 0;
+
+		memset(&err, 0, sizeof err);
+		t = pre_gguf(path, cases[k].pre, &err);
+		ok(t != NULL, "pre '%s' loads%s%s", cases[k].pre, t ? "" : ": ", t ? "" : err.msg);
+		if (!t)
+			continue;
+		if (tok_encode(t, "1234", 4, 0, &ids, &nd, &err) == 0)
+			free(ids);
+		if (tok_encode(t, "HelloWorld", 10, 0, &ids, &nw, &err) == 0)
+			free(ids);
+		is_int((int)nd, cases[k].n_digits, "pre '%s': \"1234\" is %d ids", cases[k].pre,
+		       cases[k].n_digits);
+		is_int((int)nw, cases[k].n_words, "pre '%s': \"HelloWorld\" is %d ids", cases[k].pre,
+		       cases[k].n_words);
+		is_int(tok_add_bos_default(t), cases[k].add_bos, "pre '%s': BOS by default %s",
+		       cases[k].pre, cases[k].add_bos ? "yes" : "no");
+		tok_free(t);
+	}
+	memset(&err, 0, sizeof err);
+	t = pre_gguf(path, "nonesuch", &err);
+	ok(t == NULL && err.code == ST_EUNSUP, "an unknown pre name is refused");
+	has_str(err.msg, "tokenizer.ggml.pre 'nonesuch' is not supported (", "naming it");
+	has_str(err.msg, "dbrx", "and the names known, dbrx");
+	has_str(err.msg, "gpt-4o", "and gpt-4o");
+	tok_free(t);
+}
+
 /* ---- malformed files ---- */
 
 static void expect_fail(struct tokenizer *t, const struct st_err *err, const char *needle1,
@@ -681,6 +804,7 @@ int main(void)
 	test_stories();
 	test_llama2();
 	test_synthetic();
+	test_pre_names();
 	test_malformed();
 	return tap_done();
 }

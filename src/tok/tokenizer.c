@@ -286,6 +286,50 @@ static int cmp_added_len(const void *a, const void *b)
 	return x->len < y->len ? 1 : x->len > y->len ? -1 : 0;
 }
 
+/* The hash of the added tokens and their lengths (after the sort by length). */
+static int added_index(struct tokenizer *t)
+{
+	uint32_t cap = 16;
+
+	if (!t->n_added)
+		return 0;
+	while (cap < (uint32_t)t->n_added * 2u)
+		cap <<= 1;
+	t->added_slot = malloc(cap * sizeof *t->added_slot);
+	t->added_lens = malloc((size_t)t->n_added * sizeof *t->added_lens);
+	if (!t->added_slot || !t->added_lens)
+		return ST_ENOMEM;
+	t->added_cap = cap;
+	memset(t->added_slot, 0xff, cap * sizeof *t->added_slot);
+	for (int i = 0; i < t->n_added; i++) {
+		const struct tok_added *a = &t->added[i];
+		uint32_t h = hash_bytes(a->s, a->len) & (cap - 1);
+
+		while (t->added_slot[h] >= 0 && !(t->added[t->added_slot[h]].len == a->len &&
+			memcmp(t->added[t->added_slot[h]].s, a->s, a->len) == 0))
+			h = (h + 1) & (cap - 1);
+		if (t->added_slot[h] < 0) /* the first of equal contents wins, as in the scan */
+			t->added_slot[h] = i;
+		if (!t->n_added_lens || t->added_lens[t->n_added_lens - 1] != a->len)
+			t->added_lens[t->n_added_lens++] = a->len;
+	}
+	return 0;
+}
+
+/* The added token (index) whose content is s[0..len), or -1. */
+static int added_find(const struct tokenizer *t, const char *s, size_t len)
+{
+	uint32_t h = hash_bytes(s, len) & (t->added_cap - 1);
+
+	for (;; h = (h + 1) & (t->added_cap - 1)) {
+		int32_t k = t->added_slot[h];
+		if (k < 0)
+			return -1;
+		if (t->added[k].len == len && memcmp(t->added[k].s, s, len) == 0)
+			return k;
+	}
+}
+
 int tok_finish(struct tokenizer *t, const char *src, struct st_err *err)
 {
 	int n_bytes = 0;
@@ -331,6 +375,8 @@ int tok_finish(struct tokenizer *t, const char *src, struct st_err *err)
 		qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added_len);
 	for (int i = 0; i < t->n_added; i++)
 		t->added_first[(uint8_t)t->added[i].s[0]] = 1;
+	if (added_index(t))
+		goto oom;
 	if (t->kind == TOK_SPM)
 		snprintf(t->desc, sizeof t->desc, "spm (%d pieces%s%s)", t->n_vocab,
 			 t->merge_mode == MERGE_RANK ? ", ranked merges" : "",
@@ -363,6 +409,8 @@ void tok_free(struct tokenizer *t)
 	free(t->norm);
 	free(t->pre);
 	free(t->added);
+	free(t->added_slot);
+	free(t->added_lens);
 	free(t);
 }
 
@@ -463,14 +511,14 @@ int tok_encode(const struct tokenizer *t, const char *text, size_t len,
 	for (size_t i = 0; i <= len; i++) {
 		int hit = -1;
 		if (i < len && t->added_first[(uint8_t)text[i]]) {
-			for (int k = 0; k < t->n_added; k++) {
-				const struct tok_added *a = &t->added[k];
-				if (a->special && !parse_special)
+			/* the longest added token here (a special one only when parsed) */
+			for (int l = 0; l < t->n_added_lens && hit < 0; l++) {
+				int k;
+				if (t->added_lens[l] > len - i ||
+				    (k = added_find(t, text + i, t->added_lens[l])) < 0)
 					continue;
-				if (a->len <= len - i && memcmp(text + i, a->s, a->len) == 0) {
+				if (!t->added[k].special || parse_special)
 					hit = k;
-					break;
-				}
 			}
 		}
 		if (hit < 0 && i < len)

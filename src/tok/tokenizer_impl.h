@@ -59,12 +59,15 @@ struct tok_norm {
 };
 
 enum tok_pre_op { PRE_SPLIT, PRE_BYTELEVEL, PRE_METASPACE };
-enum tok_split_behavior { SPLIT_ISOLATED, SPLIT_REMOVED };
+/* HF's SplitDelimiterBehavior (see regex_split in tok_bpe.c) */
+enum tok_split_behavior {
+	SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS,
+};
 struct tok_pre {
 	enum tok_pre_op op;
 	pcre2_code *re;        /* SPLIT, BYTELEVEL with use_regex */
 	enum tok_split_behavior behavior;
-	int invert;            /* SPLIT: keep only the matches */
+	int invert;            /* SPLIT: the gaps are the delimiters, not the matches */
 	int add_prefix_space;  /* BYTELEVEL / METASPACE */
 	int prepend_first;     /* METASPACE: prepend_scheme "first" */
 	int split;             /* METASPACE: split into words at the replacement */
@@ -106,6 +109,10 @@ struct tokenizer {
 	struct tok_pre *pre; int n_pre;
 	struct tok_added *added; int n_added;
 	int added_first[256];  /* bitmap-ish: 1 if some added token starts with this byte */
+	/* the added tokens by content: open addressing, [added_cap] indices into
+	 * added (-1 empty), and their distinct lengths, longest first */
+	int32_t *added_slot; uint32_t added_cap;
+	size_t *added_lens; int n_added_lens;
 
 	char **arena; int n_arena, cap_arena; /* owned allocations */
 	char desc[160];
