@@ -54,6 +54,7 @@ for mk in "" "attn=3;mlp=1"; do
 		eval "r$b=\$(kl rtn$b$tag \"\$mk\") g$b=\$(kl gptq$b$tag \"\$mk\") a$b=\$(kl awq$b$tag \"\$mk\")"
 	done
 	echo "# '$mk' KL from the original: rtn4 $r4 gptq4 $g4 awq4 $a4; rtn8 $r8 gptq8 $g8 awq8 $a8"
+	[ -n "$mk" ] || r4_m=$r4
 	ok "'$mk' 4-bit: GPTQ's KL $g4 below RTN's $r4" lt "$g4" "$r4"
 	ok "'$mk' 4-bit: AWQ's KL $a4 below RTN's $r4" lt "$a4" "$r4"
 	ok "'$mk' 8-bit: GPTQ's KL $g8 below RTN's $r8" lt "$g8" "$r8"
@@ -78,6 +79,21 @@ lt "$(stat -c %s "$tmp/rtn8m.gguf")" "$(stat -c %s "$model")"
 is "$?" 0 "q4_0 file < q8_0 file < the F32 source"
 nrec=$("$S" sql "SELECT count(*) FROM exports WHERE dtype = 'q4_0'" --format csv 2>/dev/null | tail -1)
 ok "the 4-bit files are recorded in the store's exports ($nrec)" [ "${nrec:-0}" -eq 6 ]
+
+# q4_1 (a scale and an offset per block): GPTQ and AWQ below plain
+# rounding into q4_1, and q4_1's rounding below q4_0's
+for qm in rtn gptq awq; do
+	q "${qm}q41" "" --quant $qm --type q4_1 $([ $qm = rtn ] || echo "$cal")
+	is "$?" 0 "$qm q4_1 exits 0"
+	eval "k41_$qm=\$(kl ${qm}q41 '')"
+done
+echo "# q4_1 KL from the original: rtn $k41_rtn gptq $k41_gptq awq $k41_awq"
+ok "q4_1: GPTQ's KL $k41_gptq below RTN's $k41_rtn" lt "$k41_gptq" "$k41_rtn"
+ok "q4_1: AWQ's KL $k41_awq below RTN's $k41_rtn" lt "$k41_awq" "$k41_rtn"
+ok "q4_1's plain rounding $k41_rtn below q4_0's $r4_m" lt "$k41_rtn" "$r4_m"
+is "$(json_str dtype < "$tmp/gptqq41.json")" q4_1 "the report names q4_1"
+"$S" quantize "$model" --type q4_1 --bits 8 --out "$tmp/e.gguf" 2> "$tmp/e.err"
+is "$?" 2 "--type q4_1 --bits 8: usage error"
 
 # other families (synthetic): AWQ's folding keeps the function (q8_0 next
 # to it), GPTQ and AWQ below plain rounding at 4 bits -- q/k norms

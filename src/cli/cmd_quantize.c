@@ -2,7 +2,7 @@
  * cmd_quantize: `strata quantize MODEL --quant rtn|gptq|awq --bits 4|8
  * --out PATH.gguf [--mask M | --run RUN --method M -n K] [--data FILE]`
  * -- the (masked) model's linear weights quantized into llama.cpp's
- * q4_0 / q8_0 blocks by plain rounding, GPTQ or AWQ on calibration text
+ * q4_0 / q4_1 / q8_0 blocks by plain rounding, GPTQ or AWQ on calibration text
  * (quant_model_run), written as GGUF with the dropped sites removed
  * (export_model with export_opts.replace: the same writer, atomic, as
  * `strata export`) and recorded in the store's exports (app_export).
@@ -27,11 +27,12 @@
 #include "tok/tokenizer.h"
 
 static const char help[] =
-	"usage: strata quantize [MODEL] --quant rtn|gptq|awq --bits 4|8 --out PATH.gguf [options]\n"
+	"usage: strata quantize [MODEL] --quant rtn|gptq|awq --bits 4|8|--type T --out PATH.gguf [options]\n"
 	"Quantize the (masked) model's linear weights into llama.cpp's q4_0 (--bits 4) or\n"
 	"q8_0 (--bits 8) blocks and write it as GGUF with the dropped sites removed.\n"
 	"  --quant Q          rtn (plain rounding), gptq or awq (default gptq)\n"
 	"  --bits B           4 (q4_0) or 8 (q8_0); default 4\n"
+	"  --type T           q4_0, q4_1 (4 bits, a scale and an offset per block) or q8_0\n"
 	"  --group G          weights per scale: 32, the block of both formats (default)\n"
 	"  --act-order        gptq: columns by decreasing Hessian diagonal\n"
 	"  --damp F           gptq: dampening, share of the mean diagonal (default 0.01)\n"
@@ -49,14 +50,14 @@ static const char help[] =
 	"  --format F         text, csv, tsv or json (the report)\n"
 	DB_HELP
 	"  --threads N\n"
-	"Weights whose rows are not a multiple of 32 cannot be q4_0/q8_0 and are written\n"
+	"Weights whose rows are not a multiple of 32 cannot be q4_0/q4_1/q8_0 and are written\n"
 	"F16 (as llama.cpp's quantizer falls back).  See strata(1), QUANTIZE.\n";
 
 struct quantize_args {
 	struct cli_source src; /* model, mask or run, store */
 	const char *out, *data;
 	long bits, group, samples, seq_len;
-	int force;
+	int force, type; /* type: -1 until --type */
 	struct quant_opts qo;
 	struct common_opts co;
 };
@@ -142,8 +143,8 @@ static int quantize_main(struct quantize_args *a)
 		fprintf(stderr, "strata quantize: note: %d weight(s) have rows not a multiple of "
 			"32, which %s cannot hold: written F16\n", qr.n_fallback,
 			dtype_name(a->qo.type));
-	snprintf(settings, sizeof settings, "%s bits=%ld group=32%s%s samples=%d seq_len=%d",
-		 quant_method_name(a->qo.method), a->bits,
+	snprintf(settings, sizeof settings, "%s bits=%ld type=%s group=32%s%s samples=%d seq_len=%d",
+		 quant_method_name(a->qo.method), a->bits, dtype_name(a->qo.type),
 		 a->qo.method == QUANT_GPTQ && a->qo.act_order ? " act_order" : "",
 		 a->qo.method == QUANT_AWQ && !a->qo.awq_clip ? " no_clip" : "",
 		 ds ? ds->n_chunks : 0, ds ? ds->seq_len : 0);
@@ -192,11 +193,12 @@ out:
 int cmd_quantize(int argc, char **argv)
 {
 	enum { O_FIRST = 1300, O_FORCE, O_NOSTORE, O_QUANT, O_BITS,
-	       O_GROUP, O_ACT, O_DAMP, O_NOCLIP, O_DATA, O_SAMPLES, O_SEQ };
+	       O_GROUP, O_ACT, O_DAMP, O_NOCLIP, O_DATA, O_SAMPLES, O_SEQ, O_TYPE };
 	static const struct option longopts[] = {
 		SOURCE_LONGOPTS, GUARD_LONGOPTS,
 		{"quant", required_argument, NULL, O_QUANT},
 		{"bits", required_argument, NULL, O_BITS},
+		{"type", required_argument, NULL, O_TYPE},
 		{"group", required_argument, NULL, O_GROUP},
 		{"act-order", no_argument, NULL, O_ACT},
 		{"damp", required_argument, NULL, O_DAMP},
@@ -214,7 +216,8 @@ int cmd_quantize(int argc, char **argv)
 
 	memset(&a, 0, sizeof a);
 	a.src.method = -1;
-	a.bits = 4;
+	a.bits = 0;
+	a.type = -1;
 	a.group = 32;
 	a.samples = 128;
 	a.seq_len = 512;
@@ -238,6 +241,11 @@ int cmd_quantize(int argc, char **argv)
 			if (a.bits != 4 && a.bits != 8)
 				return cli_usage("quantize", "--bits %ld: GGUF's q4_0 holds 4 bits and "
 						 "q8_0 8 bits; no other width is written", a.bits);
+			break;
+		case O_TYPE:
+			a.type = dtype_from_name(optarg);
+			if (a.type != ST_Q4_0 && a.type != ST_Q4_1 && a.type != ST_Q8_0)
+				return cli_usage("quantize", "--type %s: q4_0, q4_1 or q8_0", optarg);
 			break;
 		case O_GROUP:
 			if (cli_parse_int("quantize", "--group", optarg, 1, 1 << 20, &a.group) < 0)
@@ -281,7 +289,13 @@ int cmd_quantize(int argc, char **argv)
 		return a.co.exit;
 	if ((c = cli_source_args("quantize", argc, argv, &a.src, a.out)) != EXIT_OK)
 		return c;
-	a.qo.type = a.bits == 4 ? ST_Q4_0 : ST_Q8_0;
+	if (a.type >= 0 && a.bits && a.bits != (a.type == ST_Q8_0 ? 8 : 4))
+		return cli_usage("quantize", "--bits %ld does not fit --type %s (%d bits)", a.bits,
+				 dtype_name(a.type), a.type == ST_Q8_0 ? 8 : 4);
+	if (a.type < 0)
+		a.type = a.bits == 8 ? ST_Q8_0 : ST_Q4_0;
+	a.bits = a.type == ST_Q8_0 ? 8 : 4;
+	a.qo.type = (enum st_dtype)a.type;
 	if (a.group != 32)
 		return cli_usage("quantize", "--group %ld: GGUF's %s has one scale per block of "
 				 "32 weights; no other group size can be written", a.group,
