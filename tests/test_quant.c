@@ -295,7 +295,8 @@ static void awq_errors(void)
 
 /*
  * q4_1's two rules by hand (qblock.h).  Integer zero: [-3, 12] -> d = 1,
- * z = 3, m = -3; [0.5, 7.5] widened to [0, 7.5] -> d = 0.5, z = 0;
+ * z = 3, m = -3; [0.5, 7] widened to [0, 7] would give z = 0, so
+ * d = 7 / 14 = 0.5, z = 1, m = -0.5;
  * [-7.5, -0.5] widened to [-7.5, 0] -> d = 0.5, z = 15, m = -7.5.  Float
  * (ggml's): [1, 4] -> m = 1, d = fp16(0.2) = 0.199951171875.
  */
@@ -307,8 +308,8 @@ static void q41_rules(void)
 
 	for (int j = 0; j < 32; j++) {
 		a[j] = -3 + 15.0 * j / 31;
-		b[j] = 0.5 + 7.0 * j / 31;
-		c[j] = -b[j];
+		b[j] = 0.5 + 6.5 * j / 31;
+		c[j] = -0.5 - 7.0 * j / 31;
 		e[j] = 1 + 3.0 * j / 31;
 	}
 	qblock_params(ST_Q4_1, 1, a, 1, 32, 1.0, &d, &m);
@@ -317,8 +318,8 @@ static void q41_rules(void)
 	is_int(qblock_int(ST_Q4_1, 0.4, d, m), 3, "... 0.4 -> 3 (value 0)");
 	is_int(qblock_int(ST_Q4_1, 12.6, d, m), 15, "... 12.6 -> 15 (clamped)");
 	qblock_params(ST_Q4_1, 1, b, 1, 32, 1.0, &d, &m);
-	ok(d == 0.5f && m == 0.0f && qblock_zero(d, m) == 0, "izero [0.5, 7.5]: d 0.5, z 0");
-	is_int(qblock_int(ST_Q4_1, 0.5, d, m), 1, "... 0.5 -> 1");
+	ok(d == 0.5f && m == -0.5f && qblock_zero(d, m) == 1, "izero [0.5, 7]: d 0.5, z 1");
+	is_int(qblock_int(ST_Q4_1, 0.5, d, m), 2, "... 0.5 -> 2");
 	qblock_params(ST_Q4_1, 1, c, 1, 32, 1.0, &d, &m);
 	ok(d == 0.5f && m == -7.5f && qblock_zero(d, m) == 15, "izero [-7.5, -0.5]: d 0.5, z 15");
 	is_int(qblock_int(ST_Q4_1, -0.5, d, m), 14, "... -0.5 -> 14");

@@ -47,6 +47,10 @@ void qblock_params(enum st_dtype t, int izero, const double *v, size_t stride, i
 		double z = floor(-lo / *d + 0.5);
 
 		z = z < 0 ? 0 : z > 15 ? 15 : z;
+		if (z < 1) { /* z 1 at least: GPTQ's v1 files store z - 1 in 4 bits */
+			*d = fp16_round(hi / 14.0);
+			z = 1;
+		}
 		*m = (float)(-(double)*d * z); /* exact: an fp16 times a 4-bit integer */
 	}
 }

@@ -10,7 +10,9 @@
  * (izero 1) is GPTQ's and AWQ's asymmetric quantizer, whose zero point
  * is an integer z so that the weights can be written in the Hugging
  * Face formats (value d (q - z)): the range is widened to hold 0,
- * d = fp16((max - min) / 15), z = round(-min / d) in 0..15, m = -d z
+ * d = fp16((max - min) / 15), z = round(-min / d) in 1..15 (a block
+ * of no negative value takes z = 1, d = fp16(max / 14): GPTQ's v1
+ * files store z - 1 in 4 bits), m = -d z
  * kept exact in float (stored rounded to fp16 in a q4_1 block, from
  * which z is recovered exactly: qblock_zero).
  */
