@@ -120,6 +120,7 @@ static int kidx(enum st_dtype t)
 	case ST_Q8_0: return K_Q8_0;
 	case ST_Q4_0: return K_Q4_0;
 	case ST_Q4_1: return K_Q4_1;
+	case ST_I32: return K_F32; /* never a weight (dtype.h) */
 	}
 	return K_F32;
 }

@@ -286,6 +286,8 @@ void dtype_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n)
 			}
 		}
 		break;
+	case ST_I32: /* not an element type (dtype.h) */
+		break;
 	case ST_Q4_1:
 		for (int64_t b = 0; b < n / ST_QK; b++) {
 			const uint8_t *blk = s + b * (4 + ST_QK / 2);
@@ -444,6 +446,8 @@ void dtype_from_f32(enum st_dtype t, const float *src, void *dst, int64_t n)
 		break;
 	case ST_Q4_1:
 		quantize_q4_1(src, d, n);
+		break;
+	case ST_I32: /* not an element type (dtype.h) */
 		break;
 	}
 }

@@ -20,6 +20,8 @@ enum st_dtype {
 	ST_Q4_0 = 2,
 	ST_Q4_1 = 3,
 	ST_Q8_0 = 8,
+	ST_I32 = 26, /* safetensors only (GPTQ/AWQ's packed integers): not an
+		       element type of weights, so dtype_valid(ST_I32) is 0 */
 	ST_BF16 = 30,
 };
 
