@@ -31,7 +31,7 @@ static const struct command commands[] = {
 	{"plot", "KIND RUN [RUN ...] --out FILE.svg|.pdf|.png [--width W --height H --dpi D --title T --theme light|dark]", "draw a figure: heatmap, angular, experts, drops, pareto, ranks", cmd_plot},
 	{"compare", "RUN RUN [--max K]", "rank correlations of two runs' scores and the overlap of what they drop", cmd_compare},
 	{"export", "[MODEL] --out PATH --format gguf|hf [--mask M | --run RUN --method M -n K] [--dtype D]", "write the model with the dropped sites physically removed (GGUF or Hugging Face)", cmd_export},
-	{"quantize", "[MODEL] --quant rtn|gptq|awq --bits 4|8 --out PATH.gguf [--mask M | --run RUN --method M -n K] [--data FILE]", "quantize what remains into q4_0/q8_0 (plain rounding, GPTQ or AWQ on calibration text), written as GGUF", cmd_quantize},
+	{"quantize", "[MODEL] --quant rtn|gptq|awq --bits 4|8|--type q4_0|q4_1|q8_0 [--format gguf|hf] --out PATH [--mask M | --run RUN --method M -n K] [--data FILE]", "quantize what remains into q4_0/q4_1/q8_0 (plain rounding, GPTQ or AWQ on calibration text), written as GGUF or as a GPTQ/AWQ Hugging Face directory", cmd_quantize},
 	{"tui", "[MODEL] [--color never|auto|always] [--no-mouse]", "open the workbench (also: strata alone on a terminal)", cmd_tui},
 	{"pull", "REPO [--revision R] [--include GLOB]... [--exclude GLOB]... [--dataset]", "download a model or dataset from the Hugging Face Hub into the shared cache", cmd_pull},
 	{NULL, NULL, NULL, NULL},

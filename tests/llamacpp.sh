@@ -36,7 +36,7 @@ for mk in "" "block=1,3" "attn=1,3" "mlp=1,3" "attn=0;mlp=3" "attn=0,2;mlp=2-3";
 	ok "'$mk': llama.cpp's perplexity $lc equals strata's $st" close "${lc:-0}" "${st:-1}"
 done
 
-# strata quantize's q4_0 / q8_0 blocks (GPTQ and AWQ choose the values,
+# strata quantize's q4_0 / q4_1 / q8_0 blocks (GPTQ and AWQ choose the values,
 # the layout is llama.cpp's): llama.cpp loads and runs the file, and its
 # perplexity is strata's within 1e-2 relative, not 1e-5: strata
 # multiplies the dequantized weights by f32 activations, llama.cpp's CPU
@@ -44,10 +44,11 @@ done
 # which moves stories260K's perplexity by 0.1-0.4% (plain rounding
 # alike); a wrong block layout would move it by orders of magnitude.
 close4() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d / a < 1e-2) }'; }
-for qa in "gptq 4 " "awq 4 " "gptq 8 attn=0;mlp=3" "rtn 4 block=2"; do
+for qa in "gptq 4 " "awq 4 " "gptq 8 attn=0;mlp=3" "rtn 4 block=2" "gptq q4_1 " "awq q4_1 "; do
 	set -- $qa
 	f="$WORK/q_$1$2$(echo "${3:-}" | tr -c 'a-z0-9\n' '_').gguf"
-	"$S" quantize "$model" --quant "$1" --bits "$2" --mask "${3:-}" --data "$text" --samples 8 \
+	case $2 in q*) bt="--type $2" ;; *) bt="--bits $2" ;; esac
+	"$S" quantize "$model" --quant "$1" $bt --mask "${3:-}" --data "$text" --samples 8 \
 		--seq-len 128 --out "$f" --no-store > /dev/null 2> "$WORK/quantize.err"
 	ok "quantize $qa" [ -s "$f" ]
 	lc=$(llamacpp_ppl "$f" "$WORK/short.txt" "$WORK/node.err")

@@ -54,6 +54,7 @@ for mk in "" "attn=3;mlp=1"; do
 		eval "r$b=\$(kl rtn$b$tag \"\$mk\") g$b=\$(kl gptq$b$tag \"\$mk\") a$b=\$(kl awq$b$tag \"\$mk\")"
 	done
 	echo "# '$mk' KL from the original: rtn4 $r4 gptq4 $g4 awq4 $a4; rtn8 $r8 gptq8 $g8 awq8 $a8"
+	[ -n "$mk" ] || r4_m=$r4
 	ok "'$mk' 4-bit: GPTQ's KL $g4 below RTN's $r4" lt "$g4" "$r4"
 	ok "'$mk' 4-bit: AWQ's KL $a4 below RTN's $r4" lt "$a4" "$r4"
 	ok "'$mk' 8-bit: GPTQ's KL $g8 below RTN's $r8" lt "$g8" "$r8"
@@ -78,6 +79,69 @@ lt "$(stat -c %s "$tmp/rtn8m.gguf")" "$(stat -c %s "$model")"
 is "$?" 0 "q4_0 file < q8_0 file < the F32 source"
 nrec=$("$S" sql "SELECT count(*) FROM exports WHERE dtype = 'q4_0'" --format csv 2>/dev/null | tail -1)
 ok "the 4-bit files are recorded in the store's exports ($nrec)" [ "${nrec:-0}" -eq 6 ]
+
+# q4_1 (a scale and an offset per block): GPTQ and AWQ below plain
+# rounding into q4_1, and q4_1's rounding below q4_0's
+for qm in rtn gptq awq; do
+	q "${qm}q41" "" --quant $qm --type q4_1 $([ $qm = rtn ] || echo "$cal")
+	is "$?" 0 "$qm q4_1 exits 0"
+	eval "k41_$qm=\$(kl ${qm}q41 '')"
+done
+echo "# q4_1 KL from the original: rtn $k41_rtn gptq $k41_gptq awq $k41_awq"
+ok "q4_1: GPTQ's KL $k41_gptq below RTN's $k41_rtn" lt "$k41_gptq" "$k41_rtn"
+ok "q4_1: AWQ's KL $k41_awq below RTN's $k41_rtn" lt "$k41_awq" "$k41_rtn"
+ok "q4_1's plain rounding $k41_rtn below q4_0's $r4_m" lt "$k41_rtn" "$r4_m"
+is "$(json_str dtype < "$tmp/gptqq41.json")" q4_1 "the report names q4_1"
+"$S" quantize "$model" --type q4_1 --bits 8 --out "$tmp/e.gguf" 2> "$tmp/e.err"
+is "$?" 2 "--type q4_1 --bits 8: usage error"
+
+# Hugging Face directories (format/hfquant.h): AutoGPTQ's layout from
+# q4_0 (sym) and q4_1 (integer zero points), AutoAWQ's GEMM layout;
+# strata loads them back (dequantized at load) with the logits of the
+# GGUF file quantized the same way: KL from it ~1e-12 (f32 sums in a
+# different order) for q4_0, and for q4_1 within the fp16 rounding of
+# the GGUF block's offset m = -d z (the hf file holds z exactly).
+hq() { # NAME GGUF-TWIN MASK ARGS...: quantize into $tmp/NAME, KL from the twin
+	name=$1 twin=$2 mk=$3
+	shift 3
+	"$S" quantize "$model" --mask "$mk" --format hf --out "$tmp/$name" --no-store --format json \
+		"$@" > "$tmp/$name.json" 2> "$tmp/$name.err" || sed 's/^/# /' "$tmp/$name.err"
+	"$S" ppl "$tmp/$name" "$tmp/held.txt" --ctx 256 --max-tokens 4096 --compute f32 \
+		--ref "$tmp/$twin.gguf" --format json 2> /dev/null | json_num kl_mean
+}
+kr=$(hq hrtn rtn4m "" --quant rtn)
+ok "hf gptq from rtn q4_0: the logits of the q4_0 GGUF (KL $kr)" lt "${kr:-1}" 1e-9
+kd=$(hq hrtnd rtn4mattn_3_mlp_1 "attn=3;mlp=1" --quant rtn)
+ok "hf gptq with drops (LLM-Drop's config): the logits of the deci GGUF (KL $kd)" lt "${kd:-1}" 1e-9
+ka=$(hq hawq awq4m "" --quant awq $cal)
+ok "hf awq (GEMM) from awq q4_0: the logits of the q4_0 GGUF (KL $ka)" lt "${ka:-1}" 1e-9
+q gptq41iz "" --quant gptq --type q4_1 --int-zero $cal
+kg=$(hq hgptq41 gptq41iz "" --quant gptq --type q4_1 $cal)
+ok "hf gptq from q4_1: the q4_1 --int-zero GGUF's logits up to its fp16 offsets (KL $kg)" \
+	lt "${kg:-1}" 1e-4
+cfg=$(tr -d ' \n' < "$tmp/hrtn/config.json")
+contains "$cfg" '"quant_method":"gptq"' "config.json: quant_method gptq"
+contains "$cfg" '"sym":true' "... sym from q4_0"
+contains "$cfg" '"checkpoint_format":"gptq"' "... AutoGPTQ's v1 checkpoint format"
+contains "$(tr -d ' \n' < "$tmp/hgptq41/config.json")" '"sym":false' "... not sym from q4_1"
+cfg=$(tr -d ' \n' < "$tmp/hawq/config.json")
+contains "$cfg" '"quant_method":"awq"' "awq's config.json: quant_method awq"
+contains "$cfg" '"version":"gemm"' "... version gemm"
+is "$(json_str format < "$tmp/hawq.json")" awq "--quant awq writes the awq layout by default"
+hdr=$(head -c 20000 "$tmp/hrtn/model.safetensors" | strings | head -c 20000)
+contains "$hdr" 'model.layers.0.self_attn.q_proj.qweight":{"dtype":"I32","shape":[8,64]' \
+	"q_proj.qweight: I32 [in/8, out]"
+contains "$hdr" 'model.layers.0.self_attn.q_proj.qzeros":{"dtype":"I32","shape":[2,8]' \
+	"q_proj.qzeros: I32 [groups, out/8]"
+contains "$hdr" 'model.layers.0.self_attn.q_proj.g_idx":{"dtype":"I32","shape":[64]' \
+	"q_proj.g_idx: I32 [in]"
+contains "$(head -c 20000 "$tmp/hawq/model.safetensors" | strings)" \
+	'model.layers.0.self_attn.q_proj.qweight":{"dtype":"I32","shape":[64,8]' \
+	"awq q_proj.qweight: I32 [in, out/8]"
+"$S" quantize "$model" --bits 8 --format hf --out "$tmp/e.hf" 2> "$tmp/e.err"
+is "$?" 2 "--format hf --bits 8: usage error"
+"$S" quantize "$model" --hf-format awq --out "$tmp/e.gguf" 2> "$tmp/e.err"
+is "$?" 2 "--hf-format without --format hf: usage error"
 
 # other families (synthetic): AWQ's folding keeps the function (q8_0 next
 # to it), GPTQ and AWQ below plain rounding at 4 bits -- q/k norms

@@ -86,9 +86,9 @@ static void test_names(void)
 	ok(strcmp(dtype_name(99), "?") == 0, "unknown name '?'");
 	is_int(dtype_from_name("Q8_0"), ST_Q8_0, "from_name is case-insensitive");
 	is_int(dtype_from_name("f16"), ST_F16, "from_name f16");
-	is_int(dtype_from_name("q4_1"), -1, "from_name unknown -1");
-	ok(dtype_valid(30) && dtype_valid(2) && !dtype_valid(3) && !dtype_valid(-1),
-	   "dtype_valid on 30, 2, 3, -1");
+	is_int(dtype_from_name("q5_0"), -1, "from_name unknown -1");
+	ok(dtype_valid(30) && dtype_valid(2) && dtype_valid(3) && !dtype_valid(6) && !dtype_valid(-1),
+	   "dtype_valid on 30, 2, 3, 6, -1");
 	{
 		struct st_tensor t = { "x", ST_F32, 3, { 64, 5, 7, 1 }, NULL, 0 };
 		is_int(tensor_nelem(&t), 64 * 5 * 7, "tensor_nelem of [64,5,7]");
@@ -355,6 +355,53 @@ static void test_q4_0(void)
 	   "Q4_0 dequantizes to (q - 8) * d");
 }
 
+/*
+ * Q4_1 (ggml's quantize_row_q4_1_ref): m = min, d = (max - min) / 15,
+ * q = min(15, trunc((x - min) / d + 0.5)); x = d * q + m.  One block:
+ * min -3, max 12 -> d = 1 (0x3c00), m = -3 (0xc200); 0 -> 3, 0.5 -> 3.5
+ * -> 4 (halves up), 1.4 -> 4.4 -> 4, 12 -> 15, -3 -> 0, 7.6 -> 10.6 ->
+ * 11; elements not set are 0 -> 3.  A second block of all 2.5: d = 0,
+ * m = 2.5 (0x4100), every q 0.
+ */
+static void test_q4_1(void)
+{
+	float x[64], back[64];
+	uint8_t q[2 * 20], want[2 * 20], nib[32];
+	static const float v[6] = { 0, 0.5f, 1.4f, 12, -3, 7.6f };
+	static const uint8_t qv[6] = { 3, 4, 4, 15, 0, 11 };
+
+	is_int(dtype_block_bytes(ST_Q4_1), 20, "q4_1 block is 20 bytes");
+	ok(strcmp(dtype_name(ST_Q4_1), "q4_1") == 0 && dtype_from_name("Q4_1") == ST_Q4_1,
+	   "name q4_1");
+	memset(x, 0, sizeof x);
+	for (int j = 0; j < 32; j++)
+		nib[j] = 3;
+	for (int j = 0; j < 6; j++) {
+		x[j] = v[j];
+		nib[j] = qv[j];
+	}
+	x[17] = 12; nib[17] = 15;
+	for (int j = 32; j < 64; j++)
+		x[j] = 2.5f;
+	memset(want, 0, sizeof want);
+	want[0] = 0x00; want[1] = 0x3c; want[2] = 0x00; want[3] = 0xc2;
+	for (int j = 0; j < 16; j++)
+		want[4 + j] = (uint8_t)(nib[j] | nib[j + 16] << 4);
+	want[20] = 0x00; want[21] = 0x00; want[22] = 0x00; want[23] = 0x41;
+	dtype_from_f32(ST_Q4_1, x, q, 64);
+	ok(memcmp(q, want, sizeof q) == 0, "Q4_1 bytes of two blocks match the hand-computed ones");
+	if (memcmp(q, want, sizeof q) != 0)
+		for (int i = 0; i < (int)sizeof q; i++)
+			if (q[i] != want[i])
+				diag("byte %d: got 0x%02x want 0x%02x", i, q[i], want[i]);
+	is_int(q[4], 0x33, "Q4_1 byte 0: element 0 low (3), element 16 high (3)");
+	is_int(q[5], 0xf4, "Q4_1 byte 1: element 1 low (4), element 17 high (15)");
+	dtype_to_f32(ST_Q4_1, q, back, 64);
+	ok(back[0] == 0.0f && back[1] == 1.0f && back[2] == 1.0f && back[3] == 12.0f &&
+	   back[4] == -3.0f && back[5] == 8.0f && back[17] == 12.0f && back[40] == 2.5f,
+	   "Q4_1 dequantizes to d * q + m");
+}
+
 static void test_random_roundtrip(void)
 {
 	enum { N = 4096 };
@@ -446,6 +493,7 @@ int main(void)
 	test_bf16();
 	test_q8_0();
 	test_q4_0();
+	test_q4_1();
 	test_random_roundtrip();
 	return tap_done();
 }

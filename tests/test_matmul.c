@@ -537,7 +537,7 @@ static void check_pool_concurrent(void)
  */
 static void check_onednn(void)
 {
-	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0 };
+	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0, ST_Q4_1 };
 	static const int shapes[][3] = { /* T, in, out */
 		{ 40, 1024, 77 }, { 4, 2048, 300 }, { 1000, 64, 33 }, { 9, 256, 5000 } };
 	char impl[96];
@@ -595,7 +595,7 @@ static void check_onednn(void)
  */
 static void check_kept(void)
 {
-	static const enum st_dtype types[] = { ST_F16, ST_Q8_0, ST_Q4_0 };
+	static const enum st_dtype types[] = { ST_F16, ST_Q8_0, ST_Q4_0, ST_Q4_1 };
 	int T = 40, in = 1024, out = 77, runs = onednn_runs(ONEDNN_F32, NULL, 0);
 
 	is_int((long)matmul_kept_bytes(), 0, "no conversion is kept before a range is named");
@@ -747,7 +747,7 @@ static void check_f64_paths(void)
 
 int main(void)
 {
-	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0 };
+	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0, ST_Q4_1 };
 	static const int shapes[][2] = { { 96, 37 }, { 512, 300 }, { 64, 1 }, { 2048, 70 } };
 	static const int Ts[] = { 1, 2, 7, 33 };
 	size_t i, s, t;

@@ -14,6 +14,7 @@
 #include "format/dtype.h"
 #include "quant/awq.h"
 #include "quant/gptq.h"
+#include "quant/qblock.h"
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -206,7 +207,7 @@ static void dead_and_errors(void)
 	has_str(err.msg, "blk.3.attn_q.weight", "... the error names the weight");
 	o.type = ST_F16;
 	is_int(gptq_quantize(W, out, in, H, &o, q, "w", &err), ST_EINVAL, "f16 is not a GPTQ format");
-	has_str(err.msg, "q4_0 or q8_0", "... saying which are");
+	has_str(err.msg, "q4_0, q4_1 or q8_0", "... saying which are");
 	o.type = ST_Q4_0;
 	for (int i = 0; i < in * in; i++)
 		H[i] = 0;
@@ -292,9 +293,54 @@ static void awq_errors(void)
 	       "bf16 is not an AWQ format");
 }
 
+/*
+ * q4_1's two rules by hand (qblock.h).  Integer zero: [-3, 12] -> d = 1,
+ * z = 3, m = -3; [0.5, 7] widened to [0, 7] would give z = 0, so
+ * d = 7 / 14 = 0.5, z = 1, m = -0.5;
+ * [-7.5, -0.5] widened to [-7.5, 0] -> d = 0.5, z = 15, m = -7.5.  Float
+ * (ggml's): [1, 4] -> m = 1, d = fp16(0.2) = 0.199951171875.
+ */
+static void q41_rules(void)
+{
+	double a[32], b[32], c[32], e[32];
+	float d, m;
+	uint8_t q[32], blk[20];
+
+	for (int j = 0; j < 32; j++) {
+		a[j] = -3 + 15.0 * j / 31;
+		b[j] = 0.5 + 6.5 * j / 31;
+		c[j] = -0.5 - 7.0 * j / 31;
+		e[j] = 1 + 3.0 * j / 31;
+	}
+	qblock_params(ST_Q4_1, 1, a, 1, 32, 1.0, &d, &m);
+	ok(d == 1.0f && m == -3.0f && qblock_zero(d, m) == 3, "izero [-3, 12]: d 1, m -3, z 3 (%g %g)",
+	   (double)d, (double)m);
+	is_int(qblock_int(ST_Q4_1, 0.4, d, m), 3, "... 0.4 -> 3 (value 0)");
+	is_int(qblock_int(ST_Q4_1, 12.6, d, m), 15, "... 12.6 -> 15 (clamped)");
+	qblock_params(ST_Q4_1, 1, b, 1, 32, 1.0, &d, &m);
+	ok(d == 0.5f && m == -0.5f && qblock_zero(d, m) == 1, "izero [0.5, 7]: d 0.5, z 1");
+	is_int(qblock_int(ST_Q4_1, 0.5, d, m), 2, "... 0.5 -> 2");
+	qblock_params(ST_Q4_1, 1, c, 1, 32, 1.0, &d, &m);
+	ok(d == 0.5f && m == -7.5f && qblock_zero(d, m) == 15, "izero [-7.5, -0.5]: d 0.5, z 15");
+	is_int(qblock_int(ST_Q4_1, -0.5, d, m), 14, "... -0.5 -> 14");
+	ok(qblock_value(ST_Q4_1, 14, d, m) == -0.5, "... 14 is -0.5 again");
+	qblock_params(ST_Q4_1, 0, e, 1, 32, 1.0, &d, &m);
+	ok(d == 0.199951171875f && m == 1.0f, "float rule [1, 4]: m 1, d fp16(0.2) (%.12g)",
+	   (double)d);
+	for (int j = 0; j < 32; j++)
+		q[j] = (uint8_t)(j % 16);
+	qblock_store(ST_Q4_1, blk, 0.5f, -7.5f, q);
+	ok(blk[0] == 0x00 && blk[1] == 0x38 && blk[2] == 0x80 && blk[3] == 0xc7 && blk[4] == 0x00 &&
+	   blk[5] == 0x11 && blk[19] == 0xff, "q4_1 block bytes: d 0x3800, m 0xc780, nibbles j | j+16");
+}
+
 int main(void)
 {
 	hand_example();
+	q41_rules();
+	against_rtn(ST_Q4_1, 0, 48);
+	against_rtn(ST_Q4_1, 1, 48);
+	awq_checks(ST_Q4_1, 1);
 	against_rtn(ST_Q4_0, 0, 48);
 	against_rtn(ST_Q4_0, 1, 48);
 	against_rtn(ST_Q4_0, 1, 256);

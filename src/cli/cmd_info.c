@@ -34,7 +34,7 @@ enum { OPT_SYSTEM = 1100 }; /* past cli.h's common options */
 /* `strata info --system` */
 static int info_system(const struct common_opts *co)
 {
-	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0 };
+	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0, ST_Q4_1 };
 	struct record *r = record_new();
 	char buf[512], key[64];
 	size_t i;

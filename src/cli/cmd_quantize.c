@@ -2,7 +2,7 @@
  * cmd_quantize: `strata quantize MODEL --quant rtn|gptq|awq --bits 4|8
  * --out PATH.gguf [--mask M | --run RUN --method M -n K] [--data FILE]`
  * -- the (masked) model's linear weights quantized into llama.cpp's
- * q4_0 / q8_0 blocks by plain rounding, GPTQ or AWQ on calibration text
+ * q4_0 / q4_1 / q8_0 blocks by plain rounding, GPTQ or AWQ on calibration text
  * (quant_model_run), written as GGUF with the dropped sites removed
  * (export_model with export_opts.replace: the same writer, atomic, as
  * `strata export`) and recorded in the store's exports (app_export).
@@ -20,6 +20,7 @@
 #include "cli/cli.h"
 #include "cli/store_cli.h"
 #include "format/dtype.h"
+#include "format/hfquant.h"
 #include "method/dataset.h"
 #include "model/mask.h"
 #include "model/model.h"
@@ -27,11 +28,13 @@
 #include "tok/tokenizer.h"
 
 static const char help[] =
-	"usage: strata quantize [MODEL] --quant rtn|gptq|awq --bits 4|8 --out PATH.gguf [options]\n"
+	"usage: strata quantize [MODEL] --quant rtn|gptq|awq --bits 4|8|--type T --out PATH.gguf [options]\n"
 	"Quantize the (masked) model's linear weights into llama.cpp's q4_0 (--bits 4) or\n"
 	"q8_0 (--bits 8) blocks and write it as GGUF with the dropped sites removed.\n"
 	"  --quant Q          rtn (plain rounding), gptq or awq (default gptq)\n"
 	"  --bits B           4 (q4_0) or 8 (q8_0); default 4\n"
+	"  --type T           q4_0, q4_1 (4 bits, a scale and an offset per block) or q8_0\n"
+	"  --int-zero         q4_1: integer zero points (offset -d z), as --format hf has them\n"
 	"  --group G          weights per scale: 32, the block of both formats (default)\n"
 	"  --act-order        gptq: columns by decreasing Hessian diagonal\n"
 	"  --damp F           gptq: dampening, share of the mean diagonal (default 0.01)\n"
@@ -43,20 +46,25 @@ static const char help[] =
 	"  --run RUN          take the mask from a plan of this calibration run\n"
 	"  --method M -n K    the plan (attn, mlp, block, joint, contiguous; default attn)\n"
 	"  --keep-first A, --keep-last B   plan guards\n"
-	"  --out PATH         the GGUF file to write\n"
+	"  --out PATH         the GGUF file (or Hugging Face directory) to write\n"
+	"  --format F         gguf (default) or hf; also text|csv|tsv|json for the report\n"
+	"  --hf-format L      hf: gptq (AutoGPTQ's layout; default but for --quant awq) or\n"
+	"                     awq (AutoAWQ's GEMM layout); 4 bits, groups of 32\n"
 	"  --force            replace an existing PATH (only once the new file is complete)\n"
 	"  --no-store         do not record the file in the store\n"
-	"  --format F         text, csv, tsv or json (the report)\n"
+
 	DB_HELP
 	"  --threads N\n"
-	"Weights whose rows are not a multiple of 32 cannot be q4_0/q8_0 and are written\n"
+	"Weights whose rows are not a multiple of 32 cannot be q4_0/q4_1/q8_0 and are written\n"
 	"F16 (as llama.cpp's quantizer falls back).  See strata(1), QUANTIZE.\n";
 
 struct quantize_args {
 	struct cli_source src; /* model, mask or run, store */
 	const char *out, *data;
 	long bits, group, samples, seq_len;
-	int force;
+	int force, type; /* type: -1 until --type */
+	enum export_format format;
+	int hf_layout;   /* enum hfq_layout, -1 until --hf-format */
 	struct quant_opts qo;
 	struct common_opts co;
 };
@@ -99,7 +107,7 @@ static int quantize_main(struct quantize_args *a)
 	mask = src.mask;
 	model_path = src.model_path;
 	/* what the writer would refuse, before the work */
-	if (m->format != MODEL_GGUF) {
+	if (a->format == EXPORT_GGUF && m->format != MODEL_GGUF) {
 		cli_error("cannot quantize the %s model '%s': the output is GGUF, which needs a "
 			  "GGUF source (its tokenizer and metadata are copied)",
 			  model_format_name(m->format), model_path);
@@ -142,8 +150,9 @@ static int quantize_main(struct quantize_args *a)
 		fprintf(stderr, "strata quantize: note: %d weight(s) have rows not a multiple of "
 			"32, which %s cannot hold: written F16\n", qr.n_fallback,
 			dtype_name(a->qo.type));
-	snprintf(settings, sizeof settings, "%s bits=%ld group=32%s%s samples=%d seq_len=%d",
-		 quant_method_name(a->qo.method), a->bits,
+	snprintf(settings, sizeof settings, "%s bits=%ld type=%s%s group=32%s%s samples=%d seq_len=%d",
+		 quant_method_name(a->qo.method), a->bits, dtype_name(a->qo.type),
+		 a->qo.type == ST_Q4_1 && a->qo.izero ? " int_zero" : "",
 		 a->qo.method == QUANT_GPTQ && a->qo.act_order ? " act_order" : "",
 		 a->qo.method == QUANT_AWQ && !a->qo.awq_clip ? " no_clip" : "",
 		 ds ? ds->n_chunks : 0, ds ? ds->seq_len : 0);
@@ -161,6 +170,8 @@ static int quantize_main(struct quantize_args *a)
 	eo.rud = qm;
 	eo.file_type = a->qo.type;
 	eo.kv = kv;
+	eo.format = a->format;
+	eo.hf_quant = a->hf_layout;
 	if (cli_source_write("quantize", &src, a->out, &eo, &res, &maskbuf, &export_id) < 0)
 		goto out;
 	{
@@ -170,6 +181,8 @@ static int quantize_main(struct quantize_args *a)
 		record_str(r, "out", a->out);
 		record_str(r, "quant", quant_method_name(a->qo.method));
 		record_str(r, "dtype", dtype_name(a->qo.type));
+		record_str(r, "format", a->format == EXPORT_HF ?
+			   hfq_layout_name((enum hfq_layout)a->hf_layout) : "gguf");
 		record_str(r, "arch", res.deci ? "deci" : m->hp.arch);
 		record_str(r, "mask", maskbuf);
 		record_int(r, "n_layer", res.n_layer);
@@ -192,11 +205,16 @@ out:
 int cmd_quantize(int argc, char **argv)
 {
 	enum { O_FIRST = 1300, O_FORCE, O_NOSTORE, O_QUANT, O_BITS,
-	       O_GROUP, O_ACT, O_DAMP, O_NOCLIP, O_DATA, O_SAMPLES, O_SEQ };
+	       O_GROUP, O_ACT, O_DAMP, O_NOCLIP, O_DATA, O_SAMPLES, O_SEQ, O_TYPE, O_FMT,
+	       O_HFFMT, O_INTZERO };
 	static const struct option longopts[] = {
 		SOURCE_LONGOPTS, GUARD_LONGOPTS,
 		{"quant", required_argument, NULL, O_QUANT},
 		{"bits", required_argument, NULL, O_BITS},
+		{"type", required_argument, NULL, O_TYPE},
+		{"format", required_argument, NULL, O_FMT},
+		{"hf-format", required_argument, NULL, O_HFFMT},
+		{"int-zero", no_argument, NULL, O_INTZERO},
 		{"group", required_argument, NULL, O_GROUP},
 		{"act-order", no_argument, NULL, O_ACT},
 		{"damp", required_argument, NULL, O_DAMP},
@@ -214,7 +232,9 @@ int cmd_quantize(int argc, char **argv)
 
 	memset(&a, 0, sizeof a);
 	a.src.method = -1;
-	a.bits = 4;
+	a.bits = 0;
+	a.type = -1;
+	a.hf_layout = -1;
 	a.group = 32;
 	a.samples = 128;
 	a.seq_len = 512;
@@ -238,6 +258,32 @@ int cmd_quantize(int argc, char **argv)
 			if (a.bits != 4 && a.bits != 8)
 				return cli_usage("quantize", "--bits %ld: GGUF's q4_0 holds 4 bits and "
 						 "q8_0 8 bits; no other width is written", a.bits);
+			break;
+		case O_FMT: {
+			int f = export_format_parse(optarg);
+			if (f >= 0) {
+				a.format = (enum export_format)f;
+			} else if (strcmp(optarg, "text") && strcmp(optarg, "csv") &&
+				   strcmp(optarg, "tsv") && strcmp(optarg, "json")) {
+				return cli_usage("quantize", "--format: unknown format '%s' (gguf, hf; "
+						 "or text, csv, tsv, json for the report)", optarg);
+			} else if (cli_common_opt("quantize", OPT_FORMAT, optarg, &a.co) < 0) {
+				return EXIT_USAGE;
+			}
+			break;
+		}
+		case O_INTZERO:
+			a.qo.izero = 1;
+			break;
+		case O_HFFMT:
+			a.hf_layout = hfq_layout_parse(optarg);
+			if (a.hf_layout < 0)
+				return cli_usage("quantize", "--hf-format %s: gptq or awq", optarg);
+			break;
+		case O_TYPE:
+			a.type = dtype_from_name(optarg);
+			if (a.type != ST_Q4_0 && a.type != ST_Q4_1 && a.type != ST_Q8_0)
+				return cli_usage("quantize", "--type %s: q4_0, q4_1 or q8_0", optarg);
 			break;
 		case O_GROUP:
 			if (cli_parse_int("quantize", "--group", optarg, 1, 1 << 20, &a.group) < 0)
@@ -281,11 +327,34 @@ int cmd_quantize(int argc, char **argv)
 		return a.co.exit;
 	if ((c = cli_source_args("quantize", argc, argv, &a.src, a.out)) != EXIT_OK)
 		return c;
-	a.qo.type = a.bits == 4 ? ST_Q4_0 : ST_Q8_0;
+	if (a.type >= 0 && a.bits && a.bits != (a.type == ST_Q8_0 ? 8 : 4))
+		return cli_usage("quantize", "--bits %ld does not fit --type %s (%d bits)", a.bits,
+				 dtype_name(a.type), a.type == ST_Q8_0 ? 8 : 4);
+	if (a.type < 0)
+		a.type = a.bits == 8 ? ST_Q8_0 : ST_Q4_0;
+	a.bits = a.type == ST_Q8_0 ? 8 : 4;
+	a.qo.type = (enum st_dtype)a.type;
+	if (a.qo.izero && a.qo.type != ST_Q4_1)
+		return cli_usage("quantize", "--int-zero applies to --type q4_1");
+	if (a.hf_layout >= 0 && a.format != EXPORT_HF)
+		return cli_usage("quantize", "--hf-format applies to --format hf");
+	if (a.format == EXPORT_HF) {
+		if (a.type == ST_Q8_0)
+			return cli_usage("quantize", "--format hf writes 4-bit GPTQ or AWQ weights "
+					 "(--bits 4, --type q4_0 or q4_1), not q8_0");
+		if (a.hf_layout < 0)
+			a.hf_layout = a.qo.method == QUANT_AWQ ? HFQ_AWQ : HFQ_GPTQ;
+		/* zero points the Hugging Face formats can hold */
+		a.qo.izero = 1;
+	} else {
+		a.hf_layout = HFQ_GPTQ;
+	}
 	if (a.group != 32)
-		return cli_usage("quantize", "--group %ld: GGUF's %s has one scale per block of "
+		return cli_usage("quantize", "--group %ld: %s has one scale per block of "
 				 "32 weights; no other group size can be written", a.group,
-				 dtype_name(a.qo.type));
+				 a.format == EXPORT_HF ? "strata's hf output (from the blocks of q4_0/"
+				 "q4_1)" : a.qo.type == ST_Q4_1 ? "GGUF's q4_1" : a.qo.type == ST_Q8_0 ?
+				 "GGUF's q8_0" : "GGUF's q4_0");
 	if (a.qo.method != QUANT_RTN && !a.data)
 		return cli_usage("quantize", "--quant %s needs calibration text: --data FILE",
 				 quant_method_name(a.qo.method));

@@ -12,7 +12,7 @@
 #include "model/synth.h"
 
 static const char help[] =
-	"usage: strata synth OUT --shape NAME [--dtype f32|f16|bf16|q8_0|q4_0] [--seed S]\n"
+	"usage: strata synth OUT --shape NAME [--dtype f32|f16|bf16|q8_0|q4_0|q4_1] [--seed S]\n"
 	"Write a GGUF model with random weights (and a synthetic vocabulary).\n"
 	"  --shape NAME     model shape (see the list below)\n"
 	"  --dtype D        weight type of the 2-D tensors (default f32)\n"
@@ -61,7 +61,7 @@ int cmd_synth(int argc, char **argv)
 		case 'd':
 			dtype = dtype_from_name(optarg);
 			if (dtype < 0)
-				return cli_usage("synth", "--dtype expects f32, f16, bf16, q8_0 or q4_0, got '%s'", optarg);
+				return cli_usage("synth", "--dtype expects f32, f16, bf16, q8_0, q4_0 or q4_1, got '%s'", optarg);
 			break;
 		case 'S':
 			if (cli_parse_int("synth", "--seed", optarg, 1, 1L << 30, &seed) < 0)

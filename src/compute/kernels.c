@@ -42,6 +42,7 @@
 
 #define Q8_BYTES 34 /* fp16 d + 32 int8 */
 #define Q4_BYTES 18 /* fp16 d + 16 bytes of nibbles */
+#define Q41_BYTES 20 /* fp16 d + fp16 m + 16 bytes of nibbles */
 
 /*
  * Software prefetch distance of the dot4 kernels, in bytes ahead of the
@@ -84,7 +85,7 @@ typedef float kb_v4f __attribute__((vector_size(16)));
 typedef void (*dot4_fn)(const void *w, size_t row_bytes, const float *x, int n, float *out);
 typedef void (*cvt_fn)(const void *src, float *dst, int64_t n);
 
-enum { K_F32, K_F16, K_BF16, K_Q8_0, K_Q4_0, K_N };
+enum { K_F32, K_F16, K_BF16, K_Q8_0, K_Q4_0, K_Q4_1, K_N };
 
 struct kern_impl {
 	const char *name;
@@ -118,6 +119,8 @@ static int kidx(enum st_dtype t)
 	case ST_BF16: return K_BF16;
 	case ST_Q8_0: return K_Q8_0;
 	case ST_Q4_0: return K_Q4_0;
+	case ST_Q4_1: return K_Q4_1;
+	case ST_I32: return K_F32; /* never a weight (dtype.h) */
 	}
 	return K_F32;
 }
@@ -485,8 +488,9 @@ KB_BF16_ATTR static void gemm_bf16_blk_512bf16(const uint16_t *w, size_t ldw, co
 
 #define KERN_ROW(isa) \
 	.dot4 = { dot4_f32_##isa, dot4_f16_##isa, dot4_bf16_##isa, dot4_q8_0_##isa, \
-		  dot4_q4_0_##isa }, \
-	.cvt = { cvt_f32, cvt_f16_##isa, cvt_bf16_##isa, cvt_q8_0_##isa, cvt_q4_0_##isa }, \
+		  dot4_q4_0_##isa, dot4_q4_1_##isa }, \
+	.cvt = { cvt_f32, cvt_f16_##isa, cvt_bf16_##isa, cvt_q8_0_##isa, cvt_q4_0_##isa, \
+		 cvt_q4_1_##isa }, \
 	.to_bf16 = to_bf16_##isa, .scores = scores_##isa, .pv = pv_##isa, .softmax = softmax_##isa, .swiglu = swiglu_##isa, \
 	.f64 = { dot_f64_##isa, cos_f64_##isa, dotd_f64_##isa, dot4d_f64_##isa, cos2_f64_##isa }
 

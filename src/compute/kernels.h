@@ -1,6 +1,6 @@
 /*
  * kernels: the engine's inner loops over weights stored as F32, F16,
- * BF16, Q8_0 or Q4_0 (internal to matmul and forward).  Each is written
+ * BF16, Q8_0, Q4_0 or Q4_1 (internal to matmul and forward).  Each is written
  * once (kernels_body.h) and built for each instruction set: AVX-512
  * (avx512f/bw, with an avx512_bf16 BF16 dot product where the CPU has
  * it), AVX2+FMA+F16C and portable scalar; the best one the CPU supports

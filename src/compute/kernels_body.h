@@ -13,7 +13,8 @@
  *   vhsum vhmax     horizontal sum / max to a float
  *   vld_f16 vld_bf16 vld_i8   KB_W stored elements as floats
  *   vld_u4(p, sh)   KB_W bytes at p, (byte >> sh & 15) - 8, as floats
- *   vscale(b)       the fp16 scale at the start of a Q8_0/Q4_0 block
+ *   vscale(b)       the fp16 scale at the start of a Q8_0/Q4_0/Q4_1 block
+ *                   (vscale(b + 2): Q4_1's fp16 minimum)
  *   vmask_n(n)      mask of the first n lanes (0 < n < KB_W)
  *   vmloadz vmloadf vmstore vmsel   masked load (zero / fill), store,
  *                   and zeroing of the lanes outside the mask
@@ -84,6 +85,8 @@ KB_FN void KF(dot4_##T)(const void *wv, size_t rb, const float *x, int n, float 
 /* element v*KB_W of a Q4_0 block: nibbles 0-15 low, 16-31 high */
 #define KB_LD_Q4(qs, e) vld_u4((qs) + ((e) & 15), (e) >= 16 ? 4 : 0)
 #define KB_LD_Q8(qs, e) vld_i8((const int8_t *)(qs) + (e))
+/* a Q4_1 nibble as it is stored, 0..15 (exact) */
+#define KB_LD_Q4U(qs, e) vadd(KB_LD_Q4(qs, e), vset1(8.0f))
 
 /*
  * Quantized rows: per 32-element block, s = sum of q * x in float, then
@@ -108,6 +111,39 @@ KB_FN void KF(dot4_##T)(const void *wv, size_t rb, const float *x, int n, float 
 			for (e = KB_W; e < ST_QK; e += KB_W) \
 				s = vfma(LDQ(blk + 2, e), xs[e / KB_W], s); \
 			acc[r] = vfma(vset1(vscale(blk)), s, acc[r]); \
+		} \
+	} \
+	for (r = 0; r < 4; r++) \
+		out[r] = vhsum(acc[r]); \
+}
+
+/*
+ * Q4_1 rows: per block, s = sum of q * x and the block's sum of x (once
+ * for the four rows), then acc += d * s + m * sum(x).
+ */
+#define KB_DOT4_Q1(T, BYTES, LDQ) \
+KB_FN void KF(dot4_##T)(const void *wv, size_t rb, const float *x, int n, float *out) \
+{ \
+	const uint8_t *b[4] = { wv, (const uint8_t *)wv + rb, (const uint8_t *)wv + 2 * rb, \
+				(const uint8_t *)wv + 3 * rb }; \
+	vf acc[4] = { vzero(), vzero(), vzero(), vzero() }; \
+	int k, r, e; \
+	for (k = 0; k < n / ST_QK; k++, x += ST_QK) { \
+		vf xs[ST_QK / KB_W], xsum; \
+		for (e = 0; e < ST_QK; e += KB_W) \
+			xs[e / KB_W] = vload(x + e); \
+		xsum = xs[0]; \
+		for (e = KB_W; e < ST_QK; e += KB_W) \
+			xsum = vadd(xsum, xs[e / KB_W]); \
+		KB_UNROLL \
+		for (r = 0; r < 4; r++) { \
+			const uint8_t *blk = b[r] + (size_t)k * BYTES; \
+			vf s = vmul(LDQ(blk + 4, 0), xs[0]); \
+			KB_PF(blk, DOT4_PF); \
+			for (e = KB_W; e < ST_QK; e += KB_W) \
+				s = vfma(LDQ(blk + 4, e), xs[e / KB_W], s); \
+			acc[r] = vfma(vset1(vscale(blk)), s, acc[r]); \
+			acc[r] = vfma(vset1(vscale(blk + 2)), xsum, acc[r]); \
 		} \
 	} \
 	for (r = 0; r < 4; r++) \
@@ -155,6 +191,20 @@ KB_FN void KF(cvt_##T)(const void *src, float *dst, int64_t n) \
 	} \
 }
 
+/* Q4_1: d * q + m, one rounding (d * q is exact in float) */
+#define KB_CVT_Q1(T, BYTES, LDQ) \
+KB_FN void KF(cvt_##T)(const void *src, float *dst, int64_t n) \
+{ \
+	const uint8_t *b = src; \
+	int64_t k; \
+	int e; \
+	for (k = 0; k < n / ST_QK; k++, b += BYTES, dst += ST_QK) { \
+		vf d = vset1(vscale(b)), m = vset1(vscale(b + 2)); \
+		for (e = 0; e < ST_QK; e += KB_W) \
+			vstore(dst + e, vadd(vmul(d, LDQ(b + 4, e)), m)); \
+	} \
+}
+
 KB_DOT4(f32, float, vload, f2f)
 KB_DOT4(f16, uint16_t, vld_f16, h2f)
 KB_DOT4(bf16, uint16_t, vld_bf16, b2f)
@@ -164,6 +214,8 @@ KB_CVT(f16, uint16_t, vld_f16, h2f)
 KB_CVT(bf16, uint16_t, vld_bf16, b2f)
 KB_CVT_Q(q8_0, Q8_BYTES, KB_LD_Q8)
 KB_CVT_Q(q4_0, Q4_BYTES, KB_LD_Q4)
+KB_DOT4_Q1(q4_1, Q41_BYTES, KB_LD_Q4U)
+KB_CVT_Q1(q4_1, Q41_BYTES, KB_LD_Q4U)
 
 #ifdef KB_POLY_EXP
 /* Cephes' expf: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial */
@@ -590,6 +642,9 @@ KB_FN KB_NOFMA void KF(cos2_f64)(const float *a0, const float *b0, const float *
 #undef KB_DOT4_Q
 #undef KB_CVT
 #undef KB_CVT_Q
+#undef KB_DOT4_Q1
+#undef KB_CVT_Q1
+#undef KB_LD_Q4U
 #undef KB_LD_Q4
 #undef KB_LD_Q8
 #undef KB_PF

@@ -33,6 +33,7 @@
 #include "method/dataset.h"
 #include "format/dtype.h"
 #include "format/gguf.h"
+#include "format/hfquant.h"
 #include "model/mask.h"
 #include "model/model.h"
 #include "format/safetensors.h"
@@ -355,6 +356,8 @@ struct out_tensor {
 	enum st_dtype type;
 	size_t nbytes;
 	int shard;           /* hf */
+	void *buf;           /* hf: a quantized weight's packed array (owned), nbytes */
+	struct st_tensor own;/* hf: its shape (src points here) */
 };
 
 static const char *const layer_count_keys[] = {
@@ -988,6 +991,12 @@ static int stream_packed(struct stream *s, const struct out_tensor *x, struct st
 	return rc;
 }
 
+/* bytes of one element of a safetensors tensor */
+static size_t elem_bytes(enum st_dtype t)
+{
+	return t == ST_I32 ? 4 : dtype_block_bytes(t);
+}
+
 /* Write one shard (tensors of ot with .shard == k, larger elements first). */
 static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, int nt, int k,
 		    struct export_result *res, struct st_err *err)
@@ -1000,7 +1009,7 @@ static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, i
 		return err->code;
 	for (size_t z = 0; z < 2; z++)
 		for (int i = 0; i < nt; i++)
-			if (ot[i].shard == k && dtype_block_bytes(ot[i].type) == sizes[z])
+			if (ot[i].shard == k && elem_bytes(ot[i].type) == sizes[z])
 				safetensors_writer_add(w, ot[i].name, ot[i].type, ot[i].src->n_dims,
 						       ot[i].pack[0] ? ot[i].ne : ot[i].src->ne);
 	if ((rc = safetensors_writer_begin(w, err)) < 0)
@@ -1009,11 +1018,12 @@ static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, i
 	s->file = file;
 	for (size_t z = 0; z < 2; z++)
 		for (int i = 0; i < nt; i++) {
-			if (ot[i].shard != k || dtype_block_bytes(ot[i].type) != sizes[z])
+			if (ot[i].shard != k || elem_bytes(ot[i].type) != sizes[z])
 				continue;
-			rc = ot[i].pack[0] ? stream_packed(s, &ot[i], err)
+			rc = ot[i].buf ? stream_bytes(s, ot[i].buf, ot[i].nbytes, err)
+			     : ot[i].pack[0] ? stream_packed(s, &ot[i], err)
 			     : ot[i].unperm_hd ? stream_unpermuted(s, ot[i].src, ot[i].type,
-								   ot[i].unperm_hd, err)
+								 ot[i].unperm_hd, err)
 			     : ot[i].add != 0 ? stream_offset(s, ot[i].src, ot[i].type, ot[i].add, err)
 					     : stream_tensor(s, ot[i].src, ot[i].type, err);
 			if (rc < 0) {
@@ -1537,6 +1547,163 @@ static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp,
 	return rc;
 }
 
+/* one packed array of a quantized weight as ot[k]: name prefix + suffix,
+ * type, shape ne (innermost first), nbytes of buf (taken) */
+static void hfq_tensor(struct out_tensor *x, const char *prefix, const char *suffix,
+		       enum st_dtype type, int n_dims, int64_t ne0, int64_t ne1, void *buf)
+{
+	memset(x, 0, sizeof *x);
+	snprintf(x->name, sizeof x->name, "%.200s%s", prefix, suffix);
+	x->type = type;
+	x->own.name = x->name;
+	x->own.type = type;
+	x->own.n_dims = n_dims;
+	x->own.ne[0] = ne0;
+	x->own.ne[1] = n_dims > 1 ? ne1 : 1;
+	x->own.ne[2] = x->own.ne[3] = 1;
+	x->nbytes = (size_t)ne0 * (size_t)x->own.ne[1] * elem_bytes(type);
+	x->own.nbytes = x->nbytes;
+	x->buf = buf;
+	x->src = &x->own;
+}
+
+/*
+ * The weights opts.replace supplies (q4_0 / q4_1 blocks) as the packed
+ * arrays of o->hf_quant (format/hfquant.h): ot[i] named X.weight becomes
+ * X.qweight, X.qzeros and X.scales (and X.g_idx for GPTQ) appended at
+ * *nt.  q/k rows of a GGUF source are put back in HF order on the way.
+ * *sym becomes 0 when some weight is q4_1 (zero points other than 8).
+ * A weight whose outputs are not a multiple of 8 (the words pack 8) is
+ * written as X.weight in F32, its quantized values dequantized.
+ */
+static int hfq_expand(const struct model *m, const struct export_opts *o, struct out_tensor *ot,
+		      int *nt, int *sym, struct st_err *err)
+{
+	enum hfq_layout l = (enum hfq_layout)o->hf_quant;
+	int n0 = *nt;
+
+	for (int i = 0; i < n0; i++) {
+		const struct st_tensor *t = ot[i].src;
+		enum st_dtype type;
+		const void *data;
+		int64_t out, in, *row_of = NULL;
+		size_t len = strlen(ot[i].name);
+		char prefix[256];
+		void *qw, *qz, *sc, *gi = NULL;
+
+		if (!t || o->replace(o->rud, t, &type, &data) != 1)
+			continue;
+		out = t->ne[1];
+		in = t->ne[0];
+		if (type == ST_F32 || type == ST_F16 || type == ST_BF16) {
+			/* a float replacement (AWQ's norms, weights that fell back
+			 * to F16): written by the ordinary rules from a view of it */
+			ot[i].own = *t;
+			ot[i].own.type = type;
+			ot[i].own.data = data;
+			ot[i].own.nbytes = dtype_row_bytes(type, in) * (size_t)(tensor_nelem(t) / in);
+			ot[i].src = &ot[i].own;
+			continue;
+		}
+		if (type != ST_Q4_0 && type != ST_Q4_1)
+			return st_errf(err, ST_EUNSUP, "tensor '%s': the %s format holds 4-bit "
+				       "weights, not %s", ot[i].name, hfq_layout_name(l),
+				       dtype_name(type));
+		if (in % HFQ_GROUP || len < 7 || strcmp(ot[i].name + len - 7, ".weight"))
+			return st_errf(err, ST_EUNSUP, "tensor '%s' (%lld x %lld) cannot be packed "
+				       "as %s (inputs a multiple of %d)", ot[i].name,
+				       (long long)out, (long long)in, hfq_layout_name(l), HFQ_GROUP);
+		memcpy(prefix, ot[i].name, len - 7);
+		prefix[len - 7] = 0;
+		if (m->format == MODEL_GGUF && m->hp.rope_layout == ROPE_INTERLEAVED &&
+		    (strstr(ot[i].name, ".q_proj.") || strstr(ot[i].name, ".k_proj."))) {
+			if (!(row_of = malloc((size_t)out * sizeof *row_of)))
+				return st_errf(err, ST_ENOMEM, "out of memory");
+			for (int64_t r = 0; r < out; r++)
+				row_of[r] = unpermute_row(r, m->hp.head_dim);
+		}
+		if (out % 8) {
+			/* outputs the int32 words cannot pack: the quantized values
+			 * themselves, dequantized (exact in F32), as X.weight */
+			size_t rb = dtype_row_bytes(type, in);
+			float *f = malloc((size_t)out * in * sizeof *f);
+
+			if (!f) {
+				free(row_of);
+				return st_errf(err, ST_ENOMEM, "out of memory");
+			}
+			for (int64_t r = 0; r < out; r++)
+				dtype_to_f32(type, (const uint8_t *)data + (size_t)(row_of ? row_of[r] : r) * rb,
+					     f + (size_t)r * in, in);
+			free(row_of);
+			hfq_tensor(&ot[i], prefix, ".weight", ST_F32, 2, in, out, f);
+			continue;
+		}
+		qw = malloc((size_t)in * out / 2);
+		qz = malloc((size_t)(in / HFQ_GROUP) * out / 2);
+		sc = malloc((size_t)(in / HFQ_GROUP) * out * 2);
+		if (l == HFQ_GPTQ)
+			gi = malloc((size_t)in * 4);
+		if (!qw || !qz || !sc || (l == HFQ_GPTQ && !gi)) {
+			free(qw);
+			free(qz);
+			free(sc);
+			free(gi);
+			free(row_of);
+			return st_errf(err, ST_ENOMEM, "out of memory");
+		}
+		hfq_pack(l, type, data, (int)out, (int)in, row_of, qw, qz, sc, gi);
+		if (type == ST_Q4_1)
+			*sym = 0;
+		free(row_of);
+		if (l == HFQ_GPTQ)
+			hfq_tensor(&ot[i], prefix, ".qweight", ST_I32, 2, out, in / 8, qw);
+		else
+			hfq_tensor(&ot[i], prefix, ".qweight", ST_I32, 2, out / 8, in, qw);
+		hfq_tensor(&ot[(*nt)++], prefix, ".qzeros", ST_I32, 2, out / 8, in / HFQ_GROUP, qz);
+		hfq_tensor(&ot[(*nt)++], prefix, ".scales", ST_F16, 2, out, in / HFQ_GROUP, sc);
+		if (gi)
+			hfq_tensor(&ot[(*nt)++], prefix, ".g_idx", ST_I32, 1, in, 1, gi);
+	}
+	return 0;
+}
+
+/* config.json's quantization_config for o->hf_quant, groups of 32 */
+static int hfq_config(const struct export_opts *o, int sym, const char *dir, struct st_err *err)
+{
+	char *file = path_join(dir, "config.json");
+	json_error_t jerr;
+	json_t *cfg = file ? json_load_file(file, 0, &jerr) : NULL, *q = json_object();
+	int rc;
+
+	if (file)
+		unlink(file); /* written anew below */
+	free(file);
+	if (!cfg || !q) {
+		json_decref(cfg);
+		json_decref(q);
+		return st_errf(err, ST_EIO, "cannot read back the config.json written");
+	}
+	json_object_set_new(q, "bits", json_integer(4));
+	json_object_set_new(q, "group_size", json_integer(HFQ_GROUP));
+	if (o->hf_quant == HFQ_GPTQ) {
+		json_object_set_new(q, "quant_method", json_string("gptq"));
+		json_object_set_new(q, "desc_act", json_false());
+		json_object_set_new(q, "sym", json_boolean(sym));
+		json_object_set_new(q, "static_groups", json_false());
+		json_object_set_new(q, "true_sequential", json_true());
+		json_object_set_new(q, "checkpoint_format", json_string("gptq"));
+	} else {
+		json_object_set_new(q, "quant_method", json_string("awq"));
+		json_object_set_new(q, "version", json_string("gemm"));
+		json_object_set_new(q, "zero_point", json_true());
+	}
+	json_object_set_new(cfg, "quantization_config", q);
+	rc = config_write(cfg, dir, err);
+	json_decref(cfg);
+	return rc;
+}
+
 static int export_hf(const struct model *m, const struct layer_plan *lp, const char *path,
 		     const struct export_opts *o, struct export_result *res,
 		     struct st_err *err)
@@ -1549,7 +1716,7 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 	struct out_tensor *ot = NULL;
 	struct stream s = { 0 };
 	char *tmp = NULL, *old = NULL;
-	int nt, n_shards = 1, rc = 0, made = 0;
+	int nt, n_shards = 1, rc = 0, made = 0, qsym = 1;
 
 	int32_t bos = -1, eos = -1;
 
@@ -1581,7 +1748,7 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 	if (!o->overwrite && path_exists(path))
 		return st_errf(err, ST_EINVAL, "'%s' already exists (overwrite it with --force)",
 			       path);
-	ot = calloc(16 * (size_t)lp->n_src + 4, sizeof *ot);
+	ot = calloc(40 * (size_t)lp->n_src + 4, sizeof *ot);
 	tmp = malloc(strlen(path) + 16);
 	old = malloc(strlen(path) + 16);
 	if (!ot || !tmp || !old) {
@@ -1589,7 +1756,19 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 		goto out;
 	}
 	nt = hf_tensors(m, lp, ot);
+	if (o->replace && (rc = hfq_expand(m, o, ot, &nt, &qsym, err)) < 0)
+		goto out;
 	for (int i = 0; i < nt; i++) {
+		if (ot[i].buf) { /* a packed array, typed and sized */
+			if (cur > 0 && cur + ot[i].nbytes > limit) {
+				n_shards++;
+				cur = 0;
+			}
+			ot[i].shard = n_shards - 1;
+			cur += ot[i].nbytes;
+			s.total += ot[i].nbytes;
+			continue;
+		}
 		/* llama.cpp interleaved the rotate-half pairs of q and k */
 		if (m->format == MODEL_GGUF && m->hp.rope_layout == ROPE_INTERLEAVED &&
 		    (strstr(ot[i].name, ".q_proj.weight") || strstr(ot[i].name, ".k_proj.weight") ||
@@ -1689,6 +1868,10 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 			if ((rc = copy_if_present(m->path, tmp, tok_files[i], err)) < 0)
 				goto out;
 	}
+	if (o->replace) {
+		if ((rc = hfq_config(o, qsym, tmp, err)) < 0)
+			goto out;
+	}
 	sync_path(tmp);
 	{
 		struct hash_state hs = {o, res->sha256};
@@ -1745,6 +1928,8 @@ out:
 		remove_dir(tmp);
 	free(tmp);
 	free(old);
+	for (int i = 0; ot && i < 40 * lp->n_src + 4; i++)
+		free(ot[i].buf);
 	free(ot);
 	return rc;
 }
@@ -1801,8 +1986,6 @@ int export_model(const struct model *m, const struct mask *mask, const char *pat
 	    o->dtype != ST_Q8_0)
 		return st_errf(err, ST_EINVAL, "cannot export as %s (f32, f16, bf16, q8_0)",
 			       dtype_name(o->dtype));
-	if (o->replace && o->format != EXPORT_GGUF)
-		return st_errf(err, ST_EUNSUP, "quantized tensors can be written as gguf only");
 	if ((rc = plan_build(m, mask, &lp, err)) < 0)
 		return rc;
 	if (m->hp.n_expert > 0 && lp.partial) {

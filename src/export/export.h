@@ -103,14 +103,17 @@ struct export_opts {
 	   complete, hashed before it is moved into place; progress may still
 	   cancel and nothing is left); may be NULL */
 	void (*phase)(void *ud, const char *what);
-	/* gguf only (strata quantize): tensors the caller supplies.  For each
-	   source tensor the export keeps, replace(rud, t, &type, &data)
-	   returning 1 has data (the tensor's bytes as type, valid until
-	   export_model returns) written instead; 0 leaves it to the rules
-	   above.  NULL: none (an hf export with one is ST_EUNSUP). */
+	/* strata quantize: tensors the caller supplies.  For each source
+	   tensor the export keeps, replace(rud, t, &type, &data) returning 1
+	   has data (the tensor's bytes as type, valid until export_model
+	   returns) written instead; 0 leaves it to the rules above.  NULL:
+	   none.  hf: q4_0 / q4_1 weights only, written as hf_quant's packed
+	   arrays (format/hfquant.h, enum hfq_layout) with config.json's
+	   quantization_config; another type is ST_EUNSUP. */
 	int (*replace)(void *rud, const struct st_tensor *t, enum st_dtype *type,
 		       const void **data);
 	void *rud;
+	int hf_quant;           /* enum hfq_layout: HFQ_GPTQ (default) or HFQ_AWQ */
 	int file_type;          /* enum st_dtype named by general.file_type when
 				   dtype is -1; -1: the source's (default) */
 	const char *const *kv;  /* gguf: more string metadata, key/value pairs

@@ -6,8 +6,8 @@
  *     rounds to nearest, ties to even, overflowing to infinity at 65520.
  *   - bf16 is the top half of an f32; f32 -> bf16 rounds to nearest even
  *     and makes NaNs quiet (as ggml and PyTorch do; no flush to zero).
- *   - Q8_0 and Q4_0 quantize exactly as ggml's reference
- *     quantize_row_q8_0_ref / quantize_row_q4_0_ref, so a file written
+ *   - Q8_0, Q4_0 and Q4_1 quantize exactly as ggml's reference
+ *     quantize_row_q8_0_ref / _q4_0_ref / _q4_1_ref, so a file written
  *     here is byte-identical to one written by llama.cpp's quantizer
  *     from the same floats.
  * Where the CPU has F16C, fp16 rows are converted eight at a time with
@@ -40,6 +40,7 @@ static const struct dtype_info dtypes[] = {
 	{ ST_BF16, "bf16", 1, 2 },
 	{ ST_Q8_0, "q8_0", ST_QK, 2 + ST_QK },
 	{ ST_Q4_0, "q4_0", ST_QK, 2 + ST_QK / 2 },
+	{ ST_Q4_1, "q4_1", ST_QK, 4 + ST_QK / 2 },
 };
 
 static const struct dtype_info *dtype_info(int t)
@@ -285,6 +286,21 @@ void dtype_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n)
 			}
 		}
 		break;
+	case ST_I32: /* not an element type (dtype.h) */
+		break;
+	case ST_Q4_1:
+		for (int64_t b = 0; b < n / ST_QK; b++) {
+			const uint8_t *blk = s + b * (4 + ST_QK / 2);
+			const uint8_t *qs = blk + 4;
+			float d = fp16_to_f32(ld16(blk)), m = fp16_to_f32(ld16(blk + 2));
+			float *o = dst + b * ST_QK;
+
+			for (int j = 0; j < ST_QK / 2; j++) {
+				o[j] = (float)(qs[j] & 0x0f) * d + m;
+				o[j + ST_QK / 2] = (float)(qs[j] >> 4) * d + m;
+			}
+		}
+		break;
 	}
 }
 
@@ -358,6 +374,42 @@ static void quantize_q4_0(const float *x, uint8_t *out, int64_t n)
 	}
 }
 
+/*
+ * ggml's quantize_row_q4_1_ref: m = the block's minimum, d = (max -
+ * min) / 15, q = min(15, trunc((x - min) / d + 0.5)) from the unrounded
+ * min and d (both then stored as fp16).
+ */
+static void quantize_q4_1(const float *x, uint8_t *out, int64_t n)
+{
+	for (int64_t b = 0; b < n / ST_QK; b++) {
+		const float *v = x + b * ST_QK;
+		uint8_t *blk = out + b * (4 + ST_QK / 2);
+		float min = INFINITY, max = -INFINITY, d, id;
+		uint16_t dh, mh;
+
+		for (int j = 0; j < ST_QK; j++) {
+			min = v[j] < min ? v[j] : min;
+			max = v[j] > max ? v[j] : max;
+		}
+		d = (max - min) / 15.0f;
+		id = d != 0.0f ? 1.0f / d : 0.0f;
+		dh = f32_to_fp16(d);
+		mh = f32_to_fp16(min);
+		blk[0] = (uint8_t)dh;
+		blk[1] = (uint8_t)(dh >> 8);
+		blk[2] = (uint8_t)mh;
+		blk[3] = (uint8_t)(mh >> 8);
+		for (int j = 0; j < ST_QK / 2; j++) {
+			int q0 = (int8_t)((v[j] - min) * id + 0.5f);
+			int q1 = (int8_t)((v[j + ST_QK / 2] - min) * id + 0.5f);
+
+			q0 = q0 < 15 ? q0 : 15;
+			q1 = q1 < 15 ? q1 : 15;
+			blk[4 + j] = (uint8_t)(q0 | q1 << 4);
+		}
+	}
+}
+
 void dtype_from_f32(enum st_dtype t, const float *src, void *dst, int64_t n)
 {
 	uint8_t *d = dst;
@@ -391,6 +443,11 @@ void dtype_from_f32(enum st_dtype t, const float *src, void *dst, int64_t n)
 		break;
 	case ST_Q4_0:
 		quantize_q4_0(src, d, n);
+		break;
+	case ST_Q4_1:
+		quantize_q4_1(src, d, n);
+		break;
+	case ST_I32: /* not an element type (dtype.h) */
 		break;
 	}
 }

@@ -5,6 +5,8 @@
  *   Q8_0: { fp16 d; int8 q[32]; }        x = d * q
  *   Q4_0: { fp16 d; uint8 qs[16]; }      x = d * ((nibble) - 8), low
  *         nibbles are elements 0..15, high nibbles 16..31.
+ *   Q4_1: { fp16 d; fp16 m; uint8 qs[16]; }  x = d * nibble + m, nibbles
+ *         as Q4_0's.
  */
 #ifndef STRATA_DTYPE_H
 #define STRATA_DTYPE_H
@@ -16,7 +18,10 @@ enum st_dtype {
 	ST_F32 = 0,
 	ST_F16 = 1,
 	ST_Q4_0 = 2,
+	ST_Q4_1 = 3,
 	ST_Q8_0 = 8,
+	ST_I32 = 26, /* safetensors only (GPTQ/AWQ's packed integers): not an
+		       element type of weights, so dtype_valid(ST_I32) is 0 */
 	ST_BF16 = 30,
 };
 
@@ -24,7 +29,7 @@ enum st_dtype {
 
 /* 1 if t is one of the enum values above. */
 int dtype_valid(int t);
-/* "f32", "f16", "bf16", "q8_0", "q4_0"; "?" for an unknown id. */
+/* "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"; "?" for an unknown id. */
 const char *dtype_name(int t);
 /* Parse a name as above (case-insensitive); -1 if unknown. */
 int dtype_from_name(const char *name);
@@ -42,7 +47,7 @@ uint16_t f32_to_bf16(float f); /* round to nearest even */
 
 /* Convert n elements (n a multiple of the block size) to float. */
 void dtype_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n);
-/* Convert n floats to type t (quantizing when t is Q8_0/Q4_0). */
+/* Convert n floats to type t (quantizing when t is Q8_0/Q4_0/Q4_1). */
 void dtype_from_f32(enum st_dtype t, const float *src, void *dst, int64_t n);
 
 /*

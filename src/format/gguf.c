@@ -388,7 +388,7 @@ static int read_tensor_info(struct gguf *g, struct cur *c, uint64_t i)
 		if (gn)
 			return st_errf(c->err, ST_EUNSUP,
 				       "%s: tensor '%s' has type %s (%" PRIu32 "), which strata "
-				       "does not read (f32, f16, bf16, q8_0, q4_0)",
+				       "does not read (f32, f16, bf16, q8_0, q4_0, q4_1)",
 				       c->path, t->name, gn, type);
 		return st_errf(c->err, ST_EFORMAT,
 			       "%s: tensor '%s' has unknown type %" PRIu32,

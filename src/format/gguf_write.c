@@ -249,6 +249,8 @@ uint32_t gguf_file_type(enum st_dtype t)
 	case ST_F32: return 0;
 	case ST_F16: return 1;
 	case ST_Q4_0: return 2;
+	case ST_Q4_1: return 3;
+	case ST_I32: return 0;
 	case ST_Q8_0: return 7;
 	case ST_BF16: return 32;
 	}

@@ -27,12 +27,14 @@ int safetensors_dtype(const char *name)
 		return ST_F16;
 	if (strcmp(name, "BF16") == 0)
 		return ST_BF16;
+	if (strcmp(name, "I32") == 0)
+		return ST_I32;
 	return -1;
 }
 
 static size_t elem_size(int t)
 {
-	return t == ST_F32 ? 4 : 2;
+	return t == ST_F32 || t == ST_I32 ? 4 : 2;
 }
 
 /* Parse one header entry into t (name already set); begin is returned
@@ -59,7 +61,7 @@ static int parse_entry(struct safetensors *st, const char *name, json_t *v,
 	dt = safetensors_dtype(ds);
 	if (dt < 0)
 		return st_errf(err, ST_EUNSUP,
-			       "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)",
+			       "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16, I32)",
 			       st->path, name, ds);
 	if (!json_is_array(js))
 		return st_errf(err, ST_EFORMAT, "%s: tensor '%s': field 'shape' must be an array",

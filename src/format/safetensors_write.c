@@ -51,6 +51,7 @@ const char *safetensors_dtype_name(enum st_dtype t)
 	case ST_F32: return "F32";
 	case ST_F16: return "F16";
 	case ST_BF16: return "BF16";
+	case ST_I32: return "I32";
 	default: return NULL;
 	}
 }
@@ -137,7 +138,7 @@ int safetensors_writer_add(struct safetensors_writer *w, const char *name, enum 
 	t->n_dims = n_dims;
 	for (d = 0; d < n_dims; d++)
 		t->ne[d] = ne[d];
-	t->nbytes = n * (uint64_t)dtype_block_bytes(type);
+	t->nbytes = n * (uint64_t)(type == ST_I32 ? 4 : dtype_block_bytes(type));
 	w->data_bytes += t->nbytes;
 	w->n_t++;
 	return 0;

@@ -42,6 +42,12 @@
  * NormHead (transformers' remote code normalizes each row at inference):
  * the rows are normalized as read, into memory of the model's own.  40
  * layers (Baichuan 13B) is ALiBi, refused.
+ * Quantized checkpoints (config.json's quantization_config, quant_method
+ * "gptq" with AutoGPTQ's v1 checkpoint format, or "awq" version "gemm";
+ * 4 bits, any group size): a linear weight X.weight that is absent but
+ * has X.qweight, X.qzeros, X.scales (and GPTQ's X.g_idx) is dequantized
+ * at load into F32 (scale * (q - z), exact; format/hfquant.h), owned by
+ * the loader; any other quantization is refused naming it.
  *
  * HF checkpoints keep q/k rows in the rotate-half order (pairs i and
  * i + head_dim/2): the model gets ROPE_NEOX and the weights stay as they
@@ -60,8 +66,15 @@
 #include "base/path.h"
 #include "model/loader.h"
 #include "model/model.h"
+#include "format/hfquant.h"
 #include "format/safetensors.h"
 #include "tok/tokenizer.h"
+
+struct hf_owned { /* a weight dequantized at load */
+	struct st_tensor t;
+	char *name;
+	float *data;
+};
 
 struct hf_priv {
 	struct safetensors **shards;
@@ -69,6 +82,10 @@ struct hf_priv {
 	/* a W_pack architecture: layer l's q, k, v as views of its rows */
 	struct st_tensor *qkv;      /* [3 * n_layer] or NULL */
 	int n_qkv_layers;
+	int qlayout;             /* enum hfq_layout, or -1: not quantized */
+	int qgroup;              /* inputs per group */
+	struct hf_owned *owned;
+	int n_owned, cap_owned;
 };
 
 static void hf_priv_free(void *p)
@@ -80,14 +97,18 @@ static void hf_priv_free(void *p)
 		return;
 	for (i = 0; i < h->n_shards; i++)
 		safetensors_close(h->shards[i]);
+	for (i = 0; i < h->n_owned; i++) {
+		free(h->owned[i].name);
+		free(h->owned[i].data);
+	}
+	free(h->owned);
 	free(h->shards);
 	free(h->qkv);
 	free(h);
 }
 
-static const struct st_tensor *hf_find(void *ud, const char *name)
+static const struct st_tensor *hf_find_raw(struct hf_priv *h, const char *name)
 {
-	struct hf_priv *h = ud;
 	const struct st_tensor *t;
 	int i, l, n = 0;
 	char part;
@@ -129,7 +150,7 @@ static int hf_unpack_qkv(const struct model *m, struct hf_priv *h, const char *d
 		if (m->absent && (m->absent[l] & MODEL_ABSENT_ATTN))
 			continue;
 		snprintf(name, sizeof name, "model.layers.%d.self_attn.W_pack.weight", l);
-		if (!(w = hf_find(h, name)))
+		if (!(w = hf_find_raw(h, name)))
 			return st_errf(err, ST_EFORMAT, "tensor '%s' is missing from %s", name, dir);
 		if (w->n_dims != 2 || w->ne[0] != hp->d_model ||
 		    w->ne[1] != rows[0] + rows[1] + rows[2])
@@ -199,6 +220,162 @@ static int hf_norm_head(struct model *m, struct st_err *err)
 	free(f);
 	o->data = buf;
 	return 0;
+}
+
+/* a 2-D tensor of type ty and shape [ne1][ne0] (outer first), else NULL */
+static const struct st_tensor *hf_find_as(struct hf_priv *h, const char *prefix,
+					  const char *suffix, enum st_dtype ty, int n_dims,
+					  int64_t ne0, int64_t ne1)
+{
+	char name[300];
+	const struct st_tensor *t;
+
+	snprintf(name, sizeof name, "%s%s", prefix, suffix);
+	t = hf_find_raw(h, name);
+	if (!t || t->type != ty || t->n_dims != n_dims || t->ne[0] != ne0 ||
+	    (n_dims > 1 && t->ne[1] != ne1))
+		return NULL;
+	return t;
+}
+
+/*
+ * X.weight of a quantized checkpoint: dequantized from X.qweight,
+ * X.qzeros, X.scales (X.g_idx) when they are there with shapes that
+ * agree, else NULL (the weight is then missing, which binding reports).
+ */
+static const struct st_tensor *hf_dequant(struct hf_priv *h, const char *name)
+{
+	size_t len = strlen(name);
+	char prefix[256];
+	const struct st_tensor *qw, *qz, *sc, *gi = NULL;
+	int64_t in, out, ng;
+	struct hf_owned *o;
+	float *W;
+
+	if (len < 7 || len - 7 >= sizeof prefix || strcmp(name + len - 7, ".weight"))
+		return NULL;
+	memcpy(prefix, name, len - 7);
+	prefix[len - 7] = 0;
+	{
+		char qn[300];
+
+		snprintf(qn, sizeof qn, "%s.qweight", prefix);
+		if (!(qw = hf_find_raw(h, qn)) || qw->type != ST_I32 || qw->n_dims != 2)
+			return NULL;
+	}
+	if (h->qlayout == HFQ_GPTQ) {
+		out = qw->ne[0];
+		in = qw->ne[1] * 8;
+	} else {
+		out = qw->ne[0] * 8;
+		in = qw->ne[1];
+	}
+	ng = (in + h->qgroup - 1) / h->qgroup;
+	if (out % 8 || in > INT32_MAX || out > INT32_MAX ||
+	    !(qz = hf_find_as(h, prefix, ".qzeros", ST_I32, 2, out / 8, ng)) ||
+	    !(sc = hf_find_as(h, prefix, ".scales", ST_F16, 2, out, ng)))
+		return NULL;
+	if (h->qlayout == HFQ_GPTQ)
+		gi = hf_find_as(h, prefix, ".g_idx", ST_I32, 1, in, 1);
+	if (h->n_owned == h->cap_owned) {
+		int cap = h->cap_owned ? 2 * h->cap_owned : 64;
+		struct hf_owned *no = realloc(h->owned, (size_t)cap * sizeof *no);
+
+		if (!no)
+			return NULL;
+		h->owned = no;
+		h->cap_owned = cap;
+	}
+	W = malloc((size_t)out * in * sizeof *W);
+	if (!W)
+		return NULL;
+	if (hfq_dequant((enum hfq_layout)h->qlayout, qw->data, qz->data, sc->data,
+			gi ? gi->data : NULL, (int)out, (int)in, h->qgroup, W) < 0) {
+		free(W);
+		return NULL;
+	}
+	o = &h->owned[h->n_owned];
+	memset(o, 0, sizeof *o);
+	if (!(o->name = strdup(name))) {
+		free(W);
+		return NULL;
+	}
+	o->data = W;
+	o->t.name = o->name;
+	o->t.type = ST_F32;
+	o->t.n_dims = 2;
+	o->t.ne[0] = in;
+	o->t.ne[1] = out;
+	o->t.ne[2] = o->t.ne[3] = 1;
+	o->t.data = W;
+	o->t.nbytes = (size_t)out * in * sizeof *W;
+	h->n_owned++;
+	return &o->t;
+}
+
+static const struct st_tensor *hf_find(void *ud, const char *name)
+{
+	struct hf_priv *h = ud;
+	const struct st_tensor *t = hf_find_raw(h, name);
+
+	if (t || h->qlayout < 0)
+		return t;
+	for (int i = 0; i < h->n_owned; i++)
+		if (!strcmp(h->owned[i].name, name))
+			return &h->owned[i].t;
+	return hf_dequant(h, name);
+}
+
+/*
+ * config.json's quantization_config into h: none (qlayout -1), GPTQ v1
+ * or AWQ GEMM at 4 bits; anything else is ST_EUNSUP naming it.
+ */
+static int parse_quant(const char *file, struct hf_priv *h, struct st_err *err)
+{
+	json_error_t jerr;
+	json_t *cfg = json_load_file(file, 0, &jerr), *q, *v;
+	const char *meth, *fmt = NULL, *ver = NULL;
+	int bits, group, rc = 0;
+
+	h->qlayout = -1;
+	if (!cfg)
+		return 0; /* parse_config has read it already: not reached */
+	q = json_object_get(cfg, "quantization_config");
+	if (!q || !json_is_object(q))
+		goto out;
+	v = json_object_get(q, "quant_method");
+	meth = json_is_string(v) ? json_string_value(v) : "?";
+	bits = (int)json_integer_value(json_object_get(q, "bits"));
+	if (!bits)
+		bits = (int)json_integer_value(json_object_get(q, "w_bit"));
+	group = (int)json_integer_value(json_object_get(q, "group_size"));
+	if (!group)
+		group = (int)json_integer_value(json_object_get(q, "q_group_size"));
+	if ((v = json_object_get(q, "checkpoint_format")) && json_is_string(v))
+		fmt = json_string_value(v);
+	if ((v = json_object_get(q, "version")) && json_is_string(v))
+		ver = json_string_value(v);
+	if (!strcmp(meth, "gptq") && (!fmt || !strcmp(fmt, "gptq"))) {
+		h->qlayout = HFQ_GPTQ;
+	} else if (!strcmp(meth, "awq") && (!ver || !strcasecmp(ver, "gemm"))) {
+		h->qlayout = HFQ_AWQ;
+	} else {
+		rc = st_errf(err, ST_EUNSUP, "%s: quantization_config quant_method '%s'%s%s%s%s is "
+			     "not read (gptq in AutoGPTQ's checkpoint format, awq version gemm)", file,
+			     meth, fmt ? " checkpoint_format " : "", fmt ? fmt : "",
+			     ver ? " version " : "", ver ? ver : "");
+		goto out;
+	}
+	if (bits != 4 || group < 1) {
+		h->qlayout = -1;
+		rc = st_errf(err, ST_EUNSUP, "%s: quantization_config has bits %d and group_size %d: "
+			     "strata reads 4-bit weights with groups of G inputs", file, bits, group);
+		goto out;
+	}
+	h->qgroup = group;
+out:
+	json_decref(cfg);
+	return rc;
 }
 
 static int file_exists(const char *path)
@@ -752,6 +929,8 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 	}
 	m->fmt_priv = h;
 	m->fmt_free = hf_priv_free;
+	if ((rc = parse_quant(cfg, h, err)) < 0)
+		goto out;
 	if ((rc = regular_file(single, err)) < 0 || (rc = regular_file(index, err)) < 0)
 		goto out;
 	if (file_exists(single))

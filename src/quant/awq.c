@@ -19,6 +19,7 @@ void awq_opts_init(struct awq_opts *o)
 	o->grid = 20;
 	o->clip = 0;
 	o->clip_min = 0.5;
+	o->izero = 0;
 }
 
 /*
@@ -27,24 +28,24 @@ void awq_opts_init(struct awq_opts *o)
  * values (clamped to the format's range) into deq; the integers into q
  * when q is not NULL.
  */
-static float quant_block(enum st_dtype t, const float *v, double ratio, float *deq, uint8_t *q)
+static float quant_block(enum st_dtype t, int izero, const float *v, double ratio, float *deq,
+			 uint8_t *q, float *mp)
 {
-	float amax = 0.0f, max = 0.0f, d;
+	double vd[ST_QK];
+	float d, m;
 
 	for (int j = 0; j < ST_QK; j++)
-		if (amax < fabsf(v[j])) {
-			amax = fabsf(v[j]);
-			max = v[j];
-		}
-	d = t == ST_Q4_0 ? (float)(max * ratio / -8.0) : (float)(amax * ratio / 127.0);
-	d = fp16_to_f32(f32_to_fp16(d));
+		vd[j] = v[j];
+	qblock_params(t, izero, vd, 1, ST_QK, ratio, &d, &m);
 	for (int j = 0; j < ST_QK; j++) {
-		int k = qblock_int(t, v[j], d);
+		int k = qblock_int(t, v[j], d, m);
 
-		deq[j] = (float)qblock_value(t, k, d);
+		deq[j] = (float)qblock_value(t, k, d, m);
 		if (q)
 			q[j] = (uint8_t)k;
 	}
+	if (mp)
+		*mp = m;
 	return d;
 }
 
@@ -65,7 +66,7 @@ static double out_err(const float *X, int N, int in, const float *Y, const float
 }
 
 /* Weff = dequant(quant(W diag s)) / s, each block with its ratio (ratio NULL: 1). */
-static void effective(enum st_dtype t, const float *W, int out, int in, const float *s,
+static void effective(enum st_dtype t, int izero, const float *W, int out, int in, const float *s,
 		      const float *ratio, float *Weff)
 {
 	float v[ST_QK], deq[ST_QK];
@@ -77,7 +78,7 @@ static void effective(enum st_dtype t, const float *W, int out, int in, const fl
 
 			for (int j = 0; j < ST_QK; j++)
 				v[j] = w[j] * s[b * ST_QK + j];
-			quant_block(t, v, ratio ? ratio[(size_t)r * nb + b] : 1.0, deq, NULL);
+			quant_block(t, izero, v, ratio ? ratio[(size_t)r * nb + b] : 1.0, deq, NULL, NULL);
 			for (int j = 0; j < ST_QK; j++)
 				Weff[(size_t)r * in + (size_t)b * ST_QK + j] = deq[j] / s[b * ST_QK + j];
 		}
@@ -102,7 +103,7 @@ static void search_clip(const struct awq_opts *o, const float *W, int out, int i
 			for (int k = 0; k < steps; k++) {
 				double c = 1.0 - (1.0 - o->clip_min) * k / (steps - 1), e = 0;
 
-				quant_block(o->type, v, c, deq, NULL);
+				quant_block(o->type, o->izero, v, c, deq, NULL, NULL);
 				for (int j = 0; j < ST_QK; j++)
 					d[j] = w[j] - deq[j] / s[b * ST_QK + j];
 				for (int i = 0; i < ST_QK; i++) {
@@ -130,8 +131,8 @@ int awq_quantize(const float *W, int out, int in, const float *X, int N,
 	float *Y = NULL, *tmp = NULL, *Weff = NULL, *s = NULL, *ratio = NULL;
 	size_t rb = dtype_row_bytes(t, in);
 
-	if (t != ST_Q4_0 && t != ST_Q8_0)
-		return st_errf(err, ST_EINVAL, "%s: AWQ writes q4_0 or q8_0, not %s", name,
+	if (t != ST_Q4_0 && t != ST_Q4_1 && t != ST_Q8_0)
+		return st_errf(err, ST_EINVAL, "%s: AWQ writes q4_0, q4_1 or q8_0, not %s", name,
 			       dtype_name(t));
 	if (out < 1 || in < ST_QK || in % ST_QK || N < 1)
 		return st_errf(err, ST_EINVAL, "%s: %d x %d with %d calibration tokens cannot be "
@@ -168,7 +169,7 @@ int awq_quantize(const float *W, int out, int in, const float *X, int N,
 		norm = sqrt(lo * hi);
 		for (int i = 0; i < in; i++)
 			s[i] = (float)(pow(m[i], a) / norm);
-		effective(t, W, out, in, s, NULL, Weff);
+		effective(t, o->izero, W, out, in, s, NULL, Weff);
 		e = out_err(X, N, in, Y, Weff, out, tmp);
 		if (k == 0)
 			res->err_rtn = e;
@@ -208,18 +209,19 @@ int awq_quantize(const float *W, int out, int in, const float *X, int N,
 			}
 		search_clip(o, W, out, in, s, gram, ratio);
 	}
-	effective(t, W, out, in, s, ratio, Weff);
+	effective(t, o->izero, W, out, in, s, ratio, Weff);
 	res->err = out_err(X, N, in, Y, Weff, out, tmp);
 	/* the blocks of W diag(s), as stored */
 	for (int r = 0; r < out; r++)
 		for (int b = 0; b < nb; b++) {
-			float v[ST_QK], deq[ST_QK], d;
+			float v[ST_QK], deq[ST_QK], d, mm;
 			uint8_t q[ST_QK];
 
 			for (int j = 0; j < ST_QK; j++)
 				v[j] = W[(size_t)r * in + (size_t)b * ST_QK + j] * s[b * ST_QK + j];
-			d = quant_block(t, v, ratio[(size_t)r * nb + b], deq, q);
-			qblock_store(t, (uint8_t *)dst + (size_t)r * rb + (size_t)b * qblock_bytes(t), d, q);
+			d = quant_block(t, o->izero, v, ratio[(size_t)r * nb + b], deq, q, &mm);
+			qblock_store(t, (uint8_t *)dst + (size_t)r * rb + (size_t)b * qblock_bytes(t), d,
+				     mm, q);
 		}
 	memcpy(scales, s, (size_t)in * sizeof *s);
 out:

@@ -1,6 +1,6 @@
 /*
  * awq: activation-aware weight quantization (Lin et al., 2023) of one
- * linear weight into llama.cpp's q4_0 / q8_0 blocks.
+ * linear weight into llama.cpp's q4_0 / q4_1 / q8_0 blocks.
  *
  * Input channels that carry large activations matter more to the
  * output, so they are scaled up before rounding and the inverse scale is
@@ -27,7 +27,8 @@
 #include "format/dtype.h"
 
 struct awq_opts {
-	enum st_dtype type; /* ST_Q4_0 or ST_Q8_0 */
+	enum st_dtype type; /* ST_Q4_0, ST_Q4_1 or ST_Q8_0 */
+	int izero;          /* q4_1: integer zero points (qblock.h; default 0) */
 	int grid;           /* points of the alpha (and clip) search (default 20) */
 	int clip;           /* search a clipping ratio per block (default 0) */
 	double clip_min;    /* the smallest ratio tried (default 0.5) */

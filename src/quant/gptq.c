@@ -21,6 +21,7 @@ void gptq_opts_init(struct gptq_opts *o)
 	o->damp = 0.01;
 	o->block = 128;
 	o->act_order = 0;
+	o->izero = 0;
 }
 
 void gptq_hessian_add(double *H, const float *X, int N, int in)
@@ -76,25 +77,10 @@ static int inverse_cholesky(double *H, int n)
 	return 0;
 }
 
-/* The fp16-rounded scale of one block of a row, by the format's rule. */
-static float block_scale(enum st_dtype t, const double *v, size_t stride)
-{
-	double amax = 0.0, max = 0.0;
-
-	for (int j = 0; j < ST_QK; j++) {
-		double x = v[(size_t)j * stride];
-
-		if (amax < fabs(x)) {
-			amax = fabs(x);
-			max = x;
-		}
-	}
-	return fp16_to_f32(f32_to_fp16(t == ST_Q4_0 ? (float)(max / -8.0) : (float)(amax / 127.0)));
-}
-
-/* Rows of blocks in llama.cpp's layout from integers qi[out][in] and
- * scales sc[out][in/32]. */
-static void pack(enum st_dtype t, const uint8_t *qi, const float *sc, int out, int in, void *dst)
+/* Rows of blocks in llama.cpp's layout from integers qi[out][in],
+ * scales sc[out][in/32] and offsets mn[out][in/32] (q4_1). */
+static void pack(enum st_dtype t, const uint8_t *qi, const float *sc, const float *mn, int out,
+		 int in, void *dst)
 {
 	size_t rb = dtype_row_bytes(t, in);
 	int nb = in / ST_QK;
@@ -102,7 +88,8 @@ static void pack(enum st_dtype t, const uint8_t *qi, const float *sc, int out, i
 	for (int r = 0; r < out; r++)
 		for (int b = 0; b < nb; b++)
 			qblock_store(t, (uint8_t *)dst + (size_t)r * rb + (size_t)b * qblock_bytes(t),
-				     sc[(size_t)r * nb + b], qi + (size_t)r * in + (size_t)b * ST_QK);
+				     sc[(size_t)r * nb + b], mn[(size_t)r * nb + b],
+				     qi + (size_t)r * in + (size_t)b * ST_QK);
 }
 
 /* qsort_r order: decreasing diag(H), ties by column */
@@ -124,11 +111,11 @@ int gptq_quantize(const float *W, int out, int in, double *H, const struct gptq_
 	double *Wt = NULL, *Hp = NULL, *E = NULL, *diag = NULL, mean = 0.0;
 	int *perm = NULL, n_dead = 0;
 	uint8_t *qi = NULL;
-	float *sc = NULL;
+	float *sc = NULL, *mn = NULL;
 	char *ready = NULL;
 
-	if (t != ST_Q4_0 && t != ST_Q8_0)
-		return st_errf(err, ST_EINVAL, "%s: GPTQ writes q4_0 or q8_0, not %s", name,
+	if (t != ST_Q4_0 && t != ST_Q4_1 && t != ST_Q8_0)
+		return st_errf(err, ST_EINVAL, "%s: GPTQ writes q4_0, q4_1 or q8_0, not %s", name,
 			       dtype_name(t));
 	if (out < 1 || in < ST_QK || in % ST_QK)
 		return st_errf(err, ST_EINVAL, "%s: %d x %d cannot be held in %s blocks (%d input "
@@ -139,8 +126,9 @@ int gptq_quantize(const float *W, int out, int in, double *H, const struct gptq_
 	perm = malloc((size_t)in * sizeof *perm);
 	qi = malloc((size_t)out * in);
 	sc = malloc((size_t)out * nb * sizeof *sc);
+	mn = malloc((size_t)out * nb * sizeof *mn);
 	ready = calloc((size_t)nb, 1);
-	if (!Wt || !E || !diag || !perm || !qi || !sc || !ready) {
+	if (!Wt || !E || !diag || !perm || !qi || !sc || !mn || !ready) {
 		rc = st_errf(err, ST_ENOMEM, "%s: out of memory for GPTQ of %d x %d", name, out, in);
 		goto out;
 	}
@@ -161,8 +149,9 @@ int gptq_quantize(const float *W, int out, int in, double *H, const struct gptq_
 		/* static groups: every scale from the unquantized weights */
 		for (int b = 0; b < nb; b++) {
 			for (int r = 0; r < out; r++)
-				sc[(size_t)r * nb + b] = block_scale(t, Wt + (size_t)b * ST_QK * out + r,
-								     (size_t)out);
+				qblock_params(t, o->izero, Wt + (size_t)b * ST_QK * out + r,
+					      (size_t)out, ST_QK, 1.0, &sc[(size_t)r * nb + b],
+					      &mn[(size_t)r * nb + b]);
 			ready[b] = 1;
 		}
 		qsort_r(perm, (size_t)in, sizeof *perm, by_diag_desc, diag);
@@ -213,15 +202,16 @@ int gptq_quantize(const float *W, int out, int in, double *H, const struct gptq_
 
 			if (!ready[b]) { /* natural order: the block starts here */
 				for (int r = 0; r < out; r++)
-					sc[(size_t)r * nb + b] = block_scale(t, w + r, (size_t)out);
+					qblock_params(t, o->izero, w + r, (size_t)out, ST_QK, 1.0,
+						      &sc[(size_t)r * nb + b], &mn[(size_t)r * nb + b]);
 				ready[b] = 1;
 			}
 			for (int r = 0; r < out; r++) {
-				float d = sc[(size_t)r * nb + b];
-				int q = qblock_int(t, w[r], d);
+				float d = sc[(size_t)r * nb + b], mm = mn[(size_t)r * nb + b];
+				int q = qblock_int(t, w[r], d, mm);
 
 				qi[(size_t)r * in + col] = (uint8_t)q;
-				e[r] = (w[r] - qblock_value(t, q, d)) / u;
+				e[r] = (w[r] - qblock_value(t, q, d, mm)) / u;
 			}
 			/* the rest of the batch now; later columns once per batch */
 			for (int j = i + 1; j < i2; j++) {
@@ -236,7 +226,7 @@ int gptq_quantize(const float *W, int out, int in, double *H, const struct gptq_
 				    H + (size_t)i1 * in + i2, in, E, out, 1.0, Wt + (size_t)i2 * out,
 				    out);
 	}
-	pack(t, qi, sc, out, in, dst);
+	pack(t, qi, sc, mn, out, in, dst);
 out:
 	free(Wt);
 	free(Hp);
@@ -245,6 +235,7 @@ out:
 	free(perm);
 	free(qi);
 	free(sc);
+	free(mn);
 	free(ready);
 	return rc;
 }

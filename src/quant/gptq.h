@@ -18,10 +18,10 @@
  * beyond the current batch of `block` columns are applied once per
  * batch as one matrix product (lazy batch updates).
  *
- * Groups are the format's blocks of 32 input columns (Q4_0, Q8_0): a
- * block's scale is chosen, by the format's own rule (Q4_0: the value of
+ * Groups are the format's blocks of 32 input columns (Q4_0, Q4_1, Q8_0):
+ * a block's scale is chosen, by the format's own rule (Q4_0: the value of
  * largest magnitude maps to -8; Q8_0: the largest magnitude maps to
- * 127), from the block's weights as they stand when its first column
+ * 127; Q4_1: scale and offset span the block's range, qblock.h), from the block's weights as they stand when its first column
  * comes up, and rounded to fp16 before any column of the block is
  * quantized with it, so that what is stored is exactly what was
  * optimized.  With act_order, columns are taken by decreasing diag(H)
@@ -40,7 +40,8 @@
 #include "format/dtype.h"
 
 struct gptq_opts {
-	enum st_dtype type; /* ST_Q4_0 or ST_Q8_0 */
+	enum st_dtype type; /* ST_Q4_0, ST_Q4_1 or ST_Q8_0 */
+	int izero;          /* q4_1: integer zero points (qblock.h; default 0) */
 	double damp;        /* share of the mean diagonal added to H (default 0.01) */
 	int block;          /* columns per lazy batch (default 128) */
 	int act_order;      /* columns by decreasing diag(H) (default 0) */

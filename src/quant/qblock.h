@@ -1,22 +1,45 @@
 /*
- * qblock: one block of llama.cpp's q4_0 / q8_0 formats as GPTQ and AWQ
- * choose it -- the stored integer of a value under a scale d (q4_0: 0..15
- * with 8 as zero, halves rounded up as ggml does; q8_0: -127..127,
- * halves away from zero), its value, and the block's bytes.
+ * qblock: one block of llama.cpp's q4_0 / q4_1 / q8_0 formats as GPTQ
+ * and AWQ choose it -- the block's scale d (and q4_1's offset m) by the
+ * format's rule, the stored integer of a value (q4_0: 0..15 with 8 as
+ * zero, halves rounded up as ggml does; q4_1: 0..15, x = d q + m; q8_0:
+ * -127..127, halves away from zero), its value, and the block's bytes.
+ *
+ * q4_1 has two rules.  The float one (izero 0) is ggml's: m = min,
+ * d = (max - min) / 15, both rounded to fp16.  The integer-zero one
+ * (izero 1) is GPTQ's and AWQ's asymmetric quantizer, whose zero point
+ * is an integer z so that the weights can be written in the Hugging
+ * Face formats (value d (q - z)): the range is widened to hold 0,
+ * d = fp16((max - min) / 15), z = round(-min / d) in 1..15 (a block
+ * of no negative value takes z = 1, d = fp16(max / 14): GPTQ's v1
+ * files store z - 1 in 4 bits), m = -d z
+ * kept exact in float (stored rounded to fp16 in a q4_1 block, from
+ * which z is recovered exactly: qblock_zero).
  */
 #ifndef STRATA_QBLOCK_H
 #define STRATA_QBLOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "format/dtype.h"
 
-int qblock_int(enum st_dtype t, double x, float d);
-double qblock_value(enum st_dtype t, int q, float d);
-/* The block's bytes: fp16 d, then the 32 integers (q4_0 packs element j
- * and j + 16 in one byte, low nibble first). */
-void qblock_store(enum st_dtype t, uint8_t *blk, float d, const uint8_t *q);
+/*
+ * The parameters of a block of n values v[j * stride] by t's rule, its
+ * range first shrunk by ratio (1: none; AWQ's clipping): *d, and *m for
+ * q4_1 (0 for the symmetric formats).
+ */
+void qblock_params(enum st_dtype t, int izero, const double *v, size_t stride, int n,
+		   double ratio, float *d, float *m);
+int qblock_int(enum st_dtype t, double x, float d, float m);
+double qblock_value(enum st_dtype t, int q, float d, float m);
+/* The block's bytes: fp16 d (and fp16 m), then the 32 integers (q4_0
+ * and q4_1 pack element j and j + 16 in one byte, low nibble first). */
+void qblock_store(enum st_dtype t, uint8_t *blk, float d, float m, const uint8_t *q);
 /* Bytes of one block of t. */
 int qblock_bytes(enum st_dtype t);
+/* The integer zero point of a q4_1 block written by the izero rule:
+ * round(-m / d) clamped to 0..15 (0 when d is 0). */
+int qblock_zero(float d, float m);
 
 #endif

@@ -8,6 +8,7 @@
  * keeps converted weights keyed by their addresses.
  */
 #include "quant/quantize.h"
+#include "quant/qblock.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -53,6 +54,7 @@ void quant_opts_init(struct quant_opts *o)
 	memset(o, 0, sizeof *o);
 	o->method = QUANT_GPTQ;
 	o->type = ST_Q4_0;
+	o->izero = 0;
 	o->damp = 0.01;
 	o->awq_grid = 20;
 	o->awq_clip = 1;
@@ -155,14 +157,31 @@ static float *to_f32(const struct st_tensor *t)
 	return w;
 }
 
-/* rows x cols floats as type (F16 or a block format), malloc'd. */
-static void *from_f32(enum st_dtype type, const float *w, int64_t rows, int64_t cols)
+/* rows x cols floats as type (F16 or a block format), malloc'd; q4_1
+ * with izero by the integer-zero rule (qblock.h), else ggml's. */
+static void *from_f32(enum st_dtype type, int izero, const float *w, int64_t rows, int64_t cols)
 {
 	size_t rb = dtype_row_bytes(type, cols);
 	uint8_t *p = malloc((size_t)rows * rb);
 
-	for (int64_t i = 0; p && i < rows; i++)
-		dtype_from_f32(type, w + i * cols, p + (size_t)i * rb, cols);
+	for (int64_t i = 0; p && i < rows; i++) {
+		if (type != ST_Q4_1 || !izero) {
+			dtype_from_f32(type, w + i * cols, p + (size_t)i * rb, cols);
+			continue;
+		}
+		for (int64_t b = 0; b < cols / ST_QK; b++) {
+			double v[ST_QK];
+			uint8_t q[ST_QK];
+			float d, m;
+
+			for (int j = 0; j < ST_QK; j++)
+				v[j] = w[i * cols + b * ST_QK + j];
+			qblock_params(type, 1, v, 1, ST_QK, 1.0, &d, &m);
+			for (int j = 0; j < ST_QK; j++)
+				q[j] = (uint8_t)qblock_int(type, v[j], d, m);
+			qblock_store(type, p + (size_t)i * rb + (size_t)b * qblock_bytes(type), d, m, q);
+		}
+	}
 	return p;
 }
 
@@ -324,7 +343,7 @@ static int group_fallback(struct run *r, const struct group *g, struct st_err *e
 	int rc;
 
 	for (int i = 0; i < g->n; i++) {
-		void *p = from_f32(ST_F16, g->w[i], g->rows[i], g->in);
+		void *p = from_f32(ST_F16, 0, g->w[i], g->rows[i], g->in);
 
 		if (!p)
 			return st_errf(err, ST_ENOMEM, "out of memory");
@@ -347,7 +366,7 @@ static int group_rtn(struct run *r, const struct group *g, struct st_err *err)
 	if (!fits(g))
 		return group_fallback(r, g, err);
 	for (int i = 0; i < g->n; i++) {
-		void *p = from_f32(r->o->type, g->w[i], g->rows[i], g->in);
+		void *p = from_f32(r->o->type, r->o->izero, g->w[i], g->rows[i], g->in);
 
 		if (!p)
 			return st_errf(err, ST_ENOMEM, "out of memory");
@@ -384,6 +403,7 @@ static int group_gptq(struct run *r, int l, int which, const struct group *g,
 		return rc;
 	gptq_opts_init(&go);
 	go.type = r->o->type;
+	go.izero = r->o->izero;
 	go.damp = r->o->damp;
 	go.act_order = r->o->act_order;
 	W = group_stack(g, &rows);
@@ -420,6 +440,7 @@ static int group_awq(struct run *r, int l, int which, const struct group *g, flo
 		return rc;
 	awq_opts_init(&ao);
 	ao.type = r->o->type;
+	ao.izero = r->o->izero;
 	ao.grid = scales ? r->o->awq_grid : 1;
 	ao.clip = r->o->awq_clip;
 	W = group_stack(g, &rows);
@@ -672,8 +693,8 @@ int quant_model_run(const struct model *m, const struct mask *mask, const int32_
 		res = &dummy;
 	memset(res, 0, sizeof *res);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (o->type != ST_Q4_0 && o->type != ST_Q8_0)
-		return st_errf(err, ST_EINVAL, "cannot quantize into %s (q4_0 or q8_0)",
+	if (o->type != ST_Q4_0 && o->type != ST_Q4_1 && o->type != ST_Q8_0)
+		return st_errf(err, ST_EINVAL, "cannot quantize into %s (q4_0, q4_1 or q8_0)",
 			       dtype_name(o->type));
 	if (mask && mask->n_layer != hp->n_layer)
 		return st_errf(err, ST_EINVAL, "mask has %d layers, the model %d", mask->n_layer,

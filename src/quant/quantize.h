@@ -1,6 +1,6 @@
 /*
  * quantize: a whole model's linear weights quantized into llama.cpp's
- * q4_0 / q8_0 blocks by plain rounding (RTN), GPTQ or AWQ, layer by
+ * q4_0 / q4_1 / q8_0 blocks by plain rounding (RTN), GPTQ or AWQ, layer by
  * layer, for export_model to write (export_opts.replace).
  *
  * The quantized weights are attention q/k/v/o and MLP gate/up/down of
@@ -33,7 +33,7 @@
  * weight's input columns (H = 2 X^T X would have rank below its size,
  * most of it then only the dampening: ST_EINVAL), a Hessian still not
  * positive definite after dampening (ST_EFORMAT), a format other than
- * q4_0/q8_0 (ST_EINVAL).
+ * q4_0/q4_1/q8_0 (ST_EINVAL).
  */
 #ifndef STRATA_QUANTIZE_H
 #define STRATA_QUANTIZE_H
@@ -53,7 +53,9 @@ int quant_method_parse(const char *name);
 
 struct quant_opts {
 	enum quant_method method;
-	enum st_dtype type;     /* ST_Q4_0 or ST_Q8_0 */
+	enum st_dtype type;     /* ST_Q4_0, ST_Q4_1 or ST_Q8_0 */
+	int izero;              /* q4_1: integer zero points, as GPTQ's and AWQ's
+				   Hugging Face formats hold them (qblock.h) */
 	int act_order;          /* GPTQ */
 	double damp;            /* GPTQ: share of the mean diagonal (0.01) */
 	int awq_grid;           /* AWQ: points of the alpha search (20) */
