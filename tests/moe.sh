@@ -5,7 +5,9 @@
 # MoE sublayer is the mlp site (a calibration scores it, a dropped mlp
 # changes the perplexity); a block drop exports as gguf and llama.cpp's
 # perplexity of it is strata's of the masked model (1e-4), other drops
-# and hf are refused by name; and the
+# and hf are refused by name; an Expert Drop (two experts a layer)
+# exports as gguf with fewer experts and llama.cpp's perplexity of it is
+# strata's of the masked model (1e-4), uneven counts refused; and the
 # experts in 16-bit and quantized dtypes against llama.cpp (5e-3: llama.cpp
 # rounds the activations of such weights, strata multiplies in f32).
 # llama.cpp comes from tests/llamacpp_lib.sh (under CI=true its absence
@@ -62,6 +64,34 @@ for sa in $SHAPES; do
 	echo "# $shape block=1: llama.cpp ppl $lc, strata (masked) $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
 	ok "$shape: llama.cpp's perplexity of the block drop $lc is strata's masked $st (1e-4)" \
 		within "${lc:-0}" "${st:-0}" 1e-4
+	# an Expert Drop exports as gguf with fewer experts a layer, and
+	# llama.cpp's perplexity of it is strata's of the masked model
+	xm="expert=0:1,3;1:0,2;2:2-3"
+	xd="$WORK/$shape-xdrop.gguf"
+	"$S" export "$f" --mask "$xm" --format gguf --out "$xd" > /dev/null 2> "$WORK/export.err"
+	ok "$shape: expert drop exported" [ -s "$xd" ]
+	contains "$(info_json "$xd")" "\"n_expert\": $((n_exp - 2)), \"n_expert_used\": $n_used" \
+		"$shape: the expert drop has $((n_exp - 2)) experts a layer"
+	lc=$(llamacpp_ppl "$xd" "$WORK/short.txt" "$WORK/node.err")
+	[ -n "$lc" ] || sed 's/^/# /' "$WORK/node.err" | tail -3
+	sx=$(strata_ppl "$f" "$xm")
+	echo "# $shape $xm: llama.cpp ppl $lc, strata (masked) $sx, relative difference $(rel "${lc:-0}" "${sx:-0}")"
+	ok "$shape: llama.cpp's perplexity of the expert drop $lc is strata's masked $sx (1e-4)" \
+		within "${lc:-0}" "${sx:-0}" 1e-4
+	ok "$shape: dropping experts changes the perplexity ($st -> $sx)" \
+		sh -c '[ -n "$1" ] && [ "$1" != "$2" ]' _ "${sx:-}" "${st:-}"
+	"$S" export "$f" --mask "expert=0:1,3;1:0,2;2:2" --format gguf --out "$WORK/x.gguf" \
+		> /dev/null 2> "$WORK/export.err"
+	contains "$(cat "$WORK/export.err")" "one expert_count for every layer" \
+		"$shape: layers keeping different expert counts are refused as gguf, saying why"
+	"$S" export "$f" --mask "expert=1:0-$((n_exp - 2))" --format gguf --out "$WORK/x.gguf" \
+		> /dev/null 2> "$WORK/export.err"
+	contains "$(cat "$WORK/export.err")" "keeps 1 of layer 1's $n_exp experts, but a token is routed to $n_used" \
+		"$shape: fewer experts than a token uses is refused, naming the layer"
+	"$S" export "$f" --mask "expert=1:$n_exp" --format gguf --out "$WORK/x.gguf" \
+		> /dev/null 2> "$WORK/export.err"
+	contains "$(cat "$WORK/export.err")" "drops expert $n_exp of layer 1" \
+		"$shape: an expert out of range is refused, naming it"
 	# what deci or config.json cannot express is refused by name
 	"$S" export "$f" --mask "mlp=1" --format gguf --out "$WORK/x.gguf" > /dev/null 2> "$WORK/export.err"
 	contains "$(cat "$WORK/export.err")" "with attention or MLP drops: llama.cpp's deci has no experts" \
