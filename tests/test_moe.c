@@ -372,6 +372,10 @@ static void test_expert_drop(const char *shape, const char *dir)
 	   "%s: router rows and expert slices are gone", shape);
 	ok(res.params == model_n_params(x), "%s: the export's params %llu are the file's %llu",
 	   shape, (unsigned long long)res.params, (unsigned long long)model_n_params(x));
+	ok(speed_weight_bytes(m, mk) == model_weight_bytes(x),
+	   "%s: the masked model's weight bytes %llu are the export's %llu", shape,
+	   (unsigned long long)speed_weight_bytes(m, mk),
+	   (unsigned long long)model_weight_bytes(x));
 	if (run_both(x, NULL, b, dec) == 0) {
 		double d = max_abs_diff(a, b, n);
 
