@@ -112,6 +112,33 @@ if [ -s "$f" ]; then
 	is "$(printf '%s\n' "$sc" | grep -c '^1,0,cos,mlp,[0-2],0,0\.[0-9]')" 3 \
 		"calibrate: a cos score in (0, 1) for each of the 3 MoE mlp sites"
 	is "$(printf '%s\n' "$sc" | grep -c '^1,0,cos,block,')" 3 "calibrate: block scores too"
+
+	# Expert Drop from the run: the 2 least routed experts of every layer
+	pj=$("$S" plan 1 --method expert -n 2 --db "$WORK/calib.db" --format json 2> "$WORK/plan.err")
+	pm=$(printf '%s' "$pj" | tr -d '\n' | grep -o '"mask": *"[^"]*"' | sed 's/.*: *"//; s/"$//')
+	contains "$pm" ";expert=0:" "plan --method expert: the mask has an expert part ($pm)"
+	is "$(printf '%s' "${pm#*expert=}" | tr ';' '\n' | sed 's/^[0-9]*://' | tr ',' '\n' |
+		awk -F- '{ n += NF == 2 ? $2 - $1 + 1 : 1 } END { print n }')" 6 \
+		"plan --method expert -n 2: two experts in each of the 3 layers"
+	contains "$pj" '"experts_dropped": 6' "plan: the predicted effect counts 6 experts"
+	contains "$pj" '"params_removed": 37248' "plan: each a router row and 3*D*Fe (6 x 6208)"
+	contains "$(cat "$WORK/plan.err")" "counting routing frequencies" "plan: says it counts frequencies"
+	sx=$(strata_ppl "$f" "$pm")
+	ok "the planned expert drop evaluates ($sx)" [ -n "$sx" ]
+	"$S" export "$f" --mask "$pm" --out "$WORK/plan-x.gguf" --no-store > /dev/null 2> "$WORK/export.err"
+	contains "$(info_json "$WORK/plan-x.gguf")" '"n_expert": 4' "the planned expert drop exports with 4 experts a layer"
+	pj=$("$S" plan 1 --method expert --per-layer 1,2,3 --db "$WORK/calib.db" --format json 2> /dev/null)
+	contains "$pj" '"experts_dropped": 6' "plan --per-layer 1,2,3: 6 experts dropped"
+	contains "$("$S" plan 1 --method expert -n 5 --db "$WORK/calib.db" 2>&1)" \
+		"cannot drop 5 of layer 0's 6 experts: a token is routed to 2, so at most 4" \
+		"plan: too many experts refused, saying why"
+	contains "$("$S" plan 1 --method expert -n 1 --by gate --db "$WORK/calib.db" 2>&1)" \
+		"--by gate needs the expert statistics of calibration" "plan --by gate: not stored yet, said"
+	contains "$("$S" plan 1 --mask "expert=0:6" --db "$WORK/calib.db" 2>&1)" \
+		"drops expert 6 of layer 0, but the model's layers have experts 0-5" \
+		"plan --mask: an expert out of range is refused"
+	contains "$("$S" plan 1 --mask "expert=2:0-1" --db "$WORK/calib.db" --format json 2>&1)" \
+		'"mask": "attn=;mlp=;expert=2:0-1"' "plan --mask keeps the expert part"
 fi
 
 # Hugging Face mixtures of experts are refused by name (GGUF only)
