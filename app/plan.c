@@ -337,8 +337,8 @@ static int run_hp_moe(const struct app_env *env, const struct store_run *run,
  * counts nd are checked (plan_experts) before the pass.
  */
 static int expert_frequency(const struct app_env *env, const struct store_run *run,
-			    struct model_hparams *hp, const int *nd, double **imp_out,
-			    struct st_err *err)
+			    struct model_hparams *hp, const int *nd,
+			    const struct app_plan_req *rq, double **imp_out, struct st_err *err)
 {
 	double *imp = NULL;
 	struct mask *chk = NULL;
@@ -398,10 +398,22 @@ static int expert_frequency(const struct app_env *env, const struct store_run *r
 		goto out;
 	}
 	for (int c = 0; c < d->n_chunks; c++) {
+		struct calib_progress pr = {
+			.chunks_done = c + 1, .chunks_total = d->n_chunks,
+			.tokens_done = (uint64_t)(c + 1) * (uint64_t)d->seq_len,
+			.tokens_total = (uint64_t)d->n_chunks * (uint64_t)d->seq_len,
+			.stability = NAN,
+		};
+
 		fwd_reset(st);
 		if ((rc = fwd_eval(st, d->tokens + (size_t)c * d->seq_len, d->seq_len, NULL, 0,
 				   NULL, err)) < 0)
 			goto out;
+		pr.tokens_this_run = pr.tokens_done;
+		if (rq->progress && rq->progress(rq->ud, &pr, 1, 1)) {
+			rc = st_errf(err, ST_ECANCEL, "routing frequencies cancelled");
+			goto out;
+		}
 	}
 	for (int l = 0; l < L; l++) {
 		uint64_t n = 0;
@@ -451,7 +463,7 @@ static int plan_expert_drop(const struct app_env *env, const struct store_run *r
 	}
 	for (int l = 0; l < L; l++)
 		nd[l] = rq->per_layer ? rq->per_layer[l] : rq->n;
-	if ((rc = expert_frequency(env, run, hp, nd, &imp, err)) < 0 ||
+	if ((rc = expert_frequency(env, run, hp, nd, rq, &imp, err)) < 0 ||
 	    (rc = plan_experts(hp, imp, nd, &mask, err)) < 0)
 		goto out;
 	plan_effect(hp, mask, rq->attn_ctx, &p->effect);

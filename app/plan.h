@@ -66,7 +66,7 @@ struct app_plan_req {
 	const char *expert_by;
 	const int *per_layer;     /* [n_per_layer] or NULL */
 	int n_per_layer;
-	app_calib_progress_fn progress; /* iterative re-scoring; may be NULL */
+	app_calib_progress_fn progress; /* iterative re-scoring, the frequency pass; may be NULL */
 	void *ud;
 };
 
