@@ -18,7 +18,7 @@ int app_export(const struct app_env *env, const struct model *m, const struct ma
 	       const char *path, const struct export_opts *o, struct export_result *res,
 	       char **mask_text, int64_t *export_id, struct st_err *err)
 {
-	struct mask none = {0, NULL, NULL};
+	struct mask none = {0, NULL, NULL, 0, NULL};
 	char *text;
 	size_t need;
 	int rc;

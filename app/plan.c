@@ -296,6 +296,187 @@ static int copy_drops(const struct plan *pl, const struct calib_result *r, int b
 	return 0;
 }
 
+/* ---- Expert Drop ---- */
+
+/* The store keeps no expert counts: copy them from the model itself. */
+static void hp_moe_from(struct model_hparams *hp, const struct model_hparams *from)
+{
+	hp->n_expert = from->n_expert;
+	hp->n_expert_used = from->n_expert_used;
+	hp->d_ff_exp = from->d_ff_exp;
+	hp->d_ff_shexp = from->d_ff_shexp;
+	hp->moe_norm_topk = from->moe_norm_topk;
+}
+
+/* hp's expert counts from the model file of run (the store has none). */
+static int run_hp_moe(const struct app_env *env, const struct store_run *run,
+		      struct model_hparams *hp, struct st_err *err)
+{
+	char *model_path = NULL;
+	struct model *m = NULL;
+	int rc;
+
+	if ((rc = APP_STORE(env, store_model_get(env->s, run->model_id, NULL, &model_path, NULL,
+						 err))) < 0 ||
+	    (rc = model_load(model_path, NULL, &m, err)) < 0) {
+		free(model_path);
+		return rc;
+	}
+	hp_moe_from(hp, &m->hp);
+	model_free(m);
+	free(model_path);
+	return 0;
+}
+
+/*
+ * Routing frequency of every expert, *imp_out[l * E + e] (malloc'd) =
+ * the share of the token assignments of layer l that went to expert e,
+ * counted in one pass of the unmasked model over the chunks of run
+ * (model and data loaded again through the store's paths, checked as
+ * for iterative plans); hp gets the model's expert counts, and the
+ * counts nd are checked (plan_experts) before the pass.
+ */
+static int expert_frequency(const struct app_env *env, const struct store_run *run,
+			    struct model_hparams *hp, const int *nd,
+			    const struct app_plan_req *rq, double **imp_out, struct st_err *err)
+{
+	double *imp = NULL;
+	struct mask *chk = NULL;
+	char *model_path = NULL, *data_path = NULL, fp[65], sha[65];
+	struct dataset_opts dopts = {0};
+	struct store_model sm;
+	struct model *m = NULL;
+	struct dataset *d = NULL;
+	struct fwd_state *st = NULL;
+	uint64_t *cnt = NULL;
+	int rc, L, E;
+
+	if ((rc = APP_STORE(env, store_model_get(env->s, run->model_id, NULL, &model_path, fp,
+						 err))) < 0 ||
+	    (rc = APP_STORE(env, store_dataset_get(env->s, run->dataset_id, &data_path, sha,
+						   err))) < 0)
+		goto out;
+	app_note(env, APP_INFO, "counting routing frequencies: loading %s and %s", model_path,
+		 data_path);
+	if ((rc = model_load(model_path, NULL, &m, err)) < 0)
+		goto out;
+	store_model_describe(m, &sm);
+	if (strcmp(sm.fingerprint, fp) != 0) {
+		rc = st_errf(err, ST_EINVAL, "%s no longer holds the model run %lld was computed "
+			     "on (fingerprint changed)", model_path, (long long)run->id);
+		goto out;
+	}
+	dopts.samples = run->samples;
+	dopts.seq_len = run->seq_len;
+	dopts.text_field = run->text_field;
+	if ((rc = dataset_load(m, data_path, &dopts, &d, err)) < 0)
+		goto out;
+	if (strcmp(d->sha256, sha) != 0) {
+		rc = st_errf(err, ST_EINVAL, "%s no longer holds the data run %lld was computed on "
+			     "(sha256 changed)", data_path, (long long)run->id);
+		goto out;
+	}
+	L = m->hp.n_layer;
+	E = m->hp.n_expert;
+	hp_moe_from(hp, &m->hp);
+	if (E <= 0) {
+		rc = st_errf(err, ST_EINVAL, "run %lld is of a dense model (%s): --method expert "
+			     "needs a mixture of experts", (long long)run->id, hp->arch);
+		goto out;
+	}
+	imp = calloc((size_t)L * (size_t)E, sizeof *imp);
+	if (!imp) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = plan_experts(hp, imp, nd, &chk, err)) < 0)
+		goto out;
+	st = fwd_new(m, NULL, d->seq_len, d->seq_len, err);
+	cnt = calloc((size_t)E, sizeof *cnt);
+	if (!st || !cnt) {
+		rc = st ? st_errf(err, ST_ENOMEM, "out of memory") : err->code;
+		goto out;
+	}
+	for (int c = 0; c < d->n_chunks; c++) {
+		struct calib_progress pr = {
+			.chunks_done = c + 1, .chunks_total = d->n_chunks,
+			.tokens_done = (uint64_t)(c + 1) * (uint64_t)d->seq_len,
+			.tokens_total = (uint64_t)d->n_chunks * (uint64_t)d->seq_len,
+			.stability = NAN,
+		};
+
+		fwd_reset(st);
+		if ((rc = fwd_eval(st, d->tokens + (size_t)c * d->seq_len, d->seq_len, NULL, 0,
+				   NULL, err)) < 0)
+			goto out;
+		pr.tokens_this_run = pr.tokens_done;
+		if (rq->progress && rq->progress(rq->ud, &pr, 1, 1)) {
+			rc = st_errf(err, ST_ECANCEL, "routing frequencies cancelled");
+			goto out;
+		}
+	}
+	for (int l = 0; l < L; l++) {
+		uint64_t n = 0;
+
+		fwd_moe_stats(st, l, cnt, NULL);
+		for (int e = 0; e < E; e++)
+			n += cnt[e];
+		for (int e = 0; e < E; e++)
+			imp[(size_t)l * E + e] = n ? (double)cnt[e] / (double)n : 0;
+	}
+	*imp_out = imp;
+	imp = NULL;
+	rc = 0;
+out:
+	free(imp);
+	mask_free(chk);
+	free(cnt);
+	fwd_free(st);
+	dataset_free(d);
+	model_free(m);
+	free(model_path);
+	free(data_path);
+	return rc;
+}
+
+/* The Expert Drop plan rq asks of run into p. */
+static int plan_expert_drop(const struct app_env *env, const struct store_run *run,
+			    struct model_hparams *hp, const struct app_plan_req *rq,
+			    struct app_plan *p, struct st_err *err)
+{
+	int L = hp->n_layer, rc;
+	double *imp = NULL;
+	int *nd = NULL;
+	struct mask *mask = NULL;
+
+	if (strcmp(rq->expert_by, "frequency") != 0)
+		return st_errf(err, ST_EUNSUP, "--by %s needs the expert statistics of "
+			       "calibration, which the store does not hold yet; use --by "
+			       "frequency (counted now)", rq->expert_by);
+	if (rq->per_layer && rq->n_per_layer != L)
+		return st_errf(err, ST_EINVAL, "--per-layer gives %d counts; the model has %d "
+			       "layers", rq->n_per_layer, L);
+	nd = malloc((size_t)L * sizeof *nd);
+	if (!nd) {
+		rc = st_errf(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (int l = 0; l < L; l++)
+		nd[l] = rq->per_layer ? rq->per_layer[l] : rq->n;
+	if ((rc = expert_frequency(env, run, hp, nd, rq, &imp, err)) < 0 ||
+	    (rc = plan_experts(hp, imp, nd, &mask, err)) < 0)
+		goto out;
+	plan_effect(hp, mask, rq->attn_ctx, &p->effect);
+	mask_format(mask, p->mask, sizeof p->mask);
+	p->method = "expert";
+	p->n = rq->per_layer ? p->effect.experts_dropped : rq->n;
+out:
+	mask_free(mask);
+	free(imp);
+	free(nd);
+	return rc;
+}
+
 int app_plan_run(const struct app_env *env, const struct app_plan_req *rq,
 		 struct app_plan **out, struct st_err *err)
 {
@@ -320,7 +501,11 @@ int app_plan_run(const struct app_env *env, const struct app_plan_req *rq,
 		.keep_last = rq->keep_last, .all_tokens = rq->all_tokens, .attn_ctx = rq->attn_ctx,
 	};
 	if (rq->mask) {
-		if ((rc = mask_parse(rq->mask, hp.n_layer, &mask, err)) < 0) {
+		if ((rc = mask_parse(rq->mask, hp.n_layer, &mask, err)) == 0 &&
+		    mask_n_dropped_expert(mask) > 0 && (rc = run_hp_moe(env, &run, &hp, err)) < 0)
+			goto out;
+		if (rc < 0 ||
+		    (rc = mask_check_experts(mask, hp.n_expert, hp.n_expert_used, err)) < 0) {
 			st_err_prefix(err, "bad mask for a %d-layer model", hp.n_layer);
 			rc = err->code = ST_EFORMAT;
 			goto out;
@@ -330,8 +515,14 @@ int app_plan_run(const struct app_env *env, const struct app_plan_req *rq,
 		res = app_run_result(env, &run, hp.n_layer, err);
 		if ((rc = copy_drops(pl, res, 1, p, err)) < 0)
 			goto out;
+		/* the drops list sites; the mask also says which experts */
+		mask_format(mask, p->mask, sizeof p->mask);
+		plan_effect(&hp, mask, po.attn_ctx, &p->effect);
 		p->method = "mask";
 		p->n = p->n_drop;
+	} else if (rq->expert_by) {
+		if ((rc = plan_expert_drop(env, &run, &hp, rq, p, err)) < 0)
+			goto out;
 	} else if (rq->iterative) {
 		if ((rc = plan_iterative_drops(env, &run, &hp, &po, rq, p, err)) < 0)
 			goto out;

@@ -56,7 +56,17 @@ struct app_plan_req {
 	int all_tokens;           /* contiguous: angular distance over all tokens */
 	int attn_ctx;             /* > 0: also attention FLOPs per token at this context */
 	const char *mask;         /* a mask by hand instead of method and n */
-	app_calib_progress_fn progress; /* iterative re-scoring; may be NULL */
+	/* Expert Drop (`--method expert`) instead of method: when by is not
+	   NULL, the n (or per_layer[l]) least important experts of every
+	   layer, ranked by "frequency" (the share of tokens routed to each,
+	   counted now in one pass of the model over the run's chunks: the
+	   model and data are loaded again, as for iterative plans), "gate"
+	   or "norm" (which need the calibration's expert statistics in the
+	   store: ST_EUNSUP until they are) */
+	const char *expert_by;
+	const int *per_layer;     /* [n_per_layer] or NULL */
+	int n_per_layer;
+	app_calib_progress_fn progress; /* iterative re-scoring, the frequency pass; may be NULL */
 	void *ud;
 };
 

@@ -5,7 +5,9 @@
 # MoE sublayer is the mlp site (a calibration scores it, a dropped mlp
 # changes the perplexity); a block drop exports as gguf and llama.cpp's
 # perplexity of it is strata's of the masked model (1e-4), other drops
-# and hf are refused by name; and the
+# and hf are refused by name; an Expert Drop (two experts a layer)
+# exports as gguf with fewer experts and llama.cpp's perplexity of it is
+# strata's of the masked model (1e-4), uneven counts refused; and the
 # experts in 16-bit and quantized dtypes against llama.cpp (5e-3: llama.cpp
 # rounds the activations of such weights, strata multiplies in f32).
 # llama.cpp comes from tests/llamacpp_lib.sh (under CI=true its absence
@@ -62,6 +64,34 @@ for sa in $SHAPES; do
 	echo "# $shape block=1: llama.cpp ppl $lc, strata (masked) $st, relative difference $(rel "${lc:-0}" "${st:-0}")"
 	ok "$shape: llama.cpp's perplexity of the block drop $lc is strata's masked $st (1e-4)" \
 		within "${lc:-0}" "${st:-0}" 1e-4
+	# an Expert Drop exports as gguf with fewer experts a layer, and
+	# llama.cpp's perplexity of it is strata's of the masked model
+	xm="expert=0:1,3;1:0,2;2:2-3"
+	xd="$WORK/$shape-xdrop.gguf"
+	"$S" export "$f" --mask "$xm" --format gguf --out "$xd" > /dev/null 2> "$WORK/export.err"
+	ok "$shape: expert drop exported" [ -s "$xd" ]
+	contains "$(info_json "$xd")" "\"n_expert\": $((n_exp - 2)), \"n_expert_used\": $n_used" \
+		"$shape: the expert drop has $((n_exp - 2)) experts a layer"
+	lc=$(llamacpp_ppl "$xd" "$WORK/short.txt" "$WORK/node.err")
+	[ -n "$lc" ] || sed 's/^/# /' "$WORK/node.err" | tail -3
+	sx=$(strata_ppl "$f" "$xm")
+	echo "# $shape $xm: llama.cpp ppl $lc, strata (masked) $sx, relative difference $(rel "${lc:-0}" "${sx:-0}")"
+	ok "$shape: llama.cpp's perplexity of the expert drop $lc is strata's masked $sx (1e-4)" \
+		within "${lc:-0}" "${sx:-0}" 1e-4
+	ok "$shape: dropping experts changes the perplexity ($st -> $sx)" \
+		sh -c '[ -n "$1" ] && [ "$1" != "$2" ]' _ "${sx:-}" "${st:-}"
+	"$S" export "$f" --mask "expert=0:1,3;1:0,2;2:2" --format gguf --out "$WORK/x.gguf" \
+		> /dev/null 2> "$WORK/export.err"
+	contains "$(cat "$WORK/export.err")" "one expert_count for every layer" \
+		"$shape: layers keeping different expert counts are refused as gguf, saying why"
+	"$S" export "$f" --mask "expert=1:0-$((n_exp - 2))" --format gguf --out "$WORK/x.gguf" \
+		> /dev/null 2> "$WORK/export.err"
+	contains "$(cat "$WORK/export.err")" "keeps 1 of layer 1's $n_exp experts, but a token is routed to $n_used" \
+		"$shape: fewer experts than a token uses is refused, naming the layer"
+	"$S" export "$f" --mask "expert=1:$n_exp" --format gguf --out "$WORK/x.gguf" \
+		> /dev/null 2> "$WORK/export.err"
+	contains "$(cat "$WORK/export.err")" "drops expert $n_exp of layer 1" \
+		"$shape: an expert out of range is refused, naming it"
 	# what deci or config.json cannot express is refused by name
 	"$S" export "$f" --mask "mlp=1" --format gguf --out "$WORK/x.gguf" > /dev/null 2> "$WORK/export.err"
 	contains "$(cat "$WORK/export.err")" "with attention or MLP drops: llama.cpp's deci has no experts" \
@@ -82,6 +112,33 @@ if [ -s "$f" ]; then
 	is "$(printf '%s\n' "$sc" | grep -c '^1,0,cos,mlp,[0-2],0,0\.[0-9]')" 3 \
 		"calibrate: a cos score in (0, 1) for each of the 3 MoE mlp sites"
 	is "$(printf '%s\n' "$sc" | grep -c '^1,0,cos,block,')" 3 "calibrate: block scores too"
+
+	# Expert Drop from the run: the 2 least routed experts of every layer
+	pj=$("$S" plan 1 --method expert -n 2 --db "$WORK/calib.db" --format json 2> "$WORK/plan.err")
+	pm=$(printf '%s' "$pj" | tr -d '\n' | grep -o '"mask": *"[^"]*"' | sed 's/.*: *"//; s/"$//')
+	contains "$pm" ";expert=0:" "plan --method expert: the mask has an expert part ($pm)"
+	is "$(printf '%s' "${pm#*expert=}" | tr ';' '\n' | sed 's/^[0-9]*://' | tr ',' '\n' |
+		awk -F- '{ n += NF == 2 ? $2 - $1 + 1 : 1 } END { print n }')" 6 \
+		"plan --method expert -n 2: two experts in each of the 3 layers"
+	contains "$pj" '"experts_dropped": 6' "plan: the predicted effect counts 6 experts"
+	contains "$pj" '"params_removed": 37248' "plan: each a router row and 3*D*Fe (6 x 6208)"
+	contains "$(cat "$WORK/plan.err")" "counting routing frequencies" "plan: says it counts frequencies"
+	sx=$(strata_ppl "$f" "$pm")
+	ok "the planned expert drop evaluates ($sx)" [ -n "$sx" ]
+	"$S" export "$f" --mask "$pm" --out "$WORK/plan-x.gguf" --no-store > /dev/null 2> "$WORK/export.err"
+	contains "$(info_json "$WORK/plan-x.gguf")" '"n_expert": 4' "the planned expert drop exports with 4 experts a layer"
+	pj=$("$S" plan 1 --method expert --per-layer 1,2,3 --db "$WORK/calib.db" --format json 2> /dev/null)
+	contains "$pj" '"experts_dropped": 6' "plan --per-layer 1,2,3: 6 experts dropped"
+	contains "$("$S" plan 1 --method expert -n 5 --db "$WORK/calib.db" 2>&1)" \
+		"cannot drop 5 of layer 0's 6 experts: a token is routed to 2, so at most 4" \
+		"plan: too many experts refused, saying why"
+	contains "$("$S" plan 1 --method expert -n 1 --by gate --db "$WORK/calib.db" 2>&1)" \
+		"--by gate needs the expert statistics of calibration" "plan --by gate: not stored yet, said"
+	contains "$("$S" plan 1 --mask "expert=0:6" --db "$WORK/calib.db" 2>&1)" \
+		"drops expert 6 of layer 0, but the model's layers have experts 0-5" \
+		"plan --mask: an expert out of range is refused"
+	contains "$("$S" plan 1 --mask "expert=2:0-1" --db "$WORK/calib.db" --format json 2>&1)" \
+		'"mask": "attn=;mlp=;expert=2:0-1"' "plan --mask keeps the expert part"
 fi
 
 # Hugging Face mixtures of experts are refused by name (GGUF only)

@@ -116,5 +116,50 @@ int main(void)
 	   "truncated human form stays NUL-terminated ('%s')", small);
 	mask_free(m);
 	mask_free(NULL);
+
+	/* the expert part: per layer, the dropped experts */
+	roundtrip("attn=3;mlp=;expert=0:1,5;2:7", 5, "attn=3;mlp=;expert=0:1,5;2:7");
+	roundtrip("expert=2:7;0:5,1,1", 5, "attn=;mlp=;expert=0:1,5;2:7");
+	roundtrip("expert= 2 : 7 ; 0 : 3-5,1;attn=4", 5, "attn=4;mlp=;expert=0:1,3-5;2:7");
+	roundtrip("expert=1:2;mlp=0;expert=1:3", 5, "attn=;mlp=0;expert=1:2-3");
+	roundtrip("attn=1;expert=", 5, "attn=1;mlp=");
+	roundtrip("expert=0:", 5, "attn=;mlp=");
+	human("block=1;expert=0:3", 5, "block=1;expert=0:3");
+	bad("expert=5:1", 5, "layer 5 at position 8 is out of range");
+	bad("expert=1-2:1", 5, "expected ':' after layer 1");
+	bad("expert=1:x", 5, "expected an expert number at position 10");
+	bad("expert=1:70000", 5, "expert 70000 at position 10 is out of range");
+	bad("expert=1:1;foo=2", 5, "position 12");
+	ok(mask_parse("attn=1;expert=0:1,5;2:7", 5, &m, &err) == 0, "parse an expert mask");
+	is_int(mask_n_dropped_expert(m), 3, "three experts dropped");
+	ok(!mask_keeps_expert(m, 0, 5) && mask_keeps_expert(m, 0, 4) && mask_keeps_expert(m, 0, 60) &&
+	   !mask_keeps_expert(m, 2, 7) && mask_keeps_expert(m, 1, 1) && mask_keeps_expert(NULL, 0, 1),
+	   "keeps_expert follows the lists (indices past them kept)");
+	is_int(mask_n_kept_experts(m, 0, 8), 6, "layer 0 keeps 6 of 8");
+	ok(!mask_is_empty(m), "an expert mask is not empty");
+	is_int(mask_check_experts(m, 8, 2, &err), 0, "fits a model of 8 experts, 2 a token");
+	is_int(mask_check_experts(m, 7, 2, &err), ST_EINVAL, "refused for 7 experts");
+	has_str(err.msg, "expert 7 of layer 2", "the error names the layer and the expert");
+	is_int(mask_check_experts(m, 8, 7, &err), ST_EINVAL, "refused for top-7 of 8");
+	has_str(err.msg, "keeps 6 of layer 0's 8 experts", "the error names the layer left short");
+	is_int(mask_check_experts(m, 0, 0, &err), ST_EINVAL, "refused for a dense model");
+	has_str(err.msg, "no experts", "... saying so");
+	{
+		struct mask *d = mask_dup(m);
+		char canon[128];
+
+		ok(d && mask_n_dropped_expert(d) == 3, "dup keeps the expert part");
+		d->mlp[0] = 0;
+		is_int(mask_check_experts(d, 8, 8, &err), ST_EINVAL, "a dropped mlp is not checked ...");
+		has_str(err.msg, "layer 2", "... the next short layer is");
+		mask_free(d);
+		d = mask_new(5);
+		ok(mask_experts_init(d, 4) == 0, "experts_init");
+		d->expert[1 * 4 + 2] = 0;
+		mask_format(d, canon, sizeof canon);
+		ok(!strcmp(canon, "attn=;mlp=;expert=1:2"), "a mask built by hand formats ('%s')", canon);
+		mask_free(d);
+	}
+	mask_free(m);
 	return tap_done();
 }

@@ -6,7 +6,9 @@
  * one-token decode steps, the shapes' features are read (expert counts
  * and widths, shared expert), a dropped mlp site skips the experts, and
  * the expert slices work in every weight dtype (prefill equals decode;
- * 16-bit logits near the F32 model's).
+ * 16-bit logits near the F32 model's).  Expert Drop: a mask's expert
+ * part routes among the kept experts only, and equals (to 1e-6) the
+ * GGUF export with those experts physically removed, loaded back.
  */
 #include <math.h>
 #include <stdint.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "compute/forward.h"
+#include "export/export.h"
 #include "measure/speed.h"
 #include "method/plan.h"
 #include "model/mask.h"
@@ -294,6 +297,121 @@ out:
 	free(dec);
 }
 
+/* Expert Drop on shape: drop two experts a layer (different ones in
+ * each layer, block 1 dropped whole too), and compare the masked
+ * forward with the export's. */
+static void test_expert_drop(const char *shape, const char *dir)
+{
+	struct model *m = load_shape(shape, ST_F32, dir), *x = NULL;
+	struct st_err err = { 0 };
+	struct export_result res;
+	struct mask *mk = NULL, *blk = NULL;
+	float *a = NULL, *b = NULL, *base = NULL, *dec = NULL;
+	char path[512], text[256];
+	int E, L;
+	size_t n;
+
+	if (!m) {
+		ok(0, "%s: loads", shape);
+		return;
+	}
+	E = m->hp.n_expert;
+	L = m->hp.n_layer;
+	n = (size_t)T_TOK * m->hp.n_vocab;
+	a = malloc(n * sizeof *a);
+	b = malloc(n * sizeof *b);
+	base = malloc(n * sizeof *base);
+	dec = malloc(n * sizeof *dec);
+	mk = mask_new(L);
+	if (!a || !b || !base || !dec || !mk || mask_experts_init(mk, E) < 0) {
+		ok(0, "%s: memory", shape);
+		goto out;
+	}
+	for (int l = 0; l < L; l++) {
+		mk->expert[(size_t)l * E + (size_t)(l % E)] = 0;
+		mk->expert[(size_t)l * E + (size_t)((l + 3) % E)] = 0;
+	}
+	mk->attn[1] = mk->mlp[1] = 0;
+	mask_format(mk, text, sizeof text);
+	if (run_both(m, NULL, base, dec) != 0 || run_both(m, mk, a, dec) != 0) {
+		ok(0, "%s: masked forward runs", shape);
+		goto out;
+	}
+	ok(max_abs_diff(a, dec, n) < 1e-4, "%s: expert-dropped prefill equals decode", shape);
+	ok(max_abs_diff(a, base, n) > 1e-3, "%s: dropping experts changes the logits (%.2g)",
+	   shape, max_abs_diff(a, base, n));
+	{
+		/* no token is routed to a dropped expert */
+		struct fwd_state *st = fwd_new(m, mk, T_TOK, T_TOK, &err);
+		uint64_t *cnt = calloc((size_t)E, sizeof *cnt), routed = 0;
+		int32_t tok[T_TOK];
+
+		for (int t = 0; t < T_TOK; t++)
+			tok[t] = (int32_t)((t * 37 + 11) % m->hp.n_vocab);
+		if (st && cnt && fwd_eval(st, tok, T_TOK, NULL, 0, NULL, &err) == 0) {
+			fwd_moe_stats(st, 0, cnt, NULL);
+			for (int e = 0; e < E; e++)
+				if (!mask_keeps_expert(mk, 0, e))
+					routed += cnt[e];
+			ok(routed == 0, "%s: no token routed to a dropped expert of layer 0", shape);
+		} else {
+			ok(0, "%s: stats pass runs (%s)", shape, err.msg);
+		}
+		free(cnt);
+		fwd_free(st);
+	}
+	snprintf(path, sizeof path, "%s/%s-xdrop.gguf", dir, shape);
+	remove(path);
+	if (export_model(m, mk, path, NULL, &res, &err) < 0 || model_load(path, NULL, &x, &err) < 0) {
+		ok(0, "%s: export '%s' and load it (%s)", shape, text, err.msg);
+		goto out;
+	}
+	is_int(x->hp.n_expert, E - 2, "%s: the export has %d experts a layer", shape, E - 2);
+	is_int(x->hp.n_layer, L - 1, "%s: and %d layers", shape, L - 1);
+	ok(x->layers[0].ffn_gate_inp.ne[1] == E - 2 && x->layers[0].ffn_down_exps.ne[2] == E - 2,
+	   "%s: router rows and expert slices are gone", shape);
+	ok(res.params == model_n_params(x), "%s: the export's params %llu are the file's %llu",
+	   shape, (unsigned long long)res.params, (unsigned long long)model_n_params(x));
+	ok(speed_weight_bytes(m, mk) == model_weight_bytes(x),
+	   "%s: the masked model's weight bytes %llu are the export's %llu", shape,
+	   (unsigned long long)speed_weight_bytes(m, mk),
+	   (unsigned long long)model_weight_bytes(x));
+	if (run_both(x, NULL, b, dec) == 0) {
+		double d = max_abs_diff(a, b, n);
+
+		ok(d <= 1e-6, "%s: masked forward equals the exported model's (max |diff| %.2g)",
+		   shape, d);
+	} else {
+		ok(0, "%s: the export runs", shape);
+	}
+	/* layers keeping different counts: GGUF cannot say so */
+	blk = mask_dup(mk);
+	blk->expert[(size_t)2 * E + 2 % E] = 1;
+	remove(path);
+	is_int(export_model(m, blk, path, NULL, &res, &err), ST_EUNSUP,
+	       "%s: uneven expert counts refused as gguf", shape);
+	has_str(err.msg, "one expert_count for every layer", "%s: ... saying why", shape);
+	/* fewer than top-k kept: refused by the forward pass */
+	for (int e = 0; e < E; e++)
+		blk->expert[(size_t)2 * E + e] = e < m->hp.n_expert_used - 1;
+	{
+		struct fwd_state *st = fwd_new(m, blk, 16, 16, &err);
+
+		ok(!st, "%s: a layer with fewer than top-k experts is refused", shape);
+		has_str(err.msg, "layer 2", "%s: ... naming it (%s)", shape, err.msg);
+		fwd_free(st);
+	}
+out:
+	mask_free(mk);
+	mask_free(blk);
+	model_free(x);
+	model_free(m);
+	free(a);
+	free(b);
+	free(base);
+	free(dec);
+}
+
 int main(void)
 {
 	const char *dir = tap_tmpdir("test_moe");
@@ -308,6 +426,10 @@ int main(void)
 	test_shape("olmoe-tiny", "olmoe", 8, 2, 32, 0, 0, dir);
 	test_shape("qwen3moe-tiny", "qwen3moe", 8, 2, 32, 0, 1, dir);
 	test_dtypes(dir);
+	test_expert_drop("olmoe-tiny", dir);
+	test_expert_drop("qwen2moe-tiny", dir);
+	test_expert_drop("mixtral-tiny", dir);
+	test_expert_drop("qwen3moe-tiny", dir);
 	{
 		struct model *m = load_shape("tiny", ST_F32, dir);
 		struct st_err err = { 0 };

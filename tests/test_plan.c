@@ -383,9 +383,58 @@ static void test_stability(void)
 	calib_result_free(r);
 }
 
+/* Expert Drop: the lowest-importance experts of each layer, ties to the
+ * higher index; counts checked against top-k; the predicted effect. */
+static void test_experts(void)
+{
+	struct model_hparams hp = shape();
+	struct st_err err = { 0 };
+	struct mask *m = NULL;
+	struct plan_effect e;
+	double imp[L * 4];
+	int nd[L] = { 2, 2, 2, 2, 2 };
+	char buf[128];
+
+	hp.n_expert = 4;
+	hp.n_expert_used = 2;
+	hp.d_ff_exp = 16;
+	for (int l = 0; l < L; l++)
+		for (int x = 0; x < 4; x++)
+			imp[l * 4 + x] = (double)((l + x * 3) % 4); /* a permutation */
+	imp[0 * 4 + 0] = imp[0 * 4 + 1] = imp[0 * 4 + 2] = imp[0 * 4 + 3] = 0.5; /* all tied */
+	is_int(plan_experts(&hp, imp, nd, &m, &err), 0, "plan_experts: two of four a layer");
+	mask_format(m, buf, sizeof buf);
+	/* layer l: expert x has (l + 3x) % 4, the two lowest (0 and 1) are the
+	 * x with 3x = -l, 1-l (mod 4); layer 0 all tied: the two highest */
+	ok(strcmp(buf, "attn=;mlp=;expert=0:2-3;1:0-1;2:1-2;3:2-3;4:0,3") == 0,
+	   "plan_experts: the lowest importances, ties to the higher index ('%s')", buf);
+	plan_effect(&hp, m, 0, &e);
+	is_int(e.experts_dropped, 10, "effect: 10 experts dropped");
+	ok(e.params == 10ull * (64 + 3 * 64 * 16), "effect: each a router row and 3*D*Fe (%llu)",
+	   (unsigned long long)e.params);
+	ok(e.flops_per_token == 10ull * 2 * 64 && e.kv_bytes_per_token == 0,
+	   "effect: router FLOPs only, no KV bytes");
+	m->mlp[2] = 0;
+	plan_effect(&hp, m, 0, &e);
+	is_int(e.experts_dropped, 8, "effect: a dropped mlp's experts are counted with the mlp");
+	mask_free(m);
+	nd[3] = 3;
+	is_int(plan_experts(&hp, imp, nd, &m, &err), ST_EINVAL, "plan_experts: 3 of 4 with top-2 refused");
+	has_str(err.msg, "cannot drop 3 of layer 3's 4 experts: a token is routed to 2, so at most 2",
+		"... saying why");
+	nd[3] = 0;
+	imp[4 * 4 + 1] = NAN;
+	is_int(plan_experts(&hp, imp, nd, &m, &err), ST_EFORMAT, "plan_experts: NaN importance refused");
+	has_str(err.msg, "expert 1 of layer 4", "... naming the expert");
+	hp.n_expert = 0;
+	is_int(plan_experts(&hp, imp, nd, &m, &err), ST_EINVAL, "plan_experts: dense refused");
+	ok(m == NULL, "no mask on failure");
+}
+
 int main(void)
 {
 	test_layout();
+	test_experts();
 	test_methods();
 	test_ties_and_nan();
 	test_from_mask();

@@ -210,7 +210,7 @@ int cmd_bench(int argc, char **argv)
 		int big = 0;
 		char key[64];
 
-		mask_format(mask ? mask : &(struct mask){0, NULL, NULL}, maskbuf, sizeof maskbuf);
+		mask_format(mask ? mask : &(struct mask){0, NULL, NULL, 0, NULL}, maskbuf, sizeof maskbuf);
 		for (int i = 0; i < n_ctx; i++) {
 			ctxs[i] = ctx[i];
 			if (ctx[i] > ctx[big])

@@ -424,7 +424,7 @@ int cmd_eval(int argc, char **argv)
 			    (size_t)res[j].n);
 		free(res);
 	}
-	mask_format(mask ? mask : &(struct mask){0, NULL, NULL}, maskbuf, sizeof maskbuf);
+	mask_format(mask ? mask : &(struct mask){0, NULL, NULL, 0, NULL}, maskbuf, sizeof maskbuf);
 	if (co.format == OUT_LMEVAL) {
 		if (print_lmeval(rows, nr, argv[optind], limit, maskbuf) < 0) {
 			cli_error("out of memory writing the results");

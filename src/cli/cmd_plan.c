@@ -21,13 +21,19 @@
 
 static const char help[] =
 	"usage: strata plan RUN --method M -n K [options]\n"
+	"       strata plan RUN --method expert -n E [--by frequency] [--per-layer N,N,...]\n"
 	"       strata plan RUN --mask MASK\n"
 	"Choose the sites to drop from the scores of calibration run RUN (see\n"
 	"'strata runs'), print the mask, the sites in drop order with their\n"
 	"importance, and the predicted effect; or check a mask written by hand.\n"
 	"  --method M         attn, mlp, block (the K least important of that kind),\n"
 	"                     joint (attn and mlp ranked together), contiguous (the span\n"
-	"                     of K blocks with the smallest angular distance)\n"
+	"                     of K blocks with the smallest angular distance), expert\n"
+	"                     (a mixture of experts: the K least important experts of\n"
+	"                     every layer)\n"
+	"  --by S             expert: rank by frequency (tokens routed, counted now over\n"
+	"                     the run's data), gate or norm (need stored statistics)\n"
+	"  --per-layer N,...  expert: how many to drop in each layer, instead of -n\n"
 	"  -n K               sites (blocks for block and contiguous) to drop\n"
 	"  --iterative        drop one at a time, re-scoring the model each time\n"
 	"                     (attn, mlp, block, joint; loads the model and data again)\n"
@@ -41,6 +47,9 @@ static const char help[] =
 struct plan_args {
 	long run, n, keep_first, keep_last, ctx;
 	int method, iterative, all_tokens;
+	int expert;                 /* --method expert */
+	const char *by;             /* --by */
+	int *per_layer, n_per_layer;
 	const char *mask, *db;
 	struct common_opts co;
 };
@@ -82,6 +91,7 @@ static void print_plan(const struct plan_args *a, const struct app_plan *p, enum
 		json_object_set_new(o, "attn_dropped", json_integer(e->attn_dropped));
 		json_object_set_new(o, "mlp_dropped", json_integer(e->mlp_dropped));
 		json_object_set_new(o, "blocks_dropped", json_integer(e->blocks_dropped));
+		json_object_set_new(o, "experts_dropped", json_integer(e->experts_dropped));
 		json_object_set_new(o, "params_removed", json_integer((json_int_t)e->params));
 		json_object_set_new(o, "kv_bytes_per_token",
 				    json_integer((json_int_t)e->kv_bytes_per_token));
@@ -123,7 +133,7 @@ static void print_plan(const struct plan_args *a, const struct app_plan *p, enum
 		record_int(r, "run", a->run);
 		record_str(r, "method", method);
 		if (!a->mask) {
-			record_int(r, "n", a->n);
+			record_int(r, "n", p->n);
 			record_bool(r, "iterative", a->iterative);
 		}
 		if (a->keep_first || a->keep_last) {
@@ -143,6 +153,8 @@ static void print_plan(const struct plan_args *a, const struct app_plan *p, enum
 		record_int(r, "attn_dropped", e->attn_dropped);
 		record_int(r, "mlp_dropped", e->mlp_dropped);
 		record_int(r, "blocks_dropped", e->blocks_dropped);
+		if (e->experts_dropped)
+			record_int(r, "experts_dropped", e->experts_dropped);
 		record_int(r, "params_removed", (long long)e->params);
 		record_int(r, "kv_bytes_per_token", (long long)e->kv_bytes_per_token);
 		record_int(r, "flops_per_token", (long long)e->flops_per_token);
@@ -187,6 +199,11 @@ static int plan_main(const struct plan_args *a)
 	rq.all_tokens = a->all_tokens;
 	rq.attn_ctx = (int)a->ctx;
 	rq.mask = a->mask;
+	if (a->expert) {
+		rq.expert_by = a->by ? a->by : "frequency";
+		rq.per_layer = a->per_layer;
+		rq.n_per_layer = a->n_per_layer;
+	}
 	rq.progress = cli_calib_progress;
 	cli_cancel_install();
 	e = app_plan_run(&env, &rq, &p, &err);
@@ -210,6 +227,8 @@ int cmd_plan(int argc, char **argv)
 		{"all-tokens", no_argument, NULL, 'T'},
 		{"ctx", required_argument, NULL, 'c'},
 		{"mask", required_argument, NULL, 'm'},
+		{"by", required_argument, NULL, 'B'},
+		{"per-layer", required_argument, NULL, 'P'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct plan_args a;
 	int c;
@@ -221,11 +240,48 @@ int cmd_plan(int argc, char **argv)
 	while ((c = cli_next_opt("plan", argc, argv, "hn:", longopts, help, &a.co, &a.db)) >= 0) {
 		switch (c) {
 		case 'M':
-			a.method = plan_method_parse(optarg);
+			a.expert = strcmp(optarg, "expert") == 0;
+			a.method = a.expert ? PLAN_MLP : plan_method_parse(optarg);
 			if (a.method < 0)
-				return cli_usage("plan", "--method expects attn, mlp, block, joint or "
-						 "contiguous, got '%s'", optarg);
+				return cli_usage("plan", "--method expects attn, mlp, block, joint, "
+						 "contiguous or expert, got '%s'", optarg);
 			break;
+		case 'B':
+			if (strcmp(optarg, "frequency") && strcmp(optarg, "gate") &&
+			    strcmp(optarg, "norm"))
+				return cli_usage("plan", "--by expects frequency, gate or norm, got "
+						 "'%s'", optarg);
+			a.by = optarg;
+			break;
+		case 'P': {
+			const char *q = optarg;
+
+			free(a.per_layer);
+			a.per_layer = NULL;
+			a.n_per_layer = 0;
+			for (;;) {
+				char *end;
+				long v = strtol(q, &end, 10);
+				int *np;
+
+				if (end == q || v < 0 || v > 1 << 20 || (*end && *end != ',')) {
+					free(a.per_layer);
+					return cli_usage("plan", "--per-layer expects counts like 2,2,3, "
+							 "got '%s'", optarg);
+				}
+				np = realloc(a.per_layer, (size_t)(a.n_per_layer + 1) * sizeof *np);
+				if (!np) {
+					free(a.per_layer);
+					return cli_usage("plan", "out of memory");
+				}
+				a.per_layer = np;
+				a.per_layer[a.n_per_layer++] = (int)v;
+				if (!*end)
+					break;
+				q = end + 1;
+			}
+			break;
+		}
 		case 'n':
 			if (cli_parse_int("plan", "-n", optarg, 0, 1 << 20, &a.n) < 0)
 				return EXIT_USAGE;
@@ -254,9 +310,22 @@ int cmd_plan(int argc, char **argv)
 		return cli_usage("plan", "expected a run id (see 'strata runs')");
 	if (cli_parse_int("plan", "RUN", argv[optind], 1, INT64_MAX, &a.run) < 0)
 		return EXIT_USAGE;
+	if ((a.by || a.per_layer) && !a.expert) {
+		free(a.per_layer);
+		return cli_usage("plan", "--by and --per-layer go with --method expert");
+	}
 	if (a.mask) {
 		if (a.method >= 0 || a.n >= 0 || a.iterative)
 			return cli_usage("plan", "--mask replaces --method, -n and --iterative");
+	} else if (a.expert) {
+		if (a.iterative || a.keep_first || a.keep_last) {
+			free(a.per_layer);
+			return cli_usage("plan", "--method expert is one-shot, without guards");
+		}
+		if ((a.n < 0) == !a.per_layer) {
+			free(a.per_layer);
+			return cli_usage("plan", "--method expert takes -n E or --per-layer N,N,...");
+		}
 	} else {
 		if (a.method < 0)
 			return cli_usage("plan", "expected --method (or --mask)");
@@ -267,5 +336,7 @@ int cmd_plan(int argc, char **argv)
 					 "attn, mlp, block or joint");
 	}
 	cli_common_apply(&a.co);
-	return plan_main(&a);
+	c = plan_main(&a);
+	free(a.per_layer);
+	return c;
 }

@@ -116,7 +116,7 @@ int cmd_ppl(int argc, char **argv)
 	{
 		struct record *r = record_new();
 
-		mask_format(mask ? mask : &(struct mask){0, NULL, NULL}, maskbuf, sizeof maskbuf);
+		mask_format(mask ? mask : &(struct mask){0, NULL, NULL, 0, NULL}, maskbuf, sizeof maskbuf);
 		record_int(r, "tokens", (long long)res.tokens);
 		record_num(r, "nll", res.nll);
 		record_num(r, "ppl", res.ppl);

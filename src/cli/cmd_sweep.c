@@ -279,6 +279,11 @@ static int parse_methods(const char *s, struct sweep_args *a)
 	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		int mth = plan_method_parse(tok);
 
+		if (strcmp(tok, "expert") == 0) {
+			cli_usage("sweep", "--method expert is not swept yet: plan each count with "
+				  "'strata plan RUN --method expert -n E' and evaluate its mask");
+			return -1;
+		}
 		if (mth < 0 || mth == PLAN_CONTIGUOUS) {
 			cli_usage("sweep", "--method: '%s' is not attn, mlp, block or joint", tok);
 			return -1;

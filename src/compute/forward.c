@@ -266,6 +266,8 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 			mask->n_layer, m->path ? m->path : "?", hp->n_layer);
 		return NULL;
 	}
+	if (mask_check_experts(mask, hp->n_expert, hp->n_expert_used, err) < 0)
+		return NULL;
 	if (hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv != 0 || hp->head_dim % 2) {
 		st_errf(err, ST_EUNSUP, "forward: %d heads over %d KV heads of dim %d is not supported",
 			hp->n_head, hp->n_head_kv, hp->head_dim);
@@ -984,6 +986,14 @@ int fwd_moe_route(const float *logits, int n_expert, int k, int norm, int *sel, 
  * into their tokens' outputs times their weights.  Experts no token
  * chose cost nothing.  A shared expert (Qwen2-MoE) runs over all T rows
  * and is added times sigmoid(shexp_gate . in).
+ *
+ * Experts the mask drops get router logit -inf before routing: the
+ * softmax runs over the kept experts only and top-k chooses among them,
+ * which is exactly what a model with those experts removed (their
+ * router rows gone, the others in order) computes -- the rule for every
+ * softmax-then-top-k family here; with renormalised top-k weights the
+ * softmax's domain does not matter, without it (Qwen2-MoE, OLMoE) it
+ * does, and the exported file must agree.
  */
 static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 		    const struct fwd_layer *fl, const float *in, int T)
@@ -993,6 +1003,11 @@ static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 	const struct st_tensor *wr = &w->ffn_gate_inp;
 
 	matmul_n_mode(1, &s->router, in, &wr, T, 0, s->mm);
+	if (s->mask->expert)
+		for (e = 0; e < E; e++)
+			if (!mask_keeps_expert(s->mask, l, e))
+				for (t = 0; t < T; t++)
+					s->router[(size_t)t * E + e] = -INFINITY;
 	for (t = 0; t < T; t++)
 		fwd_moe_route(s->router + (size_t)t * E, E, K, hp->moe_norm_topk,
 			      s->sel + (size_t)t * K, s->sel_w + (size_t)t * K);

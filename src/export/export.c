@@ -88,6 +88,10 @@ struct layer_plan {
 	uint8_t *gone;       /* [n_src] GONE_ATTN | GONE_MLP */
 	int partial;         /* some exported layer lacks exactly one site */
 	int ffn_only;        /* exported layers with attention but no FFN */
+	const struct mask *mask; /* for its expert part; may be NULL */
+	int n_expert;        /* experts of every exported MoE layer (the
+				source's count when the mask drops none) */
+	int experts_dropped; /* the mask drops experts of exported layers */
 };
 
 static void plan_release(struct layer_plan *p)
@@ -99,13 +103,15 @@ static void plan_release(struct layer_plan *p)
 static int plan_build(const struct model *m, const struct mask *mask, struct layer_plan *p,
 		      struct st_err *err)
 {
-	int L = m->hp.n_layer;
+	int L = m->hp.n_layer, rc;
 
 	memset(p, 0, sizeof *p);
 	if (mask && mask->n_layer != L)
 		return st_errf(err, ST_EINVAL, "mask has %d layers, model '%s' has %d",
 			       mask->n_layer, m->path ? m->path : "?", L);
 	p->n_src = L;
+	p->mask = mask;
+	p->n_expert = m->hp.n_expert;
 	p->new_idx = malloc((size_t)L * sizeof *p->new_idx);
 	p->gone = calloc((size_t)L, 1);
 	if (!p->new_idx || !p->gone) {
@@ -135,6 +141,31 @@ static int plan_build(const struct model *m, const struct mask *mask, struct lay
 		return st_errf(err, ST_EINVAL, "the mask drops every layer of '%s': nothing to "
 			       "export", m->path ? m->path : "?");
 	}
+	/* GGUF has one expert_count for every layer */
+	if ((rc = mask_check_experts(mask, m->hp.n_expert, m->hp.n_expert_used, err)) < 0) {
+		plan_release(p);
+		return rc;
+	}
+	for (int l = 0, first = -1; m->hp.n_expert > 0 && l < L; l++) {
+		int k;
+
+		if (p->gone[l] & GONE_MLP)
+			continue;
+		k = mask_n_kept_experts(mask, l, m->hp.n_expert);
+		if (first < 0) {
+			first = l;
+			p->n_expert = k;
+		} else if (k != p->n_expert) {
+			plan_release(p);
+			return st_errf(err, ST_EUNSUP, "cannot export '%s' with layer %d keeping %d "
+				       "experts and layer %d keeping %d: a GGUF file has one "
+				       "expert_count for every layer; drop as many experts in each "
+				       "layer (an export as hf, which could hold them, is not built "
+				       "for mixtures of experts yet)", m->path ? m->path : "?",
+				       first, p->n_expert, l, k);
+		}
+	}
+	p->experts_dropped = m->hp.n_expert > 0 && p->n_expert < m->hp.n_expert;
 	/* which layers slide is a fixed pattern of the layer index (llama.cpp's
 	 * and transformers' Gemma): renumbering must not change a layer's kind */
 	for (int l = 0; l < L; l++) {
@@ -345,6 +376,8 @@ static int gguf_site(const char *rest)
 struct out_tensor {
 	const struct st_tensor *src;  /* NULL: a zero placeholder of ne */
 	const void *repl;             /* gguf: bytes the caller supplies (opts.replace) */
+	int layer;                    /* gguf: the source layer of an expert tensor
+					 whose dropped experts are left out, else -1 */
 	int64_t ne[2];
 	int64_t unperm_hd;            /* hf from gguf: q/k rows to reorder, head_dim */
 	const struct st_tensor *pack[2]; /* hf W_pack: k and v, whose rows follow src's (q);
@@ -359,6 +392,56 @@ struct out_tensor {
 	void *buf;           /* hf: a quantized weight's packed array (owned), nbytes */
 	struct st_tensor own;/* hf: its shape (src points here) */
 };
+
+/* 1 if rest names a tensor with one slice per expert along its last
+ * dimension: the router's rows and the 3-D expert tensors. */
+static int per_expert(const char *rest)
+{
+	static const char *const names[] = {
+		"ffn_gate_inp.weight", "ffn_gate_exps.weight", "ffn_up_exps.weight",
+		"ffn_down_exps.weight",
+	};
+
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		if (strcmp(rest, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Expert e's slice of t along its last dimension, as a tensor of its own. */
+static struct st_tensor expert_unit(const struct st_tensor *t, int e)
+{
+	struct st_tensor v = *t;
+	int last = t->n_dims - 1;
+	size_t per = t->ne[last] > 0 ? t->nbytes / (size_t)t->ne[last] : 0;
+
+	v.ne[last] = 1;
+	v.nbytes = per;
+	v.data = t->data ? (const char *)t->data + per * (size_t)e : NULL;
+	return v;
+}
+
+/* Write the slices of t (or of its replacement bytes repl, as type)
+ * that layer l of lp keeps. */
+static int stream_experts(struct stream *s, const struct layer_plan *lp, int l,
+			  const struct st_tensor *t, const void *repl, enum st_dtype type,
+			  struct st_err *err)
+{
+	int E = (int)t->ne[t->n_dims - 1], rc;
+
+	for (int e = 0; e < E; e++) {
+		struct st_tensor v = expert_unit(t, e);
+		size_t per = tensor_bytes_as(&v, type);
+
+		if (!mask_keeps_expert(lp->mask, l, e))
+			continue;
+		rc = repl ? stream_bytes(s, (const uint8_t *)repl + per * (size_t)e, per, err)
+			  : stream_tensor(s, &v, type, err);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
 
 static const char *const layer_count_keys[] = {
 	"block_count", "feed_forward_length", "attention.head_count",
@@ -449,7 +532,8 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 			const char *suf = kv->key + plen + 1;
 			struct gguf_kv renamed = *kv;
 
-			if (is_layer_count_key(suf))
+			if (is_layer_count_key(suf) ||
+			    (lp->experts_dropped && strcmp(suf, "expert_count") == 0))
 				continue;
 			have_klen |= strcmp(suf, "attention.key_length") == 0;
 			have_vlen |= strcmp(suf, "attention.value_length") == 0;
@@ -509,6 +593,10 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 		snprintf(key, sizeof key, "%s.attention.head_count_kv", out_arch);
 		gguf_writer_add_u32(w, key, (uint32_t)m->hp.n_head_kv);
 	}
+	if (lp->experts_dropped) {
+		snprintf(key, sizeof key, "%s.expert_count", out_arch);
+		gguf_writer_add_u32(w, key, (uint32_t)lp->n_expert);
+	}
 	gguf_writer_add_str(w, "strata.export.mask", mask_text);
 
 	/* tensors in the source's order, dropped ones left out, blocks renumbered */
@@ -526,11 +614,23 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 			snprintf(x->name, sizeof x->name, "%s", t->name);
 		}
 		x->src = t;
+		x->layer = -1;
 		x->type = gguf_out_type(t, o->dtype);
 		if (o->replace && o->replace(o->rud, t, &x->type, &x->repl) != 1)
 			x->repl = NULL;
 		x->nbytes = tensor_bytes_as(t, x->type);
-		gguf_writer_add_tensor(w, x->name, x->type, t->n_dims, t->ne);
+		if (l >= 0 && lp->experts_dropped && per_expert(rest) && t->n_dims >= 2 &&
+		    t->ne[t->n_dims - 1] == m->hp.n_expert) {
+			/* the dropped experts' router rows and slices left out */
+			int64_t ne[4] = { t->ne[0], t->ne[1], t->ne[2], t->ne[3] };
+
+			ne[t->n_dims - 1] = lp->n_expert;
+			x->layer = l;
+			x->nbytes = x->nbytes / (size_t)m->hp.n_expert * (size_t)lp->n_expert;
+			gguf_writer_add_tensor(w, x->name, x->type, t->n_dims, ne);
+		} else {
+			gguf_writer_add_tensor(w, x->name, x->type, t->n_dims, t->ne);
+		}
 		s.total += x->nbytes;
 		nt++;
 	}
@@ -589,7 +689,9 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 	s.ud = o->ud;
 	s.file = path;
 	for (int i = 0; i < nt; i++) {
-		rc = ot[i].repl ? stream_bytes(&s, ot[i].repl, ot[i].nbytes, err) :
+		rc = ot[i].src && ot[i].layer >= 0 ?
+			stream_experts(&s, lp, ot[i].layer, ot[i].src, ot[i].repl, ot[i].type, err) :
+		     ot[i].repl ? stream_bytes(&s, ot[i].repl, ot[i].nbytes, err) :
 		     ot[i].src ? stream_tensor(&s, ot[i].src, ot[i].type, err)
 			       : stream_zeros(&s, ot[i].nbytes, err);
 		if (rc < 0) {
@@ -1953,7 +2055,15 @@ static uint64_t export_params(const struct model *m, const struct layer_plan *lp
 			     nelem(&w->q_norm) + nelem(&w->k_norm) + nelem(&w->attn_post_norm);
 		if (lp->gone[l] & GONE_MLP)
 			n -= nelem(&w->ffn_norm) + nelem(&w->w_gate) + nelem(&w->w_up) +
-			     nelem(&w->w_down) + nelem(&w->ffn_post_norm);
+			     nelem(&w->w_down) + nelem(&w->ffn_post_norm) +
+			     nelem(&w->ffn_gate_inp) + nelem(&w->ffn_gate_exps) +
+			     nelem(&w->ffn_up_exps) + nelem(&w->ffn_down_exps) +
+			     nelem(&w->ffn_gate_inp_shexp) + nelem(&w->ffn_gate_shexp) +
+			     nelem(&w->ffn_up_shexp) + nelem(&w->ffn_down_shexp);
+		else if (lp->experts_dropped)
+			n -= (nelem(&w->ffn_gate_inp) + nelem(&w->ffn_gate_exps) +
+			      nelem(&w->ffn_up_exps) + nelem(&w->ffn_down_exps)) /
+			     (uint64_t)m->hp.n_expert * (uint64_t)(m->hp.n_expert - lp->n_expert);
 	}
 	return n;
 }

@@ -53,7 +53,8 @@ struct speed_result {
 /*
  * Bytes of the weights the masked forward pass reads (mask may be
  * NULL): every tensor of the model, less the norms, projections and
- * biases of dropped attention and MLP sites.  A tied output projection
+ * biases of dropped attention and MLP sites, and the router rows and
+ * expert slices of dropped experts.  A tied output projection
  * is counted once.
  */
 uint64_t speed_weight_bytes(const struct model *m, const struct mask *mask);

@@ -125,7 +125,65 @@ void plan_effect(const struct model_hparams *hp, const struct mask *mask,
 		}
 		if (a && f)
 			e->blocks_dropped++;
+		if (!f && hp->n_expert > 0) {
+			int k = hp->n_expert - mask_n_kept_experts(mask, l, hp->n_expert);
+			uint64_t Fe = (uint64_t)hp->d_ff_exp;
+
+			e->experts_dropped += k;
+			e->params += (uint64_t)k * (D + 3 * D * Fe);
+			e->flops_per_token += (uint64_t)k * 2 * D;
+		}
 	}
+}
+
+int plan_experts(const struct model_hparams *hp, const double *imp, const int *n_drop,
+		 struct mask **out, struct st_err *err)
+{
+	int L = hp->n_layer, E = hp->n_expert, K = hp->n_expert_used;
+	struct mask *m;
+	int *order;
+
+	*out = NULL;
+	if (E <= 0)
+		return st_errf(err, ST_EINVAL, "an expert plan needs a mixture of experts (%s "
+			       "is dense)", hp->arch);
+	for (int l = 0; l < L; l++) {
+		if (n_drop[l] < 0 || n_drop[l] > E - K)
+			return st_errf(err, ST_EINVAL, "cannot drop %d of layer %d's %d experts: a "
+				       "token is routed to %d, so at most %d", n_drop[l], l, E, K,
+				       E - K);
+		for (int e = 0; n_drop[l] > 0 && e < E; e++)
+			if (isnan(imp[(size_t)l * E + e]))
+				return st_errf(err, ST_EFORMAT, "no importance for expert %d of "
+					       "layer %d", e, l);
+	}
+	m = mask_new(L);
+	order = malloc((size_t)E * sizeof *order);
+	if (!m || !order || mask_experts_init(m, E) < 0) {
+		mask_free(m);
+		free(order);
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	}
+	for (int l = 0; l < L; l++) {
+		const double *v = imp + (size_t)l * E;
+
+		/* insertion sort: lowest importance first, ties to the higher index */
+		for (int i = 0; i < E; i++) {
+			int j = i;
+
+			while (j > 0 && (v[order[j - 1]] > v[i] ||
+					 (v[order[j - 1]] == v[i] && order[j - 1] < i))) {
+				order[j] = order[j - 1];
+				j--;
+			}
+			order[j] = i;
+		}
+		for (int i = 0; i < n_drop[l]; i++)
+			m->expert[(size_t)l * E + order[i]] = 0;
+	}
+	free(order);
+	*out = m;
+	return 0;
 }
 
 /* ---- selection ---- */

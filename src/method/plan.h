@@ -28,6 +28,15 @@
  *   attention FLOPs/token  = 4 * q * ctx per attention (QK^T and AV for a
  *                            token attending to ctx positions), reported
  *                            separately when ctx > 0.
+ *   each dropped expert (of a layer whose mlp is kept): params D (its
+ *                  router row) + 3*D*Fe, FLOPs/token 2*D (its router
+ *                  logit; a token still runs k experts, so the experts'
+ *                  FLOPs and the KV bytes per token do not change).
+ *
+ * Expert Drop (plan_experts): in each layer, the experts of lowest
+ * importance (routing frequency, gate weight or output norm: whatever
+ * the caller ranks by), as He et al. 2024 ("Demystifying the Compression
+ * of Mixture-of-Experts") drop experts of Mixtral.
  */
 #ifndef STRATA_PLAN_H
 #define STRATA_PLAN_H
@@ -76,6 +85,7 @@ struct plan_effect {
 	uint64_t flops_per_token;   /* matmul FLOPs per token saved */
 	uint64_t attn_flops_per_token; /* at opts.attn_ctx; 0 when not asked */
 	int attn_dropped, mlp_dropped, blocks_dropped;
+	int experts_dropped;        /* of layers whose mlp is kept */
 };
 
 struct plan {
@@ -128,6 +138,20 @@ void plan_effect(const struct model_hparams *hp, const struct mask *mask,
 		 int attn_ctx, struct plan_effect *e);
 
 void plan_free(struct plan *p);
+
+/*
+ * Expert Drop: a mask dropping, in each layer l, the n_drop[l] experts
+ * of lowest importance imp[l * n_expert + e] (lower = less important;
+ * ties to the higher expert index, as layers' ties go to the deeper
+ * one).  hp gives n_layer, n_expert and n_expert_used.  Fails with
+ * ST_EINVAL for a dense model, or when n_drop[l] is negative or would
+ * leave layer l fewer experts than a token uses ("cannot drop 7 of layer
+ * 2's 8 experts: a token is routed to 2, so at most 6"), and ST_EFORMAT
+ * when an importance of a layer that drops experts is NaN.  *out is the
+ * caller's (mask_free); its expert part has hp->n_expert experts.
+ */
+int plan_experts(const struct model_hparams *hp, const double *imp, const int *n_drop,
+		 struct mask **out, struct st_err *err);
 
 /*
  * How stable the one-shot plan of o is over the first n_chunks chunks of

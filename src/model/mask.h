@@ -5,6 +5,16 @@
  * collapsed, empty lists allowed: "attn=;mlp=").  The empty string and
  * "none" parse as "nothing dropped"; "block=3,5" drops both sites.
  * mask_format_human prints whole blocks as "block=" for people.
+ *
+ * A mixture of experts may also drop single experts: an expert part
+ * after the sites lists, per layer, the dropped experts,
+ * "attn=3;mlp=;expert=0:1,5;2:7" (layer 0 drops experts 1 and 5, layer 2
+ * drops expert 7; layers in order, each at most once, experts sorted,
+ * ranges collapsed as for layers).  A mask that drops no expert prints
+ * without it, as before.  The parser knows only n_layer, so the expert
+ * indices are checked against the model by mask_check_experts (fwd_new
+ * and export call it): an index past the model's experts, or a layer
+ * left with fewer experts than a token uses (top-k), is refused.
  */
 #ifndef STRATA_MASK_H
 #define STRATA_MASK_H
@@ -18,6 +28,11 @@ struct mask {
 	int n_layer;
 	uint8_t *attn; /* [n_layer] 1 = kept */
 	uint8_t *mlp;  /* [n_layer] 1 = kept */
+	/* the expert part: experts e < n_expert of each layer, 1 = kept
+	 * (experts at or past n_expert are kept); n_expert 0 and expert
+	 * NULL when the mask drops no expert */
+	int n_expert;
+	uint8_t *expert; /* [n_layer][n_expert] 1 = kept */
 };
 
 /* A mask with everything kept; NULL on allocation failure. */
@@ -46,5 +61,24 @@ int mask_n_dropped_mlp(const struct mask *m);
 int mask_is_empty(const struct mask *m);
 int mask_keeps_attn(const struct mask *m, int layer); /* m may be NULL */
 int mask_keeps_mlp(const struct mask *m, int layer);
+
+/* Give m an expert part of n_expert experts a layer, all kept (what it
+ * held is kept where it fits).  Returns 0, or ST_ENOMEM / ST_EINVAL. */
+int mask_experts_init(struct mask *m, int n_expert);
+/* 1 if expert e of layer l is kept (m may be NULL). */
+int mask_keeps_expert(const struct mask *m, int layer, int e);
+/* Experts dropped in all layers. */
+int mask_n_dropped_expert(const struct mask *m);
+/* Experts of layer l kept among the model's n_expert. */
+int mask_n_kept_experts(const struct mask *m, int layer, int n_expert);
+/*
+ * Check m's expert part against a model of n_expert experts, k a token
+ * (n_expert 0: a dense model, which may not drop experts): an expert
+ * index out of range is ST_EINVAL naming the layer and the expert; a
+ * layer that keeps fewer than k experts is ST_EINVAL too (strata refuses
+ * rather than lowering k: the model would no longer be the one asked
+ * for, and llama.cpp cannot load such a file).  m may be NULL.
+ */
+int mask_check_experts(const struct mask *m, int n_expert, int k, struct st_err *err);
 
 #endif
