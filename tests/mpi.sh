@@ -3,7 +3,8 @@
 # processes with the scores of one process, bit for bit (one thread
 # each); resumes a run a single process left with any number of ranks;
 # stops all ranks with a stopping rule at the chunk one process stops
-# at; refuses other commands.  A strata built without MPI says so when
+# at; a mixture of experts' expert statistics equal one process's;
+# refuses other commands.  A strata built without MPI says so when
 # started by mpirun.  Needs mpirun (Debian: openmpi-bin).
 . "$STRATA_SRCDIR/tests/tap.sh"
 S=$STRATA_BIN
@@ -68,6 +69,17 @@ is "$rc" 0 "mpirun -np 2 with --until-stable ends"
 c1=$(json_num chunks < "$tmp/st1.json")
 is "$(json_num chunks < "$tmp/st2.json")" "$c1" "... after the chunk one process stops at ($c1)"
 is "$(scores_of < "$tmp/st2.json")" "$(scores_of < "$tmp/st1.json")" "... with its scores"
+
+# ---- a mixture of experts: the expert statistics of one process ----
+"$S" synth "$tmp/olmoe.gguf" --shape olmoe-tiny > /dev/null 2>&1
+ex_of() { "$S" scores 1 --experts --db "$1" --format json | sed 's/"run": [0-9]*//g'; }
+"$S" calibrate "$tmp/olmoe.gguf" "$text" --threads 1 --samples 6 --seq-len 32 --db "$tmp/x1.db" \
+	> /dev/null 2>&1
+mpi 2 "$S" calibrate "$tmp/olmoe.gguf" "$text" --threads 1 --samples 6 --seq-len 32 \
+	--db "$tmp/x2.db" > /dev/null 2> "$tmp/x2.err"; rc=$?
+is "$rc" 0 "mpirun -np 2 calibrates olmoe-tiny"
+is "$(ex_of "$tmp/x2.db" | grep -o '"freq_se"' | wc -l | tr -d ' ')" 24 "... with 24 experts' statistics"
+is "$(ex_of "$tmp/x2.db")" "$(ex_of "$tmp/x1.db")" "... equal to one process's, bit for bit"
 
 # ---- other commands are not spread ----
 mpi 2 "$S" eval "$model" --task "ppl:$text" --no-store > /dev/null 2> "$tmp/ev.err"; rc=$?
