@@ -9,12 +9,14 @@
  * depend on the thread count), and copies the hidden states h_0 .. h_L
  * of the chunk for the angular distances, which are computed once the
  * pass is done: for every token the cosines between all pairs of
- * h_i, h_j with 1 <= j - i <= L-1.
+ * h_i, h_j with 1 <= j - i <= L-1.  For a mixture of experts a tap on
+ * the routing (fwd_moe_tap) adds each token's experts, weights and
+ * output norms into its chunk's expert sums, in token order.
  *
- * Invariants: a result's statistics are a function of its per-chunk
- * rows only, summed in chunk order, so resuming from stored rows gives
- * the same bits as an uninterrupted run; rows past n_chunks are never
- * read.
+ * Invariants: a result's statistics (the expert ones too) are a
+ * function of its per-chunk rows only, summed in chunk order, so resuming
+ * from stored rows gives the same bits as an uninterrupted run; rows past
+ * n_chunks are never read.
  */
 #include "method/calib.h"
 
