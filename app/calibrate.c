@@ -41,6 +41,7 @@ struct calib_ctx {
 	int64_t run;
 	int pass, n_pass;          /* iterative: current pass, passes planned */
 	int n_layer, seq_len;
+	int n_expert;              /* a mixture of experts' experts, else 0 */
 	int delay_ms;              /* test hook */
 	app_calib_progress_fn progress;
 	void *ud;
@@ -81,13 +82,22 @@ static int on_source(void *ud, int chunk, double *values, int n_values, struct s
 	return dist_recv_chunk(chunk, from, values, n_values, err) < 0 ? err->code : 1;
 }
 
-/* After each chunk's values are final: persist them (one transaction). */
+/* After each chunk's values are final: persist them (one transaction
+ * each); a mixture of experts' expert row first, so that a chunk counted
+ * as done has it. */
 static int on_chunk(void *ud, int chunk, const double *values, int n_values, struct st_err *err)
 {
 	struct calib_ctx *c = ud;
+	int nv = calib_n_values(c->n_layer), rc;
 
+	if (n_values > nv && c->n_expert > 0 &&
+	    (rc = APP_STORE(c->env, store_expert_chunk_put(c->env->s, c->run, c->pass, chunk,
+							   c->n_layer, c->n_expert, values + nv,
+							   err))) < 0)
+		return rc;
 	return APP_STORE(c->env, store_chunk_put(c->env->s, c->run, c->pass, chunk, c->n_layer,
-						 c->seq_len, values, n_values, err));
+						 c->seq_len, values, n_values > nv ? nv : n_values,
+						 err));
 }
 
 static int on_progress(void *ud, const struct calib_progress *p)
@@ -210,7 +220,42 @@ int app_calib_put_scores(const struct app_env *env, int64_t run, int pass,
 	if (rc == 0)
 		rc = APP_STORE(env, store_scores_put(env->s, run, pass, sc, n, err));
 	free(sc);
+	if (rc == 0 && r->experts)
+		rc = APP_STORE(env, store_expert_stats_put(env->s, run, pass, r->experts, err));
 	return rc;
+}
+
+int app_expert_stats(const struct app_env *env, int64_t run, struct calib_expert_stats **out,
+		     struct st_err *err)
+{
+	struct store_run info;
+	struct calib_result *r;
+	int L = 0, E = 0, n = 0, rc;
+
+	*out = NULL;
+	if ((rc = APP_STORE(env, store_run_get(env->s, run, &info, err))) < 0)
+		return rc;
+	if ((rc = APP_STORE(env, store_expert_dims(env->s, run, 0, &L, &E, err))) < 0)
+		return rc;
+	if (L < 1 || E < 1)
+		return 0;
+	r = calib_result_new(L, info.chunks_total, info.seq_len);
+	if (!r || calib_result_experts(r, E) < 0) {
+		calib_result_free(r);
+		return st_errf(err, ST_ENOMEM, "out of memory for the expert statistics of run %lld",
+			       (long long)run);
+	}
+	if ((rc = APP_STORE(env, store_expert_chunks_get(env->s, run, 0, r, &n, err))) < 0) {
+		calib_result_free(r);
+		return rc;
+	}
+	/* the finished chunks, as the run's own finish saw them */
+	r->n_chunks = info.chunks_done < info.chunks_total ? info.chunks_done : info.chunks_total;
+	calib_result_finish(r);
+	*out = r->experts;
+	r->experts = NULL;
+	calib_result_free(r);
+	return 1;
 }
 
 struct calib_result *app_run_result(const struct app_env *env, const struct store_run *run,
@@ -277,6 +322,7 @@ int app_calib_iterative(const struct app_env *env, const struct model *m,
 	if ((rc = APP_STORE(env, store_run_begin(env->s, k, &prov, d->n_chunks, run, err))) < 0)
 		return rc;
 	ctx_init(&ctx, env, *run, m->hp.n_layer, d->seq_len, progress, ud);
+	ctx.n_expert = m->hp.n_expert > 0 ? m->hp.n_expert : 0;
 	ctx.n_pass = po->n;
 	calib_opts_init(&co);
 	co.angular = 0;
@@ -466,16 +512,21 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 
 	app_provenance(&prov);
 	if (prev) {
-		int n_read = 0;
+		int n_read = 0, n_exp = 0;
 
 		if (prev->chunks_total != d->n_chunks || prev->seq_len != d->seq_len)
 			return st_errf(err, ST_EINVAL, "run %lld has %d chunks of %d tokens, the data "
 				       "now gives %d of %d; cannot resume it", (long long)prev->id,
 				       prev->chunks_total, prev->seq_len, d->n_chunks, d->seq_len);
 		res = calib_result_new(m->hp.n_layer, d->n_chunks, d->seq_len);
-		if (!res)
+		if (!res || calib_result_experts(res, m->hp.n_expert) < 0) {
+			calib_result_free(res);
 			return st_errf(err, ST_ENOMEM, "out of memory");
+		}
 		if ((e = APP_STORE(env, store_chunks_get(env->s, prev->id, 0, res, &n_read, err))) < 0 ||
+		    (res->n_expert > 0 &&
+		     (e = APP_STORE(env, store_expert_chunks_get(env->s, prev->id, 0, res, &n_exp,
+								 err))) < 0) ||
 		    (e = APP_STORE(env, store_run_restart(env->s, prev->id, &prov, err))) < 0) {
 			calib_result_free(res);
 			return e;
@@ -492,6 +543,7 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 		return e;
 	}
 	ctx_init(&ctx, env, out->run, m->hp.n_layer, d->seq_len, rq->progress, rq->ud);
+	ctx.n_expert = m->hp.n_expert > 0 ? m->hp.n_expert : 0;
 	if (dist_size() > 1) { /* the other ranks compute their share from here */
 		char sha[65];
 

@@ -29,6 +29,7 @@ struct model;
 struct dataset;
 struct plan_opts;
 struct calib_result;
+struct calib_expert_stats;
 struct calib_progress;
 
 /* Progress of a calibration after each chunk: pass (0-based) of n_pass
@@ -148,6 +149,21 @@ int app_calib_iterative(const struct app_env *env, const struct model *m,
  */
 int app_calib_put_scores(const struct app_env *env, int64_t run, int pass,
 			 const struct calib_result *r, struct st_err *err);
+
+/*
+ * The expert statistics of pass 0 of run `run` (a mixture of experts:
+ * calib.h's struct calib_expert_stats, arrays [n_layer * n_expert] at
+ * l * n_expert + e of freq, gate, norm, wnorm and their standard
+ * errors), recomputed from its stored chunk rows, so they exist for a
+ * running or interrupted run too and equal what its finish stored.
+ * Returns 1 with *out set (the caller's: calib_expert_stats_free), 0
+ * with *out NULL when the run has no expert rows (a dense model, or a
+ * run from before schema version 7), or a negative code (err filled;
+ * an unknown run is ST_EINVAL).  For planners that
+ * rank experts (by frequency, gate or norm).
+ */
+int app_expert_stats(const struct app_env *env, int64_t run, struct calib_expert_stats **out,
+		     struct st_err *err);
 
 /* The key string of an iterative run: "attn", or with guards
  * "attn keep_first=1 keep_last=2"; into buf. */

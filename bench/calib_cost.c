@@ -4,7 +4,10 @@
  *   tok    reading, tokenizing and chunking the data (dataset_load);
  *   fwd    the plain forward pass over the same chunks, no logits, no
  *          observer (after one warm-up chunk, so that kept weight
- *          conversions are made before the clock starts);
+ *          conversions are made before the clock starts; for a mixture
+ *          of experts a warm-up pass over every chunk, as each chunk
+ *          routes to experts of its own whose conversions would else be
+ *          made, and counted, in the plain loop);
  *   calib  calib_run over the chunks: the forward pass with the
  *          observer (cos of every site, angular distances);
  *   app    the whole calibration as `strata calibrate --force` runs it
@@ -137,8 +140,12 @@ int main(int argc, char **argv)
 	s = fwd_new(m, NULL, d->seq_len, d->seq_len, &err);
 	if (!s)
 		die("forward", &err);
-	if (fwd_eval(s, d->tokens, d->seq_len, NULL, 0, NULL, &err) < 0)
-		die("forward", &err);
+	for (int c = 0; c < (m->hp.n_expert > 0 ? d->n_chunks : 1); c++) {
+		fwd_reset(s);
+		if (fwd_eval(s, d->tokens + (size_t)c * d->seq_len, d->seq_len, NULL, 0, NULL,
+			     &err) < 0)
+			die("forward", &err);
+	}
 	t0 = bench_now_s(), c0 = cpu_now_s();
 	for (int c = 0; c < d->n_chunks; c++) {
 		fwd_reset(s);

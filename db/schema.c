@@ -343,8 +343,49 @@ static const char SQL_SCHEMA_V6[] =
 	RUN_LIST_COLS ", r.stop_rule, r.stopped\n"
 	RUN_LIST_FROM;
 
+/* Version 7: the expert statistics of a mixture of experts (calib.h):
+ * per chunk the sums (expert_chunks, for resuming), per run and pass the
+ * statistics with their standard errors (expert_stats), and a view that
+ * joins them to the run and its model (expert_list). */
+static const char SQL_SCHEMA_V7[] =
+	"CREATE TABLE expert_chunks (\n"
+	"  run_id    INTEGER NOT NULL REFERENCES calib_runs(id) ON DELETE CASCADE,\n"
+	"  pass      INTEGER NOT NULL,\n"
+	"  chunk     INTEGER NOT NULL,\n"
+	"  layer     INTEGER NOT NULL,\n"
+	"  expert    INTEGER NOT NULL,\n"
+	"  routed    REAL,\n"
+	"  gate_sum  REAL,\n"
+	"  norm_sum  REAL,\n"
+	"  wnorm_sum REAL,\n"
+	"  PRIMARY KEY (run_id, pass, chunk, layer, expert)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE TABLE expert_stats (\n"
+	"  run_id   INTEGER NOT NULL REFERENCES calib_runs(id) ON DELETE CASCADE,\n"
+	"  pass     INTEGER NOT NULL,\n"
+	"  layer    INTEGER NOT NULL,\n"
+	"  expert   INTEGER NOT NULL,\n"
+	"  chunks   INTEGER NOT NULL,\n"
+	"  freq     REAL,\n"
+	"  freq_se  REAL,\n"
+	"  gate     REAL,\n"
+	"  gate_se  REAL,\n"
+	"  norm     REAL,\n"
+	"  norm_se  REAL,\n"
+	"  wnorm    REAL,\n"
+	"  wnorm_se REAL,\n"
+	"  PRIMARY KEY (run_id, pass, layer, expert)\n"
+	") WITHOUT ROWID;\n"
+	"CREATE VIEW expert_list AS\n"
+	"  SELECT x.run_id AS run, x.pass, m.arch, m.path AS model, r.status, r.mask,\n"
+	"         x.layer, x.expert, x.chunks, x.freq, x.freq_se, x.gate, x.gate_se,\n"
+	"         x.norm, x.norm_se, x.wnorm, x.wnorm_se\n"
+	"  FROM expert_stats x JOIN calib_runs r ON r.id = x.run_id\n"
+	"                      JOIN models m ON m.id = r.model_id;\n";
+
 static const char *const migrations[] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3,
-					 SQL_SCHEMA_V4, SQL_SCHEMA_V5, SQL_SCHEMA_V6};
+					 SQL_SCHEMA_V4, SQL_SCHEMA_V5, SQL_SCHEMA_V6,
+					 SQL_SCHEMA_V7};
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
 	       "one migration per schema version");

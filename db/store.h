@@ -35,9 +35,10 @@
 
 struct store;
 struct calib_result;
+struct calib_expert_stats;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 /* PRAGMA application_id of a strata store ("STRA"). */
 #define STORE_APPLICATION_ID 0x53545241
 
@@ -234,6 +235,28 @@ struct store_score {
 int store_scores_put(struct store *s, int64_t run, int pass,
 		     const struct store_score *scores, size_t n,
 		     struct st_err *err);
+/*
+ * Expert statistics of a mixture of experts (calib.h; schema version 7).
+ * store_expert_chunk_put persists chunk `chunk`'s expert row (sums[],
+ * calib_n_exp_values(n_layer, n_expert) of them, NaN as NULL) in one
+ * transaction; write it before the chunk's values (store_chunk_put), so
+ * a chunk counted as done always has its row.  store_expert_chunks_get
+ * reads the rows of chunks 0 .. r->n_chunks_total-1 of a pass into r
+ * (which must have its expert part: calib_result_experts), any chunk
+ * that has them; *n_chunks gets how many chunks had rows.
+ * store_expert_dims gives the layers and experts of a pass's rows
+ * (0, 0 when it has none).  store_expert_stats_put replaces the
+ * statistics of a pass (the expert_stats table, shown by expert_list).
+ */
+int store_expert_chunk_put(struct store *s, int64_t run, int pass, int chunk, int n_layer,
+			   int n_expert, const double *sums, struct st_err *err);
+int store_expert_dims(struct store *s, int64_t run, int pass, int *n_layer, int *n_expert,
+		      struct st_err *err);
+int store_expert_chunks_get(struct store *s, int64_t run, int pass, struct calib_result *r,
+			    int *n_chunks, struct st_err *err);
+int store_expert_stats_put(struct store *s, int64_t run, int pass,
+			   const struct calib_expert_stats *x, struct st_err *err);
+
 /* Record the site an iterative run dropped after pass `pass`. */
 int store_iter_drop_put(struct store *s, int64_t run, int pass, int layer,
 			const char *site, double importance, struct st_err *err);

@@ -3,7 +3,8 @@
 # processes with the scores of one process, bit for bit (one thread
 # each); resumes a run a single process left with any number of ranks;
 # stops all ranks with a stopping rule at the chunk one process stops
-# at.  `strata eval` and `strata sweep` spread the windows and items of
+# at; a mixture of experts' expert statistics equal one process's.
+# `strata eval` and `strata sweep` spread the windows and items of
 # each evaluation with the printed numbers of one process; a worker that
 # dies ends the job with the evaluations done stored.  Other commands
 # are refused.  A strata built without MPI says so when
@@ -137,6 +138,16 @@ sweep "$tmp/swk.db" mpi 3 "$S" > "$tmp/swk.csv" 2> "$tmp/swk2.err"; rc=$?
 is "$rc" 0 "mpirun -np 3 finishes the sweep"
 contains "$(cat "$tmp/swk2.err")" "(from the store)" "... reading back what was done"
 is "$(cat "$tmp/swk.csv")" "$(cat "$tmp/sw1.csv")" "... to the numbers of one process"
+# ---- a mixture of experts: the expert statistics of one process ----
+"$S" synth "$tmp/olmoe.gguf" --shape olmoe-tiny > /dev/null 2>&1
+ex_of() { "$S" scores 1 --experts --db "$1" --format json | sed 's/"run": [0-9]*//g'; }
+"$S" calibrate "$tmp/olmoe.gguf" "$text" --threads 1 --samples 6 --seq-len 32 --db "$tmp/x1.db" \
+	> /dev/null 2>&1
+mpi 2 "$S" calibrate "$tmp/olmoe.gguf" "$text" --threads 1 --samples 6 --seq-len 32 \
+	--db "$tmp/x2.db" > /dev/null 2> "$tmp/x2.err"; rc=$?
+is "$rc" 0 "mpirun -np 2 calibrates olmoe-tiny"
+is "$(ex_of "$tmp/x2.db" | grep -o '"freq_se"' | wc -l | tr -d ' ')" 24 "... with 24 experts' statistics"
+is "$(ex_of "$tmp/x2.db")" "$(ex_of "$tmp/x1.db")" "... equal to one process's, bit for bit"
 
 # ---- other commands are not spread ----
 mpi 2 "$S" ppl "$model" "$text" > /dev/null 2> "$tmp/ppl.err"; rc=$?

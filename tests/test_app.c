@@ -21,8 +21,10 @@
 #include "db/store.h"
 #include "measure/speed.h"
 #include "method/calib.h"
+#include "method/dataset.h"
 #include "model/mask.h"
 #include "model/model.h"
+#include "model/synth.h"
 #include "tap.h"
 
 /* What the guard and the notes saw. */
@@ -75,6 +77,68 @@ static int cancel_after(void *ud, const struct calib_progress *p, int pass, int 
 {
 	(void)n_pass;
 	return pass == 0 && *(int *)ud > 0 && p->chunks_done >= *(int *)ud;
+}
+
+/* The expert statistics through the store (olmoe-tiny): app_expert_stats
+ * of a run cancelled after 2 chunks and resumed equals, bit for bit, the
+ * statistics calib_run gives in one go over the same data, and a dense
+ * run has none. */
+static void test_expert_stats(struct app_env *env, const char *tmp, const char *text,
+			      int64_t dense_run)
+{
+	struct st_err err = {0};
+	struct model *m = NULL;
+	struct calib_expert_stats *x = NULL;
+	struct app_calib_req rq;
+	struct app_calib_out o;
+	char path[4200];
+	int stop = 2, rc;
+
+	is_int(app_expert_stats(env, dense_run, &x, &err), 0, "a dense run has no expert statistics");
+	ok(x == NULL, "... and none are returned");
+	is_int(app_expert_stats(env, 999999, &x, &err), ST_EINVAL, "an unknown run is refused");
+	snprintf(path, sizeof path, "%s/olmoe-tiny.gguf", tmp);
+	if (synth_write_gguf(path, synth_find_shape("olmoe-tiny"), ST_F32, 3, NULL, NULL, &err) < 0 ||
+	    model_load(path, NULL, &m, &err) < 0) {
+		ok(0, "olmoe-tiny: %s", err.msg);
+		return;
+	}
+	memset(&rq, 0, sizeof rq);
+	rq.data = text;
+	rq.samples = 5;
+	rq.seq_len = 24;
+	rq.iter_method = -1;
+	rq.progress = cancel_after;
+	rq.ud = &stop;
+	is_int(app_calibrate(env, m, &rq, &o, &err), ST_ECANCEL, "olmoe-tiny: cancelled after 2 chunks");
+	rc = app_expert_stats(env, o.run, &x, &err);
+	ok(rc == 1 && x && x->n_chunks == 2 && x->n_layer == m->hp.n_layer &&
+	   x->n_expert == m->hp.n_expert, "... its statistics so far: over 2 chunks, %d x %d",
+	   m->hp.n_layer, m->hp.n_expert);
+	calib_expert_stats_free(x);
+	x = NULL;
+	stop = 0;
+	rq.resume = 1;
+	ok(app_calibrate(env, m, &rq, &o, &err) == 0, "... resumed: %s", err.msg);
+	rc = app_expert_stats(env, o.run, &x, &err);
+	{
+		struct dataset_opts dopt = {0};
+		struct dataset *d = NULL;
+		struct calib_result *r = NULL;
+		size_t n = (size_t)m->hp.n_layer * m->hp.n_expert;
+
+		dopt.samples = 5;
+		dopt.seq_len = 24;
+		if (dataset_load(m, text, &dopt, &d, &err) == 0)
+			calib_run(m, d, NULL, &r, &err);
+		ok(rc == 1 && x && r && r->experts && x->n_chunks == 5 &&
+		   memcmp(x->freq, r->experts->freq, 8 * n * sizeof(double)) == 0,
+		   "app_expert_stats of the resumed run equals calib_run's in one go, bit for bit");
+		calib_result_free(r);
+		dataset_free(d);
+	}
+	calib_expert_stats_free(x);
+	model_free(m);
 }
 
 /* The export phases heard, comma separated. */
@@ -400,6 +464,7 @@ int main(void)
 		r.status = STORE_CANCELLED;
 		is_int(app_run_live(&r), 0, "... nor when it is not marked running");
 	}
+	test_expert_stats(&env, tmp, text, o1.run);
 	model_free(m);
 	store_close(s);
 	return tap_done();

@@ -235,11 +235,12 @@ static void test_new_store(void)
 	}
 	is_int(q_int(s, "PRAGMA foreign_keys"), 1, "foreign keys are on");
 	is_int(q_int(s, "SELECT count(*) FROM sqlite_master WHERE name IN ('models','datasets',"
-		     "'calib_runs','calib_chunks','scores','masks','plans','plan_drops','iter_drops')"),
-	       9, "all tables exist");
+		     "'calib_runs','calib_chunks','scores','masks','plans','plan_drops','iter_drops',"
+		     "'expert_chunks','expert_stats')"),
+	       11, "all tables exist");
 	is_int(q_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name IN "
-		     "('run_list','site_scores','layer_scores','latest_runs','plan_list')"),
-	       5, "all views exist");
+		     "('run_list','site_scores','layer_scores','latest_runs','plan_list','expert_list')"),
+	       6, "all views exist");
 	store_close(s);
 	s = NULL;
 	is_int(store_open(p, STORE_NOCREATE, &s, &err), 0, "reopening an existing store works with NOCREATE");

@@ -139,6 +139,16 @@ struct run_scores *scores_load(struct store *s, int64_t run, struct st_err *err)
 		scores_free(r);
 		return NULL;
 	}
+	{ /* a mixture of experts' statistics (none: r->ex stays NULL) */
+		struct app_env env;
+
+		memset(&env, 0, sizeof env);
+		env.s = s;
+		if (app_expert_stats(&env, run, &r->ex, err) < 0) {
+			scores_free(r);
+			return NULL;
+		}
+	}
 	return r;
 }
 
@@ -149,6 +159,7 @@ void scores_free(struct run_scores *r)
 	free(r->cos);
 	free(r->rank);
 	free(r->ang);
+	calib_expert_stats_free(r->ex);
 	free(r);
 }
 

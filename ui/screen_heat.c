@@ -15,6 +15,12 @@
  * matrix d(l, n) of Gromov et al.: rows the first layer l, columns the
  * span n.  Space drops or restores the site under the cursor (in the
  * matrix: the whole span); the what-if panel on the right follows.
+ * `E` switches a mixture of experts' run to its layers x experts map of
+ * one statistic (t cycles frequency, gate, norm, weighted norm; s the
+ * scale: global, each layer its own range, rank within the layer), the
+ * cursor's expert spelled out below as `strata scores --experts`
+ * prints it, with every statistic, its standard error and the expert's
+ * rank in its layer.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -22,6 +28,7 @@
 
 #include "ui/ui.h"
 
+#include "method/calib.h"
 #include "model/mask.h"
 
 #define CW 8       /* cell width */
@@ -321,6 +328,138 @@ static void ang_map(struct tui *t, WINDOW *w)
 	draw_textf(w, H - 1, 0, W, " mask: %s", t->mask_text);
 }
 
+/* ---- the experts view ---- */
+
+static const char *const exp_names[HEAT_EXP_N] = {"freq", "gate", "norm", "wnorm"};
+static const char *const exp_long[HEAT_EXP_N] = {
+	"routing frequency (share of tokens)", "mean gate weight when routed",
+	"mean output norm when routed", "mean gate-weighted output norm when routed",
+};
+
+static const double *exp_arr(const struct calib_expert_stats *x, int k, int se)
+{
+	switch (k) {
+	case HEAT_EXP_GATE:
+		return se ? x->gate_se : x->gate;
+	case HEAT_EXP_NORM:
+		return se ? x->norm_se : x->norm;
+	case HEAT_EXP_WNORM:
+		return se ? x->wnorm_se : x->wnorm;
+	default:
+		return se ? x->freq_se : x->freq;
+	}
+}
+
+/* Expert e's rank in layer l by statistic k: 1 = the lowest; 0 when NaN. */
+static int exp_rank(const struct calib_expert_stats *x, int k, int l, int e)
+{
+	const double *a = exp_arr(x, k, 0) + (size_t)l * x->n_expert;
+	int r = 1;
+
+	if (isnan(a[e]))
+		return 0;
+	for (int j = 0; j < x->n_expert; j++)
+		r += !isnan(a[j]) && (a[j] < a[e] || (a[j] == a[e] && j < e));
+	return r;
+}
+
+static int exp_step(const struct tui *t, const struct calib_expert_stats *x, int l, int e,
+		    double lo, double hi)
+{
+	const double *a = exp_arr(x, t->heat.emetric, 0) + (size_t)l * x->n_expert;
+	int E = x->n_expert;
+
+	if (!isfinite(a[e]))
+		return -1;
+	if (t->heat.scale == HEAT_SCALE_GLOBAL)
+		return colour_step(a[e], lo, hi);
+	if (t->heat.scale == HEAT_SCALE_COLUMN) {
+		double rlo = INFINITY, rhi = -INFINITY;
+
+		for (int j = 0; j < E; j++)
+			if (isfinite(a[j])) {
+				rlo = fmin(rlo, a[j]);
+				rhi = fmax(rhi, a[j]);
+			}
+		return colour_step(a[e], rlo, rhi);
+	}
+	return E > 1 ? (exp_rank(x, t->heat.emetric, l, e) - 1) * (RAMP_STEPS - 1) / (E - 1)
+		     : RAMP_STEPS / 2;
+}
+
+static void exp_map(struct tui *t, WINDOW *w)
+{
+	struct heat_state *h = &t->heat;
+	const struct calib_expert_stats *x = t->cur->ex;
+	int L = x->n_layer, E = x->n_expert, W = t->cols, H = getmaxy(w), vis = vis_rows(t);
+	int cw = 6, fit, left = 0, k = h->emetric, le;
+	const double *a = exp_arr(x, k, 0);
+	double lo = INFINITY, hi = -INFINITY;
+	char buf[32];
+
+	if (h->layer >= L)
+		h->layer = L - 1;
+	if (h->ecol >= E)
+		h->ecol = E - 1;
+	for (int i = 0; i < L * E; i++)
+		if (isfinite(a[i])) {
+			lo = fmin(lo, a[i]);
+			hi = fmax(hi, a[i]);
+		}
+	if (!isfinite(lo))
+		lo = hi = 0;
+	keep_visible(t, vis);
+	fit = (W - LABEL_W) / (cw + 1);
+	if (fit < 1)
+		fit = 1;
+	if (h->ecol >= fit)
+		left = h->ecol - fit + 1;
+	wattron(w, A_BOLD);
+	draw_textf(w, 0, 0, W, " Experts  %s  %s, %d chunks (t: next)", t->cur->label, exp_long[k],
+		   x->n_chunks);
+	wattroff(w, A_BOLD);
+	if (h->scale == HEAT_SCALE_GLOBAL)
+		colour_legend(w, 1, 1, lo, hi, "rows: layers, columns: experts  scale: global (s)");
+	else if (h->scale == HEAT_SCALE_COLUMN)
+		colour_legend_text(w, 1, 1, "row low", "row high",
+				   "scale: each layer its own range (s)");
+	else
+		colour_legend_text(w, 1, 1, "lowest", "highest", "scale: rank within the layer (s)");
+	draw_text(w, 2, 0, LABEL_W, "l \\ e");
+	for (int e = left, c = 0; e < E && c < fit; e++, c++) {
+		snprintf(buf, sizeof buf, "%d", e);
+		draw_text(w, 2, LABEL_W + c * (cw + 1), cw, buf);
+	}
+	for (int r = 0; r < vis && h->top + r < L; r++) {
+		int l = h->top + r;
+
+		draw_textf(w, 3 + r, 0, LABEL_W, "%4d", l);
+		for (int e = left, c = 0; e < E && c < fit; e++, c++) {
+			double v = a[(size_t)l * E + e];
+
+			if (isfinite(v))
+				snprintf(buf, sizeof buf, "%.3g", v);
+			else
+				snprintf(buf, sizeof buf, "-");
+			colour_cell(w, 3 + r, LABEL_W + c * (cw + 1), cw, exp_step(t, x, l, e, lo, hi), buf,
+				    l == h->layer && e == h->ecol, 0);
+		}
+	}
+	le = h->layer * E + h->ecol;
+	if (isfinite(x->freq[le])) {
+		draw_textf(w, H - 3, 0, W, " run %lld layer %d expert %d: freq %.6g (se %.6g)  "
+			   "gate %.6g (se %.6g)", (long long)t->cur->run, h->layer, h->ecol,
+			   x->freq[le], x->freq_se[le], x->gate[le], x->gate_se[le]);
+		draw_textf(w, H - 2, 0, W, " norm %.6g (se %.6g)  wnorm %.6g (se %.6g)  rank %d of %d "
+			   "in the layer by %s (1 = lowest)", x->norm[le], x->norm_se[le], x->wnorm[le],
+			   x->wnorm_se[le], exp_rank(x, k, h->layer, h->ecol), E, exp_names[k]);
+	} else {
+		draw_textf(w, H - 3, 0, W, " run %lld layer %d expert %d: no statistics (its mlp "
+			   "site was dropped)", (long long)t->cur->run, h->layer, h->ecol);
+	}
+	draw_textf(w, H - 1, 0, W, " mask: %s", t->mask_text);
+}
+
 void heat_draw(struct tui *t, WINDOW *w)
 {
 	if (!t->cur) {
@@ -329,7 +468,9 @@ void heat_draw(struct tui *t, WINDOW *w)
 			  "stored run.");
 		return;
 	}
-	if (t->heat.angular)
+	if (t->heat.experts && t->cur->ex)
+		exp_map(t, w);
+	else if (t->heat.angular)
 		ang_map(t, w);
 	else
 		heat_map(t, w);
@@ -408,6 +549,44 @@ void heat_key(struct tui *t, int act, int ch)
 	(void)ch;
 	if (!t->cur && act != ACT_EVAL && act != ACT_BENCH)
 		return;
+	if (act == ACT_EXPERTS) {
+		if (!t->cur->ex) {
+			tui_err(t, "run %lld has no expert statistics (not a mixture of experts)",
+				(long long)t->cur->run);
+			return;
+		}
+		h->experts ^= 1;
+		t->dirty_body = 1;
+		return;
+	}
+	if (h->experts && t->cur->ex) {
+		int E = t->cur->ex->n_expert;
+
+		switch (act) {
+		case ACT_LEFT:
+			if (h->ecol > 0)
+				h->ecol--;
+			break;
+		case ACT_RIGHT:
+			if (h->ecol + 1 < E)
+				h->ecol++;
+			break;
+		case ACT_EDIT:
+			h->emetric = (h->emetric + 1) % HEAT_EXP_N;
+			tui_msg(t, "experts: %s", exp_long[h->emetric]);
+			break;
+		case ACT_SCALE:
+			h->scale = (h->scale + 1) % HEAT_SCALE_N;
+			break;
+		case ACT_TOGGLE:
+			tui_err(t, "experts are dropped by a plan of experts, not from this map");
+			break;
+		default:
+			layers_key(t, act, 2);
+		}
+		t->dirty_body = 1;
+		return;
+	}
 	if (h->angular) {
 		int L = t->cur->n_layer;
 
@@ -471,7 +650,7 @@ void heat_click(struct tui *t, int y, int x)
 	struct heat_state *h = &t->heat;
 	int L, x0, c, r;
 
-	if (!t->cur || h->angular)
+	if (!t->cur || h->angular || (h->experts && t->cur->ex))
 		return;
 	L = t->cur->n_layer;
 	x0 = L > vis_rows(t) ? 4 : 0;

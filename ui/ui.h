@@ -34,6 +34,7 @@
 
 struct mask;
 struct calib_result;
+struct calib_expert_stats;
 
 /* ---- screens ---- */
 
@@ -48,6 +49,7 @@ enum tui_act {
 	ACT_UP, ACT_DOWN, ACT_LEFT, ACT_RIGHT, ACT_TOP, ACT_BOTTOM, ACT_PGUP, ACT_PGDN, ACT_ENTER,
 	ACT_OPEN, ACT_COMPARE, ACT_START, ACT_TOGGLE, ACT_ANGULAR, ACT_EVAL, ACT_BENCH, ACT_PLAN,
 	ACT_RESET, ACT_NOCMP, ACT_EDIT, ACT_RELOAD, ACT_FIGURE, ACT_SCALE, ACT_COMPUTE,
+	ACT_EXPERTS,
 };
 
 /* ---- colour ---- */
@@ -142,6 +144,7 @@ struct run_scores {
 	int *rank, *lo, *hi; /* [3][L] rank among its kind, bootstrap interval */
 	double *ang;      /* [L][L + 1]: d(l, n) on the last token at l*(L+1)+n */
 	double *ang_all;  /* the same over all tokens */
+	struct calib_expert_stats *ex; /* a mixture of experts' statistics, else NULL */
 };
 struct run_scores *scores_load(struct store *s, int64_t run, struct st_err *err);
 void scores_free(struct run_scores *r);
@@ -255,7 +258,14 @@ struct heat_state {
 	int all_tokens;    /* angular view: all tokens instead of the last */
 	int acol;          /* angular view cursor: span n */
 	int scale;         /* HEAT_SCALE_*: how values map to colours */
+	int experts;       /* showing the layers x experts map (a mixture of experts) */
+	int emetric;       /* experts view: HEAT_EXP_* shown */
+	int ecol;          /* experts view cursor: the expert */
 };
+
+/* The experts view's statistic (calib.h): routing frequency, mean gate
+ * weight, mean output norm, mean gate-weighted output norm. */
+enum { HEAT_EXP_FREQ, HEAT_EXP_GATE, HEAT_EXP_NORM, HEAT_EXP_WNORM, HEAT_EXP_N };
 
 /* The heatmap's colour scales: one range over every column, each
  * column its own range, or the rank within the column (one outlier

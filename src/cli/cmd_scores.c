@@ -2,7 +2,9 @@
  * cmd_scores: `strata scores RUN` -- a calibration run's scores from the
  * site_scores view: value (the mean over chunks), its standard error,
  * importance (1 - cos for cos; the distance itself for the angular
- * metrics) and the rank with its bootstrap 95% interval.
+ * metrics) and the rank with its bootstrap 95% interval.  With
+ * --experts, a mixture of experts' statistics per layer and expert from
+ * the expert_list view (frequency, gate, norms, standard errors).
  */
 #include <getopt.h>
 #include <stdlib.h>
@@ -17,6 +19,9 @@ static const char help[] =
 	"Print the scores of calibration run RUN (see 'strata runs').\n"
 	"  --metric M         cos (default), angular_last, angular_all, or all\n"
 	"  --pass P           iterative runs: the scores of pass P (default 0)\n"
+	"  --experts          a mixture of experts: per layer and expert the routing\n"
+	"                     frequency, mean gate weight and output norms (plain and\n"
+	"                     gate-weighted) when routed, with standard errors\n"
 	DB_HELP;
 
 static const char SQL_SCORES[] =
@@ -25,12 +30,16 @@ static const char SQL_SCORES[] =
 	" WHERE run = ?1 AND pass = ?3 AND (?2 = 'all' OR metric = ?2)"
 	" ORDER BY CASE metric WHEN 'cos' THEN 0 WHEN 'angular_last' THEN 1 ELSE 2 END,"
 	" span, CASE site WHEN 'attn' THEN 0 WHEN 'mlp' THEN 1 ELSE 2 END, layer";
+static const char SQL_EXPERTS[] =
+	"SELECT run, pass, layer, expert, chunks, freq, freq_se, gate, gate_se, norm, norm_se,"
+	" wnorm, wnorm_se FROM expert_list WHERE run = ?1 AND pass = ?2 ORDER BY layer, expert";
 
 int cmd_scores(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"metric", required_argument, NULL, 'm'},
 		{"pass", required_argument, NULL, 'p'},
+		{"experts", no_argument, NULL, 'x'},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct common_opts co = {0, OUT_TEXT, 0, 0};
 	struct st_err err = {0};
@@ -39,7 +48,7 @@ int cmd_scores(int argc, char **argv)
 	struct store_run run;
 	struct store *s;
 	long id, pass = 0;
-	int c, rc = EXIT_ERR;
+	int c, rc = EXIT_ERR, experts = 0;
 
 	while ((c = cli_next_opt("scores", argc, argv, "h", longopts, help, &co, &db)) >= 0) {
 		switch (c) {
@@ -52,6 +61,9 @@ int cmd_scores(int argc, char **argv)
 		case 'p':
 			if (cli_parse_int("scores", "--pass", optarg, 0, 1 << 20, &pass) < 0)
 				return EXIT_USAGE;
+			break;
+		case 'x':
+			experts = 1;
 			break;
 		}
 	}
@@ -72,6 +84,24 @@ int cmd_scores(int argc, char **argv)
 		fprintf(stderr, "strata scores: run %ld is %s (%d of %d chunks) and has no scores "
 			"yet; continue it with 'strata calibrate MODEL DATA --resume'\n", id,
 			store_status_name(run.status), run.chunks_done, run.chunks_total);
+		goto out;
+	}
+	if (experts) {
+		int L = 0, E = 0;
+
+		if (store_expert_dims(s, id, (int)pass, &L, &E, &err) < 0) {
+			fprintf(stderr, "strata scores: %s\n", err.msg);
+			goto out;
+		}
+		if (E < 1) {
+			fprintf(stderr, "strata scores: run %ld has no expert statistics (its model is "
+				"not a mixture of experts, or it was calibrated by a strata before them)\n",
+				id);
+			goto out;
+		}
+		params[0] = store_int(id);
+		params[1] = store_int(pass);
+		rc = table_query_print(s, "scores", SQL_EXPERTS, params, 2, co.format);
 		goto out;
 	}
 	params[0] = store_int(id);

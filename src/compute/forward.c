@@ -116,6 +116,8 @@ struct fwd_state {
 	float *sel_w;    /* ... and their weights */
 	int *by_exp;     /* [max_batch * n_expert_used] token of each assignment, by expert */
 	float *by_exp_w; /* their weights */
+	int *by_exp_a;   /* their assignment t * n_expert_used + j (into sel) */
+	float *sel_norm; /* [max_batch][n_expert_used] |expert output| (moe tap only) */
 	int *exp_start;  /* [n_expert + 1] where each expert's assignments begin */
 	uint64_t *moe_count; /* [n_layer][n_expert] tokens routed (fwd_moe_stats) */
 	double *moe_wsum;    /* [n_layer][n_expert] their summed weights */
@@ -123,6 +125,7 @@ struct fwd_state {
 	const struct fwd_seqs *sq; /* during a call over kept sequences, else NULL */
 	enum mm_compute mm; /* prefill matmuls of non-F32 weights (fwd_set_compute) */
 	struct fwd_tap tap; /* inputs of the linear layers (fwd_set_tap); fn NULL: none */
+	struct fwd_moe_tap moe_tap; /* routing of each pass (fwd_set_moe_tap); fn NULL: none */
 };
 
 static enum fwd_compute default_compute(void);
@@ -171,6 +174,8 @@ void fwd_free(struct fwd_state *s)
 	free(s->sel_w);
 	free(s->by_exp);
 	free(s->by_exp_w);
+	free(s->by_exp_a);
+	free(s->sel_norm);
 	free(s->exp_start);
 	free(s->moe_count);
 	free(s->moe_wsum);
@@ -323,13 +328,16 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 		s->sel_w = falloc(k, 1);
 		s->by_exp = malloc(k * sizeof *s->by_exp);
 		s->by_exp_w = falloc(k, 1);
+		s->by_exp_a = malloc(k * sizeof *s->by_exp_a);
+		s->sel_norm = falloc(k, 1);
 		s->exp_start = malloc(((size_t)hp->n_expert + 1) * sizeof *s->exp_start);
 		s->moe_count = calloc((size_t)hp->n_layer * (size_t)hp->n_expert,
 				      sizeof *s->moe_count);
 		s->moe_wsum = calloc((size_t)hp->n_layer * (size_t)hp->n_expert,
 				     sizeof *s->moe_wsum);
 		if (!s->router || !s->moe_acc || !s->xe || !s->ye || !s->sel || !s->sel_w ||
-		    !s->by_exp || !s->by_exp_w || !s->exp_start || !s->moe_count || !s->moe_wsum)
+		    !s->by_exp || !s->by_exp_w || !s->by_exp_a || !s->sel_norm || !s->exp_start ||
+		    !s->moe_count || !s->moe_wsum)
 			goto nomem;
 	}
 	s->rope_cos = falloc((size_t)max_batch, (size_t)s->hd / 2);
@@ -1027,6 +1035,7 @@ static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 
 			s->by_exp[p] = t;
 			s->by_exp_w[p] = s->sel_w[t * K + j];
+			s->by_exp_a[p] = t * K + j;
 		}
 	for (e = E; e > 0; e--) /* back to the starts */
 		s->exp_start[e] = s->exp_start[e - 1];
@@ -1058,7 +1067,18 @@ static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 			for (int i = 0; i < d; i++)
 				o[i] += wt * y[i];
 		}
+		if (s->moe_tap.fn) /* each assignment's |expert output|, for the tap */
+			for (j = 0; j < n; j++) {
+				const float *y = s->ye + (size_t)j * d;
+				double ss = 0;
+
+				for (int i = 0; i < d; i++)
+					ss += (double)y[i] * y[i];
+				s->sel_norm[s->by_exp_a[a0 + j]] = (float)sqrt(ss);
+			}
 	}
+	if (s->moe_tap.fn)
+		s->moe_tap.fn(s->moe_tap.ud, l, s->sel, s->sel_w, s->sel_norm, T, K);
 	if (hp->d_ff_shexp > 0) {
 		const struct st_tensor *wgu[2] = { &w->ffn_gate_shexp, &w->ffn_up_shexp };
 		const struct st_tensor *wd = &w->ffn_down_shexp;
@@ -1328,6 +1348,14 @@ void fwd_moe_stats_reset(struct fwd_state *s)
 		memset(s->moe_count, 0, n * sizeof *s->moe_count);
 		memset(s->moe_wsum, 0, n * sizeof *s->moe_wsum);
 	}
+}
+
+void fwd_set_moe_tap(struct fwd_state *s, const struct fwd_moe_tap *tap)
+{
+	if (tap)
+		s->moe_tap = *tap;
+	else
+		memset(&s->moe_tap, 0, sizeof s->moe_tap);
 }
 
 void fwd_set_tap(struct fwd_state *s, const struct fwd_tap *tap)

@@ -133,6 +133,25 @@ int fwd_moe_stats(const struct fwd_state *s, int l, uint64_t *count, double *wsu
 void fwd_moe_stats_reset(struct fwd_state *s);
 
 /*
+ * A tap on the routing of a mixture of experts, for statistics that need
+ * more than fwd_moe_stats' sums: after the experts of a kept mlp site of
+ * layer l have run over the call's T rows, fn sees, for assignment
+ * a = t * k + j (j-th choice of row t, k = n_expert_used): sel[a] the
+ * expert, w[a] its router weight (as fwd_moe_route gives it) and norm[a]
+ * the L2 norm of that expert's output for the row (before the weight).
+ * The arrays are valid only during the call; rows are the call's rows
+ * in order (a packed call's sequences side by side).  fwd_set_moe_tap
+ * copies *tap (NULL: none) into s; every later pass calls it.  Without
+ * a tap no norm is computed.
+ */
+struct fwd_moe_tap {
+	void *ud;
+	void (*fn)(void *ud, int layer, const int *sel, const float *w, const float *norm,
+		   int T, int k);
+};
+void fwd_set_moe_tap(struct fwd_state *s, const struct fwd_moe_tap *tap);
+
+/*
  * A tap on the inputs of the linear layers (for quantizers that need
  * them): before each group of projections of a kept site, fn sees their
  * common input x ([T][n] floats, valid only during the call):

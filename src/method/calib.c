@@ -9,12 +9,14 @@
  * depend on the thread count), and copies the hidden states h_0 .. h_L
  * of the chunk for the angular distances, which are computed once the
  * pass is done: for every token the cosines between all pairs of
- * h_i, h_j with 1 <= j - i <= L-1.
+ * h_i, h_j with 1 <= j - i <= L-1.  For a mixture of experts a tap on
+ * the routing (fwd_moe_tap) adds each token's experts, weights and
+ * output norms into its chunk's expert sums, in token order.
  *
- * Invariants: a result's statistics are a function of its per-chunk
- * rows only, summed in chunk order, so resuming from stored rows gives
- * the same bits as an uninterrupted run; rows past n_chunks are never
- * read.
+ * Invariants: a result's statistics (the expert ones too) are a
+ * function of its per-chunk rows only, summed in chunk order, so resuming
+ * from stored rows gives the same bits as an uninterrupted run; rows past
+ * n_chunks are never read.
  */
 #include "method/calib.h"
 
@@ -112,7 +114,149 @@ void calib_value_key(int n_layer, int idx, struct calib_key *k)
 	k->layer = idx;
 }
 
+int calib_n_exp_values(int n_layer, int n_expert)
+{
+	return n_layer > 0 && n_expert > 0 ? n_layer * n_expert * CALIB_EXP_SUMS : 0;
+}
+
+int calib_exp_index(int n_expert, int layer, int expert, enum calib_exp_sum sum)
+{
+	return (layer * n_expert + expert) * CALIB_EXP_SUMS + (int)sum;
+}
+
 /* ---- results ---- */
+
+struct calib_expert_stats *calib_expert_stats_new(int n_layer, int n_expert)
+{
+	struct calib_expert_stats *x;
+	size_t n = (size_t)(n_layer > 0 ? n_layer : 0) * (size_t)(n_expert > 0 ? n_expert : 0);
+	double *a;
+
+	if (n == 0 || !(x = calloc(1, sizeof *x)))
+		return NULL;
+	if (!(a = malloc(8 * n * sizeof *a))) {
+		free(x);
+		return NULL;
+	}
+	for (size_t i = 0; i < 8 * n; i++)
+		a[i] = NAN;
+	x->n_layer = n_layer;
+	x->n_expert = n_expert;
+	x->freq = a;
+	x->freq_se = a + n;
+	x->gate = a + 2 * n;
+	x->gate_se = a + 3 * n;
+	x->norm = a + 4 * n;
+	x->norm_se = a + 5 * n;
+	x->wnorm = a + 6 * n;
+	x->wnorm_se = a + 7 * n;
+	return x;
+}
+
+void calib_expert_stats_free(struct calib_expert_stats *x)
+{
+	if (!x)
+		return;
+	free(x->freq); /* the one block */
+	free(x);
+}
+
+int calib_result_experts(struct calib_result *r, int n_expert)
+{
+	int nx = calib_n_exp_values(r->n_layer, n_expert);
+	struct calib_expert_stats *x;
+	double *rows;
+
+	if (n_expert <= 0 || n_expert == r->n_expert)
+		return 0;
+	if ((size_t)r->n_chunks_total > SIZE_MAX / sizeof(double) / (size_t)nx)
+		return ST_ENOMEM;
+	rows = malloc(((size_t)r->n_chunks_total * nx + 1) * sizeof *rows);
+	x = calib_expert_stats_new(r->n_layer, n_expert);
+	if (!rows || !x) {
+		free(rows);
+		calib_expert_stats_free(x);
+		return ST_ENOMEM;
+	}
+	for (size_t i = 0; i < (size_t)r->n_chunks_total * nx; i++)
+		rows[i] = NAN;
+	free(r->exp_chunk);
+	calib_expert_stats_free(r->experts);
+	r->exp_chunk = rows;
+	r->experts = x;
+	r->n_expert = n_expert;
+	r->n_exp_values = nx;
+	return 0;
+}
+
+int calib_result_set_exp_chunk(struct calib_result *r, int c, const double *sums)
+{
+	if (!r || !r->exp_chunk || c < 0 || c >= r->n_chunks_total)
+		return ST_EINVAL;
+	memcpy(r->exp_chunk + (size_t)c * r->n_exp_values, sums,
+	       (size_t)r->n_exp_values * sizeof(double));
+	return 0;
+}
+
+/* The expert statistics of r's finished chunks (calib.h's formulas). */
+static void experts_finish(struct calib_result *r)
+{
+	struct calib_expert_stats *x = r->experts;
+	int E = r->n_expert, nx = r->n_exp_values, n = r->n_chunks, c;
+	double T = r->seq_len > 0 ? r->seq_len : NAN;
+
+	x->n_chunks = 0;
+	for (int le = 0; le < r->n_layer * E; le++) {
+		const double *col = r->exp_chunk + (size_t)le * CALIB_EXP_SUMS;
+		double sn = 0, sf = 0, ssf = 0, ss[3] = {0, 0, 0}, *val[3], *se[3];
+		int C = 0, k;
+
+		for (c = 0; c < n; c++) {
+			const double *v = col + (size_t)c * nx;
+
+			if (isnan(v[CALIB_EXP_ROUTED]))
+				continue;
+			C++;
+			sn += v[CALIB_EXP_ROUTED];
+			for (k = 0; k < 3; k++)
+				ss[k] += v[1 + k];
+		}
+		if (C > x->n_chunks)
+			x->n_chunks = C;
+		x->freq[le] = x->freq_se[le] = NAN;
+		val[0] = x->gate, val[1] = x->norm, val[2] = x->wnorm;
+		se[0] = x->gate_se, se[1] = x->norm_se, se[2] = x->wnorm_se;
+		for (k = 0; k < 3; k++)
+			val[k][le] = se[k][le] = NAN;
+		if (C == 0)
+			continue;
+		sf = sn / T / C;
+		for (c = 0; c < n; c++) {
+			const double *v = col + (size_t)c * nx;
+			double dv = v[CALIB_EXP_ROUTED] / T - sf;
+
+			if (!isnan(v[CALIB_EXP_ROUTED]))
+				ssf += dv * dv;
+		}
+		x->freq[le] = sf;
+		x->freq_se[le] = C >= 2 ? sqrt(ssf / (C - 1) / C) : NAN;
+		if (sn <= 0)
+			continue;
+		for (k = 0; k < 3; k++) {
+			double R = ss[k] / sn, sz = 0;
+
+			for (c = 0; c < n; c++) {
+				const double *v = col + (size_t)c * nx;
+				double z = v[1 + k] - R * v[CALIB_EXP_ROUTED];
+
+				if (!isnan(v[CALIB_EXP_ROUTED]))
+					sz += z * z;
+			}
+			val[k][le] = R;
+			se[k][le] = C >= 2 ? sqrt(sz / ((double)C * (C - 1))) / (sn / C) : NAN;
+		}
+	}
+}
 
 struct calib_result *calib_result_new(int n_layer, int n_chunks_total,
 				      int seq_len)
@@ -130,7 +274,7 @@ struct calib_result *calib_result_new(int n_layer, int n_chunks_total,
 	r->n_values = nv;
 	r->n_chunks_total = n_chunks_total;
 	r->seq_len = seq_len;
-	r->chunk = malloc(((size_t)n_chunks_total * nv + 1) * sizeof(double));
+	r->chunk = calloc((size_t)n_chunks_total * nv + 1, sizeof(double));
 	r->mean = malloc((size_t)nv * sizeof(double));
 	r->stderr_ = malloc((size_t)nv * sizeof(double));
 	if (!r->chunk || !r->mean || !r->stderr_) {
@@ -149,6 +293,8 @@ void calib_result_free(struct calib_result *r)
 	free(r->chunk);
 	free(r->mean);
 	free(r->stderr_);
+	free(r->exp_chunk);
+	calib_expert_stats_free(r->experts);
 	free(r);
 }
 
@@ -184,6 +330,8 @@ void calib_result_finish(struct calib_result *r)
 		r->mean[i] = mu;
 		r->stderr_[i] = n >= 2 ? sqrt(ss / (n - 1) / n) : NAN;
 	}
+	if (r->experts)
+		experts_finish(r);
 }
 
 double calib_value(const struct calib_result *r, enum calib_metric metric,
@@ -201,6 +349,8 @@ void calib_opts_init(struct calib_opts *o)
 }
 
 /* ---- the observer ---- */
+
+static double now_s(void);
 
 #define TOK_BLOCK 16 /* tokens per parallel task */
 
@@ -231,7 +381,34 @@ struct calib_obs {
 	float *copy_in, *copy_out;
 	int bad_layer;     /* first site whose cos sum is NaN/Inf, or -1 */
 	enum site bad_site;
+	int E;             /* experts of a mixture of experts, else 0 */
+	double *exp_sum;   /* [G][L][E][CALIB_EXP_SUMS] the call's expert sums */
 };
+
+/* The routing of a mixture-of-experts layer (fwd_moe_tap): each row's
+ * assignments summed into its chunk's expert sums, in row order. */
+static void obs_moe(void *ud, int layer, const int *sel, const float *w, const float *norm,
+		    int T, int k)
+{
+	struct calib_obs *o = ud;
+	double t0 = now_s();
+
+	if (layer < 0 || layer >= o->L || T != o->R)
+		return;
+	for (int t = 0; t < T; t++) {
+		double *row = o->exp_sum + ((size_t)(t / o->T) * o->L + layer) * o->E * CALIB_EXP_SUMS;
+
+		for (int j = t * k; j < (t + 1) * k; j++) {
+			double *v = row + (size_t)sel[j] * CALIB_EXP_SUMS;
+
+			v[CALIB_EXP_ROUTED] += 1;
+			v[CALIB_EXP_GATE] += w[j];
+			v[CALIB_EXP_NORM] += norm[j];
+			v[CALIB_EXP_WNORM] += (double)w[j] * norm[j];
+		}
+	}
+	o->seconds += now_s() - t0;
+}
 
 static void site_task(void *ud, int blk)
 {
@@ -251,8 +428,6 @@ static void site_task(void *ud, int blk)
 	if (o->copy_out)
 		memcpy(o->copy_out + t * D, o->b + t * D, (size_t)(t1 - t) * D * sizeof(float));
 }
-
-static double now_s(void);
 
 static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 		     const float *x_out, int T, int d_model)
@@ -378,9 +553,10 @@ static void obs_free(struct calib_obs *o)
 	free(o->inv);
 	free(o->ang);
 	free(o->gram);
+	free(o->exp_sum);
 }
 
-static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int angular)
+static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int angular, int E)
 {
 	size_t rows = (size_t)G * T;
 
@@ -389,11 +565,14 @@ static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int angular
 	o->D = D;
 	o->T = T;
 	o->G = G;
+	o->E = E;
 	o->k = kern_f64(getenv("STRATA_CALIB_PORTABLE") != NULL);
 	o->site_sum = calloc(3 * (size_t)L * G, sizeof(double));
 	o->seen = calloc(3 * (size_t)L, 1);
 	o->tok = calloc(rows, sizeof(double));
 	if (!o->site_sum || !o->seen || !o->tok)
+		return -1;
+	if (E > 0 && !(o->exp_sum = calloc((size_t)G * L * E * CALIB_EXP_SUMS, sizeof(double))))
 		return -1;
 	if (angular && L >= 2) {
 		if ((size_t)(L + 1) * rows > SIZE_MAX / sizeof(float) / (size_t)D)
@@ -414,6 +593,8 @@ static void obs_start(struct calib_obs *o, int g)
 	o->R = g * o->T;
 	memset(o->seen, 0, 3 * (size_t)o->L);
 	o->bad_layer = -1;
+	if (o->exp_sum)
+		memset(o->exp_sum, 0, (size_t)o->G * o->L * o->E * CALIB_EXP_SUMS * sizeof(double));
 }
 
 /* After the call: the per-token angular distances of all its rows. */
@@ -426,7 +607,8 @@ static void obs_finish(struct calib_obs *o)
 	o->seconds += now_s() - t0;
 }
 
-/* Chunk g of the call's values[n_values] (after obs_finish). */
+/* Chunk g of the call's values[n_values] (after obs_finish), then its
+ * expert row for a mixture of experts. */
 static void obs_values(const struct calib_obs *o, int g, double *values)
 {
 	int L = o->L, T = o->T, P = n_spans(L), i, p, t;
@@ -435,6 +617,15 @@ static void obs_values(const struct calib_obs *o, int g, double *values)
 
 	for (i = 0; i < 3 * L; i++)
 		values[i] = o->seen[i] ? sum[i] / T : NAN;
+	if (o->E > 0) {
+		size_t per = (size_t)o->E * CALIB_EXP_SUMS;
+		double *x = values + calib_n_values(L);
+
+		for (i = 0; i < L; i++)
+			for (size_t j = 0; j < per; j++)
+				x[i * per + j] = o->seen[SITE_MLP * L + i] ?
+					o->exp_sum[((size_t)g * L + i) * per + j] : NAN;
+	}
 	if (!o->hs) {
 		for (p = 0; p < 2 * P; p++)
 			values[3 * L + p] = NAN;
@@ -459,7 +650,8 @@ int calib_run(const struct model *m, const struct dataset *d,
 	struct observer ob;
 	struct fwd_state *fs = NULL;
 	double *values = NULL, t0;
-	int L = m->hp.n_layer, T = d->seq_len, c, rc = 0, start, G;
+	int L = m->hp.n_layer, T = d->seq_len, c, rc = 0, start, G, n_all;
+	int E = m->hp.n_expert > 0 ? m->hp.n_expert : 0;
 	int32_t *pk_buf = NULL;
 	struct fwd_pack pk;
 
@@ -501,14 +693,18 @@ int calib_run(const struct model *m, const struct dataset *d,
 	}
 	r->seconds = 0;
 	r->observer_seconds = 0;
+	if (calib_result_experts(r, E) < 0)
+		return st_errf(err, ST_ENOMEM, "out of memory for %d chunks of expert statistics",
+			       d->n_chunks);
+	n_all = r->n_values + r->n_exp_values;
 
 	/* layer-major: G chunks a call, packed as independent sequences
 	 * (one MPI-spread run computes chunk by chunk) */
 	G = opts->group > 1 && !opts->source ? opts->group : 1;
 	if (G > d->n_chunks - start)
 		G = d->n_chunks - start > 1 ? d->n_chunks - start : 1;
-	if (obs_init(&o, L, m->hp.d_model, T, G, opts->angular) ||
-	    !(values = malloc((size_t)r->n_values * sizeof(double))) ||
+	if (obs_init(&o, L, m->hp.d_model, T, G, opts->angular, E) ||
+	    !(values = malloc((size_t)n_all * sizeof(double))) ||
 	    (G > 1 && !(pk_buf = malloc(4 * (size_t)G * T * sizeof *pk_buf)))) {
 		rc = st_errf(err, ST_ENOMEM,
 			     "out of memory for the calibration observer (%d x %d x %d x %d chunks)",
@@ -521,6 +717,11 @@ int calib_run(const struct model *m, const struct dataset *d,
 		goto out;
 	}
 	fwd_set_rope_ctx(fs, T); /* G sequences of T packed */
+	if (E > 0) {
+		struct fwd_moe_tap tap = {&o, obs_moe};
+
+		fwd_set_moe_tap(fs, &tap);
+	}
 	if (G > 1) {
 		int32_t *pos = pk_buf, *lo = pos + (size_t)G * T, *own = lo + (size_t)G * T;
 
@@ -543,7 +744,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 	ob.site = obs_site;
 	t0 = now_s();
 	for (c = start; c < d->n_chunks && rc == 0;) {
-		int src = opts->source ? opts->source(opts->ud, c, values, r->n_values, err) : 0;
+		int src = opts->source ? opts->source(opts->ud, c, values, n_all, err) : 0;
 		int g_n = 1;
 
 		if (src < 0) {
@@ -551,9 +752,11 @@ int calib_run(const struct model *m, const struct dataset *d,
 			break;
 		}
 		if (src == 2) { /* another process's chunk: a NaN row here */
-			for (int i = 0; i < r->n_values; i++)
+			for (int i = 0; i < n_all; i++)
 				values[i] = NAN;
 			calib_result_set_chunk(r, c, values);
+			if (E > 0)
+				calib_result_set_exp_chunk(r, c, values + r->n_values);
 			c++;
 			continue;
 		}
@@ -591,7 +794,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 			if (src == 0)
 				obs_values(&o, k, values);
 			if (opts->chunk) {
-				rc = opts->chunk(opts->ud, c, values, r->n_values, err);
+				rc = opts->chunk(opts->ud, c, values, n_all, err);
 				if (rc) {
 					if (rc > 0 || !err || !err->code)
 						rc = st_errf(err, rc < 0 ? rc : ST_ECANCEL,
@@ -600,6 +803,8 @@ int calib_run(const struct model *m, const struct dataset *d,
 				}
 			}
 			calib_result_set_chunk(r, c, values);
+			if (E > 0)
+				calib_result_set_exp_chunk(r, c, values + r->n_values);
 			r->seconds = now_s() - t0;
 			r->observer_seconds = o.seconds;
 			if (!opts->progress)

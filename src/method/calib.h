@@ -22,6 +22,23 @@
  *
  * Importance = 1 - cos; the lowest is dropped first, ties going to the
  * deeper layer (and, in one layer, mlp before attn).
+ *
+ * Expert statistics.  For a mixture of experts (n_expert E > 0) every
+ * chunk also yields calib_n_exp_values(L, E) = L E CALIB_EXP_SUMS sums
+ * over its tokens, at calib_exp_index(E, l, e, sum): the tokens routed
+ * to expert e of layer l, their router weights, the L2 norms of the
+ * expert's output for them and those norms times the weights (all NaN
+ * for a layer whose mlp site the mask drops).  From them, over the
+ * chunks c = 1 .. C that have them (calib_result_finish):
+ *   freq   = mean_c routed_c / seq_len (share of tokens routed to e; the
+ *            E shares of a layer sum to n_expert_used), stderr the sample
+ *            sd of the per-chunk shares / sqrt(C), as for cos;
+ *   gate, norm, wnorm = sum_c S_c / sum_c routed_c (the mean over every
+ *            token routed to e, S the weights, norms or weighted norms),
+ *            stderr the ratio estimator's over chunks:
+ *            sqrt(sum_c (S_c - R routed_c)^2 / (C (C-1))) / mean_c routed_c,
+ *            which is the cos rule when every chunk routes alike.
+ * NaN where undefined (never routed: gate and the norms; C < 2: stderr).
  */
 #ifndef STRATA_CALIB_H
 #define STRATA_CALIB_H
@@ -71,6 +88,35 @@ void calib_value_key(int n_layer, int idx, struct calib_key *k);
  * finished chunks.  Build one with calib_run, or (the store, reading
  * back) with calib_result_new + calib_result_set_chunk + calib_result_finish.
  */
+/* The expert sums of a chunk (see "Expert statistics" above). */
+enum calib_exp_sum {
+	CALIB_EXP_ROUTED = 0, /* tokens routed to the expert */
+	CALIB_EXP_GATE = 1,   /* their router weights */
+	CALIB_EXP_NORM = 2,   /* |expert output| */
+	CALIB_EXP_WNORM = 3,  /* weight x |expert output| */
+};
+#define CALIB_EXP_SUMS 4
+/* L E CALIB_EXP_SUMS (0 for a dense model: E = 0). */
+int calib_n_exp_values(int n_layer, int n_expert);
+/* Index of a sum in a chunk's expert row: (l E + e) CALIB_EXP_SUMS + sum. */
+int calib_exp_index(int n_expert, int layer, int expert, enum calib_exp_sum sum);
+
+/*
+ * A run's expert statistics, each [n_layer * n_expert] at l * n_expert + e
+ * (the formulas above).  n_chunks: the chunks they are over (those with
+ * expert rows).  Plain arrays so that planners can rank by any of them.
+ */
+struct calib_expert_stats {
+	int n_layer, n_expert, n_chunks;
+	double *freq, *freq_se;   /* share of tokens routed */
+	double *gate, *gate_se;   /* mean router weight when routed */
+	double *norm, *norm_se;   /* mean |output| when routed */
+	double *wnorm, *wnorm_se; /* mean weight x |output| when routed */
+};
+/* Allocated with every value NaN, or NULL (n_expert < 1 or no memory). */
+struct calib_expert_stats *calib_expert_stats_new(int n_layer, int n_expert);
+void calib_expert_stats_free(struct calib_expert_stats *x);
+
 struct calib_result {
 	int n_layer;
 	int n_values;        /* calib_n_values(n_layer) */
@@ -84,6 +130,11 @@ struct calib_result {
 	double seconds;      /* wall time of the chunks computed by this call */
 	double observer_seconds; /* of which the observer's own (sites' cosines,
 				    hidden-state copies, angular distances) */
+	/* a mixture of experts (calib_result_experts), else 0 / NULL */
+	int n_expert;
+	int n_exp_values;    /* calib_n_exp_values(n_layer, n_expert) */
+	double *exp_chunk;   /* [n_chunks_total][n_exp_values]; NaN rows: none */
+	struct calib_expert_stats *experts; /* over finished chunks (finish) */
 };
 
 struct calib_result *calib_result_new(int n_layer, int n_chunks_total,
@@ -93,7 +144,15 @@ void calib_result_free(struct calib_result *r);
  * c+1 (rows must be set in order 0, 1, ...).  Returns 0 or ST_EINVAL. */
 int calib_result_set_chunk(struct calib_result *r, int c,
 			   const double *values);
-/* Recompute mean, stderr_ and tokens from rows 0 .. n_chunks-1. */
+/* Give r the expert part of a model with n_expert experts (rows NaN);
+ * calib_run does it for a mixture of experts.  Returns 0, or ST_ENOMEM
+ * (r unchanged); n_expert 0 or the current count is a no-op. */
+int calib_result_experts(struct calib_result *r, int n_expert);
+/* Copy sums[n_exp_values] into chunk c's expert row (c < n_chunks_total;
+ * in any order).  Returns 0 or ST_EINVAL (no expert part, c out of range). */
+int calib_result_set_exp_chunk(struct calib_result *r, int c, const double *sums);
+/* Recompute mean, stderr_ and tokens from rows 0 .. n_chunks-1 (and the
+ * expert statistics from the expert rows among them). */
 void calib_result_finish(struct calib_result *r);
 /* The run's value for a key (mean over chunks), NaN if out of range. */
 double calib_value(const struct calib_result *r, enum calib_metric metric,
@@ -144,7 +203,9 @@ struct calib_opts {
 	 */
 	int (*source)(void *ud, int chunk, double *values, int n_values, struct st_err *err);
 	/* After each chunk's values are final (for persisting); a negative
-	 * return (with err filled) aborts the run with that code. */
+	 * return (with err filled) aborts the run with that code.  For a
+	 * mixture of experts, source and chunk see n_values = the result's
+	 * n_values + n_exp_values: the values, then the chunk's expert row. */
 	int (*chunk)(void *ud, int chunk, const double *values, int n_values,
 		     struct st_err *err);
 	void *ud;
