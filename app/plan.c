@@ -439,6 +439,40 @@ out:
 	return rc;
 }
 
+/*
+ * The importance of every expert by the stored statistics xs of a run
+ * (*imp_out[l * E + e], malloc'd; lower is dropped first): by
+ * "frequency" the share of tokens routed to it, by "gate" its mean router
+ * weight when routed, by "norm" the mean norm of its gate-weighted output
+ * when routed.  An expert never routed (no gate or norm) and a layer
+ * whose mlp the calibration dropped count 0.  The statistics must be of
+ * the model's expert counts (hp).
+ */
+static int expert_importance(const struct calib_expert_stats *xs,
+			     const struct model_hparams *hp, const char *by, double **imp_out,
+			     struct st_err *err)
+{
+	const double *v = strcmp(by, "frequency") == 0 ? xs->freq
+			  : strcmp(by, "gate") == 0	 ? xs->gate
+			  : strcmp(by, "norm") == 0	 ? xs->wnorm
+							 : NULL;
+	size_t n = (size_t)xs->n_layer * (size_t)xs->n_expert;
+	double *imp;
+
+	if (!v)
+		return st_errf(err, ST_EINVAL, "--by '%s': expected frequency, gate or norm", by);
+	if (xs->n_layer != hp->n_layer || xs->n_expert != hp->n_expert)
+		return st_errf(err, ST_EINVAL, "the run's expert statistics are of %d layers x %d "
+			       "experts; the model has %d x %d", xs->n_layer, xs->n_expert,
+			       hp->n_layer, hp->n_expert);
+	if (!(imp = malloc(n * sizeof *imp)))
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		imp[i] = isfinite(v[i]) ? v[i] : 0;
+	*imp_out = imp;
+	return 0;
+}
+
 /* The Expert Drop plan rq asks of run into p. */
 static int plan_expert_drop(const struct app_env *env, const struct store_run *run,
 			    struct model_hparams *hp, const struct app_plan_req *rq,
@@ -449,10 +483,15 @@ static int plan_expert_drop(const struct app_env *env, const struct store_run *r
 	int *nd = NULL;
 	struct mask *mask = NULL;
 
-	if (strcmp(rq->expert_by, "frequency") != 0)
+	struct calib_expert_stats *xs = NULL;
+
+	if ((rc = app_expert_stats(env, run->id, &xs, err)) < 0)
+		return rc;
+	if (!xs && strcmp(rq->expert_by, "frequency") != 0)
 		return st_errf(err, ST_EUNSUP, "--by %s needs the expert statistics of "
-			       "calibration, which the store does not hold yet; use --by "
-			       "frequency (counted now)", rq->expert_by);
+			       "calibration, which run %lld does not have (calibrated before strata "
+			       "stored them, or not a mixture of experts); calibrate again, or use "
+			       "--by frequency (counted now)", rq->expert_by, (long long)run->id);
 	if (rq->per_layer && rq->n_per_layer != L)
 		return st_errf(err, ST_EINVAL, "--per-layer gives %d counts; the model has %d "
 			       "layers", rq->n_per_layer, L);
@@ -463,14 +502,23 @@ static int plan_expert_drop(const struct app_env *env, const struct store_run *r
 	}
 	for (int l = 0; l < L; l++)
 		nd[l] = rq->per_layer ? rq->per_layer[l] : rq->n;
-	if ((rc = expert_frequency(env, run, hp, nd, rq, &imp, err)) < 0 ||
-	    (rc = plan_experts(hp, imp, nd, &mask, err)) < 0)
+	if (xs) {
+		app_note(env, APP_INFO, "ranking experts by the %s of run %lld's expert statistics "
+			 "(%d chunks)", rq->expert_by, (long long)run->id, xs->n_chunks);
+		if ((rc = run_hp_moe(env, run, hp, err)) < 0 ||
+		    (rc = expert_importance(xs, hp, rq->expert_by, &imp, err)) < 0)
+			goto out;
+	} else if ((rc = expert_frequency(env, run, hp, nd, rq, &imp, err)) < 0) {
+		goto out;
+	}
+	if ((rc = plan_experts(hp, imp, nd, &mask, err)) < 0)
 		goto out;
 	plan_effect(hp, mask, rq->attn_ctx, &p->effect);
 	mask_format(mask, p->mask, sizeof p->mask);
 	p->method = "expert";
 	p->n = rq->per_layer ? p->effect.experts_dropped : rq->n;
 out:
+	calib_expert_stats_free(xs);
 	mask_free(mask);
 	free(imp);
 	free(nd);

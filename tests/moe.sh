@@ -122,7 +122,31 @@ if [ -s "$f" ]; then
 		"plan --method expert -n 2: two experts in each of the 3 layers"
 	contains "$pj" '"experts_dropped": 6' "plan: the predicted effect counts 6 experts"
 	contains "$pj" '"params_removed": 37248' "plan: each a router row and 3*D*Fe (6 x 6208)"
-	contains "$(cat "$WORK/plan.err")" "counting routing frequencies" "plan: says it counts frequencies"
+	contains "$(cat "$WORK/plan.err")" "ranking experts by the frequency of run 1's expert statistics" \
+		"plan: ranks by the run's stored frequencies, saying so"
+	# the same plan from frequencies counted now, on a copy whose expert rows are gone
+	cp "$WORK/calib.db" "$WORK/noexp.db"
+	"$S" sql --db "$WORK/noexp.db" --write "DELETE FROM expert_chunks" > /dev/null 2>&1
+	"$S" sql --db "$WORK/noexp.db" --write "DELETE FROM expert_stats" > /dev/null 2>&1
+	pj0=$("$S" plan 1 --method expert -n 2 --db "$WORK/noexp.db" --format json 2> "$WORK/plan0.err")
+	contains "$(cat "$WORK/plan0.err")" "counting routing frequencies" \
+		"plan, a run without stored statistics: counts frequencies now"
+	contains "$pj0" "\"mask\": \"$pm\"" "... and drops the same experts as the stored ones"
+	contains "$("$S" plan 1 --method expert -n 1 --by gate --db "$WORK/noexp.db" 2>&1)" \
+		"--by gate needs the expert statistics of calibration, which run 1 does not have" \
+		"plan --by gate without stored statistics: refused, saying why"
+	# --by gate and --by norm: each layer's lowest mean gate (gate-weighted norm) in
+	# scores --experts goes
+	xc=$("$S" scores 1 --experts --db "$WORK/calib.db" --format csv 2> /dev/null)
+	for by in gate:8 norm:12; do
+		col=${by#*:}
+		want=$(printf '%s\n' "$xc" | awk -F, -v c="$col" 'NR > 1 && (!($3 in m) || $c < m[$3]) {
+			m[$3] = $c; e[$3] = $4 } END { for (l = 0; l in e; l++)
+			printf "%s%d:%d", l ? ";" : "", l, e[l] }')
+		pj=$("$S" plan 1 --method expert -n 1 --by "${by%:*}" --db "$WORK/calib.db" --format json 2> /dev/null)
+		contains "$pj" "\"mask\": \"attn=;mlp=;expert=$want\"" \
+			"plan --by ${by%:*}: each layer's expert of the lowest stored ${by%:*} ($want)"
+	done
 	sx=$(strata_ppl "$f" "$pm")
 	ok "the planned expert drop evaluates ($sx)" [ -n "$sx" ]
 	"$S" export "$f" --mask "$pm" --out "$WORK/plan-x.gguf" --no-store > /dev/null 2> "$WORK/export.err"
@@ -132,8 +156,6 @@ if [ -s "$f" ]; then
 	contains "$("$S" plan 1 --method expert -n 5 --db "$WORK/calib.db" 2>&1)" \
 		"cannot drop 5 of layer 0's 6 experts: a token is routed to 2, so at most 4" \
 		"plan: too many experts refused, saying why"
-	contains "$("$S" plan 1 --method expert -n 1 --by gate --db "$WORK/calib.db" 2>&1)" \
-		"--by gate needs the expert statistics of calibration" "plan --by gate: not stored yet, said"
 	contains "$("$S" plan 1 --mask "expert=0:6" --db "$WORK/calib.db" 2>&1)" \
 		"drops expert 6 of layer 0, but the model's layers have experts 0-5" \
 		"plan --mask: an expert out of range is refused"

@@ -21,7 +21,7 @@
 
 static const char help[] =
 	"usage: strata plan RUN --method M -n K [options]\n"
-	"       strata plan RUN --method expert -n E [--by frequency] [--per-layer N,N,...]\n"
+	"       strata plan RUN --method expert -n E [--by frequency|gate|norm] [--per-layer N,N,...]\n"
 	"       strata plan RUN --mask MASK\n"
 	"Choose the sites to drop from the scores of calibration run RUN (see\n"
 	"'strata runs'), print the mask, the sites in drop order with their\n"
@@ -31,8 +31,10 @@ static const char help[] =
 	"                     of K blocks with the smallest angular distance), expert\n"
 	"                     (a mixture of experts: the K least important experts of\n"
 	"                     every layer)\n"
-	"  --by S             expert: rank by frequency (tokens routed, counted now over\n"
-	"                     the run's data), gate or norm (need stored statistics)\n"
+	"  --by S             expert: rank by frequency (share of tokens routed), gate\n"
+	"                     (mean router weight) or norm (mean gate-weighted output\n"
+	"                     norm), from the run's expert statistics (frequency is\n"
+	"                     counted now for a run without them)\n"
 	"  --per-layer N,...  expert: how many to drop in each layer, instead of -n\n"
 	"  -n K               sites (blocks for block and contiguous) to drop\n"
 	"  --iterative        drop one at a time, re-scoring the model each time\n"
