@@ -127,6 +127,32 @@ int app_plan_store(const struct app_env *env, int64_t run, int64_t model_id,
 /* ---- iterative plans ---- */
 
 /*
+ * The calibration chunks of run again, from data_path under the run's
+ * settings, into *out; an error when the file no longer has the sha256
+ * the store remembers (sha).
+ */
+static int run_data_load(const struct model *m, const struct store_run *run,
+			 const char *data_path, const char *sha, struct dataset **out,
+			 struct st_err *err)
+{
+	struct dataset_opts dopts = {0};
+	int rc;
+
+	dopts.samples = run->samples;
+	dopts.seq_len = run->seq_len;
+	dopts.text_field = run->text_field;
+	if ((rc = dataset_load(m, data_path, &dopts, out, err)) < 0)
+		return rc;
+	if (strcmp((*out)->sha256, sha) != 0) {
+		dataset_free(*out);
+		*out = NULL;
+		return st_errf(err, ST_EINVAL, "%s no longer holds the data run %lld was computed "
+			       "on (sha256 changed)", data_path, (long long)run->id);
+	}
+	return 0;
+}
+
+/*
  * The iterative run for this plan: run itself when it is one with the
  * same method, guards and at least n drops; else a finished one with the
  * same model, data and settings; else a new one, computed now.
@@ -140,7 +166,6 @@ static int iterative_run(const struct app_env *env, const struct store_run *run,
 	struct store_run found;
 	struct model *m = NULL;
 	struct dataset *d = NULL;
-	struct dataset_opts dopts = {0};
 	struct store_model sm;
 	int rc;
 
@@ -187,16 +212,8 @@ static int iterative_run(const struct app_env *env, const struct store_run *run,
 		rc = 0;
 		goto out;
 	}
-	dopts.samples = run->samples;
-	dopts.seq_len = run->seq_len;
-	dopts.text_field = run->text_field;
-	if ((rc = dataset_load(m, data_path, &dopts, &d, err)) < 0)
+	if ((rc = run_data_load(m, run, data_path, sha, &d, err)) < 0)
 		goto out;
-	if (strcmp(d->sha256, sha) != 0) {
-		rc = st_errf(err, ST_EINVAL, "%s no longer holds the data run %lld was computed on "
-			     "(sha256 changed)", data_path, (long long)run->id);
-		goto out;
-	}
 	rc = app_calib_iterative(env, m, d, &k, po, rq->progress, rq->ud, iter_run, err);
 	if (rc == 0)
 		app_note(env, APP_INFO, "iterative passes kept as run %lld", (long long)*iter_run);
@@ -343,7 +360,6 @@ static int expert_frequency(const struct app_env *env, const struct store_run *r
 	double *imp = NULL;
 	struct mask *chk = NULL;
 	char *model_path = NULL, *data_path = NULL, fp[65], sha[65];
-	struct dataset_opts dopts = {0};
 	struct store_model sm;
 	struct model *m = NULL;
 	struct dataset *d = NULL;
@@ -366,16 +382,8 @@ static int expert_frequency(const struct app_env *env, const struct store_run *r
 			     "on (fingerprint changed)", model_path, (long long)run->id);
 		goto out;
 	}
-	dopts.samples = run->samples;
-	dopts.seq_len = run->seq_len;
-	dopts.text_field = run->text_field;
-	if ((rc = dataset_load(m, data_path, &dopts, &d, err)) < 0)
+	if ((rc = run_data_load(m, run, data_path, sha, &d, err)) < 0)
 		goto out;
-	if (strcmp(d->sha256, sha) != 0) {
-		rc = st_errf(err, ST_EINVAL, "%s no longer holds the data run %lld was computed on "
-			     "(sha256 changed)", data_path, (long long)run->id);
-		goto out;
-	}
 	L = m->hp.n_layer;
 	E = m->hp.n_expert;
 	hp_moe_from(hp, &m->hp);
