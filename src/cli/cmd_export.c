@@ -177,16 +177,12 @@ int cmd_export(int argc, char **argv)
 			a.src.no_store = 1;
 			break;
 		case O_FMT: {
-			int f = export_format_parse(optarg);
-			if (f >= 0) {
-				a.format = (enum export_format)f;
-			} else if (strcmp(optarg, "text") && strcmp(optarg, "csv") &&
-				   strcmp(optarg, "tsv") && strcmp(optarg, "json")) {
-				return cli_usage("export", "--format: unknown format '%s' (gguf, hf; "
-						 "or text, csv, tsv, json for the report)", optarg);
-			} else if (cli_common_opt("export", OPT_FORMAT, optarg, &a.co) < 0) {
+			int f = -1;
+
+			if (cli_source_format("export", optarg, &f, &a.co) < 0)
 				return EXIT_USAGE;
-			}
+			if (f >= 0)
+				a.format = (enum export_format)f;
 			break;
 		}
 		default:

@@ -260,16 +260,12 @@ int cmd_quantize(int argc, char **argv)
 						 "q8_0 8 bits; no other width is written", a.bits);
 			break;
 		case O_FMT: {
-			int f = export_format_parse(optarg);
-			if (f >= 0) {
-				a.format = (enum export_format)f;
-			} else if (strcmp(optarg, "text") && strcmp(optarg, "csv") &&
-				   strcmp(optarg, "tsv") && strcmp(optarg, "json")) {
-				return cli_usage("quantize", "--format: unknown format '%s' (gguf, hf; "
-						 "or text, csv, tsv, json for the report)", optarg);
-			} else if (cli_common_opt("quantize", OPT_FORMAT, optarg, &a.co) < 0) {
+			int f = -1;
+
+			if (cli_source_format("quantize", optarg, &f, &a.co) < 0)
 				return EXIT_USAGE;
-			}
+			if (f >= 0)
+				a.format = (enum export_format)f;
 			break;
 		}
 		case O_INTZERO:

@@ -580,6 +580,22 @@ int cli_source_open(const char *cmd, struct cli_source *src)
 	return EXIT_OK;
 }
 
+int cli_source_format(const char *cmd, const char *arg, int *file_fmt, struct common_opts *co)
+{
+	int f = export_format_parse(arg);
+
+	if (f >= 0) {
+		*file_fmt = f;
+		return 0;
+	}
+	if (strcmp(arg, "text") && strcmp(arg, "csv") && strcmp(arg, "tsv") && strcmp(arg, "json")) {
+		cli_usage(cmd, "--format: unknown format '%s' (gguf, hf; or text, csv, tsv, json for "
+			  "the report)", arg);
+		return -1;
+	}
+	return cli_common_opt(cmd, OPT_FORMAT, arg, co) < 0 ? -1 : 0;
+}
+
 int cli_source_opt(const char *cmd, int opt, const char *arg, struct cli_source *src,
 		   const char **out)
 {

@@ -126,6 +126,10 @@ int cli_source_open(const char *cmd, struct cli_source *src);
 	{"method", required_argument, NULL, OPT_SRC_METHOD}
 int cli_source_opt(const char *cmd, int opt, const char *arg, struct cli_source *src,
 		   const char **out);
+/* Their --format F: a file format (gguf, hf: *file_fmt, enum
+ * export_format) or the report's (text, csv, tsv, json: into co).  0, or
+ * -1 with the usage error said. */
+int cli_source_format(const char *cmd, const char *arg, int *file_fmt, struct common_opts *co);
 /* After the options: at most one MODEL operand (into src->model), --out
  * given, --mask or --run (not both), --method and -n only with --run,
  * which needs -n.  EXIT_OK, or EXIT_USAGE with the usage error said. */
