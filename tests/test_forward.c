@@ -702,7 +702,7 @@ static void check_sliding(void)
 	for (size_t i = 0; dir && i < sizeof names / sizeof *names; i++) {
 		struct st_err err = { 0, "" };
 		struct model *m = NULL;
-		char path[4096];
+		char path[4096 + 64];
 
 		snprintf(path, sizeof path, "%s/%s.gguf", dir, names[i]);
 		is_int(synth_write_gguf(path, synth_find_shape(names[i]), ST_F32, 5, NULL, NULL, &err),

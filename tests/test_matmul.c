@@ -542,12 +542,11 @@ static void check_onednn(void)
 		{ 40, 1024, 77 }, { 4, 2048, 300 }, { 1000, 64, 33 }, { 9, 256, 5000 } };
 	char impl[96];
 	int runs = onednn_runs(ONEDNN_BF16, impl, sizeof impl);
-	const char *ci = getenv("CI");
 
 	printf("# oneDNN: %s, bf16 %s%s\n", *onednn_version() ? onednn_version() : "not available",
 	       runs ? "on " : "not run", runs ? impl : "");
 #ifdef HAVE_DNNL
-	if (ci && !strcmp(ci, "true"))
+	if (getenv("CI") && !strcmp(getenv("CI"), "true"))
 		ok(onednn_runs(ONEDNN_F32, NULL, 0), "built with oneDNN: it runs f32 matmuls here");
 #endif
 	for (size_t i = 0; i < sizeof types / sizeof *types; i++)
