@@ -870,38 +870,11 @@ static double norm_diff(const struct st_tensor *a, float add, const struct st_te
 	return d;
 }
 
-/* Copy the GGUF file src to dst with one more f32 key. */
-static int gguf_with_key(const char *src, const char *dst, const char *key, float v)
-{
-	struct st_err err = {0};
-	struct gguf *g = gguf_open(src, &err);
-	struct gguf_writer *w = g ? gguf_writer_new(dst, &err) : NULL;
-	int rc = -1;
-
-	if (!w)
-		goto out;
-	for (uint64_t i = 0; i < g->n_kv; i++)
-		gguf_writer_copy_kv(w, &g->kv[i]);
-	gguf_writer_add_f32(w, key, v);
-	for (uint64_t i = 0; i < g->n_tensors; i++)
-		gguf_writer_add_tensor(w, g->tensors[i].name, g->tensors[i].type,
-				       g->tensors[i].n_dims, g->tensors[i].ne);
-	if (gguf_writer_begin_data(w, &err) < 0)
-		goto out;
-	for (uint64_t i = 0; i < g->n_tensors; i++)
-		if (gguf_writer_write_data(w, g->tensors[i].data, g->tensors[i].nbytes, &err) < 0)
-			goto out;
-	rc = gguf_writer_finish(w, &err);
-out:
-	if (rc < 0)
-		diag("%s: %s", dst, err.msg);
-	gguf_writer_free(w);
-	gguf_close(g);
-	return rc;
-}
-
-/* src copied to dst with the u32 key key set to v (any old value left out). */
-static int gguf_with_u32(const char *src, const char *dst, const char *key, uint32_t v)
+/*
+ * Copy the GGUF file src to dst with the key key set to v, an f32 or
+ * (u32 != 0) a u32; any old value of the key is left out.
+ */
+static int gguf_with_num(const char *src, const char *dst, const char *key, int u32, double v)
 {
 	struct st_err err = {0};
 	struct gguf *g = gguf_open(src, &err);
@@ -913,7 +886,10 @@ static int gguf_with_u32(const char *src, const char *dst, const char *key, uint
 	for (uint64_t i = 0; i < g->n_kv; i++)
 		if (strcmp(g->kv[i].key, key) != 0)
 			gguf_writer_copy_kv(w, &g->kv[i]);
-	gguf_writer_add_u32(w, key, v);
+	if (u32)
+		gguf_writer_add_u32(w, key, (uint32_t)v);
+	else
+		gguf_writer_add_f32(w, key, (float)v);
 	for (uint64_t i = 0; i < g->n_tensors; i++)
 		gguf_writer_add_tensor(w, g->tensors[i].name, g->tensors[i].type,
 				       g->tensors[i].n_dims, g->tensors[i].ne);
@@ -1012,13 +988,13 @@ static void check_baichuan(const struct model *g, const struct model *h, const f
 	m = NULL;
 
 	/* GGUF: llama.cpp ropes baichuan at 32 layers only */
-	rc = gguf_with_u32(gguf, pth("baichuan-40.gguf"), "baichuan.block_count", 40) == 0 ?
+	rc = gguf_with_num(gguf, pth("baichuan-40.gguf"), "baichuan.block_count", 1, 40) == 0 ?
 	     model_load(pth("baichuan-40.gguf"), NULL, &m, &err) : 0;
 	ok(rc == ST_EUNSUP && strstr(err.msg, "ALiBi"), "baichuan gguf: 40 layers refused "
 	   "naming ALiBi: %s", err.msg);
 	model_free(m);
 	m = NULL;
-	rc = gguf_with_u32(gguf, pth("baichuan-31.gguf"), "baichuan.block_count", 31) == 0 ?
+	rc = gguf_with_num(gguf, pth("baichuan-31.gguf"), "baichuan.block_count", 1, 31) == 0 ?
 	     model_load(pth("baichuan-31.gguf"), NULL, &m, &err) : 0;
 	ok(rc == ST_EUNSUP && strstr(err.msg, "no position embedding in llama.cpp"),
 	   "baichuan gguf: 31 layers refused (llama.cpp would run it without positions): %s",
@@ -1107,8 +1083,8 @@ static void check_families(void)
 			float *lc = NULL;
 			double dc = 1e9;
 
-			if (gguf_with_key(pth(gname), pth("gemma3-cap.gguf"),
-					  "gemma3.final_logit_softcapping", 3.0f) == 0)
+			if (gguf_with_num(pth(gname), pth("gemma3-cap.gguf"),
+					  "gemma3.final_logit_softcapping", 0, 3.0) == 0)
 				c = load(pth("gemma3-cap.gguf"));
 			if (c && a && (lc = logits(c, NULL, NULL))) {
 				dc = 0;
