@@ -5,6 +5,9 @@
 # Hugging Face directory give strata the same perplexity (1e-5) and
 # tokens; a block drop keeps the architecture (baichuan's becomes llama)
 # and llama.cpp runs it, as it runs baichuan's attention/MLP drops (deci).
+# Greedy generation prefills the prompt in one call and decodes a token
+# a call, so the Gemma shapes' sliding layers (window 8) run their KV
+# rings, which wrap before the 20th token.
 # (llama.cpp's GELU reads a table of F16 values: on the Gemma shapes its
 # perplexity differs from strata's exact GELU by a few 1e-6 to 1e-5.)
 # llama.cpp comes from tests/llamacpp_lib.sh.

@@ -690,6 +690,126 @@ static void check_sampling(void)
 }
 
 /*
+ * A sliding layer's ring (window 8): a state for 200 positions taking 4
+ * tokens a call keeps 8 + 4 - 1 = 11 rows on each sliding layer (the
+ * KV bytes say so); 150 tokens fed 1 and 3 at a time (the rings wrap 13
+ * times) give the logits of one prefill without rings; two sequences in
+ * rings side by side give each alone; rewinds are served while the ring
+ * still holds their keys and refused past that.
+ */
+static void check_ring(const struct model *m)
+{
+	enum { N = 150, CTX = 200, B = 4, NA = 40, NB = 57, R = 64 };
+	int nv = m->hp.n_vocab, L = m->hp.n_layer, n_sl = 0, t, k, p;
+	size_t row_bytes = 2 * sizeof(float) * (size_t)m->hp.n_head_kv * m->hp.head_dim;
+	int32_t tok[N], pos[B], row[B], lo[B], lr[B];
+	float *a = malloc(sizeof(float) * N * nv), *b = malloc(sizeof(float) * B * nv);
+	float *ra = malloc(sizeof(float) * NA * nv), *rb = malloc(sizeof(float) * NB * nv);
+	struct st_err err = { 0, "" };
+	struct fwd_state *full = fwd_new(m, NULL, CTX, CTX, &err);
+	struct fwd_state *ring = fwd_new(m, NULL, CTX, B, &err);
+	struct fwd_state *two = fwd_new_seqs(m, NULL, 2, R, B, &err);
+	double md = 0, ms = 0;
+	int na = 0, nb = 0, fed = 0;
+
+	for (k = 0; k < L; k++)
+		n_sl += model_layer_slides(&m->hp, k);
+	for (t = 0; t < N; t++)
+		tok[t] = t == 0 ? 1 : (t * 37 + 11) % nv;
+	is_int(fwd_kv_bytes(full), (size_t)L * CTX * row_bytes, "no ring when window + batch "
+	       "covers the context: %d layers x %d rows", L, CTX);
+	is_int(fwd_kv_bytes(ring), ((size_t)(L - n_sl) * CTX + (size_t)n_sl * 11) * row_bytes,
+	       "a ring of 11 rows on each of the %d sliding layers, %d rows on the %d global ones",
+	       n_sl, CTX, L - n_sl);
+	is_int(fwd_kv_bytes(two), ((size_t)(L - n_sl) * 2 * R + (size_t)n_sl * 2 * 11) * row_bytes,
+	       "two sequences: two rings");
+	fwd_eval(full, tok, N, a, 1, NULL, &err);
+	for (p = 0; p < N && !err.code; p += k) {
+		k = p % 2 ? 3 : 1;
+		if (k > N - p)
+			k = N - p;
+		fed += fwd_eval(ring, tok + p, k, b, 1, NULL, &err) == 0;
+		for (t = 0; t < k * nv; t++)
+			md = fmax(md, fabs(b[t] - a[(size_t)p * nv + t]));
+	}
+	is_int(fed, 76, "150 tokens in 76 calls of 1 and 3 through the rings: %s", err.msg);
+	is_close(md, 0, 1e-5, "... the logits of one prefill without rings (max diff %.2g)", md);
+	/* rewinds: to pos - 2 the ring still holds keys pos - 9 .. (of the
+	 * last 11); to pos - 5 it would need pos - 12, overwritten */
+	is_int(fwd_set_pos(ring, N - 5), -1, "a rewind past what the ring holds is refused");
+	is_int(fwd_set_pos(ring, N - 2), N - 2, "a rewind within it is served");
+	fwd_eval(ring, tok + N - 2, 2, b, 1, NULL, &err);
+	md = 0;
+	for (t = 0; t < 2 * nv; t++)
+		md = fmax(md, fabs(b[t] - a[(size_t)(N - 2) * nv + t]));
+	is_close(md, 0, 1e-5, "... and continues as the prefill (max diff %.2g)", md);
+	is_int(fwd_set_pos(ring, 0), 0, "a rewind to 0 (a new sequence) is always served");
+
+	/* two sequences, fed two tokens of each a call (the rings wrap) */
+	fwd_reset(full);
+	fwd_eval(full, tok, NA, ra, 1, NULL, &err);
+	fwd_reset(full);
+	fwd_eval(full, tok + 7, NB, rb, 1, NULL, &err);
+	while ((na < NA || nb < NB) && !err.code) {
+		int n = 0, ia[B], ib[B], kb;
+		struct fwd_seqs sq = { pos, row, lo, lr, 0 };
+		int32_t tk[B];
+
+		for (k = 0; k < 2 && na + k < NA; k++, n++) {
+			tk[n] = tok[na + k];
+			pos[n] = na + k;
+			lo[n] = 0;
+			ia[k] = n;
+		}
+		kb = k;
+		for (k = 0; k < 2 && nb + k < NB; k++, n++) {
+			tk[n] = tok[7 + nb + k];
+			pos[n] = nb + k;
+			lo[n] = R;
+			ib[k] = n;
+		}
+		for (t = 0; t < n; t++) {
+			row[t] = lo[t] + pos[t];
+			lr[t] = t;
+		}
+		sq.n_rows = n;
+		if (fwd_eval_seqs(two, tk, n, &sq, b, &err) < 0)
+			break;
+		for (t = 0; t < kb; t++)
+			for (p = 0; p < nv; p++)
+				ms = fmax(ms, fabs(b[(size_t)ia[t] * nv + p] -
+						   ra[(size_t)(na + t) * nv + p]));
+		for (t = 0; t < n - kb; t++)
+			for (p = 0; p < nv; p++)
+				ms = fmax(ms, fabs(b[(size_t)ib[t] * nv + p] -
+						   rb[(size_t)(nb + t) * nv + p]));
+		na += kb;
+		nb += n - kb;
+	}
+	ok(na == NA && nb == NB, "two sequences of %d and %d tokens through rings side by side: %s",
+	   NA, NB, err.msg);
+	is_close(ms, 0, 1e-5, "... each token's logits = its sequence alone (max diff %.2g)", ms);
+	pos[0] = 0;
+	lo[0] = 5;
+	row[0] = 5;
+	lr[0] = 0;
+	{
+		struct fwd_seqs sq = { pos, row, lo, lr, 1 };
+
+		ok(fwd_eval_seqs(two, tok, 1, &sq, b, &err) == ST_EINVAL &&
+		   strstr(err.msg, "rings for sequences of 64 rows"),
+		   "a sequence not at a multiple of the region is refused: %s", err.msg);
+	}
+	fwd_free(full);
+	fwd_free(ring);
+	fwd_free(two);
+	free(a);
+	free(b);
+	free(ra);
+	free(rb);
+}
+
+/*
  * The Gemma shapes (a sliding window of 8 keys, soft-caps, Gemma 3's
  * local RoPE): prefill = decode steps, and packed sequences = each
  * alone, with windows that cut into the shared context.
@@ -716,6 +836,7 @@ static void check_sliding(void)
 		   m->hp.swa_pattern - 1);
 		check_prefill_vs_decode(m);
 		check_packed(m);
+		check_ring(m);
 		model_free(m);
 	}
 }

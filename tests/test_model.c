@@ -554,6 +554,82 @@ static const char *hf_dir(const char *name, const char *config)
 	return d;
 }
 
+/*
+ * The synthetic 2-layer "tiny" model with every layer sliding over
+ * W = 16 keys, as a Mistral config makes it: token 0 reaches position
+ * 15 through layer 0 and position 30 through layer 1, no further.
+ * Changing it changes the logits at 30 and leaves those from 31 on the
+ * same to the bit; without the window it changes them all.  Through
+ * rings (4 tokens a call) the logits are the prefill's.
+ */
+static void check_window_reach(void)
+{
+	enum { N = 40 };
+	const char *p = tmp_path("window-tiny.gguf");
+	int32_t a[N], b[N];
+	int nv = 0, W = 16, t, k, fed = 0;
+	float *la = NULL, *lb = NULL, *lr = NULL;
+	struct st_err err = { 0, "" };
+	struct model *m = NULL;
+	struct fwd_state *s = NULL, *r = NULL;
+	double d30 = 0, d31 = 0, dfull = 0, dring = 0;
+
+	if (synth_write_gguf(p, synth_find_shape("tiny"), ST_F32, 5, NULL, NULL, &err) < 0 ||
+	    model_load(p, NULL, &m, &err) < 0 || m->hp.n_layer != 2) {
+		ok(0, "window reach: the 2-layer tiny model: %s", err.msg);
+		model_free(m);
+		return;
+	}
+	m->hp.swa_window = W;
+	m->hp.swa_pattern = 0;
+	nv = m->hp.n_vocab;
+	la = malloc(sizeof(float) * N * nv);
+	lb = malloc(sizeof(float) * N * nv);
+	lr = malloc(sizeof(float) * 4 * nv);
+	s = fwd_new(m, NULL, N, N, &err);
+	r = fwd_new(m, NULL, N, 4, &err);
+	for (t = 0; t < N; t++)
+		a[t] = b[t] = (t * 37 + 11) % nv;
+	b[0] = (a[0] + 1) % nv;
+	if (!la || !lb || !lr || !s || !r) {
+		ok(0, "window reach: set-up: %s", err.msg);
+		goto out;
+	}
+	fwd_eval(s, a, N, la, 1, NULL, &err);
+	fwd_reset(s);
+	fwd_eval(s, b, N, lb, 1, NULL, &err);
+	for (k = 0; k < nv; k++)
+		d30 = fmax(d30, fabs(la[(size_t)30 * nv + k] - lb[(size_t)30 * nv + k]));
+	for (t = 31; t < N; t++)
+		for (k = 0; k < nv; k++)
+			d31 = fmax(d31, fabs(la[(size_t)t * nv + k] - lb[(size_t)t * nv + k]));
+	ok(W == 16 && d30 > 0 && d31 == 0, "window 16, 2 layers: token 0 moves position 30's "
+	   "logits (by %g) and none from 31 on (max diff %g)", d30, d31);
+	for (t = 0; t < N; t += 4) {
+		fed += fwd_eval(r, a + t, 4, lr, 1, NULL, &err) == 0;
+		for (k = 0; k < 4 * nv; k++)
+			dring = fmax(dring, fabs(lr[k] - la[(size_t)t * nv + k]));
+	}
+	ok(fed == N / 4 && dring < 1e-5, "through rings of %d rows, 4 tokens a call: the "
+	   "prefill's logits (max diff %g)", W + 3, dring);
+	m->hp.swa_window = 0;
+	fwd_free(s);
+	s = fwd_new(m, NULL, N, N, &err);
+	fwd_eval(s, a, N, la, 1, NULL, &err);
+	fwd_reset(s);
+	fwd_eval(s, b, N, lb, 1, NULL, &err);
+	for (k = 0; k < nv; k++)
+		dfull = fmax(dfull, fabs(la[(size_t)(N - 1) * nv + k] - lb[(size_t)(N - 1) * nv + k]));
+	ok(dfull > 0, "without the window token 0 moves the last logits (by %g)", dfull);
+out:
+	fwd_free(s);
+	fwd_free(r);
+	model_free(m);
+	free(la);
+	free(lb);
+	free(lr);
+}
+
 static void test_hf_config(void)
 {
 	struct st_err err = { 0 };
@@ -739,19 +815,31 @@ static void test_hf_config(void)
 	rc = model_load(d, NULL, &m, &err);
 	ok(rc == ST_EFORMAT && !m, "tie_word_embeddings false without lm_head rejected");
 	has_str(err.msg, "tensor 'lm_head.weight' is missing from", "untied: names lm_head");
-	/* mistral: sliding window clips the context */
+	/* mistral: every layer slides over sliding_window keys */
 	d = hf_dir("mistral", tiny_config("mistral", ", \"sliding_window\": 16"));
 	snprintf(p, sizeof p, "%s/model.safetensors", d);
 	write_tiny_st(p, s, 0, n);
 	rc = model_load(d, NULL, &m, &err);
 	if (ok(rc == 0 && m, "tiny mistral loads")) {
-		is_int(m->hp.n_ctx, 16, "mistral: sliding_window 16 clips n_ctx");
+		is_int(m->hp.n_ctx, 64, "mistral: the context stays 64");
+		ok(m->hp.swa_window == 16 && model_layer_slides(&m->hp, 0) &&
+		   model_layer_slides(&m->hp, 1), "mistral: both layers slide over 16 keys");
 		ok(strcmp(m->hp.arch, "mistral") == 0, "mistral arch kept");
+		check_window_reach();
 		model_free(m);
 		m = NULL;
 	} else {
 		diag("%s", err.msg);
 	}
+	d = hf_dir("mistral-nosw", tiny_config("mistral", ", \"sliding_window\": 16, "
+					       "\"use_sliding_window\": false"));
+	snprintf(p, sizeof p, "%s/model.safetensors", d);
+	write_tiny_st(p, s, 0, n);
+	rc = model_load(d, NULL, &m, &err);
+	ok(rc == 0 && m && m->hp.swa_window == 0 && !model_layer_slides(&m->hp, 0),
+	   "use_sliding_window false: no window");
+	model_free(m);
+	m = NULL;
 }
 
 static void test_hf_qwen2(void)

@@ -40,7 +40,17 @@
  * time).  V is stored by position, [max_ctx][n_head_kv * head_dim]; K is
  * stored transposed, [n_head_kv][head_dim][max_ctx], so that the score
  * kernel's vectors run along positions (no transposes, no horizontal
- * sums).  Work is split over the thread pool in units of (head, block of
+ * sums).
+ *
+ * A sliding layer's cache is a ring when its window plus a call's tokens
+ * is shorter than a sequence: ring = window + max_batch - 1 rows per
+ * sequence, position p at row p % ring (of its sequence's ring), which
+ * holds every key a call's queries may see while the call's new keys go
+ * in.  Its keys and values then go first to a staging row and from there
+ * to their rows, and a query block's keys (at most window + ATT_QB - 1
+ * positions) are one or two runs of rows, scored and summed run by run.
+ * Gemma 3's five sliding layers in six then keep 1,024 + batch rows each
+ * whatever the context (fwd_kv_bytes says so).  Work is split over the thread pool in units of (head, block of
  * ATT_QB queries); a unit computes its block's scores against every key
  * the block's last query may see (kern_scores), masks the later keys of
  * earlier queries, takes the softmax after subtracting the row maximum
@@ -56,6 +66,7 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,14 +87,19 @@ struct fwd_layer {
 	float *shexp_gate; /* [d_model]: the shared expert's gate, or NULL */
 	int window;        /* sliding-window size of this layer's attention; 0: none */
 	int local_rope;    /* RoPE with the sliding layers' base (rope_cos_local) */
-	float *kt;         /* [n_head_kv][head_dim][max_ctx]; NULL when attention is dropped */
-	float *vc;         /* [max_ctx][kv_dim]; NULL when attention is dropped */
+	int ring;          /* rows of a sliding layer's ring per sequence; 0: no ring
+			    * (position p of the sequence from row lo at row lo + p) */
+	int ld;            /* rows of this layer's cache: max_ctx, or n_seq * ring */
+	float *kt;         /* [n_head_kv][head_dim][ld]; NULL when attention is dropped */
+	float *vc;         /* [ld][kv_dim]; NULL when attention is dropped */
 };
 
 struct fwd_state {
 	const struct model *m;
 	struct mask *mask;
 	int max_ctx, max_batch, pos;
+	int region, n_seq; /* rows of a sequence (fwd_new_seqs), how many side by side */
+	int n_ring;        /* layers whose cache is a ring */
 	int d, hd, n_head, n_kv, q_dim, kv_dim, d_ff, n_vocab;
 	float att_scale;   /* of the attention logits */
 
@@ -106,7 +122,8 @@ struct fwd_state {
 	struct fwd_layer *layers; /* [n_layer] */
 	float *kv;       /* one block for every kept layer's cache */
 	size_t kv_bytes;
-	float *scratch;  /* [n_slots][ATT_QB][max_ctx] attention scores */
+	float *scratch;  /* [n_slots][ATT_QB][max_ctx + head_dim] attention scores and a
+			  * ring's second run of P.V */
 	int n_slots;
 	/* mixture of experts (hp.n_expert > 0), else NULL */
 	float *router;   /* [max_batch][n_expert] router logits */
@@ -219,7 +236,7 @@ static float *falloc(size_t a, size_t b)
 
 static int grow_scratch(struct fwd_state *s, int n_slots)
 {
-	float *p = falloc((size_t)n_slots * ATT_QB, (size_t)s->max_ctx);
+	float *p = falloc((size_t)n_slots * ATT_QB, (size_t)s->max_ctx + (size_t)s->hd);
 
 	if (!p)
 		return -1;
@@ -255,17 +272,25 @@ static float *take_norm(const struct model_hparams *hp, const struct st_tensor *
 struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 			  int max_ctx, int max_batch, struct st_err *err)
 {
+	return fwd_new_seqs(m, mask, 1, max_ctx, max_batch, err);
+}
+
+struct fwd_state *fwd_new_seqs(const struct model *m, const struct mask *mask, int n_seq,
+			       int region, int max_batch, struct st_err *err)
+{
 	const struct model_hparams *hp = &m->hp;
 	struct fwd_state *s;
-	size_t n_params, kv_layer;
+	size_t n_params, kv_rows = 0;
 	float *cur;
-	int l, n_kept = 0, ff;
+	int l, ff, max_ctx;
 
-	if (max_ctx <= 0 || max_batch <= 0) {
-		st_errf(err, ST_EINVAL, "forward: max_ctx (%d) and max_batch (%d) must be positive",
-			max_ctx, max_batch);
+	if (n_seq <= 0 || region <= 0 || max_batch <= 0 || region > INT_MAX / n_seq) {
+		st_errf(err, ST_EINVAL, "forward: %d sequences of %d positions (max_ctx) and "
+			"max_batch %d: each must be positive, their product at most %d",
+			n_seq, region, max_batch, INT_MAX);
 		return NULL;
 	}
+	max_ctx = n_seq * region;
 	if (mask && mask->n_layer != hp->n_layer) {
 		st_errf(err, ST_EINVAL, "forward: mask has %d layers, model '%s' has %d",
 			mask->n_layer, m->path ? m->path : "?", hp->n_layer);
@@ -287,6 +312,8 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 	keep_weights(m, 1);
 	s->max_ctx = max_ctx;
 	s->max_batch = max_batch;
+	s->region = region;
+	s->n_seq = n_seq;
 	fwd_set_compute(s, default_compute());
 	s->d = hp->d_model;
 	s->hd = hp->head_dim;
@@ -383,29 +410,39 @@ struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 		fl->attn_post_norm = take_norm(hp, &w->attn_post_norm, &cur, s->d);
 		fl->ffn_post_norm = take_norm(hp, &w->ffn_post_norm, &cur, s->d);
 		fl->shexp_gate = take_vec(&w->ffn_gate_inp_shexp, &cur, s->d);
+		fl->ld = max_ctx;
 		if (model_layer_slides(hp, l)) {
 			fl->window = hp->swa_window;
 			fl->local_rope = s->inv_freq_local != NULL;
+			/* a ring when it is shorter than a sequence */
+			if (hp->swa_window < region - max_batch + 1) {
+				fl->ring = hp->swa_window + max_batch - 1;
+				fl->ld = n_seq * fl->ring;
+			}
 		}
-		n_kept += mask_keeps_attn(s->mask, l);
+		if (mask_keeps_attn(s->mask, l)) {
+			kv_rows += (size_t)fl->ld;
+			s->n_ring += fl->ring > 0;
+		}
 	}
 
 	/* KV cache for kept attention only */
-	kv_layer = (size_t)max_ctx * (size_t)s->kv_dim;
-	if (n_kept) {
-		if ((size_t)n_kept > SIZE_MAX / 2 / sizeof(float) / kv_layer)
+	if (kv_rows) {
+		if (kv_rows > SIZE_MAX / 2 / sizeof(float) / (size_t)s->kv_dim)
 			goto nomem;
-		s->kv = falloc(2 * (size_t)n_kept, kv_layer);
+		s->kv = falloc(2 * kv_rows, (size_t)s->kv_dim);
 		if (!s->kv)
 			goto nomem;
-		s->kv_bytes = 2 * (size_t)n_kept * kv_layer * sizeof(float);
+		s->kv_bytes = 2 * kv_rows * (size_t)s->kv_dim * sizeof(float);
 		cur = s->kv;
 		for (l = 0; l < hp->n_layer; l++) {
+			size_t n = (size_t)s->layers[l].ld * (size_t)s->kv_dim;
+
 			if (!mask_keeps_attn(s->mask, l))
 				continue;
 			s->layers[l].kt = cur;
-			s->layers[l].vc = cur + kv_layer;
-			cur += 2 * kv_layer;
+			s->layers[l].vc = cur + n;
+			cur += 2 * n;
 		}
 	}
 	if (grow_scratch(s, threads_get()) != 0)
@@ -427,6 +464,14 @@ int fwd_set_pos(struct fwd_state *s, int pos)
 {
 	if (pos < 0 || pos > s->pos)
 		return -1;
+	/* a ring must still hold the keys position pos will see */
+	for (int l = 0; l < s->m->hp.n_layer; l++) {
+		const struct fwd_layer *fl = &s->layers[l];
+		int first = pos - fl->window + 1 > 0 ? pos - fl->window + 1 : 0;
+
+		if (fl->ring && fl->kt && pos > 0 && first < s->pos - fl->ring)
+			return -1;
+	}
 	s->pos = pos;
 	return pos;
 }
@@ -627,29 +672,95 @@ static void rope(const struct fwd_state *s, float *v, int T, int n_heads, size_t
 	par_rows(T, rope_rows, &j);
 }
 
-/* Append T new keys (rows of s->k) to the transposed cache at pos (a call
- * over kept sequences: at each token's own row). */
-static void store_keys(const struct fwd_state *s, float *kt, int T)
+/*
+ * The cache row of position p of the sequence whose rows begin at lo:
+ * lo + p, or in a ring, p's place in that sequence's ring.
+ */
+static size_t kv_row(const struct fwd_state *s, const struct fwd_layer *fl, int lo, int p)
+{
+	if (!fl->ring)
+		return (size_t)lo + (size_t)p;
+	return (size_t)(lo / s->region) * (size_t)fl->ring + (size_t)(p % fl->ring);
+}
+
+/* The cache row of the call's token t. */
+static size_t kv_row_of(const struct fwd_state *s, const struct fwd_layer *fl, int t)
+{
+	if (s->sq)
+		return kv_row(s, fl, s->sq->lo[t], s->sq->pos[t]);
+	return kv_row(s, fl, 0, s->pos + t);
+}
+
+/* Append T new keys (rows of s->k) to the layer's transposed cache and
+ * their values (rows of vs) to its value rows, each at its token's row;
+ * vs NULL: the values are in place already (rows pos .. pos+T-1). */
+static void store_kv(const struct fwd_state *s, const struct fwd_layer *fl, const float *vs,
+		     int T)
 {
 	int t, c;
 
 	for (t = 0; t < T; t++) {
 		const float *kr = s->k + (size_t)t * s->kv_dim;
-		size_t r = (size_t)(s->sq ? s->sq->row[t] : s->pos + t);
+		size_t r = kv_row_of(s, fl, t);
 
 		/* element c of the row is (head c / hd, dim c % hd) */
 		for (c = 0; c < s->kv_dim; c++)
-			kt[(size_t)c * s->max_ctx + r] = kr[c];
+			fl->kt[(size_t)c * fl->ld + r] = kr[c];
+		if (vs)
+			memcpy(fl->vc + r * s->kv_dim, vs + (size_t)t * s->kv_dim,
+			       sizeof(float) * (size_t)s->kv_dim);
 	}
 }
 
 struct attn_job {
 	const struct fwd_state *s;
-	const float *kt, *vc; /* this layer's cache */
+	const struct fwd_layer *fl; /* this layer: its cache, window and ring */
 	int T, n_qb;
-	int window;           /* keys a query sees, itself included; 0: all */
 	atomic_int next;
 };
+
+/*
+ * Scores of nq queries (rows of q, stride q_dim) against the keys of KV
+ * head g at positions p0 .. p0+nk-1 of the sequence from row lo, into
+ * columns 0 .. nk-1 of sc: one run of rows, or two where a ring wraps.
+ */
+static void ring_scores(const struct fwd_state *s, const struct fwd_layer *fl, const float *q,
+			int nq, int g, int lo, int p0, int nk, float *sc)
+{
+	const float *kt = fl->kt + (size_t)g * s->hd * fl->ld;
+	size_t r0 = kv_row(s, fl, lo, p0);
+	int n1 = fl->ring && p0 % fl->ring + nk > fl->ring ? fl->ring - p0 % fl->ring : nk;
+
+	kern_scores(q, (size_t)s->q_dim, nq, kt + r0, (size_t)fl->ld, n1, s->hd, s->att_scale,
+		    sc, (size_t)s->max_ctx);
+	if (n1 < nk)
+		kern_scores(q, (size_t)s->q_dim, nq, kt + (r0 - (size_t)(p0 % fl->ring)),
+			    (size_t)fl->ld, nk - n1, s->hd, s->att_scale, sc + n1,
+			    (size_t)s->max_ctx);
+}
+
+/*
+ * out[i] = sum_j P[i][j] v(p0 + j) over the values of KV head g at the
+ * same positions as ring_scores; the second run of a wrapped ring is
+ * summed in tmp ([nq][head_dim]) and added.
+ */
+static void ring_pv(const struct fwd_state *s, const struct fwd_layer *fl, const float *P,
+		    int nq, int g, int lo, int p0, int nk, float *out, float *tmp)
+{
+	const float *vc = fl->vc + (size_t)g * s->hd;
+	size_t r0 = kv_row(s, fl, lo, p0), kd = (size_t)s->kv_dim;
+	int n1 = fl->ring && p0 % fl->ring + nk > fl->ring ? fl->ring - p0 % fl->ring : nk;
+	int i, k;
+
+	kern_pv(P, (size_t)s->max_ctx, nq, vc + r0 * kd, kd, n1, s->hd, out, (size_t)s->q_dim);
+	if (n1 == nk)
+		return;
+	kern_pv(P + n1, (size_t)s->max_ctx, nq, vc + (r0 - (size_t)(p0 % fl->ring)) * kd, kd,
+		nk - n1, s->hd, tmp, (size_t)s->hd);
+	for (i = 0; i < nq; i++)
+		for (k = 0; k < s->hd; k++)
+			out[(size_t)i * s->q_dim + k] += tmp[(size_t)i * s->hd + k];
+}
 
 /* Gemma 2's soft-cap of n attention logits: cap * tanh(x / cap) */
 static void softcap(float *x, int n, float cap)
@@ -658,23 +769,27 @@ static void softcap(float *x, int n, float cap)
 		x[i] = cap * tanhf(x[i] / cap);
 }
 
-/* One unit: head h, queries t0 .. t1-1 of this call, scores in sc. */
+/*
+ * One unit: head h, queries t0 .. t1-1 of this call, scores in sc.  The
+ * block sees positions p0 .. pos+t1-1: all from 0, or on a sliding layer
+ * from the first query's window on.
+ */
 static void attn_unit(const struct attn_job *j, int h, int qb, float *sc)
 {
 	const struct fwd_state *s = j->s;
-	int hd = s->hd, g = h / (s->n_head / s->n_kv), ld = s->max_ctx;
+	const struct fwd_layer *fl = j->fl;
+	int hd = s->hd, g = h / (s->n_head / s->n_kv), ld = s->max_ctx, W = fl->window;
 	int t0 = qb * ATT_QB, t1 = t0 + ATT_QB < j->T ? t0 + ATT_QB : j->T, nq = t1 - t0, i, k;
-	int nk = s->pos + t1; /* keys the block's last query sees */
+	int p0 = W && s->pos + t0 + 1 > W ? s->pos + t0 + 1 - W : 0;
+	int nk = s->pos + t1 - p0; /* keys the block's last query sees */
 	float *out = s->att + (size_t)t0 * s->q_dim + (size_t)h * hd;
 	float inv[ATT_QB];
 
-	kern_scores(s->q + (size_t)t0 * s->q_dim + (size_t)h * hd, (size_t)s->q_dim, nq,
-		    j->kt + (size_t)g * hd * ld, (size_t)ld, nk, hd, s->att_scale,
-		    sc, (size_t)ld);
+	ring_scores(s, fl, s->q + (size_t)t0 * s->q_dim + (size_t)h * hd, nq, g, 0, p0, nk, sc);
 	for (i = 0; i < nq; i++) {
 		float *row = sc + (size_t)i * ld;
-		int n = s->pos + t0 + i + 1; /* causal: keys 0 .. pos+t */
-		int a = j->window && n > j->window ? n - j->window : 0; /* sliding window */
+		int n = s->pos + t0 + i + 1 - p0; /* causal: keys p0 .. pos+t */
+		int a = W && n + p0 > W ? n - W : 0; /* sliding window */
 
 		if (s->m->hp.attn_softcap > 0)
 			softcap(row + a, n - a, s->m->hp.attn_softcap);
@@ -684,8 +799,7 @@ static void attn_unit(const struct attn_job *j, int h, int qb, float *sc)
 		for (k = n; k < nk; k++)
 			row[k] = 0;
 	}
-	kern_pv(sc, (size_t)ld, nq, j->vc + (size_t)g * hd, (size_t)s->kv_dim, nk, hd,
-		out, (size_t)s->q_dim);
+	ring_pv(s, fl, sc, nq, g, 0, p0, nk, out, sc + (size_t)ATT_QB * ld);
 	for (i = 0; i < nq; i++)
 		for (k = 0; k < hd; k++)
 			out[(size_t)i * s->q_dim + k] *= inv[i];
@@ -712,6 +826,7 @@ static void attn_unit_packed(const struct attn_job *j, int h, int qb, float *sc)
 {
 	const struct fwd_state *s = j->s;
 	const struct fwd_pack *pk = s->pk;
+	const struct fwd_layer *fl = j->fl;
 	int hd = s->hd, g = h / (s->n_head / s->n_kv), ld = s->max_ctx;
 	int t0 = qb * ATT_QB, t1 = t0 + ATT_QB < j->T ? t0 + ATT_QB : j->T, nq = t1 - t0, i, k;
 	int lo = t1, nk;
@@ -725,20 +840,19 @@ static void attn_unit_packed(const struct attn_job *j, int h, int qb, float *sc)
 			lo = a;
 	}
 	nk = t1 - lo;
-	kern_scores(s->q + (size_t)t0 * s->q_dim + (size_t)h * hd, (size_t)s->q_dim, nq,
-		    j->kt + (size_t)g * hd * ld + lo, (size_t)ld, nk, hd, s->att_scale,
-		    sc, (size_t)ld);
+	/* the call's rows 0 .. T-1, within any ring (T <= max_batch) */
+	ring_scores(s, fl, s->q + (size_t)t0 * s->q_dim + (size_t)h * hd, nq, g, 0, lo, nk, sc);
 	for (i = 0; i < nq; i++) {
 		int t = t0 + i, a0 = pk->ctx_lo[t] - lo, a1 = pk->ctx_hi[t] - lo;
 		int b0 = pk->own_lo[t] - lo, b1 = t + 1 - lo;
 		float *row = sc + (size_t)i * ld, ma = -INFINITY, mb, m, sa = 0, sb;
 
-		if (j->window) { /* sliding window: keys within window positions */
+		if (fl->window) { /* sliding window: keys within window positions */
 			int p = pk->pos[t];
 
-			while (a0 < a1 && p - pk->pos[lo + a0] >= j->window)
+			while (a0 < a1 && p - pk->pos[lo + a0] >= fl->window)
 				a0++;
-			while (b0 < b1 - 1 && p - pk->pos[lo + b0] >= j->window)
+			while (b0 < b1 - 1 && p - pk->pos[lo + b0] >= fl->window)
 				b0++;
 		}
 		if (s->m->hp.attn_softcap > 0) {
@@ -774,8 +888,7 @@ static void attn_unit_packed(const struct attn_job *j, int h, int qb, float *sc)
 		for (k = b1; k < nk; k++)
 			row[k] = 0;
 	}
-	kern_pv(sc, (size_t)ld, nq, j->vc + (size_t)lo * s->kv_dim + (size_t)g * hd,
-		(size_t)s->kv_dim, nk, hd, out, (size_t)s->q_dim);
+	ring_pv(s, fl, sc, nq, g, 0, lo, nk, out, sc + (size_t)ATT_QB * ld);
 	for (i = 0; i < nq; i++)
 		for (k = 0; k < hd; k++)
 			out[(size_t)i * s->q_dim + k] *= inv[i];
@@ -790,24 +903,21 @@ static void attn_unit_seqs(const struct attn_job *j, int h, int qb, float *sc)
 {
 	const struct fwd_state *s = j->s;
 	const struct fwd_seqs *sq = s->sq;
-	int hd = s->hd, g = h / (s->n_head / s->n_kv), ld = s->max_ctx;
+	const struct fwd_layer *fl = j->fl;
+	int hd = s->hd, g = h / (s->n_head / s->n_kv);
 	int t0 = qb * ATT_QB, t1 = t0 + ATT_QB < j->T ? t0 + ATT_QB : j->T, t, k;
 
 	for (t = t0; t < t1; t++) {
-		int lo = sq->lo[t], r = sq->row[t], nk;
+		int p = sq->pos[t], p0 = fl->window && p + 1 > fl->window ? p + 1 - fl->window : 0;
+		int nk = p - p0 + 1;
 		float *out = s->att + (size_t)t * s->q_dim + (size_t)h * hd, inv;
 
-		if (j->window && r - lo + 1 > j->window)
-			lo = r - j->window + 1;
-		nk = r - lo + 1;
-		kern_scores(s->q + (size_t)t * s->q_dim + (size_t)h * hd, (size_t)s->q_dim, 1,
-			    j->kt + (size_t)g * hd * ld + lo, (size_t)ld, nk, hd, s->att_scale,
-			    sc, (size_t)ld);
+		ring_scores(s, fl, s->q + (size_t)t * s->q_dim + (size_t)h * hd, 1, g, sq->lo[t], p0,
+			    nk, sc);
 		if (s->m->hp.attn_softcap > 0)
 			softcap(sc, nk, s->m->hp.attn_softcap);
 		inv = 1.0f / kern_softmax(sc, nk);
-		kern_pv(sc, (size_t)ld, 1, j->vc + (size_t)lo * s->kv_dim + (size_t)g * hd,
-			(size_t)s->kv_dim, nk, hd, out, (size_t)s->q_dim);
+		ring_pv(s, fl, sc, 1, g, sq->lo[t], p0, nk, out, sc + (size_t)ATT_QB * s->max_ctx);
 		for (k = 0; k < hd; k++)
 			out[k] *= inv;
 	}
@@ -816,7 +926,7 @@ static void attn_unit_seqs(const struct attn_job *j, int h, int qb, float *sc)
 static void attn_task(void *ud, int slot)
 {
 	struct attn_job *j = ud;
-	float *sc = j->s->scratch + (size_t)slot * ATT_QB * j->s->max_ctx;
+	float *sc = j->s->scratch + (size_t)slot * ATT_QB * ((size_t)j->s->max_ctx + j->s->hd);
 	int u, n_units = j->s->n_head * j->n_qb;
 
 	/* later query blocks see more keys: hand them out first */
@@ -837,10 +947,8 @@ static void attention(struct fwd_state *s, const struct fwd_layer *fl, int T)
 	int n_units;
 
 	j.s = s;
-	j.kt = fl->kt;
-	j.vc = fl->vc;
+	j.fl = fl;
 	j.T = T;
-	j.window = fl->window;
 	j.n_qb = (T + ATT_QB - 1) / ATT_QB;
 	atomic_init(&j.next, 0);
 	n_units = s->n_head * j.n_qb;
@@ -1107,7 +1215,7 @@ static void run_layers(struct fwd_state *s, int T, int l0, int l1, const struct 
 {
 	const struct model *m = s->m;
 	const struct model_hparams *hp = &m->hp;
-	int d = s->d, l, t;
+	int d = s->d, l;
 
 	for (l = l0; l < l1; l++) {
 		const struct layer_weights *w = &m->layers[l];
@@ -1117,9 +1225,11 @@ static void run_layers(struct fwd_state *s, int T, int l0, int l1, const struct 
 		if (obs)
 			copy_rows(s->x_layer, s->x, T, d);
 		if (fl->kt) {
-			/* values straight into the cache; over kept sequences first
-			 * into att (free until the attention) and then to their rows */
-			float *vc = s->sq ? s->att : fl->vc + (size_t)s->pos * s->kv_dim;
+			/* values straight into the cache; over kept sequences or
+			 * into a ring first into att (free until the attention) and
+			 * then to their rows */
+			int staged = s->sq || fl->ring;
+			float *vc = staged ? s->att : fl->vc + (size_t)s->pos * s->kv_dim;
 			float *qkv[3] = { s->q, s->k, vc };
 			const struct st_tensor *wqkv[3] = { &w->wq, &w->wk, &w->wv };
 			const float *in = s->x;
@@ -1143,11 +1253,7 @@ static void run_layers(struct fwd_state *s, int T, int l0, int l1, const struct 
 				qk_norm(s, s->k, fl->k_norm, T, s->n_kv);
 			rope(s, s->q, T, s->n_head, (size_t)s->q_dim, fl->local_rope);
 			rope(s, s->k, T, s->n_kv, (size_t)s->kv_dim, fl->local_rope);
-			store_keys(s, fl->kt, T);
-			if (s->sq)
-				for (t = 0; t < T; t++)
-					memcpy(fl->vc + (size_t)s->sq->row[t] * s->kv_dim,
-					       vc + (size_t)t * s->kv_dim, sizeof(float) * (size_t)s->kv_dim);
+			store_kv(s, fl, staged ? vc : NULL, T);
 			attention(s, fl, T);
 			if (s->tap.fn)
 				s->tap.fn(s->tap.ud, l, FWD_LIN_O, s->att, T, s->q_dim);
@@ -1313,6 +1419,12 @@ int fwd_eval_seqs(struct fwd_state *s, const int32_t *tokens, int T,
 				       "forward: token %d of the sequences: position %d, cache row %d, "
 				       "sequence from row %d (want lo <= row < %d, position = row - lo)",
 				       t, sq->pos[t], sq->row[t], sq->lo[t], s->max_ctx);
+		else if (s->n_ring && (sq->lo[t] % s->region || sq->pos[t] >= s->region))
+			return st_errf(err, ST_EINVAL,
+				       "forward: token %d of the sequences: rows from %d, position %d; "
+				       "this state's sliding layers keep rings for sequences of %d "
+				       "rows each (want lo a multiple of it, position below it)",
+				       t, sq->lo[t], sq->pos[t], s->region);
 	if (logits && (sq->n_rows < 0 || sq->n_rows > T))
 		return st_errf(err, ST_EINVAL, "forward: %d logit rows of %d tokens", sq->n_rows, T);
 	for (t = 0; logits && t < sq->n_rows; t++)

@@ -43,6 +43,17 @@ struct fwd_state; /* activations and KV cache; opaque */
  */
 struct fwd_state *fwd_new(const struct model *m, const struct mask *mask,
 			  int max_ctx, int max_batch, struct st_err *err);
+/*
+ * The same for n_seq sequences of region positions kept side by side
+ * (fwd_eval_seqs: sequence i's rows from i * region); max_ctx is
+ * n_seq * region.  fwd_new is the one-sequence case.  A sliding layer
+ * whose window + max_batch - 1 is less than region keeps a ring of that
+ * many rows per sequence instead of region (fwd_kv_bytes counts it), and
+ * the state's fwd_eval_seqs calls must then start each sequence at a
+ * multiple of region.
+ */
+struct fwd_state *fwd_new_seqs(const struct model *m, const struct mask *mask, int n_seq,
+			       int region, int max_batch, struct st_err *err);
 void fwd_free(struct fwd_state *s);
 /*
  * The context that chooses a longrope model's factors (model_rope_factors):
@@ -54,7 +65,9 @@ void fwd_set_rope_ctx(struct fwd_state *s, int n_ctx);
 /* Forget the cached positions (start a new sequence). */
 void fwd_reset(struct fwd_state *s);
 /* Truncate the cache to its first pos positions (0 <= pos <= fwd_pos):
- * the next fwd_eval continues at pos.  Returns pos, or -1 if out of range. */
+ * the next fwd_eval continues at pos.  Returns pos, or -1 if out of range
+ * or if a sliding layer's ring no longer holds the keys pos would see
+ * (a ring keeps the last window + max_batch - 1 positions). */
 int fwd_set_pos(struct fwd_state *s, int pos);
 /* Number of positions in the cache. */
 int fwd_pos(const struct fwd_state *s);

@@ -1071,7 +1071,7 @@ int lmeval_generate(const struct model *m, const struct mask *mask,
 		n_par = (int)n;
 	if (n_par > INT_MAX / region)
 		n_par = INT_MAX / region;
-	fs = fwd_new(m, mask, n_par * region, batch > n_par ? batch : n_par, err);
+	fs = fwd_new_seqs(m, mask, n_par, region, batch > n_par ? batch : n_par, err);
 	if (!fs)
 		return err ? err->code : ST_ENOMEM;
 	fwd_set_rope_ctx(fs, region); /* n_par regions side by side */

@@ -51,8 +51,9 @@
  *
  * HF checkpoints keep q/k rows in the rotate-half order (pairs i and
  * i + head_dim/2): the model gets ROPE_NEOX and the weights stay as they
- * are.  A Mistral-style sliding window smaller than the context clips
- * n_ctx to the window, so that full attention is exact.
+ * are.  A Mistral-style sliding window smaller than the context
+ * (sliding_window, with use_sliding_window true or absent on Mistral)
+ * makes every layer slide over its last sliding_window keys.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -787,7 +788,7 @@ static int parse_config(const char *file, struct model *m, enum tie_decl *tie,
 		hp->swa_window = sw > 0 ? sw : 4096; /* transformers' Gemma default */
 	else if (sw > 0 && sw < hp->n_ctx &&
 		 (use_sw == 1 || (use_sw < 0 && strcmp(mt, "mistral") == 0)))
-		hp->n_ctx = sw;
+		hp->swa_window = sw; /* every layer slides (swa_pattern 0) */
 	if (json_object_get(cfg, "drop_attn_list") || json_object_get(cfg, "drop_mlp_list")) {
 		int l, any = 0;
 

@@ -661,8 +661,8 @@ const char *model_gguf_arch_at(const struct model_hparams *hp, int n_layer)
 
 int model_layer_slides(const struct model_hparams *hp, int l)
 {
-	return hp->swa_window > 0 && hp->swa_pattern > 0 &&
-	       l % hp->swa_pattern < hp->swa_pattern - 1;
+	return hp->swa_window > 0 &&
+	       (hp->swa_pattern == 0 || l % hp->swa_pattern < hp->swa_pattern - 1);
 }
 
 int model_rope_freqs_local(const struct model *m, float *inv_freq)

@@ -84,7 +84,8 @@ struct model_hparams {
 	float attn_softcap;   /* attention logits become cap * tanh(logit / cap); 0: none */
 	float final_softcap;  /* the output logits likewise (before logit_scale) */
 	int swa_window;       /* keys a sliding layer's query sees, itself included; 0: none */
-	int swa_pattern;      /* layer l slides when l % swa_pattern < swa_pattern - 1 */
+	int swa_pattern;      /* layer l slides when l % swa_pattern < swa_pattern - 1;
+				 0 with a window: every layer (Mistral v0.1) */
 	float rope_theta_local; /* RoPE base of the sliding layers, unscaled; 0: rope_theta */
 	/* Mixture of experts (all zero for a dense model): the MLP site is a
 	 * router over n_expert experts, each token run through the n_expert_used
