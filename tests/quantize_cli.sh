@@ -54,7 +54,7 @@ for mk in "" "attn=3;mlp=1"; do
 		eval "r$b=\$(kl rtn$b$tag \"\$mk\") g$b=\$(kl gptq$b$tag \"\$mk\") a$b=\$(kl awq$b$tag \"\$mk\")"
 	done
 	echo "# '$mk' KL from the original: rtn4 $r4 gptq4 $g4 awq4 $a4; rtn8 $r8 gptq8 $g8 awq8 $a8"
-	[ -n "$mk" ] || r4_m=$r4
+	[ -n "$mk" ] || { r4_m=$r4 g4_m=$g4; }
 	ok "'$mk' 4-bit: GPTQ's KL $g4 below RTN's $r4" lt "$g4" "$r4"
 	ok "'$mk' 4-bit: AWQ's KL $a4 below RTN's $r4" lt "$a4" "$r4"
 	ok "'$mk' 8-bit: GPTQ's KL $g8 below RTN's $r8" lt "$g8" "$r8"
@@ -92,6 +92,16 @@ ok "q4_1: GPTQ's KL $k41_gptq below RTN's $k41_rtn" lt "$k41_gptq" "$k41_rtn"
 ok "q4_1: AWQ's KL $k41_awq below RTN's $k41_rtn" lt "$k41_awq" "$k41_rtn"
 ok "q4_1's plain rounding $k41_rtn below q4_0's $r4_m" lt "$k41_rtn" "$r4_m"
 is "$(json_str dtype < "$tmp/gptqq41.json")" q4_1 "the report names q4_1"
+# GPTQ's scale search (the default) against the format's rule
+q gptq4ns "" --quant gptq --bits 4 --act-order --no-search $cal
+is "$?" 0 "gptq --no-search exits 0"
+kns=$(kl gptq4ns '')
+echo "# q4_0 GPTQ KL: scale search $g4_m, the format's rule $kns"
+ok "q4_0: GPTQ with the scale search ($g4_m) below without it ($kns)" lt "$g4_m" "$kns"
+contains "$(strings "$tmp/gptq4ns.gguf" | head -c 20000)" "act_order no_search" \
+	"--no-search is in the file's settings"
+"$S" quantize "$model" --quant awq --no-search $cal --out "$tmp/e.gguf" 2> "$tmp/e.err"
+is "$?" 2 "--no-search with awq: usage error"
 "$S" quantize "$model" --type q4_1 --bits 8 --out "$tmp/e.gguf" 2> "$tmp/e.err"
 is "$?" 2 "--type q4_1 --bits 8: usage error"
 

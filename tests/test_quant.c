@@ -76,6 +76,7 @@ static void hand_example(void)
 	H[0] = 2, H[1] = 1, H[32] = 1, H[33] = 2;
 	gptq_opts_init(&o);
 	o.damp = 0; /* the example's H as it stands */
+	o.search = 0; /* the format's scale (the search: scale_search) */
 	is_int(gptq_quantize(W, 1, 32, H, &o, q, "hand", &err), 0, "GPTQ of the hand example: %s",
 	       err.msg);
 	dq = decode(ST_Q4_0, q, 1, 32);
@@ -300,6 +301,45 @@ static void awq_errors(void)
  * [-7.5, -0.5] widened to [-7.5, 0] -> d = 0.5, z = 15, m = -7.5.  Float
  * (ggml's): [1, 4] -> m = 1, d = fp16(0.2) = 0.199951171875.
  */
+/*
+ * qblock_params_search: a block of small values and one outlier.  Each
+ * column weighing the same, a shrunk range (the outlier clipped) loses
+ * less than the format's rule, which it returns ratio 1 for; with the
+ * outlier's column weighing 1000 times more, the full range.
+ */
+static void scale_search(void)
+{
+	double v[32], w[32], e1 = 0, es = 0, r;
+	float d1, m1, ds, ms;
+
+	for (int j = 0; j < 32; j++) {
+		v[j] = 0.3 * (2 * urand() - 1);
+		w[j] = 1;
+	}
+	v[7] = -1.0;
+	qblock_params(ST_Q4_0, 0, v, 1, 32, 1.0, &d1, &m1);
+	r = qblock_params_search(ST_Q4_0, 0, v, 1, 32, w, &ds, &ms);
+	for (int j = 0; j < 32; j++) {
+		double a = v[j] - qblock_value(ST_Q4_0, qblock_int(ST_Q4_0, v[j], d1, m1), d1, m1);
+		double b = v[j] - qblock_value(ST_Q4_0, qblock_int(ST_Q4_0, v[j], ds, ms), ds, ms);
+
+		e1 += a * a;
+		es += b * b;
+	}
+	ok(r < 1.0 && r >= 0.8 - 1e-12 && es < e1, "scale search: ratio %.2f, squared error %.4g "
+	   "below the format's rule's %.4g", r, es, e1);
+	{
+		float dr, mr;
+
+		qblock_params(ST_Q4_0, 0, v, 1, 32, r, &dr, &mr);
+		ok(ds == dr && ds < d1 && ds > 0, "... its scale %g is the rule's at that ratio "
+		   "(%g; the full range's %g)", ds, dr, d1);
+	}
+	w[7] = 1000;
+	r = qblock_params_search(ST_Q4_0, 0, v, 1, 32, w, &ds, &ms);
+	ok(r == 1.0 && ds == d1, "the outlier's column weighing 1000: the full range (ratio %.2f)", r);
+}
+
 static void q41_rules(void)
 {
 	double a[32], b[32], c[32], e[32];
@@ -336,6 +376,7 @@ static void q41_rules(void)
 
 int main(void)
 {
+	scale_search();
 	hand_example();
 	q41_rules();
 	against_rtn(ST_Q4_1, 0, 48);

@@ -38,6 +38,7 @@ static const char help[] =
 	"  --group G          weights per scale: 32, the block of both formats (default)\n"
 	"  --act-order        gptq: columns by decreasing Hessian diagonal\n"
 	"  --damp F           gptq: dampening, share of the mean diagonal (default 0.01)\n"
+	"  --no-search        gptq: each block's scale by the format's rule, not searched\n"
 	"  --no-clip          awq: no clipping search\n"
 	"  --data FILE        calibration text (gptq, awq), as strata calibrate reads it\n"
 	"  --samples N        chunks of it (default 128)\n"
@@ -150,10 +151,11 @@ static int quantize_main(struct quantize_args *a)
 		fprintf(stderr, "strata quantize: note: %d weight(s) have rows not a multiple of "
 			"32, which %s cannot hold: written F16\n", qr.n_fallback,
 			dtype_name(a->qo.type));
-	snprintf(settings, sizeof settings, "%s bits=%ld type=%s%s group=32%s%s samples=%d seq_len=%d",
+	snprintf(settings, sizeof settings, "%s bits=%ld type=%s%s group=32%s%s%s samples=%d seq_len=%d",
 		 quant_method_name(a->qo.method), a->bits, dtype_name(a->qo.type),
 		 a->qo.type == ST_Q4_1 && a->qo.izero ? " int_zero" : "",
 		 a->qo.method == QUANT_GPTQ && a->qo.act_order ? " act_order" : "",
+		 a->qo.method == QUANT_GPTQ && !a->qo.gptq_search ? " no_search" : "",
 		 a->qo.method == QUANT_AWQ && !a->qo.awq_clip ? " no_clip" : "",
 		 ds ? ds->n_chunks : 0, ds ? ds->seq_len : 0);
 	kv[0] = "strata.quantize.method";
@@ -205,7 +207,7 @@ out:
 int cmd_quantize(int argc, char **argv)
 {
 	enum { O_FIRST = 1300, O_FORCE, O_NOSTORE, O_QUANT, O_BITS,
-	       O_GROUP, O_ACT, O_DAMP, O_NOCLIP, O_DATA, O_SAMPLES, O_SEQ, O_TYPE, O_FMT,
+	       O_GROUP, O_ACT, O_DAMP, O_NOSEARCH, O_NOCLIP, O_DATA, O_SAMPLES, O_SEQ, O_TYPE, O_FMT,
 	       O_HFFMT, O_INTZERO };
 	static const struct option longopts[] = {
 		SOURCE_LONGOPTS, GUARD_LONGOPTS,
@@ -218,6 +220,7 @@ int cmd_quantize(int argc, char **argv)
 		{"group", required_argument, NULL, O_GROUP},
 		{"act-order", no_argument, NULL, O_ACT},
 		{"damp", required_argument, NULL, O_DAMP},
+		{"no-search", no_argument, NULL, O_NOSEARCH},
 		{"no-clip", no_argument, NULL, O_NOCLIP},
 		{"data", required_argument, NULL, O_DATA},
 		{"samples", required_argument, NULL, O_SAMPLES},
@@ -294,6 +297,9 @@ int cmd_quantize(int argc, char **argv)
 			if (!(a.qo.damp >= 0 && a.qo.damp <= 1))
 				return cli_usage("quantize", "--damp %s: a share in [0, 1]", optarg);
 			break;
+		case O_NOSEARCH:
+			a.qo.gptq_search = 0;
+			break;
 		case O_NOCLIP:
 			a.qo.awq_clip = 0;
 			break;
@@ -356,6 +362,8 @@ int cmd_quantize(int argc, char **argv)
 				 quant_method_name(a.qo.method));
 	if (a.qo.act_order && a.qo.method != QUANT_GPTQ)
 		return cli_usage("quantize", "--act-order applies to --quant gptq");
+	if (!a.qo.gptq_search && a.qo.method != QUANT_GPTQ)
+		return cli_usage("quantize", "--no-search applies to --quant gptq");
 	if (a.data) {
 		a.data = cli_resolve_path(a.data, CLI_PATH_DATA);
 		if (!a.data)

@@ -22,6 +22,7 @@ void gptq_opts_init(struct gptq_opts *o)
 	o->block = 128;
 	o->act_order = 0;
 	o->izero = 0;
+	o->search = 1;
 }
 
 void gptq_hessian_add(double *H, const float *X, int N, int in)
@@ -102,6 +103,17 @@ static int by_diag_desc(const void *a, const void *b, void *ud)
 	return x != y ? (x < y) - (x > y) : (i > j) - (i < j);
 }
 
+/* A block's scale (and offset): the format's rule, or with o->search the
+ * shrunk range that loses least, each column weighted by diag(H). */
+static void block_params(const struct gptq_opts *o, const double *v, size_t stride,
+			 const double *hdiag, float *d, float *m)
+{
+	if (o->search)
+		qblock_params_search(o->type, o->izero, v, stride, ST_QK, hdiag, d, m);
+	else
+		qblock_params(o->type, o->izero, v, stride, ST_QK, 1.0, d, m);
+}
+
 int gptq_quantize(const float *W, int out, int in, double *H, const struct gptq_opts *o,
 		  void *dst, const char *name, struct st_err *err)
 {
@@ -149,9 +161,9 @@ int gptq_quantize(const float *W, int out, int in, double *H, const struct gptq_
 		/* static groups: every scale from the unquantized weights */
 		for (int b = 0; b < nb; b++) {
 			for (int r = 0; r < out; r++)
-				qblock_params(t, o->izero, Wt + (size_t)b * ST_QK * out + r,
-					      (size_t)out, ST_QK, 1.0, &sc[(size_t)r * nb + b],
-					      &mn[(size_t)r * nb + b]);
+				block_params(o, Wt + (size_t)b * ST_QK * out + r, (size_t)out,
+					     diag + (size_t)b * ST_QK, &sc[(size_t)r * nb + b],
+					     &mn[(size_t)r * nb + b]);
 			ready[b] = 1;
 		}
 		qsort_r(perm, (size_t)in, sizeof *perm, by_diag_desc, diag);
@@ -202,8 +214,8 @@ int gptq_quantize(const float *W, int out, int in, double *H, const struct gptq_
 
 			if (!ready[b]) { /* natural order: the block starts here */
 				for (int r = 0; r < out; r++)
-					qblock_params(t, o->izero, w + r, (size_t)out, ST_QK, 1.0,
-						      &sc[(size_t)r * nb + b], &mn[(size_t)r * nb + b]);
+					block_params(o, w + r, (size_t)out, diag + (size_t)b * ST_QK,
+						     &sc[(size_t)r * nb + b], &mn[(size_t)r * nb + b]);
 				ready[b] = 1;
 			}
 			for (int r = 0; r < out; r++) {

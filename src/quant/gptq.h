@@ -45,6 +45,8 @@ struct gptq_opts {
 	double damp;        /* share of the mean diagonal added to H (default 0.01) */
 	int block;          /* columns per lazy batch (default 128) */
 	int act_order;      /* columns by decreasing diag(H) (default 0) */
+	int search;         /* each block's range shrunk as qblock_params_search
+			       chooses, by diag(H) (default 1) */
 };
 
 void gptq_opts_init(struct gptq_opts *o);

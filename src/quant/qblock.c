@@ -55,6 +55,32 @@ void qblock_params(enum st_dtype t, int izero, const double *v, size_t stride, i
 	}
 }
 
+double qblock_params_search(enum st_dtype t, int izero, const double *v, size_t stride, int n,
+			    const double *w, float *d, float *m)
+{
+	double best = INFINITY, best_r = 1.0;
+
+	for (int k = 0; k <= 20; k++) {
+		double r = 1.0 - 0.01 * k, e = 0.0;
+		float dk, mk;
+
+		qblock_params(t, izero, v, stride, n, r, &dk, &mk);
+		for (int j = 0; j < n && e < best; j++) {
+			double x = v[(size_t)j * stride];
+			double y = x - qblock_value(t, qblock_int(t, x, dk, mk), dk, mk);
+
+			e += (w ? w[j] : 1.0) * y * y;
+		}
+		if (e < best) {
+			best = e;
+			best_r = r;
+			*d = dk;
+			*m = mk;
+		}
+	}
+	return best_r;
+}
+
 int qblock_int(enum st_dtype t, double x, float d, float m)
 {
 	double q;

@@ -31,6 +31,15 @@
  */
 void qblock_params(enum st_dtype t, int izero, const double *v, size_t stride, int n,
 		   double ratio, float *d, float *m);
+/*
+ * The same with the range shrunk by the ratio, of 1, 0.99, ... 0.80,
+ * whose block loses least: sum_j w[j] (v_j - value(int(v_j)))^2 (w NULL:
+ * all 1).  Returns that ratio.  GPTQ's scale search (the reference
+ * quantizer's grid over shrunk ranges), weighted by the Hessian's
+ * diagonal: how much each input column's error costs the output.
+ */
+double qblock_params_search(enum st_dtype t, int izero, const double *v, size_t stride, int n,
+			    const double *w, float *d, float *m);
 int qblock_int(enum st_dtype t, double x, float d, float m);
 double qblock_value(enum st_dtype t, int q, float d, float m);
 /* The block's bytes: fp16 d (and fp16 m), then the 32 integers (q4_0

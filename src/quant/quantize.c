@@ -56,6 +56,7 @@ void quant_opts_init(struct quant_opts *o)
 	o->type = ST_Q4_0;
 	o->izero = 0;
 	o->damp = 0.01;
+	o->gptq_search = 1;
 	o->awq_grid = 20;
 	o->awq_clip = 1;
 	o->awq_max_tokens = 8192;
@@ -406,6 +407,7 @@ static int group_gptq(struct run *r, int l, int which, const struct group *g,
 	go.izero = r->o->izero;
 	go.damp = r->o->damp;
 	go.act_order = r->o->act_order;
+	go.search = r->o->gptq_search;
 	W = group_stack(g, &rows);
 	dst = malloc((size_t)rows * dtype_row_bytes(go.type, g->in));
 	if (!W || !dst) {

@@ -57,6 +57,7 @@ struct quant_opts {
 	int izero;              /* q4_1: integer zero points, as GPTQ's and AWQ's
 				   Hugging Face formats hold them (qblock.h) */
 	int act_order;          /* GPTQ */
+	int gptq_search;        /* GPTQ: each block's scale searched (1; gptq.h) */
 	double damp;            /* GPTQ: share of the mean diagonal (0.01) */
 	int awq_grid;           /* AWQ: points of the alpha search (20) */
 	int awq_clip;           /* AWQ: search a clipping ratio per block (1) */
