@@ -5,7 +5,11 @@
 # MoE sublayer is the mlp site (a calibration scores it, a dropped mlp
 # changes the perplexity); a block drop exports as gguf and llama.cpp's
 # perplexity of it is strata's of the masked model (1e-4), other drops
-# and hf are refused by name; an Expert Drop (two experts a layer)
+# as gguf are refused by name; the model, an mlp drop (drop lists) and
+# an Expert Drop as Hugging Face directories (transformers' per-expert
+# names) give strata the perplexity of the masked gguf (1e-5), and a
+# config missing a field or with dense layers is refused by name; an
+# Expert Drop (two experts a layer)
 # exports as gguf with fewer experts and llama.cpp's perplexity of it is
 # strata's of the masked model (1e-4), uneven counts refused; and the
 # experts in 16-bit and quantized dtypes against llama.cpp (5e-3: llama.cpp
@@ -82,7 +86,7 @@ for sa in $SHAPES; do
 		sh -c '[ -n "$1" ] && [ "$1" != "$2" ]' _ "${sx:-}" "${st:-}"
 	"$S" export "$f" --mask "expert=0:1,3;1:0,2;2:2" --format gguf --out "$WORK/x.gguf" \
 		> /dev/null 2> "$WORK/export.err"
-	contains "$(cat "$WORK/export.err")" "one expert_count for every layer" \
+	contains "$(cat "$WORK/export.err")" "a GGUF file has one expert_count and a Hugging Face config one expert count for every layer" \
 		"$shape: layers keeping different expert counts are refused as gguf, saying why"
 	"$S" export "$f" --mask "expert=1:0-$((n_exp - 2))" --format gguf --out "$WORK/x.gguf" \
 		> /dev/null 2> "$WORK/export.err"
@@ -94,12 +98,20 @@ for sa in $SHAPES; do
 		"$shape: an expert out of range is refused, naming it"
 	# what deci or config.json cannot express is refused by name
 	"$S" export "$f" --mask "mlp=1" --format gguf --out "$WORK/x.gguf" > /dev/null 2> "$WORK/export.err"
-	contains "$(cat "$WORK/export.err")" "with attention or MLP drops: llama.cpp's deci has no experts" \
+	contains "$(cat "$WORK/export.err")" "with attention or MLP drops as gguf: llama.cpp's deci has no experts" \
 		"$shape: an mlp drop as gguf is refused, naming why"
-	"$S" export "$f" --format hf --out "$WORK/x-hf" > /dev/null 2> "$WORK/export.err"
-	contains "$(cat "$WORK/export.err")" "($want, $n_exp experts) as hf yet" "$shape: hf export refused by name"
-	ok "$shape: nothing written for the refused exports" \
-		sh -c '[ ! -e "$1" ] && [ ! -e "$2" ]' _ "$WORK/x.gguf" "$WORK/x-hf"
+	ok "$shape: nothing written for the refused exports" [ ! -e "$WORK/x.gguf" ]
+	# as Hugging Face directories: whole, an mlp drop, an Expert Drop
+	for hm in "" "mlp=1" "$xm"; do
+		hd="$WORK/$shape-hf$(echo "$hm" | tr -c 'a-z0-9\n' '_')"
+		"$S" export "$f" ${hm:+--mask "$hm"} --format hf --out "$hd" > /dev/null 2> "$WORK/export.err"
+		sh_=$(strata_ppl "$hd")
+		sg=$(strata_ppl "$f" "$hm")
+		ok "$shape: hf export '$hm' gives the masked gguf's perplexity ($sh_ = $sg, 1e-5)" \
+			within "${sg:-0}" "${sh_:-0}" 1e-5
+	done
+	contains "$(info_json "$WORK/$shape-hf")" "\"n_expert\": $n_exp, \"n_expert_used\": $n_used" \
+		"$shape: the hf directory has $n_exp experts, $n_used used"
 done
 
 # calibration scores the MoE mlp sites like dense ones
@@ -163,14 +175,20 @@ if [ -s "$f" ]; then
 		'"mask": "attn=;mlp=;expert=2:0-1"' "plan --mask keeps the expert part"
 fi
 
-# Hugging Face mixtures of experts are refused by name (GGUF only)
-mkdir -p "$WORK/hf-olmoe" "$WORK/hf-mixtral"
-echo '{"model_type": "olmoe", "num_experts": 8}' > "$WORK/hf-olmoe/config.json"
-echo '{"model_type": "llama", "num_local_experts": 8}' > "$WORK/hf-mixtral/config.json"
-contains "$("$S" info "$WORK/hf-olmoe" 2>&1)" "model_type 'olmoe' is not supported in Hugging Face form (strata reads mixtures of experts such as olmoe as GGUF)" \
-	"an hf olmoe directory is refused by name"
-contains "$("$S" info "$WORK/hf-mixtral" 2>&1)" "mixtures of experts such as llama as GGUF" \
-	"an hf llama with num_local_experts (Mixtral's form) is refused"
+# Hugging Face configs of mixtures of experts: what is missing or not run
+# is named
+mkdir -p "$WORK/hf-olmoe" "$WORK/hf-mixtral" "$WORK/hf-qwen"
+cfg='"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 32, "vocab_size": 400, "max_position_embeddings": 64'
+echo "{\"model_type\": \"olmoe\", \"num_experts\": 8, $cfg}" > "$WORK/hf-olmoe/config.json"
+echo "{\"model_type\": \"llama\", \"num_local_experts\": 8, $cfg}" > "$WORK/hf-mixtral/config.json"
+echo "{\"model_type\": \"qwen2_moe\", \"num_experts\": 8, \"num_experts_per_tok\": 2, \"shared_expert_intermediate_size\": 32, \"decoder_sparse_step\": 2, $cfg}" \
+	> "$WORK/hf-qwen/config.json"
+contains "$("$S" info "$WORK/hf-olmoe" 2>&1)" "field 'num_experts_per_tok' is missing" \
+	"an hf olmoe config without num_experts_per_tok is refused naming it"
+contains "$("$S" info "$WORK/hf-mixtral" 2>&1)" "model_type 'llama' with experts is not supported" \
+	"an hf llama with num_local_experts is refused (Mixtral's model_type is mixtral)"
+contains "$("$S" info "$WORK/hf-qwen" 2>&1)" "'decoder_sparse_step' (2)" \
+	"an hf qwen2_moe with dense layers is refused naming the field"
 
 # the experts in other dtypes (each expert a slice of a 3-D tensor)
 for dt in bf16 f16 q8_0 q4_0; do

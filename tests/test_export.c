@@ -453,6 +453,17 @@ static void check_deci_keys(const char *path, const char *src)
 	gguf_close(g);
 }
 
+/* Replace file p by text (a test's config edits). */
+static void write_text_file(const char *p, const char *text)
+{
+	FILE *f = fopen(p, "w");
+
+	if (f) {
+		fputs(text ? text : "", f);
+		fclose(f);
+	}
+}
+
 static json_t *load_json(const char *p)
 {
 	json_error_t je;
@@ -1009,11 +1020,126 @@ static void check_baichuan(const struct model *g, const struct model *h, const f
  * Gemma's norms are stored in HF form, w of (1 + w), one less than
  * GGUF's (pinned on every norm of layer 0 and the output norm).
  */
+/*
+ * A mixture of experts as a Hugging Face directory: transformers' names
+ * (read back from the safetensors by name: Mixtral's block_sparse_moe
+ * w3 of expert 1 is the GGUF's ffn_up_exps slice 1; Qwen2-MoE's shared
+ * expert gate an [1, d] linear), the config's counts, an Expert Drop
+ * keeping as many experts in every layer equal to the masked GGUF, one
+ * keeping different counts refused, and the loader's errors: an expert
+ * missing, dense layers among the experts.
+ */
+static void check_moe_hf(const char *shape, struct model *g, const char *dir)
+{
+	char p[4200], xd[96];
+	struct st_err err = {0};
+	struct safetensors *st;
+	struct mask *mask = mk("expert=0:1;1:0;2:2", g->hp.n_layer);
+	struct model *x = NULL;
+	float *a = NULL, *b = NULL;
+	double d = 1e9, scale = 0;
+	int mixtral = strcmp(shape, "mixtral-tiny") == 0;
+	json_t *cfg;
+
+	snprintf(p, sizeof p, "%s/model.safetensors", dir);
+	st = safetensors_open(p, &err);
+	if (st) {
+		struct st_tensor want = model_expert_slice(&g->layers[0].ffn_up_exps, 1);
+		const struct st_tensor *t = safetensors_find(st, mixtral ?
+			"model.layers.0.block_sparse_moe.experts.1.w3.weight" :
+			"model.layers.0.mlp.experts.1.up_proj.weight");
+		const struct st_tensor *r = safetensors_find(st, mixtral ?
+			"model.layers.0.block_sparse_moe.gate.weight" : "model.layers.0.mlp.gate.weight");
+
+		ok(t && t->nbytes == want.nbytes && memcmp(t->data, want.data, want.nbytes) == 0 &&
+		   r && r->ne[1] == g->hp.n_expert, "%s: expert 1's up projection and the router "
+		   "under transformers' names", shape);
+		if (g->layers[0].ffn_gate_inp_shexp.data) {
+			const struct st_tensor *sg = safetensors_find(st,
+				"model.layers.0.mlp.shared_expert_gate.weight");
+			ok(sg && sg->n_dims == 2 && sg->ne[0] == g->hp.d_model && sg->ne[1] == 1,
+			   "%s: the shared expert's gate is an [1, %d] linear", shape, g->hp.d_model);
+		}
+		safetensors_close(st);
+	} else {
+		ok(0, "%s: open the export's safetensors: %s", shape, err.msg);
+	}
+	snprintf(p, sizeof p, "%s/config.json", dir);
+	cfg = load_json(p);
+	ok(cfg && json_integer_value(json_object_get(cfg, mixtral ? "num_local_experts" :
+						     "num_experts")) == g->hp.n_expert &&
+	   json_integer_value(json_object_get(cfg, "num_experts_per_tok")) == g->hp.n_expert_used,
+	   "%s: config.json counts %d experts, %d a token", shape, g->hp.n_expert,
+	   g->hp.n_expert_used);
+	json_decref(cfg);
+
+	snprintf(xd, sizeof xd, "%s-hf-experts", shape);
+	if (mask && do_export(g, mask, pth(xd), EXPORT_HF, -1, NULL) == 0)
+		x = load(pth(xd));
+	if (x && (a = logits(g, mask, NULL)) && (b = logits(x, NULL, NULL)))
+		d = max_diff(a, b, (size_t)T_TOK * (size_t)g->hp.n_vocab, &scale);
+	ok(x && x->hp.n_expert == g->hp.n_expert - 1 &&
+	   d <= 1e-5 * (scale > 1 ? scale : 1), "%s: hf with one expert of each layer dropped "
+	   "has %d experts and the masked gguf's logits (max diff %g)", shape,
+	   x ? x->hp.n_expert : -1, d);
+	mask_free(mask);
+	mask = mk("expert=0:1;1:0-1", g->hp.n_layer);
+	ok(mask && do_export(g, mask, pth("moe-uneven-hf"), EXPORT_HF, -1, NULL) == ST_EUNSUP &&
+	   !exists(pth("moe-uneven-hf")), "%s: layers keeping 3 and 2 experts are refused", shape);
+
+	/* the loader: one expert more in the config than in the file, dense layers */
+	if (mixtral && x) {
+		char cp[4200], *text = NULL;
+		struct model *bad = NULL;
+		json_t *c;
+
+		snprintf(cp, sizeof cp, "%s/config.json", pth(xd));
+		c = load_json(cp);
+		json_object_set_new(c, "num_local_experts", json_integer(4));
+		text = json_dumps(c, 0);
+		write_text_file(cp, text);
+		free(text);
+		ok(model_load(pth(xd), NULL, &bad, &err) == ST_EFORMAT &&
+		   strstr(err.msg, "block_sparse_moe.experts.3.w1.weight") &&
+		   strstr(err.msg, "expert 3 of 4"), "mixtral: an expert missing is named: %s",
+		   err.msg);
+		model_free(bad);
+		bad = NULL;
+		json_object_set_new(c, "num_local_experts", json_integer(3));
+		json_object_set_new(c, "model_type", json_string("qwen2_moe"));
+		json_object_set_new(c, "num_experts", json_integer(3));
+		json_object_set_new(c, "mlp_only_layers", json_pack("[i]", 1));
+		json_object_set_new(c, "shared_expert_intermediate_size", json_integer(8));
+		text = json_dumps(c, 0);
+		write_text_file(cp, text);
+		free(text);
+		ok(model_load(pth(xd), NULL, &bad, &err) == ST_EUNSUP &&
+		   strstr(err.msg, "mlp_only_layers"), "qwen2_moe with dense layers is refused: %s",
+		   err.msg);
+		model_free(bad);
+		json_object_set_new(c, "model_type", json_string("llama"));
+		json_object_del(c, "mlp_only_layers");
+		text = json_dumps(c, 0);
+		write_text_file(cp, text);
+		free(text);
+		ok(model_load(pth(xd), NULL, &bad, &err) == ST_EUNSUP &&
+		   strstr(err.msg, "with experts is not supported"),
+		   "llama with num_experts is refused: %s", err.msg);
+		model_free(bad);
+		json_decref(c);
+	}
+	free(a);
+	free(b);
+	mask_free(mask);
+	model_free(x);
+}
+
 static void check_families(void)
 {
 	static const char *const names[] = { "qwen3-tiny", "mistral-nemo-tiny", "olmo2-tiny",
 					     "granite-tiny", "gemma2-tiny", "gemma3-tiny",
-					     "phi3-tiny", "baichuan-tiny" };
+					     "phi3-tiny", "baichuan-tiny", "mixtral-tiny",
+					     "qwen2moe-tiny", "qwen3moe-tiny", "olmoe-tiny" };
 
 	for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
 		const struct synth_shape *sh = synth_find_shape(names[k]);
@@ -1076,6 +1202,8 @@ static void check_families(void)
 			   names[k]);
 		if (g && h && strcmp(names[k], "baichuan-tiny") == 0)
 			check_baichuan(g, h, a, pth(hname), pth(gname));
+		if (g && h && g->hp.n_expert > 0)
+			check_moe_hf(names[k], g, pth(hname));
 		if (g && h && strcmp(names[k], "gemma3-tiny") == 0) {
 			/* a final soft-cap, as newer llama.cpp reads it for Gemma 3: the
 			 * logits change, and match cap * tanh(z / cap) of the plain ones */

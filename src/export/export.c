@@ -141,7 +141,7 @@ static int plan_build(const struct model *m, const struct mask *mask, struct lay
 		return st_errf(err, ST_EINVAL, "the mask drops every layer of '%s': nothing to "
 			       "export", m->path ? m->path : "?");
 	}
-	/* GGUF has one expert_count for every layer */
+	/* GGUF and HF configs have one expert count for every layer */
 	if ((rc = mask_check_experts(mask, m->hp.n_expert, m->hp.n_expert_used, err)) < 0) {
 		plan_release(p);
 		return rc;
@@ -159,10 +159,9 @@ static int plan_build(const struct model *m, const struct mask *mask, struct lay
 			plan_release(p);
 			return st_errf(err, ST_EUNSUP, "cannot export '%s' with layer %d keeping %d "
 				       "experts and layer %d keeping %d: a GGUF file has one "
-				       "expert_count for every layer; drop as many experts in each "
-				       "layer (an export as hf, which could hold them, is not built "
-				       "for mixtures of experts yet)", m->path ? m->path : "?",
-				       first, p->n_expert, l, k);
+				       "expert_count and a Hugging Face config one expert count for "
+				       "every layer; drop as many experts in each layer",
+				       m->path ? m->path : "?", first, p->n_expert, l, k);
 		}
 	}
 	p->experts_dropped = m->hp.n_expert > 0 && p->n_expert < m->hp.n_expert;
@@ -897,7 +896,91 @@ static void hf_add_layer(struct out_tensor *ot, int *nt, const struct model *m, 
 	(*nt)++;
 }
 
-static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct out_tensor *ot)
+/*
+ * Layer l's mixture of experts as layer n in transformers' names: the
+ * router (only the kept experts' rows, gathered into ot's buf as dtype,
+ * when the mask drops some), each kept expert's three projections,
+ * renumbered (views of the 3-D tensors' slices), and Qwen2-MoE's shared
+ * expert with its gate as an [1, d_model] linear.  Mixtral's live under
+ * block_sparse_moe as w1 (gate), w3 (up) and w2 (down).
+ */
+static int hf_add_experts(struct out_tensor *ot, int *nt, const struct model *m,
+			  const struct layer_plan *lp, int l, int n, enum st_dtype dtype)
+{
+	static const char *const parts[3] = { "gate_proj", "up_proj", "down_proj" }, *const mx[3] = {
+		"w1", "w3", "w2" };
+	const struct layer_weights *w = &m->layers[l];
+	const struct st_tensor *exps[3] = { &w->ffn_gate_exps, &w->ffn_up_exps, &w->ffn_down_exps };
+	const struct st_tensor *sh[3] = { &w->ffn_gate_shexp, &w->ffn_up_shexp, &w->ffn_down_shexp };
+	int mixtral = strcmp(m->hp.arch, "llama") == 0, E = m->hp.n_expert, j = 0;
+	const char *blk = mixtral ? "block_sparse_moe" : "mlp";
+	struct out_tensor *x = &ot[*nt];
+
+	/* the router */
+	snprintf(x->name, sizeof x->name, "model.layers.%d.%s.gate.weight", n, blk);
+	x->src = &w->ffn_gate_inp;
+	if (lp->experts_dropped) {
+		const struct st_tensor *r = &w->ffn_gate_inp;
+		int64_t d = r->ne[0];
+		size_t rb = dtype_row_bytes(r->type, d), ob = dtype_row_bytes(dtype, d);
+		float *f = malloc((size_t)d * sizeof *f);
+		uint8_t *buf = malloc(ob * (size_t)lp->n_expert);
+
+		if (f && buf)
+			for (int e = 0, k = 0; e < E; e++)
+				if (mask_keeps_expert(lp->mask, l, e)) {
+					dtype_to_f32(r->type, (const uint8_t *)r->data + rb * (size_t)e, f, d);
+					dtype_from_f32(dtype, f, buf + ob * (size_t)k++, d);
+				}
+		free(f);
+		if (!f || !buf) {
+			free(buf);
+			return -1;
+		}
+		x->own = *r;
+		x->own.ne[1] = lp->n_expert;
+		x->src = &x->own;
+		x->buf = buf;
+		x->type = dtype;
+		x->nbytes = ob * (size_t)lp->n_expert;
+	}
+	(*nt)++;
+	for (int e = 0; e < E; e++) {
+		if (!mask_keeps_expert(lp->mask, l, e))
+			continue;
+		for (int k = 0; k < 3; k++) {
+			x = &ot[(*nt)++];
+			x->own = model_expert_slice(exps[k], e);
+			x->src = &x->own;
+			if (mixtral)
+				snprintf(x->name, sizeof x->name,
+					 "model.layers.%d.block_sparse_moe.experts.%d.%s.weight", n, j, mx[k]);
+			else
+				snprintf(x->name, sizeof x->name, "model.layers.%d.mlp.experts.%d.%s.weight",
+					 n, j, parts[k]);
+		}
+		j++;
+	}
+	if (w->ffn_gate_inp_shexp.data) {
+		x = &ot[(*nt)++];
+		x->own = w->ffn_gate_inp_shexp;
+		x->own.n_dims = 2;
+		x->own.ne[1] = 1;
+		x->src = &x->own;
+		snprintf(x->name, sizeof x->name, "model.layers.%d.mlp.shared_expert_gate.weight", n);
+	}
+	for (int k = 0; k < 3; k++)
+		if (sh[k]->data) {
+			x = &ot[(*nt)++];
+			x->src = sh[k];
+			snprintf(x->name, sizeof x->name, "model.layers.%d.mlp.shared_expert.%s.weight",
+				 n, parts[k]);
+		}
+	return 0;
+}
+
+static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct out_tensor *ot,
+		      int dtype)
 {
 	int nt = 0, pack = model_hf_qkv_packed(&m->hp);
 
@@ -936,6 +1019,10 @@ static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct
 		for (size_t k = 0; !(lp->gone[l] & GONE_MLP) && k < sizeof mlp / sizeof *mlp; k++)
 			if (mlp[k])
 				hf_add_layer(ot, &nt, m, l, mlp[k], n, k == 0 || k == 4);
+		if (m->hp.n_expert > 0 && !(lp->gone[l] & GONE_MLP) &&
+		    hf_add_experts(ot, &nt, m, lp, l, n, dtype >= 0 ? (enum st_dtype)dtype
+								    : w->ffn_gate_inp.type) < 0)
+			return -1;
 	}
 	hf_add(ot, &nt, &m->out_norm, "model.norm.weight", 0);
 	ot[nt - 1].is_norm = 1;
@@ -1035,11 +1122,15 @@ static int hf_config(const struct model *m, const struct layer_plan *lp, int dty
 	}
 	json_object_del(cfg, "drop_attn_list");
 	json_object_del(cfg, "drop_mlp_list");
+	if (lp->experts_dropped)
+		json_object_set_new(cfg, json_object_get(cfg, "num_local_experts") ?
+				    "num_local_experts" : "num_experts", json_integer(lp->n_expert));
 	if (lp->partial) {
 		const char *mt = m->hp.arch;
 		int mis = strcmp(mt, "mistral") == 0;
 
-		if ((rc = drop_fields_set(cfg, lp, mis || strcmp(mt, "llama") == 0, mis, err)) < 0)
+		if ((rc = drop_fields_set(cfg, lp, (mis || strcmp(mt, "llama") == 0) &&
+					  m->hp.n_expert == 0, mis, err)) < 0)
 			goto out;
 	}
 	rc = config_write(cfg, dir, err);
@@ -1555,6 +1646,50 @@ static int longrope_set(json_t *c, const struct model *m, struct st_err *err)
 	return 0;
 }
 
+/*
+ * A mixture of experts' config.json fields: its model_type and class,
+ * the experts kept a layer, those a token runs, their widths and the
+ * top-k normalisation, as transformers' Mixtral, Qwen2-MoE, Qwen3-MoE
+ * and OLMoE read them.
+ */
+static int hf_moe_fields(json_t *c, const struct model *m, const struct layer_plan *lp,
+			 struct st_err *err)
+{
+	static const struct { const char *arch, *mt, *cls; } moe[] = {
+		{ "llama", "mixtral", "MixtralForCausalLM" },
+		{ "qwen2moe", "qwen2_moe", "Qwen2MoeForCausalLM" },
+		{ "qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM" },
+		{ "olmoe", "olmoe", "OlmoeForCausalLM" },
+	};
+	const struct model_hparams *hp = &m->hp;
+	size_t i;
+
+	for (i = 0; i < sizeof moe / sizeof *moe && strcmp(hp->arch, moe[i].arch); i++)
+		;
+	if (i == sizeof moe / sizeof *moe)
+		return st_errf(err, ST_EUNSUP, "cannot export the mixture of experts '%s' (%s) as "
+			       "hf: transformers has no such class (mixtral, qwen2_moe, qwen3_moe, "
+			       "olmoe)", m->path, hp->arch);
+	json_object_set_new(c, "model_type", json_string(moe[i].mt));
+	json_object_set_new(c, "architectures", json_pack("[s]", moe[i].cls));
+	json_object_set_new(c, i == 0 ? "num_local_experts" : "num_experts",
+			    json_integer(lp->n_expert));
+	json_object_set_new(c, "num_experts_per_tok", json_integer(hp->n_expert_used));
+	json_object_set_new(c, "norm_topk_prob", json_boolean(hp->moe_norm_topk));
+	if (i == 0 || i == 3) /* their experts are intermediate_size wide */
+		json_object_set_new(c, "intermediate_size", json_integer(hp->d_ff_exp));
+	else
+		json_object_set_new(c, "moe_intermediate_size", json_integer(hp->d_ff_exp));
+	if (hp->d_ff_shexp > 0)
+		json_object_set_new(c, "shared_expert_intermediate_size",
+				    json_integer(hp->d_ff_shexp));
+	if (i == 1 || i == 2) {
+		json_object_set_new(c, "decoder_sparse_step", json_integer(1));
+		json_object_set_new(c, "mlp_only_layers", json_array());
+	}
+	return 0;
+}
+
 /* config.json of a model read from another format, from its hyperparameters. */
 static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp, int dtype,
 			     int32_t bos, int32_t eos, const char *dir, struct st_err *err)
@@ -1642,7 +1777,10 @@ static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp,
 	if (eos >= 0)
 		json_object_set_new(c, "eos_token_id", json_integer(eos));
 	json_object_set_new(c, "torch_dtype", json_string(torch_dtype_name(dt)));
-	rc = lp->partial ? drop_fields_set(c, lp, 1, mistral, err) : 0;
+	rc = hp->n_expert > 0 ? hf_moe_fields(c, m, lp, err) : 0;
+	/* LLM-Drop's dropped Llama classes have no experts */
+	if (rc == 0 && lp->partial)
+		rc = drop_fields_set(c, lp, hp->n_expert == 0, mistral, err);
 	if (rc == 0)
 		rc = config_write(c, dir, err);
 	json_decref(c);
@@ -1850,14 +1988,18 @@ static int export_hf(const struct model *m, const struct layer_plan *lp, const c
 	if (!o->overwrite && path_exists(path))
 		return st_errf(err, ST_EINVAL, "'%s' already exists (overwrite it with --force)",
 			       path);
-	ot = calloc(40 * (size_t)lp->n_src + 4, sizeof *ot);
+	ot = calloc((40 + 3 * (size_t)m->hp.n_expert) * (size_t)lp->n_src + 4, sizeof *ot);
 	tmp = malloc(strlen(path) + 16);
 	old = malloc(strlen(path) + 16);
 	if (!ot || !tmp || !old) {
 		rc = st_errf(err, ST_ENOMEM, "out of memory");
 		goto out;
 	}
-	nt = hf_tensors(m, lp, ot);
+	if ((nt = hf_tensors(m, lp, ot, o->dtype)) < 0) {
+		nt = 0;
+		rc = st_errf(err, ST_ENOMEM, "out of memory for the routers of '%s'", m->path);
+		goto out;
+	}
 	if (o->replace && (rc = hfq_expand(m, o, ot, &nt, &qsym, err)) < 0)
 		goto out;
 	for (int i = 0; i < nt; i++) {
@@ -2088,21 +2230,17 @@ int export_model(const struct model *m, const struct mask *mask, const char *pat
 	memset(res, 0, sizeof *res);
 	if (!path || !*path)
 		return st_errf(err, ST_EINVAL, "no output path given");
-	if (m->hp.n_expert > 0 && o->format == EXPORT_HF)
-		return st_errf(err, ST_EUNSUP, "cannot export the mixture of experts '%s' (%s, %d "
-			       "experts) as hf yet: export it as gguf", m->path, m->hp.arch,
-			       m->hp.n_expert);
 	if (o->dtype >= 0 && o->dtype != ST_F32 && o->dtype != ST_F16 && o->dtype != ST_BF16 &&
 	    o->dtype != ST_Q8_0)
 		return st_errf(err, ST_EINVAL, "cannot export as %s (f32, f16, bf16, q8_0)",
 			       dtype_name(o->dtype));
 	if ((rc = plan_build(m, mask, &lp, err)) < 0)
 		return rc;
-	if (m->hp.n_expert > 0 && lp.partial) {
+	if (m->hp.n_expert > 0 && lp.partial && o->format != EXPORT_HF) {
 		plan_release(&lp);
 		return st_errf(err, ST_EUNSUP, "cannot export the mixture of experts '%s' (%s) with "
-			       "attention or MLP drops: llama.cpp's deci has no experts; drop whole "
-			       "blocks", m->path, m->hp.arch);
+			       "attention or MLP drops as gguf: llama.cpp's deci has no experts; drop "
+			       "whole blocks, or export as hf (drop lists)", m->path, m->hp.arch);
 	}
 	if (o->phase)
 		o->phase(o->ud, "writing");

@@ -87,6 +87,11 @@ struct hf_priv {
 	int qgroup;              /* inputs per group */
 	struct hf_owned *owned;
 	int n_owned, cap_owned;
+	/* a mixture of experts: experts a layer, Mixtral's names (w1/w3/w2
+	 * under block_sparse_moe), and the first per-expert tensor found
+	 * missing or unlike its siblings (said instead of the stacked name) */
+	int n_expert, mixtral;
+	char moe_err[320];
 };
 
 static void hf_priv_free(void *p)
@@ -239,6 +244,30 @@ static const struct st_tensor *hf_find_as(struct hf_priv *h, const char *prefix,
 	return t;
 }
 
+/* A new owned entry named name for data (taken; NULL: a view), or NULL. */
+static struct hf_owned *hf_own(struct hf_priv *h, const char *name, void *data)
+{
+	struct hf_owned *o;
+
+	if (h->n_owned == h->cap_owned) {
+		int cap = h->cap_owned ? 2 * h->cap_owned : 64;
+		struct hf_owned *no = realloc(h->owned, (size_t)cap * sizeof *no);
+
+		if (!no)
+			return NULL;
+		h->owned = no;
+		h->cap_owned = cap;
+	}
+	o = &h->owned[h->n_owned];
+	memset(o, 0, sizeof *o);
+	if (!(o->name = strdup(name)))
+		return NULL;
+	o->data = data;
+	o->t.name = o->name;
+	h->n_owned++;
+	return o;
+}
+
 /*
  * X.weight of a quantized checkpoint: dequantized from X.qweight,
  * X.qzeros, X.scales (X.g_idx) when they are there with shapes that
@@ -278,15 +307,6 @@ static const struct st_tensor *hf_dequant(struct hf_priv *h, const char *name)
 		return NULL;
 	if (h->qlayout == HFQ_GPTQ)
 		gi = hf_find_as(h, prefix, ".g_idx", ST_I32, 1, in, 1);
-	if (h->n_owned == h->cap_owned) {
-		int cap = h->cap_owned ? 2 * h->cap_owned : 64;
-		struct hf_owned *no = realloc(h->owned, (size_t)cap * sizeof *no);
-
-		if (!no)
-			return NULL;
-		h->owned = no;
-		h->cap_owned = cap;
-	}
 	W = malloc((size_t)out * in * sizeof *W);
 	if (!W)
 		return NULL;
@@ -295,14 +315,10 @@ static const struct st_tensor *hf_dequant(struct hf_priv *h, const char *name)
 		free(W);
 		return NULL;
 	}
-	o = &h->owned[h->n_owned];
-	memset(o, 0, sizeof *o);
-	if (!(o->name = strdup(name))) {
+	if (!(o = hf_own(h, name, W))) {
 		free(W);
 		return NULL;
 	}
-	o->data = W;
-	o->t.name = o->name;
 	o->t.type = ST_F32;
 	o->t.n_dims = 2;
 	o->t.ne[0] = in;
@@ -310,7 +326,93 @@ static const struct st_tensor *hf_dequant(struct hf_priv *h, const char *name)
 	o->t.ne[2] = o->t.ne[3] = 1;
 	o->t.data = W;
 	o->t.nbytes = (size_t)out * in * sizeof *W;
-	h->n_owned++;
+	return &o->t;
+}
+
+/*
+ * model.layers.L.mlp.experts.*.P_proj.weight: layer L's experts' P
+ * projections (P gate, up or down; Mixtral's w1, w3, w2 under
+ * block_sparse_moe) stacked into one {in, out, n_expert} tensor, as
+ * GGUF stores them (a copy, owned by h); Mixtral's router under its own
+ * name.  NULL when name is not such a tensor, or an expert's is missing
+ * or unlike expert 0's (h->moe_err says which).
+ */
+static const struct st_tensor *hf_experts(struct hf_priv *h, const char *name)
+{
+	static const char *const parts[3] = { "gate", "up", "down" }, *const mx[3] = {
+		"w1", "w3", "w2" };
+	const struct st_tensor *t0 = NULL;
+	struct hf_owned *o;
+	char part[8], nm[160];
+	int l, n = 0, k;
+	uint8_t *buf;
+
+	if (h->mixtral && sscanf(name, "model.layers.%d.mlp.gate.weight%n", &l, &n) == 1 &&
+	    !name[n]) {
+		snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.gate.weight", l);
+		return hf_find_raw(h, nm);
+	}
+	n = 0;
+	if (h->n_expert <= 0 ||
+	    sscanf(name, "model.layers.%d.mlp.experts.*.%7[a-z]_proj.weight%n", &l, part, &n) != 2 ||
+	    name[n])
+		return NULL;
+	for (k = 0; k < 3 && strcmp(part, parts[k]); k++)
+		;
+	if (k == 3)
+		return NULL;
+	for (int e = 0; e < h->n_expert; e++) {
+		const struct st_tensor *t;
+
+		if (h->mixtral)
+			snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.experts.%d.%s.weight",
+				 l, e, mx[k]);
+		else
+			snprintf(nm, sizeof nm, "model.layers.%d.mlp.experts.%d.%s_proj.weight", l, e,
+				 parts[k]);
+		t = hf_find_raw(h, nm);
+		if (!t) {
+			if (!h->moe_err[0])
+				snprintf(h->moe_err, sizeof h->moe_err, "tensor '%s' (expert %d of "
+					 "%d) is missing", nm, e, h->n_expert);
+			return NULL;
+		}
+		if (!t0) {
+			t0 = t;
+		} else if (t->type != t0->type || t->n_dims != 2 || t->ne[0] != t0->ne[0] ||
+			   t->ne[1] != t0->ne[1] || t->nbytes != t0->nbytes) {
+			if (!h->moe_err[0])
+				snprintf(h->moe_err, sizeof h->moe_err, "tensor '%s' is %s [%lld, %lld], "
+					 "expert 0's %s [%lld, %lld]: the experts must be alike", nm,
+					 dtype_name(t->type), (long long)t->ne[1], (long long)t->ne[0],
+					 dtype_name(t0->type), (long long)t0->ne[1],
+					 (long long)t0->ne[0]);
+			return NULL;
+		}
+	}
+	if (t0->n_dims != 2 || !(buf = malloc(t0->nbytes * (size_t)h->n_expert)))
+		return NULL;
+	for (int e = 0; e < h->n_expert; e++) {
+		if (h->mixtral)
+			snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.experts.%d.%s.weight",
+				 l, e, mx[k]);
+		else
+			snprintf(nm, sizeof nm, "model.layers.%d.mlp.experts.%d.%s_proj.weight", l, e,
+				 parts[k]);
+		memcpy(buf + t0->nbytes * (size_t)e, hf_find_raw(h, nm)->data, t0->nbytes);
+	}
+	if (!(o = hf_own(h, name, buf))) {
+		free(buf);
+		return NULL;
+	}
+	o->t.type = t0->type;
+	o->t.n_dims = 3;
+	o->t.ne[0] = t0->ne[0];
+	o->t.ne[1] = t0->ne[1];
+	o->t.ne[2] = h->n_expert;
+	o->t.ne[3] = 1;
+	o->t.data = buf;
+	o->t.nbytes = t0->nbytes * (size_t)h->n_expert;
 	return &o->t;
 }
 
@@ -319,6 +421,13 @@ static const struct st_tensor *hf_find(void *ud, const char *name)
 	struct hf_priv *h = ud;
 	const struct st_tensor *t = hf_find_raw(h, name);
 
+	if (!t && h->n_expert > 0) {
+		for (int i = 0; i < h->n_owned; i++)
+			if (!strcmp(h->owned[i].name, name))
+				return &h->owned[i].t;
+		if ((t = hf_experts(h, name)))
+			return t;
+	}
 	if (t || h->qlayout < 0)
 		return t;
 	for (int i = 0; i < h->n_owned; i++)
@@ -613,6 +722,70 @@ static int parse_drop_list(json_t *cfg, const char *file, const char *key, int n
 	return 0;
 }
 
+/* strata's architecture of a transformers model_type: the same name but
+ * for text-only Gemma 3 and the mixtures of experts. */
+static const char *hf_arch_name(const char *mt)
+{
+	static const char *const alias[][2] = {
+		{ "gemma3_text", "gemma3" }, { "mixtral", "llama" }, { "qwen2_moe", "qwen2moe" },
+		{ "qwen3_moe", "qwen3moe" },
+	};
+
+	for (size_t i = 0; i < sizeof alias / sizeof *alias; i++)
+		if (strcmp(mt, alias[i][0]) == 0)
+			return alias[i][1];
+	return mt;
+}
+
+/*
+ * A mixture of experts' fields: num_local_experts (Mixtral) or
+ * num_experts, num_experts_per_tok, moe_intermediate_size (else
+ * intermediate_size), shared_expert_intermediate_size (Qwen2-MoE),
+ * norm_topk_prob (else the family's rule).  Every layer must be one
+ * (decoder_sparse_step 1, no mlp_only_layers); OLMoE's clip_qkv is not
+ * run.  A model_type that is not an MoE with expert fields is refused.
+ */
+static int hf_moe_config(json_t *cfg, const char *file, const char *mt,
+			 const struct arch_info *ai, struct model_hparams *hp, struct st_err *err)
+{
+	const char *nk = strcmp(mt, "mixtral") == 0 ? "num_local_experts" : "num_experts";
+	int moe = ai->moe == 2 || strcmp(mt, "mixtral") == 0, rc, b, step = 1;
+	json_t *v;
+
+	if (!moe) {
+		if (json_object_get(cfg, "num_local_experts") || json_object_get(cfg, "num_experts"))
+			return st_errf(err, ST_EUNSUP, "%s: model_type '%s' with experts is not "
+				       "supported (mixtures of experts: mixtral, qwen2_moe, qwen3_moe, "
+				       "olmoe)", file, mt);
+		return 0;
+	}
+	if ((rc = cfg_int(cfg, file, nk, -1, &hp->n_expert, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "num_experts_per_tok", -1, &hp->n_expert_used, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "moe_intermediate_size", hp->d_ff, &hp->d_ff_exp, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "decoder_sparse_step", 1, &step, err)) < 0 ||
+	    (rc = cfg_bool(cfg, file, "norm_topk_prob", &b, err)) < 0)
+		return rc;
+	if (hp->n_expert < 1 || hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert)
+		return st_errf(err, ST_EFORMAT, "%s: fields '%s' (%d) and 'num_experts_per_tok' "
+			       "(%d) must give 1 <= experts a token <= experts", file, nk,
+			       hp->n_expert, hp->n_expert_used);
+	hp->moe_norm_topk = b < 0 ? ai->moe_norm_topk : b;
+	if (ai->moe_shexp &&
+	    (rc = cfg_int(cfg, file, "shared_expert_intermediate_size", -1, &hp->d_ff_shexp,
+			  err)) < 0)
+		return rc;
+	v = json_object_get(cfg, "mlp_only_layers");
+	if (step != 1 || (v && (!json_is_array(v) || json_array_size(v) > 0)))
+		return st_errf(err, ST_EUNSUP, "%s: fields 'decoder_sparse_step' (%d) and "
+			       "'mlp_only_layers' make some layers dense; strata runs mixtures of "
+			       "experts whose every layer is one", file, step);
+	v = json_object_get(cfg, "clip_qkv");
+	if (v && !json_is_null(v))
+		return st_errf(err, ST_EUNSUP, "%s: field 'clip_qkv' is set; strata (as llama.cpp) "
+			       "does not clip q, k and v", file);
+	return 0;
+}
+
 /* Read config.json into m->hp; *tie gets what it declares, *absent the
  * sites its drop lists remove (NULL when none). */
 static int parse_config(const char *file, struct model *m, enum tie_decl *tie,
@@ -647,13 +820,10 @@ static int parse_config(const char *file, struct model *m, enum tie_decl *tie,
 		goto out;
 	}
 	mt = json_string_value(v);
-	/* transformers' text-only Gemma 3 */
-	ai = arch_find(strcmp(mt, "gemma3_text") == 0 ? "gemma3" : mt);
-	if (ai && (ai->gguf_only || ai->moe == 2 || json_object_get(cfg, "num_local_experts") ||
-		   json_object_get(cfg, "num_experts"))) {
+	ai = arch_find(hf_arch_name(mt));
+	if (ai && ai->gguf_only) {
 		rc = st_errf(err, ST_EUNSUP, "%s: model_type '%s' is not supported in Hugging Face "
-			     "form (strata reads %s%s as GGUF)", file, mt,
-			     ai->gguf_only ? "" : "mixtures of experts such as ", mt);
+			     "form (strata reads %s as GGUF)", file, mt, mt);
 		goto out;
 	}
 	if (!ai) {
@@ -726,6 +896,8 @@ static int parse_config(const char *file, struct model *m, enum tie_decl *tie,
 			goto out;
 		}
 	}
+	if ((rc = hf_moe_config(cfg, file, mt, ai, hp, err)) < 0)
+		goto out;
 	if (ai->embed_sqrt)
 		hp->embed_scale = (float)sqrt((double)hp->d_model);
 	if (ai->gemma_norm) {
@@ -932,6 +1104,13 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 	m->fmt_free = hf_priv_free;
 	if ((rc = parse_quant(cfg, h, err)) < 0)
 		goto out;
+	h->n_expert = m->hp.n_expert;
+	h->mixtral = m->hp.n_expert > 0 && strcmp(m->hp.arch, "llama") == 0;
+	if (h->n_expert > 0 && h->qlayout >= 0) {
+		rc = st_errf(err, ST_EUNSUP, "%s: a quantized mixture of experts (quantization_config) "
+			     "is not supported", cfg);
+		goto out;
+	}
 	if ((rc = regular_file(single, err)) < 0 || (rc = regular_file(index, err)) < 0)
 		goto out;
 	if (file_exists(single))
@@ -964,6 +1143,8 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 		if (al->hf_qkv_pack && (rc = hf_unpack_qkv(m, h, dir, err)) < 0)
 			goto out;
 		rc = model_bind_tensors(m, NAMES_HF, hf_find, h, tie, dir, err);
+		if (rc < 0 && h->moe_err[0])
+			rc = st_errf(err, ST_EFORMAT, "%s: %s", dir, h->moe_err);
 		if (rc < 0)
 			goto out;
 		if (al->hf_norm_head && !m->hp.tied_embeddings && m->output.data &&

@@ -182,16 +182,26 @@ static const struct role role_table[] = {
 	{ 1, L(w_down),    OPT_DENSE, SH_DOWN, "blk.%d.ffn_down.weight", "model.layers.%d.mlp.down_proj.weight", NULL },
 	{ 1, L(ffn_post_norm), OPT_POST, SH_D, "blk.%d.post_ffw_norm.weight", NULL,
 	  "model.layers.%d.post_feedforward_layernorm.weight" },
-	/* mixtures of experts: GGUF's 3-D expert tensors (HF's per-expert
-	 * tensors are not read) */
-	{ 1, L(ffn_gate_inp),  OPT_MOE, SH_ROUTER,   "blk.%d.ffn_gate_inp.weight", NULL, NULL },
-	{ 1, L(ffn_gate_exps), OPT_MOE, SH_EXP_UP,   "blk.%d.ffn_gate_exps.weight", NULL, NULL },
-	{ 1, L(ffn_up_exps),   OPT_MOE, SH_EXP_UP,   "blk.%d.ffn_up_exps.weight", NULL, NULL },
-	{ 1, L(ffn_down_exps), OPT_MOE, SH_EXP_DOWN, "blk.%d.ffn_down_exps.weight", NULL, NULL },
-	{ 1, L(ffn_gate_inp_shexp), OPT_SHEXP, SH_D, "blk.%d.ffn_gate_inp_shexp.weight", NULL, NULL },
-	{ 1, L(ffn_gate_shexp), OPT_SHEXP, SH_SH_UP, "blk.%d.ffn_gate_shexp.weight", NULL, NULL },
-	{ 1, L(ffn_up_shexp),  OPT_SHEXP, SH_SH_UP,  "blk.%d.ffn_up_shexp.weight", NULL, NULL },
-	{ 1, L(ffn_down_shexp), OPT_SHEXP, SH_SH_DOWN, "blk.%d.ffn_down_shexp.weight", NULL, NULL },
+	/* mixtures of experts: GGUF's 3-D expert tensors; HF's per-expert
+	 * tensors (experts.E.gate_proj, or Mixtral's block_sparse_moe
+	 * experts.E.w1/w3/w2 and gate) are stacked at load under the names
+	 * with "*" (load_hf.c) */
+	{ 1, L(ffn_gate_inp),  OPT_MOE, SH_ROUTER,   "blk.%d.ffn_gate_inp.weight",
+	  "model.layers.%d.mlp.gate.weight", NULL },
+	{ 1, L(ffn_gate_exps), OPT_MOE, SH_EXP_UP,   "blk.%d.ffn_gate_exps.weight",
+	  "model.layers.%d.mlp.experts.*.gate_proj.weight", NULL },
+	{ 1, L(ffn_up_exps),   OPT_MOE, SH_EXP_UP,   "blk.%d.ffn_up_exps.weight",
+	  "model.layers.%d.mlp.experts.*.up_proj.weight", NULL },
+	{ 1, L(ffn_down_exps), OPT_MOE, SH_EXP_DOWN, "blk.%d.ffn_down_exps.weight",
+	  "model.layers.%d.mlp.experts.*.down_proj.weight", NULL },
+	{ 1, L(ffn_gate_inp_shexp), OPT_SHEXP, SH_D, "blk.%d.ffn_gate_inp_shexp.weight",
+	  "model.layers.%d.mlp.shared_expert_gate.weight", NULL },
+	{ 1, L(ffn_gate_shexp), OPT_SHEXP, SH_SH_UP, "blk.%d.ffn_gate_shexp.weight",
+	  "model.layers.%d.mlp.shared_expert.gate_proj.weight", NULL },
+	{ 1, L(ffn_up_shexp),  OPT_SHEXP, SH_SH_UP,  "blk.%d.ffn_up_shexp.weight",
+	  "model.layers.%d.mlp.shared_expert.up_proj.weight", NULL },
+	{ 1, L(ffn_down_shexp), OPT_SHEXP, SH_SH_DOWN, "blk.%d.ffn_down_shexp.weight",
+	  "model.layers.%d.mlp.shared_expert.down_proj.weight", NULL },
 	/* present in some Llama-family files, not run by strata */
 	{ 1, 0, FORBID, SH_NONE, "blk.%d.attn_output.bias", "model.layers.%d.self_attn.o_proj.bias", NULL },
 	{ 1, 0, FORBID, SH_NONE, "blk.%d.ffn_up.bias",      "model.layers.%d.mlp.up_proj.bias", NULL },
