@@ -1,0 +1,80 @@
+#!/bin/sh
+# moe_peers.sh: a mixture of experts against llama.cpp, in one run on this
+# machine: the OLMoE-1B-7B-shaped synthetic model (`strata synth --shape
+# olmoe-1b-7b`, Q8_0 by default: 64 experts of width 1024, 8 a token, 16
+# layers), decode and prefill in strata (bench/fwd_speed) and in llama.cpp
+# (the node-llama-cpp package's prebuilt CPU build, bench/peers.mjs), in
+# interleaved rounds, medians; the table ends with the issue's targets as
+# ratios from this run (decode and prefill >= 1.0x llama.cpp).
+#
+#   sh bench/moe_peers.sh [--rounds N] [--threads N] [--dtype T] [--tokens N]
+#                         (from a build directory)
+#
+# llama.cpp is installed from npm as bench/peers.sh does; the model is
+# written once under ${STRATA_BENCH_DIR:-/tmp/strata-bench}/peers.
+set -u
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${STRATA_BIN:-./strata}
+rounds=3 threads=2 tokens=512 gen=32 dt=q8_0 shape=olmoe-1b-7b
+while [ $# -gt 0 ]; do
+	case $1 in
+	--rounds) rounds=$2; shift ;;
+	--threads) threads=$2; shift ;;
+	--dtype) dt=$2; shift ;;
+	--tokens) tokens=$2; shift ;;
+	*) echo "usage: sh bench/moe_peers.sh [--rounds N] [--threads N] [--dtype T] [--tokens N]" >&2
+	   exit 2 ;;
+	esac
+	shift
+done
+for p in "$BIN" bench/fwd_speed; do
+	[ -x "$p" ] || { echo "moe_peers: $p is not built (run make bench first)" >&2; exit 1; }
+done
+DIR=${STRATA_BENCH_DIR:-/tmp/strata-bench}/peers
+LOG=$DIR/logs/moe-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$LOG" || exit 1
+say() { echo "moe_peers: $*" >&2; }
+
+LLAMA=${STRATA_BENCH_DIR:-/tmp/strata-bench}/llamacpp
+PKGS="node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1"
+have_llama() { [ -f "$LLAMA/node_modules/node-llama-cpp/package.json" ] &&
+	[ -f "$LLAMA/node_modules/@node-llama-cpp/linux-x64/package.json" ]; }
+if ! have_llama && command -v npm >/dev/null 2>&1; then
+	say "installing $PKGS from npm for the llama.cpp reference"
+	mkdir -p "$LLAMA"
+	npm install --prefix "$LLAMA" --no-save --no-audit --no-fund --omit=optional \
+		--loglevel=error $PKGS >"$LOG/npm.log" 2>&1 || say "npm install failed (see $LOG/npm.log)"
+fi
+have_llama || say "llama.cpp is not available: its figures will be missing"
+
+f=$DIR/$shape-$dt.gguf
+if [ ! -s "$f" ]; then
+	say "writing $f"
+	"$BIN" synth "$f" --shape "$shape" --dtype "$dt" >/dev/null || { say "synth failed"; exit 1; }
+fi
+
+val() { sed -n "s/^.*$2=\([0-9.e+-]*\).*/\1/p" "$1" 2>/dev/null | tail -1; }
+r=1
+while [ "$r" -le "$rounds" ]; do
+	say "round $r of $rounds"
+	bench/fwd_speed "$f" --threads "$threads" --ctx "$tokens" --gen "$gen" --reps 1 --last-logits \
+		>"$LOG/strata-$r.txt" 2>&1
+	have_llama && node "$SRC/bench/peers.mjs" "$LLAMA" "$f" "$threads" "$tokens" "$gen" 1 \
+		>"$LOG/llama-$r.txt" 2>&1
+	r=$((r + 1))
+done
+med() {
+	for x in $LOG/$1; do val "$x" "$2"; done | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+sp=$(med 'strata-*.txt' prefill_tps) sd=$(med 'strata-*.txt' decode_tps)
+lp=$(med 'llama-*.txt' prefill_tps) ld=$(med 'llama-*.txt' decode_tps)
+echo
+echo "$shape $dt, $threads threads, $tokens-token prefill, $gen decode steps, median of $rounds rounds"
+printf '%-10s %12s %12s\n' engine prefill/s decode/s
+printf '%-10s %12s %12s\n' strata "$sp" "$sd"
+printf '%-10s %12s %12s\n' llama.cpp "$lp" "$ld"
+echo "moe_prefill_vs_llamacpp=$(ratio "$sp" "$lp") (target >= 1.0)"
+echo "moe_decode_vs_llamacpp=$(ratio "$sd" "$ld") (target >= 1.0)"
+echo "logs: $LOG"
