@@ -35,17 +35,7 @@ LOG=$DIR/logs/moe-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$LOG" || exit 1
 say() { echo "moe_peers: $*" >&2; }
 
-LLAMA=${STRATA_BENCH_DIR:-/tmp/strata-bench}/llamacpp
-PKGS="node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1"
-have_llama() { [ -f "$LLAMA/node_modules/node-llama-cpp/package.json" ] &&
-	[ -f "$LLAMA/node_modules/@node-llama-cpp/linux-x64/package.json" ]; }
-if ! have_llama && command -v npm >/dev/null 2>&1; then
-	say "installing $PKGS from npm for the llama.cpp reference"
-	mkdir -p "$LLAMA"
-	npm install --prefix "$LLAMA" --no-save --no-audit --no-fund --omit=optional \
-		--loglevel=error $PKGS >"$LOG/npm.log" 2>&1 || say "npm install failed (see $LOG/npm.log)"
-fi
-have_llama || say "llama.cpp is not available: its figures will be missing"
+. "$SRC/bench/peer_lib.sh"
 
 f=$DIR/$shape-$dt.gguf
 if [ ! -s "$f" ]; then
@@ -53,7 +43,6 @@ if [ ! -s "$f" ]; then
 	"$BIN" synth "$f" --shape "$shape" --dtype "$dt" >/dev/null || { say "synth failed"; exit 1; }
 fi
 
-val() { sed -n "s/^.*$2=\([0-9.e+-]*\).*/\1/p" "$1" 2>/dev/null | tail -1; }
 r=1
 while [ "$r" -le "$rounds" ]; do
 	say "round $r of $rounds"
@@ -63,11 +52,6 @@ while [ "$r" -le "$rounds" ]; do
 		>"$LOG/llama-$r.txt" 2>&1
 	r=$((r + 1))
 done
-med() {
-	for x in $LOG/$1; do val "$x" "$2"; done | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 sp=$(med 'strata-*.txt' prefill_tps) sd=$(med 'strata-*.txt' decode_tps)
 lp=$(med 'llama-*.txt' prefill_tps) ld=$(med 'llama-*.txt' decode_tps)
 echo

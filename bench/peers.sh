@@ -47,17 +47,7 @@ if ! have_torch; then
 fi
 have_torch && say "PyTorch $("$PY" -c 'import torch; print(torch.__version__)')"
 
-LLAMA=${STRATA_BENCH_DIR:-/tmp/strata-bench}/llamacpp
-PKGS="node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1"
-have_llama() { [ -f "$LLAMA/node_modules/node-llama-cpp/package.json" ] &&
-	[ -f "$LLAMA/node_modules/@node-llama-cpp/linux-x64/package.json" ]; }
-if ! have_llama && command -v npm >/dev/null 2>&1; then
-	say "installing $PKGS from npm for the llama.cpp reference"
-	mkdir -p "$LLAMA"
-	npm install --prefix "$LLAMA" --no-save --no-audit --no-fund --omit=optional \
-		--loglevel=error $PKGS >"$LOG/npm.log" 2>&1 || say "npm install failed (see $LOG/npm.log)"
-fi
-have_llama || say "llama.cpp is not available: its figures will be missing"
+. "$SRC/bench/peer_lib.sh"
 
 # ---- the models ----
 for dt in $dtypes; do
@@ -79,8 +69,6 @@ bestf32=$(sed -n 's/^best_f32_gflops=//p' "$LOG/sgemm.txt" | tail -1)
 bench/read_bw --threads "$threads" --quick >"$LOG/read_bw.txt" 2>&1
 readbw=$(sed -n 's/^read_gbps=//p' "$LOG/read_bw.txt" | tail -1)
 
-# val FILE KEY: the last KEY=value of FILE
-val() { sed -n "s/^.*$2=\([0-9.e+-]*\).*/\1/p" "$1" 2>/dev/null | tail -1; }
 # ---- interleaved rounds ----
 r=1
 while [ "$r" -le "$rounds" ]; do
@@ -130,12 +118,6 @@ while [ "$r" -le "$rounds" ]; do
 	r=$((r + 1))
 done
 
-# med PATTERN KEY: median of KEY over the round files matching PATTERN
-med() {
-	for f in $LOG/$1; do val "$f" "$2"; done | sort -g |
-		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
 
 echo
 echo "strata vs peers: $shape shape, $tokens-token prefill, $threads threads, median of $rounds round(s)"

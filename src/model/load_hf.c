@@ -329,6 +329,22 @@ static const struct st_tensor *hf_dequant(struct hf_priv *h, const char *name)
 	return &o->t;
 }
 
+/* The name of expert e's projection k (0 gate, 1 up, 2 down) of layer l
+ * in buf: Mixtral's w1, w3, w2 under block_sparse_moe, else P_proj. */
+static const char *expert_name(const struct hf_priv *h, int l, int e, int k, char *buf,
+			       size_t cap)
+{
+	static const char *const parts[3] = { "gate", "up", "down" }, *const mx[3] = {
+		"w1", "w3", "w2" };
+
+	if (h->mixtral)
+		snprintf(buf, cap, "model.layers.%d.block_sparse_moe.experts.%d.%s.weight", l, e,
+			 mx[k]);
+	else
+		snprintf(buf, cap, "model.layers.%d.mlp.experts.%d.%s_proj.weight", l, e, parts[k]);
+	return buf;
+}
+
 /*
  * model.layers.L.mlp.experts.*.P_proj.weight: layer L's experts' P
  * projections (P gate, up or down; Mixtral's w1, w3, w2 under
@@ -339,8 +355,7 @@ static const struct st_tensor *hf_dequant(struct hf_priv *h, const char *name)
  */
 static const struct st_tensor *hf_experts(struct hf_priv *h, const char *name)
 {
-	static const char *const parts[3] = { "gate", "up", "down" }, *const mx[3] = {
-		"w1", "w3", "w2" };
+	static const char *const parts[3] = { "gate", "up", "down" };
 	const struct st_tensor *t0 = NULL;
 	struct hf_owned *o;
 	char part[8], nm[160];
@@ -362,15 +377,8 @@ static const struct st_tensor *hf_experts(struct hf_priv *h, const char *name)
 	if (k == 3)
 		return NULL;
 	for (int e = 0; e < h->n_expert; e++) {
-		const struct st_tensor *t;
+		const struct st_tensor *t = hf_find_raw(h, expert_name(h, l, e, k, nm, sizeof nm));
 
-		if (h->mixtral)
-			snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.experts.%d.%s.weight",
-				 l, e, mx[k]);
-		else
-			snprintf(nm, sizeof nm, "model.layers.%d.mlp.experts.%d.%s_proj.weight", l, e,
-				 parts[k]);
-		t = hf_find_raw(h, nm);
 		if (!t) {
 			if (!h->moe_err[0])
 				snprintf(h->moe_err, sizeof h->moe_err, "tensor '%s' (expert %d of "
@@ -392,15 +400,9 @@ static const struct st_tensor *hf_experts(struct hf_priv *h, const char *name)
 	}
 	if (t0->n_dims != 2 || !(buf = malloc(t0->nbytes * (size_t)h->n_expert)))
 		return NULL;
-	for (int e = 0; e < h->n_expert; e++) {
-		if (h->mixtral)
-			snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.experts.%d.%s.weight",
-				 l, e, mx[k]);
-		else
-			snprintf(nm, sizeof nm, "model.layers.%d.mlp.experts.%d.%s_proj.weight", l, e,
-				 parts[k]);
-		memcpy(buf + t0->nbytes * (size_t)e, hf_find_raw(h, nm)->data, t0->nbytes);
-	}
+	for (int e = 0; e < h->n_expert; e++)
+		memcpy(buf + t0->nbytes * (size_t)e,
+		       hf_find_raw(h, expert_name(h, l, e, k, nm, sizeof nm))->data, t0->nbytes);
 	if (!(o = hf_own(h, name, buf))) {
 		free(buf);
 		return NULL;

@@ -1,0 +1,25 @@
+# peer_lib.sh: what bench/peers.sh and bench/moe_peers.sh share (sourced
+# after LOG and say are set): llama.cpp through the node-llama-cpp
+# package's prebuilt CPU build, installed from npm when missing, and the
+# round files' medians.
+LLAMA=${STRATA_BENCH_DIR:-/tmp/strata-bench}/llamacpp
+PKGS="node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1"
+have_llama() { [ -f "$LLAMA/node_modules/node-llama-cpp/package.json" ] &&
+	[ -f "$LLAMA/node_modules/@node-llama-cpp/linux-x64/package.json" ]; }
+if ! have_llama && command -v npm >/dev/null 2>&1; then
+	say "installing $PKGS from npm for the llama.cpp reference"
+	mkdir -p "$LLAMA"
+	npm install --prefix "$LLAMA" --no-save --no-audit --no-fund --omit=optional \
+		--loglevel=error $PKGS >"$LOG/npm.log" 2>&1 || say "npm install failed (see $LOG/npm.log)"
+fi
+have_llama || say "llama.cpp is not available: its figures will be missing"
+
+# val FILE KEY: the last KEY=value of FILE
+val() { sed -n "s/^.*$2=\([0-9.e+-]*\).*/\1/p" "$1" 2>/dev/null | tail -1; }
+# med PATTERN KEY: median of KEY over the round files under $LOG matching PATTERN
+med() {
+	for f in $LOG/$1; do val "$f" "$2"; done | sort -g |
+		awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'
+}
+# ratio A B: A / B to two places, "-" when either is missing
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
