@@ -142,14 +142,15 @@ static int plan_build(const struct model *m, const struct mask *mask, struct lay
 			       "export", m->path ? m->path : "?");
 	}
 	/* GGUF has one expert_count for every layer */
-	if ((rc = mask_check_experts(mask, m->hp.n_expert, m->hp.n_expert_used, err)) < 0) {
+	if ((rc = mask_check_experts(mask, m->hp.n_expert, m->hp.n_expert_used, err)) < 0 ||
+	    (rc = mask_check_dense_layers(mask, m->hp.n_dense_lead, err)) < 0) {
 		plan_release(p);
 		return rc;
 	}
 	for (int l = 0, first = -1; m->hp.n_expert > 0 && l < L; l++) {
 		int k;
 
-		if (p->gone[l] & GONE_MLP)
+		if ((p->gone[l] & GONE_MLP) || !model_layer_moe(&m->hp, l))
 			continue;
 		k = mask_n_kept_experts(mask, l, m->hp.n_expert);
 		if (first < 0) {
@@ -533,7 +534,8 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 			struct gguf_kv renamed = *kv;
 
 			if (is_layer_count_key(suf) ||
-			    (lp->experts_dropped && strcmp(suf, "expert_count") == 0))
+			    (lp->experts_dropped && strcmp(suf, "expert_count") == 0) ||
+			    strcmp(suf, "leading_dense_block_count") == 0)
 				continue;
 			have_klen |= strcmp(suf, "attention.key_length") == 0;
 			have_vlen |= strcmp(suf, "attention.value_length") == 0;
@@ -596,6 +598,16 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 	if (lp->experts_dropped) {
 		snprintf(key, sizeof key, "%s.expert_count", out_arch);
 		gguf_writer_add_u32(w, key, (uint32_t)lp->n_expert);
+	}
+	if (gguf_find_kv(g, (snprintf(key, sizeof key, "%s.leading_dense_block_count", arch),
+			     key))) {
+		/* leading dense layers: those kept (still the first ones) */
+		uint32_t nd = 0;
+
+		for (int l = 0; l < m->hp.n_dense_lead && l < lp->n_src; l++)
+			nd += lp->new_idx[l] >= 0;
+		snprintf(key, sizeof key, "%s.leading_dense_block_count", out_arch);
+		gguf_writer_add_u32(w, key, nd);
 	}
 	gguf_writer_add_str(w, "strata.export.mask", mask_text);
 
