@@ -1,13 +1,17 @@
 # moe.sh: each mixture-of-experts tiny shape (strata synth --shape
-# mixtral-tiny, qwen2moe-tiny, olmoe-tiny, qwen3moe-tiny: every feature of
-# the family on) checked against llama.cpp itself: perplexity of a text
+# mixtral-tiny, qwen2moe-tiny, olmoe-tiny, qwen3moe-tiny, deepseek-tiny,
+# granitemoe-tiny: every feature of the family on) checked against
+# llama.cpp itself: perplexity of a text
 # within 1e-4 (relative) of strata's and 20 greedy tokens identical; the
 # MoE sublayer is the mlp site (a calibration scores it, a dropped mlp
 # changes the perplexity); a block drop exports as gguf and llama.cpp's
 # perplexity of it is strata's of the masked model (1e-4), other drops
 # and hf are refused by name; an Expert Drop (two experts a layer)
 # exports as gguf with fewer experts and llama.cpp's perplexity of it is
-# strata's of the masked model (1e-4), uneven counts refused; and the
+# strata's of the masked model (1e-4), uneven counts refused (DeepSeek's
+# leading dense layer: its experts refused by name, its block drop run by
+# llama.cpp with no dense layer left); expert statistics of a calibration
+# (qwen2moe-tiny, deepseek-tiny) and the plans made of them; and the
 # experts in 16-bit and quantized dtypes against llama.cpp (5e-3: llama.cpp
 # rounds the activations of such weights, strata multiplies in f32).
 # llama.cpp comes from tests/llamacpp_lib.sh (under CI=true its absence
@@ -18,9 +22,10 @@ SRC=${STRATA_SRCDIR:-.}
 BUILD=${STRATA_BUILDDIR:-.}
 S=${STRATA_BIN:-./strata}
 WORK=$BUILD/tests/tmp/moe
-# shape:architecture:experts:used
-SHAPES=${STRATA_MOE_SHAPES:-"mixtral-tiny:llama:4:2 qwen2moe-tiny:qwen2moe:6:2
-	olmoe-tiny:olmoe:8:2 qwen3moe-tiny:qwen3moe:8:2"}
+# shape:architecture:experts:used:leading dense layers
+SHAPES=${STRATA_MOE_SHAPES:-"mixtral-tiny:llama:4:2:0 qwen2moe-tiny:qwen2moe:6:2:0
+	olmoe-tiny:olmoe:8:2:0 qwen3moe-tiny:qwen3moe:8:2:0 deepseek-tiny:deepseek:8:2:1
+	granitemoe-tiny:granitemoe:6:2:0"}
 
 need text data/text/tinystories-valid-1000.txt || { done_testing; exit $?; }
 . "$SRC/tests/llamacpp_lib.sh"
@@ -36,7 +41,8 @@ info_json() { "$S" info "$1" --format json 2>&1; }
 for sa in $SHAPES; do
 	shape=${sa%%:*} rest=${sa#*:}
 	want=${rest%%:*} rest=${rest#*:}
-	n_exp=${rest%%:*} n_used=${rest#*:}
+	n_exp=${rest%%:*} rest=${rest#*:}
+	n_used=${rest%%:*} lead=${rest#*:}
 	f="$WORK/$shape.gguf"
 
 	"$S" synth "$f" --shape "$shape" > /dev/null 2> "$WORK/synth.err"
@@ -66,7 +72,12 @@ for sa in $SHAPES; do
 		within "${lc:-0}" "${st:-0}" 1e-4
 	# an Expert Drop exports as gguf with fewer experts a layer, and
 	# llama.cpp's perplexity of it is strata's of the masked model
-	xm="expert=0:1,3;1:0,2;2:2-3"
+	# (experts of the layers that have them: DeepSeek's layer 0 is dense)
+	if [ "$lead" -gt 0 ]; then
+		xm="expert=1:1,3;2:0,2" xu="expert=1:1,3;2:2"
+	else
+		xm="expert=0:1,3;1:0,2;2:2-3" xu="expert=0:1,3;1:0,2;2:2"
+	fi
 	xd="$WORK/$shape-xdrop.gguf"
 	"$S" export "$f" --mask "$xm" --format gguf --out "$xd" > /dev/null 2> "$WORK/export.err"
 	ok "$shape: expert drop exported" [ -s "$xd" ]
@@ -80,7 +91,7 @@ for sa in $SHAPES; do
 		within "${lc:-0}" "${sx:-0}" 1e-4
 	ok "$shape: dropping experts changes the perplexity ($st -> $sx)" \
 		sh -c '[ -n "$1" ] && [ "$1" != "$2" ]' _ "${sx:-}" "${st:-}"
-	"$S" export "$f" --mask "expert=0:1,3;1:0,2;2:2" --format gguf --out "$WORK/x.gguf" \
+	"$S" export "$f" --mask "$xu" --format gguf --out "$WORK/x.gguf" \
 		> /dev/null 2> "$WORK/export.err"
 	contains "$(cat "$WORK/export.err")" "one expert_count for every layer" \
 		"$shape: layers keeping different expert counts are refused as gguf, saying why"
@@ -92,6 +103,27 @@ for sa in $SHAPES; do
 		> /dev/null 2> "$WORK/export.err"
 	contains "$(cat "$WORK/export.err")" "drops expert $n_exp of layer 1" \
 		"$shape: an expert out of range is refused, naming it"
+	if [ "$lead" -gt 0 ]; then
+		"$S" export "$f" --mask "expert=0:1" --format gguf --out "$WORK/x.gguf" \
+			> /dev/null 2> "$WORK/export.err"
+		contains "$(cat "$WORK/export.err")" "layer 0 is one of the model's $lead leading dense layers, which have no experts" \
+			"$shape: an expert of a leading dense layer is refused, naming the layer"
+		contains "$("$S" eval "$f" --mask "expert=0:1" --task "ppl:$WORK/short.txt" --no-store 2>&1)" \
+			"mask drops expert 1 of layer 0, but layer 0 is one of" "$shape: ... by eval too"
+		# the dense block dropped: llama.cpp runs the export with none left
+		b0="$WORK/$shape-block0.gguf"
+		"$S" export "$f" --mask "block=0" --format gguf --out "$b0" > /dev/null 2> "$WORK/export.err"
+		contains "$(info_json "$b0")" '"n_layer": 2' "$shape: block 0 dropped: 2 layers"
+		ok "$shape: ... and no leading dense layer" \
+			sh -c '! printf "%s" "$1" | grep -q n_dense_lead' _ "$(info_json "$b0")"
+		lc=$(llamacpp_ppl "$b0" "$WORK/short.txt" "$WORK/node.err")
+		s0=$(strata_ppl "$f" "block=0")
+		echo "# $shape block=0: llama.cpp ppl $lc, strata (masked) $s0, relative difference $(rel "${lc:-0}" "${s0:-0}")"
+		ok "$shape: llama.cpp's perplexity of the dense block's drop $lc is strata's masked $s0 (1e-4)" \
+			within "${lc:-0}" "${s0:-0}" 1e-4
+		contains "$(info_json "$f")" "\"n_dense_lead\": $lead" "$shape: info shows $lead leading dense layer"
+		contains "$(info_json "$f")" '"expert_weights_scale": 1.5' "$shape: info shows the weights' scale"
+	fi
 	# what deci or config.json cannot express is refused by name
 	"$S" export "$f" --mask "mlp=1" --format gguf --out "$WORK/x.gguf" > /dev/null 2> "$WORK/export.err"
 	contains "$(cat "$WORK/export.err")" "with attention or MLP drops: llama.cpp's deci has no experts" \
@@ -163,6 +195,30 @@ if [ -s "$f" ]; then
 		'"mask": "attn=;mlp=;expert=2:0-1"' "plan --mask keeps the expert part"
 fi
 
+# DeepSeek's expert statistics: its leading dense layer routes nothing,
+# and an expert plan drops none of its experts
+f="$WORK/deepseek-tiny.gguf"
+if [ -s "$f" ]; then
+	"$S" calibrate "$f" "$text" --db "$WORK/calib-ds.db" --samples 8 --seq-len 64 \
+		> "$WORK/calib.out" 2> "$WORK/calib.err"
+	ok "calibrate runs on deepseek-tiny" [ $? -eq 0 ]
+	xc=$("$S" scores 1 --experts --db "$WORK/calib-ds.db" --format csv 2> /dev/null)
+	is "$(printf '%s\n' "$xc" | awk -F, '$3 == 0 && $6 == 0' | wc -l | tr -d ' ')" 8 \
+		"deepseek-tiny: the leading dense layer's 8 expert rows route nothing"
+	is "$(printf '%s\n' "$xc" | awk -F, '$3 == 1 { f += $6 } END { printf "%.3f", f }')" 2.000 \
+		"deepseek-tiny: layer 1's frequencies sum to the 2 experts a token uses"
+	pj=$("$S" plan 1 --method expert -n 2 --db "$WORK/calib-ds.db" --format json 2> /dev/null)
+	pm=$(printf '%s' "$pj" | tr -d '\n' | grep -o '"mask": *"[^"]*"' | sed 's/.*: *"//; s/"$//')
+	contains "$pm" "attn=;mlp=;expert=1:" "deepseek-tiny: the plan drops experts of layer 1 first ($pm)"
+	contains "$pj" '"experts_dropped": 4' "deepseek-tiny: two in each of the 2 MoE layers, none in the dense one"
+	"$S" export "$f" --mask "$pm" --out "$WORK/ds-plan.gguf" --no-store > /dev/null 2> "$WORK/export.err"
+	lc=$(llamacpp_ppl "$WORK/ds-plan.gguf" "$WORK/short.txt" "$WORK/node.err")
+	sx=$(strata_ppl "$f" "$pm")
+	echo "# deepseek-tiny planned $pm: llama.cpp ppl $lc, strata (masked) $sx, relative difference $(rel "${lc:-0}" "${sx:-0}")"
+	ok "deepseek-tiny: llama.cpp's perplexity of the planned drop $lc is strata's masked $sx (1e-4)" \
+		within "${lc:-0}" "${sx:-0}" 1e-4
+fi
+
 # Hugging Face mixtures of experts are refused by name (GGUF only)
 mkdir -p "$WORK/hf-olmoe" "$WORK/hf-mixtral"
 echo '{"model_type": "olmoe", "num_experts": 8}' > "$WORK/hf-olmoe/config.json"
@@ -171,6 +227,10 @@ contains "$("$S" info "$WORK/hf-olmoe" 2>&1)" "model_type 'olmoe' is not support
 	"an hf olmoe directory is refused by name"
 contains "$("$S" info "$WORK/hf-mixtral" 2>&1)" "mixtures of experts such as llama as GGUF" \
 	"an hf llama with num_local_experts (Mixtral's form) is refused"
+mkdir -p "$WORK/hf-dsv3"
+echo '{"model_type": "deepseek_v3", "n_routed_experts": 256}' > "$WORK/hf-dsv3/config.json"
+contains "$("$S" info "$WORK/hf-dsv3" 2>&1)" "DeepSeek V3's multi-head latent attention (MLA) is not supported" \
+	"an hf DeepSeek V3 is refused naming MLA"
 
 # the experts in other dtypes (each expert a slice of a 3-D tensor)
 for dt in bf16 f16 q8_0 q4_0; do

@@ -74,15 +74,18 @@ static const struct synth_shape shapes[] = {
 	  .n_expert = 8, .n_expert_used = 2 },
 	{ SHAPE("qwen3moe-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "qwen3moe", .head_dim = 32,
 	  .n_expert = 8, .n_expert_used = 2, .d_ff_exp = 32 },
-	/* DeepSeek-MoE: layer 0 dense, two shared experts, weights scaled */
-	{ SHAPE("deepseek-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "deepseek",
+	/* DeepSeek-MoE: layer 0 dense (96 wide: its greedy text then avoids
+	 * <s>, where strata generate stops and llama.cpp does not), two
+	 * shared experts, weights scaled */
+	{ SHAPE("deepseek-tiny", 3, 64, 4, 2, 96, 400, 512), .arch = "deepseek",
 	  .n_expert = 8, .n_expert_used = 2, .d_ff_exp = 32, .d_ff_shexp = 64,
 	  .n_dense_lead = 1, .moe_w_scale = 1.5f },
-	/* Granite-MoE: Granite's multipliers, experts of feed_forward_length,
+	/* Granite-MoE: Granite's multipliers (milder than granite-tiny's, so
+	 * that the experts move the output), experts of feed_forward_length,
 	 * and Granite-MoE-Shared's shared expert */
 	{ SHAPE("granitemoe-tiny", 3, 64, 4, 2, 32, 400, 512), .arch = "granitemoe",
-	  .embed_scale = 12.0f, .residual_scale = 0.22f, .attn_scale = 0.0625f,
-	  .logit_scale = 8.0f, .n_expert = 6, .n_expert_used = 2, .d_ff_shexp = 64 },
+	  .embed_scale = 12.0f, .residual_scale = 0.7f, .attn_scale = 0.0625f,
+	  .logit_scale = 1.25f, .n_expert = 6, .n_expert_used = 2, .d_ff_shexp = 64 },
 	/* Baichuan 2 7B's features: llama.cpp ropes baichuan at 32 layers only */
 	{ SHAPE("baichuan-tiny", 32, 64, 4, 4, 128, 400, 512), .arch = "baichuan" },
 	/* 1B-class shapes of each family, for benchmarks (0.5-2.5B parameters;
