@@ -11,7 +11,8 @@
 # strata's of the masked model (1e-4), uneven counts refused (DeepSeek's
 # leading dense layer: its experts refused by name, its block drop run by
 # llama.cpp with no dense layer left); expert statistics of a calibration
-# (qwen2moe-tiny, deepseek-tiny) and the plans made of them; and the
+# (qwen2moe-tiny, deepseek-tiny) and the plans made of them, export --run
+# --method expert and sweep --method expert through those plans; and the
 # experts in 16-bit and quantized dtypes against llama.cpp (5e-3: llama.cpp
 # rounds the activations of such weights, strata multiplies in f32).
 # llama.cpp comes from tests/llamacpp_lib.sh (under CI=true its absence
@@ -183,6 +184,27 @@ if [ -s "$f" ]; then
 	ok "the planned expert drop evaluates ($sx)" [ -n "$sx" ]
 	"$S" export "$f" --mask "$pm" --out "$WORK/plan-x.gguf" --no-store > /dev/null 2> "$WORK/export.err"
 	contains "$(info_json "$WORK/plan-x.gguf")" '"n_expert": 4' "the planned expert drop exports with 4 experts a layer"
+	# export --run --method expert: plan, then export, the same file
+	"$S" export --run 1 --method expert -n 2 --db "$WORK/calib.db" --out "$WORK/run-x.gguf" \
+		> /dev/null 2> "$WORK/export.err"
+	ok "export --run 1 --method expert -n 2 writes the planned drop's file byte for byte" \
+		cmp -s "$WORK/plan-x.gguf" "$WORK/run-x.gguf"
+	# sweep --method expert: a point per count, each the plan's mask and its perplexity
+	sw=$("$S" sweep "$f" --run 1 --db "$WORK/calib.db" --method expert --max 9 \
+		--task "ppl:$WORK/short.txt" --ctx 512 --format tsv 2> "$WORK/sweep.err")
+	tab=$(printf '\t')
+	is "$(printf '%s\n' "$sw" | grep -c "^expert$tab")" 5 \
+		"sweep --method expert --max 9: k = 0 .. 4 (6 experts, 2 a token)"
+	contains "$(cat "$WORK/sweep.err")" "a layer can lose at most 4 of its 6 experts" \
+		"sweep: ... stopping there with a note"
+	row=$(printf '%s\n' "$sw" | grep "^expert${tab}2$tab")
+	contains "$row" "expert${tab}2$tab$pm${tab}37248$tab" \
+		"sweep: k = 2 is the plan's mask and its predicted params"
+	ok "sweep: k = 2's perplexity is the masked model's ($sx)" \
+		within "$(printf '%s' "$row" | cut -f5)" "${sx:-0}" 1e-9
+	contains "$("$S" sweep "$f" --run 1 --db "$WORK/calib.db" --method mlp --by gate \
+		--task "ppl:$WORK/short.txt" 2>&1)" "--by ranks experts: it needs --method expert" \
+		"sweep --by without --method expert is refused"
 	pj=$("$S" plan 1 --method expert --per-layer 1,2,3 --db "$WORK/calib.db" --format json 2> /dev/null)
 	contains "$pj" '"experts_dropped": 6' "plan --per-layer 1,2,3: 6 experts dropped"
 	contains "$("$S" plan 1 --method expert -n 5 --db "$WORK/calib.db" 2>&1)" \
