@@ -131,6 +131,9 @@ for sa in $SHAPES; do
 		"$shape: an mlp drop as gguf is refused, naming why"
 	"$S" export "$f" --format hf --out "$WORK/x-hf" > /dev/null 2> "$WORK/export.err"
 	contains "$(cat "$WORK/export.err")" "($want, $n_exp experts) as hf yet" "$shape: hf export refused by name"
+	"$S" quantize "$f" --quant rtn --bits 8 --out "$WORK/x.gguf" --no-store > /dev/null 2> "$WORK/quant.err"
+	contains "$(cat "$WORK/quant.err")" "is a mixture of experts ($want, $n_exp experts), and quantize does not handle experts yet" \
+		"$shape: quantize refused by name (not a crash)"
 	ok "$shape: nothing written for the refused exports" \
 		sh -c '[ ! -e "$1" ] && [ ! -e "$2" ]' _ "$WORK/x.gguf" "$WORK/x-hf"
 done
