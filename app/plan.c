@@ -322,7 +322,10 @@ static void hp_moe_from(struct model_hparams *hp, const struct model_hparams *fr
 	hp->n_expert_used = from->n_expert_used;
 	hp->d_ff_exp = from->d_ff_exp;
 	hp->d_ff_shexp = from->d_ff_shexp;
+	hp->shexp_gate = from->shexp_gate;
 	hp->moe_norm_topk = from->moe_norm_topk;
+	hp->moe_w_scale = from->moe_w_scale;
+	hp->n_dense_lead = from->n_dense_lead;
 }
 
 /* hp's expert counts from the model file of run (the store has none). */
@@ -561,7 +564,8 @@ int app_plan_run(const struct app_env *env, const struct app_plan_req *rq,
 		    mask_n_dropped_expert(mask) > 0 && (rc = run_hp_moe(env, &run, &hp, err)) < 0)
 			goto out;
 		if (rc < 0 ||
-		    (rc = mask_check_experts(mask, hp.n_expert, hp.n_expert_used, err)) < 0) {
+		    (rc = mask_check_experts(mask, hp.n_expert, hp.n_expert_used, err)) < 0 ||
+		    (rc = mask_check_dense_layers(mask, hp.n_dense_lead, err)) < 0) {
 			st_err_prefix(err, "bad mask for a %d-layer model", hp.n_layer);
 			rc = err->code = ST_EFORMAT;
 			goto out;

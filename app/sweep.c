@@ -53,14 +53,14 @@ static void task_canonical(const char *t, char *out, size_t cap)
 		snprintf(out, cap, "%s", t);
 }
 
-/* Measure one point's mask on every task (and its speed); fills pt. */
-static int measure_point(const struct model *m, const struct plan *p, const char *mname,
+/* Measure one point's mask (pmask) on every task (and its speed); fills pt. */
+static int measure_point(const struct model *m, const struct mask *pmask, const char *mname,
 			 int k, int64_t run, const char *tasks_key,
 			 const struct app_sweep_req *rq, struct app_measure *ms,
 			 struct store_metric **rows, size_t *n_rows, struct speed_result *sr,
 			 int *cached_all, struct st_err *err)
 {
-	const struct mask *mask = mask_is_empty(p->mask) ? NULL : p->mask;
+	const struct mask *mask = mask_is_empty(pmask) ? NULL : pmask;
 	struct eval_spec es = rq->es;
 	char label[96];
 	int rc, cached;
@@ -89,6 +89,79 @@ static int measure_point(const struct model *m, const struct plan *p, const char
 		if ((rc = app_bench(m, mask, &rq->so, ms, 1, sr, &cached, err)) < 0)
 			return st_err_prefix(err, "%s k=%d: bench", mname, k);
 		*cached_all &= cached;
+	}
+	return 0;
+}
+
+/*
+ * Expert Drop's points: for k = 0 .. its limit, the expert plan of run
+ * for k experts a layer (made and stored as `strata plan` makes it),
+ * measured like a site method's point.
+ */
+static int sweep_experts(const struct app_env *env, const struct model *m,
+			 const struct app_sweep_req *rq, const struct store_run *run,
+			 const char *tasks_key, struct app_measure *ms,
+			 struct store_metric **rows, size_t *n_rows, int *done, int n_points,
+			 struct st_err *err)
+{
+	int lim = m->hp.n_expert - m->hp.n_expert_used;
+	int kmax = rq->max_k < lim ? rq->max_k : lim, rc = 0;
+
+	if (rq->max_k > lim)
+		app_note(env, APP_INFO, "expert: a layer can lose at most %d of its %d experts "
+			 "(a token uses %d); k stops there", lim, m->hp.n_expert,
+			 m->hp.n_expert_used);
+	if (rq->keep_first || rq->keep_last)
+		app_note(env, APP_INFO, "expert: --keep-first and --keep-last do not apply to "
+			 "Expert Drop (every layer loses k experts)");
+	for (int k = 0; k <= kmax; k++) {
+		struct app_plan_req pr = {
+			.run = run->id, .n = k, .expert_by = rq->expert_by ? rq->expert_by
+									      : "frequency",
+		};
+		struct app_sweep_point pt;
+		struct speed_result sr = {0};
+		struct app_plan *p = NULL;
+		struct mask *mask = NULL;
+		int cached_all = 1, stop;
+
+		if ((rc = app_plan_run(env, &pr, &p, err)) < 0 ||
+		    (rc = mask_parse(p->mask, m->hp.n_layer, &mask, err)) < 0 ||
+		    (rc = APP_STORE(env, store_sweep_put(env->s, run->id, "expert", tasks_key, k,
+							 mask_is_empty(mask) ? "" : p->mask,
+							 err))) < 0 ||
+		    (rc = measure_point(m, mask, "expert", k, run->id, tasks_key, rq, ms, rows,
+					n_rows, &sr, &cached_all, err)) < 0) {
+			if (!p || !mask)
+				st_err_prefix(err, "expert k=%d", k);
+			app_plan_free(p);
+			mask_free(mask);
+			speed_result_free(&sr);
+			return rc;
+		}
+		memset(&pt, 0, sizeof pt);
+		pt.method_name = "expert";
+		pt.k = k;
+		pt.index = ++*done;
+		pt.n_points = n_points;
+		pt.mask = p->mask;
+		pt.params_removed = p->effect.params;
+		pt.metrics = (const struct store_metric *const *)rows;
+		pt.n_metrics = n_rows;
+		pt.speed = rq->bench ? &sr : NULL;
+		pt.cached = cached_all;
+		stop = rq->point ? rq->point(rq->ud, &pt) : 0;
+		for (int ti = 0; ti < rq->n_tasks; ti++) {
+			free(rows[ti]);
+			rows[ti] = NULL;
+			n_rows[ti] = 0;
+		}
+		speed_result_free(&sr);
+		app_plan_free(p);
+		mask_free(mask);
+		if (stop)
+			return st_errf(err, ST_ECANCEL, "interrupted after %d of %d points", *done,
+				       n_points);
 	}
 	return 0;
 }
@@ -144,6 +217,16 @@ int app_sweep(const struct app_env *env, const struct model *m,
 
 		n_points += 1 + (rq->max_k < lim ? rq->max_k : lim);
 	}
+	if (rq->experts) {
+		int lim = m->hp.n_expert - m->hp.n_expert_used;
+
+		if (m->hp.n_expert <= 0) {
+			rc = st_errf(err, ST_EINVAL, "--method expert needs a mixture of experts (%s "
+				     "is dense)", m->path ? m->path : m->hp.arch);
+			goto out;
+		}
+		n_points += 1 + (rq->max_k < lim ? rq->max_k : lim);
+	}
 	for (int mi = 0; mi < rq->n_methods; mi++) {
 		enum plan_method method = (enum plan_method)rq->methods[mi];
 		const char *mname = plan_method_name(method);
@@ -176,15 +259,15 @@ int app_sweep(const struct app_env *env, const struct model *m,
 			    (rc = APP_STORE(env, store_sweep_put(env->s, run.id, mname, tasks_key, k,
 								 mask_is_empty(p->mask) ? "" : maskbuf,
 								 err))) < 0 ||
-			    (rc = measure_point(m, p, mname, k, run.id, tasks_key, rq, &ms, rows,
-						n_rows, &sr,
-						&cached_all, err)) < 0) {
+			    (rc = measure_point(m, p->mask, mname, k, run.id, tasks_key, rq, &ms,
+						rows, n_rows, &sr, &cached_all, err)) < 0) {
 				plan_free(p);
 				speed_result_free(&sr);
 				goto out;
 			}
 			memset(&pt, 0, sizeof pt);
 			pt.method = method;
+			pt.method_name = mname;
 			pt.k = k;
 			pt.index = ++done;
 			pt.n_points = n_points;
@@ -209,6 +292,10 @@ int app_sweep(const struct app_env *env, const struct model *m,
 			}
 		}
 	}
+	if (rq->experts &&
+	    (rc = sweep_experts(env, m, rq, &run, tasks_key, &ms, rows, n_rows, &done, n_points,
+				err)) < 0)
+		goto out;
 	rc = 0;
 out:
 	for (int ti = 0; rows && ti < rq->n_tasks; ti++)

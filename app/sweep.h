@@ -20,8 +20,9 @@ struct model;
 
 /* One finished point, as the store now holds it. */
 struct app_sweep_point {
-	enum plan_method method;
-	int k;
+	enum plan_method method;  /* of a site method's point */
+	const char *method_name;  /* its name, or "expert" for Expert Drop's */
+	int k;                    /* sites (blocks) dropped, or experts a layer */
 	int index, n_points;      /* 1-based index of this point among all */
 	const char *mask;         /* canonical */
 	uint64_t params_removed;
@@ -35,6 +36,13 @@ struct app_sweep_req {
 	int64_t run;              /* the calibration run whose scores choose the drops */
 	const int *methods;       /* enum plan_method, not contiguous */
 	int n_methods;
+	/* Expert Drop as one more method (after those): k = 0 .. max_k
+	 * experts dropped in every layer, each point the plan `strata plan
+	 * RUN --method expert -n k --by expert_by` makes (NULL: frequency);
+	 * a dense model is refused, the guards do not apply, and k stops at
+	 * the experts a layer can lose (experts - experts a token uses) */
+	int experts;
+	const char *expert_by;
 	int max_k, keep_first, keep_last;
 	const char *const *tasks; /* as app_eval */
 	int n_tasks;

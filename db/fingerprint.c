@@ -101,6 +101,10 @@ void store_model_fingerprint(const struct model *m, char hex[65])
 		if (hp->n_expert)
 			fprintf(f, "experts %d %d %d %d %d\n", hp->n_expert, hp->n_expert_used,
 				hp->d_ff_exp, hp->d_ff_shexp, hp->moe_norm_topk);
+		if (hp->n_expert && (hp->n_dense_lead || hp->moe_w_scale != 1 ||
+				     (hp->d_ff_shexp && !hp->shexp_gate)))
+			fprintf(f, "experts+ %d %.9g %d\n", hp->n_dense_lead, hp->moe_w_scale,
+				hp->shexp_gate);
 		put_tensor(f, "tok_emb", -1, &m->tok_emb);
 		put_tensor(f, "out_norm", -1, &m->out_norm);
 		if (!hp->tied_embeddings)

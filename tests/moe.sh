@@ -1,6 +1,7 @@
 # moe.sh: each mixture-of-experts tiny shape (strata synth --shape
-# mixtral-tiny, qwen2moe-tiny, olmoe-tiny, qwen3moe-tiny: every feature of
-# the family on) checked against llama.cpp itself: perplexity of a text
+# mixtral-tiny, qwen2moe-tiny, olmoe-tiny, qwen3moe-tiny, deepseek-tiny,
+# granitemoe-tiny: every feature of the family on) checked against
+# llama.cpp itself: perplexity of a text
 # within 1e-4 (relative) of strata's and 20 greedy tokens identical; the
 # MoE sublayer is the mlp site (a calibration scores it, a dropped mlp
 # changes the perplexity); a block drop exports as gguf and llama.cpp's
@@ -11,7 +12,11 @@
 # config missing a field or with dense layers is refused by name; an
 # Expert Drop (two experts a layer)
 # exports as gguf with fewer experts and llama.cpp's perplexity of it is
-# strata's of the masked model (1e-4), uneven counts refused; and the
+# strata's of the masked model (1e-4), uneven counts refused (DeepSeek's
+# leading dense layer: its experts refused by name, its block drop run by
+# llama.cpp with no dense layer left); expert statistics of a calibration
+# (qwen2moe-tiny, deepseek-tiny) and the plans made of them, export --run
+# --method expert and sweep --method expert through those plans; and the
 # experts in 16-bit and quantized dtypes against llama.cpp (5e-3: llama.cpp
 # rounds the activations of such weights, strata multiplies in f32).
 # llama.cpp comes from tests/llamacpp_lib.sh (under CI=true its absence
@@ -22,9 +27,10 @@ SRC=${STRATA_SRCDIR:-.}
 BUILD=${STRATA_BUILDDIR:-.}
 S=${STRATA_BIN:-./strata}
 WORK=$BUILD/tests/tmp/moe
-# shape:architecture:experts:used
-SHAPES=${STRATA_MOE_SHAPES:-"mixtral-tiny:llama:4:2 qwen2moe-tiny:qwen2moe:6:2
-	olmoe-tiny:olmoe:8:2 qwen3moe-tiny:qwen3moe:8:2"}
+# shape:architecture:experts:used:leading dense layers
+SHAPES=${STRATA_MOE_SHAPES:-"mixtral-tiny:llama:4:2:0 qwen2moe-tiny:qwen2moe:6:2:0
+	olmoe-tiny:olmoe:8:2:0 qwen3moe-tiny:qwen3moe:8:2:0 deepseek-tiny:deepseek:8:2:1
+	granitemoe-tiny:granitemoe:6:2:0"}
 
 need text data/text/tinystories-valid-1000.txt || { done_testing; exit $?; }
 . "$SRC/tests/llamacpp_lib.sh"
@@ -40,7 +46,8 @@ info_json() { "$S" info "$1" --format json 2>&1; }
 for sa in $SHAPES; do
 	shape=${sa%%:*} rest=${sa#*:}
 	want=${rest%%:*} rest=${rest#*:}
-	n_exp=${rest%%:*} n_used=${rest#*:}
+	n_exp=${rest%%:*} rest=${rest#*:}
+	n_used=${rest%%:*} lead=${rest#*:}
 	f="$WORK/$shape.gguf"
 
 	"$S" synth "$f" --shape "$shape" > /dev/null 2> "$WORK/synth.err"
@@ -70,7 +77,12 @@ for sa in $SHAPES; do
 		within "${lc:-0}" "${st:-0}" 1e-4
 	# an Expert Drop exports as gguf with fewer experts a layer, and
 	# llama.cpp's perplexity of it is strata's of the masked model
-	xm="expert=0:1,3;1:0,2;2:2-3"
+	# (experts of the layers that have them: DeepSeek's layer 0 is dense)
+	if [ "$lead" -gt 0 ]; then
+		xm="expert=1:1,3;2:0,2" xu="expert=1:1,3;2:2"
+	else
+		xm="expert=0:1,3;1:0,2;2:2-3" xu="expert=0:1,3;1:0,2;2:2"
+	fi
 	xd="$WORK/$shape-xdrop.gguf"
 	"$S" export "$f" --mask "$xm" --format gguf --out "$xd" > /dev/null 2> "$WORK/export.err"
 	ok "$shape: expert drop exported" [ -s "$xd" ]
@@ -84,7 +96,7 @@ for sa in $SHAPES; do
 		within "${lc:-0}" "${sx:-0}" 1e-4
 	ok "$shape: dropping experts changes the perplexity ($st -> $sx)" \
 		sh -c '[ -n "$1" ] && [ "$1" != "$2" ]' _ "${sx:-}" "${st:-}"
-	"$S" export "$f" --mask "expert=0:1,3;1:0,2;2:2" --format gguf --out "$WORK/x.gguf" \
+	"$S" export "$f" --mask "$xu" --format gguf --out "$WORK/x.gguf" \
 		> /dev/null 2> "$WORK/export.err"
 	contains "$(cat "$WORK/export.err")" "a GGUF file has one expert_count and a Hugging Face config one expert count for every layer" \
 		"$shape: layers keeping different expert counts are refused as gguf, saying why"
@@ -96,22 +108,56 @@ for sa in $SHAPES; do
 		> /dev/null 2> "$WORK/export.err"
 	contains "$(cat "$WORK/export.err")" "drops expert $n_exp of layer 1" \
 		"$shape: an expert out of range is refused, naming it"
+	if [ "$lead" -gt 0 ]; then
+		"$S" export "$f" --mask "expert=0:1" --format gguf --out "$WORK/x.gguf" \
+			> /dev/null 2> "$WORK/export.err"
+		contains "$(cat "$WORK/export.err")" "layer 0 is one of the model's $lead leading dense layers, which have no experts" \
+			"$shape: an expert of a leading dense layer is refused, naming the layer"
+		contains "$("$S" eval "$f" --mask "expert=0:1" --task "ppl:$WORK/short.txt" --no-store 2>&1)" \
+			"mask drops expert 1 of layer 0, but layer 0 is one of" "$shape: ... by eval too"
+		# the dense block dropped: llama.cpp runs the export with none left
+		b0="$WORK/$shape-block0.gguf"
+		"$S" export "$f" --mask "block=0" --format gguf --out "$b0" > /dev/null 2> "$WORK/export.err"
+		contains "$(info_json "$b0")" '"n_layer": 2' "$shape: block 0 dropped: 2 layers"
+		ok "$shape: ... and no leading dense layer" \
+			sh -c '! printf "%s" "$1" | grep -q n_dense_lead' _ "$(info_json "$b0")"
+		lc=$(llamacpp_ppl "$b0" "$WORK/short.txt" "$WORK/node.err")
+		s0=$(strata_ppl "$f" "block=0")
+		echo "# $shape block=0: llama.cpp ppl $lc, strata (masked) $s0, relative difference $(rel "${lc:-0}" "${s0:-0}")"
+		ok "$shape: llama.cpp's perplexity of the dense block's drop $lc is strata's masked $s0 (1e-4)" \
+			within "${lc:-0}" "${s0:-0}" 1e-4
+		contains "$(info_json "$f")" "\"n_dense_lead\": $lead" "$shape: info shows $lead leading dense layer"
+		contains "$(info_json "$f")" '"expert_weights_scale": 1.5' "$shape: info shows the weights' scale"
+	fi
 	# what deci or config.json cannot express is refused by name
 	"$S" export "$f" --mask "mlp=1" --format gguf --out "$WORK/x.gguf" > /dev/null 2> "$WORK/export.err"
 	contains "$(cat "$WORK/export.err")" "with attention or MLP drops as gguf: llama.cpp's deci has no experts" \
 		"$shape: an mlp drop as gguf is refused, naming why"
+	"$S" quantize "$f" --quant rtn --bits 8 --out "$WORK/x.gguf" --no-store > /dev/null 2> "$WORK/quant.err"
+	contains "$(cat "$WORK/quant.err")" "is a mixture of experts ($want, $n_exp experts), and quantize does not handle experts yet" \
+		"$shape: quantize refused by name (not a crash)"
 	ok "$shape: nothing written for the refused exports" [ ! -e "$WORK/x.gguf" ]
-	# as Hugging Face directories: whole, an mlp drop, an Expert Drop
-	for hm in "" "mlp=1" "$xm"; do
-		hd="$WORK/$shape-hf$(echo "$hm" | tr -c 'a-z0-9\n' '_')"
-		"$S" export "$f" ${hm:+--mask "$hm"} --format hf --out "$hd" > /dev/null 2> "$WORK/export.err"
-		sh_=$(strata_ppl "$hd")
-		sg=$(strata_ppl "$f" "$hm")
-		ok "$shape: hf export '$hm' gives the masked gguf's perplexity ($sh_ = $sg, 1e-5)" \
-			within "${sg:-0}" "${sh_:-0}" 1e-5
-	done
-	contains "$(info_json "$WORK/$shape-hf")" "\"n_expert\": $n_exp, \"n_expert_used\": $n_used" \
-		"$shape: the hf directory has $n_exp experts, $n_used used"
+	case $want in
+	deepseek|granitemoe)
+		# transformers' layouts strata writes: Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE
+		"$S" export "$f" --format hf --out "$WORK/x-hf" > /dev/null 2> "$WORK/export.err"
+		contains "$(cat "$WORK/export.err")" "($want) as hf: strata writes" "$shape: hf export refused by name"
+		ok "$shape: nothing written for the refused hf export" [ ! -e "$WORK/x-hf" ]
+		;;
+	*)
+		# as Hugging Face directories: whole, an mlp drop, an Expert Drop
+		for hm in "" "mlp=1" "$xm"; do
+			hd="$WORK/$shape-hf$(echo "$hm" | tr -c 'a-z0-9\n' '_')"
+			"$S" export "$f" ${hm:+--mask "$hm"} --format hf --out "$hd" > /dev/null 2> "$WORK/export.err"
+			sh_=$(strata_ppl "$hd")
+			sg=$(strata_ppl "$f" "$hm")
+			ok "$shape: hf export '$hm' gives the masked gguf's perplexity ($sh_ = $sg, 1e-5)" \
+				within "${sg:-0}" "${sh_:-0}" 1e-5
+		done
+		contains "$(info_json "$WORK/$shape-hf")" "\"n_expert\": $n_exp, \"n_expert_used\": $n_used" \
+			"$shape: the hf directory has $n_exp experts, $n_used used"
+		;;
+	esac
 done
 
 # calibration scores the MoE mlp sites like dense ones
@@ -163,6 +209,27 @@ if [ -s "$f" ]; then
 	ok "the planned expert drop evaluates ($sx)" [ -n "$sx" ]
 	"$S" export "$f" --mask "$pm" --out "$WORK/plan-x.gguf" --no-store > /dev/null 2> "$WORK/export.err"
 	contains "$(info_json "$WORK/plan-x.gguf")" '"n_expert": 4' "the planned expert drop exports with 4 experts a layer"
+	# export --run --method expert: plan, then export, the same file
+	"$S" export --run 1 --method expert -n 2 --db "$WORK/calib.db" --out "$WORK/run-x.gguf" \
+		> /dev/null 2> "$WORK/export.err"
+	ok "export --run 1 --method expert -n 2 writes the planned drop's file byte for byte" \
+		cmp -s "$WORK/plan-x.gguf" "$WORK/run-x.gguf"
+	# sweep --method expert: a point per count, each the plan's mask and its perplexity
+	sw=$("$S" sweep "$f" --run 1 --db "$WORK/calib.db" --method expert --max 9 \
+		--task "ppl:$WORK/short.txt" --ctx 512 --format tsv 2> "$WORK/sweep.err")
+	tab=$(printf '\t')
+	is "$(printf '%s\n' "$sw" | grep -c "^expert$tab")" 5 \
+		"sweep --method expert --max 9: k = 0 .. 4 (6 experts, 2 a token)"
+	contains "$(cat "$WORK/sweep.err")" "a layer can lose at most 4 of its 6 experts" \
+		"sweep: ... stopping there with a note"
+	row=$(printf '%s\n' "$sw" | grep "^expert${tab}2$tab")
+	contains "$row" "expert${tab}2$tab$pm${tab}37248$tab" \
+		"sweep: k = 2 is the plan's mask and its predicted params"
+	ok "sweep: k = 2's perplexity is the masked model's ($sx)" \
+		within "$(printf '%s' "$row" | cut -f5)" "${sx:-0}" 1e-9
+	contains "$("$S" sweep "$f" --run 1 --db "$WORK/calib.db" --method mlp --by gate \
+		--task "ppl:$WORK/short.txt" 2>&1)" "--by ranks experts: it needs --method expert" \
+		"sweep --by without --method expert is refused"
 	pj=$("$S" plan 1 --method expert --per-layer 1,2,3 --db "$WORK/calib.db" --format json 2> /dev/null)
 	contains "$pj" '"experts_dropped": 6' "plan --per-layer 1,2,3: 6 experts dropped"
 	contains "$("$S" plan 1 --method expert -n 5 --db "$WORK/calib.db" 2>&1)" \
@@ -173,6 +240,30 @@ if [ -s "$f" ]; then
 		"plan --mask: an expert out of range is refused"
 	contains "$("$S" plan 1 --mask "expert=2:0-1" --db "$WORK/calib.db" --format json 2>&1)" \
 		'"mask": "attn=;mlp=;expert=2:0-1"' "plan --mask keeps the expert part"
+fi
+
+# DeepSeek's expert statistics: its leading dense layer routes nothing,
+# and an expert plan drops none of its experts
+f="$WORK/deepseek-tiny.gguf"
+if [ -s "$f" ]; then
+	"$S" calibrate "$f" "$text" --db "$WORK/calib-ds.db" --samples 8 --seq-len 64 \
+		> "$WORK/calib.out" 2> "$WORK/calib.err"
+	ok "calibrate runs on deepseek-tiny" [ $? -eq 0 ]
+	xc=$("$S" scores 1 --experts --db "$WORK/calib-ds.db" --format csv 2> /dev/null)
+	is "$(printf '%s\n' "$xc" | awk -F, '$3 == 0 && $6 == 0' | wc -l | tr -d ' ')" 8 \
+		"deepseek-tiny: the leading dense layer's 8 expert rows route nothing"
+	is "$(printf '%s\n' "$xc" | awk -F, '$3 == 1 { f += $6 } END { printf "%.3f", f }')" 2.000 \
+		"deepseek-tiny: layer 1's frequencies sum to the 2 experts a token uses"
+	pj=$("$S" plan 1 --method expert -n 2 --db "$WORK/calib-ds.db" --format json 2> /dev/null)
+	pm=$(printf '%s' "$pj" | tr -d '\n' | grep -o '"mask": *"[^"]*"' | sed 's/.*: *"//; s/"$//')
+	contains "$pm" "attn=;mlp=;expert=1:" "deepseek-tiny: the plan drops experts of layer 1 first ($pm)"
+	contains "$pj" '"experts_dropped": 4' "deepseek-tiny: two in each of the 2 MoE layers, none in the dense one"
+	"$S" export "$f" --mask "$pm" --out "$WORK/ds-plan.gguf" --no-store > /dev/null 2> "$WORK/export.err"
+	lc=$(llamacpp_ppl "$WORK/ds-plan.gguf" "$WORK/short.txt" "$WORK/node.err")
+	sx=$(strata_ppl "$f" "$pm")
+	echo "# deepseek-tiny planned $pm: llama.cpp ppl $lc, strata (masked) $sx, relative difference $(rel "${lc:-0}" "${sx:-0}")"
+	ok "deepseek-tiny: llama.cpp's perplexity of the planned drop $lc is strata's masked $sx (1e-4)" \
+		within "${lc:-0}" "${sx:-0}" 1e-4
 fi
 
 # Hugging Face configs of mixtures of experts: what is missing or not run
@@ -189,6 +280,10 @@ contains "$("$S" info "$WORK/hf-mixtral" 2>&1)" "model_type 'llama' with experts
 	"an hf llama with num_local_experts is refused (Mixtral's model_type is mixtral)"
 contains "$("$S" info "$WORK/hf-qwen" 2>&1)" "'decoder_sparse_step' (2)" \
 	"an hf qwen2_moe with dense layers is refused naming the field"
+mkdir -p "$WORK/hf-dsv3"
+echo '{"model_type": "deepseek_v3", "n_routed_experts": 256}' > "$WORK/hf-dsv3/config.json"
+contains "$("$S" info "$WORK/hf-dsv3" 2>&1)" "DeepSeek V3's multi-head latent attention (MLA) is not supported" \
+	"an hf DeepSeek V3 is refused naming MLA"
 
 # the experts in other dtypes (each expert a slice of a 3-D tensor)
 for dt in bf16 f16 q8_0 q4_0; do

@@ -943,7 +943,7 @@ static void test_synth(void)
 
 	for (const struct synth_shape *s = synth_shapes(); s->name; s++)
 		n_shapes++;
-	is_int(n_shapes, 26, "twenty-six known shapes");
+	is_int(n_shapes, 28, "twenty-eight known shapes");
 	ok(synth_find_shape("nope") == NULL, "unknown shape -> NULL");
 	ok(tiny && tiny->n_layer == 2 && tiny->d_model == 64 && tiny->n_head == 4 &&
 	   tiny->n_head_kv == 2 && tiny->d_ff == 128 && tiny->n_vocab == 300 && tiny->n_ctx == 256,

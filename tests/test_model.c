@@ -1126,7 +1126,7 @@ static void test_gguf_tiny(void)
 	rc = rc == 0 ? model_load(p, NULL, &m, &err) : rc;
 	ok(rc == ST_EUNSUP && !m, "GGUF with general.architecture gpt2 rejected");
 	has_str(err.msg, "unsupported architecture 'gpt2' in ", "gpt2: names the arch");
-	has_str(err.msg, "gpt2.gguf (supported: llama, mistral, qwen2, deci, qwen3, olmo2, granite, gemma2, gemma3, qwen2moe, qwen3moe, olmoe, phi3, baichuan)",
+	has_str(err.msg, "gpt2.gguf (supported: llama, mistral, qwen2, deci, qwen3, olmo2, granite, gemma2, gemma3, qwen2moe, qwen3moe, olmoe, deepseek, granitemoe, phi3, baichuan)",
 		"gpt2: names file and supported list");
 
 	/* qwen2 with biases, tied (no output) */

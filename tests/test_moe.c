@@ -9,6 +9,10 @@
  * 16-bit logits near the F32 model's).  Expert Drop: a mask's expert
  * part routes among the kept experts only, and equals (to 1e-6) the
  * GGUF export with those experts physically removed, loaded back.
+ * DeepSeek-MoE's leading dense layer runs a dense MLP, routes nothing,
+ * refuses expert drops by name, and a drop of its block exports with no
+ * leading dense layer left; DeepSeek V2/V3 (deepseek2) is refused naming
+ * its latent attention (MLA).
  */
 #include <math.h>
 #include <stdint.h>
@@ -18,6 +22,7 @@
 
 #include "compute/forward.h"
 #include "export/export.h"
+#include "format/gguf.h"
 #include "measure/speed.h"
 #include "method/plan.h"
 #include "model/mask.h"
@@ -104,6 +109,7 @@ static void test_stats(const struct model *m, const struct mask *mk, int norm)
 	struct st_err err = { 0 };
 	struct fwd_state *s = fwd_new(m, mk, 64, 64, &err);
 	int E = m->hp.n_expert, K = m->hp.n_expert_used, bad = 0;
+	double sc = m->hp.moe_w_scale; /* DeepSeek's scale of the weights */
 	uint64_t *cnt = calloc((size_t)E, sizeof *cnt);
 	double *ws = calloc((size_t)E, sizeof *ws);
 	int32_t tok[T_TOK];
@@ -125,26 +131,31 @@ static void test_stats(const struct model *m, const struct mask *mk, int norm)
 			n += cnt[e];
 			w += ws[e];
 			used += cnt[e] > 0;
-			if (ws[e] > (double)cnt[e] + 1e-6)
-				bad = 1; /* a weight is at most 1 */
+			if (ws[e] > sc * (double)cnt[e] + 1e-6)
+				bad = 1; /* a weight is at most 1 (times the scale) */
 		}
 		if (l == 1) {
 			ok(n == 0 && w == 0, "%s: a dropped mlp site routes nothing", m->hp.arch);
+			continue;
+		}
+		if (!model_layer_moe(&m->hp, l)) {
+			ok(n == 0 && w == 0, "%s: leading dense layer %d routes nothing", m->hp.arch, l);
 			continue;
 		}
 		ok(n == (uint64_t)T_TOK * K, "%s layer %d: %llu assignments (%d tokens x %d)",
 		   m->hp.arch, l, (unsigned long long)n, T_TOK, K);
 		ok(used > 1, "%s layer %d: %d of %d experts routed to", m->hp.arch, l, used, E);
 		if (norm)
-			is_close(w, (double)T_TOK, 1e-4, "%s layer %d: renormalised weights sum to "
+			is_close(w, sc * T_TOK, 1e-4, "%s layer %d: renormalised weights sum to "
 				 "one a token", m->hp.arch, l);
 		else
-			ok(w > 0 && w < T_TOK, "%s layer %d: top-k softmax weights sum below one a "
-			   "token (%.3f over %d)", m->hp.arch, l, w, T_TOK);
+			ok(w > 0 && w < sc * T_TOK, "%s layer %d: top-k softmax weights sum below "
+			   "one a token, times the scale %g (%.3f over %d)", m->hp.arch, l, sc, w,
+			   T_TOK);
 	}
-	ok(!bad, "%s: stats for every layer, no weight above 1", m->hp.arch);
+	ok(!bad, "%s: stats for every layer, no weight above 1 (times the scale)", m->hp.arch);
 	fwd_moe_stats_reset(s);
-	fwd_moe_stats(s, 0, cnt, ws);
+	fwd_moe_stats(s, m->hp.n_layer - 1, cnt, ws);
 	ok(cnt[0] == 0 && ws[0] == 0, "%s: reset clears the counts", m->hp.arch);
 out:
 	fwd_free(s);
@@ -185,20 +196,28 @@ static void test_shape(const char *shape, const char *arch, int n_exp, int used,
 	struct model *m = load_shape(shape, ST_F32, dir);
 	size_t n;
 	float *pre, *dec, *drop;
+	int lm; /* the first layer with experts */
 
 	ok(m != NULL, "%s: synth writes it and it loads", shape);
 	if (!m)
 		return;
+	lm = m->hp.n_dense_lead;
 	has_str(m->hp.arch, arch, "%s: architecture %s", shape, arch);
 	is_int(m->hp.n_expert, n_exp, "%s: %d experts", shape, n_exp);
 	is_int(m->hp.n_expert_used, used, "%s: %d used a token", shape, used);
 	is_int(m->hp.d_ff_exp, ff_exp, "%s: expert width %d", shape, ff_exp);
 	is_int(m->hp.d_ff_shexp, ff_sh, "%s: shared expert width %d", shape, ff_sh);
 	is_int(m->hp.moe_norm_topk, norm, "%s: top-k renormalised: %d", shape, norm);
-	ok(m->layers[0].ffn_down_exps.n_dims == 3 && m->layers[0].ffn_down_exps.ne[0] == ff_exp &&
-	   m->layers[0].ffn_down_exps.ne[2] == n_exp, "%s: ffn_down_exps is {%d, d, %d}", shape,
+	ok(m->layers[lm].ffn_down_exps.n_dims == 3 &&
+	   m->layers[lm].ffn_down_exps.ne[0] == ff_exp &&
+	   m->layers[lm].ffn_down_exps.ne[2] == n_exp, "%s: ffn_down_exps is {%d, d, %d}", shape,
 	   ff_exp, n_exp);
-	ok(!m->layers[0].w_gate.data, "%s: no dense MLP", shape);
+	ok(!m->layers[lm].w_gate.data, "%s: no dense MLP in layer %d", shape, lm);
+	for (int l = 0; l < lm; l++)
+		ok(m->layers[l].w_gate.data && m->layers[l].w_gate.ne[1] == m->hp.d_ff &&
+		   !m->layers[l].ffn_gate_inp.data && !m->layers[l].ffn_gate_shexp.data,
+		   "%s: leading layer %d is dense, of width %d, without experts", shape, l,
+		   m->hp.d_ff);
 	{
 		/* the predicted effect of an mlp drop is the layer's MoE tensors */
 		const struct layer_weights *w = &m->layers[1];
@@ -308,7 +327,7 @@ static void test_expert_drop(const char *shape, const char *dir)
 	struct mask *mk = NULL, *blk = NULL;
 	float *a = NULL, *b = NULL, *base = NULL, *dec = NULL;
 	char path[512], text[256];
-	int E, L;
+	int E, L, lm, xm;
 	size_t n;
 
 	if (!m) {
@@ -327,7 +346,8 @@ static void test_expert_drop(const char *shape, const char *dir)
 		ok(0, "%s: memory", shape);
 		goto out;
 	}
-	for (int l = 0; l < L; l++) {
+	lm = m->hp.n_dense_lead;
+	for (int l = lm; l < L; l++) {
 		mk->expert[(size_t)l * E + (size_t)(l % E)] = 0;
 		mk->expert[(size_t)l * E + (size_t)((l + 3) % E)] = 0;
 	}
@@ -349,11 +369,12 @@ static void test_expert_drop(const char *shape, const char *dir)
 		for (int t = 0; t < T_TOK; t++)
 			tok[t] = (int32_t)((t * 37 + 11) % m->hp.n_vocab);
 		if (st && cnt && fwd_eval(st, tok, T_TOK, NULL, 0, NULL, &err) == 0) {
-			fwd_moe_stats(st, 0, cnt, NULL);
+			fwd_moe_stats(st, lm, cnt, NULL);
 			for (int e = 0; e < E; e++)
-				if (!mask_keeps_expert(mk, 0, e))
+				if (!mask_keeps_expert(mk, lm, e))
 					routed += cnt[e];
-			ok(routed == 0, "%s: no token routed to a dropped expert of layer 0", shape);
+			ok(routed == 0, "%s: no token routed to a dropped expert of layer %d", shape,
+			   lm);
 		} else {
 			ok(0, "%s: stats pass runs (%s)", shape, err.msg);
 		}
@@ -368,7 +389,9 @@ static void test_expert_drop(const char *shape, const char *dir)
 	}
 	is_int(x->hp.n_expert, E - 2, "%s: the export has %d experts a layer", shape, E - 2);
 	is_int(x->hp.n_layer, L - 1, "%s: and %d layers", shape, L - 1);
-	ok(x->layers[0].ffn_gate_inp.ne[1] == E - 2 && x->layers[0].ffn_down_exps.ne[2] == E - 2,
+	is_int(x->hp.n_dense_lead, lm, "%s: and %d leading dense layers", shape, lm);
+	xm = x->hp.n_dense_lead;
+	ok(x->layers[xm].ffn_gate_inp.ne[1] == E - 2 && x->layers[xm].ffn_down_exps.ne[2] == E - 2,
 	   "%s: router rows and expert slices are gone", shape);
 	ok(res.params == model_n_params(x), "%s: the export's params %llu are the file's %llu",
 	   shape, (unsigned long long)res.params, (unsigned long long)model_n_params(x));
@@ -387,6 +410,7 @@ static void test_expert_drop(const char *shape, const char *dir)
 	/* layers keeping different counts: GGUF cannot say so */
 	blk = mask_dup(mk);
 	blk->expert[(size_t)2 * E + 2 % E] = 1;
+	blk->attn[1] = blk->mlp[1] = 1; /* layers 1 and 2 (DeepSeek: its only MoE ones) */
 	remove(path);
 	is_int(export_model(m, blk, path, NULL, &res, &err), ST_EUNSUP,
 	       "%s: uneven expert counts refused as gguf", shape);
@@ -400,6 +424,39 @@ static void test_expert_drop(const char *shape, const char *dir)
 		ok(!st, "%s: a layer with fewer than top-k experts is refused", shape);
 		has_str(err.msg, "layer 2", "%s: ... naming it (%s)", shape, err.msg);
 		fwd_free(st);
+	}
+	if (lm > 0) {
+		/* a leading dense layer has no experts to drop */
+		struct fwd_state *st;
+
+		mask_free(blk);
+		blk = mask_dup(mk);
+		blk->expert[1] = 0;
+		st = fwd_new(m, blk, 16, 16, &err);
+		ok(!st, "%s: dropping an expert of leading dense layer 0 is refused", shape);
+		has_str(err.msg, "layer 0 is one of the model's 1 leading dense layers",
+			"%s: ... naming it (%s)", shape, err.msg);
+		fwd_free(st);
+		remove(path);
+		is_int(export_model(m, blk, path, NULL, &res, &err), ST_EINVAL,
+		       "%s: ... and as an export", shape);
+		/* dropping the dense block: the export has none left */
+		mask_free(blk);
+		blk = mask_new(L);
+		blk->attn[0] = blk->mlp[0] = 0;
+		model_free(x);
+		x = NULL;
+		remove(path);
+		if (run_both(m, blk, a, dec) == 0 &&
+		    export_model(m, blk, path, NULL, &res, &err) == 0 &&
+		    model_load(path, NULL, &x, &err) == 0 && run_both(x, NULL, b, dec) == 0) {
+			is_int(x->hp.n_dense_lead, 0, "%s: block 0 dropped: no leading dense layer",
+			       shape);
+			ok(max_abs_diff(a, b, n) <= 1e-6, "%s: ... and the export runs as the "
+			   "masked model (max |diff| %.2g)", shape, max_abs_diff(a, b, n));
+		} else {
+			ok(0, "%s: block 0 dropped, exported and run (%s)", shape, err.msg);
+		}
 	}
 out:
 	mask_free(mk);
@@ -425,11 +482,34 @@ int main(void)
 	test_shape("qwen2moe-tiny", "qwen2moe", 6, 2, 32, 96, 0, dir);
 	test_shape("olmoe-tiny", "olmoe", 8, 2, 32, 0, 0, dir);
 	test_shape("qwen3moe-tiny", "qwen3moe", 8, 2, 32, 0, 1, dir);
+	test_shape("deepseek-tiny", "deepseek", 8, 2, 32, 64, 0, dir);
+	test_shape("granitemoe-tiny", "granitemoe", 6, 2, 32, 64, 1, dir);
 	test_dtypes(dir);
 	test_expert_drop("olmoe-tiny", dir);
 	test_expert_drop("qwen2moe-tiny", dir);
 	test_expert_drop("mixtral-tiny", dir);
 	test_expert_drop("qwen3moe-tiny", dir);
+	test_expert_drop("deepseek-tiny", dir);
+	test_expert_drop("granitemoe-tiny", dir);
+	{
+		/* DeepSeek V2/V3: refused naming the latent attention */
+		struct st_err err = { 0 };
+		struct model *m = NULL;
+		char path[512];
+		struct gguf_writer *w;
+
+		snprintf(path, sizeof path, "%s/deepseek2.gguf", dir);
+		remove(path);
+		w = gguf_writer_new(path, &err);
+		ok(w && gguf_writer_add_str(w, "general.architecture", "deepseek2") == 0 &&
+		   gguf_writer_begin_data(w, &err) == 0 && gguf_writer_finish(w, &err) == 0,
+		   "a deepseek2 header written");
+		gguf_writer_free(w);
+		is_int(model_load(path, NULL, &m, &err), ST_EUNSUP, "deepseek2 is refused");
+		has_str(err.msg, "multi-head latent attention (MLA) is not supported",
+			"... naming MLA (%s)", err.msg);
+		model_free(m);
+	}
 	{
 		struct model *m = load_shape("tiny", ST_F32, dir);
 		struct st_err err = { 0 };

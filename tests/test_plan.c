@@ -426,6 +426,23 @@ static void test_experts(void)
 	imp[4 * 4 + 1] = NAN;
 	is_int(plan_experts(&hp, imp, nd, &m, &err), ST_EFORMAT, "plan_experts: NaN importance refused");
 	has_str(err.msg, "expert 1 of layer 4", "... naming the expert");
+	/* leading dense layers (DeepSeek-MoE) drop no experts; an mlp drop
+	 * there is a dense one */
+	imp[4 * 4 + 1] = 1;
+	hp.n_dense_lead = 2;
+	nd[3] = 2;
+	is_int(plan_experts(&hp, imp, nd, &m, &err), 0, "plan_experts: two leading dense layers");
+	mask_format(m, buf, sizeof buf);
+	ok(strcmp(buf, "attn=;mlp=;expert=2:1-2;3:2-3;4:0,3") == 0,
+	   "plan_experts: none of the dense layers' experts ('%s')", buf);
+	m->mlp[0] = 0;
+	plan_effect(&hp, m, 0, &e);
+	ok(e.experts_dropped == 6 && e.params == 64 + 3 * 64 * (uint64_t)hp.d_ff +
+	   6ull * (64 + 3 * 64 * 16), "effect: dense layer 0's mlp is a dense one (%llu)",
+	   (unsigned long long)e.params);
+	mask_free(m);
+	m = NULL;
+	hp.n_dense_lead = 0;
 	hp.n_expert = 0;
 	is_int(plan_experts(&hp, imp, nd, &m, &err), ST_EINVAL, "plan_experts: dense refused");
 	ok(m == NULL, "no mask on failure");

@@ -176,9 +176,15 @@ int cmd_info(int argc, char **argv)
 		record_int(r, "n_expert", hp->n_expert);
 		record_int(r, "n_expert_used", hp->n_expert_used);
 		record_int(r, "d_ff_exp", hp->d_ff_exp);
-		if (hp->d_ff_shexp > 0)
+		if (hp->d_ff_shexp > 0) {
 			record_int(r, "d_ff_shexp", hp->d_ff_shexp);
+			record_bool(r, "shexp_gate", hp->shexp_gate);
+		}
 		record_bool(r, "expert_weights_norm", hp->moe_norm_topk);
+		if (hp->moe_w_scale != 1)
+			record_num(r, "expert_weights_scale", short_decimal(hp->moe_w_scale));
+		if (hp->n_dense_lead > 0)
+			record_int(r, "n_dense_lead", hp->n_dense_lead);
 	}
 	record_str(r, "dtype", dtype_name(model_main_dtype(m)));
 	record_int(r, "params", (long long)model_n_params(m));

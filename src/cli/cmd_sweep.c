@@ -33,8 +33,12 @@ static const char help[] =
 	"optionally benchmark; print one row per (method, k).  Everything is\n"
 	"cached in the store: a repeated sweep computes only what is missing.\n"
 	"  --run RUN          calibration run whose scores choose the drops\n"
-	"  --method M,...     attn, mlp, block, joint (default attn); repeatable\n"
-	"  --max K            largest number of sites (blocks) to drop (default 4)\n"
+	"  --method M,...     attn, mlp, block, joint, expert (default attn); repeatable;\n"
+	"                     expert: k experts dropped in every layer of a mixture\n"
+	"                     of experts, as strata plan --method expert -n k\n"
+	"  --by B             expert's ranking: frequency, gate or norm (default frequency)\n"
+	"  --max K            largest number of sites (blocks; experts a layer) to drop\n"
+	"                     (default 4)\n"
 	"  --task T           as strata eval: ppl:FILE, kl:FILE, hellaswag, mmlu, NAME\n"
 	"  --ctx N, --max-tokens N, --limit N, --shots K, --seed S   as strata eval\n"
 	"  --layer-major, --token-major, --mem-budget SIZE            as strata eval\n"
@@ -53,6 +57,8 @@ struct sweep_args {
 	const char *model, *db;
 	long run, max_k, keep_first, keep_last;
 	int methods[SWEEP_MAX_METHODS], n_methods;
+	int experts;              /* expert among the methods */
+	const char *by;           /* its --by */
 	const char *const *tasks;
 	const char *task_buf[SWEEP_MAX_TASKS];
 	int n_tasks;
@@ -148,7 +154,7 @@ static int on_point(void *ud, const struct app_sweep_point *pt)
 	cli_progress_end();
 	for (int c = 0; c < SWEEP_MAX_COLS; c++)
 		row[c] = (struct store_value){STORE_NULL, 0, 0, NULL, 0};
-	row[0] = store_text(plan_method_name(pt->method));
+	row[0] = store_text(pt->method_name);
 	row[1] = store_int(pt->k);
 	row[2] = store_text(pt->mask);
 	row[3] = store_int((int64_t)pt->params_removed);
@@ -193,7 +199,7 @@ static int on_point(void *ud, const struct app_sweep_point *pt)
 			set_col(cols, row, "kv_bytes", store_int((int64_t)sr->ctx[sr->n_ctx - 1].kv_bytes));
 	}
 	fprintf(stderr, "strata sweep: [%d/%d] %s k=%d %s%s\n", pt->index, pt->n_points,
-		plan_method_name(pt->method), pt->k, pt->mask, pt->cached ? " (from the store)" : "");
+		pt->method_name, pt->k, pt->mask, pt->cached ? " (from the store)" : "");
 	for (int c = 0; c < cols->n; c++)
 		names[c] = cols->name[c];
 	table_cols(o->t, cols->n, names);
@@ -235,6 +241,8 @@ static int sweep_main(struct sweep_args *a)
 	rq.run = a->run;
 	rq.methods = a->methods;
 	rq.n_methods = a->n_methods;
+	rq.experts = a->experts;
+	rq.expert_by = a->by;
 	rq.max_k = (int)a->max_k;
 	rq.keep_first = (int)a->keep_first;
 	rq.keep_last = (int)a->keep_last;
@@ -280,12 +288,12 @@ static int parse_methods(const char *s, struct sweep_args *a)
 		int mth = plan_method_parse(tok);
 
 		if (strcmp(tok, "expert") == 0) {
-			cli_usage("sweep", "--method expert is not swept yet: plan each count with "
-				  "'strata plan RUN --method expert -n E' and evaluate its mask");
-			return -1;
+			a->experts = 1;
+			continue;
 		}
 		if (mth < 0 || mth == PLAN_CONTIGUOUS) {
-			cli_usage("sweep", "--method: '%s' is not attn, mlp, block or joint", tok);
+			cli_usage("sweep", "--method: '%s' is not attn, mlp, block, joint or expert",
+				  tok);
 			return -1;
 		}
 		if (a->n_methods == SWEEP_MAX_METHODS) {
@@ -320,7 +328,7 @@ static int parse_ctx_list(const char *s, struct sweep_args *a)
 int cmd_sweep(int argc, char **argv)
 {
 	enum { O_RUN = 1300, O_METHOD, O_MAX, O_TASK, O_LIMIT, O_SHOTS, O_SEED,
-	       O_BENCH, O_BCTX, O_GEN, O_REPEAT, O_FORCE, O_SUITE };
+	       O_BENCH, O_BCTX, O_GEN, O_REPEAT, O_FORCE, O_SUITE, O_BY };
 	static const struct option longopts[] = {
 		{"run", required_argument, NULL, O_RUN},
 		{"method", required_argument, NULL, O_METHOD},
@@ -337,6 +345,7 @@ int cmd_sweep(int argc, char **argv)
 		{"gen", required_argument, NULL, O_GEN},
 		{"repeat", required_argument, NULL, O_REPEAT},
 		{"force", no_argument, NULL, O_FORCE},
+		{"by", required_argument, NULL, O_BY},
 		{"suite", required_argument, NULL, O_SUITE},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct sweep_args a;
@@ -420,6 +429,13 @@ int cmd_sweep(int argc, char **argv)
 		case O_FORCE:
 			a.force = 1;
 			break;
+		case O_BY:
+			if (strcmp(optarg, "frequency") && strcmp(optarg, "gate") &&
+			    strcmp(optarg, "norm"))
+				return cli_usage("sweep", "--by expects frequency, gate or norm, got "
+						 "'%s'", optarg);
+			a.by = optarg;
+			break;
 		default:
 			if (cli_guard_opt("sweep", c, optarg, &a.keep_first, &a.keep_last) < 0 ||
 			    cli_window_opt("sweep", c, optarg, &ctx, &a.es.max_tokens) < 0 ||
@@ -447,7 +463,9 @@ int cmd_sweep(int argc, char **argv)
 		if (!app_task_accepts(a.tasks[i], &es, why, sizeof why))
 			return cli_usage("sweep", "%s", why);
 	}
-	if (a.n_methods == 0)
+	if (a.by && !a.experts)
+		return cli_usage("sweep", "--by ranks experts: it needs --method expert");
+	if (a.n_methods == 0 && !a.experts)
 		a.methods[a.n_methods++] = PLAN_ATTN;
 	a.model = argv[optind];
 	a.es.ctx = ctx;

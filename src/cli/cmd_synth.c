@@ -28,6 +28,8 @@ static void print_shapes(void)
 		       s->d_ff_exp > 0 ? s->d_ff_exp : s->d_ff, s->n_vocab);
 		if (s->n_expert > 0)
 			printf(", %d experts (%d a token)", s->n_expert, s->n_expert_used);
+		if (s->n_dense_lead > 0)
+			printf(", %d dense (ffn %d)", s->n_dense_lead, s->d_ff);
 		if (s->arch)
 			printf(", %s", s->arch);
 		double n = (double)synth_n_params(s);

@@ -543,7 +543,25 @@ int cli_source_open(const char *cmd, struct cli_source *src)
 			return EXIT_ERR;
 	}
 	cli_env(&src->env, cmd, src->s);
-	if (src->run > 0) {
+	if (src->run > 0 && src->expert) {
+		/* Expert Drop: the plan strata plan --method expert makes (stored) */
+		struct app_plan_req pr = { .run = src->run, .n = (int)src->n,
+					   .expert_by = "frequency" };
+		struct app_plan *p = NULL;
+		struct store_run run;
+		struct model_hparams hp;
+
+		if (app_run_done(&src->env, src->run, &run, &hp, &src->run_model, &err) < 0 ||
+		    app_plan_run(&src->env, &pr, &p, &err) < 0 ||
+		    mask_parse(p->mask, hp.n_layer, &src->mask, &err) < 0) {
+			fprintf(stderr, "strata %s: %s\n", cmd, err.msg);
+			app_plan_free(p);
+			return EXIT_ERR;
+		}
+		app_plan_free(p);
+		if (!src->model_path)
+			src->model_path = src->run_model;
+	} else if (src->run > 0) {
 		struct plan *plan = NULL;
 		struct plan_opts po;
 
@@ -610,10 +628,11 @@ int cli_source_opt(const char *cmd, int opt, const char *arg, struct cli_source 
 	case OPT_SRC_RUN:
 		return cli_parse_int(cmd, "--run", arg, 1, 1L << 40, &src->run) < 0 ? -1 : 1;
 	case OPT_SRC_METHOD:
-		src->method = plan_method_parse(arg);
-		if (src->method < 0) {
+		src->expert = strcmp(arg, "expert") == 0;
+		src->method = src->expert ? -1 : plan_method_parse(arg);
+		if (src->method < 0 && !src->expert) {
 			cli_usage(cmd, "--method: unknown method '%s' (attn, mlp, block, joint, "
-				  "contiguous)", arg);
+				  "contiguous, expert)", arg);
 			return -1;
 		}
 		return 1;
@@ -634,10 +653,11 @@ int cli_source_args(const char *cmd, int argc, char **argv, struct cli_source *s
 		return cli_usage(cmd, "--out PATH is required");
 	if (src->mask_text && src->run)
 		return cli_usage(cmd, "give --mask or --run, not both");
-	if (!src->run && (src->method >= 0 || src->n))
+	if (!src->run && (src->method >= 0 || src->expert || src->n))
 		return cli_usage(cmd, "--method and -n need --run");
 	if (src->run && src->n <= 0)
-		return cli_usage(cmd, "--run needs -n K (sites or blocks to drop)");
+		return cli_usage(cmd, "--run needs -n K (sites or blocks to drop; experts a "
+				 "layer for --method expert)");
 	return EXIT_OK;
 }
 

@@ -95,7 +95,9 @@ void cli_progress_eta_end(void);
  * What export and quantize start from: the store (opened for --run, or
  * for the record unless no_store), the model (the one named, else the
  * run's, else the default) and its mask (--mask, or the plan of --run
- * RUN --method M -n K with the guards, as strata plan makes it).  Fill
+ * RUN --method M -n K with the guards, as strata plan makes it; --method
+ * expert: the Expert Drop plan of K experts a layer, ranked by
+ * frequency, made and stored as strata plan --method expert does).  Fill
  * the request fields and call cli_source_open: EXIT_OK, or the exit
  * status after the error was said ("strata CMD: ...").
  * cli_source_close frees what it opened.
@@ -104,6 +106,7 @@ struct cli_source {
 	const char *model, *mask_text, *db;
 	long run, n, keep_first, keep_last;
 	int method, no_store;
+	int expert;               /* --method expert (method is then -1) */
 	/* filled */
 	struct store *s;
 	struct app_env env;

@@ -30,7 +30,10 @@
  *   norm offset     every norm weight + norm_add (HF Gemma's 1 + w)
  *   experts         the MLP is a mixture of experts (moe_mlp): router,
  *                   top-k, the routed experts grouped by expert, a shared
- *                   expert (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE)
+ *                   expert (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE,
+ *                   DeepSeek-MoE, Granite-MoE)
+ *   leading dense   layers before hp.n_dense_lead run the dense MLP of a
+ *     layers        mixture of experts (DeepSeek-MoE)
  * A site (attn, mlp) is everything from its input x to x after its
  * residual add, norms and multipliers included.
 
@@ -296,7 +299,8 @@ struct fwd_state *fwd_new_seqs(const struct model *m, const struct mask *mask, i
 			mask->n_layer, m->path ? m->path : "?", hp->n_layer);
 		return NULL;
 	}
-	if (mask_check_experts(mask, hp->n_expert, hp->n_expert_used, err) < 0)
+	if (mask_check_experts(mask, hp->n_expert, hp->n_expert_used, err) < 0 ||
+	    mask_check_dense_layers(mask, hp->n_dense_lead, err) < 0)
 		return NULL;
 	if (hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv != 0 || hp->head_dim % 2) {
 		st_errf(err, ST_EUNSUP, "forward: %d heads over %d KV heads of dim %d is not supported",
@@ -342,6 +346,8 @@ struct fwd_state *fwd_new_seqs(const struct model *m, const struct mask *mask, i
 	/* the widest FFN a sublayer runs: the dense one, or an expert's */
 	ff = !hp->n_expert ? s->d_ff : hp->d_ff_exp > hp->d_ff_shexp ? hp->d_ff_exp
 								       : hp->d_ff_shexp;
+	if (hp->n_dense_lead > 0 && s->d_ff > ff) /* leading dense layers */
+		ff = s->d_ff;
 	s->hg = falloc((size_t)max_batch, (size_t)ff);
 	s->hu = falloc((size_t)max_batch, (size_t)ff);
 	if (hp->n_expert > 0) {
@@ -1100,8 +1106,12 @@ int fwd_moe_route(const float *logits, int n_expert, int k, int norm, int *sel, 
  * and each routed expert runs once over its tokens (gate and up, SwiGLU,
  * down: three matmuls on its slices of the 3-D tensors), its rows added
  * into their tokens' outputs times their weights.  Experts no token
- * chose cost nothing.  A shared expert (Qwen2-MoE) runs over all T rows
- * and is added times sigmoid(shexp_gate . in).
+ * chose cost nothing.  The weights are multiplied by hp.moe_w_scale
+ * (DeepSeek's expert_weights_scale; 1 elsewhere) after any
+ * renormalisation.  A shared expert runs over all T rows and is added
+ * times sigmoid(shexp_gate . in) (Qwen2-MoE), or as it is where the layer
+ * has no such gate (shared experts without a gate: DeepSeek-MoE's, as one
+ * FFN of their summed width, and Granite-MoE-Shared's).
  *
  * Experts the mask drops get router logit -inf before routing: the
  * softmax runs over the kept experts only and top-k chooses among them,
@@ -1127,6 +1137,8 @@ static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 	for (t = 0; t < T; t++)
 		fwd_moe_route(s->router + (size_t)t * E, E, K, hp->moe_norm_topk,
 			      s->sel + (size_t)t * K, s->sel_w + (size_t)t * K);
+	if (hp->moe_w_scale != 1)
+		scale_rows(s->sel_w, hp->moe_w_scale, (size_t)T * K);
 	for (t = 0; t < T * K; t++) {
 		s->moe_count[(size_t)l * E + s->sel[t]]++;
 		s->moe_wsum[(size_t)l * E + s->sel[t]] += s->sel_w[t];
@@ -1197,11 +1209,13 @@ static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 		matmul_n_mode(1, &s->ye, s->hg, &wd, T, 0, s->mm);
 		for (t = 0; t < T; t++) {
 			const float *xr = in + (size_t)t * d, *y = s->ye + (size_t)t * d;
-			float *o = s->moe_acc + (size_t)t * d, z = 0, gate;
+			float *o = s->moe_acc + (size_t)t * d, z = 0, gate = 1;
 
-			for (int i = 0; i < d; i++)
-				z += fl->shexp_gate[i] * xr[i];
-			gate = 1.0f / (1.0f + expf(-z));
+			if (fl->shexp_gate) {
+				for (int i = 0; i < d; i++)
+					z += fl->shexp_gate[i] * xr[i];
+				gate = 1.0f / (1.0f + expf(-z));
+			}
 			for (int i = 0; i < d; i++)
 				o[i] += gate * y[i];
 		}
@@ -1271,7 +1285,7 @@ static void run_layers(struct fwd_state *s, int T, int l0, int l1, const struct 
 				rmsnorm(s->xb, s->x, fl->ffn_norm, T, d, hp->rms_eps);
 				in = s->xb;
 			}
-			if (hp->n_expert > 0) { /* a mixture of experts (no tap: not quantized) */
+			if (model_layer_moe(hp, l)) { /* a mixture of experts (no tap: not quantized) */
 				moe_mlp(s, l, w, fl, in, T);
 				if (obs)
 					copy_rows(s->x_site, s->x, T, d);

@@ -142,14 +142,15 @@ static int plan_build(const struct model *m, const struct mask *mask, struct lay
 			       "export", m->path ? m->path : "?");
 	}
 	/* GGUF and HF configs have one expert count for every layer */
-	if ((rc = mask_check_experts(mask, m->hp.n_expert, m->hp.n_expert_used, err)) < 0) {
+	if ((rc = mask_check_experts(mask, m->hp.n_expert, m->hp.n_expert_used, err)) < 0 ||
+	    (rc = mask_check_dense_layers(mask, m->hp.n_dense_lead, err)) < 0) {
 		plan_release(p);
 		return rc;
 	}
 	for (int l = 0, first = -1; m->hp.n_expert > 0 && l < L; l++) {
 		int k;
 
-		if (p->gone[l] & GONE_MLP)
+		if ((p->gone[l] & GONE_MLP) || !model_layer_moe(&m->hp, l))
 			continue;
 		k = mask_n_kept_experts(mask, l, m->hp.n_expert);
 		if (first < 0) {
@@ -532,7 +533,8 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 			struct gguf_kv renamed = *kv;
 
 			if (is_layer_count_key(suf) ||
-			    (lp->experts_dropped && strcmp(suf, "expert_count") == 0))
+			    (lp->experts_dropped && strcmp(suf, "expert_count") == 0) ||
+			    strcmp(suf, "leading_dense_block_count") == 0)
 				continue;
 			have_klen |= strcmp(suf, "attention.key_length") == 0;
 			have_vlen |= strcmp(suf, "attention.value_length") == 0;
@@ -595,6 +597,16 @@ static int export_gguf(const struct model *m, const struct layer_plan *lp, const
 	if (lp->experts_dropped) {
 		snprintf(key, sizeof key, "%s.expert_count", out_arch);
 		gguf_writer_add_u32(w, key, (uint32_t)lp->n_expert);
+	}
+	if (gguf_find_kv(g, (snprintf(key, sizeof key, "%s.leading_dense_block_count", arch),
+			     key))) {
+		/* leading dense layers: those kept (still the first ones) */
+		uint32_t nd = 0;
+
+		for (int l = 0; l < m->hp.n_dense_lead && l < lp->n_src; l++)
+			nd += lp->new_idx[l] >= 0;
+		snprintf(key, sizeof key, "%s.leading_dense_block_count", out_arch);
+		gguf_writer_add_u32(w, key, nd);
 	}
 	gguf_writer_add_str(w, "strata.export.mask", mask_text);
 
@@ -1019,7 +1031,7 @@ static int hf_tensors(const struct model *m, const struct layer_plan *lp, struct
 		for (size_t k = 0; !(lp->gone[l] & GONE_MLP) && k < sizeof mlp / sizeof *mlp; k++)
 			if (mlp[k])
 				hf_add_layer(ot, &nt, m, l, mlp[k], n, k == 0 || k == 4);
-		if (m->hp.n_expert > 0 && !(lp->gone[l] & GONE_MLP) &&
+		if (model_layer_moe(&m->hp, l) && !(lp->gone[l] & GONE_MLP) &&
 		    hf_add_experts(ot, &nt, m, lp, l, n, dtype >= 0 ? (enum st_dtype)dtype
 								    : w->ffn_gate_inp.type) < 0)
 			return -1;
@@ -1652,26 +1664,35 @@ static int longrope_set(json_t *c, const struct model *m, struct st_err *err)
  * top-k normalisation, as transformers' Mixtral, Qwen2-MoE, Qwen3-MoE
  * and OLMoE read them.
  */
+static const struct hf_moe { const char *arch, *mt, *cls; } hf_moe_table[] = {
+	{ "llama", "mixtral", "MixtralForCausalLM" },
+	{ "qwen2moe", "qwen2_moe", "Qwen2MoeForCausalLM" },
+	{ "qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM" },
+	{ "olmoe", "olmoe", "OlmoeForCausalLM" },
+};
+
+/* transformers' class of a mixture of experts strata writes, or NULL */
+static const struct hf_moe *hf_moe_class(const struct model_hparams *hp)
+{
+	for (size_t i = 0; i < sizeof hf_moe_table / sizeof *hf_moe_table; i++)
+		if (strcmp(hp->arch, hf_moe_table[i].arch) == 0 && hp->n_dense_lead == 0)
+			return &hf_moe_table[i];
+	return NULL;
+}
+
 static int hf_moe_fields(json_t *c, const struct model *m, const struct layer_plan *lp,
 			 struct st_err *err)
 {
-	static const struct { const char *arch, *mt, *cls; } moe[] = {
-		{ "llama", "mixtral", "MixtralForCausalLM" },
-		{ "qwen2moe", "qwen2_moe", "Qwen2MoeForCausalLM" },
-		{ "qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM" },
-		{ "olmoe", "olmoe", "OlmoeForCausalLM" },
-	};
 	const struct model_hparams *hp = &m->hp;
-	size_t i;
+	const struct hf_moe *k = hf_moe_class(hp);
+	size_t i = k ? (size_t)(k - hf_moe_table) : 0;
 
-	for (i = 0; i < sizeof moe / sizeof *moe && strcmp(hp->arch, moe[i].arch); i++)
-		;
-	if (i == sizeof moe / sizeof *moe)
+	if (!k)
 		return st_errf(err, ST_EUNSUP, "cannot export the mixture of experts '%s' (%s) as "
 			       "hf: transformers has no such class (mixtral, qwen2_moe, qwen3_moe, "
 			       "olmoe)", m->path, hp->arch);
-	json_object_set_new(c, "model_type", json_string(moe[i].mt));
-	json_object_set_new(c, "architectures", json_pack("[s]", moe[i].cls));
+	json_object_set_new(c, "model_type", json_string(k->mt));
+	json_object_set_new(c, "architectures", json_pack("[s]", k->cls));
 	json_object_set_new(c, i == 0 ? "num_local_experts" : "num_experts",
 			    json_integer(lp->n_expert));
 	json_object_set_new(c, "num_experts_per_tok", json_integer(hp->n_expert_used));
@@ -2236,6 +2257,12 @@ int export_model(const struct model *m, const struct mask *mask, const char *pat
 			       dtype_name(o->dtype));
 	if ((rc = plan_build(m, mask, &lp, err)) < 0)
 		return rc;
+	if (m->hp.n_expert > 0 && o->format == EXPORT_HF && !hf_moe_class(&m->hp)) {
+		plan_release(&lp);
+		return st_errf(err, ST_EUNSUP, "cannot export the mixture of experts '%s' (%s) as hf: "
+			       "strata writes transformers' Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE "
+			       "layouts only; export it as gguf", m->path, m->hp.arch);
+	}
 	if (m->hp.n_expert > 0 && lp.partial && o->format != EXPORT_HF) {
 		plan_release(&lp);
 		return st_errf(err, ST_EUNSUP, "cannot export the mixture of experts '%s' (%s) with "

@@ -111,9 +111,10 @@ void plan_effect(const struct model_hparams *hp, const struct mask *mask,
 			if (attn_ctx > 0)
 				e->attn_flops_per_token += 4 * q * (uint64_t)attn_ctx;
 		}
-		if (f && hp->n_expert > 0) { /* router, every expert, the shared one */
+		if (f && model_layer_moe(hp, l)) { /* router, every expert, the shared one */
 			uint64_t E = (uint64_t)hp->n_expert, Fe = (uint64_t)hp->d_ff_exp;
-			uint64_t Fs = (uint64_t)hp->d_ff_shexp, sh = Fs ? D + 3 * D * Fs : 0;
+			uint64_t Fs = (uint64_t)hp->d_ff_shexp;
+			uint64_t sh = Fs ? (hp->shexp_gate ? D : 0) + 3 * D * Fs : 0;
 
 			e->mlp_dropped++;
 			e->params += D + D * E + 3 * D * Fe * E + sh;
@@ -125,7 +126,7 @@ void plan_effect(const struct model_hparams *hp, const struct mask *mask,
 		}
 		if (a && f)
 			e->blocks_dropped++;
-		if (!f && hp->n_expert > 0) {
+		if (!f && model_layer_moe(hp, l)) {
 			int k = hp->n_expert - mask_n_kept_experts(mask, l, hp->n_expert);
 			uint64_t Fe = (uint64_t)hp->d_ff_exp;
 
@@ -148,6 +149,8 @@ int plan_experts(const struct model_hparams *hp, const double *imp, const int *n
 		return st_errf(err, ST_EINVAL, "an expert plan needs a mixture of experts (%s "
 			       "is dense)", hp->arch);
 	for (int l = 0; l < L; l++) {
+		if (!model_layer_moe(hp, l))
+			continue;
 		if (n_drop[l] < 0 || n_drop[l] > E - K)
 			return st_errf(err, ST_EINVAL, "cannot drop %d of layer %d's %d experts: a "
 				       "token is routed to %d, so at most %d", n_drop[l], l, E, K,
@@ -178,7 +181,7 @@ int plan_experts(const struct model_hparams *hp, const double *imp, const int *n
 			}
 			order[j] = i;
 		}
-		for (int i = 0; i < n_drop[l]; i++)
+		for (int i = 0; model_layer_moe(hp, l) && i < n_drop[l]; i++)
 			m->expert[(size_t)l * E + order[i]] = 0;
 	}
 	free(order);

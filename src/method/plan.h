@@ -148,7 +148,9 @@ void plan_free(struct plan *p);
  * leave layer l fewer experts than a token uses ("cannot drop 7 of layer
  * 2's 8 experts: a token is routed to 2, so at most 6"), and ST_EFORMAT
  * when an importance of a layer that drops experts is NaN.  *out is the
- * caller's (mask_free); its expert part has hp->n_expert experts.
+ * caller's (mask_free); its expert part has hp->n_expert experts.  The
+ * leading dense layers (hp->n_dense_lead) have no experts and drop none,
+ * whatever n_drop says of them.
  */
 int plan_experts(const struct model_hparams *hp, const double *imp, const int *n_drop,
 		 struct mask **out, struct st_err *err);

@@ -27,10 +27,13 @@
  *   n_vocab: {arch}.vocab_size, else the length of tokenizer.ggml.tokens,
  *   else token_embd's rows.
  * Mixtures of experts (llama with expert_count: Mixtral; qwen2moe,
- * qwen3moe, olmoe): expert_count, expert_used_count, and the widths as
- * read_experts says; the experts are the 3-D tensors ffn_gate_exps,
- * ffn_up_exps, ffn_down_exps with the router ffn_gate_inp (and qwen2moe's
- * shared expert ffn_{gate,up,down}_shexp with its gate ffn_gate_inp_shexp).
+ * qwen3moe, olmoe, deepseek, granitemoe): expert_count, expert_used_count,
+ * and the widths and DeepSeek's keys as read_experts says; the experts are
+ * the 3-D tensors ffn_gate_exps, ffn_up_exps, ffn_down_exps with the router
+ * ffn_gate_inp, shared experts ffn_{gate,up,down}_shexp (qwen2moe's with
+ * its gate ffn_gate_inp_shexp); deepseek's leading dense layers have
+ * ffn_gate, ffn_up, ffn_down instead.  deepseek2 (V2, V3: latent
+ * attention) is refused by name.
  * Llama 3.1's rope scaling is stored by llama.cpp as the tensor
  * rope_freqs.weight [head_dim/2] (per-pair frequency divisors), with no
  * scaling keys: it is bound to m->rope_freqs and hp.rope_scaling_type
@@ -368,15 +371,23 @@ static int read_rope_scaling(const struct gguf *g, const char *arch, struct mode
 
 /*
  * The expert counts and widths of a mixture of experts, llama.cpp's way:
- * llama (Mixtral) and olmoe run experts of feed_forward_length; qwen2moe
- * and qwen3moe read expert_feed_forward_length (else feed_forward_length
- * / expert_used_count), and qwen2moe's shared expert
- * expert_shared_feed_forward_length (else feed_forward_length).
+ * llama (Mixtral), olmoe and granitemoe run experts of
+ * feed_forward_length; qwen2moe and qwen3moe read expert_feed_forward_length
+ * (else feed_forward_length / expert_used_count), deepseek requires it.
+ * Shared experts (arch_info.moe_shexp): qwen2moe's gated one of
+ * expert_shared_feed_forward_length (else feed_forward_length);
+ * deepseek's expert_shared_count experts of the experts' width, run as
+ * one FFN of their summed width; granitemoe's of
+ * expert_shared_feed_forward_length where the file has it (Granite MoE
+ * Shared).  deepseek also requires leading_dense_block_count (its first
+ * layers are dense, of feed_forward_length) and expert_weights_scale.
  */
 static int read_experts(const struct gguf *g, const char *arch, const struct arch_info *ai,
 			struct model_hparams *hp, struct st_err *err)
 {
-	int rc, own_width = strcmp(arch, "qwen2moe") == 0 || strcmp(arch, "qwen3moe") == 0;
+	int rc, own_width = strcmp(arch, "qwen2moe") == 0 || strcmp(arch, "qwen3moe") == 0 ||
+			    ai->moe_dense_lead;
+	int n_shared = 0;
 
 	if ((rc = key_int(g, arch, "expert_count", ai->moe == 2 ? -1 : 0, 0, &hp->n_expert,
 			  err)) < 0)
@@ -390,13 +401,35 @@ static int read_experts(const struct gguf *g, const char *arch, const struct arc
 		return rc;
 	hp->moe_norm_topk = ai->moe_norm_topk;
 	if (own_width &&
-	    (rc = key_int(g, arch, "expert_feed_forward_length", 0, 1, &hp->d_ff_exp, err)) < 0)
+	    (rc = key_int(g, arch, "expert_feed_forward_length", ai->moe_dense_lead ? -1 : 0, 1,
+			  &hp->d_ff_exp, err)) < 0)
 		return rc;
 	if (own_width && hp->d_ff_exp == 0)
 		hp->d_ff_exp = hp->d_ff / hp->n_expert_used;
-	if (ai->moe_shexp &&
-	    (rc = key_int(g, arch, "expert_shared_feed_forward_length", hp->d_ff, 1,
-			  &hp->d_ff_shexp, err)) < 0)
+	switch (ai->moe_shexp) {
+	case MOE_SHEXP_GATED:
+	case MOE_SHEXP_OPT:
+		rc = key_int(g, arch, "expert_shared_feed_forward_length",
+			     ai->moe_shexp == MOE_SHEXP_GATED ? hp->d_ff : 0, 1, &hp->d_ff_shexp, err);
+		hp->shexp_gate = ai->moe_shexp == MOE_SHEXP_GATED;
+		break;
+	case MOE_SHEXP_COUNT:
+		rc = key_int(g, arch, "expert_shared_count", -1, 0, &n_shared, err);
+		if (rc == 0 && (int64_t)n_shared * hp->d_ff_exp > INT32_MAX)
+			rc = st_errf(err, ST_EFORMAT, "%s: %d shared experts of width %d", g->path,
+				     n_shared, hp->d_ff_exp);
+		hp->d_ff_shexp = n_shared * hp->d_ff_exp;
+		break;
+	default:
+		rc = 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (ai->moe_dense_lead &&
+	    (rc = key_int(g, arch, "leading_dense_block_count", -1, 0, &hp->n_dense_lead, err)) < 0)
+		return rc;
+	if (ai->moe_w_scale &&
+	    (rc = key_float(g, arch, "expert_weights_scale", -1, &hp->moe_w_scale, err)) < 0)
 		return rc;
 	return 0;
 }

@@ -754,6 +754,10 @@ static int hf_moe_config(json_t *cfg, const char *file, const char *mt,
 	int moe = ai->moe == 2 || strcmp(mt, "mixtral") == 0, rc, b, step = 1;
 	json_t *v;
 
+	if (moe && strcmp(mt, "mixtral") && strcmp(mt, "qwen2_moe") && strcmp(mt, "qwen3_moe") &&
+	    strcmp(mt, "olmoe"))
+		return st_errf(err, ST_EUNSUP, "%s: model_type '%s' is read as GGUF only (Hugging "
+			       "Face mixtures of experts: mixtral, qwen2_moe, qwen3_moe, olmoe)", file, mt);
 	if (!moe) {
 		if (json_object_get(cfg, "num_local_experts") || json_object_get(cfg, "num_experts"))
 			return st_errf(err, ST_EUNSUP, "%s: model_type '%s' with experts is not "

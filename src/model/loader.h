@@ -35,9 +35,23 @@ struct arch_info {
 	 * {arch}.expert_count (llama: Mixtral); 2 always (GGUF only) */
 	int moe;
 	int moe_norm_topk;           /* top-k weights renormalised */
-	int moe_shexp;               /* a shared expert with a sigmoid gate (Qwen2-MoE) */
+	int moe_shexp;               /* shared experts: a MOE_SHEXP_* below */
 	int fused;                   /* q/k/v and gate/up stored fused (Phi-3):
 					hp.fused_qkv and hp.fused_gate_up */
+	int moe_dense_lead;          /* reads leading_dense_block_count: the first
+					layers are dense (DeepSeek-MoE) */
+	int moe_w_scale;             /* reads expert_weights_scale (DeepSeek-MoE) */
+};
+
+/* How an architecture's shared experts come (arch_info.moe_shexp). */
+enum {
+	MOE_SHEXP_NONE,
+	MOE_SHEXP_GATED,  /* one, of expert_shared_feed_forward_length, times a
+			     sigmoid gate (Qwen2-MoE) */
+	MOE_SHEXP_COUNT,  /* expert_shared_count experts of the experts' width,
+			     run as one FFN, without a gate (DeepSeek-MoE) */
+	MOE_SHEXP_OPT,    /* one of expert_shared_feed_forward_length where the
+			     file has that key, without a gate (Granite-MoE) */
 };
 
 /* The architecture called name, or NULL. */
@@ -63,7 +77,8 @@ struct arch_layout {
 const struct arch_layout *arch_layout_find(const char *name);
 
 /* Fill err with "unsupported architecture 'name' in file (supported:
- * llama, mistral, qwen2)"; returns ST_EUNSUP. */
+ * llama, mistral, qwen2)", or with why strata does not run it where
+ * that is known (deepseek2: its latent attention); returns ST_EUNSUP. */
 int arch_unsupported(struct st_err *err, const char *name, const char *file);
 
 /* Tensor names: GGUF's, or HF's (whose layer norms are named by position,

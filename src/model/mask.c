@@ -533,3 +533,17 @@ int mask_check_experts(const struct mask *m, int n_expert, int k, struct st_err 
 	}
 	return 0;
 }
+
+int mask_check_dense_layers(const struct mask *m, int n_dense, struct st_err *err)
+{
+	if (!m || !m->expert)
+		return 0;
+	for (int l = 0; l < n_dense && l < m->n_layer; l++)
+		for (int e = 0; e < m->n_expert; e++)
+			if (!mask_keeps_expert(m, l, e))
+				return st_errf(err, ST_EINVAL,
+					       "mask drops expert %d of layer %d, but layer %d is one "
+					       "of the model's %d leading dense layers, which have no "
+					       "experts", e, l, l, n_dense);
+	return 0;
+}

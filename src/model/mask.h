@@ -80,5 +80,11 @@ int mask_n_kept_experts(const struct mask *m, int layer, int n_expert);
  * for, and llama.cpp cannot load such a file).  m may be NULL.
  */
 int mask_check_experts(const struct mask *m, int n_expert, int k, struct st_err *err);
+/*
+ * Check that m drops no expert of the first n_dense layers, which run a
+ * dense MLP (DeepSeek-MoE's leading dense layers): ST_EINVAL naming the
+ * layer otherwise.  m may be NULL.
+ */
+int mask_check_dense_layers(const struct mask *m, int n_dense, struct st_err *err);
 
 #endif

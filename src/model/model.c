@@ -34,42 +34,50 @@
 static const struct arch_info arch_table[] = {
 	/* name      bias gguf rope     gguf_only qk norm    no pre post mult
 	   ffn act        sqrt gemma softcap swa local theta  moe norm_topk shexp
-	   fused */
+	   fused dense_lead w_scale */
 	{ "llama",   0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 1, 1, 0, 0 }, /* Llama 2/3/3.1, TinyLlama, Mistral-NeMo;
+	  FFN_SILU, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0 }, /* Llama 2/3/3.1, TinyLlama, Mistral-NeMo;
 					   Mixtral (experts, top-k renormalised) */
 	{ "mistral", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },    /* llama.cpp writes Mistral as llama */
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },    /* llama.cpp writes Mistral as llama */
 	{ "qwen2",   1, ROPE_NEOX,        0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "deci",    0, ROPE_INTERLEAVED, 1, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },    /* llama layers with per-layer head and ffn
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },    /* llama layers with per-layer head and ffn
 					   counts; 0 = site absent */
 	{ "qwen3",   0, ROPE_NEOX,        0, QK_NORM_HEAD, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "olmo2",   0, ROPE_NEOX,        0, QK_NORM_FULL, 1, 1, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "granite", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 1,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 	{ "gemma2",  0, ROPE_NEOX,        0, QK_NORM_NONE, 0, 1, 0,
-	  FFN_GELU_TANH, 1, 1, 1, 2, 0, 0, 0, 0, 0 },   /* pre- and post-norms, even layers slide */
+	  FFN_GELU_TANH, 1, 1, 1, 2, 0, 0, 0, 0, 0, 0, 0 },   /* pre- and post-norms, even layers slide */
 	{ "gemma3",  0, ROPE_NEOX,        0, QK_NORM_HEAD, 0, 1, 0,
-	  FFN_GELU_TANH, 1, 1, 0, 6, 10000.0f, 0, 0, 0, 0 }, /* five sliding layers, then a global */
+	  FFN_GELU_TANH, 1, 1, 0, 6, 10000.0f, 0, 0, 0, 0, 0, 0 }, /* five sliding layers, then a global */
 	/* mixtures of experts (moe, norm_topk, shared expert) */
 	{ "qwen2moe", 1, ROPE_NEOX,       0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 2, 0, 1, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 2, 0, MOE_SHEXP_GATED, 0, 0, 0 },
 	{ "qwen3moe", 0, ROPE_NEOX,       0, QK_NORM_HEAD, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 2, 1, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0 },
 	{ "olmoe",   0, ROPE_NEOX,        0, QK_NORM_FULL, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 2, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0 },
+	/* DeepSeek-MoE (v1): leading dense layers, shared experts without a
+	 * gate, the routed weights scaled (moe_dense_lead, moe_w_scale) */
+	{ "deepseek", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
+	  FFN_SILU, 0, 0, 0, 0, 0, 2, 0, MOE_SHEXP_COUNT, 0, 1, 1 },
+	/* Granite's multipliers with experts (and Granite-MoE-Shared's shared
+	 * expert where the file has one) */
+	{ "granitemoe", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 1,
+	  FFN_SILU, 0, 0, 0, 0, 0, 2, 1, MOE_SHEXP_OPT, 0, 0, 0 },
 	/* fused q/k/v and gate/up (longrope factors and partial rotary come
 	 * with the file) */
 	{ "phi3",    0, ROPE_NEOX,        0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 1 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0 },
 	/* Baichuan 2 7B: a Llama with HF's fused W_pack and NormHead; llama.cpp
 	 * ropes it at 32 layers only (40 is the 13B's ALiBi) */
 	{ "baichuan", 0, ROPE_INTERLEAVED, 0, QK_NORM_NONE, 0, 0, 0,
-	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+	  FFN_SILU, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
 };
 #define N_ARCH (sizeof arch_table / sizeof arch_table[0])
 
@@ -98,10 +106,25 @@ const struct arch_info *arch_find(const char *name)
 	return NULL;
 }
 
+/* Architectures strata knows it does not run, and why. */
+static const struct {
+	const char *name, *why;
+} arch_refused[] = {
+	{ "deepseek2", "DeepSeek V2/V3's multi-head latent attention (MLA) is not supported "
+		       "(strata runs DeepSeek-MoE v1, architecture 'deepseek')" },
+	{ "deepseek_v2", "DeepSeek V2's multi-head latent attention (MLA) is not supported" },
+	{ "deepseek_v3", "DeepSeek V3's multi-head latent attention (MLA) is not supported" },
+};
+
 int arch_unsupported(struct st_err *err, const char *name, const char *file)
 {
-	char list[256] = "";
+	char list[320] = "";
 	size_t i;
+
+	for (i = 0; i < sizeof arch_refused / sizeof *arch_refused; i++)
+		if (strcmp(arch_refused[i].name, name) == 0)
+			return st_errf(err, ST_EUNSUP, "unsupported architecture '%s' in %s: %s",
+				       name, file, arch_refused[i].why);
 
 	for (i = 0; i < N_ARCH; i++) {
 		if (i)
@@ -128,8 +151,11 @@ enum role_opt {
 	OPT_FUSED_UP,  /* the fused gate/up: required when hp.fused_gate_up (dense),
 			  else not read (GGUF names it as the unfused up) */
 	OPT_FACTORS, /* longrope's factors: both or neither */
-	OPT_MOE,   /* an MoE layer's: required when hp.n_expert, else not supported */
-	OPT_SHEXP, /* a shared expert's: required when hp.d_ff_shexp, else not supported */
+	OPT_MOE,   /* an MoE layer's: required in a layer with experts
+		      (model_layer_moe), else not supported */
+	OPT_SHEXP, /* a shared expert's: required in a layer with experts when
+		      hp.d_ff_shexp, else not supported */
+	OPT_SHEXP_GATE, /* the shared expert's gate: OPT_SHEXP, and hp.shexp_gate */
 	OPT,       /* optional, no consequence */
 	FORBID,    /* strata cannot run a model that has it */
 };
@@ -194,7 +220,7 @@ static const struct role role_table[] = {
 	  "model.layers.%d.mlp.experts.*.up_proj.weight", NULL },
 	{ 1, L(ffn_down_exps), OPT_MOE, SH_EXP_DOWN, "blk.%d.ffn_down_exps.weight",
 	  "model.layers.%d.mlp.experts.*.down_proj.weight", NULL },
-	{ 1, L(ffn_gate_inp_shexp), OPT_SHEXP, SH_D, "blk.%d.ffn_gate_inp_shexp.weight",
+	{ 1, L(ffn_gate_inp_shexp), OPT_SHEXP_GATE, SH_D, "blk.%d.ffn_gate_inp_shexp.weight",
 	  "model.layers.%d.mlp.shared_expert_gate.weight", NULL },
 	{ 1, L(ffn_gate_shexp), OPT_SHEXP, SH_SH_UP, "blk.%d.ffn_gate_shexp.weight",
 	  "model.layers.%d.mlp.shared_expert.gate_proj.weight", NULL },
@@ -224,22 +250,26 @@ static int role_site(const struct role *r)
  * at all, or not supported. */
 enum role_need { NEED_REQ, NEED_OPT, NEED_SKIP, NEED_FORBID };
 
-static enum role_need role_need(const struct role *r, const struct model_hparams *hp)
+static enum role_need role_need(const struct role *r, const struct model_hparams *hp, int l)
 {
+	int moe = r->per_layer ? model_layer_moe(hp, l) : hp->n_expert > 0;
+
 	switch (r->opt) {
 	case REQ: return NEED_REQ;
 	case OPT_PRE: return hp->no_pre_norm ? NEED_SKIP : NEED_REQ;
 	case OPT_QKN: return hp->qk_norm ? NEED_REQ : NEED_FORBID;
 	case OPT_POST: return hp->post_norm ? NEED_REQ : NEED_SKIP;
 	case OPT_BIAS: return hp->qkv_bias ? NEED_REQ : NEED_OPT;
-	case OPT_DENSE: return hp->n_expert ? NEED_SKIP : NEED_REQ;
+	case OPT_DENSE: return moe ? NEED_SKIP : NEED_REQ;
 	case OPT_SPLIT_QKV: return hp->fused_qkv ? NEED_SKIP : NEED_REQ;
-	case OPT_SPLIT_UP: return hp->n_expert || hp->fused_gate_up ? NEED_SKIP : NEED_REQ;
+	case OPT_SPLIT_UP: return moe || hp->fused_gate_up ? NEED_SKIP : NEED_REQ;
 	case OPT_FUSED_QKV: return hp->fused_qkv ? NEED_REQ : NEED_SKIP;
-	case OPT_FUSED_UP: return hp->fused_gate_up && !hp->n_expert ? NEED_REQ : NEED_SKIP;
+	case OPT_FUSED_UP: return hp->fused_gate_up && !moe ? NEED_REQ : NEED_SKIP;
 	case OPT_FACTORS: return NEED_OPT;
-	case OPT_MOE: return hp->n_expert ? NEED_REQ : NEED_FORBID;
-	case OPT_SHEXP: return hp->d_ff_shexp ? NEED_REQ : NEED_FORBID;
+	case OPT_MOE: return moe ? NEED_REQ : NEED_FORBID;
+	case OPT_SHEXP: return moe && hp->d_ff_shexp ? NEED_REQ : NEED_FORBID;
+	case OPT_SHEXP_GATE: return moe && hp->d_ff_shexp && hp->shexp_gate ? NEED_REQ
+									   : NEED_FORBID;
 	case OPT_OUT: case OPT: return NEED_OPT;
 	case FORBID: break;
 	}
@@ -351,10 +381,12 @@ int model_bind_tensors(struct model *m, enum name_scheme scheme,
 		const struct role *r = &role_table[i];
 		int nl = r->per_layer ? m->hp.n_layer : 1;
 
-		enum role_need need = role_need(r, &m->hp);
-
-		for (l = 0; l < nl && need != NEED_SKIP; l++) {
+		for (l = 0; l < nl; l++) {
+			enum role_need need = role_need(r, &m->hp, l);
 			const struct st_tensor *t;
+
+			if (need == NEED_SKIP)
+				continue;
 			if (!role_name(r, &m->hp, scheme, l, name, sizeof name))
 				break;
 			if (role_absent(m, r, l))
@@ -472,6 +504,16 @@ static int check_hparams(struct model_hparams *hp, int have_rope_freqs, const ch
 			       hp->n_expert, hp->n_expert_used, hp->d_ff_exp, hp->d_ff_shexp);
 	if (hp->n_expert > 0 && hp->d_ff_exp == 0)
 		hp->d_ff_exp = hp->d_ff;
+	if (hp->moe_w_scale == 0)
+		hp->moe_w_scale = 1;
+	if (!(hp->moe_w_scale > 0) || !isfinite(hp->moe_w_scale))
+		return st_errf(err, ST_EFORMAT, "%s: expert weights scale %g must be positive",
+			       file, (double)hp->moe_w_scale);
+	if (hp->n_dense_lead < 0 || hp->n_dense_lead > hp->n_layer ||
+	    (hp->n_expert == 0 && hp->n_dense_lead > 0))
+		return st_errf(err, ST_EFORMAT, "%s: %d leading dense layers of %d (want fewer "
+			       "than the layers, and experts in the others)", file,
+			       hp->n_dense_lead, hp->n_layer);
 	if (hp->head_dim <= 0) {
 		if (hp->d_model % hp->n_head)
 			return st_errf(err, ST_EFORMAT, "%s: d_model %d is not a multiple of %d heads",
@@ -570,17 +612,14 @@ int model_check_shapes(struct model *m, struct st_err *err)
 		const struct role *r = &role_table[i];
 		int nl = r->per_layer ? hp->n_layer : 1;
 
-		enum role_need need = role_need(r, hp);
-
-		if (need == NEED_FORBID || need == NEED_SKIP)
-			continue;
 		for (l = 0; l < nl; l++) {
+			enum role_need need = role_need(r, hp, l);
 			const struct st_tensor *t = role_slot(m, r, l);
 			int64_t want[3];
 			int n = role_expect(hp, r->shape, want), d, bad = 0;
 			char got_s[96], want_s[96];
 
-			if (role_absent(m, r, l))
+			if (need == NEED_FORBID || need == NEED_SKIP || role_absent(m, r, l))
 				continue;
 			if (!t->data) {
 				if (need == NEED_REQ) {
@@ -667,6 +706,11 @@ const char *model_gguf_arch_at(const struct model_hparams *hp, int n_layer)
 	const struct arch_layout *al = arch_layout_find(hp->arch);
 
 	return al->gguf_rope_depth && n_layer != al->gguf_rope_depth ? "llama" : hp->arch;
+}
+
+int model_layer_moe(const struct model_hparams *hp, int l)
+{
+	return hp->n_expert > 0 && l >= hp->n_dense_lead;
 }
 
 int model_layer_slides(const struct model_hparams *hp, int l)

@@ -94,8 +94,18 @@ struct model_hparams {
 	int n_expert;         /* 0: dense */
 	int n_expert_used;
 	int d_ff_exp;         /* an expert's FFN width */
-	int d_ff_shexp;       /* the shared expert's width; 0: none (Qwen2-MoE has one) */
+	int d_ff_shexp;       /* the shared experts' width (DeepSeek's several as one
+				 FFN of their summed width); 0: none */
+	int shexp_gate;       /* the shared expert's output is multiplied by
+				 sigmoid(ffn_gate_inp_shexp . n) (Qwen2-MoE); 0: added
+				 as it is (DeepSeek-MoE, Granite-MoE) */
 	int moe_norm_topk;    /* the top-k weights renormalised (Mixtral, Qwen3-MoE) */
+	float moe_w_scale;    /* the top-k weights are multiplied by it after any
+				 renormalisation (DeepSeek's expert_weights_scale);
+				 model_check_shapes turns 0 into 1 */
+	int n_dense_lead;     /* layers 0 .. n_dense_lead-1 run a dense MLP of d_ff
+				 and have no experts (DeepSeek-MoE's leading dense
+				 layers); see model_layer_moe */
 	/* Phi-3's fused projections: the file stores q, k, v as one tensor
 	 * (rows q, then k, then v) and gate, up as one (rows gate, then up);
 	 * wq/wk/wv and w_gate/w_up are views of their rows */
@@ -123,6 +133,10 @@ const char *model_gguf_arch_at(const struct model_hparams *hp, int n_layer);
  * n_expert}): a view of its contiguous slice, ne = {in, out}, for matmul.
  */
 struct st_tensor model_expert_slice(const struct st_tensor *t, int e);
+
+/* 1 if layer l of hp's MLP is a mixture of experts: hp has experts and l
+ * is not one of its leading dense layers. */
+int model_layer_moe(const struct model_hparams *hp, int l);
 
 /* 1 if layer l of hp attends through a sliding window. */
 int model_layer_slides(const struct model_hparams *hp, int l);
@@ -153,7 +167,8 @@ struct layer_weights {
 	struct st_tensor ffn_gate_exps;  /* ne = {d_model, d_ff_exp, n_expert} */
 	struct st_tensor ffn_up_exps;    /* ne = {d_model, d_ff_exp, n_expert} */
 	struct st_tensor ffn_down_exps;  /* ne = {d_ff_exp, d_model, n_expert} */
-	struct st_tensor ffn_gate_inp_shexp; /* [d_model]: the shared expert's sigmoid gate */
+	struct st_tensor ffn_gate_inp_shexp; /* [d_model]: the shared expert's sigmoid
+						gate (hp.shexp_gate) */
 	struct st_tensor ffn_gate_shexp; /* ne = {d_model, d_ff_shexp} */
 	struct st_tensor ffn_up_shexp;   /* ne = {d_model, d_ff_shexp} */
 	struct st_tensor ffn_down_shexp; /* ne = {d_ff_shexp, d_model} */

@@ -74,6 +74,18 @@ static const struct synth_shape shapes[] = {
 	  .n_expert = 8, .n_expert_used = 2 },
 	{ SHAPE("qwen3moe-tiny", 3, 64, 4, 2, 128, 400, 512), .arch = "qwen3moe", .head_dim = 32,
 	  .n_expert = 8, .n_expert_used = 2, .d_ff_exp = 32 },
+	/* DeepSeek-MoE: layer 0 dense (96 wide: its greedy text then avoids
+	 * <s>, where strata generate stops and llama.cpp does not), two
+	 * shared experts, weights scaled */
+	{ SHAPE("deepseek-tiny", 3, 64, 4, 2, 96, 400, 512), .arch = "deepseek",
+	  .n_expert = 8, .n_expert_used = 2, .d_ff_exp = 32, .d_ff_shexp = 64,
+	  .n_dense_lead = 1, .moe_w_scale = 1.5f },
+	/* Granite-MoE: Granite's multipliers (milder than granite-tiny's, so
+	 * that the experts move the output), experts of feed_forward_length,
+	 * and Granite-MoE-Shared's shared expert */
+	{ SHAPE("granitemoe-tiny", 3, 64, 4, 2, 32, 400, 512), .arch = "granitemoe",
+	  .embed_scale = 12.0f, .residual_scale = 0.7f, .attn_scale = 0.0625f,
+	  .logit_scale = 1.25f, .n_expert = 6, .n_expert_used = 2, .d_ff_shexp = 64 },
 	/* Baichuan 2 7B's features: llama.cpp ropes baichuan at 32 layers only */
 	{ SHAPE("baichuan-tiny", 32, 64, 4, 4, 128, 400, 512), .arch = "baichuan" },
 	/* 1B-class shapes of each family, for benchmarks (0.5-2.5B parameters;
@@ -368,13 +380,14 @@ static int tensor_list(const struct synth_shape *sh, struct stensor **out)
 			T1(LAYER("post_attention_norm.weight"), d);
 		if (!ai->no_pre_norm)
 			T1(LAYER("ffn_norm.weight"), d);
-		if (ne > 0) {
+		if (ne > 0 && l >= sh->n_dense_lead) {
 			T2(LAYER("ffn_gate_inp.weight"), d, ne);
 			T3(LAYER("ffn_gate_exps.weight"), d, ffe, ne);
 			T3(LAYER("ffn_up_exps.weight"), d, ffe, ne);
 			T3(LAYER("ffn_down_exps.weight"), ffe, d, ne);
-			if (ai->moe_shexp) {
+			if (ai->moe_shexp == MOE_SHEXP_GATED)
 				TV(LAYER("ffn_gate_inp_shexp.weight"), d);
+			if (sh->d_ff_shexp > 0) {
 				T2(LAYER("ffn_gate_shexp.weight"), d, sh->d_ff_shexp);
 				T2(LAYER("ffn_up_shexp.weight"), d, sh->d_ff_shexp);
 				T2(LAYER("ffn_down_shexp.weight"), sh->d_ff_shexp, d);
@@ -472,7 +485,16 @@ static int check_shape(const char *path, const struct synth_shape *sh,
 	if (sh->n_expert < 0 || sh->d_ff_exp < 0 || sh->d_ff_shexp < 0 ||
 	    (sh->n_expert > 0 && (sh->n_expert_used < 1 || sh->n_expert_used > sh->n_expert ||
 				  !shape_arch(sh)->moe ||
-				  (shape_arch(sh)->moe_shexp && sh->d_ff_shexp < 1))) ||
+				  (sh->d_ff_shexp > 0 && !shape_arch(sh)->moe_shexp) ||
+				  (sh->d_ff_shexp < 1 && (shape_arch(sh)->moe_shexp ==
+							  MOE_SHEXP_GATED ||
+							  shape_arch(sh)->moe_shexp ==
+							  MOE_SHEXP_COUNT)) ||
+				  (shape_arch(sh)->moe_shexp == MOE_SHEXP_COUNT &&
+				   sh->d_ff_shexp % (sh->d_ff_exp > 0 ? sh->d_ff_exp : sh->d_ff)))) ||
+	    sh->n_dense_lead < 0 || sh->n_dense_lead >= sh->n_layer ||
+	    (sh->n_dense_lead > 0 && !shape_arch(sh)->moe_dense_lead) ||
+	    (sh->moe_w_scale != 0 && !shape_arch(sh)->moe_w_scale) || sh->moe_w_scale < 0 ||
 	    (sh->n_expert == 0 && shape_arch(sh)->moe == 2))
 		return st_errf(err, ST_EINVAL, "%s: shape '%s' has inconsistent experts (%d, %d "
 			       "used) for architecture '%s'", path, sh->name ? sh->name : "?",
@@ -555,9 +577,18 @@ static void add_header(struct gguf_writer *w, const struct synth_shape *sh,
 		if (shape_arch(sh)->moe == 2 && strcmp(arch, "olmoe") != 0)
 			gguf_writer_add_u32(w, KEY("expert_feed_forward_length"),
 					    (uint32_t)(sh->d_ff_exp > 0 ? sh->d_ff_exp : sh->d_ff));
-		if (shape_arch(sh)->moe_shexp)
+		if (shape_arch(sh)->moe_shexp == MOE_SHEXP_COUNT)
+			gguf_writer_add_u32(w, KEY("expert_shared_count"), (uint32_t)(sh->d_ff_shexp /
+					    (sh->d_ff_exp > 0 ? sh->d_ff_exp : sh->d_ff)));
+		else if (shape_arch(sh)->moe_shexp && sh->d_ff_shexp > 0)
 			gguf_writer_add_u32(w, KEY("expert_shared_feed_forward_length"),
 					    (uint32_t)sh->d_ff_shexp);
+		if (shape_arch(sh)->moe_dense_lead)
+			gguf_writer_add_u32(w, KEY("leading_dense_block_count"),
+					    (uint32_t)sh->n_dense_lead);
+		if (shape_arch(sh)->moe_w_scale)
+			gguf_writer_add_f32(w, KEY("expert_weights_scale"),
+					    sh->moe_w_scale > 0 ? sh->moe_w_scale : 1.0f);
 	}
 	if (shape_arch(sh)->softcap) {
 		gguf_writer_add_f32(w, KEY("attn_logit_softcapping"), sh->attn_softcap);

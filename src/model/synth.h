@@ -28,6 +28,11 @@ struct synth_shape {
 	 * architectures llama.cpp reads it for); a shared expert of d_ff_shexp
 	 * for an arch that has one */
 	int n_expert, n_expert_used, d_ff_exp, d_ff_shexp;
+	/* DeepSeek-MoE's: the first n_dense_lead layers dense (of d_ff), the
+	 * shared experts d_ff_shexp / d_ff_exp experts of the experts' width,
+	 * and the routed weights scaled by moe_w_scale (0: 1) */
+	int n_dense_lead;
+	float moe_w_scale;
 	/* partial rotary: the leading rope_dim dimensions of a head rotate
 	 * (0: all); longrope factors (long 1 + 2.5 i, short 1 + 0.05 i) for an
 	 * original context of rope_orig_ctx when > 0, with the attention
@@ -42,7 +47,9 @@ struct synth_shape {
  * "olmo2-tiny", "granite-tiny", "gemma2-tiny", "gemma3-tiny",
  * "baichuan-tiny" (32 layers: llama.cpp ropes baichuan at that depth
  * only), and the mixtures of experts "mixtral-tiny", "qwen2moe-tiny",
- * "olmoe-tiny", "qwen3moe-tiny"; for benchmarks "olmoe-1b-7b"
+ * "olmoe-tiny", "qwen3moe-tiny", "deepseek-tiny" (a leading dense layer,
+ * two shared experts, routed weights scaled by 1.5), "granitemoe-tiny"
+ * (Granite's multipliers, a shared expert); for benchmarks "olmoe-1b-7b"
  * (OLMoE-1B-7B's shape: 16 layers, width 2048, 64 experts of 1024, 8 a
  * token) and a 1B-class shape of each dense family with its tiny
  * sibling's features: "gemma2-1b", "gemma3-1b", "qwen3-1b", "olmo2-1b",

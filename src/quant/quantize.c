@@ -704,6 +704,10 @@ int quant_model_run(const struct model *m, const struct mask *mask, const int32_
 	if (calib && (!tokens || n_seq < 1 || seq_len < 1))
 		return st_errf(err, ST_EINVAL, "%s needs calibration data",
 			       quant_method_name(o->method));
+	if (hp->n_expert > 0)
+		return st_errf(err, ST_EUNSUP, "cannot quantize '%s': it is a mixture of experts "
+			       "(%s, %d experts), and quantize does not handle experts yet",
+			       m->path ? m->path : "?", hp->arch, hp->n_expert);
 	memset(&r, 0, sizeof r);
 	r.m = m;
 	r.mask = mask;

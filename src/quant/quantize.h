@@ -85,7 +85,8 @@ struct quant_model; /* the weights written: opaque */
  * NULL).  tokens: n_seq calibration sequences of seq_len tokens
  * ([n_seq][seq_len]), needed by GPTQ and AWQ, ignored by RTN (may be
  * NULL there).  *out (quant_model_free) holds the new tensors until
- * written; res may be NULL.  Errors as above; ST_ENOMEM; ST_ECANCEL.
+ * written; res may be NULL.  Errors as above; ST_ENOMEM; ST_ECANCEL;
+ * ST_EUNSUP for a mixture of experts (not handled yet).
  */
 int quant_model_run(const struct model *m, const struct mask *mask, const int32_t *tokens,
 		    int n_seq, int seq_len, const struct quant_opts *o, struct quant_model **out,
