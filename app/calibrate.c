@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -474,27 +475,65 @@ uint64_t app_mem_available(void)
 	return (uint64_t)kb << 10;
 }
 
-/* Token- or layer-major for this run (see app_calib_req.layer_major). */
+/* Bytes free for an unprivileged writer in the directory of temporary
+ * files ($TMPDIR, else /tmp); 0 if unknown. */
+static uint64_t tmp_free(void)
+{
+	const char *dir = getenv("TMPDIR");
+	struct statvfs v;
+
+	if (statvfs(dir && *dir ? dir : "/tmp", &v) != 0)
+		return 0;
+	return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+/*
+ * Token- or layer-major for this run (see app_calib_req.layer_major).
+ * Layer-major: a call packs as many chunks as --mem-budget holds; when
+ * that is fewer than the chunks left, a pass spills all of them (as many
+ * as the free space of $TMPDIR takes) to a temporary file, so that it
+ * reads each layer's weights once.
+ */
 static void layer_major(const struct app_env *env, const struct model *m,
 			const struct app_calib_req *rq, const struct dataset *d, struct calib_opts *co)
 {
-	uint64_t avail = app_mem_available();
+	uint64_t avail = app_mem_available(), disk;
 	int big = avail > 0 && m->file_bytes > avail;
 	int on = rq->layer_major == APP_LAYER_MAJOR || (big && rq->layer_major != APP_TOKEN_MAJOR);
+	int left = d->n_chunks - co->start_chunk, L = m->hp.n_layer;
+	/* a chunk's bytes in the file: its stream, and every layer's output
+	 * for the angular metrics */
+	size_t per = (size_t)d->seq_len * m->hp.d_model * sizeof(float) *
+		     (co->angular && L >= 2 ? (size_t)L + 1 : 1);
+	char how[160] = "";
 
 	if (!on || dist_size() > 1)
 		return;
-	co->group = app_layer_group(m, d->seq_len, d->n_chunks, co->angular,
+	co->group = app_layer_group(m, d->seq_len, left > 0 ? left : 1, co->angular,
 				    rq->mem_budget ? rq->mem_budget : APP_MEM_BUDGET);
 	co->release = big;
+	if (co->group < left) {
+		disk = tmp_free();
+		co->spill = left;
+		if (disk > 0 && per > 0 && (uint64_t)co->spill * per > disk / 10 * 9)
+			co->spill = (int)(disk / 10 * 9 / per);
+		if (co->spill <= co->group)
+			co->spill = 0;
+	}
+	if (co->spill)
+		snprintf(how, sizeof how, "%d chunks a pass, %d at a time, the activations spilled "
+			 "to a temporary file of %.0f MB", co->spill, co->group,
+			 (double)co->spill * per / 1e6);
+	else
+		snprintf(how, sizeof how, "%d chunk%s a pass", co->group, co->group == 1 ? "" : "s");
 	if (rq->layer_major != APP_LAYER_MAJOR)
 		app_note(env, APP_INFO, "the model (%.1f GB) is larger than the memory available "
-			 "(%.1f GB): layer-major passes, %d chunk%s a pass, each layer's weights "
+			 "(%.1f GB): layer-major passes, %s, each layer's weights "
 			 "released after it (--token-major to refuse)", m->file_bytes / 1e9,
-			 avail / 1e9, co->group, co->group == 1 ? "" : "s");
+			 avail / 1e9, how);
 	else
-		app_note(env, APP_INFO, "layer-major passes: %d chunk%s a pass%s", co->group,
-			 co->group == 1 ? "" : "s", big ? ", each layer's weights released after it" : "");
+		app_note(env, APP_INFO, "layer-major passes: %s%s", how,
+			 big ? ", each layer's weights released after it" : "");
 }
 
 /* One-shot: begin (or restart) the run and compute its chunks. */
