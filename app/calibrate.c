@@ -613,6 +613,11 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 	layer_major(env, m, rq, d, &co);
 	co.ud = &ctx;
 	e = calib_run(m, d, &co, &res, err);
+	if (co.group >= 1 && res && res->layer_loads > 0)
+		app_note(env, APP_INFO, "layer-major: %.3g pass%s over the weights for %d chunks "
+			 "(%lld layer loads, %d layers)", (double)res->layer_loads / m->hp.n_layer,
+			 res->layer_loads == m->hp.n_layer ? "" : "es", res->n_chunks - start,
+			 (long long)res->layer_loads, m->hp.n_layer);
 	if (dist_size() > 1 && (e < 0 || ctx.stopped_at))
 		dist_stop_all(); /* the other ranks stop after their chunk in flight */
 	if (e == ST_ECANCEL && ctx.stopped_at) { /* the rule stopped it: done */
