@@ -1219,6 +1219,8 @@ static int check_pack(const struct fwd_pack *pk, int T, struct st_err *err)
 	return 0;
 }
 
+static void out_logits(struct fwd_state *s, int T, float *logits, int all_logits);
+
 /*
  * The pass over T tokens: s->pk set for a packed call.  Logits: all T
  * rows (all_logits), the last row, or a packed call's chosen rows.
@@ -1229,7 +1231,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 {
 	const struct model *m = s->m;
 	const struct model_hparams *hp = &m->hp;
-	int d = s->d, t, nt, n_rows = 0;
+	int t, nt;
 
 	if (T <= 0 || T > s->max_batch)
 		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d)",
@@ -1251,6 +1253,17 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 	rope_tables(s, T);
 
 	run_layers(s, T, 0, hp->n_layer, obs);
+	out_logits(s, T, logits, all_logits);
+	s->pos += T;
+	return 0;
+}
+
+/* The logits of the stream in s->x after the last layer (run's rows). */
+static void out_logits(struct fwd_state *s, int T, float *logits, int all_logits)
+{
+	const struct model *m = s->m;
+	const struct model_hparams *hp = &m->hp;
+	int d = s->d, t, n_rows = 0;
 
 	if (logits && (s->pk || s->sq)) {
 		const int32_t *rows = s->pk ? s->pk->rows : s->sq->rows;
@@ -1279,8 +1292,6 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 		softcap(logits, n_rows * s->n_vocab, hp->final_softcap);
 	if (logits && hp->logit_scale != 1)
 		scale_rows(logits, 1.0f / hp->logit_scale, (size_t)n_rows * s->n_vocab);
-	s->pos += T;
-	return 0;
 }
 
 int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
@@ -1401,10 +1412,10 @@ int fwd_embed(struct fwd_state *s, const int32_t *tokens, int T, float *x, struc
 }
 
 int fwd_eval_layers_packed(struct fwd_state *s, float *x, int T, int l0, int l1,
-			   const struct fwd_pack *pk, const struct observer *obs,
+			   const struct fwd_pack *pk, float *logits, const struct observer *obs,
 			   struct st_err *err)
 {
-	int n = s->m->hp.n_layer, rc;
+	int n = s->m->hp.n_layer, rc, t;
 
 	if (T <= 0 || T > s->max_batch || T > s->max_ctx)
 		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d, "
@@ -1414,6 +1425,13 @@ int fwd_eval_layers_packed(struct fwd_state *s, float *x, int T, int l0, int l1,
 			       l0, l1 - 1, n);
 	if (pk && (rc = check_pack(pk, T, err)) < 0)
 		return rc;
+	if (logits && (!pk || l1 != n || pk->n_rows < 0 || pk->n_rows > T))
+		return st_errf(err, ST_EINVAL, "forward: logits of layers %d..%d (%s)", l0, l1 - 1,
+			       pk ? "want the last layer and 0..T rows" : "want a packed call");
+	for (t = 0; logits && t < pk->n_rows; t++)
+		if (pk->rows[t] < 0 || pk->rows[t] >= T)
+			return st_errf(err, ST_EINVAL, "forward: logit row %d is outside 0..%d",
+				       pk->rows[t], T - 1);
 	if (threads_get() > s->n_slots && grow_scratch(s, threads_get()) != 0)
 		return st_errf(err, ST_ENOMEM, "forward: out of memory for attention scratch");
 	s->pk = pk;
@@ -1423,6 +1441,7 @@ int fwd_eval_layers_packed(struct fwd_state *s, float *x, int T, int l0, int l1,
 	rope_tables(s, T);
 	run_layers(s, T, l0, l1, obs);
 	memcpy(x, s->x, sizeof(float) * (size_t)T * s->d);
+	out_logits(s, T, logits, 0);
 	s->pk = NULL;
 	s->pos = 0;
 	return 0;
@@ -1430,7 +1449,7 @@ int fwd_eval_layers_packed(struct fwd_state *s, float *x, int T, int l0, int l1,
 
 int fwd_eval_layers(struct fwd_state *s, float *x, int T, int l0, int l1, struct st_err *err)
 {
-	return fwd_eval_layers_packed(s, x, T, l0, l1, NULL, NULL, err);
+	return fwd_eval_layers_packed(s, x, T, l0, l1, NULL, NULL, NULL, err);
 }
 
 int fwd_compute_parse(const char *name)

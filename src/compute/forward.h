@@ -187,16 +187,17 @@ int fwd_embed(struct fwd_state *s, const int32_t *tokens, int T, float *x, struc
 
 /*
  * fwd_eval_layers over sequences packed as pk places them (NULL: one
- * sequence at positions 0 .. T-1; pk's logit rows are not used), obs
- * seeing the sites of layers l0 .. l1-1 (may be NULL).  The stream
- * fwd_embed gives, run through layers 0 .. L-1 in any number of such
- * calls, is bit for bit what fwd_eval_packed (with pk) or fwd_eval (from
- * position 0, without) computes in one, and obs sees the same sites: for
- * passes that keep many calls' streams between layers.  T <= max_batch
- * and T <= max_ctx.  Returns 0 or ST_EINVAL.
+ * sequence at positions 0 .. T-1), obs seeing the sites of layers
+ * l0 .. l1-1 (may be NULL).  logits (NULL: none; only with pk and
+ * l1 = n_layer) receives pk's rows, as fwd_eval_packed gives them.  The
+ * stream fwd_embed gives, run through layers 0 .. L-1 in any number of
+ * such calls, is bit for bit what fwd_eval_packed (with pk) or fwd_eval
+ * (from position 0, without) computes in one, and obs sees the same
+ * sites: for passes that keep many calls' streams between layers.
+ * T <= max_batch and T <= max_ctx.  Returns 0 or ST_EINVAL.
  */
 int fwd_eval_layers_packed(struct fwd_state *s, float *x, int T, int l0, int l1,
-			   const struct fwd_pack *pk, const struct observer *obs,
+			   const struct fwd_pack *pk, float *logits, const struct observer *obs,
 			   struct st_err *err);
 
 /*

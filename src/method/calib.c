@@ -760,8 +760,8 @@ static int spill_pass(const struct model *m, const struct dataset *d, const stru
 			o->R = gn * T;
 			o->base = g0;
 			/* the in-memory pass's calls: packed when it packs */
-			rc = fwd_eval_layers_packed(fs, sp->buf, gn * T, l, l + 1, G > 1 ? pk : NULL, ob,
-						    err);
+			rc = fwd_eval_layers_packed(fs, sp->buf, gn * T, l, l + 1, G > 1 ? pk : NULL, NULL,
+						    ob, err);
 			if (rc < 0 || (rc = spill_io(sp->fd, 1, sp->buf, gn * row_bytes,
 						     spill_off(o, sp, pout, g0), err)) < 0)
 				return rc;
