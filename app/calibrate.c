@@ -444,10 +444,11 @@ int app_layer_group(const struct model *m, int seq_len, int n_chunks, int angula
 {
 	const struct model_hparams *hp = &m->hp;
 	size_t q = (size_t)hp->n_head * hp->head_dim, kv = (size_t)hp->n_head_kv * hp->head_dim;
-	/* floats a token: x, xb, x_site, x_layer, q, k, att, hg, hu; K and V of
-	 * every layer; the observer's hidden states; doubles for its sums */
+	/* floats a token: x, xb, x_site, x_layer, q, k, att, hg, hu; K and V
+	 * (one layer's: the layers share a cache, fwd_share_kv); the
+	 * observer's hidden states; doubles for its sums */
 	size_t floats = 4 * (size_t)hp->d_model + 2 * q + kv + 2 * (size_t)hp->d_ff +
-			2 * kv * (size_t)hp->n_layer + (angular ? (size_t)(hp->n_layer + 1) * hp->d_model : 0);
+			2 * kv + (angular ? (size_t)(hp->n_layer + 1) * hp->d_model : 0);
 	size_t per_chunk = (size_t)seq_len * (floats * sizeof(float) + 4 * sizeof(double));
 	size_t g = per_chunk ? budget / per_chunk : 1;
 
@@ -475,9 +476,7 @@ uint64_t app_mem_available(void)
 	return (uint64_t)kb << 10;
 }
 
-/* Bytes free for an unprivileged writer in the directory of temporary
- * files ($TMPDIR, else /tmp); 0 if unknown. */
-static uint64_t tmp_free(void)
+uint64_t app_tmp_free(void)
 {
 	const char *dir = getenv("TMPDIR");
 	struct statvfs v;
@@ -513,7 +512,7 @@ static void layer_major(const struct app_env *env, const struct model *m,
 				    rq->mem_budget ? rq->mem_budget : APP_MEM_BUDGET);
 	co->release = big;
 	if (co->group < left) {
-		disk = tmp_free();
+		disk = app_tmp_free();
 		co->spill = left;
 		if (disk > 0 && per > 0 && (uint64_t)co->spill * per > disk / 10 * 9)
 			co->spill = (int)(disk / 10 * 9 / per);

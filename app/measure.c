@@ -359,8 +359,9 @@ static void cache_put(struct app_measure *ms, const struct store_eval_key *k, do
 /*
  * Token- or layer-major windows for ppl/kl (eval_spec.layer_major): a
  * layer-major call packs as many tokens as the memory budget holds (each
- * token: the forward pass's activations, its K and V in every layer and
- * its logits, for each of the n_states models), at least one window, at
+ * token: the forward pass's activations, its K and V (one layer's: the
+ * layers share a cache) and its logits, for each of the n_states
+ * models), at least one window, at
  * most all; when that is not all of them, the pass still takes the whole
  * stream, the calls' residual streams spilled to a temporary file
  * between layers (eval_major.spill), so that each weight is read once.
@@ -377,10 +378,11 @@ static void eval_layout(const struct app_env *env, const struct model *m,
 	size_t q = (size_t)hp->n_head * hp->head_dim, kv = (size_t)hp->n_head_kv * hp->head_dim;
 	size_t per_tok = sizeof(float) * (size_t)n_states *
 			 (4 * (size_t)hp->d_model + 2 * q + kv + 2 * (size_t)hp->d_ff +
-			  2 * kv * (size_t)hp->n_layer + (size_t)hp->n_vocab);
+			  2 * kv + (size_t)hp->n_vocab);
 	size_t budget = es->mem_budget ? es->mem_budget : APP_MEM_BUDGET, pack;
 	/* all the stream's tokens, one more a window for BOS */
 	size_t all = n_tokens + n_tokens / (es->ctx > 1 ? (size_t)es->ctx - 1 : 1) + 1;
+	uint64_t disk;
 	char how[160];
 
 	mj->pack_tokens = 0;
@@ -396,6 +398,10 @@ static void eval_layout(const struct app_env *env, const struct model *m,
 	mj->pack_tokens = pack;
 	mj->release = big;
 	mj->spill = pack < all && dist_size() <= 1;
+	/* without room for the file: passes of a call each, as before */
+	disk = app_tmp_free();
+	if (mj->spill && disk > 0 && (double)all * n_states * hp->d_model * sizeof(float) > disk * 0.9)
+		mj->spill = 0;
 	if (mj->spill)
 		snprintf(how, sizeof how, "all %zu tokens a pass, %zu at a time, the activations "
 			 "spilled to a temporary file of %.0f MB", n_tokens, pack,

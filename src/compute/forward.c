@@ -1396,6 +1396,28 @@ void fwd_set_tap(struct fwd_state *s, const struct fwd_tap *tap)
 		memset(&s->tap, 0, sizeof s->tap);
 }
 
+int fwd_share_kv(struct fwd_state *s)
+{
+	size_t kv_layer = (size_t)s->max_ctx * (size_t)s->kv_dim;
+	float *kv;
+	int l;
+
+	if (!s->kv)
+		return 0;
+	if (!(kv = falloc(2, kv_layer)))
+		return ST_ENOMEM;
+	for (l = 0; l < s->m->hp.n_layer; l++) {
+		if (!s->layers[l].kt)
+			continue;
+		s->layers[l].kt = kv;
+		s->layers[l].vc = kv + kv_layer;
+	}
+	free(s->kv);
+	s->kv = kv;
+	s->kv_bytes = 2 * kv_layer * sizeof(float);
+	return 0;
+}
+
 int fwd_embed(struct fwd_state *s, const int32_t *tokens, int T, float *x, struct st_err *err)
 {
 	int t;

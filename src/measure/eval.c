@@ -111,6 +111,8 @@ struct win_pack {
 	size_t batch;                   /* batches flushed so far, here or elsewhere */
 	int share_rank, share_size;     /* eval_major's share */
 	struct ev_spill *spill;         /* a spilled pass: batches go to it */
+	int whole;                      /* a window is one call (layer-major: the
+					   states share one KV cache, fwd_share_kv) */
 };
 
 /*
@@ -382,8 +384,7 @@ static int ev_spill_run(struct ev_spill *v, const struct model *const *models,
 			rc = score(ud, rows, v->first[w], v->len[w], err);
 			if (rc == EVAL_NONFINITE)
 				return eval_nonfinite_error(fs[0], v->tok + t0 + v->off[w], (size_t)v->len[w],
-							    v->len[w] < EVAL_BATCH ? v->len[w] : EVAL_BATCH,
-							    what, err);
+							    v->len[w], what, err);
 			if (rc < 0)
 				return rc;
 		}
@@ -438,8 +439,8 @@ static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, fl
 		rc = score(ud, rows, w->first[k], w->len[k], err);
 		if (rc == EVAL_NONFINITE) /* name the first layer and site: the window alone */
 			return eval_nonfinite_error(fs[0], w->tok + w->off[k], (size_t)w->len[k],
-						    w->len[k] < EVAL_BATCH ? w->len[k] : EVAL_BATCH,
-						    what, err);
+						    w->whole || w->len[k] < EVAL_BATCH ? w->len[k] :
+						    EVAL_BATCH, what, err);
 		if (rc < 0)
 			return rc;
 	}
@@ -504,6 +505,10 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 		}
 		if (packed) /* windows of ctx packed into each call */
 			fwd_set_rope_ctx(fs[i], ctx);
+		/* layer-major: whole windows a call, a layer's cache for its own
+		 * attention only */
+		if (lm && fwd_share_kv(fs[i]) < 0)
+			goto nomem;
 		lg[i] = malloc(sizeof(float) * (size_t)(packed ? cap : batch) * (size_t)n_vocab);
 		if (!lg[i])
 			goto nomem;
@@ -515,6 +520,7 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 	if (wp) {
 		wp->share_rank = share_rank;
 		wp->share_size = share_size;
+		wp->whole = lm;
 	}
 	if (wp && lm && major->release) {
 		wp->release.ud = (void *)m;

@@ -884,6 +884,11 @@ int calib_run(const struct model *m, const struct dataset *d,
 		rc = err && err->code ? err->code : ST_ENOMEM;
 		goto out;
 	}
+	/* packed calls: a layer's cache serves its own attention only */
+	if ((G > 1 || sp.S) && (rc = fwd_share_kv(fs)) < 0) {
+		rc = st_errf(err, rc, "out of memory for the KV cache of %d x %d tokens", G, T);
+		goto out;
+	}
 	fwd_set_rope_ctx(fs, T); /* G sequences of T packed */
 	if (E > 0) {
 		struct fwd_moe_tap tap = {&o, obs_moe};
