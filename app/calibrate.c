@@ -490,8 +490,9 @@ uint64_t app_tmp_free(void)
  * Token- or layer-major for this run (see app_calib_req.layer_major).
  * Layer-major: a call packs as many chunks as --mem-budget holds; when
  * that is fewer than the chunks left, a pass spills all of them (as many
- * as the free space of $TMPDIR takes) to a temporary file, so that it
- * reads each layer's weights once.
+ * as the free space of $TMPDIR takes; with a stopping rule, two calls'
+ * worth or APP_STABLE_MIN chunks, whichever is more) to a temporary
+ * file, so that it reads each layer's weights once.
  */
 static void layer_major(const struct app_env *env, const struct model *m,
 			const struct app_calib_req *rq, const struct dataset *d, struct calib_opts *co)
@@ -516,6 +517,10 @@ static void layer_major(const struct app_env *env, const struct model *m,
 		co->spill = left;
 		if (disk > 0 && per > 0 && (uint64_t)co->spill * per > disk / 10 * 9)
 			co->spill = (int)(disk / 10 * 9 / per);
+		/* a stopping rule reads the chunks as passes finish: shorter
+		 * passes, so that it can stop before the end */
+		if (rq->stop_share > 0 && co->spill > 2 * co->group && co->spill > APP_STABLE_MIN)
+			co->spill = 2 * co->group > APP_STABLE_MIN ? 2 * co->group : APP_STABLE_MIN;
 		if (co->spill <= co->group)
 			co->spill = 0;
 	}

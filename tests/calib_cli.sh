@@ -359,6 +359,13 @@ if need model models/stories260K/stories260K.gguf &&
 		> "$tmp/st2.json" 2> "$tmp/st2.err"
 	is "$(json_num run < "$tmp/st2.json")" "$strun" "the same rule again is served from the store"
 	contains "$(cat "$tmp/st2.err")" "cached" "... saying so"
+	# spilled layer-major: passes short enough for the rule to stop at the same chunk
+	cal --samples 64 --seq-len 64 --until-stable --method attn -n 2 --layer-major --mem-budget 1M \
+		--force --format json > "$tmp/stl.json" 2> "$tmp/stl.err"
+	sp=$(sed -n 's/.*layer-major passes: \([0-9]*\) chunks a pass, [0-9]* at a time, the activations spilled.*/\1/p' "$tmp/stl.err")
+	ok "--until-stable, spilled layer-major: passes of ${sp:-?} chunks (8 or two calls), not 64" \
+		test "${sp:-64}" -ge 8 -a "${sp:-64}" -lt 64
+	is "$(json_num chunks < "$tmp/stl.json")" "$stc" "... stopping after the same chunk ($stc)"
 	cal --samples 64 --seq-len 64 --until-stable 0.999 --method attn -n 2 --format json \
 		> "$tmp/st3.json" 2> "$tmp/st3.err"; rc=$?
 	is "$rc" 0 "--until-stable 0.999 (a space before the share) is a rule of its own"
