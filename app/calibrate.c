@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -443,10 +444,11 @@ int app_layer_group(const struct model *m, int seq_len, int n_chunks, int angula
 {
 	const struct model_hparams *hp = &m->hp;
 	size_t q = (size_t)hp->n_head * hp->head_dim, kv = (size_t)hp->n_head_kv * hp->head_dim;
-	/* floats a token: x, xb, x_site, x_layer, q, k, att, hg, hu; K and V of
-	 * every layer; the observer's hidden states; doubles for its sums */
+	/* floats a token: x, xb, x_site, x_layer, q, k, att, hg, hu; K and V
+	 * (one layer's: the layers share a cache, fwd_share_kv); the
+	 * observer's hidden states; doubles for its sums */
 	size_t floats = 4 * (size_t)hp->d_model + 2 * q + kv + 2 * (size_t)hp->d_ff +
-			2 * kv * (size_t)hp->n_layer + (angular ? (size_t)(hp->n_layer + 1) * hp->d_model : 0);
+			2 * kv + (angular ? (size_t)(hp->n_layer + 1) * hp->d_model : 0);
 	size_t per_chunk = (size_t)seq_len * (floats * sizeof(float) + 4 * sizeof(double));
 	size_t g = per_chunk ? budget / per_chunk : 1;
 
@@ -474,27 +476,68 @@ uint64_t app_mem_available(void)
 	return (uint64_t)kb << 10;
 }
 
-/* Token- or layer-major for this run (see app_calib_req.layer_major). */
+uint64_t app_tmp_free(void)
+{
+	const char *dir = getenv("TMPDIR");
+	struct statvfs v;
+
+	if (statvfs(dir && *dir ? dir : "/tmp", &v) != 0)
+		return 0;
+	return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+/*
+ * Token- or layer-major for this run (see app_calib_req.layer_major).
+ * Layer-major: a call packs as many chunks as --mem-budget holds; when
+ * that is fewer than the chunks left, a pass spills all of them (as many
+ * as the free space of $TMPDIR takes; with a stopping rule, two calls'
+ * worth or APP_STABLE_MIN chunks, whichever is more) to a temporary
+ * file, so that it reads each layer's weights once.
+ */
 static void layer_major(const struct app_env *env, const struct model *m,
 			const struct app_calib_req *rq, const struct dataset *d, struct calib_opts *co)
 {
-	uint64_t avail = app_mem_available();
+	uint64_t avail = app_mem_available(), disk;
 	int big = avail > 0 && m->file_bytes > avail;
 	int on = rq->layer_major == APP_LAYER_MAJOR || (big && rq->layer_major != APP_TOKEN_MAJOR);
+	int left = d->n_chunks - co->start_chunk, L = m->hp.n_layer;
+	/* a chunk's bytes in the file: its stream, and every layer's output
+	 * for the angular metrics */
+	size_t per = (size_t)d->seq_len * m->hp.d_model * sizeof(float) *
+		     (co->angular && L >= 2 ? (size_t)L + 1 : 1);
+	char how[160] = "";
 
 	if (!on || dist_size() > 1)
 		return;
-	co->group = app_layer_group(m, d->seq_len, d->n_chunks, co->angular,
+	co->group = app_layer_group(m, d->seq_len, left > 0 ? left : 1, co->angular,
 				    rq->mem_budget ? rq->mem_budget : APP_MEM_BUDGET);
 	co->release = big;
+	if (co->group < left) {
+		disk = app_tmp_free();
+		co->spill = left;
+		if (disk > 0 && per > 0 && (uint64_t)co->spill * per > disk / 10 * 9)
+			co->spill = (int)(disk / 10 * 9 / per);
+		/* a stopping rule reads the chunks as passes finish: shorter
+		 * passes, so that it can stop before the end */
+		if (rq->stop_share > 0 && co->spill > 2 * co->group && co->spill > APP_STABLE_MIN)
+			co->spill = 2 * co->group > APP_STABLE_MIN ? 2 * co->group : APP_STABLE_MIN;
+		if (co->spill <= co->group)
+			co->spill = 0;
+	}
+	if (co->spill)
+		snprintf(how, sizeof how, "%d chunks a pass, %d at a time, the activations spilled "
+			 "to a temporary file of %.0f MB", co->spill, co->group,
+			 (double)co->spill * per / 1e6);
+	else
+		snprintf(how, sizeof how, "%d chunk%s a pass", co->group, co->group == 1 ? "" : "s");
 	if (rq->layer_major != APP_LAYER_MAJOR)
 		app_note(env, APP_INFO, "the model (%.1f GB) is larger than the memory available "
-			 "(%.1f GB): layer-major passes, %d chunk%s a pass, each layer's weights "
+			 "(%.1f GB): layer-major passes, %s, each layer's weights "
 			 "released after it (--token-major to refuse)", m->file_bytes / 1e9,
-			 avail / 1e9, co->group, co->group == 1 ? "" : "s");
+			 avail / 1e9, how);
 	else
-		app_note(env, APP_INFO, "layer-major passes: %d chunk%s a pass%s", co->group,
-			 co->group == 1 ? "" : "s", big ? ", each layer's weights released after it" : "");
+		app_note(env, APP_INFO, "layer-major passes: %s%s", how,
+			 big ? ", each layer's weights released after it" : "");
 }
 
 /* One-shot: begin (or restart) the run and compute its chunks. */
@@ -574,6 +617,11 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 	layer_major(env, m, rq, d, &co);
 	co.ud = &ctx;
 	e = calib_run(m, d, &co, &res, err);
+	if (co.group >= 1 && res && res->layer_loads > 0)
+		app_note(env, APP_INFO, "layer-major: %.3g pass%s over the weights for %d chunks "
+			 "(%lld layer loads, %d layers)", (double)res->layer_loads / m->hp.n_layer,
+			 res->layer_loads == m->hp.n_layer ? "" : "es", res->n_chunks - start,
+			 (long long)res->layer_loads, m->hp.n_layer);
 	if (dist_size() > 1 && (e < 0 || ctx.stopped_at))
 		dist_stop_all(); /* the other ranks stop after their chunk in flight */
 	if (e == ST_ECANCEL && ctx.stopped_at) { /* the rule stopped it: done */

@@ -91,6 +91,9 @@ int app_layer_group(const struct model *m, int seq_len, int n_chunks, int angula
 /* Bytes of memory available now (MemAvailable), 0 when unknown;
  * STRATA_TEST_MEMAVAIL_MIB stands in for it in tests. */
 uint64_t app_mem_available(void);
+/* Bytes free to an unprivileged writer where temporary files go ($TMPDIR,
+ * else /tmp), for spilled layer-major passes; 0 if unknown. */
+uint64_t app_tmp_free(void);
 
 struct app_calib_out {
 	int64_t run;              /* the run (0 when none was begun) */

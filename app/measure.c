@@ -359,10 +359,14 @@ static void cache_put(struct app_measure *ms, const struct store_eval_key *k, do
 /*
  * Token- or layer-major windows for ppl/kl (eval_spec.layer_major): a
  * layer-major call packs as many tokens as the memory budget holds (each
- * token: the forward pass's activations, its K and V in every layer and
- * its logits, for each of the n_states models), at least one window, at
- * most all; a model larger than the memory available goes layer-major by
- * itself, releasing each layer's weights once past it.
+ * token: the forward pass's activations, its K and V (one layer's: the
+ * layers share a cache) and its logits, for each of the n_states
+ * models), at least one window, at
+ * most all; when that is not all of them, the pass still takes the whole
+ * stream, the calls' residual streams spilled to a temporary file
+ * between layers (eval_major.spill), so that each weight is read once.
+ * A model larger than the memory available goes layer-major by itself,
+ * releasing each layer's weights once past it.
  */
 static void eval_layout(const struct app_env *env, const struct model *m,
 			const struct eval_spec *es, int n_states, size_t n_tokens,
@@ -374,28 +378,43 @@ static void eval_layout(const struct app_env *env, const struct model *m,
 	size_t q = (size_t)hp->n_head * hp->head_dim, kv = (size_t)hp->n_head_kv * hp->head_dim;
 	size_t per_tok = sizeof(float) * (size_t)n_states *
 			 (4 * (size_t)hp->d_model + 2 * q + kv + 2 * (size_t)hp->d_ff +
-			  2 * kv * (size_t)hp->n_layer + (size_t)hp->n_vocab);
+			  2 * kv + (size_t)hp->n_vocab);
 	size_t budget = es->mem_budget ? es->mem_budget : APP_MEM_BUDGET, pack;
+	/* all the stream's tokens, one more a window for BOS */
+	size_t all = n_tokens + n_tokens / (es->ctx > 1 ? (size_t)es->ctx - 1 : 1) + 1;
+	uint64_t disk;
+	char how[160];
 
 	mj->pack_tokens = 0;
 	mj->release = 0;
+	mj->spill = 0;
 	if (es->layer_major == APP_TOKEN_MAJOR || (es->layer_major != APP_LAYER_MAJOR && !big))
 		return;
 	pack = per_tok ? budget / per_tok : n_tokens;
-	/* all the stream's tokens, one more a window for BOS */
-	if (pack > n_tokens + n_tokens / (es->ctx > 1 ? (size_t)es->ctx - 1 : 1) + 1)
-		pack = n_tokens + n_tokens / (es->ctx > 1 ? (size_t)es->ctx - 1 : 1) + 1;
+	if (pack > all)
+		pack = all;
 	if (pack < (size_t)es->ctx)
 		pack = (size_t)es->ctx;
 	mj->pack_tokens = pack;
 	mj->release = big;
+	mj->spill = pack < all && dist_size() <= 1;
+	/* without room for the file: passes of a call each, as before */
+	disk = app_tmp_free();
+	if (mj->spill && disk > 0 && (double)all * n_states * hp->d_model * sizeof(float) > disk * 0.9)
+		mj->spill = 0;
+	if (mj->spill)
+		snprintf(how, sizeof how, "all %zu tokens a pass, %zu at a time, the activations "
+			 "spilled to a temporary file of %.0f MB", n_tokens, pack,
+			 (double)all * n_states * hp->d_model * sizeof(float) / 1e6);
+	else
+		snprintf(how, sizeof how, "%zu tokens a pass", pack);
 	if (es->layer_major != APP_LAYER_MAJOR)
 		app_note(env, APP_INFO, "the model (%.1f GB) is larger than the memory available "
-			 "(%.1f GB): layer-major windows, %zu tokens a pass, each layer's weights "
+			 "(%.1f GB): layer-major windows, %s, each layer's weights "
 			 "released after it (--token-major to refuse)", m->file_bytes / 1e9,
-			 avail / 1e9, pack);
+			 avail / 1e9, how);
 	else
-		app_note(env, APP_INFO, "layer-major windows: %zu tokens a pass%s", pack,
+		app_note(env, APP_INFO, "layer-major windows: %s%s", how,
 			 big ? ", each layer's weights released after it" : "");
 }
 
@@ -530,7 +549,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 		     struct app_measure *ms, struct store_metric *res, size_t *nres,
 		     int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
 {
-	struct eval_major mj = { 0, 0, 0, 1 };
+	struct eval_major mj = { 0, 0, 0, 1, 0 };
 	char settings[128], sha[65], path[8192], canon[PATH_MAX];
 	int32_t *ids = NULL;
 	double *vals;
@@ -1148,7 +1167,7 @@ static int serve_job(const struct dist_job *job, struct model **mp, double **v,
 		     struct st_err *err)
 {
 	struct eval_spec es = {0};
-	struct eval_major mj = { job->pack_tokens, job->release, dist_rank(), dist_size() };
+	struct eval_major mj = { job->pack_tokens, job->release, dist_rank(), dist_size(), 0 };
 	struct mask *mask = NULL;
 	struct mc_item *items = NULL;
 	struct mc_result mr;

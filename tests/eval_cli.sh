@@ -264,8 +264,9 @@ if need model models/stories260K/stories260K.gguf &&
 	lm_check() { # MODEL LABEL CTX
 		tm=$("$S" eval "$1" --mask 'attn=1;mlp=0' --task "ppl:$text" --task "kl:$text" --ctx "$3" \
 			--max-tokens 3000 --no-store --format json --token-major 2>/dev/null)
-		lm=$("$S" eval "$1" --mask 'attn=1;mlp=0' --task "ppl:$text" --task "kl:$text" --ctx "$3" \
-			--max-tokens 3000 --no-store --format json --layer-major --mem-budget 4M 2> "$tmp/lm.err")
+		mkdir -p "$tmp/spilldir"
+		lm=$(TMPDIR="$tmp/spilldir" "$S" eval "$1" --mask 'attn=1;mlp=0' --task "ppl:$text" --task "kl:$text" \
+			--ctx "$3" --max-tokens 3000 --no-store --format json --layer-major --mem-budget 4M 2> "$tmp/lm.err")
 		for k in ppl nll kl_mean top1_agree; do
 			ok "$2, ctx $3: layer-major $k ($(echo "$lm" | val $k value)) = token-major's ($(echo "$tm" | val $k value)) within 1e-6" \
 				rel_eq "$(echo "$lm" | val $k value)" "$(echo "$tm" | val $k value)"
@@ -274,7 +275,10 @@ if need model models/stories260K/stories260K.gguf &&
 		ok "$2, ctx $3: layer-major kl_p99 ($(echo "$lm" | val kl_p99 value)) = token-major's ($(echo "$tm" | val kl_p99 value)) within 1e-5" \
 			awk -v a="$(echo "$lm" | val kl_p99 value)" -v b="$(echo "$tm" | val kl_p99 value)" \
 			'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && d <= 1e-5 * b) }' 
-		contains "$(cat "$tmp/lm.err")" "layer-major windows:" "... the passes are said"
+		contains "$(cat "$tmp/lm.err")" "layer-major windows: all 3000 tokens a pass" "... the passes are said"
+		contains "$(cat "$tmp/lm.err")" "at a time, the activations spilled to a temporary file" \
+			"... more than --mem-budget 4M holds: spilled"
+		ok "... leaving no file behind" [ -z "$(ls -A "$tmp/spilldir")" ]
 	}
 	lm_check "$model" stories260K 128
 	lm_check "$model" stories260K 700   # windows longer than a prefill batch, packed too

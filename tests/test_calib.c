@@ -4,7 +4,8 @@
  * uninterrupted run, cancel, the per-chunk callback, masked scoring
  * (a dropped block's cos is exactly 1), angular distances against an
  * independent long-double computation from the hidden states, bootstrap
- * rank intervals, and iterative selection against a manual re-score.
+ * rank intervals, iterative selection against a manual re-score, and
+ * spilled layer-major passes against the in-memory and token-major ones.
  */
 #include <jansson.h>
 #include <math.h>
@@ -474,6 +475,116 @@ out:
 	dataset_free(d);
 }
 
+/* The largest |a - b| over n values (NaN where exactly one is NaN). */
+static double max_diff(const double *a, const double *b, size_t n)
+{
+	double m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (isnan(a[i]) && isnan(b[i]))
+			continue;
+		if (isnan(a[i]) || isnan(b[i]))
+			return NAN;
+		m = fmax(m, fabs(a[i] - b[i]));
+	}
+	return m;
+}
+
+static int cancel_at_4(void *ud, const struct calib_progress *p)
+{
+	(void)ud;
+	return p->chunks_done == 4;
+}
+
+/*
+ * Spilled layer-major passes: the in-memory grouped pass's bits, within
+ * 1e-6 of token-major, one load of each layer's weights a pass, resumed.
+ */
+static void test_spill(const struct model *m, const char *data)
+{
+	struct dataset *d = load_data(m, data, 11, 40);
+	struct calib_result *tok = NULL, *grp = NULL, *sp = NULL, *sp6 = NULL, *part = NULL;
+	struct calib_result *grp0 = NULL, *sp0 = NULL;
+	struct calib_opts o;
+	struct st_err err = { 0 };
+	int L = m->hp.n_layer, nv = calib_n_values(L), rc;
+
+	if (!d)
+		return;
+	rc = calib_run(m, d, NULL, &tok, &err);
+	is_int(rc, 0, "spill: token-major 11 x 40");
+	calib_opts_init(&o);
+	o.group = 3;
+	rc = calib_run(m, d, &o, &grp, &err);
+	is_int(rc, 0, "spill: in memory, 3 chunks a call: %s", err.msg);
+	o.spill = 11;
+	rc = calib_run(m, d, &o, &sp, &err);
+	is_int(rc, 0, "spill: all 11 chunks a pass, 3 a call: %s", err.msg);
+	o.spill = 6; /* passes of 6 and 5: calls of 3, 3 | 3, 2, as in memory */
+	rc = calib_run(m, d, &o, &sp6, &err);
+	is_int(rc, 0, "spill: 6 chunks a pass: %s", err.msg);
+	if (!tok || !grp || !sp || !sp6 || rc) {
+		ok(0, "spill: results exist");
+		goto out;
+	}
+	ok(same_bits(sp->chunk, grp->chunk, (size_t)11 * nv),
+	   "a spilled pass's rows (cos and angular) are the in-memory pass's bits");
+	ok(same_bits(sp6->chunk, grp->chunk, (size_t)11 * nv),
+	   "... also in passes of 6 chunks (6, 5)");
+	ok(same_bits(sp->mean, grp->mean, (size_t)nv) && same_bits(sp->stderr_, grp->stderr_, (size_t)nv),
+	   "... and so are the means and stderrs");
+	{
+		double dm = max_diff(sp->chunk, tok->chunk, (size_t)11 * nv);
+
+		ok(dm <= 1e-6, "... within 1e-6 of token-major's rows (largest difference %.3g)", dm);
+		ok(!isnan(sp->mean[calib_value_index(L, CALIB_ANG_ALL, 0, SITE_BLOCK, 2)]),
+		   "... angular distances computed from the spilled hidden states");
+	}
+	/* the weight passes: a layer taken up L times a pass */
+	is_int((int)tok->layer_loads, 11 * L, "token-major takes up each layer once a chunk (11 L)");
+	is_int((int)grp->layer_loads, 4 * L, "in memory, 3 chunks a call: once a call (4 L)");
+	is_int((int)sp->layer_loads, L, "spilled, 11 chunks a pass: each layer's weights once (L)");
+	is_int((int)sp6->layer_loads, 2 * L, "spilled, 6 chunks a pass: once a pass (2 L)");
+
+	/* without the angular metrics (the stream alone in the file) */
+	o.angular = 0;
+	o.spill = 0;
+	rc = calib_run(m, d, &o, &grp0, &err);
+	o.spill = 11;
+	rc |= calib_run(m, d, &o, &sp0, &err);
+	is_int(rc, 0, "spill: without the angular metrics");
+	ok(grp0 && sp0 && same_bits(sp0->chunk, grp0->chunk, (size_t)11 * nv),
+	   "... the in-memory pass's bits too");
+
+	/* cancelled after 4 chunks of a pass: the 4 kept, the rest again */
+	o.angular = 1;
+	o.progress = cancel_at_4;
+	rc = calib_run(m, d, &o, &part, &err);
+	is_int(rc, ST_ECANCEL, "a spilled pass cancelled after chunk 4");
+	is_int(part ? part->n_chunks : -1, 4, "... keeps 4 chunks");
+	o.progress = NULL;
+	o.start_chunk = 4;
+	memset(&err, 0, sizeof err);
+	rc = calib_run(m, d, &o, &part, &err);
+	is_int(rc, 0, "... and resumes spilled at chunk 5: %s", err.msg);
+	if (part && rc == 0) {
+		double dm = max_diff(part->chunk, tok->chunk, (size_t)11 * nv);
+
+		ok(same_bits(part->chunk, sp->chunk, (size_t)4 * nv), "... its first 4 rows kept as they were");
+		ok(dm <= 1e-6, "... all 11 within 1e-6 of token-major's (largest %.3g)", dm);
+		is_int((int)part->layer_loads, L, "... the 7 left in one pass (L layer loads)");
+	}
+out:
+	calib_result_free(tok);
+	calib_result_free(grp);
+	calib_result_free(sp);
+	calib_result_free(sp6);
+	calib_result_free(grp0);
+	calib_result_free(sp0);
+	calib_result_free(part);
+	dataset_free(d);
+}
+
 int main(void)
 {
 	const char *mp = tap_shared("models/stories260K/stories260K.gguf");
@@ -494,6 +605,7 @@ int main(void)
 	test_angular(m, data);
 	test_masked(m, data);
 	test_iterative(m, data);
+	test_spill(m, data);
 	model_free(m);
 	return tap_done();
 }

@@ -4,7 +4,8 @@
  * the first 8192 tokens of tinystories-valid-1000.txt read as one
  * stream, no BOS, no EOS, ctx 256); the window arithmetic with and
  * without BOS on a tiny case recomputed here from fwd_eval; progress
- * and cancellation; argument errors; read_file.
+ * and cancellation; argument errors; read_file; spilled layer-major
+ * passes against in-memory and token-major ones.
  */
 #include <jansson.h>
 #include <math.h>
@@ -12,7 +13,9 @@
 #include <stdlib.h>
 
 #include "measure/eval.h"
+#include "measure/evaltask.h"
 #include "compute/forward.h"
+#include "model/mask.h"
 #include "model/model.h"
 #include "tap.h"
 #include "tok/tokenizer.h"
@@ -131,6 +134,71 @@ static void check_shares(const struct model *m, const int32_t *ids, size_t n)
 	free(mine);
 }
 
+/*
+ * Spilled layer-major passes (eval_major.spill): every token's nll and
+ * KL the in-memory calls' bits (the same calls, run layer by layer over
+ * a temporary file), within 1e-6 of token-major; progress monotonic.
+ */
+static void check_spill(const struct model *m, const int32_t *ids, size_t n)
+{
+	static const struct { int ctx; size_t pack; } cases[] = { { 64, 1000 }, { 600, 1300 } };
+	struct st_err err = { 0, "" };
+	struct mask *mk = NULL;
+	double *a = malloc(sizeof *a * 2 * n), *b = malloc(sizeof *b * 2 * n);
+	double *t = malloc(sizeof *t * 2 * n);
+
+	if (!a || !b || !t || mask_parse("attn=1;mlp=3", m->hp.n_layer, &mk, &err) < 0) {
+		ok(0, "spill: setup %s", err.msg);
+		goto out;
+	}
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		struct eval_major mem = { cases[c].pack, 0, 0, 1, 0 }, sp = mem, tm = { 0, 0, 0, 1, 0 };
+		struct prog pr = { 0, 0, 1, 0 };
+		struct ppl_result rs, rt;
+		double dm = 0;
+		int ctx = cases[c].ctx;
+
+		sp.spill = 1;
+		is_int(eval_ppl_values(m, NULL, ids, n, ctx, &mem, a, NULL, NULL, &err), 0,
+		       "spill ctx %d: in memory, %zu tokens a call %s", ctx, cases[c].pack, err.msg);
+		is_int(eval_ppl_values(m, NULL, ids, n, ctx, &sp, b, on_progress, &pr, &err), 0,
+		       "spill ctx %d: spilled %s", ctx, err.msg);
+		ok(memcmp(a, b, sizeof *a * n) == 0, "spill ctx %d: every token's nll the in-memory "
+		   "pass's bits", ctx);
+		ok(pr.monotonic && pr.calls >= m->hp.n_layer && pr.last == 1.0,
+		   "spill ctx %d: progress monotonic to 1 (%d calls)", ctx, pr.calls);
+		is_int(eval_ppl_values(m, NULL, ids, n, ctx, &tm, t, NULL, NULL, &err), 0,
+		       "spill ctx %d: token-major", ctx);
+		for (size_t i = 0; i < n; i++)
+			if (!isnan(t[i]))
+				dm = fmax(dm, fabs(b[i] - t[i]));
+		eval_ppl_reduce(b, n, &rs);
+		eval_ppl_reduce(t, n, &rt);
+		ok(fabs(rs.ppl - rt.ppl) <= 1e-6 * rt.ppl && rs.tokens == rt.tokens,
+		   "spill ctx %d: ppl %.10g = token-major's %.10g within 1e-6 (tokens' nll within %.2g)",
+		   ctx, rs.ppl, rt.ppl, dm);
+		is_int(eval_kl_values(m, mk, ids, n, ctx, &mem, a, NULL, NULL, &err), 0,
+		       "spill ctx %d: KL in memory %s", ctx, err.msg);
+		is_int(eval_kl_values(m, mk, ids, n, ctx, &sp, b, NULL, NULL, &err), 0,
+		       "spill ctx %d: KL spilled (two states) %s", ctx, err.msg);
+		ok(memcmp(a, b, sizeof *a * 2 * n) == 0, "spill ctx %d: every token's KL and top-1 "
+		   "the in-memory pass's bits", ctx);
+	}
+	{
+		struct eval_major sp = { 1000, 0, 0, 1, 1 };
+		struct prog pr = { 0, 2, 1, 0 };
+
+		is_int(eval_ppl_values(m, NULL, ids, n, 64, &sp, a, on_progress, &pr, &err), ST_ECANCEL,
+		       "spill: progress cancels after a layer");
+		has_str(err.msg, "cancelled after layer 2", "... saying where");
+	}
+out:
+	mask_free(mk);
+	free(a);
+	free(b);
+	free(t);
+}
+
 static void check_golden(const struct model *m)
 {
 	const char *tp = tap_shared("data/text/tinystories-valid-1000.txt");
@@ -180,6 +248,7 @@ static void check_golden(const struct model *m)
 	has_str(err.msg, "cancelled after 1530 of 8192", "message says how far it got");
 	is_int(pr.calls, 3, "no progress call after the cancel");
 	check_shares(m, ids, 8192);
+	check_spill(m, ids, 8192);
 	json_decref(g);
 	free(ids);
 }

@@ -319,6 +319,30 @@ static void check_packed(const struct model *m)
 		for (k = 0; k < 2 * nv; k++)
 			md = fmax(md, fabs(ref[k] - lp[k]));
 		is_close(md, 0, TOL, "chosen rows equal the same rows of all (max diff %.2g)", md);
+		{	/* layer by layer over a kept stream, one KV cache for all
+			 * layers: the packed call's bits */
+			struct fwd_state *sh = fwd_new(m, NULL, 256, 256, &err);
+			float *x = malloc(sizeof(float) * T * m->hp.d_model);
+			float *l2 = malloc(sizeof(float) * T * nv);
+			int L = m->hp.n_layer, l, rc = 0;
+
+			fwd_eval_packed(s, tok, T, &pk, lp, NULL, &err);
+			is_int(fwd_share_kv(sh), 0, "one KV cache for all layers");
+			ok(fwd_kv_bytes(sh) == fwd_kv_bytes(s) / (size_t)L,
+			   "... a layer's bytes (%zu of %zu)", fwd_kv_bytes(sh), fwd_kv_bytes(s));
+			rc |= fwd_embed(sh, tok, T, x, &err);
+			for (l = 0; l + 1 < L; l++)
+				rc |= fwd_eval_layers_packed(sh, x, T, l, l + 1, &pk, NULL, NULL, &err);
+			rc |= fwd_eval_layers_packed(sh, x, T, L - 1, L, &pk, l2, NULL, &err);
+			is_int(rc, 0, "fwd_embed, then a layer a call: %s", err.msg);
+			ok(memcmp(l2, lp, sizeof(float) * T * nv) == 0,
+			   "... the logits of one fwd_eval_packed call, bit for bit");
+			ok(fwd_eval_layers_packed(sh, x, T, 0, 1, &pk, l2, NULL, &err) == ST_EINVAL,
+			   "logits only after the last layer: %s", err.msg);
+			free(x);
+			free(l2);
+			fwd_free(sh);
+		}
 		olo[NC + 3] = NC + 5;
 		ok(fwd_eval_packed(s, tok, T, &pk, lp, NULL, &err) == ST_EINVAL &&
 		   strstr(err.msg, "packed token"), "own sequence starting after the token refused: %s",

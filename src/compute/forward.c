@@ -1312,6 +1312,35 @@ static void run_layers(struct fwd_state *s, int T, int l0, int l1, const struct 
 	}
 }
 
+/* The residual stream before layer 0: dst[T][d] the tokens' embeddings. */
+static void embed_rows(const struct fwd_state *s, const int32_t *tokens, int T, float *dst)
+{
+	const struct model *m = s->m;
+	int d = s->d, t;
+
+	for (t = 0; t < T; t++)
+		tensor_get_row(&m->tok_emb, tokens[t], dst + (size_t)t * d);
+	if (m->hp.embed_scale != 1)
+		scale_rows(dst, m->hp.embed_scale, (size_t)T * d);
+}
+
+/* A packed call's token ranges, checked (fwd_eval_packed's rules). */
+static int check_pack(const struct fwd_pack *pk, int T, struct st_err *err)
+{
+	int t;
+
+	for (t = 0; t < T; t++)
+		if (pk->pos[t] < 0 || pk->ctx_lo[t] < 0 || pk->ctx_lo[t] > pk->ctx_hi[t] ||
+		    pk->ctx_hi[t] > pk->own_lo[t] || pk->own_lo[t] > t)
+			return st_errf(err, ST_EINVAL,
+				       "forward: packed token %d: position %d, context %d..%d, "
+				       "own sequence from %d (want context <= own start <= %d)",
+				       t, pk->pos[t], pk->ctx_lo[t], pk->ctx_hi[t], pk->own_lo[t], t);
+	return 0;
+}
+
+static void out_logits(struct fwd_state *s, int T, float *logits, int all_logits);
+
 /*
  * The pass over T tokens: s->pk set for a packed call.  Logits: all T
  * rows (all_logits), the last row, or a packed call's chosen rows.
@@ -1322,7 +1351,7 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 {
 	const struct model *m = s->m;
 	const struct model_hparams *hp = &m->hp;
-	int d = s->d, t, nt, n_rows = 0;
+	int t, nt;
 
 	if (T <= 0 || T > s->max_batch)
 		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d)",
@@ -1340,13 +1369,21 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 	if (nt > s->n_slots && grow_scratch(s, nt) != 0)
 		return st_errf(err, ST_ENOMEM, "forward: out of memory for attention scratch");
 
-	for (t = 0; t < T; t++)
-		tensor_get_row(&m->tok_emb, tokens[t], s->x + (size_t)t * d);
-	if (hp->embed_scale != 1)
-		scale_rows(s->x, hp->embed_scale, (size_t)T * d);
+	embed_rows(s, tokens, T, s->x);
 	rope_tables(s, T);
 
 	run_layers(s, T, 0, hp->n_layer, obs);
+	out_logits(s, T, logits, all_logits);
+	s->pos += T;
+	return 0;
+}
+
+/* The logits of the stream in s->x after the last layer (run's rows). */
+static void out_logits(struct fwd_state *s, int T, float *logits, int all_logits)
+{
+	const struct model *m = s->m;
+	const struct model_hparams *hp = &m->hp;
+	int d = s->d, t, n_rows = 0;
 
 	if (logits && (s->pk || s->sq)) {
 		const int32_t *rows = s->pk ? s->pk->rows : s->sq->rows;
@@ -1375,8 +1412,6 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 		softcap(logits, n_rows * s->n_vocab, hp->final_softcap);
 	if (logits && hp->logit_scale != 1)
 		scale_rows(logits, 1.0f / hp->logit_scale, (size_t)n_rows * s->n_vocab);
-	s->pos += T;
-	return 0;
 }
 
 int fwd_eval(struct fwd_state *s, const int32_t *tokens, int T,
@@ -1397,13 +1432,8 @@ int fwd_eval_packed(struct fwd_state *s, const int32_t *tokens, int T,
 	if (T <= 0 || T > s->max_batch)
 		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d)",
 			       T, s->max_batch);
-	for (t = 0; t < T; t++)
-		if (pk->pos[t] < 0 || pk->ctx_lo[t] < 0 || pk->ctx_lo[t] > pk->ctx_hi[t] ||
-		    pk->ctx_hi[t] > pk->own_lo[t] || pk->own_lo[t] > t)
-			return st_errf(err, ST_EINVAL,
-				       "forward: packed token %d: position %d, context %d..%d, "
-				       "own sequence from %d (want context <= own start <= %d)",
-				       t, pk->pos[t], pk->ctx_lo[t], pk->ctx_hi[t], pk->own_lo[t], t);
+	if ((rc = check_pack(pk, T, err)) < 0)
+		return rc;
 	if (logits && (pk->n_rows < 0 || pk->n_rows > T))
 		return st_errf(err, ST_EINVAL, "forward: %d logit rows of %d tokens", pk->n_rows, T);
 	for (t = 0; logits && t < pk->n_rows; t++)
@@ -1492,27 +1522,82 @@ void fwd_set_tap(struct fwd_state *s, const struct fwd_tap *tap)
 		memset(&s->tap, 0, sizeof s->tap);
 }
 
-int fwd_eval_layers(struct fwd_state *s, float *x, int T, int l0, int l1, struct st_err *err)
+int fwd_share_kv(struct fwd_state *s)
 {
-	int n = s->m->hp.n_layer;
+	size_t kv_layer = (size_t)s->max_ctx * (size_t)s->kv_dim;
+	float *kv;
+	int l;
 
-	if (T <= 0 || T > s->max_batch)
-		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d)",
-			       T, s->max_batch);
+	if (!s->kv)
+		return 0;
+	if (!(kv = falloc(2, kv_layer)))
+		return ST_ENOMEM;
+	for (l = 0; l < s->m->hp.n_layer; l++) {
+		if (!s->layers[l].kt)
+			continue;
+		s->layers[l].kt = kv;
+		s->layers[l].vc = kv + kv_layer;
+	}
+	free(s->kv);
+	s->kv = kv;
+	s->kv_bytes = 2 * kv_layer * sizeof(float);
+	return 0;
+}
+
+int fwd_embed(struct fwd_state *s, const int32_t *tokens, int T, float *x, struct st_err *err)
+{
+	int t;
+
+	if (T <= 0)
+		return st_errf(err, ST_EINVAL, "forward: %d tokens to embed", T);
+	for (t = 0; t < T; t++)
+		if (tokens[t] < 0 || tokens[t] >= s->n_vocab)
+			return st_errf(err, ST_EINVAL,
+				       "forward: token %d at index %d is outside the vocabulary (%d)",
+				       tokens[t], t, s->n_vocab);
+	embed_rows(s, tokens, T, x);
+	return 0;
+}
+
+int fwd_eval_layers_packed(struct fwd_state *s, float *x, int T, int l0, int l1,
+			   const struct fwd_pack *pk, float *logits, const struct observer *obs,
+			   struct st_err *err)
+{
+	int n = s->m->hp.n_layer, rc, t;
+
+	if (T <= 0 || T > s->max_batch || T > s->max_ctx)
+		return st_errf(err, ST_EINVAL, "forward: %d tokens in one call (batch limit %d, "
+			       "context %d)", T, s->max_batch, s->max_ctx);
 	if (l0 < 0 || l1 > n || l0 > l1)
 		return st_errf(err, ST_EINVAL, "forward: layers %d..%d of a %d-layer model",
 			       l0, l1 - 1, n);
+	if (pk && (rc = check_pack(pk, T, err)) < 0)
+		return rc;
+	if (logits && (!pk || l1 != n || pk->n_rows < 0 || pk->n_rows > T))
+		return st_errf(err, ST_EINVAL, "forward: logits of layers %d..%d (%s)", l0, l1 - 1,
+			       pk ? "want the last layer and 0..T rows" : "want a packed call");
+	for (t = 0; logits && t < pk->n_rows; t++)
+		if (pk->rows[t] < 0 || pk->rows[t] >= T)
+			return st_errf(err, ST_EINVAL, "forward: logit row %d is outside 0..%d",
+				       pk->rows[t], T - 1);
 	if (threads_get() > s->n_slots && grow_scratch(s, threads_get()) != 0)
 		return st_errf(err, ST_ENOMEM, "forward: out of memory for attention scratch");
-	s->pk = NULL;
+	s->pk = pk;
 	s->sq = NULL;
 	s->pos = 0;
 	memcpy(s->x, x, sizeof(float) * (size_t)T * s->d);
 	rope_tables(s, T);
-	run_layers(s, T, l0, l1, NULL);
+	run_layers(s, T, l0, l1, obs);
 	memcpy(x, s->x, sizeof(float) * (size_t)T * s->d);
+	out_logits(s, T, logits, 0);
+	s->pk = NULL;
 	s->pos = 0;
 	return 0;
+}
+
+int fwd_eval_layers(struct fwd_state *s, float *x, int T, int l0, int l1, struct st_err *err)
+{
+	return fwd_eval_layers_packed(s, x, T, l0, l1, NULL, NULL, NULL, err);
 }
 
 int fwd_compute_parse(const char *name)

@@ -192,6 +192,38 @@ void fwd_set_tap(struct fwd_state *s, const struct fwd_tap *tap);
 int fwd_eval_layers(struct fwd_state *s, float *x, int T, int l0, int l1, struct st_err *err);
 
 /*
+ * One K and V cache for all the layers (fwd_kv_bytes: one layer's), the
+ * rest freed: for a state whose calls are all packed (fwd_eval_packed,
+ * fwd_eval_layers_packed), where a layer's cache is read only by the
+ * layer's own attention in the same call.  Not for decoding, nor for
+ * fwd_eval calls that continue a sequence.  Returns 0 or ST_ENOMEM (the
+ * state unchanged).
+ */
+int fwd_share_kv(struct fwd_state *s);
+
+/*
+ * The residual stream before layer 0 of T tokens: x ([T][d_model])
+ * receives their embeddings, as a pass starts from them.  Returns 0 or
+ * ST_EINVAL (a token outside the vocabulary).
+ */
+int fwd_embed(struct fwd_state *s, const int32_t *tokens, int T, float *x, struct st_err *err);
+
+/*
+ * fwd_eval_layers over sequences packed as pk places them (NULL: one
+ * sequence at positions 0 .. T-1), obs seeing the sites of layers
+ * l0 .. l1-1 (may be NULL).  logits (NULL: none; only with pk and
+ * l1 = n_layer) receives pk's rows, as fwd_eval_packed gives them.  The
+ * stream fwd_embed gives, run through layers 0 .. L-1 in any number of
+ * such calls, is bit for bit what fwd_eval_packed (with pk) or fwd_eval
+ * (from position 0, without) computes in one, and obs sees the same
+ * sites: for passes that keep many calls' streams between layers.
+ * T <= max_batch and T <= max_ctx.  Returns 0 or ST_EINVAL.
+ */
+int fwd_eval_layers_packed(struct fwd_state *s, float *x, int T, int l0, int l1,
+			   const struct fwd_pack *pk, float *logits, const struct observer *obs,
+			   struct st_err *err);
+
+/*
  * Precision of the prefill matmuls of 16-bit and quantized weights
  * (F32 weights and decode steps always run in f32):
  *  FWD_COMPUTE_F32   weights dequantized to f32, f32 products (the default;

@@ -13,6 +13,14 @@
  * through the model in slices of EVAL_BATCH tokens.  Either way the
  * logits buffer is EVAL_BATCH x n_vocab whatever ctx is.  log-softmax
  * and all sums are in double.
+ *
+ * A spilled layer-major pass (eval_major.spill) cuts the same batches,
+ * but writes each one's embedded stream to a temporary file instead of
+ * running it; then every layer but the last runs over all the batches in
+ * turn (read, fwd_eval_layers_packed, written back), and the last layer
+ * runs batch by batch with its logits, which are scored then: each
+ * layer's weights are read once, and every value is the in-memory
+ * pass's bit for bit.
  */
 #include "measure/eval.h"
 
@@ -21,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "base/mapfile.h"
 #include "compute/forward.h"
@@ -100,6 +110,28 @@ struct win_pack {
 	int releasing;
 	size_t batch;                   /* batches flushed so far, here or elsewhere */
 	int share_rank, share_size;     /* eval_major's share */
+	struct ev_spill *spill;         /* a spilled pass: batches go to it */
+	int whole;                      /* a window is one call (layer-major: the
+					   states share one KV cache, fwd_share_kv) */
+};
+
+/*
+ * A spilled pass: the batches cut so far, their windows, and their
+ * streams in a temporary file (batch b's block at off[b]: state i's T_b
+ * rows of d_i floats after those of the states before it).
+ */
+struct ev_spill {
+	int fd;
+	int n_states, d[2];
+	float *buf;                     /* [cap][max d] one batch's stream */
+	size_t n_b, cap_b;              /* batches */
+	size_t *b_tok, *b_win;          /* [n_b + 1] where each batch's tokens, windows begin */
+	off_t *b_off;                   /* [n_b + 1] its block in the file */
+	size_t n_tok, cap_tok;          /* tokens of all batches */
+	int32_t *tok, *pos, *lo, *rows; /* [n_tok] as win_pack holds one batch's */
+	size_t n_win, cap_win;
+	int *off, *len;                 /* [n_win] */
+	size_t *first;                  /* [n_win] */
 };
 
 static void win_pack_free(struct win_pack *w)
@@ -137,6 +169,234 @@ static struct win_pack *win_pack_new(int cap)
 	return w;
 }
 
+static void ev_spill_free(struct ev_spill *v)
+{
+	if (!v)
+		return;
+	if (v->fd >= 0)
+		close(v->fd);
+	free(v->buf);
+	free(v->b_tok);
+	free(v->b_win);
+	free(v->b_off);
+	free(v->tok);
+	free(v->pos);
+	free(v->lo);
+	free(v->rows);
+	free(v->off);
+	free(v->len);
+	free(v->first);
+	free(v);
+}
+
+/* Grow *p (n elements of size sz) to hold at least want; 0 or -1. */
+static int grow(void **p, size_t sz, size_t *cap, size_t want)
+{
+	size_t n = *cap ? *cap : 64;
+	void *q;
+
+	while (n < want)
+		n *= 2;
+	if (n == *cap)
+		return 0;
+	if (!(q = realloc(*p, n * sz)))
+		return -1;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+/* The file in $TMPDIR (else /tmp), unlinked at once: nothing is left
+ * behind however the process ends. */
+static struct ev_spill *ev_spill_new(const struct model *const *models, int n_states, int cap,
+				     const char *what, struct st_err *err)
+{
+	const char *dir = getenv("TMPDIR");
+	struct ev_spill *v = calloc(1, sizeof *v);
+	char path[4096];
+	int i, dm = 0;
+
+	if (!v) {
+		st_errf(err, ST_ENOMEM, "%s: out of memory", what);
+		return NULL;
+	}
+	v->fd = -1;
+	v->n_states = n_states;
+	for (i = 0; i < n_states; i++) {
+		v->d[i] = models[i]->hp.d_model;
+		dm = v->d[i] > dm ? v->d[i] : dm;
+	}
+	if (!dir || !*dir)
+		dir = "/tmp";
+	if ((size_t)snprintf(path, sizeof path, "%s/strata-spill-XXXXXX", dir) >= sizeof path ||
+	    (v->fd = mkstemp(path)) < 0) {
+		st_errf(err, ST_EIO, "%s: cannot create a temporary file in %s for the spilled "
+			"activations: %s", what, dir, strerror(errno));
+		ev_spill_free(v);
+		return NULL;
+	}
+	unlink(path);
+	if (!(v->buf = malloc(sizeof(float) * (size_t)cap * (size_t)dm)) ||
+	    !(v->b_tok = calloc(1, sizeof *v->b_tok)) || !(v->b_win = calloc(1, sizeof *v->b_win)) ||
+	    !(v->b_off = calloc(1, sizeof *v->b_off))) {
+		st_errf(err, ST_ENOMEM, "%s: out of memory for the spilled pass", what);
+		ev_spill_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* Write (wr) or read n bytes at off of the spill file. */
+static int ev_spill_io(const struct ev_spill *v, int wr, void *buf, size_t n, off_t off,
+		       const char *what, struct st_err *err)
+{
+	char *p = buf;
+
+	while (n > 0) {
+		ssize_t k = wr ? pwrite(v->fd, p, n, off) : pread(v->fd, p, n, off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return st_errf(err, ST_EIO, "%s: the temporary file of the spilled activations: "
+				       "%s", what, k < 0 ? strerror(errno) : "short read");
+		p += k;
+		n -= (size_t)k;
+		off += k;
+	}
+	return 0;
+}
+
+/* Where state i's rows of batch b are in the file. */
+static off_t ev_spill_at(const struct ev_spill *v, size_t b, int i)
+{
+	off_t o = v->b_off[b];
+	size_t T = v->b_tok[b + 1] - v->b_tok[b];
+
+	for (int j = 0; j < i; j++)
+		o += (off_t)(T * (size_t)v->d[j] * sizeof(float));
+	return o;
+}
+
+/* Keep w's batch: its windows, and its embedded stream in the file. */
+static int ev_spill_put(struct ev_spill *v, const struct win_pack *w, struct fwd_state **fs,
+			const char *what, struct st_err *err)
+{
+	size_t nt = v->n_tok + (size_t)w->T, nw = v->n_win + (size_t)w->n_win, c;
+	size_t cb = v->cap_b, ct = v->cap_tok, cw = v->cap_win;
+	int i, rc;
+
+	if (grow((void **)&v->b_tok, sizeof *v->b_tok, &cb, v->n_b + 2) ||
+	    (cb = v->cap_b, grow((void **)&v->b_win, sizeof *v->b_win, &cb, v->n_b + 2)) ||
+	    (cb = v->cap_b, grow((void **)&v->b_off, sizeof *v->b_off, &cb, v->n_b + 2)) ||
+	    grow((void **)&v->tok, sizeof *v->tok, &ct, nt) ||
+	    (ct = v->cap_tok, grow((void **)&v->pos, sizeof *v->pos, &ct, nt)) ||
+	    (ct = v->cap_tok, grow((void **)&v->lo, sizeof *v->lo, &ct, nt)) ||
+	    (ct = v->cap_tok, grow((void **)&v->rows, sizeof *v->rows, &ct, nt)) ||
+	    grow((void **)&v->off, sizeof *v->off, &cw, nw) ||
+	    (cw = v->cap_win, grow((void **)&v->len, sizeof *v->len, &cw, nw)) ||
+	    (cw = v->cap_win, grow((void **)&v->first, sizeof *v->first, &cw, nw)))
+		return st_errf(err, ST_ENOMEM, "%s: out of memory for the spilled pass's windows", what);
+	v->cap_b = cb;
+	v->cap_tok = ct;
+	v->cap_win = cw;
+	memcpy(v->tok + v->n_tok, w->tok, sizeof *v->tok * (size_t)w->T);
+	memcpy(v->pos + v->n_tok, w->pos, sizeof *v->pos * (size_t)w->T);
+	memcpy(v->lo + v->n_tok, w->lo, sizeof *v->lo * (size_t)w->T);
+	memcpy(v->rows + v->n_tok, w->rows, sizeof *v->rows * (size_t)w->T);
+	memcpy(v->off + v->n_win, w->off, sizeof *v->off * (size_t)w->n_win);
+	memcpy(v->len + v->n_win, w->len, sizeof *v->len * (size_t)w->n_win);
+	memcpy(v->first + v->n_win, w->first, sizeof *v->first * (size_t)w->n_win);
+	v->b_tok[v->n_b + 1] = nt;
+	v->b_win[v->n_b + 1] = nw;
+	v->b_off[v->n_b + 1] = v->b_off[v->n_b];
+	for (i = 0; i < v->n_states; i++)
+		v->b_off[v->n_b + 1] += (off_t)((size_t)w->T * v->d[i] * sizeof(float));
+	v->n_tok = nt;
+	v->n_win = nw;
+	for (i = 0; i < v->n_states; i++) {
+		c = (size_t)w->T * v->d[i] * sizeof(float);
+		if ((rc = fwd_embed(fs[i], w->tok, w->T, v->buf, err)) < 0 ||
+		    (rc = ev_spill_io(v, 1, v->buf, c, ev_spill_at(v, v->n_b, i), what, err)) < 0)
+			return rc;
+	}
+	v->n_b++;
+	return 0;
+}
+
+/*
+ * The spilled pass over the kept batches: every state's layers but its
+ * last over all of them, a layer at a time, then batch by batch the last
+ * layers with their logits, scored.  progress: the share of the layers.
+ */
+static int ev_spill_run(struct ev_spill *v, const struct model *const *models,
+			struct fwd_state **fs, float **lg, int n_vocab, int release,
+			eval_score_fn score, void *ud, const char *what, st_progress_fn progress,
+			void *pud, struct st_err *err)
+{
+	int i, l, k, rc, Lmax = 0;
+	size_t b;
+	float *rows[2];
+
+	for (i = 0; i < v->n_states; i++)
+		Lmax = models[i]->hp.n_layer > Lmax ? models[i]->hp.n_layer : Lmax;
+	for (l = 0; l + 1 < Lmax; l++) {
+		for (i = 0; i < v->n_states; i++) {
+			if (l + 1 >= models[i]->hp.n_layer)
+				continue;
+			for (b = 0; b < v->n_b; b++) {
+				size_t t0 = v->b_tok[b];
+				int T = (int)(v->b_tok[b + 1] - t0);
+				size_t c = (size_t)T * v->d[i] * sizeof(float);
+				struct fwd_pack fp = { v->pos + t0, v->lo + t0, v->lo + t0, v->lo + t0,
+						       v->rows + t0, T };
+
+				if ((rc = ev_spill_io(v, 0, v->buf, c, ev_spill_at(v, b, i), what, err)) < 0 ||
+				    (rc = fwd_eval_layers_packed(fs[i], v->buf, T, l, l + 1, &fp, NULL, NULL,
+								 err)) < 0 ||
+				    (rc = ev_spill_io(v, 1, v->buf, c, ev_spill_at(v, b, i), what, err)) < 0)
+					return rc;
+			}
+			if (release)
+				model_release_layer(models[i], l);
+		}
+		if (progress && progress(pud, (double)(l + 1) / Lmax))
+			return st_errf(err, ST_ECANCEL, "%s: cancelled after layer %d of %d", what,
+				       l + 1, Lmax);
+	}
+	for (b = 0; b < v->n_b; b++) {
+		size_t t0 = v->b_tok[b];
+		int T = (int)(v->b_tok[b + 1] - t0);
+		struct fwd_pack fp = { v->pos + t0, v->lo + t0, v->lo + t0, v->lo + t0, v->rows + t0, T };
+
+		for (i = 0; i < v->n_states; i++) {
+			size_t c = (size_t)T * v->d[i] * sizeof(float);
+			int L = models[i]->hp.n_layer;
+
+			if ((rc = ev_spill_io(v, 0, v->buf, c, ev_spill_at(v, b, i), what, err)) < 0 ||
+			    (rc = fwd_eval_layers_packed(fs[i], v->buf, T, L - 1, L, &fp, lg[i], NULL,
+							 err)) < 0)
+				return rc;
+		}
+		for (size_t w = v->b_win[b]; w < v->b_win[b + 1]; w++) {
+			for (k = 0; k < v->n_states; k++)
+				rows[k] = lg[k] + (size_t)v->off[w] * n_vocab;
+			rc = score(ud, rows, v->first[w], v->len[w], err);
+			if (rc == EVAL_NONFINITE)
+				return eval_nonfinite_error(fs[0], v->tok + t0 + v->off[w], (size_t)v->len[w],
+							    v->len[w], what, err);
+			if (rc < 0)
+				return rc;
+		}
+		if (progress && progress(pud, (Lmax - 1 + (double)(b + 1) / v->n_b) / Lmax))
+			return st_errf(err, ST_ECANCEL, "%s: cancelled after %zu of %zu batches of the "
+				       "last layer", what, b + 1, v->n_b);
+	}
+	for (i = 0; release && i < v->n_states; i++)
+		model_release_layer(models[i], models[i]->hp.n_layer - 1);
+	return 0;
+}
+
 /* the layer-major observer: each layer's weights released once past it */
 static void release_site(void *ud, int layer, enum site s, const float *x_in,
 			 const float *x_out, int T, int d_model)
@@ -160,6 +420,11 @@ static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, fl
 
 	if (!w->T)
 		return 0;
+	if (w->spill) { /* run later, layer by layer */
+		rc = ev_spill_put(w->spill, w, fs, what, err);
+		w->T = w->n_win = 0;
+		return rc;
+	}
 	if (w->share_size > 1 && (int)(w->batch++ % (size_t)w->share_size) != w->share_rank) {
 		w->T = w->n_win = 0; /* another process's batch */
 		return 0;
@@ -174,8 +439,8 @@ static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, fl
 		rc = score(ud, rows, w->first[k], w->len[k], err);
 		if (rc == EVAL_NONFINITE) /* name the first layer and site: the window alone */
 			return eval_nonfinite_error(fs[0], w->tok + w->off[k], (size_t)w->len[k],
-						    w->len[k] < EVAL_BATCH ? w->len[k] : EVAL_BATCH,
-						    what, err);
+						    w->whole || w->len[k] < EVAL_BATCH ? w->len[k] :
+						    EVAL_BATCH, what, err);
 		if (rc < 0)
 			return rc;
 	}
@@ -240,6 +505,10 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 		}
 		if (packed) /* windows of ctx packed into each call */
 			fwd_set_rope_ctx(fs[i], ctx);
+		/* layer-major: whole windows a call, a layer's cache for its own
+		 * attention only */
+		if (lm && fwd_share_kv(fs[i]) < 0)
+			goto nomem;
 		lg[i] = malloc(sizeof(float) * (size_t)(packed ? cap : batch) * (size_t)n_vocab);
 		if (!lg[i])
 			goto nomem;
@@ -251,11 +520,17 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 	if (wp) {
 		wp->share_rank = share_rank;
 		wp->share_size = share_size;
+		wp->whole = lm;
 	}
 	if (wp && lm && major->release) {
 		wp->release.ud = (void *)m;
 		wp->release.site = release_site;
 		wp->releasing = 1;
+	}
+	if (wp && lm && major->spill && share_size <= 1 &&
+	    !(wp->spill = ev_spill_new(models, n_states, cap, what, err))) {
+		rc = err ? err->code : ST_ENOMEM;
+		goto done;
 	}
 
 	for (start = 0; start < n_tokens; start += win) {
@@ -316,6 +591,8 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 			continue;
 		if (packed && (rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, what, err)) < 0)
 			goto done;
+		if (wp && wp->spill) /* nothing scored before the layers have run */
+			continue;
 		if (progress && progress(pud, total ? (double)scored / total : 1.0)) {
 			rc = st_errf(err, ST_ECANCEL, "%s: cancelled after %zu of %zu tokens",
 				     what, scored, total);
@@ -324,6 +601,9 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 	}
 	if (packed)
 		rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, what, err);
+	if (rc == 0 && wp && wp->spill)
+		rc = ev_spill_run(wp->spill, models, fs, lg, n_vocab, major->release, score, ud, what,
+				  progress, pud, err);
 	goto done;
 nomem:
 	rc = st_errf(err, ST_ENOMEM, "%s: out of memory for %d x %d logits", what,
@@ -334,6 +614,8 @@ done:
 		free(lg[i]);
 	}
 	free(in);
+	if (wp)
+		ev_spill_free(wp->spill);
 	win_pack_free(wp);
 	return rc;
 }

@@ -54,6 +54,14 @@ struct eval_major {
 	 * token's value does not depend on where its batch ran (several
 	 * processes of an MPI job, app/dist.h).  share_size <= 1: all. */
 	int share_rank, share_size;
+	/* with pack_tokens: the stream's windows cut into calls of at most
+	 * pack_tokens, but all of them through each layer before the next,
+	 * their residual streams (F32) in a temporary file in $TMPDIR
+	 * between layers (unlinked at once), so that each weight is read once
+	 * for the whole stream; the values are those of the calls run one
+	 * after another, bit for bit.  progress then reports the share of the
+	 * layers done.  Not with share_size > 1. */
+	int spill;
 };
 
 int eval_ppl(const struct model *m, const struct mask *mask,

@@ -13,6 +13,16 @@
  * the routing (fwd_moe_tap) adds each token's experts, weights and
  * output norms into its chunk's expert sums, in token order.
  *
+ * A spilled layer-major pass (calib_opts.spill) keeps the residual
+ * streams of all its chunks in a temporary file between layers: layer l
+ * runs over each group of chunks in turn (read, fwd_eval_layers_packed,
+ * written back) before layer l + 1, so the pass takes up each layer's
+ * weights once.  The observer keeps every chunk's sums meanwhile; with
+ * the angular metrics the file holds each layer's output h_1 .. h_L
+ * beside h_0 (L + 1 planes), read back a group at a time once the last
+ * layer is done.  Groups are those of the in-memory pass, so its values
+ * are the same bits.
+ *
  * Invariants: a result's statistics (the expert ones too) are a
  * function of its per-chunk rows only, summed in chunk order, so resuming
  * from stored rows gives the same bits as an uninterrupted run; rows past
@@ -20,11 +30,14 @@
  */
 #include "method/calib.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "method/dataset.h"
 #include "compute/forward.h"
@@ -357,12 +370,18 @@ static double now_s(void);
 /*
  * One forward call's observations: G chunks of T tokens (G > 1 in a
  * layer-major call, where the chunks are packed as independent
- * sequences), R = G T rows; sums are kept per chunk.
+ * sequences), R = G T rows; sums are kept per chunk, for the S >= G
+ * chunks of a spilled pass (whose calls are its groups, layer by layer).
  */
 struct calib_obs {
 	int L, D, T, G;    /* layers, d_model, tokens a chunk, chunks a call */
+	int S;             /* chunks the sums hold: G, or a spilled pass's */
 	int R;             /* rows of the current call: g T for g <= G chunks */
-	double *site_sum;  /* [G][3][L] sum over a chunk's tokens of cos */
+	int base;          /* the call's first chunk among the S */
+	int spill;         /* a spilled pass: hidden states go to its file, not hs */
+	int last_layer;    /* the layer of the latest block site, or -1 */
+	int64_t layer_loads; /* times a block site's layer differed from the last's */
+	double *site_sum;  /* [S][3][L] sum over a chunk's tokens of cos */
 	uint8_t *seen;     /* [3][L] */
 	double *tok;       /* [G T] per-token scratch */
 	float *hs;         /* [L+1][R][D] hidden states, or NULL */
@@ -382,7 +401,7 @@ struct calib_obs {
 	int bad_layer;     /* first site whose cos sum is NaN/Inf, or -1 */
 	enum site bad_site;
 	int E;             /* experts of a mixture of experts, else 0 */
-	double *exp_sum;   /* [G][L][E][CALIB_EXP_SUMS] the call's expert sums */
+	double *exp_sum;   /* [S][L][E][CALIB_EXP_SUMS] the chunks' expert sums */
 };
 
 /* The routing of a mixture-of-experts layer (fwd_moe_tap): each row's
@@ -396,7 +415,8 @@ static void obs_moe(void *ud, int layer, const int *sel, const float *w, const f
 	if (layer < 0 || layer >= o->L || T != o->R)
 		return;
 	for (int t = 0; t < T; t++) {
-		double *row = o->exp_sum + ((size_t)(t / o->T) * o->L + layer) * o->E * CALIB_EXP_SUMS;
+		double *row = o->exp_sum + ((size_t)(o->base + t / o->T) * o->L + layer) *
+					   o->E * CALIB_EXP_SUMS;
 
 		for (int j = t * k; j < (t + 1) * k; j++) {
 			double *v = row + (size_t)sel[j] * CALIB_EXP_SUMS;
@@ -441,7 +461,11 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 	o->a = x_in;
 	o->b = x_out;
 	o->copy_in = o->copy_out = NULL;
-	if (s == SITE_BLOCK && o->hs) {
+	if (s == SITE_BLOCK && layer != o->last_layer) {
+		o->layer_loads++;
+		o->last_layer = layer;
+	}
+	if (s == SITE_BLOCK && o->hs && !o->spill) {
 		size_t plane = (size_t)T * d_model;
 
 		o->copy_in = layer == 0 ? o->hs : NULL;
@@ -453,7 +477,7 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 
 		for (int t = g * o->T; t < (g + 1) * o->T; t++)
 			sum += o->tok[t];
-		o->site_sum[((size_t)g * 3 + (int)s) * o->L + layer] = sum;
+		o->site_sum[((size_t)(o->base + g) * 3 + (int)s) * o->L + layer] = sum;
 		/* a NaN or Inf anywhere in x_in or x_out makes its token's cos NaN */
 		if (!isfinite(sum) && o->bad_layer < 0) {
 			o->bad_layer = layer;
@@ -556,7 +580,8 @@ static void obs_free(struct calib_obs *o)
 	free(o->exp_sum);
 }
 
-static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int angular, int E)
+/* G chunks a call, sums for S >= G chunks (S > G: a spilled pass). */
+static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int S, int angular, int E)
 {
 	size_t rows = (size_t)G * T;
 
@@ -565,14 +590,16 @@ static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int angular
 	o->D = D;
 	o->T = T;
 	o->G = G;
+	o->S = S;
 	o->E = E;
+	o->last_layer = -1;
 	o->k = kern_f64(getenv("STRATA_CALIB_PORTABLE") != NULL);
-	o->site_sum = calloc(3 * (size_t)L * G, sizeof(double));
+	o->site_sum = calloc(3 * (size_t)L * S, sizeof(double));
 	o->seen = calloc(3 * (size_t)L, 1);
 	o->tok = calloc(rows, sizeof(double));
 	if (!o->site_sum || !o->seen || !o->tok)
 		return -1;
-	if (E > 0 && !(o->exp_sum = calloc((size_t)G * L * E * CALIB_EXP_SUMS, sizeof(double))))
+	if (E > 0 && !(o->exp_sum = calloc((size_t)S * L * E * CALIB_EXP_SUMS, sizeof(double))))
 		return -1;
 	if (angular && L >= 2) {
 		if ((size_t)(L + 1) * rows > SIZE_MAX / sizeof(float) / (size_t)D)
@@ -587,14 +614,15 @@ static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int angular
 	return 0;
 }
 
-/* Before a call of g chunks. */
+/* Before a call of g chunks (or a spilled pass: its first group). */
 static void obs_start(struct calib_obs *o, int g)
 {
 	o->R = g * o->T;
+	o->base = 0;
 	memset(o->seen, 0, 3 * (size_t)o->L);
 	o->bad_layer = -1;
 	if (o->exp_sum)
-		memset(o->exp_sum, 0, (size_t)o->G * o->L * o->E * CALIB_EXP_SUMS * sizeof(double));
+		memset(o->exp_sum, 0, (size_t)o->S * o->L * o->E * CALIB_EXP_SUMS * sizeof(double));
 }
 
 /* After the call: the per-token angular distances of all its rows. */
@@ -607,13 +635,14 @@ static void obs_finish(struct calib_obs *o)
 	o->seconds += now_s() - t0;
 }
 
-/* Chunk g of the call's values[n_values] (after obs_finish), then its
- * expert row for a mixture of experts. */
-static void obs_values(const struct calib_obs *o, int g, double *values)
+/* Chunk g's values[n_values] (after obs_finish), then its expert row
+ * for a mixture of experts; ga: where the chunk is in the latest call
+ * (the angular distances are the call's; g itself but in a spilled pass). */
+static void obs_values(const struct calib_obs *o, int g, int ga, double *values)
 {
 	int L = o->L, T = o->T, P = n_spans(L), i, p, t;
 	const double *sum = o->site_sum + (size_t)g * 3 * L;
-	const double *ang = o->ang ? o->ang + (size_t)g * T * P : NULL;
+	const double *ang = o->ang ? o->ang + (size_t)ga * T * P : NULL;
 
 	for (i = 0; i < 3 * L; i++)
 		values[i] = o->seen[i] ? sum[i] / T : NAN;
@@ -640,6 +669,132 @@ static void obs_values(const struct calib_obs *o, int g, double *values)
 	}
 }
 
+/* ---- a spilled pass ---- */
+
+struct spill {
+	int fd;          /* the temporary file, or -1 */
+	int S;           /* chunks a spilled pass (0: none) */
+	int planes;      /* in the file: L + 1 with the angular metrics (h_0 .. h_L),
+			    else 1 (the stream, rewritten in place) */
+	float *buf;      /* [G T][D] a group's stream */
+	double *vals;    /* [S][n_all] the pass's values */
+};
+
+/* The file: in $TMPDIR (else /tmp), unlinked at once so that nothing is
+ * left behind however the process ends.  Returns its descriptor. */
+static int spill_open(struct st_err *err)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	int fd;
+
+	if (!dir || !*dir)
+		dir = "/tmp";
+	if ((size_t)snprintf(path, sizeof path, "%s/strata-spill-XXXXXX", dir) >= sizeof path)
+		return st_errf(err, ST_EINVAL, "TMPDIR is too long a path");
+	fd = mkstemp(path);
+	if (fd < 0)
+		return st_errf(err, ST_EIO, "cannot create a temporary file in %s for the "
+			       "spilled activations: %s", dir, strerror(errno));
+	unlink(path);
+	return fd;
+}
+
+/* Write (wr) or read n bytes at off. */
+static int spill_io(int fd, int wr, void *buf, size_t n, off_t off, struct st_err *err)
+{
+	char *p = buf;
+
+	while (n > 0) {
+		ssize_t k = wr ? pwrite(fd, p, n, off) : pread(fd, p, n, off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return st_errf(err, ST_EIO, "the temporary file of the spilled activations: %s",
+				       k < 0 ? strerror(errno) : "short read");
+		p += k;
+		n -= (size_t)k;
+		off += k;
+	}
+	return 0;
+}
+
+/* Where plane p's rows of the pass's chunk c begin in the file. */
+static off_t spill_off(const struct calib_obs *o, const struct spill *sp, int p, int c)
+{
+	return (((off_t)p * sp->S + c) * o->T) * o->D * (off_t)sizeof(float);
+}
+
+/*
+ * A spilled pass over chunks c0 .. c0+n-1 (n <= sp->S): every layer over
+ * all of them, G chunks a call; their values into sp->vals.
+ */
+static int spill_pass(const struct model *m, const struct dataset *d, const struct calib_opts *opts,
+		      struct fwd_state *fs, struct calib_obs *o, const struct observer *ob,
+		      const struct fwd_pack *pk, struct spill *sp, int c0, int n, int n_all,
+		      struct st_err *err)
+{
+	int L = o->L, G = o->G, T = o->T, g0, l, p, rc;
+	size_t row_bytes = (size_t)T * o->D * sizeof(float);
+	double t0;
+
+	obs_start(o, G < n ? G : n);
+	o->spill = 1;
+	for (g0 = 0; g0 < n; g0 += G) {
+		int gn = n - g0 < G ? n - g0 : G;
+
+		if ((rc = fwd_embed(fs, d->tokens + (size_t)(c0 + g0) * T, gn * T, sp->buf, err)) < 0 ||
+		    (rc = spill_io(sp->fd, 1, sp->buf, gn * row_bytes, spill_off(o, sp, 0, g0), err)) < 0)
+			return rc;
+	}
+	for (l = 0; l < L; l++) {
+		int pin = sp->planes > 1 ? l : 0, pout = sp->planes > 1 ? l + 1 : 0;
+
+		for (g0 = 0; g0 < n; g0 += G) {
+			int gn = n - g0 < G ? n - g0 : G;
+
+			if ((rc = spill_io(sp->fd, 0, sp->buf, gn * row_bytes, spill_off(o, sp, pin, g0),
+					   err)) < 0)
+				return rc;
+			o->R = gn * T;
+			o->base = g0;
+			/* the in-memory pass's calls: packed when it packs */
+			rc = fwd_eval_layers_packed(fs, sp->buf, gn * T, l, l + 1, G > 1 ? pk : NULL, NULL,
+						    ob, err);
+			if (rc < 0 || (rc = spill_io(sp->fd, 1, sp->buf, gn * row_bytes,
+						     spill_off(o, sp, pout, g0), err)) < 0)
+				return rc;
+		}
+		if (o->bad_layer >= 0)
+			return st_errf(err, ST_EFORMAT, "calibration chunks %d-%d: non-finite "
+				       "activations (NaN or Inf), first at layer %d %s: the model's "
+				       "weights are broken (strata info --check scans them)", c0,
+				       c0 + n - 1, o->bad_layer, site_name(o->bad_site));
+		if (opts->release)
+			model_release_layer(m, l);
+	}
+	/* the values, a group at a time (its hidden states back for the
+	 * angular distances) */
+	for (g0 = 0; g0 < n; g0 += G) {
+		int gn = n - g0 < G ? n - g0 : G;
+
+		o->R = gn * T;
+		if (o->hs) {
+			t0 = now_s();
+			for (p = 0; p <= L; p++)
+				if ((rc = spill_io(sp->fd, 0, o->hs + (size_t)p * gn * T * o->D,
+						   gn * row_bytes, spill_off(o, sp, p, g0), err)) < 0)
+					return rc;
+			o->seconds += now_s() - t0;
+			obs_finish(o);
+		}
+		for (int k = 0; k < gn; k++)
+			obs_values(o, g0 + k, k, sp->vals + (size_t)(g0 + k) * n_all);
+	}
+	return 0;
+}
+
 int calib_run(const struct model *m, const struct dataset *d,
 	      const struct calib_opts *opts, struct calib_result **io,
 	      struct st_err *err)
@@ -654,6 +809,8 @@ int calib_run(const struct model *m, const struct dataset *d,
 	int E = m->hp.n_expert > 0 ? m->hp.n_expert : 0;
 	int32_t *pk_buf = NULL;
 	struct fwd_pack pk;
+	struct spill sp = { .fd = -1 };
+	int suspended = 0;
 
 	if (!opts) {
 		calib_opts_init(&def);
@@ -703,17 +860,33 @@ int calib_run(const struct model *m, const struct dataset *d,
 	G = opts->group > 1 && !opts->source ? opts->group : 1;
 	if (G > d->n_chunks - start)
 		G = d->n_chunks - start > 1 ? d->n_chunks - start : 1;
-	if (obs_init(&o, L, m->hp.d_model, T, G, opts->angular, E) ||
+	/* spilled: more chunks a pass than a call holds */
+	sp.S = opts->spill < d->n_chunks - start ? opts->spill : d->n_chunks - start;
+	if (opts->group < 1 || opts->source || sp.S <= G)
+		sp.S = 0;
+	sp.planes = opts->angular && L >= 2 ? L + 1 : 1;
+	if (obs_init(&o, L, m->hp.d_model, T, G, sp.S > G ? sp.S : G, opts->angular, E) ||
 	    !(values = malloc((size_t)n_all * sizeof(double))) ||
-	    (G > 1 && !(pk_buf = malloc(4 * (size_t)G * T * sizeof *pk_buf)))) {
+	    (G > 1 && !(pk_buf = malloc(4 * (size_t)G * T * sizeof *pk_buf))) ||
+	    (sp.S && (!(sp.buf = malloc((size_t)G * T * m->hp.d_model * sizeof(float))) ||
+		      !(sp.vals = malloc((size_t)sp.S * n_all * sizeof(double)))))) {
 		rc = st_errf(err, ST_ENOMEM,
 			     "out of memory for the calibration observer (%d x %d x %d x %d chunks)",
 			     L + 1, T, m->hp.d_model, G);
 		goto out;
 	}
+	if (sp.S && (sp.fd = spill_open(err)) < 0) {
+		rc = sp.fd;
+		goto out;
+	}
 	fs = fwd_new(m, opts->mask, G * T, G * T, err);
 	if (!fs) {
 		rc = err && err->code ? err->code : ST_ENOMEM;
+		goto out;
+	}
+	/* packed calls: a layer's cache serves its own attention only */
+	if ((G > 1 || sp.S) && (rc = fwd_share_kv(fs)) < 0) {
+		rc = st_errf(err, rc, "out of memory for the KV cache of %d x %d tokens", G, T);
 		goto out;
 	}
 	fwd_set_rope_ctx(fs, T); /* G sequences of T packed */
@@ -737,8 +910,9 @@ int calib_run(const struct model *m, const struct dataset *d,
 		pk.n_rows = 0;
 	}
 	if (opts->release) { /* streaming a model larger than memory: no copies */
-		o.release = m;
+		o.release = sp.S ? NULL : m; /* a spilled pass: after a layer's last group */
 		matmul_keep_suspend(1);
+		suspended = 1;
 	}
 	ob.ud = &o;
 	ob.site = obs_site;
@@ -760,7 +934,11 @@ int calib_run(const struct model *m, const struct dataset *d,
 			c++;
 			continue;
 		}
-		if (src == 0) {
+		if (src == 0 && sp.S) {
+			g_n = d->n_chunks - c < sp.S ? d->n_chunks - c : sp.S;
+			if ((rc = spill_pass(m, d, opts, fs, &o, &ob, &pk, &sp, c, g_n, n_all, err)) < 0)
+				break;
+		} else if (src == 0) {
 			g_n = d->n_chunks - c < G ? d->n_chunks - c : G;
 			obs_start(&o, g_n);
 			if (G > 1) {
@@ -791,8 +969,10 @@ int calib_run(const struct model *m, const struct dataset *d,
 		for (int k = 0; k < g_n && rc == 0; k++, c++) {
 			struct calib_progress p;
 
-			if (src == 0)
-				obs_values(&o, k, values);
+			if (src == 0 && sp.S)
+				memcpy(values, sp.vals + (size_t)k * n_all, (size_t)n_all * sizeof *values);
+			else if (src == 0)
+				obs_values(&o, k, k, values);
 			if (opts->chunk) {
 				rc = opts->chunk(opts->ud, c, values, n_all, err);
 				if (rc) {
@@ -807,6 +987,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 				calib_result_set_exp_chunk(r, c, values + r->n_values);
 			r->seconds = now_s() - t0;
 			r->observer_seconds = o.seconds;
+			r->layer_loads = o.layer_loads;
 			if (!opts->progress)
 				continue;
 			memset(&p, 0, sizeof p);
@@ -833,9 +1014,14 @@ int calib_run(const struct model *m, const struct dataset *d,
 	if (rc == 1)
 		rc = 0;
 out:
-	if (o.release)
+	if (suspended)
 		matmul_keep_suspend(0);
+	r->layer_loads = o.layer_loads;
 	calib_result_finish(r);
+	if (sp.fd >= 0)
+		close(sp.fd);
+	free(sp.buf);
+	free(sp.vals);
 	fwd_free(fs);
 	obs_free(&o);
 	free(values);

@@ -130,6 +130,11 @@ struct calib_result {
 	double seconds;      /* wall time of the chunks computed by this call */
 	double observer_seconds; /* of which the observer's own (sites' cosines,
 				    hidden-state copies, angular distances) */
+	/* how often this call's pass took up a layer's weights after another
+	 * layer's (the observer's count of block sites whose layer differs
+	 * from the one before): L for each pass over the model's weights, so
+	 * L a chunk token-major, L a group layer-major, L a spilled pass */
+	int64_t layer_loads;
 	/* a mixture of experts (calib_result_experts), else 0 / NULL */
 	int n_expert;
 	int n_exp_values;    /* calib_n_exp_values(n_layer, n_expert) */
@@ -191,6 +196,18 @@ struct calib_opts {
 	/* layer-major: after each layer, ask the kernel to take its weights'
 	 * pages back (model_release_layer), for models larger than memory */
 	int release;
+	/*
+	 * Layer-major with more chunks than a call holds: up to spill chunks
+	 * a pass (0: none; only when spill > group), all of them through
+	 * layer l, a group at a time, before layer l + 1, their residual
+	 * streams kept (F32) in a temporary file between layers (in $TMPDIR,
+	 * unlinked at once; with the angular metrics every layer's output
+	 * too: L + 1 streams), so that a pass reads each layer's weights once
+	 * for all of them.  The same values, to the bit, as group alone; the
+	 * chunks' values come (chunk, progress) once their pass is done, so
+	 * an interrupted pass is computed again on resume.  Not with source.
+	 */
+	int spill;
 	/* After each chunk, before the next; nonzero return cancels. */
 	int (*progress)(void *ud, const struct calib_progress *p);
 	/*
