@@ -1537,7 +1537,10 @@ int fwd_share_kv(struct fwd_state *s)
 			continue;
 		s->layers[l].kt = kv;
 		s->layers[l].vc = kv + kv_layer;
+		s->layers[l].ring = 0; /* a packed call's rows are all there */
+		s->layers[l].ld = s->max_ctx;
 	}
+	s->n_ring = 0;
 	free(s->kv);
 	s->kv = kv;
 	s->kv_bytes = 2 * kv_layer * sizeof(float);
