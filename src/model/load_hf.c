@@ -776,10 +776,12 @@ static int hf_moe_config(json_t *cfg, const char *file, const char *mt,
 			       "(%d) must give 1 <= experts a token <= experts", file, nk,
 			       hp->n_expert, hp->n_expert_used);
 	hp->moe_norm_topk = b < 0 ? ai->moe_norm_topk : b;
-	if (ai->moe_shexp &&
-	    (rc = cfg_int(cfg, file, "shared_expert_intermediate_size", -1, &hp->d_ff_shexp,
-			  err)) < 0)
-		return rc;
+	if (ai->moe_shexp == MOE_SHEXP_GATED) { /* Qwen2-MoE's, with its sigmoid gate */
+		if ((rc = cfg_int(cfg, file, "shared_expert_intermediate_size", -1,
+				  &hp->d_ff_shexp, err)) < 0)
+			return rc;
+		hp->shexp_gate = 1;
+	}
 	v = json_object_get(cfg, "mlp_only_layers");
 	if (step != 1 || (v && (!json_is_array(v) || json_array_size(v) > 0)))
 		return st_errf(err, ST_EUNSUP, "%s: fields 'decoder_sparse_step' (%d) and "
