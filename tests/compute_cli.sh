@@ -61,7 +61,7 @@ if need model models/stories260K/stories260K.gguf &&
 	ok "auto's ppl is the f32 or the bf16 one ($pa)" sh -c "grep -q '\"value\": *$pa' '$tmp/eval-f32.json' '$tmp/eval-bf16.json'"
 	"$S" eval "$tmp/bf16.gguf" --task "ppl:$text" --compute fp8 > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 2 "--compute fp8 is a usage error"
-	contains "$(cat "$tmp/err")" "--compute expects f32, bf16 or auto" "the error names the modes"
+	contains "$(cat "$tmp/err")" "--compute expects f32, bf16, auto or ggml" "the error names the modes"
 	# a calibration run is keyed by the mode too
 	for m in f32 bf16 f32; do
 		"$S" calibrate "$tmp/bf16.gguf" "$text" --samples 2 --seq-len 64 --compute $m \
