@@ -12,6 +12,9 @@
  *  - T < MM_SMALL_T (decode): SIMD dot products straight from the
  *    stored rows (kernels.c), which is memory-bound, so reading fewer
  *    bytes is the point of F16/BF16/Q8_0/Q4_0.
+ *  - MM_COMPUTE_GGML, quantized weights (any T): x quantized once per
+ *    call to q8 blocks, then integer block dot products from the stored
+ *    rows (kern_dot_rows_q8), as llama.cpp's CPU backend multiplies.
  *
  * OpenBLAS itself is kept at one thread (threads.c): its worker threads
  * spin for a while after each call, which on a machine with few cores
