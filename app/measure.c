@@ -418,14 +418,16 @@ static void eval_layout(const struct app_env *env, const struct model *m,
 			 big ? ", each layer's weights released after it" : "");
 }
 
-/* A result is keyed by the precision that ran: bf16 prefill is marked in
- * the settings (f32, the mode of every earlier result, is left implicit). */
+/* A result is keyed by the arithmetic that ran: bf16 prefill or ggml's
+ * is marked in the settings (f32, the mode of every earlier result, is
+ * left implicit). */
 static void settings_compute(char *settings, size_t cap, const struct model *m)
 {
 	size_t n = strlen(settings);
+	const char *c = fwd_compute_for(m);
 
-	if (!strcmp(fwd_compute_for(m), "bf16") && n < cap)
-		snprintf(settings + n, cap - n, ";compute=bf16");
+	if (strcmp(c, "f32") != 0 && n < cap)
+		snprintf(settings + n, cap - n, ";compute=%s", c);
 }
 
 /* ---- evaluations spread over an MPI job (app/dist.h) ----

@@ -48,20 +48,22 @@ if need model models/stories260K/stories260K.gguf &&
 	done
 	# --compute on the command line: part of the evaluation's cache key
 	db="$tmp/key.db"
-	for m in f32 bf16 auto; do
+	for m in f32 bf16 auto ggml; do
 		"$S" eval "$tmp/bf16.gguf" --task "ppl:$text" --ctx 256 --max-tokens 2048 \
 			--compute $m --db "$db" --format json > "$tmp/eval-$m.json" 2> "$tmp/eval-$m.err"
 		is "$?" 0 "eval --compute $m exits 0"
 	done
 	nev=$("$S" sql --db "$db" "SELECT count(*) FROM evals WHERE task = 'ppl'" --format csv | tail -1)
-	is "$nev" 2 "f32 and bf16 are two stored evaluations, auto is one of them ($nev rows)"
+	is "$nev" 3 "f32, bf16 and ggml are three stored evaluations, auto is one of them ($nev rows)"
 	is "$("$S" sql --db "$db" "SELECT count(*) FROM evals WHERE task = 'ppl' AND settings LIKE '%compute=bf16%'" --format csv | tail -1)" 1 \
 		"the bf16 one says so in its settings"
+	is "$("$S" sql --db "$db" "SELECT count(*) FROM evals WHERE task = 'ppl' AND settings LIKE '%compute=ggml%'" --format csv | tail -1)" 1 \
+		"the ggml one (llama.cpp's arithmetic) says so in its settings"
 	pa=$(json_num value < "$tmp/eval-auto.json")
 	ok "auto's ppl is the f32 or the bf16 one ($pa)" sh -c "grep -q '\"value\": *$pa' '$tmp/eval-f32.json' '$tmp/eval-bf16.json'"
 	"$S" eval "$tmp/bf16.gguf" --task "ppl:$text" --compute fp8 > /dev/null 2> "$tmp/err"; rc=$?
 	is "$rc" 2 "--compute fp8 is a usage error"
-	contains "$(cat "$tmp/err")" "--compute expects f32, bf16 or auto" "the error names the modes"
+	contains "$(cat "$tmp/err")" "--compute expects f32, bf16, auto or ggml" "the error names the modes"
 	# a calibration run is keyed by the mode too
 	for m in f32 bf16 f32; do
 		"$S" calibrate "$tmp/bf16.gguf" "$text" --samples 2 --seq-len 64 --compute $m \
@@ -71,5 +73,7 @@ if need model models/stories260K/stories260K.gguf &&
 		"f32,bf16" "calibrate --compute f32 and bf16 are two runs, f32 again is served from the store"
 	contains "$(cat "$tmp/cal-f32.err")" "cached" "the second f32 calibration says it was cached"
 	contains "$("$S" info --system --compute bf16)" "compute:               bf16" "info --system shows the mode"
+	contains "$("$S" info --system --compute ggml)" "q4_0_ggml:" "info --system names the ggml mode's kernels"
+	contains "$("$S" info --system --compute ggml)" "compute:               ggml" "... and shows the mode"
 fi
 done_testing

@@ -3,7 +3,7 @@
 # package's prebuilt CPU build, installed once under
 # $STRATA_BUILDDIR/tests/llamacpp; without node/npm or the network the
 # test skips, or fails under CI=true.  Sets PREFIX and defines
-# llamacpp_ppl and llamacpp_greedy.
+# llamacpp_ppl, llamacpp_driver, llamacpp_ppl_long and llamacpp_greedy.
 mkdir -p "${STRATA_BUILDDIR:-.}/tests/llamacpp" || exit 1
 PREFIX=$(cd "${STRATA_BUILDDIR:-.}/tests/llamacpp" && pwd) # node resolves from an absolute path
 LLAMACPP_PKGS="node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1"
@@ -39,6 +39,37 @@ llamacpp_ppl() {
 llamacpp_greedy() {
 	node "${STRATA_SRCDIR:-.}/tests/llamacpp.mjs" "$PREFIX" "$1" "$2" "$3" 2> "$4" |
 		sed -n 's/.*"greedy": *\[\([0-9,]*\)\].*/\1/p'
+}
+
+# llamacpp_driver: builds tests/llamacpp_ppl.c once, against the headers
+# of the llama.cpp release node-llama-cpp ships (its git bundle) and its
+# libllama; fails (the log in $PREFIX.build.log) without git or a compiler
+LLAMACPP_BINS=$PREFIX/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+llamacpp_driver() {
+	[ -x "$PREFIX/llamacpp_ppl" ] && return 0
+	(
+		flock 9
+		[ -x "$PREFIX/llamacpp_ppl" ] || {
+			rm -rf "$PREFIX/src" &&
+			git clone -q --no-checkout "$PREFIX/node_modules/node-llama-cpp/llama/gitRelease.bundle" \
+				"$PREFIX/src" &&
+			git -C "$PREFIX/src" checkout -q HEAD -- include ggml/include &&
+			${CC:-cc} -O2 -I"$PREFIX/src/include" -I"$PREFIX/src/ggml/include" \
+				"${STRATA_SRCDIR:-.}/tests/llamacpp_ppl.c" -o "$PREFIX/llamacpp_ppl.tmp" \
+				"$LLAMACPP_BINS"/libllama.*.so "$LLAMACPP_BINS"/libggml.*.so \
+				"$LLAMACPP_BINS"/libggml-base.so -Wl,-rpath,"$LLAMACPP_BINS" -lm &&
+			mv "$PREFIX/llamacpp_ppl.tmp" "$PREFIX/llamacpp_ppl"
+		} > "$PREFIX.build.log" 2>&1
+	) 9> "$PREFIX.lock"
+	[ -x "$PREFIX/llamacpp_ppl" ]
+}
+
+# llamacpp_ppl_long MODEL TEXT CTX MAXTOK ERRFILE: llama.cpp's perplexity
+# of TEXT's first MAXTOK tokens over strata's windows of CTX, through
+# libllama itself (llamacpp_driver; fast enough for long texts)
+llamacpp_ppl_long() {
+	"$PREFIX/llamacpp_ppl" "$LLAMACPP_BINS" "$1" "$2" "$3" "$4" 2> "$5" |
+		grep -o '"ppl": *[0-9.e+-]*' | sed 's/.*: *//'
 }
 
 # ---- strata beside llama.cpp on one file: the caller sets S (strata),

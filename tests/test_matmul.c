@@ -744,6 +744,117 @@ static void check_f64_paths(void)
 	free(z);
 }
 
+/*
+ * MM_COMPUTE_GGML (llama.cpp's CPU arithmetic) against a reference
+ * written from the definition here: each 32-block of x quantized
+ * (amax / 127 as fp16, x * 127 / amax rounded to nearest even, for
+ * q8_1 also fp16(d * sum q)), and per weight row the double sum over
+ * blocks of d_w * d_x * isum (+ m_w * s_x for Q4_1) with isum the exact
+ * integer dot.  The kernel sums in float, so within 1e-6; every SIMD
+ * path gives the scalar path's bits; T = 1 (decode) and T = 9
+ * (prefill) alike; F16 weights see x rounded to f16 (the same bits as
+ * the f32 mode given the rounded x), F32 weights are untouched.
+ */
+static void check_ggml(enum st_dtype type, int in, int out, int T)
+{
+	static const char *paths[] = { "scalar", "avx2", "avx512", "avx512bf16" };
+	struct wmat m;
+	size_t rb = dtype_row_bytes(type, in);
+	float *x = malloc(sizeof(float) * (size_t)T * in), *xr = malloc(sizeof(float) * (size_t)T * in);
+	float *ys = malloc(sizeof(float) * (size_t)T * out), *y = malloc(sizeof(float) * (size_t)T * out);
+	double *ref = malloc(sizeof(double) * (size_t)T * out);
+	const struct st_tensor *wp;
+	const char *saved = kern_name();
+	int t, r, k, j;
+
+	wmat_make(&m, type, in, out);
+	wp = &m.t;
+	for (k = 0; k < T * in; k++)
+		x[k] = frand() * (k % 7 == 0 ? 3.0f : 1.0f);
+	if (in % 64 == 0) /* a block of zeros: d = 0 */
+		memset(x, 0, 32 * sizeof(float));
+	if (type == ST_F16 || type == ST_F32) {
+		for (k = 0; k < T * in; k++)
+			xr[k] = type == ST_F16 ? fp16_to_f32(f32_to_fp16(x[k])) : x[k];
+		matmul_n_mode(1, &ys, xr, &wp, T, 0, MM_COMPUTE_F32);
+		matmul_n_mode(1, &y, x, &wp, T, 0, MM_COMPUTE_GGML);
+		ok(!memcmp(ys, y, sizeof(float) * (size_t)T * out),
+		   "ggml mode: %s weights see x %s (T=%d)", dtype_name(type),
+		   type == ST_F16 ? "rounded to f16" : "as it is", T);
+		goto out;
+	}
+	for (t = 0; t < T; t++)
+		for (int b = 0; b < in / 32; b++) {
+			const float *xb = x + (size_t)t * in + b * 32;
+			float amax = 0, d, id;
+			int qx[32], sum = 0;
+			double dx, sx;
+
+			for (j = 0; j < 32; j++)
+				amax = fabsf(xb[j]) > amax ? fabsf(xb[j]) : amax;
+			d = amax / 127.0f;
+			id = amax != 0 ? 127.0f / amax : 0.0f;
+			for (j = 0; j < 32; j++) {
+				float v = xb[j] * id, f = floorf(v);
+				int q = (int)f;
+
+				if (v - f > 0.5f || (v - f == 0.5f && (q & 1)))
+					q++;
+				qx[j] = q;
+				sum += q;
+			}
+			dx = fp16_to_f32(f32_to_fp16(d));
+			sx = fp16_to_f32(f32_to_fp16(d * (float)sum));
+			for (r = 0; r < out; r++) {
+				const uint8_t *blk = (const uint8_t *)m.bytes + (size_t)r * rb +
+						     (size_t)b * (type == ST_Q8_0 ? 34 : type == ST_Q4_0 ? 18 : 20);
+				uint16_t h;
+				long isum = 0;
+				double dw, mw = 0;
+
+				memcpy(&h, blk, 2);
+				dw = fp16_to_f32(h);
+				if (type == ST_Q4_1) {
+					memcpy(&h, blk + 2, 2);
+					mw = fp16_to_f32(h);
+				}
+				for (j = 0; j < 32; j++) {
+					int wq = type == ST_Q8_0 ? (int8_t)blk[2 + j] :
+						 type == ST_Q4_0 ? ((j < 16 ? blk[2 + j] : blk[2 + j - 16] >> 4) & 15) - 8 :
+						 (j < 16 ? blk[4 + j] : blk[4 + j - 16] >> 4) & 15;
+
+					isum += (long)wq * qx[j];
+				}
+				if (b == 0)
+					ref[t * out + r] = 0;
+				ref[t * out + r] += dw * dx * (double)isum + mw * sx;
+			}
+		}
+	for (size_t p = 0; p < sizeof paths / sizeof *paths; p++) {
+		if (kern_select(paths[p]) != 0) {
+			printf("ok %d # SKIP cpu has no %s\n", ++tap_count, paths[p]);
+			continue;
+		}
+		matmul_n_mode(1, p ? &y : &ys, x, &wp, T, 0, MM_COMPUTE_GGML);
+		if (p == 0)
+			ok(rel_err(ys, ref, (size_t)T * out) < 1e-6,
+			   "ggml mode: %s in=%d out=%d T=%d is the q8 block arithmetic (%.2g)",
+			   dtype_name(type), in, out, T, rel_err(ys, ref, (size_t)T * out));
+		else
+			ok(!memcmp(ys, y, sizeof(float) * (size_t)T * out),
+			   "ggml mode: %s %s in=%d out=%d T=%d gives the scalar bits", paths[p],
+			   dtype_name(type), in, out, T);
+	}
+	kern_select(saved);
+out:
+	free(x);
+	free(xr);
+	free(ys);
+	free(y);
+	free(ref);
+	wmat_free(&m);
+}
+
 int main(void)
 {
 	static const enum st_dtype types[] = { ST_F32, ST_F16, ST_BF16, ST_Q8_0, ST_Q4_0, ST_Q4_1 };
@@ -777,6 +888,12 @@ int main(void)
 			check_case(types[i], 17, 9, 7);
 		}
 	}
+	for (i = 0; i < sizeof types / sizeof *types; i++)
+		if (types[i] != ST_BF16)
+			for (t = 0; t < 2; t++) {
+				check_ggml(types[i], 96, 37, t ? 9 : 1);
+				check_ggml(types[i], 512, 70, t ? 9 : 2);
+			}
 	check_attn_paths();
 	check_f64_paths();
 	check_gemm_bf16();

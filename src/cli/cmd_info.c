@@ -49,6 +49,8 @@ static int info_system(const struct common_opts *co)
 		if (types[i] != ST_F32) {
 			snprintf(key, sizeof key, "prefill_%s_bf16", dtype_name(types[i]));
 			record_str(r, key, matmul_path(types[i], 1, MM_COMPUTE_BF16, buf, sizeof buf));
+			snprintf(key, sizeof key, "%s_ggml", dtype_name(types[i]));
+			record_str(r, key, matmul_path(types[i], 1, MM_COMPUTE_GGML, buf, sizeof buf));
 		}
 	}
 	record_str(r, "openblas_core", matmul_blas_core());

@@ -107,7 +107,7 @@ int cli_common_opt(const char *cmd, int opt, const char *arg, struct common_opts
 		int mode = fwd_compute_parse(arg);
 
 		if (mode < 0) {
-			cli_usage(cmd, "--compute expects f32, bf16 or auto, got '%s'", arg);
+			cli_usage(cmd, "--compute expects f32, bf16, auto or ggml, got '%s'", arg);
 			return -1;
 		}
 		/* before any model runs: every forward state of the command */
@@ -227,7 +227,9 @@ void cli_help(const char *text)
 	      "  --format F       text, csv, tsv or json (default: text)\n"
 	      "  --compute M      f32, bf16 or auto: precision of prefill matmuls of 16-bit\n"
 	      "                   and quantized weights (default auto: bf16 for those\n"
-	      "                   weights where the CPU has bf16 dot products, else f32)\n"
+	      "                   weights where the CPU has bf16 dot products, else f32);\n"
+	      "                   ggml: llama.cpp's CPU arithmetic (inputs of quantized\n"
+	      "                   weights as q8_0/q8_1 blocks, of F16 weights in f16)\n"
 	      "  -h, --help       this help\n", stdout);
 }
 

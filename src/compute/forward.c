@@ -1403,8 +1403,10 @@ static void out_logits(struct fwd_state *s, int T, float *logits, int all_logits
 			matmul_n_mode(1, &logits, s->xb, &wout, T, 0, s->mm);
 			n_rows = T;
 		} else {
+			const struct st_tensor *wout = &m->output;
+
 			rmsnorm(s->xb, s->x + (size_t)(T - 1) * d, s->out_norm, 1, d, hp->rms_eps);
-			matmul(logits, s->xb, &m->output, 1, 0);
+			matmul_n_mode(1, &logits, s->xb, &wout, 1, 0, s->mm);
 			n_rows = 1;
 		}
 	}
@@ -1613,6 +1615,8 @@ int fwd_compute_parse(const char *name)
 		return FWD_COMPUTE_BF16;
 	if (!strcmp(name, "auto"))
 		return FWD_COMPUTE_AUTO;
+	if (!strcmp(name, "ggml"))
+		return FWD_COMPUTE_GGML;
 	return -1;
 }
 
@@ -1644,6 +1648,8 @@ static enum mm_compute resolve(const struct model *m, enum fwd_compute mode)
 		/* bf16 only where it is the faster path: native bf16 dot products */
 		return model_main_dtype(m) != ST_F32 && kern_bf16_native() ? MM_COMPUTE_BF16
 									    : MM_COMPUTE_F32;
+	case FWD_COMPUTE_GGML:
+		return MM_COMPUTE_GGML;
 	case FWD_COMPUTE_F32:
 		break;
 	}
@@ -1652,19 +1658,22 @@ static enum mm_compute resolve(const struct model *m, enum fwd_compute mode)
 
 const char *fwd_compute_default_name(void)
 {
-	static const char *const names[] = { "f32", "bf16", "auto" };
+	static const char *const names[] = { "f32", "bf16", "auto", "ggml" };
 
 	return names[default_compute()];
 }
 
 const char *fwd_compute_for(const struct model *m)
 {
-	return resolve(m, default_compute()) == MM_COMPUTE_BF16 ? "bf16" : "f32";
+	enum mm_compute mm = resolve(m, default_compute());
+
+	return mm == MM_COMPUTE_BF16 ? "bf16" : mm == MM_COMPUTE_GGML ? "ggml" : "f32";
 }
 
 int fwd_set_compute(struct fwd_state *s, enum fwd_compute mode)
 {
-	if (mode != FWD_COMPUTE_F32 && mode != FWD_COMPUTE_BF16 && mode != FWD_COMPUTE_AUTO)
+	if (mode != FWD_COMPUTE_F32 && mode != FWD_COMPUTE_BF16 && mode != FWD_COMPUTE_AUTO &&
+	    mode != FWD_COMPUTE_GGML)
 		return -1;
 	s->mm = resolve(s->m, mode);
 	return 0;
@@ -1672,5 +1681,6 @@ int fwd_set_compute(struct fwd_state *s, enum fwd_compute mode)
 
 enum fwd_compute fwd_get_compute(const struct fwd_state *s)
 {
-	return s->mm == MM_COMPUTE_BF16 ? FWD_COMPUTE_BF16 : FWD_COMPUTE_F32;
+	return s->mm == MM_COMPUTE_BF16 ? FWD_COMPUTE_BF16 :
+	       s->mm == MM_COMPUTE_GGML ? FWD_COMPUTE_GGML : FWD_COMPUTE_F32;
 }

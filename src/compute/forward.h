@@ -232,20 +232,26 @@ int fwd_eval_layers_packed(struct fwd_state *s, float *x, int T, int l0, int l1,
  *                    summed in f32 (vdpbf16ps where the CPU has avx512_bf16).
  *  FWD_COMPUTE_AUTO  bf16 for non-F32 weights on CPUs with native bf16
  *                    dot products, f32 otherwise.
+ *  FWD_COMPUTE_GGML  llama.cpp's CPU arithmetic, decode steps included
+ *                    (MM_COMPUTE_GGML): inputs of Q8_0/Q4_0/Q4_1 weights
+ *                    quantized to q8_0/q8_1 blocks with integer block dot
+ *                    products, inputs of F16 weights rounded to f16; for
+ *                    comparing a quantized file with llama.cpp.
  * fwd_new starts in the process's default mode: the last fwd_compute_default
- * (a face's --compute), else what STRATA_COMPUTE=f32|bf16|auto names, else
- * auto.  Returns 0, or -1 for an unknown mode.  Not while fwd_eval runs.
+ * (a face's --compute), else what STRATA_COMPUTE=f32|bf16|auto|ggml names,
+ * else auto.  Returns 0, or -1 for an unknown mode.  Not while fwd_eval runs.
  */
-enum fwd_compute { FWD_COMPUTE_F32 = 0, FWD_COMPUTE_BF16 = 1, FWD_COMPUTE_AUTO = 2 };
+enum fwd_compute { FWD_COMPUTE_F32 = 0, FWD_COMPUTE_BF16 = 1, FWD_COMPUTE_AUTO = 2,
+		   FWD_COMPUTE_GGML = 3 };
 int fwd_set_compute(struct fwd_state *s, enum fwd_compute mode);
-/* "f32", "bf16", "auto" -> the mode; -1 for anything else. */
+/* "f32", "bf16", "auto", "ggml" -> the mode; -1 for anything else. */
 int fwd_compute_parse(const char *name);
 /* Set the mode later fwd_new calls start in (not while a pass runs). */
 void fwd_compute_default(enum fwd_compute mode);
-/* The default mode's name: "f32", "bf16" or "auto". */
+/* The default mode's name: "f32", "bf16", "auto" or "ggml". */
 const char *fwd_compute_default_name(void);
-/* The mode a new state of m runs in, resolved: "f32" or "bf16" (for
- * cache keys and provenance: a result is keyed by what actually ran). */
+/* The mode a new state of m runs in, resolved: "f32", "bf16" or "ggml"
+ * (for cache keys and provenance: a result is keyed by what actually ran). */
 const char *fwd_compute_for(const struct model *m);
 /* The mode in effect (AUTO resolved to F32 or BF16). */
 enum fwd_compute fwd_get_compute(const struct fwd_state *s);

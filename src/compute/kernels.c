@@ -84,6 +84,9 @@ typedef float kb_v4f __attribute__((vector_size(16)));
 /* four consecutive rows (row r at w + r * row_bytes) against one x */
 typedef void (*dot4_fn)(const void *w, size_t row_bytes, const float *x, int n, float *out);
 typedef void (*cvt_fn)(const void *src, float *dst, int64_t n);
+/* four rows against x quantized to q8 blocks (nb blocks) */
+typedef void (*dot4x_fn)(const void *w, size_t row_bytes, const struct kern_q8 *x, int nb,
+			 float *out);
 
 enum { K_F32, K_F16, K_BF16, K_Q8_0, K_Q4_0, K_Q4_1, K_N };
 
@@ -92,6 +95,7 @@ struct kern_impl {
 	int (*available)(const struct cpu_features *f);
 	dot4_fn dot4[K_N];
 	cvt_fn cvt[K_N];
+	dot4x_fn dot4x[3]; /* Q8_0, Q4_0, Q4_1 against q8 blocks of x */
 	void (*to_bf16)(const float *src, uint16_t *dst, int64_t n);
 	/* BF16 dot of four rows against x pre-split into bf16 halves (see
 	 * split_bf16_512); NULL unless the path has avx512_bf16. */
@@ -187,6 +191,25 @@ static void cvt_f32(const void *src, float *dst, int64_t n)
 
 /* ---- scalar: one lane, libm's expf ---- */
 
+static inline int idot_q8_scalar(const uint8_t *w, const int8_t *x)
+{
+	int s = 0;
+
+	for (int j = 0; j < ST_QK; j++)
+		s += (int8_t)w[j] * x[j];
+	return s;
+}
+
+static inline int idot_q4_scalar(const uint8_t *qs, const int8_t *x, int off)
+{
+	int s = 0;
+
+	for (int j = 0; j < ST_QK / 2; j++)
+		s += ((qs[j] & 15) - off) * x[j] + ((qs[j] >> 4) - off) * x[j + ST_QK / 2];
+	return s;
+}
+
+
 #define KB_ISA scalar
 #define KB_ATTR
 #define KB_W 1
@@ -218,6 +241,8 @@ static void cvt_f32(const void *src, float *dst, int64_t n)
 #define vmstore(m, p, v) ((void)(m), vstore(p, v))
 #define vmsel(m, v) ((void)(m), (v))
 #define KB_EXP(v) expf(v)
+#define KB_IDOT_Q8(w, x, off) ((void)(off), idot_q8_scalar(w, x))
+#define KB_IDOT_Q4(qs, x, off) idot_q4_scalar(qs, x, off)
 #include "compute/kernels_body.h"
 #include "compute/kernels_undef.h"
 
@@ -273,7 +298,34 @@ KB_ATTR static inline __m256 pow2n8(__m256 y, __m256 n)
 	return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
+/* the int8 dot of a block: 32 bytes of weights (as int8) times 32 of x */
+KB_ATTR static inline int idot32_avx2(__m256i w, const int8_t *x)
+{
+	__m256i xv = _mm256_loadu_si256((const __m256i *)x);
+	__m256i lo = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(w)),
+				       _mm256_cvtepi8_epi16(_mm256_castsi256_si128(xv)));
+	__m256i hi = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(w, 1)),
+				       _mm256_cvtepi8_epi16(_mm256_extracti128_si256(xv, 1)));
+	__m256i s = _mm256_add_epi32(lo, hi);
+	__m128i t = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+
+	t = _mm_add_epi32(t, _mm_unpackhi_epi64(t, t));
+	t = _mm_add_epi32(t, _mm_shuffle_epi32(t, _MM_SHUFFLE(2, 3, 0, 1)));
+	return _mm_cvtsi128_si32(t);
+}
+
+/* 16 bytes of nibbles as 32 int8: low nibbles, then high, each minus off */
+KB_ATTR static inline __m256i nibbles_avx2(const uint8_t *qs, int off)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(15);
+	__m256i b = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+
+	return _mm256_sub_epi8(b, _mm256_set1_epi8((char)off));
+}
+
 #define KB_ISA avx2
+#define KB_IDOT_Q8(w, x, off) ((void)(off), idot32_avx2(_mm256_loadu_si256((const __m256i *)(w)), x))
+#define KB_IDOT_Q4(qs, x, off) idot32_avx2(nibbles_avx2(qs, off), x)
 #define KB_W 8
 #define KB_PV_ROWS 2
 #define vf __m256
@@ -333,7 +385,18 @@ static inline __mmask16 mask16(int n)
 	return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
 }
 
+/* the int8 dot of a block on 512-bit registers: 32 int16 products in pairs */
+KB_ATTR static inline int idot32_avx512(__m256i w, const int8_t *x)
+{
+	__m512i p = _mm512_madd_epi16(_mm512_cvtepi8_epi16(w),
+				      _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)x)));
+
+	return _mm512_reduce_add_epi32(p);
+}
+
 #define KB_ISA avx512
+#define KB_IDOT_Q8(w, x, off) ((void)(off), idot32_avx512(_mm256_loadu_si256((const __m256i *)(w)), x))
+#define KB_IDOT_Q4(qs, x, off) idot32_avx512(nibbles_avx2(qs, off), x)
 #define KB_W 16
 #define KB_PV_ROWS 4
 #define vf __m512
@@ -491,6 +554,7 @@ KB_BF16_ATTR static void gemm_bf16_blk_512bf16(const uint16_t *w, size_t ldw, co
 		  dot4_q4_0_##isa, dot4_q4_1_##isa }, \
 	.cvt = { cvt_f32, cvt_f16_##isa, cvt_bf16_##isa, cvt_q8_0_##isa, cvt_q4_0_##isa, \
 		 cvt_q4_1_##isa }, \
+	.dot4x = { dot4x_q8_0_##isa, dot4x_q4_0_##isa, dot4x_q4_1_##isa }, \
 	.to_bf16 = to_bf16_##isa, .scores = scores_##isa, .pv = pv_##isa, .softmax = softmax_##isa, .swiglu = swiglu_##isa, \
 	.f64 = { dot_f64_##isa, cos_f64_##isa, dotd_f64_##isa, dot4d_f64_##isa, cos2_f64_##isa }
 
@@ -668,6 +732,59 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 			float v4[4], *yo = y + (size_t)i * ldy + r;
 
 			dot4(wb, 0, x + (size_t)i * ldx, n, v4);
+			*yo = accumulate ? *yo + v4[0] : v4[0];
+		}
+}
+
+void kern_quantize_q8(const float *x, int n, struct kern_q8 *b)
+{
+	for (int k = 0; k < n / ST_QK; k++, x += ST_QK, b++) {
+		float amax = 0, d, id;
+		int sum = 0;
+
+		for (int j = 0; j < ST_QK; j++) {
+			float a = fabsf(x[j]);
+
+			amax = a > amax ? a : amax;
+		}
+		d = amax / 127.0f;
+		id = amax != 0.0f ? 127.0f / amax : 0.0f;
+		for (int j = 0; j < ST_QK; j++) {
+			float v = rintf(x[j] * id); /* to nearest, ties to even */
+			int q = v > 127.0f ? 127 : v < -128.0f ? -128 : (int)v;
+
+			b->q[j] = (int8_t)q;
+			sum += q;
+		}
+		b->d = fp16_to_f32(f32_to_fp16(d));
+		b->s = fp16_to_f32(f32_to_fp16(d * (float)sum));
+	}
+}
+
+void kern_dot_rows_q8(enum st_dtype t, const void *w, size_t row_bytes, int n,
+		      const struct kern_q8 *x, size_t ldx, int T, float *y, size_t ldy,
+		      int n_rows, int accumulate)
+{
+	dot4x_fn dot4 = get_impl()->dot4x[kidx(t) - K_Q8_0];
+	const uint8_t *wb = w;
+	int q = n_rows / 4, nb = n / ST_QK, jr, r, i;
+	size_t qb = (size_t)q * row_bytes;
+
+	/* four streams of q rows each, as kern_dot_rows reads them */
+	for (jr = 0; jr < q; jr++)
+		for (i = 0; i < T; i++) {
+			float v[4], *yo = y + (size_t)i * ldy + jr;
+
+			dot4(wb + (size_t)jr * row_bytes, qb, x + (size_t)i * ldx, nb, v);
+			for (int c = 0; c < 4; c++)
+				yo[c * q] = accumulate ? yo[c * q] + v[c] : v[c];
+		}
+	wb += 4 * qb;
+	for (r = 4 * q; r < n_rows; r++, wb += row_bytes)
+		for (i = 0; i < T; i++) {
+			float v4[4], *yo = y + (size_t)i * ldy + r;
+
+			dot4(wb, 0, x + (size_t)i * ldx, nb, v4);
 			*yo = accumulate ? *yo + v4[0] : v4[0];
 		}
 }

@@ -28,6 +28,33 @@ void kern_dot_rows(enum st_dtype t, const void *w, size_t row_bytes, int n,
 		   int n_rows, int accumulate);
 
 /*
+ * llama.cpp's arithmetic for quantized weights (matmul's MM_COMPUTE_GGML):
+ * its CPU backend multiplies Q8_0/Q4_0 weights by inputs quantized to
+ * q8_0 blocks and Q4_1 weights by q8_1 blocks, 32 elements each, with
+ * integer dot products per block.  A block of x as kern_quantize_q8
+ * makes it: amax = max |x|, d = amax / 127 (the value of d rounded to
+ * fp16), q = x * (127 / amax) rounded to nearest (ties to even), s =
+ * d * sum(q) with the unrounded d (the value of s rounded to fp16; what
+ * q8_1 adds to q8_0).  The same scalar code serves every path.
+ */
+struct kern_q8 {
+	float d, s;
+	int8_t q[32];
+};
+/* x (n elements, a multiple of 32) as n / 32 blocks into b. */
+void kern_quantize_q8(const float *x, int n, struct kern_q8 *b);
+/*
+ * kern_dot_rows for t = Q8_0, Q4_0 or Q4_1 against x as q8 blocks (row
+ * t of x at x + t * ldx, in blocks): per block the exact integer sum
+ * of products isum, y = sum over blocks of d_w * d_x * isum (one fused
+ * multiply-add per block, in block order), plus the sum over blocks of
+ * m_w * s_x for Q4_1.  Every path gives the scalar path's bits.
+ */
+void kern_dot_rows_q8(enum st_dtype t, const void *w, size_t row_bytes, int n,
+		      const struct kern_q8 *x, size_t ldx, int T, float *y, size_t ldy,
+		      int n_rows, int accumulate);
+
+/*
  * bf16 x bf16 with float sums: y[t * ldy + r] = sum_k w[r][k] * x[t][k]
  * (or += when accumulate) for r < n_rows (row r of w at w + r * ldw),
  * t < T (row t of x at x + t * ldx), n elements per row.  Runs on

@@ -15,6 +15,10 @@
  *   vld_u4(p, sh)   KB_W bytes at p, (byte >> sh & 15) - 8, as floats
  *   vscale(b)       the fp16 scale at the start of a Q8_0/Q4_0/Q4_1 block
  *                   (vscale(b + 2): Q4_1's fp16 minimum)
+ *   KB_IDOT_Q8(w, x, off)    exact int sum of a block's 32 int8 weights
+ *                   times the 32 int8 of x (off unused)
+ *   KB_IDOT_Q4(qs, x, off)   the same for 16 bytes of nibbles (low
+ *                   nibbles elements 0-15, high 16-31), each minus off
  *   vmask_n(n)      mask of the first n lanes (0 < n < KB_W)
  *   vmloadz vmloadf vmstore vmsel   masked load (zero / fill), store,
  *                   and zeroing of the lanes outside the mask
@@ -216,6 +220,44 @@ KB_CVT_Q(q8_0, Q8_BYTES, KB_LD_Q8)
 KB_CVT_Q(q4_0, Q4_BYTES, KB_LD_Q4)
 KB_DOT4_Q1(q4_1, Q41_BYTES, KB_LD_Q4U)
 KB_CVT_Q1(q4_1, Q41_BYTES, KB_LD_Q4U)
+
+/*
+ * Rows against x quantized to q8 blocks (struct kern_q8, see
+ * kern_dot_rows_q8): per 32-element block the exact integer sum of
+ * products (KB_IDOT_Q8 / KB_IDOT_Q4, which the instruction set
+ * defines), then acc = fma(d_w * d_x, isum, acc) block after block;
+ * Q4_1 adds m_w * s_x into a second sum, added last.  Integer sums are
+ * exact and the float steps are the same scalar operations (fmaf) in
+ * the same order on every path, so every path gives the scalar bits.
+ * OFF: the weight's nibble offset (8 for Q4_0, 0 for Q4_1; unused for
+ * Q8_0), QB: bytes before the block's quants.
+ */
+#define KB_DOT4_Q8X(T, BYTES, QB, IDOT, OFF, HAS_M) \
+KB_FN void KF(dot4x_##T)(const void *wv, size_t rb, const struct kern_q8 *x, int nb, \
+			 float *out) \
+{ \
+	const uint8_t *b[4] = { wv, (const uint8_t *)wv + rb, (const uint8_t *)wv + 2 * rb, \
+				(const uint8_t *)wv + 3 * rb }; \
+	float acc[4] = { 0, 0, 0, 0 }, ms[4] = { 0, 0, 0, 0 }; \
+	int k, r; \
+	for (k = 0; k < nb; k++) { \
+		KB_UNROLL \
+		for (r = 0; r < 4; r++) { \
+			const uint8_t *blk = b[r] + (size_t)k * BYTES; \
+			int isum = IDOT(blk + QB, x[k].q, OFF); \
+			KB_PF(blk, DOT4_PF); \
+			acc[r] = fmaf(vscale(blk) * x[k].d, (float)isum, acc[r]); \
+			if (HAS_M) \
+				ms[r] = fmaf(vscale(blk + 2), x[k].s, ms[r]); \
+		} \
+	} \
+	for (r = 0; r < 4; r++) \
+		out[r] = HAS_M ? acc[r] + ms[r] : acc[r]; \
+}
+
+KB_DOT4_Q8X(q8_0, Q8_BYTES, 2, KB_IDOT_Q8, 0, 0)
+KB_DOT4_Q8X(q4_0, Q4_BYTES, 2, KB_IDOT_Q4, 8, 0)
+KB_DOT4_Q8X(q4_1, Q41_BYTES, 4, KB_IDOT_Q4, 0, 1)
 
 #ifdef KB_POLY_EXP
 /* Cephes' expf: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial */
@@ -643,6 +685,7 @@ KB_FN KB_NOFMA void KF(cos2_f64)(const float *a0, const float *b0, const float *
 #undef KB_CVT
 #undef KB_CVT_Q
 #undef KB_DOT4_Q1
+#undef KB_DOT4_Q8X
 #undef KB_CVT_Q1
 #undef KB_LD_Q4U
 #undef KB_LD_Q4

@@ -36,3 +36,5 @@
 #undef vmsel
 #undef vround
 #undef vpow2n
+#undef KB_IDOT_Q8
+#undef KB_IDOT_Q4

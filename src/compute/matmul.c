@@ -12,6 +12,9 @@
  *  - T < MM_SMALL_T (decode): SIMD dot products straight from the
  *    stored rows (kernels.c), which is memory-bound, so reading fewer
  *    bytes is the point of F16/BF16/Q8_0/Q4_0.
+ *  - MM_COMPUTE_GGML, quantized weights (any T): x quantized once per
+ *    call to q8 blocks, then integer block dot products from the stored
+ *    rows (kern_dot_rows_q8), as llama.cpp's CPU backend multiplies.
  *
  * OpenBLAS itself is kept at one thread (threads.c): its worker threads
  * spin for a while after each call, which on a machine with few cores
@@ -44,6 +47,8 @@
 
 struct mm_part {
 	const struct st_tensor *w;
+	const float *x;    /* [T][in]: the job's x, or rounded as ggml does */
+	const struct kern_q8 *xq; /* [T][in / 32] x in q8 blocks, MM_COMPUTE_GGML only */
 	float *y;          /* [T][out] */
 	int in, out, rows_per, first_task;
 	size_t row_bytes;
@@ -128,7 +133,7 @@ static void gemm_rows(const struct mm_job *j, const struct mm_part *p, int r0, i
 	}
 	if (p->w->type == ST_F32) {
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, r1 - r0, p->in, 1.0f,
-			    j->x, p->in, (const float *)p->w->data + (size_t)r0 * p->in, p->in,
+			    p->x, p->in, (const float *)p->w->data + (size_t)r0 * p->in, p->in,
 			    beta, p->y + r0, p->out);
 		return;
 	}
@@ -142,7 +147,7 @@ static void gemm_rows(const struct mm_job *j, const struct mm_part *p, int r0, i
 		float *tile = tile_buffer(j->xb ? tn + (tn + 1) / 2 : tn);
 
 		if (!tile) { /* no memory for a tile: the slower path needs none */
-			kern_dot_rows(p->w->type, src, p->row_bytes, p->in, j->x, (size_t)p->in,
+			kern_dot_rows(p->w->type, src, p->row_bytes, p->in, p->x, (size_t)p->in,
 				      j->T, p->y + r, (size_t)p->out, nr, j->accumulate);
 			continue;
 		}
@@ -156,7 +161,7 @@ static void gemm_rows(const struct mm_job *j, const struct mm_part *p, int r0, i
 			continue;
 		}
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, nr, p->in, 1.0f,
-			    j->x, p->in, tile, p->in, beta, p->y + r, p->out);
+			    p->x, p->in, tile, p->in, beta, p->y + r, p->out);
 	}
 }
 
@@ -172,9 +177,13 @@ static void mm_task(void *ud, int i)
 	r1 = r0 + p->rows_per < p->out ? r0 + p->rows_per : p->out;
 	if (r0 >= r1)
 		return;
-	if (j->T < MM_SMALL_T)
+	if (p->xq)
+		kern_dot_rows_q8(p->w->type, (const char *)p->w->data + (size_t)r0 * p->row_bytes,
+				 p->row_bytes, p->in, p->xq, (size_t)p->in / ST_QK, j->T, p->y + r0,
+				 (size_t)p->out, r1 - r0, j->accumulate);
+	else if (j->T < MM_SMALL_T)
 		kern_dot_rows(p->w->type, (const char *)p->w->data + (size_t)r0 * p->row_bytes,
-			      p->row_bytes, p->in, j->x, (size_t)p->in, j->T, p->y + r0,
+			      p->row_bytes, p->in, p->x, (size_t)p->in, j->T, p->y + r0,
 			      (size_t)p->out, r1 - r0, j->accumulate);
 	else
 		gemm_rows(j, p, r0, r1);
@@ -442,15 +451,58 @@ static int mm_onednn(const struct st_tensor *w, float *y, const float *x, const 
 	return 0;
 }
 
+static int is_q(enum st_dtype t)
+{
+	return t == ST_Q8_0 || t == ST_Q4_0 || t == ST_Q4_1;
+}
+
+/*
+ * The inputs MM_COMPUTE_GGML gives the weights of a call, made once per
+ * call for all of them (they share x): x rounded to f16 (for F16
+ * weights), to bf16 (BF16) and as q8 blocks (quantized weights), each
+ * only when a weight needs it.  A buffer that cannot be had is left
+ * NULL: its weights then see x as it is (the f32 arithmetic).
+ */
+struct ggml_in {
+	float *xh, *xbf;
+	struct kern_q8 *xq;
+};
+
+static void ggml_in_make(struct ggml_in *g, int n, const float *x,
+			 const struct st_tensor *const *w, int T)
+{
+	size_t in = (size_t)w[0]->ne[0], nx = (size_t)T * in;
+
+	memset(g, 0, sizeof *g);
+	for (int k = 0; k < n; k++) {
+		enum st_dtype t = w[k]->type;
+
+		if (t == ST_F16 && !g->xh && (g->xh = malloc(nx * sizeof(float))) != NULL)
+			for (size_t i = 0; i < nx; i++)
+				g->xh[i] = fp16_to_f32(f32_to_fp16(x[i]));
+		if (t == ST_BF16 && !g->xbf && (g->xbf = malloc(nx * sizeof(float))) != NULL)
+			for (size_t i = 0; i < nx; i++)
+				g->xbf[i] = bf16_to_f32(f32_to_bf16(x[i]));
+		if (is_q(t) && !g->xq && in % ST_QK == 0 &&
+		    (g->xq = malloc((size_t)T * (in / ST_QK) * sizeof *g->xq)) != NULL)
+			for (int r = 0; r < T; r++)
+				kern_quantize_q8(x + (size_t)r * in, (int)in,
+						 g->xq + (size_t)r * (in / ST_QK));
+	}
+}
+
 void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tensor *const *w,
 		   int T, int accumulate, enum mm_compute mode)
 {
 	struct mm_job j;
+	struct ggml_in g = { NULL, NULL, NULL };
 	uint16_t *xb = NULL;
 	int k;
 
-	if (T <= 0)
+	if (T <= 0 || n <= 0)
 		return;
+	if (mode == MM_COMPUTE_GGML)
+		ggml_in_make(&g, n, x, w, T);
 	if (mode == MM_COMPUTE_BF16 && T >= MM_SMALL_T) {
 		for (k = 0; k < n && w[k]->type == ST_F32; k++)
 			;
@@ -466,9 +518,14 @@ void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tenso
 	j.n_tasks = 0;
 	for (k = 0; k < n; k++) {
 		struct mm_part *p = &j.p[j.n_parts];
+		enum st_dtype t = w[k]->type;
+		const struct kern_q8 *xq = is_q(t) ? g.xq : NULL;
+		const float *xk = t == ST_F16 && g.xh ? g.xh : t == ST_BF16 && g.xbf ? g.xbf : x;
 		int per;
 
-		if (T >= MM_SMALL_T && mm_onednn(w[k], y[k], x, xb, T, accumulate, mode) == 0)
+		if (T >= MM_SMALL_T && !xq &&
+		    mm_onednn(w[k], y[k], xk, xb, T, accumulate,
+			      mode == MM_COMPUTE_GGML ? MM_COMPUTE_F32 : mode) == 0)
 			continue;
 
 		if (j.n_parts == MM_MAX_W) { /* more than fits one job: run what we have */
@@ -478,6 +535,8 @@ void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tenso
 			p = &j.p[0];
 		}
 		p->w = w[k];
+		p->x = xk;
+		p->xq = xq;
 		p->y = y[k];
 		p->in = (int)w[k]->ne[0];
 		p->out = (int)w[k]->ne[1];
@@ -502,6 +561,9 @@ void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tenso
 	if (j.n_tasks)
 		threads_for(j.n_tasks, mm_task, &j);
 	free(xb);
+	free(g.xh);
+	free(g.xbf);
+	free(g.xq);
 }
 
 void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *const *w,
@@ -535,6 +597,19 @@ char *matmul_path(enum st_dtype t, int prefill, enum mm_compute mode, char *buf,
 
 	if (!cap)
 		return buf;
+	if (mode == MM_COMPUTE_GGML && is_q(t)) {
+		snprintf(buf, cap, "inputs as %s blocks, %s integer block dot products "
+			 "(llama.cpp's CPU arithmetic)", t == ST_Q4_1 ? "q8_1" : "q8_0", isa);
+		return buf;
+	}
+	if (mode == MM_COMPUTE_GGML && (t == ST_F16 || t == ST_BF16)) {
+		size_t n = (size_t)snprintf(buf, cap, "inputs rounded to %s + ",
+					    t == ST_F16 ? "f16" : "bf16");
+
+		if (n < cap)
+			matmul_path(t, prefill, MM_COMPUTE_F32, buf + n, cap - n);
+		return buf;
+	}
 	if (prefill && onednn_runs(bf16 ? ONEDNN_BF16 : ONEDNN_F32, impl, sizeof impl))
 		snprintf(buf, cap, "%s%s matmul %s (%s), f32 sums; shapes under %d MACs: %s",
 			 t == ST_F32 || (bf16 && t == ST_BF16) ? "" :

@@ -36,9 +36,16 @@ void matmul_n(int n, float *const *y, const float *x, const struct st_tensor *co
  *                   products summed in float by kern_gemm_bf16 (vdpbf16ps
  *                   on CPUs with avx512_bf16).  Less precise: x keeps 8
  *                   bits of mantissa.
- * F32 weights and decode (T < 4) are the same in both modes.
+ * F32 weights and decode (T < 4) are the same in these two modes.
+ *  MM_COMPUTE_GGML: the arithmetic of llama.cpp's CPU backend, for
+ *                   prefill and decode alike: Q8_0/Q4_0 weights see x
+ *                   as q8_0 blocks, Q4_1 weights as q8_1 blocks, with
+ *                   integer dot products per block (kern_quantize_q8,
+ *                   kern_dot_rows_q8: the same bits on every path); F16
+ *                   weights see x rounded to f16, BF16 weights to bf16,
+ *                   then as in MM_COMPUTE_F32; F32 weights as there.
  */
-enum mm_compute { MM_COMPUTE_F32 = 0, MM_COMPUTE_BF16 = 1 };
+enum mm_compute { MM_COMPUTE_F32 = 0, MM_COMPUTE_BF16 = 1, MM_COMPUTE_GGML = 2 };
 
 /*
  * What multiplies by a weight of type t, for decode (prefill == 0: fewer
