@@ -72,6 +72,10 @@ done
 # as one over the root of the count: the comparison runs over the text's
 # first $NQ tokens (Q4_1, whose fp16 block sums of x add a grid, over
 # $NQ1) in windows of 512, llama.cpp through tests/llamacpp_ppl.c.
+# GPTQ here keeps the format's scales (--no-search): its default range
+# search clips q8_0 blocks into a file whose perplexity is more sensitive
+# to that noise (strata's own scalar and AVX-512 paths 9.4e-5 apart on
+# 65536 tokens, 4.4e-5 on 262144), too close to the bar to test it.
 NQ=65536 NQ1=262144
 apart() { [ -n "$1" ] && [ -n "$2" ] && ! within "$@"; }
 if ! llamacpp_driver; then
@@ -88,7 +92,8 @@ for qm in rtn gptq; do
 	for ty in q4_0 q4_1 q8_0; do
 		f="$WORK/g_${qm}_$ty.gguf"
 		"$S" quantize "$model" --quant $qm --type $ty --data "$text" --samples 8 --seq-len 128 \
-			--out "$f" --no-store > /dev/null 2> "$WORK/quantize.err"
+			$([ $qm = gptq ] && echo --no-search) --out "$f" --no-store > /dev/null \
+			2> "$WORK/quantize.err"
 		ok "quantize --quant $qm --type $ty" [ -s "$f" ]
 		ntok=$NQ
 		[ $ty = q4_1 ] && ntok=$NQ1
