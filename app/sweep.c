@@ -98,6 +98,31 @@ static int measure_point(const struct model *m, const struct mask *pmask, const 
  * for k experts a layer (made and stored as `strata plan` makes it),
  * measured like a site method's point.
  */
+/*
+ * Hand point pt, with the measured rows (one array per task) and speed,
+ * to rq->point, then free those rows and sr.  Returns the callback's
+ * answer (nonzero: stop).
+ */
+static int point_emit(const struct app_sweep_req *rq, struct app_sweep_point *pt,
+		      struct store_metric **rows, size_t *n_rows, struct speed_result *sr,
+		      int cached_all)
+{
+	int stop;
+
+	pt->metrics = (const struct store_metric *const *)rows;
+	pt->n_metrics = n_rows;
+	pt->speed = rq->bench ? sr : NULL;
+	pt->cached = cached_all;
+	stop = rq->point ? rq->point(rq->ud, pt) : 0;
+	for (int ti = 0; ti < rq->n_tasks; ti++) {
+		free(rows[ti]);
+		rows[ti] = NULL;
+		n_rows[ti] = 0;
+	}
+	speed_result_free(sr);
+	return stop;
+}
+
 static int sweep_experts(const struct app_env *env, const struct model *m,
 			 const struct app_sweep_req *rq, const struct store_run *run,
 			 const char *tasks_key, struct app_measure *ms,
@@ -146,17 +171,7 @@ static int sweep_experts(const struct app_env *env, const struct model *m,
 		pt.n_points = n_points;
 		pt.mask = p->mask;
 		pt.params_removed = p->effect.params;
-		pt.metrics = (const struct store_metric *const *)rows;
-		pt.n_metrics = n_rows;
-		pt.speed = rq->bench ? &sr : NULL;
-		pt.cached = cached_all;
-		stop = rq->point ? rq->point(rq->ud, &pt) : 0;
-		for (int ti = 0; ti < rq->n_tasks; ti++) {
-			free(rows[ti]);
-			rows[ti] = NULL;
-			n_rows[ti] = 0;
-		}
-		speed_result_free(&sr);
+		stop = point_emit(rq, &pt, rows, n_rows, &sr, cached_all);
 		app_plan_free(p);
 		mask_free(mask);
 		if (stop)
@@ -273,17 +288,7 @@ int app_sweep(const struct app_env *env, const struct model *m,
 			pt.n_points = n_points;
 			pt.mask = maskbuf;
 			pt.params_removed = p->effect.params;
-			pt.metrics = (const struct store_metric *const *)rows;
-			pt.n_metrics = n_rows;
-			pt.speed = rq->bench ? &sr : NULL;
-			pt.cached = cached_all;
-			stop = rq->point ? rq->point(rq->ud, &pt) : 0;
-			for (int ti = 0; ti < rq->n_tasks; ti++) {
-				free(rows[ti]);
-				rows[ti] = NULL;
-				n_rows[ti] = 0;
-			}
-			speed_result_free(&sr);
+			stop = point_emit(rq, &pt, rows, n_rows, &sr, cached_all);
 			plan_free(p);
 			if (stop) {
 				rc = st_errf(err, ST_ECANCEL, "interrupted after %d of %d points", done,

@@ -101,7 +101,8 @@ static void check_shares(const struct model *m, const int32_t *ids, size_t n)
 		return;
 	}
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-		struct eval_major one = { cases[c].pack, 0, 0, 1 };
+		struct eval_major one = { .pack_tokens = cases[c].pack, .share_rank = 0,
+					  .share_size = 1 };
 		struct ppl_result r1, r3;
 		size_t computed = 0, twice = 0;
 
@@ -110,7 +111,8 @@ static void check_shares(const struct model *m, const int32_t *ids, size_t n)
 		for (size_t i = 0; i < n; i++)
 			all[i] = NAN;
 		for (int k = 0; k < 3; k++) {
-			struct eval_major sh = { cases[c].pack, 0, k, 3 };
+			struct eval_major sh = { .pack_tokens = cases[c].pack, .share_rank = k,
+						 .share_size = 3 };
 
 			is_int(eval_ppl_values(m, NULL, ids, n, cases[c].ctx, &sh, mine, NULL, NULL, &err),
 			       0, "ctx %d: share %d of 3 %s", cases[c].ctx, k, err.msg);
