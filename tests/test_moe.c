@@ -495,7 +495,7 @@ int main(void)
 		/* DeepSeek V2/V3: refused naming the latent attention */
 		struct st_err err = { 0 };
 		struct model *m = NULL;
-		char path[512];
+		char path[4096 + 32];
 		struct gguf_writer *w;
 
 		snprintf(path, sizeof path, "%s/deepseek2.gguf", dir);
