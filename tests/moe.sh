@@ -250,8 +250,8 @@ if [ -s "$f" ]; then
 		> "$WORK/calib.out" 2> "$WORK/calib.err"
 	ok "calibrate runs on deepseek-tiny" [ $? -eq 0 ]
 	xc=$("$S" scores 1 --experts --db "$WORK/calib-ds.db" --format csv 2> /dev/null)
-	is "$(printf '%s\n' "$xc" | awk -F, '$3 == 0 && $6 == 0' | wc -l | tr -d ' ')" 8 \
-		"deepseek-tiny: the leading dense layer's 8 expert rows route nothing"
+	is "$(printf '%s\n' "$xc" | awk -F, '$3 == 0 && $6 == ""' | wc -l | tr -d ' ')" 8 \
+		"deepseek-tiny: the leading dense layer's 8 expert rows have no statistics (empty)"
 	is "$(printf '%s\n' "$xc" | awk -F, '$3 == 1 { f += $6 } END { printf "%.3f", f }')" 2.000 \
 		"deepseek-tiny: layer 1's frequencies sum to the 2 experts a token uses"
 	pj=$("$S" plan 1 --method expert -n 2 --db "$WORK/calib-ds.db" --format json 2> /dev/null)

@@ -454,8 +454,8 @@ static void exp_map(struct tui *t, WINDOW *w)
 			   "in the layer by %s (1 = lowest)", x->norm[le], x->norm_se[le], x->wnorm[le],
 			   x->wnorm_se[le], exp_rank(x, k, h->layer, h->ecol), E, exp_names[k]);
 	} else {
-		draw_textf(w, H - 3, 0, W, " run %lld layer %d expert %d: no statistics (its mlp "
-			   "site was dropped)", (long long)t->cur->run, h->layer, h->ecol);
+		draw_textf(w, H - 3, 0, W, " run %lld layer %d expert %d: no statistics (a dense "
+			   "layer, or its mlp site was dropped)", (long long)t->cur->run, h->layer, h->ecol);
 	}
 	draw_textf(w, H - 1, 0, W, " mask: %s", t->mask_text);
 }

@@ -401,6 +401,7 @@ struct calib_obs {
 	int bad_layer;     /* first site whose cos sum is NaN/Inf, or -1 */
 	enum site bad_site;
 	int E;             /* experts of a mixture of experts, else 0 */
+	int dense_lead;    /* its leading dense layers (DeepSeek): no expert rows */
 	double *exp_sum;   /* [S][L][E][CALIB_EXP_SUMS] the chunks' expert sums */
 };
 
@@ -652,7 +653,7 @@ static void obs_values(const struct calib_obs *o, int g, int ga, double *values)
 
 		for (i = 0; i < L; i++)
 			for (size_t j = 0; j < per; j++)
-				x[i * per + j] = o->seen[SITE_MLP * L + i] ?
+				x[i * per + j] = o->seen[SITE_MLP * L + i] && i >= o->dense_lead ?
 					o->exp_sum[((size_t)g * L + i) * per + j] : NAN;
 	}
 	if (!o->hs) {
@@ -893,6 +894,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 	if (E > 0) {
 		struct fwd_moe_tap tap = {&o, obs_moe};
 
+		o.dense_lead = m->hp.n_dense_lead;
 		fwd_set_moe_tap(fs, &tap);
 	}
 	if (G > 1) {

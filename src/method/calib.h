@@ -28,7 +28,8 @@
  * over its tokens, at calib_exp_index(E, l, e, sum): the tokens routed
  * to expert e of layer l, their router weights, the L2 norms of the
  * expert's output for them and those norms times the weights (all NaN
- * for a layer whose mlp site the mask drops).  From them, over the
+ * for a layer whose mlp site the mask drops, and for a leading dense
+ * layer, which has no experts).  From them, over the
  * chunks c = 1 .. C that have them (calib_result_finish):
  *   freq   = mean_c routed_c / seq_len (share of tokens routed to e; the
  *            E shares of a layer sum to n_expert_used), stderr the sample
