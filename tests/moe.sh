@@ -137,25 +137,30 @@ for sa in $SHAPES; do
 	contains "$(cat "$WORK/quant.err")" "is a mixture of experts ($want, $n_exp experts), and quantize does not handle experts yet" \
 		"$shape: quantize refused by name (not a crash)"
 	ok "$shape: nothing written for the refused exports" [ ! -e "$WORK/x.gguf" ]
+	# as Hugging Face directories: whole, an mlp drop, an Expert Drop (and
+	# DeepSeek's dense block dropped: first_k_dense_replace 0)
+	hms="mlp=1|$xm"
+	[ "$lead" -gt 0 ] && hms="$hms|block=0"
+	for hm in "" $(echo "$hms" | tr '|' ' '); do
+		hd="$WORK/$shape-hf$(echo "$hm" | tr -c 'a-z0-9\n' '_')"
+		"$S" export "$f" ${hm:+--mask "$hm"} --format hf --out "$hd" > /dev/null 2> "$WORK/export.err"
+		sh_=$(strata_ppl "$hd")
+		sg=$(strata_ppl "$f" "$hm")
+		ok "$shape: hf export '$hm' gives the masked gguf's perplexity ($sh_ = $sg, 1e-5)" \
+			within "${sg:-0}" "${sh_:-0}" 1e-5
+	done
+	contains "$(info_json "$WORK/$shape-hf")" "\"n_expert\": $n_exp, \"n_expert_used\": $n_used" \
+		"$shape: the hf directory has $n_exp experts, $n_used used"
 	case $want in
-	deepseek|granitemoe)
-		# transformers' layouts strata writes: Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE
-		"$S" export "$f" --format hf --out "$WORK/x-hf" > /dev/null 2> "$WORK/export.err"
-		contains "$(cat "$WORK/export.err")" "($want) as hf: strata writes" "$shape: hf export refused by name"
-		ok "$shape: nothing written for the refused hf export" [ ! -e "$WORK/x-hf" ]
+	deepseek)
+		contains "$(info_json "$WORK/$shape-hf")" "\"n_dense_lead\": $lead" \
+			"$shape: the hf directory has $lead leading dense layer"
+		contains "$(cat "$WORK/$shape-hfblock_0/config.json")" '"first_k_dense_replace": 0' \
+			"$shape: block 0 dropped as hf: no leading dense layer"
 		;;
-	*)
-		# as Hugging Face directories: whole, an mlp drop, an Expert Drop
-		for hm in "" "mlp=1" "$xm"; do
-			hd="$WORK/$shape-hf$(echo "$hm" | tr -c 'a-z0-9\n' '_')"
-			"$S" export "$f" ${hm:+--mask "$hm"} --format hf --out "$hd" > /dev/null 2> "$WORK/export.err"
-			sh_=$(strata_ppl "$hd")
-			sg=$(strata_ppl "$f" "$hm")
-			ok "$shape: hf export '$hm' gives the masked gguf's perplexity ($sh_ = $sg, 1e-5)" \
-				within "${sg:-0}" "${sh_:-0}" 1e-5
-		done
-		contains "$(info_json "$WORK/$shape-hf")" "\"n_expert\": $n_exp, \"n_expert_used\": $n_used" \
-			"$shape: the hf directory has $n_exp experts, $n_used used"
+	granitemoe)
+		contains "$(cat "$WORK/$shape-hf/config.json")" '"model_type": "granitemoeshared"' \
+			"$shape: its shared expert makes it granitemoeshared"
 		;;
 	esac
 done

@@ -1029,21 +1029,177 @@ static void check_baichuan(const struct model *g, const struct model *h, const f
  * keeping different counts refused, and the loader's errors: an expert
  * missing, dense layers among the experts.
  */
+/* The bytes of t equal n bytes at p. */
+static int same_bytes(const struct st_tensor *t, const void *p, size_t n)
+{
+	return t && t->nbytes >= n && memcmp(t->data, p, n) == 0;
+}
+
+/* Granite-MoE's fused tensors read back: input_linear [E, 2 ffn, d] holds
+ * each expert's gate rows (the GGUF's ffn_gate_exps slice), then its up
+ * rows; output_linear is ffn_down_exps; shared_mlp.input_linear the
+ * shared gate's rows, then the shared up's. */
+static void check_granite_names(struct safetensors *st, struct model *g)
+{
+	const struct layer_weights *w = &g->layers[0];
+	const struct st_tensor *in = safetensors_find(st,
+		"model.layers.0.block_sparse_moe.input_linear.weight");
+	const struct st_tensor *out = safetensors_find(st,
+		"model.layers.0.block_sparse_moe.output_linear.weight");
+	const struct st_tensor *r = safetensors_find(st,
+		"model.layers.0.block_sparse_moe.router.layer.weight");
+	const struct st_tensor *si = safetensors_find(st,
+		"model.layers.0.shared_mlp.input_linear.weight");
+	struct st_tensor g1 = model_expert_slice(&w->ffn_gate_exps, 1);
+	struct st_tensor u1 = model_expert_slice(&w->ffn_up_exps, 1);
+	int ok_in = in && in->n_dims == 3 && in->ne[2] == g->hp.n_expert &&
+		    in->ne[1] == 2 * (int64_t)g->hp.d_ff_exp && in->ne[0] == g->hp.d_model;
+
+	ok(ok_in &&
+	   memcmp((const uint8_t *)in->data + 2 * g1.nbytes, g1.data, g1.nbytes) == 0 &&
+	   memcmp((const uint8_t *)in->data + 3 * g1.nbytes, u1.data, u1.nbytes) == 0,
+	   "granitemoe-tiny: input_linear is [%d, %d, %d], expert 1's gate rows then its up rows",
+	   g->hp.n_expert, 2 * g->hp.d_ff_exp, g->hp.d_model);
+	ok(out && out->n_dims == 3 && out->ne[1] == g->hp.d_model &&
+	   same_bytes(out, w->ffn_down_exps.data, w->ffn_down_exps.nbytes) &&
+	   r && r->ne[1] == g->hp.n_expert,
+	   "granitemoe-tiny: output_linear [E, d, ffn] is ffn_down_exps, the router is "
+	   "router.layer");
+	ok(si && si->ne[1] == 2 * (int64_t)g->hp.d_ff_shexp &&
+	   same_bytes(si, w->ffn_gate_shexp.data, w->ffn_gate_shexp.nbytes) &&
+	   memcmp((const uint8_t *)si->data + w->ffn_gate_shexp.nbytes, w->ffn_up_shexp.data,
+		  w->ffn_up_shexp.nbytes) == 0 &&
+	   safetensors_find(st, "model.layers.0.shared_mlp.output_linear.weight"),
+	   "granitemoe-tiny: shared_mlp.input_linear is the shared gate's rows, then up's");
+}
+
+/* DeepSeek-MoE's names: layer 0 dense (mlp.gate_proj), layer 1's
+ * experts as Qwen's, its shared experts one mlp.shared_experts. */
+static void check_deepseek_names(struct safetensors *st, struct model *g)
+{
+	const struct layer_weights *w = &g->layers[1];
+	struct st_tensor u1 = model_expert_slice(&w->ffn_up_exps, 1);
+
+	ok(same_bytes(safetensors_find(st, "model.layers.1.mlp.experts.1.up_proj.weight"),
+		      u1.data, u1.nbytes) &&
+	   same_bytes(safetensors_find(st, "model.layers.1.mlp.shared_experts.gate_proj.weight"),
+		      w->ffn_gate_shexp.data, w->ffn_gate_shexp.nbytes) &&
+	   safetensors_find(st, "model.layers.1.mlp.shared_experts.down_proj.weight") &&
+	   !safetensors_find(st, "model.layers.1.mlp.shared_expert.gate_proj.weight") &&
+	   same_bytes(safetensors_find(st, "model.layers.0.mlp.gate_proj.weight"),
+		      g->layers[0].w_gate.data, g->layers[0].w_gate.nbytes) &&
+	   !safetensors_find(st, "model.layers.0.mlp.gate.weight"),
+	   "deepseek-tiny: layer 0 dense, layer 1's expert 1 and mlp.shared_experts by name");
+}
+
+/* Write config.json of dir with key set to v (taken). */
+static void config_set(const char *dir, const char *key, json_t *v)
+{
+	char cp[4200], *text;
+	json_t *c;
+
+	snprintf(cp, sizeof cp, "%s/config.json", dir);
+	c = load_json(cp);
+	json_object_set_new(c, key, v);
+	text = json_dumps(c, 0);
+	write_text_file(cp, text);
+	free(text);
+	json_decref(c);
+}
+
+/* The loader's errors on DeepSeek-MoE and Granite-MoE configs that
+ * disagree with the directory x (an export with 7 and 5 experts). */
+static void check_moe_hf_errors(const char *shape, const char *x, int n_expert)
+{
+	struct st_err err = {0};
+	struct model *bad = NULL;
+	int ds = strcmp(shape, "deepseek-tiny") == 0;
+
+	config_set(x, ds ? "n_routed_experts" : "num_local_experts", json_integer(n_expert + 1));
+	if (ds) {
+		char want[96];
+
+		snprintf(want, sizeof want, "model.layers.1.mlp.experts.%d.gate_proj.weight",
+			 n_expert);
+		ok(model_load(x, NULL, &bad, &err) == ST_EFORMAT && strstr(err.msg, want) &&
+		   strstr(err.msg, "is missing"), "deepseek: an expert missing is named: %s",
+		   err.msg);
+	} else {
+		ok(model_load(x, NULL, &bad, &err) == ST_EFORMAT &&
+		   strstr(err.msg, "block_sparse_moe.input_linear.weight") &&
+		   strstr(err.msg, "[5, 64, 64], expected [6 experts, 2 x width, hidden]"),
+		   "granitemoe: an input_linear of another expert count is named: %s", err.msg);
+	}
+	model_free(bad);
+	bad = NULL;
+	config_set(x, ds ? "n_routed_experts" : "num_local_experts", json_integer(n_expert));
+	if (!ds) {
+		config_set(x, "shared_intermediate_size", json_integer(0));
+		ok(model_load(x, NULL, &bad, &err) < 0 && strstr(err.msg, "shared_mlp"),
+		   "granitemoe: a shared_mlp the config does not declare is refused: %s", err.msg);
+		model_free(bad);
+		return;
+	}
+	config_set(x, "moe_layer_freq", json_integer(2));
+	ok(model_load(x, NULL, &bad, &err) == ST_EUNSUP && strstr(err.msg, "'moe_layer_freq' is 2"),
+	   "deepseek: moe_layer_freq 2 is refused by name: %s", err.msg);
+	model_free(bad);
+	bad = NULL;
+	config_set(x, "moe_layer_freq", json_integer(1));
+	config_set(x, "scoring_func", json_string("sigmoid"));
+	ok(model_load(x, NULL, &bad, &err) == ST_EUNSUP && strstr(err.msg, "'scoring_func'") &&
+	   strstr(err.msg, "sigmoid"), "deepseek: scoring_func sigmoid is refused by name: %s",
+	   err.msg);
+	model_free(bad);
+}
+
+/* DeepSeek-MoE's HF directory exported again as HF (its config.json
+ * copied) without the dense block 0: first_k_dense_replace 0, and the
+ * logits of the gguf with block=0 masked. */
+static void check_deepseek_rehf(struct model *g, const char *dir)
+{
+	struct model *h = load(dir), *y = NULL;
+	struct mask *mask = mk("block=0", g->hp.n_layer);
+	float *a = NULL, *b = NULL;
+	double d = 1e9, scale = 0;
+
+	if (h && mask && do_export(h, mask, pth("deepseek-tiny-hf-b0"), EXPORT_HF, -1, NULL) == 0)
+		y = load(pth("deepseek-tiny-hf-b0"));
+	if (y && (a = logits(g, mask, NULL)) && (b = logits(y, NULL, NULL)))
+		d = max_diff(a, b, (size_t)T_TOK * (size_t)g->hp.n_vocab, &scale);
+	ok(y && y->hp.n_dense_lead == 0 && y->hp.n_layer == 2 && d <= 1e-5 * (scale > 1 ? scale : 1),
+	   "deepseek-tiny: hf re-exported without block 0 has no dense layer and the masked "
+	   "gguf's logits (max diff %g)", d);
+	free(a);
+	free(b);
+	mask_free(mask);
+	model_free(h);
+	model_free(y);
+}
+
 static void check_moe_hf(const char *shape, struct model *g, const char *dir)
 {
 	char p[4200], xd[96];
 	struct st_err err = {0};
 	struct safetensors *st;
-	struct mask *mask = mk("expert=0:1;1:0;2:2", g->hp.n_layer);
+	int lead = g->hp.n_dense_lead > 0;
+	struct mask *mask = mk(lead ? "expert=1:0;2:2" : "expert=0:1;1:0;2:2", g->hp.n_layer);
 	struct model *x = NULL;
 	float *a = NULL, *b = NULL;
 	double d = 1e9, scale = 0;
 	int mixtral = strcmp(shape, "mixtral-tiny") == 0;
+	int ds = strcmp(shape, "deepseek-tiny") == 0, gr = strcmp(shape, "granitemoe-tiny") == 0;
 	json_t *cfg;
 
 	snprintf(p, sizeof p, "%s/model.safetensors", dir);
 	st = safetensors_open(p, &err);
-	if (st) {
+	if (st && gr) {
+		check_granite_names(st, g);
+		safetensors_close(st);
+	} else if (st && ds) {
+		check_deepseek_names(st, g);
+		safetensors_close(st);
+	} else if (st) {
 		struct st_tensor want = model_expert_slice(&g->layers[0].ffn_up_exps, 1);
 		const struct st_tensor *t = safetensors_find(st, mixtral ?
 			"model.layers.0.block_sparse_moe.experts.1.w3.weight" :
@@ -1066,8 +1222,9 @@ static void check_moe_hf(const char *shape, struct model *g, const char *dir)
 	}
 	snprintf(p, sizeof p, "%s/config.json", dir);
 	cfg = load_json(p);
-	ok(cfg && json_integer_value(json_object_get(cfg, mixtral ? "num_local_experts" :
-						     "num_experts")) == g->hp.n_expert &&
+	ok(cfg && json_integer_value(json_object_get(cfg, mixtral || gr ? "num_local_experts" :
+						     ds ? "n_routed_experts" : "num_experts")) ==
+		  g->hp.n_expert &&
 	   json_integer_value(json_object_get(cfg, "num_experts_per_tok")) == g->hp.n_expert_used,
 	   "%s: config.json counts %d experts, %d a token", shape, g->hp.n_expert,
 	   g->hp.n_expert_used);
@@ -1082,8 +1239,12 @@ static void check_moe_hf(const char *shape, struct model *g, const char *dir)
 	   d <= 1e-5 * (scale > 1 ? scale : 1), "%s: hf with one expert of each layer dropped "
 	   "has %d experts and the masked gguf's logits (max diff %g)", shape,
 	   x ? x->hp.n_expert : -1, d);
+	if (x && (ds || gr))
+		check_moe_hf_errors(shape, pth(xd), x->hp.n_expert);
+	if (ds)
+		check_deepseek_rehf(g, dir);
 	mask_free(mask);
-	mask = mk("expert=0:1;1:0-1", g->hp.n_layer);
+	mask = mk(lead ? "expert=1:1;2:0-1" : "expert=0:1;1:0-1", g->hp.n_layer);
 	ok(mask && do_export(g, mask, pth("moe-uneven-hf"), EXPORT_HF, -1, NULL) == ST_EUNSUP &&
 	   !exists(pth("moe-uneven-hf")), "%s: layers keeping 3 and 2 experts are refused", shape);
 
@@ -1139,7 +1300,8 @@ static void check_families(void)
 	static const char *const names[] = { "qwen3-tiny", "mistral-nemo-tiny", "olmo2-tiny",
 					     "granite-tiny", "gemma2-tiny", "gemma3-tiny",
 					     "phi3-tiny", "baichuan-tiny", "mixtral-tiny",
-					     "qwen2moe-tiny", "qwen3moe-tiny", "olmoe-tiny" };
+					     "qwen2moe-tiny", "qwen3moe-tiny", "olmoe-tiny",
+					     "deepseek-tiny", "granitemoe-tiny" };
 
 	for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
 		const struct synth_shape *sh = synth_find_shape(names[k]);

@@ -186,6 +186,16 @@ static int plan_build(const struct model *m, const struct mask *mask, struct lay
 	return 0;
 }
 
+/* The leading dense layers of m that lp exports (DeepSeek-MoE's). */
+static int hf_dense_kept(const struct model *m, const struct layer_plan *lp)
+{
+	int n = 0;
+
+	for (int l = 0; l < m->hp.n_dense_lead && l < lp->n_src; l++)
+		n += lp->new_idx[l] >= 0;
+	return n;
+}
+
 /* ---- streaming one tensor ---- */
 
 typedef int (*write_fn)(void *w, const void *p, size_t n, struct st_err *err);
@@ -382,6 +392,13 @@ struct out_tensor {
 	int64_t unperm_hd;            /* hf from gguf: q/k rows to reorder, head_dim */
 	const struct st_tensor *pack[2]; /* hf W_pack: k and v, whose rows follow src's (q);
 					    ne then counts all three's rows */
+	const struct st_tensor *cat[2]; /* hf Granite-MoE: written instead of src (whose
+					   shape, own, it gives): per expert of cat[0]'s last
+					   dimension that cat_mask keeps in source layer cat_l
+					   (3-D), else once, cat[0]'s slice then cat[1]'s
+					   (none when NULL): input_linear's gate and up rows */
+	const struct mask *cat_mask;
+	int cat_l;
 	int is_norm;                  /* an RMSNorm weight (hf: Gemma's offset applies) */
 	float add;                    /* added to every element as written (hf from a
 					 gemma gguf: -1, HF storing w of 1 + w) */
@@ -908,13 +925,52 @@ static void hf_add_layer(struct out_tensor *ot, int *nt, const struct model *m, 
 	(*nt)++;
 }
 
+/* How a family names its experts in HF checkpoints (load_hf.c reads
+ * the same). */
+enum hf_names { HFN_PLAIN, HFN_MIXTRAL, HFN_DEEPSEEK, HFN_GRANITE };
+
+static enum hf_names hf_names_of(const struct model_hparams *hp)
+{
+	return strcmp(hp->arch, "llama") == 0 ? HFN_MIXTRAL :
+	       strcmp(hp->arch, "deepseek") == 0 ? HFN_DEEPSEEK :
+	       strcmp(hp->arch, "granitemoe") == 0 ? HFN_GRANITE : HFN_PLAIN;
+}
+
+/* ot's next entry: the rows (3-D: per kept expert of layer l) of a, then
+ * of b, shaped n_dims {ne0, ne1, ne2}, named name (layer n). */
+static void hf_add_cat(struct out_tensor *ot, int *nt, const struct layer_plan *lp, int l,
+		       const struct st_tensor *a, const struct st_tensor *b, int n_dims,
+		       int64_t ne1, int64_t ne2, const char *fmt, int n)
+{
+	struct out_tensor *x = &ot[(*nt)++];
+
+	x->cat[0] = a;
+	x->cat[1] = b;
+	x->cat_mask = lp->mask;
+	x->cat_l = l;
+	x->own = *a;
+	x->own.n_dims = n_dims;
+	x->own.ne[1] = ne1;
+	x->own.ne[2] = ne2;
+	x->own.ne[3] = 1;
+	x->src = &x->own;
+	snprintf(x->name, sizeof x->name, fmt, n);
+}
+
 /*
  * Layer l's mixture of experts as layer n in transformers' names: the
  * router (only the kept experts' rows, gathered into ot's buf as dtype,
  * when the mask drops some), each kept expert's three projections,
- * renumbered (views of the 3-D tensors' slices), and Qwen2-MoE's shared
- * expert with its gate as an [1, d_model] linear.  Mixtral's live under
- * block_sparse_moe as w1 (gate), w3 (up) and w2 (down).
+ * renumbered (views of the 3-D tensors' slices), and the shared expert.
+ *   Mixtral: under block_sparse_moe, the router gate, experts w1 (gate),
+ *     w3 (up) and w2 (down);
+ *   Qwen2-MoE: mlp.shared_expert, its gate an [1, d_model] linear;
+ *   DeepSeek-MoE: the shared experts as one mlp.shared_experts;
+ *   Granite-MoE: block_sparse_moe.router.layer, the experts as two 3-D
+ *     tensors, input_linear [E, 2 ffn, d] (each expert's gate rows, then
+ *     its up rows) and output_linear [E, d, ffn]; the shared expert as
+ *     shared_mlp.input_linear [2 ffn_sh, d] (gate rows, then up rows) and
+ *     output_linear.
  */
 static int hf_add_experts(struct out_tensor *ot, int *nt, const struct model *m,
 			  const struct layer_plan *lp, int l, int n, enum st_dtype dtype)
@@ -924,12 +980,15 @@ static int hf_add_experts(struct out_tensor *ot, int *nt, const struct model *m,
 	const struct layer_weights *w = &m->layers[l];
 	const struct st_tensor *exps[3] = { &w->ffn_gate_exps, &w->ffn_up_exps, &w->ffn_down_exps };
 	const struct st_tensor *sh[3] = { &w->ffn_gate_shexp, &w->ffn_up_shexp, &w->ffn_down_shexp };
-	int mixtral = strcmp(m->hp.arch, "llama") == 0, E = m->hp.n_expert, j = 0;
-	const char *blk = mixtral ? "block_sparse_moe" : "mlp";
+	enum hf_names kind = hf_names_of(&m->hp);
+	int E = m->hp.n_expert, j = 0;
 	struct out_tensor *x = &ot[*nt];
 
 	/* the router */
-	snprintf(x->name, sizeof x->name, "model.layers.%d.%s.gate.weight", n, blk);
+	snprintf(x->name, sizeof x->name, kind == HFN_MIXTRAL ?
+		 "model.layers.%d.block_sparse_moe.gate.weight" : kind == HFN_GRANITE ?
+		 "model.layers.%d.block_sparse_moe.router.layer.weight" :
+		 "model.layers.%d.mlp.gate.weight", n);
 	x->src = &w->ffn_gate_inp;
 	if (lp->experts_dropped) {
 		const struct st_tensor *r = &w->ffn_gate_inp;
@@ -957,6 +1016,22 @@ static int hf_add_experts(struct out_tensor *ot, int *nt, const struct model *m,
 		x->nbytes = ob * (size_t)lp->n_expert;
 	}
 	(*nt)++;
+	if (kind == HFN_GRANITE) {
+		const struct st_tensor *g = &w->ffn_gate_exps, *dn = &w->ffn_down_exps;
+
+		hf_add_cat(ot, nt, lp, l, g, &w->ffn_up_exps, 3, 2 * g->ne[1], lp->n_expert,
+			   "model.layers.%d.block_sparse_moe.input_linear.weight", n);
+		hf_add_cat(ot, nt, lp, l, dn, NULL, 3, dn->ne[1], lp->n_expert,
+			   "model.layers.%d.block_sparse_moe.output_linear.weight", n);
+		if (w->ffn_gate_shexp.data) {
+			hf_add_cat(ot, nt, lp, l, &w->ffn_gate_shexp, &w->ffn_up_shexp, 2,
+				   2 * w->ffn_gate_shexp.ne[1], 1,
+				   "model.layers.%d.shared_mlp.input_linear.weight", n);
+			hf_add(ot, nt, &w->ffn_down_shexp,
+			       "model.layers.%d.shared_mlp.output_linear.weight", n);
+		}
+		return 0;
+	}
 	for (int e = 0; e < E; e++) {
 		if (!mask_keeps_expert(lp->mask, l, e))
 			continue;
@@ -964,7 +1039,7 @@ static int hf_add_experts(struct out_tensor *ot, int *nt, const struct model *m,
 			x = &ot[(*nt)++];
 			x->own = model_expert_slice(exps[k], e);
 			x->src = &x->own;
-			if (mixtral)
+			if (kind == HFN_MIXTRAL)
 				snprintf(x->name, sizeof x->name,
 					 "model.layers.%d.block_sparse_moe.experts.%d.%s.weight", n, j, mx[k]);
 			else
@@ -985,8 +1060,8 @@ static int hf_add_experts(struct out_tensor *ot, int *nt, const struct model *m,
 		if (sh[k]->data) {
 			x = &ot[(*nt)++];
 			x->src = sh[k];
-			snprintf(x->name, sizeof x->name, "model.layers.%d.mlp.shared_expert.%s.weight",
-				 n, parts[k]);
+			snprintf(x->name, sizeof x->name, "model.layers.%d.mlp.%s.%s.weight", n,
+				 kind == HFN_DEEPSEEK ? "shared_experts" : "shared_expert", parts[k]);
 		}
 	return 0;
 }
@@ -1136,7 +1211,11 @@ static int hf_config(const struct model *m, const struct layer_plan *lp, int dty
 	json_object_del(cfg, "drop_mlp_list");
 	if (lp->experts_dropped)
 		json_object_set_new(cfg, json_object_get(cfg, "num_local_experts") ?
-				    "num_local_experts" : "num_experts", json_integer(lp->n_expert));
+				    "num_local_experts" : json_object_get(cfg, "n_routed_experts") ?
+				    "n_routed_experts" : "num_experts", json_integer(lp->n_expert));
+	if (m->hp.n_dense_lead > 0) /* DeepSeek-MoE's leading dense layers kept */
+		json_object_set_new(cfg, "first_k_dense_replace",
+				    json_integer(hf_dense_kept(m, lp)));
 	if (lp->partial) {
 		const char *mt = m->hp.arch;
 		int mis = strcmp(mt, "mistral") == 0;
@@ -1196,6 +1275,26 @@ static int stream_packed(struct stream *s, const struct out_tensor *x, struct st
 	return rc;
 }
 
+/* An out_tensor made of x->cat's slices (see struct out_tensor). */
+static int stream_cat(struct stream *s, const struct out_tensor *x, struct st_err *err)
+{
+	const struct st_tensor *a = x->cat[0], *b = x->cat[1];
+	int per = a->n_dims == 3, E = per ? (int)a->ne[2] : 1, rc = 0;
+
+	for (int e = 0; e < E && rc == 0; e++) {
+		struct st_tensor va = per ? expert_unit(a, e) : *a, vb;
+
+		if (per && !mask_keeps_expert(x->cat_mask, x->cat_l, e))
+			continue;
+		rc = stream_tensor(s, &va, x->type, err);
+		if (rc == 0 && b) {
+			vb = per ? expert_unit(b, e) : *b;
+			rc = stream_tensor(s, &vb, x->type, err);
+		}
+	}
+	return rc;
+}
+
 /* bytes of one element of a safetensors tensor */
 static size_t elem_bytes(enum st_dtype t)
 {
@@ -1226,6 +1325,7 @@ static int hf_shard(struct stream *s, const char *file, struct out_tensor *ot, i
 			if (ot[i].shard != k || elem_bytes(ot[i].type) != sizes[z])
 				continue;
 			rc = ot[i].buf ? stream_bytes(s, ot[i].buf, ot[i].nbytes, err)
+			     : ot[i].cat[0] ? stream_cat(s, &ot[i], err)
 			     : ot[i].pack[0] ? stream_packed(s, &ot[i], err)
 			     : ot[i].unperm_hd ? stream_unpermuted(s, ot[i].src, ot[i].type,
 								 ot[i].unperm_hd, err)
@@ -1661,23 +1761,57 @@ static int longrope_set(json_t *c, const struct model *m, struct st_err *err)
 /*
  * A mixture of experts' config.json fields: its model_type and class,
  * the experts kept a layer, those a token runs, their widths and the
- * top-k normalisation, as transformers' Mixtral, Qwen2-MoE, Qwen3-MoE
- * and OLMoE read them.
+ * top-k normalisation, as transformers' Mixtral, Qwen2-MoE, Qwen3-MoE,
+ * OLMoE, Granite-MoE (-Shared) and deepseek-ai's remote code for
+ * DeepSeek-MoE read them.
  */
-static const struct hf_moe { const char *arch, *mt, *cls; } hf_moe_table[] = {
-	{ "llama", "mixtral", "MixtralForCausalLM" },
-	{ "qwen2moe", "qwen2_moe", "Qwen2MoeForCausalLM" },
-	{ "qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM" },
-	{ "olmoe", "olmoe", "OlmoeForCausalLM" },
+static const struct hf_moe {
+	const char *arch, *mt, *cls;
+	int shexp;           /* -1 any, 0 without a shared expert, 1 with */
+} hf_moe_table[] = {
+	{ "llama", "mixtral", "MixtralForCausalLM", -1 },
+	{ "qwen2moe", "qwen2_moe", "Qwen2MoeForCausalLM", -1 },
+	{ "qwen3moe", "qwen3_moe", "Qwen3MoeForCausalLM", -1 },
+	{ "olmoe", "olmoe", "OlmoeForCausalLM", -1 },
+	{ "deepseek", "deepseek", "DeepseekForCausalLM", -1 },
+	{ "granitemoe", "granitemoe", "GraniteMoeForCausalLM", 0 },
+	{ "granitemoe", "granitemoeshared", "GraniteMoeSharedForCausalLM", 1 },
 };
 
 /* transformers' class of a mixture of experts strata writes, or NULL */
 static const struct hf_moe *hf_moe_class(const struct model_hparams *hp)
 {
 	for (size_t i = 0; i < sizeof hf_moe_table / sizeof *hf_moe_table; i++)
-		if (strcmp(hp->arch, hf_moe_table[i].arch) == 0 && hp->n_dense_lead == 0)
+		if (strcmp(hp->arch, hf_moe_table[i].arch) == 0 &&
+		    (hf_moe_table[i].shexp < 0 || hf_moe_table[i].shexp == (hp->d_ff_shexp > 0)))
 			return &hf_moe_table[i];
 	return NULL;
+}
+
+/* DeepSeek-MoE's fields (deepseek-ai's configuration_deepseek.py; its
+ * routed_scaling_factor is V2's name, read back by strata, written only
+ * where the weights are scaled). */
+static int hf_deepseek_fields(json_t *c, const struct model *m, const struct layer_plan *lp,
+			      struct st_err *err)
+{
+	const struct model_hparams *hp = &m->hp;
+
+	if (hp->d_ff_exp <= 0 || hp->d_ff_shexp % hp->d_ff_exp)
+		return st_errf(err, ST_EUNSUP, "cannot export '%s' as hf: its shared experts' width "
+			       "%d is not a whole number of experts of width %d (n_shared_experts)",
+			       m->path, hp->d_ff_shexp, hp->d_ff_exp);
+	json_object_set_new(c, "n_routed_experts", json_integer(lp->n_expert));
+	json_object_set_new(c, "n_shared_experts", json_integer(hp->d_ff_shexp / hp->d_ff_exp));
+	json_object_set_new(c, "moe_intermediate_size", json_integer(hp->d_ff_exp));
+	json_object_set_new(c, "first_k_dense_replace", json_integer(hf_dense_kept(m, lp)));
+	json_object_set_new(c, "moe_layer_freq", json_integer(1));
+	json_object_set_new(c, "scoring_func", json_string("softmax"));
+	if (hp->moe_w_scale != 1)
+		json_object_set_new(c, "routed_scaling_factor", json_real(hp->moe_w_scale));
+	json_object_set_new(c, "auto_map", json_pack("{s:s, s:s}", "AutoConfig",
+		"configuration_deepseek.DeepseekConfig", "AutoModelForCausalLM",
+		"modeling_deepseek.DeepseekForCausalLM"));
+	return 0;
 }
 
 static int hf_moe_fields(json_t *c, const struct model *m, const struct layer_plan *lp,
@@ -1685,26 +1819,32 @@ static int hf_moe_fields(json_t *c, const struct model *m, const struct layer_pl
 {
 	const struct model_hparams *hp = &m->hp;
 	const struct hf_moe *k = hf_moe_class(hp);
-	size_t i = k ? (size_t)(k - hf_moe_table) : 0;
+	const char *mt = k ? k->mt : "";
 
 	if (!k)
 		return st_errf(err, ST_EUNSUP, "cannot export the mixture of experts '%s' (%s) as "
 			       "hf: transformers has no such class (mixtral, qwen2_moe, qwen3_moe, "
-			       "olmoe)", m->path, hp->arch);
+			       "olmoe, deepseek, granitemoe)", m->path, hp->arch);
 	json_object_set_new(c, "model_type", json_string(k->mt));
 	json_object_set_new(c, "architectures", json_pack("[s]", k->cls));
-	json_object_set_new(c, i == 0 ? "num_local_experts" : "num_experts",
-			    json_integer(lp->n_expert));
 	json_object_set_new(c, "num_experts_per_tok", json_integer(hp->n_expert_used));
-	json_object_set_new(c, "norm_topk_prob", json_boolean(hp->moe_norm_topk));
-	if (i == 0 || i == 3) /* their experts are intermediate_size wide */
+	if (strcmp(hp->arch, "granitemoe") != 0) /* Granite-MoE always renormalises */
+		json_object_set_new(c, "norm_topk_prob", json_boolean(hp->moe_norm_topk));
+	if (strcmp(mt, "deepseek") == 0)
+		return hf_deepseek_fields(c, m, lp, err);
+	json_object_set_new(c, strcmp(mt, "mixtral") == 0 || strncmp(mt, "granitemoe", 10) == 0 ?
+			    "num_local_experts" : "num_experts", json_integer(lp->n_expert));
+	/* Mixtral's, OLMoE's and Granite-MoE's experts are intermediate_size wide */
+	if (strcmp(mt, "mixtral") == 0 || strcmp(mt, "olmoe") == 0 ||
+	    strncmp(mt, "granitemoe", 10) == 0)
 		json_object_set_new(c, "intermediate_size", json_integer(hp->d_ff_exp));
 	else
 		json_object_set_new(c, "moe_intermediate_size", json_integer(hp->d_ff_exp));
 	if (hp->d_ff_shexp > 0)
-		json_object_set_new(c, "shared_expert_intermediate_size",
+		json_object_set_new(c, strncmp(mt, "granitemoe", 10) == 0 ?
+				    "shared_intermediate_size" : "shared_expert_intermediate_size",
 				    json_integer(hp->d_ff_shexp));
-	if (i == 1 || i == 2) {
+	if (strncmp(mt, "qwen", 4) == 0) {
 		json_object_set_new(c, "decoder_sparse_step", json_integer(1));
 		json_object_set_new(c, "mlp_only_layers", json_array());
 	}
@@ -1768,7 +1908,7 @@ static int hf_config_from_hp(const struct model *m, const struct layer_plan *lp,
 		if (hp->rope_theta_local > 0)
 			json_object_set_new(c, "rope_local_base_freq", json_real(hp->rope_theta_local));
 	} else if (hp->embed_scale != 1 || hp->residual_scale != 1 || hp->attn_scale != 0 ||
-		   hp->logit_scale != 1) {
+		   hp->logit_scale != 1 || strncmp(hp->arch, "granite", 7) == 0) {
 		json_object_set_new(c, "embedding_multiplier", json_real(hp->embed_scale));
 		json_object_set_new(c, "residual_multiplier", json_real(hp->residual_scale));
 		json_object_set_new(c, "attention_multiplier",
@@ -2260,8 +2400,9 @@ int export_model(const struct model *m, const struct mask *mask, const char *pat
 	if (m->hp.n_expert > 0 && o->format == EXPORT_HF && !hf_moe_class(&m->hp)) {
 		plan_release(&lp);
 		return st_errf(err, ST_EUNSUP, "cannot export the mixture of experts '%s' (%s) as hf: "
-			       "strata writes transformers' Mixtral, Qwen2-MoE, Qwen3-MoE and OLMoE "
-			       "layouts only; export it as gguf", m->path, m->hp.arch);
+			       "strata writes transformers' Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, "
+			       "Granite-MoE and DeepSeek-MoE layouts only; export it as gguf",
+			       m->path, m->hp.arch);
 	}
 	if (m->hp.n_expert > 0 && lp.partial && o->format != EXPORT_HF) {
 		plan_release(&lp);

@@ -32,6 +32,12 @@
  * q, k, v) and mlp.gate_up_proj (rows gate, up) fused; its sliding_window
  * is not applied (as llama.cpp runs Phi-3).
  *
+ * Mixtures of experts (model_type mixtral, qwen2_moe, qwen3_moe, olmoe,
+ * deepseek, granitemoe, granitemoeshared; fields in hf_moe_config): each
+ * layer's experts are copied into the 3-D tensors GGUF has (hf_experts),
+ * whatever the family's names (enum hf_moe_names), so that the forward
+ * pass sees one kind of model.
+ *
  * drop_attn_list / drop_mlp_list (LLM-Drop's dropped-model config: layer
  * indices, or one boolean per layer): those sites have no tensors in the
  * checkpoint (m->absent); every other tensor is still required.
@@ -87,11 +93,25 @@ struct hf_priv {
 	int qgroup;              /* inputs per group */
 	struct hf_owned *owned;
 	int n_owned, cap_owned;
-	/* a mixture of experts: experts a layer, Mixtral's names (w1/w3/w2
-	 * under block_sparse_moe), and the first per-expert tensor found
-	 * missing or unlike its siblings (said instead of the stacked name) */
-	int n_expert, mixtral;
+	/* a mixture of experts: experts a layer, leading dense layers, the
+	 * family's names (enum hf_moe_names), and the first per-expert tensor
+	 * found missing or unlike its siblings (said instead of the stacked
+	 * name) */
+	int n_expert, n_dense_lead, names;
+	int d_ff_shexp;          /* Granite-MoE-Shared's shared_mlp width */
 	char moe_err[320];
+};
+
+/* How a family names its experts in HF checkpoints. */
+enum hf_moe_names {
+	HF_MOE_PLAIN,    /* mlp.gate, mlp.experts.E.{gate,up,down}_proj, Qwen2-MoE's
+			    mlp.shared_expert and mlp.shared_expert_gate */
+	HF_MOE_MIXTRAL,  /* block_sparse_moe.gate, block_sparse_moe.experts.E.w1/w3/w2 */
+	HF_MOE_DEEPSEEK, /* PLAIN's, but the shared experts as one mlp.shared_experts */
+	HF_MOE_GRANITE,  /* block_sparse_moe.router.layer; block_sparse_moe.input_linear
+			    [E, 2 ffn, d] (each expert's gate rows, then its up rows) and
+			    output_linear [E, d, ffn]; shared_mlp.input_linear [2 ffn_sh, d]
+			    and output_linear [d, ffn_sh] */
 };
 
 static void hf_priv_free(void *p)
@@ -337,7 +357,7 @@ static const char *expert_name(const struct hf_priv *h, int l, int e, int k, cha
 	static const char *const parts[3] = { "gate", "up", "down" }, *const mx[3] = {
 		"w1", "w3", "w2" };
 
-	if (h->mixtral)
+	if (h->names == HF_MOE_MIXTRAL)
 		snprintf(buf, cap, "model.layers.%d.block_sparse_moe.experts.%d.%s.weight", l, e,
 			 mx[k]);
 	else
@@ -353,28 +373,136 @@ static const char *expert_name(const struct hf_priv *h, int l, int e, int k, cha
  * name.  NULL when name is not such a tensor, or an expert's is missing
  * or unlike expert 0's (h->moe_err says which).
  */
-static const struct st_tensor *hf_experts(struct hf_priv *h, const char *name)
+/* k of "gate", "up", "down" (0, 1, 2), or 3. */
+static int proj_index(const char *part)
 {
 	static const char *const parts[3] = { "gate", "up", "down" };
+	int k;
+
+	for (k = 0; k < 3 && strcmp(part, parts[k]); k++)
+		;
+	return k;
+}
+
+/*
+ * Granite-MoE's tensors under the names the role table asks for: the
+ * router (block_sparse_moe.router.layer), the experts' gate and up
+ * projections (the two halves of each expert's input_linear rows,
+ * copied into {d, ffn, E} tensors owned by h), their down projections
+ * (output_linear, {ffn, d, E} as it is), and Granite-MoE-Shared's shared
+ * expert (views of shared_mlp.input_linear's halves, and its
+ * output_linear).  NULL when name is none of these or the file's tensor
+ * is missing or not [E, 2 ffn, d] (h->moe_err says which).
+ */
+static const struct st_tensor *hf_granite(struct hf_priv *h, const char *name)
+{
+	const struct st_tensor *t;
+	struct hf_owned *o;
+	char part[8], nm[160];
+	int l, n = 0, k, shared;
+	size_t half;
+
+	if (sscanf(name, "model.layers.%d.mlp.gate.weight%n", &l, &n) == 1 && !name[n]) {
+		snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.router.layer.weight", l);
+		return hf_find_raw(h, nm);
+	}
+	n = 0;
+	if (sscanf(name, "model.layers.%d.mlp.experts.*.%7[a-z]_proj.weight%n", &l, part, &n) == 2 &&
+	    !name[n])
+		shared = 0;
+	else if ((n = 0, sscanf(name, "model.layers.%d.mlp.shared_expert.%7[a-z]_proj.weight%n", &l,
+				part, &n)) == 2 && !name[n])
+		shared = 1;
+	else
+		return NULL;
+	if ((k = proj_index(part)) == 3)
+		return NULL;
+	snprintf(nm, sizeof nm, "model.layers.%d.%s.%s_linear.weight", l,
+		 shared ? "shared_mlp" : "block_sparse_moe", k == 2 ? "output" : "input");
+	t = hf_find_raw(h, nm);
+	if (shared && h->d_ff_shexp == 0) { /* not read: present, it is refused */
+		if (t && !h->moe_err[0])
+			snprintf(h->moe_err, sizeof h->moe_err, "tensor '%s' is a shared expert, which "
+				 "config.json does not declare (shared_intermediate_size 0 or absent)",
+				 nm);
+		return t;
+	}
+	if (!t || t->n_dims != (shared ? 2 : 3) || (!shared && t->ne[2] != h->n_expert) ||
+	    (k < 2 && t->ne[1] % 2)) {
+		if (!h->moe_err[0] && !t)
+			snprintf(h->moe_err, sizeof h->moe_err, "tensor '%s' is missing", nm);
+		else if (!h->moe_err[0])
+			snprintf(h->moe_err, sizeof h->moe_err, "tensor '%s' has %d dimensions "
+				 "[%lld, %lld, %lld], expected %s%.0d%s", nm, t->n_dims,
+				 (long long)t->ne[2], (long long)t->ne[1], (long long)t->ne[0],
+				 shared ? "" : "[", shared ? 0 : h->n_expert,
+				 shared ? (k < 2 ? "[2 x width, hidden] (gate rows, then up rows)"
+						 : "[hidden, width]")
+					: (k < 2 ? " experts, 2 x width, hidden] (each expert's gate "
+						   "rows, then its up rows)" : " experts, hidden, width]"));
+		return NULL;
+	}
+	if (k == 2)
+		return t;
+	half = dtype_row_bytes(t->type, t->ne[0]) * (size_t)(t->ne[1] / 2);
+	if (shared) { /* gate rows, then up rows: views */
+		if (!(o = hf_own(h, name, NULL)))
+			return NULL;
+		o->t = *t;
+		o->t.name = o->name;
+		o->t.ne[1] = t->ne[1] / 2;
+		o->t.data = (const uint8_t *)t->data + half * (size_t)k;
+		o->t.nbytes = half;
+		return &o->t;
+	} else {
+		uint8_t *buf = malloc(half * (size_t)h->n_expert);
+
+		if (!buf)
+			return NULL;
+		for (int e = 0; e < h->n_expert; e++)
+			memcpy(buf + half * (size_t)e,
+			       (const uint8_t *)t->data + half * (2 * (size_t)e + (size_t)k), half);
+		if (!(o = hf_own(h, name, buf))) {
+			free(buf);
+			return NULL;
+		}
+		o->t = *t;
+		o->t.name = o->name;
+		o->t.ne[1] = t->ne[1] / 2;
+		o->t.data = buf;
+		o->t.nbytes = half * (size_t)h->n_expert;
+		return &o->t;
+	}
+}
+
+static const struct st_tensor *hf_experts(struct hf_priv *h, const char *name)
+{
 	const struct st_tensor *t0 = NULL;
 	struct hf_owned *o;
 	char part[8], nm[160];
 	int l, n = 0, k;
 	uint8_t *buf;
 
-	if (h->mixtral && sscanf(name, "model.layers.%d.mlp.gate.weight%n", &l, &n) == 1 &&
-	    !name[n]) {
+	if (h->names == HF_MOE_GRANITE)
+		return hf_granite(h, name);
+	if (h->names == HF_MOE_MIXTRAL &&
+	    sscanf(name, "model.layers.%d.mlp.gate.weight%n", &l, &n) == 1 && !name[n]) {
 		snprintf(nm, sizeof nm, "model.layers.%d.block_sparse_moe.gate.weight", l);
+		return hf_find_raw(h, nm);
+	}
+	n = 0;
+	if (h->names == HF_MOE_DEEPSEEK &&
+	    sscanf(name, "model.layers.%d.mlp.shared_expert.%7[a-z]_proj.weight%n", &l, part,
+		   &n) == 2 && !name[n]) {
+		snprintf(nm, sizeof nm, "model.layers.%d.mlp.shared_experts.%s_proj.weight", l, part);
 		return hf_find_raw(h, nm);
 	}
 	n = 0;
 	if (h->n_expert <= 0 ||
 	    sscanf(name, "model.layers.%d.mlp.experts.*.%7[a-z]_proj.weight%n", &l, part, &n) != 2 ||
-	    name[n])
+	    name[n] || l < h->n_dense_lead)
 		return NULL;
-	for (k = 0; k < 3 && strcmp(part, parts[k]); k++)
-		;
-	if (k == 3)
+	if ((k = proj_index(part)) == 3)
 		return NULL;
 	for (int e = 0; e < h->n_expert; e++) {
 		const struct st_tensor *t = hf_find_raw(h, expert_name(h, l, e, k, nm, sizeof nm));
@@ -730,7 +858,7 @@ static const char *hf_arch_name(const char *mt)
 {
 	static const char *const alias[][2] = {
 		{ "gemma3_text", "gemma3" }, { "mixtral", "llama" }, { "qwen2_moe", "qwen2moe" },
-		{ "qwen3_moe", "qwen3moe" },
+		{ "qwen3_moe", "qwen3moe" }, { "granitemoeshared", "granitemoe" },
 	};
 
 	for (size_t i = 0; i < sizeof alias / sizeof *alias; i++)
@@ -739,42 +867,117 @@ static const char *hf_arch_name(const char *mt)
 	return mt;
 }
 
+/* Integer field that may be 0: absent or null gives def. */
+static int cfg_count(json_t *cfg, const char *file, const char *key, int def, int *out,
+		     struct st_err *err)
+{
+	json_t *v = json_object_get(cfg, key);
+
+	if (v && json_is_integer(v) && json_integer_value(v) == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (v && json_is_integer(v) && json_integer_value(v) < 0)
+		return st_errf(err, ST_EFORMAT, "%s: field '%s' must be 0 or more", file, key);
+	return cfg_int(cfg, file, key, def, out, err);
+}
+
 /*
- * A mixture of experts' fields: num_local_experts (Mixtral) or
- * num_experts, num_experts_per_tok, moe_intermediate_size (else
+ * DeepSeek-MoE's (v1, deepseek-ai's remote code): n_routed_experts,
+ * num_experts_per_tok, moe_intermediate_size, n_shared_experts (0 when
+ * absent or null; run as one FFN of their summed width),
+ * first_k_dense_replace (leading dense layers of intermediate_size),
+ * norm_topk_prob (false), routed_scaling_factor (1).  moe_layer_freq
+ * other than 1 (dense layers among the experts) and scoring_func other
+ * than softmax are refused naming the field.
+ */
+static int hf_deepseek_config(json_t *cfg, const char *file, struct model_hparams *hp,
+			      struct st_err *err)
+{
+	int rc, freq = 1, n_shared = 0, b;
+	json_t *v;
+
+	if ((rc = cfg_int(cfg, file, "n_routed_experts", -1, &hp->n_expert, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "num_experts_per_tok", -1, &hp->n_expert_used, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "moe_intermediate_size", -1, &hp->d_ff_exp, err)) < 0 ||
+	    (rc = cfg_count(cfg, file, "n_shared_experts", 0, &n_shared, err)) < 0 ||
+	    (rc = cfg_count(cfg, file, "first_k_dense_replace", 0, &hp->n_dense_lead, err)) < 0 ||
+	    (rc = cfg_int(cfg, file, "moe_layer_freq", 1, &freq, err)) < 0 ||
+	    (rc = cfg_bool(cfg, file, "norm_topk_prob", &b, err)) < 0 ||
+	    (rc = cfg_num(cfg, file, "routed_scaling_factor", 1.0, &hp->moe_w_scale, err)) < 0)
+		return rc;
+	if (freq != 1)
+		return st_errf(err, ST_EUNSUP, "%s: field 'moe_layer_freq' is %d: strata runs "
+			       "DeepSeek-MoE with experts in every layer after the first "
+			       "first_k_dense_replace (moe_layer_freq 1)", file, freq);
+	v = json_object_get(cfg, "scoring_func");
+	if (v && !json_is_null(v) &&
+	    (!json_is_string(v) || strcmp(json_string_value(v), "softmax") != 0))
+		return st_errf(err, ST_EUNSUP, "%s: field 'scoring_func' is '%s': strata routes "
+			       "DeepSeek-MoE by softmax", file, json_is_string(v) ?
+			       json_string_value(v) : "?");
+	if (hp->n_dense_lead >= hp->n_layer)
+		return st_errf(err, ST_EFORMAT, "%s: field 'first_k_dense_replace' (%d) leaves no "
+			       "layer of the %d with experts", file, hp->n_dense_lead, hp->n_layer);
+	if ((int64_t)n_shared * hp->d_ff_exp > INT32_MAX)
+		return st_errf(err, ST_EFORMAT, "%s: %d shared experts of width %d", file, n_shared,
+			       hp->d_ff_exp);
+	hp->d_ff_shexp = n_shared * hp->d_ff_exp;
+	hp->moe_norm_topk = b == 1;
+	return 0;
+}
+
+/*
+ * A mixture of experts' fields: num_local_experts (Mixtral, Granite-MoE)
+ * or num_experts, num_experts_per_tok, moe_intermediate_size (else
  * intermediate_size), shared_expert_intermediate_size (Qwen2-MoE),
- * norm_topk_prob (else the family's rule).  Every layer must be one
- * (decoder_sparse_step 1, no mlp_only_layers); OLMoE's clip_qkv is not
- * run.  A model_type that is not an MoE with expert fields is refused.
+ * shared_intermediate_size (Granite-MoE-Shared; 0: none), norm_topk_prob
+ * (else the family's rule); DeepSeek-MoE's as hf_deepseek_config says.
+ * Every layer must be one (decoder_sparse_step 1, no mlp_only_layers);
+ * OLMoE's clip_qkv is not run.  A model_type that is not an MoE with
+ * expert fields is refused.
  */
 static int hf_moe_config(json_t *cfg, const char *file, const char *mt,
 			 const struct arch_info *ai, struct model_hparams *hp, struct st_err *err)
 {
-	const char *nk = strcmp(mt, "mixtral") == 0 ? "num_local_experts" : "num_experts";
+	int granite = strncmp(mt, "granitemoe", 10) == 0;
+	const char *nk = strcmp(mt, "mixtral") == 0 || granite ? "num_local_experts"
+							       : "num_experts";
 	int moe = ai->moe == 2 || strcmp(mt, "mixtral") == 0, rc, b, step = 1;
 	json_t *v;
 
 	if (moe && strcmp(mt, "mixtral") && strcmp(mt, "qwen2_moe") && strcmp(mt, "qwen3_moe") &&
-	    strcmp(mt, "olmoe"))
+	    strcmp(mt, "olmoe") && strcmp(mt, "deepseek") && strcmp(mt, "granitemoe") &&
+	    strcmp(mt, "granitemoeshared"))
 		return st_errf(err, ST_EUNSUP, "%s: model_type '%s' is read as GGUF only (Hugging "
-			       "Face mixtures of experts: mixtral, qwen2_moe, qwen3_moe, olmoe)", file, mt);
+			       "Face mixtures of experts: mixtral, qwen2_moe, qwen3_moe, olmoe, "
+			       "deepseek, granitemoe, granitemoeshared)", file, mt);
 	if (!moe) {
-		if (json_object_get(cfg, "num_local_experts") || json_object_get(cfg, "num_experts"))
+		if (json_object_get(cfg, "num_local_experts") || json_object_get(cfg, "num_experts") ||
+		    json_object_get(cfg, "n_routed_experts"))
 			return st_errf(err, ST_EUNSUP, "%s: model_type '%s' with experts is not "
 				       "supported (mixtures of experts: mixtral, qwen2_moe, qwen3_moe, "
-				       "olmoe)", file, mt);
+				       "olmoe, deepseek, granitemoe)", file, mt);
 		return 0;
 	}
-	if ((rc = cfg_int(cfg, file, nk, -1, &hp->n_expert, err)) < 0 ||
-	    (rc = cfg_int(cfg, file, "num_experts_per_tok", -1, &hp->n_expert_used, err)) < 0 ||
-	    (rc = cfg_int(cfg, file, "moe_intermediate_size", hp->d_ff, &hp->d_ff_exp, err)) < 0 ||
-	    (rc = cfg_int(cfg, file, "decoder_sparse_step", 1, &step, err)) < 0 ||
-	    (rc = cfg_bool(cfg, file, "norm_topk_prob", &b, err)) < 0)
+	if (strcmp(mt, "deepseek") == 0)
+		rc = hf_deepseek_config(cfg, file, hp, err);
+	else if ((rc = cfg_int(cfg, file, nk, -1, &hp->n_expert, err)) < 0 ||
+		 (rc = cfg_int(cfg, file, "num_experts_per_tok", -1, &hp->n_expert_used, err)) < 0 ||
+		 (rc = cfg_int(cfg, file, "moe_intermediate_size", hp->d_ff, &hp->d_ff_exp,
+			       err)) < 0 ||
+		 (rc = cfg_int(cfg, file, "decoder_sparse_step", 1, &step, err)) < 0 ||
+		 (rc = cfg_bool(cfg, file, "norm_topk_prob", &b, err)) < 0)
+		return rc;
+	if (rc < 0)
 		return rc;
 	if (hp->n_expert < 1 || hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert)
 		return st_errf(err, ST_EFORMAT, "%s: fields '%s' (%d) and 'num_experts_per_tok' "
-			       "(%d) must give 1 <= experts a token <= experts", file, nk,
+			       "(%d) must give 1 <= experts a token <= experts", file,
+			       strcmp(mt, "deepseek") == 0 ? "n_routed_experts" : nk,
 			       hp->n_expert, hp->n_expert_used);
+	if (strcmp(mt, "deepseek") == 0)
+		return 0;
 	hp->moe_norm_topk = b < 0 ? ai->moe_norm_topk : b;
 	if (ai->moe_shexp == MOE_SHEXP_GATED) { /* Qwen2-MoE's, with its sigmoid gate */
 		if ((rc = cfg_int(cfg, file, "shared_expert_intermediate_size", -1,
@@ -782,6 +985,9 @@ static int hf_moe_config(json_t *cfg, const char *file, const char *mt,
 			return rc;
 		hp->shexp_gate = 1;
 	}
+	if (granite && (rc = cfg_count(cfg, file, "shared_intermediate_size", 0,
+				       &hp->d_ff_shexp, err)) < 0)
+		return rc;
 	v = json_object_get(cfg, "mlp_only_layers");
 	if (step != 1 || (v && (!json_is_array(v) || json_array_size(v) > 0)))
 		return st_errf(err, ST_EUNSUP, "%s: fields 'decoder_sparse_step' (%d) and "
@@ -1113,7 +1319,12 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 	if ((rc = parse_quant(cfg, h, err)) < 0)
 		goto out;
 	h->n_expert = m->hp.n_expert;
-	h->mixtral = m->hp.n_expert > 0 && strcmp(m->hp.arch, "llama") == 0;
+	h->n_dense_lead = m->hp.n_dense_lead;
+	h->d_ff_shexp = m->hp.d_ff_shexp;
+	h->names = m->hp.n_expert == 0 ? HF_MOE_PLAIN :
+		   strcmp(m->hp.arch, "llama") == 0 ? HF_MOE_MIXTRAL :
+		   strcmp(m->hp.arch, "deepseek") == 0 ? HF_MOE_DEEPSEEK :
+		   strcmp(m->hp.arch, "granitemoe") == 0 ? HF_MOE_GRANITE : HF_MOE_PLAIN;
 	if (h->n_expert > 0 && h->qlayout >= 0) {
 		rc = st_errf(err, ST_EUNSUP, "%s: a quantized mixture of experts (quantization_config) "
 			     "is not supported", cfg);

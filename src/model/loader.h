@@ -32,7 +32,7 @@ struct arch_info {
 	int swa_pattern;             /* sliding layers: see model_layer_slides; 0 none */
 	float rope_theta_local;      /* RoPE base of the sliding layers; 0: the global one */
 	/* mixture of experts: 0 dense; 1 experts where the file has
-	 * {arch}.expert_count (llama: Mixtral); 2 always (GGUF only) */
+	 * {arch}.expert_count (llama: Mixtral); 2 always (the MoE families) */
 	int moe;
 	int moe_norm_topk;           /* top-k weights renormalised */
 	int moe_shexp;               /* shared experts: a MOE_SHEXP_* below */
