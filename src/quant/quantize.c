@@ -774,3 +774,137 @@ out:
 	free(r.tmp);
 	return rc;
 }
+
+/* ---- the quantized model in memory ---- */
+
+static const struct qentry *entry_of(const struct quant_model *q, const void *key)
+{
+	for (int i = 0; key && i < q->n; i++)
+		if (q->e[i].key == key && q->e[i].data)
+			return &q->e[i];
+	return NULL;
+}
+
+/* Point slot at q's entry for it, if any. */
+static void view_one(const struct quant_model *q, struct st_tensor *slot)
+{
+	const struct qentry *e = entry_of(q, slot->data);
+
+	if (!e)
+		return;
+	slot->type = e->type;
+	slot->data = e->data;
+	slot->nbytes = e->nbytes;
+}
+
+/* A fused tensor (its data keys the joined entry) and its n row views. */
+static void view_fused(const struct quant_model *q, struct st_tensor *fused,
+		       struct st_tensor *const *parts, int n)
+{
+	const struct qentry *e = entry_of(q, fused->data);
+	size_t off = 0;
+
+	if (!e)
+		return;
+	fused->type = e->type;
+	fused->data = e->data;
+	fused->nbytes = e->nbytes;
+	for (int k = 0; k < n; k++) {
+		size_t nb = dtype_row_bytes(e->type, parts[k]->ne[0]) *
+			    (size_t)(tensor_nelem(parts[k]) / parts[k]->ne[0]);
+
+		parts[k]->type = e->type;
+		parts[k]->data = (uint8_t *)e->data + off;
+		parts[k]->nbytes = nb;
+		off += nb;
+	}
+}
+
+struct model *quant_model_view(const struct model *m, const struct quant_model *q)
+{
+	struct model *v = malloc(sizeof *v);
+
+	if (!v)
+		return NULL;
+	*v = *m;
+	v->layers = malloc((size_t)m->hp.n_layer * sizeof *v->layers);
+	if (!v->layers) {
+		free(v);
+		return NULL;
+	}
+	memcpy(v->layers, m->layers, (size_t)m->hp.n_layer * sizeof *v->layers);
+	for (int l = 0; l < m->hp.n_layer; l++) {
+		struct layer_weights *w = &v->layers[l];
+		struct st_tensor *qkv[3] = { &w->wq, &w->wk, &w->wv };
+		struct st_tensor *gu[2] = { &w->w_gate, &w->w_up };
+
+		view_one(q, &w->attn_norm);
+		view_one(q, &w->ffn_norm);
+		view_one(q, &w->wo);
+		view_one(q, &w->w_down);
+		if (w->wqkv.data)
+			view_fused(q, &w->wqkv, qkv, 3);
+		else
+			for (int k = 0; k < 3; k++)
+				view_one(q, qkv[k]);
+		if (w->w_gate_up.data)
+			view_fused(q, &w->w_gate_up, gu, 2);
+		else
+			for (int k = 0; k < 2; k++)
+				view_one(q, gu[k]);
+	}
+	return v;
+}
+
+void quant_view_free(struct model *v)
+{
+	if (!v)
+		return;
+	free(v->layers);
+	free(v);
+}
+
+static uint64_t tensor_bytes(const struct st_tensor *t, int type)
+{
+	int64_t rows;
+
+	if (!t->data || t->ne[0] <= 0)
+		return 0;
+	if (type < 0)
+		return t->nbytes;
+	rows = tensor_nelem(t) / t->ne[0];
+	if (t->ne[0] % ST_QK)
+		type = ST_F16;
+	return (uint64_t)dtype_row_bytes((enum st_dtype)type, t->ne[0]) * (uint64_t)rows;
+}
+
+uint64_t quant_model_bytes(const struct model *m, const struct mask *mask, int type)
+{
+	uint64_t b = tensor_bytes(&m->tok_emb, -1) + tensor_bytes(&m->out_norm, -1);
+
+	if (m->output.data && m->output.data != m->tok_emb.data)
+		b += tensor_bytes(&m->output, -1);
+	for (int l = 0; l < m->hp.n_layer; l++) {
+		const struct layer_weights *w = &m->layers[l];
+
+		if (mask_keeps_attn(mask, l) && model_has_attn(m, l)) {
+			const struct st_tensor *lin[4] = { &w->wq, &w->wk, &w->wv, &w->wo };
+			const struct st_tensor *oth[8] = { &w->attn_norm, &w->bq, &w->bk, &w->bv,
+							   &w->q_norm, &w->k_norm,
+							   &w->attn_post_norm, NULL };
+
+			for (int k = 0; k < 4; k++)
+				b += tensor_bytes(lin[k], type);
+			for (int k = 0; oth[k]; k++)
+				b += tensor_bytes(oth[k], -1);
+		}
+		if (mask_keeps_mlp(mask, l) && model_has_mlp(m, l)) {
+			const struct st_tensor *lin[3] = { &w->w_gate, &w->w_up, &w->w_down };
+
+			for (int k = 0; k < 3; k++)
+				b += tensor_bytes(lin[k], type);
+			b += tensor_bytes(&w->ffn_norm, -1) + tensor_bytes(&w->ffn_post_norm, -1);
+		}
+	}
+	return b;
+}

@@ -100,4 +100,24 @@ void quant_model_free(struct quant_model *q);
 int quant_model_replace(void *q, const struct st_tensor *t, enum st_dtype *type,
 			const void **data);
 
+/*
+ * A view of m with q's tensors in place of those they were made from
+ * (the quantized linears, AWQ's rescaled norms; fused Phi-3 tensors and
+ * their row views both), for evaluating the quantized model in memory
+ * with the mask q was made for: a shallow copy sharing everything else
+ * with m (which must outlive it, as must q), released by quant_view_free
+ * (never model_free).  NULL when out of memory.
+ */
+struct model *quant_model_view(const struct model *m, const struct quant_model *q);
+void quant_view_free(struct model *v);
+
+/*
+ * Bytes of the weights of m without the sites mask drops (may be NULL),
+ * with its dense linear weights (attention q/k/v/o, MLP gate/up/down)
+ * as type, or F16 where their rows are not a multiple of 32, as
+ * quant_model_run falls back; type < 0 counts them as stored.  What
+ * the quantized export holds, metadata aside.
+ */
+uint64_t quant_model_bytes(const struct model *m, const struct mask *mask, int type);
+
 #endif
