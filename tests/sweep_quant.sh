@@ -99,6 +99,29 @@ if need model models/stories260K/stories260K.gguf &&
 	is "$(cell "$tmp/f.tsv" attn 1 rtn:q4_0:32 ppl)" "$(cell "$tmp/q.tsv" attn 1 rtn:q4_0:32 ppl)" \
 		"--force quantizes again, to the same figures"
 
+	# the workbench's results: quantization and bytes columns, quantized
+	# points in the speed chart's frontier
+	if command -v tmux > /dev/null 2>&1; then
+		TM="tmux -L strata-sweep-quant-$$ -f /dev/null"
+		$TM new-session -d -s tui -x 160 -y 45 \
+			"env STRATA_SHARED='$STRATA_SHARED' TERM=xterm-256color '$S' tui '$model' --db '$db'; sleep 30"
+		i=0
+		until $TM capture-pane -p -t tui 2>/dev/null | grep -q "5 Results" || [ $i -ge 100 ]; do
+			sleep 0.1; i=$((i + 1)); done
+		$TM send-keys -t tui 5
+		i=0
+		until $TM capture-pane -p -t tui 2>/dev/null | grep -q "Pareto" || [ $i -ge 100 ]; do
+			sleep 0.1; i=$((i + 1)); done
+		p=$($TM capture-pane -p -t tui)
+		$TM kill-server 2>/dev/null
+		contains "$(echo "$p" | grep ' eval ')" "quant        bytes" "the results table has quant and bytes columns"
+		contains "$(echo "$p" | grep -F 'attn=2;mlp= gptq:q4_0:32' | head -1)" \
+			"$(cell "$tmp/q.tsv" attn 1 gptq:q4_0:32 bytes)" "... a gptq point with its bytes"
+		contains "$(echo "$p" | grep -F 'Pareto')" "gptq:q4_0:32" "... and in the speed chart's frontier"
+	else
+		skip_or_fail "tmux is not installed"
+	fi
+
 	# usage
 	sw --quant gptq:4:64 > /dev/null 2> "$tmp/e1"
 	is "$?" 2 "--quant gptq:4:64 is a usage error"
