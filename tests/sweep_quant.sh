@@ -99,6 +99,11 @@ if need model models/stories260K/stories260K.gguf &&
 	is "$(cell "$tmp/f.tsv" attn 1 rtn:q4_0:32 ppl)" "$(cell "$tmp/q.tsv" attn 1 rtn:q4_0:32 ppl)" \
 		"--force quantizes again, to the same figures"
 
+	# plot drops draws the unquantized points, never the newest quantized ones
+	"$S" plot drops "$run" --db "$db" --metric kl --out "$tmp/d.svg" --format tsv > "$tmp/d.tsv" 2> "$tmp/d.err"
+	is "$?" 0 "plot drops of the run"
+	is "$(grep -c 'quant=' "$tmp/d.err")" 0 "... no quantized evaluation among its settings"
+
 	# the workbench's results: quantization and bytes columns, quantized
 	# points in the speed chart's frontier
 	if command -v tmux > /dev/null 2>&1; then
