@@ -11,6 +11,7 @@
 #include "quant/qblock.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -426,16 +427,167 @@ static int group_gptq(struct run *r, int l, int which, const struct group *g,
 	return rc;
 }
 
+/*
+ * AWQ's score of a scale for the q/k/v or gate/up group of layer l, as
+ * AutoAWQ scores it: the squared error of the whole sublayer's output
+ * (attention with its o, MLP with its down, as installed so far) over
+ * the calibration sequences, against the unquantized sublayer's (the
+ * source's weights of layer l).  Each candidate runs layer l with only
+ * that sublayer kept, on a copy of the working model whose group
+ * weights are the candidate's F32 rows.
+ */
+struct sub_loss {
+	struct run *r;
+	int l;
+	const struct group *g;
+	struct mask *only;          /* layer l's one sublayer kept */
+	int n_seq;                  /* sequences scored */
+	struct layer_weights *lw;   /* [n_layer] the candidate's layers */
+	float *in, *ref;            /* [n_seq][T][d]: the sublayer's inputs and
+				       unquantized outputs */
+	float *buf;                 /* [T][d] */
+	struct st_err *err;
+};
+
+/* Run layer l of a model with layers lw (only sub->only's sublayer) on
+ * every scored sequence of in: into out ([n_seq][T][d]), or scored
+ * against sub->ref (*e gets the sum of squares) when out is NULL. */
+static int sub_run(struct sub_loss *sl, struct layer_weights *lw, float *out, double *e)
+{
+	struct run *r = sl->r;
+	struct model cm = r->qm;
+	size_t n = (size_t)r->T * r->d;
+	struct fwd_state *s;
+	int rc = 0;
+
+	cm.layers = lw;
+	if (!(s = fwd_new(&cm, sl->only, r->T, r->T, sl->err)))
+		return sl->err->code;
+	fwd_set_compute(s, FWD_COMPUTE_F32);
+	*e = 0;
+	for (int k = 0; k < sl->n_seq && rc == 0; k++) {
+		float *x = out ? out + k * n : sl->buf;
+
+		memcpy(x, sl->in + k * n, n * sizeof *x);
+		rc = fwd_eval_layers(s, x, r->T, sl->l, sl->l + 1, sl->err);
+		for (size_t i = 0; !out && rc == 0 && i < n; i++) {
+			double d = (double)x[i] - sl->ref[k * n + i];
+
+			*e += d * d;
+		}
+	}
+	fwd_free(s);
+	return rc;
+}
+
+static double sub_loss_fn(void *ud, const float *Weff)
+{
+	struct sub_loss *sl = ud;
+	struct run *r = sl->r;
+	const struct group *g = sl->g;
+	struct layer_weights *cl = &sl->lw[sl->l];
+	size_t off = 0;
+	double e;
+	int rc;
+
+	*cl = r->qm.layers[sl->l];
+	for (int i = 0; i < g->n; i++) {
+		/* the same field of the candidate's layer as the group's slot */
+		struct st_tensor *t = (struct st_tensor *)((char *)cl +
+				      ((const char *)g->slot[i] - (const char *)&r->qm.layers[sl->l]));
+
+		t->type = ST_F32;
+		t->data = (void *)(Weff + off);
+		t->nbytes = (size_t)g->rows[i] * g->in * sizeof *Weff;
+		off += (size_t)g->rows[i] * g->in;
+	}
+	/* fused tensors (Phi-3): the stacked rows are the fused layout */
+	if (g->n == 3 && cl->wqkv.data) {
+		cl->wqkv.type = ST_F32;
+		cl->wqkv.data = (void *)Weff;
+		cl->wqkv.nbytes = off * sizeof *Weff;
+	}
+	if (g->n == 2 && cl->w_gate_up.data) {
+		cl->w_gate_up.type = ST_F32;
+		cl->w_gate_up.data = (void *)Weff;
+		cl->w_gate_up.nbytes = off * sizeof *Weff;
+	}
+	rc = sub_run(sl, sl->lw, NULL, &e);
+	*cl = r->qm.layers[sl->l];
+	return rc < 0 ? rc : e;
+}
+
+static void sub_loss_free(struct sub_loss *sl)
+{
+	mask_free(sl->only);
+	free(sl->lw);
+	free(sl->in);
+	free(sl->ref);
+	free(sl->buf);
+}
+
+/* Set up sl for group g of layer l (which: FWD_LIN_QKV or _GATE_UP). */
+static int sub_loss_init(struct sub_loss *sl, struct run *r, int l, int which,
+			 const struct group *g, struct st_err *err)
+{
+	size_t n = (size_t)r->T * r->d;
+	char spec[32];
+	double e;
+	int rc, cap = r->cap / r->T > 1 ? r->cap / r->T : 1;
+
+	memset(sl, 0, sizeof *sl);
+	sl->r = r;
+	sl->l = l;
+	sl->g = g;
+	sl->err = err;
+	sl->n_seq = r->n_seq < cap ? r->n_seq : cap;
+	snprintf(spec, sizeof spec, which == FWD_LIN_QKV ? "mlp=%d" : "attn=%d", l);
+	if ((rc = mask_parse(spec, r->m->hp.n_layer, &sl->only, err)) < 0)
+		return rc;
+	sl->lw = malloc((size_t)r->m->hp.n_layer * sizeof *sl->lw);
+	sl->in = malloc((size_t)sl->n_seq * n * sizeof *sl->in);
+	sl->ref = malloc((size_t)sl->n_seq * n * sizeof *sl->ref);
+	sl->buf = malloc(n * sizeof *sl->buf);
+	if (!sl->lw || !sl->in || !sl->ref || !sl->buf)
+		return st_errf(err, ST_ENOMEM, "layer %d: out of memory for AWQ's module loss", l);
+	memcpy(sl->lw, r->qm.layers, (size_t)r->m->hp.n_layer * sizeof *sl->lw);
+	memcpy(sl->in, r->x, (size_t)sl->n_seq * n * sizeof *sl->in);
+	if (which == FWD_LIN_GATE_UP) {
+		/* the MLP's input: through the attention as installed */
+		struct mask *att = NULL;
+		struct mask *keep = sl->only;
+
+		snprintf(spec, sizeof spec, "mlp=%d", l);
+		if ((rc = mask_parse(spec, r->m->hp.n_layer, &att, err)) < 0)
+			return rc;
+		sl->only = att;
+		sl->lw[l] = r->m->layers[l];
+		rc = sub_run(sl, sl->lw, sl->in, &e);
+		sl->lw[l] = r->qm.layers[l];
+		sl->only = keep;
+		mask_free(att);
+		if (rc < 0)
+			return rc;
+	}
+	/* the reference: layer l as the source has it */
+	sl->lw[l] = r->m->layers[l];
+	rc = sub_run(sl, sl->lw, sl->ref, &e);
+	sl->lw[l] = r->qm.layers[l];
+	return rc;
+}
+
 /* AWQ of a group; scales (may be NULL: no scaling, alpha 0) gets s. */
 static int group_awq(struct run *r, int l, int which, const struct group *g, float *scales,
 		     struct st_err *err)
 {
 	struct awq_opts ao;
 	struct awq_result ar;
-	float *W, *s;
-	uint8_t *dst;
+	struct sub_loss sl;
+	float *W = NULL, *s = NULL;
+	uint8_t *dst = NULL;
 	int rows, rc, N = r->tok[which] < r->cap ? (int)r->tok[which] : r->cap;
 
+	memset(&sl, 0, sizeof sl);
 	if (!fits(g))
 		return group_fallback(r, g, err);
 	if ((rc = enough_tokens(r, l, which, g, err)) < 0)
@@ -445,6 +597,12 @@ static int group_awq(struct run *r, int l, int which, const struct group *g, flo
 	ao.izero = r->o->izero;
 	ao.grid = scales ? r->o->awq_grid : 1;
 	ao.clip = r->o->awq_clip;
+	if (scales && (which == FWD_LIN_QKV || which == FWD_LIN_GATE_UP)) {
+		if ((rc = sub_loss_init(&sl, r, l, which, g, err)) < 0)
+			goto out;
+		ao.loss = sub_loss_fn;
+		ao.loss_ud = &sl;
+	}
 	W = group_stack(g, &rows);
 	s = malloc((size_t)g->in * sizeof *s);
 	dst = malloc((size_t)rows * dtype_row_bytes(ao.type, g->in));
@@ -461,6 +619,7 @@ static int group_awq(struct run *r, int l, int which, const struct group *g, flo
 		memcpy(scales, s, (size_t)g->in * sizeof *s);
 	rc = group_install(r, g, dst, err);
 out:
+	sub_loss_free(&sl);
 	free(W);
 	free(s);
 	free(dst);
@@ -746,8 +905,16 @@ int quant_model_run(const struct model *m, const struct mask *mask, const int32_
 		if (rc < 0)
 			goto out;
 		/* the next layer's inputs: through this one as quantized */
-		if (calib && (attn || mlp) && l + 1 < hp->n_layer && (rc = pass(&r, l, 1, err)) < 0)
-			goto out;
+		if (calib && (attn || mlp) && l + 1 < hp->n_layer) {
+			struct layer_weights keep = r.qm.layers[l];
+
+			if (o->method == QUANT_AWQ)
+				r.qm.layers[l] = m->layers[l];
+			rc = pass(&r, l, 1, err);
+			r.qm.layers[l] = keep;
+			if (rc < 0)
+				goto out;
+		}
 		if (o->layer_done && o->layer_done(o->ud, l + 1, hp->n_layer)) {
 			rc = st_errf(err, ST_ECANCEL, "quantization cancelled");
 			goto out;
