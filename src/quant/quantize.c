@@ -552,8 +552,9 @@ static int sub_loss_init(struct sub_loss *sl, struct run *r, int l, int which,
 		return st_errf(err, ST_ENOMEM, "layer %d: out of memory for AWQ's module loss", l);
 	memcpy(sl->lw, r->qm.layers, (size_t)r->m->hp.n_layer * sizeof *sl->lw);
 	memcpy(sl->in, r->x, (size_t)sl->n_seq * n * sizeof *sl->in);
-	if (which == FWD_LIN_GATE_UP) {
-		/* the MLP's input: through the attention as installed */
+	if (which == FWD_LIN_GATE_UP && mask_keeps_attn(r->mask, l) && model_has_attn(r->m, l)) {
+		/* the MLP's input: through the unquantized attention (a dropped one
+		 * leaves it the layer's input) */
 		struct mask *att = NULL;
 		struct mask *keep = sl->only;
 
