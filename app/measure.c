@@ -421,11 +421,17 @@ static void eval_layout(const struct app_env *env, const struct model *m,
 /* A result is keyed by the arithmetic that ran: bf16 prefill or ggml's
  * is marked in the settings (f32, the mode of every earlier result, is
  * left implicit). */
-static void settings_compute(char *settings, size_t cap, const struct model *m)
+static void settings_compute(char *settings, size_t cap, const struct model *m,
+			     const struct app_measure *ms)
 {
 	size_t n = strlen(settings);
 	const char *c = fwd_compute_for(m);
 
+	if (ms && ms->key_mask) {
+		if (ms->key_extra && n < cap)
+			snprintf(settings + n, cap - n, "%s", ms->key_extra);
+		return;
+	}
 	if (strcmp(c, "f32") != 0 && n < cap)
 		snprintf(settings + n, cap - n, ";compute=%s", c);
 }
@@ -552,7 +558,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 		     int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
 {
 	struct eval_major mj = { 0, 0, 0, 1, 0 };
-	char settings[128], sha[65], path[8192], canon[PATH_MAX];
+	char settings[320], sha[65], path[8192], canon[PATH_MAX];
 	int32_t *ids = NULL;
 	double *vals;
 	size_t n_ids = 0, len, nv;
@@ -573,7 +579,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 			snprintf(sha + 2 * i, 3, "%02x", d[i]);
 	}
 	record_text_settings(settings, sizeof settings, es->ctx, es->max_tokens);
-	settings_compute(settings, sizeof settings, m);
+	settings_compute(settings, sizeof settings, m, ms);
 	k->settings = settings;
 	k->data_sha256 = sha;
 	k->data = realpath(path, canon) ? canon : path;
@@ -581,6 +587,10 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 	if (cache_get(ms, k, out, n_out)) {
 		free(text);
 		*cached = 1;
+		return 0;
+	}
+	if (ms && ms->probe) {
+		free(text);
 		return 0;
 	}
 	if ((rc = tok_encode(m->tok, text, len, 0, &ids, &n_ids, err)) < 0) {
@@ -608,7 +618,10 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 		job_fill(&job, JOB_TEXT, m, mask, t, path, sha, es, &mj, nv);
 		rc = job_post(&job, err);
 	}
-	if (rc == 0)
+	if (rc == 0 && t[0] == 'k' && ms && ms->key_mask && ms->kl_base)
+		rc = eval_kl_ref_values(ms->kl_base, NULL, m, mask, ids, n_ids, (int)es->ctx, &mj,
+					vals, es->progress, es->progress_ud, err);
+	else if (rc == 0)
 		rc = text_values(m, mask, t[0] == 'p', ids, n_ids, es->ctx, &mj, vals, es->progress,
 				 es->progress_ud, err);
 	if (dist_size() > 1)
@@ -928,7 +941,7 @@ static int parse_until(const struct mc_task *def, json_t **arr, struct st_err *e
 static void choice_key(struct app_measure *ms, const struct model *m, struct store_eval_key *k,
 		      char *settings, size_t cap, const char *sha, const char *datafile)
 {
-	settings_compute(settings, cap, m);
+	settings_compute(settings, cap, m, ms);
 	k->settings = settings;
 	k->data_sha256 = sha;
 	k->data = datafile[0] ? datafile : NULL;
@@ -960,7 +973,7 @@ static int eval_generate(const struct model *m, const struct mask *mask, const c
 			 struct store_metric *res, size_t *nres, int *cached,
 			 struct store_metric **out, size_t *n_out, struct st_err *err)
 {
-	char settings[200], **outs = NULL;
+	char settings[320], **outs = NULL;
 	const char *until[16];
 	json_t *ua = NULL;
 	size_t i, n_strict = 0, n_flex = 0;
@@ -978,6 +991,10 @@ static int eval_generate(const struct model *m, const struct mask *mask, const c
 	choice_key(ms, m, k, settings, sizeof settings, sha, datafile);
 	if (!es->log_samples && cache_get(ms, k, out, n_out)) {
 		*cached = 1;
+		json_decref(ua);
+		return 0;
+	}
+	if (ms && ms->probe) {
 		json_decref(ua);
 		return 0;
 	}
@@ -1073,7 +1090,7 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 {
 	struct mc_item *items = NULL;
 	size_t n_items = 0;
-	char settings[160], sha[65], datafile[PATH_MAX] = "";
+	char settings[320], sha[65], datafile[PATH_MAX] = "";
 	int rc, is_lm, is_mmlu = !strcmp(t, "mmlu") || !strncmp(t, "mmlu:", 5);
 	double *ll = NULL;
 	unsigned char *greedy = NULL;
@@ -1100,6 +1117,8 @@ static int eval_choice(const struct model *m, const struct mask *mask, const cha
 		*cached = 1;
 		goto out;
 	}
+	if (ms && ms->probe)
+		goto out;
 	for (size_t i = 0; i < n_items; i++)
 		total += (size_t)items[i].n_choices;
 	if (es->log_samples || (dist_size() > 1 && !is_lm)) {
@@ -1314,7 +1333,9 @@ int app_eval(const struct model *m, const struct mask *mask, const char *task,
 		return st_errf(err, ST_EINVAL, "%s has no tokenizer", m->path ? m->path : "model");
 	if (!app_task_accepts(task, es, maskbuf, sizeof maskbuf))
 		return st_errf(err, ST_EINVAL, "%s", maskbuf);
-	if (mask_is_empty(mask))
+	if (ms && ms->key_mask)
+		snprintf(maskbuf, sizeof maskbuf, "%s", ms->key_mask);
+	else if (mask_is_empty(mask))
 		maskbuf[0] = '\0';
 	else
 		mask_format(mask, maskbuf, sizeof maskbuf);
@@ -1328,7 +1349,7 @@ int app_eval(const struct model *m, const struct mask *mask, const char *task,
 		rc = eval_choice(m, mask, task, es, &k, ms, res, &nres, cached, out, n, err);
 	if (rc < 0)
 		return st_err_prefix(err, "%s", task);
-	if (*cached)
+	if (*cached || (ms && ms->probe))
 		return 0;
 	*out = malloc(nres * sizeof **out);
 	if (!*out)
@@ -1351,12 +1372,14 @@ int app_bench(const struct model *m, const struct mask *mask,
 	int rc;
 
 	*cached = 0;
-	if (mask_is_empty(mask))
+	if (ms && ms->key_mask)
+		snprintf(maskbuf, sizeof maskbuf, "%s", ms->key_mask);
+	else if (mask_is_empty(mask))
 		maskbuf[0] = '\0';
 	else
 		mask_format(mask, maskbuf, sizeof maskbuf);
 	record_speed_settings(settings, sizeof settings, o, threads_get());
-	settings_compute(settings, sizeof settings, m);
+	settings_compute(settings, sizeof settings, m, ms);
 	k.model_id = ms ? ms->model_id : 0;
 	k.mask = maskbuf;
 	k.settings = settings;
@@ -1374,6 +1397,8 @@ int app_bench(const struct model *m, const struct mask *mask,
 		}
 		free(rows);
 	}
+	if (ms && ms->probe)
+		return 1;
 	if ((rc = speed_run(m, mask, o, r, err)) < 0)
 		return rc;
 	if (ms && ms->s) {

@@ -41,7 +41,20 @@ struct app_measure {
 	struct store_provenance prov;
 	/* the key of the last evaluation app_eval answered (computed or
 	 * cached), for linking it to a sweep point */
-	char last_task[256], last_settings[160], last_sha[65];
+	char last_task[256], last_settings[320], last_sha[65];
+	/*
+	 * A point that is not m with a mask as given (a sweep's quantized
+	 * point, app_sweep): with key_mask set, evaluations and speed are
+	 * stored under that mask ("" none) and key_extra (appended to their
+	 * settings in place of the compute mode, which it names when not
+	 * f32: ";compute=bf16;quant=...") instead of the mask they are handed;
+	 * kl: tasks then score against kl_base unmasked (the unquantized
+	 * model) when set.  probe: only read the store -- a result that is
+	 * not there is not computed (app_eval: *n 0; app_bench: ST_ENOENT).
+	 */
+	const char *key_mask, *key_extra;
+	const struct model *kl_base;
+	int probe;
 };
 
 /*
@@ -165,7 +178,7 @@ void app_eval_serve_end(void);
  * into *r (release with speed_result_free); with ms->s set and
  * use_cache, the newest stored measurement with the same key is returned
  * instead (*cached = 1; kv_expected then equals kv_bytes, as it did when
- * measured).  A fresh measurement is stored; when that fails the
+ * measured); with ms->probe, 1 when it is not stored (nothing measured).  A fresh measurement is stored; when that fails the
  * figures are returned all the same, with a warning note, and
  * ms->unstored is set (as app_eval does).
  */

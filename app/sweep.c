@@ -12,10 +12,20 @@
 #include <string.h>
 
 #include "app/calibrate.h"
+#include "app/dist.h"
 #include "app/plan.h"
+#include "compute/forward.h"
 #include "method/calib.h"
+#include "method/dataset.h"
 #include "model/mask.h"
 #include "model/model.h"
+#include "tok/tokenizer.h"
+
+/* The calibration chunks of the sweep's gptq/awq points, read once. */
+struct qdata {
+	struct dataset *ds;
+	char key[192];            /* ";qdata=SHA;qsamples=N;qseq=L" */
+};
 
 /* Most sites a method can drop with the guards. */
 static int method_limit(enum plan_method m, int L, const struct app_sweep_req *rq)
@@ -91,6 +101,161 @@ static int measure_point(const struct model *m, const struct mask *pmask, const 
 		*cached_all &= cached;
 	}
 	return 0;
+}
+
+/* Read the calibration chunks for quantization (once): rq->quant_data
+ * or the run's own file, each chunk starting with BOS as `strata
+ * quantize` makes them. */
+static int qdata_load(const struct app_env *env, const struct model *m,
+		      const struct app_sweep_req *rq, const struct store_run *run,
+		      struct qdata *qd, struct st_err *err)
+{
+	struct dataset_opts o = { 0, 0, NULL };
+	char *path = NULL, sha[65];
+	int rc;
+
+	if (qd->ds)
+		return 0;
+	if (!rq->quant_data &&
+	    (rc = APP_STORE(env, store_dataset_get(env->s, run->dataset_id, &path, sha, err))) < 0)
+		return st_err_prefix(err, "the calibration data of run %lld", (long long)run->id);
+	o.samples = rq->quant_samples > 0 ? rq->quant_samples : run->samples < 128 ? run->samples
+										  : 128;
+	o.seq_len = rq->quant_seq_len > 0 ? rq->quant_seq_len : run->seq_len < 512 ? run->seq_len
+										   : 512;
+	o.text_field = !rq->quant_data && run->text_field[0] ? run->text_field : NULL;
+	rc = dataset_load(m, rq->quant_data ? rq->quant_data : path, &o, &qd->ds, err);
+	if (rc < 0) {
+		st_err_prefix(err, "quantization data %s", rq->quant_data ? rq->quant_data : path);
+		free(path);
+		return rc;
+	}
+	free(path);
+	if (m->tok && tok_bos(m->tok) >= 0) {
+		size_t L = (size_t)qd->ds->seq_len;
+
+		for (int c = 0; c < qd->ds->n_chunks; c++) {
+			int32_t *t = qd->ds->tokens + (size_t)c * L;
+
+			memmove(t + 1, t, (L - 1) * sizeof *t);
+			t[0] = tok_bos(m->tok);
+		}
+	}
+	snprintf(qd->key, sizeof qd->key, ";qdata=%.16s;qsamples=%d;qseq=%d", qd->ds->sha256,
+		 qd->ds->n_chunks, qd->ds->seq_len);
+	return 0;
+}
+
+/* The compute mode the quantized point's model resolves to: that of m
+ * with its first attention weight (what fwd_compute_for looks at) in
+ * the quantized type when quantize would change it. */
+static const char *quant_compute(const struct model *m, const struct mask *mask,
+				 enum st_dtype type)
+{
+	struct model c = *m;
+	struct layer_weights *l = malloc((size_t)m->hp.n_layer * sizeof *l);
+	const char *name;
+
+	if (!l)
+		return fwd_compute_for(m);
+	memcpy(l, m->layers, (size_t)m->hp.n_layer * sizeof *l);
+	c.layers = l;
+	for (int i = 0; i < m->hp.n_layer; i++)
+		if (l[i].wq.data) {
+			if (mask_keeps_attn(mask, i) && model_has_attn(m, i))
+				l[i].wq.type = l[i].wq.ne[0] % ST_QK ? ST_F16 : type;
+			break;
+		}
+	name = fwd_compute_for(&c);
+	free(l);
+	return name;
+}
+
+/*
+ * A point of quantization q: its figures looked up under the
+ * quantized key; when any is missing, the masked model quantized and
+ * measured in memory (measure_point on the view).  *bytes: its weights.
+ */
+static int measure_quant(const struct app_env *env, const struct model *m,
+			 const struct mask *pmask, const char *maskkey, const char *mname, int k,
+			 const struct store_run *run, const char *tasks_key,
+			 const struct app_sweep_req *rq, struct app_measure *ms,
+			 const struct app_sweep_quant *q, struct qdata *qd,
+			 struct store_metric **rows, size_t *n_rows, struct speed_result *sr,
+			 int *cached_all, uint64_t *bytes, struct st_err *err)
+{
+	const struct mask *mask = mask_is_empty(pmask) ? NULL : pmask;
+	int calib = q->qo.method != QUANT_RTN, all = 1, rc;
+	struct quant_model *qm = NULL;
+	struct model *view = NULL;
+	char extra[320];
+	const char *c;
+
+	*bytes = quant_model_bytes(m, mask, q->none ? -1 : (int)q->qo.type);
+	if (q->none)
+		return measure_point(m, pmask, mname, k, run->id, tasks_key, rq, ms, rows, n_rows, sr,
+				     cached_all, err);
+	if (calib && (rc = qdata_load(env, m, rq, run, qd, err)) < 0)
+		return rc;
+	c = quant_compute(m, mask, q->qo.type);
+	snprintf(extra, sizeof extra, "%s%s;quant=%s%s;bytes=%llu", strcmp(c, "f32") ? ";compute="
+		 : "", strcmp(c, "f32") ? c : "", q->name, calib ? qd->key : "",
+		 (unsigned long long)*bytes);
+	ms->key_mask = maskkey;
+	ms->key_extra = extra;
+	ms->kl_base = m;
+	/* everything stored already? */
+	ms->probe = 1;
+	for (int ti = 0; ti < rq->n_tasks && all; ti++) {
+		struct eval_spec es = rq->es;
+		struct store_metric *r = NULL;
+		size_t n = 0;
+		int cached = 0;
+
+		if (rq->shots)
+			es.shots = rq->shots[ti];
+		rc = app_eval(m, mask, rq->tasks[ti], &es, ms, &r, &n, &cached, err);
+		free(r);
+		if (rc < 0)
+			goto out;
+		all &= cached;
+	}
+	if (all && rq->bench) {
+		struct speed_result s2 = {0};
+		int cached = 0;
+
+		rc = app_bench(m, mask, &rq->so, ms, 1, &s2, &cached, err);
+		if (rc < 0)
+			goto out;
+		all &= rc == 0 && cached;
+		speed_result_free(&s2);
+	}
+	ms->probe = 0;
+	if (!all) {
+		struct quant_opts qo = q->qo;
+
+		qo.layer_done = NULL;
+		rc = quant_model_run(m, mask, calib ? qd->ds->tokens : NULL,
+				     calib ? qd->ds->n_chunks : 0, calib ? qd->ds->seq_len : 0, &qo,
+				     &qm, NULL, err);
+		if (rc < 0) {
+			st_err_prefix(err, "%s k=%d: quantize %s", mname, k, q->name);
+			goto out;
+		}
+		if (!(view = quant_model_view(m, qm))) {
+			rc = st_errf(err, ST_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	rc = measure_point(view ? view : m, pmask, mname, k, run->id, tasks_key, rq, ms, rows,
+			   n_rows, sr, cached_all, err);
+out:
+	ms->probe = 0;
+	ms->key_mask = ms->key_extra = NULL;
+	ms->kl_base = NULL;
+	quant_view_free(view);
+	quant_model_free(qm);
+	return rc;
 }
 
 /*
@@ -192,6 +357,10 @@ int app_sweep(const struct app_env *env, const struct model *m,
 	char tasks_key[1024] = "";
 	int rc, n_points = 0, done = 0;
 	size_t pos = 0;
+	static const struct app_sweep_quant unquantized = { "none", 1, { 0 } };
+	const struct app_sweep_quant *qs = rq->n_quants > 0 ? rq->quants : &unquantized;
+	int nq = rq->n_quants > 0 ? rq->n_quants : 1;
+	struct qdata qd = { NULL, "" };
 
 	app_measure_init(&ms, env, m, 0);
 	ms.force = rq->force;
@@ -230,8 +399,15 @@ int app_sweep(const struct app_env *env, const struct model *m,
 	for (int mi = 0; mi < rq->n_methods; mi++) {
 		int lim = method_limit((enum plan_method)rq->methods[mi], m->hp.n_layer, rq);
 
-		n_points += 1 + (rq->max_k < lim ? rq->max_k : lim);
+		n_points += nq * (1 + (rq->max_k < lim ? rq->max_k : lim));
 	}
+	for (int qi = 0; qi < nq; qi++)
+		if (!qs[qi].none && (rq->experts || dist_size() > 1)) {
+			rc = st_errf(err, ST_EUNSUP, "quantized points (%s) are not made %s",
+				     qs[qi].name, rq->experts ? "for Expert Drop (quantize does not "
+				     "handle experts)" : "in an MPI job");
+			goto out;
+		}
 	if (rq->experts) {
 		int lim = m->hp.n_expert - m->hp.n_expert_used;
 
@@ -242,15 +418,21 @@ int app_sweep(const struct app_env *env, const struct model *m,
 		}
 		n_points += 1 + (rq->max_k < lim ? rq->max_k : lim);
 	}
+	for (int qi = 0; qi < nq; qi++)
 	for (int mi = 0; mi < rq->n_methods; mi++) {
+		const struct app_sweep_quant *q = &qs[qi];
 		enum plan_method method = (enum plan_method)rq->methods[mi];
+		char qtasks[sizeof tasks_key + 64];
 		const char *mname = plan_method_name(method);
 		int lim = method_limit(method, m->hp.n_layer, rq);
 		int kmax = rq->max_k < lim ? rq->max_k : lim;
 
-		if (rq->max_k > lim)
+		if (rq->max_k > lim && qi == 0)
 			app_note(env, APP_INFO, "%s: at most %d can be dropped; k stops there", mname,
 				 lim);
+		/* a quantized sweep's points are rows of their own */
+		snprintf(qtasks, sizeof qtasks, "%s%s%s", tasks_key, q->none ? "" : " quant=",
+			 q->none ? "" : q->name);
 		for (int k = 0; k <= kmax; k++) {
 			struct app_sweep_point pt;
 			struct speed_result sr = {0};
@@ -258,6 +440,7 @@ int app_sweep(const struct app_env *env, const struct model *m,
 			struct plan *p = NULL;
 			char maskbuf[4096];
 			int cached_all = 1, stop;
+			uint64_t bytes = 0;
 
 			plan_opts_init(&po);
 			po.method = method;
@@ -271,11 +454,12 @@ int app_sweep(const struct app_env *env, const struct model *m,
 			mask_format(p->mask, maskbuf, sizeof maskbuf);
 			if ((rc = app_plan_store(env, run.id, run.model_id, p, k, rq->keep_first,
 						 rq->keep_last, maskbuf, NULL, err)) < 0 ||
-			    (rc = APP_STORE(env, store_sweep_put(env->s, run.id, mname, tasks_key, k,
+			    (rc = APP_STORE(env, store_sweep_put(env->s, run.id, mname, qtasks, k,
 								 mask_is_empty(p->mask) ? "" : maskbuf,
 								 err))) < 0 ||
-			    (rc = measure_point(m, p->mask, mname, k, run.id, tasks_key, rq, &ms,
-						rows, n_rows, &sr, &cached_all, err)) < 0) {
+			    (rc = measure_quant(env, m, p->mask, mask_is_empty(p->mask) ? "" : maskbuf,
+						mname, k, &run, qtasks, rq, &ms, q, &qd, rows,
+						n_rows, &sr, &cached_all, &bytes, err)) < 0) {
 				plan_free(p);
 				speed_result_free(&sr);
 				goto out;
@@ -288,6 +472,8 @@ int app_sweep(const struct app_env *env, const struct model *m,
 			pt.n_points = n_points;
 			pt.mask = maskbuf;
 			pt.params_removed = p->effect.params;
+			pt.quant = q->none ? NULL : q->name;
+			pt.bytes = bytes;
 			stop = point_emit(rq, &pt, rows, n_rows, &sr, cached_all);
 			plan_free(p);
 			if (stop) {
@@ -308,5 +494,6 @@ out:
 	free(rows);
 	free(n_rows);
 	calib_result_free(res);
+	dataset_free(qd.ds);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include "app/measure.h"
 #include "measure/speed.h"
 #include "method/plan.h"
+#include "quant/quantize.h"
 
 struct model;
 
@@ -30,6 +31,26 @@ struct app_sweep_point {
 	const size_t *n_metrics;  /* [n_tasks] */
 	const struct speed_result *speed; /* NULL without bench */
 	int cached;               /* every figure came from the store */
+	const char *quant;        /* the point's quantization (app_sweep_quant.name),
+				     NULL when unquantized */
+	uint64_t bytes;           /* bytes of its weights (quant_model_bytes) */
+};
+
+/*
+ * One quantization of a sweep's points: each point's masked model has
+ * its linear weights quantized by qo (quant_model_run, as `strata
+ * quantize` does) and is then measured in memory like any point.  Its
+ * figures are stored under the base model, the point's mask and
+ * settings that end in ";quant=NAME" (with, for gptq and awq,
+ * ";qdata=SHA;qsamples=N;qseq=L" of the calibration chunks) and
+ * ";bytes=B", so they are never mixed with unquantized ones; a point
+ * whose figures are all stored is not quantized again.  kl: tasks score
+ * the quantized point against the unquantized, unmasked model.
+ */
+struct app_sweep_quant {
+	char name[48];            /* canonical: "gptq:q4_0:32"; "none" unquantized */
+	int none;                 /* no quantization: the usual points */
+	struct quant_opts qo;
 };
 
 struct app_sweep_req {
@@ -52,6 +73,14 @@ struct app_sweep_req {
 	int bench;                /* also measure speed with so */
 	struct speed_opts so;
 	int force;                /* compute every point again */
+	/* NULL/0: unquantized points only; else the points once per entry */
+	const struct app_sweep_quant *quants;
+	int n_quants;
+	/* calibration text of gptq/awq: NULL the run's own data file, with
+	 * quant_samples chunks (0: the run's, at most 128) of quant_seq_len
+	 * tokens (0: the run's, at most 512), each starting with BOS */
+	const char *quant_data;
+	int quant_samples, quant_seq_len;
 	/* after each point; nonzero stops the sweep (ST_ECANCEL) */
 	int (*point)(void *ud, const struct app_sweep_point *pt);
 	void *ud;

@@ -25,6 +25,7 @@
 #include "model/mask.h"
 #include "model/model.h"
 #include "model/synth.h"
+#include "quant/quantize.h"
 #include "tap.h"
 
 /* What the guard and the notes saw. */
@@ -172,7 +173,7 @@ static int count_row(void *ud, int stmt, int n_cols, const char *const *names,
 /* The number of rows of table in s (-1 on error). */
 static long long count_rows(struct store *s, const char *table)
 {
-	char sql[128];
+	char sql[320];
 	long long n = -1;
 
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", table);
@@ -378,6 +379,81 @@ int main(void)
 			is_close(sr2.ctx[0].tps.med, sr1.ctx[0].tps.med, 0, "... the same figure");
 		speed_result_free(&sr1);
 		speed_result_free(&sr2);
+	}
+
+	/* ---- a quantized point's key (sweep --quant): never the unquantized result ---- */
+	{
+		struct quant_opts qo;
+		struct quant_model *qm = NULL;
+		struct model *v = NULL;
+		struct mask *mk = NULL;
+		struct store_metric *ru = NULL, *rqt = NULL, *rx = NULL;
+		size_t nu = 0, nq = 0, nx = 0;
+		int cu = -1, cq = -1, cx = -1;
+		char sql[256];
+
+		err.msg[0] = '\0';
+		quant_opts_init(&qo);
+		qo.method = QUANT_RTN;
+		ok(mask_parse("attn=1", m->hp.n_layer, &mk, &err) == 0 &&
+		   quant_model_run(m, mk, NULL, 0, 0, &qo, &qm, NULL, &err) == 0 &&
+		   (v = quant_model_view(m, qm)) != NULL, "an RTN q4_0 view of the masked model: %s",
+		   err.msg);
+		rc = app_eval(m, mk, task, &es, &ms, &ru, &nu, &cu, &err);
+		ok(rc == 0 && nu == 2 && !cu, "the unquantized masked point is computed: %s", err.msg);
+		ms.key_mask = "attn=1;mlp=";
+		ms.key_extra = ";quant=rtn:q4_0:32;bytes=1";
+		ms.probe = 1;
+		rc = app_eval(v, mk, task, &es, &ms, &rqt, &nq, &cq, &err);
+		ok(rc == 0 && nq == 0 && !cq, "probing the quantized key finds nothing (not the "
+		   "unquantized result) and computes nothing");
+		ms.probe = 0;
+		rc = app_eval(v, mk, task, &es, &ms, &rqt, &nq, &cq, &err);
+		ok(rc == 0 && nq == 2 && !cq, "the quantized point is computed: %s", err.msg);
+		if (nu == 2 && nq == 2)
+			ok(rqt[0].value != ru[0].value,
+			   "... its ppl (%.6f) is not the unquantized one (%.6f)", rqt[0].value,
+			   ru[0].value);
+		snprintf(sql, sizeof sql, "evals WHERE mask = 'attn=1;mlp=' "
+			 "AND settings = 'ctx=32;max_tokens=96;quant=rtn:q4_0:32;bytes=1'");
+		is_int((int)count_rows(s, sql), 1, "... stored under the mask and the quantization's "
+		       "settings");
+		ms.probe = 1;
+		rc = app_eval(v, mk, task, &es, &ms, &rx, &nx, &cx, &err);
+		ok(rc == 0 && cx && nx == 2 && nq == 2 && rx[0].value == rqt[0].value,
+		   "probing again reads it back");
+		free(rx);
+		rx = NULL;
+		ms.key_extra = ";quant=rtn:q8_0:32;bytes=1";
+		rc = app_eval(v, mk, task, &es, &ms, &rx, &nx, &cx, &err);
+		ok(rc == 0 && !cx && nx == 0, "another quantization is another key");
+		{
+			int ctx[1] = {16};
+			struct speed_opts so = {0};
+			struct speed_result sr = {0};
+
+			so.ctx = ctx;
+			so.n_ctx = 1;
+			so.decode_prefill = 4;
+			so.repeat = 1;
+			so.seed = 1;
+			is_int(app_bench(v, mk, &so, &ms, 1, &sr, &cx, &err), 1,
+			       "a speed probe of a quantized key not stored is 1 (nothing measured)");
+			speed_result_free(&sr);
+		}
+		ms.probe = 0;
+		ms.key_mask = ms.key_extra = NULL;
+		free(rx);
+		rx = NULL;
+		rc = app_eval(m, mk, task, &es, &ms, &rx, &nx, &cx, &err);
+		ok(rc == 0 && cx && nx == 2 && nu == 2 && rx[0].value == ru[0].value,
+		   "the unquantized point still reads back its own result");
+		free(ru);
+		free(rqt);
+		free(rx);
+		quant_view_free(v);
+		quant_model_free(qm);
+		mask_free(mk);
 	}
 
 	/* ---- an export, recorded ---- */

@@ -273,6 +273,71 @@ static void awq_checks(enum st_dtype t, int clip)
 	free(r);
 }
 
+/* awq_opts.loss: what the search scores instead of the group's outputs */
+struct loss_probe {
+	int calls, out, in;
+	const float *rtn;    /* plain rounding of W, what alpha 0 must hand over */
+	int first_is_rtn;
+	double fail;         /* nonzero: returned at the third call */
+};
+
+static double probe_loss(void *ud, const float *Weff)
+{
+	struct loss_probe *p = ud;
+	int k = p->calls++;
+
+	if (k == 0) {
+		int same = 0;
+
+		for (int i = 0; i < p->out * p->in; i++)
+			same += Weff[i] == p->rtn[i];
+		fprintf(stderr, "# %d of %d weights as plain rounding\n", same, p->out * p->in);
+		/* ggml's rule in float and qblock's in double may part at a tie */
+		p->first_is_rtn = same >= p->out * p->in - 2;
+	}
+	if (p->fail != 0 && k == 2)
+		return p->fail;
+	return (k - 7) * (k - 7) + 1.0; /* least at the 8th point, alpha 7/20 */
+}
+
+static void awq_loss(void)
+{
+	int N = 64, in = 64, out = 8;
+	float *X = inputs(N, in), *W = malloc(sizeof(float) * out * in), *s = malloc(sizeof(float) * in);
+	void *a = malloc(dtype_row_bytes(ST_Q4_0, in) * out), *r = malloc(dtype_row_bytes(ST_Q4_0, in) * out);
+	struct loss_probe p = { 0, out, in, NULL, 0, 0 };
+	struct awq_opts o;
+	struct awq_result res;
+	struct st_err err = { 0 };
+	float *rtn;
+
+	for (int i = 0; i < out * in; i++)
+		W[i] = (float)(0.05 * nrand());
+	dtype_from_f32(ST_Q4_0, W, r, (int64_t)out * in);
+	rtn = decode(ST_Q4_0, r, out, in);
+	p.rtn = rtn;
+	awq_opts_init(&o);
+	o.loss = probe_loss;
+	o.loss_ud = &p;
+	is_int(awq_quantize(W, out, in, X, N, &o, s, a, &res, "w", &err), 0, "AWQ with a loss of "
+	       "the caller's runs: %s", err.msg);
+	is_int(p.calls, 20, "... the loss is asked once per point of the grid");
+	ok(p.first_is_rtn, "... first for alpha 0, with the weights of plain rounding");
+	is_close(res.alpha, 0.35, 1e-12, "... and the least loss chooses alpha (%.2f)", res.alpha);
+	is_close(res.err_rtn, 50.0, 0, "... err_rtn is the loss at alpha 0");
+	p.calls = 0;
+	p.fail = ST_EIO;
+	is_int(awq_quantize(W, out, in, X, N, &o, s, a, &res, "blk.2.attn_q.weight", &err), ST_EIO,
+	       "a loss that fails stops the search with its code");
+	has_str(err.msg, "blk.2.attn_q.weight", "... naming the weight");
+	free(X);
+	free(W);
+	free(s);
+	free(a);
+	free(r);
+	free(rtn);
+}
+
 static void awq_errors(void)
 {
 	float W[64], X[64], s[64];
@@ -391,5 +456,6 @@ int main(void)
 	awq_checks(ST_Q4_0, 1);
 	awq_checks(ST_Q8_0, 0);
 	awq_errors();
+	awq_loss();
 	return tap_done();
 }

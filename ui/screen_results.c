@@ -11,7 +11,10 @@
  * (named in the chart's title): the workbench's own evaluation file
  * when the store has it, else the one measured most; perplexities of
  * different text cannot share an axis.  An axis spanning decades is
- * logarithmic (draw_chart).
+ * logarithmic (draw_chart).  A sweep's quantized points (settings with
+ * ;quant=, app_sweep_quant) have their quantization and bytes in columns
+ * of the table and are points of their own in the speed chart (named in
+ * the frontier's list), never in the layers-dropped chart.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -21,8 +24,15 @@
 
 #include "model/mask.h"
 
+/* The value of NAME=VALUE in a settings column ("" when absent): a
+ * quantized point's quant and bytes (app_sweep_quant). */
+#define SETTING(col, name) \
+	"CASE WHEN instr(" col ", ';" name "=') > 0 THEN substr(" col ", instr(" col ", ';" \
+	name "=') + length('" name "') + 2, instr(substr(" col ", instr(" col ", ';" name \
+	"=') + length('" name "') + 2) || ';', ';') - 1) ELSE '' END"
 static const char SQL_EVALS[] =
-	"SELECT eval, mask, task, metric, value, stderr, n, settings, created_at FROM eval_list"
+	"SELECT eval, mask, " SETTING("settings", "quant") " AS quant, " SETTING("settings", "bytes")
+	" AS bytes, task, metric, value, stderr, n, settings, created_at FROM eval_list"
 	" WHERE ?1 = 0 OR model_id = ?1 ORDER BY eval DESC, metric";
 static const char SQL_PPL_DATA[] =
 	"SELECT e.data_sha256, e.settings, coalesce(d.path, substr(e.data_sha256, 1, 12)), count(*)"
@@ -30,12 +40,16 @@ static const char SQL_PPL_DATA[] =
 	" LEFT JOIN datasets d ON d.sha256 = e.data_sha256"
 	" WHERE e.model_id = ?1 AND e.task = 'ppl' AND em.metric = 'ppl'"
 	" GROUP BY e.data_sha256, e.settings ORDER BY count(*) DESC, max(e.id) DESC";
+/* quantized points: the chart's settings followed by ;compute=...;quant=... */
 static const char SQL_PPL[] =
-	"SELECT e.mask, em.value FROM evals e JOIN eval_metrics em ON em.eval_id = e.id"
+	"SELECT e.mask, em.value, " SETTING("e.settings", "quant") " FROM evals e"
+	" JOIN eval_metrics em ON em.eval_id = e.id"
 	" WHERE e.model_id = ?1 AND e.task = 'ppl' AND em.metric = 'ppl'"
-	" AND e.data_sha256 = ?2 AND e.settings = ?3 ORDER BY e.id";
+	" AND e.data_sha256 = ?2 AND (e.settings = ?3 OR (instr(e.settings, ';quant=') > 0"
+	" AND substr(e.settings, 1, length(?3) + 1) = ?3 || ';')) ORDER BY e.id";
 static const char SQL_TPS[] =
-	"SELECT b.mask, bm.value FROM benches b JOIN bench_metrics bm ON bm.bench_id = b.id"
+	"SELECT b.mask, bm.value, " SETTING("b.settings", "quant") " FROM benches b"
+	" JOIN bench_metrics bm ON bm.bench_id = b.id"
 	" WHERE b.model_id = ?1 AND bm.metric = 'decode_tps' ORDER BY b.id";
 static const char SQL_METHOD[] =
 	"SELECT s.mask, s.method FROM sweep_list s JOIN calib_runs r ON r.id = s.run"
@@ -43,14 +57,18 @@ static const char SQL_METHOD[] =
 	" UNION ALL SELECT p.mask, p.method FROM plan_list p JOIN calib_runs r ON r.id = p.run"
 	" WHERE r.model_id = ?1";
 
-static struct res_pt *find_pt(struct tui *t, const struct store_value *m, int create)
+/* The point of mask m and quantization q (NULL or "": none). */
+static struct res_pt *find_pt(struct tui *t, const struct store_value *m,
+			      const struct store_value *q, int create)
 {
 	struct results_state *r = &t->res;
-	char mask[512];
+	char mask[512], quant[48];
 
 	snprintf(mask, sizeof mask, "%.*s", (int)m->len, m->s ? m->s : "");
+	snprintf(quant, sizeof quant, "%.*s", q && q->type == STORE_TEXT ? (int)q->len : 0,
+		 q && q->s ? q->s : "");
 	for (int i = 0; i < r->n_pt; i++)
-		if (!strcmp(r->pt[i].mask, mask))
+		if (!strcmp(r->pt[i].mask, mask) && !strcmp(r->pt[i].quant, quant))
 			return &r->pt[i];
 	if (!create || r->n_pt >= 512)
 		return NULL;
@@ -68,6 +86,7 @@ static struct res_pt *find_pt(struct tui *t, const struct store_value *m, int cr
 
 		memset(p, 0, sizeof *p);
 		snprintf(p->mask, sizeof p->mask, "%s", mask);
+		snprintf(p->quant, sizeof p->quant, "%s", quant);
 		snprintf(p->method, sizeof p->method, "%s", mask[0] && strcmp(mask, "attn=;mlp=") ?
 			 "mask" : "none");
 		p->ppl = p->tps = NAN;
@@ -116,7 +135,7 @@ static int data_row(void *ud, int stmt, int n, const char *const *names,
 
 static int ppl_row(void *ud, int stmt, int n, const char *const *names, const struct store_value *v)
 {
-	struct res_pt *p = find_pt(ud, &v[0], 1);
+	struct res_pt *p = find_pt(ud, &v[0], &v[2], 1);
 
 	(void)stmt, (void)n, (void)names;
 	if (p)
@@ -126,7 +145,7 @@ static int ppl_row(void *ud, int stmt, int n, const char *const *names, const st
 
 static int tps_row(void *ud, int stmt, int n, const char *const *names, const struct store_value *v)
 {
-	struct res_pt *p = find_pt(ud, &v[0], 0);
+	struct res_pt *p = find_pt(ud, &v[0], &v[2], 0);
 
 	(void)stmt, (void)n, (void)names;
 	if (p)
@@ -137,7 +156,7 @@ static int tps_row(void *ud, int stmt, int n, const char *const *names, const st
 static int method_row(void *ud, int stmt, int n, const char *const *names,
 		      const struct store_value *v)
 {
-	struct res_pt *p = find_pt(ud, &v[0], 0);
+	struct res_pt *p = find_pt(ud, &v[0], NULL, 0);
 
 	(void)stmt, (void)n, (void)names;
 	if (p && !strcmp(p->method, "mask"))
@@ -195,8 +214,10 @@ static void charts(struct tui *t, WINDOW *w, int y0, int h)
 
 	if (!all)
 		return;
+	/* layers dropped: the unquantized points (quantized ones are in the
+	 * speed chart, and in the table with their bytes) */
 	for (int i = 0; i < r->n_pt; i++)
-		if (!strcmp(r->pt[i].method, "none"))
+		if (!strcmp(r->pt[i].method, "none") && !r->pt[i].quant[0])
 			base = &r->pt[i];
 	for (int m = 0; m < 6; m++) {
 		struct chart_series *c = &s[ns];
@@ -209,7 +230,8 @@ static void charts(struct tui *t, WINDOW *w, int y0, int h)
 		if (base && isfinite(base->ppl))
 			c->pt[c->n++] = (struct chart_pt){0, base->ppl, 0, 0};
 		for (int i = 0; i < r->n_pt; i++)
-			if (!strcmp(r->pt[i].method, methods[m]) && isfinite(r->pt[i].ppl))
+			if (!strcmp(r->pt[i].method, methods[m]) && !r->pt[i].quant[0] &&
+			    isfinite(r->pt[i].ppl))
 				c->pt[c->n++] = (struct chart_pt){r->pt[i].x, r->pt[i].ppl, 0, 0};
 		if (c->n > (base && isfinite(base->ppl))) {
 			qsort(c->pt, (size_t)c->n, sizeof *c->pt, cmp_x);
@@ -283,7 +305,9 @@ static void charts(struct tui *t, WINDOW *w, int y0, int h)
 				snprintf(human, sizeof human, "none");
 			mask_free(mk);
 			if (len < sizeof list)
-				len += (size_t)snprintf(list + len, sizeof list - len, " %c %s", lab, human);
+				len += (size_t)snprintf(list + len, sizeof list - len, " %c %s%s%s", lab,
+							human, front[i]->quant[0] ? " " : "",
+							front[i]->quant);
 		}
 		if (r->data_name[0])
 			snprintf(title, sizeof title, "decode tok/s vs ppl, %s", r->data_name);

@@ -276,6 +276,7 @@ enum { HEAT_SCALE_GLOBAL, HEAT_SCALE_COLUMN, HEAT_SCALE_RANK, HEAT_SCALE_N };
 struct res_pt {
 	char mask[512];
 	char method[16];   /* plan method that made it, "mask" by hand */
+	char quant[48];    /* its quantization (sweep --quant), "" none */
 	int x;             /* layers dropped: attn + mlp sites, a block once */
 	double ppl, tps;   /* NaN when not measured */
 };

@@ -474,12 +474,14 @@ static int pts_row(void *ud, int stmt, int n, const char *const *names,
 	return 0;
 }
 
+/* the unquantized points (a sweep --quant point's settings name it) */
 static const char SQL_SWEEP_EVAL[] =
 	"SELECT s.method, s.k, em.value, em.stderr, e.id, e.task || ' ' || e.settings, 0"
 	" FROM sweeps s JOIN calib_runs r ON r.id = s.run_id"
 	" JOIN evals e ON e.model_id = r.model_id AND e.mask = s.mask"
 	" JOIN eval_metrics em ON em.eval_id = e.id"
 	" WHERE s.run_id = ?1 AND em.metric = ?2 AND (?3 = '' OR e.task = ?3)"
+	" AND instr(e.settings, ';quant=') = 0"
 	" GROUP BY s.method, s.k, e.id"
 	" ORDER BY CASE s.method WHEN 'attn' THEN 0 WHEN 'mlp' THEN 1 WHEN 'block' THEN 2"
 	" WHEN 'joint' THEN 3 ELSE 4 END, s.method, s.k, e.id DESC";
@@ -489,7 +491,7 @@ static const char SQL_SWEEP_BENCH[] =
 	" FROM sweeps s JOIN calib_runs r ON r.id = s.run_id"
 	" JOIN benches b ON b.model_id = r.model_id AND b.mask = s.mask"
 	" JOIN bench_metrics bm ON bm.bench_id = b.id"
-	" WHERE s.run_id = ?1 AND bm.metric = ?2"
+	" WHERE s.run_id = ?1 AND bm.metric = ?2 AND instr(b.settings, ';quant=') = 0"
 	" GROUP BY s.method, s.k, b.id, bm.ctx"
 	" ORDER BY CASE s.method WHEN 'attn' THEN 0 WHEN 'mlp' THEN 1 WHEN 'block' THEN 2"
 	" WHEN 'joint' THEN 3 ELSE 4 END, s.method, s.k, b.id DESC";

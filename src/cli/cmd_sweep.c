@@ -5,7 +5,8 @@
  * run's scores, its quality on every task and, with --bench, its speed.
  * The points are computed (or read back from the store) by app_sweep
  * (app/sweep.h); this makes the table: one row per (method, k) and one
- * column per figure.  SIGINT stops after the point in progress; the
+ * column per figure; with --quant, each point again per quantization
+ * (columns quant and bytes).  SIGINT stops after the point in progress; the
  * finished points stay stored.
  */
 #include <getopt.h>
@@ -20,11 +21,14 @@
 #include "measure/speed.h"
 #include "method/plan.h"
 #include "model/model.h"
+#include "format/dtype.h"
+#include "quant/quantize.h"
 
 #define SWEEP_MAX_TASKS 16
 #define SWEEP_MAX_METHODS 4
 #define SWEEP_MAX_COLS 64
 #define SWEEP_MAX_CTX 8
+#define SWEEP_MAX_QUANTS 8
 
 static const char help[] =
 	"usage: strata sweep MODEL --run RUN --method M[,M...] --max K --task T ... [options]\n"
@@ -49,6 +53,14 @@ static const char help[] =
 	"  --bench-ctx L,...  prefill lengths for --bench (default 128)\n"
 	"  --gen N            decode steps for --bench (default 16)\n"
 	"  --repeat R         timed repeats for --bench (default 1)\n"
+	"  --quant Q,...      also (or only) quantized points: each point's masked model\n"
+	"                     quantized as strata quantize does, then measured; Q is\n"
+	"                     METHOD:BITS[:GROUP] or METHOD:TYPE[:GROUP] (rtn, gptq, awq;\n"
+	"                     4 = q4_0, 8 = q8_0, or q4_0, q4_1, q8_0; group 32), or none\n"
+	"                     for the unquantized points, e.g. none,rtn:4,gptq:q4_1\n"
+	"  --quant-data FILE  gptq/awq calibration text (default: the run's data)\n"
+	"  --quant-samples N  its chunks (default: the run's, at most 128)\n"
+	"  --quant-seq-len L  tokens a chunk (default: the run's, at most 512)\n"
 	"  --force            compute every point again\n"
 	DB_HELP
 	"  --threads N, --format text|json|csv|tsv\n";
@@ -67,6 +79,10 @@ struct sweep_args {
 	int bench, force;
 	int bench_ctx[SWEEP_MAX_CTX], n_bench_ctx;
 	long gen, repeat;
+	struct app_sweep_quant quants[SWEEP_MAX_QUANTS];
+	int n_quants;
+	const char *quant_data;
+	long quant_samples, quant_seq_len;
 	struct common_opts co;
 };
 
@@ -158,6 +174,10 @@ static int on_point(void *ud, const struct app_sweep_point *pt)
 	row[1] = store_int(pt->k);
 	row[2] = store_text(pt->mask);
 	row[3] = store_int((int64_t)pt->params_removed);
+	if (a->n_quants) {
+		row[4] = store_text(pt->quant ? pt->quant : "none");
+		row[5] = store_int((int64_t)pt->bytes);
+	}
 	for (int ti = 0; ti < a->n_tasks; ti++) {
 		for (size_t j = 0; j < pt->n_metrics[ti]; j++) {
 			const struct store_metric *r = &pt->metrics[ti][j];
@@ -198,8 +218,9 @@ static int on_point(void *ud, const struct app_sweep_point *pt)
 		if (sr->n_ctx)
 			set_col(cols, row, "kv_bytes", store_int((int64_t)sr->ctx[sr->n_ctx - 1].kv_bytes));
 	}
-	fprintf(stderr, "strata sweep: [%d/%d] %s k=%d %s%s\n", pt->index, pt->n_points,
-		pt->method_name, pt->k, pt->mask, pt->cached ? " (from the store)" : "");
+	fprintf(stderr, "strata sweep: [%d/%d] %s k=%d %s%s%s%s\n", pt->index, pt->n_points,
+		pt->method_name, pt->k, pt->mask, pt->quant ? " " : "", pt->quant ? pt->quant : "",
+		pt->cached ? " (from the store)" : "");
 	for (int c = 0; c < cols->n; c++)
 		names[c] = cols->name[c];
 	table_cols(o->t, cols->n, names);
@@ -236,6 +257,10 @@ static int sweep_main(struct sweep_args *a)
 	col_add(&o.cols, "", "k", "k");
 	col_add(&o.cols, "", "mask", "mask");
 	col_add(&o.cols, "", "params_removed", "params_removed");
+	if (a->n_quants) {
+		col_add(&o.cols, "", "quant", "quant");
+		col_add(&o.cols, "", "bytes", "bytes");
+	}
 	o.t = table_new();
 	memset(&rq, 0, sizeof rq);
 	rq.run = a->run;
@@ -258,6 +283,11 @@ static int sweep_main(struct sweep_args *a)
 	rq.so.repeat = (int)a->repeat;
 	rq.so.seed = 1;
 	rq.force = a->force;
+	rq.quants = a->quants;
+	rq.n_quants = a->n_quants;
+	rq.quant_data = a->quant_data;
+	rq.quant_samples = (int)a->quant_samples;
+	rq.quant_seq_len = (int)a->quant_seq_len;
 	rq.point = on_point;
 	rq.ud = &o;
 	cli_cancel_install();
@@ -305,6 +335,68 @@ static int parse_methods(const char *s, struct sweep_args *a)
 	return 0;
 }
 
+/* "none,rtn:4,gptq:q4_1:32" into a->quants; 0 or -1 (reported). */
+static int parse_quants(const char *s, struct sweep_args *a)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof buf, "%s", s);
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct app_sweep_quant *q;
+		char *f[4] = { NULL }, *save2 = NULL;
+		int nf = 0, meth, type;
+
+		if (a->n_quants == SWEEP_MAX_QUANTS) {
+			cli_usage("sweep", "--quant: at most %d quantizations", SWEEP_MAX_QUANTS);
+			return -1;
+		}
+		q = &a->quants[a->n_quants];
+		memset(q, 0, sizeof *q);
+		quant_opts_init(&q->qo);
+		if (!strcmp(tok, "none")) {
+			snprintf(q->name, sizeof q->name, "none");
+			q->none = 1;
+			a->n_quants++;
+			continue;
+		}
+		for (char *p = strtok_r(tok, ":", &save2); p && nf < 4; p = strtok_r(NULL, ":", &save2))
+			f[nf++] = p;
+		if (nf < 2 || nf > 3 || strtok_r(NULL, ":", &save2)) {
+			cli_usage("sweep", "--quant: '%s' is not METHOD:BITS[:GROUP] (e.g. gptq:4:32) "
+				  "or none", tok);
+			return -1;
+		}
+		if ((meth = quant_method_parse(f[0])) < 0) {
+			cli_usage("sweep", "--quant: unknown method '%s' (rtn, gptq, awq)", f[0]);
+			return -1;
+		}
+		type = !strcmp(f[1], "4") ? ST_Q4_0 : !strcmp(f[1], "8") ? ST_Q8_0
+										: dtype_from_name(f[1]);
+		if (type != ST_Q4_0 && type != ST_Q4_1 && type != ST_Q8_0) {
+			cli_usage("sweep", "--quant %s: bits 4 or 8, or a type q4_0, q4_1 or q8_0, "
+				  "not '%s'", tok, f[1]);
+			return -1;
+		}
+		if (nf == 3 && strcmp(f[2], "32")) {
+			cli_usage("sweep", "--quant %s: group %s: %s has one scale per block of 32 "
+				  "weights; no other group size can be made", tok, f[2],
+				  dtype_name((enum st_dtype)type));
+			return -1;
+		}
+		q->qo.method = (enum quant_method)meth;
+		q->qo.type = (enum st_dtype)type;
+		snprintf(q->name, sizeof q->name, "%s:%s:32", quant_method_name(q->qo.method),
+			 dtype_name(q->qo.type));
+		for (int i = 0; i < a->n_quants; i++)
+			if (!strcmp(a->quants[i].name, q->name)) {
+				cli_usage("sweep", "--quant: %s is given twice", q->name);
+				return -1;
+			}
+		a->n_quants++;
+	}
+	return a->n_quants ? 0 : (cli_usage("sweep", "--quant: expected Q,..."), -1);
+}
+
 static int parse_ctx_list(const char *s, struct sweep_args *a)
 {
 	char buf[256], *save = NULL;
@@ -328,7 +420,8 @@ static int parse_ctx_list(const char *s, struct sweep_args *a)
 int cmd_sweep(int argc, char **argv)
 {
 	enum { O_RUN = 1300, O_METHOD, O_MAX, O_TASK, O_LIMIT, O_SHOTS, O_SEED,
-	       O_BENCH, O_BCTX, O_GEN, O_REPEAT, O_FORCE, O_SUITE, O_BY };
+	       O_BENCH, O_BCTX, O_GEN, O_REPEAT, O_FORCE, O_SUITE, O_BY, O_QUANT, O_QDATA,
+	       O_QSAMPLES, O_QSEQ };
 	static const struct option longopts[] = {
 		{"run", required_argument, NULL, O_RUN},
 		{"method", required_argument, NULL, O_METHOD},
@@ -346,6 +439,10 @@ int cmd_sweep(int argc, char **argv)
 		{"repeat", required_argument, NULL, O_REPEAT},
 		{"force", no_argument, NULL, O_FORCE},
 		{"by", required_argument, NULL, O_BY},
+		{"quant", required_argument, NULL, O_QUANT},
+		{"quant-data", required_argument, NULL, O_QDATA},
+		{"quant-samples", required_argument, NULL, O_QSAMPLES},
+		{"quant-seq-len", required_argument, NULL, O_QSEQ},
 		{"suite", required_argument, NULL, O_SUITE},
 		DB_LONGOPT, COMMON_LONGOPTS, {NULL, 0, NULL, 0}};
 	struct sweep_args a;
@@ -429,6 +526,23 @@ int cmd_sweep(int argc, char **argv)
 		case O_FORCE:
 			a.force = 1;
 			break;
+		case O_QUANT:
+			if (parse_quants(optarg, &a) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_QDATA:
+			a.quant_data = optarg;
+			break;
+		case O_QSAMPLES:
+			if (cli_parse_int("sweep", "--quant-samples", optarg, 1, 1 << 24,
+					  &a.quant_samples) < 0)
+				return EXIT_USAGE;
+			break;
+		case O_QSEQ:
+			if (cli_parse_int("sweep", "--quant-seq-len", optarg, 2, 1 << 24,
+					  &a.quant_seq_len) < 0)
+				return EXIT_USAGE;
+			break;
 		case O_BY:
 			if (strcmp(optarg, "frequency") && strcmp(optarg, "gate") &&
 			    strcmp(optarg, "norm"))
@@ -467,6 +581,11 @@ int cmd_sweep(int argc, char **argv)
 		return cli_usage("sweep", "--by ranks experts: it needs --method expert");
 	if (a.n_methods == 0 && !a.experts)
 		a.methods[a.n_methods++] = PLAN_ATTN;
+	if ((a.quant_data || a.quant_samples || a.quant_seq_len) && !a.n_quants)
+		return cli_usage("sweep", "--quant-data, --quant-samples and --quant-seq-len "
+				 "apply to --quant");
+	if (a.quant_data && !(a.quant_data = cli_resolve_path(a.quant_data, CLI_PATH_DATA)))
+		return EXIT_ERR;
 	a.model = argv[optind];
 	a.es.ctx = ctx;
 	cli_common_apply(&a.co);

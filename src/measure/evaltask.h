@@ -54,6 +54,12 @@ int eval_kl_values(const struct model *m, const struct mask *mask,
 		   const int32_t *tokens, size_t n_tokens, int ctx,
 		   const struct eval_major *major, double *vals, st_progress_fn progress,
 		   void *ud, struct st_err *err);
+/* eval_kl_values between two models, as eval_kl_ref. */
+int eval_kl_ref_values(const struct model *base, const struct mask *base_mask,
+		       const struct model *m, const struct mask *mask,
+		       const int32_t *tokens, size_t n_tokens, int ctx,
+		       const struct eval_major *major, double *vals, st_progress_fn progress,
+		       void *ud, struct st_err *err);
 int eval_kl_reduce(const double *vals, size_t n_tokens, struct kl_result *out,
 		   struct st_err *err);
 

@@ -20,6 +20,8 @@ void awq_opts_init(struct awq_opts *o)
 	o->clip = 0;
 	o->clip_min = 0.5;
 	o->izero = 0;
+	o->loss = NULL;
+	o->loss_ud = NULL;
 }
 
 /*
@@ -82,6 +84,24 @@ static void effective(enum st_dtype t, int izero, const float *W, int out, int i
 			for (int j = 0; j < ST_QK; j++)
 				Weff[(size_t)r * in + (size_t)b * ST_QK + j] = deq[j] / s[b * ST_QK + j];
 		}
+}
+
+/* The scales for exponent a: m^a, at least 1e-4, over sqrt(max * min). */
+static void scales_at(const double *m, int in, double a, float *s)
+{
+	double lo = INFINITY, hi = 0, norm;
+
+	for (int i = 0; i < in; i++) {
+		double v = pow(m[i], a);
+
+		v = v > 1e-4 ? v : 1e-4;
+		s[i] = (float)v;
+		lo = v < lo ? v : lo;
+		hi = v > hi ? v : hi;
+	}
+	norm = sqrt(lo * hi);
+	for (int i = 0; i < in; i++)
+		s[i] = (float)(s[i] / norm);
 }
 
 /* The clipping ratio of every block of every row: the least d^T G d. */
@@ -156,40 +176,6 @@ int awq_quantize(const float *W, int out, int in, const float *X, int N,
 		m[i] = m[i] / N > 1e-4 ? m[i] / N : 1e-4;
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, out, in, 1.0f, X, in, W, in, 0.0f, Y,
 		    out);
-	res->alpha = 0;
-	for (int k = 0; k < grid; k++) {
-		double a = (double)k / grid, lo = INFINITY, hi = 0, norm, e;
-
-		for (int i = 0; i < in; i++) {
-			double v = pow(m[i], a);
-
-			lo = v < lo ? v : lo;
-			hi = v > hi ? v : hi;
-		}
-		norm = sqrt(lo * hi);
-		for (int i = 0; i < in; i++)
-			s[i] = (float)(pow(m[i], a) / norm);
-		effective(t, o->izero, W, out, in, s, NULL, Weff);
-		e = out_err(X, N, in, Y, Weff, out, tmp);
-		if (k == 0)
-			res->err_rtn = e;
-		if (e < best) {
-			best = e;
-			res->alpha = a;
-		}
-	}
-	{
-		double lo = INFINITY, hi = 0;
-
-		for (int i = 0; i < in; i++) {
-			double v = pow(m[i], res->alpha);
-
-			lo = v < lo ? v : lo;
-			hi = v > hi ? v : hi;
-		}
-		for (int i = 0; i < in; i++)
-			s[i] = (float)(pow(m[i], res->alpha) / sqrt(lo * hi));
-	}
 	for (size_t i = 0; i < (size_t)out * nb; i++)
 		ratio[i] = 1.0f;
 	if (o->clip) {
@@ -207,8 +193,28 @@ int awq_quantize(const float *W, int out, int in, const float *X, int N,
 					for (int j = 0; j < ST_QK; j++)
 						G[i * ST_QK + j] += (double)x[i] * x[j];
 			}
-		search_clip(o, W, out, in, s, gram, ratio);
 	}
+	res->alpha = 0;
+	for (int k = 0; k < grid; k++) {
+		double a = (double)k / grid, e;
+
+		scales_at(m, in, a, s);
+		effective(t, o->izero, W, out, in, s, NULL, Weff);
+		e = o->loss ? o->loss(o->loss_ud, Weff) : out_err(X, N, in, Y, Weff, out, tmp);
+		if (e < 0) {
+			rc = st_errf(err, (int)e, "%s: AWQ's scale search failed", name);
+			goto out;
+		}
+		if (k == 0)
+			res->err_rtn = e;
+		if (e < best) {
+			best = e;
+			res->alpha = a;
+		}
+	}
+	scales_at(m, in, res->alpha, s);
+	if (o->clip)
+		search_clip(o, W, out, in, s, gram, ratio);
 	effective(t, o->izero, W, out, in, s, ratio, Weff);
 	res->err = out_err(X, N, in, Y, Weff, out, tmp);
 	/* the blocks of W diag(s), as stored */

@@ -11,7 +11,8 @@
  * sqrt(max s * min s) = 1; alpha is searched on a grid of `grid` points
  * in [0, 1) (alpha = 0 is plain rounding, so the search never does
  * worse than it on the calibration tokens), scored by the squared error
- * of the layer's output, sum over tokens of |x W^T - x' Q(W')^T|^2.
+ * of the layer's output, sum over tokens of |x W^T - x' Q(W')^T|^2, or
+ * by the caller's loss (awq_opts.loss: a whole module's output).
  * With clip, each block of 32 weights of each output row then tries
  * shrinking its largest magnitude to r in [clip_min, 1] (`grid` steps)
  * before the format's scale rule, keeping the r with the least output
@@ -32,6 +33,14 @@ struct awq_opts {
 	int grid;           /* points of the alpha (and clip) search (default 20) */
 	int clip;           /* search a clipping ratio per block (default 0) */
 	double clip_min;    /* the smallest ratio tried (default 0.5) */
+	/* the score of a scale (default NULL: the group's own output error,
+	 * sum over tokens of |x W^T - x Weff^T|^2): loss(loss_ud, Weff) with
+	 * Weff ([out][in]) the weights as the model would compute with them,
+	 * dequant(quant(W diag s)) diag(1/s) -- e.g. the error of the whole
+	 * module's output (attention, MLP), as AutoAWQ scores it.  A
+	 * negative value stops the search with that code. */
+	double (*loss)(void *ud, const float *Weff);
+	void *loss_ud;
 };
 
 void awq_opts_init(struct awq_opts *o);
@@ -39,7 +48,7 @@ void awq_opts_init(struct awq_opts *o);
 struct awq_result {
 	double alpha;       /* the exponent chosen */
 	double err;         /* output error with it (after clipping, when asked) */
-	double err_rtn;     /* output error of plain rounding, for comparison */
+	double err_rtn;     /* the search's score of plain rounding (alpha 0) */
 };
 
 /*

@@ -11,6 +11,7 @@
 #include "quant/qblock.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -426,16 +427,168 @@ static int group_gptq(struct run *r, int l, int which, const struct group *g,
 	return rc;
 }
 
+/*
+ * AWQ's score of a scale for the q/k/v or gate/up group of layer l, as
+ * AutoAWQ scores it: the squared error of the whole sublayer's output
+ * (attention with its o, MLP with its down, as installed so far) over
+ * the calibration sequences, against the unquantized sublayer's (the
+ * source's weights of layer l).  Each candidate runs layer l with only
+ * that sublayer kept, on a copy of the working model whose group
+ * weights are the candidate's F32 rows.
+ */
+struct sub_loss {
+	struct run *r;
+	int l;
+	const struct group *g;
+	struct mask *only;          /* layer l's one sublayer kept */
+	int n_seq;                  /* sequences scored */
+	struct layer_weights *lw;   /* [n_layer] the candidate's layers */
+	float *in, *ref;            /* [n_seq][T][d]: the sublayer's inputs and
+				       unquantized outputs */
+	float *buf;                 /* [T][d] */
+	struct st_err *err;
+};
+
+/* Run layer l of a model with layers lw (only sub->only's sublayer) on
+ * every scored sequence of in: into out ([n_seq][T][d]), or scored
+ * against sub->ref (*e gets the sum of squares) when out is NULL. */
+static int sub_run(struct sub_loss *sl, struct layer_weights *lw, float *out, double *e)
+{
+	struct run *r = sl->r;
+	struct model cm = r->qm;
+	size_t n = (size_t)r->T * r->d;
+	struct fwd_state *s;
+	int rc = 0;
+
+	cm.layers = lw;
+	if (!(s = fwd_new(&cm, sl->only, r->T, r->T, sl->err)))
+		return sl->err->code;
+	fwd_set_compute(s, FWD_COMPUTE_F32);
+	*e = 0;
+	for (int k = 0; k < sl->n_seq && rc == 0; k++) {
+		float *x = out ? out + k * n : sl->buf;
+
+		memcpy(x, sl->in + k * n, n * sizeof *x);
+		rc = fwd_eval_layers(s, x, r->T, sl->l, sl->l + 1, sl->err);
+		for (size_t i = 0; !out && rc == 0 && i < n; i++) {
+			double d = (double)x[i] - sl->ref[k * n + i];
+
+			*e += d * d;
+		}
+	}
+	fwd_free(s);
+	return rc;
+}
+
+static double sub_loss_fn(void *ud, const float *Weff)
+{
+	struct sub_loss *sl = ud;
+	struct run *r = sl->r;
+	const struct group *g = sl->g;
+	struct layer_weights *cl = &sl->lw[sl->l];
+	size_t off = 0;
+	double e;
+	int rc;
+
+	*cl = r->qm.layers[sl->l];
+	for (int i = 0; i < g->n; i++) {
+		/* the same field of the candidate's layer as the group's slot */
+		struct st_tensor *t = (struct st_tensor *)((char *)cl +
+				      ((const char *)g->slot[i] - (const char *)&r->qm.layers[sl->l]));
+
+		t->type = ST_F32;
+		t->data = (void *)(Weff + off);
+		t->nbytes = (size_t)g->rows[i] * g->in * sizeof *Weff;
+		off += (size_t)g->rows[i] * g->in;
+	}
+	/* fused tensors (Phi-3): the stacked rows are the fused layout */
+	if (g->n == 3 && cl->wqkv.data) {
+		cl->wqkv.type = ST_F32;
+		cl->wqkv.data = (void *)Weff;
+		cl->wqkv.nbytes = off * sizeof *Weff;
+	}
+	if (g->n == 2 && cl->w_gate_up.data) {
+		cl->w_gate_up.type = ST_F32;
+		cl->w_gate_up.data = (void *)Weff;
+		cl->w_gate_up.nbytes = off * sizeof *Weff;
+	}
+	rc = sub_run(sl, sl->lw, NULL, &e);
+	*cl = r->qm.layers[sl->l];
+	return rc < 0 ? rc : e;
+}
+
+static void sub_loss_free(struct sub_loss *sl)
+{
+	mask_free(sl->only);
+	free(sl->lw);
+	free(sl->in);
+	free(sl->ref);
+	free(sl->buf);
+}
+
+/* Set up sl for group g of layer l (which: FWD_LIN_QKV or _GATE_UP). */
+static int sub_loss_init(struct sub_loss *sl, struct run *r, int l, int which,
+			 const struct group *g, struct st_err *err)
+{
+	size_t n = (size_t)r->T * r->d;
+	char spec[32];
+	double e;
+	int rc, cap = r->cap / r->T > 1 ? r->cap / r->T : 1;
+
+	memset(sl, 0, sizeof *sl);
+	sl->r = r;
+	sl->l = l;
+	sl->g = g;
+	sl->err = err;
+	sl->n_seq = r->n_seq < cap ? r->n_seq : cap;
+	snprintf(spec, sizeof spec, which == FWD_LIN_QKV ? "mlp=%d" : "attn=%d", l);
+	if ((rc = mask_parse(spec, r->m->hp.n_layer, &sl->only, err)) < 0)
+		return rc;
+	sl->lw = malloc((size_t)r->m->hp.n_layer * sizeof *sl->lw);
+	sl->in = malloc((size_t)sl->n_seq * n * sizeof *sl->in);
+	sl->ref = malloc((size_t)sl->n_seq * n * sizeof *sl->ref);
+	sl->buf = malloc(n * sizeof *sl->buf);
+	if (!sl->lw || !sl->in || !sl->ref || !sl->buf)
+		return st_errf(err, ST_ENOMEM, "layer %d: out of memory for AWQ's module loss", l);
+	memcpy(sl->lw, r->qm.layers, (size_t)r->m->hp.n_layer * sizeof *sl->lw);
+	memcpy(sl->in, r->x, (size_t)sl->n_seq * n * sizeof *sl->in);
+	if (which == FWD_LIN_GATE_UP && mask_keeps_attn(r->mask, l) && model_has_attn(r->m, l)) {
+		/* the MLP's input: through the unquantized attention (a dropped one
+		 * leaves it the layer's input) */
+		struct mask *att = NULL;
+		struct mask *keep = sl->only;
+
+		snprintf(spec, sizeof spec, "mlp=%d", l);
+		if ((rc = mask_parse(spec, r->m->hp.n_layer, &att, err)) < 0)
+			return rc;
+		sl->only = att;
+		sl->lw[l] = r->m->layers[l];
+		rc = sub_run(sl, sl->lw, sl->in, &e);
+		sl->lw[l] = r->qm.layers[l];
+		sl->only = keep;
+		mask_free(att);
+		if (rc < 0)
+			return rc;
+	}
+	/* the reference: layer l as the source has it */
+	sl->lw[l] = r->m->layers[l];
+	rc = sub_run(sl, sl->lw, sl->ref, &e);
+	sl->lw[l] = r->qm.layers[l];
+	return rc;
+}
+
 /* AWQ of a group; scales (may be NULL: no scaling, alpha 0) gets s. */
 static int group_awq(struct run *r, int l, int which, const struct group *g, float *scales,
 		     struct st_err *err)
 {
 	struct awq_opts ao;
 	struct awq_result ar;
-	float *W, *s;
-	uint8_t *dst;
+	struct sub_loss sl;
+	float *W = NULL, *s = NULL;
+	uint8_t *dst = NULL;
 	int rows, rc, N = r->tok[which] < r->cap ? (int)r->tok[which] : r->cap;
 
+	memset(&sl, 0, sizeof sl);
 	if (!fits(g))
 		return group_fallback(r, g, err);
 	if ((rc = enough_tokens(r, l, which, g, err)) < 0)
@@ -445,6 +598,12 @@ static int group_awq(struct run *r, int l, int which, const struct group *g, flo
 	ao.izero = r->o->izero;
 	ao.grid = scales ? r->o->awq_grid : 1;
 	ao.clip = r->o->awq_clip;
+	if (scales && (which == FWD_LIN_QKV || which == FWD_LIN_GATE_UP)) {
+		if ((rc = sub_loss_init(&sl, r, l, which, g, err)) < 0)
+			goto out;
+		ao.loss = sub_loss_fn;
+		ao.loss_ud = &sl;
+	}
 	W = group_stack(g, &rows);
 	s = malloc((size_t)g->in * sizeof *s);
 	dst = malloc((size_t)rows * dtype_row_bytes(ao.type, g->in));
@@ -461,6 +620,7 @@ static int group_awq(struct run *r, int l, int which, const struct group *g, flo
 		memcpy(scales, s, (size_t)g->in * sizeof *s);
 	rc = group_install(r, g, dst, err);
 out:
+	sub_loss_free(&sl);
 	free(W);
 	free(s);
 	free(dst);
@@ -746,8 +906,16 @@ int quant_model_run(const struct model *m, const struct mask *mask, const int32_
 		if (rc < 0)
 			goto out;
 		/* the next layer's inputs: through this one as quantized */
-		if (calib && (attn || mlp) && l + 1 < hp->n_layer && (rc = pass(&r, l, 1, err)) < 0)
-			goto out;
+		if (calib && (attn || mlp) && l + 1 < hp->n_layer) {
+			struct layer_weights keep = r.qm.layers[l];
+
+			if (o->method == QUANT_AWQ)
+				r.qm.layers[l] = m->layers[l];
+			rc = pass(&r, l, 1, err);
+			r.qm.layers[l] = keep;
+			if (rc < 0)
+				goto out;
+		}
 		if (o->layer_done && o->layer_done(o->ud, l + 1, hp->n_layer)) {
 			rc = st_errf(err, ST_ECANCEL, "quantization cancelled");
 			goto out;
@@ -773,4 +941,138 @@ out:
 	free(r.x);
 	free(r.tmp);
 	return rc;
+}
+
+/* ---- the quantized model in memory ---- */
+
+static const struct qentry *entry_of(const struct quant_model *q, const void *key)
+{
+	for (int i = 0; key && i < q->n; i++)
+		if (q->e[i].key == key && q->e[i].data)
+			return &q->e[i];
+	return NULL;
+}
+
+/* Point slot at q's entry for it, if any. */
+static void view_one(const struct quant_model *q, struct st_tensor *slot)
+{
+	const struct qentry *e = entry_of(q, slot->data);
+
+	if (!e)
+		return;
+	slot->type = e->type;
+	slot->data = e->data;
+	slot->nbytes = e->nbytes;
+}
+
+/* A fused tensor (its data keys the joined entry) and its n row views. */
+static void view_fused(const struct quant_model *q, struct st_tensor *fused,
+		       struct st_tensor *const *parts, int n)
+{
+	const struct qentry *e = entry_of(q, fused->data);
+	size_t off = 0;
+
+	if (!e)
+		return;
+	fused->type = e->type;
+	fused->data = e->data;
+	fused->nbytes = e->nbytes;
+	for (int k = 0; k < n; k++) {
+		size_t nb = dtype_row_bytes(e->type, parts[k]->ne[0]) *
+			    (size_t)(tensor_nelem(parts[k]) / parts[k]->ne[0]);
+
+		parts[k]->type = e->type;
+		parts[k]->data = (uint8_t *)e->data + off;
+		parts[k]->nbytes = nb;
+		off += nb;
+	}
+}
+
+struct model *quant_model_view(const struct model *m, const struct quant_model *q)
+{
+	struct model *v = malloc(sizeof *v);
+
+	if (!v)
+		return NULL;
+	*v = *m;
+	v->layers = malloc((size_t)m->hp.n_layer * sizeof *v->layers);
+	if (!v->layers) {
+		free(v);
+		return NULL;
+	}
+	memcpy(v->layers, m->layers, (size_t)m->hp.n_layer * sizeof *v->layers);
+	for (int l = 0; l < m->hp.n_layer; l++) {
+		struct layer_weights *w = &v->layers[l];
+		struct st_tensor *qkv[3] = { &w->wq, &w->wk, &w->wv };
+		struct st_tensor *gu[2] = { &w->w_gate, &w->w_up };
+
+		view_one(q, &w->attn_norm);
+		view_one(q, &w->ffn_norm);
+		view_one(q, &w->wo);
+		view_one(q, &w->w_down);
+		if (w->wqkv.data)
+			view_fused(q, &w->wqkv, qkv, 3);
+		else
+			for (int k = 0; k < 3; k++)
+				view_one(q, qkv[k]);
+		if (w->w_gate_up.data)
+			view_fused(q, &w->w_gate_up, gu, 2);
+		else
+			for (int k = 0; k < 2; k++)
+				view_one(q, gu[k]);
+	}
+	return v;
+}
+
+void quant_view_free(struct model *v)
+{
+	if (!v)
+		return;
+	free(v->layers);
+	free(v);
+}
+
+static uint64_t tensor_bytes(const struct st_tensor *t, int type)
+{
+	int64_t rows;
+
+	if (!t->data || t->ne[0] <= 0)
+		return 0;
+	if (type < 0)
+		return t->nbytes;
+	rows = tensor_nelem(t) / t->ne[0];
+	if (t->ne[0] % ST_QK)
+		type = ST_F16;
+	return (uint64_t)dtype_row_bytes((enum st_dtype)type, t->ne[0]) * (uint64_t)rows;
+}
+
+uint64_t quant_model_bytes(const struct model *m, const struct mask *mask, int type)
+{
+	uint64_t b = tensor_bytes(&m->tok_emb, -1) + tensor_bytes(&m->out_norm, -1);
+
+	if (m->output.data && m->output.data != m->tok_emb.data)
+		b += tensor_bytes(&m->output, -1);
+	for (int l = 0; l < m->hp.n_layer; l++) {
+		const struct layer_weights *w = &m->layers[l];
+
+		if (mask_keeps_attn(mask, l) && model_has_attn(m, l)) {
+			const struct st_tensor *lin[4] = { &w->wq, &w->wk, &w->wv, &w->wo };
+			const struct st_tensor *oth[8] = { &w->attn_norm, &w->bq, &w->bk, &w->bv,
+							   &w->q_norm, &w->k_norm,
+							   &w->attn_post_norm, NULL };
+
+			for (int k = 0; k < 4; k++)
+				b += tensor_bytes(lin[k], type);
+			for (int k = 0; oth[k]; k++)
+				b += tensor_bytes(oth[k], -1);
+		}
+		if (mask_keeps_mlp(mask, l) && model_has_mlp(m, l)) {
+			const struct st_tensor *lin[3] = { &w->w_gate, &w->w_up, &w->w_down };
+
+			for (int k = 0; k < 3; k++)
+				b += tensor_bytes(lin[k], type);
+			b += tensor_bytes(&w->ffn_norm, -1) + tensor_bytes(&w->ffn_post_norm, -1);
+		}
+	}
+	return b;
 }

@@ -10,10 +10,15 @@
  * block of 32 cannot be held by it and is written F16, as llama.cpp's
  * quantizer falls back (quant_result.n_fallback counts them).
  *
- * Calibration (GPTQ, AWQ) follows GPTQ's sequential rule: the
- * calibration sequences are embedded and carried through the model one
- * layer at a time (fwd_eval_layers), each layer's linear inputs taken
- * from the model as quantized so far (fwd_tap).  GPTQ goes sublayer by
+ * Calibration (GPTQ, AWQ): the calibration sequences are embedded and
+ * carried through the model one layer at a time (fwd_eval_layers), each
+ * layer's linear inputs taken with fwd_tap.  GPTQ follows its sequential
+ * rule: the inputs come from the model as quantized so far.  AWQ follows
+ * AutoAWQ: from the unquantized model (each layer's output computed with
+ * its source weights), and the scales of q/k/v and of gate/up are scored
+ * by the error of the whole sublayer's output (the attention after o,
+ * the MLP after down, as installed), not of the group's own outputs
+ * (awq_opts.loss).  GPTQ goes sublayer by
  * sublayer inside a layer too: q/k/v (one Hessian of their shared
  * input), then o on the output of the quantized q/k/v, then gate/up (one
  * Hessian), then down; every weight of a group is quantized with one
@@ -62,7 +67,8 @@ struct quant_opts {
 	int awq_grid;           /* AWQ: points of the alpha search (20) */
 	int awq_clip;           /* AWQ: search a clipping ratio per block (1) */
 	int awq_max_tokens;     /* AWQ: the first this many calibration tokens are
-				   kept as each weight's inputs (8192) */
+				   kept as each weight's inputs, and the
+				   sequences within them score a sublayer (8192) */
 	/* after each layer (done = layers finished, of n); nonzero stops
 	   with ST_ECANCEL.  May be NULL. */
 	int (*layer_done)(void *ud, int done, int n);
@@ -99,5 +105,25 @@ void quant_model_free(struct quant_model *q);
  */
 int quant_model_replace(void *q, const struct st_tensor *t, enum st_dtype *type,
 			const void **data);
+
+/*
+ * A view of m with q's tensors in place of those they were made from
+ * (the quantized linears, AWQ's rescaled norms; fused Phi-3 tensors and
+ * their row views both), for evaluating the quantized model in memory
+ * with the mask q was made for: a shallow copy sharing everything else
+ * with m (which must outlive it, as must q), released by quant_view_free
+ * (never model_free).  NULL when out of memory.
+ */
+struct model *quant_model_view(const struct model *m, const struct quant_model *q);
+void quant_view_free(struct model *v);
+
+/*
+ * Bytes of the weights of m without the sites mask drops (may be NULL),
+ * with its dense linear weights (attention q/k/v/o, MLP gate/up/down)
+ * as type, or F16 where their rows are not a multiple of 32, as
+ * quant_model_run falls back; type < 0 counts them as stored.  What
+ * the quantized export holds, metadata aside.
+ */
+uint64_t quant_model_bytes(const struct model *m, const struct mask *mask, int type);
 
 #endif
