@@ -10,14 +10,17 @@
 #
 #   sh bench/quant_peers.sh [--quant rtn|gptq|awq] [--type q4_0|q4_1|q8_0]
 #        [--samples N] [--seq-len L] [--rounds N] [--threads N] [--out FILE]
-#        (from a build directory)
+#        [--src-dtype f32|bf16]   (from a build directory)
+#
+# --src-dtype bf16 quantizes the BF16 synthetic model instead (TinyLlama
+# ships BF16): GPTQ's passes then run bf16 products (strata(1), QUANTIZE).
 #
 # --out FILE reuses (or keeps) the quantized file: without it the file is
 # written under ${STRATA_BENCH_DIR:-/tmp/strata-bench}/peers and replaced.
 set -u
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${STRATA_BIN:-./strata}
-quant=gptq type=q4_0 samples=128 seqlen=512 rounds=3 threads=2 tokens=512 gen=32 out=
+quant=gptq type=q4_0 samples=128 seqlen=512 rounds=3 threads=2 tokens=512 gen=32 out= sdt=f32
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quant) quant=$2; shift ;;
@@ -27,7 +30,8 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift ;;
 	--threads) threads=$2; shift ;;
 	--out) out=$2; shift ;;
-	*) echo "usage: sh bench/quant_peers.sh [--quant Q] [--type T] [--samples N] [--seq-len L] [--rounds N] [--threads N] [--out FILE]" >&2
+	--src-dtype) sdt=$2; shift ;;
+	*) echo "usage: sh bench/quant_peers.sh [--quant Q] [--type T] [--samples N] [--seq-len L] [--rounds N] [--threads N] [--out FILE] [--src-dtype f32|bf16]" >&2
 	   exit 2 ;;
 	esac
 	shift
@@ -42,10 +46,10 @@ say() { echo "quant_peers: $*" >&2; }
 
 . "$SRC/bench/peer_lib.sh"
 
-src=$DIR/tinyllama-f32.gguf
+src=$DIR/tinyllama-$sdt.gguf
 if [ ! -s "$src" ]; then
 	say "writing $src"
-	"$BIN" synth "$src" --shape tinyllama --dtype f32 >/dev/null || { say "synth failed"; exit 1; }
+	"$BIN" synth "$src" --shape tinyllama --dtype "$sdt" >/dev/null || { say "synth failed"; exit 1; }
 fi
 TEXT=${STRATA_SHARED:-$SRC/../shared}/data/text/tinystories-valid-1000.txt
 qs=-

@@ -182,6 +182,38 @@ ok "cancelled: exits nonzero" [ $? -ne 0 ]
 ok "cancelled: no file and no temporary" [ -z "$(ls "$tmp" | grep '^c\.gguf')" ]
 
 # refused
+# --group 128 on a synthetic model whose widths 128 divides: one scale a
+# group (test_quant checks the blocks), GPTQ closer to the original than
+# plain rounding (KL), and the Hugging Face directory (group_size 128)
+# read back by strata computes what the GGUF does
+"$S" synth "$tmp/wide.gguf" --shape wide-tiny > /dev/null
+gcal="--data $tmp/calib.txt --samples 8 --seq-len 128"
+"$S" quantize "$tmp/wide.gguf" --quant rtn --group 128 --out "$tmp/w-rtn128.gguf" --no-store \
+	> /dev/null 2>&1
+is "$?" 0 "rtn --group 128 exits 0"
+"$S" quantize "$tmp/wide.gguf" --quant gptq --group 128 $gcal --out "$tmp/w-gptq128.gguf" \
+	--format json --no-store > "$tmp/w-gptq128.json" 2> /dev/null
+is "$?" 0 "gptq --group 128 exits 0"
+ok "the group is in the file's settings (strata.quantize.settings)" \
+	grep -q -a "gptq bits=4 type=q4_0 group=128" "$tmp/w-gptq128.gguf"
+wkl() {
+	"$S" ppl "$tmp/$1.gguf" "$tmp/held-short.txt" --ctx 128 --max-tokens 2048 --ref "$tmp/wide.gguf" \
+		--format json 2> /dev/null | json_num kl_mean
+}
+kr=$(wkl w-rtn128) kg=$(wkl w-gptq128)
+ok "group 128: GPTQ's KL $kg below RTN's $kr" lt "$kg" "$kr"
+"$S" quantize "$tmp/wide.gguf" --quant gptq --group 128 $gcal --out "$tmp/w-hf128" --format hf \
+	--no-store > /dev/null 2>&1
+is "$?" 0 "gptq --group 128 --format hf exits 0"
+contains "$(cat "$tmp/w-hf128/config.json")" '"group_size": 128' "config.json has group_size 128"
+wppl() {
+	"$S" ppl "$1" "$tmp/held-short.txt" --ctx 128 --max-tokens 2048 --compute f32 --format json \
+		2> /dev/null | json_num ppl
+}
+pg=$(wppl "$tmp/w-gptq128.gguf") ph=$(wppl "$tmp/w-hf128")
+ok "group 128: the hf directory's perplexity $ph is the GGUF's $pg (within 1e-5)" \
+	awk -v a="$ph" -v b="$pg" 'BEGIN { d = (a - b) / b; exit !(a > 0 && d < 1e-5 && d > -1e-5) }'
+
 "$S" quantize "$model" --quant gptq --data "$tmp/calib.txt" --samples 1 --seq-len 16 \
 	--out "$tmp/e.gguf" --no-store > /dev/null 2> "$tmp/e.err"
 ok "16 calibration tokens for 64 columns: refused" [ $? -ne 0 ]
@@ -191,9 +223,14 @@ contains "$(cat "$tmp/e.err")" "layer 0 (blk.0.attn_q.weight): 16 calibration to
 	--out "$tmp/e.gguf" --no-store > /dev/null 2> "$tmp/e.err"
 contains "$(cat "$tmp/e.err")" "layer 0: blk.0.attn_q.weight: the Hessian of its 64 inputs is not positive definite" \
 	"a singular Hessian without damping names the layer"
-"$S" quantize "$model" --group 64 --out "$tmp/e.gguf" 2> "$tmp/e.err"
-is "$?" 2 "--group 64: usage error"
-contains "$(cat "$tmp/e.err")" "q4_0 has one scale per block of 32" "it names the format's block"
+"$S" quantize "$model" --group 96 --out "$tmp/e.gguf" 2> "$tmp/e.err"
+is "$?" 2 "--group 96: usage error"
+contains "$(cat "$tmp/e.err")" "groups of 32, 64 or 128 columns" "it names the groups there are"
+"$S" quantize "$model" --quant awq --group 128 $cal --out "$tmp/e.gguf" 2> "$tmp/e.err"
+is "$?" 2 "awq --group 128: usage error"
+"$S" quantize "$model" --quant rtn --group 128 --out "$tmp/e.gguf" --no-store 2> "$tmp/e.err"
+contains "$(cat "$tmp/e.err")" "layer 0: 'blk.0.attn_q.weight' has rows of 64, which groups of 128 columns do not divide" \
+	"a group that does not divide a row names the layer and the weight"
 "$S" quantize "$model" --bits 3 --out "$tmp/e.gguf" 2> "$tmp/e.err"
 is "$?" 2 "--bits 3: usage error"
 "$S" quantize "$model" --quant awq --out "$tmp/e.gguf" 2> "$tmp/e.err"

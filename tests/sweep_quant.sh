@@ -128,9 +128,20 @@ if need model models/stories260K/stories260K.gguf &&
 	fi
 
 	# usage
-	sw --quant gptq:4:64 > /dev/null 2> "$tmp/e1"
-	is "$?" 2 "--quant gptq:4:64 is a usage error"
-	contains "$(cat "$tmp/e1")" "group 64" "... naming the group"
+	# groups: 64 (the width of stories260K's rows) is made, 128 cannot divide them
+	sw --quant gptq:4:64 > "$tmp/g64.tsv" 2> /dev/null
+	is "$?" 0 "sweep --quant gptq:4:64"
+	differ "$(cell "$tmp/g64.tsv" attn 1 gptq:q4_0:64 ppl)" "$(cell "$tmp/q.tsv" attn 1 gptq:q4_0:32 ppl)" &&
+		differ "$(cell "$tmp/g64.tsv" attn 1 gptq:q4_0:64 ppl)" "$(cell "$tmp/plain.tsv" attn 1 "" ppl)"
+	is "$?" 0 "... its point (group 64) differs from group 32's and from the unquantized one"
+	sw --quant gptq:4:128 > /dev/null 2> "$tmp/g128.err"
+	ok "--quant gptq:4:128 fails on rows of 64" [ $? -ne 0 ]
+	contains "$(cat "$tmp/g128.err")" "which groups of 128 columns do not divide" "... naming the rows"
+	sw --quant gptq:4:96 > /dev/null 2> "$tmp/e1"
+	is "$?" 2 "--quant gptq:4:96 is a usage error"
+	contains "$(cat "$tmp/e1")" "group '96'" "... naming the group"
+	sw --quant awq:4:64 > /dev/null 2> "$tmp/e5"
+	is "$?" 2 "--quant awq:4:64: awq makes groups of 32 only"
 	sw --quant foo:4 > /dev/null 2> "$tmp/e2"
 	is "$?" 2 "--quant foo:4: unknown method"
 	sw --quant rtn:3 > /dev/null 2> "$tmp/e3"

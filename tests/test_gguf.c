@@ -943,7 +943,13 @@ static void test_synth(void)
 
 	for (const struct synth_shape *s = synth_shapes(); s->name; s++)
 		n_shapes++;
-	is_int(n_shapes, 28, "twenty-eight known shapes");
+	is_int(n_shapes, 29, "twenty-nine known shapes");
+	{
+		const struct synth_shape *w = synth_find_shape("wide-tiny");
+
+		ok(w && w->d_model == 128 && w->d_ff == 256 && w->n_layer == 2,
+		   "wide-tiny: widths 128 and 256 (quantize's groups of 128)");
+	}
 	ok(synth_find_shape("nope") == NULL, "unknown shape -> NULL");
 	ok(tiny && tiny->n_layer == 2 && tiny->d_model == 64 && tiny->n_head == 4 &&
 	   tiny->n_head_kv == 2 && tiny->d_ff == 128 && tiny->n_vocab == 300 && tiny->n_ctx == 256,

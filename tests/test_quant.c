@@ -439,6 +439,81 @@ static void q41_rules(void)
 	   blk[5] == 0x11 && blk[19] == 0xff, "q4_1 block bytes: d 0x3800, m 0xc780, nibbles j | j+16");
 }
 
+/* The blocks b0 .. b0 + k - 1 of every row hold the same bytes of scale
+ * (and q4_1's offset). */
+static int blocks_share(enum st_dtype t, const uint8_t *q, int out, int in, int b0, int k)
+{
+	size_t rb = dtype_row_bytes(t, in), bb = (size_t)qblock_bytes(t);
+	int nh = t == ST_Q4_1 ? 4 : 2;
+
+	for (int r = 0; r < out; r++)
+		for (int b = b0 + 1; b < b0 + k; b++)
+			if (memcmp(q + r * rb + b0 * bb, q + r * rb + b * bb, (size_t)nh))
+				return 0;
+	return 1;
+}
+
+/* Groups of 128 columns: one scale a group, stored by each of its four
+ * blocks, by plain rounding (the rule over the whole group) and by GPTQ,
+ * whose output error is the lower. */
+static void groups(enum st_dtype t)
+{
+	int N = 512, in = 256, out = 48;
+	size_t rb = dtype_row_bytes(t, in);
+	float *X = inputs(N, in), *W = malloc(sizeof(float) * out * in), *qg, *qr;
+	double *H = calloc((size_t)in * in, sizeof *H), v[128];
+	uint8_t *g = malloc(rb * out), *r = malloc(rb * out);
+	struct gptq_opts o;
+	struct st_err err = { 0 };
+	float d, m;
+	double eg, er;
+
+	for (int i = 0; i < out * in; i++)
+		W[i] = (float)(0.05 * nrand());
+	gptq_hessian_add(H, X, N, in);
+	is_int(qblock_quantize_rows(t, 0, 128, W, out, in, r), 0, "%s: RTN in groups of 128",
+	       dtype_name(t));
+	ok(blocks_share(t, r, out, in, 0, 4) && blocks_share(t, r, out, in, 4, 4),
+	   "... each group's four blocks store one scale");
+	for (int j = 0; j < 128; j++)
+		v[j] = W[128 + j];
+	qblock_params(t, 0, v, 1, 128, 1.0, &d, &m);
+	ok(fp16_to_f32((uint16_t)(r[4 * qblock_bytes(t)] | r[4 * qblock_bytes(t) + 1] << 8)) == d,
+	   "... row 0's second group has the rule's scale over its 128 columns (%g)", d);
+	ok(!blocks_share(t, r, out, in, 3, 2), "... and groups apart have scales apart");
+	is_int(qblock_quantize_rows(t, 0, 96, W, out, in, r), -1, "... groups of 96: refused");
+	qblock_quantize_rows(t, 0, 128, W, out, in, r);
+	gptq_opts_init(&o);
+	o.type = t;
+	o.group = 128;
+	o.act_order = 1;
+	is_int(gptq_quantize(W, out, in, H, &o, g, "w", &err), 0, "%s GPTQ, groups of 128: %s",
+	       dtype_name(t), err.msg);
+	ok(blocks_share(t, g, out, in, 0, 4) && blocks_share(t, g, out, in, 4, 4),
+	   "... each group's four blocks store one scale");
+	qg = decode(t, g, out, in);
+	qr = decode(t, r, out, in);
+	eg = out_err(X, N, W, qg, out, in);
+	er = out_err(X, N, W, qr, out, in);
+	ok(eg < 0.7 * er, "%s, groups of 128: GPTQ's output error %.4g is well below plain "
+	   "rounding's %.4g (%.2f)", dtype_name(t), eg, er, eg / er);
+	gptq_opts_init(&o);
+	o.type = t;
+	o.group = 128;
+	memset(H, 0, sizeof(double) * in * in);
+	gptq_hessian_add(H, X, N, in);
+	is_int(gptq_quantize(W, out, 96, H, &o, g, "blk.3.ffn_down.weight", &err), ST_EINVAL,
+	       "GPTQ: 96 columns in groups of 128: refused");
+	ok(strstr(err.msg, "blk.3.ffn_down.weight") != NULL, "... naming the weight (%s)", err.msg);
+	free(X);
+	free(W);
+	free(H);
+	free(g);
+	free(r);
+	free(qg);
+	free(qr);
+}
+
 int main(void)
 {
 	scale_search();
@@ -457,5 +532,8 @@ int main(void)
 	awq_checks(ST_Q8_0, 0);
 	awq_errors();
 	awq_loss();
+	groups(ST_Q4_0);
+	groups(ST_Q4_1);
+	groups(ST_Q8_0);
 	return tap_done();
 }

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app/export.h"
@@ -35,7 +36,8 @@ static const char help[] =
 	"  --bits B           4 (q4_0) or 8 (q8_0); default 4\n"
 	"  --type T           q4_0, q4_1 (4 bits, a scale and an offset per block) or q8_0\n"
 	"  --int-zero         q4_1: integer zero points (offset -d z), as --format hf has them\n"
-	"  --group G          weights per scale: 32, the block of both formats (default)\n"
+	"  --group G          input columns per scale: 32 (default, the formats' block), 64\n"
+	"                     or 128 (rtn, gptq): each block of a group stores its scale\n"
 	"  --act-order        gptq: columns by decreasing Hessian diagonal\n"
 	"  --damp F           gptq: dampening, share of the mean diagonal (default 0.01)\n"
 	"  --no-search        gptq: each block's scale by the format's rule, not searched\n"
@@ -51,7 +53,7 @@ static const char help[] =
 	"  --out PATH         the GGUF file (or Hugging Face directory) to write\n"
 	"  --format F         gguf (default) or hf; also text|csv|tsv|json for the report\n"
 	"  --hf-format L      hf: gptq (AutoGPTQ's layout; default but for --quant awq) or\n"
-	"                     awq (AutoAWQ's GEMM layout); 4 bits, groups of 32\n"
+	"                     awq (AutoAWQ's GEMM layout); 4 bits, group_size --group\n"
 	"  --force            replace an existing PATH (only once the new file is complete)\n"
 	"  --no-store         do not record the file in the store\n"
 
@@ -77,8 +79,12 @@ static int layer_done(void *ud, int done, int n)
 {
 	const char *stop = getenv("STRATA_TEST_CANCEL_AFTER");
 
-	(void)ud;
-	fprintf(stderr, "strata quantize: layer %d of %d done\n", done, n);
+	const struct timespec *t0 = ud;
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	fprintf(stderr, "strata quantize: layer %d of %d done (%.1f s)\n", done, n,
+		(double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec));
 	if (stop && *stop && done >= atoi(stop))
 		return 1;
 	return cli_cancel_requested();
@@ -90,6 +96,7 @@ static int quantize_main(struct quantize_args *a)
 	struct dataset *ds = NULL;
 	struct quant_model *qm = NULL;
 	struct quant_result qr;
+	struct timespec t_start;
 	struct export_opts eo;
 	struct export_result res;
 	char *maskbuf = NULL;
@@ -143,6 +150,8 @@ static int quantize_main(struct quantize_args *a)
 	cli_cancel_install();
 	signal(SIGXFSZ, SIG_IGN);
 	a->qo.layer_done = layer_done;
+	a->qo.ud = &t_start;
+	clock_gettime(CLOCK_MONOTONIC, &t_start);
 	if (quant_model_run(m, mask, ds ? ds->tokens : NULL, ds ? ds->n_chunks : 0,
 			    ds ? ds->seq_len : 0, &a->qo, &qm, &qr, &err) < 0) {
 		cli_error("quantize '%s': %s", model_path, err.msg);
@@ -152,9 +161,9 @@ static int quantize_main(struct quantize_args *a)
 		fprintf(stderr, "strata quantize: note: %d weight(s) have rows not a multiple of "
 			"32, which %s cannot hold: written F16\n", qr.n_fallback,
 			dtype_name(a->qo.type));
-	snprintf(settings, sizeof settings, "%s bits=%ld type=%s%s group=32%s%s%s samples=%d seq_len=%d",
+	snprintf(settings, sizeof settings, "%s bits=%ld type=%s%s group=%d%s%s%s samples=%d seq_len=%d",
 		 quant_method_name(a->qo.method), a->bits, dtype_name(a->qo.type),
-		 a->qo.type == ST_Q4_1 && a->qo.izero ? " int_zero" : "",
+		 a->qo.type == ST_Q4_1 && a->qo.izero ? " int_zero" : "", a->qo.group,
 		 a->qo.method == QUANT_GPTQ && a->qo.act_order ? " act_order" : "",
 		 a->qo.method == QUANT_GPTQ && !a->qo.gptq_search ? " no_search" : "",
 		 a->qo.method == QUANT_AWQ && !a->qo.awq_clip ? " no_clip" : "",
@@ -175,6 +184,7 @@ static int quantize_main(struct quantize_args *a)
 	eo.kv = kv;
 	eo.format = a->format;
 	eo.hf_quant = a->hf_layout;
+	eo.hf_group = a->qo.group;
 	if (cli_source_write("quantize", &src, a->out, &eo, &res, &maskbuf, &export_id) < 0)
 		goto out;
 	{
@@ -194,6 +204,13 @@ static int quantize_main(struct quantize_args *a)
 		record_int(r, "norms_rescaled", qr.n_norms);
 		record_int(r, "calib_tokens", qr.n_tokens);
 		record_num(r, "seconds", qr.seconds);
+		if (a->qo.method == QUANT_GPTQ) { /* where GPTQ's time went */
+			record_num(r, "cpu_seconds_forward", qr.t_forward);
+			record_num(r, "cpu_seconds_hessian", qr.t_hessian);
+			record_num(r, "cpu_seconds_cholesky", qr.t_solve);
+			record_num(r, "cpu_seconds_scales", qr.t_search);
+			record_num(r, "cpu_seconds_columns", qr.t_columns);
+		}
 		cli_source_report(r, m, &res, export_id, a->co.format);
 	}
 	rc = EXIT_OK;
@@ -352,12 +369,14 @@ int cmd_quantize(int argc, char **argv)
 	} else {
 		a.hf_layout = HFQ_GPTQ;
 	}
-	if (a.group != 32)
-		return cli_usage("quantize", "--group %ld: %s has one scale per block of "
-				 "32 weights; no other group size can be written", a.group,
-				 a.format == EXPORT_HF ? "strata's hf output (from the blocks of q4_0/"
-				 "q4_1)" : a.qo.type == ST_Q4_1 ? "GGUF's q4_1" : a.qo.type == ST_Q8_0 ?
-				 "GGUF's q8_0" : "GGUF's q4_0");
+	if (a.group != 32 && a.group != 64 && a.group != 128)
+		return cli_usage("quantize", "--group %ld: groups of 32, 64 or 128 columns (a "
+				 "scale for each; %s's blocks of 32 store their group's)", a.group,
+				 a.format == EXPORT_HF ? "q4_0/q4_1" : dtype_name(a.qo.type));
+	if (a.group != 32 && a.qo.method == QUANT_AWQ)
+		return cli_usage("quantize", "--group %ld: awq quantizes groups of 32 (use rtn or "
+				 "gptq for larger groups)", a.group);
+	a.qo.group = (int)a.group;
 	if (a.qo.method != QUANT_RTN && !a.data)
 		return cli_usage("quantize", "--quant %s needs calibration text: --data FILE",
 				 quant_method_name(a.qo.method));

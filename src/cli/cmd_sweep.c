@@ -56,7 +56,8 @@ static const char help[] =
 	"  --quant Q,...      also (or only) quantized points: each point's masked model\n"
 	"                     quantized as strata quantize does, then measured; Q is\n"
 	"                     METHOD:BITS[:GROUP] or METHOD:TYPE[:GROUP] (rtn, gptq, awq;\n"
-	"                     4 = q4_0, 8 = q8_0, or q4_0, q4_1, q8_0; group 32), or none\n"
+	"                     4 = q4_0, 8 = q8_0, or q4_0, q4_1, q8_0; group 32, 64\n"
+	"                     or 128 weights a scale, awq 32), or none\n"
 	"                     for the unquantized points, e.g. none,rtn:4,gptq:q4_1\n"
 	"  --quant-data FILE  gptq/awq calibration text (default: the run's data)\n"
 	"  --quant-samples N  its chunks (default: the run's, at most 128)\n"
@@ -377,16 +378,20 @@ static int parse_quants(const char *s, struct sweep_args *a)
 				  "not '%s'", tok, f[1]);
 			return -1;
 		}
-		if (nf == 3 && strcmp(f[2], "32")) {
-			cli_usage("sweep", "--quant %s: group %s: %s has one scale per block of 32 "
-				  "weights; no other group size can be made", tok, f[2],
-				  dtype_name((enum st_dtype)type));
+		q->qo.group = nf == 3 ? atoi(f[2]) : 32;
+		if (nf == 3 && strcmp(f[2], "32") && strcmp(f[2], "64") && strcmp(f[2], "128")) {
+			cli_usage("sweep", "--quant %s: group '%s': a scale covers 32, 64 or 128 "
+				  "weights", tok, f[2]);
+			return -1;
+		}
+		if (meth == QUANT_AWQ && q->qo.group != 32) {
+			cli_usage("sweep", "--quant %s: awq makes groups of 32 only", tok);
 			return -1;
 		}
 		q->qo.method = (enum quant_method)meth;
 		q->qo.type = (enum st_dtype)type;
-		snprintf(q->name, sizeof q->name, "%s:%s:32", quant_method_name(q->qo.method),
-			 dtype_name(q->qo.type));
+		snprintf(q->name, sizeof q->name, "%s:%s:%d", quant_method_name(q->qo.method),
+			 dtype_name(q->qo.type), q->qo.group);
 		for (int i = 0; i < a->n_quants; i++)
 			if (!strcmp(a->quants[i].name, q->name)) {
 				cli_usage("sweep", "--quant: %s is given twice", q->name);

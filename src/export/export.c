@@ -1981,7 +1981,7 @@ static int hfq_expand(const struct model *m, const struct export_opts *o, struct
 		      int *nt, int *sym, struct st_err *err)
 {
 	enum hfq_layout l = (enum hfq_layout)o->hf_quant;
-	int n0 = *nt;
+	int n0 = *nt, G = o->hf_group > 0 ? o->hf_group : HFQ_GROUP;
 
 	for (int i = 0; i < n0; i++) {
 		const struct st_tensor *t = ot[i].src;
@@ -2010,10 +2010,10 @@ static int hfq_expand(const struct model *m, const struct export_opts *o, struct
 			return st_errf(err, ST_EUNSUP, "tensor '%s': the %s format holds 4-bit "
 				       "weights, not %s", ot[i].name, hfq_layout_name(l),
 				       dtype_name(type));
-		if (in % HFQ_GROUP || len < 7 || strcmp(ot[i].name + len - 7, ".weight"))
+		if (in % G || len < 7 || strcmp(ot[i].name + len - 7, ".weight"))
 			return st_errf(err, ST_EUNSUP, "tensor '%s' (%lld x %lld) cannot be packed "
 				       "as %s (inputs a multiple of %d)", ot[i].name,
-				       (long long)out, (long long)in, hfq_layout_name(l), HFQ_GROUP);
+				       (long long)out, (long long)in, hfq_layout_name(l), G);
 		memcpy(prefix, ot[i].name, len - 7);
 		prefix[len - 7] = 0;
 		if (m->format == MODEL_GGUF && m->hp.rope_layout == ROPE_INTERLEAVED &&
@@ -2041,8 +2041,8 @@ static int hfq_expand(const struct model *m, const struct export_opts *o, struct
 			continue;
 		}
 		qw = malloc((size_t)in * out / 2);
-		qz = malloc((size_t)(in / HFQ_GROUP) * out / 2);
-		sc = malloc((size_t)(in / HFQ_GROUP) * out * 2);
+		qz = malloc((size_t)(in / G) * out / 2);
+		sc = malloc((size_t)(in / G) * out * 2);
 		if (l == HFQ_GPTQ)
 			gi = malloc((size_t)in * 4);
 		if (!qw || !qz || !sc || (l == HFQ_GPTQ && !gi)) {
@@ -2053,7 +2053,7 @@ static int hfq_expand(const struct model *m, const struct export_opts *o, struct
 			free(row_of);
 			return st_errf(err, ST_ENOMEM, "out of memory");
 		}
-		hfq_pack(l, type, data, (int)out, (int)in, row_of, qw, qz, sc, gi);
+		hfq_pack_group(l, type, data, (int)out, (int)in, G, row_of, qw, qz, sc, gi);
 		if (type == ST_Q4_1)
 			*sym = 0;
 		free(row_of);
@@ -2061,15 +2061,15 @@ static int hfq_expand(const struct model *m, const struct export_opts *o, struct
 			hfq_tensor(&ot[i], prefix, ".qweight", ST_I32, 2, out, in / 8, qw);
 		else
 			hfq_tensor(&ot[i], prefix, ".qweight", ST_I32, 2, out / 8, in, qw);
-		hfq_tensor(&ot[(*nt)++], prefix, ".qzeros", ST_I32, 2, out / 8, in / HFQ_GROUP, qz);
-		hfq_tensor(&ot[(*nt)++], prefix, ".scales", ST_F16, 2, out, in / HFQ_GROUP, sc);
+		hfq_tensor(&ot[(*nt)++], prefix, ".qzeros", ST_I32, 2, out / 8, in / G, qz);
+		hfq_tensor(&ot[(*nt)++], prefix, ".scales", ST_F16, 2, out, in / G, sc);
 		if (gi)
 			hfq_tensor(&ot[(*nt)++], prefix, ".g_idx", ST_I32, 1, in, 1, gi);
 	}
 	return 0;
 }
 
-/* config.json's quantization_config for o->hf_quant, groups of 32 */
+/* config.json's quantization_config for o->hf_quant, groups of o->hf_group */
 static int hfq_config(const struct export_opts *o, int sym, const char *dir, struct st_err *err)
 {
 	char *file = path_join(dir, "config.json");
@@ -2086,7 +2086,8 @@ static int hfq_config(const struct export_opts *o, int sym, const char *dir, str
 		return st_errf(err, ST_EIO, "cannot read back the config.json written");
 	}
 	json_object_set_new(q, "bits", json_integer(4));
-	json_object_set_new(q, "group_size", json_integer(HFQ_GROUP));
+	json_object_set_new(q, "group_size",
+			    json_integer(o->hf_group > 0 ? o->hf_group : HFQ_GROUP));
 	if (o->hf_quant == HFQ_GPTQ) {
 		json_object_set_new(q, "quant_method", json_string("gptq"));
 		json_object_set_new(q, "desc_act", json_false());

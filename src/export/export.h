@@ -114,6 +114,8 @@ struct export_opts {
 		       const void **data);
 	void *rud;
 	int hf_quant;           /* enum hfq_layout: HFQ_GPTQ (default) or HFQ_AWQ */
+	int hf_group;           /* hf: inputs a scale (group_size): 32 (default), or
+				   64 / 128 for blocks written with shared scales */
 	int file_type;          /* enum st_dtype named by general.file_type when
 				   dtype is -1; -1: the source's (default) */
 	const char *const *kv;  /* gguf: more string metadata, key/value pairs

@@ -53,8 +53,15 @@ void hfq_pack(enum hfq_layout l, enum st_dtype t, const void *blocks, int out, i
 	      const int64_t *row_of, uint32_t *qweight, uint32_t *qzeros, uint16_t *scales,
 	      uint32_t *g_idx)
 {
+	hfq_pack_group(l, t, blocks, out, in, HFQ_GROUP, row_of, qweight, qzeros, scales, g_idx);
+}
+
+void hfq_pack_group(enum hfq_layout l, enum st_dtype t, const void *blocks, int out, int in,
+		    int group, const int64_t *row_of, uint32_t *qweight, uint32_t *qzeros,
+		    uint16_t *scales, uint32_t *g_idx)
+{
 	size_t rb = dtype_row_bytes(t, in), bb = dtype_block_bytes(t);
-	int ng = in / HFQ_GROUP, qoff = t == ST_Q4_1 ? 4 : 2;
+	int ng = in / group, qoff = t == ST_Q4_1 ? 4 : 2;
 
 	memset(qweight, 0, (size_t)in * out / 2);
 	memset(qzeros, 0, (size_t)ng * out / 2);
@@ -67,7 +74,8 @@ void hfq_pack(enum hfq_layout l, enum st_dtype t, const void *blocks, int out, i
 			while (awq_order[k] != j % 8)
 				k++;
 		for (int g = 0; g < ng; g++) {
-			const uint8_t *blk = row + (size_t)g * bb;
+			/* the group's first block: its others store the same */
+			const uint8_t *blk = row + (size_t)g * (group / HFQ_GROUP) * bb;
 			int z = block_zero(t, blk);
 
 			scales[(size_t)g * out + j] = rd16(blk);
@@ -76,9 +84,10 @@ void hfq_pack(enum hfq_layout l, enum st_dtype t, const void *blocks, int out, i
 					(uint32_t)((z - 1) & 15) << (4 * (j % 8));
 			else
 				qzeros[(size_t)g * (out / 8) + j / 8] |= (uint32_t)z << (4 * k);
-			for (int e = 0; e < HFQ_GROUP; e++) {
-				int i = g * HFQ_GROUP + e;
-				uint32_t q = (uint32_t)nibble(blk + qoff, e);
+			for (int e = 0; e < group; e++) {
+				int i = g * group + e;
+				uint32_t q = (uint32_t)nibble(row + (size_t)(i / HFQ_GROUP) * bb + qoff,
+							      i % HFQ_GROUP);
 
 				if (l == HFQ_GPTQ)
 					qweight[(size_t)(i / 8) * out + j] |= q << (4 * (i % 8));
@@ -89,7 +98,7 @@ void hfq_pack(enum hfq_layout l, enum st_dtype t, const void *blocks, int out, i
 	}
 	if (l == HFQ_GPTQ && g_idx)
 		for (int i = 0; i < in; i++)
-			g_idx[i] = (uint32_t)(i / HFQ_GROUP);
+			g_idx[i] = (uint32_t)(i / group);
 }
 
 int hfq_dequant(enum hfq_layout l, const uint32_t *qweight, const uint32_t *qzeros,

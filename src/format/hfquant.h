@@ -2,7 +2,8 @@
  * hfquant: the 4-bit layouts of the Hugging Face quantized checkpoints
  * that transformers, AutoGPTQ, AutoAWQ and vLLM read, to and from
  * llama.cpp's q4_0 / q4_1 blocks.  A linear weight W ([out][in], y = W x)
- * with groups of G input columns (here G = 32, one block) becomes
+ * with groups of G input columns (G = 32, one block, or 64 or 128 from
+ * blocks that share the group's scale: hfq_pack_group) becomes
  *
  *   GPTQ (AutoGPTQ's "gptq" checkpoint format, v1):
  *     qweight int32 [in/8][out]  input i of column j in bits 4 (i % 8) of
@@ -51,6 +52,16 @@ int hfq_layout_parse(const char *name);
 void hfq_pack(enum hfq_layout l, enum st_dtype t, const void *blocks, int out, int in,
 	      const int64_t *row_of, uint32_t *qweight, uint32_t *qzeros, uint16_t *scales,
 	      uint32_t *g_idx);
+
+/*
+ * The same with groups of `group` inputs (a multiple of 32 dividing in):
+ * each group's scale and zero point are its first block's, which every
+ * block of the group is expected to hold (strata quantize --group
+ * writes them so).
+ */
+void hfq_pack_group(enum hfq_layout l, enum st_dtype t, const void *blocks, int out, int in,
+		    int group, const int64_t *row_of, uint32_t *qweight, uint32_t *qzeros,
+		    uint16_t *scales, uint32_t *g_idx);
 
 /*
  * Dequantize to W ([out][in] floats, W[j][i] = scale * (q - z), exact in

@@ -46,6 +46,8 @@ static const struct synth_shape shapes[] = {
 	{ SHAPE("tiny", 2, 64, 4, 2, 128, 300, 256) },
 	/* widths that are no multiple of a vector: the kernels' tails */
 	{ SHAPE("odd-tiny", 4, 42, 3, 1, 100, 300, 256) },
+	/* widths a multiple of 128: quantize's groups of 128 columns */
+	{ SHAPE("wide-tiny", 2, 128, 4, 2, 256, 300, 256) },
 	{ SHAPE("tinyllama", 22, 2048, 32, 4, 5632, 32000, 2048) },
 	{ SHAPE("llama2-7b-2l", 2, 4096, 32, 32, 11008, 32000, 4096) },
 	/* larger than this project's machines' memory in F16/BF16 (26 GB) */

@@ -13,7 +13,7 @@
  * As the paper does: columns whose diagonal of H is 0 (inputs that are
  * always 0) are quantized as 0 and excluded; H gets damp x mean(diag H)
  * added to its diagonal; the upper Cholesky factor U of H^-1 (H^-1 =
- * U^T U, LAPACK's dpotrf/dpotri) gives the update of column i as
+ * U^T U, from LAPACK's spotrf/strtri) gives the update of column i as
  * err_i = (w_i - q_i) / U_ii, w_j -= err_i U_ij for j > i; updates
  * beyond the current batch of `block` columns are applied once per
  * batch as one matrix product (lazy batch updates).
@@ -47,6 +47,16 @@ struct gptq_opts {
 	int act_order;      /* columns by decreasing diag(H) (default 0) */
 	int search;         /* each block's range shrunk as qblock_params_search
 			       chooses, by diag(H) (default 1) */
+	int group;          /* input columns per scale: 32 (default), 64 or 128 */
+	struct gptq_times *times; /* NULL, or seconds added per phase */
+};
+
+/* CPU seconds (the process's, all threads) of gptq_quantize's phases,
+ * summed over calls. */
+struct gptq_times {
+	double solve;       /* damping and the Cholesky factor of H^-1 */
+	double search;      /* the blocks' scales (and the search over ratios) */
+	double columns;     /* the column loop and its lazy batch updates */
 };
 
 void gptq_opts_init(struct gptq_opts *o);
@@ -58,6 +68,13 @@ void gptq_opts_init(struct gptq_opts *o);
  * lose the small ones.
  */
 void gptq_hessian_add(double *H, const float *X, int N, int in);
+/*
+ * The same with X rounded to bf16 and the products summed in float by
+ * oneDNN's bf16 matmul (vdpbf16ps: about twice SSYRK's rate), over the
+ * tiles on and above the diagonal.  Returns 0, or -1 with H unchanged
+ * where oneDNN does not run bf16 here (or no memory for its copies).
+ */
+int gptq_hessian_add_bf16(double *H, const float *X, int N, int in);
 
 /*
  * Quantize W ([out][in] floats, in a multiple of 32) into dst: out rows

@@ -56,6 +56,7 @@ void quant_opts_init(struct quant_opts *o)
 	o->method = QUANT_GPTQ;
 	o->type = ST_Q4_0;
 	o->izero = 0;
+	o->group = ST_QK;
 	o->damp = 0.01;
 	o->gptq_search = 1;
 	o->awq_grid = 20;
@@ -101,12 +102,33 @@ struct run {
 	float *tmp;                 /* [T][d] */
 	/* what the tap collects in the current pass */
 	int want[4];                /* per fwd_linear: 1 to collect */
-	double *H[4];               /* GPTQ: Hessians [n][n] */
+	double *H[4];               /* GPTQ: the Hessian [n][n] of the tap's group */
 	float *X[4];                /* AWQ: inputs [cap][n] */
 	int n_in[4];                /* width of each group's input */
 	long tok[4];                /* tokens seen per group */
 	int cap;                    /* AWQ: rows kept */
+	/* GPTQ's one pass a layer (gptq_layer) */
+	struct fwd_pack pk;         /* the n_seq sequences side by side */
+	int32_t *pk_buf;            /* pk's arrays, [2][n_seq * T] */
+	int layer, rc;              /* the layer of the pass; the taps' first error */
+	int h_bf16;                 /* Hessians from bf16 inputs (the pass runs bf16) */
+	int mode;                   /* enum fwd_compute of the passes: the source's */
+	struct fwd_state *fs;       /* the passes' state, made once (gptq_layer) */
+	struct layer_weights *fs_layers; /* qm's layers when fs was made */
+	struct st_err *err;
+	double t_tap;               /* seconds spent in the taps */
+	struct gptq_times gt;
 };
+
+/* CPU seconds of the process, all threads: a phase's cost even when the
+ * machine is shared */
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+	return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 /* Record data (malloc'd, owned from now on) as the tensor whose source is
  * src, and point the working copy's slot at it. */
@@ -160,11 +182,21 @@ static float *to_f32(const struct st_tensor *t)
 }
 
 /* rows x cols floats as type (F16 or a block format), malloc'd; q4_1
- * with izero by the integer-zero rule (qblock.h), else ggml's. */
-static void *from_f32(enum st_dtype type, int izero, const float *w, int64_t rows, int64_t cols)
+ * with izero by the integer-zero rule (qblock.h), else ggml's; groups of
+ * more than a block by qblock_quantize_rows. */
+static void *from_f32(enum st_dtype type, int izero, int group, const float *w, int64_t rows,
+		      int64_t cols)
 {
 	size_t rb = dtype_row_bytes(type, cols);
 	uint8_t *p = malloc((size_t)rows * rb);
+
+	if (p && type != ST_F16 && group > ST_QK) {
+		if (qblock_quantize_rows(type, izero, group, w, rows, cols, p) < 0) {
+			free(p);
+			return NULL;
+		}
+		return p;
+	}
 
 	for (int64_t i = 0; p && i < rows; i++) {
 		if (type != ST_Q4_1 || !izero) {
@@ -196,8 +228,6 @@ static void tap(void *ud, int layer, enum fwd_linear which, const float *x, int 
 	(void)layer;
 	if (!r->want[which])
 		return;
-	if (r->H[which])
-		gptq_hessian_add(r->H[which], x, T, n);
 	if (r->X[which] && r->tok[which] < r->cap) {
 		long k = r->cap - r->tok[which] < T ? r->cap - r->tok[which] : T;
 		memcpy(r->X[which] + (size_t)r->tok[which] * n, x, (size_t)k * n * sizeof *x);
@@ -241,7 +271,7 @@ static void collect_reset(struct run *r)
 	}
 }
 
-/* Collect the inputs of the groups in `which` (bits of 1 << fwd_linear). */
+/* Collect the inputs (AWQ's) of the groups in `which` (bits of 1 << fwd_linear). */
 static int collect(struct run *r, int l, unsigned which, struct st_err *err)
 {
 	collect_reset(r);
@@ -251,11 +281,8 @@ static int collect(struct run *r, int l, unsigned which, struct st_err *err)
 		if (!(which & (1u << i)))
 			continue;
 		r->want[i] = 1;
-		if (r->o->method == QUANT_GPTQ)
-			r->H[i] = calloc(n * n, sizeof *r->H[i]);
-		else
-			r->X[i] = malloc((size_t)r->cap * n * sizeof *r->X[i]);
-		if (!r->H[i] && !r->X[i])
+		r->X[i] = malloc((size_t)r->cap * n * sizeof *r->X[i]);
+		if (!r->X[i])
 			return st_errf(err, ST_ENOMEM, "layer %d: out of memory for the "
 				       "calibration inputs (%zu wide)", l, n);
 	}
@@ -345,7 +372,7 @@ static int group_fallback(struct run *r, const struct group *g, struct st_err *e
 	int rc;
 
 	for (int i = 0; i < g->n; i++) {
-		void *p = from_f32(ST_F16, 0, g->w[i], g->rows[i], g->in);
+		void *p = from_f32(ST_F16, 0, ST_QK, g->w[i], g->rows[i], g->in);
 
 		if (!p)
 			return st_errf(err, ST_ENOMEM, "out of memory");
@@ -361,14 +388,28 @@ static int fits(const struct group *g)
 	return g->in >= ST_QK && g->in % ST_QK == 0;
 }
 
-static int group_rtn(struct run *r, const struct group *g, struct st_err *err)
+/* A group of columns that does not divide a weight the format holds:
+ * ST_EINVAL naming the layer and the weight. */
+static int group_divides(const struct run *r, int l, const struct group *g, struct st_err *err)
+{
+	if (g->in % r->o->group)
+		return st_errf(err, ST_EINVAL, "layer %d: '%s' has rows of %d, which groups of %d "
+			       "columns do not divide (--group 32 does)", l, g->name, g->in,
+			       r->o->group);
+	return 0;
+}
+
+static int group_rtn(struct run *r, int l, const struct group *g, struct st_err *err)
 {
 	int rc;
 
 	if (!fits(g))
 		return group_fallback(r, g, err);
+	if ((rc = group_divides(r, l, g, err)) < 0)
+		return rc;
 	for (int i = 0; i < g->n; i++) {
-		void *p = from_f32(r->o->type, r->o->izero, g->w[i], g->rows[i], g->in);
+		void *p = from_f32(r->o->type, r->o->izero, r->o->group, g->w[i], g->rows[i],
+				   g->in);
 
 		if (!p)
 			return st_errf(err, ST_ENOMEM, "out of memory");
@@ -401,7 +442,7 @@ static int group_gptq(struct run *r, int l, int which, const struct group *g,
 
 	if (!fits(g))
 		return group_fallback(r, g, err);
-	if ((rc = enough_tokens(r, l, which, g, err)) < 0)
+	if ((rc = group_divides(r, l, g, err)) < 0 || (rc = enough_tokens(r, l, which, g, err)) < 0)
 		return rc;
 	gptq_opts_init(&go);
 	go.type = r->o->type;
@@ -409,6 +450,8 @@ static int group_gptq(struct run *r, int l, int which, const struct group *g,
 	go.damp = r->o->damp;
 	go.act_order = r->o->act_order;
 	go.search = r->o->gptq_search;
+	go.group = r->o->group;
+	go.times = &r->gt;
 	W = group_stack(g, &rows);
 	dst = malloc((size_t)rows * dtype_row_bytes(go.type, g->in));
 	if (!W || !dst) {
@@ -707,49 +750,133 @@ static int layer_rtn(struct run *r, int l, int attn, int mlp, struct st_err *err
 		if ((i < 4 && !attn) || (i >= 4 && !mlp))
 			continue;
 		if ((rc = group_add(&g, src[i], slot[i], err)) == 0)
-			rc = group_rtn(r, &g, err);
+			rc = group_rtn(r, l, &g, err);
 		group_free(&g);
 	}
 	return rc;
 }
 
-static int layer_gptq(struct run *r, int l, int attn, int mlp, struct st_err *err)
+/* The group of layer l's weights whose common input is `which`. */
+static int group_of(struct run *r, int l, int which, struct group *g, struct st_err *err)
 {
 	const struct layer_weights *w = &r->m->layers[l];
 	struct layer_weights *q = &r->qm.layers[l];
-	struct group g = { 0 };
-	int rc = 0;
+	int rc;
 
-	if (attn) {
-		if ((rc = collect(r, l, 1u << FWD_LIN_QKV, err)) < 0 ||
-		    (rc = group_add(&g, &w->wq, &q->wq, err)) < 0 ||
-		    (rc = group_add(&g, &w->wk, &q->wk, err)) < 0 ||
-		    (rc = group_add(&g, &w->wv, &q->wv, err)) < 0 ||
-		    (rc = group_gptq(r, l, FWD_LIN_QKV, &g, err)) < 0)
-			goto out;
-		group_free(&g);
-		if ((rc = collect(r, l, 1u << FWD_LIN_O, err)) < 0 ||
-		    (rc = group_add(&g, &w->wo, &q->wo, err)) < 0 ||
-		    (rc = group_gptq(r, l, FWD_LIN_O, &g, err)) < 0)
-			goto out;
-		group_free(&g);
+	switch (which) {
+	case FWD_LIN_QKV:
+		if ((rc = group_add(g, &w->wq, &q->wq, err)) < 0 ||
+		    (rc = group_add(g, &w->wk, &q->wk, err)) < 0)
+			return rc;
+		return group_add(g, &w->wv, &q->wv, err);
+	case FWD_LIN_O:
+		return group_add(g, &w->wo, &q->wo, err);
+	case FWD_LIN_GATE_UP:
+		if ((rc = group_add(g, &w->w_gate, &q->w_gate, err)) < 0)
+			return rc;
+		return group_add(g, &w->w_up, &q->w_up, err);
+	default:
+		return group_add(g, &w->w_down, &q->w_down, err);
 	}
-	if (mlp) {
-		if ((rc = collect(r, l, 1u << FWD_LIN_GATE_UP, err)) < 0 ||
-		    (rc = group_add(&g, &w->w_gate, &q->w_gate, err)) < 0 ||
-		    (rc = group_add(&g, &w->w_up, &q->w_up, err)) < 0 ||
-		    (rc = group_gptq(r, l, FWD_LIN_GATE_UP, &g, err)) < 0)
-			goto out;
-		group_free(&g);
-		if ((rc = collect(r, l, 1u << FWD_LIN_DOWN, err)) < 0 ||
-		    (rc = group_add(&g, &w->w_down, &q->w_down, err)) < 0 ||
-		    (rc = group_gptq(r, l, FWD_LIN_DOWN, &g, err)) < 0)
-			goto out;
+}
+
+/* GPTQ's tap: the group taking x ([T][n], all calibration tokens) is
+ * quantized on it and installed before the pass multiplies by it.  The
+ * pass cannot stop; after an error the later taps do nothing and
+ * gptq_layer reports it. */
+static void gptq_tap(void *ud, int layer, enum fwd_linear which, const float *x, int T, int n)
+{
+	struct run *r = ud;
+	struct group g = { 0 };
+	double t0 = now(), t1;
+	int rc;
+
+	if (r->rc < 0 || layer != r->layer)
+		return;
+	rc = group_of(r, layer, which, &g, r->err);
+	if (rc == 0 && fits(&g) && T >= n) {
+		if (!(r->H[which] = calloc((size_t)n * n, sizeof *r->H[which]))) {
+			rc = st_errf(r->err, ST_ENOMEM, "layer %d: out of memory for the Hessian "
+				     "of '%s' (%d x %d)", layer, g.name, n, n);
+		} else {
+			t1 = now();
+			if (!r->h_bf16 || gptq_hessian_add_bf16(r->H[which], x, T, n) < 0)
+				gptq_hessian_add(r->H[which], x, T, n);
+			r->res->t_hessian += now() - t1;
+		}
 	}
-out:
+	r->tok[which] = T;
+	if (rc == 0)
+		rc = group_gptq(r, layer, which, &g, r->err);
+	free(r->H[which]);
+	r->H[which] = NULL;
 	group_free(&g);
-	collect_reset(r);
-	return rc;
+	r->rc = rc;
+	r->t_tap += now() - t0;
+}
+
+/* GPTQ of layer l in one forward pass of all calibration tokens, which
+ * also carries r->x through the layer as quantized. */
+static int gptq_layer(struct run *r, int l, struct st_err *err)
+{
+	int N = r->n_seq * r->T, rc;
+	struct fwd_state *s;
+	struct fwd_tap t = { r, gptq_tap };
+	double t0;
+
+	if (!r->pk_buf) { /* each sequence at positions 0 .. T-1, attending to itself */
+		if (!(r->pk_buf = malloc(2 * (size_t)N * sizeof *r->pk_buf)))
+			return st_errf(err, ST_ENOMEM, "out of memory");
+		for (int i = 0; i < N; i++) {
+			r->pk_buf[i] = i % r->T;
+			r->pk_buf[N + i] = i - i % r->T;
+		}
+		r->pk.pos = r->pk_buf;
+		r->pk.ctx_lo = r->pk.ctx_hi = r->pk.own_lo = r->pk_buf + N;
+	}
+	/* one state for all layers (its buffers are a few GB at TinyLlama's
+	 * size: made once, not paged in again for every layer); it names the
+	 * weights it sees at fwd_new to matmul's kept copies and forgets those
+	 * it sees at fwd_free, so it is freed with qm's layers as they were
+	 * (gptq_free_state) */
+	if (!r->fs) {
+		r->fs_layers = malloc((size_t)r->m->hp.n_layer * sizeof *r->fs_layers);
+		if (!r->fs_layers)
+			return st_errf(err, ST_ENOMEM, "out of memory");
+		memcpy(r->fs_layers, r->qm.layers, (size_t)r->m->hp.n_layer * sizeof *r->fs_layers);
+		if (!(r->fs = fwd_new(&r->qm, r->mask, N, N, err))) {
+			st_err_prefix(err, "layer %d: the pass over %d calibration tokens", l, N);
+			return err->code;
+		}
+		fwd_share_kv(r->fs); /* only saves memory: a failure leaves the state as it was */
+		fwd_set_compute(r->fs, (enum fwd_compute)r->mode);
+		/* the Hessians in the precision of the pass's products */
+		r->h_bf16 = fwd_get_compute(r->fs) == FWD_COMPUTE_BF16;
+	}
+	s = r->fs;
+	fwd_set_tap(s, &t);
+	r->layer = l;
+	r->rc = 0;
+	r->err = err;
+	r->t_tap = 0.0;
+	t0 = now();
+	rc = fwd_eval_layers_packed(s, r->x, N, l, l + 1, &r->pk, NULL, NULL, err);
+	r->res->t_forward += now() - t0 - r->t_tap;
+	return rc < 0 ? rc : r->rc;
+}
+
+static void gptq_free_state(struct run *r)
+{
+	struct layer_weights *now_layers = r->qm.layers;
+
+	if (r->fs) {
+		r->qm.layers = r->fs_layers;
+		fwd_free(r->fs);
+		r->qm.layers = now_layers;
+	}
+	free(r->fs_layers);
+	r->fs = NULL;
+	r->fs_layers = NULL;
 }
 
 static int layer_awq(struct run *r, int l, int attn, int mlp, struct st_err *err)
@@ -858,6 +985,11 @@ int quant_model_run(const struct model *m, const struct mask *mask, const int32_
 	if (o->type != ST_Q4_0 && o->type != ST_Q4_1 && o->type != ST_Q8_0)
 		return st_errf(err, ST_EINVAL, "cannot quantize into %s (q4_0, q4_1 or q8_0)",
 			       dtype_name(o->type));
+	if (o->group != 32 && o->group != 64 && o->group != 128)
+		return st_errf(err, ST_EINVAL, "groups of %d columns: 32, 64 or 128", o->group);
+	if (o->method == QUANT_AWQ && o->group != ST_QK)
+		return st_errf(err, ST_EUNSUP, "AWQ quantizes groups of %d columns (the block), "
+			       "not %d", ST_QK, o->group);
 	if (mask && mask->n_layer != hp->n_layer)
 		return st_errf(err, ST_EINVAL, "mask has %d layers, the model %d", mask->n_layer,
 			       hp->n_layer);
@@ -878,6 +1010,10 @@ int quant_model_run(const struct model *m, const struct mask *mask, const int32_
 	r.T = seq_len;
 	r.d = hp->d_model;
 	r.cap = o->awq_max_tokens > 0 ? o->awq_max_tokens : 8192;
+	/* resolved once for the source: the working copy's main type changes
+	 * as its layers are quantized */
+	r.mode = fwd_compute_parse(fwd_compute_for(m));
+	r.mode = r.mode < 0 ? FWD_COMPUTE_F32 : r.mode;
 	r.n_in[FWD_LIN_QKV] = r.n_in[FWD_LIN_GATE_UP] = hp->d_model;
 	r.n_in[FWD_LIN_O] = hp->n_head * hp->head_dim;
 	r.n_in[FWD_LIN_DOWN] = hp->d_ff;
@@ -900,17 +1036,17 @@ int quant_model_run(const struct model *m, const struct mask *mask, const int32_
 		if (o->method == QUANT_RTN)
 			rc = layer_rtn(&r, l, attn, mlp, err);
 		else if (o->method == QUANT_GPTQ)
-			rc = layer_gptq(&r, l, attn, mlp, err);
+			rc = attn || mlp ? gptq_layer(&r, l, err) : 0;
 		else
 			rc = layer_awq(&r, l, attn, mlp, err);
 		if (rc < 0)
 			goto out;
-		/* the next layer's inputs: through this one as quantized */
-		if (calib && (attn || mlp) && l + 1 < hp->n_layer) {
+		/* the next layer's inputs (GPTQ's one pass advanced them already):
+		 * AWQ's, as AutoAWQ, through this layer unquantized */
+		if (o->method == QUANT_AWQ && (attn || mlp) && l + 1 < hp->n_layer) {
 			struct layer_weights keep = r.qm.layers[l];
 
-			if (o->method == QUANT_AWQ)
-				r.qm.layers[l] = m->layers[l];
+			r.qm.layers[l] = m->layers[l];
 			rc = pass(&r, l, 1, err);
 			r.qm.layers[l] = keep;
 			if (rc < 0)
@@ -935,7 +1071,12 @@ int quant_model_run(const struct model *m, const struct mask *mask, const int32_
 out:
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	res->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+	res->t_solve = r.gt.solve;
+	res->t_search = r.gt.search;
+	res->t_columns = r.gt.columns;
 	collect_reset(&r);
+	gptq_free_state(&r);
+	free(r.pk_buf);
 	quant_model_free(r.q);
 	free(r.qm.layers);
 	free(r.x);

@@ -22,7 +22,17 @@
  * sublayer inside a layer too: q/k/v (one Hessian of their shared
  * input), then o on the output of the quantized q/k/v, then gate/up (one
  * Hessian), then down; every weight of a group is quantized with one
- * GPTQ call on the group's rows stacked.  AWQ takes the four inputs of a
+ * GPTQ call on the group's rows stacked.  GPTQ does this in one forward
+ * pass a layer: all calibration sequences go through the layer in one
+ * packed call (each sequence attending to itself only), and the tap
+ * quantizes each group on its inputs of all tokens before the pass
+ * multiplies by it.  The passes run in the compute mode a forward pass
+ * of the source model runs in (fwd_compute_for: with auto, bf16 products
+ * for a 16-bit source on CPUs with native bf16, f32 for an F32 one), and
+ * H is formed in that precision (gptq_hessian_add_bf16, else SSYRK).
+ * The pass's state, made once for all layers, holds about
+ * (4 d_model + 2 q_dim + 2 d_ff) floats a calibration token (TinyLlama's
+ * shape, 128 x 512 tokens: about 6 GB).  AWQ takes the four inputs of a
  * layer in one pass, then searches (awq.h) and folds:
  *   o      scales folded into v's rows when every query head has its own
  *          KV head (n_head == n_head_kv) and v has no bias; else o gets
@@ -38,7 +48,9 @@
  * weight's input columns (H = 2 X^T X would have rank below its size,
  * most of it then only the dampening: ST_EINVAL), a Hessian still not
  * positive definite after dampening (ST_EFORMAT), a format other than
- * q4_0/q4_1/q8_0 (ST_EINVAL).
+ * q4_0/q4_1/q8_0 (ST_EINVAL), a group other than 32, 64 or 128, or one
+ * that does not divide a weight's rows of a multiple of 32 (ST_EINVAL),
+ * AWQ with a group other than 32 (ST_EUNSUP).
  */
 #ifndef STRATA_QUANTIZE_H
 #define STRATA_QUANTIZE_H
@@ -61,6 +73,9 @@ struct quant_opts {
 	enum st_dtype type;     /* ST_Q4_0, ST_Q4_1 or ST_Q8_0 */
 	int izero;              /* q4_1: integer zero points, as GPTQ's and AWQ's
 				   Hugging Face formats hold them (qblock.h) */
+	int group;              /* input columns a scale: 32 (default, the format's
+				   block), 64 or 128 (RTN, GPTQ): every block of a
+				   group stores the group's scale (and offset) */
 	int act_order;          /* GPTQ */
 	int gptq_search;        /* GPTQ: each block's scale searched (1; gptq.h) */
 	double damp;            /* GPTQ: share of the mean diagonal (0.01) */
@@ -82,6 +97,12 @@ struct quant_result {
 	int n_norms;            /* norms rewritten (AWQ's folded scales) */
 	int n_tokens;           /* calibration tokens carried through the model */
 	double seconds;         /* wall time of quant_model_run */
+	/* GPTQ's phases, CPU seconds of all threads summed over the layers
+	   (on a shared machine, what each costs): the forward passes
+	   (without the quantization done inside them), forming the Hessians,
+	   and gptq_quantize's own (gptq.h: damping and Cholesky, the blocks'
+	   scales, the column loop) */
+	double t_forward, t_hessian, t_solve, t_search, t_columns;
 };
 
 struct quant_model; /* the weights written: opaque */
