@@ -73,6 +73,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mapfile.h"
 #include "compute/kernels.h"
 #include "model/mask.h"
 #include "compute/matmul.h"
@@ -80,6 +81,7 @@
 #include "compute/threads.h"
 
 #define ATT_QB 32 /* queries per attention work unit */
+#define KT_PAD 16 /* floats past max_ctx in a shared cache's K rows (fwd_share_kv) */
 
 struct fwd_layer {
 	float *attn_norm;  /* [d_model]; NULL without pre-norms */
@@ -234,7 +236,7 @@ static float *falloc(size_t a, size_t b)
 {
 	if (b && a > SIZE_MAX / sizeof(float) / b)
 		return NULL;
-	return malloc((a * b != 0 ? a * b : 1) * sizeof(float));
+	return mapfile_alloc_big((a * b != 0 ? a * b : 1) * sizeof(float));
 }
 
 static int grow_scratch(struct fwd_state *s, int n_slots)
@@ -865,6 +867,13 @@ static void attn_unit_packed(const struct attn_job *j, int h, int qb, float *sc)
 			if (a1 > a0)
 				softcap(row + a0, a1 - a0, s->m->hp.attn_softcap);
 			softcap(row + b0, b1 - b0, s->m->hp.attn_softcap);
+		}
+		if (a1 <= a0) { /* its own sequence alone: attn_unit's one range (the
+				   same bits as the two-range sum, whose factor is 1) */
+			inv[i] = 1.0f / kern_softmax(row + b0, b1 - b0);
+			memset(row, 0, (size_t)b0 * sizeof *row);
+			memset(row + b1, 0, (size_t)(nk - b1) * sizeof *row);
+			continue;
 		}
 		if (a1 > a0)
 			ma = row_max(row + a0, a1 - a0);
@@ -1526,26 +1535,31 @@ void fwd_set_tap(struct fwd_state *s, const struct fwd_tap *tap)
 
 int fwd_share_kv(struct fwd_state *s)
 {
+	/* K's rows a little longer than the context: a power-of-two row
+	 * length would put the head_dim rows that a score block reads into
+	 * the same few cache sets */
+	int ld = s->max_ctx + KT_PAD;
 	size_t kv_layer = (size_t)s->max_ctx * (size_t)s->kv_dim;
+	size_t kt_layer = (size_t)ld * (size_t)s->kv_dim;
 	float *kv;
 	int l;
 
 	if (!s->kv)
 		return 0;
-	if (!(kv = falloc(2, kv_layer)))
+	if (!(kv = falloc(1, kt_layer + kv_layer)))
 		return ST_ENOMEM;
 	for (l = 0; l < s->m->hp.n_layer; l++) {
 		if (!s->layers[l].kt)
 			continue;
 		s->layers[l].kt = kv;
-		s->layers[l].vc = kv + kv_layer;
+		s->layers[l].vc = kv + kt_layer;
 		s->layers[l].ring = 0; /* a packed call's rows are all there */
-		s->layers[l].ld = s->max_ctx;
+		s->layers[l].ld = ld;
 	}
 	s->n_ring = 0;
 	free(s->kv);
 	s->kv = kv;
-	s->kv_bytes = 2 * kv_layer * sizeof(float);
+	s->kv_bytes = (kt_layer + kv_layer) * sizeof(float);
 	return 0;
 }
 

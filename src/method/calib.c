@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/mapfile.h"
 #include "method/dataset.h"
 #include "compute/forward.h"
 #include "compute/kernels.h"
@@ -604,7 +605,7 @@ static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int S, int 
 	if (angular && L >= 2) {
 		if ((size_t)(L + 1) * rows > SIZE_MAX / sizeof(float) / (size_t)D)
 			return -1;
-		o->hs = malloc((size_t)(L + 1) * rows * D * sizeof(float));
+		o->hs = mapfile_alloc_big((size_t)(L + 1) * rows * D * sizeof(float));
 		o->inv = malloc((size_t)(L + 1) * rows * sizeof(double));
 		o->ang = malloc(rows * n_spans(L) * sizeof(double));
 		o->gram = malloc((rows + TOK_BLOCK - 1) / TOK_BLOCK * (L + 1) * (L + 1) * sizeof(double));
