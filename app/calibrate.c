@@ -284,6 +284,10 @@ struct calib_result *app_run_result(const struct app_env *env, const struct stor
 
 /* ---- iterative ---- */
 
+static void layer_major_opts(const struct app_env *env, const struct model *m,
+			     const struct app_calib_req *rq, const struct dataset *d,
+			     struct calib_opts *co);
+
 void app_iterative_key(const struct plan_opts *po, char *buf, size_t cap)
 {
 	if (po->keep_first || po->keep_last)
@@ -309,13 +313,15 @@ static int on_pass_done(void *ud, int pass, const struct calib_result *r,
 
 int app_calib_iterative(const struct app_env *env, const struct model *m,
 			const struct dataset *d, const struct store_run_key *k,
-			const struct plan_opts *po, app_calib_progress_fn progress, void *ud,
-			int64_t *run, struct st_err *err)
+			const struct plan_opts *po, int layer_major, size_t mem_budget,
+			app_calib_progress_fn progress, void *ud, int64_t *run,
+			struct st_err *err)
 {
 	struct store_provenance prov;
 	struct calib_opts co;
 	struct calib_ctx ctx;
 	struct plan *plan = NULL;
+	struct app_calib_req mr;
 	double t0 = now_s();
 	int rc;
 
@@ -330,6 +336,12 @@ int app_calib_iterative(const struct app_env *env, const struct model *m,
 	co.chunk = on_chunk;
 	co.progress = on_progress;
 	co.ud = &ctx;
+	/* every pass as a one-shot run would go: layer-major when asked or
+	 * when the model is larger than memory */
+	memset(&mr, 0, sizeof mr);
+	mr.layer_major = layer_major;
+	mr.mem_budget = mem_budget;
+	layer_major_opts(env, m, &mr, d, &co);
 	rc = plan_iterative(m, d, &co, po, on_pass_done, &ctx, &plan, err);
 	plan_free(plan);
 	if (rc < 0 && ctx.store_err.code) {
@@ -494,8 +506,9 @@ uint64_t app_tmp_free(void)
  * worth or APP_STABLE_MIN chunks, whichever is more) to a temporary
  * file, so that it reads each layer's weights once.
  */
-static void layer_major(const struct app_env *env, const struct model *m,
-			const struct app_calib_req *rq, const struct dataset *d, struct calib_opts *co)
+static void layer_major_opts(const struct app_env *env, const struct model *m,
+			     const struct app_calib_req *rq, const struct dataset *d,
+			     struct calib_opts *co)
 {
 	uint64_t avail = app_mem_available(), disk;
 	int big = avail > 0 && m->file_bytes > avail;
@@ -614,7 +627,7 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 	co.chunk = on_chunk;
 	co.progress = on_progress;
 	co.source = dist_size() > 1 ? on_source : NULL;
-	layer_major(env, m, rq, d, &co);
+	layer_major_opts(env, m, rq, d, &co);
 	co.ud = &ctx;
 	e = calib_run(m, d, &co, &res, err);
 	if (co.group >= 1 && res && res->layer_loads > 0)
@@ -705,7 +718,8 @@ static int calibrate(const struct app_env *env, const struct model *m,
 	} else if (rq->iter_method >= 0) {
 		double t0 = now_s();
 
-		rc = app_calib_iterative(env, m, d, &k, &po, rq->progress, rq->ud, &out->run, err);
+		rc = app_calib_iterative(env, m, d, &k, &po, rq->layer_major, rq->mem_budget,
+					 rq->progress, rq->ud, &out->run, err);
 		out->seconds = now_s() - t0;
 	} else {
 		rc = one_shot(env, m, d, &k, resume_run ? &run : NULL, rq, &po, out, started, err);

@@ -490,6 +490,82 @@ static double max_diff(const double *a, const double *b, size_t n)
 	return m;
 }
 
+/* An iterative plan's passes, their means kept for comparing. */
+struct iter_log {
+	int passes, nv;
+	int64_t loads[4];
+	double mean[4][256];
+	struct plan_drop chosen[4];
+};
+
+static int on_iter_pass(void *ud, int pass, const struct calib_result *r,
+			const struct plan_drop *chosen)
+{
+	struct iter_log *g = ud;
+
+	if (pass < 4 && r->n_values <= 256) {
+		memcpy(g->mean[pass], r->mean, (size_t)r->n_values * sizeof(double));
+		g->loads[pass] = r->layer_loads;
+		g->chosen[pass] = *chosen;
+		g->nv = r->n_values;
+	}
+	g->passes++;
+	return 0;
+}
+
+/*
+ * Iterative plans with layer-major passes (in memory, 3 chunks a call;
+ * spilled, 5 a pass): each pass's scores within 1e-6 of the token-major
+ * ones, the same sites dropped, each layer's weights read once a pass.
+ */
+static void test_iterative_major(const struct model *m, const char *data)
+{
+	struct dataset *d = load_data(m, data, 5, 48);
+	static struct iter_log tok, grp, sp;
+	struct iter_log *logs[3] = { &tok, &grp, &sp };
+	const char *names[3] = { "token-major", "in memory, 3 a call", "spilled, 5 a pass" };
+	struct plan_opts po;
+	struct calib_opts co;
+	struct st_err err = { 0 };
+	int k, pass, rc;
+
+	if (!d)
+		return;
+	plan_opts_init(&po);
+	po.method = PLAN_JOINT;
+	po.n = 3;
+	for (k = 0; k < 3; k++) {
+		struct plan *p = NULL;
+
+		calib_opts_init(&co);
+		co.group = k == 0 ? 1 : 3;
+		co.spill = k == 2 ? 5 : 0;
+		memset(logs[k], 0, sizeof *logs[k]);
+		rc = plan_iterative(m, d, &co, &po, on_iter_pass, logs[k], &p, &err);
+		is_int(rc, 0, "iterative joint:3, %s: %s", names[k], err.msg);
+		plan_free(p);
+	}
+	for (k = 1; k < 3; k++) {
+		double dm = 0;
+		int same = logs[k]->passes == 3 && tok.passes == 3;
+
+		for (pass = 0; pass < 3 && same; pass++) {
+			double x = max_diff(logs[k]->mean[pass], tok.mean[pass], (size_t)tok.nv);
+
+			dm = isnan(x) || x > dm ? x : dm;
+			same &= logs[k]->chosen[pass].layer == tok.chosen[pass].layer &&
+				logs[k]->chosen[pass].site == tok.chosen[pass].site;
+		}
+		ok(same, "iterative, %s: the token-major drops, pass by pass", names[k]);
+		ok(dm <= 1e-6, "... every pass's scores within 1e-6 of token-major's (largest %.3g)", dm);
+	}
+	/* a layer is taken up once a call: its attention or mlp may be dropped */
+	is_int((int)tok.loads[1], 5 * m->hp.n_layer, "token-major passes: 5 L layer loads");
+	is_int((int)grp.loads[1], 2 * m->hp.n_layer, "in memory, 3 a call: 2 L (calls of 3 and 2)");
+	is_int((int)sp.loads[1], m->hp.n_layer, "spilled, 5 a pass: L");
+	dataset_free(d);
+}
+
 static int cancel_at_4(void *ud, const struct calib_progress *p)
 {
 	(void)ud;
@@ -606,6 +682,7 @@ int main(void)
 	test_masked(m, data);
 	test_iterative(m, data);
 	test_spill(m, data);
+	test_iterative_major(m, data);
 	model_free(m);
 	return tap_done();
 }
