@@ -106,6 +106,11 @@ static int on_progress(void *ud, const struct calib_progress *p)
 	struct calib_ctx *c = ud;
 	struct calib_progress q = *p;
 
+	/* within a layer-major pass: no chunk finished, only the rate moved */
+	if (p->partial) {
+		q.stability = c->stop_share > 0 && c->seen ? c->stability : NAN;
+		return c->progress ? c->progress(c->ud, &q, c->pass, c->n_pass) : 0;
+	}
 	if (c->delay_ms > 0)
 		usleep((useconds_t)c->delay_ms * 1000);
 	if (c->stop_share > 0 && c->seen && p->chunks_done >= APP_STABLE_MIN) {

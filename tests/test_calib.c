@@ -661,6 +661,93 @@ out:
 	dataset_free(d);
 }
 
+/* The progress reports of a run: how many, how many inside a pass, and
+ * whether tokens_done never went back and grew at every partial one. */
+struct prog_log {
+	int calls, partial, rising, cancel_at; /* cancel_at: stop at that partial report */
+	int chunks_in_partial;                 /* the largest chunks_done of a partial one */
+	uint64_t last, last_partial;
+};
+
+static int on_prog(void *ud, const struct calib_progress *p)
+{
+	struct prog_log *g = ud;
+
+	if (p->tokens_done < g->last || (p->partial && p->tokens_done <= g->last_partial &&
+					 g->partial > 0))
+		g->rising = 0;
+	g->last = p->tokens_done;
+	g->calls++;
+	if (p->partial) {
+		g->partial++;
+		g->last_partial = p->tokens_done;
+		if (p->chunks_done > g->chunks_in_partial)
+			g->chunks_in_partial = p->chunks_done;
+		return g->cancel_at > 0 && g->partial == g->cancel_at;
+	}
+	return 0;
+}
+
+/*
+ * Progress inside layer-major passes: after each layer of each call, with
+ * tokens_done growing; none token-major; a cancel there stops the pass.
+ */
+static void test_progress_major(const struct model *m, const char *data)
+{
+	struct dataset *d = load_data(m, data, 11, 40);
+	struct calib_result *r = NULL;
+	struct calib_opts o;
+	struct prog_log g;
+	struct st_err err = { 0 };
+	int L = m->hp.n_layer, rc;
+
+	if (!d)
+		return;
+	calib_opts_init(&o);
+	o.progress = on_prog;
+	o.ud = &g;
+	memset(&g, 0, sizeof g);
+	g.rising = 1;
+	rc = calib_run(m, d, &o, &r, &err);
+	is_int(rc, 0, "progress: token-major");
+	is_int(g.partial, 0, "... no reports inside a chunk");
+	is_int(g.calls, 11, "... one a chunk");
+
+	o.group = 3;
+	o.spill = 11; /* one pass, calls of 3, 3, 3, 2 */
+	memset(&g, 0, sizeof g);
+	g.rising = 1;
+	rc = calib_run(m, d, &o, &r, &err);
+	is_int(rc, 0, "progress: a spilled pass of 11 chunks, 3 a call: %s", err.msg);
+	is_int(g.partial, 4 * L, "... a report after each layer of each call (4 L)");
+	is_int(g.calls, 4 * L + 11, "... and one after each chunk");
+	ok(g.rising, "... tokens_done rises at every report inside the pass, never goes back");
+	ok(g.last_partial == (uint64_t)11 * 40, "... the pass's last layer done: all its tokens (%llu)",
+	   (unsigned long long)g.last_partial);
+	is_int(g.chunks_in_partial, 0, "... chunks_done counts finished chunks only");
+
+	o.spill = 0; /* in memory: calls of 3, 3, 3, 2 through all layers */
+	memset(&g, 0, sizeof g);
+	g.rising = 1;
+	rc = calib_run(m, d, &o, &r, &err);
+	is_int(rc, 0, "progress: in memory, 3 chunks a call");
+	is_int(g.partial, 4 * L, "... a report after each layer of each call (4 L)");
+	ok(g.rising, "... tokens_done rising");
+	is_int(g.chunks_in_partial, 9, "... the last call's reports at 9 chunks done");
+
+	o.spill = 11; /* cancelled inside the pass */
+	memset(&g, 0, sizeof g);
+	g.rising = 1;
+	g.cancel_at = 6;
+	memset(&err, 0, sizeof err);
+	rc = calib_run(m, d, &o, &r, &err);
+	is_int(rc, ST_ECANCEL, "a cancel inside a spilled pass stops it: %s", err.msg);
+	is_int(g.partial, 6, "... at once, after that call");
+	is_int(r ? r->n_chunks : -1, 0, "... no chunk of the pass kept");
+	calib_result_free(r);
+	dataset_free(d);
+}
+
 int main(void)
 {
 	const char *mp = tap_shared("models/stories260K/stories260K.gguf");
@@ -683,6 +770,7 @@ int main(void)
 	test_iterative(m, data);
 	test_spill(m, data);
 	test_iterative_major(m, data);
+	test_progress_major(m, data);
 	model_free(m);
 	return tap_done();
 }

@@ -403,7 +403,35 @@ struct calib_obs {
 	enum site bad_site;
 	int E;             /* experts of a mixture of experts, else 0 */
 	double *exp_sum;   /* [S][L][E][CALIB_EXP_SUMS] the chunks' expert sums */
+	/* layer-major progress (calib_progress.partial): the run's options,
+	 * its first chunk and start time, the current pass's first chunk and
+	 * chunks; cancel set when progress asked to stop */
+	const struct calib_opts *opts;
+	int n_total, start, pass_c0, pass_n, cancel;
+	double t0;
 };
+
+/* Within a layer-major pass, after layer `layer` of the current call:
+ * the share of the pass's chunk-layers done, as tokens. */
+static void obs_report(struct calib_obs *o, int layer)
+{
+	struct calib_progress p;
+	uint64_t units = (uint64_t)layer * o->pass_n + o->base + o->R / o->T;
+
+	memset(&p, 0, sizeof p);
+	p.partial = 1;
+	p.chunks_done = o->pass_c0;
+	p.chunks_total = o->n_total;
+	p.tokens_done = (uint64_t)o->pass_c0 * o->T + units * o->T / o->L;
+	p.tokens_total = (uint64_t)o->n_total * o->T;
+	p.tokens_this_run = p.tokens_done - (uint64_t)o->start * o->T;
+	p.elapsed_s = now_s() - o->t0;
+	p.tok_per_s = p.elapsed_s > 0 ? p.tokens_this_run / p.elapsed_s : 0;
+	p.eta_s = p.tok_per_s > 0 ? (p.tokens_total - p.tokens_done) / p.tok_per_s : 0;
+	p.stability = NAN;
+	if (o->opts->progress(o->opts->ud, &p))
+		o->cancel = 1;
+}
 
 /* The routing of a mixture-of-experts layer (fwd_moe_tap): each row's
  * assignments summed into its chunk's expert sums, in row order. */
@@ -489,6 +517,8 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 	o->seconds += now_s() - t0;
 	if (s == SITE_BLOCK && o->release)
 		model_release_layer(o->release, layer);
+	if (s == SITE_BLOCK && o->pass_n > 1 && o->opts && o->opts->progress && !o->cancel)
+		obs_report(o, layer);
 }
 
 /*
@@ -742,6 +772,8 @@ static int spill_pass(const struct model *m, const struct dataset *d, const stru
 
 	obs_start(o, G < n ? G : n);
 	o->spill = 1;
+	o->pass_c0 = c0;
+	o->pass_n = n;
 	for (g0 = 0; g0 < n; g0 += G) {
 		int gn = n - g0 < G ? n - g0 : G;
 
@@ -766,6 +798,10 @@ static int spill_pass(const struct model *m, const struct dataset *d, const stru
 			if (rc < 0 || (rc = spill_io(sp->fd, 1, sp->buf, gn * row_bytes,
 						     spill_off(o, sp, pout, g0), err)) < 0)
 				return rc;
+			if (o->cancel)
+				return st_errf(err, ST_ECANCEL, "calibration cancelled at layer %d of "
+					       "the pass over chunks %d-%d (%d of %d chunks kept)",
+					       l, c0 + 1, c0 + n, c0, o->n_total);
 		}
 		if (o->bad_layer >= 0)
 			return st_errf(err, ST_EFORMAT, "calibration chunks %d-%d: non-finite "
@@ -918,6 +954,10 @@ int calib_run(const struct model *m, const struct dataset *d,
 	ob.ud = &o;
 	ob.site = obs_site;
 	t0 = now_s();
+	o.opts = opts;
+	o.n_total = d->n_chunks;
+	o.start = start;
+	o.t0 = t0;
 	for (c = start; c < d->n_chunks && rc == 0;) {
 		int src = opts->source ? opts->source(opts->ud, c, values, n_all, err) : 0;
 		int g_n = 1;
@@ -943,15 +983,22 @@ int calib_run(const struct model *m, const struct dataset *d,
 			g_n = d->n_chunks - c < G ? d->n_chunks - c : G;
 			obs_start(&o, g_n);
 			if (G > 1) {
+				o.pass_c0 = c;
+				o.pass_n = g_n;
 				rc = fwd_eval_packed(fs, d->tokens + (size_t)c * T, g_n * T, &pk, NULL, &ob,
 						     err);
+				if (rc == 0 && o.cancel)
+					rc = st_errf(err, ST_ECANCEL, "calibration cancelled during the "
+						     "call over chunks %d-%d (%d of %d chunks kept)", c + 1,
+						     c + g_n, c, d->n_chunks);
 			} else {
 				fwd_reset(fs);
 				rc = fwd_eval(fs, d->tokens + (size_t)c * T, T, NULL, 0, &ob, err);
 			}
 			if (rc) {
-				st_err_prefix(err, g_n > 1 ? "calibration chunks %d-%d" :
-					      "calibration chunk %d", c, c + g_n - 1);
+				if (rc != ST_ECANCEL)
+					st_err_prefix(err, g_n > 1 ? "calibration chunks %d-%d" :
+						      "calibration chunk %d", c, c + g_n - 1);
 				break;
 			}
 			if (o.bad_layer >= 0) {
@@ -967,7 +1014,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 			}
 			obs_finish(&o);
 		}
-		for (int k = 0; k < g_n && rc == 0; k++, c++) {
+		for (int k = 0, c_end = c + g_n; k < g_n && rc == 0; k++, c++) {
 			struct calib_progress p;
 
 			if (src == 0 && sp.S)
@@ -994,9 +1041,11 @@ int calib_run(const struct model *m, const struct dataset *d,
 			memset(&p, 0, sizeof p);
 			p.chunks_done = c + 1;
 			p.chunks_total = d->n_chunks;
-			p.tokens_done = (uint64_t)(c + 1) * T;
+			/* after a layer-major pass, all its tokens are done: the
+			 * count its last partial report reached, not less */
+			p.tokens_done = (uint64_t)(g_n > 1 ? c_end : c + 1) * T;
 			p.tokens_total = (uint64_t)d->n_chunks * T;
-			p.tokens_this_run = (uint64_t)(c + 1 - start) * T;
+			p.tokens_this_run = p.tokens_done - (uint64_t)start * T;
 			p.elapsed_s = r->seconds;
 			p.tok_per_s = p.elapsed_s > 0 ? p.tokens_this_run / p.elapsed_s : 0;
 			p.eta_s = p.tok_per_s > 0 ? (p.tokens_total - p.tokens_done) / p.tok_per_s : 0;

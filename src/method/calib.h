@@ -173,6 +173,16 @@ struct calib_progress {
 	double stability;                   /* NaN here; a caller with a stopping
 					       rule fills in the plan's stability
 					       (plan_stability) before relaying */
+	/*
+	 * 1: a report from inside a layer-major pass (more than one chunk
+	 * a call, or spilled), after each layer of each call: chunks_done
+	 * counts finished chunks only, tokens_done (and tokens_this_run,
+	 * tok_per_s, eta_s) add the pass's chunks times the share of their
+	 * layers done, so that it grows layer by layer.  A nonzero return
+	 * then cancels the pass (ST_ECANCEL once its call returns; its
+	 * chunks are computed again on resume).  0: after a chunk.
+	 */
+	int partial;
 };
 
 struct calib_opts {
@@ -208,7 +218,9 @@ struct calib_opts {
 	 * an interrupted pass is computed again on resume.  Not with source.
 	 */
 	int spill;
-	/* After each chunk, before the next; nonzero return cancels. */
+	/* After each chunk, before the next, and within a layer-major pass
+	 * after each layer of each call (calib_progress.partial); nonzero
+	 * return cancels. */
 	int (*progress)(void *ud, const struct calib_progress *p);
 	/*
 	 * Before each chunk (may be NULL: every chunk is computed here):
