@@ -521,7 +521,8 @@ static void layer_major_opts(const struct app_env *env, const struct model *m,
 	int left = d->n_chunks - co->start_chunk, L = m->hp.n_layer;
 	/* a chunk's bytes in the file: its stream, and every layer's output
 	 * for the angular metrics */
-	size_t per = (size_t)d->seq_len * m->hp.d_model * sizeof(float) *
+	size_t per = (size_t)d->seq_len * m->hp.d_model *
+		     (strcmp(fwd_compute_for(m), "bf16") == 0 ? 2 : sizeof(float)) *
 		     (co->angular && L >= 2 ? (size_t)L + 1 : 1);
 	char how[160] = "";
 
@@ -544,8 +545,9 @@ static void layer_major_opts(const struct app_env *env, const struct model *m,
 	}
 	if (co->spill)
 		snprintf(how, sizeof how, "%d chunks a pass, %d at a time, the activations spilled "
-			 "to a temporary file of %.0f MB", co->spill, co->group,
-			 (double)co->spill * per / 1e6);
+			 "to a temporary file of %.0f MB%s", co->spill, co->group,
+			 (double)co->spill * per / 1e6,
+			 strcmp(fwd_compute_for(m), "bf16") == 0 ? " (bf16)" : "");
 	else
 		snprintf(how, sizeof how, "%d chunk%s a pass", co->group, co->group == 1 ? "" : "s");
 	if (rq->layer_major != APP_LAYER_MAJOR)

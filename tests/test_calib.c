@@ -748,6 +748,68 @@ static void test_progress_major(const struct model *m, const char *data)
 	dataset_free(d);
 }
 
+/*
+ * bf16 compute mode: a layer-major pass holds the hidden states as BF16,
+ * the spilled one in a file half the size, both to the same bits; within
+ * the bf16 mode's tolerance (2e-3, compute_cli.sh) of token-major.
+ */
+static void test_spill_bf16(const struct model *m, const char *data)
+{
+	struct dataset *d = load_data(m, data, 11, 40);
+	struct calib_result *tok = NULL, *grp = NULL, *sp = NULL, *sp32 = NULL, *sp0 = NULL;
+	struct calib_result *grp0 = NULL;
+	struct calib_opts o;
+	struct st_err err = { 0 };
+	int L = m->hp.n_layer, nv = calib_n_values(L), rc;
+	enum fwd_compute was = (enum fwd_compute)fwd_compute_parse(fwd_compute_default_name());
+
+	if (!d)
+		return;
+	calib_opts_init(&o);
+	o.group = 3;
+	o.spill = 11;
+	rc = calib_run(m, d, &o, &sp32, &err); /* the f32 file, for its size */
+	fwd_compute_default(FWD_COMPUTE_BF16);
+	rc |= calib_run(m, d, &o, &sp, &err);
+	o.spill = 0;
+	rc |= calib_run(m, d, &o, &grp, &err);
+	rc |= calib_run(m, d, NULL, &tok, &err);
+	o.angular = 0;
+	rc |= calib_run(m, d, &o, &grp0, &err);
+	o.spill = 11;
+	rc |= calib_run(m, d, &o, &sp0, &err);
+	fwd_compute_default(was);
+	is_int(rc, 0, "bf16 mode: token-major, layer-major in memory and spilled: %s", err.msg);
+	if (rc || !tok || !grp || !sp || !sp32 || !sp0 || !grp0)
+		goto out;
+	ok(sp->held_bf16 && grp->held_bf16 && !tok->held_bf16 && !sp32->held_bf16,
+	   "bf16 mode: layer-major passes hold the hidden states as bf16, token-major and f32 not");
+	ok(sp32->spill_bytes > 0 && sp->spill_bytes * 2 == sp32->spill_bytes,
+	   "... the spilled pass's file half the f32 one's (%llu of %llu bytes)",
+	   (unsigned long long)sp->spill_bytes, (unsigned long long)sp32->spill_bytes);
+	ok(same_bits(sp->chunk, grp->chunk, (size_t)11 * nv),
+	   "... spilled, its rows (cos and angular) are the in-memory bf16 pass's bits");
+	ok(same_bits(sp0->chunk, grp0->chunk, (size_t)11 * nv),
+	   "... also without the angular metrics (the stream alone in the file)");
+	{
+		double dc = max_diff(sp->mean, tok->mean, (size_t)3 * L);
+		double da = max_diff(sp->mean + 3 * L, tok->mean + 3 * L, (size_t)nv - 3 * L);
+		double ds = max_diff(sp->chunk, sp32->chunk, (size_t)11 * nv);
+
+		ok(dc <= 2e-3, "... cos scores within 2e-3 of token-major's (largest %.3g)", dc);
+		ok(da <= 2e-3, "... angular distances within 2e-3 (largest %.3g)", da);
+		ok(ds > 0, "... and not the f32 file's values (bf16 rounding took place: %.3g)", ds);
+	}
+out:
+	calib_result_free(tok);
+	calib_result_free(grp);
+	calib_result_free(sp);
+	calib_result_free(sp32);
+	calib_result_free(sp0);
+	calib_result_free(grp0);
+	dataset_free(d);
+}
+
 int main(void)
 {
 	const char *mp = tap_shared("models/stories260K/stories260K.gguf");
@@ -771,6 +833,7 @@ int main(void)
 	test_spill(m, data);
 	test_iterative_major(m, data);
 	test_progress_major(m, data);
+	test_spill_bf16(m, data);
 	model_free(m);
 	return tap_done();
 }

@@ -103,6 +103,7 @@ struct fwd_state {
 	const struct model *m;
 	struct mask *mask;
 	int max_ctx, max_batch, pos;
+	int hold_bf16;     /* fwd_set_hold_bf16: the stream rounded to bf16 between layers */
 	int region, n_seq; /* rows of a sequence (fwd_new_seqs), how many side by side */
 	int n_ring;        /* layers whose cache is a ring */
 	int d, hd, n_head, n_kv, q_dim, kv_dim, d_ff, n_vocab;
@@ -1234,6 +1235,12 @@ static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 /* ---- the pass ---- */
 
 /* Layers l0 .. l1-1 over the T rows of s->x (rope tables set). */
+/* x[i] = x[i] rounded to bf16 (format/dtype.h's f32_to_bf16: nearest even) */
+static void round_bf16(float *x, size_t n)
+{
+	dtype_round_bf16(x, x, (int64_t)n);
+}
+
 static void run_layers(struct fwd_state *s, int T, int l0, int l1, const struct observer *obs)
 {
 	const struct model *m = s->m;
@@ -1318,6 +1325,8 @@ static void run_layers(struct fwd_state *s, int T, int l0, int l1, const struct 
 		}
 		if (obs)
 			obs->site(obs->ud, l, SITE_BLOCK, s->x_layer, s->x, T, d);
+		if (s->hold_bf16) /* what a layer-major pass keeps between layers */
+			round_bf16(s->x, (size_t)T * d);
 	}
 }
 
@@ -1379,6 +1388,8 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 		return st_errf(err, ST_ENOMEM, "forward: out of memory for attention scratch");
 
 	embed_rows(s, tokens, T, s->x);
+	if (s->hold_bf16)
+		round_bf16(s->x, (size_t)T * s->d);
 	rope_tables(s, T);
 
 	run_layers(s, T, 0, hp->n_layer, obs);
@@ -1531,6 +1542,11 @@ void fwd_set_tap(struct fwd_state *s, const struct fwd_tap *tap)
 		s->tap = *tap;
 	else
 		memset(&s->tap, 0, sizeof s->tap);
+}
+
+void fwd_set_hold_bf16(struct fwd_state *s, int on)
+{
+	s->hold_bf16 = on != 0;
 }
 
 int fwd_share_kv(struct fwd_state *s)

@@ -203,6 +203,14 @@ int fwd_eval_layers(struct fwd_state *s, float *x, int T, int l0, int l1, struct
 int fwd_share_kv(struct fwd_state *s);
 
 /*
+ * on: the residual stream is rounded to bf16 (nearest even) after the
+ * embedding and after each layer (once the observer has seen the
+ * layer's output), as a layer-major pass in bf16 compute mode holds it
+ * between layers (calib.h).  Off by default.
+ */
+void fwd_set_hold_bf16(struct fwd_state *s, int on);
+
+/*
  * The residual stream before layer 0 of T tokens: x ([T][d_model])
  * receives their embeddings, as a pass starts from them.  Returns 0 or
  * ST_EINVAL (a token outside the vocabulary).

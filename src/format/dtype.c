@@ -187,6 +187,19 @@ uint16_t f32_to_bf16(float f)
 	return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
 }
 
+void dtype_round_bf16(const float *src, float *dst, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++) {
+		uint32_t u, r;
+
+		memcpy(&u, src + i, sizeof u);
+		/* f32_to_bf16's two cases, as a select the compiler vectorizes */
+		r = (u & 0x7fffffff) > 0x7f800000 ? (u | 0x400000) & 0xffff0000
+						  : (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000;
+		memcpy(dst + i, &r, sizeof r);
+	}
+}
+
 /* ---- row conversions ---- */
 
 #ifdef DTYPE_X86

@@ -399,6 +399,8 @@ struct calib_obs {
 	 * to copy them into hs (NULL: not) */
 	const float *a, *b;
 	float *copy_in, *copy_out;
+	int bf16;          /* bf16 compute mode, layer-major: the hidden states
+			      held rounded to bf16 (fwd_set_hold_bf16) */
 	int bad_layer;     /* first site whose cos sum is NaN/Inf, or -1 */
 	enum site bad_site;
 	int E;             /* experts of a mixture of experts, else 0 */
@@ -459,6 +461,17 @@ static void obs_moe(void *ud, int layer, const int *sel, const float *w, const f
 	o->seconds += now_s() - t0;
 }
 
+/* dst = src, n floats, rounded to bf16 as a spilled pass's file holds
+ * them when the hidden states are held as bf16 */
+static void copy_held(const struct calib_obs *o, float *dst, const float *src, size_t n)
+{
+	if (!o->bf16) {
+		memcpy(dst, src, n * sizeof(float));
+		return;
+	}
+	dtype_round_bf16(src, dst, (int64_t)n);
+}
+
 static void site_task(void *ud, int blk)
 {
 	struct calib_obs *o = ud;
@@ -473,9 +486,9 @@ static void site_task(void *ud, int blk)
 	/* a block site: this block's rows of the hidden states, while in cache */
 	t = blk * TOK_BLOCK;
 	if (o->copy_in)
-		memcpy(o->copy_in + t * D, o->a + t * D, (size_t)(t1 - t) * D * sizeof(float));
+		copy_held(o, o->copy_in + t * D, o->a + t * D, (size_t)(t1 - t) * D);
 	if (o->copy_out)
-		memcpy(o->copy_out + t * D, o->b + t * D, (size_t)(t1 - t) * D * sizeof(float));
+		copy_held(o, o->copy_out + t * D, o->b + t * D, (size_t)(t1 - t) * D);
 }
 
 static void obs_site(void *ud, int layer, enum site s, const float *x_in,
@@ -704,6 +717,8 @@ static void obs_values(const struct calib_obs *o, int g, int ga, double *values)
 
 struct spill {
 	int fd;          /* the temporary file, or -1 */
+	int esz;         /* bytes a value in it: 4 (F32), or 2 (BF16: obs.bf16) */
+	uint16_t *half;  /* [G T][D] a group's rows as bf16 (esz 2), else NULL */
 	int S;           /* chunks a spilled pass (0: none) */
 	int planes;      /* in the file: L + 1 with the angular metrics (h_0 .. h_L),
 			    else 1 (the stream, rewritten in place) */
@@ -754,7 +769,28 @@ static int spill_io(int fd, int wr, void *buf, size_t n, off_t off, struct st_er
 /* Where plane p's rows of the pass's chunk c begin in the file. */
 static off_t spill_off(const struct calib_obs *o, const struct spill *sp, int p, int c)
 {
-	return (((off_t)p * sp->S + c) * o->T) * o->D * (off_t)sizeof(float);
+	return (((off_t)p * sp->S + c) * o->T) * o->D * (off_t)sp->esz;
+}
+
+/* Write (wr: x to the file) or read (into x) plane p's rows of gn chunks
+ * from the pass's chunk c, as F32 or as BF16 (rounded to nearest even). */
+static int spill_rows(const struct calib_obs *o, struct spill *sp, int wr, float *x, int p, int c,
+		      int gn, struct st_err *err)
+{
+	size_t n = (size_t)gn * o->T * o->D;
+	int rc;
+
+	if (sp->esz == sizeof(float))
+		return spill_io(sp->fd, wr, x, n * sizeof(float), spill_off(o, sp, p, c), err);
+	if (wr)
+		for (size_t i = 0; i < n; i++)
+			sp->half[i] = f32_to_bf16(x[i]);
+	if ((rc = spill_io(sp->fd, wr, sp->half, n * sizeof(uint16_t), spill_off(o, sp, p, c),
+			   err)) < 0 || wr)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		x[i] = bf16_to_f32(sp->half[i]);
+	return 0;
 }
 
 /*
@@ -767,7 +803,6 @@ static int spill_pass(const struct model *m, const struct dataset *d, const stru
 		      struct st_err *err)
 {
 	int L = o->L, G = o->G, T = o->T, g0, l, p, rc;
-	size_t row_bytes = (size_t)T * o->D * sizeof(float);
 	double t0;
 
 	obs_start(o, G < n ? G : n);
@@ -778,7 +813,7 @@ static int spill_pass(const struct model *m, const struct dataset *d, const stru
 		int gn = n - g0 < G ? n - g0 : G;
 
 		if ((rc = fwd_embed(fs, d->tokens + (size_t)(c0 + g0) * T, gn * T, sp->buf, err)) < 0 ||
-		    (rc = spill_io(sp->fd, 1, sp->buf, gn * row_bytes, spill_off(o, sp, 0, g0), err)) < 0)
+		    (rc = spill_rows(o, sp, 1, sp->buf, 0, g0, gn, err)) < 0)
 			return rc;
 	}
 	for (l = 0; l < L; l++) {
@@ -787,16 +822,14 @@ static int spill_pass(const struct model *m, const struct dataset *d, const stru
 		for (g0 = 0; g0 < n; g0 += G) {
 			int gn = n - g0 < G ? n - g0 : G;
 
-			if ((rc = spill_io(sp->fd, 0, sp->buf, gn * row_bytes, spill_off(o, sp, pin, g0),
-					   err)) < 0)
+			if ((rc = spill_rows(o, sp, 0, sp->buf, pin, g0, gn, err)) < 0)
 				return rc;
 			o->R = gn * T;
 			o->base = g0;
 			/* the in-memory pass's calls: packed when it packs */
 			rc = fwd_eval_layers_packed(fs, sp->buf, gn * T, l, l + 1, G > 1 ? pk : NULL, NULL,
 						    ob, err);
-			if (rc < 0 || (rc = spill_io(sp->fd, 1, sp->buf, gn * row_bytes,
-						     spill_off(o, sp, pout, g0), err)) < 0)
+			if (rc < 0 || (rc = spill_rows(o, sp, 1, sp->buf, pout, g0, gn, err)) < 0)
 				return rc;
 			if (o->cancel)
 				return st_errf(err, ST_ECANCEL, "calibration cancelled at layer %d of "
@@ -820,8 +853,8 @@ static int spill_pass(const struct model *m, const struct dataset *d, const stru
 		if (o->hs) {
 			t0 = now_s();
 			for (p = 0; p <= L; p++)
-				if ((rc = spill_io(sp->fd, 0, o->hs + (size_t)p * gn * T * o->D,
-						   gn * row_bytes, spill_off(o, sp, p, g0), err)) < 0)
+				if ((rc = spill_rows(o, sp, 0, o->hs + (size_t)p * gn * T * o->D, p, g0,
+						     gn, err)) < 0)
 					return rc;
 			o->seconds += now_s() - t0;
 			obs_finish(o);
@@ -846,7 +879,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 	int E = m->hp.n_expert > 0 ? m->hp.n_expert : 0;
 	int32_t *pk_buf = NULL;
 	struct fwd_pack pk;
-	struct spill sp = { .fd = -1 };
+	struct spill sp = { .fd = -1, .esz = sizeof(float) };
 	int suspended = 0;
 
 	if (!opts) {
@@ -927,6 +960,20 @@ int calib_run(const struct model *m, const struct dataset *d,
 		goto out;
 	}
 	fwd_set_rope_ctx(fs, T); /* G sequences of T packed */
+	/* layer-major in bf16 compute mode: the hidden states held as bf16 */
+	if ((G > 1 || sp.S) && fwd_get_compute(fs) == FWD_COMPUTE_BF16) {
+		fwd_set_hold_bf16(fs, 1);
+		o.bf16 = 1;
+		if (sp.S) {
+			sp.esz = sizeof(uint16_t);
+			if (!(sp.half = malloc((size_t)G * T * m->hp.d_model * sizeof *sp.half))) {
+				rc = st_errf(err, ST_ENOMEM, "out of memory for the spilled activations");
+				goto out;
+			}
+		}
+	}
+	r->held_bf16 = o.bf16;
+	r->spill_bytes = sp.S ? (uint64_t)sp.planes * sp.S * T * m->hp.d_model * sp.esz : 0;
 	if (E > 0) {
 		struct fwd_moe_tap tap = {&o, obs_moe};
 
@@ -1071,6 +1118,7 @@ out:
 	if (sp.fd >= 0)
 		close(sp.fd);
 	free(sp.buf);
+	free(sp.half);
 	free(sp.vals);
 	fwd_free(fs);
 	obs_free(&o);
