@@ -386,6 +386,8 @@ struct calib_obs {
 	uint8_t *seen;     /* [3][L] */
 	double *tok;       /* [G T] per-token scratch */
 	float *hs;         /* [L+1][R][D] hidden states, or NULL */
+	uint16_t *hb;      /* the same as bf16 instead (bf16: they are held as
+			      bf16), or NULL */
 	double *inv;       /* [L+1][R] 1 / |h_i[t]| */
 	double *ang;       /* [G T][n_spans] per-token d(l, n) */
 	double *gram;      /* [blocks of TOK_BLOCK rows][L+1][L+1] a token's h_i . h_j */
@@ -399,8 +401,10 @@ struct calib_obs {
 	 * to copy them into hs (NULL: not) */
 	const float *a, *b;
 	float *copy_in, *copy_out;
+	uint16_t *bcopy_in, *bcopy_out; /* the same into hb */
 	int bf16;          /* bf16 compute mode, layer-major: the hidden states
 			      held rounded to bf16 (fwd_set_hold_bf16) */
+	int nomem;         /* an angular task found no memory for its scratch */
 	int bad_layer;     /* first site whose cos sum is NaN/Inf, or -1 */
 	enum site bad_site;
 	int E;             /* experts of a mixture of experts, else 0 */
@@ -461,17 +465,6 @@ static void obs_moe(void *ud, int layer, const int *sel, const float *w, const f
 	o->seconds += now_s() - t0;
 }
 
-/* dst = src, n floats, rounded to bf16 as a spilled pass's file holds
- * them when the hidden states are held as bf16 */
-static void copy_held(const struct calib_obs *o, float *dst, const float *src, size_t n)
-{
-	if (!o->bf16) {
-		memcpy(dst, src, n * sizeof(float));
-		return;
-	}
-	dtype_round_bf16(src, dst, (int64_t)n);
-}
-
 static void site_task(void *ud, int blk)
 {
 	struct calib_obs *o = ud;
@@ -486,9 +479,14 @@ static void site_task(void *ud, int blk)
 	/* a block site: this block's rows of the hidden states, while in cache */
 	t = blk * TOK_BLOCK;
 	if (o->copy_in)
-		copy_held(o, o->copy_in + t * D, o->a + t * D, (size_t)(t1 - t) * D);
+		memcpy(o->copy_in + t * D, o->a + t * D, (size_t)(t1 - t) * D * sizeof(float));
 	if (o->copy_out)
-		copy_held(o, o->copy_out + t * D, o->b + t * D, (size_t)(t1 - t) * D);
+		memcpy(o->copy_out + t * D, o->b + t * D, (size_t)(t1 - t) * D * sizeof(float));
+	/* held as bf16: rounded as a spilled pass's file holds them */
+	if (o->bcopy_in)
+		dtype_f32_to_bf16_row(o->a + t * D, o->bcopy_in + t * D, (int64_t)(t1 - t) * D);
+	if (o->bcopy_out)
+		dtype_f32_to_bf16_row(o->b + t * D, o->bcopy_out + t * D, (int64_t)(t1 - t) * D);
 }
 
 static void obs_site(void *ud, int layer, enum site s, const float *x_in,
@@ -503,6 +501,7 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 	o->a = x_in;
 	o->b = x_out;
 	o->copy_in = o->copy_out = NULL;
+	o->bcopy_in = o->bcopy_out = NULL;
 	if (s == SITE_BLOCK && layer != o->last_layer) {
 		o->layer_loads++;
 		o->last_layer = layer;
@@ -512,6 +511,11 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 
 		o->copy_in = layer == 0 ? o->hs : NULL;
 		o->copy_out = o->hs + (size_t)(layer + 1) * plane;
+	} else if (s == SITE_BLOCK && o->hb && !o->spill) {
+		size_t plane = (size_t)T * d_model;
+
+		o->bcopy_in = layer == 0 ? o->hb : NULL;
+		o->bcopy_out = o->hb + (size_t)(layer + 1) * plane;
 	}
 	threads_for((T + TOK_BLOCK - 1) / TOK_BLOCK, site_task, o);
 	for (int g = 0; g < T / o->T; g++) {
@@ -544,17 +548,28 @@ static void gram_token(const struct calib_obs *o, int t, double *hd, double *g)
 {
 	int L = o->L, D = o->D, i, j;
 	size_t plane = (size_t)o->R * D;
-	const float *h0 = o->hs + (size_t)t * D;
+	const float *h0 = o->hs ? o->hs + (size_t)t * D : NULL;
+	const uint16_t *b0 = o->hb ? o->hb + (size_t)t * D : NULL;
 
-	if (!hd) {
+	if (b0) { /* held as bf16: widened exactly (the bits in the high half) */
+		for (i = 0; i <= L; i++)
+			for (j = 0; j < D; j++) {
+				uint32_t u = (uint32_t)b0[i * plane + j] << 16;
+				float f;
+
+				memcpy(&f, &u, sizeof f);
+				hd[(size_t)i * D + j] = f;
+			}
+	} else if (!hd) {
 		for (i = 0; i <= L; i++)
 			for (j = i; j <= L && j - i <= L - 1; j++)
 				g[i * (L + 1) + j] = o->k->dot(h0 + i * plane, h0 + j * plane, D);
 		return;
+	} else {
+		for (i = 0; i <= L; i++)
+			for (j = 0; j < D; j++)
+				hd[(size_t)i * D + j] = h0[i * plane + j];
 	}
-	for (i = 0; i <= L; i++)
-		for (j = 0; j < D; j++)
-			hd[(size_t)i * D + j] = h0[i * plane + j];
 	for (i = 0; i <= L; i++) {
 		const double *a = hd + (size_t)i * D;
 		int j1 = i + L - 1 < L ? i + L - 1 : L;
@@ -580,6 +595,11 @@ static void ang_task(void *ud, int blk)
 	double *g = o->gram + (size_t)blk * (L + 1) * (L + 1);
 	/* without this scratch, the per-pair sums (the same bits, slower) */
 	double *hd = malloc((size_t)(L + 1) * o->D * sizeof(double));
+
+	if (!hd && o->hb) { /* bf16 rows are read through the scratch alone */
+		o->nomem = 1;
+		return;
+	}
 
 	for (t = blk * TOK_BLOCK; t < t1; t++) {
 		double *out = o->ang + (size_t)t * n_spans(L);
@@ -618,6 +638,7 @@ static void obs_free(struct calib_obs *o)
 	free(o->seen);
 	free(o->tok);
 	free(o->hs);
+	free(o->hb);
 	free(o->inv);
 	free(o->ang);
 	free(o->gram);
@@ -625,7 +646,8 @@ static void obs_free(struct calib_obs *o)
 }
 
 /* G chunks a call, sums for S >= G chunks (S > G: a spilled pass). */
-static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int S, int angular, int E)
+static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int S, int angular, int E,
+		    int bf16)
 {
 	size_t rows = (size_t)G * T;
 
@@ -648,11 +670,14 @@ static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int S, int 
 	if (angular && L >= 2) {
 		if ((size_t)(L + 1) * rows > SIZE_MAX / sizeof(float) / (size_t)D)
 			return -1;
-		o->hs = mapfile_alloc_big((size_t)(L + 1) * rows * D * sizeof(float));
+		if (bf16)
+			o->hb = mapfile_alloc_big((size_t)(L + 1) * rows * D * sizeof(uint16_t));
+		else
+			o->hs = mapfile_alloc_big((size_t)(L + 1) * rows * D * sizeof(float));
 		o->inv = malloc((size_t)(L + 1) * rows * sizeof(double));
 		o->ang = malloc(rows * n_spans(L) * sizeof(double));
 		o->gram = malloc((rows + TOK_BLOCK - 1) / TOK_BLOCK * (L + 1) * (L + 1) * sizeof(double));
-		if (!o->hs || !o->inv || !o->ang || !o->gram)
+		if ((!o->hs && !o->hb) || !o->inv || !o->ang || !o->gram)
 			return -1;
 	}
 	return 0;
@@ -674,7 +699,7 @@ static void obs_finish(struct calib_obs *o)
 {
 	double t0 = now_s();
 
-	if (o->hs)
+	if (o->hs || o->hb)
 		threads_for((o->R + TOK_BLOCK - 1) / TOK_BLOCK, ang_task, o);
 	o->seconds += now_s() - t0;
 }
@@ -699,7 +724,7 @@ static void obs_values(const struct calib_obs *o, int g, int ga, double *values)
 				x[i * per + j] = o->seen[SITE_MLP * L + i] ?
 					o->exp_sum[((size_t)g * L + i) * per + j] : NAN;
 	}
-	if (!o->hs) {
+	if (!o->hs && !o->hb) {
 		for (p = 0; p < 2 * P; p++)
 			values[3 * L + p] = NAN;
 		return;
@@ -783,13 +808,11 @@ static int spill_rows(const struct calib_obs *o, struct spill *sp, int wr, float
 	if (sp->esz == sizeof(float))
 		return spill_io(sp->fd, wr, x, n * sizeof(float), spill_off(o, sp, p, c), err);
 	if (wr)
-		for (size_t i = 0; i < n; i++)
-			sp->half[i] = f32_to_bf16(x[i]);
+		dtype_f32_to_bf16_row(x, sp->half, (int64_t)n);
 	if ((rc = spill_io(sp->fd, wr, sp->half, n * sizeof(uint16_t), spill_off(o, sp, p, c),
 			   err)) < 0 || wr)
 		return rc;
-	for (size_t i = 0; i < n; i++)
-		x[i] = bf16_to_f32(sp->half[i]);
+	dtype_to_f32(ST_BF16, sp->half, x, (int64_t)n);
 	return 0;
 }
 
@@ -850,14 +873,19 @@ static int spill_pass(const struct model *m, const struct dataset *d, const stru
 		int gn = n - g0 < G ? n - g0 : G;
 
 		o->R = gn * T;
-		if (o->hs) {
+		if (o->hs || o->hb) {
+			size_t nr = (size_t)gn * T * o->D;
+
 			t0 = now_s();
 			for (p = 0; p <= L; p++)
-				if ((rc = spill_rows(o, sp, 0, o->hs + (size_t)p * gn * T * o->D, p, g0,
-						     gn, err)) < 0)
+				if ((rc = o->hb ? spill_io(sp->fd, 0, o->hb + p * nr, nr * sizeof(uint16_t),
+							   spill_off(o, sp, p, g0), err)
+						: spill_rows(o, sp, 0, o->hs + p * nr, p, g0, gn, err)) < 0)
 					return rc;
 			o->seconds += now_s() - t0;
 			obs_finish(o);
+			if (o->nomem)
+				return st_errf(err, ST_ENOMEM, "out of memory for the angular distances");
 		}
 		for (int k = 0; k < gn; k++)
 			obs_values(o, g0 + k, k, sp->vals + (size_t)(g0 + k) * n_all);
@@ -880,7 +908,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 	int32_t *pk_buf = NULL;
 	struct fwd_pack pk;
 	struct spill sp = { .fd = -1, .esz = sizeof(float) };
-	int suspended = 0;
+	int suspended = 0, hold;
 
 	if (!opts) {
 		calib_opts_init(&def);
@@ -935,7 +963,10 @@ int calib_run(const struct model *m, const struct dataset *d,
 	if (opts->group < 1 || opts->source || sp.S <= G)
 		sp.S = 0;
 	sp.planes = opts->angular && L >= 2 ? L + 1 : 1;
-	if (obs_init(&o, L, m->hp.d_model, T, G, sp.S > G ? sp.S : G, opts->angular, E) ||
+	/* layer-major in bf16 compute mode (that of a new state of m): the
+	 * hidden states held as bf16 */
+	hold = (G > 1 || sp.S) && strcmp(fwd_compute_for(m), "bf16") == 0;
+	if (obs_init(&o, L, m->hp.d_model, T, G, sp.S > G ? sp.S : G, opts->angular, E, hold) ||
 	    !(values = malloc((size_t)n_all * sizeof(double))) ||
 	    (G > 1 && !(pk_buf = malloc(4 * (size_t)G * T * sizeof *pk_buf))) ||
 	    (sp.S && (!(sp.buf = malloc((size_t)G * T * m->hp.d_model * sizeof(float))) ||
@@ -960,8 +991,7 @@ int calib_run(const struct model *m, const struct dataset *d,
 		goto out;
 	}
 	fwd_set_rope_ctx(fs, T); /* G sequences of T packed */
-	/* layer-major in bf16 compute mode: the hidden states held as bf16 */
-	if ((G > 1 || sp.S) && fwd_get_compute(fs) == FWD_COMPUTE_BF16) {
+	if (hold) {
 		fwd_set_hold_bf16(fs, 1);
 		o.bf16 = 1;
 		if (sp.S) {
@@ -1060,6 +1090,10 @@ int calib_run(const struct model *m, const struct dataset *d,
 				break;
 			}
 			obs_finish(&o);
+			if (o.nomem) {
+				rc = st_errf(err, ST_ENOMEM, "out of memory for the angular distances");
+				break;
+			}
 		}
 		for (int k = 0, c_end = c + g_n; k < g_n && rc == 0; k++, c++) {
 			struct calib_progress p;

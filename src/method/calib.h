@@ -223,7 +223,8 @@ struct calib_opts {
 	 * In bf16 compute mode (fwd_get_compute) a layer-major pass, spilled
 	 * or not, holds the hidden states as BF16: the file is half the size,
 	 * the stream rounded to bf16 between layers (fwd_set_hold_bf16) and
-	 * the angular metrics' copies too, in memory as in the file, so the
+	 * the angular metrics' copies kept as bf16 (half the memory), in
+	 * memory as in the file, so the
 	 * two still agree to the bit; its values are then within bf16
 	 * rounding of token-major ones, not 1e-7.
 	 */
