@@ -106,6 +106,11 @@ static int on_progress(void *ud, const struct calib_progress *p)
 	struct calib_ctx *c = ud;
 	struct calib_progress q = *p;
 
+	/* within a layer-major pass: no chunk finished, only the rate moved */
+	if (p->partial) {
+		q.stability = c->stop_share > 0 && c->seen ? c->stability : NAN;
+		return c->progress ? c->progress(c->ud, &q, c->pass, c->n_pass) : 0;
+	}
 	if (c->delay_ms > 0)
 		usleep((useconds_t)c->delay_ms * 1000);
 	if (c->stop_share > 0 && c->seen && p->chunks_done >= APP_STABLE_MIN) {
@@ -284,6 +289,10 @@ struct calib_result *app_run_result(const struct app_env *env, const struct stor
 
 /* ---- iterative ---- */
 
+static void layer_major_opts(const struct app_env *env, const struct model *m,
+			     const struct app_calib_req *rq, const struct dataset *d,
+			     struct calib_opts *co);
+
 void app_iterative_key(const struct plan_opts *po, char *buf, size_t cap)
 {
 	if (po->keep_first || po->keep_last)
@@ -309,13 +318,15 @@ static int on_pass_done(void *ud, int pass, const struct calib_result *r,
 
 int app_calib_iterative(const struct app_env *env, const struct model *m,
 			const struct dataset *d, const struct store_run_key *k,
-			const struct plan_opts *po, app_calib_progress_fn progress, void *ud,
-			int64_t *run, struct st_err *err)
+			const struct plan_opts *po, int layer_major, size_t mem_budget,
+			app_calib_progress_fn progress, void *ud, int64_t *run,
+			struct st_err *err)
 {
 	struct store_provenance prov;
 	struct calib_opts co;
 	struct calib_ctx ctx;
 	struct plan *plan = NULL;
+	struct app_calib_req mr;
 	double t0 = now_s();
 	int rc;
 
@@ -330,6 +341,12 @@ int app_calib_iterative(const struct app_env *env, const struct model *m,
 	co.chunk = on_chunk;
 	co.progress = on_progress;
 	co.ud = &ctx;
+	/* every pass as a one-shot run would go: layer-major when asked or
+	 * when the model is larger than memory */
+	memset(&mr, 0, sizeof mr);
+	mr.layer_major = layer_major;
+	mr.mem_budget = mem_budget;
+	layer_major_opts(env, m, &mr, d, &co);
 	rc = plan_iterative(m, d, &co, po, on_pass_done, &ctx, &plan, err);
 	plan_free(plan);
 	if (rc < 0 && ctx.store_err.code) {
@@ -494,8 +511,9 @@ uint64_t app_tmp_free(void)
  * worth or APP_STABLE_MIN chunks, whichever is more) to a temporary
  * file, so that it reads each layer's weights once.
  */
-static void layer_major(const struct app_env *env, const struct model *m,
-			const struct app_calib_req *rq, const struct dataset *d, struct calib_opts *co)
+static void layer_major_opts(const struct app_env *env, const struct model *m,
+			     const struct app_calib_req *rq, const struct dataset *d,
+			     struct calib_opts *co)
 {
 	uint64_t avail = app_mem_available(), disk;
 	int big = avail > 0 && m->file_bytes > avail;
@@ -503,7 +521,8 @@ static void layer_major(const struct app_env *env, const struct model *m,
 	int left = d->n_chunks - co->start_chunk, L = m->hp.n_layer;
 	/* a chunk's bytes in the file: its stream, and every layer's output
 	 * for the angular metrics */
-	size_t per = (size_t)d->seq_len * m->hp.d_model * sizeof(float) *
+	size_t per = (size_t)d->seq_len * m->hp.d_model *
+		     (strcmp(fwd_compute_for(m), "bf16") == 0 ? 2 : sizeof(float)) *
 		     (co->angular && L >= 2 ? (size_t)L + 1 : 1);
 	char how[160] = "";
 
@@ -526,8 +545,9 @@ static void layer_major(const struct app_env *env, const struct model *m,
 	}
 	if (co->spill)
 		snprintf(how, sizeof how, "%d chunks a pass, %d at a time, the activations spilled "
-			 "to a temporary file of %.0f MB", co->spill, co->group,
-			 (double)co->spill * per / 1e6);
+			 "to a temporary file of %.0f MB%s", co->spill, co->group,
+			 (double)co->spill * per / 1e6,
+			 strcmp(fwd_compute_for(m), "bf16") == 0 ? " (bf16)" : "");
 	else
 		snprintf(how, sizeof how, "%d chunk%s a pass", co->group, co->group == 1 ? "" : "s");
 	if (rq->layer_major != APP_LAYER_MAJOR)
@@ -614,7 +634,7 @@ static int one_shot(const struct app_env *env, const struct model *m, const stru
 	co.chunk = on_chunk;
 	co.progress = on_progress;
 	co.source = dist_size() > 1 ? on_source : NULL;
-	layer_major(env, m, rq, d, &co);
+	layer_major_opts(env, m, rq, d, &co);
 	co.ud = &ctx;
 	e = calib_run(m, d, &co, &res, err);
 	if (co.group >= 1 && res && res->layer_loads > 0)
@@ -705,7 +725,8 @@ static int calibrate(const struct app_env *env, const struct model *m,
 	} else if (rq->iter_method >= 0) {
 		double t0 = now_s();
 
-		rc = app_calib_iterative(env, m, d, &k, &po, rq->progress, rq->ud, &out->run, err);
+		rc = app_calib_iterative(env, m, d, &k, &po, rq->layer_major, rq->mem_budget,
+					 rq->progress, rq->ud, &out->run, err);
 		out->seconds = now_s() - t0;
 	} else {
 		rc = one_shot(env, m, d, &k, resume_run ? &run : NULL, rq, &po, out, started, err);

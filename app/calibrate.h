@@ -136,13 +136,18 @@ void app_stop_rule_key(double share, const struct plan_opts *po, char *buf, size
 /*
  * Iterative calibration of m on d with plan options po, kept as a new
  * run with key k (k->iterative and k->iter_n set): each pass's chunks,
- * scores and dropped site.  Returns 0, ST_ECANCEL (the run is marked
- * cancelled) or another negative code with err; *run gets the run id.
+ * scores and dropped site.  layer_major and mem_budget as in
+ * app_calib_req (0, 0: layer-major passes only for a model larger than
+ * memory): each re-scoring pass is then layer-major, its values within
+ * rounding of token-major ones.  Returns 0, ST_ECANCEL (the run is
+ * marked cancelled) or another negative code with err; *run gets the
+ * run id.
  */
 int app_calib_iterative(const struct app_env *env, const struct model *m,
 			const struct dataset *d, const struct store_run_key *k,
-			const struct plan_opts *po, app_calib_progress_fn progress, void *ud,
-			int64_t *run, struct st_err *err);
+			const struct plan_opts *po, int layer_major, size_t mem_budget,
+			app_calib_progress_fn progress, void *ud, int64_t *run,
+			struct st_err *err);
 
 /*
  * Store the scores of pass `pass` of run `run` from r: every computed

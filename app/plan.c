@@ -214,7 +214,7 @@ static int iterative_run(const struct app_env *env, const struct store_run *run,
 	}
 	if ((rc = run_data_load(m, run, data_path, sha, &d, err)) < 0)
 		goto out;
-	rc = app_calib_iterative(env, m, d, &k, po, rq->progress, rq->ud, iter_run, err);
+	rc = app_calib_iterative(env, m, d, &k, po, 0, 0, rq->progress, rq->ud, iter_run, err);
 	if (rc == 0)
 		app_note(env, APP_INFO, "iterative passes kept as run %lld", (long long)*iter_run);
 out:

@@ -453,6 +453,16 @@ if need model models/stories260K/stories260K.gguf &&
 			--mem-budget 1M --force --format json > "$tmp/$shape-sp.json" 2> "$tmp/$shape.err"
 		contains "$(cat "$tmp/$shape.err")" "the activations spilled" "$shape: a spilled layer-major pass"
 		ok "... with the token-major scores within 1e-6" same_within "$tmp/$shape-sp.json" "$tmp/$shape-tm.json" 1e-6
+		# iterative: every re-scoring pass layer-major, the token-major passes
+		"$S" calibrate "$tmp/$shape.gguf" "$text" --db "$db" --samples 6 --seq-len 64 --token-major \
+			--iterative joint -n 2 --format json > "$tmp/$shape-itm.json" 2> /dev/null
+		"$S" calibrate "$tmp/$shape.gguf" "$text" --db "$db" --samples 6 --seq-len 64 --layer-major \
+			--mem-budget 1M --iterative joint -n 2 --force --format json > "$tmp/$shape-isp.json" \
+			2> "$tmp/$shape-i.err"
+		contains "$(cat "$tmp/$shape-i.err")" "layer-major passes: 6 chunks a pass" \
+			"$shape: iterative, layer-major passes"
+		ok "... every pass's scores within 1e-6 of the token-major ones" \
+			same_within "$tmp/$shape-isp.json" "$tmp/$shape-itm.json" 1e-6
 	done
 	# cancelled in the middle of a pass, it keeps the chunks it reported and resumes
 	STRATA_TEST_CANCEL_AFTER=3 cal --samples 16 --seq-len 97 --layer-major > /dev/null 2>&1; rc=$?

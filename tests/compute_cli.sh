@@ -2,7 +2,8 @@
 # compute_cli: the bf16 prefill mode (STRATA_COMPUTE=bf16, bf16 x bf16
 # products summed in float) agrees with the f32 mode on stories260K
 # exported to BF16: perplexity within 1%, every cos score within 2e-3,
-# and the same first 4 sites to drop (highest cos) per method.  The f32
+# and the same first 4 sites to drop (highest cos) per method; layer-major
+# passes there hold bf16 hidden states (a spilled file half the size).  The f32
 # mode on the F32 original stays exactly on the golden file (cli.sh,
 # calib_cli.sh).
 . "$STRATA_SRCDIR/tests/tap.sh"
@@ -46,6 +47,33 @@ if need model models/stories260K/stories260K.gguf &&
 		is "$(first4 $s < "$tmp/cos-bf16")" "$(first4 $s < "$tmp/cos-f32")" \
 			"$s: the same first 4 sites to drop"
 	done
+	# bf16 mode, layer-major: the hidden states held as bf16, a spilled pass's file half
+	# the f32 one, its scores the in-memory bf16 pass's, near token-major's
+	for m in f32 bf16; do
+		STRATA_COMPUTE=$m "$S" calibrate "$tmp/bf16.gguf" "$text" --db "$tmp/lm-$m.db" \
+			--samples 64 --seq-len 128 --layer-major --mem-budget 1M --format json 2> "$tmp/sp-$m.err" |
+			cos_lines | sort > "$tmp/cos-sp-$m"
+	done
+	STRATA_COMPUTE=bf16 "$S" calibrate "$tmp/bf16.gguf" "$text" --db "$tmp/lm-mem.db" \
+		--samples 64 --seq-len 128 --layer-major --format json 2> /dev/null | cos_lines | sort > "$tmp/cos-mem"
+	STRATA_COMPUTE=bf16 "$S" calibrate "$tmp/bf16.gguf" "$text" --db "$tmp/lm-tok.db" \
+		--samples 64 --seq-len 128 --token-major --format json 2> /dev/null | cos_lines | sort > "$tmp/cos-tok"
+	mb() { sed -n 's/.*spilled to a temporary file of \([0-9]*\) MB.*/\1/p' "$1"; }
+	f=$(mb "$tmp/sp-f32.err"); h=$(mb "$tmp/sp-bf16.err")
+	contains "$(cat "$tmp/sp-bf16.err")" "MB (bf16)" "bf16 mode: the spilled activations are bf16"
+	ok "... the file half the f32 mode's ($h of ${f:-?} MB)" \
+		awk -v f="${f:-0}" -v h="${h:-0}" 'BEGIN { d = 2 * h - f; exit !(f > 0 && d >= -1 && d <= 1) }'
+	# (one chunk a call against all 64 in one: the bf16 products' blocking differs;
+	# test_calib has the same calls spilled and in memory to the bit)
+	paste "$tmp/cos-mem" "$tmp/cos-sp-bf16" > "$tmp/pairs-mem"
+	worst=$(awk '$1 == $4 && $2 == $5 { d = $3 - $6; if (d < 0) d = -d; if (d > w) w = d; n++ }
+		END { if (n < 10) print 1; else printf "%g", w + 0 }' "$tmp/pairs-mem")
+	ok "... its scores within 1e-5 of the in-memory bf16 layer-major pass's (worst $worst)" \
+		awk -v w="$worst" 'BEGIN { exit !(w <= 1e-5) }'
+	paste "$tmp/cos-tok" "$tmp/cos-sp-bf16" > "$tmp/pairs-lm"
+	worst=$(awk '$1 == $4 && $2 == $5 { d = $3 - $6; if (d < 0) d = -d; if (d > w) w = d; n++ }
+		END { if (n < 10) print 1; else printf "%g", w + 0 }' "$tmp/pairs-lm")
+	ok "... within 2e-3 of token-major bf16 (worst $worst)" awk -v w="$worst" 'BEGIN { exit !(w <= 2e-3) }'
 	# --compute on the command line: part of the evaluation's cache key
 	db="$tmp/key.db"
 	for m in f32 bf16 auto ggml; do

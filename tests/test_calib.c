@@ -490,6 +490,82 @@ static double max_diff(const double *a, const double *b, size_t n)
 	return m;
 }
 
+/* An iterative plan's passes, their means kept for comparing. */
+struct iter_log {
+	int passes, nv;
+	int64_t loads[4];
+	double mean[4][256];
+	struct plan_drop chosen[4];
+};
+
+static int on_iter_pass(void *ud, int pass, const struct calib_result *r,
+			const struct plan_drop *chosen)
+{
+	struct iter_log *g = ud;
+
+	if (pass < 4 && r->n_values <= 256) {
+		memcpy(g->mean[pass], r->mean, (size_t)r->n_values * sizeof(double));
+		g->loads[pass] = r->layer_loads;
+		g->chosen[pass] = *chosen;
+		g->nv = r->n_values;
+	}
+	g->passes++;
+	return 0;
+}
+
+/*
+ * Iterative plans with layer-major passes (in memory, 3 chunks a call;
+ * spilled, 5 a pass): each pass's scores within 1e-6 of the token-major
+ * ones, the same sites dropped, each layer's weights read once a pass.
+ */
+static void test_iterative_major(const struct model *m, const char *data)
+{
+	struct dataset *d = load_data(m, data, 5, 48);
+	static struct iter_log tok, grp, sp;
+	struct iter_log *logs[3] = { &tok, &grp, &sp };
+	const char *names[3] = { "token-major", "in memory, 3 a call", "spilled, 5 a pass" };
+	struct plan_opts po;
+	struct calib_opts co;
+	struct st_err err = { 0 };
+	int k, pass, rc;
+
+	if (!d)
+		return;
+	plan_opts_init(&po);
+	po.method = PLAN_JOINT;
+	po.n = 3;
+	for (k = 0; k < 3; k++) {
+		struct plan *p = NULL;
+
+		calib_opts_init(&co);
+		co.group = k == 0 ? 1 : 3;
+		co.spill = k == 2 ? 5 : 0;
+		memset(logs[k], 0, sizeof *logs[k]);
+		rc = plan_iterative(m, d, &co, &po, on_iter_pass, logs[k], &p, &err);
+		is_int(rc, 0, "iterative joint:3, %s: %s", names[k], err.msg);
+		plan_free(p);
+	}
+	for (k = 1; k < 3; k++) {
+		double dm = 0;
+		int same = logs[k]->passes == 3 && tok.passes == 3;
+
+		for (pass = 0; pass < 3 && same; pass++) {
+			double x = max_diff(logs[k]->mean[pass], tok.mean[pass], (size_t)tok.nv);
+
+			dm = isnan(x) || x > dm ? x : dm;
+			same &= logs[k]->chosen[pass].layer == tok.chosen[pass].layer &&
+				logs[k]->chosen[pass].site == tok.chosen[pass].site;
+		}
+		ok(same, "iterative, %s: the token-major drops, pass by pass", names[k]);
+		ok(dm <= 1e-6, "... every pass's scores within 1e-6 of token-major's (largest %.3g)", dm);
+	}
+	/* a layer is taken up once a call: its attention or mlp may be dropped */
+	is_int((int)tok.loads[1], 5 * m->hp.n_layer, "token-major passes: 5 L layer loads");
+	is_int((int)grp.loads[1], 2 * m->hp.n_layer, "in memory, 3 a call: 2 L (calls of 3 and 2)");
+	is_int((int)sp.loads[1], m->hp.n_layer, "spilled, 5 a pass: L");
+	dataset_free(d);
+}
+
 static int cancel_at_4(void *ud, const struct calib_progress *p)
 {
 	(void)ud;
@@ -585,6 +661,155 @@ out:
 	dataset_free(d);
 }
 
+/* The progress reports of a run: how many, how many inside a pass, and
+ * whether tokens_done never went back and grew at every partial one. */
+struct prog_log {
+	int calls, partial, rising, cancel_at; /* cancel_at: stop at that partial report */
+	int chunks_in_partial;                 /* the largest chunks_done of a partial one */
+	uint64_t last, last_partial;
+};
+
+static int on_prog(void *ud, const struct calib_progress *p)
+{
+	struct prog_log *g = ud;
+
+	if (p->tokens_done < g->last || (p->partial && p->tokens_done <= g->last_partial &&
+					 g->partial > 0))
+		g->rising = 0;
+	g->last = p->tokens_done;
+	g->calls++;
+	if (p->partial) {
+		g->partial++;
+		g->last_partial = p->tokens_done;
+		if (p->chunks_done > g->chunks_in_partial)
+			g->chunks_in_partial = p->chunks_done;
+		return g->cancel_at > 0 && g->partial == g->cancel_at;
+	}
+	return 0;
+}
+
+/*
+ * Progress inside layer-major passes: after each layer of each call, with
+ * tokens_done growing; none token-major; a cancel there stops the pass.
+ */
+static void test_progress_major(const struct model *m, const char *data)
+{
+	struct dataset *d = load_data(m, data, 11, 40);
+	struct calib_result *r = NULL;
+	struct calib_opts o;
+	struct prog_log g;
+	struct st_err err = { 0 };
+	int L = m->hp.n_layer, rc;
+
+	if (!d)
+		return;
+	calib_opts_init(&o);
+	o.progress = on_prog;
+	o.ud = &g;
+	memset(&g, 0, sizeof g);
+	g.rising = 1;
+	rc = calib_run(m, d, &o, &r, &err);
+	is_int(rc, 0, "progress: token-major");
+	is_int(g.partial, 0, "... no reports inside a chunk");
+	is_int(g.calls, 11, "... one a chunk");
+
+	o.group = 3;
+	o.spill = 11; /* one pass, calls of 3, 3, 3, 2 */
+	memset(&g, 0, sizeof g);
+	g.rising = 1;
+	rc = calib_run(m, d, &o, &r, &err);
+	is_int(rc, 0, "progress: a spilled pass of 11 chunks, 3 a call: %s", err.msg);
+	is_int(g.partial, 4 * L, "... a report after each layer of each call (4 L)");
+	is_int(g.calls, 4 * L + 11, "... and one after each chunk");
+	ok(g.rising, "... tokens_done rises at every report inside the pass, never goes back");
+	ok(g.last_partial == (uint64_t)11 * 40, "... the pass's last layer done: all its tokens (%llu)",
+	   (unsigned long long)g.last_partial);
+	is_int(g.chunks_in_partial, 0, "... chunks_done counts finished chunks only");
+
+	o.spill = 0; /* in memory: calls of 3, 3, 3, 2 through all layers */
+	memset(&g, 0, sizeof g);
+	g.rising = 1;
+	rc = calib_run(m, d, &o, &r, &err);
+	is_int(rc, 0, "progress: in memory, 3 chunks a call");
+	is_int(g.partial, 4 * L, "... a report after each layer of each call (4 L)");
+	ok(g.rising, "... tokens_done rising");
+	is_int(g.chunks_in_partial, 9, "... the last call's reports at 9 chunks done");
+
+	o.spill = 11; /* cancelled inside the pass */
+	memset(&g, 0, sizeof g);
+	g.rising = 1;
+	g.cancel_at = 6;
+	memset(&err, 0, sizeof err);
+	rc = calib_run(m, d, &o, &r, &err);
+	is_int(rc, ST_ECANCEL, "a cancel inside a spilled pass stops it: %s", err.msg);
+	is_int(g.partial, 6, "... at once, after that call");
+	is_int(r ? r->n_chunks : -1, 0, "... no chunk of the pass kept");
+	calib_result_free(r);
+	dataset_free(d);
+}
+
+/*
+ * bf16 compute mode: a layer-major pass holds the hidden states as BF16,
+ * the spilled one in a file half the size, both to the same bits; within
+ * the bf16 mode's tolerance (2e-3, compute_cli.sh) of token-major.
+ */
+static void test_spill_bf16(const struct model *m, const char *data)
+{
+	struct dataset *d = load_data(m, data, 11, 40);
+	struct calib_result *tok = NULL, *grp = NULL, *sp = NULL, *sp32 = NULL, *sp0 = NULL;
+	struct calib_result *grp0 = NULL;
+	struct calib_opts o;
+	struct st_err err = { 0 };
+	int L = m->hp.n_layer, nv = calib_n_values(L), rc;
+	enum fwd_compute was = (enum fwd_compute)fwd_compute_parse(fwd_compute_default_name());
+
+	if (!d)
+		return;
+	calib_opts_init(&o);
+	o.group = 3;
+	o.spill = 11;
+	rc = calib_run(m, d, &o, &sp32, &err); /* the f32 file, for its size */
+	fwd_compute_default(FWD_COMPUTE_BF16);
+	rc |= calib_run(m, d, &o, &sp, &err);
+	o.spill = 0;
+	rc |= calib_run(m, d, &o, &grp, &err);
+	rc |= calib_run(m, d, NULL, &tok, &err);
+	o.angular = 0;
+	rc |= calib_run(m, d, &o, &grp0, &err);
+	o.spill = 11;
+	rc |= calib_run(m, d, &o, &sp0, &err);
+	fwd_compute_default(was);
+	is_int(rc, 0, "bf16 mode: token-major, layer-major in memory and spilled: %s", err.msg);
+	if (rc || !tok || !grp || !sp || !sp32 || !sp0 || !grp0)
+		goto out;
+	ok(sp->held_bf16 && grp->held_bf16 && !tok->held_bf16 && !sp32->held_bf16,
+	   "bf16 mode: layer-major passes hold the hidden states as bf16, token-major and f32 not");
+	ok(sp32->spill_bytes > 0 && sp->spill_bytes * 2 == sp32->spill_bytes,
+	   "... the spilled pass's file half the f32 one's (%llu of %llu bytes)",
+	   (unsigned long long)sp->spill_bytes, (unsigned long long)sp32->spill_bytes);
+	ok(same_bits(sp->chunk, grp->chunk, (size_t)11 * nv),
+	   "... spilled, its rows (cos and angular) are the in-memory bf16 pass's bits");
+	ok(same_bits(sp0->chunk, grp0->chunk, (size_t)11 * nv),
+	   "... also without the angular metrics (the stream alone in the file)");
+	{
+		double dc = max_diff(sp->mean, tok->mean, (size_t)3 * L);
+		double da = max_diff(sp->mean + 3 * L, tok->mean + 3 * L, (size_t)nv - 3 * L);
+		double ds = max_diff(sp->chunk, sp32->chunk, (size_t)11 * nv);
+
+		ok(dc <= 2e-3, "... cos scores within 2e-3 of token-major's (largest %.3g)", dc);
+		ok(da <= 2e-3, "... angular distances within 2e-3 (largest %.3g)", da);
+		ok(ds > 0, "... and not the f32 file's values (bf16 rounding took place: %.3g)", ds);
+	}
+out:
+	calib_result_free(tok);
+	calib_result_free(grp);
+	calib_result_free(sp);
+	calib_result_free(sp32);
+	calib_result_free(sp0);
+	calib_result_free(grp0);
+	dataset_free(d);
+}
+
 int main(void)
 {
 	const char *mp = tap_shared("models/stories260K/stories260K.gguf");
@@ -606,6 +831,9 @@ int main(void)
 	test_masked(m, data);
 	test_iterative(m, data);
 	test_spill(m, data);
+	test_iterative_major(m, data);
+	test_progress_major(m, data);
+	test_spill_bf16(m, data);
 	model_free(m);
 	return tap_done();
 }

@@ -232,6 +232,27 @@ static void test_bf16(void)
 		bad += fbits(f) != h << 16 || f32_to_bf16(f) != h;
 	}
 	is_int(bad, 0, "all non-NaN bf16 values round-trip");
+	{	/* dtype_round_bf16: the round trip's bits, ties, NaNs and infinities too */
+		enum { N = 1 << 16 };
+		float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+		uint32_t st = 12345, special[] = { 0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff,
+						   0x7f7fffff, 0x7f800000, 0xff800000, 0x7fc00000,
+						   0x7f800001, 0xff800001, 0x00018000, 0x80000000 };
+
+		for (int i = 0; i < N; i++) {
+			st = st * 1664525u + 1013904223u;
+			x[i] = bitsf(i < 12 ? special[i] : st);
+		}
+		dtype_round_bf16(x, y, N);
+		bad = 0;
+		for (int i = 0; i < N; i++)
+			bad += fbits(y[i]) != (uint32_t)f32_to_bf16(x[i]) << 16;
+		is_int(bad, 0, "dtype_round_bf16 = bf16_to_f32(f32_to_bf16(x)) on 2^16 floats");
+		dtype_round_bf16(x, x, N);
+		ok(memcmp(x, y, N * sizeof *x) == 0, "... in place too");
+		free(x);
+		free(y);
+	}
 	{
 		uint16_t raw[4] = { 0x3f80, 0xc000, 0x4049, 0x0001 };
 		float out[4];

@@ -328,7 +328,9 @@ static void check_packed(const struct model *m)
 
 			fwd_eval_packed(s, tok, T, &pk, lp, NULL, &err);
 			is_int(fwd_share_kv(sh), 0, "one KV cache for all layers");
-			ok(fwd_kv_bytes(sh) == fwd_kv_bytes(s) / (size_t)L,
+			/* a layer's bytes, K's rows a few floats longer */
+			ok(fwd_kv_bytes(sh) >= fwd_kv_bytes(s) / (size_t)L &&
+			   fwd_kv_bytes(sh) <= fwd_kv_bytes(s) / (size_t)L / 10 * 11,
 			   "... a layer's bytes (%zu of %zu)", fwd_kv_bytes(sh), fwd_kv_bytes(s));
 			rc |= fwd_embed(sh, tok, T, x, &err);
 			for (l = 0; l + 1 < L; l++)

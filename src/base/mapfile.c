@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -84,4 +86,24 @@ FILE *mapfile_fopen(const char *path, struct st_err *err)
 		st_errf(err, ST_EIO, "cannot open '%s': %s", path, strerror(e));
 	}
 	return f;
+}
+
+void *mapfile_alloc_big(size_t n)
+{
+	const uintptr_t huge = (uintptr_t)2 << 20;
+	void *p = malloc(n ? n : 1);
+	uintptr_t a, b;
+
+	if (!p || n < 2 * huge)
+		return p;
+#ifdef MADV_HUGEPAGE
+	a = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+	b = ((uintptr_t)p + n) & ~(huge - 1);
+	if (b > a)
+		(void)madvise((void *)a, b - a, MADV_HUGEPAGE); /* advice only */
+#else
+	(void)a;
+	(void)b;
+#endif
+	return p;
 }

@@ -73,6 +73,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/mapfile.h"
 #include "compute/kernels.h"
 #include "model/mask.h"
 #include "compute/matmul.h"
@@ -80,6 +81,7 @@
 #include "compute/threads.h"
 
 #define ATT_QB 32 /* queries per attention work unit */
+#define KT_PAD 16 /* floats past max_ctx in a shared cache's K rows (fwd_share_kv) */
 
 struct fwd_layer {
 	float *attn_norm;  /* [d_model]; NULL without pre-norms */
@@ -101,6 +103,7 @@ struct fwd_state {
 	const struct model *m;
 	struct mask *mask;
 	int max_ctx, max_batch, pos;
+	int hold_bf16;     /* fwd_set_hold_bf16: the stream rounded to bf16 between layers */
 	int region, n_seq; /* rows of a sequence (fwd_new_seqs), how many side by side */
 	int n_ring;        /* layers whose cache is a ring */
 	int d, hd, n_head, n_kv, q_dim, kv_dim, d_ff, n_vocab;
@@ -234,7 +237,7 @@ static float *falloc(size_t a, size_t b)
 {
 	if (b && a > SIZE_MAX / sizeof(float) / b)
 		return NULL;
-	return malloc((a * b != 0 ? a * b : 1) * sizeof(float));
+	return mapfile_alloc_big((a * b != 0 ? a * b : 1) * sizeof(float));
 }
 
 static int grow_scratch(struct fwd_state *s, int n_slots)
@@ -866,6 +869,13 @@ static void attn_unit_packed(const struct attn_job *j, int h, int qb, float *sc)
 				softcap(row + a0, a1 - a0, s->m->hp.attn_softcap);
 			softcap(row + b0, b1 - b0, s->m->hp.attn_softcap);
 		}
+		if (a1 <= a0) { /* its own sequence alone: attn_unit's one range (the
+				   same bits as the two-range sum, whose factor is 1) */
+			inv[i] = 1.0f / kern_softmax(row + b0, b1 - b0);
+			memset(row, 0, (size_t)b0 * sizeof *row);
+			memset(row + b1, 0, (size_t)(nk - b1) * sizeof *row);
+			continue;
+		}
 		if (a1 > a0)
 			ma = row_max(row + a0, a1 - a0);
 		mb = row_max(row + b0, b1 - b0);
@@ -1225,6 +1235,12 @@ static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 /* ---- the pass ---- */
 
 /* Layers l0 .. l1-1 over the T rows of s->x (rope tables set). */
+/* x[i] = x[i] rounded to bf16 (format/dtype.h's f32_to_bf16: nearest even) */
+static void round_bf16(float *x, size_t n)
+{
+	dtype_round_bf16(x, x, (int64_t)n);
+}
+
 static void run_layers(struct fwd_state *s, int T, int l0, int l1, const struct observer *obs)
 {
 	const struct model *m = s->m;
@@ -1309,6 +1325,8 @@ static void run_layers(struct fwd_state *s, int T, int l0, int l1, const struct 
 		}
 		if (obs)
 			obs->site(obs->ud, l, SITE_BLOCK, s->x_layer, s->x, T, d);
+		if (s->hold_bf16) /* what a layer-major pass keeps between layers */
+			round_bf16(s->x, (size_t)T * d);
 	}
 }
 
@@ -1370,6 +1388,8 @@ static int run(struct fwd_state *s, const int32_t *tokens, int T,
 		return st_errf(err, ST_ENOMEM, "forward: out of memory for attention scratch");
 
 	embed_rows(s, tokens, T, s->x);
+	if (s->hold_bf16)
+		round_bf16(s->x, (size_t)T * s->d);
 	rope_tables(s, T);
 
 	run_layers(s, T, 0, hp->n_layer, obs);
@@ -1524,28 +1544,38 @@ void fwd_set_tap(struct fwd_state *s, const struct fwd_tap *tap)
 		memset(&s->tap, 0, sizeof s->tap);
 }
 
+void fwd_set_hold_bf16(struct fwd_state *s, int on)
+{
+	s->hold_bf16 = on != 0;
+}
+
 int fwd_share_kv(struct fwd_state *s)
 {
+	/* K's rows a little longer than the context: a power-of-two row
+	 * length would put the head_dim rows that a score block reads into
+	 * the same few cache sets */
+	int ld = s->max_ctx + KT_PAD;
 	size_t kv_layer = (size_t)s->max_ctx * (size_t)s->kv_dim;
+	size_t kt_layer = (size_t)ld * (size_t)s->kv_dim;
 	float *kv;
 	int l;
 
 	if (!s->kv)
 		return 0;
-	if (!(kv = falloc(2, kv_layer)))
+	if (!(kv = falloc(1, kt_layer + kv_layer)))
 		return ST_ENOMEM;
 	for (l = 0; l < s->m->hp.n_layer; l++) {
 		if (!s->layers[l].kt)
 			continue;
 		s->layers[l].kt = kv;
-		s->layers[l].vc = kv + kv_layer;
+		s->layers[l].vc = kv + kt_layer;
 		s->layers[l].ring = 0; /* a packed call's rows are all there */
-		s->layers[l].ld = s->max_ctx;
+		s->layers[l].ld = ld;
 	}
 	s->n_ring = 0;
 	free(s->kv);
 	s->kv = kv;
-	s->kv_bytes = 2 * kv_layer * sizeof(float);
+	s->kv_bytes = (kt_layer + kv_layer) * sizeof(float);
 	return 0;
 }
 

@@ -192,14 +192,23 @@ void fwd_set_tap(struct fwd_state *s, const struct fwd_tap *tap);
 int fwd_eval_layers(struct fwd_state *s, float *x, int T, int l0, int l1, struct st_err *err);
 
 /*
- * One K and V cache for all the layers (fwd_kv_bytes: one layer's), the
- * rest freed: for a state whose calls are all packed (fwd_eval_packed,
+ * One K and V cache for all the layers (fwd_kv_bytes: one layer's, K's
+ * rows 16 floats longer than max_ctx so that a score block's rows do not
+ * share cache sets), the rest freed: for a state whose calls are all packed (fwd_eval_packed,
  * fwd_eval_layers_packed), where a layer's cache is read only by the
  * layer's own attention in the same call.  Not for decoding, nor for
  * fwd_eval calls that continue a sequence.  Returns 0 or ST_ENOMEM (the
  * state unchanged).
  */
 int fwd_share_kv(struct fwd_state *s);
+
+/*
+ * on: the residual stream is rounded to bf16 (nearest even) after the
+ * embedding and after each layer (once the observer has seen the
+ * layer's output), as a layer-major pass in bf16 compute mode holds it
+ * between layers (calib.h).  Off by default.
+ */
+void fwd_set_hold_bf16(struct fwd_state *s, int on);
 
 /*
  * The residual stream before layer 0 of T tokens: x ([T][d_model])

@@ -187,6 +187,35 @@ uint16_t f32_to_bf16(float f)
 	return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
 }
 
+/* f32_to_bf16's two cases on the bits u, as a select the compiler
+ * vectorizes: the bf16 value in the high half */
+static inline uint32_t bf16_high(uint32_t u)
+{
+	return (u & 0x7fffffff) > 0x7f800000 ? (u | 0x400000) & 0xffff0000
+					     : (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000;
+}
+
+void dtype_round_bf16(const float *src, float *dst, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++) {
+		uint32_t u, r;
+
+		memcpy(&u, src + i, sizeof u);
+		r = bf16_high(u);
+		memcpy(dst + i, &r, sizeof r);
+	}
+}
+
+void dtype_f32_to_bf16_row(const float *src, uint16_t *dst, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++) {
+		uint32_t u;
+
+		memcpy(&u, src + i, sizeof u);
+		dst[i] = (uint16_t)(bf16_high(u) >> 16);
+	}
+}
+
 /* ---- row conversions ---- */
 
 #ifdef DTYPE_X86

@@ -44,6 +44,11 @@ float fp16_to_f32(uint16_t h);
 uint16_t f32_to_fp16(float f);
 float bf16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f); /* round to nearest even */
+/* dst[i] = bf16_to_f32(f32_to_bf16(src[i])) for i < n, the same bits, in
+ * vectors (dst == src allowed): floats rounded to what bf16 holds. */
+void dtype_round_bf16(const float *src, float *dst, int64_t n);
+/* dst[i] = f32_to_bf16(src[i]) for i < n, the same bits, in vectors. */
+void dtype_f32_to_bf16_row(const float *src, uint16_t *dst, int64_t n);
 
 /* Convert n elements (n a multiple of the block size) to float. */
 void dtype_to_f32(enum st_dtype t, const void *src, float *dst, int64_t n);

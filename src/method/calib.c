@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/mapfile.h"
 #include "method/dataset.h"
 #include "compute/forward.h"
 #include "compute/kernels.h"
@@ -385,6 +386,8 @@ struct calib_obs {
 	uint8_t *seen;     /* [3][L] */
 	double *tok;       /* [G T] per-token scratch */
 	float *hs;         /* [L+1][R][D] hidden states, or NULL */
+	uint16_t *hb;      /* the same as bf16 instead (bf16: they are held as
+			      bf16), or NULL */
 	double *inv;       /* [L+1][R] 1 / |h_i[t]| */
 	double *ang;       /* [G T][n_spans] per-token d(l, n) */
 	double *gram;      /* [blocks of TOK_BLOCK rows][L+1][L+1] a token's h_i . h_j */
@@ -398,12 +401,44 @@ struct calib_obs {
 	 * to copy them into hs (NULL: not) */
 	const float *a, *b;
 	float *copy_in, *copy_out;
+	uint16_t *bcopy_in, *bcopy_out; /* the same into hb */
+	int bf16;          /* bf16 compute mode, layer-major: the hidden states
+			      held rounded to bf16 (fwd_set_hold_bf16) */
+	int nomem;         /* an angular task found no memory for its scratch */
 	int bad_layer;     /* first site whose cos sum is NaN/Inf, or -1 */
 	enum site bad_site;
 	int E;             /* experts of a mixture of experts, else 0 */
 	int dense_lead;    /* its leading dense layers (DeepSeek): no expert rows */
 	double *exp_sum;   /* [S][L][E][CALIB_EXP_SUMS] the chunks' expert sums */
+	/* layer-major progress (calib_progress.partial): the run's options,
+	 * its first chunk and start time, the current pass's first chunk and
+	 * chunks; cancel set when progress asked to stop */
+	const struct calib_opts *opts;
+	int n_total, start, pass_c0, pass_n, cancel;
+	double t0;
 };
+
+/* Within a layer-major pass, after layer `layer` of the current call:
+ * the share of the pass's chunk-layers done, as tokens. */
+static void obs_report(struct calib_obs *o, int layer)
+{
+	struct calib_progress p;
+	uint64_t units = (uint64_t)layer * o->pass_n + o->base + o->R / o->T;
+
+	memset(&p, 0, sizeof p);
+	p.partial = 1;
+	p.chunks_done = o->pass_c0;
+	p.chunks_total = o->n_total;
+	p.tokens_done = (uint64_t)o->pass_c0 * o->T + units * o->T / o->L;
+	p.tokens_total = (uint64_t)o->n_total * o->T;
+	p.tokens_this_run = p.tokens_done - (uint64_t)o->start * o->T;
+	p.elapsed_s = now_s() - o->t0;
+	p.tok_per_s = p.elapsed_s > 0 ? p.tokens_this_run / p.elapsed_s : 0;
+	p.eta_s = p.tok_per_s > 0 ? (p.tokens_total - p.tokens_done) / p.tok_per_s : 0;
+	p.stability = NAN;
+	if (o->opts->progress(o->opts->ud, &p))
+		o->cancel = 1;
+}
 
 /* The routing of a mixture-of-experts layer (fwd_moe_tap): each row's
  * assignments summed into its chunk's expert sums, in row order. */
@@ -448,6 +483,11 @@ static void site_task(void *ud, int blk)
 		memcpy(o->copy_in + t * D, o->a + t * D, (size_t)(t1 - t) * D * sizeof(float));
 	if (o->copy_out)
 		memcpy(o->copy_out + t * D, o->b + t * D, (size_t)(t1 - t) * D * sizeof(float));
+	/* held as bf16: rounded as a spilled pass's file holds them */
+	if (o->bcopy_in)
+		dtype_f32_to_bf16_row(o->a + t * D, o->bcopy_in + t * D, (int64_t)(t1 - t) * D);
+	if (o->bcopy_out)
+		dtype_f32_to_bf16_row(o->b + t * D, o->bcopy_out + t * D, (int64_t)(t1 - t) * D);
 }
 
 static void obs_site(void *ud, int layer, enum site s, const float *x_in,
@@ -462,6 +502,7 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 	o->a = x_in;
 	o->b = x_out;
 	o->copy_in = o->copy_out = NULL;
+	o->bcopy_in = o->bcopy_out = NULL;
 	if (s == SITE_BLOCK && layer != o->last_layer) {
 		o->layer_loads++;
 		o->last_layer = layer;
@@ -471,6 +512,11 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 
 		o->copy_in = layer == 0 ? o->hs : NULL;
 		o->copy_out = o->hs + (size_t)(layer + 1) * plane;
+	} else if (s == SITE_BLOCK && o->hb && !o->spill) {
+		size_t plane = (size_t)T * d_model;
+
+		o->bcopy_in = layer == 0 ? o->hb : NULL;
+		o->bcopy_out = o->hb + (size_t)(layer + 1) * plane;
 	}
 	threads_for((T + TOK_BLOCK - 1) / TOK_BLOCK, site_task, o);
 	for (int g = 0; g < T / o->T; g++) {
@@ -489,6 +535,8 @@ static void obs_site(void *ud, int layer, enum site s, const float *x_in,
 	o->seconds += now_s() - t0;
 	if (s == SITE_BLOCK && o->release)
 		model_release_layer(o->release, layer);
+	if (s == SITE_BLOCK && o->pass_n > 1 && o->opts && o->opts->progress && !o->cancel)
+		obs_report(o, layer);
 }
 
 /*
@@ -501,17 +549,28 @@ static void gram_token(const struct calib_obs *o, int t, double *hd, double *g)
 {
 	int L = o->L, D = o->D, i, j;
 	size_t plane = (size_t)o->R * D;
-	const float *h0 = o->hs + (size_t)t * D;
+	const float *h0 = o->hs ? o->hs + (size_t)t * D : NULL;
+	const uint16_t *b0 = o->hb ? o->hb + (size_t)t * D : NULL;
 
-	if (!hd) {
+	if (b0) { /* held as bf16: widened exactly (the bits in the high half) */
+		for (i = 0; i <= L; i++)
+			for (j = 0; j < D; j++) {
+				uint32_t u = (uint32_t)b0[i * plane + j] << 16;
+				float f;
+
+				memcpy(&f, &u, sizeof f);
+				hd[(size_t)i * D + j] = f;
+			}
+	} else if (!hd) {
 		for (i = 0; i <= L; i++)
 			for (j = i; j <= L && j - i <= L - 1; j++)
 				g[i * (L + 1) + j] = o->k->dot(h0 + i * plane, h0 + j * plane, D);
 		return;
+	} else {
+		for (i = 0; i <= L; i++)
+			for (j = 0; j < D; j++)
+				hd[(size_t)i * D + j] = h0[i * plane + j];
 	}
-	for (i = 0; i <= L; i++)
-		for (j = 0; j < D; j++)
-			hd[(size_t)i * D + j] = h0[i * plane + j];
 	for (i = 0; i <= L; i++) {
 		const double *a = hd + (size_t)i * D;
 		int j1 = i + L - 1 < L ? i + L - 1 : L;
@@ -537,6 +596,11 @@ static void ang_task(void *ud, int blk)
 	double *g = o->gram + (size_t)blk * (L + 1) * (L + 1);
 	/* without this scratch, the per-pair sums (the same bits, slower) */
 	double *hd = malloc((size_t)(L + 1) * o->D * sizeof(double));
+
+	if (!hd && o->hb) { /* bf16 rows are read through the scratch alone */
+		o->nomem = 1;
+		return;
+	}
 
 	for (t = blk * TOK_BLOCK; t < t1; t++) {
 		double *out = o->ang + (size_t)t * n_spans(L);
@@ -575,6 +639,7 @@ static void obs_free(struct calib_obs *o)
 	free(o->seen);
 	free(o->tok);
 	free(o->hs);
+	free(o->hb);
 	free(o->inv);
 	free(o->ang);
 	free(o->gram);
@@ -582,7 +647,8 @@ static void obs_free(struct calib_obs *o)
 }
 
 /* G chunks a call, sums for S >= G chunks (S > G: a spilled pass). */
-static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int S, int angular, int E)
+static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int S, int angular, int E,
+		    int bf16)
 {
 	size_t rows = (size_t)G * T;
 
@@ -605,11 +671,14 @@ static int obs_init(struct calib_obs *o, int L, int D, int T, int G, int S, int 
 	if (angular && L >= 2) {
 		if ((size_t)(L + 1) * rows > SIZE_MAX / sizeof(float) / (size_t)D)
 			return -1;
-		o->hs = malloc((size_t)(L + 1) * rows * D * sizeof(float));
+		if (bf16)
+			o->hb = mapfile_alloc_big((size_t)(L + 1) * rows * D * sizeof(uint16_t));
+		else
+			o->hs = mapfile_alloc_big((size_t)(L + 1) * rows * D * sizeof(float));
 		o->inv = malloc((size_t)(L + 1) * rows * sizeof(double));
 		o->ang = malloc(rows * n_spans(L) * sizeof(double));
 		o->gram = malloc((rows + TOK_BLOCK - 1) / TOK_BLOCK * (L + 1) * (L + 1) * sizeof(double));
-		if (!o->hs || !o->inv || !o->ang || !o->gram)
+		if ((!o->hs && !o->hb) || !o->inv || !o->ang || !o->gram)
 			return -1;
 	}
 	return 0;
@@ -631,7 +700,7 @@ static void obs_finish(struct calib_obs *o)
 {
 	double t0 = now_s();
 
-	if (o->hs)
+	if (o->hs || o->hb)
 		threads_for((o->R + TOK_BLOCK - 1) / TOK_BLOCK, ang_task, o);
 	o->seconds += now_s() - t0;
 }
@@ -656,7 +725,7 @@ static void obs_values(const struct calib_obs *o, int g, int ga, double *values)
 				x[i * per + j] = o->seen[SITE_MLP * L + i] && i >= o->dense_lead ?
 					o->exp_sum[((size_t)g * L + i) * per + j] : NAN;
 	}
-	if (!o->hs) {
+	if (!o->hs && !o->hb) {
 		for (p = 0; p < 2 * P; p++)
 			values[3 * L + p] = NAN;
 		return;
@@ -674,6 +743,8 @@ static void obs_values(const struct calib_obs *o, int g, int ga, double *values)
 
 struct spill {
 	int fd;          /* the temporary file, or -1 */
+	int esz;         /* bytes a value in it: 4 (F32), or 2 (BF16: obs.bf16) */
+	uint16_t *half;  /* [G T][D] a group's rows as bf16 (esz 2), else NULL */
 	int S;           /* chunks a spilled pass (0: none) */
 	int planes;      /* in the file: L + 1 with the angular metrics (h_0 .. h_L),
 			    else 1 (the stream, rewritten in place) */
@@ -724,7 +795,26 @@ static int spill_io(int fd, int wr, void *buf, size_t n, off_t off, struct st_er
 /* Where plane p's rows of the pass's chunk c begin in the file. */
 static off_t spill_off(const struct calib_obs *o, const struct spill *sp, int p, int c)
 {
-	return (((off_t)p * sp->S + c) * o->T) * o->D * (off_t)sizeof(float);
+	return (((off_t)p * sp->S + c) * o->T) * o->D * (off_t)sp->esz;
+}
+
+/* Write (wr: x to the file) or read (into x) plane p's rows of gn chunks
+ * from the pass's chunk c, as F32 or as BF16 (rounded to nearest even). */
+static int spill_rows(const struct calib_obs *o, struct spill *sp, int wr, float *x, int p, int c,
+		      int gn, struct st_err *err)
+{
+	size_t n = (size_t)gn * o->T * o->D;
+	int rc;
+
+	if (sp->esz == sizeof(float))
+		return spill_io(sp->fd, wr, x, n * sizeof(float), spill_off(o, sp, p, c), err);
+	if (wr)
+		dtype_f32_to_bf16_row(x, sp->half, (int64_t)n);
+	if ((rc = spill_io(sp->fd, wr, sp->half, n * sizeof(uint16_t), spill_off(o, sp, p, c),
+			   err)) < 0 || wr)
+		return rc;
+	dtype_to_f32(ST_BF16, sp->half, x, (int64_t)n);
+	return 0;
 }
 
 /*
@@ -737,16 +827,17 @@ static int spill_pass(const struct model *m, const struct dataset *d, const stru
 		      struct st_err *err)
 {
 	int L = o->L, G = o->G, T = o->T, g0, l, p, rc;
-	size_t row_bytes = (size_t)T * o->D * sizeof(float);
 	double t0;
 
 	obs_start(o, G < n ? G : n);
 	o->spill = 1;
+	o->pass_c0 = c0;
+	o->pass_n = n;
 	for (g0 = 0; g0 < n; g0 += G) {
 		int gn = n - g0 < G ? n - g0 : G;
 
 		if ((rc = fwd_embed(fs, d->tokens + (size_t)(c0 + g0) * T, gn * T, sp->buf, err)) < 0 ||
-		    (rc = spill_io(sp->fd, 1, sp->buf, gn * row_bytes, spill_off(o, sp, 0, g0), err)) < 0)
+		    (rc = spill_rows(o, sp, 1, sp->buf, 0, g0, gn, err)) < 0)
 			return rc;
 	}
 	for (l = 0; l < L; l++) {
@@ -755,17 +846,19 @@ static int spill_pass(const struct model *m, const struct dataset *d, const stru
 		for (g0 = 0; g0 < n; g0 += G) {
 			int gn = n - g0 < G ? n - g0 : G;
 
-			if ((rc = spill_io(sp->fd, 0, sp->buf, gn * row_bytes, spill_off(o, sp, pin, g0),
-					   err)) < 0)
+			if ((rc = spill_rows(o, sp, 0, sp->buf, pin, g0, gn, err)) < 0)
 				return rc;
 			o->R = gn * T;
 			o->base = g0;
 			/* the in-memory pass's calls: packed when it packs */
 			rc = fwd_eval_layers_packed(fs, sp->buf, gn * T, l, l + 1, G > 1 ? pk : NULL, NULL,
 						    ob, err);
-			if (rc < 0 || (rc = spill_io(sp->fd, 1, sp->buf, gn * row_bytes,
-						     spill_off(o, sp, pout, g0), err)) < 0)
+			if (rc < 0 || (rc = spill_rows(o, sp, 1, sp->buf, pout, g0, gn, err)) < 0)
 				return rc;
+			if (o->cancel)
+				return st_errf(err, ST_ECANCEL, "calibration cancelled at layer %d of "
+					       "the pass over chunks %d-%d (%d of %d chunks kept)",
+					       l, c0 + 1, c0 + n, c0, o->n_total);
 		}
 		if (o->bad_layer >= 0)
 			return st_errf(err, ST_EFORMAT, "calibration chunks %d-%d: non-finite "
@@ -781,14 +874,19 @@ static int spill_pass(const struct model *m, const struct dataset *d, const stru
 		int gn = n - g0 < G ? n - g0 : G;
 
 		o->R = gn * T;
-		if (o->hs) {
+		if (o->hs || o->hb) {
+			size_t nr = (size_t)gn * T * o->D;
+
 			t0 = now_s();
 			for (p = 0; p <= L; p++)
-				if ((rc = spill_io(sp->fd, 0, o->hs + (size_t)p * gn * T * o->D,
-						   gn * row_bytes, spill_off(o, sp, p, g0), err)) < 0)
+				if ((rc = o->hb ? spill_io(sp->fd, 0, o->hb + p * nr, nr * sizeof(uint16_t),
+							   spill_off(o, sp, p, g0), err)
+						: spill_rows(o, sp, 0, o->hs + p * nr, p, g0, gn, err)) < 0)
 					return rc;
 			o->seconds += now_s() - t0;
 			obs_finish(o);
+			if (o->nomem)
+				return st_errf(err, ST_ENOMEM, "out of memory for the angular distances");
 		}
 		for (int k = 0; k < gn; k++)
 			obs_values(o, g0 + k, k, sp->vals + (size_t)(g0 + k) * n_all);
@@ -810,8 +908,8 @@ int calib_run(const struct model *m, const struct dataset *d,
 	int E = m->hp.n_expert > 0 ? m->hp.n_expert : 0;
 	int32_t *pk_buf = NULL;
 	struct fwd_pack pk;
-	struct spill sp = { .fd = -1 };
-	int suspended = 0;
+	struct spill sp = { .fd = -1, .esz = sizeof(float) };
+	int suspended = 0, hold;
 
 	if (!opts) {
 		calib_opts_init(&def);
@@ -866,7 +964,10 @@ int calib_run(const struct model *m, const struct dataset *d,
 	if (opts->group < 1 || opts->source || sp.S <= G)
 		sp.S = 0;
 	sp.planes = opts->angular && L >= 2 ? L + 1 : 1;
-	if (obs_init(&o, L, m->hp.d_model, T, G, sp.S > G ? sp.S : G, opts->angular, E) ||
+	/* layer-major in bf16 compute mode (that of a new state of m): the
+	 * hidden states held as bf16 */
+	hold = (G > 1 || sp.S) && strcmp(fwd_compute_for(m), "bf16") == 0;
+	if (obs_init(&o, L, m->hp.d_model, T, G, sp.S > G ? sp.S : G, opts->angular, E, hold) ||
 	    !(values = malloc((size_t)n_all * sizeof(double))) ||
 	    (G > 1 && !(pk_buf = malloc(4 * (size_t)G * T * sizeof *pk_buf))) ||
 	    (sp.S && (!(sp.buf = malloc((size_t)G * T * m->hp.d_model * sizeof(float))) ||
@@ -891,6 +992,19 @@ int calib_run(const struct model *m, const struct dataset *d,
 		goto out;
 	}
 	fwd_set_rope_ctx(fs, T); /* G sequences of T packed */
+	if (hold) {
+		fwd_set_hold_bf16(fs, 1);
+		o.bf16 = 1;
+		if (sp.S) {
+			sp.esz = sizeof(uint16_t);
+			if (!(sp.half = malloc((size_t)G * T * m->hp.d_model * sizeof *sp.half))) {
+				rc = st_errf(err, ST_ENOMEM, "out of memory for the spilled activations");
+				goto out;
+			}
+		}
+	}
+	r->held_bf16 = o.bf16;
+	r->spill_bytes = sp.S ? (uint64_t)sp.planes * sp.S * T * m->hp.d_model * sp.esz : 0;
 	if (E > 0) {
 		struct fwd_moe_tap tap = {&o, obs_moe};
 
@@ -919,6 +1033,10 @@ int calib_run(const struct model *m, const struct dataset *d,
 	ob.ud = &o;
 	ob.site = obs_site;
 	t0 = now_s();
+	o.opts = opts;
+	o.n_total = d->n_chunks;
+	o.start = start;
+	o.t0 = t0;
 	for (c = start; c < d->n_chunks && rc == 0;) {
 		int src = opts->source ? opts->source(opts->ud, c, values, n_all, err) : 0;
 		int g_n = 1;
@@ -944,15 +1062,22 @@ int calib_run(const struct model *m, const struct dataset *d,
 			g_n = d->n_chunks - c < G ? d->n_chunks - c : G;
 			obs_start(&o, g_n);
 			if (G > 1) {
+				o.pass_c0 = c;
+				o.pass_n = g_n;
 				rc = fwd_eval_packed(fs, d->tokens + (size_t)c * T, g_n * T, &pk, NULL, &ob,
 						     err);
+				if (rc == 0 && o.cancel)
+					rc = st_errf(err, ST_ECANCEL, "calibration cancelled during the "
+						     "call over chunks %d-%d (%d of %d chunks kept)", c + 1,
+						     c + g_n, c, d->n_chunks);
 			} else {
 				fwd_reset(fs);
 				rc = fwd_eval(fs, d->tokens + (size_t)c * T, T, NULL, 0, &ob, err);
 			}
 			if (rc) {
-				st_err_prefix(err, g_n > 1 ? "calibration chunks %d-%d" :
-					      "calibration chunk %d", c, c + g_n - 1);
+				if (rc != ST_ECANCEL)
+					st_err_prefix(err, g_n > 1 ? "calibration chunks %d-%d" :
+						      "calibration chunk %d", c, c + g_n - 1);
 				break;
 			}
 			if (o.bad_layer >= 0) {
@@ -967,8 +1092,12 @@ int calib_run(const struct model *m, const struct dataset *d,
 				break;
 			}
 			obs_finish(&o);
+			if (o.nomem) {
+				rc = st_errf(err, ST_ENOMEM, "out of memory for the angular distances");
+				break;
+			}
 		}
-		for (int k = 0; k < g_n && rc == 0; k++, c++) {
+		for (int k = 0, c_end = c + g_n; k < g_n && rc == 0; k++, c++) {
 			struct calib_progress p;
 
 			if (src == 0 && sp.S)
@@ -995,9 +1124,11 @@ int calib_run(const struct model *m, const struct dataset *d,
 			memset(&p, 0, sizeof p);
 			p.chunks_done = c + 1;
 			p.chunks_total = d->n_chunks;
-			p.tokens_done = (uint64_t)(c + 1) * T;
+			/* after a layer-major pass, all its tokens are done: the
+			 * count its last partial report reached, not less */
+			p.tokens_done = (uint64_t)(g_n > 1 ? c_end : c + 1) * T;
 			p.tokens_total = (uint64_t)d->n_chunks * T;
-			p.tokens_this_run = (uint64_t)(c + 1 - start) * T;
+			p.tokens_this_run = p.tokens_done - (uint64_t)start * T;
 			p.elapsed_s = r->seconds;
 			p.tok_per_s = p.elapsed_s > 0 ? p.tokens_this_run / p.elapsed_s : 0;
 			p.eta_s = p.tok_per_s > 0 ? (p.tokens_total - p.tokens_done) / p.tok_per_s : 0;
@@ -1023,6 +1154,7 @@ out:
 	if (sp.fd >= 0)
 		close(sp.fd);
 	free(sp.buf);
+	free(sp.half);
 	free(sp.vals);
 	fwd_free(fs);
 	obs_free(&o);

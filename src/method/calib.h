@@ -136,6 +136,10 @@ struct calib_result {
 	 * from the one before): L for each pass over the model's weights, so
 	 * L a chunk token-major, L a group layer-major, L a spilled pass */
 	int64_t layer_loads;
+	/* this call's layer-major passes held the hidden states as BF16 (bf16
+	 * compute mode), and the size of a spilled pass's file (0: none) */
+	int held_bf16;
+	uint64_t spill_bytes;
 	/* a mixture of experts (calib_result_experts), else 0 / NULL */
 	int n_expert;
 	int n_exp_values;    /* calib_n_exp_values(n_layer, n_expert) */
@@ -174,6 +178,16 @@ struct calib_progress {
 	double stability;                   /* NaN here; a caller with a stopping
 					       rule fills in the plan's stability
 					       (plan_stability) before relaying */
+	/*
+	 * 1: a report from inside a layer-major pass (more than one chunk
+	 * a call, or spilled), after each layer of each call: chunks_done
+	 * counts finished chunks only, tokens_done (and tokens_this_run,
+	 * tok_per_s, eta_s) add the pass's chunks times the share of their
+	 * layers done, so that it grows layer by layer.  A nonzero return
+	 * then cancels the pass (ST_ECANCEL once its call returns; its
+	 * chunks are computed again on resume).  0: after a chunk.
+	 */
+	int partial;
 };
 
 struct calib_opts {
@@ -207,9 +221,18 @@ struct calib_opts {
 	 * for all of them.  The same values, to the bit, as group alone; the
 	 * chunks' values come (chunk, progress) once their pass is done, so
 	 * an interrupted pass is computed again on resume.  Not with source.
+	 * In bf16 compute mode (fwd_get_compute) a layer-major pass, spilled
+	 * or not, holds the hidden states as BF16: the file is half the size,
+	 * the stream rounded to bf16 between layers (fwd_set_hold_bf16) and
+	 * the angular metrics' copies kept as bf16 (half the memory), in
+	 * memory as in the file, so the
+	 * two still agree to the bit; its values are then within bf16
+	 * rounding of token-major ones, not 1e-7.
 	 */
 	int spill;
-	/* After each chunk, before the next; nonzero return cancels. */
+	/* After each chunk, before the next, and within a layer-major pass
+	 * after each layer of each call (calib_progress.partial); nonzero
+	 * return cancels. */
 	int (*progress)(void *ud, const struct calib_progress *p);
 	/*
 	 * Before each chunk (may be NULL: every chunk is computed here):
