@@ -43,22 +43,10 @@ if [ ! -s "$f" ]; then
 	"$BIN" synth "$f" --shape "$shape" --dtype "$dt" >/dev/null || { say "synth failed"; exit 1; }
 fi
 
-r=1
-while [ "$r" -le "$rounds" ]; do
-	say "round $r of $rounds"
-	bench/fwd_speed "$f" --threads "$threads" --ctx "$tokens" --gen "$gen" --reps 1 --last-logits \
-		>"$LOG/strata-$r.txt" 2>&1
-	have_llama && node "$SRC/bench/peers.mjs" "$LLAMA" "$f" "$threads" "$tokens" "$gen" 1 \
-		>"$LOG/llama-$r.txt" 2>&1
-	r=$((r + 1))
-done
-sp=$(med 'strata-*.txt' prefill_tps) sd=$(med 'strata-*.txt' decode_tps)
-lp=$(med 'llama-*.txt' prefill_tps) ld=$(med 'llama-*.txt' decode_tps)
+file_rounds "$f"
 echo
 echo "$shape $dt, $threads threads, $tokens-token prefill, $gen decode steps, median of $rounds rounds"
-printf '%-10s %12s %12s\n' engine prefill/s decode/s
-printf '%-10s %12s %12s\n' strata "$sp" "$sd"
-printf '%-10s %12s %12s\n' llama.cpp "$lp" "$ld"
+engine_table
 echo "moe_prefill_vs_llamacpp=$(ratio "$sp" "$lp") (target >= 1.0)"
 echo "moe_decode_vs_llamacpp=$(ratio "$sd" "$ld") (target >= 1.0)"
 echo "logs: $LOG"

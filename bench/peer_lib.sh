@@ -23,3 +23,27 @@ med() {
 }
 # ratio A B: A / B to two places, "-" when either is missing
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
+
+# file_rounds FILE: ROUNDS interleaved rounds of strata (bench/fwd_speed,
+# last logits) and llama.cpp (peers.mjs) on FILE, THREADS threads, a
+# TOKENS-token prefill and GEN decode steps; then sp sd lp ld hold the
+# medians (prefill and decode tokens/s of strata, then of llama.cpp)
+file_rounds() {
+	r=1
+	while [ "$r" -le "$rounds" ]; do
+		say "round $r of $rounds"
+		bench/fwd_speed "$1" --threads "$threads" --ctx "$tokens" --gen "$gen" --reps 1 \
+			--last-logits >"$LOG/strata-$r.txt" 2>&1
+		have_llama && node "$SRC/bench/peers.mjs" "$LLAMA" "$1" "$threads" "$tokens" "$gen" 1 \
+			>"$LOG/llama-$r.txt" 2>&1
+		r=$((r + 1))
+	done
+	sp=$(med 'strata-*.txt' prefill_tps) sd=$(med 'strata-*.txt' decode_tps)
+	lp=$(med 'llama-*.txt' prefill_tps) ld=$(med 'llama-*.txt' decode_tps)
+}
+# engine_table: the medians of file_rounds as a table
+engine_table() {
+	printf '%-10s %12s %12s\n' engine prefill/s decode/s
+	printf '%-10s %12s %12s\n' strata "$sp" "$sd"
+	printf '%-10s %12s %12s\n' llama.cpp "$lp" "$ld"
+}

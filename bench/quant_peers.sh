@@ -67,23 +67,11 @@ else
 	qs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
 fi
 
-r=1
-while [ "$r" -le "$rounds" ]; do
-	say "round $r of $rounds"
-	bench/fwd_speed "$f" --threads "$threads" --ctx "$tokens" --gen "$gen" --reps 1 --last-logits \
-		>"$LOG/strata-$r.txt" 2>&1
-	have_llama && node "$SRC/bench/peers.mjs" "$LLAMA" "$f" "$threads" "$tokens" "$gen" 1 \
-		>"$LOG/llama-$r.txt" 2>&1
-	r=$((r + 1))
-done
-sp=$(med 'strata-*.txt' prefill_tps) sd=$(med 'strata-*.txt' decode_tps)
-lp=$(med 'llama-*.txt' prefill_tps) ld=$(med 'llama-*.txt' decode_tps)
+file_rounds "$f"
 echo
 echo "tinyllama $quant $type ($f), $threads threads, median of $rounds rounds"
 echo "quantize_seconds=$qs ($samples x $seqlen tokens; target for gptq 128 x 512: <= 600)"
-printf '%-10s %12s %12s\n' engine prefill/s decode/s
-printf '%-10s %12s %12s\n' strata "$sp" "$sd"
-printf '%-10s %12s %12s\n' llama.cpp "$lp" "$ld"
+engine_table
 echo "quant_prefill_vs_llamacpp=$(ratio "$sp" "$lp")"
 echo "quant_decode_vs_llamacpp=$(ratio "$sd" "$ld") (target >= 1.0)"
 echo "logs: $LOG"
