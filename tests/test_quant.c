@@ -15,6 +15,8 @@
 #include "quant/awq.h"
 #include "quant/gptq.h"
 #include "quant/qblock.h"
+#include "compute/onednn.h"
+#include "compute/threads.h"
 
 static uint64_t rng = 88172645463325252ull;
 
@@ -174,6 +176,87 @@ static void against_rtn(enum st_dtype t, int act_order, int out)
 	free(W);
 	free(H);
 	free(g);
+	free(r);
+	free(qg);
+	free(qr);
+}
+
+/*
+ * A layer wider than the blocks the Hessian, its Cholesky factor and the
+ * solve are cut into on the pool (256 columns, 256 rows; the last ones
+ * partial): H by hand, GPTQ well below plain rounding, and the same
+ * bytes for 1, 2 and 3 threads.  The bf16 Hessian (where oneDNN runs
+ * bf16) within bf16's rounding of the f32 one, equal for 1 and 2 threads.
+ */
+static void wide_layer(void)
+{
+	int N = 1024, in = 640, out = 600, nt[3] = { 1, 2, 3 };
+	size_t rb = dtype_row_bytes(ST_Q4_0, in), nn = (size_t)in * in;
+	float *X = inputs(N, in), *W = malloc(sizeof(float) * out * in), *qg, *qr;
+	double *H = calloc(nn, sizeof *H), *Hw = malloc(nn * sizeof *Hw);
+	uint8_t *g[3], *r = malloc(rb * out);
+	struct gptq_opts o;
+	struct st_err err = { 0 };
+	double eg, er, want = 0;
+	int same = 1;
+
+	for (int i = 0; i < out * in; i++)
+		W[i] = (float)(0.05 * nrand());
+	threads_set(2);
+	gptq_hessian_add(H, X, N, in);
+	for (int k = 0; k < N; k++)
+		want += 2.0 * X[(size_t)k * in + 3] * X[(size_t)k * in + 600];
+	ok(fabs(H[3 * in + 600] - want) <= 1e-5 * fabs(want) + 1e-3 &&
+	   H[600 * in + 3] == H[3 * in + 600] && H[639 * in + 639] > 0,
+	   "640 inputs: H[3][600] %.6g, by hand %.6g, symmetric", H[3 * in + 600], want);
+	gptq_opts_init(&o);
+	for (int k = 0; k < 3; k++) {
+		g[k] = malloc(rb * out);
+		memcpy(Hw, H, nn * sizeof *Hw);   /* gptq_quantize overwrites H */
+		threads_set(nt[k]);
+		is_int(gptq_quantize(W, out, in, Hw, &o, g[k], "w", &err), 0,
+		       "600 x 640 GPTQ on %d threads runs: %s", nt[k], err.msg);
+		if (k > 0)
+			same &= memcmp(g[0], g[k], rb * out) == 0;
+	}
+	ok(same, "600 x 640 GPTQ: the same bytes on 1, 2 and 3 threads");
+	dtype_from_f32(ST_Q4_0, W, r, (int64_t)out * in);
+	qg = decode(ST_Q4_0, g[0], out, in);
+	qr = decode(ST_Q4_0, r, out, in);
+	eg = out_err(X, N, W, qg, out, in);
+	er = out_err(X, N, W, qr, out, in);
+	ok(eg < 0.7 * er, "600 x 640: GPTQ's output error %.4g is well below plain rounding's %.4g",
+	   eg, er);
+	if (onednn_runs(ONEDNN_BF16, NULL, 0)) {
+		double *Hb[2], worst = 0;
+
+		for (int k = 0; k < 2; k++) {
+			Hb[k] = calloc(nn, sizeof *Hb[k]);
+			threads_set(k + 1);
+			is_int(gptq_hessian_add_bf16(Hb[k], X, N, in), 0, "bf16 Hessian on %d threads",
+			       k + 1);
+		}
+		for (size_t i = 0; i < nn; i++) {
+			double d = fabs(Hb[0][i] - H[i]) / (fabs(H[(i / in) * (in + 1)]) + 1e-30);
+
+			worst = d > worst ? d : worst;
+		}
+		ok(memcmp(Hb[0], Hb[1], nn * sizeof *H) == 0 && worst < 2e-2,
+		   "bf16 Hessian: the same on 1 and 2 threads; within %.2g of f32's (relative "
+		   "to its row's diagonal)", worst);
+		free(Hb[0]);
+		free(Hb[1]);
+	} else { /* the caller falls back to gptq_hessian_add */
+		is_int(gptq_hessian_add_bf16(Hw, X, N, in), -1,
+		       "no bf16 matmul on this CPU: the bf16 Hessian is refused");
+	}
+	threads_set(0);
+	for (int k = 0; k < 3; k++)
+		free(g[k]);
+	free(X);
+	free(W);
+	free(H);
+	free(Hw);
 	free(r);
 	free(qg);
 	free(qr);
@@ -526,6 +609,7 @@ int main(void)
 	against_rtn(ST_Q4_0, 1, 48);
 	against_rtn(ST_Q4_0, 1, 256);
 	against_rtn(ST_Q8_0, 0, 48);
+	wide_layer();
 	dead_and_errors();
 	awq_checks(ST_Q4_0, 0);
 	awq_checks(ST_Q4_0, 1);

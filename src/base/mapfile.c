@@ -88,10 +88,10 @@ FILE *mapfile_fopen(const char *path, struct st_err *err)
 	return f;
 }
 
-void *mapfile_alloc_big(size_t n)
+/* advise MADV_HUGEPAGE over the whole 2 MB pages of [p, p + n) */
+static void *advise_huge(void *p, size_t n)
 {
 	const uintptr_t huge = (uintptr_t)2 << 20;
-	void *p = malloc(n ? n : 1);
 	uintptr_t a, b;
 
 	if (!p || n < 2 * huge)
@@ -106,4 +106,14 @@ void *mapfile_alloc_big(size_t n)
 	(void)b;
 #endif
 	return p;
+}
+
+void *mapfile_alloc_big(size_t n)
+{
+	return advise_huge(malloc(n ? n : 1), n);
+}
+
+void *mapfile_calloc_big(size_t n)
+{
+	return advise_huge(calloc(n ? n : 1, 1), n);
 }

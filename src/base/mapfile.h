@@ -41,5 +41,11 @@ FILE *mapfile_fopen(const char *path, struct st_err *err);
  * malloc fails.
  */
 void *mapfile_alloc_big(size_t n);
+/*
+ * mapfile_alloc_big, zeroed: calloc(n, 1), whose fresh pages the kernel
+ * zeroes as they are first touched (by whichever thread touches them,
+ * not here), with the same huge-page advice.
+ */
+void *mapfile_calloc_big(size_t n);
 
 #endif

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "base/cpu.h"
+#include "base/mapfile.h"
 #include "compute/kernels.h"
 #include "compute/onednn.h"
 #include "compute/threads.h"
@@ -491,6 +492,31 @@ static void ggml_in_make(struct ggml_in *g, int n, const float *x,
 	}
 }
 
+/* x [T][in] rounded to bf16 in xb, 64 rows a task: on the pool, so
+ * that a prefill's copy (and the first touch of its pages) is not one
+ * thread's work */
+struct bf16_rows_job {
+	const float *x;
+	uint16_t *xb;
+	int T, in;
+};
+
+static void bf16_rows_task(void *ud, int t)
+{
+	const struct bf16_rows_job *j = ud;
+	int r0 = t * 64, nr = j->T - r0 < 64 ? j->T - r0 : 64;
+
+	kern_f32_to_bf16(j->x + (size_t)r0 * j->in, j->xb + (size_t)r0 * j->in,
+			 (int64_t)nr * j->in);
+}
+
+static void to_bf16_rows(const float *x, uint16_t *xb, int T, int in)
+{
+	struct bf16_rows_job j = { x, xb, T, in };
+
+	threads_for((T + 63) / 64, bf16_rows_task, &j);
+}
+
 void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tensor *const *w,
 		   int T, int accumulate, enum mm_compute mode)
 {
@@ -507,8 +533,8 @@ void matmul_n_mode(int n, float *const *y, const float *x, const struct st_tenso
 		for (k = 0; k < n && w[k]->type == ST_F32; k++)
 			;
 		/* no memory for the copy: the f32 path needs none */
-		if (k < n && (xb = malloc((size_t)T * w[k]->ne[0] * sizeof *xb)) != NULL)
-			kern_f32_to_bf16(x, xb, (int64_t)T * w[k]->ne[0]);
+		if (k < n && (xb = mapfile_alloc_big((size_t)T * w[k]->ne[0] * sizeof *xb)) != NULL)
+			to_bf16_rows(x, xb, T, (int)w[k]->ne[0]);
 	}
 	j.x = x;
 	j.xb = xb;

@@ -16,8 +16,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/mapfile.h"
 #include "compute/forward.h"
 #include "compute/matmul.h"
+#include "compute/threads.h"
 #include "model/mask.h"
 #include "model/model.h"
 #include "quant/awq.h"
@@ -169,16 +171,33 @@ static int install(struct run *r, const struct st_tensor *src, struct st_tensor 
 	return 0;
 }
 
-/* The F32 rows of a 2-D tensor ([ne1][ne0]), malloc'd. */
+/* The F32 rows of a 2-D tensor ([ne1][ne0]), malloc'd; 64 rows a task
+ * of the pool. */
+struct to_f32_job {
+	const struct st_tensor *t;
+	float *w;
+	int64_t rows, cols;
+};
+
+static void to_f32_rows(void *ud, int task)
+{
+	const struct to_f32_job *j = ud;
+	size_t rb = dtype_row_bytes(j->t->type, j->cols);
+
+	for (int64_t i = (int64_t)task * 64; i < j->rows && i < (int64_t)task * 64 + 64; i++)
+		dtype_to_f32(j->t->type, (const uint8_t *)j->t->data + (size_t)i * rb,
+			     j->w + i * j->cols, j->cols);
+}
+
 static float *to_f32(const struct st_tensor *t)
 {
 	int64_t cols = t->ne[0], rows = tensor_nelem(t) / cols;
-	size_t rb = dtype_row_bytes(t->type, cols);
-	float *w = malloc((size_t)rows * (size_t)cols * sizeof *w);
+	struct to_f32_job j = { t, mapfile_alloc_big((size_t)rows * (size_t)cols * sizeof(float)),
+				rows, cols };
 
-	for (int64_t i = 0; w && i < rows; i++)
-		dtype_to_f32(t->type, (const uint8_t *)t->data + (size_t)i * rb, w + i * cols, cols);
-	return w;
+	if (j.w)
+		threads_for((int)((rows + 63) / 64), to_f32_rows, &j);
+	return j.w;
 }
 
 /* rows x cols floats as type (F16 or a block format), malloc'd; q4_1
@@ -795,7 +814,7 @@ static void gptq_tap(void *ud, int layer, enum fwd_linear which, const float *x,
 		return;
 	rc = group_of(r, layer, which, &g, r->err);
 	if (rc == 0 && fits(&g) && T >= n) {
-		if (!(r->H[which] = calloc((size_t)n * n, sizeof *r->H[which]))) {
+		if (!(r->H[which] = mapfile_calloc_big((size_t)n * n * sizeof *r->H[which]))) {
 			rc = st_errf(r->err, ST_ENOMEM, "layer %d: out of memory for the Hessian "
 				     "of '%s' (%d x %d)", layer, g.name, n, n);
 		} else {
