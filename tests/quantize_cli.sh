@@ -196,6 +196,14 @@ is "$?" 0 "rtn --group 128 exits 0"
 is "$?" 0 "gptq --group 128 exits 0"
 ok "the group is in the file's settings (strata.quantize.settings)" \
 	grep -q -a "gptq bits=4 type=q4_0 group=128" "$tmp/w-gptq128.gguf"
+# GPTQ's Hessian tiles, Cholesky blocks and row tasks are fixed in size:
+# the same file for any thread count
+for t in 1 3; do
+	"$S" quantize "$tmp/wide.gguf" --quant gptq --group 128 $gcal --threads $t \
+		--out "$tmp/w-gptq128-t$t.gguf" --no-store > /dev/null 2>&1
+	ok "gptq --group 128 on $t thread(s): the same bytes as on the default threads" \
+		cmp -s "$tmp/w-gptq128-t$t.gguf" "$tmp/w-gptq128.gguf"
+done
 wkl() {
 	"$S" ppl "$tmp/$1.gguf" "$tmp/held-short.txt" --ctx 128 --max-tokens 2048 --ref "$tmp/wide.gguf" \
 		--format json 2> /dev/null | json_num kl_mean
