@@ -476,8 +476,8 @@ static int major_call(struct win_pack *w, struct fwd_state **fs, int n_states, f
 		done = w->total ? (w->done + (double)w->T * (l + 1) / Lmax) / w->total : 1.0;
 		if (w->progress && w->progress(w->pud, done > 1.0 ? 1.0 : done))
 			return st_errf(err, ST_ECANCEL, "%s: cancelled after layer %d of %d of a "
-				       "layer-major call over %d tokens (%zu of %zu tokens scored "
-				       "before it)", what, l + 1, Lmax, w->T, w->done, w->total);
+				       "layer-major call over %d windows (%zu of %zu tokens scored "
+				       "before it)", what, l + 1, Lmax, w->n_win, w->done, w->total);
 	}
 	return 0;
 }
