@@ -359,12 +359,13 @@ static void cache_put(struct app_measure *ms, const struct store_eval_key *k, do
 /*
  * Token- or layer-major windows for ppl/kl (eval_spec.layer_major): a
  * layer-major call packs as many tokens as the memory budget holds (each
- * token: the forward pass's activations, its K and V (one layer's: the
- * layers share a cache) and its logits, for each of the n_states
- * models), at least one window, at
+ * token: the forward pass's activations and the residual stream it keeps
+ * between layers, its K and V (one layer's: the layers share a cache)
+ * and its logits, for each of the n_states models), at least one window, at
  * most all; when that is not all of them, the pass still takes the whole
  * stream, the calls' residual streams spilled to a temporary file
- * between layers (eval_major.spill), so that each weight is read once.
+ * between layers (eval_major.spill; BF16 in bf16 compute mode, F32
+ * else), so that each weight is read once.
  * A model larger than the memory available goes layer-major by itself,
  * releasing each layer's weights once past it.
  */
@@ -377,13 +378,16 @@ static void eval_layout(const struct app_env *env, const struct model *m,
 	int big = avail > 0 && m->file_bytes > avail;
 	size_t q = (size_t)hp->n_head * hp->head_dim, kv = (size_t)hp->n_head_kv * hp->head_dim;
 	size_t per_tok = sizeof(float) * (size_t)n_states *
-			 (4 * (size_t)hp->d_model + 2 * q + kv + 2 * (size_t)hp->d_ff +
+			 (5 * (size_t)hp->d_model + 2 * q + kv + 2 * (size_t)hp->d_ff +
 			  2 * kv + (size_t)hp->n_vocab);
 	size_t budget = es->mem_budget ? es->mem_budget : APP_MEM_BUDGET, pack;
 	/* all the stream's tokens, one more a window for BOS */
 	size_t all = n_tokens + n_tokens / (es->ctx > 1 ? (size_t)es->ctx - 1 : 1) + 1;
 	uint64_t disk;
 	char how[160];
+	/* bytes a value of the held streams: bf16 compute mode holds bf16 */
+	int bf16 = strcmp(fwd_compute_for(m), "bf16") == 0;
+	size_t esz = bf16 ? 2 : sizeof(float);
 
 	mj->pack_tokens = 0;
 	mj->release = 0;
@@ -400,12 +404,12 @@ static void eval_layout(const struct app_env *env, const struct model *m,
 	mj->spill = pack < all && dist_size() <= 1;
 	/* without room for the file: passes of a call each, as before */
 	disk = app_tmp_free();
-	if (mj->spill && disk > 0 && (double)all * n_states * hp->d_model * sizeof(float) > disk * 0.9)
+	if (mj->spill && disk > 0 && (double)all * n_states * hp->d_model * esz > disk * 0.9)
 		mj->spill = 0;
 	if (mj->spill)
 		snprintf(how, sizeof how, "all %zu tokens a pass, %zu at a time, the activations "
-			 "spilled to a temporary file of %.0f MB", n_tokens, pack,
-			 (double)all * n_states * hp->d_model * sizeof(float) / 1e6);
+			 "spilled to a temporary file of %.0f MB%s", n_tokens, pack,
+			 (double)all * n_states * hp->d_model * esz / 1e6, bf16 ? " (bf16)" : "");
 	else
 		snprintf(how, sizeof how, "%zu tokens a pass", pack);
 	if (es->layer_major != APP_LAYER_MAJOR)
@@ -557,7 +561,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 		     struct app_measure *ms, struct store_metric *res, size_t *nres,
 		     int *cached, struct store_metric **out, size_t *n_out, struct st_err *err)
 {
-	struct eval_major mj = { 0, 0, 0, 1, 0 };
+	struct eval_major mj = { .share_size = 1 };
 	char settings[320], sha[65], path[8192], canon[PATH_MAX];
 	int32_t *ids = NULL;
 	double *vals;
@@ -603,6 +607,7 @@ static int eval_text(const struct model *m, const struct mask *mask, const char 
 	if (es->units)
 		es->units(es->progress_ud, (long)n_ids, "tokens");
 	eval_layout(ms ? ms->env : NULL, m, es, t[0] == 'p' ? 1 : 2, n_ids, &mj);
+	mj.layer = es->layer;
 	t0 = now_s();
 	nv = (t[0] == 'p' ? 1 : 2) * n_ids;
 	if (!(vals = malloc(sizeof *vals * (nv ? nv : 1)))) {
@@ -1188,7 +1193,8 @@ static int serve_job(const struct dist_job *job, struct model **mp, double **v,
 		     struct st_err *err)
 {
 	struct eval_spec es = {0};
-	struct eval_major mj = { job->pack_tokens, job->release, dist_rank(), dist_size(), 0 };
+	struct eval_major mj = { .pack_tokens = job->pack_tokens, .release = job->release,
+				 .share_rank = dist_rank(), .share_size = dist_size() };
 	struct mask *mask = NULL;
 	struct mc_item *items = NULL;
 	struct mc_result mr;

@@ -76,6 +76,9 @@ struct eval_spec {
 				     MMLU: 0 first shots of dev, else shuffled) */
 	st_progress_fn progress;  /* may be NULL */
 	void *progress_ud;
+	/* ppl/kl layer-major: told after each layer of a pass which (of
+	 * n_layer) before progress reports it (eval_major.layer); may be NULL */
+	void (*layer)(void *ud, int layer, int n_layer);
 	/* told, before an evaluation is computed, how many units it covers
 	 * ("tokens" for ppl/kl, "items" for multiple choice); may be NULL */
 	void (*units)(void *ud, long n, const char *what);

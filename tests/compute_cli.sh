@@ -3,7 +3,8 @@
 # products summed in float) agrees with the f32 mode on stories260K
 # exported to BF16: perplexity within 1%, every cos score within 2e-3,
 # and the same first 4 sites to drop (highest cos) per method; layer-major
-# passes there hold bf16 hidden states (a spilled file half the size).  The f32
+# passes there (calibrate, eval ppl/kl) hold bf16 hidden states (a spilled
+# file half the size).  The f32
 # mode on the F32 original stays exactly on the golden file (cli.sh,
 # calib_cli.sh).
 . "$STRATA_SRCDIR/tests/tap.sh"
@@ -74,6 +75,26 @@ if need model models/stories260K/stories260K.gguf &&
 	worst=$(awk '$1 == $4 && $2 == $5 { d = $3 - $6; if (d < 0) d = -d; if (d > w) w = d; n++ }
 		END { if (n < 10) print 1; else printf "%g", w + 0 }' "$tmp/pairs-lm")
 	ok "... within 2e-3 of token-major bf16 (worst $worst)" awk -v w="$worst" 'BEGIN { exit !(w <= 2e-3) }'
+	# eval ppl/kl in bf16 mode, layer-major: the streams held as bf16, a spilled pass's
+	# file half the f32 one, ppl and KL within 2e-3 of token-major bf16's
+	val() { tr '{' '\n' | grep "\"metric\": \"$1\"" | grep -o '"value": *[^,}]*' | head -1 | sed 's/.*: *//'; }
+	ev() { # MODE OUT ARGS...
+		m=$1 o=$2; shift 2
+		STRATA_COMPUTE=$m "$S" eval "$tmp/bf16.gguf" --task "ppl:$text" --task "kl:$text" --mask 'attn=1' \
+			--ctx 128 --max-tokens 16000 --no-store --format json "$@" > "$tmp/$o.json" 2> "$tmp/$o.err"
+	}
+	ev f32 ev-sp-f32 --layer-major --mem-budget 2M
+	ev bf16 ev-sp-bf16 --layer-major --mem-budget 2M
+	ev bf16 ev-tok-bf16 --token-major
+	f=$(mb "$tmp/ev-sp-f32.err" | head -1); h=$(mb "$tmp/ev-sp-bf16.err" | head -1)
+	contains "$(cat "$tmp/ev-sp-bf16.err")" "MB (bf16)" "eval, bf16 mode, layer-major: the spilled streams are bf16"
+	ok "... ppl's file half the f32 mode's ($h of ${f:-?} MB)" \
+		awk -v f="${f:-0}" -v h="${h:-0}" 'BEGIN { d = 2 * h - f; exit !(f > 2 && d >= -1 && d <= 1) }'
+	for k in ppl kl_mean; do
+		a=$(val $k < "$tmp/ev-sp-bf16.json"); b=$(val $k < "$tmp/ev-tok-bf16.json")
+		ok "... $k $a within 2e-3 of token-major bf16's $b" \
+			awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b > 0 && d <= 2e-3 * b) }'
+	done
 	# --compute on the command line: part of the evaluation's cache key
 	db="$tmp/key.db"
 	for m in f32 bf16 auto ggml; do

@@ -298,6 +298,26 @@ if need model models/stories260K/stories260K.gguf &&
 	is "$rc" 2 "--layer-major with --token-major is a usage error"
 	"$S" eval "$model" --task "ppl:$text" --mem-budget 12Q > /dev/null 2> "$tmp/e9"; rc=$?
 	is "$rc" 2 "a bad --mem-budget is a usage error"
+	# Ctrl-C inside a layer-major pass (SIGINT after its 3rd layer): it stops after that
+	# layer, says so, and stores nothing; run again, the result is token-major's
+	STRATA_TEST_INT_AFTER_LAYER=3 "$S" eval "$model" --task "ppl:$text" --ctx 128 --max-tokens 2000 \
+		--db "$tmp/lmc.db" --layer-major > /dev/null 2> "$tmp/lmc.err"; rc=$?
+	is "$rc" 1 "Ctrl-C inside a layer-major pass: exit 1"
+	contains "$(cat "$tmp/lmc.err")" "cancelled after layer 3 of 5 of a layer-major call over 15 windows (0 of 2000 tokens scored before it)" \
+		"... after the layer in progress, saying so"
+	is "$("$S" sql --db "$tmp/lmc.db" "SELECT count(*) FROM evals" --format csv | tail -1)" 0 "... nothing stored"
+	lmc=$("$S" eval "$model" --task "ppl:$text" --ctx 128 --max-tokens 2000 --db "$tmp/lmc.db" \
+		--layer-major --format json 2>/dev/null)
+	ok "... run again: token-major's ppl within 1e-6" rel_eq "$(echo "$lmc" | val ppl value)" "$(echo "$tk" | val ppl value)"
+	is "$("$S" sql --db "$tmp/lmc.db" "SELECT count(*) FROM evals" --format csv | tail -1)" 1 "... stored once"
+	# the progress line on a terminal: the tokens rise layer by layer within a pass
+	if command -v script > /dev/null 2>&1; then
+		script -qec "'$S' eval '$model' --task 'ppl:$text' --ctx 128 --max-tokens 2000 --no-store --layer-major" \
+			/dev/null < /dev/null 2>&1 | tr '\r' '\n' > "$tmp/tty.out"
+		contains "$(cat "$tmp/tty.out")" "381/2000 tokens  layer 1/5" \
+			"progress on a terminal: after layer 1 of 5 of the first call (15 windows, 1905 tokens), a fifth of them"
+		contains "$(cat "$tmp/tty.out")" "2000/2000 tokens  layer 5/5" "... all of them after layer 5"
+	fi
 	contains "$(cat "$tmp/e9")" "512M or 2G, got '12Q'" "... saying what it expects"
 fi
 echo "1..$n"

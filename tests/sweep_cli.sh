@@ -71,6 +71,15 @@ if need model models/stories260K/stories260K.gguf &&
 	"$S" sweep "$model" --db "$db" --run "$run" --method block --max 2 --bench --bench-ctx 32 --gen 4 --format csv > /dev/null 2> "$tmp/b2.err"
 	is "$(grep -c 'from the store' "$tmp/b2.err")" 3 "a repeated --bench sweep reuses the measurements"
 
+	# a layer-major point on a terminal: its progress line says the layer, rising with it
+	if command -v script > /dev/null 2>&1; then
+		script -qec "'$S' sweep '$model' --db '$db' --run '$run' --task 'ppl:$text' --ctx 128 --force \
+			--max-tokens 1000 --method attn --max 1 --layer-major --format tsv" /dev/null < /dev/null \
+			2>&1 | tr '\r' '\n' > "$tmp/tty.out"
+		contains "$(cat "$tmp/tty.out")" "attn k=0 ppl:$text  17.8%  layer 1/5" \
+			"layer-major sweep on a terminal: after layer 1 of 5, a fifth of the first call's 889 tokens"
+		contains "$(cat "$tmp/tty.out")" "attn k=1 ppl:$text 100.0%  layer 5/5" "... all after layer 5, each point"
+	fi
 	"$S" sweep "$model" --db "$db" --method attn --task "ppl:$text" > /dev/null 2>&1
 	is "$?" 2 "no --run is a usage error"
 	err=$("$S" sweep "$model" --db "$db" --run "$run" --method sideways --task "ppl:$text" 2>&1)

@@ -5,7 +5,9 @@
  * stream, no BOS, no EOS, ctx 256); the window arithmetic with and
  * without BOS on a tiny case recomputed here from fwd_eval; progress
  * and cancellation; argument errors; read_file; spilled layer-major
- * passes against in-memory and token-major ones.
+ * passes against in-memory and token-major ones; bf16 compute mode's
+ * layer-major passes (bf16 streams, the file half the size); progress
+ * after each layer of a layer-major pass, and a cancel there.
  */
 #include <jansson.h>
 #include <math.h>
@@ -154,7 +156,8 @@ static void check_spill(const struct model *m, const int32_t *ids, size_t n)
 		goto out;
 	}
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-		struct eval_major mem = { cases[c].pack, 0, 0, 1, 0 }, sp = mem, tm = { 0, 0, 0, 1, 0 };
+		struct eval_major mem = { .pack_tokens = cases[c].pack, .share_size = 1 }, sp = mem;
+		struct eval_major tm = { .share_size = 1 };
 		struct prog pr = { 0, 0, 1, 0 };
 		struct ppl_result rs, rt;
 		double dm = 0;
@@ -187,7 +190,7 @@ static void check_spill(const struct model *m, const int32_t *ids, size_t n)
 		   "the in-memory pass's bits", ctx);
 	}
 	{
-		struct eval_major sp = { 1000, 0, 0, 1, 1 };
+		struct eval_major sp = { .pack_tokens = 1000, .share_size = 1, .spill = 1 };
 		struct prog pr = { 0, 2, 1, 0 };
 
 		is_int(eval_ppl_values(m, NULL, ids, n, 64, &sp, a, on_progress, &pr, &err), ST_ECANCEL,
@@ -199,6 +202,182 @@ out:
 	free(a);
 	free(b);
 	free(t);
+}
+
+/* progress with the layer reports of a layer-major pass (eval_major.layer) */
+struct lprog {
+	struct prog p;
+	int layers, last_layer, n_layer, order; /* order: each report the layer after the last */
+	int after_layer; /* progress calls that followed a layer report at once */
+	int pending;
+};
+
+static void on_layer(void *ud, int layer, int n_layer)
+{
+	struct lprog *q = ud;
+
+	if (layer != (q->last_layer + 1) % n_layer)
+		q->order = 0;
+	q->last_layer = layer;
+	q->n_layer = n_layer;
+	q->layers++;
+	q->pending = 1;
+}
+
+static int on_lprogress(void *ud, double done)
+{
+	struct lprog *q = ud;
+
+	q->after_layer += q->pending;
+	q->pending = 0;
+	return on_progress(&q->p, done);
+}
+
+/*
+ * Progress inside layer-major passes: a report after each layer of each
+ * call (n_layer x calls in memory, n_layer for a spilled pass), rising,
+ * none in token-major; a cancel there stops after that layer with the
+ * call's windows unscored.
+ */
+static void check_layer_progress(const struct model *m, const int32_t *ids, size_t n)
+{
+	struct st_err err = { 0, "" };
+	double *a = malloc(sizeof *a * n);
+	int L = m->hp.n_layer, ctx = 64;
+	/* windows of 63 tokens after BOS (64 a window), 15 to a call of 1000 */
+	int n_win = (int)((n + 62) / 63), per_call = 1000 / 64;
+	int calls = (n_win + per_call - 1) / per_call;
+	struct eval_major tm = { .share_size = 1, .layer = on_layer };
+	struct eval_major mem = { .pack_tokens = 1000, .share_size = 1, .layer = on_layer };
+	struct eval_major sp = mem;
+	struct lprog q;
+
+	if (!a)
+		return;
+	sp.spill = 1;
+	memset(&q, 0, sizeof q);
+	q.p.monotonic = q.order = 1;
+	q.last_layer = -1;
+	is_int(eval_ppl_values(m, NULL, ids, n, ctx, &mem, a, on_lprogress, &q, &err), 0,
+	       "layer progress: in memory %s", err.msg);
+	is_int(q.layers, L * calls, "in memory: a report after each layer of each call (%d layers x "
+	       "%d calls)", L, calls);
+	ok(q.order && q.n_layer == L, "... layers 0..%d in turn, each call", L - 1);
+	is_int(q.after_layer, L * calls, "... each followed by progress");
+	is_int(q.p.calls, L * calls + calls, "... and one more progress a call, once scored");
+	ok(q.p.monotonic && q.p.last == 1.0, "... progress rising to 1");
+	memset(&q, 0, sizeof q);
+	q.p.monotonic = q.order = 1;
+	q.last_layer = -1;
+	is_int(eval_ppl_values(m, NULL, ids, n, ctx, &sp, a, on_lprogress, &q, &err), 0,
+	       "layer progress: spilled %s", err.msg);
+	is_int(q.layers, L, "spilled: a report after each layer of the pass (%d)", L);
+	ok(q.p.monotonic && q.p.last == 1.0 && q.order, "... rising to 1, layers in turn");
+	memset(&q, 0, sizeof q);
+	q.p.monotonic = q.order = 1;
+	q.last_layer = -1;
+	is_int(eval_ppl_values(m, NULL, ids, n, ctx, &tm, a, on_lprogress, &q, &err), 0,
+	       "layer progress: token-major %s", err.msg);
+	is_int(q.layers, 0, "token-major: no layer report");
+	is_int(q.p.calls, (n_win + 7) / 8, "... progress once a batch of 8 windows (512 tokens)");
+	/* cancel at the 2nd call's 2nd layer: progress calls L + 1 (call 1
+	 * scored), then layers 1 and 2 of call 2 */
+	memset(&q, 0, sizeof q);
+	q.p.monotonic = q.order = 1;
+	q.last_layer = -1;
+	q.p.cancel_at = L + 1 + 2;
+	is_int(eval_ppl_values(m, NULL, ids, n, ctx, &mem, a, on_lprogress, &q, &err), ST_ECANCEL,
+	       "in memory: a cancel inside a call stops it");
+	has_str(err.msg, "cancelled after layer 2 of 5 of a layer-major call", "... after that layer: %s",
+		err.msg);
+	has_str(err.msg, "over 15 windows (945 of 8192 tokens scored before it)",
+		"... saying how far it got");
+	is_int(q.p.calls, L + 3, "... no progress after it");
+	is_int(q.layers, L + 2, "... nor a layer");
+	ok(isfinite(a[0]) && isfinite(a[944]) && isnan(a[945]) && isnan(a[n - 1]),
+	   "... the first call's windows scored, the cancelled call's not");
+	free(a);
+}
+
+/*
+ * bf16 compute mode: a layer-major pass holds the streams as bf16 (the
+ * spilled file as BF16, half the F32 one's size to the byte), spilled and
+ * in memory to the same bits, within the bf16 tolerance of token-major;
+ * f32 mode rounds nothing.
+ */
+static void check_bf16_major(const struct model *m, const int32_t *ids, size_t n)
+{
+	enum fwd_compute was = (enum fwd_compute)fwd_compute_parse(fwd_compute_default_name());
+	struct st_err err = { 0, "" };
+	struct mask *mk = NULL;
+	double *a = malloc(sizeof *a * 2 * n), *b = malloc(sizeof *b * 2 * n);
+	double *t = malloc(sizeof *t * 2 * n), *f = malloc(sizeof *f * 2 * n);
+	uint64_t by32 = 0, by16 = 0, kl32 = 0, kl16 = 0;
+	struct eval_major mem = { .pack_tokens = 1000, .share_size = 1 }, sp = mem;
+	struct eval_major tm = { .share_size = 1 };
+	struct ppl_result rs, rt, rf;
+	/* with BOS every token is fed once: the file holds n rows of d_model */
+	uint64_t rows = (uint64_t)n * (uint64_t)m->hp.d_model;
+	int rc = 0;
+
+	if (!a || !b || !t || !f || mask_parse("attn=1;mlp=3", m->hp.n_layer, &mk, &err) < 0) {
+		ok(0, "bf16 layer-major: setup %s", err.msg);
+		goto out;
+	}
+	sp.spill = 1;
+	sp.spill_bytes = &by32;
+	rc |= eval_ppl_values(m, NULL, ids, n, 64, &sp, f, NULL, NULL, &err);
+	sp.spill_bytes = &kl32;
+	rc |= eval_kl_values(m, mk, ids, n, 64, &sp, t, NULL, NULL, &err);
+	fwd_compute_default(FWD_COMPUTE_BF16);
+	sp.spill_bytes = &by16;
+	rc |= eval_ppl_values(m, NULL, ids, n, 64, &sp, b, NULL, NULL, &err);
+	rc |= eval_ppl_values(m, NULL, ids, n, 64, &mem, a, NULL, NULL, &err);
+	rc |= eval_ppl_values(m, NULL, ids, n, 64, &tm, t, NULL, NULL, &err);
+	fwd_compute_default(was);
+	is_int(rc, 0, "bf16 layer-major: f32 and bf16 modes, spilled, in memory, token-major %s",
+	       err.msg);
+	if (rc)
+		goto out;
+	is_int(by32, rows * 4, "f32 mode: the spilled file %llu bytes (%zu tokens x %d x 4)",
+	       (unsigned long long)by32, n, m->hp.d_model);
+	is_int(by16, rows * 2, "bf16 mode: %llu bytes, half (x 2: BF16)", (unsigned long long)by16);
+	is_int(kl32, rows * 8, "f32 mode, KL: two streams, %llu bytes", (unsigned long long)kl32);
+	ok(memcmp(a, b, sizeof *a * n) == 0, "bf16 mode: every token's nll spilled = in memory, "
+	   "bit for bit");
+	ok(memcmp(b, f, sizeof *b * n) != 0, "... and not f32 mode's (the rounding ran)");
+	eval_ppl_reduce(b, n, &rs);
+	eval_ppl_reduce(t, n, &rt);
+	eval_ppl_reduce(f, n, &rf);
+	ok(fabs(rs.ppl - rt.ppl) <= 2e-3 * rt.ppl && rs.tokens == rt.tokens,
+	   "bf16 mode: layer-major ppl %.8g within 2e-3 of token-major bf16's %.8g (%.2g)",
+	   rs.ppl, rt.ppl, fabs(rs.ppl - rt.ppl) / rt.ppl);
+	ok(fabs(rs.ppl - rf.ppl) > 1e-6 * rf.ppl, "... which differs from f32 mode's %.8g", rf.ppl);
+	/* KL in bf16 mode: two states, both held as bf16 */
+	fwd_compute_default(FWD_COMPUTE_BF16);
+	sp.spill_bytes = &kl16;
+	rc |= eval_kl_values(m, mk, ids, n, 64, &sp, b, NULL, NULL, &err);
+	rc |= eval_kl_values(m, mk, ids, n, 64, &mem, a, NULL, NULL, &err);
+	fwd_compute_default(was);
+	is_int(rc, 0, "bf16 mode KL spilled and in memory %s", err.msg);
+	is_int(kl16, rows * 4, "bf16 mode, KL: two streams, %llu bytes, half f32 mode's",
+	       (unsigned long long)kl16);
+	ok(rc == 0 && memcmp(a, b, sizeof *a * 2 * n) == 0, "bf16 mode: every token's KL and top-1 "
+	   "spilled = in memory, bit for bit");
+	/* f32 mode: nothing rounded, layer-major within 1e-6 of token-major */
+	rc = eval_ppl_values(m, NULL, ids, n, 64, &mem, a, NULL, NULL, &err);
+	rc |= eval_ppl_values(m, NULL, ids, n, 64, &tm, t, NULL, NULL, &err);
+	eval_ppl_reduce(a, n, &rs);
+	eval_ppl_reduce(t, n, &rt);
+	ok(rc == 0 && memcmp(a, f, sizeof *a * n) == 0 && fabs(rs.ppl - rt.ppl) <= 1e-6 * rt.ppl,
+	   "f32 mode: in memory = spilled bit for bit, ppl %.10g within 1e-6 of token-major's %.10g",
+	   rs.ppl, rt.ppl);
+out:
+	mask_free(mk);
+	free(a);
+	free(b);
+	free(t);
+	free(f);
 }
 
 static void check_golden(const struct model *m)
@@ -251,6 +430,8 @@ static void check_golden(const struct model *m)
 	is_int(pr.calls, 3, "no progress call after the cancel");
 	check_shares(m, ids, 8192);
 	check_spill(m, ids, 8192);
+	check_layer_progress(m, ids, 8192);
+	check_bf16_major(m, ids, 8192);
 	json_decref(g);
 	free(ids);
 }

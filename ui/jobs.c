@@ -229,6 +229,22 @@ static int on_eval_progress(void *ud, double done)
 	return j->cancel;
 }
 
+/* within a layer-major pass: the phase says the layer ("evaluate: ppl,
+ * layer 3/8"), the progress (on_eval_progress) rises with it */
+static void on_eval_layer(void *ud, int layer, int n_layer)
+{
+	struct job *j = ud;
+	char *at;
+
+	pthread_mutex_lock(&j->mu);
+	if ((at = strstr(j->phase, ", layer ")))
+		*at = 0;
+	at = j->phase + strlen(j->phase);
+	snprintf(at, sizeof j->phase - (size_t)(at - j->phase), ", layer %d/%d", layer + 1, n_layer);
+	j->seq++;
+	pthread_mutex_unlock(&j->mu);
+}
+
 /* The masked model's ppl and KL on the job's file, as strata eval --task
  * ppl:FILE --task kl:FILE --ctx C --max-tokens 8192 computes them. */
 static void run_eval(struct job *j, const struct app_env *env)
@@ -248,6 +264,7 @@ static void run_eval(struct job *j, const struct app_env *env)
 	es.max_tokens = TUI_EVAL_MAX_TOKENS;
 	es.progress = on_eval_progress;
 	es.progress_ud = j;
+	es.layer = on_eval_layer;
 	for (int t = 0; t < 2; t++) {
 		struct store_metric *got = NULL;
 		size_t n_got = 0;

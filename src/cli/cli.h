@@ -110,6 +110,15 @@ struct model *cli_load_scoring(const char *path, const char *mask_text, struct m
 /* Progress on stderr when it is a terminal (rate-limited); ud = label. */
 int cli_progress(void *ud, double done);
 void cli_progress_end(void);
+/*
+ * eval_spec.layer for the progress lines (cli_progress, cli_progress_eta):
+ * the next line says "layer L/N" of the layer-major pass it follows.
+ * STRATA_TEST_INT_AFTER_LAYER=K raises SIGINT after the K-th layer
+ * reported (the tests' Ctrl-C inside a pass).  cli_progress_layer_take
+ * returns the layer (1-based) and *n_layer once, then 0.
+ */
+void cli_progress_layer(void *ud, int layer, int n_layer);
+int cli_progress_layer_take(int *n_layer);
 
 /*
  * d in the shortest %g form (at least 6 significant digits) that strtod

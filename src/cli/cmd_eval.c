@@ -384,6 +384,7 @@ int cmd_eval(int argc, char **argv)
 	es.limit = limit;
 	es.seed = (uint64_t)seed;
 	es.progress = cli_progress_eta;
+	es.layer = cli_progress_layer;
 	es.units = cli_progress_units;
 	cli_cancel_install();
 	{

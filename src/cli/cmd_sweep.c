@@ -465,6 +465,7 @@ int cmd_sweep(int argc, char **argv)
 	a.bench_ctx[0] = 128;
 	a.n_bench_ctx = 1;
 	a.es.progress = cli_progress;
+	a.es.layer = cli_progress_layer;
 	while ((c = cli_next_opt("sweep", argc, argv, "h", longopts, help, &a.co, &a.db)) >= 0) {
 		switch (c) {
 		case O_RUN:

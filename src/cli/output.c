@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,10 +295,33 @@ struct model *cli_load_scoring(const char *path, const char *mask_text, struct m
 
 static double last_progress_t = -1;
 
+static int progress_layer, progress_n_layer, layers_seen;
+
+void cli_progress_layer(void *ud, int layer, int n_layer)
+{
+	const char *k = getenv("STRATA_TEST_INT_AFTER_LAYER");
+
+	(void)ud;
+	progress_layer = layer + 1;
+	progress_n_layer = n_layer;
+	if (k && *k && ++layers_seen == atoi(k))
+		raise(SIGINT);
+}
+
+int cli_progress_layer_take(int *n_layer)
+{
+	int l = progress_layer;
+
+	*n_layer = progress_n_layer;
+	progress_layer = 0;
+	return l;
+}
+
 int cli_progress(void *ud, double done)
 {
 	struct timespec ts;
 	double now;
+	int nl, l = cli_progress_layer_take(&nl);
 
 	if (!isatty(STDERR_FILENO))
 		return 0;
@@ -306,7 +330,9 @@ int cli_progress(void *ud, double done)
 	if (done < 1.0 && last_progress_t >= 0 && now - last_progress_t < 0.1)
 		return 0;
 	last_progress_t = now;
-	fprintf(stderr, "\r%s %5.1f%%", ud ? (const char *)ud : "", done * 100.0);
+	fprintf(stderr, "\r\033[K%s %5.1f%%", ud ? (const char *)ud : "", done * 100.0);
+	if (l > 0)
+		fprintf(stderr, "  layer %d/%d", l, nl);
 	fflush(stderr);
 	return 0;
 }

@@ -453,6 +453,7 @@ int cli_progress_eta(void *ud, double done)
 	struct timespec ts;
 	double now, el;
 	char e[32], r[32];
+	int nl, l = cli_progress_layer_take(&nl);
 
 	if (!isatty(STDERR_FILENO))
 		return cli_cancel_requested();
@@ -476,6 +477,8 @@ int cli_progress_eta(void *ud, double done)
 	if (eta_units > 0)
 		fprintf(stderr, "  %ld/%ld %s", (long)(done * (double)eta_units + 0.5), eta_units,
 			eta_what);
+	if (l > 0) /* within a layer-major pass: its tokens counted by the layers passed */
+		fprintf(stderr, "  layer %d/%d", l, nl);
 	fprintf(stderr, "  elapsed %s  ETA %s", e, r);
 	fflush(stderr);
 	return cli_cancel_requested();

@@ -1591,6 +1591,8 @@ int fwd_embed(struct fwd_state *s, const int32_t *tokens, int T, float *x, struc
 				       "forward: token %d at index %d is outside the vocabulary (%d)",
 				       tokens[t], t, s->n_vocab);
 	embed_rows(s, tokens, T, x);
+	if (s->hold_bf16)
+		round_bf16(x, (size_t)T * s->d);
 	return 0;
 }
 

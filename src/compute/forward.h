@@ -212,7 +212,8 @@ void fwd_set_hold_bf16(struct fwd_state *s, int on);
 
 /*
  * The residual stream before layer 0 of T tokens: x ([T][d_model])
- * receives their embeddings, as a pass starts from them.  Returns 0 or
+ * receives their embeddings, as a pass starts from them (rounded to
+ * bf16 under fwd_set_hold_bf16, as fwd_eval's are).  Returns 0 or
  * ST_EINVAL (a token outside the vocabulary).
  */
 int fwd_embed(struct fwd_state *s, const int32_t *tokens, int T, float *x, struct st_err *err);

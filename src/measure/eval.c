@@ -20,7 +20,11 @@
  * turn (read, fwd_eval_layers_packed, written back), and the last layer
  * runs batch by batch with its logits, which are scored then: each
  * layer's weights are read once, and every value is the in-memory
- * pass's bit for bit.
+ * pass's bit for bit.  A layer-major call in memory runs layer by layer
+ * too (fwd_eval_layers_packed over the embedded stream), so that it
+ * reports after each layer and can stop there.  In bf16 compute mode
+ * both hold the stream rounded to bf16 (fwd_set_hold_bf16), the file
+ * as BF16.
  */
 #include "measure/eval.h"
 
@@ -29,11 +33,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "base/mapfile.h"
 #include "compute/forward.h"
+#include "format/dtype.h"
 #include "model/model.h"
 #include "tok/tokenizer.h"
 
@@ -106,13 +112,21 @@ struct win_pack {
 	int32_t *tok, *pos, *lo, *rows; /* [cap] */
 	int *off, *len;                 /* [cap] */
 	size_t *first;                  /* [cap] */
-	struct observer release;        /* layer-major on a model larger than memory */
-	int releasing;
+	int releasing;                  /* layer-major on a model larger than memory:
+					   each layer's weights released after it */
 	size_t batch;                   /* batches flushed so far, here or elsewhere */
 	int share_rank, share_size;     /* eval_major's share */
 	struct ev_spill *spill;         /* a spilled pass: batches go to it */
 	int whole;                      /* a window is one call (layer-major: the
 					   states share one KV cache, fwd_share_kv) */
+	/* a layer-major call in memory: each state's stream [cap][d], run
+	 * a layer at a time, with a report after each (eval_major.layer) */
+	float *x[2];
+	const struct model *const *models;
+	size_t done, total;             /* tokens of the batches flushed, of all */
+	st_progress_fn progress;
+	void *pud;
+	void (*layer)(void *ud, int layer, int n_layer);
 };
 
 /*
@@ -123,7 +137,10 @@ struct win_pack {
 struct ev_spill {
 	int fd;
 	int n_states, d[2];
+	int esz[2];                     /* bytes a value of state i in the file:
+					   4 (F32), 2 (BF16: held as bf16) */
 	float *buf;                     /* [cap][max d] one batch's stream */
+	uint16_t *half;                 /* [cap][max d] the same as bf16, or NULL */
 	size_t n_b, cap_b;              /* batches */
 	size_t *b_tok, *b_win;          /* [n_b + 1] where each batch's tokens, windows begin */
 	off_t *b_off;                   /* [n_b + 1] its block in the file */
@@ -176,6 +193,7 @@ static void ev_spill_free(struct ev_spill *v)
 	if (v->fd >= 0)
 		close(v->fd);
 	free(v->buf);
+	free(v->half);
 	free(v->b_tok);
 	free(v->b_win);
 	free(v->b_off);
@@ -209,7 +227,7 @@ static int grow(void **p, size_t sz, size_t *cap, size_t want)
 /* The file in $TMPDIR (else /tmp), unlinked at once: nothing is left
  * behind however the process ends. */
 static struct ev_spill *ev_spill_new(const struct model *const *models, int n_states, int cap,
-				     const char *what, struct st_err *err)
+				     const int *bf16, const char *what, struct st_err *err)
 {
 	const char *dir = getenv("TMPDIR");
 	struct ev_spill *v = calloc(1, sizeof *v);
@@ -224,6 +242,7 @@ static struct ev_spill *ev_spill_new(const struct model *const *models, int n_st
 	v->n_states = n_states;
 	for (i = 0; i < n_states; i++) {
 		v->d[i] = models[i]->hp.d_model;
+		v->esz[i] = bf16[i] ? (int)sizeof(uint16_t) : (int)sizeof(float);
 		dm = v->d[i] > dm ? v->d[i] : dm;
 	}
 	if (!dir || !*dir)
@@ -238,7 +257,9 @@ static struct ev_spill *ev_spill_new(const struct model *const *models, int n_st
 	unlink(path);
 	if (!(v->buf = malloc(sizeof(float) * (size_t)cap * (size_t)dm)) ||
 	    !(v->b_tok = calloc(1, sizeof *v->b_tok)) || !(v->b_win = calloc(1, sizeof *v->b_win)) ||
-	    !(v->b_off = calloc(1, sizeof *v->b_off))) {
+	    !(v->b_off = calloc(1, sizeof *v->b_off)) ||
+	    ((bf16[0] || (n_states > 1 && bf16[1])) &&
+	     !(v->half = malloc(sizeof *v->half * (size_t)cap * (size_t)dm)))) {
 		st_errf(err, ST_ENOMEM, "%s: out of memory for the spilled pass", what);
 		ev_spill_free(v);
 		return NULL;
@@ -274,15 +295,35 @@ static off_t ev_spill_at(const struct ev_spill *v, size_t b, int i)
 	size_t T = v->b_tok[b + 1] - v->b_tok[b];
 
 	for (int j = 0; j < i; j++)
-		o += (off_t)(T * (size_t)v->d[j] * sizeof(float));
+		o += (off_t)(T * (size_t)v->d[j] * (size_t)v->esz[j]);
 	return o;
+}
+
+/* Write (wr: v->buf to the file) or read (into v->buf) state i's rows of
+ * batch b, as F32 or as BF16 (rounded to nearest even: exact for a
+ * stream held as bf16). */
+static int ev_spill_rows(struct ev_spill *v, int wr, size_t b, int i, const char *what,
+			 struct st_err *err)
+{
+	size_t n = (v->b_tok[b + 1] - v->b_tok[b]) * (size_t)v->d[i];
+	int rc;
+
+	if (v->esz[i] == sizeof(float))
+		return ev_spill_io(v, wr, v->buf, n * sizeof(float), ev_spill_at(v, b, i), what, err);
+	if (wr)
+		dtype_f32_to_bf16_row(v->buf, v->half, (int64_t)n);
+	if ((rc = ev_spill_io(v, wr, v->half, n * sizeof(uint16_t), ev_spill_at(v, b, i), what,
+			      err)) < 0 || wr)
+		return rc;
+	dtype_to_f32(ST_BF16, v->half, v->buf, (int64_t)n);
+	return 0;
 }
 
 /* Keep w's batch: its windows, and its embedded stream in the file. */
 static int ev_spill_put(struct ev_spill *v, const struct win_pack *w, struct fwd_state **fs,
 			const char *what, struct st_err *err)
 {
-	size_t nt = v->n_tok + (size_t)w->T, nw = v->n_win + (size_t)w->n_win, c;
+	size_t nt = v->n_tok + (size_t)w->T, nw = v->n_win + (size_t)w->n_win;
 	size_t cb = v->cap_b, ct = v->cap_tok, cw = v->cap_win;
 	int i, rc;
 
@@ -311,15 +352,13 @@ static int ev_spill_put(struct ev_spill *v, const struct win_pack *w, struct fwd
 	v->b_win[v->n_b + 1] = nw;
 	v->b_off[v->n_b + 1] = v->b_off[v->n_b];
 	for (i = 0; i < v->n_states; i++)
-		v->b_off[v->n_b + 1] += (off_t)((size_t)w->T * v->d[i] * sizeof(float));
+		v->b_off[v->n_b + 1] += (off_t)((size_t)w->T * v->d[i] * (size_t)v->esz[i]);
 	v->n_tok = nt;
 	v->n_win = nw;
-	for (i = 0; i < v->n_states; i++) {
-		c = (size_t)w->T * v->d[i] * sizeof(float);
+	for (i = 0; i < v->n_states; i++)
 		if ((rc = fwd_embed(fs[i], w->tok, w->T, v->buf, err)) < 0 ||
-		    (rc = ev_spill_io(v, 1, v->buf, c, ev_spill_at(v, v->n_b, i), what, err)) < 0)
+		    (rc = ev_spill_rows(v, 1, v->n_b, i, what, err)) < 0)
 			return rc;
-	}
 	v->n_b++;
 	return 0;
 }
@@ -330,10 +369,11 @@ static int ev_spill_put(struct ev_spill *v, const struct win_pack *w, struct fwd
  * layers with their logits, scored.  progress: the share of the layers.
  */
 static int ev_spill_run(struct ev_spill *v, const struct model *const *models,
-			struct fwd_state **fs, float **lg, int n_vocab, int release,
+			struct fwd_state **fs, float **lg, int n_vocab, const struct eval_major *major,
 			eval_score_fn score, void *ud, const char *what, st_progress_fn progress,
 			void *pud, struct st_err *err)
 {
+	int release = major->release;
 	int i, l, k, rc, Lmax = 0;
 	size_t b;
 	float *rows[2];
@@ -347,22 +387,23 @@ static int ev_spill_run(struct ev_spill *v, const struct model *const *models,
 			for (b = 0; b < v->n_b; b++) {
 				size_t t0 = v->b_tok[b];
 				int T = (int)(v->b_tok[b + 1] - t0);
-				size_t c = (size_t)T * v->d[i] * sizeof(float);
 				struct fwd_pack fp = { v->pos + t0, v->lo + t0, v->lo + t0, v->lo + t0,
 						       v->rows + t0, T };
 
-				if ((rc = ev_spill_io(v, 0, v->buf, c, ev_spill_at(v, b, i), what, err)) < 0 ||
+				if ((rc = ev_spill_rows(v, 0, b, i, what, err)) < 0 ||
 				    (rc = fwd_eval_layers_packed(fs[i], v->buf, T, l, l + 1, &fp, NULL, NULL,
 								 err)) < 0 ||
-				    (rc = ev_spill_io(v, 1, v->buf, c, ev_spill_at(v, b, i), what, err)) < 0)
+				    (rc = ev_spill_rows(v, 1, b, i, what, err)) < 0)
 					return rc;
 			}
 			if (release)
 				model_release_layer(models[i], l);
 		}
+		if (major->layer)
+			major->layer(pud, l, Lmax);
 		if (progress && progress(pud, (double)(l + 1) / Lmax))
-			return st_errf(err, ST_ECANCEL, "%s: cancelled after layer %d of %d", what,
-				       l + 1, Lmax);
+			return st_errf(err, ST_ECANCEL, "%s: cancelled after layer %d of %d of a "
+				       "layer-major pass (nothing scored)", what, l + 1, Lmax);
 	}
 	for (b = 0; b < v->n_b; b++) {
 		size_t t0 = v->b_tok[b];
@@ -370,10 +411,9 @@ static int ev_spill_run(struct ev_spill *v, const struct model *const *models,
 		struct fwd_pack fp = { v->pos + t0, v->lo + t0, v->lo + t0, v->lo + t0, v->rows + t0, T };
 
 		for (i = 0; i < v->n_states; i++) {
-			size_t c = (size_t)T * v->d[i] * sizeof(float);
 			int L = models[i]->hp.n_layer;
 
-			if ((rc = ev_spill_io(v, 0, v->buf, c, ev_spill_at(v, b, i), what, err)) < 0 ||
+			if ((rc = ev_spill_rows(v, 0, b, i, what, err)) < 0 ||
 			    (rc = fwd_eval_layers_packed(fs[i], v->buf, T, L - 1, L, &fp, lg[i], NULL,
 							 err)) < 0)
 				return rc;
@@ -388,6 +428,8 @@ static int ev_spill_run(struct ev_spill *v, const struct model *const *models,
 			if (rc < 0)
 				return rc;
 		}
+		if (b + 1 == v->n_b && major->layer)
+			major->layer(pud, Lmax - 1, Lmax);
 		if (progress && progress(pud, (Lmax - 1 + (double)(b + 1) / v->n_b) / Lmax))
 			return st_errf(err, ST_ECANCEL, "%s: cancelled after %zu of %zu batches of the "
 				       "last layer", what, b + 1, v->n_b);
@@ -397,16 +439,47 @@ static int ev_spill_run(struct ev_spill *v, const struct model *const *models,
 	return 0;
 }
 
-/* the layer-major observer: each layer's weights released once past it */
-static void release_site(void *ud, int layer, enum site s, const float *x_in,
-			 const float *x_out, int T, int d_model)
+/*
+ * A layer-major call in memory: every state's stream embedded, then
+ * through one layer after another (fwd_eval_layers_packed: the bits of
+ * fwd_eval_packed), the last with its logits; a report after each layer,
+ * and a cancel there stops the call.
+ */
+static int major_call(struct win_pack *w, struct fwd_state **fs, int n_states, float **lg,
+		      const struct fwd_pack *fp, const char *what, struct st_err *err)
 {
-	(void)x_in;
-	(void)x_out;
-	(void)T;
-	(void)d_model;
-	if (s == SITE_BLOCK)
-		model_release_layer(ud, layer);
+	int i, l, rc, Lmax = 0;
+
+	for (i = 0; i < n_states; i++) {
+		int L = w->models[i]->hp.n_layer;
+
+		Lmax = L > Lmax ? L : Lmax;
+		if ((rc = fwd_embed(fs[i], w->tok, w->T, w->x[i], err)) < 0)
+			return rc;
+	}
+	for (l = 0; l < Lmax; l++) {
+		double done;
+
+		for (i = 0; i < n_states; i++) {
+			int L = w->models[i]->hp.n_layer;
+
+			if (l < L && (rc = fwd_eval_layers_packed(fs[i], w->x[i], w->T, l, l + 1, fp,
+								  l + 1 == L ? lg[i] : NULL, NULL,
+								  err)) < 0)
+				return rc;
+		}
+		for (i = 0; w->releasing && i < n_states; i++)
+			if (l < w->models[i]->hp.n_layer)
+				model_release_layer(w->models[i], l);
+		if (w->layer)
+			w->layer(w->pud, l, Lmax);
+		done = w->total ? (w->done + (double)w->T * (l + 1) / Lmax) / w->total : 1.0;
+		if (w->progress && w->progress(w->pud, done > 1.0 ? 1.0 : done))
+			return st_errf(err, ST_ECANCEL, "%s: cancelled after layer %d of %d of a "
+				       "layer-major call over %d windows (%zu of %zu tokens scored "
+				       "before it)", what, l + 1, Lmax, w->n_win, w->done, w->total);
+	}
+	return 0;
 }
 
 /* Run the packed windows through every state and score them. */
@@ -426,13 +499,18 @@ static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, fl
 		return rc;
 	}
 	if (w->share_size > 1 && (int)(w->batch++ % (size_t)w->share_size) != w->share_rank) {
+		w->done += (size_t)w->T;
 		w->T = w->n_win = 0; /* another process's batch */
 		return 0;
 	}
-	for (i = 0; i < n_states; i++)
-		if ((rc = fwd_eval_packed(fs[i], w->tok, w->T, &fp, lg[i],
-					  w->releasing ? &w->release : NULL, err)) < 0)
+	if (w->x[0]) {
+		if ((rc = major_call(w, fs, n_states, lg, &fp, what, err)) < 0)
 			return rc;
+	} else {
+		for (i = 0; i < n_states; i++)
+			if ((rc = fwd_eval_packed(fs[i], w->tok, w->T, &fp, lg[i], NULL, err)) < 0)
+				return rc;
+	}
 	for (k = 0; k < w->n_win; k++) {
 		for (i = 0; i < n_states; i++)
 			rows[i] = lg[i] + (size_t)w->off[k] * n_vocab;
@@ -444,6 +522,7 @@ static int win_flush(struct win_pack *w, struct fwd_state **fs, int n_states, fl
 		if (rc < 0)
 			return rc;
 	}
+	w->done += (size_t)w->T;
 	w->T = w->n_win = 0;
 	return 0;
 }
@@ -477,6 +556,7 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 	float *lg[2] = { NULL, NULL };
 	struct win_pack *wp = NULL;
 	int32_t *in = NULL;
+	int hold[2] = { 0, 0 };
 
 	if (ctx < 2)
 		return st_errf(err, ST_EINVAL, "%s: context %d is too short (at least 2)", what, ctx);
@@ -509,6 +589,11 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 		 * attention only */
 		if (lm && fwd_share_kv(fs[i]) < 0)
 			goto nomem;
+		/* layer-major in bf16 compute mode: the stream held as bf16 */
+		if (lm && strcmp(fwd_compute_for(models[i]), "bf16") == 0) {
+			fwd_set_hold_bf16(fs[i], 1);
+			hold[i] = 1;
+		}
 		lg[i] = malloc(sizeof(float) * (size_t)(packed ? cap : batch) * (size_t)n_vocab);
 		if (!lg[i])
 			goto nomem;
@@ -521,17 +606,24 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 		wp->share_rank = share_rank;
 		wp->share_size = share_size;
 		wp->whole = lm;
-	}
-	if (wp && lm && major->release) {
-		wp->release.ud = (void *)m;
-		wp->release.site = release_site;
-		wp->releasing = 1;
+		wp->models = models;
+		wp->total = total;
+		wp->progress = progress;
+		wp->pud = pud;
+		wp->layer = lm ? major->layer : NULL;
+		wp->releasing = lm && major->release;
 	}
 	if (wp && lm && major->spill && share_size <= 1 &&
-	    !(wp->spill = ev_spill_new(models, n_states, cap, what, err))) {
+	    !(wp->spill = ev_spill_new(models, n_states, cap, hold, what, err))) {
 		rc = err ? err->code : ST_ENOMEM;
 		goto done;
 	}
+	for (i = 0; wp && lm && !wp->spill && i < n_states; i++)
+		if (!(wp->x[i] = malloc(sizeof(float) * (size_t)cap * models[i]->hp.d_model))) {
+			rc = st_errf(err, ST_ENOMEM, "%s: out of memory for the residual streams of "
+				     "%d tokens", what, cap);
+			goto done;
+		}
 
 	for (start = 0; start < n_tokens; start += win) {
 		size_t len = n_tokens - start < win ? n_tokens - start : win;
@@ -601,9 +693,14 @@ int eval_windows_models(const struct model *const *models, const struct mask *co
 	}
 	if (packed)
 		rc = win_flush(wp, fs, n_states, lg, n_vocab, score, ud, what, err);
-	if (rc == 0 && wp && wp->spill)
-		rc = ev_spill_run(wp->spill, models, fs, lg, n_vocab, major->release, score, ud, what,
+	if (rc == 0 && wp && wp->spill) {
+		struct stat st;
+
+		if (major->spill_bytes)
+			*major->spill_bytes = fstat(wp->spill->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+		rc = ev_spill_run(wp->spill, models, fs, lg, n_vocab, major, score, ud, what,
 				  progress, pud, err);
+	}
 	goto done;
 nomem:
 	rc = st_errf(err, ST_ENOMEM, "%s: out of memory for %d x %d logits", what,
@@ -614,8 +711,11 @@ done:
 		free(lg[i]);
 	}
 	free(in);
-	if (wp)
+	if (wp) {
 		ev_spill_free(wp->spill);
+		free(wp->x[0]);
+		free(wp->x[1]);
+	}
 	win_pack_free(wp);
 	return rc;
 }

@@ -56,13 +56,34 @@ struct eval_major {
 	int share_rank, share_size;
 	/* with pack_tokens: the stream's windows cut into calls of at most
 	 * pack_tokens, but all of them through each layer before the next,
-	 * their residual streams (F32) in a temporary file in $TMPDIR
-	 * between layers (unlinked at once), so that each weight is read once
-	 * for the whole stream; the values are those of the calls run one
-	 * after another, bit for bit.  progress then reports the share of the
-	 * layers done.  Not with share_size > 1. */
+	 * their residual streams (F32, or BF16 below) in a temporary file in
+	 * $TMPDIR between layers (unlinked at once), so that each weight is
+	 * read once for the whole stream; the values are those of the calls
+	 * run one after another, bit for bit.  progress then reports the
+	 * share of the layers done.  Not with share_size > 1. */
 	int spill;
+	/* Progress inside a layer-major pass: after each layer of a call in
+	 * memory (and of a spilled pass), layer (may be NULL) is told which
+	 * (0-based, of n_layer; progress's ud), then progress gets the share
+	 * of the tokens done counting the pass's tokens by the layers they
+	 * have passed -- rising layer by layer, at most the share reported
+	 * once the call is scored -- and a nonzero answer stops the pass
+	 * after that layer (ST_ECANCEL, the call's windows unscored).
+	 * Token-major calls report only when windows are scored. */
+	void (*layer)(void *ud, int layer, int n_layer);
+	/* when not NULL and the pass spilled: the temporary file's size in
+	 * bytes once all the batches are in it */
+	uint64_t *spill_bytes;
 };
+
+/*
+ * In bf16 compute mode (fwd_compute_for: "bf16"), a layer-major pass
+ * holds each state's residual stream rounded to bf16 between layers, as
+ * calibration does (fwd_set_hold_bf16), and a spilled pass writes it as
+ * BF16: its file is half the F32 one.  Its values then equal the
+ * in-memory layer-major pass's to the bit and token-major's within the
+ * bf16 mode's tolerance; in f32 mode nothing is rounded.
+ */
 
 int eval_ppl(const struct model *m, const struct mask *mask,
 	     const int32_t *tokens, size_t n_tokens, int ctx,
