@@ -1177,6 +1177,178 @@ static void check_deepseek_rehf(struct model *g, const char *dir)
 	model_free(y);
 }
 
+/* Export m with mask as f; the error's code, its text in msg. */
+static int export_err(const struct model *m, const struct mask *mask, const char *out,
+		      enum export_format f, char *msg, size_t cap)
+{
+	struct st_err err = {0};
+	struct export_opts o;
+	int rc;
+
+	export_opts_init(&o);
+	o.format = f;
+	o.overwrite = 1;
+	rc = export_model(m, mask, out, &o, NULL, &err);
+	snprintf(msg, cap, "%s", rc < 0 ? err.msg : "");
+	return rc;
+}
+
+/* Max |logits of a under mask ma - logits of b under mb| within 1e-5
+ * (relative to the logits' scale above 1); *dout the difference. */
+static int same_logits(struct model *a, const struct mask *ma, struct model *b,
+		       const struct mask *mb, double *dout)
+{
+	float *x = a ? logits(a, ma, NULL) : NULL, *y = b ? logits(b, mb, NULL) : NULL;
+	double d = 1e9, scale = 0;
+
+	if (x && y)
+		d = max_diff(x, y, (size_t)T_TOK * (size_t)a->hp.n_vocab, &scale);
+	free(x);
+	free(y);
+	*dout = d;
+	return d <= 1e-5 * (scale > 1 ? scale : 1);
+}
+
+/*
+ * An uneven Expert Drop (layers keeping E-1, E-2 and E experts; DeepSeek:
+ * its dense layer 0, then E-1 and E-2) as a Hugging Face directory: the
+ * family's expert field holds the most, KEY_per_layer each layer's
+ * count, the router and expert tensors of each layer its kept experts
+ * only; read back, its logits are the masked gguf's.  As gguf it is
+ * refused pointing at --format hf; re-exported as hf with a further drop
+ * the logits are the gguf's under both masks together; a mask naming an
+ * expert past a layer's count, a per-layer list of the wrong length and
+ * a count below num_experts_per_tok are refused by name.
+ */
+static void check_moe_uneven(const char *shape, struct model *g)
+{
+	int lead = g->hp.n_dense_lead > 0, E = g->hp.n_expert, K = g->hp.n_expert_used;
+	int mixtral = strcmp(shape, "mixtral-tiny") == 0;
+	int ds = strcmp(shape, "deepseek-tiny") == 0, gr = strcmp(shape, "granitemoe-tiny") == 0;
+	const char *key = mixtral || gr ? "num_local_experts" : ds ? "n_routed_experts" :
+			  "num_experts";
+	int want[3] = { E - 1, E - 2, E };
+	struct mask *mask = mk(lead ? "expert=1:1;2:0-1" : "expert=0:1;1:0-1", g->hp.n_layer);
+	struct mask *m2 = NULL, *both = NULL;
+	struct model *x = NULL, *y = NULL, *bad = NULL;
+	struct st_err err = {0};
+	char xd[96], yd[96], cp[4200], fk[64], msg[1100];
+	json_t *cfg, *list;
+	struct safetensors *st;
+	double d = 1e9;
+	int n_ok = 0, rc, same;
+
+	if (lead) {
+		want[0] = 0;
+		want[1] = E - 1;
+		want[2] = E - 2;
+	}
+	snprintf(xd, sizeof xd, "%s-hf-uneven", shape);
+	snprintf(fk, sizeof fk, "%s_per_layer", key);
+	if (mask && do_export(g, mask, pth(xd), EXPORT_HF, -1, NULL) == 0)
+		x = load(pth(xd));
+	for (int l = 0; x && l < 3; l++)
+		n_ok += model_layer_n_expert(&x->hp, l) == want[l] &&
+			(want[l] == 0 || (x->layers[l].ffn_gate_inp.ne[1] == want[l] &&
+					  x->layers[l].ffn_up_exps.ne[2] == want[l] &&
+					  x->layers[l].ffn_down_exps.ne[2] == want[l]));
+	same = x && same_logits(g, mask, x, NULL, &d);
+	ok(x && x->hp.n_expert == (lead ? E - 1 : E) && n_ok == 3 && same, "%s: hf with layers keeping %d, %d and %d experts "
+	   "reads back with those routers and experts and the masked gguf's logits (max diff %g)",
+	   shape, want[0], want[1], want[2], d);
+	snprintf(cp, sizeof cp, "%s/config.json", pth(xd));
+	cfg = load_json(cp);
+	list = cfg ? json_object_get(cfg, fk) : NULL;
+	ok(list && json_array_size(list) == 3 &&
+	   json_integer_value(json_array_get(list, 0)) == want[0] &&
+	   json_integer_value(json_array_get(list, 1)) == want[1] &&
+	   json_integer_value(json_array_get(list, 2)) == want[2] &&
+	   json_integer_value(json_object_get(cfg, key)) == (lead ? E - 1 : E),
+	   "%s: config.json has %s %d and %s [%d, %d, %d]", shape, key, lead ? E - 1 : E, fk,
+	   want[0], want[1], want[2]);
+	json_decref(cfg);
+	snprintf(cp, sizeof cp, "%s/model.safetensors", pth(xd));
+	if ((st = safetensors_open(cp, &err))) {
+		const struct st_tensor *r = safetensors_find(st, mixtral ?
+			"model.layers.1.block_sparse_moe.gate.weight" : gr ?
+			"model.layers.1.block_sparse_moe.router.layer.weight" :
+			"model.layers.1.mlp.gate.weight");
+		char last[96], gone[96];
+
+		snprintf(last, sizeof last, mixtral ? "model.layers.1.block_sparse_moe.experts.%d.w1.weight" :
+			 "model.layers.1.mlp.experts.%d.gate_proj.weight", want[1] - 1);
+		snprintf(gone, sizeof gone, mixtral ? "model.layers.1.block_sparse_moe.experts.%d.w1.weight" :
+			 "model.layers.1.mlp.experts.%d.gate_proj.weight", want[1]);
+		if (gr) {
+			const struct st_tensor *in = safetensors_find(st,
+				"model.layers.1.block_sparse_moe.input_linear.weight");
+			ok(r && r->ne[1] == want[1] && in && in->ne[2] == want[1],
+			   "%s: layer 1's router and input_linear hold its %d experts", shape, want[1]);
+		} else {
+			ok(r && r->ne[1] == want[1] && safetensors_find(st, last) &&
+			   !safetensors_find(st, gone), "%s: layer 1's router has %d rows, its experts "
+			   "0-%d and no expert %d", shape, want[1], want[1] - 1, want[1]);
+		}
+		safetensors_close(st);
+	} else {
+		ok(0, "%s: open the uneven export's safetensors: %s", shape, err.msg);
+	}
+	rc = export_err(g, mask, pth("moe-uneven.gguf"), EXPORT_GGUF, msg, sizeof msg);
+	ok(rc == ST_EUNSUP && strstr(msg, "a GGUF file has one expert_count") &&
+	   strstr(msg, "--format hf") && !exists(pth("moe-uneven.gguf")),
+	   "%s: the uneven drop as gguf is refused pointing at --format hf: %s", shape, msg);
+	if (x) {
+		rc = export_err(x, NULL, pth("moe-uneven2.gguf"), EXPORT_GGUF, msg, sizeof msg);
+		ok(rc == ST_EUNSUP && strstr(msg, "one expert_count") && strstr(msg, "--format hf"),
+		   "%s: the uneven directory as gguf is refused: %s",
+		   shape, msg);
+	}
+
+	/* HF to HF with one more expert dropped: hf expert 0 of the layer
+	 * keeping E-1 is the gguf's expert 0 (its expert 1 went) */
+	m2 = mk(lead ? "expert=1:0" : "expert=0:0", g->hp.n_layer);
+	both = mk(lead ? "expert=1:0-1;2:0-1" : "expert=0:0-1;1:0-1", g->hp.n_layer);
+	snprintf(yd, sizeof yd, "%s-hf-uneven2", shape);
+	if (x && m2 && do_export(x, m2, pth(yd), EXPORT_HF, -1, NULL) == 0)
+		y = load(pth(yd));
+	same = y && same_logits(g, both, y, NULL, &d);
+	ok(y && model_layer_n_expert(&y->hp, lead ? 1 : 0) == E - 2 &&
+	   (y->hp.n_expert_layer != NULL) == !lead && same,
+	   "%s: re-exported as hf with one more expert dropped: the gguf's logits under both "
+	   "masks (max diff %g)%s", shape, d, lead ? ", every layer E-2 (no per-layer list)" : "");
+	model_free(y);
+
+	/* errors: an expert past a layer's count; bad per-layer lists */
+	mask_free(m2);
+	snprintf(msg, sizeof msg, "expert=1:%d", want[1]);
+	m2 = mk(msg, g->hp.n_layer);
+	rc = x ? export_err(x, m2, pth("moe-uneven-bad"), EXPORT_HF, msg, sizeof msg) : 0;
+	snprintf(cp, sizeof cp, "layer 1 has only experts 0-%d", want[1] - 1);
+	ok(rc == ST_EINVAL && strstr(msg, cp) && strstr(msg, "drops expert"),
+	   "%s: a mask naming expert %d of layer 1 (of %d) is refused: %s", shape, want[1],
+	   want[1], msg);
+	if (x && (mixtral || ds)) {
+		config_set(pth(xd), fk, json_pack("[i,i]", want[0], want[1]));
+		ok(model_load(pth(xd), NULL, &bad, &err) == ST_EFORMAT && strstr(err.msg, fk) &&
+		   strstr(err.msg, "list of 3 expert counts"),
+		   "%s: a per-layer list of 2 counts for 3 layers is refused: %s", shape, err.msg);
+		model_free(bad);
+		bad = NULL;
+		config_set(pth(xd), fk, json_pack("[i,i,i]", want[0], K - 1, want[2]));
+		snprintf(cp, sizeof cp, "gives layer 1 %d experts; want num_experts_per_tok (%d)",
+			 K - 1, K);
+		ok(model_load(pth(xd), NULL, &bad, &err) == ST_EFORMAT && strstr(err.msg, cp),
+		   "%s: a layer with fewer experts than a token uses is refused: %s", shape,
+		   err.msg);
+		model_free(bad);
+		config_set(pth(xd), fk, json_pack("[i,i,i]", want[0], want[1], want[2]));
+	}
+	mask_free(m2);
+	mask_free(both);
+	mask_free(mask);
+	model_free(x);
+}
+
 static void check_moe_hf(const char *shape, struct model *g, const char *dir)
 {
 	char p[4200], xd[96];
@@ -1243,10 +1415,7 @@ static void check_moe_hf(const char *shape, struct model *g, const char *dir)
 		check_moe_hf_errors(shape, pth(xd), x->hp.n_expert);
 	if (ds)
 		check_deepseek_rehf(g, dir);
-	mask_free(mask);
-	mask = mk(lead ? "expert=1:1;2:0-1" : "expert=0:1;1:0-1", g->hp.n_layer);
-	ok(mask && do_export(g, mask, pth("moe-uneven-hf"), EXPORT_HF, -1, NULL) == ST_EUNSUP &&
-	   !exists(pth("moe-uneven-hf")), "%s: layers keeping 3 and 2 experts are refused", shape);
+	check_moe_uneven(shape, g);
 
 	/* the loader: one expert more in the config than in the file, dense layers */
 	if (mixtral && x) {
