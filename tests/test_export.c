@@ -29,6 +29,7 @@
 #include "export/export.h"
 #include "compute/forward.h"
 #include "format/gguf.h"
+#include "method/plan.h"
 #include "model/mask.h"
 #include "model/model.h"
 #include "format/safetensors.h"
@@ -1210,6 +1211,48 @@ static int same_logits(struct model *a, const struct mask *ma, struct model *b,
 }
 
 /*
+ * plan_experts on x, whose layers have want[l] experts: layer 1 may drop
+ * down to a token's count, not further (the error names its count);
+ * importances past a layer's count (NaN here) are never read.
+ */
+static void check_uneven_plan(const char *shape, const struct model *x, const int *want)
+{
+	int E = x->hp.n_expert, K = x->hp.n_expert_used, nd[3];
+	double *imp = malloc(3 * (size_t)E * sizeof *imp);
+	struct mask *pm = NULL;
+	struct st_err err = {0};
+	char w[128];
+	int rc, far = 0;
+
+	if (!imp)
+		return;
+	for (int l = 0; l < 3; l++) {
+		for (int e = 0; e < E; e++)
+			imp[l * E + e] = e < want[l] ? (double)(want[l] - e) : NAN;
+		nd[l] = want[l] > 0 ? want[l] - K : 0;
+	}
+	nd[1]++;
+	rc = plan_experts(&x->hp, imp, nd, &pm, &err);
+	snprintf(w, sizeof w, "cannot drop %d of layer 1's %d experts: a token is routed to %d, "
+		 "so at most %d", nd[1], want[1], K, want[1] - K);
+	ok(rc == ST_EINVAL && strstr(err.msg, w), "%s: plan_experts refuses %d of layer 1's %d: %s",
+	   shape, nd[1], want[1], err.msg);
+	mask_free(pm);
+	pm = NULL;
+	nd[1]--;
+	rc = plan_experts(&x->hp, imp, nd, &pm, &err);
+	for (int l = 0; pm && l < 3; l++)
+		for (int e = want[l]; e < E; e++)
+			far += !mask_keeps_expert(pm, l, e);
+	ok(rc == 0 && pm && far == 0 && mask_n_kept_experts(pm, 1, want[1]) == K &&
+	   mask_n_kept_experts(pm, 2, want[2]) == (want[2] ? K : 0) &&
+	   mask_keeps_expert(pm, 1, 0) && mask_keeps_expert(pm, 1, want[1] - 1) == (want[1] == K),
+	   "%s: plan_experts keeps %d of each layer's own count, the most important", shape, K);
+	mask_free(pm);
+	free(imp);
+}
+
+/*
  * An uneven Expert Drop (layers keeping E-1, E-2 and E experts; DeepSeek:
  * its dense layer 0, then E-1 and E-2) as a Hugging Face directory: the
  * family's expert field holds the most, KEY_per_layer each layer's
@@ -1235,6 +1278,8 @@ static void check_moe_uneven(const char *shape, struct model *g)
 	char xd[96], yd[96], cp[4200], fk[64], msg[1100];
 	json_t *cfg, *list;
 	struct safetensors *st;
+	struct export_result res;
+	struct plan_effect eff;
 	double d = 1e9;
 	int n_ok = 0, rc, same;
 
@@ -1245,7 +1290,8 @@ static void check_moe_uneven(const char *shape, struct model *g)
 	}
 	snprintf(xd, sizeof xd, "%s-hf-uneven", shape);
 	snprintf(fk, sizeof fk, "%s_per_layer", key);
-	if (mask && do_export(g, mask, pth(xd), EXPORT_HF, -1, NULL) == 0)
+	memset(&res, 0, sizeof res);
+	if (mask && do_export(g, mask, pth(xd), EXPORT_HF, -1, &res) == 0)
 		x = load(pth(xd));
 	for (int l = 0; x && l < 3; l++)
 		n_ok += model_layer_n_expert(&x->hp, l) == want[l] &&
@@ -1256,6 +1302,13 @@ static void check_moe_uneven(const char *shape, struct model *g)
 	ok(x && x->hp.n_expert == (lead ? E - 1 : E) && n_ok == 3 && same, "%s: hf with layers keeping %d, %d and %d experts "
 	   "reads back with those routers and experts and the masked gguf's logits (max diff %g)",
 	   shape, want[0], want[1], want[2], d);
+	plan_effect(&g->hp, mask, 0, &eff);
+	ok(x && res.params == model_n_params(x) &&
+	   eff.params == model_n_params(g) - model_n_params(x),
+	   "%s: the export's parameters %llu are the directory's %llu, the plan's predicted "
+	   "removal %llu the difference from the gguf's %llu", shape,
+	   (unsigned long long)res.params, x ? (unsigned long long)model_n_params(x) : 0ULL,
+	   (unsigned long long)eff.params, (unsigned long long)model_n_params(g));
 	snprintf(cp, sizeof cp, "%s/config.json", pth(xd));
 	cfg = load_json(cp);
 	list = cfg ? json_object_get(cfg, fk) : NULL;
@@ -1316,7 +1369,13 @@ static void check_moe_uneven(const char *shape, struct model *g)
 	   (y->hp.n_expert_layer != NULL) == !lead && same,
 	   "%s: re-exported as hf with one more expert dropped: the gguf's logits under both "
 	   "masks (max diff %g)%s", shape, d, lead ? ", every layer E-2 (no per-layer list)" : "");
+	plan_effect(x ? &x->hp : &g->hp, m2, 0, &eff);
+	ok(x && y && eff.params == model_n_params(x) - model_n_params(y),
+	   "%s: on the uneven directory the plan predicts the %llu parameters the drop removes",
+	   shape, (unsigned long long)eff.params);
 	model_free(y);
+	if (x)
+		check_uneven_plan(shape, x, want);
 
 	/* errors: an expert past a layer's count; bad per-layer lists */
 	mask_free(m2);
