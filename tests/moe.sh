@@ -118,6 +118,8 @@ for sa in $SHAPES; do
 	fi
 	contains "$(tr -d ' \n' < "$ud/config.json")" "\"${xk}_per_layer\":[$(echo "$xl" | tr -d ' ')]" \
 		"$shape: the uneven hf export's config.json has ${xk}_per_layer [$xl]"
+	contains "$(info_json "$ud")" "\"n_expert_per_layer\": [$xl]" \
+		"$shape: info shows its experts a layer [$xl]"
 	su=$(strata_ppl "$ud")
 	sg=$(strata_ppl "$f" "$xu")
 	ok "$shape: the uneven hf export's perplexity $su is the masked gguf's $sg (1e-5)" \
