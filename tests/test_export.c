@@ -1259,7 +1259,8 @@ static void check_uneven_plan(const char *shape, const struct model *x, const in
  * count, the router and expert tensors of each layer its kept experts
  * only; read back, its logits are the masked gguf's.  As gguf it is
  * refused pointing at --format hf; re-exported as hf with a further drop
- * the logits are the gguf's under both masks together; a mask naming an
+ * the logits are the gguf's under both masks together, and the source's
+ * under the further drop, run after that export, the same; a mask naming an
  * expert past a layer's count, a per-layer list of the wrong length and
  * a count below num_experts_per_tok are refused by name.
  */
@@ -1369,6 +1370,9 @@ static void check_moe_uneven(const char *shape, struct model *g)
 	   (y->hp.n_expert_layer != NULL) == !lead && same,
 	   "%s: re-exported as hf with one more expert dropped: the gguf's logits under both "
 	   "masks (max diff %g)%s", shape, d, lead ? ", every layer E-2 (no per-layer list)" : "");
+	same = y && same_logits(x, m2, y, NULL, &d);
+	ok(same, "%s: the uneven directory masked, run after that export (its stacked experts "
+	   "intact), gives the re-export's logits (max diff %g)", shape, d);
 	plan_effect(x ? &x->hp : &g->hp, m2, 0, &eff);
 	ok(x && y && eff.params == model_n_params(x) - model_n_params(y),
 	   "%s: on the uneven directory the plan predicts the %llu parameters the drop removes",

@@ -77,11 +77,32 @@
 #include "format/safetensors.h"
 #include "tok/tokenizer.h"
 
-struct hf_owned { /* a weight dequantized at load */
+struct hf_owned { /* a weight dequantized or stacked at load */
 	struct st_tensor t;
 	char *name;
 	float *data;
+	size_t map_size; /* data is an hf_buf of that many bytes; 0: malloc'd */
 };
+
+/*
+ * n bytes for a weight made at load: a shared anonymous mapping, whose
+ * pages, like the file mappings', come back intact after the export drops
+ * them (madvise MADV_DONTNEED gives a private mapping's back as zeros,
+ * and the model may run again after an export).  NULL when out of memory.
+ */
+static void *hf_buf(size_t n)
+{
+	void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		       -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void hf_buf_free(void *p, size_t n)
+{
+	if (p)
+		munmap(p, n ? n : 1);
+}
 
 struct hf_priv {
 	struct safetensors **shards;
@@ -127,7 +148,10 @@ static void hf_priv_free(void *p)
 		safetensors_close(h->shards[i]);
 	for (i = 0; i < h->n_owned; i++) {
 		free(h->owned[i].name);
-		free(h->owned[i].data);
+		if (h->owned[i].map_size)
+			hf_buf_free(h->owned[i].data, h->owned[i].map_size);
+		else
+			free(h->owned[i].data);
 	}
 	free(h->owned);
 	free(h->shards);
@@ -329,18 +353,19 @@ static const struct st_tensor *hf_dequant(struct hf_priv *h, const char *name)
 		return NULL;
 	if (h->qlayout == HFQ_GPTQ)
 		gi = hf_find_as(h, prefix, ".g_idx", ST_I32, 1, in, 1);
-	W = malloc((size_t)out * in * sizeof *W);
+	W = hf_buf((size_t)out * in * sizeof *W);
 	if (!W)
 		return NULL;
 	if (hfq_dequant((enum hfq_layout)h->qlayout, qw->data, qz->data, sc->data,
 			gi ? gi->data : NULL, (int)out, (int)in, h->qgroup, W) < 0) {
-		free(W);
+		hf_buf_free(W, (size_t)out * in * sizeof *W);
 		return NULL;
 	}
 	if (!(o = hf_own(h, name, W))) {
-		free(W);
+		hf_buf_free(W, (size_t)out * in * sizeof *W);
 		return NULL;
 	}
+	o->map_size = (size_t)out * in * sizeof *W;
 	o->t.type = ST_F32;
 	o->t.n_dims = 2;
 	o->t.ne[0] = in;
@@ -464,7 +489,7 @@ static const struct st_tensor *hf_granite(struct hf_priv *h, const char *name)
 		o->t.nbytes = half;
 		return &o->t;
 	} else {
-		uint8_t *buf = malloc(half * (size_t)E);
+		uint8_t *buf = hf_buf(half * (size_t)E);
 
 		if (!buf)
 			return NULL;
@@ -472,9 +497,10 @@ static const struct st_tensor *hf_granite(struct hf_priv *h, const char *name)
 			memcpy(buf + half * (size_t)e,
 			       (const uint8_t *)t->data + half * (2 * (size_t)e + (size_t)k), half);
 		if (!(o = hf_own(h, name, buf))) {
-			free(buf);
+			hf_buf_free(buf, half * (size_t)E);
 			return NULL;
 		}
+		o->map_size = half * (size_t)E;
 		o->t = *t;
 		o->t.name = o->name;
 		o->t.ne[1] = t->ne[1] / 2;
@@ -536,15 +562,16 @@ static const struct st_tensor *hf_experts(struct hf_priv *h, const char *name)
 			return NULL;
 		}
 	}
-	if (t0->n_dims != 2 || !(buf = malloc(t0->nbytes * (size_t)E)))
+	if (t0->n_dims != 2 || !(buf = hf_buf(t0->nbytes * (size_t)E)))
 		return NULL;
 	for (int e = 0; e < E; e++)
 		memcpy(buf + t0->nbytes * (size_t)e,
 		       hf_find_raw(h, expert_name(h, l, e, k, nm, sizeof nm))->data, t0->nbytes);
 	if (!(o = hf_own(h, name, buf))) {
-		free(buf);
+		hf_buf_free(buf, t0->nbytes * (size_t)E);
 		return NULL;
 	}
+	o->map_size = t0->nbytes * (size_t)E;
 	o->t.type = t0->type;
 	o->t.n_dims = 3;
 	o->t.ne[0] = t0->ne[0];
