@@ -1404,6 +1404,12 @@ static void check_moe_uneven(const char *shape, struct model *g)
 		   "%s: a layer with fewer experts than a token uses is refused: %s", shape,
 		   err.msg);
 		model_free(bad);
+		bad = NULL;
+		config_set(pth(xd), fk, json_pack("[i,i,i]", want[0], E - 2, E - 2));
+		ok(model_load(pth(xd), NULL, &bad, &err) == ST_EFORMAT &&
+		   strstr(err.msg, "is the most experts of any layer") && strstr(err.msg, fk),
+		   "%s: a field above every layer's count is refused: %s", shape, err.msg);
+		model_free(bad);
 		config_set(pth(xd), fk, json_pack("[i,i,i]", want[0], want[1], want[2]));
 	}
 	mask_free(m2);

@@ -983,11 +983,13 @@ static int hf_expert_layers(json_t *cfg, const char *file, const char *key,
 	v = json_object_get(cfg, fk);
 	if (!v || json_is_null(v))
 		return 0;
-	if (!json_is_array(v) || json_array_size(v) != (size_t)hp->n_layer)
+	if (!json_is_array(v))
 		return st_errf(err, ST_EFORMAT, "%s: field '%s' must be a list of %d expert counts "
-			       "(one a layer, num_hidden_layers), not %s of %zu", file, fk,
-			       hp->n_layer, json_is_array(v) ? "a list" : "a value other than a list",
-			       json_is_array(v) ? json_array_size(v) : (size_t)0);
+			       "(one a layer, num_hidden_layers)", file, fk, hp->n_layer);
+	if (json_array_size(v) != (size_t)hp->n_layer)
+		return st_errf(err, ST_EFORMAT, "%s: field '%s' must be a list of %d expert counts "
+			       "(one a layer, num_hidden_layers), not of %zu", file, fk,
+			       hp->n_layer, json_array_size(v));
 	if (!(n = calloc((size_t)hp->n_layer, sizeof *n)))
 		return st_errf(err, ST_ENOMEM, "%s: out of memory", file);
 	for (int l = 0; l < hp->n_layer; l++) {
