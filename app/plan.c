@@ -326,6 +326,14 @@ static void hp_moe_from(struct model_hparams *hp, const struct model_hparams *fr
 	hp->moe_norm_topk = from->moe_norm_topk;
 	hp->moe_w_scale = from->moe_w_scale;
 	hp->n_dense_lead = from->n_dense_lead;
+	/* a copy: from's model is freed before hp is done with (app_plan_run
+	 * frees it) */
+	free(hp->n_expert_layer);
+	hp->n_expert_layer = NULL;
+	if (from->n_expert_layer &&
+	    (hp->n_expert_layer = malloc((size_t)from->n_layer * sizeof *hp->n_expert_layer)))
+		memcpy(hp->n_expert_layer, from->n_expert_layer,
+		       (size_t)from->n_layer * sizeof *hp->n_expert_layer);
 }
 
 /* hp's expert counts from the model file of run (the store has none). */
@@ -549,6 +557,7 @@ int app_plan_run(const struct app_env *env, const struct app_plan_req *rq,
 	int rc;
 
 	*out = NULL;
+	memset(&hp, 0, sizeof hp);
 	p = calloc(1, sizeof *p);
 	if (!p)
 		return st_errf(err, ST_ENOMEM, "out of memory");
@@ -564,7 +573,8 @@ int app_plan_run(const struct app_env *env, const struct app_plan_req *rq,
 		    mask_n_dropped_expert(mask) > 0 && (rc = run_hp_moe(env, &run, &hp, err)) < 0)
 			goto out;
 		if (rc < 0 ||
-		    (rc = mask_check_experts(mask, hp.n_expert, hp.n_expert_used, err)) < 0 ||
+		    (rc = mask_check_layer_experts(mask, hp.n_expert_layer, hp.n_expert,
+						   hp.n_expert_used, err)) < 0 ||
 		    (rc = mask_check_dense_layers(mask, hp.n_dense_lead, err)) < 0) {
 			st_err_prefix(err, "bad mask for a %d-layer model", hp.n_layer);
 			rc = err->code = ST_EFORMAT;
@@ -609,6 +619,7 @@ out:
 	plan_free(pl);
 	mask_free(mask);
 	calib_result_free(res);
+	free(hp.n_expert_layer);
 	if (rc < 0) {
 		app_plan_free(p);
 		return rc;

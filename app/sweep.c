@@ -288,18 +288,30 @@ static int point_emit(const struct app_sweep_req *rq, struct app_sweep_point *pt
 	return stop;
 }
 
+/* The fewest experts of any MoE layer of m (its layers' counts may
+ * differ: an uneven Expert Drop read back). */
+static int fewest_experts(const struct model *m)
+{
+	int n = m->hp.n_expert;
+
+	for (int l = 0; l < m->hp.n_layer; l++)
+		if (model_layer_moe(&m->hp, l) && model_layer_n_expert(&m->hp, l) < n)
+			n = model_layer_n_expert(&m->hp, l);
+	return n;
+}
+
 static int sweep_experts(const struct app_env *env, const struct model *m,
 			 const struct app_sweep_req *rq, const struct store_run *run,
 			 const char *tasks_key, struct app_measure *ms,
 			 struct store_metric **rows, size_t *n_rows, int *done, int n_points,
 			 struct st_err *err)
 {
-	int lim = m->hp.n_expert - m->hp.n_expert_used;
+	int lim = fewest_experts(m) - m->hp.n_expert_used;
 	int kmax = rq->max_k < lim ? rq->max_k : lim, rc = 0;
 
 	if (rq->max_k > lim)
 		app_note(env, APP_INFO, "expert: a layer can lose at most %d of its %d experts "
-			 "(a token uses %d); k stops there", lim, m->hp.n_expert,
+			 "(a token uses %d); k stops there", lim, fewest_experts(m),
 			 m->hp.n_expert_used);
 	if (rq->keep_first || rq->keep_last)
 		app_note(env, APP_INFO, "expert: --keep-first and --keep-last do not apply to "
@@ -409,7 +421,7 @@ int app_sweep(const struct app_env *env, const struct model *m,
 			goto out;
 		}
 	if (rq->experts) {
-		int lim = m->hp.n_expert - m->hp.n_expert_used;
+		int lim = fewest_experts(m) - m->hp.n_expert_used;
 
 		if (m->hp.n_expert <= 0) {
 			rc = st_errf(err, ST_EINVAL, "--method expert needs a mixture of experts (%s "

@@ -12,7 +12,9 @@
 # config missing a field or with dense layers is refused by name; an
 # Expert Drop (two experts a layer)
 # exports as gguf with fewer experts and llama.cpp's perplexity of it is
-# strata's of the masked model (1e-4), uneven counts refused (DeepSeek's
+# strata's of the masked model (1e-4), uneven counts refused as gguf but
+# written as hf (each layer's count in config.json, the masked gguf's
+# perplexity 1e-5) (DeepSeek's
 # leading dense layer: its experts refused by name, its block drop run by
 # llama.cpp with no dense layer left); expert statistics of a calibration
 # (qwen2moe-tiny, deepseek-tiny) and the plans made of them, export --run
@@ -98,8 +100,32 @@ for sa in $SHAPES; do
 		sh -c '[ -n "$1" ] && [ "$1" != "$2" ]' _ "${sx:-}" "${st:-}"
 	"$S" export "$f" --mask "$xu" --format gguf --out "$WORK/x.gguf" \
 		> /dev/null 2> "$WORK/export.err"
-	contains "$(cat "$WORK/export.err")" "a GGUF file has one expert_count and a Hugging Face config one expert count for every layer" \
-		"$shape: layers keeping different expert counts are refused as gguf, saying why"
+	contains "$(cat "$WORK/export.err")" "a GGUF file has one expert_count for every layer (llama.cpp's); drop as many experts in each layer, or export with --format hf" \
+		"$shape: layers keeping different expert counts are refused as gguf, pointing at hf"
+	# ... and export as hf, each layer's count in config.json: strata's
+	# perplexity of the directory is the masked gguf's
+	ud="$WORK/$shape-hf-uneven"
+	"$S" export "$f" --mask "$xu" --format hf --out "$ud" > /dev/null 2> "$WORK/export.err"
+	case $want in
+	llama|granitemoe) xk=num_local_experts ;;
+	deepseek) xk=n_routed_experts ;;
+	*) xk=num_experts ;;
+	esac
+	if [ "$lead" -gt 0 ]; then
+		xl="0, $((n_exp - 2)), $((n_exp - 1))"
+	else
+		xl="$((n_exp - 2)), $((n_exp - 2)), $((n_exp - 1))"
+	fi
+	contains "$(tr -d ' \n' < "$ud/config.json")" "\"${xk}_per_layer\":[$(echo "$xl" | tr -d ' ')]" \
+		"$shape: the uneven hf export's config.json has ${xk}_per_layer [$xl]"
+	contains "$(info_json "$ud")" "\"n_expert_per_layer\": [$xl]" \
+		"$shape: info shows its experts a layer [$xl]"
+	su=$(strata_ppl "$ud")
+	sg=$(strata_ppl "$f" "$xu")
+	ok "$shape: the uneven hf export's perplexity $su is the masked gguf's $sg (1e-5)" \
+		within "${sg:-0}" "${su:-0}" 1e-5
+	ok "$shape: ... and differs from the even drop's $sx" \
+		sh -c '[ -n "$1" ] && [ "$1" != "$2" ]' _ "${su:-}" "${sx:-}"
 	"$S" export "$f" --mask "expert=1:0-$((n_exp - 2))" --format gguf --out "$WORK/x.gguf" \
 		> /dev/null 2> "$WORK/export.err"
 	contains "$(cat "$WORK/export.err")" "keeps 1 of layer 1's $n_exp experts, but a token is routed to $n_used" \

@@ -29,6 +29,7 @@
 #include "export/export.h"
 #include "compute/forward.h"
 #include "format/gguf.h"
+#include "method/plan.h"
 #include "model/mask.h"
 #include "model/model.h"
 #include "format/safetensors.h"
@@ -1177,6 +1178,246 @@ static void check_deepseek_rehf(struct model *g, const char *dir)
 	model_free(y);
 }
 
+/* Export m with mask as f; the error's code, its text in msg. */
+static int export_err(const struct model *m, const struct mask *mask, const char *out,
+		      enum export_format f, char *msg, size_t cap)
+{
+	struct st_err err = {0};
+	struct export_opts o;
+	int rc;
+
+	export_opts_init(&o);
+	o.format = f;
+	o.overwrite = 1;
+	rc = export_model(m, mask, out, &o, NULL, &err);
+	snprintf(msg, cap, "%s", rc < 0 ? err.msg : "");
+	return rc;
+}
+
+/* Max |logits of a under mask ma - logits of b under mb| within 1e-5
+ * (relative to the logits' scale above 1); *dout the difference. */
+static int same_logits(struct model *a, const struct mask *ma, struct model *b,
+		       const struct mask *mb, double *dout)
+{
+	float *x = a ? logits(a, ma, NULL) : NULL, *y = b ? logits(b, mb, NULL) : NULL;
+	double d = 1e9, scale = 0;
+
+	if (x && y)
+		d = max_diff(x, y, (size_t)T_TOK * (size_t)a->hp.n_vocab, &scale);
+	free(x);
+	free(y);
+	*dout = d;
+	return d <= 1e-5 * (scale > 1 ? scale : 1);
+}
+
+/*
+ * plan_experts on x, whose layers have want[l] experts: layer 1 may drop
+ * down to a token's count, not further (the error names its count);
+ * importances past a layer's count (NaN here) are never read.
+ */
+static void check_uneven_plan(const char *shape, const struct model *x, const int *want)
+{
+	int E = x->hp.n_expert, K = x->hp.n_expert_used, nd[3];
+	double *imp = malloc(3 * (size_t)E * sizeof *imp);
+	struct mask *pm = NULL;
+	struct st_err err = {0};
+	char w[128];
+	int rc, far = 0;
+
+	if (!imp)
+		return;
+	for (int l = 0; l < 3; l++) {
+		for (int e = 0; e < E; e++)
+			imp[l * E + e] = e < want[l] ? (double)(want[l] - e) : NAN;
+		nd[l] = want[l] > 0 ? want[l] - K : 0;
+	}
+	nd[1]++;
+	rc = plan_experts(&x->hp, imp, nd, &pm, &err);
+	snprintf(w, sizeof w, "cannot drop %d of layer 1's %d experts: a token is routed to %d, "
+		 "so at most %d", nd[1], want[1], K, want[1] - K);
+	ok(rc == ST_EINVAL && strstr(err.msg, w), "%s: plan_experts refuses %d of layer 1's %d: %s",
+	   shape, nd[1], want[1], err.msg);
+	mask_free(pm);
+	pm = NULL;
+	nd[1]--;
+	rc = plan_experts(&x->hp, imp, nd, &pm, &err);
+	for (int l = 0; pm && l < 3; l++)
+		for (int e = want[l]; e < E; e++)
+			far += !mask_keeps_expert(pm, l, e);
+	ok(rc == 0 && pm && far == 0 && mask_n_kept_experts(pm, 1, want[1]) == K &&
+	   mask_n_kept_experts(pm, 2, want[2]) == (want[2] ? K : 0) &&
+	   mask_keeps_expert(pm, 1, 0) && mask_keeps_expert(pm, 1, want[1] - 1) == (want[1] == K),
+	   "%s: plan_experts keeps %d of each layer's own count, the most important", shape, K);
+	mask_free(pm);
+	free(imp);
+}
+
+/*
+ * An uneven Expert Drop (layers keeping E-1, E-2 and E experts; DeepSeek:
+ * its dense layer 0, then E-1 and E-2) as a Hugging Face directory: the
+ * family's expert field holds the most, KEY_per_layer each layer's
+ * count, the router and expert tensors of each layer its kept experts
+ * only; read back, its logits are the masked gguf's.  As gguf it is
+ * refused pointing at --format hf; re-exported as hf with a further drop
+ * the logits are the gguf's under both masks together, and the source's
+ * under the further drop, run after that export, the same; a mask naming an
+ * expert past a layer's count, a per-layer list of the wrong length and
+ * a count below num_experts_per_tok are refused by name.
+ */
+static void check_moe_uneven(const char *shape, struct model *g)
+{
+	int lead = g->hp.n_dense_lead > 0, E = g->hp.n_expert, K = g->hp.n_expert_used;
+	int mixtral = strcmp(shape, "mixtral-tiny") == 0;
+	int ds = strcmp(shape, "deepseek-tiny") == 0, gr = strcmp(shape, "granitemoe-tiny") == 0;
+	const char *key = mixtral || gr ? "num_local_experts" : ds ? "n_routed_experts" :
+			  "num_experts";
+	int want[3] = { E - 1, E - 2, E };
+	struct mask *mask = mk(lead ? "expert=1:1;2:0-1" : "expert=0:1;1:0-1", g->hp.n_layer);
+	struct mask *m2 = NULL, *both = NULL;
+	struct model *x = NULL, *y = NULL, *bad = NULL;
+	struct st_err err = {0};
+	char xd[96], yd[96], cp[4200], fk[64], msg[1100];
+	json_t *cfg, *list;
+	struct safetensors *st;
+	struct export_result res;
+	struct plan_effect eff;
+	double d = 1e9;
+	int n_ok = 0, rc, same;
+
+	if (lead) {
+		want[0] = 0;
+		want[1] = E - 1;
+		want[2] = E - 2;
+	}
+	snprintf(xd, sizeof xd, "%s-hf-uneven", shape);
+	snprintf(fk, sizeof fk, "%s_per_layer", key);
+	memset(&res, 0, sizeof res);
+	if (mask && do_export(g, mask, pth(xd), EXPORT_HF, -1, &res) == 0)
+		x = load(pth(xd));
+	for (int l = 0; x && l < 3; l++)
+		n_ok += model_layer_n_expert(&x->hp, l) == want[l] &&
+			(want[l] == 0 || (x->layers[l].ffn_gate_inp.ne[1] == want[l] &&
+					  x->layers[l].ffn_up_exps.ne[2] == want[l] &&
+					  x->layers[l].ffn_down_exps.ne[2] == want[l]));
+	same = x && same_logits(g, mask, x, NULL, &d);
+	ok(x && x->hp.n_expert == (lead ? E - 1 : E) && n_ok == 3 && same, "%s: hf with layers keeping %d, %d and %d experts "
+	   "reads back with those routers and experts and the masked gguf's logits (max diff %g)",
+	   shape, want[0], want[1], want[2], d);
+	plan_effect(&g->hp, mask, 0, &eff);
+	ok(x && res.params == model_n_params(x) &&
+	   eff.params == model_n_params(g) - model_n_params(x),
+	   "%s: the export's parameters %llu are the directory's %llu, the plan's predicted "
+	   "removal %llu the difference from the gguf's %llu", shape,
+	   (unsigned long long)res.params, x ? (unsigned long long)model_n_params(x) : 0ULL,
+	   (unsigned long long)eff.params, (unsigned long long)model_n_params(g));
+	snprintf(cp, sizeof cp, "%s/config.json", pth(xd));
+	cfg = load_json(cp);
+	list = cfg ? json_object_get(cfg, fk) : NULL;
+	ok(list && json_array_size(list) == 3 &&
+	   json_integer_value(json_array_get(list, 0)) == want[0] &&
+	   json_integer_value(json_array_get(list, 1)) == want[1] &&
+	   json_integer_value(json_array_get(list, 2)) == want[2] &&
+	   json_integer_value(json_object_get(cfg, key)) == (lead ? E - 1 : E),
+	   "%s: config.json has %s %d and %s [%d, %d, %d]", shape, key, lead ? E - 1 : E, fk,
+	   want[0], want[1], want[2]);
+	json_decref(cfg);
+	snprintf(cp, sizeof cp, "%s/model.safetensors", pth(xd));
+	if ((st = safetensors_open(cp, &err))) {
+		const struct st_tensor *r = safetensors_find(st, mixtral ?
+			"model.layers.1.block_sparse_moe.gate.weight" : gr ?
+			"model.layers.1.block_sparse_moe.router.layer.weight" :
+			"model.layers.1.mlp.gate.weight");
+		char last[96], gone[96];
+
+		snprintf(last, sizeof last, mixtral ? "model.layers.1.block_sparse_moe.experts.%d.w1.weight" :
+			 "model.layers.1.mlp.experts.%d.gate_proj.weight", want[1] - 1);
+		snprintf(gone, sizeof gone, mixtral ? "model.layers.1.block_sparse_moe.experts.%d.w1.weight" :
+			 "model.layers.1.mlp.experts.%d.gate_proj.weight", want[1]);
+		if (gr) {
+			const struct st_tensor *in = safetensors_find(st,
+				"model.layers.1.block_sparse_moe.input_linear.weight");
+			ok(r && r->ne[1] == want[1] && in && in->ne[2] == want[1],
+			   "%s: layer 1's router and input_linear hold its %d experts", shape, want[1]);
+		} else {
+			ok(r && r->ne[1] == want[1] && safetensors_find(st, last) &&
+			   !safetensors_find(st, gone), "%s: layer 1's router has %d rows, its experts "
+			   "0-%d and no expert %d", shape, want[1], want[1] - 1, want[1]);
+		}
+		safetensors_close(st);
+	} else {
+		ok(0, "%s: open the uneven export's safetensors: %s", shape, err.msg);
+	}
+	rc = export_err(g, mask, pth("moe-uneven.gguf"), EXPORT_GGUF, msg, sizeof msg);
+	ok(rc == ST_EUNSUP && strstr(msg, "a GGUF file has one expert_count") &&
+	   strstr(msg, "--format hf") && !exists(pth("moe-uneven.gguf")),
+	   "%s: the uneven drop as gguf is refused pointing at --format hf: %s", shape, msg);
+	if (x) {
+		rc = export_err(x, NULL, pth("moe-uneven2.gguf"), EXPORT_GGUF, msg, sizeof msg);
+		ok(rc == ST_EUNSUP && strstr(msg, "one expert_count") && strstr(msg, "--format hf"),
+		   "%s: the uneven directory as gguf is refused: %s",
+		   shape, msg);
+	}
+
+	/* HF to HF with one more expert dropped: hf expert 0 of the layer
+	 * keeping E-1 is the gguf's expert 0 (its expert 1 went) */
+	m2 = mk(lead ? "expert=1:0" : "expert=0:0", g->hp.n_layer);
+	both = mk(lead ? "expert=1:0-1;2:0-1" : "expert=0:0-1;1:0-1", g->hp.n_layer);
+	snprintf(yd, sizeof yd, "%s-hf-uneven2", shape);
+	if (x && m2 && do_export(x, m2, pth(yd), EXPORT_HF, -1, NULL) == 0)
+		y = load(pth(yd));
+	same = y && same_logits(g, both, y, NULL, &d);
+	ok(y && model_layer_n_expert(&y->hp, lead ? 1 : 0) == E - 2 &&
+	   (y->hp.n_expert_layer != NULL) == !lead && same,
+	   "%s: re-exported as hf with one more expert dropped: the gguf's logits under both "
+	   "masks (max diff %g)%s", shape, d, lead ? ", every layer E-2 (no per-layer list)" : "");
+	same = y && same_logits(x, m2, y, NULL, &d);
+	ok(same, "%s: the uneven directory masked, run after that export (its stacked experts "
+	   "intact), gives the re-export's logits (max diff %g)", shape, d);
+	plan_effect(x ? &x->hp : &g->hp, m2, 0, &eff);
+	ok(x && y && eff.params == model_n_params(x) - model_n_params(y),
+	   "%s: on the uneven directory the plan predicts the %llu parameters the drop removes",
+	   shape, (unsigned long long)eff.params);
+	model_free(y);
+	if (x)
+		check_uneven_plan(shape, x, want);
+
+	/* errors: an expert past a layer's count; bad per-layer lists */
+	mask_free(m2);
+	snprintf(msg, sizeof msg, "expert=1:%d", want[1]);
+	m2 = mk(msg, g->hp.n_layer);
+	rc = x ? export_err(x, m2, pth("moe-uneven-bad"), EXPORT_HF, msg, sizeof msg) : 0;
+	snprintf(cp, sizeof cp, "layer 1 has only experts 0-%d", want[1] - 1);
+	ok(rc == ST_EINVAL && strstr(msg, cp) && strstr(msg, "drops expert"),
+	   "%s: a mask naming expert %d of layer 1 (of %d) is refused: %s", shape, want[1],
+	   want[1], msg);
+	if (x && (mixtral || ds)) {
+		config_set(pth(xd), fk, json_pack("[i,i]", want[0], want[1]));
+		ok(model_load(pth(xd), NULL, &bad, &err) == ST_EFORMAT && strstr(err.msg, fk) &&
+		   strstr(err.msg, "list of 3 expert counts"),
+		   "%s: a per-layer list of 2 counts for 3 layers is refused: %s", shape, err.msg);
+		model_free(bad);
+		bad = NULL;
+		config_set(pth(xd), fk, json_pack("[i,i,i]", want[0], K - 1, want[2]));
+		snprintf(cp, sizeof cp, "gives layer 1 %d experts; want num_experts_per_tok (%d)",
+			 K - 1, K);
+		ok(model_load(pth(xd), NULL, &bad, &err) == ST_EFORMAT && strstr(err.msg, cp),
+		   "%s: a layer with fewer experts than a token uses is refused: %s", shape,
+		   err.msg);
+		model_free(bad);
+		bad = NULL;
+		config_set(pth(xd), fk, json_pack("[i,i,i]", want[0], E - 2, E - 2));
+		ok(model_load(pth(xd), NULL, &bad, &err) == ST_EFORMAT &&
+		   strstr(err.msg, "is the most experts of any layer") && strstr(err.msg, fk),
+		   "%s: a field above every layer's count is refused: %s", shape, err.msg);
+		model_free(bad);
+		config_set(pth(xd), fk, json_pack("[i,i,i]", want[0], want[1], want[2]));
+	}
+	mask_free(m2);
+	mask_free(both);
+	mask_free(mask);
+	model_free(x);
+}
+
 static void check_moe_hf(const char *shape, struct model *g, const char *dir)
 {
 	char p[4200], xd[96];
@@ -1243,10 +1484,7 @@ static void check_moe_hf(const char *shape, struct model *g, const char *dir)
 		check_moe_hf_errors(shape, pth(xd), x->hp.n_expert);
 	if (ds)
 		check_deepseek_rehf(g, dir);
-	mask_free(mask);
-	mask = mk(lead ? "expert=1:1;2:0-1" : "expert=0:1;1:0-1", g->hp.n_layer);
-	ok(mask && do_export(g, mask, pth("moe-uneven-hf"), EXPORT_HF, -1, NULL) == ST_EUNSUP &&
-	   !exists(pth("moe-uneven-hf")), "%s: layers keeping 3 and 2 experts are refused", shape);
+	check_moe_uneven(shape, g);
 
 	/* the loader: one expert more in the config than in the file, dense layers */
 	if (mixtral && x) {

@@ -144,6 +144,25 @@ int main(void)
 	has_str(err.msg, "keeps 6 of layer 0's 8 experts", "the error names the layer left short");
 	is_int(mask_check_experts(m, 0, 0, &err), ST_EINVAL, "refused for a dense model");
 	has_str(err.msg, "no experts", "... saying so");
+	{ /* layers with different counts (0: a dense layer) */
+		const int fits[5] = { 8, 6, 8, 4, 4 }, short2[5] = { 8, 6, 7, 4, 4 };
+		const int dense0[5] = { 0, 6, 8, 4, 4 };
+
+		is_int(mask_check_layer_experts(m, fits, 8, 2, &err), 0,
+		       "fits layers of 8, 6, 8, 4 and 4 experts");
+		is_int(mask_check_layer_experts(m, short2, 8, 2, &err), ST_EINVAL,
+		       "refused where layer 2 has 7 experts");
+		has_str(err.msg, "drops expert 7 of layer 2, but layer 2 has only experts 0-6",
+			"the error names the layer and its count");
+		is_int(mask_check_layer_experts(m, fits, 8, 7, &err), ST_EINVAL,
+		       "refused for top-7 where layer 0 keeps 6 of 8 ...");
+		has_str(err.msg, "keeps 6 of layer 0's 8 experts", "... naming it");
+		is_int(mask_check_layer_experts(m, dense0, 8, 2, &err), ST_EINVAL,
+		       "refused where layer 0 has no experts");
+		has_str(err.msg, "layer 0 has no experts (a dense layer)", "... saying so");
+		is_int(mask_check_layer_experts(m, NULL, 7, 2, &err), ST_EINVAL,
+		       "no per-layer counts: as mask_check_experts");
+	}
 	{
 		struct mask *d = mask_dup(m);
 		char canon[128];

@@ -414,7 +414,7 @@ static void test_expert_drop(const char *shape, const char *dir)
 	remove(path);
 	is_int(export_model(m, blk, path, NULL, &res, &err), ST_EUNSUP,
 	       "%s: uneven expert counts refused as gguf", shape);
-	has_str(err.msg, "one expert_count and a Hugging Face config one expert count for every layer", "%s: ... saying why", shape);
+	has_str(err.msg, "a GGUF file has one expert_count for every layer (llama.cpp's); drop as many experts in each layer, or export with --format hf", "%s: ... saying why", shape);
 	/* fewer than top-k kept: refused by the forward pass */
 	for (int e = 0; e < E; e++)
 		blk->expert[(size_t)2 * E + e] = e < m->hp.n_expert_used - 1;

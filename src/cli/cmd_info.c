@@ -177,6 +177,15 @@ int cmd_info(int argc, char **argv)
 	if (hp->n_expert > 0) {
 		record_int(r, "n_expert", hp->n_expert);
 		record_int(r, "n_expert_used", hp->n_expert_used);
+		if (hp->n_expert_layer) { /* layers keeping different counts */
+			int32_t *cnt = malloc((size_t)hp->n_layer * sizeof *cnt);
+
+			for (int l = 0; cnt && l < hp->n_layer; l++)
+				cnt[l] = hp->n_expert_layer[l];
+			if (cnt)
+				record_ints(r, "n_expert_per_layer", cnt, (size_t)hp->n_layer);
+			free(cnt);
+		}
 		record_int(r, "d_ff_exp", hp->d_ff_exp);
 		if (hp->d_ff_shexp > 0) {
 			record_int(r, "d_ff_shexp", hp->d_ff_shexp);

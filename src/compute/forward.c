@@ -302,7 +302,8 @@ struct fwd_state *fwd_new_seqs(const struct model *m, const struct mask *mask, i
 			mask->n_layer, m->path ? m->path : "?", hp->n_layer);
 		return NULL;
 	}
-	if (mask_check_experts(mask, hp->n_expert, hp->n_expert_used, err) < 0 ||
+	if (mask_check_layer_experts(mask, hp->n_expert_layer, hp->n_expert, hp->n_expert_used,
+				     err) < 0 ||
 	    mask_check_dense_layers(mask, hp->n_dense_lead, err) < 0)
 		return NULL;
 	if (hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv != 0 || hp->head_dim % 2) {
@@ -1135,7 +1136,10 @@ static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 		    const struct fwd_layer *fl, const float *in, int T)
 {
 	const struct model_hparams *hp = &s->m->hp;
-	int E = hp->n_expert, K = hp->n_expert_used, d = s->d, t, j, e;
+	/* E: this layer's experts (the router's rows); the statistics are
+	 * [n_layer][Emax], Emax the most of any layer */
+	int E = model_layer_n_expert(hp, l), Emax = hp->n_expert, K = hp->n_expert_used;
+	int d = s->d, t, j, e;
 	const struct st_tensor *wr = &w->ffn_gate_inp;
 
 	matmul_n_mode(1, &s->router, in, &wr, T, 0, s->mm);
@@ -1150,8 +1154,8 @@ static void moe_mlp(struct fwd_state *s, int l, const struct layer_weights *w,
 	if (hp->moe_w_scale != 1)
 		scale_rows(s->sel_w, hp->moe_w_scale, (size_t)T * K);
 	for (t = 0; t < T * K; t++) {
-		s->moe_count[(size_t)l * E + s->sel[t]]++;
-		s->moe_wsum[(size_t)l * E + s->sel[t]] += s->sel_w[t];
+		s->moe_count[(size_t)l * Emax + s->sel[t]]++;
+		s->moe_wsum[(size_t)l * Emax + s->sel[t]] += s->sel_w[t];
 	}
 	/* counting sort of the T*K assignments by expert, tokens in order */
 	memset(s->exp_start, 0, ((size_t)E + 1) * sizeof *s->exp_start);

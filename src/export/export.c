@@ -89,8 +89,11 @@ struct layer_plan {
 	int partial;         /* some exported layer lacks exactly one site */
 	int ffn_only;        /* exported layers with attention but no FFN */
 	const struct mask *mask; /* for its expert part; may be NULL */
-	int n_expert;        /* experts of every exported MoE layer (the
-				source's count when the mask drops none) */
+	int n_expert;        /* the most experts an exported MoE layer keeps
+				(the source's count when the mask drops none) */
+	int *n_kept;         /* [n_src] experts source layer l keeps (0: no
+				experts, or its MLP gone) */
+	int uneven;          /* exported MoE layers keep different counts */
 	int experts_dropped; /* the mask drops experts of exported layers */
 };
 
@@ -98,6 +101,7 @@ static void plan_release(struct layer_plan *p)
 {
 	free(p->new_idx);
 	free(p->gone);
+	free(p->n_kept);
 }
 
 static int plan_build(const struct model *m, const struct mask *mask, struct layer_plan *p,
@@ -114,7 +118,8 @@ static int plan_build(const struct model *m, const struct mask *mask, struct lay
 	p->n_expert = m->hp.n_expert;
 	p->new_idx = malloc((size_t)L * sizeof *p->new_idx);
 	p->gone = calloc((size_t)L, 1);
-	if (!p->new_idx || !p->gone) {
+	p->n_kept = calloc((size_t)L, sizeof *p->n_kept);
+	if (!p->new_idx || !p->gone || !p->n_kept) {
 		plan_release(p);
 		return st_errf(err, ST_ENOMEM, "out of memory");
 	}
@@ -141,31 +146,33 @@ static int plan_build(const struct model *m, const struct mask *mask, struct lay
 		return st_errf(err, ST_EINVAL, "the mask drops every layer of '%s': nothing to "
 			       "export", m->path ? m->path : "?");
 	}
-	/* GGUF and HF configs have one expert count for every layer */
-	if ((rc = mask_check_experts(mask, m->hp.n_expert, m->hp.n_expert_used, err)) < 0 ||
+	/* each layer's kept experts: one count for all (GGUF's expert_count,
+	 * an HF config's expert field), or a count a layer (HF only: the
+	 * family's expert field KEY holds the most, KEY_per_layer each) */
+	if ((rc = mask_check_layer_experts(mask, m->hp.n_expert_layer, m->hp.n_expert,
+					   m->hp.n_expert_used, err)) < 0 ||
 	    (rc = mask_check_dense_layers(mask, m->hp.n_dense_lead, err)) < 0) {
 		plan_release(p);
 		return rc;
 	}
+	p->n_expert = 0;
 	for (int l = 0, first = -1; m->hp.n_expert > 0 && l < L; l++) {
-		int k;
+		int El = model_layer_n_expert(&m->hp, l), k;
 
-		if ((p->gone[l] & GONE_MLP) || !model_layer_moe(&m->hp, l))
+		if ((p->gone[l] & GONE_MLP) || El == 0)
 			continue;
-		k = mask_n_kept_experts(mask, l, m->hp.n_expert);
-		if (first < 0) {
+		k = p->n_kept[l] = mask_n_kept_experts(mask, l, El);
+		if (k < El)
+			p->experts_dropped = 1;
+		if (first < 0)
 			first = l;
+		else if (k != p->n_kept[first])
+			p->uneven = 1;
+		if (k > p->n_expert)
 			p->n_expert = k;
-		} else if (k != p->n_expert) {
-			plan_release(p);
-			return st_errf(err, ST_EUNSUP, "cannot export '%s' with layer %d keeping %d "
-				       "experts and layer %d keeping %d: a GGUF file has one "
-				       "expert_count and a Hugging Face config one expert count for "
-				       "every layer; drop as many experts in each layer",
-				       m->path ? m->path : "?", first, p->n_expert, l, k);
-		}
 	}
-	p->experts_dropped = m->hp.n_expert > 0 && p->n_expert < m->hp.n_expert;
+	if (p->n_expert == 0)
+		p->n_expert = m->hp.n_expert;
 	/* which layers slide is a fixed pattern of the layer index (llama.cpp's
 	 * and transformers' Gemma): renumbering must not change a layer's kind */
 	for (int l = 0; l < L; l++) {
@@ -981,7 +988,7 @@ static int hf_add_experts(struct out_tensor *ot, int *nt, const struct model *m,
 	const struct st_tensor *exps[3] = { &w->ffn_gate_exps, &w->ffn_up_exps, &w->ffn_down_exps };
 	const struct st_tensor *sh[3] = { &w->ffn_gate_shexp, &w->ffn_up_shexp, &w->ffn_down_shexp };
 	enum hf_names kind = hf_names_of(&m->hp);
-	int E = m->hp.n_expert, j = 0;
+	int E = model_layer_n_expert(&m->hp, l), j = 0;
 	struct out_tensor *x = &ot[*nt];
 
 	/* the router */
@@ -995,7 +1002,7 @@ static int hf_add_experts(struct out_tensor *ot, int *nt, const struct model *m,
 		int64_t d = r->ne[0];
 		size_t rb = dtype_row_bytes(r->type, d), ob = dtype_row_bytes(dtype, d);
 		float *f = malloc((size_t)d * sizeof *f);
-		uint8_t *buf = malloc(ob * (size_t)lp->n_expert);
+		uint8_t *buf = malloc(ob * (size_t)lp->n_kept[l]);
 
 		if (f && buf)
 			for (int e = 0, k = 0; e < E; e++)
@@ -1009,19 +1016,19 @@ static int hf_add_experts(struct out_tensor *ot, int *nt, const struct model *m,
 			return -1;
 		}
 		x->own = *r;
-		x->own.ne[1] = lp->n_expert;
+		x->own.ne[1] = lp->n_kept[l];
 		x->src = &x->own;
 		x->buf = buf;
 		x->type = dtype;
-		x->nbytes = ob * (size_t)lp->n_expert;
+		x->nbytes = ob * (size_t)lp->n_kept[l];
 	}
 	(*nt)++;
 	if (kind == HFN_GRANITE) {
 		const struct st_tensor *g = &w->ffn_gate_exps, *dn = &w->ffn_down_exps;
 
-		hf_add_cat(ot, nt, lp, l, g, &w->ffn_up_exps, 3, 2 * g->ne[1], lp->n_expert,
+		hf_add_cat(ot, nt, lp, l, g, &w->ffn_up_exps, 3, 2 * g->ne[1], lp->n_kept[l],
 			   "model.layers.%d.block_sparse_moe.input_linear.weight", n);
-		hf_add_cat(ot, nt, lp, l, dn, NULL, 3, dn->ne[1], lp->n_expert,
+		hf_add_cat(ot, nt, lp, l, dn, NULL, 3, dn->ne[1], lp->n_kept[l],
 			   "model.layers.%d.block_sparse_moe.output_linear.weight", n);
 		if (w->ffn_gate_shexp.data) {
 			hf_add_cat(ot, nt, lp, l, &w->ffn_gate_shexp, &w->ffn_up_shexp, 2,
@@ -1180,6 +1187,37 @@ static int config_write(const json_t *cfg, const char *dir, struct st_err *err)
 	return rc;
 }
 
+/*
+ * An uneven Expert Drop's counts in config c: KEY_per_layer (key the
+ * family's expert count field, which holds their maximum), one count for
+ * each exported layer: 0 for a leading dense layer, the maximum for one
+ * whose MLP is gone (it has no experts to count), else the experts it
+ * keeps.  Written only when exported layers keep different counts (any
+ * the source had is removed); load_hf.c reads it back.
+ */
+static int hf_expert_layers_set(json_t *c, const char *key, const struct model *m,
+				const struct layer_plan *lp, struct st_err *err)
+{
+	char fk[64];
+	json_t *a;
+
+	snprintf(fk, sizeof fk, "%s_per_layer", key);
+	json_object_del(c, fk);
+	if (!lp->uneven)
+		return 0;
+	if (!(a = json_array()))
+		return st_errf(err, ST_ENOMEM, "out of memory");
+	for (int l = 0; l < lp->n_src; l++) {
+		if (lp->new_idx[l] < 0)
+			continue;
+		json_array_append_new(a, json_integer(!model_layer_moe(&m->hp, l) ? 0 :
+						      lp->n_kept[l] > 0 ? lp->n_kept[l] :
+						      lp->n_expert));
+	}
+	json_object_set_new(c, fk, a);
+	return 0;
+}
+
 /* config.json: the source's, with the layer count and drop lists of the
  * export (LLM-Drop's form when some layer lost one site). */
 static int hf_config(const struct model *m, const struct layer_plan *lp, int dtype,
@@ -1209,10 +1247,16 @@ static int hf_config(const struct model *m, const struct layer_plan *lp, int dty
 	}
 	json_object_del(cfg, "drop_attn_list");
 	json_object_del(cfg, "drop_mlp_list");
-	if (lp->experts_dropped)
-		json_object_set_new(cfg, json_object_get(cfg, "num_local_experts") ?
-				    "num_local_experts" : json_object_get(cfg, "n_routed_experts") ?
-				    "n_routed_experts" : "num_experts", json_integer(lp->n_expert));
+	if (m->hp.n_expert > 0) {
+		const char *key = json_object_get(cfg, "num_local_experts") ? "num_local_experts" :
+				  json_object_get(cfg, "n_routed_experts") ? "n_routed_experts" :
+				  "num_experts";
+
+		if (lp->experts_dropped || m->hp.n_expert_layer)
+			json_object_set_new(cfg, key, json_integer(lp->n_expert));
+		if ((rc = hf_expert_layers_set(cfg, key, m, lp, err)) < 0)
+			goto out;
+	}
 	if (m->hp.n_dense_lead > 0) /* DeepSeek-MoE's leading dense layers kept */
 		json_object_set_new(cfg, "first_k_dense_replace",
 				    json_integer(hf_dense_kept(m, lp)));
@@ -1801,6 +1845,8 @@ static int hf_deepseek_fields(json_t *c, const struct model *m, const struct lay
 			       "%d is not a whole number of experts of width %d (n_shared_experts)",
 			       m->path, hp->d_ff_shexp, hp->d_ff_exp);
 	json_object_set_new(c, "n_routed_experts", json_integer(lp->n_expert));
+	if (hf_expert_layers_set(c, "n_routed_experts", m, lp, err) < 0)
+		return err->code;
 	json_object_set_new(c, "n_shared_experts", json_integer(hp->d_ff_shexp / hp->d_ff_exp));
 	json_object_set_new(c, "moe_intermediate_size", json_integer(hp->d_ff_exp));
 	json_object_set_new(c, "first_k_dense_replace", json_integer(hf_dense_kept(m, lp)));
@@ -1832,8 +1878,14 @@ static int hf_moe_fields(json_t *c, const struct model *m, const struct layer_pl
 		json_object_set_new(c, "norm_topk_prob", json_boolean(hp->moe_norm_topk));
 	if (strcmp(mt, "deepseek") == 0)
 		return hf_deepseek_fields(c, m, lp, err);
-	json_object_set_new(c, strcmp(mt, "mixtral") == 0 || strncmp(mt, "granitemoe", 10) == 0 ?
-			    "num_local_experts" : "num_experts", json_integer(lp->n_expert));
+	{
+		const char *key = strcmp(mt, "mixtral") == 0 || strncmp(mt, "granitemoe", 10) == 0 ?
+				  "num_local_experts" : "num_experts";
+
+		json_object_set_new(c, key, json_integer(lp->n_expert));
+		if (hf_expert_layers_set(c, key, m, lp, err) < 0)
+			return err->code;
+	}
 	/* Mixtral's, OLMoE's and Granite-MoE's experts are intermediate_size wide */
 	if (strcmp(mt, "mixtral") == 0 || strcmp(mt, "olmoe") == 0 ||
 	    strncmp(mt, "granitemoe", 10) == 0)
@@ -2364,10 +2416,13 @@ static uint64_t export_params(const struct model *m, const struct layer_plan *lp
 			     nelem(&w->ffn_up_exps) + nelem(&w->ffn_down_exps) +
 			     nelem(&w->ffn_gate_inp_shexp) + nelem(&w->ffn_gate_shexp) +
 			     nelem(&w->ffn_up_shexp) + nelem(&w->ffn_down_shexp);
-		else if (lp->experts_dropped)
+		else if (lp->experts_dropped && model_layer_n_expert(&m->hp, l) > 0) {
+			uint64_t El = (uint64_t)model_layer_n_expert(&m->hp, l);
+
 			n -= (nelem(&w->ffn_gate_inp) + nelem(&w->ffn_gate_exps) +
 			      nelem(&w->ffn_up_exps) + nelem(&w->ffn_down_exps)) /
-			     (uint64_t)m->hp.n_expert * (uint64_t)(m->hp.n_expert - lp->n_expert);
+			     El * (El - (uint64_t)lp->n_kept[l]);
+		}
 	}
 	return n;
 }
@@ -2404,6 +2459,29 @@ int export_model(const struct model *m, const struct mask *mask, const char *pat
 			       "strata writes transformers' Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, "
 			       "Granite-MoE and DeepSeek-MoE layouts only; export it as gguf",
 			       m->path, m->hp.arch);
+	}
+	if ((lp.uneven || m->hp.n_expert_layer) && o->format != EXPORT_HF) {
+		int a = -1, b = -1;
+
+		for (int l = 0; l < lp.n_src; l++)
+			if (lp.n_kept[l] > 0 && a < 0)
+				a = l;
+			else if (lp.n_kept[l] > 0 && b < 0 && lp.n_kept[l] != lp.n_kept[a])
+				b = l;
+		if (b < 0) {
+			plan_release(&lp);
+			return st_errf(err, ST_EUNSUP, "cannot export '%s' as gguf: its layers have "
+				       "different expert counts (a file written for an uneven Expert "
+				       "Drop), and a GGUF file has one expert_count; export it with "
+				       "--format hf", m->path ? m->path : "?");
+		}
+		rc = st_errf(err, ST_EUNSUP, "cannot export '%s' as gguf with layer %d keeping %d "
+			     "experts and layer %d keeping %d: a GGUF file has one expert_count "
+			     "for every layer (llama.cpp's); drop as many experts in each layer, "
+			     "or export with --format hf, which writes each layer's count",
+			     m->path ? m->path : "?", a, lp.n_kept[a], b, lp.n_kept[b]);
+		plan_release(&lp);
+		return rc;
 	}
 	if (m->hp.n_expert > 0 && lp.partial && o->format != EXPORT_HF) {
 		plan_release(&lp);

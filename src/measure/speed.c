@@ -104,14 +104,14 @@ uint64_t speed_weight_bytes(const struct model *m, const struct mask *mask)
 			     nbytes(&w->ffn_up_exps) + nbytes(&w->ffn_down_exps) +
 			     nbytes(&w->ffn_gate_inp_shexp) + nbytes(&w->ffn_gate_shexp) +
 			     nbytes(&w->ffn_up_shexp) + nbytes(&w->ffn_down_shexp);
-		else if (m->hp.n_expert > 0) {
+		else if (model_layer_n_expert(&m->hp, l) > 0) {
 			/* dropped experts: their router rows and slices */
-			uint64_t gone = (uint64_t)(m->hp.n_expert -
-						   mask_n_kept_experts(mask, l, m->hp.n_expert));
+			int El = model_layer_n_expert(&m->hp, l);
+			uint64_t gone = (uint64_t)(El - mask_n_kept_experts(mask, l, El));
 
 			b -= (nbytes(&w->ffn_gate_inp) + nbytes(&w->ffn_gate_exps) +
 			      nbytes(&w->ffn_up_exps) + nbytes(&w->ffn_down_exps)) /
-			     (uint64_t)m->hp.n_expert * gone;
+			     (uint64_t)El * gone;
 		}
 	}
 	return b;

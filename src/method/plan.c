@@ -112,7 +112,7 @@ void plan_effect(const struct model_hparams *hp, const struct mask *mask,
 				e->attn_flops_per_token += 4 * q * (uint64_t)attn_ctx;
 		}
 		if (f && model_layer_moe(hp, l)) { /* router, every expert, the shared one */
-			uint64_t E = (uint64_t)hp->n_expert, Fe = (uint64_t)hp->d_ff_exp;
+			uint64_t E = (uint64_t)model_layer_n_expert(hp, l), Fe = (uint64_t)hp->d_ff_exp;
 			uint64_t Fs = (uint64_t)hp->d_ff_shexp;
 			uint64_t sh = Fs ? (hp->shexp_gate ? D : 0) + 3 * D * Fs : 0;
 
@@ -127,7 +127,8 @@ void plan_effect(const struct model_hparams *hp, const struct mask *mask,
 		if (a && f)
 			e->blocks_dropped++;
 		if (!f && model_layer_moe(hp, l)) {
-			int k = hp->n_expert - mask_n_kept_experts(mask, l, hp->n_expert);
+			int El = model_layer_n_expert(hp, l);
+			int k = El - mask_n_kept_experts(mask, l, El);
 			uint64_t Fe = (uint64_t)hp->d_ff_exp;
 
 			e->experts_dropped += k;
@@ -149,13 +150,15 @@ int plan_experts(const struct model_hparams *hp, const double *imp, const int *n
 		return st_errf(err, ST_EINVAL, "an expert plan needs a mixture of experts (%s "
 			       "is dense)", hp->arch);
 	for (int l = 0; l < L; l++) {
+		int El = model_layer_n_expert(hp, l);
+
 		if (!model_layer_moe(hp, l))
 			continue;
-		if (n_drop[l] < 0 || n_drop[l] > E - K)
+		if (n_drop[l] < 0 || n_drop[l] > El - K)
 			return st_errf(err, ST_EINVAL, "cannot drop %d of layer %d's %d experts: a "
-				       "token is routed to %d, so at most %d", n_drop[l], l, E, K,
-				       E - K);
-		for (int e = 0; n_drop[l] > 0 && e < E; e++)
+				       "token is routed to %d, so at most %d", n_drop[l], l, El, K,
+				       El - K);
+		for (int e = 0; n_drop[l] > 0 && e < El; e++)
 			if (isnan(imp[(size_t)l * E + e]))
 				return st_errf(err, ST_EFORMAT, "no importance for expert %d of "
 					       "layer %d", e, l);
@@ -169,9 +172,10 @@ int plan_experts(const struct model_hparams *hp, const double *imp, const int *n
 	}
 	for (int l = 0; l < L; l++) {
 		const double *v = imp + (size_t)l * E;
+		int El = model_layer_n_expert(hp, l);
 
 		/* insertion sort: lowest importance first, ties to the higher index */
-		for (int i = 0; i < E; i++) {
+		for (int i = 0; i < El; i++) {
 			int j = i;
 
 			while (j > 0 && (v[order[j - 1]] > v[i] ||

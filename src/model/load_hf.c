@@ -77,11 +77,32 @@
 #include "format/safetensors.h"
 #include "tok/tokenizer.h"
 
-struct hf_owned { /* a weight dequantized at load */
+struct hf_owned { /* a weight dequantized or stacked at load */
 	struct st_tensor t;
 	char *name;
 	float *data;
+	size_t map_size; /* data is an hf_buf of that many bytes; 0: malloc'd */
 };
+
+/*
+ * n bytes for a weight made at load: a shared anonymous mapping, whose
+ * pages, like the file mappings', come back intact after the export drops
+ * them (madvise MADV_DONTNEED gives a private mapping's back as zeros,
+ * and the model may run again after an export).  NULL when out of memory.
+ */
+static void *hf_buf(size_t n)
+{
+	void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+		       -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void hf_buf_free(void *p, size_t n)
+{
+	if (p)
+		munmap(p, n ? n : 1);
+}
 
 struct hf_priv {
 	struct safetensors **shards;
@@ -98,6 +119,8 @@ struct hf_priv {
 	 * found missing or unlike its siblings (said instead of the stacked
 	 * name) */
 	int n_expert, n_dense_lead, names;
+	const int *n_expert_layer; /* the model's hp.n_expert_layer, or NULL */
+	int n_layer;
 	int d_ff_shexp;          /* Granite-MoE-Shared's shared_mlp width */
 	char moe_err[320];
 };
@@ -125,7 +148,10 @@ static void hf_priv_free(void *p)
 		safetensors_close(h->shards[i]);
 	for (i = 0; i < h->n_owned; i++) {
 		free(h->owned[i].name);
-		free(h->owned[i].data);
+		if (h->owned[i].map_size)
+			hf_buf_free(h->owned[i].data, h->owned[i].map_size);
+		else
+			free(h->owned[i].data);
 	}
 	free(h->owned);
 	free(h->shards);
@@ -327,18 +353,19 @@ static const struct st_tensor *hf_dequant(struct hf_priv *h, const char *name)
 		return NULL;
 	if (h->qlayout == HFQ_GPTQ)
 		gi = hf_find_as(h, prefix, ".g_idx", ST_I32, 1, in, 1);
-	W = malloc((size_t)out * in * sizeof *W);
+	W = hf_buf((size_t)out * in * sizeof *W);
 	if (!W)
 		return NULL;
 	if (hfq_dequant((enum hfq_layout)h->qlayout, qw->data, qz->data, sc->data,
 			gi ? gi->data : NULL, (int)out, (int)in, h->qgroup, W) < 0) {
-		free(W);
+		hf_buf_free(W, (size_t)out * in * sizeof *W);
 		return NULL;
 	}
 	if (!(o = hf_own(h, name, W))) {
-		free(W);
+		hf_buf_free(W, (size_t)out * in * sizeof *W);
 		return NULL;
 	}
+	o->map_size = (size_t)out * in * sizeof *W;
 	o->t.type = ST_F32;
 	o->t.n_dims = 2;
 	o->t.ne[0] = in;
@@ -373,6 +400,12 @@ static const char *expert_name(const struct hf_priv *h, int l, int e, int k, cha
  * name.  NULL when name is not such a tensor, or an expert's is missing
  * or unlike expert 0's (h->moe_err says which).
  */
+/* Experts of layer l of h's model. */
+static int hf_layer_experts(const struct hf_priv *h, int l)
+{
+	return h->n_expert_layer ? h->n_expert_layer[l] : h->n_expert;
+}
+
 /* k of "gate", "up", "down" (0, 1, 2), or 3. */
 static int proj_index(const char *part)
 {
@@ -399,7 +432,7 @@ static const struct st_tensor *hf_granite(struct hf_priv *h, const char *name)
 	const struct st_tensor *t;
 	struct hf_owned *o;
 	char part[8], nm[160];
-	int l, n = 0, k, shared;
+	int l, n = 0, k, shared, E;
 	size_t half;
 
 	if (sscanf(name, "model.layers.%d.mlp.gate.weight%n", &l, &n) == 1 && !name[n]) {
@@ -415,8 +448,9 @@ static const struct st_tensor *hf_granite(struct hf_priv *h, const char *name)
 		shared = 1;
 	else
 		return NULL;
-	if ((k = proj_index(part)) == 3)
+	if ((k = proj_index(part)) == 3 || l < 0 || l >= h->n_layer)
 		return NULL;
+	E = hf_layer_experts(h, l);
 	snprintf(nm, sizeof nm, "model.layers.%d.%s.%s_linear.weight", l,
 		 shared ? "shared_mlp" : "block_sparse_moe", k == 2 ? "output" : "input");
 	t = hf_find_raw(h, nm);
@@ -427,7 +461,7 @@ static const struct st_tensor *hf_granite(struct hf_priv *h, const char *name)
 				 nm);
 		return t;
 	}
-	if (!t || t->n_dims != (shared ? 2 : 3) || (!shared && t->ne[2] != h->n_expert) ||
+	if (!t || t->n_dims != (shared ? 2 : 3) || (!shared && t->ne[2] != E) ||
 	    (k < 2 && t->ne[1] % 2)) {
 		if (!h->moe_err[0] && !t)
 			snprintf(h->moe_err, sizeof h->moe_err, "tensor '%s' is missing", nm);
@@ -435,7 +469,7 @@ static const struct st_tensor *hf_granite(struct hf_priv *h, const char *name)
 			snprintf(h->moe_err, sizeof h->moe_err, "tensor '%s' has %d dimensions "
 				 "[%lld, %lld, %lld], expected %s%.0d%s", nm, t->n_dims,
 				 (long long)t->ne[2], (long long)t->ne[1], (long long)t->ne[0],
-				 shared ? "" : "[", shared ? 0 : h->n_expert,
+				 shared ? "" : "[", shared ? 0 : E,
 				 shared ? (k < 2 ? "[2 x width, hidden] (gate rows, then up rows)"
 						 : "[hidden, width]")
 					: (k < 2 ? " experts, 2 x width, hidden] (each expert's gate "
@@ -455,22 +489,23 @@ static const struct st_tensor *hf_granite(struct hf_priv *h, const char *name)
 		o->t.nbytes = half;
 		return &o->t;
 	} else {
-		uint8_t *buf = malloc(half * (size_t)h->n_expert);
+		uint8_t *buf = hf_buf(half * (size_t)E);
 
 		if (!buf)
 			return NULL;
-		for (int e = 0; e < h->n_expert; e++)
+		for (int e = 0; e < E; e++)
 			memcpy(buf + half * (size_t)e,
 			       (const uint8_t *)t->data + half * (2 * (size_t)e + (size_t)k), half);
 		if (!(o = hf_own(h, name, buf))) {
-			free(buf);
+			hf_buf_free(buf, half * (size_t)E);
 			return NULL;
 		}
+		o->map_size = half * (size_t)E;
 		o->t = *t;
 		o->t.name = o->name;
 		o->t.ne[1] = t->ne[1] / 2;
 		o->t.data = buf;
-		o->t.nbytes = half * (size_t)h->n_expert;
+		o->t.nbytes = half * (size_t)E;
 		return &o->t;
 	}
 }
@@ -480,7 +515,7 @@ static const struct st_tensor *hf_experts(struct hf_priv *h, const char *name)
 	const struct st_tensor *t0 = NULL;
 	struct hf_owned *o;
 	char part[8], nm[160];
-	int l, n = 0, k;
+	int l, n = 0, k, E;
 	uint8_t *buf;
 
 	if (h->names == HF_MOE_GRANITE)
@@ -502,15 +537,16 @@ static const struct st_tensor *hf_experts(struct hf_priv *h, const char *name)
 	    sscanf(name, "model.layers.%d.mlp.experts.*.%7[a-z]_proj.weight%n", &l, part, &n) != 2 ||
 	    name[n] || l < h->n_dense_lead)
 		return NULL;
-	if ((k = proj_index(part)) == 3)
+	if ((k = proj_index(part)) == 3 || l >= h->n_layer)
 		return NULL;
-	for (int e = 0; e < h->n_expert; e++) {
+	E = hf_layer_experts(h, l);
+	for (int e = 0; e < E; e++) {
 		const struct st_tensor *t = hf_find_raw(h, expert_name(h, l, e, k, nm, sizeof nm));
 
 		if (!t) {
 			if (!h->moe_err[0])
 				snprintf(h->moe_err, sizeof h->moe_err, "tensor '%s' (expert %d of "
-					 "%d) is missing", nm, e, h->n_expert);
+					 "%d) is missing", nm, e, E);
 			return NULL;
 		}
 		if (!t0) {
@@ -526,23 +562,24 @@ static const struct st_tensor *hf_experts(struct hf_priv *h, const char *name)
 			return NULL;
 		}
 	}
-	if (t0->n_dims != 2 || !(buf = malloc(t0->nbytes * (size_t)h->n_expert)))
+	if (t0->n_dims != 2 || !(buf = hf_buf(t0->nbytes * (size_t)E)))
 		return NULL;
-	for (int e = 0; e < h->n_expert; e++)
+	for (int e = 0; e < E; e++)
 		memcpy(buf + t0->nbytes * (size_t)e,
 		       hf_find_raw(h, expert_name(h, l, e, k, nm, sizeof nm))->data, t0->nbytes);
 	if (!(o = hf_own(h, name, buf))) {
-		free(buf);
+		hf_buf_free(buf, t0->nbytes * (size_t)E);
 		return NULL;
 	}
+	o->map_size = t0->nbytes * (size_t)E;
 	o->t.type = t0->type;
 	o->t.n_dims = 3;
 	o->t.ne[0] = t0->ne[0];
 	o->t.ne[1] = t0->ne[1];
-	o->t.ne[2] = h->n_expert;
+	o->t.ne[2] = E;
 	o->t.ne[3] = 1;
 	o->t.data = buf;
-	o->t.nbytes = t0->nbytes * (size_t)h->n_expert;
+	o->t.nbytes = t0->nbytes * (size_t)E;
 	return &o->t;
 }
 
@@ -928,6 +965,62 @@ static int hf_deepseek_config(json_t *cfg, const char *file, struct model_hparam
 }
 
 /*
+ * The experts of each layer where they differ (what strata writes for
+ * an uneven Expert Drop): field KEY_per_layer (KEY the family's expert
+ * count field), absent or null when every MoE layer has KEY's count; else
+ * a list of num_hidden_layers counts, 0 for the leading dense layers,
+ * each other between num_experts_per_tok and KEY, which is their maximum.
+ * Into hp->n_expert_layer (owned by the model).
+ */
+static int hf_expert_layers(json_t *cfg, const char *file, const char *key,
+			    struct model_hparams *hp, struct st_err *err)
+{
+	char fk[64];
+	json_t *v;
+	int *n, most = 0;
+
+	snprintf(fk, sizeof fk, "%s_per_layer", key);
+	v = json_object_get(cfg, fk);
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_array(v))
+		return st_errf(err, ST_EFORMAT, "%s: field '%s' must be a list of %d expert counts "
+			       "(one a layer, num_hidden_layers)", file, fk, hp->n_layer);
+	if (json_array_size(v) != (size_t)hp->n_layer)
+		return st_errf(err, ST_EFORMAT, "%s: field '%s' must be a list of %d expert counts "
+			       "(one a layer, num_hidden_layers), not of %zu", file, fk,
+			       hp->n_layer, json_array_size(v));
+	if (!(n = calloc((size_t)hp->n_layer, sizeof *n)))
+		return st_errf(err, ST_ENOMEM, "%s: out of memory", file);
+	for (int l = 0; l < hp->n_layer; l++) {
+		json_t *x = json_array_get(v, (size_t)l);
+		json_int_t c = json_is_integer(x) ? json_integer_value(x) : -1;
+		int dense = l < hp->n_dense_lead;
+
+		if (dense ? c != 0 : (c < hp->n_expert_used || c > hp->n_expert)) {
+			free(n);
+			if (dense)
+				return st_errf(err, ST_EFORMAT, "%s: field '%s' gives layer %d, one of "
+					       "the %d leading dense layers, %lld experts; want 0", file,
+					       fk, l, hp->n_dense_lead, (long long)c);
+			return st_errf(err, ST_EFORMAT, "%s: field '%s' gives layer %d %lld experts; "
+				       "want num_experts_per_tok (%d) to '%s' (%d)", file, fk, l,
+				       (long long)c, hp->n_expert_used, key, hp->n_expert);
+		}
+		n[l] = (int)c;
+		if (n[l] > most)
+			most = n[l];
+	}
+	if (most != hp->n_expert) {
+		free(n);
+		return st_errf(err, ST_EFORMAT, "%s: field '%s' is the most experts of any layer "
+			       "(%d), but '%s' has at most %d", file, key, hp->n_expert, fk, most);
+	}
+	hp->n_expert_layer = n;
+	return 0;
+}
+
+/*
  * A mixture of experts' fields: num_local_experts (Mixtral, Granite-MoE)
  * or num_experts, num_experts_per_tok, moe_intermediate_size (else
  * intermediate_size), shared_expert_intermediate_size (Qwen2-MoE),
@@ -976,6 +1069,9 @@ static int hf_moe_config(json_t *cfg, const char *file, const char *mt,
 			       "(%d) must give 1 <= experts a token <= experts", file,
 			       strcmp(mt, "deepseek") == 0 ? "n_routed_experts" : nk,
 			       hp->n_expert, hp->n_expert_used);
+	if ((rc = hf_expert_layers(cfg, file, strcmp(mt, "deepseek") == 0 ? "n_routed_experts"
+				   : nk, hp, err)) < 0)
+		return rc;
 	if (strcmp(mt, "deepseek") == 0)
 		return 0;
 	hp->moe_norm_topk = b < 0 ? ai->moe_norm_topk : b;
@@ -1319,6 +1415,8 @@ int model_load_hf(const char *dir, struct model *m, struct st_err *err)
 	if ((rc = parse_quant(cfg, h, err)) < 0)
 		goto out;
 	h->n_expert = m->hp.n_expert;
+	h->n_expert_layer = m->hp.n_expert_layer;
+	h->n_layer = m->hp.n_layer;
 	h->n_dense_lead = m->hp.n_dense_lead;
 	h->d_ff_shexp = m->hp.d_ff_shexp;
 	h->names = m->hp.n_expert == 0 ? HF_MOE_PLAIN :

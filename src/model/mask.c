@@ -505,10 +505,16 @@ int mask_n_kept_experts(const struct mask *m, int layer, int n_expert)
 
 int mask_check_experts(const struct mask *m, int n_expert, int k, struct st_err *err)
 {
+	return mask_check_layer_experts(m, NULL, n_expert, k, err);
+}
+
+int mask_check_layer_experts(const struct mask *m, const int *per_layer, int n_expert, int k,
+			     struct st_err *err)
+{
 	if (!m || !m->expert)
 		return 0;
 	for (int l = 0; l < m->n_layer; l++) {
-		int kept;
+		int kept, ne = per_layer && n_expert > 0 ? per_layer[l] : n_expert;
 
 		for (int e = 0; e < m->n_expert; e++) {
 			if (mask_keeps_expert(m, l, e))
@@ -517,19 +523,28 @@ int mask_check_experts(const struct mask *m, int n_expert, int k, struct st_err 
 				return st_errf(err, ST_EINVAL,
 					       "mask drops expert %d of layer %d, but the model has no experts",
 					       e, l);
-			if (e >= n_expert)
+			if (ne == 0)
+				return st_errf(err, ST_EINVAL,
+					       "mask drops expert %d of layer %d, but layer %d has no "
+					       "experts (a dense layer)", e, l, l);
+			if (e >= ne && per_layer)
+				return st_errf(err, ST_EINVAL,
+					       "mask drops expert %d of layer %d, but layer %d has only "
+					       "experts 0-%d (the model's layers have different expert "
+					       "counts)", e, l, l, ne - 1);
+			if (e >= ne)
 				return st_errf(err, ST_EINVAL,
 					       "mask drops expert %d of layer %d, but the model's layers have experts 0-%d",
-					       e, l, n_expert - 1);
+					       e, l, ne - 1);
 		}
-		if (!mask_keeps_mlp(m, l) || n_expert == 0)
+		if (!mask_keeps_mlp(m, l) || ne == 0)
 			continue;
-		kept = mask_n_kept_experts(m, l, n_expert);
+		kept = mask_n_kept_experts(m, l, ne);
 		if (kept < k)
 			return st_errf(err, ST_EINVAL,
 				       "mask keeps %d of layer %d's %d experts, but a token is routed to %d: "
 				       "keep at least %d (or drop the layer's mlp)",
-				       kept, l, n_expert, k, k);
+				       kept, l, ne, k, k);
 	}
 	return 0;
 }

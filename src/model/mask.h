@@ -81,6 +81,14 @@ int mask_n_kept_experts(const struct mask *m, int layer, int n_expert);
  */
 int mask_check_experts(const struct mask *m, int n_expert, int k, struct st_err *err);
 /*
+ * mask_check_experts for a model whose layer l has per_layer[l] experts
+ * (0: a dense layer; per_layer NULL: n_expert in every layer, n_expert
+ * their maximum): dropping expert e of a layer with e or fewer experts
+ * is ST_EINVAL naming the layer and its count.
+ */
+int mask_check_layer_experts(const struct mask *m, const int *per_layer, int n_expert, int k,
+			     struct st_err *err);
+/*
  * Check that m drops no expert of the first n_dense layers, which run a
  * dense MLP (DeepSeek-MoE's leading dense layers): ST_EINVAL naming the
  * layer otherwise.  m may be NULL.

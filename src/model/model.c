@@ -421,8 +421,10 @@ int model_bind_tensors(struct model *m, enum name_scheme scheme,
 }
 
 /* Expected ne (n dims) of a role under hp. */
-static int role_expect(const struct model_hparams *hp, enum role_shape s, int64_t ne[3])
+static int role_expect(const struct model_hparams *hp, int l, enum role_shape s, int64_t ne[3])
 {
+	int64_t E = model_layer_n_expert(hp, l);
+
 	int64_t q = (int64_t)hp->n_head * hp->head_dim;
 	int64_t kv = (int64_t)hp->n_head_kv * hp->head_dim;
 
@@ -441,9 +443,9 @@ static int role_expect(const struct model_hparams *hp, enum role_shape s, int64_
 	case SH_GATE_UP: ne[0] = hp->d_model; ne[1] = 2 * (int64_t)hp->d_ff; return 2;
 	case SH_QN:   ne[0] = hp->qk_norm == QK_NORM_FULL ? q : hp->head_dim; return 1;
 	case SH_KN:   ne[0] = hp->qk_norm == QK_NORM_FULL ? kv : hp->head_dim; return 1;
-	case SH_ROUTER: ne[0] = hp->d_model; ne[1] = hp->n_expert; return 2;
-	case SH_EXP_UP: ne[0] = hp->d_model; ne[1] = hp->d_ff_exp; ne[2] = hp->n_expert; return 3;
-	case SH_EXP_DOWN: ne[0] = hp->d_ff_exp; ne[1] = hp->d_model; ne[2] = hp->n_expert; return 3;
+	case SH_ROUTER: ne[0] = hp->d_model; ne[1] = E; return 2;
+	case SH_EXP_UP: ne[0] = hp->d_model; ne[1] = hp->d_ff_exp; ne[2] = E; return 3;
+	case SH_EXP_DOWN: ne[0] = hp->d_ff_exp; ne[1] = hp->d_model; ne[2] = E; return 3;
 	case SH_SH_UP: ne[0] = hp->d_model; ne[1] = hp->d_ff_shexp; return 2;
 	case SH_SH_DOWN: ne[0] = hp->d_ff_shexp; ne[1] = hp->d_model; return 2;
 	case SH_NONE: break;
@@ -616,7 +618,7 @@ int model_check_shapes(struct model *m, struct st_err *err)
 			enum role_need need = role_need(r, hp, l);
 			const struct st_tensor *t = role_slot(m, r, l);
 			int64_t want[3];
-			int n = role_expect(hp, r->shape, want), d, bad = 0;
+			int n = role_expect(hp, l, r->shape, want), d, bad = 0;
 			char got_s[96], want_s[96];
 
 			if (need == NEED_FORBID || need == NEED_SKIP || role_absent(m, r, l))
@@ -711,6 +713,13 @@ const char *model_gguf_arch_at(const struct model_hparams *hp, int n_layer)
 int model_layer_moe(const struct model_hparams *hp, int l)
 {
 	return hp->n_expert > 0 && l >= hp->n_dense_lead;
+}
+
+int model_layer_n_expert(const struct model_hparams *hp, int l)
+{
+	if (l < 0 || l >= hp->n_layer || !model_layer_moe(hp, l))
+		return 0;
+	return hp->n_expert_layer ? hp->n_expert_layer[l] : hp->n_expert;
 }
 
 int model_layer_slides(const struct model_hparams *hp, int l)
@@ -863,6 +872,7 @@ void model_free(struct model *m)
 		munmap(m->maps[i].addr, m->maps[i].size);
 	free(m->maps);
 	free(m->layers);
+	free(m->hp.n_expert_layer);
 	free(m->absent);
 	free(m->owned_factors);
 	free(m->path);

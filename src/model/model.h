@@ -91,8 +91,12 @@ struct model_hparams {
 	 * router over n_expert experts, each token run through the n_expert_used
 	 * of highest softmax probability, their outputs summed weighted by those
 	 * probabilities (renormalised to sum 1 where moe_norm_topk) */
-	int n_expert;         /* 0: dense */
+	int n_expert;         /* 0: dense; the most experts of any layer */
 	int n_expert_used;
+	int *n_expert_layer;  /* [n_layer] each layer's experts (0 in a dense
+				 one) where layers differ (a Hugging Face export of
+				 an uneven Expert Drop), owned by the model; NULL:
+				 n_expert in every MoE layer (model_layer_n_expert) */
 	int d_ff_exp;         /* an expert's FFN width */
 	int d_ff_shexp;       /* the shared experts' width (DeepSeek's several as one
 				 FFN of their summed width); 0: none */
@@ -133,6 +137,10 @@ const char *model_gguf_arch_at(const struct model_hparams *hp, int n_layer);
  * n_expert}): a view of its contiguous slice, ne = {in, out}, for matmul.
  */
 struct st_tensor model_expert_slice(const struct st_tensor *t, int e);
+
+/* Experts of layer l (0: a dense layer, or l out of range); expert
+ * indices of a layer run 0 .. that count - 1. */
+int model_layer_n_expert(const struct model_hparams *hp, int l);
 
 /* 1 if layer l of hp's MLP is a mixture of experts: hp has experts and l
  * is not one of its leading dense layers. */
