@@ -83,7 +83,7 @@ struct quant_opts {
 	int awq_clip;           /* AWQ: search a clipping ratio per block (1) */
 	int awq_max_tokens;     /* AWQ: the first this many calibration tokens are
 				   kept as each weight's inputs, and the
-				   sequences within them score a sublayer (8192) */
+				   sequences within them score a sublayer (16384) */
 	/* after each layer (done = layers finished, of n); nonzero stops
 	   with ST_ECANCEL.  May be NULL. */
 	int (*layer_done)(void *ud, int done, int n);
