@@ -49,8 +49,7 @@
  * most of it then only the dampening: ST_EINVAL), a Hessian still not
  * positive definite after dampening (ST_EFORMAT), a format other than
  * q4_0/q4_1/q8_0 (ST_EINVAL), a group other than 32, 64 or 128, or one
- * that does not divide a weight's rows of a multiple of 32 (ST_EINVAL),
- * AWQ with a group other than 32 (ST_EUNSUP).
+ * that does not divide a weight's rows of a multiple of 32 (ST_EINVAL).
  */
 #ifndef STRATA_QUANTIZE_H
 #define STRATA_QUANTIZE_H
