@@ -3,7 +3,8 @@
 # Calibration on the first half of tinystories-valid-1000.txt, every
 # figure on the second half (held-out text the calibration never saw):
 # at 4 bits (q4_0) GPTQ and AWQ are closer to the unquantized model than
-# plain rounding (KL from it, strata ppl --ref), at 8 bits GPTQ too, and
+# plain rounding (KL from it, strata ppl --ref; AWQ's perplexity lower
+# too), at 8 bits GPTQ and AWQ too, and
 # 8 bits closer than 4; the files load back in strata (info, ppl); a
 # drop mask gives a deci file measured against the masked original; the
 # settings are in the file's metadata and the file in the store's
@@ -58,6 +59,11 @@ for mk in "" "attn=3;mlp=1"; do
 	ok "'$mk' 4-bit: GPTQ's KL $g4 below RTN's $r4" lt "$g4" "$r4"
 	ok "'$mk' 4-bit: AWQ's KL $a4 below RTN's $r4" lt "$a4" "$r4"
 	ok "'$mk' 8-bit: GPTQ's KL $g8 below RTN's $r8" lt "$g8" "$r8"
+	ok "'$mk' 8-bit: AWQ's KL $a8 below RTN's $r8" lt "$a8" "$r8"
+	for b in 4 8; do
+		pa=$(json_num ppl < "$tmp/awq$b$tag.ppl") pr=$(json_num ppl < "$tmp/rtn$b$tag.ppl")
+		ok "'$mk' $b-bit: AWQ's held-out perplexity $pa below RTN's $pr" lt "$pa" "$pr"
+	done
 	ok "'$mk' 8 bits closer than 4 (RTN $r8 < $r4)" lt "$r8" "$r4"
 	ok "'$mk' the 4-bit GPTQ file loads: a finite perplexity" \
 		lt "$(json_num ppl < "$tmp/gptq4$tag.ppl")" 1e9
@@ -221,6 +227,27 @@ wppl() {
 pg=$(wppl "$tmp/w-gptq128.gguf") ph=$(wppl "$tmp/w-hf128")
 ok "group 128: the hf directory's perplexity $ph is the GGUF's $pg (within 1e-5)" \
 	awk -v a="$ph" -v b="$pg" 'BEGIN { d = (a - b) / b; exit !(a > 0 && d < 1e-5 && d > -1e-5) }'
+# AWQ in groups of 128: scales and clipping searched group-wise, one
+# scale a group in the GGUF blocks, closer to the original than plain
+# rounding in the same groups; its AutoAWQ GEMM directory (group_size
+# 128) computes what the GGUF does
+"$S" quantize "$tmp/wide.gguf" --quant awq --group 128 $gcal --out "$tmp/w-awq128.gguf" \
+	--no-store > /dev/null 2>&1
+is "$?" 0 "awq --group 128 exits 0"
+ok "... the group is in the file's settings" \
+	grep -q -a "awq bits=4 type=q4_0 group=128" "$tmp/w-awq128.gguf"
+ka=$(wkl w-awq128)
+echo "# wide-tiny group 128 KL: rtn $kr gptq $kg awq $ka"
+ok "group 128: AWQ's KL $ka below RTN's $kr" lt "$ka" "$kr"
+"$S" quantize "$tmp/wide.gguf" --quant awq --group 128 $gcal --out "$tmp/w-awqhf128" --format hf \
+	--no-store > /dev/null 2>&1
+is "$?" 0 "awq --group 128 --format hf exits 0"
+cfg=$(tr -d ' \n' < "$tmp/w-awqhf128/config.json")
+contains "$cfg" '"group_size":128' "awq's config.json has group_size 128"
+contains "$cfg" '"version":"gemm"' "... AutoAWQ's GEMM version"
+pa=$(wppl "$tmp/w-awq128.gguf") pah=$(wppl "$tmp/w-awqhf128")
+ok "group 128: the awq directory's perplexity $pah is the GGUF's $pa (within 1e-5)" \
+	awk -v a="$pah" -v b="$pa" 'BEGIN { d = (a - b) / b; exit !(a > 0 && d < 1e-5 && d > -1e-5) }'
 
 "$S" quantize "$model" --quant gptq --data "$tmp/calib.txt" --samples 1 --seq-len 16 \
 	--out "$tmp/e.gguf" --no-store > /dev/null 2> "$tmp/e.err"
@@ -234,8 +261,9 @@ contains "$(cat "$tmp/e.err")" "layer 0: blk.0.attn_q.weight: the Hessian of its
 "$S" quantize "$model" --group 96 --out "$tmp/e.gguf" 2> "$tmp/e.err"
 is "$?" 2 "--group 96: usage error"
 contains "$(cat "$tmp/e.err")" "groups of 32, 64 or 128 columns" "it names the groups there are"
-"$S" quantize "$model" --quant awq --group 128 $cal --out "$tmp/e.gguf" 2> "$tmp/e.err"
-is "$?" 2 "awq --group 128: usage error"
+"$S" quantize "$model" --quant awq --group 128 $cal --out "$tmp/e.gguf" --no-store 2> "$tmp/e.err"
+contains "$(cat "$tmp/e.err")" "layer 0: 'blk.0.attn_output.weight' has rows of 64, which groups of 128 columns do not divide" \
+	"awq --group 128 on rows of 64: refused naming the layer and the weight"
 "$S" quantize "$model" --quant rtn --group 128 --out "$tmp/e.gguf" --no-store 2> "$tmp/e.err"
 contains "$(cat "$tmp/e.err")" "layer 0: 'blk.0.attn_q.weight' has rows of 64, which groups of 128 columns do not divide" \
 	"a group that does not divide a row names the layer and the weight"

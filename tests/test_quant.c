@@ -597,6 +597,67 @@ static void groups(enum st_dtype t)
 	free(qr);
 }
 
+/* AWQ in groups of 128 on a layer with outlier input channels (inputs()):
+ * each group's four blocks store one scale, the stored blocks unscaled
+ * give the error it reports, below plain rounding's in the same groups;
+ * the clip search only lowers it and leaves the rows before clip_from
+ * as without it; 96 columns in groups of 128 are refused. */
+static void awq_groups(enum st_dtype t)
+{
+	int N = 512, in = 256, out = 48;
+	size_t rb = dtype_row_bytes(t, in);
+	float *X = inputs(N, in), *W = malloc(sizeof(float) * out * in);
+	float *s = malloc(sizeof(float) * in), *weff = malloc(sizeof(float) * out * in), *qa, *qr;
+	uint8_t *a = malloc(rb * out), *c = malloc(rb * out), *r = malloc(rb * out);
+	struct awq_opts o;
+	struct awq_result res, resc;
+	struct st_err err = { 0 };
+	double ea, er;
+
+	for (int i = 0; i < out * in; i++)
+		W[i] = (float)(0.05 * nrand());
+	qblock_quantize_rows(t, 0, 128, W, out, in, r);
+	awq_opts_init(&o);
+	o.type = t;
+	o.group = 128;
+	is_int(awq_quantize(W, out, in, X, N, &o, s, a, &res, "w", &err), 0,
+	       "%s AWQ, groups of 128: %s", dtype_name(t), err.msg);
+	ok(blocks_share(t, a, out, in, 0, 4) && blocks_share(t, a, out, in, 4, 4),
+	   "... each group's four blocks store one scale");
+	ok(!blocks_share(t, a, out, in, 3, 2), "... and groups apart have scales apart");
+	qa = decode(t, a, out, in);
+	for (int k = 0; k < out; k++)
+		for (int i = 0; i < in; i++)
+			weff[k * in + i] = qa[k * in + i] / s[i];
+	qr = decode(t, r, out, in);
+	ea = out_err(X, N, W, weff, out, in);
+	er = out_err(X, N, W, qr, out, in);
+	is_close(ea, res.err, 1e-3 * res.err, "... the stored blocks, unscaled, give the error it "
+		 "reports (%.4g)", ea);
+	is_close(res.err_rtn, er, 1e-3 * er, "... its alpha = 0 is plain rounding in groups of "
+		 "128 (%.4g)", er);
+	ok(res.alpha > 0 && ea < 0.9 * er, "%s, groups of 128: AWQ's output error %.4g is below "
+	   "plain rounding's %.4g (%.2f, alpha %.2f)", dtype_name(t), ea, er, ea / er, res.alpha);
+	o.clip = 1;
+	o.clip_from = 8;
+	is_int(awq_quantize(W, out, in, X, N, &o, s, c, &resc, "w", &err), 0,
+	       "%s AWQ clip, groups of 128 from row 8: %s", dtype_name(t), err.msg);
+	ok(resc.err <= res.err, "... clipping lowers the error (%.4g <= %.4g)", resc.err, res.err);
+	ok(!memcmp(a, c, 8 * rb), "... rows before clip_from are stored as without clipping");
+	is_int(awq_quantize(W, out, 96, X, N, &o, s, c, &resc, "blk.3.ffn_down.weight", &err),
+	       ST_EINVAL, "AWQ: 96 columns in groups of 128: refused");
+	ok(strstr(err.msg, "blk.3.ffn_down.weight") != NULL, "... naming the weight (%s)", err.msg);
+	free(X);
+	free(W);
+	free(s);
+	free(weff);
+	free(qa);
+	free(qr);
+	free(a);
+	free(c);
+	free(r);
+}
+
 int main(void)
 {
 	scale_search();
@@ -619,5 +680,7 @@ int main(void)
 	groups(ST_Q4_0);
 	groups(ST_Q4_1);
 	groups(ST_Q8_0);
+	awq_groups(ST_Q4_0);
+	awq_groups(ST_Q4_1);
 	return tap_done();
 }

@@ -37,7 +37,7 @@ static const char help[] =
 	"  --type T           q4_0, q4_1 (4 bits, a scale and an offset per block) or q8_0\n"
 	"  --int-zero         q4_1: integer zero points (offset -d z), as --format hf has them\n"
 	"  --group G          input columns per scale: 32 (default, the formats' block), 64\n"
-	"                     or 128 (rtn, gptq): each block of a group stores its scale\n"
+	"                     or 128: each block of a group stores its scale\n"
 	"  --act-order        gptq: columns by decreasing Hessian diagonal\n"
 	"  --damp F           gptq: dampening, share of the mean diagonal (default 0.01)\n"
 	"  --no-search        gptq: each block's scale by the format's rule, not searched\n"
@@ -373,9 +373,6 @@ int cmd_quantize(int argc, char **argv)
 		return cli_usage("quantize", "--group %ld: groups of 32, 64 or 128 columns (a "
 				 "scale for each; %s's blocks of 32 store their group's)", a.group,
 				 a.format == EXPORT_HF ? "q4_0/q4_1" : dtype_name(a.qo.type));
-	if (a.group != 32 && a.qo.method == QUANT_AWQ)
-		return cli_usage("quantize", "--group %ld: awq quantizes groups of 32 (use rtn or "
-				 "gptq for larger groups)", a.group);
 	a.qo.group = (int)a.group;
 	if (a.qo.method != QUANT_RTN && !a.data)
 		return cli_usage("quantize", "--quant %s needs calibration text: --data FILE",

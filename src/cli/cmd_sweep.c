@@ -57,7 +57,7 @@ static const char help[] =
 	"                     quantized as strata quantize does, then measured; Q is\n"
 	"                     METHOD:BITS[:GROUP] or METHOD:TYPE[:GROUP] (rtn, gptq, awq;\n"
 	"                     4 = q4_0, 8 = q8_0, or q4_0, q4_1, q8_0; group 32, 64\n"
-	"                     or 128 weights a scale, awq 32), or none\n"
+	"                     or 128 weights a scale), or none\n"
 	"                     for the unquantized points, e.g. none,rtn:4,gptq:q4_1\n"
 	"  --quant-data FILE  gptq/awq calibration text (default: the run's data)\n"
 	"  --quant-samples N  its chunks (default: the run's, at most 128)\n"
@@ -382,10 +382,6 @@ static int parse_quants(const char *s, struct sweep_args *a)
 		if (nf == 3 && strcmp(f[2], "32") && strcmp(f[2], "64") && strcmp(f[2], "128")) {
 			cli_usage("sweep", "--quant %s: group '%s': a scale covers 32, 64 or 128 "
 				  "weights", tok, f[2]);
-			return -1;
-		}
-		if (meth == QUANT_AWQ && q->qo.group != 32) {
-			cli_usage("sweep", "--quant %s: awq makes groups of 32 only", tok);
 			return -1;
 		}
 		q->qo.method = (enum quant_method)meth;

@@ -1,6 +1,8 @@
 /*
  * awq: activation-aware weight quantization (Lin et al., 2023) of one
- * linear weight into llama.cpp's q4_0 / q4_1 / q8_0 blocks.
+ * linear weight into llama.cpp's q4_0 / q4_1 / q8_0 blocks, one scale
+ * (and offset) a group of 32, 64 or 128 input columns (each 32-block of
+ * a group stores the group's).
  *
  * Input channels that carry large activations matter more to the
  * output, so they are scaled up before rounding and the inverse scale is
@@ -13,10 +15,10 @@
  * worse than it on the calibration tokens), scored by the squared error
  * of the layer's output, sum over tokens of |x W^T - x' Q(W')^T|^2, or
  * by the caller's loss (awq_opts.loss: a whole module's output).
- * With clip, each block of 32 weights of each output row then tries
- * shrinking its largest magnitude to r in [clip_min, 1] (`grid` steps)
- * before the format's scale rule, keeping the r with the least output
- * error of that block on its own inputs.
+ * With clip, each group of weights of each output row from clip_from on
+ * (AutoAWQ clips neither q nor k) then tries shrinking its range to r in
+ * [clip_min, 1] (`grid` steps) before the format's scale rule, keeping
+ * the r with the least output error of that group on its own inputs.
  */
 #ifndef STRATA_AWQ_H
 #define STRATA_AWQ_H
@@ -30,9 +32,11 @@
 struct awq_opts {
 	enum st_dtype type; /* ST_Q4_0, ST_Q4_1 or ST_Q8_0 */
 	int izero;          /* q4_1: integer zero points (qblock.h; default 0) */
+	int group;          /* input columns a scale: 32, 64 or 128 (default 32) */
 	int grid;           /* points of the alpha (and clip) search (default 20) */
-	int clip;           /* search a clipping ratio per block (default 0) */
+	int clip;           /* search a clipping ratio per group (default 0) */
 	double clip_min;    /* the smallest ratio tried (default 0.5) */
+	int clip_from;      /* the first row clipped (default 0: all) */
 	/* the score of a scale (default NULL: the group's own output error,
 	 * sum over tokens of |x W^T - x Weff^T|^2): loss(loss_ud, Weff) with
 	 * Weff ([out][in]) the weights as the model would compute with them,
@@ -52,9 +56,9 @@ struct awq_result {
 };
 
 /*
- * Search the scales of W ([out][in] floats, in a multiple of 32) on the
- * calibration inputs X ([N][in]) and quantize W diag(s) into dst (out
- * rows of in/32 blocks of o->type).  scales gets s ([in]): the caller
+ * Search the scales of W ([out][in] floats, in a multiple of the group)
+ * on the calibration inputs X ([N][in]) and quantize W diag(s) into dst
+ * (out rows of in/32 blocks of o->type).  scales gets s ([in]): the caller
  * divides the input by it (folds 1/s into the producer of x).  Returns 0;
  * ST_EINVAL for a shape or type the format cannot hold, or N < 1;
  * ST_ENOMEM.  Errors name `name`.

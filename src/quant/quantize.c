@@ -63,7 +63,7 @@ void quant_opts_init(struct quant_opts *o)
 	o->gptq_search = 1;
 	o->awq_grid = 20;
 	o->awq_clip = 1;
-	o->awq_max_tokens = 8192;
+	o->awq_max_tokens = 16384;
 }
 
 void quant_model_free(struct quant_model *q)
@@ -653,11 +653,12 @@ static int group_awq(struct run *r, int l, int which, const struct group *g, flo
 	memset(&sl, 0, sizeof sl);
 	if (!fits(g))
 		return group_fallback(r, g, err);
-	if ((rc = enough_tokens(r, l, which, g, err)) < 0)
+	if ((rc = group_divides(r, l, g, err)) < 0 || (rc = enough_tokens(r, l, which, g, err)) < 0)
 		return rc;
 	awq_opts_init(&ao);
 	ao.type = r->o->type;
 	ao.izero = r->o->izero;
+	ao.group = r->o->group;
 	ao.grid = scales ? r->o->awq_grid : 1;
 	ao.clip = r->o->awq_clip;
 	if (scales && (which == FWD_LIN_QKV || which == FWD_LIN_GATE_UP)) {
@@ -1006,9 +1007,6 @@ int quant_model_run(const struct model *m, const struct mask *mask, const int32_
 			       dtype_name(o->type));
 	if (o->group != 32 && o->group != 64 && o->group != 128)
 		return st_errf(err, ST_EINVAL, "groups of %d columns: 32, 64 or 128", o->group);
-	if (o->method == QUANT_AWQ && o->group != ST_QK)
-		return st_errf(err, ST_EUNSUP, "AWQ quantizes groups of %d columns (the block), "
-			       "not %d", ST_QK, o->group);
 	if (mask && mask->n_layer != hp->n_layer)
 		return st_errf(err, ST_EINVAL, "mask has %d layers, the model %d", mask->n_layer,
 			       hp->n_layer);
@@ -1028,7 +1026,7 @@ int quant_model_run(const struct model *m, const struct mask *mask, const int32_
 	r.n_seq = n_seq;
 	r.T = seq_len;
 	r.d = hp->d_model;
-	r.cap = o->awq_max_tokens > 0 ? o->awq_max_tokens : 8192;
+	r.cap = o->awq_max_tokens > 0 ? o->awq_max_tokens : 16384;
 	/* resolved once for the source: the working copy's main type changes
 	 * as its layers are quantized */
 	r.mode = fwd_compute_parse(fwd_compute_for(m));

@@ -49,8 +49,7 @@
  * most of it then only the dampening: ST_EINVAL), a Hessian still not
  * positive definite after dampening (ST_EFORMAT), a format other than
  * q4_0/q4_1/q8_0 (ST_EINVAL), a group other than 32, 64 or 128, or one
- * that does not divide a weight's rows of a multiple of 32 (ST_EINVAL),
- * AWQ with a group other than 32 (ST_EUNSUP).
+ * that does not divide a weight's rows of a multiple of 32 (ST_EINVAL).
  */
 #ifndef STRATA_QUANTIZE_H
 #define STRATA_QUANTIZE_H
@@ -83,7 +82,7 @@ struct quant_opts {
 	int awq_clip;           /* AWQ: search a clipping ratio per block (1) */
 	int awq_max_tokens;     /* AWQ: the first this many calibration tokens are
 				   kept as each weight's inputs, and the
-				   sequences within them score a sublayer (8192) */
+				   sequences within them score a sublayer (16384) */
 	/* after each layer (done = layers finished, of n); nonzero stops
 	   with ST_ECANCEL.  May be NULL. */
 	int (*layer_done)(void *ud, int done, int n);
