@@ -247,8 +247,7 @@ static int hf_norm_head(struct model *m, struct st_err *err)
 	if (!nm)
 		return st_errf(err, ST_ENOMEM, "%s: out of memory", m->path);
 	m->maps = nm;
-	buf = mmap(NULL, o->nbytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED)
+	if (!(buf = hf_buf(o->nbytes)))
 		return st_errf(err, ST_ENOMEM, "%s: out of memory for the normalized lm_head",
 			       m->path);
 	m->maps[m->n_maps].addr = buf;
