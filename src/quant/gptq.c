@@ -133,26 +133,22 @@ static void hessian_fold(double *H, const float *h, int n)
 }
 
 /* xt[i][t] = bf16(X[t0 + t][i]) for the c tokens of a chunk, the tokens
- * the inner dimension: tasks of HB_TOKS tokens, 16 at a time rounded,
- * then transposed */
-enum { HB_TOKS = 256 };
+ * the inner dimension: tasks of HB_TOKS tokens, 16 at a time rounded
+ * into the task's rows of the scratch (16 x in), then transposed */
+enum { HB_TOKS = 256, HB_TASKS = HB_CHUNK / HB_TOKS };
 
 struct trans_job {
 	const float *X;
-	uint16_t *xt;
-	int in, t0, c, rc;
+	uint16_t *xt, *scratch;   /* scratch: [HB_TASKS][16][in] */
+	int in, t0, c;
 };
 
 static void trans_tokens(void *ud, int task)
 {
 	struct trans_job *j = ud;
 	int in = j->in, c = j->c, end = (task + 1) * HB_TOKS < c ? (task + 1) * HB_TOKS : c;
-	uint16_t *row = malloc((size_t)in * 16 * sizeof *row);
+	uint16_t *row = j->scratch + (size_t)task * 16 * in;
 
-	if (!row) {
-		__atomic_store_n(&j->rc, -1, __ATOMIC_RELAXED);
-		return;
-	}
 	for (int tb = task * HB_TOKS; tb < end; tb += 16) {
 		int nt = end - tb < 16 ? end - tb : 16;
 
@@ -161,31 +157,30 @@ static void trans_tokens(void *ud, int task)
 			for (int t = 0; t < nt; t++)
 				j->xt[(size_t)i * c + tb + t] = row[(size_t)t * in + i];
 	}
-	free(row);
 }
 
 int gptq_hessian_add_bf16(double *H, const float *X, int N, int in)
 {
 	size_t nn = (size_t)in * in;
 	float *h = NULL;
-	uint16_t *xt = NULL;
+	uint16_t *xt = NULL, *scratch = NULL;
 	int rc = 0;
 
 	if (!onednn_runs(ONEDNN_BF16, NULL, 0))
 		return -1;
 	h = mapfile_calloc_big(nn * sizeof *h);
 	xt = mapfile_alloc_big((size_t)in * HB_CHUNK * sizeof *xt);
-	if (!h || !xt) {
+	scratch = malloc((size_t)HB_TASKS * 16 * in * sizeof *scratch);
+	if (!h || !xt || !scratch) {
 		rc = -1;
 		goto out;
 	}
 	for (int t0 = 0; t0 < N && rc == 0; t0 += HB_CHUNK) {
-		struct trans_job tj = { X, xt, in, t0, N - t0 < HB_CHUNK ? N - t0 : HB_CHUNK, 0 };
+		struct trans_job tj = { X, xt, scratch, in, t0,
+					N - t0 < HB_CHUNK ? N - t0 : HB_CHUNK };
 		int c = tj.c;
 
 		threads_for((c + HB_TOKS - 1) / HB_TOKS, trans_tokens, &tj);
-		if ((rc = tj.rc) < 0)
-			break;
 		/* rows i0 .. of h, from the diagonal on: h[i][j] += sum_t xt[i][t] xt[j][t] */
 		for (int i0 = 0; i0 < in && rc == 0; i0 += HB_ROWS) {
 			int ni = in - i0 < HB_ROWS ? in - i0 : HB_ROWS;
@@ -199,6 +194,7 @@ int gptq_hessian_add_bf16(double *H, const float *X, int N, int in)
 out:
 	free(h);
 	free(xt);
+	free(scratch);
 	return rc < 0 ? -1 : 0;
 }
 
