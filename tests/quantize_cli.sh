@@ -249,6 +249,29 @@ pa=$(wppl "$tmp/w-awq128.gguf") pah=$(wppl "$tmp/w-awqhf128")
 ok "group 128: the awq directory's perplexity $pah is the GGUF's $pa (within 1e-5)" \
 	awk -v a="$pah" -v b="$pa" 'BEGIN { d = (a - b) / b; exit !(a > 0 && d < 1e-5 && d > -1e-5) }'
 
+# a BF16 source in bf16 passes (--compute bf16, on any CPU): AWQ scores
+# its candidates with bf16 products (the module's weights as bf16, the
+# group's own error from the bf16 difference), still below plain rounding,
+# and the same bytes on 1 and 3 threads
+"$S" synth "$tmp/wide-bf16.gguf" --shape wide-tiny --dtype bf16 > /dev/null
+for qa in "rtn" "awq $gcal"; do
+	set -- $qa
+	"$S" quantize "$tmp/wide-bf16.gguf" --compute bf16 --quant $qa --out "$tmp/wb-$1.gguf" \
+		--no-store > /dev/null 2>&1
+	is "$?" 0 "bf16 source, --compute bf16: $1 exits 0"
+done
+bkl() {
+	"$S" ppl "$tmp/$1.gguf" "$tmp/held-short.txt" --ctx 128 --max-tokens 2048 \
+		--ref "$tmp/wide-bf16.gguf" --format json 2> /dev/null | json_num kl_mean
+}
+kbr=$(bkl wb-rtn) kba=$(bkl wb-awq)
+echo "# wide-tiny bf16 KL: rtn $kbr awq (bf16 scores) $kba"
+ok "bf16 passes: AWQ's KL $kba below RTN's $kbr" lt "$kba" "$kbr"
+"$S" quantize "$tmp/wide-bf16.gguf" --compute bf16 --quant awq $gcal --threads 1 \
+	--out "$tmp/wb-awq-t1.gguf" --no-store > /dev/null 2>&1
+ok "bf16 passes: AWQ on 1 thread writes the same bytes as on the default threads" \
+	cmp -s "$tmp/wb-awq-t1.gguf" "$tmp/wb-awq.gguf"
+
 "$S" quantize "$model" --quant gptq --data "$tmp/calib.txt" --samples 1 --seq-len 16 \
 	--out "$tmp/e.gguf" --no-store > /dev/null 2> "$tmp/e.err"
 ok "16 calibration tokens for 64 columns: refused" [ $? -ne 0 ]

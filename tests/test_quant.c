@@ -658,6 +658,104 @@ static void awq_groups(enum st_dtype t)
 	free(r);
 }
 
+/* qblock_round: the integers of qblock_int and the values of
+ * qblock_value, for every format and rule, on values of many sizes,
+ * shrunk ranges, and a block of zeros (d = 0) */
+static void round_matches(void)
+{
+	static const enum st_dtype ts[3] = { ST_Q4_0, ST_Q4_1, ST_Q8_0 };
+	long bad_q = 0, bad_v = 0, n = 0;
+
+	for (int it = 0; it < 3000; it++) {
+		enum st_dtype t = ts[it % 3];
+		int izero = it / 3 % 2, len = 32 << (it % 3), zero = it % 97 == 0;
+		float v[QBLOCK_MAX], deq[QBLOCK_MAX], d, m;
+		double vd[QBLOCK_MAX];
+		uint8_t q[QBLOCK_MAX];
+
+		for (int j = 0; j < len; j++) {
+			v[j] = zero ? 0.0f : (float)(nrand() * pow(10.0, it % 7 - 3));
+			vd[j] = v[j];
+		}
+		qblock_params(t, izero, vd, 1, len, 1.0 - (it % 20) * 0.025, &d, &m);
+		qblock_round(t, v, len, d, m, deq, q);
+		for (int j = 0; j < len; j++, n++) {
+			int k = qblock_int(t, v[j], d, m);
+			float want = (float)qblock_value(t, k, d, m);
+
+			bad_q += q[j] != (uint8_t)k;
+			/* q4_1's d q + m may be one fused multiply-add */
+			bad_v += t == ST_Q4_1 ? fabsf(deq[j] - want) > 1e-6f * fabsf(want) + 1e-30f :
+				deq[j] != want;
+		}
+	}
+	is_int((int)bad_q, 0, "qblock_round: the integers of qblock_int (%ld values)", n);
+	is_int((int)bad_v, 0, "... and the values of qblock_value");
+}
+
+/*
+ * AWQ's work split over the pool: the same scales and bytes on 1 and 3
+ * threads (a layer of 200 rows: four tasks of the candidates' rows,
+ * thirteen of the clip search), in f32 and in bf16 products; the bf16
+ * score is the stored blocks' own error to 1%, and below plain rounding.
+ */
+static void awq_threads_bf16(void)
+{
+	int N = 512, in = 256, out = 200, same_f = 1, same_b = 1;
+	size_t rb = dtype_row_bytes(ST_Q4_0, in);
+	float *X = inputs(N, in), *W = malloc(sizeof(float) * out * in);
+	float *s1 = malloc(sizeof(float) * in), *s3 = malloc(sizeof(float) * in);
+	float *weff = malloc(sizeof(float) * out * in), *qa, *qr;
+	uint8_t *a1 = malloc(rb * out), *a3 = malloc(rb * out), *r = malloc(rb * out);
+	struct awq_opts o;
+	struct awq_result res1, res3;
+	struct st_err err = { 0 };
+	double ea, er;
+
+	for (int i = 0; i < out * in; i++)
+		W[i] = (float)(0.05 * nrand());
+	awq_opts_init(&o);
+	o.clip = 1;
+	for (int b = 0; b < 2; b++) {
+		o.bf16 = b;
+		threads_set(1);
+		is_int(awq_quantize(W, out, in, X, N, &o, s1, a1, &res1, "w", &err), 0,
+		       "AWQ clip, %s scores, 1 thread: %s", b ? "bf16" : "f32", err.msg);
+		threads_set(3);
+		is_int(awq_quantize(W, out, in, X, N, &o, s3, a3, &res3, "w", &err), 0,
+		       "... 3 threads: %s", err.msg);
+		*(b ? &same_b : &same_f) = !memcmp(a1, a3, rb * out) &&
+					   !memcmp(s1, s3, sizeof(float) * in) &&
+					   res1.err == res3.err && res1.alpha == res3.alpha;
+	}
+	threads_set(0);
+	ok(same_f, "AWQ (f32 scores): the same scales, blocks and error on 1 and 3 threads");
+	ok(same_b, "AWQ (bf16 scores): the same on 1 and 3 threads");
+	/* the last run: bf16 scores */
+	qa = decode(ST_Q4_0, a3, out, in);
+	for (int k = 0; k < out; k++)
+		for (int i = 0; i < in; i++)
+			weff[k * in + i] = qa[k * in + i] / s3[i];
+	qblock_quantize_rows(ST_Q4_0, 0, 32, W, out, in, r);
+	qr = decode(ST_Q4_0, r, out, in);
+	ea = out_err(X, N, W, weff, out, in);
+	er = out_err(X, N, W, qr, out, in);
+	is_close(res3.err, ea, 1e-2 * ea, "AWQ's bf16 score of its blocks (%.5g) is their error "
+		 "(%.5g) to 1%%", res3.err, ea);
+	ok(ea < 0.95 * er, "... and that error is below plain rounding's %.4g (%.2f, alpha %.2f)", er,
+	   ea / er, res3.alpha);
+	free(X);
+	free(W);
+	free(s1);
+	free(s3);
+	free(weff);
+	free(qa);
+	free(qr);
+	free(a1);
+	free(a3);
+	free(r);
+}
+
 int main(void)
 {
 	scale_search();
@@ -682,5 +780,7 @@ int main(void)
 	groups(ST_Q8_0);
 	awq_groups(ST_Q4_0);
 	awq_groups(ST_Q4_1);
+	round_matches();
+	awq_threads_bf16();
 	return tap_done();
 }

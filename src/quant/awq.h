@@ -17,8 +17,9 @@
  * by the caller's loss (awq_opts.loss: a whole module's output).
  * With clip, each group of weights of each output row from clip_from on
  * (AutoAWQ clips neither q nor k) then tries shrinking its range to r in
- * [clip_min, 1] (`grid` steps) before the format's scale rule, keeping
- * the r with the least output error of that group on its own inputs.
+ * [clip_min, 1] (`clip_grid` steps, at most 64) before the format's
+ * scale rule, keeping the r with the least output error of that group on
+ * its own inputs.
  */
 #ifndef STRATA_AWQ_H
 #define STRATA_AWQ_H
@@ -33,10 +34,13 @@ struct awq_opts {
 	enum st_dtype type; /* ST_Q4_0, ST_Q4_1 or ST_Q8_0 */
 	int izero;          /* q4_1: integer zero points (qblock.h; default 0) */
 	int group;          /* input columns a scale: 32, 64 or 128 (default 32) */
-	int grid;           /* points of the alpha (and clip) search (default 20) */
+	int grid;           /* points of the alpha search (default 20) */
+	int clip_grid;      /* ratios the clip search tries (default 20, 2 to 64) */
 	int clip;           /* search a clipping ratio per group (default 0) */
 	double clip_min;    /* the smallest ratio tried (default 0.5) */
 	int clip_from;      /* the first row clipped (default 0: all) */
+	int bf16;           /* the group's output error from bf16 products
+			     * (MM_COMPUTE_BF16; default 0: f32) */
 	/* the score of a scale (default NULL: the group's own output error,
 	 * sum over tokens of |x W^T - x Weff^T|^2): loss(loss_ud, Weff) with
 	 * Weff ([out][in]) the weights as the model would compute with them,

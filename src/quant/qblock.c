@@ -8,8 +8,14 @@
 /* loops over the rows of a block, for the compiler to vectorize */
 #if defined(__clang__)
 #define QB_VEC
+#define QB_VEC_FLOOR
 #else
 #define QB_VEC __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic"), \
+				target_clones("avx512f", "avx2", "default")))
+/* the same, for loops that round with floor (which vectorizes only
+ * without trapping math: the results are the same) */
+#define QB_VEC_FLOOR __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic", \
+				"no-trapping-math"), \
 				target_clones("avx512f", "avx2", "default")))
 #endif
 
@@ -245,7 +251,7 @@ int qblock_search_rows(enum st_dtype t, int izero, const float *v, size_t ld, in
 	return 0;
 }
 
-int qblock_int(enum st_dtype t, double x, float d, float m)
+static inline int int_of(enum st_dtype t, double x, float d, float m)
 {
 	double q;
 
@@ -262,11 +268,78 @@ int qblock_int(enum st_dtype t, double x, float d, float m)
 	return q < -127 ? -127 : q > 127 ? 127 : (int)q;
 }
 
-double qblock_value(enum st_dtype t, int q, float d, float m)
+static inline double value_of(enum st_dtype t, int q, float d, float m)
 {
 	if (t == ST_Q4_1)
 		return (double)d * q + m;
 	return (double)d * (t == ST_Q4_0 ? q - 8 : q);
+}
+
+int qblock_int(enum st_dtype t, double x, float d, float m)
+{
+	return int_of(t, x, d, m);
+}
+
+double qblock_value(enum st_dtype t, int q, float d, float m)
+{
+	return value_of(t, q, d, m);
+}
+
+/* The loops of qblock_round, one a format, with int_of's and value_of's
+ * arithmetic written out for the compiler to vectorize (the same
+ * operations in the same order: the same integers; a fused multiply-add
+ * may round q4_1's value differently in its last bit). */
+QB_VEC_FLOOR static void round_loops(enum st_dtype t, const float *v, int n, float d, float m,
+			       float *deq, int *qi)
+{
+	double dd = d, mm = m;
+
+	if (d == 0.0f) {
+		for (int j = 0; j < n; j++) {
+			qi[j] = t == ST_Q4_0 ? 8 : 0;
+			deq[j] = (float)value_of(t, qi[j], d, m);
+		}
+		return;
+	}
+	if (t == ST_Q4_1) {
+		for (int j = 0; j < n; j++) {
+			double q = floor((v[j] - mm) / dd + 0.5);
+
+			q = q < 0 ? 0 : q > 15 ? 15 : q;
+			qi[j] = (int)q;
+			deq[j] = (float)(dd * q + mm);
+		}
+	} else if (t == ST_Q4_0) {
+		for (int j = 0; j < n; j++) {
+			double q = floor(v[j] / dd + 8.5);
+
+			q = q < 0 ? 0 : q > 15 ? 15 : q;
+			qi[j] = (int)q;
+			deq[j] = (float)(dd * (q - 8));
+		}
+	} else {
+		for (int j = 0; j < n; j++) {
+			double x = v[j] / dd, q = x < 0 ? -floor(-x + 0.5) : floor(x + 0.5);
+
+			q = q < -127 ? -127 : q > 127 ? 127 : q;
+			qi[j] = (int)q;
+			deq[j] = (float)(dd * q);
+		}
+	}
+}
+
+void qblock_round(enum st_dtype t, const float *v, int n, float d, float m, float *deq,
+		  uint8_t *q)
+{
+	int qi[QBLOCK_MAX];
+
+	for (int j0 = 0; j0 < n; j0 += QBLOCK_MAX) {
+		int k = n - j0 < QBLOCK_MAX ? n - j0 : QBLOCK_MAX;
+
+		round_loops(t, v + j0, k, d, m, deq + j0, qi);
+		for (int j = 0; q && j < k; j++)
+			q[j0 + j] = (uint8_t)qi[j];
+	}
 }
 
 void qblock_store(enum st_dtype t, uint8_t *blk, float d, float m, const uint8_t *q)

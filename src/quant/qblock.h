@@ -56,6 +56,10 @@ int qblock_search_rows(enum st_dtype t, int izero, const float *v, size_t ld, in
 		       const double *w, float *d, float *m);
 int qblock_int(enum st_dtype t, double x, float d, float m);
 double qblock_value(enum st_dtype t, int q, float d, float m);
+/* n values v rounded with d, m: deq[j] = qblock_value(qblock_int(v[j])) as
+ * a float, and the integers into q (as uint8_t; NULL: not wanted). */
+void qblock_round(enum st_dtype t, const float *v, int n, float d, float m, float *deq,
+		  uint8_t *q);
 /* The block's bytes: fp16 d (and fp16 m), then the 32 integers (q4_0
  * and q4_1 pack element j and j + 16 in one byte, low nibble first). */
 void qblock_store(enum st_dtype t, uint8_t *blk, float d, float m, const uint8_t *q);

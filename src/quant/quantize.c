@@ -18,6 +18,7 @@
 
 #include "base/mapfile.h"
 #include "compute/forward.h"
+#include "compute/kernels.h"
 #include "compute/matmul.h"
 #include "compute/threads.h"
 #include "model/mask.h"
@@ -496,7 +497,9 @@ static int group_gptq(struct run *r, int l, int which, const struct group *g,
  * the calibration sequences, against the unquantized sublayer's (the
  * source's weights of layer l).  Each candidate runs layer l with only
  * that sublayer kept, on a copy of the working model whose group
- * weights are the candidate's F32 rows.
+ * weights are the candidate's rows: F32, or BF16 in a bf16 pass (the
+ * passes' compute mode, r->mode, as the collection pass and the
+ * reference run in).
  */
 struct sub_loss {
 	struct run *r;
@@ -508,6 +511,7 @@ struct sub_loss {
 	float *in, *ref;            /* [n_seq][T][d]: the sublayer's inputs and
 				       unquantized outputs */
 	float *buf;                 /* [T][d] */
+	uint16_t *wbf;              /* the candidate's rows as bf16 (bf16 passes) */
 	struct st_err *err;
 };
 
@@ -525,7 +529,7 @@ static int sub_run(struct sub_loss *sl, struct layer_weights *lw, float *out, do
 	cm.layers = lw;
 	if (!(s = fwd_new(&cm, sl->only, r->T, r->T, sl->err)))
 		return sl->err->code;
-	fwd_set_compute(s, FWD_COMPUTE_F32);
+	fwd_set_compute(s, (enum fwd_compute)r->mode);
 	*e = 0;
 	for (int k = 0; k < sl->n_seq && rc == 0; k++) {
 		float *x = out ? out + k * n : sl->buf;
@@ -542,38 +546,52 @@ static int sub_run(struct sub_loss *sl, struct layer_weights *lw, float *out, do
 	return rc;
 }
 
+/* t viewed as n elements of the candidate's rows from element off: data
+ * is F32, or BF16 when bf16 is set. */
+static void cand_view(struct st_tensor *t, const void *data, int bf16, size_t off, size_t n)
+{
+	size_t es = bf16 ? sizeof(uint16_t) : sizeof(float);
+
+	t->type = bf16 ? ST_BF16 : ST_F32;
+	t->data = (const char *)data + off * es;
+	t->nbytes = n * es;
+}
+
 static double sub_loss_fn(void *ud, const float *Weff)
 {
 	struct sub_loss *sl = ud;
 	struct run *r = sl->r;
 	const struct group *g = sl->g;
 	struct layer_weights *cl = &sl->lw[sl->l];
-	size_t off = 0;
+	size_t off = 0, total = 0;
+	int bf16 = r->mode == FWD_COMPUTE_BF16, rc;
+	const void *data = Weff;
 	double e;
-	int rc;
 
+	/* a bf16 pass multiplies by the candidate's rows as bf16 */
+	for (int i = 0; i < g->n; i++)
+		total += (size_t)g->rows[i] * g->in;
+	if (bf16) {
+		if (!sl->wbf && !(sl->wbf = malloc(total * sizeof *sl->wbf)))
+			return st_errf(sl->err, ST_ENOMEM, "layer %d: out of memory for AWQ's "
+				       "candidate weights", sl->l);
+		kern_f32_to_bf16(Weff, sl->wbf, (int64_t)total);
+		data = sl->wbf;
+	}
 	*cl = r->qm.layers[sl->l];
 	for (int i = 0; i < g->n; i++) {
 		/* the same field of the candidate's layer as the group's slot */
 		struct st_tensor *t = (struct st_tensor *)((char *)cl +
 				      ((const char *)g->slot[i] - (const char *)&r->qm.layers[sl->l]));
 
-		t->type = ST_F32;
-		t->data = (void *)(Weff + off);
-		t->nbytes = (size_t)g->rows[i] * g->in * sizeof *Weff;
+		cand_view(t, data, bf16, off, (size_t)g->rows[i] * g->in);
 		off += (size_t)g->rows[i] * g->in;
 	}
 	/* fused tensors (Phi-3): the stacked rows are the fused layout */
-	if (g->n == 3 && cl->wqkv.data) {
-		cl->wqkv.type = ST_F32;
-		cl->wqkv.data = (void *)Weff;
-		cl->wqkv.nbytes = off * sizeof *Weff;
-	}
-	if (g->n == 2 && cl->w_gate_up.data) {
-		cl->w_gate_up.type = ST_F32;
-		cl->w_gate_up.data = (void *)Weff;
-		cl->w_gate_up.nbytes = off * sizeof *Weff;
-	}
+	if (g->n == 3 && cl->wqkv.data)
+		cand_view(&cl->wqkv, data, bf16, 0, off);
+	if (g->n == 2 && cl->w_gate_up.data)
+		cand_view(&cl->w_gate_up, data, bf16, 0, off);
 	rc = sub_run(sl, sl->lw, NULL, &e);
 	*cl = r->qm.layers[sl->l];
 	return rc < 0 ? rc : e;
@@ -586,6 +604,7 @@ static void sub_loss_free(struct sub_loss *sl)
 	free(sl->in);
 	free(sl->ref);
 	free(sl->buf);
+	free(sl->wbf);
 }
 
 /* Set up sl for group g of layer l (which: FWD_LIN_QKV or _GATE_UP). */
@@ -661,6 +680,7 @@ static int group_awq(struct run *r, int l, int which, const struct group *g, flo
 	ao.group = r->o->group;
 	ao.grid = scales ? r->o->awq_grid : 1;
 	ao.clip = r->o->awq_clip;
+	ao.bf16 = r->mode == FWD_COMPUTE_BF16;
 	if (scales && (which == FWD_LIN_QKV || which == FWD_LIN_GATE_UP)) {
 		if ((rc = sub_loss_init(&sl, r, l, which, g, err)) < 0)
 			goto out;
