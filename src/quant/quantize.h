@@ -29,7 +29,9 @@
  * multiplies by it.  The passes run in the compute mode a forward pass
  * of the source model runs in (fwd_compute_for: with auto, bf16 products
  * for a 16-bit source on CPUs with native bf16, f32 for an F32 one), and
- * H is formed in that precision (gptq_hessian_add_bf16, else SSYRK).
+ * H is formed in that precision (gptq_hessian_add_bf16, else SSYRK);
+ * AWQ scores its candidates in it too (BF16 candidate rows in the module
+ * loss, awq_opts.bf16 for a group's own error).
  * The pass's state, made once for all layers, holds about
  * (4 d_model + 2 q_dim + 2 d_ff) floats a calibration token (TinyLlama's
  * shape, 128 x 512 tokens: about 6 GB).  AWQ takes the four inputs of a
